@@ -1,0 +1,288 @@
+"""Message transport between tritond processes.
+
+Every process listens on one Unix stream socket in the abstract namespace (no
+file to clean up; it vanishes with the process). A frame is a 4-byte
+little-endian length followed by one msgpack list of messages. Senders batch:
+``post()`` only queues, and one frame per destination is written per event-loop
+turn (or per ``flush()`` in synchronous workers), so the per-request number of
+syscalls falls as load rises.
+
+Only descriptors travel here; tensor bytes go through shared memory.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import selectors
+import socket
+import struct
+from typing import Callable, Iterable
+
+from . import messages
+
+_LEN = struct.Struct("<I")
+MAX_FRAME = 1 << 30
+
+
+def address(server_id: str, role: str) -> str:
+    """An abstract-namespace address; unique per server run and role."""
+    return f"\0tritond-{server_id}-{role}"
+
+
+def printable(addr: str) -> str:
+    return addr.replace("\0", "@")
+
+
+class FrameBuffer:
+    """Accumulates stream bytes and yields complete frame payloads."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buf = self._buf
+        buf += data
+        frames = []
+        pos = 0
+        n = len(buf)
+        while n - pos >= 4:
+            (size,) = _LEN.unpack_from(buf, pos)
+            if size > MAX_FRAME:
+                raise ValueError(f"frame of {size} bytes exceeds the {MAX_FRAME} limit")
+            if n - pos - 4 < size:
+                break
+            frames.append(bytes(buf[pos + 4:pos + 4 + size]))
+            pos += 4 + size
+        if pos:
+            del buf[:pos]
+        return frames
+
+
+def frame(payload: bytes) -> bytes:
+    return _LEN.pack(len(payload)) + payload
+
+
+# --------------------------------------------------------------------- async
+
+
+class _InboxProtocol(asyncio.Protocol):
+    def __init__(self, inbox: "AsyncInbox") -> None:
+        self._inbox = inbox
+        self._frames = FrameBuffer()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            payloads = self._frames.feed(data)
+        except ValueError as exc:  # a peer that breaks framing is cut off
+            self._inbox.on_bad_frame(str(exc))
+            return
+        msgs = []
+        for payload in payloads:
+            try:
+                msgs.extend(self._inbox.decode(payload))
+            except Exception as exc:  # noqa: BLE001 - an undecodable frame is reported, not fatal
+                self._inbox.on_bad_frame(f"undecodable frame: {exc}")
+        if msgs:
+            self._inbox.handler(msgs)
+
+
+class AsyncInbox:
+    """Listens on ``addr``; calls ``handler(list_of_messages)`` per read."""
+
+    def __init__(self, addr: str, union, handler: Callable[[list], None],
+                 on_bad_frame: Callable[[str], None] | None = None) -> None:
+        self.addr = addr
+        self.decode = messages.decoder(union).decode
+        self.handler = handler
+        self.on_bad_frame = on_bad_frame or (lambda detail: None)
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(lambda: _InboxProtocol(self), path=self.addr)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+class _Link:
+    __slots__ = ("transport", "pending", "connecting")
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.pending: list[bytes] = []
+        self.connecting = False
+
+
+class AsyncOutbox:
+    """Queues messages per destination and writes one frame each per loop turn."""
+
+    def __init__(self) -> None:
+        self._queued: dict[str, list] = {}
+        self._links: dict[str, _Link] = {}
+        self._scheduled = False
+        self._loop = asyncio.get_running_loop()
+        self.on_link_error: Callable[[str, Exception], None] = lambda addr, exc: None
+
+    def post(self, addr: str, msg) -> None:
+        q = self._queued.get(addr)
+        if q is None:
+            self._queued[addr] = [msg]
+        else:
+            q.append(msg)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        queued, self._queued = self._queued, {}
+        for addr, msgs in queued.items():
+            self._write(addr, frame(messages.encode(msgs)))
+
+    def _write(self, addr: str, data: bytes) -> None:
+        link = self._links.get(addr)
+        if link is None:
+            link = self._links[addr] = _Link()
+        if link.transport is not None and not link.transport.is_closing():
+            link.transport.write(data)
+            return
+        link.pending.append(data)
+        if not link.connecting:
+            link.connecting = True
+            self._loop.create_task(self._connect(addr, link))
+
+    async def _connect(self, addr: str, link: _Link) -> None:
+        try:
+            transport, _ = await self._loop.create_unix_connection(asyncio.Protocol, path=addr)
+        except OSError as exc:
+            link.connecting = False
+            link.pending.clear()
+            self._links.pop(addr, None)
+            self.on_link_error(addr, exc)
+            return
+        link.transport = transport
+        link.connecting = False
+        for data in link.pending:
+            transport.write(data)
+        link.pending.clear()
+
+    def forget(self, addr: str) -> None:
+        """Drop the link to a peer that died (a restarted peer reuses the address)."""
+        link = self._links.pop(addr, None)
+        if link is not None and link.transport is not None:
+            link.transport.close()
+
+    def close(self) -> None:
+        for addr in list(self._links):
+            self.forget(addr)
+
+
+# ---------------------------------------------------------------------- sync
+
+
+class SyncEndpoint:
+    """A blocking inbox + outbox for worker processes (no event loop)."""
+
+    def __init__(self, addr: str, union) -> None:
+        self.addr = addr
+        self._decode = messages.decoder(union).decode
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(addr)
+        self._listener.listen(64)
+        self._listener.setblocking(False)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._listener, selectors.EVENT_READ, None)
+        self._conns: dict[socket.socket, FrameBuffer] = {}
+        self._out: dict[str, socket.socket] = {}
+        self._queued: dict[str, list] = {}
+
+    def fileno(self) -> int:
+        return self._listener.fileno()
+
+    def recv(self, timeout: float | None = None) -> list:
+        """Return every message that is waiting (blocking up to ``timeout`` for the first)."""
+        out: list = []
+        wait = timeout
+        while True:
+            events = self._sel.select(wait)
+            if not events:
+                return out
+            for key, _ in events:
+                if key.data is None:
+                    self._accept()
+                else:
+                    self._read(key.fileobj, out)
+            if out:
+                wait = 0  # drain whatever else is ready, then return
+            elif timeout is not None:
+                return out
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except BlockingIOError:
+                return
+            conn.setblocking(False)
+            fb = FrameBuffer()
+            self._conns[conn] = fb
+            self._sel.register(conn, selectors.EVENT_READ, fb)
+
+    def _read(self, conn: socket.socket, out: list) -> None:
+        fb = self._conns[conn]
+        try:
+            data = conn.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._sel.unregister(conn)
+            del self._conns[conn]
+            conn.close()
+            return
+        for payload in fb.feed(data):
+            out.extend(self._decode(payload))
+
+    def post(self, addr: str, msg) -> None:
+        self._queued.setdefault(addr, []).append(msg)
+
+    def flush(self) -> None:
+        queued, self._queued = self._queued, {}
+        for addr, msgs in queued.items():
+            self.send_now(addr, msgs)
+
+    def send_now(self, addr: str, msgs: Iterable) -> None:
+        sock = self._out.get(addr)
+        if sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(addr)
+            self._out[addr] = sock
+        try:
+            sock.sendall(frame(messages.encode(list(msgs))))
+        except OSError:
+            self._out.pop(addr, None)
+            sock.close()
+            raise
+
+    def close(self) -> None:
+        for s in list(self._conns) + list(self._out.values()) + [self._listener]:
+            try:
+                s.close()
+            except OSError:
+                pass
+        self._sel.close()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

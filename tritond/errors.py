@@ -1,0 +1,91 @@
+"""One error vocabulary for every process and transport.
+
+Errors cross process boundaries as data (:class:`ErrorInfo` in
+``tritond.messages``); only the transports turn them into HTTP or gRPC
+statuses, each through exactly one table below.
+"""
+from __future__ import annotations
+
+import enum
+
+
+class Code(enum.IntEnum):
+    """TRITONSERVER_Error_Code values (pb_utils.TritonError uses the same)."""
+
+    UNKNOWN = 0
+    INTERNAL = 1
+    NOT_FOUND = 2
+    INVALID_ARG = 3
+    UNAVAILABLE = 4
+    UNSUPPORTED = 5
+    ALREADY_EXISTS = 6
+    CANCELLED = 7
+
+
+HTTP_STATUS = {
+    Code.INTERNAL: 500,
+    Code.NOT_FOUND: 404,
+    Code.UNAVAILABLE: 503,
+    Code.UNSUPPORTED: 501,
+}
+"""Triton's HttpCodeFromError; everything else is 400."""
+
+# grpc.StatusCode names, kept as strings so this module never imports grpc.
+GRPC_STATUS = {
+    Code.UNKNOWN: "UNKNOWN",
+    Code.INTERNAL: "INTERNAL",
+    Code.NOT_FOUND: "NOT_FOUND",
+    Code.INVALID_ARG: "INVALID_ARGUMENT",
+    Code.UNAVAILABLE: "UNAVAILABLE",
+    Code.UNSUPPORTED: "UNIMPLEMENTED",
+    Code.ALREADY_EXISTS: "ALREADY_EXISTS",
+    Code.CANCELLED: "CANCELLED",
+}
+
+
+def http_status(code: int) -> int:
+    return HTTP_STATUS.get(Code(code), 400)
+
+
+def grpc_status_name(code: int) -> str:
+    return GRPC_STATUS.get(Code(code), "UNKNOWN")
+
+
+class TritonError(Exception):
+    """An error with a Triton code; raised inside a process, sent as data."""
+
+    def __init__(self, code: Code, message: str):
+        super().__init__(message)
+        self.code = Code(code)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"TritonError({self.code.name}, {self.message!r})"
+
+
+def invalid_arg(msg: str) -> TritonError:
+    return TritonError(Code.INVALID_ARG, msg)
+
+
+def not_found(msg: str) -> TritonError:
+    return TritonError(Code.NOT_FOUND, msg)
+
+
+def unavailable(msg: str) -> TritonError:
+    return TritonError(Code.UNAVAILABLE, msg)
+
+
+def unsupported(msg: str) -> TritonError:
+    return TritonError(Code.UNSUPPORTED, msg)
+
+
+def internal(msg: str) -> TritonError:
+    return TritonError(Code.INTERNAL, msg)
+
+
+def already_exists(msg: str) -> TritonError:
+    return TritonError(Code.ALREADY_EXISTS, msg)
+
+
+def cancelled(msg: str) -> TritonError:
+    return TritonError(Code.CANCELLED, msg)

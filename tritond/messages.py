@@ -1,0 +1,251 @@
+"""Every cross-process message, in one module.
+
+Messages are msgspec structs encoded as compact msgpack arrays with an integer
+tag. A frame on a channel carries a *list* of messages (one frame per
+destination per loop turn: see ARCHITECTURE.md invariant 5). Tensors travel as
+:class:`TensorRef` (a reference into shared memory), never as bytes.
+
+Each receiving role accepts one closed set (``TO_FRONTEND``, ``TO_SCHEDULER``,
+``TO_WORKER``, ``TO_PARENT``); anything else fails to decode and is answered
+as an error by the receiver, never silently ignored.
+
+Bump ``PROTOCOL_VERSION`` on any incompatible change; the handshake checks it.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+# ---------------------------------------------------------------- data plane
+
+# TensorRef.kind values
+SERVER_SHM = 0   # a segment owned by a tritond process (arena or one-off)
+CLIENT_SHM = 1   # a client-registered system shm region (region = shm key)
+CUDA_SHM = 2     # a client-registered CUDA IPC region (region = registered name)
+
+
+class TensorRef(msgspec.Struct, array_like=True, omit_defaults=True):
+    """A tensor living in shared memory: ``nbytes`` bytes at ``offset`` of segment ``region``."""
+
+    name: str
+    dtype: str                 # protocol datatype: "FP32", "BYTES", "BF16", ...
+    shape: list[int]
+    region: str                # POSIX shm name (server/client) or CUDA region name
+    offset: int
+    nbytes: int
+    kind: int = SERVER_SHM
+    device: int = -1           # CUDA device id for CUDA_SHM
+
+
+class OutputSpec(msgspec.Struct, array_like=True, omit_defaults=True):
+    """A requested output; ``dest`` set means "write it into this client region"."""
+
+    name: str
+    dest: Optional[TensorRef] = None
+
+
+class ErrorInfo(msgspec.Struct, array_like=True):
+    """An error as data: ``code`` is a ``tritond.errors.Code`` value."""
+
+    code: int
+    message: str
+
+
+class Request(msgspec.Struct, tag=1, array_like=True, omit_defaults=True):
+    """One inference request, frontend -> scheduler -> worker."""
+
+    rid: int                   # unique within the sending frontend
+    frontend: str              # address to send the Response to
+    model: str
+    version: int
+    inputs: list[TensorRef]
+    outputs: list[OutputSpec] = []     # empty: all outputs of the model
+    batch: int = 0                     # batch size (0: model does not batch)
+    request_id: str = ""
+    priority: int = 0
+    timeout_us: int = 0
+    correlation_id: Union[int, str] = 0
+    flags: int = 0
+    parameters: dict[str, Any] = {}
+    arrival_ns: int = 0
+
+
+class Cancel(msgspec.Struct, tag=2, array_like=True):
+    """The client went away or its deadline passed: drop ``rid`` if still queued."""
+
+    frontend: str
+    rid: int
+
+
+class Release(msgspec.Struct, tag=3, array_like=True):
+    """The frontend is done with output slots of ``instance``: [region, offset] pairs."""
+
+    instance: str
+    slots: list[tuple[str, int]]
+
+
+class Execute(msgspec.Struct, tag=10, array_like=True, omit_defaults=True):
+    """Scheduler -> worker: run these requests as one batch."""
+
+    batch_id: int
+    requests: list[Request]
+    releases: list[tuple[str, int]] = []
+
+
+class Response(msgspec.Struct, tag=20, array_like=True, omit_defaults=True):
+    """Worker (or scheduler, for rejections) -> frontend: the result of ``rid``."""
+
+    rid: int
+    error: Optional[ErrorInfo] = None
+    outputs: list[TensorRef] = []
+    parameters: dict[str, Any] = {}
+    instance: str = ""         # whose output slots these are (for Release)
+    model_version: int = 0
+
+
+class ExecStats(msgspec.Struct, array_like=True):
+    batch_size: int
+    compute_input_ns: int
+    compute_infer_ns: int
+    compute_output_ns: int
+    start_ns: int
+    end_ns: int
+
+
+class Executed(msgspec.Struct, tag=21, array_like=True):
+    """Worker -> scheduler: batch ``batch_id`` finished; the instance is free again."""
+
+    instance: str
+    batch_id: int
+    stats: ExecStats
+    failed: list[int] = []     # rids that failed (for statistics)
+
+
+# ------------------------------------------------------------- control plane
+
+
+class Hello(msgspec.Struct, tag=40, array_like=True):
+    """Child -> parent, first message after start: who I am and where I listen."""
+
+    role: str                  # "frontend" | "scheduler" | "worker"
+    name: str
+    pid: int
+    address: str
+    protocol: int = PROTOCOL_VERSION
+
+
+class Setup(msgspec.Struct, tag=41, array_like=True):
+    """Parent -> child: the server options (``tritond.config.Options`` as a dict)."""
+
+    options: dict[str, Any]
+    server_id: str
+    parent: str                # parent's address
+    scheduler: str             # scheduler's address
+    frontends: list[str]
+
+
+class ModelEntry(msgspec.Struct, array_like=True, omit_defaults=True):
+    """One model version as the control plane sees it."""
+
+    name: str
+    version: int
+    state: str                 # UNKNOWN | READY | UNAVAILABLE | LOADING | UNLOADING
+    reason: str = ""
+    config: str = ""           # ModelConfig as Triton's JSON rendering
+    instances: list[str] = []  # addresses of live worker instances
+    model_dir: str = ""
+
+
+class ModelTable(msgspec.Struct, tag=42, array_like=True):
+    """Parent -> frontend/scheduler: the full model table (sent on every change)."""
+
+    models: list[ModelEntry]
+    server_ready: bool
+
+
+class Load(msgspec.Struct, tag=43, array_like=True, omit_defaults=True):
+    """Parent -> worker: load this model instance."""
+
+    model: str
+    version: int
+    instance: str              # instance name, e.g. "simple_0_1"
+    kind: str                  # "CPU" | "GPU" | "MODEL"
+    device_id: int
+    config: str                # ModelConfig JSON (possibly partial: auto-complete)
+    model_dir: str
+    repository: str
+    auto_complete: bool = True
+
+
+class Loaded(msgspec.Struct, tag=44, array_like=True):
+    """Worker -> parent: ready; ``config`` is the auto-completed ModelConfig JSON."""
+
+    instance: str
+    config: str
+
+
+class LoadFailed(msgspec.Struct, tag=45, array_like=True):
+    instance: str
+    error: ErrorInfo
+
+
+class Drain(msgspec.Struct, tag=46, array_like=True):
+    """Parent -> frontend: stop accepting new inference; answer Drained when idle."""
+
+    deadline_s: float
+
+
+class Drained(msgspec.Struct, tag=47, array_like=True):
+    name: str
+
+
+class Shutdown(msgspec.Struct, tag=48, array_like=True):
+    """Parent -> child: finalize and exit."""
+
+    reason: str = ""
+
+
+class Stopped(msgspec.Struct, tag=49, array_like=True):
+    name: str
+
+
+class Query(msgspec.Struct, tag=50, array_like=True, omit_defaults=True):
+    """Frontend -> scheduler (or parent): a control-plane question, e.g. statistics."""
+
+    qid: int
+    frontend: str
+    what: str                  # "stats" | "index" | "load" | "unload" | ...
+    args: dict[str, Any] = {}
+
+
+class Answer(msgspec.Struct, tag=51, array_like=True, omit_defaults=True):
+    qid: int
+    result: Any = None
+    error: Optional[ErrorInfo] = None
+
+
+class Unknown(msgspec.Struct, tag=99, array_like=True):
+    """Sent back to whoever sent a frame the receiver could not decode."""
+
+    detail: str
+
+
+TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, Unknown]
+TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, Query, Unknown]
+TO_WORKER = Union[Execute, Setup, Load, Shutdown, Unknown]
+TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, Query, Unknown]
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+def encode(messages: list) -> bytes:
+    """Encode a list of messages as one frame payload."""
+    return _encoder.encode(messages)
+
+
+def decoder(union) -> msgspec.msgpack.Decoder:
+    """A decoder for one channel's closed set."""
+    return msgspec.msgpack.Decoder(list[union])
