@@ -1,0 +1,102 @@
+"""ModelInferRequest -> :class:`InferRequest`, :class:`InferResult` -> ModelInferResponse.
+
+The hot path of the gRPC frontend. Tensor bytes are never copied here on the
+way in: ``raw_input_contents`` entries are the ``bytes`` protobuf already
+made, handed to the core, which copies each once into shared memory. On the
+way out each output is copied once, from its shared-memory view into the
+response message (``bytes(memoryview)``), after which the result may be
+released. Semantics follow protocol.md §2.3.
+"""
+from __future__ import annotations
+
+from tritond.errors import invalid_arg
+from tritond.frontend.types import InferRequest, InferResult, InputTensor, RequestedOutput
+from tritond.protos import grpc_service_pb2 as pb
+
+from . import contents, params
+
+_Response = pb.ModelInferResponse
+_OutTensor = pb.ModelInferResponse.InferOutputTensor
+_StreamResponse = pb.ModelStreamInferResponse
+
+
+def decode_request(msg: pb.ModelInferRequest) -> InferRequest:
+    """Convert a ModelInferRequest; INVALID_ARG with Triton's messages on bad input.
+
+    ``raw_input_contents[i]`` belongs to the i-th input that does not use
+    shared memory. Like Triton, surplus raw entries are ignored.
+    """
+    model = msg.model_name
+    raw = msg.raw_input_contents
+    nraw = len(raw)
+    inputs = []
+    used = 0
+    for t in msg.inputs:
+        tparams = t.parameters
+        shm = params.shm_ref(tparams, t.name) if tparams else None
+        if shm is not None:
+            if t.HasField("contents"):
+                raise invalid_arg("unexpected 'content' provided when using shared memory for "
+                                  f"input tensor '{t.name}' for model '{model}'")
+            data = None
+        elif t.HasField("contents"):
+            if nraw:
+                raise invalid_arg("contents field must not be specified when using "
+                                  f"raw_input_contents for '{t.name}' for model '{model}'")
+            data = contents.to_bytes(t, model)
+        elif used < nraw:
+            data = raw[used]
+            used += 1
+        else:
+            raise invalid_arg(f"unable to find data for input tensor '{t.name}' for model "
+                              f"'{model}' in request.")
+        inputs.append(InputTensor(t.name, t.datatype, list(t.shape), data, shm,
+                                  params.tensor_params(tparams) if tparams else {}))
+    return InferRequest(model, msg.model_version, msg.id,
+                        params.request_params(msg.parameters) if msg.parameters else {},
+                        inputs,
+                        [_output(o) for o in msg.outputs] if msg.outputs else None)
+
+
+def _output(o) -> RequestedOutput:
+    """One requested output: classification top-k and/or a client shm destination."""
+    oparams = o.parameters
+    if not oparams:
+        return RequestedOutput(o.name)
+    shm = params.shm_ref(oparams, o.name)
+    top_k = params.classification(oparams)
+    if shm is not None and top_k:
+        raise invalid_arg("output can't set both 'shared_memory_region' and 'classification'")
+    rest = {k: v for k, v in params.tensor_params(oparams).items() if k != "classification"}
+    return RequestedOutput(o.name, False, top_k, shm, rest)
+
+
+def encode_result(result: InferResult) -> pb.ModelInferResponse:
+    """Build the ModelInferResponse; the caller releases ``result`` afterwards.
+
+    Every output gets an InferOutputTensor and a ``raw_output_contents`` entry
+    at the same position; the entry is empty for shm outputs and zero-size
+    ones (``data`` is None or empty). ``contents`` is never filled.
+    """
+    tensors = []
+    raws = []
+    for o in result.outputs:
+        tensors.append(_OutTensor(name=o.name, datatype=o.datatype, shape=o.shape))
+        data = o.data
+        raws.append(bytes(data) if data is not None else b"")
+    resp = _Response(model_name=result.model_name, model_version=result.model_version,
+                     id=result.id, outputs=tensors, raw_output_contents=raws)
+    if result.parameters:
+        params.fill(result.parameters, resp.parameters)
+    return resp
+
+
+def stream_response(resp: pb.ModelInferResponse) -> pb.ModelStreamInferResponse:
+    """Wrap a (final, non-decoupled) response for ModelStreamInfer."""
+    resp.parameters["triton_final_response"].bool_param = True
+    return _StreamResponse(infer_response=resp)
+
+
+def stream_error(message: str, request_id: str) -> pb.ModelStreamInferResponse:
+    """An in-stream error: ``error_message`` plus an infer_response holding only the id."""
+    return _StreamResponse(error_message=message, infer_response=_Response(id=request_id))

@@ -1,0 +1,172 @@
+"""The frontend's view of the model table, with per-version validation tables.
+
+The parent sends the whole ``messages.ModelTable`` on every change; we rebuild
+everything here (rare) so that ``resolve()`` and the input checks on the hot
+path are plain dict lookups (no per-request config walking).
+"""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+from tritond import messages
+from tritond.errors import invalid_arg, not_found, unavailable
+from tritond.shm import dtypes
+
+READY = "READY"
+
+
+class TensorSpec:
+    """One config input/output, pre-digested for validation and metadata."""
+
+    __slots__ = ("name", "datatype", "dims", "optional", "shape_tensor", "wildcard",
+                 "elem_size", "ragged")
+
+    def __init__(self, cfg: dict):
+        self.name: str = cfg["name"]
+        self.datatype: str = dtypes.config_to_protocol(cfg.get("data_type", "TYPE_INVALID"))
+        self.dims: tuple = tuple(int(d) for d in cfg.get("dims", ()))
+        self.optional: bool = bool(cfg.get("optional", False))
+        self.shape_tensor: bool = bool(cfg.get("is_shape_tensor", False))
+        self.ragged: bool = bool(cfg.get("allow_ragged_batch", False))
+        self.wildcard: bool = -1 in self.dims       # False: compare tuples directly
+        self.elem_size: Optional[int] = dtypes.element_size(self.datatype)
+
+    def metadata(self, batching: bool) -> dict:
+        shape = [-1, *self.dims] if batching else list(self.dims)
+        return {"name": self.name, "datatype": self.datatype, "shape": shape}
+
+
+class ModelVersion:
+    """One version of one model: state plus everything the infer path needs."""
+
+    __slots__ = ("name", "version", "version_str", "state", "reason", "config", "max_batch_size",
+                 "inputs", "required", "outputs", "decoupled", "platform", "instances", "metadata")
+
+    def __init__(self, entry: messages.ModelEntry):
+        self.name = entry.name
+        self.version = entry.version
+        self.version_str = str(entry.version)
+        self.state = entry.state
+        self.reason = entry.reason
+        self.instances = list(entry.instances)
+        self.config: dict = json.loads(entry.config) if entry.config else {}
+        cfg = self.config
+        self.max_batch_size = int(cfg.get("max_batch_size", 0))
+        self.inputs = {i["name"]: TensorSpec(i) for i in cfg.get("input", ())}
+        self.required = frozenset(n for n, s in self.inputs.items() if not s.optional)
+        self.outputs = {o["name"]: TensorSpec(o) for o in cfg.get("output", ())}
+        self.decoupled = bool(cfg.get("model_transaction_policy", {}).get("decoupled", False))
+        self.platform = cfg.get("platform") or cfg.get("backend", "")
+        batching = self.max_batch_size > 0
+        self.metadata = {
+            "name": self.name, "versions": [self.version_str], "platform": self.platform,
+            "inputs": [s.metadata(batching) for s in self.inputs.values()],
+            "outputs": [s.metadata(batching) for s in self.outputs.values()],
+        }
+
+
+class Models:
+    """Name/version lookup with Triton's lookup errors (protocol.md §1.1)."""
+
+    def __init__(self) -> None:
+        self.server_ready = False
+        self._versions: dict[str, dict[int, ModelVersion]] = {}
+        self._latest: dict[str, ModelVersion] = {}     # highest READY version per name
+        self._names: list[str] = []                    # every name, incl. never loaded
+
+    def update(self, table: messages.ModelTable) -> None:
+        """Replace the whole view (the parent always sends the full table)."""
+        versions: dict[str, dict[int, ModelVersion]] = {}
+        names: dict[str, None] = {}
+        for entry in table.models:
+            names[entry.name] = None
+            if entry.version < 0:       # listed in the repository, never loaded
+                continue
+            versions.setdefault(entry.name, {})[entry.version] = ModelVersion(entry)
+        latest = {}
+        for name, by_version in versions.items():
+            ready = [v for v in by_version.values() if v.state == READY]
+            if ready:
+                latest[name] = max(ready, key=lambda v: v.version)
+        self._versions, self._latest, self._names = versions, latest, sorted(names)
+        self.server_ready = table.server_ready
+
+    def resolve(self, name: str, version: str = "") -> ModelVersion:
+        """The READY version a request runs on; NOT_FOUND / UNAVAILABLE / INVALID_ARG otherwise."""
+        if not version:
+            mv = self._latest.get(name)
+            if mv is not None:
+                return mv
+            if name not in self._versions:
+                raise not_found(f"Request for unknown model: '{name}' is not found")
+            raise not_found(f"Request for unknown model: '{name}' has no available versions")
+        mv = self.lookup(name, version)
+        if mv.state != READY:
+            raise unavailable(
+                f"Request for unknown model: '{name}' version {version} is not at ready state")
+        return mv
+
+    def lookup(self, name: str, version: str) -> ModelVersion:
+        """A named version in any state (NOT_FOUND if absent)."""
+        by_version = self._versions.get(name)
+        if by_version is None:
+            raise not_found(f"Request for unknown model: '{name}' is not found")
+        v = parse_version(version)
+        mv = by_version.get(v)
+        if mv is None:
+            raise not_found(f"Request for unknown model: '{name}' version {v} is not found")
+        return mv
+
+    def is_ready(self, name: str, version: str = "") -> bool:
+        """False for a known model that is not ready; NOT_FOUND for an unknown one."""
+        if name not in self._versions:
+            raise not_found(f"Request for unknown model: '{name}' is not found")
+        if not version:
+            return name in self._latest
+        by_version = self._versions[name]
+        mv = by_version.get(parse_version(version))
+        return mv is not None and mv.state == READY
+
+    def ready_versions(self, name: str) -> list[ModelVersion]:
+        return sorted((v for v in self._versions.get(name, {}).values() if v.state == READY),
+                      key=lambda v: v.version)
+
+    def all_versions(self) -> list[ModelVersion]:
+        return [v for n in sorted(self._versions) for _, v in sorted(self._versions[n].items())]
+
+    def index(self, ready_only: bool = False) -> list[dict]:
+        """Repository index rows (§1.13): name-only rows for models never loaded."""
+        rows = []
+        for name in self._names:
+            by_version = self._versions.get(name)
+            if not by_version:
+                if not ready_only:
+                    rows.append({"name": name})
+                continue
+            for v in sorted(by_version):
+                mv = by_version[v]
+                if ready_only and mv.state != READY:
+                    continue
+                row = {"name": name, "version": mv.version_str, "state": mv.state}
+                if mv.reason:
+                    row["reason"] = mv.reason
+                rows.append(row)
+        return rows
+
+    def all_ready(self) -> bool:
+        """Strict readiness: every version READY, except those unloaded on purpose."""
+        return all(v.state == READY or v.reason == "unloaded"
+                   for by_version in self._versions.values() for v in by_version.values())
+
+
+def parse_version(version: str) -> int:
+    """A version string as Triton parses it (stol; negative is INVALID_ARG)."""
+    try:
+        v = int(version)
+    except (TypeError, ValueError):
+        raise invalid_arg(f"failed to get model version from specified version string '{version}'"
+                          ) from None
+    if v < 0:
+        raise invalid_arg(f"invalid model version {version}")
+    return v

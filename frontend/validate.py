@@ -1,0 +1,167 @@
+"""Config-level request checks (protocol.md §8.1) with Triton's error texts.
+
+Everything here runs per request, so each check is a dict lookup or a tuple
+compare against the tables :class:`tritond.frontend.models.ModelVersion`
+precomputed when the model table changed.
+"""
+from __future__ import annotations
+
+import math
+import struct
+
+from tritond.errors import invalid_arg
+
+from .models import ModelVersion
+from .types import InferRequest, InputTensor
+
+_BATCH_NOTE = (
+    "NOTE: Setting a non-zero max_batch_size in the model config requires a batch dimension to be "
+    "prepended to each input shape. If you want to specify the full shape including the batch dim "
+    "in your input dims config, try setting max_batch_size to zero. See the model configuration "
+    "docs for more info on max_batch_size.")
+_LEN = struct.Struct("<I").unpack_from
+
+
+def dims_str(dims) -> str:
+    """Triton's DimsListToString: ``[-1,16]``."""
+    return "[" + ",".join(str(d) for d in dims) + "]"
+
+
+def names_str(names) -> str:
+    return "[" + ",".join(f"'{n}'" for n in names) + "]"
+
+
+def check_inputs(mv: ModelVersion, req: InferRequest) -> tuple[int, list[int]]:
+    """Validate every input; returns (batch size or 0, byte size per input)."""
+    inputs = req.inputs
+    specs = mv.inputs
+    if len(inputs) > len(specs) or len(inputs) < len(mv.required):
+        _count_error(mv, inputs)
+    batching = mv.max_batch_size > 0
+    batch = -1
+    sizes = []
+    seen = set()
+    for t in inputs:
+        spec = specs.get(t.name)
+        if spec is None:
+            raise invalid_arg(f"unexpected inference input '{t.name}' for model '{mv.name}'")
+        if t.name in seen:
+            raise invalid_arg(f"input '{t.name}' already exists in request")
+        seen.add(t.name)
+        if t.datatype != spec.datatype:
+            raise invalid_arg(f"inference input '{t.name}' data-type is '{t.datatype}', but model "
+                              f"'{mv.name}' expects '{spec.datatype}'")
+        shape = t.shape
+        for d in shape:
+            if d < 0:
+                raise invalid_arg(f"All input dimensions should be specified for input '{t.name}' "
+                                  f"for model '{mv.name}', got {dims_str(shape)}")
+        dims = shape
+        if batching and not spec.shape_tensor:
+            if not shape:
+                raise invalid_arg(f"input '{t.name}' has no shape but model requires batch "
+                                  f"dimension for '{mv.name}'")
+            if batch < 0:
+                batch = shape[0]
+            elif shape[0] != batch:
+                raise invalid_arg(f"input '{t.name}' batch size does not match other inputs "
+                                  f"for '{mv.name}'")
+            dims = shape[1:]
+        if not _dims_match(spec.dims, spec.wildcard, dims):
+            expected = (-1, *spec.dims) if batching and not spec.shape_tensor else spec.dims
+            note = " " + _BATCH_NOTE if batching else ""
+            raise invalid_arg(f"unexpected shape for input '{t.name}' for model '{mv.name}'. "
+                              f"Expected {dims_str(expected)}, got {dims_str(shape)}.{note}")
+        sizes.append(_check_size(mv, t, spec.elem_size, math.prod(shape)))
+    if missing := mv.required.difference(seen):
+        _count_error(mv, inputs, missing)
+    if batching:
+        if batch > mv.max_batch_size:
+            raise invalid_arg(f"inference request batch-size must be <= {mv.max_batch_size} "
+                              f"for '{mv.name}'")
+        return max(batch, 0), sizes
+    return 0, sizes
+
+
+def _dims_match(expected: tuple, wildcard: bool, got) -> bool:
+    if not wildcard:
+        return expected == tuple(got)
+    if len(expected) != len(got):
+        return False
+    for e, g in zip(expected, got):
+        if e != -1 and e != g:
+            return False
+    return True
+
+
+def _count_error(mv: ModelVersion, inputs: list[InputTensor], missing=None) -> None:
+    got = [t.name for t in inputs]
+    if missing is None:
+        missing = mv.required.difference(got)
+    n_all, n_req = len(mv.inputs), len(mv.required)
+    detail = (f"Got input(s) {names_str(got)}, but missing required input(s) "
+              f"{names_str(sorted(missing))}. Please provide all required input(s).")
+    if n_all == n_req:
+        raise invalid_arg(f"expected {n_all} inputs but got {len(got)} inputs for model "
+                          f"'{mv.name}'. {detail}")
+    raise invalid_arg(f"expected number of inputs between {n_req} and {n_all} but got "
+                      f"{len(got)} inputs for model '{mv.name}'. {detail}")
+
+
+def _check_size(mv: ModelVersion, t: InputTensor, elem_size, count: int) -> int:
+    if t.shm is not None:
+        nbytes = t.shm.byte_size
+        if elem_size is not None and nbytes != count * elem_size:
+            _size_error(mv, t, count * elem_size, nbytes)
+        return nbytes
+    data = t.data
+    nbytes = 0 if data is None else (data.nbytes if type(data) is memoryview else len(data))
+    if elem_size is None:
+        check_bytes(mv.name, t.name, data, count)
+    elif nbytes != count * elem_size:
+        _size_error(mv, t, count * elem_size, nbytes)
+    return nbytes
+
+
+def _size_error(mv: ModelVersion, t: InputTensor, expected: int, got: int) -> None:
+    raise invalid_arg(f"input byte size mismatch for input '{t.name}' for model '{mv.name}'. "
+                      f"Expected {expected}, got {got}")
+
+
+def check_bytes(model: str, name: str, data, count: int) -> None:
+    """Walk the 4-byte length prefixes of a serialised BYTES tensor (no element copies)."""
+    buf = b"" if data is None else data
+    end = len(buf) if type(buf) is not memoryview else buf.nbytes
+    pos = 0
+    for i in range(count):
+        if end - pos < 4:
+            raise invalid_arg(
+                f"element byte size indicator exceeds the end of the buffer: incomplete string "
+                f"length for inference input '{name}' for model '{model}', expecting 4 bytes but "
+                f"only {end - pos} bytes available")
+        (n,) = _LEN(buf, pos)
+        pos += 4 + n
+        if pos > end:
+            raise invalid_arg(
+                f"incomplete string for inference input '{name}' for model '{model}', expecting "
+                f"string of length {n} but only {end - pos + n} bytes available")
+    if pos != end:
+        raise invalid_arg(f"expected {count} string elements for inference input '{name}' for "
+                          f"model '{model}', got more ({end - pos} trailing bytes)")
+
+
+def check_outputs(mv: ModelVersion, req: InferRequest) -> None:
+    """Requested outputs must exist and be unique (§8.1)."""
+    outputs = req.outputs
+    if not outputs:
+        return
+    specs = mv.outputs
+    seen = set()
+    for o in outputs:
+        if o.name not in specs:
+            raise invalid_arg(f"unexpected inference output '{o.name}' for model '{mv.name}'")
+        if o.name in seen:
+            raise invalid_arg(f"output '{o.name}' requested more than once for model '{mv.name}'")
+        seen.add(o.name)
+        if o.classification and o.shm is not None:
+            raise invalid_arg(f"Output can't set both 'shared_memory_region' and 'classification'")

@@ -1,0 +1,91 @@
+"""Runtime state of one model version and its instances.
+
+An instance runs one batch at a time (as in Triton, one payload per model
+instance); free instances wait in a FIFO so the one idle longest is used next,
+which spreads work round-robin over several instances of a model.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from tritond import messages
+
+from .config import SchedConfig
+from .queue import Entry, PolicyQueue
+from .stats import ModelStats
+
+
+class Batch:
+    """A dispatched batch: what to account for when its Executed arrives."""
+
+    __slots__ = ("batch_id", "entries", "size", "dispatch_ns")
+
+    def __init__(self, batch_id: int, entries: list[Entry], size: int, dispatch_ns: int) -> None:
+        self.batch_id = batch_id
+        self.entries = entries
+        self.size = size
+        self.dispatch_ns = dispatch_ns
+
+
+class Instance:
+    """One worker instance (its address) of a model version."""
+
+    __slots__ = ("address", "model", "busy", "releases", "gone")
+
+    def __init__(self, address: str, model: "Model") -> None:
+        self.address = address
+        self.model = model
+        self.busy: Batch | None = None
+        self.releases: list[tuple[str, int]] = []   # piggybacked on the next Execute
+        self.gone = False
+
+
+class Model:
+    """One model version: config, queue, instances, statistics."""
+
+    __slots__ = ("name", "version", "config_json", "cfg", "queue", "instances", "free",
+                 "stats", "ready", "wait_until")
+
+    def __init__(self, name: str, version: int, config_json: str, cfg: SchedConfig) -> None:
+        self.name = name
+        self.version = version
+        self.config_json = config_json
+        self.cfg = cfg
+        self.queue = PolicyQueue(cfg)
+        self.instances: dict[str, Instance] = {}
+        self.free: deque[Instance] = deque()
+        self.stats = ModelStats(name, version)
+        self.ready = True            # accepts new requests (False while UNLOADING)
+        self.wait_until = 0          # delay window end when the batcher chose to wait
+
+    def label(self) -> str:
+        return f"'{self.name}' version {self.version}"
+
+    def set_instances(self, addresses: list[str]) -> list[Instance]:
+        """Adopt the live instance set; return the removed instances."""
+        wanted = dict.fromkeys(addresses)
+        removed = [inst for addr, inst in self.instances.items() if addr not in wanted]
+        for inst in removed:
+            inst.gone = True
+            del self.instances[inst.address]
+        if removed:
+            self.free = deque(i for i in self.free if not i.gone)
+        for addr in wanted:
+            if addr not in self.instances:
+                inst = self.instances[addr] = Instance(addr, self)
+                self.free.append(inst)
+        return removed
+
+    def next_deadline(self) -> int | None:
+        """When step() must look at this model again, if nothing else happens."""
+        timeout = self.queue.next_timeout()
+        wait = self.wait_until if self.free else 0
+        if wait and (timeout is None or wait < timeout):
+            return wait
+        return timeout
+
+
+def entry_request_error(entry: Entry, code: int, message: str, version: int) -> messages.Response:
+    """The scheduler's error Response for a queued request."""
+    return messages.Response(rid=entry.req.rid, error=messages.ErrorInfo(code, message),
+                             model_version=version)

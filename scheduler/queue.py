@@ -1,0 +1,160 @@
+"""Priority queues with Triton's per-level queue policies (§8.3).
+
+One :class:`PolicyQueue` per model version holds one :class:`Level` per
+priority level. Each level has a main FIFO and a *delayed* FIFO (requests
+whose timeout expired under the DELAY action; they are served after the
+level's non-expired requests). Removal is lazy: a cancelled, rejected or
+dispatched entry is only marked, and fronts are trimmed when walked, so
+``cancel`` is O(1) and nothing shifts a deque in the middle.
+
+Timeouts live in one heap per queue keyed by deadline, so ``expire`` and
+``next_timeout`` cost nothing for queues without timeouts.
+"""
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import Iterator
+
+from tritond import messages
+
+from .config import DELAY, Policy, SchedConfig
+
+# Entry.state values
+MAIN = 0       # waiting in its level's main FIFO
+DELAYED = 1    # timed out under DELAY: waiting in the delayed FIFO
+DONE = 2       # dispatched, rejected or cancelled (still physically queued: lazy removal)
+
+
+class Entry:
+    """One queued request and what the scheduler needs to know about it."""
+
+    __slots__ = ("req", "size", "enqueue_ns", "state", "level", "seq", "shape")
+
+    def __init__(self, req: messages.Request, size: int, enqueue_ns: int, level: int, seq: int):
+        self.req = req
+        self.size = size              # max(batch, 1): what counts toward max_batch_size
+        self.enqueue_ns = enqueue_ns
+        self.state = MAIN
+        self.level = level
+        self.seq = seq
+        self.shape = None             # batching key, computed lazily by the batcher
+
+
+class Level:
+    """One priority level: main + delayed FIFOs and its policy."""
+
+    __slots__ = ("main", "delayed", "count", "policy")
+
+    def __init__(self, policy: Policy) -> None:
+        self.main: deque[Entry] = deque()
+        self.delayed: deque[Entry] = deque()
+        self.count = 0                # live entries (MAIN or DELAYED)
+        self.policy = policy
+
+    def trim(self) -> None:
+        """Drop finished entries from the fronts (amortised O(1))."""
+        main = self.main
+        while main and main[0].state != MAIN:
+            main.popleft()
+        delayed = self.delayed
+        while delayed and delayed[0].state != DELAYED:
+            delayed.popleft()
+
+
+class PolicyQueue:
+    """All queued requests of one model version, in Triton's service order."""
+
+    __slots__ = ("levels", "count", "_timeouts", "_seq")
+
+    def __init__(self, cfg: SchedConfig) -> None:
+        self.levels = [Level(p) for p in cfg.policies]
+        self.count = 0
+        self._timeouts: list[tuple[int, int, Entry]] = []
+        self._seq = 0
+
+    def push(self, req: messages.Request, level_index: int, now_ns: int) -> Entry | None:
+        """Queue ``req``; None when the level is full (max_queue_size)."""
+        level = self.levels[level_index]
+        policy = level.policy
+        if policy.max_queue_size and level.count >= policy.max_queue_size:
+            return None
+        self._seq += 1
+        batch = req.batch
+        entry = Entry(req, batch if batch > 1 else 1, now_ns, level_index, self._seq)
+        level.main.append(entry)
+        level.count += 1
+        self.count += 1
+        if policy.timeout_ns or policy.allow_override:
+            deadline = policy.deadline(now_ns, req.timeout_us)
+            if deadline:
+                heapq.heappush(self._timeouts, (deadline, entry.seq, entry))
+        return entry
+
+    def finish(self, entry: Entry) -> bool:
+        """Mark ``entry`` done (dispatched/cancelled/rejected); False if it already was."""
+        if entry.state == DONE:
+            return False
+        entry.state = DONE
+        self.levels[entry.level].count -= 1
+        self.count -= 1
+        return True
+
+    def expire(self, now_ns: int) -> list[Entry]:
+        """Apply timeouts due by ``now_ns``: DELAY moves, REJECT returns the entries."""
+        heap = self._timeouts
+        rejected: list[Entry] = []
+        while heap and heap[0][0] <= now_ns:
+            entry = heapq.heappop(heap)[2]
+            if entry.state != MAIN:
+                continue
+            level = self.levels[entry.level]
+            if level.policy.timeout_action == DELAY:
+                entry.state = DELAYED
+                level.delayed.append(entry)
+            else:
+                self.finish(entry)
+                rejected.append(entry)
+        return rejected
+
+    def next_timeout(self) -> int | None:
+        """Earliest pending deadline (stale heap tops are dropped on the way)."""
+        heap = self._timeouts
+        while heap and heap[0][2].state != MAIN:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def first(self) -> Entry | None:
+        """The next entry in service order, without removing it."""
+        for level in self.levels:
+            if level.count:
+                level.trim()
+                if level.main:
+                    return level.main[0]
+                if level.delayed:
+                    return level.delayed[0]
+        return None
+
+    def walk(self) -> Iterator[Entry]:
+        """Live entries in service order: level 1 first; main, then delayed."""
+        for level in self.levels:
+            if not level.count:
+                continue
+            level.trim()
+            for entry in level.main:
+                if entry.state == MAIN:
+                    yield entry
+            for entry in level.delayed:
+                if entry.state == DELAYED:
+                    yield entry
+
+    def drain(self) -> list[Entry]:
+        """Remove and return every live entry (model gone)."""
+        entries = list(self.walk())
+        for entry in entries:
+            self.finish(entry)
+        for level in self.levels:
+            level.main.clear()
+            level.delayed.clear()
+        self._timeouts.clear()
+        return entries

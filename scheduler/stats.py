@@ -1,0 +1,104 @@
+"""Per model-version statistics in Triton's shape (§1.14).
+
+Counters are plain ints on a slotted object (no dicts on the hot path). A
+duration stat is a ``[count, ns]`` list. Following Triton, ``queue`` and the
+request-level ``compute_*`` stats count successful requests only, and every
+request of a batch is charged the batch's compute durations.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from tritond.errors import invalid_arg
+
+_REQUEST_FIELDS = ("success", "fail", "queue", "compute_input", "compute_infer",
+                   "compute_output", "cache_hit", "cache_miss")
+
+
+def _duration(pair: list[int]) -> dict[str, int]:
+    return {"count": pair[0], "ns": pair[1]}
+
+
+class ModelStats:
+    """Statistics of one model version."""
+
+    __slots__ = ("name", "version", "last_inference_ms", "inference_count",
+                 "execution_count", "batches") + _REQUEST_FIELDS
+
+    def __init__(self, name: str, version: int) -> None:
+        self.name = name
+        self.version = version
+        self.last_inference_ms = 0
+        self.inference_count = 0
+        self.execution_count = 0
+        for field in _REQUEST_FIELDS:
+            setattr(self, field, [0, 0])
+        # batch size -> [ci_count, ci_ns, cf_count, cf_ns, co_count, co_ns]
+        self.batches: dict[int, list[int]] = {}
+
+    def failed(self, count: int, ns: int) -> None:
+        """``count`` requests failed after ``ns`` in total (rejections, model errors)."""
+        self.fail[0] += count
+        self.fail[1] += ns
+
+    def executed(self, batch_size: int, ok: int, queue_ns: int, total_ns: int,
+                 ci_ns: int, cf_ns: int, co_ns: int, now_ms: int) -> None:
+        """One execution of ``batch_size`` finished; ``ok`` of its requests succeeded.
+
+        ``queue_ns`` and ``total_ns`` are sums over the successful requests.
+        """
+        self.inference_count += batch_size
+        self.execution_count += 1
+        self.last_inference_ms = now_ms
+        batch = self.batches.get(batch_size)
+        if batch is None:
+            batch = self.batches[batch_size] = [0, 0, 0, 0, 0, 0]
+        batch[0] += 1
+        batch[1] += ci_ns
+        batch[2] += 1
+        batch[3] += cf_ns
+        batch[4] += 1
+        batch[5] += co_ns
+        if ok:
+            self.success[0] += ok
+            self.success[1] += total_ns
+            self.queue[0] += ok
+            self.queue[1] += queue_ns
+            for pair, ns in ((self.compute_input, ci_ns), (self.compute_infer, cf_ns),
+                             (self.compute_output, co_ns)):
+                pair[0] += ok
+                pair[1] += ok * ns
+
+    def to_json(self) -> dict[str, Any]:
+        """One element of ``model_stats``."""
+        return {
+            "name": self.name,
+            "version": str(self.version),
+            "last_inference": self.last_inference_ms,
+            "inference_count": self.inference_count,
+            "execution_count": self.execution_count,
+            "inference_stats": {f: _duration(getattr(self, f)) for f in _REQUEST_FIELDS},
+            "response_stats": {},
+            "batch_stats": [
+                {"batch_size": size,
+                 "compute_input": {"count": b[0], "ns": b[1]},
+                 "compute_infer": {"count": b[2], "ns": b[3]},
+                 "compute_output": {"count": b[4], "ns": b[5]}}
+                for size, b in sorted(self.batches.items())],
+            "memory_usage": [],
+        }
+
+
+def stats_json(ready: list[ModelStats], name: str = "", version: str = "") -> dict[str, Any]:
+    """``{"model_stats": [...]}`` for the READY versions in ``ready``, filtered as Triton does.
+
+    A named model (and version, if given) with no READY match raises INVALID_ARG.
+    """
+    if not name:
+        chosen = ready
+    else:
+        chosen = [s for s in ready if s.name == name and (not version or str(s.version) == version)]
+        if not chosen:
+            raise invalid_arg(f"requested model '{name}' is not available")
+    chosen = sorted(chosen, key=lambda s: (s.name, s.version))
+    return {"model_stats": [s.to_json() for s in chosen]}

@@ -1,0 +1,204 @@
+"""Protocol datatypes: strings <-> numpy dtypes <-> config enums, and BYTES (de)serialisation.
+
+Every fixed-size type is stored little-endian, row-major, unpadded (protocol.md
+§1.5), so the numpy dtypes below carry an explicit ``<``. BF16 has no numpy
+type: it is stored and viewed as raw ``<u2`` words. BYTES tensors are always
+kept serialised: per element a 4-byte little-endian length, then the bytes.
+"""
+from __future__ import annotations
+
+import math
+import struct
+from typing import NamedTuple, Optional, Sequence
+
+import numpy as np
+
+from tritond.errors import invalid_arg
+
+
+class DType(NamedTuple):
+    """One protocol datatype and everything the server needs to know about it."""
+
+    name: str                    # protocol string, e.g. "FP32"
+    numpy: np.dtype              # storage dtype (explicit little-endian)
+    size: Optional[int]          # bytes per element; None for BYTES
+    config: str                  # model_config enum name, e.g. "TYPE_FP32"
+    enum: int                    # model_config enum number (protocol.md §3.1)
+
+
+def _d(name: str, np_type, size, config: str, enum: int) -> DType:
+    return DType(name, np.dtype(np_type), size, config, enum)
+
+
+DTYPES: dict[str, DType] = {d.name: d for d in (
+    _d("BOOL", "?", 1, "TYPE_BOOL", 1),
+    _d("UINT8", "u1", 1, "TYPE_UINT8", 2),
+    _d("UINT16", "<u2", 2, "TYPE_UINT16", 3),
+    _d("UINT32", "<u4", 4, "TYPE_UINT32", 4),
+    _d("UINT64", "<u8", 8, "TYPE_UINT64", 5),
+    _d("INT8", "i1", 1, "TYPE_INT8", 6),
+    _d("INT16", "<i2", 2, "TYPE_INT16", 7),
+    _d("INT32", "<i4", 4, "TYPE_INT32", 8),
+    _d("INT64", "<i8", 8, "TYPE_INT64", 9),
+    _d("FP16", "<f2", 2, "TYPE_FP16", 10),
+    _d("FP32", "<f4", 4, "TYPE_FP32", 11),
+    _d("FP64", "<f8", 8, "TYPE_FP64", 12),
+    _d("BYTES", object, None, "TYPE_STRING", 13),
+    _d("BF16", "<u2", 2, "TYPE_BF16", 14),
+)}
+
+_BY_CONFIG = {d.config: d.name for d in DTYPES.values()}
+# numpy -> protocol; BF16 is deliberately absent (its storage dtype is UINT16's).
+_BY_NUMPY = {d.numpy: d.name for d in DTYPES.values() if d.name not in ("BF16", "BYTES")}
+# Hot-path lookups: plain dicts, no attribute access.
+_NP = {k: d.numpy for k, d in DTYPES.items()}
+_SIZE = {k: d.size for k, d in DTYPES.items()}
+
+_LEN = struct.Struct("<I")
+_MAX_ELEMENT = 0xFFFFFFFF
+
+
+def _lookup(table: dict, datatype: str):
+    try:
+        return table[datatype]
+    except (KeyError, TypeError):
+        raise invalid_arg(f"invalid datatype '{datatype}'") from None
+
+
+def np_dtype(datatype: str) -> np.dtype:
+    """The numpy storage dtype of a protocol datatype (INVALID_ARG if unknown)."""
+    return _lookup(_NP, datatype)
+
+
+def element_size(datatype: str) -> Optional[int]:
+    """Bytes per element, or None for BYTES (INVALID_ARG if unknown)."""
+    return _lookup(_SIZE, datatype)
+
+
+def is_valid(datatype: str) -> bool:
+    return datatype in _NP if isinstance(datatype, str) else False
+
+
+def from_numpy(dtype) -> str:
+    """The protocol datatype of a numpy dtype; object and bytes/str arrays are BYTES."""
+    dt = np.dtype(dtype)
+    if dt.kind in "OSU":
+        return "BYTES"
+    name = _BY_NUMPY.get(dt.newbyteorder("<") if dt.byteorder == ">" else dt)
+    if name is None:
+        raise invalid_arg(f"numpy dtype '{dt}' has no protocol datatype")
+    return name
+
+
+def config_to_protocol(config_type: str) -> str:
+    """``"TYPE_FP32"`` -> ``"FP32"``; ``"TYPE_STRING"`` -> ``"BYTES"``."""
+    return _lookup(_BY_CONFIG, config_type)
+
+
+def protocol_to_config(datatype: str) -> str:
+    """``"FP32"`` -> ``"TYPE_FP32"``; ``"BYTES"`` -> ``"TYPE_STRING"``."""
+    return _lookup(DTYPES, datatype).config
+
+
+def num_elements(shape: Sequence[int]) -> int:
+    """Element count of a shape; a negative dimension is INVALID_ARG."""
+    for d in shape:
+        if d < 0:
+            raise invalid_arg(f"shape {list(shape)} has a negative dimension")
+    return math.prod(shape)
+
+
+def byte_size(datatype: str, shape: Sequence[int]) -> Optional[int]:
+    """Bytes of a fixed-size tensor, or None for BYTES (its size depends on the data)."""
+    size = element_size(datatype)
+    return None if size is None else size * num_elements(shape)
+
+
+# ------------------------------------------------------------------ BYTES
+
+
+def _encode(e) -> bytes:
+    if isinstance(e, bytes):           # includes np.bytes_
+        return e
+    if isinstance(e, str):             # includes np.str_
+        return e.encode("utf-8")
+    if isinstance(e, (bytearray, memoryview)):
+        return bytes(e)
+    return str(e).encode("utf-8")
+
+
+def _elements(arr: np.ndarray) -> list[bytes]:
+    # ravel(order="C") gives C order for any layout (copies only the pointers
+    # of a non-contiguous object array); tolist() turns S/U arrays into bytes/str.
+    flat = np.asarray(arr).ravel(order="C")
+    items = flat.tolist() if flat.dtype.kind in "SU" else list(flat)
+    types = set(map(type, items))
+    if types <= {bytes}:               # the common cases skip a call per element
+        out = items
+    elif types <= {str}:
+        out = [e.encode("utf-8") for e in items]
+    else:
+        out = [_encode(e) for e in items]
+    if out and max(map(len, out)) > _MAX_ELEMENT:
+        raise invalid_arg("an element of BYTES tensor is more than 4 GiB")
+    return out
+
+
+def serialize_bytes(arr: np.ndarray) -> bytes:
+    """Serialise an array as BYTES: a 4-byte LE length then the bytes, per element in C order."""
+    pack = _LEN.pack
+    parts = []
+    for b in _elements(arr):
+        parts.append(pack(len(b)))
+        parts.append(b)
+    return b"".join(parts)
+
+
+def serialized_size(arr: np.ndarray) -> int:
+    """Bytes that :func:`serialize_bytes` would produce for ``arr``."""
+    els = _elements(arr)
+    return 4 * len(els) + sum(map(len, els))
+
+
+def deserialize_bytes(buf, count: Optional[int] = None) -> np.ndarray:
+    """Parse a serialised BYTES buffer into a 1-D object array of ``bytes``.
+
+    With ``count`` exactly that many elements must be present. Raises
+    INVALID_ARG when a length runs past the end, bytes are left over, or the
+    element count differs from ``count``.
+    """
+    # One memcpy of the whole buffer lets each element be a plain bytes slice
+    # (one allocation) instead of a memoryview slice plus tobytes() (two).
+    data = buf if isinstance(buf, bytes) else memoryview(buf).cast("B").tobytes()
+    end = len(data)
+    unpack = _LEN.unpack_from
+    items = []
+    append = items.append
+    pos = 0
+    limit = count if count is not None else -1
+    found = 0
+    while pos < end and found != limit:
+        if end - pos < 4:
+            raise invalid_arg(
+                f"element {found} of BYTES tensor needs a 4-byte length but only "
+                f"{end - pos} bytes remain")
+        (n,) = unpack(data, pos)
+        pos += 4
+        nxt = pos + n
+        if nxt > end:
+            raise invalid_arg(
+                f"element {found} of BYTES tensor claims {n} bytes but only {end - pos} remain")
+        append(data[pos:nxt])
+        pos = nxt
+        found += 1
+    _check_end(len(items), count, end - pos)
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def _check_end(found: int, count: Optional[int], left: int) -> None:
+    if count is not None and found != count:
+        raise invalid_arg(f"BYTES tensor holds {found} elements, expected {count}")
+    if left:
+        raise invalid_arg(f"BYTES tensor of {found} elements has {left} unexpected trailing bytes")

@@ -1,0 +1,118 @@
+"""Zero-copy numpy views of tensors that live in other processes' shared memory.
+
+A worker (or a frontend serialising outputs) holds one :class:`SegmentCache`:
+each region is mapped on first use and kept, so steady-state access to a
+tensor costs a dict lookup, a bounds check and a numpy view: no syscall, no copy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tritond.errors import invalid_arg
+
+from .dtypes import _NP, _SIZE, deserialize_bytes, element_size, num_elements, serialize_bytes, \
+    serialized_size
+from .region import Segment
+
+
+class SegmentCache:
+    """Maps segments by name on first use and keeps the mappings until ``forget``/``close``.
+
+    A region that was unlinked and re-created under the same name with the same
+    size keeps its old mapping here: call :meth:`forget` when a client
+    unregisters a region. A region that grew is re-attached automatically.
+    """
+
+    def __init__(self, writable: bool = True):
+        self.writable = writable
+        self._segments: dict[str, Segment] = {}
+
+    def buffer(self, region: str, offset: int, nbytes: int) -> memoryview:
+        """A memoryview of ``nbytes`` at ``offset`` of ``region``; INVALID_ARG if out of bounds."""
+        seg = self._segments.get(region)
+        if seg is None:
+            seg = self._attach(region)
+        # Python ints cannot overflow; compare without forming offset + nbytes
+        # against anything but the known size, and reject negatives explicitly.
+        if offset < 0 or nbytes < 0 or nbytes > seg.size - offset:
+            seg = self._reattach_if_grown(seg, offset, nbytes)
+        return seg.buf[offset:offset + nbytes]
+
+    def array(self, ref) -> np.ndarray:
+        """The tensor ``ref`` (a TensorRef) as a numpy array over shared memory.
+
+        Fixed-size types give a zero-copy view of ``ref.shape``; BYTES gives a
+        deserialised object array of ``bytes`` (a copy of each element).
+        """
+        shape = ref.shape
+        count = num_elements(shape)
+        size = _SIZE.get(ref.dtype, 0)
+        if size is None:                       # BYTES
+            buf = self.buffer(ref.region, ref.offset, ref.nbytes)
+            return deserialize_bytes(buf, count).reshape(shape)
+        if size == 0:
+            element_size(ref.dtype)            # raises INVALID_ARG naming the datatype
+        if ref.nbytes != count * size:
+            raise invalid_arg(
+                f"tensor '{ref.name}' of {ref.dtype} shape {list(shape)} needs {count * size} bytes, "
+                f"got {ref.nbytes}")
+        buf = self.buffer(ref.region, ref.offset, ref.nbytes)
+        return np.frombuffer(buf, _NP[ref.dtype]).reshape(shape)
+
+    def forget(self, region: str) -> None:
+        """Drop the mapping of ``region`` (it is re-attached on next use)."""
+        seg = self._segments.pop(region, None)
+        if seg is not None:
+            seg.close()
+
+    def close(self) -> None:
+        """Drop every mapping; arrays still referencing one keep it alive."""
+        for region in list(self._segments):
+            self.forget(region)
+
+    def __contains__(self, region: str) -> bool:
+        return region in self._segments
+
+    def __len__(self) -> int:
+        return len(self._segments)
+
+    def _attach(self, region: str) -> Segment:
+        seg = Segment.attach(region, writable=self.writable)
+        self._segments[region] = seg
+        return seg
+
+    def _reattach_if_grown(self, seg: Segment, offset: int, nbytes: int) -> Segment:
+        if offset >= 0 and nbytes >= 0:
+            self.forget(seg.name)
+            seg = self._attach(seg.name)
+            if nbytes <= seg.size - offset:
+                return seg
+        raise invalid_arg(
+            f"shared memory region '{seg.name}' of {seg.size} bytes cannot hold "
+            f"{nbytes} bytes at offset {offset}")
+
+
+def array_nbytes(arr: np.ndarray, datatype: str) -> int:
+    """Bytes ``arr`` occupies in shared memory as ``datatype`` (serialised size for BYTES)."""
+    size = element_size(datatype)
+    return serialized_size(arr) if size is None else size * arr.size
+
+
+def write_array(view: memoryview, arr: np.ndarray) -> None:
+    """Copy ``arr`` into ``view`` in the protocol layout (little-endian, C order) with one copy.
+
+    Object, bytes and str arrays are written BYTES-serialised. ``view`` must be
+    exactly as long as the result (INVALID_ARG otherwise).
+    """
+    arr = np.asarray(arr)
+    if arr.dtype.kind in "OSU":
+        data = serialize_bytes(arr)
+        if len(data) != len(view):
+            raise invalid_arg(f"BYTES tensor serialises to {len(data)} bytes, buffer holds {len(view)}")
+        view[:] = data
+        return
+    if arr.nbytes != len(view):
+        raise invalid_arg(f"tensor of {arr.nbytes} bytes does not fit a buffer of {len(view)}")
+    dt = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
+    dst = np.frombuffer(view, dtype=dt).reshape(arr.shape)
+    np.copyto(dst, arr, casting="equiv")     # byte-swaps big-endian input in the same pass

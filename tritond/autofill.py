@@ -1,0 +1,131 @@
+"""Server-side auto-fill of backend, platform and model file name.
+
+This mirrors Triton's ``AutoCompleteBackendFields`` (protocol.md 4.2, 4.3):
+it always runs, even with auto-complete disabled, and inspects only the
+first version directory.
+"""
+from __future__ import annotations
+
+import os
+
+from tritond.errors import invalid_arg
+from tritond.protos.model_config_pb2 import ModelConfig
+
+ENSEMBLE = "ensemble"
+
+# platform -> backend, for configs that name only a platform.
+PLATFORM_BACKEND = {
+    "onnxruntime_onnx": "onnxruntime",
+    "tensorrt_plan": "tensorrt",
+    "pytorch_libtorch": "pytorch",
+    "libtorch": "pytorch",
+    "torch_aoti": "pytorch",
+    "tensorflow_graphdef": "tensorflow",
+    "tensorflow_savedmodel": "tensorflow",
+    ENSEMBLE: "",
+}
+
+# backend -> platform it implies when the config names only a backend.
+BACKEND_PLATFORM = {
+    "onnxruntime": "onnxruntime_onnx",
+    "tensorrt": "tensorrt_plan",
+    "pytorch": "pytorch_libtorch",
+}
+
+PLATFORM_FILE = {
+    "onnxruntime_onnx": "model.onnx",
+    "tensorrt_plan": "model.plan",
+    "pytorch_libtorch": "model.pt",
+    "libtorch": "model.pt",
+    "torch_aoti": "model.pt2",
+    "tensorflow_graphdef": "model.graphdef",
+    "tensorflow_savedmodel": "model.savedmodel",
+}
+
+BACKEND_FILE = {
+    "onnxruntime": "model.onnx",
+    "tensorrt": "model.plan",
+    "pytorch": "model.pt",
+    "openvino": "model.xml",
+    "python": "model.py",
+    "dali": "model.dali",
+}
+
+# Detection order of section 4.3 (TensorFlow savedmodel/graphdef first).
+_PROBES = (
+    ("model.savedmodel", "tensorflow", "tensorflow_savedmodel"),
+    ("model.graphdef", "tensorflow", "tensorflow_graphdef"),
+    ("model.plan", "tensorrt", "tensorrt_plan"),
+    ("model.onnx", "onnxruntime", "onnxruntime_onnx"),
+    ("model.xml", "openvino", ""),
+    ("model.pt", "pytorch", "pytorch_libtorch"),
+    ("model.pt2", "pytorch", "torch_aoti"),
+    ("model.py", "python", ""),
+)
+
+
+def autofill(cfg: ModelConfig, model_dir: str, first_version: int | None) -> None:
+    """Fill name, backend, platform and default_model_filename in place."""
+    name = os.path.basename(os.path.normpath(model_dir))
+    if not cfg.name:
+        cfg.name = name
+    if cfg.platform and not cfg.backend:
+        cfg.backend = PLATFORM_BACKEND.get(cfg.platform, "")
+    if cfg.backend and not cfg.platform:
+        cfg.platform = BACKEND_PLATFORM.get(cfg.backend, "")
+        if cfg.backend == "pytorch" and _has(model_dir, first_version, "model.pt2") \
+                and not _has(model_dir, first_version, "model.pt"):
+            cfg.platform = "torch_aoti"
+    if not cfg.backend and cfg.platform != ENSEMBLE:
+        _detect(cfg, model_dir, first_version)
+    if not cfg.default_model_filename and cfg.platform != ENSEMBLE:
+        cfg.default_model_filename = default_filename(cfg)
+
+
+def default_filename(cfg: ModelConfig) -> str:
+    """The model file expected in each version dir when none is configured."""
+    if cfg.platform in PLATFORM_FILE:
+        return PLATFORM_FILE[cfg.platform]
+    return BACKEND_FILE.get(cfg.backend, f"model.{cfg.backend}")
+
+
+def model_file_path(cfg: ModelConfig, model_dir: str, version: int) -> str | None:
+    """Path of the model file for version, or None for ensembles."""
+    if cfg.platform == ENSEMBLE:
+        return None
+    filename = cfg.default_model_filename or default_filename(cfg)
+    return os.path.join(model_dir, str(version), filename)
+
+
+def check_model_files(cfg: ModelConfig, model_dir: str, versions: list[int]) -> None:
+    """Raise INVALID_ARG naming the first served version missing its model file."""
+    for version in versions:
+        path = model_file_path(cfg, model_dir, version)
+        if path is not None and not os.path.exists(path):
+            raise invalid_arg(
+                f"model file '{path}' not found for version {version} of model "
+                f"'{cfg.name}' (backend '{cfg.backend}')")
+
+
+def _has(model_dir: str, version: int | None, filename: str) -> bool:
+    if version is None:
+        return False
+    return os.path.exists(os.path.join(model_dir, str(version), filename))
+
+
+def _detect(cfg: ModelConfig, model_dir: str, first_version: int | None) -> None:
+    """Infer backend/platform from the files in the first version directory."""
+    for filename, backend, platform in _PROBES:
+        if _has(model_dir, first_version, filename):
+            cfg.backend, cfg.platform = backend, platform
+            return
+    _, dot, suffix = cfg.name.rpartition(".")
+    if dot and suffix:
+        cfg.backend = suffix  # custom backend: model "x.<backend>"
+        return
+    where = (os.path.join(model_dir, str(first_version)) if first_version is not None
+             else model_dir)
+    raise invalid_arg(
+        f"unable to determine the backend of model '{cfg.name}': config sets no "
+        f"'backend' or 'platform' and '{where}' holds none of "
+        f"{', '.join(f for f, _, _ in _PROBES)}")

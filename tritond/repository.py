@@ -1,0 +1,170 @@
+"""The model repository: scan directories into model sources (protocol.md 4).
+
+``scan`` reads configs, fills backend/platform/file name, applies the version
+policy and checks that the model files exist. It does not normalise: the
+backend's auto-complete (run by the first worker) may still change
+max_batch_size or IO, so the parent calls :func:`normalize` and
+:func:`validate` on the completed config.
+"""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from tritond.autofill import autofill, check_model_files
+from tritond.errors import TritonError, invalid_arg, unsupported
+from tritond.modelconfig import parse_pbtxt
+from tritond.normalization import normalize
+from tritond.protos.model_config_pb2 import ModelConfig
+from tritond.validation import validate, validate_io
+from tritond.versions import list_versions, select_versions
+
+__all__ = ["ModelSource", "scan", "load_source", "normalize", "validate", "load_labels"]
+
+CONFIG_FILE = "config.pbtxt"
+
+
+@dataclass
+class ModelSource:
+    """One model directory as found on disk.
+
+    ``versions`` are the versions to serve after the version policy;
+    ``available`` every numeric version directory. When ``error`` is set the
+    model cannot be loaded (it is shown UNAVAILABLE with this reason) and
+    ``config``/``versions`` hold whatever was read before the failure.
+    """
+
+    name: str
+    model_dir: str
+    repository: str
+    config: ModelConfig
+    versions: list[int] = field(default_factory=list)
+    available: list[int] = field(default_factory=list)
+    error: str | None = None
+
+
+def scan(repositories: list[str], *, model_config_name: str = "",
+         strict: bool = False, backend_config: dict | None = None) -> list[ModelSource]:
+    """Every model directory in the repositories, sorted by name.
+
+    strict (auto-complete disabled) requires config.pbtxt and validates
+    inputs/outputs at once. backend_config is accepted for the CLI's
+    --backend-config; backend-specific auto-complete runs in the worker.
+    A model name found in several repositories is returned once per
+    repository, each with an error.
+    """
+    del backend_config  # consumed by the worker-side auto-complete
+    found: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for repo in repositories:
+        for name in _model_dirs(repo):
+            found[name].append((repo, os.path.join(repo, name)))
+    sources = []
+    for name in sorted(found):
+        places = found[name]
+        if len(places) > 1:
+            sources.extend(_duplicate(name, places))
+            continue
+        repo, model_dir = places[0]
+        sources.append(load_source(model_dir, repo, model_config_name=model_config_name,
+                                   strict=strict))
+    return sources
+
+
+def load_source(model_dir: str, repository: str, *, model_config_name: str = "",
+                strict: bool = False) -> ModelSource:
+    """Read one model directory; failures become ``ModelSource.error``."""
+    name = os.path.basename(os.path.normpath(model_dir))
+    source = ModelSource(name, model_dir, repository, ModelConfig())
+    try:
+        source.config = read_config(model_dir, model_config_name=model_config_name,
+                                    strict=strict)
+        _check_name(source.config, name)
+        source.available = list_versions(model_dir)
+        first = source.available[0] if source.available else None
+        autofill(source.config, model_dir, first)
+        source.versions = select_versions(source.config.version_policy,
+                                          source.available, model=name)
+        check_model_files(source.config, model_dir, source.versions)
+        if strict:
+            validate_io(source.config)
+    except TritonError as exc:
+        source.versions = []
+        source.error = exc.message
+    return source
+
+
+def read_config(model_dir: str, *, model_config_name: str = "",
+                strict: bool = False) -> ModelConfig:
+    """Parse the model's config file; an absent file is an empty config unless strict."""
+    path = config_path(model_dir, model_config_name)
+    if not os.path.isfile(path):
+        if strict:
+            raise invalid_arg(f"model configuration file '{path}' not found; it is "
+                              f"required when auto-complete is disabled")
+        return ModelConfig()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise invalid_arg(f"failed to read model configuration '{path}': {exc}") from None
+    return parse_pbtxt(text, path)
+
+
+def config_path(model_dir: str, model_config_name: str = "") -> str:
+    """configs/<name>.pbtxt when model_config_name is set and exists, else config.pbtxt."""
+    if model_config_name:
+        custom = os.path.join(model_dir, "configs", f"{model_config_name}.pbtxt")
+        if os.path.isfile(custom):
+            return custom
+    return os.path.join(model_dir, CONFIG_FILE)
+
+
+def load_labels(model_dir: str, cfg: ModelConfig) -> dict[str, list[str]]:
+    """Labels per output that names a label_filename (one label per line).
+
+    Paths are relative to the model directory; one escaping it is UNSUPPORTED.
+    An empty line means "no label" for that class index.
+    """
+    root = os.path.realpath(model_dir)
+    labels: dict[str, list[str]] = {}
+    for output in cfg.output:
+        if not output.label_filename:
+            continue
+        path = os.path.realpath(os.path.join(root, output.label_filename))
+        if os.path.commonpath([root, path]) != root:
+            raise unsupported(
+                f"label_filename '{output.label_filename}' of output '{output.name}' "
+                f"of model '{cfg.name}' points outside the model directory '{model_dir}'")
+        try:
+            with open(path, encoding="utf-8") as handle:
+                labels[output.name] = handle.read().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise invalid_arg(
+                f"failed to read label file '{path}' of output '{output.name}' of "
+                f"model '{cfg.name}': {exc}") from None
+    return labels
+
+
+def _model_dirs(repo: str) -> list[str]:
+    """Names of the directories directly under repo (every one is a model)."""
+    try:
+        entries = sorted(os.listdir(repo))
+    except OSError as exc:
+        raise invalid_arg(f"failed to open model repository '{repo}': "
+                          f"{exc.strerror}") from None
+    return [name for name in entries if os.path.isdir(os.path.join(repo, name))]
+
+
+def _check_name(cfg: ModelConfig, dir_name: str) -> None:
+    if cfg.name and cfg.name != dir_name:
+        raise invalid_arg(
+            f"unexpected directory name '{dir_name}' for model '{cfg.name}', "
+            f"directory name must equal model name")
+
+
+def _duplicate(name: str, places: list[tuple[str, str]]) -> list[ModelSource]:
+    repos = ", ".join(f"'{repo}'" for repo, _ in places)
+    reason = f"model '{name}' appears in multiple model repositories: {repos}"
+    return [ModelSource(name, model_dir, repo, ModelConfig(), error=reason)
+            for repo, model_dir in places]

@@ -1,0 +1,196 @@
+"""Model config validation after auto-complete and normalisation (protocol.md 3.13).
+
+Every failure is INVALID_ARG with a message that names the model and the
+offending field.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+from tritond.autofill import ENSEMBLE
+from tritond.ensemble_graph import check_graph
+from tritond.errors import invalid_arg
+from tritond.protos.model_config_pb2 import (
+    DataType, ModelConfig, ModelQueuePolicy, ModelSequenceBatching)
+
+# Known backends and the platforms each accepts; other backends accept any.
+BACKEND_PLATFORMS = {
+    "onnxruntime": ("onnxruntime_onnx",),
+    "tensorrt": ("tensorrt_plan",),
+    "pytorch": ("pytorch_libtorch", "libtorch", "torch_aoti"),
+    "tensorflow": ("tensorflow_graphdef", "tensorflow_savedmodel"),
+}
+
+_CORRID_TYPES = (DataType.TYPE_UINT64, DataType.TYPE_INT64,
+                 DataType.TYPE_UINT32, DataType.TYPE_INT32)
+_Control = ModelSequenceBatching.Control
+
+
+def validate(cfg: ModelConfig, model_dir: str) -> None:
+    """Raise INVALID_ARG if the (normalised) config is not servable."""
+    expected = os.path.basename(os.path.normpath(model_dir))
+    if not cfg.name:
+        raise invalid_arg(f"model configuration in '{model_dir}' must specify 'name'")
+    if cfg.name != expected:
+        raise invalid_arg(
+            f"unexpected directory name '{expected}' for model '{cfg.name}', "
+            f"directory name must equal model name")
+    _backend_platform(cfg)
+    if cfg.max_batch_size < 0:
+        raise invalid_arg(f"max_batch_size must be >= 0 for {cfg.name}, "
+                          f"got {cfg.max_batch_size}")
+    if not cfg.HasField("version_policy"):
+        raise invalid_arg(f"must specify 'version_policy' for {cfg.name}")
+    _dynamic_batching(cfg)
+    _sequence_batching(cfg)
+    _ensemble(cfg)
+    validate_io(cfg)
+
+
+def validate_io(cfg: ModelConfig) -> None:
+    """Check every input and output: name, data_type, dims, reshape, uniqueness."""
+    for kind, tensors in (("input", cfg.input), ("output", cfg.output)):
+        seen: set[str] = set()
+        for tensor in tensors:
+            _tensor(cfg.name, kind, tensor)
+            if tensor.name in seen:
+                raise invalid_arg(
+                    f"model {kind} '{tensor.name}' is specified more than once "
+                    f"in the configuration of {cfg.name}")
+            seen.add(tensor.name)
+
+
+def _backend_platform(cfg: ModelConfig) -> None:
+    if cfg.platform == ENSEMBLE:
+        if cfg.backend:
+            raise invalid_arg(f"ensemble model '{cfg.name}' must not specify a "
+                              f"backend, got '{cfg.backend}'")
+        return
+    if not cfg.backend:
+        raise invalid_arg(f"unexpected platform type '{cfg.platform}' for {cfg.name}: "
+                          f"'backend' must be set unless platform is 'ensemble'")
+    allowed = BACKEND_PLATFORMS.get(cfg.backend)
+    if allowed and cfg.platform and cfg.platform not in allowed:
+        raise invalid_arg(
+            f"unexpected platform type '{cfg.platform}' for backend '{cfg.backend}' "
+            f"of {cfg.name}, expected {' or '.join(allowed)}")
+
+
+def _tensor(model: str, kind: str, tensor) -> None:
+    if not tensor.name:
+        raise invalid_arg(f"model {kind} of {model} must specify 'name'")
+    where = f"model {kind} '{tensor.name}' of {model}"
+    if tensor.data_type == DataType.TYPE_INVALID:
+        raise invalid_arg(f"{where} must specify a valid 'data_type'")
+    if not tensor.dims:
+        raise invalid_arg(f"{where} must specify 'dims' with at least one dimension "
+                          f"(use reshape: {{ shape: [ ] }} for a scalar)")
+    _check_dims(where, "dims", tensor.dims)
+    if tensor.HasField("reshape"):
+        _check_dims(where, "reshape", tensor.reshape.shape)
+        _check_reshape(where, list(tensor.dims), list(tensor.reshape.shape))
+
+
+def _check_dims(where: str, field: str, dims) -> None:
+    for dim in dims:
+        if dim < 1 and dim != -1:
+            raise invalid_arg(
+                f"{where} has {field} {list(dims)}: each dimension must be an integer "
+                f">= 1, or -1 to indicate a variable-size dimension")
+
+
+def _check_reshape(where: str, dims: list[int], shape: list[int]) -> None:
+    """Element counts must agree; variable dims must appear on both sides or neither."""
+    dims_var, shape_var = -1 in dims, -1 in shape
+    if dims_var != shape_var:
+        raise invalid_arg(f"{where} has dims {dims} and reshape {shape}: a variable-size "
+                          f"dimension (-1) must appear in both or neither")
+    if not dims_var and math.prod(dims) != math.prod(shape):
+        raise invalid_arg(f"{where} has different element counts for dims {dims} "
+                          f"({math.prod(dims)}) and reshape {shape} ({math.prod(shape)})")
+
+
+def _dynamic_batching(cfg: ModelConfig) -> None:
+    if cfg.WhichOneof("scheduling_choice") != "dynamic_batching":
+        return
+    db = cfg.dynamic_batching
+    for size in db.preferred_batch_size:
+        if size <= 0:
+            raise invalid_arg(f"dynamic batching preferred size must be positive "
+                              f"for {cfg.name}, got {size}")
+        if size > cfg.max_batch_size:
+            raise invalid_arg(
+                f"dynamic batching preferred size must be <= max batch size for "
+                f"{cfg.name}, got preferred_batch_size {size} > max_batch_size "
+                f"{cfg.max_batch_size}")
+    _priorities(cfg, db)
+    if db.preserve_ordering:
+        _preserve_ordering(cfg, db)
+
+
+def _priorities(cfg: ModelConfig, db) -> None:
+    levels = db.priority_levels
+    if levels == 0:
+        return
+    if not 1 <= db.default_priority_level <= levels:
+        raise invalid_arg(f"default priority level must be in range [1, {levels}] for "
+                          f"{cfg.name}, got {db.default_priority_level}")
+    for level in db.priority_queue_policy:
+        if not 1 <= level <= levels:
+            raise invalid_arg(f"priority queue policy must have priority level in "
+                              f"range [1, {levels}] for {cfg.name}, got {level}")
+
+
+def _preserve_ordering(cfg: ModelConfig, db) -> None:
+    if db.priority_levels > 1:
+        raise invalid_arg(f"dynamic batching preserve_ordering of {cfg.name} cannot be "
+                          f"combined with priority_levels > 1")
+    policies = [db.default_queue_policy, *db.priority_queue_policy.values()]
+    for policy in policies:
+        if policy.timeout_action == ModelQueuePolicy.DELAY and \
+                policy.default_timeout_microseconds != 0:
+            raise invalid_arg(f"dynamic batching preserve_ordering of {cfg.name} cannot "
+                              f"be combined with a queue policy that DELAYs timed-out "
+                              f"requests")
+
+
+def _sequence_batching(cfg: ModelConfig) -> None:
+    if cfg.WhichOneof("scheduling_choice") != "sequence_batching":
+        return
+    if cfg.response_cache.enable:
+        raise invalid_arg(f"response cache is not supported for sequence batching "
+                          f"model {cfg.name}")
+    for control_input in cfg.sequence_batching.control_input:
+        for control in control_input.control:
+            _control(cfg.name, control_input.name, control)
+
+
+def _control(model: str, input_name: str, control) -> None:
+    where = (f"sequence batching control {_Control.Kind.Name(control.kind)} "
+             f"for input '{input_name}' of {model}")
+    if control.kind == _Control.CONTROL_SEQUENCE_CORRID:
+        if control.data_type not in _CORRID_TYPES:
+            raise invalid_arg(f"{where} must specify data_type TYPE_UINT64, TYPE_INT64, "
+                              f"TYPE_UINT32 or TYPE_INT32")
+        return
+    lists = [lst for lst in (control.int32_false_true, control.fp32_false_true,
+                             control.bool_false_true) if lst]
+    if len(lists) != 1 or len(lists[0]) != 2:
+        raise invalid_arg(f"{where} must specify exactly one of int32_false_true, "
+                          f"fp32_false_true or bool_false_true, with 2 entries")
+
+
+def _ensemble(cfg: ModelConfig) -> None:
+    if cfg.platform != ENSEMBLE:
+        return
+    if cfg.instance_group:
+        raise invalid_arg(f"instance group should not be specified for ensemble "
+                          f"'{cfg.name}'")
+    if cfg.model_warmup:
+        raise invalid_arg(f"model_warmup can not be specified for ensemble '{cfg.name}'")
+    if cfg.WhichOneof("scheduling_choice") != "ensemble_scheduling" or \
+            not cfg.ensemble_scheduling.step:
+        raise invalid_arg(f"ensemble '{cfg.name}' must specify ensemble_scheduling "
+                          f"with at least one step")
+    check_graph(cfg)

@@ -1,0 +1,59 @@
+"""Model version directories and the version policy (protocol.md 4.1, 4.5)."""
+from __future__ import annotations
+
+import os
+
+from tritond.errors import invalid_arg
+from tritond.protos.model_config_pb2 import ModelVersionPolicy
+
+
+def list_versions(model_dir: str) -> list[int]:
+    """Sorted version numbers found under model_dir.
+
+    Only directories named by a decimal number count, and names starting
+    with "0" (including "0" itself) are ignored, as Triton does.
+    """
+    try:
+        entries = os.listdir(model_dir)
+    except OSError as exc:
+        raise invalid_arg(f"failed to list model directory '{model_dir}': "
+                          f"{exc.strerror}") from None
+    versions = [
+        int(name) for name in entries
+        if name.isascii() and name.isdigit() and not name.startswith("0")
+        and os.path.isdir(os.path.join(model_dir, name))
+    ]
+    return sorted(versions)
+
+
+def select_versions(policy: ModelVersionPolicy, available: list[int], *,
+                    model: str) -> list[int]:
+    """The versions to serve under policy (no policy set means latest 1).
+
+    Raises INVALID_ARG when a specific version has no directory, or when the
+    policy leaves nothing to serve.
+    """
+    choice = policy.WhichOneof("policy_choice")
+    ordered = sorted(available)
+    if choice == "all":
+        chosen = ordered
+    elif choice == "specific":
+        chosen = _specific(policy.specific.versions, ordered, model)
+    else:
+        count = policy.latest.num_versions if choice == "latest" else 1
+        chosen = ordered[-count:] if count > 0 else []
+    if not chosen:
+        raise invalid_arg(
+            f"at least one version must be available under the version policy "
+            f"of model '{model}'")
+    return chosen
+
+
+def _specific(wanted, available: list[int], model: str) -> list[int]:
+    missing = sorted(set(wanted) - set(available))
+    if missing:
+        raise invalid_arg(
+            f"version policy of model '{model}' requests version(s) "
+            f"{', '.join(map(str, missing))}, but the model directory only has "
+            f"version(s) [{', '.join(map(str, available))}]")
+    return sorted(set(wanted))

@@ -1,0 +1,120 @@
+"""The batch-shaped backend interface and the backend registry.
+
+A backend turns a list of requests into a same-length list of results. It sees
+numpy arrays only (zero-copy views of shared memory for inputs); where the
+outputs go is the worker main's business (``workers/outputs.py``).
+
+Backends are registered by import string and imported only inside the worker
+process that needs one, so a worker for an ONNX model never imports the Python
+backend's machinery and vice versa.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any, Optional
+
+import numpy as np
+
+from tritond import messages
+from tritond.errors import Code, TritonError
+
+REGISTRY: dict[str, str] = {
+    "onnxruntime": "tritond.workers.onnxruntime:OnnxRuntimeBackend",
+    "python": "tritond.workers.python.backend:PythonBackend",
+}
+"""Backend name (config ``backend``) -> ``"module:Class"``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadContext:
+    """Where and what a backend instance loads (from the parent's ``Load``)."""
+
+    model: str
+    version: int
+    instance: str              # e.g. "simple_0_1"
+    kind: str                  # "CPU" | "GPU" | "MODEL"
+    device_id: int
+    model_dir: str             # <repository>/<model>
+    repository: str
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class WorkRequest:
+    """One request as a backend sees it.
+
+    ``inputs`` are numpy views of shared memory (BYTES: object arrays of
+    ``bytes``), already reshaped per the config's input ``reshape``.
+    ``outputs`` are the requested output names (all config outputs when the
+    client named none).
+    """
+
+    request: messages.Request
+    inputs: dict[str, np.ndarray]
+    outputs: list[str]
+
+
+@dataclasses.dataclass
+class WorkResult:
+    """A backend's answer for one request: outputs, or an error (as data)."""
+
+    outputs: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    error: Optional[messages.ErrorInfo] = None
+    parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def failed(cls, code: int, message: str) -> "WorkResult":
+        return cls(error=messages.ErrorInfo(int(code), message))
+
+
+class Backend:
+    """Base class: load / execute(list) -> same-length list / unload.
+
+    ``fuses_batches``: when True and the model batches (``max_batch_size > 0``),
+    the worker concatenates the inputs of several requests into one
+    ``WorkRequest`` and splits the single result back into per-request slices
+    (ONNX Runtime). When False the backend gets the requests as they are
+    (Python models loop over them themselves).
+    """
+
+    fuses_batches = False
+
+    def __init__(self, ctx: LoadContext) -> None:
+        self.ctx = ctx
+        self.config: dict = {}
+
+    def auto_complete(self, config: dict) -> dict:
+        """Fill inputs/outputs/max_batch_size/dynamic_batching; default: unchanged."""
+        return config
+
+    def load(self, config: dict) -> None:
+        """Load the model for the final ``config`` (raise TritonError on failure)."""
+        self.config = config
+
+    def execute(self, requests: list[WorkRequest]) -> list[WorkResult]:
+        """Run one batch; return exactly one result per request, in order."""
+        raise NotImplementedError
+
+    def unload(self) -> None:
+        """Release the model (called once, at Shutdown)."""
+
+
+def backend_class(name: str) -> type:
+    """Import and return the backend class registered as ``name``.
+
+    Raises TritonError(UNSUPPORTED) naming the backend when it is unknown or
+    its module cannot be imported (e.g. an optional framework not installed).
+    """
+    target = REGISTRY.get(name)
+    if target is None:
+        known = ", ".join(sorted(REGISTRY))
+        raise TritonError(Code.UNSUPPORTED,
+                          f"unable to find backend '{name}' (supported backends: {known})")
+    module_name, _, cls_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise TritonError(Code.UNSUPPORTED,
+                          f"backend '{name}' is not available: {exc}") from exc
+    return getattr(module, cls_name)

@@ -1,0 +1,215 @@
+"""One ``Execute`` descriptor, start to finish: map inputs, run, write outputs.
+
+Pure of sockets: :meth:`Executor.run` returns the ``Response`` messages (with
+their frontend addresses) and the ``Executed`` summary; the process shell in
+``workers/main.py`` posts them. A model exception fails only this batch's
+requests; the worker keeps serving.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Optional
+
+import numpy as np
+
+from tritond import messages
+from tritond.errors import Code, TritonError
+from tritond.messages import ErrorInfo, Execute, Response
+
+from .backend import Backend, WorkRequest, WorkResult
+from .outputs import OutputWriter
+from .shapes import ModelIO
+
+log = logging.getLogger("tritond.workers.executor")
+
+
+def _error(exc: BaseException) -> ErrorInfo:
+    if isinstance(exc, TritonError):
+        return ErrorInfo(int(exc.code), exc.message)
+    return ErrorInfo(int(Code.INTERNAL), str(exc) or type(exc).__name__)
+
+
+class Executor:
+    """Runs Execute batches for one loaded backend instance."""
+
+    def __init__(self, backend: Backend, io: ModelIO, cache, writer: OutputWriter,
+                 instance: str) -> None:
+        self.backend = backend
+        self.io = io
+        self.cache = cache
+        self.writer = writer
+        self.instance = instance     # this worker's address (Response.instance)
+
+    def run(self, ex: Execute) -> tuple[list[tuple[str, Response]], messages.Executed]:
+        """Execute one batch; returns ([(frontend, Response)], Executed)."""
+        start = time.monotonic_ns()
+        errors: dict[int, ErrorInfo] = {}
+        work = self._map_inputs(ex.requests, errors)
+        t_in = time.monotonic_ns()
+        results = self._execute(work)
+        t_infer = time.monotonic_ns()
+        responses = self._respond(ex.requests, work, results, errors)
+        end = time.monotonic_ns()
+        stats = messages.ExecStats(
+            batch_size=sum(max(r.batch, 1) for r in ex.requests),
+            compute_input_ns=t_in - start, compute_infer_ns=t_infer - t_in,
+            compute_output_ns=end - t_infer, start_ns=start, end_ns=end)
+        failed = [r.rid for r in ex.requests if r.rid in errors]
+        return responses, messages.Executed(self.instance, ex.batch_id, stats, failed)
+
+    # ------------------------------------------------------------- inputs
+
+    def _map_inputs(self, requests, errors) -> dict[int, WorkRequest]:
+        """Zero-copy views of every request's inputs (a bad region fails that request)."""
+        work = {}
+        for req in requests:
+            try:
+                inputs = {ref.name: self._view(ref) for ref in req.inputs}
+            except Exception as exc:  # noqa: BLE001 - reported to the client as data
+                errors[req.rid] = _error(exc)
+                continue
+            names = self.io.requested([o.name for o in req.outputs])
+            work[req.rid] = WorkRequest(req, inputs, names)
+        return work
+
+    def _view(self, ref: messages.TensorRef) -> np.ndarray:
+        arr = self.cache.array(ref)
+        shape = self.io.backend_shape(ref.name, ref.shape)
+        return arr if arr.shape == shape else arr.reshape(shape)
+
+    # ------------------------------------------------------------ execute
+
+    def _execute(self, work: dict[int, WorkRequest]) -> dict[int, WorkResult]:
+        """Run the backend: fused into one batch when it can, else as a list."""
+        if not work:
+            return {}
+        items = list(work.values())
+        if self.backend.fuses_batches and self.io.batched and len(items) > 1:
+            fused = self._fuse(items)
+            if fused is not None:
+                return self._run_fused(items, fused)
+        return self._run_list(items)
+
+    def _run_list(self, items: list[WorkRequest]) -> dict[int, WorkResult]:
+        try:
+            results = self.backend.execute(items)
+            if results is None or len(results) != len(items):
+                got = "None" if results is None else f"{len(results)} results"
+                raise TritonError(Code.INTERNAL,
+                                  f"backend returned {got} for {len(items)} requests")
+        except Exception as exc:  # noqa: BLE001 - a model exception fails only this batch
+            log.warning("execute failed for model '%s': %s", self.backend.ctx.model, exc)
+            err = _error(exc)
+            return {w.request.rid: WorkResult(error=err) for w in items}
+        return {w.request.rid: r for w, r in zip(items, results)}
+
+    def _fuse(self, items: list[WorkRequest]) -> Optional[WorkRequest]:
+        """Concatenate the requests' inputs along the batch dim (None: not possible)."""
+        names = list(items[0].inputs)
+        if any(list(w.inputs) != names for w in items):
+            return None
+        try:
+            inputs = {n: np.concatenate([w.inputs[n] for w in items]) for n in names}
+        except ValueError:  # differing non-batch dims (ragged): run them one by one
+            return None
+        wanted = list(dict.fromkeys(n for w in items for n in w.outputs))
+        return WorkRequest(items[0].request, inputs, wanted)
+
+    def _run_fused(self, items, fused: WorkRequest) -> dict[int, WorkResult]:
+        (result,) = self._run_list([fused]).values()
+        if result.error is not None:
+            return {w.request.rid: result for w in items}
+        # Marks each per-request result as a share of ``result`` (split on write).
+        return {w.request.rid: _Share(result, i) for i, w in enumerate(items)}
+
+    # ------------------------------------------------------------ outputs
+
+    def _respond(self, requests, work, results, errors) -> list[tuple[str, Response]]:
+        """Write outputs into shm and build one Response per request."""
+        refs: dict[int, list] = {rid: [] for rid in work}
+        shares = [w for w in work.values() if isinstance(results.get(w.request.rid), _Share)]
+        if shares:
+            self._write_fused(shares, results, refs, errors)
+        for rid, w in work.items():
+            res = results[rid]
+            if isinstance(res, _Share) or rid in errors:
+                continue
+            if res.error is not None:
+                errors[rid] = res.error
+                continue
+            self._write_one(w, res, refs, errors)
+        out = []
+        for req in requests:
+            err = errors.get(req.rid)
+            if err is not None:
+                self.writer.discard(refs.get(req.rid, []))
+                out.append((req.frontend, Response(req.rid, error=err, instance=self.instance,
+                                                   model_version=req.version)))
+                continue
+            res = results[req.rid]
+            params = res.result.parameters if isinstance(res, _Share) else res.parameters
+            out.append((req.frontend, Response(req.rid, outputs=refs[req.rid], parameters=params,
+                                               instance=self.instance, model_version=req.version)))
+        return out
+
+    def _write_one(self, w: WorkRequest, res: WorkResult, refs, errors) -> None:
+        dests = {o.name: o.dest for o in w.request.outputs}
+        rid = w.request.rid
+        for name in w.outputs:
+            arr = res.outputs.get(name)
+            if arr is None:
+                continue  # Python models may omit outputs; Triton returns what exists
+            try:
+                arr = np.asarray(arr)
+                ref = self.writer.write(name, arr, self.io.client_shape(name, arr.shape),
+                                        dests.get(name))
+            except Exception as exc:  # noqa: BLE001 - e.g. an unsupported dtype
+                ref = _error(exc)
+            if isinstance(ref, ErrorInfo):
+                errors[rid] = ref
+                return
+            refs[rid].append(ref)
+
+    def _write_fused(self, shares: list[WorkRequest], results, refs, errors) -> None:
+        batch = results[shares[0].request.rid].result
+        rows = [next(iter(w.inputs.values())).shape[0] for w in shares]
+        names = dict.fromkeys(n for w in shares for n in w.outputs)
+        for name in names:
+            arr = batch.outputs.get(name)
+            if arr is None:
+                continue
+            arr = np.asarray(arr)
+            if arr.ndim == 0 or arr.shape[0] != sum(rows):
+                err = ErrorInfo(int(Code.INTERNAL), f"output '{name}' has shape {list(arr.shape)}, "
+                                f"expected a batch of {sum(rows)}")
+                for w in shares:
+                    errors.setdefault(w.request.rid, err)
+                continue
+            try:
+                self._slice(name, arr, shares, rows, refs, errors)
+            except Exception as exc:  # noqa: BLE001 - e.g. an unsupported dtype
+                for w in shares:
+                    errors.setdefault(w.request.rid, _error(exc))
+
+    def _slice(self, name, arr, shares, rows, refs, errors) -> None:
+        shapes, dests = [], []
+        for w, n in zip(shares, rows):
+            want = name in w.outputs and w.request.rid not in errors
+            shapes.append(self.io.client_shape(name, (n, *arr.shape[1:])) if want else None)
+            dests.append(next((o.dest for o in w.request.outputs if o.name == name), None))
+        for w, ref in zip(shares, self.writer.write_batch(name, arr, rows, shapes, dests)):
+            if isinstance(ref, ErrorInfo):
+                errors[w.request.rid] = ref
+            elif ref is not None:
+                refs[w.request.rid].append(ref)
+
+
+class _Share:
+    """Request ``index``'s part of a fused batch ``result``."""
+
+    __slots__ = ("result", "index")
+
+    def __init__(self, result: WorkResult, index: int) -> None:
+        self.result = result
+        self.index = index

@@ -1,0 +1,181 @@
+"""The ONNX Runtime backend: one InferenceSession per worker process.
+
+Auto-complete follows Triton's onnxruntime backend (protocol.md §4.4): IO names,
+types and dims from the model, ``max_batch_size`` when every IO has a dynamic
+leading dim, ``dynamic_batching {}`` when it batches.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import numpy as np
+import onnxruntime as ort
+
+from tritond.errors import Code, TritonError
+
+from .backend import Backend, LoadContext, WorkRequest, WorkResult
+
+ONNX_TO_CONFIG = {
+    "tensor(bool)": "TYPE_BOOL", "tensor(uint8)": "TYPE_UINT8", "tensor(uint16)": "TYPE_UINT16",
+    "tensor(uint32)": "TYPE_UINT32", "tensor(uint64)": "TYPE_UINT64", "tensor(int8)": "TYPE_INT8",
+    "tensor(int16)": "TYPE_INT16", "tensor(int32)": "TYPE_INT32", "tensor(int64)": "TYPE_INT64",
+    "tensor(float16)": "TYPE_FP16", "tensor(float)": "TYPE_FP32", "tensor(double)": "TYPE_FP64",
+    "tensor(string)": "TYPE_STRING", "tensor(bfloat16)": "TYPE_BF16",
+}
+DEFAULT_MAX_BATCH_SIZE = 4
+_SCHEDULERS = ("dynamic_batching", "sequence_batching", "ensemble_scheduling")
+
+
+def _param(config: dict, key: str) -> Optional[str]:
+    """A config ``parameters`` string value (``{key: {string_value: v}}``)."""
+    entry = (config.get("parameters") or {}).get(key)
+    return entry.get("string_value") if isinstance(entry, dict) else None
+
+
+def _dims(shape) -> list[int]:
+    # ORT reports symbolic or unknown dims as str/None: Triton's -1.
+    return [d if isinstance(d, int) and d >= 0 else -1 for d in shape]
+
+
+def _default_max_batch(options: dict) -> int:
+    """``--backend-config=[onnxruntime,]default-max-batch-size=<n>``; 4 when unset."""
+    cfg = options.get("backend_config") or {}
+    for scope in ("onnxruntime", ""):
+        value = (cfg.get(scope) or {}).get("default-max-batch-size")
+        if value is not None:
+            return int(value)
+    return DEFAULT_MAX_BATCH_SIZE
+
+
+class OnnxRuntimeBackend(Backend):
+    """Runs ``<model_dir>/<version>/<default_model_filename or model.onnx>``."""
+
+    fuses_batches = True
+
+    def __init__(self, ctx: LoadContext) -> None:
+        super().__init__(ctx)
+        self.session: Optional[ort.InferenceSession] = None
+        self._strings: set[str] = set()
+
+    # ------------------------------------------------------------- load
+
+    def model_path(self, config: dict) -> str:
+        name = config.get("default_model_filename") or "model.onnx"
+        path = os.path.join(self.ctx.model_dir, str(self.ctx.version), name)
+        if os.path.isdir(path):  # a directory holding model.onnx (+ external data)
+            path = os.path.join(path, "model.onnx")
+        if not os.path.isfile(path):
+            raise TritonError(Code.NOT_FOUND,
+                              f"unable to load model '{self.ctx.model}': "
+                              f"ONNX model file '{path}' does not exist")
+        return path
+
+    def _session(self, config: dict) -> ort.InferenceSession:
+        path = self.model_path(config)
+        opts = ort.SessionOptions()
+        # One worker process per model instance, and typically several instances
+        # on a small host: one intra-op thread each avoids oversubscribing the
+        # cores (ORT's default is one thread per core in *every* process).
+        opts.intra_op_num_threads = int(_param(config, "intra_op_thread_count") or 1)
+        opts.inter_op_num_threads = int(_param(config, "inter_op_thread_count") or 1)
+        level = int(((config.get("optimization") or {}).get("graph") or {}).get("level", 0))
+        opts.graph_optimization_level = (
+            ort.GraphOptimizationLevel.ORT_DISABLE_ALL if level == -1 else
+            ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED if level == 1 else
+            ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+        try:
+            return ort.InferenceSession(path, sess_options=opts, providers=self._providers())
+        except Exception as exc:  # noqa: BLE001 - any ORT failure is a load failure
+            raise TritonError(Code.INTERNAL,
+                              f"unable to load model '{self.ctx.model}' from '{path}': {exc}") from exc
+
+    def _providers(self) -> list:
+        if self.ctx.kind == "GPU" and "CUDAExecutionProvider" in ort.get_available_providers():
+            return [("CUDAExecutionProvider", {"device_id": self.ctx.device_id}),
+                    "CPUExecutionProvider"]
+        return ["CPUExecutionProvider"]
+
+    def load(self, config: dict) -> None:
+        self.config = config
+        if self.session is None:
+            self.session = self._session(config)
+        self._strings = {i.name for i in self.session.get_inputs() if i.type == "tensor(string)"}
+
+    def unload(self) -> None:
+        self.session = None
+
+    # ------------------------------------------------------ auto-complete
+
+    def auto_complete(self, config: dict) -> dict:
+        """Fill IO, max_batch_size and dynamic_batching from the ONNX model (§4.4)."""
+        if config.get("input") and config.get("output"):
+            return config
+        if self.session is None:
+            self.session = self._session(config)
+        ins, outs = self.session.get_inputs(), self.session.get_outputs()
+        capable = all(len(t.shape) >= 1 and _dims(t.shape)[0] == -1 for t in (*ins, *outs))
+        mbs = int(config.get("max_batch_size", 0) or 0)
+        if mbs == 0 and capable:
+            mbs = _default_max_batch(self.ctx.options)
+        elif mbs > 0 and not capable:
+            raise TritonError(Code.INVALID_ARG,
+                              f"unable to autofill for '{self.ctx.model}': model does not support "
+                              f"batching while non-zero max_batch_size is specified")
+        config = dict(config, max_batch_size=mbs)
+        if mbs > 1 and not any(k in config for k in _SCHEDULERS):
+            config["dynamic_batching"] = {}
+        if not config.get("input"):
+            config["input"] = [self._io(t, mbs > 0) for t in ins]
+        if not config.get("output"):
+            config["output"] = [self._io(t, mbs > 0) for t in outs]
+        return config
+
+    def _io(self, tensor, batched: bool) -> dict:
+        dtype = ONNX_TO_CONFIG.get(tensor.type)
+        if dtype is None:
+            raise TritonError(Code.UNSUPPORTED,
+                              f"unable to autofill for '{self.ctx.model}': tensor '{tensor.name}' "
+                              f"has unsupported type {tensor.type}")
+        dims = _dims(tensor.shape)[1 if batched else 0:]
+        entry = {"name": tensor.name, "data_type": dtype, "dims": dims or [1]}
+        if not dims:  # Triton needs rank >= 1: present a scalar as [1]
+            entry["reshape"] = {"shape": []}
+        return entry
+
+    # ------------------------------------------------------------ execute
+
+    def execute(self, requests: list[WorkRequest]) -> list[WorkResult]:
+        return [self._guarded(w) for w in requests]
+
+    def _guarded(self, w: WorkRequest) -> WorkResult:
+        # Unfused requests run one by one: one bad request fails only itself.
+        try:
+            return self._run(w)
+        except TritonError as exc:
+            return WorkResult.failed(exc.code, exc.message)
+        except Exception as exc:  # noqa: BLE001 - ORT errors become INTERNAL, as data
+            return WorkResult.failed(Code.INTERNAL, f"onnxruntime execute failure: {exc}")
+
+    def _run(self, w: WorkRequest) -> WorkResult:
+        feed = {n: (_to_str(n, a) if n in self._strings else a) for n, a in w.inputs.items()}
+        values = self.session.run(w.outputs, feed)
+        return WorkResult(outputs={n: (_to_bytes(v) if v.dtype == object else v)
+                                   for n, v in zip(w.outputs, values)})
+
+
+def _to_str(name: str, arr: np.ndarray) -> np.ndarray:
+    """BYTES elements -> str: ORT would str() a bytes object ("b'..'")."""
+    try:
+        return np.vectorize(lambda b: b.decode("utf-8") if isinstance(b, bytes) else b,
+                            otypes=[object])(arr)
+    except UnicodeDecodeError:
+        raise TritonError(Code.INVALID_ARG,
+                          f"input '{name}' holds bytes that are not UTF-8; "
+                          f"ONNX Runtime string tensors are UTF-8") from None
+
+
+def _to_bytes(arr: np.ndarray) -> np.ndarray:
+    """ORT string outputs (str) -> BYTES object arrays of bytes."""
+    return np.vectorize(lambda s: s.encode("utf-8") if isinstance(s, str) else s,
+                        otypes=[object])(arr)

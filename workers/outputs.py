@@ -1,0 +1,152 @@
+"""Where a worker puts output tensors: its own output arena, or a client's region.
+
+Every output is written exactly once. A batched execution writes each batch
+output into ONE slot and hands every request a :class:`TensorRef` to its slice
+of that slot; the slot goes back to the arena when the last slice is released
+(refcount). The frontend names slices by ``(region, offset)`` in ``Release``.
+
+When a request's ``OutputSpec.dest`` names a client-registered region the bytes
+go straight there (no arena slot, nothing to release).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from tritond import messages
+from tritond.errors import Code
+from tritond.messages import CLIENT_SHM, ErrorInfo, TensorRef
+from tritond.shm import dtypes
+from tritond.shm.views import write_array
+
+log = logging.getLogger("tritond.workers.outputs")
+
+Key = tuple[str, int]
+
+
+class Encoded:
+    """An output ready to be copied: protocol dtype plus bytes (BYTES) or the array."""
+
+    __slots__ = ("dtype", "array", "data", "nbytes")
+
+    def __init__(self, arr: np.ndarray) -> None:
+        self.dtype = dtypes.from_numpy(arr.dtype)
+        self.array = arr
+        # BYTES are stored serialised; their size is only known once encoded.
+        self.data: Optional[bytes] = dtypes.serialize_bytes(arr) if self.dtype == "BYTES" else None
+        self.nbytes = len(self.data) if self.data is not None else arr.nbytes
+
+    def copy_into(self, view: memoryview) -> None:
+        if self.data is not None:
+            view[:self.nbytes] = self.data
+        elif self.nbytes:
+            write_array(view, self.array)
+
+
+def _dest_error(name: str, have: int, need: int) -> ErrorInfo:
+    return ErrorInfo(int(Code.INTERNAL),
+                     f"shared memory size specified with the request for output '{name}' "
+                     f"({have} bytes) should be at least {need} bytes to hold the results")
+
+
+class OutputWriter:
+    """Writes outputs into shm and tracks which slots are still referenced."""
+
+    def __init__(self, pool, cache) -> None:
+        self._pool = pool            # tritond.shm.arena.ArenaPool (this worker's)
+        self._cache = cache          # tritond.shm.views.SegmentCache (client regions)
+        self._slot_of: dict[Key, Key] = {}   # slice (region, offset) -> slot key
+        self._refs: dict[Key, int] = {}      # slot key -> live slices
+        self._keys: dict[Key, list[Key]] = {}  # slot key -> its slice keys
+
+    # ------------------------------------------------------------ writing
+
+    def write(self, name: str, arr: np.ndarray, shape: Sequence[int],
+              dest: Optional[TensorRef]) -> Union[TensorRef, ErrorInfo]:
+        """Write one request's output; ``shape`` is what the client is told."""
+        enc = Encoded(arr)
+        if dest is not None:
+            return self._to_client(name, enc, shape, dest)
+        slot = self._pool.alloc(enc.nbytes)
+        enc.copy_into(slot.view)
+        self._hold((slot.region, slot.offset), [(slot.region, slot.offset)])
+        return TensorRef(name, enc.dtype, list(shape), slot.region, slot.offset, enc.nbytes)
+
+    def write_batch(self, name: str, arr: np.ndarray, rows: Sequence[int],
+                    shapes: Sequence[Optional[Sequence[int]]],
+                    dests: Sequence[Optional[TensorRef]]) -> list:
+        """Write a batch output once and slice it per request.
+
+        ``rows[i]`` is request i's batch size; ``shapes[i]`` its client shape, or
+        None when request i did not ask for this output. Returns, per request,
+        a TensorRef, an ErrorInfo, or None (not requested).
+        """
+        starts = np.cumsum([0, *rows])
+        parts = [Encoded(arr[starts[i]:starts[i + 1]]) for i in range(len(rows))]
+        out: list = [None] * len(rows)
+        shared = []
+        for i, (part, shape, dest) in enumerate(zip(parts, shapes, dests)):
+            if shape is None:
+                continue
+            if dest is not None:
+                out[i] = self._to_client(name, part, shape, dest)
+            else:
+                shared.append(i)
+        if not shared:
+            return out
+        slot = self._pool.alloc(sum(parts[i].nbytes for i in shared))
+        pos, keys = 0, []
+        for i in shared:
+            part = parts[i]
+            part.copy_into(slot.view[pos:pos + part.nbytes])
+            off = slot.offset + pos
+            out[i] = TensorRef(name, part.dtype, list(shapes[i]), slot.region, off, part.nbytes)
+            keys.append((slot.region, off))
+            pos += part.nbytes
+        self._hold((slot.region, slot.offset), keys)
+        return out
+
+    def _to_client(self, name: str, enc: Encoded, shape, dest: TensorRef):
+        if dest.nbytes < enc.nbytes:
+            return _dest_error(name, dest.nbytes, enc.nbytes)
+        view = self._cache.buffer(dest.region, dest.offset, enc.nbytes)
+        enc.copy_into(view)
+        return TensorRef(name, enc.dtype, list(shape), dest.region, dest.offset, enc.nbytes,
+                         kind=dest.kind or CLIENT_SHM, device=dest.device)
+
+    # ---------------------------------------------------------- ownership
+
+    def _hold(self, slot: Key, slices: list[Key]) -> None:
+        # Zero-byte slices may share an offset: the count is per slice, and the
+        # key stays mapped until the whole slot is freed.
+        for key in slices:
+            self._slot_of[key] = slot
+        self._refs[slot] = self._refs.get(slot, 0) + len(slices)
+        self._keys.setdefault(slot, []).extend(slices)
+
+    def release(self, region: str, offset: int) -> bool:
+        """The frontend is done with the slice at ``(region, offset)``; False if unknown."""
+        slot = self._slot_of.get((region, offset))
+        if slot is None:
+            return False
+        left = self._refs[slot] - 1
+        if left > 0:
+            self._refs[slot] = left
+            return True
+        del self._refs[slot]
+        for key in self._keys.pop(slot):
+            self._slot_of.pop(key, None)
+        self._pool.free(*slot)
+        return True
+
+    def discard(self, refs: Sequence[TensorRef]) -> None:
+        """Drop outputs that will never be sent (their request failed later)."""
+        for ref in refs:
+            if ref.kind == messages.SERVER_SHM:
+                self.release(ref.region, ref.offset)
+
+    @property
+    def live_slots(self) -> int:
+        return len(self._refs)
