@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections import deque
 
-from tritond import messages
-
 from .config import SchedConfig
 from .queue import Entry, PolicyQueue
 from .stats import ModelStats
@@ -84,8 +82,3 @@ class Model:
             return wait
         return timeout
 
-
-def entry_request_error(entry: Entry, code: int, message: str, version: int) -> messages.Response:
-    """The scheduler's error Response for a queued request."""
-    return messages.Response(rid=entry.req.rid, error=messages.ErrorInfo(code, message),
-                             model_version=version)

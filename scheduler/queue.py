@@ -117,6 +117,11 @@ class PolicyQueue:
                 rejected.append(entry)
         return rejected
 
+    def due(self, now_ns: int) -> bool:
+        """Whether some timeout (possibly stale) is due: the cheap check before expire()."""
+        heap = self._timeouts
+        return bool(heap) and heap[0][0] <= now_ns
+
     def next_timeout(self) -> int | None:
         """Earliest pending deadline (stale heap tops are dropped on the way)."""
         heap = self._timeouts

@@ -1,0 +1,190 @@
+"""The ``inference.GRPCInferenceService`` and ``grpc.health.v1.Health`` servicers.
+
+Each RPC converts its message, calls one :class:`FrontendCore` method and
+converts the answer back; a :class:`TritonError` ends the call with the
+mapped gRPC status and Triton's message (protocol.md §2.1, §2.3). Our protos
+live in package ``tritond.inference``, so the method paths are registered by
+hand under Triton's service names.
+"""
+from __future__ import annotations
+
+import functools
+
+import grpc
+
+from tritond.errors import TritonError, unsupported
+from tritond.protos import grpc_service_pb2 as pb
+from tritond.protos import health_pb2
+
+from . import codec, replies
+from .status import STATUS
+from .stream import serve_stream
+
+SERVICE = "inference.GRPCInferenceService"
+HEALTH_SERVICE = "grpc.health.v1.Health"
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def _converts_errors(method):
+    """Turn a TritonError raised by an RPC body into the call's gRPC status."""
+    @functools.wraps(method)
+    async def rpc(self, request, context):
+        try:
+            return await method(self, request, context)
+        except TritonError as exc:
+            await context.abort(STATUS[exc.code], exc.message)
+    return rpc
+
+
+def _no_repository_name(name: str) -> None:
+    if name:
+        raise unsupported("'repository_name' specification is not supported")
+
+
+class InferenceServicer:
+    """All RPCs of §2.1 over one FrontendCore (one per frontend process)."""
+
+    def __init__(self, core):
+        self.core = core
+
+    # ----------------------------------------------------------- inference
+    async def ModelInfer(self, request, context):
+        # Inlined error handling: the hot path skips the decorator's extra frame.
+        core = self.core
+        try:
+            result = await core.infer(codec.decode_request(request))
+        except TritonError as exc:
+            await context.abort(STATUS[exc.code], exc.message)
+        try:
+            return codec.encode_result(result)
+        finally:
+            result.release()
+
+    def ModelStreamInfer(self, request_iterator, context):
+        return serve_stream(self.core, request_iterator, context)
+
+    # -------------------------------------------------- health and metadata
+    @_converts_errors
+    async def ServerLive(self, request, context):
+        return pb.ServerLiveResponse(live=self.core.server_live())
+
+    @_converts_errors
+    async def ServerReady(self, request, context):
+        return pb.ServerReadyResponse(ready=self.core.server_ready())
+
+    @_converts_errors
+    async def ModelReady(self, request, context):
+        return pb.ModelReadyResponse(ready=self.core.model_ready(request.name, request.version))
+
+    @_converts_errors
+    async def ServerMetadata(self, request, context):
+        return replies.server_metadata(self.core.server_metadata())
+
+    @_converts_errors
+    async def ModelMetadata(self, request, context):
+        return replies.model_metadata(self.core.model_metadata(request.name, request.version))
+
+    @_converts_errors
+    async def ModelConfig(self, request, context):
+        return replies.model_config(self.core.model_config(request.name, request.version))
+
+    @_converts_errors
+    async def ModelStatistics(self, request, context):
+        stats = await self.core.model_statistics(request.name, request.version)
+        return replies.model_statistics(stats)
+
+    # ---------------------------------------------------------- repository
+    @_converts_errors
+    async def RepositoryIndex(self, request, context):
+        _no_repository_name(request.repository_name)
+        return replies.repository_index(self.core.repository_index(request.ready))
+
+    @_converts_errors
+    async def RepositoryModelLoad(self, request, context):
+        _no_repository_name(request.repository_name)
+        await self.core.load_model(request.model_name,
+                                   replies.repository_params(request.parameters))
+        return pb.RepositoryModelLoadResponse()
+
+    @_converts_errors
+    async def RepositoryModelUnload(self, request, context):
+        _no_repository_name(request.repository_name)
+        await self.core.unload_model(request.model_name,
+                                     replies.unload_params(request.parameters))
+        return pb.RepositoryModelUnloadResponse()
+
+    # ------------------------------------------------------- shared memory
+    @_converts_errors
+    async def SystemSharedMemoryStatus(self, request, context):
+        return replies.system_shm_status(self.core.system_shm_status(request.name))
+
+    @_converts_errors
+    async def SystemSharedMemoryRegister(self, request, context):
+        self.core.register_system_shm(request.name, request.key, request.offset,
+                                      request.byte_size)
+        return pb.SystemSharedMemoryRegisterResponse()
+
+    @_converts_errors
+    async def SystemSharedMemoryUnregister(self, request, context):
+        self.core.unregister_system_shm(request.name)
+        return pb.SystemSharedMemoryUnregisterResponse()
+
+    @_converts_errors
+    async def CudaSharedMemoryStatus(self, request, context):
+        return replies.cuda_shm_status(self.core.cuda_shm_status(request.name))
+
+    @_converts_errors
+    async def CudaSharedMemoryRegister(self, request, context):
+        self.core.register_cuda_shm(request.name, request.raw_handle, request.device_id,
+                                    request.byte_size)
+        return pb.CudaSharedMemoryRegisterResponse()
+
+    @_converts_errors
+    async def CudaSharedMemoryUnregister(self, request, context):
+        self.core.unregister_cuda_shm(request.name)
+        return pb.CudaSharedMemoryUnregisterResponse()
+
+    # ------------------------------------------------------------ settings
+    @_converts_errors
+    async def TraceSetting(self, request, context):
+        update = replies.trace_update(request.settings)
+        return replies.trace_settings(self.core.trace_settings(request.model_name, update))
+
+    @_converts_errors
+    async def LogSettings(self, request, context):
+        return replies.log_settings(self.core.log_settings(replies.log_update(request.settings)))
+
+    # -------------------------------------------------------------- health
+    @_converts_errors
+    async def Check(self, request, context):
+        """grpc.health.v1 Check: SERVING exactly when the server is ready (as Triton)."""
+        ready = self.core.server_ready()
+        return health_pb2.HealthCheckResponse(status=_SERVING if ready else _NOT_SERVING)
+
+
+# RPC name -> (request, response) message classes.
+_UNARY = {name: (getattr(pb, name + "Request"), getattr(pb, name + "Response")) for name in (
+    "ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer",
+    "ModelConfig", "ModelStatistics", "RepositoryIndex", "RepositoryModelLoad",
+    "RepositoryModelUnload", "SystemSharedMemoryStatus", "SystemSharedMemoryRegister",
+    "SystemSharedMemoryUnregister", "CudaSharedMemoryStatus", "CudaSharedMemoryRegister",
+    "CudaSharedMemoryUnregister", "TraceSetting", "LogSettings")}
+
+
+def generic_handlers(servicer: InferenceServicer) -> list:
+    """The two generic handlers to pass to ``grpc.aio.Server.add_generic_rpc_handlers``."""
+    methods = {
+        name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name), request_deserializer=req.FromString,
+            response_serializer=resp.SerializeToString)
+        for name, (req, resp) in _UNARY.items()
+    }
+    methods["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
+        servicer.ModelStreamInfer, request_deserializer=pb.ModelInferRequest.FromString,
+        response_serializer=pb.ModelStreamInferResponse.SerializeToString)
+    health = {"Check": grpc.unary_unary_rpc_method_handler(
+        servicer.Check, request_deserializer=health_pb2.HealthCheckRequest.FromString,
+        response_serializer=health_pb2.HealthCheckResponse.SerializeToString)}
+    return [grpc.method_handlers_generic_handler(SERVICE, methods),
+            grpc.method_handlers_generic_handler(HEALTH_SERVICE, health)]

@@ -1,0 +1,55 @@
+"""Request-level parameters (protocol.md §1.9) -> ``messages.Request`` fields."""
+from __future__ import annotations
+
+from tritond.errors import invalid_arg
+
+SEQUENCE_START = 1
+SEQUENCE_END = 2
+# Consumed by a transport, never forwarded to the model.
+_TRANSPORT_KEYS = frozenset({"binary_data_output", "headers"})
+
+
+def request_fields(params: dict) -> tuple[int, int, object, int, dict]:
+    """(priority, timeout_us, correlation_id, flags, custom parameters) from ``params``.
+
+    Reserved keys map to Request fields; ``triton_*`` keys are dropped here (HTTP
+    rejects them in its codec, gRPC accepts only its streaming opt-in); the rest
+    pass through to the model.
+    """
+    priority = timeout = flags = 0
+    corr: object = 0
+    custom = {}
+    for key, value in params.items():
+        if key == "priority":
+            priority = _uint(key, value)
+        elif key == "timeout":
+            timeout = _uint(key, value)
+        elif key == "sequence_id":
+            if type(value) is int and value >= 0 or type(value) is str:
+                corr = value
+            else:
+                raise invalid_arg("Unable to parse 'sequence_id'")
+        elif key == "sequence_start":
+            flags |= SEQUENCE_START if _bool(key, value) else 0
+        elif key == "sequence_end":
+            flags |= SEQUENCE_END if _bool(key, value) else 0
+        elif key in _TRANSPORT_KEYS or key.startswith("triton_"):
+            continue
+        elif type(value) in (str, int, bool, float):
+            custom[key] = value
+        else:
+            raise invalid_arg(f"parameter '{key}' has an unsupported type "
+                              f"'{type(value).__name__}'")
+    return priority, timeout, corr, flags, custom
+
+
+def _uint(key: str, value) -> int:
+    if type(value) is not int or value < 0:
+        raise invalid_arg(f"Unable to parse '{key}'")
+    return value
+
+
+def _bool(key: str, value) -> bool:
+    if type(value) is not bool:
+        raise invalid_arg(f"Unable to parse '{key}'")
+    return value

@@ -1,0 +1,292 @@
+"""SchedulerCore: the pure scheduler (no IO, no clock reads; callers pass ``now_ns``).
+
+Inputs are messages (``add``, ``cancel``, ``executed``, ``release``,
+``set_models``); outputs are lists of :class:`Dispatch` (an Execute for a
+worker) and :class:`Reply` (an error Response for a frontend). ``add`` only
+queues (or rejects): batches are formed in ``step`` so that everything that
+arrived in one loop turn can join the same batch. The shell calls ``step``
+after each drain and again at ``next_deadline_ns()``.
+
+preserve_ordering is not enforced here: responses travel worker -> frontend
+directly, so the frontend would have to hold back a response until every
+earlier request of that model (in scheduler order) has answered; the scheduler
+could help by stamping a per-model sequence number on each Request.
+"""
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+from tritond import messages
+from tritond.channel import printable
+from tritond.errors import Code
+
+from . import batcher
+from .config import SchedConfig
+from .model import Batch, Instance, Model
+from .queue import DONE
+from .stats import stats_json
+
+SERVED_STATES = ("READY", "UNLOADING")   # UNLOADING: drain what is queued, accept nothing new
+
+
+class Dispatch(msgspec.Struct):
+    """Send ``execute`` to the worker instance at ``address``."""
+
+    address: str
+    execute: messages.Execute
+
+
+class Reply(msgspec.Struct):
+    """Send ``response`` (an error) to the frontend at ``frontend``."""
+
+    frontend: str
+    response: messages.Response
+
+
+Output = Union[Dispatch, Reply]
+
+
+def _error(req: messages.Request, code: Code, message: str, version: int = 0) -> Reply:
+    return Reply(req.frontend, messages.Response(
+        rid=req.rid, error=messages.ErrorInfo(int(code), message),
+        model_version=version or req.version))
+
+
+class SchedulerCore:
+    """Queues, batches and routes requests for every served model version.
+
+    ``epoch_offset_ns`` converts the caller's monotonic ``now_ns`` to wall
+    time for ``last_inference`` (the shell passes time_ns() - monotonic_ns()).
+    """
+
+    def __init__(self, epoch_offset_ns: int = 0) -> None:
+        self.epoch_offset_ns = epoch_offset_ns
+        self._models: dict[tuple[str, int], Model] = {}
+        self._latest: dict[str, int] = {}              # name -> newest READY version
+        self._instances: dict[str, Instance] = {}      # address -> instance
+        self._queued: dict[tuple[str, int], tuple[Model, object]] = {}  # (frontend, rid)
+        self._active: dict[Model, None] = {}           # models with queued requests (ordered)
+        self._batch_id = 0
+
+    # ------------------------------------------------------------ model table
+
+    def set_models(self, table: messages.ModelTable) -> list[Output]:
+        """Adopt a new model table; fail what can no longer be served."""
+        out: list[Output] = []
+        old = self._models
+        new: dict[tuple[str, int], Model] = {}
+        for entry in table.models:
+            if entry.state not in SERVED_STATES:
+                continue
+            key = (entry.name, entry.version)
+            model = self._adopt(old.get(key), entry, out)
+            model.ready = entry.state == "READY"
+            new[key] = model
+        for key, model in old.items():
+            if key not in new:
+                self._drop(model, out)
+        self._models = new
+        self._instances = {a: i for m in new.values() for a, i in m.instances.items()}
+        latest: dict[str, int] = {}
+        for (name, version), model in new.items():
+            if model.ready and version > latest.get(name, -1):
+                latest[name] = version
+        self._latest = latest
+        return out
+
+    def _adopt(self, model: Model | None, entry: messages.ModelEntry, out: list) -> Model:
+        """The Model for ``entry``: the existing one, or a new one on a config change."""
+        if model is None or model.config_json != entry.config:
+            cfg = SchedConfig(msgspec.json.decode(entry.config) if entry.config else {})
+            fresh = Model(entry.name, entry.version, entry.config, cfg)
+            if model is not None:
+                self._move(model, fresh, out)
+            model = fresh
+        for inst in model.set_instances(list(entry.instances)):
+            self._fail_instance(inst, out)
+        return model
+
+    def _move(self, old: Model, new: Model, out: list) -> None:
+        """Carry queued requests, instances and statistics over a config change."""
+        new.stats = old.stats
+        for addr, inst in old.instances.items():
+            inst.model = new
+            new.instances[addr] = inst
+            if inst.busy is None:
+                new.free.append(inst)
+        self._active.pop(old, None)
+        for entry in old.queue.drain():
+            req = entry.req
+            moved = new.queue.push(req, new.cfg.level_index(req.priority), entry.enqueue_ns)
+            if moved is None:       # the new config has a smaller max_queue_size
+                self._queued.pop((req.frontend, req.rid), None)
+                out.append(_error(req, Code.UNAVAILABLE, "Exceeds maximum queue size",
+                                  new.version))
+                continue
+            self._queued[(req.frontend, req.rid)] = (new, moved)
+            self._active[new] = None
+
+    def _drop(self, model: Model, out: list) -> None:
+        """A model version went away: fail its queued and executing requests."""
+        self._active.pop(model, None)
+        message = (f"Request for unknown model: '{model.name}' version {model.version} "
+                   "is not at ready state")
+        for entry in model.queue.drain():
+            req = entry.req
+            self._queued.pop((req.frontend, req.rid), None)
+            out.append(_error(req, Code.UNAVAILABLE, message, model.version))
+        for inst in model.instances.values():
+            inst.gone = True
+            self._fail_instance(inst, out)
+
+    def _fail_instance(self, inst: Instance, out: list) -> None:
+        """An instance disappeared: fail the requests it was executing."""
+        batch, inst.busy = inst.busy, None
+        if batch is None:
+            return
+        model = inst.model
+        message = (f"instance '{printable(inst.address)}' of model '{model.name}' version "
+                   f"{model.version} became unavailable while executing the request")
+        for entry in batch.entries:
+            out.append(_error(entry.req, Code.UNAVAILABLE, message, model.version))
+        model.stats.failed(len(batch.entries), 0)
+
+    # --------------------------------------------------------------- requests
+
+    def add(self, req: messages.Request, now_ns: int) -> list[Output]:
+        """Queue ``req``; returns an immediate rejection if it cannot be queued."""
+        model = self._models.get((req.model, req.version))
+        if model is None and req.version <= 0:
+            model = self._models.get((req.model, self._latest.get(req.model, -1)))
+        if model is None or not model.ready:
+            return [_error(req, Code.UNAVAILABLE, f"Request for unknown model: '{req.model}' "
+                           f"version {req.version} is not at ready state")]
+        cfg = model.cfg
+        entry = model.queue.push(req, cfg.level_index(req.priority) if cfg.levels else 0, now_ns)
+        if entry is None:
+            model.stats.failed(1, 0)
+            return [_error(req, Code.UNAVAILABLE, "Exceeds maximum queue size", model.version)]
+        self._queued[(req.frontend, req.rid)] = (model, entry)
+        self._active[model] = None
+        return []
+
+    def cancel(self, frontend: str, rid: int, now_ns: int) -> list[Output]:
+        """Drop a still-queued request with CANCELLED; an executing one is left alone."""
+        item = self._queued.pop((frontend, rid), None)
+        if item is None:
+            return []
+        model, entry = item
+        model.queue.finish(entry)
+        model.stats.failed(1, now_ns - (entry.req.arrival_ns or entry.enqueue_ns))
+        return [_error(entry.req, Code.CANCELLED, "Request was cancelled", model.version)]
+
+    def release(self, msg: messages.Release) -> None:
+        """Output slots the frontend is done with: piggybacked on the next Execute."""
+        inst = self._instances.get(msg.instance)
+        if inst is not None:
+            inst.releases.extend(msg.slots)
+
+    def executed(self, msg: messages.Executed, now_ns: int) -> list[Output]:
+        """A batch finished: free the instance and account statistics."""
+        inst = self._instances.get(msg.instance)
+        if inst is None:
+            return []            # the instance was dropped and its requests already failed
+        batch = inst.busy
+        if batch is None or batch.batch_id != msg.batch_id:
+            return []            # stale or duplicate notice
+        inst.busy = None
+        model = inst.model
+        model.free.append(inst)
+        self._account(model, batch, msg, now_ns)
+        return []
+
+    def _account(self, model: Model, batch: Batch, msg: messages.Executed, now_ns: int) -> None:
+        st = msg.stats
+        end_ns = st.end_ns or now_ns
+        entries = batch.entries
+        failed = set(msg.failed) if msg.failed else ()
+        ok = 0
+        arrivals = 0
+        for entry in entries:
+            req = entry.req
+            if req.rid in failed:
+                continue
+            ok += 1
+            arrivals += req.arrival_ns or entry.enqueue_ns
+        stats = model.stats
+        if ok < len(entries):
+            stats.failed(len(entries) - ok, 0)
+        stats.executed(batch.size, ok, ok * batch.dispatch_ns - arrivals, ok * end_ns - arrivals,
+                       st.compute_input_ns, st.compute_infer_ns, st.compute_output_ns,
+                       (now_ns + self.epoch_offset_ns) // 1_000_000)
+
+    # ------------------------------------------------------------- scheduling
+
+    def step(self, now_ns: int) -> list[Output]:
+        """Expire timeouts and form batches for every free instance."""
+        out: list[Output] = []
+        if not self._active:
+            return out
+        idle = []
+        for model in self._active:
+            queue = model.queue
+            if queue.due(now_ns):
+                for entry in queue.expire(now_ns):
+                    req = entry.req
+                    self._queued.pop((req.frontend, req.rid), None)
+                    model.stats.failed(1, now_ns - (req.arrival_ns or entry.enqueue_ns))
+                    out.append(_error(req, Code.UNAVAILABLE, "Request timeout expired",
+                                      model.version))
+            model.wait_until = 0
+            while model.free and queue.count:
+                if model.cfg.batching:
+                    entries, wait = batcher.form(queue, model.cfg, now_ns)
+                    if entries is None:
+                        model.wait_until = wait
+                        break
+                else:
+                    entries = batcher.single(queue)
+                self._dispatch(model, entries, now_ns, out)
+            if not queue.count:
+                idle.append(model)
+        for model in idle:
+            del self._active[model]
+        return out
+
+    def _dispatch(self, model: Model, entries: list, now_ns: int, out: list) -> None:
+        inst = model.free.popleft()
+        queued = self._queued
+        queue = model.queue
+        levels = queue.levels
+        requests = []
+        size = 0
+        for entry in entries:
+            entry.state = DONE                  # queue.finish, inlined: this is the hot loop
+            levels[entry.level].count -= 1
+            req = entry.req
+            del queued[(req.frontend, req.rid)]
+            requests.append(req)
+            size += entry.size
+        queue.count -= len(entries)
+        self._batch_id += 1
+        releases, inst.releases = inst.releases, []
+        inst.busy = Batch(self._batch_id, entries, size, now_ns)
+        out.append(Dispatch(inst.address, messages.Execute(self._batch_id, requests, releases)))
+
+    def next_deadline_ns(self) -> int | None:
+        """The earliest time step() must run again (delay window or timeout), if any."""
+        best = None
+        for model in self._active:
+            t = model.next_deadline()
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    # ------------------------------------------------------------- statistics
+
+    def stats_json(self, name: str = "", version: str = "") -> dict:
+        """Triton's ``{"model_stats": [...]}``; raises TritonError INVALID_ARG (see stats)."""
+        ready = [m.stats for m in self._models.values() if m.ready]
+        return stats_json(ready, name, str(version) if version else "")

@@ -1,0 +1,168 @@
+"""SchedulerProc: the thin process shell around :class:`SchedulerCore`.
+
+One event loop (uvloop when installed). Each read of the inbox delivers every
+message that arrived; the shell feeds them all to the core, calls ``step``
+once, posts every output (AsyncOutbox writes one frame per destination per
+loop turn) and re-arms a single alarm for ``next_deadline_ns()``. The clock is
+``time.monotonic_ns()``, the same one the frontend stamps ``arrival_ns`` with.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+
+from tritond import messages
+from tritond.channel import AsyncInbox, AsyncOutbox, printable
+from tritond.errors import Code, TritonError
+from tritond.procutil import Bootstrap, child_start
+
+from .alarm import Alarm
+from .core import Dispatch, SchedulerCore
+
+_monotonic_ns = time.monotonic_ns
+
+
+class SchedulerProc:
+    """Owns the sockets, the alarm and the core; never blocks."""
+
+    def __init__(self, boot: Bootstrap, log) -> None:
+        self.boot = boot
+        self.log = log
+        self.core = SchedulerCore(epoch_offset_ns=time.time_ns() - time.monotonic_ns())
+        self.options: dict = {}
+        self._done: asyncio.Future | None = None
+        self._outbox: AsyncOutbox | None = None
+        self._alarm: Alarm | None = None
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._done = loop.create_future()
+        self._outbox = AsyncOutbox()
+        self._outbox.on_link_error = self._link_error
+        self._alarm = Alarm(loop, self._tick)
+        inbox = AsyncInbox(self.boot.address, messages.TO_SCHEDULER, self.handle, self._bad_frame)
+        await inbox.start()
+        self._outbox.post(self.boot.parent, messages.Hello(
+            role="scheduler", name=self.boot.name, pid=os.getpid(), address=self.boot.address))
+        code = await self._done
+        inbox.close()
+        self._alarm.close()
+        await self._flush()
+        self._outbox.close()
+        return code
+
+    # --------------------------------------------------------------- inbox
+
+    def handle(self, msgs: list) -> None:
+        """Everything that arrived in one read: apply all, then step once."""
+        now = _monotonic_ns()
+        core = self.core
+        out: list = []
+        for msg in msgs:
+            try:
+                kind = type(msg)
+                if kind is messages.Request:
+                    rejected = core.add(msg, now)
+                    if rejected:
+                        out.extend(rejected)
+                elif kind is messages.Executed:
+                    out.extend(core.executed(msg, now))
+                elif kind is messages.Cancel:
+                    out.extend(core.cancel(msg.frontend, msg.rid, now))
+                elif kind is messages.Release:
+                    core.release(msg)
+                else:
+                    out.extend(self._control(msg))
+            except Exception:  # noqa: BLE001 - one bad message must not stop the scheduler
+                self.log.exception("failed to handle %s", type(msg).__name__)
+        out.extend(core.step(now))
+        self._post(out)
+        self._alarm.set(core.next_deadline_ns())
+
+    def _control(self, msg) -> list:
+        """Rare messages: table, queries, lifecycle."""
+        kind = type(msg)
+        if kind is messages.ModelTable:
+            return self.core.set_models(msg)
+        if kind is messages.Query:
+            self._outbox.post(msg.frontend, self._answer(msg))
+        elif kind is messages.Setup:
+            self.options = msg.options
+        elif kind is messages.Shutdown:
+            self.log.info("shutting down%s", f": {msg.reason}" if msg.reason else "")
+            self._outbox.post(self.boot.parent, messages.Stopped(self.boot.name))
+            if not self._done.done():
+                self._done.set_result(0)
+        elif kind is messages.Unknown:
+            self.log.warning("a peer could not decode our frame: %s", msg.detail)
+        return []
+
+    def _answer(self, query: messages.Query) -> messages.Answer:
+        if query.what != "stats":
+            return messages.Answer(query.qid, error=messages.ErrorInfo(
+                int(Code.UNSUPPORTED), f"the scheduler does not answer '{query.what}' queries"))
+        args = query.args or {}
+        try:
+            result = self.core.stats_json(str(args.get("name") or ""),
+                                          str(args.get("version") or ""))
+        except TritonError as exc:
+            return messages.Answer(query.qid, error=messages.ErrorInfo(int(exc.code), exc.message))
+        return messages.Answer(query.qid, result=result)
+
+    def _bad_frame(self, detail: str) -> None:
+        # A Unix stream peer has no address to answer to, so the sender cannot
+        # be told with Unknown; log and keep serving.
+        self.log.error("dropped an undecodable frame: %s", detail)
+
+    # -------------------------------------------------------------- outbox
+
+    def _tick(self) -> None:
+        """The alarm fired: a delay window closed or a timeout is due."""
+        core = self.core
+        self._post(core.step(_monotonic_ns()))
+        self._alarm.set(core.next_deadline_ns())
+
+    def _post(self, out: list) -> None:
+        post = self._outbox.post
+        for item in out:
+            if type(item) is Dispatch:
+                post(item.address, item.execute)
+            else:
+                post(item.frontend, item.response)
+
+    def _link_error(self, addr: str, exc: Exception) -> None:
+        # A dead worker's Execute is lost here; its requests fail when the
+        # parent publishes a ModelTable without that instance.
+        self.log.warning("cannot reach %s: %s", printable(addr), exc)
+
+    async def _flush(self) -> None:
+        """Let the outbox write what is queued (Stopped, last replies) before exiting."""
+        for _ in range(100):
+            await asyncio.sleep(0.001)
+            if not self._outbox._queued and all(  # noqa: SLF001 - our own outbox
+                    not link.pending and (link.transport is None
+                                         or not link.transport.get_write_buffer_size())
+                    for link in self._outbox._links.values()):
+                return
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+def main(boot: Bootstrap) -> None:
+    """Process entry point (multiprocessing spawn target)."""
+    log = child_start(boot)
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        code = loop.run_until_complete(SchedulerProc(boot, log).run())
+    finally:
+        loop.close()
+    sys.exit(code)

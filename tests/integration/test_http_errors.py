@@ -1,0 +1,165 @@
+"""Every malformed request gets Triton's error and the server keeps serving."""
+import json
+import struct
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from tests.integration.test_http_infer import raw_post, simple_inputs
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    c = httpclient.InferenceServerClient(server.url)
+    yield c
+    c.close()
+
+
+@pytest.fixture(autouse=True)
+def still_serving(client):
+    yield
+    a = np.ones((1, 16), np.int32)
+    assert client.infer("simple", simple_inputs(a, a)).as_numpy("OUTPUT0").sum() == 32
+
+
+def infer_error(client, model, inputs, **kw):
+    with pytest.raises(InferenceServerException) as exc:
+        client.infer(model, inputs, **kw)
+    return exc.value
+
+
+def test_unknown_model(client):
+    a = np.ones((1, 16), np.int32)
+    err = infer_error(client, "nope", simple_inputs(a, a))
+    assert err.status() == "404" and "nope" in err.message()
+
+
+def test_unknown_version(client):
+    a = np.ones((1, 16), np.int32)
+    err = infer_error(client, "simple", simple_inputs(a, a), model_version="7")
+    assert err.status() == "404"
+
+
+def test_missing_input(client):
+    a = np.ones((1, 16), np.int32)
+    err = infer_error(client, "simple", simple_inputs(a, a)[:1])
+    assert err.status() == "400" and "INPUT1" in err.message()
+
+
+def test_unexpected_input(client):
+    a = np.ones((1, 16), np.int32)
+    extra = httpclient.InferInput("BOGUS", [1, 16], "INT32")
+    extra.set_data_from_numpy(a)
+    err = infer_error(client, "simple", simple_inputs(a, a) + [extra])
+    assert err.status() == "400" and "BOGUS" in err.message()
+
+
+def test_wrong_datatype(client):
+    a = np.ones((1, 16), np.float32)
+    inputs = [httpclient.InferInput("INPUT0", [1, 16], "FP32"), httpclient.InferInput("INPUT1", [1, 16], "FP32")]
+    for i in inputs:
+        i.set_data_from_numpy(a)
+    err = infer_error(client, "simple", inputs)
+    assert err.status() == "400" and "data-type" in err.message() and "INT32" in err.message()
+
+
+def test_wrong_shape(client):
+    a = np.ones((1, 8), np.int32)
+    err = infer_error(client, "simple", simple_inputs(a, a))
+    assert err.status() == "400" and "shape" in err.message()
+
+
+def test_batch_above_max(client):
+    a = np.ones((9, 16), np.int32)
+    err = infer_error(client, "simple", simple_inputs(a, a))
+    assert err.status() == "400" and "batch-size must be <= 8" in err.message()
+
+
+def test_unknown_output(client):
+    a = np.ones((1, 16), np.int32)
+    err = infer_error(client, "simple", simple_inputs(a, a),
+                      outputs=[httpclient.InferRequestedOutput("NOPE")])
+    assert err.status() == "400" and "NOPE" in err.message()
+
+
+def header_body(header: dict, blobs=b""):
+    h = json.dumps(header).encode()
+    return h + blobs, {"Inference-Header-Content-Length": str(len(h))}
+
+
+def test_byte_size_not_matching_shape(server):
+    body, headers = header_body({"inputs": [
+        {"name": "INPUT0", "shape": [1, 16], "datatype": "INT32", "parameters": {"binary_data_size": 60}},
+        {"name": "INPUT1", "shape": [1, 16], "datatype": "INT32", "parameters": {"binary_data_size": 64}}]},
+        b"\0" * 124)
+    status, data = raw_post(server, "/v2/models/simple/infer", body, headers)
+    assert status == 400 and "INPUT0" in json.loads(data)["error"]
+
+
+def test_malformed_json(server):
+    status, data = raw_post(server, "/v2/models/simple/infer", b"{not json")
+    assert status == 400 and json.loads(data)["error"]
+
+
+def test_header_length_larger_than_body(server):
+    body = b'{"inputs": []}'
+    status, data = raw_post(server, "/v2/models/simple/infer", body,
+                            {"Inference-Header-Content-Length": "999"})
+    assert status == 400 and json.loads(data)["error"]
+
+
+def test_leftover_binary_data(server):
+    body, headers = header_body({"inputs": [
+        {"name": "INPUT0", "shape": [1, 16], "datatype": "INT32", "parameters": {"binary_data_size": 64}},
+        {"name": "INPUT1", "shape": [1, 16], "datatype": "INT32", "parameters": {"binary_data_size": 64}}]},
+        b"\0" * 200)
+    status, data = raw_post(server, "/v2/models/simple/infer", body, headers)
+    assert status == 400 and "unexpected additional input data" in json.loads(data)["error"]
+
+
+def test_bytes_element_running_past_buffer(server):
+    blob = b"".join(struct.pack("<I", 1) + b"x" for _ in range(15)) + struct.pack("<I", 100) + b"abc"
+    body, headers = header_body({"inputs": [
+        {"name": "INPUT0", "shape": [1, 16], "datatype": "BYTES", "parameters": {"binary_data_size": len(blob)}}]},
+        blob)
+    status, data = raw_post(server, "/v2/models/simple_string/infer", body, headers)
+    assert status == 400 and json.loads(data)["error"]
+
+
+def test_oversized_body(server):
+    # Content-Length alone is enough for the server to refuse (64 MiB default limit).
+    import http.client
+    conn = http.client.HTTPConnection(server.url, timeout=10)
+    conn.putrequest("POST", "/v2/models/simple/infer")
+    conn.putheader("Content-Length", str((64 << 20) + 1))
+    conn.endheaders()
+    resp = conn.getresponse()
+    assert resp.status == 400 and json.loads(resp.read())["error"]
+    conn.close()
+
+
+def test_duplicate_input_names(server):
+    inp = {"name": "INPUT0", "shape": [1, 16], "datatype": "INT32", "data": list(range(16))}
+    status, data = raw_post(server, "/v2/models/simple/infer", json.dumps({"inputs": [inp, inp]}))
+    assert status == 400 and "INPUT0" in json.loads(data)["error"]
+
+
+def test_duplicate_output_names(server):
+    inps = [{"name": n, "shape": [1, 16], "datatype": "INT32", "data": list(range(16))}
+            for n in ("INPUT0", "INPUT1")]
+    body = json.dumps({"inputs": inps, "outputs": [{"name": "OUTPUT0"}, {"name": "OUTPUT0"}]})
+    status, data = raw_post(server, "/v2/models/simple/infer", body)
+    assert status == 400 and "OUTPUT0" in json.loads(data)["error"]
+
+
+def test_fp16_in_json_rejected(server):
+    body = json.dumps({"inputs": [{"name": "INPUT0", "shape": [2], "datatype": "FP16", "data": [1, 2]}]})
+    status, data = raw_post(server, "/v2/models/identity_fp32/infer", body)
+    assert status == 400 and "FP16" in json.loads(data)["error"]
+
+
+def test_unsupported_content_encoding(server):
+    status, data = raw_post(server, "/v2/models/simple/infer", b"{}", {"Content-Encoding": "br"})
+    assert status == 501 and "Unsupported compression type" in json.loads(data)["error"]

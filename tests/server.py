@@ -1,0 +1,91 @@
+"""Start and stop a real ``tritond`` for tests (loopback, free ports)."""
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+REPO = ROOT / "model_repository"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A tritond child process; ``url``/``grpc_url`` for clients, ``stop()`` SIGTERMs it."""
+
+    def __init__(self, repos=(REPO,), *args: str, env: dict | None = None,
+                 wait_ready: bool = True, timeout: float = 90.0) -> None:
+        self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
+        cmd = [sys.executable, "-m", "tritond.cli"]
+        for repo in repos:
+            cmd += ["--model-repository", str(repo)]
+        cmd += ["--http-address", "127.0.0.1", "--grpc-address", "127.0.0.1",
+                "--metrics-address", "127.0.0.1",
+                f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}",
+                f"--metrics-port={self.metrics_port}", *args]
+        self.log_path = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"tritond-test-{self.http_port}.log"
+        self.log = open(self.log_path, "w+b")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})}, start_new_session=True)
+        self.url = f"127.0.0.1:{self.http_port}"
+        self.grpc_url = f"127.0.0.1:{self.grpc_port}"
+        if wait_ready:
+            self.wait("/v2/health/ready", timeout)
+
+    def wait(self, path: str = "/v2/health/ready", timeout: float = 90.0) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tritond exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                with urllib.request.urlopen(f"http://{self.url}{path}", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"tritond not ready after {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+    def children(self) -> list[int]:
+        """pids of every process in the server's session (tritond and its children)."""
+        out = []
+        for entry in pathlib.Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                fields = stat.rsplit(")", 1)[1].split()
+                if int(fields[3]) == self.proc.pid and int(entry.name) != self.proc.pid:  # session id
+                    out.append(int(entry.name))
+        return out
+
+
+def segments_of(pid: int) -> list[str]:
+    """Our /dev/shm segments whose server id carries ``pid`` (the parent's, in hex)."""
+    return [p.name for p in pathlib.Path("/dev/shm").glob(f"tritond-{pid:x}*")]

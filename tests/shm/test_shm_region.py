@@ -1,0 +1,101 @@
+"""Segments: create/attach/close/unlink, naming, orphan reaping, free-space check."""
+import multiprocessing
+import os
+import time
+
+import pytest
+
+from tests.shm import shm_children
+from tritond.errors import Code, TritonError
+from tritond.shm.region import (Segment, check_space, list_segments, reap_orphans, segment_name,
+                                shm_free_bytes)
+
+spawn = multiprocessing.get_context("spawn")
+
+
+def test_segment_name():
+    assert segment_name("abc", "in-x3", pid=42) == "/tritond-abc-42-in-x3"
+    assert segment_name("abc", "in") == f"/tritond-abc-{os.getpid()}-in"
+    for sid, tag in [("a-b", "in"), ("", "in"), ("a/b", "in"), ("ab", ""), ("ab", "x/y")]:
+        with pytest.raises(TritonError):
+            segment_name(sid, tag)
+
+
+def test_create_attach_close_unlink(server_id):
+    name = segment_name(server_id, "s")
+    seg = Segment.create(name, 10000, reserve=True)
+    seg.buf[:3] = b"abc"
+    with pytest.raises(TritonError) as e:
+        Segment.create(name, 10)
+    assert e.value.code == Code.ALREADY_EXISTS
+    other = Segment.attach(name)
+    assert other.size == 10000 and bytes(other.buf[:3]) == b"abc"
+    ro = Segment.attach(name, 5, writable=False)
+    assert ro.size == 5 and ro.buf.readonly
+    with pytest.raises(TritonError) as e:
+        Segment.attach(name, 10001)            # past the end would SIGBUS
+    assert e.value.code == Code.INVALID_ARG
+    view = other.buf[0:3]
+    other.close()                              # an exported view must not make this crash
+    assert bytes(view) == b"abc"
+    other.close()
+    ro.close()
+    seg.unlink()
+    seg.unlink()                               # idempotent
+    seg.close()
+    with pytest.raises(TritonError) as e:
+        Segment.attach(name)
+    assert e.value.code == Code.INVALID_ARG and "unable to open shared memory region" in e.value.message
+    with pytest.raises(TritonError):
+        Segment.create(name, 0)
+
+
+def _spawn(target, *args):
+    parent, child = spawn.Pipe()
+    proc = spawn.Process(target=target, args=(*args, child))
+    proc.start()
+    return proc, parent
+
+
+def test_reap_orphans(server_id):
+    mine = Segment.create(segment_name(server_id, "mine"), 4096)
+    dead, conn = _spawn(shm_children.orphan, server_id)
+    orphan = conn.recv()
+    dead.join(30)
+    live, live_conn = _spawn(shm_children.holder, server_id)
+    held = live_conn.recv()
+    try:
+        assert set(list_segments(server_id)) == {mine.name, orphan, held}
+        assert reap_orphans(f"tritond-{server_id}-") == [orphan]
+        assert set(list_segments(server_id)) == {mine.name, held}
+        live_conn.send("go")
+        live.join(30)
+        assert reap_orphans(f"/tritond-{server_id}-") == [held]
+    finally:
+        mine.unlink()
+        mine.close()
+
+
+def test_reap_recycled_pid(server_id):
+    proc, conn = _spawn(shm_children.sleeper)
+    pid = conn.recv()
+    try:
+        stale = Segment.create(segment_name(server_id, "stale", pid=pid), 64)
+        fresh = Segment.create(segment_name(server_id, "fresh", pid=1), 64)   # pid 1 started long ago
+        hour_ago = time.time() - 3600
+        os.utime("/dev/shm" + stale.name, (hour_ago, hour_ago))   # older than the live pid
+        assert reap_orphans(f"tritond-{server_id}-") == [stale.name]
+        fresh.unlink()
+    finally:
+        conn.send("go")
+        proc.join(30)
+
+
+def test_free_space_check():
+    free = shm_free_bytes()
+    assert free > 0
+    assert check_space(1) is None
+    msg = check_space(free + (1 << 40))
+    assert "\n" not in msg
+    for word in ("/dev/shm", "free", "--shm-size=", "medium: Memory", "sizeLimit", "remount,size="):
+        assert word in msg

@@ -1,0 +1,398 @@
+"""tritond.repository: scanning, auto-fill, version policy, normalise, validate, labels."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tritond import repository as repo_mod
+from tritond.errors import Code, TritonError
+from tritond.modelconfig import parse_pbtxt
+from tritond.protos import model_config_pb2 as pb
+from tritond.versions import list_versions, select_versions
+
+KIND = pb.ModelInstanceGroup
+
+PY_CONFIG = """
+name: "{name}"
+backend: "python"
+max_batch_size: 0
+input [ {{ name: "INPUT0" data_type: TYPE_FP32 dims: [ 16 ] }} ]
+output [ {{ name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 16 ] }} ]
+"""
+
+
+def make_model(repo, name, config=None, versions=(1,), files=("model.py",)):
+    """Create <repo>/<name>/{config.pbtxt, <v>/<file>...}; return the model dir."""
+    model_dir = repo / name
+    model_dir.mkdir(parents=True)
+    if config is not None:
+        (model_dir / "config.pbtxt").write_text(config)
+    for version in versions:
+        (model_dir / str(version)).mkdir()
+        for filename in files:
+            (model_dir / str(version) / filename).write_text("")
+    return model_dir
+
+
+def one(sources, name):
+    [source] = [s for s in sources if s.name == name]
+    return source
+
+
+def test_scan_python_model(tmp_path):
+    make_model(tmp_path, "add_sub", PY_CONFIG.format(name="add_sub"))
+    [source] = repo_mod.scan([str(tmp_path)])
+    assert source.error is None
+    assert (source.name, source.repository) == ("add_sub", str(tmp_path))
+    assert source.model_dir == str(tmp_path / "add_sub")
+    assert source.versions == [1]
+    assert source.config.default_model_filename == "model.py"
+    assert source.config.platform == ""
+
+
+def test_only_directories_and_numeric_versions(tmp_path):
+    model = make_model(tmp_path, "m", PY_CONFIG.format(name="m"), versions=(1, 2, 10))
+    (tmp_path / "README.md").write_text("not a model")
+    for ignored in ("0", "007", "v3", "1a", "３"):
+        (model / ignored).mkdir()
+        (model / ignored / "model.py").write_text("")
+    (model / "11").write_text("a file, not a version dir")
+    assert list_versions(str(model)) == [1, 2, 10]
+    sources = repo_mod.scan([str(tmp_path)])
+    assert [s.name for s in sources] == ["m"]
+    assert sources[0].versions == [10] and sources[0].available == [1, 2, 10]
+
+
+def test_missing_config_allowed_unless_strict(tmp_path):
+    make_model(tmp_path, "auto", None, files=("model.onnx",))
+    source = repo_mod.scan([str(tmp_path)])[0]
+    assert source.error is None
+    cfg = source.config
+    assert (cfg.name, cfg.backend, cfg.platform, cfg.default_model_filename) == \
+        ("auto", "onnxruntime", "onnxruntime_onnx", "model.onnx")
+    strict = repo_mod.scan([str(tmp_path)], strict=True)[0]
+    assert "config.pbtxt" in strict.error and "not found" in strict.error
+
+
+@pytest.mark.parametrize("filename,backend,platform", [
+    ("model.onnx", "onnxruntime", "onnxruntime_onnx"),
+    ("model.py", "python", ""),
+    ("model.pt", "pytorch", "pytorch_libtorch"),
+    ("model.plan", "tensorrt", "tensorrt_plan"),
+])
+def test_autofill_from_files(tmp_path, filename, backend, platform):
+    make_model(tmp_path, "m", 'max_batch_size: 2', files=(filename,))
+    cfg = repo_mod.scan([str(tmp_path)])[0].config
+    assert (cfg.backend, cfg.platform, cfg.default_model_filename) == \
+        (backend, platform, filename)
+
+
+def test_autofill_from_backend_or_platform(tmp_path):
+    make_model(tmp_path, "a", 'backend: "onnxruntime"', files=("model.onnx",))
+    make_model(tmp_path, "b", 'platform: "pytorch_libtorch"', files=("model.pt",))
+    make_model(tmp_path, "c", 'backend: "tensorrt" default_model_filename: "x.plan"',
+               files=("x.plan",))
+    sources = repo_mod.scan([str(tmp_path)])
+    assert one(sources, "a").config.platform == "onnxruntime_onnx"
+    assert one(sources, "b").config.backend == "pytorch"
+    assert one(sources, "c").config.platform == "tensorrt_plan"
+    assert one(sources, "c").config.default_model_filename == "x.plan"
+    assert all(s.error is None for s in sources)
+
+
+def test_undetectable_backend(tmp_path):
+    make_model(tmp_path, "m", "max_batch_size: 0", files=("weights.bin",))
+    assert "unable to determine the backend of model 'm'" in \
+        repo_mod.scan([str(tmp_path)])[0].error
+
+
+def test_name_mismatch(tmp_path):
+    make_model(tmp_path, "dir_name", PY_CONFIG.format(name="other"))
+    source = repo_mod.scan([str(tmp_path)])[0]
+    assert source.error == ("unexpected directory name 'dir_name' for model 'other', "
+                            "directory name must equal model name")
+    assert source.versions == []
+
+
+def test_missing_model_file_names_path(tmp_path):
+    config = 'backend: "onnxruntime" version_policy { all {} }'
+    model = make_model(tmp_path, "m", config, versions=(1, 2), files=("model.onnx",))
+    os.remove(model / "2" / "model.onnx")
+    error = repo_mod.scan([str(tmp_path)])[0].error
+    assert str(model / "2" / "model.onnx") in error and "version 2" in error
+
+
+def test_model_file_only_checked_for_served_versions(tmp_path):
+    model = make_model(tmp_path, "m", PY_CONFIG.format(name="m"), versions=(1, 2))
+    os.remove(model / "1" / "model.py")
+    assert repo_mod.scan([str(tmp_path)])[0].versions == [2]
+
+
+def test_no_version_directory(tmp_path):
+    make_model(tmp_path, "m", PY_CONFIG.format(name="m"), versions=())
+    error = repo_mod.scan([str(tmp_path)])[0].error
+    assert "at least one version must be available" in error
+
+
+def test_version_policies(tmp_path):
+    policy = lambda text: parse_pbtxt(f"version_policy {{ {text} }}", "c").version_policy  # noqa
+    avail = [1, 2, 5, 9]
+    assert select_versions(pb.ModelVersionPolicy(), avail, model="m") == [9]
+    assert select_versions(policy("latest { num_versions: 2 }"), avail, model="m") == [5, 9]
+    assert select_versions(policy("latest { num_versions: 10 }"), avail, model="m") == avail
+    assert select_versions(policy("all {}"), avail, model="m") == avail
+    assert select_versions(policy("specific { versions: [5, 1] }"), avail, model="m") == [1, 5]
+    with pytest.raises(TritonError) as info:
+        select_versions(policy("specific { versions: [1, 3] }"), avail, model="m")
+    assert "requests version(s) 3" in info.value.message
+    with pytest.raises(TritonError) as info:
+        select_versions(policy("latest { num_versions: 0 }"), avail, model="m")
+    assert "at least one version" in info.value.message
+
+
+def test_bad_version_policy_in_repository(tmp_path):
+    config = PY_CONFIG.format(name="m") + "version_policy { specific { versions: [ 4 ] } }"
+    make_model(tmp_path, "m", config, versions=(1, 2))
+    error = repo_mod.scan([str(tmp_path)])[0].error
+    assert "version policy of model 'm' requests version(s) 4" in error
+
+
+def test_duplicate_model_in_two_repositories(tmp_path):
+    first, second = tmp_path / "r1", tmp_path / "r2"
+    make_model(first, "dup", PY_CONFIG.format(name="dup"))
+    make_model(second, "dup", PY_CONFIG.format(name="dup"))
+    make_model(second, "solo", PY_CONFIG.format(name="solo"))
+    sources = repo_mod.scan([str(first), str(second)])
+    dups = [s for s in sources if s.name == "dup"]
+    assert len(dups) == 2 and {s.repository for s in dups} == {str(first), str(second)}
+    assert all("multiple model repositories" in s.error for s in dups)
+    assert one(sources, "solo").error is None
+
+
+def test_model_config_name_selects_custom_config(tmp_path):
+    model = make_model(tmp_path, "m", PY_CONFIG.format(name="m"))
+    (model / "configs").mkdir()
+    (model / "configs" / "h100.pbtxt").write_text(
+        PY_CONFIG.format(name="m").replace("max_batch_size: 0", "max_batch_size: 7"))
+    assert repo_mod.scan([str(tmp_path)], model_config_name="h100")[0] \
+        .config.max_batch_size == 7
+    assert repo_mod.scan([str(tmp_path)], model_config_name="absent")[0] \
+        .config.max_batch_size == 0
+
+
+def test_syntax_error_becomes_model_error(tmp_path):
+    make_model(tmp_path, "m", 'name: "m"\nbackend: python\n')
+    error = repo_mod.scan([str(tmp_path)])[0].error
+    assert "config.pbtxt" in error and "line 2" in error
+
+
+def test_strict_validates_io_at_scan(tmp_path):
+    bad = PY_CONFIG.format(name="m").replace("dims: [ 16 ] }} ]".replace("}}", "}"),
+                                             "dims: [ 0 ] } ]", 1)
+    make_model(tmp_path, "m", bad)
+    assert repo_mod.scan([str(tmp_path)])[0].error is None
+    assert "each dimension must be" in repo_mod.scan([str(tmp_path)], strict=True)[0].error
+
+
+def test_missing_repository_is_an_error(tmp_path):
+    with pytest.raises(TritonError) as info:
+        repo_mod.scan([str(tmp_path / "nope")])
+    assert str(tmp_path / "nope") in info.value.message
+
+
+# ---- normalize ----
+
+def test_normalize_defaults_cpu_only():
+    cfg = parse_pbtxt('name: "m" backend: "onnxruntime" max_batch_size: 8 '
+                      'dynamic_batching {}', "c")
+    repo_mod.normalize(cfg)
+    assert cfg.version_policy.latest.num_versions == 1
+    assert list(cfg.dynamic_batching.preferred_batch_size) == [8]
+    assert cfg.optimization.input_pinned_memory.enable
+    assert cfg.optimization.output_pinned_memory.enable
+    [group] = cfg.instance_group
+    assert (group.name, group.kind, group.count) == ("m", KIND.KIND_CPU, 2)
+
+
+def test_normalize_instance_groups_with_gpus():
+    cfg = parse_pbtxt('name: "m" backend: "python" instance_group [ { count: 3 }, '
+                      '{ kind: KIND_CPU }, { name: "g" kind: KIND_GPU gpus: [1] } ] '
+                      'optimization { input_pinned_memory { enable: false } }', "c")
+    repo_mod.normalize(cfg, gpus=2)
+    names = [(g.name, g.kind, g.count, list(g.gpus)) for g in cfg.instance_group]
+    assert names == [("m_0", KIND.KIND_GPU, 3, [0, 1]), ("m_1", KIND.KIND_CPU, 1, []),
+                     ("g", KIND.KIND_GPU, 1, [1])]
+    assert not cfg.optimization.input_pinned_memory.enable
+
+
+def test_normalize_gpu_errors():
+    cfg = parse_pbtxt('name: "m" backend: "python" instance_group [{ kind: KIND_GPU }]', "c")
+    with pytest.raises(TritonError, match="KIND_GPU but no GPUs are available"):
+        repo_mod.normalize(cfg)
+    cfg = parse_pbtxt('name: "m" backend: "python" '
+                      'instance_group [{ kind: KIND_GPU gpus: [3] }]', "c")
+    with pytest.raises(TritonError, match="invalid or unsupported gpu id 3"):
+        repo_mod.normalize(cfg, gpus=1)
+    auto = parse_pbtxt('name: "m" backend: "python" instance_group [{ gpus: [3] }]', "c")
+    repo_mod.normalize(auto, gpus=1)
+    assert auto.instance_group[0].kind == KIND.KIND_CPU
+
+
+def test_normalize_sequence_and_ensemble():
+    seq = parse_pbtxt('name: "s" backend: "python" max_batch_size: 4 '
+                      'sequence_batching { oldest {} }', "c")
+    repo_mod.normalize(seq)
+    assert seq.sequence_batching.max_sequence_idle_microseconds == 1_000_000
+    assert list(seq.sequence_batching.oldest.preferred_batch_size) == [4]
+    ens = parse_pbtxt('name: "e" platform: "ensemble"', "c")
+    repo_mod.normalize(ens)
+    assert not ens.instance_group and not ens.HasField("optimization")
+
+
+# ---- validate ----
+
+VALID = """
+name: "m" backend: "onnxruntime" platform: "onnxruntime_onnx" max_batch_size: 8
+input [ { name: "I" data_type: TYPE_FP32 dims: [ -1, 4 ] reshape { shape: [ -1, 2, 2 ] } } ]
+output [ { name: "O" data_type: TYPE_FP32 dims: [ 4 ] } ]
+dynamic_batching { preferred_batch_size: [ 4, 8 ] }
+"""
+
+
+def invalid(text: str, model_dir: str = "/repo/m") -> str:
+    cfg = parse_pbtxt(text, "c")
+    repo_mod.normalize(cfg)
+    with pytest.raises(TritonError) as info:
+        repo_mod.validate(cfg, model_dir)
+    assert info.value.code == Code.INVALID_ARG
+    return info.value.message
+
+
+def test_validate_accepts_valid_configs():
+    cfg = parse_pbtxt(VALID, "c")
+    repo_mod.normalize(cfg)
+    repo_mod.validate(cfg, "/repo/m")
+
+
+@pytest.mark.parametrize("old,new,expected", [
+    ('max_batch_size: 8', 'max_batch_size: -1', "max_batch_size must be >= 0"),
+    ('[ 4, 8 ]', '[ 4, 16 ]', "preferred size must be <= max batch size"),
+    ('[ 4, 8 ]', '[ 0 ]', "preferred size must be positive"),
+    ('dims: [ -1, 4 ]', 'dims: [ 0, 4 ]', "each dimension must be an integer >= 1"),
+    ('dims: [ -1, 4 ]', 'dims: [ -2, 4 ]', "-1 to indicate a variable-size dimension"),
+    ('dims: [ 4 ]', 'dims: [ ]', "must specify 'dims'"),
+    ('[ -1, 2, 2 ]', '[ -1, 3 ]', "different element counts"),
+    ('[ -1, 2, 2 ]', '[ 8 ]', "must appear in both as often"),
+    ('[ -1, 2, 2 ]', '[ 2, -1, 2 ]', "different element counts"),
+    ('[ -1, 2, 2 ]', '[ -1, 1, 4, 1 ]', None),
+    ('data_type: TYPE_FP32 dims: [ 4 ]', 'dims: [ 4 ]', "valid 'data_type'"),
+    ('name: "O"', 'name: ""', "model output of m must specify 'name'"),
+    ('name: "O"', 'name: "I"', None),  # an output may share an input's name
+    ('platform: "onnxruntime_onnx"', 'platform: "tensorrt_plan"',
+     "unexpected platform type 'tensorrt_plan' for backend 'onnxruntime'"),
+    ('backend: "onnxruntime" platform: "onnxruntime_onnx"', 'platform: "custom"',
+     "unexpected platform type 'custom'"),
+])
+def test_validate_errors(old, new, expected):
+    assert old in VALID
+    text = VALID.replace(old, new, 1)
+    if expected is None:
+        cfg = parse_pbtxt(text, "c")
+        repo_mod.normalize(cfg)
+        repo_mod.validate(cfg, "/repo/m")
+    else:
+        assert expected in invalid(text)
+
+
+def test_validate_duplicate_and_name():
+    text = VALID.replace('output [', 'output [ { name: "O" data_type: TYPE_FP32 dims: [1] },')
+    assert "'O' is specified more than once" in invalid(text)
+    assert "unexpected directory name 'x'" in invalid(VALID, "/repo/x")
+
+
+def test_validate_priorities_and_ordering():
+    base = VALID.replace("dynamic_batching {", "dynamic_batching { priority_levels: 2 ")
+    assert "default priority level must be in range [1, 2]" in invalid(base)
+    bad_key = base.replace("priority_levels: 2", "priority_levels: 2 default_priority_level: 1 "
+                           "priority_queue_policy { key: 3 value {} }")
+    assert "priority level in range [1, 2]" in invalid(bad_key)
+    ordered = base.replace("priority_levels: 2", "priority_levels: 2 default_priority_level: 1 "
+                           "preserve_ordering: true")
+    assert "priority_levels > 1" in invalid(ordered)
+    delay = VALID.replace("dynamic_batching {", "dynamic_batching { preserve_ordering: true "
+                          "default_queue_policy { timeout_action: DELAY "
+                          "default_timeout_microseconds: 10 }")
+    assert "DELAY" in invalid(delay)
+
+
+def test_validate_sequence_controls():
+    seq = ('name: "m" backend: "python" max_batch_size: 1 '
+           'input [ { name: "I" data_type: TYPE_FP32 dims: [1] } ] '
+           'sequence_batching { control_input [ { name: "S" control [ { %s } ] } ] } %s')
+    assert "exactly one of int32_false_true" in invalid(
+        seq % ("kind: CONTROL_SEQUENCE_START int32_false_true: [0]", ""))
+    assert "exactly one of" in invalid(seq % (
+        "kind: CONTROL_SEQUENCE_END int32_false_true: [0, 1] bool_false_true: [false, true]", ""))
+    assert "TYPE_UINT64" in invalid(
+        seq % ("kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_FP32", ""))
+    assert "response cache" in invalid(
+        seq % ("kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_UINT64",
+               "response_cache { enable: true }"))
+
+
+ENS = """
+name: "e" platform: "ensemble" max_batch_size: 1
+input [ { name: "RAW" data_type: TYPE_STRING dims: [ 1 ] } ]
+output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 1 ] } ]
+ensemble_scheduling { step [
+  { model_name: "a" input_map { key: "x" value: "RAW" } output_map { key: "y" value: "T" } },
+  { model_name: "b" input_map { key: "x" value: "T" } output_map { key: "y" value: "OUT" } }
+] }
+"""
+
+
+def test_validate_ensembles():
+    cfg = parse_pbtxt(ENS, "c")
+    repo_mod.normalize(cfg)
+    repo_mod.validate(cfg, "/repo/e")
+    assert "must not specify a backend" in invalid(
+        ENS.replace('platform: "ensemble"', 'platform: "ensemble" backend: "python"'), "/r/e")
+    assert "neither an ensemble input" in invalid(ENS.replace('value: "RAW"', 'value: "NOPE"'),
+                                                  "/r/e")
+    assert "'OUT' is not produced" in invalid(ENS.replace('value: "OUT"', 'value: "Z"'), "/r/e")
+    cyclic = ENS.replace('key: "x" value: "RAW"', 'key: "x" value: "OUT"')
+    assert "contains a cycle" in invalid(cyclic, "/r/e")
+    assert "instance group should not be specified" in invalid(
+        ENS + "instance_group [ { kind: KIND_CPU } ]", "/r/e")
+    assert "model_warmup" in invalid(ENS + 'model_warmup [ { name: "w" } ]', "/r/e")
+
+
+# ---- labels ----
+
+def test_load_labels(tmp_path):
+    model = tmp_path / "m"
+    (model / "sub").mkdir(parents=True)
+    (model / "sub" / "labels.txt").write_text("cat\n\ndog\n")
+    cfg = parse_pbtxt('name: "m" output [ { name: "P" label_filename: "sub/labels.txt" }, '
+                      '{ name: "Q" } ]', "c")
+    assert repo_mod.load_labels(str(model), cfg) == {"P": ["cat", "", "dog"]}
+
+
+def test_label_path_escaping_model_dir_is_unsupported(tmp_path):
+    model = tmp_path / "m"
+    model.mkdir()
+    (tmp_path / "secret.txt").write_text("x")
+    for path in ("../secret.txt", str(tmp_path / "secret.txt")):
+        cfg = parse_pbtxt(f'name: "m" output [ {{ name: "P" label_filename: "{path}" }} ]', "c")
+        with pytest.raises(TritonError) as info:
+            repo_mod.load_labels(str(model), cfg)
+        assert info.value.code == Code.UNSUPPORTED
+        assert "outside the model directory" in info.value.message
+
+
+def test_missing_label_file(tmp_path):
+    cfg = parse_pbtxt('name: "m" output [ { name: "P" label_filename: "none.txt" } ]', "c")
+    with pytest.raises(TritonError) as info:
+        repo_mod.load_labels(str(tmp_path), cfg)
+    assert info.value.code == Code.INVALID_ARG and "none.txt" in info.value.message

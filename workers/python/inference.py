@@ -1,0 +1,208 @@
+"""``pb_utils`` request/response classes: InferenceRequest, InferenceResponse,
+InferenceResponseSender, TritonError, TritonModelException (protocol.md §5.4).
+
+Plain Python objects: the worker builds one InferenceRequest per request from
+shared-memory views and reads the model's InferenceResponse back.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+TRITONSERVER_RESPONSE_COMPLETE_FINAL = 1
+TRITONSERVER_MEMORY_CPU = 0
+TRITONSERVER_MEMORY_CPU_PINNED = 1
+TRITONSERVER_MEMORY_GPU = 2
+
+
+class TritonModelException(Exception):
+    """Raised by the backend utilities; models may raise it too."""
+
+    def __init__(self, msg: str = "") -> None:
+        super().__init__(msg)
+        self._msg = msg
+
+    def message(self) -> str:
+        return self._msg
+
+
+class TritonError:
+    """A per-response error: ``TritonError(message, code=TritonError.INTERNAL)``."""
+
+    UNKNOWN = 0
+    INTERNAL = 1
+    NOT_FOUND = 2
+    INVALID_ARG = 3
+    UNAVAILABLE = 4
+    UNSUPPORTED = 5
+    ALREADY_EXISTS = 6
+    CANCELLED = 7
+
+    def __init__(self, message: str, code: int = INTERNAL) -> None:
+        self._msg = message
+        self._code = int(code)
+
+    def code(self) -> int:
+        return self._code
+
+    def message(self) -> str:
+        return self._msg
+
+    def __str__(self) -> str:
+        return self._msg
+
+    def __repr__(self) -> str:
+        return f"TritonError({self._msg!r}, code={self._code})"
+
+
+def _check_parameters(parameters) -> dict:
+    """Request/response parameters: a dict of str -> bool/int/str."""
+    if parameters is None:
+        return {}
+    if isinstance(parameters, str):  # Triton also accepts the JSON form
+        parameters = json.loads(parameters)
+    if not isinstance(parameters, dict):
+        raise TritonModelException("parameters must be a dictionary")
+    for key, value in parameters.items():
+        if not isinstance(key, str) or not isinstance(value, (bool, int, str)):
+            raise TritonModelException(
+                f"parameter '{key}' must map a string to a bool, int or string value")
+    return dict(parameters)
+
+
+class InferenceResponse:
+    """``InferenceResponse(output_tensors=[], error=None, parameters=None)``."""
+
+    def __init__(self, output_tensors=None, error: Optional[TritonError] = None,
+                 parameters=None) -> None:
+        if output_tensors is None:
+            output_tensors = []
+        if not isinstance(output_tensors, list):
+            raise TritonModelException('"output_tensors" must be a list.')
+        self._outputs = output_tensors
+        self._error = error
+        self._parameters = _check_parameters(parameters)
+
+    def output_tensors(self) -> list:
+        return self._outputs
+
+    def has_error(self) -> bool:
+        return self._error is not None
+
+    def error(self) -> Optional[TritonError]:
+        return self._error
+
+    def parameters(self) -> str:
+        return json.dumps(self._parameters)
+
+
+class InferenceResponseSender:
+    """``request.get_response_sender()``; non-decoupled: one response, FINAL flag."""
+
+    def __init__(self, decoupled: bool = False) -> None:
+        self._decoupled = decoupled
+        self.response: Optional[InferenceResponse] = None
+        self.closed = False
+
+    def send(self, response: Optional[InferenceResponse] = None, flags: int = 0) -> None:
+        if self.closed:
+            raise TritonModelException(
+                "Unable to send response. Response sender has been closed.")
+        if response is not None:
+            if self.response is not None and not self._decoupled:
+                raise TritonModelException(
+                    "Non-decoupled model cannot send more than one response.")
+            self.response = response
+        if flags & TRITONSERVER_RESPONSE_COMPLETE_FINAL:
+            self.closed = True
+
+    def is_cancelled(self) -> bool:
+        return False
+
+
+class InferenceTrace:
+    """Placeholder: tracing is not wired yet; ``get_context()`` says so with None."""
+
+    def __init__(self, context: Optional[str] = None) -> None:
+        self._context = context
+
+    def get_context(self) -> Optional[str]:
+        return self._context
+
+
+class PreferredMemory:
+    def __init__(self, preferred_memory_type: int = TRITONSERVER_MEMORY_CPU,
+                 preferred_device_id: int = 0) -> None:
+        self.preferred_memory_type = preferred_memory_type
+        self.preferred_device_id = preferred_device_id
+
+
+_BLS = "BLS is not supported yet (InferenceRequest.exec/async_exec)"
+
+
+class InferenceRequest:
+    """A request handed to ``TritonPythonModel.execute`` (or built for BLS)."""
+
+    def __init__(self, request_id: str = "", correlation_id: Any = 0, inputs=None,
+                 requested_output_names=None, model_name: str = "", model_version: int = -1,
+                 flags: int = 0, timeout: int = 0, preferred_memory=None, trace=None,
+                 parameters=None) -> None:
+        self._request_id = request_id
+        self._correlation_id = correlation_id
+        self._inputs = list(inputs or [])
+        self._requested = list(requested_output_names or [])
+        self.model_name = model_name
+        self.model_version = model_version
+        self._flags = flags
+        self._timeout = timeout
+        self._preferred_memory = preferred_memory or PreferredMemory()
+        self._trace = trace or InferenceTrace()
+        self._parameters = _check_parameters(parameters)
+        self._release_flags = 1  # TRITONSERVER_REQUEST_RELEASE_ALL
+        self._sender: Optional[InferenceResponseSender] = None
+        self._decoupled = False
+
+    def inputs(self) -> list:
+        return self._inputs
+
+    def request_id(self) -> str:
+        return self._request_id
+
+    def correlation_id(self):
+        return self._correlation_id
+
+    def flags(self) -> int:
+        return self._flags
+
+    def set_flags(self, flags: int) -> None:
+        self._flags = flags
+
+    def timeout(self) -> int:
+        return self._timeout
+
+    def parameters(self) -> str:
+        return json.dumps(self._parameters)
+
+    def trace(self) -> InferenceTrace:
+        return self._trace
+
+    def requested_output_names(self) -> list:
+        return self._requested
+
+    def get_response_sender(self) -> InferenceResponseSender:
+        if self._sender is None:
+            self._sender = InferenceResponseSender(self._decoupled)
+        return self._sender
+
+    def is_cancelled(self) -> bool:
+        # Hook for request cancellation; nothing cancels a running request yet.
+        return False
+
+    def set_release_flags(self, flags: int) -> None:
+        self._release_flags = flags
+
+    def exec(self, decoupled: bool = False):
+        raise TritonModelException(_BLS)
+
+    async def async_exec(self, decoupled: bool = False):
+        raise TritonModelException(_BLS)

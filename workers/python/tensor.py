@@ -1,0 +1,167 @@
+"""``pb_utils.Tensor`` and the datatype helpers of ``triton_python_backend_utils``.
+
+Behaviour follows Triton's python_backend (protocol.md §5.3, §5.4): the type
+enum is the model_config ``DataType`` number, BYTES are numpy object arrays of
+``bytes``, and ``Tensor`` wraps a numpy array without copying it (inputs are
+zero-copy views of shared memory; they are valid only during ``execute``).
+"""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from .inference import TritonModelException
+
+TRITON_STRING_TO_NUMPY = {
+    "TYPE_BOOL": bool,
+    "TYPE_UINT8": np.uint8, "TYPE_UINT16": np.uint16,
+    "TYPE_UINT32": np.uint32, "TYPE_UINT64": np.uint64,
+    "TYPE_INT8": np.int8, "TYPE_INT16": np.int16,
+    "TYPE_INT32": np.int32, "TYPE_INT64": np.int64,
+    "TYPE_FP16": np.float16, "TYPE_FP32": np.float32, "TYPE_FP64": np.float64,
+    "TYPE_STRING": np.object_,
+}
+
+_ENUM_TO_NUMPY = {
+    1: np.bool_, 2: np.uint8, 3: np.uint16, 4: np.uint32, 5: np.uint64,
+    6: np.int8, 7: np.int16, 8: np.int32, 9: np.int64,
+    10: np.float16, 11: np.float32, 12: np.float64, 13: np.object_,
+}
+_NUMPY_TO_ENUM = {np.dtype(t): e for e, t in _ENUM_TO_NUMPY.items() if e != 13}
+_LEN = struct.Struct("<I")
+
+
+def triton_string_to_numpy(triton_type_string: str):
+    """``"TYPE_FP32"`` -> ``np.float32`` (KeyError for unknown names, e.g. TYPE_BF16)."""
+    return TRITON_STRING_TO_NUMPY[triton_type_string]
+
+
+def triton_to_numpy_type(data_type: int):
+    """DataType enum number -> numpy type (None when unknown)."""
+    return _ENUM_TO_NUMPY.get(data_type)
+
+
+def numpy_to_triton_type(data_type):
+    """numpy dtype/type -> DataType enum number; object and bytes are 13 (None: unknown)."""
+    try:
+        dt = np.dtype(data_type)
+    except TypeError:
+        return None
+    if dt.kind in "OS":
+        return 13
+    return _NUMPY_TO_ENUM.get(dt.newbyteorder("=") if dt.byteorder in "<>" else dt)
+
+
+def _element_bytes(item) -> bytes:
+    if isinstance(item, bytes):
+        return item
+    return str(item).encode("utf-8")
+
+
+def serialize_byte_tensor(input_tensor: np.ndarray):
+    """Length-prefixed BYTES serialisation in C order, as ``bytes``.
+
+    An empty tensor gives ``()``, as Triton's helper does; a non-BYTES dtype
+    gives None.
+    """
+    if input_tensor.size == 0:
+        return ()
+    if input_tensor.dtype.kind not in "OS":
+        return None
+    parts = []
+    for item in input_tensor.ravel(order="C").tolist():
+        b = _element_bytes(item)
+        parts.append(_LEN.pack(len(b)))
+        parts.append(b)
+    return b"".join(parts)
+
+
+def deserialize_bytes_tensor(encoded_tensor) -> np.ndarray:
+    """Parse length-prefixed BYTES into a 1-D object array of ``bytes``."""
+    data = bytes(memoryview(encoded_tensor).cast("B"))
+    items, pos = [], 0
+    while pos < len(data):
+        (n,) = _LEN.unpack_from(data, pos)
+        items.append(data[pos + 4:pos + 4 + n])
+        pos += 4 + n
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+class _Capsule:
+    """Lets ``np.from_dlpack`` import a bare DLPack capsule (CPU only)."""
+
+    def __init__(self, capsule) -> None:
+        self._capsule = capsule
+
+    def __dlpack__(self, stream=None, **kwargs):
+        return self._capsule
+
+    def __dlpack_device__(self):
+        return (1, 0)  # kDLCPU
+
+
+class Tensor:
+    """A named tensor of a request or response (``pb_utils.Tensor(name, np_array)``)."""
+
+    def __init__(self, name: str, numpy_array, triton_dtype=None) -> None:
+        arr = np.asarray(numpy_array)
+        if arr.dtype.kind in "UV":
+            raise TritonModelException(
+                "Tensor dtype used for numpy_array is not support by Python backend. "
+                "Please use np.object_ instead.")
+        if triton_dtype is not None and triton_dtype != 13:
+            want = np.dtype(triton_to_numpy_type(triton_dtype))
+            if arr.dtype != want:  # reinterpret the bytes, as Triton's helper does
+                arr = np.ascontiguousarray(arr).view(want)
+        if arr.dtype.kind != "O" and not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr)
+        dtype = numpy_to_triton_type(arr.dtype) if triton_dtype is None else triton_dtype
+        if dtype is None:
+            raise TritonModelException(f"tensor '{name}': numpy dtype {arr.dtype} is not supported")
+        self._name = name
+        self._array = arr
+        self._dtype = dtype
+
+    def name(self) -> str:
+        return self._name
+
+    def as_numpy(self) -> np.ndarray:
+        return self._array
+
+    def triton_dtype(self) -> int:
+        return self._dtype
+
+    def shape(self) -> list[int]:
+        return list(self._array.shape)
+
+    def is_cpu(self) -> bool:
+        return True
+
+    def to_dlpack(self):
+        """A DLPack capsule of the data (not for BYTES tensors)."""
+        if self._array.dtype.kind == "O":
+            raise TritonModelException(f"tensor '{self._name}': BYTES tensors cannot be DLPack")
+        return self._array.__dlpack__()
+
+    def __dlpack__(self, stream=None, **kwargs):
+        return self.to_dlpack()
+
+    def __dlpack_device__(self):
+        return (1, 0)  # kDLCPU
+
+    @staticmethod
+    def from_dlpack(name: str, capsule_or_obj) -> "Tensor":
+        """A Tensor sharing the memory of a DLPack object or capsule (C-contiguous only)."""
+        src = capsule_or_obj if hasattr(capsule_or_obj, "__dlpack__") else _Capsule(capsule_or_obj)
+        arr = np.from_dlpack(src)
+        if not arr.flags.c_contiguous:
+            raise TritonModelException(
+                f"tensor '{name}': DLPack tensor is not contiguous. Only contiguous DLPack "
+                f"tensors that are stored in C-Order are supported.")
+        return Tensor(name, arr)
+
+    def __repr__(self) -> str:
+        return f"Tensor({self._name!r}, dtype={self._dtype}, shape={self.shape()})"
