@@ -128,6 +128,10 @@ class Models:
         mv = by_version.get(parse_version(version))
         return mv is not None and mv.state == READY
 
+    def names(self) -> dict:
+        """Names with at least one loaded (or failed) version."""
+        return self._versions
+
     def ready_versions(self, name: str) -> list[ModelVersion]:
         return sorted((v for v in self._versions.get(name, {}).values() if v.state == READY),
                       key=lambda v: v.version)

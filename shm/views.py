@@ -10,8 +10,8 @@ import numpy as np
 
 from tritond.errors import invalid_arg
 
-from .dtypes import _NP, _SIZE, deserialize_bytes, element_size, num_elements, serialize_bytes, \
-    serialized_size
+from .dtypes import (_NP, _SIZE, deserialize_bytes, element_size, num_elements, serialize_bytes,
+                     serialized_size)
 from .region import Segment
 
 

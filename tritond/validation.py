@@ -5,7 +5,6 @@ offending field.
 """
 from __future__ import annotations
 
-import math
 import os
 
 from tritond.autofill import ENSEMBLE
@@ -101,14 +100,25 @@ def _check_dims(where: str, field: str, dims) -> None:
 
 
 def _check_reshape(where: str, dims: list[int], shape: list[int]) -> None:
-    """Element counts must agree; variable dims must appear on both sides or neither."""
-    dims_var, shape_var = -1 in dims, -1 in shape
-    if dims_var != shape_var:
+    """Same number of -1s, and equal element counts between consecutive -1s."""
+    if dims.count(-1) != shape.count(-1):
         raise invalid_arg(f"{where} has dims {dims} and reshape {shape}: a variable-size "
-                          f"dimension (-1) must appear in both or neither")
-    if not dims_var and math.prod(dims) != math.prod(shape):
+                          f"dimension (-1) must appear in both as often")
+    if _segments(dims) != _segments(shape):
         raise invalid_arg(f"{where} has different element counts for dims {dims} "
-                          f"({math.prod(dims)}) and reshape {shape} ({math.prod(shape)})")
+                          f"and reshape {shape}")
+
+
+def _segments(dims: list[int]) -> list[int]:
+    """Products of the fixed dimensions between variable-size (-1) dimensions."""
+    products, current = [], 1
+    for dim in dims:
+        if dim == -1:
+            products.append(current)
+            current = 1
+        else:
+            current *= dim
+    return [*products, current]
 
 
 def _dynamic_batching(cfg: ModelConfig) -> None:

@@ -7,9 +7,6 @@ from hypothesis import strategies as st
 from tritond.errors import Code, TritonError
 from tritond.shm import dtypes as D
 
-FIXED = [d for d in D.DTYPES if d != "BYTES"]
-
-
 def test_table_round_trips():
     assert sorted(d.enum for d in D.DTYPES.values()) == list(range(1, 15))
     for name, d in D.DTYPES.items():

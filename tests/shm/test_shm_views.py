@@ -1,5 +1,6 @@
 """SegmentCache views (same process and across a spawned process) and write_array."""
 import multiprocessing
+import os
 
 import numpy as np
 import posix_ipc
@@ -121,7 +122,7 @@ def test_forget_and_growth(server_id, cache):
     shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, size=100)
     try:
         assert len(cache.buffer(name, 0, 100)) == 100 and name in cache
-        shm.truncate(200)                      # a client region that grew: re-attached
+        os.ftruncate(shm.fd, 200)              # a client region that grew: re-attached
         assert len(cache.buffer(name, 150, 50)) == 50
         cache.forget(name)
         assert name not in cache and len(cache) == 0

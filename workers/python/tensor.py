@@ -112,10 +112,10 @@ class Tensor:
             raise TritonModelException(
                 "Tensor dtype used for numpy_array is not support by Python backend. "
                 "Please use np.object_ instead.")
-        if triton_dtype is not None and triton_dtype != 13:
-            want = np.dtype(triton_to_numpy_type(triton_dtype))
-            if arr.dtype != want:  # reinterpret the bytes, as Triton's helper does
-                arr = np.ascontiguousarray(arr).view(want)
+        want = triton_to_numpy_type(triton_dtype) if triton_dtype is not None else None
+        if want is not None and want is not np.object_ and arr.dtype != want:
+            # Reinterpret the bytes, as Triton's helper does (BF16 stays raw uint16 words).
+            arr = np.ascontiguousarray(arr).view(want)
         if arr.dtype.kind != "O" and not arr.flags.c_contiguous:
             arr = np.ascontiguousarray(arr)
         dtype = numpy_to_triton_type(arr.dtype) if triton_dtype is None else triton_dtype

@@ -1,0 +1,328 @@
+"""FrontendCore: the transport-neutral infer path (contract: docs/frontend-core.md).
+
+HTTP routes and gRPC servicers convert wire formats to ``types.InferRequest``
+and back; everything else happens here: model lookup and §8.1 validation,
+one copy of each input into this process's shm arena, the ``Request`` to the
+scheduler, and zero-copy output views over the worker's shm slots.
+
+Buffer ownership (ARCHITECTURE.md invariant 3): input slots are freed when the
+``Response`` for their request arrives, never earlier (a worker may still be
+reading them, even after a Cancel); output slots belong to the worker and are
+handed back with one ``Release`` when the transport calls ``InferResult.release``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import Callable
+
+from tritond import messages
+from tritond.errors import TritonError, invalid_arg, not_found, unavailable, unsupported
+from tritond.shm.arena import ArenaPool
+from tritond.shm.views import SegmentCache
+
+from .classification import classify
+from .models import Models, ModelVersion
+from .params import request_fields
+from .settings import LogSettings, TraceSettings
+from .types import InferRequest, InferResult, OutputTensor
+from .validate import check_inputs, check_outputs
+
+TRITON_VERSION = "2.51.0"     # the Triton release whose protocol tritond speaks
+# Only what really works end to end (protocol.md §1.2 lists Triton's full set).
+EXTENSIONS = ["classification", "model_repository", "model_repository(unload_dependents)",
+              "schedule_policy", "model_configuration", "binary_tensor_data", "parameters",
+              "statistics", "logging"]
+_SHM_DISABLED = ("Client shared memory is disabled. Start the server with "
+                 "'--allow-client-shm=true' to enable.")
+_POLLING = "explicit model load / unload is not allowed if polling is enabled"
+# ArenaPool names overflow segments "<tag>-x<n>"; each is unlinked by its owner
+# when freed, so our mapping must go too or /dev/shm space is never returned.
+_ONEOFF = re.compile(r"-x\d+$")
+_NO_PARAMS = (0, 0, 0, 0, {})
+log = logging.getLogger("tritond.frontend")
+
+
+class FrontendCore:
+    """One per frontend process; every method runs on the process's event loop."""
+
+    def __init__(self, options: dict, outbox, server_id: str, address: str,
+                 scheduler_address: str, parent_address: str = "", tag: str | None = None):
+        self.options = options
+        self.address = address
+        self.models = Models()
+        self._post = outbox.post
+        self._scheduler = scheduler_address
+        self._parent = parent_address
+        if tag is None:      # "in-<n>" from the address "...-frontend-<n>"
+            tag = "in-" + (address.rsplit("-", 1)[-1] if address[-1:].isdigit() else "0")
+        self._arena = ArenaPool(server_id, tag, int(options.get("input_arena_bytes", 256 << 20)))
+        self._cache = SegmentCache(writable=False)
+        self._pending: dict[int, tuple[asyncio.Future, list]] = {}
+        self._queries: dict[int, asyncio.Future] = {}
+        self._next_id = 1
+        self._unreleased = 0
+        self.draining = False
+        self.logs = LogSettings(options)
+        self.traces = TraceSettings(options)
+        self.control: Callable[[object], None] = lambda msg: log.warning("unexpected %r", msg)
+
+    # ------------------------------------------------------------------ inference
+
+    async def infer(self, req: InferRequest) -> InferResult:
+        """Validate, stage and run one request; raises TritonError."""
+        if self.draining:
+            raise unavailable("Server is shutting down")
+        mv = self.models.resolve(req.model, req.version)
+        if mv.decoupled:
+            raise unsupported(f"model '{mv.name}' uses the decoupled transaction policy, "
+                              "which needs a streaming endpoint")
+        batch, sizes = check_inputs(mv, req)
+        check_outputs(mv, req)
+        priority, timeout, corr, flags, custom = (
+            request_fields(req.parameters) if req.parameters else _NO_PARAMS)
+        refs, slots = self._stage(req, sizes)
+        rid = self._next_id
+        self._next_id = rid + 1
+        fut = asyncio.get_running_loop().create_future()
+        self._pending[rid] = (fut, slots)
+        outputs = [messages.OutputSpec(o.name) for o in req.outputs] if req.outputs else []
+        self._post(self._scheduler, messages.Request(
+            rid, self.address, mv.name, mv.version, refs, outputs, batch, req.id, priority,
+            timeout, corr, flags, custom, time.monotonic_ns()))
+        try:
+            resp = await fut
+        except asyncio.CancelledError:
+            if rid in self._pending:       # the slots stay ours until the Response comes
+                self._post(self._scheduler, messages.Cancel(self.address, rid))
+            raise
+        return self._result(mv, req, resp)
+
+    def _stage(self, req: InferRequest, sizes: list[int]) -> tuple[list, list]:
+        """Copy each input once into the arena; on failure free what was taken."""
+        refs, slots = [], []
+        alloc = self._arena.alloc
+        try:
+            for t, n in zip(req.inputs, sizes):
+                if t.shm is not None:
+                    raise unsupported(_SHM_DISABLED if not self.options.get("allow_client_shm")
+                                      else "client shared memory inputs are not supported yet")
+                slot = alloc(n)
+                slots.append((slot.region, slot.offset))
+                if n:
+                    data = t.data
+                    if type(data) is memoryview and (data.format != "B" or data.ndim != 1):
+                        data = data.cast("B")
+                    slot.view[:] = data
+                refs.append(slot.ref(t.name, t.datatype, t.shape))
+        except BaseException:
+            self._free(slots)
+            raise
+        return refs, slots
+
+    def _free(self, slots: list) -> None:
+        free = self._arena.free
+        for region, offset in slots:
+            free(region, offset)
+
+    def _result(self, mv: ModelVersion, req: InferRequest, resp: messages.Response) -> InferResult:
+        """Map output refs (zero copy) and apply classification; Release on any failure."""
+        held = [(r.region, r.offset) for r in resp.outputs if r.kind == messages.SERVER_SHM]
+        release = self._releaser(resp.instance, held) if held and resp.instance else None
+        try:
+            if resp.error is not None:
+                raise TritonError(resp.error.code, resp.error.message)
+            outputs = self._outputs(mv, req, resp.outputs)
+        except BaseException:
+            if release is not None:
+                release()
+            raise
+        version = str(resp.model_version) if resp.model_version else mv.version_str
+        return InferResult(mv.name, version, req.id, resp.parameters, outputs, release)
+
+    def _outputs(self, mv: ModelVersion, req: InferRequest, refs: list) -> list[OutputTensor]:
+        buffer = self._cache.buffer
+        requested = {o.name: o for o in req.outputs} if req.outputs else None
+        outs = []
+        for ref in refs:
+            want = requested.get(ref.name) if requested is not None else None
+            if requested is not None and want is None:
+                continue                       # a backend that returned extra outputs
+            data = buffer(ref.region, ref.offset, ref.nbytes) if ref.kind == messages.SERVER_SHM \
+                else None
+            out = OutputTensor(ref.name, ref.dtype, ref.shape, data, want)
+            if want is not None and want.classification:
+                out = self._classify(mv, out, want.classification)
+            outs.append(out)
+        if requested is not None and len(outs) > 1:
+            order = {name: i for i, name in enumerate(requested)}
+            outs.sort(key=lambda o: order[o.name])
+        return outs
+
+    def _classify(self, mv: ModelVersion, out: OutputTensor, k: int) -> OutputTensor:
+        spec = mv.outputs.get(out.name)
+        batching = mv.max_batch_size > 0 and bool(spec is None or spec.dims)
+        data, shape = classify(out.name, out.datatype, out.as_numpy(), k, batching)
+        return OutputTensor(out.name, "BYTES", shape, memoryview(data), out.requested)
+
+    def _releaser(self, instance: str, slots: list) -> Callable[[], None]:
+        self._unreleased += 1
+
+        def release() -> None:
+            self._unreleased -= 1
+            self._post(instance, messages.Release(instance, slots))
+            for region, _ in slots:
+                if _ONEOFF.search(region):
+                    self._cache.forget(region)
+        return release
+
+    # ------------------------------------------------------------------ inbox
+
+    def on_messages(self, msgs: list) -> None:
+        """Inbox handler: Responses, Answers and model tables; the rest goes to ``control``."""
+        for msg in msgs:
+            kind = type(msg)
+            if kind is messages.Response:
+                self._on_response(msg)
+            elif kind is messages.Answer:
+                fut = self._queries.pop(msg.qid, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
+            elif kind is messages.ModelTable:
+                self.models.update(msg)
+            else:
+                self.control(msg)
+
+    def _on_response(self, resp: messages.Response) -> None:
+        entry = self._pending.pop(resp.rid, None)
+        if entry is None:
+            log.warning("Response for unknown request %d", resp.rid)
+            return
+        fut, slots = entry
+        self._free(slots)
+        if not fut.done():
+            fut.set_result(resp)
+        elif resp.outputs and resp.instance:       # cancelled: nobody will read them
+            held = [(r.region, r.offset) for r in resp.outputs if r.kind == messages.SERVER_SHM]
+            if held:
+                self._post(resp.instance, messages.Release(resp.instance, held))
+
+    @property
+    def in_flight(self) -> int:
+        """Requests awaiting a Response plus results not yet released."""
+        return len(self._pending) + self._unreleased
+
+    def close(self) -> None:
+        """Unlink the input arena and drop every mapping (process exit)."""
+        self._arena.close()
+        self._cache.close()
+
+    # ------------------------------------------------------------------ control plane
+
+    async def _query(self, addr: str, what: str, args: dict, timeout: float = 30.0):
+        qid = self._next_id
+        self._next_id = qid + 1
+        fut = asyncio.get_running_loop().create_future()
+        self._queries[qid] = fut
+        self._post(addr, messages.Query(qid, self.address, what, args))
+        try:
+            answer = await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise unavailable(f"no answer to '{what}' within {timeout:g} s") from None
+        finally:
+            self._queries.pop(qid, None)
+        if answer.error is not None:
+            raise TritonError(answer.error.code, answer.error.message)
+        return answer.result
+
+    def server_live(self) -> bool:
+        return True
+
+    def server_ready(self) -> bool:
+        return self.models.server_ready and not self.draining
+
+    def server_metadata(self) -> dict:
+        return {"name": self.options.get("id", "triton"), "version": TRITON_VERSION,
+                "extensions": list(EXTENSIONS)}
+
+    def model_ready(self, name: str, version: str = "") -> bool:
+        return self.models.is_ready(name, version)
+
+    def model_metadata(self, name: str, version: str = "") -> dict:
+        mv = self.models.resolve(name, version)
+        if version:
+            return mv.metadata
+        versions = [v.version_str for v in self.models.ready_versions(name)]
+        return {**mv.metadata, "versions": versions}
+
+    def model_config(self, name: str, version: str = "") -> dict:
+        return self.models.resolve(name, version).config
+
+    async def model_statistics(self, name: str = "", version: str = "") -> dict:
+        if name:
+            ok = (self.models.is_ready(name, version) if name in self.models.names()
+                  else False)
+            if not ok:
+                what = f"'{name}'" if not version else f"'{name}' version {version}"
+                raise invalid_arg(f"requested model {what} is not available")
+        result = await self._query(self._scheduler, "stats", {"name": name, "version": version})
+        return result if isinstance(result, dict) else {"model_stats": list(result or [])}
+
+    def repository_index(self, ready: bool = False) -> list[dict]:
+        return self.models.index(ready)
+
+    async def load_model(self, name: str, parameters: dict) -> None:
+        await self._model_control("load", name, parameters)
+
+    async def unload_model(self, name: str, parameters: dict) -> None:
+        await self._model_control("unload", name, parameters)
+
+    async def _model_control(self, what: str, name: str, parameters: dict) -> None:
+        if self.options.get("model_control_mode", "none") != "explicit":
+            raise unavailable(_POLLING)
+        # TODO(parent): the parent must answer Query("load"/"unload", {"name", "parameters"})
+        # from frontends with an Answer once the new table is out; until then this times out.
+        await self._query(self._parent, what, {"name": name, "parameters": parameters},
+                          timeout=float(self.options.get("model_load_timeout_s", 600)))
+
+    # ------------------------------------------------------- client shared memory (issue 3)
+
+    def _shm_unsupported(self) -> TritonError:
+        if not self.options.get("allow_client_shm"):
+            return unsupported(_SHM_DISABLED)
+        return unsupported("client shared memory is not supported yet")
+
+    def register_system_shm(self, name: str, key: str, offset: int, byte_size: int) -> None:
+        raise self._shm_unsupported()
+
+    def unregister_system_shm(self, name: str = "") -> None:
+        raise self._shm_unsupported()
+
+    def system_shm_status(self, name: str = "") -> list[dict]:
+        if name:
+            raise not_found(f"Unable to find system shared memory region: '{name}'")
+        return []
+
+    def register_cuda_shm(self, name: str, raw_handle: bytes, device_id: int,
+                          byte_size: int) -> None:
+        raise self._shm_unsupported()
+
+    def unregister_cuda_shm(self, name: str = "") -> None:
+        raise self._shm_unsupported()
+
+    def cuda_shm_status(self, name: str = "") -> list[dict]:
+        if name:
+            raise not_found(f"Unable to find cuda shared memory region: '{name}'")
+        return []
+
+    # ------------------------------------------------------------------ settings
+
+    def log_settings(self, update: dict | None = None) -> dict:
+        return self.logs.update(update)
+
+    def trace_settings(self, model: str = "", update: dict | None = None) -> dict:
+        if model and not (model in self.models.names() and self.models.is_ready(model)):
+            raise invalid_arg(f"Request for unknown model : {model}")
+        return self.traces.update(model, update)

@@ -1,0 +1,105 @@
+"""JSON ``data`` <-> raw tensor bytes (protocol.md §1.5), with Triton's JSON typing rules.
+
+Integers must be JSON integers (``1.0`` is rejected), BOOL must be true/false,
+FP16/BF16 are refused in JSON both ways, BYTES elements are strings.
+"""
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+
+from tritond.errors import internal, invalid_arg
+from tritond.shm import dtypes
+
+_LEN = struct.Struct("<I")
+_INTS = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
+_SHAPE_ERR = "Unable to parse 'data': Shape does not match true shape of 'data' field"
+
+
+def flatten(data: list) -> list:
+    """Row-major flattening of nested lists (ragged nesting is counted, like Triton)."""
+    if not data or type(data[0]) is not list:
+        for x in data:
+            if type(x) is list:
+                break
+        else:
+            return data
+    out: list = []
+    stack = [iter(data)]
+    while stack:
+        for x in stack[-1]:
+            if type(x) is list:
+                stack.append(iter(x))
+                break
+            out.append(x)
+        else:
+            stack.pop()
+    return out
+
+
+def json_to_bytes(name: str, datatype: str, shape: list[int], data) -> bytes:
+    """Raw little-endian bytes (BYTES serialised) for one input's JSON ``data``."""
+    if datatype in ("FP16", "BF16"):
+        raise invalid_arg(f"receiving {datatype} data via JSON is not supported. Please use the "
+                          f"binary data format for input {name}")
+    if not dtypes.is_valid(datatype):
+        raise invalid_arg(f"invalid datatype for input {name}")
+    count = math.prod(shape)
+    if count == 0:
+        return b""
+    if type(data) is not list:
+        raise invalid_arg("Unable to parse 'data'")
+    flat = flatten(data)
+    if len(flat) != count:
+        raise invalid_arg(_SHAPE_ERR)
+    if datatype == "BYTES":
+        return _strings(flat)
+    if datatype in _INTS:
+        _check_all(flat, lambda x: type(x) is int, "an integer")
+    elif datatype == "BOOL":
+        _check_all(flat, lambda x: type(x) is bool, "a boolean")
+    else:
+        _check_all(flat, lambda x: type(x) is float or type(x) is int, "a number")
+    try:
+        return np.array(flat, dtype=dtypes.np_dtype(datatype)).tobytes()
+    except (OverflowError, ValueError) as e:
+        raise invalid_arg(f"Unable to parse 'data': {e}") from None
+
+
+def _check_all(flat: list, ok, what: str) -> None:
+    if not all(map(ok, flat)):
+        bad = next(x for x in flat if not ok(x))
+        raise invalid_arg(f"Unable to parse 'data': expected {what}, got {bad!r}")
+
+
+def _strings(flat: list) -> bytes:
+    pack = _LEN.pack
+    parts = []
+    for s in flat:
+        if type(s) is not str:
+            raise invalid_arg(f"Unable to parse 'data': expected a string, got {s!r}")
+        b = s.encode()
+        parts.append(pack(len(b)))
+        parts.append(b)
+    return b"".join(parts)
+
+
+def bytes_to_json(name: str, datatype: str, shape: list[int], data) -> list:
+    """A flat JSON list for one output (FP32 becomes doubles, BYTES strings)."""
+    if datatype in ("FP16", "BF16"):
+        raise invalid_arg(f"sending {datatype} data via JSON is not supported. Please use the "
+                          "binary data format for output")
+    count = math.prod(shape)
+    if datatype == "BYTES":
+        try:
+            items = dtypes.deserialize_bytes(data, count)
+        except Exception:  # noqa: BLE001 - a malformed worker output is a server error
+            raise internal(f"output tensor shape does not match size of output for '{name}'")
+        # Triton copies the bytes verbatim into the JSON string; invalid UTF-8 is replaced.
+        return [b.decode("utf-8", "replace") for b in items.tolist()]
+    dt = dtypes.np_dtype(datatype)
+    if len(data) != count * dt.itemsize:
+        raise internal(f"output tensor shape does not match size of output for '{name}'")
+    return np.frombuffer(data, dtype=dt).tolist()

@@ -1,0 +1,93 @@
+"""``triton_python_backend_utils`` for tritond (``import triton_python_backend_utils as pb_utils``).
+
+The Python backend installs this module under Triton's name before importing a
+``model.py``, so models written for Triton run unchanged. The classes live in
+small modules next to this one; this module is the public surface (protocol.md
+§5.2-§5.4) plus the small helpers Triton defines in Python.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from .inference import (  # noqa: F401 - re-exported API
+    TRITONSERVER_MEMORY_CPU,
+    TRITONSERVER_MEMORY_CPU_PINNED,
+    TRITONSERVER_MEMORY_GPU,
+    TRITONSERVER_RESPONSE_COMPLETE_FINAL,
+    InferenceRequest,
+    InferenceResponse,
+    InferenceResponseSender,
+    InferenceTrace,
+    PreferredMemory,
+    TritonError,
+    TritonModelException,
+)
+from .model_config import ModelConfig  # noqa: F401
+from .telemetry import Logger, Metric, MetricFamily  # noqa: F401
+from .tensor import (  # noqa: F401
+    TRITON_STRING_TO_NUMPY,
+    Tensor,
+    deserialize_bytes_tensor,
+    numpy_to_triton_type,
+    serialize_byte_tensor,
+    triton_string_to_numpy,
+    triton_to_numpy_type,
+)
+
+TRITONSERVER_REQUEST_FLAG_SEQUENCE_START = 1
+TRITONSERVER_REQUEST_FLAG_SEQUENCE_END = 2
+TRITONSERVER_REQUEST_RELEASE_ALL = 1
+TRITONSERVER_REQUEST_RELEASE_RESCHEDULE = 2
+
+_model_dir: Optional[str] = None
+
+
+def get_model_dir() -> Optional[str]:
+    """The directory of the model being served (set by the backend at load)."""
+    return _model_dir
+
+
+def get_input_tensor_by_name(inference_request, name: str):
+    """The input Tensor called ``name``, or None."""
+    for tensor in inference_request.inputs():
+        if tensor.name() == name:
+            return tensor
+    return None
+
+
+def get_output_tensor_by_name(inference_response, name: str):
+    """The output Tensor called ``name``, or None."""
+    for tensor in inference_response.output_tensors():
+        if tensor.name() == name:
+            return tensor
+    return None
+
+
+def get_input_config_by_name(model_config: dict, name: str):
+    """The config entry of input ``name``, or None."""
+    return next((e for e in model_config.get("input", []) if e["name"] == name), None)
+
+
+def get_output_config_by_name(model_config: dict, name: str):
+    """The config entry of output ``name``, or None."""
+    return next((e for e in model_config.get("output", []) if e["name"] == name), None)
+
+
+def using_decoupled_model_transaction_policy(model_config: dict) -> bool:
+    """True when ``model_transaction_policy.decoupled`` is set."""
+    return bool((model_config.get("model_transaction_policy") or {}).get("decoupled", False))
+
+
+_MANAGEMENT = "model management from a Python model is not supported yet"
+
+
+def load_model(model_name: str, config: str = "", files=None) -> None:
+    raise TritonModelException(_MANAGEMENT)
+
+
+def unload_model(model_name: str, unload_dependents: bool = False) -> None:
+    raise TritonModelException(_MANAGEMENT)
+
+
+def is_model_ready(model_name: str, model_version: str = "") -> bool:
+    raise TritonModelException(_MANAGEMENT)
