@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 import onnxruntime as ort
 
+from tritond.config import backend_settings
 from tritond.errors import Code, TritonError
 
 from .backend import Backend, LoadContext, WorkRequest, WorkResult
@@ -40,12 +41,8 @@ def _dims(shape) -> list[int]:
 
 def _default_max_batch(options: dict) -> int:
     """``--backend-config=[onnxruntime,]default-max-batch-size=<n>``; 4 when unset."""
-    cfg = options.get("backend_config") or {}
-    for scope in ("onnxruntime", ""):
-        value = (cfg.get(scope) or {}).get("default-max-batch-size")
-        if value is not None:
-            return int(value)
-    return DEFAULT_MAX_BATCH_SIZE
+    value = backend_settings(options, "onnxruntime").get("default-max-batch-size")
+    return int(value) if value is not None else DEFAULT_MAX_BATCH_SIZE
 
 
 class OnnxRuntimeBackend(Backend):
