@@ -19,11 +19,12 @@ import time
 from typing import Callable
 
 from tritond import messages
-from tritond.errors import TritonError, invalid_arg, not_found, unavailable, unsupported
+from tritond.errors import TritonError, invalid_arg, unavailable, unsupported
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
 from .classification import classify
+from .clientshm import SHM_DISABLED, ClientShm
 from .models import Models, ModelVersion
 from .params import request_fields
 from .settings import LogSettings, TraceSettings
@@ -35,8 +36,6 @@ TRITON_VERSION = "2.51.0"     # the Triton release whose protocol tritond speaks
 EXTENSIONS = ["classification", "model_repository", "model_repository(unload_dependents)",
               "schedule_policy", "model_configuration", "binary_tensor_data", "parameters",
               "statistics", "logging"]
-_SHM_DISABLED = ("Client shared memory is disabled. Start the server with "
-                 "'--allow-client-shm=true' to enable.")
 _POLLING = "explicit model load / unload is not allowed if polling is enabled"
 # ArenaPool names overflow segments "<tag>-x<n>"; each is unlinked by its owner
 # when freed, so our mapping must go too or /dev/shm space is never returned.
@@ -45,7 +44,7 @@ _NO_PARAMS = (0, 0, 0, 0, {})
 log = logging.getLogger("tritond.frontend")
 
 
-class FrontendCore:
+class FrontendCore(ClientShm):
     """One per frontend process; every method runs on the process's event loop."""
 
     def __init__(self, options: dict, outbox, server_id: str, address: str,
@@ -58,7 +57,7 @@ class FrontendCore:
         self._parent = parent_address
         if tag is None:      # "in-<n>" from the address "...-frontend-<n>"
             tag = "in-" + (address.rsplit("-", 1)[-1] if address[-1:].isdigit() else "0")
-        self._arena = ArenaPool(server_id, tag, int(options.get("input_arena_bytes", 256 << 20)))
+        self._arena = ArenaPool(server_id, tag, int(options.get("input_arena_byte_size", 64 << 20)))
         self._cache = SegmentCache(writable=False)
         self._pending: dict[int, tuple[asyncio.Future, list]] = {}
         self._queries: dict[int, asyncio.Future] = {}
@@ -107,7 +106,7 @@ class FrontendCore:
         try:
             for t, n in zip(req.inputs, sizes):
                 if t.shm is not None:
-                    raise unsupported(_SHM_DISABLED if not self.options.get("allow_client_shm")
+                    raise unsupported(SHM_DISABLED if not self.options.get("allow_client_shm")
                                       else "client shared memory inputs are not supported yet")
                 slot = alloc(n)
                 slots.append((slot.region, slot.offset))
@@ -286,36 +285,6 @@ class FrontendCore:
         # from frontends with an Answer once the new table is out; until then this times out.
         await self._query(self._parent, what, {"name": name, "parameters": parameters},
                           timeout=float(self.options.get("model_load_timeout_s", 600)))
-
-    # ------------------------------------------------------- client shared memory (issue 3)
-
-    def _shm_unsupported(self) -> TritonError:
-        if not self.options.get("allow_client_shm"):
-            return unsupported(_SHM_DISABLED)
-        return unsupported("client shared memory is not supported yet")
-
-    def register_system_shm(self, name: str, key: str, offset: int, byte_size: int) -> None:
-        raise self._shm_unsupported()
-
-    def unregister_system_shm(self, name: str = "") -> None:
-        raise self._shm_unsupported()
-
-    def system_shm_status(self, name: str = "") -> list[dict]:
-        if name:
-            raise not_found(f"Unable to find system shared memory region: '{name}'")
-        return []
-
-    def register_cuda_shm(self, name: str, raw_handle: bytes, device_id: int,
-                          byte_size: int) -> None:
-        raise self._shm_unsupported()
-
-    def unregister_cuda_shm(self, name: str = "") -> None:
-        raise self._shm_unsupported()
-
-    def cuda_shm_status(self, name: str = "") -> list[dict]:
-        if name:
-            raise not_found(f"Unable to find cuda shared memory region: '{name}'")
-        return []
 
     # ------------------------------------------------------------------ settings
 

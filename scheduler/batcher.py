@@ -17,8 +17,10 @@ within a level is kept (Triton does the same).
 """
 from __future__ import annotations
 
+from itertools import islice
+
 from .config import SchedConfig
-from .queue import Entry, PolicyQueue
+from .queue import MAIN, Entry, PolicyQueue
 
 
 def shape_key(entry: Entry) -> list:
@@ -35,10 +37,28 @@ def single(queue: PolicyQueue) -> list[Entry] | None:
     return [entry] if entry is not None else None
 
 
-def form(queue: PolicyQueue, cfg: SchedConfig, now_ns: int) -> tuple[list[Entry] | None, int]:
-    """Choose the next batch: ``(entries, 0)`` to send now, ``(None, t)`` to wait until t.
+class Pending:
+    """A batch the batcher decided to wait for, kept so that the next step resumes
+    the walk instead of re-walking it (which is quadratic while a window fills)."""
 
-    ``(None, 0)`` means the queue is empty.
+    __slots__ = ("taken", "size", "key", "scanned", "epoch")
+
+    def __init__(self, taken: list[Entry], size: int, key, scanned: int, epoch: int) -> None:
+        self.taken = taken
+        self.size = size
+        self.key = key
+        self.scanned = scanned
+        self.epoch = epoch
+
+
+def form(queue: PolicyQueue, cfg: SchedConfig, now_ns: int, cached: Pending | None = None
+         ) -> tuple[list[Entry] | None, int, Pending | None]:
+    """Choose the next batch: ``(entries, 0, _)`` to send now, ``(None, t, pending)`` to
+    wait until t. ``(None, 0, None)`` means the queue is empty.
+
+    Resuming ``cached`` is only possible for a single-level queue with nothing delayed
+    and no removal since (``queue.epoch``): then new requests only ever append to
+    the one main FIFO, behind what was already walked.
     """
     max_batch = cfg.max_batch_size
     max_preferred = cfg.max_preferred
@@ -50,7 +70,21 @@ def form(queue: PolicyQueue, cfg: SchedConfig, now_ns: int) -> tuple[list[Entry]
     send_now = False
     closed = False           # the oldest request's delay window has closed
     key = None
-    for entry in queue.walk():
+    scanned = 0              # main-FIFO positions consumed (resumable walks only)
+    level = queue.levels[0]
+    resumable = len(queue.levels) == 1 and not level.delayed
+    if resumable:
+        level.trim()
+        if cached is not None and cached.epoch == queue.epoch:
+            taken, pending, key, scanned = cached.taken, cached.size, cached.key, cached.scanned
+            closed = delay_ns != 0 and now_ns >= taken[0].enqueue_ns + delay_ns
+        source = islice(level.main, scanned, None)
+    else:
+        source = queue.walk()
+    for entry in source:
+        scanned += 1
+        if entry.state != MAIN and resumable:
+            continue
         size = entry.size
         if taken:
             grown = pending + size
@@ -69,9 +103,10 @@ def form(queue: PolicyQueue, cfg: SchedConfig, now_ns: int) -> tuple[list[Entry]
         if pending >= max_batch or (pending >= max_preferred and not closed):
             break            # nothing further could change the outcome
     if not taken:
-        return None, 0
+        return None, 0, None
     if best and not closed:
-        return taken[:best], 0
+        return taken[:best], 0, None
     if send_now or pending >= max_preferred or closed or delay_ns == 0:
-        return taken, 0
-    return None, taken[0].enqueue_ns + delay_ns
+        return taken, 0, None
+    cache = Pending(taken, pending, key, scanned, queue.epoch) if resumable else None
+    return None, taken[0].enqueue_ns + delay_ns, cache

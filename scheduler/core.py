@@ -242,7 +242,8 @@ class SchedulerCore:
             model.wait_until = 0
             while model.free and queue.count:
                 if model.cfg.batching:
-                    entries, wait = batcher.form(queue, model.cfg, now_ns)
+                    entries, wait, model.pending = batcher.form(queue, model.cfg, now_ns,
+                                                                model.pending)
                     if entries is None:
                         model.wait_until = wait
                         break
@@ -270,6 +271,7 @@ class SchedulerCore:
             requests.append(req)
             size += entry.size
         queue.count -= len(entries)
+        queue.epoch += 1
         self._batch_id += 1
         releases, inst.releases = inst.releases, []
         inst.busy = Batch(self._batch_id, entries, size, now_ns)

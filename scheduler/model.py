@@ -42,7 +42,7 @@ class Model:
     """One model version: config, queue, instances, statistics."""
 
     __slots__ = ("name", "version", "config_json", "cfg", "queue", "instances", "free",
-                 "stats", "ready", "wait_until")
+                 "stats", "ready", "wait_until", "pending")
 
     def __init__(self, name: str, version: int, config_json: str, cfg: SchedConfig) -> None:
         self.name = name
@@ -55,6 +55,7 @@ class Model:
         self.stats = ModelStats(name, version)
         self.ready = True            # accepts new requests (False while UNLOADING)
         self.wait_until = 0          # delay window end when the batcher chose to wait
+        self.pending = None          # the batcher's resumable walk (batcher.Pending)
 
     def label(self) -> str:
         return f"'{self.name}' version {self.version}"

@@ -9,7 +9,9 @@ loop turn) and re-arms a single alarm for ``next_deadline_ns()``. The clock is
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
+import socket
 import sys
 import time
 
@@ -24,6 +26,36 @@ from .core import Dispatch, SchedulerCore
 _monotonic_ns = time.monotonic_ns
 
 
+class _Outbox(AsyncOutbox):
+    """AsyncOutbox whose connect also works on uvloop.
+
+    uvloop 0.23's ``create_unix_connection(path=...)`` fails with EINVAL on
+    abstract-namespace addresses; connecting the socket first and handing it
+    over with ``sock=`` works on both loops. TODO(lead): move into
+    ``tritond.channel.AsyncOutbox._connect`` and drop this subclass.
+    """
+
+    async def _connect(self, addr, link) -> None:
+        loop = self._loop
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, addr)
+            transport, _ = await loop.create_unix_connection(asyncio.Protocol, sock=sock)
+        except OSError as exc:
+            sock.close()
+            link.connecting = False
+            link.pending.clear()
+            self._links.pop(addr, None)
+            self.on_link_error(addr, exc)
+            return
+        link.transport = transport
+        link.connecting = False
+        for data in link.pending:
+            transport.write(data)
+        link.pending.clear()
+
+
 class SchedulerProc:
     """Owns the sockets, the alarm and the core; never blocks."""
 
@@ -33,13 +65,13 @@ class SchedulerProc:
         self.core = SchedulerCore(epoch_offset_ns=time.time_ns() - time.monotonic_ns())
         self.options: dict = {}
         self._done: asyncio.Future | None = None
-        self._outbox: AsyncOutbox | None = None
+        self._outbox: _Outbox | None = None
         self._alarm: Alarm | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
-        self._outbox = AsyncOutbox()
+        self._outbox = _Outbox()
         self._outbox.on_link_error = self._link_error
         self._alarm = Alarm(loop, self._tick)
         inbox = AsyncInbox(self.boot.address, messages.TO_SCHEDULER, self.handle, self._bad_frame)
@@ -159,6 +191,9 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 def main(boot: Bootstrap) -> None:
     """Process entry point (multiprocessing spawn target)."""
     log = child_start(boot)
+    # Start-up objects (modules, tables) never die: keep them out of the cyclic
+    # GC's generations so collections only scan per-request garbage.
+    gc.freeze()
     loop = _new_loop()
     asyncio.set_event_loop(loop)
     try:

@@ -65,11 +65,12 @@ class Level:
 class PolicyQueue:
     """All queued requests of one model version, in Triton's service order."""
 
-    __slots__ = ("levels", "count", "_timeouts", "_seq")
+    __slots__ = ("levels", "count", "epoch", "_timeouts", "_seq")
 
     def __init__(self, cfg: SchedConfig) -> None:
         self.levels = [Level(p) for p in cfg.policies]
         self.count = 0
+        self.epoch = 0                # bumped on every removal or move (batcher cache key)
         self._timeouts: list[tuple[int, int, Entry]] = []
         self._seq = 0
 
@@ -88,7 +89,10 @@ class PolicyQueue:
         if policy.timeout_ns or policy.allow_override:
             deadline = policy.deadline(now_ns, req.timeout_us)
             if deadline:
-                heapq.heappush(self._timeouts, (deadline, entry.seq, entry))
+                heap = self._timeouts
+                heapq.heappush(heap, (deadline, entry.seq, entry))
+                if len(heap) > 2 * self.count + 64:
+                    self._compact()
         return entry
 
     def finish(self, entry: Entry) -> bool:
@@ -96,6 +100,7 @@ class PolicyQueue:
         if entry.state == DONE:
             return False
         entry.state = DONE
+        self.epoch += 1
         self.levels[entry.level].count -= 1
         self.count -= 1
         return True
@@ -108,6 +113,7 @@ class PolicyQueue:
             entry = heapq.heappop(heap)[2]
             if entry.state != MAIN:
                 continue
+            self.epoch += 1
             level = self.levels[entry.level]
             if level.policy.timeout_action == DELAY:
                 entry.state = DELAYED
@@ -116,6 +122,13 @@ class PolicyQueue:
                 self.finish(entry)
                 rejected.append(entry)
         return rejected
+
+    def _compact(self) -> None:
+        """Drop heap items of finished entries: dispatched requests leave theirs behind,
+        which would otherwise pile up for as long as the timeout (amortised O(1))."""
+        live = [item for item in self._timeouts if item[2].state == MAIN]
+        heapq.heapify(live)
+        self._timeouts = live
 
     def due(self, now_ns: int) -> bool:
         """Whether some timeout (possibly stale) is due: the cheap check before expire()."""
@@ -162,4 +175,5 @@ class PolicyQueue:
             level.main.clear()
             level.delayed.clear()
         self._timeouts.clear()
+        self.epoch += 1
         return entries

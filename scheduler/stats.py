@@ -60,14 +60,22 @@ class ModelStats:
         batch[4] += 1
         batch[5] += co_ns
         if ok:
-            self.success[0] += ok
-            self.success[1] += total_ns
-            self.queue[0] += ok
-            self.queue[1] += queue_ns
-            for pair, ns in ((self.compute_input, ci_ns), (self.compute_infer, cf_ns),
-                             (self.compute_output, co_ns)):
-                pair[0] += ok
-                pair[1] += ok * ns
+            # unrolled: this runs once per execution on the hot path
+            pair = self.success
+            pair[0] += ok
+            pair[1] += total_ns
+            pair = self.queue
+            pair[0] += ok
+            pair[1] += queue_ns
+            pair = self.compute_input
+            pair[0] += ok
+            pair[1] += ok * ci_ns
+            pair = self.compute_infer
+            pair[0] += ok
+            pair[1] += ok * cf_ns
+            pair = self.compute_output
+            pair[0] += ok
+            pair[1] += ok * co_ns
 
     def to_json(self) -> dict[str, Any]:
         """One element of ``model_stats``."""

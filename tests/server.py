@@ -40,7 +40,11 @@ class Server:
         self.url = f"127.0.0.1:{self.http_port}"
         self.grpc_url = f"127.0.0.1:{self.grpc_port}"
         if wait_ready:
-            self.wait("/v2/health/ready", timeout)
+            try:
+                self.wait("/v2/health/ready", timeout)
+            except BaseException:
+                self.kill()
+                raise
 
     def wait(self, path: str = "/v2/health/ready", timeout: float = 90.0) -> None:
         end = time.monotonic() + timeout
@@ -55,6 +59,13 @@ class Server:
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"tritond not ready after {timeout}s:\n{self.output()}")
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
 
     def output(self) -> str:
         self.log.flush()

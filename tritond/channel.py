@@ -100,8 +100,14 @@ class AsyncInbox:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
+        # The socket is made here rather than by path= because libuv (uvloop)
+        # truncates abstract-namespace names at their leading NUL byte.
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_unix_server(lambda: _InboxProtocol(self), path=self.addr)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(self.addr)
+        sock.listen(256)
+        sock.setblocking(False)
+        self._server = await loop.create_unix_server(lambda: _InboxProtocol(self), sock=sock)
 
     def close(self) -> None:
         if self._server is not None:
@@ -157,7 +163,14 @@ class AsyncOutbox:
 
     async def _connect(self, addr: str, link: _Link) -> None:
         try:
-            transport, _ = await self._loop.create_unix_connection(asyncio.Protocol, path=addr)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(addr)  # a local connect completes at once
+            except OSError:
+                sock.close()
+                raise
+            sock.setblocking(False)
+            transport, _ = await self._loop.create_unix_connection(asyncio.Protocol, sock=sock)
         except OSError as exc:
             link.connecting = False
             link.pending.clear()

@@ -235,7 +235,7 @@ class Unknown(msgspec.Struct, tag=99, array_like=True):
 
 TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, Unknown]
 TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, Query, Unknown]
-TO_WORKER = Union[Execute, Setup, Load, Shutdown, Unknown]
+TO_WORKER = Union[Execute, Release, Setup, Load, Shutdown, Unknown]
 TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, Query, Unknown]
 
 _encoder = msgspec.msgpack.Encoder()

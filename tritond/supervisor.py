@@ -251,15 +251,16 @@ class Supervisor:
         first_name, kind, device = instance_plan(mv.name, modelconfig.to_json(cfg))[0]
         first = Instance(first_name, kind, device)
         mv.instances.append(first)
-        result = await self._start_instance(mv, first, modelconfig.to_json(cfg),
-                                            auto_complete=not self.options["disable_auto_complete_config"])
-        if isinstance(result, str):
+        ok, result = await self._start_instance(
+            mv, first, modelconfig.to_json(cfg),
+            auto_complete=not self.options["disable_auto_complete_config"])
+        if not ok:
             return self._fail(mv, result)
         mv.config = result
         rest = [Instance(n, k, d) for (n, k, d) in instance_plan(mv.name, mv.config)[1:]]
         mv.instances.extend(rest)
         results = await asyncio.gather(*(self._start_instance(mv, inst, mv.config, False) for inst in rest))
-        errors = [r for r in results if isinstance(r, str) and r != mv.config]
+        errors = [text for ok, text in results if not ok]
         if errors:
             return self._fail(mv, errors[0])
         mv.state = READY
@@ -270,15 +271,15 @@ class Supervisor:
             self.publish()
 
     async def _start_instance(self, mv: ModelVersion, inst: Instance, config: str,
-                              auto_complete: bool) -> str:
-        """Spawn and load one instance; returns the final config JSON or raises/returns an error text."""
+                              auto_complete: bool) -> tuple[bool, str]:
+        """Spawn and load one instance: (True, final config JSON) or (False, reason)."""
         self._worker_seq += 1
         child = self._spawn("worker", f"w{self._worker_seq}")
         inst.child = child
         try:
             await asyncio.wait_for(child.hello, HELLO_TIMEOUT_S)
         except (ChildError, asyncio.TimeoutError) as exc:
-            return f"instance {inst.name}: worker failed to start: {exc}"
+            return False, f"instance {inst.name}: worker failed to start: {exc}"
         self._send_setup(child)
         fut = asyncio.get_running_loop().create_future()
         self.pending_loads[inst.name] = fut
@@ -292,14 +293,14 @@ class Supervisor:
             msg = fut.result()
             if isinstance(msg, messages.Loaded):
                 inst.loaded = True
-                return msg.config
+                return True, msg.config
             child.expected_exit = True
-            return msg.error.message
+            return False, msg.error.message
         self.pending_loads.pop(inst.name, None)
         child.expected_exit = True
         kill(child)
-        return (f"instance {inst.name}: worker {child.exit_description()} while loading"
-                if done else f"instance {inst.name}: load timed out after {LOAD_TIMEOUT_S:.0f}s")
+        return False, (f"instance {inst.name}: worker {child.exit_description()} while loading"
+                       if done else f"instance {inst.name}: load timed out after {LOAD_TIMEOUT_S:.0f}s")
 
     async def _exited(self, child: Child) -> None:
         while not child.stopped:
@@ -342,7 +343,7 @@ class Supervisor:
     async def _respawn(self, mv: ModelVersion, inst: Instance) -> None:
         if self.stopping or mv.state != READY:
             return
-        result = await self._start_instance(mv, inst, mv.config, False)
+        _, result = await self._start_instance(mv, inst, mv.config, False)
         if inst.loaded:
             log.info("restarted instance %s of '%s'", inst.name, mv.name)
         else:

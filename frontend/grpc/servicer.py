@@ -47,6 +47,10 @@ class InferenceServicer:
 
     def __init__(self, core):
         self.core = core
+        # grpc.aio only streams from a handler that *is* an async generator
+        # function; a partial of one passes its inspect check without the
+        # extra generator hop a wrapping method would add per response.
+        self.ModelStreamInfer = functools.partial(serve_stream, core)
 
     # ----------------------------------------------------------- inference
     async def ModelInfer(self, request, context):
@@ -60,9 +64,6 @@ class InferenceServicer:
             return codec.encode_result(result)
         finally:
             result.release()
-
-    def ModelStreamInfer(self, request_iterator, context):
-        return serve_stream(self.core, request_iterator, context)
 
     # -------------------------------------------------- health and metadata
     @_converts_errors

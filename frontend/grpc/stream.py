@@ -50,7 +50,7 @@ async def serve_stream(core, request_iterator, context):
             req = codec.decode_request(msg)
             result = await core.infer(req)
             try:
-                queue.put_nowait(codec.stream_response(codec.encode_result(result)))
+                queue.put_nowait(codec.stream_response(result))
             finally:
                 result.release()
         except TritonError as exc:

@@ -180,3 +180,23 @@ def test_stale_executed_ignored():
 
 def test_executed_time_unit_ms():
     assert MS == 1000 * US
+
+
+def test_resumed_walk_sees_new_requests():
+    """While a window fills, each step resumes the previous walk (no re-walk)."""
+    cfg = config(8, {"preferred_batch_size": [3], "max_queue_delay_microseconds": 1000})
+    core = core_with(cfg)
+    core.add(request(0, batch=1), 0)
+    assert core.step(1) == []
+    core.add(request(1, batch=1), 2)
+    assert core.step(3) == []
+    core.add(request(2, batch=1, shape=(9,)), 4)        # mismatch: ends the batch now
+    (d,) = dispatches(core.step(5))
+    assert rids(d) == [0, 1]
+    core.executed(executed(d), 6)
+    core.add(request(3, batch=1, shape=(9,)), 7)
+    assert core.step(8) == []
+    core.cancel("fe", 3, 9)                             # a removal invalidates the cache
+    core.add(request(4, batch=2, shape=(9,)), 10)
+    (d,) = dispatches(core.step(11))
+    assert rids(d) == [2, 4]                            # 1 + 2 = preferred 3

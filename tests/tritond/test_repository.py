@@ -188,8 +188,7 @@ def test_syntax_error_becomes_model_error(tmp_path):
 
 
 def test_strict_validates_io_at_scan(tmp_path):
-    bad = PY_CONFIG.format(name="m").replace("dims: [ 16 ] }} ]".replace("}}", "}"),
-                                             "dims: [ 0 ] } ]", 1)
+    bad = PY_CONFIG.format(name="m").replace("dims: [ 16 ]", "dims: [ 0 ]", 1)
     make_model(tmp_path, "m", bad)
     assert repo_mod.scan([str(tmp_path)])[0].error is None
     assert "each dimension must be" in repo_mod.scan([str(tmp_path)], strict=True)[0].error

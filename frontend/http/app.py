@@ -1,0 +1,89 @@
+"""The Starlette app of the HTTP/REST endpoint (routes: protocol.md §1.2)."""
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.exceptions import HTTPException
+from starlette.routing import Route
+
+from tritond.errors import TritonError
+
+from ..core import FrontendCore
+from . import routes as r
+from .responses import error_response, json_response
+
+
+class _Digits(Convertor):
+    """Triton's version segment: ``[0-9]+``, kept as a string."""
+
+    regex = "[0-9]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value) -> str:
+        return str(value)
+
+
+class _ShmKind(Convertor):
+    regex = "system|cuda"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value) -> str:
+        return str(value)
+
+
+register_url_convertor("digits", _Digits())
+register_url_convertor("shmkind", _ShmKind())
+
+_M = "/v2/models/{model}"
+_MV = "/v2/models/{model}/versions/{version:digits}"
+_SHM = "/v2/{kind:shmkind}sharedmemory"
+GET, POST, BOTH = ["GET"], ["POST"], ["GET", "POST"]
+
+
+def _routes() -> list[Route]:
+    # Infer first: Starlette tries routes in order and this is the hot path.
+    table = [
+        (_M + "/infer", r.infer, POST), (_MV + "/infer", r.infer, POST),
+        ("/v2/health/live", r.live, GET), ("/v2/health/ready", r.ready, GET),
+        ("/v2", r.server_metadata, GET),
+        ("/v2/logging", r.logging_settings, BOTH), ("/v2/models/stats", r.model_stats, GET),
+        ("/v2/trace/setting", r.trace_settings, BOTH),
+        (_M + "/trace/setting", r.trace_settings, BOTH),
+        (_M, r.model_metadata, GET), (_MV, r.model_metadata, GET),
+        (_M + "/ready", r.model_ready, GET), (_MV + "/ready", r.model_ready, GET),
+        (_M + "/config", r.model_config, GET), (_MV + "/config", r.model_config, GET),
+        (_M + "/stats", r.model_stats, GET), (_MV + "/stats", r.model_stats, GET),
+        ("/v2/repository/index", r.repository_index, POST),
+        ("/v2/repository/{repository}/index", r.repository_index, POST),
+        ("/v2/repository/models/{model}/load", r.load, POST),
+        ("/v2/repository/{repository}/models/{model}/load", r.load, POST),
+        ("/v2/repository/models/{model}/unload", r.unload, POST),
+        ("/v2/repository/{repository}/models/{model}/unload", r.unload, POST),
+        (_SHM + "/status", r.shm_status, GET),
+        (_SHM + "/region/{region}/status", r.shm_status, GET),
+        (_SHM + "/region/{region}/register", r.shm_register, POST),
+        (_SHM + "/unregister", r.shm_unregister, POST),
+        (_SHM + "/region/{region}/unregister", r.shm_unregister, POST),
+    ]
+    return [Route(path, fn, methods=methods) for path, fn, methods in table]
+
+
+async def _triton_error(request, exc: TritonError):
+    return error_response(exc)
+
+
+async def _http_error(request, exc: HTTPException):
+    # Triton's framework errors: {"error":"Not Found"} / {"error":"Method Not Allowed"}.
+    return json_response({"error": exc.detail}, exc.status_code)
+
+
+def build_app(core: FrontendCore) -> Starlette:
+    """The HTTP app over ``core``; serve it with uvicorn (``frontend/proc.py``)."""
+    app = Starlette(routes=_routes(), exception_handlers={
+        TritonError: _triton_error, HTTPException: _http_error})
+    app.state.core = core
+    return app

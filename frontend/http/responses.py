@@ -1,0 +1,70 @@
+"""Raw ASGI responses for the infer path and Triton-shaped error/JSON bodies."""
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from tritond.errors import TritonError, http_status
+
+from ..types import InferResult
+from .codec import encode_json
+from .compression import UnsupportedEncoding, compress
+
+JOIN_BELOW = 64 << 10    # smaller bodies go out as one write; bigger ones as separate chunks
+_JSON = (b"content-type", b"application/json")
+_OCTET = (b"content-type", b"application/octet-stream")
+
+
+def json_response(doc, status: int = 200) -> Response:
+    return Response(encode_json(doc), status, media_type="application/json")
+
+
+def empty_response(status: int = 200) -> Response:
+    """Health answers: an empty body and no JSON content type (protocol.md §1.1)."""
+    return Response(b"", status)
+
+
+def error_response(exc: TritonError) -> Response:
+    resp = json_response({"error": exc.message}, http_status(exc.code))
+    if isinstance(exc, UnsupportedEncoding):
+        resp.headers["Accept-Encoding"] = "gzip, deflate"
+    return resp
+
+
+class InferResponse:
+    """Writes the JSON header and each binary output straight from shared memory.
+
+    ``result.release()`` runs once the body is handed to the transport (or the
+    send failed), so the worker may then reuse the output slots.
+    """
+
+    __slots__ = ("header", "blobs", "result", "encoding")
+
+    def __init__(self, header: bytes, blobs: list, result: InferResult, encoding: str | None):
+        self.header = header
+        self.blobs = blobs
+        self.result = result
+        self.encoding = encoding
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await self._send(send)
+        finally:
+            self.result.release()
+
+    async def _send(self, send) -> None:
+        header, blobs = self.header, self.blobs
+        headers = [_OCTET if blobs else _JSON]
+        if blobs:
+            headers.append((b"inference-header-content-length", b"%d" % len(header)))
+        chunks = [header, *blobs]
+        if self.encoding is not None:
+            chunks = [compress(chunks, self.encoding)]
+            headers.append((b"content-encoding", self.encoding.encode()))
+        total = sum(len(c) for c in chunks)
+        headers.append((b"content-length", b"%d" % total))
+        if total < JOIN_BELOW and len(chunks) > 1:
+            chunks = [b"".join(chunks)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        last = len(chunks) - 1
+        for i, chunk in enumerate(chunks):
+            await send({"type": "http.response.body", "body": chunk, "more_body": i < last})

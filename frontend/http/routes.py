@@ -1,0 +1,201 @@
+"""Route handlers of the HTTP/REST endpoint (protocol.md §1.2): convert, call the core, convert.
+
+Every handler may raise ``TritonError``; the app turns it into ``{"error": msg}``
+with the status from ``tritond.errors.http_status``.
+"""
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from tritond.errors import invalid_arg, unsupported
+
+from ..core import FrontendCore
+from . import codec
+from .compression import check_encoding, decompress, response_encoding
+from .responses import InferResponse, empty_response, json_response
+
+DEFAULT_MAX_INPUT = 64 << 20
+_DECOUPLED = "HTTP end point doesn't support models with decoupled transaction policy"
+
+
+def _core(request: Request) -> FrontendCore:
+    return request.app.state.core
+
+
+def _model(request: Request) -> tuple[str, str]:
+    p = request.path_params
+    return p["model"], p.get("version", "")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing more than ``limit`` bytes before and while reading it."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), limit)
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        if chunk:
+            total += len(chunk)
+            if total > limit:
+                raise _too_large(total, limit)
+            chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_large(n: int, limit: int):
+    return invalid_arg(f"Request JSON size of {n} bytes exceeds the maximum allowed value of "
+                       f"{limit} bytes. Use --http-max-input-size to increase the limit.")
+
+
+async def _json_body(request: Request, limit: int = DEFAULT_MAX_INPUT):
+    body = await read_body(request, limit)
+    return codec.parse_json(body) if body.strip() else None
+
+
+# ------------------------------------------------------------------ inference
+
+
+async def infer(request: Request):
+    core = _core(request)
+    model, version = _model(request)
+    headers = request.headers
+    limit = core.options.get("http_max_input_size", DEFAULT_MAX_INPUT)
+    encoding = check_encoding(headers.get("content-encoding"))
+    body = await read_body(request, limit)
+    if encoding is not None:
+        body = decompress(body, encoding, limit)
+    if core.models.resolve(model, version).decoupled:
+        raise unsupported(_DECOUPLED)
+    hlen = codec.header_length(headers.get("inference-header-content-length"), len(body))
+    req, default_binary = codec.decode_request(body, hlen, model, version)
+    result = await core.infer(req)
+    try:
+        header, blobs = codec.encode_result(result, default_binary)
+    except BaseException:
+        result.release()
+        raise
+    return InferResponse(header, blobs, result, response_encoding(headers.get("accept-encoding")))
+
+
+# ------------------------------------------------------------------ health and metadata
+
+
+async def live(request: Request):
+    return empty_response(200 if _core(request).server_live() else 400)
+
+
+async def ready(request: Request):
+    return empty_response(200 if _core(request).server_ready() else 400)
+
+
+async def server_metadata(request: Request):
+    return json_response(_core(request).server_metadata())
+
+
+async def model_metadata(request: Request):
+    return json_response(_core(request).model_metadata(*_model(request)))
+
+
+async def model_ready(request: Request):
+    if _core(request).model_ready(*_model(request)):
+        return empty_response(200)
+    return json_response({"error": "Model version not ready"}, 400)
+
+
+async def model_config(request: Request):
+    return json_response(_core(request).model_config(*_model(request)))
+
+
+async def model_stats(request: Request):
+    p = request.path_params
+    stats = await _core(request).model_statistics(p.get("model", ""), p.get("version", ""))
+    return json_response(stats)
+
+
+# ------------------------------------------------------------------ repository
+
+
+def _no_repository_name(request: Request) -> None:
+    if request.path_params.get("repository"):
+        raise unsupported("'repository_name' specification is not supported")
+
+
+async def repository_index(request: Request):
+    _no_repository_name(request)
+    doc = await _json_body(request)
+    ready = False
+    if doc is not None:
+        ready = doc.get("ready", False) if isinstance(doc, dict) else None
+        if type(ready) is not bool:
+            raise invalid_arg("Unable to parse 'ready'")
+    return json_response(_core(request).repository_index(ready))
+
+
+async def _load_params(request: Request) -> dict:
+    doc = await _json_body(request)
+    params = (doc or {}).get("parameters", {}) if isinstance(doc or {}, dict) else None
+    if not isinstance(params, dict):
+        raise invalid_arg("Unable to parse 'parameters'")
+    return params
+
+
+async def load(request: Request):
+    _no_repository_name(request)
+    await _core(request).load_model(request.path_params["model"], await _load_params(request))
+    return empty_response(200)
+
+
+async def unload(request: Request):
+    _no_repository_name(request)
+    await _core(request).unload_model(request.path_params["model"], await _load_params(request))
+    return empty_response(200)
+
+
+# ------------------------------------------------------------------ shared memory
+
+
+async def shm_status(request: Request):
+    core, region = _core(request), request.path_params.get("region", "")
+    kind = request.path_params["kind"]
+    status = core.system_shm_status(region) if kind == "system" else core.cuda_shm_status(region)
+    return json_response(status)
+
+
+async def shm_register(request: Request):
+    core, region = _core(request), request.path_params["region"]
+    doc = await _json_body(request)
+    if not isinstance(doc, dict):
+        raise invalid_arg("Unable to parse the shared memory register request")
+    if request.path_params["kind"] == "system":
+        core.register_system_shm(region, doc.get("key"), doc.get("offset", 0), doc.get("byte_size"))
+    else:
+        handle = (doc.get("raw_handle") or {}).get("b64")
+        core.register_cuda_shm(region, handle, doc.get("device_id"), doc.get("byte_size"))
+    return empty_response(200)
+
+
+async def shm_unregister(request: Request):
+    core, region = _core(request), request.path_params.get("region", "")
+    if request.path_params["kind"] == "system":
+        core.unregister_system_shm(region)
+    else:
+        core.unregister_cuda_shm(region)
+    return empty_response(200)
+
+
+# ------------------------------------------------------------------ settings
+
+
+async def logging_settings(request: Request):
+    update = await _json_body(request) if request.method == "POST" else None
+    if update is not None and not isinstance(update, dict):
+        raise invalid_arg("Unable to parse the logging settings")
+    return json_response(_core(request).log_settings(update))
+
+
+async def trace_settings(request: Request):
+    update = await _json_body(request) if request.method == "POST" else None
+    if update is not None and not isinstance(update, dict):
+        raise invalid_arg("Unable to parse the trace settings")
+    model = request.path_params.get("model", "")
+    return json_response(_core(request).trace_settings(model, update))

@@ -1,0 +1,181 @@
+"""FrontendProc: the frontend process shell around FrontendCore (uvicorn + grpc.aio on one loop).
+
+Start: bind the inbox, say Hello, wait for Setup, build the core, bind the HTTP
+socket ourselves (so a busy port is one clear log line and exit code 3), serve.
+Drain: refuse new inference, wait for in-flight work (bounded), answer Drained.
+Shutdown: stop the servers, unlink the input arena, answer Stopped, exit 0.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+
+from tritond import messages
+from tritond.channel import AsyncInbox, AsyncOutbox
+from tritond.procutil import Bootstrap, child_start
+
+from .core import FrontendCore
+
+EXIT_BIND = 3
+
+
+class FrontendProc:
+    """Owns the inbox, outbox, core and servers of one frontend process."""
+
+    def __init__(self, boot: Bootstrap, log):
+        self.boot = boot
+        self.log = log
+        self.outbox = AsyncOutbox()
+        self.core: FrontendCore | None = None
+        self.setup: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.http = None
+        self.grpc = None
+        self.metrics = None
+        self.early: list = []          # data-plane messages that beat Setup
+
+    def on_messages(self, msgs: list) -> None:
+        if self.core is not None:
+            self.core.on_messages(msgs)
+            return
+        for msg in msgs:               # before Setup, keep the rest for the core
+            kind = type(msg)
+            if kind is messages.Setup and not self.setup.done():
+                self.setup.set_result(msg)
+            elif kind is messages.Drain or kind is messages.Shutdown:
+                self.on_control(msg)
+            else:
+                self.early.append(msg)
+
+    def on_control(self, msg) -> None:
+        kind = type(msg)
+        if kind is messages.Drain:
+            asyncio.get_running_loop().create_task(self.drain(msg.deadline_s))
+        elif kind is messages.Shutdown:
+            asyncio.get_running_loop().create_task(self.shutdown())
+        else:
+            self.log.warning("ignoring unexpected message %r", msg)
+
+    async def run(self) -> int:
+        inbox = AsyncInbox(self.boot.address, messages.TO_FRONTEND, self.on_messages)
+        await inbox.start()
+        self.outbox.post(self.boot.parent, messages.Hello(
+            "frontend", self.boot.name, os.getpid(), self.boot.address))
+        setup: messages.Setup = await self.setup
+        opts = setup.options
+        self.core = FrontendCore(opts, self.outbox, setup.server_id, self.boot.address,
+                                 setup.scheduler, setup.parent)
+        self.core.control = self.on_control
+        early, self.early = self.early, []
+        if early:
+            self.core.on_messages(early)
+        try:
+            if opts.get("allow_http", True):
+                await self.start_http(opts)
+            if opts.get("allow_grpc", True):
+                await self.start_grpc(opts)
+        except OSError:
+            self.core.close()
+            return EXIT_BIND
+        if opts.get("allow_metrics", True):
+            await self.start_metrics(opts)
+        code = await self.done
+        inbox.close()
+        return code
+
+    async def start_http(self, opts: dict) -> None:
+        import uvicorn
+
+        from .http.app import build_app
+        host, port = opts.get("http_address", "0.0.0.0"), int(opts.get("http_port", 8000))
+        sock = bind(host, port, self.log, "HTTP")
+        config = uvicorn.Config(build_app(self.core), loop="none", http="httptools",
+                                lifespan="off", access_log=False, log_level="warning",
+                                timeout_keep_alive=int(opts.get("http_keepalive_s", 30)))
+        self.http = uvicorn.Server(config)
+        self.http.install_signal_handlers = lambda: None    # the parent drives shutdown
+        asyncio.get_running_loop().create_task(self.http.serve(sockets=[sock]))
+        self.log.info("Started HTTPService at %s:%d", host, port)
+
+    async def start_metrics(self, opts: dict) -> None:
+        """Metrics are an aid, not the service: a busy port is logged, not fatal."""
+        import uvicorn
+
+        from .metrics import build_app as build_metrics
+        host, port = opts.get("metrics_address", "0.0.0.0"), int(opts.get("metrics_port", 8002))
+        try:
+            sock = bind(host, port, self.log, "metrics")
+        except OSError:
+            return
+        config = uvicorn.Config(build_metrics(self.core), loop="none", http="httptools",
+                                lifespan="off", access_log=False, log_level="warning")
+        self.metrics = uvicorn.Server(config)
+        self.metrics.install_signal_handlers = lambda: None
+        asyncio.get_running_loop().create_task(self.metrics.serve(sockets=[sock]))
+        self.log.info("Started Metrics Service at %s:%d", host, port)
+
+    async def start_grpc(self, opts: dict) -> None:
+        try:
+            from .grpc.server import serve_grpc
+        except ImportError as e:
+            self.log.error("gRPC endpoint unavailable: %s", e)
+            return
+        self.grpc = await serve_grpc(self.core, opts)
+
+    async def drain(self, deadline_s: float) -> None:
+        """Refuse new inference; answer Drained once idle or at the deadline."""
+        core = self.core
+        core.draining = True
+        loop = asyncio.get_running_loop()
+        end = loop.time() + max(0.0, deadline_s)
+        while core.in_flight and loop.time() < end:
+            await asyncio.sleep(0.01)
+        if core.in_flight:
+            self.log.warning("drain deadline passed with %d requests in flight", core.in_flight)
+        self.outbox.post(self.boot.parent, messages.Drained(self.boot.name))
+
+    async def shutdown(self) -> None:
+        if self.http is not None:
+            self.http.should_exit = True
+        if self.metrics is not None:
+            self.metrics.should_exit = True
+        if self.grpc is not None:
+            await self.grpc.stop(grace=None)
+        if self.core is not None:
+            self.core.close()
+        self.outbox.post(self.boot.parent, messages.Stopped(self.boot.name))
+        await asyncio.sleep(0.05)        # let the outbox flush the Stopped frame
+        if not self.done.done():
+            self.done.set_result(0)
+
+
+def bind(host: str, port: int, log, what: str) -> socket.socket:
+    """A listening socket; on failure one log line naming address:port and the OS error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        log.error("failed to start %s service at %s:%d: %s", what, host, port, e.strerror or e)
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def main(boot: Bootstrap) -> None:
+    """Process entry point (spawned by the parent)."""
+    log = child_start(boot)
+
+    async def run() -> int:
+        return await FrontendProc(boot, log).run()
+
+    try:
+        import uvloop
+        sys.exit(uvloop.run(run()))
+    except ImportError:
+        sys.exit(asyncio.run(run()))

@@ -1,0 +1,285 @@
+"""FrontendCore: §8.1 validation texts and the full Request -> Response -> Release path."""
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from tests.frontend.harness import int_input, leaked_segments, table
+from tritond import messages
+from tritond.errors import Code, TritonError
+from tritond.frontend.types import InferRequest, InputTensor, RequestedOutput
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def expect_error(harness, req, code, text):
+    async def body():
+        async with harness() as h:
+            with pytest.raises(TritonError) as e:
+                await h.core.infer(req)
+            assert h.sched.empty()
+            return e.value
+    err = run(body())
+    assert err.code == code, err
+    assert text in err.message, err.message
+    return err
+
+
+def simple(*inputs, outputs=None, **kw):
+    return InferRequest("simple", inputs=list(inputs), outputs=outputs, **kw)
+
+
+def test_unknown_model(harness):
+    expect_error(harness, InferRequest("nope"), Code.NOT_FOUND,
+                 "Request for unknown model: 'nope' is not found")
+
+
+def test_unknown_version(harness):
+    expect_error(harness, InferRequest("simple", "7"), Code.NOT_FOUND, "version 7 is not found")
+
+
+def test_unexpected_input(harness):
+    req = simple(int_input("INPUT0"), int_input("BOGUS"))
+    expect_error(harness, req, Code.INVALID_ARG,
+                 "unexpected inference input 'BOGUS' for model 'simple'")
+
+
+def test_missing_input(harness):
+    err = expect_error(harness, simple(int_input("INPUT0")), Code.INVALID_ARG,
+                       "expected 2 inputs but got 1 inputs for model 'simple'")
+    assert "missing required input(s) ['INPUT1']" in err.message
+
+
+def test_duplicate_input(harness):
+    expect_error(harness, simple(int_input("INPUT0"), int_input("INPUT0")), Code.INVALID_ARG,
+                 "input 'INPUT0' already exists in request")
+
+
+def test_datatype_mismatch(harness):
+    bad = InputTensor("INPUT1", "FP32", [1, 16], bytes(64))
+    expect_error(harness, simple(int_input("INPUT0"), bad), Code.INVALID_ARG,
+                 "inference input 'INPUT1' data-type is 'FP32', but model 'simple' expects 'INT32'")
+
+
+def test_shape_mismatch(harness):
+    err = expect_error(harness, simple(int_input("INPUT0"), int_input("INPUT1", n=15)),
+                       Code.INVALID_ARG, "unexpected shape for input 'INPUT1' for model 'simple'. "
+                       "Expected [-1,16], got [1,15].")
+    assert "max_batch_size" in err.message
+
+
+def test_batch_too_large(harness):
+    expect_error(harness, simple(int_input("INPUT0", 9), int_input("INPUT1", 9)), Code.INVALID_ARG,
+                 "inference request batch-size must be <= 8 for 'simple'")
+
+
+def test_batch_disagrees(harness):
+    expect_error(harness, simple(int_input("INPUT0", 2), int_input("INPUT1", 3)), Code.INVALID_ARG,
+                 "input 'INPUT1' batch size does not match other inputs for 'simple'")
+
+
+def test_byte_size_mismatch(harness):
+    bad = InputTensor("INPUT1", "INT32", [1, 16], bytes(60))
+    expect_error(harness, simple(int_input("INPUT0"), bad), Code.INVALID_ARG,
+                 "input byte size mismatch for input 'INPUT1' for model 'simple'. Expected 64, got 60")
+
+
+def test_bytes_parse_error(harness):
+    bad = InputTensor("IN", "BYTES", [2], b"\x03\x00\x00\x00abc\x09\x00\x00\x00x")
+    expect_error(harness, InferRequest("strings", inputs=[bad]), Code.INVALID_ARG,
+                 "incomplete string for inference input 'IN' for model 'strings'")
+
+
+def test_bytes_count_error(harness):
+    bad = InputTensor("IN", "BYTES", [1], b"\x01\x00\x00\x00a\x01\x00\x00\x00b")
+    expect_error(harness, InferRequest("strings", inputs=[bad]), Code.INVALID_ARG,
+                 "expected 1 string elements for inference input 'IN'")
+
+
+def test_unknown_output(harness):
+    req = simple(int_input("INPUT0"), int_input("INPUT1"), outputs=[RequestedOutput("NOPE")])
+    expect_error(harness, req, Code.INVALID_ARG,
+                 "unexpected inference output 'NOPE' for model 'simple'")
+
+
+def test_duplicate_output(harness):
+    req = simple(int_input("INPUT0"), int_input("INPUT1"),
+                 outputs=[RequestedOutput("OUTPUT0"), RequestedOutput("OUTPUT0")])
+    expect_error(harness, req, Code.INVALID_ARG, "output 'OUTPUT0' requested more than once")
+
+
+def test_negative_dim(harness):
+    bad = InputTensor("IN", "BYTES", [-1], b"")
+    expect_error(harness, InferRequest("strings", inputs=[bad]), Code.INVALID_ARG,
+                 "All input dimensions should be specified for input 'IN'")
+
+
+def test_not_ready_version_unavailable(harness):
+    async def body():
+        async with harness() as h:
+            h.core.on_messages([table(extra=[messages.ModelEntry("simple", 2, "LOADING")])])
+            with pytest.raises(TritonError) as e:
+                await h.core.infer(InferRequest("simple", "2"))
+            return e.value
+    assert run(body()).code == Code.UNAVAILABLE
+
+
+def test_optional_input_may_be_absent(harness):
+    async def body():
+        async with harness() as h:
+            data = b"\x02\x00\x00\x00hi"
+            task = asyncio.create_task(h.core.infer(
+                InferRequest("strings", inputs=[InputTensor("IN", "BYTES", [1], data)])))
+            req = await h.next_request()
+            assert req.batch == 0 and [r.name for r in req.inputs] == ["IN"]
+            assert bytes(h.cache.buffer(req.inputs[0].region, req.inputs[0].offset, 6)) == data
+            h.respond(req.rid)
+            result = await task
+            assert result.outputs == []
+    run(body())
+
+
+def test_round_trip_request_response_release(harness):
+    async def body():
+        async with harness() as h:
+            req = simple(int_input("INPUT0", 2), int_input("INPUT1", 2, start=100),
+                         outputs=[RequestedOutput("OUTPUT1"), RequestedOutput("OUTPUT0")],
+                         id="r1", parameters={"priority": 2, "timeout": 500, "sequence_id": 9,
+                                              "sequence_start": True, "custom": "x"})
+            task = asyncio.create_task(h.core.infer(req))
+            msg = await h.next_request()
+            assert (msg.model, msg.version, msg.batch, msg.request_id) == ("simple", 1, 2, "r1")
+            assert (msg.priority, msg.timeout_us, msg.correlation_id, msg.flags) == (2, 500, 9, 1)
+            assert msg.parameters == {"custom": "x"}
+            assert [o.name for o in msg.outputs] == ["OUTPUT1", "OUTPUT0"]
+            in0 = h.cache.array(msg.inputs[0])
+            assert in0.shape == (2, 16) and in0[1, 15] == 31
+            assert h.cache.array(msg.inputs[1])[0, 0] == 100
+            refs = [h.output("OUTPUT0", in0 + 1), h.output("OUTPUT1", in0 - 1)]
+            h.respond(msg.rid, refs)
+            result = await task
+            assert [o.name for o in result.outputs] == ["OUTPUT1", "OUTPUT0"]
+            assert result.model_version == "1" and result.id == "r1"
+            np.testing.assert_array_equal(result.outputs[1].as_numpy(), in0 + 1)
+            assert result.outputs[1].requested.name == "OUTPUT0"
+            assert h.core._arena.stats()["live"] == 0        # inputs freed on Response
+            assert h.core.in_flight == 1
+            result.release()
+            result.release()                                  # idempotent
+            rel = await asyncio.wait_for(h.worker.get(), 5)
+            assert rel == messages.Release(h.worker_addr, [(r.region, r.offset) for r in refs])
+            assert h.core.in_flight == 0
+            await asyncio.sleep(0.05)
+            assert h.worker.empty()
+    run(body())
+
+
+def test_error_response_raises(harness):
+    async def body():
+        async with harness() as h:
+            task = asyncio.create_task(h.core.infer(simple(int_input("INPUT0"), int_input("INPUT1"))))
+            msg = await h.next_request()
+            h.respond(msg.rid, error=messages.ErrorInfo(int(Code.UNAVAILABLE), "queue full"))
+            with pytest.raises(TritonError) as e:
+                await task
+            assert e.value.code == Code.UNAVAILABLE and e.value.message == "queue full"
+            assert h.core._arena.stats()["live"] == 0
+    run(body())
+
+
+def test_cancel_posts_cancel_and_frees_only_on_response(harness):
+    async def body():
+        async with harness() as h:
+            task = asyncio.create_task(h.core.infer(simple(int_input("INPUT0"), int_input("INPUT1"))))
+            msg = await h.next_request()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            cancel = await h.next_request()
+            assert cancel == messages.Cancel(h.core.address, msg.rid)
+            assert h.core._arena.stats()["live"] == 2        # a worker may still read them
+            ref = h.output("OUTPUT0", np.zeros(16, np.int32))
+            h.respond(msg.rid, [ref])
+            rel = await asyncio.wait_for(h.worker.get(), 5)   # nobody will read: released
+            assert rel.slots == [(ref.region, ref.offset)]
+            assert h.core._arena.stats()["live"] == 0 and h.core.in_flight == 0
+    run(body())
+
+
+def test_classification(harness):
+    async def body():
+        async with harness() as h:
+            req = InferRequest("strings", inputs=[InputTensor("IN", "BYTES", [0], b"")],
+                               outputs=[RequestedOutput("SCORES", classification=2)])
+            task = asyncio.create_task(h.core.infer(req))
+            msg = await h.next_request()
+            h.respond(msg.rid, [h.output("SCORES", np.array([0.1, 3.3, 0.2, 1.5], np.float32))])
+            result = await task
+            out = result.outputs[0]
+            assert (out.datatype, out.shape) == ("BYTES", [2])
+            assert out.as_numpy().tolist() == [b"3.300000:1", b"1.500000:3"]
+            result.release()
+    run(body())
+
+
+def test_draining_refuses_and_stats_query(harness):
+    async def body():
+        async with harness() as h:
+            stats = asyncio.create_task(h.core.model_statistics("simple"))
+            q = await h.next_request()
+            assert (q.what, q.args) == ("stats", {"name": "simple", "version": ""})
+            h.outbox.post(h.core.address, messages.Answer(q.qid, {"model_stats": [{"name": "simple"}]}))
+            assert (await stats) == {"model_stats": [{"name": "simple"}]}
+            with pytest.raises(TritonError) as e:
+                await h.core.model_statistics("nope")
+            assert e.value.message == "requested model 'nope' is not available"
+            h.core.draining = True
+            assert not h.core.server_ready()
+            with pytest.raises(TritonError) as e:
+                await h.core.infer(simple())
+            assert e.value.code == Code.UNAVAILABLE
+    run(body())
+
+
+def test_control_plane_answers(harness):
+    async def body():
+        async with harness() as h:
+            core = h.core
+            md = core.model_metadata("simple")
+            assert md == {"name": "simple", "versions": ["1"], "platform": "onnxruntime",
+                          "inputs": [{"name": "INPUT0", "datatype": "INT32", "shape": [-1, 16]},
+                                     {"name": "INPUT1", "datatype": "INT32", "shape": [-1, 16]}],
+                          "outputs": [{"name": "OUTPUT0", "datatype": "INT32", "shape": [-1, 16]},
+                                      {"name": "OUTPUT1", "datatype": "INT32", "shape": [-1, 16]}]}
+            assert core.model_config("simple")["max_batch_size"] == 8
+            assert core.model_ready("simple") and not core.model_ready("simple", "3")
+            assert core.server_metadata()["version"] == "2.51.0"
+            assert core.repository_index() == [
+                {"name": "simple", "version": "1", "state": "READY"},
+                {"name": "strings", "version": "1", "state": "READY"}]
+            with pytest.raises(TritonError) as e:
+                await core.load_model("simple", {})
+            assert e.value.code == Code.UNAVAILABLE and "polling" in e.value.message
+            assert core.system_shm_status() == [] and core.cuda_shm_status() == []
+            with pytest.raises(TritonError) as e:
+                core.register_system_shm("r", "/k", 0, 8)
+            assert e.value.code == Code.UNSUPPORTED
+    run(body())
+
+
+def test_no_segments_left_behind(harness):
+    sids = []
+
+    async def body():
+        async with harness() as h:
+            sids.append(h.sid)
+            task = asyncio.create_task(h.core.infer(simple(int_input("INPUT0"), int_input("INPUT1"))))
+            msg = await h.next_request()
+            h.respond(msg.rid)
+            await task
+    run(body())
+    assert leaked_segments(sids[0]) == []

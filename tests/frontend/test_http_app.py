@@ -1,0 +1,128 @@
+"""The HTTP app served by real uvicorn, driven by tritonclient; the test plays the scheduler."""
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import socket
+import urllib.error
+import urllib.request
+
+import numpy as np
+import tritonclient.http as httpclient
+import uvicorn
+
+from tritond.frontend.http.app import build_app
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def serve(h):
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(build_app(h.core), host="127.0.0.1", port=port,
+                                          loop="none", http="httptools", lifespan="off",
+                                          access_log=False, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    return server, task, f"127.0.0.1:{port}"
+
+
+async def echo_scheduler(h, n):
+    """Answer ``n`` requests: OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1."""
+    for _ in range(n):
+        req = await h.next_request()
+        a, b = (h.cache.array(r) for r in req.inputs)
+        h.respond(req.rid, [h.output("OUTPUT0", a + b), h.output("OUTPUT1", a - b)])
+
+
+def http(url, method="GET", body=None, headers=None):
+    req = urllib.request.Request("http://" + url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+def test_tritonclient_binary_and_json(harness):
+    async def body():
+        async with harness() as h:
+            server, task, url = await serve(h)
+            sched = asyncio.create_task(echo_scheduler(h, 2))
+
+            def client():
+                c = httpclient.InferenceServerClient(url)
+                a = np.arange(32, dtype=np.int32).reshape(2, 16)
+                outs = []
+                for binary in (True, False):
+                    i0 = httpclient.InferInput("INPUT0", [2, 16], "INT32")
+                    i1 = httpclient.InferInput("INPUT1", [2, 16], "INT32")
+                    i0.set_data_from_numpy(a, binary_data=binary)
+                    i1.set_data_from_numpy(a, binary_data=binary)
+                    o = [httpclient.InferRequestedOutput("OUTPUT0", binary_data=binary)]
+                    outs.append(c.infer("simple", [i0, i1], outputs=o).as_numpy("OUTPUT0"))
+                return a, outs, c.is_server_live(), c.get_model_metadata("simple")
+            a, outs, live, md = await asyncio.to_thread(client)
+            await sched
+            for out in outs:
+                np.testing.assert_array_equal(out, a + a)
+            assert live and md["name"] == "simple"
+            await asyncio.sleep(0.05)
+            assert h.worker.qsize() == 2                     # one Release per result
+            server.should_exit = True
+            await task
+    asyncio.run(body())
+
+
+def test_routes_errors_and_compression(harness):
+    async def body():
+        async with harness() as h:
+            server, task, url = await serve(h)
+            sched = asyncio.create_task(echo_scheduler(h, 1))
+
+            def calls():
+                doc = {"inputs": [{"name": n, "datatype": "INT32", "shape": [1, 16],
+                                   "data": list(range(16))} for n in ("INPUT0", "INPUT1")]}
+                gz = gzip.compress(json.dumps(doc).encode())
+                return {
+                    "infer_gz": http(url + "/v2/models/simple/infer", "POST", gz,
+                                     {"Content-Encoding": "gzip", "Accept-Encoding": "gzip"}),
+                    "br": http(url + "/v2/models/simple/infer", "POST", b"{}",
+                               {"Content-Encoding": "br"}),
+                    "live": http(url + "/v2/health/live"),
+                    "missing": http(url + "/v2/nothing"),
+                    "method": http(url + "/v2/health/live", "POST", b""),
+                    "unknown": http(url + "/v2/models/nope/ready"),
+                    "bad_json": http(url + "/v2/models/simple/infer", "POST", b"{x"),
+                    "big": http(url + "/v2/models/simple/infer", "POST", b"x" * 2048),
+                    "repo": http(url + "/v2/repository/r1/index", "POST", b""),
+                    "index": http(url + "/v2/repository/index", "POST", b""),
+                    "log": http(url + "/v2/logging"),
+                }
+            h.core.options["http_max_input_size"] = 1024
+            r = await asyncio.to_thread(calls)
+            await sched
+            status, headers, data = r["infer_gz"]
+            assert status == 200 and headers["content-encoding"] == "gzip"
+            out = json.loads(gzip.decompress(data))["outputs"]
+            assert out[0]["data"] == [2 * i for i in range(16)]
+            assert r["br"][0] == 501 and r["br"][1]["accept-encoding"] == "gzip, deflate"
+            assert r["live"][:1] == (200,) and r["live"][2] == b""
+            assert r["missing"][0] == 404 and json.loads(r["missing"][2]) == {"error": "Not Found"}
+            assert r["method"][0] == 405 and json.loads(r["method"][2]) == {
+                "error": "Method Not Allowed"}
+            assert r["unknown"][0] == 404 and json.loads(r["unknown"][2]) == {
+                "error": "Request for unknown model: 'nope' is not found"}
+            assert r["bad_json"][0] == 400 and "failed to parse" in json.loads(r["bad_json"][2])["error"]
+            assert r["big"][0] == 400 and "--http-max-input-size" in r["big"][2].decode()
+            assert r["repo"][0] == 501
+            assert r["index"][0] == 200 and len(json.loads(r["index"][2])) == 2
+            assert json.loads(r["log"][2])["log_format"] == "default"
+            server.should_exit = True
+            await task
+    asyncio.run(body())

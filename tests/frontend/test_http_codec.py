@@ -1,0 +1,169 @@
+"""HTTP codec: JSON <-> bytes for every datatype, binary carving, compression, malformed input."""
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from tritond.errors import Code, TritonError
+from tritond.frontend.http import codec, compression
+from tritond.frontend.http.tensors import bytes_to_json, json_to_bytes
+from tritond.frontend.types import InferResult, OutputTensor, RequestedOutput
+
+NUMERIC = {"UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
+           "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
+           "FP32": np.float32, "FP64": np.float64}
+
+
+def err(fn, *args, code=Code.INVALID_ARG):
+    with pytest.raises(TritonError) as e:
+        fn(*args)
+    assert e.value.code == code
+    return e.value.message
+
+
+@pytest.mark.parametrize("dt", sorted(NUMERIC))
+def test_json_round_trip_numeric(dt):
+    vals = [[0, 1, 2], [3, 4, 100]]
+    raw = json_to_bytes("x", dt, [2, 3], vals)
+    assert raw == np.array(vals, NUMERIC[dt]).tobytes()
+    assert bytes_to_json("x", dt, [2, 3], memoryview(raw)) == [0, 1, 2, 3, 4, 100]
+
+
+def test_bool_bytes_empty_and_flat():
+    assert json_to_bytes("b", "BOOL", [3], [True, False, True]) == b"\x01\x00\x01"
+    assert bytes_to_json("b", "BOOL", [3], b"\x01\x00\x01") == [True, False, True]
+    raw = json_to_bytes("s", "BYTES", [2], ["ab", "é"])
+    assert raw == struct.pack("<I", 2) + b"ab" + struct.pack("<I", 2) + "é".encode()
+    assert bytes_to_json("s", "BYTES", [2], raw) == ["ab", "é"]
+    assert json_to_bytes("e", "FP32", [0, 4], []) == b""
+    assert json_to_bytes("f", "INT32", [2, 2], [1, 2, 3, 4]) == json_to_bytes(
+        "f", "INT32", [2, 2], [[1, 2], [3, 4]])
+
+
+def test_fp32_written_as_double():
+    raw = np.array([0.1], np.float32).tobytes()
+    assert json.dumps(bytes_to_json("f", "FP32", [1], raw)) == "[0.10000000149011612]"
+
+
+@pytest.mark.parametrize("dt,data,text", [
+    ("INT32", [1.0, 2], "Unable to parse 'data'"),
+    ("UINT8", [-1, 2], "Unable to parse 'data'"),
+    ("INT8", [300, 1], "Unable to parse 'data'"),
+    ("BOOL", [1, 0], "Unable to parse 'data'"),
+    ("FP32", [True, 1.0], "Unable to parse 'data'"),
+    ("BYTES", ["a", 3], "Unable to parse 'data'"),
+    ("INT32", [1, 2, 3], "Shape does not match true shape of 'data' field"),
+    ("FP16", [1.0, 2.0], "receiving FP16 data via JSON is not supported"),
+    ("BF16", [1.0, 2.0], "receiving BF16 data via JSON is not supported"),
+])
+def test_json_input_errors(dt, data, text):
+    assert text in err(json_to_bytes, "x", dt, [2], data)
+
+
+def test_fp16_output_refused_in_json():
+    assert "sending FP16 data via JSON is not supported" in err(
+        bytes_to_json, "o", "FP16", [1], b"\x00\x00")
+
+
+def body(doc, *blobs):
+    head = json.dumps(doc).encode()
+    return head + b"".join(blobs), len(head)
+
+
+def inp(name, dt, shape, **kw):
+    return {"name": name, "datatype": dt, "shape": shape, **kw}
+
+
+def test_binary_carving_in_input_order():
+    a, b = np.arange(4, dtype=np.int32).tobytes(), b"\x01\x02"
+    data, hlen = body({"inputs": [inp("A", "INT32", [4], parameters={"binary_data_size": 16}),
+                                  inp("J", "INT8", [1], data=[7]),
+                                  inp("B", "UINT8", [2], parameters={"binary_data_size": 2})]},
+                      a, b)
+    req, binary = codec.decode_request(data, hlen, "m", "")
+    assert [bytes(t.data) for t in req.inputs] == [a, b"\x07", b]
+    assert not binary and req.outputs is None
+
+
+def test_binary_leftover_short_and_missing_header():
+    data, hlen = body({"inputs": [inp("A", "UINT8", [2], parameters={"binary_data_size": 2})]},
+                      b"abc")
+    assert err(codec.decode_request, data, hlen, "m", "") == \
+        "unexpected additional input data for model 'm'"
+    data, hlen = body({"inputs": [inp("A", "UINT8", [4], parameters={"binary_data_size": 4})]},
+                      b"ab")
+    assert err(codec.decode_request, data, hlen, "m", "") == \
+        "unexpected size for input 'A', expecting 2 additional bytes for model 'm'"
+    data, _ = body({"inputs": [inp("A", "UINT8", [4], parameters={"binary_data_size": 4})]})
+    assert "must specify valid 'Infer-Header-Content-Length'" in err(
+        codec.decode_request, data, None, "m", "")
+
+
+def test_header_length_and_json_errors():
+    assert "inference header size should be in range (0, 10), got: 11" in err(
+        codec.header_length, "11", 10)
+    assert "failed to parse the request JSON buffer" in err(
+        codec.decode_request, b"{not json", None, "m", "")
+    assert "Unable to parse 'inputs'" in err(codec.decode_request, b"{}", None, "m", "")
+
+
+def test_content_type_exactly_one():
+    doc = {"inputs": [inp("A", "UINT8", [1], data=[1], parameters={"binary_data_size": 1})]}
+    data, hlen = body(doc, b"x")
+    assert err(codec.decode_request, data, hlen, "m", "").endswith(
+        "But set 'data' 'binary_data_size'")
+    data, _ = body({"inputs": [inp("A", "UINT8", [1])]})
+    assert err(codec.decode_request, data, None, "m", "").endswith("But no field is set")
+
+
+def test_parameters_and_outputs():
+    doc = {"id": "7", "parameters": {"binary_data_output": True, "priority": 1},
+           "inputs": [], "outputs": [{"name": "X"},
+                                     {"name": "Y", "parameters": {"binary_data": False,
+                                                                  "classification": 3}}]}
+    req, binary = codec.decode_request(json.dumps(doc).encode(), None, "m", "2")
+    assert binary and req.id == "7" and req.version == "2"
+    assert [(o.name, o.binary, o.classification) for o in req.outputs] == [
+        ("X", True, 0), ("Y", False, 3)]
+    bad = {"parameters": {"triton_x": 1}, "inputs": []}
+    assert "reserved for Triton" in err(codec.decode_request, json.dumps(bad).encode(), None,
+                                        "m", "")
+
+
+def result(*outs):
+    return InferResult("m", "1", "", {}, list(outs))
+
+
+def test_encode_json_and_binary():
+    a = np.arange(3, dtype=np.float32)
+    o1 = OutputTensor("A", "FP32", [3], memoryview(a.tobytes()), None)
+    o2 = OutputTensor("B", "INT32", [0], memoryview(b""), RequestedOutput("B", binary=True))
+    head, blobs = codec.encode_result(result(o1), False)
+    assert blobs == [] and json.loads(head)["outputs"][0]["data"] == [0.0, 1.0, 2.0]
+    head, blobs = codec.encode_result(result(o1, o2), True)
+    doc = json.loads(head)
+    assert doc == {"model_name": "m", "model_version": "1", "outputs": [
+        {"name": "A", "datatype": "FP32", "shape": [3], "parameters": {"binary_data_size": 12}},
+        {"name": "B", "datatype": "INT32", "shape": [0], "parameters": {"binary_data_size": 0}}]}
+    assert [bytes(b) for b in blobs] == [a.tobytes(), b""]
+
+
+def test_compression_both_ways():
+    raw = b"x" * 1000
+    assert compression.decompress(gzip.compress(raw), "gzip", 1 << 20) == raw
+    assert compression.decompress(zlib.compress(raw), "deflate", 1 << 20) == raw
+    assert "exceeds the maximum input size" in err(
+        compression.decompress, gzip.compress(raw), "gzip", 100)
+    assert err(compression.check_encoding, "br", code=Code.UNSUPPORTED) == \
+        "Unsupported compression type"
+    assert compression.check_encoding("identity") is None
+    assert compression.response_encoding("gzip;q=0.5, deflate;q=0.8") == "deflate"
+    assert compression.response_encoding("identity, gzip;q=0.2") is None
+    assert compression.response_encoding("br") is None
+    assert gzip.decompress(compression.compress([b"ab", memoryview(b"cd")], "gzip")) == b"abcd"
+    assert zlib.decompress(compression.compress([b"ab"], "deflate")) == b"ab"

@@ -1,0 +1,89 @@
+"""The process shell, end to end: we play parent, frontend and worker."""
+import multiprocessing
+import os
+import time
+import uuid
+
+from tritond import channel, messages
+from tritond.errors import Code
+from tritond.procutil import Bootstrap
+from tritond.scheduler import proc
+
+from .helpers import config, request, table
+
+
+def receive(endpoint: channel.SyncEndpoint, kind, timeout: float = 10.0):
+    """The first message of ``kind`` (others are kept out of the way: a test failure)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for msg in endpoint.recv(timeout=0.1):
+            assert isinstance(msg, kind), f"expected {kind.__name__}, got {msg!r}"
+            return msg
+    raise AssertionError(f"no {kind.__name__} within {timeout}s")
+
+
+def test_scheduler_process_round_trip():
+    sid = uuid.uuid4().hex[:8]
+    addr = {role: channel.address(sid, role) for role in ("parent", "scheduler", "frontend-0", "w0", "w1")}
+    parent = channel.SyncEndpoint(addr["parent"], messages.TO_PARENT)
+    frontend = channel.SyncEndpoint(addr["frontend-0"], messages.TO_FRONTEND)
+    worker = channel.SyncEndpoint(addr["w0"], messages.TO_WORKER)
+    slow = channel.SyncEndpoint(addr["w1"], messages.TO_WORKER)
+    boot = Bootstrap(role="scheduler", name="scheduler", address=addr["scheduler"],
+                     parent=addr["parent"], server_id=sid, parent_pid=os.getpid())
+    child = multiprocessing.get_context("spawn").Process(target=proc.main, args=(boot,))
+    child.start()
+    try:
+        hello = receive(parent, messages.Hello)
+        assert (hello.role, hello.name, hello.pid, hello.address) == (
+            "scheduler", "scheduler", child.pid, addr["scheduler"])
+        sched = hello.address
+        parent.send_now(sched, [
+            messages.Setup(options={}, server_id=sid, parent=addr["parent"],
+                           scheduler=sched, frontends=[addr["frontend-0"]]),
+            table(("m", 1, config(8, {}), [addr["w0"]]),
+                  ("d", 1, config(8, {"max_queue_delay_microseconds": 20_000}), [addr["w1"]]))])
+        req = request(7, batch=1, frontend=addr["frontend-0"], arrival_ns=time.monotonic_ns())
+        frontend.send_now(sched, [req, request(8, model="gone", frontend=addr["frontend-0"])])
+
+        rejected = receive(frontend, messages.Response)
+        assert (rejected.rid, rejected.error.code) == (8, Code.UNAVAILABLE)
+        execute = receive(worker, messages.Execute)
+        assert [r.rid for r in execute.requests] == [7]
+        stats = messages.ExecStats(1, 10, 20, 30, time.monotonic_ns(), time.monotonic_ns())
+        worker.send_now(sched, [messages.Executed(addr["w0"], execute.batch_id, stats)])
+
+        deadline = time.monotonic() + 10
+        while True:   # Executed and Query travel on different sockets: poll until counted
+            frontend.send_now(sched, [messages.Query(qid=1, frontend=addr["frontend-0"],
+                                                     what="stats", args={"name": "m"})])
+            answer = receive(frontend, messages.Answer)
+            (s,) = answer.result["model_stats"]
+            if s["execution_count"] == 1 or time.monotonic() > deadline:
+                break
+        assert answer.qid == 1 and answer.error is None
+        assert s["execution_count"] == 1 and s["inference_stats"]["success"]["count"] == 1
+
+        frontend.send_now(sched, [messages.Query(qid=2, frontend=addr["frontend-0"],
+                                                 what="stats", args={"name": "nope"})])
+        bad = receive(frontend, messages.Answer)
+        assert bad.qid == 2 and bad.error.code == Code.INVALID_ARG
+
+        # a delay window closes with no further message: the shell's alarm fires
+        sent = time.monotonic_ns()
+        frontend.send_now(sched, [request(9, model="d", batch=1, frontend=addr["frontend-0"])])
+        late = receive(slow, messages.Execute)
+        waited = time.monotonic_ns() - sent
+        assert [r.rid for r in late.requests] == [9]
+        assert 20_000_000 <= waited < 1_000_000_000
+
+        parent.send_now(sched, [messages.Shutdown(reason="test")])
+        assert receive(parent, messages.Stopped).name == "scheduler"
+        child.join(10)
+        assert child.exitcode == 0
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join()
+        for endpoint in (parent, frontend, worker, slow):
+            endpoint.close()

@@ -1,0 +1,127 @@
+"""Tiny model repositories for worker tests: ONNX graphs built with onnx.helper, Python models."""
+from __future__ import annotations
+
+import json
+import pathlib
+import textwrap
+
+import onnx
+from onnx import TensorProto, helper
+
+# ORT 1.31 reads IR version <= 13 (onnx 1.23 writes 14 by default).
+IR_VERSION = 8
+
+
+def _save(graph, path: pathlib.Path) -> None:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
+                              ir_version=IR_VERSION)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+
+
+def _vi(name, elem, shape):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def add_sub(repo: pathlib.Path, name: str = "add_sub") -> pathlib.Path:
+    """INPUT0, INPUT1 INT32 [-1,16] -> OUTPUT0 = sum, OUTPUT1 = difference."""
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["INPUT0", "INPUT1"], ["OUTPUT0"]),
+         helper.make_node("Sub", ["INPUT0", "INPUT1"], ["OUTPUT1"])],
+        name,
+        [_vi("INPUT0", TensorProto.INT32, ["batch", 16]),
+         _vi("INPUT1", TensorProto.INT32, ["batch", 16])],
+        [_vi("OUTPUT0", TensorProto.INT32, ["batch", 16]),
+         _vi("OUTPUT1", TensorProto.INT32, ["batch", 16])])
+    _save(graph, repo / name / "1" / "model.onnx")
+    return repo / name
+
+
+def identity_fp32(repo: pathlib.Path, name: str = "identity_fp32") -> pathlib.Path:
+    """INPUT0 FP32 [-1,-1] -> OUTPUT0 (Identity)."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["INPUT0"], ["OUTPUT0"])], name,
+        [_vi("INPUT0", TensorProto.FLOAT, ["batch", "n"])],
+        [_vi("OUTPUT0", TensorProto.FLOAT, ["batch", "n"])])
+    _save(graph, repo / name / "1" / "model.onnx")
+    return repo / name
+
+
+def string_identity(repo: pathlib.Path, name: str = "string_identity") -> pathlib.Path:
+    """INPUT0 STRING [-1] -> OUTPUT0: batchable with empty per-item dims (reshape {shape: []})."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["INPUT0"], ["OUTPUT0"])], name,
+        [_vi("INPUT0", TensorProto.STRING, ["batch"])],
+        [_vi("OUTPUT0", TensorProto.STRING, ["batch"])])
+    _save(graph, repo / name / "1" / "model.onnx")
+    return repo / name
+
+
+def fixed_shape(repo: pathlib.Path, name: str = "fixed") -> pathlib.Path:
+    """INPUT0 FP32 [2,3] -> OUTPUT0: not batchable (static first dim)."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["INPUT0"], ["OUTPUT0"])], name,
+        [_vi("INPUT0", TensorProto.FLOAT, [2, 3])], [_vi("OUTPUT0", TensorProto.FLOAT, [2, 3])])
+    _save(graph, repo / name / "1" / "model.onnx")
+    return repo / name
+
+
+def python_model(repo: pathlib.Path, name: str, source: str, config: dict | None = None,
+                 version: int = 1) -> pathlib.Path:
+    """Write ``<repo>/<name>/<version>/model.py`` (and config.json for the test's use)."""
+    model_dir = repo / name
+    (model_dir / str(version)).mkdir(parents=True, exist_ok=True)
+    (model_dir / str(version) / "model.py").write_text(textwrap.dedent(source))
+    if config is not None:
+        (model_dir / "config.json").write_text(json.dumps(config))
+    return model_dir
+
+
+# Triton's add_sub example (python_backend/examples/add_sub/model.py), trimmed of comments.
+TRITON_ADD_SUB = '''
+import json
+
+import numpy as np
+
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.model_config = model_config = json.loads(args["model_config"])
+        output0_config = pb_utils.get_output_config_by_name(model_config, "OUTPUT0")
+        output1_config = pb_utils.get_output_config_by_name(model_config, "OUTPUT1")
+        self.output0_dtype = pb_utils.triton_string_to_numpy(output0_config["data_type"])
+        self.output1_dtype = pb_utils.triton_string_to_numpy(output1_config["data_type"])
+        self.args = args
+
+    def execute(self, requests):
+        output0_dtype = self.output0_dtype
+        output1_dtype = self.output1_dtype
+        responses = []
+        for request in requests:
+            in_0 = pb_utils.get_input_tensor_by_name(request, "INPUT0")
+            in_1 = pb_utils.get_input_tensor_by_name(request, "INPUT1")
+            out_0, out_1 = (
+                in_0.as_numpy() + in_1.as_numpy(),
+                in_0.as_numpy() - in_1.as_numpy(),
+            )
+            out_tensor_0 = pb_utils.Tensor("OUTPUT0", out_0.astype(output0_dtype))
+            out_tensor_1 = pb_utils.Tensor("OUTPUT1", out_1.astype(output1_dtype))
+            inference_response = pb_utils.InferenceResponse(
+                output_tensors=[out_tensor_0, out_tensor_1]
+            )
+            responses.append(inference_response)
+        return responses
+
+    def finalize(self):
+        print("Cleaning up...")
+'''
+
+ADD_SUB_CONFIG = {
+    "name": "add_sub_py", "backend": "python", "max_batch_size": 0,
+    "input": [{"name": "INPUT0", "data_type": "TYPE_FP32", "dims": [4]},
+              {"name": "INPUT1", "data_type": "TYPE_FP32", "dims": [4]}],
+    "output": [{"name": "OUTPUT0", "data_type": "TYPE_FP32", "dims": [4]},
+               {"name": "OUTPUT1", "data_type": "TYPE_FP32", "dims": [4]}],
+}

@@ -1,0 +1,173 @@
+"""triton_python_backend_utils surface: types, tensors, ModelConfig rules, logger, metrics."""
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from tritond.workers.python import pb_utils
+
+
+def test_type_helpers():
+    assert pb_utils.triton_string_to_numpy("TYPE_FP32") is np.float32
+    assert pb_utils.triton_string_to_numpy("TYPE_STRING") is np.object_
+    with pytest.raises(KeyError):
+        pb_utils.triton_string_to_numpy("TYPE_BF16")
+    assert pb_utils.triton_to_numpy_type(13) is np.object_
+    assert pb_utils.triton_to_numpy_type(8) is np.int32
+    assert pb_utils.numpy_to_triton_type(np.float16) == 10
+    assert pb_utils.numpy_to_triton_type(np.object_) == 13
+    assert pb_utils.numpy_to_triton_type(np.bytes_) == 13
+    assert pb_utils.numpy_to_triton_type(np.bool_) == 1
+
+
+def test_bytes_serialisation_round_trip():
+    arr = np.array([[b"a", b""], [b"xyz", "\u00e9".encode()]], dtype=object)
+    data = pb_utils.serialize_byte_tensor(arr)
+    assert data[:5] == b"\x01\x00\x00\x00a"
+    assert pb_utils.deserialize_bytes_tensor(data).tolist() == [b"a", b"", b"xyz", "\u00e9".encode()]
+    assert pb_utils.serialize_byte_tensor(np.array([], dtype=object)) == ()
+
+
+def test_tensor_basics_and_dlpack():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = pb_utils.Tensor("x", x)
+    assert (t.name(), t.triton_dtype(), t.shape(), t.is_cpu()) == ("x", 11, [2, 3], True)
+    assert t.as_numpy() is x  # no copy
+    back = pb_utils.Tensor.from_dlpack("y", t.to_dlpack())
+    np.testing.assert_array_equal(back.as_numpy(), x)
+    via_protocol = pb_utils.Tensor.from_dlpack("z", t)
+    assert np.shares_memory(via_protocol.as_numpy(), x)
+    assert t.__dlpack_device__() == (1, 0)
+
+
+def test_tensor_rejects_unicode_arrays():
+    with pytest.raises(pb_utils.TritonModelException, match="np.object_"):
+        pb_utils.Tensor("s", np.array(["a"]))
+
+
+def test_request_and_response_objects():
+    t = pb_utils.Tensor("IN", np.zeros(2, np.int32))
+    req = pb_utils.InferenceRequest(request_id="r1", correlation_id=7, inputs=[t],
+                                    requested_output_names=["OUT"], model_name="m",
+                                    parameters={"a": 1, "b": "x"})
+    assert pb_utils.get_input_tensor_by_name(req, "IN") is t
+    assert pb_utils.get_input_tensor_by_name(req, "NOPE") is None
+    assert json.loads(req.parameters()) == {"a": 1, "b": "x"}
+    assert (req.request_id(), req.correlation_id(), req.requested_output_names()) == \
+        ("r1", 7, ["OUT"])
+    assert req.is_cancelled() is False and req.trace().get_context() is None
+    with pytest.raises(pb_utils.TritonModelException, match="BLS is not supported yet"):
+        req.exec()
+    resp = pb_utils.InferenceResponse([t], parameters={"k": True})
+    assert pb_utils.get_output_tensor_by_name(resp, "IN") is t
+    assert not resp.has_error() and json.loads(resp.parameters()) == {"k": True}
+    err = pb_utils.InferenceResponse(error=pb_utils.TritonError("no", pb_utils.TritonError.NOT_FOUND))
+    assert err.has_error() and err.error().code() == 2 and err.error().message() == "no"
+    with pytest.raises(pb_utils.TritonModelException):
+        pb_utils.InferenceResponse(output_tensors=(t,))
+
+
+def test_error_codes_match_tritonserver():
+    E = pb_utils.TritonError
+    assert [E.UNKNOWN, E.INTERNAL, E.NOT_FOUND, E.INVALID_ARG, E.UNAVAILABLE, E.UNSUPPORTED,
+            E.ALREADY_EXISTS, E.CANCELLED] == list(range(8))
+    assert E("m").code() == E.INTERNAL
+
+
+def test_response_sender_non_decoupled_sends_once():
+    sender = pb_utils.InferenceRequest(inputs=[], requested_output_names=[]).get_response_sender()
+    sender.send(pb_utils.InferenceResponse([]), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+    with pytest.raises(pb_utils.TritonModelException):
+        sender.send(pb_utils.InferenceResponse([]))
+
+
+def base_config(**extra):
+    return pb_utils.ModelConfig(json.dumps({"name": "m", "max_batch_size": 0, "input": [],
+                                            "output": [], **extra}))
+
+
+def test_model_config_add_and_merge():
+    mc = base_config(input=[{"name": "A", "data_type": "TYPE_INVALID", "dims": []}])
+    mc.add_input({"name": "A", "data_type": "TYPE_FP32", "dims": [4], "optional": True})
+    mc.add_output({"name": "B", "data_type": "TYPE_FP32", "dims": [4]})
+    d = mc.as_dict()
+    assert d["input"] == [{"name": "A", "data_type": "TYPE_FP32", "dims": [4], "optional": True}]
+    assert d["output"] == [{"name": "B", "data_type": "TYPE_FP32", "dims": [4]}]
+
+
+@pytest.mark.parametrize("tensor, message", [
+    ({"name": "A", "data_type": "TYPE_FP32", "dims": [4], "format": 1}, "contains property other"),
+    ({"data_type": "TYPE_FP32", "dims": [4]}, "missing 'name'"),
+    ({"name": "A", "dims": [4]}, "missing 'data_type'"),
+    ({"name": "A", "data_type": "TYPE_FP32"}, "missing 'dims'"),
+    ({"name": "X", "data_type": "TYPE_INT8", "dims": [2]}, "configuration expects datatype TYPE_FP32"),
+    ({"name": "X", "data_type": "TYPE_FP32", "dims": [3]}, "the model expects dims [3]"),
+    ({"name": "X", "data_type": "TYPE_FP32", "dims": [2], "optional": True}, "expects optional True"),
+])
+def test_model_config_add_input_errors(tensor, message):
+    mc = base_config(input=[{"name": "X", "data_type": "TYPE_FP32", "dims": [2], "optional": False}])
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        mc.add_input(tensor)
+
+
+def test_model_config_output_has_no_optional():
+    with pytest.raises(ValueError, match="'name', 'data_type' and 'dims'"):
+        base_config().add_output({"name": "O", "data_type": "TYPE_FP32", "dims": [1],
+                                  "optional": True})
+
+
+def test_model_config_batching_and_policy_rules():
+    mc = base_config(max_batch_size=8)
+    mc.set_max_batch_size(16)
+    with pytest.raises(ValueError, match="configuration specified max_batch_size 16"):
+        mc.set_max_batch_size(4)
+    mc.set_dynamic_batching()
+    assert mc.as_dict()["dynamic_batching"] == {}
+    with pytest.raises(ValueError, match="sequence_batching"):
+        base_config(sequence_batching={}).set_dynamic_batching()
+    mc.set_model_transaction_policy({"decoupled": False})
+    with pytest.raises(ValueError, match="already set to 'False'"):
+        mc.set_model_transaction_policy({"decoupled": True})
+    with pytest.raises(ValueError, match="other than 'decoupled'"):
+        mc.set_model_transaction_policy({"x": 1})
+
+
+def test_config_lookup_helpers():
+    cfg = {"input": [{"name": "A"}], "output": [{"name": "B"}],
+           "model_transaction_policy": {"decoupled": True}}
+    assert pb_utils.get_input_config_by_name(cfg, "A") == {"name": "A"}
+    assert pb_utils.get_output_config_by_name(cfg, "A") is None
+    assert pb_utils.using_decoupled_model_transaction_policy(cfg) is True
+    assert pb_utils.using_decoupled_model_transaction_policy({}) is False
+
+
+def test_logger_goes_to_logging(caplog):
+    with caplog.at_level(logging.DEBUG, logger="tritond.model"):
+        pb_utils.Logger.log_info("hello")
+        pb_utils.Logger.log("careful", pb_utils.Logger.WARNING)
+        pb_utils.Logger.log_verbose("details")
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.INFO, "hello"), (logging.WARNING, "careful"), (logging.DEBUG, "details")]
+
+
+def test_metrics_keep_values():
+    fam = pb_utils.MetricFamily("requests_total", "count", pb_utils.MetricFamily.COUNTER)
+    m = fam.Metric(labels={"k": "v"})
+    m.increment(2)
+    m.increment(3)
+    assert m.value() == 5
+    with pytest.raises(pb_utils.TritonModelException):
+        m.increment(-1)
+    with pytest.raises(pb_utils.TritonModelException):
+        m.set(1)
+    gauge = pb_utils.MetricFamily("g", "gauge", pb_utils.MetricFamily.GAUGE).Metric()
+    gauge.set(7)
+    gauge.increment(-2)
+    assert gauge.value() == 5
+    hist = pb_utils.MetricFamily("h", "hist", pb_utils.MetricFamily.HISTOGRAM).Metric(buckets=[1, 10])
+    for v in (0.5, 5, 50):
+        hist.observe(v)
+    assert (hist.count, hist.sum, hist.counts) == (3, 55.5, [1, 1, 1])

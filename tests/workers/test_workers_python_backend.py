@@ -1,0 +1,221 @@
+"""PythonBackend running Triton-style model.py files unchanged."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from tritond.errors import Code, TritonError
+from tritond.workers.backend import backend_class
+from tritond.workers.python.backend import PythonBackend
+
+from . import models
+from .helpers import context, work
+
+
+def loaded(model_dir, config: dict, auto_complete: bool = True) -> PythonBackend:
+    be = PythonBackend(context(model_dir))
+    if auto_complete:
+        config = be.auto_complete(config)
+    be.load(config)
+    return be
+
+
+def fp32(*values):
+    return np.array(values, dtype=np.float32)
+
+
+def test_registry_imports_python_backend():
+    assert backend_class("python") is PythonBackend
+
+
+def test_triton_add_sub_runs_unchanged(repo, capfd):
+    model = models.python_model(repo, "add_sub_py", models.TRITON_ADD_SUB)
+    be = loaded(model, models.ADD_SUB_CONFIG)
+    assert sys.modules["triton_python_backend_utils"].__name__.endswith("pb_utils")
+    reqs = [work({"INPUT0": fp32(1, 2, 3, 4), "INPUT1": fp32(1, 1, 1, 1)}, ["OUTPUT0", "OUTPUT1"],
+                 rid=1),
+            work({"INPUT0": fp32(0, 0, 0, 0), "INPUT1": fp32(2, 2, 2, 2)}, ["OUTPUT0", "OUTPUT1"],
+                 rid=2)]
+    r1, r2 = be.execute(reqs)
+    np.testing.assert_array_equal(r1.outputs["OUTPUT0"], fp32(2, 3, 4, 5))
+    np.testing.assert_array_equal(r1.outputs["OUTPUT1"], fp32(0, 1, 2, 3))
+    np.testing.assert_array_equal(r2.outputs["OUTPUT1"], fp32(-2, -2, -2, -2))
+    be.unload()
+    assert "Cleaning up..." in capfd.readouterr().out
+
+
+def test_initialize_args_are_tritons(repo):
+    model = models.python_model(repo, "add_sub_py", models.TRITON_ADD_SUB)
+    be = loaded(model, models.ADD_SUB_CONFIG)
+    args = be.model.args
+    assert set(args) == {"model_config", "model_instance_kind", "model_instance_name",
+                         "model_instance_device_id", "model_repository", "model_version",
+                         "model_name"}
+    assert all(isinstance(v, str) for v in args.values())
+    assert json.loads(args["model_config"])["name"] == "add_sub_py"
+    assert args["model_repository"] == str(model)
+    assert (args["model_version"], args["model_name"], args["model_instance_kind"]) == \
+        ("1", "add_sub_py", "CPU")
+
+
+AUTO = '''
+import triton_python_backend_utils as pb_utils
+
+class TritonPythonModel:
+    @staticmethod
+    def auto_complete_config(auto_complete_model_config):
+        auto_complete_model_config.add_input({"name": "IN", "data_type": "TYPE_STRING", "dims": [-1]})
+        auto_complete_model_config.add_output({"name": "OUT", "data_type": "TYPE_INT64", "dims": [-1]})
+        auto_complete_model_config.set_max_batch_size(8)
+        auto_complete_model_config.set_dynamic_batching()
+        return auto_complete_model_config
+
+    def execute(self, requests):
+        out = []
+        for request in requests:
+            data = pb_utils.get_input_tensor_by_name(request, "IN").as_numpy()
+            assert data.dtype == object and all(isinstance(x, bytes) for x in data.flat)
+            lengths = [len(x) for x in data.flat]
+            out.append(pb_utils.InferenceResponse(
+                [pb_utils.Tensor("OUT", __import__("numpy").array(lengths, dtype="int64"))],
+                parameters={"count": len(lengths)}))
+        return out
+'''
+
+
+def test_auto_complete_config_and_bytes_inputs(repo):
+    model = models.python_model(repo, "auto", AUTO)
+    be = PythonBackend(context(model))
+    cfg = be.auto_complete({"name": "auto", "backend": "python"})
+    assert cfg["max_batch_size"] == 8 and cfg["dynamic_batching"] == {}
+    assert cfg["input"] == [{"name": "IN", "data_type": "TYPE_STRING", "dims": [-1]}]
+    be.load(cfg)
+    (res,) = be.execute([work({"IN": np.array([b"ab", b"", b"xyz"], dtype=object)}, ["OUT"])])
+    assert res.outputs["OUT"].tolist() == [2, 0, 3]
+    assert res.parameters == {"count": 3}
+
+
+def test_auto_complete_conflict_is_a_load_error(repo):
+    model = models.python_model(repo, "auto", AUTO)
+    be = PythonBackend(context(model))
+    with pytest.raises(TritonError) as err:
+        be.auto_complete({"name": "auto", "max_batch_size": 16})
+    assert "configuration specified max_batch_size 16" in err.value.message
+
+
+ERRORS = '''
+import triton_python_backend_utils as pb_utils
+import numpy as np
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for request in requests:
+            mode = pb_utils.get_input_tensor_by_name(request, "MODE").as_numpy()[0]
+            if mode == 1:
+                out.append(pb_utils.InferenceResponse(
+                    error=pb_utils.TritonError("bad input", pb_utils.TritonError.INVALID_ARG)))
+            elif mode == 2:
+                raise pb_utils.TritonModelException("model blew up")
+            elif mode == 3:
+                return out  # wrong length
+            elif mode == 4:
+                out.append(None)
+            else:
+                out.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", np.array([mode]))]))
+        return out
+'''
+ERRORS_CONFIG = {"name": "errors", "backend": "python", "max_batch_size": 0,
+                 "input": [{"name": "MODE", "data_type": "TYPE_INT32", "dims": [1]}],
+                 "output": [{"name": "OUT", "data_type": "TYPE_INT32", "dims": [1]}]}
+
+
+def modes(*values):
+    return [work({"MODE": np.array([v], dtype=np.int32)}, ["OUT"], rid=i)
+            for i, v in enumerate(values)]
+
+
+def test_error_response_fails_only_that_request(repo):
+    be = loaded(models.python_model(repo, "errors", ERRORS), ERRORS_CONFIG)
+    ok, bad = be.execute(modes(0, 1))
+    assert ok.error is None and ok.outputs["OUT"].tolist() == [0]
+    assert bad.error.code == Code.INVALID_ARG and bad.error.message == "bad input"
+
+
+def test_exception_propagates_to_the_worker(repo):
+    be = loaded(models.python_model(repo, "errors", ERRORS), ERRORS_CONFIG)
+    with pytest.raises(Exception, match="model blew up"):
+        be.execute(modes(0, 2))
+
+
+@pytest.mark.parametrize("bad_mode", [3, 4])
+def test_wrong_length_or_none_fails_every_request(repo, bad_mode):
+    be = loaded(models.python_model(repo, "errors", ERRORS), ERRORS_CONFIG)
+    results = be.execute(modes(0, bad_mode))
+    assert len(results) == 2
+    assert all(r.error is not None and r.error.code == Code.INTERNAL for r in results)
+
+
+ASYNC_AND_SENDER = '''
+import asyncio
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+class TritonPythonModel:
+    async def initialize(self, args):
+        await asyncio.sleep(0)
+        self.ready = True
+
+    async def execute(self, requests):
+        await asyncio.sleep(0)
+        for request in requests:
+            x = pb_utils.get_input_tensor_by_name(request, "X").as_numpy()
+            sender = request.get_response_sender()
+            sender.send(pb_utils.InferenceResponse([pb_utils.Tensor("Y", x * 2)]),
+                        flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return None
+'''
+
+
+def test_async_execute_with_response_sender(repo):
+    cfg = {"name": "asyncm", "backend": "python",
+           "input": [{"name": "X", "data_type": "TYPE_FP32", "dims": [2]}],
+           "output": [{"name": "Y", "data_type": "TYPE_FP32", "dims": [2]}]}
+    be = loaded(models.python_model(repo, "asyncm", ASYNC_AND_SENDER), cfg)
+    assert be.model.ready
+    (res,) = be.execute([work({"X": fp32(1, 2)}, ["Y"])])
+    np.testing.assert_array_equal(res.outputs["Y"], fp32(2, 4))
+    be.unload()
+
+
+def test_missing_model_file_names_the_file(repo):
+    model = repo / "nothing"
+    (model / "1").mkdir(parents=True)
+    with pytest.raises(TritonError) as err:
+        PythonBackend(context(model)).auto_complete({"name": "nothing"})
+    assert str(model / "1" / "model.py") in err.value.message
+
+
+def test_import_error_is_a_load_error(repo):
+    model = models.python_model(repo, "broken", "import does_not_exist_module\n")
+    with pytest.raises(TritonError) as err:
+        PythonBackend(context(model)).auto_complete({"name": "broken"})
+    assert "does_not_exist_module" in err.value.message
+
+
+def test_two_models_with_the_same_version_do_not_shadow_each_other(repo):
+    a = loaded(models.python_model(repo, "add_sub_py", models.TRITON_ADD_SUB), models.ADD_SUB_CONFIG)
+    b = loaded(models.python_model(repo, "errors", ERRORS), ERRORS_CONFIG)
+    assert a.module is not b.module
+    assert a.module.__file__.startswith(str(repo / "add_sub_py"))
+
+
+def test_decoupled_is_unsupported_for_now(repo):
+    model = models.python_model(repo, "add_sub_py", models.TRITON_ADD_SUB)
+    cfg = dict(models.ADD_SUB_CONFIG, model_transaction_policy={"decoupled": True})
+    with pytest.raises(TritonError) as err:
+        loaded(model, cfg)
+    assert err.value.code == Code.UNSUPPORTED

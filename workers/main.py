@@ -1,0 +1,214 @@
+"""The worker process: one model instance, one backend, a blocking message loop.
+
+Life cycle (all typed messages, ``tritond.messages``)::
+
+    spawn(Bootstrap) -> Hello -> Setup -> Load -> Loaded | LoadFailed (then exit 0)
+    loop: Execute -> Response per request (to its frontend) + Executed (to the scheduler)
+          Release -> output slots back to the arena
+    Shutdown -> backend.unload() -> Stopped -> unlink own segments -> exit 0
+
+Each ``recv()`` drains everything waiting; releases are applied before any
+execution in that batch of messages, and each Execute's messages are flushed
+together (one frame per destination).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Optional, Union, get_args
+
+import msgspec
+
+from tritond import messages
+from tritond.channel import SyncEndpoint
+from tritond.errors import Code, TritonError
+from tritond.procutil import Bootstrap, child_start
+from tritond.shm.arena import ArenaPool
+from tritond.shm.views import SegmentCache
+
+from .backend import LoadContext, backend_class
+from .executor import Executor
+from .outputs import OutputWriter
+from .shapes import ModelIO
+
+DEFAULT_OUTPUT_ARENA = 64 << 20
+
+INBOX = messages.TO_WORKER
+
+
+def _finalize(config: dict, model_dir: str) -> dict:
+    """Normalise and validate an auto-completed config, as the parent would.
+
+    The first instance of a model owns auto-complete (only the backend can read
+    the model file), so it also applies the control plane's normalisation and
+    validation before initialising: ``initialize(args)`` then sees the final
+    config, and the parent starts the other instances with exactly that.
+    """
+    from tritond import modelconfig, repository
+
+    cfg = modelconfig.from_dict(config)
+    repository.normalize(cfg)
+    repository.validate(cfg, model_dir)
+    return modelconfig.to_json_dict(cfg)
+
+
+class WorkerProc:
+    """The process shell around one backend instance (sockets, shm, lifecycle)."""
+
+    def __init__(self, boot: Bootstrap, endpoint: SyncEndpoint, log: logging.Logger) -> None:
+        self.boot = boot
+        self.ep = endpoint
+        self.log = log
+        self.setup: Optional[messages.Setup] = None
+        self.cache = SegmentCache()
+        self.pool: Optional[ArenaPool] = None
+        self.writer: Optional[OutputWriter] = None
+        self.executor: Optional[Executor] = None
+        self.backend = None
+        self.running = True
+
+    # --------------------------------------------------------------- loop
+
+    def run(self) -> None:
+        """Serve until Shutdown or a failed load."""
+        while self.running:
+            try:
+                batch = self.ep.recv()
+            except msgspec.MsgspecError as exc:
+                # The frame is consumed; its sender's error is logged, not fatal.
+                self.log.error("undecodable message frame: %s", exc)
+                continue
+            self._handle(batch)
+            self.ep.flush()
+
+    def _handle(self, batch: list) -> None:
+        for msg in batch:  # releases first: slots are free before this turn's executions
+            if isinstance(msg, messages.Execute) and msg.releases:
+                self._release(msg.releases)
+            elif isinstance(msg, messages.Release):
+                self._release(msg.slots)
+        for msg in batch:
+            if not self.running:
+                return
+            if isinstance(msg, messages.Execute):
+                self._execute(msg)
+                self.ep.flush()  # answer this batch now; do not wait for the next one
+            elif isinstance(msg, messages.Setup):
+                self._setup(msg)
+            elif isinstance(msg, messages.Load):
+                self._load(msg)
+            elif isinstance(msg, messages.Shutdown):
+                self._shutdown(msg)
+            elif isinstance(msg, messages.Unknown):
+                self.log.error("a peer could not decode our message: %s", msg.detail)
+
+    # -------------------------------------------------------------- setup
+
+    def _setup(self, setup: messages.Setup) -> None:
+        self.setup = setup
+        opts = setup.options
+        size = opts.get("output_arena_byte_size", opts.get("output_arena_bytes", DEFAULT_OUTPUT_ARENA))
+        self.pool = ArenaPool(setup.server_id, self.boot.name, int(size))
+        self.writer = OutputWriter(self.pool, self.cache)
+
+    def _load(self, load: messages.Load) -> None:
+        """Instantiate, auto-complete and load the backend; reply Loaded or LoadFailed."""
+        try:
+            config = self._load_backend(load)
+        except Exception as exc:  # noqa: BLE001 - every load failure is reported as data
+            err = exc if isinstance(exc, TritonError) else TritonError(
+                Code.INTERNAL, f"{type(exc).__name__}: {exc}")
+            self.log.error("failed to load '%s' instance %s: %s", load.model, load.instance,
+                           err.message)
+            self.ep.send_now(self.boot.parent, [messages.LoadFailed(
+                load.instance, messages.ErrorInfo(int(err.code), err.message))])
+            self._close()
+            self.running = False
+            return
+        self.ep.send_now(self.boot.parent, [messages.Loaded(load.instance, json.dumps(config))])
+        self.log.info("loaded '%s' version %d instance %s", load.model, load.version, load.instance)
+
+    def _load_backend(self, load: messages.Load) -> dict:
+        if self.setup is None:
+            raise TritonError(Code.INTERNAL, "Load received before Setup")
+        config = json.loads(load.config) if load.config else {}
+        name = config.get("backend") or ""
+        if not name:
+            raise TritonError(Code.INVALID_ARG,
+                              f"model '{load.model}': config names no backend "
+                              f"(platform '{config.get('platform', '')}')")
+        ctx = LoadContext(load.model, load.version, load.instance, load.kind, load.device_id,
+                          load.model_dir, load.repository, dict(self.setup.options))
+        self.backend = backend_class(name)(ctx)
+        if load.auto_complete:
+            config = _finalize(self.backend.auto_complete(config), load.model_dir)
+        self.backend.load(config)
+        self.executor = Executor(self.backend, ModelIO(config), self.cache, self.writer,
+                                 self.boot.address)
+        return config
+
+    # ---------------------------------------------------------- data path
+
+
+    def _execute(self, ex: messages.Execute) -> None:
+        if self.executor is None:
+            self._reject(ex, "no model is loaded in this worker")
+            return
+        responses, executed = self.executor.run(ex)
+        for frontend, response in responses:
+            self.ep.post(frontend, response)
+        self.ep.post(self.setup.scheduler, executed)
+
+    def _reject(self, ex: messages.Execute, why: str) -> None:
+        err = messages.ErrorInfo(int(Code.UNAVAILABLE), why)
+        for req in ex.requests:
+            self.ep.post(req.frontend, messages.Response(req.rid, error=err,
+                                                         instance=self.boot.address))
+        if self.setup is not None:
+            stats = messages.ExecStats(0, 0, 0, 0, 0, 0)
+            self.ep.post(self.setup.scheduler, messages.Executed(
+                self.boot.address, ex.batch_id, stats, [r.rid for r in ex.requests]))
+
+    def _release(self, slots) -> None:
+        if self.writer is None:
+            return
+        for region, offset in slots:
+            if not self.writer.release(region, offset):
+                self.log.debug("release of unknown slot (%s, %d)", region, offset)
+
+    # ----------------------------------------------------------- shutdown
+
+    def _shutdown(self, msg: messages.Shutdown) -> None:
+        try:
+            if self.backend is not None:
+                self.backend.unload()
+        except Exception as exc:  # noqa: BLE001 - still stop cleanly
+            self.log.error("unload failed: %s", exc)
+        self._close()
+        try:
+            self.ep.send_now(self.boot.parent, [messages.Stopped(self.boot.name)])
+        except OSError as exc:  # the parent may already be gone
+            self.log.debug("could not send Stopped: %s", exc)
+        self.running = False
+
+    def _close(self) -> None:
+        """Unlink this worker's segments and unmap everything mapped."""
+        if self.pool is not None:
+            self.pool.close()
+        self.cache.close()
+
+
+def main(boot: Bootstrap) -> None:
+    """Worker entry point (``tritond.children.ENTRY['worker']``)."""
+    log = child_start(boot)
+    endpoint = SyncEndpoint(boot.address, INBOX)
+    endpoint.send_now(boot.parent, [messages.Hello("worker", boot.name, os.getpid(), boot.address)])
+    proc = WorkerProc(boot, endpoint, log)
+    try:
+        proc.run()
+    finally:
+        proc._close()
+        endpoint.close()
+    sys.exit(0)
