@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import socket
 import sys
 import time
 
@@ -26,36 +25,6 @@ from .core import Dispatch, SchedulerCore
 _monotonic_ns = time.monotonic_ns
 
 
-class _Outbox(AsyncOutbox):
-    """AsyncOutbox whose connect also works on uvloop.
-
-    uvloop 0.23's ``create_unix_connection(path=...)`` fails with EINVAL on
-    abstract-namespace addresses; connecting the socket first and handing it
-    over with ``sock=`` works on both loops. TODO(lead): move into
-    ``tritond.channel.AsyncOutbox._connect`` and drop this subclass.
-    """
-
-    async def _connect(self, addr, link) -> None:
-        loop = self._loop
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        try:
-            await loop.sock_connect(sock, addr)
-            transport, _ = await loop.create_unix_connection(asyncio.Protocol, sock=sock)
-        except OSError as exc:
-            sock.close()
-            link.connecting = False
-            link.pending.clear()
-            self._links.pop(addr, None)
-            self.on_link_error(addr, exc)
-            return
-        link.transport = transport
-        link.connecting = False
-        for data in link.pending:
-            transport.write(data)
-        link.pending.clear()
-
-
 class SchedulerProc:
     """Owns the sockets, the alarm and the core; never blocks."""
 
@@ -65,13 +34,13 @@ class SchedulerProc:
         self.core = SchedulerCore(epoch_offset_ns=time.time_ns() - time.monotonic_ns())
         self.options: dict = {}
         self._done: asyncio.Future | None = None
-        self._outbox: _Outbox | None = None
+        self._outbox: AsyncOutbox | None = None
         self._alarm: Alarm | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
-        self._outbox = _Outbox()
+        self._outbox = AsyncOutbox()
         self._outbox.on_link_error = self._link_error
         self._alarm = Alarm(loop, self._tick)
         inbox = AsyncInbox(self.boot.address, messages.TO_SCHEDULER, self.handle, self._bad_frame)

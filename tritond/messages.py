@@ -24,7 +24,7 @@ PROTOCOL_VERSION = 1
 # TensorRef.kind values
 SERVER_SHM = 0   # a segment owned by a tritond process (arena or one-off)
 CLIENT_SHM = 1   # a client-registered system shm region (region = shm key)
-CUDA_SHM = 2     # a client-registered CUDA IPC region (region = registered name)
+CUDA_SHM = 2     # a client-registered CUDA IPC region (region = base64 cudaIpcMemHandle_t)
 
 
 class TensorRef(msgspec.Struct, array_like=True, omit_defaults=True):
@@ -38,6 +38,10 @@ class TensorRef(msgspec.Struct, array_like=True, omit_defaults=True):
     nbytes: int
     kind: int = SERVER_SHM
     device: int = -1           # CUDA device id for CUDA_SHM
+    # Client regions only: the frontend's registration number. Workers cache
+    # mappings by (region, gen), so a key unregistered and registered again
+    # (maybe a new segment under the old name) never reuses a stale mapping.
+    gen: int = 0
 
 
 class OutputSpec(msgspec.Struct, array_like=True, omit_defaults=True):
@@ -85,6 +89,13 @@ class Release(msgspec.Struct, tag=3, array_like=True):
 
     instance: str
     slots: list[tuple[str, int]]
+
+
+class Forget(msgspec.Struct, tag=4, array_like=True):
+    """Frontend -> worker: client regions [(region, gen)] were unregistered and are no
+    longer used by any request; drop their mappings (sent after the last Response)."""
+
+    regions: list[tuple[str, int]]
 
 
 class Execute(msgspec.Struct, tag=10, array_like=True, omit_defaults=True):
@@ -235,7 +246,7 @@ class Unknown(msgspec.Struct, tag=99, array_like=True):
 
 TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, Unknown]
 TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, Query, Unknown]
-TO_WORKER = Union[Execute, Release, Setup, Load, Shutdown, Unknown]
+TO_WORKER = Union[Execute, Release, Forget, Setup, Load, Shutdown, Unknown]
 TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, Query, Unknown]
 
 _encoder = msgspec.msgpack.Encoder()

@@ -1,0 +1,197 @@
+"""Dynamic batching, priorities and queue policies through real processes (§8.3).
+
+One tritond serves a repository written by this module (see ``sched_repo``);
+models report the batch they executed and an execution sequence number, so
+batching and service order are observed from the clients' side.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from tests.integration.sched_repo import events, wait_for, write_repo
+from tests.server import Server
+
+MODELS = {
+    "batched": {"max_batch": 8, "scheduling":
+                "dynamic_batching { preferred_batch_size: [4] "
+                "max_queue_delay_microseconds: 200000 }"},
+    "prio": {"max_batch": 1, "sleep_ms": 300, "scheduling":
+             "dynamic_batching { priority_levels: 2 default_priority_level: 2 }"},
+    "limited": {"max_batch": 1, "sleep_ms": 800, "scheduling":
+                "dynamic_batching { default_queue_policy { max_queue_size: 1 } }"},
+    "timeouts": {"max_batch": 1, "sleep_ms": 2500, "scheduling":
+                 "dynamic_batching { default_queue_policy { timeout_action: REJECT "
+                 "default_timeout_microseconds: 300000 allow_timeout_override: true } }"},
+    "delayed": {"max_batch": 1, "sleep_ms": 500, "scheduling":
+                "dynamic_batching { default_queue_policy { timeout_action: DELAY "
+                "default_timeout_microseconds: 100000 } }"},
+}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batching")
+    srv = Server([write_repo(root, MODELS)])
+    yield srv, root
+    srv.stop()
+
+
+def _inputs(mod, shape, value=1.0):
+    x = np.full(shape, value, np.float32)
+    inp = mod.InferInput("INPUT0", list(shape), "FP32")
+    inp.set_data_from_numpy(x)
+    return [inp]
+
+
+def http_infer(srv, model, shape=(1, 2), request_id="", **kw):
+    c = httpclient.InferenceServerClient(srv.url, network_timeout=30)
+    try:
+        return c.infer(model, _inputs(httpclient, shape), request_id=request_id, **kw)
+    finally:
+        c.close()
+
+
+def grpc_infer(srv, model, shape=(1, 2), request_id="", **kw):
+    c = grpcclient.InferenceServerClient(srv.grpc_url)
+    try:
+        return c.infer(model, _inputs(grpcclient, shape), request_id=request_id, **kw)
+    finally:
+        c.close()
+
+
+def _seq(result) -> int:
+    return int(result.as_numpy("SEQ")[0, 0])
+
+
+def _batch(result) -> int:
+    return int(result.as_numpy("BATCH")[0, 0])
+
+
+def _together(calls):
+    """Run ``calls`` (thunks) at once from threads released by one barrier."""
+    gate = threading.Barrier(len(calls))
+
+    def go(fn):
+        gate.wait()
+        return fn()
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return [f.result() for f in [pool.submit(go, fn) for fn in calls]]
+
+
+def _start_blocker(srv, root, model, pool):
+    """Occupy the model's only instance; returns the blocker's future once it runs."""
+    fut = pool.submit(grpc_infer, srv, model, request_id="blocker")
+    wait_for(lambda: any("blocker" in e.get("ids", ()) for e in events(root, model)),
+             what=f"{model} blocker to start")
+    return fut
+
+
+def test_http_and_grpc_requests_batch_together(env):
+    srv, _ = env
+    results = _together([lambda: http_infer(srv, "batched"), lambda: http_infer(srv, "batched"),
+                         lambda: grpc_infer(srv, "batched"), lambda: grpc_infer(srv, "batched")])
+    # preferred_batch_size 4 is reached inside the 200 ms window: one execution of 4.
+    assert [_batch(r) for r in results] == [4, 4, 4, 4]
+    assert len({_seq(r) for r in results}) == 1
+    np.testing.assert_array_equal(results[0].as_numpy("OUTPUT0"), np.ones((1, 2), np.float32))
+
+
+def test_mismatched_shape_runs_separately(env):
+    srv, _ = env
+    results = _together([lambda: http_infer(srv, "batched", (1, 2)),
+                         lambda: grpc_infer(srv, "batched", (1, 2)),
+                         lambda: http_infer(srv, "batched", (1, 3)),
+                         lambda: grpc_infer(srv, "batched", (1, 2))])
+    odd = results[2]
+    assert odd.as_numpy("OUTPUT0").shape == (1, 3)
+    assert _batch(odd) == 1
+    assert {_seq(odd)}.isdisjoint({_seq(r) for i, r in enumerate(results) if i != 2})
+
+
+def test_max_batch_size_respected(env):
+    srv, _ = env
+    calls = [(lambda: http_infer(srv, "batched", (3, 2))) for _ in range(3)]
+    calls += [(lambda: grpc_infer(srv, "batched", (3, 2))) for _ in range(3)]
+    results = _together(calls)
+    batches = [_batch(r) for r in results]
+    assert max(batches) <= 8 and max(batches) == 6, batches   # 2 x 3 rows fit, 3 x 3 do not
+
+
+def test_high_priority_served_before_earlier_low(env):
+    srv, root = env
+    with ThreadPoolExecutor(6) as pool:
+        blocker = _start_blocker(srv, root, "prio", pool)
+        low = []
+        for i in range(3):
+            low.append(pool.submit(http_infer, srv, "prio", request_id=f"low{i}"))
+            time.sleep(0.03)
+        high = pool.submit(grpc_infer, srv, "prio", request_id="high", priority=1)
+        first = _seq(blocker.result())
+        assert _seq(high.result()) == first + 1
+        assert sorted(_seq(f.result()) for f in low) == [first + 2, first + 3, first + 4]
+
+
+def test_max_queue_size_rejects_at_once(env):
+    srv, root = env
+    with ThreadPoolExecutor(3) as pool:
+        blocker = _start_blocker(srv, root, "limited", pool)
+        queued = pool.submit(http_infer, srv, "limited", request_id="queued")
+        time.sleep(0.15)              # let "queued" reach the scheduler's queue
+        t0 = time.monotonic()
+        with pytest.raises(InferenceServerException) as http_err:
+            http_infer(srv, "limited")
+        with pytest.raises(InferenceServerException) as grpc_err:
+            grpc_infer(srv, "limited")
+        elapsed = time.monotonic() - t0
+        assert http_err.value.status() == "503"
+        assert "Exceeds maximum queue size" in http_err.value.message()
+        assert grpc_err.value.status() == "StatusCode.UNAVAILABLE"
+        assert "Exceeds maximum queue size" in grpc_err.value.message()
+        assert elapsed < 0.5          # not after the 800 ms execution ahead of them
+        blocker.result()
+        queued.result()
+
+
+def _expect_timeout(call) -> float:
+    t0 = time.monotonic()
+    with pytest.raises(InferenceServerException) as err:
+        call()
+    assert "Request timeout expired" in err.value.message()
+    return time.monotonic() - t0
+
+
+def test_timeout_rejects_while_instance_busy(env):
+    srv, root = env
+    with ThreadPoolExecutor(2) as pool:
+        blocker = _start_blocker(srv, root, "timeouts", pool)
+        # default 300 ms: answered near expiry although the instance stays busy for 2.5 s
+        t = _expect_timeout(lambda: http_infer(srv, "timeouts"))
+        assert 0.28 <= t < 0.8, t
+        # a smaller per-request timeout overrides the default
+        t = _expect_timeout(lambda: grpc_infer(srv, "timeouts", timeout=100_000))
+        assert 0.09 <= t < 0.28, t
+        # a larger one is ignored (only a lower override applies)
+        t = _expect_timeout(lambda: http_infer(srv, "timeouts", timeout=2_000_000))
+        assert 0.28 <= t < 0.8, t
+        assert not blocker.done()
+        blocker.result()
+
+
+def test_delay_serves_expired_after_fresh(env):
+    srv, root = env
+    with ThreadPoolExecutor(3) as pool:
+        blocker = _start_blocker(srv, root, "delayed", pool)
+        old = pool.submit(http_infer, srv, "delayed", request_id="old")
+        time.sleep(0.25)               # "old" passed its 100 ms timeout: delayed, not rejected
+        fresh = pool.submit(grpc_infer, srv, "delayed", request_id="fresh")
+        first = _seq(blocker.result())
+        assert _seq(fresh.result()) == first + 1
+        assert _seq(old.result()) == first + 2
