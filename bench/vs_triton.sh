@@ -2,20 +2,32 @@
 # bench/vs_triton.sh [SCENARIOS] — run the shared anchors scenarios against the real
 # Triton 2.51 and tritond in one run, then print the tritond/Triton ratio table.
 #   SCENARIOS: subset of abcde (default abc); DURATION/WARMUP/LARGE_BUDGET pass through.
-# Needs ../shared/anchors (its setup.sh installs Triton, wrk and h2load) and this
-# checkout's .venv (README test command).
+#   TRITOND_CHECKOUT: the checkout whose .venv/bin/tritond is measured (default: this one).
+# The anchors folder is copied to a scratch dir first: the shared copy is read-only
+# and its mlp_unbatched/1/model.py arrives as a text file holding the path of
+# mlp_batched's model.py (a symlink flattened in transit), which neither server can load.
 set -euo pipefail
-HERE=$(cd "$(dirname "$0")/.." && pwd)
-ANCHORS=${ANCHORS:-$HERE/../shared/anchors}
+SELF=$(cd "$(dirname "$0")/.." && pwd)
+export TRITOND_CHECKOUT=${TRITOND_CHECKOUT:-$SELF}
+SRC=${ANCHORS:-$SELF/../shared/anchors}
 export SCENARIOS=${1:-${SCENARIOS:-abc}}
-export TRITOND_CHECKOUT=$HERE
-"$ANCHORS/setup.sh" >&2
-before=$(ls "$ANCHORS"/results/*.jsonl 2>/dev/null | sort || true)
-(cd "$ANCHORS" && ./run_all.sh triton tritond)
-after=$(ls "$ANCHORS"/results/*.jsonl | sort)
+WORK=${ANCHORS_SCRATCH:-/tmp/tritond-anchors}
+mkdir -p "$WORK"
+cp -r "$SRC/." "$WORK/"
+chmod -R u+w "$WORK"
+for f in "$WORK"/models/triton/*/1/model.py; do
+  if [[ $(wc -c <"$f") -lt 200 ]] && head -c 3 "$f" | grep -q '^\.\./'; then
+    target=$(cd "$(dirname "$f")" && realpath -m "$(cat "$f")")
+    cp "$target" "$f"
+  fi
+done
+"$WORK/setup.sh" >&2
+before=$(ls "$WORK"/results/*.jsonl 2>/dev/null | sort || true)
+(cd "$WORK" && ./run_all.sh triton tritond)
+after=$(ls "$WORK"/results/*.jsonl | sort)
 new=$(comm -13 <(echo "$before") <(echo "$after"))
 t=$(echo "$new" | grep '/triton-' | tail -1)
 d=$(echo "$new" | grep '/tritond-' | tail -1)
 echo
 echo "## tritond vs Triton ($(date -u '+%Y-%m-%d %H:%M UTC'), SCENARIOS=$SCENARIOS)"
-"$HERE/.venv/bin/python" "$HERE/bench/compare.py" "$t" "$d"
+python3 "$SELF/bench/compare.py" "$t" "$d"

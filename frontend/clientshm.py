@@ -1,45 +1,230 @@
-"""Client shared-memory methods of FrontendCore (issue 3: not implemented yet).
+"""Client shared memory: the registry of FrontendCore (protocol.md §1.2, §1.10).
 
-Register/unregister answer UNSUPPORTED (Triton's text when --allow-client-shm is
-off); status answers an empty list, or NOT_FOUND for a named region.
+A registration is bookkeeping only: the frontend checks the key and bounds once
+(shm_open + fstat, like Triton) and keeps no mapping of its own except to
+validate BYTES inputs. A request naming a region becomes a ``TensorRef`` of
+kind CLIENT_SHM (region = the POSIX key, offset = registered offset + tensor
+offset) that the worker maps itself: no byte of a shm tensor is copied here.
+
+Lifetime: unregistering removes the name at once (new requests get NOT_FOUND)
+but the registration lives on until the last request that used it has its
+Response; only then are the workers that mapped it told to ``Forget`` it, so a
+mapping is never dropped under a running model and never outlives its region.
 """
 from __future__ import annotations
 
-from tritond.errors import TritonError, not_found, unsupported
+import base64
+import binascii
+import math
+import os
+
+import posix_ipc
+
+from tritond import messages
+from tritond.errors import (already_exists, internal, invalid_arg, not_found,
+                            unsupported)
+from tritond.shm import cuda
+
+from .types import ShmRef
+from .validate import check_bytes
 
 SHM_DISABLED = ("Client shared memory is disabled. Start the server with "
                 "'--allow-client-shm=true' to enable.")
+CUDA_HANDLE_BYTES = 64       # sizeof(cudaIpcMemHandle_t)
+SYSTEM, CUDA = "system", "cuda"
+
+
+class Registration:
+    """One registered region and the requests still using it."""
+
+    __slots__ = ("name", "kind", "key", "offset", "byte_size", "device_id", "gen", "uses",
+                 "instances", "dead")
+
+    def __init__(self, name, kind, key, offset, byte_size, device_id, gen):
+        self.name, self.kind, self.key = name, kind, key     # key: POSIX name or b64 handle
+        self.offset, self.byte_size, self.device_id, self.gen = offset, byte_size, device_id, gen
+        self.uses = 0                  # requests sent and not yet answered
+        self.instances: set[str] = set()   # workers that may hold a mapping of it
+        self.dead = False              # unregistered; retired when uses drops to 0
+
+    def status(self) -> dict:
+        if self.kind == SYSTEM:
+            return {"name": self.name, "key": self.key, "offset": self.offset,
+                    "byte_size": self.byte_size}
+        return {"name": self.name, "device_id": self.device_id, "byte_size": self.byte_size}
+
+
+def _uint(value, field: str) -> int:
+    if type(value) is not int or value < 0:
+        raise invalid_arg(f"Unable to parse '{field}'")
+    return value
 
 
 class ClientShm:
-    """Mixin: needs ``self.options``."""
+    """Mixin for FrontendCore: needs ``self.options``, ``self._post`` and ``self._cache``."""
 
     options: dict
 
-    def _shm_unsupported(self) -> TritonError:
+    def _shm_init(self) -> None:
+        self._regions: dict[str, Registration] = {}
+        self._shm_gen = 0
+        self._shm_uses: dict[int, list[Registration]] = {}   # rid -> registrations it uses
+
+    def _shm_enabled(self) -> None:
         if not self.options.get("allow_client_shm"):
-            return unsupported(SHM_DISABLED)
-        return unsupported("client shared memory is not supported yet")
+            raise unsupported(SHM_DISABLED)
+
+    def _add(self, name: str, kind: str, key: str, offset: int, byte_size: int,
+             device_id: int) -> None:
+        if name in self._regions:
+            raise already_exists(f"shared memory region '{name}' already in manager")
+        self._shm_gen += 1
+        self._regions[name] = Registration(name, kind, key, offset, byte_size, device_id,
+                                           self._shm_gen)
+
+    # ------------------------------------------------------------ system
 
     def register_system_shm(self, name: str, key: str, offset: int, byte_size: int) -> None:
-        raise self._shm_unsupported()
+        self._shm_enabled()
+        if type(key) is not str or not key:
+            raise invalid_arg("Unable to parse 'key'")
+        offset, byte_size = _uint(offset, "offset"), _uint(byte_size, "byte_size")
+        if name in self._regions:
+            raise already_exists(f"shared memory region '{name}' already in manager")
+        try:
+            shm = posix_ipc.SharedMemory(key if key.startswith("/") else "/" + key, 0)
+        except (posix_ipc.Error, ValueError):
+            raise internal(f"Unable to open shared memory region: '{key}'") from None
+        try:
+            size = os.fstat(shm.fd).st_size
+        finally:
+            shm.close_fd()
+        # Python ints do not overflow: offset + byte_size is exact.
+        if offset + byte_size > size:
+            raise invalid_arg(f"failed to register shared memory region '{name}': invalid args")
+        self._add(name, SYSTEM, key, offset, byte_size, -1)
 
     def unregister_system_shm(self, name: str = "") -> None:
-        raise self._shm_unsupported()
+        self._shm_enabled()
+        self._unregister(SYSTEM, name)
 
     def system_shm_status(self, name: str = "") -> list[dict]:
-        if name:
-            raise not_found(f"Unable to find system shared memory region: '{name}'")
-        return []
+        return self._status(SYSTEM, name)
 
-    def register_cuda_shm(self, name: str, raw_handle: bytes, device_id: int,
-                          byte_size: int) -> None:
-        raise self._shm_unsupported()
+    # -------------------------------------------------------------- CUDA
+
+    def register_cuda_shm(self, name: str, raw_handle, device_id: int, byte_size: int) -> None:
+        self._shm_enabled()
+        if type(raw_handle) is str:      # HTTP sends {"b64": ...}; gRPC sends the bytes
+            try:
+                raw_handle = base64.b64decode(raw_handle, validate=True)
+            except (binascii.Error, ValueError):
+                raise invalid_arg("Unable to parse 'raw_handle': not base64") from None
+        if not isinstance(raw_handle, (bytes, bytearray)):
+            raise invalid_arg("Unable to parse 'raw_handle'")
+        if len(raw_handle) != CUDA_HANDLE_BYTES:
+            raise invalid_arg(f"'raw_handle' must be a cudaIpcMemHandle_t of "
+                              f"{CUDA_HANDLE_BYTES} bytes, got {len(raw_handle)}")
+        device_id, byte_size = _uint(device_id, "device_id"), _uint(byte_size, "byte_size")
+        if name in self._regions:
+            raise already_exists(f"shared memory region '{name}' already in manager")
+        why = cuda.unavailable_reason(device_id)
+        if why:
+            raise unsupported(f"failed to register CUDA shared memory region '{name}': {why}")
+        self._add(name, CUDA, base64.b64encode(bytes(raw_handle)).decode(), 0, byte_size,
+                  device_id)
 
     def unregister_cuda_shm(self, name: str = "") -> None:
-        raise self._shm_unsupported()
+        self._shm_enabled()
+        self._unregister(CUDA, name)
 
     def cuda_shm_status(self, name: str = "") -> list[dict]:
+        return self._status(CUDA, name)
+
+    # ------------------------------------------------------------ shared
+
+    def _status(self, kind: str, name: str) -> list[dict]:
         if name:
-            raise not_found(f"Unable to find cuda shared memory region: '{name}'")
-        return []
+            reg = self._regions.get(name)
+            if reg is None or reg.kind != kind:
+                raise not_found(f"Unable to find {kind} shared memory region: '{name}'")
+            return [reg.status()]
+        return [r.status() for r in self._regions.values() if r.kind == kind]
+
+    def _unregister(self, kind: str, name: str) -> None:
+        """Unknown names are no error (Triton); in-use regions retire after their last use."""
+        if name:
+            regs = [r for r in (self._regions.get(name),) if r is not None and r.kind == kind]
+        else:
+            regs = [r for r in self._regions.values() if r.kind == kind]
+        for reg in regs:
+            del self._regions[reg.name]
+            reg.dead = True
+            if reg.uses == 0:
+                self._retire(reg)
+
+    def _retire(self, reg: Registration) -> None:
+        """Nobody uses ``reg`` any more: every process that mapped it drops the mapping."""
+        region = (reg.key, reg.gen)
+        for instance in reg.instances:
+            self._post(instance, messages.Forget([region]))
+        reg.instances.clear()
+        if reg.kind == SYSTEM:
+            self._cache.forget(reg.key, reg.gen)
+
+    def _shm_tensor(self, name: str, dtype: str, shape: list, shm: ShmRef,
+                    used: list) -> messages.TensorRef:
+        """The TensorRef of a tensor in a registered region; checks the range (Triton's texts)."""
+        if not self.options.get("allow_client_shm"):
+            raise unsupported(SHM_DISABLED)
+        reg = self._regions.get(shm.region)
+        if reg is None:
+            raise not_found(f"Unable to find shared memory region: '{shm.region}'")
+        offset, size = shm.offset, shm.byte_size
+        if offset < 0 or (reg.byte_size and offset >= reg.byte_size) or \
+                (not reg.byte_size and offset > 0):
+            raise invalid_arg(f"Invalid offset for shared memory region: '{shm.region}'")
+        if size < 0 or size > reg.byte_size - offset:
+            raise invalid_arg(
+                f"Invalid offset + byte size for shared memory region: '{shm.region}'")
+        used.append(reg)
+        kind = messages.CLIENT_SHM if reg.kind == SYSTEM else messages.CUDA_SHM
+        return messages.TensorRef(name, dtype, shape, reg.key, reg.offset + offset, size, kind,
+                                  reg.device_id, reg.gen)
+
+    def _shm_input(self, model: str, t, used: list) -> messages.TensorRef:
+        """An input in client shm: a reference only (BYTES framing checked in place)."""
+        ref = self._shm_tensor(t.name, t.datatype, t.shape, t.shm, used)
+        if t.datatype == "BYTES":
+            if ref.kind != messages.CLIENT_SHM:
+                raise unsupported("BYTES inputs in CUDA shared memory are not supported")
+            view = self._cache.buffer(ref.region, ref.offset, ref.nbytes, ref.gen)
+            try:
+                check_bytes(model, t.name, view, math.prod(t.shape))
+            finally:
+                view.release()
+        return ref
+
+    def _shm_dest(self, out, used: list) -> messages.TensorRef:
+        """Where the worker writes requested output ``out`` (dtype/shape are the worker's)."""
+        return self._shm_tensor(out.name, "", [], out.shm, used)
+
+    def _shm_sent(self, rid: int, used: list) -> None:
+        for reg in used:
+            reg.uses += 1
+        self._shm_uses[rid] = used
+
+    def _shm_answered(self, rid: int, instance: str) -> None:
+        """The Response for ``rid`` came: no process touches its regions for it any more."""
+        for reg in self._shm_uses.pop(rid, ()):
+            reg.uses -= 1
+            if instance:
+                reg.instances.add(instance)
+            if reg.dead and reg.uses == 0:
+                self._retire(reg)
+
+    def _shm_extensions(self) -> list[str]:
+        if not self.options.get("allow_client_shm"):
+            return []
+        return ["system_shared_memory"] + (["cuda_shared_memory"] if cuda.available() else [])
+

@@ -24,8 +24,9 @@ from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
 from .classification import classify
-from .clientshm import SHM_DISABLED, ClientShm
-from .models import Models, ModelVersion
+from .clientshm import ClientShm
+from .models import Models, ModelVersion, dead_worker_regions
+from .ordering import Ordering
 from .params import request_fields
 from .settings import LogSettings, TraceSettings
 from .types import InferRequest, InferResult, OutputTensor
@@ -44,7 +45,7 @@ _NO_PARAMS = (0, 0, 0, 0, {})
 log = logging.getLogger("tritond.frontend")
 
 
-class FrontendCore(ClientShm):
+class FrontendCore(ClientShm, Ordering):
     """One per frontend process; every method runs on the process's event loop."""
 
     def __init__(self, options: dict, outbox, server_id: str, address: str,
@@ -59,6 +60,8 @@ class FrontendCore(ClientShm):
             tag = "in-" + (address.rsplit("-", 1)[-1] if address[-1:].isdigit() else "0")
         self._arena = ArenaPool(server_id, tag, int(options.get("input_arena_byte_size", 64 << 20)))
         self._cache = SegmentCache(writable=False)
+        self._shm_init()
+        self._order_init()
         self._pending: dict[int, tuple[asyncio.Future, list]] = {}
         self._queries: dict[int, asyncio.Future] = {}
         self._next_id = 1
@@ -82,32 +85,41 @@ class FrontendCore(ClientShm):
         check_outputs(mv, req)
         priority, timeout, corr, flags, custom = (
             request_fields(req.parameters) if req.parameters else _NO_PARAMS)
-        refs, slots = self._stage(req, sizes)
+        used: list = []        # client shm registrations this request uses
+        outputs = [messages.OutputSpec(o.name, self._shm_dest(o, used) if o.shm else None)
+                   for o in req.outputs] if req.outputs else []
+        refs, slots = self._stage(req, sizes, used)
         rid = self._next_id
         self._next_id = rid + 1
         fut = asyncio.get_running_loop().create_future()
         self._pending[rid] = (fut, slots)
-        outputs = [messages.OutputSpec(o.name) for o in req.outputs] if req.outputs else []
+        if used:
+            self._shm_sent(rid, used)
         self._post(self._scheduler, messages.Request(
             rid, self.address, mv.name, mv.version, refs, outputs, batch, req.id, priority,
             timeout, corr, flags, custom, time.monotonic_ns()))
+        if mv.preserve_ordering:
+            self._order_track(mv.name, mv.version, rid)
         try:
             resp = await fut
         except asyncio.CancelledError:
             if rid in self._pending:       # the slots stay ours until the Response comes
                 self._post(self._scheduler, messages.Cancel(self.address, rid))
+            elif fut.done() and not fut.cancelled():
+                # Answered in the same loop turn as the cancel: nobody reads it.
+                self._drop_outputs(fut.result())
             raise
         return self._result(mv, req, resp)
 
-    def _stage(self, req: InferRequest, sizes: list[int]) -> tuple[list, list]:
-        """Copy each input once into the arena; on failure free what was taken."""
+    def _stage(self, req: InferRequest, sizes: list[int], used: list) -> tuple[list, list]:
+        """Copy each input once into the arena (client shm inputs: none); free all on failure."""
         refs, slots = [], []
         alloc = self._arena.alloc
         try:
             for t, n in zip(req.inputs, sizes):
                 if t.shm is not None:
-                    raise unsupported(SHM_DISABLED if not self.options.get("allow_client_shm")
-                                      else "client shared memory inputs are not supported yet")
+                    refs.append(self._shm_input(req.model, t, used))
+                    continue
                 slot = alloc(n)
                 slots.append((slot.region, slot.offset))
                 if n:
@@ -171,7 +183,8 @@ class FrontendCore(ClientShm):
 
         def release() -> None:
             self._unreleased -= 1
-            self._post(instance, messages.Release(instance, slots))
+            # Via the scheduler: it rides on that instance's next Execute.
+            self._post(self._scheduler, messages.Release(instance, slots))
             for region, _ in slots:
                 if _ONEOFF.search(region):
                     self._cache.forget(region)
@@ -184,13 +197,23 @@ class FrontendCore(ClientShm):
         for msg in msgs:
             kind = type(msg)
             if kind is messages.Response:
-                self._on_response(msg)
+                if self._order_of and msg.rid in self._order_of:   # preserve_ordering
+                    for resp in self._order_release(msg):
+                        self._on_response(resp)
+                else:
+                    self._on_response(msg)
             elif kind is messages.Answer:
                 fut = self._queries.pop(msg.qid, None)
                 if fut is not None and not fut.done():
                     fut.set_result(msg)
             elif kind is messages.ModelTable:
                 self.models.update(msg)
+                # A dead worker's arenas are unlinked by the parent; only
+                # unmapping them here gives the memory back.
+                for region in dead_worker_regions(self._cache.server_regions(), msg):
+                    self._cache.forget(region)
+                if msg.seq and self._parent:     # the parent waits for this before READY=1
+                    self._post(self._parent, messages.TableApplied(self.address, msg.seq))
             else:
                 self.control(msg)
 
@@ -201,12 +224,19 @@ class FrontendCore(ClientShm):
             return
         fut, slots = entry
         self._free(slots)
+        if self._shm_uses:
+            self._shm_answered(resp.rid, resp.instance)
         if not fut.done():
             fut.set_result(resp)
-        elif resp.outputs and resp.instance:       # cancelled: nobody will read them
+        else:                                      # cancelled: nobody will read them
+            self._drop_outputs(resp)
+
+    def _drop_outputs(self, resp: messages.Response) -> None:
+        """Hand an unread Response's output slots back to its worker."""
+        if resp.outputs and resp.instance:
             held = [(r.region, r.offset) for r in resp.outputs if r.kind == messages.SERVER_SHM]
             if held:
-                self._post(resp.instance, messages.Release(resp.instance, held))
+                self._post(self._scheduler, messages.Release(resp.instance, held))
 
     @property
     def in_flight(self) -> int:
@@ -243,8 +273,11 @@ class FrontendCore(ClientShm):
         return self.models.server_ready and not self.draining
 
     def server_metadata(self) -> dict:
+        ext = list(EXTENSIONS)
+        at = ext.index("model_configuration") + 1     # Triton's order (protocol.md §1.2)
+        ext[at:at] = self._shm_extensions()
         return {"name": self.options.get("id", "triton"), "version": TRITON_VERSION,
-                "extensions": list(EXTENSIONS)}
+                "extensions": ext}
 
     def model_ready(self, name: str, version: str = "") -> bool:
         return self.models.is_ready(name, version)

@@ -7,6 +7,7 @@ path are plain dict lookups (no per-request config walking).
 from __future__ import annotations
 
 import json
+import re
 from typing import Optional
 
 from tritond import messages
@@ -41,7 +42,8 @@ class ModelVersion:
     """One version of one model: state plus everything the infer path needs."""
 
     __slots__ = ("name", "version", "version_str", "state", "reason", "config", "max_batch_size",
-                 "inputs", "required", "outputs", "decoupled", "platform", "instances", "metadata")
+                 "inputs", "required", "outputs", "decoupled", "platform", "instances", "metadata",
+                 "live", "preserve_ordering")
 
     def __init__(self, entry: messages.ModelEntry):
         self.name = entry.name
@@ -50,6 +52,9 @@ class ModelVersion:
         self.state = entry.state
         self.reason = entry.reason
         self.instances = list(entry.instances)
+        # READY but every instance restarting: not ready (health, index), yet
+        # requests are still accepted and wait in the scheduler for the restart.
+        self.live = entry.live
         self.config: dict = json.loads(entry.config) if entry.config else {}
         cfg = self.config
         self.max_batch_size = int(cfg.get("max_batch_size", 0))
@@ -57,6 +62,8 @@ class ModelVersion:
         self.required = frozenset(n for n, s in self.inputs.items() if not s.optional)
         self.outputs = {o["name"]: TensorSpec(o) for o in cfg.get("output", ())}
         self.decoupled = bool(cfg.get("model_transaction_policy", {}).get("decoupled", False))
+        self.preserve_ordering = bool((cfg.get("dynamic_batching") or {}).get(
+            "preserve_ordering", False))    # enforced by frontend/ordering.py
         self.platform = cfg.get("platform") or cfg.get("backend", "")
         batching = self.max_batch_size > 0
         self.metadata = {
@@ -123,10 +130,11 @@ class Models:
         if name not in self._versions:
             raise not_found(f"Request for unknown model: '{name}' is not found")
         if not version:
-            return name in self._latest
+            mv = self._latest.get(name)
+            return mv is not None and mv.live
         by_version = self._versions[name]
         mv = by_version.get(parse_version(version))
-        return mv is not None and mv.state == READY
+        return mv is not None and mv.state == READY and mv.live
 
     def names(self) -> dict:
         """Names with at least one loaded (or failed) version."""
@@ -150,9 +158,10 @@ class Models:
                 continue
             for v in sorted(by_version):
                 mv = by_version[v]
-                if ready_only and mv.state != READY:
+                state = mv.state if mv.live else "UNAVAILABLE"
+                if ready_only and state != READY:
                     continue
-                row = {"name": name, "version": mv.version_str, "state": mv.state}
+                row = {"name": name, "version": mv.version_str, "state": state}
                 if mv.reason:
                     row["reason"] = mv.reason
                 rows.append(row)
@@ -162,6 +171,26 @@ class Models:
         """Strict readiness: every version READY, except those unloaded on purpose."""
         return all(v.state == READY or v.reason == "unloaded"
                    for by_version in self._versions.values() for v in by_version.values())
+
+
+# Worker output arenas: /tritond-<server id>-<pid>-w<N>[-x<k> for one-off overflow segments].
+_WORKER_REGION = re.compile(r"^/?tritond-[^-]+-\d+-(w\d+)(?:-x\d+)?$")
+
+
+def dead_worker_regions(regions: list[str], table: messages.ModelTable) -> list[str]:
+    """The mapped ``regions`` that belong to workers no longer live in ``table``.
+
+    A worker's address ends with its name (``...-w3``), which is also the tag
+    of its segments. Forgetting a live worker's region by mistake would only
+    cost a re-map on the next use.
+    """
+    live = {addr.rsplit("-", 1)[-1] for entry in table.models for addr in entry.instances}
+    dead = []
+    for region in regions:
+        m = _WORKER_REGION.match(region)
+        if m is not None and m.group(1) not in live:
+            dead.append(region)
+    return dead
 
 
 def parse_version(version: str) -> int:

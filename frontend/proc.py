@@ -14,6 +14,7 @@ import sys
 
 from tritond import messages
 from tritond.channel import AsyncInbox, AsyncOutbox
+from tritond.errors import Code
 from tritond.procutil import Bootstrap, child_start
 
 from .core import FrontendCore
@@ -89,9 +90,10 @@ class FrontendProc:
         import uvicorn
 
         from .http.app import build_app
+        from .http.protocol import CorkedHttpToolsProtocol
         host, port = opts.get("http_address", "0.0.0.0"), int(opts.get("http_port", 8000))
         sock = bind(host, port, self.log, "HTTP")
-        config = uvicorn.Config(build_app(self.core), loop="none", http="httptools",
+        config = uvicorn.Config(build_app(self.core), loop="none", http=CorkedHttpToolsProtocol,
                                 lifespan="off", access_log=False, log_level="warning",
                                 timeout_keep_alive=int(opts.get("http_keepalive_s", 30)))
         self.http = uvicorn.Server(config)
@@ -134,6 +136,13 @@ class FrontendProc:
             await asyncio.sleep(0.01)
         if core.in_flight:
             self.log.warning("drain deadline passed with %d requests in flight", core.in_flight)
+            # Answer them (503) rather than leave the clients to a reset connection.
+            err = messages.ErrorInfo(int(Code.UNAVAILABLE),
+                                     "Server is shutting down: the request did not finish "
+                                     "within --exit-timeout-secs")
+            core.on_messages([messages.Response(rid, error=err)
+                              for rid in list(core._pending)])  # noqa: SLF001 - our core
+            await asyncio.sleep(0.05)    # let the transports write those answers
         self.outbox.post(self.boot.parent, messages.Drained(self.boot.name))
 
     async def shutdown(self) -> None:

@@ -68,9 +68,7 @@ class SchedConfig:
         self.preferred = frozenset(preferred)
         self.max_preferred = max(preferred) if preferred else 1
         self.delay_ns = int(dyn.get("max_queue_delay_microseconds", 0) or 0) * 1000
-        # preserve_ordering is parsed but not enforced: responses go worker ->
-        # frontend directly, so ordering would have to be restored by the
-        # frontend holding back responses (see README of this package).
+        # Enforced by the frontend (frontend/ordering.py), where responses land.
         self.preserve_ordering = bool(dyn.get("preserve_ordering", False))
         self.levels = int(dyn.get("priority_levels", 0) or 0)
         default_level = int(dyn.get("default_priority_level", 0) or 0)

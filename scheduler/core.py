@@ -2,15 +2,14 @@
 
 Inputs are messages (``add``, ``cancel``, ``executed``, ``release``,
 ``set_models``); outputs are lists of :class:`Dispatch` (an Execute for a
-worker) and :class:`Reply` (an error Response for a frontend). ``add`` only
+worker), :class:`Reply` (an error Response for a frontend) and
+:class:`Notify` (a CancelRunning for the worker running a cancelled request). ``add`` only
 queues (or rejects): batches are formed in ``step`` so that everything that
 arrived in one loop turn can join the same batch. The shell calls ``step``
 after each drain and again at ``next_deadline_ns()``.
 
-preserve_ordering is not enforced here: responses travel worker -> frontend
-directly, so the frontend would have to hold back a response until every
-earlier request of that model (in scheduler order) has answered; the scheduler
-could help by stamping a per-model sequence number on each Request.
+preserve_ordering is enforced where responses land (``frontend/ordering.py``):
+they travel worker -> frontend directly.
 """
 from __future__ import annotations
 
@@ -31,6 +30,10 @@ from .stats import stats_json
 SERVED_STATES = ("READY", "UNLOADING")   # UNLOADING: drain what is queued, accept nothing new
 
 
+# Names of one-off output segments end in "-x<n>" (tritond.shm.arena).
+_ONEOFF = "-x"
+
+
 class Dispatch(msgspec.Struct):
     """Send ``execute`` to the worker instance at ``address``."""
 
@@ -45,7 +48,14 @@ class Reply(msgspec.Struct):
     response: messages.Response
 
 
-Output = Union[Dispatch, Reply]
+class Notify(msgspec.Struct):
+    """Send a control ``message`` (CancelRunning) to the worker at ``address``."""
+
+    address: str
+    message: Union[messages.CancelRunning, messages.Release]
+
+
+Output = Union[Dispatch, Reply, Notify]
 
 
 def _error(req: messages.Request, code: Code, message: str, version: int = 0) -> Reply:
@@ -69,6 +79,7 @@ class SchedulerCore:
         self._queued: dict[tuple[str, int], tuple[Model, object]] = {}  # (frontend, rid)
         self._active: dict[Model, None] = {}           # models with queued requests (ordered)
         self._batch_id = 0
+        self._exits: dict[str, str] = {}               # address -> how it ended (parent's words)
 
     # ------------------------------------------------------------ model table
 
@@ -77,6 +88,8 @@ class SchedulerCore:
         out: list[Output] = []
         old = self._models
         new: dict[tuple[str, int], Model] = {}
+        # How dead instances ended, so that their requests' errors can say it.
+        self._exits = {a: how for e in table.models if e.exited for a, how in e.exited.items()}
         for entry in table.models:
             if entry.state not in SERVED_STATES:
                 continue
@@ -84,9 +97,10 @@ class SchedulerCore:
             model = self._adopt(old.get(key), entry, out)
             model.ready = entry.state == "READY"
             new[key] = model
+        reasons = {(e.name, e.version): e.reason for e in table.models}
         for key, model in old.items():
             if key not in new:
-                self._drop(model, out)
+                self._drop(model, out, reasons.get(key, ""))
         self._models = new
         self._instances = {a: i for m in new.values() for a, i in m.instances.items()}
         latest: dict[str, int] = {}
@@ -128,11 +142,11 @@ class SchedulerCore:
             self._queued[(req.frontend, req.rid)] = (new, moved)
             self._active[new] = None
 
-    def _drop(self, model: Model, out: list) -> None:
+    def _drop(self, model: Model, out: list, reason: str = "") -> None:
         """A model version went away: fail its queued and executing requests."""
         self._active.pop(model, None)
         message = (f"Request for unknown model: '{model.name}' version {model.version} "
-                   "is not at ready state")
+                   "is not at ready state" + (f": {reason}" if reason else ""))
         for entry in model.queue.drain():
             req = entry.req
             self._queued.pop((req.frontend, req.rid), None)
@@ -147,8 +161,9 @@ class SchedulerCore:
         if batch is None:
             return
         model = inst.model
-        message = (f"instance '{printable(inst.address)}' of model '{model.name}' version "
-                   f"{model.version} became unavailable while executing the request")
+        how = self._exits.get(inst.address) or \
+            f"instance '{printable(inst.address)}' became unavailable"
+        message = f"model '{model.name}' version {model.version}: {how} while executing the request"
         for entry in batch.entries:
             out.append(_error(entry.req, Code.UNAVAILABLE, message, model.version))
         model.stats.failed(len(batch.entries), 0)
@@ -173,20 +188,48 @@ class SchedulerCore:
         return []
 
     def cancel(self, frontend: str, rid: int, now_ns: int) -> list[Output]:
-        """Drop a still-queued request with CANCELLED; an executing one is left alone."""
+        """Drop a still-queued request with CANCELLED; tell the worker running it otherwise.
+
+        A running request still answers (the model may finish it or fail it
+        after seeing ``is_cancelled()``), so only the worker is told.
+        """
         item = self._queued.pop((frontend, rid), None)
         if item is None:
-            return []
+            return self._cancel_running(frontend, rid)
         model, entry = item
         model.queue.finish(entry)
         model.stats.failed(1, now_ns - (entry.req.arrival_ns or entry.enqueue_ns))
         return [_error(entry.req, Code.CANCELLED, "Request was cancelled", model.version)]
 
-    def release(self, msg: messages.Release) -> None:
-        """Output slots the frontend is done with: piggybacked on the next Execute."""
+    def _cancel_running(self, frontend: str, rid: int) -> list[Output]:
+        # A linear scan of the busy batches: cancels are rare, and an index
+        # (frontend, rid) -> instance would cost every dispatch and completion.
+        for inst in self._instances.values():
+            batch = inst.busy
+            if batch is None:
+                continue
+            for entry in batch.entries:
+                req = entry.req
+                if req.rid == rid and req.frontend == frontend:
+                    return [Notify(inst.address, messages.CancelRunning(
+                        batch.batch_id, [(frontend, rid)]))]
+        return []            # already answered, or unknown
+
+    def release(self, msg: messages.Release) -> list[Output]:
+        """Output slots the frontend is done with: piggybacked on the next Execute.
+
+        Riding on the next Execute costs no extra message and no extra worker
+        wake-up. Slots in a one-off segment (a tensor too big for the worker's
+        arena) go back at once, so /dev/shm returns to its baseline while idle.
+        """
         inst = self._instances.get(msg.instance)
-        if inst is not None:
-            inst.releases.extend(msg.slots)
+        if inst is None:
+            return []
+        big = [s for s in msg.slots if _ONEOFF in s[0]]
+        if big and len(big) == len(msg.slots):
+            return [Notify(inst.address, messages.Release(msg.instance, big))]
+        inst.releases.extend(s for s in msg.slots if _ONEOFF not in s[0])
+        return [Notify(inst.address, messages.Release(msg.instance, big))] if big else []
 
     def executed(self, msg: messages.Executed, now_ns: int) -> list[Output]:
         """A batch finished: free the instance and account statistics."""
@@ -199,28 +242,9 @@ class SchedulerCore:
         inst.busy = None
         model = inst.model
         model.free.append(inst)
-        self._account(model, batch, msg, now_ns)
+        model.stats.batch_done(batch, msg.stats, msg.failed, now_ns,
+                               (now_ns + self.epoch_offset_ns) // 1_000_000)
         return []
-
-    def _account(self, model: Model, batch: Batch, msg: messages.Executed, now_ns: int) -> None:
-        st = msg.stats
-        end_ns = st.end_ns or now_ns
-        entries = batch.entries
-        failed = set(msg.failed) if msg.failed else ()
-        ok = 0
-        arrivals = 0
-        for entry in entries:
-            req = entry.req
-            if req.rid in failed:
-                continue
-            ok += 1
-            arrivals += req.arrival_ns or entry.enqueue_ns
-        stats = model.stats
-        if ok < len(entries):
-            stats.failed(len(entries) - ok, 0)
-        stats.executed(batch.size, ok, ok * batch.dispatch_ns - arrivals, ok * end_ns - arrivals,
-                       st.compute_input_ns, st.compute_infer_ns, st.compute_output_ns,
-                       (now_ns + self.epoch_offset_ns) // 1_000_000)
 
     # ------------------------------------------------------------- scheduling
 

@@ -20,7 +20,7 @@ from tritond.errors import Code, TritonError
 from tritond.procutil import Bootstrap, child_start
 
 from .alarm import Alarm
-from .core import Dispatch, SchedulerCore
+from .core import Dispatch, Notify, SchedulerCore
 
 _monotonic_ns = time.monotonic_ns
 
@@ -73,7 +73,7 @@ class SchedulerProc:
                 elif kind is messages.Cancel:
                     out.extend(core.cancel(msg.frontend, msg.rid, now))
                 elif kind is messages.Release:
-                    core.release(msg)
+                    out.extend(core.release(msg))
                 else:
                     out.extend(self._control(msg))
             except Exception:  # noqa: BLE001 - one bad message must not stop the scheduler
@@ -128,8 +128,11 @@ class SchedulerProc:
     def _post(self, out: list) -> None:
         post = self._outbox.post
         for item in out:
-            if type(item) is Dispatch:
+            kind = type(item)
+            if kind is Dispatch:
                 post(item.address, item.execute)
+            elif kind is Notify:
+                post(item.address, item.message)
             else:
                 post(item.frontend, item.response)
 

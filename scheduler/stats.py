@@ -77,6 +77,25 @@ class ModelStats:
             pair[0] += ok
             pair[1] += ok * co_ns
 
+    def batch_done(self, batch, st, failed: list[int], now_ns: int, now_ms: int) -> None:
+        """Account a finished ``batch`` (model.Batch) from its worker's ExecStats ``st``;
+        ``failed`` lists the rids that failed (a model error, a cancel)."""
+        end_ns = st.end_ns or now_ns
+        entries = batch.entries
+        failed = set(failed) if failed else ()
+        ok = 0
+        arrivals = 0
+        for entry in entries:
+            req = entry.req
+            if req.rid in failed:
+                continue
+            ok += 1
+            arrivals += req.arrival_ns or entry.enqueue_ns
+        if ok < len(entries):
+            self.failed(len(entries) - ok, 0)
+        self.executed(batch.size, ok, ok * batch.dispatch_ns - arrivals, ok * end_ns - arrivals,
+                      st.compute_input_ns, st.compute_infer_ns, st.compute_output_ns, now_ms)
+
     def to_json(self) -> dict[str, Any]:
         """One element of ``model_stats``."""
         return {

@@ -12,6 +12,8 @@ from tritond.errors import invalid_arg
 
 from .dtypes import (_NP, _SIZE, deserialize_bytes, element_size, num_elements, serialize_bytes,
                      serialized_size)
+from tritond.messages import CUDA_SHM
+
 from .region import Segment
 
 
@@ -19,23 +21,28 @@ class SegmentCache:
     """Maps segments by name on first use and keeps the mappings until ``forget``/``close``.
 
     A region that was unlinked and re-created under the same name with the same
-    size keeps its old mapping here: call :meth:`forget` when a client
-    unregisters a region. A region that grew is re-attached automatically.
+    size keeps its old mapping here, so client regions are cached under
+    ``(key, gen)`` (``gen`` = the frontend's registration number, never reused)
+    and dropped with :meth:`forget` once unregistered and no longer used. A
+    region that grew is re-attached automatically. CUDA refs go to a lazily
+    created :class:`tritond.shm.cuda.CudaRegions`.
     """
 
     def __init__(self, writable: bool = True):
         self.writable = writable
-        self._segments: dict[str, Segment] = {}
+        self._segments: dict = {}              # region, or (region, gen) for client regions
+        self._cuda = None
 
-    def buffer(self, region: str, offset: int, nbytes: int) -> memoryview:
+    def buffer(self, region: str, offset: int, nbytes: int, gen: int = 0) -> memoryview:
         """A memoryview of ``nbytes`` at ``offset`` of ``region``; INVALID_ARG if out of bounds."""
-        seg = self._segments.get(region)
+        key = (region, gen) if gen else region
+        seg = self._segments.get(key)
         if seg is None:
-            seg = self._attach(region)
+            seg = self._attach(region, key)
         # Python ints cannot overflow; compare without forming offset + nbytes
         # against anything but the known size, and reject negatives explicitly.
         if offset < 0 or nbytes < 0 or nbytes > seg.size - offset:
-            seg = self._reattach_if_grown(seg, offset, nbytes)
+            seg = self._reattach_if_grown(seg, key, offset, nbytes)
         return seg.buf[offset:offset + nbytes]
 
     def array(self, ref) -> np.ndarray:
@@ -48,7 +55,7 @@ class SegmentCache:
         count = num_elements(shape)
         size = _SIZE.get(ref.dtype, 0)
         if size is None:                       # BYTES
-            buf = self.buffer(ref.region, ref.offset, ref.nbytes)
+            buf = self.buffer(ref.region, ref.offset, ref.nbytes, ref.gen)
             return deserialize_bytes(buf, count).reshape(shape)
         if size == 0:
             element_size(ref.dtype)            # raises INVALID_ARG naming the datatype
@@ -56,19 +63,37 @@ class SegmentCache:
             raise invalid_arg(
                 f"tensor '{ref.name}' of {ref.dtype} shape {list(shape)} needs {count * size} bytes, "
                 f"got {ref.nbytes}")
-        buf = self.buffer(ref.region, ref.offset, ref.nbytes)
+        if ref.kind == CUDA_SHM:
+            return self.cuda.array(ref, _NP[ref.dtype], shape)
+        buf = self.buffer(ref.region, ref.offset, ref.nbytes, ref.gen)
         return np.frombuffer(buf, _NP[ref.dtype]).reshape(shape)
 
-    def forget(self, region: str) -> None:
-        """Drop the mapping of ``region`` (it is re-attached on next use)."""
-        seg = self._segments.pop(region, None)
+    @property
+    def cuda(self):
+        if self._cuda is None:
+            from .cuda import CudaRegions
+            self._cuda = CudaRegions()
+        return self._cuda
+
+    def forget(self, region: str, gen: int = 0) -> None:
+        """Drop the mapping of ``region`` (it is re-attached on next use).
+
+        Arrays still viewing it keep the pages mapped until they die (CPython
+        refuses to munmap under an exported buffer), so a running model is safe.
+        """
+        seg = self._segments.pop((region, gen) if gen else region, None)
         if seg is not None:
             seg.close()
+        if gen and self._cuda is not None:
+            self._cuda.forget(region, gen)
 
     def close(self) -> None:
         """Drop every mapping; arrays still referencing one keep it alive."""
-        for region in list(self._segments):
-            self.forget(region)
+        for seg in self._segments.values():
+            seg.close()
+        self._segments.clear()
+        if self._cuda is not None:
+            self._cuda.close()
 
     def __contains__(self, region: str) -> bool:
         return region in self._segments
@@ -76,15 +101,20 @@ class SegmentCache:
     def __len__(self) -> int:
         return len(self._segments)
 
-    def _attach(self, region: str) -> Segment:
+    def server_regions(self) -> list[str]:
+        """Names of the mapped tritond segments (client regions, keyed with a gen, excluded)."""
+        return [k for k in self._segments if type(k) is str]
+
+    def _attach(self, region: str, key) -> Segment:
         seg = Segment.attach(region, writable=self.writable)
-        self._segments[region] = seg
+        self._segments[key] = seg
         return seg
 
-    def _reattach_if_grown(self, seg: Segment, offset: int, nbytes: int) -> Segment:
+    def _reattach_if_grown(self, seg: Segment, key, offset: int, nbytes: int) -> Segment:
         if offset >= 0 and nbytes >= 0:
-            self.forget(seg.name)
-            seg = self._attach(seg.name)
+            self._segments.pop(key, None)
+            seg.close()
+            seg = self._attach(seg.name, key)
             if nbytes <= seg.size - offset:
                 return seg
         raise invalid_arg(

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import multiprocessing
 import os
 import signal
+import time
 from typing import Callable
 
 from .procutil import Bootstrap
 
 _CTX = multiprocessing.get_context("spawn")
+log = logging.getLogger("tritond.supervisor")
 
 ENTRY = {
     "frontend": "tritond.frontend.proc:main",
@@ -49,7 +52,7 @@ class Child:
                 return f"killed by signal {signal.Signals(-code).name}"
             except ValueError:
                 return f"killed by signal {-code}"
-        return f"exit code {code}"
+        return f"exited with code {code}"
 
 
 def spawn(boot: Bootstrap, on_exit: Callable[[Child], None]) -> Child:
@@ -62,7 +65,10 @@ def spawn(boot: Bootstrap, on_exit: Callable[[Child], None]) -> Child:
 
     def exited() -> None:
         loop.remove_reader(fd)
-        proc.join(0)
+        # The sentinel closes a moment before the child becomes a zombie; a
+        # join with a timeout does a blocking waitpid (microseconds here),
+        # where join(0) could miss the exit code.
+        proc.join(1.0)
         if not child.hello.done():
             child.hello.set_exception(ChildError(f"{boot.name} {child.exit_description()} before saying hello"))
         on_exit(child)
@@ -81,3 +87,26 @@ def kill(child: Child, sig: int = signal.SIGKILL) -> None:
             os.kill(child.pid, sig)
         except ProcessLookupError:
             pass
+
+
+async def stop_group(children: list[Child], timeout: float) -> None:
+    """Wait for ``children`` (already told to Shutdown) to exit; SIGKILL what is left."""
+    for child in children:
+        child.expected_exit = True
+    end = time.monotonic() + timeout
+    while any(not c.stopped for c in children) and time.monotonic() < end:
+        await asyncio.sleep(0.02)
+    for child in children:
+        if not child.stopped:
+            log.warning("%s did not stop within %.0fs: killing it", child.boot.name, timeout)
+            kill(child)
+            child.process.join(2)
+
+
+def unlink_segments(server_id: str, pid: int | None = None) -> None:
+    """Unlink the server's /dev/shm segments (only those of ``pid`` when given)."""
+    from .shm import region
+
+    for name in region.list_segments(server_id):
+        if pid is None or f"-{pid}-" in name:   # /tritond-<server_id>-<pid>-<tag>
+            region.unlink(name)

@@ -17,7 +17,7 @@ from typing import Any, Optional, Union
 
 import msgspec
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2   # 2: ModelEntry.live/exited, ModelTable.seq, TableApplied
 
 # ---------------------------------------------------------------- data plane
 
@@ -106,6 +106,14 @@ class Execute(msgspec.Struct, tag=10, array_like=True, omit_defaults=True):
     releases: list[tuple[str, int]] = []
 
 
+class CancelRunning(msgspec.Struct, tag=11, array_like=True):
+    """Scheduler -> worker: requests [(frontend, rid)] of the running batch ``batch_id``
+    were cancelled; a model sees it through ``request.is_cancelled()``."""
+
+    batch_id: int
+    requests: list[tuple[str, int]]
+
+
 class Response(msgspec.Struct, tag=20, array_like=True, omit_defaults=True):
     """Worker (or scheduler, for rejections) -> frontend: the result of ``rid``."""
 
@@ -168,6 +176,14 @@ class ModelEntry(msgspec.Struct, array_like=True, omit_defaults=True):
     config: str = ""           # ModelConfig as Triton's JSON rendering
     instances: list[str] = []  # addresses of live worker instances
     model_dir: str = ""
+    # False while a READY version has no live instance (all restarting): it is
+    # not ready (health, index) but still accepts requests, which wait in the
+    # scheduler's queue for the restart (docs/internals.md "Failures").
+    live: bool = True
+    # address of an instance that died and is not back yet -> "instance 'm_0'
+    # (pid 42) killed by signal SIGKILL": the scheduler names it when it fails
+    # the requests that instance was executing.
+    exited: dict[str, str] = {}
 
 
 class ModelTable(msgspec.Struct, tag=42, array_like=True):
@@ -175,6 +191,7 @@ class ModelTable(msgspec.Struct, tag=42, array_like=True):
 
     models: list[ModelEntry]
     server_ready: bool
+    seq: int = 0               # non-zero: frontends answer TableApplied(seq) once applied
 
 
 class Load(msgspec.Struct, tag=43, array_like=True, omit_defaults=True):
@@ -201,6 +218,13 @@ class Loaded(msgspec.Struct, tag=44, array_like=True):
 class LoadFailed(msgspec.Struct, tag=45, array_like=True):
     instance: str
     error: ErrorInfo
+
+
+class TableApplied(msgspec.Struct, tag=52, array_like=True):
+    """Frontend -> parent: table ``seq`` is in effect (sd_notify READY=1 waits for it)."""
+
+    address: str
+    seq: int
 
 
 class Drain(msgspec.Struct, tag=46, array_like=True):
@@ -246,8 +270,8 @@ class Unknown(msgspec.Struct, tag=99, array_like=True):
 
 TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, Unknown]
 TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, Query, Unknown]
-TO_WORKER = Union[Execute, Release, Forget, Setup, Load, Shutdown, Unknown]
-TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, Query, Unknown]
+TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, Unknown]
+TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, Query, TableApplied, Unknown]
 
 _encoder = msgspec.msgpack.Encoder()
 

@@ -1,4 +1,4 @@
-"""The parent's model table: versions, their instances and states."""
+"""The parent's model table: versions, their instances, states and restart policy."""
 from __future__ import annotations
 
 import collections
@@ -11,8 +11,10 @@ from .children import Child
 
 READY, LOADING, UNAVAILABLE, UNLOADING = "READY", "LOADING", "UNAVAILABLE", "UNLOADING"
 
-RESTART_LIMIT = 5          # crashes ...
-RESTART_WINDOW_S = 60.0    # ... within this window make the model UNAVAILABLE
+RESTART_LIMIT = 5          # crashes of one model version's instances ...
+RESTART_WINDOW_S = 60.0    # ... within this window make the version UNAVAILABLE
+BACKOFF_FIRST_S = 0.1      # delay before the first restart, doubled per recent crash
+BACKOFF_MAX_S = 5.0
 
 
 @dataclasses.dataclass
@@ -24,18 +26,23 @@ class Instance:
     device_id: int
     child: Child | None = None
     loaded: bool = False
-    crashes: collections.deque = dataclasses.field(default_factory=collections.deque)
+    exit: str = ""             # how the last worker ended, until a new one is loaded
+    exit_address: str = ""     # that worker's address
 
     @property
     def address(self) -> str:
         return self.child.boot.address if self.child else ""
 
-    def record_crash(self, now: float) -> bool:
-        """Remember a crash; True while restarts are still allowed."""
-        self.crashes.append(now)
-        while self.crashes and now - self.crashes[0] > RESTART_WINDOW_S:
-            self.crashes.popleft()
-        return len(self.crashes) < RESTART_LIMIT
+    @property
+    def live(self) -> bool:
+        return self.loaded and self.child is not None and self.child.process.exitcode is None
+
+    def died(self, child: Child) -> str:
+        """Record the death of ``child`` (this instance's worker); returns the description."""
+        self.loaded = False
+        self.exit = f"instance '{self.name}' (pid {child.pid}) {child.exit_description()}"
+        self.exit_address = child.boot.address
+        return self.exit
 
 
 @dataclasses.dataclass
@@ -50,18 +57,40 @@ class ModelVersion:
     instances: list[Instance] = dataclasses.field(default_factory=list)
     load_started: float = dataclasses.field(default_factory=time.monotonic)
     load_seconds: float = 0.0
+    crashes: collections.deque = dataclasses.field(default_factory=collections.deque)
 
     def live_addresses(self) -> list[str]:
-        return [i.address for i in self.instances if i.loaded and i.child and i.child.process.exitcode is None]
+        return [i.address for i in self.instances if i.live]
+
+    @property
+    def ready(self) -> bool:
+        """Model readiness: READY with at least one live instance."""
+        return self.state == READY and any(i.live for i in self.instances)
+
+    def record_crash(self, now: float) -> float | None:
+        """Remember a crash; the delay before restarting, or None once over the limit."""
+        self.crashes.append(now)
+        while self.crashes and now - self.crashes[0] > RESTART_WINDOW_S:
+            self.crashes.popleft()
+        if len(self.crashes) >= RESTART_LIMIT:
+            return None
+        return min(BACKOFF_FIRST_S * 2 ** (len(self.crashes) - 1), BACKOFF_MAX_S)
+
+    def crash_reason(self, last: str) -> str:
+        return (f"{len(self.crashes)} instance crashes in {RESTART_WINDOW_S:.0f}s "
+                f"(last: {last}); not restarting")
 
     def entry(self) -> messages.ModelEntry:
-        state = self.state
+        live = self.live_addresses()
         reason = self.reason
-        if state == READY and not self.live_addresses():
-            # Readiness follows instance health: no live instance, not ready.
-            state, reason = UNAVAILABLE, reason or "no live instance (restarting)"
-        return messages.ModelEntry(self.name, self.version, state, reason, self.config,
-                                   self.live_addresses(), self.model_dir)
+        restarting = self.state == READY and not live
+        if restarting:
+            # Not ready, yet still served: requests queue until an instance is back.
+            last = next((i.exit for i in self.instances if i.exit), "")
+            reason = f"no live instance ({last}); restarting" if last else "no live instance"
+        exited = {i.exit_address: i.exit for i in self.instances if i.exit and not i.live}
+        return messages.ModelEntry(self.name, self.version, self.state, reason, self.config,
+                                   live, self.model_dir, not restarting, exited)
 
 
 def instance_plan(name: str, config_json: str) -> list[tuple[str, str, int]]:
@@ -80,3 +109,19 @@ def instance_plan(name: str, config_json: str) -> list[tuple[str, str, int]]:
             for i in range(count):
                 plan.append((f"{gname}_{len(plan)}" if len(devices) > 1 else f"{gname}_{i}", kind, int(dev)))
     return plan
+
+
+def format_table(models: list[ModelVersion], failed: dict[str, str]) -> str:
+    """Triton's start-up model table (Model | Version | Status)."""
+    rows = [(m.name, str(m.version), m.state + (f": {m.reason}" if m.reason else ""))
+            for m in sorted(models, key=lambda m: (m.name, m.version))]
+    rows += [(n, "-", f"UNAVAILABLE: {r}") for n, r in sorted(failed.items())]
+    if not rows:
+        return ""
+    heads = ("Model", "Version", "Status")
+    w = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
+    line = "+" + "+".join("-" * (x + 2) for x in w) + "+"
+    out = [line, "| " + " | ".join(h.ljust(x) for h, x in zip(heads, w)) + " |", line]
+    out += ["| " + " | ".join(c.ljust(x) for c, x in zip(r, w)) + " |" for r in rows]
+    out.append(line)
+    return "\n".join(out)

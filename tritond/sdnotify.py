@@ -1,29 +1,57 @@
-"""systemd's notify protocol without a systemd dependency: one datagram to $NOTIFY_SOCKET."""
+"""systemd's notify protocol without a systemd dependency: one datagram to $NOTIFY_SOCKET.
+
+See sd_notify(3): the service manager passes the socket in ``$NOTIFY_SOCKET``
+(a path, or ``@name`` for the abstract namespace) and, with ``WatchdogSec=``,
+the period in ``$WATCHDOG_USEC`` (and the pid it expects pings from in
+``$WATCHDOG_PID``). Each state is a newline-separated ``KEY=value`` text.
+"""
 from __future__ import annotations
 
 import os
 import socket
 
+_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+
+class Notifier:
+    """Where to notify, read once from the environment.
+
+    ``unset=True`` removes the variables from ``os.environ`` so that the child
+    processes (spawned with a copy of it) and the models they run cannot talk
+    to systemd in our name: with NotifyAccess=main systemd would log and drop
+    their messages, and a library that honours $NOTIFY_SOCKET in a worker could
+    otherwise send READY=1 before the server is ready.
+    """
+
+    def __init__(self, environ: dict[str, str] | None = None, unset: bool = False) -> None:
+        env = os.environ if environ is None else environ
+        self.path = env.get("NOTIFY_SOCKET", "")
+        self.watchdog_s = watchdog_interval_s(env)
+        if unset:
+            for var in _VARS:
+                os.environ.pop(var, None)
+
+    def notify(self, state: str) -> bool:
+        """Send e.g. "READY=1"; False when not under Type=notify or the socket is gone."""
+        if not self.path:
+            return False
+        path = "\0" + self.path[1:] if self.path.startswith("@") else self.path
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.connect(path)
+                sock.sendall(state.encode())
+            except OSError:
+                return False
+        return True
+
 
 def notify(state: str, environ: dict[str, str] | None = None) -> bool:
-    """Send e.g. "READY=1"; returns False when not running under systemd Type=notify."""
-    env = os.environ if environ is None else environ
-    path = env.get("NOTIFY_SOCKET")
-    if not path:
-        return False
-    if path.startswith("@"):  # abstract namespace
-        path = "\0" + path[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect(path)
-            sock.sendall(state.encode())
-        except OSError:
-            return False
-    return True
+    """One-shot :meth:`Notifier.notify` with the current (or given) environment."""
+    return Notifier(environ).notify(state)
 
 
 def watchdog_interval_s(environ: dict[str, str] | None = None) -> float | None:
-    """Half of WatchdogSec (as systemd recommends), if the watchdog is on for us."""
+    """Half of WatchdogSec (as sd_watchdog_enabled(3) recommends), if the watchdog is on for us."""
     env = os.environ if environ is None else environ
     usec = env.get("WATCHDOG_USEC")
     if not usec:
@@ -32,6 +60,7 @@ def watchdog_interval_s(environ: dict[str, str] | None = None) -> float | None:
     if pid and pid != str(os.getpid()):
         return None
     try:
-        return int(usec) / 2e6
+        value = int(usec)
     except ValueError:
         return None
+    return value / 2e6 if value > 0 else None

@@ -53,6 +53,10 @@ class WorkRequest:
     request: messages.Request
     inputs: dict[str, np.ndarray]
     outputs: list[str]
+    # Output name -> the client shm bytes it will be written to. A backend that
+    # knows an output's shape before running may produce it right there (a
+    # numpy view of this buffer); the worker then skips its copy.
+    dests: dict[str, memoryview] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass

@@ -70,11 +70,25 @@ class Executor:
                 errors[req.rid] = _error(exc)
                 continue
             names = self.io.requested([o.name for o in req.outputs])
-            work[req.rid] = WorkRequest(req, inputs, names)
+            work[req.rid] = WorkRequest(req, inputs, names, self._dests(req))
         return work
 
+    def _dests(self, req: messages.Request) -> dict:
+        """Client-shm output buffers a backend may write into directly (see WorkRequest)."""
+        dests = {}
+        for o in req.outputs:
+            d = o.dest
+            if d is not None and d.kind == messages.CLIENT_SHM:
+                try:
+                    dests[o.name] = self.cache.buffer(d.region, d.offset, d.nbytes, d.gen)
+                except Exception:  # noqa: BLE001 - the writer reports it as this request's error
+                    pass
+        return dests
+
     def _view(self, ref: messages.TensorRef) -> np.ndarray:
-        arr = self.cache.array(ref)
+        arr = self.cache.array(ref)     # client shm: a view of the client's own pages
+        if ref.kind == messages.CUDA_SHM and not getattr(self.backend, "device_arrays", False):
+            arr = arr.get()             # a host-only backend: the one device-to-host copy
         shape = self.io.backend_shape(ref.name, ref.shape)
         return arr if arr.shape == shape else arr.reshape(shape)
 

@@ -5,6 +5,7 @@ Life cycle (all typed messages, ``tritond.messages``)::
     spawn(Bootstrap) -> Hello -> Setup -> Load -> Loaded | LoadFailed (then exit 0)
     loop: Execute -> Response per request (to its frontend) + Executed (to the scheduler)
           Release -> output slots back to the arena
+          CancelRunning -> seen by the running model's is_cancelled() (workers/cancel.py)
     Shutdown -> backend.unload() -> Stopped -> unlink own segments -> exit 0
 
 Each ``recv()`` drains everything waiting; releases are applied before any
@@ -29,6 +30,7 @@ from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
 from .backend import LoadContext, backend_class
+from .cancel import CancelWatch, install
 from .executor import Executor
 from .outputs import OutputWriter
 from .shapes import ModelIO
@@ -68,32 +70,46 @@ class WorkerProc:
         self.executor: Optional[Executor] = None
         self.backend = None
         self.running = True
+        self.watch = CancelWatch(endpoint)
+        install(self.watch)
 
     # --------------------------------------------------------------- loop
 
     def run(self) -> None:
         """Serve until Shutdown or a failed load."""
         while self.running:
+            # What a model's is_cancelled() read while it ran comes first; then
+            # do not block on the socket, just drain it.
+            backlog = self.watch.take()
             try:
-                batch = self.ep.recv()
+                batch = self.ep.recv(0 if backlog else None)
             except msgspec.MsgspecError as exc:
                 # The frame is consumed; its sender's error is logged, not fatal.
                 self.log.error("undecodable message frame: %s", exc)
-                continue
-            self._handle(batch)
+                batch = []
+            if backlog:
+                batch = backlog + batch
+            if batch:
+                self._handle(batch)
             self.ep.flush()
 
     def _handle(self, batch: list) -> None:
+        cancels = []
         for msg in batch:  # releases first: slots are free before this turn's executions
             if isinstance(msg, messages.Execute) and msg.releases:
                 self._release(msg.releases)
             elif isinstance(msg, messages.Release):
                 self._release(msg.slots)
+            elif isinstance(msg, messages.Forget):   # unregistered client regions, now unused
+                for region, gen in msg.regions:
+                    self.cache.forget(region, gen)
+            elif type(msg) is messages.CancelRunning:
+                cancels.append(msg)      # may arrive together with its Execute
         for msg in batch:
             if not self.running:
                 return
             if isinstance(msg, messages.Execute):
-                self._execute(msg)
+                self._execute(msg, cancels)
                 self.ep.flush()  # answer this batch now; do not wait for the next one
             elif isinstance(msg, messages.Setup):
                 self._setup(msg)
@@ -152,11 +168,18 @@ class WorkerProc:
     # ---------------------------------------------------------- data path
 
 
-    def _execute(self, ex: messages.Execute) -> None:
+    def _execute(self, ex: messages.Execute, cancels: list) -> None:
         if self.executor is None:
             self._reject(ex, "no model is loaded in this worker")
             return
-        responses, executed = self.executor.run(ex)
+        watch = self.watch
+        watch.start(ex.batch_id)
+        for msg in cancels:
+            watch.note(msg)
+        try:
+            responses, executed = self.executor.run(ex)
+        finally:
+            watch.stop()
         for frontend, response in responses:
             self.ep.post(frontend, response)
         self.ep.post(self.setup.scheduler, executed)

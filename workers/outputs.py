@@ -17,7 +17,7 @@ import numpy as np
 
 from tritond import messages
 from tritond.errors import Code
-from tritond.messages import CLIENT_SHM, ErrorInfo, TensorRef
+from tritond.messages import CLIENT_SHM, CUDA_SHM, ErrorInfo, TensorRef
 from tritond.shm import dtypes
 from tritond.shm.views import write_array
 
@@ -43,6 +43,14 @@ class Encoded:
             view[:self.nbytes] = self.data
         elif self.nbytes:
             write_array(view, self.array)
+
+
+def _in_place(enc: Encoded, view: memoryview) -> bool:
+    """True when the output array already is exactly ``view`` (same address, C order)."""
+    arr = enc.array
+    if enc.data is not None or not enc.nbytes or not arr.flags.c_contiguous:
+        return False
+    return arr.ctypes.data == np.frombuffer(view, np.uint8).ctypes.data
 
 
 def _dest_error(name: str, have: int, need: int) -> ErrorInfo:
@@ -109,12 +117,21 @@ class OutputWriter:
         return out
 
     def _to_client(self, name: str, enc: Encoded, shape, dest: TensorRef):
+        # The frontend checked dest against the registered range; writing at most
+        # dest.nbytes keeps every byte inside it.
         if dest.nbytes < enc.nbytes:
             return _dest_error(name, dest.nbytes, enc.nbytes)
-        view = self._cache.buffer(dest.region, dest.offset, enc.nbytes)
-        enc.copy_into(view)
+        if dest.kind == CUDA_SHM:
+            if enc.data is not None:
+                return ErrorInfo(int(Code.UNSUPPORTED), f"output '{name}': BYTES outputs "
+                                 "cannot be written to CUDA shared memory")
+            self._cache.cuda.write(dest, enc.array)
+        else:
+            view = self._cache.buffer(dest.region, dest.offset, enc.nbytes, dest.gen)
+            if not _in_place(enc, view):    # the backend wrote it there itself: no copy
+                enc.copy_into(view)
         return TensorRef(name, enc.dtype, list(shape), dest.region, dest.offset, enc.nbytes,
-                         kind=dest.kind or CLIENT_SHM, device=dest.device)
+                         kind=dest.kind or CLIENT_SHM, device=dest.device, gen=dest.gen)
 
     # ---------------------------------------------------------- ownership
 

@@ -12,6 +12,7 @@ from tritond.errors import invalid_arg, unsupported
 from ..core import FrontendCore
 from . import codec
 from .compression import check_encoding, decompress, response_encoding
+from .disconnect import infer_unless_disconnected
 from .responses import InferResponse, empty_response, json_response
 
 DEFAULT_MAX_INPUT = 64 << 20
@@ -68,7 +69,7 @@ async def infer(request: Request):
         raise unsupported(_DECOUPLED)
     hlen = codec.header_length(headers.get("inference-header-content-length"), len(body))
     req, default_binary = codec.decode_request(body, hlen, model, version)
-    result = await core.infer(req)
+    result = await infer_unless_disconnected(core, req, request.receive)
     try:
         header, blobs = codec.encode_result(result, default_binary)
     except BaseException:

@@ -25,6 +25,7 @@ class TritonPythonModel:
         cfg = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in cfg.get("parameters", {}).items()}
         self.sleep = float(params.get("sleep_ms", "0")) / 1000
+        self.input_sleep = params.get("input_sleep") == "1"   # sleep INPUT0[0] ms instead
         self.log_path = params["log_path"]
         self.seq = 0
 
@@ -39,7 +40,8 @@ class TritonPythonModel:
         ids = [r.request_id() for r in requests]
         self.log(event="exec", seq=self.seq, ids=ids, rows=rows, t=time.monotonic())
         cancelled = set()
-        deadline = time.monotonic() + self.sleep
+        sleep = max(float(x.flat[0]) for x in xs) / 1000 if self.input_sleep else self.sleep
+        deadline = time.monotonic() + sleep
         while time.monotonic() < deadline and len(cancelled) < len(requests):
             for i, r in enumerate(requests):
                 if i not in cancelled and r.is_cancelled():
@@ -68,7 +70,8 @@ input [ {{ name: "INPUT0" data_type: TYPE_FP32 dims: [ -1 ] }} ]
 output [ {{ name: "OUTPUT0" data_type: TYPE_FP32 dims: [ -1 ] }},
          {{ name: "BATCH" data_type: TYPE_INT32 dims: [ 1 ] }},
          {{ name: "SEQ" data_type: TYPE_INT64 dims: [ 1 ] }} ]
-instance_group [ {{ kind: KIND_CPU count: 1 }} ]
+instance_group [ {{ kind: KIND_CPU count: {count} }} ]
+parameters {{ key: "input_sleep" value {{ string_value: "{input_sleep}" }} }}
 parameters {{ key: "sleep_ms" value {{ string_value: "{sleep_ms}" }} }}
 parameters {{ key: "log_path" value {{ string_value: "{log}" }} }}
 {scheduling}
@@ -76,7 +79,8 @@ parameters {{ key: "log_path" value {{ string_value: "{log}" }} }}
 
 
 def write_repo(root: pathlib.Path, models: dict[str, dict]) -> pathlib.Path:
-    """``models``: name -> {max_batch, sleep_ms, scheduling (pbtxt text)}."""
+    """``models``: name -> {max_batch, sleep_ms, scheduling (pbtxt text), count (instances),
+    input_sleep (sleep INPUT0's first value in ms)}."""
     repo = root / "repo"
     for name, spec in models.items():
         d = repo / name / "1"
@@ -84,7 +88,8 @@ def write_repo(root: pathlib.Path, models: dict[str, dict]) -> pathlib.Path:
         (d / "model.py").write_text(MODEL_PY)
         (repo / name / "config.pbtxt").write_text(CONFIG.format(
             name=name, max_batch=spec.get("max_batch", 8), sleep_ms=spec.get("sleep_ms", 0),
-            log=root / f"{name}.log", scheduling=spec.get("scheduling", "")))
+            log=root / f"{name}.log", scheduling=spec.get("scheduling", ""),
+            count=spec.get("count", 1), input_sleep="1" if spec.get("input_sleep") else "0"))
     return repo
 
 

@@ -23,6 +23,9 @@ MODELS = {
     "batched": {"max_batch": 8, "scheduling":
                 "dynamic_batching { preferred_batch_size: [4] "
                 "max_queue_delay_microseconds: 200000 }"},
+    # preferred sizes default to [max_batch_size]: batches fill up to 8 rows
+    "capped": {"max_batch": 8, "scheduling":
+               "dynamic_batching { max_queue_delay_microseconds: 200000 }"},
     "prio": {"max_batch": 1, "sleep_ms": 300, "scheduling":
              "dynamic_batching { priority_levels: 2 default_priority_level: 2 }"},
     "limited": {"max_batch": 1, "sleep_ms": 800, "scheduling":
@@ -30,9 +33,14 @@ MODELS = {
     "timeouts": {"max_batch": 1, "sleep_ms": 2500, "scheduling":
                  "dynamic_batching { default_queue_policy { timeout_action: REJECT "
                  "default_timeout_microseconds: 300000 allow_timeout_override: true } }"},
-    "delayed": {"max_batch": 1, "sleep_ms": 500, "scheduling":
+    "delayed": {"max_batch": 1, "sleep_ms": 900, "scheduling":
                 "dynamic_batching { default_queue_policy { timeout_action: DELAY "
-                "default_timeout_microseconds: 100000 } }"},
+                "default_timeout_microseconds: 500000 } }"},
+    # two instances and per-request durations: a later request can finish first
+    "ordered": {"max_batch": 1, "count": 2, "input_sleep": True, "scheduling":
+                "dynamic_batching { preserve_ordering: true }"},
+    "unordered": {"max_batch": 1, "count": 2, "input_sleep": True,
+                  "scheduling": "dynamic_batching { }"},
 }
 
 
@@ -44,25 +52,25 @@ def env(tmp_path_factory):
     srv.stop()
 
 
-def _inputs(mod, shape, value=1.0):
+def _inputs(mod, shape, value=1.0):  # value: sleep ms for the input_sleep models
     x = np.full(shape, value, np.float32)
     inp = mod.InferInput("INPUT0", list(shape), "FP32")
     inp.set_data_from_numpy(x)
     return [inp]
 
 
-def http_infer(srv, model, shape=(1, 2), request_id="", **kw):
+def http_infer(srv, model, shape=(1, 2), request_id="", value=1.0, **kw):
     c = httpclient.InferenceServerClient(srv.url, network_timeout=30)
     try:
-        return c.infer(model, _inputs(httpclient, shape), request_id=request_id, **kw)
+        return c.infer(model, _inputs(httpclient, shape, value), request_id=request_id, **kw)
     finally:
         c.close()
 
 
-def grpc_infer(srv, model, shape=(1, 2), request_id="", **kw):
+def grpc_infer(srv, model, shape=(1, 2), request_id="", value=1.0, **kw):
     c = grpcclient.InferenceServerClient(srv.grpc_url)
     try:
-        return c.infer(model, _inputs(grpcclient, shape), request_id=request_id, **kw)
+        return c.infer(model, _inputs(grpcclient, shape, value), request_id=request_id, **kw)
     finally:
         c.close()
 
@@ -118,11 +126,11 @@ def test_mismatched_shape_runs_separately(env):
 
 def test_max_batch_size_respected(env):
     srv, _ = env
-    calls = [(lambda: http_infer(srv, "batched", (3, 2))) for _ in range(3)]
-    calls += [(lambda: grpc_infer(srv, "batched", (3, 2))) for _ in range(3)]
+    calls = [(lambda: http_infer(srv, "capped", (3, 2))) for _ in range(3)]
+    calls += [(lambda: grpc_infer(srv, "capped", (3, 2))) for _ in range(3)]
     results = _together(calls)
-    batches = [_batch(r) for r in results]
-    assert max(batches) <= 8 and max(batches) == 6, batches   # 2 x 3 rows fit, 3 x 3 do not
+    # 2 x 3 rows fit in max_batch_size 8, 3 x 3 do not: three executions of 6
+    assert [_batch(r) for r in results] == [6] * 6
 
 
 def test_high_priority_served_before_earlier_low(env):
@@ -190,8 +198,33 @@ def test_delay_serves_expired_after_fresh(env):
     with ThreadPoolExecutor(3) as pool:
         blocker = _start_blocker(srv, root, "delayed", pool)
         old = pool.submit(http_infer, srv, "delayed", request_id="old")
-        time.sleep(0.25)               # "old" passed its 100 ms timeout: delayed, not rejected
+        # "old" passes its 500 ms timeout (delayed, not rejected) before "fresh" comes;
+        # "fresh" waits only ~300 ms for the blocker, so it is still in time.
+        time.sleep(0.6)
         fresh = pool.submit(grpc_infer, srv, "delayed", request_id="fresh")
         first = _seq(blocker.result())
         assert _seq(fresh.result()) == first + 1
         assert _seq(old.result()) == first + 2
+
+
+def _finish_order(srv, model) -> list[str]:
+    """A slow request, then a fast one on the other instance: who is answered first?"""
+    finished: list[str] = []
+    client = grpcclient.InferenceServerClient(srv.grpc_url)
+    try:
+        for rid, ms in (("slow", 600.0), ("fast", 10.0)):
+            client.async_infer(model, _inputs(grpcclient, (1, 2), ms),
+                               lambda result, error, rid=rid: finished.append(
+                                   rid if error is None else f"{rid}: {error}"),
+                               request_id=rid)
+            time.sleep(0.05)
+        wait_for(lambda: len(finished) == 2, what=f"{model} answers")
+    finally:
+        client.close()
+    return finished
+
+
+def test_preserve_ordering(env):
+    srv, _ = env
+    assert _finish_order(srv, "unordered") == ["fast", "slow"]   # the control
+    assert _finish_order(srv, "ordered") == ["slow", "fast"]

@@ -1,5 +1,7 @@
 """Priority levels, queue policies, timeouts and cancellation (§8.3)."""
+from tritond import messages
 from tritond.errors import Code
+from tritond.scheduler.core import Notify
 
 from .helpers import US, config, core_with, dispatches, executed, replies, request, rids
 
@@ -117,10 +119,16 @@ def test_cancel_queued_request():
     assert rids(d) == [2]
 
 
-def test_cancel_executing_request_left_alone():
+def test_cancel_executing_request_notifies_its_worker():
+    # A running request is not answered by the scheduler (the worker still
+    # will); its worker is told, so the model can see is_cancelled().
     core, d = busy_core({})
-    assert core.cancel("fe", 1000, 1) == []
+    (n,) = core.cancel(d.execute.requests[0].frontend, 1000, 1)
+    assert type(n) is Notify and n.address == d.address
+    assert n.message == messages.CancelRunning(d.execute.batch_id, [("fe", 1000)])
     assert replies(core.step(1)) == []
+    core.executed(executed(d), 2)
+    assert core.cancel("fe", 1000, 3) == []       # answered by now: nothing to tell
 
 
 def test_cancel_is_per_frontend():

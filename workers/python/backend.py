@@ -155,6 +155,7 @@ class PythonBackend(Backend):
             requested_output_names=w.outputs, model_name=self.ctx.model,
             model_version=req.version, flags=req.flags, timeout=req.timeout_us)
         pb._parameters = dict(req.parameters)  # already validated by the frontend
+        pb._cancel_key = (req.frontend, req.rid)
         return pb
 
     def _results(self, pb_requests, responses) -> list[WorkResult]:

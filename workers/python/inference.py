@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
+from .. import cancel as _cancel
+
 TRITONSERVER_RESPONSE_COMPLETE_FINAL = 1
 TRITONSERVER_MEMORY_CPU = 0
 TRITONSERVER_MEMORY_CPU_PINNED = 1
@@ -99,8 +101,9 @@ class InferenceResponse:
 class InferenceResponseSender:
     """``request.get_response_sender()``; non-decoupled: one response, FINAL flag."""
 
-    def __init__(self, decoupled: bool = False) -> None:
+    def __init__(self, decoupled: bool = False, cancelled=None) -> None:
         self._decoupled = decoupled
+        self._cancelled = cancelled
         self.response: Optional[InferenceResponse] = None
         self.closed = False
 
@@ -117,7 +120,7 @@ class InferenceResponseSender:
             self.closed = True
 
     def is_cancelled(self) -> bool:
-        return False
+        return self._cancelled is not None and self._cancelled()
 
 
 class InferenceTrace:
@@ -161,6 +164,7 @@ class InferenceRequest:
         self._release_flags = 1  # TRITONSERVER_REQUEST_RELEASE_ALL
         self._sender: Optional[InferenceResponseSender] = None
         self._decoupled = False
+        self._cancel_key: Optional[tuple[str, int]] = None   # (frontend, rid), set by the worker
 
     def inputs(self) -> list:
         return self._inputs
@@ -191,12 +195,17 @@ class InferenceRequest:
 
     def get_response_sender(self) -> InferenceResponseSender:
         if self._sender is None:
-            self._sender = InferenceResponseSender(self._decoupled)
+            self._sender = InferenceResponseSender(self._decoupled, self.is_cancelled)
         return self._sender
 
     def is_cancelled(self) -> bool:
-        # Hook for request cancellation; nothing cancels a running request yet.
-        return False
+        """True once the client cancelled (disconnect, gRPC cancel or deadline).
+
+        Polls the worker's inbox without blocking (``workers/cancel.py``); a
+        request built by the model itself (BLS) has no key and is never cancelled.
+        """
+        key = self._cancel_key
+        return key is not None and _cancel.is_cancelled(key)
 
     def set_release_flags(self, flags: int) -> None:
         self._release_flags = flags

@@ -1,0 +1,213 @@
+"""Failure isolation with real processes: dead workers, a crash loop, a dead scheduler or frontend.
+
+Each test starts its own tritond on loopback over a tmp repository holding
+the misbehaving Python model of ``crashmodel`` (plus ``simple``, the
+bystander that must not notice anything), keeps load bounded (a few threads,
+a count and a time limit), and checks that processes and /dev/shm are clean
+at the end.
+"""
+import os
+import signal
+import threading
+import time
+
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from tests.integration.crashmodel import (EXIT, SEGV, SLOW, alive, mode_input, pid_of,
+                                          simple_inputs, write_repo)
+from tests.server import Server, segments_of
+
+
+class SimpleLoad:
+    """A thread sending ``simple`` gRPC requests until stopped (at most ``limit`` s); all must pass."""
+
+    def __init__(self, srv: Server, limit: float = 30.0) -> None:
+        self.ok, self.errors = 0, []
+        self._stop = threading.Event()
+        self._end = time.monotonic() + limit
+        self._thread = threading.Thread(target=self._run, args=(srv.grpc_url,), daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str) -> None:
+        # gRPC: its client may be used and closed from one thread (the HTTP one
+        # is gevent-based and complains when collected from another thread).
+        c = grpcclient.InferenceServerClient(url)
+        try:
+            while not self._stop.is_set() and time.monotonic() < self._end:
+                try:
+                    c.infer("simple", simple_inputs(grpcclient), client_timeout=10)
+                    self.ok += 1
+                except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                    self.errors.append(str(exc))
+        finally:
+            c.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+
+def _infer(c, mode):
+    return c.async_infer("crashy", mode_input(httpclient, mode))
+
+
+def _error(fut) -> str:
+    with pytest.raises(InferenceServerException) as info:
+        fut.get_result()
+    return str(info.value)
+
+
+def _wait(pred, timeout=20.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if pred():
+                return
+        except Exception:  # noqa: BLE001 - not yet
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(what)
+
+
+def _assert_clean(srv: Server, pids) -> None:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.05)
+    assert [p for p in pids if alive(p)] == []
+    assert segments_of(srv.proc.pid) == []
+
+
+def _spawned(srv: Server) -> list[int]:
+    """The server's children, less multiprocessing's resource tracker."""
+    out = []
+    for pid in srv.children():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"spawn_main" in f.read():
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def test_worker_deaths_fail_only_executing_requests(tmp_path):
+    srv = Server([write_repo(tmp_path)])
+    load = SimpleLoad(srv)
+    c = httpclient.InferenceServerClient(srv.url, concurrency=8, network_timeout=20)
+    try:
+        pid = int(_infer(c, 0).get_result().as_numpy("OUT")[0])
+        for crash, expect in ((EXIT, "exited with code 1"), (SEGV, "killed by signal SIGSEGV"),
+                              ("kill", "killed by signal SIGKILL")):
+            slow = _infer(c, SLOW)
+            time.sleep(0.05)
+            if crash == "kill":    # from outside, while `slow` executes
+                os.kill(pid, signal.SIGKILL)
+                victim = slow
+            else:
+                victim = _infer(c, crash)
+            queued = [_infer(c, 0) for _ in range(4)]   # behind the crash: wait for the restart
+            message = _error(victim)
+            assert "[503]" in message or "UNAVAILABLE" in message
+            for word in ("'crashy'", "'crashy_0_0'", f"pid {pid}", expect):
+                assert word in message, message
+            if crash != "kill":
+                assert int(slow.get_result().as_numpy("OUT")[0]) == pid   # ran before the crash
+            new = {int(f.get_result().as_numpy("OUT")[0]) for f in queued}
+            assert len(new) == 1 and pid not in new     # served by the restarted instance
+            assert not alive(pid)
+            assert [s for s in segments_of(srv.proc.pid) if f"-{pid}-" in s] == []
+            pid = new.pop()
+        assert c.is_model_ready("crashy") and c.is_server_ready()
+        load.stop()
+        assert load.errors == [] and load.ok > 0          # the other model never noticed
+        g = grpcclient.InferenceServerClient(srv.grpc_url)
+        with pytest.raises(InferenceServerException) as info:
+            g.infer("crashy", mode_input(grpcclient, EXIT), client_timeout=20)
+        assert info.value.status() == "StatusCode.UNAVAILABLE"
+        assert "exited with code 1" in info.value.message()
+        g.close()
+    finally:
+        load.stop()
+        c.close()
+        children = srv.children()
+        assert srv.stop() == 0
+    _assert_clean(srv, children)
+    assert "instance 'crashy_0_0'" in srv.output()
+
+
+def test_queued_requests_move_to_the_other_instance(tmp_path):
+    srv = Server([write_repo(tmp_path, count=2, with_simple=False)])
+    c = httpclient.InferenceServerClient(srv.url, concurrency=8, network_timeout=20)
+    try:
+        crash = _infer(c, EXIT)
+        time.sleep(0.05)
+        rest = [_infer(c, 0) for _ in range(6)]
+        assert "exited with code 1" in _error(crash)
+        assert all(f.get_result().as_numpy("OUT")[0] > 0 for f in rest)
+    finally:
+        c.close()
+        children = srv.children()
+        assert srv.stop() == 0
+    _assert_clean(srv, children)
+
+
+def test_crash_loop_makes_the_model_unavailable(tmp_path):
+    repo = write_repo(tmp_path)
+    srv = Server([repo])
+    c = httpclient.InferenceServerClient(srv.url, concurrency=4, network_timeout=30)
+    try:
+        (repo / "crashy" / "BROKEN").write_text("restarts fail at import")
+        assert "exited with code 1" in _error(_infer(c, EXIT))
+        # Every restart now fails: not ready (model and server), reason visible.
+        assert not c.is_model_ready("crashy")
+        assert not c.is_server_ready()
+        assert c.is_model_ready("simple")
+        row = next(m for m in c.get_model_repository_index() if m["name"] == "crashy")
+        assert row["state"] == "UNAVAILABLE" and "restarting" in row["reason"], row
+        waiting = _infer(c, 0)     # accepted and queued while restarting ...
+        _wait(lambda: "not restarting" in next(
+            m for m in c.get_model_repository_index() if m["name"] == "crashy")["reason"],
+            what="crash limit")
+        message = _error(waiting)  # ... failed once the model gave up, with the reason
+        assert "not at ready state" in message and "BROKEN" in message, message
+        assert not c.is_model_ready("crashy")
+        # As Triton: no version READY is 404 without a version, 503 naming one.
+        assert "has no available versions" in _error(_infer(c, 0))
+        with pytest.raises(InferenceServerException, match=r"\[503\].*not at ready state"):
+            c.infer("crashy", mode_input(httpclient, 0), model_version="1")
+        assert c.infer("simple", simple_inputs(httpclient)).as_numpy("OUTPUT0") is not None
+        assert len(_spawned(srv)) == 3        # scheduler, frontend, simple's worker
+    finally:
+        c.close()
+        children = srv.children()
+        assert srv.stop() == 0
+    _assert_clean(srv, children)
+
+
+@pytest.mark.parametrize("victim", ["scheduler", "frontend-0"])
+def test_core_process_death_stops_the_server(tmp_path, victim):
+    srv = Server([write_repo(tmp_path)])
+    load = SimpleLoad(srv, limit=20)
+    try:
+        _wait(lambda: load.ok > 20, what="load")
+        children = srv.children()
+        pid = pid_of(srv, victim)
+        os.kill(pid, signal.SIGKILL)
+        start = time.monotonic()
+        code = srv.proc.wait(15)
+        assert code == 1
+        assert time.monotonic() - start < 10
+        load.stop()
+        assert not load._thread.is_alive()      # no client hangs on a dead server
+        log = srv.output()
+        assert f"{victim} (pid {pid}) killed by signal SIGKILL unexpectedly: stopping" in log
+        with pytest.raises(OSError):            # the ports are closed
+            import socket
+            socket.create_connection(("127.0.0.1", srv.http_port), timeout=1).close()
+    finally:
+        load.stop()
+        srv.stop()
+    _assert_clean(srv, children)

@@ -1,0 +1,40 @@
+"""CancelWatch: a running model polls the worker's inbox without losing other messages."""
+import os
+
+from tritond import messages
+from tritond.channel import SyncEndpoint, address
+from tritond.workers.cancel import CancelWatch
+from tritond.workers.python.inference import InferenceRequest
+
+
+def test_poll_keeps_other_messages_in_order(tmp_path):
+    sid = f"cw{os.getpid():x}"
+    worker = SyncEndpoint(address(sid, "w0"), messages.TO_WORKER)
+    sched = SyncEndpoint(address(sid, "scheduler"), messages.TO_SCHEDULER)
+    try:
+        watch = CancelWatch(worker)
+        watch.start(7)
+        assert not watch.is_cancelled(("fe", 1))          # nothing waiting: no block
+        release = messages.Release("w0", [("r", 0)])
+        nxt = messages.Execute(8, [])
+        sched.send_now(worker.addr, [release, messages.CancelRunning(6, [("fe", 2)]),
+                                     messages.CancelRunning(7, [("fe", 1)]), nxt])
+        for _ in range(100):                               # the frame may take a moment
+            if watch.is_cancelled(("fe", 1)):
+                break
+        assert watch.is_cancelled(("fe", 1))
+        assert not watch.is_cancelled(("fe", 2))           # stale: another batch
+        assert watch.take() == [release, nxt]
+        watch.stop()
+        assert not watch.cancelled and watch.take() == []
+    finally:
+        worker.close()
+        sched.close()
+
+
+def test_request_outside_a_worker_is_never_cancelled():
+    req = InferenceRequest(request_id="x")
+    assert req.is_cancelled() is False
+    req._cancel_key = ("fe", 1)
+    assert req.is_cancelled() is False
+    assert req.get_response_sender().is_cancelled() is False

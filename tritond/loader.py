@@ -1,0 +1,195 @@
+"""Model loading and worker restarts: the part of the supervisor that owns model states.
+
+A mixin of :class:`tritond.supervisor.Supervisor` (it uses its ``options``,
+``models``, ``outbox``, ``_spawn`` and ``publish``), kept apart so that each
+module stays readable.
+
+Restart policy: when a loaded worker dies, its instance is restarted in place
+after a backoff (0.1 s doubling per recent crash, at most 5 s). A restart that
+fails to load counts as a crash too. After ``RESTART_LIMIT`` crashes of a
+version's instances within ``RESTART_WINDOW_S`` the version becomes
+UNAVAILABLE (reason in the repository index), its other instances are stopped
+and the scheduler fails what was queued for it. Nothing restarts once the
+server is stopping.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from . import messages
+from .children import Child, ChildError, kill
+from .models import READY, UNAVAILABLE, Instance, ModelVersion, instance_plan
+
+log = logging.getLogger("tritond.supervisor")
+
+HELLO_TIMEOUT_S = 120.0
+LOAD_TIMEOUT_S = 600.0
+
+
+class Loader:
+    """Loads model versions, starts their instances and restarts dead ones."""
+
+    # ------------------------------------------------------------- loading
+
+    async def _load_all(self) -> None:
+        from . import repository
+
+        sources = repository.scan(
+            self.options["model_repository"],
+            model_config_name=self.options["model_config_name"],
+            strict=self.options["disable_auto_complete_config"])
+        wanted = self._wanted_models()
+        loads = []
+        for src in sources:
+            if wanted is not None and src.name not in wanted:
+                continue
+            if src.error:
+                log.error("failed to load '%s': %s", src.name, src.error)
+                self.failed_models[src.name] = src.error
+                continue
+            for version in src.versions:
+                mv = ModelVersion(src.name, version, src.model_dir, src.repository)
+                self.models[(src.name, version)] = mv
+                loads.append(self._load_version(mv, src))
+        if wanted:
+            for name in sorted(wanted - {s.name for s in sources}):
+                self.failed_models[name] = f"model '{name}' not found in any model repository"
+                log.error("failed to load '%s': not found in any model repository", name)
+        self.publish()
+        await asyncio.gather(*loads)
+
+    def _wanted_models(self) -> set[str] | None:
+        if self.options["model_control_mode"] != "explicit":
+            return None
+        names = set(self.options["load_model"])
+        return None if "*" in names else names
+
+    async def _load_version(self, mv: ModelVersion, src) -> None:
+        from . import modelconfig, repository
+
+        cfg = src.config
+        try:
+            repository.normalize(cfg)
+        except Exception as exc:  # noqa: BLE001 - reported as the model's reason
+            return self._fail(mv, str(getattr(exc, "message", exc)))
+        first_name, kind, device = instance_plan(mv.name, modelconfig.to_json(cfg))[0]
+        first = Instance(first_name, kind, device)
+        mv.instances.append(first)
+        ok, result = await self._start_instance(
+            mv, first, modelconfig.to_json(cfg),
+            auto_complete=not self.options["disable_auto_complete_config"])
+        if not ok:
+            return self._fail(mv, result)
+        mv.config = result
+        rest = [Instance(n, k, d) for (n, k, d) in instance_plan(mv.name, mv.config)[1:]]
+        mv.instances.extend(rest)
+        results = await asyncio.gather(*(self._start_instance(mv, inst, mv.config, False)
+                                         for inst in rest))
+        errors = [text for ok, text in results if not ok]
+        if errors:
+            return self._fail(mv, errors[0])
+        mv.state = READY
+        mv.load_seconds = time.monotonic() - mv.load_started
+        log.info("successfully loaded '%s' version %d (%d instance%s)", mv.name, mv.version,
+                 len(mv.instances), "" if len(mv.instances) == 1 else "s")
+        if self.started:
+            self.publish()
+
+    async def _start_instance(self, mv: ModelVersion, inst: Instance, config: str,
+                              auto_complete: bool) -> tuple[bool, str]:
+        """Spawn and load one instance: (True, final config JSON) or (False, reason)."""
+        self._worker_seq += 1
+        child = self._spawn("worker", f"w{self._worker_seq}")
+        inst.child = child
+        try:
+            await asyncio.wait_for(child.hello, HELLO_TIMEOUT_S)
+        except (ChildError, asyncio.TimeoutError) as exc:
+            child.expected_exit = True
+            kill(child)
+            return False, f"instance {inst.name}: worker failed to start: {exc}"
+        self._send_setup(child)
+        fut = asyncio.get_running_loop().create_future()
+        self.pending_loads[inst.name] = fut
+        self.outbox.post(child.boot.address, messages.Load(
+            model=mv.name, version=mv.version, instance=inst.name, kind=inst.kind,
+            device_id=inst.device_id, config=config, model_dir=mv.model_dir,
+            repository=mv.repository, auto_complete=auto_complete))
+        exited = asyncio.get_running_loop().create_task(self._exited(child))
+        try:
+            done, _ = await asyncio.wait([fut, exited], timeout=LOAD_TIMEOUT_S,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            exited.cancel()
+        if fut.done():
+            msg = fut.result()
+            if isinstance(msg, messages.Loaded):
+                inst.loaded = True
+                inst.exit = inst.exit_address = ""
+                return True, msg.config
+            child.expected_exit = True
+            return False, msg.error.message
+        self.pending_loads.pop(inst.name, None)
+        child.expected_exit = True
+        kill(child)
+        return False, (f"instance {inst.name}: worker {child.exit_description()} while loading"
+                       if done else f"instance {inst.name}: load timed out after {LOAD_TIMEOUT_S:.0f}s")
+
+    async def _exited(self, child: Child) -> None:
+        while not child.stopped:
+            await asyncio.sleep(0.05)
+
+    def _fail(self, mv: ModelVersion, reason: str) -> None:
+        """Make ``mv`` UNAVAILABLE with ``reason`` and stop its remaining workers."""
+        mv.state = UNAVAILABLE
+        mv.reason = reason
+        log.error("model '%s' version %d is UNAVAILABLE: %s", mv.name, mv.version, reason)
+        for inst in mv.instances:
+            inst.loaded = False
+            if inst.child is not None and not inst.child.stopped:
+                inst.child.expected_exit = True
+                self.outbox.post(inst.child.boot.address, messages.Shutdown(reason))
+        if self.started:
+            self.publish()
+
+    # ------------------------------------------------------------ restarts
+
+    def _on_worker_death(self, child: Child) -> None:
+        """A worker died on its own: publish at once (the scheduler fails only what it
+        was executing), then restart it unless the server is stopping."""
+        for mv in self.models.values():
+            for inst in mv.instances:
+                if inst.child is child:
+                    was_loaded = inst.loaded
+                    what = inst.died(child)
+                    log.error("model '%s' version %d: %s", mv.name, mv.version, what)
+                    if was_loaded and mv.state == READY and not self.stopping:
+                        self._schedule_restart(mv, inst, what)  # may make mv UNAVAILABLE
+                    if self.started:
+                        self.publish()
+                    return  # a worker that died while loading is handled by _start_instance
+
+    def _schedule_restart(self, mv: ModelVersion, inst: Instance, why: str) -> None:
+        delay = mv.record_crash(time.monotonic())
+        if delay is None:
+            self._fail(mv, mv.crash_reason(why))
+            return
+        log.info("restarting instance %s of '%s' in %.1fs", inst.name, mv.name, delay)
+        loop = asyncio.get_running_loop()
+        loop.call_later(delay, lambda: loop.create_task(self._respawn(mv, inst)))
+
+    async def _respawn(self, mv: ModelVersion, inst: Instance) -> None:
+        if self.stopping or mv.state != READY:
+            return
+        ok, result = await self._start_instance(mv, inst, mv.config, False)
+        if self.stopping:
+            return
+        if ok:
+            log.info("restarted instance %s of '%s' version %d", inst.name, mv.name, mv.version)
+        else:
+            log.error("restarting instance %s of '%s' failed: %s", inst.name, mv.name, result)
+            inst.exit = f"instance '{inst.name}' failed to restart: {result}"
+            if mv.state == READY:
+                self._schedule_restart(mv, inst, inst.exit)
+        self.publish()

@@ -1,0 +1,78 @@
+"""Request cancellation as a running model sees it (``request.is_cancelled()``).
+
+The worker is single-threaded and busy inside the model's ``execute`` while a
+request runs, so nobody reads its inbox then. ``is_cancelled()`` therefore
+polls the endpoint itself, without blocking: a ``CancelRunning`` for the
+running batch is remembered; every other message (Release, the next Execute,
+Shutdown, ...) is kept, in order, in a backlog the worker's loop handles
+before it reads the socket again, so nothing is lost or reordered.
+"""
+from __future__ import annotations
+
+import logging
+
+import msgspec
+
+from tritond import messages
+
+log = logging.getLogger("tritond.workers.cancel")
+
+
+class CancelWatch:
+    """One per worker process: the running batch's cancelled requests and the backlog."""
+
+    def __init__(self, endpoint) -> None:
+        self.ep = endpoint
+        self.batch_id = -1                           # the batch now executing (-1: idle)
+        self.cancelled: set[tuple[str, int]] = set()
+        self.backlog: list = []
+
+    def start(self, batch_id: int) -> None:
+        """A batch starts executing: cancels of earlier batches no longer apply."""
+        self.batch_id = batch_id
+        self.cancelled.clear()
+
+    def stop(self) -> None:
+        self.batch_id = -1
+        self.cancelled.clear()
+
+    def note(self, msg: messages.CancelRunning) -> None:
+        """Remember a CancelRunning if it is for the running batch (a stale one is dropped)."""
+        if msg.batch_id == self.batch_id:
+            self.cancelled.update((frontend, rid) for frontend, rid in msg.requests)
+
+    def is_cancelled(self, key: tuple[str, int]) -> bool:
+        """Whether request ``key`` = (frontend, rid) was cancelled; polls the inbox once."""
+        if key in self.cancelled:
+            return True
+        try:
+            msgs = self.ep.recv(0)
+        except msgspec.MsgspecError as exc:
+            log.error("undecodable message frame: %s", exc)
+            return False
+        for msg in msgs:
+            if type(msg) is messages.CancelRunning:
+                self.note(msg)
+            else:
+                self.backlog.append(msg)
+        return key in self.cancelled
+
+    def take(self) -> list:
+        """The messages read while a model ran, oldest first (the loop handles them next)."""
+        backlog, self.backlog = self.backlog, []
+        return backlog
+
+
+_watch: CancelWatch | None = None
+
+
+def install(watch: CancelWatch | None) -> None:
+    """Make ``watch`` the process-wide one (the worker main does this once)."""
+    global _watch
+    _watch = watch
+
+
+def is_cancelled(key: tuple[str, int]) -> bool:
+    """For backends: False outside a worker (e.g. a model run in-process by a unit test)."""
+    watch = _watch
+    return watch is not None and watch.is_cancelled(key)
