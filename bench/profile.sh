@@ -25,7 +25,7 @@ wrk -t1 -c$CONNS -d2s -s /tmp/tritond-anchors/lib/wrk_post.lua http://127.0.0.1:
 pids=$(pgrep -P $SRV -f spawn_main || true)
 declare -A before
 for p in $SRV $pids; do before[$p]=$(awk '{print $14+$15}' /proc/$p/stat 2>/dev/null || echo 0); done
-for p in $SRV $pids; do "$PYSPY" record --nonblocking -r 200 -d $SECS -f raw -o "$OUT/$p.txt" --pid $p >/dev/null 2>&1 & done
+for p in $SRV $pids; do "$PYSPY" record ${PYSPY_EXTRA:-} --nonblocking -r 200 -d $SECS -f raw -o "$OUT/$p.txt" --pid $p >/dev/null 2>&1 & done
 wrk -t1 -c$CONNS -d${SECS}s -s /tmp/tritond-anchors/lib/wrk_post.lua http://127.0.0.1:$PORT$URL_PATH | grep -E "Requests/sec|WRKJSON"
 sleep 1
 hz=$(getconf CLK_TCK)

@@ -16,6 +16,7 @@ import os
 import selectors
 import socket
 import struct
+import time
 from typing import Callable, Iterable
 
 from . import messages
@@ -41,22 +42,35 @@ class FrameBuffer:
     def __init__(self) -> None:
         self._buf = bytearray()
 
-    def feed(self, data: bytes) -> list[bytes]:
-        buf = self._buf
-        buf += data
+    def feed(self, data) -> list:
+        """Complete frame payloads in ``data`` (plus what was kept from before).
+
+        The payloads may be views into ``data``: decode them before the next
+        read reuses its buffer (both inbox kinds do).
+        """
+        if self._buf:
+            self._buf += data
+            src = self._buf
+            copy = True              # views into _buf would pin it against the del below
+        else:
+            src = memoryview(data)
+            copy = False
         frames = []
         pos = 0
-        n = len(buf)
+        n = len(src)
         while n - pos >= 4:
-            (size,) = _LEN.unpack_from(buf, pos)
+            (size,) = _LEN.unpack_from(src, pos)
             if size > MAX_FRAME:
                 raise ValueError(f"frame of {size} bytes exceeds the {MAX_FRAME} limit")
             if n - pos - 4 < size:
                 break
-            frames.append(bytes(buf[pos + 4:pos + 4 + size]))
+            payload = src[pos + 4:pos + 4 + size]
+            frames.append(bytes(payload) if copy else payload)
             pos += 4 + size
-        if pos:
-            del buf[:pos]
+        if copy:
+            del self._buf[:pos]
+        elif pos < n:
+            self._buf = bytearray(src[pos:])
         return frames
 
 
@@ -212,6 +226,8 @@ class SyncEndpoint:
         self._conns: dict[socket.socket, FrameBuffer] = {}
         self._out: dict[str, socket.socket] = {}
         self._queued: dict[str, list] = {}
+        self._rbuf = bytearray(256 * 1024)
+        self._rview = memoryview(self._rbuf)
 
     def fileno(self) -> int:
         return self._listener.fileno()
@@ -219,20 +235,23 @@ class SyncEndpoint:
     def recv(self, timeout: float | None = None) -> list:
         """Return every message that is waiting (blocking up to ``timeout`` for the first)."""
         out: list = []
+        deadline = None if timeout is None else time.monotonic() + timeout
         wait = timeout
         while True:
             events = self._sel.select(wait)
-            if not events:
-                return out
             for key, _ in events:
                 if key.data is None:
                     self._accept()
                 else:
                     self._read(key.fileobj, out)
             if out:
+                if not events:
+                    return out
                 wait = 0  # drain whatever else is ready, then return
-            elif timeout is not None:
-                return out
+            elif deadline is not None:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    return out
 
     def _accept(self) -> None:
         while True:
@@ -248,12 +267,15 @@ class SyncEndpoint:
     def _read(self, conn: socket.socket, out: list) -> None:
         fb = self._conns[conn]
         try:
-            data = conn.recv(1 << 20)
+            # recv_into a reused buffer: recv(1 MiB) would make glibc mmap,
+            # mremap and munmap a fresh 1 MiB object on every call.
+            n = conn.recv_into(self._rbuf)
         except BlockingIOError:
             return
         except OSError:
-            data = b""
-        if not data:
+            n = 0
+        data = self._rview[:n]
+        if not n:
             self._sel.unregister(conn)
             del self._conns[conn]
             conn.close()

@@ -1,0 +1,55 @@
+"""Framing and the sync/async endpoints of tritond.channel."""
+import asyncio
+import os
+
+import pytest
+from hypothesis import given, strategies as st
+
+from tritond import channel, messages
+
+
+def frames_of(payloads):
+    return b"".join(channel.frame(p) for p in payloads)
+
+
+@given(st.lists(st.binary(max_size=300), max_size=8), st.lists(st.integers(1, 200), max_size=20))
+def test_frames_survive_any_split(payloads, cuts):
+    stream = frames_of(payloads)
+    fb, got, pos = channel.FrameBuffer(), [], 0
+    for cut in cuts:
+        got += [bytes(p) for p in fb.feed(stream[pos:pos + cut])]
+        pos += cut
+    got += [bytes(p) for p in fb.feed(stream[pos:])]
+    assert got == payloads
+
+
+def test_oversized_frame_is_refused():
+    with pytest.raises(ValueError):
+        channel.FrameBuffer().feed((channel.MAX_FRAME + 1).to_bytes(4, "little"))
+
+
+def test_async_outbox_to_sync_endpoint_and_back():
+    addr_sync = channel.address(f"t{os.getpid()}", "sync")
+    addr_async = channel.address(f"t{os.getpid()}", "async")
+    ep = channel.SyncEndpoint(addr_sync, messages.TO_WORKER)
+
+    async def main():
+        got = asyncio.get_running_loop().create_future()
+        inbox = channel.AsyncInbox(addr_async, messages.TO_PARENT, got.set_result)
+        await inbox.start()
+        out = channel.AsyncOutbox()
+        # several posts in one loop turn travel as one frame
+        for i in range(3):
+            out.post(addr_sync, messages.Shutdown(str(i)))
+        await asyncio.sleep(0.05)
+        msgs = await asyncio.get_running_loop().run_in_executor(None, ep.recv, 2.0)
+        assert [m.reason for m in msgs] == ["0", "1", "2"]
+        ep.send_now(addr_async, [messages.Stopped("w")])
+        assert await asyncio.wait_for(got, 2) == [messages.Stopped("w")]
+        inbox.close()
+        out.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        ep.close()
