@@ -248,6 +248,11 @@ class FrontendCore(ClientShm, Ordering):
         self._arena.close()
         self._cache.close()
 
+    def trim_if_idle(self) -> None:
+        """Give spare big input segments back to /dev/shm when nothing is in flight."""
+        if not self.in_flight and self._arena.has_spares:
+            self._arena.trim()
+
     # ------------------------------------------------------------------ control plane
 
     async def _query(self, addr: str, what: str, args: dict, timeout: float = 30.0):

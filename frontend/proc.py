@@ -82,6 +82,7 @@ class FrontendProc:
             return EXIT_BIND
         if opts.get("allow_metrics", True):
             await self.start_metrics(opts)
+        self._trim_timer()
         code = await self.done
         inbox.close()
         return code
@@ -100,6 +101,15 @@ class FrontendProc:
         self.http.install_signal_handlers = lambda: None    # the parent drives shutdown
         asyncio.get_running_loop().create_task(self.http.serve(sockets=[sock]))
         self.log.info("Started HTTPService at %s:%d", host, port)
+
+    def _trim_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def tick() -> None:
+            if self.core is not None and not self.done.done():
+                self.core.trim_if_idle()
+                loop.call_later(1.0, tick)
+        loop.call_later(1.0, tick)
 
     async def start_metrics(self, opts: dict) -> None:
         """Metrics are an aid, not the service: a busy port is logged, not fatal."""

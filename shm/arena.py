@@ -13,6 +13,7 @@ from tritond.messages import SERVER_SHM, TensorRef
 
 from .region import Segment, segment_name
 
+SPARES = 2                      # freed one-off segments kept for reuse
 ALIGN = 64                      # cache line; also enough for any dtype and AVX-512 loads
 _SHIFT = 48                     # free-list key = size << 48 | start (capacity < 256 TiB)
 _LOW = (1 << _SHIFT) - 1
@@ -143,6 +144,7 @@ class ArenaPool:
         self._segment: Optional[Segment] = None
         self._buf: Optional[memoryview] = None
         self._oneoffs: dict[str, Segment] = {}
+        self._spares: list[Segment] = []      # freed one-offs kept for reuse (pages already in)
         self._oneoff_count = 0
         self._closed = False
 
@@ -165,14 +167,36 @@ class ArenaPool:
         if seg is None or offset != 0:
             raise ValueError(f"slot ({region!r}, {offset!r}) was not allocated by this pool")
         del self._oneoffs[region]
+        # Keep the most recent big segment: the next large tensor (a steady
+        # stream of them is the usual case) reuses pages that are already
+        # faulted in instead of zeroing a fresh tmpfs object. trim() drops it.
+        self._spares.append(seg)
+        while len(self._spares) > SPARES:
+            self._drop(self._spares.pop(0))
+
+    @property
+    def has_spares(self) -> bool:
+        return bool(self._spares)
+
+    def trim(self) -> int:
+        """Unlink the spare one-off segments (call when idle); returns bytes given back."""
+        freed = sum(s.size for s in self._spares)
+        for seg in self._spares:
+            self._drop(seg)
+        self._spares.clear()
+        return freed
+
+    @staticmethod
+    def _drop(seg: Segment) -> None:
         seg.unlink()
         seg.close()
 
     def close(self) -> None:
         """Unlink and unmap every segment this pool created. Idempotent."""
         self._closed = True
-        segs = list(self._oneoffs.values())
+        segs = list(self._oneoffs.values()) + self._spares
         self._oneoffs.clear()
+        self._spares = []
         if self._segment is not None:
             segs.append(self._segment)
         self._segment = self._arena = self._buf = None
@@ -193,6 +217,7 @@ class ArenaPool:
             "oneoff_live": len(self._oneoffs),
             "oneoff_bytes": sum(s.size for s in self._oneoffs.values()),
             "oneoff_created": self._oneoff_count,
+            "spare_bytes": sum(s.size for s in self._spares),
         }
 
     def _open(self) -> Optional[Arena]:
@@ -212,8 +237,17 @@ class ArenaPool:
             raise ValueError(f"cannot allocate {nbytes} bytes")
         if self._closed:
             raise ValueError(f"ArenaPool '{self.tag}' is closed")
-        self._oneoff_count += 1
-        name = segment_name(self.server_id, f"{self.tag}-x{self._oneoff_count}")
-        seg = Segment.create(name, max(nbytes, 1), reserve=self.reserve)
-        self._oneoffs[name] = seg
-        return Slot(name, 0, nbytes, seg.buf[:nbytes])
+        seg = self._spare(nbytes)
+        if seg is None:
+            self._oneoff_count += 1
+            name = segment_name(self.server_id, f"{self.tag}-x{self._oneoff_count}")
+            seg = Segment.create(name, max(nbytes, 1), reserve=self.reserve)
+        self._oneoffs[seg.name] = seg
+        return Slot(seg.name, 0, nbytes, seg.buf[:nbytes])
+
+    def _spare(self, nbytes: int) -> Optional[Segment]:
+        """A kept segment that fits ``nbytes`` without wasting more than half of itself."""
+        for i, seg in enumerate(self._spares):
+            if nbytes <= seg.size <= 2 * max(nbytes, 1):
+                return self._spares.pop(i)
+        return None

@@ -82,7 +82,11 @@ class WorkerProc:
             # do not block on the socket, just drain it.
             backlog = self.watch.take()
             try:
-                batch = self.ep.recv(0 if backlog else None)
+                # Spare big segments are given back after a second of idleness.
+                idle_wait = 1.0 if self.pool is not None and self.pool.has_spares else None
+                batch = self.ep.recv(0 if backlog else idle_wait)
+                if not batch and not backlog and idle_wait is not None:
+                    self.pool.trim()
             except msgspec.MsgspecError as exc:
                 # The frame is consumed; its sender's error is logged, not fatal.
                 self.log.error("undecodable message frame: %s", exc)

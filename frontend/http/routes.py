@@ -28,11 +28,42 @@ def _model(request: Request) -> tuple[str, str]:
     return p["model"], p.get("version", "")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing more than ``limit`` bytes before and while reading it."""
+async def read_body(request: Request, limit: int):
+    """The whole body, refusing more than ``limit`` bytes before and while reading it.
+
+    With a Content-Length the chunks are copied once into a buffer of that
+    size (no list of chunks and no join: a 64 MiB body is otherwise copied
+    twice here); a body that arrives in one chunk is used as is.
+    """
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(int(declared), limit)
+    size = int(declared) if declared is not None and declared.isdigit() else None
+    if size is not None and size > limit:
+        raise _too_large(size, limit)
+    if size is None:
+        return await _read_chunked(request, limit)
+    stream = request.stream()
+    first = b""
+    async for first in stream:
+        if first:
+            break
+    if len(first) >= size:
+        return first
+    buf = bytearray(size)
+    view = memoryview(buf)
+    view[:len(first)] = first
+    pos = len(first)
+    async for chunk in stream:
+        end = pos + len(chunk)
+        if end > size:
+            raise invalid_arg(f"request body is longer than its Content-Length of {size} bytes")
+        view[pos:end] = chunk
+        pos = end
+    if pos != size:
+        raise invalid_arg(f"request body ended after {pos} of its {size} bytes")
+    return buf
+
+
+async def _read_chunked(request: Request, limit: int) -> bytes:
     chunks, total = [], 0
     async for chunk in request.stream():
         if chunk:

@@ -47,6 +47,7 @@ class Harness:
         self.worker_addr = channel.address(self.sid, "w0")
         self.sched: asyncio.Queue = asyncio.Queue()
         self.worker: asyncio.Queue = asyncio.Queue()
+        self.released: list = []          # Releases the scheduler queue also carried
         self.outbox = channel.AsyncOutbox()
         self.core = FrontendCore(self.options, self.outbox, self.sid,
                                  channel.address(self.sid, "frontend-0"), self.sched_addr)
@@ -66,7 +67,12 @@ class Harness:
         self._inboxes.append(inbox)
 
     async def next_request(self, timeout=5.0) -> messages.Request:
-        return await asyncio.wait_for(self.sched.get(), timeout)
+        """The next message the scheduler got (Releases, which also go there, are set aside)."""
+        while True:
+            msg = await asyncio.wait_for(self.sched.get(), timeout)
+            if type(msg) is not messages.Release:
+                return msg
+            self.released.append(msg)
 
     def output(self, name, arr) -> messages.TensorRef:
         """Write ``arr`` into a worker-owned slot, as a worker would."""

@@ -170,11 +170,13 @@ def test_round_trip_request_response_release(harness):
             assert h.core.in_flight == 1
             result.release()
             result.release()                                  # idempotent
-            rel = await asyncio.wait_for(h.worker.get(), 5)
+            # Releases go to the scheduler, which hands them to that worker
+            # with its next Execute (no extra message, no extra wake-up).
+            rel = await asyncio.wait_for(h.sched.get(), 5)
             assert rel == messages.Release(h.worker_addr, [(r.region, r.offset) for r in refs])
             assert h.core.in_flight == 0
             await asyncio.sleep(0.05)
-            assert h.worker.empty()
+            assert h.sched.empty() and h.worker.empty()
     run(body())
 
 
@@ -204,7 +206,7 @@ def test_cancel_posts_cancel_and_frees_only_on_response(harness):
             assert h.core._arena.stats()["live"] == 2        # a worker may still read them
             ref = h.output("OUTPUT0", np.zeros(16, np.int32))
             h.respond(msg.rid, [ref])
-            rel = await asyncio.wait_for(h.worker.get(), 5)   # nobody will read: released
+            rel = await asyncio.wait_for(h.sched.get(), 5)    # nobody will read: released
             assert rel.slots == [(ref.region, ref.offset)]
             assert h.core._arena.stats()["live"] == 0 and h.core.in_flight == 0
     run(body())

@@ -9,6 +9,8 @@ import urllib.error
 import urllib.request
 
 import numpy as np
+
+from tritond import messages
 import tritonclient.http as httpclient
 import uvicorn
 
@@ -73,7 +75,10 @@ def test_tritonclient_binary_and_json(harness):
                 np.testing.assert_array_equal(out, a + a)
             assert live and md["name"] == "simple"
             await asyncio.sleep(0.05)
-            assert h.worker.qsize() == 2                     # one Release per result
+            while not h.sched.empty():
+                h.released.append(h.sched.get_nowait())
+            # one Release per result, sent to the scheduler (it rides on the next Execute)
+            assert [type(m) for m in h.released] == [messages.Release] * 2
             server.should_exit = True
             await task
     asyncio.run(body())

@@ -2,7 +2,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tritond.scheduler.core import Dispatch, Reply
+from tritond.scheduler.core import Dispatch, Notify, Reply
 
 from .helpers import US, config, core_with, executed, request
 
@@ -41,6 +41,10 @@ def test_exactly_one_outcome(ops, max_batch, preferred, delay, levels, policy, d
         for o in out:
             if isinstance(o, Reply):
                 outcomes[o.response.rid] = outcomes.get(o.response.rid, 0) + 1
+            elif isinstance(o, Notify):      # a cancel of a running request: no outcome
+                assert o.address in busy, "cancel notice for an idle instance"
+                (key,) = o.message.requests
+                assert key[1] in {r.rid for r in busy[o.address].execute.requests}
             else:
                 assert o.address not in busy, "instance given a second batch"
                 busy[o.address] = o

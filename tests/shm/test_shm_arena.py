@@ -88,7 +88,12 @@ def test_pool_falls_back_to_oneoffs(server_id):
         assert pool.stats()["oneoff_live"] == 2 and pool.stats()["used"] == 4096
         assert len(list_segments(server_id)) == 3
         pool.free(big.region, 0)
-        assert big.region not in list_segments(server_id)
+        assert big.region in list_segments(server_id)       # kept as a spare ...
+        again = pool.alloc(9000)                            # ... and reused when it fits
+        assert again.region == big.region and len(again.view) == 9000
+        pool.free(again.region, 0)
+        assert pool.trim() >= 10000
+        assert big.region not in list_segments(server_id)   # trim gives it back
         with pytest.raises(ValueError):
             pool.free(big.region, 0)           # double free of a one-off
         with pytest.raises(ValueError):
