@@ -69,10 +69,12 @@ class SchedulerCore:
 
     ``epoch_offset_ns`` converts the caller's monotonic ``now_ns`` to wall
     time for ``last_inference`` (the shell passes time_ns() - monotonic_ns()).
+    ``pipeline`` lets a busy instance hold one more ready batch (model.py).
     """
 
-    def __init__(self, epoch_offset_ns: int = 0) -> None:
+    def __init__(self, epoch_offset_ns: int = 0, pipeline: bool = False) -> None:
         self.epoch_offset_ns = epoch_offset_ns
+        self.pipeline = pipeline                       # see scheduler/model.py
         self._models: dict[tuple[str, int], Model] = {}
         self._latest: dict[str, int] = {}              # name -> newest READY version
         self._instances: dict[str, Instance] = {}      # address -> instance
@@ -130,6 +132,8 @@ class SchedulerCore:
             new.instances[addr] = inst
             if inst.busy is None:
                 new.free.append(inst)
+            elif inst.nxt is None:
+                new.second.append(inst)
         self._active.pop(old, None)
         for entry in old.queue.drain():
             req = entry.req
@@ -156,17 +160,19 @@ class SchedulerCore:
             self._fail_instance(inst, out)
 
     def _fail_instance(self, inst: Instance, out: list) -> None:
-        """An instance disappeared: fail the requests it was executing."""
-        batch, inst.busy = inst.busy, None
-        if batch is None:
+        """An instance disappeared: fail the requests it was executing (or held)."""
+        batches = [b for b in (inst.busy, inst.nxt) if b is not None]
+        inst.busy = inst.nxt = None
+        if not batches:
             return
         model = inst.model
         how = self._exits.get(inst.address) or \
             f"instance '{printable(inst.address)}' became unavailable"
         message = f"model '{model.name}' version {model.version}: {how} while executing the request"
-        for entry in batch.entries:
-            out.append(_error(entry.req, Code.UNAVAILABLE, message, model.version))
-        model.stats.failed(len(batch.entries), 0)
+        for batch in batches:
+            for entry in batch.entries:
+                out.append(_error(entry.req, Code.UNAVAILABLE, message, model.version))
+            model.stats.failed(len(batch.entries), 0)
 
     # --------------------------------------------------------------- requests
 
@@ -205,14 +211,14 @@ class SchedulerCore:
         # A linear scan of the busy batches: cancels are rare, and an index
         # (frontend, rid) -> instance would cost every dispatch and completion.
         for inst in self._instances.values():
-            batch = inst.busy
-            if batch is None:
-                continue
-            for entry in batch.entries:
-                req = entry.req
-                if req.rid == rid and req.frontend == frontend:
-                    return [Notify(inst.address, messages.CancelRunning(
-                        batch.batch_id, [(frontend, rid)]))]
+            for batch in (inst.busy, inst.nxt):
+                if batch is None:
+                    continue
+                for entry in batch.entries:
+                    req = entry.req
+                    if req.rid == rid and req.frontend == frontend:
+                        return [Notify(inst.address, messages.CancelRunning(
+                            batch.batch_id, [(frontend, rid)]))]
         return []            # already answered, or unknown
 
     def release(self, msg: messages.Release) -> list[Output]:
@@ -239,9 +245,13 @@ class SchedulerCore:
         batch = inst.busy
         if batch is None or batch.batch_id != msg.batch_id:
             return []            # stale or duplicate notice
-        inst.busy = None
         model = inst.model
-        model.free.append(inst)
+        inst.busy, inst.nxt = inst.nxt, None
+        if inst.busy is None:
+            model.second.remove(inst)    # a handful of instances: O(n) is fine
+            model.free.append(inst)
+        else:
+            model.second.append(inst)
         model.stats.batch_done(batch, msg.stats, msg.failed, now_ns,
                                (now_ns + self.epoch_offset_ns) // 1_000_000)
         return []
@@ -264,7 +274,7 @@ class SchedulerCore:
                     out.append(_error(req, Code.UNAVAILABLE, "Request timeout expired",
                                       model.version))
             model.wait_until = 0
-            while model.free and queue.count:
+            while queue.count and model.free:
                 if model.cfg.batching:
                     entries, wait, model.pending = batcher.form(queue, model.cfg, now_ns,
                                                                 model.pending)
@@ -273,15 +283,32 @@ class SchedulerCore:
                         break
                 else:
                     entries = batcher.single(queue)
-                self._dispatch(model, entries, now_ns, out)
+                inst = model.free.popleft()
+                self._dispatch(model, inst, entries, now_ns, out)
+                model.second.append(inst)
+            while self.pipeline and queue.count and model.second and not model.free:
+                entries = self._pipelined(model, now_ns)
+                if entries is None:
+                    break
+                self._dispatch(model, model.second.popleft(), entries, now_ns, out, True)
             if not queue.count:
                 idle.append(model)
         for model in idle:
             del self._active[model]
         return out
 
-    def _dispatch(self, model: Model, entries: list, now_ns: int, out: list) -> None:
-        inst = model.free.popleft()
+    @staticmethod
+    def _pipelined(model: Model, now_ns: int) -> list | None:
+        """Entries worth queueing behind a busy instance: a full batch, or one request."""
+        if not model.cfg.batching:
+            return batcher.single(model.queue)
+        entries, _, model.pending = batcher.form(model.queue, model.cfg, now_ns, model.pending)
+        if entries is None or sum(e.size for e in entries) < model.cfg.max_preferred:
+            return None      # let it grow until the instance is free (Triton's batch sizes)
+        return entries
+
+    def _dispatch(self, model: Model, inst: Instance, entries: list, now_ns: int, out: list,
+                  pipelined: bool = False) -> None:
         queued = self._queued
         queue = model.queue
         levels = queue.levels
@@ -298,7 +325,11 @@ class SchedulerCore:
         queue.epoch += 1
         self._batch_id += 1
         releases, inst.releases = inst.releases, []
-        inst.busy = Batch(self._batch_id, entries, size, now_ns)
+        batch = Batch(self._batch_id, entries, size, now_ns)
+        if pipelined:
+            inst.nxt = batch
+        else:
+            inst.busy = batch
         out.append(Dispatch(inst.address, messages.Execute(self._batch_id, requests, releases)))
 
     def next_deadline_ns(self) -> int | None:

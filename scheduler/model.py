@@ -1,8 +1,12 @@
 """Runtime state of one model version and its instances.
 
-An instance runs one batch at a time (as in Triton, one payload per model
-instance); free instances wait in a FIFO so the one idle longest is used next,
-which spreads work round-robin over several instances of a model.
+An instance executes one batch at a time (as in Triton), but may hold one more
+ready batch in its socket (``nxt``): the worker then starts it the moment the
+first one ends instead of idling for the Executed -> Execute round trip
+through the scheduler, and both batches' answers leave in one frame. Only a
+*full* batch (or any request of a model that does not batch) is pipelined, so
+dynamic batching still forms batches as large as Triton's. Idle instances wait
+in a FIFO so the one idle longest is used next (round-robin over instances).
 """
 from __future__ import annotations
 
@@ -28,12 +32,13 @@ class Batch:
 class Instance:
     """One worker instance (its address) of a model version."""
 
-    __slots__ = ("address", "model", "busy", "releases", "gone")
+    __slots__ = ("address", "model", "busy", "nxt", "releases", "gone")
 
     def __init__(self, address: str, model: "Model") -> None:
         self.address = address
         self.model = model
-        self.busy: Batch | None = None
+        self.busy: Batch | None = None      # executing
+        self.nxt: Batch | None = None       # dispatched behind it (pipelined)
         self.releases: list[tuple[str, int]] = []   # piggybacked on the next Execute
         self.gone = False
 
@@ -42,7 +47,7 @@ class Model:
     """One model version: config, queue, instances, statistics."""
 
     __slots__ = ("name", "version", "config_json", "cfg", "queue", "instances", "free",
-                 "stats", "ready", "wait_until", "pending")
+                 "second", "stats", "ready", "wait_until", "pending")
 
     def __init__(self, name: str, version: int, config_json: str, cfg: SchedConfig) -> None:
         self.name = name
@@ -51,7 +56,8 @@ class Model:
         self.cfg = cfg
         self.queue = PolicyQueue(cfg)
         self.instances: dict[str, Instance] = {}
-        self.free: deque[Instance] = deque()
+        self.free: deque[Instance] = deque()      # nothing in flight
+        self.second: deque[Instance] = deque()    # one batch in flight, room for a pipelined one
         self.stats = ModelStats(name, version)
         self.ready = True            # accepts new requests (False while UNLOADING)
         self.wait_until = 0          # delay window end when the batcher chose to wait
@@ -69,6 +75,7 @@ class Model:
             del self.instances[inst.address]
         if removed:
             self.free = deque(i for i in self.free if not i.gone)
+            self.second = deque(i for i in self.second if not i.gone)
         for addr in wanted:
             if addr not in self.instances:
                 inst = self.instances[addr] = Instance(addr, self)

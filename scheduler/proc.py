@@ -91,6 +91,7 @@ class SchedulerProc:
             self._outbox.post(msg.frontend, self._answer(msg))
         elif kind is messages.Setup:
             self.options = msg.options
+            self.core.pipeline = bool(msg.options.get("instance_pipelining", True))
         elif kind is messages.Shutdown:
             self.log.info("shutting down%s", f": {msg.reason}" if msg.reason else "")
             self._outbox.post(self.boot.parent, messages.Stopped(self.boot.name))

@@ -129,6 +129,9 @@ OPTIONS: tuple[Option, ...] = (
            "Per-frontend shared-memory arena for request inputs (bytes, allocated lazily)."),
     Option("output_arena_byte_size", 16 * MiB, parse_nonneg,
            "Per-worker shared-memory arena for outputs (bytes, allocated lazily)."),
+    Option("instance_pipelining", True, parse_bool,
+           "Let a busy model instance hold one more ready batch (a full batch, or one request "
+           "of a model that does not batch), so it never idles between executions."),
     Option("log_verbose", 0, parse_nonneg, "Verbose logging level."),
     Option("log_info", True, parse_bool, "Log info messages."),
     Option("log_warning", True, parse_bool, "Log warnings."),

@@ -200,3 +200,42 @@ def test_resumed_walk_sees_new_requests():
     core.add(request(4, batch=2, shape=(9,)), 10)
     (d,) = dispatches(core.step(11))
     assert rids(d) == [2, 4]                            # 1 + 2 = preferred 3
+
+
+
+def test_pipelining_queues_one_ready_request_behind_a_busy_instance():
+    core = core_with(config())
+    core.pipeline = True
+    for rid in range(3):
+        core.add(request(rid), now_ns=rid)
+    ds = dispatches(core.step(10))
+    # one executing, one waiting in the worker's socket, the third stays queued
+    assert [(d.address, rids(d)) for d in ds] == [("w0", [0]), ("w0", [1])]
+    assert dispatches(core.executed(executed(ds[0]), 20)) == []
+    refill = dispatches(core.step(21))
+    assert [rids(d) for d in refill] == [[2]]            # behind [1] again
+    core.executed(executed(ds[1]), 30)
+    core.executed(executed(refill[0]), 31)
+    assert dispatches(core.step(32)) == [] and core.stats_json()["model_stats"][0]["execution_count"] == 3
+
+
+def test_pipelining_only_full_batches_when_batching():
+    core = core_with(config(max_batch_size=4, dynamic={"preferred_batch_size": [4]}))
+    core.pipeline = True
+    for rid in range(7):
+        core.add(request(rid, batch=1), now_ns=rid)
+    ds = dispatches(core.step(10))
+    # a full batch runs; the 3 left would make a partial batch: they wait to grow
+    assert [rids(d) for d in ds] == [[0, 1, 2, 3]]
+    core.add(request(7, batch=1), now_ns=11)
+    assert [rids(d) for d in dispatches(core.step(12))] == [[4, 5, 6, 7]]   # full: pipelined
+
+
+def test_pipelined_batch_fails_with_its_instance():
+    core = core_with(config())
+    core.pipeline = True
+    for rid in range(2):
+        core.add(request(rid), now_ns=rid)
+    assert len(dispatches(core.step(10))) == 2
+    out = core.set_models(table(("m", 1, config(), [])))
+    assert sorted(r.response.rid for r in replies(out)) == [0, 1]

@@ -25,15 +25,18 @@ policies = st.fixed_dictionaries({
 @settings(max_examples=150, deadline=None)
 @given(ops=ops, max_batch=st.integers(0, 6), preferred=st.lists(st.integers(1, 6), max_size=2),
        delay=st.sampled_from([0, 100]), levels=st.integers(0, 2), policy=policies,
-       dynamic=st.booleans(), n_inst=st.integers(1, 3))
-def test_exactly_one_outcome(ops, max_batch, preferred, delay, levels, policy, dynamic, n_inst):
+       dynamic=st.booleans(), n_inst=st.integers(1, 3), pipeline=st.booleans())
+def test_exactly_one_outcome(ops, max_batch, preferred, delay, levels, policy, dynamic, n_inst,
+                             pipeline):
     dyn = {"preferred_batch_size": [p for p in preferred if p <= max_batch],
            "max_queue_delay_microseconds": delay, "priority_levels": levels,
            "default_priority_level": levels, "default_queue_policy": policy}
     instances = [f"w{i}" for i in range(n_inst)]
     core = core_with(config(max_batch, dyn if dynamic else None), instances=tuple(instances))
+    core.pipeline = pipeline
+    depth = 2 if pipeline else 1
     outcomes: dict[int, int] = {}
-    busy: dict[str, Dispatch] = {}
+    busy: dict[str, list[Dispatch]] = {}    # per instance, in execution order
     now = 0
     added = 0
 
@@ -44,10 +47,11 @@ def test_exactly_one_outcome(ops, max_batch, preferred, delay, levels, policy, d
             elif isinstance(o, Notify):      # a cancel of a running request: no outcome
                 assert o.address in busy, "cancel notice for an idle instance"
                 (key,) = o.message.requests
-                assert key[1] in {r.rid for r in busy[o.address].execute.requests}
+                assert key[1] in {r.rid for d in busy[o.address] for r in d.execute.requests}
             else:
-                assert o.address not in busy, "instance given a second batch"
-                busy[o.address] = o
+                held = busy.setdefault(o.address, [])
+                assert len(held) < depth, "instance given one batch too many"
+                held.append(o)
                 size = sum(max(r.batch, 1) for r in o.execute.requests)
                 assert size <= max(max_batch, 1)
                 if not (dynamic and max_batch):
@@ -66,15 +70,25 @@ def test_exactly_one_outcome(ops, max_batch, preferred, delay, levels, policy, d
             absorb(core.cancel("fe", op[1], now))
         elif op[0] == "done" and busy:
             addr = sorted(busy)[op[1] % len(busy)]
-            absorb(core.executed(executed(busy.pop(addr)), now))
+            absorb(core.executed(executed(_first(busy, addr)), now))
         elif op[0] == "tick":
             now += op[1] * US
         absorb(core.step(now))
     # drain: finish everything, let every window and timeout pass
     for _ in range(added + 2):
         for addr in list(busy):
-            absorb(core.executed(executed(busy.pop(addr)), now))
+            while addr in busy:
+                absorb(core.executed(executed(_first(busy, addr)), now))
         now += 1000 * US
         absorb(core.step(now))
     assert core.next_deadline_ns() is None
     assert outcomes == {rid: 1 for rid in range(added)}
+
+
+def _first(busy: dict, addr: str) -> Dispatch:
+    """The batch an instance finishes next (workers run them in order)."""
+    held = busy[addr]
+    d = held.pop(0)
+    if not held:
+        del busy[addr]
+    return d
