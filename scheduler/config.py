@@ -53,7 +53,8 @@ class SchedConfig:
     """
 
     __slots__ = ("max_batch_size", "batching", "preferred", "max_preferred", "delay_ns",
-                 "levels", "default_level", "policies", "preserve_ordering", "sequence")
+                 "levels", "default_level", "policies", "preserve_ordering", "sequence",
+                 "pipelinable")
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.max_batch_size = int(config.get("max_batch_size", 0) or 0)
@@ -75,6 +76,11 @@ class SchedConfig:
         self.default_level = min(max(default_level, 1), self.levels) if self.levels else 1
         self.policies = self._policies(dyn)
         self.sequence = isinstance(config.get("sequence_batching"), dict)
+        # A request pipelined into a worker's socket can no longer be overtaken
+        # by a higher priority, expire or count toward max_queue_size: models
+        # that use those rules (or sequences) keep one batch per instance.
+        self.pipelinable = (self.levels <= 1 and not self.sequence
+                            and not any(p.timeout_ns or p.max_queue_size for p in self.policies))
 
     def _policies(self, dyn: dict[str, Any]) -> list[Policy]:
         """Policy per level index (level L at index L-1); one shared level when unset."""

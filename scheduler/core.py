@@ -58,6 +58,10 @@ class Notify(msgspec.Struct):
 Output = Union[Dispatch, Reply, Notify]
 
 
+def _merge(a: Batch | None, b: Batch) -> Batch:
+    return b if a is None else Batch(a.batch_id, a.entries + b.entries, a.size + b.size, a.dispatch_ns)
+
+
 def _error(req: messages.Request, code: Code, message: str, version: int = 0) -> Reply:
     return Reply(req.frontend, messages.Response(
         rid=req.rid, error=messages.ErrorInfo(int(code), message),
@@ -121,7 +125,7 @@ class SchedulerCore:
                 self._move(model, fresh, out)
             model = fresh
         for inst in model.set_instances(list(entry.instances)):
-            self._fail_instance(inst, out)
+            self._fail_instance(inst, out, requeue=True)
         return model
 
     def _move(self, old: Model, new: Model, out: list) -> None:
@@ -159,20 +163,36 @@ class SchedulerCore:
             inst.gone = True
             self._fail_instance(inst, out)
 
-    def _fail_instance(self, inst: Instance, out: list) -> None:
-        """An instance disappeared: fail the requests it was executing (or held)."""
-        batches = [b for b in (inst.busy, inst.nxt) if b is not None]
+    def _fail_instance(self, inst: Instance, out: list, requeue: bool = False) -> None:
+        """An instance disappeared: fail the requests it was executing.
+
+        A pipelined batch behind it had not started: it goes back to the front
+        of the queue (for another instance or the restarted one) when the
+        model stays (``requeue``); it fails with the rest when the model goes.
+        """
+        batch, pending = inst.busy, inst.nxt
         inst.busy = inst.nxt = None
-        if not batches:
-            return
         model = inst.model
+        if pending is not None:
+            if requeue:
+                self._requeue(model, pending)
+            else:
+                batch = _merge(batch, pending)
+        if batch is None:
+            return
         how = self._exits.get(inst.address) or \
             f"instance '{printable(inst.address)}' became unavailable"
         message = f"model '{model.name}' version {model.version}: {how} while executing the request"
-        for batch in batches:
-            for entry in batch.entries:
-                out.append(_error(entry.req, Code.UNAVAILABLE, message, model.version))
-            model.stats.failed(len(batch.entries), 0)
+        for entry in batch.entries:
+            out.append(_error(entry.req, Code.UNAVAILABLE, message, model.version))
+        model.stats.failed(len(batch.entries), 0)
+
+    def _requeue(self, model: Model, batch: Batch) -> None:
+        model.queue.requeue_front(batch.entries)
+        for entry in batch.entries:
+            req = entry.req
+            self._queued[(req.frontend, req.rid)] = (model, entry)
+        self._active[model] = None
 
     # --------------------------------------------------------------- requests
 
@@ -286,7 +306,8 @@ class SchedulerCore:
                 inst = model.free.popleft()
                 self._dispatch(model, inst, entries, now_ns, out)
                 model.second.append(inst)
-            while self.pipeline and queue.count and model.second and not model.free:
+            while (self.pipeline and model.cfg.pipelinable and queue.count and model.second
+                   and not model.free):
                 entries = self._pipelined(model, now_ns)
                 if entries is None:
                     break

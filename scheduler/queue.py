@@ -95,6 +95,22 @@ class PolicyQueue:
                     self._compact()
         return entry
 
+    def requeue_front(self, entries: list[Entry]) -> None:
+        """Put dispatched entries back at the front of their levels, in their order.
+
+        For a pipelined batch whose worker died before starting it: those
+        requests never ran, so they are served next instead of failing.
+        """
+        for entry in reversed(entries):
+            entry.state = MAIN
+            if entry.level >= len(self.levels):   # the config changed meanwhile
+                entry.level = len(self.levels) - 1
+            level = self.levels[entry.level]
+            level.main.appendleft(entry)
+            level.count += 1
+            self.count += 1
+        self.epoch += 1
+
     def finish(self, entry: Entry) -> bool:
         """Mark ``entry`` done (dispatched/cancelled/rejected); False if it already was."""
         if entry.state == DONE:

@@ -25,6 +25,7 @@ class Server:
 
     def __init__(self, repos=(REPO,), *args: str, env: dict | None = None,
                  wait_ready: bool = True, timeout: float = 90.0) -> None:
+        self.args = args
         self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
         cmd = [sys.executable, "-m", "tritond.cli"]
         for repo in repos:

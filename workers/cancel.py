@@ -24,22 +24,32 @@ class CancelWatch:
     def __init__(self, endpoint) -> None:
         self.ep = endpoint
         self.batch_id = -1                           # the batch now executing (-1: idle)
+        self.last_batch = -1                         # the last batch started
         self.cancelled: set[tuple[str, int]] = set()
+        # A pipelined batch waits behind the running one: its cancels can
+        # arrive before it starts, so they are kept by batch id until then.
+        self.ahead: dict[int, set[tuple[str, int]]] = {}
         self.backlog: list = []
 
-    def start(self, batch_id: int) -> None:
-        """A batch starts executing: cancels of earlier batches no longer apply."""
-        self.batch_id = batch_id
-        self.cancelled.clear()
+    def start(self, batch_id: int) -> set[tuple[str, int]]:
+        """A batch starts executing; returns its requests cancelled before it started."""
+        self.batch_id = self.last_batch = batch_id
+        self.cancelled = self.ahead.pop(batch_id, set())
+        for old in [b for b in self.ahead if b < batch_id]:
+            del self.ahead[old]
+        return set(self.cancelled)
 
     def stop(self) -> None:
         self.batch_id = -1
-        self.cancelled.clear()
+        self.cancelled = set()
 
     def note(self, msg: messages.CancelRunning) -> None:
-        """Remember a CancelRunning if it is for the running batch (a stale one is dropped)."""
+        """Remember a CancelRunning for the running or a later batch (a stale one is dropped)."""
+        keys = ((frontend, rid) for frontend, rid in msg.requests)
         if msg.batch_id == self.batch_id:
-            self.cancelled.update((frontend, rid) for frontend, rid in msg.requests)
+            self.cancelled.update(keys)
+        elif msg.batch_id > self.last_batch:
+            self.ahead.setdefault(msg.batch_id, set()).update(keys)
 
     def is_cancelled(self, key: tuple[str, int]) -> bool:
         """Whether request ``key`` = (frontend, rid) was cancelled; polls the inbox once."""

@@ -177,15 +177,29 @@ class WorkerProc:
             self._reject(ex, "no model is loaded in this worker")
             return
         watch = self.watch
-        watch.start(ex.batch_id)
         for msg in cancels:
             watch.note(msg)
+        early = watch.start(ex.batch_id)
+        skipped = []
+        if early:        # cancelled while it waited behind the previous batch: never run
+            skipped = [r for r in ex.requests if (r.frontend, r.rid) in early]
+            ex = messages.Execute(ex.batch_id, [r for r in ex.requests if (r.frontend, r.rid) not in early],
+                                  ex.releases)
         try:
-            responses, executed = self.executor.run(ex)
+            responses, executed = self.executor.run(ex) if ex.requests else ([], None)
         finally:
             watch.stop()
         for frontend, response in responses:
             self.ep.post(frontend, response)
+        for req in skipped:
+            self.ep.post(req.frontend, messages.Response(
+                req.rid, error=messages.ErrorInfo(int(Code.CANCELLED), "Request was cancelled"),
+                instance=self.boot.address))
+        if executed is None:
+            executed = messages.Executed(self.boot.address, ex.batch_id,
+                                         messages.ExecStats(0, 0, 0, 0, 0, 0), [])
+        if skipped:
+            executed.failed.extend(r.rid for r in skipped)
         self.ep.post(self.setup.scheduler, executed)
 
     def _reject(self, ex: messages.Execute, why: str) -> None:

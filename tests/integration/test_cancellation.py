@@ -23,10 +23,12 @@ from tests.server import Server
 MODELS = {"slow": {"max_batch": 1, "sleep_ms": 1000, "scheduling": "dynamic_batching { }"}}
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
+@pytest.fixture(scope="module", params=["false", "true"])
+def env(tmp_path_factory, request):
+    # With pipelining a request can wait in the busy worker's socket instead
+    # of the scheduler's queue: both places must honour a cancel.
     root = tmp_path_factory.mktemp("cancel")
-    srv = Server([write_repo(root, MODELS)])
+    srv = Server([write_repo(root, MODELS)], f"--instance-pipelining={request.param}")
     yield srv, root
     srv.stop()
 
@@ -85,6 +87,17 @@ def _after_blocker(srv, pool, blocker, request_id):
     after.result()
 
 
+def _cancel_counted(srv, fails, blocker):
+    """Queued: counted at once, blocker still running. Pipelined behind the
+    blocker: the worker skips it and reports it when the blocker ends."""
+    if "--instance-pipelining=false" in srv.args:
+        wait_for(lambda: _fail_count(srv) > fails, timeout=3, what="the cancel to be counted")
+        assert not blocker.done()            # removed from the queue while still waiting
+    else:
+        blocker.result()
+        wait_for(lambda: _fail_count(srv) > fails, timeout=3, what="the cancel to be counted")
+
+
 def test_http_disconnect_while_queued_never_runs(env):
     srv, root = env
     fails = _fail_count(srv)
@@ -94,8 +107,7 @@ def test_http_disconnect_while_queued_never_runs(env):
         sock = _raw_http(srv, "gone-h")
         time.sleep(0.2)
         sock.close()
-        wait_for(lambda: _fail_count(srv) > fails, timeout=3, what="the cancel to be counted")
-        assert not blocker.done()            # removed from the queue while still waiting
+        _cancel_counted(srv, fails, blocker)
         _after_blocker(srv, pool, blocker, "after-h")
     assert "gone-h" not in seen_ids(root, "slow")
 
@@ -125,8 +137,7 @@ def test_grpc_cancel_while_queued_never_runs(env):
         call.cancel()
         err = done.get(timeout=5)
         assert err is not None and "CANCELLED" in str(err.status())
-        wait_for(lambda: _fail_count(srv) > fails, timeout=3, what="the cancel to be counted")
-        assert not blocker.done()
+        _cancel_counted(srv, fails, blocker)
         _after_blocker(srv, pool, blocker, "after-g")
     client.close()
     assert "gone-g" not in seen_ids(root, "slow")
@@ -141,8 +152,7 @@ def test_grpc_deadline_while_queued_never_runs(env):
         with pytest.raises(InferenceServerException) as err:
             _grpc(srv, "late-d", client_timeout=0.2)
         assert "DEADLINE_EXCEEDED" in str(err.value.status())
-        wait_for(lambda: _fail_count(srv) > fails, timeout=3, what="the cancel to be counted")
-        assert not blocker.done()
+        _cancel_counted(srv, fails, blocker)
         _after_blocker(srv, pool, blocker, "after-d")
     assert "late-d" not in seen_ids(root, "slow")
 

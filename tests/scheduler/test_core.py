@@ -231,11 +231,16 @@ def test_pipelining_only_full_batches_when_batching():
     assert [rids(d) for d in dispatches(core.step(12))] == [[4, 5, 6, 7]]   # full: pipelined
 
 
-def test_pipelined_batch_fails_with_its_instance():
-    core = core_with(config())
+def test_dead_instance_fails_what_ran_and_requeues_what_waited_behind_it():
+    core = core_with(config(), instances=("w0", "w1"))
     core.pipeline = True
-    for rid in range(2):
+    for rid in range(4):
         core.add(request(rid), now_ns=rid)
-    assert len(dispatches(core.step(10))) == 2
-    out = core.set_models(table(("m", 1, config(), [])))
-    assert sorted(r.response.rid for r in replies(out)) == [0, 1]
+    ds = dispatches(core.step(10))
+    assert [(d.address, rids(d)) for d in ds] == [("w0", [0]), ("w1", [1]), ("w0", [2]), ("w1", [3])]
+    out = core.set_models(table(("m", 1, config(), ["w1"])))      # w0 died
+    assert [r.response.rid for r in replies(out)] == [0]             # only what it executed
+    core.executed(executed(ds[1]), 20)
+    assert [rids(d) for d in dispatches(core.step(21))] == [[2]]     # [2] never ran: served next
+    out = core.set_models(table(("m", 1, config(), [], "UNAVAILABLE")))  # the model went
+    assert sorted(r.response.rid for r in replies(out)) == [2, 3]
