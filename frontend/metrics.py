@@ -8,7 +8,6 @@ lines, and Triton's dashboards expect ``nv_inference_count`` etc. as is.
 """
 from __future__ import annotations
 
-import os
 
 from prometheus_client.metrics_core import Metric
 

@@ -164,4 +164,4 @@ def check_outputs(mv: ModelVersion, req: InferRequest) -> None:
             raise invalid_arg(f"output '{o.name}' requested more than once for model '{mv.name}'")
         seen.add(o.name)
         if o.classification and o.shm is not None:
-            raise invalid_arg(f"Output can't set both 'shared_memory_region' and 'classification'")
+            raise invalid_arg("Output can't set both 'shared_memory_region' and 'classification'")

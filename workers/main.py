@@ -18,7 +18,8 @@ import json
 import logging
 import os
 import sys
-from typing import Optional, Union, get_args
+import time
+from typing import Optional
 
 import msgspec
 
@@ -36,6 +37,7 @@ from .outputs import OutputWriter
 from .shapes import ModelIO
 
 DEFAULT_OUTPUT_ARENA = 64 << 20
+FLUSH_AFTER_S = 0.0005      # batches quicker than this share one flush with the next
 
 INBOX = messages.TO_WORKER
 
@@ -109,12 +111,18 @@ class WorkerProc:
                     self.cache.forget(region, gen)
             elif type(msg) is messages.CancelRunning:
                 cancels.append(msg)      # may arrive together with its Execute
+        last_execute = next((m for m in reversed(batch) if isinstance(m, messages.Execute)), None)
         for msg in batch:
             if not self.running:
                 return
             if isinstance(msg, messages.Execute):
+                t0 = time.perf_counter()
                 self._execute(msg, cancels)
-                self.ep.flush()  # answer this batch now; do not wait for the next one
+                # A pipelined Execute may be waiting right behind this one.
+                # After a quick batch its answers leave with the next batch's
+                # (one frame per peer, fewer syscalls); a slow one answers now.
+                if time.perf_counter() - t0 > FLUSH_AFTER_S or msg is last_execute:
+                    self.ep.flush()
             elif isinstance(msg, messages.Setup):
                 self._setup(msg)
             elif isinstance(msg, messages.Load):

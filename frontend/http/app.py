@@ -10,6 +10,7 @@ from tritond.errors import TritonError
 
 from ..core import FrontendCore
 from . import routes as r
+from .fastpath import with_fast_infer
 from .responses import error_response, json_response
 
 
@@ -81,9 +82,9 @@ async def _http_error(request, exc: HTTPException):
     return json_response({"error": exc.detail}, exc.status_code)
 
 
-def build_app(core: FrontendCore) -> Starlette:
-    """The HTTP app over ``core``; serve it with uvicorn (``frontend/proc.py``)."""
+def build_app(core: FrontendCore):
+    """The HTTP app over ``core`` (an ASGI callable); serve it with uvicorn (``frontend/proc.py``)."""
     app = Starlette(routes=_routes(), exception_handlers={
         TritonError: _triton_error, HTTPException: _http_error})
     app.state.core = core
-    return app
+    return with_fast_infer(app, core)

@@ -10,13 +10,10 @@ from starlette.requests import Request
 from tritond.errors import invalid_arg, unsupported
 
 from ..core import FrontendCore
-from . import codec
-from .compression import check_encoding, decompress, response_encoding
-from .disconnect import infer_unless_disconnected
-from .responses import InferResponse, empty_response, json_response
+from . import codec, fastpath
+from .responses import empty_response, json_response
 
 DEFAULT_MAX_INPUT = 64 << 20
-_DECOUPLED = "HTTP end point doesn't support models with decoupled transaction policy"
 
 
 def _core(request: Request) -> FrontendCore:
@@ -29,54 +26,13 @@ def _model(request: Request) -> tuple[str, str]:
 
 
 async def read_body(request: Request, limit: int):
-    """The whole body, refusing more than ``limit`` bytes before and while reading it.
-
-    With a Content-Length the chunks are copied once into a buffer of that
-    size (no list of chunks and no join: a 64 MiB body is otherwise copied
-    twice here); a body that arrives in one chunk is used as is.
-    """
-    declared = request.headers.get("content-length")
-    size = int(declared) if declared is not None and declared.isdigit() else None
-    if size is not None and size > limit:
-        raise _too_large(size, limit)
-    if size is None:
-        return await _read_chunked(request, limit)
-    stream = request.stream()
-    first = b""
-    async for first in stream:
-        if first:
-            break
-    if len(first) >= size:
-        return first
-    buf = bytearray(size)
-    view = memoryview(buf)
-    view[:len(first)] = first
-    pos = len(first)
-    async for chunk in stream:
-        end = pos + len(chunk)
-        if end > size:
-            raise invalid_arg(f"request body is longer than its Content-Length of {size} bytes")
-        view[pos:end] = chunk
-        pos = end
-    if pos != size:
-        raise invalid_arg(f"request body ended after {pos} of its {size} bytes")
-    return buf
-
-
-async def _read_chunked(request: Request, limit: int) -> bytes:
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        if chunk:
-            total += len(chunk)
-            if total > limit:
-                raise _too_large(total, limit)
-            chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    """The whole body, refusing more than ``limit`` bytes (see fastpath.read_body)."""
+    return await fastpath.read_body(request.headers.get("content-length", "").encode() or None,
+                                    request.receive, limit)
 
 
 def _too_large(n: int, limit: int):
-    return invalid_arg(f"Request JSON size of {n} bytes exceeds the maximum allowed value of "
-                       f"{limit} bytes. Use --http-max-input-size to increase the limit.")
+    return fastpath.too_large(n, limit)
 
 
 async def _json_body(request: Request, limit: int = DEFAULT_MAX_INPUT):
@@ -88,25 +44,10 @@ async def _json_body(request: Request, limit: int = DEFAULT_MAX_INPUT):
 
 
 async def infer(request: Request):
-    core = _core(request)
-    model, version = _model(request)
-    headers = request.headers
-    limit = core.options.get("http_max_input_size", DEFAULT_MAX_INPUT)
-    encoding = check_encoding(headers.get("content-encoding"))
-    body = await read_body(request, limit)
-    if encoding is not None:
-        body = decompress(body, encoding, limit)
-    if core.models.resolve(model, version).decoupled:
-        raise unsupported(_DECOUPLED)
-    hlen = codec.header_length(headers.get("inference-header-content-length"), len(body))
-    req, default_binary = codec.decode_request(body, hlen, model, version)
-    result = await infer_unless_disconnected(core, req, request.receive)
-    try:
-        header, blobs = codec.encode_result(result, default_binary)
-    except BaseException:
-        result.release()
-        raise
-    return InferResponse(header, blobs, result, response_encoding(headers.get("accept-encoding")))
+    """Reached only if the fast path (fastpath.with_fast_infer) is not in front."""
+    p = request.path_params
+    return await fastpath.infer(_core(request), dict(request.scope["headers"]), request.receive,
+                                p["model"], p.get("version", ""))
 
 
 # ------------------------------------------------------------------ health and metadata
