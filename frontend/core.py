@@ -175,7 +175,8 @@ class FrontendCore(ClientShm, Ordering):
     def _classify(self, mv: ModelVersion, out: OutputTensor, k: int) -> OutputTensor:
         spec = mv.outputs.get(out.name)
         batching = mv.max_batch_size > 0 and bool(spec is None or spec.dims)
-        data, shape = classify(out.name, out.datatype, out.as_numpy(), k, batching)
+        data, shape = classify(out.name, out.datatype, out.as_numpy(), k, batching,
+                               mv.labels.get(out.name))
         return OutputTensor(out.name, "BYTES", shape, memoryview(data), out.requested)
 
     def _releaser(self, instance: str, slots: list) -> Callable[[], None]:

@@ -7,14 +7,16 @@ path are plain dict lookups (no per-request config walking).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Optional
 
 from tritond import messages
-from tritond.errors import invalid_arg, not_found, unavailable
+from tritond.errors import TritonError, invalid_arg, not_found, unavailable
 from tritond.shm import dtypes
 
 READY = "READY"
+log = logging.getLogger("tritond.frontend")
 
 
 class TensorSpec:
@@ -43,7 +45,7 @@ class ModelVersion:
 
     __slots__ = ("name", "version", "version_str", "state", "reason", "config", "max_batch_size",
                  "inputs", "required", "outputs", "decoupled", "platform", "instances", "metadata",
-                 "live", "preserve_ordering")
+                 "live", "preserve_ordering", "labels")
 
     def __init__(self, entry: messages.ModelEntry):
         self.name = entry.name
@@ -65,6 +67,7 @@ class ModelVersion:
         self.preserve_ordering = bool((cfg.get("dynamic_batching") or {}).get(
             "preserve_ordering", False))    # enforced by frontend/ordering.py
         self.platform = cfg.get("platform") or cfg.get("backend", "")
+        self.labels: dict[str, list[str]] = {}     # classification labels per output
         batching = self.max_batch_size > 0
         self.metadata = {
             "name": self.name, "versions": [self.version_str], "platform": self.platform,
@@ -81,16 +84,25 @@ class Models:
         self._versions: dict[str, dict[int, ModelVersion]] = {}
         self._latest: dict[str, ModelVersion] = {}     # highest READY version per name
         self._names: list[str] = []                    # every name, incl. never loaded
+        # Label files per (model dir, config JSON): read once per load, not per table.
+        self._labels: dict[tuple[str, str], dict[str, list[str]]] = {}
 
     def update(self, table: messages.ModelTable) -> None:
         """Replace the whole view (the parent always sends the full table)."""
         versions: dict[str, dict[int, ModelVersion]] = {}
         names: dict[str, None] = {}
+        labels: dict[tuple[str, str], dict[str, list[str]]] = {}
         for entry in table.models:
             names[entry.name] = None
             if entry.version < 0:       # listed in the repository, never loaded
                 continue
-            versions.setdefault(entry.name, {})[entry.version] = ModelVersion(entry)
+            mv = versions.setdefault(entry.name, {})[entry.version] = ModelVersion(entry)
+            if entry.model_dir and entry.config:
+                key = (entry.model_dir, entry.config)
+                if key not in labels:
+                    labels[key] = self._labels.get(key) or _read_labels(mv, entry.model_dir)
+                mv.labels = labels[key]
+        self._labels = labels
         latest = {}
         for name, by_version in versions.items():
             ready = [v for v in by_version.values() if v.state == READY]
@@ -171,6 +183,21 @@ class Models:
         """Strict readiness: every version READY, except those unloaded on purpose."""
         return all(v.state == READY or v.reason == "unloaded"
                    for by_version in self._versions.values() for v in by_version.values())
+
+
+def _read_labels(mv: ModelVersion, model_dir: str) -> dict[str, list[str]]:
+    """The label files named by ``mv``'s outputs (the parent already checked them at
+    load; a file removed since then only costs the labels, never the model)."""
+    from tritond.repository import read_labels
+
+    outputs = [(o["name"], o.get("label_filename", "")) for o in mv.config.get("output", ())]
+    if not any(f for _, f in outputs):
+        return {}
+    try:
+        return read_labels(model_dir, mv.name, outputs)
+    except TritonError as exc:
+        log.warning("model '%s': no classification labels: %s", mv.name, exc.message)
+        return {}
 
 
 # Worker output arenas: /tritond-<server id>-<pid>-w<N>[-x<k> for one-off overflow segments].

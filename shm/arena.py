@@ -6,12 +6,16 @@ for requests the arena cannot hold, and hands out :class:`Slot` views.
 """
 from __future__ import annotations
 
+import logging
 from bisect import bisect_left, insort
 from typing import Optional
 
+from tritond.errors import Code, TritonError
 from tritond.messages import SERVER_SHM, TensorRef
 
 from .region import Segment, segment_name
+
+log = logging.getLogger("tritond.shm")
 
 SPARES = 2                      # freed one-off segments kept for reuse
 ALIGN = 64                      # cache line; also enough for any dtype and AVX-512 loads
@@ -226,7 +230,17 @@ class ArenaPool:
         if self.size <= 0:
             return None                        # no arena configured: every slot is a one-off
         name = segment_name(self.server_id, self.tag)
-        self._segment = Segment.create(name, self.size, reserve=self.reserve)
+        try:
+            self._segment = Segment.create(name, self.size, reserve=self.reserve)
+        except TritonError as exc:
+            if exc.code != Code.UNAVAILABLE:
+                raise
+            # /dev/shm cannot hold the whole arena (the parent said how to make room
+            # at start): keep serving with one-off segments sized to each tensor.
+            log.warning("shared-memory arena '%s' (%d bytes) does not fit: using per-tensor "
+                        "segments instead: %s", self.tag, self.size, exc.message)
+            self.size = 0
+            return None
         self._buf = self._segment.buf
         self.region = name
         self._arena = Arena(self.size)

@@ -49,6 +49,8 @@ def parse_options(argv: list[str], environ: dict[str, str]) -> dict:
         parser.error("--model-control-mode=poll is not supported yet (use none or explicit)")
     if options["load_model"] and options["model_control_mode"] != "explicit":
         parser.error("--load-model requires --model-control-mode=explicit")
+    if "*" in options["load_model"] and len(options["load_model"]) > 1:
+        parser.error("--load-model=* must be the only --load-model")   # as tritonserver
     return options
 
 

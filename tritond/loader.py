@@ -41,6 +41,7 @@ class Loader:
             model_config_name=self.options["model_config_name"],
             strict=self.options["disable_auto_complete_config"])
         wanted = self._wanted_models()
+        self.known_models = {src.name for src in sources}   # index rows, even never loaded
         loads = []
         for src in sources:
             if wanted is not None and src.name not in wanted:
@@ -72,6 +73,9 @@ class Loader:
         cfg = src.config
         try:
             repository.normalize(cfg)
+            # The frontend reads the labels; a label_filename escaping the model
+            # dir (UNSUPPORTED) or unreadable fails the load here (protocol.md §4.6).
+            repository.load_labels(mv.model_dir, cfg)
         except Exception as exc:  # noqa: BLE001 - reported as the model's reason
             return self._fail(mv, str(getattr(exc, "message", exc)))
         first_name, kind, device = instance_plan(mv.name, modelconfig.to_json(cfg))[0]

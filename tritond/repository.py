@@ -20,7 +20,8 @@ from tritond.protos.model_config_pb2 import ModelConfig
 from tritond.validation import validate, validate_io
 from tritond.versions import list_versions, select_versions
 
-__all__ = ["ModelSource", "scan", "load_source", "normalize", "validate", "load_labels"]
+__all__ = ["ModelSource", "scan", "load_source", "normalize", "validate", "load_labels",
+           "read_labels"]
 
 CONFIG_FILE = "config.pbtxt"
 
@@ -72,13 +73,16 @@ def scan(repositories: list[str], *, model_config_name: str = "",
 
 
 def load_source(model_dir: str, repository: str, *, model_config_name: str = "",
-                strict: bool = False) -> ModelSource:
-    """Read one model directory; failures become ``ModelSource.error``."""
+                strict: bool = False, config: ModelConfig | None = None) -> ModelSource:
+    """Read one model directory; failures become ``ModelSource.error``.
+
+    ``config`` (the load API's override) is used instead of the config file.
+    """
     name = os.path.basename(os.path.normpath(model_dir))
     source = ModelSource(name, model_dir, repository, ModelConfig())
     try:
-        source.config = read_config(model_dir, model_config_name=model_config_name,
-                                    strict=strict)
+        source.config = config if config is not None else read_config(
+            model_dir, model_config_name=model_config_name, strict=strict)
         _check_name(source.config, name)
         source.available = list_versions(model_dir)
         first = source.available[0] if source.available else None
@@ -126,23 +130,31 @@ def load_labels(model_dir: str, cfg: ModelConfig) -> dict[str, list[str]]:
     Paths are relative to the model directory; one escaping it is UNSUPPORTED.
     An empty line means "no label" for that class index.
     """
+    return read_labels(model_dir, cfg.name,
+                       [(o.name, o.label_filename) for o in cfg.output])
+
+
+def read_labels(model_dir: str, model: str,
+                outputs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """:func:`load_labels` on (output name, label_filename) pairs: the parent checks
+    them on a ModelConfig at load, the frontend reads them from the JSON config."""
     root = os.path.realpath(model_dir)
     labels: dict[str, list[str]] = {}
-    for output in cfg.output:
-        if not output.label_filename:
+    for name, filename in outputs:
+        if not filename:
             continue
-        path = os.path.realpath(os.path.join(root, output.label_filename))
+        path = os.path.realpath(os.path.join(root, filename))
         if os.path.commonpath([root, path]) != root:
             raise unsupported(
-                f"label_filename '{output.label_filename}' of output '{output.name}' "
-                f"of model '{cfg.name}' points outside the model directory '{model_dir}'")
+                f"label_filename '{filename}' of output '{name}' "
+                f"of model '{model}' points outside the model directory '{model_dir}'")
         try:
             with open(path, encoding="utf-8") as handle:
-                labels[output.name] = handle.read().splitlines()
+                labels[name] = handle.read().splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise invalid_arg(
-                f"failed to read label file '{path}' of output '{output.name}' of "
-                f"model '{cfg.name}': {exc}") from None
+                f"failed to read label file '{path}' of output '{name}' of "
+                f"model '{model}': {exc}") from None
     return labels
 
 

@@ -19,10 +19,11 @@ import time
 
 from . import channel, messages, sdnotify
 from .children import Child, ChildError, kill, spawn, stop_group, unlink_segments
-from .errors import Code
+from .control import UNLOADED, ModelControl
 from .loader import HELLO_TIMEOUT_S, Loader
 from .models import UNAVAILABLE, ModelVersion, format_table
 from .procutil import Bootstrap, setup_logging
+from .shmcheck import arena_space_warning
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -31,7 +32,7 @@ APPLY_TIMEOUT_S = 10.0      # frontends applying the first table before READY=1
 FATAL_DRAIN_S = 1.0         # after the scheduler died: executing work may still answer
 
 
-class Supervisor(Loader):
+class Supervisor(Loader, ModelControl):
     """Owns every child process and the model table."""
 
     def __init__(self, options: dict) -> None:
@@ -41,6 +42,7 @@ class Supervisor(Loader):
         self.children: dict[str, Child] = {}          # by address
         self.models: dict[tuple[str, int], ModelVersion] = {}
         self.failed_models: dict[str, str] = {}        # failed before any version was known
+        self.known_models: set[str] = set()            # every model in the repository
         self.pending_loads: dict[str, asyncio.Future] = {}   # by instance name
         self.drained: dict[str, asyncio.Future] = {}
         self.applied: dict[str, int] = {}              # frontend address -> last table seq
@@ -94,6 +96,8 @@ class Supervisor(Loader):
             self._stop_event.set()
             return
         self.started = True
+        if warning := arena_space_warning(self.options, len(self.frontends), self.models):
+            log.warning("%s", warning)
         await self._publish_and_wait()
         text = format_table(list(self.models.values()), self.failed_models)
         log.info("%s", "\n" + text if text else "no models loaded")
@@ -205,10 +209,7 @@ class Supervisor(Loader):
                 if fut is not None and not fut.done():
                     fut.set_result(msg)
             elif kind is messages.Query:
-                self.outbox.post(msg.frontend, messages.Answer(
-                    msg.qid, error=messages.ErrorInfo(
-                        int(Code.UNAVAILABLE),
-                        "explicit model load / unload is not allowed if polling is enabled")))
+                self.on_control_query(msg)
             else:
                 log.warning("unexpected message %r", msg)
 
@@ -217,6 +218,9 @@ class Supervisor(Loader):
         entries = [m.entry() for m in self.models.values()]
         entries += [messages.ModelEntry(name, 0, UNAVAILABLE, reason)
                     for name, reason in self.failed_models.items()]
+        listed = {name for name, _ in self.models} | set(self.failed_models)
+        entries += [messages.ModelEntry(name, -1, "UNKNOWN")    # never loaded: name-only row
+                    for name in sorted(self.known_models - listed)]
         self._table_seq += 1
         table = messages.ModelTable(entries, self.server_ready(), self._table_seq)
         for child in [self.scheduler, *self.frontends]:
@@ -237,13 +241,13 @@ class Supervisor(Loader):
         log.warning("frontends did not apply the model table within %.0fs", APPLY_TIMEOUT_S)
 
     def server_ready(self) -> bool:
-        """Triton's readiness: with --strict-readiness every model asked to load is READY
-        with a live instance; without it, the server is ready once started."""
+        """--strict-readiness: every model asked to load READY and live; else: started."""
         if not self.started or self.stopping:
             return False
         if not self.options["strict_readiness"]:
             return True
-        return not self.failed_models and all(m.ready for m in self.models.values())
+        return not self.failed_models and all(m.ready or m.reason == UNLOADED  # §4.7
+                                              for m in self.models.values())
 
     # ------------------------------------------------------------- shutdown
 

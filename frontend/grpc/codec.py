@@ -19,14 +19,17 @@ _Response = pb.ModelInferResponse
 _StreamResponse = pb.ModelStreamInferResponse
 
 
-def decode_request(msg: pb.ModelInferRequest) -> InferRequest:
+def decode_request(msg: pb.ModelInferRequest, raw=None) -> InferRequest:
     """Convert a ModelInferRequest; INVALID_ARG with Triton's messages on bad input.
 
     ``raw_input_contents[i]`` belongs to the i-th input that does not use
-    shared memory. Like Triton, surplus raw entries are ignored.
+    shared memory. Like Triton, surplus raw entries are ignored. ``raw``
+    replaces the message's own entries when the caller split them off
+    (``wire.parse_request``).
     """
     model = msg.model_name
-    raw = msg.raw_input_contents
+    if raw is None:
+        raw = msg.raw_input_contents
     nraw = len(raw)
     inputs = []
     used = 0

@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from tritond.errors import TritonError, unsupported
 from tritond.protos import grpc_service_pb2 as pb
 from tritond.protos import health_pb2
 
-from . import codec, replies
+from . import replies, wire
 from .status import STATUS
 from .stream import serve_stream
 
@@ -53,15 +54,20 @@ class InferenceServicer:
         self.ModelStreamInfer = functools.partial(serve_stream, core)
 
     # ----------------------------------------------------------- inference
-    async def ModelInfer(self, request, context):
+    async def ModelInfer(self, request: bytes, context) -> bytes:
+        """Raw bytes in and out (``wire``): tensors skip protobuf's copies."""
         # Inlined error handling: the hot path skips the decorator's extra frame.
-        core = self.core
         try:
-            result = await core.infer(codec.decode_request(request))
+            req = wire.decode(request)
+        except (ValueError, IndexError, DecodeError):
+            # What grpc says when its own deserializer fails.
+            await context.abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!")
+        try:
+            result = await self.core.infer(req)
         except TritonError as exc:
             await context.abort(STATUS[exc.code], exc.message)
         try:
-            return codec.encode_result(result)
+            return wire.encode(result)
         finally:
             result.release()
 
@@ -181,6 +187,8 @@ def generic_handlers(servicer: InferenceServicer) -> list:
             response_serializer=resp.SerializeToString)
         for name, (req, resp) in _UNARY.items()
     }
+    # ModelInfer (de)serialises itself (frontend/grpc/wire.py).
+    methods["ModelInfer"] = grpc.unary_unary_rpc_method_handler(servicer.ModelInfer)
     methods["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
         servicer.ModelStreamInfer, request_deserializer=pb.ModelInferRequest.FromString,
         response_serializer=pb.ModelStreamInferResponse.SerializeToString)

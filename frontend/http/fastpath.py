@@ -12,7 +12,7 @@ import re
 
 from tritond.errors import TritonError, internal, invalid_arg, unsupported
 
-from . import codec
+from . import codec, raw
 from .compression import check_encoding, decompress, response_encoding
 from .disconnect import infer_unless_disconnected
 from .responses import InferResponse, error_response
@@ -56,10 +56,14 @@ async def infer(core, headers: dict, receive, model: str, version: str) -> Infer
     body = await read_body(headers.get(b"content-length"), receive, limit)
     if encoding is not None:
         body = decompress(body, encoding, limit)
-    if core.models.resolve(model, version).decoupled:
+    mv = core.models.resolve(model, version)
+    if mv.decoupled:
         raise unsupported(DECOUPLED)
     hlen = codec.header_length(_text(headers.get(b"inference-header-content-length")), len(body))
-    req, default_binary = codec.decode_request(body, hlen, model, version)
+    if hlen == 0:           # raw binary request: the body is the only input's data
+        req, default_binary = raw.decode_raw(body, mv, model, version)
+    else:
+        req, default_binary = codec.decode_request(body, hlen, model, version)
     result = await infer_unless_disconnected(core, req, receive)
     try:
         header, blobs = codec.encode_result(result, default_binary)

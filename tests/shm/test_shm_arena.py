@@ -125,3 +125,16 @@ def test_pool_close_with_live_views(server_id):
     a.view[0] = 1                              # mapping outlives close until views go
     b.view[0] = 1
     assert list_segments(server_id) == []
+
+
+def test_pool_serves_with_one_offs_when_the_arena_cannot_fit(server_id):
+    # 1 TiB exceeds any /dev/shm here: fallocate refuses it at once (ENOSPC), and
+    # the pool must keep serving with per-tensor segments instead of failing
+    # every request (the parent logs how to enlarge /dev/shm at start).
+    pool = ArenaPool(server_id, "big", 1 << 40)
+    slot = pool.alloc(64)
+    slot.view[:] = b"x" * 64
+    assert pool.region is None and pool.size == 0
+    assert slot.region.endswith("-big-x1")
+    pool.free(slot.region, slot.offset)
+    pool.close()
