@@ -25,6 +25,7 @@ from tritond.shm.views import SegmentCache
 
 from .classification import classify
 from .clientshm import ClientShm
+from .memory import release_free_memory
 from .models import Models, ModelVersion, dead_worker_regions
 from .ordering import Ordering
 from .params import request_fields
@@ -66,6 +67,7 @@ class FrontendCore(ClientShm, Ordering):
         self._queries: dict[int, asyncio.Future] = {}
         self._next_id = 1
         self._unreleased = 0
+        self._active = self._dirty = False      # for trim_if_idle
         self.draining = False
         self.logs = LogSettings(options)
         self.traces = TraceSettings(options)
@@ -77,6 +79,7 @@ class FrontendCore(ClientShm, Ordering):
         """Validate, stage and run one request; raises TritonError."""
         if self.draining:
             raise unavailable("Server is shutting down")
+        self._active = True
         mv = self.models.resolve(req.model, req.version)
         if mv.decoupled:
             raise unsupported(f"model '{mv.name}' uses the decoupled transaction policy, "
@@ -250,9 +253,15 @@ class FrontendCore(ClientShm, Ordering):
         self._cache.close()
 
     def trim_if_idle(self) -> None:
-        """Give spare big input segments back to /dev/shm when nothing is in flight."""
-        if not self.in_flight and self._arena.has_spares:
+        """Once a tick (1 s) passed with no new request and nothing in flight, give
+        spare big input segments and free heap pages back (``memory``); a busy
+        server keeps them, since faulting 64 MiB in again costs more than a copy."""
+        if self._active:
+            self._active, self._dirty = False, True
+        elif self._dirty and not self.in_flight:
+            self._dirty = False
             self._arena.trim()
+            release_free_memory()
 
     # ------------------------------------------------------------------ control plane
 

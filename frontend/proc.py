@@ -15,9 +15,10 @@ import sys
 from tritond import messages
 from tritond.channel import AsyncInbox, AsyncOutbox
 from tritond.errors import Code
-from tritond.procutil import Bootstrap, child_start
+from tritond.procutil import Bootstrap, child_start, quiet_gc
 
 from .core import FrontendCore
+from .memory import keep_freed_memory
 
 EXIT_BIND = 3
 
@@ -83,6 +84,7 @@ class FrontendProc:
         if opts.get("allow_metrics", True):
             await self.start_metrics(opts)
         self._trim_timer()
+        quiet_gc()
         code = await self.done
         inbox.close()
         return code
@@ -189,6 +191,7 @@ def bind(host: str, port: int, log, what: str) -> socket.socket:
 def main(boot: Bootstrap) -> None:
     """Process entry point (spawned by the parent)."""
     log = child_start(boot)
+    keep_freed_memory()
 
     async def run() -> int:
         return await FrontendProc(boot, log).run()

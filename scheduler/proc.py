@@ -9,7 +9,6 @@ loop turn) and re-arms a single alarm for ``next_deadline_ns()``. The clock is
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import sys
 import time
@@ -17,7 +16,7 @@ import time
 from tritond import messages
 from tritond.channel import AsyncInbox, AsyncOutbox, printable
 from tritond.errors import Code, TritonError
-from tritond.procutil import Bootstrap, child_start
+from tritond.procutil import Bootstrap, child_start, quiet_gc
 
 from .alarm import Alarm
 from .core import Dispatch, Notify, SchedulerCore
@@ -166,7 +165,7 @@ def main(boot: Bootstrap) -> None:
     log = child_start(boot)
     # Start-up objects (modules, tables) never die: keep them out of the cyclic
     # GC's generations so collections only scan per-request garbage.
-    gc.freeze()
+    quiet_gc()
     loop = _new_loop()
     asyncio.set_event_loop(loop)
     try:

@@ -26,7 +26,7 @@ import msgspec
 from tritond import messages
 from tritond.channel import SyncEndpoint
 from tritond.errors import Code, TritonError
-from tritond.procutil import Bootstrap, child_start
+from tritond.procutil import Bootstrap, child_start, quiet_gc
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
@@ -155,6 +155,7 @@ class WorkerProc:
             self._close()
             self.running = False
             return
+        quiet_gc()
         self.ep.send_now(self.boot.parent, [messages.Loaded(load.instance, json.dumps(config))])
         self.log.info("loaded '%s' version %d instance %s", load.model, load.version, load.instance)
 
