@@ -174,7 +174,9 @@ class WorkerProc:
         if load.auto_complete:
             config = _finalize(self.backend.auto_complete(config), load.model_dir)
         self.backend.load(config)
-        self.executor = Executor(self.backend, ModelIO(config), self.cache, self.writer,
+        io = ModelIO(config)
+        self.writer.bf16 = {n for n, t in io.outputs.items() if t.data_type == "TYPE_BF16"}
+        self.executor = Executor(self.backend, io, self.cache, self.writer,
                                  self.boot.address)
         return config
 

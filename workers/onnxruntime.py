@@ -15,6 +15,8 @@ import onnxruntime as ort
 from tritond.config import backend_settings
 from tritond.errors import Code, TritonError
 
+from . import ortbf16
+from .ortbf16 import bf16_names
 from .backend import Backend, LoadContext, WorkRequest, WorkResult
 
 ONNX_TO_CONFIG = {
@@ -54,6 +56,7 @@ class OnnxRuntimeBackend(Backend):
         super().__init__(ctx)
         self.session: Optional[ort.InferenceSession] = None
         self._strings: set[str] = set()
+        self._bf16: set[str] = set()
         # input shapes -> {output: (shape, dtype)} seen on an earlier run, so a later
         # request with client shm outputs can have ORT write straight into them.
         self._shapes: dict[tuple, dict] = {}
@@ -101,6 +104,7 @@ class OnnxRuntimeBackend(Backend):
         if self.session is None:
             self.session = self._session(config)
         self._strings = {i.name for i in self.session.get_inputs() if i.type == "tensor(string)"}
+        self._bf16 = bf16_names(self.session)
 
     def unload(self) -> None:
         self.session = None
@@ -158,12 +162,15 @@ class OnnxRuntimeBackend(Backend):
             return WorkResult.failed(Code.INTERNAL, f"onnxruntime execute failure: {exc}")
 
     def _run(self, w: WorkRequest) -> WorkResult:
-        if w.dests and not self._strings:
+        if w.dests and not self._strings and not self._bf16:
             done = self._run_into(w)
             if done is not None:
                 return done
         feed = {n: (_to_str(n, a) if n in self._strings else a) for n, a in w.inputs.items()}
-        values = self.session.run(w.outputs, feed)
+        if self._bf16:
+            values = ortbf16.run(self.session, w.outputs, feed, self._bf16)
+        else:
+            values = self.session.run(w.outputs, feed)
         if w.dests and not self._strings:
             if len(self._shapes) >= 256:    # bounded: models with ever-new shapes
                 self._shapes.clear()

@@ -31,8 +31,9 @@ class Encoded:
 
     __slots__ = ("dtype", "array", "data", "nbytes")
 
-    def __init__(self, arr: np.ndarray) -> None:
-        self.dtype = dtypes.from_numpy(arr.dtype)
+    def __init__(self, arr: np.ndarray, bf16: bool = False) -> None:
+        # numpy has no bfloat16: BF16 outputs are their 16-bit patterns (uint16).
+        self.dtype = "BF16" if bf16 and arr.dtype.itemsize == 2 else dtypes.from_numpy(arr.dtype)
         self.array = arr
         # BYTES are stored serialised; their size is only known once encoded.
         self.data: Optional[bytes] = dtypes.serialize_bytes(arr) if self.dtype == "BYTES" else None
@@ -68,13 +69,14 @@ class OutputWriter:
         self._slot_of: dict[Key, Key] = {}   # slice (region, offset) -> slot key
         self._refs: dict[Key, int] = {}      # slot key -> live slices
         self._keys: dict[Key, list[Key]] = {}  # slot key -> its slice keys
+        self.bf16: set[str] = set()              # outputs the model config declares TYPE_BF16
 
     # ------------------------------------------------------------ writing
 
     def write(self, name: str, arr: np.ndarray, shape: Sequence[int],
               dest: Optional[TensorRef]) -> Union[TensorRef, ErrorInfo]:
         """Write one request's output; ``shape`` is what the client is told."""
-        enc = Encoded(arr)
+        enc = Encoded(arr, name in self.bf16)
         if dest is not None:
             return self._to_client(name, enc, shape, dest)
         slot = self._pool.alloc(enc.nbytes)
@@ -92,7 +94,8 @@ class OutputWriter:
         a TensorRef, an ErrorInfo, or None (not requested).
         """
         starts = np.cumsum([0, *rows])
-        parts = [Encoded(arr[starts[i]:starts[i + 1]]) for i in range(len(rows))]
+        bf16 = name in self.bf16
+        parts = [Encoded(arr[starts[i]:starts[i + 1]], bf16) for i in range(len(rows))]
         out: list = [None] * len(rows)
         shared = []
         for i, (part, shape, dest) in enumerate(zip(parts, shapes, dests)):

@@ -5,7 +5,9 @@ way in: ``raw_input_contents`` entries are the ``bytes`` protobuf already
 made, handed to the core, which copies each once into shared memory. On the
 way out each output is copied once, from its shared-memory view into the
 response message (``bytes(memoryview)``), after which the result may be
-released. Semantics follow protocol.md §2.3.
+released. Semantics follow protocol.md §2.3. Unary ModelInfer goes through
+``wire``, which skips protobuf's copies of the tensor bytes and uses
+``decode_request`` for the rest.
 """
 from __future__ import annotations
 
