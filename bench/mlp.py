@@ -96,7 +96,7 @@ def run(args) -> None:
                     rows.append((model, enc, r["rps"], r["p50_ms"], r["p99_ms"], r["errors"], avg))
         finally:
             srv.stop()
-    print(f"| model | encoding | conc | req/s | p50 ms | p99 ms | errors | avg batch |")
+    print("| model | encoding | conc | req/s | p50 ms | p99 ms | errors | avg batch |")
     print("|---|---|---|---|---|---|---|---|")
     for model, enc, rps, p50, p99, err, avg in rows:
         print(f"| {model} | {enc} | {args.conc} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {err} "

@@ -10,7 +10,6 @@ import mmap
 import struct
 import uuid
 
-import numpy as np
 import posix_ipc
 import pytest
 

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
-from tritonclient.utils import InferenceServerException
+
 
 
 @pytest.fixture(scope="module")

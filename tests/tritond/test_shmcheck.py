@@ -34,7 +34,7 @@ def test_too_small_gives_one_actionable_line(small_tmpfs):
     msg = arena_space_warning(opts, frontends=1, workers=3, path=small_tmpfs)
     assert msg is not None and "\n" not in msg
     assert small_tmpfs in msg and "4.0 MiB free" in msg and "112.0 MiB" in msg
-    for hint in ("--shm-size=", "medium: Memory", "sizeLimit", f"remount,size=",
+    for hint in ("--shm-size=", "medium: Memory", "sizeLimit", "remount,size=",
                  "--input-arena-byte-size=67108864 x 1 frontend",
                  "--output-arena-byte-size=16777216 x 3 worker"):
         assert hint in msg, hint
