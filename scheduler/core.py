@@ -13,62 +13,20 @@ they travel worker -> frontend directly.
 """
 from __future__ import annotations
 
-from typing import Union
-
-import msgspec
-
 from tritond import messages
-from tritond.channel import printable
 from tritond.errors import Code
 
 from . import batcher
-from .config import SchedConfig
 from .model import Batch, Instance, Model
+from .outputs import _ONEOFF, Dispatch, Notify, Output, Reply, _error
 from .queue import DONE
 from .stats import stats_json
+from .table import SERVED_STATES, TableMixin
 
-SERVED_STATES = ("READY", "UNLOADING")   # UNLOADING: drain what is queued, accept nothing new
-
-
-# Names of one-off output segments end in "-x<n>" (tritond.shm.arena).
-_ONEOFF = "-x"
+__all__ = ["Dispatch", "Notify", "Output", "Reply", "SERVED_STATES", "SchedulerCore"]
 
 
-class Dispatch(msgspec.Struct):
-    """Send ``execute`` to the worker instance at ``address``."""
-
-    address: str
-    execute: messages.Execute
-
-
-class Reply(msgspec.Struct):
-    """Send ``response`` (an error) to the frontend at ``frontend``."""
-
-    frontend: str
-    response: messages.Response
-
-
-class Notify(msgspec.Struct):
-    """Send a control ``message`` (CancelRunning) to the worker at ``address``."""
-
-    address: str
-    message: Union[messages.CancelRunning, messages.Release]
-
-
-Output = Union[Dispatch, Reply, Notify]
-
-
-def _merge(a: Batch | None, b: Batch) -> Batch:
-    return b if a is None else Batch(a.batch_id, a.entries + b.entries, a.size + b.size, a.dispatch_ns)
-
-
-def _error(req: messages.Request, code: Code, message: str, version: int = 0) -> Reply:
-    return Reply(req.frontend, messages.Response(
-        rid=req.rid, error=messages.ErrorInfo(int(code), message),
-        model_version=version or req.version))
-
-
-class SchedulerCore:
+class SchedulerCore(TableMixin):
     """Queues, batches and routes requests for every served model version.
 
     ``epoch_offset_ns`` converts the caller's monotonic ``now_ns`` to wall
@@ -86,113 +44,6 @@ class SchedulerCore:
         self._active: dict[Model, None] = {}           # models with queued requests (ordered)
         self._batch_id = 0
         self._exits: dict[str, str] = {}               # address -> how it ended (parent's words)
-
-    # ------------------------------------------------------------ model table
-
-    def set_models(self, table: messages.ModelTable) -> list[Output]:
-        """Adopt a new model table; fail what can no longer be served."""
-        out: list[Output] = []
-        old = self._models
-        new: dict[tuple[str, int], Model] = {}
-        # How dead instances ended, so that their requests' errors can say it.
-        self._exits = {a: how for e in table.models if e.exited for a, how in e.exited.items()}
-        for entry in table.models:
-            if entry.state not in SERVED_STATES:
-                continue
-            key = (entry.name, entry.version)
-            model = self._adopt(old.get(key), entry, out)
-            model.ready = entry.state == "READY"
-            new[key] = model
-        reasons = {(e.name, e.version): e.reason for e in table.models}
-        for key, model in old.items():
-            if key not in new:
-                self._drop(model, out, reasons.get(key, ""))
-        self._models = new
-        self._instances = {a: i for m in new.values() for a, i in m.instances.items()}
-        latest: dict[str, int] = {}
-        for (name, version), model in new.items():
-            if model.ready and version > latest.get(name, -1):
-                latest[name] = version
-        self._latest = latest
-        return out
-
-    def _adopt(self, model: Model | None, entry: messages.ModelEntry, out: list) -> Model:
-        """The Model for ``entry``: the existing one, or a new one on a config change."""
-        if model is None or model.config_json != entry.config:
-            cfg = SchedConfig(msgspec.json.decode(entry.config) if entry.config else {})
-            fresh = Model(entry.name, entry.version, entry.config, cfg)
-            if model is not None:
-                self._move(model, fresh, out)
-            model = fresh
-        for inst in model.set_instances(list(entry.instances)):
-            self._fail_instance(inst, out, requeue=True)
-        return model
-
-    def _move(self, old: Model, new: Model, out: list) -> None:
-        """Carry queued requests, instances and statistics over a config change."""
-        new.stats = old.stats
-        for addr, inst in old.instances.items():
-            inst.model = new
-            new.instances[addr] = inst
-            if inst.busy is None:
-                new.free.append(inst)
-            elif inst.nxt is None:
-                new.second.append(inst)
-        self._active.pop(old, None)
-        for entry in old.queue.drain():
-            req = entry.req
-            moved = new.queue.push(req, new.cfg.level_index(req.priority), entry.enqueue_ns)
-            if moved is None:       # the new config has a smaller max_queue_size
-                self._queued.pop((req.frontend, req.rid), None)
-                out.append(_error(req, Code.UNAVAILABLE, "Exceeds maximum queue size",
-                                  new.version))
-                continue
-            self._queued[(req.frontend, req.rid)] = (new, moved)
-            self._active[new] = None
-
-    def _drop(self, model: Model, out: list, reason: str = "") -> None:
-        """A model version went away: fail its queued and executing requests."""
-        self._active.pop(model, None)
-        message = (f"Request for unknown model: '{model.name}' version {model.version} "
-                   "is not at ready state" + (f": {reason}" if reason else ""))
-        for entry in model.queue.drain():
-            req = entry.req
-            self._queued.pop((req.frontend, req.rid), None)
-            out.append(_error(req, Code.UNAVAILABLE, message, model.version))
-        for inst in model.instances.values():
-            inst.gone = True
-            self._fail_instance(inst, out)
-
-    def _fail_instance(self, inst: Instance, out: list, requeue: bool = False) -> None:
-        """An instance disappeared: fail the requests it was executing.
-
-        A pipelined batch behind it had not started: it goes back to the front
-        of the queue (for another instance or the restarted one) when the
-        model stays (``requeue``); it fails with the rest when the model goes.
-        """
-        batch, pending = inst.busy, inst.nxt
-        inst.busy = inst.nxt = None
-        model = inst.model
-        if pending is not None:
-            if requeue:
-                self._requeue(model, pending)
-            else:
-                batch = _merge(batch, pending)
-        if batch is None:
-            return
-        how = self._exits.get(inst.address) or \
-            f"instance '{printable(inst.address)}' became unavailable"
-        message = f"model '{model.name}' version {model.version}: {how} while executing the request"
-        for entry in batch.entries:
-            out.append(_error(entry.req, Code.UNAVAILABLE, message, model.version))
-        model.stats.failed(len(batch.entries), 0)
-
-    def _requeue(self, model: Model, batch: Batch) -> None:
-        model.queue.requeue_front(batch.entries)
-        for entry in batch.entries:
-            req = entry.req
-            self._queued[(req.frontend, req.rid)] = (model, entry)
-        self._active[model] = None
 
     # --------------------------------------------------------------- requests
 

@@ -40,8 +40,6 @@ def server_options(options: dict) -> list[tuple[str, object]]:
         # (default false) decides instead.
         ("grpc.so_reuseport", 1 if options.get("reuse_grpc_port") else 0),
     ]
-    import json, os  # EXPERIMENT-REMOVE
-    args += [tuple(x) for x in json.loads(os.environ.get("XOPTS", "[]"))]  # EXPERIMENT-REMOVE
     for option, arg in _KEEPALIVE.items():
         value = options.get(option)
         if value is not None:

@@ -1,0 +1,48 @@
+"""What the pure scheduler core asks its shell to send."""
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+from tritond import messages
+from tritond.errors import Code
+
+from .model import Batch
+
+# Names of one-off output segments end in "-x<n>" (tritond.shm.arena).
+_ONEOFF = "-x"
+
+
+class Dispatch(msgspec.Struct):
+    """Send ``execute`` to the worker instance at ``address``."""
+
+    address: str
+    execute: messages.Execute
+
+
+class Reply(msgspec.Struct):
+    """Send ``response`` (an error) to the frontend at ``frontend``."""
+
+    frontend: str
+    response: messages.Response
+
+
+class Notify(msgspec.Struct):
+    """Send a control ``message`` (CancelRunning) to the worker at ``address``."""
+
+    address: str
+    message: Union[messages.CancelRunning, messages.Release]
+
+
+Output = Union[Dispatch, Reply, Notify]
+
+
+def _merge(a: Batch | None, b: Batch) -> Batch:
+    return b if a is None else Batch(a.batch_id, a.entries + b.entries, a.size + b.size, a.dispatch_ns)
+
+
+def _error(req: messages.Request, code: Code, message: str, version: int = 0) -> Reply:
+    return Reply(req.frontend, messages.Response(
+        rid=req.rid, error=messages.ErrorInfo(int(code), message),
+        model_version=version or req.version))

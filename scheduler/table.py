@@ -1,0 +1,123 @@
+"""The scheduler core's view of the model table: adopt, move, drop, fail instances."""
+from __future__ import annotations
+
+import msgspec
+
+from tritond import messages
+from tritond.channel import printable
+from tritond.errors import Code
+
+from .config import SchedConfig
+from .model import Batch, Instance, Model
+from .outputs import Output, _error, _merge
+
+SERVED_STATES = ("READY", "UNLOADING")   # UNLOADING: drain what is queued, accept nothing new
+
+
+class TableMixin:
+    """Model-table handling of :class:`scheduler.core.SchedulerCore` (same state)."""
+
+    def set_models(self, table: messages.ModelTable) -> list[Output]:
+        """Adopt a new model table; fail what can no longer be served."""
+        out: list[Output] = []
+        old = self._models
+        new: dict[tuple[str, int], Model] = {}
+        # How dead instances ended, so that their requests' errors can say it.
+        self._exits = {a: how for e in table.models if e.exited for a, how in e.exited.items()}
+        for entry in table.models:
+            if entry.state not in SERVED_STATES:
+                continue
+            key = (entry.name, entry.version)
+            model = self._adopt(old.get(key), entry, out)
+            model.ready = entry.state == "READY"
+            new[key] = model
+        reasons = {(e.name, e.version): e.reason for e in table.models}
+        for key, model in old.items():
+            if key not in new:
+                self._drop(model, out, reasons.get(key, ""))
+        self._models = new
+        self._instances = {a: i for m in new.values() for a, i in m.instances.items()}
+        latest: dict[str, int] = {}
+        for (name, version), model in new.items():
+            if model.ready and version > latest.get(name, -1):
+                latest[name] = version
+        self._latest = latest
+        return out
+
+    def _adopt(self, model: Model | None, entry: messages.ModelEntry, out: list) -> Model:
+        """The Model for ``entry``: the existing one, or a new one on a config change."""
+        if model is None or model.config_json != entry.config:
+            cfg = SchedConfig(msgspec.json.decode(entry.config) if entry.config else {})
+            fresh = Model(entry.name, entry.version, entry.config, cfg)
+            if model is not None:
+                self._move(model, fresh, out)
+            model = fresh
+        for inst in model.set_instances(list(entry.instances)):
+            self._fail_instance(inst, out, requeue=True)
+        return model
+
+    def _move(self, old: Model, new: Model, out: list) -> None:
+        """Carry queued requests, instances and statistics over a config change."""
+        new.stats = old.stats
+        for addr, inst in old.instances.items():
+            inst.model = new
+            new.instances[addr] = inst
+            if inst.busy is None:
+                new.free.append(inst)
+            elif inst.nxt is None:
+                new.second.append(inst)
+        self._active.pop(old, None)
+        for entry in old.queue.drain():
+            req = entry.req
+            moved = new.queue.push(req, new.cfg.level_index(req.priority), entry.enqueue_ns)
+            if moved is None:       # the new config has a smaller max_queue_size
+                self._queued.pop((req.frontend, req.rid), None)
+                out.append(_error(req, Code.UNAVAILABLE, "Exceeds maximum queue size",
+                                  new.version))
+                continue
+            self._queued[(req.frontend, req.rid)] = (new, moved)
+            self._active[new] = None
+
+    def _drop(self, model: Model, out: list, reason: str = "") -> None:
+        """A model version went away: fail its queued and executing requests."""
+        self._active.pop(model, None)
+        message = (f"Request for unknown model: '{model.name}' version {model.version} "
+                   "is not at ready state" + (f": {reason}" if reason else ""))
+        for entry in model.queue.drain():
+            req = entry.req
+            self._queued.pop((req.frontend, req.rid), None)
+            out.append(_error(req, Code.UNAVAILABLE, message, model.version))
+        for inst in model.instances.values():
+            inst.gone = True
+            self._fail_instance(inst, out)
+
+    def _fail_instance(self, inst: Instance, out: list, requeue: bool = False) -> None:
+        """An instance disappeared: fail the requests it was executing.
+
+        A pipelined batch behind it had not started: it goes back to the front
+        of the queue (for another instance or the restarted one) when the
+        model stays (``requeue``); it fails with the rest when the model goes.
+        """
+        batch, pending = inst.busy, inst.nxt
+        inst.busy = inst.nxt = None
+        model = inst.model
+        if pending is not None:
+            if requeue:
+                self._requeue(model, pending)
+            else:
+                batch = _merge(batch, pending)
+        if batch is None:
+            return
+        how = self._exits.get(inst.address) or \
+            f"instance '{printable(inst.address)}' became unavailable"
+        message = f"model '{model.name}' version {model.version}: {how} while executing the request"
+        for entry in batch.entries:
+            out.append(_error(entry.req, Code.UNAVAILABLE, message, model.version))
+        model.stats.failed(len(batch.entries), 0)
+
+    def _requeue(self, model: Model, batch: Batch) -> None:
+        model.queue.requeue_front(batch.entries)
+        for entry in batch.entries:
+            req = entry.req
+            self._queued[(req.frontend, req.rid)] = (model, entry)
+        self._active[model] = None

@@ -1,0 +1,117 @@
+"""The blocking channel endpoint of worker processes (no event loop).
+
+Same wire format as ``tritond.channel``: 4-byte length-prefixed frames, each a
+msgpack list of messages; ``post()`` queues and ``flush()`` writes one frame
+per destination.
+"""
+from __future__ import annotations
+
+import selectors
+import socket
+import time
+from typing import Iterable
+
+from . import messages
+from .channel import FrameBuffer, frame
+
+
+class SyncEndpoint:
+    """A blocking inbox + outbox for worker processes (no event loop)."""
+
+    def __init__(self, addr: str, union) -> None:
+        self.addr = addr
+        self._decode = messages.decoder(union).decode
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(addr)
+        self._listener.listen(64)
+        self._listener.setblocking(False)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._listener, selectors.EVENT_READ, None)
+        self._conns: dict[socket.socket, FrameBuffer] = {}
+        self._out: dict[str, socket.socket] = {}
+        self._queued: dict[str, list] = {}
+        self._rbuf = bytearray(256 * 1024)
+        self._rview = memoryview(self._rbuf)
+
+    def fileno(self) -> int:
+        return self._listener.fileno()
+
+    def recv(self, timeout: float | None = None) -> list:
+        """Return every message that is waiting (blocking up to ``timeout`` for the first)."""
+        out: list = []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        wait = timeout
+        while True:
+            events = self._sel.select(wait)
+            for key, _ in events:
+                if key.data is None:
+                    self._accept()
+                else:
+                    self._read(key.fileobj, out)
+            if out:
+                if not events:
+                    return out
+                wait = 0  # drain whatever else is ready, then return
+            elif deadline is not None:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    return out
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except BlockingIOError:
+                return
+            conn.setblocking(False)
+            fb = FrameBuffer()
+            self._conns[conn] = fb
+            self._sel.register(conn, selectors.EVENT_READ, fb)
+
+    def _read(self, conn: socket.socket, out: list) -> None:
+        fb = self._conns[conn]
+        try:
+            # recv_into a reused buffer: recv(1 MiB) would make glibc mmap,
+            # mremap and munmap a fresh 1 MiB object on every call.
+            n = conn.recv_into(self._rbuf)
+        except BlockingIOError:
+            return
+        except OSError:
+            n = 0
+        data = self._rview[:n]
+        if not n:
+            self._sel.unregister(conn)
+            del self._conns[conn]
+            conn.close()
+            return
+        for payload in fb.feed(data):
+            out.extend(self._decode(payload))
+
+    def post(self, addr: str, msg) -> None:
+        self._queued.setdefault(addr, []).append(msg)
+
+    def flush(self) -> None:
+        queued, self._queued = self._queued, {}
+        for addr, msgs in queued.items():
+            self.send_now(addr, msgs)
+
+    def send_now(self, addr: str, msgs: Iterable) -> None:
+        sock = self._out.get(addr)
+        if sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(addr)
+            self._out[addr] = sock
+        try:
+            sock.sendall(frame(messages.encode(list(msgs))))
+        except OSError:
+            self._out.pop(addr, None)
+            sock.close()
+            raise
+
+    def close(self) -> None:
+        for s in list(self._conns) + list(self._out.values()) + [self._listener]:
+            try:
+                s.close()
+            except OSError:
+                pass
+        self._sel.close()
