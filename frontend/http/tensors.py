@@ -15,6 +15,9 @@ from tritond.shm import dtypes
 
 _LEN = struct.Struct("<I")
 _INTS = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
+_INT_KINDS = frozenset({int})
+_BOOL_KINDS = frozenset({bool})
+_NUMBER_KINDS = frozenset({int, float})
 _SHAPE_ERR = "Unable to parse 'data': Shape does not match true shape of 'data' field"
 
 
@@ -56,11 +59,15 @@ def json_to_bytes(name: str, datatype: str, shape: list[int], data) -> bytes:
         raise invalid_arg(_SHAPE_ERR)
     if datatype == "BYTES":
         return _strings(flat)
+    # One C-level pass over the element types (bool is not int here: type() is exact).
+    kinds = set(map(type, flat))
     if datatype in _INTS:
-        _check_all(flat, lambda x: type(x) is int, "an integer")
+        if not kinds <= _INT_KINDS:
+            _check_all(flat, lambda x: type(x) is int, "an integer")
     elif datatype == "BOOL":
-        _check_all(flat, lambda x: type(x) is bool, "a boolean")
-    else:
+        if not kinds <= _BOOL_KINDS:
+            _check_all(flat, lambda x: type(x) is bool, "a boolean")
+    elif not kinds <= _NUMBER_KINDS:
         _check_all(flat, lambda x: type(x) is float or type(x) is int, "a number")
     try:
         return np.array(flat, dtype=dtypes.np_dtype(datatype)).tobytes()
