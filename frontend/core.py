@@ -46,6 +46,9 @@ _NO_PARAMS = (0, 0, 0, 0, {})
 log = logging.getLogger("tritond.frontend")
 
 
+RELEASE_LINGER_S = 0.005   # idle frontends hand output slots back after this
+
+
 class FrontendCore(ClientShm, Ordering):
     """One per frontend process; every method runs on the process's event loop."""
 
@@ -67,6 +70,8 @@ class FrontendCore(ClientShm, Ordering):
         self._queries: dict[int, asyncio.Future] = {}
         self._next_id = 1
         self._unreleased = 0
+        self._held: dict[str, list] = {}               # instance -> output slots to release
+        self._held_timer: asyncio.TimerHandle | None = None
         self._active = self._dirty = False      # for trim_if_idle
         self.draining = False
         self.logs = LogSettings(options)
@@ -98,6 +103,8 @@ class FrontendCore(ClientShm, Ordering):
         self._pending[rid] = (fut, slots)
         if used:
             self._shm_sent(rid, used)
+        if self._held:
+            self._send_releases()          # they ride in the same frame as this Request
         self._post(self._scheduler, messages.Request(
             rid, self.address, mv.name, mv.version, refs, outputs, batch, req.id, priority,
             timeout, corr, flags, custom, time.monotonic_ns()))
@@ -187,12 +194,36 @@ class FrontendCore(ClientShm, Ordering):
 
         def release() -> None:
             self._unreleased -= 1
-            # Via the scheduler: it rides on that instance's next Execute.
-            self._post(self._scheduler, messages.Release(instance, slots))
+            big = False
             for region, _ in slots:
                 if _ONEOFF.search(region):
                     self._cache.forget(region)
+                    big = True
+            self._release_later(instance, slots, now=big)
         return release
+
+    def _release_later(self, instance: str, slots: list, now: bool = False) -> None:
+        """Queue output slots for their worker (via the scheduler, on its next Execute).
+
+        They wait for this frontend's next Request so that both travel in one
+        frame: a Release of its own would wake the scheduler once more per
+        request, which at low load costs as much as the request. An idle
+        frontend sends them after RELEASE_LINGER_S; one-off (big) segments go now.
+        """
+        self._held.setdefault(instance, []).extend(slots)
+        if now:
+            self._send_releases()
+        elif self._held_timer is None:
+            self._held_timer = asyncio.get_running_loop().call_later(
+                RELEASE_LINGER_S, self._send_releases)
+
+    def _send_releases(self) -> None:
+        if self._held_timer is not None:
+            self._held_timer.cancel()
+            self._held_timer = None
+        held, self._held = self._held, {}
+        for instance, slots in held.items():
+            self._post(self._scheduler, messages.Release(instance, slots))
 
     # ------------------------------------------------------------------ inbox
 
@@ -240,7 +271,7 @@ class FrontendCore(ClientShm, Ordering):
         if resp.outputs and resp.instance:
             held = [(r.region, r.offset) for r in resp.outputs if r.kind == messages.SERVER_SHM]
             if held:
-                self._post(self._scheduler, messages.Release(resp.instance, held))
+                self._release_later(resp.instance, held)
 
     @property
     def in_flight(self) -> int:
