@@ -23,11 +23,13 @@ from .config import SchedConfig
 from .queue import MAIN, Entry, PolicyQueue
 
 
-def shape_key(entry: Entry) -> list:
-    """What must agree to batch: per input name, dtype and all dims but the batch dim."""
+def shape_key(entry: Entry, ragged: frozenset = frozenset()) -> list:
+    """What must agree to batch: per input name, dtype and all dims but the batch dim
+    (only the dtype for inputs the config marks ``allow_ragged_batch``)."""
     key = entry.shape
     if key is None:
-        key = entry.shape = [(t.name, t.dtype, t.shape[1:]) for t in entry.req.inputs]
+        key = entry.shape = [(t.name, t.dtype, None if t.name in ragged else t.shape[1:])
+                             for t in entry.req.inputs]
     return key
 
 
@@ -64,6 +66,7 @@ def form(queue: PolicyQueue, cfg: SchedConfig, now_ns: int, cached: Pending | No
     max_preferred = cfg.max_preferred
     preferred = cfg.preferred
     delay_ns = cfg.delay_ns
+    ragged = cfg.ragged
     taken: list[Entry] = []
     pending = 0
     best = 0                 # number of entries in the best preferred prefix
@@ -90,11 +93,11 @@ def form(queue: PolicyQueue, cfg: SchedConfig, now_ns: int, cached: Pending | No
             grown = pending + size
             if grown > max_preferred and not best:
                 best = len(taken)
-            if grown > max_batch or shape_key(entry) != key:
+            if grown > max_batch or shape_key(entry, ragged) != key:
                 send_now = True
                 break
         else:
-            key = shape_key(entry)
+            key = shape_key(entry, ragged)
             closed = delay_ns != 0 and now_ns >= entry.enqueue_ns + delay_ns
         taken.append(entry)
         pending += size

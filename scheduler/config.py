@@ -54,7 +54,7 @@ class SchedConfig:
 
     __slots__ = ("max_batch_size", "batching", "preferred", "max_preferred", "delay_ns",
                  "levels", "default_level", "policies", "preserve_ordering", "sequence",
-                 "pipelinable")
+                 "pipelinable", "ragged")
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.max_batch_size = int(config.get("max_batch_size", 0) or 0)
@@ -76,6 +76,8 @@ class SchedConfig:
         self.default_level = min(max(default_level, 1), self.levels) if self.levels else 1
         self.policies = self._policies(dyn)
         self.sequence = isinstance(config.get("sequence_batching"), dict)
+        self.ragged = frozenset(i["name"] for i in config.get("input", []) or []
+                                if i.get("allow_ragged_batch"))
         # A request pipelined into a worker's socket can no longer be overtaken
         # by a higher priority, expire or count toward max_queue_size: models
         # that use those rules (or sequences) keep one batch per instance.

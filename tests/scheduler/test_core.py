@@ -244,3 +244,16 @@ def test_dead_instance_fails_what_ran_and_requeues_what_waited_behind_it():
     assert [rids(d) for d in dispatches(core.step(21))] == [[2]]     # [2] never ran: served next
     out = core.set_models(table(("m", 1, config(), [], "UNAVAILABLE")))  # the model went
     assert sorted(r.response.rid for r in replies(out)) == [2, 3]
+
+
+def test_ragged_inputs_batch_despite_different_shapes():
+    cfg = config(max_batch_size=4, dynamic={"preferred_batch_size": [3]},
+                 input=[{"name": "INPUT0", "allow_ragged_batch": True}])
+    core = core_with(cfg)
+    for rid, n in enumerate((4, 7, 9)):
+        core.add(request(rid, batch=1, shape=(n,)), now_ns=rid)
+    assert [rids(d) for d in dispatches(core.step(10))] == [[0, 1, 2]]
+    strict = core_with(config(max_batch_size=4, dynamic={"preferred_batch_size": [3]}))
+    for rid, n in enumerate((4, 7, 9)):
+        strict.add(request(rid, batch=1, shape=(n,)), now_ns=rid)
+    assert [rids(d) for d in dispatches(strict.step(10))] == [[0]]
