@@ -24,8 +24,8 @@ def load(path: str) -> dict:
 def cell(r) -> str:
     if r is None:
         return "—"
-    if r.get("errors") is None:
-        return "n/a"
+    if r.get("errors") is None or r.get("value") is None:
+        return "n/a" if r.get("errors") is None else f"failed ({r.get('notes', '')[:60]})"
     v = r["value"]
     text = f"{v:.3g} {r['unit']}" if r["unit"] == "GB/s" else f"{v:,.0f} {r['unit']}"
     if r.get("p50_ms") is not None:
@@ -39,7 +39,7 @@ def ratio(a, b, key) -> str:
     try:
         return f"{b[key] / a[key]:.2f}×"
     except (TypeError, KeyError, ZeroDivisionError):
-        return "—"
+        return "—"          # a failed or missing measurement on either side
 
 
 def main(argv: list[str]) -> int:

@@ -21,6 +21,7 @@ log = logging.getLogger("tritond.frontend.http")
 
 _INFER = re.compile(r"/v2/models/([^/]+)(?:/versions/([0-9]+))?/infer")
 DEFAULT_MAX_INPUT = 64 << 20
+MAX_BINARY_BODY = (1 << 31) - 1     # binary tensors after a JSON header: gRPC's message cap
 DECOUPLED = "HTTP end point doesn't support models with decoupled transaction policy"
 
 
@@ -53,13 +54,21 @@ async def infer(core, headers: dict, receive, model: str, version: str) -> Infer
     """One inference: headers are the raw ASGI (lower-case bytes) pairs as a dict."""
     limit = core.options.get("http_max_input_size", DEFAULT_MAX_INPUT)
     encoding = check_encoding(_text(headers.get(b"content-encoding")))
-    body = await read_body(headers.get(b"content-length"), receive, limit)
+    header_len = headers.get(b"inference-header-content-length")
+    # As Triton, --http-max-input-size bounds the JSON header, a raw input and a
+    # decompressed body, not the binary tensors after a JSON header (a 64 MiB
+    # tensor plus its header must pass with the default); those are bounded
+    # like a gRPC message instead.
+    body_limit = MAX_BINARY_BODY if header_len is not None and encoding is None else limit
+    body = await read_body(headers.get(b"content-length"), receive, body_limit)
     if encoding is not None:
         body = decompress(body, encoding, limit)
     mv = core.models.resolve(model, version)
     if mv.decoupled:
         raise unsupported(DECOUPLED)
-    hlen = codec.header_length(_text(headers.get(b"inference-header-content-length")), len(body))
+    hlen = codec.header_length(_text(header_len), len(body))
+    if (hlen if hlen else len(body)) > limit:
+        raise too_large(hlen if hlen else len(body), limit)
     if hlen == 0:           # raw binary request: the body is the only input's data
         req, default_binary = raw.decode_raw(body, mv, model, version)
     else:

@@ -163,3 +163,23 @@ def test_fp16_in_json_rejected(server):
 def test_unsupported_content_encoding(server):
     status, data = raw_post(server, "/v2/models/simple/infer", b"{}", {"Content-Encoding": "br"})
     assert status == 501 and "Unsupported compression type" in json.loads(data)["error"]
+
+
+def test_binary_tensors_are_not_counted_against_max_input_size(tmp_path):
+    """A header plus more tensor bytes than --http-max-input-size passes (as in Triton);
+    a JSON header or raw input above it does not."""
+    from tests.server import REPO, Server
+    srv = Server([REPO], "--http-max-input-size=1000")
+    try:
+        c = httpclient.InferenceServerClient(srv.url)
+        x = np.arange(4096, dtype=np.float32)              # 16 KiB of tensor data
+        inp = httpclient.InferInput("INPUT0", [x.size], "FP32")
+        inp.set_data_from_numpy(x)
+        np.testing.assert_array_equal(c.infer("identity_fp32", [inp]).as_numpy("OUTPUT0"), x)
+        inp.set_data_from_numpy(x, binary_data=False)      # the same as JSON: too large
+        with pytest.raises(InferenceServerException) as exc:
+            c.infer("identity_fp32", [inp])
+        assert exc.value.status() == "400" and "--http-max-input-size" in exc.value.message()
+        c.close()
+    finally:
+        srv.stop()
