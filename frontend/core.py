@@ -19,12 +19,13 @@ import time
 from typing import Callable
 
 from tritond import messages
-from tritond.errors import TritonError, invalid_arg, unavailable, unsupported
+from tritond.errors import TritonError, unavailable, unsupported
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
 from .classification import classify
 from .clientshm import ClientShm
+from .control import ControlPlane
 from .memory import release_free_memory
 from .models import Models, ModelVersion, dead_worker_regions
 from .ordering import Ordering
@@ -33,12 +34,6 @@ from .settings import LogSettings, TraceSettings
 from .types import InferRequest, InferResult, OutputTensor
 from .validate import check_inputs, check_outputs
 
-TRITON_VERSION = "2.51.0"     # the Triton release whose protocol tritond speaks
-# Only what really works end to end (protocol.md §1.2 lists Triton's full set).
-EXTENSIONS = ["classification", "model_repository", "model_repository(unload_dependents)",
-              "schedule_policy", "model_configuration", "binary_tensor_data", "parameters",
-              "statistics", "logging"]
-_POLLING = "explicit model load / unload is not allowed if polling is enabled"
 # ArenaPool names overflow segments "<tag>-x<n>"; each is unlinked by its owner
 # when freed, so our mapping must go too or /dev/shm space is never returned.
 _ONEOFF = re.compile(r"-x\d+$")
@@ -49,7 +44,7 @@ log = logging.getLogger("tritond.frontend")
 RELEASE_LINGER_S = 0.005   # idle frontends hand output slots back after this
 
 
-class FrontendCore(ClientShm, Ordering):
+class FrontendCore(ClientShm, Ordering, ControlPlane):
     """One per frontend process; every method runs on the process's event loop."""
 
     def __init__(self, options: dict, outbox, server_id: str, address: str,
@@ -293,84 +288,3 @@ class FrontendCore(ClientShm, Ordering):
             self._dirty = False
             self._arena.trim()
             release_free_memory()
-
-    # ------------------------------------------------------------------ control plane
-
-    async def _query(self, addr: str, what: str, args: dict, timeout: float = 30.0):
-        qid = self._next_id
-        self._next_id = qid + 1
-        fut = asyncio.get_running_loop().create_future()
-        self._queries[qid] = fut
-        self._post(addr, messages.Query(qid, self.address, what, args))
-        try:
-            answer = await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            raise unavailable(f"no answer to '{what}' within {timeout:g} s") from None
-        finally:
-            self._queries.pop(qid, None)
-        if answer.error is not None:
-            raise TritonError(answer.error.code, answer.error.message)
-        return answer.result
-
-    def server_live(self) -> bool:
-        return True
-
-    def server_ready(self) -> bool:
-        return self.models.server_ready and not self.draining
-
-    def server_metadata(self) -> dict:
-        ext = list(EXTENSIONS)
-        at = ext.index("model_configuration") + 1     # Triton's order (protocol.md §1.2)
-        ext[at:at] = self._shm_extensions()
-        return {"name": self.options.get("id", "triton"), "version": TRITON_VERSION,
-                "extensions": ext}
-
-    def model_ready(self, name: str, version: str = "") -> bool:
-        return self.models.is_ready(name, version)
-
-    def model_metadata(self, name: str, version: str = "") -> dict:
-        mv = self.models.resolve(name, version)
-        if version:
-            return mv.metadata
-        versions = [v.version_str for v in self.models.ready_versions(name)]
-        return {**mv.metadata, "versions": versions}
-
-    def model_config(self, name: str, version: str = "") -> dict:
-        return self.models.resolve(name, version).config
-
-    async def model_statistics(self, name: str = "", version: str = "") -> dict:
-        if name:
-            ok = (self.models.is_ready(name, version) if name in self.models.names()
-                  else False)
-            if not ok:
-                what = f"'{name}'" if not version else f"'{name}' version {version}"
-                raise invalid_arg(f"requested model {what} is not available")
-        result = await self._query(self._scheduler, "stats", {"name": name, "version": version})
-        return result if isinstance(result, dict) else {"model_stats": list(result or [])}
-
-    def repository_index(self, ready: bool = False) -> list[dict]:
-        return self.models.index(ready)
-
-    async def load_model(self, name: str, parameters: dict) -> None:
-        await self._model_control("load", name, parameters)
-
-    async def unload_model(self, name: str, parameters: dict) -> None:
-        await self._model_control("unload", name, parameters)
-
-    async def _model_control(self, what: str, name: str, parameters: dict) -> None:
-        if self.options.get("model_control_mode", "none") != "explicit":
-            raise unavailable(_POLLING)
-        # TODO(parent): the parent must answer Query("load"/"unload", {"name", "parameters"})
-        # from frontends with an Answer once the new table is out; until then this times out.
-        await self._query(self._parent, what, {"name": name, "parameters": parameters},
-                          timeout=float(self.options.get("model_load_timeout_s", 600)))
-
-    # ------------------------------------------------------------------ settings
-
-    def log_settings(self, update: dict | None = None) -> dict:
-        return self.logs.update(update)
-
-    def trace_settings(self, model: str = "", update: dict | None = None) -> dict:
-        if model and not (model in self.models.names() and self.models.is_ready(model)):
-            raise invalid_arg(f"Request for unknown model : {model}")
-        return self.traces.update(model, update)
