@@ -174,10 +174,18 @@ class SchedulerCore(TableMixin):
         """Entries worth queueing behind a busy instance: a full batch, or one request."""
         if not model.cfg.batching:
             return batcher.single(model.queue)
-        entries, _, model.pending = batcher.form(model.queue, model.cfg, now_ns, model.pending)
-        if entries is None or sum(e.size for e in entries) < model.cfg.max_preferred:
-            return None      # let it grow until the instance is free (Triton's batch sizes)
-        return entries
+        cfg = model.cfg
+        entries, _, model.pending = batcher.form(model.queue, cfg, now_ns, model.pending)
+        if entries is None:
+            return None
+        # With a queue delay, form() only returns a batch that reached a preferred
+        # size or whose oldest request waited the whole window: as in Triton, it
+        # goes to the instance's queue even while the instance is busy. Without a
+        # delay only full batches are queued ahead; the rest grows until the
+        # instance is free.
+        if cfg.delay_ns or sum(e.size for e in entries) >= cfg.max_preferred:
+            return entries
+        return None
 
     def _dispatch(self, model: Model, inst: Instance, entries: list, now_ns: int, out: list,
                   pipelined: bool = False) -> None:
