@@ -6,6 +6,9 @@ tensor costs a dict lookup, a bounds check and a numpy view: no syscall, no copy
 """
 from __future__ import annotations
 
+import os
+import re
+
 import numpy as np
 
 from tritond.errors import invalid_arg
@@ -14,7 +17,12 @@ from .dtypes import (_NP, _SIZE, deserialize_bytes, element_size, num_elements, 
                      serialized_size)
 from tritond.messages import CUDA_SHM
 
-from .region import Segment
+from .region import SHM_DIR, Segment
+
+# One-off segments (``<tag>-x<n>``, shm.arena) are unlinked by their owner when
+# no longer needed and their names are never reused: a mapping kept here after
+# that pins the pages, so /dev/shm space would never come back.
+_ONEOFF = re.compile(r"-x\d+$")
 
 
 class SegmentCache:
@@ -31,6 +39,7 @@ class SegmentCache:
     def __init__(self, writable: bool = True):
         self.writable = writable
         self._segments: dict = {}              # region, or (region, gen) for client regions
+        self._oneoffs: set[str] = set()        # cached one-off segments of other processes
         self._cuda = None
 
     def buffer(self, region: str, offset: int, nbytes: int, gen: int = 0) -> memoryview:
@@ -84,6 +93,7 @@ class SegmentCache:
         seg = self._segments.pop((region, gen) if gen else region, None)
         if seg is not None:
             seg.close()
+        self._oneoffs.discard(region)
         if gen and self._cuda is not None:
             self._cuda.forget(region, gen)
 
@@ -92,8 +102,22 @@ class SegmentCache:
         for seg in self._segments.values():
             seg.close()
         self._segments.clear()
+        self._oneoffs.clear()
         if self._cuda is not None:
             self._cuda.close()
+
+    @property
+    def has_oneoffs(self) -> bool:
+        """True while one-off segments are mapped (call ``drop_unlinked`` when idle)."""
+        return bool(self._oneoffs)
+
+    def drop_unlinked(self) -> int:
+        """Forget the cached one-off segments their owner unlinked; returns how many."""
+        gone = [r for r in self._oneoffs
+                if not os.path.exists(os.path.join(SHM_DIR, r.lstrip("/")))]
+        for region in gone:
+            self.forget(region)
+        return len(gone)
 
     def __contains__(self, region: str) -> bool:
         return region in self._segments
@@ -106,8 +130,13 @@ class SegmentCache:
         return [k for k in self._segments if type(k) is str]
 
     def _attach(self, region: str, key) -> Segment:
+        oneoff = type(key) is str and _ONEOFF.search(region) is not None
+        if oneoff and self._oneoffs:
+            self.drop_unlinked()         # a new name: the older ones may be gone by now
         seg = Segment.attach(region, writable=self.writable)
         self._segments[key] = seg
+        if oneoff:
+            self._oneoffs.add(region)
         return seg
 
     def _reattach_if_grown(self, seg: Segment, key, offset: int, nbytes: int) -> Segment:

@@ -84,11 +84,15 @@ class WorkerProc:
             # do not block on the socket, just drain it.
             backlog = self.watch.take()
             try:
-                # Spare big segments are given back after a second of idleness.
-                idle_wait = 1.0 if self.pool is not None and self.pool.has_spares else None
+                # Spare big segments are given back after a second of idleness,
+                # and mappings of frontends' big input segments they unlinked.
+                idle_wait = 1.0 if self.cache.has_oneoffs or (
+                    self.pool is not None and self.pool.has_spares) else None
                 batch = self.ep.recv(0 if backlog else idle_wait)
                 if not batch and not backlog and idle_wait is not None:
-                    self.pool.trim()
+                    if self.pool is not None:
+                        self.pool.trim()
+                    self.cache.drop_unlinked()
             except msgspec.MsgspecError as exc:
                 # The frame is consumed; its sender's error is logged, not fatal.
                 self.log.error("undecodable message frame: %s", exc)

@@ -62,6 +62,8 @@ class InferenceServicer:
         except (ValueError, IndexError, DecodeError):
             # What grpc says when its own deserializer fails.
             await context.abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!")
+        except TritonError as exc:       # a valid message Triton rejects (codec's rules)
+            await context.abort(STATUS[exc.code], exc.message)
         try:
             result = await self.core.infer(req)
         except TritonError as exc:

@@ -5,6 +5,12 @@ uvicorn writes a response's head and each body chunk with separate
 syscall costs about as much as the rest of a tiny response's Python work, so
 the writes made during one event-loop turn are handed to the socket together:
 one ``writelines`` (a single vectored send) per connection per turn.
+
+Infer bodies are written straight from the worker's shm output slots, and
+uvloop's transport keeps a *reference* to what the socket did not take yet (no
+copy). ``after_sent`` tells the infer response when those bytes really left
+this process, so the slot goes back to the worker only then: released earlier,
+a slow reader would receive the output of a later request written over it.
 """
 from __future__ import annotations
 
@@ -13,12 +19,15 @@ import asyncio
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 _JOIN_LIMIT = 64 * 1024   # below this, joining is cheaper than a vectored write
+_POLL_FIRST_S = 0.001      # then doubling up to _POLL_MAX_S while a client reads slowly
+_POLL_MAX_S = 0.05
 
 
 class CorkedTransport:
     """Buffers ``write`` calls until the end of the current loop turn."""
 
-    __slots__ = ("_transport", "_loop", "_buf", "_size", "_scheduled")
+    __slots__ = ("_transport", "_loop", "_buf", "_size", "_scheduled", "_waiters", "_poll_s",
+                 "lost")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
@@ -26,6 +35,29 @@ class CorkedTransport:
         self._buf: list = []
         self._size = 0
         self._scheduled = False
+        self._waiters: list = []
+        self._poll_s = 0.0          # > 0 while a poll for the buffer to empty is armed
+        self.lost = False           # connection_lost: nothing more will be sent
+
+    def after_sent(self, callback) -> None:
+        """Call ``callback()`` once everything written so far left the process (or never will)."""
+        self._waiters.append(callback)
+        if not self._scheduled and not self._poll_s:
+            self._check_sent()
+
+    def _check_sent(self) -> None:
+        try:
+            pending = not self.lost and self._transport.get_write_buffer_size() > 0
+        except Exception:  # noqa: BLE001 - a closed handle holds nothing
+            pending = False
+        if pending:
+            self._poll_s = min(self._poll_s * 2, _POLL_MAX_S) if self._poll_s else _POLL_FIRST_S
+            self._loop.call_later(self._poll_s, self._check_sent)
+            return
+        self._poll_s = 0.0
+        waiters, self._waiters = self._waiters, []
+        for callback in waiters:
+            callback()
 
     def write(self, data) -> None:
         if not data:
@@ -40,14 +72,15 @@ class CorkedTransport:
         self._scheduled = False
         buf, self._buf = self._buf, []
         size, self._size = self._size, 0
-        if not buf or self._transport.is_closing():
-            return
-        if len(buf) == 1:
-            self._transport.write(buf[0])
-        elif size <= _JOIN_LIMIT:
-            self._transport.write(b"".join(buf))
-        else:
-            self._transport.writelines(buf)
+        if buf and not self._transport.is_closing():
+            if len(buf) == 1:
+                self._transport.write(buf[0])
+            elif size <= _JOIN_LIMIT:
+                self._transport.write(b"".join(buf))
+            else:
+                self._transport.writelines(buf)
+        if self._waiters and not self._poll_s:
+            self._check_sent()
 
     def close(self) -> None:
         self.flush()
@@ -62,3 +95,13 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CorkedTransport(transport, self.loop))
+
+    def connection_lost(self, exc) -> None:  # type: ignore[override]
+        corked = self.transport
+        super().connection_lost(exc)
+        corked.lost = True
+        corked._check_sent()      # noqa: SLF001 - queued bytes were dropped with the socket
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope["extensions"] = {"tritond.after_sent": self.transport.after_sent}

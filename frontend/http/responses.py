@@ -33,8 +33,10 @@ def error_response(exc: TritonError) -> Response:
 class InferResponse:
     """Writes the JSON header and each binary output straight from shared memory.
 
-    ``result.release()`` runs once the body is handed to the transport (or the
-    send failed), so the worker may then reuse the output slots.
+    ``result.release()`` runs once the body has left the process (the server's
+    ``tritond.after_sent`` extension, ``protocol.py``) or the send failed, so the
+    worker may then reuse the output slots; without the extension, once the
+    body is handed to the server.
     """
 
     __slots__ = ("header", "blobs", "result", "encoding")
@@ -49,7 +51,11 @@ class InferResponse:
         try:
             await self._send(send)
         finally:
-            self.result.release()
+            after_sent = scope.get("extensions", {}).get("tritond.after_sent")
+            if after_sent is None:
+                self.result.release()
+            else:
+                after_sent(self.result.release)
 
     async def _send(self, send) -> None:
         header, blobs = self.header, self.blobs

@@ -154,3 +154,24 @@ def test_cross_process_zero_copy(server_id, cache):
             proc.kill()
             proc.join()
     assert np.asarray(out).sum() == 7 * 90 - 10   # still mapped after the owner unlinked it
+
+
+def test_unlinked_oneoff_mappings_are_dropped(server_id, cache):
+    """A one-off segment its owner unlinked is unmapped here too (else its pages stay pinned)."""
+    owner = ArenaPool(server_id, "big", 0)          # no arena: every slot is a one-off
+    try:
+        a, b = owner.alloc(4096), owner.alloc(4096)
+        cache.buffer(a.region, 0, 4096)
+        cache.buffer(b.region, 0, 4096)
+        assert cache.has_oneoffs and cache.drop_unlinked() == 0
+        owner.free(a.region, 0)
+        owner.trim()                                 # unlinks a's (spare) segment
+        c = owner.alloc(4096)
+        cache.buffer(c.region, 0, 4096)              # a new name prunes the gone ones
+        assert a.region not in cache and b.region in cache and c.region in cache
+        owner.free(b.region, 0)
+        owner.free(c.region, 0)
+        owner.trim()
+        assert cache.drop_unlinked() == 2 and not cache.has_oneoffs and len(cache) == 0
+    finally:
+        owner.close()

@@ -242,3 +242,19 @@ def test_stream_grpc_error_header_closes_stream(srv):
     assert len(got) == 1
     result, error = got[0]
     assert result is None and error.status() == "StatusCode.NOT_FOUND"
+
+
+def test_infer_decode_errors_are_invalid_argument(srv):
+    """A request codec rejects (an input without data) is INVALID_ARGUMENT, not UNKNOWN."""
+    from tritond.protos import grpc_service_pb2 as pb
+    req = pb.ModelInferRequest(model_name="identity")
+    req.inputs.add(name="INPUT0", datatype="FP32", shape=[2])
+    with grpc.insecure_channel(srv.url) as channel:
+        infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+                                    request_serializer=pb.ModelInferRequest.SerializeToString,
+                                    response_deserializer=pb.ModelInferResponse.FromString)
+        with pytest.raises(grpc.RpcError) as info:
+            infer(req, timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == ("unable to find data for input tensor 'INPUT0' for model "
+                                    "'identity' in request.")
