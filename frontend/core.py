@@ -223,29 +223,39 @@ class FrontendCore(ClientShm, Ordering, ControlPlane):
     # ------------------------------------------------------------------ inbox
 
     def on_messages(self, msgs: list) -> None:
-        """Inbox handler: Responses, Answers and model tables; the rest goes to ``control``."""
+        """Inbox handler: Responses, Answers and model tables; the rest goes to ``control``.
+
+        One message that fails to apply is logged and skipped: raising here
+        would drop the rest of the frame and leave those requests waiting.
+        """
         for msg in msgs:
-            kind = type(msg)
-            if kind is messages.Response:
-                if self._order_of and msg.rid in self._order_of:   # preserve_ordering
-                    for resp in self._order_release(msg):
-                        self._on_response(resp)
-                else:
-                    self._on_response(msg)
-            elif kind is messages.Answer:
-                fut = self._queries.pop(msg.qid, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(msg)
-            elif kind is messages.ModelTable:
-                self.models.update(msg)
-                # A dead worker's arenas are unlinked by the parent; only
-                # unmapping them here gives the memory back.
-                for region in dead_worker_regions(self._cache.server_regions(), msg):
-                    self._cache.forget(region)
-                if msg.seq and self._parent:     # the parent waits for this before READY=1
-                    self._post(self._parent, messages.TableApplied(self.address, msg.seq))
+            try:
+                self._on_message(msg)
+            except Exception:  # noqa: BLE001 - see above
+                log.exception("failed to handle %s", type(msg).__name__)
+
+    def _on_message(self, msg) -> None:
+        kind = type(msg)
+        if kind is messages.Response:
+            if self._order_of and msg.rid in self._order_of:   # preserve_ordering
+                for resp in self._order_release(msg):
+                    self._on_response(resp)
             else:
-                self.control(msg)
+                self._on_response(msg)
+        elif kind is messages.Answer:
+            fut = self._queries.pop(msg.qid, None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+        elif kind is messages.ModelTable:
+            self.models.update(msg)
+            # A dead worker's arenas are unlinked by the parent; only
+            # unmapping them here gives the memory back.
+            for region in dead_worker_regions(self._cache.server_regions(), msg):
+                self._cache.forget(region)
+            if msg.seq and self._parent:     # the parent waits for this before READY=1
+                self._post(self._parent, messages.TableApplied(self.address, msg.seq))
+        else:
+            self.control(msg)
 
     def _on_response(self, resp: messages.Response) -> None:
         entry = self._pending.pop(resp.rid, None)

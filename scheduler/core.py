@@ -82,7 +82,7 @@ class SchedulerCore(TableMixin):
         # A linear scan of the busy batches: cancels are rare, and an index
         # (frontend, rid) -> instance would cost every dispatch and completion.
         for inst in self._instances.values():
-            for batch in (inst.busy, inst.nxt):
+            for batch in (inst.busy, *inst.ahead):
                 if batch is None:
                     continue
                 for entry in batch.entries:
@@ -117,12 +117,15 @@ class SchedulerCore(TableMixin):
         if batch is None or batch.batch_id != msg.batch_id:
             return []            # stale or duplicate notice
         model = inst.model
-        inst.busy, inst.nxt = inst.nxt, None
+        ahead = inst.ahead
+        inst.busy = ahead.popleft() if ahead else None
+        second = model.second
         if inst.busy is None:
-            model.second.remove(inst)    # a handful of instances: O(n) is fine
+            if inst in second:           # a handful of instances: O(n) is fine
+                second.remove(inst)
             model.free.append(inst)
-        else:
-            model.second.append(inst)
+        elif inst not in second:
+            second.append(inst)
         model.stats.batch_done(batch, msg.stats, msg.failed, now_ns,
                                (now_ns + self.epoch_offset_ns) // 1_000_000)
         return []
@@ -157,12 +160,18 @@ class SchedulerCore(TableMixin):
                 inst = model.free.popleft()
                 self._dispatch(model, inst, entries, now_ns, out)
                 model.second.append(inst)
-            while (self.pipeline and model.cfg.pipelinable and queue.count and model.second
+            second = model.second
+            while (self.pipeline and model.cfg.pipelinable and queue.count and second
                    and not model.free):
                 entries = self._pipelined(model, now_ns)
                 if entries is None:
                     break
-                self._dispatch(model, model.second.popleft(), entries, now_ns, out, True)
+                inst = second[0]
+                self._dispatch(model, inst, entries, now_ns, out, True)
+                if len(inst.ahead) >= model.room:
+                    second.popleft()
+                else:
+                    second.rotate(-1)        # spread pipelined work over the instances
             if not queue.count:
                 idle.append(model)
         for model in idle:
@@ -207,7 +216,7 @@ class SchedulerCore(TableMixin):
         releases, inst.releases = inst.releases, []
         batch = Batch(self._batch_id, entries, size, now_ns)
         if pipelined:
-            inst.nxt = batch
+            inst.ahead.append(batch)
         else:
             inst.busy = batch
         out.append(Dispatch(inst.address, messages.Execute(self._batch_id, requests, releases)))

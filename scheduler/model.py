@@ -1,7 +1,7 @@
 """Runtime state of one model version and its instances.
 
 An instance executes one batch at a time (as in Triton), but may hold one more
-ready batch in its socket (``nxt``): the worker then starts it the moment the
+ready batches in its socket (``ahead``): the worker then starts one the moment the
 first one ends instead of idling for the Executed -> Execute round trip
 through the scheduler, and both batches' answers leave in one frame. Only a
 *full* batch (or any request of a model that does not batch) is pipelined, so
@@ -13,6 +13,12 @@ from __future__ import annotations
 from collections import deque
 
 from .config import SchedConfig
+
+# A batching model queues one full batch ahead (batches must still grow); a model
+# that runs one request per execution queues more, so a worker drains several
+# Executes per wake-up and answers them in one frame per peer.
+PIPELINE_AHEAD_BATCHING = 1
+PIPELINE_AHEAD_SINGLE = 3
 from .queue import Entry, PolicyQueue
 from .stats import ModelStats
 
@@ -32,13 +38,13 @@ class Batch:
 class Instance:
     """One worker instance (its address) of a model version."""
 
-    __slots__ = ("address", "model", "busy", "nxt", "releases", "gone")
+    __slots__ = ("address", "model", "busy", "ahead", "releases", "gone")
 
     def __init__(self, address: str, model: "Model") -> None:
         self.address = address
         self.model = model
         self.busy: Batch | None = None      # executing
-        self.nxt: Batch | None = None       # dispatched behind it (pipelined)
+        self.ahead: deque[Batch] = deque()  # dispatched behind it (pipelined), in order
         self.releases: list[tuple[str, int]] = []   # piggybacked on the next Execute
         self.gone = False
 
@@ -47,7 +53,7 @@ class Model:
     """One model version: config, queue, instances, statistics."""
 
     __slots__ = ("name", "version", "config_json", "cfg", "queue", "instances", "free",
-                 "second", "stats", "ready", "wait_until", "pending")
+                 "second", "room", "stats", "ready", "wait_until", "pending")
 
     def __init__(self, name: str, version: int, config_json: str, cfg: SchedConfig) -> None:
         self.name = name
@@ -57,7 +63,9 @@ class Model:
         self.queue = PolicyQueue(cfg)
         self.instances: dict[str, Instance] = {}
         self.free: deque[Instance] = deque()      # nothing in flight
-        self.second: deque[Instance] = deque()    # one batch in flight, room for a pipelined one
+        self.second: deque[Instance] = deque()    # busy, with room for a pipelined batch
+        # Batches an instance may hold beyond the one executing (see core.PIPELINE_*).
+        self.room = PIPELINE_AHEAD_BATCHING if cfg.batching else PIPELINE_AHEAD_SINGLE
         self.stats = ModelStats(name, version)
         self.ready = True            # accepts new requests (False while UNLOADING)
         self.wait_until = 0          # delay window end when the batcher chose to wait

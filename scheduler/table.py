@@ -8,7 +8,7 @@ from tritond.channel import printable
 from tritond.errors import Code
 
 from .config import SchedConfig
-from .model import Batch, Instance, Model
+from .model import Instance, Model
 from .outputs import Output, _error, _merge
 
 SERVED_STATES = ("READY", "UNLOADING")   # UNLOADING: drain what is queued, accept nothing new
@@ -64,7 +64,7 @@ class TableMixin:
             new.instances[addr] = inst
             if inst.busy is None:
                 new.free.append(inst)
-            elif inst.nxt is None:
+            elif len(inst.ahead) < new.room:
                 new.second.append(inst)
         self._active.pop(old, None)
         for entry in old.queue.drain():
@@ -98,14 +98,16 @@ class TableMixin:
         of the queue (for another instance or the restarted one) when the
         model stays (``requeue``); it fails with the rest when the model goes.
         """
-        batch, pending = inst.busy, inst.nxt
-        inst.busy = inst.nxt = None
+        batch, pending = inst.busy, list(inst.ahead)
+        inst.busy = None
+        inst.ahead.clear()
         model = inst.model
-        if pending is not None:
+        if pending:
             if requeue:
-                self._requeue(model, pending)
+                self._requeue(model, [e for b in pending for e in b.entries])
             else:
-                batch = _merge(batch, pending)
+                for b in pending:
+                    batch = _merge(batch, b)
         if batch is None:
             return
         how = self._exits.get(inst.address) or \
@@ -115,9 +117,9 @@ class TableMixin:
             out.append(_error(entry.req, Code.UNAVAILABLE, message, model.version))
         model.stats.failed(len(batch.entries), 0)
 
-    def _requeue(self, model: Model, batch: Batch) -> None:
-        model.queue.requeue_front(batch.entries)
-        for entry in batch.entries:
+    def _requeue(self, model: Model, entries: list) -> None:
+        model.queue.requeue_front(entries)
+        for entry in entries:
             req = entry.req
             self._queued[(req.frontend, req.rid)] = (model, entry)
         self._active[model] = None

@@ -203,20 +203,20 @@ def test_resumed_walk_sees_new_requests():
 
 
 
-def test_pipelining_queues_one_ready_request_behind_a_busy_instance():
+def test_pipelining_queues_ready_requests_behind_a_busy_instance():
     core = core_with(config())
     core.pipeline = True
-    for rid in range(3):
+    for rid in range(5):
         core.add(request(rid), now_ns=rid)
     ds = dispatches(core.step(10))
-    # one executing, one waiting in the worker's socket, the third stays queued
-    assert [(d.address, rids(d)) for d in ds] == [("w0", [0]), ("w0", [1])]
+    # one executing and three waiting in the worker's socket; the fifth stays queued
+    assert [(d.address, rids(d)) for d in ds] == [("w0", [0]), ("w0", [1]), ("w0", [2]), ("w0", [3])]
     assert dispatches(core.executed(executed(ds[0]), 20)) == []
     refill = dispatches(core.step(21))
-    assert [rids(d) for d in refill] == [[2]]            # behind [1] again
-    core.executed(executed(ds[1]), 30)
-    core.executed(executed(refill[0]), 31)
-    assert dispatches(core.step(32)) == [] and core.stats_json()["model_stats"][0]["execution_count"] == 3
+    assert [rids(d) for d in refill] == [[4]]            # behind [3]
+    for d in ds[1:] + refill:
+        core.executed(executed(d), 30)
+    assert dispatches(core.step(32)) == [] and core.stats_json()["model_stats"][0]["execution_count"] == 5
 
 
 def test_pipelining_only_full_batches_when_batching():
@@ -241,7 +241,8 @@ def test_dead_instance_fails_what_ran_and_requeues_what_waited_behind_it():
     out = core.set_models(table(("m", 1, config(), ["w1"])))      # w0 died
     assert [r.response.rid for r in replies(out)] == [0]             # only what it executed
     core.executed(executed(ds[1]), 20)
-    assert [rids(d) for d in dispatches(core.step(21))] == [[2]]     # [2] never ran: served next
+    # [2] never ran: back at the front of the queue, pipelined behind [3] on w1
+    assert [rids(d) for d in dispatches(core.step(21))] == [[2]]
     out = core.set_models(table(("m", 1, config(), [], "UNAVAILABLE")))  # the model went
     assert sorted(r.response.rid for r in replies(out)) == [2, 3]
 

@@ -34,7 +34,7 @@ def test_exactly_one_outcome(ops, max_batch, preferred, delay, levels, policy, d
     instances = [f"w{i}" for i in range(n_inst)]
     core = core_with(config(max_batch, dyn if dynamic else None), instances=tuple(instances))
     core.pipeline = pipeline
-    depth = 2 if pipeline else 1
+    depth = 1 if not pipeline else (2 if dynamic and max_batch else 4)   # model.PIPELINE_AHEAD_*
     outcomes: dict[int, int] = {}
     busy: dict[str, list[Dispatch]] = {}    # per instance, in execution order
     now = 0
