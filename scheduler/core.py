@@ -184,8 +184,9 @@ class SchedulerCore(TableMixin):
         if not model.cfg.batching:
             return batcher.single(model.queue)
         cfg = model.cfg
-        entries, _, model.pending = batcher.form(model.queue, cfg, now_ns, model.pending)
+        entries, wait, model.pending = batcher.form(model.queue, cfg, now_ns, model.pending)
         if entries is None:
+            model.wait_until = wait      # wake when the window closes, busy or not
             return None
         # With a queue delay, form() only returns a batch that reached a preferred
         # size or whose oldest request waited the whole window: as in Triton, it

@@ -93,7 +93,7 @@ class Model:
     def next_deadline(self) -> int | None:
         """When step() must look at this model again, if nothing else happens."""
         timeout = self.queue.next_timeout()
-        wait = self.wait_until if self.free else 0
+        wait = self.wait_until if self.free or self.second else 0
         if wait and (timeout is None or wait < timeout):
             return wait
         return timeout

@@ -24,6 +24,7 @@ from . import messages
 
 _LEN = struct.Struct("<I")
 MAX_FRAME = 1 << 30
+FRAME_MESSAGES = 8            # a frame is written once this many messages wait for a peer
 
 
 def address(server_id: str, role: str) -> str:
@@ -147,6 +148,7 @@ class AsyncOutbox:
         self._scheduled = False
         self._loop = asyncio.get_running_loop()
         self.on_link_error: Callable[[str, Exception], None] = lambda addr, exc: None
+        self.frame_limit = FRAME_MESSAGES
 
     def post(self, addr: str, msg) -> None:
         q = self._queued.get(addr)
@@ -154,6 +156,13 @@ class AsyncOutbox:
             self._queued[addr] = [msg]
         else:
             q.append(msg)
+            if len(q) >= self.frame_limit:
+                # A loop turn that handles dozens of requests would otherwise
+                # hand them over all at once, at its very end: the receiver
+                # then idles, and downstream work moves in lock-step.
+                del self._queued[addr]
+                self._write(addr, frame(messages.encode(q)))
+                return
         if not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self.flush)

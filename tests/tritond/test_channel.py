@@ -53,3 +53,27 @@ def test_async_outbox_to_sync_endpoint_and_back():
         asyncio.run(main())
     finally:
         ep.close()
+
+
+def test_a_busy_turn_hands_frames_over_early():
+    """frame_limit messages to one peer are written at once, not at the end of the turn."""
+    addr = channel.address(f"t{os.getpid()}", "early")
+    ep = channel.SyncEndpoint(addr, messages.TO_WORKER)
+
+    async def main():
+        out = channel.AsyncOutbox()
+        out.frame_limit = 3
+        for i in range(3):
+            out.post(addr, messages.Shutdown(str(i)))
+        assert addr not in out._queued            # written, not waiting for the turn's end
+        out.post(addr, messages.Shutdown("3"))
+        assert len(out._queued[addr]) == 1
+        await asyncio.sleep(0.05)
+        msgs = await asyncio.get_running_loop().run_in_executor(None, ep.recv, 2.0)
+        assert [m.reason for m in msgs] == ["0", "1", "2", "3"]
+        out.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        ep.close()
