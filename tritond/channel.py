@@ -153,6 +153,13 @@ class AsyncOutbox:
     def post(self, addr: str, msg) -> None:
         q = self._queued.get(addr)
         if q is None:
+            if not self._scheduled:
+                # Nothing else is waiting this turn: a lone message (low load)
+                # goes at once instead of one loop iteration later.
+                self._write(addr, frame(messages.encode([msg])))
+                self._scheduled = True
+                self._loop.call_soon(self._settle)
+                return
             self._queued[addr] = [msg]
         else:
             q.append(msg)
@@ -166,6 +173,11 @@ class AsyncOutbox:
         if not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self.flush)
+
+    def _settle(self) -> None:
+        # End of the turn in which a message went out at once: later posts of
+        # that turn were queued and go now, as one frame per peer.
+        self.flush()
 
     def flush(self) -> None:
         self._scheduled = False

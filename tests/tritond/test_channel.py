@@ -56,21 +56,24 @@ def test_async_outbox_to_sync_endpoint_and_back():
 
 
 def test_a_busy_turn_hands_frames_over_early():
-    """frame_limit messages to one peer are written at once, not at the end of the turn."""
+    """A lone message goes at once; frame_limit messages to one peer are written as soon
+    as they wait, not at the end of the turn; order is kept throughout."""
     addr = channel.address(f"t{os.getpid()}", "early")
     ep = channel.SyncEndpoint(addr, messages.TO_WORKER)
 
     async def main():
         out = channel.AsyncOutbox()
         out.frame_limit = 3
-        for i in range(3):
+        out.post(addr, messages.Shutdown("0"))    # alone in its turn: written at once
+        assert addr not in out._queued
+        for i in range(1, 4):
             out.post(addr, messages.Shutdown(str(i)))
-        assert addr not in out._queued            # written, not waiting for the turn's end
-        out.post(addr, messages.Shutdown("3"))
-        assert len(out._queued[addr]) == 1
+        assert addr not in out._queued            # 3 waiting: written, not at the turn's end
+        out.post(addr, messages.Shutdown("4"))
+        assert len(out._queued[addr]) == 1        # goes at the end of the turn
         await asyncio.sleep(0.05)
         msgs = await asyncio.get_running_loop().run_in_executor(None, ep.recv, 2.0)
-        assert [m.reason for m in msgs] == ["0", "1", "2", "3"]
+        assert [m.reason for m in msgs] == ["0", "1", "2", "3", "4"]
         out.close()
 
     try:
