@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from typing import Callable
 
 from tritond import messages
 from tritond.errors import TritonError, unavailable, unsupported
-from tritond.shm.arena import ArenaPool
+from tritond.shm.arena import ArenaPool, is_oneoff
 from tritond.shm.views import SegmentCache
 
 from .classification import classify
@@ -34,13 +33,8 @@ from .settings import LogSettings, TraceSettings
 from .types import InferRequest, InferResult, OutputTensor
 from .validate import check_inputs, check_outputs
 
-# ArenaPool names overflow segments "<tag>-x<n>"; each is unlinked by its owner
-# when freed, so our mapping must go too or /dev/shm space is never returned.
-_ONEOFF = re.compile(r"-x\d+$")
 _NO_PARAMS = (0, 0, 0, 0, {})
 log = logging.getLogger("tritond.frontend")
-
-
 RELEASE_LINGER_S = 0.005   # idle frontends hand output slots back after this
 
 
@@ -191,7 +185,7 @@ class FrontendCore(ClientShm, Ordering, ControlPlane):
             self._unreleased -= 1
             big = False
             for region, _ in slots:
-                if _ONEOFF.search(region):
+                if is_oneoff(region):
                     self._cache.forget(region)
                     big = True
             self._release_later(instance, slots, now=big)

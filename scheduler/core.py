@@ -18,7 +18,9 @@ from tritond.errors import Code
 
 from . import batcher
 from .model import Batch, Instance, Model
-from .outputs import _ONEOFF, Dispatch, Notify, Output, Reply, _error
+from tritond.shm.arena import is_oneoff
+
+from .outputs import Dispatch, Notify, Output, Reply, _error
 from .queue import DONE
 from .stats import stats_json
 from .table import SERVED_STATES, TableMixin
@@ -102,10 +104,10 @@ class SchedulerCore(TableMixin):
         inst = self._instances.get(msg.instance)
         if inst is None:
             return []
-        big = [s for s in msg.slots if _ONEOFF in s[0]]
-        if big and len(big) == len(msg.slots):
-            return [Notify(inst.address, messages.Release(msg.instance, big))]
-        inst.releases.extend(s for s in msg.slots if _ONEOFF not in s[0])
+        big = []
+        keep = inst.releases
+        for slot in msg.slots:
+            (big if is_oneoff(slot[0]) else keep).append(slot)
         return [Notify(inst.address, messages.Release(msg.instance, big))] if big else []
 
     def executed(self, msg: messages.Executed, now_ns: int) -> list[Output]:

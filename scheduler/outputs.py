@@ -10,9 +10,6 @@ from tritond.errors import Code
 
 from .model import Batch
 
-# Names of one-off output segments end in "-x<n>" (tritond.shm.arena).
-_ONEOFF = "-x"
-
 
 class Dispatch(msgspec.Struct):
     """Send ``execute`` to the worker instance at ``address``."""

@@ -7,6 +7,7 @@ for requests the arena cannot hold, and hands out :class:`Slot` views.
 from __future__ import annotations
 
 import logging
+import re
 from bisect import bisect_left, insort
 from typing import Optional
 
@@ -16,6 +17,18 @@ from tritond.messages import SERVER_SHM, TensorRef
 from .region import Segment, segment_name
 
 log = logging.getLogger("tritond.shm")
+
+_ONEOFF_NAME = re.compile(r"-x\d+$")
+
+
+def is_oneoff(region: str) -> bool:
+    """Whether ``region`` is a one-off segment (a tensor too big for its arena).
+
+    Their owner unlinks them when freed (or keeps a couple as spares), and a
+    name is never reused: other processes must drop their mappings of them.
+    """
+    return _ONEOFF_NAME.search(region) is not None
+
 
 SPARES = 2                      # freed one-off segments kept for reuse
 ALIGN = 64                      # cache line; also enough for any dtype and AVX-512 loads

@@ -7,7 +7,6 @@ tensor costs a dict lookup, a bounds check and a numpy view: no syscall, no copy
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
 
@@ -17,12 +16,12 @@ from .dtypes import (_NP, _SIZE, deserialize_bytes, element_size, num_elements, 
                      serialized_size)
 from tritond.messages import CUDA_SHM
 
+from .arena import is_oneoff
 from .region import SHM_DIR, Segment
 
-# One-off segments (``<tag>-x<n>``, shm.arena) are unlinked by their owner when
-# no longer needed and their names are never reused: a mapping kept here after
+# One-off segments (shm.arena.is_oneoff) are unlinked by their owner when no
+# longer needed and their names are never reused: a mapping kept here after
 # that pins the pages, so /dev/shm space would never come back.
-_ONEOFF = re.compile(r"-x\d+$")
 
 
 class SegmentCache:
@@ -130,7 +129,7 @@ class SegmentCache:
         return [k for k in self._segments if type(k) is str]
 
     def _attach(self, region: str, key) -> Segment:
-        oneoff = type(key) is str and _ONEOFF.search(region) is not None
+        oneoff = type(key) is str and is_oneoff(region)
         if oneoff and self._oneoffs:
             self.drop_unlinked()         # a new name: the older ones may be gone by now
         seg = Segment.attach(region, writable=self.writable)
