@@ -55,6 +55,8 @@ class FrontendCore(ClientShm, Ordering, ControlPlane):
         self._cache = SegmentCache(writable=False)
         self._shm_init()
         self._order_init()
+        # Looked up once: 3.11's get_running_loop() is a getpid() syscall per call.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: dict[int, tuple[asyncio.Future, list]] = {}
         self._queries: dict[int, asyncio.Future] = {}
         self._next_id = 1
@@ -88,7 +90,7 @@ class FrontendCore(ClientShm, Ordering, ControlPlane):
         refs, slots = self._stage(req, sizes, used)
         rid = self._next_id
         self._next_id = rid + 1
-        fut = asyncio.get_running_loop().create_future()
+        fut = self.event_loop().create_future()
         self._pending[rid] = (fut, slots)
         if used:
             self._shm_sent(rid, used)
@@ -191,6 +193,13 @@ class FrontendCore(ClientShm, Ordering, ControlPlane):
             self._release_later(instance, slots, now=big)
         return release
 
+    def event_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop this core serves on (the running one, looked up once)."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
+
     def _release_later(self, instance: str, slots: list, now: bool = False) -> None:
         """Queue output slots for their worker (via the scheduler, on its next Execute).
 
@@ -203,7 +212,7 @@ class FrontendCore(ClientShm, Ordering, ControlPlane):
         if now:
             self._send_releases()
         elif self._held_timer is None:
-            self._held_timer = asyncio.get_running_loop().call_later(
+            self._held_timer = self.event_loop().call_later(
                 RELEASE_LINGER_S, self._send_releases)
 
     def _send_releases(self) -> None:

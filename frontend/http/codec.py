@@ -42,10 +42,8 @@ def header_length(value: str | None, body_len: int) -> int | None:
 
 def decode_request(body: bytes, hlen: int | None, model: str, version: str
                    ) -> tuple[InferRequest, bool]:
-    """(request, binary_data_output default) from an infer body."""
-    if hlen == 0:
-        raise invalid_arg("raw binary requests (Inference-Header-Content-Length: 0) are not "
-                          "supported")
+    """(request, binary_data_output default) from an infer body with a JSON header
+    (raw binary requests, ``hlen == 0``, are decoded by ``raw.decode_raw``)."""
     view = memoryview(body)
     doc = parse_json(view if hlen is None else view[:hlen])
     if type(doc) is not dict:

@@ -53,9 +53,10 @@ async def infer_unless_disconnected(core, req, receive):
     Raises TritonError(CANCELLED) in that case; its response is never sent
     (uvicorn drops writes to a disconnected cycle).
     """
-    task = asyncio.current_task()
+    loop = core.event_loop()
+    task = asyncio.current_task(loop)
     watch = _Watch(receive, task)
-    timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, watch.start)
+    timer = loop.call_later(WATCH_AFTER_S, watch.start)
     try:
         return await core.infer(req)
     except asyncio.CancelledError:
