@@ -9,75 +9,20 @@ syscalls falls as load rises.
 
 Only descriptors travel here; tensor bytes go through shared memory.
 
-The blocking endpoint used by workers lives in ``tritond.endpoint`` and is
-re-exported here.
+The blocking endpoint used by workers lives in ``tritond.endpoint``.
 """
 from __future__ import annotations
 
 import asyncio
 import os
 import socket
-import struct
+
 from typing import Callable
 
 from . import messages
+from .framing import MAX_FRAME, FrameBuffer, address, frame, printable  # noqa: F401
 
-_LEN = struct.Struct("<I")
-MAX_FRAME = 1 << 30
 FRAME_MESSAGES = 8            # a frame is written once this many messages wait for a peer
-
-
-def address(server_id: str, role: str) -> str:
-    """An abstract-namespace address; unique per server run and role."""
-    return f"\0tritond-{server_id}-{role}"
-
-
-def printable(addr: str) -> str:
-    return addr.replace("\0", "@")
-
-
-class FrameBuffer:
-    """Accumulates stream bytes and yields complete frame payloads."""
-
-    __slots__ = ("_buf",)
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-
-    def feed(self, data) -> list:
-        """Complete frame payloads in ``data`` (plus what was kept from before).
-
-        The payloads may be views into ``data``: decode them before the next
-        read reuses its buffer (both inbox kinds do).
-        """
-        if self._buf:
-            self._buf += data
-            src = self._buf
-            copy = True              # views into _buf would pin it against the del below
-        else:
-            src = memoryview(data)
-            copy = False
-        frames = []
-        pos = 0
-        n = len(src)
-        while n - pos >= 4:
-            (size,) = _LEN.unpack_from(src, pos)
-            if size > MAX_FRAME:
-                raise ValueError(f"frame of {size} bytes exceeds the {MAX_FRAME} limit")
-            if n - pos - 4 < size:
-                break
-            payload = src[pos + 4:pos + 4 + size]
-            frames.append(bytes(payload) if copy else payload)
-            pos += 4 + size
-        if copy:
-            del self._buf[:pos]
-        elif pos < n:
-            self._buf = bytearray(src[pos:])
-        return frames
-
-
-def frame(payload: bytes) -> bytes:
-    return _LEN.pack(len(payload)) + payload
 
 
 # --------------------------------------------------------------------- async
@@ -240,7 +185,5 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-from .endpoint import SyncEndpoint  # noqa: E402 - re-export (workers import it from here)
-
-__all__ = ["AsyncInbox", "AsyncOutbox", "FrameBuffer", "SyncEndpoint", "address", "frame",
+__all__ = ["AsyncInbox", "AsyncOutbox", "FrameBuffer", "address", "frame",
            "pid_alive", "printable"]

@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from . import config
+from . import options as config
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +56,7 @@ def parse_options(argv: list[str], environ: dict[str, str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(sys.argv[1:] if argv is None else argv, dict(os.environ))
-    from .supervisor import run  # heavy imports only once the flags are valid
+    from .parent.supervisor import run  # heavy imports only once the flags are valid
     return run(options)
 
 

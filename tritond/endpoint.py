@@ -12,7 +12,7 @@ import time
 from typing import Iterable
 
 from . import messages
-from .channel import FrameBuffer, frame
+from .framing import FrameBuffer, frame
 
 
 class SyncEndpoint:

@@ -157,7 +157,7 @@ class Hello(msgspec.Struct, tag=40, array_like=True):
 
 
 class Setup(msgspec.Struct, tag=41, array_like=True):
-    """Parent -> child: the server options (``tritond.config.Options`` as a dict)."""
+    """Parent -> child: the server options (``tritond.options.Options`` as a dict)."""
 
     options: dict[str, Any]
     server_id: str

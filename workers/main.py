@@ -24,7 +24,7 @@ from typing import Optional
 import msgspec
 
 from tritond import messages
-from tritond.channel import SyncEndpoint
+from tritond.endpoint import SyncEndpoint
 from tritond.errors import Code, TritonError
 from tritond.procutil import Bootstrap, child_start, quiet_gc
 from tritond.shm.arena import ArenaPool
@@ -50,7 +50,8 @@ def _finalize(config: dict, model_dir: str) -> dict:
     validation before initialising: ``initialize(args)`` then sees the final
     config, and the parent starts the other instances with exactly that.
     """
-    from tritond import modelconfig, repository
+    from tritond.repository import modelconfig
+    from tritond import repository
 
     cfg = modelconfig.from_dict(config)
     repository.normalize(cfg)
@@ -257,7 +258,7 @@ class WorkerProc:
 
 
 def main(boot: Bootstrap) -> None:
-    """Worker entry point (``tritond.children.ENTRY['worker']``)."""
+    """Worker entry point (``tritond.parent.children.ENTRY['worker']``)."""
     log = child_start(boot)
     endpoint = SyncEndpoint(boot.address, INBOX)
     endpoint.send_now(boot.parent, [messages.Hello("worker", boot.name, os.getpid(), boot.address)])

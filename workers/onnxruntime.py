@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 import onnxruntime as ort
 
-from tritond.config import backend_settings
+from tritond.options import backend_settings
 from tritond.errors import Code, TritonError
 
 from . import ortbf16

@@ -96,7 +96,7 @@ def test_bad_flags_exit_2():
 
 
 def test_help_lists_every_option():
-    from tritond import config
+    from tritond import options as config
     out = subprocess.run([sys.executable, "-m", "tritond.cli", "--help"],
                          capture_output=True, text=True, timeout=30).stdout
     for opt in config.OPTIONS:

@@ -5,6 +5,7 @@ import time
 import uuid
 
 from tritond import channel, messages
+from tritond.endpoint import SyncEndpoint
 from tritond.errors import Code
 from tritond.procutil import Bootstrap
 from tritond.scheduler import proc
@@ -12,7 +13,7 @@ from tritond.scheduler import proc
 from .helpers import config, request, table
 
 
-def receive(endpoint: channel.SyncEndpoint, kind, timeout: float = 10.0):
+def receive(endpoint: SyncEndpoint, kind, timeout: float = 10.0):
     """The first message of ``kind`` (others are kept out of the way: a test failure)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -25,10 +26,10 @@ def receive(endpoint: channel.SyncEndpoint, kind, timeout: float = 10.0):
 def test_scheduler_process_round_trip():
     sid = uuid.uuid4().hex[:8]
     addr = {role: channel.address(sid, role) for role in ("parent", "scheduler", "frontend-0", "w0", "w1")}
-    parent = channel.SyncEndpoint(addr["parent"], messages.TO_PARENT)
-    frontend = channel.SyncEndpoint(addr["frontend-0"], messages.TO_FRONTEND)
-    worker = channel.SyncEndpoint(addr["w0"], messages.TO_WORKER)
-    slow = channel.SyncEndpoint(addr["w1"], messages.TO_WORKER)
+    parent = SyncEndpoint(addr["parent"], messages.TO_PARENT)
+    frontend = SyncEndpoint(addr["frontend-0"], messages.TO_FRONTEND)
+    worker = SyncEndpoint(addr["w0"], messages.TO_WORKER)
+    slow = SyncEndpoint(addr["w1"], messages.TO_WORKER)
     boot = Bootstrap(role="scheduler", name="scheduler", address=addr["scheduler"],
                      parent=addr["parent"], server_id=sid, parent_pid=os.getpid())
     child = multiprocessing.get_context("spawn").Process(target=proc.main, args=(boot,))

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from tritond import channel, messages
+from tritond.endpoint import SyncEndpoint
 
 
 def frames_of(payloads):
@@ -31,7 +32,7 @@ def test_oversized_frame_is_refused():
 def test_async_outbox_to_sync_endpoint_and_back():
     addr_sync = channel.address(f"t{os.getpid()}", "sync")
     addr_async = channel.address(f"t{os.getpid()}", "async")
-    ep = channel.SyncEndpoint(addr_sync, messages.TO_WORKER)
+    ep = SyncEndpoint(addr_sync, messages.TO_WORKER)
 
     async def main():
         got = asyncio.get_running_loop().create_future()
@@ -59,7 +60,7 @@ def test_a_busy_turn_hands_frames_over_early():
     """A lone message goes at once; frame_limit messages to one peer are written as soon
     as they wait, not at the end of the turn; order is kept throughout."""
     addr = channel.address(f"t{os.getpid()}", "early")
-    ep = channel.SyncEndpoint(addr, messages.TO_WORKER)
+    ep = SyncEndpoint(addr, messages.TO_WORKER)
 
     async def main():
         out = channel.AsyncOutbox()

@@ -2,7 +2,8 @@
 import os
 
 from tritond import messages
-from tritond.channel import SyncEndpoint, address
+from tritond.channel import address
+from tritond.endpoint import SyncEndpoint
 from tritond.workers.cancel import CancelWatch
 from tritond.workers.python.inference import InferenceRequest
 

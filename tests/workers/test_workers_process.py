@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tritond import channel, messages
+from tritond.endpoint import SyncEndpoint
 from tritond.errors import Code
 from tritond.procutil import Bootstrap
 from tritond.workers.main import main
@@ -25,10 +26,10 @@ class Peers:
 
     def __init__(self, server_id: str) -> None:
         self.server_id = server_id
-        self.parent = channel.SyncEndpoint(channel.address(server_id, "parent"), messages.TO_PARENT)
-        self.scheduler = channel.SyncEndpoint(channel.address(server_id, "scheduler"),
+        self.parent = SyncEndpoint(channel.address(server_id, "parent"), messages.TO_PARENT)
+        self.scheduler = SyncEndpoint(channel.address(server_id, "scheduler"),
                                               messages.TO_SCHEDULER)
-        self.frontend = channel.SyncEndpoint(channel.address(server_id, "frontend-0"),
+        self.frontend = SyncEndpoint(channel.address(server_id, "frontend-0"),
                                              messages.TO_FRONTEND)
 
     def close(self) -> None:
@@ -36,7 +37,7 @@ class Peers:
             ep.close()
 
 
-def expect(endpoint: channel.SyncEndpoint, kind, timeout: float = 30.0):
+def expect(endpoint: SyncEndpoint, kind, timeout: float = 30.0):
     """Wait for exactly one message of ``kind`` (anything else fails the test)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

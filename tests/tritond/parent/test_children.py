@@ -1,5 +1,5 @@
 """Process spawning helpers."""
-from tritond import children
+from tritond.parent import children
 
 
 def test_thread_pool_defaults_do_not_override_the_user():

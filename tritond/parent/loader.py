@@ -1,6 +1,6 @@
 """Model loading and worker restarts: the part of the supervisor that owns model states.
 
-A mixin of :class:`tritond.supervisor.Supervisor` (it uses its ``options``,
+A mixin of :class:`tritond.parent.supervisor.Supervisor` (it uses its ``options``,
 ``models``, ``outbox``, ``_spawn`` and ``publish``), kept apart so that each
 module stays readable.
 
@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 
-from . import messages
+from tritond import messages
 from .children import Child, ChildError, kill
 from .models import READY, UNAVAILABLE, Instance, ModelVersion, instance_plan
 
@@ -34,7 +34,7 @@ class Loader:
     # ------------------------------------------------------------- loading
 
     async def _load_all(self) -> None:
-        from . import repository
+        from tritond import repository
 
         sources = repository.scan(
             self.options["model_repository"],
@@ -68,7 +68,8 @@ class Loader:
         return None if "*" in names else names
 
     async def _load_version(self, mv: ModelVersion, src) -> None:
-        from . import modelconfig, repository
+        from tritond import repository
+        from tritond.repository import modelconfig
 
         cfg = src.config
         try:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 
-from tritond.autofill import ENSEMBLE
-from tritond.ensemble_graph import check_graph
+from tritond.repository.autofill import ENSEMBLE
+from tritond.repository.ensemble_graph import check_graph
 from tritond.errors import invalid_arg
 from tritond.protos.model_config_pb2 import (
     DataType, ModelConfig, ModelQueuePolicy, ModelSequenceBatching)

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import time
 
-from . import messages
+from tritond import messages
 from .children import Child
 
 READY, LOADING, UNAVAILABLE, UNLOADING = "READY", "LOADING", "UNAVAILABLE", "UNLOADING"

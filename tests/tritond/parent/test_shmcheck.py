@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from tritond.shmcheck import arena_space_warning
+from tritond.parent.shmcheck import arena_space_warning
 
 MiB = 1 << 20
 

@@ -10,7 +10,7 @@ import signal
 import time
 from typing import Callable
 
-from .procutil import Bootstrap
+from tritond.procutil import Bootstrap
 
 _CTX = multiprocessing.get_context("spawn")
 log = logging.getLogger("tritond.supervisor")
@@ -120,7 +120,7 @@ async def stop_group(children: list[Child], timeout: float) -> None:
 
 def unlink_segments(server_id: str, pid: int | None = None) -> None:
     """Unlink the server's /dev/shm segments (only those of ``pid`` when given)."""
-    from .shm import region
+    from tritond.shm import region
 
     for name in region.list_segments(server_id):
         if pid is None or f"-{pid}-" in name:   # /tritond-<server_id>-<pid>-<tag>

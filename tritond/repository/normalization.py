@@ -1,7 +1,7 @@
 """Config normalisation that always runs before validation (protocol.md 3.3, 4.4)."""
 from __future__ import annotations
 
-from tritond.autofill import ENSEMBLE
+from tritond.repository.autofill import ENSEMBLE
 from tritond.errors import invalid_arg
 from tritond.protos.model_config_pb2 import ModelConfig, ModelInstanceGroup
 

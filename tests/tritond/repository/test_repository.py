@@ -7,9 +7,9 @@ import pytest
 
 from tritond import repository as repo_mod
 from tritond.errors import Code, TritonError
-from tritond.modelconfig import parse_pbtxt
+from tritond.repository.modelconfig import parse_pbtxt
 from tritond.protos import model_config_pb2 as pb
-from tritond.versions import list_versions, select_versions
+from tritond.repository.versions import list_versions, select_versions
 
 KIND = pb.ModelInstanceGroup
 

@@ -1,7 +1,7 @@
 """The parent ``tritond`` process: control plane and supervisor.
 
 It spawns the scheduler, the frontend and one worker per model instance, loads
-models (:mod:`tritond.loader`, which also restarts dead workers), publishes the
+models (:mod:`tritond.parent.loader`, which also restarts dead workers), publishes the
 model table, and shuts everything down in a fixed order. It never touches
 tensor bytes. Failure and shutdown policy: docs/internals.md "Failures and
 shutdown" (a dead worker is restarted in place; a dead scheduler or frontend
@@ -17,12 +17,13 @@ import secrets
 import signal
 import time
 
-from . import channel, messages, sdnotify
+from tritond import channel, messages
+from . import sdnotify
 from .children import Child, ChildError, kill, spawn, stop_group, unlink_segments
 from .control import UNLOADED, ModelControl
 from .loader import HELLO_TIMEOUT_S, Loader
 from .models import UNAVAILABLE, ModelVersion, format_table
-from .procutil import Bootstrap, setup_logging
+from tritond.procutil import Bootstrap, setup_logging
 from .shmcheck import arena_space_warning
 
 log = logging.getLogger("tritond.supervisor")
@@ -60,7 +61,7 @@ class Supervisor(Loader, ModelControl):
     # ------------------------------------------------------------ lifecycle
 
     async def run(self) -> int:
-        from .shm import region
+        from tritond.shm import region
 
         loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()

@@ -12,13 +12,13 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from tritond.autofill import autofill, check_model_files
+from tritond.repository.autofill import autofill, check_model_files
 from tritond.errors import TritonError, invalid_arg, unsupported
-from tritond.modelconfig import parse_pbtxt
-from tritond.normalization import normalize
+from tritond.repository.modelconfig import parse_pbtxt
+from tritond.repository.normalization import normalize
 from tritond.protos.model_config_pb2 import ModelConfig
-from tritond.validation import validate, validate_io
-from tritond.versions import list_versions, select_versions
+from tritond.repository.validation import validate, validate_io
+from tritond.repository.versions import list_versions, select_versions
 
 __all__ = ["ModelSource", "scan", "load_source", "normalize", "validate", "load_labels",
            "read_labels"]

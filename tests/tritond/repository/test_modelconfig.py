@@ -1,4 +1,4 @@
-"""tritond.modelconfig: pbtxt parsing, Triton's JSON rendering, dtype helpers."""
+"""tritond.repository.modelconfig: pbtxt parsing, Triton's JSON rendering, dtype helpers."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import json
 import pytest
 from google.protobuf import json_format
 
-from tritond import modelconfig as mc
+from tritond.repository import modelconfig as mc
 from tritond.errors import Code, TritonError
 from tritond.protos import model_config_pb2 as pb
 

@@ -1,7 +1,7 @@
 """Explicit model control (protocol.md §1.13, §4.7): the repository load/unload API.
 
-A mixin of :class:`tritond.supervisor.Supervisor`, next to
-:class:`tritond.loader.Loader` whose ``_load_version`` it reuses. A frontend
+A mixin of :class:`tritond.parent.supervisor.Supervisor`, next to
+:class:`tritond.parent.loader.Loader` whose ``_load_version`` it reuses. A frontend
 sends ``Query("load"|"unload", {"name", "parameters"})``; the parent answers
 once every frontend applied the resulting model table, so the client's next
 request already sees the change.
@@ -21,8 +21,8 @@ import asyncio
 import logging
 import os
 
-from . import messages
-from .errors import Code, TritonError, invalid_arg, unavailable, unsupported
+from tritond import messages
+from tritond.errors import Code, TritonError, invalid_arg, unavailable, unsupported
 from .models import READY, UNAVAILABLE, ModelVersion
 
 log = logging.getLogger("tritond.supervisor")
@@ -98,8 +98,8 @@ class ModelControl:
                               f"UNAVAILABLE state: {mv.reason};")
 
     def _read_source(self, name: str, config):
-        from . import repository
-        from .modelconfig import from_json
+        from tritond import repository
+        from tritond.repository.modelconfig import from_json
 
         places = [(repo, os.path.join(repo, name)) for repo in self.options["model_repository"]
                   if name and os.path.isdir(os.path.join(repo, name))]

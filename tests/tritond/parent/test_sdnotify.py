@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from tests.server import Server
-from tritond import sdnotify
+from tritond.parent import sdnotify
 
 
 @pytest.fixture
