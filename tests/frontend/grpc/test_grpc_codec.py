@@ -7,6 +7,7 @@ to send (typed contents, wrong parameter types).
 """
 import struct
 
+import ml_dtypes
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
@@ -39,10 +40,12 @@ def test_raw_fixed_types_round_trip(datatype):
 
 
 def test_raw_bf16_passes_through():
-    # tritonclient sends the upper two bytes of each little-endian fp32.
-    arr = np.array([1.5, -2.0, 3.25], dtype=np.float32)
+    # tritonclient (since r26.06) takes ml_dtypes.bfloat16 arrays: the upper two bytes
+    # of each little-endian fp32.
+    values = [1.5, -2.0, 3.25]
+    arr = np.array(values, dtype=ml_dtypes.bfloat16)
     req = codec.decode_request(from_client([client_input("X", arr, "BF16")]))
-    expected = b"".join(struct.pack("<f", v)[2:4] for v in arr)
+    expected = b"".join(struct.pack("<f", v)[2:4] for v in values)
     assert req.inputs[0].data == expected and req.inputs[0].datatype == "BF16"
 
 
