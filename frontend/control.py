@@ -48,7 +48,7 @@ class ControlPlane:
         ext = list(EXTENSIONS)
         at = ext.index("model_configuration") + 1     # Triton's order (protocol.md §1.2)
         ext[at:at] = self._shm_extensions()
-        return {"name": self.options.get("id", "triton"), "version": TRITON_VERSION,
+        return {"name": self.options.id, "version": TRITON_VERSION,
                 "extensions": ext}
 
     def model_ready(self, name: str, version: str = "") -> bool:
@@ -61,8 +61,9 @@ class ControlPlane:
         versions = [v.version_str for v in self.models.ready_versions(name)]
         return {**mv.metadata, "versions": versions}
 
-    def model_config(self, name: str, version: str = "") -> dict:
-        return self.models.resolve(name, version).config
+    def model_config(self, name: str, version: str = "") -> str:
+        """Triton's JSON rendering of the config (a string made once by the parent)."""
+        return self.models.resolve(name, version).config_json or "{}"
 
     async def model_statistics(self, name: str = "", version: str = "") -> dict:
         if name:
@@ -84,11 +85,11 @@ class ControlPlane:
         await self._model_control("unload", name, parameters)
 
     async def _model_control(self, what: str, name: str, parameters: dict) -> None:
-        if self.options.get("model_control_mode", "none") != "explicit":
+        if self.options.model_control_mode != "explicit":
             raise unavailable(_POLLING)
         # The parent answers once every frontend has applied the new model table.
         await self._query(self._parent, what, {"name": name, "parameters": parameters},
-                          timeout=float(self.options.get("model_load_timeout_s", 600)))
+                          timeout=float(self.options.model_load_timeout_s))
 
     # ------------------------------------------------------------------ settings
 

@@ -16,6 +16,7 @@ import time
 from tritond import messages
 from tritond.channel import AsyncInbox, AsyncOutbox, printable
 from tritond.errors import Code, TritonError
+from tritond.options import Options
 from tritond.procutil import Bootstrap, child_start, quiet_gc
 
 from .alarm import Alarm
@@ -31,7 +32,7 @@ class SchedulerProc:
         self.boot = boot
         self.log = log
         self.core = SchedulerCore(epoch_offset_ns=time.time_ns() - time.monotonic_ns())
-        self.options: dict = {}
+        self.options = Options()
         self._done: asyncio.Future | None = None
         self._outbox: AsyncOutbox | None = None
         self._alarm: Alarm | None = None
@@ -90,7 +91,7 @@ class SchedulerProc:
             self._outbox.post(msg.frontend, self._answer(msg))
         elif kind is messages.Setup:
             self.options = msg.options
-            self.core.pipeline = bool(msg.options.get("instance_pipelining", True))
+            self.core.pipeline = msg.options.instance_pipelining
         elif kind is messages.Shutdown:
             self.log.info("shutting down%s", f": {msg.reason}" if msg.reason else "")
             self._outbox.post(self.boot.parent, messages.Stopped(self.boot.name))

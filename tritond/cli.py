@@ -36,20 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_options(argv: list[str], environ: dict[str, str]) -> dict:
+def parse_options(argv: list[str], environ: dict[str, str]) -> "config.Options":
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:
         options = config.resolve(vars(ns), environ)
     except config.OptionError as exc:
         parser.error(str(exc))
-    if not options["model_repository"]:
+    if not options.model_repository:
         parser.error("--model-repository is required")
-    if options["model_control_mode"] == "poll":
+    if options.model_control_mode == "poll":
         parser.error("--model-control-mode=poll is not supported yet (use none or explicit)")
-    if options["load_model"] and options["model_control_mode"] != "explicit":
+    if options.load_model and options.model_control_mode != "explicit":
         parser.error("--load-model requires --model-control-mode=explicit")
-    if "*" in options["load_model"] and len(options["load_model"]) > 1:
+    if "*" in options.load_model and len(options.load_model) > 1:
         parser.error("--load-model=* must be the only --load-model")   # as tritonserver
     return options
 

@@ -17,9 +17,16 @@ from typing import Any, Optional, Union
 
 import msgspec
 
+from .options import Options
+from .spec import ModelSpec
+
 PROTOCOL_VERSION = 2   # 2: ModelEntry.live/exited, ModelTable.seq, TableApplied
 
 # ---------------------------------------------------------------- data plane
+
+# Request.flags bits (Triton's TRITONSERVER_REQUEST_FLAG_SEQUENCE_*)
+SEQUENCE_START = 1
+SEQUENCE_END = 2
 
 # TensorRef.kind values
 SERVER_SHM = 0   # a segment owned by a tritond process (arena or one-off)
@@ -157,9 +164,9 @@ class Hello(msgspec.Struct, tag=40, array_like=True):
 
 
 class Setup(msgspec.Struct, tag=41, array_like=True):
-    """Parent -> child: the server options (``tritond.options.Options`` as a dict)."""
+    """Parent -> child: the server options (declared once in ``tritond.options``)."""
 
-    options: dict[str, Any]
+    options: Options
     server_id: str
     parent: str                # parent's address
     scheduler: str             # scheduler's address
@@ -173,7 +180,7 @@ class ModelEntry(msgspec.Struct, array_like=True, omit_defaults=True):
     version: int
     state: str                 # UNKNOWN | READY | UNAVAILABLE | LOADING | UNLOADING
     reason: str = ""
-    config: str = ""           # ModelConfig as Triton's JSON rendering
+    spec: Optional[ModelSpec] = None   # the final config (None for name-only rows)
     instances: list[str] = []  # addresses of live worker instances
     model_dir: str = ""
     # False while a READY version has no live instance (all restarting): it is
@@ -202,8 +209,8 @@ class Load(msgspec.Struct, tag=43, array_like=True, omit_defaults=True):
     instance: str              # instance name, e.g. "simple_0_1"
     kind: str                  # "CPU" | "GPU" | "MODEL"
     device_id: int
-    config: str                # ModelConfig JSON (possibly partial: auto-complete)
-    model_dir: str
+    spec: ModelSpec            # the config (partial when auto_complete: its config_json
+    model_dir: str             # is what the backend completes)
     repository: str
     auto_complete: bool = True
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
@@ -257,7 +258,7 @@ def test_control_plane_answers(harness):
                                      {"name": "INPUT1", "datatype": "INT32", "shape": [-1, 16]}],
                           "outputs": [{"name": "OUTPUT0", "datatype": "INT32", "shape": [-1, 16]},
                                       {"name": "OUTPUT1", "datatype": "INT32", "shape": [-1, 16]}]}
-            assert core.model_config("simple")["max_batch_size"] == 8
+            assert json.loads(core.model_config("simple"))["max_batch_size"] == 8
             assert core.model_ready("simple") and not core.model_ready("simple", "3")
             assert core.server_metadata()["version"] == "2.51.0"
             assert core.repository_index() == [

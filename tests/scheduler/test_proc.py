@@ -5,6 +5,7 @@ import time
 import uuid
 
 from tritond import channel, messages
+from tritond.options import Options
 from tritond.endpoint import SyncEndpoint
 from tritond.errors import Code
 from tritond.procutil import Bootstrap
@@ -40,7 +41,7 @@ def test_scheduler_process_round_trip():
             "scheduler", "scheduler", child.pid, addr["scheduler"])
         sched = hello.address
         parent.send_now(sched, [
-            messages.Setup(options={}, server_id=sid, parent=addr["parent"],
+            messages.Setup(options=Options(), server_id=sid, parent=addr["parent"],
                            scheduler=sched, frontends=[addr["frontend-0"]]),
             table(("m", 1, config(8, {}), [addr["w0"]]),
                   ("d", 1, config(8, {"max_queue_delay_microseconds": 20_000}), [addr["w1"]]))])

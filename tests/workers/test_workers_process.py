@@ -12,8 +12,11 @@ import pytest
 from tritond import channel, messages
 from tritond.endpoint import SyncEndpoint
 from tritond.errors import Code
+from tritond.options import Options
 from tritond.procutil import Bootstrap
 from tritond.workers.main import main
+
+from tests.specs import spec_from_dict
 
 from . import models
 from .helpers import Frontend, shm_leftovers
@@ -65,7 +68,7 @@ def world():
         assert (hello.role, hello.name, hello.pid, hello.address) == \
             ("worker", name, proc.pid, boot.address)
         peers.parent.send_now(boot.address, [messages.Setup(
-            options={"output_arena_byte_size": 1 << 20}, server_id=fe.server_id,
+            options=Options(output_arena_byte_size=1 << 20), server_id=fe.server_id,
             parent=peers.parent.addr, scheduler=peers.scheduler.addr,
             frontends=[peers.frontend.addr])])
         return boot, proc
@@ -82,7 +85,7 @@ def world():
 def load(peers, boot, model_dir, config: dict):
     peers.parent.send_now(boot.address, [messages.Load(
         model=model_dir.name, version=1, instance=f"{model_dir.name}_0_0", kind="CPU",
-        device_id=0, config=json.dumps(config), model_dir=str(model_dir),
+        device_id=0, spec=spec_from_dict(config), model_dir=str(model_dir),
         repository=str(model_dir.parent), auto_complete=True)])
 
 

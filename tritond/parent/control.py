@@ -43,7 +43,7 @@ class ModelControl:
     async def _answer_control(self, msg: messages.Query) -> None:
         args = msg.args or {}
         try:
-            if self.options["model_control_mode"] != "explicit":
+            if self.options.model_control_mode != "explicit":
                 raise unavailable(POLLING)
             if msg.what not in ("load", "unload"):
                 raise unsupported(f"the parent does not answer '{msg.what}' queries")
@@ -101,7 +101,7 @@ class ModelControl:
         from tritond import repository
         from tritond.repository.modelconfig import from_json
 
-        places = [(repo, os.path.join(repo, name)) for repo in self.options["model_repository"]
+        places = [(repo, os.path.join(repo, name)) for repo in self.options.model_repository
                   if name and os.path.isdir(os.path.join(repo, name))]
         if not places:
             raise invalid_arg(f"failed to load '{name}', failed to poll from model repository")
@@ -116,8 +116,8 @@ class ModelControl:
             override = from_json(config)
         repo, model_dir = places[0]
         return repository.load_source(
-            model_dir, repo, model_config_name=self.options["model_config_name"],
-            strict=self.options["disable_auto_complete_config"], config=override)
+            model_dir, repo, model_config_name=self.options.model_config_name,
+            strict=self.options.disable_auto_complete_config, config=override)
 
     def _switch(self, name: str, old: list[ModelVersion], new: list[ModelVersion]) -> None:
         """Publish ``new`` in place of ``old``, then finalize the old workers."""

@@ -19,10 +19,19 @@ import logging
 import time
 
 from tritond import messages
+from tritond.spec import ModelSpec
 from .children import Child, ChildError, kill
 from .models import READY, UNAVAILABLE, Instance, ModelVersion, instance_plan
 
 log = logging.getLogger("tritond.supervisor")
+
+
+def final_spec(config_json: str, version: int) -> ModelSpec:
+    """The spec every process gets, from the config the first worker completed."""
+    from tritond import repository
+    from tritond.repository.modelconfig import from_json
+
+    return repository.spec_from_config(from_json(config_json), version)
 
 HELLO_TIMEOUT_S = 120.0
 LOAD_TIMEOUT_S = 600.0
@@ -37,9 +46,9 @@ class Loader:
         from tritond import repository
 
         sources = repository.scan(
-            self.options["model_repository"],
-            model_config_name=self.options["model_config_name"],
-            strict=self.options["disable_auto_complete_config"])
+            self.options.model_repository,
+            model_config_name=self.options.model_config_name,
+            strict=self.options.disable_auto_complete_config)
         wanted = self._wanted_models()
         self.known_models = {src.name for src in sources}   # index rows, even never loaded
         loads = []
@@ -62,14 +71,13 @@ class Loader:
         await asyncio.gather(*loads)
 
     def _wanted_models(self) -> set[str] | None:
-        if self.options["model_control_mode"] != "explicit":
+        if self.options.model_control_mode != "explicit":
             return None
-        names = set(self.options["load_model"])
+        names = set(self.options.load_model)
         return None if "*" in names else names
 
     async def _load_version(self, mv: ModelVersion, src) -> None:
         from tritond import repository
-        from tritond.repository import modelconfig
 
         cfg = src.config
         try:
@@ -79,18 +87,22 @@ class Loader:
             repository.load_labels(mv.model_dir, cfg)
         except Exception as exc:  # noqa: BLE001 - reported as the model's reason
             return self._fail(mv, str(getattr(exc, "message", exc)))
-        first_name, kind, device = instance_plan(mv.name, modelconfig.to_json(cfg))[0]
+        partial = repository.spec_from_config(cfg, mv.version)
+        first_name, kind, device = instance_plan(partial)[0]
         first = Instance(first_name, kind, device)
         mv.instances.append(first)
         ok, result = await self._start_instance(
-            mv, first, modelconfig.to_json(cfg),
-            auto_complete=not self.options["disable_auto_complete_config"])
+            mv, first, partial, auto_complete=not self.options.disable_auto_complete_config)
+        if ok:
+            try:
+                mv.spec = final_spec(result, mv.version)
+            except Exception as exc:  # noqa: BLE001 - a worker's bad config fails the load
+                ok, result = False, f"completed config: {getattr(exc, 'message', exc)}"
         if not ok:
             return self._fail(mv, result)
-        mv.config = result
-        rest = [Instance(n, k, d) for (n, k, d) in instance_plan(mv.name, mv.config)[1:]]
+        rest = [Instance(n, k, d) for (n, k, d) in instance_plan(mv.spec)[1:]]
         mv.instances.extend(rest)
-        results = await asyncio.gather(*(self._start_instance(mv, inst, mv.config, False)
+        results = await asyncio.gather(*(self._start_instance(mv, inst, mv.spec, False)
                                          for inst in rest))
         errors = [text for ok, text in results if not ok]
         if errors:
@@ -102,7 +114,7 @@ class Loader:
         if self.started:
             self.publish()
 
-    async def _start_instance(self, mv: ModelVersion, inst: Instance, config: str,
+    async def _start_instance(self, mv: ModelVersion, inst: Instance, spec: ModelSpec,
                               auto_complete: bool) -> tuple[bool, str]:
         """Spawn and load one instance: (True, final config JSON) or (False, reason)."""
         self._worker_seq += 1
@@ -119,7 +131,7 @@ class Loader:
         self.pending_loads[inst.name] = fut
         self.outbox.post(child.boot.address, messages.Load(
             model=mv.name, version=mv.version, instance=inst.name, kind=inst.kind,
-            device_id=inst.device_id, config=config, model_dir=mv.model_dir,
+            device_id=inst.device_id, spec=spec, model_dir=mv.model_dir,
             repository=mv.repository, auto_complete=auto_complete))
         exited = asyncio.get_running_loop().create_task(self._exited(child))
         try:
@@ -187,7 +199,7 @@ class Loader:
     async def _respawn(self, mv: ModelVersion, inst: Instance) -> None:
         if self.stopping or mv.state != READY:
             return
-        ok, result = await self._start_instance(mv, inst, mv.config, False)
+        ok, result = await self._start_instance(mv, inst, mv.spec, False)
         if self.stopping:
             return
         if ok:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import time
+from typing import Optional
 
 from tritond import messages
+from tritond.spec import InstanceGroup, ModelSpec
 from .children import Child
 
 READY, LOADING, UNAVAILABLE, UNLOADING = "READY", "LOADING", "UNAVAILABLE", "UNLOADING"
@@ -53,7 +54,7 @@ class ModelVersion:
     repository: str
     state: str = LOADING
     reason: str = ""
-    config: str = ""            # final ModelConfig JSON once loaded
+    spec: Optional[ModelSpec] = None    # of the final config, once loaded
     instances: list[Instance] = dataclasses.field(default_factory=list)
     load_started: float = dataclasses.field(default_factory=time.monotonic)
     load_seconds: float = 0.0
@@ -89,25 +90,19 @@ class ModelVersion:
             last = next((i.exit for i in self.instances if i.exit), "")
             reason = f"no live instance ({last}); restarting" if last else "no live instance"
         exited = {i.exit_address: i.exit for i in self.instances if i.exit and not i.live}
-        return messages.ModelEntry(self.name, self.version, self.state, reason, self.config,
+        return messages.ModelEntry(self.name, self.version, self.state, reason, self.spec,
                                    live, self.model_dir, not restarting, exited)
 
 
-def instance_plan(name: str, config_json: str) -> list[tuple[str, str, int]]:
-    """(instance name, kind, device) for every instance the final config asks for."""
-    cfg = json.loads(config_json)
+def instance_plan(spec: ModelSpec) -> list[tuple[str, str, int]]:
+    """(instance name, kind, device) for every instance the config asks for."""
     plan = []
-    for g, group in enumerate(cfg.get("instance_group") or [{}]):
-        gname = group.get("name") or f"{name}_{g}"
-        kind = str(group.get("kind", "KIND_CPU")).replace("KIND_", "")
-        if kind == "AUTO":
-            kind = "CPU"
-        count = int(group.get("count", 1) or 1)
-        gpus = group.get("gpus") or [0]
-        devices = gpus if kind == "GPU" else [0]
+    for group in spec.instance_groups or (InstanceGroup(f"{spec.name}_0"),):
+        devices = (group.gpus or (0,)) if group.kind == "GPU" else (0,)
         for dev in devices:
-            for i in range(count):
-                plan.append((f"{gname}_{len(plan)}" if len(devices) > 1 else f"{gname}_{i}", kind, int(dev)))
+            for i in range(group.count):
+                name = f"{group.name}_{len(plan)}" if len(devices) > 1 else f"{group.name}_{i}"
+                plan.append((name, group.kind, int(dev)))
     return plan
 
 

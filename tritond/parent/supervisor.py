@@ -103,7 +103,7 @@ class Supervisor(Loader, ModelControl):
         text = format_table(list(self.models.values()), self.failed_models)
         log.info("%s", "\n" + text if text else "no models loaded")
         failed = [m for m in self.models.values() if m.state != "READY"] or self.failed_models
-        if failed and self.options["exit_on_error"]:
+        if failed and self.options.exit_on_error:
             log.error("exiting: some models failed to load and --exit-on-error is set")
             self.exit_code = 1
             self._stop_event.set()
@@ -111,8 +111,8 @@ class Supervisor(Loader, ModelControl):
         self.systemd.notify(f"READY=1\nSTATUS=serving{' (some models failed)' if failed else ''}"
                             f"\nMAINPID={os.getpid()}")
         log.info("tritond ready: HTTP %s:%s, gRPC %s:%s",
-                 self.options["http_address"], self.options["http_port"],
-                 self.options["grpc_address"], self.options["grpc_port"])
+                 self.options.http_address, self.options.http_port,
+                 self.options.grpc_address, self.options.grpc_port)
 
     def _on_signal(self, sig: int) -> None:
         self._signals += 1
@@ -125,7 +125,7 @@ class Supervisor(Loader, ModelControl):
             self._unlink_segments()
             os._exit(1)
         log.info("received %s: draining (up to --exit-timeout-secs=%s; a second signal forces "
-                 "exit)", signal.Signals(sig).name, self.options["exit_timeout_secs"])
+                 "exit)", signal.Signals(sig).name, self.options.exit_timeout_secs)
         self._stop_event.set()
 
     def _start_watchdog(self) -> None:
@@ -146,7 +146,7 @@ class Supervisor(Loader, ModelControl):
     def _boot(self, role: str, name: str) -> Bootstrap:
         return Bootstrap(role=role, name=name, address=channel.address(self.server_id, name),
                          parent=self.address, server_id=self.server_id, parent_pid=os.getpid(),
-                         log_verbose=self.options["log_verbose"])
+                         log_verbose=self.options.log_verbose)
 
     def _spawn(self, role: str, name: str) -> Child:
         child = spawn(self._boot(role, name), self._on_child_exit)
@@ -245,7 +245,7 @@ class Supervisor(Loader, ModelControl):
         """--strict-readiness: every model asked to load READY and live; else: started."""
         if not self.started or self.stopping:
             return False
-        if not self.options["strict_readiness"]:
+        if not self.options.strict_readiness:
             return True
         return not self.failed_models and all(m.ready or m.reason == UNLOADED  # §4.7
                                               for m in self.models.values())
@@ -257,7 +257,7 @@ class Supervisor(Loader, ModelControl):
         self.systemd.notify("STOPPING=1\nSTATUS=stopping")
         if hasattr(self, "scheduler"):
             self.publish()  # readiness false at once
-            deadline = float(self.options["exit_timeout_secs"])
+            deadline = float(self.options.exit_timeout_secs)
             if self.fatal == "scheduler":   # queued requests can never run now
                 deadline = min(deadline, FATAL_DRAIN_S)
             await self._drain_frontends(deadline)
@@ -293,7 +293,7 @@ class Supervisor(Loader, ModelControl):
 
 def run(options: dict) -> int:
     """Run the server until SIGTERM/SIGINT; returns the process exit code."""
-    setup_logging("tritond", options["log_verbose"])
+    setup_logging("tritond", options.log_verbose)
     try:
         import uvloop
     except ImportError:
