@@ -245,7 +245,7 @@ class FrontendCore(ClientShm, Ordering, ControlPlane):
                     self._on_response(resp)
             else:
                 self._on_response(msg)
-        elif kind is messages.Answer:
+        elif kind in messages.ANSWERS:
             fut = self._queries.pop(msg.qid, None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)

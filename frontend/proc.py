@@ -57,11 +57,15 @@ class FrontendProc:
             asyncio.get_running_loop().create_task(self.drain(msg.deadline_s))
         elif kind is messages.Shutdown:
             asyncio.get_running_loop().create_task(self.shutdown())
+        elif kind is messages.Unknown:
+            self.log.error("a peer could not decode or did not expect our message: %s",
+                           msg.detail)
         else:
             self.log.warning("ignoring unexpected message %r", msg)
 
     async def run(self) -> int:
-        inbox = AsyncInbox(self.boot.address, messages.TO_FRONTEND, self.on_messages)
+        inbox = AsyncInbox(self.boot.address, messages.TO_FRONTEND, self.on_messages,
+                           outbox=self.outbox)
         await inbox.start()
         self.outbox.post(self.boot.parent, messages.Hello(
             "frontend", self.boot.name, os.getpid(), self.boot.address))

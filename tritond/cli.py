@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 
 from . import options as config
 
@@ -14,8 +15,16 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+class _Help(argparse.HelpFormatter):
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # Never split a flag or a TRITOND_* name: users search the help for them.
+        return textwrap.wrap(" ".join(text.split()), width, break_long_words=False,
+                             break_on_hyphens=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
+        formatter_class=_Help,
         prog="tritond",
         description="Triton-compatible inference server (KServe v2 HTTP/gRPC) in Python.",
         epilog="Every option also reads the environment variable TRITOND_<OPTION_NAME>, "

@@ -6,8 +6,9 @@ destination per loop turn: see ARCHITECTURE.md invariant 5). Tensors travel as
 :class:`TensorRef` (a reference into shared memory), never as bytes.
 
 Each receiving role accepts one closed set (``TO_FRONTEND``, ``TO_SCHEDULER``,
-``TO_WORKER``, ``TO_PARENT``); anything else fails to decode and is answered
-as an error by the receiver, never silently ignored.
+``TO_WORKER``, ``TO_PARENT``); frames are decoded message by message when a
+frame fails (``tritond.decoding``), and anything else is logged and answered
+with :class:`Unknown` to its sender, never silently ignored.
 
 Bump ``PROTOCOL_VERSION`` on any incompatible change; the handshake checks it.
 """
@@ -20,7 +21,7 @@ import msgspec
 from .options import Options
 from .spec import ModelSpec
 
-PROTOCOL_VERSION = 2   # 2: ModelEntry.live/exited, ModelTable.seq, TableApplied
+PROTOCOL_VERSION = 3   # 3: ModelSpec, typed Options and queries
 
 # ---------------------------------------------------------------- data plane
 
@@ -254,31 +255,85 @@ class Stopped(msgspec.Struct, tag=49, array_like=True):
     name: str
 
 
-class Query(msgspec.Struct, tag=50, array_like=True, omit_defaults=True):
-    """Frontend -> scheduler (or parent): a control-plane question, e.g. statistics."""
+# Control-plane questions: one tagged struct per kind, each answered by the
+# typed answer named in its docstring (same ``qid``); ``frontend`` is where the
+# answer goes.
+
+
+class StatsQuery(msgspec.Struct, tag=50, array_like=True, omit_defaults=True):
+    """Frontend -> scheduler: statistics of a model ("" = every model); -> StatsAnswer."""
 
     qid: int
     frontend: str
-    what: str                  # "stats" | "index" | "load" | "unload" | ...
-    args: dict[str, Any] = {}
+    name: str = ""
+    version: str = ""
+
+
+class LoadQuery(msgspec.Struct, tag=53, array_like=True, omit_defaults=True):
+    """Frontend -> parent: (re)load a model from the repository; -> Answer."""
+
+    qid: int
+    frontend: str
+    name: str
+    config: str = ""           # the load API's JSON ModelConfig override ("" = none)
+    files: list[str] = []      # names of 'file:' parameters (not supported: refused)
+
+
+class UnloadQuery(msgspec.Struct, tag=54, array_like=True, omit_defaults=True):
+    """Frontend -> parent: unload a model; -> Answer."""
+
+    qid: int
+    frontend: str
+    name: str
+    unload_dependents: bool = False
 
 
 class Answer(msgspec.Struct, tag=51, array_like=True, omit_defaults=True):
+    """The answer to a LoadQuery / UnloadQuery: done, or the error."""
+
     qid: int
-    result: Any = None
+    error: Optional[ErrorInfo] = None
+
+
+class StatsAnswer(msgspec.Struct, tag=55, array_like=True, omit_defaults=True):
+    """The answer to a StatsQuery: Triton's statistics JSON (``{"model_stats": [...]}``)."""
+
+    qid: int
+    stats: dict[str, Any] = {}
     error: Optional[ErrorInfo] = None
 
 
 class Unknown(msgspec.Struct, tag=99, array_like=True):
-    """Sent back to whoever sent a frame the receiver could not decode."""
+    """Sent back to the sender of a message the receiver could not decode or does
+    not accept (when the sender is known; it is logged either way)."""
 
     detail: str
 
 
-TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, Unknown]
-TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, Query, Unknown]
+TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, StatsAnswer, Unknown]
+TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, StatsQuery,
+                     Unknown]
 TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, Unknown]
-TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, Query, TableApplied, Unknown]
+TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, LoadQuery, UnloadQuery,
+                  TableApplied, Unknown]
+ANY = Union[Request, Cancel, Release, Forget, Execute, CancelRunning, Response, Executed, Hello,
+            Setup, ModelTable, Load, Loaded, LoadFailed, Drain, Drained, Shutdown, Stopped,
+            StatsQuery, LoadQuery, UnloadQuery, Answer, StatsAnswer, TableApplied, Unknown]
+"""Every message: what an inbox tries when its own set fails, to name the mistake."""
+
+ANSWERS = (Answer, StatsAnswer)
+
+# The field of a message that names its sender's address (where Unknown goes).
+SENDER = {Request: "frontend", Cancel: "frontend", StatsQuery: "frontend",
+          LoadQuery: "frontend", UnloadQuery: "frontend", Hello: "address",
+          TableApplied: "address", Executed: "instance", Response: "instance",
+          Setup: "parent"}
+
+
+def sender(msg) -> str:
+    """The address ``msg`` names as its sender ("" when it names none)."""
+    field = SENDER.get(type(msg))
+    return getattr(msg, field) if field else ""
 
 _encoder = msgspec.msgpack.Encoder()
 
@@ -289,5 +344,5 @@ def encode(messages: list) -> bytes:
 
 
 def decoder(union) -> msgspec.msgpack.Decoder:
-    """A decoder for one channel's closed set."""
+    """A decoder for one channel's closed set (``tritond.decoding`` decodes inboxes)."""
     return msgspec.msgpack.Decoder(list[union])

@@ -234,8 +234,9 @@ def test_draining_refuses_and_stats_query(harness):
         async with harness() as h:
             stats = asyncio.create_task(h.core.model_statistics("simple"))
             q = await h.next_request()
-            assert (q.what, q.args) == ("stats", {"name": "simple", "version": ""})
-            h.outbox.post(h.core.address, messages.Answer(q.qid, {"model_stats": [{"name": "simple"}]}))
+            assert (type(q), q.name, q.version) == (messages.StatsQuery, "simple", "")
+            h.outbox.post(h.core.address, messages.StatsAnswer(
+                q.qid, {"model_stats": [{"name": "simple"}]}))
             assert (await stats) == {"model_stats": [{"name": "simple"}]}
             with pytest.raises(TritonError) as e:
                 await h.core.model_statistics("nope")

@@ -57,18 +57,18 @@ def test_scheduler_process_round_trip():
 
         deadline = time.monotonic() + 10
         while True:   # Executed and Query travel on different sockets: poll until counted
-            frontend.send_now(sched, [messages.Query(qid=1, frontend=addr["frontend-0"],
-                                                     what="stats", args={"name": "m"})])
-            answer = receive(frontend, messages.Answer)
-            (s,) = answer.result["model_stats"]
+            frontend.send_now(sched, [messages.StatsQuery(qid=1, frontend=addr["frontend-0"],
+                                                          name="m")])
+            answer = receive(frontend, messages.StatsAnswer)
+            (s,) = answer.stats["model_stats"]
             if s["execution_count"] == 1 or time.monotonic() > deadline:
                 break
         assert answer.qid == 1 and answer.error is None
         assert s["execution_count"] == 1 and s["inference_stats"]["success"]["count"] == 1
 
-        frontend.send_now(sched, [messages.Query(qid=2, frontend=addr["frontend-0"],
-                                                 what="stats", args={"name": "nope"})])
-        bad = receive(frontend, messages.Answer)
+        frontend.send_now(sched, [messages.StatsQuery(qid=2, frontend=addr["frontend-0"],
+                                                      name="nope")])
+        bad = receive(frontend, messages.StatsAnswer)
         assert bad.qid == 2 and bad.error.code == Code.INVALID_ARG
 
         # a delay window closes with no further message: the shell's alarm fires

@@ -11,6 +11,7 @@ from tritond.spec import InstanceGroup, ModelSpec
 from .children import Child
 
 READY, LOADING, UNAVAILABLE, UNLOADING = "READY", "LOADING", "UNAVAILABLE", "UNLOADING"
+UNLOADED = "unloaded"      # the reason of a version unloaded on purpose
 
 RESTART_LIMIT = 5          # crashes of one model version's instances ...
 RESTART_WINDOW_S = 60.0    # ... within this window make the version UNAVAILABLE
@@ -92,6 +93,28 @@ class ModelVersion:
         exited = {i.exit_address: i.exit for i in self.instances if i.exit and not i.live}
         return messages.ModelEntry(self.name, self.version, self.state, reason, self.spec,
                                    live, self.model_dir, not restarting, exited)
+
+
+@dataclasses.dataclass
+class Phase:
+    """Where the server is in its life (shared by the supervisor and its parts)."""
+
+    started: bool = False      # the first load is over
+    stopping: bool = False
+
+
+@dataclasses.dataclass
+class Registry:
+    """What the parent knows of the models: the source of every published table."""
+
+    versions: dict[tuple[str, int], ModelVersion] = dataclasses.field(default_factory=dict)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)   # failed before any version
+    known: set[str] = dataclasses.field(default_factory=set)   # every model in the repository
+
+    def versions_of(self, name: str) -> list[ModelVersion]:
+        """The versions of ``name`` that are not unloaded."""
+        return [mv for (n, _), mv in self.versions.items()
+                if n == name and mv.reason != UNLOADED]
 
 
 def instance_plan(spec: ModelSpec) -> list[tuple[str, str, int]]:

@@ -89,8 +89,8 @@ class LoopbackWorker:
                 self.slow.discard(msg.rid)
                 self._reply(messages.Response(
                     msg.rid, error=messages.ErrorInfo(Code.CANCELLED, "cancelled")))
-        elif kind is messages.Query:
-            self._reply(messages.Answer(msg.qid, result=STATS))
+        elif kind is messages.StatsQuery:
+            self._reply(messages.StatsAnswer(msg.qid, STATS))
 
     def _request(self, req: messages.Request) -> None:
         if req.model == "slow":
