@@ -62,6 +62,7 @@ def choice(*values: str) -> Callable[[str], str]:
         if low not in values:
             raise OptionError(f"expected one of {', '.join(values)}, got '{text}'")
         return low
+    parse.choices = values
     return parse
 
 
@@ -70,6 +71,13 @@ def address(text: str) -> str:
     if text.startswith("ipv6:"):
         text = text[5:]
     return text.strip("[]")
+
+
+def trace_level(text: str) -> str:
+    return choice("off", "timestamps", "tensors")(text).upper()
+
+
+trace_level.choices = ("OFF", "TIMESTAMPS", "TENSORS")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +169,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("grpc_max_connection_age_grace", None, parse_nonneg,
            "gRPC: grace period after the maximum connection age, ms."),
     # Trace settings round-trip through /v2/trace/setting (tracing itself is not implemented).
-    Option("trace_level", ["OFF"], lambda text: choice("off", "timestamps", "tensors")(text).upper(),
+    Option("trace_level", ["OFF"], trace_level,
            "Trace level (repeatable): OFF, TIMESTAMPS or TENSORS.", repeat=True),
     Option("trace_rate", 1000, parse_nonneg, "Trace one request in this many."),
     Option("trace_count", -1, parse_int, "Number of requests to trace (-1: no limit)."),

@@ -65,7 +65,8 @@ class Harness:
                                        lambda msgs, q=q: [q.put_nowait(m) for m in msgs])
             await inbox.start()
             self._inboxes.append(inbox)
-        inbox = channel.AsyncInbox(self.core.address, messages.TO_FRONTEND, self.core.on_messages)
+        inbox = channel.AsyncInbox(self.core.address, messages.TO_FRONTEND, self.core.on_messages,
+                                   outbox=self.outbox)
         await inbox.start()
         self._inboxes.append(inbox)
 

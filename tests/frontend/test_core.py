@@ -287,3 +287,29 @@ def test_no_segments_left_behind(harness):
             await task
     run(body())
     assert leaked_segments(sids[0]) == []
+
+
+def test_inbox_answers_unknown_and_keeps_the_good_message(harness):
+    import socket
+
+    import msgspec
+
+    from tritond.channel import frame
+
+    async def body():
+        async with harness() as h:
+            stats = asyncio.create_task(h.core.model_statistics("simple"))
+            q = await h.next_request()
+            garbage = msgspec.Raw(msgspec.msgpack.encode([999, "junk"]))
+            wrong = messages.Cancel(frontend=h.sched_addr, rid=1)     # the scheduler's
+            good = messages.StatsAnswer(q.qid, {"model_stats": [{"name": "simple"}]})
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:   # one frame
+                sock.connect(h.core.address)
+                sock.sendall(frame(messages.encode([garbage, wrong, good])))
+                assert (await stats) == {"model_stats": [{"name": "simple"}]}
+                unknown = [await h.next_request(), await h.next_request()]
+            details = sorted(m.detail for m in unknown)
+            assert [type(m) for m in unknown] == [messages.Unknown] * 2
+            assert details[0].startswith("undecodable message")
+            assert details[1] == "unexpected Cancel message for the frontend-0 process"
+    run(body())

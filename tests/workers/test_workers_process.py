@@ -179,3 +179,24 @@ def test_python_model_in_a_worker_process(repo, world):
     proc.join(10)
     assert proc.exitcode == 0
     assert shm_leftovers(fe.server_id) == [n for n in shm_leftovers(fe.server_id) if "-fe" in n]
+
+
+def test_worker_answers_unknown_and_keeps_the_good_message(world):
+    import msgspec
+
+    _, peers, start = world
+    boot, proc = start()
+    garbage = msgspec.Raw(msgspec.msgpack.encode([999, "junk"]))
+    wrong = messages.Request(rid=1, frontend=peers.frontend.addr, model="m", version=1, inputs=[])
+    peers.scheduler.send_now(boot.address, [garbage, wrong, messages.Shutdown("test")])
+    got: list = []
+    deadline = time.monotonic() + 30
+    while len(got) < 2 and time.monotonic() < deadline:
+        got += peers.frontend.recv(timeout=0.2)
+    details = sorted(m.detail for m in got if type(m) is messages.Unknown)
+    # the garbage's sender is the connection's: the Request named it
+    assert len(details) == 2 and details[0].startswith("undecodable message")
+    assert details[1] == "unexpected Request message for the w1 process"
+    assert expect(peers.parent, messages.Stopped).name == boot.name   # the Shutdown ran
+    proc.join(10)
+    assert proc.exitcode == 0
