@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-from tritond.messages import SEQUENCE_END, SEQUENCE_START  # noqa: F401 - re-exported
 from tritond.spec import TIMEOUT_DELAY, TIMEOUT_REJECT, DynamicBatching, ModelSpec, QueuePolicy
 
 REJECT = TIMEOUT_REJECT

@@ -15,7 +15,7 @@ import time
 
 from tritond import messages
 from tritond.channel import AsyncInbox, AsyncOutbox, printable
-from tritond.errors import Code, TritonError
+from tritond.errors import TritonError
 from tritond.options import Options
 from tritond.procutil import Bootstrap, child_start, quiet_gc
 
