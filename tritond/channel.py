@@ -45,9 +45,10 @@ class _InboxProtocol(asyncio.Protocol):
             inbox.bad([Bad(str(exc), self.peer)])
             return
         msgs = []
+        decode = inbox.decoder.decode
         for payload in payloads:
             try:
-                got = inbox.decoder.decode(payload)
+                got = decode(payload)
             except msgspec.MsgspecError:
                 got, bad = inbox.decoder.split(payload, self.peer)
                 if bad:
