@@ -184,8 +184,14 @@ def test_python_model_in_a_worker_process(repo, world):
 def test_worker_answers_unknown_and_keeps_the_good_message(world):
     import msgspec
 
+    import socket
+
     _, peers, start = world
     boot, proc = start()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:   # a frame over the limit
+        sock.connect(boot.address)
+        sock.sendall(b"\xff\xff\xff\xff")
+        assert sock.recv(1) == b""        # that connection is cut off; the worker lives on
     garbage = msgspec.Raw(msgspec.msgpack.encode([999, "junk"]))
     wrong = messages.Request(rid=1, frontend=peers.frontend.addr, model="m", version=1, inputs=[])
     peers.scheduler.send_now(boot.address, [garbage, wrong, messages.Shutdown("test")])
