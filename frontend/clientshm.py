@@ -71,7 +71,7 @@ class ClientShm:
         self._shm_uses: dict[int, list[Registration]] = {}   # rid -> registrations it uses
 
     def _shm_enabled(self) -> None:
-        if not self.options.get("allow_client_shm"):
+        if not self.options.allow_client_shm:
             raise unsupported(SHM_DISABLED)
 
     def _add(self, name: str, kind: str, key: str, offset: int, byte_size: int,
@@ -175,7 +175,7 @@ class ClientShm:
     def _shm_tensor(self, name: str, dtype: str, shape: list, shm: ShmRef,
                     used: list) -> messages.TensorRef:
         """The TensorRef of a tensor in a registered region; checks the range (Triton's texts)."""
-        if not self.options.get("allow_client_shm"):
+        if not self.options.allow_client_shm:
             raise unsupported(SHM_DISABLED)
         reg = self._regions.get(shm.region)
         if reg is None:
@@ -224,7 +224,7 @@ class ClientShm:
                 self._retire(reg)
 
     def _shm_extensions(self) -> list[str]:
-        if not self.options.get("allow_client_shm"):
+        if not self.options.allow_client_shm:
             return []
         return ["system_shared_memory"] + (["cuda_shared_memory"] if cuda.available() else [])
 

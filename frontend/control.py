@@ -22,21 +22,22 @@ _POLLING = "explicit model load / unload is not allowed if polling is enabled"
 class ControlPlane:
     """Mixed into :class:`frontend.core.FrontendCore` (uses its models, options, outbox)."""
 
-    async def _query(self, addr: str, what: str, args: dict, timeout: float = 30.0):
+    async def _query(self, addr: str, kind: type, timeout: float = 30.0, **fields):
+        """Post a ``kind`` query (messages.StatsQuery, ...) and return its typed answer."""
         qid = self._next_id
         self._next_id = qid + 1
         fut = asyncio.get_running_loop().create_future()
         self._queries[qid] = fut
-        self._post(addr, messages.Query(qid, self.address, what, args))
+        self._post(addr, kind(qid=qid, frontend=self.address, **fields))
         try:
             answer = await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
-            raise unavailable(f"no answer to '{what}' within {timeout:g} s") from None
+            raise unavailable(f"no answer to {kind.__name__} within {timeout:g} s") from None
         finally:
             self._queries.pop(qid, None)
         if answer.error is not None:
             raise TritonError(answer.error.code, answer.error.message)
-        return answer.result
+        return answer
 
     def server_live(self) -> bool:
         return True
@@ -48,7 +49,7 @@ class ControlPlane:
         ext = list(EXTENSIONS)
         at = ext.index("model_configuration") + 1     # Triton's order (protocol.md §1.2)
         ext[at:at] = self._shm_extensions()
-        return {"name": self.options.get("id", "triton"), "version": TRITON_VERSION,
+        return {"name": self.options.id, "version": TRITON_VERSION,
                 "extensions": ext}
 
     def model_ready(self, name: str, version: str = "") -> bool:
@@ -61,8 +62,9 @@ class ControlPlane:
         versions = [v.version_str for v in self.models.ready_versions(name)]
         return {**mv.metadata, "versions": versions}
 
-    def model_config(self, name: str, version: str = "") -> dict:
-        return self.models.resolve(name, version).config
+    def model_config(self, name: str, version: str = "") -> str:
+        """Triton's JSON rendering of the config (a string made once by the parent)."""
+        return self.models.resolve(name, version).config_json or "{}"
 
     async def model_statistics(self, name: str = "", version: str = "") -> dict:
         if name:
@@ -71,24 +73,32 @@ class ControlPlane:
             if not ok:
                 what = f"'{name}'" if not version else f"'{name}' version {version}"
                 raise invalid_arg(f"requested model {what} is not available")
-        result = await self._query(self._scheduler, "stats", {"name": name, "version": version})
-        return result if isinstance(result, dict) else {"model_stats": list(result or [])}
+        answer = await self._query(self._scheduler, messages.StatsQuery, name=name,
+                                   version=version)
+        return answer.stats
 
     def repository_index(self, ready: bool = False) -> list[dict]:
         return self.models.index(ready)
 
     async def load_model(self, name: str, parameters: dict) -> None:
-        await self._model_control("load", name, parameters)
+        if self.options.model_control_mode != "explicit":
+            raise unavailable(_POLLING)
+        config = parameters.get("config")
+        if config is not None and not isinstance(config, str):
+            raise invalid_arg("the 'config' parameter must be a string holding JSON")
+        await self._model_control(messages.LoadQuery, name=name, config=config or "",
+                                  files=sorted(k for k in parameters if k.startswith("file:")))
 
     async def unload_model(self, name: str, parameters: dict) -> None:
-        await self._model_control("unload", name, parameters)
+        await self._model_control(messages.UnloadQuery, name=name,
+                                  unload_dependents=bool(parameters.get("unload_dependents")))
 
-    async def _model_control(self, what: str, name: str, parameters: dict) -> None:
-        if self.options.get("model_control_mode", "none") != "explicit":
+    async def _model_control(self, kind: type, **fields) -> None:
+        if self.options.model_control_mode != "explicit":
             raise unavailable(_POLLING)
         # The parent answers once every frontend has applied the new model table.
-        await self._query(self._parent, what, {"name": name, "parameters": parameters},
-                          timeout=float(self.options.get("model_load_timeout_s", 600)))
+        await self._query(self._parent, kind, timeout=float(self.options.model_load_timeout_s),
+                          **fields)
 
     # ------------------------------------------------------------------ settings
 

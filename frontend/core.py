@@ -51,7 +51,7 @@ class FrontendCore(ClientShm, Ordering, ControlPlane):
         self._parent = parent_address
         if tag is None:      # "in-<n>" from the address "...-frontend-<n>"
             tag = "in-" + (address.rsplit("-", 1)[-1] if address[-1:].isdigit() else "0")
-        self._arena = ArenaPool(server_id, tag, int(options.get("input_arena_byte_size", 64 << 20)))
+        self._arena = ArenaPool(server_id, tag, options.input_arena_byte_size)
         self._cache = SegmentCache(writable=False)
         self._shm_init()
         self._order_init()
@@ -245,7 +245,7 @@ class FrontendCore(ClientShm, Ordering, ControlPlane):
                     self._on_response(resp)
             else:
                 self._on_response(msg)
-        elif kind is messages.Answer:
+        elif kind in messages.ANSWERS:
             fut = self._queries.pop(msg.qid, None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)

@@ -6,12 +6,12 @@ path are plain dict lookups (no per-request config walking).
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import Optional
 
 from tritond import messages
+from tritond import spec as ts
 from tritond.errors import TritonError, invalid_arg, not_found, unavailable
 from tritond.shm import dtypes
 
@@ -20,18 +20,20 @@ log = logging.getLogger("tritond.frontend")
 
 
 class TensorSpec:
-    """One config input/output, pre-digested for validation and metadata."""
+    """One config input/output (``tritond.spec.TensorSpec``), pre-digested for
+    validation and metadata."""
 
     __slots__ = ("name", "datatype", "dims", "optional", "shape_tensor", "wildcard",
-                 "elem_size", "ragged")
+                 "elem_size", "ragged", "label_filename")
 
-    def __init__(self, cfg: dict):
-        self.name: str = cfg["name"]
-        self.datatype: str = dtypes.config_to_protocol(cfg.get("data_type", "TYPE_INVALID"))
-        self.dims: tuple = tuple(int(d) for d in cfg.get("dims", ()))
-        self.optional: bool = bool(cfg.get("optional", False))
-        self.shape_tensor: bool = bool(cfg.get("is_shape_tensor", False))
-        self.ragged: bool = bool(cfg.get("allow_ragged_batch", False))
+    def __init__(self, spec: ts.TensorSpec):
+        self.name: str = spec.name
+        self.datatype: str = spec.datatype
+        self.dims: tuple = spec.dims
+        self.optional: bool = spec.optional
+        self.shape_tensor: bool = spec.is_shape_tensor
+        self.ragged: bool = spec.allow_ragged_batch
+        self.label_filename: str = spec.label_filename
         self.wildcard: bool = -1 in self.dims       # False: compare tuples directly
         self.elem_size: Optional[int] = dtypes.element_size(self.datatype)
 
@@ -40,10 +42,13 @@ class TensorSpec:
         return {"name": self.name, "datatype": self.datatype, "shape": shape}
 
 
+_NO_SPEC = ts.ModelSpec("")
+
+
 class ModelVersion:
     """One version of one model: state plus everything the infer path needs."""
 
-    __slots__ = ("name", "version", "version_str", "state", "reason", "config", "max_batch_size",
+    __slots__ = ("name", "version", "version_str", "state", "reason", "spec", "max_batch_size",
                  "inputs", "required", "outputs", "decoupled", "platform", "instances", "metadata",
                  "live", "preserve_ordering", "labels")
 
@@ -57,16 +62,15 @@ class ModelVersion:
         # READY but every instance restarting: not ready (health, index), yet
         # requests are still accepted and wait in the scheduler for the restart.
         self.live = entry.live
-        self.config: dict = json.loads(entry.config) if entry.config else {}
-        cfg = self.config
-        self.max_batch_size = int(cfg.get("max_batch_size", 0))
-        self.inputs = {i["name"]: TensorSpec(i) for i in cfg.get("input", ())}
+        spec = self.spec = entry.spec or _NO_SPEC
+        self.max_batch_size = spec.max_batch_size
+        self.inputs = {i.name: TensorSpec(i) for i in spec.inputs}
         self.required = frozenset(n for n, s in self.inputs.items() if not s.optional)
-        self.outputs = {o["name"]: TensorSpec(o) for o in cfg.get("output", ())}
-        self.decoupled = bool(cfg.get("model_transaction_policy", {}).get("decoupled", False))
-        self.preserve_ordering = bool((cfg.get("dynamic_batching") or {}).get(
-            "preserve_ordering", False))    # enforced by frontend/ordering.py
-        self.platform = cfg.get("platform") or cfg.get("backend", "")
+        self.outputs = {o.name: TensorSpec(o) for o in spec.outputs}
+        self.decoupled = spec.decoupled
+        dyn = spec.dynamic_batching     # preserve_ordering: enforced by frontend/ordering.py
+        self.preserve_ordering = dyn is not None and dyn.preserve_ordering
+        self.platform = spec.platform or spec.backend
         self.labels: dict[str, list[str]] = {}     # classification labels per output
         batching = self.max_batch_size > 0
         self.metadata = {
@@ -74,6 +78,11 @@ class ModelVersion:
             "inputs": [s.metadata(batching) for s in self.inputs.values()],
             "outputs": [s.metadata(batching) for s in self.outputs.values()],
         }
+
+    @property
+    def config_json(self) -> str:
+        """Triton's JSON rendering of the config (``/v2/models/<m>/config``)."""
+        return self.spec.config_json
 
 
 class Models:
@@ -97,8 +106,8 @@ class Models:
             if entry.version < 0:       # listed in the repository, never loaded
                 continue
             mv = versions.setdefault(entry.name, {})[entry.version] = ModelVersion(entry)
-            if entry.model_dir and entry.config:
-                key = (entry.model_dir, entry.config)
+            if entry.model_dir and entry.spec is not None:
+                key = (entry.model_dir, entry.spec.config_json)
                 if key not in labels:
                     labels[key] = self._labels.get(key) or _read_labels(mv, entry.model_dir)
                 mv.labels = labels[key]
@@ -190,7 +199,7 @@ def _read_labels(mv: ModelVersion, model_dir: str) -> dict[str, list[str]]:
     load; a file removed since then only costs the labels, never the model)."""
     from tritond.repository import read_labels
 
-    outputs = [(o["name"], o.get("label_filename", "")) for o in mv.config.get("output", ())]
+    outputs = [(o.name, o.label_filename) for o in mv.outputs.values()]
     if not any(f for _, f in outputs):
         return {}
     try:

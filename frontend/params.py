@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 from tritond.errors import invalid_arg
-
-SEQUENCE_START = 1
-SEQUENCE_END = 2
+from tritond.messages import SEQUENCE_END, SEQUENCE_START
 # Consumed by a transport, never forwarded to the model.
 _TRANSPORT_KEYS = frozenset({"binary_data_output", "headers"})
 

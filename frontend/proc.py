@@ -57,11 +57,15 @@ class FrontendProc:
             asyncio.get_running_loop().create_task(self.drain(msg.deadline_s))
         elif kind is messages.Shutdown:
             asyncio.get_running_loop().create_task(self.shutdown())
+        elif kind is messages.Unknown:
+            self.log.error("a peer could not decode or did not expect our message: %s",
+                           msg.detail)
         else:
             self.log.warning("ignoring unexpected message %r", msg)
 
     async def run(self) -> int:
-        inbox = AsyncInbox(self.boot.address, messages.TO_FRONTEND, self.on_messages)
+        inbox = AsyncInbox(self.boot.address, messages.TO_FRONTEND, self.on_messages,
+                           outbox=self.outbox)
         await inbox.start()
         self.outbox.post(self.boot.parent, messages.Hello(
             "frontend", self.boot.name, os.getpid(), self.boot.address))
@@ -74,14 +78,14 @@ class FrontendProc:
         if early:
             self.core.on_messages(early)
         try:
-            if opts.get("allow_http", True):
+            if opts.allow_http:
                 await self.start_http(opts)
-            if opts.get("allow_grpc", True):
+            if opts.allow_grpc:
                 await self.start_grpc(opts)
         except OSError:
             self.core.close()
             return EXIT_BIND
-        if opts.get("allow_metrics", True):
+        if opts.allow_metrics:
             await self.start_metrics(opts)
         self._trim_timer()
         quiet_gc()
@@ -94,14 +98,14 @@ class FrontendProc:
 
         from .http.app import build_app
         from .http.protocol import CorkedHttpToolsProtocol
-        host, port = opts.get("http_address", "0.0.0.0"), int(opts.get("http_port", 8000))
+        host, port = opts.http_address, opts.http_port
         sock = bind(host, port, self.log, "HTTP")
         # proxy_headers off: Triton does not read X-Forwarded-*, and uvicorn's
         # middleware for them wraps every request (~3% of a small request's CPU).
         config = uvicorn.Config(build_app(self.core), loop="none", http=CorkedHttpToolsProtocol,
                                 lifespan="off", access_log=False, log_level="warning",
                                 proxy_headers=False,
-                                timeout_keep_alive=int(opts.get("http_keepalive_s", 30)))
+                                timeout_keep_alive=opts.http_keepalive_s)
         self.http = uvicorn.Server(config)
         self.http.install_signal_handlers = lambda: None    # the parent drives shutdown
         asyncio.get_running_loop().create_task(self.http.serve(sockets=[sock]))
@@ -121,7 +125,7 @@ class FrontendProc:
         import uvicorn
 
         from .metrics import build_app as build_metrics
-        host, port = opts.get("metrics_address", "0.0.0.0"), int(opts.get("metrics_port", 8002))
+        host, port = opts.metrics_address, opts.metrics_port
         try:
             sock = bind(host, port, self.log, "metrics")
         except OSError:

@@ -17,14 +17,14 @@ _INT_KEYS = ("trace_rate", "trace_count", "log_frequency")
 class LogSettings:
     """``/v2/logging``: the verbose level really changes this process's log level."""
 
-    def __init__(self, options: dict):
+    def __init__(self, options):
         self.values = {
-            "log_file": options.get("log_file", ""),
-            "log_info": bool(options.get("log_info", True)),
-            "log_warning": bool(options.get("log_warning", True)),
-            "log_error": bool(options.get("log_error", True)),
-            "log_verbose_level": int(options.get("log_verbose", 0)),
-            "log_format": options.get("log_format", "default"),
+            "log_file": options.log_file,
+            "log_info": options.log_info,
+            "log_warning": options.log_warning,
+            "log_error": options.log_error,
+            "log_verbose_level": options.log_verbose,
+            "log_format": options.log_format,
         }
 
     def update(self, update: Optional[dict]) -> dict:
@@ -60,14 +60,14 @@ class LogSettings:
 class TraceSettings:
     """``/v2/trace/setting`` and per-model overrides (``null`` clears an override)."""
 
-    def __init__(self, options: dict):
+    def __init__(self, options):
         self.global_ = {
-            "trace_level": list(options.get("trace_level", ["OFF"])),
-            "trace_rate": str(options.get("trace_rate", 1000)),
-            "trace_count": str(options.get("trace_count", -1)),
-            "log_frequency": str(options.get("trace_log_frequency", 0)),
-            "trace_file": options.get("trace_file", ""),
-            "trace_mode": options.get("trace_mode", "triton"),
+            "trace_level": list(options.trace_level),
+            "trace_rate": str(options.trace_rate),
+            "trace_count": str(options.trace_count),
+            "log_frequency": str(options.trace_log_frequency),
+            "trace_file": options.trace_file,
+            "trace_mode": options.trace_mode,
         }
         self.models: dict[str, dict] = {}
 

@@ -1,21 +1,17 @@
-"""The scheduling-relevant part of a model config, parsed once per config.
+"""The scheduling-relevant part of a model config, digested once per config.
 
-A config travels between processes as Triton's JSON rendering (see
-``docs/internals.md``). The scheduler only needs a handful of fields; they are
-lifted here into flat, slotted objects so the hot path never touches dicts.
-64-bit fields may arrive as JSON numbers or strings (protobuf JSON), so every
-number goes through ``int()``.
+Built from the ``tritond.spec.ModelSpec`` the parent sends in each
+``ModelEntry``; the scheduler only needs a handful of fields, lifted here into
+flat, slotted objects so the hot path never walks the spec.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Optional
 
-REJECT = 0
-DELAY = 1
+from tritond.spec import TIMEOUT_DELAY, TIMEOUT_REJECT, DynamicBatching, ModelSpec, QueuePolicy
 
-# Triton's SEQUENCE_START / SEQUENCE_END request flags.
-SEQUENCE_START = 1
-SEQUENCE_END = 2
+REJECT = TIMEOUT_REJECT
+DELAY = TIMEOUT_DELAY
 
 
 class Policy:
@@ -23,13 +19,12 @@ class Policy:
 
     __slots__ = ("timeout_action", "timeout_ns", "allow_override", "max_queue_size")
 
-    def __init__(self, raw: dict[str, Any] | None = None) -> None:
-        raw = raw or {}
-        action = raw.get("timeout_action", "REJECT")
-        self.timeout_action = DELAY if action in ("DELAY", 1) else REJECT
-        self.timeout_ns = int(raw.get("default_timeout_microseconds", 0) or 0) * 1000
-        self.allow_override = bool(raw.get("allow_timeout_override", False))
-        self.max_queue_size = int(raw.get("max_queue_size", 0) or 0)
+    def __init__(self, spec: Optional[QueuePolicy] = None) -> None:
+        spec = spec or _NO_POLICY
+        self.timeout_action = spec.timeout_action
+        self.timeout_ns = spec.default_timeout_us * 1000
+        self.allow_override = spec.allow_timeout_override
+        self.max_queue_size = spec.max_queue_size
 
     def deadline(self, enqueue_ns: int, timeout_us: int) -> int:
         """Absolute expiry time, or 0 for none (scheduler_utils.cc PolicyQueue::Enqueue).
@@ -56,43 +51,47 @@ class SchedConfig:
                  "levels", "default_level", "policies", "preserve_ordering", "sequence",
                  "pipelinable", "ragged")
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.max_batch_size = int(config.get("max_batch_size", 0) or 0)
-        dyn = config.get("dynamic_batching")
-        dynamic = isinstance(dyn, dict)
-        dyn = dyn if dynamic else {}
+    def __init__(self, spec: Optional[ModelSpec] = None) -> None:
+        spec = spec or _NO_SPEC
+        self.max_batch_size = spec.max_batch_size
+        dyn = spec.dynamic_batching
+        dynamic = dyn is not None
+        dyn = dyn or _NO_DYNAMIC
         self.batching = dynamic and self.max_batch_size > 0
-        preferred = [int(s) for s in dyn.get("preferred_batch_size", []) or []]
-        preferred = [s for s in preferred if 0 < s <= self.max_batch_size]
+        preferred = [s for s in dyn.preferred_batch_size if 0 < s <= self.max_batch_size]
         if not preferred and self.max_batch_size > 0:
             preferred = [self.max_batch_size]  # Triton's normalisation
         self.preferred = frozenset(preferred)
         self.max_preferred = max(preferred) if preferred else 1
-        self.delay_ns = int(dyn.get("max_queue_delay_microseconds", 0) or 0) * 1000
+        self.delay_ns = dyn.max_queue_delay_us * 1000
         # Enforced by the frontend (frontend/ordering.py), where responses land.
-        self.preserve_ordering = bool(dyn.get("preserve_ordering", False))
-        self.levels = int(dyn.get("priority_levels", 0) or 0)
-        default_level = int(dyn.get("default_priority_level", 0) or 0)
+        self.preserve_ordering = dyn.preserve_ordering
+        self.levels = dyn.priority_levels
+        default_level = dyn.default_priority_level
         self.default_level = min(max(default_level, 1), self.levels) if self.levels else 1
         self.policies = self._policies(dyn)
-        self.sequence = isinstance(config.get("sequence_batching"), dict)
-        self.ragged = frozenset(i["name"] for i in config.get("input", []) or []
-                                if i.get("allow_ragged_batch"))
+        self.sequence = spec.sequence_batching is not None
+        self.ragged = frozenset(i.name for i in spec.inputs if i.allow_ragged_batch)
         # A request pipelined into a worker's socket can no longer be overtaken
         # by a higher priority, expire or count toward max_queue_size: models
         # that use those rules (or sequences) keep one batch per instance.
         self.pipelinable = (self.levels <= 1 and not self.sequence
                             and not any(p.timeout_ns or p.max_queue_size for p in self.policies))
 
-    def _policies(self, dyn: dict[str, Any]) -> list[Policy]:
+    def _policies(self, dyn: DynamicBatching) -> list[Policy]:
         """Policy per level index (level L at index L-1); one shared level when unset."""
-        default = dyn.get("default_queue_policy")
-        per_level = dyn.get("priority_queue_policy") or {}
+        default = dyn.default_queue_policy
+        per_level = dyn.priority_queue_policy
         count = max(self.levels, 1)
-        return [Policy(per_level.get(str(i + 1), default)) for i in range(count)]
+        return [Policy(per_level.get(i + 1, default)) for i in range(count)]
 
     def level_index(self, priority: int) -> int:
         """Queue index for a request priority: 0 or > levels means the default level."""
         if priority <= 0 or priority > self.levels:
             return self.default_level - 1
         return priority - 1
+
+
+_NO_POLICY = QueuePolicy()
+_NO_DYNAMIC = DynamicBatching()
+_NO_SPEC = ModelSpec("")

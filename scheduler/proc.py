@@ -15,7 +15,8 @@ import time
 
 from tritond import messages
 from tritond.channel import AsyncInbox, AsyncOutbox, printable
-from tritond.errors import Code, TritonError
+from tritond.errors import TritonError
+from tritond.options import Options
 from tritond.procutil import Bootstrap, child_start, quiet_gc
 
 from .alarm import Alarm
@@ -31,7 +32,7 @@ class SchedulerProc:
         self.boot = boot
         self.log = log
         self.core = SchedulerCore(epoch_offset_ns=time.time_ns() - time.monotonic_ns())
-        self.options: dict = {}
+        self.options = Options()
         self._done: asyncio.Future | None = None
         self._outbox: AsyncOutbox | None = None
         self._alarm: Alarm | None = None
@@ -42,7 +43,8 @@ class SchedulerProc:
         self._outbox = AsyncOutbox()
         self._outbox.on_link_error = self._link_error
         self._alarm = Alarm(loop, self._tick)
-        inbox = AsyncInbox(self.boot.address, messages.TO_SCHEDULER, self.handle, self._bad_frame)
+        inbox = AsyncInbox(self.boot.address, messages.TO_SCHEDULER, self.handle,
+                           outbox=self._outbox)
         await inbox.start()
         self._outbox.post(self.boot.parent, messages.Hello(
             role="scheduler", name=self.boot.name, pid=os.getpid(), address=self.boot.address))
@@ -86,11 +88,11 @@ class SchedulerProc:
         kind = type(msg)
         if kind is messages.ModelTable:
             return self.core.set_models(msg)
-        if kind is messages.Query:
+        if kind is messages.StatsQuery:
             self._outbox.post(msg.frontend, self._answer(msg))
         elif kind is messages.Setup:
             self.options = msg.options
-            self.core.pipeline = bool(msg.options.get("instance_pipelining", True))
+            self.core.pipeline = msg.options.instance_pipelining
         elif kind is messages.Shutdown:
             self.log.info("shutting down%s", f": {msg.reason}" if msg.reason else "")
             self._outbox.post(self.boot.parent, messages.Stopped(self.boot.name))
@@ -100,22 +102,13 @@ class SchedulerProc:
             self.log.warning("a peer could not decode our frame: %s", msg.detail)
         return []
 
-    def _answer(self, query: messages.Query) -> messages.Answer:
-        if query.what != "stats":
-            return messages.Answer(query.qid, error=messages.ErrorInfo(
-                int(Code.UNSUPPORTED), f"the scheduler does not answer '{query.what}' queries"))
-        args = query.args or {}
+    def _answer(self, query: messages.StatsQuery) -> messages.StatsAnswer:
         try:
-            result = self.core.stats_json(str(args.get("name") or ""),
-                                          str(args.get("version") or ""))
+            stats = self.core.stats_json(query.name, query.version)
         except TritonError as exc:
-            return messages.Answer(query.qid, error=messages.ErrorInfo(int(exc.code), exc.message))
-        return messages.Answer(query.qid, result=result)
-
-    def _bad_frame(self, detail: str) -> None:
-        # A Unix stream peer has no address to answer to, so the sender cannot
-        # be told with Unknown; log and keep serving.
-        self.log.error("dropped an undecodable frame: %s", detail)
+            return messages.StatsAnswer(query.qid, error=messages.ErrorInfo(int(exc.code),
+                                                                             exc.message))
+        return messages.StatsAnswer(query.qid, stats)
 
     # -------------------------------------------------------------- outbox
 

@@ -1,8 +1,6 @@
 """The scheduler core's view of the model table: adopt, move, drop, fail instances."""
 from __future__ import annotations
 
-import msgspec
-
 from tritond import messages
 from tritond.channel import printable
 from tritond.errors import Code
@@ -46,9 +44,9 @@ class TableMixin:
 
     def _adopt(self, model: Model | None, entry: messages.ModelEntry, out: list) -> Model:
         """The Model for ``entry``: the existing one, or a new one on a config change."""
-        if model is None or model.config_json != entry.config:
-            cfg = SchedConfig(msgspec.json.decode(entry.config) if entry.config else {})
-            fresh = Model(entry.name, entry.version, entry.config, cfg)
+        config_json = entry.spec.config_json if entry.spec is not None else ""
+        if model is None or model.config_json != config_json:
+            fresh = Model(entry.name, entry.version, config_json, SchedConfig(entry.spec))
             if model is not None:
                 self._move(model, fresh, out)
             model = fresh

@@ -61,6 +61,17 @@ class Server:
             time.sleep(0.1)
         raise TimeoutError(f"tritond not ready after {timeout}s:\n{self.output()}")
 
+    def parent_address(self) -> str:
+        """The parent's channel address: its server id starts with its pid in hex."""
+        prefix = f"@tritond-{self.proc.pid:x}"
+        with open("/proc/net/unix") as table:
+            for line in table:
+                path = line.split()[-1]
+                if path.startswith(prefix) and path.endswith("-parent") and len(
+                        path) == len(prefix) + len("XXXX-parent"):
+                    return "\0" + path[1:]
+        raise LookupError(f"no parent socket {prefix}*-parent")
+
     def kill(self) -> None:
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)

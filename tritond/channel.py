@@ -19,7 +19,10 @@ import socket
 
 from typing import Callable
 
+import msgspec
+
 from . import messages
+from .decoding import Bad, InboxDecoder, report
 from .framing import MAX_FRAME, FrameBuffer, address, frame, printable  # noqa: F401
 
 FRAME_MESSAGES = 8            # a frame is written once this many messages wait for a peer
@@ -32,33 +35,55 @@ class _InboxProtocol(asyncio.Protocol):
     def __init__(self, inbox: "AsyncInbox") -> None:
         self._inbox = inbox
         self._frames = FrameBuffer()
+        self.peer = ""        # the sender's address, once a message named it
 
     def data_received(self, data: bytes) -> None:
+        inbox = self._inbox
         try:
             payloads = self._frames.feed(data)
         except ValueError as exc:  # a peer that breaks framing is cut off
-            self._inbox.on_bad_frame(str(exc))
+            inbox.bad([Bad(str(exc), self.peer)])
             return
         msgs = []
+        decode = inbox.decoder.decode
         for payload in payloads:
             try:
-                msgs.extend(self._inbox.decode(payload))
-            except Exception as exc:  # noqa: BLE001 - an undecodable frame is reported, not fatal
-                self._inbox.on_bad_frame(f"undecodable frame: {exc}")
+                got = decode(payload)
+            except msgspec.MsgspecError:
+                got, bad = inbox.decoder.split(payload, self.peer)
+                if bad:
+                    self.peer = self.peer or bad[0].sender
+                    inbox.bad(bad)
+            if got and not self.peer:
+                self.peer = messages.sender(got[0])
+            msgs.extend(got)
         if msgs:
-            self._inbox.handler(msgs)
+            inbox.handler(msgs)
 
 
 class AsyncInbox:
-    """Listens on ``addr``; calls ``handler(list_of_messages)`` per read."""
+    """Listens on ``addr``; calls ``handler(list_of_messages)`` per read.
+
+    A message it cannot decode, or one outside ``union``, is logged and
+    answered with ``messages.Unknown`` through ``outbox`` when its sender is
+    known (``tritond.decoding``); ``on_bad_frame(detail)`` is told too.
+    """
 
     def __init__(self, addr: str, union, handler: Callable[[list], None],
-                 on_bad_frame: Callable[[str], None] | None = None) -> None:
+                 on_bad_frame: Callable[[str], None] | None = None,
+                 outbox: "AsyncOutbox | None" = None, role: str = "") -> None:
         self.addr = addr
-        self.decode = messages.decoder(union).decode
+        self.decoder = InboxDecoder(union, role or printable(addr).split("-", 2)[-1])
         self.handler = handler
         self.on_bad_frame = on_bad_frame or (lambda detail: None)
+        self.outbox = outbox
         self._server: asyncio.AbstractServer | None = None
+
+    def bad(self, bad: list[Bad]) -> None:
+        report(bad, self.outbox.post if self.outbox is not None else None,
+               f"inbox {printable(self.addr)}")
+        for item in bad:
+            self.on_bad_frame(item.detail)
 
     async def start(self) -> None:
         # The socket is made here rather than by path= because libuv (uvloop)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 
 from . import options as config
 
@@ -14,8 +15,16 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+class _Help(argparse.HelpFormatter):
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # Never split a flag or a TRITOND_* name: users search the help for them.
+        return textwrap.wrap(" ".join(text.split()), width, break_long_words=False,
+                             break_on_hyphens=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
+        formatter_class=_Help,
         prog="tritond",
         description="Triton-compatible inference server (KServe v2 HTTP/gRPC) in Python.",
         epilog="Every option also reads the environment variable TRITOND_<OPTION_NAME>, "
@@ -36,20 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_options(argv: list[str], environ: dict[str, str]) -> dict:
+def parse_options(argv: list[str], environ: dict[str, str]) -> "config.Options":
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:
         options = config.resolve(vars(ns), environ)
     except config.OptionError as exc:
         parser.error(str(exc))
-    if not options["model_repository"]:
+    if not options.model_repository:
         parser.error("--model-repository is required")
-    if options["model_control_mode"] == "poll":
+    if options.model_control_mode == "poll":
         parser.error("--model-control-mode=poll is not supported yet (use none or explicit)")
-    if options["load_model"] and options["model_control_mode"] != "explicit":
+    if options.load_model and options.model_control_mode != "explicit":
         parser.error("--load-model requires --model-control-mode=explicit")
-    if "*" in options["load_model"] and len(options["load_model"]) > 1:
+    if "*" in options.load_model and len(options.load_model) > 1:
         parser.error("--load-model=* must be the only --load-model")   # as tritonserver
     return options
 

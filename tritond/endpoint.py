@@ -11,8 +11,11 @@ import socket
 import time
 from typing import Iterable
 
+import msgspec
+
 from . import messages
-from .framing import FrameBuffer, frame
+from .decoding import Bad, InboxDecoder, report
+from .framing import FrameBuffer, frame, printable
 
 
 class SyncEndpoint:
@@ -20,7 +23,7 @@ class SyncEndpoint:
 
     def __init__(self, addr: str, union) -> None:
         self.addr = addr
-        self._decode = messages.decoder(union).decode
+        self._decoder = InboxDecoder(union, printable(addr).split("-", 2)[-1])
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(addr)
         self._listener.listen(64)
@@ -28,6 +31,7 @@ class SyncEndpoint:
         self._sel = selectors.DefaultSelector()
         self._sel.register(self._listener, selectors.EVENT_READ, None)
         self._conns: dict[socket.socket, FrameBuffer] = {}
+        self._peers: dict[socket.socket, str] = {}   # sender address, once a message named it
         self._out: dict[str, socket.socket] = {}
         self._queued: dict[str, list] = {}
         self._rbuf = bytearray(256 * 1024)
@@ -82,10 +86,38 @@ class SyncEndpoint:
         if not n:
             self._sel.unregister(conn)
             del self._conns[conn]
+            self._peers.pop(conn, None)
             conn.close()
             return
-        for payload in fb.feed(data):
-            out.extend(self._decode(payload))
+        try:
+            payloads = fb.feed(data)
+        except ValueError as exc:   # framing broken: nothing more can be read from it
+            self._bad(conn, [Bad(str(exc), self._peers.get(conn, ""))])
+            self._sel.unregister(conn)
+            del self._conns[conn]
+            conn.close()
+            return
+        for payload in payloads:
+            try:
+                got = self._decoder.decode(payload)
+            except msgspec.MsgspecError:
+                got, bad = self._decoder.split(payload, self._peers.get(conn, ""))
+                if bad:
+                    self._bad(conn, bad)
+            if got and conn not in self._peers and (who := messages.sender(got[0])):
+                self._peers[conn] = who
+            out.extend(got)
+
+    def _bad(self, conn: socket.socket, bad: list) -> None:
+        if bad[0].sender:
+            self._peers.setdefault(conn, bad[0].sender)
+        report(bad, self._reply, f"inbox {printable(self.addr)}")
+
+    def _reply(self, addr: str, msg) -> None:
+        try:
+            self.send_now(addr, [msg])
+        except OSError:      # a sender that is gone (or a made-up address)
+            pass
 
     def post(self, addr: str, msg) -> None:
         self._queued.setdefault(addr, []).append(msg)

@@ -6,8 +6,9 @@ destination per loop turn: see ARCHITECTURE.md invariant 5). Tensors travel as
 :class:`TensorRef` (a reference into shared memory), never as bytes.
 
 Each receiving role accepts one closed set (``TO_FRONTEND``, ``TO_SCHEDULER``,
-``TO_WORKER``, ``TO_PARENT``); anything else fails to decode and is answered
-as an error by the receiver, never silently ignored.
+``TO_WORKER``, ``TO_PARENT``); frames are decoded message by message when a
+frame fails (``tritond.decoding``), and anything else is logged and answered
+with :class:`Unknown` to its sender, never silently ignored.
 
 Bump ``PROTOCOL_VERSION`` on any incompatible change; the handshake checks it.
 """
@@ -17,9 +18,16 @@ from typing import Any, Optional, Union
 
 import msgspec
 
-PROTOCOL_VERSION = 2   # 2: ModelEntry.live/exited, ModelTable.seq, TableApplied
+from .options import Options
+from .spec import ModelSpec
+
+PROTOCOL_VERSION = 3   # 3: ModelSpec, typed Options and queries
 
 # ---------------------------------------------------------------- data plane
+
+# Request.flags bits (Triton's TRITONSERVER_REQUEST_FLAG_SEQUENCE_*)
+SEQUENCE_START = 1
+SEQUENCE_END = 2
 
 # TensorRef.kind values
 SERVER_SHM = 0   # a segment owned by a tritond process (arena or one-off)
@@ -157,9 +165,9 @@ class Hello(msgspec.Struct, tag=40, array_like=True):
 
 
 class Setup(msgspec.Struct, tag=41, array_like=True):
-    """Parent -> child: the server options (``tritond.options.Options`` as a dict)."""
+    """Parent -> child: the server options (declared once in ``tritond.options``)."""
 
-    options: dict[str, Any]
+    options: Options
     server_id: str
     parent: str                # parent's address
     scheduler: str             # scheduler's address
@@ -173,7 +181,7 @@ class ModelEntry(msgspec.Struct, array_like=True, omit_defaults=True):
     version: int
     state: str                 # UNKNOWN | READY | UNAVAILABLE | LOADING | UNLOADING
     reason: str = ""
-    config: str = ""           # ModelConfig as Triton's JSON rendering
+    spec: Optional[ModelSpec] = None   # the final config (None for name-only rows)
     instances: list[str] = []  # addresses of live worker instances
     model_dir: str = ""
     # False while a READY version has no live instance (all restarting): it is
@@ -202,8 +210,8 @@ class Load(msgspec.Struct, tag=43, array_like=True, omit_defaults=True):
     instance: str              # instance name, e.g. "simple_0_1"
     kind: str                  # "CPU" | "GPU" | "MODEL"
     device_id: int
-    config: str                # ModelConfig JSON (possibly partial: auto-complete)
-    model_dir: str
+    spec: ModelSpec            # the config (partial when auto_complete: its config_json
+    model_dir: str             # is what the backend completes)
     repository: str
     auto_complete: bool = True
 
@@ -247,31 +255,85 @@ class Stopped(msgspec.Struct, tag=49, array_like=True):
     name: str
 
 
-class Query(msgspec.Struct, tag=50, array_like=True, omit_defaults=True):
-    """Frontend -> scheduler (or parent): a control-plane question, e.g. statistics."""
+# Control-plane questions: one tagged struct per kind, each answered by the
+# typed answer named in its docstring (same ``qid``); ``frontend`` is where the
+# answer goes.
+
+
+class StatsQuery(msgspec.Struct, tag=50, array_like=True, omit_defaults=True):
+    """Frontend -> scheduler: statistics of a model ("" = every model); -> StatsAnswer."""
 
     qid: int
     frontend: str
-    what: str                  # "stats" | "index" | "load" | "unload" | ...
-    args: dict[str, Any] = {}
+    name: str = ""
+    version: str = ""
+
+
+class LoadQuery(msgspec.Struct, tag=53, array_like=True, omit_defaults=True):
+    """Frontend -> parent: (re)load a model from the repository; -> Answer."""
+
+    qid: int
+    frontend: str
+    name: str
+    config: str = ""           # the load API's JSON ModelConfig override ("" = none)
+    files: list[str] = []      # names of 'file:' parameters (not supported: refused)
+
+
+class UnloadQuery(msgspec.Struct, tag=54, array_like=True, omit_defaults=True):
+    """Frontend -> parent: unload a model; -> Answer."""
+
+    qid: int
+    frontend: str
+    name: str
+    unload_dependents: bool = False
 
 
 class Answer(msgspec.Struct, tag=51, array_like=True, omit_defaults=True):
+    """The answer to a LoadQuery / UnloadQuery: done, or the error."""
+
     qid: int
-    result: Any = None
+    error: Optional[ErrorInfo] = None
+
+
+class StatsAnswer(msgspec.Struct, tag=55, array_like=True, omit_defaults=True):
+    """The answer to a StatsQuery: Triton's statistics JSON (``{"model_stats": [...]}``)."""
+
+    qid: int
+    stats: dict[str, Any] = {}
     error: Optional[ErrorInfo] = None
 
 
 class Unknown(msgspec.Struct, tag=99, array_like=True):
-    """Sent back to whoever sent a frame the receiver could not decode."""
+    """Sent back to the sender of a message the receiver could not decode or does
+    not accept (when the sender is known; it is logged either way)."""
 
     detail: str
 
 
-TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, Unknown]
-TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, Query, Unknown]
+TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, StatsAnswer, Unknown]
+TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, StatsQuery,
+                     Unknown]
 TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, Unknown]
-TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, Query, TableApplied, Unknown]
+TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, LoadQuery, UnloadQuery,
+                  TableApplied, Unknown]
+ANY = Union[Request, Cancel, Release, Forget, Execute, CancelRunning, Response, Executed, Hello,
+            Setup, ModelTable, Load, Loaded, LoadFailed, Drain, Drained, Shutdown, Stopped,
+            StatsQuery, LoadQuery, UnloadQuery, Answer, StatsAnswer, TableApplied, Unknown]
+"""Every message: what an inbox tries when its own set fails, to name the mistake."""
+
+ANSWERS = (Answer, StatsAnswer)
+
+# The field of a message that names its sender's address (where Unknown goes).
+SENDER = {Request: "frontend", Cancel: "frontend", StatsQuery: "frontend",
+          LoadQuery: "frontend", UnloadQuery: "frontend", Hello: "address",
+          TableApplied: "address", Executed: "instance", Response: "instance",
+          Setup: "parent"}
+
+
+def sender(msg) -> str:
+    """The address ``msg`` names as its sender ("" when it names none)."""
+    field = SENDER.get(type(msg))
+    return getattr(msg, field) if field else ""
 
 _encoder = msgspec.msgpack.Encoder()
 
@@ -282,5 +344,5 @@ def encode(messages: list) -> bytes:
 
 
 def decoder(union) -> msgspec.msgpack.Decoder:
-    """A decoder for one channel's closed set."""
+    """A decoder for one channel's closed set (``tritond.decoding`` decodes inboxes)."""
     return msgspec.msgpack.Decoder(list[union])

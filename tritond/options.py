@@ -2,12 +2,16 @@
 
 Each option has a ``tritond`` flag (tritonserver's name where Triton has one)
 and a ``TRITOND_<NAME>`` environment variable; the CLI builds its parser from
-this table and children receive the resolved values as a dict in ``Setup``.
+this table. The resolved values are one typed :data:`Options` struct (msgspec,
+built from the same table) that children receive in ``messages.Setup``; every
+reader uses its attributes, so each default is written here and nowhere else.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Optional
+
+import msgspec
 
 
 class OptionError(ValueError):
@@ -58,6 +62,7 @@ def choice(*values: str) -> Callable[[str], str]:
         if low not in values:
             raise OptionError(f"expected one of {', '.join(values)}, got '{text}'")
         return low
+    parse.choices = values
     return parse
 
 
@@ -66,6 +71,13 @@ def address(text: str) -> str:
     if text.startswith("ipv6:"):
         text = text[5:]
     return text.strip("[]")
+
+
+def trace_level(text: str) -> str:
+    return choice("off", "timestamps", "tensors")(text).upper()
+
+
+trace_level.choices = ("OFF", "TIMESTAMPS", "TENSORS")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,28 +149,68 @@ OPTIONS: tuple[Option, ...] = (
     Option("log_warning", True, parse_bool, "Log warnings."),
     Option("log_error", True, parse_bool, "Log errors."),
     Option("log_format", "default", choice("default", "iso8601"), "Log line format."),
+    Option("log_file", "", str, "Log file path, reported by /v2/logging (logs go to stderr)."),
+    Option("model_load_timeout_s", 600, parse_nonneg,
+           "Seconds a frontend waits for the parent to answer a model load/unload request."),
+    Option("http_keepalive_s", 30, parse_nonneg, "Seconds an idle HTTP connection is kept open."),
+    Option("reuse_grpc_port", False, parse_bool,
+           "Let several servers bind the gRPC port (SO_REUSEPORT)."),
+    # gRPC keepalive: passed to the gRPC server only when set (Triton's flags and units).
+    Option("grpc_keepalive_time", None, parse_nonneg, "gRPC keepalive time, ms."),
+    Option("grpc_keepalive_timeout", None, parse_nonneg, "gRPC keepalive timeout, ms."),
+    Option("grpc_keepalive_permit_without_calls", None, parse_nonneg,
+           "gRPC: allow keepalive pings without calls (0/1)."),
+    Option("grpc_http2_max_pings_without_data", None, parse_nonneg,
+           "gRPC: pings allowed without data."),
+    Option("grpc_http2_min_recv_ping_interval_without_data", None, parse_nonneg,
+           "gRPC: minimum interval between received pings without data, ms."),
+    Option("grpc_http2_max_ping_strikes", None, parse_nonneg, "gRPC: bad pings before GOAWAY."),
+    Option("grpc_max_connection_age", None, parse_nonneg, "gRPC: maximum connection age, ms."),
+    Option("grpc_max_connection_age_grace", None, parse_nonneg,
+           "gRPC: grace period after the maximum connection age, ms."),
+    # Trace settings round-trip through /v2/trace/setting (tracing itself is not implemented).
+    Option("trace_level", ["OFF"], trace_level,
+           "Trace level (repeatable): OFF, TIMESTAMPS or TENSORS.", repeat=True),
+    Option("trace_rate", 1000, parse_nonneg, "Trace one request in this many."),
+    Option("trace_count", -1, parse_int, "Number of requests to trace (-1: no limit)."),
+    Option("trace_log_frequency", 0, parse_nonneg, "Write the trace file every N traces."),
+    Option("trace_file", "", str, "Trace output file."),
+    Option("trace_mode", "triton", choice("triton", "opentelemetry"), "Trace mode."),
 )
 
 BY_NAME = {opt.name: opt for opt in OPTIONS}
 
 
-def defaults() -> dict[str, Any]:
-    return {opt.name: (list(opt.default) if opt.repeat else opt.default) for opt in OPTIONS}
+def _field(opt: Option) -> tuple:
+    if opt.repeat:
+        return (opt.name, list[str], msgspec.field(default_factory=lambda d=opt.default: list(d)))
+    kind = Optional[int] if opt.default is None else type(opt.default)
+    return (opt.name, kind, opt.default)
 
 
-def resolve(cli: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+Options = msgspec.defstruct(
+    "Options", [_field(opt) for opt in OPTIONS], kw_only=True, omit_defaults=True,
+    forbid_unknown_fields=True, module=__name__)
+"""Every option's resolved value, as attributes (``options.http_port``)."""
+
+
+def defaults() -> Any:
+    return Options()
+
+
+def resolve(cli: dict[str, Any], environ: dict[str, str]) -> Any:
     """Merge defaults < environment < command line; raise OptionError on bad values."""
-    options = defaults()
+    values: dict[str, Any] = {}
     for opt in OPTIONS:
         if opt.env in environ:
             raw = environ[opt.env]
-            values = [v for v in raw.split(",") if v] if opt.repeat else raw
-            options[opt.name] = _parse(opt, values, f"${opt.env}")
+            given = [v for v in raw.split(",") if v] if opt.repeat else raw
+            values[opt.name] = _parse(opt, given, f"${opt.env}")
         if cli.get(opt.name) is not None:
-            options[opt.name] = _parse(opt, cli[opt.name], opt.flag)
-    if options["strict_model_config"]:
-        options["disable_auto_complete_config"] = True
-    return options
+            values[opt.name] = _parse(opt, cli[opt.name], opt.flag)
+    if values.get("strict_model_config"):
+        values["disable_auto_complete_config"] = True
+    return Options(**values)
 
 
 def _parse(opt: Option, value: Any, where: str) -> Any:
@@ -170,11 +222,11 @@ def _parse(opt: Option, value: Any, where: str) -> Any:
         raise OptionError(f"{where}: {exc}") from None
 
 
-def backend_settings(options: dict[str, Any], backend: str) -> dict[str, str]:
+def backend_settings(options: Any, backend: str) -> dict[str, str]:
     """--backend-config entries for ``backend`` (global ones first, specific ones win)."""
     out: dict[str, str] = {}
     specific: dict[str, str] = {}
-    for entry in options.get("backend_config", []):
+    for entry in options.backend_config:
         head, _, rest = entry.partition(",")
         if "=" in head:  # global "<setting>=<value>"
             key, _, value = entry.partition("=")

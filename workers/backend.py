@@ -18,6 +18,8 @@ import numpy as np
 
 from tritond import messages
 from tritond.errors import Code, TritonError
+from tritond.options import Options
+from tritond.spec import ModelSpec
 
 REGISTRY: dict[str, str] = {
     "onnxruntime": "tritond.workers.onnxruntime:OnnxRuntimeBackend",
@@ -37,7 +39,7 @@ class LoadContext:
     device_id: int
     model_dir: str             # <repository>/<model>
     repository: str
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    options: Any = dataclasses.field(default_factory=Options)   # tritond.options.Options
 
 
 @dataclasses.dataclass
@@ -86,15 +88,16 @@ class Backend:
 
     def __init__(self, ctx: LoadContext) -> None:
         self.ctx = ctx
-        self.config: dict = {}
+        self.spec: Optional[ModelSpec] = None
 
     def auto_complete(self, config: dict) -> dict:
-        """Fill inputs/outputs/max_batch_size/dynamic_batching; default: unchanged."""
+        """Fill inputs/outputs/max_batch_size/dynamic_batching of Triton's JSON dict
+        (the form models see in auto-complete); default: unchanged."""
         return config
 
-    def load(self, config: dict) -> None:
-        """Load the model for the final ``config`` (raise TritonError on failure)."""
-        self.config = config
+    def load(self, spec: ModelSpec) -> None:
+        """Load the model for the final config (raise TritonError on failure)."""
+        self.spec = spec
 
     def execute(self, requests: list[WorkRequest]) -> list[WorkResult]:
         """Run one batch; return exactly one result per request, in order."""
@@ -102,6 +105,15 @@ class Backend:
 
     def unload(self) -> None:
         """Release the model (called once, at Shutdown)."""
+
+
+def provisional_spec(config: dict) -> ModelSpec:
+    """The spec of a config still being auto-completed (what a backend needs to open
+    the model file before it can complete the IO)."""
+    from tritond.repository import spec_from_config
+    from tritond.repository.modelconfig import from_dict
+
+    return spec_from_config(from_dict(config))
 
 
 def backend_class(name: str) -> type:

@@ -36,13 +36,12 @@ from .executor import Executor
 from .outputs import OutputWriter
 from .shapes import ModelIO
 
-DEFAULT_OUTPUT_ARENA = 64 << 20
 FLUSH_AFTER_S = 0.0005      # batches quicker than this share one flush with the next
 
 INBOX = messages.TO_WORKER
 
 
-def _finalize(config: dict, model_dir: str) -> dict:
+def _finalize(config: dict, load: messages.Load):
     """Normalise and validate an auto-completed config, as the parent would.
 
     The first instance of a model owns auto-complete (only the backend can read
@@ -55,8 +54,8 @@ def _finalize(config: dict, model_dir: str) -> dict:
 
     cfg = modelconfig.from_dict(config)
     repository.normalize(cfg)
-    repository.validate(cfg, model_dir)
-    return modelconfig.to_json_dict(cfg)
+    repository.validate(cfg, load.model_dir)
+    return repository.spec_from_config(cfg, load.version)
 
 
 class WorkerProc:
@@ -141,15 +140,13 @@ class WorkerProc:
 
     def _setup(self, setup: messages.Setup) -> None:
         self.setup = setup
-        opts = setup.options
-        size = opts.get("output_arena_byte_size", opts.get("output_arena_bytes", DEFAULT_OUTPUT_ARENA))
-        self.pool = ArenaPool(setup.server_id, self.boot.name, int(size))
+        self.pool = ArenaPool(setup.server_id, self.boot.name, setup.options.output_arena_byte_size)
         self.writer = OutputWriter(self.pool, self.cache)
 
     def _load(self, load: messages.Load) -> None:
         """Instantiate, auto-complete and load the backend; reply Loaded or LoadFailed."""
         try:
-            config = self._load_backend(load)
+            spec = self._load_backend(load)
         except Exception as exc:  # noqa: BLE001 - every load failure is reported as data
             err = exc if isinstance(exc, TritonError) else TritonError(
                 Code.INTERNAL, f"{type(exc).__name__}: {exc}")
@@ -161,29 +158,31 @@ class WorkerProc:
             self.running = False
             return
         quiet_gc()
-        self.ep.send_now(self.boot.parent, [messages.Loaded(load.instance, json.dumps(config))])
+        self.ep.send_now(self.boot.parent, [messages.Loaded(load.instance, spec.config_json)])
         self.log.info("loaded '%s' version %d instance %s", load.model, load.version, load.instance)
 
-    def _load_backend(self, load: messages.Load) -> dict:
+    def _load_backend(self, load: messages.Load):
         if self.setup is None:
             raise TritonError(Code.INTERNAL, "Load received before Setup")
-        config = json.loads(load.config) if load.config else {}
-        name = config.get("backend") or ""
-        if not name:
+        spec = load.spec
+        if not spec.backend:
             raise TritonError(Code.INVALID_ARG,
                               f"model '{load.model}': config names no backend "
-                              f"(platform '{config.get('platform', '')}')")
+                              f"(platform '{spec.platform}')")
         ctx = LoadContext(load.model, load.version, load.instance, load.kind, load.device_id,
-                          load.model_dir, load.repository, dict(self.setup.options))
-        self.backend = backend_class(name)(ctx)
+                          load.model_dir, load.repository, self.setup.options)
+        self.backend = backend_class(spec.backend)(ctx)
         if load.auto_complete:
-            config = _finalize(self.backend.auto_complete(config), load.model_dir)
-        self.backend.load(config)
-        io = ModelIO(config)
-        self.writer.bf16 = {n for n, t in io.outputs.items() if t.data_type == "TYPE_BF16"}
+            # The backends' auto-complete works on Triton's JSON dict (the
+            # Python backend hands it to the model as pb_utils.ModelConfig).
+            config = json.loads(spec.config_json) if spec.config_json else {}
+            spec = _finalize(self.backend.auto_complete(config), load)
+        self.backend.load(spec)
+        io = ModelIO(spec)
+        self.writer.bf16 = {t.name for t in spec.outputs if t.datatype == "BF16"}
         self.executor = Executor(self.backend, io, self.cache, self.writer,
                                  self.boot.address)
-        return config
+        return spec
 
     # ---------------------------------------------------------- data path
 

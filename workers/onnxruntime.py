@@ -13,11 +13,12 @@ import numpy as np
 import onnxruntime as ort
 
 from tritond.options import backend_settings
+from tritond.spec import ModelSpec
 from tritond.errors import Code, TritonError
 
 from . import ortbf16
 from .ortbf16 import bf16_names
-from .backend import Backend, LoadContext, WorkRequest, WorkResult
+from .backend import provisional_spec, Backend, LoadContext, WorkRequest, WorkResult
 
 ONNX_TO_CONFIG = {
     "tensor(bool)": "TYPE_BOOL", "tensor(uint8)": "TYPE_UINT8", "tensor(uint16)": "TYPE_UINT16",
@@ -30,18 +31,12 @@ DEFAULT_MAX_BATCH_SIZE = 4
 _SCHEDULERS = ("dynamic_batching", "sequence_batching", "ensemble_scheduling")
 
 
-def _param(config: dict, key: str) -> Optional[str]:
-    """A config ``parameters`` string value (``{key: {string_value: v}}``)."""
-    entry = (config.get("parameters") or {}).get(key)
-    return entry.get("string_value") if isinstance(entry, dict) else None
-
-
 def _dims(shape) -> list[int]:
     # ORT reports symbolic or unknown dims as str/None: Triton's -1.
     return [d if isinstance(d, int) and d >= 0 else -1 for d in shape]
 
 
-def _default_max_batch(options: dict) -> int:
+def _default_max_batch(options) -> int:
     """``--backend-config=[onnxruntime,]default-max-batch-size=<n>``; 4 when unset."""
     value = backend_settings(options, "onnxruntime").get("default-max-batch-size")
     return int(value) if value is not None else DEFAULT_MAX_BATCH_SIZE
@@ -63,8 +58,8 @@ class OnnxRuntimeBackend(Backend):
 
     # ------------------------------------------------------------- load
 
-    def model_path(self, config: dict) -> str:
-        name = config.get("default_model_filename") or "model.onnx"
+    def model_path(self, spec: ModelSpec) -> str:
+        name = spec.default_model_filename or "model.onnx"
         path = os.path.join(self.ctx.model_dir, str(self.ctx.version), name)
         if os.path.isdir(path):  # a directory holding model.onnx (+ external data)
             path = os.path.join(path, "model.onnx")
@@ -74,15 +69,15 @@ class OnnxRuntimeBackend(Backend):
                               f"ONNX model file '{path}' does not exist")
         return path
 
-    def _session(self, config: dict) -> ort.InferenceSession:
-        path = self.model_path(config)
+    def _session(self, spec: ModelSpec) -> ort.InferenceSession:
+        path = self.model_path(spec)
         opts = ort.SessionOptions()
         # One worker process per model instance, and typically several instances
         # on a small host: one intra-op thread each avoids oversubscribing the
         # cores (ORT's default is one thread per core in *every* process).
-        opts.intra_op_num_threads = int(_param(config, "intra_op_thread_count") or 1)
-        opts.inter_op_num_threads = int(_param(config, "inter_op_thread_count") or 1)
-        level = int(((config.get("optimization") or {}).get("graph") or {}).get("level", 0))
+        opts.intra_op_num_threads = int(spec.parameters.get("intra_op_thread_count") or 1)
+        opts.inter_op_num_threads = int(spec.parameters.get("inter_op_thread_count") or 1)
+        level = spec.graph_level
         opts.graph_optimization_level = (
             ort.GraphOptimizationLevel.ORT_DISABLE_ALL if level == -1 else
             ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED if level == 1 else
@@ -99,10 +94,10 @@ class OnnxRuntimeBackend(Backend):
                     "CPUExecutionProvider"]
         return ["CPUExecutionProvider"]
 
-    def load(self, config: dict) -> None:
-        self.config = config
+    def load(self, spec: ModelSpec) -> None:
+        self.spec = spec
         if self.session is None:
-            self.session = self._session(config)
+            self.session = self._session(spec)
         self._strings = {i.name for i in self.session.get_inputs() if i.type == "tensor(string)"}
         self._bf16 = bf16_names(self.session)
 
@@ -116,7 +111,7 @@ class OnnxRuntimeBackend(Backend):
         if config.get("input") and config.get("output"):
             return config
         if self.session is None:
-            self.session = self._session(config)
+            self.session = self._session(provisional_spec(config))
         ins, outs = self.session.get_inputs(), self.session.get_outputs()
         capable = all(len(t.shape) >= 1 and _dims(t.shape)[0] == -1 for t in (*ins, *outs))
         mbs = int(config.get("max_batch_size", 0) or 0)

@@ -1,4 +1,4 @@
-"""Model IO as the worker needs it: names, reshapes, and shape translation.
+"""Model IO as the worker needs it: names, reshapes, and shape translation (from the ModelSpec).
 
 A config ``reshape`` changes the shape the backend sees (inputs) or produces
 (outputs) without touching the bytes, so translating is only arithmetic on
@@ -8,12 +8,9 @@ shapes: variable (-1) dimensions are carried across in order, as Triton does
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Sequence
 
-
-def _ints(values) -> tuple[int, ...]:
-    # 64-bit fields may arrive as JSON strings (protobuf JSON rules).
-    return tuple(int(v) for v in values)
+from tritond.spec import ModelSpec, TensorSpec
 
 
 def translate(shape: Sequence[int], src: Sequence[int], dst: Sequence[int]) -> tuple[int, ...]:
@@ -41,27 +38,14 @@ def translate(shape: Sequence[int], src: Sequence[int], dst: Sequence[int]) -> t
     return tuple(out)
 
 
-class TensorSpec:
-    """One config input or output: name, datatype, dims and optional reshape."""
-
-    __slots__ = ("name", "data_type", "dims", "reshape")
-
-    def __init__(self, entry: dict) -> None:
-        self.name: str = entry["name"]
-        self.data_type: str = entry.get("data_type", "TYPE_INVALID")
-        self.dims = _ints(entry.get("dims", ()))
-        rs = entry.get("reshape")
-        self.reshape: Optional[tuple[int, ...]] = _ints(rs.get("shape", ())) if rs is not None else None
-
-
 class ModelIO:
-    """The IO of a loaded model config, with shape translation both ways."""
+    """The IO of a loaded model (from its ModelSpec), with shape translation both ways."""
 
-    def __init__(self, config: dict) -> None:
-        self.max_batch_size = int(config.get("max_batch_size", 0) or 0)
+    def __init__(self, spec: ModelSpec) -> None:
+        self.max_batch_size = spec.max_batch_size
         self.batched = self.max_batch_size > 0
-        self.inputs = {e["name"]: TensorSpec(e) for e in config.get("input", [])}
-        self.outputs = {e["name"]: TensorSpec(e) for e in config.get("output", [])}
+        self.inputs: dict[str, TensorSpec] = {t.name: t for t in spec.inputs}
+        self.outputs: dict[str, TensorSpec] = {t.name: t for t in spec.outputs}
         self.output_names = list(self.outputs)
 
     def _split(self, shape: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:

@@ -29,9 +29,9 @@ def model_metadata(d: dict) -> pb.ModelMetadataResponse:
         inputs=_tensors(d.get("inputs", ())), outputs=_tensors(d.get("outputs", ())))
 
 
-def model_config(d: dict) -> pb.ModelConfigResponse:
+def model_config(text: str) -> pb.ModelConfigResponse:
     """Triton's JSON rendering of a config back into the ModelConfig proto."""
-    config = json_format.ParseDict(d, mc.ModelConfig(), ignore_unknown_fields=True)
+    config = json_format.Parse(text, mc.ModelConfig(), ignore_unknown_fields=True)
     return pb.ModelConfigResponse(config=config)
 
 

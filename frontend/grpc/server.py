@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import grpc
 
+from tritond.options import Options
+
 from .servicer import InferenceServicer, generic_handlers
 
 _MAX_MESSAGE = 2**31 - 1          # INT32_MAX, as Triton and tritonclient set it
@@ -25,9 +27,9 @@ _KEEPALIVE = {
 }
 
 
-def server_options(options: dict) -> list[tuple[str, object]]:
+def server_options(options: Options) -> list[tuple[str, object]]:
     """The channel arguments for ``grpc.aio.server`` derived from tritond options."""
-    level = options.get("grpc_infer_response_compression_level", "none") or "none"
+    level = options.grpc_infer_response_compression_level
     if level not in COMPRESSION_LEVELS:
         raise ValueError(f"invalid gRPC response compression level '{level}', expected one "
                          f"of {', '.join(COMPRESSION_LEVELS)}")
@@ -38,25 +40,25 @@ def server_options(options: dict) -> list[tuple[str, object]]:
         # gRPC turns SO_REUSEPORT on by default, which would let a second
         # server "bind" a busy port silently; Triton's --reuse-grpc-port
         # (default false) decides instead.
-        ("grpc.so_reuseport", 1 if options.get("reuse_grpc_port") else 0),
+        ("grpc.so_reuseport", 1 if options.reuse_grpc_port else 0),
     ]
     for option, arg in _KEEPALIVE.items():
-        value = options.get(option)
+        value = getattr(options, option)
         if value is not None:
             args.append((arg, int(value)))
     return args
 
 
-def bind_address(options: dict) -> str:
+def bind_address(options: Options) -> str:
     """``host:port`` from grpc_address/grpc_port; IPv6 hosts get brackets."""
-    host = options.get("grpc_address") or "0.0.0.0"
-    port = options.get("grpc_port", 8001)
+    host = options.grpc_address
+    port = options.grpc_port
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"{host}:{port}"
 
 
-async def serve_grpc(core, options: dict) -> grpc.aio.Server:
+async def serve_grpc(core, options: Options) -> grpc.aio.Server:
     """Start the gRPC frontend over ``core``; the caller stops it (``await server.stop(g)``).
 
     The bound port (useful with ``grpc_port=0``) is set on the returned server

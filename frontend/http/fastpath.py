@@ -52,7 +52,7 @@ async def _serve(core, scope, receive, send, model: str, version: str) -> None:
 
 async def infer(core, headers: dict, receive, model: str, version: str) -> InferResponse:
     """One inference: headers are the raw ASGI (lower-case bytes) pairs as a dict."""
-    limit = core.options.get("http_max_input_size", DEFAULT_MAX_INPUT)
+    limit = core.options.http_max_input_size
     encoding = check_encoding(_text(headers.get(b"content-encoding")))
     header_len = headers.get(b"inference-header-content-length")
     # As Triton, --http-max-input-size bounds the JSON header, a raw input and a

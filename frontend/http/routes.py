@@ -6,6 +6,7 @@ with the status from ``tritond.errors.http_status``.
 from __future__ import annotations
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from tritond.errors import invalid_arg, unsupported
 
@@ -76,7 +77,8 @@ async def model_ready(request: Request):
 
 
 async def model_config(request: Request):
-    return json_response(_core(request).model_config(*_model(request)))
+    # Triton's JSON rendering, made once by the parent: sent as it is.
+    return Response(_core(request).model_config(*_model(request)), media_type="application/json")
 
 
 async def model_stats(request: Request):

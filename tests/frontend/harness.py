@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import uuid
 
@@ -12,8 +11,11 @@ import pytest
 
 from tritond import channel, messages
 from tritond.frontend.core import FrontendCore
+from tritond.options import Options
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
+
+from tests.specs import spec_from_dict
 
 
 def _io(name, dtype, dims, **kw):
@@ -32,7 +34,7 @@ CONFIGS = {
 
 
 def table(server_ready=True, extra=()):
-    models = [messages.ModelEntry(n, 1, "READY", config=json.dumps(c)) for n, c in CONFIGS.items()]
+    models = [messages.ModelEntry(n, 1, "READY", spec=spec_from_dict(c)) for n, c in CONFIGS.items()]
     models += list(extra)
     return messages.ModelTable(models, server_ready)
 
@@ -42,7 +44,8 @@ class Harness:
 
     def __init__(self, options=None):
         self.sid = "t" + uuid.uuid4().hex[:10]
-        self.options = {"input_arena_bytes": 1 << 20, **(options or {})}
+        # Client shm off unless a test turns it on (what the dict options meant before).
+        self.options = Options(**{"allow_client_shm": False, **(options or {})})
         self.sched_addr = channel.address(self.sid, "scheduler")
         self.worker_addr = channel.address(self.sid, "w0")
         self.sched: asyncio.Queue = asyncio.Queue()
@@ -62,7 +65,8 @@ class Harness:
                                        lambda msgs, q=q: [q.put_nowait(m) for m in msgs])
             await inbox.start()
             self._inboxes.append(inbox)
-        inbox = channel.AsyncInbox(self.core.address, messages.TO_FRONTEND, self.core.on_messages)
+        inbox = channel.AsyncInbox(self.core.address, messages.TO_FRONTEND, self.core.on_messages,
+                                   outbox=self.outbox)
         await inbox.start()
         self._inboxes.append(inbox)
 

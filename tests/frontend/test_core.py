@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
@@ -233,8 +234,9 @@ def test_draining_refuses_and_stats_query(harness):
         async with harness() as h:
             stats = asyncio.create_task(h.core.model_statistics("simple"))
             q = await h.next_request()
-            assert (q.what, q.args) == ("stats", {"name": "simple", "version": ""})
-            h.outbox.post(h.core.address, messages.Answer(q.qid, {"model_stats": [{"name": "simple"}]}))
+            assert (type(q), q.name, q.version) == (messages.StatsQuery, "simple", "")
+            h.outbox.post(h.core.address, messages.StatsAnswer(
+                q.qid, {"model_stats": [{"name": "simple"}]}))
             assert (await stats) == {"model_stats": [{"name": "simple"}]}
             with pytest.raises(TritonError) as e:
                 await h.core.model_statistics("nope")
@@ -257,7 +259,7 @@ def test_control_plane_answers(harness):
                                      {"name": "INPUT1", "datatype": "INT32", "shape": [-1, 16]}],
                           "outputs": [{"name": "OUTPUT0", "datatype": "INT32", "shape": [-1, 16]},
                                       {"name": "OUTPUT1", "datatype": "INT32", "shape": [-1, 16]}]}
-            assert core.model_config("simple")["max_batch_size"] == 8
+            assert json.loads(core.model_config("simple"))["max_batch_size"] == 8
             assert core.model_ready("simple") and not core.model_ready("simple", "3")
             assert core.server_metadata()["version"] == "2.51.0"
             assert core.repository_index() == [
@@ -285,3 +287,29 @@ def test_no_segments_left_behind(harness):
             await task
     run(body())
     assert leaked_segments(sids[0]) == []
+
+
+def test_inbox_answers_unknown_and_keeps_the_good_message(harness):
+    import socket
+
+    import msgspec
+
+    from tritond.channel import frame
+
+    async def body():
+        async with harness() as h:
+            stats = asyncio.create_task(h.core.model_statistics("simple"))
+            q = await h.next_request()
+            garbage = msgspec.Raw(msgspec.msgpack.encode([999, "junk"]))
+            wrong = messages.Cancel(frontend=h.sched_addr, rid=1)     # the scheduler's
+            good = messages.StatsAnswer(q.qid, {"model_stats": [{"name": "simple"}]})
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:   # one frame
+                sock.connect(h.core.address)
+                sock.sendall(frame(messages.encode([garbage, wrong, good])))
+                assert (await stats) == {"model_stats": [{"name": "simple"}]}
+                unknown = [await h.next_request(), await h.next_request()]
+            details = sorted(m.detail for m in unknown)
+            assert [type(m) for m in unknown] == [messages.Unknown] * 2
+            assert details[0].startswith("undecodable message")
+            assert details[1] == "unexpected Cancel message for the frontend-0 process"
+    run(body())

@@ -109,7 +109,7 @@ def test_routes_errors_and_compression(harness):
                     "index": http(url + "/v2/repository/index", "POST", b""),
                     "log": http(url + "/v2/logging"),
                 }
-            h.core.options["http_max_input_size"] = 1024
+            h.core.options.http_max_input_size = 1024
             r = await asyncio.to_thread(calls)
             await sched
             status, headers, data = r["infer_gz"]

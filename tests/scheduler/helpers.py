@@ -1,22 +1,22 @@
 """Builders for scheduler tests: configs, model tables, requests, executions."""
 from __future__ import annotations
 
-import json
-
 from tritond import messages
 from tritond.scheduler.core import Dispatch, Reply, SchedulerCore
+
+from tests.specs import spec_from_dict
 
 MS = 1_000_000
 US = 1_000
 
 
-def config(max_batch_size: int = 0, dynamic: dict | None = None, **extra) -> str:
-    """A model config in Triton's JSON rendering (only what the scheduler reads)."""
+def config(max_batch_size: int = 0, dynamic: dict | None = None, **extra):
+    """The spec of a model config given in Triton's JSON form (what the scheduler reads)."""
     cfg = {"name": "m", "max_batch_size": max_batch_size, "input": [], "output": []}
     if dynamic is not None:
         cfg["dynamic_batching"] = dynamic
     cfg.update(extra)
-    return json.dumps(cfg)
+    return spec_from_dict(cfg)
 
 
 def table(*models: tuple) -> messages.ModelTable:
@@ -26,7 +26,7 @@ def table(*models: tuple) -> messages.ModelTable:
         name, version, cfg, instances = item[:4]
         state = item[4] if len(item) > 4 else "READY"
         entries.append(messages.ModelEntry(name=name, version=version, state=state,
-                                           config=cfg, instances=list(instances)))
+                                           spec=cfg, instances=list(instances)))
     return messages.ModelTable(models=entries, server_ready=True)
 
 

@@ -5,6 +5,7 @@ import time
 import uuid
 
 from tritond import channel, messages
+from tritond.options import Options
 from tritond.endpoint import SyncEndpoint
 from tritond.errors import Code
 from tritond.procutil import Bootstrap
@@ -40,7 +41,7 @@ def test_scheduler_process_round_trip():
             "scheduler", "scheduler", child.pid, addr["scheduler"])
         sched = hello.address
         parent.send_now(sched, [
-            messages.Setup(options={}, server_id=sid, parent=addr["parent"],
+            messages.Setup(options=Options(), server_id=sid, parent=addr["parent"],
                            scheduler=sched, frontends=[addr["frontend-0"]]),
             table(("m", 1, config(8, {}), [addr["w0"]]),
                   ("d", 1, config(8, {"max_queue_delay_microseconds": 20_000}), [addr["w1"]]))])
@@ -56,18 +57,18 @@ def test_scheduler_process_round_trip():
 
         deadline = time.monotonic() + 10
         while True:   # Executed and Query travel on different sockets: poll until counted
-            frontend.send_now(sched, [messages.Query(qid=1, frontend=addr["frontend-0"],
-                                                     what="stats", args={"name": "m"})])
-            answer = receive(frontend, messages.Answer)
-            (s,) = answer.result["model_stats"]
+            frontend.send_now(sched, [messages.StatsQuery(qid=1, frontend=addr["frontend-0"],
+                                                          name="m")])
+            answer = receive(frontend, messages.StatsAnswer)
+            (s,) = answer.stats["model_stats"]
             if s["execution_count"] == 1 or time.monotonic() > deadline:
                 break
         assert answer.qid == 1 and answer.error is None
         assert s["execution_count"] == 1 and s["inference_stats"]["success"]["count"] == 1
 
-        frontend.send_now(sched, [messages.Query(qid=2, frontend=addr["frontend-0"],
-                                                 what="stats", args={"name": "nope"})])
-        bad = receive(frontend, messages.Answer)
+        frontend.send_now(sched, [messages.StatsQuery(qid=2, frontend=addr["frontend-0"],
+                                                      name="nope")])
+        bad = receive(frontend, messages.StatsAnswer)
         assert bad.qid == 2 and bad.error.code == Code.INVALID_ARG
 
         # a delay window closes with no further message: the shell's alarm fires
@@ -88,3 +89,39 @@ def test_scheduler_process_round_trip():
             child.join()
         for endpoint in (parent, frontend, worker, slow):
             endpoint.close()
+
+
+def test_scheduler_answers_unknown_and_keeps_the_good_message():
+    import msgspec
+
+    sid = uuid.uuid4().hex[:8]
+    addr = {role: channel.address(sid, role) for role in ("parent", "scheduler", "frontend-0")}
+    parent = SyncEndpoint(addr["parent"], messages.TO_PARENT)
+    frontend = SyncEndpoint(addr["frontend-0"], messages.TO_FRONTEND)
+    boot = Bootstrap(role="scheduler", name="scheduler", address=addr["scheduler"],
+                     parent=addr["parent"], server_id=sid, parent_pid=os.getpid())
+    child = multiprocessing.get_context("spawn").Process(target=proc.main, args=(boot,))
+    child.start()
+    try:
+        sched = receive(parent, messages.Hello).address
+        garbage = msgspec.Raw(msgspec.msgpack.encode([999, "junk"]))
+        wrong = messages.Hello("frontend", "frontend-0", os.getpid(), addr["frontend-0"])
+        good = messages.StatsQuery(qid=5, frontend=addr["frontend-0"])
+        frontend.send_now(sched, [garbage, wrong, good])   # one frame
+        got: list = []
+        deadline = time.monotonic() + 10
+        while len(got) < 3 and time.monotonic() < deadline:
+            got += frontend.recv(timeout=0.1)
+        details = sorted(m.detail for m in got if type(m) is messages.Unknown)
+        assert len(details) == 2 and details[0].startswith("undecodable message")
+        assert details[1] == "unexpected Hello message for the scheduler process"
+        (answer,) = [m for m in got if type(m) is messages.StatsAnswer]
+        assert answer.qid == 5 and answer.error is None and answer.stats == {"model_stats": []}
+        parent.send_now(sched, [messages.Shutdown(reason="test")])
+        assert receive(parent, messages.Stopped).name == "scheduler"
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join(10)
+        parent.close()
+        frontend.close()

@@ -10,6 +10,7 @@ from tritond import messages
 from tritond.shm import dtypes
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache, array_nbytes, write_array
+from tritond.options import Options
 from tritond.workers.backend import LoadContext, WorkRequest
 
 
@@ -18,7 +19,7 @@ def context(model_dir, version: int = 1, options: dict | None = None, kind: str 
     return LoadContext(model=os.path.basename(model_dir), version=version,
                        instance=f"{os.path.basename(model_dir)}_0_0", kind=kind, device_id=0,
                        model_dir=model_dir, repository=os.path.dirname(model_dir),
-                       options=options or {})
+                       options=Options(**(options or {})))
 
 
 def request(rid: int = 1, outputs=(), batch: int = 0, **fields) -> messages.Request:

@@ -14,6 +14,8 @@ from tritond.workers.outputs import OutputWriter
 from tritond.workers.python.backend import PythonBackend
 from tritond.workers.shapes import ModelIO
 
+from tests.specs import spec_from_dict
+
 from . import models
 from .helpers import context
 
@@ -22,11 +24,12 @@ class Worker:
     """The worker's data-path objects around one loaded backend."""
 
     def __init__(self, server_id: str, backend, config: dict) -> None:
-        backend.load(config)
+        spec = spec_from_dict(config)
+        backend.load(spec)
         self.pool = ArenaPool(server_id, "w1", 1 << 20)
         self.cache = SegmentCache()
         self.writer = OutputWriter(self.pool, self.cache)
-        self.executor = Executor(backend, ModelIO(config), self.cache, self.writer, "@w1")
+        self.executor = Executor(backend, ModelIO(spec), self.cache, self.writer, "@w1")
 
     def run(self, *requests, batch_id: int = 1):
         responses, executed = self.executor.run(messages.Execute(batch_id, list(requests)))

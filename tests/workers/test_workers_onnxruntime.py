@@ -8,6 +8,8 @@ from tritond.errors import Code, TritonError
 from tritond.workers.backend import backend_class
 from tritond.workers.onnxruntime import OnnxRuntimeBackend
 
+from tests.specs import spec_from_dict
+
 from . import models
 from .helpers import context, work
 
@@ -15,7 +17,7 @@ from .helpers import context, work
 def completed(model_dir, config=None, options=None):
     be = OnnxRuntimeBackend(context(model_dir, options=options))
     cfg = be.auto_complete(dict(config or {"name": model_dir.name, "backend": "onnxruntime"}))
-    be.load(cfg)
+    be.load(spec_from_dict(cfg))
     return be, cfg
 
 
@@ -81,7 +83,7 @@ def test_missing_model_file_names_the_file(repo):
     model = models.add_sub(repo)
     be = OnnxRuntimeBackend(context(model))
     with pytest.raises(TritonError) as err:
-        be.load({"name": "add_sub", "default_model_filename": "other.onnx"})
+        be.load(spec_from_dict({"name": "add_sub", "default_model_filename": "other.onnx"}))
     assert err.value.code == Code.NOT_FOUND
     assert str(model / "1" / "other.onnx") in err.value.message
 
@@ -91,7 +93,7 @@ def test_corrupt_model_file_names_the_file(repo):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not an onnx model")
     with pytest.raises(TritonError) as err:
-        OnnxRuntimeBackend(context(repo / "bad")).load({"name": "bad"})
+        OnnxRuntimeBackend(context(repo / "bad")).load(spec_from_dict({"name": "bad"}))
     assert err.value.code == Code.INTERNAL
     assert str(path) in err.value.message
 
@@ -147,5 +149,5 @@ def test_default_is_one_intra_op_thread(repo):
 def test_gpu_kind_without_cuda_falls_back_to_cpu(repo):
     model = models.identity_fp32(repo)
     be = OnnxRuntimeBackend(context(model, kind="GPU"))
-    be.load(be.auto_complete({"name": "identity_fp32"}))
+    be.load(spec_from_dict(be.auto_complete({"name": "identity_fp32"})))
     assert "CPUExecutionProvider" in be.session.get_providers()

@@ -12,8 +12,11 @@ import pytest
 from tritond import channel, messages
 from tritond.endpoint import SyncEndpoint
 from tritond.errors import Code
+from tritond.options import Options
 from tritond.procutil import Bootstrap
 from tritond.workers.main import main
+
+from tests.specs import spec_from_dict
 
 from . import models
 from .helpers import Frontend, shm_leftovers
@@ -65,7 +68,7 @@ def world():
         assert (hello.role, hello.name, hello.pid, hello.address) == \
             ("worker", name, proc.pid, boot.address)
         peers.parent.send_now(boot.address, [messages.Setup(
-            options={"output_arena_byte_size": 1 << 20}, server_id=fe.server_id,
+            options=Options(output_arena_byte_size=1 << 20), server_id=fe.server_id,
             parent=peers.parent.addr, scheduler=peers.scheduler.addr,
             frontends=[peers.frontend.addr])])
         return boot, proc
@@ -82,7 +85,7 @@ def world():
 def load(peers, boot, model_dir, config: dict):
     peers.parent.send_now(boot.address, [messages.Load(
         model=model_dir.name, version=1, instance=f"{model_dir.name}_0_0", kind="CPU",
-        device_id=0, config=json.dumps(config), model_dir=str(model_dir),
+        device_id=0, spec=spec_from_dict(config), model_dir=str(model_dir),
         repository=str(model_dir.parent), auto_complete=True)])
 
 
@@ -176,3 +179,30 @@ def test_python_model_in_a_worker_process(repo, world):
     proc.join(10)
     assert proc.exitcode == 0
     assert shm_leftovers(fe.server_id) == [n for n in shm_leftovers(fe.server_id) if "-fe" in n]
+
+
+def test_worker_answers_unknown_and_keeps_the_good_message(world):
+    import msgspec
+
+    import socket
+
+    _, peers, start = world
+    boot, proc = start()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:   # a frame over the limit
+        sock.connect(boot.address)
+        sock.sendall(b"\xff\xff\xff\xff")
+        assert sock.recv(1) == b""        # that connection is cut off; the worker lives on
+    garbage = msgspec.Raw(msgspec.msgpack.encode([999, "junk"]))
+    wrong = messages.Request(rid=1, frontend=peers.frontend.addr, model="m", version=1, inputs=[])
+    peers.scheduler.send_now(boot.address, [garbage, wrong, messages.Shutdown("test")])
+    got: list = []
+    deadline = time.monotonic() + 30
+    while len(got) < 2 and time.monotonic() < deadline:
+        got += peers.frontend.recv(timeout=0.2)
+    details = sorted(m.detail for m in got if type(m) is messages.Unknown)
+    # the garbage's sender is the connection's: the Request named it
+    assert len(details) == 2 and details[0].startswith("undecodable message")
+    assert details[1] == "unexpected Request message for the w1 process"
+    assert expect(peers.parent, messages.Stopped).name == boot.name   # the Shutdown ran
+    proc.join(10)
+    assert proc.exitcode == 0

@@ -11,6 +11,8 @@ from tritond.errors import Code, TritonError
 from tritond.workers.backend import backend_class
 from tritond.workers.python.backend import PythonBackend
 
+from tests.specs import spec_from_dict
+
 from . import models
 from .helpers import context, work
 
@@ -19,7 +21,7 @@ def loaded(model_dir, config: dict, auto_complete: bool = True) -> PythonBackend
     be = PythonBackend(context(model_dir))
     if auto_complete:
         config = be.auto_complete(config)
-    be.load(config)
+    be.load(spec_from_dict(config))
     return be
 
 
@@ -92,7 +94,7 @@ def test_auto_complete_config_and_bytes_inputs(repo):
     cfg = be.auto_complete({"name": "auto", "backend": "python"})
     assert cfg["max_batch_size"] == 8 and cfg["dynamic_batching"] == {}
     assert cfg["input"] == [{"name": "IN", "data_type": "TYPE_STRING", "dims": [-1]}]
-    be.load(cfg)
+    be.load(spec_from_dict(cfg))
     (res,) = be.execute([work({"IN": np.array([b"ab", b"", b"xyz"], dtype=object)}, ["OUT"])])
     assert res.outputs["OUT"].tolist() == [2, 0, 3]
     assert res.parameters == {"count": 3}

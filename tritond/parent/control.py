@@ -1,10 +1,10 @@
 """Explicit model control (protocol.md §1.13, §4.7): the repository load/unload API.
 
-A mixin of :class:`tritond.parent.supervisor.Supervisor`, next to
-:class:`tritond.parent.loader.Loader` whose ``_load_version`` it reuses. A frontend
-sends ``Query("load"|"unload", {"name", "parameters"})``; the parent answers
-once every frontend applied the resulting model table, so the client's next
-request already sees the change.
+A member of :class:`tritond.parent.supervisor.Supervisor`, next to the
+:class:`tritond.parent.loader.Loader` whose ``load_version`` it reuses. A frontend
+sends ``LoadQuery`` / ``UnloadQuery``; the parent answers (``Answer``) once
+every frontend applied the resulting model table, so the client's next request
+already sees the change.
 
 - load: re-reads the model from the repository on disk (``config`` parameter:
   a JSON ModelConfig used instead of the file). A loaded model is reloaded:
@@ -20,76 +20,82 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from typing import Awaitable, Callable
 
 from tritond import messages
 from tritond.errors import Code, TritonError, invalid_arg, unavailable, unsupported
-from .models import READY, UNAVAILABLE, ModelVersion
+from .loader import Loader
+from .models import READY, UNAVAILABLE, UNLOADED, ModelVersion, Phase, Registry
 
 log = logging.getLogger("tritond.supervisor")
 
 POLLING = "explicit model load / unload is not allowed if polling is enabled"
-UNLOADED = "unloaded"
 
 
 class ModelControl:
     """Answers the frontends' load/unload queries (explicit mode only)."""
 
-    _control_locks: dict[str, asyncio.Lock]
+    def __init__(self, options, registry: Registry, phase: Phase, loader: Loader, outbox,
+                 publish: Callable[[], int],
+                 publish_and_wait: Callable[[], Awaitable[None]]) -> None:
+        self.options = options
+        self.registry = registry
+        self.phase = phase
+        self.loader = loader
+        self.outbox = outbox
+        self.publish = publish
+        self.publish_and_wait = publish_and_wait
+        self._locks: dict[str, asyncio.Lock] = {}
 
-    def on_control_query(self, msg: messages.Query) -> None:
-        """Start answering ``msg`` (a task: loading takes seconds, the inbox must not wait)."""
-        asyncio.get_running_loop().create_task(self._answer_control(msg))
+    def on_query(self, msg) -> None:
+        """Start answering a LoadQuery / UnloadQuery (a task: loading takes seconds, the
+        inbox must not wait)."""
+        asyncio.get_running_loop().create_task(self._answer(msg))
 
-    async def _answer_control(self, msg: messages.Query) -> None:
-        args = msg.args or {}
+    async def _answer(self, msg) -> None:
         try:
-            if self.options["model_control_mode"] != "explicit":
+            if self.options.model_control_mode != "explicit":
                 raise unavailable(POLLING)
-            if msg.what not in ("load", "unload"):
-                raise unsupported(f"the parent does not answer '{msg.what}' queries")
-            if not self.started or self.stopping:
+            if not self.phase.started or self.phase.stopping:
                 raise unavailable("the server is starting or stopping; try again")
-            name, params = str(args.get("name") or ""), args.get("parameters") or {}
-            if not isinstance(params, dict):
-                raise invalid_arg("Unable to parse 'parameters'")
-            locks = self.__dict__.setdefault("_control_locks", {})
-            async with locks.setdefault(name, asyncio.Lock()):
+            name = msg.name
+            async with self._locks.setdefault(name, asyncio.Lock()):
                 try:
-                    if msg.what == "load":
-                        await self._load_model(name, params)
+                    if type(msg) is messages.LoadQuery:
+                        await self._load_model(name, msg)
                     else:
                         self._unload_model(name)
                 finally:        # a failed load is in the table (index reason) too
-                    await self._publish_and_wait()
-            answer = messages.Answer(msg.qid, result=True)
+                    await self.publish_and_wait()
+            answer = messages.Answer(msg.qid)
         except TritonError as exc:
             answer = messages.Answer(msg.qid, error=messages.ErrorInfo(int(exc.code), exc.message))
         except Exception as exc:  # noqa: BLE001 - a bug must still answer the client
-            log.exception("model control '%s' failed", msg.what)
+            log.exception("model control %s failed", type(msg).__name__)
             answer = messages.Answer(msg.qid, error=messages.ErrorInfo(
                 int(Code.INTERNAL), f"{type(exc).__name__}: {exc}"))
         self.outbox.post(msg.frontend, answer)
 
     # ------------------------------------------------------------------ load
 
-    async def _load_model(self, name: str, params: dict) -> None:
-        if any(k.startswith("file:") for k in params):
+    async def _load_model(self, name: str, query: messages.LoadQuery) -> None:
+        if query.files:
             raise unsupported("loading model files from 'file:' parameters is not supported by "
                               "tritond: put the files in the model repository and load again")
-        src = self._read_source(name, params.get("config"))
+        src = self._read_source(name, query.config or None)
         if src.error:
-            if not self._versions_of(name):      # shown UNAVAILABLE with the reason
-                self.failed_models[name] = src.error
+            if not self.registry.versions_of(name):      # shown UNAVAILABLE with the reason
+                self.registry.failed[name] = src.error
             raise invalid_arg(f"failed to load '{name}': {src.error}")
-        old = self._versions_of(name)
+        old = self.registry.versions_of(name)
         new = [ModelVersion(name, v, src.model_dir, src.repository) for v in src.versions]
         log.info("loading '%s' (versions %s)%s", name, [mv.version for mv in new],
                  " to replace the loaded one" if old else "")
-        await asyncio.gather(*(self._load_version(mv, src) for mv in new))
+        await asyncio.gather(*(self.loader.load_version(mv, src) for mv in new))
         failed = [mv for mv in new if mv.state != READY]
         if failed and any(mv.state == READY for mv in old):
             for mv in new:                       # keep serving the old versions
-                self._stop_instances(mv, "reload failed")
+                self.loader.stop_instances(mv, "reload failed")
         else:
             self._switch(name, old, new)
         if failed:
@@ -101,7 +107,7 @@ class ModelControl:
         from tritond import repository
         from tritond.repository.modelconfig import from_json
 
-        places = [(repo, os.path.join(repo, name)) for repo in self.options["model_repository"]
+        places = [(repo, os.path.join(repo, name)) for repo in self.options.model_repository
                   if name and os.path.isdir(os.path.join(repo, name))]
         if not places:
             raise invalid_arg(f"failed to load '{name}', failed to poll from model repository")
@@ -109,58 +115,40 @@ class ModelControl:
             repos = ", ".join(f"'{repo}'" for repo, _ in places)
             raise invalid_arg(f"failed to load '{name}': model '{name}' appears in multiple "
                               f"model repositories: {repos}")
-        override = None
-        if config is not None:
-            if not isinstance(config, str):
-                raise invalid_arg("the 'config' parameter must be a string holding JSON")
-            override = from_json(config)
+        override = from_json(config) if config is not None else None
         repo, model_dir = places[0]
         return repository.load_source(
-            model_dir, repo, model_config_name=self.options["model_config_name"],
-            strict=self.options["disable_auto_complete_config"], config=override)
+            model_dir, repo, model_config_name=self.options.model_config_name,
+            strict=self.options.disable_auto_complete_config, config=override)
 
     def _switch(self, name: str, old: list[ModelVersion], new: list[ModelVersion]) -> None:
         """Publish ``new`` in place of ``old``, then finalize the old workers."""
-        self.failed_models.pop(name, None)
+        self.registry.failed.pop(name, None)
         kept = {mv.version for mv in new}
         for mv in old:
-            del self.models[(name, mv.version)]
+            del self.registry.versions[(name, mv.version)]
         for mv in new:
-            self.models[(name, mv.version)] = mv
+            self.registry.versions[(name, mv.version)] = mv
         for mv in old:
             if mv.version not in kept:           # a version the new policy dropped
                 mv.state, mv.reason = UNAVAILABLE, UNLOADED
-                self.models[(name, mv.version)] = mv
+                self.registry.versions[(name, mv.version)] = mv
         self.publish()      # the scheduler routes to the new instances from here on
         for mv in old:
-            self._stop_instances(mv, "reloaded")
+            self.loader.stop_instances(mv, "reloaded")
 
     # ------------------------------------------------------------------ unload
 
     def _unload_model(self, name: str) -> None:
-        versions = self._versions_of(name)
-        if not versions and name not in self.failed_models:
-            if name in self.known_models:
+        versions = self.registry.versions_of(name)
+        if not versions and name not in self.registry.failed:
+            if name in self.registry.known:
                 return                           # never loaded: nothing to do (as Triton)
             raise invalid_arg(f"failed to unload '{name}': model is not in the repository")
-        self.failed_models.pop(name, None)
+        self.registry.failed.pop(name, None)
         for mv in versions:
             mv.state, mv.reason = UNAVAILABLE, UNLOADED
         self.publish()      # new requests are refused before the workers go
         for mv in versions:
-            self._stop_instances(mv, UNLOADED)
+            self.loader.stop_instances(mv, UNLOADED)
         log.info("unloaded '%s'", name)
-
-    # ------------------------------------------------------------------ helpers
-
-    def _versions_of(self, name: str) -> list[ModelVersion]:
-        return [mv for (n, _), mv in self.models.items() if n == name and mv.reason != UNLOADED]
-
-    def _stop_instances(self, mv: ModelVersion, why: str) -> None:
-        """Finalize ``mv``'s workers (an expected exit: no restart)."""
-        for inst in mv.instances:
-            inst.loaded = False
-            child = inst.child
-            if child is not None and not child.stopped:
-                child.expected_exit = True
-                self.outbox.post(child.boot.address, messages.Shutdown(why))

@@ -1,8 +1,8 @@
 """Model loading and worker restarts: the part of the supervisor that owns model states.
 
-A mixin of :class:`tritond.parent.supervisor.Supervisor` (it uses its ``options``,
-``models``, ``outbox``, ``_spawn`` and ``publish``), kept apart so that each
-module stays readable.
+A member of :class:`tritond.parent.supervisor.Supervisor`; what it needs of the
+rest of the parent is passed in explicitly (the model registry, the server's
+phase, the outbox, a way to start a worker and to publish the table).
 
 Restart policy: when a loaded worker dies, its instance is restarted in place
 after a backoff (0.1 s doubling per recent crash, at most 5 s). A restart that
@@ -17,12 +17,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Callable
 
 from tritond import messages
+from tritond.spec import ModelSpec
 from .children import Child, ChildError, kill
-from .models import READY, UNAVAILABLE, Instance, ModelVersion, instance_plan
+from .models import READY, UNAVAILABLE, Instance, ModelVersion, Phase, Registry, instance_plan
 
 log = logging.getLogger("tritond.supervisor")
+
+
+def final_spec(config_json: str, version: int) -> ModelSpec:
+    """The spec every process gets, from the config the first worker completed."""
+    from tritond import repository
+    from tritond.repository.modelconfig import from_json
+
+    return repository.spec_from_config(from_json(config_json), version)
+
 
 HELLO_TIMEOUT_S = 120.0
 LOAD_TIMEOUT_S = 600.0
@@ -31,45 +42,62 @@ LOAD_TIMEOUT_S = 600.0
 class Loader:
     """Loads model versions, starts their instances and restarts dead ones."""
 
+    def __init__(self, options, registry: Registry, phase: Phase, outbox,
+                 start_worker: Callable[[], Child], send_setup: Callable[[Child], None],
+                 publish: Callable[[], int]) -> None:
+        self.options = options
+        self.registry = registry
+        self.phase = phase
+        self.outbox = outbox
+        self.start_worker = start_worker     # spawns a worker process (not yet set up)
+        self.send_setup = send_setup
+        self.publish = publish
+        self.pending: dict[str, asyncio.Future] = {}   # Loaded/LoadFailed by instance name
+
+    def on_load_result(self, msg) -> None:
+        """A worker's Loaded or LoadFailed."""
+        fut = self.pending.pop(msg.instance, None)
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+
     # ------------------------------------------------------------- loading
 
-    async def _load_all(self) -> None:
+    async def load_all(self) -> None:
         from tritond import repository
 
         sources = repository.scan(
-            self.options["model_repository"],
-            model_config_name=self.options["model_config_name"],
-            strict=self.options["disable_auto_complete_config"])
+            self.options.model_repository,
+            model_config_name=self.options.model_config_name,
+            strict=self.options.disable_auto_complete_config)
         wanted = self._wanted_models()
-        self.known_models = {src.name for src in sources}   # index rows, even never loaded
+        self.registry.known = {src.name for src in sources}   # index rows, even never loaded
         loads = []
         for src in sources:
             if wanted is not None and src.name not in wanted:
                 continue
             if src.error:
                 log.error("failed to load '%s': %s", src.name, src.error)
-                self.failed_models[src.name] = src.error
+                self.registry.failed[src.name] = src.error
                 continue
             for version in src.versions:
                 mv = ModelVersion(src.name, version, src.model_dir, src.repository)
-                self.models[(src.name, version)] = mv
-                loads.append(self._load_version(mv, src))
+                self.registry.versions[(src.name, version)] = mv
+                loads.append(self.load_version(mv, src))
         if wanted:
             for name in sorted(wanted - {s.name for s in sources}):
-                self.failed_models[name] = f"model '{name}' not found in any model repository"
+                self.registry.failed[name] = f"model '{name}' not found in any model repository"
                 log.error("failed to load '%s': not found in any model repository", name)
         self.publish()
         await asyncio.gather(*loads)
 
     def _wanted_models(self) -> set[str] | None:
-        if self.options["model_control_mode"] != "explicit":
+        if self.options.model_control_mode != "explicit":
             return None
-        names = set(self.options["load_model"])
+        names = set(self.options.load_model)
         return None if "*" in names else names
 
-    async def _load_version(self, mv: ModelVersion, src) -> None:
+    async def load_version(self, mv: ModelVersion, src) -> None:
         from tritond import repository
-        from tritond.repository import modelconfig
 
         cfg = src.config
         try:
@@ -79,18 +107,22 @@ class Loader:
             repository.load_labels(mv.model_dir, cfg)
         except Exception as exc:  # noqa: BLE001 - reported as the model's reason
             return self._fail(mv, str(getattr(exc, "message", exc)))
-        first_name, kind, device = instance_plan(mv.name, modelconfig.to_json(cfg))[0]
+        partial = repository.spec_from_config(cfg, mv.version)
+        first_name, kind, device = instance_plan(partial)[0]
         first = Instance(first_name, kind, device)
         mv.instances.append(first)
         ok, result = await self._start_instance(
-            mv, first, modelconfig.to_json(cfg),
-            auto_complete=not self.options["disable_auto_complete_config"])
+            mv, first, partial, auto_complete=not self.options.disable_auto_complete_config)
+        if ok:
+            try:
+                mv.spec = final_spec(result, mv.version)
+            except Exception as exc:  # noqa: BLE001 - a worker's bad config fails the load
+                ok, result = False, f"completed config: {getattr(exc, 'message', exc)}"
         if not ok:
             return self._fail(mv, result)
-        mv.config = result
-        rest = [Instance(n, k, d) for (n, k, d) in instance_plan(mv.name, mv.config)[1:]]
+        rest = [Instance(n, k, d) for (n, k, d) in instance_plan(mv.spec)[1:]]
         mv.instances.extend(rest)
-        results = await asyncio.gather(*(self._start_instance(mv, inst, mv.config, False)
+        results = await asyncio.gather(*(self._start_instance(mv, inst, mv.spec, False)
                                          for inst in rest))
         errors = [text for ok, text in results if not ok]
         if errors:
@@ -99,14 +131,13 @@ class Loader:
         mv.load_seconds = time.monotonic() - mv.load_started
         log.info("successfully loaded '%s' version %d (%d instance%s)", mv.name, mv.version,
                  len(mv.instances), "" if len(mv.instances) == 1 else "s")
-        if self.started:
+        if self.phase.started:
             self.publish()
 
-    async def _start_instance(self, mv: ModelVersion, inst: Instance, config: str,
+    async def _start_instance(self, mv: ModelVersion, inst: Instance, spec: ModelSpec,
                               auto_complete: bool) -> tuple[bool, str]:
         """Spawn and load one instance: (True, final config JSON) or (False, reason)."""
-        self._worker_seq += 1
-        child = self._spawn("worker", f"w{self._worker_seq}")
+        child = self.start_worker()
         inst.child = child
         try:
             await asyncio.wait_for(child.hello, HELLO_TIMEOUT_S)
@@ -114,12 +145,12 @@ class Loader:
             child.expected_exit = True
             kill(child)
             return False, f"instance {inst.name}: worker failed to start: {exc}"
-        self._send_setup(child)
+        self.send_setup(child)
         fut = asyncio.get_running_loop().create_future()
-        self.pending_loads[inst.name] = fut
+        self.pending[inst.name] = fut
         self.outbox.post(child.boot.address, messages.Load(
             model=mv.name, version=mv.version, instance=inst.name, kind=inst.kind,
-            device_id=inst.device_id, config=config, model_dir=mv.model_dir,
+            device_id=inst.device_id, spec=spec, model_dir=mv.model_dir,
             repository=mv.repository, auto_complete=auto_complete))
         exited = asyncio.get_running_loop().create_task(self._exited(child))
         try:
@@ -135,7 +166,7 @@ class Loader:
                 return True, msg.config
             child.expected_exit = True
             return False, msg.error.message
-        self.pending_loads.pop(inst.name, None)
+        self.pending.pop(inst.name, None)
         child.expected_exit = True
         kill(child)
         return False, (f"instance {inst.name}: worker {child.exit_description()} while loading"
@@ -150,28 +181,33 @@ class Loader:
         mv.state = UNAVAILABLE
         mv.reason = reason
         log.error("model '%s' version %d is UNAVAILABLE: %s", mv.name, mv.version, reason)
+        self.stop_instances(mv, reason)
+        if self.phase.started:
+            self.publish()
+
+    def stop_instances(self, mv: ModelVersion, why: str) -> None:
+        """Finalize ``mv``'s workers (an expected exit: no restart)."""
         for inst in mv.instances:
             inst.loaded = False
-            if inst.child is not None and not inst.child.stopped:
-                inst.child.expected_exit = True
-                self.outbox.post(inst.child.boot.address, messages.Shutdown(reason))
-        if self.started:
-            self.publish()
+            child = inst.child
+            if child is not None and not child.stopped:
+                child.expected_exit = True
+                self.outbox.post(child.boot.address, messages.Shutdown(why))
 
     # ------------------------------------------------------------ restarts
 
-    def _on_worker_death(self, child: Child) -> None:
+    def on_worker_death(self, child: Child) -> None:
         """A worker died on its own: publish at once (the scheduler fails only what it
         was executing), then restart it unless the server is stopping."""
-        for mv in self.models.values():
+        for mv in self.registry.versions.values():
             for inst in mv.instances:
                 if inst.child is child:
                     was_loaded = inst.loaded
                     what = inst.died(child)
                     log.error("model '%s' version %d: %s", mv.name, mv.version, what)
-                    if was_loaded and mv.state == READY and not self.stopping:
+                    if was_loaded and mv.state == READY and not self.phase.stopping:
                         self._schedule_restart(mv, inst, what)  # may make mv UNAVAILABLE
-                    if self.started:
+                    if self.phase.started:
                         self.publish()
                     return  # a worker that died while loading is handled by _start_instance
 
@@ -185,10 +221,10 @@ class Loader:
         loop.call_later(delay, lambda: loop.create_task(self._respawn(mv, inst)))
 
     async def _respawn(self, mv: ModelVersion, inst: Instance) -> None:
-        if self.stopping or mv.state != READY:
+        if self.phase.stopping or mv.state != READY:
             return
-        ok, result = await self._start_instance(mv, inst, mv.config, False)
-        if self.stopping:
+        ok, result = await self._start_instance(mv, inst, mv.spec, False)
+        if self.phase.stopping:
             return
         if ok:
             log.info("restarted instance %s of '%s' version %d", inst.name, mv.name, mv.version)

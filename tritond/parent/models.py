@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import time
+from typing import Optional
 
 from tritond import messages
+from tritond.spec import InstanceGroup, ModelSpec
 from .children import Child
 
 READY, LOADING, UNAVAILABLE, UNLOADING = "READY", "LOADING", "UNAVAILABLE", "UNLOADING"
+UNLOADED = "unloaded"      # the reason of a version unloaded on purpose
 
 RESTART_LIMIT = 5          # crashes of one model version's instances ...
 RESTART_WINDOW_S = 60.0    # ... within this window make the version UNAVAILABLE
@@ -53,7 +55,7 @@ class ModelVersion:
     repository: str
     state: str = LOADING
     reason: str = ""
-    config: str = ""            # final ModelConfig JSON once loaded
+    spec: Optional[ModelSpec] = None    # of the final config, once loaded
     instances: list[Instance] = dataclasses.field(default_factory=list)
     load_started: float = dataclasses.field(default_factory=time.monotonic)
     load_seconds: float = 0.0
@@ -89,25 +91,41 @@ class ModelVersion:
             last = next((i.exit for i in self.instances if i.exit), "")
             reason = f"no live instance ({last}); restarting" if last else "no live instance"
         exited = {i.exit_address: i.exit for i in self.instances if i.exit and not i.live}
-        return messages.ModelEntry(self.name, self.version, self.state, reason, self.config,
+        return messages.ModelEntry(self.name, self.version, self.state, reason, self.spec,
                                    live, self.model_dir, not restarting, exited)
 
 
-def instance_plan(name: str, config_json: str) -> list[tuple[str, str, int]]:
-    """(instance name, kind, device) for every instance the final config asks for."""
-    cfg = json.loads(config_json)
+@dataclasses.dataclass
+class Phase:
+    """Where the server is in its life (shared by the supervisor and its parts)."""
+
+    started: bool = False      # the first load is over
+    stopping: bool = False
+
+
+@dataclasses.dataclass
+class Registry:
+    """What the parent knows of the models: the source of every published table."""
+
+    versions: dict[tuple[str, int], ModelVersion] = dataclasses.field(default_factory=dict)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)   # failed before any version
+    known: set[str] = dataclasses.field(default_factory=set)   # every model in the repository
+
+    def versions_of(self, name: str) -> list[ModelVersion]:
+        """The versions of ``name`` that are not unloaded."""
+        return [mv for (n, _), mv in self.versions.items()
+                if n == name and mv.reason != UNLOADED]
+
+
+def instance_plan(spec: ModelSpec) -> list[tuple[str, str, int]]:
+    """(instance name, kind, device) for every instance the config asks for."""
     plan = []
-    for g, group in enumerate(cfg.get("instance_group") or [{}]):
-        gname = group.get("name") or f"{name}_{g}"
-        kind = str(group.get("kind", "KIND_CPU")).replace("KIND_", "")
-        if kind == "AUTO":
-            kind = "CPU"
-        count = int(group.get("count", 1) or 1)
-        gpus = group.get("gpus") or [0]
-        devices = gpus if kind == "GPU" else [0]
+    for group in spec.instance_groups or (InstanceGroup(f"{spec.name}_0"),):
+        devices = (group.gpus or (0,)) if group.kind == "GPU" else (0,)
         for dev in devices:
-            for i in range(count):
-                plan.append((f"{gname}_{len(plan)}" if len(devices) > 1 else f"{gname}_{i}", kind, int(dev)))
+            for i in range(group.count):
+                name = f"{group.name}_{len(plan)}" if len(devices) > 1 else f"{group.name}_{i}"
+                plan.append((name, group.kind, int(dev)))
     return plan
 
 

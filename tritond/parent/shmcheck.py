@@ -12,7 +12,7 @@ from typing import Optional
 from tritond.shm import region
 
 
-def arena_space_warning(options: dict, frontends: int, workers,
+def arena_space_warning(options, frontends: int, workers,
                         path: str = region.SHM_DIR) -> Optional[str]:
     """None if ``path`` has room for every arena, else the line to log.
 
@@ -20,8 +20,8 @@ def arena_space_warning(options: dict, frontends: int, workers,
     """
     if isinstance(workers, dict):
         workers = sum(len(mv.instances) for mv in workers.values())
-    inp = int(options.get("input_arena_byte_size", 0))
-    out = int(options.get("output_arena_byte_size", 0))
+    inp = options.input_arena_byte_size
+    out = options.output_arena_byte_size
     needed = inp * frontends + out * workers
     msg = region.check_space(needed, path)
     if msg is None:

@@ -1,8 +1,11 @@
 """The parent ``tritond`` process: control plane and supervisor.
 
-It spawns the scheduler, the frontend and one worker per model instance, loads
-models (:mod:`tritond.parent.loader`, which also restarts dead workers), publishes the
-model table, and shuts everything down in a fixed order. It never touches
+It spawns the scheduler, the frontend and one worker per model instance, and
+shuts everything down in a fixed order. Its parts are members with explicit
+dependencies: the model :class:`~tritond.parent.models.Registry`, the
+:class:`~tritond.parent.loader.Loader` (loads models, restarts dead workers),
+the :class:`~tritond.parent.control.ModelControl` (load/unload API) and the
+:class:`~tritond.parent.publisher.Publisher` (model tables). It never touches
 tensor bytes. Failure and shutdown policy: docs/internals.md "Failures and
 shutdown" (a dead worker is restarted in place; a dead scheduler or frontend
 stops the server with exit code 1: they hold every queue and connection).
@@ -15,48 +18,57 @@ import logging
 import os
 import secrets
 import signal
-import time
 
 from tritond import channel, messages
+from tritond.options import Options
 from . import sdnotify
 from .children import Child, ChildError, kill, spawn, stop_group, unlink_segments
-from .control import UNLOADED, ModelControl
+from .control import ModelControl
 from .loader import HELLO_TIMEOUT_S, Loader
-from .models import UNAVAILABLE, ModelVersion, format_table
+from .models import Phase, Registry, format_table
+from .publisher import Publisher
 from tritond.procutil import Bootstrap, setup_logging
 from .shmcheck import arena_space_warning
 
 log = logging.getLogger("tritond.supervisor")
 
 STOP_TIMEOUT_S = 10.0       # per group of children, after Shutdown
-APPLY_TIMEOUT_S = 10.0      # frontends applying the first table before READY=1
 FATAL_DRAIN_S = 1.0         # after the scheduler died: executing work may still answer
 
 
-class Supervisor(Loader, ModelControl):
-    """Owns every child process and the model table."""
+class Supervisor:
+    """Owns every child process; composes the parts that own the models."""
 
-    def __init__(self, options: dict) -> None:
+    def __init__(self, options: Options) -> None:
         self.options = options
         self.server_id = f"{os.getpid():x}{secrets.token_hex(2)}"
         self.address = channel.address(self.server_id, "parent")
         self.children: dict[str, Child] = {}          # by address
-        self.models: dict[tuple[str, int], ModelVersion] = {}
-        self.failed_models: dict[str, str] = {}        # failed before any version was known
-        self.known_models: set[str] = set()            # every model in the repository
-        self.pending_loads: dict[str, asyncio.Future] = {}   # by instance name
+        self.scheduler: Child | None = None
+        self.frontends: list[Child] = []
         self.drained: dict[str, asyncio.Future] = {}
-        self.applied: dict[str, int] = {}              # frontend address -> last table seq
-        self.started = False
-        self.stopping = False
+        self.registry = Registry()
+        self.phase = Phase()
         self.fatal = ""                                # role of a core process that died
         self.exit_code = 0
         self._worker_seq = 0
-        self._table_seq = 0
         self._stop_event: asyncio.Event | None = None
         self._signals = 0
         # Read once, and hidden from the children (see Notifier).
         self.systemd = sdnotify.Notifier(unset=True)
+
+    def _compose(self) -> None:
+        """The parts (they need the outbox, made on the running loop)."""
+        self.publisher = Publisher(
+            self.options, self.registry, self.phase, self.outbox,
+            readers=lambda: [c for c in [self.scheduler, *self.frontends] if c is not None],
+            frontends=lambda: self.frontends)
+        self.loader = Loader(self.options, self.registry, self.phase, self.outbox,
+                             start_worker=self._start_worker, send_setup=self._send_setup,
+                             publish=self.publisher.publish)
+        self.control = ModelControl(self.options, self.registry, self.phase, self.loader,
+                                    self.outbox, publish=self.publisher.publish,
+                                    publish_and_wait=self.publisher.publish_and_wait)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -70,9 +82,11 @@ class Supervisor(Loader, ModelControl):
         self._start_watchdog()
         for name in region.reap_orphans():
             log.info("removed orphaned shared-memory segment %s", name)
-        self.inbox = channel.AsyncInbox(self.address, messages.TO_PARENT, self.on_messages)
-        await self.inbox.start()
         self.outbox = channel.AsyncOutbox()
+        self._compose()
+        self.inbox = channel.AsyncInbox(self.address, messages.TO_PARENT, self.on_messages,
+                                        outbox=self.outbox)
+        await self.inbox.start()
         # A signal during a long start-up must not wait for every model to load.
         startup = loop.create_task(self._startup())
         stop = loop.create_task(self._stop_event.wait())
@@ -90,20 +104,21 @@ class Supervisor(Loader, ModelControl):
         try:
             await self._start_core_processes()
             self.systemd.notify("STATUS=loading models")
-            await self._load_all()
+            await self.loader.load_all()
         except Exception as exc:  # noqa: BLE001 - any start-up failure stops the server
             log.error("start-up failed: %s", exc if isinstance(exc, ChildError) else repr(exc))
             self.exit_code = 1
             self._stop_event.set()
             return
-        self.started = True
-        if warning := arena_space_warning(self.options, len(self.frontends), self.models):
+        self.phase.started = True
+        versions = self.registry.versions
+        if warning := arena_space_warning(self.options, len(self.frontends), versions):
             log.warning("%s", warning)
-        await self._publish_and_wait()
-        text = format_table(list(self.models.values()), self.failed_models)
+        await self.publisher.publish_and_wait()
+        text = format_table(list(versions.values()), self.registry.failed)
         log.info("%s", "\n" + text if text else "no models loaded")
-        failed = [m for m in self.models.values() if m.state != "READY"] or self.failed_models
-        if failed and self.options["exit_on_error"]:
+        failed = [m for m in versions.values() if m.state != "READY"] or self.registry.failed
+        if failed and self.options.exit_on_error:
             log.error("exiting: some models failed to load and --exit-on-error is set")
             self.exit_code = 1
             self._stop_event.set()
@@ -111,8 +126,8 @@ class Supervisor(Loader, ModelControl):
         self.systemd.notify(f"READY=1\nSTATUS=serving{' (some models failed)' if failed else ''}"
                             f"\nMAINPID={os.getpid()}")
         log.info("tritond ready: HTTP %s:%s, gRPC %s:%s",
-                 self.options["http_address"], self.options["http_port"],
-                 self.options["grpc_address"], self.options["grpc_port"])
+                 self.options.http_address, self.options.http_port,
+                 self.options.grpc_address, self.options.grpc_port)
 
     def _on_signal(self, sig: int) -> None:
         self._signals += 1
@@ -125,7 +140,7 @@ class Supervisor(Loader, ModelControl):
             self._unlink_segments()
             os._exit(1)
         log.info("received %s: draining (up to --exit-timeout-secs=%s; a second signal forces "
-                 "exit)", signal.Signals(sig).name, self.options["exit_timeout_secs"])
+                 "exit)", signal.Signals(sig).name, self.options.exit_timeout_secs)
         self._stop_event.set()
 
     def _start_watchdog(self) -> None:
@@ -146,12 +161,16 @@ class Supervisor(Loader, ModelControl):
     def _boot(self, role: str, name: str) -> Bootstrap:
         return Bootstrap(role=role, name=name, address=channel.address(self.server_id, name),
                          parent=self.address, server_id=self.server_id, parent_pid=os.getpid(),
-                         log_verbose=self.options["log_verbose"])
+                         log_verbose=self.options.log_verbose)
 
     def _spawn(self, role: str, name: str) -> Child:
         child = spawn(self._boot(role, name), self._on_child_exit)
         self.children[child.boot.address] = child
         return child
+
+    def _start_worker(self) -> Child:
+        self._worker_seq += 1
+        return self._spawn("worker", f"w{self._worker_seq}")
 
     async def _start_core_processes(self) -> None:
         self.scheduler = self._spawn("scheduler", "scheduler")
@@ -174,7 +193,7 @@ class Supervisor(Loader, ModelControl):
         if child.expected_exit:
             return
         if child.boot.role == "worker":
-            self._on_worker_death(child)
+            self.loader.on_worker_death(child)
             return
         log.error("%s (pid %d) %s unexpectedly: stopping the server (exit code 1)",
                   child.boot.name, child.pid, child.exit_description())
@@ -193,7 +212,7 @@ class Supervisor(Loader, ModelControl):
             if kind is messages.Stopped:
                 continue        # the exit itself is what counts (children.stop_group)
             if kind is messages.TableApplied:
-                self.applied[msg.address] = max(msg.seq, self.applied.get(msg.address, 0))
+                self.publisher.on_applied(msg)
             elif kind is messages.Hello:
                 child = self.children.get(msg.address)
                 if child is not None and not child.hello.done():
@@ -202,62 +221,25 @@ class Supervisor(Loader, ModelControl):
                     else:
                         child.hello.set_result(msg)
             elif kind is messages.Loaded or kind is messages.LoadFailed:
-                fut = self.pending_loads.pop(msg.instance, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(msg)
+                self.loader.on_load_result(msg)
             elif kind is messages.Drained:
                 fut = self.drained.get(msg.name)
                 if fut is not None and not fut.done():
                     fut.set_result(msg)
-            elif kind is messages.Query:
-                self.on_control_query(msg)
-            else:
-                log.warning("unexpected message %r", msg)
-
-    def publish(self) -> int:
-        """Send the full table to the scheduler and every frontend; returns its seq."""
-        entries = [m.entry() for m in self.models.values()]
-        entries += [messages.ModelEntry(name, 0, UNAVAILABLE, reason)
-                    for name, reason in self.failed_models.items()]
-        listed = {name for name, _ in self.models} | set(self.failed_models)
-        entries += [messages.ModelEntry(name, -1, "UNKNOWN")    # never loaded: name-only row
-                    for name in sorted(self.known_models - listed)]
-        self._table_seq += 1
-        table = messages.ModelTable(entries, self.server_ready(), self._table_seq)
-        for child in [self.scheduler, *self.frontends]:
-            if not child.stopped:
-                self.outbox.post(child.boot.address, table)
-        return self._table_seq
-
-    async def _publish_and_wait(self) -> None:
-        """Publish, then wait until every frontend applied it: READY=1 must not come
-        before /v2/health/ready (and inference) really answer from this table."""
-        seq = self.publish()
-        end = time.monotonic() + APPLY_TIMEOUT_S
-        while time.monotonic() < end:
-            if all(self.applied.get(f.boot.address, 0) >= seq for f in self.frontends
-                   if not f.stopped):
-                return
-            await asyncio.sleep(0.005)
-        log.warning("frontends did not apply the model table within %.0fs", APPLY_TIMEOUT_S)
-
-    def server_ready(self) -> bool:
-        """--strict-readiness: every model asked to load READY and live; else: started."""
-        if not self.started or self.stopping:
-            return False
-        if not self.options["strict_readiness"]:
-            return True
-        return not self.failed_models and all(m.ready or m.reason == UNLOADED  # §4.7
-                                              for m in self.models.values())
+            elif kind is messages.LoadQuery or kind is messages.UnloadQuery:
+                self.control.on_query(msg)
+            elif kind is messages.Unknown:
+                log.error("a child could not decode or did not expect our message: %s",
+                          msg.detail)
 
     # ------------------------------------------------------------- shutdown
 
     async def shutdown(self) -> None:
-        self.stopping = True
+        self.phase.stopping = True
         self.systemd.notify("STOPPING=1\nSTATUS=stopping")
-        if hasattr(self, "scheduler"):
-            self.publish()  # readiness false at once
-            deadline = float(self.options["exit_timeout_secs"])
+        if self.scheduler is not None:
+            self.publisher.publish()  # readiness false at once
+            deadline = float(self.options.exit_timeout_secs)
             if self.fatal == "scheduler":   # queued requests can never run now
                 deadline = min(deadline, FATAL_DRAIN_S)
             await self._drain_frontends(deadline)
@@ -291,9 +273,9 @@ class Supervisor(Loader, ModelControl):
         await stop_group(children, STOP_TIMEOUT_S)
 
 
-def run(options: dict) -> int:
+def run(options: Options) -> int:
     """Run the server until SIGTERM/SIGINT; returns the process exit code."""
-    setup_logging("tritond", options["log_verbose"])
+    setup_logging("tritond", options.log_verbose)
     try:
         import uvloop
     except ImportError:

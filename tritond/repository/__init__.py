@@ -7,3 +7,4 @@ what both need).
 """
 from .scan import (CONFIG_FILE, ModelSource, config_path, load_labels, load_source,  # noqa: F401
                    normalize, read_config, read_labels, scan, validate)
+from .spec import spec_from_config  # noqa: F401

@@ -2,9 +2,9 @@
 
 The control plane parses ``config.pbtxt`` into a
 :class:`tritond.protos.model_config_pb2.ModelConfig`; between processes a
-config travels as Triton's JSON rendering (:func:`to_json`), and the frontend
-and workers use the parsed dict with the small helpers at the end of this
-module (:func:`protocol_dtype`, :func:`io_shape`).
+config travels as a typed ``tritond.spec.ModelSpec`` (built by
+``tritond.repository.spec``) that carries Triton's JSON rendering
+(:func:`to_json`) for the clients that ask for it.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tritond.protos.model_config_pb2 import ModelConfig
 
 __all__ = [
     "ModelConfig", "parse_pbtxt", "to_pbtxt", "to_json_dict", "to_json",
-    "from_json", "from_dict", "protocol_dtype", "config_dtype", "io_shape",
+    "from_json", "from_dict", "protocol_dtype", "config_dtype",
 ]
 
 # Paths (as key lists; "*" = every list item or map value) whose 64-bit
@@ -173,7 +173,7 @@ def _upper_one(value: Any, field: FieldDescriptor) -> Any:
     return value
 
 
-# ---- helpers for processes that only hold the JSON dict ----
+# ---- datatype spellings ----
 
 def protocol_dtype(config_type: str) -> str:
     """Config type name to protocol datatype: "TYPE_FP32" -> "FP32"."""
@@ -193,11 +193,3 @@ def config_dtype(datatype: str) -> str:
             "DataType"].values_by_name:
         raise invalid_arg(f"unexpected datatype '{datatype}'")
     return name
-
-
-def io_shape(cfg: dict[str, Any], tensor: dict[str, Any]) -> list[int]:
-    """Metadata shape of a config input/output: ``[-1] + dims`` when batching."""
-    dims = [int(d) for d in tensor.get("dims", [])]
-    if int(cfg.get("max_batch_size", 0)) > 0:
-        return [-1, *dims]
-    return dims

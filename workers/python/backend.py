@@ -16,6 +16,7 @@ import sys
 
 from tritond.errors import Code, TritonError
 from tritond.shm.dtypes import DTYPES
+from tritond.spec import ModelSpec
 
 from ..backend import Backend, LoadContext, WorkRequest, WorkResult
 from . import pb_utils
@@ -43,12 +44,12 @@ class PythonBackend(Backend):
 
     # ------------------------------------------------------------- import
 
-    def _import(self, config: dict):
+    def _import(self, filename: str):
         """Import ``<version>/model.py`` (or default_model_filename) once."""
         if self.module is not None:
             return self.module
         ctx = self.ctx
-        filename = config.get("default_model_filename") or "model.py"
+        filename = filename or "model.py"
         version_dir = os.path.join(ctx.model_dir, str(ctx.version))
         path = os.path.join(version_dir, filename)
         if not os.path.isfile(path):
@@ -78,7 +79,7 @@ class PythonBackend(Backend):
 
     def auto_complete(self, config: dict) -> dict:
         """Run the static ``auto_complete_config(pb_utils.ModelConfig)`` when defined."""
-        cls = self._import(config).TritonPythonModel
+        cls = self._import(config.get("default_model_filename", "")).TritonPythonModel
         hook = getattr(cls, "auto_complete_config", None)
         if hook is None:
             return config
@@ -94,24 +95,24 @@ class PythonBackend(Backend):
 
     # --------------------------------------------------------------- load
 
-    def load(self, config: dict) -> None:
-        self.config = config
-        if pb_utils.using_decoupled_model_transaction_policy(config):
+    def load(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        if spec.decoupled:
             raise TritonError(Code.UNSUPPORTED, f"model '{self.ctx.model}': decoupled Python "
                                                 f"models are not supported yet")
-        cls = self._import(config).TritonPythonModel
+        cls = self._import(spec.default_model_filename).TritonPythonModel
         try:
             self.model = cls()
             if hasattr(self.model, "initialize"):
-                self._call(self.model.initialize, self._args(config))
+                self._call(self.model.initialize, self._args(spec))
         except Exception as exc:  # noqa: BLE001
             raise _load_error(self.ctx, "initialize", exc) from exc
 
-    def _args(self, config: dict) -> dict:
+    def _args(self, spec: ModelSpec) -> dict:
         """Exactly Triton's ``initialize`` args (protocol.md §5.1a), all strings."""
         ctx = self.ctx
         return {
-            "model_config": json.dumps(config),
+            "model_config": spec.config_json,
             "model_instance_kind": ctx.kind,
             "model_instance_name": ctx.instance,
             "model_instance_device_id": str(ctx.device_id),

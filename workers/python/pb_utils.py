@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from tritond import messages
+
 from .inference import (  # noqa: F401 - re-exported API
     TRITONSERVER_MEMORY_CPU,
     TRITONSERVER_MEMORY_CPU_PINNED,
@@ -34,8 +36,8 @@ from .tensor import (  # noqa: F401
     triton_to_numpy_type,
 )
 
-TRITONSERVER_REQUEST_FLAG_SEQUENCE_START = 1
-TRITONSERVER_REQUEST_FLAG_SEQUENCE_END = 2
+TRITONSERVER_REQUEST_FLAG_SEQUENCE_START = messages.SEQUENCE_START
+TRITONSERVER_REQUEST_FLAG_SEQUENCE_END = messages.SEQUENCE_END
 TRITONSERVER_REQUEST_RELEASE_ALL = 1
 TRITONSERVER_REQUEST_RELEASE_RESCHEDULE = 2
 

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import os
 import threading
 
 from tritond import messages
 from tritond.errors import Code
 from tritond.frontend.core import FrontendCore
+from tritond.options import Options
 from tritond.frontend.grpc.server import serve_grpc
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
+
+from tests.specs import spec_from_dict
 
 SCHEDULER = "test-scheduler"
 _SERVERS = itertools.count()
@@ -35,9 +37,9 @@ STATS = {"model_stats": [{
     "memory_usage": []}]}
 
 
-def config(name: str, datatype: str = "TYPE_FP32") -> str:
-    """Triton's JSON rendering of a one-input identity model."""
-    return json.dumps({
+def config(name: str, datatype: str = "TYPE_FP32"):
+    """The spec of a one-input identity model."""
+    return spec_from_dict({
         "name": name, "platform": "", "backend": "python", "max_batch_size": 0,
         "input": [{"name": "INPUT0", "data_type": datatype, "dims": ["-1"]}],
         "output": [{"name": "OUTPUT0", "data_type": datatype, "dims": ["-1"]}],
@@ -49,11 +51,11 @@ def config(name: str, datatype: str = "TYPE_FP32") -> str:
 def model_table(ready: bool = True) -> messages.ModelTable:
     entry = messages.ModelEntry
     return messages.ModelTable([
-        entry("identity", 1, "READY", config=config("identity"), instances=["w0"]),
-        entry("strings", 1, "READY", config=config("strings", "TYPE_STRING"),
+        entry("identity", 1, "READY", spec=config("identity"), instances=["w0"]),
+        entry("strings", 1, "READY", spec=config("strings", "TYPE_STRING"),
               instances=["w0"]),
-        entry("slow", 1, "READY", config=config("slow"), instances=["w0"]),
-        entry("broken", 1, "UNAVAILABLE", reason="load failed", config=config("broken")),
+        entry("slow", 1, "READY", spec=config("slow"), instances=["w0"]),
+        entry("broken", 1, "UNAVAILABLE", reason="load failed", spec=config("broken")),
         entry("listed", -1, "UNKNOWN"),
     ], server_ready=ready)
 
@@ -87,8 +89,8 @@ class LoopbackWorker:
                 self.slow.discard(msg.rid)
                 self._reply(messages.Response(
                     msg.rid, error=messages.ErrorInfo(Code.CANCELLED, "cancelled")))
-        elif kind is messages.Query:
-            self._reply(messages.Answer(msg.qid, result=STATS))
+        elif kind is messages.StatsQuery:
+            self._reply(messages.StatsAnswer(msg.qid, STATS))
 
     def _request(self, req: messages.Request) -> None:
         if req.model == "slow":
@@ -118,9 +120,7 @@ class GrpcServerThread:
 
     def __init__(self, **options):
         self.server_id = f"gt{os.getpid()}_{next(_SERVERS)}"   # unique shm names
-        self.options = {"id": "triton", "allow_client_shm": True, "model_control_mode": "none",
-                        "input_arena_bytes": 1 << 20, "grpc_address": "127.0.0.1",
-                        "grpc_port": 0, **options}
+        self.options = Options(**{"grpc_address": "127.0.0.1", "grpc_port": 0, **options})
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()

@@ -4,6 +4,7 @@ import subprocess
 
 import pytest
 
+from tritond.options import Options
 from tritond.parent.shmcheck import arena_space_warning
 
 MiB = 1 << 20
@@ -25,12 +26,12 @@ def small_tmpfs(tmp_path):
 
 
 def test_fits_says_nothing(small_tmpfs):
-    opts = {"input_arena_byte_size": 1 * MiB, "output_arena_byte_size": MiB // 2}
+    opts = Options(input_arena_byte_size=1 * MiB, output_arena_byte_size=MiB // 2)
     assert arena_space_warning(opts, frontends=1, workers=4, path=small_tmpfs) is None
 
 
 def test_too_small_gives_one_actionable_line(small_tmpfs):
-    opts = {"input_arena_byte_size": 64 * MiB, "output_arena_byte_size": 16 * MiB}
+    opts = Options(input_arena_byte_size=64 * MiB, output_arena_byte_size=16 * MiB)
     msg = arena_space_warning(opts, frontends=1, workers=3, path=small_tmpfs)
     assert msg is not None and "\n" not in msg
     assert small_tmpfs in msg and "4.0 MiB free" in msg and "112.0 MiB" in msg
@@ -43,6 +44,6 @@ def test_too_small_gives_one_actionable_line(small_tmpfs):
 def test_counts_what_is_already_used(small_tmpfs):
     with open(os.path.join(small_tmpfs, "filler"), "wb") as f:
         f.write(b"\0" * (3 * MiB))
-    opts = {"input_arena_byte_size": 2 * MiB, "output_arena_byte_size": 0}
+    opts = Options(input_arena_byte_size=2 * MiB, output_arena_byte_size=0)
     msg = arena_space_warning(opts, frontends=1, workers=1, path=small_tmpfs)
     assert msg is not None and "1.0 MiB free" in msg

@@ -307,9 +307,3 @@ def test_dtype_helpers():
     assert _error(mc.protocol_dtype, "FP32").code == Code.INVALID_ARG
     assert _error(mc.config_dtype, "FLOAT").code == Code.INVALID_ARG
     assert _error(mc.config_dtype, "INVALID").code == Code.INVALID_ARG
-
-
-def test_io_shape():
-    assert mc.io_shape({"max_batch_size": 8}, {"dims": [3, 4]}) == [-1, 3, 4]
-    assert mc.io_shape({"max_batch_size": 0}, {"dims": [-1]}) == [-1]
-    assert mc.io_shape({}, {"dims": ["5"]}) == [5]

@@ -1,0 +1,29 @@
+"""The parent's model registry and instance plans (from the ModelSpec)."""
+from __future__ import annotations
+
+from tritond.parent.models import READY, UNAVAILABLE, UNLOADED, ModelVersion, Registry, instance_plan
+from tritond.spec import InstanceGroup, ModelSpec
+
+from tests.specs import spec
+
+
+def test_versions_of_skips_unloaded_versions():
+    reg = Registry()
+    reg.versions[("m", 1)] = ModelVersion("m", 1, "/r/m", "/r", state=READY)
+    reg.versions[("m", 2)] = ModelVersion("m", 2, "/r/m", "/r", state=UNAVAILABLE, reason=UNLOADED)
+    reg.versions[("n", 1)] = ModelVersion("n", 1, "/r/n", "/r")
+    assert [mv.version for mv in reg.versions_of("m")] == [1]
+    assert reg.versions_of("x") == []
+
+
+def test_instance_plan_of_gpu_groups_numbers_across_devices():
+    got = ModelSpec("m", instance_groups=(InstanceGroup("g", "GPU", 2, (0, 1)),
+                                          InstanceGroup("c", "CPU", 1)))
+    assert instance_plan(got) == [("g_0", "GPU", 0), ("g_1", "GPU", 0), ("g_2", "GPU", 1),
+                                  ("g_3", "GPU", 1), ("c_0", "CPU", 0)]
+
+
+def test_instance_plan_without_groups_is_one_cpu_instance():
+    assert instance_plan(ModelSpec("e")) == [("e_0_0", "CPU", 0)]
+    assert instance_plan(spec('name: "m" backend: "onnxruntime"')) == [
+        ("m_0", "CPU", 0), ("m_1", "CPU", 0)]       # normalize: ORT CPU groups count 2

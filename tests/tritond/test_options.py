@@ -1,0 +1,77 @@
+"""Every option is declared once: a flag, a TRITOND_* variable, one typed Options struct."""
+from __future__ import annotations
+
+import pathlib
+
+import msgspec
+import pytest
+
+from tritond import messages, options
+from tritond.cli import build_parser, parse_options
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def sample(opt: options.Option) -> tuple[str, object]:
+    """A value other than the default: (as text, as parsed)."""
+    if opt.repeat:
+        text = {"trace_level": "TIMESTAMPS"}.get(opt.name, "x")
+        return text, [text]
+    choices = getattr(opt.parse, "choices", None)
+    if choices:
+        text = next(c for c in choices if c.lower() != str(opt.default).lower())
+        return text, opt.parse(text)
+    if opt.parse is options.parse_bool:
+        return str(not opt.default).lower(), not opt.default
+    if opt.parse in (options.parse_int, options.parse_nonneg, options.parse_port):
+        return "7", 7
+    return "10.1.2.3", "10.1.2.3"
+
+
+@pytest.mark.parametrize("opt", options.OPTIONS, ids=lambda o: o.name)
+def test_every_option_has_a_flag_and_an_env_var(opt):
+    text, value = sample(opt)
+    assert opt.env == "TRITOND_" + opt.name.upper()
+    argv = [opt.flag] if opt.flag_only else [opt.flag, text]
+    from_flag = options.resolve(vars(build_parser().parse_args(argv)), {})
+    from_env = options.resolve({}, {opt.env: text})
+    expected = True if opt.flag_only else value
+    assert getattr(from_flag, opt.name) == expected
+    assert getattr(from_env, opt.name) == value
+    assert getattr(options.Options(), opt.name) == opt.default     # the one default
+
+
+def test_command_line_beats_environment_and_strict_implies_no_auto_complete():
+    got = parse_options(["--model-repository", "/r", "--http-port", "9"],
+                        {"TRITOND_HTTP_PORT": "8", "TRITOND_STRICT_MODEL_CONFIG": "true"})
+    assert got.http_port == 9 and got.disable_auto_complete_config
+    assert got.model_repository == ["/r"]
+
+
+def test_options_round_trip_through_setup():
+    opts = options.resolve({"grpc_keepalive_time": "100", "trace_level": ["TENSORS"]},
+                           {"TRITOND_LOG_VERBOSE": "2"})
+    setup = messages.Setup(options=opts, server_id="s", parent="p", scheduler="q",
+                           frontends=["f"])
+    (back,) = messages.decoder(messages.TO_WORKER).decode(messages.encode([setup]))
+    assert back == setup and back.options.grpc_keepalive_time == 100
+    assert back.options.log_verbose == 2 and back.options.trace_level == ["TENSORS"]
+
+
+def test_an_undeclared_option_does_not_decode():
+    raw = msgspec.msgpack.encode({"http_port": 1, "no_such_option": 2})
+    with pytest.raises(msgspec.ValidationError, match="no_such_option"):
+        msgspec.msgpack.decode(raw, type=options.Options)
+
+
+def test_no_option_is_read_with_a_default_of_its_own():
+    """Options are attributes: ``options.get("x", default)`` would repeat a default."""
+    offenders = []
+    for path in ROOT.glob("*/**/*.py"):
+        if ".venv" in path.parts or "tests" in path.parts:
+            continue
+        text = path.read_text()
+        for needle in ("options.get(", "opts.get(", 'options["', "options['"):
+            if needle in text:
+                offenders.append(f"{path.relative_to(ROOT)}: {needle}")
+    assert offenders == []

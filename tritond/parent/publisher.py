@@ -1,0 +1,77 @@
+"""Publishing the model table to the scheduler and the frontends.
+
+A member of :class:`tritond.parent.supervisor.Supervisor`: every change of a
+model's state ends in :meth:`Publisher.publish` (the full table, numbered);
+start-up and model control wait for every frontend to have *applied* it
+(``TableApplied``) so that readiness and the next request see the change.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable
+
+from tritond import messages
+from .children import Child
+from .models import UNAVAILABLE, UNLOADED, Phase, Registry
+
+log = logging.getLogger("tritond.supervisor")
+
+APPLY_TIMEOUT_S = 10.0      # frontends applying a table before we go on anyway
+
+
+class Publisher:
+    """Sends ``ModelTable``s and tracks which one each frontend applied."""
+
+    def __init__(self, options, registry: Registry, phase: Phase, outbox,
+                 readers: Callable[[], list[Child]],
+                 frontends: Callable[[], list[Child]]) -> None:
+        self.options = options
+        self.registry = registry
+        self.phase = phase
+        self.outbox = outbox
+        self.readers = readers            # the scheduler and every frontend
+        self.frontends = frontends
+        self.applied: dict[str, int] = {}     # frontend address -> last table seq
+        self._seq = 0
+
+    def on_applied(self, msg: messages.TableApplied) -> None:
+        self.applied[msg.address] = max(msg.seq, self.applied.get(msg.address, 0))
+
+    def publish(self) -> int:
+        """Send the full table to the scheduler and every frontend; returns its seq."""
+        reg = self.registry
+        entries = [m.entry() for m in reg.versions.values()]
+        entries += [messages.ModelEntry(name, 0, UNAVAILABLE, reason)
+                    for name, reason in reg.failed.items()]
+        listed = {name for name, _ in reg.versions} | set(reg.failed)
+        entries += [messages.ModelEntry(name, -1, "UNKNOWN")    # never loaded: name-only row
+                    for name in sorted(reg.known - listed)]
+        self._seq += 1
+        table = messages.ModelTable(entries, self.server_ready(), self._seq)
+        for child in self.readers():
+            if not child.stopped:
+                self.outbox.post(child.boot.address, table)
+        return self._seq
+
+    async def publish_and_wait(self) -> None:
+        """Publish, then wait until every frontend applied it: READY=1 must not come
+        before /v2/health/ready (and inference) really answer from this table."""
+        seq = self.publish()
+        end = time.monotonic() + APPLY_TIMEOUT_S
+        while time.monotonic() < end:
+            if all(self.applied.get(f.boot.address, 0) >= seq for f in self.frontends()
+                   if not f.stopped):
+                return
+            await asyncio.sleep(0.005)
+        log.warning("frontends did not apply the model table within %.0fs", APPLY_TIMEOUT_S)
+
+    def server_ready(self) -> bool:
+        """--strict-readiness: every model asked to load READY and live; else: started."""
+        if not self.phase.started or self.phase.stopping:
+            return False
+        if not self.options.strict_readiness:
+            return True
+        return not self.registry.failed and all(
+            m.ready or m.reason == UNLOADED for m in self.registry.versions.values())  # §4.7
