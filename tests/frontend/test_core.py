@@ -166,7 +166,7 @@ def test_round_trip_request_response_release(harness):
             assert result.model_version == "1" and result.id == "r1"
             np.testing.assert_array_equal(result.outputs[1].as_numpy(), in0 + 1)
             assert result.outputs[1].requested.name == "OUTPUT0"
-            assert h.core._arena.stats()["live"] == 0        # inputs freed on Response
+            assert h.core.client.arena.stats()["live"] == 0        # inputs freed on Response
             assert h.core.in_flight == 1
             result.release()
             result.release()                                  # idempotent
@@ -189,7 +189,7 @@ def test_error_response_raises(harness):
             with pytest.raises(TritonError) as e:
                 await task
             assert e.value.code == Code.UNAVAILABLE and e.value.message == "queue full"
-            assert h.core._arena.stats()["live"] == 0
+            assert h.core.client.arena.stats()["live"] == 0
     run(body())
 
 
@@ -203,12 +203,12 @@ def test_cancel_posts_cancel_and_frees_only_on_response(harness):
                 await task
             cancel = await h.next_request()
             assert cancel == messages.Cancel(h.core.address, msg.rid)
-            assert h.core._arena.stats()["live"] == 2        # a worker may still read them
+            assert h.core.client.arena.stats()["live"] == 2        # a worker may still read them
             ref = h.output("OUTPUT0", np.zeros(16, np.int32))
             h.respond(msg.rid, [ref])
             rel = await asyncio.wait_for(h.sched.get(), 5)    # nobody will read: released
             assert rel.slots == [(ref.region, ref.offset)]
-            assert h.core._arena.stats()["live"] == 0 and h.core.in_flight == 0
+            assert h.core.client.arena.stats()["live"] == 0 and h.core.in_flight == 0
     run(body())
 
 
@@ -231,16 +231,16 @@ def test_classification(harness):
 def test_draining_refuses_and_stats_query(harness):
     async def body():
         async with harness() as h:
-            stats = asyncio.create_task(h.core.model_statistics("simple"))
+            stats = asyncio.create_task(h.core.control.model_statistics("simple"))
             q = await h.next_request()
             assert (q.what, q.args) == ("stats", {"name": "simple", "version": ""})
             h.outbox.post(h.core.address, messages.Answer(q.qid, {"model_stats": [{"name": "simple"}]}))
             assert (await stats) == {"model_stats": [{"name": "simple"}]}
             with pytest.raises(TritonError) as e:
-                await h.core.model_statistics("nope")
+                await h.core.control.model_statistics("nope")
             assert e.value.message == "requested model 'nope' is not available"
-            h.core.draining = True
-            assert not h.core.server_ready()
+            h.core.control.draining = True
+            assert not h.core.control.server_ready()
             with pytest.raises(TritonError) as e:
                 await h.core.infer(simple())
             assert e.value.code == Code.UNAVAILABLE
@@ -251,24 +251,24 @@ def test_control_plane_answers(harness):
     async def body():
         async with harness() as h:
             core = h.core
-            md = core.model_metadata("simple")
+            md = core.control.model_metadata("simple")
             assert md == {"name": "simple", "versions": ["1"], "platform": "onnxruntime",
                           "inputs": [{"name": "INPUT0", "datatype": "INT32", "shape": [-1, 16]},
                                      {"name": "INPUT1", "datatype": "INT32", "shape": [-1, 16]}],
                           "outputs": [{"name": "OUTPUT0", "datatype": "INT32", "shape": [-1, 16]},
                                       {"name": "OUTPUT1", "datatype": "INT32", "shape": [-1, 16]}]}
-            assert core.model_config("simple")["max_batch_size"] == 8
-            assert core.model_ready("simple") and not core.model_ready("simple", "3")
-            assert core.server_metadata()["version"] == "2.51.0"
-            assert core.repository_index() == [
+            assert core.control.model_config("simple")["max_batch_size"] == 8
+            assert core.control.model_ready("simple") and not core.control.model_ready("simple", "3")
+            assert core.control.server_metadata()["version"] == "2.51.0"
+            assert core.control.repository_index() == [
                 {"name": "simple", "version": "1", "state": "READY"},
                 {"name": "strings", "version": "1", "state": "READY"}]
             with pytest.raises(TritonError) as e:
-                await core.load_model("simple", {})
+                await core.control.load_model("simple", {})
             assert e.value.code == Code.UNAVAILABLE and "polling" in e.value.message
-            assert core.system_shm_status() == [] and core.cuda_shm_status() == []
+            assert core.shm.system_shm_status() == [] and core.shm.cuda_shm_status() == []
             with pytest.raises(TritonError) as e:
-                core.register_system_shm("r", "/k", 0, 8)
+                core.shm.register_system_shm("r", "/k", 0, 8)
             assert e.value.code == Code.UNSUPPORTED
     run(body())
 
