@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
 
-from tests.frontend.harness import int_input, leaked_segments, table
+from tests.frontend.harness import CONFIGS, int_input, leaked_segments, table
 from tritond import messages
 from tritond.errors import Code, TritonError
 from tritond.frontend.types import InferRequest, InputTensor, RequestedOutput
@@ -285,3 +286,56 @@ def test_no_segments_left_behind(harness):
             await task
     run(body())
     assert leaked_segments(sids[0]) == []
+
+
+def test_stream_results_then_final_and_ordering_on_the_final(harness):
+    """infer_stream yields every result; preserve_ordering holds back only final ones."""
+    ordered = dict(CONFIGS["simple"], name="ordered",
+                   dynamic_batching={"preserve_ordering": True})
+
+    async def body():
+        async with harness() as h:
+            h.core.on_messages([table(extra=[messages.ModelEntry(
+                "ordered", 1, "READY", config=json.dumps(ordered))])])
+            got = []
+
+            async def run_one(tag):
+                req = InferRequest("ordered", inputs=[int_input("INPUT0"), int_input("INPUT1")])
+                async for result in h.core.infer_stream(req):
+                    got.append((tag, int(result.outputs[0].as_numpy()[0, 0]), result.final))
+                    result.release()
+
+            first = asyncio.create_task(run_one("a"))
+            msg_a = await h.next_request()
+            second = asyncio.create_task(run_one("b"))
+            msg_b = await h.next_request()
+            out = np.zeros((1, 16), np.int32)
+            h.respond(msg_b.rid, [h.output("OUTPUT0", out + 1)])       # b's final: waits
+            h.outbox.post(h.core.address, messages.Response(
+                msg_a.rid, outputs=[h.output("OUTPUT0", out + 2)], instance=h.worker_addr,
+                final=False))                                             # a's first: passes
+            await asyncio.sleep(0.05)
+            assert got == [("a", 2, False)]
+            # a's inputs until its final; b's until its held final is delivered
+            assert h.core.client.arena.stats()["live"] == 4
+            h.respond(msg_a.rid, [h.output("OUTPUT0", out + 3)])
+            await asyncio.wait_for(asyncio.gather(first, second), 5)
+            assert got == [("a", 2, False), ("a", 3, True), ("b", 1, True)]
+            assert h.core.client.arena.stats()["live"] == 0 and h.core.in_flight == 0
+    run(body())
+
+
+def test_stream_closed_early_cancels(harness):
+    async def body():
+        async with harness() as h:
+            results = h.core.infer_stream(simple(int_input("INPUT0"), int_input("INPUT1")))
+            task = asyncio.create_task(results.__anext__())
+            msg = await h.next_request()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await h.next_request() == messages.Cancel(h.core.address, msg.rid)
+            h.respond(msg.rid)
+            await asyncio.sleep(0.05)
+            assert h.core.client.arena.stats()["live"] == 0 and h.core.in_flight == 0
+    run(body())
