@@ -70,7 +70,12 @@ class FrontendCore:
 
         ``mv``: the model version when the transport resolved it already.
         """
-        mv = self._model(req, mv)
+        # The hot path: _model and _sent inlined (a call each per request).
+        if self.control.draining:
+            raise unavailable("Server is shutting down")
+        self._active = True
+        if mv is None:
+            mv = self.models.resolve(req.model, req.version)
         if mv.decoupled:
             raise unsupported(f"model '{mv.name}' uses the decoupled transaction policy, "
                               "which needs a streaming endpoint")
@@ -78,7 +83,10 @@ class FrontendCore:
         client = self.client
         fut = client.submit(request, slots)   # a bare future: no task, no generator
         rid = request.rid
-        self._sent(mv, rid, used)
+        if used:
+            self.shm.sent(rid, used)
+        if mv.preserve_ordering:
+            self.ordering.track(mv.name, mv.version, rid)
         try:
             resp = await fut
         except asyncio.CancelledError:

@@ -96,7 +96,8 @@ class InferClient:
 
         ``req.rid`` and ``req.frontend`` are set here. Cancelling: :meth:`cancel`.
         """
-        fut = self.event_loop().create_future()
+        loop = self.loop
+        fut = (loop if loop is not None else self.event_loop()).create_future()
         self._send(req, fut, slots)
         return fut
 
