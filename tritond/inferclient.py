@@ -74,7 +74,7 @@ class InferClient:
 
     def stage(self, name: str, dtype: str, shape: list, data, nbytes: int,
               slots: list) -> messages.TensorRef:
-        """Copy ``data`` (``nbytes`` raw bytes) once into the arena; the slot is added to ``slots``."""
+        """Copy ``data`` (``nbytes`` raw bytes) once into the arena; its slot joins ``slots``."""
         slot = self.arena.alloc(nbytes)
         slots.append((slot.region, slot.offset))
         if nbytes:

@@ -84,7 +84,8 @@ class InferenceServicer:
 
     @_converts_errors
     async def ModelReady(self, request, context):
-        return pb.ModelReadyResponse(ready=self.core.control.model_ready(request.name, request.version))
+        ready = self.core.control.model_ready(request.name, request.version)
+        return pb.ModelReadyResponse(ready=ready)
 
     @_converts_errors
     async def ServerMetadata(self, request, context):
@@ -92,7 +93,8 @@ class InferenceServicer:
 
     @_converts_errors
     async def ModelMetadata(self, request, context):
-        return replies.model_metadata(self.core.control.model_metadata(request.name, request.version))
+        return replies.model_metadata(
+            self.core.control.model_metadata(request.name, request.version))
 
     @_converts_errors
     async def ModelConfig(self, request, context):
@@ -162,7 +164,8 @@ class InferenceServicer:
 
     @_converts_errors
     async def LogSettings(self, request, context):
-        return replies.log_settings(self.core.control.log_settings(replies.log_update(request.settings)))
+        update = replies.log_update(request.settings)
+        return replies.log_settings(self.core.control.log_settings(update))
 
     # -------------------------------------------------------------- health
     @_converts_errors

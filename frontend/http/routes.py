@@ -114,13 +114,15 @@ async def _load_params(request: Request) -> dict:
 
 async def load(request: Request):
     _no_repository_name(request)
-    await _core(request).control.load_model(request.path_params["model"], await _load_params(request))
+    await _core(request).control.load_model(request.path_params["model"],
+                                            await _load_params(request))
     return empty_response(200)
 
 
 async def unload(request: Request):
     _no_repository_name(request)
-    await _core(request).control.unload_model(request.path_params["model"], await _load_params(request))
+    await _core(request).control.unload_model(request.path_params["model"],
+                                              await _load_params(request))
     return empty_response(200)
 
 

@@ -108,7 +108,8 @@ def test_batch_of_adjacent_inputs_is_one_view_not_a_copy(repo, frontend, make_wo
     w = make_worker(OnnxRuntimeBackend(context(models.add_sub(repo))))
     parts = [ints(1), ints(2, 50), ints(1, 500)]       # 64-byte rows: arena slots abut
     # Every request's INPUT0 first, then every INPUT1: each input is one span.
-    refs = {n: [frontend.stage(n, p + k) for p in parts] for k, n in enumerate(("INPUT0", "INPUT1"))}
+    refs = {n: [frontend.stage(n, p + k) for p in parts]
+            for k, n in enumerate(("INPUT0", "INPUT1"))}
     assert [r.offset for r in refs["INPUT0"]] == [0, 64, 192]
     reqs = [messages.Request(rid=i, frontend="fe", model="m", version=1, batch=len(p),
                              inputs=[refs["INPUT0"][i], refs["INPUT1"][i]])
