@@ -30,21 +30,21 @@ class ControlPlane:
         self.models = models
         self.shm = shm                  # for the shared-memory extensions it reports
         self._post = post
-        self._address = address
+        self.address = address
         self._scheduler = scheduler
         self._parent = parent
         self._queries: dict[int, asyncio.Future] = {}
-        self._next_qid = 1
+        self._next_id = 1
         self.draining = False           # set by the process shell on Drain
         self.logs = LogSettings(options)
         self.traces = TraceSettings(options)
 
     async def _query(self, addr: str, what: str, args: dict, timeout: float = 30.0):
-        qid = self._next_qid
-        self._next_qid = qid + 1
+        qid = self._next_id
+        self._next_id = qid + 1
         fut = asyncio.get_running_loop().create_future()
         self._queries[qid] = fut
-        self._post(addr, messages.Query(qid, self._address, what, args))
+        self._post(addr, messages.Query(qid, self.address, what, args))
         try:
             answer = await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
