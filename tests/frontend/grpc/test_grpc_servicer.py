@@ -258,3 +258,32 @@ def test_infer_decode_errors_are_invalid_argument(srv):
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.details() == ("unable to find data for input tensor 'INPUT0' for model "
                                     "'identity' in request.")
+
+
+def _count_resolves(srv) -> list:
+    """Record every model lookup the core makes (the real lookup still runs)."""
+    calls = []
+    models = srv.core.models
+    real = type(models).resolve
+
+    def resolve(name, version=""):
+        calls.append(name)
+        return real(models, name, version)
+    srv.on_loop(setattr, models, "resolve", resolve)
+    return calls
+
+
+def test_model_resolved_once_per_request(client, srv):
+    calls = _count_resolves(srv)
+    try:
+        x = np.arange(4, dtype=np.float32)
+        client.infer("identity", [fp32_input(x)])
+        assert calls == ["identity"]
+        results = []
+        client.start_stream(callback=lambda result, error: results.append((result, error)))
+        client.async_stream_infer("identity", [fp32_input(x)])
+        client.stop_stream()
+        assert len(results) == 1 and results[0][1] is None
+        assert calls == ["identity", "identity"]
+    finally:
+        srv.on_loop(vars(srv.core.models).pop, "resolve")
