@@ -115,14 +115,14 @@ class InferenceServicer:
     async def RepositoryModelLoad(self, request, context):
         _no_repository_name(request.repository_name)
         await self.core.control.load_model(request.model_name,
-                                   replies.repository_params(request.parameters))
+                                           replies.repository_params(request.parameters))
         return pb.RepositoryModelLoadResponse()
 
     @_converts_errors
     async def RepositoryModelUnload(self, request, context):
         _no_repository_name(request.repository_name)
         await self.core.control.unload_model(request.model_name,
-                                     replies.unload_params(request.parameters))
+                                             replies.unload_params(request.parameters))
         return pb.RepositoryModelUnloadResponse()
 
     # ------------------------------------------------------- shared memory
@@ -133,7 +133,7 @@ class InferenceServicer:
     @_converts_errors
     async def SystemSharedMemoryRegister(self, request, context):
         self.core.shm.register_system_shm(request.name, request.key, request.offset,
-                                      request.byte_size)
+                                          request.byte_size)
         return pb.SystemSharedMemoryRegisterResponse()
 
     @_converts_errors
@@ -148,7 +148,7 @@ class InferenceServicer:
     @_converts_errors
     async def CudaSharedMemoryRegister(self, request, context):
         self.core.shm.register_cuda_shm(request.name, request.raw_handle, request.device_id,
-                                    request.byte_size)
+                                        request.byte_size)
         return pb.CudaSharedMemoryRegisterResponse()
 
     @_converts_errors
