@@ -194,9 +194,9 @@ def generic_handlers(servicer: InferenceServicer) -> list:
     }
     # ModelInfer (de)serialises itself (frontend/grpc/wire.py).
     methods["ModelInfer"] = grpc.unary_unary_rpc_method_handler(servicer.ModelInfer)
-    # Its responses are bytes from wire.encode_stream (one encoder for both RPCs).
+    # So does ModelStreamInfer (frontend/grpc/stream.py): one encoder for both RPCs.
     methods["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
-        servicer.ModelStreamInfer, request_deserializer=pb.ModelInferRequest.FromString)
+        servicer.ModelStreamInfer)
     health = {"Check": grpc.unary_unary_rpc_method_handler(
         servicer.Check, request_deserializer=health_pb2.HealthCheckRequest.FromString,
         response_serializer=health_pb2.HealthCheckResponse.SerializeToString)}

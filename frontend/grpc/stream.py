@@ -5,8 +5,9 @@ so each one runs as its own task iterating ``FrontendCore.infer_stream`` (N
 responses per request, the last marked ``triton_final_response``; today's
 non-decoupled models give one) and responses are written as they come; a
 single writer (this async generator) keeps grpc.aio's one-write-at-a-time
-rule. Responses are bytes from ``wire.encode_stream``, the encoder unary
-ModelInfer uses too. An error becomes an in-stream ``error_message``
+rule. Requests and responses are raw bytes handled by ``wire`` as unary
+ModelInfer's are (``parse_request``, ``encode_stream``), so each tensor is
+copied once per direction on streams too. An error becomes an in-stream ``error_message``
 and the stream stays open, unless the client opened it with metadata
 ``triton_grpc_error: true``, in which case the stream ends with that status
 (protocol.md §2.3).
@@ -48,9 +49,9 @@ async def serve_stream(core, request_iterator, context):
         if state["open"] == 0:
             queue.put_nowait(_DONE)
 
-    async def one(msg) -> None:
+    async def one(msg, raw) -> None:
         try:
-            req = codec.decode_request(msg)
+            req = codec.decode_request(msg, raw)
             # aclosing: a failure here cancels the request now, not at garbage collection.
             async with aclosing(core.infer_stream(req)) as results:
                 async for result in results:
@@ -65,9 +66,12 @@ async def serve_stream(core, request_iterator, context):
 
     async def reader() -> None:
         try:
-            async for msg in request_iterator:
+            async for data in request_iterator:
+                # Raw bytes, split as ModelInfer's are (big tensors are not copied);
+                # a malformed message ends the call, as grpc's deserializer would.
+                msg, raw = wire.parse_request(data)
                 state["open"] += 1
-                task = asyncio.create_task(one(msg))
+                task = asyncio.create_task(one(msg, raw))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 task.add_done_callback(finished)

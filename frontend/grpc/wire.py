@@ -13,8 +13,8 @@ serialised string). Instead:
 - responses: everything but field 6 (``raw_output_contents``) is serialised
   by protobuf and the field-6 entries are appended by hand straight from the
   shared-memory views, in one ``join`` (the only copy). ``ModelStreamInfer``
-  responses are the same bytes behind a field-2 header (``encode_stream``):
-  one response encoder for both RPCs.
+  requests are split the same way, and its responses are the same bytes
+  behind a field-2 header (``encode_stream``): one encoder for both RPCs.
 
 Protobuf accepts fields in any order and repeated fields split anywhere, so
 both are the same messages a protobuf round trip would give. Small messages

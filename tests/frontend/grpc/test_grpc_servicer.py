@@ -219,6 +219,25 @@ def test_stream_responses_and_in_stream_errors(srv):
         assert r.get_response().parameters["triton_final_response"].bool_param is True
 
 
+def test_stream_big_tensors_take_the_split_path(srv):
+    """Messages over wire.SPLIT_MIN are split by hand on streams as on ModelInfer."""
+    xs = [np.arange(1 << 15, dtype=np.float32) + i for i in range(3)]     # 128 KiB each
+    got = run_stream(srv, [("identity", x, f"b{i}") for i, x in enumerate(xs)])
+    assert [e for _, e in got] == [None] * 3
+    for r, _ in got:
+        i = int(r.get_response().id[1:])
+        np.testing.assert_array_equal(r.as_numpy("OUTPUT0"), xs[i])
+
+
+def test_stream_malformed_message_ends_the_call(srv):
+    with grpc.insecure_channel(srv.url) as channel:
+        call = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")
+        with pytest.raises(grpc.RpcError) as info:
+            list(call(iter([b"\xff\xff\xff"]), timeout=10))
+    assert info.value.code() == grpc.StatusCode.UNKNOWN
+    assert "DecodeError" in info.value.details()
+
+
 def test_stream_cancel_reaches_core(srv):
     before = len(srv.on_loop(lambda: list(srv.worker.cancelled)))
     c = grpcclient.InferenceServerClient(srv.url)
