@@ -1,7 +1,7 @@
 """ModelInferRequest -> :class:`InferRequest` (protocol.md §2.3).
 
 Tensor bytes are never copied here: ``raw_input_contents`` entries are the
-``bytes`` protobuf made (or, for big unary requests, memoryview slices of the
+``bytes`` protobuf made (or, for big requests, memoryview slices of the
 received message: ``wire.parse_request``), handed to the core, which copies
 each once into shared memory. Responses of both infer RPCs are encoded by
 ``wire``, straight from the shared-memory views.

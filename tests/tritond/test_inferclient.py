@@ -88,6 +88,19 @@ def test_stage_copies_once_and_send_fills_rid_and_address(world):
     assert req2.rid == 2
 
 
+def test_upstream_refs_pass_as_they_are(world):
+    """A TensorRef that already lives in shm (client region, an upstream model's output)
+    is sent unchanged and never freed by the client: only staged slots are its own."""
+    upstream = world.output(4)                  # say, a previous step's output
+    slots: list = []
+    staged = world.client.stage("INPUT1", "INT32", [1, 16], bytes(64), 64, slots)
+    req = messages.Request(0, "", "simple", 1, [upstream, staged], batch=1)
+    world.client.stream(req, slots, callback=lambda r: None)
+    assert world.sent[-1][1].inputs[0] is upstream and world.live_inputs() == 1
+    world.client.on_response(world.response(req.rid))
+    assert world.live_inputs() == 0 and world.outputs.stats()["live"] == 1
+
+
 def test_n_responses_in_order_inputs_freed_only_at_final(world):
     async def body():
         req, slots = world.request()
