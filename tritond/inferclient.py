@@ -98,7 +98,15 @@ class InferClient:
         """
         loop = self.loop
         fut = (loop if loop is not None else self.event_loop()).create_future()
-        self._send(req, fut, slots)
+        # _send inlined: this is every unary request's path.
+        rid = self._next_rid
+        self._next_rid = rid + 1
+        req.rid = rid
+        req.frontend = self.address
+        self.pending[rid] = (fut, slots)
+        if self._held:
+            self.flush_releases()          # they ride in the same frame as this Request
+        self._post(self.scheduler, req)
         return fut
 
     def stream(self, req: messages.Request, slots: list,
