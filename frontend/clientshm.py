@@ -1,4 +1,4 @@
-"""Client shared memory: the registry of FrontendCore (protocol.md §1.2, §1.10).
+"""Client shared memory: the registry of regions (protocol.md §1.2, §1.10).
 
 A registration is bookkeeping only: the frontend checks the key and bounds once
 (shm_open + fstat, like Triton) and keeps no mapping of its own except to
@@ -61,14 +61,15 @@ def _uint(value, field: str) -> int:
 
 
 class ClientShm:
-    """Mixin for FrontendCore: needs ``self.options``, ``self._post`` and ``self._cache``."""
+    """The registry of client shm regions of one frontend (a member of FrontendCore)."""
 
-    options: dict
-
-    def _shm_init(self) -> None:
+    def __init__(self, options: dict, post, cache) -> None:
+        self.options = options
+        self._post = post
+        self._cache = cache                # the frontend's mappings (BYTES input checks)
         self._regions: dict[str, Registration] = {}
         self._shm_gen = 0
-        self._shm_uses: dict[int, list[Registration]] = {}   # rid -> registrations it uses
+        self._uses: dict[int, list[Registration]] = {}   # rid -> registrations it uses
 
     def _shm_enabled(self) -> None:
         if not self.options.allow_client_shm:
@@ -192,7 +193,7 @@ class ClientShm:
         return messages.TensorRef(name, dtype, shape, reg.key, reg.offset + offset, size, kind,
                                   reg.device_id, reg.gen)
 
-    def _shm_input(self, model: str, t, used: list) -> messages.TensorRef:
+    def input_ref(self, model: str, t, used: list) -> messages.TensorRef:
         """An input in client shm: a reference only (BYTES framing checked in place)."""
         ref = self._shm_tensor(t.name, t.datatype, t.shape, t.shm, used)
         if t.datatype == "BYTES":
@@ -205,25 +206,28 @@ class ClientShm:
                 view.release()
         return ref
 
-    def _shm_dest(self, out, used: list) -> messages.TensorRef:
+    def output_dest(self, out, used: list) -> messages.TensorRef:
         """Where the worker writes requested output ``out`` (dtype/shape are the worker's)."""
         return self._shm_tensor(out.name, "", [], out.shm, used)
 
-    def _shm_sent(self, rid: int, used: list) -> None:
+    def sent(self, rid: int, used: list) -> None:
         for reg in used:
             reg.uses += 1
-        self._shm_uses[rid] = used
+        self._uses[rid] = used
 
-    def _shm_answered(self, rid: int, instance: str) -> None:
+    def answered(self, rid: int, instance: str) -> None:
         """The Response for ``rid`` came: no process touches its regions for it any more."""
-        for reg in self._shm_uses.pop(rid, ()):
+        used = self._uses.pop(rid, None) if self._uses else None
+        if used is None:                   # the usual case: a request without client shm
+            return
+        for reg in used:
             reg.uses -= 1
             if instance:
                 reg.instances.add(instance)
             if reg.dead and reg.uses == 0:
                 self._retire(reg)
 
-    def _shm_extensions(self) -> list[str]:
+    def extensions(self) -> list[str]:
         if not self.options.allow_client_shm:
             return []
         return ["system_shared_memory"] + (["cuda_shared_memory"] if cuda.available() else [])

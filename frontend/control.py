@@ -1,4 +1,4 @@
-"""The control-plane half of FrontendCore: health, metadata, statistics, model control.
+"""The control plane of a frontend: health, metadata, statistics, model control, settings.
 
 Everything here answers from the model table the parent publishes or asks
 another process (statistics from the scheduler, load/unload from the parent)
@@ -11,6 +11,8 @@ import asyncio
 from tritond import messages
 from tritond.errors import TritonError, invalid_arg, unavailable
 
+from .settings import LogSettings, TraceSettings
+
 TRITON_VERSION = "2.51.0"     # the Triton release whose protocol tritond speaks
 # Only what really works end to end (protocol.md §1.2 lists Triton's full set).
 EXTENSIONS = ["classification", "model_repository", "model_repository(unload_dependents)",
@@ -20,7 +22,22 @@ _POLLING = "explicit model load / unload is not allowed if polling is enabled"
 
 
 class ControlPlane:
-    """Mixed into :class:`frontend.core.FrontendCore` (uses its models, options, outbox)."""
+    """Health, metadata, statistics and model control of one frontend (a member of FrontendCore)."""
+
+    def __init__(self, options: dict, models, post, address: str, scheduler: str, parent: str,
+                 shm) -> None:
+        self.options = options
+        self.models = models
+        self.shm = shm                  # for the shared-memory extensions it reports
+        self._post = post
+        self.address = address
+        self._scheduler = scheduler
+        self._parent = parent
+        self._queries: dict[int, asyncio.Future] = {}
+        self._next_id = 1
+        self.draining = False           # set by the process shell on Drain
+        self.logs = LogSettings(options)
+        self.traces = TraceSettings(options)
 
     async def _query(self, addr: str, kind: type, timeout: float = 30.0, **fields):
         """Post a ``kind`` query (messages.StatsQuery, ...) and return its typed answer."""
@@ -39,6 +56,11 @@ class ControlPlane:
             raise TritonError(answer.error.code, answer.error.message)
         return answer
 
+    def on_answer(self, msg: messages.Answer) -> None:
+        fut = self._queries.pop(msg.qid, None)
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+
     def server_live(self) -> bool:
         return True
 
@@ -48,7 +70,7 @@ class ControlPlane:
     def server_metadata(self) -> dict:
         ext = list(EXTENSIONS)
         at = ext.index("model_configuration") + 1     # Triton's order (protocol.md §1.2)
-        ext[at:at] = self._shm_extensions()
+        ext[at:at] = self.shm.extensions()
         return {"name": self.options.id, "version": TRITON_VERSION,
                 "extensions": ext}
 

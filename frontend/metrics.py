@@ -111,7 +111,7 @@ def build_app(core):
     from starlette.routing import Route
 
     async def metrics(request):
-        stats = await core.model_statistics()
+        stats = await core.control.model_statistics()
         return Response(render(families(stats)), media_type=CONTENT_TYPE)
 
     async def not_found(request, exc):

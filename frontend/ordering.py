@@ -15,24 +15,29 @@ from collections import deque
 
 
 class Ordering:
-    """Mixin for FrontendCore: ``_order_track`` on send, ``_order_release`` on answer."""
+    """Per model version, the FIFO of this frontend's requests (a member of FrontendCore).
 
-    def _order_init(self) -> None:
-        self._order_of: dict[int, tuple[deque, list]] = {}   # rid -> (model FIFO, item)
-        self._order_fifo: dict[tuple[str, int], deque] = {}
+    Only final Responses are ordered: a request's earlier (non-final)
+    responses pass at once, and its final one waits for the finals of the
+    requests sent before it.
+    """
 
-    def _order_track(self, name: str, version: int, rid: int) -> None:
+    def __init__(self) -> None:
+        self.of: dict[int, tuple[deque, list]] = {}     # rid -> (model FIFO, item)
+        self._fifo: dict[tuple[str, int], deque] = {}
+
+    def track(self, name: str, version: int, rid: int) -> None:
         """Request ``rid`` of an ordered model was sent to the scheduler."""
-        fifo = self._order_fifo.get((name, version))
+        fifo = self._fifo.get((name, version))
         if fifo is None:
-            fifo = self._order_fifo[(name, version)] = deque()
+            fifo = self._fifo[(name, version)] = deque()
         item = [rid, None]
         fifo.append(item)
-        self._order_of[rid] = (fifo, item)
+        self.of[rid] = (fifo, item)
 
-    def _order_release(self, resp) -> list:
-        """The responses that may be delivered now, in order (maybe none: ``resp`` waits)."""
-        fifo, item = self._order_of.pop(resp.rid)
+    def release(self, resp) -> list:
+        """The final responses that may be delivered now, in order (maybe none: ``resp`` waits)."""
+        fifo, item = self.of.pop(resp.rid)
         item[1] = resp
         ready = []
         while fifo and fifo[0][1] is not None:

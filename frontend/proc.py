@@ -73,7 +73,7 @@ class FrontendProc:
         opts = setup.options
         self.core = FrontendCore(opts, self.outbox, setup.server_id, self.boot.address,
                                  setup.scheduler, setup.parent)
-        self.core.control = self.on_control
+        self.core.on_control = self.on_control
         early, self.early = self.early, []
         if early:
             self.core.on_messages(early)
@@ -148,7 +148,7 @@ class FrontendProc:
     async def drain(self, deadline_s: float) -> None:
         """Refuse new inference; answer Drained once idle or at the deadline."""
         core = self.core
-        core.draining = True
+        core.control.draining = True
         loop = asyncio.get_running_loop()
         end = loop.time() + max(0.0, deadline_s)
         while core.in_flight and loop.time() < end:
@@ -160,7 +160,7 @@ class FrontendProc:
                                      "Server is shutting down: the request did not finish "
                                      "within --exit-timeout-secs")
             core.on_messages([messages.Response(rid, error=err)
-                              for rid in list(core._pending)])  # noqa: SLF001 - our core
+                              for rid in list(core.client.pending)])
             await asyncio.sleep(0.05)    # let the transports write those answers
         self.outbox.post(self.boot.parent, messages.Drained(self.boot.name))
 

@@ -91,6 +91,7 @@ class InferResult:
     parameters: dict
     outputs: list[OutputTensor]
     _release: Optional[Callable[[], None]] = None
+    final: bool = True          # False: more results of this request follow (decoupled models)
 
     def release(self) -> None:
         """Let the worker reuse the output slots. Idempotent; views in ``outputs`` die here."""

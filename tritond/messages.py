@@ -123,7 +123,8 @@ class CancelRunning(msgspec.Struct, tag=11, array_like=True):
 
 
 class Response(msgspec.Struct, tag=20, array_like=True, omit_defaults=True):
-    """Worker (or scheduler, for rejections) -> frontend: the result of ``rid``."""
+    """Worker (or scheduler, for rejections) -> requester: a result of ``rid`` (one of N
+    for a decoupled model; the last one has ``final``)."""
 
     rid: int
     error: Optional[ErrorInfo] = None
@@ -131,6 +132,9 @@ class Response(msgspec.Struct, tag=20, array_like=True, omit_defaults=True):
     parameters: dict[str, Any] = {}
     instance: str = ""         # whose output slots these are (for Release)
     model_version: int = 0
+    # False: more Responses follow for ``rid`` (decoupled models); its input
+    # slots stay in use until the final one (tritond/inferclient.py).
+    final: bool = True
 
 
 class ExecStats(msgspec.Struct, array_like=True):

@@ -119,16 +119,54 @@ class Executor:
         return {w.request.rid: r for w, r in zip(items, results)}
 
     def _fuse(self, items: list[WorkRequest]) -> Optional[WorkRequest]:
-        """Concatenate the requests' inputs along the batch dim (None: not possible)."""
+        """The requests' inputs joined along the batch dim (None: not possible).
+
+        An input whose requests' tensors already lie back to back in one
+        segment, in request order, becomes one view over that span; only the
+        others are copied by ``np.concatenate``.
+        """
         names = list(items[0].inputs)
         if any(list(w.inputs) != names for w in items):
             return None
-        try:
-            inputs = {n: np.concatenate([w.inputs[n] for w in items]) for n in names}
-        except ValueError:  # differing non-batch dims (ragged): run them one by one
-            return None
+        inputs = {}
+        for n in names:
+            arrays = [w.inputs[n] for w in items]
+            span = self._span(n, items, arrays)
+            if span is None:
+                try:
+                    span = np.concatenate(arrays)
+                except ValueError:  # differing non-batch dims (ragged): run them one by one
+                    return None
+            inputs[n] = span
         wanted = list(dict.fromkeys(n for w in items for n in w.outputs))
         return WorkRequest(items[0].request, inputs, wanted)
+
+    def _span(self, name: str, items: list[WorkRequest], arrays: list) -> Optional[np.ndarray]:
+        """One view over input ``name`` of every request, if their bytes are adjacent."""
+        refs = []
+        for w in items:
+            ref = next((r for r in w.request.inputs if r.name == name), None)
+            if ref is None:
+                return None
+            refs.append(ref)
+        first = refs[0]
+        if first.kind == messages.CUDA_SHM or first.dtype == "BYTES" or not first.shape:
+            return None
+        end, rows, rest = first.offset, 0, first.shape[1:]
+        for ref in refs:
+            if ref.offset != end or ref.region != first.region or ref.kind != first.kind \
+                    or ref.gen != first.gen or ref.dtype != first.dtype \
+                    or ref.shape[1:] != rest or not ref.shape:
+                return None
+            end += ref.nbytes
+            rows += ref.shape[0]
+        whole = messages.TensorRef(name, first.dtype, [rows, *rest], first.region, first.offset,
+                                   end - first.offset, first.kind, first.device, first.gen)
+        try:
+            view = self._view(whole)
+        except Exception:  # noqa: BLE001 - e.g. sizes that do not add up: copy instead
+            return None
+        return view if view.shape[0] == sum(a.shape[0] for a in arrays) else None
 
     def _run_fused(self, items, fused: WorkRequest) -> dict[int, WorkResult]:
         (result,) = self._run_list([fused]).values()

@@ -76,99 +76,102 @@ class InferenceServicer:
     # -------------------------------------------------- health and metadata
     @_converts_errors
     async def ServerLive(self, request, context):
-        return pb.ServerLiveResponse(live=self.core.server_live())
+        return pb.ServerLiveResponse(live=self.core.control.server_live())
 
     @_converts_errors
     async def ServerReady(self, request, context):
-        return pb.ServerReadyResponse(ready=self.core.server_ready())
+        return pb.ServerReadyResponse(ready=self.core.control.server_ready())
 
     @_converts_errors
     async def ModelReady(self, request, context):
-        return pb.ModelReadyResponse(ready=self.core.model_ready(request.name, request.version))
+        ready = self.core.control.model_ready(request.name, request.version)
+        return pb.ModelReadyResponse(ready=ready)
 
     @_converts_errors
     async def ServerMetadata(self, request, context):
-        return replies.server_metadata(self.core.server_metadata())
+        return replies.server_metadata(self.core.control.server_metadata())
 
     @_converts_errors
     async def ModelMetadata(self, request, context):
-        return replies.model_metadata(self.core.model_metadata(request.name, request.version))
+        return replies.model_metadata(
+            self.core.control.model_metadata(request.name, request.version))
 
     @_converts_errors
     async def ModelConfig(self, request, context):
-        return replies.model_config(self.core.model_config(request.name, request.version))
+        return replies.model_config(self.core.control.model_config(request.name, request.version))
 
     @_converts_errors
     async def ModelStatistics(self, request, context):
-        stats = await self.core.model_statistics(request.name, request.version)
+        stats = await self.core.control.model_statistics(request.name, request.version)
         return replies.model_statistics(stats)
 
     # ---------------------------------------------------------- repository
     @_converts_errors
     async def RepositoryIndex(self, request, context):
         _no_repository_name(request.repository_name)
-        return replies.repository_index(self.core.repository_index(request.ready))
+        return replies.repository_index(self.core.control.repository_index(request.ready))
 
     @_converts_errors
     async def RepositoryModelLoad(self, request, context):
         _no_repository_name(request.repository_name)
-        await self.core.load_model(request.model_name,
-                                   replies.repository_params(request.parameters))
+        await self.core.control.load_model(request.model_name,
+                                           replies.repository_params(request.parameters))
         return pb.RepositoryModelLoadResponse()
 
     @_converts_errors
     async def RepositoryModelUnload(self, request, context):
         _no_repository_name(request.repository_name)
-        await self.core.unload_model(request.model_name,
-                                     replies.unload_params(request.parameters))
+        await self.core.control.unload_model(request.model_name,
+                                             replies.unload_params(request.parameters))
         return pb.RepositoryModelUnloadResponse()
 
     # ------------------------------------------------------- shared memory
     @_converts_errors
     async def SystemSharedMemoryStatus(self, request, context):
-        return replies.system_shm_status(self.core.system_shm_status(request.name))
+        return replies.system_shm_status(self.core.shm.system_shm_status(request.name))
 
     @_converts_errors
     async def SystemSharedMemoryRegister(self, request, context):
-        self.core.register_system_shm(request.name, request.key, request.offset,
-                                      request.byte_size)
+        self.core.shm.register_system_shm(request.name, request.key, request.offset,
+                                          request.byte_size)
         return pb.SystemSharedMemoryRegisterResponse()
 
     @_converts_errors
     async def SystemSharedMemoryUnregister(self, request, context):
-        self.core.unregister_system_shm(request.name)
+        self.core.shm.unregister_system_shm(request.name)
         return pb.SystemSharedMemoryUnregisterResponse()
 
     @_converts_errors
     async def CudaSharedMemoryStatus(self, request, context):
-        return replies.cuda_shm_status(self.core.cuda_shm_status(request.name))
+        return replies.cuda_shm_status(self.core.shm.cuda_shm_status(request.name))
 
     @_converts_errors
     async def CudaSharedMemoryRegister(self, request, context):
-        self.core.register_cuda_shm(request.name, request.raw_handle, request.device_id,
-                                    request.byte_size)
+        self.core.shm.register_cuda_shm(request.name, request.raw_handle, request.device_id,
+                                        request.byte_size)
         return pb.CudaSharedMemoryRegisterResponse()
 
     @_converts_errors
     async def CudaSharedMemoryUnregister(self, request, context):
-        self.core.unregister_cuda_shm(request.name)
+        self.core.shm.unregister_cuda_shm(request.name)
         return pb.CudaSharedMemoryUnregisterResponse()
 
     # ------------------------------------------------------------ settings
     @_converts_errors
     async def TraceSetting(self, request, context):
         update = replies.trace_update(request.settings)
-        return replies.trace_settings(self.core.trace_settings(request.model_name, update))
+        return replies.trace_settings(self.core.control.trace_settings(request.model_name, update))
 
     @_converts_errors
     async def LogSettings(self, request, context):
-        return replies.log_settings(self.core.log_settings(replies.log_update(request.settings)))
+        update = replies.log_update(request.settings)
+        return replies.log_settings(self.core.control.log_settings(update))
 
     # -------------------------------------------------------------- health
     @_converts_errors
     async def Check(self, request, context):
         """grpc.health.v1 Check: SERVING exactly when the server is ready (as Triton)."""
-        ready = self.core.server_ready()
+        ready = self.core.control.server_ready()
         return health_pb2.HealthCheckResponse(status=_SERVING if ready else _NOT_SERVING)
 
 
@@ -191,9 +194,9 @@ def generic_handlers(servicer: InferenceServicer) -> list:
     }
     # ModelInfer (de)serialises itself (frontend/grpc/wire.py).
     methods["ModelInfer"] = grpc.unary_unary_rpc_method_handler(servicer.ModelInfer)
+    # So does ModelStreamInfer (frontend/grpc/stream.py): one encoder for both RPCs.
     methods["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
-        servicer.ModelStreamInfer, request_deserializer=pb.ModelInferRequest.FromString,
-        response_serializer=pb.ModelStreamInferResponse.SerializeToString)
+        servicer.ModelStreamInfer)
     health = {"Check": grpc.unary_unary_rpc_method_handler(
         servicer.Check, request_deserializer=health_pb2.HealthCheckRequest.FromString,
         response_serializer=health_pb2.HealthCheckResponse.SerializeToString)}

@@ -1,10 +1,13 @@
 """ModelStreamInfer: many requests in flight on one bidirectional stream.
 
 Requests on a stream are independent (tritonclient matches responses by id),
-so each one runs as its own task and responses are written as they complete;
-a single writer (this async generator) keeps grpc.aio's one-write-at-a-time
-rule. Non-decoupled models give exactly one response per request, marked
-``triton_final_response``. An error becomes an in-stream ``error_message``
+so each one runs as its own task iterating ``FrontendCore.infer_stream`` (N
+responses per request, the last marked ``triton_final_response``; today's
+non-decoupled models give one) and responses are written as they come; a
+single writer (this async generator) keeps grpc.aio's one-write-at-a-time
+rule. Requests and responses are raw bytes handled by ``wire`` as unary
+ModelInfer's are (``parse_request``, ``encode_stream``), so each tensor is
+copied once per direction on streams too. An error becomes an in-stream ``error_message``
 and the stream stays open, unless the client opened it with metadata
 ``triton_grpc_error: true``, in which case the stream ends with that status
 (protocol.md §2.3).
@@ -12,10 +15,11 @@ and the stream stays open, unless the client opened it with metadata
 from __future__ import annotations
 
 import asyncio
+from contextlib import aclosing
 
 from tritond.errors import TritonError, internal
 
-from . import codec
+from . import codec, wire
 from .status import STATUS
 
 _DONE = object()
@@ -34,7 +38,7 @@ async def serve_stream(core, request_iterator, context):
 
     When the call ends early (client gone, deadline), grpc.aio cancels this
     generator; the ``finally`` cancels the request tasks, whose cancelled
-    ``core.infer`` awaits post Cancel to the scheduler.
+    ``core.infer_stream`` iterators post Cancel to the scheduler.
     """
     queue: asyncio.Queue = asyncio.Queue()
     tasks: set[asyncio.Task] = set()
@@ -45,14 +49,16 @@ async def serve_stream(core, request_iterator, context):
         if state["open"] == 0:
             queue.put_nowait(_DONE)
 
-    async def one(msg) -> None:
+    async def one(msg, raw) -> None:
         try:
-            req = codec.decode_request(msg)
-            result = await core.infer(req)
-            try:
-                queue.put_nowait(codec.stream_response(result))
-            finally:
-                result.release()
+            req = codec.decode_request(msg, raw)
+            # aclosing: a failure here cancels the request now, not at garbage collection.
+            async with aclosing(core.infer_stream(req)) as results:
+                async for result in results:
+                    try:
+                        queue.put_nowait(wire.encode_stream(result))
+                    finally:
+                        result.release()
         except TritonError as exc:
             queue.put_nowait((exc, msg.id))
         except Exception as exc:  # a bug must fail its request, not hang the stream
@@ -60,9 +66,12 @@ async def serve_stream(core, request_iterator, context):
 
     async def reader() -> None:
         try:
-            async for msg in request_iterator:
+            async for data in request_iterator:
+                # Raw bytes, split as ModelInfer's are (big tensors are not copied);
+                # a malformed message ends the call, as grpc's deserializer would.
+                msg, raw = wire.parse_request(data)
                 state["open"] += 1
-                task = asyncio.create_task(one(msg))
+                task = asyncio.create_task(one(msg, raw))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 task.add_done_callback(finished)
@@ -80,7 +89,7 @@ async def serve_stream(core, request_iterator, context):
                 exc, request_id = item
                 if close_on_error:
                     await context.abort(STATUS[exc.code], exc.message)
-                item = codec.stream_error(exc.message, request_id)
+                item = wire.encode_stream_error(exc.message, request_id)
             yield item
         await read_task          # re-raise a reader failure, if any
     finally:

@@ -1,4 +1,4 @@
-"""ModelInfer as raw bytes: tensor payloads go around protobuf, not through it.
+"""ModelInfer and ModelStreamInfer as raw bytes: tensor payloads go around protobuf.
 
 grpc.aio hands a raw-bytes handler the message as one ``bytes``. Parsing it
 with protobuf copies each ``raw_input_contents`` entry twice more (into the
@@ -12,7 +12,9 @@ serialised string). Instead:
   small, are parsed by protobuf;
 - responses: everything but field 6 (``raw_output_contents``) is serialised
   by protobuf and the field-6 entries are appended by hand straight from the
-  shared-memory views, in one ``join`` (the only copy).
+  shared-memory views, in one ``join`` (the only copy). ``ModelStreamInfer``
+  requests are split the same way, and its responses are the same bytes
+  behind a field-2 header (``encode_stream``): one encoder for both RPCs.
 
 Protobuf accepts fields in any order and repeated fields split anywhere, so
 both are the same messages a protobuf round trip would give. Small messages
@@ -28,8 +30,10 @@ from . import codec, params
 SPLIT_MIN = 64 << 10
 _RAW_INPUT = 7                    # ModelInferRequest.raw_input_contents
 _RAW_OUTPUT_TAG = b"\x32"         # ModelInferResponse.raw_output_contents: (6 << 3) | 2
+_INFER_RESPONSE_TAG = b"\x12"     # ModelStreamInferResponse.infer_response: (2 << 3) | 2
 _Request = pb.ModelInferRequest
 _Response = pb.ModelInferResponse
+_StreamResponse = pb.ModelStreamInferResponse
 
 
 def varint(n: int) -> bytes:
@@ -102,10 +106,12 @@ def decode(data: bytes):
     return codec.decode_request(msg, raw)
 
 
-def encode(result) -> bytes:
-    """The serialised ModelInferResponse for ``result``; the caller then releases it."""
+def _parts(result, final=None) -> tuple[list, int]:
+    """([room for a prefix, serialised head, field-6 entries...], byte count of the message).
+
+    ``final`` set: the ``triton_final_response`` parameter of a stream response.
+    """
     outputs = result.outputs
-    datas = [o.data for o in outputs]
     head = _Response(model_name=result.model_name, model_version=result.model_version,
                      id=result.id)
     add = head.outputs.add
@@ -113,12 +119,40 @@ def encode(result) -> bytes:
         add(name=o.name, datatype=o.datatype, shape=o.shape)
     if result.parameters:
         params.fill(result.parameters, head.parameters)
-    parts = [head.SerializeToString()]
-    for data in datas:
+    if final is not None:
+        head.parameters["triton_final_response"].bool_param = final
+    first = head.SerializeToString()
+    parts = [b"", first]
+    size = len(first)
+    for o in outputs:
+        data = o.data
         if data is None:
             parts.append(b"\x32\x00")
+            size += 2
             continue
         n = data.nbytes if type(data) is memoryview else len(data)
-        parts.append(_RAW_OUTPUT_TAG + varint(n))
+        tag = _RAW_OUTPUT_TAG + varint(n)
+        parts.append(tag)
         parts.append(data)
+        size += len(tag) + n
+    return parts, size
+
+
+def encode(result) -> bytes:
+    """The serialised ModelInferResponse for ``result``; the caller then releases it."""
+    return b"".join(_parts(result)[0])
+
+
+def encode_stream(result) -> bytes:
+    """The serialised ModelStreamInferResponse for ``result``: field 2
+    (``infer_response``) holding :func:`encode`'s bytes plus the
+    ``triton_final_response`` parameter, in the same single join."""
+    parts, size = _parts(result, result.final)
+    parts[0] = _INFER_RESPONSE_TAG + varint(size)
     return b"".join(parts)
+
+
+def encode_stream_error(message: str, request_id: str) -> bytes:
+    """An in-stream error: ``error_message`` plus an infer_response holding only the id."""
+    return _StreamResponse(error_message=message,
+                           infer_response=_Response(id=request_id)).SerializeToString()

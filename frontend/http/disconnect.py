@@ -47,8 +47,8 @@ class _Watch:
             self.waiter.cancel()
 
 
-async def infer_unless_disconnected(core, req, receive):
-    """``await core.infer(req)``, cancelled if the client disconnects meanwhile.
+async def infer_unless_disconnected(core, req, receive, mv=None):
+    """``await core.infer(req, mv)``, cancelled if the client disconnects meanwhile.
 
     Raises TritonError(CANCELLED) in that case; its response is never sent
     (uvicorn drops writes to a disconnected cycle).
@@ -58,7 +58,7 @@ async def infer_unless_disconnected(core, req, receive):
     watch = _Watch(receive, task)
     timer = loop.call_later(WATCH_AFTER_S, watch.start)
     try:
-        return await core.infer(req)
+        return await core.infer(req, mv)
     except asyncio.CancelledError:
         if not watch.gone:
             raise                # a real cancellation (shutdown): let it propagate

@@ -73,7 +73,7 @@ async def infer(core, headers: dict, receive, model: str, version: str) -> Infer
         req, default_binary = raw.decode_raw(body, mv, model, version)
     else:
         req, default_binary = codec.decode_request(body, hlen, model, version)
-    result = await infer_unless_disconnected(core, req, receive)
+    result = await infer_unless_disconnected(core, req, receive, mv)
     try:
         header, blobs = codec.encode_result(result, default_binary)
     except BaseException:

@@ -55,35 +55,36 @@ async def infer(request: Request):
 
 
 async def live(request: Request):
-    return empty_response(200 if _core(request).server_live() else 400)
+    return empty_response(200 if _core(request).control.server_live() else 400)
 
 
 async def ready(request: Request):
-    return empty_response(200 if _core(request).server_ready() else 400)
+    return empty_response(200 if _core(request).control.server_ready() else 400)
 
 
 async def server_metadata(request: Request):
-    return json_response(_core(request).server_metadata())
+    return json_response(_core(request).control.server_metadata())
 
 
 async def model_metadata(request: Request):
-    return json_response(_core(request).model_metadata(*_model(request)))
+    return json_response(_core(request).control.model_metadata(*_model(request)))
 
 
 async def model_ready(request: Request):
-    if _core(request).model_ready(*_model(request)):
+    if _core(request).control.model_ready(*_model(request)):
         return empty_response(200)
     return json_response({"error": "Model version not ready"}, 400)
 
 
 async def model_config(request: Request):
     # Triton's JSON rendering, made once by the parent: sent as it is.
-    return Response(_core(request).model_config(*_model(request)), media_type="application/json")
+    return Response(_core(request).control.model_config(*_model(request)),
+                    media_type="application/json")
 
 
 async def model_stats(request: Request):
     p = request.path_params
-    stats = await _core(request).model_statistics(p.get("model", ""), p.get("version", ""))
+    stats = await _core(request).control.model_statistics(p.get("model", ""), p.get("version", ""))
     return json_response(stats)
 
 
@@ -103,7 +104,7 @@ async def repository_index(request: Request):
         ready = doc.get("ready", False) if isinstance(doc, dict) else None
         if type(ready) is not bool:
             raise invalid_arg("Unable to parse 'ready'")
-    return json_response(_core(request).repository_index(ready))
+    return json_response(_core(request).control.repository_index(ready))
 
 
 async def _load_params(request: Request) -> dict:
@@ -116,13 +117,15 @@ async def _load_params(request: Request) -> dict:
 
 async def load(request: Request):
     _no_repository_name(request)
-    await _core(request).load_model(request.path_params["model"], await _load_params(request))
+    await _core(request).control.load_model(request.path_params["model"],
+                                            await _load_params(request))
     return empty_response(200)
 
 
 async def unload(request: Request):
     _no_repository_name(request)
-    await _core(request).unload_model(request.path_params["model"], await _load_params(request))
+    await _core(request).control.unload_model(request.path_params["model"],
+                                              await _load_params(request))
     return empty_response(200)
 
 
@@ -130,31 +133,31 @@ async def unload(request: Request):
 
 
 async def shm_status(request: Request):
-    core, region = _core(request), request.path_params.get("region", "")
+    shm, region = _core(request).shm, request.path_params.get("region", "")
     kind = request.path_params["kind"]
-    status = core.system_shm_status(region) if kind == "system" else core.cuda_shm_status(region)
+    status = shm.system_shm_status(region) if kind == "system" else shm.cuda_shm_status(region)
     return json_response(status)
 
 
 async def shm_register(request: Request):
-    core, region = _core(request), request.path_params["region"]
+    shm, region = _core(request).shm, request.path_params["region"]
     doc = await _json_body(request)
     if not isinstance(doc, dict):
         raise invalid_arg("Unable to parse the shared memory register request")
     if request.path_params["kind"] == "system":
-        core.register_system_shm(region, doc.get("key"), doc.get("offset", 0), doc.get("byte_size"))
+        shm.register_system_shm(region, doc.get("key"), doc.get("offset", 0), doc.get("byte_size"))
     else:
         handle = (doc.get("raw_handle") or {}).get("b64")
-        core.register_cuda_shm(region, handle, doc.get("device_id"), doc.get("byte_size"))
+        shm.register_cuda_shm(region, handle, doc.get("device_id"), doc.get("byte_size"))
     return empty_response(200)
 
 
 async def shm_unregister(request: Request):
-    core, region = _core(request), request.path_params.get("region", "")
+    shm, region = _core(request).shm, request.path_params.get("region", "")
     if request.path_params["kind"] == "system":
-        core.unregister_system_shm(region)
+        shm.unregister_system_shm(region)
     else:
-        core.unregister_cuda_shm(region)
+        shm.unregister_cuda_shm(region)
     return empty_response(200)
 
 
@@ -165,7 +168,7 @@ async def logging_settings(request: Request):
     update = await _json_body(request) if request.method == "POST" else None
     if update is not None and not isinstance(update, dict):
         raise invalid_arg("Unable to parse the logging settings")
-    return json_response(_core(request).log_settings(update))
+    return json_response(_core(request).control.log_settings(update))
 
 
 async def trace_settings(request: Request):
@@ -173,4 +176,4 @@ async def trace_settings(request: Request):
     if update is not None and not isinstance(update, dict):
         raise invalid_arg("Unable to parse the trace settings")
     model = request.path_params.get("model", "")
-    return json_response(_core(request).trace_settings(model, update))
+    return json_response(_core(request).control.trace_settings(model, update))

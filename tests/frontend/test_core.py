@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from tests.frontend.harness import int_input, leaked_segments, table
+from tests.specs import spec_from_dict
+from tests.frontend.harness import CONFIGS, int_input, leaked_segments, table
 from tritond import messages
 from tritond.errors import Code, TritonError
 from tritond.frontend.types import InferRequest, InputTensor, RequestedOutput
@@ -167,7 +168,7 @@ def test_round_trip_request_response_release(harness):
             assert result.model_version == "1" and result.id == "r1"
             np.testing.assert_array_equal(result.outputs[1].as_numpy(), in0 + 1)
             assert result.outputs[1].requested.name == "OUTPUT0"
-            assert h.core._arena.stats()["live"] == 0        # inputs freed on Response
+            assert h.core.client.arena.stats()["live"] == 0        # inputs freed on Response
             assert h.core.in_flight == 1
             result.release()
             result.release()                                  # idempotent
@@ -190,7 +191,7 @@ def test_error_response_raises(harness):
             with pytest.raises(TritonError) as e:
                 await task
             assert e.value.code == Code.UNAVAILABLE and e.value.message == "queue full"
-            assert h.core._arena.stats()["live"] == 0
+            assert h.core.client.arena.stats()["live"] == 0
     run(body())
 
 
@@ -204,12 +205,12 @@ def test_cancel_posts_cancel_and_frees_only_on_response(harness):
                 await task
             cancel = await h.next_request()
             assert cancel == messages.Cancel(h.core.address, msg.rid)
-            assert h.core._arena.stats()["live"] == 2        # a worker may still read them
+            assert h.core.client.arena.stats()["live"] == 2        # a worker may still read them
             ref = h.output("OUTPUT0", np.zeros(16, np.int32))
             h.respond(msg.rid, [ref])
             rel = await asyncio.wait_for(h.sched.get(), 5)    # nobody will read: released
             assert rel.slots == [(ref.region, ref.offset)]
-            assert h.core._arena.stats()["live"] == 0 and h.core.in_flight == 0
+            assert h.core.client.arena.stats()["live"] == 0 and h.core.in_flight == 0
     run(body())
 
 
@@ -232,17 +233,17 @@ def test_classification(harness):
 def test_draining_refuses_and_stats_query(harness):
     async def body():
         async with harness() as h:
-            stats = asyncio.create_task(h.core.model_statistics("simple"))
+            stats = asyncio.create_task(h.core.control.model_statistics("simple"))
             q = await h.next_request()
             assert (type(q), q.name, q.version) == (messages.StatsQuery, "simple", "")
             h.outbox.post(h.core.address, messages.StatsAnswer(
                 q.qid, {"model_stats": [{"name": "simple"}]}))
             assert (await stats) == {"model_stats": [{"name": "simple"}]}
             with pytest.raises(TritonError) as e:
-                await h.core.model_statistics("nope")
+                await h.core.control.model_statistics("nope")
             assert e.value.message == "requested model 'nope' is not available"
-            h.core.draining = True
-            assert not h.core.server_ready()
+            h.core.control.draining = True
+            assert not h.core.control.server_ready()
             with pytest.raises(TritonError) as e:
                 await h.core.infer(simple())
             assert e.value.code == Code.UNAVAILABLE
@@ -253,24 +254,25 @@ def test_control_plane_answers(harness):
     async def body():
         async with harness() as h:
             core = h.core
-            md = core.model_metadata("simple")
+            md = core.control.model_metadata("simple")
             assert md == {"name": "simple", "versions": ["1"], "platform": "onnxruntime",
                           "inputs": [{"name": "INPUT0", "datatype": "INT32", "shape": [-1, 16]},
                                      {"name": "INPUT1", "datatype": "INT32", "shape": [-1, 16]}],
                           "outputs": [{"name": "OUTPUT0", "datatype": "INT32", "shape": [-1, 16]},
                                       {"name": "OUTPUT1", "datatype": "INT32", "shape": [-1, 16]}]}
-            assert json.loads(core.model_config("simple"))["max_batch_size"] == 8
-            assert core.model_ready("simple") and not core.model_ready("simple", "3")
-            assert core.server_metadata()["version"] == "2.51.0"
-            assert core.repository_index() == [
+            assert json.loads(core.control.model_config("simple"))["max_batch_size"] == 8
+            assert core.control.model_ready("simple")
+            assert not core.control.model_ready("simple", "3")
+            assert core.control.server_metadata()["version"] == "2.51.0"
+            assert core.control.repository_index() == [
                 {"name": "simple", "version": "1", "state": "READY"},
                 {"name": "strings", "version": "1", "state": "READY"}]
             with pytest.raises(TritonError) as e:
-                await core.load_model("simple", {})
+                await core.control.load_model("simple", {})
             assert e.value.code == Code.UNAVAILABLE and "polling" in e.value.message
-            assert core.system_shm_status() == [] and core.cuda_shm_status() == []
+            assert core.shm.system_shm_status() == [] and core.shm.cuda_shm_status() == []
             with pytest.raises(TritonError) as e:
-                core.register_system_shm("r", "/k", 0, 8)
+                core.shm.register_system_shm("r", "/k", 0, 8)
             assert e.value.code == Code.UNSUPPORTED
     run(body())
 
@@ -298,7 +300,7 @@ def test_inbox_answers_unknown_and_keeps_the_good_message(harness):
 
     async def body():
         async with harness() as h:
-            stats = asyncio.create_task(h.core.model_statistics("simple"))
+            stats = asyncio.create_task(h.core.control.model_statistics("simple"))
             q = await h.next_request()
             garbage = msgspec.Raw(msgspec.msgpack.encode([999, "junk"]))
             wrong = messages.Cancel(frontend=h.sched_addr, rid=1)     # the scheduler's
@@ -312,4 +314,57 @@ def test_inbox_answers_unknown_and_keeps_the_good_message(harness):
             assert [type(m) for m in unknown] == [messages.Unknown] * 2
             assert details[0].startswith("undecodable message")
             assert details[1] == "unexpected Cancel message for the frontend-0 process"
+    run(body())
+
+
+def test_stream_results_then_final_and_ordering_on_the_final(harness):
+    """infer_stream yields every result; preserve_ordering holds back only final ones."""
+    ordered = dict(CONFIGS["simple"], name="ordered",
+                   dynamic_batching={"preserve_ordering": True})
+
+    async def body():
+        async with harness() as h:
+            h.core.on_messages([table(extra=[messages.ModelEntry(
+                "ordered", 1, "READY", spec=spec_from_dict(ordered))])])
+            got = []
+
+            async def run_one(tag):
+                req = InferRequest("ordered", inputs=[int_input("INPUT0"), int_input("INPUT1")])
+                async for result in h.core.infer_stream(req):
+                    got.append((tag, int(result.outputs[0].as_numpy()[0, 0]), result.final))
+                    result.release()
+
+            first = asyncio.create_task(run_one("a"))
+            msg_a = await h.next_request()
+            second = asyncio.create_task(run_one("b"))
+            msg_b = await h.next_request()
+            out = np.zeros((1, 16), np.int32)
+            h.respond(msg_b.rid, [h.output("OUTPUT0", out + 1)])       # b's final: waits
+            h.outbox.post(h.core.address, messages.Response(
+                msg_a.rid, outputs=[h.output("OUTPUT0", out + 2)], instance=h.worker_addr,
+                final=False))                                             # a's first: passes
+            await asyncio.sleep(0.05)
+            assert got == [("a", 2, False)]
+            # a's inputs until its final; b's until its held final is delivered
+            assert h.core.client.arena.stats()["live"] == 4
+            h.respond(msg_a.rid, [h.output("OUTPUT0", out + 3)])
+            await asyncio.wait_for(asyncio.gather(first, second), 5)
+            assert got == [("a", 2, False), ("a", 3, True), ("b", 1, True)]
+            assert h.core.client.arena.stats()["live"] == 0 and h.core.in_flight == 0
+    run(body())
+
+
+def test_stream_closed_early_cancels(harness):
+    async def body():
+        async with harness() as h:
+            results = h.core.infer_stream(simple(int_input("INPUT0"), int_input("INPUT1")))
+            task = asyncio.create_task(results.__anext__())
+            msg = await h.next_request()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await h.next_request() == messages.Cancel(h.core.address, msg.rid)
+            h.respond(msg.rid)
+            await asyncio.sleep(0.05)
+            assert h.core.client.arena.stats()["live"] == 0 and h.core.in_flight == 0
     run(body())

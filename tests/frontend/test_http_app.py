@@ -131,3 +131,33 @@ def test_routes_errors_and_compression(harness):
             server.should_exit = True
             await task
     asyncio.run(body())
+
+
+def test_model_resolved_once_per_request(harness):
+    """The infer route looks the model up once and hands it to the core."""
+    async def body():
+        async with harness() as h:
+            calls = []
+            real = h.core.models.resolve
+
+            def resolve(name, version=""):
+                calls.append((name, version))
+                return real(name, version)
+            h.core.models.resolve = resolve
+            server, task, url = await serve(h)
+            sched = asyncio.create_task(echo_scheduler(h, 1))
+            a = np.arange(16, dtype=np.int32).reshape(1, 16)
+
+            def client():
+                c = httpclient.InferenceServerClient(url)
+                ins = [httpclient.InferInput(n, [1, 16], "INT32") for n in ("INPUT0", "INPUT1")]
+                for i in ins:
+                    i.set_data_from_numpy(a)
+                return c.infer("simple", ins, model_version="1").as_numpy("OUTPUT0")
+            out = await asyncio.to_thread(client)
+            await sched
+            np.testing.assert_array_equal(out, a + a)
+            assert calls == [("simple", "1")]
+            server.should_exit = True
+            await task
+    asyncio.run(body())

@@ -102,6 +102,55 @@ def test_fused_batch_writes_each_output_once_and_slices_it(repo, frontend, make_
     assert w.writer.live_slots == 0 and w.pool.stats()["live"] == 0
 
 
+def _address(arr) -> int:
+    return arr.__array_interface__["data"][0]
+
+
+def test_batch_of_adjacent_inputs_is_one_view_not_a_copy(repo, frontend, make_worker):
+    """Requests whose inputs lie back to back in one segment are fused without a copy."""
+    w = make_worker(OnnxRuntimeBackend(context(models.add_sub(repo))))
+    parts = [ints(1), ints(2, 50), ints(1, 500)]       # 64-byte rows: arena slots abut
+    # Every request's INPUT0 first, then every INPUT1: each input is one span.
+    refs = {n: [frontend.stage(n, p + k) for p in parts]
+            for k, n in enumerate(("INPUT0", "INPUT1"))}
+    assert [r.offset for r in refs["INPUT0"]] == [0, 64, 192]
+    reqs = [messages.Request(rid=i, frontend="fe", model="m", version=1, batch=len(p),
+                             inputs=[refs["INPUT0"][i], refs["INPUT1"][i]])
+            for i, p in enumerate(parts)]
+    errors: dict = {}
+    items = list(w.executor._map_inputs(reqs, errors).values())
+    fused = w.executor._fuse(items)
+    for n in ("INPUT0", "INPUT1"):
+        assert fused.inputs[n].shape == (4, 16)
+        assert _address(fused.inputs[n]) == _address(items[0].inputs[n])   # the arena itself
+        np.testing.assert_array_equal(fused.inputs[n], np.concatenate([i.inputs[n] for i in items]))
+    responses, executed = w.run(*reqs)
+    assert executed.stats.batch_size == 4 and not errors
+    for p, resp in zip(parts, responses):
+        out = {ref.name: frontend.read(ref) for ref in resp.outputs}
+        np.testing.assert_array_equal(out["OUTPUT0"], p + p + 1)
+        np.testing.assert_array_equal(out["OUTPUT1"], -np.ones_like(p))
+
+
+def test_batch_of_scattered_inputs_is_copied(repo, frontend, make_worker):
+    """Not adjacent (interleaved inputs, or out of request order): one concatenated copy."""
+    w = make_worker(OnnxRuntimeBackend(context(models.add_sub(repo))))
+    a, b = ints(1), ints(1, 16)
+    reqs = [frontend.request(i, {"INPUT0": x, "INPUT1": x}, batch=1) for i, x in enumerate((a, b))]
+    items = list(w.executor._map_inputs(reqs, {}).values())
+    fused = w.executor._fuse(items)
+    assert not np.shares_memory(fused.inputs["INPUT0"], items[0].inputs["INPUT0"])
+    np.testing.assert_array_equal(fused.inputs["INPUT0"], np.concatenate([a, b]))
+    first, second = frontend.stage("INPUT0", a), frontend.stage("INPUT0", b)
+    swapped = [messages.Request(rid=i, frontend="fe", model="m", version=1, batch=1,
+                                inputs=[ref, frontend.stage("INPUT1", a)])
+               for i, ref in enumerate((second, first))]     # adjacent, but b before a
+    items = list(w.executor._map_inputs(swapped, {}).values())
+    fused = w.executor._fuse(items)
+    assert not np.shares_memory(fused.inputs["INPUT0"], items[0].inputs["INPUT0"])
+    np.testing.assert_array_equal(fused.inputs["INPUT0"], np.concatenate([b, a]))
+
+
 def test_ragged_requests_run_one_by_one(repo, frontend, make_worker):
     w = make_worker(OnnxRuntimeBackend(context(models.identity_fp32(repo))))
     x = np.ones((1, 3), np.float32)

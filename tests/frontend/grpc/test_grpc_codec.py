@@ -1,4 +1,5 @@
-"""gRPC codec: ModelInferRequest -> InferRequest and InferResult -> ModelInferResponse.
+"""gRPC codec: ModelInferRequest -> InferRequest, and InferResult -> the responses of both
+infer RPCs (``wire.encode`` / ``wire.encode_stream``, the one response encoder).
 
 Requests are built the way clients build them: by tritonclient.grpc itself
 (serialised with its ``inference`` package and parsed with ours, which also
@@ -15,7 +16,7 @@ from tritonclient.grpc import service_pb2 as client_pb
 from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
 from tritond.errors import Code
-from tritond.frontend.grpc import codec
+from tritond.frontend.grpc import codec, wire
 from tritond.frontend.types import InferResult, OutputTensor, ShmRef
 from tritond.protos import grpc_service_pb2 as pb
 from tests.frontend.grpc.wire import client_input, error_of, from_client, invalid
@@ -187,8 +188,12 @@ def test_typed_element_count_checked():
 # -------------------------------------------------------------------- responses
 
 
-def result(outputs, parameters=None) -> InferResult:
-    return InferResult("m", "1", "id9", parameters or {}, outputs)
+def result(outputs, parameters=None, final=True) -> InferResult:
+    return InferResult("m", "1", "id9", parameters or {}, outputs, None, final)
+
+
+def encode_result(res: InferResult) -> pb.ModelInferResponse:
+    return pb.ModelInferResponse.FromString(wire.encode(res))
 
 
 def test_encode_every_output_in_order():
@@ -199,7 +204,7 @@ def test_encode_every_output_in_order():
             OutputTensor("SHM", "INT32", [4], None, None),
             OutputTensor("E", "FP32", [0], memoryview(b""), None),
             OutputTensor("S", "BYTES", [2], memoryview(sb), None)]
-    resp = codec.encode_result(result(outs))
+    resp = encode_result(result(outs))
     assert (resp.model_name, resp.model_version, resp.id) == ("m", "1", "id9")
     assert [(o.name, o.datatype, list(o.shape)) for o in resp.outputs] == [
         ("F", "FP32", [2, 3]), ("SHM", "INT32", [4]), ("E", "FP32", [0]), ("S", "BYTES", [2])]
@@ -213,22 +218,29 @@ def test_encode_every_output_in_order():
 
 
 def test_encode_ids_always_set_and_parameters():
-    resp = codec.encode_result(InferResult("m", "2", "", {"b": True, "i": 3, "s": "x", "d": 1.5},
-                                           []))
+    resp = encode_result(InferResult("m", "2", "", {"b": True, "i": 3, "s": "x", "d": 1.5},
+                                     []))
     assert resp.model_version == "2" and resp.id == ""
     kinds = {k: p.WhichOneof("parameter_choice") for k, p in resp.parameters.items()}
     assert kinds == {"b": "bool_param", "i": "int64_param", "s": "string_param",
                      "d": "double_param"}
-    err = error_of(codec.encode_result, InferResult("m", "1", "", {"x": b"raw"}, []))
+    err = error_of(wire.encode, InferResult("m", "1", "", {"x": b"raw"}, []))
+    assert err.code == Code.UNSUPPORTED
+    err = error_of(wire.encode_stream, InferResult("m", "1", "", {"x": b"raw"}, []))
     assert err.code == Code.UNSUPPORTED
 
 
 def test_stream_wrappers():
     f = np.arange(3, dtype=np.int64)
-    ok = codec.stream_response(result([OutputTensor("F", "INT64", [3], memoryview(f), None)]))
+    out = [OutputTensor("F", "INT64", [3], memoryview(f), None)]
+    ok = pb.ModelStreamInferResponse.FromString(wire.encode_stream(result(out, {"p": 1})))
     assert ok.error_message == "" and ok.infer_response.parameters[
         "triton_final_response"].bool_param is True
+    assert ok.infer_response.parameters["p"].int64_param == 1
     assert ok.infer_response.id == "id9" and ok.infer_response.model_version == "1"
     assert list(ok.infer_response.raw_output_contents) == [f.tobytes()]
-    bad = codec.stream_error("boom", "r1")
+    more = pb.ModelStreamInferResponse.FromString(wire.encode_stream(result(out, final=False)))
+    assert more.infer_response.parameters["triton_final_response"].bool_param is False
+    assert more.infer_response.parameters["triton_final_response"].HasField("bool_param")
+    bad = pb.ModelStreamInferResponse.FromString(wire.encode_stream_error("boom", "r1"))
     assert bad.error_message == "boom" and bad.infer_response.id == "r1"

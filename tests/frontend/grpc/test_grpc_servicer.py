@@ -219,6 +219,25 @@ def test_stream_responses_and_in_stream_errors(srv):
         assert r.get_response().parameters["triton_final_response"].bool_param is True
 
 
+def test_stream_big_tensors_take_the_split_path(srv):
+    """Messages over wire.SPLIT_MIN are split by hand on streams as on ModelInfer."""
+    xs = [np.arange(1 << 15, dtype=np.float32) + i for i in range(3)]     # 128 KiB each
+    got = run_stream(srv, [("identity", x, f"b{i}") for i, x in enumerate(xs)])
+    assert [e for _, e in got] == [None] * 3
+    for r, _ in got:
+        i = int(r.get_response().id[1:])
+        np.testing.assert_array_equal(r.as_numpy("OUTPUT0"), xs[i])
+
+
+def test_stream_malformed_message_ends_the_call(srv):
+    with grpc.insecure_channel(srv.url) as channel:
+        call = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")
+        with pytest.raises(grpc.RpcError) as info:
+            list(call(iter([b"\xff\xff\xff"]), timeout=10))
+    assert info.value.code() == grpc.StatusCode.UNKNOWN
+    assert "DecodeError" in info.value.details()
+
+
 def test_stream_cancel_reaches_core(srv):
     before = len(srv.on_loop(lambda: list(srv.worker.cancelled)))
     c = grpcclient.InferenceServerClient(srv.url)
@@ -258,3 +277,32 @@ def test_infer_decode_errors_are_invalid_argument(srv):
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.details() == ("unable to find data for input tensor 'INPUT0' for model "
                                     "'identity' in request.")
+
+
+def _count_resolves(srv) -> list:
+    """Record every model lookup the core makes (the real lookup still runs)."""
+    calls = []
+    models = srv.core.models
+    real = type(models).resolve
+
+    def resolve(name, version=""):
+        calls.append(name)
+        return real(models, name, version)
+    srv.on_loop(setattr, models, "resolve", resolve)
+    return calls
+
+
+def test_model_resolved_once_per_request(client, srv):
+    calls = _count_resolves(srv)
+    try:
+        x = np.arange(4, dtype=np.float32)
+        client.infer("identity", [fp32_input(x)])
+        assert calls == ["identity"]
+        results = []
+        client.start_stream(callback=lambda result, error: results.append((result, error)))
+        client.async_stream_infer("identity", [fp32_input(x)])
+        client.stop_stream()
+        assert len(results) == 1 and results[0][1] is None
+        assert calls == ["identity", "identity"]
+    finally:
+        srv.on_loop(vars(srv.core.models).pop, "resolve")

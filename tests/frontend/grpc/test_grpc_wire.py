@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from google.protobuf.message import DecodeError
 
-from tritond.frontend.grpc import codec, wire
+from tritond.frontend.grpc import codec, params, wire
 from tritond.frontend.types import InferResult, OutputTensor
 from tritond.protos import grpc_service_pb2 as pb
 
@@ -44,14 +44,46 @@ def test_truncated_request_is_an_error(cut):
         wire.parse_request(data[:-cut])
 
 
-def test_encode_equals_protobuf_serialisation():
+def protobuf_response(res: InferResult) -> pb.ModelInferResponse:
+    """What protobuf itself builds for ``res``: the reference for the hand-built bytes."""
+    resp = pb.ModelInferResponse(model_name=res.model_name, model_version=res.model_version,
+                                 id=res.id)
+    for o in res.outputs:
+        resp.outputs.add(name=o.name, datatype=o.datatype, shape=o.shape)
+        resp.raw_output_contents.append(bytes(o.data) if o.data is not None else b"")
+    params.fill(res.parameters, resp.parameters)
+    return resp
+
+
+def _result():
     f = np.arange(6, dtype=np.float32).reshape(2, 3)
     big = np.ones(70000, dtype=np.uint8)
     outs = [OutputTensor("F", "FP32", [2, 3], memoryview(f).cast("B"), None),
             OutputTensor("SHM", "INT32", [4], None, None),
             OutputTensor("E", "FP32", [0], memoryview(b""), None),
             OutputTensor("G", "UINT8", [70000], memoryview(big), None)]
-    res = InferResult("m", "1", "id9", {"i": 3, "s": "x"}, outs)
+    return InferResult("m", "1", "id9", {"i": 3, "s": "x"}, outs), [
+        f.tobytes(), b"", b"", big.tobytes()]
+
+
+def test_encode_equals_protobuf_serialisation():
+    res, raws = _result()
     got = pb.ModelInferResponse.FromString(wire.encode(res))
-    assert got == codec.encode_result(res)
-    assert list(got.raw_output_contents) == [f.tobytes(), b"", b"", big.tobytes()]
+    assert got == protobuf_response(res)
+    assert list(got.raw_output_contents) == raws
+
+
+@pytest.mark.parametrize("final", [True, False])
+def test_stream_encode_wraps_the_same_response(final):
+    """ModelStreamInfer's bytes are field 2 around the unary encoder's message."""
+    res, raws = _result()
+    res.final = final
+    data = wire.encode_stream(res)
+    got = pb.ModelStreamInferResponse.FromString(data)
+    expect = pb.ModelStreamInferResponse()
+    expect.infer_response.CopyFrom(protobuf_response(res))
+    expect.infer_response.parameters["triton_final_response"].bool_param = final
+    assert got == expect and got.error_message == ""
+    assert list(got.infer_response.raw_output_contents) == raws
+    inner = got.infer_response.SerializeToString()
+    assert data[:1] == b"\x12" and len(data) == 1 + len(wire.varint(len(inner))) + len(inner)

@@ -1,0 +1,285 @@
+"""InferClient: the one way to run an inference from any process.
+
+A pure object (no sockets, no tasks): its owner gives it ``post(addr, msg)``,
+its own inbox address, the scheduler's address, an input ``ArenaPool`` and a
+``SegmentCache``, and feeds it every ``Response`` its inbox receives
+(:meth:`InferClient.on_response`). The frontend uses it for HTTP and gRPC;
+the scheduler (ensembles), a worker (BLS) and an in-process API can too.
+
+One request, start to finish::
+
+    slots = []
+    refs = [client.stage(name, dtype, shape, data, nbytes, slots), ...]  # or TensorRefs as given
+    fut = client.submit(messages.Request(0, "", model, version, refs, ...), slots)
+    resp = await fut                 # unary: the first final Response
+    # or: async for resp in client.stream(req, slots): ...   (N responses, last one final)
+    # or: client.stream(req, slots, callback=q.put)          (no event loop needed)
+    release = client.releaser(resp)  # once the outputs are read: back to resp.instance
+
+Buffer ownership: input slots are ours until the request's *final* Response
+(a worker reads them until then, even after a Cancel); each output TensorRef
+of kind SERVER_SHM belongs to ``Response.instance`` and goes back to it with
+a ``Release`` through the scheduler, which hands it over with that worker's
+next ``Execute``. Releases wait for this client's next Request (one frame) or
+``linger_s``; one-off (big) segments go at once.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Callable, Optional
+
+from tritond import messages
+from tritond.shm.arena import ArenaPool, is_oneoff
+from tritond.shm.views import SegmentCache
+
+log = logging.getLogger("tritond.inferclient")
+RELEASE_LINGER_S = 0.005   # an idle client hands output slots back after this
+
+
+class InferClient:
+    """Requests in flight from one process (one inbox address); not thread-safe."""
+
+    def __init__(self, post: Callable[[str, object], None], address: str, scheduler: str,
+                 arena: ArenaPool, cache: SegmentCache,
+                 linger_s: Optional[float] = RELEASE_LINGER_S):
+        self.address = address
+        self.scheduler = scheduler
+        self.arena = arena
+        self.cache = cache
+        self._post = post
+        # None: no timer (a process without an event loop); releases then
+        # ride on the next Request or wait for the owner's flush_releases().
+        self._linger = linger_s
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.pending: dict[int, tuple] = {}       # rid -> (future | ResponseStream, input slots)
+        self.unreleased = 0                        # answers whose outputs are not released yet
+        # Called as finished(rid, instance) when a request's final Response came
+        # (the frontend's client shm registrations wait for it).
+        self.finished: Optional[Callable[[int, str], None]] = None
+        self._next_rid = 1
+        self._held: dict[str, list] = {}          # instance -> output slots to release
+        self._timer = None
+
+    def event_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop futures live on (the running one, looked up once: 3.11's
+        get_running_loop() is a getpid() syscall per call)."""
+        loop = self.loop
+        if loop is None:
+            loop = self.loop = asyncio.get_running_loop()
+        return loop
+
+    # ------------------------------------------------------------ inputs
+
+    def stage(self, name: str, dtype: str, shape: list, data, nbytes: int,
+              slots: list) -> messages.TensorRef:
+        """Copy ``data`` (``nbytes`` raw bytes) once into the arena; its slot joins ``slots``."""
+        slot = self.arena.alloc(nbytes)
+        slots.append((slot.region, slot.offset))
+        if nbytes:
+            if type(data) is memoryview and (data.format != "B" or data.ndim != 1):
+                data = data.cast("B")
+            slot.view[:] = data
+        return slot.ref(name, dtype, shape)
+
+    def free(self, slots: list) -> None:
+        """Give input slots back (a request that was never sent, or its final answer)."""
+        free = self.arena.free
+        for region, offset in slots:
+            free(region, offset)
+
+    # ------------------------------------------------------------ sending
+
+    def submit(self, req: messages.Request, slots: list) -> asyncio.Future:
+        """Send ``req``; the future gets its first final Response (non-final ones are released).
+
+        ``req.rid`` and ``req.frontend`` are set here. Cancelling: :meth:`cancel`.
+        """
+        loop = self.loop
+        fut = (loop if loop is not None else self.event_loop()).create_future()
+        # _send inlined: this is every unary request's path.
+        rid = self._next_rid
+        self._next_rid = rid + 1
+        req.rid = rid
+        req.frontend = self.address
+        self.pending[rid] = (fut, slots)
+        if self._held:
+            self.flush_releases()          # they ride in the same frame as this Request
+        self._post(self.scheduler, req)
+        return fut
+
+    def stream(self, req: messages.Request, slots: list,
+               callback: Optional[Callable[[messages.Response], None]] = None) -> "ResponseStream":
+        """Send ``req``; its Responses come as a :class:`ResponseStream` (or to ``callback``)."""
+        stream = ResponseStream(self, callback)
+        self._send(req, stream, slots)
+        stream.rid = req.rid
+        return stream
+
+    def _send(self, req: messages.Request, sink, slots: list) -> None:
+        rid = self._next_rid
+        self._next_rid = rid + 1
+        req.rid = rid
+        req.frontend = self.address
+        self.pending[rid] = (sink, slots)
+        if self._held:
+            self.flush_releases()          # they ride in the same frame as this Request
+        self._post(self.scheduler, req)
+
+    def cancel(self, rid: int, fut: Optional[asyncio.Future] = None) -> None:
+        """The caller gave up on ``rid``: Cancel it if unanswered; a result ``fut``
+        already holds (answered in the same loop turn) is released."""
+        if rid in self.pending:
+            self._post(self.scheduler, messages.Cancel(self.address, rid))
+        elif fut is not None and fut.done() and not fut.cancelled():
+            self.drop(fut.result())
+
+    # ------------------------------------------------------------ receiving
+
+    def on_response(self, resp: messages.Response) -> None:
+        """Deliver one Response to its request; after the final one its input slots are freed."""
+        rid = resp.rid
+        final = resp.final
+        entry = self.pending.pop(rid, None) if final else self.pending.get(rid)
+        if entry is None:
+            log.warning("Response for unknown request %d", rid)
+            self.drop(resp)
+            return
+        sink, slots = entry
+        if final:
+            if slots:
+                self.free(slots)
+            if self.finished is not None:
+                self.finished(rid, resp.instance)
+        if type(sink) is ResponseStream:
+            sink._push(resp)
+        elif final and not sink.done():
+            sink.set_result(resp)
+        else:                  # cancelled, or a non-final answer to a unary caller
+            self.drop(resp)
+
+    # ------------------------------------------------------------ releases
+
+    def releaser(self, resp: messages.Response) -> Optional[Callable[[], None]]:
+        """A one-shot callable handing ``resp``'s output slots back (None: nothing to hand back)."""
+        instance = resp.instance
+        if not instance or not resp.outputs:
+            return None
+        slots = [(r.region, r.offset) for r in resp.outputs if r.kind == messages.SERVER_SHM]
+        if not slots:
+            return None
+        self.unreleased += 1
+
+        def release() -> None:
+            self.unreleased -= 1
+            self._release(instance, slots)
+        return release
+
+    def drop(self, resp: messages.Response) -> None:
+        """Hand an unread Response's output slots back to its worker."""
+        if resp.outputs and resp.instance:
+            slots = [(r.region, r.offset) for r in resp.outputs if r.kind == messages.SERVER_SHM]
+            if slots:
+                self._release(resp.instance, slots)
+
+    def _release(self, instance: str, slots: list) -> None:
+        """Queue output slots for their worker (via the scheduler, on its next Execute).
+
+        They wait for this client's next Request so that both travel in one
+        frame: a Release of its own would wake the scheduler once more per
+        request, which at low load costs as much as the request. An idle
+        client sends them after ``linger_s``; one-off (big) segments go now,
+        so /dev/shm returns to its baseline, and their mapping here is dropped.
+        """
+        now = False
+        for region, _ in slots:
+            if is_oneoff(region):
+                self.cache.forget(region)
+                now = True
+        self._held.setdefault(instance, []).extend(slots)
+        if now:
+            self.flush_releases()
+        elif self._timer is None and self._linger is not None:
+            self._timer = self.event_loop().call_later(self._linger, self.flush_releases)
+
+    def flush_releases(self) -> None:
+        """Send every held output slot now (one Release per worker)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._held:
+            return
+        held, self._held = self._held, {}
+        for instance, slots in held.items():
+            self._post(self.scheduler, messages.Release(instance, slots))
+
+    @property
+    def in_flight(self) -> int:
+        """Requests awaiting their final Response plus answers not yet released."""
+        return len(self.pending) + self.unreleased
+
+
+class ResponseStream:
+    """The Responses of one request in arrival order; it ends after the final one.
+
+    On an event loop: ``async for resp in stream``. Without one: give
+    ``callback`` to :meth:`InferClient.stream`, which then gets every Response
+    (``resp.final`` marks the last) in the thread that feeds ``on_response``;
+    ``queue.SimpleQueue().put`` turns that into a blocking queue.
+    The reader releases each Response's outputs (``client.releaser``).
+    """
+
+    __slots__ = ("rid", "cancelled", "_client", "_callback", "_items", "_waiter", "_ended")
+
+    def __init__(self, client: InferClient, callback=None):
+        self.rid = 0
+        self.cancelled = False
+        self._client = client
+        self._callback = callback
+        self._items: deque = deque()
+        self._waiter: Optional[asyncio.Future] = None
+        self._ended = False
+
+    def _push(self, resp: messages.Response) -> None:
+        if self.cancelled:
+            self._client.drop(resp)
+            return
+        if self._callback is not None:
+            self._callback(resp)
+            return
+        self._items.append(resp)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def __aiter__(self) -> "ResponseStream":
+        return self
+
+    async def __anext__(self) -> messages.Response:
+        items = self._items
+        while not items:
+            if self._ended:
+                raise StopAsyncIteration
+            waiter = self._waiter = self._client.event_loop().create_future()
+            await waiter
+        resp = items.popleft()
+        if resp.final:
+            self._ended = True
+        return resp
+
+    def cancel(self) -> None:
+        """Give up: Cancel the request if it is still running; every unread and later
+        Response is released. Idempotent; nothing is sent once the final one came."""
+        if self.cancelled:
+            return
+        self.cancelled = True
+        self._ended = True
+        while self._items:
+            self._client.drop(self._items.popleft())
+        self._client.cancel(self.rid)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
