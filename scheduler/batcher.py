@@ -21,6 +21,7 @@ from itertools import islice
 
 from .config import SchedConfig
 from .queue import MAIN, Entry, PolicyQueue
+from .wire import Raw, dims_decode
 
 
 def shape_key(entry: Entry, ragged: frozenset = frozenset()) -> list:
@@ -28,15 +29,12 @@ def shape_key(entry: Entry, ragged: frozenset = frozenset()) -> list:
     (only the dtype for inputs the config marks ``allow_ragged_batch``)."""
     key = entry.shape
     if key is None:
+        inputs = entry.req.inputs
+        if type(inputs) is Raw:      # wire.input_dims, inlined: once per batched request
+            inputs = dims_decode(inputs)
         key = entry.shape = [(t.name, t.dtype, None if t.name in ragged else t.shape[1:])
-                             for t in entry.req.inputs]
+                             for t in inputs]
     return key
-
-
-def single(queue: PolicyQueue) -> list[Entry] | None:
-    """Default scheduler / non-batching model: the next request alone."""
-    entry = queue.first()
-    return [entry] if entry is not None else None
 
 
 class Pending:

@@ -18,10 +18,12 @@ from tritond.channel import AsyncInbox, AsyncOutbox, printable
 from tritond.errors import Code, TritonError
 from tritond.procutil import Bootstrap, child_start, quiet_gc
 
+from . import wire
 from .alarm import Alarm
 from .core import Dispatch, Notify, SchedulerCore
 
 _monotonic_ns = time.monotonic_ns
+RequestView = wire.RequestView
 
 
 class SchedulerProc:
@@ -42,7 +44,7 @@ class SchedulerProc:
         self._outbox = AsyncOutbox()
         self._outbox.on_link_error = self._link_error
         self._alarm = Alarm(loop, self._tick)
-        inbox = AsyncInbox(self.boot.address, messages.TO_SCHEDULER, self.handle, self._bad_frame)
+        inbox = AsyncInbox(self.boot.address, wire.TO_SCHEDULER, self.handle, self._bad_frame)
         await inbox.start()
         self._outbox.post(self.boot.parent, messages.Hello(
             role="scheduler", name=self.boot.name, pid=os.getpid(), address=self.boot.address))
@@ -63,7 +65,7 @@ class SchedulerProc:
         for msg in msgs:
             try:
                 kind = type(msg)
-                if kind is messages.Request:
+                if kind is RequestView:
                     rejected = core.add(msg, now)
                     if rejected:
                         out.extend(rejected)

@@ -17,7 +17,7 @@ from typing import Any, Optional, Union
 
 import msgspec
 
-PROTOCOL_VERSION = 2   # 2: ModelEntry.live/exited, ModelTable.seq, TableApplied
+PROTOCOL_VERSION = 3   # 3: ModelEntry.instances are InstanceEntry structs
 
 # ---------------------------------------------------------------- data plane
 
@@ -166,6 +166,15 @@ class Setup(msgspec.Struct, tag=41, array_like=True):
     frontends: list[str]
 
 
+class InstanceEntry(msgspec.Struct, array_like=True):
+    """One live worker instance of a model version: where it listens and what it runs on."""
+
+    address: str               # the worker's channel address
+    name: str                  # Triton's instance name, e.g. "simple_0_1"
+    kind: str                  # "CPU" | "GPU" | "MODEL"
+    device_id: int
+
+
 class ModelEntry(msgspec.Struct, array_like=True, omit_defaults=True):
     """One model version as the control plane sees it."""
 
@@ -174,7 +183,7 @@ class ModelEntry(msgspec.Struct, array_like=True, omit_defaults=True):
     state: str                 # UNKNOWN | READY | UNAVAILABLE | LOADING | UNLOADING
     reason: str = ""
     config: str = ""           # ModelConfig as Triton's JSON rendering
-    instances: list[str] = []  # addresses of live worker instances
+    instances: list[InstanceEntry] = []  # live worker instances
     model_dir: str = ""
     # False while a READY version has no live instance (all restarting): it is
     # not ready (health, index) but still accepts requests, which wait in the
