@@ -69,7 +69,7 @@ class InputDims(msgspec.Struct, array_like=True, gc=False):
 
     name: str
     dtype: str
-    shape: tuple[int, ...]
+    shape: list[int]
 
 
 # Raw ``inputs`` -> list[InputDims] (batcher.shape_key; a request a policy built

@@ -42,14 +42,16 @@ def table(*models: tuple) -> messages.ModelTable:
 def full_request(rid: int, model: str = "m", version: int = 1, batch: int = 0,
                  shape: tuple = (4,), dtype: str = "FP32", priority: int = 0,
                  timeout_us: int = 0, arrival_ns: int = 0, frontend: str = "fe",
-                 inputs: tuple = ("INPUT0",)) -> messages.Request:
+                 inputs: tuple = ("INPUT0",), correlation_id: int | str = 0,
+                 flags: int = 0) -> messages.Request:
     """A request as a frontend sends it: each input of ``[batch, *shape]`` (or ``shape``)."""
     dims = [batch, *shape] if batch else list(shape)
     refs = [messages.TensorRef(name=name, dtype=dtype, shape=dims, region="r", offset=0,
                                nbytes=0) for name in inputs]
     return messages.Request(rid=rid, frontend=frontend, model=model, version=version,
                             inputs=refs, batch=batch, priority=priority,
-                            timeout_us=timeout_us, arrival_ns=arrival_ns)
+                            timeout_us=timeout_us, correlation_id=correlation_id, flags=flags,
+                            arrival_ns=arrival_ns)
 
 
 _view = msgspec.msgpack.Decoder(wire.RequestView).decode
