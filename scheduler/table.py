@@ -4,7 +4,6 @@ from __future__ import annotations
 import msgspec
 
 from tritond import messages
-from tritond.channel import printable
 from tritond.errors import Code, TritonError
 
 from .config import SchedConfig
@@ -121,7 +120,7 @@ class TableMixin:
 
     def _how(self, inst: Instance) -> str:
         return self._exits.get(inst.address) or \
-            f"instance '{printable(inst.address)}' became unavailable"
+            f"instance '{inst.name}' became unavailable"
 
     def _requeue(self, model: Model, entries: list) -> None:
         model.policy.requeue(entries)

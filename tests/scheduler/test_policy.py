@@ -313,6 +313,6 @@ def test_a_new_policy_plugs_in_without_changing_the_core():
     # what ran on w1 fails, and so do the queued requests pinned to it
     assert sorted(r.response.rid for r in replies(out)) == [1, 3]
     assert {r.response.error.message for r in replies(out)} == {
-        "model 'm' version 1: instance 'w1' became unavailable while executing the request",
-        "model 'm' version 1: instance 'w1' became unavailable"}
+        "model 'm' version 1: instance 'm_1' became unavailable while executing the request",
+        "model 'm' version 1: instance 'm_1' became unavailable"}
     assert core.cancel("fe", 3, 12) == []                   # answered: gone from the index
