@@ -100,8 +100,8 @@ class Policy:
 
     def expire(self, now_ns: int) -> list[Entry]:
         queue = self.queue
-        due = queue.timeouts      # queue.due(), inlined: called every step
-        return queue.expire(now_ns) if due and due[0][0] <= now_ns else _NONE
+        heap = queue.timeouts     # called every step: most steps have nothing due
+        return queue.expire(now_ns) if heap and heap[0][0] <= now_ns else _NONE
 
     def next_batch(self, now_ns: int, router: InstanceRouter) -> Batch | None:
         raise NotImplementedError

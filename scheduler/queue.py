@@ -69,6 +69,8 @@ class PolicyQueue:
         self.levels = [Level(p) for p in cfg.policies]
         self.count = 0
         self.epoch = 0                # bumped on every removal or move (batcher cache key)
+        # (deadline, seq, entry) heap; a due top (possibly stale) is the cheap
+        # check before expire()
         self.timeouts: list[tuple[int, int, Entry]] = []
         self._seq = 0
 
@@ -120,8 +122,8 @@ class PolicyQueue:
         return True
 
     def pop(self) -> Entry | None:
-        """Take the next entry in service order out of the queue (``first`` + ``finish``,
-        inlined: this is the per-request path of the default scheduler)."""
+        """Take the next entry in service order out of the queue (the per-request path
+        of the default scheduler)."""
         for level in self.levels:
             if level.count:
                 main = level.main
@@ -176,28 +178,12 @@ class PolicyQueue:
         heapq.heapify(live)
         self.timeouts = live
 
-    def due(self, now_ns: int) -> bool:
-        """Whether some timeout (possibly stale) is due: the cheap check before expire()."""
-        heap = self.timeouts
-        return bool(heap) and heap[0][0] <= now_ns
-
     def next_timeout(self) -> int | None:
         """Earliest pending deadline (stale heap tops are dropped on the way)."""
         heap = self.timeouts
         while heap and heap[0][2].state != MAIN:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
-
-    def first(self) -> Entry | None:
-        """The next entry in service order, without removing it."""
-        for level in self.levels:
-            if level.count:
-                level.trim()
-                if level.main:
-                    return level.main[0]
-                if level.delayed:
-                    return level.delayed[0]
-        return None
 
     def walk(self) -> Iterator[Entry]:
         """Live entries in service order: level 1 first; main, then delayed."""

@@ -213,7 +213,8 @@ def test_queue_full_is_a_rejection_with_triton_message():
 
 
 def test_expire_returns_timed_out_entries_once():
-    policy, _ = policy_for(config(4, {"default_queue_policy": {"default_timeout_microseconds": 10}}))
+    timeout = {"default_queue_policy": {"default_timeout_microseconds": 10}}
+    policy, _ = policy_for(config(4, timeout))
     policy.add(request(0, batch=1), 0)
     policy.add(request(1, batch=1), 5 * US)
     assert list(policy.expire(9 * US)) == []
