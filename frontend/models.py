@@ -220,7 +220,7 @@ def dead_worker_regions(regions: list[str], table: messages.ModelTable) -> list[
     of its segments. Forgetting a live worker's region by mistake would only
     cost a re-map on the next use.
     """
-    live = {addr.rsplit("-", 1)[-1] for entry in table.models for addr in entry.instances}
+    live = {inst.address.rsplit("-", 1)[-1] for entry in table.models for inst in entry.instances}
     dead = []
     for region in regions:
         m = _WORKER_REGION.match(region)

@@ -21,22 +21,33 @@ from itertools import islice
 
 from .config import SchedConfig
 from .queue import MAIN, Entry, PolicyQueue
+from .wire import InputDims, Raw, dims_decode
 
 
 def shape_key(entry: Entry, ragged: frozenset = frozenset()) -> list:
     """What must agree to batch: per input name, dtype and all dims but the batch dim
-    (only the dtype for inputs the config marks ``allow_ragged_batch``)."""
+    (only the dtype for inputs the config marks ``allow_ragged_batch``).
+
+    The key is the list of the request's ``wire.InputDims`` with the batch dim
+    zeroed in place (cheaper than building tuples: this runs once per batched request).
+    """
     key = entry.shape
     if key is None:
-        key = entry.shape = [(t.name, t.dtype, None if t.name in ragged else t.shape[1:])
-                             for t in entry.req.inputs]
+        inputs = entry.req.inputs
+        if type(inputs) is Raw:
+            key = dims_decode(inputs)
+        else:                        # decoded TensorRefs (a request a policy built): rare
+            key = [InputDims(t.name, t.dtype, list(t.shape)) for t in inputs]
+        for dims in key:
+            shape = dims.shape
+            if shape:
+                shape[0] = 0
+        if ragged:
+            for dims in key:
+                if dims.name in ragged:
+                    dims.shape = None
+        entry.shape = key
     return key
-
-
-def single(queue: PolicyQueue) -> list[Entry] | None:
-    """Default scheduler / non-batching model: the next request alone."""
-    entry = queue.first()
-    return [entry] if entry is not None else None
 
 
 class Pending:

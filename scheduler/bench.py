@@ -6,28 +6,35 @@ and the previous turn's batches finish.
 """
 from __future__ import annotations
 
-import json
 import time
 
-from tritond import messages
+from tritond import messages, repository
+from tritond.repository.modelconfig import from_dict
 
+from . import wire
 from .core import Dispatch, SchedulerCore
 
 
 def _table(max_batch: int, dynamic: dict | None, instances: int) -> messages.ModelTable:
-    cfg = {"max_batch_size": max_batch}
+    cfg = {"name": "m", "max_batch_size": max_batch}
     if dynamic is not None:
         cfg["dynamic_batching"] = dynamic
-    entry = messages.ModelEntry(name="m", version=1, state="READY", config=json.dumps(cfg),
-                                instances=[f"w{i}" for i in range(instances)])
+    entry = messages.ModelEntry(name="m", version=1, state="READY",
+                                spec=repository.spec_from_config(from_dict(cfg), 1),
+                                instances=[messages.InstanceEntry(f"w{i}", f"m_{i}", "CPU", 0)
+                                           for i in range(instances)])
     return messages.ModelTable(models=[entry], server_ready=True)
 
 
 def _frame(n: int, batched: bool) -> bytes:
     """One pre-encoded frame of ``n`` requests (two [1,16] FP32 inputs each)."""
-    ref = messages.TensorRef("INPUT0", "FP32", [1, 16] if batched else [16], "r", 0, 64)
-    reqs = [messages.Request(rid=rid, frontend="fe", model="m", version=1, inputs=[ref, ref],
-                             batch=1 if batched else 0, arrival_ns=rid) for rid in range(n)]
+    shape = [1, 16] if batched else [16]
+    refs = [messages.TensorRef(name, "FP32", shape, "/tritond-0123abcd-4567-frontend-0", 4096, 64)
+            for name in ("INPUT0", "INPUT1")]
+    reqs = [messages.Request(rid=rid, frontend="\0tritond-0123abcd-frontend-0", model="m",
+                             version=1, inputs=refs, outputs=[messages.OutputSpec("OUTPUT0")],
+                             batch=1 if batched else 0, arrival_ns=10**12 + rid)
+            for rid in range(n)]
     return messages.encode(reqs)
 
 
@@ -36,16 +43,17 @@ def run(label: str, max_batch: int, dynamic: dict | None, instances: int,
     """Print and return ns per request spent in the core (add + step + executed).
 
     Requests are decoded from a msgpack frame every turn, as the shell does, so
-    the heap looks like a real scheduler's; decoding is timed separately.
+    the heap looks like a real scheduler's; decoding the requests and encoding
+    the Executes are timed separately.
     """
     core = SchedulerCore()
     core.set_models(_table(max_batch, dynamic, instances))
     frame = _frame(per_turn, max_batch > 0)
-    decode = messages.decoder(messages.TO_SCHEDULER).decode
+    decode = messages.decoder(wire.TO_SCHEDULER).decode
     stats = messages.ExecStats(1, 1, 1, 1, 0, 0)
     busy: list[Dispatch] = []
     now = 0
-    spent = decoding = 0
+    spent = decoding = encoding = 0
     clock = time.perf_counter_ns
     for turn in range(total // per_turn):
         t0 = clock()
@@ -62,10 +70,14 @@ def run(label: str, max_batch: int, dynamic: dict | None, instances: int,
         busy = [o for o in core.step(now) if type(o) is Dispatch]
         core.next_deadline_ns()
         t2 = clock()
+        messages.encode([d.execute for d in busy])
+        t3 = clock()
         decoding += t1 - t0
         spent += t2 - t1
+        encoding += t3 - t2
     n = (total // per_turn) * per_turn
-    print(f"{label:58s} core {spent / n:6.0f} ns/req   (decode {decoding / n:5.0f} ns/req)")
+    print(f"{label:52s} core {spent / n:5.0f} ns/req (decode {decoding / n:4.0f}, "
+          f"encode {encoding / n:4.0f})")
     return spent / n
 
 

@@ -8,22 +8,30 @@ queues (or rejects): batches are formed in ``step`` so that everything that
 arrived in one loop turn can join the same batch. The shell calls ``step``
 after each drain and again at ``next_deadline_ns()``.
 
+What to dispatch is each model version's policy's decision (``policy.py``),
+where to send it its router's (``router.py``); the core keeps the bookkeeping
+they share. Requests are ``wire.RequestView`` s: the parts the scheduler does
+not read are forwarded to the worker undecoded.
+
 preserve_ordering is enforced where responses land (``frontend/ordering.py``):
 they travel worker -> frontend directly.
 """
 from __future__ import annotations
 
-from tritond import messages
-from tritond.errors import Code
+from typing import Callable
 
-from . import batcher
-from .model import Batch, Instance, Model
+from tritond import messages
+from tritond.errors import Code, TritonError
 from tritond.shm.arena import is_oneoff
 
+from .config import SchedConfig
+from .model import Model
+from .policy import Policy, make_policy
 from .outputs import Dispatch, Notify, Output, Reply, _error
-from .queue import DONE
+from .router import Batch, Instance
 from .stats import stats_json
 from .table import SERVED_STATES, TableMixin
+from .wire import ExecuteView, RequestView
 
 __all__ = ["Dispatch", "Notify", "Output", "Reply", "SERVED_STATES", "SchedulerCore"]
 
@@ -33,35 +41,48 @@ class SchedulerCore(TableMixin):
 
     ``epoch_offset_ns`` converts the caller's monotonic ``now_ns`` to wall
     time for ``last_inference`` (the shell passes time_ns() - monotonic_ns()).
-    ``pipeline`` lets a busy instance hold one more ready batch (model.py).
+    ``pipeline`` lets a busy instance hold more ready batches (router.py).
+    ``make_policy(cfg)`` builds the policy of each model version (policy.py).
     """
 
-    def __init__(self, epoch_offset_ns: int = 0, pipeline: bool = False) -> None:
+    def __init__(self, epoch_offset_ns: int = 0, pipeline: bool = False,
+                 make_policy: Callable[[SchedConfig], Policy] = make_policy) -> None:
         self.epoch_offset_ns = epoch_offset_ns
-        self.pipeline = pipeline                       # see scheduler/model.py
+        self.make_policy = make_policy
+        self._pipeline = pipeline
         self._models: dict[tuple[str, int], Model] = {}
-        self._latest: dict[str, int] = {}              # name -> newest READY version
         self._instances: dict[str, Instance] = {}      # address -> instance
         self._queued: dict[tuple[str, int], tuple[Model, object]] = {}  # (frontend, rid)
         self._active: dict[Model, None] = {}           # models with queued requests (ordered)
         self._batch_id = 0
         self._exits: dict[str, str] = {}               # address -> how it ended (parent's words)
 
+    @property
+    def pipeline(self) -> bool:
+        return self._pipeline
+
+    @pipeline.setter
+    def pipeline(self, on: bool) -> None:
+        self._pipeline = on
+        for model in self._models.values():
+            model.set_pipeline(on)
+
     # --------------------------------------------------------------- requests
 
-    def add(self, req: messages.Request, now_ns: int) -> list[Output]:
-        """Queue ``req``; returns an immediate rejection if it cannot be queued."""
+    def add(self, req: RequestView, now_ns: int) -> list[Output]:
+        """Queue ``req``; returns an immediate rejection if it cannot be queued.
+
+        ``req.version`` is the resolved version: the frontend resolves "latest".
+        """
         model = self._models.get((req.model, req.version))
-        if model is None and req.version <= 0:
-            model = self._models.get((req.model, self._latest.get(req.model, -1)))
         if model is None or not model.ready:
             return [_error(req, Code.UNAVAILABLE, f"Request for unknown model: '{req.model}' "
                            f"version {req.version} is not at ready state")]
-        cfg = model.cfg
-        entry = model.queue.push(req, cfg.level_index(req.priority) if cfg.levels else 0, now_ns)
-        if entry is None:
+        try:
+            entry = model.policy.add(req, now_ns)
+        except TritonError as exc:
             model.stats.failed(1, 0)
-            return [_error(req, Code.UNAVAILABLE, "Exceeds maximum queue size", model.version)]
+            return [_error(req, exc.code, exc.message, model.version)]
         self._queued[(req.frontend, req.rid)] = (model, entry)
         self._active[model] = None
         return []
@@ -76,7 +97,7 @@ class SchedulerCore(TableMixin):
         if item is None:
             return self._cancel_running(frontend, rid)
         model, entry = item
-        model.queue.finish(entry)
+        model.policy.remove(entry)
         model.stats.failed(1, now_ns - (entry.req.arrival_ns or entry.enqueue_ns))
         return [_error(entry.req, Code.CANCELLED, "Request was cancelled", model.version)]
 
@@ -119,15 +140,8 @@ class SchedulerCore(TableMixin):
         if batch is None or batch.batch_id != msg.batch_id:
             return []            # stale or duplicate notice
         model = inst.model
-        ahead = inst.ahead
-        inst.busy = ahead.popleft() if ahead else None
-        second = model.second
-        if inst.busy is None:
-            if inst in second:           # a handful of instances: O(n) is fine
-                second.remove(inst)
-            model.free.append(inst)
-        elif inst not in second:
-            second.append(inst)
+        model.router.finished(inst)
+        model.policy.on_executed(batch, now_ns)
         model.stats.batch_done(batch, msg.stats, msg.failed, now_ns,
                                (now_ns + self.epoch_offset_ns) // 1_000_000)
         return []
@@ -135,100 +149,55 @@ class SchedulerCore(TableMixin):
     # ------------------------------------------------------------- scheduling
 
     def step(self, now_ns: int) -> list[Output]:
-        """Expire timeouts and form batches for every free instance."""
+        """Fail expired requests and dispatch what each model's policy forms."""
         out: list[Output] = []
         if not self._active:
             return out
         idle = []
         for model in self._active:
-            queue = model.queue
-            if queue.due(now_ns):
-                for entry in queue.expire(now_ns):
-                    req = entry.req
-                    self._queued.pop((req.frontend, req.rid), None)
-                    model.stats.failed(1, now_ns - (req.arrival_ns or entry.enqueue_ns))
-                    out.append(_error(req, Code.UNAVAILABLE, "Request timeout expired",
-                                      model.version))
-            model.wait_until = 0
-            while queue.count and model.free:
-                if model.cfg.batching:
-                    entries, wait, model.pending = batcher.form(queue, model.cfg, now_ns,
-                                                                model.pending)
-                    if entries is None:
-                        model.wait_until = wait
-                        break
-                else:
-                    entries = batcher.single(queue)
-                inst = model.free.popleft()
-                self._dispatch(model, inst, entries, now_ns, out)
-                model.second.append(inst)
-            second = model.second
-            while (self.pipeline and model.cfg.pipelinable and queue.count and second
-                   and not model.free):
-                entries = self._pipelined(model, now_ns)
-                if entries is None:
-                    break
-                inst = second[0]
-                self._dispatch(model, inst, entries, now_ns, out, True)
-                if len(inst.ahead) >= model.room:
-                    second.popleft()
-                else:
-                    second.rotate(-1)        # spread pipelined work over the instances
-            if not queue.count:
+            policy = model.policy
+            expired = policy.expire(now_ns)
+            if expired:
+                self._expired(model, expired, now_ns, out)
+            router = model.router
+            next_batch = policy.next_batch
+            batch = next_batch(now_ns, router)
+            while batch is not None:
+                self._dispatch(model, batch, now_ns, out)
+                batch = next_batch(now_ns, router)
+            if not policy.count:
                 idle.append(model)
         for model in idle:
             del self._active[model]
         return out
 
-    @staticmethod
-    def _pipelined(model: Model, now_ns: int) -> list | None:
-        """Entries worth queueing behind a busy instance: a full batch, or one request."""
-        if not model.cfg.batching:
-            return batcher.single(model.queue)
-        cfg = model.cfg
-        entries, wait, model.pending = batcher.form(model.queue, cfg, now_ns, model.pending)
-        if entries is None:
-            model.wait_until = wait      # wake when the window closes, busy or not
-            return None
-        # With a queue delay, form() only returns a batch that reached a preferred
-        # size or whose oldest request waited the whole window: as in Triton, it
-        # goes to the instance's queue even while the instance is busy. Without a
-        # delay only full batches are queued ahead; the rest grows until the
-        # instance is free.
-        if cfg.delay_ns or sum(e.size for e in entries) >= cfg.max_preferred:
-            return entries
-        return None
-
-    def _dispatch(self, model: Model, inst: Instance, entries: list, now_ns: int, out: list,
-                  pipelined: bool = False) -> None:
-        queued = self._queued
-        queue = model.queue
-        levels = queue.levels
-        requests = []
-        size = 0
+    def _expired(self, model: Model, entries: list, now_ns: int, out: list) -> None:
         for entry in entries:
-            entry.state = DONE                  # queue.finish, inlined: this is the hot loop
-            levels[entry.level].count -= 1
+            req = entry.req
+            self._queued.pop((req.frontend, req.rid), None)
+            model.stats.failed(1, now_ns - (req.arrival_ns or entry.enqueue_ns))
+            out.append(_error(req, Code.UNAVAILABLE, "Request timeout expired", model.version))
+
+    def _dispatch(self, model: Model, batch: Batch, now_ns: int, out: list) -> None:
+        queued = self._queued
+        requests = []
+        for entry in batch.entries:          # the hot loop
             req = entry.req
             del queued[(req.frontend, req.rid)]
             requests.append(req)
-            size += entry.size
-        queue.count -= len(entries)
-        queue.epoch += 1
         self._batch_id += 1
+        batch.batch_id = batch_id = self._batch_id
+        batch.dispatch_ns = now_ns
+        inst = batch.inst
         releases, inst.releases = inst.releases, []
-        batch = Batch(self._batch_id, entries, size, now_ns)
-        if pipelined:
-            inst.ahead.append(batch)
-        else:
-            inst.busy = batch
-        out.append(Dispatch(inst.address, messages.Execute(self._batch_id, requests, releases)))
+        model.router.assign(inst, batch)
+        out.append(Dispatch(inst.address, ExecuteView(batch_id, requests, releases)))
 
     def next_deadline_ns(self) -> int | None:
         """The earliest time step() must run again (delay window or timeout), if any."""
         best = None
         for model in self._active:
-            t = model.next_deadline()
+            t = model.policy.next_deadline(model.router)
             if t is not None and (best is None or t < best):
                 best = t
         return best

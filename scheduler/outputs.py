@@ -8,14 +8,15 @@ import msgspec
 from tritond import messages
 from tritond.errors import Code
 
-from .model import Batch
+from .router import Batch
+from .wire import ExecuteView
 
 
 class Dispatch(msgspec.Struct):
     """Send ``execute`` to the worker instance at ``address``."""
 
     address: str
-    execute: messages.Execute
+    execute: ExecuteView
 
 
 class Reply(msgspec.Struct):
@@ -36,10 +37,14 @@ Output = Union[Dispatch, Reply, Notify]
 
 
 def _merge(a: Batch | None, b: Batch) -> Batch:
-    return b if a is None else Batch(a.batch_id, a.entries + b.entries, a.size + b.size, a.dispatch_ns)
+    if a is None:
+        return b
+    merged = Batch(a.inst, a.entries + b.entries, a.size + b.size)
+    merged.batch_id, merged.dispatch_ns = a.batch_id, a.dispatch_ns
+    return merged
 
 
-def _error(req: messages.Request, code: Code, message: str, version: int = 0) -> Reply:
+def _error(req, code: Code, message: str, version: int = 0) -> Reply:
     return Reply(req.frontend, messages.Response(
         rid=req.rid, error=messages.ErrorInfo(int(code), message),
         model_version=version or req.version))

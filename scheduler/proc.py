@@ -19,10 +19,12 @@ from tritond.errors import TritonError
 from tritond.options import Options
 from tritond.procutil import Bootstrap, child_start, quiet_gc
 
+from . import wire
 from .alarm import Alarm
 from .core import Dispatch, Notify, SchedulerCore
 
 _monotonic_ns = time.monotonic_ns
+RequestView = wire.RequestView
 
 
 class SchedulerProc:
@@ -43,7 +45,7 @@ class SchedulerProc:
         self._outbox = AsyncOutbox()
         self._outbox.on_link_error = self._link_error
         self._alarm = Alarm(loop, self._tick)
-        inbox = AsyncInbox(self.boot.address, messages.TO_SCHEDULER, self.handle,
+        inbox = AsyncInbox(self.boot.address, wire.TO_SCHEDULER, self.handle,
                            outbox=self._outbox)
         await inbox.start()
         self._outbox.post(self.boot.parent, messages.Hello(
@@ -65,7 +67,7 @@ class SchedulerProc:
         for msg in msgs:
             try:
                 kind = type(msg)
-                if kind is messages.Request:
+                if kind is RequestView:
                     rejected = core.add(msg, now)
                     if rejected:
                         out.extend(rejected)

@@ -16,8 +16,6 @@ import heapq
 from collections import deque
 from typing import Iterator
 
-from tritond import messages
-
 from .config import DELAY, Policy, SchedConfig
 
 # Entry.state values
@@ -31,8 +29,8 @@ class Entry:
 
     __slots__ = ("req", "size", "enqueue_ns", "state", "level", "seq", "shape")
 
-    def __init__(self, req: messages.Request, size: int, enqueue_ns: int, level: int, seq: int):
-        self.req = req
+    def __init__(self, req, size: int, enqueue_ns: int, level: int, seq: int):
+        self.req = req               # a wire.RequestView
         self.size = size              # max(batch, 1): what counts toward max_batch_size
         self.enqueue_ns = enqueue_ns
         self.state = MAIN
@@ -65,16 +63,18 @@ class Level:
 class PolicyQueue:
     """All queued requests of one model version, in Triton's service order."""
 
-    __slots__ = ("levels", "count", "epoch", "_timeouts", "_seq")
+    __slots__ = ("levels", "count", "epoch", "timeouts", "_seq")
 
     def __init__(self, cfg: SchedConfig) -> None:
         self.levels = [Level(p) for p in cfg.policies]
         self.count = 0
         self.epoch = 0                # bumped on every removal or move (batcher cache key)
-        self._timeouts: list[tuple[int, int, Entry]] = []
+        # (deadline, seq, entry) heap; a due top (possibly stale) is the cheap
+        # check before expire()
+        self.timeouts: list[tuple[int, int, Entry]] = []
         self._seq = 0
 
-    def push(self, req: messages.Request, level_index: int, now_ns: int) -> Entry | None:
+    def push(self, req, level_index: int, now_ns: int) -> Entry | None:
         """Queue ``req``; None when the level is full (max_queue_size)."""
         level = self.levels[level_index]
         policy = level.policy
@@ -89,7 +89,7 @@ class PolicyQueue:
         if policy.timeout_ns or policy.allow_override:
             deadline = policy.deadline(now_ns, req.timeout_us)
             if deadline:
-                heap = self._timeouts
+                heap = self.timeouts
                 heapq.heappush(heap, (deadline, entry.seq, entry))
                 if len(heap) > 2 * self.count + 64:
                     self._compact()
@@ -121,9 +121,41 @@ class PolicyQueue:
         self.count -= 1
         return True
 
+    def pop(self) -> Entry | None:
+        """Take the next entry in service order out of the queue (the per-request path
+        of the default scheduler)."""
+        for level in self.levels:
+            if level.count:
+                main = level.main
+                while main and main[0].state != MAIN:
+                    main.popleft()
+                if main:
+                    entry = main.popleft()
+                else:
+                    level.trim()
+                    entry = level.delayed.popleft()
+                entry.state = DONE
+                level.count -= 1
+                self.count -= 1
+                self.epoch += 1
+                return entry
+        return None
+
+    def take(self, entries: list[Entry]) -> int:
+        """Take live ``entries`` (a batch just formed) out of the queue; their total size."""
+        levels = self.levels
+        size = 0
+        for entry in entries:
+            entry.state = DONE
+            levels[entry.level].count -= 1
+            size += entry.size
+        self.count -= len(entries)
+        self.epoch += 1
+        return size
+
     def expire(self, now_ns: int) -> list[Entry]:
         """Apply timeouts due by ``now_ns``: DELAY moves, REJECT returns the entries."""
-        heap = self._timeouts
+        heap = self.timeouts
         rejected: list[Entry] = []
         while heap and heap[0][0] <= now_ns:
             entry = heapq.heappop(heap)[2]
@@ -142,32 +174,16 @@ class PolicyQueue:
     def _compact(self) -> None:
         """Drop heap items of finished entries: dispatched requests leave theirs behind,
         which would otherwise pile up for as long as the timeout (amortised O(1))."""
-        live = [item for item in self._timeouts if item[2].state == MAIN]
+        live = [item for item in self.timeouts if item[2].state == MAIN]
         heapq.heapify(live)
-        self._timeouts = live
-
-    def due(self, now_ns: int) -> bool:
-        """Whether some timeout (possibly stale) is due: the cheap check before expire()."""
-        heap = self._timeouts
-        return bool(heap) and heap[0][0] <= now_ns
+        self.timeouts = live
 
     def next_timeout(self) -> int | None:
         """Earliest pending deadline (stale heap tops are dropped on the way)."""
-        heap = self._timeouts
+        heap = self.timeouts
         while heap and heap[0][2].state != MAIN:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
-
-    def first(self) -> Entry | None:
-        """The next entry in service order, without removing it."""
-        for level in self.levels:
-            if level.count:
-                level.trim()
-                if level.main:
-                    return level.main[0]
-                if level.delayed:
-                    return level.delayed[0]
-        return None
 
     def walk(self) -> Iterator[Entry]:
         """Live entries in service order: level 1 first; main, then delayed."""
@@ -190,6 +206,6 @@ class PolicyQueue:
         for level in self.levels:
             level.main.clear()
             level.delayed.clear()
-        self._timeouts.clear()
+        self.timeouts.clear()
         self.epoch += 1
         return entries

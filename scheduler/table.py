@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from tritond import messages
-from tritond.channel import printable
-from tritond.errors import Code
+from tritond.errors import Code, TritonError
 
 from .config import SchedConfig
-from .model import Instance, Model
+from .model import Model
 from .outputs import Output, _error, _merge
+from .router import Instance
 
 SERVED_STATES = ("READY", "UNLOADING")   # UNLOADING: drain what is queued, accept nothing new
 
@@ -34,44 +34,36 @@ class TableMixin:
             if key not in new:
                 self._drop(model, out, reasons.get(key, ""))
         self._models = new
-        self._instances = {a: i for m in new.values() for a, i in m.instances.items()}
-        latest: dict[str, int] = {}
-        for (name, version), model in new.items():
-            if model.ready and version > latest.get(name, -1):
-                latest[name] = version
-        self._latest = latest
+        self._instances = {a: i for m in new.values() for a, i in m.router.instances.items()}
         return out
 
     def _adopt(self, model: Model | None, entry: messages.ModelEntry, out: list) -> Model:
         """The Model for ``entry``: the existing one, or a new one on a config change."""
         config_json = entry.spec.config_json if entry.spec is not None else ""
         if model is None or model.config_json != config_json:
-            fresh = Model(entry.name, entry.version, config_json, SchedConfig(entry.spec))
+            cfg = SchedConfig(entry.spec)
+            fresh = Model(entry.name, entry.version, config_json, cfg, self.make_policy(cfg),
+                          self._pipeline)
             if model is not None:
                 self._move(model, fresh, out)
             model = fresh
-        for inst in model.set_instances(list(entry.instances)):
+        for inst in model.router.set_instances(entry.instances, model):
             self._fail_instance(inst, out, requeue=True)
+            self._fail_queued(model, model.policy.on_instance_removed(inst), inst, out)
         return model
 
     def _move(self, old: Model, new: Model, out: list) -> None:
         """Carry queued requests, instances and statistics over a config change."""
         new.stats = old.stats
-        for addr, inst in old.instances.items():
-            inst.model = new
-            new.instances[addr] = inst
-            if inst.busy is None:
-                new.free.append(inst)
-            elif len(inst.ahead) < new.room:
-                new.second.append(inst)
+        new.router.adopt(old.router, new)
         self._active.pop(old, None)
-        for entry in old.queue.drain():
+        for entry in old.policy.drain():
             req = entry.req
-            moved = new.queue.push(req, new.cfg.level_index(req.priority), entry.enqueue_ns)
-            if moved is None:       # the new config has a smaller max_queue_size
+            try:
+                moved = new.policy.add(req, entry.enqueue_ns)
+            except TritonError as exc:   # e.g. the new config has a smaller max_queue_size
                 self._queued.pop((req.frontend, req.rid), None)
-                out.append(_error(req, Code.UNAVAILABLE, "Exceeds maximum queue size",
-                                  new.version))
+                out.append(_error(req, exc.code, exc.message, new.version))
                 continue
             self._queued[(req.frontend, req.rid)] = (new, moved)
             self._active[new] = None
@@ -81,11 +73,11 @@ class TableMixin:
         self._active.pop(model, None)
         message = (f"Request for unknown model: '{model.name}' version {model.version} "
                    "is not at ready state" + (f": {reason}" if reason else ""))
-        for entry in model.queue.drain():
+        for entry in model.policy.drain():
             req = entry.req
             self._queued.pop((req.frontend, req.rid), None)
             out.append(_error(req, Code.UNAVAILABLE, message, model.version))
-        for inst in model.instances.values():
+        for inst in model.router.instances.values():
             inst.gone = True
             self._fail_instance(inst, out)
 
@@ -108,15 +100,29 @@ class TableMixin:
                     batch = _merge(batch, b)
         if batch is None:
             return
-        how = self._exits.get(inst.address) or \
-            f"instance '{printable(inst.address)}' became unavailable"
-        message = f"model '{model.name}' version {model.version}: {how} while executing the request"
+        message = f"model '{model.name}' version {model.version}: {self._how(inst)} while " \
+            "executing the request"
         for entry in batch.entries:
             out.append(_error(entry.req, Code.UNAVAILABLE, message, model.version))
         model.stats.failed(len(batch.entries), 0)
 
+    def _fail_queued(self, model: Model, entries: list, inst: Instance, out: list) -> None:
+        """Queued requests that needed the removed ``inst`` (e.g. its sequences)."""
+        if not entries:
+            return
+        message = f"model '{model.name}' version {model.version}: {self._how(inst)}"
+        for entry in entries:
+            req = entry.req
+            self._queued.pop((req.frontend, req.rid), None)
+            out.append(_error(req, Code.UNAVAILABLE, message, model.version))
+        model.stats.failed(len(entries), 0)
+
+    def _how(self, inst: Instance) -> str:
+        return self._exits.get(inst.address) or \
+            f"instance '{inst.name}' became unavailable"
+
     def _requeue(self, model: Model, entries: list) -> None:
-        model.queue.requeue_front(entries)
+        model.policy.requeue(entries)
         for entry in entries:
             req = entry.req
             self._queued[(req.frontend, req.rid)] = (model, entry)

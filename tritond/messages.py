@@ -21,7 +21,7 @@ import msgspec
 from .options import Options
 from .spec import ModelSpec
 
-PROTOCOL_VERSION = 3   # 3: ModelSpec, typed Options and queries
+PROTOCOL_VERSION = 4   # 3: ModelSpec, typed Options and queries; 4: ModelEntry.instances are InstanceEntry structs
 
 # ---------------------------------------------------------------- data plane
 
@@ -178,6 +178,15 @@ class Setup(msgspec.Struct, tag=41, array_like=True):
     frontends: list[str]
 
 
+class InstanceEntry(msgspec.Struct, array_like=True):
+    """One live worker instance of a model version: where it listens and what it runs on."""
+
+    address: str               # the worker's channel address
+    name: str                  # Triton's instance name, e.g. "simple_0_1"
+    kind: str                  # "CPU" | "GPU" | "MODEL"
+    device_id: int
+
+
 class ModelEntry(msgspec.Struct, array_like=True, omit_defaults=True):
     """One model version as the control plane sees it."""
 
@@ -186,7 +195,7 @@ class ModelEntry(msgspec.Struct, array_like=True, omit_defaults=True):
     state: str                 # UNKNOWN | READY | UNAVAILABLE | LOADING | UNLOADING
     reason: str = ""
     spec: Optional[ModelSpec] = None   # the final config (None for name-only rows)
-    instances: list[str] = []  # addresses of live worker instances
+    instances: list[InstanceEntry] = []  # live worker instances
     model_dir: str = ""
     # False while a READY version has no live instance (all restarting): it is
     # not ready (health, index) but still accepts requests, which wait in the

@@ -1,7 +1,10 @@
 """Builders for scheduler tests: configs, model tables, requests, executions."""
 from __future__ import annotations
 
+import msgspec
+
 from tritond import messages
+from tritond.scheduler import wire
 from tritond.scheduler.core import Dispatch, Reply, SchedulerCore
 
 from tests.specs import spec_from_dict
@@ -19,27 +22,44 @@ def config(max_batch_size: int = 0, dynamic: dict | None = None, **extra):
     return spec_from_dict(cfg)
 
 
+def instance(address: str, index: int = 0, name: str = "m") -> messages.InstanceEntry:
+    """The table entry of a CPU instance at ``address``."""
+    return messages.InstanceEntry(address, f"{name}_{index}", "CPU", 0)
+
+
 def table(*models: tuple) -> messages.ModelTable:
     """``table(("m", 1, config_json, ["w0", "w1"]), ...)``; a 5th item overrides the state."""
     entries = []
     for item in models:
         name, version, cfg, instances = item[:4]
         state = item[4] if len(item) > 4 else "READY"
-        entries.append(messages.ModelEntry(name=name, version=version, state=state,
-                                           spec=cfg, instances=list(instances)))
+        entries.append(messages.ModelEntry(
+            name=name, version=version, state=state, spec=cfg,
+            instances=[instance(a, i, name) for i, a in enumerate(instances)]))
     return messages.ModelTable(models=entries, server_ready=True)
 
 
-def request(rid: int, model: str = "m", version: int = 1, batch: int = 0,
-            shape: tuple = (4,), dtype: str = "FP32", priority: int = 0,
-            timeout_us: int = 0, arrival_ns: int = 0, frontend: str = "fe") -> messages.Request:
-    """One request with a single input INPUT0 of ``[batch, *shape]`` (or ``shape`` unbatched)."""
+def full_request(rid: int, model: str = "m", version: int = 1, batch: int = 0,
+                 shape: tuple = (4,), dtype: str = "FP32", priority: int = 0,
+                 timeout_us: int = 0, arrival_ns: int = 0, frontend: str = "fe",
+                 inputs: tuple = ("INPUT0",), correlation_id: int | str = 0,
+                 flags: int = 0) -> messages.Request:
+    """A request as a frontend sends it: each input of ``[batch, *shape]`` (or ``shape``)."""
     dims = [batch, *shape] if batch else list(shape)
-    ref = messages.TensorRef(name="INPUT0", dtype=dtype, shape=dims, region="r", offset=0,
-                             nbytes=0)
+    refs = [messages.TensorRef(name=name, dtype=dtype, shape=dims, region="r", offset=0,
+                               nbytes=0) for name in inputs]
     return messages.Request(rid=rid, frontend=frontend, model=model, version=version,
-                            inputs=[ref], batch=batch, priority=priority,
-                            timeout_us=timeout_us, arrival_ns=arrival_ns)
+                            inputs=refs, batch=batch, priority=priority,
+                            timeout_us=timeout_us, correlation_id=correlation_id, flags=flags,
+                            arrival_ns=arrival_ns)
+
+
+_view = msgspec.msgpack.Decoder(wire.RequestView).decode
+
+
+def request(rid: int, **kw) -> wire.RequestView:
+    """``full_request(rid, **kw)`` as the scheduler receives it (decoded from the wire)."""
+    return _view(msgspec.msgpack.encode(full_request(rid, **kw)))
 
 
 def executed(d: Dispatch, compute=(10, 100, 1000), start=0, end=0,

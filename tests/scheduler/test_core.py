@@ -48,11 +48,16 @@ def test_unknown_model_rejected():
     assert "nope" in reply.response.error.message
 
 
-def test_version_zero_means_latest_ready():
+def test_requests_name_their_resolved_version():
+    # The frontend resolves "latest" (one lookup per request): the scheduler
+    # routes by the exact version and has no fallback of its own.
     core = core_with(config())
     core.set_models(table(("m", 1, config(), ["w1"]), ("m", 3, config(), ["w3"])))
-    core.add(request(0, version=0), 0)
-    assert [d.address for d in dispatches(core.step(0))] == ["w3"]
+    core.add(request(0, version=1), 0)
+    assert [d.address for d in dispatches(core.step(0))] == ["w1"]
+    (r,) = core.add(request(1, version=0), 0)
+    assert r.response.error.message == (
+        "Request for unknown model: 'm' version 0 is not at ready state")
 
 
 def test_preferred_size_sent_at_once():

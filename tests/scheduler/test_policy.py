@@ -1,9 +1,18 @@
-"""Priority levels, queue policies, timeouts and cancellation (§8.3)."""
-from tritond import messages
-from tritond.errors import Code
-from tritond.scheduler.core import Notify
+"""Priority levels, queue policies, timeouts and cancellation (§8.3); the dispatch
+policies (default, dynamic) on their own, and a policy of our own through the seam."""
 
-from .helpers import US, config, core_with, dispatches, executed, replies, request, rids
+import pytest
+
+from tritond import messages
+from tritond.errors import Code, TritonError
+from tritond.scheduler.config import SchedConfig
+from tritond.scheduler.core import Notify, SchedulerCore
+from tritond.scheduler.policy import (PIPELINE_AHEAD_BATCHING, PIPELINE_AHEAD_SINGLE,
+                                      DefaultPolicy, DynamicBatchPolicy, Policy, make_policy)
+from tritond.scheduler.router import Batch, InstanceRouter
+
+from .helpers import (US, config, core_with, dispatches, executed, instance, replies, request,
+                      rids, table)
 
 
 def busy_core(dynamic: dict, max_batch_size: int = 1):
@@ -137,3 +146,173 @@ def test_cancel_is_per_frontend():
     core.add(request(1, batch=1, frontend="fe-b"), 1)
     (r,) = core.cancel("fe-b", 1, 2)
     assert r.frontend == "fe-b"
+
+
+# ------------------------------------------------- dispatch policies on their own
+
+
+def policy_for(cfg_json, n_instances: int = 1, pipeline: bool = False):
+    cfg = SchedConfig(cfg_json)
+    policy = make_policy(cfg)
+    router = InstanceRouter(policy.depth if pipeline else 0)
+    router.set_instances([instance(f"w{i}", i) for i in range(n_instances)], None)
+    return policy, router
+
+
+def take(policy, router, now_ns: int = 0) -> list[tuple[str, list[int]]]:
+    """Every batch the policy forms now, as the core would dispatch them."""
+    out = []
+    while (batch := policy.next_batch(now_ns, router)) is not None:
+        router.assign(batch.inst, batch)
+        out.append((batch.inst.address, [e.req.rid for e in batch.entries]))
+        assert batch.size == sum(e.size for e in batch.entries)
+    return out
+
+
+def test_policy_follows_the_config():
+    assert type(make_policy(SchedConfig(config(8)))) is DefaultPolicy
+    assert type(make_policy(SchedConfig(config(0, {})))) is DefaultPolicy
+    assert type(make_policy(SchedConfig(config(8, {})))) is DynamicBatchPolicy
+
+
+def test_default_policy_one_request_per_instance_then_behind():
+    policy, router = policy_for(config(8), n_instances=2, pipeline=True)
+    for rid in range(10):
+        policy.add(request(rid, batch=1), rid)
+    assert policy.depth == PIPELINE_AHEAD_SINGLE and policy.count == 10
+    got = take(policy, router)
+    assert got[:2] == [("w0", [0]), ("w1", [1])]                  # the idle ones first
+    assert [a for a, _ in got[2:]] == ["w0", "w1"] * 3            # then 3 ahead of each
+    assert [rids for _, rids in got] == [[r] for r in range(8)]
+    assert policy.count == 2 and policy.next_batch(0, router) is None
+
+
+def test_default_policy_without_an_instance_keeps_its_queue():
+    policy, router = policy_for(config(), n_instances=0)
+    policy.add(request(0), 0)
+    assert policy.next_batch(0, router) is None and policy.count == 1
+    assert policy.next_deadline(router) is None
+
+
+def test_queue_rules_turn_pipelining_off():
+    for dyn in ({"priority_levels": 2}, {"default_queue_policy": {"max_queue_size": 4}},
+                {"default_queue_policy": {"default_timeout_microseconds": 5}}):
+        assert make_policy(SchedConfig(config(8, dyn))).depth == 0
+    assert make_policy(SchedConfig(config(8, {}))).depth == PIPELINE_AHEAD_BATCHING
+    policy, router = policy_for(config(sequence_batching={}), pipeline=True)
+    assert policy.depth == 0 and router.depth == 0
+
+
+def test_queue_full_is_a_rejection_with_triton_message():
+    policy, _ = policy_for(config(4, {"default_queue_policy": {"max_queue_size": 1}}))
+    policy.add(request(0, batch=1), 0)
+    with pytest.raises(TritonError) as err:
+        policy.add(request(1, batch=1), 0)
+    assert (err.value.code, err.value.message) == (Code.UNAVAILABLE, "Exceeds maximum queue size")
+
+
+def test_expire_returns_timed_out_entries_once():
+    timeout = {"default_queue_policy": {"default_timeout_microseconds": 10}}
+    policy, _ = policy_for(config(4, timeout))
+    policy.add(request(0, batch=1), 0)
+    policy.add(request(1, batch=1), 5 * US)
+    assert list(policy.expire(9 * US)) == []
+    assert [e.req.rid for e in policy.expire(10 * US)] == [0]
+    assert [e.req.rid for e in policy.expire(20 * US)] == [1]
+    assert list(policy.expire(30 * US)) == [] and policy.count == 0
+
+
+def test_dynamic_policy_waits_for_the_window_only_with_an_instance_to_fill():
+    policy, router = policy_for(config(8, {"preferred_batch_size": [4],
+                                           "max_queue_delay_microseconds": 100}))
+    policy.add(request(0, batch=1), 0)
+    assert take(policy, router, 0) == []
+    assert policy.next_deadline(router) == 100 * US
+    assert take(policy, router, 100 * US) == [("w0", [0])]
+    policy.add(request(1, batch=1), 101 * US)
+    assert take(policy, router, 101 * US) == []         # no instance: no window to wait for
+    assert policy.next_deadline(router) is None
+
+
+def test_dynamic_policy_pipelines_only_batches_that_cannot_grow():
+    policy, router = policy_for(config(4, {}), pipeline=True)
+    for rid in range(6):
+        policy.add(request(rid, batch=1), 0)
+    assert take(policy, router) == [("w0", [0, 1, 2, 3])]     # 2 left: they may still grow
+    for rid in range(6, 8):
+        policy.add(request(rid, batch=1), 1)
+    assert take(policy, router, 1) == [("w0", [4, 5, 6, 7])]   # full: queued behind
+    policy.add(request(8, batch=1), 2)
+    assert take(policy, router, 2) == []                       # w0 holds one ahead already
+
+
+def test_dynamic_policy_with_a_delay_pipelines_when_the_window_closed():
+    policy, router = policy_for(config(4, {"max_queue_delay_microseconds": 50}), pipeline=True)
+    policy.add(request(0, batch=1), 0)
+    assert take(policy, router, 50 * US) == [("w0", [0])]
+    policy.add(request(1, batch=1), 60 * US)
+    assert take(policy, router, 60 * US) == []
+    assert policy.next_deadline(router) == 110 * US            # wakes although w0 is busy
+    assert take(policy, router, 110 * US) == [("w0", [1])]
+
+
+# ------------------------------------- a policy of our own through the core's seam
+
+
+class PinnedPolicy(Policy):
+    """A toy sticky policy (the shape of a sequence batcher): requests with the
+    same correlation id run one at a time, in order, on the instance their
+    first request was pinned to."""
+
+    __slots__ = ("done",)
+
+    def __init__(self, cfg):
+        super().__init__(cfg, 0)
+        self.done = []
+
+    def next_batch(self, now_ns, router):
+        for entry in self.queue.walk():
+            key = entry.req.correlation_id
+            inst = router.pinned(key)
+            if inst is None:
+                inst = router.least_pinned()
+                router.pin(key, inst)
+            if inst.busy is None:
+                self.queue.finish(entry)
+                return Batch(inst, [entry], entry.size)
+        return None
+
+    def on_executed(self, batch, now_ns):
+        self.done.append([e.req.rid for e in batch.entries])
+
+    def on_instance_removed(self, inst):
+        lost = [e for e in self.queue.walk() if e.req.correlation_id in inst.pins]
+        for entry in lost:
+            self.queue.finish(entry)
+        return lost
+
+
+def test_a_new_policy_plugs_in_without_changing_the_core():
+    policies = []
+
+    def make(cfg):
+        policies.append(PinnedPolicy(cfg))
+        return policies[-1]
+
+    core = SchedulerCore(make_policy=make)
+    core.set_models(table(("m", 1, config(), ["w0", "w1"])))
+    for rid, seq in enumerate(["a", "b", "a", "b", "a"]):
+        core.add(request(rid, correlation_id=seq), rid)
+    ds = dispatches(core.step(10))
+    assert [(d.address, rids(d)) for d in ds] == [("w0", [0]), ("w1", [1])]
+    core.executed(executed(ds[0]), 11)
+    (d,) = dispatches(core.step(11))
+    assert (d.address, rids(d)) == ("w0", [2])              # "a" stays on w0
+    assert policies[0].done == [[0]]
+    out = core.set_models(table(("m", 1, config(), ["w0"])))      # w1 died
+    # what ran on w1 fails, and so do the queued requests pinned to it
+    assert sorted(r.response.rid for r in replies(out)) == [1, 3]
+    assert {r.response.error.message for r in replies(out)} == {
+        "model 'm' version 1: instance 'm_1' became unavailable while executing the request",
+        "model 'm' version 1: instance 'm_1' became unavailable"}
+    assert core.cancel("fe", 3, 12) == []                   # answered: gone from the index

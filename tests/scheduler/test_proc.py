@@ -11,7 +11,7 @@ from tritond.errors import Code
 from tritond.procutil import Bootstrap
 from tritond.scheduler import proc
 
-from .helpers import config, request, table
+from .helpers import config, full_request, request, table
 
 
 def receive(endpoint: SyncEndpoint, kind, timeout: float = 10.0):
@@ -73,10 +73,19 @@ def test_scheduler_process_round_trip():
 
         # a delay window closes with no further message: the shell's alarm fires
         sent = time.monotonic_ns()
-        frontend.send_now(sched, [request(9, model="d", batch=1, frontend=addr["frontend-0"])])
+        # every field set: what the scheduler does not read reaches the worker as sent,
+        # though more frames arrive while the request waits (its Raw parts are views)
+        full = full_request(9, model="d", batch=1, frontend=addr["frontend-0"],
+                            inputs=("A", "B"), correlation_id="c", flags=1, priority=1)
+        full.outputs = [messages.OutputSpec("OUT")]
+        full.parameters = {"custom": [1, "x"]}
+        full.request_id = "req-9"
+        frontend.send_now(sched, [full])
+        for rid in range(100, 110):
+            frontend.send_now(sched, [messages.Cancel(addr["frontend-0"], rid)])
         late = receive(slow, messages.Execute)
         waited = time.monotonic_ns() - sent
-        assert [r.rid for r in late.requests] == [9]
+        assert late.requests == [full]
         assert 20_000_000 <= waited < 1_000_000_000
 
         parent.send_now(sched, [messages.Shutdown(reason="test")])

@@ -71,7 +71,7 @@ def server():
         loaded = expect(parent, messages.Loaded)
         parent.send_now(addr["scheduler"], [messages.ModelTable([messages.ModelEntry(
             "simple", 1, "READY", spec=spec_from_dict(json.loads(loaded.config), 1),
-            instances=[addr["w0"]])], True)])
+            instances=[messages.InstanceEntry(addr["w0"], "simple_0_0", "CPU", 0)])], True)])
         yield sid, addr
         for name in ("w0", "scheduler"):
             parent.send_now(addr[name], [messages.Shutdown("test")])

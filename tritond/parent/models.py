@@ -61,8 +61,9 @@ class ModelVersion:
     load_seconds: float = 0.0
     crashes: collections.deque = dataclasses.field(default_factory=collections.deque)
 
-    def live_addresses(self) -> list[str]:
-        return [i.address for i in self.instances if i.live]
+    def live_entries(self) -> list[messages.InstanceEntry]:
+        return [messages.InstanceEntry(i.address, i.name, i.kind, i.device_id)
+                for i in self.instances if i.live]
 
     @property
     def ready(self) -> bool:
@@ -83,7 +84,7 @@ class ModelVersion:
                 f"(last: {last}); not restarting")
 
     def entry(self) -> messages.ModelEntry:
-        live = self.live_addresses()
+        live = self.live_entries()
         reason = self.reason
         restarting = self.state == READY and not live
         if restarting:

@@ -48,13 +48,16 @@ def config(name: str, datatype: str = "TYPE_FP32"):
     })
 
 
+W0 = messages.InstanceEntry("w0", "identity_0", "CPU", 0)
+
+
 def model_table(ready: bool = True) -> messages.ModelTable:
     entry = messages.ModelEntry
     return messages.ModelTable([
-        entry("identity", 1, "READY", spec=config("identity"), instances=["w0"]),
+        entry("identity", 1, "READY", spec=config("identity"), instances=[W0]),
         entry("strings", 1, "READY", spec=config("strings", "TYPE_STRING"),
-              instances=["w0"]),
-        entry("slow", 1, "READY", spec=config("slow"), instances=["w0"]),
+              instances=[W0]),
+        entry("slow", 1, "READY", spec=config("slow"), instances=[W0]),
         entry("broken", 1, "UNAVAILABLE", reason="load failed", spec=config("broken")),
         entry("listed", -1, "UNKNOWN"),
     ], server_ready=ready)
