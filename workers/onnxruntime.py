@@ -15,17 +15,11 @@ import onnxruntime as ort
 from tritond.options import backend_settings
 from tritond.errors import Code, TritonError
 
-from . import ortbf16
+from . import onnxio, ortbf16
 from .ortbf16 import bf16_names
 from .backend import Backend, LoadContext, WorkRequest, WorkResult
 
-ONNX_TO_CONFIG = {
-    "tensor(bool)": "TYPE_BOOL", "tensor(uint8)": "TYPE_UINT8", "tensor(uint16)": "TYPE_UINT16",
-    "tensor(uint32)": "TYPE_UINT32", "tensor(uint64)": "TYPE_UINT64", "tensor(int8)": "TYPE_INT8",
-    "tensor(int16)": "TYPE_INT16", "tensor(int32)": "TYPE_INT32", "tensor(int64)": "TYPE_INT64",
-    "tensor(float16)": "TYPE_FP16", "tensor(float)": "TYPE_FP32", "tensor(double)": "TYPE_FP64",
-    "tensor(string)": "TYPE_STRING", "tensor(bfloat16)": "TYPE_BF16",
-}
+ONNX_TO_CONFIG = onnxio.ONNX_TO_CONFIG
 DEFAULT_MAX_BATCH_SIZE = 4
 _SCHEDULERS = ("dynamic_batching", "sequence_batching", "ensemble_scheduling")
 
@@ -36,9 +30,7 @@ def _param(config: dict, key: str) -> Optional[str]:
     return entry.get("string_value") if isinstance(entry, dict) else None
 
 
-def _dims(shape) -> list[int]:
-    # ORT reports symbolic or unknown dims as str/None: Triton's -1.
-    return [d if isinstance(d, int) and d >= 0 else -1 for d in shape]
+_dims = onnxio.dims
 
 
 def _default_max_batch(options: dict) -> int:
@@ -103,6 +95,8 @@ class OnnxRuntimeBackend(Backend):
         self.config = config
         if self.session is None:
             self.session = self._session(config)
+        onnxio.check(self.ctx.model, config, onnxio.describe(self.session.get_inputs()),
+                     onnxio.describe(self.session.get_outputs()))
         self._strings = {i.name for i in self.session.get_inputs() if i.type == "tensor(string)"}
         self._bf16 = bf16_names(self.session)
 

@@ -98,7 +98,7 @@ class PythonBackend(Backend):
         self.config = config
         if pb_utils.using_decoupled_model_transaction_policy(config):
             raise TritonError(Code.UNSUPPORTED, f"model '{self.ctx.model}': decoupled Python "
-                                                f"models are not supported yet")
+                                                f"models are not supported by tritond yet")
         cls = self._import(config).TritonPythonModel
         try:
             self.model = cls()
