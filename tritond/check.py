@@ -93,6 +93,8 @@ def _problems(src, strict: bool, known: set[str]) -> list[str]:
             repo.validate(cfg, src.model_dir)
     except TritonError as exc:
         found.append(exc.message)
+    except Exception as exc:  # noqa: BLE001 - one broken model must not stop the others' check
+        found.append(f"{type(exc).__name__}: {exc}")
     return found
 
 

@@ -84,6 +84,27 @@ def test_named_models_only(tmp_path):
     assert done.stdout.splitlines() == [f"nosuch: model 'nosuch' not found in '{repo}'"]
 
 
+def test_corrupt_onnx_file_is_one_problem(tmp_path):
+    _onnx(tmp_path, "good", f"max_batch_size: 8\n{_IO}")
+    _onnx(tmp_path, "corrupt", f"max_batch_size: 8\n{_IO}")
+    (tmp_path / "corrupt" / "1" / "model.onnx").write_bytes(b"not a protobuf")
+    done = tritond("check", str(tmp_path))
+    assert done.returncode == 1
+    (line,) = done.stdout.splitlines()
+    assert line.startswith("corrupt: unable to load model 'corrupt' from "), line
+
+
+def test_reports_every_unsupported_feature_as_the_server_does(tmp_path):
+    from tests.tritond.repository.test_support import FEATURES, OTHERS, _repo
+
+    done = tritond("check", str(_repo(tmp_path)))
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    for name, (feature, *_) in {**FEATURES, **OTHERS}.items():
+        assert any(line.startswith(f"{name}: model '{name}': ") and feature in line
+                   and line.endswith("is not supported by tritond yet") for line in lines), name
+
+
 def test_usage_errors_exit_2(tmp_path):
     done = tritond("check", str(tmp_path / "absent"))
     assert done.returncode == 2 and "is not a directory" in done.stderr

@@ -108,3 +108,18 @@ def test_unsupported_features_fail_to_load_through_tritond(tmp_path):
             line for line in log.splitlines() if "failed to load" in line), log
     finally:
         srv.stop()
+
+
+def test_explicit_load_answers_the_reason(tmp_path):
+    from tritonclient.utils import InferenceServerException
+
+    srv = Server([_repo(tmp_path)], "--model-control-mode=explicit")
+    try:
+        client = httpclient.InferenceServerClient(srv.url)
+        with pytest.raises(InferenceServerException) as err:
+            client.load_model("seq")
+        assert "model 'seq': sequence_batching is not supported by tritond yet" in \
+            err.value.message()
+        assert not client.is_model_ready("seq")
+    finally:
+        srv.stop()
