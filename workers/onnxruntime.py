@@ -19,7 +19,6 @@ from . import onnxio, ortbf16
 from .ortbf16 import bf16_names
 from .backend import Backend, LoadContext, WorkRequest, WorkResult
 
-ONNX_TO_CONFIG = onnxio.ONNX_TO_CONFIG
 DEFAULT_MAX_BATCH_SIZE = 4
 _SCHEDULERS = ("dynamic_batching", "sequence_batching", "ensemble_scheduling")
 
@@ -28,9 +27,6 @@ def _param(config: dict, key: str) -> Optional[str]:
     """A config ``parameters`` string value (``{key: {string_value: v}}``)."""
     entry = (config.get("parameters") or {}).get(key)
     return entry.get("string_value") if isinstance(entry, dict) else None
-
-
-_dims = onnxio.dims
 
 
 def _default_max_batch(options: dict) -> int:
@@ -112,7 +108,7 @@ class OnnxRuntimeBackend(Backend):
         if self.session is None:
             self.session = self._session(config)
         ins, outs = self.session.get_inputs(), self.session.get_outputs()
-        capable = all(len(t.shape) >= 1 and _dims(t.shape)[0] == -1 for t in (*ins, *outs))
+        capable = all(len(t.shape) >= 1 and onnxio.dims(t.shape)[0] == -1 for t in (*ins, *outs))
         mbs = int(config.get("max_batch_size", 0) or 0)
         if mbs == 0 and capable:
             mbs = _default_max_batch(self.ctx.options)
@@ -130,12 +126,12 @@ class OnnxRuntimeBackend(Backend):
         return config
 
     def _io(self, tensor, batched: bool) -> dict:
-        dtype = ONNX_TO_CONFIG.get(tensor.type)
+        dtype = onnxio.ONNX_TO_CONFIG.get(tensor.type)
         if dtype is None:
             raise TritonError(Code.UNSUPPORTED,
                               f"unable to autofill for '{self.ctx.model}': tensor '{tensor.name}' "
                               f"has unsupported type {tensor.type}")
-        dims = _dims(tensor.shape)[1 if batched else 0:]
+        dims = onnxio.dims(tensor.shape)[1 if batched else 0:]
         entry = {"name": tensor.name, "data_type": dtype, "dims": dims or [1]}
         if not dims:  # Triton needs rank >= 1: present a scalar as [1]
             entry["reshape"] = {"shape": []}
