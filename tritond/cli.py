@@ -64,7 +64,11 @@ def parse_options(argv: list[str], environ: dict[str, str]) -> "config.Options":
 
 
 def main(argv: list[str] | None = None) -> int:
-    options = parse_options(sys.argv[1:] if argv is None else argv, dict(os.environ))
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["check"]:   # `tritond check REPO [MODEL...]`: tritond/check.py
+        from .check import main as check
+        return check(argv[1:])
+    options = parse_options(argv, dict(os.environ))
     from .parent.supervisor import run  # heavy imports only once the flags are valid
     return run(options)
 

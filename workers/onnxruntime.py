@@ -6,6 +6,7 @@ leading dim, ``dynamic_batching {}`` when it batches.
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Optional
 
@@ -16,24 +17,12 @@ from tritond.options import backend_settings
 from tritond.spec import ModelSpec
 from tritond.errors import Code, TritonError
 
-from . import ortbf16
+from . import onnxio, ortbf16
 from .ortbf16 import bf16_names
 from .backend import provisional_spec, Backend, LoadContext, WorkRequest, WorkResult
 
-ONNX_TO_CONFIG = {
-    "tensor(bool)": "TYPE_BOOL", "tensor(uint8)": "TYPE_UINT8", "tensor(uint16)": "TYPE_UINT16",
-    "tensor(uint32)": "TYPE_UINT32", "tensor(uint64)": "TYPE_UINT64", "tensor(int8)": "TYPE_INT8",
-    "tensor(int16)": "TYPE_INT16", "tensor(int32)": "TYPE_INT32", "tensor(int64)": "TYPE_INT64",
-    "tensor(float16)": "TYPE_FP16", "tensor(float)": "TYPE_FP32", "tensor(double)": "TYPE_FP64",
-    "tensor(string)": "TYPE_STRING", "tensor(bfloat16)": "TYPE_BF16",
-}
 DEFAULT_MAX_BATCH_SIZE = 4
 _SCHEDULERS = ("dynamic_batching", "sequence_batching", "ensemble_scheduling")
-
-
-def _dims(shape) -> list[int]:
-    # ORT reports symbolic or unknown dims as str/None: Triton's -1.
-    return [d if isinstance(d, int) and d >= 0 else -1 for d in shape]
 
 
 def _default_max_batch(options) -> int:
@@ -98,6 +87,10 @@ class OnnxRuntimeBackend(Backend):
         self.spec = spec
         if self.session is None:
             self.session = self._session(spec)
+        # Once per load: the checker reads Triton's JSON form (as `tritond check` does).
+        onnxio.check(self.ctx.model, json.loads(spec.config_json),
+                     onnxio.describe(self.session.get_inputs()),
+                     onnxio.describe(self.session.get_outputs()))
         self._strings = {i.name for i in self.session.get_inputs() if i.type == "tensor(string)"}
         self._bf16 = bf16_names(self.session)
 
@@ -113,7 +106,7 @@ class OnnxRuntimeBackend(Backend):
         if self.session is None:
             self.session = self._session(provisional_spec(config))
         ins, outs = self.session.get_inputs(), self.session.get_outputs()
-        capable = all(len(t.shape) >= 1 and _dims(t.shape)[0] == -1 for t in (*ins, *outs))
+        capable = all(len(t.shape) >= 1 and onnxio.dims(t.shape)[0] == -1 for t in (*ins, *outs))
         mbs = int(config.get("max_batch_size", 0) or 0)
         if mbs == 0 and capable:
             mbs = _default_max_batch(self.ctx.options)
@@ -131,12 +124,12 @@ class OnnxRuntimeBackend(Backend):
         return config
 
     def _io(self, tensor, batched: bool) -> dict:
-        dtype = ONNX_TO_CONFIG.get(tensor.type)
+        dtype = onnxio.ONNX_TO_CONFIG.get(tensor.type)
         if dtype is None:
             raise TritonError(Code.UNSUPPORTED,
                               f"unable to autofill for '{self.ctx.model}': tensor '{tensor.name}' "
                               f"has unsupported type {tensor.type}")
-        dims = _dims(tensor.shape)[1 if batched else 0:]
+        dims = onnxio.dims(tensor.shape)[1 if batched else 0:]
         entry = {"name": tensor.name, "data_type": dtype, "dims": dims or [1]}
         if not dims:  # Triton needs rank >= 1: present a scalar as [1]
             entry["reshape"] = {"shape": []}

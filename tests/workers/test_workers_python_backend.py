@@ -147,10 +147,37 @@ def test_error_response_fails_only_that_request(repo):
     assert bad.error.code == Code.INVALID_ARG and bad.error.message == "bad input"
 
 
-def test_exception_propagates_to_the_worker(repo):
-    be = loaded(models.python_model(repo, "errors", ERRORS), ERRORS_CONFIG)
-    with pytest.raises(Exception, match="model blew up"):
-        be.execute(modes(0, 2))
+def test_exception_fails_the_batch_in_tritons_format(repo, caplog):
+    model_dir = models.python_model(repo, "errors", ERRORS)
+    be = loaded(model_dir, ERRORS_CONFIG)
+    with caplog.at_level("ERROR", logger="tritond.model"):
+        results = be.execute(modes(0, 2))
+    model_py = model_dir / "1" / "model.py"
+    expected = (f"Failed to process the request(s) for model '{be.ctx.instance}', message: "
+                f"TritonModelException: model blew up\n\nAt:\n  {model_py}(14): execute\n")
+    assert [(r.error.code, r.error.message) for r in results] == [(Code.INTERNAL, expected)] * 2
+    logged = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(logged) == 1 and f'File "{model_py}", line 14, in execute' in logged[0].getMessage()
+
+
+INIT_RAISES = '''
+class TritonPythonModel:
+    def initialize(self, args):
+        self.table = {}["missing"]
+
+    def execute(self, requests):
+        return []
+'''
+
+
+def test_initialize_exception_keeps_type_and_line(repo, caplog):
+    model_dir = models.python_model(repo, "init_raises", INIT_RAISES)
+    with caplog.at_level("ERROR", logger="tritond.model"), pytest.raises(TritonError) as err:
+        loaded(model_dir, ERRORS_CONFIG | {"name": "init_raises"})
+    model_py = model_dir / "1" / "model.py"
+    assert err.value.message == (f"initialize for model 'init_raises' failed: KeyError: "
+                                 f"'missing'\n\nAt:\n  {model_py}(4): initialize\n")
+    assert f'File "{model_py}", line 4, in initialize' in caplog.text
 
 
 @pytest.mark.parametrize("bad_mode", [3, 4])

@@ -98,10 +98,12 @@ class Loader:
 
     async def load_version(self, mv: ModelVersion, src) -> None:
         from tritond import repository
+        from tritond.repository import support
 
         cfg = src.config
         try:
             repository.normalize(cfg)
+            support.check(cfg)   # before a worker is spawned for a feature we lack
             # The frontend reads the labels; a label_filename escaping the model
             # dir (UNSUPPORTED) or unreadable fails the load here (protocol.md §4.6).
             repository.load_labels(mv.model_dir, cfg)

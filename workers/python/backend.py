@@ -19,7 +19,7 @@ from tritond.shm.dtypes import DTYPES
 from tritond.spec import ModelSpec
 
 from ..backend import Backend, LoadContext, WorkRequest, WorkResult
-from . import pb_utils
+from . import failures, pb_utils
 
 MODULE_NAME = "triton_python_backend_utils"
 
@@ -27,8 +27,9 @@ MODULE_NAME = "triton_python_backend_utils"
 def _load_error(ctx: LoadContext, what: str, exc: BaseException) -> TritonError:
     if isinstance(exc, TritonError):
         return exc
-    return TritonError(Code.INTERNAL, f"{what} for model '{ctx.model}' failed: "
-                                      f"{type(exc).__name__}: {exc}")
+    message = f"{what} for model '{ctx.model}' failed: {failures.describe(exc)}"
+    failures.report(message, exc)
+    return TritonError(Code.INTERNAL, message)
 
 
 class PythonBackend(Backend):
@@ -99,7 +100,7 @@ class PythonBackend(Backend):
         self.spec = spec
         if spec.decoupled:
             raise TritonError(Code.UNSUPPORTED, f"model '{self.ctx.model}': decoupled Python "
-                                                f"models are not supported yet")
+                                                f"models are not supported by tritond yet")
         cls = self._import(spec.default_model_filename).TritonPythonModel
         try:
             self.model = cls()
@@ -144,7 +145,11 @@ class PythonBackend(Backend):
 
     def execute(self, requests: list[WorkRequest]) -> list[WorkResult]:
         pb_requests = [self._request(w) for w in requests]
-        responses = self._call(self.model.execute, pb_requests)
+        try:
+            responses = self._call(self.model.execute, pb_requests)
+        except Exception as exc:  # noqa: BLE001 - the model's exception, as Triton reports it
+            failures.report(self._failure(failures.describe(exc)), exc)
+            return self._all_failed(pb_requests, failures.describe(exc))
         return self._results(pb_requests, responses)
 
     def _request(self, w: WorkRequest) -> pb_utils.InferenceRequest:
@@ -178,8 +183,11 @@ class PythonBackend(Backend):
         return [self._result(r) for r in responses]
 
     def _all_failed(self, pb_requests, message: str) -> list[WorkResult]:
-        text = f"Failed to process the request(s) for model '{self.ctx.model}', message: {message}"
-        return [WorkResult.failed(Code.INTERNAL, text) for _ in pb_requests]
+        return [WorkResult.failed(Code.INTERNAL, self._failure(message)) for _ in pb_requests]
+
+    def _failure(self, message: str) -> str:
+        # Triton's stub names the instance ("add_sub_0_0"), not the model.
+        return f"Failed to process the request(s) for model '{self.ctx.instance}', message: {message}"
 
     @staticmethod
     def _result(resp) -> WorkResult:

@@ -140,7 +140,7 @@ class PreferredMemory:
         self.preferred_device_id = preferred_device_id
 
 
-_BLS = "BLS is not supported yet (InferenceRequest.exec/async_exec)"
+_BLS = "BLS (InferenceRequest.exec/async_exec) is not supported by tritond yet"
 
 
 class InferenceRequest:

@@ -80,7 +80,7 @@ def using_decoupled_model_transaction_policy(model_config: dict) -> bool:
     return bool((model_config.get("model_transaction_policy") or {}).get("decoupled", False))
 
 
-_MANAGEMENT = "model management from a Python model is not supported yet"
+_MANAGEMENT = "model management from a Python model is not supported by tritond yet"
 
 
 def load_model(model_name: str, config: str = "", files=None) -> None:

@@ -1,0 +1,125 @@
+"""Every "not yet" feature of docs/compatibility.md fails to load, saying so, through a real
+tritond (never READY-then-500, never a worker spawned for it)."""
+from __future__ import annotations
+
+import pathlib
+import time
+
+import pytest
+import tritonclient.http as httpclient
+
+from tests.integration.echo_repo import MODEL_PY
+from tests.server import ROOT, Server
+from tritond.errors import Code, TritonError
+from tritond.repository import modelconfig, support
+
+_IO = ('input [ { name: "IN0" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
+       'output [ { name: "OUT0" data_type: TYPE_FP32 dims: [ 4 ] } ]\n')
+
+# model name -> (feature named in the error and in docs/compatibility.md, config extra)
+FEATURES = {
+    "seq": ("sequence_batching", 'max_batch_size: 4\nsequence_batching { }\n'),
+    "cache": ("response_cache", "response_cache { enable: true }\n"),
+    "limited": ("rate_limiter", 'instance_group [ { kind: KIND_CPU count: 1 rate_limiter '
+                                '{ resources [ { name: "R1" count: 2 } ] } } ]\n'),
+    "warm": ("model_warmup", 'model_warmup [ { name: "w" batch_size: 1 inputs { key: "IN0" '
+                             'value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } } ]\n'),
+    "stream": ("decoupled", "model_transaction_policy { decoupled: true }\n"),
+    "envpath": ("EXECUTION_ENV_PATH", 'parameters { key: "EXECUTION_ENV_PATH" value: '
+                                      '{ string_value: "$$TRITON_MODEL_DIRECTORY/env.tar.gz" } }\n'),
+    "ragged": ("batch_input", 'max_batch_size: 4\nbatch_input [ { kind: BATCH_ELEMENT_COUNT '
+                              'target_name: "N" data_type: TYPE_FP32 source_input: "IN0" } ]\n'),
+}
+# models of another backend or platform: (feature, config head, file in version 1)
+OTHERS = {
+    "ens": ("ensemble", 'platform: "ensemble"\nensemble_scheduling { step [ { model_name: '
+                        '"seq" model_version: -1 input_map { key: "IN0" value: "IN0" } '
+                        'output_map { key: "OUT0" value: "OUT0" } } ] }\n', None),
+    "torch": ("backend 'pytorch'", 'platform: "pytorch_libtorch"\n', "model.pt"),
+    "trt": ("backend 'tensorrt'", 'backend: "tensorrt"\n', "model.plan"),
+    "tf": ("backend 'tensorflow'", 'platform: "tensorflow_savedmodel"\n', None),
+}
+
+
+def _write(repo: pathlib.Path, name: str, head: str, file: str | None) -> None:
+    d = repo / name / "1"
+    d.mkdir(parents=True)
+    if file:
+        (d / file).write_bytes(b"")
+    (repo / name / "config.pbtxt").write_text(f'name: "{name}"\n{head}{_IO}')
+
+
+def _repo(repo: pathlib.Path) -> pathlib.Path:
+    for name, (_, extra) in FEATURES.items():
+        _write(repo, name, f'backend: "python"\n{extra}', "model.py")
+        (repo / name / "1" / "model.py").write_text(MODEL_PY)
+    for name, (_, head, file) in OTHERS.items():
+        _write(repo, name, head, file)
+    (repo / "tf" / "1" / "model.savedmodel").mkdir()
+    return repo
+
+
+def test_each_feature_is_named_by_the_check(tmp_path):
+    for name, (feature, extra) in FEATURES.items():
+        cfg = modelconfig.parse_pbtxt(f'name: "{name}"\nbackend: "python"\n{extra}{_IO}', name)
+        with pytest.raises(TritonError) as err:
+            support.check(cfg)
+        assert err.value.code == Code.UNSUPPORTED
+        assert f"{feature}" in err.value.message
+        assert err.value.message.endswith("is not supported by tritond yet")
+
+
+def test_supported_configs_pass():
+    for text in ('name: "a" backend: "onnxruntime" max_batch_size: 8 dynamic_batching { }',
+                 'name: "b" backend: "python" instance_group [ { count: 2 } ]',
+                 'name: "c" backend: "python" response_cache { enable: false }'):
+        assert support.unsupported_features(modelconfig.parse_pbtxt(text, "x")) == []
+
+
+def test_every_not_yet_feature_is_in_the_compatibility_table():
+    table = (ROOT / "docs" / "compatibility.md").read_text()
+    rows = [line for line in table.splitlines() if "not yet" in line]
+    for feature, *_ in [*FEATURES.values(), *OTHERS.values()]:
+        word = feature.split("'")[1] if "'" in feature else feature
+        assert any(word in row for row in rows), f"{feature} is not a 'not yet' row"
+
+
+def test_unsupported_features_fail_to_load_through_tritond(tmp_path):
+    srv = Server([_repo(tmp_path)], wait_ready=False)
+    try:
+        srv.wait("/v2/health/live")
+        client = httpclient.InferenceServerClient(srv.url)
+        wanted = {**{n: f for n, (f, _) in FEATURES.items()},
+                  **{n: f for n, (f, _, _) in OTHERS.items()}}
+        deadline = time.monotonic() + 60
+        while True:
+            rows = {r["name"]: r for r in client.get_model_repository_index()}
+            if all(rows.get(n, {}).get("state") == "UNAVAILABLE" for n in wanted) or \
+                    time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        for name, feature in wanted.items():
+            assert rows[name]["state"] == "UNAVAILABLE", rows[name]
+            assert f"{feature}" in rows[name]["reason"], rows[name]
+            assert "is not supported by tritond yet" in rows[name]["reason"]
+            assert not client.is_model_ready(name)
+        log = srv.output()
+        assert "instance" not in "\n".join(
+            line for line in log.splitlines() if "failed to load" in line), log
+    finally:
+        srv.stop()
+
+
+def test_explicit_load_answers_the_reason(tmp_path):
+    from tritonclient.utils import InferenceServerException
+
+    srv = Server([_repo(tmp_path)], "--model-control-mode=explicit")
+    try:
+        client = httpclient.InferenceServerClient(srv.url)
+        with pytest.raises(InferenceServerException) as err:
+            client.load_model("seq")
+        assert "model 'seq': sequence_batching is not supported by tritond yet" in \
+            err.value.message()
+        assert not client.is_model_ready("seq")
+    finally:
+        srv.stop()

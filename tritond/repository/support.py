@@ -1,0 +1,55 @@
+"""Triton features tritond does not implement yet, refused when a model loads.
+
+A model whose config asks for one of them fails to load (UNAVAILABLE in the
+repository index, with "<feature> is not supported by tritond yet") before any
+worker is spawned: loading it READY and failing every request would hide the
+cause. ``tritond check`` reports the same list. docs/compatibility.md is the
+table a user reads; tests/tritond/repository/test_support.py keeps both true.
+"""
+from __future__ import annotations
+
+from tritond.errors import unsupported
+from tritond.protos.model_config_pb2 import ModelConfig
+
+BACKENDS = ("onnxruntime", "python")
+"""Backends tritond runs (workers/backend.py REGISTRY)."""
+
+
+def unsupported_features(cfg: ModelConfig) -> list[str]:
+    """The features of ``cfg`` that tritond does not implement, in config order."""
+    found = []
+    if cfg.platform == "ensemble" or cfg.HasField("ensemble_scheduling"):
+        found.append('ensemble (platform: "ensemble", ensemble_scheduling)')
+    elif cfg.backend and cfg.backend not in BACKENDS:
+        platform = f" (platform '{cfg.platform}')" if cfg.platform else ""
+        found.append(f"backend '{cfg.backend}'{platform}")
+    if cfg.HasField("sequence_batching"):
+        found.append("sequence_batching")
+    if cfg.batch_input:
+        found.append("batch_input")
+    if cfg.batch_output:
+        found.append("batch_output")
+    if any(g.HasField("rate_limiter") for g in cfg.instance_group):
+        found.append("rate_limiter (instance_group resources and priority)")
+    if cfg.model_warmup:
+        found.append("model_warmup")
+    if cfg.response_cache.enable:
+        found.append("response_cache")
+    if cfg.model_transaction_policy.decoupled:
+        found.append("decoupled (model_transaction_policy)")
+    if "EXECUTION_ENV_PATH" in cfg.parameters:
+        found.append("EXECUTION_ENV_PATH (Python execution environments)")
+    if cfg.model_repository_agents.agents:
+        found.append("model_repository_agents")
+    return found
+
+
+def message(name: str, feature: str) -> str:
+    return f"model '{name}': {feature} is not supported by tritond yet"
+
+
+def check(cfg: ModelConfig) -> None:
+    """Raise UNSUPPORTED naming the first feature of ``cfg`` tritond lacks."""
+    found = unsupported_features(cfg)
+    if found:
+        raise unsupported(message(cfg.name, found[0]))
