@@ -19,8 +19,8 @@ import socket
 
 from typing import Callable
 
-from . import messages
-from .framing import MAX_FRAME, FrameBuffer, address, frame, printable  # noqa: F401
+from . import messages, peers
+from .framing import MAX_FRAME, FrameBuffer, address, frame, printable, role_of  # noqa: F401
 
 FRAME_MESSAGES = 8            # a frame is written once this many messages wait for a peer
 
@@ -32,6 +32,11 @@ class _InboxProtocol(asyncio.Protocol):
     def __init__(self, inbox: "AsyncInbox") -> None:
         self._inbox = inbox
         self._frames = FrameBuffer()
+
+    def connection_made(self, transport) -> None:
+        # Before the first read: a process that is not one of ours is cut off.
+        if not peers.admit(transport.get_extra_info("socket"), self._inbox.role):
+            transport.abort()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -59,6 +64,7 @@ class AsyncInbox:
         self.handler = handler
         self.on_bad_frame = on_bad_frame or (lambda detail: None)
         self._server: asyncio.AbstractServer | None = None
+        self.role = role_of(addr)
 
     async def start(self) -> None:
         # The socket is made here rather than by path= because libuv (uvloop)

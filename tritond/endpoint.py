@@ -11,8 +11,8 @@ import socket
 import time
 from typing import Iterable
 
-from . import messages
-from .framing import FrameBuffer, frame
+from . import messages, peers
+from .framing import FrameBuffer, frame, role_of
 
 
 class SyncEndpoint:
@@ -63,6 +63,9 @@ class SyncEndpoint:
                 conn, _ = self._listener.accept()
             except BlockingIOError:
                 return
+            if not peers.admit(conn, role_of(self.addr)):
+                conn.close()         # before any byte is read
+                continue
             conn.setblocking(False)
             fb = FrameBuffer()
             self._conns[conn] = fb

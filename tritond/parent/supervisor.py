@@ -38,7 +38,7 @@ class Supervisor(Loader, ModelControl):
 
     def __init__(self, options: dict) -> None:
         self.options = options
-        self.server_id = f"{os.getpid():x}{secrets.token_hex(2)}"
+        self.server_id = secrets.token_hex(16)    # 128 random bits: names nobody can guess
         self.address = channel.address(self.server_id, "parent")
         self.children: dict[str, Child] = {}          # by address
         self.models: dict[tuple[str, int], ModelVersion] = {}

@@ -110,9 +110,9 @@ def test_repository_index_and_control(client):
 def test_shared_memory_rpcs(client):
     assert list(client.get_system_shared_memory_status().regions) == []
     assert list(client.get_cuda_shared_memory_status().regions) == []
-    # the key names no segment (issue 3: registration is implemented; Triton's text and code)
+    # the key names no segment: Triton's text, but a client error (Triton says INTERNAL)
     assert status_of(client.register_system_shared_memory, "r", "/tritond_no_such_key", 64) == (
-        "StatusCode.INTERNAL", "Unable to open shared memory region: '/tritond_no_such_key'")
+        "StatusCode.INVALID_ARGUMENT", "Unable to open shared memory region: '/tritond_no_such_key'")
     assert status_of(client.get_system_shared_memory_status, "r")[0] == "StatusCode.NOT_FOUND"
 
 
