@@ -14,6 +14,7 @@ import onnxruntime as ort
 
 from tritond.options import backend_settings
 from tritond.errors import Code, TritonError
+from tritond.repository.paths import model_file
 
 from . import ortbf16
 from .ortbf16 import bf16_names
@@ -65,7 +66,7 @@ class OnnxRuntimeBackend(Backend):
 
     def model_path(self, config: dict) -> str:
         name = config.get("default_model_filename") or "model.onnx"
-        path = os.path.join(self.ctx.model_dir, str(self.ctx.version), name)
+        path = model_file(self.ctx.model_dir, self.ctx.version, name)   # inside the version dir
         if os.path.isdir(path):  # a directory holding model.onnx (+ external data)
             path = os.path.join(path, "model.onnx")
         if not os.path.isfile(path):

@@ -23,6 +23,7 @@ import os
 
 from tritond import messages
 from tritond.errors import Code, TritonError, invalid_arg, unavailable, unsupported
+from tritond.repository.paths import check_model_name
 from .models import READY, UNAVAILABLE, ModelVersion
 
 log = logging.getLogger("tritond.supervisor")
@@ -73,6 +74,7 @@ class ModelControl:
     # ------------------------------------------------------------------ load
 
     async def _load_model(self, name: str, params: dict) -> None:
+        check_model_name(name)                   # before the name meets the file system
         if any(k.startswith("file:") for k in params):
             raise unsupported("loading model files from 'file:' parameters is not supported by "
                               "tritond: put the files in the model repository and load again")
