@@ -93,12 +93,14 @@ class FrontendProc:
         import uvicorn
 
         from .http.app import build_app
+        from .http.deadline import with_header_timeout
         from .http.protocol import CorkedHttpToolsProtocol
         host, port = opts.get("http_address", "0.0.0.0"), int(opts.get("http_port", 8000))
         sock = bind(host, port, self.log, "HTTP")
         # proxy_headers off: Triton does not read X-Forwarded-*, and uvicorn's
         # middleware for them wraps every request (~3% of a small request's CPU).
-        config = uvicorn.Config(build_app(self.core), loop="none", http=CorkedHttpToolsProtocol,
+        protocol = with_header_timeout(CorkedHttpToolsProtocol, opts.get("http_header_timeout", 30))
+        config = uvicorn.Config(build_app(self.core), loop="none", http=protocol,
                                 lifespan="off", access_log=False, log_level="warning",
                                 proxy_headers=False,
                                 timeout_keep_alive=int(opts.get("http_keepalive_s", 30)))
