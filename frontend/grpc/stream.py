@@ -16,6 +16,7 @@ import asyncio
 from tritond.errors import TritonError, internal
 
 from . import codec
+from .guard import checked
 from .status import STATUS
 
 _DONE = object()
@@ -47,7 +48,7 @@ async def serve_stream(core, request_iterator, context):
 
     async def one(msg) -> None:
         try:
-            req = codec.decode_request(msg)
+            req = codec.decode_request(checked(msg))      # garbage: INVALID_ARG, no traceback
             result = await core.infer(req)
             try:
                 queue.put_nowait(codec.stream_response(result))
