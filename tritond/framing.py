@@ -23,6 +23,9 @@ def role_of(addr: str) -> str:
 
 
 def printable(addr: str) -> str:
+    """An address for logs and error texts: the role only (the server id is a secret)."""
+    if addr.startswith("\0tritond-"):
+        return role_of(addr)
     return addr.replace("\0", "@")
 
 
