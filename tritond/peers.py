@@ -28,7 +28,7 @@ _server_pid: int | None = None
 _last_log = -LOG_EVERY_S
 
 
-def set_server_pid(pid: int) -> None:
+def set_server_pid(pid: int | None) -> None:
     """The pid of this server's parent process (children call this at start)."""
     global _server_pid
     _server_pid = pid

@@ -90,8 +90,8 @@ def load_source(model_dir: str, repository: str, *, model_config_name: str = "",
         autofill(source.config, model_dir, first)
         source.versions = select_versions(source.config.version_policy,
                                           source.available, model=name)
+        check_model_paths(source.config, model_dir, source.versions)   # before any stat
         check_model_files(source.config, model_dir, source.versions)
-        check_model_paths(source.config, model_dir, source.versions)
         if strict:
             validate_io(source.config)
     except TritonError as exc:
