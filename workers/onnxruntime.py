@@ -68,7 +68,7 @@ class OnnxRuntimeBackend(Backend):
         name = config.get("default_model_filename") or "model.onnx"
         path = model_file(self.ctx.model_dir, self.ctx.version, name)   # inside the version dir
         if os.path.isdir(path):  # a directory holding model.onnx (+ external data)
-            path = os.path.join(path, "model.onnx")
+            path = model_file(self.ctx.model_dir, self.ctx.version, os.path.join(name, "model.onnx"))
         if not os.path.isfile(path):
             raise TritonError(Code.NOT_FOUND,
                               f"unable to load model '{self.ctx.model}': "
