@@ -19,6 +19,7 @@ import asyncio
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .deadline import ReadDeadline
+from .halfclose import PeerProbe
 
 _JOIN_LIMIT = 64 * 1024   # below this, joining is cheaper than a vectored write
 _POLL_FIRST_S = 0.001      # then doubling up to _POLL_MAX_S while a client reads slowly
@@ -111,11 +112,16 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
 
     def eof_received(self) -> bool:
         # A client that half-closes after sending its request still gets the
-        # answer (then the connection closes); otherwise close now.
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.keep_alive = False
-            return True
-        return False
+        # answer (then the connection closes); one that closed is found out by
+        # a probe (halfclose.py) and its request cancelled; otherwise close now.
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return False
+        cycle.keep_alive = False
+        if not cycle.response_started:             # the corked transport keeps byte order
+            PeerProbe(self.loop, self.transport, self.transport.abort,
+                      lambda: cycle.response_started)
+        return True
 
     def data_received(self, data: bytes) -> None:
         self.deadline.touch()

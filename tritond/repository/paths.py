@@ -52,12 +52,10 @@ def model_file(model_dir: str, version: int, filename: str) -> str:
 
 
 def check_model_paths(cfg, model_dir: str, versions: list[int]) -> None:
-    """Every file ``cfg`` (a ModelConfig) names resolves inside ``model_dir`` (INVALID_ARG)."""
+    """Every model file ``cfg`` (a ModelConfig) names resolves inside its version directory."""
     names = [cfg.default_model_filename] if cfg.default_model_filename else []
     names += [f for f in cfg.cc_model_filenames.values() if f]
     for version in versions:
         for filename in names:
             model_file(model_dir, version, filename)
-    for out in cfg.output:
-        if out.label_filename:
-            inside(model_dir, out.label_filename, "label_filename")
+    # label files: repository.read_labels resolves them the same way at load (UNSUPPORTED)

@@ -61,9 +61,7 @@ def test_config_paths(model_dir):
     with pytest.raises(TritonError) as e:
         check_model_paths(cfg, model_dir, [1])
     assert "is outside the model directory" in e.value.message
-    del cfg.cc_model_filenames["7.0"]
-    cfg.output.add(name="o", label_filename="../outside.py")
-    with pytest.raises(TritonError) as e:
-        check_model_paths(cfg, model_dir, [1])
-    assert "label_filename '../outside.py' is outside the model directory" in e.value.message
     assert inside(model_dir, "1/model.py", "x").endswith("model.py")
+    with pytest.raises(TritonError) as e:
+        inside(model_dir, "../outside.py", "label_filename")
+    assert "label_filename '../outside.py' is outside the model directory" in e.value.message
