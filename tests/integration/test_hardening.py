@@ -39,7 +39,7 @@ class TritonPythonModel:
 def hard(tmp_path_factory):
     root = tmp_path_factory.mktemp("hard")
     repo = root / "repo"
-    for name in ("simple", "identity_fp32", "simple_string"):
+    for name in ("simple", "identity_fp32", "simple_string", "add_sub"):   # add_sub: not loaded
         shutil.copytree(REPO / name, repo / name)
     evil = root / "outside" / "evil"
     (evil / "1").mkdir(parents=True)
@@ -121,13 +121,14 @@ def _attack(channels: dict[str, str], uid: int | None) -> dict[str, str]:
                 os.setuid(uid)
             results = {}
             for role, addr in channels.items():
-                msg = (messages.Query(1, addr, "unload", {"name": "simple"}) if role == "parent"
-                       else messages.Shutdown("attack"))
+                msgs = ([messages.Query(1, addr, "load", {"name": "add_sub"}),
+                         messages.Query(2, addr, "unload", {"name": "simple"})]
+                        if role == "parent" else [messages.Shutdown("attack")])
                 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 s.settimeout(3)
                 try:
                     s.connect(addr)
-                    s.sendall(frame(messages.encode([msg])))
+                    s.sendall(frame(messages.encode(msgs)))
                     results[role] = "closed" if s.recv(1) == b"" else "answered"
                 except (ConnectionResetError, BrokenPipeError):
                     results[role] = "closed"
@@ -154,8 +155,11 @@ def test_channels_refuse_foreign_processes(hard, http, uid):
     assert any(role.startswith("w") for role in channels)
     results = _attack(channels, uid)
     assert results == {role: "closed" for role in channels}
-    time.sleep(0.5)                                # a Shutdown would have been acted on by now
+    time.sleep(1.0)                                # a Shutdown or load would be under way
     assert http.is_model_ready("simple") and http.is_server_ready()
+    assert not http.is_model_ready("add_sub")
+    assert next(m for m in http.get_model_repository_index() if m["name"] == "add_sub") \
+        .get("state", "") in ("", "UNKNOWN", "UNAVAILABLE")
     assert "refused a connection to the" in hard.output()
 
 
