@@ -458,3 +458,37 @@ def test_garbage_to_every_grpc_method_is_invalid_argument(hard):
         assert len(replies) == 1 and b"unable to parse the request message" in replies[0]
     time.sleep(0.2)
     assert hard.output().count("Traceback") == before
+
+
+# ------------------------------------------------------------------ 3. crash policy
+
+
+def test_sigbus_deaths_do_not_count_towards_the_crash_limit():
+    """SIGBUS is what a client region shrunk under a worker causes: more of those than the
+    crash limit (5 in 60 s) still leave the model restarting, never UNAVAILABLE."""
+    import signal
+
+    from tests.integration.crashmodel import pid_of
+    srv = Server([REPO], "--model-control-mode=explicit", "--load-model=identity_fp32")
+    c = httpclient.InferenceServerClient(srv.url)
+    x = np.arange(4, dtype=np.float32)
+    try:
+        for _ in range(7):
+            (worker,) = [r for r in _channels(srv) if r.startswith("w")]
+            os.kill(pid_of(srv, worker), signal.SIGBUS)
+            end = time.monotonic() + 20
+            while time.monotonic() < end:
+                roles = [r for r in _channels(srv) if r.startswith("w")]
+                if roles and roles != [worker] and c.is_model_ready("identity_fp32"):
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail(f"no restart after SIGBUS:\n{srv.output()}")
+        assert np.array_equal(c.infer("identity_fp32", [_fp32(x)]).as_numpy("OUTPUT0"), x)
+        row = next(m for m in c.get_model_repository_index() if m["name"] == "identity_fp32")
+        assert row["state"] == "READY", row
+        assert "killed by signal SIGBUS" in srv.output()
+        assert "crashes in 60s" not in srv.output()
+    finally:
+        c.close()
+        srv.stop()
