@@ -195,23 +195,27 @@ class Loader:
 
     async def _retry(self, mv: ModelVersion) -> None:
         """Start every instance of ``mv`` again after its crash limit (while it is current)."""
-        if self.stopping or mv.state != UNAVAILABLE or self.models.get((mv.name, mv.version)) is not mv \
-                or mv.reason == "unloaded":
+        if not self._current(mv) or mv.state != UNAVAILABLE:
             return
         log.info("reloading '%s' version %d after its crashes", mv.name, mv.version)
         results = await asyncio.gather(*(self._start_instance(mv, inst, mv.config, False)
                                          for inst in mv.instances))
-        if self.stopping or self.models.get((mv.name, mv.version)) is not mv:
-            return
         errors = [text for ok, text in results if not ok]
-        if errors:
+        if errors or not self._current(mv):      # unloaded or replaced meanwhile: stop them
             retry = self.options.get("model_retry_interval", 30)
-            self._fail(mv, mv.crash_reason(errors[0], retry))
-            return self._later(retry, self._retry(mv))
+            reason = mv.reason if not self._current(mv) else mv.crash_reason(errors[0], retry)
+            self._fail(mv, reason)
+            if self._current(mv):
+                self._later(retry, self._retry(mv))
+            return
         mv.state, mv.reason = READY, ""
         mv.crashes.clear()
         log.info("model '%s' version %d is READY again", mv.name, mv.version)
         self.publish()
+
+    def _current(self, mv: ModelVersion) -> bool:
+        return not self.stopping and self.models.get((mv.name, mv.version)) is mv \
+            and mv.reason != "unloaded"
 
     async def _respawn(self, mv: ModelVersion, inst: Instance) -> None:
         if self.stopping or mv.state != READY:
