@@ -21,9 +21,10 @@ import os
 import posix_ipc
 
 from tritond import messages
-from tritond.errors import (already_exists, internal, invalid_arg, not_found,
+from tritond.errors import (already_exists, invalid_arg, not_found,
                             unsupported)
 from tritond.shm import cuda
+from tritond.shm.keys import check_key, is_server_segment
 
 from .types import ShmRef
 from .validate import check_bytes
@@ -87,16 +88,18 @@ class ClientShm:
 
     def register_system_shm(self, name: str, key: str, offset: int, byte_size: int) -> None:
         self._shm_enabled()
-        if type(key) is not str or not key:
-            raise invalid_arg("Unable to parse 'key'")
+        posix_name = check_key(key)          # before any system call sees it
         offset, byte_size = _uint(offset, "offset"), _uint(byte_size, "byte_size")
         if name in self._regions:
             raise already_exists(f"shared memory region '{name}' already in manager")
         try:
-            shm = posix_ipc.SharedMemory(key if key.startswith("/") else "/" + key, 0)
-        except (posix_ipc.Error, ValueError):
-            raise internal(f"Unable to open shared memory region: '{key}'") from None
+            shm = posix_ipc.SharedMemory(posix_name, 0)
+        except (posix_ipc.Error, ValueError):   # a client's mistake: 400, not Triton's 500
+            raise invalid_arg(f"Unable to open shared memory region: '{key}'") from None
         try:
+            if is_server_segment(shm.fd):
+                raise invalid_arg(f"shared memory key '{key}' is reserved for the server's "
+                                  f"own memory")
             size = os.fstat(shm.fd).st_size
         finally:
             shm.close_fd()
@@ -199,11 +202,9 @@ class ClientShm:
         if t.datatype == "BYTES":
             if ref.kind != messages.CLIENT_SHM:
                 raise unsupported("BYTES inputs in CUDA shared memory are not supported")
-            view = self._cache.buffer(ref.region, ref.offset, ref.nbytes, ref.gen)
-            try:
-                check_bytes(model, t.name, view, math.prod(t.shape))
-            finally:
-                view.release()
+            # pread, not a mapping: a region shrunk by its client cannot SIGBUS the frontend.
+            data = self._cache.read(ref.region, ref.offset, ref.nbytes, ref.gen)
+            check_bytes(model, t.name, memoryview(data), math.prod(t.shape))
         return ref
 
     def output_dest(self, out, used: list) -> messages.TensorRef:

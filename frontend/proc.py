@@ -97,12 +97,14 @@ class FrontendProc:
         import uvicorn
 
         from .http.app import build_app
+        from .http.deadline import with_header_timeout
         from .http.protocol import CorkedHttpToolsProtocol
         host, port = opts.http_address, opts.http_port
         sock = bind(host, port, self.log, "HTTP")
         # proxy_headers off: Triton does not read X-Forwarded-*, and uvicorn's
         # middleware for them wraps every request (~3% of a small request's CPU).
-        config = uvicorn.Config(build_app(self.core), loop="none", http=CorkedHttpToolsProtocol,
+        protocol = with_header_timeout(CorkedHttpToolsProtocol, opts.http_header_timeout)
+        config = uvicorn.Config(build_app(self.core), loop="none", http=protocol,
                                 lifespan="off", access_log=False, log_level="warning",
                                 proxy_headers=False,
                                 timeout_keep_alive=opts.http_keepalive_s)

@@ -17,6 +17,7 @@ import posix_ipc
 from tritond.errors import Code, TritonError, invalid_arg, unavailable
 
 SHM_DIR = "/dev/shm"
+SERVER_PREFIX = "tritond-"     # every segment of every tritond server; never a client key
 _NAME = re.compile(r"^tritond-([A-Za-z0-9_.]+)-(\d+)-(.+)$")
 _SERVER_ID = re.compile(r"^[A-Za-z0-9_.]+$")
 # /proc start times have 1/CLK_TCK resolution and btime whole seconds: allow slack.
@@ -32,6 +33,16 @@ def segment_name(server_id: str, tag: str, pid: Optional[int] = None) -> str:
     return f"/tritond-{server_id}-{os.getpid() if pid is None else pid}-{tag}"
 
 
+def is_server_name(name: str) -> bool:
+    """True for the name of a tritond segment (of any server run)."""
+    return name.lstrip("/").startswith(SERVER_PREFIX)
+
+
+def label(name: str) -> str:
+    """How error texts name a segment: a client's key, never a server segment's name."""
+    return "a server buffer" if is_server_name(name) else f"shared memory region '{name}'"
+
+
 def _posix_name(name: str) -> str:
     # shm_open ignores one leading '/', posix_ipc requires it: accept both spellings.
     return name if name.startswith("/") else "/" + name
@@ -43,12 +54,13 @@ class Segment:
     The fd is closed right after mapping; only the mapping is kept.
     """
 
-    __slots__ = ("name", "size", "buf", "_mm")
+    __slots__ = ("name", "size", "buf", "_mm", "fd")
 
-    def __init__(self, name: str, size: int, mm: Optional[mmap.mmap]):
+    def __init__(self, name: str, size: int, mm: Optional[mmap.mmap], fd: int = -1):
         self.name = name
         self.size = size
         self._mm = mm
+        self.fd = fd           # kept open for client regions: their size is checked per use
         self.buf = memoryview(mm) if mm is not None else memoryview(b"")
 
     @classmethod
@@ -60,11 +72,11 @@ class Segment:
         process with SIGBUS on first write.
         """
         if size <= 0:
-            raise invalid_arg(f"shared memory segment '{name}' needs a positive size, got {size}")
+            raise invalid_arg(f"{label(name)} needs a positive size, got {size}")
         try:
             shm = posix_ipc.SharedMemory(_posix_name(name), posix_ipc.O_CREX, mode=0o600, size=size)
         except posix_ipc.ExistentialError:
-            raise TritonError(Code.ALREADY_EXISTS, f"shared memory segment '{name}' already exists") from None
+            raise TritonError(Code.ALREADY_EXISTS, f"{label(name)} already exists") from None
         try:
             if reserve:
                 _reserve(shm.fd, name, size)
@@ -77,24 +89,35 @@ class Segment:
         return cls(name, size, mm)
 
     @classmethod
-    def attach(cls, name: str, size: Optional[int] = None, writable: bool = True) -> "Segment":
-        """Map an existing segment; ``size`` defaults to the object's size and may not exceed it."""
+    def attach(cls, name: str, size: Optional[int] = None, writable: bool = True,
+               keep_fd: bool = False) -> "Segment":
+        """Map an existing segment; ``size`` defaults to the object's size and may not exceed it.
+
+        ``keep_fd``: keep the descriptor (``fd``, closed by ``close``) so that the
+        object's current size can be checked before each use.
+        """
         try:
             shm = posix_ipc.SharedMemory(_posix_name(name), 0, read_only=not writable)
         except (posix_ipc.Error, ValueError) as e:
+            if is_server_name(name):   # a server buffer gone (reload, restart): no name leaks
+                raise unavailable("a server buffer is no longer available; retry") from None
             raise invalid_arg(f"unable to open shared memory region '{name}': {e}") from None
+        fd = os.dup(shm.fd) if keep_fd else -1
         try:
             actual = os.fstat(shm.fd).st_size
             if size is None:
                 size = actual
             elif size < 0 or size > actual:
                 # Mapping past the end of the object would SIGBUS on access.
-                raise invalid_arg(
-                    f"shared memory region '{name}' is {actual} bytes, cannot map {size}")
+                raise invalid_arg(f"{label(name)} is {actual} bytes, cannot map {size}")
             if size == 0:
-                return cls(name, 0, None)
+                return cls(name, 0, None, fd)
             prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
-            return cls(name, size, mmap.mmap(shm.fd, size, prot=prot))
+            return cls(name, size, mmap.mmap(shm.fd, size, prot=prot), fd)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            raise
         finally:
             shm.close_fd()
 
@@ -105,6 +128,9 @@ class Segment:
         reference and the mapping goes when the last view does.) Idempotent.
         """
         mm, self._mm = self._mm, None
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
         try:
             self.buf.release()
         except BufferError:
@@ -137,7 +163,7 @@ def _reserve(fd: int, name: str, size: int) -> None:
         os.posix_fallocate(fd, 0, size)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.ENOMEM):
-            raise unavailable(check_space(size) or f"no space for shared memory segment '{name}'") from None
+            raise unavailable(check_space(size) or f"no space for {label(name)}") from None
         if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
             raise
 

@@ -17,7 +17,7 @@ from .dtypes import (_NP, _SIZE, deserialize_bytes, element_size, num_elements, 
 from tritond.messages import CUDA_SHM
 
 from .arena import is_oneoff
-from .region import SHM_DIR, Segment
+from .region import SHM_DIR, Segment, label
 
 # One-off segments (shm.arena.is_oneoff) are unlinked by their owner when no
 # longer needed and their names are never reused: a mapping kept here after
@@ -51,7 +51,26 @@ class SegmentCache:
         # against anything but the known size, and reject negatives explicitly.
         if offset < 0 or nbytes < 0 or nbytes > seg.size - offset:
             seg = self._reattach_if_grown(seg, key, offset, nbytes)
+        if seg.fd >= 0:
+            _check_not_truncated(seg, offset, nbytes)
         return seg.buf[offset:offset + nbytes]
+
+    def read(self, region: str, offset: int, nbytes: int, gen: int = 0) -> bytes:
+        """A copy of ``nbytes`` at ``offset`` of a client region, read with pread, not mmap.
+
+        A client that shrinks its region under us makes this a short read
+        (INVALID_ARG), never a SIGBUS: the frontend reads client regions this way.
+        """
+        key = (region, gen) if gen else region
+        seg = self._segments.get(key) or self._attach(region, key)
+        if offset < 0 or nbytes < 0:
+            raise invalid_arg(f"{label(region)}: negative offset or size")
+        if seg.fd < 0:
+            return bytes(self.buffer(region, offset, nbytes, gen))
+        data = os.pread(seg.fd, nbytes, offset)
+        if len(data) != nbytes:
+            raise invalid_arg(_truncated(region, offset + len(data), offset, nbytes))
+        return data
 
     def array(self, ref) -> np.ndarray:
         """The tensor ``ref`` (a TensorRef) as a numpy array over shared memory.
@@ -132,7 +151,8 @@ class SegmentCache:
         oneoff = type(key) is str and is_oneoff(region)
         if oneoff and self._oneoffs:
             self.drop_unlinked()         # a new name: the older ones may be gone by now
-        seg = Segment.attach(region, writable=self.writable)
+        # Client regions (keyed with a gen) keep their fd: their size is checked per use.
+        seg = Segment.attach(region, writable=self.writable, keep_fd=type(key) is tuple)
         self._segments[key] = seg
         if oneoff:
             self._oneoffs.add(region)
@@ -146,8 +166,20 @@ class SegmentCache:
             if nbytes <= seg.size - offset:
                 return seg
         raise invalid_arg(
-            f"shared memory region '{seg.name}' of {seg.size} bytes cannot hold "
-            f"{nbytes} bytes at offset {offset}")
+            f"{label(seg.name)} of {seg.size} bytes cannot hold {nbytes} bytes at offset {offset}")
+
+
+def _check_not_truncated(seg: Segment, offset: int, nbytes: int) -> None:
+    """A client may shrink its region at any time: touching pages past the end would
+    SIGBUS, so its current size is checked before each use (one fstat)."""
+    size = os.fstat(seg.fd).st_size
+    if offset + nbytes > size:
+        raise invalid_arg(_truncated(seg.name, size, offset, nbytes))
+
+
+def _truncated(name: str, size: int, offset: int, nbytes: int) -> str:
+    return (f"{label(name)} was truncated to {size} bytes after registration; "
+            f"it cannot hold {nbytes} bytes at offset {offset}")
 
 
 def array_nbytes(arr: np.ndarray, datatype: str) -> int:

@@ -55,6 +55,7 @@ class Server:
             try:
                 with urllib.request.urlopen(f"http://{self.url}{path}", timeout=1) as r:
                     if r.status == 200:
+                        server_id_of(self.proc.pid)       # learnt while the parent lives
                         return
             except OSError:
                 pass
@@ -110,6 +111,32 @@ class Server:
         return out
 
 
+_SERVER_IDS: dict[int, str] = {}
+
+
+def server_id_of(pid: int) -> str:
+    """The (random, secret) server id of the tritond parent ``pid``, read from the
+    abstract socket it listens on (``@tritond-<id>-parent`` in /proc/net/unix)."""
+    if pid not in _SERVER_IDS:
+        inodes = set()
+        for fd in pathlib.Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        for line in pathlib.Path("/proc/net/unix").read_text().splitlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 8 and fields[6] in inodes and fields[7].endswith("-parent") \
+                    and fields[7].startswith("@tritond-"):
+                _SERVER_IDS[pid] = fields[7][len("@tritond-"):-len("-parent")]
+                break
+        else:
+            raise LookupError(f"no tritond parent socket for pid {pid}")
+    return _SERVER_IDS[pid]
+
+
 def segments_of(pid: int) -> list[str]:
-    """Our /dev/shm segments whose server id carries ``pid`` (the parent's, in hex)."""
-    return [p.name for p in pathlib.Path("/dev/shm").glob(f"tritond-{pid:x}*")]
+    """Our /dev/shm segments of the server whose parent is ``pid``."""
+    return [p.name for p in pathlib.Path("/dev/shm").glob(f"tritond-{server_id_of(pid)}-*")]

@@ -21,9 +21,9 @@ from typing import Callable
 
 import msgspec
 
-from . import messages
+from . import messages, peers
 from .decoding import Bad, InboxDecoder, report
-from .framing import MAX_FRAME, FrameBuffer, address, frame, printable  # noqa: F401
+from .framing import MAX_FRAME, FrameBuffer, address, frame, printable, role_of  # noqa: F401
 
 FRAME_MESSAGES = 8            # a frame is written once this many messages wait for a peer
 
@@ -36,6 +36,11 @@ class _InboxProtocol(asyncio.Protocol):
         self._inbox = inbox
         self._frames = FrameBuffer()
         self.peer = ""        # the sender's address, once a message named it
+
+    def connection_made(self, transport) -> None:
+        # Before the first read: a process that is not one of ours is cut off.
+        if not peers.admit(transport.get_extra_info("socket"), self._inbox.role):
+            transport.abort()
 
     def data_received(self, data: bytes) -> None:
         inbox = self._inbox
@@ -73,7 +78,8 @@ class AsyncInbox:
                  on_bad_frame: Callable[[str], None] | None = None,
                  outbox: "AsyncOutbox | None" = None, role: str = "") -> None:
         self.addr = addr
-        self.decoder = InboxDecoder(union, role or printable(addr).split("-", 2)[-1])
+        self.role = role or role_of(addr)
+        self.decoder = InboxDecoder(union, self.role)
         self.handler = handler
         self.on_bad_frame = on_bad_frame or (lambda detail: None)
         self.outbox = outbox

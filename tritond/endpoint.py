@@ -13,9 +13,9 @@ from typing import Iterable
 
 import msgspec
 
-from . import messages
+from . import messages, peers
 from .decoding import Bad, InboxDecoder, report
-from .framing import FrameBuffer, frame, printable
+from .framing import FrameBuffer, frame, printable, role_of
 
 
 class SyncEndpoint:
@@ -23,7 +23,7 @@ class SyncEndpoint:
 
     def __init__(self, addr: str, union) -> None:
         self.addr = addr
-        self._decoder = InboxDecoder(union, printable(addr).split("-", 2)[-1])
+        self._decoder = InboxDecoder(union, role_of(addr))
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(addr)
         self._listener.listen(64)
@@ -67,6 +67,9 @@ class SyncEndpoint:
                 conn, _ = self._listener.accept()
             except BlockingIOError:
                 return
+            if not peers.admit(conn, role_of(self.addr)):
+                conn.close()         # before any byte is read
+                continue
             conn.setblocking(False)
             fb = FrameBuffer()
             self._conns[conn] = fb

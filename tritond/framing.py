@@ -16,7 +16,16 @@ def address(server_id: str, role: str) -> str:
     return f"\0tritond-{server_id}-{role}"
 
 
+def role_of(addr: str) -> str:
+    """The role part of an address (no server id: safe to log)."""
+    parts = addr.split("-", 2)
+    return parts[2] if len(parts) == 3 and addr.startswith("\0tritond-") else "unnamed"
+
+
 def printable(addr: str) -> str:
+    """An address for logs and error texts: the role only (the server id is a secret)."""
+    if addr.startswith("\0tritond-"):
+        return role_of(addr)
     return addr.replace("\0", "@")
 
 

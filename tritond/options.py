@@ -127,6 +127,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("http_port", 8000, parse_port, "HTTP port."),
     Option("http_address", "0.0.0.0", address, "HTTP bind address."),
     Option("http_max_input_size", 64 * MiB, parse_nonneg, "Largest accepted HTTP request body, bytes."),
+    Option("http_header_timeout", 30, parse_nonneg,
+           "Seconds a client may take to send a request's headers, or stay silent while "
+           "sending its body, before the connection is closed (0: no limit)."),
+    Option("model_retry_interval", 30, parse_nonneg,
+           "Seconds between reload attempts of a model whose instances crashed too often."),
     Option("allow_grpc", True, parse_bool, "Serve gRPC."),
     Option("grpc_port", 8001, parse_port, "gRPC port."),
     Option("grpc_address", "0.0.0.0", address, "gRPC bind address."),

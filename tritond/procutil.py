@@ -8,6 +8,8 @@ import os
 import signal
 import sys
 
+from . import peers
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -72,6 +74,7 @@ def quiet_gc() -> None:
 def child_start(boot: Bootstrap) -> logging.Logger:
     """Common start of every child: parent-death signal, signals, logging."""
     die_with_parent(boot.parent_pid)
+    peers.set_server_pid(boot.parent_pid)     # who may connect to our channel
     # The parent drives shutdown; a Ctrl-C in the terminal reaches the whole
     # process group, so children ignore SIGINT and wait for the parent's word.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -16,6 +16,7 @@ import onnxruntime as ort
 from tritond.options import backend_settings
 from tritond.spec import ModelSpec
 from tritond.errors import Code, TritonError
+from tritond.repository.paths import model_file
 
 from . import onnxio, ortbf16
 from .ortbf16 import bf16_names
@@ -49,9 +50,9 @@ class OnnxRuntimeBackend(Backend):
 
     def model_path(self, spec: ModelSpec) -> str:
         name = spec.default_model_filename or "model.onnx"
-        path = os.path.join(self.ctx.model_dir, str(self.ctx.version), name)
+        path = model_file(self.ctx.model_dir, self.ctx.version, name)   # inside the version dir
         if os.path.isdir(path):  # a directory holding model.onnx (+ external data)
-            path = os.path.join(path, "model.onnx")
+            path = model_file(self.ctx.model_dir, self.ctx.version, os.path.join(name, "model.onnx"))
         if not os.path.isfile(path):
             raise TritonError(Code.NOT_FOUND,
                               f"unable to load model '{self.ctx.model}': "

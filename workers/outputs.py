@@ -55,7 +55,7 @@ def _in_place(enc: Encoded, view: memoryview) -> bool:
 
 
 def _dest_error(name: str, have: int, need: int) -> ErrorInfo:
-    return ErrorInfo(int(Code.INTERNAL),
+    return ErrorInfo(int(Code.INVALID_ARG),     # the client's region: a client error (400)
                      f"shared memory size specified with the request for output '{name}' "
                      f"({have} bytes) should be at least {need} bytes to hold the results")
 

@@ -18,6 +18,7 @@ from tritond.protos import grpc_service_pb2 as pb
 from tritond.protos import health_pb2
 
 from . import replies, wire
+from .guard import BAD_MESSAGE, guarded, lenient
 from .status import STATUS
 from .stream import serve_stream
 
@@ -60,8 +61,7 @@ class InferenceServicer:
         try:
             req = wire.decode(request)
         except (ValueError, IndexError, DecodeError):
-            # What grpc says when its own deserializer fails.
-            await context.abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, BAD_MESSAGE)   # the client's error
         except TritonError as exc:       # a valid message Triton rejects (codec's rules)
             await context.abort(STATUS[exc.code], exc.message)
         try:
@@ -188,7 +188,7 @@ def generic_handlers(servicer: InferenceServicer) -> list:
     """The two generic handlers to pass to ``grpc.aio.Server.add_generic_rpc_handlers``."""
     methods = {
         name: grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, name), request_deserializer=req.FromString,
+            guarded(getattr(servicer, name)), request_deserializer=lenient(req.FromString),
             response_serializer=resp.SerializeToString)
         for name, (req, resp) in _UNARY.items()
     }
@@ -198,7 +198,7 @@ def generic_handlers(servicer: InferenceServicer) -> list:
     methods["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
         servicer.ModelStreamInfer)
     health = {"Check": grpc.unary_unary_rpc_method_handler(
-        servicer.Check, request_deserializer=health_pb2.HealthCheckRequest.FromString,
+        guarded(servicer.Check), request_deserializer=lenient(health_pb2.HealthCheckRequest.FromString),
         response_serializer=health_pb2.HealthCheckResponse.SerializeToString)}
     return [grpc.method_handlers_generic_handler(SERVICE, methods),
             grpc.method_handlers_generic_handler(HEALTH_SERVICE, health)]

@@ -17,9 +17,10 @@ from __future__ import annotations
 import asyncio
 from contextlib import aclosing
 
-from tritond.errors import TritonError, internal
+from tritond.errors import TritonError, internal, invalid_arg
 
 from . import codec, wire
+from .guard import BAD_MESSAGE
 from .status import STATUS
 
 _DONE = object()
@@ -68,8 +69,13 @@ async def serve_stream(core, request_iterator, context):
         try:
             async for data in request_iterator:
                 # Raw bytes, split as ModelInfer's are (big tensors are not copied);
-                # a malformed message ends the call, as grpc's deserializer would.
-                msg, raw = wire.parse_request(data)
+                # garbage is the client's error (INVALID_ARG, no traceback) and
+                # the stream goes on, as after any other failed request.
+                try:
+                    msg, raw = wire.parse_request(data)
+                except Exception:  # noqa: BLE001 - any parse failure
+                    queue.put_nowait((invalid_arg(BAD_MESSAGE), ""))
+                    continue
                 state["open"] += 1
                 task = asyncio.create_task(one(msg, raw))
                 tasks.add(task)

@@ -11,7 +11,7 @@ import msgspec
 from tritond.errors import invalid_arg
 
 from ..types import InferRequest, InferResult, InputTensor, RequestedOutput, ShmRef
-from .tensors import bytes_to_json, json_to_bytes
+from .tensors import NESTING, bytes_to_json, json_to_bytes
 
 _decode = msgspec.json.decode
 encode_json = msgspec.json.encode
@@ -25,6 +25,8 @@ def parse_json(data) -> object:
         return _decode(data)
     except msgspec.DecodeError as e:
         raise invalid_arg(f"failed to parse the request JSON buffer: {e}") from None
+    except RecursionError:           # nested deeper than the decoder recurses: a client error
+        raise invalid_arg(NESTING) from None
 
 
 def header_length(value: str | None, body_len: int) -> int | None:

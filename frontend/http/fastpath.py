@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import re
 
-from tritond.errors import TritonError, internal, invalid_arg, unsupported
+from tritond.errors import TritonError, internal, unsupported
 
 from . import codec, raw
+from .body import read_body, too_large  # noqa: F401 - routes use them from here
 from .compression import check_encoding, decompress, response_encoding
 from .disconnect import infer_unless_disconnected
 from .responses import InferResponse, error_response
@@ -21,7 +22,6 @@ log = logging.getLogger("tritond.frontend.http")
 
 _INFER = re.compile(r"/v2/models/([^/]+)(?:/versions/([0-9]+))?/infer")
 DEFAULT_MAX_INPUT = 64 << 20
-MAX_BINARY_BODY = (1 << 31) - 1     # binary tensors after a JSON header: gRPC's message cap
 DECOUPLED = "HTTP end point doesn't support models with decoupled transaction policy"
 
 
@@ -55,12 +55,10 @@ async def infer(core, headers: dict, receive, model: str, version: str) -> Infer
     limit = core.options.http_max_input_size
     encoding = check_encoding(_text(headers.get(b"content-encoding")))
     header_len = headers.get(b"inference-header-content-length")
-    # As Triton, --http-max-input-size bounds the JSON header, a raw input and a
-    # decompressed body, not the binary tensors after a JSON header (a 64 MiB
-    # tensor plus its header must pass with the default); those are bounded
-    # like a gRPC message instead.
-    body_limit = MAX_BINARY_BODY if header_len is not None and encoding is None else limit
-    body = await read_body(headers.get(b"content-length"), receive, body_limit)
+    # --http-max-input-size bounds the whole body (a declared one over it is a
+    # 413 before any byte is read), and again the JSON header, a raw input and
+    # a decompressed body.
+    body = await read_body(headers.get(b"content-length"), receive, limit)
     if encoding is not None:
         body = decompress(body, encoding, limit)
     mv = core.models.resolve(model, version)
@@ -84,64 +82,3 @@ async def infer(core, headers: dict, receive, model: str, version: str) -> Infer
 
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
-
-
-async def read_body(content_length: bytes | None, receive, limit: int):
-    """The whole body, refusing more than ``limit`` bytes before and while reading it.
-
-    With a Content-Length the chunks are copied once into a buffer of that
-    size (a list of chunks plus a join would copy a 64 MiB body twice); a body
-    that arrives in one chunk is used as is.
-    """
-    size = int(content_length) if content_length is not None and content_length.isdigit() else None
-    if size is not None and size > limit:
-        raise too_large(size, limit)
-    msg = await receive()
-    first = msg.get("body", b"")
-    more = msg.get("more_body", False)
-    if not more:
-        if size is None and len(first) > limit:
-            raise too_large(len(first), limit)
-        return first
-    if size is None:
-        return await _read_unsized(first, receive, limit)
-    buf = bytearray(size)
-    view = memoryview(buf)
-    pos = len(first)
-    if pos > size:
-        raise invalid_arg(f"request body is longer than its Content-Length of {size} bytes")
-    view[:pos] = first
-    while more:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            raise invalid_arg(f"client disconnected after {pos} of {size} body bytes")
-        chunk = msg.get("body", b"")
-        more = msg.get("more_body", False)
-        end = pos + len(chunk)
-        if end > size:
-            raise invalid_arg(f"request body is longer than its Content-Length of {size} bytes")
-        view[pos:end] = chunk
-        pos = end
-    if pos != size:
-        raise invalid_arg(f"request body ended after {pos} of its {size} bytes")
-    return buf
-
-
-async def _read_unsized(first: bytes, receive, limit: int) -> bytes:
-    chunks, total, more = [first], len(first), True
-    while more:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            raise invalid_arg("client disconnected while sending the body")
-        chunk = msg.get("body", b"")
-        more = msg.get("more_body", False)
-        total += len(chunk)
-        if total > limit:
-            raise too_large(total, limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def too_large(n: int, limit: int) -> TritonError:
-    return invalid_arg(f"Request JSON size of {n} bytes exceeds the maximum allowed value of "
-                       f"{limit} bytes. Use --http-max-input-size to increase the limit.")

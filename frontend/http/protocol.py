@@ -18,6 +18,9 @@ import asyncio
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .deadline import ReadDeadline
+from .halfclose import PeerProbe
+
 _JOIN_LIMIT = 64 * 1024   # below this, joining is cheaper than a vectored write
 _POLL_FIRST_S = 0.001      # then doubling up to _POLL_MAX_S while a client reads slowly
 _POLL_MAX_S = 0.05
@@ -93,15 +96,46 @@ class CorkedTransport:
 class CorkedHttpToolsProtocol(HttpToolsProtocol):
     """``uvicorn.Config(http=CorkedHttpToolsProtocol)``."""
 
+    header_timeout = 0.0      # --http-header-timeout (deadline.with_header_timeout)
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CorkedTransport(transport, self.loop))
+        self.deadline = ReadDeadline(self.loop, self.header_timeout, transport.close)
+        self.deadline.headers()
 
     def connection_lost(self, exc) -> None:  # type: ignore[override]
         corked = self.transport
+        self.deadline.stop()
         super().connection_lost(exc)
         corked.lost = True
         corked._check_sent()      # noqa: SLF001 - queued bytes were dropped with the socket
 
+    def eof_received(self) -> bool:
+        # A client that half-closes after sending its request still gets the
+        # answer (then the connection closes); one that closed is found out by
+        # a probe (halfclose.py) and its request cancelled; otherwise close now.
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return False
+        cycle.keep_alive = False
+        if not cycle.response_started:             # the corked transport keeps byte order
+            PeerProbe(self.loop, self.transport, self.transport.abort,
+                      lambda: cycle.response_started)
+        return True
+
+    def data_received(self, data: bytes) -> None:
+        self.deadline.touch()
+        super().data_received(data)
+
     def on_message_begin(self) -> None:
+        self.deadline.headers()
         super().on_message_begin()
         self.scope["extensions"] = {"tritond.after_sent": self.transport.after_sent}
+
+    def on_headers_complete(self) -> None:
+        self.deadline.body()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.deadline.stop()
+        super().on_message_complete()

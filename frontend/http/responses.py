@@ -24,7 +24,8 @@ def empty_response(status: int = 200) -> Response:
 
 
 def error_response(exc: TritonError) -> Response:
-    resp = json_response({"error": exc.message}, http_status(exc.code))
+    status = getattr(exc, "http_status", 0) or http_status(exc.code)   # 413: body.TooLarge
+    resp = json_response({"error": exc.message}, status)
     if isinstance(exc, UnsupportedEncoding):
         resp.headers["Accept-Encoding"] = "gzip, deflate"
     return resp

@@ -21,6 +21,10 @@ _NUMBER_KINDS = frozenset({int, float})
 _SHAPE_ERR = "Unable to parse 'data': Shape does not match true shape of 'data' field"
 
 
+MAX_NESTING = 100      # Triton's HTTP_MAX_JSON_NESTING_DEPTH
+NESTING = f"JSON nesting depth exceeds maximum allowed limit ({MAX_NESTING})"
+
+
 def flatten(data: list) -> list:
     """Row-major flattening of nested lists (ragged nesting is counted, like Triton)."""
     if not data or type(data[0]) is not list:
@@ -34,6 +38,8 @@ def flatten(data: list) -> list:
     while stack:
         for x in stack[-1]:
             if type(x) is list:
+                if len(stack) >= MAX_NESTING:
+                    raise invalid_arg(NESTING)
                 stack.append(iter(x))
                 break
             out.append(x)

@@ -124,7 +124,7 @@ def test_routes_errors_and_compression(harness):
             assert r["unknown"][0] == 404 and json.loads(r["unknown"][2]) == {
                 "error": "Request for unknown model: 'nope' is not found"}
             assert r["bad_json"][0] == 400 and "failed to parse" in json.loads(r["bad_json"][2])["error"]
-            assert r["big"][0] == 400 and "--http-max-input-size" in r["big"][2].decode()
+            assert r["big"][0] == 413 and "--http-max-input-size" in r["big"][2].decode()
             assert r["repo"][0] == 501
             assert r["index"][0] == 200 and len(json.loads(r["index"][2])) == 2
             assert json.loads(r["log"][2])["log_format"] == "default"

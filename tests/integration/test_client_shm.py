@@ -231,7 +231,7 @@ def test_registration_errors(srv, regions):
     raises(lambda: c.register_system_shared_memory("r", regions.key("r"), 16), "400",
            "shared memory region 'r' already in manager")
     raises(lambda: c.register_system_shared_memory("nokey", "/never_created_" + regions.tag, 16),
-           "500", f"Unable to open shared memory region: '/never_created_{regions.tag}'")
+           "400", f"Unable to open shared memory region: '/never_created_{regions.tag}'")
     raises(lambda: c.register_system_shared_memory("big", regions.key("r"), 1000, 25), "400",
            "failed to register shared memory region 'big': invalid args")
     raises(lambda: c.register_system_shared_memory("huge", regions.key("r"), 2 ** 64 - 1, 1),
@@ -258,7 +258,7 @@ def test_request_range_errors(srv, regions):
     raises(lambda: c.infer("identity_fp32", [inp]), "400", "input byte size mismatch")
     out = shm_output(httpclient, "OUTPUT0", "small", 32)
     raises(lambda: c.infer("identity_fp32", [shm_input(httpclient, "INPUT0", 16, "small")],
-                           outputs=[out]), "500",
+                           outputs=[out]), "400",
            "shared memory size specified with the request for output 'OUTPUT0' (32 bytes) "
            "should be at least 64 bytes to hold the results")
 

@@ -154,9 +154,9 @@ def test_queued_requests_move_to_the_other_instance(tmp_path):
     _assert_clean(srv, children)
 
 
-def test_crash_loop_makes_the_model_unavailable(tmp_path):
+def test_crash_loop_makes_the_model_unavailable_then_reloads(tmp_path):
     repo = write_repo(tmp_path)
-    srv = Server([repo])
+    srv = Server([repo], "--model-retry-interval=3")
     c = httpclient.InferenceServerClient(srv.url, concurrency=4, network_timeout=30)
     try:
         (repo / "crashy" / "BROKEN").write_text("restarts fail at import")
@@ -170,7 +170,7 @@ def test_crash_loop_makes_the_model_unavailable(tmp_path):
         row = next(m for m in c.get_model_repository_index() if m["name"] == "crashy")
         assert row["state"] == "UNAVAILABLE" and "restarting" in row["reason"], row
         waiting = _infer(c, 0)     # accepted and queued while restarting ...
-        _wait(lambda: "not restarting" in next(
+        _wait(lambda: "reloading every 3s" in next(
             m for m in c.get_model_repository_index() if m["name"] == "crashy")["reason"],
             what="crash limit")
         message = _error(waiting)  # ... failed once the model gave up, with the reason
@@ -181,7 +181,12 @@ def test_crash_loop_makes_the_model_unavailable(tmp_path):
         with pytest.raises(InferenceServerException, match=r"\[503\].*not at ready state"):
             c.infer("crashy", mode_input(httpclient, 0), model_version="1")
         assert c.infer("simple", simple_inputs(httpclient)).as_numpy("OUTPUT0") is not None
-        assert len(_spawned(srv)) == 3        # scheduler, frontend, simple's worker
+        # Requests can crash a worker: the model is never given up for good. Once the
+        # cause is gone, the next reload attempt brings it back.
+        (repo / "crashy" / "BROKEN").unlink()
+        _wait(lambda: c.is_model_ready("crashy"), what="crashy reloaded", timeout=30)
+        assert _infer(c, 0).get_result().as_numpy("OUT")[0] > 0
+        assert c.is_server_ready()
     finally:
         c.close()
         children = srv.children()

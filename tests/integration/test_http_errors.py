@@ -136,7 +136,9 @@ def test_oversized_body(server):
     conn.putheader("Content-Length", str((64 << 20) + 1))
     conn.endheaders()
     resp = conn.getresponse()
-    assert resp.status == 400 and json.loads(resp.read())["error"]
+    assert resp.status == 413 and json.loads(resp.read())["error"] == (
+        f"request body of {(64 << 20) + 1} bytes exceeds the maximum allowed input size of "
+        f"{64 << 20} bytes. Use --http-max-input-size to increase the limit.")
     conn.close()
 
 
@@ -165,11 +167,11 @@ def test_unsupported_content_encoding(server):
     assert status == 501 and "Unsupported compression type" in json.loads(data)["error"]
 
 
-def test_binary_tensors_are_not_counted_against_max_input_size(tmp_path):
-    """A header plus more tensor bytes than --http-max-input-size passes (as in Triton);
-    a JSON header or raw input above it does not."""
+def test_max_input_size_bounds_the_body_and_the_json(tmp_path):
+    """--http-max-input-size bounds the whole body (declared larger: 413 at once) and
+    the JSON header (400, Triton's text)."""
     from tests.server import REPO, Server
-    srv = Server([REPO], "--http-max-input-size=1000")
+    srv = Server([REPO], "--http-max-input-size=20000")
     try:
         c = httpclient.InferenceServerClient(srv.url)
         x = np.arange(4096, dtype=np.float32)              # 16 KiB of tensor data
@@ -179,7 +181,7 @@ def test_binary_tensors_are_not_counted_against_max_input_size(tmp_path):
         inp.set_data_from_numpy(x, binary_data=False)      # the same as JSON: too large
         with pytest.raises(InferenceServerException) as exc:
             c.infer("identity_fp32", [inp])
-        assert exc.value.status() == "400" and "--http-max-input-size" in exc.value.message()
+        assert exc.value.status() == "413" and "--http-max-input-size" in exc.value.message()
         c.close()
     finally:
         srv.stop()

@@ -11,12 +11,12 @@ import tritonclient.utils.shared_memory as shm
 
 from tests.integration.test_client_shm import (Regions, repo, shm_input,  # noqa: F401
                                                shm_output, srv)
-from tests.server import Server
+from tests.server import Server, server_id_of
 
 
 def _our_usage(server: Server) -> dict[str, int]:
     base = pathlib.Path("/dev/shm")
-    return {p.name: p.stat().st_blocks * 512 for p in base.glob(f"tritond-{server.proc.pid:x}*")}
+    return {p.name: p.stat().st_blocks * 512 for p in base.glob(f"tritond-{server_id_of(server.proc.pid)}-*")}
 
 
 def test_fresh_server_reaps_orphans_and_shm_requests_use_no_arena(repo, tmp_path):

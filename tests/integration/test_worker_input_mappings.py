@@ -11,7 +11,7 @@ import time
 import numpy as np
 import tritonclient.http as httpclient
 
-from tests.server import Server
+from tests.server import Server, server_id_of
 
 
 def _descendants(pid: int) -> list[int]:
@@ -55,7 +55,7 @@ def test_worker_drops_unlinked_input_segments():
             for p in pending:
                 assert p.get_result().as_numpy("OUTPUT0").shape == (n,)
         c.close()
-        spares = f"tritond-{s.proc.pid:x}-*-in-0-x*"
+        spares = f"tritond-{server_id_of(s.proc.pid)}-*-in-0-x*"
         end = time.monotonic() + 10
         while list(pathlib.Path("/dev/shm").glob(spares)) and time.monotonic() < end:
             time.sleep(0.2)                # the idle frontend unlinks its spares

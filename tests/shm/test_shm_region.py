@@ -34,7 +34,7 @@ def test_create_attach_close_unlink(server_id):
     assert ro.size == 5 and ro.buf.readonly
     with pytest.raises(TritonError) as e:
         Segment.attach(name, 10001)            # past the end would SIGBUS
-    assert e.value.code == Code.INVALID_ARG
+    assert e.value.code == Code.INVALID_ARG and "a server buffer is 10000 bytes" in e.value.message
     view = other.buf[0:3]
     other.close()                              # an exported view must not make this crash
     assert bytes(view) == b"abc"
@@ -45,6 +45,11 @@ def test_create_attach_close_unlink(server_id):
     seg.close()
     with pytest.raises(TritonError) as e:
         Segment.attach(name)
+    # a server segment that is gone (reload, restart) is UNAVAILABLE and never named
+    assert (e.value.code, e.value.message) == (
+        Code.UNAVAILABLE, "a server buffer is no longer available; retry")
+    with pytest.raises(TritonError) as e:
+        Segment.attach("/not-ours-" + name.lstrip("/"))
     assert e.value.code == Code.INVALID_ARG and "unable to open shared memory region" in e.value.message
     with pytest.raises(TritonError):
         Segment.create(name, 0)

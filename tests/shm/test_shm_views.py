@@ -96,7 +96,8 @@ def test_out_of_bounds(server_id, cache, offset, nbytes):
         with pytest.raises(TritonError) as e:
             cache.buffer(seg.name, offset, nbytes)
         assert e.value.code == Code.INVALID_ARG
-        assert seg.name in e.value.message and str(offset) in e.value.message
+        assert "a server buffer" in e.value.message and str(offset) in e.value.message
+        assert server_id not in e.value.message        # server segment names never leak
         assert len(cache.buffer(seg.name, 4096, 0)) == 0
         assert len(cache.buffer(seg.name, 4000, 96)) == 96
     finally:
@@ -110,11 +111,36 @@ def test_bad_refs(pool, cache):
         (_ref(slot.region, slot.offset, 16, "FP32", [5]), "needs 20 bytes, got 16"),
         (_ref(slot.region, slot.offset, 16, "FP128", [4]), "invalid datatype 'FP128'"),
         (_ref(slot.region, slot.offset, 16, "FP32", [-4]), "negative dimension"),
-        (_ref("/tritond-nosuch-1-x", 0, 4), "unable to open shared memory region '/tritond-nosuch-1-x'"),
+        (_ref("/client-nosuch-1-x", 0, 4), "unable to open shared memory region '/client-nosuch-1-x'"),
     ]:
         with pytest.raises(TritonError) as e:
             cache.array(ref)
         assert e.value.code == Code.INVALID_ARG and words in e.value.message
+    with pytest.raises(TritonError) as e:          # a server segment gone: neutral, retryable
+        cache.array(_ref("/tritond-nosuch-1-x", 0, 4))
+    assert (e.value.code, e.value.message) == (
+        Code.UNAVAILABLE, "a server buffer is no longer available; retry")
+
+
+def test_truncated_client_region(cache):
+    """A client that shrinks its registered region gets INVALID_ARG, never a SIGBUS."""
+    key = f"/client-trunc-{os.getpid()}"
+    shm = posix_ipc.SharedMemory(key, posix_ipc.O_CREX, size=8192)
+    try:
+        assert len(cache.buffer(key, 4096, 4096, gen=7)) == 4096
+        assert cache.read(key, 0, 16, gen=7) == bytes(16)
+        os.ftruncate(shm.fd, 100)
+        for use in (lambda: cache.buffer(key, 4096, 4096, gen=7),
+                    lambda: cache.read(key, 0, 4096, gen=7)):
+            with pytest.raises(TritonError) as e:
+                use()
+            assert e.value.code == Code.INVALID_ARG
+            assert f"shared memory region '{key}' was truncated to 100 bytes" in e.value.message
+        assert cache.read(key, 0, 100, gen=7) == bytes(100)
+        cache.forget(key, 7)
+    finally:
+        shm.close_fd()
+        shm.unlink()
 
 
 def test_forget_and_growth(server_id, cache):

@@ -24,6 +24,7 @@ from typing import Awaitable, Callable
 
 from tritond import messages
 from tritond.errors import Code, TritonError, invalid_arg, unavailable, unsupported
+from tritond.repository.paths import check_model_name
 from .loader import Loader
 from .models import READY, UNAVAILABLE, UNLOADED, ModelVersion, Phase, Registry
 
@@ -79,6 +80,7 @@ class ModelControl:
     # ------------------------------------------------------------------ load
 
     async def _load_model(self, name: str, query: messages.LoadQuery) -> None:
+        check_model_name(name)                   # before the name meets the file system
         if query.files:
             raise unsupported("loading model files from 'file:' parameters is not supported by "
                               "tritond: put the files in the model repository and load again")

@@ -9,13 +9,17 @@ after a backoff (0.1 s doubling per recent crash, at most 5 s). A restart that
 fails to load counts as a crash too. After ``RESTART_LIMIT`` crashes of a
 version's instances within ``RESTART_WINDOW_S`` the version becomes
 UNAVAILABLE (reason in the repository index), its other instances are stopped
-and the scheduler fails what was queued for it. Nothing restarts once the
-server is stopping.
+and the scheduler fails what was queued for it; then every
+``--model-retry-interval`` seconds all its instances are started again until
+they load (requests can crash a worker: a model is never given up for good).
+A worker killed by SIGBUS (a client region shrunk under it) is restarted
+without counting. Nothing restarts once the server is stopping.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from typing import Callable
 
@@ -214,13 +218,42 @@ class Loader:
                     return  # a worker that died while loading is handled by _start_instance
 
     def _schedule_restart(self, mv: ModelVersion, inst: Instance, why: str) -> None:
-        delay = mv.record_crash(time.monotonic())
+        code = inst.child.process.exitcode if inst.child is not None else None
+        delay = mv.record_crash(time.monotonic(), counted=code != -signal.SIGBUS)
         if delay is None:
-            self._fail(mv, mv.crash_reason(why))
-            return
+            retry = self.options.model_retry_interval
+            self._fail(mv, mv.crash_reason(why, retry))
+            return self._later(retry, self._retry(mv))
         log.info("restarting instance %s of '%s' in %.1fs", inst.name, mv.name, delay)
+        self._later(delay, self._respawn(mv, inst))
+
+    def _later(self, delay: float, coro) -> None:
         loop = asyncio.get_running_loop()
-        loop.call_later(delay, lambda: loop.create_task(self._respawn(mv, inst)))
+        loop.call_later(delay, lambda: loop.create_task(coro))
+
+    async def _retry(self, mv: ModelVersion) -> None:
+        """Start every instance of ``mv`` again after its crash limit (while it is current)."""
+        if not self._current(mv) or mv.state != UNAVAILABLE:
+            return
+        log.info("reloading '%s' version %d after its crashes", mv.name, mv.version)
+        results = await asyncio.gather(*(self._start_instance(mv, inst, mv.spec, False)
+                                         for inst in mv.instances))
+        errors = [text for ok, text in results if not ok]
+        if errors or not self._current(mv):      # unloaded or replaced meanwhile: stop them
+            retry = self.options.model_retry_interval
+            reason = mv.reason if not self._current(mv) else mv.crash_reason(errors[0], retry)
+            self._fail(mv, reason)
+            if self._current(mv):
+                self._later(retry, self._retry(mv))
+            return
+        mv.state, mv.reason = READY, ""
+        mv.crashes.clear()
+        log.info("model '%s' version %d is READY again", mv.name, mv.version)
+        self.publish()
+
+    def _current(self, mv: ModelVersion) -> bool:
+        return not self.phase.stopping and self.registry.versions.get((mv.name, mv.version)) is mv \
+            and mv.reason != "unloaded"
 
     async def _respawn(self, mv: ModelVersion, inst: Instance) -> None:
         if self.phase.stopping or mv.state != READY:

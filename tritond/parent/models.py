@@ -14,7 +14,7 @@ READY, LOADING, UNAVAILABLE, UNLOADING = "READY", "LOADING", "UNAVAILABLE", "UNL
 UNLOADED = "unloaded"      # the reason of a version unloaded on purpose
 
 RESTART_LIMIT = 5          # crashes of one model version's instances ...
-RESTART_WINDOW_S = 60.0    # ... within this window make the version UNAVAILABLE
+RESTART_WINDOW_S = 60.0    # ... within this window make the version UNAVAILABLE for a while
 BACKOFF_FIRST_S = 0.1      # delay before the first restart, doubled per recent crash
 BACKOFF_MAX_S = 5.0
 
@@ -70,18 +70,23 @@ class ModelVersion:
         """Model readiness: READY with at least one live instance."""
         return self.state == READY and any(i.live for i in self.instances)
 
-    def record_crash(self, now: float) -> float | None:
-        """Remember a crash; the delay before restarting, or None once over the limit."""
-        self.crashes.append(now)
+    def record_crash(self, now: float, counted: bool = True) -> float | None:
+        """Remember a crash; the delay before restarting, or None once over the limit.
+
+        ``counted=False``: a death a client can cause (SIGBUS: its region shrank
+        under the worker) restarts the instance without counting.
+        """
+        if counted:
+            self.crashes.append(now)
         while self.crashes and now - self.crashes[0] > RESTART_WINDOW_S:
             self.crashes.popleft()
         if len(self.crashes) >= RESTART_LIMIT:
             return None
-        return min(BACKOFF_FIRST_S * 2 ** (len(self.crashes) - 1), BACKOFF_MAX_S)
+        return min(BACKOFF_FIRST_S * 2 ** max(len(self.crashes) - 1, 0), BACKOFF_MAX_S)
 
-    def crash_reason(self, last: str) -> str:
+    def crash_reason(self, last: str, retry_s: float) -> str:
         return (f"{len(self.crashes)} instance crashes in {RESTART_WINDOW_S:.0f}s "
-                f"(last: {last}); not restarting")
+                f"(last: {last}); reloading every {retry_s:g}s")
 
     def entry(self) -> messages.ModelEntry:
         live = self.live_entries()

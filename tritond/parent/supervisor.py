@@ -41,7 +41,7 @@ class Supervisor:
 
     def __init__(self, options: Options) -> None:
         self.options = options
-        self.server_id = f"{os.getpid():x}{secrets.token_hex(2)}"
+        self.server_id = secrets.token_hex(16)    # 128 random bits: names nobody can guess
         self.address = channel.address(self.server_id, "parent")
         self.children: dict[str, Child] = {}          # by address
         self.scheduler: Child | None = None

@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from tritond.repository.autofill import autofill, check_model_files
+from tritond.repository.paths import check_model_paths
 from tritond.errors import TritonError, invalid_arg, unsupported
 from tritond.repository.modelconfig import parse_pbtxt
 from tritond.repository.normalization import normalize
@@ -89,6 +90,7 @@ def load_source(model_dir: str, repository: str, *, model_config_name: str = "",
         autofill(source.config, model_dir, first)
         source.versions = select_versions(source.config.version_policy,
                                           source.available, model=name)
+        check_model_paths(source.config, model_dir, source.versions)   # before any stat
         check_model_files(source.config, model_dir, source.versions)
         if strict:
             validate_io(source.config)

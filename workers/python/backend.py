@@ -15,6 +15,7 @@ import os
 import sys
 
 from tritond.errors import Code, TritonError
+from tritond.repository.paths import model_file
 from tritond.shm.dtypes import DTYPES
 from tritond.spec import ModelSpec
 
@@ -52,7 +53,7 @@ class PythonBackend(Backend):
         ctx = self.ctx
         filename = filename or "model.py"
         version_dir = os.path.join(ctx.model_dir, str(ctx.version))
-        path = os.path.join(version_dir, filename)
+        path = model_file(ctx.model_dir, ctx.version, filename)   # no escape from the version dir
         if not os.path.isfile(path):
             raise TritonError(Code.NOT_FOUND, f"unable to load model '{ctx.model}': "
                                               f"Python model file '{path}' does not exist")

@@ -110,9 +110,9 @@ def test_repository_index_and_control(client):
 def test_shared_memory_rpcs(client):
     assert list(client.get_system_shared_memory_status().regions) == []
     assert list(client.get_cuda_shared_memory_status().regions) == []
-    # the key names no segment (issue 3: registration is implemented; Triton's text and code)
+    # the key names no segment: Triton's text, but a client error (Triton says INTERNAL)
     assert status_of(client.register_system_shared_memory, "r", "/tritond_no_such_key", 64) == (
-        "StatusCode.INTERNAL", "Unable to open shared memory region: '/tritond_no_such_key'")
+        "StatusCode.INVALID_ARGUMENT", "Unable to open shared memory region: '/tritond_no_such_key'")
     assert status_of(client.get_system_shared_memory_status, "r")[0] == "StatusCode.NOT_FOUND"
 
 
@@ -229,13 +229,16 @@ def test_stream_big_tensors_take_the_split_path(srv):
         np.testing.assert_array_equal(r.as_numpy("OUTPUT0"), xs[i])
 
 
-def test_stream_malformed_message_ends_the_call(srv):
+def test_stream_malformed_message_is_an_in_stream_error(srv):
+    # The client's garbage is its error (INVALID_ARG), not the server's, and the
+    # stream stays usable as after any failed request.
+    from tritond.protos import grpc_service_pb2 as pb
+
     with grpc.insecure_channel(srv.url) as channel:
-        call = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer")
-        with pytest.raises(grpc.RpcError) as info:
-            list(call(iter([b"\xff\xff\xff"]), timeout=10))
-    assert info.value.code() == grpc.StatusCode.UNKNOWN
-    assert "DecodeError" in info.value.details()
+        call = channel.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer",
+                                     response_deserializer=pb.ModelStreamInferResponse.FromString)
+        (reply,) = list(call(iter([b"\xff\xff\xff"]), timeout=10))
+    assert reply.error_message == "unable to parse the request message"
 
 
 def test_stream_cancel_reaches_core(srv):

@@ -1,0 +1,78 @@
+"""Time limits on reading a request, so that slow or silent clients cannot hold
+connections (slowloris): ``--http-header-timeout``.
+
+uvicorn closes a connection that stays idle *between* requests
+(``timeout_keep_alive``) but waits forever for a connection's first byte, for
+the rest of a request's headers and for the rest of its body. Here:
+
+- headers: from the connection (or the request's first byte) to the end of
+  its headers, at most ``timeout`` seconds in all (dribbling bytes does not
+  extend it);
+- body: at most ``timeout`` seconds without a byte;
+- once the request is complete, no limit (the model may take its time).
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+IDLE, HEADERS, BODY = 0, 1, 2
+
+
+class ReadDeadline:
+    """Calls ``expire()`` when a request is not read in time (one timer per connection)."""
+
+    __slots__ = ("_loop", "_timeout", "_expire", "_handle", "_phase", "_since")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float,
+                 expire: Callable[[], None]) -> None:
+        self._loop = loop
+        self._timeout = timeout
+        self._expire = expire
+        self._handle: asyncio.TimerHandle | None = None
+        self._phase = IDLE
+        self._since = 0.0
+
+    def headers(self) -> None:
+        """A request (or a connection) began: its headers must be complete in time."""
+        self._enter(HEADERS)
+
+    def body(self) -> None:
+        """Headers are in: from now on, the limit is on silence."""
+        self._enter(BODY)
+
+    def touch(self) -> None:
+        """Bytes arrived (restarts the silence clock of a body)."""
+        if self._phase == BODY:
+            self._since = self._loop.time()
+
+    def stop(self) -> None:
+        """The request is complete, or the connection is gone."""
+        self._phase = IDLE
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _enter(self, phase: int) -> None:
+        if self._timeout <= 0:
+            return
+        self._phase = phase
+        self._since = self._loop.time()
+        if self._handle is None:
+            self._handle = self._loop.call_at(self._since + self._timeout, self._check)
+
+    def _check(self) -> None:
+        self._handle = None
+        if self._phase == IDLE:
+            return
+        due = self._since + self._timeout
+        if self._loop.time() >= due:
+            self._phase = IDLE
+            self._expire()
+        else:
+            self._handle = self._loop.call_at(due, self._check)
+
+
+def with_header_timeout(protocol: type, timeout: float) -> type:
+    """``protocol`` (a CorkedHttpToolsProtocol) with its ``header_timeout`` set."""
+    return type(protocol.__name__, (protocol,), {"header_timeout": float(timeout)})
