@@ -47,7 +47,13 @@ class ReadDeadline:
             self._since = self._loop.time()
 
     def stop(self) -> None:
-        """The request is complete, or the connection is gone."""
+        """The request is complete. The timer stays armed: on a keep-alive connection
+        the next request reuses it (``_check`` re-arms or lets it lapse), instead of
+        one timer made and cancelled per request."""
+        self._phase = IDLE
+
+    def close(self) -> None:
+        """The connection is gone."""
         self._phase = IDLE
         if self._handle is not None:
             self._handle.cancel()

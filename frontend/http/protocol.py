@@ -105,7 +105,7 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc) -> None:  # type: ignore[override]
         corked = self.transport
-        self.deadline.stop()
+        self.deadline.close()
         super().connection_lost(exc)
         corked.lost = True
         corked._check_sent()      # noqa: SLF001 - queued bytes were dropped with the socket
