@@ -135,6 +135,15 @@ def set_title(title: str) -> None:
     setproctitle.setproctitle(title)
 
 
+def set_name(name: str) -> None:
+    """Set only the kernel's short name (``top``, ``pgrep -x``), not the command line."""
+    try:
+        import setproctitle
+    except ImportError:
+        return
+    setproctitle.setthreadtitle(name)    # the main thread's name is the process's
+
+
 def child_start(boot: Bootstrap) -> logging.Logger:
     """Common start of every child: parent-death signal, signals, title, logging."""
     die_with_parent(boot.parent_pid)

@@ -18,6 +18,11 @@ def cmdline(pid: int) -> str:
         return f.read().split(b"\0")[0].decode()
 
 
+def cmdline_all(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode()
+
+
 def simple_works(srv):
     c = httpclient.InferenceServerClient(srv.url)
     try:
@@ -31,10 +36,34 @@ def test_every_child_shows_its_role(server):
     titles = sorted(cmdline(pid) for pid in server.children())
     assert "tritond: scheduler" in titles and "tritond: frontend 0" in titles
     assert "tritond: worker simple_0_0 (version 1)" in titles
-    assert all(t.startswith("tritond: ") for t in titles), titles   # no bare python -c
-    # The parent keeps its command line: the flags it runs with.
-    with open(f"/proc/{server.proc.pid}/cmdline", "rb") as f:
-        assert b"--model-repository" in f.read()
+    # Besides ours, only Python's own multiprocessing resource tracker (it names itself).
+    others = [t for t in titles if not t.startswith("tritond: ")]
+    assert len(others) <= 1 and all("resource_tracker" in cmdline_all(p) for p in
+                                    server.children() if cmdline(p) in others), titles
+    # The parent keeps its command line (the flags it runs with); top and pgrep -x see
+    # "tritond" even under `python -m`.
+    assert "--model-repository" in cmdline_all(server.proc.pid)
+    with open(f"/proc/{server.proc.pid}/comm") as f:
+        assert f.read().strip() == "tritond"
+
+
+def signal_masks(pid: int) -> dict[str, int]:
+    with open(f"/proc/{pid}/status") as f:
+        return {k: int(v, 16) for k, v in (line.split(":\t") for line in f)
+                if k in ("SigBlk", "SigIgn", "SigCgt")}
+
+
+def test_children_catch_group_signals_with_a_handler(server):
+    """Caught (a handler: reset by exec, so a model's subprocesses still die of SIGTERM),
+    neither ignored nor left blocked from the spawn."""
+    ours = [pid for pid in server.children() if cmdline(pid).startswith("tritond: ")]
+    assert len(ours) >= 3
+    for pid in ours:            # (Python's resource tracker ignores them: SIG_IGN)
+        masks = signal_masks(pid)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            bit = 1 << (sig - 1)
+            assert masks["SigCgt"] & bit and not masks["SigIgn"] & bit, (cmdline(pid), sig)
+            assert not masks["SigBlk"] & bit, (cmdline(pid), sig)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -29,7 +29,7 @@ from .loader import HELLO_TIMEOUT_S, Loader
 from .models import Phase, Registry, format_table
 from .progress import LoadProgress
 from .publisher import Publisher
-from tritond.procutil import Bootstrap, setup_logging
+from tritond.procutil import Bootstrap, set_name, setup_logging
 from .shmcheck import arena_space_warning
 
 log = logging.getLogger("tritond.supervisor")
@@ -292,6 +292,7 @@ def run(options: Options) -> int:
         for problem in problems:
             sys.stderr.write(f"tritond: error: {problem}\n")
         return 1
+    set_name("tritond")     # `python -m tritond` would show as "python"; argv stays
     setup_logging("tritond", options.log_verbose)
     try:
         import uvloop
