@@ -32,6 +32,9 @@ def repository_problems(repositories: list[str]) -> list[str]:
     return out
 
 
+WILDCARDS = {"0.0.0.0", "::", ""}
+
+
 def port_problems(options) -> list[str]:
     """HTTP and gRPC ports that cannot be bound (the metrics port is an aid: a busy one
     is logged by the frontend and the server runs without it)."""
@@ -41,6 +44,9 @@ def port_problems(options) -> list[str]:
     if options.allow_grpc and not options.reuse_grpc_port:   # shared on purpose
         wanted.append(("gRPC", "--grpc-port", options.grpc_address, options.grpc_port))
     out = []
+    if len(wanted) == 2 and wanted[0][3] and wanted[0][3] == wanted[1][3] and (
+            wanted[0][2] == wanted[1][2] or {wanted[0][2], wanted[1][2]} & WILDCARDS):
+        return [f"HTTP and gRPC cannot share port {wanted[0][3]} (--http-port, --grpc-port)"]
     for what, flag, host, port in wanted:
         if port and (reason := bind_problem(host, port)):
             out.append(f"cannot serve {what} on {host}:{port} ({flag}): {reason}")
