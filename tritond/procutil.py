@@ -73,6 +73,7 @@ def quiet_gc() -> None:
 
 
 GROUP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_fork_hook = []         # registered once per process
 
 
 def _ignore(signum, frame) -> None:
@@ -99,9 +100,9 @@ def ignore_group_signals() -> None:
     """
     for sig in GROUP_SIGNALS:
         signal.signal(sig, _ignore)
-    if not getattr(ignore_group_signals, "hooked", False):
+    if not _fork_hook:
         os.register_at_fork(after_in_child=_default_signals)
-        ignore_group_signals.hooked = True
+        _fork_hook.append(_default_signals)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, GROUP_SIGNALS)
 
 
