@@ -283,7 +283,9 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, ChildError):
         return str(exc)
     message = getattr(exc, "message", None)
-    return message if isinstance(message, str) else f"{type(exc).__name__}: {exc}"
+    if isinstance(message, str):
+        return message
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def run(options: Options) -> int:

@@ -45,3 +45,4 @@ def test_start_up_failures_are_sentences_not_reprs():
     assert describe(invalid_arg("failed to open model repository '/x': No such file")) == \
         "failed to open model repository '/x': No such file"
     assert describe(KeyError("k")) == "KeyError: 'k'"
+    assert describe(TimeoutError()) == "TimeoutError"
