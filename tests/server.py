@@ -24,10 +24,11 @@ class Server:
     """A tritond child process; ``url``/``grpc_url`` for clients, ``stop()`` SIGTERMs it."""
 
     def __init__(self, repos=(REPO,), *args: str, env: dict | None = None,
-                 wait_ready: bool = True, timeout: float = 90.0) -> None:
+                 wait_ready: bool = True, timeout: float = 90.0,
+                 module: str = "tritond.cli") -> None:
         self.args = args
         self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
-        cmd = [sys.executable, "-m", "tritond.cli"]
+        cmd = [sys.executable, "-m", module]
         for repo in repos:
             cmd += ["--model-repository", str(repo)]
         cmd += ["--http-address", "127.0.0.1", "--grpc-address", "127.0.0.1",

@@ -10,7 +10,7 @@ import signal
 import time
 from typing import Callable
 
-from tritond.procutil import Bootstrap
+from tritond.procutil import Bootstrap, ignore_group_signals, role_title, set_title, spawning_blocked
 
 _CTX = multiprocessing.get_context("spawn")
 log = logging.getLogger("tritond.supervisor")
@@ -25,6 +25,10 @@ ENTRY = {
 def _entry(boot: Bootstrap) -> None:
     import importlib
 
+    # First, before the role's imports take their second: a group SIGTERM
+    # (blocked since the spawn) must find the handler, `ps` the role.
+    ignore_group_signals()
+    set_title(role_title(boot))
     module, _, func = ENTRY[boot.role].partition(":")
     getattr(importlib.import_module(module), func)(boot)
 
@@ -74,7 +78,8 @@ def spawn(boot: Bootstrap, on_exit: Callable[[Child], None]) -> Child:
     child_environment_defaults()
     loop = asyncio.get_running_loop()
     proc = _CTX.Process(target=_entry, args=(boot,), name=f"tritond-{boot.name}", daemon=False)
-    proc.start()
+    with spawning_blocked():
+        proc.start()
     child = Child(boot=boot, process=proc, hello=loop.create_future())
     fd = proc.sentinel
 

@@ -93,7 +93,8 @@ class ModelControl:
         new = [ModelVersion(name, v, src.model_dir, src.repository) for v in src.versions]
         log.info("loading '%s' (versions %s)%s", name, [mv.version for mv in new],
                  " to replace the loaded one" if old else "")
-        await asyncio.gather(*(self.loader.load_version(mv, src) for mv in new))
+        with self.registry.loading_now(new, self.publish):     # the index shows LOADING
+            await asyncio.gather(*(self.loader.load_version(mv, src) for mv in new))
         failed = [mv for mv in new if mv.state != READY]
         if failed and any(mv.state == READY for mv in old):
             for mv in new:                       # keep serving the old versions

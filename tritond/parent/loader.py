@@ -47,7 +47,7 @@ class Loader:
     """Loads model versions, starts their instances and restarts dead ones."""
 
     def __init__(self, options, registry: Registry, phase: Phase, outbox,
-                 start_worker: Callable[[], Child], send_setup: Callable[[Child], None],
+                 start_worker: Callable[[str], Child], send_setup: Callable[[Child], None],
                  publish: Callable[[], int]) -> None:
         self.options = options
         self.registry = registry
@@ -137,13 +137,12 @@ class Loader:
         mv.load_seconds = time.monotonic() - mv.load_started
         log.info("successfully loaded '%s' version %d (%d instance%s)", mv.name, mv.version,
                  len(mv.instances), "" if len(mv.instances) == 1 else "s")
-        if self.phase.started:
-            self.publish()
+        self.publish()      # during start-up too: the index shows each model as it loads
 
     async def _start_instance(self, mv: ModelVersion, inst: Instance, spec: ModelSpec,
                               auto_complete: bool) -> tuple[bool, str]:
         """Spawn and load one instance: (True, final config JSON) or (False, reason)."""
-        child = self.start_worker()
+        child = self.start_worker(f"{inst.name} (version {mv.version})")   # its `ps` title
         inst.child = child
         try:
             await asyncio.wait_for(child.hello, HELLO_TIMEOUT_S)
@@ -188,8 +187,7 @@ class Loader:
         mv.reason = reason
         log.error("model '%s' version %d is UNAVAILABLE: %s", mv.name, mv.version, reason)
         self.stop_instances(mv, reason)
-        if self.phase.started:
-            self.publish()
+        self.publish()
 
     def stop_instances(self, mv: ModelVersion, why: str) -> None:
         """Finalize ``mv``'s workers (an expected exit: no restart)."""

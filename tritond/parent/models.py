@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import time
 from typing import Optional
@@ -116,6 +117,22 @@ class Registry:
     versions: dict[tuple[str, int], ModelVersion] = dataclasses.field(default_factory=dict)
     failed: dict[str, str] = dataclasses.field(default_factory=dict)   # failed before any version
     known: set[str] = dataclasses.field(default_factory=set)   # every model in the repository
+    # Versions the load API is loading beside ``versions`` (they join it at the
+    # switch): shown LOADING where no READY version of the same number serves.
+    loading: dict[tuple[str, int], ModelVersion] = dataclasses.field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def loading_now(self, versions: list[ModelVersion], publish):
+        """While the block loads ``versions``: list them (and publish the table)."""
+        for mv in versions:
+            self.loading[(mv.name, mv.version)] = mv
+        publish()
+        try:
+            yield
+        finally:
+            for mv in versions:
+                if self.loading.get((mv.name, mv.version)) is mv:
+                    del self.loading[(mv.name, mv.version)]
 
     def versions_of(self, name: str) -> list[ModelVersion]:
         """The versions of ``name`` that are not unloaded."""

@@ -14,7 +14,7 @@ from typing import Callable
 
 from tritond import messages
 from .children import Child
-from .models import UNAVAILABLE, UNLOADED, Phase, Registry
+from .models import LOADING, READY, UNAVAILABLE, UNLOADED, Phase, Registry
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -42,10 +42,13 @@ class Publisher:
     def publish(self) -> int:
         """Send the full table to the scheduler and every frontend; returns its seq."""
         reg = self.registry
-        entries = [m.entry() for m in reg.versions.values()]
+        loading = self._loading()
+        shown = {**reg.versions, **loading}
+        entries = [m.entry() for m in shown.values()]
+        busy = {name for name, _ in loading}
         entries += [messages.ModelEntry(name, 0, UNAVAILABLE, reason)
-                    for name, reason in reg.failed.items()]
-        listed = {name for name, _ in reg.versions} | set(reg.failed)
+                    for name, reason in reg.failed.items() if name not in busy]
+        listed = {name for name, _ in shown} | set(reg.failed)
         entries += [messages.ModelEntry(name, -1, "UNKNOWN")    # never loaded: name-only row
                     for name in sorted(reg.known - listed)]
         self._seq += 1
@@ -55,17 +58,26 @@ class Publisher:
                 self.outbox.post(child.boot.address, table)
         return self._seq
 
-    async def publish_and_wait(self) -> None:
+    def _loading(self) -> dict:
+        """Versions the load API is loading where no READY version of that number serves
+        (a reload of a served version stays READY until the switch, as in Triton)."""
+        reg = self.registry
+        return {key: mv for key, mv in reg.loading.items() if mv.state == LOADING
+                and (key not in reg.versions or reg.versions[key].state != READY)}
+
+    async def publish_and_wait(self) -> bool:
         """Publish, then wait until every frontend applied it: READY=1 must not come
-        before /v2/health/ready (and inference) really answer from this table."""
+        before /v2/health/ready (and inference) really answer from this table.
+        False when some frontend did not apply it in time."""
         seq = self.publish()
         end = time.monotonic() + APPLY_TIMEOUT_S
         while time.monotonic() < end:
             if all(self.applied.get(f.boot.address, 0) >= seq for f in self.frontends()
                    if not f.stopped):
-                return
+                return True
             await asyncio.sleep(0.005)
         log.warning("frontends did not apply the model table within %.0fs", APPLY_TIMEOUT_S)
+        return False
 
     def server_ready(self) -> bool:
         """--strict-readiness: every model asked to load READY and live; else: started."""

@@ -18,16 +18,18 @@ import logging
 import os
 import secrets
 import signal
+import sys
 
 from tritond import channel, messages
 from tritond.options import Options
-from . import sdnotify
+from . import preflight, readiness, sdnotify
 from .children import Child, ChildError, kill, spawn, stop_group, unlink_segments
 from .control import ModelControl
 from .loader import HELLO_TIMEOUT_S, Loader
 from .models import Phase, Registry, format_table
+from .progress import LoadProgress
 from .publisher import Publisher
-from tritond.procutil import Bootstrap, setup_logging
+from tritond.procutil import Bootstrap, set_name, setup_logging
 from .shmcheck import arena_space_warning
 
 log = logging.getLogger("tritond.supervisor")
@@ -69,6 +71,7 @@ class Supervisor:
         self.control = ModelControl(self.options, self.registry, self.phase, self.loader,
                                     self.outbox, publish=self.publisher.publish,
                                     publish_and_wait=self.publisher.publish_and_wait)
+        self.progress = LoadProgress(self.registry)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -87,6 +90,7 @@ class Supervisor:
         self.inbox = channel.AsyncInbox(self.address, messages.TO_PARENT, self.on_messages,
                                         outbox=self.outbox)
         await self.inbox.start()
+        progress = loop.create_task(self.progress.run())
         # A signal during a long start-up must not wait for every model to load.
         startup = loop.create_task(self._startup())
         stop = loop.create_task(self._stop_event.wait())
@@ -96,6 +100,7 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await startup
         await stop
+        progress.cancel()
         await self.shutdown()
         return self.exit_code
 
@@ -106,7 +111,7 @@ class Supervisor:
             self.systemd.notify("STATUS=loading models")
             await self.loader.load_all()
         except Exception as exc:  # noqa: BLE001 - any start-up failure stops the server
-            log.error("start-up failed: %s", exc if isinstance(exc, ChildError) else repr(exc))
+            log.error("start-up failed: %s", describe(exc))
             self.exit_code = 1
             self._stop_event.set()
             return
@@ -114,7 +119,7 @@ class Supervisor:
         versions = self.registry.versions
         if warning := arena_space_warning(self.options, len(self.frontends), versions):
             log.warning("%s", warning)
-        await self.publisher.publish_and_wait()
+        applied = await self.publisher.publish_and_wait()
         text = format_table(list(versions.values()), self.registry.failed)
         log.info("%s", "\n" + text if text else "no models loaded")
         failed = [m for m in versions.values() if m.state != "READY"] or self.registry.failed
@@ -125,9 +130,9 @@ class Supervisor:
             return
         self.systemd.notify(f"READY=1\nSTATUS=serving{' (some models failed)' if failed else ''}"
                             f"\nMAINPID={os.getpid()}")
-        log.info("tritond ready: HTTP %s:%s, gRPC %s:%s",
-                 self.options.http_address, self.options.http_port,
-                 self.options.grpc_address, self.options.grpc_port)
+        if not self._stop_event.is_set():     # a core process may have died meanwhile
+            log.log(*readiness.startup_line(self.options, self.registry,
+                                            self.publisher.server_ready(), applied))
 
     def _on_signal(self, sig: int) -> None:
         self._signals += 1
@@ -158,19 +163,19 @@ class Supervisor:
 
     # ------------------------------------------------------------- children
 
-    def _boot(self, role: str, name: str) -> Bootstrap:
+    def _boot(self, role: str, name: str, title: str = "") -> Bootstrap:
         return Bootstrap(role=role, name=name, address=channel.address(self.server_id, name),
                          parent=self.address, server_id=self.server_id, parent_pid=os.getpid(),
-                         log_verbose=self.options.log_verbose)
+                         log_verbose=self.options.log_verbose, title=title)
 
-    def _spawn(self, role: str, name: str) -> Child:
-        child = spawn(self._boot(role, name), self._on_child_exit)
+    def _spawn(self, role: str, name: str, title: str = "") -> Child:
+        child = spawn(self._boot(role, name, title), self._on_child_exit)
         self.children[child.boot.address] = child
         return child
 
-    def _start_worker(self) -> Child:
+    def _start_worker(self, title: str = "") -> Child:
         self._worker_seq += 1
-        return self._spawn("worker", f"w{self._worker_seq}")
+        return self._spawn("worker", f"w{self._worker_seq}", title)
 
     async def _start_core_processes(self) -> None:
         self.scheduler = self._spawn("scheduler", "scheduler")
@@ -273,8 +278,23 @@ class Supervisor:
         await stop_group(children, STOP_TIMEOUT_S)
 
 
+def describe(exc: BaseException) -> str:
+    """An exception as one sentence for the log (a TritonError's message, not its repr)."""
+    if isinstance(exc, ChildError):
+        return str(exc)
+    message = getattr(exc, "message", None)
+    if isinstance(message, str):
+        return message
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 def run(options: Options) -> int:
     """Run the server until SIGTERM/SIGINT; returns the process exit code."""
+    if problems := preflight.problems(options):    # before any child: one sentence each
+        for problem in problems:
+            sys.stderr.write(f"tritond: error: {problem}\n")
+        return 1
+    set_name("tritond")     # `python -m tritond` would show as "python"; argv stays
     setup_logging("tritond", options.log_verbose)
     try:
         import uvloop

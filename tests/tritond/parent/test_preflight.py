@@ -1,0 +1,45 @@
+"""Checks before anything starts: repository paths and listening ports."""
+import socket
+
+from tritond.options import Options
+from tritond.parent import preflight
+
+
+def test_repository_paths(tmp_path):
+    (tmp_path / "file").write_text("x")
+    missing, afile = str(tmp_path / "missing"), str(tmp_path / "file")
+    assert preflight.repository_problems([str(tmp_path), missing, afile]) == [
+        f"model repository '{missing}' does not exist",
+        f"model repository '{afile}' is not a directory"]
+
+
+def listening():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+def test_busy_ports_are_named_with_their_flag():
+    with listening() as http, listening() as grpc:
+        hp, gp = http.getsockname()[1], grpc.getsockname()[1]
+        opts = Options(model_repository=["/"], http_address="127.0.0.1", http_port=hp,
+                       grpc_address="127.0.0.1", grpc_port=gp)
+        assert preflight.problems(opts) == [
+            f"cannot serve HTTP on 127.0.0.1:{hp} (--http-port): the address is already in use",
+            f"cannot serve gRPC on 127.0.0.1:{gp} (--grpc-port): the address is already in use"]
+        # Disabled endpoints, a shared gRPC port and port 0 are not checked.
+        assert preflight.port_problems(Options(allow_http=False, grpc_address="127.0.0.1",
+                                               grpc_port=gp, reuse_grpc_port=True)) == []
+        assert preflight.port_problems(Options(http_address="127.0.0.1", http_port=0,
+                                               grpc_address="127.0.0.1", grpc_port=0)) == []
+
+
+def test_an_address_this_host_does_not_have():
+    assert preflight.bind_problem("192.0.2.1", 8000) == "Cannot assign requested address"
+
+
+def test_http_and_grpc_on_one_port():
+    opts = Options(http_port=9000, grpc_address="127.0.0.1", grpc_port=9000)
+    assert preflight.port_problems(opts) == [
+        "HTTP and gRPC cannot share port 9000 (--http-port, --grpc-port)"]
