@@ -11,6 +11,7 @@ import asyncio
 from tritond import messages
 from tritond.errors import TritonError, invalid_arg, unavailable
 
+from .models import parse_version
 from .settings import LogSettings, TraceSettings
 
 TRITON_VERSION = "2.51.0"     # the Triton release whose protocol tritond speaks
@@ -75,6 +76,15 @@ class ControlPlane:
                 "extensions": ext}
 
     def model_ready(self, name: str, version: str = "") -> bool:
+        """Triton's ModelIsReady (releases up to r26.06): an unknown, never loaded or
+        unloaded model is simply not ready (gRPC OK with ready=false, HTTP 400); only a
+        bad version string or a server shutting down is an error."""
+        if version:
+            parse_version(version)
+        if self.draining:
+            raise unavailable("Server not ready")
+        if name not in self.models.names():
+            return False
         return self.models.is_ready(name, version)
 
     def model_metadata(self, name: str, version: str = "") -> dict:

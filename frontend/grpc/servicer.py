@@ -115,7 +115,7 @@ class InferenceServicer:
     async def RepositoryModelLoad(self, request, context):
         _no_repository_name(request.repository_name)
         await self.core.control.load_model(request.model_name,
-                                           replies.repository_params(request.parameters))
+                                           replies.load_params(request.parameters))
         return pb.RepositoryModelLoadResponse()
 
     @_converts_errors
