@@ -109,6 +109,11 @@ class ControlPlane:
                                    version=version)
         return answer.stats
 
+    async def metrics_snapshot(self) -> tuple[dict, list]:
+        """Statistics of every model plus the scheduler's ModelMetrics rows (/metrics)."""
+        answer = await self._query(self._scheduler, messages.StatsQuery, metrics=True)
+        return answer.stats, answer.metrics
+
     def repository_index(self, ready: bool = False) -> list[dict]:
         return self.models.index(ready)
 

@@ -110,6 +110,8 @@ class SchedulerProc:
         except TritonError as exc:
             return messages.StatsAnswer(query.qid, error=messages.ErrorInfo(int(exc.code),
                                                                              exc.message))
+        if query.metrics:
+            return messages.StatsAnswer(query.qid, stats, metrics=self.core.metrics())
         return messages.StatsAnswer(query.qid, stats)
 
     # -------------------------------------------------------------- outbox

@@ -56,6 +56,36 @@ def parse_nonneg(text: str | int) -> int:
     return value
 
 
+def parse_positive_float(text: str | float) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise OptionError(f"expected a number, got '{text}'") from None
+    if not value > 0:
+        raise OptionError(f"expected a positive number, got {text}")
+    return value
+
+
+# --metrics-config settings tritond honours, and those it does not provide yet.
+METRICS_SETTINGS = {"counter_latencies": parse_bool}
+_METRICS_NOT_YET = {"summary_latencies": "latency summaries",
+                    "histogram_latencies": "latency histograms"}
+
+
+def metrics_setting(text: str) -> str:
+    """One ``--metrics-config <setting>=<value>`` (Triton's format and message)."""
+    setting, eq, value = text.partition("=")
+    if not eq or "," in setting or not setting or not value:
+        raise OptionError(f"--metrics-config option format is <setting>=<value>. Got {text}")
+    if setting in _METRICS_NOT_YET:
+        if parse_bool(value):
+            raise OptionError(f"{_METRICS_NOT_YET[setting]} ({setting}=true) are not "
+                              f"supported by tritond yet")
+    elif setting in METRICS_SETTINGS:
+        METRICS_SETTINGS[setting](value)
+    return text
+
+
 def choice(*values: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         low = text.strip().lower()
@@ -140,6 +170,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("allow_metrics", True, parse_bool, "Serve Prometheus metrics."),
     Option("metrics_port", 8002, parse_port, "Metrics port."),
     Option("metrics_address", "0.0.0.0", address, "Metrics bind address."),
+    Option("allow_cpu_metrics", True, parse_bool,
+           "Report CPU utilization and memory (nv_cpu_*); ignored unless --allow-metrics."),
+    Option("allow_gpu_metrics", True, parse_bool,
+           "Report GPU metrics (tritond serves CPU models only: there are none to report)."),
+    Option("metrics_interval_ms", 2000.0, parse_positive_float,
+           "Milliseconds between polls of the per-interval metrics (CPU utilization, memory)."),
+    Option("metrics_config", [], metrics_setting,
+           "<setting>=<value>, repeatable: counter_latencies=false drops the *_duration_us "
+           "latency counters (Triton's settings; summaries and histograms not yet).",
+           repeat=True),
     Option("allow_client_shm", True, parse_bool,
            "Allow clients to register system/CUDA shared memory (Triton 2.51 behaviour: on)."),
     Option("input_arena_byte_size", 64 * MiB, parse_nonneg,
