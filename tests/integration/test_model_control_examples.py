@@ -155,3 +155,11 @@ def test_http_load_parameters_as_triton_reads_them(server):
         500, b'{"error":"attempt to access JSON non-string as string"}')
     code, body = _post(server, path, b'{"parameters": {"config": "{}", "file:1/m": "!!"}}')
     assert code == 400 and b"failed to decode base64 value of 'file:1/m'" in body
+
+
+def test_server_extensions_in_tritons_order(client):
+    md = client.get_server_metadata()
+    ext = list(md["extensions"] if client.protocol == "http" else md.extensions)
+    assert ext == ["classification", "model_repository", "model_repository(unload_dependents)",
+                   "schedule_policy", "model_configuration", "system_shared_memory",
+                   "binary_tensor_data", "parameters", "statistics", "trace", "logging"]
