@@ -54,8 +54,6 @@ def parse_options(argv: list[str], environ: dict[str, str]) -> "config.Options":
         parser.error(str(exc))
     if not options.model_repository:
         parser.error("--model-repository is required")
-    if options.model_control_mode == "poll":
-        parser.error("--model-control-mode=poll is not supported yet (use none or explicit)")
     if options.load_model and options.model_control_mode != "explicit":
         parser.error("--load-model requires --model-control-mode=explicit")
     if "*" in options.load_model and len(options.load_model) > 1:

@@ -135,7 +135,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("model_repository", [], str, "Model repository path (repeatable).",
            flags=("--model-repository", "--model-store"), repeat=True),
     Option("model_control_mode", "none", choice("none", "explicit", "poll"),
-           "Model control mode: none loads every model at start; explicit loads only --load-model."),
+           "Model control mode: none loads every model at start; explicit loads only --load-model; "
+           "poll loads every model and applies repository changes every --repository-poll-secs."),
+    Option("repository_poll_secs", 15, parse_nonneg,
+           "Seconds between polls of the model repositories in poll mode (0: no polling)."),
     Option("load_model", [], str, "Model to load at start in explicit mode ('*' = all); repeatable.",
            repeat=True),
     Option("model_config_name", "", str, "Use <model>/configs/<name>.pbtxt when it exists."),

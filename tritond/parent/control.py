@@ -147,6 +147,34 @@ class ModelControl:
         for mv in old:
             self.loader.stop_instances(mv, "reloaded")
 
+    # ------------------------------------------------------------------ poll mode
+
+    async def poll_load(self, name: str) -> None:
+        """(Re)load ``name`` after its directory appeared or changed (poll.py)."""
+        self.registry.known.add(name)
+        await self._poll_change(name, lambda: self._load_model(
+            name, messages.LoadQuery(0, "", name)))
+
+    async def poll_remove(self, name: str) -> None:
+        """Unload ``name`` and forget it: its directory is gone (poll.py)."""
+        async def remove() -> None:
+            self._unload_model(name)
+            for key in [k for k in self.registry.versions if k[0] == name]:
+                del self.registry.versions[key]
+            self.registry.known.discard(name)
+        await self._poll_change(name, remove)
+
+    async def _poll_change(self, name: str, change) -> None:
+        if self.phase.stopping:
+            return
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            try:
+                await change()
+            except TritonError as exc:
+                log.error("poll: %s", exc.message)
+            finally:
+                await self.publish_and_wait()
+
     # ------------------------------------------------------------------ unload
 
     def _unload_model(self, name: str) -> None:

@@ -26,6 +26,7 @@ from .children import Child, ChildError, kill, spawn, stop_group, unlink_segment
 from .control import ModelControl
 from .loader import HELLO_TIMEOUT_S, Loader
 from .models import Phase, Registry, format_table
+from .poll import Poller, snapshot
 from .publisher import Publisher
 from tritond.procutil import Bootstrap, setup_logging
 from .shmcheck import arena_space_warning
@@ -69,6 +70,7 @@ class Supervisor:
         self.control = ModelControl(self.options, self.registry, self.phase, self.loader,
                                     self.outbox, publish=self.publisher.publish,
                                     publish_and_wait=self.publisher.publish_and_wait)
+        self.poller = Poller(self.options, self.control)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -104,6 +106,8 @@ class Supervisor:
         try:
             await self._start_core_processes()
             self.systemd.notify("STATUS=loading models")
+            polling = self.options.model_control_mode == "poll"
+            seen = snapshot(self.options.model_repository) if polling else None
             await self.loader.load_all()
         except Exception as exc:  # noqa: BLE001 - any start-up failure stops the server
             log.error("start-up failed: %s", exc if isinstance(exc, ChildError) else repr(exc))
@@ -111,6 +115,8 @@ class Supervisor:
             self._stop_event.set()
             return
         self.phase.started = True
+        if seen is not None:        # changes made while loading are found by the first poll
+            self.poller.start_from(seen)
         versions = self.registry.versions
         if warning := arena_space_warning(self.options, len(self.frontends), versions):
             log.warning("%s", warning)
@@ -236,6 +242,7 @@ class Supervisor:
 
     async def shutdown(self) -> None:
         self.phase.stopping = True
+        self.poller.stop()
         self.systemd.notify("STOPPING=1\nSTATUS=stopping")
         if self.scheduler is not None:
             self.publisher.publish()  # readiness false at once
