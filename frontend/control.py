@@ -29,10 +29,11 @@ class ControlPlane:
     """Health, metadata, statistics and model control of one frontend (a member of FrontendCore)."""
 
     def __init__(self, options: dict, models, post, address: str, scheduler: str, parent: str,
-                 shm) -> None:
+                 shm, responses=None) -> None:
         self.options = options
         self.models = models
         self.shm = shm                  # for the shared-memory extensions it reports
+        self.responses = responses      # the response cache (cache.py): its statistics
         self._post = post
         self.address = address
         self._scheduler = scheduler
@@ -110,12 +111,21 @@ class ControlPlane:
                 raise invalid_arg(f"requested model {what} is not available")
         answer = await self._query(self._scheduler, messages.StatsQuery, name=name,
                                    version=version)
-        return answer.stats
+        return self._with_cache(answer.stats)
+
+    def _with_cache(self, stats: dict) -> dict:
+        if self.responses is None:
+            return stats
+        return self.responses.merge(stats, self.responses.enabled(self.models))
+
+    def cached_versions(self) -> set:
+        """(model, version) whose responses are cached (their nv_cache_* metrics)."""
+        return self.responses.enabled(self.models) if self.responses is not None else set()
 
     async def metrics_snapshot(self) -> tuple[dict, list]:
         """Statistics of every model plus the scheduler's ModelMetrics rows (/metrics)."""
         answer = await self._query(self._scheduler, messages.StatsQuery, metrics=True)
-        return answer.stats, answer.metrics
+        return self._with_cache(answer.stats), answer.metrics
 
     def repository_index(self, ready: bool = False) -> list[dict]:
         return self.models.index(ready)

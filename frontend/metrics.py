@@ -39,10 +39,22 @@ _COUNTERS = (
      lambda s: s["inference_stats"]["compute_output"]["ns"] // 1000, True),
 )
 FAILURE_REASONS = ("REJECTED", "CANCELED", "BACKEND", "OTHER")   # Triton pre-creates all four
+# Per-model response cache counters, only for versions whose responses are cached.
+_CACHE = (
+    ("nv_cache_num_hits_per_model", "Number of cache hits per model",
+     lambda s: s["inference_stats"]["cache_hit"]["count"]),
+    ("nv_cache_hit_duration_per_model", "Total cache hit duration per model, in microseconds",
+     lambda s: s["inference_stats"]["cache_hit"]["ns"] // 1000),
+    ("nv_cache_num_misses_per_model", "Number of cache misses per model",
+     lambda s: s["inference_stats"]["cache_miss"]["count"]),
+    ("nv_cache_miss_duration_per_model",
+     "Total cache miss (insert+lookup) duration per model, in microseconds",
+     lambda s: s["inference_stats"]["cache_miss"]["ns"] // 1000),
+)
 
 
 def families(stats: dict, rows: list | None = None, *, latencies: bool = True,
-             cpu: "CpuSampler | None" = None) -> list[Metric]:
+             cpu: "CpuSampler | None" = None, cached: set = frozenset()) -> list[Metric]:
     """Metric families for every model version in a ``{"model_stats": [...]}`` dict;
     ``rows`` (messages.ModelMetrics) add failures per reason and pending counts."""
     out = []
@@ -65,6 +77,12 @@ def families(stats: dict, rows: list | None = None, *, latencies: bool = True,
         gauge.add_sample(gauge.name, {"model": s["name"], "version": s["version"]},
                          row.pending if row is not None else 0)
     out.append(gauge)
+    cache_entries = [s for s in entries if (s["name"], s["version"]) in cached]
+    for name, doc, read in _CACHE if cache_entries else ():
+        fam = Metric(name, doc, "counter")
+        for s in cache_entries:
+            fam.add_sample(name, {"model": s["name"], "version": s["version"]}, read(s))
+        out.append(fam)
     if cpu is not None:
         out.extend(cpu.families())
     return out
@@ -184,8 +202,9 @@ def build_app(core):
             cpu.poll()
             polling.append(asyncio.get_running_loop().create_task(poll_cpu()))
         stats, rows = await core.control.metrics_snapshot()
-        return Response(render(families(stats, rows, latencies=latencies, cpu=cpu)),
-                        media_type=CONTENT_TYPE)
+        fams = families(stats, rows, latencies=latencies, cpu=cpu,
+                        cached=core.control.cached_versions())
+        return Response(render(fams), media_type=CONTENT_TYPE)
 
     async def not_found(request, exc):
         return JSONResponse({"error": "Not Found"}, status_code=404)

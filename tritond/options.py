@@ -86,6 +86,20 @@ def metrics_setting(text: str) -> str:
     return text
 
 
+def cache_setting(text: str) -> str:
+    """One ``--cache-config <cache>,<setting>=<value>``: only Triton's 'local' cache exists."""
+    name, _, rest = text.partition(",")
+    key, eq, value = rest.partition("=")
+    if not eq or not name or not key or not value:
+        raise OptionError(f"--cache-config option format is '<cache name>,<setting>=<value>'. "
+                          f"Got {text}")
+    if name != "local":
+        raise OptionError(f"cache '{name}' is not supported by tritond yet (only 'local')")
+    if key == "size":
+        parse_nonneg(value)
+    return text
+
+
 def choice(*values: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         low = text.strip().lower()
@@ -183,6 +197,9 @@ OPTIONS: tuple[Option, ...] = (
            "<setting>=<value>, repeatable: counter_latencies=false drops the *_duration_us "
            "latency counters (Triton's settings; summaries and histograms not yet).",
            repeat=True),
+    Option("cache_config", [], cache_setting,
+           "<cache>,<setting>=<value>, repeatable: local,size=<bytes> enables the response "
+           "cache of models with response_cache { enable: true }.", repeat=True),
     Option("allow_client_shm", True, parse_bool,
            "Allow clients to register system/CUDA shared memory (Triton 2.51 behaviour: on)."),
     Option("input_arena_byte_size", 64 * MiB, parse_nonneg,

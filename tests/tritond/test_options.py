@@ -16,7 +16,8 @@ def sample(opt: options.Option) -> tuple[str, object]:
     """A value other than the default: (as text, as parsed)."""
     if opt.repeat:
         text = {"trace_level": "TIMESTAMPS",
-                "metrics_config": "counter_latencies=false"}.get(opt.name, "x")
+                "metrics_config": "counter_latencies=false",
+                "cache_config": "local,size=1024"}.get(opt.name, "x")
         return text, [text]
     choices = getattr(opt.parse, "choices", None)
     if choices:
