@@ -56,6 +56,7 @@ class SchedulerCore(TableMixin):
         self._active: dict[Model, None] = {}           # models with queued requests (ordered)
         self._batch_id = 0
         self._exits: dict[str, str] = {}               # address -> how it ended (parent's words)
+        self.limiter = None                             # ratelimit.RateLimiter (--rate-limit)
 
     @property
     def pipeline(self) -> bool:

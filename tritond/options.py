@@ -100,6 +100,18 @@ def cache_setting(text: str) -> str:
     return text
 
 
+def rate_limit_resource(text: str) -> str:
+    """One ``--rate-limit-resource <name>:<count>[:<device>]`` (Triton's syntax)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0]:
+        raise OptionError(f"--rate-limit-resource option format is "
+                          f"'<resource_name>:<count>:<device>' or '<resource_name>:<count>'. "
+                          f"Got {text}")
+    for part in parts[1:]:
+        parse_nonneg(part)
+    return text
+
+
 def choice(*values: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         low = text.strip().lower()
@@ -200,6 +212,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("cache_config", [], cache_setting,
            "<cache>,<setting>=<value>, repeatable: local,size=<bytes> enables the response "
            "cache of models with response_cache { enable: true }.", repeat=True),
+    Option("rate_limit", "off", choice("off", "execution_count"),
+           "Rate limiting: execution_count holds an instance back until the rate_limiter "
+           "resources of its group are free (off: those settings are ignored)."),
+    Option("rate_limit_resource", [], rate_limit_resource,
+           "<name>:<count>[:<device>], repeatable: the count of a rate-limiter resource "
+           "(default: the largest count any instance asks for).", repeat=True),
     Option("allow_client_shm", True, parse_bool,
            "Allow clients to register system/CUDA shared memory (Triton 2.51 behaviour: on)."),
     Option("input_arena_byte_size", 64 * MiB, parse_nonneg,

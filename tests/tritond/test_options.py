@@ -17,7 +17,8 @@ def sample(opt: options.Option) -> tuple[str, object]:
     if opt.repeat:
         text = {"trace_level": "TIMESTAMPS",
                 "metrics_config": "counter_latencies=false",
-                "cache_config": "local,size=1024"}.get(opt.name, "x")
+                "cache_config": "local,size=1024",
+                "rate_limit_resource": "R1:4"}.get(opt.name, "x")
         return text, [text]
     choices = getattr(opt.parse, "choices", None)
     if choices:

@@ -19,8 +19,6 @@ _IO = ('input [ { name: "IN0" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
 # model name -> (feature named in the error and in docs/compatibility.md, config extra)
 FEATURES = {
     "seq": ("sequence_batching", 'max_batch_size: 4\nsequence_batching { }\n'),
-    "limited": ("rate_limiter", 'instance_group [ { kind: KIND_CPU count: 1 rate_limiter '
-                                '{ resources [ { name: "R1" count: 2 } ] } } ]\n'),
     "warm": ("model_warmup", 'model_warmup [ { name: "w" batch_size: 1 inputs { key: "IN0" '
                              'value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } } ]\n'),
     "stream": ("decoupled", "model_transaction_policy { decoupled: true }\n"),
