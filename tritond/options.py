@@ -112,6 +112,20 @@ def rate_limit_resource(text: str) -> str:
     return text
 
 
+def restriction(flag: str, kind: str) -> Callable[[str], str]:
+    """One ``<categories>:<key>=<value>`` entry of a restricted-API flag (Triton's rules;
+    frontend/restrict.py)."""
+    def parse(text: str) -> str:
+        from tritond.frontend.restrict import RestrictionError, parse as parse_entries
+
+        try:
+            parse_entries([text], flag, kind)
+        except RestrictionError as exc:
+            raise OptionError(str(exc)) from None
+        return text
+    return parse
+
+
 def choice(*values: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         low = text.strip().lower()
@@ -145,6 +159,7 @@ class Option:
     flags: tuple[str, ...] = ()    # defaults to --<name with dashes>
     repeat: bool = False           # may be given several times (list value)
     flag_only: bool = False        # a bare flag means true (e.g. --disable-auto-complete-config)
+    sep: str = ","                 # between the values of a repeated option in its variable
 
     @property
     def flag(self) -> str:
@@ -218,6 +233,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("rate_limit_resource", [], rate_limit_resource,
            "<name>:<count>[:<device>], repeatable: the count of a rate-limiter resource "
            "(default: the largest count any instance asks for).", repeat=True),
+    Option("http_restricted_api", [], restriction("http-restricted-api", "api"),
+           "<apis>:<key>=<value>, repeatable: the comma-separated API categories (health, "
+           "metadata, inference, shared-memory, model-config, model-repository, statistics, "
+           "trace, logging) answer only requests with header <key>: <value> (in the "
+           "variable, entries are separated by ';').", repeat=True, sep=";"),
+    Option("grpc_restricted_protocol", [], restriction("grpc-restricted-protocol", "protocol"),
+           "<protocols>:<key>=<value>, repeatable: the gRPC methods of those categories "
+           "answer only calls with metadata triton-grpc-protocol-<key>: <value> (in the "
+           "variable, entries are separated by ';').", repeat=True, sep=";"),
     Option("allow_client_shm", True, parse_bool,
            "Allow clients to register system/CUDA shared memory (Triton 2.51 behaviour: on)."),
     Option("input_arena_byte_size", 64 * MiB, parse_nonneg,
@@ -287,7 +311,7 @@ def resolve(cli: dict[str, Any], environ: dict[str, str]) -> Any:
     for opt in OPTIONS:
         if opt.env in environ:
             raw = environ[opt.env]
-            given = [v for v in raw.split(",") if v] if opt.repeat else raw
+            given = [v for v in raw.split(opt.sep) if v] if opt.repeat else raw
             values[opt.name] = _parse(opt, given, f"${opt.env}")
         if cli.get(opt.name) is not None:
             values[opt.name] = _parse(opt, cli[opt.name], opt.flag)

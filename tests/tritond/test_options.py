@@ -18,7 +18,9 @@ def sample(opt: options.Option) -> tuple[str, object]:
         text = {"trace_level": "TIMESTAMPS",
                 "metrics_config": "counter_latencies=false",
                 "cache_config": "local,size=1024",
-                "rate_limit_resource": "R1:4"}.get(opt.name, "x")
+                "rate_limit_resource": "R1:4",
+                "http_restricted_api": "health:k=v",
+                "grpc_restricted_protocol": "health:k=v"}.get(opt.name, "x")
         return text, [text]
     choices = getattr(opt.parse, "choices", None)
     if choices:
