@@ -226,7 +226,8 @@ OPTIONS: tuple[Option, ...] = (
            repeat=True),
     Option("cache_config", [], cache_setting,
            "<cache>,<setting>=<value>, repeatable: local,size=<bytes> enables the response "
-           "cache of models with response_cache { enable: true }.", repeat=True),
+           "cache of models with response_cache { enable: true } (in the variable, entries "
+           "are separated by ';').", repeat=True, sep=";"),
     Option("rate_limit", "off", choice("off", "execution_count"),
            "Rate limiting: execution_count holds an instance back until the rate_limiter "
            "resources of its group are free (off: those settings are ignored)."),

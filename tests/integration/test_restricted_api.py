@@ -4,7 +4,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tests.server import Server
+from tests.server import REPO, Server
 
 HTTP_DENIED = "This API is restricted, expecting header 'admin-key'"
 GRPC_DENIED = "This protocol is restricted, expecting header 'triton-grpc-protocol-admin-key'"
@@ -12,10 +12,8 @@ GRPC_DENIED = "This protocol is restricted, expecting header 'triton-grpc-protoc
 
 @pytest.fixture(scope="module")
 def srv():
-    s = Server(wait_ready=False, *[
-        "--http-restricted-api=model-repository,statistics:admin-key=s3cret",
-        "--grpc-restricted-protocol=model-repository,statistics:admin-key=s3cret"])
-    s.wait("/v2/health/ready")
+    s = Server((REPO,), "--http-restricted-api=model-repository,statistics:admin-key=s3cret",
+               "--grpc-restricted-protocol=model-repository,statistics:admin-key=s3cret")
     yield s
     s.stop()
 
