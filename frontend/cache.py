@@ -138,8 +138,8 @@ class ResponseCache:
 
     def merge(self, stats: dict, enabled: set) -> dict:
         """Add the cache's counts to the scheduler's ``{"model_stats": [...]}`` (in place)."""
-        for s in stats.get("model_stats", []):
-            key = (s["name"], s["version"])
+        for s in stats.get("model_stats", []) if enabled else ():
+            key = (s.get("name"), s.get("version"))
             if key not in enabled:
                 continue
             hits, hit_ns, misses, miss_ns, hit_request_ns = self.counts.get(key, (0,) * 5)

@@ -205,9 +205,10 @@ def _gated(name: str, rpc, rules: dict):
     return unary
 
 
-def generic_handlers(servicer: InferenceServicer) -> list:
-    """The two generic handlers to pass to ``grpc.aio.Server.add_generic_rpc_handlers``."""
-    rules = restrict.grpc_restrictions(servicer.core.options)
+def generic_handlers(servicer: InferenceServicer, options=None) -> list:
+    """The two generic handlers to pass to ``grpc.aio.Server.add_generic_rpc_handlers``;
+    ``options`` (--grpc-restricted-protocol) gates methods by category."""
+    rules = restrict.grpc_restrictions(options) if options is not None else {}
     methods = {
         name: grpc.unary_unary_rpc_method_handler(
             _gated(name, guarded(getattr(servicer, name)), rules),
