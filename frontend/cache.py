@@ -9,7 +9,7 @@ Each frontend keeps its own cache; tritond runs one frontend.
 
 Key: a BLAKE2b digest of the model, version, each input (name, datatype, shape,
 bytes; BYTES tensors in their serialised form), the requested outputs (names,
-classification) and the request parameters. Requests with client shared-memory
+classification) and the parameters the model sees. Requests with client shared-memory
 inputs or outputs bypass the cache (counted neither hit nor miss). A miss runs
 the request and inserts a copy of its outputs; the least recently used entries
 are evicted to stay within ``size`` bytes (an entry bigger than that is not
@@ -23,6 +23,9 @@ import collections
 import hashlib
 import time
 
+from tritond.errors import TritonError
+
+from .params import request_fields
 from .types import InferRequest, InferResult, OutputTensor
 
 
@@ -90,8 +93,13 @@ def request_key(mv, req: InferRequest) -> bytes | None:
         if o.shm is not None:
             return None
         h.update(f"out\0{o.name}\0{o.classification}\0".encode())
-    if req.parameters:
-        h.update(repr(sorted(req.parameters.items())).encode())
+    if req.parameters:      # only what reaches the model (not binary_data_output, priority...)
+        try:
+            custom = request_fields(req.parameters)[4]
+        except TritonError:
+            return None         # the uncached path answers the error
+        if custom:
+            h.update(repr(sorted(custom.items())).encode())
     return h.digest()
 
 

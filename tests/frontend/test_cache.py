@@ -36,6 +36,8 @@ def test_keys_differ_by_data_outputs_and_parameters_and_skip_client_shm():
     assert base != cache.request_key(MV, request(b"\2\0\0\0"))
     assert base != cache.request_key(MV, request(outputs=[RequestedOutput("OUT", classification=1)]))
     assert base != cache.request_key(MV, request(parameters={"x": 1}))
+    assert base == cache.request_key(MV, request(parameters={"binary_data_output": True,
+                                                             "priority": 1}))
     shm = InferRequest("m", inputs=[InputTensor("IN", "INT32", [1], shm=ShmRef("r", 0, 4))])
     assert cache.request_key(MV, shm) is None
     assert cache.request_key(MV, request(outputs=[RequestedOutput("OUT", shm=ShmRef("r", 0, 4))])) is None
