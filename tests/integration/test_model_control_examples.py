@@ -18,6 +18,7 @@ def server(tmp_path_factory):
     for name in ("simple", "identity_fp32"):
         shutil.copytree(REPO / name, repo / name)
     srv = Server([repo], "--model-control-mode=explicit")
+    srv.repo = repo
     yield srv
     srv.stop()
 
@@ -117,6 +118,16 @@ def test_override_errors_are_poll_failures(client):
     assert "must stay within model directory" in err.message()
     err = error_of(client.load_model, "simple", files={"file:1/model.onnx": b"a"})
     assert "Load parameter 'config' must be specified for model file override" in err.message()
+
+
+def test_an_unparsable_config_file_is_a_poll_failure(client, server, tmp_path):
+    bad = server.repo / "bad_config"
+    (bad / "1").mkdir(parents=True, exist_ok=True)
+    (bad / "config.pbtxt").write_text('name: "bad_config" backend: "python" max_batch_size: [')
+    err = error_of(client.load_model, "bad_config")
+    assert err.status() == status(client, "500", "INTERNAL")
+    assert err.message().startswith("failed to load 'bad_config', failed to poll from model "
+                                    "repository: ")
 
 
 def test_valid_file_overrides_are_refused_as_unsupported(client):

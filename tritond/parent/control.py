@@ -113,6 +113,7 @@ class ModelControl:
     def _read_source(self, name: str, config):
         from tritond import repository
         from tritond.repository.modelconfig import from_json
+        from tritond.repository.scan import read_config
 
         places = [(repo, os.path.join(repo, name)) for repo in self.options.model_repository
                   if name and os.path.isdir(os.path.join(repo, name))]
@@ -127,6 +128,12 @@ class ModelControl:
         except TritonError as exc:
             raise overrides.poll_failure(name, f"Invalid config override: {exc.message}") from None
         repo, model_dir = places[0]
+        if override is None:         # an unreadable config file is a poll failure too
+            try:
+                read_config(model_dir, model_config_name=self.options.model_config_name,
+                            strict=self.options.disable_auto_complete_config)
+            except TritonError as exc:
+                raise overrides.poll_failure(name, exc.message) from None
         return repository.load_source(
             model_dir, repo, model_config_name=self.options.model_config_name,
             strict=self.options.disable_auto_complete_config, config=override)
