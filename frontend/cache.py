@@ -10,7 +10,8 @@ Each frontend keeps its own cache; tritond runs one frontend.
 Key: a BLAKE2b digest of the model, version, each input (name, datatype, shape,
 bytes; BYTES tensors in their serialised form), the requested outputs (names,
 classification) and the parameters the model sees. Requests with client shared-memory
-inputs or outputs bypass the cache (counted neither hit nor miss). A miss runs
+inputs or outputs, and every request of a ``preserve_ordering`` model, bypass the
+cache (counted neither hit nor miss). A miss runs
 the request and inserts a copy of its outputs; the least recently used entries
 are evicted to stay within ``size`` bytes (an entry bigger than that is not
 kept). Statistics follow Triton's UpdateSuccessCacheHit/Miss: a hit counts a
@@ -117,7 +118,8 @@ class ResponseCache:
 
     async def infer(self, core, mv, req: InferRequest) -> InferResult:
         start = time.monotonic_ns()
-        key = request_key(mv, req)
+        # preserve_ordering: a hit would overtake the requests before it (not cached yet).
+        key = None if mv.preserve_ordering else request_key(mv, req)
         if key is None:
             return await core.infer(req, mv, False)
         entry = self.store.get(key)

@@ -8,7 +8,7 @@ from tritond.frontend.types import InferRequest, InferResult, InputTensor, Outpu
 
 
 class MV:
-    name, version, version_str, response_cache = "m", 1, "1", True
+    name, version, version_str, response_cache, preserve_ordering = "m", 1, "1", True, False
 
 
 def request(data=b"\1\0\0\0", **kw) -> InferRequest:
