@@ -9,7 +9,11 @@ are never held back. The InstanceRouter asks :meth:`RateLimiter.ready` before of
 an idle instance, acquires on its first batch and releases when it goes idle; an
 instance with resources is not pipelined (it would keep them across batches).
 
-Pure: no IO. ``priority`` is read but does not weight the choice yet.
+Priority: as Triton's scaled priority (executions so far x ``max(priority, 1)``, lowest
+first), among the idle instances of one model; across models, the scheduler serves the
+models with queued requests in turn.
+
+Pure: no IO.
 """
 from __future__ import annotations
 
@@ -63,6 +67,8 @@ class RateLimiter:
         self.used: dict[tuple[str, int], int] = {}
         self.needs: dict[str, list[tuple[tuple[str, int], int]]] = {}   # address -> needs
         self.holding: set[str] = set()                                   # addresses
+        self.priority: dict[str, int] = {}                               # address -> weight
+        self.executions: dict[str, int] = {}                             # address -> count
         self._groups: dict[str, dict] = {}                               # config JSON -> groups
 
     # ------------------------------------------------------------ instances
@@ -82,6 +88,8 @@ class RateLimiter:
             needs.append((key, count))
             self.capacity[key] = self._capacity(key, max(self.capacity.get(key, 0), count))
         self.needs[inst.address] = needs
+        self.priority[inst.address] = max(spec[1], 1)
+        self.executions.setdefault(inst.address, 0)
 
     def _capacity(self, key: tuple[str, int], asked: int) -> int:
         name, device = key
@@ -92,7 +100,8 @@ class RateLimiter:
 
     def forget(self, inst) -> None:
         self.release(inst)
-        self.needs.pop(inst.address, None)
+        for table in (self.needs, self.priority, self.executions):
+            table.pop(inst.address, None)
 
     def limited(self, inst) -> bool:
         return inst.address in self.needs
@@ -109,12 +118,20 @@ class RateLimiter:
         return True
 
     def first_ready(self, instances: Iterable):
-        return next((i for i in instances if self.ready(i)), None)
+        """The ready instance with the lowest scaled priority (the longest idle on ties)."""
+        best, best_score = None, None
+        for inst in instances:
+            if self.ready(inst):
+                score = self.executions.get(inst.address, 0) * self.priority.get(inst.address, 1)
+                if best is None or score < best_score:
+                    best, best_score = inst, score
+        return best
 
     def acquire(self, inst) -> None:
         needs = self.needs.get(inst.address)
         if needs and inst.address not in self.holding:
             self.holding.add(inst.address)
+            self.executions[inst.address] += 1
             for key, count in needs:
                 self.used[key] = self.used.get(key, 0) + count
 

@@ -79,3 +79,19 @@ def test_parsing():
     assert group_resources(json.dumps({"instance_group": [group("g", ("R", 3, False),
                                                                  priority=2)]})) == {
         "g": ([("R", 3, False)], 2)}
+
+
+def test_priority_weights_the_choice_among_a_models_idle_instances():
+    limiter = RateLimiter()
+    model = Model([group("fast", ("R", 1, False), priority=1),
+                   group("slow", ("R", 1, False), priority=3)])
+    r = InstanceRouter(depth=0)
+    r.limiter = limiter
+    r.set_instances([messages.InstanceEntry("s", "slow_0", "CPU", 0),
+                     messages.InstanceEntry("f", "fast_0", "CPU", 1)], model)
+    order = []
+    for _ in range(8):
+        inst = run(r)
+        order.append(inst.address)
+        r.finished(inst)
+    assert order.count("f") == 6 and order.count("s") == 2      # 3 : 1, as Triton weighs them
