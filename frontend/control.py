@@ -11,13 +11,17 @@ import asyncio
 from tritond import messages
 from tritond.errors import TritonError, invalid_arg, unavailable
 
+from .models import parse_version
 from .settings import LogSettings, TraceSettings
 
 TRITON_VERSION = "2.51.0"     # the Triton release whose protocol tritond speaks
-# Only what really works end to end (protocol.md §1.2 lists Triton's full set).
+# Only what really works end to end, in Triton's order (core's server.cc: classification,
+# sequence, model_repository, ..., statistics, trace, logging). "sequence" joins once
+# sequence batching works; "trace" is the settings protocol (/v2/trace/setting), which
+# answers as Triton's does.
 EXTENSIONS = ["classification", "model_repository", "model_repository(unload_dependents)",
               "schedule_policy", "model_configuration", "binary_tensor_data", "parameters",
-              "statistics", "logging"]
+              "statistics", "trace", "logging"]
 _POLLING = "explicit model load / unload is not allowed if polling is enabled"
 
 
@@ -25,10 +29,11 @@ class ControlPlane:
     """Health, metadata, statistics and model control of one frontend (a member of FrontendCore)."""
 
     def __init__(self, options: dict, models, post, address: str, scheduler: str, parent: str,
-                 shm) -> None:
+                 shm, responses=None) -> None:
         self.options = options
         self.models = models
         self.shm = shm                  # for the shared-memory extensions it reports
+        self.responses = responses      # the response cache (cache.py): its statistics
         self._post = post
         self.address = address
         self._scheduler = scheduler
@@ -75,6 +80,15 @@ class ControlPlane:
                 "extensions": ext}
 
     def model_ready(self, name: str, version: str = "") -> bool:
+        """Triton's ModelIsReady (releases up to r26.06): an unknown, never loaded or
+        unloaded model is simply not ready (gRPC OK with ready=false, HTTP 400); only a
+        bad version string or a server shutting down is an error."""
+        if version:
+            parse_version(version)
+        if self.draining:
+            raise unavailable("Server not ready")
+        if name not in self.models.names():
+            return False
         return self.models.is_ready(name, version)
 
     def model_metadata(self, name: str, version: str = "") -> dict:
@@ -97,7 +111,21 @@ class ControlPlane:
                 raise invalid_arg(f"requested model {what} is not available")
         answer = await self._query(self._scheduler, messages.StatsQuery, name=name,
                                    version=version)
-        return answer.stats
+        return self._with_cache(answer.stats)
+
+    def _with_cache(self, stats: dict) -> dict:
+        if self.responses is None:
+            return stats
+        return self.responses.merge(stats, self.responses.enabled(self.models))
+
+    def cached_versions(self) -> set:
+        """(model, version) whose responses are cached (their nv_cache_* metrics)."""
+        return self.responses.enabled(self.models) if self.responses is not None else set()
+
+    async def metrics_snapshot(self) -> tuple[dict, list]:
+        """Statistics of every model plus the scheduler's ModelMetrics rows (/metrics)."""
+        answer = await self._query(self._scheduler, messages.StatsQuery, metrics=True)
+        return self._with_cache(answer.stats), answer.metrics
 
     def repository_index(self, ready: bool = False) -> list[dict]:
         return self.models.index(ready)

@@ -26,6 +26,7 @@ from tritond.inferclient import InferClient
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
+from .cache import ResponseCache
 from .classification import classify
 from .clientshm import ClientShm
 from .control import ControlPlane
@@ -58,17 +59,21 @@ class FrontendCore:
         self.shm = ClientShm(options, outbox.post, self.cache)
         self.client.finished = self.shm.answered
         self.ordering = Ordering()
+        self.responses = ResponseCache(options)
         self.control = ControlPlane(options, self.models, outbox.post, address,
-                                    scheduler_address, parent_address, self.shm)
+                                    scheduler_address, parent_address, self.shm,
+                                    self.responses)
         self._active = self._dirty = False      # for trim_if_idle
         self.on_control: Callable[[object], None] = lambda msg: log.warning("unexpected %r", msg)
 
     # ------------------------------------------------------------------ inference
 
-    async def infer(self, req: InferRequest, mv: ModelVersion | None = None) -> InferResult:
+    async def infer(self, req: InferRequest, mv: ModelVersion | None = None,
+                    cached: bool = True) -> InferResult:
         """Validate, stage and run one request; its one (final) result. Raises TritonError.
 
         ``mv``: the model version when the transport resolved it already.
+        ``cached``: False when the response cache (``cache.py``) runs it on a miss.
         """
         # The hot path: _model and _sent inlined (a call each per request).
         if self.control.draining:
@@ -76,6 +81,8 @@ class FrontendCore:
         self._active = True
         if mv is None:
             mv = self.models.resolve(req.model, req.version)
+        if cached and mv.response_cache and self.responses.store is not None:
+            return await self.responses.infer(self, mv, req)
         if mv.decoupled:
             raise unsupported(f"model '{mv.name}' uses the decoupled transaction policy, "
                               "which needs a streaming endpoint")

@@ -11,72 +11,151 @@ from __future__ import annotations
 
 from prometheus_client.metrics_core import Metric
 
+# The per-request counters: name, HELP (Triton r26.06's words), how to read one model_stats
+# entry. The latency ones (latency=True) go with --metrics-config counter_latencies=false.
 _COUNTERS = (
-    # name, help, how to read it from one model_stats entry
     ("nv_inference_request_success", "Number of successful inference requests, all batch sizes",
-     lambda s: s["inference_stats"]["success"]["count"]),
+     lambda s: s["inference_stats"]["success"]["count"], False),
     ("nv_inference_count", "Number of inferences performed (does not include cached requests)",
-     lambda s: s["inference_count"]),
-    ("nv_inference_exec_count", "Number of model executions performed (does not include cached requests)",
-     lambda s: s["execution_count"]),
-    ("nv_inference_request_duration_us", "Cumulative inference request duration in microseconds",
-     lambda s: s["inference_stats"]["success"]["ns"] // 1000),
-    ("nv_inference_queue_duration_us", "Cumulative inference queuing duration in microseconds",
-     lambda s: s["inference_stats"]["queue"]["ns"] // 1000),
-    ("nv_inference_compute_input_duration_us", "Cumulative compute input duration in microseconds",
-     lambda s: s["inference_stats"]["compute_input"]["ns"] // 1000),
-    ("nv_inference_compute_infer_duration_us", "Cumulative compute inference duration in microseconds",
-     lambda s: s["inference_stats"]["compute_infer"]["ns"] // 1000),
-    ("nv_inference_compute_output_duration_us", "Cumulative inference compute output duration in microseconds",
-     lambda s: s["inference_stats"]["compute_output"]["ns"] // 1000),
+     lambda s: s["inference_count"], False),
+    ("nv_inference_exec_count",
+     "Number of model executions performed (does not include cached requests)",
+     lambda s: s["execution_count"], False),
+    ("nv_inference_request_duration_us",
+     "Cumulative inference request duration in microseconds (includes cached requests)",
+     lambda s: s["inference_stats"]["success"]["ns"] // 1000, True),
+    ("nv_inference_queue_duration_us",
+     "Cumulative inference queuing duration in microseconds (includes cached requests)",
+     lambda s: s["inference_stats"]["queue"]["ns"] // 1000, True),
+    ("nv_inference_compute_input_duration_us",
+     "Cumulative compute input duration in microseconds (does not include cached requests)",
+     lambda s: s["inference_stats"]["compute_input"]["ns"] // 1000, True),
+    ("nv_inference_compute_infer_duration_us",
+     "Cumulative compute inference duration in microseconds (does not include cached requests)",
+     lambda s: s["inference_stats"]["compute_infer"]["ns"] // 1000, True),
+    ("nv_inference_compute_output_duration_us",
+     "Cumulative inference compute output duration in microseconds (does not include cached "
+     "requests)",
+     lambda s: s["inference_stats"]["compute_output"]["ns"] // 1000, True),
+)
+FAILURE_REASONS = ("REJECTED", "CANCELED", "BACKEND", "OTHER")   # Triton pre-creates all four
+# Per-model response cache counters, only for versions whose responses are cached.
+_CACHE = (
+    ("nv_cache_num_hits_per_model", "Number of cache hits per model",
+     lambda s: s["inference_stats"]["cache_hit"]["count"]),
+    ("nv_cache_hit_duration_per_model", "Total cache hit duration per model, in microseconds",
+     lambda s: s["inference_stats"]["cache_hit"]["ns"] // 1000),
+    ("nv_cache_num_misses_per_model", "Number of cache misses per model",
+     lambda s: s["inference_stats"]["cache_miss"]["count"]),
+    ("nv_cache_miss_duration_per_model",
+     "Total cache miss (insert+lookup) duration per model, in microseconds",
+     lambda s: s["inference_stats"]["cache_miss"]["ns"] // 1000),
 )
 
 
-def families(stats: dict, pending: dict | None = None) -> list[Metric]:
-    """Metric families for every model version in a ``{"model_stats": [...]}`` dict."""
+def families(stats: dict, rows: list | None = None, *, latencies: bool = True,
+             cpu: "CpuSampler | None" = None, cached: set = frozenset()) -> list[Metric]:
+    """Metric families for every model version in a ``{"model_stats": [...]}`` dict;
+    ``rows`` (messages.ModelMetrics) add failures per reason and pending counts."""
     out = []
     entries = stats.get("model_stats", [])
-    for name, doc, read in _COUNTERS:
+    by_key = {(r.name, str(r.version)): r for r in rows or ()}
+    for name, doc, read, latency in _COUNTERS:
+        if latency and not latencies:
+            continue
         fam = Metric(name, doc, "counter")
         for s in entries:
             fam.add_sample(name, {"model": s["name"], "version": s["version"]}, read(s))
         out.append(fam)
-    fail = Metric("nv_inference_request_failure", "Number of failed inference requests, all batch sizes",
-                  "counter")
+        if name == "nv_inference_request_success":
+            out.append(_failures(entries, by_key))
+    gauge = Metric("nv_inference_pending_request_count",
+                   "Instantaneous number of pending requests awaiting execution per-model.",
+                   "gauge")
     for s in entries:
-        fail.add_sample("nv_inference_request_failure",
-                        {"model": s["name"], "reason": "BACKEND", "version": s["version"]},
-                        s["inference_stats"]["fail"]["count"])
-    out.append(fail)
-    if pending is not None:
-        gauge = Metric("nv_inference_pending_request_count",
-                       "Instantaneous number of pending requests awaiting execution per-model.", "gauge")
-        for (model, version), n in sorted(pending.items()):
-            gauge.add_sample("nv_inference_pending_request_count", {"model": model, "version": version}, n)
-        out.append(gauge)
-    out.extend(cpu_families())
+        row = by_key.get((s["name"], s["version"]))
+        gauge.add_sample(gauge.name, {"model": s["name"], "version": s["version"]},
+                         row.pending if row is not None else 0)
+    out.append(gauge)
+    cache_entries = [s for s in entries if (s["name"], s["version"]) in cached]
+    for name, doc, read in _CACHE if cache_entries else ():
+        fam = Metric(name, doc, "counter")
+        for s in cache_entries:
+            fam.add_sample(name, {"model": s["name"], "version": s["version"]}, read(s))
+        out.append(fam)
+    if cpu is not None:
+        out.extend(cpu.families())
     return out
 
 
-def cpu_families() -> list[Metric]:
-    """nv_cpu_memory_* from /proc/meminfo (Linux)."""
+def _failures(entries: list, by_key: dict) -> Metric:
+    name = "nv_inference_request_failure"
+    fam = Metric(name, "Number of failed inference requests, all batch sizes", "counter")
+    for s in entries:
+        row = by_key.get((s["name"], s["version"]))
+        counts = row.failures if row is not None else {"OTHER": s["inference_stats"]["fail"]["count"]}
+        for reason in FAILURE_REASONS:
+            fam.add_sample(name, {"model": s["name"], "reason": reason, "version": s["version"]},
+                           counts.get(reason, 0))
+    return fam
+
+
+class CpuSampler:
+    """nv_cpu_utilization (busy share of all cores since the previous poll) and
+    nv_cpu_memory_* (MemTotal, MemTotal - MemAvailable), polled every
+    --metrics-interval-ms from /proc as Triton does."""
+
+    def __init__(self) -> None:
+        self.utilization = 0.0
+        self.total = self.used = 0
+        self._last = _cpu_times()
+
+    def poll(self) -> None:
+        now = _cpu_times()
+        if now is not None and self._last is not None:
+            busy = sum(max(a - b, 0) for a, b in zip(now[0], self._last[0]))
+            idle = sum(max(a - b, 0) for a, b in zip(now[1], self._last[1]))
+            self.utilization = busy / (busy + idle) if busy + idle else 0.0
+        self._last = now
+        self.total, self.used = _memory()
+
+    def families(self) -> list[Metric]:
+        out = []
+        for name, doc, value in (
+                ("nv_cpu_utilization", "CPU utilization rate [0.0 - 1.0]", self.utilization),
+                ("nv_cpu_memory_total_bytes", "CPU total memory (RAM), in bytes", self.total),
+                ("nv_cpu_memory_used_bytes", "CPU used memory (RAM), in bytes", self.used)):
+            fam = Metric(name, doc, "gauge")
+            fam.add_sample(name, {}, value)
+            out.append(fam)
+        return out
+
+
+def _cpu_times():
+    """(busy, idle) jiffies of the aggregate 'cpu' line of /proc/stat, or None."""
     try:
-        info = {}
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        user, nice, system, idle, iowait, irq, softirq, steal = map(int, fields[1:9])
+    except (OSError, ValueError):
+        return None
+    if fields[0] != "cpu":
+        return None
+    return (user, nice, system, irq, softirq, steal), (idle, iowait)
+
+
+def _memory() -> tuple[int, int]:
+    """(total, used) bytes from /proc/meminfo; zeros when it cannot be read (as Triton)."""
+    info = {}
+    try:
         with open("/proc/meminfo") as f:
             for line in f:
                 key, _, rest = line.partition(":")
                 info[key] = int(rest.split()[0]) * 1024
     except (OSError, ValueError, IndexError):
-        return []
-    total = info.get("MemTotal", 0)
-    used = total - info.get("MemAvailable", 0)
-    out = []
-    for name, doc, value in (("nv_cpu_memory_total_bytes", "CPU total memory (RAM), in bytes", total),
-                             ("nv_cpu_memory_used_bytes", "CPU used memory (RAM), in bytes", used)):
-        fam = Metric(name, doc, "gauge")
-        fam.add_sample(name, {}, value)
-        out.append(fam)
-    return out
+        return 0, 0
+    total, available = info.get("MemTotal", 0), info.get("MemAvailable", 0)
+    return (total, total - available) if available <= total else (0, 0)
 
 
 def render(fams: list[Metric]) -> bytes:
@@ -106,18 +185,46 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 def build_app(core):
     """A tiny Starlette app for ``GET /metrics`` (Triton also accepts a trailing slash)."""
+    import asyncio
+
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
+    opts = core.control.options
+    latencies = counter_latencies(opts.metrics_config)
+    cpu = CpuSampler() if opts.allow_cpu_metrics else None
+
+    polling = []        # the poll task, started by the first scrape (uvicorn runs no lifespan)
+
     async def metrics(request):
-        stats = await core.control.model_statistics()
-        return Response(render(families(stats)), media_type=CONTENT_TYPE)
+        if cpu is not None and not polling:
+            cpu.poll()
+            polling.append(asyncio.get_running_loop().create_task(poll_cpu()))
+        stats, rows = await core.control.metrics_snapshot()
+        fams = families(stats, rows, latencies=latencies, cpu=cpu,
+                        cached=core.control.cached_versions())
+        return Response(render(fams), media_type=CONTENT_TYPE)
 
     async def not_found(request, exc):
         return JSONResponse({"error": "Not Found"}, status_code=404)
+
+    async def poll_cpu():
+        while True:
+            await asyncio.sleep(opts.metrics_interval_ms / 1000)
+            cpu.poll()
 
     return Starlette(routes=[Route("/metrics", metrics), Route("/metrics/", metrics)],
                      exception_handlers={404: not_found})
 
 
+def counter_latencies(settings: list[str]) -> bool:
+    """--metrics-config counter_latencies=<bool> (the last one wins; default true)."""
+    from tritond.options import parse_bool
+
+    on = True
+    for entry in settings:
+        key, _, value = entry.partition("=")
+        if key == "counter_latencies":
+            on = parse_bool(value)
+    return on

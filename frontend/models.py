@@ -50,7 +50,7 @@ class ModelVersion:
 
     __slots__ = ("name", "version", "version_str", "state", "reason", "spec", "max_batch_size",
                  "inputs", "required", "outputs", "decoupled", "platform", "instances", "metadata",
-                 "live", "preserve_ordering", "labels")
+                 "live", "preserve_ordering", "labels", "response_cache")
 
     def __init__(self, entry: messages.ModelEntry):
         self.name = entry.name
@@ -71,6 +71,7 @@ class ModelVersion:
         dyn = spec.dynamic_batching     # preserve_ordering: enforced by frontend/ordering.py
         self.preserve_ordering = dyn is not None and dyn.preserve_ordering
         self.platform = spec.platform or spec.backend
+        self.response_cache = '"response_cache"' in spec.config_json and _cache_enabled(spec)
         self.labels: dict[str, list[str]] = {}     # classification labels per output
         batching = self.max_batch_size > 0
         self.metadata = {
@@ -192,6 +193,16 @@ class Models:
         """Strict readiness: every version READY, except those unloaded on purpose."""
         return all(v.state == READY or v.reason == "unloaded"
                    for by_version in self._versions.values() for v in by_version.values())
+
+
+def _cache_enabled(spec: ts.ModelSpec) -> bool:
+    """``response_cache { enable: true }`` (read from the config JSON: rare, per table)."""
+    import json
+
+    try:
+        return bool(json.loads(spec.config_json).get("response_cache", {}).get("enable"))
+    except (ValueError, AttributeError):
+        return False
 
 
 def _read_labels(mv: ModelVersion, model_dir: str) -> dict[str, list[str]]:

@@ -161,7 +161,7 @@ def check_outputs(mv: ModelVersion, req: InferRequest) -> None:
         if o.name not in specs:
             raise invalid_arg(f"unexpected inference output '{o.name}' for model '{mv.name}'")
         if o.name in seen:
-            raise invalid_arg(f"output '{o.name}' requested more than once for model '{mv.name}'")
+            raise invalid_arg(f"output '{o.name}' already exists in request")   # Triton's words
         seen.add(o.name)
         if o.classification and o.shm is not None:
             raise invalid_arg("Output can't set both 'shared_memory_region' and 'classification'")

@@ -29,7 +29,7 @@ from .model import Model
 from .policy import Policy, make_policy
 from .outputs import Dispatch, Notify, Output, Reply, _error
 from .router import Batch, Instance
-from .stats import stats_json
+from .stats import CANCELED, REJECTED, stats_json
 from .table import SERVED_STATES, TableMixin
 from .wire import ExecuteView, RequestView
 
@@ -56,6 +56,7 @@ class SchedulerCore(TableMixin):
         self._active: dict[Model, None] = {}           # models with queued requests (ordered)
         self._batch_id = 0
         self._exits: dict[str, str] = {}               # address -> how it ended (parent's words)
+        self.limiter = None                             # ratelimit.RateLimiter (--rate-limit)
 
     @property
     def pipeline(self) -> bool:
@@ -81,7 +82,7 @@ class SchedulerCore(TableMixin):
         try:
             entry = model.policy.add(req, now_ns)
         except TritonError as exc:
-            model.stats.failed(1, 0)
+            model.stats.failed(1, 0, REJECTED)
             return [_error(req, exc.code, exc.message, model.version)]
         self._queued[(req.frontend, req.rid)] = (model, entry)
         self._active[model] = None
@@ -98,7 +99,7 @@ class SchedulerCore(TableMixin):
             return self._cancel_running(frontend, rid)
         model, entry = item
         model.policy.remove(entry)
-        model.stats.failed(1, now_ns - (entry.req.arrival_ns or entry.enqueue_ns))
+        model.stats.failed(1, now_ns - (entry.req.arrival_ns or entry.enqueue_ns), CANCELED)
         return [_error(entry.req, Code.CANCELLED, "Request was cancelled", model.version)]
 
     def _cancel_running(self, frontend: str, rid: int) -> list[Output]:
@@ -175,7 +176,7 @@ class SchedulerCore(TableMixin):
         for entry in entries:
             req = entry.req
             self._queued.pop((req.frontend, req.rid), None)
-            model.stats.failed(1, now_ns - (req.arrival_ns or entry.enqueue_ns))
+            model.stats.failed(1, now_ns - (req.arrival_ns or entry.enqueue_ns), REJECTED)
             out.append(_error(req, Code.UNAVAILABLE, "Request timeout expired", model.version))
 
     def _dispatch(self, model: Model, batch: Batch, now_ns: int, out: list) -> None:
@@ -208,3 +209,9 @@ class SchedulerCore(TableMixin):
         """Triton's ``{"model_stats": [...]}``; raises TritonError INVALID_ARG (see stats)."""
         ready = [m.stats for m in self._models.values() if m.ready]
         return stats_json(ready, name, str(version) if version else "")
+
+    def metrics(self) -> list[messages.ModelMetrics]:
+        """Pending requests and failures per reason of every READY version (/metrics)."""
+        return [messages.ModelMetrics(m.stats.name, m.stats.version, m.policy.count,
+                                      m.stats.failures())
+                for m in self._models.values() if m.ready]

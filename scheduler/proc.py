@@ -22,6 +22,7 @@ from tritond.procutil import Bootstrap, child_start, quiet_gc
 from . import wire
 from .alarm import Alarm
 from .core import Dispatch, Notify, SchedulerCore
+from .ratelimit import RateLimiter, parse_overrides
 
 _monotonic_ns = time.monotonic_ns
 RequestView = wire.RequestView
@@ -95,6 +96,8 @@ class SchedulerProc:
         elif kind is messages.Setup:
             self.options = msg.options
             self.core.pipeline = msg.options.instance_pipelining
+            if msg.options.rate_limit == "execution_count":
+                self.core.limiter = RateLimiter(parse_overrides(msg.options.rate_limit_resource))
         elif kind is messages.Shutdown:
             self.log.info("shutting down%s", f": {msg.reason}" if msg.reason else "")
             self._outbox.post(self.boot.parent, messages.Stopped(self.boot.name))
@@ -110,6 +113,8 @@ class SchedulerProc:
         except TritonError as exc:
             return messages.StatsAnswer(query.qid, error=messages.ErrorInfo(int(exc.code),
                                                                              exc.message))
+        if query.metrics:
+            return messages.StatsAnswer(query.qid, stats, metrics=self.core.metrics())
         return messages.StatsAnswer(query.qid, stats)
 
     # -------------------------------------------------------------- outbox

@@ -14,10 +14,10 @@ One router per model version owns its instances and their states:
   correlation id) to an instance until ``unpin``; a removed instance drops
   its pins and keeps them in ``Instance.pins`` so its policy can fail them.
 
-Rate limiting (Triton's ``rate_limiter`` resources and priorities) belongs in
-``idle()``: an idle instance is offered only once the resources of its group
-can be acquired, and ``finished()`` gives them back. Not implemented yet: every
-idle instance is offered.
+Rate limiting (Triton's ``rate_limiter`` resources, ``ratelimit.py``) gates
+``idle()``: with a ``limiter``, an idle instance is offered only once the
+resources of its group are free; ``assign`` acquires them and ``finished()``
+gives them back when the instance goes idle.
 
 Policies only *ask* (``idle``, ``behind``, ``pinned``); the core records the
 choice with ``assign`` and the completion with ``finished``. Pure: no IO.
@@ -66,7 +66,7 @@ class Instance:
 class InstanceRouter:
     """Instance choice, pipelining and sticky assignment for one model version."""
 
-    __slots__ = ("instances", "free", "second", "depth", "pins")
+    __slots__ = ("instances", "free", "second", "depth", "pins", "limiter")
 
     def __init__(self, depth: int = 0) -> None:
         self.instances: dict[str, Instance] = {}   # address -> instance
@@ -74,12 +74,15 @@ class InstanceRouter:
         self.second: deque[Instance] = deque()     # busy, with room for a pipelined batch
         self.depth = depth                          # batches an instance may hold ahead
         self.pins: dict[Hashable, Instance] = {}
+        self.limiter = None                         # ratelimit.RateLimiter, if rate limiting
 
     # ------------------------------------------------------------ choice
 
     def idle(self) -> Instance | None:
         """The instance idle longest, if any (where a rate limiter would gate it)."""
         free = self.free
+        if self.limiter is not None and free:
+            return self.limiter.first_ready(free)
         return free[0] if free else None
 
     def behind(self) -> Instance | None:
@@ -88,6 +91,8 @@ class InstanceRouter:
         Only while no instance is idle: an idle one always goes first.
         """
         second = self.second
+        if self.limiter is not None and second and self.limiter.limited(second[0]):
+            return None                     # resources are held per busy period: no pipelining
         return second[0] if second and not self.free else None
 
     def assign(self, inst: Instance, batch: Batch) -> None:
@@ -95,6 +100,8 @@ class InstanceRouter:
         second = self.second
         if inst.busy is None:
             inst.busy = batch
+            if self.limiter is not None:
+                self.limiter.acquire(inst)
             free = self.free
             if free[0] is inst:
                 free.popleft()
@@ -122,6 +129,8 @@ class InstanceRouter:
             if inst in second:              # a handful of instances: O(n) is fine
                 second.remove(inst)
             self.free.append(inst)
+            if self.limiter is not None:
+                self.limiter.release(inst)
         elif len(ahead) < self.depth and inst not in second:
             second.append(inst)
         return batch
@@ -168,6 +177,8 @@ class InstanceRouter:
         removed = [inst for addr, inst in self.instances.items() if addr not in wanted]
         for inst in removed:
             inst.gone = True
+            if self.limiter is not None:
+                self.limiter.forget(inst)
             del self.instances[inst.address]
             for key in inst.pins:
                 del self.pins[key]
@@ -178,6 +189,8 @@ class InstanceRouter:
             if addr not in self.instances:
                 inst = self.instances[addr] = Instance(entry, model)
                 self.free.append(inst)
+                if self.limiter is not None:
+                    self.limiter.register(inst)
         return removed
 
     def adopt(self, other: "InstanceRouter", model) -> None:

@@ -11,6 +11,10 @@ from typing import Any
 
 from tritond.errors import invalid_arg
 
+# Triton's failure reasons (label ``reason`` of nv_inference_request_failure), by index.
+OTHER, REJECTED, CANCELED, BACKEND = range(4)
+FAILURE_REASONS = ("OTHER", "REJECTED", "CANCELED", "BACKEND")
+
 _REQUEST_FIELDS = ("success", "fail", "queue", "compute_input", "compute_infer",
                    "compute_output", "cache_hit", "cache_miss")
 
@@ -23,7 +27,7 @@ class ModelStats:
     """Statistics of one model version."""
 
     __slots__ = ("name", "version", "last_inference_ms", "inference_count",
-                 "execution_count", "batches") + _REQUEST_FIELDS
+                 "execution_count", "batches", "reasons") + _REQUEST_FIELDS
 
     def __init__(self, name: str, version: int) -> None:
         self.name = name
@@ -35,11 +39,17 @@ class ModelStats:
             setattr(self, field, [0, 0])
         # batch size -> [ci_count, ci_ns, cf_count, cf_ns, co_count, co_ns]
         self.batches: dict[int, list[int]] = {}
+        self.reasons = [0] * len(FAILURE_REASONS)    # failures per FAILURE_REASONS index
 
-    def failed(self, count: int, ns: int) -> None:
-        """``count`` requests failed after ``ns`` in total (rejections, model errors)."""
+    def failed(self, count: int, ns: int, reason: int = OTHER) -> None:
+        """``count`` requests failed after ``ns`` in total, for ``reason`` (OTHER, ...)."""
         self.fail[0] += count
         self.fail[1] += ns
+        self.reasons[reason] += count
+
+    def failures(self) -> dict[str, int]:
+        """Failures per Triton reason, every reason present (Triton pre-creates them)."""
+        return dict(zip(FAILURE_REASONS, self.reasons))
 
     def executed(self, batch_size: int, ok: int, queue_ns: int, total_ns: int,
                  ci_ns: int, cf_ns: int, co_ns: int, now_ms: int) -> None:
@@ -92,7 +102,7 @@ class ModelStats:
             ok += 1
             arrivals += req.arrival_ns or entry.enqueue_ns
         if ok < len(entries):
-            self.failed(len(entries) - ok, 0)
+            self.failed(len(entries) - ok, 0, BACKEND)     # the model answered an error
         self.executed(batch.size, ok, ok * batch.dispatch_ns - arrivals, ok * end_ns - arrivals,
                       st.compute_input_ns, st.compute_infer_ns, st.compute_output_ns, now_ms)
 

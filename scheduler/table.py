@@ -47,6 +47,7 @@ class TableMixin:
             if model is not None:
                 self._move(model, fresh, out)
             model = fresh
+        model.router.limiter = self.limiter
         for inst in model.router.set_instances(entry.instances, model):
             self._fail_instance(inst, out, requeue=True)
             self._fail_queued(model, model.policy.on_instance_removed(inst), inst, out)

@@ -54,8 +54,11 @@ def parse_options(argv: list[str], environ: dict[str, str]) -> "config.Options":
         parser.error(str(exc))
     if not options.model_repository:
         parser.error("--model-repository is required")
-    if options.model_control_mode == "poll":
-        parser.error("--model-control-mode=poll is not supported yet (use none or explicit)")
+    from tritond.frontend import restrict     # a category in two groups: Triton's error
+    try:
+        restrict.http_restrictions(options), restrict.grpc_restrictions(options)
+    except restrict.RestrictionError as exc:
+        parser.error(str(exc))
     if options.load_model and options.model_control_mode != "explicit":
         parser.error("--load-model requires --model-control-mode=explicit")
     if "*" in options.load_model and len(options.load_model) > 1:

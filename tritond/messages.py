@@ -280,6 +280,16 @@ class StatsQuery(msgspec.Struct, tag=50, array_like=True, omit_defaults=True):
     frontend: str
     name: str = ""
     version: str = ""
+    metrics: bool = False      # also answer ModelMetrics rows (for /metrics)
+
+
+class ModelMetrics(msgspec.Struct, array_like=True, omit_defaults=True):
+    """Per model version figures /metrics needs beyond the statistics JSON."""
+
+    name: str
+    version: int
+    pending: int = 0                       # queued, not yet executing
+    failures: dict[str, int] = {}          # Triton's reason (OTHER, REJECTED, ...) -> count
 
 
 class LoadQuery(msgspec.Struct, tag=53, array_like=True, omit_defaults=True):
@@ -314,6 +324,7 @@ class StatsAnswer(msgspec.Struct, tag=55, array_like=True, omit_defaults=True):
     qid: int
     stats: dict[str, Any] = {}
     error: Optional[ErrorInfo] = None
+    metrics: list[ModelMetrics] = []       # when the query asked for them
 
 
 class Unknown(msgspec.Struct, tag=99, array_like=True):

@@ -56,6 +56,76 @@ def parse_nonneg(text: str | int) -> int:
     return value
 
 
+def parse_positive_float(text: str | float) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise OptionError(f"expected a number, got '{text}'") from None
+    if not value > 0:
+        raise OptionError(f"expected a positive number, got {text}")
+    return value
+
+
+# --metrics-config settings tritond honours, and those it does not provide yet.
+METRICS_SETTINGS = {"counter_latencies": parse_bool}
+_METRICS_NOT_YET = {"summary_latencies": "latency summaries",
+                    "histogram_latencies": "latency histograms"}
+
+
+def metrics_setting(text: str) -> str:
+    """One ``--metrics-config <setting>=<value>`` (Triton's format and message)."""
+    setting, eq, value = text.partition("=")
+    if not eq or "," in setting or not setting or not value:
+        raise OptionError(f"--metrics-config option format is <setting>=<value>. Got {text}")
+    if setting in _METRICS_NOT_YET:
+        if parse_bool(value):
+            raise OptionError(f"{_METRICS_NOT_YET[setting]} ({setting}=true) are not "
+                              f"supported by tritond yet")
+    elif setting in METRICS_SETTINGS:
+        METRICS_SETTINGS[setting](value)
+    return text
+
+
+def cache_setting(text: str) -> str:
+    """One ``--cache-config <cache>,<setting>=<value>``: only Triton's 'local' cache exists."""
+    name, _, rest = text.partition(",")
+    key, eq, value = rest.partition("=")
+    if not eq or not name or not key or not value:
+        raise OptionError(f"--cache-config option format is '<cache name>,<setting>=<value>'. "
+                          f"Got {text}")
+    if name != "local":
+        raise OptionError(f"cache '{name}' is not supported by tritond yet (only 'local')")
+    if key == "size":
+        parse_nonneg(value)
+    return text
+
+
+def rate_limit_resource(text: str) -> str:
+    """One ``--rate-limit-resource <name>:<count>[:<device>]`` (Triton's syntax)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0]:
+        raise OptionError(f"--rate-limit-resource option format is "
+                          f"'<resource_name>:<count>:<device>' or '<resource_name>:<count>'. "
+                          f"Got {text}")
+    for part in parts[1:]:
+        parse_nonneg(part)
+    return text
+
+
+def restriction(flag: str, kind: str) -> Callable[[str], str]:
+    """One ``<categories>:<key>=<value>`` entry of a restricted-API flag (Triton's rules;
+    frontend/restrict.py)."""
+    def parse(text: str) -> str:
+        from tritond.frontend.restrict import RestrictionError, parse as parse_entries
+
+        try:
+            parse_entries([text], flag, kind)
+        except RestrictionError as exc:
+            raise OptionError(str(exc)) from None
+        return text
+    return parse
+
+
 def choice(*values: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         low = text.strip().lower()
@@ -89,6 +159,7 @@ class Option:
     flags: tuple[str, ...] = ()    # defaults to --<name with dashes>
     repeat: bool = False           # may be given several times (list value)
     flag_only: bool = False        # a bare flag means true (e.g. --disable-auto-complete-config)
+    sep: str = ","                 # between the values of a repeated option in its variable
 
     @property
     def flag(self) -> str:
@@ -105,7 +176,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("model_repository", [], str, "Model repository path (repeatable).",
            flags=("--model-repository", "--model-store"), repeat=True),
     Option("model_control_mode", "none", choice("none", "explicit", "poll"),
-           "Model control mode: none loads every model at start; explicit loads only --load-model."),
+           "Model control mode: none loads every model at start; explicit loads only --load-model; "
+           "poll loads every model and applies repository changes every --repository-poll-secs."),
+    Option("repository_poll_secs", 15, parse_nonneg,
+           "Seconds between polls of the model repositories in poll mode (0: no polling)."),
     Option("load_model", [], str, "Model to load at start in explicit mode ('*' = all); repeatable.",
            repeat=True),
     Option("model_config_name", "", str, "Use <model>/configs/<name>.pbtxt when it exists."),
@@ -140,6 +214,35 @@ OPTIONS: tuple[Option, ...] = (
     Option("allow_metrics", True, parse_bool, "Serve Prometheus metrics."),
     Option("metrics_port", 8002, parse_port, "Metrics port."),
     Option("metrics_address", "0.0.0.0", address, "Metrics bind address."),
+    Option("allow_cpu_metrics", True, parse_bool,
+           "Report CPU utilization and memory (nv_cpu_*); ignored unless --allow-metrics."),
+    Option("allow_gpu_metrics", True, parse_bool,
+           "Report GPU metrics (tritond serves CPU models only: there are none to report)."),
+    Option("metrics_interval_ms", 2000.0, parse_positive_float,
+           "Milliseconds between polls of the per-interval metrics (CPU utilization, memory)."),
+    Option("metrics_config", [], metrics_setting,
+           "<setting>=<value>, repeatable: counter_latencies=false drops the *_duration_us "
+           "latency counters (Triton's settings; summaries and histograms not yet).",
+           repeat=True),
+    Option("cache_config", [], cache_setting,
+           "<cache>,<setting>=<value>, repeatable: local,size=<bytes> enables the response "
+           "cache of models with response_cache { enable: true } (in the variable, entries "
+           "are separated by ';').", repeat=True, sep=";"),
+    Option("rate_limit", "off", choice("off", "execution_count"),
+           "Rate limiting: execution_count holds an instance back until the rate_limiter "
+           "resources of its group are free (off: those settings are ignored)."),
+    Option("rate_limit_resource", [], rate_limit_resource,
+           "<name>:<count>[:<device>], repeatable: the count of a rate-limiter resource "
+           "(default: the largest count any instance asks for).", repeat=True),
+    Option("http_restricted_api", [], restriction("http-restricted-api", "api"),
+           "<apis>:<key>=<value>, repeatable: the comma-separated API categories (health, "
+           "metadata, inference, shared-memory, model-config, model-repository, statistics, "
+           "trace, logging) answer only requests with header <key>: <value> (in the "
+           "variable, entries are separated by ';').", repeat=True, sep=";"),
+    Option("grpc_restricted_protocol", [], restriction("grpc-restricted-protocol", "protocol"),
+           "<protocols>:<key>=<value>, repeatable: the gRPC methods of those categories "
+           "answer only calls with metadata triton-grpc-protocol-<key>: <value> (in the "
+           "variable, entries are separated by ';').", repeat=True, sep=";"),
     Option("allow_client_shm", True, parse_bool,
            "Allow clients to register system/CUDA shared memory (Triton 2.51 behaviour: on)."),
     Option("input_arena_byte_size", 64 * MiB, parse_nonneg,
@@ -209,7 +312,7 @@ def resolve(cli: dict[str, Any], environ: dict[str, str]) -> Any:
     for opt in OPTIONS:
         if opt.env in environ:
             raw = environ[opt.env]
-            given = [v for v in raw.split(",") if v] if opt.repeat else raw
+            given = [v for v in raw.split(opt.sep) if v] if opt.repeat else raw
             values[opt.name] = _parse(opt, given, f"${opt.env}")
         if cli.get(opt.name) is not None:
             values[opt.name] = _parse(opt, cli[opt.name], opt.flag)

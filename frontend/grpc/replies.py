@@ -58,6 +58,23 @@ def repository_params(params) -> dict:
     return out
 
 
+def load_params(params) -> dict:
+    """Load parameters with Triton's gRPC rules: 'config' a string_param, 'file:...'
+    bytes_params, nothing else."""
+    out = {}
+    for key, p in params.items():
+        which = p.WhichOneof("parameter_choice")
+        if key == "config" or key.startswith("file:"):
+            want = "string_param" if key == "config" else "bytes_param"
+            if which != want:
+                raise invalid_arg(f"invalid value type for load parameter '{key}', "
+                                  f"expected {want}.")
+            out[key] = getattr(p, which)
+        else:
+            raise invalid_arg(f"unrecognized load parameter '{key}'.")
+    return out
+
+
 def unload_params(params) -> dict:
     """Unload parameters; ``unload_dependents`` must be a bool_param as in Triton."""
     p = params.get("unload_dependents")

@@ -66,7 +66,7 @@ async def serve_grpc(core, options: Options) -> grpc.aio.Server:
     bind fails.
     """
     server = grpc.aio.server(options=server_options(options))
-    server.add_generic_rpc_handlers(generic_handlers(InferenceServicer(core)))
+    server.add_generic_rpc_handlers(generic_handlers(InferenceServicer(core), options))
     address = bind_address(options)
     try:
         port = server.add_insecure_port(address)

@@ -17,6 +17,7 @@ from tritond.errors import TritonError, unsupported
 from tritond.protos import grpc_service_pb2 as pb
 from tritond.protos import health_pb2
 
+from .. import restrict
 from . import replies, wire
 from .guard import BAD_MESSAGE, guarded, lenient
 from .status import STATUS
@@ -115,7 +116,7 @@ class InferenceServicer:
     async def RepositoryModelLoad(self, request, context):
         _no_repository_name(request.repository_name)
         await self.core.control.load_model(request.model_name,
-                                           replies.repository_params(request.parameters))
+                                           replies.load_params(request.parameters))
         return pb.RepositoryModelLoadResponse()
 
     @_converts_errors
@@ -184,21 +185,46 @@ _UNARY = {name: (getattr(pb, name + "Request"), getattr(pb, name + "Response")) 
     "CudaSharedMemoryUnregister", "TraceSetting", "LogSettings")}
 
 
-def generic_handlers(servicer: InferenceServicer) -> list:
-    """The two generic handlers to pass to ``grpc.aio.Server.add_generic_rpc_handlers``."""
+def _gated(name: str, rpc, rules: dict):
+    """``rpc`` behind ``--grpc-restricted-protocol`` (``rpc`` itself when unrestricted)."""
+    rule = rules.get(restrict.GRPC_METHODS[name])
+    if rule is None:
+        return rpc
+    if name == "ModelStreamInfer":       # grpc.aio streams only from an async generator
+        async def stream(requests, context):
+            if not restrict.grpc_allowed(context.invocation_metadata(), rule):
+                await context.abort(grpc.StatusCode.UNAVAILABLE, restrict.grpc_denial(rule))
+            async for reply in rpc(requests, context):
+                yield reply
+        return stream
+
+    async def unary(request, context):
+        if not restrict.grpc_allowed(context.invocation_metadata(), rule):
+            await context.abort(grpc.StatusCode.UNAVAILABLE, restrict.grpc_denial(rule))
+        return await rpc(request, context)
+    return unary
+
+
+def generic_handlers(servicer: InferenceServicer, options=None) -> list:
+    """The two generic handlers to pass to ``grpc.aio.Server.add_generic_rpc_handlers``;
+    ``options`` (--grpc-restricted-protocol) gates methods by category."""
+    rules = restrict.grpc_restrictions(options) if options is not None else {}
     methods = {
         name: grpc.unary_unary_rpc_method_handler(
-            guarded(getattr(servicer, name)), request_deserializer=lenient(req.FromString),
+            _gated(name, guarded(getattr(servicer, name)), rules),
+            request_deserializer=lenient(req.FromString),
             response_serializer=resp.SerializeToString)
         for name, (req, resp) in _UNARY.items()
     }
     # ModelInfer (de)serialises itself (frontend/grpc/wire.py).
-    methods["ModelInfer"] = grpc.unary_unary_rpc_method_handler(servicer.ModelInfer)
+    methods["ModelInfer"] = grpc.unary_unary_rpc_method_handler(
+        _gated("ModelInfer", servicer.ModelInfer, rules))
     # So does ModelStreamInfer (frontend/grpc/stream.py): one encoder for both RPCs.
     methods["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
-        servicer.ModelStreamInfer)
+        _gated("ModelStreamInfer", servicer.ModelStreamInfer, rules))
     health = {"Check": grpc.unary_unary_rpc_method_handler(
-        guarded(servicer.Check), request_deserializer=lenient(health_pb2.HealthCheckRequest.FromString),
+        _gated("Check", guarded(servicer.Check), rules),
+        request_deserializer=lenient(health_pb2.HealthCheckRequest.FromString),
         response_serializer=health_pb2.HealthCheckResponse.SerializeToString)}
     return [grpc.method_handlers_generic_handler(SERVICE, methods),
             grpc.method_handlers_generic_handler(HEALTH_SERVICE, health)]

@@ -9,6 +9,7 @@ from starlette.routing import Route
 from tritond.errors import TritonError
 
 from ..core import FrontendCore
+from ..restrict import http_restrictions, with_restrictions
 from . import routes as r
 from .fastpath import with_fast_infer
 from .responses import error_response, json_response
@@ -87,4 +88,4 @@ def build_app(core: FrontendCore):
     app = Starlette(routes=_routes(), exception_handlers={
         TritonError: _triton_error, HTTPException: _http_error})
     app.state.core = core
-    return with_fast_infer(app, core)
+    return with_restrictions(with_fast_infer(app, core), http_restrictions(core.options))

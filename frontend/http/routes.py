@@ -5,10 +5,12 @@ with the status from ``tritond.errors.http_status``.
 """
 from __future__ import annotations
 
+import base64
+
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tritond.errors import invalid_arg, unsupported
+from tritond.errors import internal, invalid_arg, unsupported
 
 from ..core import FrontendCore
 from . import codec, fastpath
@@ -115,10 +117,29 @@ async def _load_params(request: Request) -> dict:
     return params
 
 
+def _http_load_params(params: dict) -> dict:
+    """Triton's HTTP load parameters: every value a string; 'config' as it is, 'file:'
+    values base64; any other name is refused (with Triton's INTERNAL texts)."""
+    out = {}
+    for key, value in params.items():
+        if not isinstance(value, str):
+            raise internal("attempt to access JSON non-string as string")
+        if key == "config":
+            out[key] = value
+        elif key.startswith("file:"):
+            try:
+                out[key] = base64.b64decode(value, validate=True)
+            except ValueError:
+                raise invalid_arg(f"failed to decode base64 value of '{key}'") from None
+        else:
+            raise internal("unexpected error on creating Triton parameter")
+    return out
+
+
 async def load(request: Request):
     _no_repository_name(request)
-    await _core(request).control.load_model(request.path_params["model"],
-                                            await _load_params(request))
+    params = _http_load_params(await _load_params(request))
+    await _core(request).control.load_model(request.path_params["model"], params)
     return empty_response(200)
 
 

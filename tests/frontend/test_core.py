@@ -111,7 +111,7 @@ def test_unknown_output(harness):
 def test_duplicate_output(harness):
     req = simple(int_input("INPUT0"), int_input("INPUT1"),
                  outputs=[RequestedOutput("OUTPUT0"), RequestedOutput("OUTPUT0")])
-    expect_error(harness, req, Code.INVALID_ARG, "output 'OUTPUT0' requested more than once")
+    expect_error(harness, req, Code.INVALID_ARG, "output 'OUTPUT0' already exists in request")
 
 
 def test_negative_dim(harness):

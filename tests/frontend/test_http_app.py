@@ -121,8 +121,8 @@ def test_routes_errors_and_compression(harness):
             assert r["missing"][0] == 404 and json.loads(r["missing"][2]) == {"error": "Not Found"}
             assert r["method"][0] == 405 and json.loads(r["method"][2]) == {
                 "error": "Method Not Allowed"}
-            assert r["unknown"][0] == 404 and json.loads(r["unknown"][2]) == {
-                "error": "Request for unknown model: 'nope' is not found"}
+            assert r["unknown"][0] == 400 and json.loads(r["unknown"][2]) == {
+                "error": "Model version not ready"}         # Triton: unknown is not ready
             assert r["bad_json"][0] == 400 and "failed to parse" in json.loads(r["bad_json"][2])["error"]
             assert r["big"][0] == 413 and "--http-max-input-size" in r["big"][2].decode()
             assert r["repo"][0] == 501

@@ -1,3 +1,4 @@
+from tritond import messages
 from tritond.frontend import metrics
 
 
@@ -11,17 +12,55 @@ def stats_entry(name="simple", version="1"):
             "batch_stats": []}
 
 
+def rows(**failures):
+    return [messages.ModelMetrics("simple", 1, pending=3, failures=failures)]
+
+
+def text_of(*args, **kw) -> str:
+    return metrics.render(metrics.families(*args, **kw)).decode()
+
+
 def test_render_uses_triton_names_without_total_suffix():
-    text = metrics.render(metrics.families({"model_stats": [stats_entry()]})).decode()
+    text = text_of({"model_stats": [stats_entry()]}, rows(BACKEND=2))
     assert "# TYPE nv_inference_count counter" in text
     assert 'nv_inference_count{model="simple",version="1"} 10' in text
     assert 'nv_inference_exec_count{model="simple",version="1"} 4' in text
     assert 'nv_inference_request_duration_us{model="simple",version="1"} 5000' in text
-    assert 'nv_inference_request_failure{model="simple",reason="BACKEND",version="1"} 2' in text
     assert "success_total" not in text and "count_total" not in text
-    assert "nv_cpu_memory_total_bytes " in text
+
+
+def test_failures_per_reason_all_four_present():
+    text = text_of({"model_stats": [stats_entry()]}, rows(BACKEND=2, REJECTED=1))
+    for reason, n in (("REJECTED", 1), ("CANCELED", 0), ("BACKEND", 2), ("OTHER", 0)):
+        assert f'nv_inference_request_failure{{model="simple",reason="{reason}",version="1"}} {n}' in text
+
+
+def test_pending_request_count_with_tritons_help():
+    text = text_of({"model_stats": [stats_entry()]}, rows())
+    assert ("# HELP nv_inference_pending_request_count Instantaneous number of pending requests "
+            "awaiting execution per-model.") in text
+    assert 'nv_inference_pending_request_count{model="simple",version="1"} 3' in text
+
+
+def test_counter_latencies_off_drops_only_the_latency_counters():
+    text = text_of({"model_stats": [stats_entry()]}, rows(), latencies=False)
+    assert "_duration_us" not in text and "nv_inference_count{" in text
+    assert metrics.counter_latencies(["counter_latencies=false"]) is False
+    assert metrics.counter_latencies(["counter_latencies=false", "counter_latencies=true"])
+    assert metrics.counter_latencies([])
+
+
+def test_cpu_sampler_reads_proc():
+    cpu = metrics.CpuSampler()
+    sum(i * i for i in range(200_000))         # some CPU time between the two readings
+    cpu.poll()
+    text = metrics.render(cpu.families()).decode()
+    assert "# HELP nv_cpu_utilization CPU utilization rate [0.0 - 1.0]" in text
+    assert 0.0 <= cpu.utilization <= 1.0
+    assert 0 < cpu.used < cpu.total
+    assert f"nv_cpu_memory_total_bytes {cpu.total}" in text
 
 
 def test_label_escaping():
-    text = metrics.render(metrics.families({"model_stats": [stats_entry(name='a"b')]})).decode()
+    text = text_of({"model_stats": [stats_entry(name='a"b')]})
     assert 'model="a\\"b"' in text

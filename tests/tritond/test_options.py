@@ -15,7 +15,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 def sample(opt: options.Option) -> tuple[str, object]:
     """A value other than the default: (as text, as parsed)."""
     if opt.repeat:
-        text = {"trace_level": "TIMESTAMPS"}.get(opt.name, "x")
+        text = {"trace_level": "TIMESTAMPS",
+                "metrics_config": "counter_latencies=false",
+                "cache_config": "local,size=1024",
+                "rate_limit_resource": "R1:4",
+                "http_restricted_api": "health:k=v",
+                "grpc_restricted_protocol": "health:k=v"}.get(opt.name, "x")
         return text, [text]
     choices = getattr(opt.parse, "choices", None)
     if choices:
@@ -25,6 +30,8 @@ def sample(opt: options.Option) -> tuple[str, object]:
         return str(not opt.default).lower(), not opt.default
     if opt.parse in (options.parse_int, options.parse_nonneg, options.parse_port):
         return "7", 7
+    if opt.parse is options.parse_positive_float:
+        return "7.5", 7.5
     return "10.1.2.3", "10.1.2.3"
 
 

@@ -10,7 +10,8 @@ already sees the change.
   a JSON ModelConfig used instead of the file). A loaded model is reloaded:
   the new versions load beside the old ones, which keep serving; on success
   the table switches and the old workers are finalized; on failure the old
-  versions stay and the error is returned. ``file:`` parameters are UNSUPPORTED.
+  versions stay and the error is returned. ``file:`` parameters are UNSUPPORTED
+  (their paths are checked first, as Triton does; ``overrides.py``).
 - unload: the versions become UNAVAILABLE with reason "unloaded" (ignored by
   strict readiness) and their workers are finalized. Requests still queued or
   executing on them fail with UNAVAILABLE (the scheduler drops the version).
@@ -25,6 +26,7 @@ from typing import Awaitable, Callable
 from tritond import messages
 from tritond.errors import Code, TritonError, invalid_arg, unavailable, unsupported
 from tritond.repository.paths import check_model_name
+from . import overrides
 from .loader import Loader
 from .models import READY, UNAVAILABLE, UNLOADED, ModelVersion, Phase, Registry
 
@@ -82,6 +84,9 @@ class ModelControl:
     async def _load_model(self, name: str, query: messages.LoadQuery) -> None:
         check_model_name(name)                   # before the name meets the file system
         if query.files:
+            problem = overrides.file_problem(query.files, query.config)
+            if problem:
+                raise overrides.poll_failure(name, problem)
             raise unsupported("loading model files from 'file:' parameters is not supported by "
                               "tritond: put the files in the model repository and load again")
         src = self._read_source(name, query.config or None)
@@ -109,17 +114,27 @@ class ModelControl:
     def _read_source(self, name: str, config):
         from tritond import repository
         from tritond.repository.modelconfig import from_json
+        from tritond.repository.scan import read_config
 
         places = [(repo, os.path.join(repo, name)) for repo in self.options.model_repository
                   if name and os.path.isdir(os.path.join(repo, name))]
         if not places:
-            raise invalid_arg(f"failed to load '{name}', failed to poll from model repository")
+            raise overrides.poll_failure(name, "model not found in any model repository.")
         if len(places) > 1:
             repos = ", ".join(f"'{repo}'" for repo, _ in places)
-            raise invalid_arg(f"failed to load '{name}': model '{name}' appears in multiple "
-                              f"model repositories: {repos}")
-        override = from_json(config) if config is not None else None
+            raise overrides.poll_failure(name, f"not unique across all model repositories: "
+                                               f"{repos}")
+        try:
+            override = from_json(config) if config is not None else None
+        except TritonError as exc:
+            raise overrides.poll_failure(name, f"Invalid config override: {exc.message}") from None
         repo, model_dir = places[0]
+        if override is None:         # an unreadable config file is a poll failure too
+            try:
+                read_config(model_dir, model_config_name=self.options.model_config_name,
+                            strict=self.options.disable_auto_complete_config)
+            except TritonError as exc:
+                raise overrides.poll_failure(name, exc.message) from None
         return repository.load_source(
             model_dir, repo, model_config_name=self.options.model_config_name,
             strict=self.options.disable_auto_complete_config, config=override)
@@ -140,14 +155,40 @@ class ModelControl:
         for mv in old:
             self.loader.stop_instances(mv, "reloaded")
 
+    # ------------------------------------------------------------------ poll mode
+
+    async def poll_load(self, name: str) -> None:
+        """(Re)load ``name`` after its directory appeared or changed (poll.py)."""
+        self.registry.known.add(name)
+        await self._poll_change(name, lambda: self._load_model(
+            name, messages.LoadQuery(0, "", name)))
+
+    async def poll_remove(self, name: str) -> None:
+        """Unload ``name`` and forget it: its directory is gone (poll.py)."""
+        async def remove() -> None:
+            self._unload_model(name)
+            for key in [k for k in self.registry.versions if k[0] == name]:
+                del self.registry.versions[key]
+            self.registry.known.discard(name)
+        await self._poll_change(name, remove)
+
+    async def _poll_change(self, name: str, change) -> None:
+        if self.phase.stopping:
+            return
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            try:
+                await change()
+            except TritonError as exc:
+                log.error("poll: %s", exc.message)
+            finally:
+                await self.publish_and_wait()
+
     # ------------------------------------------------------------------ unload
 
     def _unload_model(self, name: str) -> None:
         versions = self.registry.versions_of(name)
         if not versions and name not in self.registry.failed:
-            if name in self.registry.known:
-                return                           # never loaded: nothing to do (as Triton)
-            raise invalid_arg(f"failed to unload '{name}': model is not in the repository")
+            return              # never loaded or unknown: nothing to do (as Triton: OK)
         self.registry.failed.pop(name, None)
         for mv in versions:
             mv.state, mv.reason = UNAVAILABLE, UNLOADED

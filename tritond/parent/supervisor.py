@@ -28,6 +28,7 @@ from .control import ModelControl
 from .loader import HELLO_TIMEOUT_S, Loader
 from .models import Phase, Registry, format_table
 from .progress import LoadProgress
+from .poll import Poller, snapshot
 from .publisher import Publisher
 from tritond.procutil import Bootstrap, set_name, setup_logging
 from .shmcheck import arena_space_warning
@@ -72,6 +73,7 @@ class Supervisor:
                                     self.outbox, publish=self.publisher.publish,
                                     publish_and_wait=self.publisher.publish_and_wait)
         self.progress = LoadProgress(self.registry)
+        self.poller = Poller(self.options, self.control)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -109,6 +111,8 @@ class Supervisor:
         try:
             await self._start_core_processes()
             self.systemd.notify("STATUS=loading models")
+            polling = self.options.model_control_mode == "poll"
+            seen = snapshot(self.options.model_repository) if polling else None
             await self.loader.load_all()
         except Exception as exc:  # noqa: BLE001 - any start-up failure stops the server
             log.error("start-up failed: %s", describe(exc))
@@ -116,6 +120,8 @@ class Supervisor:
             self._stop_event.set()
             return
         self.phase.started = True
+        if seen is not None:        # changes made while loading are found by the first poll
+            self.poller.start_from(seen)
         versions = self.registry.versions
         if warning := arena_space_warning(self.options, len(self.frontends), versions):
             log.warning("%s", warning)
@@ -241,6 +247,7 @@ class Supervisor:
 
     async def shutdown(self) -> None:
         self.phase.stopping = True
+        self.poller.stop()
         self.systemd.notify("STOPPING=1\nSTATUS=stopping")
         if self.scheduler is not None:
             self.publisher.publish()  # readiness false at once

@@ -29,12 +29,8 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
         found.append("batch_input")
     if cfg.batch_output:
         found.append("batch_output")
-    if any(g.HasField("rate_limiter") for g in cfg.instance_group):
-        found.append("rate_limiter (instance_group resources and priority)")
     if cfg.model_warmup:
         found.append("model_warmup")
-    if cfg.response_cache.enable:
-        found.append("response_cache")
     if cfg.model_transaction_policy.decoupled:
         found.append("decoupled (model_transaction_policy)")
     if "EXECUTION_ENV_PATH" in cfg.parameters:

@@ -42,9 +42,22 @@ def validate(cfg: ModelConfig, model_dir: str) -> None:
     if not cfg.HasField("version_policy"):
         raise invalid_arg(f"must specify 'version_policy' for {cfg.name}")
     _dynamic_batching(cfg)
+    _response_cache(cfg)
     _sequence_batching(cfg)
     _ensemble(cfg)
     validate_io(cfg)
+
+
+def _response_cache(cfg: ModelConfig) -> None:
+    """Models whose responses cannot be cached (Triton's texts)."""
+    if not cfg.response_cache.enable:
+        return
+    if cfg.HasField("sequence_batching"):
+        raise invalid_arg(f"Response Cache does not currently support model {cfg.name} with "
+                          f"sequence batching scheduler. Please disable the response cache.")
+    if cfg.model_transaction_policy.decoupled:
+        raise invalid_arg(f"Response Cache does not currently support model {cfg.name} with "
+                          f"'decoupled' transaction policy. Please disable the response cache.")
 
 
 def validate_io(cfg: ModelConfig) -> None:

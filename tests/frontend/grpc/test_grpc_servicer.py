@@ -60,8 +60,11 @@ def test_live_ready_and_health(srv, client):
 def test_model_ready(client):
     assert client.is_model_ready("identity") and client.is_model_ready("identity", "1")
     assert not client.is_model_ready("broken")
-    assert status_of(client.is_model_ready, "nope") == (
-        "StatusCode.NOT_FOUND", "Request for unknown model: 'nope' is not found")
+    assert not client.is_model_ready("nope")            # Triton: OK, ready=false
+    assert not client.is_model_ready("identity", "7")
+    assert status_of(client.is_model_ready, "identity", "x") == (
+        "StatusCode.INVALID_ARGUMENT",
+        "failed to get model version from specified version string 'x'")
 
 
 def test_server_metadata(client):

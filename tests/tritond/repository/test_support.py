@@ -19,9 +19,6 @@ _IO = ('input [ { name: "IN0" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
 # model name -> (feature named in the error and in docs/compatibility.md, config extra)
 FEATURES = {
     "seq": ("sequence_batching", 'max_batch_size: 4\nsequence_batching { }\n'),
-    "cache": ("response_cache", "response_cache { enable: true }\n"),
-    "limited": ("rate_limiter", 'instance_group [ { kind: KIND_CPU count: 1 rate_limiter '
-                                '{ resources [ { name: "R1" count: 2 } ] } } ]\n'),
     "warm": ("model_warmup", 'model_warmup [ { name: "w" batch_size: 1 inputs { key: "IN0" '
                              'value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } } ]\n'),
     "stream": ("decoupled", "model_transaction_policy { decoupled: true }\n"),
@@ -72,7 +69,8 @@ def test_each_feature_is_named_by_the_check(tmp_path):
 def test_supported_configs_pass():
     for text in ('name: "a" backend: "onnxruntime" max_batch_size: 8 dynamic_batching { }',
                  'name: "b" backend: "python" instance_group [ { count: 2 } ]',
-                 'name: "c" backend: "python" response_cache { enable: false }'):
+                 'name: "c" backend: "python" response_cache { enable: false }',
+                 'name: "d" backend: "python" response_cache { enable: true }'):
         assert support.unsupported_features(modelconfig.parse_pbtxt(text, "x")) == []
 
 

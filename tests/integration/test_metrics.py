@@ -1,0 +1,126 @@
+"""/metrics on a real tritond: Triton's families and labels, pending requests, failure
+reasons, CPU metrics and the metrics flags."""
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from tritonclient.utils import InferenceServerException
+
+from tests.integration.sched_repo import wait_for, write_repo
+from tests.integration.test_batching import grpc_infer, http_infer
+from tests.server import Server
+
+MODELS = {
+    # one instance, a 400 ms execution, one queued request at most
+    "tight": {"max_batch": 1, "sleep_ms": 400, "scheduling":
+              "dynamic_batching { default_queue_policy { max_queue_size: 1 } }"},
+    "slow": {"max_batch": 1, "sleep_ms": 400, "scheduling": "dynamic_batching { }"},
+}
+
+# Families and labels of a CPU-only Triton r26.06 with default flags (docs/user_guide/
+# metrics.md; GPU, pinned memory, cache and summary families are absent on such a host
+# or off by default).
+TRITON_FAMILIES = {
+    "nv_inference_request_success": ("counter", {"model", "version"}),
+    "nv_inference_request_failure": ("counter", {"model", "version", "reason"}),
+    "nv_inference_count": ("counter", {"model", "version"}),
+    "nv_inference_exec_count": ("counter", {"model", "version"}),
+    "nv_inference_request_duration_us": ("counter", {"model", "version"}),
+    "nv_inference_queue_duration_us": ("counter", {"model", "version"}),
+    "nv_inference_compute_input_duration_us": ("counter", {"model", "version"}),
+    "nv_inference_compute_infer_duration_us": ("counter", {"model", "version"}),
+    "nv_inference_compute_output_duration_us": ("counter", {"model", "version"}),
+    "nv_inference_pending_request_count": ("gauge", {"model", "version"}),
+    "nv_cpu_utilization": ("gauge", set()),
+    "nv_cpu_memory_total_bytes": ("gauge", set()),
+    "nv_cpu_memory_used_bytes": ("gauge", set()),
+}
+_SAMPLE = re.compile(r'^(\w+)(?:\{(.*)\})? (\S+)$')
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("metrics")
+    srv = Server([write_repo(root, MODELS)], "--instance-pipelining=false",
+                 "--metrics-interval-ms=100")
+    yield srv
+    srv.stop()
+
+
+def scrape(srv) -> tuple[dict, dict]:
+    """(family -> type, {(name, frozenset(labels)): value})."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics") as r:
+        text = r.read().decode()
+    types, samples = {}, {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            types[name] = kind
+        elif line and not line.startswith("#"):
+            name, labels, value = _SAMPLE.match(line).groups()
+            pairs = frozenset(tuple(p.split("=", 1)) for p in labels.split(",")) if labels else frozenset()
+            samples[(name, frozenset((k, v.strip('"')) for k, v in pairs))] = float(value)
+    return types, samples
+
+
+def value(samples, name, **labels):
+    return samples[(name, frozenset(labels.items()))]
+
+
+def test_families_and_labels_match_tritons(env):
+    types, samples = scrape(env)
+    assert {n: t for n, t in types.items()} == {n: t for n, (t, _) in TRITON_FAMILIES.items()}
+    for (name, labels) in samples:
+        assert {k for k, _ in labels} == TRITON_FAMILIES[name][1], name
+    # Every reason exists at zero for every model before any failure, as Triton pre-creates them.
+    for reason in ("OTHER", "REJECTED", "CANCELED", "BACKEND"):
+        assert value(samples, "nv_inference_request_failure", model="slow", version="1",
+                     reason=reason) == 0
+    assert 0.0 <= value(samples, "nv_cpu_utilization") <= 1.0
+    assert 0 < value(samples, "nv_cpu_memory_used_bytes") < value(samples, "nv_cpu_memory_total_bytes")
+
+
+def test_pending_count_and_rejected_failures(env):
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(http_infer, env, "tight")
+        time.sleep(0.15)                               # running now
+        queued = pool.submit(http_infer, env, "tight")
+        wait_for(lambda: value(scrape(env)[1], "nv_inference_pending_request_count",
+                               model="tight", version="1") == 1, what="one pending")
+        with pytest.raises(InferenceServerException, match="Exceeds maximum queue size"):
+            http_infer(env, "tight")                   # the queue is full: rejected
+        first.result(), queued.result()
+    _, samples = scrape(env)
+    assert value(samples, "nv_inference_pending_request_count", model="tight", version="1") == 0
+    got = {r: value(samples, "nv_inference_request_failure", model="tight", version="1", reason=r)
+           for r in ("OTHER", "REJECTED", "CANCELED", "BACKEND")}
+    assert got == {"OTHER": 0, "REJECTED": 1, "CANCELED": 0, "BACKEND": 0}
+    assert value(samples, "nv_inference_request_success", model="tight", version="1") == 2
+
+
+def test_a_cancelled_queued_request_is_canceled(env):
+    with ThreadPoolExecutor(2) as pool:
+        running = pool.submit(grpc_infer, env, "slow")
+        time.sleep(0.15)
+        with pytest.raises(InferenceServerException, match="Deadline"):
+            grpc_infer(env, "slow", client_timeout=0.1)   # queued behind it, then given up
+        running.result()
+    wait_for(lambda: value(scrape(env)[1], "nv_inference_request_failure", model="slow",
+                           version="1", reason="CANCELED") == 1, what="CANCELED counted")
+
+
+def test_counter_latencies_off_and_cpu_metrics_off(tmp_path):
+    srv = Server([write_repo(tmp_path, {"m": {}})], "--metrics-config=counter_latencies=false",
+                 "--allow-cpu-metrics=false")
+    try:
+        types, _ = scrape(srv)
+    finally:
+        srv.stop()
+    assert "nv_inference_request_duration_us" not in types
+    assert "nv_inference_queue_duration_us" not in types
+    assert "nv_cpu_utilization" not in types and "nv_cpu_memory_total_bytes" not in types
+    assert "nv_inference_count" in types and "nv_inference_request_failure" in types

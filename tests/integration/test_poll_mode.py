@@ -1,0 +1,78 @@
+"""--model-control-mode=poll on a real tritond: repository changes load, unload, reload."""
+import shutil
+import time
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from tests.integration.test_http_infer import simple_inputs
+from tests.server import REPO, Server
+
+POLLING = "explicit model load / unload is not allowed if polling is enabled"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("repo")
+    shutil.copytree(REPO / "simple", repo / "simple")
+    srv = Server([repo], "--model-control-mode=poll", "--repository-poll-secs=1")
+    client = httpclient.InferenceServerClient(srv.url)
+    yield srv, client, repo
+    client.close()
+    srv.stop()
+
+
+def wait(pred, timeout=30.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def names(client) -> dict:
+    return {r["name"]: r for r in client.get_model_repository_index()}
+
+
+def simple_sum(client) -> int:
+    a = np.ones((1, 16), np.int32)
+    return int(client.infer("simple", simple_inputs(a, a)).as_numpy("OUTPUT0").sum())
+
+
+def test_the_load_api_is_refused(env):
+    _, client, _ = env
+    for call in (client.load_model, client.unload_model):
+        with pytest.raises(InferenceServerException) as exc:
+            call("simple")
+        assert exc.value.status() == "503" and exc.value.message() == POLLING
+
+
+def test_a_new_model_directory_loads(env):
+    _, client, repo = env
+    assert "identity_fp32" not in names(client)
+    shutil.copytree(REPO / "identity_fp32", repo / "identity_fp32")
+    wait(lambda: client.is_model_ready("identity_fp32"), what="identity_fp32 loaded")
+
+
+def test_a_changed_model_reloads_and_a_broken_change_keeps_it_serving(env):
+    srv, client, repo = env
+    config = repo / "simple" / "config.pbtxt"
+    text = config.read_text()
+    config.write_text(text.replace("max_batch_size: 8", "max_batch_size: 4"))
+    wait(lambda: client.get_model_config("simple")["max_batch_size"] == 4, what="reloaded")
+    assert simple_sum(client) == 32
+    config.write_text(text.replace("max_batch_size: 8", "max_batch_size: 4 bogus_field: 1"))
+    wait(lambda: "bogus_field" in srv.output(), what="the failed reload logged")
+    assert client.is_model_ready("simple") and simple_sum(client) == 32
+    assert client.get_model_config("simple")["max_batch_size"] == 4
+
+
+def test_a_removed_model_unloads_and_leaves_the_index(env):
+    _, client, repo = env
+    shutil.rmtree(repo / "identity_fp32")
+    wait(lambda: "identity_fp32" not in names(client), what="identity_fp32 gone")
+    assert not client.is_model_ready("identity_fp32")
+    assert client.is_server_ready()
