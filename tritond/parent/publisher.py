@@ -13,6 +13,7 @@ import time
 from typing import Callable
 
 from tritond import messages
+from . import ensembles
 from .children import Child
 from .models import UNAVAILABLE, UNLOADED, Phase, Registry
 
@@ -42,7 +43,8 @@ class Publisher:
     def publish(self) -> int:
         """Send the full table to the scheduler and every frontend; returns its seq."""
         reg = self.registry
-        entries = [m.entry() for m in reg.versions.values()]
+        entries = [ensembles.entry(m, reg) if m.ensemble else m.entry()
+                   for m in reg.versions.values()]
         entries += [messages.ModelEntry(name, 0, UNAVAILABLE, reason)
                     for name, reason in reg.failed.items()]
         listed = {name for name, _ in reg.versions} | set(reg.failed)
