@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import msgspec
+
 from tritond import messages
 from tritond.errors import Code, TritonError
 from tritond.shm.arena import is_oneoff
@@ -32,9 +34,14 @@ from .outputs import Dispatch, Notify, Output, Reply, _error
 from .router import Batch, Instance
 from .stats import stats_json
 from .table import SERVED_STATES, TableMixin
-from .wire import ExecuteView, RequestView
+from .wire import ExecuteView, RequestView, dims_decode
 
 __all__ = ["Dispatch", "Notify", "Output", "Reply", "SERVED_STATES", "SchedulerCore"]
+
+
+def _batch_of(req) -> int:
+    inputs = dims_decode(req.inputs) if type(req.inputs) is msgspec.Raw else req.inputs
+    return inputs[0].shape[0] if inputs and inputs[0].shape else 1
 
 
 class SchedulerCore(TableMixin):
@@ -79,6 +86,11 @@ class SchedulerCore(TableMixin):
         ``req.version`` is the resolved version: the frontend resolves "latest".
         """
         model = self._models.get((req.model, req.version))
+        if model is None and req.version < 0:      # BLS: the latest ready version
+            req.version = self.ensembles.latest(req.model)
+            model = self._models.get((req.model, req.version))
+        if req.batch < 0 and model is not None:    # BLS: the scheduler knows if it batches
+            req.batch = _batch_of(req) if model.cfg.max_batch_size > 0 else 0
         if model is None or not model.ready:
             return [_error(req, Code.UNAVAILABLE, f"Request for unknown model: '{req.model}' "
                            f"version {req.version} is not at ready state")]

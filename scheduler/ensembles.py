@@ -54,6 +54,9 @@ class Ensembles:
                 latest[name] = version
         self._latest = latest
 
+    def latest(self, name: str) -> int:
+        return self._latest.get(name, -1)
+
     # ---------------------------------------------------------------- start
 
     def start(self, model, req, now_ns: int) -> list:

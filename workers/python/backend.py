@@ -157,6 +157,8 @@ class PythonBackend(Backend):
         req = w.request
         tensors = [pb_utils.Tensor(ref.name, w.inputs[ref.name], DTYPES[ref.dtype].enum)
                    for ref in req.inputs]
+        for tensor, ref in zip(tensors, req.inputs):
+            tensor._ref = ref        # BLS passes it on by reference (bls_call.py)
         pb = pb_utils.InferenceRequest(
             request_id=req.request_id, correlation_id=req.correlation_id, inputs=tensors,
             requested_output_names=w.outputs, model_name=self.ctx.model,
