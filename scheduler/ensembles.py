@@ -157,6 +157,10 @@ class Ensembles:
         model = run.model
         stats = model.stats
         elapsed = now_ns - (req.arrival_ns or now_ns)
+        missing = [n for n in run.wanted if n not in run.tensors] if run.error is None else ()
+        if missing:
+            run.error = messages.ErrorInfo(int(Code.INTERNAL), (
+                f"in ensemble '{model.name}', no step produced output '{missing[0]}'"))
         if run.error is None:
             refs, owners = [], []
             for name in run.wanted:
