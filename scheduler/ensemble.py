@@ -28,7 +28,7 @@ class Step:
         self.model = spec.model_name
         self.version = spec.model_version
         self.inputs = sorted(spec.input_map.items())
-        self.outputs = dict(spec.output_map)           # model output -> tensor
+        self.outputs = dict(sorted(spec.output_map.items()))   # model output -> tensor
         self.tensors_in = frozenset(spec.input_map.values())
 
 

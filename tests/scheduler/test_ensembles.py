@@ -5,7 +5,7 @@ from tritond import messages
 from tritond.errors import Code
 from tritond.scheduler.core import SchedulerCore
 
-from tests.scheduler.helpers import dispatches, replies, request, table
+from tests.scheduler.helpers import dispatches, executed, replies, request, table
 from tests.specs import spec
 
 ME = "sched"
@@ -54,13 +54,18 @@ def _run(core, out):
     return core.settle(out + core.step(0), 0)
 
 
+def _done(core, d, resp):
+    """The worker's frame after a step: its Response and Executed."""
+    return _run(core, core.response(resp, 0) + core.executed(executed(d), 0))
+
+
 def _answer(req, worker, region, offsets, error=None):
     """The worker's Response to a step request: one output slot per requested output."""
     if error is not None:
         return messages.Response(req.rid, error=messages.ErrorInfo(int(Code.INVALID_ARG), error),
                                  instance=worker)
     outs = [messages.TensorRef(o.name, "FP32", [4], region, off, 16)
-            for o, off in zip(req.outputs, offsets)]
+            for o, off in zip(sorted(req.outputs, key=lambda o: o.name), offsets)]
     return messages.Response(req.rid, outputs=outs, instance=worker)
 
 
@@ -75,14 +80,13 @@ def test_chain_passes_tensors_by_reference_and_releases_them_after_their_last_co
     step0 = d.execute.requests[0]
     assert (d.address, step0.model, step0.frontend) == ("w0", "add_sub", ME)
     assert [t.name for t in step0.inputs] == ["INPUT0", "INPUT1"]
-    out = _run(core, core.response(_answer(step0, "w0", "/seg-w0", [0, 64]), 0))
+    out = _done(core, d, _answer(step0, "w0", "/seg-w0", [0, 64]))
     assert not replies(out)
-    # step 1 is queued behind step 0 on the only instance (pipelined)
     (d,) = dispatches(out)
     step1 = d.execute.requests[0]
     refs = {t.name: (t.region, t.offset) for t in step1.inputs}
     assert refs == {"INPUT0": ("/seg-w0", 0), "INPUT1": ("/seg-w0", 64)}   # no copy
-    out = _run(core, core.response(_answer(step1, "w0", "/seg-w0", [128, 192]), 0))
+    out = _done(core, d, _answer(step1, "w0", "/seg-w0", [128, 192]))
     (reply,) = replies(out)
     assert reply.frontend == "fe" and reply.response.rid == 1 and reply.response.error is None
     assert [(t.name, t.offset) for t in reply.response.outputs] == [("OUT0", 128), ("OUT1", 192)]
@@ -95,19 +99,19 @@ def test_chain_passes_tensors_by_reference_and_releases_them_after_their_last_co
 def test_fan_out_runs_independent_steps_together_and_names_each_owner():
     core = _core()
     out = _run(core, core.add(_ensemble_request(model="fanout"), 0))
-    step0 = dispatches(out)[0].execute.requests[0]
-    out = _run(core, core.response(_answer(step0, "w0", "/a", [0, 64]), 0))
+    d = dispatches(out)[0]
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/a", [0, 64]))
     ds = dispatches(out)
     assert sorted(d.address for d in ds) == ["w8", "w9"]       # both identity steps at once
     answers = {}
     for d in ds:
         req = d.execute.requests[0]
-        answers[req.inputs[0].offset] = (req, d.address)
-    r1, w1 = answers[0]
-    out = _run(core, core.response(_answer(r1, w1, f"/{w1}", [8]), 0))
+        answers[req.inputs[0].offset] = (req, d.address, d)
+    r1, w1, d1 = answers[0]
+    out = _done(core, d1, _answer(r1, w1, f"/{w1}", [8]))
     assert not replies(out)
-    r2, w2 = answers[64]
-    out = _run(core, core.response(_answer(r2, w2, f"/{w2}", [16]), 0))
+    r2, w2, d2 = answers[64]
+    out = _done(core, d2, _answer(r2, w2, f"/{w2}", [16]))
     (reply,) = replies(out)
     resp = reply.response
     assert [(t.name, t.region) for t in resp.outputs] == [("OUT0", f"/{w1}"), ("OUT1", f"/{w2}")]
@@ -117,10 +121,10 @@ def test_fan_out_runs_independent_steps_together_and_names_each_owner():
 def test_a_step_error_fails_the_request_with_the_step_message_and_releases_what_it_held():
     core = _core()
     out = _run(core, core.add(_ensemble_request(), 0))
-    step0 = dispatches(out)[0].execute.requests[0]
-    out = _run(core, core.response(_answer(step0, "w0", "/s", [0, 64]), 0))
-    step1 = dispatches(out)[0].execute.requests[0]
-    out = _run(core, core.response(_answer(step1, "w0", "", [], error="add_sub refuses -1"), 0))
+    d = dispatches(out)[0]
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [0, 64]))
+    d = dispatches(out)[0]
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "", [], error="add_sub refuses -1"))
     (reply,) = replies(out)
     assert reply.response.error.message == "add_sub refuses -1"
     assert reply.response.error.code == Code.INVALID_ARG
@@ -139,11 +143,11 @@ def test_unknown_composing_model_fails_the_request():
 def test_cancel_waits_for_running_steps_then_answers_cancelled():
     core = _core()
     out = _run(core, core.add(_ensemble_request(), 0))
-    step0 = dispatches(out)[0].execute.requests[0]
+    d = dispatches(out)[0]
     out = _run(core, core.cancel("fe", 1, 0))
     assert [type(o.message) for o in out] == [messages.CancelRunning]   # step 0 is running
     assert not replies(out)
-    out = _run(core, core.response(_answer(step0, "w0", "/s", [0, 64]), 0))
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [0, 64]))
     (reply,) = replies(out)
     assert reply.response.error.code == Code.CANCELLED
     assert not dispatches(out)                                       # step 1 never starts
@@ -153,7 +157,7 @@ def test_cancel_waits_for_running_steps_then_answers_cancelled():
 def test_a_crashed_composing_worker_fails_only_the_requests_in_that_step():
     core = _core(workers=("w0", "w1"))
     out = _run(core, core.add(_ensemble_request(1), 0) + core.add(_ensemble_request(2), 0))
-    by_worker = {d.address: d.execute.requests[0] for d in dispatches(out)}
+    by_worker = {d.address: d for d in dispatches(out)}
     assert set(by_worker) == {"w0", "w1"}
     table_after = table(("add_sub", 1, ADD_SUB, ["w1"]), ("identity", 1, IDENTITY, ["w9"]),
                         ("chain", 1, CHAIN, []), ("fanout", 1, FANOUT, []))
@@ -162,5 +166,5 @@ def test_a_crashed_composing_worker_fails_only_the_requests_in_that_step():
     (reply,) = replies(out)
     assert "SIGKILL" in reply.response.error.message and reply.response.error.code == Code.UNAVAILABLE
     survivor = by_worker["w1"]
-    out = _run(core, core.response(_answer(survivor, "w1", "/t", [0, 64]), 0))
+    out = _done(core, survivor, _answer(survivor.execute.requests[0], "w1", "/t", [0, 64]))
     assert dispatches(out) and not replies(out)      # the other request goes on
