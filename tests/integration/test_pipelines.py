@@ -177,3 +177,37 @@ def test_a_composing_worker_crash_fails_only_the_requests_in_that_step(srv, clie
             time.sleep(0.2)
     else:
         raise AssertionError("chain did not recover after the crash")
+
+
+# ------------------------------------------------- explicit mode, shm hygiene
+
+
+def test_explicit_loading_unload_dependents_and_no_slot_left_behind(tmp_path):
+    from tests.server import segments_of
+    from tritond.shm.arena import is_oneoff
+
+    # A tiny output arena: intermediates that were never released would overflow it
+    # into one-off segments within a few dozen requests.
+    s = Server([write_repo(tmp_path, with_invalid=False)], "--model-control-mode=explicit",
+               "--load-model=chain", "--output-arena-byte-size=4096")
+    try:
+        c = httpclient.InferenceServerClient(s.url)
+        assert c.is_model_ready("chain") and c.is_model_ready("add_sub")   # loaded for chain
+        assert not c.is_model_ready("identity")
+        c.load_model("fanout")                                             # loads identity
+        assert c.is_model_ready("identity") and c.is_model_ready("fanout")
+        for i in range(60):
+            for model in ("chain", "fanout"):
+                np.testing.assert_array_equal(
+                    _infer(c, model, a=A + i).as_numpy("OUT0"), 2 * (A + i))
+        time.sleep(1.5)                  # spare one-off segments are unlinked after 1 s idle
+        assert not [n for n in segments_of(s.proc.pid) if is_oneoff(n)], segments_of(s.proc.pid)
+        c.unload_model("identity", unload_dependents=True)
+        assert not c.is_model_ready("fanout") and c.is_model_ready("chain")
+        c.unload_model("add_sub")
+        assert not c.is_model_ready("chain")          # READY only while add_sub is
+        with pytest.raises(InferenceServerException) as err:
+            _infer(c, "chain")
+        assert "add_sub" in err.value.message()
+    finally:
+        s.stop()
