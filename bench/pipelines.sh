@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/pipelines.sh — issue 10's benchmark: a two-step ensemble (preprocess -> identity)
-# and a BLS model calling add_sub, at 8 and 64 connections (HTTP/JSON, wrk), tritond vs
+# and a BLS model calling add_sub, at 1, 8 and 64 connections (HTTP/JSON, wrk), tritond vs
 # Triton 2.51 in one run, with the per-step overhead of a pipeline in µs.
 #   KINDS (default "triton tritond"), DURATION (10), WARMUP (2) pass through.
 #   TRITOND_CHECKOUT: the checkout whose .venv/bin/tritond is measured (default: this one).
