@@ -13,6 +13,9 @@ calling add_sub or an ensemble, synchronously or with ``async_exec``.
 from __future__ import annotations
 
 import pathlib
+import shutil
+
+from tests.server import REPO
 
 ADD_SUB_PY = '''
 import os, signal, time
@@ -147,6 +150,14 @@ FANOUT = ensemble("fanout", [
     _step("identity", {"IN": "B"}, {"OUT": "Y"}),
     _step("add_sub", {"INPUT0": "X", "INPUT1": "Y"}, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})])
 
+# A Python preprocessing step feeding an ONNX model (model_repository/identity_fp32);
+# add_sub's OUTPUT1 is read by no step: released as soon as it arrives.
+PRE_ONNX = ensemble("pre_onnx", [
+    _step("add_sub", ADD_SUB_IN, {"OUTPUT0": "SUM", "OUTPUT1": "UNUSED"}),
+    _step("identity_fp32", {"INPUT0": "SUM"}, {"OUTPUT0": "OUT"})],
+    io=_IO2.format(o0="OUT", o1="X").split("output")[0]
+    + 'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] } ]\n')
+
 # Invalid at load: the second step reads an INT32 tensor where add_sub wants FP32.
 BAD_TYPES = ensemble("bad_types", [
     _step("add_sub", ADD_SUB_IN, {"OUTPUT0": "SUM", "OUTPUT1": "DIFF"}),
@@ -176,7 +187,8 @@ def write_repo(root: pathlib.Path, with_invalid: bool = True) -> pathlib.Path:
         (d / "model.py").write_text(code)
         (repo / name / "config.pbtxt").write_text(
             PYTHON.format(name=name, io=io, count=count, extra=extra))
-    ensembles = {"chain": CHAIN, "fanout": FANOUT}
+    shutil.copytree(REPO / "identity_fp32", repo / "identity_fp32")
+    ensembles = {"chain": CHAIN, "fanout": FANOUT, "pre_onnx": PRE_ONNX}
     if with_invalid:
         ensembles.update(bad_types=BAD_TYPES, needs_ghost=UNKNOWN_MODEL)
     for name, text in ensembles.items():

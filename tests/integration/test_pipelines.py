@@ -56,6 +56,11 @@ def test_fan_out_fan_in_dag(client):
     np.testing.assert_array_equal(result.as_numpy("OUT1"), 2 * B)
 
 
+def test_python_preprocessing_then_onnx(client):
+    result = _infer(client, "pre_onnx")
+    np.testing.assert_array_equal(result.as_numpy("OUT"), A + B)
+
+
 def test_requested_outputs_only(client):
     result = _infer(client, "chain", outputs=["OUT1"])
     assert result.as_numpy("OUT0") is None

@@ -168,3 +168,21 @@ def test_a_crashed_composing_worker_fails_only_the_requests_in_that_step():
     survivor = by_worker["w1"]
     out = _done(core, survivor, _answer(survivor.execute.requests[0], "w1", "/t", [0, 64]))
     assert dispatches(out) and not replies(out)      # the other request goes on
+
+
+def test_composing_models_batch_across_ensemble_requests_and_sequence_fields_pass():
+    batching = spec('name: "add_sub" backend: "python" max_batch_size: 8 '
+                    'dynamic_batching { }' + IO2 % ("OUTPUT0", "OUTPUT1"))
+    chain = spec('name: "chain" platform: "ensemble" max_batch_size: 8' + IO2 % ("OUT0", "OUT1")
+                 + "ensemble_scheduling { step [ " + _step(
+                     "add_sub", IN, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"}) + " ] }")
+    core = SchedulerCore(address=ME)
+    core.set_models(table(("add_sub", 1, batching, ["w0"]), ("chain", 1, chain, [])))
+    out = []
+    for rid in (1, 2, 3):
+        out += core.add(request(rid, model="chain", batch=1, inputs=("INPUT0", "INPUT1"),
+                                correlation_id="seq-7", flags=messages.SEQUENCE_START), 0)
+    (d,) = dispatches(_run(core, out))
+    assert len(d.execute.requests) == 3                  # one batch of three ensemble steps
+    sub = d.execute.requests[0]
+    assert (sub.batch, sub.correlation_id, sub.flags) == (1, "seq-7", messages.SEQUENCE_START)
