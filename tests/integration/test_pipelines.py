@@ -153,6 +153,28 @@ def test_many_bls_requests_in_flight(client):
         np.testing.assert_array_equal(fut.get_result().as_numpy("OUTPUT0"), A + i + B)
 
 
+def test_a_cancelled_caller_cancels_its_bls_call(srv, client):
+    grpc = grpcclient.InferenceServerClient(srv.grpc_url)
+
+    def counts():
+        st = client.get_inference_statistics("add_sub")["model_stats"][0]["inference_stats"]
+        return st["success"]["count"], st["fail"]["count"]
+    ok0, fail0 = counts()
+    slow = A.copy()
+    slow[0] = -3                         # both add_sub instances busy for 0.3 s
+    busy = [client.async_infer("add_sub", _inputs(slow, B)) for _ in range(2)]
+    time.sleep(0.05)
+    with pytest.raises(InferenceServerException) as err:
+        grpc.infer("bls", _inputs(A, B, grpcclient), client_timeout=0.1)
+    assert "Deadline" in str(err.value.status()) or "DEADLINE" in str(err.value.status())
+    for fut in busy:
+        fut.get_result()
+    end = time.monotonic() + 5
+    while counts() != (ok0 + 2, fail0 + 1) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert counts() == (ok0 + 2, fail0 + 1)     # the BLS call never ran: it was cancelled
+
+
 # ----------------------------------------------------------- crash (keep last)
 
 

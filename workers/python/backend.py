@@ -146,11 +146,14 @@ class PythonBackend(Backend):
 
     def execute(self, requests: list[WorkRequest]) -> list[WorkResult]:
         pb_requests = [self._request(w) for w in requests]
+        pb_utils._executing = pb_requests        # BLS calls follow their cancellation
         try:
             responses = self._call(self.model.execute, pb_requests)
         except Exception as exc:  # noqa: BLE001 - the model's exception, as Triton reports it
             failures.report(self._failure(failures.describe(exc)), exc)
             return self._all_failed(pb_requests, failures.describe(exc))
+        finally:
+            pb_utils._executing = []
         return self._results(pb_requests, responses)
 
     def _request(self, w: WorkRequest) -> pb_utils.InferenceRequest:

@@ -22,6 +22,20 @@ from .inference import InferenceResponse, TritonError, TritonModelException
 from .tensor import Tensor
 
 _BY_ENUM = {d.enum: d.name for d in dtypes.DTYPES.values()}
+POLL_S = 0.02            # how often a waiting call checks whether its caller was cancelled
+
+
+def _callers_cancelled() -> bool:
+    """Whether every request the model is executing was cancelled (then its BLS calls are).
+
+    The backend sets ``pb_utils._executing`` around ``execute``; a call cannot
+    tell which of a batch's requests it serves, so it is cancelled only when
+    all of them are. ``is_cancelled`` polls the worker's inbox: the model's
+    thread calls it, never the BLS thread.
+    """
+    from . import pb_utils
+    callers = pb_utils._executing
+    return bool(callers) and all(r.is_cancelled() for r in callers)
 
 
 def build(pb, ch: bls.BlsChannel) -> tuple[messages.Request, list]:
@@ -103,16 +117,23 @@ def execute(pb, decoupled: bool = False):
     ch = bls.channel()
     req, slots = build(pb, ch)
     answers: queue.SimpleQueue = queue.SimpleQueue()
-    ch.send(req, slots, answers.put)
+    rid = ch.send(req, slots, answers.put)
     if decoupled:
         return _responses(answers, ch)
-    return _final(answers, ch)
+    return _final(answers, ch, rid)
 
 
-def _final(answers: queue.SimpleQueue, ch: bls.BlsChannel) -> InferenceResponse:
+def _final(answers: queue.SimpleQueue, ch: bls.BlsChannel, rid: int) -> InferenceResponse:
     first = None
+    cancelled = False
     while True:
-        resp = answers.get()
+        try:
+            resp = answers.get(timeout=POLL_S)
+        except queue.Empty:
+            if not cancelled and _callers_cancelled():
+                cancelled = True
+                ch.cancel(rid)
+            continue
         if first is None and (resp.outputs or resp.error is not None or resp.final):
             first = resp
         elif resp is not first:
@@ -143,8 +164,14 @@ async def execute_async(pb, decoupled: bool = False):
         if decoupled:
             return _async_responses(answers, ch)
         first = None
+        cancelled = False
         while True:
-            resp = await answers.get()
+            resp = await _next(answers)
+            if resp is None:
+                if not cancelled and _callers_cancelled():
+                    cancelled = True
+                    ch.cancel(rid)
+                continue
             if first is None and (resp.outputs or resp.error is not None or resp.final):
                 first = resp
             elif resp is not first:
@@ -154,6 +181,21 @@ async def execute_async(pb, decoupled: bool = False):
     except asyncio.CancelledError:
         ch.cancel(rid)
         raise
+
+
+async def _next(answers: asyncio.Queue):
+    """The next Response, or None after POLL_S without one."""
+    if not answers.empty():
+        return answers.get_nowait()
+    getter = asyncio.ensure_future(answers.get())
+    done, _ = await asyncio.wait((getter,), timeout=POLL_S)
+    if done:
+        return getter.result()
+    getter.cancel()
+    try:
+        return await getter        # it may have completed while being cancelled
+    except asyncio.CancelledError:
+        return None
 
 
 async def _async_responses(answers: asyncio.Queue, ch: bls.BlsChannel):
