@@ -186,3 +186,19 @@ def test_composing_models_batch_across_ensemble_requests_and_sequence_fields_pas
     assert len(d.execute.requests) == 3                  # one batch of three ensemble steps
     sub = d.execute.requests[0]
     assert (sub.batch, sub.correlation_id, sub.flags) == (1, "seq-7", messages.SEQUENCE_START)
+
+
+def test_an_ensemble_step_may_be_an_ensemble():
+    outer = _ensemble("outer", [_step("chain", IN, {"OUT0": "OUT0", "OUT1": "OUT1"})])
+    core = SchedulerCore(address=ME)
+    core.set_models(table(("add_sub", 1, ADD_SUB, ["w0"]), ("chain", 1, CHAIN, []),
+                          ("outer", 1, outer, [])))
+    out = _run(core, core.add(_ensemble_request(model="outer"), 0))
+    d = dispatches(out)[0]
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [0, 64]))
+    d = dispatches(out)[0]
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [128, 192]))
+    (reply,) = replies(out)
+    assert reply.frontend == "fe" and reply.response.error is None
+    assert [(t.name, t.offset) for t in reply.response.outputs] == [("OUT0", 128), ("OUT1", 192)]
+    assert not core.ensembles.clients and not core.ensembles.steps
