@@ -54,6 +54,34 @@ class TritonPythonModel:
             "OUT", pb_utils.get_input_tensor_by_name(r, "IN").as_numpy())]) for r in requests]
 '''
 
+# Which mapping of this worker holds INPUT0 (/proc/self/maps): how a test sees from
+# outside that a tensor was passed by reference rather than copied.
+WHERE_PY = '''
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+def mapping_of(addr):
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split()
+            lo, hi = (int(v, 16) for v in parts[0].split("-"))
+            if lo <= addr < hi:
+                return parts[5] if len(parts) > 5 else ""
+    return ""
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for r in requests:
+            x = pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy()
+            where = mapping_of(x.__array_interface__["data"][0])
+            out.append(pb_utils.InferenceResponse([
+                pb_utils.Tensor("WHERE", np.array([where.encode()], dtype=object))]))
+        return out
+'''
+
 BLS_PY = '''
 import asyncio, json
 import numpy as np
@@ -88,6 +116,14 @@ class TritonPythonModel:
         for r in requests:
             params = json.loads(r.parameters())
             target = params.get("target", "add_sub")
+            if target == "where":          # report where the called model read INPUT0
+                resp = pb_utils.InferenceRequest(
+                    model_name="where", requested_output_names=["WHERE"],
+                    inputs=[pb_utils.get_input_tensor_by_name(r, "INPUT0")]).exec()
+                where = pb_utils.get_output_tensor_by_name(resp, "WHERE").as_numpy()[0]
+                out.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(
+                    "WHERE " + where.decode())))
+                continue
             outs = ["OUT0", "OUT1"] if target in ("chain", "fanout") else ["OUTPUT0", "OUTPUT1"]
             resp = _call(r, target, outs).exec()
             out.append(_answer(resp, zip(["OUTPUT0", "OUTPUT1"], outs)))
@@ -158,6 +194,13 @@ PRE_ONNX = ensemble("pre_onnx", [
     io=_IO2.format(o0="OUT", o1="X").split("output")[0]
     + 'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] } ]\n')
 
+# add_sub's SUM read by ``where``: in the add_sub worker's output arena (by reference).
+WHERE_CHAIN = ensemble("where_chain", [
+    _step("add_sub", ADD_SUB_IN, {"OUTPUT0": "SUM", "OUTPUT1": "DIFF"}),
+    _step("where", {"INPUT0": "SUM"}, {"WHERE": "WHERE"})],
+    io=_IO2.format(o0="X", o1="Y").split("output")[0]
+    + 'output [ { name: "WHERE" data_type: TYPE_STRING dims: [ 1 ] } ]\n')
+
 # Invalid at load: the second step reads an INT32 tensor where add_sub wants FP32.
 BAD_TYPES = ensemble("bad_types", [
     _step("add_sub", ADD_SUB_IN, {"OUTPUT0": "SUM", "OUTPUT1": "DIFF"}),
@@ -176,6 +219,9 @@ def write_repo(root: pathlib.Path, with_invalid: bool = True) -> pathlib.Path:
         "identity": (IDENTITY_PY, 'input [ { name: "IN" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
                                   'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] } ]',
                      1, ""),
+        "where": (WHERE_PY, 'input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
+                            'output [ { name: "WHERE" data_type: TYPE_STRING dims: [ 1 ] } ]',
+                  1, ""),
         "bls": (BLS_PY, _IO2.format(o0="OUTPUT0", o1="OUTPUT1"), 1,
                 'parameters { key: "mode" value { string_value: "sync" } }'),
         "bls_async": (BLS_PY, _IO2.format(o0="OUTPUT0", o1="OUTPUT1"), 1,
@@ -188,7 +234,8 @@ def write_repo(root: pathlib.Path, with_invalid: bool = True) -> pathlib.Path:
         (repo / name / "config.pbtxt").write_text(
             PYTHON.format(name=name, io=io, count=count, extra=extra))
     shutil.copytree(REPO / "identity_fp32", repo / "identity_fp32")
-    ensembles = {"chain": CHAIN, "fanout": FANOUT, "pre_onnx": PRE_ONNX}
+    ensembles = {"chain": CHAIN, "fanout": FANOUT, "pre_onnx": PRE_ONNX,
+                 "where_chain": WHERE_CHAIN}
     if with_invalid:
         ensembles.update(bad_types=BAD_TYPES, needs_ghost=UNKNOWN_MODEL)
     for name, text in ensembles.items():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import time
 
 import numpy as np
@@ -59,6 +60,15 @@ def test_fan_out_fan_in_dag(client):
 def test_python_preprocessing_then_onnx(client):
     result = _infer(client, "pre_onnx")
     np.testing.assert_array_equal(result.as_numpy("OUT"), A + B)
+
+
+def test_intermediate_tensors_are_read_where_the_previous_step_wrote_them(srv, client):
+    from tests.server import segments_of
+
+    where = client.infer("where_chain", _inputs(A, B)).as_numpy("WHERE")[0].decode()
+    name = where.rsplit("/", 1)[-1]
+    assert name in segments_of(srv.proc.pid), where       # one of the server's segments ...
+    assert re.search(r"-w\d+$", name), where               # ... a worker's output arena
 
 
 def test_requested_outputs_only(client):
@@ -123,6 +133,13 @@ def test_bls_to_an_ensemble(client):
     result = _infer(client, "bls", parameters={"target": "chain"})
     np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), 2 * A)
     np.testing.assert_array_equal(result.as_numpy("OUTPUT1"), 2 * B)
+
+
+def test_bls_passes_the_callers_input_by_reference(client):
+    with pytest.raises(InferenceServerException) as err:
+        _infer(client, "bls", parameters={"target": "where"})
+    where = err.value.message().split("WHERE ", 1)[1]
+    assert re.search(r"-in-\d+$", where), where              # the frontend's input arena
 
 
 def test_bls_errors_come_back_as_the_response_error(client):
