@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import re
 import time
 
@@ -69,6 +70,23 @@ def test_intermediate_tensors_are_read_where_the_previous_step_wrote_them(srv, c
     name = where.rsplit("/", 1)[-1]
     assert name in segments_of(srv.proc.pid), where       # one of the server's segments ...
     assert re.search(r"-w\d+$", name), where               # ... a worker's output arena
+
+
+def test_ensemble_outputs_into_client_shared_memory(client):
+    import tritonclient.utils.shared_memory as shm
+
+    key = f"/pipes-{os.getpid()}"
+    handle = shm.create_shared_memory_region("pipes_out", key, 16)
+    try:
+        client.register_system_shared_memory("pipes_out", key, 16)
+        out = httpclient.InferRequestedOutput("OUT0")
+        out.set_shared_memory("pipes_out", 16)
+        result = client.infer("chain", _inputs(A, B), outputs=[out])
+        assert "data" not in result.get_output("OUT0")      # written into the region
+        np.testing.assert_array_equal(shm.get_contents_as_numpy(handle, np.float32, [4]), 2 * A)
+    finally:
+        client.unregister_system_shared_memory("pipes_out")
+        shm.destroy_shared_memory_region(handle)
 
 
 def test_requested_outputs_only(client):
