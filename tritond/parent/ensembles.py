@@ -15,6 +15,7 @@ from tritond.errors import TritonError
 from .models import LOADING, READY, ModelVersion, Registry
 
 WAIT_S = 0.02
+_waiting: dict[str, list[str]] = {}    # ensemble loading now -> the models it waits for
 
 
 def composing(cfg) -> list[str]:
@@ -41,7 +42,7 @@ async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
         return loader._fail(mv, exc.message)
     registry: Registry = loader.registry
     names = composing(cfg)
-    waiting = loader.__dict__.setdefault("ensembles_waiting", {})
+    waiting = _waiting
     waiting[mv.name] = names
     try:
         while True:
