@@ -212,6 +212,11 @@ UNKNOWN_MODEL = ensemble("needs_ghost", [
     _step("ghost", ADD_SUB_IN, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})])
 
 
+# Two ensembles that use each other: a cycle across ensembles fails both, never hangs.
+LOOP = {name: ensemble(name, [_step(other, ADD_SUB_IN, {"OUT0": "OUT0", "OUT1": "OUT1"})])
+        for name, other in (("loop_a", "loop_b"), ("loop_b", "loop_a"))}
+
+
 def write_repo(root: pathlib.Path, with_invalid: bool = True) -> pathlib.Path:
     repo = root / "repo"
     pythons = {
@@ -237,7 +242,7 @@ def write_repo(root: pathlib.Path, with_invalid: bool = True) -> pathlib.Path:
     ensembles = {"chain": CHAIN, "fanout": FANOUT, "pre_onnx": PRE_ONNX,
                  "where_chain": WHERE_CHAIN}
     if with_invalid:
-        ensembles.update(bad_types=BAD_TYPES, needs_ghost=UNKNOWN_MODEL)
+        ensembles.update(bad_types=BAD_TYPES, needs_ghost=UNKNOWN_MODEL, **LOOP)
     for name, text in ensembles.items():
         (repo / name / "1").mkdir(parents=True)
         (repo / name / "config.pbtxt").write_text(text)

@@ -136,6 +136,9 @@ def test_invalid_ensembles_fail_at_load_naming_the_step(client):
     assert rows["needs_ghost"]["reason"] == \
         "ensemble 'needs_ghost' depends on 'ghost' which is not valid"
     assert not client.is_model_ready("bad_types")
+    reasons = sorted(rows[n]["reason"] for n in ("loop_a", "loop_b"))
+    assert any("circular dependency" in r for r in reasons), reasons
+    assert all(rows[n]["state"] == "UNAVAILABLE" for n in ("loop_a", "loop_b"))
 
 
 # ------------------------------------------------------------------------ BLS
