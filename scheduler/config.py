@@ -49,10 +49,11 @@ class SchedConfig:
 
     __slots__ = ("max_batch_size", "batching", "preferred", "max_preferred", "delay_ns",
                  "levels", "default_level", "policies", "preserve_ordering", "sequence",
-                 "pipelinable", "ragged")
+                 "pipelinable", "ragged", "spec")
 
     def __init__(self, spec: Optional[ModelSpec] = None) -> None:
         spec = spec or _NO_SPEC
+        self.spec = spec                 # an ensemble's policy reads its steps
         self.max_batch_size = spec.max_batch_size
         dyn = spec.dynamic_batching
         dynamic = dyn is not None

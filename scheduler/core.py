@@ -20,20 +20,28 @@ from __future__ import annotations
 
 from typing import Callable
 
+import msgspec
+
 from tritond import messages
 from tritond.errors import Code, TritonError
 from tritond.shm.arena import is_oneoff
 
 from .config import SchedConfig
+from .ensembles import Ensembles
 from .model import Model
 from .policy import Policy, make_policy
 from .outputs import Dispatch, Notify, Output, Reply, _error
 from .router import Batch, Instance
 from .stats import CANCELED, REJECTED, stats_json
 from .table import SERVED_STATES, TableMixin
-from .wire import ExecuteView, RequestView
+from .wire import ExecuteView, RequestView, dims_decode
 
 __all__ = ["Dispatch", "Notify", "Output", "Reply", "SERVED_STATES", "SchedulerCore"]
+
+
+def _batch_of(req) -> int:
+    inputs = dims_decode(req.inputs) if type(req.inputs) is msgspec.Raw else req.inputs
+    return inputs[0].shape[0] if inputs and inputs[0].shape else 1
 
 
 class SchedulerCore(TableMixin):
@@ -46,8 +54,11 @@ class SchedulerCore(TableMixin):
     """
 
     def __init__(self, epoch_offset_ns: int = 0, pipeline: bool = False,
-                 make_policy: Callable[[SchedConfig], Policy] = make_policy) -> None:
+                 make_policy: Callable[[SchedConfig], Policy] = make_policy,
+                 address: str = "") -> None:
         self.epoch_offset_ns = epoch_offset_ns
+        self.address = address         # where workers answer the ensembles' step requests
+        self.ensembles = Ensembles(self)
         self.make_policy = make_policy
         self._pipeline = pipeline
         self._models: dict[tuple[str, int], Model] = {}
@@ -76,9 +87,16 @@ class SchedulerCore(TableMixin):
         ``req.version`` is the resolved version: the frontend resolves "latest".
         """
         model = self._models.get((req.model, req.version))
+        if model is None and req.version < 0:      # BLS: the latest ready version
+            req.version = self.ensembles.latest(req.model)
+            model = self._models.get((req.model, req.version))
+        if req.batch < 0 and model is not None:    # BLS: the scheduler knows if it batches
+            req.batch = _batch_of(req) if model.cfg.max_batch_size > 0 else 0
         if model is None or not model.ready:
             return [_error(req, Code.UNAVAILABLE, f"Request for unknown model: '{req.model}' "
                            f"version {req.version} is not at ready state")]
+        if model.policy.ensemble:
+            return self.ensembles.start(model, req, now_ns)
         try:
             entry = model.policy.add(req, now_ns)
         except TritonError as exc:
@@ -96,6 +114,10 @@ class SchedulerCore(TableMixin):
         """
         item = self._queued.pop((frontend, rid), None)
         if item is None:
+            if self.ensembles.clients:
+                out = self.ensembles.cancel(frontend, rid, now_ns)
+                if out is not None:
+                    return out
             return self._cancel_running(frontend, rid)
         model, entry = item
         model.policy.remove(entry)
@@ -146,6 +168,32 @@ class SchedulerCore(TableMixin):
         model.stats.batch_done(batch, msg.stats, msg.failed, now_ns,
                                (now_ns + self.epoch_offset_ns) // 1_000_000)
         return []
+
+    # -------------------------------------------------------------- ensembles
+
+    def response(self, resp: messages.Response, now_ns: int) -> list[Output]:
+        """A worker answered a step request of an ensemble (sent to our own address)."""
+        return self.ensembles.on_response(resp, now_ns)
+
+    def settle(self, out: list[Output], now_ns: int) -> list[Output]:
+        """Hand replies addressed to ourselves (errors of ensemble step requests) to
+        the ensembles, and dispatch the steps that follows; call after ``step``."""
+        if not self.ensembles.steps:
+            return out
+        address = self.address
+        while True:
+            mine = [o for o in out if type(o) is Reply and o.frontend == address]
+            if not mine:
+                return out
+            out = [o for o in out if not (type(o) is Reply and o.frontend == address)]
+            for reply in mine:
+                out.extend(self.ensembles.on_response(reply.response, now_ns))
+            out.extend(self.step(now_ns))
+
+    def set_models(self, table: messages.ModelTable) -> list[Output]:
+        out = TableMixin.set_models(self, table)
+        self.ensembles.table_changed(self._models)
+        return out
 
     # ------------------------------------------------------------- scheduling
 

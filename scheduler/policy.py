@@ -47,10 +47,11 @@ Planned policies plug in here without touching ``SchedulerCore.step``:
   sequence); ``on_executed`` lets a sequence's next request go, END unpins;
   ``next_deadline`` covers idle-sequence timeouts; ``on_instance_removed``
   fails the queued requests of the sequences in ``inst.pins``.
-- ``EnsemblePolicy``: has no instances (its router stays empty, ``next_batch``
-  returns None); ``add`` turns the request into step requests submitted to
-  the composing models' policies through the core, and the composing models'
-  responses come back to the scheduler, which hands them to the policy.
+- ``EnsemblePolicy`` (``ensemble.py``): has no instances (its router stays
+  empty, ``next_batch`` returns None); its ``ensemble`` flag makes the core
+  hand the request to ``Ensembles.start`` (``ensembles.py``), which submits
+  step requests to the composing models' policies through ``core.add``; the
+  composing models' responses come back to the scheduler's own address.
 """
 from __future__ import annotations
 
@@ -76,6 +77,7 @@ class Policy:
     REJECT/DELAY); subclasses decide ``next_batch``."""
 
     __slots__ = ("cfg", "queue", "depth")
+    ensemble = False     # EnsemblePolicy: the core starts its requests (scheduler/ensembles.py)
 
     def __init__(self, cfg: SchedConfig, depth: int) -> None:
         self.cfg = cfg
@@ -193,4 +195,7 @@ class DynamicBatchPolicy(Policy):
 
 def make_policy(cfg: SchedConfig) -> Policy:
     """The policy a model version's config asks for."""
+    if cfg.spec.steps:
+        from .ensemble import EnsemblePolicy   # it subclasses Policy
+        return EnsemblePolicy(cfg)
     return DynamicBatchPolicy(cfg) if cfg.batching else DefaultPolicy(cfg)

@@ -34,7 +34,8 @@ class SchedulerProc:
     def __init__(self, boot: Bootstrap, log) -> None:
         self.boot = boot
         self.log = log
-        self.core = SchedulerCore(epoch_offset_ns=time.time_ns() - time.monotonic_ns())
+        self.core = SchedulerCore(epoch_offset_ns=time.time_ns() - time.monotonic_ns(),
+                                  address=boot.address)
         self.options = Options()
         self._done: asyncio.Future | None = None
         self._outbox: AsyncOutbox | None = None
@@ -78,12 +79,14 @@ class SchedulerProc:
                     out.extend(core.cancel(msg.frontend, msg.rid, now))
                 elif kind is messages.Release:
                     out.extend(core.release(msg))
+                elif kind is messages.Response:     # a step of an ensemble
+                    out.extend(core.response(msg, now))
                 else:
                     out.extend(self._control(msg))
             except Exception:  # noqa: BLE001 - one bad message must not stop the scheduler
                 self.log.exception("failed to handle %s", type(msg).__name__)
         out.extend(core.step(now))
-        self._post(out)
+        self._post(core.settle(out, now))
         self._alarm.set(core.next_deadline_ns())
 
     def _control(self, msg) -> list:
@@ -122,7 +125,8 @@ class SchedulerProc:
     def _tick(self) -> None:
         """The alarm fired: a delay window closed or a timeout is due."""
         core = self.core
-        self._post(core.step(_monotonic_ns()))
+        now = _monotonic_ns()
+        self._post(core.settle(core.step(now), now))
         self._alarm.set(core.next_deadline_ns())
 
     def _post(self, out: list) -> None:

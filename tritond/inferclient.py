@@ -166,6 +166,8 @@ class InferClient:
         instance = resp.instance
         if not instance or not resp.outputs:
             return None
+        if resp.owners:
+            return self._owners_releaser(resp)
         slots = [(r.region, r.offset) for r in resp.outputs if r.kind == messages.SERVER_SHM]
         if not slots:
             return None
@@ -176,12 +178,24 @@ class InferClient:
             self._release(instance, slots)
         return release
 
+    def _owners_releaser(self, resp: messages.Response) -> Optional[Callable[[], None]]:
+        """releaser() of a Response whose outputs belong to several workers (ensembles)."""
+        owned = _by_owner(resp)
+        if not owned:
+            return None
+        self.unreleased += 1
+
+        def release() -> None:
+            self.unreleased -= 1
+            for instance, slots in owned.items():
+                self._release(instance, slots)
+        return release
+
     def drop(self, resp: messages.Response) -> None:
         """Hand an unread Response's output slots back to its worker."""
         if resp.outputs and resp.instance:
-            slots = [(r.region, r.offset) for r in resp.outputs if r.kind == messages.SERVER_SHM]
-            if slots:
-                self._release(resp.instance, slots)
+            for instance, slots in _by_owner(resp).items():
+                self._release(instance, slots)
 
     def _release(self, instance: str, slots: list) -> None:
         """Queue output slots for their worker (via the scheduler, on its next Execute).
@@ -218,6 +232,16 @@ class InferClient:
     def in_flight(self) -> int:
         """Requests awaiting their final Response plus answers not yet released."""
         return len(self.pending) + self.unreleased
+
+
+def _by_owner(resp: messages.Response) -> dict[str, list]:
+    """Output slots of kind SERVER_SHM by owning instance (``Response.owners``, else ``instance``)."""
+    owners = resp.owners or [resp.instance] * len(resp.outputs)
+    owned: dict[str, list] = {}
+    for ref, owner in zip(resp.outputs, owners):
+        if ref.kind == messages.SERVER_SHM and owner:
+            owned.setdefault(owner, []).append((ref.region, ref.offset))
+    return owned
 
 
 class ResponseStream:

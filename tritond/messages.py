@@ -135,6 +135,9 @@ class Response(msgspec.Struct, tag=20, array_like=True, omit_defaults=True):
     # False: more Responses follow for ``rid`` (decoupled models); its input
     # slots stay in use until the final one (tritond/inferclient.py).
     final: bool = True
+    # Per output, whose slot it is, when they differ (an ensemble's outputs
+    # come from several workers); empty: every output is ``instance``'s.
+    owners: list[str] = []
 
 
 class ExecStats(msgspec.Struct, array_like=True):
@@ -335,8 +338,9 @@ class Unknown(msgspec.Struct, tag=99, array_like=True):
 
 
 TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, StatsAnswer, Unknown]
+# Response: answers to the step requests of ensembles (scheduler/ensembles.py).
 TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, StatsQuery,
-                     Unknown]
+                     Response, Unknown]
 TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, Unknown]
 TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, LoadQuery, UnloadQuery,
                   TableApplied, Unknown]

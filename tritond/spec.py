@@ -101,6 +101,15 @@ class InstanceGroup(_Spec):
     gpus: tuple[int, ...] = ()
 
 
+class EnsembleStep(_Spec):
+    """One step of ``ensemble_scheduling``: composing model input/output name -> ensemble tensor."""
+
+    model_name: str
+    model_version: int = -1                # -1: the latest ready version
+    input_map: dict[str, str] = {}
+    output_map: dict[str, str] = {}
+
+
 class ModelSpec(_Spec):
     """Everything the frontend, the scheduler and the workers read of a model config."""
 
@@ -121,6 +130,7 @@ class ModelSpec(_Spec):
     cc_model_filenames: dict[str, str] = {}
     graph_level: int = 0                   # optimization.graph.level
     config_json: str = ""                  # Triton's JSON rendering, computed once
+    steps: tuple[EnsembleStep, ...] = ()   # ensemble_scheduling (scheduler/ensemble.py)
 
     @property
     def batching(self) -> bool:

@@ -142,6 +142,8 @@ class WorkerProc:
         self.setup = setup
         self.pool = ArenaPool(setup.server_id, self.boot.name, setup.options.output_arena_byte_size)
         self.writer = OutputWriter(self.pool, self.cache)
+        from .python import bls       # BLS calls of a Python model (started on first use)
+        bls.configure(setup, self.boot.name)
 
     def _load(self, load: messages.Load) -> None:
         """Instantiate, auto-complete and load the backend; reply Loaded or LoadFailed."""
@@ -254,6 +256,8 @@ class WorkerProc:
         if self.pool is not None:
             self.pool.close()
         self.cache.close()
+        from .python import bls
+        bls.close()
 
 
 def main(boot: Bootstrap) -> None:

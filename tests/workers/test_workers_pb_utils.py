@@ -59,7 +59,7 @@ def test_request_and_response_objects():
     assert (req.request_id(), req.correlation_id(), req.requested_output_names()) == \
         ("r1", 7, ["OUT"])
     assert req.is_cancelled() is False and req.trace().get_context() is None
-    with pytest.raises(pb_utils.TritonModelException, match="is not supported by tritond yet"):
+    with pytest.raises(pb_utils.TritonModelException, match="only available inside a tritond worker"):
         req.exec()
     resp = pb_utils.InferenceResponse([t], parameters={"k": True})
     assert pb_utils.get_output_tensor_by_name(resp, "IN") is t

@@ -26,7 +26,7 @@ from typing import Awaitable, Callable
 from tritond import messages
 from tritond.errors import Code, TritonError, invalid_arg, unavailable, unsupported
 from tritond.repository.paths import check_model_name
-from . import overrides
+from . import ensembles, overrides
 from .loader import Loader
 from .models import READY, UNAVAILABLE, UNLOADED, ModelVersion, Phase, Registry
 
@@ -68,6 +68,9 @@ class ModelControl:
                         await self._load_model(name, msg)
                     else:
                         self._unload_model(name)
+                        if msg.unload_dependents:
+                            for dependent in self._dependents(name):
+                                self._unload_model(dependent)
                 finally:        # a failed load is in the table (index reason) too
                     await self.publish_and_wait()
             answer = messages.Answer(msg.qid)
@@ -81,7 +84,8 @@ class ModelControl:
 
     # ------------------------------------------------------------------ load
 
-    async def _load_model(self, name: str, query: messages.LoadQuery) -> None:
+    async def _load_model(self, name: str, query: messages.LoadQuery,
+                          visiting: frozenset = frozenset()) -> None:
         check_model_name(name)                   # before the name meets the file system
         if query.files:
             problem = overrides.file_problem(query.files, query.config)
@@ -94,6 +98,8 @@ class ModelControl:
             if not self.registry.versions_of(name):      # shown UNAVAILABLE with the reason
                 self.registry.failed[name] = src.error
             raise invalid_arg(f"failed to load '{name}': {src.error}")
+        if ensembles.is_ensemble(src.config):
+            await self._load_composing(name, src.config, visiting)
         old = self.registry.versions_of(name)
         new = [ModelVersion(name, v, src.model_dir, src.repository) for v in src.versions]
         log.info("loading '%s' (versions %s)%s", name, [mv.version for mv in new],
@@ -110,6 +116,28 @@ class ModelControl:
             mv = failed[0]
             raise invalid_arg(f"load failed for model '{name}': version {mv.version} is at "
                               f"UNAVAILABLE state: {mv.reason};")
+
+    async def _load_composing(self, name: str, cfg, visiting: frozenset) -> None:
+        """Load the models an ensemble needs that are not loaded yet (as Triton does)."""
+        visiting = visiting | {name}
+        for dep in ensembles.composing(cfg):
+            if dep in visiting or any(mv.state == READY for mv in self.registry.versions_of(dep)):
+                continue                         # a cycle fails the ensemble's own load
+            async with self._locks.setdefault(dep, asyncio.Lock()):
+                await self._load_model(dep, messages.LoadQuery(0, "", dep), visiting)
+
+    def _dependents(self, name: str) -> list[str]:
+        """Loaded ensembles that use ``name``, transitively (unload_dependents)."""
+        found: list[str] = []
+        todo = [name]
+        while todo:
+            target = todo.pop()
+            for (ens, _), mv in list(self.registry.versions.items()):
+                if mv.ensemble and mv.reason != UNLOADED and ens not in found and \
+                        any(s.model_name == target for s in mv.spec.steps):
+                    found.append(ens)
+                    todo.append(ens)
+        return found
 
     def _read_source(self, name: str, config):
         from tritond import repository

@@ -25,6 +25,7 @@ from typing import Callable
 
 from tritond import messages
 from tritond.spec import ModelSpec
+from . import ensembles
 from .children import Child, ChildError, kill
 from .models import READY, UNAVAILABLE, Instance, ModelVersion, Phase, Registry, instance_plan
 
@@ -74,6 +75,8 @@ class Loader:
             model_config_name=self.options.model_config_name,
             strict=self.options.disable_auto_complete_config)
         wanted = self._wanted_models()
+        if wanted:
+            wanted = ensembles.expand(wanted, sources)   # an ensemble loads what it needs
         self.registry.known = {src.name for src in sources}   # index rows, even never loaded
         loads = []
         for src in sources:
@@ -113,6 +116,11 @@ class Loader:
             repository.load_labels(mv.model_dir, cfg)
         except Exception as exc:  # noqa: BLE001 - reported as the model's reason
             return self._fail(mv, str(getattr(exc, "message", exc)))
+        if ensembles.is_ensemble(cfg):       # no worker: the scheduler runs it
+            await ensembles.load_ensemble(self, mv, cfg)
+            if mv.state == READY and self.phase.started:
+                self.publish()
+            return
         partial = repository.spec_from_config(cfg, mv.version)
         first_name, kind, device = instance_plan(partial)[0]
         first = Instance(first_name, kind, device)
@@ -134,6 +142,11 @@ class Loader:
         if errors:
             return self._fail(mv, errors[0])
         mv.state = READY
+        self.log_loaded(mv)
+        if self.phase.started:
+            self.publish()
+
+    def log_loaded(self, mv: ModelVersion) -> None:
         mv.load_seconds = time.monotonic() - mv.load_started
         log.info("successfully loaded '%s' version %d (%d instance%s)", mv.name, mv.version,
                  len(mv.instances), "" if len(mv.instances) == 1 else "s")

@@ -68,8 +68,12 @@ class ModelVersion:
 
     @property
     def ready(self) -> bool:
-        """Model readiness: READY with at least one live instance."""
-        return self.state == READY and any(i.live for i in self.instances)
+        """Model readiness: READY with at least one live instance (an ensemble has none)."""
+        return self.state == READY and (self.ensemble or any(i.live for i in self.instances))
+
+    @property
+    def ensemble(self) -> bool:
+        return self.spec is not None and bool(self.spec.steps)
 
     def record_crash(self, now: float, counted: bool = True) -> float | None:
         """Remember a crash; the delay before restarting, or None once over the limit.
@@ -92,7 +96,7 @@ class ModelVersion:
     def entry(self) -> messages.ModelEntry:
         live = self.live_entries()
         reason = self.reason
-        restarting = self.state == READY and not live
+        restarting = self.state == READY and not live and not self.ensemble
         if restarting:
             # Not ready, yet still served: requests queue until an instance is back.
             last = next((i.exit for i in self.instances if i.exit), "")

@@ -13,6 +13,7 @@ import time
 from typing import Callable
 
 from tritond import messages
+from . import ensembles
 from .children import Child
 from .models import LOADING, READY, UNAVAILABLE, UNLOADED, Phase, Registry
 
@@ -44,7 +45,8 @@ class Publisher:
         reg = self.registry
         loading = self._loading()
         shown = {**reg.versions, **loading}
-        entries = [m.entry() for m in shown.values()]
+        entries = [ensembles.entry(m, reg) if m.ensemble else m.entry()
+                   for m in shown.values()]
         busy = {name for name, _ in loading}
         entries += [messages.ModelEntry(name, 0, UNAVAILABLE, reason)
                     for name, reason in reg.failed.items() if name not in busy]

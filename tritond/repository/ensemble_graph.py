@@ -66,3 +66,93 @@ def _check_acyclic(cfg: ModelConfig, producers: dict[str, int]) -> None:
         cyclic = [steps[i].model_name for i, d in enumerate(indegree) if d > 0]
         raise invalid_arg(f"ensemble '{cfg.name}' contains a cycle among the steps "
                           f"for models {', '.join(cyclic)}")
+
+
+def check_steps(cfg: ModelConfig, specs: dict) -> None:
+    """Raise INVALID_ARG unless every step agrees with its composing model's final config.
+
+    ``specs`` maps each step's model name to that model's ``ModelSpec`` (the
+    version the step runs). Checks names, datatypes and shapes of every tensor
+    between steps (-1 matches any size), naming the step.
+    """
+    from tritond.repository.spec import datatype
+
+    # ensemble tensor -> (datatype, full shape, who defined it)
+    known: dict[str, tuple] = {}
+    ens_batch = cfg.max_batch_size > 0
+    for i in cfg.input:
+        known[i.name] = (datatype(i.data_type), _full(list(i.dims), ens_batch),
+                         f"ensemble input '{i.name}'")
+    steps = cfg.ensemble_scheduling.step
+    for index in _order(cfg):
+        step = steps[index]
+        spec = specs[step.model_name]
+        where = f"in ensemble '{cfg.name}', step {index} ('{step.model_name}')"
+        if spec.decoupled:
+            raise invalid_arg(f"{where}: decoupled composing models are not supported by "
+                              f"tritond yet")
+        if spec.max_batch_size and ens_batch and cfg.max_batch_size > spec.max_batch_size:
+            raise invalid_arg(f"{where}: the ensemble's max_batch_size {cfg.max_batch_size} "
+                              f"exceeds the model's {spec.max_batch_size}")
+        model_in = {t.name: t for t in spec.inputs}
+        model_out = {t.name: t for t in spec.outputs}
+        for name, tensor in step.input_map.items():
+            t = model_in.get(name)
+            if t is None:
+                raise invalid_arg(f"{where}: the model has no input '{name}' (input_map)")
+            _agree(where, tensor, known.get(tensor), t, spec.max_batch_size > 0, "input")
+        for name, tensor in step.output_map.items():
+            t = model_out.get(name)
+            if t is None:
+                raise invalid_arg(f"{where}: the model has no output '{name}' (output_map)")
+            # Steps exchange tensors in config dims: a reshape is the model's own business.
+            known[tensor] = (t.datatype, _full(list(t.dims), spec.max_batch_size > 0),
+                             f"output '{name}' of step {index} ('{step.model_name}')")
+        missing = [t.name for t in spec.inputs if not t.optional and t.name not in step.input_map]
+        if missing:
+            raise invalid_arg(f"{where}: model input '{missing[0]}' is not mapped (input_map)")
+    for o in cfg.output:
+        _agree(f"in ensemble '{cfg.name}'", o.name, known.get(o.name),
+               _Out(datatype(o.data_type), tuple(o.dims)), ens_batch, "ensemble output")
+
+
+class _Out:
+    def __init__(self, dtype: str, dims: tuple) -> None:
+        self.name, self.datatype, self.dims = "", dtype, dims
+
+
+def _full(dims: list, batching: bool) -> list:
+    return [-1] + dims if batching else dims
+
+
+def _agree(where: str, tensor: str, source, t, batching: bool, role: str) -> None:
+    if source is None:
+        return
+    dtype, shape, origin = source
+    if t.datatype != dtype:
+        raise invalid_arg(f"{where}: tensor '{tensor}' is {dtype} ({origin}) but {role} "
+                          f"'{t.name or tensor}' expects {t.datatype}")
+    want = _full(list(t.dims), batching)
+    if len(want) != len(shape) or any(a != b and -1 not in (a, b) for a, b in zip(want, shape)):
+        raise invalid_arg(f"{where}: tensor '{tensor}' has shape {shape} ({origin}) but "
+                          f"{role} '{t.name or tensor}' expects {want}")
+
+
+def _order(cfg: ModelConfig) -> list[int]:
+    """Step indices in an order where producers come before consumers (acyclic)."""
+    producers = _producers(cfg)
+    steps = cfg.ensemble_scheduling.step
+    done: list[int] = []
+    seen: set[int] = set()
+
+    def visit(index: int) -> None:
+        if index in seen:
+            return
+        seen.add(index)
+        for tensor in steps[index].input_map.values():
+            if tensor in producers:
+                visit(producers[tensor])
+        done.append(index)
+    for index in range(len(steps)):
+        visit(index)
+    return done

@@ -43,7 +43,10 @@ def spec_from_config(cfg: ModelConfig, version: int = 0) -> s.ModelSpec:
         default_model_filename=cfg.default_model_filename,
         cc_model_filenames=dict(cfg.cc_model_filenames),
         graph_level=cfg.optimization.graph.level,
-        config_json=to_json(cfg))
+        config_json=to_json(cfg),
+        steps=tuple(s.EnsembleStep(st.model_name, st.model_version, dict(st.input_map),
+                                   dict(st.output_map))
+                    for st in cfg.ensemble_scheduling.step))
 
 
 def _input(i) -> s.TensorSpec:

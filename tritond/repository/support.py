@@ -19,7 +19,7 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
     """The features of ``cfg`` that tritond does not implement, in config order."""
     found = []
     if cfg.platform == "ensemble" or cfg.HasField("ensemble_scheduling"):
-        found.append('ensemble (platform: "ensemble", ensemble_scheduling)')
+        pass                     # run by the scheduler (scheduler/ensembles.py)
     elif cfg.backend and cfg.backend not in BACKENDS:
         platform = f" (platform '{cfg.platform}')" if cfg.platform else ""
         found.append(f"backend '{cfg.backend}'{platform}")

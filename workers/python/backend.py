@@ -146,17 +146,22 @@ class PythonBackend(Backend):
 
     def execute(self, requests: list[WorkRequest]) -> list[WorkResult]:
         pb_requests = [self._request(w) for w in requests]
+        pb_utils._executing = pb_requests        # BLS calls follow their cancellation
         try:
             responses = self._call(self.model.execute, pb_requests)
         except Exception as exc:  # noqa: BLE001 - the model's exception, as Triton reports it
             failures.report(self._failure(failures.describe(exc)), exc)
             return self._all_failed(pb_requests, failures.describe(exc))
+        finally:
+            pb_utils._executing = []
         return self._results(pb_requests, responses)
 
     def _request(self, w: WorkRequest) -> pb_utils.InferenceRequest:
         req = w.request
         tensors = [pb_utils.Tensor(ref.name, w.inputs[ref.name], DTYPES[ref.dtype].enum)
                    for ref in req.inputs]
+        for tensor, ref in zip(tensors, req.inputs):
+            tensor._ref = ref        # BLS passes it on by reference (bls_call.py)
         pb = pb_utils.InferenceRequest(
             request_id=req.request_id, correlation_id=req.correlation_id, inputs=tensors,
             requested_output_names=w.outputs, model_name=self.ctx.model,

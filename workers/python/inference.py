@@ -140,8 +140,6 @@ class PreferredMemory:
         self.preferred_device_id = preferred_device_id
 
 
-_BLS = "BLS (InferenceRequest.exec/async_exec) is not supported by tritond yet"
-
 
 class InferenceRequest:
     """A request handed to ``TritonPythonModel.execute`` (or built for BLS)."""
@@ -211,7 +209,11 @@ class InferenceRequest:
         self._release_flags = flags
 
     def exec(self, decoupled: bool = False):
-        raise TritonModelException(_BLS)
+        """BLS: run this request on ``model_name`` and wait (workers/python/bls_call.py)."""
+        from . import bls_call
+        return bls_call.execute(self, decoupled)
 
     async def async_exec(self, decoupled: bool = False):
-        raise TritonModelException(_BLS)
+        """BLS without blocking the model's event loop; many may be in flight."""
+        from . import bls_call
+        return await bls_call.execute_async(self, decoupled)

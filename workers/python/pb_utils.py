@@ -42,6 +42,7 @@ TRITONSERVER_REQUEST_RELEASE_ALL = 1
 TRITONSERVER_REQUEST_RELEASE_RESCHEDULE = 2
 
 _model_dir: Optional[str] = None
+_executing: list = []      # the requests in execute(): BLS calls follow their cancellation
 
 
 def get_model_dir() -> Optional[str]:

@@ -29,9 +29,6 @@ FEATURES = {
 }
 # models of another backend or platform: (feature, config head, file in version 1)
 OTHERS = {
-    "ens": ("ensemble", 'platform: "ensemble"\nensemble_scheduling { step [ { model_name: '
-                        '"seq" model_version: -1 input_map { key: "IN0" value: "IN0" } '
-                        'output_map { key: "OUT0" value: "OUT0" } } ] }\n', None),
     "torch": ("backend 'pytorch'", 'platform: "pytorch_libtorch"\n', "model.pt"),
     "trt": ("backend 'tensorrt'", 'backend: "tensorrt"\n', "model.plan"),
     "tf": ("backend 'tensorflow'", 'platform: "tensorflow_savedmodel"\n', None),

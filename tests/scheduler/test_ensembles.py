@@ -1,0 +1,204 @@
+"""Ensembles in the pure scheduler core: steps, references, releases, errors, cancels."""
+from __future__ import annotations
+
+from tritond import messages
+from tritond.errors import Code
+from tritond.scheduler.core import SchedulerCore
+
+from tests.scheduler.helpers import dispatches, executed, replies, request, table
+from tests.specs import spec
+
+ME = "sched"
+IO2 = '''
+input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] },
+        { name: "INPUT1" data_type: TYPE_FP32 dims: [ 4 ] } ]
+output [ { name: "%s" data_type: TYPE_FP32 dims: [ 4 ] },
+         { name: "%s" data_type: TYPE_FP32 dims: [ 4 ] } ]
+'''
+ADD_SUB = spec('name: "add_sub" backend: "python"' + IO2 % ("OUTPUT0", "OUTPUT1"))
+IDENTITY = spec('name: "identity" backend: "python" '
+                'input [ { name: "IN" data_type: TYPE_FP32 dims: [ 4 ] } ] '
+                'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] } ]')
+
+
+def _step(model, inputs, outputs):
+    ins = " ".join(f'input_map {{ key: "{k}" value: "{v}" }}' for k, v in inputs.items())
+    outs = " ".join(f'output_map {{ key: "{k}" value: "{v}" }}' for k, v in outputs.items())
+    return f'{{ model_name: "{model}" model_version: -1 {ins} {outs} }}'
+
+
+def _ensemble(name, steps):
+    return spec(f'name: "{name}" platform: "ensemble"' + IO2 % ("OUT0", "OUT1")
+                + "ensemble_scheduling { step [ " + ", ".join(steps) + " ] }")
+
+
+IN = {"INPUT0": "INPUT0", "INPUT1": "INPUT1"}
+CHAIN = _ensemble("chain", [
+    _step("add_sub", IN, {"OUTPUT0": "SUM", "OUTPUT1": "DIFF"}),
+    _step("add_sub", {"INPUT0": "SUM", "INPUT1": "DIFF"}, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})])
+FANOUT = _ensemble("fanout", [
+    _step("add_sub", IN, {"OUTPUT0": "A", "OUTPUT1": "B"}),
+    _step("identity", {"IN": "A"}, {"OUT": "OUT0"}),
+    _step("identity", {"IN": "B"}, {"OUT": "OUT1"})])
+
+
+def _core(workers=("w0",)):
+    core = SchedulerCore(address=ME)
+    core.set_models(table(("add_sub", 1, ADD_SUB, list(workers)),
+                          ("identity", 1, IDENTITY, ["w9", "w8"]),
+                          ("chain", 1, CHAIN, []), ("fanout", 1, FANOUT, [])))
+    return core
+
+
+def _run(core, out):
+    return core.settle(out + core.step(0), 0)
+
+
+def _done(core, d, resp):
+    """The worker's frame after a step: its Response and Executed."""
+    return _run(core, core.response(resp, 0) + core.executed(executed(d), 0))
+
+
+def _answer(req, worker, region, offsets, error=None):
+    """The worker's Response to a step request: one output slot per requested output."""
+    if error is not None:
+        return messages.Response(req.rid, error=messages.ErrorInfo(int(Code.INVALID_ARG), error),
+                                 instance=worker)
+    outs = [messages.TensorRef(o.name, "FP32", [4], region, off, 16)
+            for o, off in zip(sorted(req.outputs, key=lambda o: o.name), offsets)]
+    return messages.Response(req.rid, outputs=outs, instance=worker)
+
+
+def _ensemble_request(rid=1, model="chain"):
+    return request(rid, model=model, inputs=("INPUT0", "INPUT1"))
+
+
+def test_chain_passes_tensors_by_reference_and_releases_them_after_their_last_consumer():
+    core = _core()
+    out = _run(core, core.add(_ensemble_request(), 0))
+    (d,) = dispatches(out)
+    step0 = d.execute.requests[0]
+    assert (d.address, step0.model, step0.frontend) == ("w0", "add_sub", ME)
+    assert [t.name for t in step0.inputs] == ["INPUT0", "INPUT1"]
+    out = _done(core, d, _answer(step0, "w0", "/seg-w0", [0, 64]))
+    assert not replies(out)
+    (d,) = dispatches(out)
+    step1 = d.execute.requests[0]
+    refs = {t.name: (t.region, t.offset) for t in step1.inputs}
+    assert refs == {"INPUT0": ("/seg-w0", 0), "INPUT1": ("/seg-w0", 64)}   # no copy
+    out = _done(core, d, _answer(step1, "w0", "/seg-w0", [128, 192]))
+    (reply,) = replies(out)
+    assert reply.frontend == "fe" and reply.response.rid == 1 and reply.response.error is None
+    assert [(t.name, t.offset) for t in reply.response.outputs] == [("OUT0", 128), ("OUT1", 192)]
+    assert reply.response.instance == "w0" and reply.response.owners == []
+    # the intermediates go back to w0 with its next Execute
+    assert sorted(core._instances["w0"].releases) == [("/seg-w0", 0), ("/seg-w0", 64)]
+    assert not core.ensembles.clients and not core.ensembles.steps
+
+
+def test_fan_out_runs_independent_steps_together_and_names_each_owner():
+    core = _core()
+    out = _run(core, core.add(_ensemble_request(model="fanout"), 0))
+    d = dispatches(out)[0]
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/a", [0, 64]))
+    ds = dispatches(out)
+    assert sorted(d.address for d in ds) == ["w8", "w9"]       # both identity steps at once
+    answers = {}
+    for d in ds:
+        req = d.execute.requests[0]
+        answers[req.inputs[0].offset] = (req, d.address, d)
+    r1, w1, d1 = answers[0]
+    out = _done(core, d1, _answer(r1, w1, f"/{w1}", [8]))
+    assert not replies(out)
+    r2, w2, d2 = answers[64]
+    out = _done(core, d2, _answer(r2, w2, f"/{w2}", [16]))
+    (reply,) = replies(out)
+    resp = reply.response
+    assert [(t.name, t.region) for t in resp.outputs] == [("OUT0", f"/{w1}"), ("OUT1", f"/{w2}")]
+    assert resp.owners == [w1, w2]
+
+
+def test_a_step_error_fails_the_request_with_the_step_message_and_releases_what_it_held():
+    core = _core()
+    out = _run(core, core.add(_ensemble_request(), 0))
+    d = dispatches(out)[0]
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [0, 64]))
+    d = dispatches(out)[0]
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "", [], error="add_sub refuses -1"))
+    (reply,) = replies(out)
+    assert reply.response.error.message == "add_sub refuses -1"
+    assert reply.response.error.code == Code.INVALID_ARG
+    assert sorted(core._instances["w0"].releases) == [("/s", 0), ("/s", 64)]
+    assert core.stats_json("chain")["model_stats"][0]["inference_stats"]["fail"]["count"] == 1
+
+
+def test_unknown_composing_model_fails_the_request():
+    core = SchedulerCore(address=ME)
+    core.set_models(table(("chain", 1, CHAIN, [])))
+    (reply,) = replies(_run(core, core.add(_ensemble_request(), 0)))
+    assert reply.response.error.code == Code.UNAVAILABLE
+    assert "add_sub" in reply.response.error.message
+
+
+def test_cancel_waits_for_running_steps_then_answers_cancelled():
+    core = _core()
+    out = _run(core, core.add(_ensemble_request(), 0))
+    d = dispatches(out)[0]
+    out = _run(core, core.cancel("fe", 1, 0))
+    assert [type(o.message) for o in out] == [messages.CancelRunning]   # step 0 is running
+    assert not replies(out)
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [0, 64]))
+    (reply,) = replies(out)
+    assert reply.response.error.code == Code.CANCELLED
+    assert not dispatches(out)                                       # step 1 never starts
+    assert sorted(core._instances["w0"].releases) == [("/s", 0), ("/s", 64)]
+
+
+def test_a_crashed_composing_worker_fails_only_the_requests_in_that_step():
+    core = _core(workers=("w0", "w1"))
+    out = _run(core, core.add(_ensemble_request(1), 0) + core.add(_ensemble_request(2), 0))
+    by_worker = {d.address: d for d in dispatches(out)}
+    assert set(by_worker) == {"w0", "w1"}
+    table_after = table(("add_sub", 1, ADD_SUB, ["w1"]), ("identity", 1, IDENTITY, ["w9"]),
+                        ("chain", 1, CHAIN, []), ("fanout", 1, FANOUT, []))
+    table_after.models[0].exited = {"w0": "instance 'add_sub_0' (pid 7) killed by signal SIGKILL"}
+    out = _run(core, core.set_models(table_after))
+    (reply,) = replies(out)
+    assert "SIGKILL" in reply.response.error.message and reply.response.error.code == Code.UNAVAILABLE
+    survivor = by_worker["w1"]
+    out = _done(core, survivor, _answer(survivor.execute.requests[0], "w1", "/t", [0, 64]))
+    assert dispatches(out) and not replies(out)      # the other request goes on
+
+
+def test_composing_models_batch_across_ensemble_requests_and_sequence_fields_pass():
+    batching = spec('name: "add_sub" backend: "python" max_batch_size: 8 '
+                    'dynamic_batching { }' + IO2 % ("OUTPUT0", "OUTPUT1"))
+    chain = spec('name: "chain" platform: "ensemble" max_batch_size: 8' + IO2 % ("OUT0", "OUT1")
+                 + "ensemble_scheduling { step [ " + _step(
+                     "add_sub", IN, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"}) + " ] }")
+    core = SchedulerCore(address=ME)
+    core.set_models(table(("add_sub", 1, batching, ["w0"]), ("chain", 1, chain, [])))
+    out = []
+    for rid in (1, 2, 3):
+        out += core.add(request(rid, model="chain", batch=1, inputs=("INPUT0", "INPUT1"),
+                                correlation_id="seq-7", flags=messages.SEQUENCE_START), 0)
+    (d,) = dispatches(_run(core, out))
+    assert len(d.execute.requests) == 3                  # one batch of three ensemble steps
+    sub = d.execute.requests[0]
+    assert (sub.batch, sub.correlation_id, sub.flags) == (1, "seq-7", messages.SEQUENCE_START)
+
+
+def test_an_ensemble_step_may_be_an_ensemble():
+    outer = _ensemble("outer", [_step("chain", IN, {"OUT0": "OUT0", "OUT1": "OUT1"})])
+    core = SchedulerCore(address=ME)
+    core.set_models(table(("add_sub", 1, ADD_SUB, ["w0"]), ("chain", 1, CHAIN, []),
+                          ("outer", 1, outer, [])))
+    out = _run(core, core.add(_ensemble_request(model="outer"), 0))
+    d = dispatches(out)[0]
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [0, 64]))
+    d = dispatches(out)[0]
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [128, 192]))
+    (reply,) = replies(out)
+    assert reply.frontend == "fe" and reply.response.error is None
+    assert [(t.name, t.offset) for t in reply.response.outputs] == [("OUT0", 128), ("OUT1", 192)]
+    assert not core.ensembles.clients and not core.ensembles.steps

@@ -1,0 +1,138 @@
+"""Ensembles in the parent: no worker; READY once their composing models are.
+
+An ensemble version waits for the composing models loading beside it, then
+checks each step against the composing model's final config
+(``repository.ensemble_graph.check_steps``). The scheduler runs it
+(scheduler/ensembles.py). It is published live only while every composing
+model is ready; in explicit mode, loading it loads what it needs first.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from tritond import messages
+from tritond.errors import TritonError
+from .models import LOADING, READY, ModelVersion, Registry
+
+WAIT_S = 0.02
+_waiting: dict[str, list[str]] = {}    # ensemble loading now -> the models it waits for
+
+
+def composing(cfg) -> list[str]:
+    """The models an ensemble config's steps name, in step order, once each."""
+    names: list[str] = []
+    for step in cfg.ensemble_scheduling.step:
+        if step.model_name not in names:
+            names.append(step.model_name)
+    return names
+
+
+def is_ensemble(cfg) -> bool:
+    return cfg.platform == "ensemble" or cfg.HasField("ensemble_scheduling")
+
+
+async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
+    """Make ``mv`` READY (or UNAVAILABLE with the reason) once its steps can be checked."""
+    from tritond import repository
+    from tritond.repository.ensemble_graph import check_steps
+
+    try:
+        repository.validate(cfg, mv.model_dir)   # steps connected, acyclic (ensemble_graph)
+    except TritonError as exc:
+        return loader._fail(mv, exc.message)
+    registry: Registry = loader.registry
+    names = composing(cfg)
+    waiting = _waiting
+    waiting[mv.name] = names
+    try:
+        while True:
+            loading = [n for n in names for v in registry.versions_of(n)
+                       if v.state == LOADING and v is not mv]
+            if not loading:
+                break
+            cycle = next((n for n in loading if _reaches(waiting, n, mv.name)), None)
+            if cycle is not None:
+                return loader._fail(mv, f"ensemble '{mv.name}' depends on '{cycle}', which "
+                                        f"depends on '{mv.name}': circular dependency")
+            await asyncio.sleep(WAIT_S)
+    finally:
+        waiting.pop(mv.name, None)
+    specs = {}
+    for step in cfg.ensemble_scheduling.step:
+        name = step.model_name
+        found = _version(registry, name, step.model_version)
+        if found is None:
+            return loader._fail(mv, _missing(registry, mv.name, name, step.model_version))
+        specs[name] = found.spec
+    try:
+        check_steps(cfg, specs)
+        mv.spec = repository.spec_from_config(cfg, mv.version)
+    except TritonError as exc:
+        return loader._fail(mv, exc.message)
+    mv.state = READY
+    loader.log_loaded(mv)
+
+
+def _reaches(waiting: dict, start: str, target: str) -> bool:
+    """Whether ensemble ``start`` (transitively) waits for ``target``."""
+    todo, seen = [start], set()
+    while todo:
+        name = todo.pop()
+        if name == target:
+            return True
+        if name not in seen:
+            seen.add(name)
+            todo.extend(waiting.get(name, ()))
+    return False
+
+
+def _version(registry: Registry, name: str, version: int):
+    ready = [v for v in registry.versions_of(name) if v.state == READY and v.spec is not None
+             and (version <= 0 or v.version == version)]
+    return max(ready, key=lambda v: v.version) if ready else None
+
+
+def _missing(registry: Registry, ensemble: str, name: str, version: int) -> str:
+    if name not in registry.known and not registry.versions_of(name):
+        return f"ensemble '{ensemble}' depends on '{name}' which is not valid"
+    if version > 0:
+        return f"ensemble '{ensemble}' depends on '{name}' whose version {version} is not loaded"
+    return f"ensemble '{ensemble}' depends on '{name}' which has no loaded version"
+
+
+def entry(mv: ModelVersion, registry: Registry) -> messages.ModelEntry:
+    """``mv.entry()`` of an ensemble: live only while every composing model is ready."""
+    e = mv.entry()
+    if mv.state != READY or mv.spec is None:
+        return e
+    for step in mv.spec.steps:
+        found = _version(registry, step.model_name, step.model_version)
+        if found is None or not _live(found, registry):
+            e.live = False
+            e.reason = f"composing model '{step.model_name}' is not ready"
+            break
+    return e
+
+
+def _live(mv: ModelVersion, registry: Registry, depth: int = 0) -> bool:
+    if mv.spec is not None and mv.spec.steps:
+        if depth > 16:
+            return False
+        return all((v := _version(registry, s.model_name, s.model_version)) is not None
+                   and _live(v, registry, depth + 1) for s in mv.spec.steps)
+    return mv.ready
+
+
+def expand(wanted: set[str], sources: list) -> set[str]:
+    """``wanted`` (explicit mode's --load-model) plus what its ensembles need, transitively."""
+    configs = {s.name: s.config for s in sources if not s.error and s.config is not None}
+    todo, out = list(wanted), set(wanted)
+    while todo:
+        cfg = configs.get(todo.pop())
+        if cfg is None or not is_ensemble(cfg):
+            continue
+        for name in composing(cfg):
+            if name not in out:
+                out.add(name)
+                todo.append(name)
+    return out

@@ -1,0 +1,208 @@
+"""BLS calls: ``pb_utils.InferenceRequest.exec()`` / ``async_exec()`` over the BLS channel.
+
+Inputs: a tensor the model received (its shm ``TensorRef`` is attached by the
+backend) passes by reference; any other ``pb_utils.Tensor`` is copied once
+into the BLS input arena. Outputs come back as numpy views of the answering
+worker's shared memory (no copy; BYTES are decoded) and their slots go back
+to that worker when the ``InferenceResponse`` and its tensors are dropped.
+"""
+from __future__ import annotations
+
+import asyncio
+import queue
+import weakref
+
+import numpy as np
+
+from tritond import messages
+from tritond.shm import dtypes
+
+from . import bls
+from .inference import InferenceResponse, TritonError, TritonModelException
+from .tensor import Tensor
+
+_BY_ENUM = {d.enum: d.name for d in dtypes.DTYPES.values()}
+POLL_S = 0.02            # how often a waiting call checks whether its caller was cancelled
+
+
+def _callers_cancelled() -> bool:
+    """Whether every request the model is executing was cancelled (then its BLS calls are).
+
+    The backend sets ``pb_utils._executing`` around ``execute``; a call cannot
+    tell which of a batch's requests it serves, so it is cancelled only when
+    all of them are. ``is_cancelled`` polls the worker's inbox: the model's
+    thread calls it, never the BLS thread.
+    """
+    from . import pb_utils
+    callers = pb_utils._executing
+    return bool(callers) and all(r.is_cancelled() for r in callers)
+
+
+def build(pb, ch: bls.BlsChannel) -> tuple[messages.Request, list]:
+    """The ``messages.Request`` of a BLS ``pb_utils.InferenceRequest`` (inputs staged)."""
+    if not pb.model_name:
+        raise TritonModelException("BLS: InferenceRequest needs a model_name")
+    slots: list = []
+    refs = []
+    try:
+        for tensor in pb.inputs():
+            refs.append(_input(tensor, ch, slots))
+    except BaseException:
+        ch.client.free(slots)
+        raise
+    batch = -1                       # the scheduler knows whether the model batches
+    version = int(pb.model_version) if pb.model_version not in (None, "") else -1
+    req = messages.Request(
+        0, "", pb.model_name, version, refs,
+        [messages.OutputSpec(n) for n in pb.requested_output_names()], batch,
+        pb.request_id(), 0, int(pb.timeout() or 0), pb.correlation_id(), pb.flags(),
+        dict(pb._parameters))
+    return req, slots
+
+
+def _input(tensor, ch: bls.BlsChannel, slots: list) -> messages.TensorRef:
+    arr = tensor.as_numpy()
+    ref = getattr(tensor, "_ref", None)
+    if ref is not None and list(arr.shape) == list(ref.shape):
+        return messages.TensorRef(tensor.name(), ref.dtype, ref.shape, ref.region, ref.offset,
+                                  ref.nbytes, ref.kind, ref.device, ref.gen)
+    datatype = _BY_ENUM.get(tensor.triton_dtype())
+    if datatype is None:
+        raise TritonModelException(f"BLS: tensor '{tensor.name()}' has an unknown datatype")
+    if datatype == "BYTES":
+        data = dtypes.serialize_bytes(arr)
+        nbytes = len(data)
+    else:
+        arr = np.ascontiguousarray(arr)
+        data = memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else b""
+        nbytes = arr.nbytes
+    with ch.lock:
+        return ch.client.stage(tensor.name(), datatype, list(arr.shape), data, nbytes, slots)
+
+
+class _Lease:
+    """Owns the output slots of one BLS Response until the last holder is gone."""
+
+    __slots__ = ("__weakref__",)
+
+
+def response(resp: messages.Response, ch: bls.BlsChannel) -> InferenceResponse:
+    """A ``pb_utils.InferenceResponse`` over ``resp``'s outputs (views; released on drop)."""
+    if resp.error is not None:
+        ch.release(lambda: ch.client.drop(resp))
+        return InferenceResponse(error=TritonError(resp.error.message, resp.error.code))
+    lease = _Lease()
+    with ch.lock:
+        release = ch.client.releaser(resp)
+        try:
+            arrays = [ch.cache.array(ref) for ref in resp.outputs]
+        except Exception as exc:  # noqa: BLE001 - a mapping failure fails this call only
+            if release is not None:
+                release()
+            return InferenceResponse(error=TritonError(f"BLS: cannot read outputs: {exc}"))
+    tensors = []
+    for ref, arr in zip(resp.outputs, arrays):
+        t = Tensor(ref.name, arr, dtypes.DTYPES[ref.dtype].enum)
+        t._lease = lease
+        tensors.append(t)
+    out = InferenceResponse(output_tensors=tensors, parameters=dict(resp.parameters))
+    out._lease = lease
+    if release is not None:
+        weakref.finalize(lease, ch.release, release)
+    return out
+
+
+def execute(pb, decoupled: bool = False):
+    """``exec()``: block this thread (not the BLS thread) until the answer comes."""
+    ch = bls.channel()
+    req, slots = build(pb, ch)
+    answers: queue.SimpleQueue = queue.SimpleQueue()
+    rid = ch.send(req, slots, answers.put)
+    if decoupled:
+        return _responses(answers, ch)
+    return _final(answers, ch, rid)
+
+
+def _final(answers: queue.SimpleQueue, ch: bls.BlsChannel, rid: int) -> InferenceResponse:
+    first = None
+    cancelled = False
+    while True:
+        try:
+            resp = answers.get(timeout=POLL_S)
+        except queue.Empty:
+            if not cancelled and _callers_cancelled():
+                cancelled = True
+                ch.cancel(rid)
+            continue
+        if first is None and (resp.outputs or resp.error is not None or resp.final):
+            first = resp
+        elif resp is not first:
+            ch.release(lambda r=resp: ch.client.drop(r))
+        if resp.final:
+            return response(first, ch)
+
+
+def _responses(answers: queue.SimpleQueue, ch: bls.BlsChannel):
+    """exec(decoupled=True): every response in order; an empty final one ends it."""
+    while True:
+        resp = answers.get()
+        if resp.final and not resp.outputs and resp.error is None:
+            return
+        yield response(resp, ch)
+        if resp.final:
+            return
+
+
+async def execute_async(pb, decoupled: bool = False):
+    """``async_exec()``: the answer resolves a future on the caller's event loop."""
+    ch = bls.channel()
+    loop = asyncio.get_running_loop()
+    req, slots = build(pb, ch)
+    answers: asyncio.Queue = asyncio.Queue()
+    rid = ch.send(req, slots, lambda resp: loop.call_soon_threadsafe(answers.put_nowait, resp))
+    try:
+        if decoupled:
+            return _async_responses(answers, ch)
+        first = None
+        cancelled = False
+        while True:
+            resp = await _next(answers)
+            if resp is None:
+                if not cancelled and _callers_cancelled():
+                    cancelled = True
+                    ch.cancel(rid)
+                continue
+            if first is None and (resp.outputs or resp.error is not None or resp.final):
+                first = resp
+            elif resp is not first:
+                ch.release(lambda r=resp: ch.client.drop(r))
+            if resp.final:
+                return response(first, ch)
+    except asyncio.CancelledError:
+        ch.cancel(rid)
+        raise
+
+
+async def _next(answers: asyncio.Queue):
+    """The next Response, or None after POLL_S without one."""
+    if not answers.empty():
+        return answers.get_nowait()
+    getter = asyncio.ensure_future(answers.get())
+    done, _ = await asyncio.wait((getter,), timeout=POLL_S)
+    if done:
+        return getter.result()
+    getter.cancel()
+    try:
+        return await getter        # it may have completed while being cancelled
+    except asyncio.CancelledError:
+        return None
+
+
+async def _async_responses(answers: asyncio.Queue, ch: bls.BlsChannel):
+    while True:
+        resp = await answers.get()
+        if resp.final and not resp.outputs and resp.error is None:
+            return
+        yield response(resp, ch)
+        if resp.final:
+            return
