@@ -135,6 +135,9 @@ class Response(msgspec.Struct, tag=20, array_like=True, omit_defaults=True):
     # False: more Responses follow for ``rid`` (decoupled models); its input
     # slots stay in use until the final one (tritond/inferclient.py).
     final: bool = True
+    # True: no InferenceResponse was sent (a decoupled model's bare FINAL flag,
+    # or, non-final, the marker naming the worker that answers ``rid`` later).
+    empty: bool = False
 
 
 class ExecStats(msgspec.Struct, array_like=True):
