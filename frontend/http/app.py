@@ -11,6 +11,7 @@ from tritond.errors import TritonError
 from ..core import FrontendCore
 from . import routes as r
 from .fastpath import with_fast_infer
+from .generate import generate, generate_stream
 from .responses import error_response, json_response
 
 
@@ -49,6 +50,9 @@ def _routes() -> list[Route]:
     # Infer first: Starlette tries routes in order and this is the hot path.
     table = [
         (_M + "/infer", r.infer, POST), (_MV + "/infer", r.infer, POST),
+        (_M + "/generate", generate, POST), (_MV + "/generate", generate, POST),
+        (_M + "/generate_stream", generate_stream, POST),
+        (_MV + "/generate_stream", generate_stream, POST),
         ("/v2/health/live", r.live, GET), ("/v2/health/ready", r.ready, GET),
         ("/v2", r.server_metadata, GET),
         ("/v2/logging", r.logging_settings, BOTH), ("/v2/models/stats", r.model_stats, GET),
