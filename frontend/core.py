@@ -29,6 +29,7 @@ from tritond.shm.views import SegmentCache
 from .classification import classify
 from .clientshm import ClientShm
 from .control import ControlPlane
+from .firstresponse import FirstResponse
 from .memory import release_free_memory
 from .models import Models, ModelVersion, dead_worker_regions
 from .ordering import Ordering
@@ -61,6 +62,7 @@ class FrontendCore:
         self.shm = ClientShm(options, outbox.post, self.cache)
         self.client.finished = self.shm.answered
         self.ordering = Ordering()
+        self.first_response = FirstResponse()     # nv_inference_first_response_histogram_ms
         self.control = ControlPlane(options, self.models, outbox.post, address,
                                     scheduler_address, parent_address, self.shm)
         self._active = self._dirty = False      # for trim_if_idle
@@ -104,8 +106,13 @@ class FrontendCore:
         request, slots, used = self._prepare(mv, req)
         stream = self.client.stream(request, slots)
         self._sent(mv, stream.rid, used)
+        first = True
         try:
             async for resp in stream:
+                if first:
+                    first = False
+                    self.first_response.observe(mv.name, mv.version_str, (
+                        time.monotonic_ns() - request.arrival_ns) / 1e6)
                 if resp.error is not None and not resp.final:
                     # One failed response of many: the stream goes on (Triton).
                     yield InferResult(mv.name, mv.version_str, req.id, {}, [], None, False,

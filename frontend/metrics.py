@@ -112,7 +112,8 @@ def build_app(core):
 
     async def metrics(request):
         stats = await core.control.model_statistics()
-        return Response(render(families(stats)), media_type=CONTENT_TYPE)
+        return Response(render(families(stats) + core.first_response.families()),
+                        media_type=CONTENT_TYPE)
 
     async def not_found(request, exc):
         return JSONResponse({"error": "Not Found"}, status_code=404)

@@ -39,6 +39,7 @@ from .shapes import ModelIO
 from .streams import StreamHub
 
 FLUSH_AFTER_S = 0.0005      # batches quicker than this share one flush with the next
+STATS_EVERY_S = 0.05        # response statistics of decoupled models: one message per this
 
 INBOX = messages.TO_WORKER
 
@@ -74,6 +75,7 @@ class WorkerProc:
         self.executor: Optional[Executor] = None
         self.backend = None
         self.hub: Optional[StreamHub] = None
+        self._stats_at = 0.0
         self.running = True
         self.watch = CancelWatch(endpoint)
         install(self.watch)
@@ -91,6 +93,8 @@ class WorkerProc:
                 # and mappings of frontends' big input segments they unlinked.
                 idle_wait = 1.0 if self.cache.has_oneoffs or (
                     self.pool is not None and self.pool.has_spares) else None
+                if self.hub is not None and self.hub.stats:
+                    idle_wait = STATS_EVERY_S    # response statistics leave even when idle
                 batch = self.ep.recv(0 if backlog else idle_wait)
                 if not batch and not backlog and idle_wait is not None:
                     if self.pool is not None:
@@ -105,8 +109,19 @@ class WorkerProc:
             if batch:
                 self._handle(batch)
             if self.hub is not None:
-                self.hub.drain()      # what model threads sent meanwhile
+                self._streamed()
             self.ep.flush()
+
+    def _streamed(self) -> None:
+        """Post what model threads sent meanwhile; response statistics every STATS_EVERY_S."""
+        hub = self.hub
+        hub.drain()
+        if hub.stats:
+            now = time.monotonic()
+            if now - self._stats_at >= STATS_EVERY_S:
+                self._stats_at = now
+                self.ep.post(self.setup.scheduler,
+                             messages.ResponseStats(self.boot.address, hub.take_stats()))
 
     def _handle(self, batch: list) -> None:
         cancels = []

@@ -43,7 +43,7 @@ class Stream:
     """One request answered through its response sender."""
 
     __slots__ = ("key", "rid", "frontend", "version", "outputs", "sent", "closed",
-                 "cancelled", "held", "held_bytes")
+                 "cancelled", "held", "held_bytes", "index", "last_ns")
 
     def __init__(self, req: messages.Request, outputs: list[str]) -> None:
         self.key = (req.frontend, req.rid)
@@ -56,6 +56,8 @@ class Stream:
         self.cancelled = False
         self.held = 0                    # responses not yet released by the reader
         self.held_bytes = 0
+        self.index = 0                   # responses posted (the response_stats key)
+        self.last_ns = time.monotonic_ns()   # execute start, then the last response
 
 
 class _Credit:
@@ -111,6 +113,7 @@ class StreamHub:
         self.pump: Optional[Callable[[float], None]] = None   # the loop's inbox, read while blocked
         self._last_flush = 0.0
         self._new: list[Stream] = []             # opened during the running execute
+        self.stats: dict[int, list[int]] = {}    # response index -> ResponseStats row
 
     def fileno(self) -> int:
         return self._efd
@@ -199,6 +202,7 @@ class StreamHub:
             self._send(stream, response, final, size)
 
     def _send(self, stream: Stream, response, final: bool, size: int) -> None:
+        t0 = time.monotonic_ns()
         try:
             outs, error, params = _outputs(response)
         except Exception as exc:  # noqa: BLE001 - a malformed response fails as data
@@ -229,8 +233,37 @@ class StreamHub:
         self._post(stream.frontend, Response(
             stream.rid, error=error, outputs=refs, parameters=params, instance=self.instance,
             model_version=stream.version, final=final, empty=response is None))
+        self._account(stream, response is None, error is not None, t0)
         if final and not stream.held:
             self.streams.pop(stream.key, None)
+
+    def _account(self, stream: Stream, empty: bool, failed: bool, t0: int) -> None:
+        """Triton's response_stats at this response's index (see ResponseStats)."""
+        t1 = time.monotonic_ns()
+        infer, output = t0 - stream.last_ns, t1 - t0
+        stream.last_ns = t1
+        row = self.stats.get(stream.index)
+        if row is None:
+            row = self.stats[stream.index] = [0] * 12
+        stream.index += 1
+        if stream.cancelled:
+            row[10] += 1
+        elif empty:
+            row[8] += 1
+            row[9] += infer
+        else:
+            row[0] += 1
+            row[1] += infer
+            row[2] += 1
+            row[3] += output
+            k = 6 if failed else 4
+            row[k] += 1
+            row[k + 1] += infer + output
+
+    def take_stats(self) -> list:
+        """The response_stats rows gathered since the last call."""
+        stats, self.stats = self.stats, {}
+        return list(stats.items())
 
     def after_execute(self) -> None:
         """``execute`` returned: requests opened by it that are still open with nothing
