@@ -195,6 +195,8 @@ class StreamHub:
 
     def drain(self) -> None:
         """Write and post every response handed over so far (the loop's thread)."""
+        if not self._outbox:   # unlocked peek: a racing send wakes the loop through the eventfd
+            return
         with self._cond:
             items, self._outbox = self._outbox, deque()
             self._woken = False

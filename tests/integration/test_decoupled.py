@@ -136,12 +136,12 @@ def test_unary_infer_on_a_decoupled_model_fails_as_triton(served):
     assert err.value.status() == "StatusCode.UNIMPLEMENTED"
 
 
-def _misuse(served, mode, **kwargs):
+def _misuse(served, mode, n=1, **kwargs):
     s = Stream(served)
     try:
         s.send("misuse", [_inp("MODE", np.array([mode], np.int32))], **kwargs)
         return s.until_final() if kwargs.get("enable_empty_final_response") else \
-            [s.get() for _ in range(kwargs.pop("_n", 1))]
+            [s.get() for _ in range(n)]
     finally:
         s.close()
 
@@ -163,14 +163,14 @@ def test_a_decoupled_execute_returning_responses_fails(served):
 
 
 def test_an_error_response_mid_stream_keeps_the_stream_going(served):
-    got = _misuse(served, 2, _n=3)
+    got = _misuse(served, 2, n=3)
     assert got[0][0].as_numpy("OUT")[0] == b"one"
     assert got[1][0] is None and "bad second response" in got[1][1].message()
     assert got[2][0].as_numpy("OUT")[0] == b"three"
 
 
 def test_an_exception_after_a_response_ends_the_request_with_its_error(served):
-    got = _misuse(served, 3, _n=2)
+    got = _misuse(served, 3, n=2)
     assert got[0][0].as_numpy("OUT")[0] == b"before"
     assert got[1][0] is None
     assert "ValueError: model broke mid-stream" in got[1][1].message()

@@ -255,11 +255,13 @@ class PythonBackend(Backend):
         response comes later, from a model thread, through the worker's hub.
         """
         sender = pb._sender
+        hub = self.streams
         if sender is None:
-            return None
+            if hub is None:
+                return None
+            sender = pb.get_response_sender()   # a model thread may take it later (Triton)
         if sender.closed:
             return self._result(sender.response)
-        hub = self.streams
         if hub is None:
             return None
         stream = hub.open(w.request, w.outputs)
