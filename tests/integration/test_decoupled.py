@@ -41,7 +41,7 @@ class Stream:
     def __init__(self, srv, **kwargs):
         self.client = grpcclient.InferenceServerClient(srv.grpc_url)
         self.q: queue.Queue = queue.Queue()
-        self.client.start_stream(callback=lambda r, e: self.q.put((r, e)), **kwargs)
+        self.client.start_stream(callback=lambda result, error: self.q.put((result, error)), **kwargs)
 
     def send(self, model, inputs, **kwargs):
         self.client.async_stream_infer(model, inputs, **kwargs)
@@ -58,8 +58,8 @@ class Stream:
                     "triton_final_response"].bool_param:
                 return got
 
-    def close(self):
-        self.client.stop_stream()
+    def close(self, cancel=False):
+        self.client.stop_stream(cancel_requests=cancel)
         self.client.close()
 
 
@@ -201,7 +201,7 @@ def test_dropping_the_stream_cancels_the_model(served):
     s.send("ticker", [_inp("IN", np.array([0], np.int32))])
     for _ in range(3):
         assert s.get()[1] is None
-    s.close()                           # the stream goes away mid-request
+    s.close(cancel=True)                # the stream goes away mid-request
     deadline = time.monotonic() + 10
     while not served.flag.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
