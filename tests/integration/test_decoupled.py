@@ -270,3 +270,36 @@ def test_a_worker_crash_mid_stream_fails_the_request_unavailable(tmp_path):
         s.close()
     finally:
         srv.stop()
+
+
+def test_response_statistics_and_first_response_histogram(tmp_path):
+    import urllib.request
+
+    import tritonclient.http as httpclient
+
+    srv = Server([decoupled_repo(tmp_path / "repo", names=["square_int32"])])
+    try:
+        s = Stream(srv)
+        for n in (2, 3):
+            s.send("square_int32", [_inp("IN", np.array([n], np.int32))],
+                   enable_empty_final_response=True)
+            s.until_final()
+        s.close()
+        time.sleep(0.3)                    # the worker sends its statistics every 50 ms
+        http_stats = httpclient.InferenceServerClient(srv.url).get_inference_statistics(
+            "square_int32")["model_stats"][0]
+        rs = http_stats["response_stats"]
+        assert sorted(rs, key=int) == ["0", "1", "2", "3"]
+        assert [rs[k]["success"]["count"] for k in "0123"] == [2, 2, 1, 0]
+        assert [rs[k]["empty_response"]["count"] for k in "0123"] == [0, 0, 1, 1]
+        assert rs["0"]["compute_infer"]["count"] == 2 and rs["0"]["success"]["ns"] > 0
+        grpc_stats = grpcclient.InferenceServerClient(srv.grpc_url).get_inference_statistics(
+            "square_int32").model_stats[0]
+        assert grpc_stats.response_stats["1"].success.count == 2
+        with urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics") as r:
+            text = r.read().decode()
+        assert 'nv_inference_first_response_histogram_ms_count{model="square_int32",' \
+            'version="1"} 2' in text
+        assert "# TYPE nv_inference_first_response_histogram_ms histogram" in text
+    finally:
+        srv.stop()
