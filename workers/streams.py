@@ -73,21 +73,21 @@ class _Credit:
 
 def _outputs(response) -> tuple[dict, Optional[ErrorInfo], dict]:
     """(outputs, error, parameters) of a pb_utils.InferenceResponse (or None)."""
-    import json
     if response is None:
         return {}, None, {}
     if response.has_error():
         err = response.error()
         return {}, ErrorInfo(int(err.code()), err.message()), {}
     outs = {t.name(): t.as_numpy() for t in response.output_tensors()}
-    return outs, None, json.loads(response.parameters())
+    return outs, None, response._parameters     # checked by InferenceResponse already
 
 
 def _nbytes(response) -> int:
-    if response is None or response.has_error():
+    """The output bytes a response will take (its credit), estimated at send time."""
+    if response is None or response._error is not None:
         return 0
     total = 0
-    for t in response.output_tensors():
+    for t in response._outputs:
         arr = t.as_numpy()
         total += arr.nbytes if arr.dtype != np.object_ else 64 * arr.size
     return total
