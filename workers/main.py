@@ -284,6 +284,8 @@ class WorkerProc:
     # ----------------------------------------------------------- shutdown
 
     def _shutdown(self, msg: messages.Shutdown) -> None:
+        if self.hub is not None:
+            self.hub.stop_blocking()     # finalize may join threads waiting for credits
         try:
             if self.backend is not None:
                 self.backend.unload()

@@ -112,6 +112,7 @@ class StreamHub:
         self._credits: dict[tuple[str, int], _Credit] = {}
         self.pump: Optional[Callable[[float], None]] = None   # the loop's inbox, read while blocked
         self._last_flush = 0.0
+        self.closing = False     # shutting down: sends never block (finalize may join senders)
         self._new: list[Stream] = []             # opened during the running execute
         self.stats: dict[int, list[int]] = {}    # response index -> ResponseStats row
 
@@ -187,9 +188,14 @@ class StreamHub:
         elif wake:
             os.eventfd_write(self._efd, 1)
 
-    @staticmethod
-    def _full(stream: Stream, size: int) -> bool:
-        if stream.cancelled or not stream.held:
+    def stop_blocking(self) -> None:
+        """Shutting down: no send waits for credits any more."""
+        with self._cond:
+            self.closing = True
+            self._cond.notify_all()
+
+    def _full(self, stream: Stream, size: int) -> bool:
+        if stream.cancelled or not stream.held or self.closing:
             return False
         return stream.held >= MAX_HELD or stream.held_bytes + size > MAX_HELD_BYTES
 
