@@ -25,7 +25,7 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from tritond.errors import TritonError, internal, invalid_arg
+from tritond.errors import TritonError, invalid_arg
 from tritond.shm import dtypes
 
 from ..types import InferRequest, InputTensor
@@ -85,9 +85,11 @@ async def _next(results):
 
 
 async def _one(results, first):
+    """Exactly one response; else Triton's error object, with the status the first
+    response (or the bare final flag) set: 200."""
     async with aclosing(results):
         if first is None:
-            raise internal(ONE)
+            return json_response({"error": ONE})
         try:
             doc = to_json(first)
         finally:
@@ -95,7 +97,7 @@ async def _one(results, first):
         extra = await _next(results)
         if extra is not None:
             extra.release()
-            raise internal(ONE)
+            return json_response({"error": ONE})
     return json_response(doc)
 
 

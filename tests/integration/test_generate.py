@@ -64,7 +64,7 @@ def test_generate_with_version_and_one_response(served):
 def test_generate_refuses_many_responses(served):
     conn, resp = _post(served, "/v2/models/repeat_int32/generate",
                        {"IN": [1, 2], "DELAY": [0, 0], "WAIT": 0})
-    assert resp.status == 500
+    assert resp.status == 200       # Triton: the first response set the status already
     assert json.loads(resp.read()) == {"error": (
         "generate expects model to produce exactly 1 response, use generate stream for model "
         "that generates various number of responses")}
@@ -108,3 +108,17 @@ def test_a_client_disconnect_cancels_the_model(served):
     while not served.flag.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert served.flag.read_text().startswith("cancelled after")
+
+
+def test_http_infer_on_a_decoupled_model_fails_as_triton(served):
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    client = httpclient.InferenceServerClient(served.url)
+    t = httpclient.InferInput("IN", [1], "INT32")
+    t.set_data_from_numpy(__import__("numpy").array([1], "int32"))
+    with pytest.raises(InferenceServerException) as err:
+        client.infer("ticker", [t])
+    assert err.value.message() == ("HTTP end point doesn't support models with decoupled "
+                                   "transaction policy")
+    assert err.value.status() == "501"         # UNSUPPORTED, as Triton's HttpCodeFromError
