@@ -123,7 +123,7 @@ class StreamHub:
         """The endpoint saw the eventfd: consume it (the loop drains next)."""
         try:
             os.eventfd_read(self._efd)
-        except BlockingIOError:
+        except (BlockingIOError, OSError):
             pass
 
     # ------------------------------------------------------------ streams
@@ -175,7 +175,8 @@ class StreamHub:
             if final:
                 stream.closed = True
             self._outbox.append((stream, response, final, size))
-            wake = not self._woken and not main
+            if not self._woken and not main and self._efd >= 0:
+                os.eventfd_write(self._efd, 1)   # under the lock: close() cannot race it
             self._woken = True
         if main:
             # Inside execute: written now, and sent at most FLUSH_S later (or
@@ -185,8 +186,6 @@ class StreamHub:
             if final or now - self._last_flush > FLUSH_S:
                 self._last_flush = now
                 self._flush()
-        elif wake:
-            os.eventfd_write(self._efd, 1)
 
     def stop_blocking(self) -> None:
         """Shutting down: no send waits for credits any more."""
@@ -303,7 +302,7 @@ class StreamHub:
             self.streams.pop(stream.key, None)
 
     def close(self) -> None:
-        try:
-            os.close(self._efd)
-        except OSError:
-            pass
+        with self._cond:     # a model thread must never write to a reused fd number
+            efd, self._efd = self._efd, -1
+        if efd >= 0:
+            os.close(efd)
