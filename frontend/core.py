@@ -30,6 +30,7 @@ from .cache import ResponseCache
 from .classification import classify
 from .clientshm import ClientShm
 from .control import ControlPlane
+from .firstresponse import FirstResponse
 from .memory import release_free_memory
 from .models import Models, ModelVersion, dead_worker_regions
 from .ordering import Ordering
@@ -38,6 +39,9 @@ from .types import InferRequest, InferResult, OutputTensor
 from .validate import check_inputs, check_outputs
 
 _NO_PARAMS = (0, 0, 0, 0, {})
+# Triton's answer to a unary call (gRPC ModelInfer) for a decoupled model; HTTP
+# infer says it its own way (frontend/http/fastpath.py), as Triton does.
+DECOUPLED = "ModelInfer RPC doesn't support models with decoupled transaction policy"
 log = logging.getLogger("tritond.frontend")
 
 
@@ -60,6 +64,7 @@ class FrontendCore:
         self.client.finished = self.shm.answered
         self.ordering = Ordering()
         self.responses = ResponseCache(options)
+        self.first_response = FirstResponse()     # nv_inference_first_response_histogram_ms
         self.control = ControlPlane(options, self.models, outbox.post, address,
                                     scheduler_address, parent_address, self.shm,
                                     self.responses)
@@ -84,8 +89,7 @@ class FrontendCore:
         if cached and mv.response_cache and self.responses.store is not None:
             return await self.responses.infer(self, mv, req)
         if mv.decoupled:
-            raise unsupported(f"model '{mv.name}' uses the decoupled transaction policy, "
-                              "which needs a streaming endpoint")
+            raise unsupported(DECOUPLED)
         request, slots, used = self._prepare(mv, req)
         client = self.client
         fut = client.submit(request, slots)   # a bare future: no task, no generator
@@ -109,9 +113,21 @@ class FrontendCore:
         request, slots, used = self._prepare(mv, req)
         stream = self.client.stream(request, slots)
         self._sent(mv, stream.rid, used)
+        first = True
         try:
             async for resp in stream:
-                yield self._result(mv, req, resp)
+                if first:
+                    first = False
+                    self.first_response.observe(mv.name, mv.version_str, (
+                        time.monotonic_ns() - request.arrival_ns) / 1e6)
+                if resp.error is not None and not resp.final:
+                    # One failed response of many: the stream goes on (Triton).
+                    yield InferResult(mv.name, mv.version_str, req.id, {}, [], None, False,
+                                      error=TritonError(resp.error.code, resp.error.message))
+                    continue
+                result = self._result(mv, req, resp)
+                result.empty = resp.empty
+                yield result
         finally:
             stream.cancel()                   # nothing is sent once the final one came
 
@@ -233,6 +249,10 @@ class FrontendCore:
             # unmapping them here gives the memory back.
             for region in dead_worker_regions(self.cache.server_regions(), msg):
                 self.cache.forget(region)
+            if self.client.answering:     # requests a dead worker was still answering
+                self.client.fail_gone(
+                    {i.address for e in msg.models for i in e.instances},
+                    {a: how for e in msg.models if e.exited for a, how in e.exited.items()})
             if msg.seq and self._parent:     # the parent waits for this before READY=1
                 self._post(self._parent, messages.TableApplied(self.address, msg.seq))
         else:

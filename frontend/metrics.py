@@ -204,7 +204,7 @@ def build_app(core):
         stats, rows = await core.control.metrics_snapshot()
         fams = families(stats, rows, latencies=latencies, cpu=cpu,
                         cached=core.control.cached_versions())
-        return Response(render(fams), media_type=CONTENT_TYPE)
+        return Response(render(fams + core.first_response.families()), media_type=CONTENT_TYPE)
 
     async def not_found(request, exc):
         return JSONResponse({"error": "Not Found"}, status_code=404)

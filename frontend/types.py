@@ -92,6 +92,8 @@ class InferResult:
     outputs: list[OutputTensor]
     _release: Optional[Callable[[], None]] = None
     final: bool = True          # False: more results of this request follow (decoupled models)
+    empty: bool = False         # a bare final flag: no response (decoupled models)
+    error: Optional[Exception] = None   # a failed non-final response (TritonError)
 
     def release(self) -> None:
         """Let the worker reuse the output slots. Idempotent; views in ``outputs`` die here."""

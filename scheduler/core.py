@@ -154,6 +154,12 @@ class SchedulerCore(TableMixin):
             (big if is_oneoff(slot[0]) else keep).append(slot)
         return [Notify(inst.address, messages.Release(msg.instance, big))] if big else []
 
+    def responses_sent(self, msg: messages.ResponseStats) -> None:
+        """Per-response statistics from a worker (responses of response senders)."""
+        inst = self._instances.get(msg.instance)
+        if inst is not None:
+            inst.model.stats.responses_sent(msg.rows)
+
     def executed(self, msg: messages.Executed, now_ns: int) -> list[Output]:
         """A batch finished: free the instance and account statistics."""
         inst = self._instances.get(msg.instance)

@@ -94,6 +94,9 @@ class SchedulerProc:
         kind = type(msg)
         if kind is messages.ModelTable:
             return self.core.set_models(msg)
+        if kind is messages.ResponseStats:       # decoupled models' responses
+            self.core.responses_sent(msg)
+            return []
         if kind is messages.StatsQuery:
             self._outbox.post(msg.frontend, self._answer(msg))
         elif kind is messages.Setup:

@@ -18,6 +18,9 @@ FAILURE_REASONS = ("OTHER", "REJECTED", "CANCELED", "BACKEND")
 _REQUEST_FIELDS = ("success", "fail", "queue", "compute_input", "compute_infer",
                    "compute_output", "cache_hit", "cache_miss")
 
+_RESPONSE_FIELDS = ("compute_infer", "compute_output", "success", "fail", "empty_response",
+                    "cancel")
+
 
 def _duration(pair: list[int]) -> dict[str, int]:
     return {"count": pair[0], "ns": pair[1]}
@@ -27,7 +30,7 @@ class ModelStats:
     """Statistics of one model version."""
 
     __slots__ = ("name", "version", "last_inference_ms", "inference_count",
-                 "execution_count", "batches", "reasons") + _REQUEST_FIELDS
+                 "execution_count", "batches", "reasons", "responses") + _REQUEST_FIELDS
 
     def __init__(self, name: str, version: int) -> None:
         self.name = name
@@ -40,6 +43,18 @@ class ModelStats:
         # batch size -> [ci_count, ci_ns, cf_count, cf_ns, co_count, co_ns]
         self.batches: dict[int, list[int]] = {}
         self.reasons = [0] * len(FAILURE_REASONS)    # failures per FAILURE_REASONS index
+        # response index -> 6 (count, ns) pairs in _RESPONSE_FIELDS order (decoupled models)
+        self.responses: dict[int, list[int]] = {}
+
+    def responses_sent(self, rows) -> None:
+        """Add a worker's ResponseStats rows."""
+        for index, values in rows:
+            acc = self.responses.get(index)
+            if acc is None:
+                self.responses[index] = list(values)
+            else:
+                for i, v in enumerate(values):
+                    acc[i] += v
 
     def failed(self, count: int, ns: int, reason: int = OTHER) -> None:
         """``count`` requests failed after ``ns`` in total, for ``reason`` (OTHER, ...)."""
@@ -115,7 +130,10 @@ class ModelStats:
             "inference_count": self.inference_count,
             "execution_count": self.execution_count,
             "inference_stats": {f: _duration(getattr(self, f)) for f in _REQUEST_FIELDS},
-            "response_stats": {},
+            "response_stats": {
+                str(i): {f: {"count": r[2 * k], "ns": r[2 * k + 1]}
+                         for k, f in enumerate(_RESPONSE_FIELDS)}
+                for i, r in sorted(self.responses.items())},
             "batch_stats": [
                 {"batch_size": size,
                  "compute_input": {"count": b[0], "ns": b[1]},

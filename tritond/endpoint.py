@@ -36,6 +36,12 @@ class SyncEndpoint:
         self._queued: dict[str, list] = {}
         self._rbuf = bytearray(256 * 1024)
         self._rview = memoryview(self._rbuf)
+        self._woken = False
+
+    def add_waker(self, fd: int, on_wake) -> None:
+        """Watch ``fd`` too (e.g. an eventfd other threads write): when it is readable
+        ``on_wake()`` runs and :meth:`recv` returns, even with no message."""
+        self._sel.register(fd, selectors.EVENT_READ, on_wake)
 
     def fileno(self) -> int:
         return self._listener.fileno()
@@ -48,10 +54,17 @@ class SyncEndpoint:
         while True:
             events = self._sel.select(wait)
             for key, _ in events:
-                if key.data is None:
+                data = key.data
+                if data is None:
                     self._accept()
-                else:
+                elif type(data) is FrameBuffer:
                     self._read(key.fileobj, out)
+                else:
+                    data()
+                    self._woken = True
+            if self._woken:
+                self._woken = False
+                return out
             if out:
                 if not events:
                     return out

@@ -31,6 +31,7 @@ from collections import deque
 from typing import Callable, Optional
 
 from tritond import messages
+from tritond.errors import Code
 from tritond.shm.arena import ArenaPool, is_oneoff
 from tritond.shm.views import SegmentCache
 
@@ -60,7 +61,11 @@ class InferClient:
         self.finished: Optional[Callable[[int, str], None]] = None
         self._next_rid = 1
         self._held: dict[str, list] = {}          # instance -> output slots to release
+        self._direct: dict[str, list] = {}        # ... of non-final Responses: straight to it
         self._timer = None
+        # rid -> the worker answering it after its execute returned (decoupled
+        # models, response senders): cancels go there, its death fails the request.
+        self.answering: dict[int, str] = {}
 
     def event_loop(self) -> asyncio.AbstractEventLoop:
         """The loop futures live on (the running one, looked up once: 3.11's
@@ -132,6 +137,9 @@ class InferClient:
         already holds (answered in the same loop turn) is released."""
         if rid in self.pending:
             self._post(self.scheduler, messages.Cancel(self.address, rid))
+            worker = self.answering.get(rid)
+            if worker is not None:   # its execute returned: the scheduler no longer knows it
+                self._post(worker, messages.CancelRunning(-1, [(self.address, rid)]))
         elif fut is not None and fut.done() and not fut.cancelled():
             self.drop(fut.result())
 
@@ -143,6 +151,8 @@ class InferClient:
         final = resp.final
         entry = self.pending.pop(rid, None) if final else self.pending.get(rid)
         if entry is None:
+            if resp.empty and not final:
+                return                         # a marker for a request answered already
             log.warning("Response for unknown request %d", rid)
             self.drop(resp)
             return
@@ -152,12 +162,35 @@ class InferClient:
                 self.free(slots)
             if self.finished is not None:
                 self.finished(rid, resp.instance)
+            if self.answering:
+                self.answering.pop(rid, None)
+        elif resp.instance:
+            if self.answering.get(rid) != resp.instance:
+                self._answered_by(rid, resp.instance, sink)
+            if resp.empty:
+                return                         # the marker: nothing for the reader
         if type(sink) is ResponseStream:
             sink._push(resp)
         elif final and not sink.done():
             sink.set_result(resp)
         else:                  # cancelled, or a non-final answer to a unary caller
             self.drop(resp)
+
+    def _answered_by(self, rid: int, instance: str, sink) -> None:
+        self.answering[rid] = instance
+        gone = sink.cancelled if type(sink) is ResponseStream else sink.done()
+        if gone:                               # cancelled before its worker was known
+            self._post(instance, messages.CancelRunning(-1, [(self.address, rid)]))
+
+    def fail_gone(self, live: set, how: dict) -> None:
+        """Workers not in ``live`` died: their requests answered after execute returned
+        get a final UNAVAILABLE error (the scheduler had already let them go)."""
+        for rid, instance in list(self.answering.items()):
+            if instance in live:
+                continue
+            reason = how.get(instance) or "the model instance became unavailable"
+            self.on_response(messages.Response(rid, error=messages.ErrorInfo(
+                int(Code.UNAVAILABLE), f"{reason} while sending the responses of the request")))
 
     # ------------------------------------------------------------ releases
 
@@ -172,10 +205,11 @@ class InferClient:
         if not slots:
             return None
         self.unreleased += 1
+        direct = not resp.final
 
         def release() -> None:
             self.unreleased -= 1
-            self._release(instance, slots)
+            self._release(instance, slots, direct)
         return release
 
     def _owners_releaser(self, resp: messages.Response) -> Optional[Callable[[], None]]:
@@ -194,10 +228,11 @@ class InferClient:
     def drop(self, resp: messages.Response) -> None:
         """Hand an unread Response's output slots back to its worker."""
         if resp.outputs and resp.instance:
+            # A non-final response's slots go straight to its worker (decoupled).
             for instance, slots in _by_owner(resp).items():
-                self._release(instance, slots)
+                self._release(instance, slots, not resp.final)
 
-    def _release(self, instance: str, slots: list) -> None:
+    def _release(self, instance: str, slots: list, direct: bool = False) -> None:
         """Queue output slots for their worker (via the scheduler, on its next Execute).
 
         They wait for this client's next Request so that both travel in one
@@ -205,13 +240,16 @@ class InferClient:
         request, which at low load costs as much as the request. An idle
         client sends them after ``linger_s``; one-off (big) segments go now,
         so /dev/shm returns to its baseline, and their mapping here is dropped.
+        Slots of non-final Responses (``direct``) go straight to the worker:
+        a model streaming responses waits for them (workers/streams.py), and no
+        Execute may come to carry them.
         """
         now = False
         for region, _ in slots:
             if is_oneoff(region):
                 self.cache.forget(region)
                 now = True
-        self._held.setdefault(instance, []).extend(slots)
+        (self._direct if direct else self._held).setdefault(instance, []).extend(slots)
         if now:
             self.flush_releases()
         elif self._timer is None and self._linger is not None:
@@ -222,6 +260,10 @@ class InferClient:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._direct:
+            direct, self._direct = self._direct, {}
+            for instance, slots in direct.items():
+                self._post(instance, messages.Release(instance, slots))
         if not self._held:
             return
         held, self._held = self._held, {}

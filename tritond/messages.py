@@ -138,6 +138,19 @@ class Response(msgspec.Struct, tag=20, array_like=True, omit_defaults=True):
     # Per output, whose slot it is, when they differ (an ensemble's outputs
     # come from several workers); empty: every output is ``instance``'s.
     owners: list[str] = []
+    # True: no InferenceResponse was sent (a decoupled model's bare FINAL flag,
+    # or, non-final, the marker naming the worker that answers ``rid`` later).
+    empty: bool = False
+
+
+class ResponseStats(msgspec.Struct, tag=60, array_like=True):
+    """Worker -> scheduler: per-response statistics of responses sent through response
+    senders since the last one (Triton's ``response_stats``): rows of (response index,
+    [compute_infer, compute_output, success, fail, empty_response, cancel] as
+    count, ns pairs)."""
+
+    instance: str
+    rows: list[tuple[int, list[int]]]
 
 
 class ExecStats(msgspec.Struct, array_like=True):
@@ -340,13 +353,14 @@ class Unknown(msgspec.Struct, tag=99, array_like=True):
 TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, StatsAnswer, Unknown]
 # Response: answers to the step requests of ensembles (scheduler/ensembles.py).
 TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, StatsQuery,
-                     Response, Unknown]
+                     Response, ResponseStats, Unknown]
 TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, Unknown]
 TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, LoadQuery, UnloadQuery,
                   TableApplied, Unknown]
 ANY = Union[Request, Cancel, Release, Forget, Execute, CancelRunning, Response, Executed, Hello,
             Setup, ModelTable, Load, Loaded, LoadFailed, Drain, Drained, Shutdown, Stopped,
-            StatsQuery, LoadQuery, UnloadQuery, Answer, StatsAnswer, TableApplied, Unknown]
+            StatsQuery, LoadQuery, UnloadQuery, Answer, StatsAnswer, TableApplied, ResponseStats,
+            Unknown]
 """Every message: what an inbox tries when its own set fails, to name the mistake."""
 
 ANSWERS = (Answer, StatsAnswer)

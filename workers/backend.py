@@ -68,6 +68,9 @@ class WorkResult:
     outputs: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     error: Optional[messages.ErrorInfo] = None
     parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # True: the request is answered through the worker's StreamHub (a response
+    # sender), now or later; the worker posts no Response for it.
+    streamed: bool = False
 
     @classmethod
     def failed(cls, code: int, message: str) -> "WorkResult":
@@ -85,6 +88,7 @@ class Backend:
     """
 
     fuses_batches = False
+    streams = None     # the worker's StreamHub (workers/streams.py), set after construction
 
     def __init__(self, ctx: LoadContext) -> None:
         self.ctx = ctx

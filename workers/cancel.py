@@ -10,6 +10,7 @@ before it reads the socket again, so nothing is lost or reordered.
 from __future__ import annotations
 
 import logging
+import threading
 
 import msgspec
 
@@ -30,6 +31,10 @@ class CancelWatch:
         # arrive before it starts, so they are kept by batch id until then.
         self.ahead: dict[int, set[tuple[str, int]]] = {}
         self.backlog: list = []
+        # Requests answered after execute returned (workers/streams.py) are
+        # cancelled whatever batch a CancelRunning names; the hub keeps those.
+        self.streams = None                          # StreamHub, when the worker has one
+        self._main = threading.get_ident()
 
     def start(self, batch_id: int) -> set[tuple[str, int]]:
         """A batch starts executing; returns its requests cancelled before it started."""
@@ -45,7 +50,9 @@ class CancelWatch:
 
     def note(self, msg: messages.CancelRunning) -> None:
         """Remember a CancelRunning for the running or a later batch (a stale one is dropped)."""
-        keys = ((frontend, rid) for frontend, rid in msg.requests)
+        keys = [(frontend, rid) for frontend, rid in msg.requests]
+        if self.streams is not None:
+            self.streams.cancel(keys)
         if msg.batch_id == self.batch_id:
             self.cancelled.update(keys)
         elif msg.batch_id > self.last_batch:
@@ -55,6 +62,11 @@ class CancelWatch:
         """Whether request ``key`` = (frontend, rid) was cancelled; polls the inbox once."""
         if key in self.cancelled:
             return True
+        streams = self.streams
+        if streams is not None and streams.is_cancelled(key):
+            return True
+        if threading.get_ident() != self._main:
+            return False        # a model's own thread: only the loop reads the socket
         try:
             msgs = self.ep.recv(0)
         except msgspec.MsgspecError as exc:
@@ -65,7 +77,7 @@ class CancelWatch:
                 self.note(msg)
             else:
                 self.backlog.append(msg)
-        return key in self.cancelled
+        return key in self.cancelled or (streams is not None and streams.is_cancelled(key))
 
     def take(self) -> list:
         """The messages read while a model ran, oldest first (the loop handles them next)."""

@@ -185,7 +185,7 @@ class Executor:
             self._write_fused(shares, results, refs, errors)
         for rid, w in work.items():
             res = results[rid]
-            if isinstance(res, _Share) or rid in errors:
+            if isinstance(res, _Share) or rid in errors or res.streamed:
                 continue
             if res.error is not None:
                 errors[rid] = res.error
@@ -200,6 +200,8 @@ class Executor:
                                                    model_version=req.version)))
                 continue
             res = results[req.rid]
+            if not isinstance(res, _Share) and res.streamed:
+                continue                    # its response sender answers (workers/streams.py)
             params = res.result.parameters if isinstance(res, _Share) else res.parameters
             out.append((req.frontend, Response(req.rid, outputs=refs[req.rid], parameters=params,
                                                instance=self.instance, model_version=req.version)))

@@ -4,6 +4,7 @@ Life cycle (all typed messages, ``tritond.messages``)::
 
     spawn(Bootstrap) -> Hello -> Setup -> Load -> Loaded | LoadFailed (then exit 0)
     loop: Execute -> Response per request (to its frontend) + Executed (to the scheduler)
+          (a response sender's Responses: when sent, from any thread, workers/streams.py)
           Release -> output slots back to the arena
           CancelRunning -> seen by the running model's is_cancelled() (workers/cancel.py)
     Shutdown -> backend.unload() -> Stopped -> unlink own segments -> exit 0
@@ -35,8 +36,10 @@ from .cancel import CancelWatch, install
 from .executor import Executor
 from .outputs import OutputWriter
 from .shapes import ModelIO
+from .streams import StreamHub
 
 FLUSH_AFTER_S = 0.0005      # batches quicker than this share one flush with the next
+STATS_EVERY_S = 0.05        # response statistics of decoupled models: one message per this
 
 INBOX = messages.TO_WORKER
 
@@ -71,6 +74,8 @@ class WorkerProc:
         self.writer: Optional[OutputWriter] = None
         self.executor: Optional[Executor] = None
         self.backend = None
+        self.hub: Optional[StreamHub] = None
+        self._stats_at = 0.0
         self.running = True
         self.watch = CancelWatch(endpoint)
         install(self.watch)
@@ -88,6 +93,8 @@ class WorkerProc:
                 # and mappings of frontends' big input segments they unlinked.
                 idle_wait = 1.0 if self.cache.has_oneoffs or (
                     self.pool is not None and self.pool.has_spares) else None
+                if self.hub is not None and self.hub.stats:
+                    idle_wait = STATS_EVERY_S    # response statistics leave even when idle
                 batch = self.ep.recv(0 if backlog else idle_wait)
                 if not batch and not backlog and idle_wait is not None:
                     if self.pool is not None:
@@ -101,7 +108,20 @@ class WorkerProc:
                 batch = backlog + batch
             if batch:
                 self._handle(batch)
+            if self.hub is not None:
+                self._streamed()
             self.ep.flush()
+
+    def _streamed(self) -> None:
+        """Post what model threads sent meanwhile; response statistics every STATS_EVERY_S."""
+        hub = self.hub
+        hub.drain()
+        if hub.stats:
+            now = time.monotonic()
+            if now - self._stats_at >= STATS_EVERY_S:
+                self._stats_at = now
+                self.ep.post(self.setup.scheduler,
+                             messages.ResponseStats(self.boot.address, hub.take_stats()))
 
     def _handle(self, batch: list) -> None:
         cancels = []
@@ -115,6 +135,8 @@ class WorkerProc:
                     self.cache.forget(region, gen)
             elif type(msg) is messages.CancelRunning:
                 cancels.append(msg)      # may arrive together with its Execute
+                if self.hub is not None:  # requests answered after execute returned
+                    self.hub.cancel(msg.requests)
         last_execute = next((m for m in reversed(batch) if isinstance(m, messages.Execute)), None)
         for msg in batch:
             if not self.running:
@@ -184,7 +206,26 @@ class WorkerProc:
         self.writer.bf16 = {t.name for t in spec.outputs if t.datatype == "BF16"}
         self.executor = Executor(self.backend, io, self.cache, self.writer,
                                  self.boot.address)
+        self.hub = StreamHub(self.boot.address, self.writer, io, self.ep.post, self.ep.flush)
+        self.hub.pump = self._pump
+        self.ep.add_waker(self.hub.fileno(), self.hub.on_wake)
+        self.backend.streams = self.watch.streams = self.hub
         return spec
+
+    def _pump(self, timeout: float) -> None:
+        """A send blocked on the loop's own thread (inside execute) waits for credits:
+        apply Releases and Cancels now, keep everything else for the loop."""
+        for msg in self.ep.recv(timeout):
+            if isinstance(msg, messages.Release):
+                self._release(msg.slots)
+            elif isinstance(msg, messages.Execute) and msg.releases:
+                self._release(msg.releases)
+                msg.releases = []
+                self.watch.backlog.append(msg)
+            elif type(msg) is messages.CancelRunning:
+                self.watch.note(msg)
+            else:
+                self.watch.backlog.append(msg)
 
     # ---------------------------------------------------------- data path
 
@@ -206,6 +247,9 @@ class WorkerProc:
             responses, executed = self.executor.run(ex) if ex.requests else ([], None)
         finally:
             watch.stop()
+            if self.hub is not None:
+                self.hub.drain()
+                self.hub.after_execute()
         for frontend, response in responses:
             self.ep.post(frontend, response)
         for req in skipped:
@@ -232,13 +276,18 @@ class WorkerProc:
     def _release(self, slots) -> None:
         if self.writer is None:
             return
+        hub = self.hub
         for region, offset in slots:
             if not self.writer.release(region, offset):
                 self.log.debug("release of unknown slot (%s, %d)", region, offset)
+            elif hub is not None:
+                hub.released(region, offset)
 
     # ----------------------------------------------------------- shutdown
 
     def _shutdown(self, msg: messages.Shutdown) -> None:
+        if self.hub is not None:
+            self.hub.stop_blocking()     # finalize may join threads waiting for credits
         try:
             if self.backend is not None:
                 self.backend.unload()
@@ -253,6 +302,9 @@ class WorkerProc:
 
     def _close(self) -> None:
         """Unlink this worker's segments and unmap everything mapped."""
+        if self.hub is not None:
+            self.hub.close()
+            self.hub = None
         if self.pool is not None:
             self.pool.close()
         self.cache.close()

@@ -2,8 +2,10 @@
 
 Requests on a stream are independent (tritonclient matches responses by id),
 so each one runs as its own task iterating ``FrontendCore.infer_stream`` (N
-responses per request, the last marked ``triton_final_response``; today's
-non-decoupled models give one) and responses are written as they come; a
+responses per request, each with ``triton_final_response``; a decoupled
+model's bare final flag reaches the client only when the request set
+``triton_enable_empty_final_response``) and responses are written as they
+come, their output slots released once written (backpressure); a
 single writer (this async generator) keeps grpc.aio's one-write-at-a-time
 rule. Requests and responses are raw bytes handled by ``wire`` as unary
 ModelInfer's are (``parse_request``, ``encode_stream``), so each tensor is
@@ -24,6 +26,7 @@ from .guard import BAD_MESSAGE
 from .status import STATUS
 
 _DONE = object()
+EMPTY_FINAL = "triton_enable_empty_final_response"
 
 
 def wants_grpc_error(context) -> bool:
@@ -53,13 +56,23 @@ async def serve_stream(core, request_iterator, context):
     async def one(msg, raw) -> None:
         try:
             req = codec.decode_request(msg, raw)
+            empty_final = bool(req.parameters and req.parameters.get(EMPTY_FINAL))
             # aclosing: a failure here cancels the request now, not at garbage collection.
             async with aclosing(core.infer_stream(req)) as results:
                 async for result in results:
+                    if result.error is not None:        # one failed response of many
+                        queue.put_nowait((result.error, msg.id))
+                        continue
+                    if result.empty and not empty_final:
+                        continue        # a bare final flag reaches the client only on request
                     try:
-                        queue.put_nowait(wire.encode_stream(result))
-                    finally:
+                        data = wire.encode_stream(result)
+                    except BaseException:
                         result.release()
+                        raise
+                    # Released once written: the worker's credits (workers/streams.py)
+                    # then pause a model that outruns this stream's reader.
+                    queue.put_nowait((data, result.release))
         except TritonError as exc:
             queue.put_nowait((exc, msg.id))
         except Exception as exc:  # a bug must fail its request, not hang the stream
@@ -91,14 +104,23 @@ async def serve_stream(core, request_iterator, context):
             item = await queue.get()
             if item is _DONE:
                 break
-            if isinstance(item, tuple):
-                exc, request_id = item
-                if close_on_error:
-                    await context.abort(STATUS[exc.code], exc.message)
-                item = wire.encode_stream_error(exc.message, request_id)
-            yield item
+            first, second = item
+            if type(first) is bytes:
+                try:
+                    yield first
+                finally:
+                    second()
+                continue
+            exc, request_id = first, second
+            if close_on_error:
+                await context.abort(STATUS[exc.code], exc.message)
+            yield wire.encode_stream_error(exc.message, request_id)
         await read_task          # re-raise a reader failure, if any
     finally:
         read_task.cancel()
         for task in list(tasks):
             task.cancel()
+        while not queue.empty():          # written never: their slots go back
+            item = queue.get_nowait()
+            if type(item) is tuple and type(item[0]) is bytes:
+                item[1]()

@@ -12,6 +12,7 @@ from ..core import FrontendCore
 from ..restrict import http_restrictions, with_restrictions
 from . import routes as r
 from .fastpath import with_fast_infer
+from .generate import generate, generate_stream
 from .responses import error_response, json_response
 
 
@@ -50,6 +51,9 @@ def _routes() -> list[Route]:
     # Infer first: Starlette tries routes in order and this is the hot path.
     table = [
         (_M + "/infer", r.infer, POST), (_MV + "/infer", r.infer, POST),
+        (_M + "/generate", generate, POST), (_MV + "/generate", generate, POST),
+        (_M + "/generate_stream", generate_stream, POST),
+        (_MV + "/generate_stream", generate_stream, POST),
         ("/v2/health/live", r.live, GET), ("/v2/health/ready", r.ready, GET),
         ("/v2", r.server_metadata, GET),
         ("/v2/logging", r.logging_settings, BOTH), ("/v2/models/stats", r.model_stats, GET),

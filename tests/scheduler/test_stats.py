@@ -67,3 +67,18 @@ def test_unavailable_model_is_invalid_arg(name, version):
         batched_core().stats_json(name, version)
     assert info.value.code == Code.INVALID_ARG
     assert info.value.message == f"requested model '{name}' is not available"
+
+
+def test_response_stats_from_workers():
+    from tritond import messages
+    core = batched_core()
+    row = [1, 10, 1, 2, 1, 12, 0, 0, 0, 0, 0, 0]
+    core.responses_sent(messages.ResponseStats("w0", [(0, row), (1, row)]))
+    core.responses_sent(messages.ResponseStats("w0", [(0, row)]))
+    core.responses_sent(messages.ResponseStats("gone", [(0, row)]))   # ignored
+    (s,) = core.stats_json("m")["model_stats"]
+    assert s["response_stats"]["0"] == {
+        "compute_infer": {"count": 2, "ns": 20}, "compute_output": {"count": 2, "ns": 4},
+        "success": {"count": 2, "ns": 24}, "fail": {"count": 0, "ns": 0},
+        "empty_response": {"count": 0, "ns": 0}, "cancel": {"count": 0, "ns": 0}}
+    assert s["response_stats"]["1"]["success"] == {"count": 1, "ns": 12}

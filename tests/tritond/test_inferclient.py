@@ -123,7 +123,11 @@ def test_n_responses_in_order_inputs_freed_only_at_final(world):
         assert world.live_inputs() == 0 and world.client.pending == {}
         assert world.client.in_flight == 0
         await asyncio.sleep(0.02)                    # the linger timer sends the releases
-        assert len(world.releases()) == 4 and world.kinds() == ["Request", "Release"]
+        assert len(world.releases()) == 4
+        # Non-final ones straight to their worker (a streaming model waits for them),
+        # the final one through the scheduler.
+        assert [(a, type(m).__name__, len(m.slots)) for a, m in world.sent[1:]] == [
+            (WORKER, "Release", 3), (SCHED, "Release", 1)]
     asyncio.run(body())
 
 
@@ -197,7 +201,9 @@ def test_cancel_stream_after_the_first_response(world):
         first = await stream.__anext__()
         assert value_of(world, first) == 1
         stream.cancel()                   # the second, unread, is released with the rest
-        assert world.kinds() == ["Request", "Cancel"]
+        # Its worker is known (it answered): the cancel also goes there directly.
+        assert world.sent[1:] == [(SCHED, messages.Cancel(ME, req.rid)),
+                                  (WORKER, messages.CancelRunning(-1, [(ME, req.rid)]))]
         world.client.on_response(world.response(req.rid, 3))
         with pytest.raises(StopAsyncIteration):
             await stream.__anext__()
@@ -302,3 +308,26 @@ def test_without_an_event_loop():
         assert w.client.loop is None
     finally:
         w.close()
+
+
+def test_marker_names_the_worker_for_cancels_and_crashes(world):
+    async def body():
+        req, slots = world.request()
+        stream = world.client.stream(req, slots)
+        world.client.on_response(messages.Response(req.rid, instance=WORKER, final=False,
+                                                   empty=True))
+        assert world.client.answering == {req.rid: WORKER}
+        assert not stream._items                      # the marker is not a response
+        world.client.fail_gone({"w1"}, {WORKER: "instance 'm_0' (pid 9) killed by signal"})
+        got = [r async for r in stream]
+        assert [r.final for r in got] == [True]
+        assert got[0].error.message == ("instance 'm_0' (pid 9) killed by signal while "
+                                        "sending the responses of the request")
+        assert world.live_inputs() == 0 and world.client.answering == {}
+        req, slots = world.request()                  # cancelled before its marker came
+        stream = world.client.stream(req, slots)
+        stream.cancel()
+        world.client.on_response(messages.Response(req.rid, instance=WORKER, final=False,
+                                                   empty=True))
+        assert world.sent[-1] == (WORKER, messages.CancelRunning(-1, [(ME, req.rid)]))
+    asyncio.run(body())

@@ -171,3 +171,42 @@ def test_metrics_keep_values():
     for v in (0.5, 5, 50):
         hist.observe(v)
     assert (hist.count, hist.sum, hist.counts) == (3, 55.5, [1, 1, 1])
+
+
+def test_response_sender_rules_are_tritons():
+    FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+    sender = pb_utils.InferenceRequest().get_response_sender()
+    with pytest.raises(pb_utils.TritonModelException) as err:
+        sender.send(flags=FINAL)
+    assert err.value.message() == ("Unable to send response. Non-decoupled model cannot send "
+                                   "complete final before sending a response.")
+    with pytest.raises(pb_utils.TritonModelException) as err:
+        sender.send(pb_utils.InferenceResponse([]), flags=2)
+    assert err.value.message() == "Unable to send response. Unsupported flag provided."
+    with pytest.raises(pb_utils.TritonModelException) as err:
+        sender.send()
+    assert err.value.message() == ("Inference Response object must be provided when the "
+                                   "response flags is set to zero.")
+    decoupled = pb_utils.InferenceResponseSender(decoupled=True)
+    got = []
+    decoupled.attach(lambda r, final: got.append((r, final)))
+    decoupled.send(pb_utils.InferenceResponse([]))
+    decoupled.send(flags=FINAL)
+    assert [final for _, final in got] == [False, True] and got[1][0] is None
+    with pytest.raises(pb_utils.TritonModelException) as err:
+        decoupled.send(pb_utils.InferenceResponse([]))
+    assert err.value.message() == "Unable to send response. Response sender has been closed."
+
+
+def test_non_decoupled_sender_hands_over_its_one_response_at_the_final_flag():
+    sender = pb_utils.InferenceResponseSender()
+    got = []
+    assert sender.attach(lambda r, final: got.append((r, final)))
+    resp = pb_utils.InferenceResponse([])
+    sender.send(resp)
+    assert got == []
+    sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+    assert got == [(resp, True)]
+    closed = pb_utils.InferenceResponseSender()
+    closed.send(resp, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+    assert closed.attach(lambda *a: None, if_open=True) is False   # answered already

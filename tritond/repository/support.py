@@ -31,8 +31,9 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
         found.append("batch_output")
     if cfg.model_warmup:
         found.append("model_warmup")
-    if cfg.model_transaction_policy.decoupled:
-        found.append("decoupled (model_transaction_policy)")
+    if cfg.model_transaction_policy.decoupled and cfg.backend != "python":
+        # Triton's Python backend streams; other backends' decoupled modes do not exist here.
+        found.append(f"decoupled (model_transaction_policy) for backend '{cfg.backend}'")
     if "EXECUTION_ENV_PATH" in cfg.parameters:
         found.append("EXECUTION_ENV_PATH (Python execution environments)")
     if cfg.model_repository_agents.agents:

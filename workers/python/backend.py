@@ -13,6 +13,8 @@ import inspect
 import json
 import os
 import sys
+import threading
+from functools import partial
 
 from tritond.errors import Code, TritonError
 from tritond.repository.paths import model_file
@@ -43,6 +45,7 @@ class PythonBackend(Backend):
         self.module = None
         self.model = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._bg: asyncio.AbstractEventLoop | None = None     # decoupled async execute
 
     # ------------------------------------------------------------- import
 
@@ -99,9 +102,6 @@ class PythonBackend(Backend):
 
     def load(self, spec: ModelSpec) -> None:
         self.spec = spec
-        if spec.decoupled:
-            raise TritonError(Code.UNSUPPORTED, f"model '{self.ctx.model}': decoupled Python "
-                                                f"models are not supported by tritond yet")
         cls = self._import(spec.default_model_filename).TritonPythonModel
         try:
             self.model = cls()
@@ -141,6 +141,9 @@ class PythonBackend(Backend):
             if self._loop is not None:
                 self._loop.close()
                 self._loop = None
+            if self._bg is not None:
+                self._bg.call_soon_threadsafe(self._bg.stop)
+                self._bg = None
 
     # ------------------------------------------------------------ execute
 
@@ -148,13 +151,15 @@ class PythonBackend(Backend):
         pb_requests = [self._request(w) for w in requests]
         pb_utils._executing = pb_requests        # BLS calls follow their cancellation
         try:
+            if self.spec is not None and self.spec.decoupled:
+                return self._execute_decoupled(pb_requests)
             responses = self._call(self.model.execute, pb_requests)
         except Exception as exc:  # noqa: BLE001 - the model's exception, as Triton reports it
             failures.report(self._failure(failures.describe(exc)), exc)
             return self._all_failed(pb_requests, failures.describe(exc))
         finally:
             pb_utils._executing = []
-        return self._results(pb_requests, responses)
+        return self._results(requests, pb_requests, responses)
 
     def _request(self, w: WorkRequest) -> pb_utils.InferenceRequest:
         req = w.request
@@ -168,14 +173,74 @@ class PythonBackend(Backend):
             model_version=req.version, flags=req.flags, timeout=req.timeout_us)
         pb._parameters = dict(req.parameters)  # already validated by the frontend
         pb._cancel_key = (req.frontend, req.rid)
+        if self.spec is not None and self.spec.decoupled:
+            pb._decoupled = True
+            hub = self.streams
+            if hub is not None:   # every response goes through the worker's hub
+                pb.get_response_sender().attach(partial(hub.submit, hub.open(req, w.outputs)))
         return pb
 
-    def _results(self, pb_requests, responses) -> list[WorkResult]:
+    # ---------------------------------------------------------- decoupled
+
+    def _execute_decoupled(self, pb_requests) -> list[WorkResult]:
+        """Run a decoupled ``execute``: it must return None; responses come through
+        the senders, now or later (an ``async def`` one runs in the background)."""
+        try:
+            returned = self.model.execute(pb_requests)
+            if inspect.isawaitable(returned):
+                self._background(returned, pb_requests)    # Triton does not wait for it
+                returned = None
+            self._check_none(returned)
+        except Exception as exc:  # noqa: BLE001 - the model's exception, as Triton reports it
+            self._fail_open(pb_requests, exc)
+        return [WorkResult(streamed=True) for _ in pb_requests]
+
+    def _check_none(self, returned) -> None:
+        if returned is not None:
+            raise pb_utils.TritonModelException(
+                f"Python model '{self.ctx.instance}' is using the decoupled mode and the "
+                "execute function must return None.")
+
+    def _fail_open(self, pb_requests, exc: BaseException) -> None:
+        """After a failed execute: requests whose sender is still open get the error, final."""
+        message = self._failure(failures.describe(exc))
+        failures.report(message, exc)
+        response = pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
+        for pb in pb_requests:
+            sender = pb.get_response_sender()
+            if not sender.closed:
+                try:
+                    sender.send(response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+                except pb_utils.TritonModelException:
+                    pass                 # closed by a model thread meanwhile
+
+    def _background(self, coro, pb_requests) -> None:
+        """Run a decoupled ``async def execute`` on a loop in its own thread."""
+        if self._bg is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="decoupled-execute",
+                             daemon=True).start()
+            self._bg = loop
+
+        def done(fut) -> None:
+            try:
+                self._check_none(fut.result())
+            except BaseException as exc:  # noqa: BLE001 - reported as the requests' error
+                self._fail_open(pb_requests, exc)
+        asyncio.run_coroutine_threadsafe(coro, self._bg).add_done_callback(done)
+
+    # ------------------------------------------------------ non-decoupled
+
+    def _results(self, requests, pb_requests, responses) -> list[WorkResult]:
         """Check the model's return value (§5.5) and convert each response."""
         if responses is None:  # every request must then have used its response sender
-            responses = [r._sender.response if r._sender and r._sender.closed else None
-                         for r in pb_requests]
-        elif not isinstance(responses, (list, tuple)):
+            out = [self._sent(w, r) for w, r in zip(requests, pb_requests)]
+            if any(r is None for r in out):
+                return self._all_failed(pb_requests, "execute returned None for a request "
+                                        "that did not send its response through the "
+                                        "response sender")
+            return out
+        if not isinstance(responses, (list, tuple)):
             return self._all_failed(pb_requests, "Expected a list in the execute return, got "
                                     f"{type(responses).__name__}")
         if len(responses) != len(pb_requests):
@@ -187,6 +252,28 @@ class PythonBackend(Backend):
             return self._all_failed(pb_requests, "execute returned None for a request that did "
                                     "not send its response through the response sender")
         return [self._result(r) for r in responses]
+
+    def _sent(self, w: WorkRequest, pb) -> WorkResult | None:
+        """The result of a request answered through its sender (None: not answered).
+
+        Sent and closed inside execute: converted here. Still open: its one
+        response comes later, from a model thread, through the worker's hub.
+        """
+        sender = pb._sender
+        hub = self.streams
+        if sender is None:
+            if hub is None:
+                return None
+            sender = pb.get_response_sender()   # a model thread may take it later (Triton)
+        if sender.closed:
+            return self._result(sender.response)
+        if hub is None:
+            return None
+        stream = hub.open(w.request, w.outputs)
+        if sender.attach(partial(hub.submit, stream), if_open=True):
+            return WorkResult(streamed=True)
+        hub.streams.pop(stream.key, None)     # closed by a model thread meanwhile
+        return self._result(sender.response)
 
     def _all_failed(self, pb_requests, message: str) -> list[WorkResult]:
         return [WorkResult.failed(Code.INTERNAL, self._failure(message)) for _ in pb_requests]

@@ -10,8 +10,7 @@ import json
 from typing import Any, Optional
 
 from .. import cancel as _cancel
-
-TRITONSERVER_RESPONSE_COMPLETE_FINAL = 1
+from .sender import TRITONSERVER_RESPONSE_COMPLETE_FINAL, InferenceResponseSender  # noqa: F401
 TRITONSERVER_MEMORY_CPU = 0
 TRITONSERVER_MEMORY_CPU_PINNED = 1
 TRITONSERVER_MEMORY_GPU = 2
@@ -96,31 +95,6 @@ class InferenceResponse:
 
     def parameters(self) -> str:
         return json.dumps(self._parameters)
-
-
-class InferenceResponseSender:
-    """``request.get_response_sender()``; non-decoupled: one response, FINAL flag."""
-
-    def __init__(self, decoupled: bool = False, cancelled=None) -> None:
-        self._decoupled = decoupled
-        self._cancelled = cancelled
-        self.response: Optional[InferenceResponse] = None
-        self.closed = False
-
-    def send(self, response: Optional[InferenceResponse] = None, flags: int = 0) -> None:
-        if self.closed:
-            raise TritonModelException(
-                "Unable to send response. Response sender has been closed.")
-        if response is not None:
-            if self.response is not None and not self._decoupled:
-                raise TritonModelException(
-                    "Non-decoupled model cannot send more than one response.")
-            self.response = response
-        if flags & TRITONSERVER_RESPONSE_COMPLETE_FINAL:
-            self.closed = True
-
-    def is_cancelled(self) -> bool:
-        return self._cancelled is not None and self._cancelled()
 
 
 class InferenceTrace:

@@ -21,7 +21,6 @@ FEATURES = {
     "seq": ("sequence_batching", 'max_batch_size: 4\nsequence_batching { }\n'),
     "warm": ("model_warmup", 'model_warmup [ { name: "w" batch_size: 1 inputs { key: "IN0" '
                              'value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } } ]\n'),
-    "stream": ("decoupled", "model_transaction_policy { decoupled: true }\n"),
     "envpath": ("EXECUTION_ENV_PATH", 'parameters { key: "EXECUTION_ENV_PATH" value: '
                                       '{ string_value: "$$TRITON_MODEL_DIRECTORY/env.tar.gz" } }\n'),
     "ragged": ("batch_input", 'max_batch_size: 4\nbatch_input [ { kind: BATCH_ELEMENT_COUNT '
@@ -32,6 +31,8 @@ OTHERS = {
     "torch": ("backend 'pytorch'", 'platform: "pytorch_libtorch"\n', "model.pt"),
     "trt": ("backend 'tensorrt'", 'backend: "tensorrt"\n', "model.plan"),
     "tf": ("backend 'tensorflow'", 'platform: "tensorflow_savedmodel"\n', None),
+    "onnxstream": ("decoupled", 'backend: "onnxruntime"\n'
+                   'model_transaction_policy { decoupled: true }\n', "model.onnx"),
 }
 
 

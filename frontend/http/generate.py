@@ -1,0 +1,210 @@
+"""Triton's generate extension: ``/generate`` (one JSON response) and
+``/generate_stream`` (Server-Sent Events, one ``data:`` event per response).
+
+The mapping is Triton's (server docs/protocol/extension_generate.md and
+src/http_server.cc): each top-level key of the request object, and each key
+of its ``parameters`` object, that names a model input becomes that tensor
+(a scalar or a 1-D array, shaped by the input's metadata: fixed dims divide
+the element count, the innermost wildcard takes the rest, other wildcards
+are 1); every other key is a request parameter. A response is an object
+with ``model_name``, ``model_version``, ``id`` when set, the response
+parameters and one key per output (one element: the value; more: a flat
+array; BYTES as text). Errors are ``{"error": msg}``: before the first
+response with its HTTP status; after it, an SSE event (the status is sent).
+
+Plain Starlette ``StreamingResponse`` (no sse-starlette dependency: its
+keep-alive pings and task per stream cost more than the few lines here). A
+client that disconnects cancels the request (Starlette cancels the body
+iterator; ``FrontendCore.infer_stream`` then cancels the request).
+"""
+from __future__ import annotations
+
+from contextlib import aclosing
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+from tritond.errors import TritonError, invalid_arg
+from tritond.shm import dtypes
+
+from ..types import InferRequest, InputTensor
+from .codec import encode_json, parse_json
+from .responses import error_response, json_response
+from .routes import _core, _model, read_body
+
+ONE = ("generate expects model to produce exactly 1 response, use generate stream for "
+       "model that generates various number of responses")
+SSE = "text/event-stream; charset=utf-8"
+
+
+async def generate(request: Request):
+    return await _serve(request, streaming=False)
+
+
+async def generate_stream(request: Request):
+    return await _serve(request, streaming=True)
+
+
+async def _serve(request: Request, streaming: bool):
+    core = _core(request)
+    model, version = _model(request)
+    if request.headers.get("content-encoding", "identity") != "identity":
+        raise invalid_arg("Unsupported content-encoding, only 'identity' is supported.")
+    body = await read_body(request, core.options.http_max_input_size)
+    doc = parse_json(body) if body.strip() else {}
+    if not isinstance(doc, dict):
+        raise invalid_arg("generate request must be a JSON object")
+    mv = core.models.resolve(model, version)
+    req = to_request(doc, mv, model, version)
+    results = core.infer_stream(req, mv)
+    # The first response decides the status (Triton); a failure before it is a
+    # plain JSON error.
+    try:
+        first = await _next(results)
+    except BaseException:
+        await results.aclose()
+        raise
+    if first is not None and first.error is not None:
+        first.release()
+        await results.aclose()
+        raise first.error
+    if not streaming:
+        return await _one(results, first)
+    return StreamingResponse(_events(results, first), media_type=SSE)
+
+
+async def _next(results):
+    """The next result worth sending (bare final flags are skipped), or None at the end."""
+    async for result in results:
+        if result.empty:
+            result.release()
+            continue
+        return result
+    return None
+
+
+async def _one(results, first):
+    """Exactly one response; else Triton's error object, with the status the first
+    response (or the bare final flag) set: 200."""
+    async with aclosing(results):
+        if first is None:
+            return json_response({"error": ONE})
+        try:
+            doc = to_json(first)
+        finally:
+            first.release()
+        extra = await _next(results)
+        if extra is not None:
+            extra.release()
+            return json_response({"error": ONE})
+    return json_response(doc)
+
+
+async def _events(results, first):
+    async with aclosing(results):
+        result = first
+        while result is not None:
+            yield _event(result)
+            try:
+                result = await _next(results)
+            except TritonError as exc:      # a failed final response: its event ends the stream
+                yield b"data: " + encode_json({"error": exc.message}) + b"\n\n"
+                return
+
+
+def _event(result) -> bytes:
+    try:
+        doc = {"error": result.error.message} if result.error is not None else to_json(result)
+    finally:
+        result.release()
+    return b"data: " + encode_json(doc) + b"\n\n"
+
+
+# ------------------------------------------------------------ mapping
+
+
+def to_request(doc: dict, mv, model: str, version: str) -> InferRequest:
+    """The InferRequest of a generate request object (Triton's mapping)."""
+    req = InferRequest(model, version)
+    params = {}
+    _map(doc, mv, req, params, top=True)
+    if isinstance(doc.get("id"), str) and "id" not in mv.inputs:
+        req.id = doc["id"]          # the extension's documented echo of "id"
+    req.parameters = params
+    return req
+
+
+def _map(doc: dict, mv, req: InferRequest, params: dict, top: bool) -> None:
+    for key, value in doc.items():
+        if top and key == "parameters":
+            if key in mv.inputs:
+                raise invalid_arg("Keyword 'parameters' for nested schema also given as input "
+                                  "tensor name")
+            if not isinstance(value, dict):
+                raise invalid_arg("Expected JSON object for keyword: 'parameters'")
+            _map(value, mv, req, params, top=False)
+        elif key in mv.inputs:
+            req.inputs.append(_tensor(key, value, mv))
+        elif isinstance(value, (str, bool, int, float)):
+            params[key] = value
+        else:
+            raise invalid_arg(f"parameter '{key}' has invalid type. It should be either "
+                              "'int', 'bool', or 'string'.")
+
+
+def _tensor(name: str, value, mv) -> InputTensor:
+    spec = mv.inputs[name]
+    values = value if isinstance(value, list) else [value]
+    shape = _shape(name, len(values), spec.metadata(mv.max_batch_size > 0)["shape"])
+    dtype = spec.datatype
+    try:
+        if dtype == "BYTES":
+            arr = np.array([v.encode() if isinstance(v, str) else v for v in values],
+                           dtype=np.object_)
+            data = dtypes.serialize_bytes(arr)
+        else:
+            data = np.array(values, dtype=dtypes.np_dtype(dtype)).tobytes()
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise invalid_arg(f"unable to convert input '{name}' to {dtype}: {exc}") from None
+    return InputTensor(name, dtype, shape, data)
+
+
+def _shape(name: str, count: int, shape: list) -> list:
+    shape = list(shape)
+    for d in shape:
+        if d != -1:
+            if d == 0 or count % d:
+                raise invalid_arg(f"The schema can not convert input '{name}' to tensor "
+                                  "with proper shape")
+            count //= d
+    for i in range(len(shape) - 1, -1, -1):
+        if shape[i] == -1:
+            shape[i], count = count, 1
+    if count != 1:
+        raise invalid_arg(f"The schema can not convert input '{name}' to tensor with "
+                          "proper shape")
+    return shape
+
+
+def to_json(result) -> dict:
+    """A generate response object (Triton's ConvertGenerateResponse)."""
+    doc = {}
+    if result.id:
+        doc["id"] = result.id
+    doc["model_name"] = result.model_name
+    doc["model_version"] = result.model_version
+    for key, value in result.parameters.items():
+        if key != "triton_final_response":
+            doc[key] = value
+    for out in result.outputs:
+        if out.data is None:
+            continue
+        arr = out.as_numpy().reshape(-1)
+        if out.datatype == "BYTES":
+            items = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                     for v in arr]
+        else:
+            items = arr.tolist()
+        doc[out.name] = items[0] if len(items) == 1 else items
+    return doc
