@@ -191,6 +191,11 @@ class SchedulerCore(TableMixin):
         inst = batch.inst
         releases, inst.releases = inst.releases, []
         model.router.assign(inst, batch)
+        if batch.slots:                      # a sequence batch (scheduler/sequence.py)
+            out.append(Dispatch(inst.address, ExecuteView(
+                batch_id, batch.rows or requests, releases, list(batch.slots),
+                list(batch.ended))))
+            return
         out.append(Dispatch(inst.address, ExecuteView(batch_id, requests, releases)))
 
     def next_deadline_ns(self) -> int | None:

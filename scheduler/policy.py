@@ -193,4 +193,7 @@ class DynamicBatchPolicy(Policy):
 
 def make_policy(cfg: SchedConfig) -> Policy:
     """The policy a model version's config asks for."""
+    if cfg.sequence:
+        from .sequence import SequencePolicy    # imports this module
+        return SequencePolicy(cfg)
     return DynamicBatchPolicy(cfg) if cfg.batching else DefaultPolicy(cfg)

@@ -34,6 +34,7 @@ from .backend import LoadContext, backend_class
 from .cancel import CancelWatch, install
 from .executor import Executor
 from .outputs import OutputWriter
+from .sequence import sequence_io
 from .shapes import ModelIO
 
 FLUSH_AFTER_S = 0.0005      # batches quicker than this share one flush with the next
@@ -181,7 +182,7 @@ class WorkerProc:
         io = ModelIO(spec)
         self.writer.bf16 = {t.name for t in spec.outputs if t.datatype == "BF16"}
         self.executor = Executor(self.backend, io, self.cache, self.writer,
-                                 self.boot.address)
+                                 self.boot.address, sequence_io(spec, load.model_dir))
         return spec
 
     # ---------------------------------------------------------- data path

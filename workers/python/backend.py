@@ -157,6 +157,9 @@ class PythonBackend(Backend):
         req = w.request
         tensors = [pb_utils.Tensor(ref.name, w.inputs[ref.name], DTYPES[ref.dtype].enum)
                    for ref in req.inputs]
+        if len(w.inputs) > len(tensors):   # sequence control and state inputs (workers/sequence.py)
+            tensors += [pb_utils.Tensor(n, a) for n, a in w.inputs.items()
+                        if all(t.name() != n for t in tensors)]
         pb = pb_utils.InferenceRequest(
             request_id=req.request_id, correlation_id=req.correlation_id, inputs=tensors,
             requested_output_names=w.outputs, model_name=self.ctx.model,
