@@ -190,9 +190,13 @@ def test_state_outputs_are_not_returned(srv):
     assert [o["name"] for o in result.get_response()["outputs"]] == ["OUTPUT"]
 
 
-def test_statistics_count_only_real_requests(srv):
+def test_not_ready_rows_are_neither_answered_nor_counted(srv):
+    """B alone in slot 1 runs with a not-ready row for idle slot 0 (A waits for its END)."""
     client = httpclient.InferenceServerClient(srv.url)
-    before = client.get_inference_statistics("seq_one")["model_stats"][0]
-    assert infer(client, "seq_one", 4, 7000, start=True, end=True) == 4 + 7000
-    after = client.get_inference_statistics("seq_one")["model_stats"][0]
-    assert after["inference_count"] == before["inference_count"] + 1
+    before = client.get_inference_statistics("seq_direct")["model_stats"][0]
+    assert infer(client, "seq_direct", 1, 7000, start=True) == 1
+    assert infer(client, "seq_direct", 2, 7001, start=True) == 2
+    assert infer(client, "seq_direct", 3, 7001, end=True) == 5 + 7001
+    assert infer(client, "seq_direct", 4, 7000, end=True) == 5 + 7000
+    after = client.get_inference_statistics("seq_direct")["model_stats"][0]
+    assert after["inference_count"] == before["inference_count"] + 4
