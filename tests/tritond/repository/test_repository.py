@@ -336,6 +336,7 @@ def test_validate_sequence_controls():
     assert "TYPE_UINT64" in invalid(
         seq % ("kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_FP32", ""))
     cfg = parse_pbtxt(seq % ("kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_STRING", ""), "c")
+    repo_mod.normalize(cfg)
     repo_mod.validate(cfg, "/repo/m")   # string correlation ids (Triton allows TYPE_STRING)
     assert "response cache" in invalid(
         seq % ("kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_UINT64",
@@ -348,11 +349,12 @@ def test_validate_initial_state():
            'sequence_batching { state [ { input_name: "IS" output_name: "OS" '
            'data_type: TYPE_FP32 dims: [ -1, 2 ] initial_state [ %s ] } ] }')
     ok = 'data_type: TYPE_FP32 dims: [ 3, 2 ] name: "i" zero_data: true'
+    seq = seq.replace("[ %s ]", "[ { %s } ]")
     cfg = parse_pbtxt(seq % ok, "c")
     repo_mod.normalize(cfg)
     repo_mod.validate(cfg, "/repo/m")
     assert "must contain exactly one or zero element. Found '2' elements." in invalid(
-        seq % f"{{ {ok} }}, {{ {ok} }}")
+        seq % f"{ok} }}, {{ {ok}")
     assert "does not match the state data type" in invalid(
         seq % ok.replace("TYPE_FP32", "TYPE_INT32"))
     assert "Field 'name' must be set when using initial_state for state input 'IS'" in invalid(
