@@ -5,6 +5,8 @@
   sequence stays in its slot's row: READY=0 leaves the row alone, START sets it to
   INPUT, otherwise INPUT is added; END also adds CORRID (uint64).
 - ``seq_oldest`` (Python, oldest): the same accumulator kept per CORRID (string).
+- ``simple_sequence`` (ONNX, direct, max_batch_size 8): the model of Triton's sequence client
+  examples, OUTPUT = READY * (INPUT + START), with START and READY as graph inputs.
 - ``seq_state_py`` (Python) / ``seq_state_onnx`` (ONNX): implicit state,
   OUTPUT = INPUT + INPUT_STATE, OUTPUT_STATE = OUTPUT; the ONNX one starts from an
   initial state read from a data file (100).
@@ -133,6 +135,7 @@ sequence_batching {{ {state % ""} }}
 max_batch_size: 4
 sequence_batching {{ {state % initial} }}
 {IO}''')
+    _simple_sequence(repo)
     d = repo / "seq_state_onnx"
     (d / "initial_state").mkdir()
     (d / "initial_state" / "hundred.bin").write_bytes(np.array([100], np.int32).tobytes())
@@ -145,3 +148,19 @@ sequence_batching {{ {state % initial} }}
          _vi("OUTPUT_STATE", TensorProto.INT32, ["batch", 1])])
     _save(graph, d / "1" / "model.onnx")
     return repo
+
+
+def _simple_sequence(repo: pathlib.Path) -> None:
+    controls = ", ".join(_control(n, n) for n in ("START", "READY"))
+    _model(repo, "simple_sequence", f'''platform: "onnxruntime_onnx"
+max_batch_size: 8
+sequence_batching {{ control_input [ {controls} ] }}
+{IO}''')
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["INPUT", "START"], ["SUM"]),
+         helper.make_node("Mul", ["SUM", "READY"], ["OUTPUT"])], "simple_sequence",
+        [_vi("INPUT", TensorProto.INT32, ["batch", 1]),
+         _vi("START", TensorProto.INT32, ["batch", 1]),
+         _vi("READY", TensorProto.INT32, ["batch", 1])],
+        [_vi("OUTPUT", TensorProto.INT32, ["batch", 1])])
+    _save(graph, repo / "simple_sequence" / "1" / "model.onnx")

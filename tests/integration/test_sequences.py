@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -57,6 +58,23 @@ def test_http_sync_sequence_example(srv):
     seq1 = send(client, "seq_direct", [100] + [-v for v in VALUES], 1001)
     assert seq0 == accumulated([0] + VALUES, 1000)
     assert seq1 == accumulated([100] + [-v for v in VALUES], 1001)
+
+
+def test_http_sync_example_on_the_onnx_simple_sequence(srv):
+    """simple_http_sequence_sync_infer_client against simple_sequence, as the example checks
+    it (int ids and a uuid string id); concurrent, so batches carry several slots."""
+    client = httpclient.InferenceServerClient(srv.url)
+    runs = {1000: [0] + VALUES, 1001: [100] + [-v for v in VALUES],
+            str(uuid.uuid4()): [20] + [-v for v in VALUES]}
+
+    def run(cid):
+        return send(httpclient.InferenceServerClient(srv.url), "simple_sequence", runs[cid], cid)
+
+    with ThreadPoolExecutor(3) as pool:
+        results = dict(zip(runs, pool.map(run, runs)))
+    for cid, values in runs.items():
+        assert results[cid] == [values[0] + 1, *values[1:]], cid
+    assert send(client, "simple_sequence", [5, 6], 1002) == [6, 6]
 
 
 def test_concurrent_direct_sequences_keep_their_rows(srv):
