@@ -47,7 +47,8 @@ class TritonPythonModel:
     def execute(self, requests):
         out = []
         for row, request in enumerate(requests):
-            x, ready, start = value(request, "INPUT"), value(request, "READY"), value(request, "START")
+            x, ready = value(request, "INPUT"), value(request, "READY")
+            start = value(request, "START")
             if ready:
                 self.acc[row] = x if start else self.acc.get(row, 0) + x
             y = np.full((1, 1), self.acc.get(row, 0) if ready else 0, np.int32)
@@ -86,8 +87,8 @@ def command(kind: str, repo: pathlib.Path, port: int) -> tuple[list[str], dict]:
     env = dict(os.environ)
     if kind == "triton":
         py = ENV_ROOT / "triton" / "bin" / "python"
-        sp = subprocess.check_output([str(py), "-c", "import site; print(site.getsitepackages()[0])"],
-                                     text=True).strip()
+        sp = subprocess.check_output(
+            [str(py), "-c", "import site; print(site.getsitepackages()[0])"], text=True).strip()
         ts = pathlib.Path(sp) / "pytriton" / "tritonserver"
         env["LD_LIBRARY_PATH"] = f"{sp}/nvidia_pytriton.libs:" + env.get("LD_LIBRARY_PATH", "")
         env["PATH"] = f"{ENV_ROOT}/triton/bin:" + env["PATH"]
