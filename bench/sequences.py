@@ -3,11 +3,12 @@
 tritond vs Triton 2.51 in one run (issue 11).
 
     bench/sequences.py [--kinds triton,tritond] [--duration 10] [--sequences 32] [--steps 20]
+                       [--protocol grpc|http]
 
 Each kind is started on 127.0.0.1 with the same temporary repository (one Python model,
 ``seq_accum``: direct strategy, max_batch_size 32, START/END/READY int32 and CORRID uint64,
-an accumulator per batch row), warmed up, then loaded by ``--sequences`` asyncio gRPC clients
-(tritonclient.grpc.aio), each sending sequences of ``--steps`` requests one after the other
+an accumulator per batch row), warmed up, then loaded by ``--sequences`` asyncio clients
+(tritonclient.grpc.aio or .http.aio), each sending sequences of ``--steps`` requests one after the other
 until ``--duration`` seconds have passed; every answer is checked. Prints one Markdown row per
 kind (steps/s, p50 and p99 per step, errors) and the tritond/Triton ratio. Triton comes from the
 anchors environment (/tmp/anchors-env/triton, ``anchors/setup.sh``); tritond from this
@@ -117,11 +118,15 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
     raise RuntimeError("server not ready in time")
 
 
-async def load(url: str, sequences: int, steps: int, duration: float) -> dict:
-    import tritonclient.grpc.aio as grpcaio
-    from tritonclient.grpc import InferInput
+async def load(url: str, sequences: int, steps: int, duration: float, protocol: str) -> dict:
+    if protocol == "grpc":
+        import tritonclient.grpc.aio as aio
+        from tritonclient.grpc import InferInput
+    else:
+        import tritonclient.http.aio as aio
+        from tritonclient.http import InferInput
 
-    client = grpcaio.InferenceServerClient(url)
+    client = aio.InferenceServerClient(url)
     latencies: list[float] = []
     errors = 0
     stop_at = time.monotonic() + duration
@@ -166,9 +171,10 @@ def run_kind(kind: str, repo: pathlib.Path, port: int, args) -> dict:
                             start_new_session=True)
     try:
         wait_ready(port, proc)
-        url = f"127.0.0.1:{port + 1}"
-        asyncio.run(load(url, args.sequences, args.steps, min(2.0, args.duration)))   # warm-up
-        return asyncio.run(load(url, args.sequences, args.steps, args.duration))
+        url = f"127.0.0.1:{port + 1 if args.protocol == 'grpc' else port}"
+        shape = (args.sequences, args.steps)
+        asyncio.run(load(url, *shape, min(2.0, args.duration), args.protocol))   # warm-up
+        return asyncio.run(load(url, *shape, args.duration, args.protocol))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -184,6 +190,7 @@ def main() -> int:
     ap.add_argument("--sequences", type=int, default=32)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--port", type=int, default=18300)
+    ap.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
     args = ap.parse_args()
     rows = {}
     with tempfile.TemporaryDirectory(prefix="tritond-seqbench-") as tmp:
@@ -191,7 +198,7 @@ def main() -> int:
         for i, kind in enumerate(args.kinds.split(",")):
             rows[kind] = run_kind(kind, repo, args.port + 10 * i, args)
     print(f"## sequences: {args.sequences} concurrent x {args.steps} steps, "
-          f"{args.duration:g} s (gRPC aio)\n")
+          f"{args.duration:g} s ({args.protocol} aio client)\n")
     print("| server | steps/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|")
     for kind, r in rows.items():
         print(f"| {kind} | {r['steps_per_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "

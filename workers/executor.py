@@ -59,6 +59,7 @@ class Executor:
         t_infer = time.monotonic_ns()
         if slots and self.seq is not None:
             sequence_rows.keep_states(self.seq, ex, results, _Share)
+            sequence_rows.skip_not_ready(ex, errors)
         responses = self._respond(ex.requests, work, results, errors)
         if slots:
             responses = sequence_rows.answered(self.writer, responses, slots)

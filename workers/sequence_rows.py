@@ -2,6 +2,9 @@
 control and state inputs in, state outputs kept, not-ready rows never answered."""
 from __future__ import annotations
 
+from tritond.errors import Code
+from tritond.messages import ErrorInfo
+
 from .backend import WorkRequest
 
 
@@ -38,6 +41,17 @@ def keep_states(seq, ex, results: dict, share_type) -> None:
             seq.keep(slot, req.flags, {n: a[i:i + 1] for n, a in states.items()})
         else:
             seq.keep(slot, req.flags, res.outputs if res.error is None else {})
+
+
+NOT_READY = ErrorInfo(int(Code.UNAVAILABLE), "not-ready sequence slot")
+
+
+def skip_not_ready(ex, errors: dict) -> None:
+    """Not-ready rows' outputs are never written: they count as failed rows (their
+    error Responses are dropped by ``answered``; they name no frontend, so no statistics)."""
+    for req, slot in zip(ex.requests, ex.slots):
+        if not slot.ready:
+            errors[req.rid] = NOT_READY
 
 
 def answered(writer, responses: list, slots) -> list:
