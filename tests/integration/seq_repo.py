@@ -164,3 +164,26 @@ sequence_batching {{ control_input [ {controls} ] }}
          _vi("READY", TensorProto.INT32, ["batch", 1])],
         [_vi("OUTPUT", TensorProto.INT32, ["batch", 1])])
     _save(graph, repo / "simple_sequence" / "1" / "model.onnx")
+
+
+PID_PY = '''
+import os
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        pid = np.full((1, 1), os.getpid(), np.int32)
+        return [pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT", pid)]) for _ in requests]
+'''
+
+
+def write_pid_model(repo: pathlib.Path) -> pathlib.Path:
+    """``seq_pid``: two instances of one slot each; OUTPUT is the worker's pid."""
+    _model(repo, "seq_pid", f'''backend: "python"
+max_batch_size: 1
+sequence_batching {{ }}
+instance_group [ {{ kind: KIND_CPU count: 2 }} ]
+{IO}''', PID_PY)
+    return repo
