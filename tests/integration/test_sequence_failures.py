@@ -50,3 +50,22 @@ def test_a_crashed_instance_fails_its_sequences_only(tmp_path):
         assert infer(client, 1, end=True) != pid_a
     finally:
         assert srv.stop() == 0
+
+
+def test_sigterm_lets_live_sequences_finish(tmp_path):
+    srv = Server([write_pid_model(tmp_path)], "--exit-timeout-secs=30")
+    try:
+        client = httpclient.InferenceServerClient(srv.url)
+        pid = infer(client, 1, start=True)
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        with pytest.raises(InferenceServerException) as err:
+            infer(client, 2, start=True)             # no new sequence
+        assert err.value.status() == "503" and "shutting down" in err.value.message()
+        assert infer(client, 1) == pid               # the live one goes on
+        assert srv.proc.poll() is None
+        t0 = time.monotonic()
+        assert infer(client, 1, end=True) == pid
+        assert srv.proc.wait(20) == 0 and time.monotonic() - t0 < 15
+    finally:
+        srv.stop()
