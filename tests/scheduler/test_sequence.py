@@ -184,3 +184,28 @@ def test_lost_instance_fails_its_sequences_until_a_new_start():
     core.add(req(5, 200, END), 3)                         # the other sequence goes on
     (d,) = dispatches(core.step(3))
     assert rids(d) == [5] and d.address == live
+
+
+def test_direct_rows_of_another_shape_wait_for_the_next_batch():
+    core = core_with(seq_config(max_batch_size=4))
+    core.add(request(1, batch=1, shape=(2,), correlation_id=100, flags=START), 0)
+    core.add(request(2, batch=1, shape=(3,), correlation_id=200, flags=START), 0)
+    (d,) = dispatches(core.step(0))
+    # slot 1 waits (shapes must agree): a not-ready row holds its place, as in Triton
+    assert rids(d) == [1, -2] and slots(d) == [(0, True), (1, False)]
+    core.executed(executed(d), 1)
+    (d,) = dispatches(core.step(1))
+    assert slots(d) == [(0, False), (1, True)] and rids(d)[1] == 2
+
+
+def test_cancelled_request_is_skipped_and_its_sequence_goes_on():
+    core = core_with(seq_config(max_batch_size=1))
+    core.add(req(1, 100, START), 0)
+    (d,) = dispatches(core.step(0))
+    core.add(req(2, 100), 1)
+    core.add(req(3, 100), 1)
+    (r,) = core.cancel("fe", 2, 2)
+    assert r.response.error.code == Code.CANCELLED
+    core.executed(executed(d), 3)
+    (d,) = dispatches(core.step(3))
+    assert rids(d) == [3]
