@@ -44,7 +44,10 @@ class SequencePolicy:
 
     __slots__ = ("cfg", "name", "oldest", "max_batch", "slot_count", "idle_ns", "delay_ns",
                  "preferred", "max_preferred", "live", "backlog", "homes", "lost", "count",
-                 "depth", "wait_until", "reap_at", "_n")
+                 "depth", "wait_until", "reap_at", "expires", "_n")
+
+    # Triton's error for the requests of a backlogged sequence whose timeout passed.
+    expired_message = "timeout of the corresponding sequence has been expired"
 
     def __init__(self, cfg: SchedConfig) -> None:
         seq = cfg.seq
@@ -67,6 +70,7 @@ class SequencePolicy:
         self.depth = 0                         # requests stay here: never pipelined
         self.wait_until = 0
         self.reap_at = _NEVER
+        self.expires = _NEVER                  # earliest backlog timeout
         self._n = 0
 
     # ------------------------------------------------------------ requests
@@ -101,6 +105,11 @@ class SequencePolicy:
         entry = Entry(req, 1, now_ns, 0, self._n)
         seq.entries.append(entry)
         seq.last_ns = now_ns
+        if seq.home is None and req.timeout_us:
+            # A backlogged sequence times out as a whole (Triton's BacklogQueue expiration).
+            at = now_ns + req.timeout_us * 1000
+            seq.expires = min(seq.expires, at) if seq.expires else at
+            self.expires = min(self.expires, seq.expires)
         if flags & END:
             del self.live[corrid]
         self.count += 1
@@ -113,8 +122,26 @@ class SequencePolicy:
         self.count -= 1
         return True
 
-    def expire(self, now_ns: int) -> tuple:
-        return ()
+    def expire(self, now_ns: int):
+        """Requests of backlogged sequences whose timeout passed (the whole sequence)."""
+        if now_ns < self.expires:
+            return ()
+        out, keep, self.expires = [], deque(), _NEVER
+        for seq in self.backlog:
+            if seq.expires and seq.expires <= now_ns:
+                out += [e for e in seq.entries if e.state == MAIN]
+                seq.entries.clear()
+                if self.live.get(seq.corrid) is seq:
+                    del self.live[seq.corrid]
+                continue
+            keep.append(seq)
+            if seq.expires:
+                self.expires = min(self.expires, seq.expires)
+        for entry in out:
+            entry.state = DONE
+        self.count -= len(out)
+        self.backlog = keep
+        return out
 
     # ------------------------------------------------------------- batches
 
@@ -205,8 +232,10 @@ class SequencePolicy:
 
     def next_deadline(self, router: InstanceRouter) -> int | None:
         best = self.wait_until if router.free else 0
-        if self.backlog and self.reap_at < _NEVER and (not best or self.reap_at < best):
-            best = self.reap_at
+        if self.backlog:
+            for at in (self.reap_at, self.expires):
+                if at < _NEVER and (not best or at < best):
+                    best = at
         return best or None
 
     def on_executed(self, batch: Batch, now_ns: int) -> None:

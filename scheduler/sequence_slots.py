@@ -10,7 +10,7 @@ from .wire import RequestView
 class Sequence:
     """One live sequence: its queued requests (in order) and where it runs."""
 
-    __slots__ = ("corrid", "entries", "last_ns", "home", "slot")
+    __slots__ = ("corrid", "entries", "last_ns", "home", "slot", "expires")
 
     def __init__(self, corrid) -> None:
         self.corrid = corrid
@@ -18,6 +18,7 @@ class Sequence:
         self.last_ns = 0            # arrival of its latest request (idle timeout)
         self.home: Home | None = None   # None while in the backlog, or once ended
         self.slot = -1
+        self.expires = 0            # in the backlog: its requests' earliest timeout (0: none)
 
     def head(self) -> Entry | None:
         """The next request to run (cancelled ones are dropped on the way)."""

@@ -209,3 +209,17 @@ def test_cancelled_request_is_skipped_and_its_sequence_goes_on():
     core.executed(executed(d), 3)
     (d,) = dispatches(core.step(3))
     assert rids(d) == [3]
+
+
+def test_backlogged_sequence_times_out_as_a_whole():
+    core = core_with(seq_config(max_batch_size=1))
+    core.add(req(1, 100, START), 0)
+    (d,) = dispatches(core.step(0))
+    core.add(req(2, 200, START, timeout_us=1000), 10)
+    core.add(req(3, 200), 20)
+    assert core.next_deadline_ns() == 10 + 1000 * US
+    out = core.step(10 + 1000 * US)
+    assert sorted((r.response.rid, r.response.error.message) for r in replies(out)) == [
+        (2, "timeout of the corresponding sequence has been expired"),
+        (3, "timeout of the corresponding sequence has been expired")]
+    assert error(core.add(req(4, 200), 30 * MS))[0] == Code.INVALID_ARG   # it is gone
