@@ -2,10 +2,11 @@
 
 Every request names its sequence (``correlation_id``, START/END in ``flags``).
 A starting sequence takes a free *sequence slot* of one instance
-(``sequence_slots.Home``: ``max_batch_size`` slots per instance, or
-``max_candidate_sequences`` for ``oldest``) and keeps it until its END request
-is dispatched or it stays idle for ``max_sequence_idle_microseconds``; with no
-free slot it waits in the backlog, in arrival order. A sequence's requests run
+(``max_batch_size`` slots per instance, or ``max_candidate_sequences`` for
+``oldest``) and keeps it until its END request is dispatched or it stays idle
+for ``max_sequence_idle_microseconds``; with no free slot it waits in the
+backlog, in arrival order (``sequence_table.SlotTable`` keeps where each
+sequence is). A sequence's requests run
 in order, one at a time, on its instance.
 
 - **direct**: a batch is the next request of every slot of an idle instance,
@@ -21,8 +22,6 @@ Errors and their texts are Triton's (sequence_batch_scheduler.cc).
 """
 from __future__ import annotations
 
-from collections import deque
-
 from tritond import messages
 from tritond.errors import Code, TritonError
 
@@ -31,20 +30,19 @@ from .config import SchedConfig
 from .queue import DONE, MAIN, Entry
 from .router import Batch, Instance, InstanceRouter
 from .sequence_slots import Home, Sequence, null_row
+from .sequence_table import NEVER, SlotTable
 
 START = messages.SEQUENCE_START
 END = messages.SEQUENCE_END
 SequenceSlot = messages.SequenceSlot
-_NEVER = 1 << 62
-LOST_LIMIT = 10_000          # sequences remembered as lost with their instance
 
 
 class SequencePolicy:
-    """The sequence batcher of one model version (pure; see module docstring)."""
+    """The sequence batcher of one model version (pure; see module docstring); where the
+    sequences are is its ``SlotTable``'s (sequence_table.py)."""
 
-    __slots__ = ("cfg", "name", "oldest", "max_batch", "slot_count", "idle_ns", "delay_ns",
-                 "preferred", "max_preferred", "live", "backlog", "homes", "lost", "count",
-                 "depth", "wait_until", "reap_at", "expires", "_n")
+    __slots__ = ("cfg", "name", "oldest", "max_batch", "delay_ns", "preferred", "max_preferred",
+                 "table", "count", "depth", "wait_until", "_n")
 
     # Triton's error for the requests of a backlogged sequence whose timeout passed.
     expired_message = "timeout of the corresponding sequence has been expired"
@@ -56,21 +54,15 @@ class SequencePolicy:
         self.oldest = seq.strategy == "oldest"
         self.max_batch = max(cfg.max_batch_size, 1)
         cand = seq.max_candidate_sequences if self.oldest else 0
-        self.slot_count = cand if cand > 0 else self.max_batch
-        self.idle_ns = seq.max_sequence_idle_us * 1000
+        self.table = SlotTable(cfg.name, cand if cand > 0 else self.max_batch,
+                               seq.max_sequence_idle_us * 1000)
         self.delay_ns = seq.max_queue_delay_us * 1000 if self.oldest else 0
         preferred = [s for s in seq.preferred_batch_size if 0 < s <= self.max_batch]
         self.preferred = sorted(preferred)
         self.max_preferred = max(preferred) if preferred else self.max_batch
-        self.live: dict = {}                   # correlation id -> Sequence still accepting
-        self.backlog: deque[Sequence] = deque()   # sequences waiting for a slot
-        self.homes: dict[str, Home] = {}       # instance address -> its slots
-        self.lost: dict = {}                   # correlation id -> why (its instance died)
         self.count = 0
         self.depth = 0                         # requests stay here: never pipelined
         self.wait_until = 0
-        self.reap_at = _NEVER
-        self.expires = _NEVER                  # earliest backlog timeout
         self._n = 0
 
     # ------------------------------------------------------------ requests
@@ -84,34 +76,32 @@ class SequencePolicy:
             raise TritonError(Code.INVALID_ARG, f"inference request to model '{self.name}' must "
                               "specify a non-zero or non-empty correlation ID")
         flags = req.flags
-        seq = self.live.get(corrid)
-        if seq is not None and seq.home is not None and self._idle(seq, now_ns):
-            self._timeout(seq)
+        table = self.table
+        seq = table.live.get(corrid)
+        if seq is not None and seq.home is not None and table.idle(seq, now_ns):
+            table.timeout(seq)
             seq = None
         if not flags & START:
             if seq is None:
-                lost = self.lost.get(corrid)
+                lost = table.lost.get(corrid)
                 if lost is not None:
                     raise TritonError(Code.UNAVAILABLE, lost)
                 raise TritonError(Code.INVALID_ARG, f"inference request for sequence {corrid} to "
                                   f"model '{self.name}' must specify the START flag on the first "
                                   "request of the sequence")
         elif seq is None:     # a live sequence started again continues in its place (Triton)
-            self.lost.pop(corrid, None)
-            seq = self.live[corrid] = Sequence(corrid)
-            if not self._seat(seq, now_ns):
-                self.backlog.append(seq)
+            table.lost.pop(corrid, None)
+            seq = table.live[corrid] = Sequence(corrid)
+            if not table.seat(seq, now_ns):
+                table.backlog.append(seq)
         self._n += 1
         entry = Entry(req, 1, now_ns, 0, self._n)
         seq.entries.append(entry)
         seq.last_ns = now_ns
-        if seq.home is None and req.timeout_us:
-            # A backlogged sequence times out as a whole (Triton's BacklogQueue expiration).
-            at = now_ns + req.timeout_us * 1000
-            seq.expires = min(seq.expires, at) if seq.expires else at
-            self.expires = min(self.expires, seq.expires)
+        if seq.home is None and req.timeout_us:   # a backlogged sequence expires as a whole
+            table.backlog_timeout(seq, now_ns + req.timeout_us * 1000)
         if flags & END:
-            del self.live[corrid]
+            del table.live[corrid]
         self.count += 1
         return entry
 
@@ -124,36 +114,24 @@ class SequencePolicy:
 
     def expire(self, now_ns: int):
         """Requests of backlogged sequences whose timeout passed (the whole sequence)."""
-        if now_ns < self.expires:
+        if now_ns < self.table.expires:
             return ()
-        out, keep, self.expires = [], deque(), _NEVER
-        for seq in self.backlog:
-            if seq.expires and seq.expires <= now_ns:
-                out += [e for e in seq.entries if e.state == MAIN]
-                seq.entries.clear()
-                if self.live.get(seq.corrid) is seq:
-                    del self.live[seq.corrid]
-                continue
-            keep.append(seq)
-            if seq.expires:
-                self.expires = min(self.expires, seq.expires)
-        for entry in out:
-            entry.state = DONE
+        out = self.table.expire(now_ns)
         self.count -= len(out)
-        self.backlog = keep
         return out
 
     # ------------------------------------------------------------- batches
 
     def next_batch(self, now_ns: int, router: InstanceRouter) -> Batch | None:
         self.wait_until = 0
-        homes = self.homes
+        table = self.table
+        homes = table.homes
         if homes.keys() != router.instances.keys():
-            self._sync(router)
-        if now_ns >= self.reap_at:
-            self._reap(now_ns)
-        if self.backlog:
-            self._fill(now_ns)
+            table.sync(router)
+        if now_ns >= table.reap_at:
+            table.reap(now_ns)
+        if table.backlog:
+            table.fill(now_ns)
         for inst in router.free:
             home = homes.get(inst.address)
             if home is None:
@@ -232,131 +210,34 @@ class SequencePolicy:
 
     def next_deadline(self, router: InstanceRouter) -> int | None:
         best = self.wait_until if router.free else 0
-        if self.backlog:
-            for at in (self.reap_at, self.expires):
-                if at < _NEVER and (not best or at < best):
+        table = self.table
+        if table.backlog:
+            for at in (table.reap_at, table.expires):
+                if at < NEVER and (not best or at < best):
                     best = at
         return best or None
 
     def on_executed(self, batch: Batch, now_ns: int) -> None:
         pass
 
-    # --------------------------------------------------------------- slots
-
-    def _sync(self, router: InstanceRouter) -> None:
-        """Give each new instance its slots (gone ones left through on_instance_removed)."""
-        for addr, inst in router.instances.items():
-            if addr not in self.homes:
-                self.homes[addr] = Home(inst, self.slot_count)
-
-    def _seat(self, seq: Sequence, now_ns: int) -> bool:
-        """Give ``seq`` a free slot, if any (idle sequences are reaped first when due)."""
-        best = self._free_slot()
-        if best is None and self.idle_ns and now_ns >= self.reap_at:
-            self._reap(now_ns)
-            best = self._free_slot()
-        if best is None:
-            return False
-        home, slot = best
-        home.slots[slot] = seq
-        seq.home, seq.slot = home, slot
-        if self.idle_ns:
-            self.reap_at = min(self.reap_at, now_ns + self.idle_ns)
-        return True
-
-    def _free_slot(self):
-        """(home, slot): the lowest free slot number, on the emptiest instance."""
-        best = None
-        for home in self.homes.values():
-            slot = home.free()
-            if slot >= 0 and (best is None or (slot, home.used()) < (best[1], best[0].used())):
-                best = (home, slot)
-        return best
-
-    def _fill(self, now_ns: int) -> None:
-        backlog = self.backlog
-        while backlog:
-            seq = backlog[0]
-            if seq.head() is None and self.live.get(seq.corrid) is not seq:
-                backlog.popleft()            # every request of it was cancelled
-                continue
-            if not self._seat(seq, now_ns):
-                return
-            backlog.popleft()
-
-    def _idle(self, seq: Sequence, now_ns: int) -> bool:
-        return bool(self.idle_ns) and seq.head() is None and now_ns - seq.last_ns >= self.idle_ns
-
-    def _reap(self, now_ns: int) -> None:
-        """Free the slots of sequences idle longer than max_sequence_idle_microseconds."""
-        next_at = _NEVER
-        for home in self.homes.values():
-            for seq in home.slots:
-                if seq is None:
-                    continue
-                if self._idle(seq, now_ns):
-                    self._timeout(seq)
-                else:
-                    at = seq.last_ns + self.idle_ns if seq.head() is None else now_ns + self.idle_ns
-                    next_at = min(next_at, at)
-        self.reap_at = next_at
-
-    def _timeout(self, seq: Sequence) -> None:
-        """Force-end ``seq``: its slot is free and its state dropped; later requests
-        without START fail as for an unknown sequence."""
-        home = seq.home
-        home.slots[seq.slot] = None
-        home.ended.append(seq.slot)
-        seq.home = None
-        if self.live.get(seq.corrid) is seq:
-            del self.live[seq.corrid]
-
     # ----------------------------------------------------------- instances
 
     def on_instance_removed(self, inst: Instance) -> list[Entry]:
         """``inst`` died or left: its sequences end; their queued requests fail and the
         next requests of each fail UNAVAILABLE until a new START."""
-        home = self.homes.pop(inst.address, None)
-        if home is None:
-            return []
-        failed = []
-        for seq in home.slots:
-            if seq is None:
-                continue
-            for entry in seq.entries:
-                if entry.state == MAIN:
-                    entry.state = DONE
-                    self.count -= 1
-                    failed.append(entry)
-            seq.entries.clear()
-            seq.home = None
-            if self.live.get(seq.corrid) is seq:
-                del self.live[seq.corrid]
-                if len(self.lost) >= LOST_LIMIT:
-                    del self.lost[next(iter(self.lost))]
-                self.lost[seq.corrid] = (
-                    f"inference request for sequence {seq.corrid} to model '{self.name}': the "
-                    f"sequence was lost with instance '{inst.name}'; start it again with the "
-                    "START flag")
+        failed = self.table.lose(inst)
+        self.count -= len(failed)
         return failed
 
     def requeue(self, entries: list[Entry]) -> None:
         # Sequence models never pipeline (depth 0): nothing is dispatched ahead.
         for entry in reversed(entries):
-            seq = self.live.get(entry.req.correlation_id)
+            seq = self.table.live.get(entry.req.correlation_id)
             if seq is not None:
                 entry.state = MAIN
                 seq.entries.appendleft(entry)
                 self.count += 1
 
     def drain(self) -> list[Entry]:
-        seqs = [s for h in self.homes.values() for s in h.slots if s is not None]
-        out = [e for s in (*seqs, *self.backlog) for e in s.entries if e.state == MAIN]
-        for entry in out:
-            entry.state = DONE
         self.count = 0
-        self.backlog.clear()
-        self.live.clear()
-        for home in self.homes.values():
-            home.slots = [None] * len(home.slots)
-        return out
+        return self.table.clear()
