@@ -199,8 +199,13 @@ class WorkerProc:
         skipped = []
         if early:        # cancelled while it waited behind the previous batch: never run
             skipped = [r for r in ex.requests if (r.frontend, r.rid) in early]
-            ex = messages.Execute(ex.batch_id, [r for r in ex.requests if (r.frontend, r.rid) not in early],
-                                  ex.releases)
+            if ex.slots:     # a sequence batch keeps its rows (row i is slot i): run them not ready
+                ex.slots = [messages.SequenceSlot(s.slot, False) if (r.frontend, r.rid) in early
+                            else s for r, s in zip(ex.requests, ex.slots)]
+            else:
+                ex = messages.Execute(ex.batch_id, [r for r in ex.requests
+                                                    if (r.frontend, r.rid) not in early],
+                                      ex.releases)
         try:
             responses, executed = self.executor.run(ex) if ex.requests else ([], None)
         finally:

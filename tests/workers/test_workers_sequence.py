@@ -104,3 +104,68 @@ def test_missing_initial_state_file_fails_the_load(tmp_path):
         SequenceIO(state_model('initial_state: { data_type: TYPE_FP32 dims: [ 2 ] name: "s" '
                                'data_file: "nope.bin" }'), str(tmp_path))
     assert "nope.bin" in err.value.message
+
+
+def test_executor_runs_sequence_rows_with_state_through_a_fused_onnx_batch(repo, frontend):
+    """Rows carry their slot's state in and out of one fused ONNX run; a not-ready row
+    runs but is never answered, and state outputs never reach the client."""
+    import msgspec
+
+    from onnx import TensorProto, helper
+
+    from tritond.shm.arena import ArenaPool
+    from tritond.shm.views import SegmentCache
+    from tritond.workers.executor import Executor
+    from tritond.workers.onnxruntime import OnnxRuntimeBackend
+    from tritond.workers.outputs import OutputWriter
+    from tritond.workers.shapes import ModelIO
+
+    from .helpers import context
+    from .models import _save, _vi
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["INPUT", "IS"], ["OUTPUT"]),
+         helper.make_node("Identity", ["OUTPUT"], ["OS"])], "acc",
+        [_vi("INPUT", TensorProto.INT32, ["b", 1]), _vi("IS", TensorProto.INT32, ["b", 1])],
+        [_vi("OUTPUT", TensorProto.INT32, ["b", 1]), _vi("OS", TensorProto.INT32, ["b", 1])])
+    _save(graph, repo / "acc" / "1" / "model.onnx")
+    s = spec('''name: "acc" backend: "onnxruntime" max_batch_size: 4
+input [ { name: "INPUT" data_type: TYPE_INT32 dims: [ 1 ] } ]
+output [ { name: "OUTPUT" data_type: TYPE_INT32 dims: [ 1 ] } ]
+sequence_batching { state [ { input_name: "IS" output_name: "OS" data_type: TYPE_INT32
+                              dims: [ 1 ] } ] }''')
+    backend = OnnxRuntimeBackend(context(repo / "acc"))
+    backend.load(s)
+    pool, cache = ArenaPool(frontend.server_id, "w1", 1 << 20), SegmentCache()
+    writer = OutputWriter(pool, cache)
+    executor = Executor(backend, ModelIO(s), cache, writer, "@w1", SequenceIO(s))
+
+    def row(rid, value, corrid, flags=0):
+        req = frontend.request(rid, {"INPUT": np.array([[value]], np.int32)}, batch=1)
+        return msgspec.structs.replace(req, correlation_id=corrid, flags=flags)
+
+    def run(rows, slots):
+        ex = messages.Execute(1, rows, slots=slots)
+        responses, executed = executor.run(ex)
+        out = {}
+        for _, r in responses:
+            assert r.error is None, r.error
+            assert [o.name for o in r.outputs] == ["OUTPUT"]
+            out[r.rid] = int(frontend.read(r.outputs[0])[0, 0])
+            for ref in r.outputs:
+                writer.release(ref.region, ref.offset)
+        return out, executed
+
+    try:
+        out, _ = run([row(1, 5, 100, START), row(2, 7, 200, START)], [Slot(0), Slot(1)])
+        assert out == {1: 5, 2: 7}
+        null = msgspec.structs.replace(row(3, 1000, 0), rid=-1, frontend="")
+        out, executed = run([null, row(4, 3, 200)], [Slot(0, ready=False), Slot(1)])
+        assert out == {4: 10} and executed.failed == []
+        out, _ = run([row(5, 1, 100, END), row(6, 1, 200, END)], [Slot(0), Slot(1)])
+        assert out == {5: 6, 6: 11}
+        assert executor.seq.slots == {}                    # END dropped both states
+        assert writer.live_slots == 0
+    finally:
+        cache.close()
+        pool.close()
