@@ -17,7 +17,7 @@ TRITON_VERSION = "2.51.0"     # the Triton release whose protocol tritond speaks
 # Only what really works end to end (protocol.md §1.2 lists Triton's full set).
 EXTENSIONS = ["classification", "model_repository", "model_repository(unload_dependents)",
               "schedule_policy", "model_configuration", "binary_tensor_data", "parameters",
-              "statistics", "logging"]
+              "statistics", "logging", "sequence"]
 _POLLING = "explicit model load / unload is not allowed if polling is enabled"
 
 

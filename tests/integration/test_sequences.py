@@ -131,6 +131,11 @@ def test_oldest_with_string_ids(srv):
         assert results[cid] == accumulated([20] + [-v for v in VALUES], int(cid))
 
 
+def test_sequence_extension_is_advertised(srv):
+    assert "sequence" in httpclient.InferenceServerClient(srv.url).get_server_metadata()[
+        "extensions"]
+
+
 def test_triton_errors(srv):
     client = httpclient.InferenceServerClient(srv.url)
     with pytest.raises(InferenceServerException) as err:
