@@ -4,7 +4,8 @@ backlog, idle timeout, not-ready rows, oldest batching, instance loss, Triton's 
 from tritond import messages
 from tritond.errors import Code
 
-from .helpers import MS, US, config, core_with, dispatches, executed, replies, request, rids, table
+from .helpers import (MS, US, config, core_with, dispatches, executed, replies, request, rids,
+                      table)
 
 START, END = messages.SEQUENCE_START, messages.SEQUENCE_END
 
