@@ -21,7 +21,9 @@ import msgspec
 from .options import Options
 from .spec import ModelSpec
 
-PROTOCOL_VERSION = 5   # 3: ModelSpec, typed Options and queries; 4: ModelEntry.instances are InstanceEntry structs; 5: Execute.slots
+# 3: ModelSpec, typed Options and queries; 4: ModelEntry.instances are InstanceEntry
+# structs; 5: Execute.slots and Execute.ended (sequence batching)
+PROTOCOL_VERSION = 5
 
 # ---------------------------------------------------------------- data plane
 

@@ -22,7 +22,8 @@ sequence_batching {{
     {{ name: "S" control [ {{ kind: CONTROL_SEQUENCE_START fp32_false_true: [ 0, 1 ] }} ] }},
     {{ name: "E" control [ {{ kind: CONTROL_SEQUENCE_END bool_false_true: [ false, true ] }} ] }},
     {{ name: "R" control [ {{ kind: CONTROL_SEQUENCE_READY int32_false_true: [ 5, 9 ] }} ] }},
-    {{ name: "C" control [ {{ kind: CONTROL_SEQUENCE_CORRID data_type: {extra or "TYPE_UINT64"} }} ] }}
+    {{ name: "C" control [ {{ kind: CONTROL_SEQUENCE_CORRID
+                             data_type: {extra or "TYPE_UINT64"} }} ] }}
   ]
 }}''')
 
