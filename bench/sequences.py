@@ -9,8 +9,8 @@ Each kind is started on 127.0.0.1 with the same temporary repository (one Python
 ``seq_accum``: direct strategy, max_batch_size 32, START/END/READY int32 and CORRID uint64,
 an accumulator per batch row), warmed up, then loaded by ``--sequences`` asyncio clients
 (tritonclient.grpc.aio or .http.aio), each sending sequences of ``--steps`` requests one after
-the other until ``--duration`` seconds have passed; every answer is checked. Prints one Markdown row per
-kind (steps/s, p50 and p99 per step, errors) and the tritond/Triton ratio. Triton comes from the
+the other until ``--duration`` seconds have passed; every answer is checked. Prints one
+Markdown row per kind (steps/s, p50 and p99 per step, errors) and the tritond/Triton ratio. Triton comes from the
 anchors environment (/tmp/anchors-env/triton, ``anchors/setup.sh``); tritond from this
 checkout's .venv (or TRITOND_CHECKOUT).
 """
