@@ -16,10 +16,9 @@ from .settings import LogSettings, TraceSettings
 
 TRITON_VERSION = "2.51.0"     # the Triton release whose protocol tritond speaks
 # Only what really works end to end, in Triton's order (core's server.cc: classification,
-# sequence, model_repository, ..., statistics, trace, logging). "sequence" joins once
-# sequence batching works; "trace" is the settings protocol (/v2/trace/setting), which
-# answers as Triton's does.
-EXTENSIONS = ["classification", "model_repository", "model_repository(unload_dependents)",
+# sequence, model_repository, ..., statistics, trace, logging). "trace" is the settings
+# protocol (/v2/trace/setting), which answers as Triton's does.
+EXTENSIONS = ["classification", "sequence", "model_repository", "model_repository(unload_dependents)",
               "schedule_policy", "model_configuration", "binary_tensor_data", "parameters",
               "statistics", "trace", "logging"]
 _POLLING = "explicit model load / unload is not allowed if polling is enabled"

@@ -35,6 +35,7 @@ from .memory import release_free_memory
 from .models import Models, ModelVersion, dead_worker_regions
 from .ordering import Ordering
 from .params import request_fields
+from .sequences import LiveSequences
 from .types import InferRequest, InferResult, OutputTensor
 from .validate import check_inputs, check_outputs
 
@@ -69,6 +70,7 @@ class FrontendCore:
                                     scheduler_address, parent_address, self.shm,
                                     self.responses)
         self._active = self._dirty = False      # for trim_if_idle
+        self.sequences = LiveSequences()        # served while draining (frontend/sequences.py)
         self.on_control: Callable[[object], None] = lambda msg: log.warning("unexpected %r", msg)
 
     # ------------------------------------------------------------------ inference
@@ -81,7 +83,7 @@ class FrontendCore:
         ``cached``: False when the response cache (``cache.py``) runs it on a miss.
         """
         # The hot path: _model and _sent inlined (a call each per request).
-        if self.control.draining:
+        if self.control.draining and not self.sequences.continues(req):
             raise unavailable("Server is shutting down")
         self._active = True
         if mv is None:
@@ -132,7 +134,7 @@ class FrontendCore:
             stream.cancel()                   # nothing is sent once the final one came
 
     def _model(self, req: InferRequest, mv: ModelVersion | None) -> ModelVersion:
-        if self.control.draining:
+        if self.control.draining and not self.sequences.continues(req):
             raise unavailable("Server is shutting down")
         self._active = True
         return mv if mv is not None else self.models.resolve(req.model, req.version)
@@ -143,6 +145,8 @@ class FrontendCore:
         check_outputs(mv, req)
         priority, timeout, corr, flags, custom = (
             request_fields(req.parameters) if req.parameters else _NO_PARAMS)
+        if corr:
+            self.sequences.note(mv, corr, flags)
         used: list = []        # client shm registrations this request uses
         outputs = [messages.OutputSpec(o.name, self.shm.output_dest(o, used) if o.shm else None)
                    for o in req.outputs] if req.outputs else []

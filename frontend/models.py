@@ -69,7 +69,9 @@ class ModelVersion:
         self.outputs = {o.name: TensorSpec(o) for o in spec.outputs}
         self.decoupled = spec.decoupled
         dyn = spec.dynamic_batching     # preserve_ordering: enforced by frontend/ordering.py
-        self.preserve_ordering = dyn is not None and dyn.preserve_ordering
+        seq = spec.sequence_batching    # (oldest strategy's preserve_ordering)
+        self.preserve_ordering = (dyn is not None and dyn.preserve_ordering) or (
+            seq is not None and seq.preserve_ordering)
         self.platform = spec.platform or spec.backend
         self.response_cache = '"response_cache"' in spec.config_json and _cache_enabled(spec)
         self.labels: dict[str, list[str]] = {}     # classification labels per output

@@ -1,7 +1,7 @@
 """Request-level parameters (protocol.md §1.9) -> ``messages.Request`` fields."""
 from __future__ import annotations
 
-from tritond.errors import invalid_arg
+from tritond.errors import invalid_arg, unsupported
 from tritond.messages import SEQUENCE_END, SEQUENCE_START
 # Consumed by a transport, never forwarded to the model.
 _TRANSPORT_KEYS = frozenset({"binary_data_output", "headers"})
@@ -23,10 +23,12 @@ def request_fields(params: dict) -> tuple[int, int, object, int, dict]:
         elif key == "timeout":
             timeout = _uint(key, value)
         elif key == "sequence_id":
-            if type(value) is int and value >= 0 or type(value) is str:
+            if type(value) is int and 0 <= value < 1 << 64 or type(value) is str:
                 corr = value
             else:
                 raise invalid_arg("Unable to parse 'sequence_id'")
+            if type(value) is str and len(value) > 128:
+                raise unsupported("string correlation ID cannot be longer than 128 characters")
         elif key == "sequence_start":
             flags |= SEQUENCE_START if _bool(key, value) else 0
         elif key == "sequence_end":

@@ -153,7 +153,8 @@ class FrontendProc:
         core.control.draining = True
         loop = asyncio.get_running_loop()
         end = loop.time() + max(0.0, deadline_s)
-        while core.in_flight and loop.time() < end:
+        # Live sequences go on until they end (or idle out): frontend/sequences.py.
+        while (core.in_flight or core.sequences.count()) and loop.time() < end:
             await asyncio.sleep(0.01)
         if core.in_flight:
             self.log.warning("drain deadline passed with %d requests in flight", core.in_flight)

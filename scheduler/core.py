@@ -227,11 +227,12 @@ class SchedulerCore(TableMixin):
         return out
 
     def _expired(self, model: Model, entries: list, now_ns: int, out: list) -> None:
+        message = getattr(model.policy, "expired_message", "Request timeout expired")
         for entry in entries:
             req = entry.req
             self._queued.pop((req.frontend, req.rid), None)
             model.stats.failed(1, now_ns - (req.arrival_ns or entry.enqueue_ns), REJECTED)
-            out.append(_error(req, Code.UNAVAILABLE, "Request timeout expired", model.version))
+            out.append(_error(req, Code.UNAVAILABLE, message, model.version))
 
     def _dispatch(self, model: Model, batch: Batch, now_ns: int, out: list) -> None:
         queued = self._queued
@@ -246,6 +247,11 @@ class SchedulerCore(TableMixin):
         inst = batch.inst
         releases, inst.releases = inst.releases, []
         model.router.assign(inst, batch)
+        if batch.slots:                      # a sequence batch (scheduler/sequence.py)
+            out.append(Dispatch(inst.address, ExecuteView(
+                batch_id, batch.rows or requests, releases, list(batch.slots),
+                list(batch.ended))))
+            return
         out.append(Dispatch(inst.address, ExecuteView(batch_id, requests, releases)))
 
     def next_deadline_ns(self) -> int | None:

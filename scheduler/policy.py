@@ -198,4 +198,7 @@ def make_policy(cfg: SchedConfig) -> Policy:
     if cfg.spec.steps:
         from .ensemble import EnsemblePolicy   # it subclasses Policy
         return EnsemblePolicy(cfg)
+    if cfg.sequence:
+        from .sequence import SequencePolicy    # imports this module
+        return SequencePolicy(cfg)
     return DynamicBatchPolicy(cfg) if cfg.batching else DefaultPolicy(cfg)

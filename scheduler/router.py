@@ -34,7 +34,7 @@ class Batch:
     """A batch for ``inst``: formed by a policy, then dispatched by the core (which
     sets ``batch_id`` and ``dispatch_ns``) and accounted for when its Executed arrives."""
 
-    __slots__ = ("inst", "entries", "size", "batch_id", "dispatch_ns")
+    __slots__ = ("inst", "entries", "size", "batch_id", "dispatch_ns", "rows", "slots", "ended")
 
     def __init__(self, inst: "Instance", entries: list, size: int) -> None:
         self.inst = inst
@@ -42,6 +42,12 @@ class Batch:
         self.size = size                    # sum of the entries' sizes
         self.batch_id = 0
         self.dispatch_ns = 0
+        # Sequence batches (scheduler/sequence.py): the Execute's requests when they
+        # are not just the entries' (not-ready rows pad idle slots), one
+        # messages.SequenceSlot per row, and slots whose sequence timed out.
+        self.rows = None
+        self.slots = ()
+        self.ended = ()
 
 
 class Instance:

@@ -61,6 +61,8 @@ class ExecuteView(msgspec.Struct, tag=10, array_like=True, omit_defaults=True):
     batch_id: int
     requests: list[RequestView]
     releases: list[tuple[str, int]] = []
+    slots: list[messages.SequenceSlot] = []
+    ended: list[int] = []
 
 
 class InputDims(msgspec.Struct, array_like=True, gc=False):

@@ -21,7 +21,9 @@ import msgspec
 from .options import Options
 from .spec import ModelSpec
 
-PROTOCOL_VERSION = 4   # 3: ModelSpec, typed Options and queries; 4: ModelEntry.instances are InstanceEntry structs
+# 3: ModelSpec, typed Options and queries; 4: ModelEntry.instances are InstanceEntry
+# structs; 5: Execute.slots and Execute.ended (sequence batching)
+PROTOCOL_VERSION = 5
 
 # ---------------------------------------------------------------- data plane
 
@@ -106,12 +108,27 @@ class Forget(msgspec.Struct, tag=4, array_like=True):
     regions: list[tuple[str, int]]
 
 
+class SequenceSlot(msgspec.Struct, array_like=True, omit_defaults=True):
+    """Where one request of a sequence model's Execute runs (scheduler/sequence.py): its
+    sequence slot on the instance, and READY. A not-ready row (direct strategy) pads an
+    idle slot so that batch row i stays slot i: it is run but never answered. The worker
+    makes the control tensors (START/END from ``Request.flags``, READY, CORRID from
+    ``Request.correlation_id``) and the slot's implicit state from this."""
+
+    slot: int
+    ready: bool = True
+
+
 class Execute(msgspec.Struct, tag=10, array_like=True, omit_defaults=True):
     """Scheduler -> worker: run these requests as one batch."""
 
     batch_id: int
     requests: list[Request]
     releases: list[tuple[str, int]] = []
+    # Sequence models only: one per request, in order (empty otherwise).
+    slots: list[SequenceSlot] = []
+    # Sequence slots whose sequence ended without END (idle timeout): drop their state.
+    ended: list[int] = []
 
 
 class CancelRunning(msgspec.Struct, tag=11, array_like=True):

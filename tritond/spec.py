@@ -81,6 +81,10 @@ class SequenceState(_Spec):
     output_name: str
     datatype: str
     dims: tuple[int, ...] = ()
+    # initial_state: zeros of ``initial_dims`` unless ``initial_file`` names a file
+    # under <model_dir>/initial_state/; no initial_state: zeros, -1 dims as 1 (Triton).
+    initial_dims: Optional[tuple[int, ...]] = None
+    initial_file: str = ""
 
 
 class SequenceBatching(_Spec):

@@ -17,6 +17,7 @@ from tritond import messages
 from tritond.errors import Code, TritonError
 from tritond.messages import ErrorInfo, Execute, Response
 
+from . import sequence_rows
 from .backend import Backend, WorkRequest, WorkResult
 from .outputs import OutputWriter
 from .shapes import ModelIO
@@ -34,28 +35,40 @@ class Executor:
     """Runs Execute batches for one loaded backend instance."""
 
     def __init__(self, backend: Backend, io: ModelIO, cache, writer: OutputWriter,
-                 instance: str) -> None:
+                 instance: str, seq=None) -> None:
         self.backend = backend
         self.io = io
         self.cache = cache
         self.writer = writer
         self.instance = instance     # this worker's address (Response.instance)
+        self.seq = seq               # workers.sequence.SequenceIO of a sequence model
 
     def run(self, ex: Execute) -> tuple[list[tuple[str, Response]], messages.Executed]:
         """Execute one batch; returns ([(frontend, Response)], Executed)."""
         start = time.monotonic_ns()
         errors: dict[int, ErrorInfo] = {}
-        work = self._map_inputs(ex.requests, errors)
+        slots = ex.slots
+        if slots and self.seq is not None:
+            if ex.ended:
+                self.seq.ended(ex.ended)
+            work = sequence_rows.map_inputs(self, ex, errors)
+        else:
+            work = self._map_inputs(ex.requests, errors)
         t_in = time.monotonic_ns()
         results = self._execute(work)
         t_infer = time.monotonic_ns()
+        if slots and self.seq is not None:
+            sequence_rows.keep_states(self.seq, ex, results, _Share)
+            sequence_rows.skip_not_ready(ex, errors)
         responses = self._respond(ex.requests, work, results, errors)
+        if slots:
+            responses = sequence_rows.answered(self.writer, responses, slots)
         end = time.monotonic_ns()
         stats = messages.ExecStats(
             batch_size=sum(max(r.batch, 1) for r in ex.requests),
             compute_input_ns=t_in - start, compute_infer_ns=t_infer - t_in,
             compute_output_ns=end - t_infer, start_ns=start, end_ns=end)
-        failed = [r.rid for r in ex.requests if r.rid in errors]
+        failed = [r.rid for r in ex.requests if r.rid in errors and r.frontend]
         return responses, messages.Executed(self.instance, ex.batch_id, stats, failed)
 
     # ------------------------------------------------------------- inputs

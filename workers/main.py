@@ -35,6 +35,7 @@ from .backend import LoadContext, backend_class
 from .cancel import CancelWatch, install
 from .executor import Executor
 from .outputs import OutputWriter
+from .sequence import sequence_io
 from .shapes import ModelIO
 from .streams import StreamHub
 
@@ -205,7 +206,7 @@ class WorkerProc:
         io = ModelIO(spec)
         self.writer.bf16 = {t.name for t in spec.outputs if t.datatype == "BF16"}
         self.executor = Executor(self.backend, io, self.cache, self.writer,
-                                 self.boot.address)
+                                 self.boot.address, sequence_io(spec, load.model_dir))
         self.hub = StreamHub(self.boot.address, self.writer, io, self.ep.post, self.ep.flush)
         self.hub.pump = self._pump
         self.ep.add_waker(self.hub.fileno(), self.hub.on_wake)
@@ -241,8 +242,13 @@ class WorkerProc:
         skipped = []
         if early:        # cancelled while it waited behind the previous batch: never run
             skipped = [r for r in ex.requests if (r.frontend, r.rid) in early]
-            ex = messages.Execute(ex.batch_id, [r for r in ex.requests if (r.frontend, r.rid) not in early],
-                                  ex.releases)
+            if ex.slots:     # a sequence batch keeps its rows (row i is slot i): run them not ready
+                ex.slots = [messages.SequenceSlot(s.slot, False) if (r.frontend, r.rid) in early
+                            else s for r, s in zip(ex.requests, ex.slots)]
+            else:
+                ex = messages.Execute(ex.batch_id, [r for r in ex.requests
+                                                    if (r.frontend, r.rid) not in early],
+                                      ex.releases)
         try:
             responses, executed = self.executor.run(ex) if ex.requests else ([], None)
         finally:

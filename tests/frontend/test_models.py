@@ -9,3 +9,17 @@ def test_segments_of_workers_no_longer_in_the_table():
     regions = ["/tritond-abc-42-w1", "/tritond-abc-43-w2", "/tritond-abc-43-w2-x1",
                "/tritond-abc-44-frontend-0", "client-key"]
     assert dead_worker_regions(regions, table) == ["/tritond-abc-43-w2", "/tritond-abc-43-w2-x1"]
+
+
+def test_preserve_ordering_of_the_oldest_sequence_batcher():
+    from tritond.frontend.models import ModelVersion
+
+    from tests.specs import spec
+
+    def ordered(scheduling):
+        cfg = spec(f'name: "m" backend: "python" max_batch_size: 4 {scheduling}')
+        return ModelVersion(messages.ModelEntry("m", 1, "READY", spec=cfg)).preserve_ordering
+
+    assert ordered("sequence_batching { oldest { preserve_ordering: true } }")
+    assert not ordered("sequence_batching { oldest { } }")
+    assert ordered("dynamic_batching { preserve_ordering: true }")

@@ -170,6 +170,7 @@ def test_http_load_parameters_as_triton_reads_them(server):
 def test_server_extensions_in_tritons_order(client):
     md = client.get_server_metadata()
     ext = list(md["extensions"] if client.protocol == "http" else md.extensions)
-    assert ext == ["classification", "model_repository", "model_repository(unload_dependents)",
+    assert ext == ["classification", "sequence", "model_repository",
+                   "model_repository(unload_dependents)",
                    "schedule_policy", "model_configuration", "system_shared_memory",
                    "binary_tensor_data", "parameters", "statistics", "trace", "logging"]

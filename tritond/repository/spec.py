@@ -91,7 +91,7 @@ def _sequence(cfg: ModelConfig) -> s.SequenceBatching:
                           tuple(c.bool_false_true))
         for ci in q.control_input for c in ci.control)
     states = tuple(s.SequenceState(st.input_name, st.output_name, datatype(st.data_type),
-                                   tuple(st.dims)) for st in q.state)
+                                   tuple(st.dims), *_initial(st)) for st in q.state)
     return s.SequenceBatching(
         strategy="oldest" if oldest else "direct",
         max_sequence_idle_us=q.max_sequence_idle_microseconds,
@@ -100,6 +100,14 @@ def _sequence(cfg: ModelConfig) -> s.SequenceBatching:
         preferred_batch_size=tuple(q.oldest.preferred_batch_size) if oldest else (),
         preserve_ordering=q.oldest.preserve_ordering if oldest else False,
         controls=controls, states=states)
+
+
+def _initial(st) -> tuple:
+    """(initial_dims, initial_file) of a state (validation checked there is at most one)."""
+    if not st.initial_state:
+        return None, ""
+    init = st.initial_state[0]
+    return tuple(init.dims), init.data_file if init.HasField("data_file") else ""
 
 
 def _group(cfg: ModelConfig, index: int, g) -> s.InstanceGroup:

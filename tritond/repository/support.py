@@ -23,8 +23,12 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
     elif cfg.backend and cfg.backend not in BACKENDS:
         platform = f" (platform '{cfg.platform}')" if cfg.platform else ""
         found.append(f"backend '{cfg.backend}'{platform}")
-    if cfg.HasField("sequence_batching"):
-        found.append("sequence_batching")
+    if cfg.HasField("sequence_batching") and cfg.sequence_batching.iterative_sequence:
+        found.append("sequence_batching iterative_sequence")
+    if any(st.use_same_buffer_for_input_output or st.use_growable_memory
+           for st in cfg.sequence_batching.state):
+        found.append("sequence_batching state use_same_buffer_for_input_output / "
+                     "use_growable_memory")
     if cfg.batch_input:
         found.append("batch_input")
     if cfg.batch_output:

@@ -22,7 +22,7 @@ BACKEND_PLATFORMS = {
 }
 
 _CORRID_TYPES = (DataType.TYPE_UINT64, DataType.TYPE_INT64,
-                 DataType.TYPE_UINT32, DataType.TYPE_INT32)
+                 DataType.TYPE_UINT32, DataType.TYPE_INT32, DataType.TYPE_STRING)
 _Control = ModelSequenceBatching.Control
 
 
@@ -187,6 +187,38 @@ def _sequence_batching(cfg: ModelConfig) -> None:
     for control_input in cfg.sequence_batching.control_input:
         for control in control_input.control:
             _control(cfg.name, control_input.name, control)
+    for state in cfg.sequence_batching.state:
+        _initial_state(state)
+
+
+def _initial_state(state) -> None:
+    """Triton's checks of a state's initial_state (GenerateInitialStateData)."""
+    name = state.input_name
+    if len(state.initial_state) > 1:
+        raise invalid_arg(f"initial_state field for state input '{name}' must contain exactly "
+                          f"one or zero element. Found '{len(state.initial_state)}' elements.")
+    if not state.initial_state:
+        return
+    init = state.initial_state[0]
+    if init.data_type != state.data_type:
+        raise invalid_arg(f"The data type used for 'initial_state' field of state '{name}' does "
+                          "not match the state data type.")
+    if not init.name:
+        raise invalid_arg(f"Field 'name' must be set when using initial_state for state input "
+                          f"'{name}'.")
+    if len(init.dims) != len(state.dims):
+        raise invalid_arg(f"Number of dimensions in 'initial_state' doesn't match the size of "
+                          f"'state' dimensions for state input '{name}'. {len(init.dims)} != "
+                          f"{len(state.dims)}")
+    for got, want in zip(init.dims, state.dims):
+        if got == -1:
+            raise invalid_arg(f"'initial_state' field for state input name '{name}' contains "
+                              "variable dimensions.")
+        if want != -1 and got != want:
+            raise invalid_arg(f"'initial_state' dim for input name '{name}' doesn't match "
+                              f"'state' dim description. {got} != {want}")
+    if init.WhichOneof("state_data") is None:
+        raise invalid_arg(f"initial_state setting expects state'{name}' to have state_data set")
 
 
 def _control(model: str, input_name: str, control) -> None:
@@ -195,7 +227,7 @@ def _control(model: str, input_name: str, control) -> None:
     if control.kind == _Control.CONTROL_SEQUENCE_CORRID:
         if control.data_type not in _CORRID_TYPES:
             raise invalid_arg(f"{where} must specify data_type TYPE_UINT64, TYPE_INT64, "
-                              f"TYPE_UINT32 or TYPE_INT32")
+                              f"TYPE_UINT32, TYPE_INT32 or TYPE_STRING")
         return
     lists = [lst for lst in (control.int32_false_true, control.fp32_false_true,
                              control.bool_false_true) if lst]

@@ -167,6 +167,9 @@ class PythonBackend(Backend):
                    for ref in req.inputs]
         for tensor, ref in zip(tensors, req.inputs):
             tensor._ref = ref        # BLS passes it on by reference (bls_call.py)
+        if len(w.inputs) > len(tensors):   # sequence control and state inputs (workers/sequence.py)
+            tensors += [pb_utils.Tensor(n, a) for n, a in w.inputs.items()
+                        if all(t.name() != n for t in tensors)]
         pb = pb_utils.InferenceRequest(
             request_id=req.request_id, correlation_id=req.correlation_id, inputs=tensors,
             requested_output_names=w.outputs, model_name=self.ctx.model,

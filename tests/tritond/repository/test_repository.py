@@ -335,9 +335,35 @@ def test_validate_sequence_controls():
         "kind: CONTROL_SEQUENCE_END int32_false_true: [0, 1] bool_false_true: [false, true]", ""))
     assert "TYPE_UINT64" in invalid(
         seq % ("kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_FP32", ""))
+    cfg = parse_pbtxt(seq % ("kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_STRING", ""), "c")
+    repo_mod.normalize(cfg)
+    repo_mod.validate(cfg, "/repo/m")   # string correlation ids (Triton allows TYPE_STRING)
     assert "response cache" in invalid(
         seq % ("kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_UINT64",
                "response_cache { enable: true }"))
+
+
+def test_validate_initial_state():
+    seq = ('name: "m" backend: "python" max_batch_size: 1 '
+           'input [ { name: "I" data_type: TYPE_FP32 dims: [1] } ] '
+           'sequence_batching { state [ { input_name: "IS" output_name: "OS" '
+           'data_type: TYPE_FP32 dims: [ -1, 2 ] initial_state [ %s ] } ] }')
+    ok = 'data_type: TYPE_FP32 dims: [ 3, 2 ] name: "i" zero_data: true'
+    seq = seq.replace("[ %s ]", "[ { %s } ]")
+    cfg = parse_pbtxt(seq % ok, "c")
+    repo_mod.normalize(cfg)
+    repo_mod.validate(cfg, "/repo/m")
+    assert "must contain exactly one or zero element. Found '2' elements." in invalid(
+        seq % f"{ok} }}, {{ {ok}")
+    assert "does not match the state data type" in invalid(
+        seq % ok.replace("TYPE_FP32", "TYPE_INT32"))
+    assert "Field 'name' must be set when using initial_state for state input 'IS'" in invalid(
+        seq % ok.replace('name: "i"', ""))
+    assert "1 != 2" in invalid(seq % ok.replace("dims: [ 3, 2 ]", "dims: [ 3 ]"))
+    assert "contains variable dimensions" in invalid(seq % ok.replace("[ 3, 2 ]", "[ -1, 2 ]"))
+    assert "doesn't match 'state' dim description. 5 != 2" in invalid(
+        seq % ok.replace("[ 3, 2 ]", "[ 3, 5 ]"))
+    assert "to have state_data set" in invalid(seq % ok.replace("zero_data: true", ""))
 
 
 ENS = """

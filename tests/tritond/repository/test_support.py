@@ -18,7 +18,8 @@ _IO = ('input [ { name: "IN0" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
 
 # model name -> (feature named in the error and in docs/compatibility.md, config extra)
 FEATURES = {
-    "seq": ("sequence_batching", 'max_batch_size: 4\nsequence_batching { }\n'),
+    "seq": ("sequence_batching iterative_sequence",
+            'max_batch_size: 4\nsequence_batching { iterative_sequence: true }\n'),
     "warm": ("model_warmup", 'model_warmup [ { name: "w" batch_size: 1 inputs { key: "IN0" '
                              'value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } } ]\n'),
     "envpath": ("EXECUTION_ENV_PATH", 'parameters { key: "EXECUTION_ENV_PATH" value: '
@@ -114,7 +115,8 @@ def test_explicit_load_answers_the_reason(tmp_path):
         client = httpclient.InferenceServerClient(srv.url)
         with pytest.raises(InferenceServerException) as err:
             client.load_model("seq")
-        assert "model 'seq': sequence_batching is not supported by tritond yet" in \
+        assert "model 'seq': sequence_batching iterative_sequence is not supported by " \
+            "tritond yet" in \
             err.value.message()
         assert not client.is_model_ready("seq")
     finally:

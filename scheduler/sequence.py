@@ -1,0 +1,245 @@
+"""SequencePolicy: Triton's sequence batcher (``direct`` and ``oldest`` strategies).
+
+Every request names its sequence (``correlation_id``, START/END in ``flags``).
+A starting sequence takes a free *sequence slot* of one instance
+(``max_batch_size`` slots per instance, or ``max_candidate_sequences`` for
+``oldest``) and keeps it until its END request is dispatched or it stays idle
+for ``max_sequence_idle_microseconds``; with no free slot it waits in the
+backlog, in arrival order (``sequence_table.SlotTable`` keeps where each
+sequence is). A sequence's requests run
+in order, one at a time, on its instance.
+
+- **direct**: a batch is the next request of every slot of an idle instance,
+  row i being slot i; an idle slot below the last busy one gets a not-ready row
+  (a copy of another row with READY false, never answered) so that a model
+  keeping per-row state sees each sequence in the same row every time.
+- **oldest**: the ready sequences of an idle instance, oldest request first, form
+  a dynamic batch (``preferred_batch_size``, ``max_queue_delay_microseconds``).
+
+The Execute carries a ``messages.SequenceSlot`` per row; the worker makes the
+control tensors and the slot's implicit state from it (workers/sequence.py).
+Errors and their texts are Triton's (sequence_batch_scheduler.cc).
+"""
+from __future__ import annotations
+
+from tritond import messages
+from tritond.errors import Code, TritonError
+
+from .batcher import shape_key
+from .config import SchedConfig
+from .queue import DONE, MAIN, Entry
+from .router import Batch, Instance, InstanceRouter
+from .sequence_slots import Home, Sequence, null_row
+from .sequence_table import NEVER, SlotTable
+
+START = messages.SEQUENCE_START
+END = messages.SEQUENCE_END
+SequenceSlot = messages.SequenceSlot
+
+
+class SequencePolicy:
+    """The sequence batcher of one model version (pure; see module docstring); where the
+    sequences are is its ``SlotTable``'s (sequence_table.py)."""
+
+    __slots__ = ("cfg", "name", "oldest", "max_batch", "delay_ns", "preferred", "max_preferred",
+                 "table", "count", "depth", "wait_until", "_n")
+
+    ensemble = False     # the Policy interface's flag (scheduler/policy.py)
+
+    # Triton's error for the requests of a backlogged sequence whose timeout passed.
+    expired_message = "timeout of the corresponding sequence has been expired"
+
+    def __init__(self, cfg: SchedConfig) -> None:
+        seq = cfg.seq
+        self.cfg = cfg
+        self.name = cfg.name
+        self.oldest = seq.strategy == "oldest"
+        self.max_batch = max(cfg.max_batch_size, 1)
+        cand = seq.max_candidate_sequences if self.oldest else 0
+        self.table = SlotTable(cfg.name, cand if cand > 0 else self.max_batch,
+                               seq.max_sequence_idle_us * 1000)
+        self.delay_ns = seq.max_queue_delay_us * 1000 if self.oldest else 0
+        preferred = [s for s in seq.preferred_batch_size if 0 < s <= self.max_batch]
+        self.preferred = sorted(preferred)
+        self.max_preferred = max(preferred) if preferred else self.max_batch
+        self.count = 0
+        self.depth = 0                         # requests stay here: never pipelined
+        self.wait_until = 0
+        self._n = 0
+
+    # ------------------------------------------------------------ requests
+
+    def add(self, req, now_ns: int) -> Entry:
+        if req.batch > 1:
+            raise TritonError(Code.INVALID_ARG, f"inference request to model '{self.name}' must "
+                              "specify batch-size 1 due to requirements of sequence batcher")
+        corrid = req.correlation_id
+        if not corrid:
+            raise TritonError(Code.INVALID_ARG, f"inference request to model '{self.name}' must "
+                              "specify a non-zero or non-empty correlation ID")
+        flags = req.flags
+        table = self.table
+        seq = table.live.get(corrid)
+        if seq is not None and seq.home is not None and table.idle(seq, now_ns):
+            table.timeout(seq)
+            seq = None
+        if not flags & START:
+            if seq is None:
+                lost = table.lost.get(corrid)
+                if lost is not None:
+                    raise TritonError(Code.UNAVAILABLE, lost)
+                raise TritonError(Code.INVALID_ARG, f"inference request for sequence {corrid} to "
+                                  f"model '{self.name}' must specify the START flag on the first "
+                                  "request of the sequence")
+        elif seq is None:     # a live sequence started again continues in its place (Triton)
+            table.lost.pop(corrid, None)
+            seq = table.live[corrid] = Sequence(corrid)
+            if not table.seat(seq, now_ns):
+                table.backlog.append(seq)
+        self._n += 1
+        entry = Entry(req, 1, now_ns, 0, self._n)
+        seq.entries.append(entry)
+        seq.last_ns = now_ns
+        if seq.home is None and req.timeout_us:   # a backlogged sequence expires as a whole
+            table.backlog_timeout(seq, now_ns + req.timeout_us * 1000)
+        if flags & END:
+            del table.live[corrid]
+        self.count += 1
+        return entry
+
+    def remove(self, entry: Entry) -> bool:
+        if entry.state != MAIN:
+            return False
+        entry.state = DONE
+        self.count -= 1
+        return True
+
+    def expire(self, now_ns: int):
+        """Requests of backlogged sequences whose timeout passed (the whole sequence)."""
+        if now_ns < self.table.expires:
+            return ()
+        out = self.table.expire(now_ns)
+        self.count -= len(out)
+        return out
+
+    # ------------------------------------------------------------- batches
+
+    def next_batch(self, now_ns: int, router: InstanceRouter) -> Batch | None:
+        self.wait_until = 0
+        table = self.table
+        homes = table.homes
+        if homes.keys() != router.instances.keys():
+            table.sync(router)
+        if now_ns >= table.reap_at:
+            table.reap(now_ns)
+        if table.backlog:
+            table.fill(now_ns)
+        for inst in router.free:
+            home = homes.get(inst.address)
+            if home is None:
+                continue
+            batch = self._oldest(home, now_ns) if self.oldest else self._direct(home)
+            if batch is not None:
+                return batch
+        return None
+
+    def _direct(self, home: Home) -> Batch | None:
+        heads = [seq.head() if seq is not None else None for seq in home.slots]
+        last = max((i for i, e in enumerate(heads) if e is not None), default=-1)
+        if last < 0:
+            return None
+        rep = next(e for e in heads if e is not None)
+        key = shape_key(rep, self.cfg.ragged) if last else None
+        entries, rows, slots = [], [], []
+        for i in range(last + 1):
+            entry = heads[i]
+            if entry is None or (key is not None and shape_key(entry, self.cfg.ragged) != key):
+                rows.append(null_row(rep.req, -1 - i))
+                slots.append(SequenceSlot(i, False))
+                continue
+            self._take(home, i, entry)
+            entries.append(entry)
+            rows.append(entry.req)
+            slots.append(SequenceSlot(i))
+        return self._batch(home, entries, rows, slots)
+
+    def _oldest(self, home: Home, now_ns: int) -> Batch | None:
+        ready = []
+        for i, seq in enumerate(home.slots):
+            head = seq.head() if seq is not None else None
+            if head is not None:
+                ready.append((head.seq, i, head))
+        if not ready:
+            return None
+        ready.sort()
+        n = min(len(ready), self.max_batch)
+        due = ready[0][2].enqueue_ns + self.delay_ns
+        closed = not self.delay_ns or now_ns >= due
+        if not closed:
+            if n < self.max_preferred:
+                self.wait_until = due
+                return None
+            n = max((p for p in self.preferred if p <= n), default=n)
+        key = shape_key(ready[0][2], self.cfg.ragged) if n > 1 else None
+        entries, slots = [], []
+        for _, i, entry in ready:
+            if len(entries) == n:
+                break
+            if key is not None and shape_key(entry, self.cfg.ragged) != key:
+                continue
+            self._take(home, i, entry)
+            entries.append(entry)
+            slots.append(SequenceSlot(i))
+        return self._batch(home, entries, None, slots)
+
+    def _take(self, home: Home, slot: int, entry: Entry) -> None:
+        """Dispatch ``entry`` (its slot's head); an END frees the slot for the backlog."""
+        seq = home.slots[slot]
+        seq.entries.popleft()
+        entry.state = DONE
+        self.count -= 1
+        if entry.req.flags & END:
+            home.slots[slot] = None
+            seq.home = None
+
+    def _batch(self, home: Home, entries: list, rows, slots: list) -> Batch:
+        batch = Batch(home.inst, entries, len(entries))
+        batch.rows = rows if rows is not None and len(rows) != len(entries) else None
+        batch.slots = slots
+        if home.ended:
+            batch.ended, home.ended = home.ended, []
+        return batch
+
+    def next_deadline(self, router: InstanceRouter) -> int | None:
+        best = self.wait_until if router.free else 0
+        table = self.table
+        if table.backlog:
+            for at in (table.reap_at, table.expires):
+                if at < NEVER and (not best or at < best):
+                    best = at
+        return best or None
+
+    def on_executed(self, batch: Batch, now_ns: int) -> None:
+        pass
+
+    # ----------------------------------------------------------- instances
+
+    def on_instance_removed(self, inst: Instance) -> list[Entry]:
+        """``inst`` died or left: its sequences end; their queued requests fail and the
+        next requests of each fail UNAVAILABLE until a new START."""
+        failed = self.table.lose(inst)
+        self.count -= len(failed)
+        return failed
+
+    def requeue(self, entries: list[Entry]) -> None:
+        # Sequence models never pipeline (depth 0): nothing is dispatched ahead.
+        for entry in reversed(entries):
+            seq = self.table.live.get(entry.req.correlation_id)
+            if seq is not None:
+                entry.state = MAIN
+                seq.entries.appendleft(entry)
+                self.count += 1
+
+    def drain(self) -> list[Entry]:
+        self.count = 0
+        return self.table.clear()

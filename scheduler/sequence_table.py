@@ -1,0 +1,170 @@
+"""Where the sequences of one sequence-batched model are: slots, backlog, idle and lost ones.
+
+``SlotTable`` is the bookkeeping half of ``sequence.SequencePolicy`` (which forms
+the batches): live sequences by correlation id, each instance's slots
+(``sequence_slots.Home``), the backlog of sequences waiting for a slot, the idle
+timeout (reaped lazily: see ``reap_at``), backlog timeouts, and the sequences lost
+with a dead instance. Pure, like the policy.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from .queue import DONE, MAIN, Entry
+from .sequence_slots import Home, Sequence
+
+NEVER = 1 << 62
+LOST_LIMIT = 10_000          # sequences remembered as lost with their instance
+
+
+class SlotTable:
+    """Slots, backlog and timeouts of one model version's sequences."""
+
+    __slots__ = ("name", "slot_count", "idle_ns", "live", "backlog", "homes", "lost",
+                 "reap_at", "expires")
+
+    def __init__(self, name: str, slot_count: int, idle_ns: int) -> None:
+        self.name = name
+        self.slot_count = slot_count
+        self.idle_ns = idle_ns
+        self.live: dict = {}                   # correlation id -> Sequence still accepting
+        self.backlog: deque[Sequence] = deque()   # sequences waiting for a slot
+        self.homes: dict[str, Home] = {}       # instance address -> its slots
+        self.lost: dict = {}                   # correlation id -> why (its instance died)
+        self.reap_at = NEVER                   # when an idle sequence may next be due
+        self.expires = NEVER                   # earliest backlog timeout
+
+    def sync(self, router) -> None:
+        """Give each new instance its slots (gone ones left through ``lose``)."""
+        for addr, inst in router.instances.items():
+            if addr not in self.homes:
+                self.homes[addr] = Home(inst, self.slot_count)
+
+    # --------------------------------------------------------------- slots
+
+    def seat(self, seq: Sequence, now_ns: int) -> bool:
+        """Give ``seq`` a free slot, if any (idle sequences are reaped first when due)."""
+        best = self._free_slot()
+        if best is None and self.idle_ns and now_ns >= self.reap_at:
+            self.reap(now_ns)
+            best = self._free_slot()
+        if best is None:
+            return False
+        home, slot = best
+        home.slots[slot] = seq
+        seq.home, seq.slot = home, slot
+        if self.idle_ns:
+            self.reap_at = min(self.reap_at, now_ns + self.idle_ns)
+        return True
+
+    def _free_slot(self):
+        """(home, slot): the lowest free slot number, on the emptiest instance."""
+        best = None
+        for home in self.homes.values():
+            slot = home.free()
+            if slot >= 0 and (best is None or (slot, home.used()) < (best[1], best[0].used())):
+                best = (home, slot)
+        return best
+
+    def fill(self, now_ns: int) -> None:
+        """Seat backlogged sequences, oldest first, while slots are free."""
+        backlog = self.backlog
+        while backlog:
+            seq = backlog[0]
+            if seq.head() is None and self.live.get(seq.corrid) is not seq:
+                backlog.popleft()            # every request of it was cancelled
+                continue
+            if not self.seat(seq, now_ns):
+                return
+            backlog.popleft()
+
+    # ------------------------------------------------------------ timeouts
+
+    def idle(self, seq: Sequence, now_ns: int) -> bool:
+        return bool(self.idle_ns) and seq.head() is None and now_ns - seq.last_ns >= self.idle_ns
+
+    def reap(self, now_ns: int) -> None:
+        """Free the slots of sequences idle longer than max_sequence_idle_microseconds."""
+        next_at = NEVER
+        for home in self.homes.values():
+            for seq in home.slots:
+                if seq is None:
+                    continue
+                if self.idle(seq, now_ns):
+                    self.timeout(seq)
+                else:
+                    at = seq.last_ns + self.idle_ns if seq.head() is None else now_ns + self.idle_ns
+                    next_at = min(next_at, at)
+        self.reap_at = next_at
+
+    def timeout(self, seq: Sequence) -> None:
+        """Force-end ``seq``: its slot is free and its state dropped; later requests
+        without START fail as for an unknown sequence."""
+        home = seq.home
+        home.slots[seq.slot] = None
+        home.ended.append(seq.slot)
+        seq.home = None
+        if self.live.get(seq.corrid) is seq:
+            del self.live[seq.corrid]
+
+    def backlog_timeout(self, seq: Sequence, at: int) -> None:
+        """A backlogged request of ``seq`` has a timeout: the sequence expires at ``at``."""
+        seq.expires = min(seq.expires, at) if seq.expires else at
+        self.expires = min(self.expires, seq.expires)
+
+    def expire(self, now_ns: int) -> list[Entry]:
+        """Take out the requests of backlogged sequences whose timeout passed."""
+        out, keep, self.expires = [], deque(), NEVER
+        for seq in self.backlog:
+            if seq.expires and seq.expires <= now_ns:
+                out += _take_all(seq)
+                if self.live.get(seq.corrid) is seq:
+                    del self.live[seq.corrid]
+                continue
+            keep.append(seq)
+            if seq.expires:
+                self.expires = min(self.expires, seq.expires)
+        self.backlog = keep
+        return out
+
+    # ----------------------------------------------------------- instances
+
+    def lose(self, inst) -> list[Entry]:
+        """``inst`` died or left: its sequences end, their queued requests are taken out,
+        and their ids are remembered as lost (UNAVAILABLE until a new START)."""
+        home = self.homes.pop(inst.address, None)
+        if home is None:
+            return []
+        failed = []
+        for seq in home.slots:
+            if seq is None:
+                continue
+            failed += _take_all(seq)
+            seq.home = None
+            if self.live.get(seq.corrid) is seq:
+                del self.live[seq.corrid]
+                if len(self.lost) >= LOST_LIMIT:
+                    del self.lost[next(iter(self.lost))]
+                self.lost[seq.corrid] = (
+                    f"inference request for sequence {seq.corrid} to model '{self.name}': the "
+                    f"sequence was lost with instance '{inst.name}'; start it again with the "
+                    "START flag")
+        return failed
+
+    def clear(self) -> list[Entry]:
+        """Every queued request, taken out; no sequence is left."""
+        seqs = [s for h in self.homes.values() for s in h.slots if s is not None]
+        out = [e for s in (*seqs, *self.backlog) for e in _take_all(s)]
+        self.backlog.clear()
+        self.live.clear()
+        for home in self.homes.values():
+            home.slots = [None] * len(home.slots)
+        return out
+
+
+def _take_all(seq: Sequence) -> list[Entry]:
+    out = [e for e in seq.entries if e.state == MAIN]
+    for entry in out:
+        entry.state = DONE
+    seq.entries.clear()
+    return out

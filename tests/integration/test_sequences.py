@@ -1,0 +1,224 @@
+"""The sequence batcher through real processes and the real tritonclient: Triton's sequence
+client examples (HTTP sync, gRPC stream), direct and oldest strategies, backlog, idle
+timeout, Triton's errors, and implicit state in Python and ONNX models (seq_repo.py)."""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from tests.integration.seq_repo import write
+from tests.server import Server
+
+VALUES = [11, 7, 5, 3, 2, 0, 1]
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    server = Server([write(tmp_path_factory.mktemp("seq"), idle_us=400_000)])
+    yield server
+    server.stop()
+
+
+def infer(client, model, value, sequence_id, start=False, end=False):
+    data = np.full((1, 1), value, np.int32)
+    inp = httpclient.InferInput("INPUT", [1, 1], "INT32")
+    inp.set_data_from_numpy(data)
+    result = client.infer(model, [inp], sequence_id=sequence_id, sequence_start=start,
+                          sequence_end=end)
+    return int(result.as_numpy("OUTPUT")[0][0])
+
+
+def send(client, model, values, sequence_id):
+    return [infer(client, model, v, sequence_id, i == 0, i == len(values) - 1)
+            for i, v in enumerate(values)]
+
+
+def accumulated(values, corrid):
+    out, acc = [], 0
+    for i, v in enumerate(values):
+        acc = v if i == 0 else acc + v
+        out.append(acc + (corrid if i == len(values) - 1 else 0))
+    return out
+
+
+def test_http_sync_sequence_example(srv):
+    """simple_http_sequence_sync_infer_client: two interleaved-in-time int sequences."""
+    client = httpclient.InferenceServerClient(srv.url)
+    seq0 = send(client, "seq_direct", [0] + VALUES, 1000)
+    seq1 = send(client, "seq_direct", [100] + [-v for v in VALUES], 1001)
+    assert seq0 == accumulated([0] + VALUES, 1000)
+    assert seq1 == accumulated([100] + [-v for v in VALUES], 1001)
+
+
+def test_http_sync_example_on_the_onnx_simple_sequence(srv):
+    """simple_http_sequence_sync_infer_client against simple_sequence, as the example checks
+    it (int ids and a uuid string id); concurrent, so batches carry several slots."""
+    client = httpclient.InferenceServerClient(srv.url)
+    runs = {1000: [0] + VALUES, 1001: [100] + [-v for v in VALUES],
+            str(uuid.uuid4()): [20] + [-v for v in VALUES]}
+
+    def run(cid):
+        return send(httpclient.InferenceServerClient(srv.url), "simple_sequence", runs[cid], cid)
+
+    with ThreadPoolExecutor(3) as pool:
+        results = dict(zip(runs, pool.map(run, runs)))
+    for cid, values in runs.items():
+        assert results[cid] == [values[0] + 1, *values[1:]], cid
+    assert send(client, "simple_sequence", [5, 6], 1002) == [6, 6]
+
+
+def test_concurrent_direct_sequences_keep_their_rows(srv):
+    """Four sequences at once share batches (rows = slots): each still adds up alone."""
+    client_values = {cid: [cid % 10] + [cid % 7 + i for i in range(12)] for cid in (11, 12, 13, 14)}
+
+    def run(cid):
+        return send(httpclient.InferenceServerClient(srv.url), "seq_direct",
+                    client_values[cid], cid)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = dict(zip(client_values, pool.map(run, client_values)))
+    for cid, values in client_values.items():
+        assert results[cid] == accumulated(values, cid)
+
+
+def test_grpc_stream_sequence_example(srv):
+    """simple_grpc_sequence_stream_infer_client: two sequences over one stream."""
+    client = grpcclient.InferenceServerClient(srv.grpc_url)
+    results: queue.Queue = queue.Queue()
+    client.start_stream(callback=lambda result, error: results.put((result, error)))
+    try:
+        values = [0] + VALUES
+        for i, v in enumerate(values):
+            for cid, sign in ((2000, 1), (2001, -1)):
+                inp = grpcclient.InferInput("INPUT", [1, 1], "INT32")
+                inp.set_data_from_numpy(np.full((1, 1), sign * v, np.int32))
+                client.async_stream_infer("seq_direct", [inp], request_id=f"{cid}_{i}",
+                                          sequence_id=cid, sequence_start=i == 0,
+                                          sequence_end=i == len(values) - 1)
+        got = {}
+        for _ in range(2 * len(values)):
+            result, error = results.get(timeout=30)
+            assert error is None, error
+            rid = result.get_response().id
+            got[rid] = int(result.as_numpy("OUTPUT")[0][0])
+    finally:
+        client.stop_stream()
+    for cid, sign in ((2000, 1), (2001, -1)):
+        want = accumulated([sign * v for v in values], cid)
+        assert [got[f"{cid}_{i}"] for i in range(len(values))] == want
+
+
+def test_oldest_with_string_ids(srv):
+    ids = ["1002", "1003", "1004"]
+
+    def run(cid):
+        client = httpclient.InferenceServerClient(srv.url)
+        return send(client, "seq_oldest", [20] + [-v for v in VALUES], cid)
+
+    with ThreadPoolExecutor(3) as pool:
+        results = dict(zip(ids, pool.map(run, ids)))
+    for cid in ids:
+        assert results[cid] == accumulated([20] + [-v for v in VALUES], int(cid))
+
+
+def test_sequence_extension_is_advertised(srv):
+    assert "sequence" in httpclient.InferenceServerClient(srv.url).get_server_metadata()[
+        "extensions"]
+
+
+def test_triton_errors(srv):
+    client = httpclient.InferenceServerClient(srv.url)
+    with pytest.raises(InferenceServerException) as err:
+        infer(client, "seq_direct", 1, 0, start=True)
+    assert "inference request to model 'seq_direct' must specify a non-zero or non-empty " \
+           "correlation ID" in err.value.message()
+    assert err.value.status() == "400"
+    with pytest.raises(InferenceServerException) as err:
+        infer(client, "seq_direct", 1, 777)
+    assert "inference request for sequence 777 to model 'seq_direct' must specify the START " \
+           "flag on the first request of the sequence" in err.value.message()
+    with pytest.raises(InferenceServerException) as err:
+        infer(client, "seq_direct", 1, "x" * 129, start=True)
+    assert "string correlation ID cannot be longer than 128 characters" in err.value.message()
+
+
+def test_idle_sequence_times_out(srv):
+    client = httpclient.InferenceServerClient(srv.url)
+    assert infer(client, "seq_direct", 5, 3000, start=True) == 5
+    time.sleep(0.8)                              # max_sequence_idle_microseconds: 400 ms
+    with pytest.raises(InferenceServerException) as err:
+        infer(client, "seq_direct", 1, 3000)
+    assert "inference request for sequence 3000 to model 'seq_direct' must specify the " \
+           "START flag" in err.value.message()
+    assert infer(client, "seq_direct", 9, 3000, start=True, end=True) == 9 + 3000
+
+
+def test_backlog_waits_for_a_free_slot(srv):
+    client = httpclient.InferenceServerClient(srv.url)
+    assert infer(client, "seq_one", 1, 4000, start=True) == 1
+    done = []
+    waiter = threading.Thread(target=lambda: done.append(
+        infer(httpclient.InferenceServerClient(srv.url), "seq_one", 50, 4001, True, True)))
+    waiter.start()
+    time.sleep(0.3)
+    assert done == []                            # the only slot is 4000's
+    assert infer(client, "seq_one", 2, 4000, end=True) == 3 + 4000
+    waiter.join(10)
+    assert done == [50 + 4001]
+
+
+def test_backlogged_sequence_gets_the_slot_of_an_idle_one(srv):
+    client = httpclient.InferenceServerClient(srv.url)
+    assert infer(client, "seq_one", 1, 4100, start=True) == 1
+    t0 = time.monotonic()
+    assert infer(client, "seq_one", 7, 4101, start=True, end=True) == 7 + 4101
+    assert 0.2 < time.monotonic() - t0 < 5       # 4100 idled out (400 ms) first
+
+
+@pytest.mark.parametrize("model,initial", [("seq_state_py", 0), ("seq_state_onnx", 100)])
+def test_implicit_state_accumulates_and_resets_on_start(srv, model, initial):
+    client = httpclient.InferenceServerClient(srv.url)
+
+    def run(cid, values):
+        c = httpclient.InferenceServerClient(srv.url)
+        return [infer(c, model, v, cid, i == 0, i == len(values) - 1)
+                for i, v in enumerate(values)]
+
+    seqs = {5000: [1, 2, 3, 4, 5], 5001: [10, 20, 30], 5002: [-1, -1, -1, -1]}
+    with ThreadPoolExecutor(3) as pool:
+        results = dict(zip(seqs, pool.map(lambda c: run(c, seqs[c]), seqs)))
+    for cid, values in seqs.items():
+        assert results[cid] == list(initial + np.cumsum(values)), cid
+    # a new START of the same id starts from the initial state again
+    assert infer(client, model, 3, 5000, start=True) == initial + 3
+    assert infer(client, model, 3, 5000, end=True) == initial + 6
+
+
+def test_state_outputs_are_not_returned(srv):
+    client = httpclient.InferenceServerClient(srv.url)
+    inp = httpclient.InferInput("INPUT", [1, 1], "INT32")
+    inp.set_data_from_numpy(np.ones((1, 1), np.int32))
+    result = client.infer("seq_state_onnx", [inp], sequence_id=6000, sequence_start=True,
+                          sequence_end=True)
+    assert [o["name"] for o in result.get_response()["outputs"]] == ["OUTPUT"]
+
+
+def test_not_ready_rows_are_neither_answered_nor_counted(srv):
+    """B alone in slot 1 runs with a not-ready row for idle slot 0 (A waits for its END)."""
+    client = httpclient.InferenceServerClient(srv.url)
+    before = client.get_inference_statistics("seq_direct")["model_stats"][0]
+    assert infer(client, "seq_direct", 1, 7000, start=True) == 1
+    assert infer(client, "seq_direct", 2, 7001, start=True) == 2
+    assert infer(client, "seq_direct", 3, 7001, end=True) == 5 + 7001
+    assert infer(client, "seq_direct", 4, 7000, end=True) == 5 + 7000
+    after = client.get_inference_statistics("seq_direct")["model_stats"][0]
+    assert after["inference_count"] == before["inference_count"] + 4
