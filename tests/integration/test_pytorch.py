@@ -2,7 +2,6 @@
 placement errors on a host without GPUs."""
 from __future__ import annotations
 
-import concurrent.futures
 import time
 
 import numpy as np
@@ -61,14 +60,11 @@ def test_dynamic_batching_fuses_concurrent_requests(srv):
     client = httpclient.InferenceServerClient(srv.url, concurrency=8)
     before = client.get_inference_statistics("torch_add_sub")["model_stats"][0]
 
-    def one(i: int):
-        x = np.full((1, 4), i, np.float32)
-        out = client.infer("torch_add_sub", _inputs(x, np.ones((1, 4), np.float32)))
-        return i, out.as_numpy("OUTPUT__0")
-
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        for i, out in pool.map(one, range(8)):
-            np.testing.assert_array_equal(out, np.full((1, 4), i + 1, np.float32))
+    xs = [np.full((1, 4), i, np.float32) for i in range(8)]
+    pending = [client.async_infer("torch_add_sub", _inputs(x, np.ones((1, 4), np.float32)))
+               for x in xs]
+    for x, handle in zip(xs, pending):
+        np.testing.assert_array_equal(handle.get_result().as_numpy("OUTPUT__0"), x + 1)
     after = client.get_inference_statistics("torch_add_sub")["model_stats"][0]
     inferences = after["inference_count"] - before["inference_count"]
     executions = after["execution_count"] - before["execution_count"]
