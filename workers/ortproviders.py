@@ -57,22 +57,22 @@ def providers(model: str, kind: str, device_id: int, config_json: str,
 
 def trt_options(params: dict) -> dict:
     """Triton's TensorRT accelerator parameters as ORT TensorRT provider options."""
-    options: dict = {}
+    mapped: dict = {}
     for key, value in params.items():
         if key == "precision_mode":
             if value not in ("FP32", "FP16"):
                 raise TritonError(Code.INVALID_ARG,
                                   f"unsupported precision mode '{value}' is requested")
-            options["trt_fp16_enable"] = value == "FP16"
+            mapped["trt_fp16_enable"] = value == "FP16"
         elif key in _TRT_KEYS:
-            options[_TRT_KEYS[key]] = value
+            mapped[_TRT_KEYS[key]] = value
         elif key.startswith("trt_"):
-            options[key] = value
+            mapped[key] = value
         else:
             raise TritonError(Code.INVALID_ARG,
                               f"unknown parameter '{key}' is provided for TensorRT Execution "
                               f"Accelerator")
-    return options
+    return mapped
 
 
 def _gpu_accelerators(config_json: str) -> list[dict]:
