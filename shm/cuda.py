@@ -1,4 +1,4 @@
-"""CUDA IPC regions registered by clients (optional: needs cupy and a GPU, ``tritond[gpu]``).
+"""CUDA IPC regions registered by clients (optional: cupy and a GPU, ``tritond[gpu-cuda1x]``).
 
 The frontend only asks :func:`available` / :func:`unavailable_reason`; a worker
 opens each registration's ``cudaIpcMemHandle_t`` once (:class:`CudaRegions`,
@@ -21,7 +21,7 @@ def _devices() -> tuple[int, str]:
     try:
         import cupy
     except ImportError:
-        return 0, "cupy is not installed (install tritond[gpu])"
+        return 0, "cupy is not installed (install tritond[gpu-cuda12] or tritond[gpu-cuda13])"
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # noqa: BLE001 - any CUDA init failure means "no GPU"

@@ -16,6 +16,7 @@ import sys
 
 from google.protobuf import text_format
 
+from tritond import gpus
 from tritond.errors import TritonError
 
 
@@ -73,7 +74,7 @@ def _problems(src, strict: bool, known: set[str]) -> list[str]:
 
     cfg = src.config
     try:
-        repo.normalize(cfg)
+        repo.normalize(cfg, gpus=gpus.count())
     except TritonError as exc:
         return [exc.message]
     found = [support.message(cfg.name, f) for f in support.unsupported_features(cfg)]
@@ -113,7 +114,7 @@ def _onnx(src, cfg, version: int, strict: bool) -> None:
     if not strict:
         config = backend.auto_complete(config)
     final = modelconfig.from_dict(config)
-    repo.normalize(final)
+    repo.normalize(final, gpus=gpus.count())
     repo.validate(final, src.model_dir)
     backend.load(repo.spec_from_config(final, version))
 

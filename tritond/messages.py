@@ -260,6 +260,7 @@ class Load(msgspec.Struct, tag=43, array_like=True, omit_defaults=True):
     model_dir: str             # is what the backend completes)
     repository: str
     auto_complete: bool = True
+    gpus: int = 0              # usable GPUs (tritond.gpus): the worker's normalisation needs it
 
 
 class Loaded(msgspec.Struct, tag=44, array_like=True):

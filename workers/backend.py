@@ -24,6 +24,7 @@ from tritond.spec import ModelSpec
 REGISTRY: dict[str, str] = {
     "onnxruntime": "tritond.workers.onnxruntime:OnnxRuntimeBackend",
     "python": "tritond.workers.python.backend:PythonBackend",
+    "pytorch": "tritond.workers.pytorch:PyTorchBackend",
 }
 """Backend name (config ``backend``) -> ``"module:Class"``."""
 

@@ -57,7 +57,7 @@ def _finalize(config: dict, load: messages.Load):
     from tritond import repository
 
     cfg = modelconfig.from_dict(config)
-    repository.normalize(cfg)
+    repository.normalize(cfg, gpus=load.gpus)
     repository.validate(cfg, load.model_dir)
     return repository.spec_from_config(cfg, load.version)
 

@@ -18,7 +18,7 @@ from tritond.spec import ModelSpec
 from tritond.errors import Code, TritonError
 from tritond.repository.paths import model_file
 
-from . import onnxio, ortbf16
+from . import onnxio, ortbf16, ortproviders
 from .ortbf16 import bf16_names
 from .backend import provisional_spec, Backend, LoadContext, WorkRequest, WorkResult
 
@@ -72,17 +72,16 @@ class OnnxRuntimeBackend(Backend):
             ort.GraphOptimizationLevel.ORT_DISABLE_ALL if level == -1 else
             ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED if level == 1 else
             ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+        providers = self._providers(spec)      # a missing GPU provider fails before ORT runs
         try:
-            return ort.InferenceSession(path, sess_options=opts, providers=self._providers())
+            return ort.InferenceSession(path, sess_options=opts, providers=providers)
         except Exception as exc:  # noqa: BLE001 - any ORT failure is a load failure
             raise TritonError(Code.INTERNAL,
                               f"unable to load model '{self.ctx.model}' from '{path}': {exc}") from exc
 
-    def _providers(self) -> list:
-        if self.ctx.kind == "GPU" and "CUDAExecutionProvider" in ort.get_available_providers():
-            return [("CUDAExecutionProvider", {"device_id": self.ctx.device_id}),
-                    "CPUExecutionProvider"]
-        return ["CPUExecutionProvider"]
+    def _providers(self, spec: ModelSpec) -> list:
+        return ortproviders.providers(self.ctx.model, self.ctx.kind, self.ctx.device_id,
+                                      spec.config_json, ort.get_available_providers())
 
     def load(self, spec: ModelSpec) -> None:
         self.spec = spec

@@ -7,6 +7,7 @@ report, as an output, which mapping of the worker holds their input
 from __future__ import annotations
 
 import base64
+import importlib.util
 import os
 import pathlib
 import shutil
@@ -263,6 +264,8 @@ def test_request_range_errors(srv, regions):
            "should be at least 64 bytes to hold the results")
 
 
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None,
+                    reason="cupy is installed: tests/gpu covers CUDA shared memory")
 def test_cuda_registration_without_gpu(srv):
     c = grpcclient.InferenceServerClient(srv.grpc_url)
     h = httpclient.InferenceServerClient(srv.url)

@@ -146,8 +146,13 @@ def test_default_is_one_intra_op_thread(repo):
     assert be.session.get_providers() == ["CPUExecutionProvider"]
 
 
-def test_gpu_kind_without_cuda_falls_back_to_cpu(repo):
+@pytest.mark.skipif("CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers(),
+                    reason="onnxruntime-gpu installed")
+def test_gpu_kind_without_cuda_fails_naming_onnxruntime_gpu(repo):
+    # no silent CPU fallback: a KIND_GPU instance on the CPU would hide the cause
     model = models.identity_fp32(repo)
     be = OnnxRuntimeBackend(context(model, kind="GPU"))
-    be.load(spec_from_dict(be.auto_complete({"name": "identity_fp32"})))
-    assert "CPUExecutionProvider" in be.session.get_providers()
+    with pytest.raises(TritonError) as err:
+        be.auto_complete({"name": "identity_fp32"})
+    assert err.value.code == Code.UNAVAILABLE
+    assert "needs the CUDA execution provider of onnxruntime-gpu" in err.value.message

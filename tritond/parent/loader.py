@@ -23,7 +23,7 @@ import signal
 import time
 from typing import Callable
 
-from tritond import messages
+from tritond import gpus, messages
 from tritond.spec import ModelSpec
 from . import ensembles
 from .children import Child, ChildError, kill
@@ -109,7 +109,7 @@ class Loader:
 
         cfg = src.config
         try:
-            repository.normalize(cfg)
+            repository.normalize(cfg, gpus=gpus.count())
             support.check(cfg)   # before a worker is spawned for a feature we lack
             # The frontend reads the labels; a label_filename escaping the model
             # dir (UNSUPPORTED) or unreadable fails the load here (protocol.md §4.6).
@@ -169,7 +169,7 @@ class Loader:
         self.outbox.post(child.boot.address, messages.Load(
             model=mv.name, version=mv.version, instance=inst.name, kind=inst.kind,
             device_id=inst.device_id, spec=spec, model_dir=mv.model_dir,
-            repository=mv.repository, auto_complete=auto_complete))
+            repository=mv.repository, auto_complete=auto_complete, gpus=gpus.count()))
         exited = asyncio.get_running_loop().create_task(self._exited(child))
         try:
             done, _ = await asyncio.wait([fut, exited], timeout=LOAD_TIMEOUT_S,

@@ -63,9 +63,12 @@ def _resolve_kind(cfg: ModelConfig, group: ModelInstanceGroup, gpus: int) -> Non
             del group.gpus[:]
         else:
             group.kind = ModelInstanceGroup.KIND_GPU
+    if group.kind == ModelInstanceGroup.KIND_CPU and group.gpus:
+        raise invalid_arg(f"instance group {group.name} of model {cfg.name} has kind "
+                          f"KIND_CPU but specifies one or more GPUs")
     if group.kind != ModelInstanceGroup.KIND_GPU:
         return
-    if gpus == 0:
+    if gpus == 0 and not group.gpus:
         raise invalid_arg(
             f"instance group {group.name} of model {cfg.name} has kind KIND_GPU "
             f"but no GPUs are available")
@@ -73,6 +76,7 @@ def _resolve_kind(cfg: ModelConfig, group: ModelInstanceGroup, gpus: int) -> Non
         bad = next(g for g in group.gpus if g < 0 or g >= gpus)
         raise invalid_arg(
             f"instance group {group.name} of model {cfg.name} specifies invalid "
-            f"or unsupported gpu id {bad}; available GPUs are 0..{gpus - 1}")
+            f"or unsupported gpu id {bad}. GPUs with at least the minimum required CUDA "
+            f"compute compatibility of 6.000000 are: {', '.join(map(str, range(gpus)))}")
     if not group.gpus:
         group.gpus.extend(range(gpus))

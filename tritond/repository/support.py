@@ -11,7 +11,7 @@ from __future__ import annotations
 from tritond.errors import unsupported
 from tritond.protos.model_config_pb2 import ModelConfig
 
-BACKENDS = ("onnxruntime", "python")
+BACKENDS = ("onnxruntime", "python", "pytorch")
 """Backends tritond runs (workers/backend.py REGISTRY)."""
 
 
@@ -23,6 +23,9 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
     elif cfg.backend and cfg.backend not in BACKENDS:
         platform = f" (platform '{cfg.platform}')" if cfg.platform else ""
         found.append(f"backend '{cfg.backend}'{platform}")
+    elif cfg.platform == "torch_aoti":
+        # the pytorch backend here runs TorchScript (model.pt) only
+        found.append("platform 'torch_aoti' (AOTInductor packages)")
     if cfg.HasField("sequence_batching") and cfg.sequence_batching.iterative_sequence:
         found.append("sequence_batching iterative_sequence")
     if any(st.use_same_buffer_for_input_output or st.use_growable_memory

@@ -29,7 +29,7 @@ FEATURES = {
 }
 # models of another backend or platform: (feature, config head, file in version 1)
 OTHERS = {
-    "torch": ("backend 'pytorch'", 'platform: "pytorch_libtorch"\n', "model.pt"),
+    "aoti": ("platform 'torch_aoti'", 'platform: "torch_aoti"\n', "model.pt2"),
     "trt": ("backend 'tensorrt'", 'backend: "tensorrt"\n', "model.plan"),
     "tf": ("backend 'tensorflow'", 'platform: "tensorflow_savedmodel"\n', None),
     "onnxstream": ("decoupled", 'backend: "onnxruntime"\n'

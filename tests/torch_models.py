@@ -1,0 +1,69 @@
+"""TorchScript test models, written at test time (torch.jit.script of tiny modules).
+
+``python -m tests.torch_models <repository>`` writes them into a repository
+(tests/gpu and bench/gpu.py use that on a GPU host); tests call the functions.
+"""
+from __future__ import annotations
+
+import pathlib
+import sys
+
+ADD_SUB_CONFIG = '''name: "{name}"
+platform: "pytorch_libtorch"
+max_batch_size: 8
+dynamic_batching {{ max_queue_delay_microseconds: {delay} }}
+input [ {{ name: "{in0}" data_type: TYPE_FP32 dims: [ 4 ] }},
+        {{ name: "{in1}" data_type: TYPE_FP32 dims: [ 4 ] }} ]
+output [ {{ name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 4 ] }},
+         {{ name: "OUTPUT__1" data_type: TYPE_FP32 dims: [ 4 ] }} ]
+{extra}'''
+
+IDENTITY_CONFIG = '''name: "{name}"
+backend: "pytorch"
+max_batch_size: 0
+input [ {{ name: "INPUT__0" data_type: TYPE_FP32 dims: [ -1 ] }} ]
+output [ {{ name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ -1 ] }} ]
+{extra}'''
+
+
+def _modules():
+    import torch
+
+    class AddSub(torch.nn.Module):
+        def forward(self, x: torch.Tensor, y: torch.Tensor):
+            return x + y, x - y
+
+    class Identity(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.clone()
+
+    return torch, AddSub, Identity
+
+
+def add_sub(repo: pathlib.Path, name: str = "torch_add_sub", *, in0: str = "INPUT__0",
+            in1: str = "INPUT__1", delay: int = 0, extra: str = "") -> pathlib.Path:
+    """forward(x, y) -> (x + y, x - y), batched (max_batch_size 8, dynamic batching)."""
+    torch, AddSub, _ = _modules()
+    return _write(repo, name, torch.jit.script(AddSub()),
+                  ADD_SUB_CONFIG.format(name=name, in0=in0, in1=in1, delay=delay, extra=extra))
+
+
+def identity(repo: pathlib.Path, name: str = "torch_identity", extra: str = "") -> pathlib.Path:
+    """forward(x) -> x, not batched, any length (FP32)."""
+    torch, _, Identity = _modules()
+    return _write(repo, name, torch.jit.script(Identity()),
+                  IDENTITY_CONFIG.format(name=name, extra=extra))
+
+
+def _write(repo: pathlib.Path, name: str, module, config: str) -> pathlib.Path:
+    model_dir = pathlib.Path(repo) / name
+    (model_dir / "1").mkdir(parents=True, exist_ok=True)
+    module.save(str(model_dir / "1" / "model.pt"))
+    (model_dir / "config.pbtxt").write_text(config)
+    return model_dir
+
+
+if __name__ == "__main__":
+    root = pathlib.Path(sys.argv[1])
+    add_sub(root)
+    identity(root)

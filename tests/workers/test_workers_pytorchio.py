@@ -1,0 +1,48 @@
+"""Triton's PyTorch IO naming rules (no torch needed)."""
+from __future__ import annotations
+
+import pytest
+
+from tritond.errors import TritonError
+from tritond.workers import pytorchio
+
+
+def test_inputs_bind_by_forward_argument_names_first():
+    assert pytorchio.input_positions("m", ["y", "x"], ["x", "y"]) == {"y": 1, "x": 0}
+
+
+def test_inputs_bind_by_index_suffix():
+    assert pytorchio.input_positions("m", ["INPUT__1", "INPUT__0"], ["a", "b"]) == \
+        {"INPUT__1": 1, "INPUT__0": 0}
+
+
+def test_inputs_fall_back_to_config_order():
+    assert pytorchio.input_positions("m", ["B", "A"], ["a", "b"]) == {"B": 0, "A": 1}
+
+
+@pytest.mark.parametrize("names, words", [
+    (["INPUT__0"], "configuration expects 1 inputs, model provides 2"),
+    (["INPUT__0", "INPUT__2"], "input 'INPUT__2' has index 2 but the model has 2 inputs"),
+    (["A__0", "B__0"], "inputs 'A__0' and 'B__0' both have index 0"),
+])
+def test_input_errors(names, words):
+    with pytest.raises(TritonError) as err:
+        pytorchio.input_positions("m", names, ["a", "b"])
+    assert words in err.value.message
+    assert "model 'm'" in err.value.message
+
+
+def test_outputs_by_index_suffix_or_config_order():
+    assert pytorchio.output_positions("m", ["OUTPUT__1", "OUTPUT__0"]) == \
+        {"OUTPUT__1": 1, "OUTPUT__0": 0}
+    assert pytorchio.output_positions("m", ["sum", "diff"]) == {"sum": 0, "diff": 1}
+    with pytest.raises(TritonError, match="output 'OUT__5' has index 5"):
+        pytorchio.output_positions("m", ["OUT__5"])
+
+
+def test_flags():
+    assert pytorchio.flag({}, "INFERENCE_MODE", True) is True
+    assert pytorchio.flag({"INFERENCE_MODE": "False"}, "INFERENCE_MODE", True) is False
+    assert pytorchio.flag({"X": "true"}, "X", False) is True
+    with pytest.raises(TritonError, match="parameter 'X' must be 'true' or 'false', got 'maybe'"):
+        pytorchio.flag({"X": "maybe"}, "X", False)

@@ -1,0 +1,117 @@
+"""How many GPUs this server can place model instances on.
+
+No GPU package is required: without an NVIDIA driver (``/proc/driver/nvidia``)
+the answer is 0 at once, without importing anything. With one, NVML
+(``nvidia-ml-py``, the ``gpu`` extra) lists the physical devices, and
+``CUDA_VISIBLE_DEVICES`` is applied as CUDA applies it (indices or ``GPU-``
+UUID prefixes, up to the first entry that names no device); without NVML, cupy
+or torch count the devices (both already honour ``CUDA_VISIBLE_DEVICES``).
+Devices below Triton's minimum compute capability (6.0) are not counted, as in
+Triton. The parent counts once and hands the count to every normalisation
+(``repository.normalize(cfg, gpus=...)``), including the workers' (``Load.gpus``).
+
+Device ids are CUDA's ordinals within ``CUDA_VISIBLE_DEVICES``; a GPU instance
+is told its id (``model_instance_device_id``) and the server does not narrow
+``CUDA_VISIBLE_DEVICES`` per worker, as Triton does not: a model uses
+``cuda:<device_id>``.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import os
+
+log = logging.getLogger("tritond.gpus")
+
+MIN_COMPUTE_CAPABILITY = 6.0
+_DRIVER_MARKER = "/proc/driver/nvidia/version"
+
+
+def visible_count(devices: list[tuple[str, float]], cuda_visible: str | None) -> int:
+    """Usable GPUs among physical ``devices`` ((uuid, compute capability), NVML order).
+
+    ``cuda_visible`` is CUDA_VISIBLE_DEVICES (None: unset, all visible). As in
+    CUDA, parsing stops at the first entry naming no device; a device named
+    twice stops it too.
+    """
+    if cuda_visible is None:
+        chosen = list(range(len(devices)))
+    else:
+        chosen = []
+        for entry in (e.strip() for e in cuda_visible.split(",")):
+            index = _device_index(entry, devices)
+            if index is None or index in chosen:
+                break
+            chosen.append(index)
+    return sum(1 for i in chosen if devices[i][1] >= MIN_COMPUTE_CAPABILITY)
+
+
+def _device_index(entry: str, devices: list[tuple[str, float]]) -> int | None:
+    if entry.lstrip("-").isdigit():
+        index = int(entry)
+        return index if 0 <= index < len(devices) else None
+    if entry.startswith("GPU-"):
+        matches = [i for i, (uuid, _) in enumerate(devices) if uuid.startswith(entry)]
+        return matches[0] if len(matches) == 1 else None
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def count() -> int:
+    """Usable GPUs on this host (cached: the parent asks once)."""
+    if not os.path.exists(_DRIVER_MARKER):
+        return 0
+    for probe in (_nvml_count, _cupy_count, _torch_count):
+        try:
+            found = probe()
+        except Exception as exc:  # noqa: BLE001 - a broken probe means try the next
+            log.warning("GPU discovery through %s failed: %s", probe.__name__, exc)
+            continue
+        if found is not None:
+            return found
+    log.warning("an NVIDIA driver is present but no GPU package is installed "
+                "(pip install 'tritond[gpu-cuda12]' or '[gpu-cuda13]'): no GPU instances")
+    return 0
+
+
+def _nvml_count() -> int | None:
+    if importlib.util.find_spec("pynvml") is None:
+        return None
+    import pynvml
+
+    pynvml.nvmlInit()
+    try:
+        devices = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            uuid = pynvml.nvmlDeviceGetUUID(handle)
+            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
+            devices.append((uuid.decode() if isinstance(uuid, bytes) else uuid,
+                            major + minor / 10))
+    finally:
+        pynvml.nvmlShutdown()
+    return visible_count(devices, os.environ.get("CUDA_VISIBLE_DEVICES"))
+
+
+def _cupy_count() -> int | None:
+    if importlib.util.find_spec("cupy") is None:
+        return None
+    from cupy.cuda import runtime
+
+    return sum(1 for i in range(runtime.getDeviceCount())
+               if _capability(runtime.getDeviceProperties(i)) >= MIN_COMPUTE_CAPABILITY)
+
+
+def _capability(props: dict) -> float:
+    return props["major"] + props["minor"] / 10
+
+
+def _torch_count() -> int | None:
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    return sum(1 for i in range(torch.cuda.device_count())
+               if sum(x / 10 ** k for k, x in enumerate(torch.cuda.get_device_capability(i)))
+               >= MIN_COMPUTE_CAPABILITY)

@@ -1,0 +1,138 @@
+"""The PyTorch backend: one TorchScript module (``model.pt``) per worker process.
+
+Imported only inside a worker of a ``backend: "pytorch"`` model, so torch is
+loaded nowhere else. IO mapping follows Triton (workers/pytorchio.py). A GPU
+instance runs on ``cuda:<device_id>`` (inputs are moved there, outputs come
+back to the host); a CPU instance takes the shared-memory inputs as tensors
+without a copy. Parameters honoured: ``INFERENCE_MODE`` (default true),
+``DISABLE_OPTIMIZED_EXECUTION`` (default false), ``INTRA_OP_THREAD_COUNT`` /
+``INTER_OP_THREAD_COUNT`` (default 1 each: several worker processes share the
+cores, as ``workers/onnxruntime.py`` explains).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from typing import Optional
+
+import numpy as np
+
+from tritond.errors import Code, TritonError
+from tritond.repository.paths import model_file
+from tritond.spec import ModelSpec
+
+from . import pytorchio
+from .backend import Backend, LoadContext, WorkRequest, WorkResult
+
+try:
+    import torch
+except ImportError as exc:   # backend_class reports it as "backend 'pytorch' is not available: ..."
+    raise ImportError(f"torch is not installed ({exc}); install it with "
+                      f"pip install 'tritond[torch]'") from None
+
+# Inputs are read-only views of shared memory; a model that writes its inputs
+# is broken under Triton too. torch warns about every such view otherwise.
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+
+
+class PyTorchBackend(Backend):
+    """Runs ``<model_dir>/<version>/<default_model_filename or model.pt>``."""
+
+    fuses_batches = True
+
+    def __init__(self, ctx: LoadContext) -> None:
+        super().__init__(ctx)
+        self.module = None
+        self.device = None
+        self._inputs: dict[str, int] = {}
+        self._outputs: dict[str, int] = {}
+        self._dtypes: dict[str, "torch.dtype"] = {}
+        self._inference_mode = True
+
+    def model_path(self, spec: ModelSpec) -> str:
+        path = model_file(self.ctx.model_dir, self.ctx.version,
+                          spec.default_model_filename or "model.pt")
+        if not os.path.isfile(path):
+            raise TritonError(Code.NOT_FOUND, f"unable to load model '{self.ctx.model}': "
+                              f"TorchScript model file '{path}' does not exist")
+        return path
+
+    def load(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        params = spec.parameters
+        self._inference_mode = pytorchio.flag(params, "INFERENCE_MODE", True)
+        optimized = not pytorchio.flag(params, "DISABLE_OPTIMIZED_EXECUTION", False)
+        torch.set_num_threads(int(params.get("INTRA_OP_THREAD_COUNT") or 1))
+        with contextlib.suppress(RuntimeError):   # only settable before the first parallel op
+            torch.set_num_interop_threads(int(params.get("INTER_OP_THREAD_COUNT") or 1))
+        self.device = self._device()
+        path = self.model_path(spec)
+        try:
+            self.module = torch.jit.load(path, map_location=self.device)
+        except Exception as exc:  # noqa: BLE001 - any torch failure is a load failure
+            raise TritonError(Code.INTERNAL, f"unable to load model '{self.ctx.model}' from "
+                              f"'{path}': {exc}") from exc
+        self.module.eval()
+        torch._C._set_graph_executor_optimize(optimized)
+        arguments = [a.name for a in self.module.forward.schema.arguments[1:]]
+        self._inputs = pytorchio.input_positions(
+            self.ctx.model, [t.name for t in spec.inputs], arguments)
+        self._outputs = pytorchio.output_positions(self.ctx.model, [t.name for t in spec.outputs])
+        self._dtypes = {t.name: self._dtype(t) for t in (*spec.inputs, *spec.outputs)}
+
+    def _device(self) -> "torch.device":
+        if self.ctx.kind != "GPU":
+            return torch.device("cpu")
+        if not torch.cuda.is_available():
+            raise TritonError(Code.UNAVAILABLE, f"unable to load model '{self.ctx.model}': "
+                              f"instance {self.ctx.instance} is KIND_GPU but this torch "
+                              f"build has no CUDA ({torch.__version__})")
+        return torch.device("cuda", self.ctx.device_id)
+
+    def _dtype(self, tensor) -> "torch.dtype":
+        name = pytorchio.TORCH_DTYPES.get(tensor.datatype)
+        if name is None:
+            raise TritonError(Code.UNSUPPORTED, f"unable to load model '{self.ctx.model}': "
+                              f"tensor '{tensor.name}' has datatype {tensor.datatype}, which "
+                              f"the PyTorch backend of tritond does not support yet")
+        return getattr(torch, name)
+
+    def unload(self) -> None:
+        self.module = None
+
+    def execute(self, requests: list[WorkRequest]) -> list[WorkResult]:
+        return [self._guarded(w) for w in requests]
+
+    def _guarded(self, w: WorkRequest) -> WorkResult:
+        try:
+            return self._run(w)
+        except TritonError as exc:
+            return WorkResult.failed(exc.code, exc.message)
+        except Exception as exc:  # noqa: BLE001 - torch errors become INTERNAL, as data
+            return WorkResult.failed(Code.INTERNAL, f"PyTorch execute failure: {exc}")
+
+    def _run(self, w: WorkRequest) -> WorkResult:
+        args: list[Optional[torch.Tensor]] = [None] * len(self._inputs)
+        for name, position in self._inputs.items():
+            args[position] = self._tensor(name, w.inputs[name])
+        mode = torch.inference_mode() if self._inference_mode else torch.no_grad()
+        with mode:
+            values = pytorchio.results(self.ctx.model, self.module(*args))
+        outputs = {}
+        for name in w.outputs:
+            index = self._outputs[name]
+            if index >= len(values) or not isinstance(values[index], torch.Tensor):
+                raise TritonError(Code.INTERNAL, f"model '{self.ctx.model}' returned "
+                                  f"{len(values)} results; output '{name}' wants result {index}")
+            outputs[name] = values[index].detach().cpu().numpy()
+        return WorkResult(outputs=outputs)
+
+    def _tensor(self, name: str, array: np.ndarray) -> "torch.Tensor":
+        if array.dtype == object:
+            raise TritonError(Code.INVALID_ARG, f"input '{name}': BYTES tensors are not "
+                              f"supported by the PyTorch backend of tritond yet")
+        tensor = torch.from_numpy(np.ascontiguousarray(array))   # a view of shm: no copy
+        if tensor.dtype != self._dtypes[name]:
+            tensor = tensor.to(self._dtypes[name])
+        return tensor if self.device.type == "cpu" else tensor.to(self.device, non_blocking=False)

@@ -1,0 +1,90 @@
+"""How a TorchScript model's forward() arguments and results map to config tensors.
+
+Triton's PyTorch backend rules, kept free of torch so they are tested on any host:
+
+* inputs: when every config input name is a ``forward`` argument name, inputs
+  bind by name; otherwise when every name follows ``<name>__<index>``
+  (``INPUT__0``) the index is the argument position; otherwise the config order
+  is the argument order;
+* outputs: ``<name>__<index>`` picks that element of the returned tuple (a lone
+  tensor is element 0) when every output follows it; otherwise config order;
+* the config must declare as many inputs as ``forward`` takes.
+"""
+from __future__ import annotations
+
+import re
+
+from tritond.errors import Code, TritonError
+
+_INDEXED = re.compile(r"^.+__(\d+)$")
+
+# Config datatype -> torch dtype name (torch.<name>).
+TORCH_DTYPES = {
+    "BOOL": "bool", "UINT8": "uint8", "INT8": "int8", "INT16": "int16", "INT32": "int32",
+    "INT64": "int64", "FP16": "float16", "FP32": "float32", "FP64": "float64",
+}
+
+
+def _indices(names: list[str]) -> list[int] | None:
+    found = [_INDEXED.match(n) for n in names]
+    if not all(found):
+        return None
+    return [int(m.group(1)) for m in found]
+
+
+def input_positions(model: str, names: list[str], arguments: list[str]) -> dict[str, int]:
+    """Config input name -> forward() argument position (``arguments``: without self)."""
+    if len(names) != len(arguments):
+        raise TritonError(Code.INVALID_ARG,
+                          f"unable to load model '{model}', configuration expects "
+                          f"{len(names)} inputs, model provides {len(arguments)}")
+    if all(n in arguments for n in names):
+        return {n: arguments.index(n) for n in names}
+    indices = _indices(names)
+    if indices is None:
+        return {n: i for i, n in enumerate(names)}
+    return _checked(model, "input", names, indices, len(arguments))
+
+
+def output_positions(model: str, names: list[str]) -> dict[str, int]:
+    """Config output name -> index into forward()'s result."""
+    indices = _indices(names)
+    if indices is None:
+        return {n: i for i, n in enumerate(names)}
+    return _checked(model, "output", names, indices, len(names))
+
+
+def _checked(model: str, what: str, names: list[str], indices: list[int],
+             limit: int) -> dict[str, int]:
+    seen: dict[int, str] = {}
+    for name, index in zip(names, indices):
+        if index >= limit:
+            raise TritonError(Code.INVALID_ARG,
+                              f"unable to load model '{model}': {what} '{name}' has index "
+                              f"{index} but the model has {limit} {what}s")
+        if index in seen:
+            raise TritonError(Code.INVALID_ARG,
+                              f"unable to load model '{model}': {what}s '{seen[index]}' and "
+                              f"'{name}' both have index {index}")
+        seen[index] = name
+    return dict(zip(names, indices))
+
+
+def results(model: str, value) -> list:
+    """forward()'s result as a list (a tensor is one result; tuples and lists flatten once)."""
+    if isinstance(value, (tuple, list)):
+        return list(value)
+    return [value]
+
+
+def flag(parameters: dict[str, str], key: str, default: bool) -> bool:
+    """A boolean PyTorch parameter (``"true"``/``"false"``, as Triton reads them)."""
+    value = parameters.get(key)
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "on", "yes"):
+        return True
+    if lowered in ("false", "0", "off", "no"):
+        return False
+    raise TritonError(Code.INVALID_ARG, f"parameter '{key}' must be 'true' or 'false', got '{value}'")
