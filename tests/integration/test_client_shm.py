@@ -272,7 +272,8 @@ def test_cuda_registration_without_gpu(srv):
     # returns it): gRPC decodes it to bytes, HTTP sends it as {"b64": ...}.
     b64 = lambda n: base64.b64encode(b"\1" * n).decode()
     raises(lambda: c.register_cuda_shared_memory("g", b64(10), 0, 16),
-           "StatusCode.INVALID_ARGUMENT", "must be a cudaIpcMemHandle_t of 64 bytes, got 10")
+           "StatusCode.INVALID_ARGUMENT", "failed to register shared memory region 'g': "
+           "invalid args ('raw_handle' must be a cudaIpcMemHandle_t of 64 bytes, got 10)")
     raises(lambda: h.register_cuda_shared_memory("g", b64(63), 0, 16), "400",
            "64 bytes, got 63")
     raises(lambda: h.register_cuda_shared_memory("g", "not base64!", 0, 16), "400",

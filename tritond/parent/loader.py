@@ -57,11 +57,13 @@ class Loader:
         self.start_worker = start_worker     # spawns a worker process (not yet set up)
         self.send_setup = send_setup
         self.publish = publish
-        self.pending: dict[str, asyncio.Future] = {}   # Loaded/LoadFailed by instance name
+        # Loaded/LoadFailed by (model, version, instance): the versions of a model
+        # load at once and their instances have the same names.
+        self.pending: dict[tuple[str, int, str], asyncio.Future] = {}
 
     def on_load_result(self, msg) -> None:
         """A worker's Loaded or LoadFailed."""
-        fut = self.pending.pop(msg.instance, None)
+        fut = self.pending.pop((msg.model, msg.version, msg.instance), None)
         if fut is not None and not fut.done():
             fut.set_result(msg)
 
@@ -165,7 +167,8 @@ class Loader:
             return False, f"instance {inst.name}: worker failed to start: {exc}"
         self.send_setup(child)
         fut = asyncio.get_running_loop().create_future()
-        self.pending[inst.name] = fut
+        key = (mv.name, mv.version, inst.name)
+        self.pending[key] = fut
         self.outbox.post(child.boot.address, messages.Load(
             model=mv.name, version=mv.version, instance=inst.name, kind=inst.kind,
             device_id=inst.device_id, spec=spec, model_dir=mv.model_dir,
@@ -184,7 +187,7 @@ class Loader:
                 return True, msg.config
             child.expected_exit = True
             return False, msg.error.message
-        self.pending.pop(inst.name, None)
+        self.pending.pop(key, None)
         child.expected_exit = True
         kill(child)
         return False, (f"instance {inst.name}: worker {child.exit_description()} while loading"
