@@ -124,6 +124,9 @@ class Registry:
     # Versions the load API is loading beside ``versions`` (they join it at the
     # switch): shown LOADING where no READY version of the same number serves.
     loading: dict[tuple[str, int], ModelVersion] = dataclasses.field(default_factory=dict)
+    # Addresses of workers being replaced or unloaded that may still hold requests
+    # (ModelTable.retiring; parent/drain.py).
+    retiring: set[str] = dataclasses.field(default_factory=set)
 
     @contextlib.contextmanager
     def loading_now(self, versions: list[ModelVersion], publish):

@@ -71,7 +71,8 @@ class Supervisor:
                              publish=self.publisher.publish)
         self.control = ModelControl(self.options, self.registry, self.phase, self.loader,
                                     self.outbox, publish=self.publisher.publish,
-                                    publish_and_wait=self.publisher.publish_and_wait)
+                                    publish_and_wait=self.publisher.publish_and_wait,
+                                    drained=self.drained)
         self.progress = LoadProgress(self.registry)
         self.poller = Poller(self.options, self.control)
 
