@@ -72,6 +72,21 @@ _METRICS_NOT_YET = {"summary_latencies": "latency summaries",
                     "histogram_latencies": "latency histograms"}
 
 
+def parse_positive(text: str | int) -> int:
+    value = parse_int(text)
+    if value < 1:
+        raise OptionError(f"expected a positive integer, got {value}")
+    return value
+
+
+def no_namespacing(text: str | bool) -> bool:
+    """--model-namespacing: refused when on (a start-up error, not a silent difference)."""
+    if parse_bool(text):
+        raise OptionError("model namespacing is not supported by tritond yet: model names "
+                          "must be unique across all model repositories")
+    return False
+
+
 def metrics_setting(text: str) -> str:
     """One ``--metrics-config <setting>=<value>`` (Triton's format and message)."""
     setting, eq, value = text.partition("=")
@@ -204,6 +219,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("http_header_timeout", 30, parse_nonneg,
            "Seconds a client may take to send a request's headers, or stay silent while "
            "sending its body, before the connection is closed (0: no limit)."),
+    Option("model_load_thread_count", 4, parse_positive,
+           "Model versions loaded at the same time (Triton's default: 4)."),
+    Option("model_load_retry_count", 0, parse_nonneg,
+           "Times a model version whose load failed is loaded again before it stays "
+           "UNAVAILABLE (Triton's semantics; default 0)."),
+    Option("model_namespacing", False, no_namespacing,
+           "Model namespacing (same model name in several repositories): not supported by "
+           "tritond yet; true is refused at start."),
     Option("model_retry_interval", 30, parse_nonneg,
            "Seconds between reload attempts of a model whose instances crashed too often."),
     Option("allow_grpc", True, parse_bool, "Serve gRPC."),

@@ -27,7 +27,8 @@ from tritond import messages
 from tritond.spec import ModelSpec
 from . import ensembles
 from .children import Child, ChildError, kill
-from .models import READY, UNAVAILABLE, Instance, ModelVersion, Phase, Registry, instance_plan
+from .models import (LOADING, READY, UNAVAILABLE, Instance, ModelVersion, Phase, Registry,
+                     instance_plan)
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -60,6 +61,8 @@ class Loader:
         # Loaded/LoadFailed by (model, version, instance): the versions of a model
         # load at once and their instances have the same names.
         self.pending: dict[tuple[str, int, str], asyncio.Future] = {}
+        # --model-load-thread-count: versions whose workers load at the same time.
+        self.slots = asyncio.Semaphore(options.model_load_thread_count)
 
     def on_load_result(self, msg) -> None:
         """A worker's Loaded or LoadFailed."""
@@ -123,6 +126,24 @@ class Loader:
             if mv.state == READY and self.phase.started:
                 self.publish()
             return
+        retries = self.options.model_load_retry_count
+        for attempt in range(retries + 1):
+            last = attempt == retries or self.phase.stopping
+            async with self.slots:
+                await self._load_workers(mv, cfg, last)
+            if mv.state != LOADING:          # READY, or UNAVAILABLE after the last try
+                return
+            log.info("retrying the load of '%s' version %d (retry %d of %d)", mv.name,
+                     mv.version, attempt + 1, retries)
+            mv.reason = ""
+
+    async def _load_workers(self, mv: ModelVersion, cfg, last: bool) -> None:
+        """Start every instance of ``mv``: READY; or UNAVAILABLE with the reason after the
+        ``last`` try (still LOADING after another)."""
+        from tritond import repository
+
+        fail = self._fail if last else self._attempt_failed
+        mv.instances = []           # a retry starts afresh (the failed ones were stopped)
         partial = repository.spec_from_config(cfg, mv.version)
         first_name, kind, device = instance_plan(partial)[0]
         first = Instance(first_name, kind, device)
@@ -135,14 +156,14 @@ class Loader:
             except Exception as exc:  # noqa: BLE001 - a worker's bad config fails the load
                 ok, result = False, f"completed config: {getattr(exc, 'message', exc)}"
         if not ok:
-            return self._fail(mv, result)
+            return fail(mv, result)
         rest = [Instance(n, k, d) for (n, k, d) in instance_plan(mv.spec)[1:]]
         mv.instances.extend(rest)
         results = await asyncio.gather(*(self._start_instance(mv, inst, mv.spec, False)
                                          for inst in rest))
         errors = [text for ok, text in results if not ok]
         if errors:
-            return self._fail(mv, errors[0])
+            return fail(mv, errors[0])
         mv.state = READY
         self.log_loaded(mv)
         if self.phase.started:
@@ -196,6 +217,12 @@ class Loader:
     async def _exited(self, child: Child) -> None:
         while not child.stopped:
             await asyncio.sleep(0.05)
+
+    def _attempt_failed(self, mv: ModelVersion, reason: str) -> None:
+        """A load that --model-load-retry-count tries again: stays LOADING."""
+        log.error("loading '%s' version %d failed: %s", mv.name, mv.version, reason)
+        mv.reason = reason
+        self.stop_instances(mv, reason)
 
     def _fail(self, mv: ModelVersion, reason: str) -> None:
         """Make ``mv`` UNAVAILABLE with ``reason`` and stop its remaining workers."""
