@@ -266,8 +266,9 @@ OPTIONS: tuple[Option, ...] = (
            "<protocols>:<key>=<value>, repeatable: the gRPC methods of those categories "
            "answer only calls with metadata triton-grpc-protocol-<key>: <value> (in the "
            "variable, entries are separated by ';').", repeat=True, sep=";"),
-    Option("allow_client_shm", True, parse_bool,
-           "Allow clients to register system/CUDA shared memory (Triton 2.51 behaviour: on)."),
+    Option("allow_client_shm", False, parse_bool,
+           "Allow clients to register and use system/CUDA shared memory regions for inputs "
+           "and outputs (default false, as Triton 2.68+; internal shared memory is unaffected)."),
     Option("input_arena_byte_size", 64 * MiB, parse_nonneg,
            "Per-frontend shared-memory arena for request inputs (bytes, allocated lazily)."),
     Option("output_arena_byte_size", 16 * MiB, parse_nonneg,

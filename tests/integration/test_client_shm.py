@@ -89,7 +89,7 @@ def repo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def srv(repo):
-    s = Server((repo,))
+    s = Server((repo,), "--allow-client-shm=true")
     yield s
     s.stop()
 
@@ -367,3 +367,18 @@ def test_client_dies_without_unregistering(srv, tmp_path):
         proc.kill()
         proc.wait()
         os.path.exists("/dev/shm" + key) and os.unlink("/dev/shm" + key)
+
+
+def test_client_shm_is_off_by_default_and_the_error_names_the_flag(tmp_path):
+    """As Triton 2.68+: without --allow-client-shm=true registration is refused."""
+    s = Server((REPO,))
+    try:
+        h = httpclient.InferenceServerClient(s.url)
+        c = grpcclient.InferenceServerClient(s.grpc_url)
+        flag = "Start the server with '--allow-client-shm=true' to enable."
+        raises(lambda: h.register_system_shared_memory("r", "/tritond_any", 64), "501", flag)
+        raises(lambda: c.register_system_shared_memory("r", "/tritond_any", 64),
+               "StatusCode.UNIMPLEMENTED", "Client shared memory is disabled. " + flag)
+        assert "system_shared_memory" not in h.get_server_metadata()["extensions"]
+    finally:
+        s.stop()
