@@ -262,6 +262,13 @@ OPTIONS: tuple[Option, ...] = (
            "metadata, inference, shared-memory, model-config, model-repository, statistics, "
            "trace, logging) answer only requests with header <key>: <value> (in the "
            "variable, entries are separated by ';').", repeat=True, sep=";"),
+    Option("grpc_use_ssl", False, parse_bool, "Serve gRPC over TLS (--grpc-server-cert/-key)."),
+    Option("grpc_use_ssl_mutual", False, parse_bool,
+           "Serve gRPC over mutual TLS: clients need a certificate signed by --grpc-root-cert "
+           "(implies --grpc-use-ssl)."),
+    Option("grpc_server_cert", "", str, "PEM file of the gRPC server's certificate (chain)."),
+    Option("grpc_server_key", "", str, "PEM file of the gRPC server's private key."),
+    Option("grpc_root_cert", "", str, "PEM file of the CA that signs client certificates."),
     Option("grpc_restricted_protocol", [], restriction("grpc-restricted-protocol", "protocol"),
            "<protocols>:<key>=<value>, repeatable: the gRPC methods of those categories "
            "answer only calls with metadata triton-grpc-protocol-<key>: <value> (in the "
