@@ -9,6 +9,7 @@ reader uses its attributes, so each default is written here and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Callable, Optional
 
 import msgspec
@@ -77,6 +78,15 @@ def parse_positive(text: str | int) -> int:
     if value < 1:
         raise OptionError(f"expected a positive integer, got {value}")
     return value
+
+
+def regex(text: str) -> str:
+    """A regular expression (header forwarding): refused at start when it does not compile."""
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise OptionError(f"invalid regular expression '{text}': {exc}") from None
+    return text
 
 
 def no_namespacing(text: str | bool) -> bool:
@@ -262,6 +272,12 @@ OPTIONS: tuple[Option, ...] = (
            "metadata, inference, shared-memory, model-config, model-repository, statistics, "
            "trace, logging) answer only requests with header <key>: <value> (in the "
            "variable, entries are separated by ';').", repeat=True, sep=";"),
+    Option("http_header_forward_pattern", "", regex,
+           "HTTP headers whose name matches this regular expression become request "
+           "parameters (Triton's partial match)."),
+    Option("grpc_header_forward_pattern", "", regex,
+           "gRPC metadata whose key matches this regular expression become request "
+           "parameters (Triton's partial match)."),
     Option("grpc_use_ssl", False, parse_bool, "Serve gRPC over TLS (--grpc-server-cert/-key)."),
     Option("grpc_use_ssl_mutual", False, parse_bool,
            "Serve gRPC over mutual TLS: clients need a certificate signed by --grpc-root-cert "

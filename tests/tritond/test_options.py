@@ -96,3 +96,8 @@ def test_model_namespacing_is_refused_with_a_reason():
 def test_model_load_thread_count_must_be_positive():
     with pytest.raises(options.OptionError, match="expected a positive integer, got 0"):
         options.resolve({"model_load_thread_count": "0"}, {})
+
+
+def test_header_forward_pattern_must_compile():
+    with pytest.raises(options.OptionError, match="invalid regular expression '\\(x'"):
+        options.resolve({"http_header_forward_pattern": "(x"}, {})
