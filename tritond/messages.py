@@ -238,6 +238,7 @@ class ModelEntry(msgspec.Struct, array_like=True, omit_defaults=True):
     # (pid 42) killed by signal SIGKILL": the scheduler names it when it fails
     # the requests that instance was executing.
     exited: dict[str, str] = {}
+    load_seconds: float = 0.0  # how long the version took to load (nv_model_load_duration_secs)
 
 
 class ModelTable(msgspec.Struct, tag=42, array_like=True):

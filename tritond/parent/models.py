@@ -103,7 +103,8 @@ class ModelVersion:
             reason = f"no live instance ({last}); restarting" if last else "no live instance"
         exited = {i.exit_address: i.exit for i in self.instances if i.exit and not i.live}
         return messages.ModelEntry(self.name, self.version, self.state, reason, self.spec,
-                                   live, self.model_dir, not restarting, exited)
+                                   live, self.model_dir, not restarting, exited,
+                                   round(self.load_seconds, 6))
 
 
 @dataclasses.dataclass
