@@ -218,6 +218,7 @@ def build_app(core):
 
     opts = core.control.options
     latencies = counter_latencies(opts.metrics_config)
+    histograms = setting(opts.metrics_config, "histogram_latencies", False)
     cpu = CpuSampler() if opts.allow_cpu_metrics else None
 
     polling = []        # the poll task, started by the first scrape (uvicorn runs no lifespan)
@@ -230,7 +231,9 @@ def build_app(core):
         fams = families(stats, rows, latencies=latencies, cpu=cpu,
                         cached=core.control.cached_versions(),
                         load_seconds=core.models.load_seconds())
-        return Response(render(fams + core.first_response.families()), media_type=CONTENT_TYPE)
+        if histograms:          # Triton: histograms only with histogram_latencies=true
+            fams += core.first_response.families()
+        return Response(render(fams), media_type=CONTENT_TYPE)
 
     async def not_found(request, exc):
         return JSONResponse({"error": "Not Found"}, status_code=404)
@@ -246,11 +249,16 @@ def build_app(core):
 
 def counter_latencies(settings: list[str]) -> bool:
     """--metrics-config counter_latencies=<bool> (the last one wins; default true)."""
+    return setting(settings, "counter_latencies", True)
+
+
+def setting(settings: list[str], name: str, default: bool) -> bool:
+    """A boolean --metrics-config setting (the last one wins)."""
     from tritond.options import parse_bool
 
-    on = True
+    on = default
     for entry in settings:
         key, _, value = entry.partition("=")
-        if key == "counter_latencies":
+        if key == name:
             on = parse_bool(value)
     return on

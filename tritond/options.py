@@ -68,9 +68,8 @@ def parse_positive_float(text: str | float) -> float:
 
 
 # --metrics-config settings tritond honours, and those it does not provide yet.
-METRICS_SETTINGS = {"counter_latencies": parse_bool}
-_METRICS_NOT_YET = {"summary_latencies": "latency summaries",
-                    "histogram_latencies": "latency histograms"}
+METRICS_SETTINGS = {"counter_latencies": parse_bool, "histogram_latencies": parse_bool}
+_METRICS_NOT_YET = {"summary_latencies": "latency summaries"}
 
 
 def parse_positive(text: str | int) -> int:
