@@ -173,7 +173,8 @@ class Supervisor:
     def _boot(self, role: str, name: str, title: str = "") -> Bootstrap:
         return Bootstrap(role=role, name=name, address=channel.address(self.server_id, name),
                          parent=self.address, server_id=self.server_id, parent_pid=os.getpid(),
-                         log_verbose=self.options.log_verbose, title=title)
+                         log_verbose=self.options.log_verbose, title=title,
+                         log_file=self.options.log_file, log_format=self.options.log_format)
 
     def _spawn(self, role: str, name: str, title: str = "") -> Child:
         child = spawn(self._boot(role, name, title), self._on_child_exit)
@@ -303,7 +304,7 @@ def run(options: Options) -> int:
             sys.stderr.write(f"tritond: error: {problem}\n")
         return 1
     set_name("tritond")     # `python -m tritond` would show as "python"; argv stays
-    setup_logging("tritond", options.log_verbose)
+    setup_logging("tritond", options.log_verbose, options.log_file, options.log_format)
     try:
         import uvloop
     except ImportError:
