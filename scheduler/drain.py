@@ -45,6 +45,12 @@ class RetireMixin:
         else:
             self._retiring[inst.address] = inst
 
+    def _forget_retired(self, out: list) -> None:
+        """Retiring workers the parent no longer lists (one died, or the wait timed out):
+        what they still held fails now rather than never being answered."""
+        for address in [a for a in self._retiring if a not in self._retire_set]:
+            self._fail_instance(self._retiring.pop(address), out)
+
     def retired_executed(self, msg: messages.Executed, now_ns: int) -> list:
         """Executed from a retiring instance: account it; Drained when it holds nothing."""
         retiring = self._retiring

@@ -24,6 +24,7 @@ class TableMixin(RetireMixin):
         # How dead instances ended, so that their requests' errors can say it.
         self._exits = {a: how for e in table.models if e.exited for a, how in e.exited.items()}
         self._retire_set = set(table.retiring)
+        self._forget_retired(out)
         for entry in table.models:
             if entry.state not in SERVED_STATES:
                 continue

@@ -1,5 +1,7 @@
 """Unload and reload while requests are in flight: drain, then swap (no request lost)."""
 import json
+import os
+import signal
 import threading
 import time
 
@@ -11,13 +13,19 @@ from tritonclient.utils import InferenceServerException
 from tests.server import Server
 
 SLOW = '''
+import os
 import time
 import triton_python_backend_utils as pb_utils
 
 
 class TritonPythonModel:
+    def initialize(self, args):
+        with open(os.path.join(args["model_repository"], "pid"), "w") as f:
+            f.write(str(os.getpid()))
+
     def execute(self, requests):
-        time.sleep(0.8)
+        x = pb_utils.get_input_tensor_by_name(requests[0], "IN0").as_numpy()
+        time.sleep(5 if x[0] >= 100 else 0.8)
         return [pb_utils.InferenceResponse([pb_utils.Tensor(
             "OUT0", pb_utils.get_input_tensor_by_name(r, "IN0").as_numpy())]) for r in requests]
 '''
@@ -39,18 +47,20 @@ def server(tmp_path_factory):
         'instance_group [ { kind: KIND_CPU count: 1 } ]\n')
     srv = Server([repo], "--model-control-mode=explicit", "--load-model=slow",
                  "--exit-timeout-secs=60")
+    srv.repo = repo
     yield srv
     srv.stop()
 
 
-def start_requests(server, n):
-    """n requests in flight (one executing, the rest queued); their results or errors."""
+def start_requests(server, n, base=0):
+    """n requests in flight (one executing, the rest queued); their results or errors
+    (a value of 100 or more makes the model take 5 s)."""
     results = [None] * n
 
     def one(i):
         c = httpclient.InferenceServerClient(server.url, network_timeout=60)
         inp = httpclient.InferInput("IN0", [2], "FP32")
-        inp.set_data_from_numpy(np.array([i, i], np.float32))
+        inp.set_data_from_numpy(np.array([base + i, base + i], np.float32))
         try:
             results[i] = c.infer("slow", [inp]).as_numpy("OUT0").tolist()
         except InferenceServerException as exc:
@@ -113,3 +123,21 @@ def test_reload_swaps_without_losing_requests(server):
     inp = httpclient.InferInput("IN0", [2], "FP32")
     inp.set_data_from_numpy(np.full(2, 7, np.float32))
     assert c.infer("slow", [inp]).as_numpy("OUT0").tolist() == [7.0, 7.0]
+
+
+def test_worker_dying_while_draining_fails_its_request_and_the_unload_goes_on(server):
+    c = httpclient.InferenceServerClient(server.url, network_timeout=60)
+    c.load_model("slow")                           # a fresh worker; it wrote its pid
+    pid = int((server.repo / "slow" / "pid").read_text())
+    threads, results = start_requests(server, 1, base=100)       # executing for 5 s
+    done = []
+    unloader = threading.Thread(target=lambda: done.append(httpclient.InferenceServerClient(
+        server.url, network_timeout=60).unload_model("slow")))
+    t0 = time.monotonic()
+    unloader.start()
+    time.sleep(0.3)                                # waiting for the worker to drain
+    os.kill(pid, signal.SIGKILL)
+    unloader.join(30)
+    threads[0].join(30)
+    assert done and time.monotonic() - t0 < 4.5    # not the 5 s batch, not the 60 s bound
+    assert isinstance(results[0], str) and "while executing the request" in results[0]

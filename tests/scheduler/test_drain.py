@@ -68,3 +68,16 @@ def test_release_to_retiring_instance_goes_at_once():
     core.set_models(retiring(table(("m", 1, cfg, [])), "w0"))
     (n,) = core.release(messages.Release("w0", [("seg", 8)]))
     assert n.address == "w0" and n.message.slots == [("seg", 8)]
+
+
+def test_retiring_instance_no_longer_listed_fails_what_it_held():
+    cfg = config()
+    core = core_with(cfg)
+    core.add(request(0), 0)
+    dispatches(core.step(0))
+    core.set_models(retiring(table(("m", 1, cfg, [])), "w0"))
+    out = core.set_models(table(("m", 1, cfg, [])))       # the worker died while draining
+    (r,) = replies(out)
+    assert r.response.rid == 0
+    assert r.response.error.message == ("model 'm' version 1: instance 'm_0' became "
+                                        "unavailable while executing the request")

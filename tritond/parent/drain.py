@@ -61,6 +61,17 @@ class Drainer:
     def retired(self, addresses: list[str]) -> None:
         self.registry.retiring.difference_update(addresses)
 
+    def lost(self, address: str) -> bool:
+        """A retiring worker died: stop waiting for it; True when the table must be
+        published (the scheduler then fails what it held)."""
+        if address not in self.registry.retiring:
+            return False
+        self.registry.retiring.discard(address)
+        fut = self.waiting.get(instance_key(address))
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+        return True
+
 
 def instance_key(address: str) -> str:
     return f"instance:{address}"        # as scheduler/drain.py names it

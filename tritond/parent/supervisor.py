@@ -203,6 +203,8 @@ class Supervisor:
         self.children.pop(child.boot.address, None)
         self.outbox.forget(child.boot.address)
         self._unlink_segments(child.pid)        # its arenas, even after a SIGKILL
+        if self.control.drainer.lost(child.boot.address):   # died while draining
+            self.publisher.publish()
         if child.expected_exit:
             return
         if child.boot.role == "worker":
