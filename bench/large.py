@@ -156,7 +156,7 @@ def main() -> None:
         from tests.server import Server
         # 64 MiB + the JSON header exceeds Triton's default 64 MiB HTTP body limit.
         server = Server((pathlib.Path(__file__).resolve().parents[1] / "model_repository",),
-                        f"--http-max-input-size={1 << 30}")
+                        f"--http-max-input-size={1 << 30}", "--allow-client-shm=true")
         a.url, a.grpc_url = server.url, server.grpc_url
     try:
         print(f"{'case':<12} {'MiB':>4} {'GB/s':>7} {'p50 ms':>8} {'n':>5} {'memcpy GB/s':>12} "

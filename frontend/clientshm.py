@@ -119,6 +119,8 @@ class ClientShm:
 
     def register_cuda_shm(self, name: str, raw_handle, device_id: int, byte_size: int) -> None:
         self._shm_enabled()
+        # Triton answers every handle it cannot open "failed to register shared memory
+        # region ... invalid args" (clients and its qa tests match that); the detail follows.
         if type(raw_handle) is str:      # HTTP sends {"b64": ...}; gRPC sends the bytes
             try:
                 raw_handle = base64.b64decode(raw_handle, validate=True)
@@ -127,12 +129,16 @@ class ClientShm:
         if not isinstance(raw_handle, (bytes, bytearray)):
             raise invalid_arg("Unable to parse 'raw_handle'")
         if len(raw_handle) != CUDA_HANDLE_BYTES:
-            raise invalid_arg(f"'raw_handle' must be a cudaIpcMemHandle_t of "
-                              f"{CUDA_HANDLE_BYTES} bytes, got {len(raw_handle)}")
+            raise invalid_arg(f"failed to register shared memory region '{name}': invalid args "
+                              f"('raw_handle' must be a cudaIpcMemHandle_t of "
+                              f"{CUDA_HANDLE_BYTES} bytes, got {len(raw_handle)})")
         device_id, byte_size = _uint(device_id, "device_id"), _uint(byte_size, "byte_size")
         if name in self._regions:
             raise already_exists(f"shared memory region '{name}' already in manager")
         why = cuda.unavailable_reason(device_id)
+        if why and not cuda.unavailable_reason(0):      # CUDA works; that device does not
+            raise invalid_arg(f"failed to register shared memory region '{name}': "
+                              f"invalid args ({why})")
         if why:
             raise unsupported(f"failed to register CUDA shared memory region '{name}': {why}")
         self._add(name, CUDA, base64.b64encode(bytes(raw_handle)).decode(), 0, byte_size,

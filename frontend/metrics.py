@@ -54,7 +54,8 @@ _CACHE = (
 
 
 def families(stats: dict, rows: list | None = None, *, latencies: bool = True,
-             cpu: "CpuSampler | None" = None, cached: set = frozenset()) -> list[Metric]:
+             cpu: "CpuSampler | None" = None, cached: set = frozenset(),
+             load_seconds: dict | None = None) -> list[Metric]:
     """Metric families for every model version in a ``{"model_stats": [...]}`` dict;
     ``rows`` (messages.ModelMetrics) add failures per reason and pending counts."""
     out = []
@@ -69,6 +70,7 @@ def families(stats: dict, rows: list | None = None, *, latencies: bool = True,
         out.append(fam)
         if name == "nv_inference_request_success":
             out.append(_failures(entries, by_key))
+    out.append(_load_durations(entries, load_seconds or {}))
     gauge = Metric("nv_inference_pending_request_count",
                    "Instantaneous number of pending requests awaiting execution per-model.",
                    "gauge")
@@ -83,8 +85,31 @@ def families(stats: dict, rows: list | None = None, *, latencies: bool = True,
         for s in cache_entries:
             fam.add_sample(name, {"model": s["name"], "version": s["version"]}, read(s))
         out.append(fam)
+    out.extend(pinned_pool())
     if cpu is not None:
         out.extend(cpu.families())
+    return out
+
+
+def _load_durations(entries: list, seconds: dict) -> Metric:
+    fam = Metric("nv_model_load_duration_secs", "Model load time in seconds", "gauge")
+    for s in entries:
+        fam.add_sample(fam.name, {"model": s["name"], "version": s["version"]},
+                       seconds.get((s["name"], s["version"]), 0.0))
+    return fam
+
+
+def pinned_pool() -> list[Metric]:
+    """Triton's pinned memory pool gauges. tritond has no pinned (page-locked) pool: tensors
+    live in POSIX shared memory, so both are 0, as on a Triton without CUDA."""
+    out = []
+    for name, doc in (("nv_pinned_memory_pool_total_bytes",
+                       "Pinned memory pool total memory size, in bytes"),
+                      ("nv_pinned_memory_pool_used_bytes",
+                       "Pinned memory pool used memory size, in bytes")):
+        fam = Metric(name, doc, "gauge")
+        fam.add_sample(name, {}, 0)
+        out.append(fam)
     return out
 
 
@@ -193,6 +218,7 @@ def build_app(core):
 
     opts = core.control.options
     latencies = counter_latencies(opts.metrics_config)
+    histograms = setting(opts.metrics_config, "histogram_latencies", False)
     cpu = CpuSampler() if opts.allow_cpu_metrics else None
 
     polling = []        # the poll task, started by the first scrape (uvicorn runs no lifespan)
@@ -203,8 +229,11 @@ def build_app(core):
             polling.append(asyncio.get_running_loop().create_task(poll_cpu()))
         stats, rows = await core.control.metrics_snapshot()
         fams = families(stats, rows, latencies=latencies, cpu=cpu,
-                        cached=core.control.cached_versions())
-        return Response(render(fams + core.first_response.families()), media_type=CONTENT_TYPE)
+                        cached=core.control.cached_versions(),
+                        load_seconds=core.models.load_seconds())
+        if histograms:          # Triton: histograms only with histogram_latencies=true
+            fams += core.first_response.families()
+        return Response(render(fams), media_type=CONTENT_TYPE)
 
     async def not_found(request, exc):
         return JSONResponse({"error": "Not Found"}, status_code=404)
@@ -220,11 +249,16 @@ def build_app(core):
 
 def counter_latencies(settings: list[str]) -> bool:
     """--metrics-config counter_latencies=<bool> (the last one wins; default true)."""
+    return setting(settings, "counter_latencies", True)
+
+
+def setting(settings: list[str], name: str, default: bool) -> bool:
+    """A boolean --metrics-config setting (the last one wins)."""
     from tritond.options import parse_bool
 
-    on = True
+    on = default
     for entry in settings:
         key, _, value = entry.partition("=")
-        if key == "counter_latencies":
+        if key == name:
             on = parse_bool(value)
     return on

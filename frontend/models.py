@@ -49,6 +49,7 @@ class ModelVersion:
     """One version of one model: state plus everything the infer path needs."""
 
     __slots__ = ("name", "version", "version_str", "state", "reason", "spec", "max_batch_size",
+                 "load_seconds",
                  "inputs", "required", "outputs", "decoupled", "platform", "instances", "metadata",
                  "live", "preserve_ordering", "labels", "response_cache")
 
@@ -62,6 +63,7 @@ class ModelVersion:
         # READY but every instance restarting: not ready (health, index), yet
         # requests are still accepted and wait in the scheduler for the restart.
         self.live = entry.live
+        self.load_seconds = entry.load_seconds
         spec = self.spec = entry.spec or _NO_SPEC
         self.max_batch_size = spec.max_batch_size
         self.inputs = {i.name: TensorSpec(i) for i in spec.inputs}
@@ -98,6 +100,12 @@ class Models:
         self._names: list[str] = []                    # every name, incl. never loaded
         # Label files per (model dir, config JSON): read once per load, not per table.
         self._labels: dict[tuple[str, str], dict[str, list[str]]] = {}
+
+    def load_seconds(self) -> dict[tuple[str, str], float]:
+        """(name, version) -> load duration of every READY version (/metrics)."""
+        return {(mv.name, mv.version_str): mv.load_seconds
+                for by_version in self._versions.values() for mv in by_version.values()
+                if mv.state == READY}
 
     def update(self, table: messages.ModelTable) -> None:
         """Replace the whole view (the parent always sends the full table)."""

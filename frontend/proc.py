@@ -145,7 +145,11 @@ class FrontendProc:
         except ImportError as e:
             self.log.error("gRPC endpoint unavailable: %s", e)
             return
-        self.grpc = await serve_grpc(self.core, opts)
+        try:
+            self.grpc = await serve_grpc(self.core, opts)
+        except OSError as exc:       # a bind failure, or unreadable TLS files (grpc/tls.py)
+            self.log.error("%s", exc)
+            raise
 
     async def drain(self, deadline_s: float) -> None:
         """Refuse new inference; answer Drained once idle or at the deadline."""

@@ -68,6 +68,7 @@ class SchedulerCore(TableMixin):
         self._batch_id = 0
         self._exits: dict[str, str] = {}               # address -> how it ended (parent's words)
         self.limiter = None                             # ratelimit.RateLimiter (--rate-limit)
+        self._init_drain()                              # drain.py: retiring workers
 
     @property
     def pipeline(self) -> bool:
@@ -136,6 +137,10 @@ class SchedulerCore(TableMixin):
                     if req.rid == rid and req.frontend == frontend:
                         return [Notify(inst.address, messages.CancelRunning(
                             batch.batch_id, [(frontend, rid)]))]
+        held = self.retiring_holds(frontend, rid) if self._retiring else None
+        if held is not None:
+            return [Notify(held[0].address, messages.CancelRunning(
+                held[1].batch_id, [(frontend, rid)]))]
         return []            # already answered, or unknown
 
     def release(self, msg: messages.Release) -> list[Output]:
@@ -147,7 +152,7 @@ class SchedulerCore(TableMixin):
         """
         inst = self._instances.get(msg.instance)
         if inst is None:
-            return []
+            return self.retired_release(msg)
         big = []
         keep = inst.releases
         for slot in msg.slots:
@@ -163,8 +168,8 @@ class SchedulerCore(TableMixin):
     def executed(self, msg: messages.Executed, now_ns: int) -> list[Output]:
         """A batch finished: free the instance and account statistics."""
         inst = self._instances.get(msg.instance)
-        if inst is None:
-            return []            # the instance was dropped and its requests already failed
+        if inst is None:         # retiring, or dropped with its requests already failed
+            return self.retired_executed(msg, now_ns)
         batch = inst.busy
         if batch is None or batch.batch_id != msg.batch_id:
             return []            # stale or duplicate notice
@@ -224,6 +229,8 @@ class SchedulerCore(TableMixin):
                 idle.append(model)
         for model in idle:
             del self._active[model]
+        if self._unloading:
+            out.extend(self.unloading_drained())
         return out
 
     def _expired(self, model: Model, entries: list, now_ns: int, out: list) -> None:

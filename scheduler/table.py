@@ -5,6 +5,7 @@ from tritond import messages
 from tritond.errors import Code, TritonError
 
 from .config import SchedConfig
+from .drain import RetireMixin
 from .model import Model
 from .outputs import Output, _error, _merge
 from .router import Instance
@@ -12,7 +13,7 @@ from .router import Instance
 SERVED_STATES = ("READY", "UNLOADING")   # UNLOADING: drain what is queued, accept nothing new
 
 
-class TableMixin:
+class TableMixin(RetireMixin):
     """Model-table handling of :class:`scheduler.core.SchedulerCore` (same state)."""
 
     def set_models(self, table: messages.ModelTable) -> list[Output]:
@@ -22,6 +23,8 @@ class TableMixin:
         new: dict[tuple[str, int], Model] = {}
         # How dead instances ended, so that their requests' errors can say it.
         self._exits = {a: how for e in table.models if e.exited for a, how in e.exited.items()}
+        self._retire_set = set(table.retiring)
+        self._forget_retired(out)
         for entry in table.models:
             if entry.state not in SERVED_STATES:
                 continue
@@ -35,6 +38,7 @@ class TableMixin:
                 self._drop(model, out, reasons.get(key, ""))
         self._models = new
         self._instances = {a: i for m in new.values() for a, i in m.router.instances.items()}
+        out.extend(self.unloading_drained())
         return out
 
     def _adopt(self, model: Model | None, entry: messages.ModelEntry, out: list) -> Model:
@@ -49,7 +53,10 @@ class TableMixin:
             model = fresh
         model.router.limiter = self.limiter
         for inst in model.router.set_instances(entry.instances, model):
-            self._fail_instance(inst, out, requeue=True)
+            if inst.address in self._retire_set:
+                self._retire(inst, out)
+            else:
+                self._fail_instance(inst, out, requeue=True)
             self._fail_queued(model, model.policy.on_instance_removed(inst), inst, out)
         return model
 
@@ -80,7 +87,10 @@ class TableMixin:
             out.append(_error(req, Code.UNAVAILABLE, message, model.version))
         for inst in model.router.instances.values():
             inst.gone = True
-            self._fail_instance(inst, out)
+            if inst.address in self._retire_set:
+                self._retire(inst, out)
+            else:
+                self._fail_instance(inst, out)
 
     def _fail_instance(self, inst: Instance, out: list, requeue: bool = False) -> None:
         """An instance disappeared: fail the requests it was executing.

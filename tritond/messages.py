@@ -238,6 +238,7 @@ class ModelEntry(msgspec.Struct, array_like=True, omit_defaults=True):
     # (pid 42) killed by signal SIGKILL": the scheduler names it when it fails
     # the requests that instance was executing.
     exited: dict[str, str] = {}
+    load_seconds: float = 0.0  # how long the version took to load (nv_model_load_duration_secs)
 
 
 class ModelTable(msgspec.Struct, tag=42, array_like=True):
@@ -246,6 +247,10 @@ class ModelTable(msgspec.Struct, tag=42, array_like=True):
     models: list[ModelEntry]
     server_ready: bool
     seq: int = 0               # non-zero: frontends answer TableApplied(seq) once applied
+    # Addresses of live workers being replaced or unloaded: the scheduler lets them
+    # finish what they hold and answers the parent Drained("instance:<address>") when
+    # idle; only then are they shut down (no accepted request is lost).
+    retiring: list[str] = []
 
 
 class Load(msgspec.Struct, tag=43, array_like=True, omit_defaults=True):
@@ -268,11 +273,15 @@ class Loaded(msgspec.Struct, tag=44, array_like=True):
 
     instance: str
     config: str
+    model: str = ""      # with version: instance names repeat across versions and models
+    version: int = 0
 
 
 class LoadFailed(msgspec.Struct, tag=45, array_like=True):
     instance: str
     error: ErrorInfo
+    model: str = ""
+    version: int = 0
 
 
 class TableApplied(msgspec.Struct, tag=52, array_like=True):

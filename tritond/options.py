@@ -9,6 +9,7 @@ reader uses its attributes, so each default is written here and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Callable, Optional
 
 import msgspec
@@ -67,9 +68,32 @@ def parse_positive_float(text: str | float) -> float:
 
 
 # --metrics-config settings tritond honours, and those it does not provide yet.
-METRICS_SETTINGS = {"counter_latencies": parse_bool}
-_METRICS_NOT_YET = {"summary_latencies": "latency summaries",
-                    "histogram_latencies": "latency histograms"}
+METRICS_SETTINGS = {"counter_latencies": parse_bool, "histogram_latencies": parse_bool}
+_METRICS_NOT_YET = {"summary_latencies": "latency summaries"}
+
+
+def parse_positive(text: str | int) -> int:
+    value = parse_int(text)
+    if value < 1:
+        raise OptionError(f"expected a positive integer, got {value}")
+    return value
+
+
+def regex(text: str) -> str:
+    """A regular expression (header forwarding): refused at start when it does not compile."""
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise OptionError(f"invalid regular expression '{text}': {exc}") from None
+    return text
+
+
+def no_namespacing(text: str | bool) -> bool:
+    """--model-namespacing: refused when on (a start-up error, not a silent difference)."""
+    if parse_bool(text):
+        raise OptionError("model namespacing is not supported by tritond yet: model names "
+                          "must be unique across all model repositories")
+    return False
 
 
 def metrics_setting(text: str) -> str:
@@ -204,6 +228,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("http_header_timeout", 30, parse_nonneg,
            "Seconds a client may take to send a request's headers, or stay silent while "
            "sending its body, before the connection is closed (0: no limit)."),
+    Option("model_load_thread_count", 4, parse_positive,
+           "Model versions loaded at the same time (Triton's default: 4)."),
+    Option("model_load_retry_count", 0, parse_nonneg,
+           "Times a model version whose load failed is loaded again before it stays "
+           "UNAVAILABLE (Triton's semantics; default 0)."),
+    Option("model_namespacing", False, no_namespacing,
+           "Model namespacing (same model name in several repositories): not supported by "
+           "tritond yet; true is refused at start."),
     Option("model_retry_interval", 30, parse_nonneg,
            "Seconds between reload attempts of a model whose instances crashed too often."),
     Option("allow_grpc", True, parse_bool, "Serve gRPC."),
@@ -239,12 +271,26 @@ OPTIONS: tuple[Option, ...] = (
            "metadata, inference, shared-memory, model-config, model-repository, statistics, "
            "trace, logging) answer only requests with header <key>: <value> (in the "
            "variable, entries are separated by ';').", repeat=True, sep=";"),
+    Option("http_header_forward_pattern", "", regex,
+           "HTTP headers whose name matches this regular expression become request "
+           "parameters (Triton's partial match)."),
+    Option("grpc_header_forward_pattern", "", regex,
+           "gRPC metadata whose key matches this regular expression become request "
+           "parameters (Triton's partial match)."),
+    Option("grpc_use_ssl", False, parse_bool, "Serve gRPC over TLS (--grpc-server-cert/-key)."),
+    Option("grpc_use_ssl_mutual", False, parse_bool,
+           "Serve gRPC over mutual TLS: clients need a certificate signed by --grpc-root-cert "
+           "(implies --grpc-use-ssl)."),
+    Option("grpc_server_cert", "", str, "PEM file of the gRPC server's certificate (chain)."),
+    Option("grpc_server_key", "", str, "PEM file of the gRPC server's private key."),
+    Option("grpc_root_cert", "", str, "PEM file of the CA that signs client certificates."),
     Option("grpc_restricted_protocol", [], restriction("grpc-restricted-protocol", "protocol"),
            "<protocols>:<key>=<value>, repeatable: the gRPC methods of those categories "
            "answer only calls with metadata triton-grpc-protocol-<key>: <value> (in the "
            "variable, entries are separated by ';').", repeat=True, sep=";"),
-    Option("allow_client_shm", True, parse_bool,
-           "Allow clients to register system/CUDA shared memory (Triton 2.51 behaviour: on)."),
+    Option("allow_client_shm", False, parse_bool,
+           "Allow clients to register and use system/CUDA shared memory regions for inputs "
+           "and outputs (default false, as Triton 2.68+; internal shared memory is unaffected)."),
     Option("input_arena_byte_size", 64 * MiB, parse_nonneg,
            "Per-frontend shared-memory arena for request inputs (bytes, allocated lazily)."),
     Option("output_arena_byte_size", 16 * MiB, parse_nonneg,
@@ -257,7 +303,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("log_warning", True, parse_bool, "Log warnings."),
     Option("log_error", True, parse_bool, "Log errors."),
     Option("log_format", "default", choice("default", "iso8601"), "Log line format."),
-    Option("log_file", "", str, "Log file path, reported by /v2/logging (logs go to stderr)."),
+    Option("log_file", "", str, "Append every process's log lines to this file (default: "
+           "stderr); reported by /v2/logging."),
     Option("model_load_timeout_s", 600, parse_nonneg,
            "Seconds a frontend waits for the parent to answer a model load/unload request."),
     Option("http_keepalive_s", 30, parse_nonneg, "Seconds an idle HTTP connection is kept open."),

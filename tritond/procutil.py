@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import time
 
 from . import peers
 
@@ -29,6 +30,8 @@ class Bootstrap:
     parent_pid: int
     log_verbose: int = 0
     title: str = ""    # what ``ps`` shows after "tritond: <role>" (a worker: its instance)
+    log_file: str = ""          # --log-file ("" = stderr)
+    log_format: str = "default"  # --log-format: default | iso8601
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -43,15 +46,26 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def setup_logging(name: str, verbose: int = 0) -> logging.Logger:
-    """One log format for every process: Triton-like 'I1121 ...' lines on stderr."""
+def setup_logging(name: str, verbose: int = 0, log_file: str = "",
+                  log_format: str = "default") -> logging.Logger:
+    """One log format for every process: Triton-like 'I1121 ...' lines on stderr, or
+    appended to ``log_file``; ``iso8601``: '2026-11-29T22:29:37Z I <pid> <name>] ...'
+    (UTC, Triton's --log-format ISO8601)."""
     level = logging.DEBUG if verbose > 0 else logging.INFO
     root = logging.getLogger()
     if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(
-            f"%(levelname).1s%(asctime)s.%(msecs)03d {os.getpid()} {name}] %(message)s",
-            datefmt="%m%d %H:%M:%S"))
+        # Every process appends whole lines (O_APPEND): one file, interleaved by line.
+        handler = logging.FileHandler(log_file, "a") if log_file else \
+            logging.StreamHandler(sys.stderr)
+        if log_format == "iso8601":
+            fmt = logging.Formatter(f"%(asctime)s %(levelname).1s {os.getpid()} {name}] "
+                                    f"%(message)s", datefmt="%Y-%m-%dT%H:%M:%SZ")
+            fmt.converter = time.gmtime
+        else:
+            fmt = logging.Formatter(
+                f"%(levelname).1s%(asctime)s.%(msecs)03d {os.getpid()} {name}] %(message)s",
+                datefmt="%m%d %H:%M:%S")
+        handler.setFormatter(fmt)
         root.addHandler(handler)
     root.setLevel(level)
     return logging.getLogger(f"tritond.{name}")
@@ -151,4 +165,4 @@ def child_start(boot: Bootstrap) -> logging.Logger:
     peers.set_server_pid(boot.parent_pid)     # who may connect to our channel
     ignore_group_signals()
     set_title(role_title(boot))
-    return setup_logging(boot.name, boot.log_verbose)
+    return setup_logging(boot.name, boot.log_verbose, boot.log_file, boot.log_format)

@@ -178,12 +178,14 @@ class WorkerProc:
             self.log.error("failed to load '%s' instance %s: %s", load.model, load.instance,
                            err.message)
             self.ep.send_now(self.boot.parent, [messages.LoadFailed(
-                load.instance, messages.ErrorInfo(int(err.code), err.message))])
+                load.instance, messages.ErrorInfo(int(err.code), err.message),
+                load.model, load.version)])
             self._close()
             self.running = False
             return
         quiet_gc()
-        self.ep.send_now(self.boot.parent, [messages.Loaded(load.instance, spec.config_json)])
+        self.ep.send_now(self.boot.parent, [messages.Loaded(load.instance, spec.config_json,
+                                                               load.model, load.version)])
         self.log.info("loaded '%s' version %d instance %s", load.model, load.version, load.instance)
 
     def _load_backend(self, load: messages.Load):

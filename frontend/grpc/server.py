@@ -5,6 +5,7 @@ import grpc
 
 from tritond.options import Options
 
+from . import tls
 from .servicer import InferenceServicer, generic_handlers
 
 _MAX_MESSAGE = 2**31 - 1          # INT32_MAX, as Triton and tritonclient set it
@@ -69,7 +70,8 @@ async def serve_grpc(core, options: Options) -> grpc.aio.Server:
     server.add_generic_rpc_handlers(generic_handlers(InferenceServicer(core), options))
     address = bind_address(options)
     try:
-        port = server.add_insecure_port(address)
+        port = (server.add_secure_port(address, tls.server_credentials(options))
+                if tls.enabled(options) else server.add_insecure_port(address))
     except RuntimeError as exc:
         raise OSError(f"failed to bind the gRPC server to {address}: {exc}") from None
     if not port:  # older grpcio reports a failed bind as port 0

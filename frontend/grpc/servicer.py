@@ -18,6 +18,7 @@ from tritond.protos import grpc_service_pb2 as pb
 from tritond.protos import health_pb2
 
 from .. import restrict
+from ..forward import forward
 from . import replies, wire
 from .guard import BAD_MESSAGE, guarded, lenient
 from .status import STATUS
@@ -66,6 +67,9 @@ class InferenceServicer:
         except TritonError as exc:       # a valid message Triton rejects (codec's rules)
             await context.abort(STATUS[exc.code], exc.message)
         try:
+            if self.core.options.grpc_header_forward_pattern:
+                forward(self.core.options.grpc_header_forward_pattern,
+                        context.invocation_metadata() or (), req.parameters)
             result = await self.core.infer(req)
         except TritonError as exc:
             await context.abort(STATUS[exc.code], exc.message)

@@ -22,6 +22,7 @@ from contextlib import aclosing
 from tritond.errors import TritonError, internal, invalid_arg
 
 from . import codec, wire
+from ..forward import forward
 from .guard import BAD_MESSAGE
 from .status import STATUS
 
@@ -56,6 +57,9 @@ async def serve_stream(core, request_iterator, context):
     async def one(msg, raw) -> None:
         try:
             req = codec.decode_request(msg, raw)
+            if core.options.grpc_header_forward_pattern:
+                forward(core.options.grpc_header_forward_pattern,
+                        context.invocation_metadata() or (), req.parameters)
             empty_final = bool(req.parameters and req.parameters.get(EMPTY_FINAL))
             # aclosing: a failure here cancels the request now, not at garbage collection.
             async with aclosing(core.infer_stream(req)) as results:

@@ -15,6 +15,7 @@ from tritond.errors import TritonError, internal, unsupported
 from . import codec, raw
 from .body import read_body, too_large  # noqa: F401 - routes use them from here
 from .compression import check_encoding, decompress, response_encoding
+from ..forward import forward
 from .disconnect import infer_unless_disconnected
 from .responses import InferResponse, error_response
 
@@ -71,6 +72,10 @@ async def infer(core, headers: dict, receive, model: str, version: str) -> Infer
         req, default_binary = raw.decode_raw(body, mv, model, version)
     else:
         req, default_binary = codec.decode_request(body, hlen, model, version)
+    if core.options.http_header_forward_pattern:
+        forward(core.options.http_header_forward_pattern,
+                ((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers.items()),
+                req.parameters)
     result = await infer_unless_disconnected(core, req, receive, mv)
     try:
         header, blobs = codec.encode_result(result, default_binary)

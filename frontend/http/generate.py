@@ -30,6 +30,7 @@ from tritond.shm import dtypes
 
 from ..types import InferRequest, InputTensor
 from .codec import encode_json, parse_json
+from .rawstring import json_string
 from .responses import error_response, json_response
 from .routes import _core, _model, read_body
 
@@ -202,8 +203,7 @@ def to_json(result) -> dict:
             continue
         arr = out.as_numpy().reshape(-1)
         if out.datatype == "BYTES":
-            items = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-                     for v in arr]
+            items = [json_string(v) if isinstance(v, bytes) else str(v) for v in arr]
         else:
             items = arr.tolist()
         doc[out.name] = items[0] if len(items) == 1 else items

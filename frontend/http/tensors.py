@@ -13,6 +13,8 @@ import numpy as np
 from tritond.errors import internal, invalid_arg
 from tritond.shm import dtypes
 
+from .rawstring import json_string
+
 _LEN = struct.Struct("<I")
 _INTS = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
 _INT_KINDS = frozenset({int})
@@ -110,8 +112,8 @@ def bytes_to_json(name: str, datatype: str, shape: list[int], data) -> list:
             items = dtypes.deserialize_bytes(data, count)
         except Exception:  # noqa: BLE001 - a malformed worker output is a server error
             raise internal(f"output tensor shape does not match size of output for '{name}'")
-        # Triton copies the bytes verbatim into the JSON string; invalid UTF-8 is replaced.
-        return [b.decode("utf-8", "replace") for b in items.tolist()]
+        # Triton copies the bytes verbatim into the JSON string, UTF-8 or not.
+        return [json_string(b) for b in items.tolist()]
     dt = dtypes.np_dtype(datatype)
     if len(data) != count * dt.itemsize:
         raise internal(f"output tensor shape does not match size of output for '{name}'")

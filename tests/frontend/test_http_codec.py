@@ -167,3 +167,10 @@ def test_compression_both_ways():
     assert compression.response_encoding("br") is None
     assert gzip.decompress(compression.compress([b"ab", memoryview(b"cd")], "gzip")) == b"abcd"
     assert zlib.decompress(compression.compress([b"ab"], "deflate")) == b"ab"
+
+
+def test_bytes_output_not_utf8_written_verbatim():
+    raw = b"".join(struct.pack("<I", len(b)) + b for b in (b"ok", b"\xff\x00\"", "é".encode()))
+    items = bytes_to_json("s", "BYTES", [3], raw)
+    assert items[0] == "ok" and items[2] == "é"
+    assert codec.encode_json(items) == b'["ok","\xff\\u0000\\"","\xc3\xa9"]'

@@ -90,7 +90,7 @@ def repo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def srv(repo):
-    s = Server((repo,))
+    s = Server((repo,), "--allow-client-shm=true")
     yield s
     s.stop()
 
@@ -275,7 +275,8 @@ def test_cuda_registration_without_gpu(srv):
     # returns it): gRPC decodes it to bytes, HTTP sends it as {"b64": ...}.
     b64 = lambda n: base64.b64encode(b"\1" * n).decode()
     raises(lambda: c.register_cuda_shared_memory("g", b64(10), 0, 16),
-           "StatusCode.INVALID_ARGUMENT", "must be a cudaIpcMemHandle_t of 64 bytes, got 10")
+           "StatusCode.INVALID_ARGUMENT", "failed to register shared memory region 'g': "
+           "invalid args ('raw_handle' must be a cudaIpcMemHandle_t of 64 bytes, got 10)")
     raises(lambda: h.register_cuda_shared_memory("g", b64(63), 0, 16), "400",
            "64 bytes, got 63")
     raises(lambda: h.register_cuda_shared_memory("g", "not base64!", 0, 16), "400",
@@ -369,3 +370,18 @@ def test_client_dies_without_unregistering(srv, tmp_path):
         proc.kill()
         proc.wait()
         os.path.exists("/dev/shm" + key) and os.unlink("/dev/shm" + key)
+
+
+def test_client_shm_is_off_by_default_and_the_error_names_the_flag(tmp_path):
+    """As Triton 2.68+: without --allow-client-shm=true registration is refused."""
+    s = Server((REPO,))
+    try:
+        h = httpclient.InferenceServerClient(s.url)
+        c = grpcclient.InferenceServerClient(s.grpc_url)
+        flag = "Start the server with '--allow-client-shm=true' to enable."
+        raises(lambda: h.register_system_shared_memory("r", "/tritond_any", 64), "501", flag)
+        raises(lambda: c.register_system_shared_memory("r", "/tritond_any", 64),
+               "StatusCode.UNIMPLEMENTED", "Client shared memory is disabled. " + flag)
+        assert "system_shared_memory" not in h.get_server_metadata()["extensions"]
+    finally:
+        s.stop()

@@ -277,7 +277,8 @@ def test_response_statistics_and_first_response_histogram(tmp_path):
 
     import tritonclient.http as httpclient
 
-    srv = Server([decoupled_repo(tmp_path / "repo", names=["square_int32"])])
+    srv = Server([decoupled_repo(tmp_path / "repo", names=["square_int32"])],
+                 "--metrics-config=histogram_latencies=true")
     try:
         s = Stream(srv)
         for n in (2, 3):

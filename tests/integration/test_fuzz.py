@@ -34,7 +34,7 @@ GRPC_BAD = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL,
 
 @pytest.fixture(scope="module")
 def srv():
-    s = Server([REPO], "--http-header-timeout=1")
+    s = Server([REPO], "--http-header-timeout=1", "--allow-client-shm=true")
     s.pids = set(s.children())
     yield s
     s.stop()

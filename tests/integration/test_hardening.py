@@ -52,7 +52,7 @@ def hard(tmp_path_factory):
     (linked / "config.pbtxt").write_text('backend: "python"\n')
     srv = Server([repo], "--model-control-mode=explicit", "--load-model=simple",
                  "--load-model=identity_fp32", "--load-model=simple_string",
-                 "--http-header-timeout=2")
+                 "--http-header-timeout=2", "--allow-client-shm=true")
     srv.repo, srv.root, srv.marker = repo, root, marker
     yield srv
     srv.stop()

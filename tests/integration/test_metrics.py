@@ -22,8 +22,8 @@ MODELS = {
 }
 
 # Families and labels of a CPU-only Triton r26.06 with default flags (docs/user_guide/
-# metrics.md; GPU, pinned memory, cache and summary families are absent on such a host
-# or off by default).
+# metrics.md; GPU, cache and summary families are absent on such a host or off by default;
+# tritond has no pinned memory pool and reports Triton's pinned families at 0).
 TRITON_FAMILIES = {
     "nv_inference_request_success": ("counter", {"model", "version"}),
     "nv_inference_request_failure": ("counter", {"model", "version", "reason"}),
@@ -35,6 +35,9 @@ TRITON_FAMILIES = {
     "nv_inference_compute_infer_duration_us": ("counter", {"model", "version"}),
     "nv_inference_compute_output_duration_us": ("counter", {"model", "version"}),
     "nv_inference_pending_request_count": ("gauge", {"model", "version"}),
+    "nv_model_load_duration_secs": ("gauge", {"model", "version"}),
+    "nv_pinned_memory_pool_total_bytes": ("gauge", set()),
+    "nv_pinned_memory_pool_used_bytes": ("gauge", set()),
     "nv_cpu_utilization": ("gauge", set()),
     "nv_cpu_memory_total_bytes": ("gauge", set()),
     "nv_cpu_memory_used_bytes": ("gauge", set()),
@@ -81,6 +84,8 @@ def test_families_and_labels_match_tritons(env):
         assert value(samples, "nv_inference_request_failure", model="slow", version="1",
                      reason=reason) == 0
     assert 0.0 <= value(samples, "nv_cpu_utilization") <= 1.0
+    assert 0 < value(samples, "nv_model_load_duration_secs", model="slow", version="1") < 60
+    assert value(samples, "nv_pinned_memory_pool_total_bytes") == 0
     assert 0 < value(samples, "nv_cpu_memory_used_bytes") < value(samples, "nv_cpu_memory_total_bytes")
 
 

@@ -17,7 +17,7 @@ def server(tmp_path_factory):
     repo = tmp_path_factory.mktemp("repo")
     for name in ("simple", "identity_fp32"):
         shutil.copytree(REPO / name, repo / name)
-    srv = Server([repo], "--model-control-mode=explicit")
+    srv = Server([repo], "--model-control-mode=explicit", "--allow-client-shm=true")
     srv.repo = repo
     yield srv
     srv.stop()

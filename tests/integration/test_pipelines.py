@@ -21,7 +21,8 @@ B = np.array([10, 20, 30, 40], np.float32)
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    server = Server([write_repo(tmp_path_factory.mktemp("pipelines"))], "--strict-readiness=false")
+    server = Server([write_repo(tmp_path_factory.mktemp("pipelines"))], "--strict-readiness=false",
+                    "--allow-client-shm=true")
     yield server
     server.stop()
 

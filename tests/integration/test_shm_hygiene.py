@@ -25,7 +25,7 @@ def test_fresh_server_reaps_orphans_and_shm_requests_use_no_arena(repo, tmp_path
     dead.wait()
     orphan = pathlib.Path(f"/dev/shm/tritond-deadbeef-{dead.pid}-in-0")
     orphan.write_bytes(b"x" * 4096)
-    s = Server((repo,))
+    s = Server((repo,), "--allow-client-shm=true")
     r = Regions(s.url)
     try:
         assert not orphan.exists()

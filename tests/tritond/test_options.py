@@ -28,7 +28,10 @@ def sample(opt: options.Option) -> tuple[str, object]:
         return text, opt.parse(text)
     if opt.parse is options.parse_bool:
         return str(not opt.default).lower(), not opt.default
-    if opt.parse in (options.parse_int, options.parse_nonneg, options.parse_port):
+    if opt.parse is options.no_namespacing:      # true is refused (see below)
+        return "false", False
+    if opt.parse in (options.parse_int, options.parse_nonneg, options.parse_port,
+                     options.parse_positive):
         return "7", 7
     if opt.parse is options.parse_positive_float:
         return "7.5", 7.5
@@ -82,3 +85,19 @@ def test_no_option_is_read_with_a_default_of_its_own():
             if needle in text:
                 offenders.append(f"{path.relative_to(ROOT)}: {needle}")
     assert offenders == []
+
+
+def test_model_namespacing_is_refused_with_a_reason():
+    with pytest.raises(options.OptionError, match="model namespacing is not supported by "
+                                                  "tritond yet"):
+        options.resolve({"model_namespacing": "true"}, {})
+
+
+def test_model_load_thread_count_must_be_positive():
+    with pytest.raises(options.OptionError, match="expected a positive integer, got 0"):
+        options.resolve({"model_load_thread_count": "0"}, {})
+
+
+def test_header_forward_pattern_must_compile():
+    with pytest.raises(options.OptionError, match="invalid regular expression '\\(x'"):
+        options.resolve({"http_header_forward_pattern": "(x"}, {})

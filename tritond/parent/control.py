@@ -12,9 +12,11 @@ already sees the change.
   the table switches and the old workers are finalized; on failure the old
   versions stay and the error is returned. ``file:`` parameters are UNSUPPORTED
   (their paths are checked first, as Triton does; ``overrides.py``).
-- unload: the versions become UNAVAILABLE with reason "unloaded" (ignored by
-  strict readiness) and their workers are finalized. Requests still queued or
-  executing on them fail with UNAVAILABLE (the scheduler drops the version).
+- unload: the versions become UNLOADING with reason "unloaded" (ignored by
+  strict readiness): no new requests, but what was accepted still runs; then
+  UNAVAILABLE, and their workers are finalized once idle.
+
+Both drain before they swap (``drain.py``): no accepted request is lost.
 """
 from __future__ import annotations
 
@@ -27,8 +29,9 @@ from tritond import messages
 from tritond.errors import Code, TritonError, invalid_arg, unavailable, unsupported
 from tritond.repository.paths import check_model_name
 from . import ensembles, overrides
+from .drain import Drainer, instance_key, model_key
 from .loader import Loader
-from .models import READY, UNAVAILABLE, UNLOADED, ModelVersion, Phase, Registry
+from .models import READY, UNAVAILABLE, UNLOADED, UNLOADING, ModelVersion, Phase, Registry
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -40,7 +43,8 @@ class ModelControl:
 
     def __init__(self, options, registry: Registry, phase: Phase, loader: Loader, outbox,
                  publish: Callable[[], int],
-                 publish_and_wait: Callable[[], Awaitable[None]]) -> None:
+                 publish_and_wait: Callable[[], Awaitable[None]],
+                 drained: dict | None = None) -> None:
         self.options = options
         self.registry = registry
         self.phase = phase
@@ -49,6 +53,7 @@ class ModelControl:
         self.publish = publish
         self.publish_and_wait = publish_and_wait
         self._locks: dict[str, asyncio.Lock] = {}
+        self.drainer = Drainer(options, registry, {} if drained is None else drained)
 
     def on_query(self, msg) -> None:
         """Start answering a LoadQuery / UnloadQuery (a task: loading takes seconds, the
@@ -67,10 +72,10 @@ class ModelControl:
                     if type(msg) is messages.LoadQuery:
                         await self._load_model(name, msg)
                     else:
-                        self._unload_model(name)
+                        await self._unload_model(name)
                         if msg.unload_dependents:
                             for dependent in self._dependents(name):
-                                self._unload_model(dependent)
+                                await self._unload_model(dependent)
                 finally:        # a failed load is in the table (index reason) too
                     await self.publish_and_wait()
             answer = messages.Answer(msg.qid)
@@ -111,7 +116,7 @@ class ModelControl:
             for mv in new:                       # keep serving the old versions
                 self.loader.stop_instances(mv, "reload failed")
         else:
-            self._switch(name, old, new)
+            await self._switch(name, old, new)
         if failed:
             mv = failed[0]
             raise invalid_arg(f"load failed for model '{name}': version {mv.version} is at "
@@ -167,8 +172,8 @@ class ModelControl:
             model_dir, repo, model_config_name=self.options.model_config_name,
             strict=self.options.disable_auto_complete_config, config=override)
 
-    def _switch(self, name: str, old: list[ModelVersion], new: list[ModelVersion]) -> None:
-        """Publish ``new`` in place of ``old``, then finalize the old workers."""
+    async def _switch(self, name: str, old: list[ModelVersion], new: list[ModelVersion]) -> None:
+        """Publish ``new`` in place of ``old``; finalize the old workers once idle."""
         self.registry.failed.pop(name, None)
         kept = {mv.version for mv in new}
         for mv in old:
@@ -179,7 +184,7 @@ class ModelControl:
             if mv.version not in kept:           # a version the new policy dropped
                 mv.state, mv.reason = UNAVAILABLE, UNLOADED
                 self.registry.versions[(name, mv.version)] = mv
-        self.publish()      # the scheduler routes to the new instances from here on
+        await self._retire(old, f"reloading '{name}'")  # routed to the new instances now
         for mv in old:
             self.loader.stop_instances(mv, "reloaded")
 
@@ -194,7 +199,7 @@ class ModelControl:
     async def poll_remove(self, name: str) -> None:
         """Unload ``name`` and forget it: its directory is gone (poll.py)."""
         async def remove() -> None:
-            self._unload_model(name)
+            await self._unload_model(name)
             for key in [k for k in self.registry.versions if k[0] == name]:
                 del self.registry.versions[key]
             self.registry.known.discard(name)
@@ -213,14 +218,31 @@ class ModelControl:
 
     # ------------------------------------------------------------------ unload
 
-    def _unload_model(self, name: str) -> None:
+    async def _unload_model(self, name: str) -> None:
         versions = self.registry.versions_of(name)
         if not versions and name not in self.registry.failed:
             return              # never loaded or unknown: nothing to do (as Triton: OK)
         self.registry.failed.pop(name, None)
+        serving = [mv for mv in versions if mv.state == READY and not mv.ensemble]
         for mv in versions:
-            mv.state, mv.reason = UNAVAILABLE, UNLOADED
-        self.publish()      # new requests are refused before the workers go
+            mv.state, mv.reason = (UNLOADING if mv in serving else UNAVAILABLE), UNLOADED
+        keys = [model_key(mv.name, mv.version) for mv in serving]
+        waits = self.drainer.expect(keys)
+        self.publish()      # new requests are refused; the queued ones still run
+        await self.drainer.wait(keys, waits, f"unloading '{name}'")
+        await self._retire(versions, f"unloading '{name}'")   # still UNLOADING meanwhile
+        for mv in serving:
+            mv.state = UNAVAILABLE
         for mv in versions:
             self.loader.stop_instances(mv, UNLOADED)
         log.info("unloaded '%s'", name)
+
+    async def _retire(self, versions: list[ModelVersion], what: str) -> None:
+        """Publish the table without ``versions``' workers; wait until they are idle."""
+        addresses = self.drainer.live_addresses(versions)
+        waits = self.drainer.retire(addresses)
+        self.publish()
+        try:
+            await self.drainer.wait([instance_key(a) for a in addresses], waits, what)
+        finally:
+            self.drainer.retired(addresses)

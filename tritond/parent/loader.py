@@ -27,7 +27,8 @@ from tritond import gpus, messages
 from tritond.spec import ModelSpec
 from . import ensembles
 from .children import Child, ChildError, kill
-from .models import READY, UNAVAILABLE, Instance, ModelVersion, Phase, Registry, instance_plan
+from .models import (LOADING, READY, UNAVAILABLE, Instance, ModelVersion, Phase, Registry,
+                     instance_plan)
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -57,11 +58,15 @@ class Loader:
         self.start_worker = start_worker     # spawns a worker process (not yet set up)
         self.send_setup = send_setup
         self.publish = publish
-        self.pending: dict[str, asyncio.Future] = {}   # Loaded/LoadFailed by instance name
+        # Loaded/LoadFailed by (model, version, instance): the versions of a model
+        # load at once and their instances have the same names.
+        self.pending: dict[tuple[str, int, str], asyncio.Future] = {}
+        # --model-load-thread-count: versions whose workers load at the same time.
+        self.slots = asyncio.Semaphore(options.model_load_thread_count)
 
     def on_load_result(self, msg) -> None:
         """A worker's Loaded or LoadFailed."""
-        fut = self.pending.pop(msg.instance, None)
+        fut = self.pending.pop((msg.model, msg.version, msg.instance), None)
         if fut is not None and not fut.done():
             fut.set_result(msg)
 
@@ -121,6 +126,24 @@ class Loader:
             if mv.state == READY and self.phase.started:
                 self.publish()
             return
+        retries = self.options.model_load_retry_count
+        for attempt in range(retries + 1):
+            last = attempt == retries or self.phase.stopping
+            async with self.slots:
+                await self._load_workers(mv, cfg, last)
+            if mv.state != LOADING:          # READY, or UNAVAILABLE after the last try
+                return
+            log.info("retrying the load of '%s' version %d (retry %d of %d)", mv.name,
+                     mv.version, attempt + 1, retries)
+            mv.reason = ""
+
+    async def _load_workers(self, mv: ModelVersion, cfg, last: bool) -> None:
+        """Start every instance of ``mv``: READY; or UNAVAILABLE with the reason after the
+        ``last`` try (still LOADING after another)."""
+        from tritond import repository
+
+        fail = self._fail if last else self._attempt_failed
+        mv.instances = []           # a retry starts afresh (the failed ones were stopped)
         partial = repository.spec_from_config(cfg, mv.version)
         first_name, kind, device = instance_plan(partial)[0]
         first = Instance(first_name, kind, device)
@@ -133,14 +156,14 @@ class Loader:
             except Exception as exc:  # noqa: BLE001 - a worker's bad config fails the load
                 ok, result = False, f"completed config: {getattr(exc, 'message', exc)}"
         if not ok:
-            return self._fail(mv, result)
+            return fail(mv, result)
         rest = [Instance(n, k, d) for (n, k, d) in instance_plan(mv.spec)[1:]]
         mv.instances.extend(rest)
         results = await asyncio.gather(*(self._start_instance(mv, inst, mv.spec, False)
                                          for inst in rest))
         errors = [text for ok, text in results if not ok]
         if errors:
-            return self._fail(mv, errors[0])
+            return fail(mv, errors[0])
         mv.state = READY
         self.log_loaded(mv)
         if self.phase.started:
@@ -165,7 +188,8 @@ class Loader:
             return False, f"instance {inst.name}: worker failed to start: {exc}"
         self.send_setup(child)
         fut = asyncio.get_running_loop().create_future()
-        self.pending[inst.name] = fut
+        key = (mv.name, mv.version, inst.name)
+        self.pending[key] = fut
         self.outbox.post(child.boot.address, messages.Load(
             model=mv.name, version=mv.version, instance=inst.name, kind=inst.kind,
             device_id=inst.device_id, spec=spec, model_dir=mv.model_dir,
@@ -184,7 +208,7 @@ class Loader:
                 return True, msg.config
             child.expected_exit = True
             return False, msg.error.message
-        self.pending.pop(inst.name, None)
+        self.pending.pop(key, None)
         child.expected_exit = True
         kill(child)
         return False, (f"instance {inst.name}: worker {child.exit_description()} while loading"
@@ -193,6 +217,12 @@ class Loader:
     async def _exited(self, child: Child) -> None:
         while not child.stopped:
             await asyncio.sleep(0.05)
+
+    def _attempt_failed(self, mv: ModelVersion, reason: str) -> None:
+        """A load that --model-load-retry-count tries again: stays LOADING."""
+        log.error("loading '%s' version %d failed: %s", mv.name, mv.version, reason)
+        mv.reason = reason
+        self.stop_instances(mv, reason)
 
     def _fail(self, mv: ModelVersion, reason: str) -> None:
         """Make ``mv`` UNAVAILABLE with ``reason`` and stop its remaining workers."""

@@ -103,7 +103,8 @@ class ModelVersion:
             reason = f"no live instance ({last}); restarting" if last else "no live instance"
         exited = {i.exit_address: i.exit for i in self.instances if i.exit and not i.live}
         return messages.ModelEntry(self.name, self.version, self.state, reason, self.spec,
-                                   live, self.model_dir, not restarting, exited)
+                                   live, self.model_dir, not restarting, exited,
+                                   round(self.load_seconds, 6))
 
 
 @dataclasses.dataclass
@@ -124,6 +125,9 @@ class Registry:
     # Versions the load API is loading beside ``versions`` (they join it at the
     # switch): shown LOADING where no READY version of the same number serves.
     loading: dict[tuple[str, int], ModelVersion] = dataclasses.field(default_factory=dict)
+    # Addresses of workers being replaced or unloaded that may still hold requests
+    # (ModelTable.retiring; parent/drain.py).
+    retiring: set[str] = dataclasses.field(default_factory=set)
 
     @contextlib.contextmanager
     def loading_now(self, versions: list[ModelVersion], publish):

@@ -14,7 +14,20 @@ import socket
 
 def problems(options) -> list[str]:
     """One sentence per problem that would stop the server; empty when it can start."""
-    return [*repository_problems(options.model_repository), *port_problems(options)]
+    return [*repository_problems(options.model_repository), *port_problems(options),
+            *log_file_problems(options.log_file)]
+
+
+def log_file_problems(path: str) -> list[str]:
+    """--log-file must be writable (every process appends to it)."""
+    if not path:
+        return []
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        return [f"failed to open log file '{path}' (--log-file): {exc.strerror}"]
+    return []
 
 
 def repository_problems(repositories: list[str]) -> list[str]:

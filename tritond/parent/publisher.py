@@ -47,6 +47,9 @@ class Publisher:
         shown = {**reg.versions, **loading}
         entries = [ensembles.entry(m, reg) if m.ensemble else m.entry()
                    for m in shown.values()]
+        if reg.retiring:        # leaving workers get nothing new (parent/drain.py)
+            for e in entries:
+                e.instances = [i for i in e.instances if i.address not in reg.retiring]
         busy = {name for name, _ in loading}
         entries += [messages.ModelEntry(name, 0, UNAVAILABLE, reason)
                     for name, reason in reg.failed.items() if name not in busy]
@@ -54,7 +57,8 @@ class Publisher:
         entries += [messages.ModelEntry(name, -1, "UNKNOWN")    # never loaded: name-only row
                     for name in sorted(reg.known - listed)]
         self._seq += 1
-        table = messages.ModelTable(entries, self.server_ready(), self._seq)
+        table = messages.ModelTable(entries, self.server_ready(), self._seq,
+                                    sorted(reg.retiring))
         for child in self.readers():
             if not child.stopped:
                 self.outbox.post(child.boot.address, table)

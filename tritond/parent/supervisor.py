@@ -71,7 +71,8 @@ class Supervisor:
                              publish=self.publisher.publish)
         self.control = ModelControl(self.options, self.registry, self.phase, self.loader,
                                     self.outbox, publish=self.publisher.publish,
-                                    publish_and_wait=self.publisher.publish_and_wait)
+                                    publish_and_wait=self.publisher.publish_and_wait,
+                                    drained=self.drained)
         self.progress = LoadProgress(self.registry)
         self.poller = Poller(self.options, self.control)
 
@@ -172,7 +173,8 @@ class Supervisor:
     def _boot(self, role: str, name: str, title: str = "") -> Bootstrap:
         return Bootstrap(role=role, name=name, address=channel.address(self.server_id, name),
                          parent=self.address, server_id=self.server_id, parent_pid=os.getpid(),
-                         log_verbose=self.options.log_verbose, title=title)
+                         log_verbose=self.options.log_verbose, title=title,
+                         log_file=self.options.log_file, log_format=self.options.log_format)
 
     def _spawn(self, role: str, name: str, title: str = "") -> Child:
         child = spawn(self._boot(role, name, title), self._on_child_exit)
@@ -201,6 +203,8 @@ class Supervisor:
         self.children.pop(child.boot.address, None)
         self.outbox.forget(child.boot.address)
         self._unlink_segments(child.pid)        # its arenas, even after a SIGKILL
+        if self.control.drainer.lost(child.boot.address):   # died while draining
+            self.publisher.publish()
         if child.expected_exit:
             return
         if child.boot.role == "worker":
@@ -302,7 +306,7 @@ def run(options: Options) -> int:
             sys.stderr.write(f"tritond: error: {problem}\n")
         return 1
     set_name("tritond")     # `python -m tritond` would show as "python"; argv stays
-    setup_logging("tritond", options.log_verbose)
+    setup_logging("tritond", options.log_verbose, options.log_file, options.log_format)
     try:
         import uvloop
     except ImportError:

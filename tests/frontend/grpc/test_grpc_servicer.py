@@ -16,7 +16,7 @@ from tests.frontend.grpc.grpc_harness import GrpcServerThread, model_table
 
 @pytest.fixture(scope="module")
 def srv():
-    s = GrpcServerThread()
+    s = GrpcServerThread(allow_client_shm=True)
     yield s
     s.stop()
 

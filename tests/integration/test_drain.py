@@ -1,0 +1,143 @@
+"""Unload and reload while requests are in flight: drain, then swap (no request lost)."""
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from tests.server import Server
+
+SLOW = '''
+import os
+import time
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        with open(os.path.join(args["model_repository"], "pid"), "w") as f:
+            f.write(str(os.getpid()))
+
+    def execute(self, requests):
+        x = pb_utils.get_input_tensor_by_name(requests[0], "IN0").as_numpy()
+        time.sleep(5 if x[0] >= 100 else 0.8)
+        return [pb_utils.InferenceResponse([pb_utils.Tensor(
+            "OUT0", pb_utils.get_input_tensor_by_name(r, "IN0").as_numpy())]) for r in requests]
+'''
+CONFIG = {"name": "slow", "backend": "python",
+          "input": [{"name": "IN0", "data_type": "TYPE_FP32", "dims": [2]}],
+          "output": [{"name": "OUT0", "data_type": "TYPE_FP32", "dims": [2]}],
+          "instance_group": [{"kind": "KIND_CPU", "count": 1}]}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("repo")
+    (repo / "slow" / "1").mkdir(parents=True)
+    (repo / "slow" / "1" / "model.py").write_text(SLOW)
+    (repo / "slow" / "config.pbtxt").write_text(
+        'name: "slow"\nbackend: "python"\n'
+        'input [ { name: "IN0" data_type: TYPE_FP32 dims: [ 2 ] } ]\n'
+        'output [ { name: "OUT0" data_type: TYPE_FP32 dims: [ 2 ] } ]\n'
+        'instance_group [ { kind: KIND_CPU count: 1 } ]\n')
+    srv = Server([repo], "--model-control-mode=explicit", "--load-model=slow",
+                 "--exit-timeout-secs=60")
+    srv.repo = repo
+    yield srv
+    srv.stop()
+
+
+def start_requests(server, n, base=0):
+    """n requests in flight (one executing, the rest queued); their results or errors
+    (a value of 100 or more makes the model take 5 s)."""
+    results = [None] * n
+
+    def one(i):
+        c = httpclient.InferenceServerClient(server.url, network_timeout=60)
+        inp = httpclient.InferInput("IN0", [2], "FP32")
+        inp.set_data_from_numpy(np.array([base + i, base + i], np.float32))
+        try:
+            results[i] = c.infer("slow", [inp]).as_numpy("OUT0").tolist()
+        except InferenceServerException as exc:
+            results[i] = exc.message()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    time.sleep(0.4)              # accepted: the first executes, the others are queued
+    return threads, results
+
+
+def test_unload_finishes_accepted_requests(server):
+    c = httpclient.InferenceServerClient(server.url, network_timeout=60)
+    c.load_model("slow")
+    threads, results = start_requests(server, 3)
+    t0 = time.monotonic()
+    c.unload_model("slow")        # answers once the version is gone
+    waited = time.monotonic() - t0
+    for t in threads:
+        t.join(30)
+    assert results == [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]
+    assert waited > 1.0           # it drained the queue first
+    assert not c.is_model_ready("slow")
+    rows = {r["name"]: r for r in c.get_model_repository_index()}
+    assert rows["slow"]["state"] == "UNAVAILABLE" and rows["slow"]["reason"] == "unloaded"
+
+
+def test_unloading_refuses_new_requests(server):
+    c = httpclient.InferenceServerClient(server.url, network_timeout=60)
+    c.load_model("slow")
+    threads, results = start_requests(server, 3)
+    unloader = threading.Thread(target=lambda: httpclient.InferenceServerClient(
+        server.url, network_timeout=60).unload_model("slow"))       # a client per thread
+    unloader.start()
+    time.sleep(0.3)
+    rows = {r["name"]: r for r in c.get_model_repository_index()}
+    assert rows["slow"]["state"] == "UNLOADING"
+    inp = httpclient.InferInput("IN0", [2], "FP32")
+    inp.set_data_from_numpy(np.zeros(2, np.float32))
+    with pytest.raises(InferenceServerException) as exc:
+        c.infer("slow", [inp])
+    assert "'slow' has no available versions" in exc.value.message()
+    unloader.join(30)
+    for t in threads:
+        t.join(30)
+    assert results == [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]
+
+
+def test_reload_swaps_without_losing_requests(server):
+    c = httpclient.InferenceServerClient(server.url, network_timeout=60)
+    c.load_model("slow")
+    threads, results = start_requests(server, 3)
+    changed = dict(CONFIG, parameters={"generation": {"string_value": "2"}})
+    c.load_model("slow", config=json.dumps(changed))    # a new worker; the old one drains
+    for t in threads:
+        t.join(30)
+    assert results == [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]
+    assert c.is_model_ready("slow")
+    assert c.get_model_config("slow")["parameters"]["generation"]["string_value"] == "2"
+    inp = httpclient.InferInput("IN0", [2], "FP32")
+    inp.set_data_from_numpy(np.full(2, 7, np.float32))
+    assert c.infer("slow", [inp]).as_numpy("OUT0").tolist() == [7.0, 7.0]
+
+
+def test_worker_dying_while_draining_fails_its_request_and_the_unload_goes_on(server):
+    c = httpclient.InferenceServerClient(server.url, network_timeout=60)
+    c.load_model("slow")                           # a fresh worker; it wrote its pid
+    pid = int((server.repo / "slow" / "pid").read_text())
+    threads, results = start_requests(server, 1, base=100)       # executing for 5 s
+    done = []
+    unloader = threading.Thread(target=lambda: done.append(httpclient.InferenceServerClient(
+        server.url, network_timeout=60).unload_model("slow")))
+    t0 = time.monotonic()
+    unloader.start()
+    time.sleep(0.3)                                # waiting for the worker to drain
+    os.kill(pid, signal.SIGKILL)
+    unloader.join(30)
+    threads[0].join(30)
+    assert done and time.monotonic() - t0 < 4.5    # not the 5 s batch, not the 60 s bound
+    assert isinstance(results[0], str) and "while executing the request" in results[0]
