@@ -9,6 +9,9 @@
 set -euo pipefail
 SELF=$(cd "$(dirname "$0")/.." && pwd)
 export TRITOND_CHECKOUT=${TRITOND_CHECKOUT:-$SELF}
+# Same defaults as the Triton 2.51 it is compared with: client shm allowed (tritond follows
+# Triton 2.68+ and refuses it by default) and binary tensors of 64 MiB accepted over HTTP.
+export TRITOND_EXTRA_ARGS=${TRITOND_EXTRA_ARGS:---allow-client-shm=true --http-max-input-size=1073741824}
 SRC=${ANCHORS:-$SELF/../shared/anchors}
 export SCENARIOS=${1:-${SCENARIOS:-abc}}
 WORK=${ANCHORS_SCRATCH:-/tmp/tritond-anchors}
