@@ -8,6 +8,7 @@ set -euo pipefail
 SELF=$(cd "$(dirname "$0")/.." && pwd)
 BEFORE=$(cd "${1:?usage: bench/before_after.sh BEFORE_CHECKOUT [SCENARIOS]}" && pwd)
 export SCENARIOS=${2:-${SCENARIOS:-abce}}
+export TRITOND_EXTRA_ARGS=${TRITOND_EXTRA_ARGS:---allow-client-shm=true --http-max-input-size=1073741824}
 WORK=${ANCHORS_SCRATCH:-/tmp/tritond-anchors}
 # vs_triton.sh prepares the scratch copy (and repairs the flattened symlink) and measures
 # Triton and this checkout; the earlier checkout runs right after, in the same scratch copy.
