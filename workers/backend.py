@@ -112,6 +112,20 @@ class Backend:
         """Release the model (called once, at Shutdown)."""
 
 
+def run_each(requests: list[WorkRequest], run, what: str) -> list[WorkResult]:
+    """``run(w)`` per request: one bad request fails only itself, its error as data
+    (a TritonError as it is, anything else INTERNAL "<what> execute failure: ...")."""
+    results = []
+    for w in requests:
+        try:
+            results.append(run(w))
+        except TritonError as exc:
+            results.append(WorkResult.failed(exc.code, exc.message))
+        except Exception as exc:  # noqa: BLE001 - backend errors become INTERNAL, as data
+            results.append(WorkResult.failed(Code.INTERNAL, f"{what} execute failure: {exc}"))
+    return results
+
+
 def provisional_spec(config: dict) -> ModelSpec:
     """The spec of a config still being auto-completed (what a backend needs to open
     the model file before it can complete the IO)."""

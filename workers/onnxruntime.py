@@ -20,7 +20,7 @@ from tritond.repository.paths import model_file
 
 from . import onnxio, ortbf16, ortproviders
 from .ortbf16 import bf16_names
-from .backend import provisional_spec, Backend, LoadContext, WorkRequest, WorkResult
+from .backend import Backend, LoadContext, WorkRequest, WorkResult, provisional_spec, run_each
 
 DEFAULT_MAX_BATCH_SIZE = 4
 _SCHEDULERS = ("dynamic_batching", "sequence_batching", "ensemble_scheduling")
@@ -138,16 +138,8 @@ class OnnxRuntimeBackend(Backend):
     # ------------------------------------------------------------ execute
 
     def execute(self, requests: list[WorkRequest]) -> list[WorkResult]:
-        return [self._guarded(w) for w in requests]
-
-    def _guarded(self, w: WorkRequest) -> WorkResult:
         # Unfused requests run one by one: one bad request fails only itself.
-        try:
-            return self._run(w)
-        except TritonError as exc:
-            return WorkResult.failed(exc.code, exc.message)
-        except Exception as exc:  # noqa: BLE001 - ORT errors become INTERNAL, as data
-            return WorkResult.failed(Code.INTERNAL, f"onnxruntime execute failure: {exc}")
+        return run_each(requests, self._run, "onnxruntime")
 
     def _run(self, w: WorkRequest) -> WorkResult:
         if w.dests and not self._strings and not self._bf16:

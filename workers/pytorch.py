@@ -23,7 +23,7 @@ from tritond.repository.paths import model_file
 from tritond.spec import ModelSpec
 
 from . import pytorchio
-from .backend import Backend, LoadContext, WorkRequest, WorkResult
+from .backend import Backend, LoadContext, WorkRequest, WorkResult, run_each
 
 try:
     import torch
@@ -102,15 +102,7 @@ class PyTorchBackend(Backend):
         self.module = None
 
     def execute(self, requests: list[WorkRequest]) -> list[WorkResult]:
-        return [self._guarded(w) for w in requests]
-
-    def _guarded(self, w: WorkRequest) -> WorkResult:
-        try:
-            return self._run(w)
-        except TritonError as exc:
-            return WorkResult.failed(exc.code, exc.message)
-        except Exception as exc:  # noqa: BLE001 - torch errors become INTERNAL, as data
-            return WorkResult.failed(Code.INTERNAL, f"PyTorch execute failure: {exc}")
+        return run_each(requests, self._run, "PyTorch")
 
     def _run(self, w: WorkRequest) -> WorkResult:
         args: list[Optional[torch.Tensor]] = [None] * len(self._inputs)
