@@ -123,6 +123,15 @@ def execute(pb, decoupled: bool = False):
     return _final(answers, ch, rid)
 
 
+def _keep_first(first, resp, ch: bls.BlsChannel):
+    """The response a non-decoupled call answers with (its first real one); any other
+    response is released unread."""
+    if first is None and (resp.outputs or resp.error is not None or resp.final):
+        return resp
+    ch.release(lambda r=resp: ch.client.drop(r))
+    return first
+
+
 def _final(answers: queue.SimpleQueue, ch: bls.BlsChannel, rid: int) -> InferenceResponse:
     first = None
     cancelled = False
@@ -134,10 +143,7 @@ def _final(answers: queue.SimpleQueue, ch: bls.BlsChannel, rid: int) -> Inferenc
                 cancelled = True
                 ch.cancel(rid)
             continue
-        if first is None and (resp.outputs or resp.error is not None or resp.final):
-            first = resp
-        elif resp is not first:
-            ch.release(lambda r=resp: ch.client.drop(r))
+        first = _keep_first(first, resp, ch)
         if resp.final:
             return response(first, ch)
 
@@ -172,10 +178,7 @@ async def execute_async(pb, decoupled: bool = False):
                     cancelled = True
                     ch.cancel(rid)
                 continue
-            if first is None and (resp.outputs or resp.error is not None or resp.final):
-                first = resp
-            elif resp is not first:
-                ch.release(lambda r=resp: ch.client.drop(r))
+            first = _keep_first(first, resp, ch)
             if resp.final:
                 return response(first, ch)
     except asyncio.CancelledError:
