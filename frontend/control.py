@@ -12,7 +12,7 @@ from tritond import messages
 from tritond.errors import TritonError, invalid_arg, unavailable
 
 from .models import parse_version
-from .settings import LogSettings, TraceSettings
+from .settings import LogSettings
 
 TRITON_VERSION = "2.51.0"     # the Triton release whose protocol tritond speaks
 # Only what really works end to end, in Triton's order (core's server.cc: classification,
@@ -41,7 +41,7 @@ class ControlPlane:
         self._next_id = 1
         self.draining = False           # set by the process shell on Drain
         self.logs = LogSettings(options)
-        self.traces = TraceSettings(options)
+        self.traces = None              # settings.TraceSettings, set by FrontendCore
 
     async def _query(self, addr: str, kind: type, timeout: float = 30.0, **fields):
         """Post a ``kind`` query (messages.StatsQuery, ...) and return its typed answer."""

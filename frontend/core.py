@@ -36,6 +36,8 @@ from .models import Models, ModelVersion, dead_worker_regions
 from .ordering import Ordering
 from .params import request_fields
 from .sequences import LiveSequences
+from .settings import TraceSettings
+from .trace import Tracer
 from .types import InferRequest, InferResult, OutputTensor
 from .validate import check_inputs, check_outputs
 
@@ -69,6 +71,10 @@ class FrontendCore:
         self.control = ControlPlane(options, self.models, outbox.post, address,
                                     scheduler_address, parent_address, self.shm,
                                     self.responses)
+        # a second frontend writes its own trace files (<file>.frontend<n>)
+        index = address.rsplit("-", 1)[-1]
+        self.tracer = Tracer(options, "" if index in ("0", address) else f".frontend{index}")
+        self.control.traces = TraceSettings(self.tracer)
         self._active = self._dirty = False      # for trim_if_idle
         self.sequences = LiveSequences()        # served while draining (frontend/sequences.py)
         self.on_control: Callable[[object], None] = lambda msg: log.warning("unexpected %r", msg)
@@ -93,6 +99,9 @@ class FrontendCore:
         if mv.decoupled:
             raise unsupported(DECOUPLED)
         request, slots, used = self._prepare(mv, req)
+        trace = req.trace
+        if trace is not None:
+            self._traced(trace, mv, req, request)
         client = self.client
         fut = client.submit(request, slots)   # a bare future: no task, no generator
         rid = request.rid
@@ -105,7 +114,18 @@ class FrontendCore:
         except asyncio.CancelledError:
             client.cancel(rid, fut)           # the slots stay ours until the final Response
             raise
+        if trace is not None:
+            trace.worker(resp.trace)
+            trace.stamp("REQUEST_END")
         return self._result(mv, req, resp)
+
+    @staticmethod
+    def _traced(trace, mv: ModelVersion, req: InferRequest, request: messages.Request) -> None:
+        """A sampled request: REQUEST_START (its arrival), and ``trace=[id]`` asks the
+        scheduler and the worker for their timestamps."""
+        trace.model, trace.version, trace.request_id = mv.name, mv.version, req.id
+        trace.stamp("REQUEST_START", request.arrival_ns)
+        request.trace = [trace.id]
 
     async def infer_stream(self, req: InferRequest,
                            mv: ModelVersion | None = None) -> AsyncIterator[InferResult]:
@@ -268,7 +288,9 @@ class FrontendCore:
         return self.client.in_flight
 
     def close(self) -> None:
-        """Unlink the input arena and drop every mapping (process exit)."""
+        """Unlink the input arena and drop every mapping (process exit); write the
+        traces collected (Triton writes them when its trace settings end)."""
+        self.tracer.close()
         self.client.arena.close()
         self.cache.close()
 

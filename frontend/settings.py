@@ -1,7 +1,7 @@
-"""Logging and trace settings extensions (protocol.md §1.15), kept per frontend process.
+"""Logging and trace settings extensions (protocol.md §1.15): Triton's shapes and checks.
 
-Tracing is not implemented: the settings round-trip with Triton's shapes and
-validation so clients that read or write them keep working.
+Trace settings drive this frontend's ``trace.Tracer``; log settings are applied
+to every process (``tritond.loglevels``).
 """
 from __future__ import annotations
 
@@ -58,37 +58,22 @@ class LogSettings:
 
 
 class TraceSettings:
-    """``/v2/trace/setting`` and per-model overrides (``null`` clears an override)."""
+    """``/v2/trace/setting`` and per-model overrides (``null`` clears an override), checked
+    here and applied to the frontend's :class:`frontend.trace.Tracer`."""
 
-    def __init__(self, options):
-        self.global_ = {
-            "trace_level": list(options.trace_level),
-            "trace_rate": str(options.trace_rate),
-            "trace_count": str(options.trace_count),
-            "log_frequency": str(options.trace_log_frequency),
-            "trace_file": options.trace_file,
-            "trace_mode": options.trace_mode,
-        }
-        self.models: dict[str, dict] = {}
+    def __init__(self, tracer):
+        self.tracer = tracer
 
     def get(self, model: str = "") -> dict:
-        out = dict(self.global_)
-        if model:
-            out.update(self.models.get(model, {}))
-        if out["trace_mode"] != "triton":
-            out.pop("log_frequency", None)
-            out.pop("trace_file", None)
-        return out
+        return self.tracer.get(model)
 
     def update(self, model: str, update: Optional[dict]) -> dict:
         if update:
-            target = self.models.setdefault(model, {}) if model else self.global_
-            for key, value in update.items():
-                if value is None:
-                    if model:
-                        target.pop(key, None)
-                    continue
-                target[key] = self._check(key, value)
+            checked = {key: None if value is None else self._check(key, value)
+                       for key, value in update.items()}
+            if not model and any(v is None for v in checked.values()):
+                checked = {k: v for k, v in checked.items() if v is not None}
+            self.tracer.apply(model, checked)
         return self.get(model)
 
     @staticmethod
@@ -99,7 +84,10 @@ class TraceSettings:
             if not isinstance(value, list) or any(v not in _LEVELS for v in value):
                 raise invalid_arg("expect the value of 'trace_level' to be an array of "
                                   "'OFF', 'TIMESTAMPS' or 'TENSORS'")
-            return list(value)
+            if "TENSORS" in value:
+                raise unsupported("trace level TENSORS is not supported by tritond yet")
+            on = [v for v in ("TIMESTAMPS",) if v in value]
+            return on or ["OFF"]
         if key in _INT_KEYS:
             if type(value) is not str:
                 raise invalid_arg(f"expect the value of '{key}' to be a string")

@@ -98,6 +98,8 @@ class SchedulerCore(TableMixin):
                            f"version {req.version} is not at ready state")]
         if model.policy.ensemble:
             return self.ensembles.start(model, req, now_ns)
+        if req.trace:                              # a traced request: QUEUE_START
+            req.trace.append(now_ns)
         try:
             entry = model.policy.add(req, now_ns)
         except TritonError as exc:

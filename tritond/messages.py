@@ -85,6 +85,9 @@ class Request(msgspec.Struct, tag=1, array_like=True, omit_defaults=True):
     flags: int = 0
     parameters: dict[str, Any] = {}
     arrival_ns: int = 0
+    # Only for a traced request (tracing off: empty, never encoded): [trace id], then the
+    # scheduler appends QUEUE_START (monotonic ns, one clock for every process).
+    trace: list[int] = []
 
 
 class Cancel(msgspec.Struct, tag=2, array_like=True):
@@ -158,6 +161,9 @@ class Response(msgspec.Struct, tag=20, array_like=True, omit_defaults=True):
     # True: no InferenceResponse was sent (a decoupled model's bare FINAL flag,
     # or, non-final, the marker naming the worker that answers ``rid`` later).
     empty: bool = False
+    # A traced request's timestamps (monotonic ns) seen by the scheduler and the worker:
+    # QUEUE_START, COMPUTE_START, COMPUTE_INPUT_END, COMPUTE_OUTPUT_START, COMPUTE_END.
+    trace: list[int] = []
 
 
 class ResponseStats(msgspec.Struct, tag=60, array_like=True):

@@ -174,6 +174,13 @@ def trace_level(text: str) -> str:
 trace_level.choices = ("OFF", "TIMESTAMPS", "TENSORS")
 
 
+def trace_config_entry(text: str) -> str:
+    """One ``--trace-config [<mode>,]<setting>=<value>`` (tritond/traceconfig.py)."""
+    from tritond.traceconfig import entry
+
+    return entry(text)
+
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     name: str                      # key in the options dict
@@ -323,14 +330,26 @@ OPTIONS: tuple[Option, ...] = (
     Option("grpc_max_connection_age", None, parse_nonneg, "gRPC: maximum connection age, ms."),
     Option("grpc_max_connection_age_grace", None, parse_nonneg,
            "gRPC: grace period after the maximum connection age, ms."),
-    # Trace settings round-trip through /v2/trace/setting (tracing itself is not implemented).
+    # Tracing (frontend/trace.py): --trace-config wins over the deprecated --trace-* flags.
+    Option("trace_config", [], trace_config_entry,
+           "[<mode>,]<setting>=<value>, repeatable (Triton's syntax): level=TIMESTAMPS, "
+           "rate=N, count=N, mode=triton|opentelemetry, triton,file=PATH, "
+           "triton,log-frequency=N, opentelemetry,url=URL, opentelemetry,resource=K=V, "
+           "opentelemetry,bsp_schedule_delay=MS, ... (in the variable, entries are "
+           "separated by ';').", repeat=True, sep=";"),
     Option("trace_level", ["OFF"], trace_level,
-           "Trace level (repeatable): OFF, TIMESTAMPS or TENSORS.", repeat=True),
-    Option("trace_rate", 1000, parse_nonneg, "Trace one request in this many."),
-    Option("trace_count", -1, parse_int, "Number of requests to trace (-1: no limit)."),
-    Option("trace_log_frequency", 0, parse_nonneg, "Write the trace file every N traces."),
-    Option("trace_file", "", str, "Trace output file."),
-    Option("trace_mode", "triton", choice("triton", "opentelemetry"), "Trace mode."),
+           "Deprecated (--trace-config level=...): OFF, TIMESTAMPS or TENSORS, repeatable.",
+           repeat=True),
+    Option("trace_rate", 1000, parse_nonneg,
+           "Deprecated (--trace-config rate=N): trace one request in N."),
+    Option("trace_count", -1, parse_int,
+           "Deprecated (--trace-config count=N): requests to trace (-1: no limit)."),
+    Option("trace_log_frequency", 0, parse_nonneg,
+           "Deprecated (--trace-config triton,log-frequency=N): write <file>.<i> every N "
+           "traces (0: write <file> at exit)."),
+    Option("trace_file", "", str, "Deprecated (--trace-config triton,file=PATH): trace file."),
+    Option("trace_mode", "triton", choice("triton", "opentelemetry"),
+           "Deprecated (--trace-config mode=...): triton or opentelemetry."),
 )
 
 BY_NAME = {opt.name: opt for opt in OPTIONS}
