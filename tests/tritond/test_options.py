@@ -20,7 +20,8 @@ def sample(opt: options.Option) -> tuple[str, object]:
                 "cache_config": "local,size=1024",
                 "rate_limit_resource": "R1:4",
                 "http_restricted_api": "health:k=v",
-                "grpc_restricted_protocol": "health:k=v"}.get(opt.name, "x")
+                "grpc_restricted_protocol": "health:k=v",
+                "trace_config": "triton,file=/tmp/t.json"}.get(opt.name, "x")
         return text, [text]
     choices = getattr(opt.parse, "choices", None)
     if choices:
