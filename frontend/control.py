@@ -151,8 +151,14 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ settings
 
-    def log_settings(self, update: dict | None = None) -> dict:
-        return self.logs.update(update)
+    async def log_settings(self, update: dict | None = None) -> dict:
+        """Answered once every process logs as asked (the parent posted it to each)."""
+        values = self.logs.update(update)
+        if update and self._parent:
+            await self._query(self._parent, messages.LogLevels, info=values["log_info"],
+                              warning=values["log_warning"], error=values["log_error"],
+                              verbose=values["log_verbose_level"])
+        return values
 
     def trace_settings(self, model: str = "", update: dict | None = None) -> dict:
         if model and not (model in self.models.names() and self.models.is_ready(model)):

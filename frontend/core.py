@@ -279,6 +279,8 @@ class FrontendCore:
                     {a: how for e in msg.models if e.exited for a, how in e.exited.items()})
             if msg.seq and self._parent:     # the parent waits for this before READY=1
                 self._post(self._parent, messages.TableApplied(self.address, msg.seq))
+        elif kind is messages.LogLevels:     # the logging API, through the parent
+            self.control.logs.applied(msg)
         else:
             self.on_control(msg)
 

@@ -5,9 +5,9 @@ to every process (``tritond.loglevels``).
 """
 from __future__ import annotations
 
-import logging
 from typing import Optional
 
+from tritond import loglevels, messages
 from tritond.errors import invalid_arg, unavailable, unsupported
 
 _LEVELS = {"OFF", "TIMESTAMPS", "TENSORS"}
@@ -15,7 +15,8 @@ _INT_KEYS = ("trace_rate", "trace_count", "log_frequency")
 
 
 class LogSettings:
-    """``/v2/logging``: the verbose level really changes this process's log level."""
+    """``/v2/logging``: log_info/warning/error and the verbose level change what every
+    process logs (here at once, elsewhere through the parent: ``ControlPlane``)."""
 
     def __init__(self, options):
         self.values = {
@@ -33,9 +34,16 @@ class LogSettings:
             for key, value in update.items():
                 new[key] = self._check(key, value)
             self.values = new
-            logging.getLogger().setLevel(
-                logging.DEBUG if new["log_verbose_level"] > 0 else logging.INFO)
+            levels = messages.LogLevels(new["log_info"], new["log_warning"], new["log_error"],
+                                        new["log_verbose_level"])
+            loglevels.from_message(levels)
         return dict(self.values)
+
+    def applied(self, levels) -> None:
+        """Another frontend changed them (``messages.LogLevels`` from the parent)."""
+        loglevels.from_message(levels)
+        self.values.update(log_info=levels.info, log_warning=levels.warning,
+                           log_error=levels.error, log_verbose_level=levels.verbose)
 
     def _check(self, key: str, value):
         if key == "log_file":

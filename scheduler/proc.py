@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from tritond import messages
+from tritond import loglevels, messages
 from tritond.channel import AsyncInbox, AsyncOutbox, printable
 from tritond.errors import TritonError
 from tritond.options import Options
@@ -110,6 +110,8 @@ class SchedulerProc:
             self._outbox.post(self.boot.parent, messages.Stopped(self.boot.name))
             if not self._done.done():
                 self._done.set_result(0)
+        elif kind is messages.LogLevels:
+            loglevels.from_message(msg)
         elif kind is messages.Unknown:
             self.log.warning("a peer could not decode our frame: %s", msg.detail)
         return []

@@ -376,6 +376,19 @@ class StatsAnswer(msgspec.Struct, tag=55, array_like=True, omit_defaults=True):
     metrics: list[ModelMetrics] = []       # when the query asked for them
 
 
+class LogLevels(msgspec.Struct, tag=56, array_like=True, omit_defaults=True):
+    """The logging API changed what is logged: frontend -> parent -> every other process
+    (tritond/loglevels.py). From a frontend it is a query: the parent answers ``Answer(qid)``
+    once it has posted the change to every child."""
+
+    info: bool
+    warning: bool
+    error: bool
+    verbose: int
+    qid: int = 0
+    frontend: str = ""
+
+
 class Unknown(msgspec.Struct, tag=99, array_like=True):
     """Sent back to the sender of a message the receiver could not decode or does
     not accept (when the sender is known; it is logged either way)."""
@@ -383,17 +396,19 @@ class Unknown(msgspec.Struct, tag=99, array_like=True):
     detail: str
 
 
-TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, StatsAnswer, Unknown]
+TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, StatsAnswer, LogLevels,
+                    Unknown]
 # Response: answers to the step requests of ensembles (scheduler/ensembles.py).
 TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, StatsQuery,
-                     Response, ResponseStats, Unknown]
-TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, Unknown]
+                     Response, ResponseStats, LogLevels, Unknown]
+TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, LogLevels,
+                  Unknown]
 TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, LoadQuery, UnloadQuery,
-                  TableApplied, Unknown]
+                  TableApplied, LogLevels, Unknown]
 ANY = Union[Request, Cancel, Release, Forget, Execute, CancelRunning, Response, Executed, Hello,
             Setup, ModelTable, Load, Loaded, LoadFailed, Drain, Drained, Shutdown, Stopped,
             StatsQuery, LoadQuery, UnloadQuery, Answer, StatsAnswer, TableApplied, ResponseStats,
-            Unknown]
+            LogLevels, Unknown]
 """Every message: what an inbox tries when its own set fails, to name the mistake."""
 
 ANSWERS = (Answer, StatsAnswer)

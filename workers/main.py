@@ -24,7 +24,7 @@ from typing import Optional
 
 import msgspec
 
-from tritond import messages
+from tritond import loglevels, messages
 from tritond.endpoint import SyncEndpoint
 from tritond.errors import Code, TritonError
 from tritond.procutil import Bootstrap, child_start, quiet_gc
@@ -60,6 +60,9 @@ def _finalize(config: dict, load: messages.Load):
     repository.normalize(cfg, gpus=load.gpus)
     repository.validate(cfg, load.model_dir)
     return repository.spec_from_config(cfg, load.version)
+
+
+_VERBOSE1 = loglevels.verbose(1)
 
 
 class WorkerProc:
@@ -134,6 +137,8 @@ class WorkerProc:
             elif isinstance(msg, messages.Forget):   # unregistered client regions, now unused
                 for region, gen in msg.regions:
                     self.cache.forget(region, gen)
+            elif isinstance(msg, messages.LogLevels):  # before this turn's executions too
+                loglevels.from_message(msg)
             elif type(msg) is messages.CancelRunning:
                 cancels.append(msg)      # may arrive together with its Execute
                 if self.hub is not None:  # requests answered after execute returned
@@ -251,6 +256,9 @@ class WorkerProc:
                 ex = messages.Execute(ex.batch_id, [r for r in ex.requests
                                                     if (r.frontend, r.rid) not in early],
                                       ex.releases)
+        if self.log.isEnabledFor(_VERBOSE1):      # --log-verbose=1, Triton's backend line
+            self.log.log(_VERBOSE1, "TRITONBACKEND_ModelInstanceExecute: instance %s, "
+                         "executing %d requests", self.boot.title, len(ex.requests))
         try:
             responses, executed = self.executor.run(ex) if ex.requests else ([], None)
         finally:

@@ -194,7 +194,7 @@ class InferenceServicer:
     @_converts_errors
     async def LogSettings(self, request, context):
         update = replies.log_update(request.settings)
-        return replies.log_settings(self.core.control.log_settings(update))
+        return replies.log_settings(await self.core.control.log_settings(update))
 
     # -------------------------------------------------------------- health
     @_converts_errors

@@ -20,7 +20,7 @@ import secrets
 import signal
 import sys
 
-from tritond import channel, messages
+from tritond import channel, loglevels, messages
 from tritond.options import Options
 from . import preflight, readiness, sdnotify
 from .children import Child, ChildError, kill, spawn, stop_group, unlink_segments
@@ -49,6 +49,9 @@ class Supervisor:
         self.children: dict[str, Child] = {}          # by address
         self.scheduler: Child | None = None
         self.frontends: list[Child] = []
+        # what is logged now (the flags, then the logging API's changes)
+        self.log_levels = messages.LogLevels(options.log_info, options.log_warning,
+                                             options.log_error, options.log_verbose)
         self.drained: dict[str, asyncio.Future] = {}
         self.registry = Registry()
         self.phase = Phase()
@@ -173,8 +176,10 @@ class Supervisor:
     def _boot(self, role: str, name: str, title: str = "") -> Bootstrap:
         return Bootstrap(role=role, name=name, address=channel.address(self.server_id, name),
                          parent=self.address, server_id=self.server_id, parent_pid=os.getpid(),
-                         log_verbose=self.options.log_verbose, title=title,
-                         log_file=self.options.log_file, log_format=self.options.log_format)
+                         log_verbose=self.log_levels.verbose, title=title,
+                         log_file=self.options.log_file, log_format=self.options.log_format,
+                         log_info=self.log_levels.info, log_warning=self.log_levels.warning,
+                         log_error=self.log_levels.error)
 
     def _spawn(self, role: str, name: str, title: str = "") -> Child:
         child = spawn(self._boot(role, name, title), self._on_child_exit)
@@ -243,9 +248,22 @@ class Supervisor:
                     fut.set_result(msg)
             elif kind is messages.LoadQuery or kind is messages.UnloadQuery:
                 self.control.on_query(msg)
+            elif kind is messages.LogLevels:
+                self._log_levels(msg)
             elif kind is messages.Unknown:
                 log.error("a child could not decode or did not expect our message: %s",
                           msg.detail)
+
+    def _log_levels(self, msg: messages.LogLevels) -> None:
+        """The logging API changed what is logged: here, in every child, and in the
+        children started later (their Bootstrap)."""
+        levels = messages.LogLevels(msg.info, msg.warning, msg.error, msg.verbose)
+        self.log_levels = levels
+        loglevels.from_message(levels)
+        for address in list(self.children):
+            self.outbox.post(address, levels)
+        if msg.qid:     # each child reads it before anything that follows the answer
+            self.outbox.post(msg.frontend, messages.Answer(msg.qid))
 
     # ------------------------------------------------------------- shutdown
 
@@ -306,7 +324,8 @@ def run(options: Options) -> int:
             sys.stderr.write(f"tritond: error: {problem}\n")
         return 1
     set_name("tritond")     # `python -m tritond` would show as "python"; argv stays
-    setup_logging("tritond", options.log_verbose, options.log_file, options.log_format)
+    setup_logging("tritond", options.log_verbose, options.log_file, options.log_format,
+                  options.log_info, options.log_warning, options.log_error)
     try:
         import uvloop
     except ImportError:
