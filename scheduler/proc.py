@@ -14,6 +14,7 @@ import sys
 import time
 
 from tritond import loglevels, messages
+
 from tritond.channel import AsyncInbox, AsyncOutbox, printable
 from tritond.errors import TritonError
 from tritond.options import Options
@@ -22,6 +23,7 @@ from tritond.procutil import Bootstrap, child_start, quiet_gc
 from . import wire
 from .alarm import Alarm
 from .core import Dispatch, Notify, SchedulerCore
+from .summary import quantiles_of
 from .ratelimit import RateLimiter, parse_overrides
 
 _monotonic_ns = time.monotonic_ns
@@ -103,6 +105,8 @@ class SchedulerProc:
         elif kind is messages.Setup:
             self.options = msg.options
             self.core.pipeline = msg.options.instance_pipelining
+            self.core.summary_quantiles = quantiles_of(msg.options.metrics_config)
+            self.core.cache_on = bool(msg.options.cache_config)
             if msg.options.rate_limit == "execution_count":
                 self.core.limiter = RateLimiter(parse_overrides(msg.options.rate_limit_resource))
         elif kind is messages.Shutdown:
@@ -123,7 +127,8 @@ class SchedulerProc:
             return messages.StatsAnswer(query.qid, error=messages.ErrorInfo(int(exc.code),
                                                                              exc.message))
         if query.metrics:
-            return messages.StatsAnswer(query.qid, stats, metrics=self.core.metrics())
+            return messages.StatsAnswer(query.qid, stats,
+                                        metrics=self.core.metrics(_monotonic_ns()))
         return messages.StatsAnswer(query.qid, stats)
 
     # -------------------------------------------------------------- outbox

@@ -339,6 +339,8 @@ class ModelMetrics(msgspec.Struct, array_like=True, omit_defaults=True):
     version: int
     pending: int = 0                       # queued, not yet executing
     failures: dict[str, int] = {}          # Triton's reason (OTHER, REJECTED, ...) -> count
+    # summary_latencies=true: family ("request", "queue", ...) -> [count, sum, quantiles...]
+    summaries: dict[str, list[float]] = {}
 
 
 class LoadQuery(msgspec.Struct, tag=53, array_like=True, omit_defaults=True):

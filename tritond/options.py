@@ -67,9 +67,20 @@ def parse_positive_float(text: str | float) -> float:
     return value
 
 
-# --metrics-config settings tritond honours, and those it does not provide yet.
-METRICS_SETTINGS = {"counter_latencies": parse_bool, "histogram_latencies": parse_bool}
-_METRICS_NOT_YET = {"summary_latencies": "latency summaries"}
+def summary_quantiles(text: str) -> str:
+    """``summary_quantiles=<q>:<err>,...`` (Triton's format; checked at start)."""
+    from tritond.scheduler.summary import parse_quantiles
+
+    try:
+        parse_quantiles(text.strip('"'))
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
+    return text
+
+
+# --metrics-config settings tritond honours (others are passed over, as Triton does).
+METRICS_SETTINGS = {"counter_latencies": parse_bool, "histogram_latencies": parse_bool,
+                    "summary_latencies": parse_bool, "summary_quantiles": summary_quantiles}
 
 
 def parse_positive(text: str | int) -> int:
@@ -101,11 +112,7 @@ def metrics_setting(text: str) -> str:
     setting, eq, value = text.partition("=")
     if not eq or "," in setting or not setting or not value:
         raise OptionError(f"--metrics-config option format is <setting>=<value>. Got {text}")
-    if setting in _METRICS_NOT_YET:
-        if parse_bool(value):
-            raise OptionError(f"{_METRICS_NOT_YET[setting]} ({setting}=true) are not "
-                              f"supported by tritond yet")
-    elif setting in METRICS_SETTINGS:
+    if setting in METRICS_SETTINGS:
         METRICS_SETTINGS[setting](value)
     return text
 
@@ -260,8 +267,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("metrics_interval_ms", 2000.0, parse_positive_float,
            "Milliseconds between polls of the per-interval metrics (CPU utilization, memory)."),
     Option("metrics_config", [], metrics_setting,
-           "<setting>=<value>, repeatable: counter_latencies=false drops the *_duration_us "
-           "latency counters (Triton's settings; summaries and histograms not yet).",
+           "<setting>=<value>, repeatable (Triton's settings): counter_latencies=false drops "
+           "the *_duration_us latency counters; histogram_latencies=true adds the first "
+           "response histogram; summary_latencies=true adds the *_summary_us families, "
+           "quantiles from summary_quantiles=<q>:<error>,... (give several pairs on the "
+           "command line: the variable splits entries at commas).",
            repeat=True),
     Option("cache_config", [], cache_setting,
            "<cache>,<setting>=<value>, repeatable: local,size=<bytes> enables the response "
