@@ -16,8 +16,8 @@ from .settings import LogSettings
 
 TRITON_VERSION = "2.51.0"     # the Triton release whose protocol tritond speaks
 # Only what really works end to end, in Triton's order (core's server.cc: classification,
-# sequence, model_repository, ..., statistics, trace, logging). "trace" is the settings
-# protocol (/v2/trace/setting), which answers as Triton's does.
+# sequence, model_repository, ..., statistics, trace, logging). "trace": the settings
+# protocol (/v2/trace/setting) drives the frontend's tracer (trace.py).
 EXTENSIONS = ["classification", "sequence", "model_repository", "model_repository(unload_dependents)",
               "schedule_policy", "model_configuration", "binary_tensor_data", "parameters",
               "statistics", "trace", "logging"]

@@ -133,11 +133,17 @@ class FrontendCore:
         raises TritonError. Closing the iterator early cancels the request."""
         mv = self._model(req, mv)
         request, slots, used = self._prepare(mv, req)
+        trace = req.trace
+        if trace is not None:
+            self._traced(trace, mv, req, request)
         stream = self.client.stream(request, slots)
         self._sent(mv, stream.rid, used)
         first = True
         try:
             async for resp in stream:
+                if trace is not None and resp.final:
+                    trace.worker(resp.trace)
+                    trace.stamp("REQUEST_END")
                 if first:
                     first = False
                     self.first_response.observe(mv.name, mv.version_str, (

@@ -75,6 +75,28 @@ def test_trace_file_has_triton_json_for_http_and_grpc(tmp_path):
     assert ns == sorted(ns) and ns[0] > 0
 
 
+def test_grpc_stream_requests_are_traced(tmp_path):
+    import queue
+    path = tmp_path / "s.json"
+    srv = Server([REPO], f"--trace-config=triton,file={path}", "--trace-config=level=TIMESTAMPS",
+                 "--trace-config=rate=1")
+    try:
+        c = grpcclient.InferenceServerClient(srv.grpc_url)
+        got = queue.Queue()
+        c.start_stream(callback=lambda result, error: got.put(error))
+        for i in range(2):
+            c.async_stream_infer("simple", _inputs(grpcclient), request_id=f"s{i}")
+        assert [got.get(timeout=30) for _ in range(2)] == [None, None]
+        c.stop_stream()
+        c.close()
+    finally:
+        srv.stop()
+    traces = _traces(json.loads(path.read_text()))
+    assert sorted(t["head"]["request_id"] for t in traces.values()) == ["s0", "s1"]
+    for t in traces.values():
+        assert [n for n, _ in sorted(t["stamps"], key=lambda s: s[1])] == GRPC_NAMES
+
+
 def test_rate_count_and_log_frequency(tmp_path):
     path = tmp_path / "t.json"
     srv = Server([REPO], f"--trace-file={path}", "--trace-level=TIMESTAMPS", "--trace-rate=2",
