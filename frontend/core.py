@@ -114,18 +114,39 @@ class FrontendCore:
         except asyncio.CancelledError:
             client.cancel(rid, fut)           # the slots stay ours until the final Response
             raise
-        if trace is not None:
-            trace.worker(resp.trace)
-            trace.stamp("REQUEST_END")
-        return self._result(mv, req, resp)
+        if trace is None:
+            return self._result(mv, req, resp)
+        trace.worker(resp.trace)
+        trace.stamp("REQUEST_END")
+        result = self._result(mv, req, resp)
+        if trace.tensors is not None:
+            self._traced_outputs(trace, result)
+        return result
 
-    @staticmethod
-    def _traced(trace, mv: ModelVersion, req: InferRequest, request: messages.Request) -> None:
+    def _traced(self, trace, mv: ModelVersion, req: InferRequest,
+                request: messages.Request) -> None:
         """A sampled request: REQUEST_START (its arrival), and ``trace=[id]`` asks the
-        scheduler and the worker for their timestamps."""
+        scheduler and the worker for their timestamps; at level TENSORS, its inputs."""
         trace.model, trace.version, trace.request_id = mv.name, mv.version, req.id
         trace.stamp("REQUEST_START", request.arrival_ns)
         request.trace = [trace.id]
+        if trace.tensors is not None:
+            for t, ref in zip(req.inputs, request.inputs):
+                trace.tensor("TENSOR_QUEUE_INPUT", ref.name, ref.dtype, ref.shape,
+                             self._input_bytes(t, ref))
+
+    def _input_bytes(self, t, ref: messages.TensorRef):
+        """An input's bytes for a TENSORS trace (None: in CUDA memory, not written)."""
+        if t.shm is None:
+            return t.data
+        if ref.kind == messages.CLIENT_SHM:
+            return self.cache.read(ref.region, ref.offset, ref.nbytes, ref.gen)
+        return None
+
+    @staticmethod
+    def _traced_outputs(trace, result: InferResult) -> None:
+        for o in result.outputs:        # client shm outputs: no data (not ours to read)
+            trace.tensor("TENSOR_BACKEND_OUTPUT", o.name, o.datatype, o.shape, o.data)
 
     async def infer_stream(self, req: InferRequest,
                            mv: ModelVersion | None = None) -> AsyncIterator[InferResult]:
@@ -155,6 +176,8 @@ class FrontendCore:
                     continue
                 result = self._result(mv, req, resp)
                 result.empty = resp.empty
+                if trace is not None and trace.tensors is not None:
+                    self._traced_outputs(trace, result)
                 yield result
         finally:
             stream.cancel()                   # nothing is sent once the final one came

@@ -92,9 +92,7 @@ class TraceSettings:
             if not isinstance(value, list) or any(v not in _LEVELS for v in value):
                 raise invalid_arg("expect the value of 'trace_level' to be an array of "
                                   "'OFF', 'TIMESTAMPS' or 'TENSORS'")
-            if "TENSORS" in value:
-                raise unsupported("trace level TENSORS is not supported by tritond yet")
-            on = [v for v in ("TIMESTAMPS",) if v in value]
+            on = [v for v in ("TIMESTAMPS", "TENSORS") if v in value]
             return on or ["OFF"]
         if key in _INT_KEYS:
             if type(value) is not str:

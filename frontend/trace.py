@@ -25,6 +25,8 @@ from typing import Optional
 
 from tritond import traceconfig
 
+from .tracetensors import tensor_object
+
 log = logging.getLogger("tritond.frontend.trace")
 
 # Response.trace, in order (see workers/executor.Executor._stamps).
@@ -37,7 +39,8 @@ _KEYS = ("trace_level", "trace_rate", "trace_count", "log_frequency", "trace_fil
 class Trace:
     """One sampled request: its id, model and timestamps (name, ns)."""
 
-    __slots__ = ("id", "setting", "model", "version", "request_id", "stamps", "context")
+    __slots__ = ("id", "setting", "model", "version", "request_id", "stamps", "context",
+                 "tensors")
 
     def __init__(self, trace_id: int, setting: "Setting", model: str, context=None):
         self.id = trace_id
@@ -47,6 +50,12 @@ class Trace:
         self.request_id = ""
         self.stamps: list[tuple[str, int]] = []
         self.context = context      # an OpenTelemetry parent context (propagated)
+        # level TENSORS (triton mode): the tensor objects, else None
+        self.tensors: list[str] | None = (
+            [] if "TENSORS" in setting.level and setting.mode == "triton" else None)
+
+    def tensor(self, activity: str, name: str, datatype: str, shape: list, data) -> None:
+        self.tensors.append(tensor_object(self.id, activity, name, datatype, shape, data))
 
     def stamp(self, name: str, ns: int | None = None) -> None:
         self.stamps.append((name, time.monotonic_ns() if ns is None else ns))
@@ -65,6 +74,8 @@ class Trace:
         if "TIMESTAMPS" in self.setting.level:
             for name, ns in sorted(self.stamps, key=lambda s: s[1]):
                 out.append(f'{{"id":{self.id},"timestamps":[{{"name":"{name}","ns":{ns}}}]}}')
+        if self.tensors:
+            out.extend(self.tensors)
         return out
 
 
@@ -154,9 +165,6 @@ class Tracer:
 
     def __init__(self, options, suffix: str = ""):
         cfg = traceconfig.resolve(options)
-        if "TENSORS" in cfg.level:
-            # refused at start by the CLI (tritond.traceconfig); kept out here too
-            cfg.level = [lvl for lvl in cfg.level if lvl != "TENSORS"] or ["OFF"]
         self.config = cfg
         self.suffix = suffix            # a second frontend writes <file><suffix>
         self.global_ = {"trace_level": cfg.level, "trace_rate": str(cfg.rate),

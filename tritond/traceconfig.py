@@ -152,8 +152,9 @@ def _levels(levels: list[str]) -> list[str]:
 def problems(cfg: TraceConfig) -> list[str]:
     """Start-up problems of a resolved configuration (tritond/parent/preflight.py)."""
     out = []
-    if "TENSORS" in cfg.level:
-        out.append("trace level TENSORS is not supported by tritond yet (use TIMESTAMPS)")
+    if "TENSORS" in cfg.level and cfg.mode == "opentelemetry":
+        out.append("trace level TENSORS is not supported by the opentelemetry trace mode "
+                   "(as in Triton)")
     if cfg.mode == "opentelemetry" and "OFF" not in cfg.level:
         try:
             import opentelemetry.exporter.otlp.proto.http.trace_exporter  # noqa: F401

@@ -75,6 +75,37 @@ def test_trace_file_has_triton_json_for_http_and_grpc(tmp_path):
     assert ns == sorted(ns) and ns[0] > 0
 
 
+def test_tensors_level_writes_inputs_and_outputs(tmp_path):
+    path = tmp_path / "tensors.json"
+    srv = Server([REPO], f"--trace-config=triton,file={path}", "--trace-config=level=TENSORS",
+                 "--trace-config=rate=1")
+    try:
+        _http_infer(srv)
+        c = grpcclient.InferenceServerClient(srv.grpc_url)
+        inp = grpcclient.InferInput("INPUT0", [1, 16], "BYTES")
+        inp.set_data_from_numpy(np.array([[f"s{v}".encode() for v in range(16)]], object))
+        c.infer("simple_string", [inp])
+        c.close()
+    finally:
+        srv.stop()
+    objects = json.loads(path.read_text())
+    assert not [o for o in objects if "timestamps" in o]            # TENSORS only
+    tensors = [(o["id"], o["activity"], o["tensor"]["name"]) for o in objects if "tensor" in o]
+    assert tensors == [(1, "TENSOR_QUEUE_INPUT", "INPUT0"), (1, "TENSOR_QUEUE_INPUT", "INPUT1"),
+                       (1, "TENSOR_BACKEND_OUTPUT", "OUTPUT0"),
+                       (1, "TENSOR_BACKEND_OUTPUT", "OUTPUT1"),
+                       (2, "TENSOR_QUEUE_INPUT", "INPUT0"), (2, "TENSOR_BACKEND_OUTPUT", "OUTPUT0")]
+    by = {(o["id"], o["tensor"]["name"], o["activity"]): o["tensor"]
+          for o in objects if "tensor" in o}
+    assert by[(1, "INPUT0", "TENSOR_QUEUE_INPUT")] == {
+        "name": "INPUT0", "data": ",".join(str(v) for v in range(16)), "shape": "1,16",
+        "dtype": "INT32"}
+    assert by[(1, "OUTPUT0", "TENSOR_BACKEND_OUTPUT")]["data"] == \
+        ",".join(str(2 * v) for v in range(16))
+    out = by[(2, "OUTPUT0", "TENSOR_BACKEND_OUTPUT")]
+    assert out["dtype"] == "BYTES" and out["data"] == ",".join(f'"s{v}"' for v in range(16))
+
+
 def test_grpc_stream_requests_are_traced(tmp_path):
     import queue
     path = tmp_path / "s.json"
@@ -144,9 +175,12 @@ def test_bad_trace_config_is_refused_at_start(tmp_path):
     import sys
     for arg, text in (("--trace-config=triton,bogus=1", "unknown --trace-config setting 'bogus'"),
                       ("--trace-config=level=loud", "invalid value for trace level option"),
-                      ("--trace-config=level=TENSORS", "TENSORS is not supported by tritond")):
+                      ("--trace-config=level=TENSORS", "TENSORS is not supported by the "
+                       "opentelemetry trace mode")):
         proc = subprocess.run([sys.executable, "-m", "tritond.cli", "--model-repository",
-                               str(REPO), arg, f"--trace-config=triton,file={tmp_path}/x"],
+                               str(REPO), arg, f"--trace-config=triton,file={tmp_path}/x",
+                               *(["--trace-config=mode=opentelemetry"] if "TENSORS" in arg
+                                 else [])],
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode != 0 and text in proc.stderr, proc.stderr
 
