@@ -322,7 +322,9 @@ class WorkerProc:
             self.hub.close()
             self.hub = None
         if self.pool is not None:
-            self.pool.close()
+            # Outputs a frontend has not released may not be mapped there yet (their
+            # Response still on its way): leave them linked; the parent unlinks them soon.
+            self.pool.close(unlink=not (self.writer is not None and self.writer.live_slots))
         self.cache.close()
         from .python import bls
         bls.close()

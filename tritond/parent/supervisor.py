@@ -36,6 +36,7 @@ from .shmcheck import arena_space_warning
 log = logging.getLogger("tritond.supervisor")
 
 STOP_TIMEOUT_S = 10.0       # per group of children, after Shutdown
+RETIRED_SEGMENTS_S = 10.0   # a retired worker's segments outlive it this long
 FATAL_DRAIN_S = 1.0         # after the scheduler died: executing work may still answer
 
 
@@ -207,7 +208,13 @@ class Supervisor:
         child.stopped = True
         self.children.pop(child.boot.address, None)
         self.outbox.forget(child.boot.address)
-        self._unlink_segments(child.pid)        # its arenas, even after a SIGKILL
+        if child.expected_exit and child.boot.role == "worker" and not self.phase.stopping:
+            # A retired worker (reload, unload): a frontend may not have mapped its last
+            # outputs yet (its Response still on the way); the worker left them linked.
+            asyncio.get_running_loop().call_later(RETIRED_SEGMENTS_S, self._unlink_segments,
+                                                  child.pid)
+        else:
+            self._unlink_segments(child.pid)    # its arenas, even after a SIGKILL
         if self.control.drainer.lost(child.boot.address):   # died while draining
             self.publisher.publish()
         if child.expected_exit:
