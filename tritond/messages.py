@@ -307,10 +307,13 @@ class Drained(msgspec.Struct, tag=47, array_like=True):
     name: str
 
 
-class Shutdown(msgspec.Struct, tag=48, array_like=True):
+class Shutdown(msgspec.Struct, tag=48, array_like=True, omit_defaults=True):
     """Parent -> child: finalize and exit."""
 
     reason: str = ""
+    # A retired worker (reload, unload): leave output segments a frontend has not released
+    # linked; the parent unlinks them a little later (its responses may still be unread).
+    linger: bool = False
 
 
 class Stopped(msgspec.Struct, tag=49, array_like=True):

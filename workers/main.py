@@ -309,22 +309,24 @@ class WorkerProc:
                 self.backend.unload()
         except Exception as exc:  # noqa: BLE001 - still stop cleanly
             self.log.error("unload failed: %s", exc)
-        self._close()
+        self._close(linger=msg.linger)
         try:
             self.ep.send_now(self.boot.parent, [messages.Stopped(self.boot.name)])
         except OSError as exc:  # the parent may already be gone
             self.log.debug("could not send Stopped: %s", exc)
         self.running = False
 
-    def _close(self) -> None:
-        """Unlink this worker's segments and unmap everything mapped."""
+    def _close(self, linger: bool = False) -> None:
+        """Unlink this worker's segments and unmap everything mapped (``linger``: output
+        segments a frontend still holds slots of stay linked; the parent unlinks them)."""
         if self.hub is not None:
             self.hub.close()
             self.hub = None
         if self.pool is not None:
             # Outputs a frontend has not released may not be mapped there yet (their
             # Response still on its way): leave them linked; the parent unlinks them soon.
-            self.pool.close(unlink=not (self.writer is not None and self.writer.live_slots))
+            held = self.writer is not None and self.writer.live_slots
+            self.pool.close(unlink=not (linger and held))
         self.cache.close()
         from .python import bls
         bls.close()

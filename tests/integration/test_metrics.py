@@ -8,6 +8,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tests.integration.sched_repo import wait_for, write_repo
@@ -144,6 +145,10 @@ def test_summary_latencies_with_tritons_names_labels_and_quantiles(tmp_path):
     try:
         for _ in range(5):
             http_infer(srv, "m")
+        c = httpclient.InferenceServerClient(srv.url)
+        with pytest.raises(InferenceServerException, match="expected 1 inputs but got 0"):
+            c.infer("m", [])             # refused by validation: not counted, as in Triton
+        c.close()
         types, samples = scrape(srv)
     finally:
         srv.stop()
@@ -164,6 +169,8 @@ def test_summary_latencies_with_tritons_names_labels_and_quantiles(tmp_path):
         assert q == sorted(q) and q[0] >= 0
     # _count and _sum agree with the counters (Triton: "should generally match")
     assert value(samples, "nv_inference_request_success", model="m", version="1") == 5
+    assert sum(value(samples, "nv_inference_request_failure", model="m", version="1", reason=r)
+               for r in ("OTHER", "REJECTED", "CANCELED", "BACKEND")) == 0
     queue_sum = value(samples, "nv_inference_queue_summary_us_sum", model="m", version="1")
     assert abs(queue_sum - value(samples, "nv_inference_queue_duration_us", model="m",
                                  version="1")) <= 5          # per-request rounding to 1 us
