@@ -158,6 +158,9 @@ class Response(msgspec.Struct, tag=20, array_like=True, omit_defaults=True):
     # True: no InferenceResponse was sent (a decoupled model's bare FINAL flag,
     # or, non-final, the marker naming the worker that answers ``rid`` later).
     empty: bool = False
+    # Final Response of an ensemble request naming client shared memory: the workers
+    # that ran its steps, which may map those regions (told to Forget them too).
+    mapped: list[str] = []
 
 
 class ResponseStats(msgspec.Struct, tag=60, array_like=True):

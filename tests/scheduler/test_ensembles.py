@@ -126,7 +126,7 @@ def test_a_step_error_fails_the_request_with_the_step_message_and_releases_what_
     d = dispatches(out)[0]
     out = _done(core, d, _answer(d.execute.requests[0], "w0", "", [], error="add_sub refuses -1"))
     (reply,) = replies(out)
-    assert reply.response.error.message == "add_sub refuses -1"
+    assert reply.response.error.message == "in ensemble 'chain', add_sub refuses -1"   # Triton names it
     assert reply.response.error.code == Code.INVALID_ARG
     assert sorted(core._instances["w0"].releases) == [("/s", 0), ("/s", 64)]
     assert core.stats_json("chain")["model_stats"][0]["inference_stats"]["fail"]["count"] == 1

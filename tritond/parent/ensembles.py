@@ -65,7 +65,9 @@ async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
             return loader._fail(mv, _missing(registry, mv.name, name, step.model_version))
         specs[name] = found.spec
     try:
-        check_steps(cfg, specs)
+        # Triton's rule: an ensemble is decoupled exactly when a step is (the
+        # served config says so too).
+        cfg.model_transaction_policy.decoupled = check_steps(cfg, specs)
         mv.spec = repository.spec_from_config(cfg, mv.version)
     except TritonError as exc:
         return loader._fail(mv, exc.message)
