@@ -357,11 +357,21 @@ class UnloadQuery(msgspec.Struct, tag=54, array_like=True, omit_defaults=True):
     unload_dependents: bool = False
 
 
+class ReadyQuery(msgspec.Struct, tag=56, array_like=True, omit_defaults=True):
+    """Worker (a Python model's ``pb_utils.is_model_ready``) -> parent; -> Answer."""
+
+    qid: int
+    frontend: str
+    name: str
+    version: str = ""          # "" = any version
+
+
 class Answer(msgspec.Struct, tag=51, array_like=True, omit_defaults=True):
-    """The answer to a LoadQuery / UnloadQuery: done, or the error."""
+    """The answer to a LoadQuery / UnloadQuery / ReadyQuery: done, or the error."""
 
     qid: int
     error: Optional[ErrorInfo] = None
+    ready: bool = False        # ReadyQuery: whether the model (version) is ready
 
 
 class StatsAnswer(msgspec.Struct, tag=55, array_like=True, omit_defaults=True):
@@ -386,11 +396,11 @@ TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shut
                      Response, ResponseStats, Unknown]
 TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, Unknown]
 TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, LoadQuery, UnloadQuery,
-                  TableApplied, Unknown]
+                  ReadyQuery, TableApplied, Unknown]
 ANY = Union[Request, Cancel, Release, Forget, Execute, CancelRunning, Response, Executed, Hello,
             Setup, ModelTable, Load, Loaded, LoadFailed, Drain, Drained, Shutdown, Stopped,
-            StatsQuery, LoadQuery, UnloadQuery, Answer, StatsAnswer, TableApplied, ResponseStats,
-            Unknown]
+            StatsQuery, LoadQuery, UnloadQuery, ReadyQuery, Answer, StatsAnswer, TableApplied,
+            ResponseStats, Unknown]
 """Every message: what an inbox tries when its own set fails, to name the mistake."""
 
 ANSWERS = (Answer, StatsAnswer)

@@ -166,7 +166,7 @@ class WorkerProc:
         self.pool = ArenaPool(setup.server_id, self.boot.name, setup.options.output_arena_byte_size)
         self.writer = OutputWriter(self.pool, self.cache)
         from .python import bls       # BLS calls of a Python model (started on first use)
-        bls.configure(setup, self.boot.name)
+        bls.configure(setup, self.boot.name, self.boot.parent)
 
     def _load(self, load: messages.Load) -> None:
         """Instantiate, auto-complete and load the backend; reply Loaded or LoadFailed."""

@@ -116,6 +116,11 @@ def entry(mv: ModelVersion, registry: Registry) -> messages.ModelEntry:
     return e
 
 
+def is_live(mv: ModelVersion, registry: Registry) -> bool:
+    """Whether ``mv`` serves: ready, and for an ensemble every composing model too."""
+    return mv.state == READY and _live(mv, registry)
+
+
 def _live(mv: ModelVersion, registry: Registry, depth: int = 0) -> bool:
     if mv.spec is not None and mv.spec.steps:
         if depth > 16:

@@ -18,7 +18,9 @@ from tritond import messages
 from tritond.shm import dtypes
 
 from . import bls
-from .inference import InferenceResponse, TritonError, TritonModelException
+from .inference import (TRITONSERVER_MEMORY_CPU, TRITONSERVER_MEMORY_CPU_PINNED,
+                        TRITONSERVER_MEMORY_GPU, InferenceResponse, TritonError,
+                        TritonModelException)
 from .tensor import Tensor
 
 _BY_ENUM = {d.enum: d.name for d in dtypes.DTYPES.values()}
@@ -42,6 +44,7 @@ def build(pb, ch: bls.BlsChannel) -> tuple[messages.Request, list]:
     """The ``messages.Request`` of a BLS ``pb_utils.InferenceRequest`` (inputs staged)."""
     if not pb.model_name:
         raise TritonModelException("BLS: InferenceRequest needs a model_name")
+    _check_memory(pb._preferred_memory)
     slots: list = []
     refs = []
     try:
@@ -58,6 +61,17 @@ def build(pb, ch: bls.BlsChannel) -> tuple[messages.Request, list]:
         pb.request_id(), 0, int(pb.timeout() or 0), pb.correlation_id(), pb.flags(),
         dict(pb._parameters))
     return req, slots
+
+
+def _check_memory(preferred) -> None:
+    """``preferred_memory``: outputs come back in CPU memory (shared memory views), which
+    is what CPU asks for; GPU gets CPU memory too, as from a Triton built without GPU
+    support (python_backend's ResponseAlloc); any other type is refused."""
+    kind = getattr(preferred, "preferred_memory_type", None)
+    if kind not in (TRITONSERVER_MEMORY_CPU, TRITONSERVER_MEMORY_CPU_PINNED,
+                    TRITONSERVER_MEMORY_GPU):
+        raise TritonModelException(f"BLS: invalid preferred memory type {kind!r} (expected "
+                                   f"TRITONSERVER_MEMORY_CPU or TRITONSERVER_MEMORY_GPU)")
 
 
 def _input(tensor, ch: bls.BlsChannel, slots: list) -> messages.TensorRef:
