@@ -1,8 +1,9 @@
 """BLS calls: ``pb_utils.InferenceRequest.exec()`` / ``async_exec()`` over the BLS channel.
 
 Inputs: a tensor the model received (its shm ``TensorRef`` is attached by the
-backend) passes by reference; any other ``pb_utils.Tensor`` is copied once
-into the BLS input arena. Outputs come back as numpy views of the answering
+backend) passes by reference when it lives in the server's shared memory; any
+other ``pb_utils.Tensor`` (a client shm input included) is copied once into the
+BLS input arena. Outputs come back as numpy views of the answering
 worker's shared memory (no copy; BYTES are decoded) and their slots go back
 to that worker when the ``InferenceResponse`` and its tensors are dropped.
 """
@@ -77,7 +78,12 @@ def _check_memory(preferred) -> None:
 def _input(tensor, ch: bls.BlsChannel, slots: list) -> messages.TensorRef:
     arr = tensor.as_numpy()
     ref = getattr(tensor, "_ref", None)
-    if ref is not None and list(arr.shape) == list(ref.shape):
+    # A client's region passes by reference only to the model it was sent to: the
+    # frontend tells that model's worker (not a BLS callee's) to drop its mapping when
+    # the client unregisters it, so a callee gets a copy (as Triton's Python backend,
+    # whose stub holds its own copy of every input, passes one).
+    if ref is not None and list(arr.shape) == list(ref.shape) \
+            and ref.kind == messages.SERVER_SHM:
         return messages.TensorRef(tensor.name(), ref.dtype, ref.shape, ref.region, ref.offset,
                                   ref.nbytes, ref.kind, ref.device, ref.gen)
     datatype = _BY_ENUM.get(tensor.triton_dtype())
