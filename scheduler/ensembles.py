@@ -125,6 +125,8 @@ class Ensembles:
         step, it, decoupled = run.pending[resp.rid]
         if resp.instance:
             run.mapped.add(resp.instance)
+        if resp.mapped:                    # a nested ensemble's workers
+            run.mapped.update(resp.mapped)
         final = resp.final
         if final:
             del self.steps[resp.rid]
