@@ -35,24 +35,29 @@ def visible_count(devices: list[tuple[str, float]], cuda_visible: str | None) ->
     CUDA, parsing stops at the first entry naming no device; a device named
     twice stops it too.
     """
+    return sum(1 for i in visible_indices([u for u, _ in devices], cuda_visible)
+               if devices[i][1] >= MIN_COMPUTE_CAPABILITY)
+
+
+def visible_indices(uuids: list[str], cuda_visible: str | None) -> list[int]:
+    """Physical (NVML) indices of the CUDA-visible devices, in CUDA ordinal order."""
     if cuda_visible is None:
-        chosen = list(range(len(devices)))
-    else:
-        chosen = []
-        for entry in (e.strip() for e in cuda_visible.split(",")):
-            index = _device_index(entry, devices)
-            if index is None or index in chosen:
-                break
-            chosen.append(index)
-    return sum(1 for i in chosen if devices[i][1] >= MIN_COMPUTE_CAPABILITY)
+        return list(range(len(uuids)))
+    chosen: list[int] = []
+    for entry in (e.strip() for e in cuda_visible.split(",")):
+        index = _device_index(entry, uuids)
+        if index is None or index in chosen:
+            break
+        chosen.append(index)
+    return chosen
 
 
-def _device_index(entry: str, devices: list[tuple[str, float]]) -> int | None:
+def _device_index(entry: str, uuids: list[str]) -> int | None:
     if entry.lstrip("-").isdigit():
         index = int(entry)
-        return index if 0 <= index < len(devices) else None
+        return index if 0 <= index < len(uuids) else None
     if entry.startswith("GPU-"):
-        matches = [i for i, (uuid, _) in enumerate(devices) if uuid.startswith(entry)]
+        matches = [i for i, uuid in enumerate(uuids) if uuid.startswith(entry)]
         return matches[0] if len(matches) == 1 else None
     return None
 

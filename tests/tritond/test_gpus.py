@@ -42,3 +42,10 @@ def test_host_without_driver_counts_zero_without_gpu_packages():
         assert gpus.count() == 0
     finally:
         gpus.count.cache_clear()
+
+
+def test_visible_indices_keep_cuda_order():
+    uuids = [u for u, _ in H200]
+    assert gpus.visible_indices(uuids, None) == list(range(len(uuids)))
+    assert gpus.visible_indices(uuids, "1,0") == [1, 0]
+    assert gpus.visible_indices(uuids, "0,9,1") == [0]
