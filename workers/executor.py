@@ -19,7 +19,7 @@ from tritond.messages import ErrorInfo, Execute, Response
 
 from . import sequence_rows
 from .backend import Backend, WorkRequest, WorkResult
-from .outputs import OutputWriter
+from .outputs import OutputWriter, as_output
 from .shapes import ModelIO
 
 log = logging.getLogger("tritond.workers.executor")
@@ -228,7 +228,7 @@ class Executor:
             if arr is None:
                 continue  # Python models may omit outputs; Triton returns what exists
             try:
-                arr = np.asarray(arr)
+                arr = as_output(arr)
                 ref = self.writer.write(name, arr, self.io.client_shape(name, arr.shape),
                                         dests.get(name))
             except Exception as exc:  # noqa: BLE001 - e.g. an unsupported dtype
@@ -246,7 +246,7 @@ class Executor:
             arr = batch.outputs.get(name)
             if arr is None:
                 continue
-            arr = np.asarray(arr)
+            arr = as_output(arr)
             if arr.ndim == 0 or arr.shape[0] != sum(rows):
                 err = ErrorInfo(int(Code.INTERNAL), f"output '{name}' has shape {list(arr.shape)}, "
                                 f"expected a batch of {sum(rows)}")
