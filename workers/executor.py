@@ -16,6 +16,7 @@ import numpy as np
 from tritond import messages
 from tritond.errors import Code, TritonError
 from tritond.messages import ErrorInfo, Execute, Response
+from tritond.shm.cuda import is_device_array
 
 from . import sequence_rows
 from .backend import Backend, WorkRequest, WorkResult
@@ -147,7 +148,7 @@ class Executor:
             span = self._span(n, items, arrays)
             if span is None:
                 try:
-                    span = np.concatenate(arrays)
+                    span = _concatenate(arrays)
                 except ValueError:  # differing non-batch dims (ragged): run them one by one
                     return None
             inputs[n] = span
@@ -270,6 +271,15 @@ class Executor:
                 errors[w.request.rid] = ref
             elif ref is not None:
                 refs[w.request.rid].append(ref)
+
+
+def _concatenate(arrays: list):
+    """The arrays joined along the batch dim: on the device when any lies there
+    (client CUDA shm inputs of a device backend), else on the host."""
+    if any(is_device_array(a) for a in arrays):
+        import cupy
+        return cupy.concatenate([cupy.asarray(a) for a in arrays])
+    return np.concatenate(arrays)
 
 
 class _Share:
