@@ -1,7 +1,8 @@
 """How many GPUs this server can place model instances on.
 
-No GPU package is required: without an NVIDIA driver (``/proc/driver/nvidia``)
-the answer is 0 at once, without importing anything. With one, NVML
+No GPU package is required: without an NVIDIA driver (neither
+``/proc/driver/nvidia/version`` nor ``/dev/nvidiactl``: sandboxes such as gVisor
+expose only the device nodes) the answer is 0 at once, without importing anything. With one, NVML
 (``nvidia-ml-py``, the ``gpu`` extra) lists the physical devices, and
 ``CUDA_VISIBLE_DEVICES`` is applied as CUDA applies it (indices or ``GPU-``
 UUID prefixes, up to the first entry that names no device); without NVML, cupy
@@ -25,7 +26,7 @@ import os
 log = logging.getLogger("tritond.gpus")
 
 MIN_COMPUTE_CAPABILITY = 6.0
-_DRIVER_MARKER = "/proc/driver/nvidia/version"
+_DRIVER_MARKERS = ("/proc/driver/nvidia/version", "/dev/nvidiactl")
 
 
 def visible_count(devices: list[tuple[str, float]], cuda_visible: str | None) -> int:
@@ -62,10 +63,14 @@ def _device_index(entry: str, uuids: list[str]) -> int | None:
     return None
 
 
+def driver_present() -> bool:
+    return any(os.path.exists(p) for p in _DRIVER_MARKERS)
+
+
 @functools.lru_cache(maxsize=1)
 def count() -> int:
     """Usable GPUs on this host (cached: the parent asks once)."""
-    if not os.path.exists(_DRIVER_MARKER):
+    if not driver_present():
         return 0
     for probe in (_nvml_count, _cupy_count, _torch_count):
         try:

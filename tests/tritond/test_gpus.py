@@ -1,8 +1,6 @@
 """GPU discovery: CUDA_VISIBLE_DEVICES and compute capability over a given device list."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tritond import gpus
@@ -35,7 +33,7 @@ def test_devices_below_minimum_compute_capability_are_not_counted():
     assert gpus.visible_count(old, "0") == 0
 
 
-@pytest.mark.skipif(os.path.exists("/proc/driver/nvidia/version"), reason="NVIDIA driver present")
+@pytest.mark.skipif(gpus.driver_present(), reason="NVIDIA driver present")
 def test_host_without_driver_counts_zero_without_gpu_packages():
     gpus.count.cache_clear()
     try:

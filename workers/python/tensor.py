@@ -190,8 +190,7 @@ class Tensor:
             raise TritonModelException(f"tensor '{self._name}': BYTES tensors cannot be DLPack")
         if self._cpu:
             return self._array.__dlpack__()
-        return self._array.__dlpack__(stream=stream) if stream is not None \
-            else self._array.__dlpack__()
+        return self._array.__dlpack__(stream=stream, **kwargs)   # cupy: the consumer's stream
 
     def __dlpack_device__(self):
         return (_KDLCPU, 0) if self._cpu else self._array.__dlpack_device__()
