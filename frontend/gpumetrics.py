@@ -41,8 +41,15 @@ class GpuSampler:
         self.uuids = uuids
         self._lock = threading.Lock()       # poll runs in a thread, families on the loop
         self._values = [dict.fromkeys([n for n, _, _ in FAMILIES], 0.0) for _ in handles]
-        self._last_energy_mj = [0] * len(handles)
         self._warned: set = set()
+        # As Triton: joules since the server started (the driver's counter runs since boot)
+        self._last_energy_mj = [self._baseline(h) for h in handles]
+
+    def _baseline(self, handle) -> int:
+        try:
+            return self._nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+        except Exception:  # noqa: BLE001 - not supported: the first reading becomes the start
+            return 0
 
     def poll(self) -> None:
         for i, handle in enumerate(self._handles):
@@ -75,7 +82,6 @@ class GpuSampler:
             return None
 
     def _energy(self, i: int, total_mj: int) -> float:
-        # As Triton: joules since the first reading (the driver's counter runs since boot).
         if not self._last_energy_mj[i]:
             self._last_energy_mj[i] = total_mj
         return (total_mj - self._last_energy_mj[i]) * 0.001

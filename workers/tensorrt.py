@@ -141,7 +141,8 @@ class TensorRTBackend(Backend):
         want = trt.nptype(self.engine.get_tensor_dtype(name))
         if isinstance(arr, cupy.ndarray) and arr.device.id == self.ctx.device_id:
             out = cupy.ascontiguousarray(arr)
+        elif isinstance(arr, cupy.ndarray):
+            out = cupy.array(arr)           # a region on another GPU: one peer copy
         else:
-            out = cupy.asarray(np.ascontiguousarray(arr) if not isinstance(arr, cupy.ndarray)
-                               else arr)
+            out = cupy.asarray(np.ascontiguousarray(arr))      # host: one copy to the device
         return out if out.dtype == want else out.view(want)

@@ -32,13 +32,13 @@ def test_units_are_tritons(nvml):
     assert "# TYPE nv_energy_consumption counter" in text
 
 
-def test_energy_starts_at_zero_and_counts_joules(nvml):
-    s = gpumetrics.GpuSampler(nvml, [0], ["GPU-a"])
+def test_energy_counts_joules_since_the_sampler_started(nvml):
+    s = gpumetrics.GpuSampler(nvml, [0], ["GPU-a"])      # the server's start: the baseline
     s.poll()
-    assert s._values[0]["nv_energy_consumption"] == 0
+    assert s._values[0]["nv_energy_consumption"] == pytest.approx(1.5)   # 1500 mJ later
     s.poll()
     s.poll()
-    assert s._values[0]["nv_energy_consumption"] == pytest.approx(3.0)   # 2 x 1500 mJ
+    assert s._values[0]["nv_energy_consumption"] == pytest.approx(4.5)
 
 
 def test_unsupported_figure_keeps_zero_and_warns_once(nvml, caplog):

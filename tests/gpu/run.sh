@@ -9,7 +9,8 @@
 #   bench.log      bench/gpu.py (identity through CUDA shm, CNN)  + gpu_bench.json
 #   suite.log      the whole suite on the GPU host (tests/protos, tests/deploy left out:
 #                  they need grpcio-tools / hadolint, not a GPU)  + suite.xml
-# SUITE=0 skips the whole suite. The tests run from a copy of the tree without its tritond/ folder, so that the installed
+# SUITE=0 skips the whole suite. These 7 files come back ($OUT: at most 8).
+# The tests run from a copy of the tree without its tritond/ folder, so that the installed
 # package (with its frontend/, workers/ ... mapped in) is the one imported.
 set -u
 cd "$(dirname "$0")/../.."
@@ -22,7 +23,7 @@ left() { echo $(( ${1} - ($(date +%s) - start) )); }
 
 if ls "$W"/*.whl >/dev/null 2>&1; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site "$W"/*.whl > "$OUT/install.log" 2>&1 || { cat "$OUT/install.log"; exit 1; }
+    --target /tmp/site "$W"/*.whl > /tmp/install.log 2>&1 || { cat /tmp/install.log; exit 1; }
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 else
   echo "no wheels in $W: using the tritond this python already has"

@@ -72,7 +72,8 @@ def srv(tmp_path_factory):
         (repo / name / "config.pbtxt").write_text(
             CONFIG.replace("{name}", name).replace("{info}", info).replace("{params}", params))
     server = Server([repo], "--allow-client-shm=true", wait_ready=False)
-    server.wait("/v2/models/py_device/ready")
+    for name in models:
+        server.wait(f"/v2/models/{name}/ready")
     yield server
     server.stop()
 
