@@ -104,12 +104,15 @@ def _on_device(obj) -> bool:
     return hasattr(obj, "__cuda_array_interface__")
 
 
+# a private prototype: setting argtypes on ctypes.pythonapi's own would change it for everyone
+_GET_POINTER = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+    ("PyCapsule_GetPointer", ctypes.pythonapi))
+
+
 def _capsule_device(capsule) -> tuple[int, int]:
     """(DLPack device type, device id) of an unconsumed ``dltensor`` capsule."""
-    get = ctypes.pythonapi.PyCapsule_GetPointer
-    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
     try:
-        ptr = get(capsule, b"dltensor")
+        ptr = _GET_POINTER(capsule, b"dltensor")
     except ValueError:
         raise TritonModelException("from_dlpack takes a DLPack capsule that was not consumed "
                                    "yet, or an object with __dlpack__") from None
