@@ -76,16 +76,19 @@ def _check_memory(preferred) -> None:
 
 
 def _input(tensor, ch: bls.BlsChannel, slots: list) -> messages.TensorRef:
-    arr = tensor.as_numpy()
+    arr = tensor._array                     # numpy, or cupy for a GPU tensor
     ref = getattr(tensor, "_ref", None)
-    # A client's region passes by reference only to the model it was sent to: the
-    # frontend tells that model's worker (not a BLS callee's) to drop its mapping when
-    # the client unregisters it, so a callee gets a copy (as Triton's Python backend,
-    # whose stub holds its own copy of every input, passes one).
+    # A received input goes on by reference when it lies in the server's shared memory.
+    # A client's region (system or CUDA) passes by reference only to the model it was
+    # sent to: the frontend tells that model's worker (not a BLS callee's) to drop its
+    # mapping when the client unregisters it, so a callee gets a copy (as from Triton's
+    # Python backend, whose stub holds its own copy of every input).
     if ref is not None and list(arr.shape) == list(ref.shape) \
             and ref.kind == messages.SERVER_SHM:
         return messages.TensorRef(tensor.name(), ref.dtype, ref.shape, ref.region, ref.offset,
                                   ref.nbytes, ref.kind, ref.device, ref.gen)
+    if not tensor.is_cpu():
+        arr = arr.get()                     # a GPU tensor the model made: staged via the host
     datatype = _BY_ENUM.get(tensor.triton_dtype())
     if datatype is None:
         raise TritonModelException(f"BLS: tensor '{tensor.name()}' has an unknown datatype")
