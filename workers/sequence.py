@@ -7,11 +7,14 @@ inputs (Triton's shapes: ``[1]``, ``[1, 1]`` when the model batches; the values 
 the config's ``*_false_true``), made once per value and shared read-only, so no
 tensor crosses a socket.
 
-Implicit state (``sequence_batching.state``) lives in this worker, per slot: the
-array the model produced as the state output of one step is handed to it as the
-state input of the next step of the same slot (no copy). START resets it to the
-initial state, END and a force-ended (idle) slot drop it, and a not-ready row sees
-the initial state without touching the slot's.
+Implicit state (``sequence_batching.state``) lives in this worker's shared memory,
+two buffers per slot (``sequence_state.SlotStates``): the state output of one step
+is written into the slot's other buffer (by ONNX Runtime itself, or one copy of a
+Python model's array) and handed to the model as the state input of the next step
+of the same slot, without a copy. START resets it to the initial state, END and a
+force-ended (idle) slot forget it, and a not-ready row sees the initial state
+without touching the slot's. A state of variable dims or BYTES has no fixed-size
+buffer: the array the model produced is kept as it is (also no copy).
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ from tritond import messages
 from tritond.errors import Code, TritonError
 from tritond.shm import dtypes
 from tritond.spec import CONTROL_CORRID, CONTROL_END, CONTROL_READY, CONTROL_START, ModelSpec
+
+from .sequence_state import SlotStates, fixed_size
 
 START = messages.SEQUENCE_START
 END = messages.SEQUENCE_END
@@ -38,7 +43,8 @@ def _const(value, dtype, shape) -> np.ndarray:
 class SequenceIO:
     """Control tensors and implicit state of one sequence model instance."""
 
-    def __init__(self, spec: ModelSpec, model_dir: str = "") -> None:
+    def __init__(self, spec: ModelSpec, model_dir: str = "", server_id: str = "",
+                 tag: str = "") -> None:
         seq = spec.sequence_batching
         self.batched = spec.max_batch_size > 0
         self.shape = (1, 1) if self.batched else (1,)
@@ -60,6 +66,11 @@ class SequenceIO:
         self.state_outputs = [st.output_name for st in seq.states]
         self.initial = {st.input_name: self._initial(st, model_dir) for st in seq.states}
         self.slots: dict[int, dict[str, np.ndarray]] = {}   # slot -> state input -> array
+        self.buffers: SlotStates | None = None
+        shm_states = [st.input_name for st in seq.states if fixed_size(st)]
+        if shm_states and server_id:     # unit tests without a server keep plain arrays
+            self.buffers = SlotStates(self.initial, shm_states, slot_count(spec), server_id, tag)
+        self._outputs_of = {st.input_name: st.output_name for st in seq.states}
 
     # ------------------------------------------------------------ inputs
 
@@ -90,8 +101,20 @@ class SequenceIO:
             return self.initial
         state = self.slots.get(slot)
         if state is None or start:
-            state = self.slots[slot] = dict(self.initial)
+            state = dict(self.initial)
+            if self.buffers is not None and self.buffers.has(slot):
+                state.update(self.buffers.reset(slot, self.initial))
+            self.slots[slot] = state
         return state
+
+    def dests(self, slot: messages.SequenceSlot) -> dict:
+        """{state output: the bytes of the slot's next buffer} for a ready row: a backend
+        that binds outputs (ONNX Runtime) writes the new state straight there."""
+        buffers = self.buffers
+        if buffers is None or not slot.ready or not buffers.has(slot.slot):
+            return {}
+        return {self._outputs_of[n]: memoryview(a.reshape(-1).view(np.uint8))
+                for n, a in buffers.next(slot.slot).items()}
 
     def _initial(self, st, model_dir: str) -> np.ndarray:
         np_dtype = dtypes.DTYPES[st.datatype].numpy
@@ -136,20 +159,63 @@ class SequenceIO:
         state = self.slots.get(slot.slot)
         if state is None:
             return
+        buffers = self.buffers
+        if buffers is not None and not buffers.has(slot.slot):
+            buffers = None
+        moved = False
         for st, arr in produced:
-            if arr is not None:
-                arr = np.asarray(arr)
-                shape = self.initial[st.input_name].shape
-                if self.batched and arr.ndim == len(shape) - 1:
-                    arr = arr.reshape((1, *arr.shape))
-                state[st.input_name] = arr
+            name = st.input_name
+            if arr is None:
+                continue
+            arr = np.asarray(arr)
+            shape = self.initial[name].shape
+            if self.batched and arr.ndim == len(shape) - 1:
+                arr = arr.reshape((1, *arr.shape))
+            if buffers is not None and name in buffers.names:
+                view = buffers.take(slot.slot, name, arr)
+                if view is not None:
+                    state[name], moved = view, True
+                    continue
+            state[name] = arr
+        if moved:
+            self._flip(buffers, slot.slot, state)
+
+    def _flip(self, buffers: SlotStates, slot: int, state: dict) -> None:
+        """The next buffers become the current ones; a buffered state the model did not
+        produce this step is carried over (one copy) so that it survives the swap."""
+        nxt, cur = buffers.next(slot), buffers.current(slot)
+        carried = [n for n in buffers.names if state[n] is cur[n]]
+        for name in carried:
+            np.copyto(nxt[name], cur[name])
+        buffers.flip(slot)
+        cur = buffers.current(slot)
+        for name in carried:
+            state[name] = cur[name]
 
     def ended(self, slots: list[int]) -> None:
         """Slots whose sequence was force-ended (idle timeout): drop their state."""
         for slot in slots:
             self.slots.pop(slot, None)
 
+    def close(self) -> None:
+        """Unlink the state segment (the worker's unload or exit)."""
+        if self.buffers is not None:
+            self.buffers.close()
+            self.buffers = None
 
-def sequence_io(spec: ModelSpec, model_dir: str) -> SequenceIO | None:
-    """The SequenceIO of a sequence model (None for any other model)."""
-    return SequenceIO(spec, model_dir) if spec.sequence_batching is not None else None
+
+def slot_count(spec: ModelSpec) -> int:
+    """Sequence slots per instance, as the scheduler counts them (scheduler/sequence.py)."""
+    seq = spec.sequence_batching
+    if seq.strategy == "oldest" and seq.max_candidate_sequences > 0:
+        return seq.max_candidate_sequences
+    return max(spec.max_batch_size, 1)
+
+
+def sequence_io(spec: ModelSpec, model_dir: str, server_id: str = "",
+                tag: str = "") -> SequenceIO | None:
+    """The SequenceIO of a sequence model (None for any other model); with ``server_id``
+    its fixed-size states live in a shm segment tagged ``<tag>-state``."""
+    if spec.sequence_batching is None:
+        return None
+    return SequenceIO(spec, model_dir, server_id, tag)

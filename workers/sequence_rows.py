@@ -20,6 +20,8 @@ def map_inputs(executor, ex, errors: dict) -> dict:
         w.inputs.update(seq.inputs(req, slot))
         if extra:
             w.outputs = [*w.outputs, *(n for n in extra if n not in w.outputs)]
+            if seq.buffers is not None:
+                w.dests.update(seq.dests(slot))    # ONNX Runtime writes the next state there
     return work
 
 
