@@ -71,21 +71,49 @@ class SequenceIO:
         if shm_states and server_id:     # unit tests without a server keep plain arrays
             self.buffers = SlotStates(self.initial, shm_states, slot_count(spec), server_id, tag)
         self._outputs_of = {st.input_name: st.output_name for st in seq.states}
+        self._controls: dict[tuple, dict] = {}     # (START|END flags, ready) -> control inputs
+        self._ids: dict[int, tuple] = {}           # slot -> (correlation id, CORRID tensor)
 
     # ------------------------------------------------------------ inputs
 
     def inputs(self, req: messages.Request, slot: messages.SequenceSlot) -> dict:
         """The control (and state) inputs of one row."""
+        out: dict = {}
+        self.add_inputs(out, req, slot)
+        return out
+
+    def add_inputs(self, out: dict, req: messages.Request, slot: messages.SequenceSlot) -> None:
+        """Put the control (and state) inputs of one row into ``out`` (a row's inputs).
+
+        Per step nothing is made anew: the control tensors of each START/END/READY
+        combination and each slot's CORRID tensor are kept while they stay the same."""
         ready = slot.ready
-        flags = req.flags if ready else 0
-        values = {CONTROL_START: flags & START, CONTROL_END: flags & END, CONTROL_READY: ready}
-        out = {name: (true if values[kind] else false) for name, kind, false, true in self.flags}
+        flags = req.flags & (START | END) if ready else 0
+        key = (flags, ready)
+        controls = self._controls.get(key)
+        if controls is None:
+            controls = self._controls[key] = self._make_controls(flags, ready)
+        out.update(controls)
         if self.corrid is not None:
-            name, dtype = self.corrid
-            out[name] = self._corrid(req.correlation_id if ready else 0, dtype)
+            out[self.corrid[0]] = self._slot_id(slot.slot, req.correlation_id if ready else 0)
         if self.states:
             out.update(self._state(slot.slot, ready, flags & START))
-        return out
+
+    def _make_controls(self, flags: int, ready: bool) -> dict:
+        values = {CONTROL_START: flags & START, CONTROL_END: flags & END, CONTROL_READY: ready}
+        return {name: (true if values[kind] else false) for name, kind, false, true in self.flags}
+
+    def _slot_id(self, slot: int, corrid) -> np.ndarray:
+        """The CORRID tensor of ``slot``'s sequence (kept while the slot's id stays)."""
+        if not corrid:
+            slot = -1                    # not-ready rows share one empty id
+        kept = self._ids.get(slot)
+        if kept is not None and kept[0] == corrid:
+            return kept[1]
+        arr = self._corrid(corrid, self.corrid[1])
+        arr.flags.writeable = False
+        self._ids[slot] = (corrid, arr)
+        return arr
 
     def _corrid(self, corrid, dtype: str) -> np.ndarray:
         if dtype == "BYTES":

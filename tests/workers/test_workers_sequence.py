@@ -322,3 +322,51 @@ sequence_batching { state [ { input_name: "IS" output_name: "OS" data_type: TYPE
         seq.close()
         cache.close()
         pool.close()
+
+
+def test_control_and_corrid_tensors_are_kept_across_steps():
+    io = SequenceIO(model())
+    a, b = io.inputs(request(corrid=7), Slot(0)), io.inputs(request(corrid=7), Slot(0))
+    assert all(a[n] is b[n] for n in ("S", "E", "R", "C"))     # nothing made per step
+    assert not a["C"].flags.writeable
+    other = io.inputs(request(corrid=8), Slot(0))["C"]          # a new sequence in the slot
+    assert other[0, 0] == 8 and a["C"][0, 0] == 7
+    assert io.inputs(request(flags=START, corrid=7), Slot(0))["S"][0, 0] == 1
+
+
+def test_not_ready_rows_reuse_the_mapped_row_and_never_get_its_client_buffer(repo, frontend):
+    """A not-ready row copies a ready row's inputs: the views are reused, and the client
+    shm buffer of the ready row's output is not the not-ready row's to write."""
+    import msgspec
+
+    from tritond.shm.arena import ArenaPool
+    from tritond.shm.views import SegmentCache
+    from tritond.workers import sequence_rows
+
+    s = model()
+    pool, cache = ArenaPool(frontend.server_id, "w3", 1 << 20), SegmentCache()
+
+    class Ex:            # the executor's parts map_inputs uses
+        seq = SequenceIO(s)
+
+        def _map_inputs(self, requests, errors):
+            from tritond.workers.executor import Executor
+            from tritond.workers.outputs import OutputWriter
+            from tritond.workers.shapes import ModelIO
+            return Executor(None, ModelIO(s), cache, OutputWriter(pool, cache), "@w3",
+                            self.seq)._map_inputs(requests, errors)
+
+    try:
+        real = frontend.request(1, {"INPUT": np.array([[4]], np.int32)}, ["OUTPUT"], batch=1)
+        real = msgspec.structs.replace(real, correlation_id=5, flags=START)
+        null = msgspec.structs.replace(real, rid=-1, frontend="", correlation_id=0, flags=0)
+        ex = messages.Execute(1, [null, real], slots=[Slot(0, ready=False), Slot(1)])
+        work = sequence_rows.map_inputs(Ex(), ex, {})
+        assert list(work) == [-1, 1]                       # row order kept
+        assert work[-1].inputs["INPUT"] is work[1].inputs["INPUT"]
+        assert work[-1].dests == {}
+        assert work[-1].inputs["R"][0, 0] == 5 and work[1].inputs["R"][0, 0] == 9
+        assert work[1].inputs["S"][0, 0] == 1 and work[-1].inputs["S"][0, 0] == 0
+    finally:
+        cache.close()
+        pool.close()
