@@ -9,6 +9,10 @@ backlog, in arrival order (``sequence_table.SlotTable`` keeps where each
 sequence is). A sequence's requests run
 in order, one at a time, on its instance.
 
+- **direct** pipelines (``depth`` 1): the ready slots of a busy instance are sent
+  behind its running batch at once; the worker runs Executes in order, so a
+  sequence's next step may follow its previous one there.
+
 - **direct**: a batch is the next request of every slot of an idle instance,
   row i being slot i; an idle slot below the last busy one gets a not-ready row
   (a copy of another row with READY false, never answered) so that a model
