@@ -126,7 +126,11 @@ class SequenceIO:
 
     def _state(self, slot: int, ready: bool, start: int) -> dict:
         if not ready:
-            return self.initial
+            buffers = self.buffers
+            if buffers is None or not buffers.has(slot):
+                return self.initial
+            scratch = buffers.scratch(slot, self.initial)
+            return {**self.initial, **scratch} if len(scratch) < len(self.initial) else scratch
         state = self.slots.get(slot)
         if state is None or start:
             state = dict(self.initial)

@@ -4,13 +4,15 @@
 created at load, unlinked at unload or worker exit; its name carries the worker's
 pid, so the parent reaps it when the worker dies). For every sequence slot and every
 state of fixed size (no -1 dims, not BYTES) it holds two buffers, ``[slot][0|1]``:
-the *current* one is handed to the model as the state input (a read-only view, no
-copy), the *other* one is where the state output of this step goes: ONNX Runtime
+the *current* one is handed to the model as the state input (a view, no copy;
+writable like every input, so DLPack works), the *other* one is where the state output of this step goes: ONNX Runtime
 writes it there itself (IO binding, ``WorkRequest.dests``), a Python model's output
 array is copied there once (as Triton copies a Python state output). After the step
 the two swap roles (``flip``), so the output of step k is the input of step k+1
 without a copy. START copies the initial state into the current buffer; END and an
-idle timeout only forget the slot (its buffers serve the next sequence).
+idle timeout only forget the slot (its buffers serve the next sequence). A not-ready
+row of a slot gets the initial state in that slot's other buffer (free until the
+slot's next step writes it), so a model writing into its input touches no live state.
 
 Why the worker's own segment: the state never leaves the instance (a sequence stays
 on its slot), so one owner and one release point (invariant 3) come for free; a
@@ -42,25 +44,19 @@ class SlotStates:
         self.segment = Segment.create(segment_name(server_id, f"{tag}-state"),
                                       max(per * 2 * slot_count, 1), reserve=True)
         buf = self.segment.buf
-        # views[slot][parity][name] -> writable array; ro[...] the read-only twin.
+        # views[slot][parity][name] -> the buffer, as an array of the state's shape
         self.views: list[tuple[dict, dict]] = []
-        self.ro: list[tuple[dict, dict]] = []
         off = 0
         for _ in range(slot_count):
-            pair, ro_pair = [], []
+            pair = []
             for _p in range(2):
-                rw, ro = {}, {}
+                views = {}
                 for name, shape, dtype in sizes:
                     n = int(np.prod(shape)) * dtype.itemsize
-                    arr = np.frombuffer(buf, np.uint8, n, off).view(dtype).reshape(shape)
-                    view = arr.view()
-                    view.flags.writeable = False
-                    rw[name], ro[name] = arr, view
+                    views[name] = np.frombuffer(buf, np.uint8, n, off).view(dtype).reshape(shape)
                     off += _aligned(n)
-                pair.append(rw)
-                ro_pair.append(ro)
+                pair.append(views)
             self.views.append(tuple(pair))
-            self.ro.append(tuple(ro_pair))
         self.parity = [0] * slot_count
         self.copies = 0        # state outputs copied in (a backend that binds outputs: none)
 
@@ -69,15 +65,21 @@ class SlotStates:
 
     def reset(self, slot: int, initial: dict) -> dict:
         """START: the initial state copied into the slot's current buffers; returns
-        {state input: read-only view}."""
-        p = self.parity[slot]
-        cur = self.views[slot][p]
+        {state input: buffer}."""
+        cur = self.views[slot][self.parity[slot]]
         for name in self.names:
             np.copyto(cur[name], initial[name])
-        return dict(self.ro[slot][p])
+        return dict(cur)
+
+    def scratch(self, slot: int, initial: dict) -> dict:
+        """A not-ready row of ``slot``: the initial state in the slot's other buffers."""
+        nxt = self.views[slot][1 - self.parity[slot]]
+        for name in self.names:
+            np.copyto(nxt[name], initial[name])
+        return nxt
 
     def current(self, slot: int) -> dict:
-        return self.ro[slot][self.parity[slot]]
+        return self.views[slot][self.parity[slot]]
 
     def next(self, slot: int) -> dict:
         """{state input: the writable buffer the state output of this step goes to}."""
@@ -85,7 +87,7 @@ class SlotStates:
 
     def take(self, slot: int, name: str, arr: np.ndarray) -> np.ndarray | None:
         """Put the state output ``arr`` of ``name`` into the slot's next buffer (no copy
-        when the backend wrote it there); returns the read-only view, None when ``arr``
+        when the backend wrote it there); returns the buffer, None when ``arr``
         does not fit the buffer's shape (the caller keeps ``arr`` itself)."""
         nxt = self.views[slot][1 - self.parity[slot]][name]
         if arr.size != nxt.size:
@@ -96,7 +98,7 @@ class SlotStates:
             except (TypeError, ValueError):
                 return None
             self.copies += 1
-        return self.ro[slot][1 - self.parity[slot]][name]
+        return nxt
 
     def flip(self, slot: int) -> None:
         self.parity[slot] ^= 1
@@ -106,7 +108,7 @@ class SlotStates:
         seg, self.segment = self.segment, None
         if seg is None:
             return
-        self.views = self.ro = []
+        self.views = []
         seg.close()
         unlink(seg.name)
 

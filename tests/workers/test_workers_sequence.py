@@ -198,8 +198,20 @@ def test_fixed_size_state_lives_in_the_workers_segment(shm_io):
     assert seg.name.endswith("-wtest-state") and _segment_exists(seg.name)
     assert seg.size >= 2 * 2 * 8                      # 2 slots x 2 buffers x 8 bytes
     first = shm_io.inputs(request(flags=START), Slot(1))["IS"]
-    assert first.tolist() == [[0.0, 0.0]] and not first.flags.writeable
+    assert first.tolist() == [[0.0, 0.0]]
     assert np.shares_memory(first, np.frombuffer(seg.buf, np.uint8))
+    assert first.flags.writeable and first.__dlpack__() is not None   # like any input
+
+
+def test_a_not_ready_row_sees_the_initial_state_and_cannot_touch_the_live_one(shm_io):
+    shm_io.inputs(request(flags=START), Slot(0))
+    shm_io.keep(Slot(0), START, {"OS": np.full((1, 2), 5, np.float32)})
+    live = shm_io.inputs(request(), Slot(0))["IS"]
+    idle = shm_io.inputs(request(), Slot(0, ready=False))["IS"]
+    assert idle.tolist() == [[0, 0]] and not np.shares_memory(idle, live)
+    idle[:] = 99                                      # a model scribbling on its input
+    assert shm_io.inputs(request(), Slot(0))["IS"].tolist() == [[5, 5]]
+    assert shm_io.inputs(request(), Slot(1, ready=False))["IS"].tolist() == [[0, 0]]
 
 
 def test_state_written_into_the_next_buffer_is_the_next_input_without_a_copy(shm_io):
