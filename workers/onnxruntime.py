@@ -170,11 +170,12 @@ class OnnxRuntimeBackend(Backend):
 
 
     def _run_into(self, w: WorkRequest) -> Optional[WorkResult]:
-        """IO binding with every output bound to its client shm buffer (shapes known from an
-        earlier run of the same input shapes); None when that is not possible."""
+        """IO binding with outputs bound to their buffers (client shm, a sequence slot's next
+        state; the others to new arrays), shapes known from an earlier run of the same input
+        shapes; None when that is not possible."""
         key = _shape_key(w)
         shapes = self._shapes.get(key)
-        if shapes is None or any(n not in w.dests or n not in shapes for n in w.outputs):
+        if shapes is None or any(n not in shapes for n in w.outputs):
             return None
         binding = self.session.io_binding()
         for n, a in w.inputs.items():
@@ -183,10 +184,11 @@ class OnnxRuntimeBackend(Backend):
         for n in w.outputs:
             shape, dtype = shapes[n]
             count = int(np.prod(shape))
-            buf = w.dests[n]
-            if count * dtype.itemsize > len(buf) or not count:
+            buf = w.dests.get(n)
+            if not count or (buf is not None and count * dtype.itemsize > len(buf)):
                 return None             # the writer reports "too small" as Triton does
-            arr = np.frombuffer(buf, dtype, count).reshape(shape)
+            arr = (np.empty(shape, dtype) if buf is None
+                   else np.frombuffer(buf, dtype, count).reshape(shape))
             binding.bind_output(n, "cpu", 0, dtype.type, list(shape), arr.ctypes.data)
             outs[n] = arr
         try:

@@ -199,7 +199,10 @@ def test_queue_rules_turn_pipelining_off():
                 {"default_queue_policy": {"default_timeout_microseconds": 5}}):
         assert make_policy(SchedConfig(config(8, dyn))).depth == 0
     assert make_policy(SchedConfig(config(8, {}))).depth == PIPELINE_AHEAD_BATCHING
+    # sequences: direct holds one batch ahead (order is kept by the worker); oldest none
     policy, router = policy_for(config(sequence_batching={}), pipeline=True)
+    assert policy.depth == 1 and router.depth == 1
+    policy, router = policy_for(config(sequence_batching={"oldest": {}}), pipeline=True)
     assert policy.depth == 0 and router.depth == 0
 
 
