@@ -188,6 +188,8 @@ def _perf(text: str) -> tuple[float, float, str]:
         f = line.split(",")
         if len(f) >= 3 and f[0].replace(".", "").isdigit():
             vals[f[2]] = float(f[0])
+        elif len(f) >= 3 and f[0] == "<not counted>":     # it never ran in the window
+            vals[f[2]] = 0.0
     return (vals.get("raw_syscalls:sys_enter", float("nan")),
             vals.get("context-switches", float("nan")), "")
 
