@@ -5,7 +5,8 @@
 Throughput on a shared 2-core host swings by 10 % between runs; CPU time per
 request moves far less, and on 2 cores it *is* throughput. This starts a server
 (default: this checkout's ``.venv/bin/tritond`` on ``model_repository/``, or any
-command given after ``--server``, e.g. another checkout's tritond or Triton's
+command given after ``--server`` with ``{port}`` for the HTTP port and ``{free}``
+for each other port, e.g. another checkout's tritond or Triton's
 ``tritonserver``), loads ``add_sub`` with wrk (HTTP JSON, or the binary-tensor
 extension with ``--binary``) for a fixed time per concurrency, and reads, for
 the server and every process it started, user+system CPU (``/proc/<pid>/stat``)
@@ -205,10 +206,12 @@ def _strace(text: str) -> tuple[float, float, str]:
     return total, float("nan"), " ".join(f"{name}:{n}" for n, name in rows[:3])
 
 
-def served(port: int, model: str) -> int:
+def served(port: int, model: str, executions: bool = False):
+    """Requests the server counted for ``model`` (and its executions, if asked)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/{model}/stats") as r:
         stats = json.load(r)["model_stats"]
-    return sum(int(s["inference_count"]) for s in stats)
+    n = sum(int(s["inference_count"]) for s in stats)
+    return (n, sum(int(s["execution_count"]) for s in stats)) if executions else n
 
 
 def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -232,12 +235,13 @@ def measure(port: int, pids: list[int], conc: int, seconds: float, body, hlen, l
     subprocess.run(wrk[:3] + ["-d1s"] + wrk[3:], env=env, capture_output=True, timeout=60)
     counters.start()
     before = {p: usage(p) for p in pids}
-    n0, t0 = served(port, model), time.monotonic()
+    (n0, e0), t0 = served(port, model, True), time.monotonic()
     done = subprocess.run(wrk[:3] + [f"-d{int(seconds)}s"] + wrk[3:], env=env, capture_output=True,
                           text=True, timeout=seconds + 60)
     if done.returncode != 0 or "Non-2xx" in done.stdout:
         raise SystemExit(f"wrk failed: {done.stdout[-400:]} {done.stderr[-400:]}")
-    n = served(port, model) - n0
+    n, e = served(port, model, True)
+    n, e = n - n0, e - e0
     wall = time.monotonic() - t0
     after = {p: usage(p) for p in pids}
     counted = counters.stop()
@@ -248,7 +252,7 @@ def measure(port: int, pids: list[int], conc: int, seconds: float, body, hlen, l
         # /proc's switch counts cover the main thread only; perf's cover every thread.
         rows[p] = ((cpu1 - cpu0) / max(n, 1), (sw1 - sw0) / max(n, 1),
                    calls / max(n, 1), wakes / max(n, 1), top)
-    return {"requests": n, "rps": n / wall, "per_pid": rows}
+    return {"requests": n, "rps": n / wall, "per_pid": rows, "batch": n / max(e, 1)}
 
 
 def _n(x: float) -> str:
@@ -261,6 +265,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--binary", action="store_true")
     ap.add_argument("--model", default="add_sub")
+    ap.add_argument("--body", help="request body file instead of add_sub's (e.g. the anchors' "
+                    "bodies.py output); binary if FILE.hlen holds its JSON header length")
     ap.add_argument("--repository", default=str(ROOT / "model_repository"))
     ap.add_argument("--triton", action="store_true", help="measure Triton 2.51 (anchors env)")
     ap.add_argument("--strace", action="store_true",
@@ -274,7 +280,9 @@ def main() -> int:
     if args.triton:
         cmd = triton_command(args.repository, port)
     elif args.server:
-        cmd = [c.replace("{port}", str(port)) for c in args.server]
+        # {port}: the HTTP port measured; {free}: another free port each (gRPC, metrics)
+        cmd = [c.replace("{port}", str(port)).replace("{free}", str(free_port()))
+               for c in args.server]
     else:
         cmd = [
         str(ROOT / ".venv/bin/tritond"), "--model-repository", args.repository,
@@ -283,6 +291,10 @@ def main() -> int:
             f"--grpc-port={free_port()}", f"--metrics-port={free_port()}"]
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="cpu-cost-"))
     body, hlen = bodies(tmp, args.binary)
+    if args.body:
+        body = pathlib.Path(args.body)
+        hfile = pathlib.Path(args.body + ".hlen")
+        hlen = hfile.read_text().strip() if hfile.exists() else ""
     lua = tmp / "post.lua"
     lua.write_text(LUA)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -310,7 +322,7 @@ def main() -> int:
                     print(f"| {conc} | {r['rps']:,.0f} | {roles[p]} | {cpu:.1f} | {_n(calls)} | "
                           f"{_n(wakes)} | {sw:.2f} |{tail}")
             print(f"| {conc} | {r['rps']:,.0f} | **all** | **{total[0]:.1f}** | **{_n(total[1])}** "
-                  f"| **{_n(total[2])}** | |" + (" |" if args.strace else ""))
+                  f"| **{_n(total[2])}** | avg batch {r['batch']:.1f} |" + (" |" if args.strace else ""))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
