@@ -294,4 +294,6 @@ class PythonBackend(Backend):
             err = resp.error()
             return WorkResult.failed(err.code(), err.message())
         outputs = {t.name(): t.as_numpy() for t in resp.output_tensors()}
-        return WorkResult(outputs=outputs, parameters=json.loads(resp.parameters()))
+        # _parameters was checked (str -> bool/int/str) when the response was built:
+        # no JSON round trip through parameters() per response.
+        return WorkResult(outputs=outputs, parameters=resp._parameters)
