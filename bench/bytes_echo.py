@@ -1,6 +1,6 @@
 """An empty Python model with 1,000-element BYTES input and output: latency at 1 connection.
 
-    python bench/bytes_echo.py [--servers tritond,triton] [--seconds 6] [--elements 1000]
+    python bench/bytes_echo.py [--servers tritond,triton] [--seconds 6] [--elements 1000] [--fixed]
     python bench/bytes_echo.py --write-repo DIR        # only write the model repository
 
 Triton's most-reported Python-backend complaint is the cost of string tensors
@@ -59,8 +59,11 @@ def write_repo(root: pathlib.Path) -> pathlib.Path:
     return root
 
 
+FIXED = False     # --fixed: every element 14 bytes; default: 9 to 12 bytes (element-<i>)
+
+
 def elements(n: int) -> list[bytes]:
-    return [f"element-{i:06d}".encode() for i in range(n)]
+    return [(f"element-{i:06d}" if FIXED else f"element-{i}").encode() for i in range(n)]
 
 
 def http_body(tmp: pathlib.Path, n: int) -> tuple[pathlib.Path, str]:
@@ -128,8 +131,9 @@ def run_server(kind: str, repo: pathlib.Path, args, tmp: pathlib.Path) -> dict:
     if kind == "triton":
         cmd = cpu_cost.triton_command(str(repo), port)
         cmd = [c for c in cmd if not c.startswith("--grpc-port=")] + [f"--grpc-port={gport}"]
-    else:
-        cmd = [str(cpu_cost.ROOT / ".venv/bin/tritond"), "--model-repository", str(repo),
+    else:   # "tritond" (this checkout) or "LABEL=PATH/TO/tritond" (e.g. another checkout's)
+        binary = kind.split("=", 1)[1] if "=" in kind else str(cpu_cost.ROOT / ".venv/bin/tritond")
+        cmd = [binary, "--model-repository", str(repo),
                "--http-address", "127.0.0.1", "--grpc-address", "127.0.0.1",
                "--metrics-address", "127.0.0.1", f"--http-port={port}",
                f"--grpc-port={gport}", f"--metrics-port={cpu_cost.free_port()}"]
@@ -157,18 +161,22 @@ def main() -> int:
     ap.add_argument("--servers", default="tritond,triton")
     ap.add_argument("--seconds", type=int, default=6)
     ap.add_argument("--elements", type=int, default=1000)
+    ap.add_argument("--fixed", action="store_true", help="fixed-width elements (14 bytes each)")
     ap.add_argument("--write-repo", help="write the model repository here and exit")
     args = ap.parse_args()
     if args.write_repo:
         print(write_repo(pathlib.Path(args.write_repo)))
         return 0
+    global FIXED
+    FIXED = args.fixed
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="bytes-echo-"))
     try:
         repo = write_repo(tmp / "models")
-        results = {k: run_server(k, repo, args, tmp) for k in args.servers.split(",")}
+        results = {k.split("=")[0]: run_server(k, repo, args, tmp) for k in args.servers.split(",")}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"bytes_echo, {args.elements} BYTES elements in and out, 1 connection, "
+    print(f"bytes_echo, {args.elements} {'fixed-width ' if args.fixed else ''}BYTES elements "
+          f"in and out, 1 connection, "
           f"{args.seconds} s per protocol")
     print("| server | protocol | p50 ms | p99 ms | req/s | CPU µs/req (all processes) |")
     print("|---|---|---:|---:|---:|---:|")
@@ -176,10 +184,11 @@ def main() -> int:
         for proto, r in res.items():
             print(f"| {kind} | {proto} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
                   f"{r['rps']:,.0f} | {r['cpu_us']:.0f} |")
-    if {"tritond", "triton"} <= results.keys():
-        for proto in ("HTTP", "gRPC"):
-            ratio = results["tritond"][proto]["p50_ms"] / results["triton"][proto]["p50_ms"]
-            print(f"p50 ratio tritond/Triton {proto}: {ratio:.2f}x")
+    if "triton" in results:
+        for kind in (k for k in results if k != "triton"):
+            for proto in ("HTTP", "gRPC"):
+                ratio = results[kind][proto]["p50_ms"] / results["triton"][proto]["p50_ms"]
+                print(f"p50 ratio {kind}/Triton {proto}: {ratio:.2f}x")
     return 0
 
 
