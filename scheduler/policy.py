@@ -149,12 +149,41 @@ class DynamicBatchPolicy(Policy):
     shape agreement). A busy instance is given one more batch only when that
     batch cannot grow any more (see ``_worth_pipelining``)."""
 
-    __slots__ = ("wait_until", "pending")
+    __slots__ = ("wait_until", "pending", "queued")
 
     def __init__(self, cfg: SchedConfig) -> None:
         super().__init__(cfg, PIPELINE_AHEAD_BATCHING)
         self.wait_until = 0          # delay window end when the batcher chose to wait
         self.pending = None          # the batcher's resumable walk (batcher.Pending)
+        # Sum of the queued entries' sizes. While the instances are busy a batch is
+        # only sent ahead once it cannot grow; below the largest preferred size in
+        # total, none can, and the queue is not walked again at every step.
+        self.queued = 0
+
+    def add(self, req, now_ns: int) -> Entry:
+        entry = super().add(req, now_ns)
+        self.queued += entry.size
+        return entry
+
+    def remove(self, entry: Entry) -> bool:
+        removed = super().remove(entry)
+        if removed:
+            self.queued -= entry.size
+        return removed
+
+    def expire(self, now_ns: int) -> list[Entry]:
+        gone = super().expire(now_ns)
+        if gone:
+            self.queued -= sum(e.size for e in gone)
+        return gone
+
+    def requeue(self, entries: list[Entry]) -> None:
+        super().requeue(entries)
+        self.queued += sum(e.size for e in entries)
+
+    def drain(self) -> list[Entry]:
+        self.queued = 0
+        return super().drain()
 
     def next_batch(self, now_ns: int, router: InstanceRouter) -> Batch | None:
         self.wait_until = 0
@@ -163,18 +192,20 @@ class DynamicBatchPolicy(Policy):
             return None
         inst = router.idle()
         ahead = inst is None
+        cfg = self.cfg
         if ahead:
             inst = router.behind()
-            if inst is None:
+            if inst is None or self.queued < cfg.max_preferred:
                 return None
-        cfg = self.cfg
         entries, wait, self.pending = batcher.form(queue, cfg, now_ns, self.pending)
         if entries is None:
             self.wait_until = wait   # wake when the window closes, busy or not
             return None
         if ahead and not self._worth_pipelining(entries):
             return None
-        return Batch(inst, entries, queue.take(entries))
+        size = queue.take(entries)
+        self.queued -= size
+        return Batch(inst, entries, size)
 
     def _worth_pipelining(self, entries: list[Entry]) -> bool:
         # Only a batch that cannot grow any more (the largest preferred size, or
