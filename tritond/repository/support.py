@@ -11,7 +11,7 @@ from __future__ import annotations
 from tritond.errors import unsupported
 from tritond.protos.model_config_pb2 import ModelConfig
 
-BACKENDS = ("onnxruntime", "python", "pytorch")
+BACKENDS = ("onnxruntime", "python", "pytorch", "tensorrt")
 """Backends tritond runs (workers/backend.py REGISTRY)."""
 
 

@@ -102,6 +102,7 @@ class PythonBackend(Backend):
 
     def load(self, spec: ModelSpec) -> None:
         self.spec = spec
+        self.device_arrays = _device_inputs(self.ctx, spec)
         cls = self._import(spec.default_model_filename).TritonPythonModel
         try:
             self.model = cls()
@@ -293,7 +294,17 @@ class PythonBackend(Backend):
         if resp.has_error():
             err = resp.error()
             return WorkResult.failed(err.code(), err.message())
-        outputs = {t.name(): t.as_numpy() for t in resp.output_tensors()}
+        outputs = {t.name(): t._array for t in resp.output_tensors()}   # numpy or cupy
         # _parameters was checked (str -> bool/int/str) when the response was built:
         # no JSON round trip through parameters() per response.
         return WorkResult(outputs=outputs, parameters=resp._parameters)
+
+
+def _device_inputs(ctx, spec: ModelSpec) -> bool:
+    """Triton's FORCE_CPU_ONLY_INPUT_TENSORS: "yes" (default) copies CUDA shared-memory
+    inputs to the host; "no" hands them to the model on the GPU (``is_cpu()`` False)."""
+    value = spec.parameters.get("FORCE_CPU_ONLY_INPUT_TENSORS", "yes")
+    if value not in ("yes", "no"):
+        raise TritonError(Code.INVALID_ARG, f"unable to load model '{ctx.model}': Incorrect "
+                          f"value for FORCE_CPU_ONLY_INPUT_TENSORS: '{value}'")
+    return value == "no"

@@ -61,11 +61,14 @@ def build(pb, ch: bls.BlsChannel) -> tuple[messages.Request, list]:
 
 
 def _input(tensor, ch: bls.BlsChannel, slots: list) -> messages.TensorRef:
-    arr = tensor.as_numpy()
+    arr = tensor._array                     # numpy, or cupy for a GPU tensor
     ref = getattr(tensor, "_ref", None)
     if ref is not None and list(arr.shape) == list(ref.shape):
+        # a received input (CUDA shm ones too) goes on by reference: no copy
         return messages.TensorRef(tensor.name(), ref.dtype, ref.shape, ref.region, ref.offset,
                                   ref.nbytes, ref.kind, ref.device, ref.gen)
+    if not tensor.is_cpu():
+        arr = arr.get()                     # a GPU tensor the model made: staged via the host
     datatype = _BY_ENUM.get(tensor.triton_dtype())
     if datatype is None:
         raise TritonModelException(f"BLS: tensor '{tensor.name()}' has an unknown datatype")
