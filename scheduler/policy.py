@@ -214,8 +214,7 @@ class DynamicBatchPolicy(Policy):
         # Triton does the same: a payload waiting for its instance takes in every
         # request that arrives until the instance picks it up (GetDynamicBatch's
         # payload_batch_size), so under load batches fill up to what arrived
-        # during the previous execution. Sent to the worker early, a batch could
-        # not grow (at 64 connections: 11-20 per batch instead of Triton's ~30).
+        # during the previous execution. Sent to the worker early, it could not.
         return sum(e.size for e in entries) >= self.cfg.max_preferred
 
     def next_deadline(self, router: InstanceRouter) -> int | None:
