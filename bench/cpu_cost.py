@@ -202,7 +202,7 @@ def _strace(text: str) -> tuple[float, float, str]:
         if len(f) >= 5 and f[-1] != "total" and f[3].isdigit():
             rows.append((int(f[3]), f[-1]))
     rows.sort(reverse=True)
-    total = float(sum(n for n, _ in rows)) if rows else float("nan")
+    total = float(sum(n for n, _ in rows)) if rows or text else float("nan")  # attached, idle: 0
     return total, float("nan"), " ".join(f"{name}:{n}" for n, name in rows[:3])
 
 
