@@ -13,6 +13,8 @@ from prometheus_client.metrics_core import Metric
 
 from tritond.scheduler.summary import quantiles_of
 
+from . import gpumetrics
+
 # The per-request counters: name, HELP (Triton r26.06's words), how to read one model_stats
 # entry. The latency ones (latency=True) go with --metrics-config counter_latencies=false.
 _COUNTERS = (
@@ -263,28 +265,37 @@ def build_app(core):
     histograms = setting(opts.metrics_config, "histogram_latencies", False)
     quantiles = quantiles_of(opts.metrics_config)      # None unless summary_latencies=true
     cpu = CpuSampler() if opts.allow_cpu_metrics else None
+    gpu = gpumetrics.sampler() if opts.allow_gpu_metrics else None
 
     polling = []        # the poll task, started by the first scrape (uvicorn runs no lifespan)
 
     async def metrics(request):
-        if cpu is not None and not polling:
-            cpu.poll()
-            polling.append(asyncio.get_running_loop().create_task(poll_cpu()))
+        if (cpu is not None or gpu is not None) and not polling:
+            polling.append(asyncio.get_running_loop().create_task(poll()))
+            await poll_once()
         stats, rows = await core.control.metrics_snapshot()
         fams = families(stats, rows, latencies=latencies, cpu=cpu,
                         cached=core.control.cached_versions(),
                         load_seconds=core.models.load_seconds(), quantiles=quantiles)
         if histograms:          # Triton: histograms only with histogram_latencies=true
             fams += core.first_response.families()
+        if gpu is not None:
+            fams += gpu.families()
         return Response(render(fams), media_type=CONTENT_TYPE)
 
     async def not_found(request, exc):
         return JSONResponse({"error": "Not Found"}, status_code=404)
 
-    async def poll_cpu():
+    async def poll_once():
+        if cpu is not None:
+            cpu.poll()                   # two small /proc reads
+        if gpu is not None:
+            await asyncio.to_thread(gpu.poll)    # NVML blocks: never on the loop
+
+    async def poll():
         while True:
             await asyncio.sleep(opts.metrics_interval_ms / 1000)
-            cpu.poll()
+            await poll_once()
 
     return Starlette(routes=[Route("/metrics", metrics), Route("/metrics/", metrics)],
                      exception_handlers={404: not_found})

@@ -161,6 +161,9 @@ class Response(msgspec.Struct, tag=20, array_like=True, omit_defaults=True):
     # True: no InferenceResponse was sent (a decoupled model's bare FINAL flag,
     # or, non-final, the marker naming the worker that answers ``rid`` later).
     empty: bool = False
+    # Final Response of an ensemble request naming client shared memory: the workers
+    # that ran its steps, which may map those regions (told to Forget them too).
+    mapped: list[str] = []
     # A traced request's timestamps (monotonic ns) seen by the scheduler and the worker:
     # QUEUE_START, COMPUTE_START, COMPUTE_INPUT_END, COMPUTE_OUTPUT_START, COMPUTE_END.
     trace: list[int] = []
@@ -365,11 +368,21 @@ class UnloadQuery(msgspec.Struct, tag=54, array_like=True, omit_defaults=True):
     unload_dependents: bool = False
 
 
+class ReadyQuery(msgspec.Struct, tag=56, array_like=True, omit_defaults=True):
+    """Worker (a Python model's ``pb_utils.is_model_ready``) -> parent; -> Answer."""
+
+    qid: int
+    frontend: str
+    name: str
+    version: str = ""          # "" = any version
+
+
 class Answer(msgspec.Struct, tag=51, array_like=True, omit_defaults=True):
-    """The answer to a LoadQuery / UnloadQuery: done, or the error."""
+    """The answer to a LoadQuery / UnloadQuery / ReadyQuery: done, or the error."""
 
     qid: int
     error: Optional[ErrorInfo] = None
+    ready: bool = False        # ReadyQuery: whether the model (version) is ready
 
 
 class StatsAnswer(msgspec.Struct, tag=55, array_like=True, omit_defaults=True):
@@ -381,7 +394,7 @@ class StatsAnswer(msgspec.Struct, tag=55, array_like=True, omit_defaults=True):
     metrics: list[ModelMetrics] = []       # when the query asked for them
 
 
-class LogLevels(msgspec.Struct, tag=56, array_like=True, omit_defaults=True):
+class LogLevels(msgspec.Struct, tag=57, array_like=True, omit_defaults=True):
     """The logging API changed what is logged: frontend -> parent -> every other process
     (tritond/loglevels.py). From a frontend it is a query: the parent answers ``Answer(qid)``
     once it has posted the change to every child."""
@@ -409,11 +422,11 @@ TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shut
 TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, LogLevels,
                   Unknown]
 TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, LoadQuery, UnloadQuery,
-                  TableApplied, LogLevels, Unknown]
+                  ReadyQuery, TableApplied, LogLevels, Unknown]
 ANY = Union[Request, Cancel, Release, Forget, Execute, CancelRunning, Response, Executed, Hello,
             Setup, ModelTable, Load, Loaded, LoadFailed, Drain, Drained, Shutdown, Stopped,
-            StatsQuery, LoadQuery, UnloadQuery, Answer, StatsAnswer, TableApplied, ResponseStats,
-            LogLevels, Unknown]
+            StatsQuery, LoadQuery, UnloadQuery, ReadyQuery, Answer, StatsAnswer, TableApplied,
+            ResponseStats, LogLevels, Unknown]
 """Every message: what an inbox tries when its own set fails, to name the mistake."""
 
 ANSWERS = (Answer, StatsAnswer)
