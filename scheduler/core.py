@@ -290,6 +290,10 @@ class SchedulerCore(TableMixin):
         ready = [m.stats for m in self._models.values() if m.ready]
         return stats_json(ready, name, str(version) if version else "")
 
+    def worker_addresses(self) -> list[str]:
+        """Every worker this scheduler sends to (serving or retiring)."""
+        return [*self._instances, *self._retiring]
+
     def metrics(self, now_ns: int = 0) -> list[messages.ModelMetrics]:
         """Pending requests, failures per reason and (when on) latency summaries of every
         READY version (/metrics)."""

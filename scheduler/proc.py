@@ -116,6 +116,11 @@ class SchedulerProc:
                 self._done.set_result(0)
         elif kind is messages.LogLevels:
             loglevels.from_message(msg)
+            if msg.qid:      # the parent's: pass it on to every worker, ahead of any Execute
+                plain = messages.LogLevels(msg.info, msg.warning, msg.error, msg.verbose)
+                for address in self.core.worker_addresses():
+                    self._outbox.post(address, plain)
+                self._outbox.post(msg.frontend, messages.Drained(f"loglevels:{msg.qid}"))
         elif kind is messages.Unknown:
             self.log.warning("a peer could not decode our frame: %s", msg.detail)
         return []

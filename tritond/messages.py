@@ -397,7 +397,9 @@ class StatsAnswer(msgspec.Struct, tag=55, array_like=True, omit_defaults=True):
 class LogLevels(msgspec.Struct, tag=57, array_like=True, omit_defaults=True):
     """The logging API changed what is logged: frontend -> parent -> every other process
     (tritond/loglevels.py). From a frontend it is a query: the parent answers ``Answer(qid)``
-    once it has posted the change to every child."""
+    once it has posted the change to every child and the scheduler, given it with the
+    parent's ``qid`` and address, has passed it on to its workers and said
+    ``Drained("loglevels:<qid>")``."""
 
     info: bool
     warning: bool

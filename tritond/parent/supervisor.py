@@ -37,6 +37,7 @@ log = logging.getLogger("tritond.supervisor")
 
 STOP_TIMEOUT_S = 10.0       # per group of children, after Shutdown
 RETIRED_SEGMENTS_S = 10.0   # a retired worker's segments outlive it this long
+LEVELS_TIMEOUT_S = 5.0      # the scheduler passing a log level change on to its workers
 FATAL_DRAIN_S = 1.0         # after the scheduler died: executing work may still answer
 
 
@@ -53,6 +54,7 @@ class Supervisor:
         # what is logged now (the flags, then the logging API's changes)
         self.log_levels = messages.LogLevels(options.log_info, options.log_warning,
                                              options.log_error, options.log_verbose)
+        self._levels_seq = 0
         self.drained: dict[str, asyncio.Future] = {}
         self.registry = Registry()
         self.phase = Phase()
@@ -271,8 +273,28 @@ class Supervisor:
         loglevels.from_message(levels)
         for address in list(self.children):
             self.outbox.post(address, levels)
-        if msg.qid:     # each child reads it before anything that follows the answer
-            self.outbox.post(msg.frontend, messages.Answer(msg.qid))
+        if msg.qid:
+            asyncio.get_running_loop().create_task(self._answer_levels(msg, levels))
+
+    async def _answer_levels(self, msg: messages.LogLevels, levels: messages.LogLevels) -> None:
+        """Answer once the scheduler has passed the change on to its workers: an Execute it
+        sends later follows it on the same connection, so every request that comes after
+        the answer runs with the new levels."""
+        self._levels_seq += 1
+        key = f"loglevels:{self._levels_seq}"
+        fut = self.drained[key] = asyncio.get_running_loop().create_future()
+        try:
+            if self.scheduler is not None:
+                self.outbox.post(self.scheduler.boot.address, messages.LogLevels(
+                    levels.info, levels.warning, levels.error, levels.verbose,
+                    self._levels_seq, self.address))
+                await asyncio.wait_for(fut, LEVELS_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            log.warning("the scheduler did not pass the log levels on within %gs",
+                        LEVELS_TIMEOUT_S)
+        finally:
+            self.drained.pop(key, None)
+        self.outbox.post(msg.frontend, messages.Answer(msg.qid))
 
     # ------------------------------------------------------------- shutdown
 
