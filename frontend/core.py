@@ -23,6 +23,8 @@ from typing import AsyncIterator, Callable
 from tritond import messages
 from tritond.errors import TritonError, unavailable, unsupported
 from tritond.inferclient import InferClient
+from tritond.options import cache_bytes
+from tritond.shm import lru, region
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
@@ -50,7 +52,8 @@ class FrontendCore:
     """One per frontend process; every method runs on the process's event loop."""
 
     def __init__(self, options: dict, outbox, server_id: str, address: str,
-                 scheduler_address: str, parent_address: str = "", tag: str | None = None):
+                 scheduler_address: str, parent_address: str = "", tag: str | None = None,
+                 peers: list[str] = (), cache_segment: str = ""):
         self.options = options
         self.address = address
         self.models = Models()
@@ -64,14 +67,30 @@ class FrontendCore:
         self.shm = ClientShm(options, outbox.post, self.cache)
         self.client.finished = self.shm.answered
         self.ordering = Ordering()
-        self.responses = ResponseCache(options)
+        self._own_cache = None      # a store made here (no parent): unlinked by close()
+        self.responses = ResponseCache(self._cache_store(options, server_id, tag,
+                                                         cache_segment))
         self.first_response = FirstResponse()     # nv_inference_first_response_histogram_ms
         self.control = ControlPlane(options, self.models, outbox.post, address,
                                     scheduler_address, parent_address, self.shm,
-                                    self.responses)
+                                    self.responses, self.first_response,
+                                    [p for p in peers if p != address])
+        if parent_address:      # the parent owns the client shm registry (tritond/shmtable.py)
+            self.shm.query = lambda kind, **fields: self.control.query(
+                parent_address, kind, **fields)
         self._active = self._dirty = False      # for trim_if_idle
         self.sequences = LiveSequences()        # served while draining (frontend/sequences.py)
         self.on_control: Callable[[object], None] = lambda msg: log.warning("unexpected %r", msg)
+
+    def _cache_store(self, options, server_id: str, tag: str, segment: str):
+        """The shared response cache the parent made (``segment``); a frontend started
+        without one (unit tests, an in-process core) makes its own."""
+        if not cache_bytes(options.cache_config):
+            return None
+        if not segment:
+            segment = region.segment_name(server_id, "cache-" + tag)
+            self._own_cache = lru.create(segment, cache_bytes(options.cache_config))
+        return lru.SharedLru.attach(segment)
 
     # ------------------------------------------------------------------ inference
 
@@ -247,6 +266,13 @@ class FrontendCore:
                 self.client.on_response(msg)
         elif kind in messages.ANSWERS:
             self.control.on_answer(msg)
+        elif kind is messages.ShmTable:
+            self.shm.apply(msg)
+            if self._parent:
+                self._post(self._parent, messages.ShmApplied(self.address, msg.seq))
+        elif kind is messages.FrontendStatsQuery:
+            self._post(msg.frontend, messages.FrontendStatsAnswer(
+                msg.qid, self.responses.rows(), self.first_response.rows_list()))
         elif kind is messages.ModelTable:
             self.models.update(msg)
             # A dead worker's arenas are unlinked by the parent; only
@@ -271,6 +297,11 @@ class FrontendCore:
         """Unlink the input arena and drop every mapping (process exit)."""
         self.client.arena.close()
         self.cache.close()
+        if self.responses.store is not None:
+            self.responses.store.close()
+        if self._own_cache is not None:
+            self._own_cache.unlink()
+            self._own_cache.close()
 
     def trim_if_idle(self) -> None:
         """Once a tick (1 s) passed with no new request and nothing in flight, give

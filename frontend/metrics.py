@@ -227,12 +227,12 @@ def build_app(core):
         if cpu is not None and not polling:
             cpu.poll()
             polling.append(asyncio.get_running_loop().create_task(poll_cpu()))
-        stats, rows = await core.control.metrics_snapshot()
+        stats, rows, first = await core.control.metrics_snapshot()
         fams = families(stats, rows, latencies=latencies, cpu=cpu,
                         cached=core.control.cached_versions(),
                         load_seconds=core.models.load_seconds())
         if histograms:          # Triton: histograms only with histogram_latencies=true
-            fams += core.first_response.families()
+            fams += core.first_response.families(first)
         return Response(render(fams), media_type=CONTENT_TYPE)
 
     async def not_found(request, exc):
