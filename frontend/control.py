@@ -45,7 +45,7 @@ class ControlPlane:
         self.logs = LogSettings(options)
         self.traces = TraceSettings(options)
 
-    async def _query(self, addr: str, kind: type, timeout: float = 30.0, **fields):
+    async def _query(self, addr: str, kind: type, /, timeout: float = 30.0, **fields):
         """Post a ``kind`` query (messages.StatsQuery, ...) and return its typed answer."""
         qid = self._next_id
         self._next_id = qid + 1

@@ -76,8 +76,8 @@ class FrontendCore:
                                     self.responses, self.first_response,
                                     [p for p in peers if p != address])
         if parent_address:      # the parent owns the client shm registry (tritond/shmtable.py)
-            self.shm.query = lambda kind, **fields: self.control.query(
-                parent_address, kind, **fields)
+            self.shm.query = lambda query_type, /, **fields: self.control.query(
+                parent_address, query_type, **fields)
         self._active = self._dirty = False      # for trim_if_idle
         self.sequences = LiveSequences()        # served while draining (frontend/sequences.py)
         self.on_control: Callable[[object], None] = lambda msg: log.warning("unexpected %r", msg)
