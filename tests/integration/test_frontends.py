@@ -220,6 +220,49 @@ def test_cached_on_one_frontend_is_a_hit_on_the_other_and_counts_sum(env):
         close(pair)
 
 
+def test_both_frontends_fill_the_cache_at_once_and_every_answer_stays_its_own(env):
+    """Concurrent writers: four clients on two frontends insert distinct answers at the
+    same time; each later request for the same input is a hit with exactly that answer."""
+    import threading
+
+    srv, root = env
+    pair = grpc_pair(srv)          # gRPC clients may be shared by threads
+    clients = {**pair, **{n + 2: grpcclient.InferenceServerClient(srv.grpc_url)
+                          for n in range(2)}}
+    first: dict[float, np.ndarray] = {}
+    lock = threading.Lock()
+
+    def load(n, c):
+        for i in range(15):
+            v = 1000.0 + n * 100 + i
+            out = c.infer("cached", [fp32(grpcclient, [[v, -v]])]).as_numpy("OUTPUT0")
+            with lock:
+                first[v] = out
+    try:
+        before = _cache_counts(pair[0])
+        threads = [threading.Thread(target=load, args=(n, c)) for n, c in clients.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        runs = _execs(root)
+        for v, out in first.items():
+            assert out.tolist() == [[v, -v]]
+            again = pair[int(v) % 2].infer("cached", [fp32(grpcclient, [[v, -v]])])
+            assert again.as_numpy("OUTPUT0").tolist() == [[v, -v]]
+        assert _execs(root) == runs                   # 60 hits, no execution
+        after = _cache_counts(pair[1])
+        assert (after[0] - before[0], after[1] - before[1]) == (60, 60)
+    finally:
+        close(clients)
+
+
+def _cache_counts(client) -> tuple[int, int]:
+    inf = client.get_inference_statistics("cached", as_json=True)["model_stats"][0][
+        "inference_stats"]
+    return int(inf["cache_hit"].get("count", 0)), int(inf["cache_miss"].get("count", 0))
+
+
 def test_bytes_answers_cached_through_one_frontend_come_back_byte_for_byte(env):
     srv, _ = env
     pair = grpc_pair(srv)
