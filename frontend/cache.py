@@ -32,7 +32,7 @@ import msgspec
 
 from tritond.errors import TritonError
 from tritond.options import cache_bytes
-from tritond.shm import dtypes
+from tritond.shm import dtypes, lru, region
 
 from .params import request_fields
 from .types import InferRequest, InferResult, OutputTensor
@@ -118,6 +118,20 @@ def _serialized_length(buf: bytes, count: int) -> int:
     for _ in range(count):
         pos += 4 + int.from_bytes(buf[pos:pos + 4], "little")
     return pos
+
+
+def open_store(options, server_id: str, tag: str, segment: str) -> tuple:
+    """(the store to use or None, a segment made here that its owner unlinks or None): the
+    shared one the parent made (``segment``, from Setup.cache); a frontend started
+    without one (unit tests, an in-process core) makes its own."""
+    size = cache_bytes(options.cache_config)
+    if not size:
+        return None, None
+    own = None
+    if not segment:
+        segment = region.segment_name(server_id, "cache-" + tag)
+        own = lru.create(segment, size)
+    return lru.SharedLru.attach(segment), own
 
 
 class ResponseCache:

@@ -23,12 +23,10 @@ from typing import AsyncIterator, Callable
 from tritond import messages
 from tritond.errors import TritonError, unavailable, unsupported
 from tritond.inferclient import InferClient
-from tritond.options import cache_bytes
-from tritond.shm import lru, region
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
-from .cache import ResponseCache
+from .cache import ResponseCache, open_store
 from .classification import classify
 from .clientshm import ClientShm
 from .control import ControlPlane
@@ -67,9 +65,8 @@ class FrontendCore:
         self.shm = ClientShm(options, outbox.post, self.cache)
         self.client.finished = self.shm.answered
         self.ordering = Ordering()
-        self._own_cache = None      # a store made here (no parent): unlinked by close()
-        self.responses = ResponseCache(self._cache_store(options, server_id, tag,
-                                                         cache_segment))
+        store, self._own_cache = open_store(options, server_id, tag, cache_segment)
+        self.responses = ResponseCache(store)
         self.first_response = FirstResponse()     # nv_inference_first_response_histogram_ms
         self.control = ControlPlane(options, self.models, outbox.post, address,
                                     scheduler_address, parent_address, self.shm,
@@ -81,16 +78,6 @@ class FrontendCore:
         self._active = self._dirty = False      # for trim_if_idle
         self.sequences = LiveSequences()        # served while draining (frontend/sequences.py)
         self.on_control: Callable[[object], None] = lambda msg: log.warning("unexpected %r", msg)
-
-    def _cache_store(self, options, server_id: str, tag: str, segment: str):
-        """The shared response cache the parent made (``segment``); a frontend started
-        without one (unit tests, an in-process core) makes its own."""
-        if not cache_bytes(options.cache_config):
-            return None
-        if not segment:
-            segment = region.segment_name(server_id, "cache-" + tag)
-            self._own_cache = lru.create(segment, cache_bytes(options.cache_config))
-        return lru.SharedLru.attach(segment)
 
     # ------------------------------------------------------------------ inference
 

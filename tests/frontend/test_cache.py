@@ -105,3 +105,30 @@ def test_statistics_sum_every_frontends_rows_as_triton_counts_hits_and_misses():
     inf = stats["model_stats"][0]["inference_stats"]
     assert inf["cache_hit"] == d(3, 3000) and inf["cache_miss"] == d(1, 500)
     assert inf["success"] == d(4, 10_000 + 10_000 + 500)
+
+
+def test_open_store_maps_the_parents_segment_or_makes_its_own():
+    import uuid
+
+    from tritond.options import Options
+    from tritond.shm import lru
+    from tritond.shm.region import segment_name
+
+    sid = "t" + uuid.uuid4().hex[:8]
+    opts = Options(cache_config=["local,size=4096"])
+    assert cache.open_store(Options(), sid, "in-0", "") == (None, None)
+    parent = lru.create(segment_name(sid, "cache"), 4096)      # what the parent makes
+    own_store, own = cache.open_store(opts, sid, "in-0", "")   # no parent: a store of its own
+    a, none = cache.open_store(opts, sid, "in-0", parent.name)
+    b, _ = cache.open_store(opts, sid, "in-1", parent.name)
+    try:
+        assert none is None and own is not None and own.name != parent.name
+        a.put(b"k" * 16, b"answer")
+        assert bytes(b.get(b"k" * 16)) == b"answer"           # two frontends, one store
+        assert own_store.get(b"k" * 16) is None
+    finally:
+        for store in (a, b, own_store):
+            store.close()
+        for seg in (parent, own):
+            seg.unlink()
+            seg.close()
