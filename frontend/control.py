@@ -176,10 +176,35 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ settings
 
-    def log_settings(self, update: dict | None = None) -> dict:
-        return self.logs.update(update)
+    async def log_settings(self, update: dict | None = None) -> dict:
+        values = self.logs.update(update)
+        if update:
+            await self._tell_peers("log", "", update)
+        return values
 
-    def trace_settings(self, model: str = "", update: dict | None = None) -> dict:
+    async def trace_settings(self, model: str = "", update: dict | None = None) -> dict:
         if model and not (model in self.models.names() and self.models.is_ready(model)):
             raise invalid_arg(f"Request for unknown model : {model}")
-        return self.traces.update(model, update)
+        values = self.traces.update(model, update)
+        if update:
+            await self._tell_peers("trace", model, update)
+        return values
+
+    async def _tell_peers(self, kind: str, model: str, update: dict) -> None:
+        """Settings are per process; the other frontends apply the same update before
+        the caller is answered, so a read through any connection agrees."""
+        if self.peers:
+            await asyncio.gather(*(self._query(p, messages.SettingsUpdate, timeout=10.0,
+                                               kind=kind, model=model, update=update)
+                                   for p in self.peers))
+
+    def apply_settings(self, msg: messages.SettingsUpdate) -> messages.Answer:
+        """A peer's update (validated there; checked again here all the same)."""
+        try:
+            if msg.kind == "log":
+                self.logs.update(msg.update)
+            else:
+                self.traces.update(msg.model, msg.update)
+        except TritonError as exc:
+            return messages.Answer(msg.qid, messages.ErrorInfo(int(exc.code), exc.message))
+        return messages.Answer(msg.qid)

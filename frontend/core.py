@@ -257,6 +257,8 @@ class FrontendCore:
             self.shm.apply(msg)
             if self._parent:
                 self._post(self._parent, messages.ShmApplied(self.address, msg.seq))
+        elif kind is messages.SettingsUpdate:
+            self._post(msg.frontend, self.control.apply_settings(msg))
         elif kind is messages.FrontendStatsQuery:
             self._post(msg.frontend, messages.FrontendStatsAnswer(
                 msg.qid, self.responses.rows(), self.first_response.rows_list()))

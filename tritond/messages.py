@@ -23,7 +23,8 @@ from .spec import ModelSpec
 
 # 3: ModelSpec, typed Options and queries; 4: ModelEntry.instances are InstanceEntry
 # structs; 5: Execute.slots and Execute.ended (sequence batching); 6: several frontends
-# (Setup.cache, FrontendStatsQuery, the client shm registry: ShmTable and its queries)
+# (Setup.cache, FrontendStatsQuery, SettingsUpdate, the client shm registry: ShmTable
+# and its queries)
 PROTOCOL_VERSION = 6
 
 # ---------------------------------------------------------------- data plane
@@ -390,6 +391,17 @@ class FrontendStatsAnswer(msgspec.Struct, tag=57, array_like=True, omit_defaults
     error: Optional[ErrorInfo] = None
 
 
+class SettingsUpdate(msgspec.Struct, tag=63, array_like=True, omit_defaults=True):
+    """Frontend -> the other frontends: a /v2/logging or trace settings update it applied
+    (already validated), so every frontend reports the same; -> Answer."""
+
+    qid: int
+    frontend: str
+    kind: str                  # "log" | "trace"
+    model: str = ""
+    update: dict[str, Any] = {}
+
+
 class ShmRegion(msgspec.Struct, array_like=True):
     """One client shared-memory registration as the parent's registry holds it."""
 
@@ -442,7 +454,7 @@ class Unknown(msgspec.Struct, tag=99, array_like=True):
 
 
 TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, StatsAnswer,
-                    FrontendStatsQuery, FrontendStatsAnswer, ShmTable, Unknown]
+                    FrontendStatsQuery, FrontendStatsAnswer, ShmTable, SettingsUpdate, Unknown]
 # Response: answers to the step requests of ensembles (scheduler/ensembles.py).
 TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, StatsQuery,
                      Response, ResponseStats, Unknown]
@@ -453,7 +465,7 @@ ANY = Union[Request, Cancel, Release, Forget, Execute, CancelRunning, Response, 
             Setup, ModelTable, Load, Loaded, LoadFailed, Drain, Drained, Shutdown, Stopped,
             StatsQuery, LoadQuery, UnloadQuery, Answer, StatsAnswer, TableApplied, ResponseStats,
             FrontendStatsQuery, FrontendStatsAnswer, ShmRegisterQuery, ShmUnregisterQuery,
-            ShmTable, ShmApplied, Unknown]
+            ShmTable, ShmApplied, SettingsUpdate, Unknown]
 """Every message: what an inbox tries when its own set fails, to name the mistake."""
 
 ANSWERS = (Answer, StatsAnswer, FrontendStatsAnswer)
@@ -463,6 +475,7 @@ SENDER = {Request: "frontend", Cancel: "frontend", StatsQuery: "frontend",
           LoadQuery: "frontend", UnloadQuery: "frontend", Hello: "address",
           TableApplied: "address", FrontendStatsQuery: "frontend",
           ShmRegisterQuery: "frontend", ShmUnregisterQuery: "frontend", ShmApplied: "address",
+          SettingsUpdate: "frontend",
           Executed: "instance", Response: "instance",
           Setup: "parent"}
 

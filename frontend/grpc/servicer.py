@@ -165,12 +165,13 @@ class InferenceServicer:
     @_converts_errors
     async def TraceSetting(self, request, context):
         update = replies.trace_update(request.settings)
-        return replies.trace_settings(self.core.control.trace_settings(request.model_name, update))
+        return replies.trace_settings(
+            await self.core.control.trace_settings(request.model_name, update))
 
     @_converts_errors
     async def LogSettings(self, request, context):
         update = replies.log_update(request.settings)
-        return replies.log_settings(self.core.control.log_settings(update))
+        return replies.log_settings(await self.core.control.log_settings(update))
 
     # -------------------------------------------------------------- health
     @_converts_errors

@@ -189,7 +189,7 @@ async def logging_settings(request: Request):
     update = await _json_body(request) if request.method == "POST" else None
     if update is not None and not isinstance(update, dict):
         raise invalid_arg("Unable to parse the logging settings")
-    return json_response(_core(request).control.log_settings(update))
+    return json_response(await _core(request).control.log_settings(update))
 
 
 async def trace_settings(request: Request):
@@ -197,4 +197,4 @@ async def trace_settings(request: Request):
     if update is not None and not isinstance(update, dict):
         raise invalid_arg("Unable to parse the trace settings")
     model = request.path_params.get("model", "")
-    return json_response(_core(request).control.trace_settings(model, update))
+    return json_response(await _core(request).control.trace_settings(model, update))

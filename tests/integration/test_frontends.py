@@ -179,6 +179,20 @@ def test_system_shm_registered_through_one_frontend_is_used_through_the_other(en
         shm.destroy_shared_memory_region(handle)
 
 
+def test_settings_updated_through_one_frontend_read_the_same_through_the_other(env):
+    srv, _ = env
+    pair = http_pair(srv)
+    try:
+        pair[0].update_log_settings({"log_verbose_level": 1})
+        assert pair[1].get_log_settings()["log_verbose_level"] == 1
+        pair[1].update_trace_settings(settings={"trace_rate": "7"})
+        assert pair[0].get_trace_settings()["trace_rate"] == "7"
+    finally:
+        pair[0].update_log_settings({"log_verbose_level": 0})
+        pair[0].update_trace_settings(settings={"trace_rate": "1000"})
+        close(pair)
+
+
 def _execs(root) -> int:
     return len([e for e in events(root, "cached") if e["event"] == "exec"])
 
