@@ -1,16 +1,23 @@
-"""GPU benchmark (issue 12 item 9): identity through client CUDA shared memory.
+"""GPU benchmark (issue 12 item 9): client CUDA shm identity and a TorchScript CNN.
 
 Run on a GPU host only (it exits 0 with a note elsewhere):
-``python bench/gpu.py [--seconds S] [--sizes-mib 1,16,64]``. It writes a TorchScript
-identity (KIND_GPU) and a Python identity model on GPU into a temporary repository,
-starts tritond, and reports GB/s per size for each through one input and one output
-CUDA region (client-side: tritonclient's cuda_shared_memory). The lead records the
-figures in bench/RESULTS.md. Not measured yet: the TorchScript CNN vs in-process
-comparison (needs a GPU session).
+``python bench/gpu.py [--seconds S] [--sizes-mib 1,16,64] [--json out.json]``.
+
+1. Identity through one input and one output client CUDA region (tritonclient's
+   cuda_shared_memory) at each size, for a Python model on a GPU instance with
+   ``FORCE_CPU_ONLY_INPUT_TENSORS: "no"`` (DLPack, no host copy) and a TorchScript
+   identity on a KIND_GPU instance; next to it, the device's own device-to-device
+   copy rate (cupy), the ceiling. Goal at 64 MiB: >= 30 GB/s.
+2. A small TorchScript CNN on a KIND_GPU instance at batch 1..64 through tritond
+   (HTTP, binary input from the host) against the same module called in-process
+   on the same host arrays (copy to the device, run, copy back). Goal: >= 0.9x.
+
+The lead records the figures in bench/RESULTS.md.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import sys
 import tempfile
@@ -30,6 +37,7 @@ class TritonPythonModel:
         return [pb_utils.InferenceResponse([pb_utils.Tensor.from_dlpack(
             "OUTPUT__0", pb_utils.get_input_tensor_by_name(r, "INPUT__0"))]) for r in requests]
 '''
+BATCHES = (1, 2, 4, 8, 16, 32, 64)
 
 
 def _repo(root: pathlib.Path) -> None:
@@ -42,6 +50,37 @@ def _repo(root: pathlib.Path) -> None:
         'name: "py_identity"\nbackend: "python"\n'
         'input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ -1 ] } ]\n'
         'output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ -1 ] } ]\n'
+        'instance_group [ { kind: KIND_GPU count: 1 gpus: [ 0 ] } ]\n'
+        'parameters { key: "FORCE_CPU_ONLY_INPUT_TENSORS" value { string_value: "no" } }\n')
+    _cnn(root)
+
+
+def _cnn_module():
+    import torch
+
+    class Cnn(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Sequential(
+                torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU(),
+                torch.nn.Conv2d(32, 64, 3, stride=2, padding=1), torch.nn.ReLU(),
+                torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 10))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x)
+
+    torch.manual_seed(0)
+    return torch.jit.script(Cnn().eval())
+
+
+def _cnn(root: pathlib.Path) -> None:
+    d = root / "torch_cnn"
+    (d / "1").mkdir(parents=True)
+    _cnn_module().save(str(d / "1" / "model.pt"))
+    (d / "config.pbtxt").write_text(
+        'name: "torch_cnn"\nbackend: "pytorch"\nmax_batch_size: 64\n'
+        'input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 3, 64, 64 ] } ]\n'
+        'output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 10 ] } ]\n'
         'instance_group [ { kind: KIND_GPU count: 1 gpus: [ 0 ] } ]\n')
 
 
@@ -73,10 +112,58 @@ def _measure(client, cudashm, model: str, mib: int, seconds: float) -> float:
         cudashm.destroy_shared_memory_region(oh)
 
 
+def _device_copy_rate(mib: int, seconds: float) -> float:
+    """GB/s of a plain device-to-device copy of ``mib`` MiB (the ceiling for identity)."""
+    import cupy
+    src = cupy.ones((mib << 20) // 4, cupy.float32)
+    dst = cupy.empty_like(src)
+    cupy.copyto(dst, src)
+    cupy.cuda.Device().synchronize()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        cupy.copyto(dst, src)
+        count += 1
+    cupy.cuda.Device().synchronize()
+    return count * src.nbytes / (time.perf_counter() - start) / 1e9
+
+
+def _rate(call, seconds: float) -> float:
+    call()                                      # warm-up
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        call()
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+def _cnn_rows(client, seconds: float) -> list[dict]:
+    """Inferences/s of torch_cnn through tritond and in-process, per batch size."""
+    import torch
+    import tritonclient.http as httpclient
+    module = _cnn_module().cuda()
+    rows = []
+    for batch in BATCHES:
+        x = np.random.default_rng(batch).random((batch, 3, 64, 64), dtype=np.float32)
+        inp = httpclient.InferInput("INPUT__0", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x, binary_data=True)
+        served = _rate(lambda: client.infer("torch_cnn", [inp]), seconds) * batch
+
+        def local():
+            with torch.inference_mode():
+                module(torch.from_numpy(x).cuda()).cpu().numpy()
+        inproc = _rate(local, seconds) * batch
+        rows.append({"batch": batch, "tritond_per_s": served, "in_process_per_s": inproc,
+                     "ratio": served / inproc})
+        print(f"torch_cnn batch {batch:2d}  tritond {served:9.1f}/s  in-process "
+              f"{inproc:9.1f}/s  ratio {served / inproc:5.2f}")
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--sizes-mib", default="1,16,64")
+    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     from tritond import gpus
     if gpus.count() == 0:
@@ -86,17 +173,25 @@ def main() -> int:
     import tritonclient.utils.cuda_shared_memory as cudashm
     from tests.server import Server
 
+    results: dict = {"identity": [], "cnn": []}
     with tempfile.TemporaryDirectory() as tmp:
         _repo(pathlib.Path(tmp))
-        srv = Server([tmp])
+        srv = Server([tmp], "--allow-client-shm=true")
         try:
             client = httpclient.InferenceServerClient(srv.url)
-            for model in ("py_identity", "torch_identity"):
-                for mib in (int(s) for s in args.sizes_mib.split(",")):
+            for mib in (int(s) for s in args.sizes_mib.split(",")):
+                ceiling = _device_copy_rate(mib, min(args.seconds, 1.0))
+                for model in ("py_identity", "torch_identity"):
                     rate = _measure(client, cudashm, model, mib, args.seconds)
-                    print(f"{model:16s} {mib:3d} MiB  {rate:8.2f} GB/s")
+                    results["identity"].append({"model": model, "mib": mib, "gb_s": rate,
+                                                "device_copy_gb_s": ceiling})
+                    print(f"{model:16s} {mib:3d} MiB  {rate:8.2f} GB/s   (device copy "
+                          f"{ceiling:8.1f} GB/s)")
+            results["cnn"] = _cnn_rows(client, args.seconds)
         finally:
             srv.stop()
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
 
 

@@ -282,15 +282,20 @@ class ClientShm:
             reg.uses += 1
         self._uses[rid] = used
 
-    def answered(self, rid: int, instance: str) -> None:
-        """The Response for ``rid`` came: no process touches its regions for it any more."""
+    def answered(self, rid: int, resp: messages.Response) -> None:
+        """The final Response for ``rid`` came: no process touches its regions for it any
+        more. Its worker, and for an ensemble every worker that ran a step
+        (``Response.mapped``), may hold a mapping: they are told to Forget it."""
         used = self._uses.pop(rid, None) if self._uses else None
         if used is None:                   # the usual case: a request without client shm
             return
+        instance = resp.instance
         for reg in used:
             reg.uses -= 1
             if instance:
                 reg.instances.add(instance)
+            if resp.mapped:
+                reg.instances.update(resp.mapped)
             if reg.dead and reg.uses == 0:
                 self._retire(reg)
 

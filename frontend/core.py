@@ -152,7 +152,7 @@ class FrontendCore:
         priority, timeout, corr, flags, custom = (
             request_fields(req.parameters) if req.parameters else _NO_PARAMS)
         if corr:
-            self.sequences.note(mv, corr, flags)
+            self.sequences.note(mv, corr, flags, self.models)
         used: list = []        # client shm registrations this request uses
         outputs = [messages.OutputSpec(o.name, self.shm.output_dest(o, used) if o.shm else None)
                    for o in req.outputs] if req.outputs else []

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from prometheus_client.metrics_core import Metric
 
+from . import gpumetrics
+
 # The per-request counters: name, HELP (Triton r26.06's words), how to read one model_stats
 # entry. The latency ones (latency=True) go with --metrics-config counter_latencies=false.
 _COUNTERS = (
@@ -220,28 +222,37 @@ def build_app(core):
     latencies = counter_latencies(opts.metrics_config)
     histograms = setting(opts.metrics_config, "histogram_latencies", False)
     cpu = CpuSampler() if opts.allow_cpu_metrics else None
+    gpu = gpumetrics.sampler() if opts.allow_gpu_metrics else None
 
     polling = []        # the poll task, started by the first scrape (uvicorn runs no lifespan)
 
     async def metrics(request):
-        if cpu is not None and not polling:
-            cpu.poll()
-            polling.append(asyncio.get_running_loop().create_task(poll_cpu()))
+        if (cpu is not None or gpu is not None) and not polling:
+            polling.append(asyncio.get_running_loop().create_task(poll()))
+            await poll_once()
         stats, rows, first = await core.control.metrics_snapshot()
         fams = families(stats, rows, latencies=latencies, cpu=cpu,
                         cached=core.control.cached_versions(),
                         load_seconds=core.models.load_seconds())
         if histograms:          # Triton: histograms only with histogram_latencies=true
             fams += core.first_response.families(first)
+        if gpu is not None:
+            fams += gpu.families()
         return Response(render(fams), media_type=CONTENT_TYPE)
 
     async def not_found(request, exc):
         return JSONResponse({"error": "Not Found"}, status_code=404)
 
-    async def poll_cpu():
+    async def poll_once():
+        if cpu is not None:
+            cpu.poll()                   # two small /proc reads
+        if gpu is not None:
+            await asyncio.to_thread(gpu.poll)    # NVML blocks: never on the loop
+
+    async def poll():
         while True:
             await asyncio.sleep(opts.metrics_interval_ms / 1000)
-            cpu.poll()
+            await poll_once()
 
     return Starlette(routes=[Route("/metrics", metrics), Route("/metrics/", metrics)],
                      exception_handlers={404: not_found})

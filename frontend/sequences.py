@@ -22,16 +22,17 @@ class LiveSequences:
     def __init__(self) -> None:
         self.live: dict[tuple[str, object], tuple[int, int]] = {}
 
-    def note(self, mv, corrid, flags: int) -> None:
-        """A request of ``mv`` with ``corrid`` and ``flags`` is being sent."""
-        seq = mv.spec.sequence_batching
-        if seq is None:
+    def note(self, mv, corrid, flags: int, models=None) -> None:
+        """A request of ``mv`` with ``corrid`` and ``flags`` is being sent (``models``, the
+        frontend's ``Models``, finds the sequence models an ensemble's steps run)."""
+        idle_us = _idle_us(mv, models)
+        if idle_us is None:
             return
         key = (mv.name, corrid)
         if flags & SEQUENCE_END:
             self.live.pop(key, None)
         elif flags & SEQUENCE_START or key in self.live:
-            self.live[key] = (time.monotonic_ns(), seq.max_sequence_idle_us * 1000)
+            self.live[key] = (time.monotonic_ns(), idle_us * 1000)
             if len(self.live) > PRUNE_AT:
                 self.count()
 
@@ -50,3 +51,24 @@ class LiveSequences:
         for key in [k for k, (t, idle) in live.items() if idle and now - t >= idle]:
             del live[key]
         return len(live)
+
+
+def _idle_us(mv, models, depth: int = 0):
+    """The idle timeout of ``mv``'s sequences: its own, or for an ensemble the longest of
+    the sequence models its steps run (nested ensembles too); None: no sequence model."""
+    spec = mv.spec
+    if spec.sequence_batching is not None:
+        return spec.sequence_batching.max_sequence_idle_us
+    if not spec.steps or models is None or depth > 8:
+        return None
+    found = None
+    for step in spec.steps:
+        try:
+            sub = models.resolve(step.model_name, str(step.model_version)
+                                 if step.model_version > 0 else "")
+        except Exception:  # noqa: BLE001 - not loaded: the request fails on its own
+            continue
+        idle = _idle_us(sub, models, depth + 1)
+        if idle is not None and (found is None or idle > found):
+            found = idle
+    return found

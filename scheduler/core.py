@@ -178,13 +178,22 @@ class SchedulerCore(TableMixin):
         model.policy.on_executed(batch, now_ns)
         model.stats.batch_done(batch, msg.stats, msg.failed, now_ns,
                                (now_ns + self.epoch_offset_ns) // 1_000_000)
+        if self.ensembles.clients or self.ensembles.unexecuted:
+            self._steps_executed(batch, msg.stats, now_ns)
         return []
+
+    def _steps_executed(self, batch, st, now_ns: int) -> None:
+        """Ensemble step requests in ``batch``: their compute times count for the ensemble."""
+        address = self.address
+        for entry in batch.entries:
+            if entry.req.frontend == address:
+                self.ensembles.executed(entry.req.rid, st, now_ns)
 
     # -------------------------------------------------------------- ensembles
 
     def response(self, resp: messages.Response, now_ns: int) -> list[Output]:
         """A worker answered a step request of an ensemble (sent to our own address)."""
-        return self.ensembles.on_response(resp, now_ns)
+        return self.ensembles.on_response(resp, now_ns, worker=True)
 
     def settle(self, out: list[Output], now_ns: int) -> list[Output]:
         """Hand replies addressed to ourselves (errors of ensemble step requests) to

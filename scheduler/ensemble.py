@@ -6,9 +6,16 @@ request: which ensemble tensors exist (as ``TensorRef`` s in shared memory,
 with the worker owning each), how many inputs each step still waits for, how
 many consumers each tensor still has, and the step requests in flight.
 :class:`scheduler.ensembles.Ensembles` drives it.
+
+Tensors are keyed by (name, iteration), as in Triton: the ensemble's inputs are
+iteration 0, a step's outputs keep the iteration of its inputs, and each
+response of a decoupled step starts a new iteration that drives the steps after
+it on its own (the load check guarantees no step mixes iterations of two
+decoupled steps). A non-decoupled ensemble only ever has iteration 0.
 """
 from __future__ import annotations
 
+from collections import deque
 from typing import Optional
 
 from tritond.errors import Code, TritonError
@@ -48,6 +55,41 @@ class Graph:
         self.inputs = [i.name for i in spec.inputs]
 
 
+class StepLimiter:
+    """``ensemble_scheduling.max_inflight_requests``: step requests in flight per step.
+
+    Shared by every request of one ensemble version, as in Triton (one limiter per
+    step). Where Triton blocks the thread that schedules a step, the pure core
+    keeps the step in a FIFO ``backlog`` and submits it when a request of that step
+    has its final response, so a slow step holds a bounded number of the faster
+    steps' outputs. 0: no limit.
+    """
+
+    __slots__ = ("limit", "inflight", "backlog")
+
+    def __init__(self, limit: int, steps: int) -> None:
+        self.limit = limit
+        self.inflight = [0] * steps
+        self.backlog: list[deque] = [deque() for _ in range(steps)]
+
+    def admit(self, index: int) -> bool:
+        if self.limit and self.inflight[index] >= self.limit:
+            return False
+        self.inflight[index] += 1
+        return True
+
+    def done(self, index: int) -> None:
+        if self.inflight[index]:
+            self.inflight[index] -= 1
+
+    def purge(self, run) -> None:
+        """Drop the backlogged steps of ``run`` (it failed or was cancelled)."""
+        for i, queue in enumerate(self.backlog):
+            if any(item[0] is run for item in queue):
+                self.backlog[i] = deque(item for item in queue if item[0] is not run)
+        run.waiting = 0
+
+
 class EnsemblePolicy(Policy):
     """The policy of an ensemble: no queue and no instances of its own.
 
@@ -56,12 +98,14 @@ class EnsemblePolicy(Policy):
     policy (so composing models batch across ensemble requests).
     """
 
-    __slots__ = ("graph",)
+    __slots__ = ("graph", "limiter", "decoupled")
     ensemble = True
 
     def __init__(self, cfg) -> None:
         super().__init__(cfg, 0)
         self.graph = Graph(cfg.spec)
+        self.limiter = StepLimiter(cfg.spec.max_inflight_requests, len(self.graph.steps))
+        self.decoupled = cfg.spec.decoupled
 
     def add(self, req, now_ns: int):
         raise TritonError(Code.INTERNAL, "ensemble requests are started by the core")
@@ -74,37 +118,74 @@ class Run:
     """One ensemble request in flight."""
 
     __slots__ = ("model", "req", "graph", "tensors", "missing", "uses", "pending", "error",
-                 "wanted", "dests", "cancelled")
+                 "wanted", "dests", "limiter", "waiting", "fresh", "compute", "due",
+                 "early", "done", "mapped", "shm")
 
     def __init__(self, model, req, graph: Graph, wanted: list[str], dests: dict) -> None:
         self.model = model                  # the ensemble's scheduler Model
         self.req = req                      # the ensemble request (wire.RequestView)
         self.graph = graph
-        self.tensors: dict[str, tuple] = {}  # tensor -> (TensorRef, owner address or "")
-        self.missing = [len(s.tensors_in) for s in graph.steps]
-        self.uses = dict(graph.uses)        # tensor -> consumers still to finish
-        self.pending: dict[int, Step] = {}  # step request rid -> step
+        self.tensors: dict[tuple, tuple] = {}   # (tensor, it) -> (TensorRef, owner or "")
+        self.missing: dict[tuple, int] = {}     # (step index, it) -> inputs still missing
+        self.uses: dict[tuple, int] = {}        # (tensor, it) -> consumers still to finish
+        self.pending: dict[int, tuple] = {}     # step request rid -> (Step, it, decoupled)
         self.error = None                   # the first ErrorInfo: the request fails
         self.wanted = wanted                # requested ensemble outputs
         self.dests = dests                  # ensemble output -> client shm OutputSpec.dest
-        self.cancelled = False
+        self.limiter: StepLimiter = model.policy.limiter
+        self.waiting = 0                    # steps in the limiter's backlog
+        self.fresh = 0                      # the last iteration number given out
+        self.compute = [0, 0, 0]            # the steps' compute input/infer/output ns
+        self.due: set[int] = set()          # answered steps whose Executed is still to come
+        self.early: set[int] = set()        # steps whose Executed came before their final
+        self.done = False                   # answered; stats wait for ``due``
+        self.mapped: set[str] = set()       # workers that ran a step (client shm: Forget)
+        self.shm = False                    # it names client shared memory
 
-    def provide(self, tensor: str) -> list[Step]:
-        """``tensor`` exists now (or is known absent): the steps that became ready."""
+    def store(self, tensor: str, it: int, ref, owner: str) -> None:
+        self.tensors[(tensor, it)] = (ref, owner)
+        self.uses[(tensor, it)] = self.graph.uses.get(tensor, 0)
+
+    def provide(self, tensor: str, it: int) -> list[Step]:
+        """``tensor`` exists now at ``it`` (or is known absent): the steps that became ready."""
         ready = []
+        missing = self.missing
         for step in self.graph.consumers.get(tensor, ()):
-            self.missing[step.index] -= 1
-            if self.missing[step.index] == 0:
+            key = (step.index, it)
+            left = missing.get(key, len(step.tensors_in)) - 1
+            if left == 0:
+                missing.pop(key, None)
                 ready.append(step)
+            else:
+                missing[key] = left
         return ready
 
-    def consumed(self, step: Step) -> list[tuple]:
-        """``step`` finished: (ref, owner) of the tensors nobody needs any more."""
+    def consumed(self, step: Step, it: int) -> list[tuple]:
+        """``step`` finished at ``it``: (ref, owner) of the tensors nobody needs any more."""
         done = []
         for tensor in step.tensors_in:
-            left = self.uses[tensor] = self.uses[tensor] - 1
-            if left == 0 and tensor not in self.wanted:
-                item = self.tensors.pop(tensor, None)
+            key = (tensor, it)
+            left = self.uses.get(key)
+            if left is None:
+                continue                    # an absent optional input
+            self.uses[key] = left = left - 1
+            if left <= 0 and tensor not in self.wanted:
+                del self.uses[key]
+                item = self.tensors.pop(key, None)
                 if item is not None and item[1]:
                     done.append(item)
         return done
+
+    def outputs_ready(self, it: int) -> bool:
+        """Every requested output exists at ``it`` and no step still reads it."""
+        return all((name, it) in self.tensors and not self.uses.get((name, it))
+                   for name in self.wanted)
+
+    def take_outputs(self, it: int) -> tuple[list, list]:
+        refs, owners = [], []
+        for name in self.wanted:
+            ref, owner = self.tensors.pop((name, it))
+            self.uses.pop((name, it), None)
+            refs.append(ref)
+            owners.append(owner)
+        return refs, owners

@@ -11,10 +11,12 @@ Tensors pass by reference: a step's output ``TensorRef`` s go unchanged (only
 renamed) into the next steps' requests, so no byte is copied by the server.
 Each worker-owned intermediate tensor is released to its worker (``core.release``:
 it rides on that worker's next Execute) after its last consumer finished;
-the requested ensemble outputs go to the requester in one final Response
-whose ``owners`` name the worker of each output (the requester releases them).
-The ensemble's answer waits for every step request in flight, since workers
-may read the requester's input slots until then (docs/internals.md).
+requested ensemble outputs go to the requester in a Response whose ``owners``
+name the worker of each output (the requester releases them). A non-decoupled
+ensemble answers once, when no step is in flight any more (workers may read the
+requester's input slots until then, docs/internals.md). A decoupled one (a
+decoupled step) answers once per iteration whose outputs are all there, then
+the final flag when no step is in flight (Triton's ensemble_scheduler.cc).
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ class Ensembles:
         self.core = core
         self.clients: dict[tuple[str, int], Run] = {}   # (frontend, rid) of the request
         self.steps: dict[int, Run] = {}                 # step request rid -> its run
+        self.unexecuted: dict[int, Run] = {}            # answered step rid -> run (stats)
         self._rid = 0
         self._latest: dict[str, int] = {}
 
@@ -67,19 +70,27 @@ class Ensembles:
         self.clients[(req.frontend, req.rid)] = run
         ready: list[Step] = []
         for ref in _decoded(req.inputs, _refs):
-            run.tensors[ref.name] = (ref, "")          # the requester's: never ours to release
+            run.store(ref.name, 0, ref, "")            # the requester's: never ours to release
+            if ref.kind != SERVER_SHM:
+                run.shm = True
+        if run.dests:
+            run.shm = True
         for name in graph.inputs:                      # an absent optional input is ready too
-            ready.extend(run.provide(name))
+            ready.extend(run.provide(name, 0))
         out: list = []
         for step in ready:
-            self._submit(run, step, now_ns, out)
+            self._submit(run, step, 0, now_ns, out)
         return out
 
-    def _submit(self, run: Run, step: Step, now_ns: int, out: list) -> None:
+    def _submit(self, run: Run, step: Step, it: int, now_ns: int, out: list) -> None:
+        if not run.limiter.admit(step.index):
+            run.limiter.backlog[step.index].append((run, step, it))
+            run.waiting += 1
+            return
         core = self.core
         version = step.version if step.version > 0 else self._latest.get(step.model, 0)
         inputs = [_replace(item[0], name=name) for name, tensor in step.inputs
-                  if (item := run.tensors.get(tensor)) is not None]
+                  if (item := run.tensors.get((tensor, it))) is not None]
         target = core._models.get((step.model, version))   # noqa: SLF001 - our core
         batch = 0
         if target is not None and target.cfg.max_batch_size > 0:
@@ -92,7 +103,8 @@ class Ensembles:
             [messages.OutputSpec(o, run.dests.get(t)) for o, t in step.outputs.items()],
             batch, req.request_id, req.priority, req.timeout_us, req.correlation_id, req.flags,
             req.parameters, now_ns)
-        run.pending[rid] = step
+        decoupled = target is not None and target.cfg.spec.decoupled
+        run.pending[rid] = (step, it, decoupled)
         self.steps[rid] = run
         if version == 0:
             out.append(Reply(core.address, messages.Response(rid, error=messages.ErrorInfo(
@@ -103,83 +115,169 @@ class Ensembles:
 
     # ------------------------------------------------------------- answers
 
-    def on_response(self, resp: messages.Response, now_ns: int) -> list:
-        """A step request's Response (from its worker, or the core's error reply)."""
+    def on_response(self, resp: messages.Response, now_ns: int, worker: bool = False) -> list:
+        """A step request's Response (``worker``: from its worker, else the core's error)."""
         out: list = []
         run = self.steps.get(resp.rid)
-        if run is None or not resp.final:
-            # Unknown (answered already), or a decoupled step's partial answer:
-            # decoupled composing models are refused at load.
+        if run is None:                    # answered already (a late partial answer)
             self._release(_owned(resp), out)
             return out
-        del self.steps[resp.rid]
-        step = run.pending.pop(resp.rid)
+        step, it, decoupled = run.pending[resp.rid]
+        if resp.instance:
+            run.mapped.add(resp.instance)
+        if resp.mapped:                    # a nested ensemble's workers
+            run.mapped.update(resp.mapped)
+        final = resp.final
+        if final:
+            del self.steps[resp.rid]
+            del run.pending[resp.rid]
+            if resp.rid in run.early:
+                run.early.discard(resp.rid)    # a decoupled step's late final: counted
+            elif worker:
+                run.due.add(resp.rid)      # its Executed follows (counted for the stats)
+                self.unexecuted[resp.rid] = run
         freed: list = []
+        produced = None
         if resp.error is not None or run.error is not None:
             freed.extend(_owned(resp))
-            if run.error is None:
-                run.error = resp.error
-                self._cancel_pending(run, now_ns, out)
-        else:
-            self._store(run, step, resp, freed)
-        freed.extend(run.consumed(step))
-        if run.error is None:
+            if run.error is None:          # Triton names the ensemble in the message
+                self._fail(run, messages.ErrorInfo(
+                    resp.error.code, f"in ensemble '{run.model.name}', {resp.error.message}"),
+                    now_ns, out)
+        elif resp.outputs or (not resp.empty and not decoupled):
+            if decoupled:                  # each response of a decoupled step: a new iteration
+                run.fresh += 1
+                produced = run.fresh
+            else:
+                produced = it
+            self._store(run, step, produced, resp, freed)
+        if final:
+            freed.extend(run.consumed(step, it))
+        if run.error is None and produced is not None:
             for tensor in step.outputs.values():
-                for ready in run.provide(tensor):
-                    self._submit(run, ready, now_ns, out)
+                for ready in run.provide(tensor, produced):
+                    self._submit(run, ready, produced, now_ns, out)
         self._release(freed, out)
-        if not run.pending:
+        if final:
+            self._next_backlogged(run, step, now_ns, out)
+        if run.error is None and run.model.policy.decoupled:
+            for at in {produced, it} - {None}:
+                if run.outputs_ready(at):
+                    self._answer(run, at, out)
+        if not run.pending and not run.waiting:
             self._finish(run, now_ns, out)
         return out
 
-    def _store(self, run: Run, step: Step, resp: messages.Response, freed: list) -> None:
+    def _next_backlogged(self, run: Run, step: Step, now_ns: int, out: list) -> None:
+        """A request of ``step`` is done: its slot goes to the oldest backlogged one."""
+        limiter = run.limiter
+        limiter.done(step.index)
+        backlog = limiter.backlog[step.index]
+        while backlog and (limiter.limit == 0 or limiter.inflight[step.index] < limiter.limit):
+            other, waiting_step, it = backlog.popleft()
+            other.waiting -= 1
+            self._submit(other, waiting_step, it, now_ns, out)
+
+    def _store(self, run: Run, step: Step, it: int, resp: messages.Response, freed: list):
         owners = resp.owners
         produced = set()
+        graph = run.graph
         for i, ref in enumerate(resp.outputs):
             owner = (owners[i] if owners else resp.instance) if ref.kind == SERVER_SHM else ""
             tensor = step.outputs.get(ref.name)
-            if tensor is None or (tensor not in run.graph.consumers
-                                  and tensor not in run.wanted):
+            if tensor is None or (tensor not in graph.consumers and tensor not in run.wanted):
                 freed.append((ref, owner))     # not needed by anyone
                 continue
             produced.add(tensor)
-            run.tensors[tensor] = (_replace(ref, name=tensor), owner)
+            run.store(tensor, it, _replace(ref, name=tensor), owner)
         for output, tensor in step.outputs.items():
-            if tensor not in produced and (tensor in run.graph.consumers or tensor in run.wanted):
+            if tensor not in produced and (tensor in graph.consumers or tensor in run.wanted):
                 run.error = messages.ErrorInfo(int(Code.INTERNAL), (
                     f"in ensemble '{run.model.name}', step {step.index} ('{step.model}') "
                     f"returned no output '{output}' (tensor '{tensor}')"))
+                run.limiter.purge(run)
                 return
+
+    def _answer(self, run: Run, it: int, out: list) -> None:
+        """A decoupled ensemble's response for iteration ``it`` (not the final one)."""
+        refs, owners = run.take_outputs(it)
+        req = run.req
+        instance = next((o for o in owners if o), "")
+        out.append(Reply(req.frontend, messages.Response(
+            req.rid, outputs=refs, instance=instance, model_version=run.model.version,
+            final=False, owners=owners if any(o != instance for o in owners) else [])))
 
     def _finish(self, run: Run, now_ns: int, out: list) -> None:
         req = run.req
         self.clients.pop((req.frontend, req.rid), None)
         model = run.model
-        stats = model.stats
-        elapsed = now_ns - (req.arrival_ns or now_ns)
-        missing = [n for n in run.wanted if n not in run.tensors] if run.error is None else ()
+        decoupled = model.policy.decoupled
+        missing = [n for n in run.wanted if (n, 0) not in run.tensors] \
+            if run.error is None and not decoupled else ()
         if missing:
             run.error = messages.ErrorInfo(int(Code.INTERNAL), (
                 f"in ensemble '{model.name}', no step produced output '{missing[0]}'"))
+        mapped = sorted(run.mapped) if run.shm else []
         if run.error is None:
-            refs, owners = [], []
-            for name in run.wanted:
-                ref, owner = run.tensors.pop(name)
-                refs.append(ref)
-                owners.append(owner)
-            self._release(list(run.tensors.values()), out)
-            instance = next((o for o in owners if o), "")
-            resp = messages.Response(
-                req.rid, outputs=refs, instance=instance, model_version=model.version,
-                owners=owners if any(o != instance for o in owners) else [])
-            stats.executed(1, 1, 0, elapsed, 0, 0, 0,
-                           (now_ns + self.core.epoch_offset_ns) // 1_000_000)
+            resp = self._last(run, out, decoupled)
+            resp.mapped = mapped
+            run.done = True
+            if not run.due:
+                self.record(run, now_ns)
         else:
-            self._release(list(run.tensors.values()), out)
-            resp = messages.Response(req.rid, error=run.error, model_version=model.version)
-            stats.failed(1, elapsed)
+            resp = messages.Response(req.rid, error=run.error, model_version=model.version,
+                                     mapped=mapped)
+            model.stats.failed(1, now_ns - (req.arrival_ns or now_ns))
+        self._release(list(run.tensors.values()), out)
         run.tensors.clear()
         out.append(Reply(req.frontend, resp))
+
+    def _last(self, run: Run, out: list, decoupled: bool) -> messages.Response:
+        """The final Response: the outputs (non-decoupled), the last answer made final, or
+        the bare final flag (decoupled)."""
+        req = run.req
+        if decoupled:
+            if out and type(out[-1]) is Reply and out[-1].response.rid == req.rid \
+                    and out[-1].frontend == req.frontend and not out[-1].response.final:
+                resp = out.pop().response      # answered in this same turn: it is the last
+                resp.final = True
+                return resp
+            return messages.Response(req.rid, model_version=run.model.version, empty=True)
+        refs, owners = run.take_outputs(0)
+        instance = next((o for o in owners if o), "")
+        return messages.Response(req.rid, outputs=refs, instance=instance,
+                                 model_version=run.model.version,
+                                 owners=owners if any(o != instance for o in owners) else [])
+
+    # ---------------------------------------------------------- statistics
+
+    def executed(self, rid: int, st: messages.ExecStats, now_ns: int) -> None:
+        """A step request's execution finished (its batch's Executed)."""
+        run = self.steps.get(rid)
+        if run is not None:                # a decoupled step still answering
+            run.early.add(rid)             # its final Response needs no Executed now
+        else:
+            run = self.unexecuted.pop(rid, None)
+            if run is None:
+                return
+            run.due.discard(rid)
+        compute = run.compute
+        compute[0] += st.compute_input_ns
+        compute[1] += st.compute_infer_ns
+        compute[2] += st.compute_output_ns
+        if run.done and not run.due:
+            self.record(run, now_ns)
+
+    def record(self, run: Run, now_ns: int) -> None:
+        """Triton's statistics of a successful ensemble request: one execution, the
+        request's whole time, and its steps' compute times summed (the composing
+        models count their own executions as usual)."""
+        req = run.req
+        ci, cf, co = run.compute
+        run.model.stats.executed(max(1, req.batch), 1, 0, now_ns - (req.arrival_ns or now_ns),
+                                 ci, cf, co,
+                                 (now_ns + self.core.epoch_offset_ns) // 1_000_000)
+        run.done = False
 
     # -------------------------------------------------------------- cancel
 
@@ -190,11 +288,15 @@ class Ensembles:
             return None
         out: list = []
         if run.error is None:
-            run.error = messages.ErrorInfo(int(Code.CANCELLED), "Request was cancelled")
-            self._cancel_pending(run, now_ns, out)
+            self._fail(run, messages.ErrorInfo(int(Code.CANCELLED), "Request was cancelled"),
+                       now_ns, out)
+            if not run.pending:            # every step was still in the backlog
+                self._finish(run, now_ns, out)
         return out
 
-    def _cancel_pending(self, run: Run, now_ns: int, out: list) -> None:
+    def _fail(self, run: Run, error, now_ns: int, out: list) -> None:
+        run.error = error
+        run.limiter.purge(run)
         core = self.core
         for rid in list(run.pending):
             out.extend(core.cancel(core.address, rid, now_ns))

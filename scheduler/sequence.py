@@ -9,6 +9,10 @@ backlog, in arrival order (``sequence_table.SlotTable`` keeps where each
 sequence is). A sequence's requests run
 in order, one at a time, on its instance.
 
+- **direct** pipelines (``depth`` 1): the ready slots of a busy instance are sent
+  behind its running batch at once; the worker runs Executes in order, so a
+  sequence's next step may follow its previous one there.
+
 - **direct**: a batch is the next request of every slot of an idle instance,
   row i being slot i; an idle slot below the last busy one gets a not-ready row
   (a copy of another row with READY false, never answered) so that a model
@@ -32,6 +36,7 @@ from .router import Batch, Instance, InstanceRouter
 from .sequence_slots import Home, Sequence, null_row
 from .sequence_table import NEVER, SlotTable
 
+PIPELINE_AHEAD_SEQUENCE = 1
 START = messages.SEQUENCE_START
 END = messages.SEQUENCE_END
 SequenceSlot = messages.SequenceSlot
@@ -42,7 +47,7 @@ class SequencePolicy:
     sequences are is its ``SlotTable``'s (sequence_table.py)."""
 
     __slots__ = ("cfg", "name", "oldest", "max_batch", "delay_ns", "preferred", "max_preferred",
-                 "table", "count", "depth", "wait_until", "_n")
+                 "table", "count", "depth", "wait_until", "_n", "held")
 
     ensemble = False     # the Policy interface's flag (scheduler/policy.py)
 
@@ -63,9 +68,11 @@ class SequencePolicy:
         self.preferred = sorted(preferred)
         self.max_preferred = max(preferred) if preferred else self.max_batch
         self.count = 0
-        self.depth = 0                         # requests stay here: never pipelined
+        # direct: a busy instance may hold one more batch (pipelining; see next_batch)
+        self.depth = 0 if self.oldest else PIPELINE_AHEAD_SEQUENCE
         self.wait_until = 0
         self._n = 0
+        self.held: list[Entry] = []            # requeued by a removed instance: they fail
 
     # ------------------------------------------------------------ requests
 
@@ -141,6 +148,15 @@ class SequencePolicy:
             batch = self._oldest(home, now_ns) if self.oldest else self._direct(home)
             if batch is not None:
                 return batch
+        # direct, pipelined: the ready slots of a busy instance go behind its running
+        # batch at once (the worker runs them in order, so a sequence's next step may
+        # follow its previous one there) instead of waiting for its Executed.
+        for inst in router.second:
+            home = homes.get(inst.address)
+            if home is not None:
+                batch = self._direct(home)
+                if batch is not None:
+                    return batch
         return None
 
     def _direct(self, home: Home) -> Batch | None:
@@ -225,20 +241,20 @@ class SequencePolicy:
     # ----------------------------------------------------------- instances
 
     def on_instance_removed(self, inst: Instance) -> list[Entry]:
-        """``inst`` died or left: its sequences end; their queued requests fail and the
-        next requests of each fail UNAVAILABLE until a new START."""
+        """``inst`` died or left: its sequences end; their queued requests fail (with
+        those it held behind its running batch) and the next requests of each fail
+        UNAVAILABLE until a new START."""
         failed = self.table.lose(inst)
         self.count -= len(failed)
-        return failed
+        held, self.held = self.held, []
+        return held + failed
 
     def requeue(self, entries: list[Entry]) -> None:
-        # Sequence models never pipeline (depth 0): nothing is dispatched ahead.
-        for entry in reversed(entries):
-            seq = self.table.live.get(entry.req.correlation_id)
-            if seq is not None:
-                entry.state = MAIN
-                seq.entries.appendleft(entry)
-                self.count += 1
+        """The batches a removed instance held behind its running one (direct,
+        pipelined): their sequences were on that instance and are lost with it, so the
+        requests fail with them (``on_instance_removed``, which the core calls next)
+        rather than run elsewhere without their state."""
+        self.held.extend(entries)
 
     def drain(self) -> list[Entry]:
         self.count = 0

@@ -1,7 +1,8 @@
 """How many GPUs this server can place model instances on.
 
-No GPU package is required: without an NVIDIA driver (``/proc/driver/nvidia``)
-the answer is 0 at once, without importing anything. With one, NVML
+No GPU package is required: without an NVIDIA driver (neither
+``/proc/driver/nvidia/version`` nor ``/dev/nvidiactl``: sandboxes such as gVisor
+expose only the device nodes) the answer is 0 at once, without importing anything. With one, NVML
 (``nvidia-ml-py``, the ``gpu`` extra) lists the physical devices, and
 ``CUDA_VISIBLE_DEVICES`` is applied as CUDA applies it (indices or ``GPU-``
 UUID prefixes, up to the first entry that names no device); without NVML, cupy
@@ -25,7 +26,7 @@ import os
 log = logging.getLogger("tritond.gpus")
 
 MIN_COMPUTE_CAPABILITY = 6.0
-_DRIVER_MARKER = "/proc/driver/nvidia/version"
+_DRIVER_MARKERS = ("/proc/driver/nvidia/version", "/dev/nvidiactl")
 
 
 def visible_count(devices: list[tuple[str, float]], cuda_visible: str | None) -> int:
@@ -35,32 +36,41 @@ def visible_count(devices: list[tuple[str, float]], cuda_visible: str | None) ->
     CUDA, parsing stops at the first entry naming no device; a device named
     twice stops it too.
     """
+    return sum(1 for i in visible_indices([u for u, _ in devices], cuda_visible)
+               if devices[i][1] >= MIN_COMPUTE_CAPABILITY)
+
+
+def visible_indices(uuids: list[str], cuda_visible: str | None) -> list[int]:
+    """Physical (NVML) indices of the CUDA-visible devices, in CUDA ordinal order."""
     if cuda_visible is None:
-        chosen = list(range(len(devices)))
-    else:
-        chosen = []
-        for entry in (e.strip() for e in cuda_visible.split(",")):
-            index = _device_index(entry, devices)
-            if index is None or index in chosen:
-                break
-            chosen.append(index)
-    return sum(1 for i in chosen if devices[i][1] >= MIN_COMPUTE_CAPABILITY)
+        return list(range(len(uuids)))
+    chosen: list[int] = []
+    for entry in (e.strip() for e in cuda_visible.split(",")):
+        index = _device_index(entry, uuids)
+        if index is None or index in chosen:
+            break
+        chosen.append(index)
+    return chosen
 
 
-def _device_index(entry: str, devices: list[tuple[str, float]]) -> int | None:
+def _device_index(entry: str, uuids: list[str]) -> int | None:
     if entry.lstrip("-").isdigit():
         index = int(entry)
-        return index if 0 <= index < len(devices) else None
+        return index if 0 <= index < len(uuids) else None
     if entry.startswith("GPU-"):
-        matches = [i for i, (uuid, _) in enumerate(devices) if uuid.startswith(entry)]
+        matches = [i for i, uuid in enumerate(uuids) if uuid.startswith(entry)]
         return matches[0] if len(matches) == 1 else None
     return None
+
+
+def driver_present() -> bool:
+    return any(os.path.exists(p) for p in _DRIVER_MARKERS)
 
 
 @functools.lru_cache(maxsize=1)
 def count() -> int:
     """Usable GPUs on this host (cached: the parent asks once)."""
-    if not os.path.exists(_DRIVER_MARKER):
+    if not driver_present():
         return 0
     for probe in (_nvml_count, _cupy_count, _torch_count):
         try:

@@ -56,9 +56,9 @@ class InferClient:
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.pending: dict[int, tuple] = {}       # rid -> (future | ResponseStream, input slots)
         self.unreleased = 0                        # answers whose outputs are not released yet
-        # Called as finished(rid, instance) when a request's final Response came
+        # Called as finished(rid, response) when a request's final Response came
         # (the frontend's client shm registrations wait for it).
-        self.finished: Optional[Callable[[int, str], None]] = None
+        self.finished: Optional[Callable[[int, messages.Response], None]] = None
         self._next_rid = 1
         self._held: dict[str, list] = {}          # instance -> output slots to release
         self._direct: dict[str, list] = {}        # ... of non-final Responses: straight to it
@@ -161,7 +161,7 @@ class InferClient:
             if slots:
                 self.free(slots)
             if self.finished is not None:
-                self.finished(rid, resp.instance)
+                self.finished(rid, resp)
             if self.answering:
                 self.answering.pop(rid, None)
         elif resp.instance:

@@ -160,6 +160,9 @@ class Response(msgspec.Struct, tag=20, array_like=True, omit_defaults=True):
     # True: no InferenceResponse was sent (a decoupled model's bare FINAL flag,
     # or, non-final, the marker naming the worker that answers ``rid`` later).
     empty: bool = False
+    # Final Response of an ensemble request naming client shared memory: the workers
+    # that ran its steps, which may map those regions (told to Forget them too).
+    mapped: list[str] = []
 
 
 class ResponseStats(msgspec.Struct, tag=60, array_like=True):
@@ -357,11 +360,21 @@ class UnloadQuery(msgspec.Struct, tag=54, array_like=True, omit_defaults=True):
     unload_dependents: bool = False
 
 
+class ReadyQuery(msgspec.Struct, tag=56, array_like=True, omit_defaults=True):
+    """Worker (a Python model's ``pb_utils.is_model_ready``) -> parent; -> Answer."""
+
+    qid: int
+    frontend: str
+    name: str
+    version: str = ""          # "" = any version
+
+
 class Answer(msgspec.Struct, tag=51, array_like=True, omit_defaults=True):
-    """The answer to a LoadQuery / UnloadQuery: done, or the error."""
+    """The answer to a LoadQuery / UnloadQuery / ReadyQuery: done, or the error."""
 
     qid: int
     error: Optional[ErrorInfo] = None
+    ready: bool = False        # ReadyQuery: whether the model (version) is ready
 
 
 class StatsAnswer(msgspec.Struct, tag=55, array_like=True, omit_defaults=True):
@@ -460,12 +473,13 @@ TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shut
                      Response, ResponseStats, Unknown]
 TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, Unknown]
 TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, LoadQuery, UnloadQuery,
-                  TableApplied, ShmRegisterQuery, ShmUnregisterQuery, ShmApplied, Unknown]
+                  ReadyQuery, TableApplied, ShmRegisterQuery, ShmUnregisterQuery, ShmApplied,
+                  Unknown]
 ANY = Union[Request, Cancel, Release, Forget, Execute, CancelRunning, Response, Executed, Hello,
             Setup, ModelTable, Load, Loaded, LoadFailed, Drain, Drained, Shutdown, Stopped,
-            StatsQuery, LoadQuery, UnloadQuery, Answer, StatsAnswer, TableApplied, ResponseStats,
-            FrontendStatsQuery, FrontendStatsAnswer, ShmRegisterQuery, ShmUnregisterQuery,
-            ShmTable, ShmApplied, SettingsUpdate, Unknown]
+            StatsQuery, LoadQuery, UnloadQuery, ReadyQuery, Answer, StatsAnswer, TableApplied,
+            ResponseStats, FrontendStatsQuery, FrontendStatsAnswer, ShmRegisterQuery,
+            ShmUnregisterQuery, ShmTable, ShmApplied, SettingsUpdate, Unknown]
 """Every message: what an inbox tries when its own set fails, to name the mistake."""
 
 ANSWERS = (Answer, StatsAnswer, FrontendStatsAnswer)

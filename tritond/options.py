@@ -260,9 +260,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("allow_cpu_metrics", True, parse_bool,
            "Report CPU utilization and memory (nv_cpu_*); ignored unless --allow-metrics."),
     Option("allow_gpu_metrics", True, parse_bool,
-           "Report GPU metrics (tritond serves CPU models only: there are none to report)."),
+           "Report GPU metrics (nv_gpu_*, nv_energy_consumption) through NVML (nvidia-ml-py); "
+           "ignored unless --allow-metrics."),
     Option("metrics_interval_ms", 2000.0, parse_positive_float,
-           "Milliseconds between polls of the per-interval metrics (CPU utilization, memory)."),
+           "Milliseconds between polls of the per-interval metrics (CPU and GPU utilization, "
+           "memory, power)."),
     Option("metrics_config", [], metrics_setting,
            "<setting>=<value>, repeatable: counter_latencies=false drops the *_duration_us "
            "latency counters (Triton's settings; summaries and histograms not yet).",

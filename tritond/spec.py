@@ -135,6 +135,7 @@ class ModelSpec(_Spec):
     graph_level: int = 0                   # optimization.graph.level
     config_json: str = ""                  # Triton's JSON rendering, computed once
     steps: tuple[EnsembleStep, ...] = ()   # ensemble_scheduling (scheduler/ensemble.py)
+    max_inflight_requests: int = 0         # ensemble_scheduling's per-step limit (0: none)
 
     @property
     def batching(self) -> bool:

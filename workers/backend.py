@@ -25,6 +25,7 @@ REGISTRY: dict[str, str] = {
     "onnxruntime": "tritond.workers.onnxruntime:OnnxRuntimeBackend",
     "python": "tritond.workers.python.backend:PythonBackend",
     "pytorch": "tritond.workers.pytorch:PyTorchBackend",
+    "tensorrt": "tritond.workers.tensorrt:TensorRTBackend",
 }
 """Backend name (config ``backend``) -> ``"module:Class"``."""
 

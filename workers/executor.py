@@ -16,10 +16,11 @@ import numpy as np
 from tritond import messages
 from tritond.errors import Code, TritonError
 from tritond.messages import ErrorInfo, Execute, Response
+from tritond.shm.cuda import is_device_array
 
 from . import sequence_rows
 from .backend import Backend, WorkRequest, WorkResult
-from .outputs import OutputWriter
+from .outputs import OutputWriter, as_output
 from .shapes import ModelIO
 
 log = logging.getLogger("tritond.workers.executor")
@@ -147,7 +148,7 @@ class Executor:
             span = self._span(n, items, arrays)
             if span is None:
                 try:
-                    span = np.concatenate(arrays)
+                    span = _concatenate(arrays)
                 except ValueError:  # differing non-batch dims (ragged): run them one by one
                     return None
             inputs[n] = span
@@ -228,7 +229,7 @@ class Executor:
             if arr is None:
                 continue  # Python models may omit outputs; Triton returns what exists
             try:
-                arr = np.asarray(arr)
+                arr = as_output(arr)
                 ref = self.writer.write(name, arr, self.io.client_shape(name, arr.shape),
                                         dests.get(name))
             except Exception as exc:  # noqa: BLE001 - e.g. an unsupported dtype
@@ -246,7 +247,7 @@ class Executor:
             arr = batch.outputs.get(name)
             if arr is None:
                 continue
-            arr = np.asarray(arr)
+            arr = as_output(arr)
             if arr.ndim == 0 or arr.shape[0] != sum(rows):
                 err = ErrorInfo(int(Code.INTERNAL), f"output '{name}' has shape {list(arr.shape)}, "
                                 f"expected a batch of {sum(rows)}")
@@ -270,6 +271,15 @@ class Executor:
                 errors[w.request.rid] = ref
             elif ref is not None:
                 refs[w.request.rid].append(ref)
+
+
+def _concatenate(arrays: list):
+    """The arrays joined along the batch dim: on the device when any lies there
+    (client CUDA shm inputs of a device backend), else on the host."""
+    if any(is_device_array(a) for a in arrays):
+        import cupy
+        return cupy.concatenate([cupy.asarray(a) for a in arrays])
+    return np.concatenate(arrays)
 
 
 class _Share:

@@ -166,7 +166,7 @@ class WorkerProc:
         self.pool = ArenaPool(setup.server_id, self.boot.name, setup.options.output_arena_byte_size)
         self.writer = OutputWriter(self.pool, self.cache)
         from .python import bls       # BLS calls of a Python model (started on first use)
-        bls.configure(setup, self.boot.name)
+        bls.configure(setup, self.boot.name, self.boot.parent)
 
     def _load(self, load: messages.Load) -> None:
         """Instantiate, auto-complete and load the backend; reply Loaded or LoadFailed."""
@@ -208,7 +208,9 @@ class WorkerProc:
         io = ModelIO(spec)
         self.writer.bf16 = {t.name for t in spec.outputs if t.datatype == "BF16"}
         self.executor = Executor(self.backend, io, self.cache, self.writer,
-                                 self.boot.address, sequence_io(spec, load.model_dir))
+                                 self.boot.address,
+                                 sequence_io(spec, load.model_dir, self.setup.server_id,
+                                             self.boot.name))
         self.hub = StreamHub(self.boot.address, self.writer, io, self.ep.post, self.ep.flush)
         self.hub.pump = self._pump
         self.ep.add_waker(self.hub.fileno(), self.hub.on_wake)
@@ -313,6 +315,8 @@ class WorkerProc:
         if self.hub is not None:
             self.hub.close()
             self.hub = None
+        if self.executor is not None and self.executor.seq is not None:
+            self.executor.seq.close()        # the slots' state segment
         if self.pool is not None:
             self.pool.close()
         self.cache.close()

@@ -2,10 +2,13 @@
 
 Auto-complete follows Triton's onnxruntime backend (protocol.md §4.4): IO names,
 types and dims from the model, ``max_batch_size`` when every IO has a dynamic
-leading dim, ``dynamic_batching {}`` when it batches.
+leading dim, ``dynamic_batching {}`` when it batches. GPU instances use the
+CUDA / TensorRT execution providers (workers/ortproviders.py) and keep tensors
+on the device (workers/ortdevice.py).
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from typing import Optional
@@ -18,7 +21,7 @@ from tritond.spec import ModelSpec
 from tritond.errors import Code, TritonError
 from tritond.repository.paths import model_file
 
-from . import onnxio, ortbf16, ortproviders
+from . import onnxio, ortbf16, ortdevice, ortproviders
 from .ortbf16 import bf16_names
 from .backend import Backend, LoadContext, WorkRequest, WorkResult, provisional_spec, run_each
 
@@ -45,6 +48,7 @@ class OnnxRuntimeBackend(Backend):
         # input shapes -> {output: (shape, dtype)} seen on an earlier run, so a later
         # request with client shm outputs can have ORT write straight into them.
         self._shapes: dict[tuple, dict] = {}
+        self.device_arrays = False
 
     # ------------------------------------------------------------- load
 
@@ -93,6 +97,9 @@ class OnnxRuntimeBackend(Backend):
                      onnxio.describe(self.session.get_outputs()))
         self._strings = {i.name for i in self.session.get_inputs() if i.type == "tensor(string)"}
         self._bf16 = bf16_names(self.session)
+        # GPU instance: tensors stay on the device through IOBinding (workers/ortdevice.py)
+        self.device_arrays = (self.ctx.kind == "GPU" and not self._strings and not self._bf16
+                              and importlib.util.find_spec("cupy") is not None)
 
     def unload(self) -> None:
         self.session = None
@@ -142,6 +149,9 @@ class OnnxRuntimeBackend(Backend):
         return run_each(requests, self._run, "onnxruntime")
 
     def _run(self, w: WorkRequest) -> WorkResult:
+        if self.device_arrays:
+            return WorkResult(outputs=ortdevice.run(self.session, self.ctx.device_id,
+                                                    w.inputs, w.outputs))
         if w.dests and not self._strings and not self._bf16:
             done = self._run_into(w)
             if done is not None:
@@ -160,11 +170,12 @@ class OnnxRuntimeBackend(Backend):
 
 
     def _run_into(self, w: WorkRequest) -> Optional[WorkResult]:
-        """IO binding with every output bound to its client shm buffer (shapes known from an
-        earlier run of the same input shapes); None when that is not possible."""
+        """IO binding with outputs bound to their buffers (client shm, a sequence slot's next
+        state; the others to new arrays), shapes known from an earlier run of the same input
+        shapes; None when that is not possible."""
         key = _shape_key(w)
         shapes = self._shapes.get(key)
-        if shapes is None or any(n not in w.dests or n not in shapes for n in w.outputs):
+        if shapes is None or any(n not in shapes for n in w.outputs):
             return None
         binding = self.session.io_binding()
         for n, a in w.inputs.items():
@@ -173,10 +184,11 @@ class OnnxRuntimeBackend(Backend):
         for n in w.outputs:
             shape, dtype = shapes[n]
             count = int(np.prod(shape))
-            buf = w.dests[n]
-            if count * dtype.itemsize > len(buf) or not count:
+            buf = w.dests.get(n)
+            if not count or (buf is not None and count * dtype.itemsize > len(buf)):
                 return None             # the writer reports "too small" as Triton does
-            arr = np.frombuffer(buf, dtype, count).reshape(shape)
+            arr = (np.empty(shape, dtype) if buf is None
+                   else np.frombuffer(buf, dtype, count).reshape(shape))
             binding.bind_output(n, "cpu", 0, dtype.type, list(shape), arr.ctypes.data)
             outs[n] = arr
         try:

@@ -7,6 +7,11 @@ of that slot; the slot goes back to the arena when the last slice is released
 
 When a request's ``OutputSpec.dest`` names a client-registered region the bytes
 go straight there (no arena slot, nothing to release).
+
+An output may be a cupy array in GPU memory (a GPU Python model's ``from_dlpack``
+tensor): into a client CUDA region it is copied device to device; anywhere else
+it is copied to the host once, straight into its shared-memory slot (no
+intermediate host buffer, so no pinned staging pool is needed).
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from tritond import messages
 from tritond.errors import Code
 from tritond.messages import CLIENT_SHM, CUDA_SHM, ErrorInfo, TensorRef
 from tritond.shm import dtypes
+from tritond.shm.cuda import is_device_array
 from tritond.shm.views import write_array
 
 log = logging.getLogger("tritond.workers.outputs")
@@ -42,14 +48,27 @@ class Encoded:
     def copy_into(self, view: memoryview) -> None:
         if self.data is not None:
             view[:self.nbytes] = self.data
-        elif self.nbytes:
+        elif not self.nbytes:
+            return
+        elif is_device_array(self.array):
+            # the one device-to-host copy, into the slot itself
+            host = np.frombuffer(view[:self.nbytes], self.array.dtype).reshape(self.array.shape)
+            self.array.get(out=host)
+        else:
             write_array(view, self.array)
+
+
+def as_output(arr):
+    """A backend's output as something :class:`Encoded` takes: a cupy array stays on the
+    device (it is copied out once, where it goes), anything else becomes numpy."""
+    return arr if is_device_array(arr) else np.asarray(arr)
 
 
 def _in_place(enc: Encoded, view: memoryview) -> bool:
     """True when the output array already is exactly ``view`` (same address, C order)."""
     arr = enc.array
-    if enc.data is not None or not enc.nbytes or not arr.flags.c_contiguous:
+    if enc.data is not None or not enc.nbytes or is_device_array(arr) \
+            or not arr.flags.c_contiguous:
         return False
     return arr.ctypes.data == np.frombuffer(view, np.uint8).ctypes.data
 

@@ -2,9 +2,12 @@
 
 Imported only inside a worker of a ``backend: "pytorch"`` model, so torch is
 loaded nowhere else. IO mapping follows Triton (workers/pytorchio.py). A GPU
-instance runs on ``cuda:<device_id>`` (inputs are moved there, outputs come
-back to the host); a CPU instance takes the shared-memory inputs as tensors
-without a copy. Parameters honoured: ``INFERENCE_MODE`` (default true),
+instance runs on ``cuda:<device_id>``: client CUDA shared-memory inputs reach
+it through DLPack where they lie (no copy), host inputs are copied to the
+device once, and its outputs stay on the device as cupy arrays that the worker
+copies device to device into a client CUDA region or once to the host (without
+cupy they come back to the host here). A CPU instance takes the shared-memory
+inputs as tensors without a copy. Parameters honoured: ``INFERENCE_MODE`` (default true),
 ``DISABLE_OPTIMIZED_EXECUTION`` (default false), ``INTRA_OP_THREAD_COUNT`` /
 ``INTER_OP_THREAD_COUNT`` (default 1 each: several worker processes share the
 cores, as ``workers/onnxruntime.py`` explains).
@@ -12,6 +15,7 @@ cores, as ``workers/onnxruntime.py`` explains).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import warnings
 from typing import Optional
@@ -20,6 +24,7 @@ import numpy as np
 
 from tritond.errors import Code, TritonError
 from tritond.repository.paths import model_file
+from tritond.shm.cuda import is_device_array
 from tritond.spec import ModelSpec
 
 from . import pytorchio
@@ -49,6 +54,7 @@ class PyTorchBackend(Backend):
         self._outputs: dict[str, int] = {}
         self._dtypes: dict[str, "torch.dtype"] = {}
         self._inference_mode = True
+        self.device_arrays = False
 
     def model_path(self, spec: ModelSpec) -> str:
         path = model_file(self.ctx.model_dir, self.ctx.version,
@@ -88,6 +94,9 @@ class PyTorchBackend(Backend):
             raise TritonError(Code.UNAVAILABLE, f"unable to load model '{self.ctx.model}': "
                               f"instance {self.ctx.instance} is KIND_GPU but this torch "
                               f"build has no CUDA ({torch.__version__})")
+        torch.cuda.set_device(self.ctx.device_id)
+        # CUDA shm inputs as cupy arrays (when cupy is there to open them), not host copies
+        self.device_arrays = importlib.util.find_spec("cupy") is not None
         return torch.device("cuda", self.ctx.device_id)
 
     def _dtype(self, tensor) -> "torch.dtype":
@@ -117,14 +126,24 @@ class PyTorchBackend(Backend):
             if index >= len(values) or not isinstance(values[index], torch.Tensor):
                 raise TritonError(Code.INTERNAL, f"model '{self.ctx.model}' returned "
                                   f"{len(values)} results; output '{name}' wants result {index}")
-            outputs[name] = values[index].detach().cpu().numpy()
+            outputs[name] = self._output(values[index].detach())
         return WorkResult(outputs=outputs)
+
+    def _output(self, tensor: "torch.Tensor"):
+        if tensor.device.type == "cuda" and self.device_arrays:
+            import cupy
+            # stays on the device: the worker copies it once, to where it goes
+            return cupy.from_dlpack(tensor.contiguous())
+        return tensor.cpu().numpy()
 
     def _tensor(self, name: str, array: np.ndarray) -> "torch.Tensor":
         if array.dtype == object:
             raise TritonError(Code.INVALID_ARG, f"input '{name}': BYTES tensors are not "
                               f"supported by the PyTorch backend of tritond yet")
-        tensor = torch.from_numpy(np.ascontiguousarray(array))   # a view of shm: no copy
+        if is_device_array(array):     # client CUDA shm: the same device memory, no copy
+            tensor = torch.from_dlpack(array)
+        else:
+            tensor = torch.from_numpy(np.ascontiguousarray(array))   # a view of shm: no copy
         if tensor.dtype != self._dtypes[name]:
             tensor = tensor.to(self._dtypes[name])
         return tensor if self.device.type == "cpu" else tensor.to(self.device, non_blocking=False)

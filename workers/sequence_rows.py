@@ -9,18 +9,46 @@ from .backend import WorkRequest
 
 
 def map_inputs(executor, ex, errors: dict) -> dict:
-    """The rows' WorkRequests with the control (and state) inputs of each row's slot."""
-    work = executor._map_inputs(ex.requests, errors)
+    """The rows' WorkRequests with the control (and state) inputs of each row's slot.
+
+    A not-ready row carries the inputs of a ready row of the batch (scheduler's
+    ``null_row``): it reuses that row's mapped views instead of mapping them again."""
+    ready = [req for req, slot in zip(ex.requests, ex.slots) if slot.ready]
+    mapped = executor._map_inputs(ready, errors)
+    spare = next(iter(mapped.values()), None)
+    if spare is not None:        # before the control inputs are added to it
+        spare_req, spare_inputs, spare_outputs = spare.request, dict(spare.inputs), spare.outputs
     seq = executor.seq
     extra = seq.state_outputs
+    add_inputs = seq.add_inputs
+    work = {}
     for req, slot in zip(ex.requests, ex.slots):
-        w: WorkRequest | None = work.get(req.rid)
+        if slot.ready:
+            w = mapped.get(req.rid)
+        elif spare is not None and _same_inputs(req, spare_req):
+            w = WorkRequest(req, dict(spare_inputs), spare_outputs)
+        else:
+            w = executor._map_inputs([req], errors).get(req.rid)
+            if w is not None and not slot.ready:
+                w.dests = {}     # never into the client region of the row it copies
         if w is None:
             continue
-        w.inputs.update(seq.inputs(req, slot))
+        work[req.rid] = w
+        add_inputs(w.inputs, req, slot)
         if extra:
             w.outputs = [*w.outputs, *(n for n in extra if n not in w.outputs)]
+            if seq.buffers is not None:
+                w.dests.update(seq.dests(slot))    # ONNX Runtime writes the next state there
     return work
+
+
+def _same_inputs(a, b) -> bool:
+    """Whether two rows name the same tensors (a not-ready row and the row it copies)."""
+    ia, ib = a.inputs, b.inputs
+    return len(ia) == len(ib) and all(
+        x.name == y.name and x.region == y.region and x.offset == y.offset and x.gen == y.gen
+        and x.kind == y.kind and x.shape == y.shape and x.dtype == y.dtype
+        for x, y in zip(ia, ib))
 
 
 def keep_states(seq, ex, results: dict, share_type) -> None:

@@ -31,6 +31,8 @@ from tritond import messages
 from tritond.errors import Code
 from tritond.messages import ErrorInfo, Response
 
+from .outputs import as_output
+
 log = logging.getLogger("tritond.workers.streams")
 
 MAX_HELD = 256                   # unreleased responses per request before send blocks
@@ -78,7 +80,7 @@ def _outputs(response) -> tuple[dict, Optional[ErrorInfo], dict]:
     if response.has_error():
         err = response.error()
         return {}, ErrorInfo(int(err.code()), err.message()), {}
-    outs = {t.name(): t.as_numpy() for t in response.output_tensors()}
+    outs = {t.name(): t._array for t in response.output_tensors()}   # numpy or cupy
     return outs, None, response._parameters     # checked by InferenceResponse already
 
 
@@ -88,7 +90,7 @@ def _nbytes(response) -> int:
         return 0
     total = 0
     for t in response._outputs:
-        arr = t.as_numpy()
+        arr = t._array
         total += arr.nbytes if arr.dtype != np.object_ else 64 * arr.size
     return total
 
@@ -220,7 +222,7 @@ class StreamHub:
             if arr is None or error is not None:
                 continue
             try:
-                arr = np.asarray(arr)
+                arr = as_output(arr)
                 ref = self.writer.write(name, arr, self.io.client_shape(name, arr.shape), None)
             except Exception as exc:  # noqa: BLE001 - e.g. an unsupported dtype
                 ref = ErrorInfo(int(Code.INTERNAL), str(exc))

@@ -17,7 +17,7 @@ def torch_srv(tmp_path_factory):
     repo = tmp_path_factory.mktemp("gpu_torch")
     torch_models.add_sub(repo, extra='instance_group [ { kind: KIND_GPU } ]\n')
     torch_models.identity(repo, extra='instance_group [ { kind: KIND_GPU } ]\n')
-    srv = Server([repo])
+    srv = Server([repo], "--allow-client-shm=true")
     yield srv
     srv.stop()
 
@@ -77,5 +77,76 @@ def test_onnxruntime_on_gpu(tmp_path):
             t.set_data_from_numpy(x)
             ins.append(t)
         np.testing.assert_array_equal(client.infer("add_sub", ins).as_numpy("OUTPUT0"), 2 * x)
+    finally:
+        srv.stop()
+
+
+def test_pytorch_gpu_instance_works_on_the_clients_device_memory(tmp_path):
+    """An in-place TorchScript model changes the client's own CUDA input region: the input
+    reached torch through DLPack, not as a copy; the output goes device to device."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("cupy")
+    if not torch.cuda.is_available():
+        pytest.skip("this torch build has no CUDA")
+    from tests import torch_models
+
+    class InPlace(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x.add_(1.0)
+            return x * 2
+
+    torch_models._write(tmp_path, "torch_inplace", torch.jit.script(InPlace()),
+                        torch_models.IDENTITY_CONFIG.format(
+                            name="torch_inplace", extra='instance_group [ { kind: KIND_GPU } ]\n'))
+    from tests.gpu import cudashm
+    srv = Server([tmp_path], "--allow-client-shm=true")
+    try:
+        client = httpclient.InferenceServerClient(srv.url)
+        data = np.arange(1 << 16, dtype=np.float32)
+        with cudashm.regions(client, {"tin": data.nbytes, "tout": data.nbytes}) as h:
+            cudashm.put(h["tin"], data)
+            inp = httpclient.InferInput("INPUT__0", [data.size], "FP32")
+            inp.set_shared_memory("tin", data.nbytes)
+            out = httpclient.InferRequestedOutput("OUTPUT__0", binary_data=True)
+            out.set_shared_memory("tout", data.nbytes)
+            client.infer("torch_inplace", [inp], outputs=[out])
+            np.testing.assert_array_equal(cudashm.get(h["tin"], np.float32, [data.size]), data + 1)
+            np.testing.assert_array_equal(cudashm.get(h["tout"], np.float32, [data.size]),
+                                          (data + 1) * 2)
+            # no output region: the device output comes back through the host once
+            plain = client.infer("torch_inplace", [inp]).as_numpy("OUTPUT__0")
+            np.testing.assert_array_equal(plain, (data + 2) * 2)
+    finally:
+        srv.stop()
+
+
+def test_onnxruntime_gpu_with_cuda_shm_in_and_out(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("cupy")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("onnxruntime-gpu is not installed")
+    from tests.gpu import cudashm
+    from tests.workers import models
+    models.add_sub(tmp_path)
+    (tmp_path / "add_sub" / "config.pbtxt").write_text(
+        'name: "add_sub"\nbackend: "onnxruntime"\ninstance_group [ { kind: KIND_GPU } ]\n')
+    srv = Server([tmp_path], "--allow-client-shm=true")
+    try:
+        client = httpclient.InferenceServerClient(srv.url)
+        x = np.arange(32, dtype=np.int32).reshape(2, 16)
+        with cudashm.regions(client, {"a": x.nbytes, "b": x.nbytes, "o": x.nbytes}) as h:
+            cudashm.put(h["a"], x)
+            cudashm.put(h["b"], x)
+            ins = []
+            for name, region in (("INPUT0", "a"), ("INPUT1", "b")):
+                t = httpclient.InferInput(name, [2, 16], "INT32")
+                t.set_shared_memory(region, x.nbytes)
+                ins.append(t)
+            out = httpclient.InferRequestedOutput("OUTPUT0", binary_data=True)
+            out.set_shared_memory("o", x.nbytes)
+            result = client.infer("add_sub", ins, outputs=[
+                out, httpclient.InferRequestedOutput("OUTPUT1", binary_data=True)])
+            np.testing.assert_array_equal(cudashm.get(h["o"], np.int32, [2, 16]), 2 * x)
+            np.testing.assert_array_equal(result.as_numpy("OUTPUT1"), 0 * x)
     finally:
         srv.stop()

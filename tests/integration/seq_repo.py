@@ -187,3 +187,34 @@ sequence_batching {{ }}
 instance_group [ {{ kind: KIND_CPU count: 2 }} ]
 {IO}''', PID_PY)
     return repo
+
+
+DOUBLE_PY = '''
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        return [pb_utils.InferenceResponse([pb_utils.Tensor(
+            "OUTPUT", pb_utils.get_input_tensor_by_name(r, "INPUT").as_numpy() * 2)])
+            for r in requests]
+'''
+
+
+def write_ensemble(repo: pathlib.Path) -> pathlib.Path:
+    """``ens_seq``: ``double`` (no sequence batching) then ``seq_state_py`` (implicit state),
+    and ``ens_direct``: ``double`` then ``seq_direct`` (control inputs, CORRID); the
+    client's sequence id and flags reach the sequence models through the ensemble."""
+    _model(repo, "double", f'backend: "python"\nmax_batch_size: 4\n{IO}', DOUBLE_PY)
+    for name, target in (("ens_seq", "seq_state_py"), ("ens_direct", "seq_direct")):
+        _model(repo, name, f'''platform: "ensemble"
+max_batch_size: 4
+input [ {{ name: "IN" data_type: TYPE_INT32 dims: [ 1 ] }} ]
+output [ {{ name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] }} ]
+ensemble_scheduling {{ step [
+  {{ model_name: "double" model_version: -1
+    input_map {{ key: "INPUT" value: "IN" }} output_map {{ key: "OUTPUT" value: "twice" }} }},
+  {{ model_name: "{target}" model_version: -1
+    input_map {{ key: "INPUT" value: "twice" }} output_map {{ key: "OUTPUT" value: "OUT" }} }}
+] }}''')
+    return repo

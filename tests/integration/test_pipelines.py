@@ -164,6 +164,32 @@ def test_bls_passes_the_callers_input_by_reference(client):
     assert re.search(r"-in-\d+$", where), where              # the frontend's input arena
 
 
+def test_bls_copies_a_client_shm_input_so_only_the_caller_maps_the_region(srv, client):
+    import tritonclient.utils.shared_memory as shm
+    from tests.integration.sched_repo import wait_for
+    from tests.integration.test_client_shm import mapped_by
+
+    key = f"/pipes-bls-{os.getpid()}"
+    handle = shm.create_shared_memory_region("bls_in", key, 32)
+    try:
+        shm.set_shared_memory_region(handle, [A, B])
+        client.register_system_shared_memory("bls_in", key, 32)
+        ins = [httpclient.InferInput("INPUT0", [4], "FP32"),
+               httpclient.InferInput("INPUT1", [4], "FP32")]
+        ins[0].set_shared_memory("bls_in", 16)
+        ins[1].set_shared_memory("bls_in", 16, offset=16)
+        with pytest.raises(InferenceServerException) as err:
+            client.infer("bls", ins, parameters={"target": "where"})
+        where = err.value.message().split("WHERE ", 1)[1]
+        assert key.lstrip("/") not in where and re.search(r"bls-\d+$|bls$", where), where
+        result = client.infer("bls", ins)                 # add_sub through BLS
+        np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), A + B)
+        client.unregister_system_shared_memory("bls_in")
+        wait_for(lambda: mapped_by(srv, key) == [], 10, "every mapping dropped")
+    finally:
+        shm.destroy_shared_memory_region(handle)
+
+
 def test_bls_errors_come_back_as_the_response_error(client):
     a = A.copy()
     a[0] = -1

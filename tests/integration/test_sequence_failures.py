@@ -69,3 +69,24 @@ def test_sigterm_lets_live_sequences_finish(tmp_path):
         assert srv.proc.wait(20) == 0 and time.monotonic() - t0 < 15
     finally:
         srv.stop()
+
+
+def test_sigterm_lets_live_sequences_through_an_ensemble_finish(tmp_path):
+    from tests.integration.seq_repo import write, write_ensemble
+    from tests.integration.test_sequence_state import ens_infer
+
+    srv = Server([write_ensemble(write(tmp_path))], "--exit-timeout-secs=30")
+    try:
+        client = httpclient.InferenceServerClient(srv.url)
+        assert ens_infer(client, "ens_seq", 1, 9, start=True) == 2
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        with pytest.raises(InferenceServerException) as err:
+            ens_infer(client, "ens_seq", 1, 10, start=True)       # no new sequence
+        assert err.value.status() == "503" and "shutting down" in err.value.message()
+        assert ens_infer(client, "ens_seq", 2, 9) == 6             # the live one goes on
+        assert srv.proc.poll() is None
+        assert ens_infer(client, "ens_seq", 3, 9, end=True) == 12
+        assert srv.proc.wait(20) == 0
+    finally:
+        srv.stop()

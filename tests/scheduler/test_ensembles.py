@@ -126,7 +126,7 @@ def test_a_step_error_fails_the_request_with_the_step_message_and_releases_what_
     d = dispatches(out)[0]
     out = _done(core, d, _answer(d.execute.requests[0], "w0", "", [], error="add_sub refuses -1"))
     (reply,) = replies(out)
-    assert reply.response.error.message == "add_sub refuses -1"
+    assert reply.response.error.message == "in ensemble 'chain', add_sub refuses -1"   # Triton names it
     assert reply.response.error.code == Code.INVALID_ARG
     assert sorted(core._instances["w0"].releases) == [("/s", 0), ("/s", 64)]
     assert core.stats_json("chain")["model_stats"][0]["inference_stats"]["fail"]["count"] == 1
@@ -202,3 +202,111 @@ def test_an_ensemble_step_may_be_an_ensemble():
     assert reply.frontend == "fe" and reply.response.error is None
     assert [(t.name, t.offset) for t in reply.response.outputs] == [("OUT0", 128), ("OUT1", 192)]
     assert not core.ensembles.clients and not core.ensembles.steps
+
+
+# ------------------------------------------- decoupled steps, backpressure, statistics
+
+REPEAT = spec('name: "repeat" backend: "python" model_transaction_policy { decoupled: true } '
+              'input [ { name: "IN" data_type: TYPE_FP32 dims: [ 4 ] } ] '
+              'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] } ]')
+ONE_IO = ('input [ { name: "IN" data_type: TYPE_FP32 dims: [ 4 ] } ] '
+          'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] } ]')
+
+
+def _pair(name, first, second, extra="", decoupled=False):
+    policy = " model_transaction_policy { decoupled: true }" if decoupled else ""
+    return spec(f'name: "{name}" platform: "ensemble" {ONE_IO}{policy} ensemble_scheduling {{ '
+                f'{extra} step [ ' + _step(first, {"IN": "IN"}, {"OUT": "MID"}) + ", "
+                + _step(second, {"IN": "MID"}, {"OUT": "OUT"}) + " ] }")
+
+
+def _one(req, worker, offset, final=True):
+    ref = messages.TensorRef("OUT", "FP32", [4], f"/{worker}", offset, 16)
+    return messages.Response(req.rid, outputs=[ref], instance=worker, final=final)
+
+
+def _pair_core(**kw):
+    core = SchedulerCore(address=ME)
+    core.set_models(table(("repeat", 1, REPEAT, ["wr"]), ("identity", 1, IDENTITY, ["wi", "wj"]),
+                          ("pair", 1, _pair("pair", "repeat", "identity", **kw), [])))
+    return core
+
+
+def test_each_response_of_a_decoupled_step_runs_the_next_step_and_answers_once():
+    core = _pair_core(decoupled=True)
+    (d,) = dispatches(_run(core, core.add(request(1, model="pair", inputs=("IN",)), 0)))
+    step0 = d.execute.requests[0]
+    later = []
+    for offset in (0, 64):                         # two partial answers of repeat
+        out = _run(core, core.response(_one(step0, "wr", offset, final=False), 0))
+        (nxt,) = dispatches(out)
+        assert nxt.execute.requests[0].inputs[0].offset == offset   # by reference
+        later.append(nxt)
+    out = _run(core, core.executed(executed(d), 0) + core.response(
+        messages.Response(step0.rid, instance="wr", empty=True), 0))
+    assert not replies(out)                        # identity still runs twice
+    out = _done(core, later[0], _one(later[0].execute.requests[0], later[0].address, 128))
+    (reply,) = replies(out)
+    assert not reply.response.final and reply.response.outputs[0].offset == 128
+    assert core._instances["wr"].releases == [("/wr", 0)]    # MID of iteration 1: consumed
+    out = _done(core, later[1], _one(later[1].execute.requests[0], later[1].address, 192))
+    (reply,) = replies(out)                        # the last step in flight: final rides on it
+    assert reply.response.final and reply.response.outputs[0].offset == 192
+    assert not core.ensembles.clients and not core.ensembles.steps
+
+
+def test_a_decoupled_ensemble_with_no_step_answer_sends_the_bare_final_flag():
+    core = _pair_core(decoupled=True)
+    (d,) = dispatches(_run(core, core.add(request(1, model="pair", inputs=("IN",)), 0)))
+    out = _done(core, d, messages.Response(d.execute.requests[0].rid, instance="wr", empty=True))
+    (reply,) = replies(out)
+    assert reply.response.final and reply.response.empty and reply.response.error is None
+
+
+def test_max_inflight_requests_holds_steps_back_until_a_slot_frees():
+    core = _pair_core(extra="max_inflight_requests: 1", decoupled=True)
+    out = _run(core, core.add(request(1, model="pair", inputs=("IN",)), 0)
+               + core.add(request(2, model="pair", inputs=("IN",)), 0))
+    (d,) = dispatches(out)                         # request 2's first step waits
+    first = d.execute.requests[0]
+    out = _run(core, core.response(_one(first, "wr", 0, final=False), 0))
+    (ident,) = dispatches(out)
+    out = _run(core, core.response(_one(first, "wr", 64, final=False), 0))
+    assert not dispatches(out)                     # identity's one slot is taken
+    out = _done(core, ident, _one(ident.execute.requests[0], ident.address, 128))
+    (ident2,) = dispatches(out)                    # the backlogged identity step goes
+    assert ident2.execute.requests[0].inputs[0].offset == 64
+    out = _run(core, core.executed(executed(d), 0) + core.response(
+        messages.Response(first.rid, instance="wr", empty=True), 0))
+    (d2,) = dispatches(out)                        # repeat's slot: request 2 starts
+    assert d2.execute.requests[0].rid != first.rid
+
+
+def test_cancelling_a_request_whose_steps_all_wait_answers_at_once():
+    core = _pair_core(extra="max_inflight_requests: 1")
+    _run(core, core.add(request(1, model="pair", inputs=("IN",)), 0)
+         + core.add(request(2, model="pair", inputs=("IN",)), 0))
+    (reply,) = replies(_run(core, core.cancel("fe", 2, 0)))
+    assert reply.response.rid == 2 and reply.response.error.code == Code.CANCELLED
+    assert list(core._models[("pair", 1)].policy.limiter.backlog[0]) == []
+
+
+def test_ensemble_statistics_sum_the_steps_compute_times():
+    core = _core()
+    out = _run(core, core.add(_ensemble_request(), 0))
+    d = dispatches(out)[0]
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [0, 64]))
+    d = dispatches(out)[0]
+    # the last step's Executed comes in the frame after its Response
+    out = _run(core, core.response(_answer(d.execute.requests[0], "w0", "/s", [128, 192]), 5))
+    assert replies(out)
+    stats = core.stats_json("chain")["model_stats"][0]
+    assert stats["execution_count"] == 0           # waits for the last step's times
+    _run(core, core.executed(executed(d, compute=(1, 2, 3)), 9))
+    stats = core.stats_json("chain")["model_stats"][0]
+    assert stats["execution_count"] == 1 and stats["inference_count"] == 1
+    inf = stats["inference_stats"]
+    assert inf["compute_input"] == {"count": 1, "ns": 10 + 1}
+    assert inf["compute_infer"] == {"count": 1, "ns": 100 + 2}
+    assert inf["compute_output"] == {"count": 1, "ns": 1000 + 3}
+    assert not core.ensembles.unexecuted

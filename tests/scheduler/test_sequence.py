@@ -224,3 +224,46 @@ def test_backlogged_sequence_times_out_as_a_whole():
         (2, "timeout of the corresponding sequence has been expired"),
         (3, "timeout of the corresponding sequence has been expired")]
     assert error(core.add(req(4, 200), 30 * MS))[0] == Code.INVALID_ARG   # it is gone
+
+
+def pipelined_core(cfg, instances=("w0",)):
+    from tritond.scheduler.core import SchedulerCore
+    core = SchedulerCore(pipeline=True)
+    assert core.set_models(table(("m", 1, cfg, instances))) == []
+    return core
+
+
+def test_direct_pipelines_the_next_step_behind_the_running_batch():
+    """A sequence's next request goes to its busy instance at once (one batch ahead);
+    the worker runs them in order. More waits for the instance."""
+    core = pipelined_core(seq_config(max_batch_size=2))
+    core.add(req(1, 100, START), 0)
+    (d1,) = dispatches(core.step(0))
+    core.add(req(2, 100), 1)
+    core.add(req(3, 200, START), 1)
+    (d2,) = dispatches(core.step(1))
+    assert d2.address == d1.address and rids(d2) == [2, 3] and slots(d2) == [(0, True),
+                                                                             (1, True)]
+    core.add(req(4, 100, END), 2)
+    assert dispatches(core.step(2)) == []               # one batch ahead at most
+    core.executed(executed(d1), 3)
+    (d3,) = dispatches(core.step(3))
+    assert rids(d3) == [4]
+
+
+def test_a_dead_instance_fails_what_it_held_ahead_even_an_end():
+    """The requests pipelined behind a dead instance's running batch fail with its
+    sequences (an END among them too: its sequence is no longer live), none is lost."""
+    core = pipelined_core(seq_config(max_batch_size=1), instances=("w0", "w1"))
+    core.add(req(1, 100, START), 0)
+    (d1,) = dispatches(core.step(0))
+    core.add(req(2, 100, END), 1)
+    (d2,) = dispatches(core.step(1))
+    assert d2.address == d1.address
+    live = "w1" if d1.address.endswith("w0") else "w0"
+    out = core.set_models(table(("m", 1, seq_config(max_batch_size=1), [live])))
+    codes = {r.response.rid: r.response.error.code for r in replies(out)}
+    assert codes == {1: Code.UNAVAILABLE, 2: Code.UNAVAILABLE}
+    core.add(req(5, 100, START | END), 2)               # a new START is served
+    (d,) = dispatches(core.step(2))
+    assert rids(d) == [5]

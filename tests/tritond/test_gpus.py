@@ -1,8 +1,6 @@
 """GPU discovery: CUDA_VISIBLE_DEVICES and compute capability over a given device list."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tritond import gpus
@@ -35,10 +33,17 @@ def test_devices_below_minimum_compute_capability_are_not_counted():
     assert gpus.visible_count(old, "0") == 0
 
 
-@pytest.mark.skipif(os.path.exists("/proc/driver/nvidia/version"), reason="NVIDIA driver present")
+@pytest.mark.skipif(gpus.driver_present(), reason="NVIDIA driver present")
 def test_host_without_driver_counts_zero_without_gpu_packages():
     gpus.count.cache_clear()
     try:
         assert gpus.count() == 0
     finally:
         gpus.count.cache_clear()
+
+
+def test_visible_indices_keep_cuda_order():
+    uuids = [u for u, _ in H200]
+    assert gpus.visible_indices(uuids, None) == list(range(len(uuids)))
+    assert gpus.visible_indices(uuids, "1,0") == [1, 0]
+    assert gpus.visible_indices(uuids, "0,9,1") == [0]

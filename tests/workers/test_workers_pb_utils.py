@@ -210,3 +210,19 @@ def test_non_decoupled_sender_hands_over_its_one_response_at_the_final_flag():
     closed = pb_utils.InferenceResponseSender()
     closed.send(resp, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
     assert closed.attach(lambda *a: None, if_open=True) is False   # answered already
+
+
+def test_from_dlpack_reads_the_device_of_a_bare_capsule():
+    from tritond.workers.python import tensor
+    x = np.arange(4, dtype=np.int64)
+    assert tensor._capsule_device(x.__dlpack__()) == (1, 0)      # kDLCPU, device 0
+    capsule = x.__dlpack__()
+    pb_utils.Tensor.from_dlpack("once", capsule)
+    with pytest.raises(pb_utils.TritonModelException, match="not consumed yet"):
+        pb_utils.Tensor.from_dlpack("twice", capsule)             # a capsule is used up once
+
+
+def test_cpu_tensor_is_cpu_and_converts_to_numpy():
+    t = pb_utils.Tensor("x", np.zeros(3, np.float16))
+    assert t.is_cpu() and t.as_numpy().dtype == np.float16
+    assert "cpu" in repr(t)

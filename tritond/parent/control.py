@@ -60,6 +60,20 @@ class ModelControl:
         inbox must not wait)."""
         asyncio.get_running_loop().create_task(self._answer(msg))
 
+    def on_ready(self, msg: messages.ReadyQuery) -> None:
+        """Answer at once whether a model (version) is ready, as the table says (an
+        ensemble only while its composing models are)."""
+        version = msg.version
+        if version and not version.lstrip("-").isdigit():
+            answer = messages.Answer(msg.qid, error=messages.ErrorInfo(
+                int(Code.INVALID_ARG), f"failed to parse model version '{version}'"))
+        else:
+            answer = messages.Answer(msg.qid, ready=any(
+                ensembles.is_live(mv, self.registry)
+                for mv in self.registry.versions_of(msg.name)
+                if not version or int(version) <= 0 or mv.version == int(version)))
+        self.outbox.post(msg.frontend, answer)
+
     async def _answer(self, msg) -> None:
         try:
             if self.options.model_control_mode != "explicit":

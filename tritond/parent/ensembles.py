@@ -65,7 +65,9 @@ async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
             return loader._fail(mv, _missing(registry, mv.name, name, step.model_version))
         specs[name] = found.spec
     try:
-        check_steps(cfg, specs)
+        # Triton's rule: an ensemble is decoupled exactly when a step is (the
+        # served config says so too).
+        cfg.model_transaction_policy.decoupled = check_steps(cfg, specs)
         mv.spec = repository.spec_from_config(cfg, mv.version)
     except TritonError as exc:
         return loader._fail(mv, exc.message)
@@ -112,6 +114,11 @@ def entry(mv: ModelVersion, registry: Registry) -> messages.ModelEntry:
             e.reason = f"composing model '{step.model_name}' is not ready"
             break
     return e
+
+
+def is_live(mv: ModelVersion, registry: Registry) -> bool:
+    """Whether ``mv`` serves: ready, and for an ensemble every composing model too."""
+    return mv.state == READY and _live(mv, registry)
 
 
 def _live(mv: ModelVersion, registry: Registry, depth: int = 0) -> bool:

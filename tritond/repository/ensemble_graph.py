@@ -68,17 +68,21 @@ def _check_acyclic(cfg: ModelConfig, producers: dict[str, int]) -> None:
                           f"for models {', '.join(cyclic)}")
 
 
-def check_steps(cfg: ModelConfig, specs: dict) -> None:
-    """Raise INVALID_ARG unless every step agrees with its composing model's final config.
+def check_steps(cfg: ModelConfig, specs: dict) -> bool:
+    """Raise INVALID_ARG unless every step agrees with its composing model's final config;
+    returns whether the ensemble is decoupled (a decoupled model among its steps).
 
     ``specs`` maps each step's model name to that model's ``ModelSpec`` (the
     version the step runs). Checks names, datatypes and shapes of every tensor
-    between steps (-1 matches any size), naming the step.
+    between steps (-1 matches any size), naming the step, and, as Triton does, that
+    no step mixes tensors that come from different decoupled steps (each response
+    of a decoupled step drives the steps after it on its own: scheduler/ensembles.py).
     """
     from tritond.repository.spec import datatype
 
     # ensemble tensor -> (datatype, full shape, who defined it)
     known: dict[str, tuple] = {}
+    origin: dict[str, int] = {}     # tensor -> 0 (ensemble inputs) or 1 + decoupled step
     ens_batch = cfg.max_batch_size > 0
     for i in cfg.input:
         known[i.name] = (datatype(i.data_type), _full(list(i.dims), ens_batch),
@@ -88,9 +92,10 @@ def check_steps(cfg: ModelConfig, specs: dict) -> None:
         step = steps[index]
         spec = specs[step.model_name]
         where = f"in ensemble '{cfg.name}', step {index} ('{step.model_name}')"
+        label = _origin(origin, step.input_map.values(), f"{where} receives inputs "
+                        f"originated from different decoupled models")
         if spec.decoupled:
-            raise invalid_arg(f"{where}: decoupled composing models are not supported by "
-                              f"tritond yet")
+            label = 1 + index
         if spec.max_batch_size and ens_batch and cfg.max_batch_size > spec.max_batch_size:
             raise invalid_arg(f"{where}: the ensemble's max_batch_size {cfg.max_batch_size} "
                               f"exceeds the model's {spec.max_batch_size}")
@@ -108,12 +113,26 @@ def check_steps(cfg: ModelConfig, specs: dict) -> None:
             # Steps exchange tensors in config dims: a reshape is the model's own business.
             known[tensor] = (t.datatype, _full(list(t.dims), spec.max_batch_size > 0),
                              f"output '{name}' of step {index} ('{step.model_name}')")
+            origin[tensor] = label
         missing = [t.name for t in spec.inputs if not t.optional and t.name not in step.input_map]
         if missing:
             raise invalid_arg(f"{where}: model input '{missing[0]}' is not mapped (input_map)")
     for o in cfg.output:
         _agree(f"in ensemble '{cfg.name}'", o.name, known.get(o.name),
                _Out(datatype(o.data_type), tuple(o.dims)), ens_batch, "ensemble output")
+    # tritond's own rule (Triton loads such an ensemble and then pairs the outputs' first
+    # responses only): outputs of one response must come from the same decoupled step.
+    _origin(origin, [o.name for o in cfg.output], f"in ensemble '{cfg.name}', the ensemble "
+            f"outputs come from different decoupled models")
+    return any(origin.values())
+
+
+def _origin(origin: dict, tensors, error: str) -> int:
+    """The decoupled step the ``tensors`` come from (0: none): one, or INVALID_ARG."""
+    labels = {origin.get(t, 0) for t in tensors}
+    if len(labels) > 1:
+        raise invalid_arg(error)
+    return labels.pop() if labels else 0
 
 
 class _Out:

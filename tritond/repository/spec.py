@@ -46,7 +46,8 @@ def spec_from_config(cfg: ModelConfig, version: int = 0) -> s.ModelSpec:
         config_json=to_json(cfg),
         steps=tuple(s.EnsembleStep(st.model_name, st.model_version, dict(st.input_map),
                                    dict(st.output_map))
-                    for st in cfg.ensemble_scheduling.step))
+                    for st in cfg.ensemble_scheduling.step),
+        max_inflight_requests=cfg.ensemble_scheduling.max_inflight_requests)
 
 
 def _input(i) -> s.TensorSpec:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from tritond.errors import unsupported
 from tritond.protos.model_config_pb2 import ModelConfig
 
-BACKENDS = ("onnxruntime", "python", "pytorch")
+BACKENDS = ("onnxruntime", "python", "pytorch", "tensorrt")
 """Backends tritond runs (workers/backend.py REGISTRY)."""
 
 
@@ -38,7 +38,8 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
         found.append("batch_output")
     if cfg.model_warmup:
         found.append("model_warmup")
-    if cfg.model_transaction_policy.decoupled and cfg.backend != "python":
+    if cfg.model_transaction_policy.decoupled and cfg.backend != "python" \
+            and cfg.platform != "ensemble":    # an ensemble's flag is set from its steps
         # Triton's Python backend streams; other backends' decoupled modes do not exist here.
         found.append(f"decoupled (model_transaction_policy) for backend '{cfg.backend}'")
     if "EXECUTION_ENV_PATH" in cfg.parameters:

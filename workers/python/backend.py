@@ -46,6 +46,7 @@ class PythonBackend(Backend):
         self.model = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._bg: asyncio.AbstractEventLoop | None = None     # decoupled async execute
+        self._sequence_tensors: dict = {}     # (name, id(array)) -> (array, Tensor)
 
     # ------------------------------------------------------------- import
 
@@ -102,6 +103,7 @@ class PythonBackend(Backend):
 
     def load(self, spec: ModelSpec) -> None:
         self.spec = spec
+        self.device_arrays = _device_inputs(self.ctx, spec)
         cls = self._import(spec.default_model_filename).TritonPythonModel
         try:
             self.model = cls()
@@ -168,8 +170,8 @@ class PythonBackend(Backend):
         for tensor, ref in zip(tensors, req.inputs):
             tensor._ref = ref        # BLS passes it on by reference (bls_call.py)
         if len(w.inputs) > len(tensors):   # sequence control and state inputs (workers/sequence.py)
-            tensors += [pb_utils.Tensor(n, a) for n, a in w.inputs.items()
-                        if all(t.name() != n for t in tensors)]
+            own = {ref.name for ref in req.inputs}
+            tensors += [self._sequence_tensor(n, a) for n, a in w.inputs.items() if n not in own]
         pb = pb_utils.InferenceRequest(
             request_id=req.request_id, correlation_id=req.correlation_id, inputs=tensors,
             requested_output_names=w.outputs, model_name=self.ctx.model,
@@ -182,6 +184,21 @@ class PythonBackend(Backend):
             if hub is not None:   # every response goes through the worker's hub
                 pb.get_response_sender().attach(partial(hub.submit, hub.open(req, w.outputs)))
         return pb
+
+    def _sequence_tensor(self, name: str, arr) -> pb_utils.Tensor:
+        """The Tensor of a sequence control or state input. The worker keeps those arrays
+        read-only across steps (workers/sequence.py), so each one's Tensor is made once."""
+        if arr.flags.writeable:
+            return pb_utils.Tensor(name, arr)
+        key = (name, id(arr))
+        kept = self._sequence_tensors.get(key)
+        if kept is not None and kept[0] is arr:     # the array itself is held: no id reuse
+            return kept[1]
+        if len(self._sequence_tensors) >= 4096:
+            self._sequence_tensors.clear()
+        tensor = pb_utils.Tensor(name, arr)
+        self._sequence_tensors[key] = (arr, tensor)
+        return tensor
 
     # ---------------------------------------------------------- decoupled
 
@@ -293,5 +310,17 @@ class PythonBackend(Backend):
         if resp.has_error():
             err = resp.error()
             return WorkResult.failed(err.code(), err.message())
-        outputs = {t.name(): t.as_numpy() for t in resp.output_tensors()}
-        return WorkResult(outputs=outputs, parameters=json.loads(resp.parameters()))
+        outputs = {t.name(): t._array for t in resp.output_tensors()}   # numpy or cupy
+        # _parameters was checked (str -> bool/int/str) when the response was built:
+        # no JSON round trip through parameters() per response.
+        return WorkResult(outputs=outputs, parameters=resp._parameters)
+
+
+def _device_inputs(ctx, spec: ModelSpec) -> bool:
+    """Triton's FORCE_CPU_ONLY_INPUT_TENSORS: "yes" (default) copies CUDA shared-memory
+    inputs to the host; "no" hands them to the model on the GPU (``is_cpu()`` False)."""
+    value = spec.parameters.get("FORCE_CPU_ONLY_INPUT_TENSORS", "yes")
+    if value not in ("yes", "no"):
+        raise TritonError(Code.INVALID_ARG, f"unable to load model '{ctx.model}': Incorrect "
+                          f"value for FORCE_CPU_ONLY_INPUT_TENSORS: '{value}'")
+    return value == "no"

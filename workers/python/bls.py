@@ -17,7 +17,9 @@ the model's queue policy allows it.
 """
 from __future__ import annotations
 
+import itertools
 import logging
+import queue
 import threading
 from typing import Optional, Union
 
@@ -30,17 +32,20 @@ from tritond.shm.views import SegmentCache
 
 log = logging.getLogger("tritond.worker.bls")
 
-INBOX = Union[messages.Response, messages.Unknown]
+INBOX = Union[messages.Response, messages.Answer, messages.Unknown]
 
-_config: Optional[tuple] = None        # (server_id, worker name, scheduler address, arena size)
+# (server_id, worker name, scheduler address, arena size, parent address, load timeout)
+_config: Optional[tuple] = None
 _channel: Optional["BlsChannel"] = None
 _start_lock = threading.Lock()
 
 
-def configure(setup: messages.Setup, name: str) -> None:
-    """Remember where the scheduler is (the worker's Setup); nothing starts until a call."""
+def configure(setup: messages.Setup, name: str, parent: str = "") -> None:
+    """Remember where the scheduler and the parent are (the worker's Setup); nothing
+    starts until a call."""
     global _config
-    _config = (setup.server_id, name, setup.scheduler, setup.options.input_arena_byte_size)
+    _config = (setup.server_id, name, setup.scheduler, setup.options.input_arena_byte_size,
+               parent, float(getattr(setup.options, "model_load_timeout_s", 600)))
 
 
 def channel() -> "BlsChannel":
@@ -65,8 +70,13 @@ def close() -> None:
 class BlsChannel:
     """The endpoint, its receiving thread and the InferClient behind them."""
 
-    def __init__(self, server_id: str, name: str, scheduler: str, arena_size: int) -> None:
+    def __init__(self, server_id: str, name: str, scheduler: str, arena_size: int,
+                 parent: str = "", load_timeout_s: float = 600.0) -> None:
         self.address = address(server_id, f"{name}-bls")
+        self.parent = parent
+        self.load_timeout_s = load_timeout_s
+        self._qids = itertools.count(1)
+        self._answers: dict[int, queue.SimpleQueue] = {}
         self.ep = SyncEndpoint(self.address, INBOX)
         # Re-entrant: a Response released by the garbage collector may run its
         # finalizer on a thread that already holds the lock.
@@ -97,6 +107,25 @@ class BlsChannel:
             self.client.flush_releases()
             self._flush()
 
+    def ask(self, kind: type, timeout_s: float, **fields) -> messages.Answer:
+        """Send the parent a control query (model load/unload/readiness) and wait for its
+        Answer on this (the model's) thread; the BLS thread delivers it."""
+        answers: queue.SimpleQueue = queue.SimpleQueue()
+        with self.lock:
+            qid = next(self._qids)
+            self._answers[qid] = answers
+            self.ep.post(self.parent, kind(qid=qid, frontend=self.address, **fields))
+            self._flush()
+        try:
+            return answers.get(timeout=timeout_s)
+        except queue.Empty:
+            from .inference import TritonModelException
+            raise TritonModelException(
+                f"no answer to {kind.__name__} within {timeout_s:g} s") from None
+        finally:
+            with self.lock:
+                self._answers.pop(qid, None)
+
     def _flush(self) -> None:
         try:
             self.ep.flush()
@@ -114,6 +143,10 @@ class BlsChannel:
                 for msg in msgs:
                     if type(msg) is messages.Response:
                         self.client.on_response(msg)
+                    elif type(msg) is messages.Answer:
+                        waiting = self._answers.get(msg.qid)
+                        if waiting is not None:
+                            waiting.put(msg)
                     else:
                         log.error("a peer could not decode a BLS message: %s", msg)
                 self.client.flush_releases()

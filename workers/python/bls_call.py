@@ -1,8 +1,9 @@
 """BLS calls: ``pb_utils.InferenceRequest.exec()`` / ``async_exec()`` over the BLS channel.
 
 Inputs: a tensor the model received (its shm ``TensorRef`` is attached by the
-backend) passes by reference; any other ``pb_utils.Tensor`` is copied once
-into the BLS input arena. Outputs come back as numpy views of the answering
+backend) passes by reference when it lives in the server's shared memory; any
+other ``pb_utils.Tensor`` (a client shm input included) is copied once into the
+BLS input arena. Outputs come back as numpy views of the answering
 worker's shared memory (no copy; BYTES are decoded) and their slots go back
 to that worker when the ``InferenceResponse`` and its tensors are dropped.
 """
@@ -18,7 +19,9 @@ from tritond import messages
 from tritond.shm import dtypes
 
 from . import bls
-from .inference import InferenceResponse, TritonError, TritonModelException
+from .inference import (TRITONSERVER_MEMORY_CPU, TRITONSERVER_MEMORY_CPU_PINNED,
+                        TRITONSERVER_MEMORY_GPU, InferenceResponse, TritonError,
+                        TritonModelException)
 from .tensor import Tensor
 
 _BY_ENUM = {d.enum: d.name for d in dtypes.DTYPES.values()}
@@ -42,6 +45,7 @@ def build(pb, ch: bls.BlsChannel) -> tuple[messages.Request, list]:
     """The ``messages.Request`` of a BLS ``pb_utils.InferenceRequest`` (inputs staged)."""
     if not pb.model_name:
         raise TritonModelException("BLS: InferenceRequest needs a model_name")
+    _check_memory(pb._preferred_memory)
     slots: list = []
     refs = []
     try:
@@ -60,12 +64,31 @@ def build(pb, ch: bls.BlsChannel) -> tuple[messages.Request, list]:
     return req, slots
 
 
+def _check_memory(preferred) -> None:
+    """``preferred_memory``: outputs come back in CPU memory (shared memory views), which
+    is what CPU asks for; GPU gets CPU memory too, as from a Triton built without GPU
+    support (python_backend's ResponseAlloc); any other type is refused."""
+    kind = getattr(preferred, "preferred_memory_type", None)
+    if kind not in (TRITONSERVER_MEMORY_CPU, TRITONSERVER_MEMORY_CPU_PINNED,
+                    TRITONSERVER_MEMORY_GPU):
+        raise TritonModelException(f"BLS: invalid preferred memory type {kind!r} (expected "
+                                   f"TRITONSERVER_MEMORY_CPU or TRITONSERVER_MEMORY_GPU)")
+
+
 def _input(tensor, ch: bls.BlsChannel, slots: list) -> messages.TensorRef:
-    arr = tensor.as_numpy()
+    arr = tensor._array                     # numpy, or cupy for a GPU tensor
     ref = getattr(tensor, "_ref", None)
-    if ref is not None and list(arr.shape) == list(ref.shape):
+    # A received input goes on by reference when it lies in the server's shared memory.
+    # A client's region (system or CUDA) passes by reference only to the model it was
+    # sent to: the frontend tells that model's worker (not a BLS callee's) to drop its
+    # mapping when the client unregisters it, so a callee gets a copy (as from Triton's
+    # Python backend, whose stub holds its own copy of every input).
+    if ref is not None and list(arr.shape) == list(ref.shape) \
+            and ref.kind == messages.SERVER_SHM:
         return messages.TensorRef(tensor.name(), ref.dtype, ref.shape, ref.region, ref.offset,
                                   ref.nbytes, ref.kind, ref.device, ref.gen)
+    if not tensor.is_cpu():
+        arr = arr.get()                     # a GPU tensor the model made: staged via the host
     datatype = _BY_ENUM.get(tensor.triton_dtype())
     if datatype is None:
         raise TritonModelException(f"BLS: tensor '{tensor.name()}' has an unknown datatype")

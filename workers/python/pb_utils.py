@@ -81,16 +81,32 @@ def using_decoupled_model_transaction_policy(model_config: dict) -> bool:
     return bool((model_config.get("model_transaction_policy") or {}).get("decoupled", False))
 
 
-_MANAGEMENT = "model management from a Python model is not supported by tritond yet"
+def _control(kind: type, timeout_s=None, **fields) -> messages.Answer:
+    """A model control query to the parent (workers/python/bls.py); errors raise."""
+    from . import bls
+    ch = bls.channel()
+    answer = ch.ask(kind, ch.load_timeout_s if timeout_s is None else timeout_s, **fields)
+    if answer.error is not None:
+        raise TritonModelException(answer.error.message)
+    return answer
 
 
-def load_model(model_name: str, config: str = "", files=None) -> None:
-    raise TritonModelException(_MANAGEMENT)
+def load_model(model_name: str, config: str = "", files: Optional[dict] = None) -> None:
+    """Triton's model loading API for Python models (explicit model control mode only):
+    load or reload ``model_name``; ``config`` overrides its config (JSON). ``files``
+    (``file:`` overrides) are refused, as by tritond's load endpoint."""
+    if not isinstance(config, str):
+        raise TritonModelException("load_model: 'config' must be a string holding JSON")
+    _control(messages.LoadQuery, name=model_name, config=config,
+             files=sorted(files or {}))
 
 
 def unload_model(model_name: str, unload_dependents: bool = False) -> None:
-    raise TritonModelException(_MANAGEMENT)
+    """Unload ``model_name`` (and the ensembles using it if ``unload_dependents``)."""
+    _control(messages.UnloadQuery, name=model_name, unload_dependents=bool(unload_dependents))
 
 
 def is_model_ready(model_name: str, model_version: str = "") -> bool:
-    raise TritonModelException(_MANAGEMENT)
+    """Whether ``model_name`` (``model_version``: "" for any) is ready to serve."""
+    return _control(messages.ReadyQuery, 30.0, name=model_name,
+                    version=str(model_version)).ready

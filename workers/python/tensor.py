@@ -7,6 +7,7 @@ zero-copy views of shared memory; they are valid only during ``execute``).
 """
 from __future__ import annotations
 
+import ctypes
 import struct
 
 import numpy as np
@@ -90,24 +91,61 @@ def deserialize_bytes_tensor(encoded_tensor) -> np.ndarray:
     return out
 
 
+_KDLCPU, _KDLCUDA, _KDLCUDAHOST, _KDLCUDAMANAGED = 1, 2, 3, 13
+
+
+def _cupy():
+    import cupy     # only a model that hands over device memory gets here: cupy is there
+    return cupy
+
+
+def _on_device(obj) -> bool:
+    """True for CUDA arrays (cupy, torch on cuda): they carry __cuda_array_interface__."""
+    return hasattr(obj, "__cuda_array_interface__")
+
+
+# a private prototype: setting argtypes on ctypes.pythonapi's own would change it for everyone
+_GET_POINTER = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+    ("PyCapsule_GetPointer", ctypes.pythonapi))
+
+
+def _capsule_device(capsule) -> tuple[int, int]:
+    """(DLPack device type, device id) of an unconsumed ``dltensor`` capsule."""
+    try:
+        ptr = _GET_POINTER(capsule, b"dltensor")
+    except ValueError:
+        raise TritonModelException("from_dlpack takes a DLPack capsule that was not consumed "
+                                   "yet, or an object with __dlpack__") from None
+    # DLManagedTensor starts with DLTensor { void *data; DLDevice { int32 type; int32 id } ... }
+    device = (ctypes.c_int32 * 2).from_address(ptr + ctypes.sizeof(ctypes.c_void_p))
+    return device[0], device[1]
+
+
 class _Capsule:
-    """Lets ``np.from_dlpack`` import a bare DLPack capsule (CPU only)."""
+    """Lets ``np.from_dlpack`` / ``cupy.from_dlpack`` import a bare DLPack capsule."""
 
     def __init__(self, capsule) -> None:
         self._capsule = capsule
+        self._device = _capsule_device(capsule)
 
     def __dlpack__(self, stream=None, **kwargs):
         return self._capsule
 
     def __dlpack_device__(self):
-        return (1, 0)  # kDLCPU
+        return self._device
 
 
 class Tensor:
-    """A named tensor of a request or response (``pb_utils.Tensor(name, np_array)``)."""
+    """A named tensor of a request or response (``pb_utils.Tensor(name, np_array)``).
+
+    The data is a numpy array, or a cupy array over GPU memory: a CUDA shared-memory
+    input of a model with ``FORCE_CPU_ONLY_INPUT_TENSORS: "no"``, or a tensor made
+    by ``from_dlpack`` of a CUDA tensor (torch, cupy). Either way it is not copied.
+    """
 
     def __init__(self, name: str, numpy_array, triton_dtype=None) -> None:
-        arr = np.asarray(numpy_array)
+        xp = _cupy() if _on_device(numpy_array) else np
+        arr = xp.asarray(numpy_array)               # cupy: a view over the same device memory
         if arr.dtype.kind in "UV":
             raise TritonModelException(
                 "Tensor dtype used for numpy_array is not support by Python backend. "
@@ -115,20 +153,24 @@ class Tensor:
         want = triton_to_numpy_type(triton_dtype) if triton_dtype is not None else None
         if want is not None and want is not np.object_ and arr.dtype != want:
             # Reinterpret the bytes, as Triton's helper does (BF16 stays raw uint16 words).
-            arr = np.ascontiguousarray(arr).view(want)
+            arr = xp.ascontiguousarray(arr).view(want)
         if arr.dtype.kind != "O" and not arr.flags.c_contiguous:
-            arr = np.ascontiguousarray(arr)
+            arr = xp.ascontiguousarray(arr)
         dtype = numpy_to_triton_type(arr.dtype) if triton_dtype is None else triton_dtype
         if dtype is None:
             raise TritonModelException(f"tensor '{name}': numpy dtype {arr.dtype} is not supported")
         self._name = name
         self._array = arr
         self._dtype = dtype
+        self._cpu = xp is np
 
     def name(self) -> str:
         return self._name
 
     def as_numpy(self) -> np.ndarray:
+        if not self._cpu:
+            raise TritonModelException(
+                "Tensor is stored in GPU and cannot be converted to NumPy.")
         return self._array
 
     def triton_dtype(self) -> int:
@@ -138,25 +180,36 @@ class Tensor:
         return list(self._array.shape)
 
     def is_cpu(self) -> bool:
-        return True
+        return self._cpu
 
     def to_dlpack(self):
-        """A DLPack capsule of the data (not for BYTES tensors)."""
+        """A DLPack capsule of the data, on the CPU or the GPU (not for BYTES tensors)."""
         if self._array.dtype.kind == "O":
             raise TritonModelException(f"tensor '{self._name}': BYTES tensors cannot be DLPack")
         return self._array.__dlpack__()
 
     def __dlpack__(self, stream=None, **kwargs):
-        return self.to_dlpack()
+        if self._array.dtype.kind == "O":
+            raise TritonModelException(f"tensor '{self._name}': BYTES tensors cannot be DLPack")
+        if self._cpu:
+            return self._array.__dlpack__()
+        return self._array.__dlpack__(stream=stream, **kwargs)   # cupy: the consumer's stream
 
     def __dlpack_device__(self):
-        return (1, 0)  # kDLCPU
+        return (_KDLCPU, 0) if self._cpu else self._array.__dlpack_device__()
 
     @staticmethod
     def from_dlpack(name: str, capsule_or_obj) -> "Tensor":
-        """A Tensor sharing the memory of a DLPack object or capsule (C-contiguous only)."""
+        """A Tensor sharing the memory of a DLPack object or capsule (C-contiguous only).
+
+        CPU memory becomes a numpy array, CUDA memory a cupy array (no copy either way).
+        """
         src = capsule_or_obj if hasattr(capsule_or_obj, "__dlpack__") else _Capsule(capsule_or_obj)
-        arr = np.from_dlpack(src)
+        kind = src.__dlpack_device__()[0] if hasattr(src, "__dlpack_device__") else _KDLCPU
+        if kind in (_KDLCUDA, _KDLCUDAMANAGED):
+            arr = _cupy().from_dlpack(src)
+        else:
+            arr = np.from_dlpack(src)
         if not arr.flags.c_contiguous:
             raise TritonModelException(
                 f"tensor '{name}': DLPack tensor is not contiguous. Only contiguous DLPack "
@@ -164,4 +217,5 @@ class Tensor:
         return Tensor(name, arr)
 
     def __repr__(self) -> str:
-        return f"Tensor({self._name!r}, dtype={self._dtype}, shape={self.shape()})"
+        where = "cpu" if self._cpu else f"cuda:{self._array.device.id}"
+        return f"Tensor({self._name!r}, dtype={self._dtype}, shape={self.shape()}, {where})"

@@ -63,8 +63,35 @@ def test_unknown_model_input_or_output_and_unmapped_input():
            "step 0 ('add_sub'): model input 'INPUT1' is not mapped")
 
 
-def test_decoupled_composing_models_are_refused():
-    _fails(_ens(_step("dec")), {"dec": DECOUPLED}, "decoupled composing models")
+def test_a_decoupled_step_makes_the_ensemble_decoupled():
+    assert check_steps(_ens(_step("dec")), {"dec": DECOUPLED}) is True
+    assert check_steps(_ens(_step()), {"add_sub": ADD_SUB}) is False
+    # downstream of a decoupled step, a plain step keeps the ensemble decoupled
+    chain = _ens(_step("dec", outs='output_map { key: "OUTPUT0" value: "S" } '
+                                   'output_map { key: "OUTPUT1" value: "D" }') + ", " +
+                 _step(ins='input_map { key: "INPUT0" value: "S" } '
+                           'input_map { key: "INPUT1" value: "D" }'))
+    assert check_steps(chain, {"dec": DECOUPLED, "add_sub": ADD_SUB}) is True
+
+
+def test_a_step_mixing_a_decoupled_output_with_other_tensors_is_refused():
+    # Triton's rule (ensemble_utils.cc): a step's inputs come from one decoupled origin
+    mixed = _ens(_step("dec", outs='output_map { key: "OUTPUT0" value: "S" } '
+                                   'output_map { key: "OUTPUT1" value: "OUT1" }') + ", " +
+                 _step(ins='input_map { key: "INPUT0" value: "S" } '
+                           'input_map { key: "INPUT1" value: "INPUT1" }',
+                       outs='output_map { key: "OUTPUT0" value: "OUT0" } '
+                            'output_map { key: "OUTPUT1" value: "X" }'))
+    _fails(mixed, {"dec": DECOUPLED, "add_sub": ADD_SUB},
+           "in ensemble 'e', step 1 ('add_sub') receives inputs originated from different "
+           "decoupled models")
+
+
+def test_ensemble_outputs_from_two_origins_are_refused():
+    two = _ens(_step("dec", outs='output_map { key: "OUTPUT0" value: "OUT0" }') + ", " +
+               _step(outs='output_map { key: "OUTPUT1" value: "OUT1" }'))
+    _fails(two, {"dec": DECOUPLED, "add_sub": ADD_SUB},
+           "in ensemble 'e', the ensemble outputs come from different decoupled models")
 
 
 def test_graph_errors_name_the_step():

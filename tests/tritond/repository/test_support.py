@@ -30,7 +30,7 @@ FEATURES = {
 # models of another backend or platform: (feature, config head, file in version 1)
 OTHERS = {
     "aoti": ("platform 'torch_aoti'", 'platform: "torch_aoti"\n', "model.pt2"),
-    "trt": ("backend 'tensorrt'", 'backend: "tensorrt"\n', "model.plan"),
+    "ov": ("backend 'openvino'", 'backend: "openvino"\n', "model.xml"),
     "tf": ("backend 'tensorflow'", 'platform: "tensorflow_savedmodel"\n', None),
     "onnxstream": ("decoupled", 'backend: "onnxruntime"\n'
                    'model_transaction_policy { decoupled: true }\n', "model.onnx"),

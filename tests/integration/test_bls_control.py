@@ -1,0 +1,144 @@
+"""BLS model control and preferred memory: ``pb_utils.is_model_ready``,
+``load_model``, ``unload_model`` (explicit mode) and ``preferred_memory``, from a real
+Python model in a real tritond, driven by the real tritonclient."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from tests.integration.pipeline_repo import write_repo
+from tests.server import Server
+
+# ``manager`` does what the request's ``action`` parameter says and answers its outcome
+# in STATUS (a model exception's text where the call raised).
+MANAGER_PY = '''
+import json
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for r in requests:
+            p = json.loads(r.parameters())
+            try:
+                status = self.act(r, p)
+            except pb_utils.TritonModelException as exc:
+                status = "raised: " + exc.message()
+            out.append(pb_utils.InferenceResponse([
+                pb_utils.Tensor("STATUS", np.array([status.encode()], dtype=object))]))
+        return out
+
+    def act(self, r, p):
+        action, model = p["action"], p.get("model", "add_sub")
+        if action == "ready":
+            return str(pb_utils.is_model_ready(model, p.get("version", "")))
+        if action == "load":
+            pb_utils.load_model(model_name=model, config=p.get("config", ""))
+            return "loaded"
+        if action == "load_files":
+            pb_utils.load_model(model, config="{}", files={"file:1/model.py": b"x"})
+            return "loaded"
+        if action == "unload":
+            pb_utils.unload_model(model, unload_dependents=p.get("dependents", False))
+            return "unloaded"
+        if action == "call":          # BLS with a preferred memory type
+            x = np.array([1, 2, 3, 4], np.float32)
+            resp = pb_utils.InferenceRequest(
+                model_name="add_sub", requested_output_names=["OUTPUT0"],
+                inputs=[pb_utils.Tensor("INPUT0", x), pb_utils.Tensor("INPUT1", x)],
+                preferred_memory=pb_utils.PreferredMemory(p["memory"], 0)).exec()
+            if resp.has_error():
+                return "error: " + resp.error().message()
+            t = pb_utils.get_output_tensor_by_name(resp, "OUTPUT0")
+            return f"{t.as_numpy().tolist()} cpu={t.is_cpu()}"
+        raise ValueError(action)
+'''
+
+CONFIG = '''name: "manager"
+backend: "python"
+input [ { name: "IN" data_type: TYPE_FP32 dims: [ 1 ] } ]
+output [ { name: "STATUS" data_type: TYPE_STRING dims: [ 1 ] } ]
+instance_group [ { kind: KIND_CPU count: 1 } ]
+'''
+
+
+def _repo(tmp_path):
+    repo = write_repo(tmp_path, with_invalid=False)
+    (repo / "manager" / "1").mkdir(parents=True)
+    (repo / "manager" / "1" / "model.py").write_text(MANAGER_PY)
+    (repo / "manager" / "config.pbtxt").write_text(CONFIG)
+    return repo
+
+
+def _ask(client, **params) -> str:
+    t = httpclient.InferInput("IN", [1], "FP32")
+    t.set_data_from_numpy(np.zeros(1, np.float32))
+    r = client.infer("manager", [t], parameters=params)
+    return r.as_numpy("STATUS")[0].decode()
+
+
+@pytest.fixture(scope="module")
+def explicit(tmp_path_factory):
+    s = Server([_repo(tmp_path_factory.mktemp("bls_control"))], "--model-control-mode=explicit",
+               "--load-model=manager")
+    yield s, httpclient.InferenceServerClient(s.url)
+    s.stop()
+
+
+def test_a_python_model_checks_loads_and_unloads_other_models(explicit):
+    srv, client = explicit
+    assert _ask(client, action="ready") == "False"
+    assert _ask(client, action="load") == "loaded"
+    assert client.is_model_ready("add_sub")                  # the client sees it too
+    assert _ask(client, action="ready") == "True"
+    assert _ask(client, action="ready", version="1") == "True"
+    assert _ask(client, action="ready", version="7") == "False"
+    assert _ask(client, action="ready", model="ghost") == "False"
+    # an ensemble is ready only with its composing models
+    assert _ask(client, action="load", model="chain") == "loaded"
+    assert _ask(client, action="ready", model="chain") == "True"
+    assert _ask(client, action="unload", model="add_sub", dependents=True) == "unloaded"
+    assert not client.is_model_ready("add_sub") and not client.is_model_ready("chain")
+    assert _ask(client, action="ready", model="chain") == "False"
+
+
+def test_load_errors_raise_in_the_model_and_the_server_goes_on(explicit):
+    srv, client = explicit
+    assert _ask(client, action="load", model="ghost").startswith("raised: ")
+    bad = json.dumps({"backend": "python", "max_batch_size": -3})
+    assert _ask(client, action="load", config=bad).startswith("raised: ")
+    assert "file" in _ask(client, action="load_files")          # file: overrides refused
+    assert _ask(client, action="ready", version="x") == \
+        "raised: failed to parse model version 'x'"
+    assert client.is_server_live() and _ask(client, action="ready", model="manager") == "True"
+
+
+@pytest.mark.parametrize("memory,expected", [(0, "cpu=True"), (2, "cpu=True"),
+                                             (7, "invalid preferred memory type 7")])
+def test_preferred_memory(explicit, memory, expected):
+    srv, client = explicit
+    assert _ask(client, action="load") == "loaded"
+    got = _ask(client, action="call", memory=memory)
+    assert expected in got, got
+    if memory != 7:
+        assert got.startswith("[2.0, 4.0, 6.0, 8.0]")
+
+
+def test_model_control_outside_explicit_mode_is_refused(tmp_path):
+    s = Server([_repo(tmp_path)])
+    try:
+        client = httpclient.InferenceServerClient(s.url)
+        assert _ask(client, action="ready") == "True"
+        assert "explicit model load / unload is not allowed" in \
+            _ask(client, action="unload", model="identity")
+        assert client.is_model_ready("identity")
+        with pytest.raises(InferenceServerException):
+            client.unload_model("identity")
+    finally:
+        s.stop()

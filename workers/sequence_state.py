@@ -1,0 +1,117 @@
+"""Implicit state of a sequence model instance in shared memory: two buffers per slot.
+
+``SlotStates`` owns one POSIX segment per worker instance (``<worker>-state``,
+created at load, unlinked at unload or worker exit; its name carries the worker's
+pid, so the parent reaps it when the worker dies). For every sequence slot and every
+state of fixed size (no -1 dims, not BYTES) it holds two buffers, ``[slot][0|1]``:
+the *current* one is handed to the model as the state input (a view, no copy;
+writable like every input, so DLPack works), the *other* one is where the state output of this step goes: ONNX Runtime
+writes it there itself (IO binding, ``WorkRequest.dests``), a Python model's output
+array is copied there once (as Triton copies a Python state output). After the step
+the two swap roles (``flip``), so the output of step k is the input of step k+1
+without a copy. START copies the initial state into the current buffer; END and an
+idle timeout only forget the slot (its buffers serve the next sequence). A not-ready
+row of a slot gets the initial state in that slot's other buffer (free until the
+slot's next step writes it), so a model writing into its input touches no live state.
+
+Why the worker's own segment: the state never leaves the instance (a sequence stays
+on its slot), so one owner and one release point (invariant 3) come for free; a
+worker crash loses the state, but it fails the slot's sequences anyway.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tritond.shm.region import Segment, segment_name, unlink
+
+ALIGN = 64
+
+
+def fixed_size(st) -> bool:
+    """A state that gets slot buffers: fixed dims and a fixed-size dtype."""
+    return st.datatype != "BYTES" and all(d >= 0 for d in st.dims)
+
+
+class SlotStates:
+    """The two buffers of every slot for the fixed-size states (see module docstring)."""
+
+    def __init__(self, initial: dict, names: list, slot_count: int, server_id: str,
+                 tag: str) -> None:
+        self.names = names                          # state input names with buffers
+        self.slot_count = slot_count
+        sizes = [(n, initial[n].shape, initial[n].dtype) for n in names]
+        per = sum(_aligned(int(np.prod(s)) * d.itemsize) for _, s, d in sizes)
+        self.segment = Segment.create(segment_name(server_id, f"{tag}-state"),
+                                      max(per * 2 * slot_count, 1), reserve=True)
+        buf = self.segment.buf
+        # views[slot][parity][name] -> the buffer, as an array of the state's shape
+        self.views: list[tuple[dict, dict]] = []
+        off = 0
+        for _ in range(slot_count):
+            pair = []
+            for _p in range(2):
+                views = {}
+                for name, shape, dtype in sizes:
+                    n = int(np.prod(shape)) * dtype.itemsize
+                    views[name] = np.frombuffer(buf, np.uint8, n, off).view(dtype).reshape(shape)
+                    off += _aligned(n)
+                pair.append(views)
+            self.views.append(tuple(pair))
+        self.parity = [0] * slot_count
+        self.copies = 0        # state outputs copied in (a backend that binds outputs: none)
+
+    def has(self, slot: int) -> bool:
+        return 0 <= slot < self.slot_count
+
+    def reset(self, slot: int, initial: dict) -> dict:
+        """START: the initial state copied into the slot's current buffers; returns
+        {state input: buffer}."""
+        cur = self.views[slot][self.parity[slot]]
+        for name in self.names:
+            np.copyto(cur[name], initial[name])
+        return dict(cur)
+
+    def scratch(self, slot: int, initial: dict) -> dict:
+        """A not-ready row of ``slot``: the initial state in the slot's other buffers."""
+        nxt = self.views[slot][1 - self.parity[slot]]
+        for name in self.names:
+            np.copyto(nxt[name], initial[name])
+        return nxt
+
+    def current(self, slot: int) -> dict:
+        return self.views[slot][self.parity[slot]]
+
+    def next(self, slot: int) -> dict:
+        """{state input: the writable buffer the state output of this step goes to}."""
+        return self.views[slot][1 - self.parity[slot]]
+
+    def take(self, slot: int, name: str, arr: np.ndarray) -> np.ndarray | None:
+        """Put the state output ``arr`` of ``name`` into the slot's next buffer (no copy
+        when the backend wrote it there); returns the buffer, None when ``arr``
+        does not fit the buffer's shape (the caller keeps ``arr`` itself)."""
+        nxt = self.views[slot][1 - self.parity[slot]][name]
+        if arr.size != nxt.size:
+            return None
+        if not (arr.ctypes.data == nxt.ctypes.data and arr.dtype == nxt.dtype):
+            try:
+                np.copyto(nxt, arr.reshape(nxt.shape), casting="same_kind")
+            except (TypeError, ValueError):
+                return None
+            self.copies += 1
+        return nxt
+
+    def flip(self, slot: int) -> None:
+        self.parity[slot] ^= 1
+
+    def close(self) -> None:
+        """Unmap and unlink the segment (the worker's unload or exit). Idempotent."""
+        seg, self.segment = self.segment, None
+        if seg is None:
+            return
+        self.views = []
+        seg.close()
+        unlink(seg.name)
+
+
+def _aligned(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
