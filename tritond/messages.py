@@ -386,7 +386,7 @@ class StatsAnswer(msgspec.Struct, tag=55, array_like=True, omit_defaults=True):
     metrics: list[ModelMetrics] = []       # when the query asked for them
 
 
-class FrontendStatsQuery(msgspec.Struct, tag=56, array_like=True):
+class FrontendStatsQuery(msgspec.Struct, tag=64, array_like=True):
     """Frontend -> another frontend: its own counters (/metrics and statistics sum
     every frontend's); -> FrontendStatsAnswer."""
 
