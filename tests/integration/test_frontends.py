@@ -24,7 +24,7 @@ import tritonclient.http as httpclient
 import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException
 
-from tests.integration.sched_repo import events, write_repo
+from tests.integration.sched_repo import events, wait_for, write_repo
 from tests.server import REPO, Server, segments_of
 
 
@@ -222,10 +222,14 @@ def test_cached_on_one_frontend_is_a_hit_on_the_other_and_counts_sum(env):
             np.testing.assert_array_equal(r.as_numpy("OUTPUT0"), first.as_numpy("OUTPUT0"))
             np.testing.assert_array_equal(r.as_numpy("SEQ"), first.as_numpy("SEQ"))
         # Statistics asked on either frontend sum both frontends' hits and misses.
+        # (The executed request's own success reaches the scheduler's statistics with the
+        # worker's next ResponseStats, up to 50 ms later: wait for it.)
+        def stats_of(c):
+            return c.get_inference_statistics("cached")["model_stats"][0]["inference_stats"]
         for c in pair.values():
-            inf = c.get_inference_statistics("cached")["model_stats"][0]["inference_stats"]
+            inf = wait_for(lambda: (s := stats_of(c))["success"]["count"] == 3 and s,
+                           what="the executed request in the statistics")
             assert (inf["cache_hit"]["count"], inf["cache_miss"]["count"]) == (2, 1)
-            assert inf["success"]["count"] == 3
         text = _metrics(srv)
         assert _sample(text, "nv_cache_num_hits_per_model", "cached") == 2
         assert _sample(text, "nv_cache_num_misses_per_model", "cached") == 1
