@@ -24,8 +24,9 @@ from .spec import ModelSpec
 # 3: ModelSpec, typed Options and queries; 4: ModelEntry.instances are InstanceEntry
 # structs; 5: Execute.slots and Execute.ended (sequence batching); 6: several frontends
 # (Setup.cache, FrontendStatsQuery, SettingsUpdate, the client shm registry: ShmTable
-# and its queries)
-PROTOCOL_VERSION = 6
+# and its queries); 7: Request.trace / Response.trace, LogLevels, Shutdown.linger,
+# ModelMetrics.summaries
+PROTOCOL_VERSION = 7
 
 # ---------------------------------------------------------------- data plane
 

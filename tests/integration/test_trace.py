@@ -266,3 +266,24 @@ def test_opentelemetry_spans_reach_an_otlp_receiver():
             model.end_time_unix_nano <= root.end_time_unix_nano
     events = {e.name for r in roots for e in r.events}
     assert {"HTTP_RECV_START", "HTTP_SEND_END", "GRPC_WAITREAD_START", "GRPC_SEND_END"} <= events
+
+
+def test_two_frontends_trace_into_their_own_files(tmp_path):
+    """--frontend-processes 2: each frontend samples and writes its own file; a settings
+    update through one reaches both (SettingsUpdate)."""
+    path = tmp_path / "f.json"
+    srv = Server([REPO], "--frontend-processes=2", f"--trace-config=triton,file={path}",
+                 "--trace-config=rate=1")                               # level OFF
+    try:
+        c = httpclient.InferenceServerClient(srv.url)
+        c.update_trace_settings(settings={"trace_level": ["TIMESTAMPS"]})
+        c.close()
+        for _ in range(12):               # a connection each: SO_REUSEPORT spreads them
+            _http_infer(srv)
+        for _ in range(4):
+            _grpc_infer(srv)
+    finally:
+        srv.stop()
+    files = [p for p in (path, tmp_path / "f.json.frontend1") if p.exists() and p.read_text()]
+    heads = [o for p in files for o in json.loads(p.read_text()) if "model_name" in o]
+    assert len(heads) == 16               # every request, whichever frontend served it
