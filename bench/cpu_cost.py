@@ -6,7 +6,8 @@ Throughput on a shared 2-core host swings by 10 % between runs; CPU time per
 request moves far less, and on 2 cores it *is* throughput. This starts a server
 (default: this checkout's ``.venv/bin/tritond`` on ``model_repository/``, or any
 command given after ``--server``, e.g. another checkout's tritond or Triton's
-``tritonserver``), loads ``add_sub`` with wrk (HTTP JSON, or the binary-tensor
+``tritonserver``), loads ``--model`` (default ``add_sub``; any FP32 model: the
+body fills each input its metadata names, ``-1`` dims as 1) with wrk (HTTP JSON, or the binary-tensor
 extension with ``--binary``) for a fixed time per concurrency, and reads, for
 the server and every process it started, user+system CPU (``/proc/<pid>/stat``)
 and voluntary + involuntary context switches (``/proc/<pid>/status``) before and
@@ -44,6 +45,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def model_inputs(port: int, model: str) -> list[tuple[str, list]]:
+    """(name, shape) of each input of ``model`` from its metadata (-1 dims as 1)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/{model}") as r:
+        meta = json.load(r)
+    for i in meta["inputs"]:
+        if i["datatype"] != "FP32":
+            raise SystemExit(f"{model}: input {i['name']} is {i['datatype']}, not FP32")
+    return [(i["name"], [max(int(d), 1) for d in i["shape"]]) for i in meta["inputs"]]
+
+
+def json_body(tmp: pathlib.Path, inputs: list) -> pathlib.Path:
+    docs = []
+    for k, (name, shape) in enumerate(inputs):
+        n = 1
+        for d in shape:
+            n *= d
+        docs.append({"name": name, "shape": shape, "datatype": "FP32",
+                     "data": [float(i) for i in range(n)] if k == 0 else [1.0] * n})
+    (tmp / "body").write_bytes(json.dumps({"inputs": docs}).encode())
+    return tmp / "body"
 
 
 def bodies(tmp: pathlib.Path, binary: bool) -> tuple[pathlib.Path, str]:
@@ -161,7 +184,7 @@ def main() -> int:
     ap.add_argument("--conc", default="1,8,64")
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--binary", action="store_true")
-    ap.add_argument("--model", default="add_sub")
+    ap.add_argument("--model", default="add_sub", help="comma-separated models")
     ap.add_argument("--repository", default=str(ROOT / "model_repository"))
     ap.add_argument("--server", nargs=argparse.REMAINDER,
                     help="server command (HTTP port given as {port}); default: this tritond")
@@ -175,7 +198,6 @@ def main() -> int:
         "--metrics-address", "127.0.0.1", f"--http-port={port}",
         f"--grpc-port={free_port()}", f"--metrics-port={free_port()}"]
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="cpu-cost-"))
-    body, hlen = bodies(tmp, args.binary)
     lua = tmp / "post.lua"
     lua.write_text(LUA)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -184,17 +206,26 @@ def main() -> int:
         wait_ready(port, proc)
         pids = process_tree(proc.pid)
         roles = {p: role(p) for p in pids}
-        print(f"server: {' '.join(cmd[:1])}  model {args.model}, "
-              f"{'binary' if args.binary else 'JSON'}, {args.seconds:g} s per concurrency")
-        print("| conc | req/s | process | CPU µs/req | switches/req |")
-        print("|---:|---:|---|---:|---:|")
-        for conc in [int(c) for c in args.conc.split(",")]:
-            r = measure(port, pids, conc, args.seconds, body, hlen, lua, args.model)
-            total = sum(cpu for cpu, _ in r["per_pid"].values())
-            for p, (cpu, sw) in sorted(r["per_pid"].items(), key=lambda kv: -kv[1][0]):
-                if cpu > 0.5:
-                    print(f"| {conc} | {r['rps']:,.0f} | {roles[p]} | {cpu:.1f} | {sw:.2f} |")
-            print(f"| {conc} | {r['rps']:,.0f} | **all** | **{total:.1f}** | |")
+        print(f"server: {' '.join(cmd[:1])}  {'binary' if args.binary else 'JSON'}, "
+              f"{args.seconds:g} s per concurrency")
+        print("| model | conc | req/s | process | CPU µs/req | switches/req |")
+        print("|---|---:|---:|---|---:|---:|")
+        for model in args.model.split(","):
+            if model == "add_sub":
+                body, hlen = bodies(tmp, args.binary)
+            elif args.binary:
+                raise SystemExit("--binary is only built for add_sub")
+            else:
+                body, hlen = json_body(tmp, model_inputs(port, model)), ""
+            for conc in [int(c) for c in args.conc.split(",")]:
+                r = measure(port, pids, conc, args.seconds, body, hlen, lua, model)
+                total = sum(cpu for cpu, _ in r["per_pid"].values())
+                for p, (cpu, sw) in sorted(r["per_pid"].items(), key=lambda kv: -kv[1][0]):
+                    if cpu > 0.5:
+                        print(f"| {model} | {conc} | {r['rps']:,.0f} | {roles[p]} | {cpu:.1f} "
+                              f"| {sw:.2f} |")
+                print(f"| {model} | {conc} | {r['rps']:,.0f} | **all** | **{total:.1f}** | |",
+                      flush=True)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)
