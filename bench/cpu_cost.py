@@ -1,19 +1,28 @@
 """CPU time per request of every server process, at fixed concurrencies.
 
-    python bench/cpu_cost.py [--server CMD...] [--conc 1,8,64] [--seconds 5] [--binary]
+    python bench/cpu_cost.py [--triton | --server CMD...] [--conc 1,8,64] [--seconds 5] [--binary]
 
 Throughput on a shared 2-core host swings by 10 % between runs; CPU time per
 request moves far less, and on 2 cores it *is* throughput. This starts a server
 (default: this checkout's ``.venv/bin/tritond`` on ``model_repository/``, or any
-command given after ``--server``, e.g. another checkout's tritond or Triton's
-``tritonserver``), loads ``--model`` (default ``add_sub``; any FP32 model: the
-body fills each input its metadata names, ``-1`` dims as 1) with wrk (HTTP JSON, or the binary-tensor
+command given after ``--server`` with ``{port}`` for the HTTP port and ``{free}``
+for each other port, e.g. another checkout's tritond or Triton's
+``tritonserver``), loads ``add_sub`` with wrk (HTTP JSON, or the binary-tensor
 extension with ``--binary``) for a fixed time per concurrency, and reads, for
 the server and every process it started, user+system CPU (``/proc/<pid>/stat``)
 and voluntary + involuntary context switches (``/proc/<pid>/status``) before and
 after; divided by the requests the server counted (statistics extension).
 Roles come from each process's listening sockets (tritond's ``@tritond-*-<role>``)
 or its command line. Loopback only; each load run is bounded by ``--seconds``.
+
+Syscalls and wake-ups per request come from ``perf stat -e
+raw_syscalls:sys_enter,context-switches -p <pid>`` attached to each process
+(all its threads) for the measured window (cheap: in-kernel counters); where
+perf cannot attach, the columns say "n/a". ``--strace`` adds each process's
+three most frequent syscalls from ``strace -c -f`` (it slows the server a
+lot: its CPU figures are then not comparable). ``--triton`` starts Triton 2.51
+from the anchors environment (``$ANCHORS_ENV``, default /tmp/anchors-env) on
+``--repository`` instead, so its server and Python stub processes get the same rows.
 """
 from __future__ import annotations
 
@@ -47,28 +56,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def model_inputs(port: int, model: str) -> list[tuple[str, list]]:
-    """(name, shape) of each input of ``model`` from its metadata (-1 dims as 1)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/{model}") as r:
-        meta = json.load(r)
-    for i in meta["inputs"]:
-        if i["datatype"] != "FP32":
-            raise SystemExit(f"{model}: input {i['name']} is {i['datatype']}, not FP32")
-    return [(i["name"], [max(int(d), 1) for d in i["shape"]]) for i in meta["inputs"]]
-
-
-def json_body(tmp: pathlib.Path, inputs: list) -> pathlib.Path:
-    docs = []
-    for k, (name, shape) in enumerate(inputs):
-        n = 1
-        for d in shape:
-            n *= d
-        docs.append({"name": name, "shape": shape, "datatype": "FP32",
-                     "data": [float(i) for i in range(n)] if k == 0 else [1.0] * n})
-    (tmp / "body").write_bytes(json.dumps({"inputs": docs}).encode())
-    return tmp / "body"
-
-
 def bodies(tmp: pathlib.Path, binary: bool) -> tuple[pathlib.Path, str]:
     a = [float(i) for i in range(16)]
     b = [1.0] * 16
@@ -85,6 +72,29 @@ def bodies(tmp: pathlib.Path, binary: bool) -> tuple[pathlib.Path, str]:
     head = json.dumps(doc).encode()
     (tmp / "body").write_bytes(head + struct.pack("<16f", *a) + struct.pack("<16f", *b))
     return tmp / "body", str(len(head))
+
+
+def model_inputs(port: int, model: str) -> list[tuple[str, list]]:
+    """(name, shape) of each input of ``model`` from its metadata (-1 dims as 1)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/{model}") as r:
+        meta = json.load(r)
+    for i in meta["inputs"]:
+        if i["datatype"] != "FP32":
+            raise SystemExit(f"{model}: input {i['name']} is {i['datatype']}, not FP32")
+    return [(i["name"], [max(int(d), 1) for d in i["shape"]]) for i in meta["inputs"]]
+
+
+def json_body(tmp: pathlib.Path, inputs: list) -> pathlib.Path:
+    """A JSON body for any FP32 model (e.g. an ensemble or a BLS model, not add_sub)."""
+    docs = []
+    for k, (name, shape) in enumerate(inputs):
+        n = 1
+        for d in shape:
+            n *= d
+        docs.append({"name": name, "shape": shape, "datatype": "FP32",
+                     "data": [float(i) for i in range(n)] if k == 0 else [1.0] * n})
+    (tmp / "body").write_bytes(json.dumps({"inputs": docs}).encode())
+    return tmp / "body"
 
 
 def process_tree(root: int) -> list[int]:
@@ -139,10 +149,92 @@ def usage(pid: int) -> tuple[float, int]:
         return 0.0, 0
 
 
-def served(port: int, model: str) -> int:
+def triton_command(repository: str, port: int) -> list[str]:
+    """Triton 2.51 (pytriton's build) as the anchors harness starts it."""
+    env_root = pathlib.Path(os.environ.get("ANCHORS_ENV", "/tmp/anchors-env")) / "triton"
+    py = env_root / "bin/python"
+    if not py.exists():
+        raise SystemExit(f"no Triton environment at {env_root} (run the anchors' setup.sh)")
+    sp = subprocess.run([str(py), "-c", "import site; print(site.getsitepackages()[0])"],
+                        capture_output=True, text=True, check=True).stdout.strip()
+    ts = f"{sp}/pytriton/tritonserver"
+    libs = f"{sp}/nvidia_pytriton.libs"
+    ld = os.environ.get("LD_LIBRARY_PATH")
+    return ["env", f"LD_LIBRARY_PATH={libs}{':' + ld if ld else ''}",
+            f"PATH={env_root}/bin:{os.environ['PATH']}",    # the stub finds the venv's python3
+            f"{ts}/bin/tritonserver", f"--model-repository={repository}",
+            f"--backend-directory={ts}/backends", f"--cache-directory={ts}/caches",
+            "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1",
+            f"--http-port={port}", f"--grpc-port={free_port()}", f"--metrics-port={free_port()}",
+            "--allow-gpu-metrics=false", "--log-verbose=0"]
+
+
+class Counters:
+    """``perf stat`` (syscalls, context switches) or ``strace -c`` attached to each pid."""
+
+    def __init__(self, pids: list[int], tmp: pathlib.Path, strace: bool) -> None:
+        self.pids, self.tmp, self.strace = pids, tmp, strace
+        self.procs: dict[int, subprocess.Popen] = {}
+
+    def start(self) -> None:
+        for p in self.pids:
+            out = self.tmp / f"count-{p}.txt"
+            if self.strace:
+                cmd = ["strace", "-c", "-f", "-q", "-o", str(out), "-p", str(p)]
+            else:
+                cmd = ["perf", "stat", "-x,", "-o", str(out), "-e",
+                       "raw_syscalls:sys_enter,context-switches", "-p", str(p)]
+            try:
+                self.procs[p] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
+                                                 stderr=subprocess.DEVNULL)
+            except OSError:
+                pass
+        time.sleep(0.3)     # let them attach before the window opens
+
+    def stop(self) -> dict[int, tuple[float, float, str]]:
+        """pid -> (syscalls, context switches, top syscalls) over the window; NaN if unknown."""
+        for proc in self.procs.values():
+            proc.send_signal(signal.SIGINT)
+        out = {}
+        for p, proc in self.procs.items():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            text = (self.tmp / f"count-{p}.txt").read_text() if (self.tmp / f"count-{p}.txt").exists() else ""
+            out[p] = _strace(text) if self.strace else _perf(text)
+        return out
+
+
+def _perf(text: str) -> tuple[float, float, str]:
+    vals = {}
+    for line in text.splitlines():
+        f = line.split(",")
+        if len(f) >= 3 and f[0].replace(".", "").isdigit():
+            vals[f[2]] = float(f[0])
+        elif len(f) >= 3 and f[0] == "<not counted>":     # it never ran in the window
+            vals[f[2]] = 0.0
+    return (vals.get("raw_syscalls:sys_enter", float("nan")),
+            vals.get("context-switches", float("nan")), "")
+
+
+def _strace(text: str) -> tuple[float, float, str]:
+    rows = []
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) >= 5 and f[-1] != "total" and f[3].isdigit():
+            rows.append((int(f[3]), f[-1]))
+    rows.sort(reverse=True)
+    total = float(sum(n for n, _ in rows)) if rows or text else float("nan")  # attached, idle: 0
+    return total, float("nan"), " ".join(f"{name}:{n}" for n, name in rows[:3])
+
+
+def served(port: int, model: str, executions: bool = False):
+    """Requests the server counted for ``model`` (and its executions, if asked)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/{model}/stats") as r:
         stats = json.load(r)["model_stats"]
-    return sum(int(s["inference_count"]) for s in stats)
+    n = sum(int(s["inference_count"]) for s in stats)
+    return (n, sum(int(s["execution_count"]) for s in stats)) if executions else n
 
 
 def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -158,25 +250,36 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
     raise SystemExit("server not ready in time")
 
 
-def measure(port: int, pids: list[int], conc: int, seconds: float, body, hlen, lua, model) -> dict:
+def measure(port: int, pids: list[int], conc: int, seconds: float, body, hlen, lua, model,
+            counters: Counters) -> dict:
     env = dict(os.environ, BODY=str(body), HDR_LEN=hlen)
     url = f"http://127.0.0.1:{port}/v2/models/{model}/infer"
     wrk = ["wrk", "-t1", f"-c{conc}", "-s", str(lua), url]
     subprocess.run(wrk[:3] + ["-d1s"] + wrk[3:], env=env, capture_output=True, timeout=60)
+    counters.start()
     before = {p: usage(p) for p in pids}
-    n0, t0 = served(port, model), time.monotonic()
+    (n0, e0), t0 = served(port, model, True), time.monotonic()
     done = subprocess.run(wrk[:3] + [f"-d{int(seconds)}s"] + wrk[3:], env=env, capture_output=True,
                           text=True, timeout=seconds + 60)
     if done.returncode != 0 or "Non-2xx" in done.stdout:
         raise SystemExit(f"wrk failed: {done.stdout[-400:]} {done.stderr[-400:]}")
-    n = served(port, model) - n0
+    n, e = served(port, model, True)
+    n, e = n - n0, e - e0
     wall = time.monotonic() - t0
+    after = {p: usage(p) for p in pids}
+    counted = counters.stop()
     rows = {}
     for p in pids:
-        cpu1, sw1 = usage(p)
-        cpu0, sw0 = before[p]
-        rows[p] = ((cpu1 - cpu0) / max(n, 1), (sw1 - sw0) / max(n, 1))
-    return {"requests": n, "rps": n / wall, "per_pid": rows}
+        (cpu1, sw1), (cpu0, sw0) = after[p], before[p]
+        calls, wakes, top = counted.get(p, (float("nan"), float("nan"), ""))
+        # /proc's switch counts cover the main thread only; perf's cover every thread.
+        rows[p] = ((cpu1 - cpu0) / max(n, 1), (sw1 - sw0) / max(n, 1),
+                   calls / max(n, 1), wakes / max(n, 1), top)
+    return {"requests": n, "rps": n / wall, "per_pid": rows, "batch": n / max(e, 1)}
+
+
+def _n(x: float) -> str:
+    return "n/a" if x != x else f"{x:.1f}"
 
 
 def main() -> int:
@@ -184,48 +287,71 @@ def main() -> int:
     ap.add_argument("--conc", default="1,8,64")
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--binary", action="store_true")
-    ap.add_argument("--model", default="add_sub", help="comma-separated models")
+    ap.add_argument("--model", default="add_sub",
+                    help="model to load; other than add_sub: a JSON body from its metadata "
+                    "(FP32 inputs), e.g. an ensemble or a BLS model")
+    ap.add_argument("--body", help="request body file instead of add_sub's (e.g. the anchors' "
+                    "bodies.py output); binary if FILE.hlen holds its JSON header length")
     ap.add_argument("--repository", default=str(ROOT / "model_repository"))
+    ap.add_argument("--triton", action="store_true", help="measure Triton 2.51 (anchors env)")
+    ap.add_argument("--strace", action="store_true",
+                    help="strace -c instead of perf: top syscalls by name (slows the server)")
     ap.add_argument("--server", nargs=argparse.REMAINDER,
                     help="server command (HTTP port given as {port}); default: this tritond")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed (apt-get install wrk)")
     port = free_port()
-    cmd = [c.replace("{port}", str(port)) for c in args.server] if args.server else [
+    if args.triton:
+        cmd = triton_command(args.repository, port)
+    elif args.server:
+        # {port}: the HTTP port measured; {free}: another free port each (gRPC, metrics)
+        cmd = [c.replace("{port}", str(port)).replace("{free}", str(free_port()))
+               for c in args.server]
+    else:
+        cmd = [
         str(ROOT / ".venv/bin/tritond"), "--model-repository", args.repository,
-        "--http-address", "127.0.0.1", "--grpc-address", "127.0.0.1",
-        "--metrics-address", "127.0.0.1", f"--http-port={port}",
-        f"--grpc-port={free_port()}", f"--metrics-port={free_port()}"]
+            "--http-address", "127.0.0.1", "--grpc-address", "127.0.0.1",
+            "--metrics-address", "127.0.0.1", f"--http-port={port}",
+            f"--grpc-port={free_port()}", f"--metrics-port={free_port()}"]
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="cpu-cost-"))
+    body, hlen = bodies(tmp, args.binary)
+    if args.body:
+        body = pathlib.Path(args.body)
+        hfile = pathlib.Path(args.body + ".hlen")
+        hlen = hfile.read_text().strip() if hfile.exists() else ""
     lua = tmp / "post.lua"
     lua.write_text(LUA)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
         wait_ready(port, proc)
+        if args.model != "add_sub" and not args.body:
+            if args.binary:
+                raise SystemExit("--binary is built for add_sub only (or give --body)")
+            body, hlen = json_body(tmp, model_inputs(port, args.model)), ""
         pids = process_tree(proc.pid)
         roles = {p: role(p) for p in pids}
-        print(f"server: {' '.join(cmd[:1])}  {'binary' if args.binary else 'JSON'}, "
-              f"{args.seconds:g} s per concurrency")
-        print("| model | conc | req/s | process | CPU µs/req | switches/req |")
-        print("|---|---:|---:|---|---:|---:|")
-        for model in args.model.split(","):
-            if model == "add_sub":
-                body, hlen = bodies(tmp, args.binary)
-            elif args.binary:
-                raise SystemExit("--binary is only built for add_sub")
-            else:
-                body, hlen = json_body(tmp, model_inputs(port, model)), ""
-            for conc in [int(c) for c in args.conc.split(",")]:
-                r = measure(port, pids, conc, args.seconds, body, hlen, lua, model)
-                total = sum(cpu for cpu, _ in r["per_pid"].values())
-                for p, (cpu, sw) in sorted(r["per_pid"].items(), key=lambda kv: -kv[1][0]):
-                    if cpu > 0.5:
-                        print(f"| {model} | {conc} | {r['rps']:,.0f} | {roles[p]} | {cpu:.1f} "
-                              f"| {sw:.2f} |")
-                print(f"| {model} | {conc} | {r['rps']:,.0f} | **all** | **{total:.1f}** | |",
-                      flush=True)
+        counters = Counters(pids, tmp, args.strace)
+        name = "tritonserver" if args.triton else os.path.basename(cmd[0])
+        print(f"server: {name}  model {args.model}, "
+              f"{'binary' if args.binary else 'JSON'}, {args.seconds:g} s per concurrency")
+        extra = " top syscalls |" if args.strace else ""
+        print(f"| conc | req/s | process | CPU µs/req | syscalls/req | ctx switches/req "
+              f"(all threads) | main-thread switches/req |{extra}")
+        print("|---:|---:|---|---:|---:|---:|---:|" + ("---|" if args.strace else ""))
+        for conc in [int(c) for c in args.conc.split(",")]:
+            r = measure(port, pids, conc, args.seconds, body, hlen, lua, args.model, counters)
+            rows = r["per_pid"].values()
+            total = [sum(row[i] for row in rows) for i in (0, 2, 3)]
+            for p, (cpu, sw, calls, wakes, top) in sorted(r["per_pid"].items(),
+                                                          key=lambda kv: -kv[1][0]):
+                if cpu > 0.5 or calls > 0.05:
+                    tail = f" {top} |" if args.strace else ""
+                    print(f"| {conc} | {r['rps']:,.0f} | {roles[p]} | {cpu:.1f} | {_n(calls)} | "
+                          f"{_n(wakes)} | {sw:.2f} |{tail}")
+            print(f"| {conc} | {r['rps']:,.0f} | **all** | **{total[0]:.1f}** | **{_n(total[1])}** "
+                  f"| **{_n(total[2])}** | avg batch {r['batch']:.1f} |" + (" |" if args.strace else ""))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)

@@ -22,7 +22,7 @@ HDR=""; [[ -f $BODIES/$BODY.hlen ]] && HDR=$(cat $BODIES/$BODY.hlen)
 CT=application/json; [[ -n $HDR ]] && CT=application/octet-stream
 export BODY=$BODIES/$BODY CTYPE=$CT HDR_LEN=$HDR
 wrk -t1 -c$CONNS -d2s -s /tmp/tritond-anchors/lib/wrk_post.lua http://127.0.0.1:$PORT$URL_PATH >/dev/null
-pids=$(pgrep -P $SRV -f spawn_main || true)
+pids=$(pgrep -P $SRV || true)   # children are named "tritond: <role>" (setproctitle)
 declare -A before
 for p in $SRV $pids; do before[$p]=$(awk '{print $14+$15}' /proc/$p/stat 2>/dev/null || echo 0); done
 for p in $SRV $pids; do "$PYSPY" record ${PYSPY_EXTRA:-} --nonblocking -r 200 -d $SECS -f raw -o "$OUT/$p.txt" --pid $p >/dev/null 2>&1 & done

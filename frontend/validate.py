@@ -10,6 +10,7 @@ import math
 import struct
 
 from tritond.errors import invalid_arg
+from tritond.shm.dtypes import uniform_elements
 
 from .models import ModelVersion
 from .types import InferRequest, InputTensor
@@ -132,6 +133,8 @@ def check_bytes(model: str, name: str, data, count: int) -> None:
     """Walk the 4-byte length prefixes of a serialised BYTES tensor (no element copies)."""
     buf = b"" if data is None else data
     end = len(buf) if type(buf) is not memoryview else buf.nbytes
+    if uniform_elements(buf, count) is not None:     # fixed-width strings: one numpy check
+        return
     pos = 0
     for i in range(count):
         if end - pos < 4:

@@ -147,14 +147,43 @@ class DefaultPolicy(Policy):
 class DynamicBatchPolicy(Policy):
     """Triton's dynamic batcher (``batcher.form``: preferred sizes, delay window,
     shape agreement). A busy instance is given one more batch only when that
-    batch would not grow any more (see ``_worth_pipelining``)."""
+    batch cannot grow any more (see ``_worth_pipelining``)."""
 
-    __slots__ = ("wait_until", "pending")
+    __slots__ = ("wait_until", "pending", "queued")
 
     def __init__(self, cfg: SchedConfig) -> None:
         super().__init__(cfg, PIPELINE_AHEAD_BATCHING)
         self.wait_until = 0          # delay window end when the batcher chose to wait
         self.pending = None          # the batcher's resumable walk (batcher.Pending)
+        # Sum of the queued entries' sizes. While the instances are busy a batch is
+        # only sent ahead once it cannot grow; below the largest preferred size in
+        # total, none can, and the queue is not walked again at every step.
+        self.queued = 0
+
+    def add(self, req, now_ns: int) -> Entry:
+        entry = super().add(req, now_ns)
+        self.queued += entry.size
+        return entry
+
+    def remove(self, entry: Entry) -> bool:
+        removed = super().remove(entry)
+        if removed:
+            self.queued -= entry.size
+        return removed
+
+    def expire(self, now_ns: int) -> list[Entry]:
+        gone = super().expire(now_ns)
+        if gone:
+            self.queued -= sum(e.size for e in gone)
+        return gone
+
+    def requeue(self, entries: list[Entry]) -> None:
+        super().requeue(entries)
+        self.queued += sum(e.size for e in entries)
+
+    def drain(self) -> list[Entry]:
+        self.queued = 0
+        return super().drain()
 
     def next_batch(self, now_ns: int, router: InstanceRouter) -> Batch | None:
         self.wait_until = 0
@@ -163,27 +192,30 @@ class DynamicBatchPolicy(Policy):
             return None
         inst = router.idle()
         ahead = inst is None
+        cfg = self.cfg
         if ahead:
             inst = router.behind()
-            if inst is None:
+            if inst is None or self.queued < cfg.max_preferred:
                 return None
-        cfg = self.cfg
         entries, wait, self.pending = batcher.form(queue, cfg, now_ns, self.pending)
         if entries is None:
             self.wait_until = wait   # wake when the window closes, busy or not
             return None
         if ahead and not self._worth_pipelining(entries):
             return None
-        return Batch(inst, entries, queue.take(entries))
+        size = queue.take(entries)
+        self.queued -= size
+        return Batch(inst, entries, size)
 
     def _worth_pipelining(self, entries: list[Entry]) -> bool:
-        # With a queue delay, form() only returns a batch that reached a preferred
-        # size or whose oldest request waited the whole window: as in Triton, it
-        # goes to the instance's queue even while the instance is busy. Without a
-        # delay only full batches are queued ahead; the rest grows until the
-        # instance is free.
-        cfg = self.cfg
-        return bool(cfg.delay_ns) or sum(e.size for e in entries) >= cfg.max_preferred
+        # Only a batch that cannot grow any more (the largest preferred size, or
+        # max_batch_size) is queued behind a busy instance; any other batch, its
+        # window closed or not, keeps growing here until the instance is free.
+        # Triton does the same: a payload waiting for its instance takes in every
+        # request that arrives until the instance picks it up (GetDynamicBatch's
+        # payload_batch_size), so under load batches fill up to what arrived
+        # during the previous execution. Sent to the worker early, it could not.
+        return sum(e.size for e in entries) >= self.cfg.max_preferred
 
     def next_deadline(self, router: InstanceRouter) -> int | None:
         timeout = self.queue.next_timeout()

@@ -144,14 +144,65 @@ def _elements(arr: np.ndarray) -> list[bytes]:
     return out
 
 
+# Below this many elements a Python loop beats numpy's fixed costs.
+_VECTOR_MIN = 32
+
+
 def serialize_bytes(arr: np.ndarray) -> bytes:
     """Serialise an array as BYTES: a 4-byte LE length then the bytes, per element in C order."""
+    flat = np.asarray(arr).ravel(order="C")
+    if flat.dtype == object and flat.size >= _VECTOR_MIN:
+        data = _serialize_vector(flat.tolist())
+        if data is not None:
+            return data
     pack = _LEN.pack
-    parts = []
-    for b in _elements(arr):
-        parts.append(pack(len(b)))
-        parts.append(b)
-    return b"".join(parts)
+    return b"".join([part for b in _elements(flat) for part in (pack(len(b)), b)])
+
+
+def _serialize_vector(items: list) -> Optional[bytes]:
+    """Bytes-like elements serialised with C loops only (None: some element is not
+    bytes-like, e.g. a str, and needs the per-element path).
+
+    The payload is one ``b"".join`` (it raises on a non bytes-like element); the
+    lengths go to their 4-byte slots and the payload to every other byte, in two
+    numpy scatters.
+    """
+    try:
+        payload = b"".join(items)
+    except TypeError:
+        return None
+    n = len(items)
+    lens = np.fromiter(map(len, items), np.int64, count=n)
+    if int(lens.sum()) != len(payload):     # a memoryview of wider items: len() is not bytes
+        return None
+    if int(lens.max()) > _MAX_ELEMENT:
+        raise invalid_arg("an element of BYTES tensor is more than 4 GiB")
+    out = np.empty(4 * n + len(payload), np.uint8)
+    starts = np.zeros(n, np.int64)
+    np.cumsum(lens[:-1] + 4, out=starts[1:])
+    slots = (starts[:, None] + np.arange(4)).ravel()
+    mask = np.ones(len(out), bool)
+    mask[slots] = False
+    out[slots] = lens.astype("<u4").view(np.uint8)
+    out[mask] = np.frombuffer(payload, np.uint8)
+    return out.tobytes()
+
+
+def uniform_elements(buf, count: int) -> Optional[np.ndarray]:
+    """``buf`` as records (``n``: length, ``b``: bytes) when its ``count`` elements all
+    have the first one's length (fixed-width strings: ids, hashes, padded text), else None.
+
+    One vectorised check instead of a Python step per element.
+    """
+    end = len(buf) if not isinstance(buf, memoryview) else buf.nbytes
+    if count < _VECTOR_MIN or end < 4:
+        return None
+    (n,) = _LEN.unpack_from(buf, 0)
+    if end != count * (4 + n):
+        return None
+    rec = np.frombuffer(buf, np.dtype([("n", "<u4"), ("b", f"V{n}")]) if n else "<u4")
+    lengths = rec["n"] if n else rec
+    return rec if (lengths == n).all() else None
 
 
 def serialized_size(arr: np.ndarray) -> int:
@@ -171,6 +222,12 @@ def deserialize_bytes(buf, count: Optional[int] = None) -> np.ndarray:
     # (one allocation) instead of a memoryview slice plus tobytes() (two).
     data = buf if isinstance(buf, bytes) else memoryview(buf).cast("B").tobytes()
     end = len(data)
+    if count is not None:
+        items = _fast_elements(data, count)
+        if items is not None:
+            out = np.empty(count, dtype=object)
+            out[:] = items
+            return out
     unpack = _LEN.unpack_from
     items = []
     append = items.append
@@ -195,6 +252,27 @@ def deserialize_bytes(buf, count: Optional[int] = None) -> np.ndarray:
     out = np.empty(len(items), dtype=object)
     out[:] = items
     return out
+
+
+def _fast_elements(data: bytes, count: int) -> Optional[list]:
+    """The ``count`` elements of a well-formed buffer, without per-element checks;
+    None when it is not well formed (the checked walk then names the problem)."""
+    rec = uniform_elements(data, count)
+    if rec is not None:
+        return rec["b"].tolist() if rec.dtype.names else [b""] * count
+    unpack = _LEN.unpack_from
+    items = [None] * count
+    pos = 0
+    try:
+        for i in range(count):
+            (n,) = unpack(data, pos)
+            pos += 4
+            items[i] = data[pos:pos + n]
+            pos += n
+    except struct.error:          # a length prefix ran past the end
+        return None
+    # Offsets only grow: ending exactly at the end means no slice was cut short.
+    return items if pos == len(data) else None
 
 
 def _check_end(found: int, count: Optional[int], left: int) -> None:

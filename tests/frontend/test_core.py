@@ -102,6 +102,21 @@ def test_bytes_count_error(harness):
                  "expected 1 string elements for inference input 'IN'")
 
 
+def test_long_fixed_width_bytes_checked_like_any_other():
+    # 40 elements of one length take check_bytes' vectorised path; a broken
+    # length anywhere falls back to the walk that names the problem.
+    from tritond.frontend.validate import check_bytes
+    good = b"".join(b"\x03\x00\x00\x00abc" for _ in range(40))
+    check_bytes("strings", "IN", memoryview(good), 40)
+    bad = good[:-7] + b"\x05\x00\x00\x00abc"
+    with pytest.raises(TritonError) as e:
+        check_bytes("strings", "IN", memoryview(bad), 40)
+    assert "incomplete string for inference input 'IN'" in e.value.message
+    with pytest.raises(TritonError) as e:
+        check_bytes("strings", "IN", good, 39)
+    assert "expected 39 string elements" in e.value.message
+
+
 def test_unknown_output(harness):
     req = simple(int_input("INPUT0"), int_input("INPUT1"), outputs=[RequestedOutput("NOPE")])
     expect_error(harness, req, Code.INVALID_ARG,
@@ -272,7 +287,7 @@ def test_control_plane_answers(harness):
             assert e.value.code == Code.UNAVAILABLE and "polling" in e.value.message
             assert core.shm.system_shm_status() == [] and core.shm.cuda_shm_status() == []
             with pytest.raises(TritonError) as e:
-                core.shm.register_system_shm("r", "/k", 0, 8)
+                await core.shm.register_system_shm("r", "/k", 0, 8)
             assert e.value.code == Code.UNSUPPORTED
     run(body())
 

@@ -249,14 +249,29 @@ def test_dynamic_policy_pipelines_only_batches_that_cannot_grow():
     assert take(policy, router, 2) == []                       # w0 holds one ahead already
 
 
-def test_dynamic_policy_with_a_delay_pipelines_when_the_window_closed():
+def test_dynamic_policy_with_a_delay_grows_a_closed_window_batch_until_the_instance_is_free():
+    # As Triton's payload waiting for its instance: past its window a batch is
+    # not queued behind a busy instance but takes in later requests meanwhile.
     policy, router = policy_for(config(4, {"max_queue_delay_microseconds": 50}), pipeline=True)
     policy.add(request(0, batch=1), 0)
     assert take(policy, router, 50 * US) == [("w0", [0])]
     policy.add(request(1, batch=1), 60 * US)
     assert take(policy, router, 60 * US) == []
-    assert policy.next_deadline(router) == 110 * US            # wakes although w0 is busy
-    assert take(policy, router, 110 * US) == [("w0", [1])]
+    assert take(policy, router, 110 * US) == []                # window closed, w0 busy: grow
+    assert policy.next_deadline(router) is None                # nothing to wait for but w0
+    policy.add(request(2, batch=1), 120 * US)
+    assert take(policy, router, 130 * US) == []
+    router.finished(router.instances["w0"])                    # [0] executed
+    assert take(policy, router, 140 * US) == [("w0", [1, 2])]  # one batch of both
+
+
+def test_dynamic_policy_with_a_delay_pipelines_a_batch_that_cannot_grow():
+    policy, router = policy_for(config(4, {"max_queue_delay_microseconds": 50}), pipeline=True)
+    policy.add(request(0, batch=1), 0)
+    assert take(policy, router, 50 * US) == [("w0", [0])]
+    for rid in range(1, 5):
+        policy.add(request(rid, batch=1), 60 * US)
+    assert take(policy, router, 60 * US) == [("w0", [1, 2, 3, 4])]   # full: queued behind
 
 
 # ------------------------------------- a policy of our own through the core's seam

@@ -74,6 +74,7 @@ def test_exactly_one_outcome(ops, max_batch, preferred, delay, levels, policy, d
         elif op[0] == "tick":
             now += op[1] * US
         absorb(core.step(now))
+        _check_queued(core)
     # drain: finish everything, let every window and timeout pass
     for _ in range(added + 2):
         for addr in list(busy):
@@ -83,6 +84,14 @@ def test_exactly_one_outcome(ops, max_batch, preferred, delay, levels, policy, d
         absorb(core.step(now))
     assert core.next_deadline_ns() is None
     assert outcomes == {rid: 1 for rid in range(added)}
+
+
+def _check_queued(core) -> None:
+    """The dynamic batcher's running total of queued sizes matches its queue."""
+    for model in core._models.values():
+        policy = model.policy
+        if hasattr(policy, "queued"):
+            assert policy.queued == sum(e.size for e in policy.queue.walk())
 
 
 def _first(busy: dict, addr: str) -> Dispatch:

@@ -107,3 +107,46 @@ def test_malformed(buf, count, words):
         D.deserialize_bytes(buf, count)
     assert e.value.code == Code.INVALID_ARG
     assert words in e.value.message
+
+
+# Long tensors take the vectorised paths (D._VECTOR_MIN elements and more).
+
+@given(st.lists(st.binary(max_size=12), min_size=32, max_size=200), st.booleans())
+def test_long_bytes_round_trip(items, same_length):
+    if same_length:                          # fixed-width strings: the uniform fast path
+        items = [(b + bytes(12))[:7] for b in items]
+    arr = _obj(items)
+    buf = D.serialize_bytes(arr)
+    assert buf == b"".join(len(b).to_bytes(4, "little") + b for b in items)
+    assert list(D.deserialize_bytes(buf, len(items))) == items
+    assert list(D.deserialize_bytes(memoryview(bytearray(buf)), len(items))) == items
+    assert (D.uniform_elements(buf, len(items)) is not None) == (len(set(map(len, items))) == 1)
+
+
+def test_long_uniform_keeps_trailing_nuls_and_empty_elements():
+    for items in ([b"ab\x00"] * 40, [b""] * 40, [b"\x00"] * 40):
+        buf = D.serialize_bytes(_obj(items))
+        assert list(D.deserialize_bytes(buf, 40)) == items
+
+
+def test_long_mixed_element_kinds_take_the_per_element_path():
+    items = ["é", b"x", bytearray(b"ba"), 7] * 10
+    want = ["é".encode(), b"x", b"ba", b"7"] * 10
+    assert list(D.deserialize_bytes(D.serialize_bytes(_obj(items)), 40)) == want
+    wide = memoryview(np.arange(3, dtype=np.int32))       # len() is 3 items, not 12 bytes
+    assert D.serialize_bytes(_obj([wide] * 40))[:16] == (12).to_bytes(4, "little") + bytes(
+        np.arange(3, dtype=np.int32))
+
+
+@pytest.mark.parametrize("tail, words", [
+    (b"\x01", "element 40 of BYTES tensor needs a 4-byte length but only 1 bytes remain"),
+    (b"\x09\x00\x00\x00abc", "element 40 of BYTES tensor claims 9 bytes but only 3 remain"),
+])
+def test_long_malformed_named_as_before(tail, words):
+    buf = D.serialize_bytes(_obj([b"abc"] * 40)) + tail
+    with pytest.raises(TritonError) as e:
+        D.deserialize_bytes(buf, 41)
+    assert words in e.value.message
+    with pytest.raises(TritonError) as e:
+        D.deserialize_bytes(buf, 40)      # uniform prefix, then trailing bytes
+    assert "unexpected trailing bytes" in e.value.message

@@ -311,7 +311,9 @@ class PythonBackend(Backend):
             err = resp.error()
             return WorkResult.failed(err.code(), err.message())
         outputs = {t.name(): t._array for t in resp.output_tensors()}   # numpy or cupy
-        return WorkResult(outputs=outputs, parameters=json.loads(resp.parameters()))
+        # _parameters was checked (str -> bool/int/str) when the response was built:
+        # no JSON round trip through parameters() per response.
+        return WorkResult(outputs=outputs, parameters=resp._parameters)
 
 
 def _device_inputs(ctx, spec: ModelSpec) -> bool:

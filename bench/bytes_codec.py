@@ -1,0 +1,42 @@
+"""In-process cost of one BYTES tensor on its way through tritond, without servers.
+
+    python bench/bytes_codec.py [--elements 1000] [--fixed]
+
+Times, best of 7 repeats of 200, the three per-element steps a BYTES request pays:
+the frontend's framing check (``frontend.validate.check_bytes``), the worker's parse
+into an object array (``shm.dtypes.deserialize_bytes``) and the output's serialisation
+(``shm.dtypes.serialize_bytes``). Run it under two checkouts' venvs to compare them
+(issue 15 item 5); elements are ``element-<i>`` (9-12 bytes) or, with ``--fixed``, 14 bytes.
+"""
+from __future__ import annotations
+
+import argparse
+import struct
+import timeit
+
+from tritond.frontend.validate import check_bytes
+from tritond.shm import dtypes
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--elements", type=int, default=1000)
+    ap.add_argument("--fixed", action="store_true")
+    args = ap.parse_args()
+    n = args.elements
+    els = [(f"element-{i:06d}" if args.fixed else f"element-{i}").encode() for i in range(n)]
+    view = memoryview(bytearray(b"".join(struct.pack("<I", len(e)) + e for e in els)))
+    arr = dtypes.deserialize_bytes(view, n)
+    steps = {"check (frontend)": lambda: check_bytes("m", "IN", view, n),
+             "parse (worker)": lambda: dtypes.deserialize_bytes(view, n),
+             "serialise (worker)": lambda: dtypes.serialize_bytes(arr)}
+    total = 0.0
+    for name, fn in steps.items():
+        us = min(timeit.repeat(fn, number=200, repeat=7)) / 200 * 1e6
+        total += us
+        print(f"{name:20s} {us:8.1f} µs")
+    print(f"{'all three':20s} {total:8.1f} µs  ({n} {'fixed-width' if args.fixed else 'variable'} elements)")
+
+
+if __name__ == "__main__":
+    main()
