@@ -64,20 +64,22 @@ class ControlPlane:
 
     query = _query       # for the members that ask the parent (client shm registry)
 
-    async def peer_stats(self) -> tuple[list, list]:
+    async def peer_stats(self) -> tuple[list, list, list]:
         """(every frontend's response cache rows, the other frontends' first-response
-        rows). Each frontend counts what it served in plain integers (no shared write
+        rows, every frontend's cache summary rows). Each frontend counts what it served in plain integers (no shared write
         on the hot path); a scrape or a statistics call asks the others, which costs
         a round trip per frontend only when someone reads them."""
         cache = self.responses.rows() if self.responses is not None else []
         first: list = []
+        summaries = self.responses.summary_rows() if self.responses is not None else []
         if self.peers:
             answers = await asyncio.gather(*(
                 self._query(p, messages.FrontendStatsQuery, timeout=10.0) for p in self.peers))
             for answer in answers:
                 cache += answer.cache
                 first += answer.first
-        return cache, first
+                summaries += answer.summaries
+        return cache, first, summaries
 
     def on_answer(self, msg: messages.Answer) -> None:
         fut = self._queries.pop(msg.qid, None)
@@ -144,12 +146,14 @@ class ControlPlane:
         """(model, version) whose responses are cached (their nv_cache_* metrics)."""
         return self.responses.enabled(self.models) if self.responses is not None else set()
 
-    async def metrics_snapshot(self) -> tuple[dict, list, list]:
-        """Statistics of every model plus the scheduler's ModelMetrics rows and the other
-        frontends' first-response rows (/metrics: one scrape sums every frontend)."""
+    async def metrics_snapshot(self) -> tuple[dict, list, list, list]:
+        """Statistics of every model plus the scheduler's ModelMetrics rows, the other
+        frontends' first-response rows and every frontend's cache summary rows
+        (/metrics: one scrape sums every frontend)."""
         answer = await self._query(self._scheduler, messages.StatsQuery, metrics=True)
         peers = await self.peer_stats()
-        return await self._with_cache(answer.stats, peers), answer.metrics, peers[1]
+        return (await self._with_cache(answer.stats, peers), answer.metrics, peers[1],
+                peers[2])
 
     def repository_index(self, ready: bool = False) -> list[dict]:
         return self.models.index(ready)

@@ -23,6 +23,7 @@ from typing import AsyncIterator, Callable
 from tritond import messages
 from tritond.errors import TritonError, unavailable, unsupported
 from tritond.inferclient import InferClient
+from tritond.scheduler.summary import quantiles_of
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
@@ -68,7 +69,9 @@ class FrontendCore:
         self.client.finished = self.shm.answered
         self.ordering = Ordering()
         store, self._own_cache = open_store(options, server_id, tag, cache_segment)
-        self.responses = ResponseCache(store)
+        # summary_latencies=true: the cache's hit/miss summaries too
+        self.responses = ResponseCache(
+            store, quantiles_of(getattr(options, "metrics_config", [])) is not None)
         self.first_response = FirstResponse()     # nv_inference_first_response_histogram_ms
         self.control = ControlPlane(options, self.models, outbox.post, address,
                                     scheduler_address, parent_address, self.shm,
@@ -310,7 +313,8 @@ class FrontendCore:
             self._post(msg.frontend, self.control.apply_settings(msg))
         elif kind is messages.FrontendStatsQuery:
             self._post(msg.frontend, messages.FrontendStatsAnswer(
-                msg.qid, self.responses.rows(), self.first_response.rows_list()))
+                msg.qid, self.responses.rows(), self.first_response.rows_list(),
+                summaries=self.responses.summary_rows()))
         elif kind is messages.ModelTable:
             self.models.update(msg)
             # A dead worker's arenas are unlinked by the parent; only

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from prometheus_client.metrics_core import Metric
 
-from tritond.scheduler.summary import quantiles_of
+from tritond.scheduler.summary import quantiles_from, quantiles_of
 
 from . import gpumetrics
 
@@ -58,6 +58,13 @@ _SUMMARIES = (
      "Cumulative inference compute output duration in microseconds (does not include cached "
      "requests)"),
 )
+# summary_latencies=true and a cached version: the response cache's summaries (core's words)
+_CACHE_SUMMARIES = (
+    ("hit", "nv_cache_hit_summary_per_model",
+     "Summary of cache hit counts/durations per model, in microseconds."),
+    ("miss", "nv_cache_miss_summary_per_model",
+     "Summary of cache miss counts/durations per model, in microseconds."),
+)
 # Per-model response cache counters, only for versions whose responses are cached.
 _CACHE = (
     ("nv_cache_num_hits_per_model", "Number of cache hits per model",
@@ -74,7 +81,8 @@ _CACHE = (
 
 def families(stats: dict, rows: list | None = None, *, latencies: bool = True,
              cpu: "CpuSampler | None" = None, cached: set = frozenset(),
-             load_seconds: dict | None = None, quantiles=None) -> list[Metric]:
+             load_seconds: dict | None = None, quantiles=None,
+             cache_summaries: list | None = None) -> list[Metric]:
     """Metric families for every model version in a ``{"model_stats": [...]}`` dict;
     ``rows`` (messages.ModelMetrics) add failures per reason and pending counts."""
     out = []
@@ -106,6 +114,8 @@ def families(stats: dict, rows: list | None = None, *, latencies: bool = True,
         for s in cache_entries:
             fam.add_sample(name, {"model": s["name"], "version": s["version"]}, read(s))
         out.append(fam)
+    if quantiles and cache_entries:
+        out.extend(cache_summary_families(cache_entries, cache_summaries or (), quantiles))
     out.extend(pinned_pool())
     if cpu is not None:
         out.extend(cpu.families())
@@ -129,6 +139,30 @@ def summaries(rows, quantiles) -> list[Metric]:
                 fam.add_sample(name, {**labels, "quantile": f"{q:g}"}, v)
         if fam.samples:
             out.append(fam)
+    return out
+
+
+def cache_summary_families(entries: list, rows, quantiles) -> list[Metric]:
+    """``nv_cache_hit/miss_summary_per_model`` of every cached version (Triton creates them
+    at load: count 0 and NaN quantiles before the first lookup), merged over ``rows``:
+    every frontend's [model, version, "hit"|"miss", count, sum, observations...]."""
+    merged: dict[tuple, list] = {}
+    for m, v, kind, count, total, *values in rows:
+        acc = merged.setdefault((m, v, kind), [0, 0.0, []])
+        acc[0] += count
+        acc[1] += total
+        acc[2].extend(values)
+    out = []
+    for kind, name, doc in _CACHE_SUMMARIES:
+        fam = Metric(name, doc, "summary")
+        for s in sorted(entries, key=lambda s: (s["name"], s["version"])):
+            count, total, values = merged.get((s["name"], s["version"], kind), (0, 0.0, []))
+            labels = {"model": s["name"], "version": s["version"]}
+            fam.add_sample(name + "_count", labels, count)
+            fam.add_sample(name + "_sum", labels, total)
+            for (q, _), x in zip(quantiles, quantiles_from(values, quantiles)):
+                fam.add_sample(name, {**labels, "quantile": f"{q:g}"}, x)
+        out.append(fam)
     return out
 
 
@@ -273,10 +307,11 @@ def build_app(core):
         if (cpu is not None or gpu is not None) and not polling:
             polling.append(asyncio.get_running_loop().create_task(poll()))
             await poll_once()
-        stats, rows, first = await core.control.metrics_snapshot()
+        stats, rows, first, cache_rows = await core.control.metrics_snapshot()
         fams = families(stats, rows, latencies=latencies, cpu=cpu,
                         cached=core.control.cached_versions(),
-                        load_seconds=core.models.load_seconds(), quantiles=quantiles)
+                        load_seconds=core.models.load_seconds(), quantiles=quantiles,
+                        cache_summaries=cache_rows)
         if histograms:          # Triton: histograms only with histogram_latencies=true
             fams += core.first_response.families(first)
         if gpu is not None:

@@ -85,14 +85,22 @@ class Window:
         while self.buckets and self.buckets[0][0] <= now_ns - MAX_AGE_NS:
             del self.buckets[0]
 
-    def quantiles(self, qs, now_ns: int) -> list[float]:
-        """NaN when the window is empty (as prometheus-cpp)."""
+    def live(self, now_ns: int) -> list[float]:
+        """The observations still inside the window (what another process merges in)."""
         self._expire(now_ns)
-        values = sorted(v for b in self.buckets for v in b[2])
-        if not values:
-            return [math.nan] * len(qs)
-        n = len(values)
-        return [values[min(n - 1, max(0, math.ceil(q * n) - 1))] for q, _ in qs]
+        return [v for b in self.buckets for v in b[2]]
+
+    def quantiles(self, qs, now_ns: int) -> list[float]:
+        return quantiles_from(self.live(now_ns), qs)
+
+
+def quantiles_from(values: list[float], qs) -> list[float]:
+    """Each quantile of ``values``; NaN when there are none (as prometheus-cpp)."""
+    if not values:
+        return [math.nan] * len(qs)
+    values = sorted(values)
+    n = len(values)
+    return [values[min(n - 1, max(0, math.ceil(q * n) - 1))] for q, _ in qs]
 
 
 class Summaries:

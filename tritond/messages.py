@@ -423,12 +423,15 @@ class FrontendStatsQuery(msgspec.Struct, tag=64, array_like=True):
 
 class FrontendStatsAnswer(msgspec.Struct, tag=57, array_like=True, omit_defaults=True):
     """One frontend's counters: ``cache`` rows [model, version, hits, hit ns, misses,
-    miss ns, hit request ns]; ``first`` rows [model, version, bucket counts..., sum ms]."""
+    miss ns, hit request ns]; ``first`` rows [model, version, bucket counts..., sum ms];
+    ``summaries`` (summary_latencies=true) rows [model, version, "hit"|"miss", count,
+    sum us, live observations...]."""
 
     qid: int
     cache: list[list] = []
     first: list[list] = []
     error: Optional[ErrorInfo] = None
+    summaries: list[list] = []
 
 
 class SettingsUpdate(msgspec.Struct, tag=63, array_like=True, omit_defaults=True):

@@ -198,3 +198,67 @@ def test_summary_quantiles_setting_and_its_errors(tmp_path):
                            "--metrics-config=summary_quantiles=0.5"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "No ':' delimiter found" in proc.stderr
+
+
+# Triton's response cache families (metrics.md "Response Cache Metrics"; names and HELP from
+# core's metrics.cc), only for a model with response_cache enabled; the summaries only with
+# summary_latencies=true, where Triton also drops that model's request summary.
+TRITON_CACHE_COUNTERS = ("nv_cache_num_hits_per_model", "nv_cache_hit_duration_per_model",
+                         "nv_cache_num_misses_per_model", "nv_cache_miss_duration_per_model")
+TRITON_CACHE_SUMMARIES = ("nv_cache_hit_summary_per_model", "nv_cache_miss_summary_per_model")
+
+
+def test_cache_summaries_with_tritons_names_labels_and_help(tmp_path):
+    repo = write_repo(tmp_path, {"cached": {"scheduling": "response_cache { enable: true }"},
+                                 "plain": {}})
+    # two frontends: each keeps its own windows, a scrape merges them
+    srv = Server([repo], "--metrics-config=summary_latencies=true", "--frontend-processes=2",
+                 "--cache-config=local,size=1048576", "--allow-gpu-metrics=false")
+    try:
+        _, before = scrape(srv)
+        for v in (1.0, 1.0, 2.0, 1.0, 2.0):     # misses for 1.0 and 2.0, three hits
+            http_infer(srv, "cached", value=v)
+        grpc_infer(srv, "cached", value=1.0)    # a fourth hit, over gRPC
+        http_infer(srv, "plain")
+        types, samples = scrape(srv)
+        with urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics") as r:
+            text = r.read().decode()
+    finally:
+        srv.stop()
+    assert types == {**{n: t for n, (t, _) in TRITON_FAMILIES.items()},
+                     **{n: "summary" for n in TRITON_SUMMARIES},
+                     **{n: "counter" for n in TRITON_CACHE_COUNTERS},
+                     **{n: "summary" for n in TRITON_CACHE_SUMMARIES}}
+    assert ("# HELP nv_cache_hit_summary_per_model Summary of cache hit counts/durations per "
+            "model, in microseconds.") in text
+    assert ("# HELP nv_cache_miss_summary_per_model Summary of cache miss counts/durations per "
+            "model, in microseconds.") in text
+    for name in TRITON_CACHE_SUMMARIES:
+        # present at load with no lookup yet (count 0, NaN quantiles), as Triton creates them
+        assert value(before, name + "_count", model="cached", version="1") == 0
+        for n, labels in samples:
+            if n.startswith(name):
+                want_labels = {"model", "version"} | ({"quantile"} if n == name else set())
+                assert {k for k, _ in labels} == want_labels, n
+                assert dict(labels)["model"] == "cached", n     # only the cached model
+        assert sorted(dict(labels)["quantile"] for n, labels in samples
+                      if n == name) == ["0.5", "0.9", "0.95", "0.99", "0.999"]
+        q = [value(samples, name, model="cached", version="1", quantile=x)
+             for x in ("0.5", "0.9", "0.999")]
+        assert q == sorted(q) and q[0] >= 0
+    # _count and _sum agree with the cache counters, summed over both frontends
+    assert value(samples, "nv_cache_hit_summary_per_model_count", model="cached",
+                 version="1") == value(samples, "nv_cache_num_hits_per_model", model="cached",
+                                       version="1") == 4
+    assert value(samples, "nv_cache_miss_summary_per_model_count", model="cached",
+                 version="1") == value(samples, "nv_cache_num_misses_per_model",
+                                       model="cached", version="1") == 2
+    for kind in ("hit", "miss"):
+        total = value(samples, f"nv_cache_{kind}_summary_per_model_sum", model="cached",
+                      version="1")
+        assert abs(total - value(samples, f"nv_cache_{kind}_duration_per_model",
+                                 model="cached", version="1")) <= 2   # integer us counter
+    # Triton leaves out the request summary of a cached model, not of the others
+    requests = {dict(labels)["model"] for n, labels in samples
+                if n == "nv_inference_request_summary_us_count"}
+    assert requests == {"plain"}
