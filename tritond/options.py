@@ -199,6 +199,16 @@ def trace_config_entry(text: str) -> str:
     return entry(text)
 
 
+def gpu_bytes(text: str) -> str:
+    """``<gpu id>:<bytes>`` (tritonserver's --cuda-memory-pool-byte-size)."""
+    gpu, sep, size = text.partition(":")
+    if not sep:
+        raise OptionError(f"expected <gpu id>:<bytes>, got '{text}'")
+    parse_nonneg(gpu)
+    parse_nonneg(size)
+    return text
+
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     name: str                      # key in the options dict
@@ -378,6 +388,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("trace_file", "", str, "Deprecated (--trace-config triton,file=PATH): trace file."),
     Option("trace_mode", "triton", choice("triton", "opentelemetry"),
            "Deprecated (--trace-config mode=...): triton or opentelemetry."),
+    # Accepted so that a tritonserver command line keeps working. tritond has no staging
+    # pools to size: a device output is copied once, straight into its shared-memory slot
+    # or the client's CUDA region (docs/compatibility.md), so neither value is used.
+    Option("pinned_memory_pool_byte_size", 256 * MiB, parse_nonneg,
+           "Accepted for tritonserver compatibility; tritond stages nothing in pinned memory, "
+           "so the value is not used."),
+    Option("cuda_memory_pool_byte_size", [], gpu_bytes,
+           "<gpu id>:<bytes>, repeatable. Accepted for tritonserver compatibility; device "
+           "outputs are copied once to where they go, so no CUDA pool is allocated.",
+           repeat=True),
 )
 
 BY_NAME = {opt.name: opt for opt in OPTIONS}

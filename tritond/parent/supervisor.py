@@ -135,6 +135,9 @@ class Supervisor:
         versions = self.registry.versions
         if warning := arena_space_warning(self.options, len(self.frontends), versions):
             log.warning("%s", warning)
+        if self.options.cuda_memory_pool_byte_size:
+            log.info("--cuda-memory-pool-byte-size is accepted and not used: tritond copies "
+                     "device outputs once to where they go and stages nothing")
         applied = await self.publisher.publish_and_wait()
         text = format_table(list(versions.values()), self.registry.failed)
         log.info("%s", "\n" + text if text else "no models loaded")
