@@ -150,6 +150,17 @@ class AsyncOutbox:
             self._scheduled = True
             self._loop.call_soon(self.flush)
 
+    def post_many(self, addr: str, msgs: list) -> None:
+        """``post`` each of ``msgs``, but a lone group (low load) leaves as one frame at once:
+        posted one by one, the first would go alone and the rest a turn later."""
+        if addr in self._queued or self._scheduled:
+            for msg in msgs:
+                self.post(addr, msg)
+            return
+        self._write(addr, frame(messages.encode(msgs)))
+        self._scheduled = True
+        self._loop.call_soon(self._settle)
+
     def _settle(self) -> None:
         # End of the turn in which a message went out at once: later posts of
         # that turn were queued and go now, as one frame per peer.

@@ -50,6 +50,8 @@ class InferClient:
         self.arena = arena
         self.cache = cache
         self._post = post
+        # post_many(addr, msgs): several messages as one frame (AsyncOutbox.post_many)
+        self.post_many: Optional[Callable[[str, list], None]] = None
         # None: no timer (a process without an event loop); releases then
         # ride on the next Request or wait for the owner's flush_releases().
         self._linger = linger_s
@@ -110,8 +112,9 @@ class InferClient:
         req.frontend = self.address
         self.pending[rid] = (fut, slots)
         if self._held:
-            self.flush_releases()          # they ride in the same frame as this Request
-        self._post(self.scheduler, req)
+            self._post_with_releases(req)
+        else:
+            self._post(self.scheduler, req)
         return fut
 
     def stream(self, req: messages.Request, slots: list,
@@ -129,8 +132,33 @@ class InferClient:
         req.frontend = self.address
         self.pending[rid] = (sink, slots)
         if self._held:
-            self.flush_releases()          # they ride in the same frame as this Request
-        self._post(self.scheduler, req)
+            self._post_with_releases(req)
+        else:
+            self._post(self.scheduler, req)
+
+    def _post_with_releases(self, req: messages.Request) -> None:
+        """Held output slots ride in the same frame as this Request.
+
+        When it is the only request in flight, with ``post_many`` (the frontend's
+        outbox): one write at once, where posting the Releases first sent them
+        alone and the Request at the end of the loop turn (two writes, two
+        wake-ups of the scheduler per request at one connection). With others in
+        flight, the Request waits for the turn's frame as before: sent at once it
+        would reach the scheduler (and the worker) ahead of the turn's other
+        requests, in smaller batches (measured: more syscalls per request at 8
+        connections)."""
+        post_many = self.post_many
+        if post_many is None or self._direct or len(self.pending) > 1:
+            self.flush_releases()
+            self._post(self.scheduler, req)
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        held, self._held = self._held, {}
+        msgs: list = [messages.Release(instance, slots) for instance, slots in held.items()]
+        msgs.append(req)
+        post_many(self.scheduler, msgs)
 
     def cancel(self, rid: int, fut: Optional[asyncio.Future] = None) -> None:
         """The caller gave up on ``rid``: Cancel it if unanswered; a result ``fut``

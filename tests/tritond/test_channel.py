@@ -81,3 +81,30 @@ def test_a_busy_turn_hands_frames_over_early():
         asyncio.run(main())
     finally:
         ep.close()
+
+
+def test_post_many_alone_in_its_turn_is_one_frame_at_once():
+    """post_many's messages leave as one frame at once when nothing waits; when others
+    do, they join the turn's queue in order."""
+    addr = channel.address(f"t{os.getpid()}", "many")
+    ep = SyncEndpoint(addr, messages.TO_WORKER)
+
+    async def main():
+        out = channel.AsyncOutbox()
+        written = []
+        real = out._write
+        out._write = lambda a, data: (written.append(data), real(a, data))
+        out.post_many(addr, [messages.Shutdown("0"), messages.Shutdown("1")])
+        assert len(written) == 1 and addr not in out._queued       # one frame, now
+        out.post_many(addr, [messages.Shutdown("2"), messages.Shutdown("3")])
+        assert len(written) == 1 and len(out._queued[addr]) == 2   # queued for the turn
+        await asyncio.sleep(0.05)
+        assert len(written) == 2
+        msgs = await asyncio.get_running_loop().run_in_executor(None, ep.recv, 2.0)
+        assert [m.reason for m in msgs] == ["0", "1", "2", "3"]
+        out.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        ep.close()
