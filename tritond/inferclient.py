@@ -139,16 +139,14 @@ class InferClient:
     def _post_with_releases(self, req: messages.Request) -> None:
         """Held output slots ride in the same frame as this Request.
 
-        When it is the only request in flight, with ``post_many`` (the frontend's
-        outbox): one write at once, where posting the Releases first sent them
-        alone and the Request at the end of the loop turn (two writes, two
-        wake-ups of the scheduler per request at one connection). With others in
-        flight, the Request waits for the turn's frame as before: sent at once it
-        would reach the scheduler (and the worker) ahead of the turn's other
-        requests, in smaller batches (measured: more syscalls per request at 8
-        connections)."""
+        With ``post_many`` (the frontend's outbox) the group waits for the end of
+        the loop turn and leaves as one frame with the turn's other requests.
+        Posted one by one, the Releases went alone at once (the outbox's
+        lone-message rule) and the Request in a second frame: two writes and two
+        wake-ups of the scheduler per request at one connection.
+        """
         post_many = self.post_many
-        if post_many is None or self._direct or len(self.pending) > 1:
+        if post_many is None or self._direct:
             self.flush_releases()
             self._post(self.scheduler, req)
             return
