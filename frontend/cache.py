@@ -1,98 +1,90 @@
 """The response cache: ``response_cache { enable: true }`` with ``--cache-config local,size=N``.
 
-Where: in the frontend, in front of the InferClient. The frontend holds a
+Where: in the frontends, in front of the InferClient, over one store in shared
+memory (``tritond.shm.lru``: created by the parent, mapped by every frontend),
+so an answer one frontend cached is a hit on all of them. A frontend holds a
 request's input bytes before they are staged and its outputs once they come
 back, so a hit is answered from here: no input is copied to shared memory, no
 message reaches the scheduler or a worker. (Triton caches in its scheduler; ours
 sees only shared-memory references and would have to map and hash every input.)
-Each frontend keeps its own cache; tritond runs one frontend.
 
 Key: a BLAKE2b digest of the model, version, each input (name, datatype, shape,
-bytes; BYTES tensors in their serialised form), the requested outputs (names,
-classification) and the parameters the model sees. Requests with client shared-memory
-inputs or outputs, and every request of a ``preserve_ordering`` model, bypass the
-cache (counted neither hit nor miss). A miss runs
-the request and inserts a copy of its outputs; the least recently used entries
-are evicted to stay within ``size`` bytes (an entry bigger than that is not
-kept). Statistics follow Triton's UpdateSuccessCacheHit/Miss: a hit counts a
-success, its request duration and cache_hit; a miss counts cache_miss with the
-lookup + insertion time (also added to the request duration).
+bytes; BYTES tensors in their serialised form; an input in client shared memory
+is read with ``pread``), the requested outputs (names, classification) and the
+parameters the model sees. Every request of a ``preserve_ordering`` model
+bypasses the cache (counted neither hit nor miss). A miss runs the request and
+inserts a copy of its outputs (an output written into a client's region is read
+back from it); a hit writes such an output into the region the request names.
+The least recently used entries are evicted to stay within ``size`` bytes (an
+entry bigger than that is not kept). Statistics follow Triton's
+UpdateSuccessCacheHit/Miss: a hit counts a success, its request duration and
+cache_hit; a miss counts cache_miss with the lookup + insertion time (also added
+to the request duration). Each frontend counts its own; statistics and
+/metrics sum every frontend's (``FrontendStatsQuery``).
 """
 from __future__ import annotations
 
-import collections
 import hashlib
+import struct
 import time
 
+import msgspec
+
 from tritond.errors import TritonError
+from tritond.options import cache_bytes
+from tritond.shm import dtypes, lru, region
 
 from .params import request_fields
 from .types import InferRequest, InferResult, OutputTensor
 
-
-def cache_size(settings: list[str]) -> int:
-    """The local cache's byte size from ``--cache-config`` entries (checked by
-    tritond.options.cache_setting; 0: no cache)."""
-    size = 0
-    for entry in settings:
-        key, _, value = entry.partition(",")[2].partition("=")
-        if key == "size":
-            size = int(value, 0)
-    return size
+cache_size = cache_bytes        # the name the tests and docs use
+_HEAD = struct.Struct("<I")
 
 
-class Entry:
-    __slots__ = ("version", "parameters", "outputs", "nbytes")
-
-    def __init__(self, result: InferResult) -> None:
-        self.version = result.model_version
-        self.parameters = dict(result.parameters)
-        self.outputs = [(o.name, o.datatype, list(o.shape), bytes(o.data)) for o in result.outputs]
-        self.nbytes = sum(len(o[3]) for o in self.outputs) + 64 * (len(self.outputs) + 1)
-
-    def result(self, mv, req: InferRequest) -> InferResult:
-        requested = {o.name: o for o in req.outputs} if req.outputs else {}
-        outs = [OutputTensor(name, dtype, shape, memoryview(data), requested.get(name))
-                for name, dtype, shape, data in self.outputs]
-        return InferResult(mv.name, self.version, req.id, dict(self.parameters), outs)
+def encode(result: InferResult, outputs: list[bytes]) -> bytes:
+    """An entry: header length, msgpack header (version, parameters, per output name,
+    datatype, shape, byte size), then the outputs' bytes back to back."""
+    head = msgspec.msgpack.encode([
+        result.model_version, result.parameters,
+        [[o.name, o.datatype, list(o.shape), len(b)] for o, b in zip(result.outputs, outputs)]])
+    return b"".join([_HEAD.pack(len(head)), head, *outputs])
 
 
-class LruStore:
-    """Entries by key, least recently used first, within ``size`` bytes."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.used = 0
-        self.entries: collections.OrderedDict[bytes, Entry] = collections.OrderedDict()
-
-    def get(self, key: bytes) -> Entry | None:
-        entry = self.entries.get(key)
-        if entry is not None:
-            self.entries.move_to_end(key)
-        return entry
-
-    def put(self, key: bytes, entry: Entry) -> None:
-        if entry.nbytes > self.size or key in self.entries:
-            return
-        while self.used + entry.nbytes > self.size:
-            _, old = self.entries.popitem(last=False)
-            self.used -= old.nbytes
-        self.entries[key] = entry
-        self.used += entry.nbytes
+def decode(blob, mv, req: InferRequest, shm) -> InferResult | None:
+    """The result a hit answers; an output the request wants in client shared memory is
+    written there (None when it does not fit: the uncached path reports that)."""
+    n = _HEAD.unpack_from(blob)[0]
+    version, parameters, metas = msgspec.msgpack.decode(memoryview(blob)[4:4 + n])
+    requested = {o.name: o for o in req.outputs} if req.outputs else {}
+    view, pos, outs = memoryview(blob), 4 + n, []
+    for name, dtype, shape, size in metas:
+        data = view[pos:pos + size]
+        pos += size
+        want = requested.get(name)
+        if want is not None and want.shm is not None:
+            if size > want.shm.byte_size:
+                return None
+            shm.write_output(want.shm, data)
+            data = None
+        outs.append(OutputTensor(name, dtype, shape, data, want))
+    return InferResult(mv.name, version, req.id, parameters, outs)
 
 
-def request_key(mv, req: InferRequest) -> bytes | None:
-    """The cache key of ``req`` on ``mv``; None when it uses client shared memory."""
-    h = hashlib.blake2b(digest_size=20)
+def request_key(mv, req: InferRequest, read=None) -> bytes | None:
+    """The cache key of ``req`` on ``mv``; None when it cannot be cached: an input in client
+    shared memory without ``read`` (ShmRef -> bytes), or parameters that fail to parse."""
+    h = hashlib.blake2b(digest_size=16)
     h.update(f"{mv.name}\0{mv.version}\0".encode())
     for t in sorted(req.inputs, key=lambda t: t.name):
         if t.shm is not None:
-            return None
-        h.update(f"{t.name}\0{t.datatype}\0{t.shape}\0{len(t.data)}\0".encode())
-        h.update(t.data)
+            if read is None:
+                return None
+            data = read(t.shm)
+        else:
+            data = t.data
+        h.update(f"{t.name}\0{t.datatype}\0{t.shape}\0{len(data)}\0".encode())
+        h.update(data)
     for o in req.outputs or ():
-        if o.shm is not None:
-            return None
         h.update(f"out\0{o.name}\0{o.classification}\0".encode())
     if req.parameters:      # only what reaches the model (not binary_data_output, priority...)
         try:
@@ -104,12 +96,49 @@ def request_key(mv, req: InferRequest) -> bytes | None:
     return h.digest()
 
 
-class ResponseCache:
-    """The frontend's response cache and its per model version statistics."""
+def output_bytes(result: InferResult, shm) -> list[bytes] | None:
+    """Each output's bytes (read back from client shared memory where it was written)."""
+    out = []
+    for o in result.outputs:
+        if o.data is not None and (o.requested is None or o.requested.shm is None):
+            out.append(o.data)
+            continue
+        if o.requested is None or o.requested.shm is None:
+            return None
+        region = shm.read_output(o.requested.shm)
+        size = dtypes.byte_size(o.datatype, o.shape)
+        if size is None:        # BYTES: as many serialised elements as the shape says
+            size = _serialized_length(region, dtypes.num_elements(o.shape))
+        out.append(region[:size])
+    return out
 
-    def __init__(self, options) -> None:
-        size = cache_size(options.cache_config)
-        self.store = LruStore(size) if size else None
+
+def _serialized_length(buf: bytes, count: int) -> int:
+    pos = 0
+    for _ in range(count):
+        pos += 4 + int.from_bytes(buf[pos:pos + 4], "little")
+    return pos
+
+
+def open_store(options, server_id: str, tag: str, segment: str) -> tuple:
+    """(the store to use or None, a segment made here that its owner unlinks or None): the
+    shared one the parent made (``segment``, from Setup.cache); a frontend started
+    without one (unit tests, an in-process core) makes its own."""
+    size = cache_bytes(options.cache_config)
+    if not size:
+        return None, None
+    own = None
+    if not segment:
+        segment = region.segment_name(server_id, "cache-" + tag)
+        own = lru.create(segment, size)
+    return lru.SharedLru.attach(segment), own
+
+
+class ResponseCache:
+    """One frontend's view of the shared store and its own per model version statistics."""
+
+    def __init__(self, store) -> None:
+        self.store = store          # tritond.shm.lru.SharedLru, or None: no cache
         # (model, version) -> [hits, hit ns, misses, miss ns, hit request ns]
         self.counts: dict[tuple[str, str], list[int]] = {}
 
@@ -119,26 +148,25 @@ class ResponseCache:
     async def infer(self, core, mv, req: InferRequest) -> InferResult:
         start = time.monotonic_ns()
         # preserve_ordering: a hit would overtake the requests before it (not cached yet).
-        key = None if mv.preserve_ordering else request_key(mv, req)
+        key = None if mv.preserve_ordering else request_key(mv, req, core.shm.read_input)
         if key is None:
             return await core.infer(req, mv, False)
-        entry = self.store.get(key)
+        blob = self.store.get(key)
         looked = time.monotonic_ns()
         counts = self.counts.setdefault((mv.name, mv.version_str), [0, 0, 0, 0, 0])
-        if entry is not None:
-            result = entry.result(mv, req)
+        result = decode(blob, mv, req, core.shm) if blob is not None else None
+        if result is not None:
             end = time.monotonic_ns()
             counts[0] += 1
             counts[1] += looked - start
             counts[4] += end - start
             return result
         result = await core.infer(req, mv, False)
-        if all(o.data is not None for o in result.outputs):
-            insert = time.monotonic_ns()
-            self.store.put(key, Entry(result))
-            counts[3] += (looked - start) + (time.monotonic_ns() - insert)
-        else:
-            counts[3] += looked - start
+        insert = time.monotonic_ns()
+        outputs = output_bytes(result, core.shm)
+        if outputs is not None:
+            self.store.put(key, encode(result, outputs))
+        counts[3] += (looked - start) + (time.monotonic_ns() - insert)
         counts[2] += 1
         return result
 
@@ -146,13 +174,23 @@ class ResponseCache:
         """(model, version) of every loaded version whose responses are cached."""
         return {(mv.name, mv.version_str) for mv in models.all_versions() if self.applies(mv)}
 
-    def merge(self, stats: dict, enabled: set) -> dict:
-        """Add the cache's counts to the scheduler's ``{"model_stats": [...]}`` (in place)."""
+    def rows(self) -> list[list]:
+        """This frontend's counts as FrontendStatsAnswer.cache rows."""
+        return [[m, v, *c] for (m, v), c in self.counts.items()]
+
+    def merge(self, stats: dict, enabled: set, rows: list | None = None) -> dict:
+        """Add the cache's counts (``rows``: every frontend's, default this one's) to the
+        scheduler's ``{"model_stats": [...]}`` (in place)."""
+        totals: dict[tuple[str, str], list[int]] = {}
+        for m, v, *c in self.rows() if rows is None else rows:
+            row = totals.setdefault((m, v), [0] * 5)
+            for i, n in enumerate(c):
+                row[i] += n
         for s in stats.get("model_stats", []) if enabled else ():
             key = (s.get("name"), s.get("version"))
             if key not in enabled:
                 continue
-            hits, hit_ns, misses, miss_ns, hit_request_ns = self.counts.get(key, (0,) * 5)
+            hits, hit_ns, misses, miss_ns, hit_request_ns = totals.get(key, (0,) * 5)
             inf = s["inference_stats"]
             inf["cache_hit"] = {"count": hits, "ns": hit_ns}
             inf["cache_miss"] = {"count": misses, "ns": miss_ns}

@@ -6,10 +6,18 @@ validate BYTES inputs. A request naming a region becomes a ``TensorRef`` of
 kind CLIENT_SHM (region = the POSIX key, offset = registered offset + tensor
 offset) that the worker maps itself: no byte of a shm tensor is copied here.
 
+Shared by every frontend: a registration is checked here, then added to the
+parent's registry (``tritond/shmtable.py``), which answers once every frontend
+applied the new ``ShmTable``; so a region registered through one connection is
+usable at once through any other, whichever frontend the kernel gave it, and
+status lists the same set everywhere.
+
 Lifetime: unregistering removes the name at once (new requests get NOT_FOUND)
-but the registration lives on until the last request that used it has its
-Response; only then are the workers that mapped it told to ``Forget`` it, so a
-mapping is never dropped under a running model and never outlives its region.
+but the registration lives on in each frontend until the last request that
+frontend sent with it has its Response; only then are the workers that mapped
+it for that frontend told to ``Forget`` it, so a mapping is never dropped under
+a running model and never outlives its region. (A worker that forgot a region
+another frontend still uses maps it again on that request's Execute.)
 """
 from __future__ import annotations
 
@@ -21,10 +29,11 @@ import os
 import posix_ipc
 
 from tritond import messages
-from tritond.errors import (already_exists, invalid_arg, not_found,
+from tritond.errors import (TritonError, already_exists, invalid_arg, not_found,
                             unsupported)
 from tritond.shm import cuda
 from tritond.shm.keys import check_key, is_server_segment
+from tritond.shmtable import ShmRegistry
 
 from .types import ShmRef
 from .validate import check_bytes
@@ -69,24 +78,57 @@ class ClientShm:
         self._post = post
         self._cache = cache                # the frontend's mappings (BYTES input checks)
         self._regions: dict[str, Registration] = {}
-        self._shm_gen = 0
         self._uses: dict[int, list[Registration]] = {}   # rid -> registrations it uses
+        # ``query(kind, **fields)`` asks the parent's registry (FrontendCore sets it);
+        # without a parent this frontend's own registry stands in.
+        self.query = None
+        self._local = ShmRegistry()
 
     def _shm_enabled(self) -> None:
         if not self.options.allow_client_shm:
             raise unsupported(SHM_DISABLED)
 
-    def _add(self, name: str, kind: str, key: str, offset: int, byte_size: int,
-             device_id: int) -> None:
+    async def _add(self, name: str, kind: str, key: str, offset: int, byte_size: int,
+                   device_id: int) -> None:
         if name in self._regions:
             raise already_exists(f"shared memory region '{name}' already in manager")
-        self._shm_gen += 1
-        self._regions[name] = Registration(name, kind, key, offset, byte_size, device_id,
-                                           self._shm_gen)
+        region = messages.ShmRegion(name, kind, key, offset, byte_size, device_id, 0)
+        if self.query is not None:
+            await self.query(messages.ShmRegisterQuery, region=region)
+            return
+        error = self._local.register(region)
+        if error is not None:
+            raise TritonError(error.code, error.message)
+        self.apply(self._local.table())
+
+    async def _remove(self, kind: str, name: str) -> None:
+        if self.query is not None:
+            await self.query(messages.ShmUnregisterQuery, kind=kind, name=name)
+            return
+        self._local.unregister(kind, name)
+        self.apply(self._local.table())
+
+    def apply(self, table: messages.ShmTable) -> None:
+        """The registry's new table: keep the registrations still listed (their uses),
+        add the new ones, retire the removed ones after their last use here."""
+        old, new = self._regions, {}
+        for r in table.regions:
+            reg = old.get(r.name)
+            if reg is None or reg.gen != r.gen:
+                reg = Registration(r.name, r.kind, r.key, r.offset, r.byte_size,
+                                   r.device_id, r.gen)
+            new[r.name] = reg
+        self._regions = new
+        for reg in old.values():
+            if new.get(reg.name) is not reg:
+                reg.dead = True
+                if reg.uses == 0:
+                    self._retire(reg)
 
     # ------------------------------------------------------------ system
 
-    def register_system_shm(self, name: str, key: str, offset: int, byte_size: int) -> None:
+    async def register_system_shm(self, name: str, key: str, offset: int,
+                                  byte_size: int) -> None:
         self._shm_enabled()
         posix_name = check_key(key)          # before any system call sees it
         offset, byte_size = _uint(offset, "offset"), _uint(byte_size, "byte_size")
@@ -106,18 +148,19 @@ class ClientShm:
         # Python ints do not overflow: offset + byte_size is exact.
         if offset + byte_size > size:
             raise invalid_arg(f"failed to register shared memory region '{name}': invalid args")
-        self._add(name, SYSTEM, key, offset, byte_size, -1)
+        await self._add(name, SYSTEM, key, offset, byte_size, -1)
 
-    def unregister_system_shm(self, name: str = "") -> None:
+    async def unregister_system_shm(self, name: str = "") -> None:
         self._shm_enabled()
-        self._unregister(SYSTEM, name)
+        await self._remove(SYSTEM, name)
 
     def system_shm_status(self, name: str = "") -> list[dict]:
         return self._status(SYSTEM, name)
 
     # -------------------------------------------------------------- CUDA
 
-    def register_cuda_shm(self, name: str, raw_handle, device_id: int, byte_size: int) -> None:
+    async def register_cuda_shm(self, name: str, raw_handle, device_id: int,
+                                byte_size: int) -> None:
         self._shm_enabled()
         # Triton answers every handle it cannot open "failed to register shared memory
         # region ... invalid args" (clients and its qa tests match that); the detail follows.
@@ -141,12 +184,12 @@ class ClientShm:
                               f"invalid args ({why})")
         if why:
             raise unsupported(f"failed to register CUDA shared memory region '{name}': {why}")
-        self._add(name, CUDA, base64.b64encode(bytes(raw_handle)).decode(), 0, byte_size,
-                  device_id)
+        await self._add(name, CUDA, base64.b64encode(bytes(raw_handle)).decode(), 0,
+                        byte_size, device_id)
 
-    def unregister_cuda_shm(self, name: str = "") -> None:
+    async def unregister_cuda_shm(self, name: str = "") -> None:
         self._shm_enabled()
-        self._unregister(CUDA, name)
+        await self._remove(CUDA, name)
 
     def cuda_shm_status(self, name: str = "") -> list[dict]:
         return self._status(CUDA, name)
@@ -160,18 +203,6 @@ class ClientShm:
                 raise not_found(f"Unable to find {kind} shared memory region: '{name}'")
             return [reg.status()]
         return [r.status() for r in self._regions.values() if r.kind == kind]
-
-    def _unregister(self, kind: str, name: str) -> None:
-        """Unknown names are no error (Triton); in-use regions retire after their last use."""
-        if name:
-            regs = [r for r in (self._regions.get(name),) if r is not None and r.kind == kind]
-        else:
-            regs = [r for r in self._regions.values() if r.kind == kind]
-        for reg in regs:
-            del self._regions[reg.name]
-            reg.dead = True
-            if reg.uses == 0:
-                self._retire(reg)
 
     def _retire(self, reg: Registration) -> None:
         """Nobody uses ``reg`` any more: every process that mapped it drops the mapping."""
@@ -216,6 +247,35 @@ class ClientShm:
     def output_dest(self, out, used: list) -> messages.TensorRef:
         """Where the worker writes requested output ``out`` (dtype/shape are the worker's)."""
         return self._shm_tensor(out.name, "", [], out.shm, used)
+
+    def read_input(self, shm: ShmRef) -> bytes:
+        """The bytes of an input in a registered region (the response cache's key)."""
+        ref = self._shm_tensor("", "", [], shm, [])
+        if ref.kind != messages.CLIENT_SHM:
+            raise unsupported("the response cache cannot read CUDA shared memory")
+        return self._cache.read(ref.region, ref.offset, ref.nbytes, ref.gen)
+
+    def read_output(self, shm: ShmRef) -> bytes:
+        """The whole range a request named for an output (a cache miss stores it)."""
+        return self.read_input(shm)
+
+    def write_output(self, shm: ShmRef, data) -> None:
+        """A cached output into the client's region, with pwrite: a region its client
+        shrank is refused, never grown or a SIGBUS (the frontend keeps no writable map)."""
+        ref = self._shm_tensor("", "", [], shm, [])
+        if ref.kind != messages.CLIENT_SHM:
+            raise unsupported("the response cache cannot write CUDA shared memory")
+        try:
+            seg = posix_ipc.SharedMemory(check_key(ref.region), 0)
+        except (posix_ipc.Error, ValueError):
+            raise invalid_arg(f"Unable to open shared memory region: '{ref.region}'") from None
+        try:
+            if ref.offset + len(data) > os.fstat(seg.fd).st_size:
+                raise invalid_arg(f"shared memory region '{shm.region}' is smaller than "
+                                  f"it was registered")
+            os.pwrite(seg.fd, data, ref.offset)
+        finally:
+            seg.close_fd()
 
     def sent(self, rid: int, used: list) -> None:
         for reg in used:

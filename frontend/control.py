@@ -28,11 +28,13 @@ class ControlPlane:
     """Health, metadata, statistics and model control of one frontend (a member of FrontendCore)."""
 
     def __init__(self, options: dict, models, post, address: str, scheduler: str, parent: str,
-                 shm, responses=None) -> None:
+                 shm, responses=None, first_response=None, peers: list[str] = ()) -> None:
         self.options = options
         self.models = models
         self.shm = shm                  # for the shared-memory extensions it reports
         self.responses = responses      # the response cache (cache.py): its statistics
+        self.first_response = first_response   # firstresponse.py: this frontend's histogram
+        self.peers = list(peers)        # the other frontends (--frontend-processes)
         self._post = post
         self.address = address
         self._scheduler = scheduler
@@ -43,7 +45,7 @@ class ControlPlane:
         self.logs = LogSettings(options)
         self.traces = TraceSettings(options)
 
-    async def _query(self, addr: str, kind: type, timeout: float = 30.0, **fields):
+    async def _query(self, addr: str, kind: type, /, timeout: float = 30.0, **fields):
         """Post a ``kind`` query (messages.StatsQuery, ...) and return its typed answer."""
         qid = self._next_id
         self._next_id = qid + 1
@@ -59,6 +61,23 @@ class ControlPlane:
         if answer.error is not None:
             raise TritonError(answer.error.code, answer.error.message)
         return answer
+
+    query = _query       # for the members that ask the parent (client shm registry)
+
+    async def peer_stats(self) -> tuple[list, list]:
+        """(every frontend's response cache rows, the other frontends' first-response
+        rows). Each frontend counts what it served in plain integers (no shared write
+        on the hot path); a scrape or a statistics call asks the others, which costs
+        a round trip per frontend only when someone reads them."""
+        cache = self.responses.rows() if self.responses is not None else []
+        first: list = []
+        if self.peers:
+            answers = await asyncio.gather(*(
+                self._query(p, messages.FrontendStatsQuery, timeout=10.0) for p in self.peers))
+            for answer in answers:
+                cache += answer.cache
+                first += answer.first
+        return cache, first
 
     def on_answer(self, msg: messages.Answer) -> None:
         fut = self._queries.pop(msg.qid, None)
@@ -110,21 +129,27 @@ class ControlPlane:
                 raise invalid_arg(f"requested model {what} is not available")
         answer = await self._query(self._scheduler, messages.StatsQuery, name=name,
                                    version=version)
-        return self._with_cache(answer.stats)
+        return await self._with_cache(answer.stats)
 
-    def _with_cache(self, stats: dict) -> dict:
+    async def _with_cache(self, stats: dict, peers: tuple | None = None) -> dict:
         if self.responses is None:
             return stats
-        return self.responses.merge(stats, self.responses.enabled(self.models))
+        enabled = self.responses.enabled(self.models)
+        if not enabled:
+            return stats
+        rows = (peers or await self.peer_stats())[0]
+        return self.responses.merge(stats, enabled, rows)
 
     def cached_versions(self) -> set:
         """(model, version) whose responses are cached (their nv_cache_* metrics)."""
         return self.responses.enabled(self.models) if self.responses is not None else set()
 
-    async def metrics_snapshot(self) -> tuple[dict, list]:
-        """Statistics of every model plus the scheduler's ModelMetrics rows (/metrics)."""
+    async def metrics_snapshot(self) -> tuple[dict, list, list]:
+        """Statistics of every model plus the scheduler's ModelMetrics rows and the other
+        frontends' first-response rows (/metrics: one scrape sums every frontend)."""
         answer = await self._query(self._scheduler, messages.StatsQuery, metrics=True)
-        return self._with_cache(answer.stats), answer.metrics
+        peers = await self.peer_stats()
+        return await self._with_cache(answer.stats, peers), answer.metrics, peers[1]
 
     def repository_index(self, ready: bool = False) -> list[dict]:
         return self.models.index(ready)
@@ -151,10 +176,35 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ settings
 
-    def log_settings(self, update: dict | None = None) -> dict:
-        return self.logs.update(update)
+    async def log_settings(self, update: dict | None = None) -> dict:
+        values = self.logs.update(update)
+        if update:
+            await self._tell_peers("log", "", update)
+        return values
 
-    def trace_settings(self, model: str = "", update: dict | None = None) -> dict:
+    async def trace_settings(self, model: str = "", update: dict | None = None) -> dict:
         if model and not (model in self.models.names() and self.models.is_ready(model)):
             raise invalid_arg(f"Request for unknown model : {model}")
-        return self.traces.update(model, update)
+        values = self.traces.update(model, update)
+        if update:
+            await self._tell_peers("trace", model, update)
+        return values
+
+    async def _tell_peers(self, kind: str, model: str, update: dict) -> None:
+        """Settings are per process; the other frontends apply the same update before
+        the caller is answered, so a read through any connection agrees."""
+        if self.peers:
+            await asyncio.gather(*(self._query(p, messages.SettingsUpdate, timeout=10.0,
+                                               kind=kind, model=model, update=update)
+                                   for p in self.peers))
+
+    def apply_settings(self, msg: messages.SettingsUpdate) -> messages.Answer:
+        """A peer's update (validated there; checked again here all the same)."""
+        try:
+            if msg.kind == "log":
+                self.logs.update(msg.update)
+            else:
+                self.traces.update(msg.model, msg.update)
+        except TritonError as exc:
+            return messages.Answer(msg.qid, messages.ErrorInfo(int(exc.code), exc.message))
+        return messages.Answer(msg.qid)

@@ -26,7 +26,7 @@ from tritond.inferclient import InferClient
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
-from .cache import ResponseCache
+from .cache import ResponseCache, open_store
 from .classification import classify
 from .clientshm import ClientShm
 from .control import ControlPlane
@@ -50,7 +50,8 @@ class FrontendCore:
     """One per frontend process; every method runs on the process's event loop."""
 
     def __init__(self, options: dict, outbox, server_id: str, address: str,
-                 scheduler_address: str, parent_address: str = "", tag: str | None = None):
+                 scheduler_address: str, parent_address: str = "", tag: str | None = None,
+                 peers: list[str] = (), cache_segment: str = ""):
         self.options = options
         self.address = address
         self.models = Models()
@@ -65,11 +66,16 @@ class FrontendCore:
         self.shm = ClientShm(options, outbox.post, self.cache)
         self.client.finished = self.shm.answered
         self.ordering = Ordering()
-        self.responses = ResponseCache(options)
+        store, self._own_cache = open_store(options, server_id, tag, cache_segment)
+        self.responses = ResponseCache(store)
         self.first_response = FirstResponse()     # nv_inference_first_response_histogram_ms
         self.control = ControlPlane(options, self.models, outbox.post, address,
                                     scheduler_address, parent_address, self.shm,
-                                    self.responses)
+                                    self.responses, self.first_response,
+                                    [p for p in peers if p != address])
+        if parent_address:      # the parent owns the client shm registry (tritond/shmtable.py)
+            self.shm.query = lambda query_type, /, **fields: self.control.query(
+                parent_address, query_type, **fields)
         self._active = self._dirty = False      # for trim_if_idle
         self.sequences = LiveSequences()        # served while draining (frontend/sequences.py)
         self.on_control: Callable[[object], None] = lambda msg: log.warning("unexpected %r", msg)
@@ -248,6 +254,15 @@ class FrontendCore:
                 self.client.on_response(msg)
         elif kind in messages.ANSWERS:
             self.control.on_answer(msg)
+        elif kind is messages.ShmTable:
+            self.shm.apply(msg)
+            if self._parent:
+                self._post(self._parent, messages.ShmApplied(self.address, msg.seq))
+        elif kind is messages.SettingsUpdate:
+            self._post(msg.frontend, self.control.apply_settings(msg))
+        elif kind is messages.FrontendStatsQuery:
+            self._post(msg.frontend, messages.FrontendStatsAnswer(
+                msg.qid, self.responses.rows(), self.first_response.rows_list()))
         elif kind is messages.ModelTable:
             self.models.update(msg)
             # A dead worker's arenas are unlinked by the parent; only
@@ -272,6 +287,11 @@ class FrontendCore:
         """Unlink the input arena and drop every mapping (process exit)."""
         self.client.arena.close()
         self.cache.close()
+        if self.responses.store is not None:
+            self.responses.store.close()
+        if self._own_cache is not None:
+            self._own_cache.unlink()
+            self._own_cache.close()
 
     def trim_if_idle(self) -> None:
         """Once a tick (1 s) passed with no new request and nothing in flight, give

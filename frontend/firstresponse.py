@@ -28,12 +28,22 @@ class FirstResponse:
         row[bisect_left(BUCKETS, ms)] += 1
         row[-1] += ms
 
-    def families(self) -> list[Metric]:
-        if not self.rows:
+    def rows_list(self) -> list[list]:
+        """The rows as FrontendStatsAnswer.first: [model, version, counts..., sum]."""
+        return [[m, v, *row] for (m, v), row in self.rows.items()]
+
+    def families(self, extra: list | None = None) -> list[Metric]:
+        """The histogram; ``extra``: other frontends' rows_list(), summed in."""
+        rows = {k: list(r) for k, r in self.rows.items()}
+        for m, v, *row in extra or ():
+            mine = rows.setdefault((m, v), [0] * (len(BUCKETS) + 1) + [0.0])
+            for i, n in enumerate(row):
+                mine[i] += n
+        if not rows:
             return []
         fam = Metric(NAME, "Duration from request to first response in milliseconds",
                      "histogram")
-        for (model, version), row in sorted(self.rows.items()):
+        for (model, version), row in sorted(rows.items()):
             labels = {"model": model, "version": version}
             total = 0
             for le, n in zip((*BUCKETS, "+Inf"), row):

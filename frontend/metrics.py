@@ -230,12 +230,12 @@ def build_app(core):
         if (cpu is not None or gpu is not None) and not polling:
             polling.append(asyncio.get_running_loop().create_task(poll()))
             await poll_once()
-        stats, rows = await core.control.metrics_snapshot()
+        stats, rows, first = await core.control.metrics_snapshot()
         fams = families(stats, rows, latencies=latencies, cpu=cpu,
                         cached=core.control.cached_versions(),
                         load_seconds=core.models.load_seconds())
         if histograms:          # Triton: histograms only with histogram_latencies=true
-            fams += core.first_response.families()
+            fams += core.first_response.families(first)
         if gpu is not None:
             fams += gpu.families()
         return Response(render(fams), media_type=CONTENT_TYPE)

@@ -72,7 +72,8 @@ class FrontendProc:
         setup: messages.Setup = await self.setup
         opts = setup.options
         self.core = FrontendCore(opts, self.outbox, setup.server_id, self.boot.address,
-                                 setup.scheduler, setup.parent)
+                                 setup.scheduler, setup.parent, peers=setup.frontends,
+                                 cache_segment=setup.cache)
         self.core.on_control = self.on_control
         early, self.early = self.early, []
         if early:
@@ -85,7 +86,10 @@ class FrontendProc:
         except OSError:
             self.core.close()
             return EXIT_BIND
-        if opts.allow_metrics:
+        # One /metrics for the server: frontend 0 serves it, summed over every
+        # frontend (ControlPlane.peer_stats), so a scrape never depends on which
+        # process the kernel picked.
+        if opts.allow_metrics and self.boot.name == "frontend-0":
             await self.start_metrics(opts)
         self._trim_timer()
         quiet_gc()
@@ -100,7 +104,7 @@ class FrontendProc:
         from .http.deadline import with_header_timeout
         from .http.protocol import CorkedHttpToolsProtocol
         host, port = opts.http_address, opts.http_port
-        sock = bind(host, port, self.log, "HTTP")
+        sock = bind(host, port, self.log, "HTTP", reuse_port=opts.frontend_processes > 1)
         # proxy_headers off: Triton does not read X-Forwarded-*, and uvicorn's
         # middleware for them wraps every request (~3% of a small request's CPU).
         protocol = with_header_timeout(CorkedHttpToolsProtocol, opts.http_header_timeout)
@@ -186,12 +190,19 @@ class FrontendProc:
             self.done.set_result(0)
 
 
-def bind(host: str, port: int, log, what: str) -> socket.socket:
-    """A listening socket; on failure one log line naming address:port and the OS error."""
+def bind(host: str, port: int, log, what: str, reuse_port: bool = False) -> socket.socket:
+    """A listening socket; on failure one log line naming address:port and the OS error.
+
+    ``reuse_port`` (--frontend-processes > 1): every frontend binds the same port
+    and the kernel spreads new connections over them. The parent's preflight
+    binds without it, so a port some other program holds is still refused.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(2048)
     except OSError as e:

@@ -1,4 +1,6 @@
-"""Logging and trace settings extensions (protocol.md §1.15), kept per frontend process.
+"""Logging and trace settings extensions (protocol.md §1.15), kept per frontend process;
+with several frontends an update is applied by all of them before it is answered
+(``ControlPlane._tell_peers``, ``messages.SettingsUpdate``).
 
 Tracing is not implemented: the settings round-trip with Triton's shapes and
 validation so clients that read or write them keep working.

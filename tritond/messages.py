@@ -22,8 +22,10 @@ from .options import Options
 from .spec import ModelSpec
 
 # 3: ModelSpec, typed Options and queries; 4: ModelEntry.instances are InstanceEntry
-# structs; 5: Execute.slots and Execute.ended (sequence batching)
-PROTOCOL_VERSION = 5
+# structs; 5: Execute.slots and Execute.ended (sequence batching); 6: several frontends
+# (Setup.cache, FrontendStatsQuery, SettingsUpdate, the client shm registry: ShmTable
+# and its queries)
+PROTOCOL_VERSION = 6
 
 # ---------------------------------------------------------------- data plane
 
@@ -212,6 +214,7 @@ class Setup(msgspec.Struct, tag=41, array_like=True):
     parent: str                # parent's address
     scheduler: str             # scheduler's address
     frontends: list[str]
+    cache: str = ""            # frontends: the response cache's segment ("" = no cache)
 
 
 class InstanceEntry(msgspec.Struct, array_like=True):
@@ -383,6 +386,79 @@ class StatsAnswer(msgspec.Struct, tag=55, array_like=True, omit_defaults=True):
     metrics: list[ModelMetrics] = []       # when the query asked for them
 
 
+class FrontendStatsQuery(msgspec.Struct, tag=64, array_like=True):
+    """Frontend -> another frontend: its own counters (/metrics and statistics sum
+    every frontend's); -> FrontendStatsAnswer."""
+
+    qid: int
+    frontend: str
+
+
+class FrontendStatsAnswer(msgspec.Struct, tag=57, array_like=True, omit_defaults=True):
+    """One frontend's counters: ``cache`` rows [model, version, hits, hit ns, misses,
+    miss ns, hit request ns]; ``first`` rows [model, version, bucket counts..., sum ms]."""
+
+    qid: int
+    cache: list[list] = []
+    first: list[list] = []
+    error: Optional[ErrorInfo] = None
+
+
+class SettingsUpdate(msgspec.Struct, tag=63, array_like=True, omit_defaults=True):
+    """Frontend -> the other frontends: a /v2/logging or trace settings update it applied
+    (already validated), so every frontend reports the same; -> Answer."""
+
+    qid: int
+    frontend: str
+    kind: str                  # "log" | "trace"
+    model: str = ""
+    update: dict[str, Any] = {}
+
+
+class ShmRegion(msgspec.Struct, array_like=True):
+    """One client shared-memory registration as the parent's registry holds it."""
+
+    name: str
+    kind: str                  # "system" | "cuda"
+    key: str                   # POSIX key, or the base64 cudaIpcMemHandle_t
+    offset: int
+    byte_size: int
+    device_id: int
+    gen: int                   # registration number, never reused (mapping caches key on it)
+
+
+class ShmRegisterQuery(msgspec.Struct, tag=58, array_like=True):
+    """Frontend -> parent: add a registration the frontend checked; -> Answer once every
+    frontend applied the new ShmTable (ALREADY_EXISTS when the name is taken)."""
+
+    qid: int
+    frontend: str
+    region: ShmRegion          # gen is the parent's to fill in
+
+
+class ShmUnregisterQuery(msgspec.Struct, tag=59, array_like=True):
+    """Frontend -> parent: remove a registration ("" = every one of ``kind``); -> Answer."""
+
+    qid: int
+    frontend: str
+    kind: str
+    name: str = ""
+
+
+class ShmTable(msgspec.Struct, tag=61, array_like=True):
+    """Parent -> every frontend: all client shm registrations; answered by ShmApplied."""
+
+    regions: list[ShmRegion]
+    seq: int
+
+
+class ShmApplied(msgspec.Struct, tag=62, array_like=True):
+    """Frontend -> parent: ShmTable ``seq`` is in effect here."""
+
+    address: str
+    seq: int
+
+
 class Unknown(msgspec.Struct, tag=99, array_like=True):
     """Sent back to the sender of a message the receiver could not decode or does
     not accept (when the sender is known; it is logged either way)."""
@@ -390,25 +466,31 @@ class Unknown(msgspec.Struct, tag=99, array_like=True):
     detail: str
 
 
-TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, StatsAnswer, Unknown]
+TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, StatsAnswer,
+                    FrontendStatsQuery, FrontendStatsAnswer, ShmTable, SettingsUpdate, Unknown]
 # Response: answers to the step requests of ensembles (scheduler/ensembles.py).
 TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, StatsQuery,
                      Response, ResponseStats, Unknown]
 TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, Unknown]
 TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, LoadQuery, UnloadQuery,
-                  ReadyQuery, TableApplied, Unknown]
+                  ReadyQuery, TableApplied, ShmRegisterQuery, ShmUnregisterQuery, ShmApplied,
+                  Unknown]
 ANY = Union[Request, Cancel, Release, Forget, Execute, CancelRunning, Response, Executed, Hello,
             Setup, ModelTable, Load, Loaded, LoadFailed, Drain, Drained, Shutdown, Stopped,
             StatsQuery, LoadQuery, UnloadQuery, ReadyQuery, Answer, StatsAnswer, TableApplied,
-            ResponseStats, Unknown]
+            ResponseStats, FrontendStatsQuery, FrontendStatsAnswer, ShmRegisterQuery,
+            ShmUnregisterQuery, ShmTable, ShmApplied, SettingsUpdate, Unknown]
 """Every message: what an inbox tries when its own set fails, to name the mistake."""
 
-ANSWERS = (Answer, StatsAnswer)
+ANSWERS = (Answer, StatsAnswer, FrontendStatsAnswer)
 
 # The field of a message that names its sender's address (where Unknown goes).
 SENDER = {Request: "frontend", Cancel: "frontend", StatsQuery: "frontend",
           LoadQuery: "frontend", UnloadQuery: "frontend", Hello: "address",
-          TableApplied: "address", Executed: "instance", Response: "instance",
+          TableApplied: "address", FrontendStatsQuery: "frontend",
+          ShmRegisterQuery: "frontend", ShmUnregisterQuery: "frontend", ShmApplied: "address",
+          SettingsUpdate: "frontend",
+          Executed: "instance", Response: "instance",
           Setup: "parent"}
 
 

@@ -124,6 +124,17 @@ def cache_setting(text: str) -> str:
     return text
 
 
+def cache_bytes(settings: list[str]) -> int:
+    """The local cache's byte size from ``--cache-config`` entries (checked by
+    :func:`cache_setting`; 0: no cache)."""
+    size = 0
+    for entry in settings:
+        key, _, value = entry.partition(",")[2].partition("=")
+        if key == "size":
+            size = int(value, 0)
+    return size
+
+
 def rate_limit_resource(text: str) -> str:
     """One ``--rate-limit-resource <name>:<count>[:<device>]`` (Triton's syntax)."""
     parts = text.split(":")
@@ -297,6 +308,11 @@ OPTIONS: tuple[Option, ...] = (
            "Per-frontend shared-memory arena for request inputs (bytes, allocated lazily)."),
     Option("output_arena_byte_size", 16 * MiB, parse_nonneg,
            "Per-worker shared-memory arena for outputs (bytes, allocated lazily)."),
+    Option("frontend_processes", 1, parse_positive,
+           "Frontend processes (tritond's own flag): each serves HTTP and gRPC on the same "
+           "ports (SO_REUSEPORT: the kernel spreads connections), client shared-memory "
+           "registrations and the response cache are shared by all of them, and frontend 0 "
+           "serves /metrics summed over every frontend."),
     Option("instance_pipelining", True, parse_bool,
            "Let a busy model instance hold one more ready batch (a full batch, or one request "
            "of a model that does not batch), so it never idles between executions."),

@@ -41,7 +41,8 @@ def server_options(options: Options) -> list[tuple[str, object]]:
         # gRPC turns SO_REUSEPORT on by default, which would let a second
         # server "bind" a busy port silently; Triton's --reuse-grpc-port
         # (default false) decides instead.
-        ("grpc.so_reuseport", 1 if options.reuse_grpc_port else 0),
+        ("grpc.so_reuseport",
+         1 if options.reuse_grpc_port or options.frontend_processes > 1 else 0),
     ]
     for option, arg in _KEEPALIVE.items():
         value = getattr(options, option)

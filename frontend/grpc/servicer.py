@@ -137,13 +137,13 @@ class InferenceServicer:
 
     @_converts_errors
     async def SystemSharedMemoryRegister(self, request, context):
-        self.core.shm.register_system_shm(request.name, request.key, request.offset,
+        await self.core.shm.register_system_shm(request.name, request.key, request.offset,
                                           request.byte_size)
         return pb.SystemSharedMemoryRegisterResponse()
 
     @_converts_errors
     async def SystemSharedMemoryUnregister(self, request, context):
-        self.core.shm.unregister_system_shm(request.name)
+        await self.core.shm.unregister_system_shm(request.name)
         return pb.SystemSharedMemoryUnregisterResponse()
 
     @_converts_errors
@@ -152,25 +152,26 @@ class InferenceServicer:
 
     @_converts_errors
     async def CudaSharedMemoryRegister(self, request, context):
-        self.core.shm.register_cuda_shm(request.name, request.raw_handle, request.device_id,
+        await self.core.shm.register_cuda_shm(request.name, request.raw_handle, request.device_id,
                                         request.byte_size)
         return pb.CudaSharedMemoryRegisterResponse()
 
     @_converts_errors
     async def CudaSharedMemoryUnregister(self, request, context):
-        self.core.shm.unregister_cuda_shm(request.name)
+        await self.core.shm.unregister_cuda_shm(request.name)
         return pb.CudaSharedMemoryUnregisterResponse()
 
     # ------------------------------------------------------------ settings
     @_converts_errors
     async def TraceSetting(self, request, context):
         update = replies.trace_update(request.settings)
-        return replies.trace_settings(self.core.control.trace_settings(request.model_name, update))
+        return replies.trace_settings(
+            await self.core.control.trace_settings(request.model_name, update))
 
     @_converts_errors
     async def LogSettings(self, request, context):
         update = replies.log_update(request.settings)
-        return replies.log_settings(self.core.control.log_settings(update))
+        return replies.log_settings(await self.core.control.log_settings(update))
 
     # -------------------------------------------------------------- health
     @_converts_errors

@@ -166,19 +166,19 @@ async def shm_register(request: Request):
     if not isinstance(doc, dict):
         raise invalid_arg("Unable to parse the shared memory register request")
     if request.path_params["kind"] == "system":
-        shm.register_system_shm(region, doc.get("key"), doc.get("offset", 0), doc.get("byte_size"))
+        await shm.register_system_shm(region, doc.get("key"), doc.get("offset", 0), doc.get("byte_size"))
     else:
         handle = (doc.get("raw_handle") or {}).get("b64")
-        shm.register_cuda_shm(region, handle, doc.get("device_id"), doc.get("byte_size"))
+        await shm.register_cuda_shm(region, handle, doc.get("device_id"), doc.get("byte_size"))
     return empty_response(200)
 
 
 async def shm_unregister(request: Request):
     shm, region = _core(request).shm, request.path_params.get("region", "")
     if request.path_params["kind"] == "system":
-        shm.unregister_system_shm(region)
+        await shm.unregister_system_shm(region)
     else:
-        shm.unregister_cuda_shm(region)
+        await shm.unregister_cuda_shm(region)
     return empty_response(200)
 
 
@@ -189,7 +189,7 @@ async def logging_settings(request: Request):
     update = await _json_body(request) if request.method == "POST" else None
     if update is not None and not isinstance(update, dict):
         raise invalid_arg("Unable to parse the logging settings")
-    return json_response(_core(request).control.log_settings(update))
+    return json_response(await _core(request).control.log_settings(update))
 
 
 async def trace_settings(request: Request):
@@ -197,4 +197,4 @@ async def trace_settings(request: Request):
     if update is not None and not isinstance(update, dict):
         raise invalid_arg("Unable to parse the trace settings")
     model = request.path_params.get("model", "")
-    return json_response(_core(request).control.trace_settings(model, update))
+    return json_response(await _core(request).control.trace_settings(model, update))

@@ -30,7 +30,7 @@ def test_cache_config_syntax():
     assert cache.cache_size([]) == 0
 
 
-def test_keys_differ_by_data_outputs_and_parameters_and_skip_client_shm():
+def test_keys_differ_by_data_outputs_and_parameters_and_read_client_shm_inputs():
     base = cache.request_key(MV, request())
     assert base == cache.request_key(MV, request())
     assert base != cache.request_key(MV, request(b"\2\0\0\0"))
@@ -39,40 +39,96 @@ def test_keys_differ_by_data_outputs_and_parameters_and_skip_client_shm():
     assert base == cache.request_key(MV, request(parameters={"binary_data_output": True,
                                                              "priority": 1}))
     shm = InferRequest("m", inputs=[InputTensor("IN", "INT32", [1], shm=ShmRef("r", 0, 4))])
-    assert cache.request_key(MV, shm) is None
-    assert cache.request_key(MV, request(outputs=[RequestedOutput("OUT", shm=ShmRef("r", 0, 4))])) is None
+    assert cache.request_key(MV, shm) is None               # nothing to read it with
+    # An input in client shm is keyed by its bytes: the same key as the same bytes inline.
+    assert cache.request_key(MV, shm, read=lambda ref: b"\1\0\0\0") == base
+    # Where an output goes does not change the answer.
+    assert cache.request_key(MV, request(outputs=[RequestedOutput("OUT", shm=ShmRef("r", 0, 4))])) \
+        == cache.request_key(MV, request(outputs=[RequestedOutput("OUT")]))
 
 
-def test_lru_evicts_the_least_recently_used_within_the_size():
-    entry = cache.Entry(result(b"x" * 100))
-    store = cache.LruStore(entry.nbytes * 2)
-    store.put(b"a", entry)
-    store.put(b"b", cache.Entry(result(b"y" * 100)))
-    assert store.get(b"a") is entry                  # a is now the most recent
-    store.put(b"c", cache.Entry(result(b"z" * 100)))
-    assert store.get(b"b") is None and store.get(b"a") is entry and store.get(b"c") is not None
-    assert store.used <= store.size
-    store.put(b"huge", cache.Entry(result(b"h" * 10_000)))     # bigger than the cache: not kept
-    assert store.get(b"huge") is None
+class Shm:
+    """Plays ClientShm's read/write of client regions (a bytearray per region)."""
+
+    def __init__(self):
+        self.regions = {"r": bytearray(16)}
+
+    def read_output(self, ref):
+        return bytes(self.regions[ref.region][ref.offset:ref.offset + ref.byte_size])
+
+    def write_output(self, ref, data):
+        self.regions[ref.region][ref.offset:ref.offset + len(data)] = data
 
 
-def test_a_hit_answers_a_copy_with_the_requests_own_output_options():
-    entry = cache.Entry(result(b"\7\0\0\0"))
+def test_an_entry_round_trips_every_output_with_the_requests_own_options():
+    strings = b"\3\0\0\0abc\0\0\0\0"           # BYTES ["abc", ""], serialised
+    res = InferResult("m", "1", "", {"p": 1},
+                      [OutputTensor("OUT", "INT32", [1], memoryview(b"\7\0\0\0"), None),
+                       OutputTensor("S", "BYTES", [2], memoryview(strings), None)])
+    blob = cache.encode(res, cache.output_bytes(res, Shm()))
     want = RequestedOutput("OUT", binary=True)
-    got = entry.result(MV, request(id="r2", outputs=[want]))
+    got = cache.decode(blob, MV, request(id="r2", outputs=[want, RequestedOutput("S")]), Shm())
     assert (got.id, got.model_version, got.parameters) == ("r2", "1", {"p": 1})
     assert bytes(got.outputs[0].data) == b"\7\0\0\0" and got.outputs[0].requested is want
+    assert got.outputs[1].as_numpy().tolist() == [b"abc", b""]
 
 
-def test_statistics_merge_as_triton_counts_hits_and_misses():
-    class Opts:
-        cache_config = ["local,size=1000"]
-    rc = cache.ResponseCache(Opts)
+def test_client_shm_outputs_are_read_back_on_a_miss_and_written_on_a_hit():
+    shm = Shm()
+    ref = ShmRef("r", 4, 12)
+    shm.regions["r"][4:12] = b"abc\0def\0"
+    bytes_ref = ShmRef("r", 0, 16)
+    res = InferResult("m", "1", "", {}, [
+        OutputTensor("OUT", "INT32", [2], None, RequestedOutput("OUT", shm=ref))])
+    blob = cache.encode(res, cache.output_bytes(res, shm))
+    other = Shm()
+    got = cache.decode(blob, MV, request(outputs=[RequestedOutput("OUT", shm=ref)]), other)
+    assert got.outputs[0].data is None and bytes(other.regions["r"][4:12]) == b"abc\0def\0"
+    # A region too small for the cached answer: no hit (the uncached path says why).
+    assert cache.decode(blob, MV, request(outputs=[RequestedOutput("OUT", shm=ShmRef("r", 0, 4))]),
+                        other) is None
+    # BYTES in client shm: as many serialised elements as the shape says.
+    shm.regions["r"][0:16] = b"\2\0\0\0hi\1\0\0\0!zzzzz"
+    res = InferResult("m", "1", "", {}, [
+        OutputTensor("S", "BYTES", [2], None, RequestedOutput("S", shm=bytes_ref))])
+    assert cache.output_bytes(res, shm) == [b"\2\0\0\0hi\1\0\0\0!"]
+
+
+def test_statistics_sum_every_frontends_rows_as_triton_counts_hits_and_misses():
+    rc = cache.ResponseCache(None)
     rc.counts[("m", "1")] = [2, 2000, 1, 500, 7000]
+    other = [["m", "1", 1, 1000, 0, 0, 3000]]         # another frontend's FrontendStatsAnswer
     d = lambda c, ns: {"count": c, "ns": ns}
     stats = {"model_stats": [{"name": "m", "version": "1", "inference_stats": {
         "success": d(1, 10_000), "cache_hit": d(0, 0), "cache_miss": d(0, 0)}}]}
-    rc.merge(stats, {("m", "1")})
+    rc.merge(stats, {("m", "1")}, rc.rows() + other)
     inf = stats["model_stats"][0]["inference_stats"]
-    assert inf["cache_hit"] == d(2, 2000) and inf["cache_miss"] == d(1, 500)
-    assert inf["success"] == d(3, 10_000 + 7000 + 500)
+    assert inf["cache_hit"] == d(3, 3000) and inf["cache_miss"] == d(1, 500)
+    assert inf["success"] == d(4, 10_000 + 10_000 + 500)
+
+
+def test_open_store_maps_the_parents_segment_or_makes_its_own():
+    import uuid
+
+    from tritond.options import Options
+    from tritond.shm import lru
+    from tritond.shm.region import segment_name
+
+    sid = "t" + uuid.uuid4().hex[:8]
+    opts = Options(cache_config=["local,size=4096"])
+    assert cache.open_store(Options(), sid, "in-0", "") == (None, None)
+    parent = lru.create(segment_name(sid, "cache"), 4096)      # what the parent makes
+    own_store, own = cache.open_store(opts, sid, "in-0", "")   # no parent: a store of its own
+    a, none = cache.open_store(opts, sid, "in-0", parent.name)
+    b, _ = cache.open_store(opts, sid, "in-1", parent.name)
+    try:
+        assert none is None and own is not None and own.name != parent.name
+        a.put(b"k" * 16, b"answer")
+        assert bytes(b.get(b"k" * 16)) == b"answer"           # two frontends, one store
+        assert own_store.get(b"k" * 16) is None
+    finally:
+        for store in (a, b, own_store):
+            store.close()
+        for seg in (parent, own):
+            seg.unlink()
+            seg.close()

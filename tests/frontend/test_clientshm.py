@@ -37,7 +37,7 @@ def test_disabled_switch(harness, segment):
                          lambda: h.core.shm.unregister_system_shm(),
                          lambda: h.core.shm.register_cuda_shm("g", b"\0" * 64, 0, 64)):
                 with pytest.raises(TritonError) as e:
-                    call()
+                    await call()
                 assert (e.value.code, e.value.message) == (Code.UNSUPPORTED, SHM_DISABLED)
             assert h.core.shm.system_shm_status() == [] and h.core.shm.cuda_shm_status() == []
             assert "system_shared_memory" not in h.core.control.server_metadata()["extensions"]
@@ -58,7 +58,7 @@ def test_refs_and_forget_after_last_use(harness, segment):
                                        lambda msgs: [got.put_nowait(m) for m in msgs])
             await inbox.start()
             try:
-                h.core.shm.register_system_shm("r", segment, 1024, 2048)
+                await h.core.shm.register_system_shm("r", segment, 1024, 2048)
                 t = InputTensor("INPUT0", "INT32", [1, 16], shm=ShmRef("r", 128, 64))
                 outs = [RequestedOutput("OUTPUT0", shm=ShmRef("r", 512, 64))]
                 task = asyncio.ensure_future(h.core.infer(
@@ -69,9 +69,9 @@ def test_refs_and_forget_after_last_use(harness, segment):
                     messages.CLIENT_SHM, segment, 1024 + 128, 64)
                 assert (dest.region, dest.offset, dest.nbytes, dest.gen) == (
                     segment, 1024 + 512, 64, ref.gen)
-                h.core.shm.unregister_system_shm("r")
+                await h.core.shm.unregister_system_shm("r")
                 assert h.core.shm.system_shm_status() == []
-                h.core.shm.register_system_shm("r", segment, 0, 64)      # the name is free again
+                await h.core.shm.register_system_shm("r", segment, 0, 64)      # the name is free again
                 assert h.core.shm._regions["r"].gen != ref.gen
                 await asyncio.sleep(0.2)
                 assert got.empty()                                  # still in use
@@ -95,7 +95,7 @@ def test_bytes_input_framing_checked_in_place(harness, segment):
             with mmap.mmap(shm.fd, 4096) as mm:
                 shm.close_fd()
                 mm[:8] = struct.pack("<I", 5) + b"abcd"      # claims 5 bytes, holds 4
-                h.core.shm.register_system_shm("s", segment, 0, 4096)
+                await h.core.shm.register_system_shm("s", segment, 0, 4096)
                 t = InputTensor("IN", "BYTES", [1], shm=ShmRef("s", 0, 8))
                 with pytest.raises(TritonError) as e:
                     await h.core.infer(InferRequest("strings", inputs=[t]))
@@ -110,12 +110,12 @@ def test_register_bounds_are_overflow_safe(harness, segment):
         async with harness({"allow_client_shm": True}) as h:
             for offset, size in ((4096, 1), (1, 4096), (2 ** 63, 2 ** 63), (0, 2 ** 64)):
                 with pytest.raises(TritonError) as e:
-                    h.core.shm.register_system_shm("b", segment, offset, size)
+                    await h.core.shm.register_system_shm("b", segment, offset, size)
                 assert e.value.code == Code.INVALID_ARG, e.value
             with pytest.raises(TritonError) as e:
-                h.core.shm.register_system_shm("b", segment, -1, 16)
+                await h.core.shm.register_system_shm("b", segment, -1, 16)
             assert e.value.message == "Unable to parse 'offset'"
-            h.core.shm.register_system_shm("b", segment, 4095, 1)
+            await h.core.shm.register_system_shm("b", segment, 4095, 1)
             assert h.core.shm.system_shm_status("b") == [
                 {"name": "b", "key": segment, "offset": 4095, "byte_size": 1}]
     asyncio.run(body())

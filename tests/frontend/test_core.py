@@ -287,7 +287,7 @@ def test_control_plane_answers(harness):
             assert e.value.code == Code.UNAVAILABLE and "polling" in e.value.message
             assert core.shm.system_shm_status() == [] and core.shm.cuda_shm_status() == []
             with pytest.raises(TritonError) as e:
-                core.shm.register_system_shm("r", "/k", 0, 8)
+                await core.shm.register_system_shm("r", "/k", 0, 8)
             assert e.value.code == Code.UNSUPPORTED
     run(body())
 

@@ -64,3 +64,19 @@ def test_cpu_sampler_reads_proc():
 def test_label_escaping():
     text = text_of({"model_stats": [stats_entry(name='a"b')]})
     assert 'model="a\\"b"' in text
+
+
+def test_first_response_histogram_sums_the_other_frontends_rows():
+    from tritond.frontend.firstresponse import FirstResponse
+
+    mine, other = FirstResponse(), FirstResponse()
+    mine.observe("m", "1", 50.0)
+    other.observe("m", "1", 700.0)
+    other.observe("n", "1", 10.0)
+    (fam,) = mine.families(other.rows_list())
+    got = {(s.name, s.labels["model"], s.labels.get("le")): s.value for s in fam.samples}
+    assert got[("nv_inference_first_response_histogram_ms_count", "m", None)] == 2
+    assert got[("nv_inference_first_response_histogram_ms_bucket", "m", "100")] == 1
+    assert got[("nv_inference_first_response_histogram_ms_bucket", "m", "2000")] == 2
+    assert got[("nv_inference_first_response_histogram_ms_sum", "m", None)] == 750.0
+    assert got[("nv_inference_first_response_histogram_ms_count", "n", None)] == 1

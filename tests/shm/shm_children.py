@@ -44,3 +44,27 @@ def sleeper(conn):
     """Stay alive until told to go (a live pid for the pid-reuse test)."""
     conn.send(os.getpid())
     conn.recv()
+
+
+def lru_writer(name, seed, rounds, conn):
+    """Insert and read back entries of a shared LRU from another process; every entry
+    read must be exactly what some writer stored under that key (key = digest of value)."""
+    import hashlib
+    import random
+
+    from tritond.shm.lru import SharedLru
+
+    store = SharedLru.attach(name)
+    rng = random.Random(seed)
+    bad = 0
+    try:
+        for _ in range(rounds):
+            value = bytes([rng.randrange(256)]) * rng.randrange(1, 700)
+            key = hashlib.blake2b(value, digest_size=16).digest()
+            store.put(key, value)
+            got = store.get(key)
+            if got is not None and hashlib.blake2b(got, digest_size=16).digest() != key:
+                bad += 1
+        conn.send(bad)
+    finally:
+        store.close()

@@ -24,6 +24,7 @@ from tritond import channel, messages
 from tritond.options import Options
 from . import preflight, readiness, sdnotify
 from .children import Child, ChildError, kill, spawn, stop_group, unlink_segments
+from .clientshm import ClientShmRegistry
 from .control import ModelControl
 from .loader import HELLO_TIMEOUT_S, Loader
 from .models import Phase, Registry, format_table
@@ -55,6 +56,7 @@ class Supervisor:
         self.fatal = ""                                # role of a core process that died
         self.exit_code = 0
         self._worker_seq = 0
+        self.cache_segment = ""                       # the shared response cache (shm/lru.py)
         self._stop_event: asyncio.Event | None = None
         self._signals = 0
         # Read once, and hidden from the children (see Notifier).
@@ -74,6 +76,7 @@ class Supervisor:
                                     publish_and_wait=self.publisher.publish_and_wait,
                                     drained=self.drained)
         self.progress = LoadProgress(self.registry)
+        self.client_shm = ClientShmRegistry(self.outbox, frontends=lambda: self.frontends)
         self.poller = Poller(self.options, self.control)
 
     # ------------------------------------------------------------ lifecycle
@@ -186,17 +189,32 @@ class Supervisor:
         return self._spawn("worker", f"w{self._worker_seq}", title)
 
     async def _start_core_processes(self) -> None:
+        self._create_cache()
         self.scheduler = self._spawn("scheduler", "scheduler")
-        self.frontends = [self._spawn("frontend", "frontend-0")]
+        self.frontends = [self._spawn("frontend", f"frontend-{n}")
+                          for n in range(self.options.frontend_processes)]
         for child in [self.scheduler, *self.frontends]:
             await asyncio.wait_for(child.hello, HELLO_TIMEOUT_S)
             self._send_setup(child)
+
+    def _create_cache(self) -> None:
+        """The response cache every frontend maps (tritond.shm.lru), before they start;
+        unlinked with the server's other segments at shutdown."""
+        from tritond.options import cache_bytes
+        from tritond.shm import lru, region
+
+        self.cache_segment = ""
+        if size := cache_bytes(self.options.cache_config):
+            name = region.segment_name(self.server_id, "cache")
+            lru.create(name, size).close()
+            self.cache_segment = name
 
     def _send_setup(self, child: Child) -> None:
         self.outbox.post(child.boot.address, messages.Setup(
             options=self.options, server_id=self.server_id, parent=self.address,
             scheduler=self.scheduler.boot.address,
-            frontends=[f.boot.address for f in self.frontends]))
+            frontends=[f.boot.address for f in self.frontends],
+            cache=self.cache_segment if child.boot.role == "frontend" else ""))
 
     def _on_child_exit(self, child: Child) -> None:
         child.stopped = True
@@ -243,6 +261,10 @@ class Supervisor:
                     fut.set_result(msg)
             elif kind is messages.LoadQuery or kind is messages.UnloadQuery:
                 self.control.on_query(msg)
+            elif kind is messages.ShmRegisterQuery or kind is messages.ShmUnregisterQuery:
+                self.client_shm.on_query(msg)
+            elif kind is messages.ShmApplied:
+                self.client_shm.on_applied(msg)
             elif kind is messages.ReadyQuery:     # a Python model's pb_utils.is_model_ready
                 self.control.on_ready(msg)
             elif kind is messages.Unknown:

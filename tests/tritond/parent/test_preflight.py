@@ -43,3 +43,17 @@ def test_http_and_grpc_on_one_port():
     opts = Options(http_port=9000, grpc_address="127.0.0.1", grpc_port=9000)
     assert preflight.port_problems(opts) == [
         "HTTP and gRPC cannot share port 9000 (--http-port, --grpc-port)"]
+
+
+def test_a_port_another_server_shares_with_so_reuseport_is_still_busy():
+    """Our frontends share their ports (--frontend-processes); the check binds without
+    SO_REUSEPORT so that another program's shared listener is not joined silently."""
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        opts = Options(model_repository=["/"], http_address="127.0.0.1", http_port=port,
+                       grpc_address="127.0.0.1", grpc_port=0, frontend_processes=2)
+        assert preflight.problems(opts) == [
+            f"cannot serve HTTP on 127.0.0.1:{port} (--http-port): the address is already in use"]

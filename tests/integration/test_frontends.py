@@ -1,0 +1,325 @@
+"""``--frontend-processes 2`` on a real tritond with the real tritonclient.
+
+Which frontend serves a connection is the kernel's choice (SO_REUSEPORT), so
+the tests open fresh client connections until one lands on each frontend,
+telling them apart from outside: the server-side socket of the new connection
+shows up among one frontend process's file descriptors (/proc/<pid>/fd and
+/proc/net/tcp). No knob, no mock: the same server a user runs.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import shutil
+import signal
+import time
+import urllib.request
+import uuid
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+import tritonclient.utils.shared_memory as shm
+from tritonclient.utils import InferenceServerException
+
+from tests.integration.sched_repo import events, wait_for, write_repo
+from tests.server import REPO, Server, segments_of
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("frontends")
+    repo = write_repo(root, {"cached": {"scheduling": "response_cache { enable: true }"}})
+    for name in ("identity_fp32", "simple_string"):
+        shutil.copytree(REPO / name, repo / name)
+    cfg = repo / "simple_string" / "config.pbtxt"
+    cfg.write_text(cfg.read_text() + "response_cache { enable: true }\n")
+    srv = Server([repo], "--frontend-processes=2", "--cache-config=local,size=1048576",
+                 "--allow-client-shm=true")
+    yield srv, root
+    srv.stop()
+
+
+# ---------------------------------------------------------------- which frontend
+
+
+def frontend_pids(srv) -> dict[int, int]:
+    """frontend index -> pid, from the process titles ("tritond: frontend 1")."""
+    out = {}
+    for pid in srv.children():
+        try:
+            title = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        except OSError:
+            continue
+        if m := re.fullmatch(r"tritond: frontend (\d+)", title.strip()):
+            out[int(m.group(1))] = pid
+    return out
+
+
+def _established(pid: int, port: int) -> set[str]:
+    """Inodes of the ESTABLISHED TCP sockets of ``pid`` whose local port is ``port``."""
+    mine = set()
+    for fd in pathlib.Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            mine.add(target[8:-1])
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in pathlib.Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == "01" and f[9] in mine:
+                found.add(f[9])
+    return found
+
+
+def clients_on_each_frontend(srv, port: int, make, call) -> dict[int, object]:
+    """A client whose connection frontend 0 serves and one that frontend 1 serves."""
+    pids = frontend_pids(srv)
+    assert sorted(pids) == [0, 1], pids
+    found: dict[int, object] = {}
+    for _ in range(60):
+        before = {i: _established(p, port) for i, p in pids.items()}
+        client = make()
+        call(client)
+        new = [i for i, p in pids.items() if _established(p, port) - before[i]]
+        if len(new) == 1 and new[0] not in found:
+            found[new[0]] = client
+            if len(found) == 2:
+                return found
+        else:
+            client.close()
+    raise AssertionError(f"connections never reached both frontends: {sorted(found)}")
+
+
+def http_pair(srv):
+    return clients_on_each_frontend(srv, srv.http_port,
+                                    lambda: httpclient.InferenceServerClient(srv.url),
+                                    lambda c: c.is_server_live())
+
+
+def grpc_pair(srv):
+    return clients_on_each_frontend(srv, srv.grpc_port,
+                                    lambda: grpcclient.InferenceServerClient(
+                                        srv.grpc_url, channel_args=[
+                                            # a connection of its own, not the process's
+                                            # shared subchannel
+                                            ("grpc.use_local_subchannel_pool", 1)]),
+                                    lambda c: c.is_server_live())
+
+
+PAIRS = {"http": (http_pair, httpclient), "grpc": (grpc_pair, grpcclient)}
+
+
+def fp32(mod, values, name="INPUT0"):
+    x = np.asarray(values, np.float32)
+    inp = mod.InferInput(name, list(x.shape), "FP32")
+    inp.set_data_from_numpy(x)
+    return inp
+
+
+def close(pair):
+    for c in pair.values():
+        c.close()
+
+
+# ---------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_both_frontends_serve_inference(env, protocol):
+    srv, _ = env
+    make_pair, mod = PAIRS[protocol]
+    pair = make_pair(srv)
+    try:
+        for n, c in pair.items():
+            out = c.infer("identity_fp32", [fp32(mod, [n, 2.5])]).as_numpy("OUTPUT0")
+            assert out.tolist() == [n, 2.5]
+    finally:
+        close(pair)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_system_shm_registered_through_one_frontend_is_used_through_the_other(env, protocol):
+    srv, _ = env
+    make_pair, mod = PAIRS[protocol]
+    pair = make_pair(srv)
+    key, name = f"/fe_shm_{uuid.uuid4().hex[:8]}", f"region_{protocol}"
+    handle = shm.create_shared_memory_region(name, key, 64)
+    try:
+        shm.set_shared_memory_region(handle, [np.arange(4, dtype=np.float32)])
+        pair[0].register_system_shared_memory(name, key, 64)
+        for c in pair.values():                      # status: the same set everywhere
+            status = c.get_system_shared_memory_status()
+            names = [r["name"] for r in status] if protocol == "http" else list(status.regions)
+            assert names == [name]
+        inp = mod.InferInput("INPUT0", [4], "FP32")
+        inp.set_shared_memory(name, 16)
+        out = mod.InferRequestedOutput("OUTPUT0")
+        out.set_shared_memory(name, 16, offset=32)
+        pair[1].infer("identity_fp32", [inp], outputs=[out])
+        assert shm.get_contents_as_numpy(handle, np.float32, [4], offset=32).tolist() == \
+            [0, 1, 2, 3]
+        pair[1].unregister_system_shared_memory(name)       # unregistered everywhere
+        for c in pair.values():
+            status = c.get_system_shared_memory_status()
+            assert len(status if protocol == "http" else status.regions) == 0
+        with pytest.raises(InferenceServerException, match="Unable to find shared memory"):
+            pair[0].infer("identity_fp32", [inp])
+        pair[1].register_system_shared_memory(name, key, 64)
+        with pytest.raises(InferenceServerException, match="already in manager"):
+            pair[0].register_system_shared_memory(name, key, 64)
+        pair[0].unregister_system_shared_memory()
+    finally:
+        close(pair)
+        shm.destroy_shared_memory_region(handle)
+
+
+def test_settings_updated_through_one_frontend_read_the_same_through_the_other(env):
+    srv, _ = env
+    pair = http_pair(srv)
+    try:
+        pair[0].update_log_settings({"log_verbose_level": 1})
+        assert pair[1].get_log_settings()["log_verbose_level"] == 1
+        pair[1].update_trace_settings(settings={"trace_rate": "7"})
+        assert pair[0].get_trace_settings()["trace_rate"] == "7"
+    finally:
+        pair[0].update_log_settings({"log_verbose_level": 0})
+        pair[0].update_trace_settings(settings={"trace_rate": "1000"})
+        close(pair)
+
+
+def _execs(root) -> int:
+    return len([e for e in events(root, "cached") if e["event"] == "exec"])
+
+
+def _metrics(srv) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics") as r:
+        return r.read().decode()
+
+
+def _sample(text: str, family: str, model: str) -> int:
+    m = re.search(rf'^{family}{{model="{model}",version="1"}} (\d+)$', text, re.M)
+    assert m, f"{family} for {model} missing"
+    return int(m.group(1))
+
+
+def test_cached_on_one_frontend_is_a_hit_on_the_other_and_counts_sum(env):
+    srv, root = env
+    pair = http_pair(srv)
+    try:
+        runs = _execs(root)
+        first = pair[0].infer("cached", [fp32(httpclient, [[7.0, 8.0]])])
+        assert _execs(root) == runs + 1
+        second = pair[1].infer("cached", [fp32(httpclient, [[7.0, 8.0]])])    # a hit
+        third = pair[1].infer("cached", [fp32(httpclient, [[7.0, 8.0]])])
+        assert _execs(root) == runs + 1
+        for r in (second, third):
+            np.testing.assert_array_equal(r.as_numpy("OUTPUT0"), first.as_numpy("OUTPUT0"))
+            np.testing.assert_array_equal(r.as_numpy("SEQ"), first.as_numpy("SEQ"))
+        # Statistics asked on either frontend sum both frontends' hits and misses.
+        # (The executed request's own success reaches the scheduler's statistics with the
+        # worker's next ResponseStats, up to 50 ms later: wait for it.)
+        def stats_of(c):
+            return c.get_inference_statistics("cached")["model_stats"][0]["inference_stats"]
+        for c in pair.values():
+            inf = wait_for(lambda: (s := stats_of(c))["success"]["count"] == 3 and s,
+                           what="the executed request in the statistics")
+            assert (inf["cache_hit"]["count"], inf["cache_miss"]["count"]) == (2, 1)
+        text = _metrics(srv)
+        assert _sample(text, "nv_cache_num_hits_per_model", "cached") == 2
+        assert _sample(text, "nv_cache_num_misses_per_model", "cached") == 1
+        assert _sample(text, "nv_inference_request_success", "cached") == 3
+    finally:
+        close(pair)
+
+
+def test_both_frontends_fill_the_cache_at_once_and_every_answer_stays_its_own(env):
+    """Concurrent writers: four clients on two frontends insert distinct answers at the
+    same time; each later request for the same input is a hit with exactly that answer."""
+    import threading
+
+    srv, root = env
+    pair = grpc_pair(srv)          # gRPC clients may be shared by threads
+    clients = {**pair, **{n + 2: grpcclient.InferenceServerClient(srv.grpc_url)
+                          for n in range(2)}}
+    first: dict[float, np.ndarray] = {}
+    lock = threading.Lock()
+
+    def load(n, c):
+        for i in range(15):
+            v = 1000.0 + n * 100 + i
+            out = c.infer("cached", [fp32(grpcclient, [[v, -v]])]).as_numpy("OUTPUT0")
+            with lock:
+                first[v] = out
+    try:
+        before = _cache_counts(pair[0])
+        threads = [threading.Thread(target=load, args=(n, c)) for n, c in clients.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        runs = _execs(root)
+        for v, out in first.items():
+            assert out.tolist() == [[v, -v]]
+            again = pair[int(v) % 2].infer("cached", [fp32(grpcclient, [[v, -v]])])
+            assert again.as_numpy("OUTPUT0").tolist() == [[v, -v]]
+        assert _execs(root) == runs                   # 60 hits, no execution
+        after = _cache_counts(pair[1])
+        assert (after[0] - before[0], after[1] - before[1]) == (60, 60)
+    finally:
+        close(clients)
+
+
+def _cache_counts(client) -> tuple[int, int]:
+    inf = client.get_inference_statistics("cached", as_json=True)["model_stats"][0][
+        "inference_stats"]
+    return int(inf["cache_hit"].get("count", 0)), int(inf["cache_miss"].get("count", 0))
+
+
+def test_bytes_answers_cached_through_one_frontend_come_back_byte_for_byte(env):
+    srv, _ = env
+    pair = grpc_pair(srv)
+    data = np.array([["é".encode(), "日本".encode(), b"a\x00b"] + [b"x"] * 13], dtype=np.object_)
+    try:
+        inp = grpcclient.InferInput("INPUT0", [1, 16], "BYTES")
+        inp.set_data_from_numpy(data)
+        first = pair[0].infer("simple_string", [inp]).as_numpy("OUTPUT0")
+        again = pair[1].infer("simple_string", [inp]).as_numpy("OUTPUT0")
+        assert first.tolist() == again.tolist() and first.tolist()[0][:3] == data.tolist()[0][:3]
+        stats = pair[1].get_inference_statistics("simple_string", as_json=True)
+        assert int(stats["model_stats"][0]["inference_stats"]["cache_hit"]["count"]) == 1
+    finally:
+        close(pair)
+
+
+def test_a_killed_frontend_stops_the_server_cleanly(tmp_path):
+    srv = Server([REPO], "--frontend-processes=2")
+    try:
+        pids = frontend_pids(srv)
+        segments_of(srv.proc.pid)               # learn the server id while it runs
+        os.kill(pids[1], signal.SIGKILL)
+        assert srv.proc.wait(60) == 1
+        out = srv.output()
+        assert "frontend-1 (pid %d) killed by signal SIGKILL unexpectedly" % pids[1] in out
+        assert "tritond stopped (exit code 1)" in out
+        assert segments_of(srv.proc.pid) == []
+        deadline = time.monotonic() + 10
+        while any(os.path.exists(f"/proc/{p}") for p in pids.values()) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(p) for p in pids.values())
+    finally:
+        srv.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -1,0 +1,41 @@
+"""The shared client shm registry (tritond/shmtable.py): names, generations, tables."""
+from tritond import messages
+from tritond.errors import Code
+from tritond.shmtable import ShmRegistry
+
+
+def region(name, kind="system", key="/k"):
+    return messages.ShmRegion(name, kind, key, 0, 64, -1, 0)
+
+
+def test_names_are_unique_and_generations_never_reused():
+    reg = ShmRegistry()
+    assert reg.register(region("a")) is None
+    err = reg.register(region("a", key="/other"))
+    assert err.code == Code.ALREADY_EXISTS and "'a' already in manager" in err.message
+    first = reg.regions["a"].gen
+    reg.unregister("system", "a")
+    reg.register(region("a"))
+    assert reg.regions["a"].gen > first           # workers' mappings key on (key, gen)
+
+
+def test_unregister_by_kind_and_unknown_names_are_no_error():
+    reg = ShmRegistry()
+    reg.register(region("s1"))
+    reg.register(region("s2"))
+    reg.register(region("c1", kind="cuda", key="aGFuZGxl"))
+    reg.unregister("system", "nope")
+    reg.unregister("cuda", "s1")                  # a name of the other kind: untouched
+    assert sorted(reg.regions) == ["c1", "s1", "s2"]
+    reg.unregister("system")
+    assert sorted(reg.regions) == ["c1"]
+
+
+def test_each_table_lists_everything_with_a_new_sequence():
+    reg = ShmRegistry()
+    reg.register(region("a"))
+    t1 = reg.table()
+    reg.register(region("b"))
+    t2 = reg.table()
+    assert t2.seq == t1.seq + 1 and [r.name for r in t2.regions] == ["a", "b"]
+    assert messages.decoder(messages.TO_FRONTEND).decode(messages.encode([t2])) == [t2]
