@@ -74,6 +74,29 @@ def bodies(tmp: pathlib.Path, binary: bool) -> tuple[pathlib.Path, str]:
     return tmp / "body", str(len(head))
 
 
+def model_inputs(port: int, model: str) -> list[tuple[str, list]]:
+    """(name, shape) of each input of ``model`` from its metadata (-1 dims as 1)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/{model}") as r:
+        meta = json.load(r)
+    for i in meta["inputs"]:
+        if i["datatype"] != "FP32":
+            raise SystemExit(f"{model}: input {i['name']} is {i['datatype']}, not FP32")
+    return [(i["name"], [max(int(d), 1) for d in i["shape"]]) for i in meta["inputs"]]
+
+
+def json_body(tmp: pathlib.Path, inputs: list) -> pathlib.Path:
+    """A JSON body for any FP32 model (e.g. an ensemble or a BLS model, not add_sub)."""
+    docs = []
+    for k, (name, shape) in enumerate(inputs):
+        n = 1
+        for d in shape:
+            n *= d
+        docs.append({"name": name, "shape": shape, "datatype": "FP32",
+                     "data": [float(i) for i in range(n)] if k == 0 else [1.0] * n})
+    (tmp / "body").write_bytes(json.dumps({"inputs": docs}).encode())
+    return tmp / "body"
+
+
 def process_tree(root: int) -> list[int]:
     """``root`` and every descendant."""
     children: dict[int, list[int]] = {}
@@ -264,7 +287,9 @@ def main() -> int:
     ap.add_argument("--conc", default="1,8,64")
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--binary", action="store_true")
-    ap.add_argument("--model", default="add_sub")
+    ap.add_argument("--model", default="add_sub",
+                    help="model to load; other than add_sub: a JSON body from its metadata "
+                    "(FP32 inputs), e.g. an ensemble or a BLS model")
     ap.add_argument("--body", help="request body file instead of add_sub's (e.g. the anchors' "
                     "bodies.py output); binary if FILE.hlen holds its JSON header length")
     ap.add_argument("--repository", default=str(ROOT / "model_repository"))
@@ -301,6 +326,10 @@ def main() -> int:
                             start_new_session=True)
     try:
         wait_ready(port, proc)
+        if args.model != "add_sub" and not args.body:
+            if args.binary:
+                raise SystemExit("--binary is built for add_sub only (or give --body)")
+            body, hlen = json_body(tmp, model_inputs(port, args.model)), ""
         pids = process_tree(proc.pid)
         roles = {p: role(p) for p in pids}
         counters = Counters(pids, tmp, args.strace)

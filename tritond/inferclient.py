@@ -150,11 +150,7 @@ class InferClient:
             self.flush_releases()
             self._post(self.scheduler, req)
             return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        held, self._held = self._held, {}
-        msgs: list = [messages.Release(instance, slots) for instance, slots in held.items()]
+        msgs = self.take_held()
         msgs.append(req)
         post_many(self.scheduler, msgs)
 
@@ -281,20 +277,27 @@ class InferClient:
         elif self._timer is None and self._linger is not None:
             self._timer = self.event_loop().call_later(self._linger, self.flush_releases)
 
-    def flush_releases(self) -> None:
-        """Send every held output slot now (one Release per worker)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def flush_releases(self, held: bool = True) -> None:
+        """Send every held output slot now (one Release per worker); ``held=False``: only
+        the slots that go straight to their worker (see :meth:`take_held`)."""
         if self._direct:
             direct, self._direct = self._direct, {}
             for instance, slots in direct.items():
                 self._post(instance, messages.Release(instance, slots))
+        if held:
+            for release in self.take_held():
+                self._post(self.scheduler, release)
+
+    def take_held(self) -> list:
+        """The held slots as Releases for the scheduler, taken out for a caller that
+        sends them in a frame it writes to the scheduler anyway (a BLS caller's Executed)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if not self._held:
-            return
+            return []
         held, self._held = self._held, {}
-        for instance, slots in held.items():
-            self._post(self.scheduler, messages.Release(instance, slots))
+        return [messages.Release(instance, slots) for instance, slots in held.items()]
 
     @property
     def in_flight(self) -> int:

@@ -35,6 +35,7 @@ from .backend import LoadContext, backend_class
 from .cancel import CancelWatch, install
 from .executor import Executor
 from .outputs import OutputWriter
+from .python.bls import held_releases
 from .sequence import sequence_io
 from .shapes import ModelIO
 from .streams import StreamHub
@@ -271,6 +272,8 @@ class WorkerProc:
                                          messages.ExecStats(0, 0, 0, 0, 0, 0), [])
         if skipped:
             executed.failed.extend(r.rid for r in skipped)
+        for release in held_releases():     # BLS outputs dropped in execute: same frame
+            self.ep.post(self.setup.scheduler, release)
         self.ep.post(self.setup.scheduler, executed)
 
     def _reject(self, ex: messages.Execute, why: str) -> None:

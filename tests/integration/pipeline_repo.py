@@ -115,6 +115,9 @@ class TritonPythonModel:
         out = []
         for r in requests:
             params = json.loads(r.parameters())
+            if "n" in params:              # async calls after sync ones: the reader hand-over
+                out.extend(await self._async([r]))
+                continue
             target = params.get("target", "add_sub")
             if target == "where":          # report where the called model read INPUT0
                 resp = pb_utils.InferenceRequest(

@@ -292,6 +292,15 @@ def test_explicit_loading_unload_dependents_and_no_slot_left_behind(tmp_path):
             for model in ("chain", "fanout"):
                 np.testing.assert_array_equal(
                     _infer(c, model, a=A + i).as_numpy("OUT0"), 2 * (A + i))
+        # BLS outputs dropped inside execute go back with the caller's Executed: never
+        # sent, add_sub's arena would overflow the same way. The calling thread reads
+        # its answers until the first async call starts the BLS thread, which reads after.
+        c.load_model("bls")
+        for i in range(60):
+            params = {"n": 2} if i == 30 else {}
+            result = _infer(c, "bls", a=A + i, parameters=params)
+            np.testing.assert_array_equal(result.as_numpy("OUTPUT0"),
+                                          (2 if params else 1) * (A + i + B))
         time.sleep(1.5)                  # spare one-off segments are unlinked after 1 s idle
         assert not [n for n in segments_of(s.proc.pid) if is_oneoff(n)], segments_of(s.proc.pid)
         c.unload_model("identity", unload_dependents=True)

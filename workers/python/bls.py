@@ -3,12 +3,22 @@
 A worker serves its own model in a blocking loop on the main thread; a model
 that calls ``InferenceRequest.exec()`` inside ``execute`` blocks that thread.
 So BLS requests travel on a channel of their own: a :class:`SyncEndpoint` at
-``<worker address>-bls`` (workers answer ``Request.frontend``) read by a
-daemon thread, and an :class:`InferClient` (the one infer path) with its own
-input arena and segment cache. The model's thread sends (under ``lock``); the
-BLS thread receives and hands each Response to its caller (a blocking queue
-for ``exec``, ``call_soon_threadsafe`` for ``async_exec``), so any number of
-calls can be in flight and none waits for the worker's own loop.
+``<worker address>-bls`` (workers answer ``Request.frontend``) and an
+:class:`InferClient` (the one infer path) with its own input arena and segment
+cache. The model's thread sends (under ``lock``). Who reads the endpoint:
+while only ``exec()`` has been used, the thread waiting for an answer reads it
+itself (:meth:`BlsChannel.wait`, one reader at a time under ``_reader``), so an
+answer wakes its caller directly, not a second thread that then wakes it (a
+wake-up and a GIL hand-over per call on a busy host). The first
+``async_exec``, ``exec(decoupled=True)`` or control query starts a daemon
+thread that reads from then on (their answers must be read while nobody waits
+in ``exec``); it hands each Response to its caller (a blocking queue for
+``exec``, ``call_soon_threadsafe`` for ``async_exec``), so any number of calls
+can be in flight and none waits for the worker's own loop.
+
+The output slots of answers dropped inside ``execute`` on the model's thread
+are held and leave with the worker's Executed (:func:`held_releases`), in the
+frame it writes to the scheduler anyway; anywhere else they go at once.
 
 A nested call queues like any request: a model calling itself while its only
 instance is busy with the caller waits for a free instance (as in Triton);
@@ -21,6 +31,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from typing import Optional, Union
 
 from tritond import messages
@@ -61,6 +72,24 @@ def channel() -> "BlsChannel":
     return _channel
 
 
+def held_releases() -> list:
+    """Releases held for the worker's Executed (see the module docstring)."""
+    ch = _channel
+    if ch is None:
+        return []
+    with ch.lock:
+        return ch.client.take_held()
+
+
+def _holding() -> bool:
+    """On the model's thread inside ``execute``: the worker sends its Executed next."""
+    from . import pb_utils
+    return bool(pb_utils._executing) and threading.get_ident() == _MAIN
+
+
+_MAIN = threading.main_thread().ident
+
+
 def close() -> None:
     """Unlink the BLS input arena (worker shutdown)."""
     if _channel is not None:
@@ -85,8 +114,35 @@ class BlsChannel:
         self.pool = ArenaPool(server_id, f"{name}bls", arena_size)
         self.client = InferClient(self.ep.post, self.address, scheduler, self.pool, self.cache,
                                   linger_s=None)
-        self._thread = threading.Thread(target=self._run, name="tritond-bls", daemon=True)
-        self._thread.start()
+        self._reader = threading.Lock()        # held by whoever reads ``ep``
+        self._thread: Optional[threading.Thread] = None
+
+    def start_reader(self) -> None:
+        """Start the reading thread (async, decoupled and control answers need it)."""
+        if self._thread is None:
+            with _start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="tritond-bls",
+                                                    daemon=True)
+                    self._thread.start()
+
+    def wait(self, answers: queue.SimpleQueue, timeout: float):
+        """The next item of ``answers`` within ``timeout`` (else ``queue.Empty``); while
+        no thread reads the endpoint, read it here."""
+        if self._thread is not None or not self._reader.acquire(blocking=False):
+            return answers.get(timeout=timeout)
+        try:
+            end = time.monotonic() + timeout
+            while answers.empty():
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                msgs = self.ep.recv(left)
+                if msgs:
+                    self._deliver(msgs)
+        finally:
+            self._reader.release()
+        return answers.get_nowait()
 
     def send(self, req: messages.Request, slots: list, callback) -> int:
         """Send ``req``; every Response goes to ``callback`` (on the BLS thread). Returns its rid."""
@@ -104,13 +160,17 @@ class BlsChannel:
         """Run a ``client.releaser`` callable and send the Release now."""
         with self.lock:
             release()
-            self.client.flush_releases()
+            hold = _holding()
+            if hold and not self.client._direct:  # noqa: SLF001 - nothing to send now
+                return
+            self.client.flush_releases(held=not hold)
             self._flush()
 
     def ask(self, kind: type, timeout_s: float, **fields) -> messages.Answer:
         """Send the parent a control query (model load/unload/readiness) and wait for its
         Answer on this (the model's) thread; the BLS thread delivers it."""
         answers: queue.SimpleQueue = queue.SimpleQueue()
+        self.start_reader()
         with self.lock:
             qid = next(self._qids)
             self._answers[qid] = answers
@@ -133,24 +193,28 @@ class BlsChannel:
             log.warning("BLS channel cannot send: %s", exc)
 
     def _run(self) -> None:
+        self._reader.acquire()              # for good: this thread reads from now on
         while True:
             try:
                 msgs = self.ep.recv(None)
             except Exception:  # noqa: BLE001 - a bad frame must not end BLS
                 log.exception("BLS channel receive failed")
                 continue
-            with self.lock:
-                for msg in msgs:
-                    if type(msg) is messages.Response:
-                        self.client.on_response(msg)
-                    elif type(msg) is messages.Answer:
-                        waiting = self._answers.get(msg.qid)
-                        if waiting is not None:
-                            waiting.put(msg)
-                    else:
-                        log.error("a peer could not decode a BLS message: %s", msg)
-                self.client.flush_releases()
-                self._flush()
+            self._deliver(msgs)
+
+    def _deliver(self, msgs: list) -> None:
+        with self.lock:
+            for msg in msgs:
+                if type(msg) is messages.Response:
+                    self.client.on_response(msg)
+                elif type(msg) is messages.Answer:
+                    waiting = self._answers.get(msg.qid)
+                    if waiting is not None:
+                        waiting.put(msg)
+                else:
+                    log.error("a peer could not decode a BLS message: %s", msg)
+            self.client.flush_releases(held=not _holding())
+            self._flush()
 
     def close(self) -> None:
         self.pool.close()

@@ -136,10 +136,13 @@ def response(resp: messages.Response, ch: bls.BlsChannel) -> InferenceResponse:
 
 
 def execute(pb, decoupled: bool = False):
-    """``exec()``: block this thread (not the BLS thread) until the answer comes."""
+    """``exec()``: block this thread until the answer comes (reading it here, or from
+    the BLS thread once one runs)."""
     ch = bls.channel()
     req, slots = build(pb, ch)
     answers: queue.SimpleQueue = queue.SimpleQueue()
+    if decoupled:
+        ch.start_reader()           # the iterator may be left unfinished: a thread reads
     rid = ch.send(req, slots, answers.put)
     if decoupled:
         return _responses(answers, ch)
@@ -160,7 +163,7 @@ def _final(answers: queue.SimpleQueue, ch: bls.BlsChannel, rid: int) -> Inferenc
     cancelled = False
     while True:
         try:
-            resp = answers.get(timeout=POLL_S)
+            resp = ch.wait(answers, POLL_S)
         except queue.Empty:
             if not cancelled and _callers_cancelled():
                 cancelled = True
@@ -185,6 +188,7 @@ def _responses(answers: queue.SimpleQueue, ch: bls.BlsChannel):
 async def execute_async(pb, decoupled: bool = False):
     """``async_exec()``: the answer resolves a future on the caller's event loop."""
     ch = bls.channel()
+    ch.start_reader()
     loop = asyncio.get_running_loop()
     req, slots = build(pb, ch)
     answers: asyncio.Queue = asyncio.Queue()
