@@ -12,12 +12,12 @@ from tritond import messages
 from tritond.errors import TritonError, invalid_arg, unavailable
 
 from .models import parse_version
-from .settings import LogSettings, TraceSettings
+from .settings import LogSettings
 
 TRITON_VERSION = "2.51.0"     # the Triton release whose protocol tritond speaks
 # Only what really works end to end, in Triton's order (core's server.cc: classification,
-# sequence, model_repository, ..., statistics, trace, logging). "trace" is the settings
-# protocol (/v2/trace/setting), which answers as Triton's does.
+# sequence, model_repository, ..., statistics, trace, logging). "trace": the settings
+# protocol (/v2/trace/setting) drives the frontend's tracer (trace.py).
 EXTENSIONS = ["classification", "sequence", "model_repository", "model_repository(unload_dependents)",
               "schedule_policy", "model_configuration", "binary_tensor_data", "parameters",
               "statistics", "trace", "logging"]
@@ -43,7 +43,7 @@ class ControlPlane:
         self._next_id = 1
         self.draining = False           # set by the process shell on Drain
         self.logs = LogSettings(options)
-        self.traces = TraceSettings(options)
+        self.traces = None              # settings.TraceSettings, set by FrontendCore
 
     async def _query(self, addr: str, kind: type, /, timeout: float = 30.0, **fields):
         """Post a ``kind`` query (messages.StatsQuery, ...) and return its typed answer."""
@@ -177,9 +177,15 @@ class ControlPlane:
     # ------------------------------------------------------------------ settings
 
     async def log_settings(self, update: dict | None = None) -> dict:
+        """Answered once every process logs as asked: the other frontends applied it
+        (SettingsUpdate) and the parent passed it on to the other processes (LogLevels)."""
         values = self.logs.update(update)
         if update:
             await self._tell_peers("log", "", update)
+            if self._parent:
+                await self._query(self._parent, messages.LogLevels, info=values["log_info"],
+                                  warning=values["log_warning"], error=values["log_error"],
+                                  verbose=values["log_verbose_level"])
         return values
 
     async def trace_settings(self, model: str = "", update: dict | None = None) -> dict:

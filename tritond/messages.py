@@ -24,8 +24,9 @@ from .spec import ModelSpec
 # 3: ModelSpec, typed Options and queries; 4: ModelEntry.instances are InstanceEntry
 # structs; 5: Execute.slots and Execute.ended (sequence batching); 6: several frontends
 # (Setup.cache, FrontendStatsQuery, SettingsUpdate, the client shm registry: ShmTable
-# and its queries)
-PROTOCOL_VERSION = 6
+# and its queries); 7: Request.trace / Response.trace, LogLevels, Shutdown.linger,
+# ModelMetrics.summaries
+PROTOCOL_VERSION = 7
 
 # ---------------------------------------------------------------- data plane
 
@@ -87,6 +88,9 @@ class Request(msgspec.Struct, tag=1, array_like=True, omit_defaults=True):
     flags: int = 0
     parameters: dict[str, Any] = {}
     arrival_ns: int = 0
+    # Only for a traced request (tracing off: empty, never encoded): [trace id], then the
+    # scheduler appends QUEUE_START (monotonic ns, one clock for every process).
+    trace: list[int] = []
 
 
 class Cancel(msgspec.Struct, tag=2, array_like=True):
@@ -163,6 +167,9 @@ class Response(msgspec.Struct, tag=20, array_like=True, omit_defaults=True):
     # Final Response of an ensemble request naming client shared memory: the workers
     # that ran its steps, which may map those regions (told to Forget them too).
     mapped: list[str] = []
+    # A traced request's timestamps (monotonic ns) seen by the scheduler and the worker:
+    # QUEUE_START, COMPUTE_START, COMPUTE_INPUT_END, COMPUTE_OUTPUT_START, COMPUTE_END.
+    trace: list[int] = []
 
 
 class ResponseStats(msgspec.Struct, tag=60, array_like=True):
@@ -307,10 +314,13 @@ class Drained(msgspec.Struct, tag=47, array_like=True):
     name: str
 
 
-class Shutdown(msgspec.Struct, tag=48, array_like=True):
+class Shutdown(msgspec.Struct, tag=48, array_like=True, omit_defaults=True):
     """Parent -> child: finalize and exit."""
 
     reason: str = ""
+    # A retired worker (reload, unload): leave output segments a frontend has not released
+    # linked; the parent unlinks them a little later (its responses may still be unread).
+    linger: bool = False
 
 
 class Stopped(msgspec.Struct, tag=49, array_like=True):
@@ -339,6 +349,8 @@ class ModelMetrics(msgspec.Struct, array_like=True, omit_defaults=True):
     version: int
     pending: int = 0                       # queued, not yet executing
     failures: dict[str, int] = {}          # Triton's reason (OTHER, REJECTED, ...) -> count
+    # summary_latencies=true: family ("request", "queue", ...) -> [count, sum, quantiles...]
+    summaries: dict[str, list[float]] = {}
 
 
 class LoadQuery(msgspec.Struct, tag=53, array_like=True, omit_defaults=True):
@@ -384,6 +396,21 @@ class StatsAnswer(msgspec.Struct, tag=55, array_like=True, omit_defaults=True):
     stats: dict[str, Any] = {}
     error: Optional[ErrorInfo] = None
     metrics: list[ModelMetrics] = []       # when the query asked for them
+
+
+class LogLevels(msgspec.Struct, tag=65, array_like=True, omit_defaults=True):
+    """The logging API changed what is logged: frontend -> parent -> every other process
+    (tritond/loglevels.py). From a frontend it is a query: the parent answers ``Answer(qid)``
+    once it has posted the change to every child and the scheduler, given it with the
+    parent's ``qid`` and address, has passed it on to its workers and said
+    ``Drained("loglevels:<qid>")``."""
+
+    info: bool
+    warning: bool
+    error: bool
+    verbose: int
+    qid: int = 0
+    frontend: str = ""
 
 
 class FrontendStatsQuery(msgspec.Struct, tag=64, array_like=True):
@@ -467,19 +494,21 @@ class Unknown(msgspec.Struct, tag=99, array_like=True):
 
 
 TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, StatsAnswer,
-                    FrontendStatsQuery, FrontendStatsAnswer, ShmTable, SettingsUpdate, Unknown]
+                    FrontendStatsQuery, FrontendStatsAnswer, ShmTable, SettingsUpdate, LogLevels,
+                    Unknown]
 # Response: answers to the step requests of ensembles (scheduler/ensembles.py).
 TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, StatsQuery,
-                     Response, ResponseStats, Unknown]
-TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, Unknown]
+                     Response, ResponseStats, LogLevels, Unknown]
+TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, LogLevels,
+                  Unknown]
 TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, LoadQuery, UnloadQuery,
                   ReadyQuery, TableApplied, ShmRegisterQuery, ShmUnregisterQuery, ShmApplied,
-                  Unknown]
+                  LogLevels, Unknown]
 ANY = Union[Request, Cancel, Release, Forget, Execute, CancelRunning, Response, Executed, Hello,
             Setup, ModelTable, Load, Loaded, LoadFailed, Drain, Drained, Shutdown, Stopped,
             StatsQuery, LoadQuery, UnloadQuery, ReadyQuery, Answer, StatsAnswer, TableApplied,
             ResponseStats, FrontendStatsQuery, FrontendStatsAnswer, ShmRegisterQuery,
-            ShmUnregisterQuery, ShmTable, ShmApplied, SettingsUpdate, Unknown]
+            ShmUnregisterQuery, ShmTable, ShmApplied, SettingsUpdate, LogLevels, Unknown]
 """Every message: what an inbox tries when its own set fails, to name the mistake."""
 
 ANSWERS = (Answer, StatsAnswer, FrontendStatsAnswer)
