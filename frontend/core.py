@@ -65,6 +65,7 @@ class FrontendCore:
         arena = ArenaPool(server_id, tag, options.input_arena_byte_size)
         self.cache = SegmentCache(writable=False)
         self.client = InferClient(outbox.post, address, scheduler_address, arena, self.cache)
+        self.client.post_many = getattr(outbox, "post_many", None)   # tests: loopback outboxes
         self.shm = ClientShm(options, outbox.post, self.cache)
         self.client.finished = self.shm.answered
         self.ordering = Ordering()
