@@ -57,7 +57,7 @@ class FrontendCore:
                  peers: list[str] = (), cache_segment: str = ""):
         self.options = options
         self.address = address
-        self.models = Models()
+        self.models = Models(options.model_namespacing)
         self._post = outbox.post
         self._parent = parent_address
         if tag is None:      # "in-<n>" from the address "...-frontend-<n>"

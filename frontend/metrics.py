@@ -316,6 +316,8 @@ def build_app(core):
             fams += core.first_response.families(first)
         if gpu is not None:
             fams += gpu.families()
+        if opts.model_namespacing:
+            with_namespaces(fams, core.models.namespaces(opts.model_repository))
         return Response(render(fams), media_type=CONTENT_TYPE)
 
     async def not_found(request, exc):
@@ -334,6 +336,21 @@ def build_app(core):
 
     return Starlette(routes=[Route("/metrics", metrics), Route("/metrics/", metrics)],
                      exception_handlers={404: not_found})
+
+
+def with_namespaces(fams: list[Metric], namespaces: dict[str, str]) -> None:
+    """Add Triton's ``namespace`` label (the model's repository) to every per-model
+    sample; Triton adds it only with --model-namespacing (metric_model_reporter.cc).
+    Labels stay in sorted order, as prometheus-cpp writes them."""
+    for fam in fams:
+        fam.samples = [_namespaced(sample, namespaces) for sample in fam.samples]
+
+
+def _namespaced(sample, namespaces: dict[str, str]):
+    repo = namespaces.get(sample.labels.get("model"))
+    if repo is None:
+        return sample
+    return sample._replace(labels=dict(sorted({**sample.labels, "namespace": repo}.items())))
 
 
 def counter_latencies(settings: list[str]) -> bool:

@@ -7,6 +7,7 @@ path are plain dict lookups (no per-request config walking).
 from __future__ import annotations
 
 import logging
+import os
 import re
 from typing import Optional
 
@@ -93,7 +94,11 @@ class ModelVersion:
 class Models:
     """Name/version lookup with Triton's lookup errors (protocol.md §1.1)."""
 
-    def __init__(self) -> None:
+    def __init__(self, namespacing: bool = False) -> None:
+        # --model-namespacing: Triton answers an unknown name INVALID_ARG (its lookup
+        # across namespaces fails before any model is asked), otherwise NOT_FOUND.
+        self._unknown_error = invalid_arg if namespacing else not_found
+        self._dirs: dict[str, str] = {}                # name -> model directory
         self.server_ready = False
         self._versions: dict[str, dict[int, ModelVersion]] = {}
         self._latest: dict[str, ModelVersion] = {}     # highest READY version per name
@@ -112,8 +117,11 @@ class Models:
         versions: dict[str, dict[int, ModelVersion]] = {}
         names: dict[str, None] = {}
         labels: dict[tuple[str, str], dict[str, list[str]]] = {}
+        dirs: dict[str, str] = {}
         for entry in table.models:
             names[entry.name] = None
+            if entry.model_dir:
+                dirs[entry.name] = entry.model_dir
             if entry.version < 0:       # listed in the repository, never loaded
                 continue
             mv = versions.setdefault(entry.name, {})[entry.version] = ModelVersion(entry)
@@ -122,7 +130,7 @@ class Models:
                 if key not in labels:
                     labels[key] = self._labels.get(key) or _read_labels(mv, entry.model_dir)
                 mv.labels = labels[key]
-        self._labels = labels
+        self._labels, self._dirs = labels, dirs
         latest = {}
         for name, by_version in versions.items():
             ready = [v for v in by_version.values() if v.state == READY]
@@ -138,7 +146,7 @@ class Models:
             if mv is not None:
                 return mv
             if name not in self._versions:
-                raise not_found(f"Request for unknown model: '{name}' is not found")
+                raise self._unknown_error(f"Request for unknown model: '{name}' is not found")
             raise not_found(f"Request for unknown model: '{name}' has no available versions")
         mv = self.lookup(name, version)
         if mv.state != READY:
@@ -150,17 +158,25 @@ class Models:
         """A named version in any state (NOT_FOUND if absent)."""
         by_version = self._versions.get(name)
         if by_version is None:
-            raise not_found(f"Request for unknown model: '{name}' is not found")
+            raise self._unknown_error(f"Request for unknown model: '{name}' is not found")
         v = parse_version(version)
         mv = by_version.get(v)
         if mv is None:
             raise not_found(f"Request for unknown model: '{name}' version {v} is not found")
         return mv
 
+    def namespaces(self, repositories: list[str]) -> dict[str, str]:
+        """Model name -> the repository (namespace) its directory is in."""
+        out = {}
+        for name, model_dir in self._dirs.items():
+            repo = next((r for r in repositories if os.path.join(r, name) == model_dir), None)
+            out[name] = repo if repo is not None else os.path.dirname(model_dir)
+        return out
+
     def is_ready(self, name: str, version: str = "") -> bool:
         """False for a known model that is not ready; NOT_FOUND for an unknown one."""
         if name not in self._versions:
-            raise not_found(f"Request for unknown model: '{name}' is not found")
+            raise self._unknown_error(f"Request for unknown model: '{name}' is not found")
         if not version:
             mv = self._latest.get(name)
             return mv is not None and mv.live

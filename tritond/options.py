@@ -99,14 +99,6 @@ def regex(text: str) -> str:
     return text
 
 
-def no_namespacing(text: str | bool) -> bool:
-    """--model-namespacing: refused when on (a start-up error, not a silent difference)."""
-    if parse_bool(text):
-        raise OptionError("model namespacing is not supported by tritond yet: model names "
-                          "must be unique across all model repositories")
-    return False
-
-
 def metrics_setting(text: str) -> str:
     """One ``--metrics-config <setting>=<value>`` (Triton's format and message)."""
     setting, eq, value = text.partition("=")
@@ -268,9 +260,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("model_load_retry_count", 0, parse_nonneg,
            "Times a model version whose load failed is loaded again before it stays "
            "UNAVAILABLE (Triton's semantics; default 0)."),
-    Option("model_namespacing", False, no_namespacing,
-           "Model namespacing (same model name in several repositories): not supported by "
-           "tritond yet; true is refused at start."),
+    Option("model_namespacing", False, parse_bool,
+           "Model namespacing: each repository is a namespace (metrics gain a 'namespace' "
+           "label; an unknown model name is INVALID_ARG). A name found in several "
+           "repositories is not served yet: those models fail to load with a reason."),
     Option("model_retry_interval", 30, parse_nonneg,
            "Seconds between reload attempts of a model whose instances crashed too often."),
     Option("allow_grpc", True, parse_bool, "Serve gRPC."),

@@ -105,3 +105,15 @@ def test_cache_summaries_merge_every_frontends_windows():
     assert got[("nv_cache_hit_summary_per_model", "0.999")] == 40
     assert got[("nv_cache_miss_summary_per_model", "0.5")] == 500
     assert ResponseCache(None).summary_rows() == []     # summaries off: nothing kept
+
+
+def test_namespace_label_on_every_per_model_sample():
+    fams = metrics.families({"model_stats": [stats_entry()]}, rows(BACKEND=2))
+    metrics.with_namespaces(fams, {"simple": "/models/a"})
+    text = metrics.render(fams).decode()
+    assert 'nv_inference_count{model="simple",namespace="/models/a",version="1"} 10' in text
+    assert ('nv_inference_request_failure{model="simple",namespace="/models/a",'
+            'reason="BACKEND",version="1"} 2') in text
+    per_model = [line for line in text.splitlines() if 'model="simple"' in line]
+    assert per_model and all('namespace="/models/a"' in line for line in per_model)
+    assert "nv_pinned_memory_pool_total_bytes 0" in text       # not per model: unchanged

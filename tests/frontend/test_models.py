@@ -23,3 +23,31 @@ def test_preserve_ordering_of_the_oldest_sequence_batcher():
     assert ordered("sequence_batching { oldest { preserve_ordering: true } }")
     assert not ordered("sequence_batching { oldest { } }")
     assert ordered("dynamic_batching { preserve_ordering: true }")
+
+
+def test_unknown_name_is_invalid_arg_with_namespacing_else_not_found():
+    from tritond.errors import Code, TritonError
+    from tritond.frontend.models import Models
+
+    for namespacing, code in ((False, Code.NOT_FOUND), (True, Code.INVALID_ARG)):
+        models = Models(namespacing)
+        models.update(messages.ModelTable([messages.ModelEntry("m", 1, "UNAVAILABLE")], True))
+        for call in (models.resolve, lambda n: models.lookup(n, "1"), models.is_ready):
+            try:
+                call("nope")
+            except TritonError as exc:
+                assert exc.code == code
+                assert exc.message == "Request for unknown model: 'nope' is not found"
+            else:
+                raise AssertionError("an unknown model was accepted")
+
+
+def test_namespaces_are_the_repositories_of_the_model_directories():
+    from tritond.frontend.models import Models
+
+    models = Models(True)
+    models.update(messages.ModelTable([
+        messages.ModelEntry("a", 1, "READY", model_dir="/r1/a"),
+        messages.ModelEntry("b", 1, "READY", model_dir="/r2/b"),
+        messages.ModelEntry("c", -1, "UNKNOWN")], True))
+    assert models.namespaces(["/r1", "/r2"]) == {"a": "/r1", "b": "/r2"}

@@ -30,8 +30,6 @@ def sample(opt: options.Option) -> tuple[str, object]:
         return text, opt.parse(text)
     if opt.parse is options.parse_bool:
         return str(not opt.default).lower(), not opt.default
-    if opt.parse is options.no_namespacing:      # true is refused (see below)
-        return "false", False
     if opt.parse in (options.parse_int, options.parse_nonneg, options.parse_port,
                      options.parse_positive):
         return "7", 7
@@ -89,10 +87,9 @@ def test_no_option_is_read_with_a_default_of_its_own():
     assert offenders == []
 
 
-def test_model_namespacing_is_refused_with_a_reason():
-    with pytest.raises(options.OptionError, match="model namespacing is not supported by "
-                                                  "tritond yet"):
-        options.resolve({"model_namespacing": "true"}, {})
+def test_model_namespacing_is_accepted():
+    assert options.resolve({"model_namespacing": "true"}, {}).model_namespacing is True
+    assert options.resolve({}, {}).model_namespacing is False
 
 
 def test_model_load_thread_count_must_be_positive():

@@ -161,7 +161,7 @@ class ModelControl:
     def _read_source(self, name: str, config):
         from tritond import repository
         from tritond.repository.modelconfig import from_json
-        from tritond.repository.scan import read_config
+        from tritond.repository.scan import NAMESPACED_DUPLICATE, read_config
 
         places = [(repo, os.path.join(repo, name)) for repo in self.options.model_repository
                   if name and os.path.isdir(os.path.join(repo, name))]
@@ -169,8 +169,10 @@ class ModelControl:
             raise overrides.poll_failure(name, "model not found in any model repository.")
         if len(places) > 1:
             repos = ", ".join(f"'{repo}'" for repo, _ in places)
-            raise overrides.poll_failure(name, f"not unique across all model repositories: "
-                                               f"{repos}")
+            reason = f"not unique across all model repositories: {repos}"
+            if self.options.model_namespacing:
+                reason += f"; {NAMESPACED_DUPLICATE}"
+            raise overrides.poll_failure(name, reason)
         try:
             override = from_json(config) if config is not None else None
         except TritonError as exc:

@@ -78,7 +78,8 @@ class Loader:
         sources = repository.scan(
             self.options.model_repository,
             model_config_name=self.options.model_config_name,
-            strict=self.options.disable_auto_complete_config)
+            strict=self.options.disable_auto_complete_config,
+            namespacing=self.options.model_namespacing)
         wanted = self._wanted_models()
         if wanted:
             wanted = ensembles.expand(wanted, sources)   # an ensemble loads what it needs

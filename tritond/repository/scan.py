@@ -25,6 +25,10 @@ __all__ = ["ModelSource", "scan", "load_source", "normalize", "validate", "load_
            "read_labels"]
 
 CONFIG_FILE = "config.pbtxt"
+# Triton with --model-namespacing serves such a name once per repository; tritond keys
+# every model by its name alone (scheduler, workers, stats), so it refuses them at load.
+NAMESPACED_DUPLICATE = ("serving one model name from several namespaces "
+                        "(--model-namespacing) is not supported by tritond yet")
 
 
 @dataclass
@@ -47,14 +51,15 @@ class ModelSource:
 
 
 def scan(repositories: list[str], *, model_config_name: str = "",
-         strict: bool = False, backend_config: dict | None = None) -> list[ModelSource]:
+         strict: bool = False, backend_config: dict | None = None,
+         namespacing: bool = False) -> list[ModelSource]:
     """Every model directory in the repositories, sorted by name.
 
     strict (auto-complete disabled) requires config.pbtxt and validates
     inputs/outputs at once. backend_config is accepted for the CLI's
     --backend-config; backend-specific auto-complete runs in the worker.
     A model name found in several repositories is returned once per
-    repository, each with an error.
+    repository, each with an error (namespacing only changes its reason).
     """
     del backend_config  # consumed by the worker-side auto-complete
     found: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -65,7 +70,7 @@ def scan(repositories: list[str], *, model_config_name: str = "",
     for name in sorted(found):
         places = found[name]
         if len(places) > 1:
-            sources.extend(_duplicate(name, places))
+            sources.extend(_duplicate(name, places, namespacing))
             continue
         repo, model_dir = places[0]
         sources.append(load_source(model_dir, repo, model_config_name=model_config_name,
@@ -177,8 +182,11 @@ def _check_name(cfg: ModelConfig, dir_name: str) -> None:
             f"directory name must equal model name")
 
 
-def _duplicate(name: str, places: list[tuple[str, str]]) -> list[ModelSource]:
+def _duplicate(name: str, places: list[tuple[str, str]],
+               namespacing: bool = False) -> list[ModelSource]:
     repos = ", ".join(f"'{repo}'" for repo, _ in places)
     reason = f"model '{name}' appears in multiple model repositories: {repos}"
+    if namespacing:
+        reason += "; " + NAMESPACED_DUPLICATE
     return [ModelSource(name, model_dir, repo, ModelConfig(), error=reason)
             for repo, model_dir in places]

@@ -421,3 +421,16 @@ def test_missing_label_file(tmp_path):
     with pytest.raises(TritonError) as info:
         repo_mod.load_labels(str(tmp_path), cfg)
     assert info.value.code == Code.INVALID_ARG and "none.txt" in info.value.message
+
+
+def test_duplicate_with_namespacing_says_it_is_not_supported_yet(tmp_path):
+    first, second = tmp_path / "r1", tmp_path / "r2"
+    make_model(first, "dup", PY_CONFIG.format(name="dup"))
+    make_model(second, "dup", PY_CONFIG.format(name="dup"))
+    sources = repo_mod.scan([str(first), str(second)], namespacing=True)
+    assert len(sources) == 2
+    for s in sources:
+        assert "multiple model repositories" in s.error
+        assert "several namespaces (--model-namespacing) is not supported by tritond yet" in s.error
+    plain = repo_mod.scan([str(first), str(second)])
+    assert all("namespaces" not in s.error for s in plain)
