@@ -136,19 +136,10 @@ class AsyncOutbox:
                 self._scheduled = True
                 self._loop.call_soon(self._settle)
                 return
-            self._queued[addr] = [msg]
+            self._queued[addr] = q = [msg]
         else:
             q.append(msg)
-            if len(q) >= self.frame_limit:
-                # A loop turn that handles dozens of requests would otherwise
-                # hand them over all at once, at its very end: the receiver
-                # then idles, and downstream work moves in lock-step.
-                del self._queued[addr]
-                self._write(addr, frame(messages.encode(q)))
-                return
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop.call_soon(self.flush)
+        self._after_queueing(addr, q)
 
     def post_many(self, addr: str, msgs: list) -> None:
         """Queue ``msgs`` for ``addr``: they leave together in the turn's frame, never
@@ -158,7 +149,13 @@ class AsyncOutbox:
         if q is None:
             self._queued[addr] = q = []
         q.extend(msgs)
+        self._after_queueing(addr, q)
+
+    def _after_queueing(self, addr: str, q: list) -> None:
         if len(q) >= self.frame_limit:
+            # A loop turn that handles dozens of requests would otherwise
+            # hand them over all at once, at its very end: the receiver
+            # then idles, and downstream work moves in lock-step.
             del self._queued[addr]
             self._write(addr, frame(messages.encode(q)))
             return

@@ -23,7 +23,7 @@ from ..forward import forward
 from . import replies, wire
 from .guard import BAD_MESSAGE, guarded, lenient
 from .status import STATUS
-from .stream import serve_stream
+from .stream import serve_stream, start_trace
 
 SERVICE = "inference.GRPCInferenceService"
 HEALTH_SERVICE = "grpc.health.v1.Health"
@@ -45,16 +45,6 @@ def _converts_errors(method):
 def _no_repository_name(name: str) -> None:
     if name:
         raise unsupported("'repository_name' specification is not supported")
-
-
-def _start_trace(tracer, model: str, context, received: int):
-    """Sample a ModelInfer call (only asked when tracing may be on)."""
-    trace = tracer.start(model, dict(context.invocation_metadata() or ()))
-    if trace is not None:
-        # grpc.aio hands the handler a whole message: its reading ended as the call began
-        trace.stamp("GRPC_WAITREAD_START", received)
-        trace.stamp("GRPC_WAITREAD_END", received)
-    return trace
 
 
 class InferenceServicer:
@@ -85,7 +75,7 @@ class InferenceServicer:
                 forward(self.core.options.grpc_header_forward_pattern,
                         context.invocation_metadata() or (), req.parameters)
             if received:
-                trace = req.trace = _start_trace(tracer, req.model, context, received)
+                trace = req.trace = start_trace(tracer, req.model, context, received)
             result = await self.core.infer(req)
         except TritonError as exc:
             if trace is not None and trace.version:     # it reached its model: traced

@@ -39,10 +39,11 @@ def wants_grpc_error(context) -> bool:
     return False
 
 
-def _start_trace(tracer, model: str, context, received: int):
-    """Sample one request of the stream (asked only when tracing may be on)."""
+def start_trace(tracer, model: str, context, received: int):
+    """Sample one gRPC request, unary or of a stream (asked only when tracing may be on)."""
     trace = tracer.start(model, dict(context.invocation_metadata() or ()))
     if trace is not None:
+        # grpc.aio hands the handler a whole message: its reading ended as the call began
         trace.stamp("GRPC_WAITREAD_START", received)
         trace.stamp("GRPC_WAITREAD_END", received)
     return trace
@@ -81,7 +82,7 @@ async def serve_stream(core, request_iterator, context):
                 forward(core.options.grpc_header_forward_pattern,
                         context.invocation_metadata() or (), req.parameters)
             if received:
-                trace = req.trace = _start_trace(core.tracer, req.model, context, received)
+                trace = req.trace = start_trace(core.tracer, req.model, context, received)
             empty_final = bool(req.parameters and req.parameters.get(EMPTY_FINAL))
             # aclosing: a failure here cancels the request now, not at garbage collection.
             async with aclosing(core.infer_stream(req)) as results:
