@@ -81,6 +81,7 @@ def families(stats: dict, rows: list | None = None, *, latencies: bool = True,
         gauge.add_sample(gauge.name, {"model": s["name"], "version": s["version"]},
                          row.pending if row is not None else 0)
     out.append(gauge)
+    out.append(_direct_answers(rows or ()))
     cache_entries = [s for s in entries if (s["name"], s["version"]) in cached]
     for name, doc, read in _CACHE if cache_entries else ():
         fam = Metric(name, doc, "counter")
@@ -91,6 +92,18 @@ def families(stats: dict, rows: list | None = None, *, latencies: bool = True,
     if cpu is not None:
         out.extend(cpu.families())
     return out
+
+
+def _direct_answers(rows) -> Metric:
+    """tritond's own: ensemble requests whose final step's worker answered the caller
+    directly (one hop less than through the scheduler; scheduler/ensembles.py)."""
+    name = "tritond_ensemble_direct_answers"
+    fam = Metric(name, "Ensemble requests answered by the final step's worker directly",
+                 "counter")
+    for row in rows:
+        if row.direct:
+            fam.add_sample(name, {"model": row.name, "version": str(row.version)}, row.direct)
+    return fam
 
 
 def _load_durations(entries: list, seconds: dict) -> Metric:
