@@ -272,10 +272,10 @@ class WorkerProc:
         if skipped:
             executed.failed.extend(r.rid for r in skipped)
         if direct:
-            # The scheduler hears that an ensemble's final step finished before its
-            # caller gets the answer (its statistics are counted by then).
+            # Queued before the caller's answer (the scheduler's frame leaves first when it
+            # is the first this turn): the ensemble's statistics are counted by then. No
+            # flush of its own: quick batches still share one frame per peer.
             self._executed(executed)
-            self.ep.flush()
         post = self.answers.post
         for frontend, response in responses:
             post(frontend, response)
