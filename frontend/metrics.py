@@ -81,7 +81,8 @@ def families(stats: dict, rows: list | None = None, *, latencies: bool = True,
         gauge.add_sample(gauge.name, {"model": s["name"], "version": s["version"]},
                          row.pending if row is not None else 0)
     out.append(gauge)
-    out.append(_direct_answers(rows or ()))
+    if any(r.direct for r in rows or ()):      # tritond's own family: absent until used
+        out.append(_direct_answers(rows))
     cache_entries = [s for s in entries if (s["name"], s["version"]) in cached]
     for name, doc, read in _CACHE if cache_entries else ():
         fam = Metric(name, doc, "counter")

@@ -8,6 +8,7 @@ answers through it (the forwarded path). Both must give the same outputs and err
 from __future__ import annotations
 
 import os
+import time
 import re
 import urllib.request
 
@@ -121,3 +122,47 @@ def test_client_shm_outputs_are_written_by_the_last_worker_and_forgotten(srv):
     finally:
         shm.destroy_shared_memory_region(handle)
         client.close()
+
+
+def _chain_counts(client):
+    st = client.get_inference_statistics("chain")["model_stats"][0]["inference_stats"]
+    return st["success"]["count"] + st["fail"]["count"]
+
+
+def test_a_caller_gone_while_the_last_step_runs_still_ends_the_request(srv):
+    http = httpclient.InferenceServerClient(srv.url)
+    grpc = grpcclient.InferenceServerClient(srv.grpc_url)
+    before = _chain_counts(http)
+    slow = A.copy()
+    slow[0] = -3 - B[0]                   # the last step sees -3: it sleeps 0.3 s
+    with pytest.raises(InferenceServerException) as err:
+        grpc.infer("chain", _inputs(slow, B, grpcclient), client_timeout=0.1)
+    assert "DEADLINE" in str(err.value.status()).upper()
+    end = time.monotonic() + 10           # its worker's Executed ends the run
+    while _chain_counts(http) != before + 1 and time.monotonic() < end:
+        time.sleep(0.05)
+    assert _chain_counts(http) == before + 1
+    for i in range(20):                   # nothing left held: the chain goes on
+        np.testing.assert_array_equal(
+            http.infer("chain", _inputs(A + i, B, httpclient)).as_numpy("OUT0"), 2 * (A + i))
+
+
+def test_a_crash_of_the_last_steps_worker_fails_the_request_naming_the_ensemble(srv):
+    # keep last: add_sub restarts after it
+    client = httpclient.InferenceServerClient(srv.url)
+    crash = A.copy()
+    crash[0] = -2 - B[0]                  # the first step passes, the last is killed
+    with pytest.raises(InferenceServerException) as err:
+        client.infer("chain", _inputs(crash, B, httpclient))
+    assert err.value.message().startswith("in ensemble 'chain', ")
+    assert "killed by signal SIGKILL" in err.value.message()
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        try:
+            out = client.infer("chain", _inputs(A, B, httpclient)).as_numpy("OUT0")
+            break
+        except InferenceServerException:
+            time.sleep(0.2)
+    else:
+        raise AssertionError("chain did not recover after the crash")
+    np.testing.assert_array_equal(out, 2 * A)
