@@ -17,6 +17,11 @@ ensemble answers once, when no step is in flight any more (workers may read the
 requester's input slots until then, docs/internals.md). A decoupled one (a
 decoupled step) answers once per iteration whose outputs are all there, then
 the final flag when no step is in flight (Triton's ensemble_scheduler.cc).
+
+A non-decoupled request's final step, submitted when nothing else of it is in
+flight, carries ``Request.answer``: its worker answers the requester directly
+(workers/answers.py) and its Executed ends the run here (``_answered``);
+docs/internals.md "The final step answers the caller directly".
 """
 from __future__ import annotations
 
