@@ -136,17 +136,17 @@ def role(pid: int) -> str:
     return " ".join(names[:2])[:40]
 
 
-def usage(pid: int) -> tuple[float, int]:
-    """(CPU µs, context switches) of ``pid`` so far."""
+def usage(pid: int) -> tuple[float, int, float]:
+    """(CPU µs, context switches, system-mode CPU µs) of ``pid`` so far."""
     try:
         stat = pathlib.Path(f"/proc/{pid}/stat").read_bytes()
         fields = stat[stat.rindex(b")") + 2:].split()
         cpu = (int(fields[11]) + int(fields[12])) * TICK_US
         status = pathlib.Path(f"/proc/{pid}/status").read_text()
         switches = sum(int(v) for v in re.findall(r"ctxt_switches:\s+(\d+)", status))
-        return cpu, switches
+        return cpu, switches, int(fields[12]) * TICK_US
     except OSError:
-        return 0.0, 0
+        return 0.0, 0, 0.0
 
 
 def triton_command(repository: str, port: int) -> list[str]:
@@ -270,11 +270,11 @@ def measure(port: int, pids: list[int], conc: int, seconds: float, body, hlen, l
     counted = counters.stop()
     rows = {}
     for p in pids:
-        (cpu1, sw1), (cpu0, sw0) = after[p], before[p]
+        (cpu1, sw1, sys1), (cpu0, sw0, sys0) = after[p], before[p]
         calls, wakes, top = counted.get(p, (float("nan"), float("nan"), ""))
         # /proc's switch counts cover the main thread only; perf's cover every thread.
         rows[p] = ((cpu1 - cpu0) / max(n, 1), (sw1 - sw0) / max(n, 1),
-                   calls / max(n, 1), wakes / max(n, 1), top)
+                   calls / max(n, 1), wakes / max(n, 1), top, (sys1 - sys0) / max(n, 1))
     return {"requests": n, "rps": n / wall, "per_pid": rows, "batch": n / max(e, 1)}
 
 
@@ -337,20 +337,21 @@ def main() -> int:
         print(f"server: {name}  model {args.model}, "
               f"{'binary' if args.binary else 'JSON'}, {args.seconds:g} s per concurrency")
         extra = " top syscalls |" if args.strace else ""
-        print(f"| conc | req/s | process | CPU µs/req | syscalls/req | ctx switches/req "
+        print(f"| conc | req/s | process | CPU µs/req (of it kernel) | syscalls/req | ctx switches/req "
               f"(all threads) | main-thread switches/req |{extra}")
         print("|---:|---:|---|---:|---:|---:|---:|" + ("---|" if args.strace else ""))
         for conc in [int(c) for c in args.conc.split(",")]:
             r = measure(port, pids, conc, args.seconds, body, hlen, lua, args.model, counters)
             rows = r["per_pid"].values()
-            total = [sum(row[i] for row in rows) for i in (0, 2, 3)]
-            for p, (cpu, sw, calls, wakes, top) in sorted(r["per_pid"].items(),
+            total = [sum(row[i] for row in rows) for i in (0, 2, 3, 5)]
+            for p, (cpu, sw, calls, wakes, top, sys_us) in sorted(r["per_pid"].items(),
                                                           key=lambda kv: -kv[1][0]):
                 if cpu > 0.5 or calls > 0.05:
                     tail = f" {top} |" if args.strace else ""
-                    print(f"| {conc} | {r['rps']:,.0f} | {roles[p]} | {cpu:.1f} | {_n(calls)} | "
+                    print(f"| {conc} | {r['rps']:,.0f} | {roles[p]} | {cpu:.1f} ({sys_us:.0f}) | "
+                          f"{_n(calls)} | "
                           f"{_n(wakes)} | {sw:.2f} |{tail}")
-            print(f"| {conc} | {r['rps']:,.0f} | **all** | **{total[0]:.1f}** | **{_n(total[1])}** "
+            print(f"| {conc} | {r['rps']:,.0f} | **all** | **{total[0]:.1f}** ({total[3]:.0f}) | **{_n(total[1])}** "
                   f"| **{_n(total[2])}** | avg batch {r['batch']:.1f} |" + (" |" if args.strace else ""))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

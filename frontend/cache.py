@@ -20,7 +20,11 @@ entry bigger than that is not kept). Statistics follow Triton's
 UpdateSuccessCacheHit/Miss: a hit counts a success, its request duration and
 cache_hit; a miss counts cache_miss with the lookup + insertion time (also added
 to the request duration). Each frontend counts its own; statistics and
-/metrics sum every frontend's (``FrontendStatsQuery``).
+/metrics sum every frontend's (``FrontendStatsQuery``). With
+``--metrics-config summary_latencies=true`` the same durations (hit: the lookup;
+miss: lookup + insertion) also go into per version sliding windows, Triton's
+``nv_cache_hit_summary_per_model`` / ``nv_cache_miss_summary_per_model``; a scrape
+merges every frontend's live observations before reading the quantiles.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ import msgspec
 
 from tritond.errors import TritonError
 from tritond.options import cache_bytes
+from tritond.scheduler.summary import Window
 from tritond.shm import dtypes, lru, region
 
 from .params import request_fields
@@ -137,10 +142,13 @@ def open_store(options, server_id: str, tag: str, segment: str) -> tuple:
 class ResponseCache:
     """One frontend's view of the shared store and its own per model version statistics."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store, summaries: bool = False) -> None:
         self.store = store          # tritond.shm.lru.SharedLru, or None: no cache
         # (model, version) -> [hits, hit ns, misses, miss ns, hit request ns]
         self.counts: dict[tuple[str, str], list[int]] = {}
+        # summary_latencies=true: (model, version) -> {"hit": Window, "miss": Window} (us)
+        self.windows: dict[tuple[str, str], dict[str, Window]] | None = (
+            {} if summaries else None)
 
     def applies(self, mv) -> bool:
         return self.store is not None and mv.response_cache
@@ -160,15 +168,34 @@ class ResponseCache:
             counts[0] += 1
             counts[1] += looked - start
             counts[4] += end - start
+            self._observe(mv, "hit", looked - start, end)
             return result
         result = await core.infer(req, mv, False)
         insert = time.monotonic_ns()
         outputs = output_bytes(result, core.shm)
         if outputs is not None:
             self.store.put(key, encode(result, outputs))
-        counts[3] += (looked - start) + (time.monotonic_ns() - insert)
+        done = time.monotonic_ns()
+        counts[3] += (looked - start) + (done - insert)
         counts[2] += 1
+        self._observe(mv, "miss", (looked - start) + (done - insert), done)
         return result
+
+    def _observe(self, mv, kind: str, ns: int, now_ns: int) -> None:
+        if self.windows is None:
+            return
+        key = (mv.name, mv.version_str)
+        pair = self.windows.get(key)
+        if pair is None:
+            pair = self.windows[key] = {"hit": Window(), "miss": Window()}
+        pair[kind].observe(ns / 1000, now_ns)        # microseconds, as Triton
+
+    def summary_rows(self) -> list[list]:
+        """This frontend's windows as FrontendStatsAnswer.summaries rows: [model, version,
+        "hit"|"miss", count, sum us, live observations...]."""
+        now = time.monotonic_ns()       # CLOCK_MONOTONIC: one clock for every process
+        return [[m, v, kind, w.count, w.sum, *w.live(now)]
+                for (m, v), pair in (self.windows or {}).items() for kind, w in pair.items()]
 
     def enabled(self, models) -> set[tuple[str, str]]:
         """(model, version) of every loaded version whose responses are cached."""

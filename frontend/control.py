@@ -12,12 +12,12 @@ from tritond import messages
 from tritond.errors import TritonError, invalid_arg, unavailable
 
 from .models import parse_version
-from .settings import LogSettings, TraceSettings
+from .settings import LogSettings
 
 TRITON_VERSION = "2.51.0"     # the Triton release whose protocol tritond speaks
 # Only what really works end to end, in Triton's order (core's server.cc: classification,
-# sequence, model_repository, ..., statistics, trace, logging). "trace" is the settings
-# protocol (/v2/trace/setting), which answers as Triton's does.
+# sequence, model_repository, ..., statistics, trace, logging). "trace": the settings
+# protocol (/v2/trace/setting) drives the frontend's tracer (trace.py).
 EXTENSIONS = ["classification", "sequence", "model_repository", "model_repository(unload_dependents)",
               "schedule_policy", "model_configuration", "binary_tensor_data", "parameters",
               "statistics", "trace", "logging"]
@@ -43,7 +43,7 @@ class ControlPlane:
         self._next_id = 1
         self.draining = False           # set by the process shell on Drain
         self.logs = LogSettings(options)
-        self.traces = TraceSettings(options)
+        self.traces = None              # settings.TraceSettings, set by FrontendCore
 
     async def _query(self, addr: str, kind: type, /, timeout: float = 30.0, **fields):
         """Post a ``kind`` query (messages.StatsQuery, ...) and return its typed answer."""
@@ -64,20 +64,22 @@ class ControlPlane:
 
     query = _query       # for the members that ask the parent (client shm registry)
 
-    async def peer_stats(self) -> tuple[list, list]:
+    async def peer_stats(self) -> tuple[list, list, list]:
         """(every frontend's response cache rows, the other frontends' first-response
-        rows). Each frontend counts what it served in plain integers (no shared write
+        rows, every frontend's cache summary rows). Each frontend counts what it served in plain integers (no shared write
         on the hot path); a scrape or a statistics call asks the others, which costs
         a round trip per frontend only when someone reads them."""
         cache = self.responses.rows() if self.responses is not None else []
         first: list = []
+        summaries = self.responses.summary_rows() if self.responses is not None else []
         if self.peers:
             answers = await asyncio.gather(*(
                 self._query(p, messages.FrontendStatsQuery, timeout=10.0) for p in self.peers))
             for answer in answers:
                 cache += answer.cache
                 first += answer.first
-        return cache, first
+                summaries += answer.summaries
+        return cache, first, summaries
 
     def on_answer(self, msg: messages.Answer) -> None:
         fut = self._queries.pop(msg.qid, None)
@@ -144,12 +146,14 @@ class ControlPlane:
         """(model, version) whose responses are cached (their nv_cache_* metrics)."""
         return self.responses.enabled(self.models) if self.responses is not None else set()
 
-    async def metrics_snapshot(self) -> tuple[dict, list, list]:
-        """Statistics of every model plus the scheduler's ModelMetrics rows and the other
-        frontends' first-response rows (/metrics: one scrape sums every frontend)."""
+    async def metrics_snapshot(self) -> tuple[dict, list, list, list]:
+        """Statistics of every model plus the scheduler's ModelMetrics rows, the other
+        frontends' first-response rows and every frontend's cache summary rows
+        (/metrics: one scrape sums every frontend)."""
         answer = await self._query(self._scheduler, messages.StatsQuery, metrics=True)
         peers = await self.peer_stats()
-        return await self._with_cache(answer.stats, peers), answer.metrics, peers[1]
+        return (await self._with_cache(answer.stats, peers), answer.metrics, peers[1],
+                peers[2])
 
     def repository_index(self, ready: bool = False) -> list[dict]:
         return self.models.index(ready)
@@ -177,9 +181,15 @@ class ControlPlane:
     # ------------------------------------------------------------------ settings
 
     async def log_settings(self, update: dict | None = None) -> dict:
+        """Answered once every process logs as asked: the other frontends applied it
+        (SettingsUpdate) and the parent passed it on to the other processes (LogLevels)."""
         values = self.logs.update(update)
         if update:
             await self._tell_peers("log", "", update)
+            if self._parent:
+                await self._query(self._parent, messages.LogLevels, info=values["log_info"],
+                                  warning=values["log_warning"], error=values["log_error"],
+                                  verbose=values["log_verbose_level"])
         return values
 
     async def trace_settings(self, model: str = "", update: dict | None = None) -> dict:

@@ -23,6 +23,7 @@ from typing import AsyncIterator, Callable
 from tritond import messages
 from tritond.errors import TritonError, unavailable, unsupported
 from tritond.inferclient import InferClient
+from tritond.scheduler.summary import quantiles_of
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
@@ -36,6 +37,8 @@ from .models import Models, ModelVersion, dead_worker_regions
 from .ordering import Ordering
 from .params import request_fields
 from .sequences import LiveSequences
+from .settings import TraceSettings
+from .trace import Tracer
 from .types import InferRequest, InferResult, OutputTensor
 from .validate import check_inputs, check_outputs
 
@@ -62,11 +65,14 @@ class FrontendCore:
         arena = ArenaPool(server_id, tag, options.input_arena_byte_size)
         self.cache = SegmentCache(writable=False)
         self.client = InferClient(outbox.post, address, scheduler_address, arena, self.cache)
+        self.client.post_many = getattr(outbox, "post_many", None)   # tests: loopback outboxes
         self.shm = ClientShm(options, outbox.post, self.cache)
         self.client.finished = self.shm.answered
         self.ordering = Ordering()
         store, self._own_cache = open_store(options, server_id, tag, cache_segment)
-        self.responses = ResponseCache(store)
+        # summary_latencies=true: the cache's hit/miss summaries too
+        self.responses = ResponseCache(
+            store, quantiles_of(getattr(options, "metrics_config", [])) is not None)
         self.first_response = FirstResponse()     # nv_inference_first_response_histogram_ms
         self.control = ControlPlane(options, self.models, outbox.post, address,
                                     scheduler_address, parent_address, self.shm,
@@ -75,6 +81,10 @@ class FrontendCore:
         if parent_address:      # the parent owns the client shm registry (tritond/shmtable.py)
             self.shm.query = lambda query_type, /, **fields: self.control.query(
                 parent_address, query_type, **fields)
+        # a second frontend writes its own trace files (<file>.frontend<n>)
+        index = address.rsplit("-", 1)[-1]
+        self.tracer = Tracer(options, "" if index in ("0", address) else f".frontend{index}")
+        self.control.traces = TraceSettings(self.tracer)
         self._active = self._dirty = False      # for trim_if_idle
         self.sequences = LiveSequences()        # served while draining (frontend/sequences.py)
         self.on_control: Callable[[object], None] = lambda msg: log.warning("unexpected %r", msg)
@@ -99,6 +109,9 @@ class FrontendCore:
         if mv.decoupled:
             raise unsupported(DECOUPLED)
         request, slots, used = self._prepare(mv, req)
+        trace = req.trace
+        if trace is not None:
+            self._traced(trace, mv, req, request)
         client = self.client
         fut = client.submit(request, slots)   # a bare future: no task, no generator
         rid = request.rid
@@ -111,7 +124,39 @@ class FrontendCore:
         except asyncio.CancelledError:
             client.cancel(rid, fut)           # the slots stay ours until the final Response
             raise
-        return self._result(mv, req, resp)
+        if trace is None:
+            return self._result(mv, req, resp)
+        trace.worker(resp.trace)
+        trace.stamp("REQUEST_END")
+        result = self._result(mv, req, resp)
+        if trace.tensors is not None:
+            self._traced_outputs(trace, result)
+        return result
+
+    def _traced(self, trace, mv: ModelVersion, req: InferRequest,
+                request: messages.Request) -> None:
+        """A sampled request: REQUEST_START (its arrival), and ``trace=[id]`` asks the
+        scheduler and the worker for their timestamps; at level TENSORS, its inputs."""
+        trace.model, trace.version, trace.request_id = mv.name, mv.version, req.id
+        trace.stamp("REQUEST_START", request.arrival_ns)
+        request.trace = [trace.id]
+        if trace.tensors is not None:
+            for t, ref in zip(req.inputs, request.inputs):
+                trace.tensor("TENSOR_QUEUE_INPUT", ref.name, ref.dtype, ref.shape,
+                             self._input_bytes(t, ref))
+
+    def _input_bytes(self, t, ref: messages.TensorRef):
+        """An input's bytes for a TENSORS trace (None: in CUDA memory, not written)."""
+        if t.shm is None:
+            return t.data
+        if ref.kind == messages.CLIENT_SHM:
+            return self.cache.read(ref.region, ref.offset, ref.nbytes, ref.gen)
+        return None
+
+    @staticmethod
+    def _traced_outputs(trace, result: InferResult) -> None:
+        for o in result.outputs:        # client shm outputs: no data (not ours to read)
+            trace.tensor("TENSOR_BACKEND_OUTPUT", o.name, o.datatype, o.shape, o.data)
 
     async def infer_stream(self, req: InferRequest,
                            mv: ModelVersion | None = None) -> AsyncIterator[InferResult]:
@@ -119,11 +164,17 @@ class FrontendCore:
         raises TritonError. Closing the iterator early cancels the request."""
         mv = self._model(req, mv)
         request, slots, used = self._prepare(mv, req)
+        trace = req.trace
+        if trace is not None:
+            self._traced(trace, mv, req, request)
         stream = self.client.stream(request, slots)
         self._sent(mv, stream.rid, used)
         first = True
         try:
             async for resp in stream:
+                if trace is not None and resp.final:
+                    trace.worker(resp.trace)
+                    trace.stamp("REQUEST_END")
                 if first:
                     first = False
                     self.first_response.observe(mv.name, mv.version_str, (
@@ -135,6 +186,8 @@ class FrontendCore:
                     continue
                 result = self._result(mv, req, resp)
                 result.empty = resp.empty
+                if trace is not None and trace.tensors is not None:
+                    self._traced_outputs(trace, result)
                 yield result
         finally:
             stream.cancel()                   # nothing is sent once the final one came
@@ -261,7 +314,8 @@ class FrontendCore:
             self._post(msg.frontend, self.control.apply_settings(msg))
         elif kind is messages.FrontendStatsQuery:
             self._post(msg.frontend, messages.FrontendStatsAnswer(
-                msg.qid, self.responses.rows(), self.first_response.rows_list()))
+                msg.qid, self.responses.rows(), self.first_response.rows_list(),
+                summaries=self.responses.summary_rows()))
         elif kind is messages.ModelTable:
             self.models.update(msg)
             # A dead worker's arenas are unlinked by the parent; only
@@ -274,6 +328,8 @@ class FrontendCore:
                     {a: how for e in msg.models if e.exited for a, how in e.exited.items()})
             if msg.seq and self._parent:     # the parent waits for this before READY=1
                 self._post(self._parent, messages.TableApplied(self.address, msg.seq))
+        elif kind is messages.LogLevels:     # the logging API, through the parent
+            self.control.logs.applied(msg)
         else:
             self.on_control(msg)
 
@@ -283,7 +339,9 @@ class FrontendCore:
         return self.client.in_flight
 
     def close(self) -> None:
-        """Unlink the input arena and drop every mapping (process exit)."""
+        """Unlink the input arena and drop every mapping (process exit); write the
+        traces collected (Triton writes them when its trace settings end)."""
+        self.tracer.close()
         self.client.arena.close()
         self.cache.close()
         if self.responses.store is not None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from prometheus_client.metrics_core import Metric
 
+from tritond.scheduler.summary import quantiles_from, quantiles_of
+
 from . import gpumetrics
 
 # The per-request counters: name, HELP (Triton r26.06's words), how to read one model_stats
@@ -41,6 +43,28 @@ _COUNTERS = (
      lambda s: s["inference_stats"]["compute_output"]["ns"] // 1000, True),
 )
 FAILURE_REASONS = ("REJECTED", "CANCELED", "BACKEND", "OTHER")   # Triton pre-creates all four
+# summary_latencies=true: ModelMetrics.summaries key -> Triton's family and HELP (core's words)
+_SUMMARIES = (
+    ("request", "nv_inference_request_summary_us",
+     "Summary of inference request duration in microseconds (includes cached requests)"),
+    ("queue", "nv_inference_queue_summary_us",
+     "Summary of inference queuing duration in microseconds (includes cached requests)"),
+    ("compute_input", "nv_inference_compute_input_summary_us",
+     "Cumulative compute input duration in microseconds (does not include cached requests)"),
+    ("compute_infer", "nv_inference_compute_infer_summary_us",
+     "Cumulative compute inference duration in microseconds (does not include cached "
+     "requests)"),
+    ("compute_output", "nv_inference_compute_output_summary_us",
+     "Cumulative inference compute output duration in microseconds (does not include cached "
+     "requests)"),
+)
+# summary_latencies=true and a cached version: the response cache's summaries (core's words)
+_CACHE_SUMMARIES = (
+    ("hit", "nv_cache_hit_summary_per_model",
+     "Summary of cache hit counts/durations per model, in microseconds."),
+    ("miss", "nv_cache_miss_summary_per_model",
+     "Summary of cache miss counts/durations per model, in microseconds."),
+)
 # Per-model response cache counters, only for versions whose responses are cached.
 _CACHE = (
     ("nv_cache_num_hits_per_model", "Number of cache hits per model",
@@ -57,7 +81,8 @@ _CACHE = (
 
 def families(stats: dict, rows: list | None = None, *, latencies: bool = True,
              cpu: "CpuSampler | None" = None, cached: set = frozenset(),
-             load_seconds: dict | None = None) -> list[Metric]:
+             load_seconds: dict | None = None, quantiles=None,
+             cache_summaries: list | None = None) -> list[Metric]:
     """Metric families for every model version in a ``{"model_stats": [...]}`` dict;
     ``rows`` (messages.ModelMetrics) add failures per reason and pending counts."""
     out = []
@@ -81,6 +106,8 @@ def families(stats: dict, rows: list | None = None, *, latencies: bool = True,
         gauge.add_sample(gauge.name, {"model": s["name"], "version": s["version"]},
                          row.pending if row is not None else 0)
     out.append(gauge)
+    if quantiles:
+        out.extend(summaries(rows or (), quantiles))
     if any(r.direct for r in rows or ()):      # tritond's own family: absent until used
         out.append(_direct_answers(rows))
     cache_entries = [s for s in entries if (s["name"], s["version"]) in cached]
@@ -89,12 +116,56 @@ def families(stats: dict, rows: list | None = None, *, latencies: bool = True,
         for s in cache_entries:
             fam.add_sample(name, {"model": s["name"], "version": s["version"]}, read(s))
         out.append(fam)
+    if quantiles and cache_entries:
+        out.extend(cache_summary_families(cache_entries, cache_summaries or (), quantiles))
     out.extend(pinned_pool())
     if cpu is not None:
         out.extend(cpu.families())
     return out
 
 
+def summaries(rows, quantiles) -> list[Metric]:
+    """Triton's latency summaries (``--metrics-config summary_latencies=true``): per model
+    version ``_count``, ``_sum`` and one sample per quantile, from the scheduler's windows."""
+    out = []
+    for key, name, doc in _SUMMARIES:
+        fam = Metric(name, doc, "summary")
+        for r in sorted(rows, key=lambda r: (r.name, r.version)):
+            values = r.summaries.get(key)
+            if values is None:
+                continue
+            labels = {"model": r.name, "version": str(r.version)}
+            fam.add_sample(name + "_count", labels, values[0])
+            fam.add_sample(name + "_sum", labels, values[1])
+            for (q, _), v in zip(quantiles, values[2:]):
+                fam.add_sample(name, {**labels, "quantile": f"{q:g}"}, v)
+        if fam.samples:
+            out.append(fam)
+    return out
+
+
+def cache_summary_families(entries: list, rows, quantiles) -> list[Metric]:
+    """``nv_cache_hit/miss_summary_per_model`` of every cached version (Triton creates them
+    at load: count 0 and NaN quantiles before the first lookup), merged over ``rows``:
+    every frontend's [model, version, "hit"|"miss", count, sum, observations...]."""
+    merged: dict[tuple, list] = {}
+    for m, v, kind, count, total, *values in rows:
+        acc = merged.setdefault((m, v, kind), [0, 0.0, []])
+        acc[0] += count
+        acc[1] += total
+        acc[2].extend(values)
+    out = []
+    for kind, name, doc in _CACHE_SUMMARIES:
+        fam = Metric(name, doc, "summary")
+        for s in sorted(entries, key=lambda s: (s["name"], s["version"])):
+            count, total, values = merged.get((s["name"], s["version"], kind), (0, 0.0, []))
+            labels = {"model": s["name"], "version": s["version"]}
+            fam.add_sample(name + "_count", labels, count)
+            fam.add_sample(name + "_sum", labels, total)
+            for (q, _), x in zip(quantiles, quantiles_from(values, quantiles)):
+                fam.add_sample(name, {**labels, "quantile": f"{q:g}"}, x)
+        out.append(fam)
+    return out
 def _direct_answers(rows) -> Metric:
     """tritond's own: ensemble requests whose final step's worker answered the caller
     directly (one hop less than through the scheduler; scheduler/ensembles.py)."""
@@ -207,8 +278,11 @@ def render(fams: list[Metric]) -> bytes:
         lines.append(f"# TYPE {fam.name} {fam.type}")
         for sample in fam.samples:
             labels = ",".join(f'{k}="{_escape_label(str(v))}"' for k, v in sample.labels.items())
-            value = sample.value
-            text = str(int(value)) if float(value).is_integer() else repr(float(value))
+            value = float(sample.value)
+            if value != value:
+                text = "NaN"                # an empty summary window (prometheus' spelling)
+            else:
+                text = str(int(value)) if value.is_integer() else repr(value)
             lines.append(f"{sample.name}{{{labels}}} {text}" if labels else f"{sample.name} {text}")
     return ("\n".join(lines) + "\n").encode()
 
@@ -235,6 +309,7 @@ def build_app(core):
     opts = core.control.options
     latencies = counter_latencies(opts.metrics_config)
     histograms = setting(opts.metrics_config, "histogram_latencies", False)
+    quantiles = quantiles_of(opts.metrics_config)      # None unless summary_latencies=true
     cpu = CpuSampler() if opts.allow_cpu_metrics else None
     gpu = gpumetrics.sampler() if opts.allow_gpu_metrics else None
 
@@ -244,10 +319,11 @@ def build_app(core):
         if (cpu is not None or gpu is not None) and not polling:
             polling.append(asyncio.get_running_loop().create_task(poll()))
             await poll_once()
-        stats, rows, first = await core.control.metrics_snapshot()
+        stats, rows, first, cache_rows = await core.control.metrics_snapshot()
         fams = families(stats, rows, latencies=latencies, cpu=cpu,
                         cached=core.control.cached_versions(),
-                        load_seconds=core.models.load_seconds())
+                        load_seconds=core.models.load_seconds(), quantiles=quantiles,
+                        cache_summaries=cache_rows)
         if histograms:          # Triton: histograms only with histogram_latencies=true
             fams += core.first_response.families(first)
         if gpu is not None:

@@ -242,6 +242,9 @@ def dead_worker_regions(regions: list[str], table: messages.ModelTable) -> list[
     cost a re-map on the next use.
     """
     live = {inst.address.rsplit("-", 1)[-1] for entry in table.models for inst in entry.instances}
+    # A retiring worker is alive and its last answers may still be on their way here:
+    # its outputs must stay readable until it is gone from the table altogether.
+    live.update(address.rsplit("-", 1)[-1] for address in table.retiring)
     dead = []
     for region in regions:
         m = _WORKER_REGION.match(region)

@@ -1,15 +1,15 @@
-"""Logging and trace settings extensions (protocol.md §1.15), kept per frontend process;
+"""Logging and trace settings extensions (protocol.md §1.15): Triton's shapes and checks;
 with several frontends an update is applied by all of them before it is answered
 (``ControlPlane._tell_peers``, ``messages.SettingsUpdate``).
 
-Tracing is not implemented: the settings round-trip with Triton's shapes and
-validation so clients that read or write them keep working.
+Trace settings drive this frontend's ``trace.Tracer``; log settings are applied
+to every process (``tritond.loglevels``).
 """
 from __future__ import annotations
 
-import logging
 from typing import Optional
 
+from tritond import loglevels, messages
 from tritond.errors import invalid_arg, unavailable, unsupported
 
 _LEVELS = {"OFF", "TIMESTAMPS", "TENSORS"}
@@ -17,7 +17,8 @@ _INT_KEYS = ("trace_rate", "trace_count", "log_frequency")
 
 
 class LogSettings:
-    """``/v2/logging``: the verbose level really changes this process's log level."""
+    """``/v2/logging``: log_info/warning/error and the verbose level change what every
+    process logs (here at once, elsewhere through the parent: ``ControlPlane``)."""
 
     def __init__(self, options):
         self.values = {
@@ -35,9 +36,16 @@ class LogSettings:
             for key, value in update.items():
                 new[key] = self._check(key, value)
             self.values = new
-            logging.getLogger().setLevel(
-                logging.DEBUG if new["log_verbose_level"] > 0 else logging.INFO)
+            levels = messages.LogLevels(new["log_info"], new["log_warning"], new["log_error"],
+                                        new["log_verbose_level"])
+            loglevels.from_message(levels)
         return dict(self.values)
+
+    def applied(self, levels) -> None:
+        """Another frontend changed them (``messages.LogLevels`` from the parent)."""
+        loglevels.from_message(levels)
+        self.values.update(log_info=levels.info, log_warning=levels.warning,
+                           log_error=levels.error, log_verbose_level=levels.verbose)
 
     def _check(self, key: str, value):
         if key == "log_file":
@@ -60,37 +68,22 @@ class LogSettings:
 
 
 class TraceSettings:
-    """``/v2/trace/setting`` and per-model overrides (``null`` clears an override)."""
+    """``/v2/trace/setting`` and per-model overrides (``null`` clears an override), checked
+    here and applied to the frontend's :class:`frontend.trace.Tracer`."""
 
-    def __init__(self, options):
-        self.global_ = {
-            "trace_level": list(options.trace_level),
-            "trace_rate": str(options.trace_rate),
-            "trace_count": str(options.trace_count),
-            "log_frequency": str(options.trace_log_frequency),
-            "trace_file": options.trace_file,
-            "trace_mode": options.trace_mode,
-        }
-        self.models: dict[str, dict] = {}
+    def __init__(self, tracer):
+        self.tracer = tracer
 
     def get(self, model: str = "") -> dict:
-        out = dict(self.global_)
-        if model:
-            out.update(self.models.get(model, {}))
-        if out["trace_mode"] != "triton":
-            out.pop("log_frequency", None)
-            out.pop("trace_file", None)
-        return out
+        return self.tracer.get(model)
 
     def update(self, model: str, update: Optional[dict]) -> dict:
         if update:
-            target = self.models.setdefault(model, {}) if model else self.global_
-            for key, value in update.items():
-                if value is None:
-                    if model:
-                        target.pop(key, None)
-                    continue
-                target[key] = self._check(key, value)
+            checked = {key: None if value is None else self._check(key, value)
+                       for key, value in update.items()}
+            if not model and any(v is None for v in checked.values()):
+                checked = {k: v for k, v in checked.items() if v is not None}
+            self.tracer.apply(model, checked)
         return self.get(model)
 
     @staticmethod
@@ -101,7 +94,8 @@ class TraceSettings:
             if not isinstance(value, list) or any(v not in _LEVELS for v in value):
                 raise invalid_arg("expect the value of 'trace_level' to be an array of "
                                   "'OFF', 'TIMESTAMPS' or 'TENSORS'")
-            return list(value)
+            on = [v for v in ("TIMESTAMPS", "TENSORS") if v in value]
+            return on or ["OFF"]
         if key in _INT_KEYS:
             if type(value) is not str:
                 raise invalid_arg(f"expect the value of '{key}' to be a string")

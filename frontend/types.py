@@ -57,6 +57,7 @@ class InferRequest:
     parameters: dict = field(default_factory=dict)
     inputs: list[InputTensor] = field(default_factory=list)
     outputs: list[RequestedOutput] | None = None
+    trace: object = None        # a sampled request's frontend.trace.Trace
 
 
 @dataclass(slots=True)

@@ -68,6 +68,8 @@ class SchedulerCore(TableMixin):
         self._batch_id = 0
         self._exits: dict[str, str] = {}               # address -> how it ended (parent's words)
         self.limiter = None                             # ratelimit.RateLimiter (--rate-limit)
+        self.summary_quantiles = None                   # summary_latencies=true: ((q, err), ...)
+        self.cache_on = False                           # --cache-config sized a response cache
         self._init_drain()                              # drain.py: retiring workers
 
     @property
@@ -98,6 +100,8 @@ class SchedulerCore(TableMixin):
                            f"version {req.version} is not at ready state")]
         if model.policy.ensemble:
             return self.ensembles.start(model, req, now_ns)
+        if req.trace:                              # a traced request: QUEUE_START
+            req.trace.append(now_ns)
         try:
             entry = model.policy.add(req, now_ns)
         except TritonError as exc:
@@ -291,10 +295,17 @@ class SchedulerCore(TableMixin):
         ready = [m.stats for m in self._models.values() if m.ready]
         return stats_json(ready, name, str(version) if version else "")
 
-    def metrics(self) -> list[messages.ModelMetrics]:
-        """Pending requests and failures per reason of every READY version (/metrics)."""
+    def worker_addresses(self) -> list[str]:
+        """Every worker this scheduler sends to (serving or retiring)."""
+        return [*self._instances, *self._retiring]
+
+    def metrics(self, now_ns: int = 0) -> list[messages.ModelMetrics]:
+        """Pending requests, failures per reason and (when on) latency summaries of every
+        READY version (/metrics)."""
+        qs = self.summary_quantiles
         direct = self.ensembles.direct
-        return [messages.ModelMetrics(m.stats.name, m.stats.version, m.policy.count,
-                                      m.stats.failures(),
-                                      direct.get((m.stats.name, m.stats.version), 0))
+        return [messages.ModelMetrics(
+                    m.stats.name, m.stats.version, m.policy.count, m.stats.failures(),
+                    m.stats.summary.rows(qs, now_ns) if m.stats.summary is not None else {},
+                    direct.get((m.stats.name, m.stats.version), 0))
                 for m in self._models.values() if m.ready]

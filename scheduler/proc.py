@@ -13,7 +13,8 @@ import os
 import sys
 import time
 
-from tritond import messages
+from tritond import loglevels, messages
+
 from tritond.channel import AsyncInbox, AsyncOutbox, printable
 from tritond.errors import TritonError
 from tritond.options import Options
@@ -22,6 +23,7 @@ from tritond.procutil import Bootstrap, child_start, quiet_gc
 from . import wire
 from .alarm import Alarm
 from .core import Dispatch, Notify, SchedulerCore
+from .summary import quantiles_of
 from .ratelimit import RateLimiter, parse_overrides
 
 _monotonic_ns = time.monotonic_ns
@@ -103,6 +105,8 @@ class SchedulerProc:
         elif kind is messages.Setup:
             self.options = msg.options
             self.core.pipeline = msg.options.instance_pipelining
+            self.core.summary_quantiles = quantiles_of(msg.options.metrics_config)
+            self.core.cache_on = bool(msg.options.cache_config)
             if msg.options.rate_limit == "execution_count":
                 self.core.limiter = RateLimiter(parse_overrides(msg.options.rate_limit_resource))
         elif kind is messages.Shutdown:
@@ -110,6 +114,13 @@ class SchedulerProc:
             self._outbox.post(self.boot.parent, messages.Stopped(self.boot.name))
             if not self._done.done():
                 self._done.set_result(0)
+        elif kind is messages.LogLevels:
+            loglevels.from_message(msg)
+            if msg.qid:      # the parent's: pass it on to every worker, ahead of any Execute
+                plain = messages.LogLevels(msg.info, msg.warning, msg.error, msg.verbose)
+                for address in self.core.worker_addresses():
+                    self._outbox.post(address, plain)
+                self._outbox.post(msg.frontend, messages.Drained(f"loglevels:{msg.qid}"))
         elif kind is messages.Unknown:
             self.log.warning("a peer could not decode our frame: %s", msg.detail)
         return []
@@ -121,7 +132,8 @@ class SchedulerProc:
             return messages.StatsAnswer(query.qid, error=messages.ErrorInfo(int(exc.code),
                                                                              exc.message))
         if query.metrics:
-            return messages.StatsAnswer(query.qid, stats, metrics=self.core.metrics())
+            return messages.StatsAnswer(query.qid, stats,
+                                        metrics=self.core.metrics(_monotonic_ns()))
         return messages.StatsAnswer(query.qid, stats)
 
     # -------------------------------------------------------------- outbox

@@ -30,7 +30,8 @@ class ModelStats:
     """Statistics of one model version."""
 
     __slots__ = ("name", "version", "last_inference_ms", "inference_count",
-                 "execution_count", "batches", "reasons", "responses") + _REQUEST_FIELDS
+                 "execution_count", "batches", "reasons", "responses",
+                 "summary") + _REQUEST_FIELDS
 
     def __init__(self, name: str, version: int) -> None:
         self.name = name
@@ -45,6 +46,7 @@ class ModelStats:
         self.reasons = [0] * len(FAILURE_REASONS)    # failures per FAILURE_REASONS index
         # response index -> 6 (count, ns) pairs in _RESPONSE_FIELDS order (decoupled models)
         self.responses: dict[int, list[int]] = {}
+        self.summary = None     # summary.Summaries when summary_latencies=true
 
     def responses_sent(self, rows) -> None:
         """Add a worker's ResponseStats rows."""
@@ -118,8 +120,22 @@ class ModelStats:
             arrivals += req.arrival_ns or entry.enqueue_ns
         if ok < len(entries):
             self.failed(len(entries) - ok, 0, BACKEND)     # the model answered an error
+        if self.summary is not None and ok:
+            self._observe(entries, failed, batch.dispatch_ns, end_ns, st, now_ns)
         self.executed(batch.size, ok, ok * batch.dispatch_ns - arrivals, ok * end_ns - arrivals,
                       st.compute_input_ns, st.compute_infer_ns, st.compute_output_ns, now_ms)
+
+    def _observe(self, entries, failed, dispatch_ns: int, end_ns: int, st, now_ns: int) -> None:
+        """Each successful request's latencies into the summaries (microseconds, as Triton)."""
+        ci, cf, co = (st.compute_input_ns // 1000, st.compute_infer_ns // 1000,
+                      st.compute_output_ns // 1000)
+        observe = self.summary.observe
+        for entry in entries:
+            if entry.req.rid in failed:
+                continue
+            arrival = entry.req.arrival_ns or entry.enqueue_ns
+            observe(now_ns, (end_ns - arrival) // 1000, (dispatch_ns - arrival) // 1000,
+                    ci, cf, co)
 
     def to_json(self) -> dict[str, Any]:
         """One element of ``model_stats``."""

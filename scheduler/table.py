@@ -9,6 +9,7 @@ from .drain import RetireMixin
 from .model import Model
 from .outputs import Output, _error, _merge
 from .router import Instance
+from .summary import Summaries
 
 SERVED_STATES = ("READY", "UNLOADING")   # UNLOADING: drain what is queued, accept nothing new
 
@@ -52,6 +53,10 @@ class TableMixin(RetireMixin):
                 self._move(model, fresh, out)
             model = fresh
         model.router.limiter = self.limiter
+        if self.summary_quantiles is not None and model.stats.summary is None:
+            model.stats.summary = Summaries()
+            # Triton leaves out the request summary of a model whose responses are cached
+            model.stats.summary.cached = self.cache_on and _cached(config_json)
         for inst in model.router.set_instances(entry.instances, model):
             if inst.address in self._retire_set:
                 self._retire(inst, out)
@@ -138,3 +143,15 @@ class TableMixin(RetireMixin):
             req = entry.req
             self._queued[(req.frontend, req.rid)] = (model, entry)
         self._active[model] = None
+
+
+def _cached(config_json: str) -> bool:
+    """``response_cache { enable: true }`` in a config's JSON (read once per new version)."""
+    import json
+
+    if '"response_cache"' not in config_json:
+        return False
+    try:
+        return bool(json.loads(config_json).get("response_cache", {}).get("enable"))
+    except (ValueError, AttributeError):
+        return False

@@ -53,6 +53,7 @@ class RequestView(msgspec.Struct, tag=1, array_like=True, omit_defaults=True):
     flags: int = 0
     parameters: msgspec.Raw = _EMPTY_MAP
     arrival_ns: int = 0
+    trace: list[int] = []              # traced requests only (QUEUE_START appended here)
     answer: msgspec.Raw = _NIL         # Optional[EnsembleAnswer] (set by the scheduler)
 
 

@@ -208,8 +208,10 @@ class ArenaPool:
         seg.unlink()
         seg.close()
 
-    def close(self) -> None:
-        """Unlink and unmap every segment this pool created. Idempotent."""
+    def close(self, unlink: bool = True) -> None:
+        """Unlink and unmap every segment this pool created. Idempotent. ``unlink=False``
+        only unmaps: readers that have not mapped a segment yet still can (its creator's
+        parent unlinks it later)."""
         self._closed = True
         segs = list(self._oneoffs.values()) + self._spares
         self._oneoffs.clear()
@@ -218,7 +220,8 @@ class ArenaPool:
             segs.append(self._segment)
         self._segment = self._arena = self._buf = None
         for seg in segs:
-            seg.unlink()
+            if unlink:
+                seg.unlink()
             seg.close()
 
     def stats(self) -> dict:

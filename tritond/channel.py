@@ -150,6 +150,22 @@ class AsyncOutbox:
             self._scheduled = True
             self._loop.call_soon(self.flush)
 
+    def post_many(self, addr: str, msgs: list) -> None:
+        """Queue ``msgs`` for ``addr``: they leave together in the turn's frame, never
+        the first alone at once (posted one by one, the first would go by itself
+        and wake the peer once more)."""
+        q = self._queued.get(addr)
+        if q is None:
+            self._queued[addr] = q = []
+        q.extend(msgs)
+        if len(q) >= self.frame_limit:
+            del self._queued[addr]
+            self._write(addr, frame(messages.encode(q)))
+            return
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
     def _settle(self) -> None:
         # End of the turn in which a message went out at once: later posts of
         # that turn were queued and go now, as one frame per peer.

@@ -6,7 +6,7 @@ per destination.
 """
 from __future__ import annotations
 
-import selectors
+import select
 import socket
 import time
 from typing import Iterable
@@ -28,8 +28,12 @@ class SyncEndpoint:
         self._listener.bind(addr)
         self._listener.listen(64)
         self._listener.setblocking(False)
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(self._listener, selectors.EVENT_READ, None)
+        # A bare epoll, not selectors: its per-call key objects and fd lookups
+        # were Python work on every wake-up of the worker.
+        self._ep = select.epoll()
+        self._ep.register(self._listener.fileno(), select.EPOLLIN)
+        # fd -> None (the listener), the connection's socket, or a waker's callback
+        self._handlers: dict[int, object] = {self._listener.fileno(): None}
         self._conns: dict[socket.socket, FrameBuffer] = {}
         self._peers: dict[socket.socket, str] = {}   # sender address, once a message named it
         self._out: dict[str, socket.socket] = {}
@@ -41,7 +45,8 @@ class SyncEndpoint:
     def add_waker(self, fd: int, on_wake) -> None:
         """Watch ``fd`` too (e.g. an eventfd other threads write): when it is readable
         ``on_wake()`` runs and :meth:`recv` returns, even with no message."""
-        self._sel.register(fd, selectors.EVENT_READ, on_wake)
+        self._ep.register(fd, select.EPOLLIN)
+        self._handlers[fd] = on_wake
 
     def fileno(self) -> int:
         return self._listener.fileno()
@@ -50,26 +55,28 @@ class SyncEndpoint:
         """Return every message that is waiting (blocking up to ``timeout`` for the first)."""
         out: list = []
         deadline = None if timeout is None else time.monotonic() + timeout
-        wait = timeout
+        wait = -1 if timeout is None else timeout
+        handlers = self._handlers
         while True:
-            events = self._sel.select(wait)
-            for key, _ in events:
-                data = key.data
-                if data is None:
+            # No second poll with timeout 0 to "drain" after a read: one poll
+            # reports every fd ready now (level-triggered), and what arrives
+            # while this batch runs is read by the next call. The drain cost a
+            # syscall per wake-up and found nothing at low load.
+            for fd, _ in self._ep.poll(wait):
+                handler = handlers.get(fd, False)
+                if handler is None:
                     self._accept()
-                elif type(data) is FrameBuffer:
-                    self._read(key.fileobj, out)
-                else:
-                    data()
+                elif type(handler) is socket.socket:
+                    self._read(handler, out)
+                elif handler is not False:
+                    handler()
                     self._woken = True
             if self._woken:
                 self._woken = False
                 return out
             if out:
-                if not events:
-                    return out
-                wait = 0  # drain whatever else is ready, then return
-            elif deadline is not None:
+                return out
+            if deadline is not None:
                 wait = deadline - time.monotonic()
                 if wait <= 0:
                     return out
@@ -84,9 +91,9 @@ class SyncEndpoint:
                 conn.close()         # before any byte is read
                 continue
             conn.setblocking(False)
-            fb = FrameBuffer()
-            self._conns[conn] = fb
-            self._sel.register(conn, selectors.EVENT_READ, fb)
+            self._conns[conn] = FrameBuffer()
+            self._handlers[conn.fileno()] = conn
+            self._ep.register(conn.fileno(), select.EPOLLIN)
 
     def _read(self, conn: socket.socket, out: list) -> None:
         fb = self._conns[conn]
@@ -100,18 +107,14 @@ class SyncEndpoint:
             n = 0
         data = self._rview[:n]
         if not n:
-            self._sel.unregister(conn)
-            del self._conns[conn]
+            self._drop(conn)
             self._peers.pop(conn, None)
-            conn.close()
             return
         try:
             payloads = fb.feed(data)
         except ValueError as exc:   # framing broken: nothing more can be read from it
             self._bad(conn, [Bad(str(exc), self._peers.get(conn, ""))])
-            self._sel.unregister(conn)
-            del self._conns[conn]
-            conn.close()
+            self._drop(conn)
             return
         for payload in payloads:
             try:
@@ -123,6 +126,13 @@ class SyncEndpoint:
             if got and conn not in self._peers and (who := messages.sender(got[0])):
                 self._peers[conn] = who
             out.extend(got)
+
+    def _drop(self, conn: socket.socket) -> None:
+        fd = conn.fileno()
+        self._ep.unregister(fd)
+        del self._handlers[fd]
+        del self._conns[conn]
+        conn.close()
 
     def _bad(self, conn: socket.socket, bad: list) -> None:
         if bad[0].sender:
@@ -162,4 +172,4 @@ class SyncEndpoint:
                 s.close()
             except OSError:
                 pass
-        self._sel.close()
+        self._ep.close()

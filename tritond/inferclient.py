@@ -50,6 +50,8 @@ class InferClient:
         self.arena = arena
         self.cache = cache
         self._post = post
+        # post_many(addr, msgs): several messages as one frame (AsyncOutbox.post_many)
+        self.post_many: Optional[Callable[[str, list], None]] = None
         # None: no timer (a process without an event loop); releases then
         # ride on the next Request or wait for the owner's flush_releases().
         self._linger = linger_s
@@ -110,8 +112,9 @@ class InferClient:
         req.frontend = self.address
         self.pending[rid] = (fut, slots)
         if self._held:
-            self.flush_releases()          # they ride in the same frame as this Request
-        self._post(self.scheduler, req)
+            self._post_with_releases(req)
+        else:
+            self._post(self.scheduler, req)
         return fut
 
     def stream(self, req: messages.Request, slots: list,
@@ -129,8 +132,27 @@ class InferClient:
         req.frontend = self.address
         self.pending[rid] = (sink, slots)
         if self._held:
-            self.flush_releases()          # they ride in the same frame as this Request
-        self._post(self.scheduler, req)
+            self._post_with_releases(req)
+        else:
+            self._post(self.scheduler, req)
+
+    def _post_with_releases(self, req: messages.Request) -> None:
+        """Held output slots ride in the same frame as this Request.
+
+        With ``post_many`` (the frontend's outbox) the group waits for the end of
+        the loop turn and leaves as one frame with the turn's other requests.
+        Posted one by one, the Releases went alone at once (the outbox's
+        lone-message rule) and the Request in a second frame: two writes and two
+        wake-ups of the scheduler per request at one connection.
+        """
+        post_many = self.post_many
+        if post_many is None or self._direct:
+            self.flush_releases()
+            self._post(self.scheduler, req)
+            return
+        msgs = self.take_held()
+        msgs.append(req)
+        post_many(self.scheduler, msgs)
 
     def cancel(self, rid: int, fut: Optional[asyncio.Future] = None) -> None:
         """The caller gave up on ``rid``: Cancel it if unanswered; a result ``fut``

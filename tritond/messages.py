@@ -24,8 +24,9 @@ from .spec import ModelSpec
 # 3: ModelSpec, typed Options and queries; 4: ModelEntry.instances are InstanceEntry
 # structs; 5: Execute.slots and Execute.ended (sequence batching); 6: several frontends
 # (Setup.cache, FrontendStatsQuery, SettingsUpdate, the client shm registry: ShmTable
-# and its queries)
-PROTOCOL_VERSION = 6
+# and its queries); 7: Request.trace / Response.trace, LogLevels, Shutdown.linger,
+# ModelMetrics.summaries
+PROTOCOL_VERSION = 7
 
 # ---------------------------------------------------------------- data plane
 
@@ -103,6 +104,9 @@ class Request(msgspec.Struct, tag=1, array_like=True, omit_defaults=True):
     flags: int = 0
     parameters: dict[str, Any] = {}
     arrival_ns: int = 0
+    # Only for a traced request (tracing off: empty, never encoded): [trace id], then the
+    # scheduler appends QUEUE_START (monotonic ns, one clock for every process).
+    trace: list[int] = []
     answer: Optional[EnsembleAnswer] = None    # an ensemble's final step: answer its caller
 
 
@@ -180,6 +184,9 @@ class Response(msgspec.Struct, tag=20, array_like=True, omit_defaults=True):
     # Final Response of an ensemble request naming client shared memory: the workers
     # that ran its steps, which may map those regions (told to Forget them too).
     mapped: list[str] = []
+    # A traced request's timestamps (monotonic ns) seen by the scheduler and the worker:
+    # QUEUE_START, COMPUTE_START, COMPUTE_INPUT_END, COMPUTE_OUTPUT_START, COMPUTE_END.
+    trace: list[int] = []
 
 
 class ResponseStats(msgspec.Struct, tag=60, array_like=True):
@@ -324,10 +331,13 @@ class Drained(msgspec.Struct, tag=47, array_like=True):
     name: str
 
 
-class Shutdown(msgspec.Struct, tag=48, array_like=True):
+class Shutdown(msgspec.Struct, tag=48, array_like=True, omit_defaults=True):
     """Parent -> child: finalize and exit."""
 
     reason: str = ""
+    # A retired worker (reload, unload): leave output segments a frontend has not released
+    # linked; the parent unlinks them a little later (its responses may still be unread).
+    linger: bool = False
 
 
 class Stopped(msgspec.Struct, tag=49, array_like=True):
@@ -356,6 +366,8 @@ class ModelMetrics(msgspec.Struct, array_like=True, omit_defaults=True):
     version: int
     pending: int = 0                       # queued, not yet executing
     failures: dict[str, int] = {}          # Triton's reason (OTHER, REJECTED, ...) -> count
+    # summary_latencies=true: family ("request", "queue", ...) -> [count, sum, quantiles...]
+    summaries: dict[str, list[float]] = {}
     direct: int = 0                        # ensembles: answered by the final step's worker
 
 
@@ -404,6 +416,21 @@ class StatsAnswer(msgspec.Struct, tag=55, array_like=True, omit_defaults=True):
     metrics: list[ModelMetrics] = []       # when the query asked for them
 
 
+class LogLevels(msgspec.Struct, tag=65, array_like=True, omit_defaults=True):
+    """The logging API changed what is logged: frontend -> parent -> every other process
+    (tritond/loglevels.py). From a frontend it is a query: the parent answers ``Answer(qid)``
+    once it has posted the change to every child and the scheduler, given it with the
+    parent's ``qid`` and address, has passed it on to its workers and said
+    ``Drained("loglevels:<qid>")``."""
+
+    info: bool
+    warning: bool
+    error: bool
+    verbose: int
+    qid: int = 0
+    frontend: str = ""
+
+
 class FrontendStatsQuery(msgspec.Struct, tag=64, array_like=True):
     """Frontend -> another frontend: its own counters (/metrics and statistics sum
     every frontend's); -> FrontendStatsAnswer."""
@@ -414,12 +441,15 @@ class FrontendStatsQuery(msgspec.Struct, tag=64, array_like=True):
 
 class FrontendStatsAnswer(msgspec.Struct, tag=57, array_like=True, omit_defaults=True):
     """One frontend's counters: ``cache`` rows [model, version, hits, hit ns, misses,
-    miss ns, hit request ns]; ``first`` rows [model, version, bucket counts..., sum ms]."""
+    miss ns, hit request ns]; ``first`` rows [model, version, bucket counts..., sum ms];
+    ``summaries`` (summary_latencies=true) rows [model, version, "hit"|"miss", count,
+    sum us, live observations...]."""
 
     qid: int
     cache: list[list] = []
     first: list[list] = []
     error: Optional[ErrorInfo] = None
+    summaries: list[list] = []
 
 
 class SettingsUpdate(msgspec.Struct, tag=63, array_like=True, omit_defaults=True):
@@ -485,19 +515,21 @@ class Unknown(msgspec.Struct, tag=99, array_like=True):
 
 
 TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, StatsAnswer,
-                    FrontendStatsQuery, FrontendStatsAnswer, ShmTable, SettingsUpdate, Unknown]
+                    FrontendStatsQuery, FrontendStatsAnswer, ShmTable, SettingsUpdate, LogLevels,
+                    Unknown]
 # Response: answers to the step requests of ensembles (scheduler/ensembles.py).
 TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, StatsQuery,
-                     Response, ResponseStats, Unknown]
-TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, Unknown]
+                     Response, ResponseStats, LogLevels, Unknown]
+TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, LogLevels,
+                  Unknown]
 TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, LoadQuery, UnloadQuery,
                   ReadyQuery, TableApplied, ShmRegisterQuery, ShmUnregisterQuery, ShmApplied,
-                  Unknown]
+                  LogLevels, Unknown]
 ANY = Union[Request, Cancel, Release, Forget, Execute, CancelRunning, Response, Executed, Hello,
             Setup, ModelTable, Load, Loaded, LoadFailed, Drain, Drained, Shutdown, Stopped,
             StatsQuery, LoadQuery, UnloadQuery, ReadyQuery, Answer, StatsAnswer, TableApplied,
             ResponseStats, FrontendStatsQuery, FrontendStatsAnswer, ShmRegisterQuery,
-            ShmUnregisterQuery, ShmTable, ShmApplied, SettingsUpdate, Unknown]
+            ShmUnregisterQuery, ShmTable, ShmApplied, SettingsUpdate, LogLevels, Unknown]
 """Every message: what an inbox tries when its own set fails, to name the mistake."""
 
 ANSWERS = (Answer, StatsAnswer, FrontendStatsAnswer)

@@ -67,9 +67,20 @@ def parse_positive_float(text: str | float) -> float:
     return value
 
 
-# --metrics-config settings tritond honours, and those it does not provide yet.
-METRICS_SETTINGS = {"counter_latencies": parse_bool, "histogram_latencies": parse_bool}
-_METRICS_NOT_YET = {"summary_latencies": "latency summaries"}
+def summary_quantiles(text: str) -> str:
+    """``summary_quantiles=<q>:<err>,...`` (Triton's format; checked at start)."""
+    from tritond.scheduler.summary import parse_quantiles
+
+    try:
+        parse_quantiles(text.strip('"'))
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
+    return text
+
+
+# --metrics-config settings tritond honours (others are passed over, as Triton does).
+METRICS_SETTINGS = {"counter_latencies": parse_bool, "histogram_latencies": parse_bool,
+                    "summary_latencies": parse_bool, "summary_quantiles": summary_quantiles}
 
 
 def parse_positive(text: str | int) -> int:
@@ -101,11 +112,7 @@ def metrics_setting(text: str) -> str:
     setting, eq, value = text.partition("=")
     if not eq or "," in setting or not setting or not value:
         raise OptionError(f"--metrics-config option format is <setting>=<value>. Got {text}")
-    if setting in _METRICS_NOT_YET:
-        if parse_bool(value):
-            raise OptionError(f"{_METRICS_NOT_YET[setting]} ({setting}=true) are not "
-                              f"supported by tritond yet")
-    elif setting in METRICS_SETTINGS:
+    if setting in METRICS_SETTINGS:
         METRICS_SETTINGS[setting](value)
     return text
 
@@ -183,6 +190,23 @@ def trace_level(text: str) -> str:
 
 
 trace_level.choices = ("OFF", "TIMESTAMPS", "TENSORS")
+
+
+def trace_config_entry(text: str) -> str:
+    """One ``--trace-config [<mode>,]<setting>=<value>`` (tritond/traceconfig.py)."""
+    from tritond.traceconfig import entry
+
+    return entry(text)
+
+
+def gpu_bytes(text: str) -> str:
+    """``<gpu id>:<bytes>`` (tritonserver's --cuda-memory-pool-byte-size)."""
+    gpu, sep, size = text.partition(":")
+    if not sep:
+        raise OptionError(f"expected <gpu id>:<bytes>, got '{text}'")
+    parse_nonneg(gpu)
+    parse_nonneg(size)
+    return text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,8 +290,11 @@ OPTIONS: tuple[Option, ...] = (
            "Milliseconds between polls of the per-interval metrics (CPU and GPU utilization, "
            "memory, power)."),
     Option("metrics_config", [], metrics_setting,
-           "<setting>=<value>, repeatable: counter_latencies=false drops the *_duration_us "
-           "latency counters (Triton's settings; summaries and histograms not yet).",
+           "<setting>=<value>, repeatable (Triton's settings): counter_latencies=false drops "
+           "the *_duration_us latency counters; histogram_latencies=true adds the first "
+           "response histogram; summary_latencies=true adds the *_summary_us families, "
+           "quantiles from summary_quantiles=<q>:<error>,... (give several pairs on the "
+           "command line: the variable splits entries at commas).",
            repeat=True),
     Option("cache_config", [], cache_setting,
            "<cache>,<setting>=<value>, repeatable: local,size=<bytes> enables the response "
@@ -341,14 +368,36 @@ OPTIONS: tuple[Option, ...] = (
     Option("grpc_max_connection_age", None, parse_nonneg, "gRPC: maximum connection age, ms."),
     Option("grpc_max_connection_age_grace", None, parse_nonneg,
            "gRPC: grace period after the maximum connection age, ms."),
-    # Trace settings round-trip through /v2/trace/setting (tracing itself is not implemented).
+    # Tracing (frontend/trace.py): --trace-config wins over the deprecated --trace-* flags.
+    Option("trace_config", [], trace_config_entry,
+           "[<mode>,]<setting>=<value>, repeatable (Triton's syntax): level=TIMESTAMPS, "
+           "rate=N, count=N, mode=triton|opentelemetry, triton,file=PATH, "
+           "triton,log-frequency=N, opentelemetry,url=URL, opentelemetry,resource=K=V, "
+           "opentelemetry,bsp_schedule_delay=MS, ... (in the variable, entries are "
+           "separated by ';').", repeat=True, sep=";"),
     Option("trace_level", ["OFF"], trace_level,
-           "Trace level (repeatable): OFF, TIMESTAMPS or TENSORS.", repeat=True),
-    Option("trace_rate", 1000, parse_nonneg, "Trace one request in this many."),
-    Option("trace_count", -1, parse_int, "Number of requests to trace (-1: no limit)."),
-    Option("trace_log_frequency", 0, parse_nonneg, "Write the trace file every N traces."),
-    Option("trace_file", "", str, "Trace output file."),
-    Option("trace_mode", "triton", choice("triton", "opentelemetry"), "Trace mode."),
+           "Deprecated (--trace-config level=...): OFF, TIMESTAMPS or TENSORS, repeatable.",
+           repeat=True),
+    Option("trace_rate", 1000, parse_nonneg,
+           "Deprecated (--trace-config rate=N): trace one request in N."),
+    Option("trace_count", -1, parse_int,
+           "Deprecated (--trace-config count=N): requests to trace (-1: no limit)."),
+    Option("trace_log_frequency", 0, parse_nonneg,
+           "Deprecated (--trace-config triton,log-frequency=N): write <file>.<i> every N "
+           "traces (0: write <file> at exit)."),
+    Option("trace_file", "", str, "Deprecated (--trace-config triton,file=PATH): trace file."),
+    Option("trace_mode", "triton", choice("triton", "opentelemetry"),
+           "Deprecated (--trace-config mode=...): triton or opentelemetry."),
+    # Accepted so that a tritonserver command line keeps working. tritond has no staging
+    # pools to size: a device output is copied once, straight into its shared-memory slot
+    # or the client's CUDA region (docs/compatibility.md), so neither value is used.
+    Option("pinned_memory_pool_byte_size", 256 * MiB, parse_nonneg,
+           "Accepted for tritonserver compatibility; tritond stages nothing in pinned memory, "
+           "so the value is not used."),
+    Option("cuda_memory_pool_byte_size", [], gpu_bytes,
+           "<gpu id>:<bytes>, repeatable. Accepted for tritonserver compatibility; device "
+           "outputs are copied once to where they go, so no CUDA pool is allocated.",
+           repeat=True),
 )
 
 BY_NAME = {opt.name: opt for opt in OPTIONS}

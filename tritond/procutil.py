@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from . import peers
+from . import loglevels, peers
 
 PR_SET_PDEATHSIG = 1
 
@@ -32,6 +32,9 @@ class Bootstrap:
     title: str = ""    # what ``ps`` shows after "tritond: <role>" (a worker: its instance)
     log_file: str = ""          # --log-file ("" = stderr)
     log_format: str = "default"  # --log-format: default | iso8601
+    log_info: bool = True       # --log-info/--log-warning/--log-error, as changed live
+    log_warning: bool = True
+    log_error: bool = True
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -47,11 +50,11 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 def setup_logging(name: str, verbose: int = 0, log_file: str = "",
-                  log_format: str = "default") -> logging.Logger:
+                  log_format: str = "default", info: bool = True, warning: bool = True,
+                  error: bool = True) -> logging.Logger:
     """One log format for every process: Triton-like 'I1121 ...' lines on stderr, or
     appended to ``log_file``; ``iso8601``: '2026-11-29T22:29:37Z I <pid> <name>] ...'
     (UTC, Triton's --log-format ISO8601)."""
-    level = logging.DEBUG if verbose > 0 else logging.INFO
     root = logging.getLogger()
     if not root.handlers:
         # Every process appends whole lines (O_APPEND): one file, interleaved by line.
@@ -67,7 +70,7 @@ def setup_logging(name: str, verbose: int = 0, log_file: str = "",
                 datefmt="%m%d %H:%M:%S")
         handler.setFormatter(fmt)
         root.addHandler(handler)
-    root.setLevel(level)
+    loglevels.apply(info, warning, error, verbose)
     return logging.getLogger(f"tritond.{name}")
 
 
@@ -165,4 +168,5 @@ def child_start(boot: Bootstrap) -> logging.Logger:
     peers.set_server_pid(boot.parent_pid)     # who may connect to our channel
     ignore_group_signals()
     set_title(role_title(boot))
-    return setup_logging(boot.name, boot.log_verbose, boot.log_file, boot.log_format)
+    return setup_logging(boot.name, boot.log_verbose, boot.log_file, boot.log_format,
+                         boot.log_info, boot.log_warning, boot.log_error)

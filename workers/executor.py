@@ -32,6 +32,9 @@ def _error(exc: BaseException) -> ErrorInfo:
     return ErrorInfo(int(Code.INTERNAL), str(exc) or type(exc).__name__)
 
 
+_TRACED = [0]      # marks a traced request's Response until run() knows the batch's end
+
+
 class Executor:
     """Runs Execute batches for one loaded backend instance."""
 
@@ -65,6 +68,9 @@ class Executor:
         if slots:
             responses = sequence_rows.answered(self.writer, responses, slots)
         end = time.monotonic_ns()
+        for _, resp in responses:
+            if resp.trace is _TRACED:
+                resp.trace = self._stamps(ex, resp.rid, start, t_in, t_infer, end)
         stats = messages.ExecStats(
             batch_size=sum(max(r.batch, 1) for r in ex.requests),
             compute_input_ns=t_in - start, compute_infer_ns=t_infer - t_in,
@@ -217,9 +223,21 @@ class Executor:
             if not isinstance(res, _Share) and res.streamed:
                 continue                    # its response sender answers (workers/streams.py)
             params = res.result.parameters if isinstance(res, _Share) else res.parameters
-            out.append((req.frontend, Response(req.rid, outputs=refs[req.rid], parameters=params,
-                                               instance=self.instance, model_version=req.version)))
+            resp = Response(req.rid, outputs=refs[req.rid], parameters=params,
+                            instance=self.instance, model_version=req.version)
+            if req.trace:           # stamped by run() once the batch's end is known
+                resp.trace = _TRACED
+            out.append((req.frontend, resp))
         return out
+
+    @staticmethod
+    def _stamps(ex: Execute, rid: int, start: int, t_in: int, t_infer: int, end: int) -> list:
+        """A traced request's Response.trace: the scheduler's QUEUE_START, then the
+        batch's compute timestamps (every request of a batch shares them, as in Triton)."""
+        for req in ex.requests:
+            if req.rid == rid:
+                return [*req.trace[1:2], start, t_in, t_infer, end]
+        return []
 
     def _write_one(self, w: WorkRequest, res: WorkResult, refs, errors) -> None:
         dests = {o.name: o.dest for o in w.request.outputs}

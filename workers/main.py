@@ -24,7 +24,7 @@ from typing import Optional
 
 import msgspec
 
-from tritond import messages
+from tritond import loglevels, messages
 from tritond.endpoint import SyncEndpoint
 from tritond.errors import Code, TritonError
 from tritond.procutil import Bootstrap, child_start, quiet_gc
@@ -62,6 +62,9 @@ def _finalize(config: dict, load: messages.Load):
     repository.normalize(cfg, gpus=load.gpus)
     repository.validate(cfg, load.model_dir)
     return repository.spec_from_config(cfg, load.version)
+
+
+_VERBOSE1 = loglevels.verbose(1)
 
 
 class WorkerProc:
@@ -138,6 +141,8 @@ class WorkerProc:
             elif isinstance(msg, messages.Forget):   # unregistered client regions, now unused
                 for region, gen in msg.regions:
                     self.cache.forget(region, gen)
+            elif isinstance(msg, messages.LogLevels):  # before this turn's executions too
+                loglevels.from_message(msg)
             elif type(msg) is messages.CancelRunning:
                 cancels.append(msg)      # may arrive together with its Execute
                 if self.hub is not None:  # requests answered after execute returned
@@ -259,6 +264,9 @@ class WorkerProc:
                 ex = messages.Execute(ex.batch_id, [r for r in ex.requests
                                                     if (r.frontend, r.rid) not in early],
                                       ex.releases)
+        if self.log.isEnabledFor(_VERBOSE1):      # --log-verbose=1, Triton's backend line
+            self.log.log(_VERBOSE1, "TRITONBACKEND_ModelInstanceExecute: instance %s, "
+                         "executing %d requests", self.boot.title, len(ex.requests))
         try:
             responses, executed = self.executor.run(ex) if ex.requests else ([], None)
         finally:
@@ -322,22 +330,26 @@ class WorkerProc:
                 self.backend.unload()
         except Exception as exc:  # noqa: BLE001 - still stop cleanly
             self.log.error("unload failed: %s", exc)
-        self._close()
+        self._close(linger=msg.linger)
         try:
             self.ep.send_now(self.boot.parent, [messages.Stopped(self.boot.name)])
         except OSError as exc:  # the parent may already be gone
             self.log.debug("could not send Stopped: %s", exc)
         self.running = False
 
-    def _close(self) -> None:
-        """Unlink this worker's segments and unmap everything mapped."""
+    def _close(self, linger: bool = False) -> None:
+        """Unlink this worker's segments and unmap everything mapped (``linger``: output
+        segments a frontend still holds slots of stay linked; the parent unlinks them)."""
         if self.hub is not None:
             self.hub.close()
             self.hub = None
         if self.executor is not None and self.executor.seq is not None:
             self.executor.seq.close()        # the slots' state segment
         if self.pool is not None:
-            self.pool.close()
+            # Outputs a frontend has not released may not be mapped there yet (their
+            # Response still on its way): leave them linked; the parent unlinks them soon.
+            held = self.writer is not None and self.writer.live_slots
+            self.pool.close(unlink=not (linger and held))
         self.cache.close()
         from .python import bls
         bls.close()

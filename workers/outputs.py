@@ -50,7 +50,7 @@ class Encoded:
             view[:self.nbytes] = self.data
         elif not self.nbytes:
             return
-        elif is_device_array(self.array):
+        elif type(self.array) is not np.ndarray and is_device_array(self.array):
             # the one device-to-host copy, into the slot itself
             host = np.frombuffer(view[:self.nbytes], self.array.dtype).reshape(self.array.shape)
             self.array.get(out=host)
@@ -61,6 +61,8 @@ class Encoded:
 def as_output(arr):
     """A backend's output as something :class:`Encoded` takes: a cupy array stays on the
     device (it is copied out once, where it goes), anything else becomes numpy."""
+    if type(arr) is np.ndarray:       # the common case, without the module-name test
+        return arr
     return arr if is_device_array(arr) else np.asarray(arr)
 
 

@@ -9,6 +9,7 @@ hand under Triton's service names.
 from __future__ import annotations
 
 import functools
+import time
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -46,6 +47,16 @@ def _no_repository_name(name: str) -> None:
         raise unsupported("'repository_name' specification is not supported")
 
 
+def _start_trace(tracer, model: str, context, received: int):
+    """Sample a ModelInfer call (only asked when tracing may be on)."""
+    trace = tracer.start(model, dict(context.invocation_metadata() or ()))
+    if trace is not None:
+        # grpc.aio hands the handler a whole message: its reading ended as the call began
+        trace.stamp("GRPC_WAITREAD_START", received)
+        trace.stamp("GRPC_WAITREAD_END", received)
+    return trace
+
+
 class InferenceServicer:
     """All RPCs of §2.1 over one FrontendCore (one per frontend process)."""
 
@@ -60,6 +71,9 @@ class InferenceServicer:
     async def ModelInfer(self, request: bytes, context) -> bytes:
         """Raw bytes in and out (``wire``): tensors skip protobuf's copies."""
         # Inlined error handling: the hot path skips the decorator's extra frame.
+        tracer = self.core.tracer
+        received = time.monotonic_ns() if tracer.maybe else 0
+        trace = None
         try:
             req = wire.decode(request)
         except (ValueError, IndexError, DecodeError):
@@ -70,13 +84,23 @@ class InferenceServicer:
             if self.core.options.grpc_header_forward_pattern:
                 forward(self.core.options.grpc_header_forward_pattern,
                         context.invocation_metadata() or (), req.parameters)
+            if received:
+                trace = req.trace = _start_trace(tracer, req.model, context, received)
             result = await self.core.infer(req)
         except TritonError as exc:
+            if trace is not None and trace.version:     # it reached its model: traced
+                tracer.finish(trace)
             await context.abort(STATUS[exc.code], exc.message)
+        if trace is not None:
+            trace.stamp("GRPC_SEND_START")
         try:
             return wire.encode(result)
         finally:
             result.release()
+            if trace is not None:
+                # grpc.aio writes the returned bytes after this: SEND_END is the hand-over
+                trace.stamp("GRPC_SEND_END")
+                tracer.finish(trace)
 
     # -------------------------------------------------- health and metadata
     @_converts_errors

@@ -17,6 +17,7 @@ and the stream stays open, unless the client opened it with metadata
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import aclosing
 
 from tritond.errors import TritonError, internal, invalid_arg
@@ -38,6 +39,24 @@ def wants_grpc_error(context) -> bool:
     return False
 
 
+def _start_trace(tracer, model: str, context, received: int):
+    """Sample one request of the stream (asked only when tracing may be on)."""
+    trace = tracer.start(model, dict(context.invocation_metadata() or ()))
+    if trace is not None:
+        trace.stamp("GRPC_WAITREAD_START", received)
+        trace.stamp("GRPC_WAITREAD_END", received)
+    return trace
+
+
+def _sent(tracer, trace, release):
+    """The final response's release, which also ends its trace once it was written."""
+    def done() -> None:
+        release()
+        trace.stamp("GRPC_SEND_END")
+        tracer.finish(trace)
+    return done
+
+
 async def serve_stream(core, request_iterator, context):
     """Async generator of ModelStreamInferResponse for one ModelStreamInfer call.
 
@@ -54,12 +73,15 @@ async def serve_stream(core, request_iterator, context):
         if state["open"] == 0:
             queue.put_nowait(_DONE)
 
-    async def one(msg, raw) -> None:
+    async def one(msg, raw, received: int) -> None:
+        trace = None
         try:
             req = codec.decode_request(msg, raw)
             if core.options.grpc_header_forward_pattern:
                 forward(core.options.grpc_header_forward_pattern,
                         context.invocation_metadata() or (), req.parameters)
+            if received:
+                trace = req.trace = _start_trace(core.tracer, req.model, context, received)
             empty_final = bool(req.parameters and req.parameters.get(EMPTY_FINAL))
             # aclosing: a failure here cancels the request now, not at garbage collection.
             async with aclosing(core.infer_stream(req)) as results:
@@ -69,6 +91,8 @@ async def serve_stream(core, request_iterator, context):
                         continue
                     if result.empty and not empty_final:
                         continue        # a bare final flag reaches the client only on request
+                    if trace is not None and result.final:
+                        trace.stamp("GRPC_SEND_START")
                     try:
                         data = wire.encode_stream(result)
                     except BaseException:
@@ -76,11 +100,17 @@ async def serve_stream(core, request_iterator, context):
                         raise
                     # Released once written: the worker's credits (workers/streams.py)
                     # then pause a model that outruns this stream's reader.
-                    queue.put_nowait((data, result.release))
+                    release = result.release
+                    if trace is not None and result.final:
+                        release = _sent(core.tracer, trace, release)
+                        trace = None
+                    queue.put_nowait((data, release))
         except TritonError as exc:
             queue.put_nowait((exc, msg.id))
         except Exception as exc:  # a bug must fail its request, not hang the stream
             queue.put_nowait((internal(f"{type(exc).__name__}: {exc}"), msg.id))
+        if trace is not None and trace.version:   # it failed after reaching its model
+            core.tracer.finish(trace)
 
     async def reader() -> None:
         try:
@@ -94,7 +124,8 @@ async def serve_stream(core, request_iterator, context):
                     queue.put_nowait((invalid_arg(BAD_MESSAGE), ""))
                     continue
                 state["open"] += 1
-                task = asyncio.create_task(one(msg, raw))
+                received = time.monotonic_ns() if core.tracer.maybe else 0
+                task = asyncio.create_task(one(msg, raw, received))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 task.add_done_callback(finished)

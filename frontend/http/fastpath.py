@@ -41,17 +41,31 @@ def with_fast_infer(app, core):
 
 
 async def _serve(core, scope, receive, send, model: str, version: str) -> None:
+    headers = dict(scope["headers"])
+    trace = core.tracer.start(model, headers) if core.tracer.maybe else None
+    if trace is not None:
+        trace.stamp("HTTP_RECV_START")
     try:
-        response = await infer(core, dict(scope["headers"]), receive, model, version)
+        response = await infer(core, headers, receive, model, version, trace)
     except TritonError as exc:
         response = error_response(exc)
     except Exception as exc:  # noqa: BLE001 - a bug must still answer, as JSON
         log.exception("infer on '%s' failed", model)
         response = error_response(internal(f"{type(exc).__name__}: {exc}"))
-    await response(scope, receive, send)
+    if trace is None:
+        await response(scope, receive, send)
+        return
+    trace.stamp("HTTP_SEND_START")
+    try:
+        await response(scope, receive, send)
+    finally:
+        trace.stamp("HTTP_SEND_END")
+        if trace.version:               # it reached a model (Triton traces no refusal)
+            core.tracer.finish(trace)
 
 
-async def infer(core, headers: dict, receive, model: str, version: str) -> InferResponse:
+async def infer(core, headers: dict, receive, model: str, version: str,
+                trace=None) -> InferResponse:
     """One inference: headers are the raw ASGI (lower-case bytes) pairs as a dict."""
     limit = core.options.http_max_input_size
     encoding = check_encoding(_text(headers.get(b"content-encoding")))
@@ -60,6 +74,8 @@ async def infer(core, headers: dict, receive, model: str, version: str) -> Infer
     # 413 before any byte is read), and again the JSON header, a raw input and
     # a decompressed body.
     body = await read_body(headers.get(b"content-length"), receive, limit)
+    if trace is not None:
+        trace.stamp("HTTP_RECV_END")
     if encoding is not None:
         body = decompress(body, encoding, limit)
     mv = core.models.resolve(model, version)
@@ -76,6 +92,7 @@ async def infer(core, headers: dict, receive, model: str, version: str) -> Infer
         forward(core.options.http_header_forward_pattern,
                 ((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers.items()),
                 req.parameters)
+    req.trace = trace
     result = await infer_unless_disconnected(core, req, receive, mv)
     try:
         header, blobs = codec.encode_result(result, default_binary)

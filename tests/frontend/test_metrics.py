@@ -80,3 +80,28 @@ def test_first_response_histogram_sums_the_other_frontends_rows():
     assert got[("nv_inference_first_response_histogram_ms_bucket", "m", "2000")] == 2
     assert got[("nv_inference_first_response_histogram_ms_sum", "m", None)] == 750.0
     assert got[("nv_inference_first_response_histogram_ms_count", "n", None)] == 1
+
+
+def test_cache_summaries_merge_every_frontends_windows():
+    from tritond.frontend.cache import ResponseCache
+    from tritond.scheduler.summary import DEFAULT_QUANTILES
+
+    class MV:
+        name, version_str = "simple", "1"
+
+    import time
+    now = time.monotonic_ns()      # the windows expire by the shared monotonic clock
+    a, b = ResponseCache(None, summaries=True), ResponseCache(None, summaries=True)
+    for us in (10, 20, 30):
+        a._observe(MV, "hit", us * 1000, now)
+    b._observe(MV, "hit", 40_000, now)
+    b._observe(MV, "miss", 500_000, now)
+    fams = metrics.cache_summary_families([stats_entry()], a.summary_rows() + b.summary_rows(),
+                                          DEFAULT_QUANTILES)
+    got = {(s.name, s.labels.get("quantile")): s.value for f in fams for s in f.samples}
+    assert got[("nv_cache_hit_summary_per_model_count", None)] == 4
+    assert got[("nv_cache_hit_summary_per_model_sum", None)] == 100
+    assert got[("nv_cache_hit_summary_per_model", "0.5")] == 20
+    assert got[("nv_cache_hit_summary_per_model", "0.999")] == 40
+    assert got[("nv_cache_miss_summary_per_model", "0.5")] == 500
+    assert ResponseCache(None).summary_rows() == []     # summaries off: nothing kept

@@ -141,3 +141,32 @@ def test_worker_dying_while_draining_fails_its_request_and_the_unload_goes_on(se
     threads[0].join(30)
     assert done and time.monotonic() - t0 < 4.5    # not the 5 s batch, not the 60 s bound
     assert isinstance(results[0], str) and "while executing the request" in results[0]
+
+
+def test_a_version_dropped_by_a_new_version_policy_drains(server):
+    """A reload whose version policy no longer serves version 1: the requests version 1
+    accepted still run there (UNLOADING), then it goes; version 2 serves the rest."""
+    import shutil
+    (server.repo / "slow" / "2").mkdir()
+    shutil.copy(server.repo / "slow" / "1" / "model.py", server.repo / "slow" / "2" / "model.py")
+    try:
+        c = httpclient.InferenceServerClient(server.url, network_timeout=60)
+        only = lambda v: json.dumps(dict(CONFIG, version_policy={"specific": {"versions": [v]}}))
+        c.load_model("slow", config=only(1))
+        threads, results = start_requests(server, 3)            # on version 1
+        t0 = time.monotonic()
+        c.load_model("slow", config=only(2))
+        waited = time.monotonic() - t0
+        for t in threads:
+            t.join(30)
+        assert results == [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]   # none lost or failed
+        assert waited > 1.0                                      # it drained version 1 first
+        assert c.is_model_ready("slow", "2") and not c.is_model_ready("slow", "1")
+        rows = {r["version"]: r for r in c.get_model_repository_index() if r["name"] == "slow"}
+        assert rows["1"]["state"] == "UNAVAILABLE" and rows["1"]["reason"] == "unloaded"
+        inp = httpclient.InferInput("IN0", [2], "FP32")
+        inp.set_data_from_numpy(np.full(2, 3, np.float32))
+        assert c.infer("slow", [inp]).get_response()["model_version"] == "2"
+    finally:
+        httpclient.InferenceServerClient(server.url).unload_model("slow")
+        shutil.rmtree(server.repo / "slow" / "2")

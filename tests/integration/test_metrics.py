@@ -8,6 +8,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tests.integration.sched_repo import wait_for, write_repo
@@ -131,3 +132,133 @@ def test_counter_latencies_off_and_cpu_metrics_off(tmp_path):
     assert "nv_inference_queue_duration_us" not in types
     assert "nv_cpu_utilization" not in types and "nv_cpu_memory_total_bytes" not in types
     assert "nv_inference_count" in types and "nv_inference_request_failure" in types
+
+
+# Triton's summary families (metrics.md "Summaries"; names and HELP from core's metrics.cc),
+# present with --metrics-config summary_latencies=true.
+TRITON_SUMMARIES = ("nv_inference_request_summary_us", "nv_inference_queue_summary_us",
+                    "nv_inference_compute_input_summary_us",
+                    "nv_inference_compute_infer_summary_us",
+                    "nv_inference_compute_output_summary_us")
+
+
+def test_summary_latencies_with_tritons_names_labels_and_quantiles(tmp_path):
+    srv = Server([write_repo(tmp_path, {"m": {}})], "--metrics-config=summary_latencies=true")
+    try:
+        for _ in range(5):
+            http_infer(srv, "m")
+        c = httpclient.InferenceServerClient(srv.url)
+        with pytest.raises(InferenceServerException, match="expected 1 inputs but got 0"):
+            c.infer("m", [])             # refused by validation: not counted, as in Triton
+        c.close()
+        types, samples = scrape(srv)
+    finally:
+        srv.stop()
+    want = {**{n: t for n, (t, _) in TRITON_FAMILIES.items()},
+            **{n: "summary" for n in TRITON_SUMMARIES}}
+    assert types == want
+    for name in TRITON_SUMMARIES:
+        quantiles = sorted(dict(labels)["quantile"] for n, labels in samples
+                           if n == name)
+        assert quantiles == ["0.5", "0.9", "0.95", "0.99", "0.999"], name   # Triton's defaults
+        for n, labels in samples:
+            if n.startswith(name):
+                want_labels = {"model", "version"} | ({"quantile"} if n == name else set())
+                assert {k for k, _ in labels} == want_labels, n
+        assert value(samples, name + "_count", model="m", version="1") == 5
+        q = [value(samples, name, model="m", version="1", quantile=x)
+             for x in ("0.5", "0.9", "0.999")]
+        assert q == sorted(q) and q[0] >= 0
+    # _count and _sum agree with the counters (Triton: "should generally match")
+    assert value(samples, "nv_inference_request_success", model="m", version="1") == 5
+    assert sum(value(samples, "nv_inference_request_failure", model="m", version="1", reason=r)
+               for r in ("OTHER", "REJECTED", "CANCELED", "BACKEND")) == 0
+    queue_sum = value(samples, "nv_inference_queue_summary_us_sum", model="m", version="1")
+    assert abs(queue_sum - value(samples, "nv_inference_queue_duration_us", model="m",
+                                 version="1")) <= 5          # per-request rounding to 1 us
+    assert value(samples, "nv_inference_request_summary_us", model="m", version="1",
+                 quantile="0.999") <= value(samples, "nv_inference_request_summary_us_sum",
+                                            model="m", version="1")
+
+
+def test_summary_quantiles_setting_and_its_errors(tmp_path):
+    import subprocess
+    import sys
+    repo = write_repo(tmp_path, {"m": {}})
+    srv = Server([repo], "--metrics-config=summary_latencies=true",
+                 "--metrics-config=summary_quantiles=0.5:0.05,0.99:0.001")
+    try:
+        http_infer(srv, "m")
+        _, samples = scrape(srv)
+    finally:
+        srv.stop()
+    assert sorted(dict(labels)["quantile"] for n, labels in samples
+                  if n == "nv_inference_queue_summary_us") == ["0.5", "0.99"]
+    proc = subprocess.run([sys.executable, "-m", "tritond.cli", "--model-repository", str(repo),
+                           "--metrics-config=summary_quantiles=0.5"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "No ':' delimiter found" in proc.stderr
+
+
+# Triton's response cache families (metrics.md "Response Cache Metrics"; names and HELP from
+# core's metrics.cc), only for a model with response_cache enabled; the summaries only with
+# summary_latencies=true, where Triton also drops that model's request summary.
+TRITON_CACHE_COUNTERS = ("nv_cache_num_hits_per_model", "nv_cache_hit_duration_per_model",
+                         "nv_cache_num_misses_per_model", "nv_cache_miss_duration_per_model")
+TRITON_CACHE_SUMMARIES = ("nv_cache_hit_summary_per_model", "nv_cache_miss_summary_per_model")
+
+
+def test_cache_summaries_with_tritons_names_labels_and_help(tmp_path):
+    repo = write_repo(tmp_path, {"cached": {"scheduling": "response_cache { enable: true }"},
+                                 "plain": {}})
+    # two frontends: each keeps its own windows, a scrape merges them
+    srv = Server([repo], "--metrics-config=summary_latencies=true", "--frontend-processes=2",
+                 "--cache-config=local,size=1048576", "--allow-gpu-metrics=false")
+    try:
+        _, before = scrape(srv)
+        for v in (1.0, 1.0, 2.0, 1.0, 2.0):     # misses for 1.0 and 2.0, three hits
+            http_infer(srv, "cached", value=v)
+        grpc_infer(srv, "cached", value=1.0)    # a fourth hit, over gRPC
+        http_infer(srv, "plain")
+        types, samples = scrape(srv)
+        with urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics") as r:
+            text = r.read().decode()
+    finally:
+        srv.stop()
+    assert types == {**{n: t for n, (t, _) in TRITON_FAMILIES.items()},
+                     **{n: "summary" for n in TRITON_SUMMARIES},
+                     **{n: "counter" for n in TRITON_CACHE_COUNTERS},
+                     **{n: "summary" for n in TRITON_CACHE_SUMMARIES}}
+    assert ("# HELP nv_cache_hit_summary_per_model Summary of cache hit counts/durations per "
+            "model, in microseconds.") in text
+    assert ("# HELP nv_cache_miss_summary_per_model Summary of cache miss counts/durations per "
+            "model, in microseconds.") in text
+    for name in TRITON_CACHE_SUMMARIES:
+        # present at load with no lookup yet (count 0, NaN quantiles), as Triton creates them
+        assert value(before, name + "_count", model="cached", version="1") == 0
+        for n, labels in samples:
+            if n.startswith(name):
+                want_labels = {"model", "version"} | ({"quantile"} if n == name else set())
+                assert {k for k, _ in labels} == want_labels, n
+                assert dict(labels)["model"] == "cached", n     # only the cached model
+        assert sorted(dict(labels)["quantile"] for n, labels in samples
+                      if n == name) == ["0.5", "0.9", "0.95", "0.99", "0.999"]
+        q = [value(samples, name, model="cached", version="1", quantile=x)
+             for x in ("0.5", "0.9", "0.999")]
+        assert q == sorted(q) and q[0] >= 0
+    # _count and _sum agree with the cache counters, summed over both frontends
+    assert value(samples, "nv_cache_hit_summary_per_model_count", model="cached",
+                 version="1") == value(samples, "nv_cache_num_hits_per_model", model="cached",
+                                       version="1") == 4
+    assert value(samples, "nv_cache_miss_summary_per_model_count", model="cached",
+                 version="1") == value(samples, "nv_cache_num_misses_per_model",
+                                       model="cached", version="1") == 2
+    for kind in ("hit", "miss"):
+        total = value(samples, f"nv_cache_{kind}_summary_per_model_sum", model="cached",
+                      version="1")
+        assert abs(total - value(samples, f"nv_cache_{kind}_duration_per_model",
+                                 model="cached", version="1")) <= 2   # integer us counter
+    # Triton leaves out the request summary of a cached model, not of the others
+    requests = {dict(labels)["model"] for n, labels in samples
+                if n == "nv_inference_request_summary_us_count"}
+    assert requests == {"plain"}

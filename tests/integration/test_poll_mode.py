@@ -76,3 +76,35 @@ def test_a_removed_model_unloads_and_leaves_the_index(env):
     wait(lambda: "identity_fp32" not in names(client), what="identity_fp32 gone")
     assert not client.is_model_ready("identity_fp32")
     assert client.is_server_ready()
+
+
+def test_a_version_policy_change_drains_the_dropped_version(tmp_path):
+    """Poll mode: config.pbtxt now serves version 2 only; what version 1 accepted finishes."""
+    from tests.integration.test_drain import SLOW, start_requests
+    (tmp_path / "slow" / "1").mkdir(parents=True)
+    (tmp_path / "slow" / "2").mkdir()
+    for v in ("1", "2"):
+        (tmp_path / "slow" / v / "model.py").write_text(SLOW)
+    config = ('name: "slow"\nbackend: "python"\n'
+              'version_policy: {{ specific: {{ versions: [ {v} ] }} }}\n'
+              'input [ { name: "IN0" data_type: TYPE_FP32 dims: [ 2 ] } ]\n'
+              'output [ { name: "OUT0" data_type: TYPE_FP32 dims: [ 2 ] } ]\n'
+              'instance_group [ { kind: KIND_CPU count: 1 } ]\n')
+    cfg = tmp_path / "slow" / "config.pbtxt"
+    cfg.write_text(config.replace("{v}", "1").replace("{{", "{").replace("}}", "}"))
+    srv = Server([tmp_path], "--model-control-mode=poll", "--repository-poll-secs=1",
+                 "--exit-timeout-secs=60")
+    try:
+        client = httpclient.InferenceServerClient(srv.url)
+        assert client.is_model_ready("slow", "1") and not client.is_model_ready("slow", "2")
+        threads, results = start_requests(srv, 4)                # ~3 s of work on version 1
+        cfg.write_text(config.replace("{v}", "2").replace("{{", "{").replace("}}", "}"))
+        wait(lambda: client.is_model_ready("slow", "2"), what="version 2 loaded")
+        for t in threads:
+            t.join(30)
+        assert results == [[float(i), float(i)] for i in range(4)]   # none lost or failed
+        wait(lambda: {r["version"]: r["state"] for r in client.get_model_repository_index()
+                      if r["name"] == "slow"}.get("1") == "UNAVAILABLE", what="v1 gone")
+        client.close()
+    finally:
+        srv.stop()

@@ -58,7 +58,8 @@ def test_view_mirrors_request_field_by_field():
     for view_field, req_field in zip(view_info.fields, req_info.fields):
         assert view_field.required == req_field.required, view_field.name
         if not view_field.required:
-            default = view_field.default
+            default = (view_field.default if view_field.default is not msgspec.NODEFAULT
+                       else view_field.default_factory())
             if type(default) is msgspec.Raw:      # the msgpack bytes of the same default
                 default = msgspec.msgpack.decode(default)
             want = (req_field.default if req_field.default is not msgspec.NODEFAULT

@@ -81,3 +81,29 @@ def test_a_busy_turn_hands_frames_over_early():
         asyncio.run(main())
     finally:
         ep.close()
+
+
+def test_post_many_leaves_as_one_frame_at_the_end_of_the_turn():
+    """post_many's messages are never written one alone: they wait for the turn's
+    frame, together with what else is posted in that turn, in order."""
+    addr = channel.address(f"t{os.getpid()}", "many")
+    ep = SyncEndpoint(addr, messages.TO_WORKER)
+
+    async def main():
+        out = channel.AsyncOutbox()
+        written = []
+        real = out._write
+        out._write = lambda a, data: (written.append(data), real(a, data))
+        out.post_many(addr, [messages.Shutdown("0"), messages.Shutdown("1")])
+        out.post(addr, messages.Shutdown("2"))
+        assert written == [] and len(out._queued[addr]) == 3
+        await asyncio.sleep(0.05)
+        assert len(written) == 1                                   # one frame for the turn
+        msgs = await asyncio.get_running_loop().run_in_executor(None, ep.recv, 2.0)
+        assert [m.reason for m in msgs] == ["0", "1", "2"]
+        out.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        ep.close()

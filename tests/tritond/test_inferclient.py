@@ -264,6 +264,31 @@ def test_releases_ride_on_the_next_request(world):
     asyncio.run(body())
 
 
+def test_with_post_many_releases_and_request_are_one_group(world):
+    """Given the outbox's post_many, held Releases and the next Request are handed over
+    together (one frame even when nothing else is queued), Releases first."""
+    groups: list = []
+    world.client.post_many = lambda addr, msgs: groups.append((addr, list(msgs)))
+
+    async def body():
+        req, slots = world.request()
+        fut = world.client.submit(req, slots)            # nothing held: a plain post
+        world.client.on_response(world.response(req.rid, 1))
+        resp = await fut
+        world.client.releaser(resp)()
+        req2, slots2 = world.request()
+        world.client.submit(req2, slots2)
+        assert world.kinds() == ["Request"] and len(groups) == 1
+        addr, msgs = groups[0]
+        assert addr == SCHED and [type(m).__name__ for m in msgs] == ["Release", "Request"]
+        assert msgs[0] == messages.Release(WORKER, [(resp.outputs[0].region,
+                                                     resp.outputs[0].offset)])
+        assert msgs[1] is req2
+        await asyncio.sleep(0.02)
+        assert len(groups) == 1 and world.kinds() == ["Request"]   # timer was cancelled
+    asyncio.run(body())
+
+
 def test_big_outputs_go_back_at_once_and_are_unmapped():
     w = World(arena_size=4096)
     try:

@@ -20,7 +20,9 @@ def sample(opt: options.Option) -> tuple[str, object]:
                 "cache_config": "local,size=1024",
                 "rate_limit_resource": "R1:4",
                 "http_restricted_api": "health:k=v",
-                "grpc_restricted_protocol": "health:k=v"}.get(opt.name, "x")
+                "grpc_restricted_protocol": "health:k=v",
+                "trace_config": "triton,file=/tmp/t.json",
+                "cuda_memory_pool_byte_size": "0:67108864"}.get(opt.name, "x")
         return text, [text]
     choices = getattr(opt.parse, "choices", None)
     if choices:
@@ -101,3 +103,15 @@ def test_model_load_thread_count_must_be_positive():
 def test_header_forward_pattern_must_compile():
     with pytest.raises(options.OptionError, match="invalid regular expression '\\(x'"):
         options.resolve({"http_header_forward_pattern": "(x"}, {})
+
+
+def test_tritonserver_pool_flags_are_accepted_and_checked():
+    """A tritonserver command line with its pool sizes keeps working (the values are unused)."""
+    got = parse_options(["--model-repository", "/r", "--pinned-memory-pool-byte-size", "0",
+                         "--cuda-memory-pool-byte-size", "0:268435456",
+                         "--cuda-memory-pool-byte-size", "1:0"], {})
+    assert got.pinned_memory_pool_byte_size == 0
+    assert got.cuda_memory_pool_byte_size == ["0:268435456", "1:0"]
+    for bad in ("268435456", "x:1", "0:-1"):
+        with pytest.raises(SystemExit):
+            parse_options(["--model-repository", "/r", "--cuda-memory-pool-byte-size", bad], {})

@@ -187,20 +187,34 @@ class ModelControl:
             strict=self.options.disable_auto_complete_config, config=override)
 
     async def _switch(self, name: str, old: list[ModelVersion], new: list[ModelVersion]) -> None:
-        """Publish ``new`` in place of ``old``; finalize the old workers once idle."""
+        """Publish ``new`` in place of ``old``; finalize the old workers once idle.
+
+        A served version the new version policy no longer wants drains like an unloaded
+        one: UNLOADING (no new requests, its queue still runs on its own workers) until
+        the scheduler says it is empty, then its workers retire."""
         self.registry.failed.pop(name, None)
         kept = {mv.version for mv in new}
+        replaced = [mv for mv in old if mv.version in kept]
+        dropped = [mv for mv in old if mv.version not in kept]
+        draining = [mv for mv in dropped if mv.state == READY and not mv.ensemble]
         for mv in old:
             del self.registry.versions[(name, mv.version)]
         for mv in new:
             self.registry.versions[(name, mv.version)] = mv
-        for mv in old:
-            if mv.version not in kept:           # a version the new policy dropped
-                mv.state, mv.reason = UNAVAILABLE, UNLOADED
-                self.registry.versions[(name, mv.version)] = mv
-        await self._retire(old, f"reloading '{name}'")  # routed to the new instances now
-        for mv in old:
+        for mv in dropped:                       # versions the new policy dropped
+            mv.state, mv.reason = (UNLOADING if mv in draining else UNAVAILABLE), UNLOADED
+            self.registry.versions[(name, mv.version)] = mv
+        keys = [model_key(name, mv.version) for mv in draining]
+        waits = self.drainer.expect(keys)
+        await self._retire(replaced, f"reloading '{name}'")  # routed to the new instances now
+        for mv in replaced:
             self.loader.stop_instances(mv, "reloaded")
+        if dropped:
+            await self.drainer.wait(keys, waits, f"reloading '{name}'")
+            await self._retire(dropped, f"reloading '{name}'")
+            for mv in dropped:
+                mv.state = UNAVAILABLE
+                self.loader.stop_instances(mv, UNLOADED)
 
     # ------------------------------------------------------------------ poll mode
 

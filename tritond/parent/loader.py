@@ -239,7 +239,7 @@ class Loader:
             child = inst.child
             if child is not None and not child.stopped:
                 child.expected_exit = True
-                self.outbox.post(child.boot.address, messages.Shutdown(why))
+                self.outbox.post(child.boot.address, messages.Shutdown(why, linger=True))
 
     # ------------------------------------------------------------ restarts
 

@@ -15,7 +15,14 @@ import socket
 def problems(options) -> list[str]:
     """One sentence per problem that would stop the server; empty when it can start."""
     return [*repository_problems(options.model_repository), *port_problems(options),
-            *log_file_problems(options.log_file)]
+            *log_file_problems(options.log_file), *trace_problems(options)]
+
+
+def trace_problems(options) -> list[str]:
+    """Tracing that cannot work is refused at start, not silently off."""
+    from tritond import traceconfig
+
+    return traceconfig.problems(traceconfig.resolve(options))
 
 
 def log_file_problems(path: str) -> list[str]:

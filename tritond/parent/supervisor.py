@@ -20,7 +20,7 @@ import secrets
 import signal
 import sys
 
-from tritond import channel, messages
+from tritond import channel, loglevels, messages
 from tritond.options import Options
 from . import preflight, readiness, sdnotify
 from .children import Child, ChildError, kill, spawn, stop_group, unlink_segments
@@ -37,6 +37,8 @@ from .shmcheck import arena_space_warning
 log = logging.getLogger("tritond.supervisor")
 
 STOP_TIMEOUT_S = 10.0       # per group of children, after Shutdown
+RETIRED_SEGMENTS_S = 10.0   # a retired worker's segments outlive it this long
+LEVELS_TIMEOUT_S = 5.0      # the scheduler passing a log level change on to its workers
 FATAL_DRAIN_S = 1.0         # after the scheduler died: executing work may still answer
 
 
@@ -50,6 +52,10 @@ class Supervisor:
         self.children: dict[str, Child] = {}          # by address
         self.scheduler: Child | None = None
         self.frontends: list[Child] = []
+        # what is logged now (the flags, then the logging API's changes)
+        self.log_levels = messages.LogLevels(options.log_info, options.log_warning,
+                                             options.log_error, options.log_verbose)
+        self._levels_seq = 0
         self.drained: dict[str, asyncio.Future] = {}
         self.registry = Registry()
         self.phase = Phase()
@@ -129,6 +135,9 @@ class Supervisor:
         versions = self.registry.versions
         if warning := arena_space_warning(self.options, len(self.frontends), versions):
             log.warning("%s", warning)
+        if self.options.cuda_memory_pool_byte_size:
+            log.info("--cuda-memory-pool-byte-size is accepted and not used: tritond copies "
+                     "device outputs once to where they go and stages nothing")
         applied = await self.publisher.publish_and_wait()
         text = format_table(list(versions.values()), self.registry.failed)
         log.info("%s", "\n" + text if text else "no models loaded")
@@ -176,8 +185,10 @@ class Supervisor:
     def _boot(self, role: str, name: str, title: str = "") -> Bootstrap:
         return Bootstrap(role=role, name=name, address=channel.address(self.server_id, name),
                          parent=self.address, server_id=self.server_id, parent_pid=os.getpid(),
-                         log_verbose=self.options.log_verbose, title=title,
-                         log_file=self.options.log_file, log_format=self.options.log_format)
+                         log_verbose=self.log_levels.verbose, title=title,
+                         log_file=self.options.log_file, log_format=self.options.log_format,
+                         log_info=self.log_levels.info, log_warning=self.log_levels.warning,
+                         log_error=self.log_levels.error)
 
     def _spawn(self, role: str, name: str, title: str = "") -> Child:
         child = spawn(self._boot(role, name, title), self._on_child_exit)
@@ -220,7 +231,13 @@ class Supervisor:
         child.stopped = True
         self.children.pop(child.boot.address, None)
         self.outbox.forget(child.boot.address)
-        self._unlink_segments(child.pid)        # its arenas, even after a SIGKILL
+        if child.expected_exit and child.boot.role == "worker" and not self.phase.stopping:
+            # A retired worker (reload, unload): a frontend may not have mapped its last
+            # outputs yet (its Response still on the way); the worker left them linked.
+            asyncio.get_running_loop().call_later(RETIRED_SEGMENTS_S, self._unlink_segments,
+                                                  child.pid)
+        else:
+            self._unlink_segments(child.pid)    # its arenas, even after a SIGKILL
         if self.control.drainer.lost(child.boot.address):   # died while draining
             self.publisher.publish()
         if child.expected_exit:
@@ -261,6 +278,8 @@ class Supervisor:
                     fut.set_result(msg)
             elif kind is messages.LoadQuery or kind is messages.UnloadQuery:
                 self.control.on_query(msg)
+            elif kind is messages.LogLevels:
+                self._log_levels(msg)
             elif kind is messages.ShmRegisterQuery or kind is messages.ShmUnregisterQuery:
                 self.client_shm.on_query(msg)
             elif kind is messages.ShmApplied:
@@ -270,6 +289,37 @@ class Supervisor:
             elif kind is messages.Unknown:
                 log.error("a child could not decode or did not expect our message: %s",
                           msg.detail)
+
+    def _log_levels(self, msg: messages.LogLevels) -> None:
+        """The logging API changed what is logged: here, in every child, and in the
+        children started later (their Bootstrap)."""
+        levels = messages.LogLevels(msg.info, msg.warning, msg.error, msg.verbose)
+        self.log_levels = levels
+        loglevels.from_message(levels)
+        for address in list(self.children):
+            self.outbox.post(address, levels)
+        if msg.qid:
+            asyncio.get_running_loop().create_task(self._answer_levels(msg, levels))
+
+    async def _answer_levels(self, msg: messages.LogLevels, levels: messages.LogLevels) -> None:
+        """Answer once the scheduler has passed the change on to its workers: an Execute it
+        sends later follows it on the same connection, so every request that comes after
+        the answer runs with the new levels."""
+        self._levels_seq += 1
+        key = f"loglevels:{self._levels_seq}"
+        fut = self.drained[key] = asyncio.get_running_loop().create_future()
+        try:
+            if self.scheduler is not None:
+                self.outbox.post(self.scheduler.boot.address, messages.LogLevels(
+                    levels.info, levels.warning, levels.error, levels.verbose,
+                    self._levels_seq, self.address))
+                await asyncio.wait_for(fut, LEVELS_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            log.warning("the scheduler did not pass the log levels on within %gs",
+                        LEVELS_TIMEOUT_S)
+        finally:
+            self.drained.pop(key, None)
+        self.outbox.post(msg.frontend, messages.Answer(msg.qid))
 
     # ------------------------------------------------------------- shutdown
 
@@ -330,7 +380,8 @@ def run(options: Options) -> int:
             sys.stderr.write(f"tritond: error: {problem}\n")
         return 1
     set_name("tritond")     # `python -m tritond` would show as "python"; argv stays
-    setup_logging("tritond", options.log_verbose, options.log_file, options.log_format)
+    setup_logging("tritond", options.log_verbose, options.log_file, options.log_format,
+                  options.log_info, options.log_warning, options.log_error)
     try:
         import uvloop
     except ImportError:

@@ -144,6 +144,17 @@ class Tensor:
     """
 
     def __init__(self, name: str, numpy_array, triton_dtype=None) -> None:
+        if triton_dtype is None and type(numpy_array) is np.ndarray \
+                and numpy_array.flags.c_contiguous:
+            # The common case (a model's contiguous numpy output): the dtype's enum in
+            # one lookup; other dtypes (object, bytes, byte-swapped) take the full path.
+            dtype = _NUMPY_TO_ENUM.get(numpy_array.dtype)
+            if dtype is not None:
+                self._name = name
+                self._array = numpy_array
+                self._dtype = dtype
+                self._cpu = True
+                return
         xp = _cupy() if _on_device(numpy_array) else np
         arr = xp.asarray(numpy_array)               # cupy: a view over the same device memory
         if arr.dtype.kind in "UV":
@@ -163,6 +174,19 @@ class Tensor:
         self._array = arr
         self._dtype = dtype
         self._cpu = xp is np
+
+    @classmethod
+    def _of(cls, name: str, arr, triton_dtype: int) -> "Tensor":
+        """A request input the worker mapped itself (numpy of the declared dtype,
+        C order): no checks. Anything else goes through ``Tensor(...)``."""
+        if type(arr) is not np.ndarray:
+            return cls(name, arr, triton_dtype)
+        t = cls.__new__(cls)
+        t._name = name
+        t._array = arr
+        t._dtype = triton_dtype
+        t._cpu = True
+        return t
 
     def name(self) -> str:
         return self._name
