@@ -108,6 +108,8 @@ def families(stats: dict, rows: list | None = None, *, latencies: bool = True,
     out.append(gauge)
     if quantiles:
         out.extend(summaries(rows or (), quantiles))
+    if any(r.direct for r in rows or ()):      # tritond's own family: absent until used
+        out.append(_direct_answers(rows))
     cache_entries = [s for s in entries if (s["name"], s["version"]) in cached]
     for name, doc, read in _CACHE if cache_entries else ():
         fam = Metric(name, doc, "counter")
@@ -164,6 +166,16 @@ def cache_summary_families(entries: list, rows, quantiles) -> list[Metric]:
                 fam.add_sample(name, {**labels, "quantile": f"{q:g}"}, x)
         out.append(fam)
     return out
+def _direct_answers(rows) -> Metric:
+    """tritond's own: ensemble requests whose final step's worker answered the caller
+    directly (one hop less than through the scheduler; scheduler/ensembles.py)."""
+    name = "tritond_ensemble_direct_answers"
+    fam = Metric(name, "Ensemble requests answered by the final step's worker directly",
+                 "counter")
+    for row in rows:
+        if row.direct:
+            fam.add_sample(name, {"model": row.name, "version": str(row.version)}, row.direct)
+    return fam
 
 
 def _load_durations(entries: list, seconds: dict) -> Metric:

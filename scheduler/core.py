@@ -183,15 +183,20 @@ class SchedulerCore(TableMixin):
         model.stats.batch_done(batch, msg.stats, msg.failed, now_ns,
                                (now_ns + self.epoch_offset_ns) // 1_000_000)
         if self.ensembles.clients or self.ensembles.unexecuted:
-            self._steps_executed(batch, msg.stats, now_ns)
+            return self._steps_executed(batch, msg, now_ns)
         return []
 
-    def _steps_executed(self, batch, st, now_ns: int) -> None:
-        """Ensemble step requests in ``batch``: their compute times count for the ensemble."""
+    def _steps_executed(self, batch, msg: messages.Executed, now_ns: int) -> list[Output]:
+        """Ensemble step requests in ``batch``: their compute times count for the ensemble
+        (and a final step answered by its worker ends its ensemble request)."""
         address = self.address
+        out: list[Output] = []
         for entry in batch.entries:
-            if entry.req.frontend == address:
-                self.ensembles.executed(entry.req.rid, st, now_ns)
+            req = entry.req
+            if req.frontend == address:
+                out.extend(self.ensembles.executed(req.rid, msg.stats, req.rid in msg.failed,
+                                                   now_ns))
+        return out
 
     # -------------------------------------------------------------- ensembles
 
@@ -298,7 +303,9 @@ class SchedulerCore(TableMixin):
         """Pending requests, failures per reason and (when on) latency summaries of every
         READY version (/metrics)."""
         qs = self.summary_quantiles
+        direct = self.ensembles.direct
         return [messages.ModelMetrics(
                     m.stats.name, m.stats.version, m.policy.count, m.stats.failures(),
-                    m.stats.summary.rows(qs, now_ns) if m.stats.summary is not None else {})
+                    m.stats.summary.rows(qs, now_ns) if m.stats.summary is not None else {},
+                    direct.get((m.stats.name, m.stats.version), 0))
                 for m in self._models.values() if m.ready]

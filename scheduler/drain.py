@@ -61,10 +61,11 @@ class RetireMixin:
         inst.busy = inst.ahead.popleft() if inst.ahead else None
         inst.model.stats.batch_done(batch, msg.stats, msg.failed, now_ns,
                                     (now_ns + self.epoch_offset_ns) // 1_000_000)
+        out = self._steps_executed(batch, msg, now_ns)     # ensemble steps it ran
         if inst.busy is not None:
-            return []
+            return out
         del retiring[msg.instance]
-        return [self._drained(instance_key(inst.address))]
+        return out + [self._drained(instance_key(inst.address))]
 
     def retired_release(self, msg: messages.Release) -> list:
         """Slots of a retiring instance go back at once (no next Execute carries them)."""

@@ -28,7 +28,7 @@ from .router import Batch, InstanceRouter
 class Step:
     """One step: composing model, (model input, tensor) and (model output, tensor) pairs."""
 
-    __slots__ = ("index", "model", "version", "inputs", "outputs", "tensors_in")
+    __slots__ = ("index", "model", "version", "inputs", "outputs", "tensors_in", "made")
 
     def __init__(self, index: int, spec: EnsembleStep) -> None:
         self.index = index
@@ -37,12 +37,13 @@ class Step:
         self.inputs = sorted(spec.input_map.items())
         self.outputs = dict(sorted(spec.output_map.items()))   # model output -> tensor
         self.tensors_in = frozenset(spec.input_map.values())
+        self.made = {t: o for o, t in self.outputs.items()}       # tensor -> model output
 
 
 class Graph:
     """Steps, and for each tensor the steps that read it."""
 
-    __slots__ = ("steps", "consumers", "uses", "outputs", "inputs")
+    __slots__ = ("steps", "consumers", "uses", "outputs", "inputs", "last")
 
     def __init__(self, spec) -> None:
         self.steps = [Step(i, s) for i, s in enumerate(spec.steps)]
@@ -53,6 +54,17 @@ class Graph:
         self.uses = {t: len(c) for t, c in self.consumers.items()}
         self.outputs = [o.name for o in spec.outputs]
         self.inputs = [i.name for i in spec.inputs]
+        self.last = self._last()
+
+    def _last(self) -> Optional[Step]:
+        """The step that makes every ensemble output and feeds no step, if there is one:
+        its worker may answer the ensemble's caller directly (scheduler/ensembles.py)."""
+        wanted = set(self.outputs)
+        for step in self.steps:
+            made = set(step.outputs.values())
+            if wanted <= made and not any(t in self.consumers for t in made):
+                return step
+        return None
 
 
 class StepLimiter:
@@ -119,7 +131,7 @@ class Run:
 
     __slots__ = ("model", "req", "graph", "tensors", "missing", "uses", "pending", "error",
                  "wanted", "dests", "limiter", "waiting", "fresh", "compute", "due",
-                 "early", "done", "mapped", "shm")
+                 "early", "done", "mapped", "shm", "direct", "submitted")
 
     def __init__(self, model, req, graph: Graph, wanted: list[str], dests: dict) -> None:
         self.model = model                  # the ensemble's scheduler Model
@@ -141,6 +153,8 @@ class Run:
         self.done = False                   # answered; stats wait for ``due``
         self.mapped: set[str] = set()       # workers that ran a step (client shm: Forget)
         self.shm = False                    # it names client shared memory
+        self.direct = 0                     # step rid whose worker answers the requester
+        self.submitted = 0                  # step requests submitted
 
     def store(self, tensor: str, it: int, ref, owner: str) -> None:
         self.tensors[(tensor, it)] = (ref, owner)

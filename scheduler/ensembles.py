@@ -17,6 +17,11 @@ ensemble answers once, when no step is in flight any more (workers may read the
 requester's input slots until then, docs/internals.md). A decoupled one (a
 decoupled step) answers once per iteration whose outputs are all there, then
 the final flag when no step is in flight (Triton's ensemble_scheduler.cc).
+
+A non-decoupled request's final step, submitted when nothing else of it is in
+flight, carries ``Request.answer``: its worker answers the requester directly
+(workers/answers.py) and its Executed ends the run here (``_answered``);
+docs/internals.md "The final step answers the caller directly".
 """
 from __future__ import annotations
 
@@ -48,6 +53,8 @@ class Ensembles:
         self.unexecuted: dict[int, Run] = {}            # answered step rid -> run (stats)
         self._rid = 0
         self._latest: dict[str, int] = {}
+        # (name, version) -> requests whose final step's worker answered the requester
+        self.direct: dict[tuple[str, int], int] = {}
 
     def table_changed(self, models: dict) -> None:
         """Latest ready version per model name (steps with model_version -1)."""
@@ -104,6 +111,10 @@ class Ensembles:
             batch, req.request_id, req.priority, req.timeout_us, req.correlation_id, req.flags,
             req.parameters, now_ns)
         decoupled = target is not None and target.cfg.spec.decoupled
+        run.submitted += 1
+        if (not decoupled and target is not None and version and not target.policy.ensemble
+                and req.frontend != core.address and self._final_step(run, step, it)):
+            self._direct(run, step, sub)
         run.pending[rid] = (step, it, decoupled)
         self.steps[rid] = run
         if version == 0:
@@ -112,6 +123,28 @@ class Ensembles:
                 "available versions"))))
             return
         out.extend(core.add(sub, now_ns))
+
+    @staticmethod
+    def _final_step(run: Run, step: Step, it: int) -> bool:
+        """``step`` is the last of a non-decoupled ensemble's request: it makes every
+        requested output, and no other step is in flight, waiting or still to come."""
+        return (step is run.graph.last and it == 0 and not run.model.policy.decoupled
+                and not run.pending and not run.waiting and run.error is None
+                and run.submitted == len(run.graph.steps)
+                and all(t in step.made for t in run.wanted))
+
+    def _direct(self, run: Run, step: Step, sub: messages.Request) -> None:
+        """Its worker answers the ensemble's requester (workers/answers.py), naming the
+        requested outputs as the ensemble does; its Executed ends the run."""
+        req = run.req
+        made = step.made
+        sub.outputs = [messages.OutputSpec(made[t], run.dests.get(t)) for t in run.wanted]
+        sub.answer = messages.EnsembleAnswer(
+            req.frontend, req.rid, run.model.name, run.model.version,
+            {made[t]: t for t in run.wanted}, run.shm, sorted(run.mapped))
+        run.direct = sub.rid
+        key = (run.model.name, run.model.version)
+        self.direct[key] = self.direct.get(key, 0) + 1
 
     # ------------------------------------------------------------- answers
 
@@ -251,21 +284,48 @@ class Ensembles:
 
     # ---------------------------------------------------------- statistics
 
-    def executed(self, rid: int, st: messages.ExecStats, now_ns: int) -> None:
+    def executed(self, rid: int, st: messages.ExecStats, failed: bool, now_ns: int) -> list:
         """A step request's execution finished (its batch's Executed)."""
+        out: list = []
         run = self.steps.get(rid)
+        if run is not None and run.direct == rid:
+            self._compute(run, st)
+            self._answered(run, rid, failed, now_ns, out)
+            return out
         if run is not None:                # a decoupled step still answering
             run.early.add(rid)             # its final Response needs no Executed now
         else:
             run = self.unexecuted.pop(rid, None)
             if run is None:
-                return
+                return out
             run.due.discard(rid)
+        self._compute(run, st)
+        if run.done and not run.due:
+            self.record(run, now_ns)
+        return out
+
+    @staticmethod
+    def _compute(run: Run, st: messages.ExecStats) -> None:
         compute = run.compute
         compute[0] += st.compute_input_ns
         compute[1] += st.compute_infer_ns
         compute[2] += st.compute_output_ns
-        if run.done and not run.due:
+
+    def _answered(self, run: Run, rid: int, failed: bool, now_ns: int, out: list) -> None:
+        """The final step's worker answered the requester itself: end the run (its
+        inputs' releases, the limiter's slot, the statistics) without a Reply."""
+        step, it, _ = run.pending.pop(rid)
+        del self.steps[rid]
+        freed = run.consumed(step, it)
+        freed.extend(run.tensors.values())
+        run.tensors.clear()
+        self._release(freed, out)
+        self._next_backlogged(run, step, now_ns, out)
+        req = run.req
+        self.clients.pop((req.frontend, req.rid), None)
+        if failed:
+            run.model.stats.failed(1, now_ns - (req.arrival_ns or now_ns))
+        else:
             self.record(run, now_ns)
 
     def record(self, run: Run, now_ns: int) -> None:

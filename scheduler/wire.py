@@ -29,6 +29,7 @@ Raw = msgspec.Raw
 _EMPTY_LIST = Raw(b"\x90")       # msgpack []
 _EMPTY_STR = Raw(b"\xa0")        # msgpack ""
 _EMPTY_MAP = Raw(b"\x80")        # msgpack {}
+_NIL = Raw(b"\xc0")              # msgpack nil
 
 
 class RequestView(msgspec.Struct, tag=1, array_like=True, omit_defaults=True):
@@ -53,6 +54,7 @@ class RequestView(msgspec.Struct, tag=1, array_like=True, omit_defaults=True):
     parameters: msgspec.Raw = _EMPTY_MAP
     arrival_ns: int = 0
     trace: list[int] = []              # traced requests only (QUEUE_START appended here)
+    answer: msgspec.Raw = _NIL         # Optional[EnsembleAnswer] (set by the scheduler)
 
 
 class ExecuteView(msgspec.Struct, tag=10, array_like=True, omit_defaults=True):

@@ -71,6 +71,22 @@ class ErrorInfo(msgspec.Struct, array_like=True):
     message: str
 
 
+class EnsembleAnswer(msgspec.Struct, array_like=True, omit_defaults=True):
+    """On the step request of an ensemble's final step: its worker answers the ensemble's
+    caller directly (rid ``rid`` at ``frontend``), as the ensemble ``model`` version
+    ``version`` would: outputs renamed by ``renames`` (model output -> ensemble output),
+    errors prefixed "in ensemble '<model>', ", ``mapped`` (+ itself) on the final Response
+    when ``shm`` (the request names client shared memory). scheduler/ensembles.py."""
+
+    frontend: str
+    rid: int
+    model: str
+    version: int
+    renames: dict[str, str]
+    shm: bool = False
+    mapped: list[str] = []
+
+
 class Request(msgspec.Struct, tag=1, array_like=True, omit_defaults=True):
     """One inference request, frontend -> scheduler -> worker."""
 
@@ -91,6 +107,7 @@ class Request(msgspec.Struct, tag=1, array_like=True, omit_defaults=True):
     # Only for a traced request (tracing off: empty, never encoded): [trace id], then the
     # scheduler appends QUEUE_START (monotonic ns, one clock for every process).
     trace: list[int] = []
+    answer: Optional[EnsembleAnswer] = None    # an ensemble's final step: answer its caller
 
 
 class Cancel(msgspec.Struct, tag=2, array_like=True):
@@ -351,6 +368,7 @@ class ModelMetrics(msgspec.Struct, array_like=True, omit_defaults=True):
     failures: dict[str, int] = {}          # Triton's reason (OTHER, REJECTED, ...) -> count
     # summary_latencies=true: family ("request", "queue", ...) -> [count, sum, quantiles...]
     summaries: dict[str, list[float]] = {}
+    direct: int = 0                        # ensembles: answered by the final step's worker
 
 
 class LoadQuery(msgspec.Struct, tag=53, array_like=True, omit_defaults=True):

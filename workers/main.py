@@ -31,6 +31,7 @@ from tritond.procutil import Bootstrap, child_start, quiet_gc
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
+from .answers import EnsembleAnswers
 from .backend import LoadContext, backend_class
 from .cancel import CancelWatch, install
 from .executor import Executor
@@ -84,6 +85,8 @@ class WorkerProc:
         self.running = True
         self.watch = CancelWatch(endpoint)
         install(self.watch)
+        # Responses of an ensemble's final step go to the ensemble's caller (answers.py).
+        self.answers = EnsembleAnswers(boot.address, endpoint.post)
 
     # --------------------------------------------------------------- loop
 
@@ -217,7 +220,8 @@ class WorkerProc:
                                  self.boot.address,
                                  sequence_io(spec, load.model_dir, self.setup.server_id,
                                              self.boot.name))
-        self.hub = StreamHub(self.boot.address, self.writer, io, self.ep.post, self.ep.flush)
+        self.hub = StreamHub(self.boot.address, self.writer, io, self.answers.post,
+                             self.ep.flush)
         self.hub.pump = self._pump
         self.ep.add_waker(self.hub.fileno(), self.hub.on_wake)
         self.backend.streams = self.watch.streams = self.hub
@@ -249,6 +253,7 @@ class WorkerProc:
         for msg in cancels:
             watch.note(msg)
         early = watch.start(ex.batch_id)
+        direct = self.answers.note(ex.requests)
         skipped = []
         if early:        # cancelled while it waited behind the previous batch: never run
             skipped = [r for r in ex.requests if (r.frontend, r.rid) in early]
@@ -269,26 +274,37 @@ class WorkerProc:
             if self.hub is not None:
                 self.hub.drain()
                 self.hub.after_execute()
-        for frontend, response in responses:
-            self.ep.post(frontend, response)
-        for req in skipped:
-            self.ep.post(req.frontend, messages.Response(
-                req.rid, error=messages.ErrorInfo(int(Code.CANCELLED), "Request was cancelled"),
-                instance=self.boot.address))
         if executed is None:
             executed = messages.Executed(self.boot.address, ex.batch_id,
                                          messages.ExecStats(0, 0, 0, 0, 0, 0), [])
         if skipped:
             executed.failed.extend(r.rid for r in skipped)
+        if direct:
+            # Queued before the caller's answer (the scheduler's frame leaves first when it
+            # is the first this turn): the ensemble's statistics are counted by then. No
+            # flush of its own: quick batches still share one frame per peer.
+            self._executed(executed)
+        post = self.answers.post
+        for frontend, response in responses:
+            post(frontend, response)
+        for req in skipped:
+            post(req.frontend, messages.Response(
+                req.rid, error=messages.ErrorInfo(int(Code.CANCELLED), "Request was cancelled"),
+                instance=self.boot.address))
+        if not direct:
+            self._executed(executed)
+
+    def _executed(self, executed: messages.Executed) -> None:
         for release in held_releases():     # BLS outputs dropped in execute: same frame
             self.ep.post(self.setup.scheduler, release)
         self.ep.post(self.setup.scheduler, executed)
 
     def _reject(self, ex: messages.Execute, why: str) -> None:
         err = messages.ErrorInfo(int(Code.UNAVAILABLE), why)
+        self.answers.note(ex.requests)
         for req in ex.requests:
-            self.ep.post(req.frontend, messages.Response(req.rid, error=err,
-                                                         instance=self.boot.address))
+            self.answers.post(req.frontend, messages.Response(req.rid, error=err,
+                                                              instance=self.boot.address))
         if self.setup is not None:
             stats = messages.ExecStats(0, 0, 0, 0, 0, 0)
             self.ep.post(self.setup.scheduler, messages.Executed(

@@ -215,6 +215,10 @@ UNKNOWN_MODEL = ensemble("needs_ghost", [
     _step("ghost", ADD_SUB_IN, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})])
 
 
+# ``chain`` as the one step of another ensemble: the scheduler itself requests it, so its
+# last step answers the scheduler (the forwarded path) where a client's gets the direct one.
+WRAPPED = ensemble("wrapped_chain", [_step("chain", ADD_SUB_IN, {"OUT0": "OUT0", "OUT1": "OUT1"})])
+
 # Two ensembles that use each other: a cycle across ensembles fails both, never hangs.
 LOOP = {name: ensemble(name, [_step(other, ADD_SUB_IN, {"OUT0": "OUT0", "OUT1": "OUT1"})])
         for name, other in (("loop_a", "loop_b"), ("loop_b", "loop_a"))}
@@ -242,7 +246,7 @@ def write_repo(root: pathlib.Path, with_invalid: bool = True) -> pathlib.Path:
         (repo / name / "config.pbtxt").write_text(
             PYTHON.format(name=name, io=io, count=count, extra=extra))
     shutil.copytree(REPO / "identity_fp32", repo / "identity_fp32")
-    ensembles = {"chain": CHAIN, "fanout": FANOUT, "pre_onnx": PRE_ONNX,
+    ensembles = {"chain": CHAIN, "wrapped_chain": WRAPPED, "fanout": FANOUT, "pre_onnx": PRE_ONNX,
                  "where_chain": WHERE_CHAIN}
     if with_invalid:
         ensembles.update(bad_types=BAD_TYPES, needs_ghost=UNKNOWN_MODEL, **LOOP)

@@ -5,7 +5,7 @@ from tritond import messages
 from tritond.errors import Code
 from tritond.scheduler.core import SchedulerCore
 
-from tests.scheduler.helpers import dispatches, executed, replies, request, table
+from tests.scheduler.helpers import dispatches, executed, full_request, replies, request, table
 from tests.specs import spec
 
 ME = "sched"
@@ -310,3 +310,74 @@ def test_ensemble_statistics_sum_the_steps_compute_times():
     assert inf["compute_infer"] == {"count": 1, "ns": 100 + 2}
     assert inf["compute_output"] == {"count": 1, "ns": 1000 + 3}
     assert not core.ensembles.unexecuted
+
+
+# ------------------------------------------------- the final step answers directly
+
+
+def test_the_final_step_is_marked_to_answer_the_requester_and_its_executed_ends_the_run():
+    core = _core()
+    out = _run(core, core.add(_ensemble_request(), 0))
+    d = dispatches(out)[0]
+    assert d.execute.requests[0].answer is None            # not the last step
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [0, 64]))
+    (d,) = dispatches(out)
+    last = d.execute.requests[0]
+    assert last.frontend == ME                              # the core still tracks it
+    assert last.answer == messages.EnsembleAnswer(
+        "fe", 1, "chain", 1, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"}, False, ["w0"])
+    assert [o.name for o in last.outputs] == ["OUTPUT0", "OUTPUT1"]
+    # the worker answered "fe" itself: its Executed alone ends the run, with no Reply
+    out = _run(core, core.executed(executed(d, compute=(1, 2, 3)), 9))
+    assert not replies(out)
+    assert not core.ensembles.clients and not core.ensembles.steps
+    assert sorted(core._instances["w0"].releases) == [("/s", 0), ("/s", 64)]
+    stats = core.stats_json("chain")["model_stats"][0]
+    assert stats["execution_count"] == 1
+    assert stats["inference_stats"]["compute_infer"] == {"count": 1, "ns": 100 + 2}
+    assert core.ensembles.direct == {("chain", 1): 1}
+    (row,) = [m for m in core.metrics() if m.name == "chain"]
+    assert row.direct == 1
+
+
+def test_a_failed_direct_step_counts_a_failure_and_a_requested_subset_is_all_it_asks():
+    core = _core()
+    req = full_request(1, model="chain", inputs=("INPUT0", "INPUT1"))
+    req.outputs = [messages.OutputSpec("OUT1")]
+    out = _run(core, core.add(req, 0))
+    d = dispatches(out)[0]
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [0, 64]))
+    (d,) = dispatches(out)
+    last = d.execute.requests[0]
+    assert [o.name for o in last.outputs] == ["OUTPUT1"]
+    assert last.answer.renames == {"OUTPUT1": "OUT1"}
+    out = _run(core, core.executed(executed(d, failed=[last.rid]), 9))
+    assert not replies(out) and not core.ensembles.clients
+    stats = core.stats_json("chain")["model_stats"][0]
+    assert stats["inference_stats"]["fail"]["count"] == 1
+    assert stats["execution_count"] == 0
+
+
+def test_steps_still_in_flight_keep_the_forwarded_path():
+    core = _core()
+    out = _run(core, core.add(_ensemble_request(model="fanout"), 0))
+    d = dispatches(out)[0]
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/a", [0, 64]))
+    # two identity steps each make one output: neither makes all of them
+    assert all(r.answer is None for x in dispatches(out) for r in x.execute.requests)
+
+
+def test_a_cancel_while_the_direct_step_runs_reaches_its_worker_which_answers():
+    core = _core()
+    out = _run(core, core.add(_ensemble_request(), 0))
+    d = dispatches(out)[0]
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [0, 64]))
+    (d,) = dispatches(out)
+    last = d.execute.requests[0]
+    out = _run(core, core.cancel("fe", 1, 0))
+    assert not replies(out)                 # the worker answers the requester
+    (note,) = [o for o in out if type(o.message) is messages.CancelRunning]
+    assert note.address == "w0" and note.message.requests == [(ME, last.rid)]
+    out = _run(core, core.executed(executed(d, failed=[last.rid]), 9))
+    assert not replies(out) and not core.ensembles.clients and not core.ensembles.steps
+    assert core.stats_json("chain")["model_stats"][0]["inference_stats"]["fail"]["count"] == 1

@@ -1,0 +1,71 @@
+"""Step requests that answer an ensemble's caller directly (``Request.answer``).
+
+The scheduler marks the step request of a non-decoupled ensemble's final step
+(scheduler/ensembles.py): its Response goes straight to the ensemble's caller
+(one hop less than worker -> scheduler -> caller) and reads as the ensemble's
+answer would: the caller's rid, the ensemble's version and output names, step
+errors prefixed "in ensemble '<name>', " (a cancel reads "Request was cancelled",
+as when the scheduler fails the request), and ``mapped`` for client shared memory.
+The worker's Executed still tells the scheduler the step finished.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import msgspec
+
+from tritond import messages
+from tritond.errors import Code
+
+_replace = msgspec.structs.replace
+_CANCELLED = int(Code.CANCELLED)
+
+
+class EnsembleAnswers:
+    """The open direct answers of one worker, keyed by (step requester, step rid)."""
+
+    __slots__ = ("instance", "_post", "open")
+
+    def __init__(self, instance: str, post: Callable[[str, object], None]) -> None:
+        self.instance = instance
+        self._post = post
+        self.open: dict[tuple[str, int], messages.EnsembleAnswer] = {}
+
+    def note(self, requests) -> bool:
+        """Remember the marked requests of a batch; True if there is one."""
+        found = False
+        for req in requests:
+            if req.answer is not None:
+                self.open[(req.frontend, req.rid)] = req.answer
+                found = True
+        return found
+
+    def post(self, frontend: str, msg) -> None:
+        """``Endpoint.post``, sending the Response of a marked request to its caller."""
+        if self.open and type(msg) is messages.Response:
+            key = (frontend, msg.rid)
+            answer = self.open.get(key)
+            if answer is not None:
+                if msg.final:
+                    del self.open[key]
+                frontend, msg = answer.frontend, self._as_ensemble(answer, msg)
+        self._post(frontend, msg)
+
+    def _as_ensemble(self, answer: messages.EnsembleAnswer,
+                     resp: messages.Response) -> messages.Response:
+        resp.rid = answer.rid
+        resp.model_version = answer.version
+        resp.parameters = {}
+        err = resp.error
+        if err is not None:
+            resp.instance = ""
+            if err.code != _CANCELLED:
+                resp.error = messages.ErrorInfo(
+                    err.code, f"in ensemble '{answer.model}', {err.message}")
+        if resp.outputs:
+            renames = answer.renames
+            resp.outputs = [_replace(ref, name=renames.get(ref.name, ref.name))
+                            for ref in resp.outputs]
+        if resp.final and answer.shm:
+            resp.mapped = sorted(set(answer.mapped) | {self.instance})
+        return resp
