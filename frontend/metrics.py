@@ -2,9 +2,8 @@
 
 Numbers come from the scheduler's statistics (the same source as the
 statistics extension), so ``/metrics`` and ``/v2/models/stats`` always agree.
-prometheus_client holds the metric families; the text is written here because
-prometheus_client's writer appends ``_total`` to counter names in HELP/TYPE
-lines, and Triton's dashboards expect ``nv_inference_count`` etc. as is.
+prometheus_client holds the metric families; ``promtext`` writes the text and
+``hostmetrics`` samples the host gauges.
 """
 from __future__ import annotations
 
@@ -14,6 +13,8 @@ from prometheus_client.metrics_core import Metric
 from tritond.scheduler.summary import quantiles_from, quantiles_of
 
 from . import gpumetrics
+from .hostmetrics import CpuSampler, pinned_pool
+from .promtext import CONTENT_TYPE, render
 
 # The per-request counters: name, HELP (Triton r26.06's words), how to read one model_stats
 # entry. The latency ones (latency=True) go with --metrics-config counter_latencies=false.
@@ -186,20 +187,6 @@ def _load_durations(entries: list, seconds: dict) -> Metric:
     return fam
 
 
-def pinned_pool() -> list[Metric]:
-    """Triton's pinned memory pool gauges. tritond has no pinned (page-locked) pool: tensors
-    live in POSIX shared memory, so both are 0, as on a Triton without CUDA."""
-    out = []
-    for name, doc in (("nv_pinned_memory_pool_total_bytes",
-                       "Pinned memory pool total memory size, in bytes"),
-                      ("nv_pinned_memory_pool_used_bytes",
-                       "Pinned memory pool used memory size, in bytes")):
-        fam = Metric(name, doc, "gauge")
-        fam.add_sample(name, {}, 0)
-        out.append(fam)
-    return out
-
-
 def _failures(entries: list, by_key: dict) -> Metric:
     name = "nv_inference_request_failure"
     fam = Metric(name, "Number of failed inference requests, all batch sizes", "counter")
@@ -210,92 +197,6 @@ def _failures(entries: list, by_key: dict) -> Metric:
             fam.add_sample(name, {"model": s["name"], "reason": reason, "version": s["version"]},
                            counts.get(reason, 0))
     return fam
-
-
-class CpuSampler:
-    """nv_cpu_utilization (busy share of all cores since the previous poll) and
-    nv_cpu_memory_* (MemTotal, MemTotal - MemAvailable), polled every
-    --metrics-interval-ms from /proc as Triton does."""
-
-    def __init__(self) -> None:
-        self.utilization = 0.0
-        self.total = self.used = 0
-        self._last = _cpu_times()
-
-    def poll(self) -> None:
-        now = _cpu_times()
-        if now is not None and self._last is not None:
-            busy = sum(max(a - b, 0) for a, b in zip(now[0], self._last[0]))
-            idle = sum(max(a - b, 0) for a, b in zip(now[1], self._last[1]))
-            self.utilization = busy / (busy + idle) if busy + idle else 0.0
-        self._last = now
-        self.total, self.used = _memory()
-
-    def families(self) -> list[Metric]:
-        out = []
-        for name, doc, value in (
-                ("nv_cpu_utilization", "CPU utilization rate [0.0 - 1.0]", self.utilization),
-                ("nv_cpu_memory_total_bytes", "CPU total memory (RAM), in bytes", self.total),
-                ("nv_cpu_memory_used_bytes", "CPU used memory (RAM), in bytes", self.used)):
-            fam = Metric(name, doc, "gauge")
-            fam.add_sample(name, {}, value)
-            out.append(fam)
-        return out
-
-
-def _cpu_times():
-    """(busy, idle) jiffies of the aggregate 'cpu' line of /proc/stat, or None."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()
-        user, nice, system, idle, iowait, irq, softirq, steal = map(int, fields[1:9])
-    except (OSError, ValueError):
-        return None
-    if fields[0] != "cpu":
-        return None
-    return (user, nice, system, irq, softirq, steal), (idle, iowait)
-
-
-def _memory() -> tuple[int, int]:
-    """(total, used) bytes from /proc/meminfo; zeros when it cannot be read (as Triton)."""
-    info = {}
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                info[key] = int(rest.split()[0]) * 1024
-    except (OSError, ValueError, IndexError):
-        return 0, 0
-    total, available = info.get("MemTotal", 0), info.get("MemAvailable", 0)
-    return (total, total - available) if available <= total else (0, 0)
-
-
-def render(fams: list[Metric]) -> bytes:
-    """Prometheus text exposition format 0.0.4."""
-    lines = []
-    for fam in fams:
-        lines.append(f"# HELP {fam.name} {_escape_help(fam.documentation)}")
-        lines.append(f"# TYPE {fam.name} {fam.type}")
-        for sample in fam.samples:
-            labels = ",".join(f'{k}="{_escape_label(str(v))}"' for k, v in sample.labels.items())
-            value = float(sample.value)
-            if value != value:
-                text = "NaN"                # an empty summary window (prometheus' spelling)
-            else:
-                text = str(int(value)) if value.is_integer() else repr(value)
-            lines.append(f"{sample.name}{{{labels}}} {text}" if labels else f"{sample.name} {text}")
-    return ("\n".join(lines) + "\n").encode()
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", r"\\").replace("\n", r"\n")
-
-
-def _escape_label(text: str) -> str:
-    return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def build_app(core):

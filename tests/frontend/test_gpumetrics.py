@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from tritond.frontend import gpumetrics, metrics
+from tritond.frontend import gpumetrics, promtext
 
 FAKE = pathlib.Path(__file__).resolve().parent / "fake_nvml" / "pynvml.py"
 
@@ -24,7 +24,7 @@ def nvml():
 def test_units_are_tritons(nvml):
     s = gpumetrics.GpuSampler(nvml, [0], ["GPU-a"])
     s.poll()
-    text = metrics.render(s.families()).decode()
+    text = promtext.render(s.families()).decode()
     assert 'nv_gpu_utilization{gpu_uuid="GPU-a"} 0.37' in text
     assert 'nv_gpu_power_usage{gpu_uuid="GPU-a"} 123.456' in text       # mW -> W
     assert 'nv_gpu_power_limit{gpu_uuid="GPU-a"} 700' in text

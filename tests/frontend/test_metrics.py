@@ -1,5 +1,5 @@
 from tritond import messages
-from tritond.frontend import metrics
+from tritond.frontend import hostmetrics, metrics, promtext
 
 
 def stats_entry(name="simple", version="1"):
@@ -17,7 +17,7 @@ def rows(**failures):
 
 
 def text_of(*args, **kw) -> str:
-    return metrics.render(metrics.families(*args, **kw)).decode()
+    return promtext.render(metrics.families(*args, **kw)).decode()
 
 
 def test_render_uses_triton_names_without_total_suffix():
@@ -51,10 +51,10 @@ def test_counter_latencies_off_drops_only_the_latency_counters():
 
 
 def test_cpu_sampler_reads_proc():
-    cpu = metrics.CpuSampler()
+    cpu = hostmetrics.CpuSampler()
     sum(i * i for i in range(200_000))         # some CPU time between the two readings
     cpu.poll()
-    text = metrics.render(cpu.families()).decode()
+    text = promtext.render(cpu.families()).decode()
     assert "# HELP nv_cpu_utilization CPU utilization rate [0.0 - 1.0]" in text
     assert 0.0 <= cpu.utilization <= 1.0
     assert 0 < cpu.used < cpu.total
@@ -110,7 +110,7 @@ def test_cache_summaries_merge_every_frontends_windows():
 def test_namespace_label_on_every_per_model_sample():
     fams = metrics.families({"model_stats": [stats_entry()]}, rows(BACKEND=2))
     metrics.with_namespaces(fams, {"simple": "/models/a"})
-    text = metrics.render(fams).decode()
+    text = promtext.render(fams).decode()
     assert 'nv_inference_count{model="simple",namespace="/models/a",version="1"} 10' in text
     assert ('nv_inference_request_failure{model="simple",namespace="/models/a",'
             'reason="BACKEND",version="1"} 2') in text
