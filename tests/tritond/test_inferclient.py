@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from tritond import messages
-from tritond.inferclient import InferClient, ResponseStream
+from tritond.inferclient import InferClient
+from tritond.responsestream import ResponseStream
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
