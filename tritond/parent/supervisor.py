@@ -20,12 +20,13 @@ import secrets
 import signal
 import sys
 
-from tritond import channel, loglevels, messages
+from tritond import channel, messages
 from tritond.options import Options
 from . import preflight, readiness, sdnotify
 from .children import Child, ChildError, kill, spawn, stop_group, unlink_segments
 from .clientshm import ClientShmRegistry
 from .control import ModelControl
+from .levels import LogLevelRelay
 from .loader import HELLO_TIMEOUT_S, Loader
 from .models import Phase, Registry, format_table
 from .progress import LoadProgress
@@ -38,7 +39,6 @@ log = logging.getLogger("tritond.supervisor")
 
 STOP_TIMEOUT_S = 10.0       # per group of children, after Shutdown
 RETIRED_SEGMENTS_S = 10.0   # a retired worker's segments outlive it this long
-LEVELS_TIMEOUT_S = 5.0      # the scheduler passing a log level change on to its workers
 FATAL_DRAIN_S = 1.0         # after the scheduler died: executing work may still answer
 
 
@@ -52,10 +52,6 @@ class Supervisor:
         self.children: dict[str, Child] = {}          # by address
         self.scheduler: Child | None = None
         self.frontends: list[Child] = []
-        # what is logged now (the flags, then the logging API's changes)
-        self.log_levels = messages.LogLevels(options.log_info, options.log_warning,
-                                             options.log_error, options.log_verbose)
-        self._levels_seq = 0
         self.drained: dict[str, asyncio.Future] = {}
         self.registry = Registry()
         self.phase = Phase()
@@ -84,6 +80,8 @@ class Supervisor:
         self.progress = LoadProgress(self.registry)
         self.client_shm = ClientShmRegistry(self.outbox, frontends=lambda: self.frontends)
         self.poller = Poller(self.options, self.control)
+        self.levels = LogLevelRelay(self.options, self.outbox, self.address, self.children,
+                                    self.drained, scheduler=lambda: self.scheduler)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -185,10 +183,11 @@ class Supervisor:
     def _boot(self, role: str, name: str, title: str = "") -> Bootstrap:
         return Bootstrap(role=role, name=name, address=channel.address(self.server_id, name),
                          parent=self.address, server_id=self.server_id, parent_pid=os.getpid(),
-                         log_verbose=self.log_levels.verbose, title=title,
+                         log_verbose=self.levels.current.verbose, title=title,
                          log_file=self.options.log_file, log_format=self.options.log_format,
-                         log_info=self.log_levels.info, log_warning=self.log_levels.warning,
-                         log_error=self.log_levels.error)
+                         log_info=self.levels.current.info,
+                         log_warning=self.levels.current.warning,
+                         log_error=self.levels.current.error)
 
     def _spawn(self, role: str, name: str, title: str = "") -> Child:
         child = spawn(self._boot(role, name, title), self._on_child_exit)
@@ -279,7 +278,7 @@ class Supervisor:
             elif kind is messages.LoadQuery or kind is messages.UnloadQuery:
                 self.control.on_query(msg)
             elif kind is messages.LogLevels:
-                self._log_levels(msg)
+                self.levels.apply(msg)
             elif kind is messages.ShmRegisterQuery or kind is messages.ShmUnregisterQuery:
                 self.client_shm.on_query(msg)
             elif kind is messages.ShmApplied:
@@ -289,37 +288,6 @@ class Supervisor:
             elif kind is messages.Unknown:
                 log.error("a child could not decode or did not expect our message: %s",
                           msg.detail)
-
-    def _log_levels(self, msg: messages.LogLevels) -> None:
-        """The logging API changed what is logged: here, in every child, and in the
-        children started later (their Bootstrap)."""
-        levels = messages.LogLevels(msg.info, msg.warning, msg.error, msg.verbose)
-        self.log_levels = levels
-        loglevels.from_message(levels)
-        for address in list(self.children):
-            self.outbox.post(address, levels)
-        if msg.qid:
-            asyncio.get_running_loop().create_task(self._answer_levels(msg, levels))
-
-    async def _answer_levels(self, msg: messages.LogLevels, levels: messages.LogLevels) -> None:
-        """Answer once the scheduler has passed the change on to its workers: an Execute it
-        sends later follows it on the same connection, so every request that comes after
-        the answer runs with the new levels."""
-        self._levels_seq += 1
-        key = f"loglevels:{self._levels_seq}"
-        fut = self.drained[key] = asyncio.get_running_loop().create_future()
-        try:
-            if self.scheduler is not None:
-                self.outbox.post(self.scheduler.boot.address, messages.LogLevels(
-                    levels.info, levels.warning, levels.error, levels.verbose,
-                    self._levels_seq, self.address))
-                await asyncio.wait_for(fut, LEVELS_TIMEOUT_S)
-        except asyncio.TimeoutError:
-            log.warning("the scheduler did not pass the log levels on within %gs",
-                        LEVELS_TIMEOUT_S)
-        finally:
-            self.drained.pop(key, None)
-        self.outbox.post(msg.frontend, messages.Answer(msg.qid))
 
     # ------------------------------------------------------------- shutdown
 
