@@ -112,6 +112,19 @@ class Server:
         return out
 
 
+def socket_inodes(pid: int) -> set[str]:
+    """Inodes of the sockets process ``pid`` holds open."""
+    inodes = set()
+    for fd in pathlib.Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
 _SERVER_IDS: dict[int, str] = {}
 
 
@@ -119,14 +132,7 @@ def server_id_of(pid: int) -> str:
     """The (random, secret) server id of the tritond parent ``pid``, read from the
     abstract socket it listens on (``@tritond-<id>-parent`` in /proc/net/unix)."""
     if pid not in _SERVER_IDS:
-        inodes = set()
-        for fd in pathlib.Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
+        inodes = socket_inodes(pid)
         for line in pathlib.Path("/proc/net/unix").read_text().splitlines()[1:]:
             fields = line.split()
             if len(fields) >= 8 and fields[6] in inodes and fields[7].endswith("-parent") \

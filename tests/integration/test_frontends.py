@@ -25,7 +25,7 @@ import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException
 
 from tests.integration.sched_repo import events, wait_for, write_repo
-from tests.server import REPO, Server, segments_of
+from tests.server import REPO, Server, segments_of, socket_inodes
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +60,7 @@ def frontend_pids(srv) -> dict[int, int]:
 
 def _established(pid: int, port: int) -> set[str]:
     """Inodes of the ESTABLISHED TCP sockets of ``pid`` whose local port is ``port``."""
-    mine = set()
-    for fd in pathlib.Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            mine.add(target[8:-1])
+    mine = socket_inodes(pid)
     found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in pathlib.Path(table).read_text().splitlines()[1:]:

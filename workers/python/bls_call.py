@@ -149,29 +149,39 @@ def execute(pb, decoupled: bool = False):
     return _final(answers, ch, rid)
 
 
-def _keep_first(first, resp, ch: bls.BlsChannel):
-    """The response a non-decoupled call answers with (its first real one); any other
-    response is released unread."""
-    if first is None and (resp.outputs or resp.error is not None or resp.final):
-        return resp
-    ch.release(lambda r=resp: ch.client.drop(r))
-    return first
+class _Unary:
+    """What a non-decoupled call keeps of its answers: the first real response (any
+    other is released unread), and one cancel sent once the caller's request is cancelled."""
+
+    __slots__ = ("ch", "rid", "first", "cancelled")
+
+    def __init__(self, ch: bls.BlsChannel, rid: int) -> None:
+        self.ch, self.rid, self.first, self.cancelled = ch, rid, None, False
+
+    def idle(self) -> None:
+        if not self.cancelled and _callers_cancelled():
+            self.cancelled = True
+            self.ch.cancel(self.rid)
+
+    def take(self, resp) -> InferenceResponse | None:
+        """The call's answer once ``resp`` is the final one, else None."""
+        if self.first is None and (resp.outputs or resp.error is not None or resp.final):
+            self.first = resp
+        else:
+            self.ch.release(lambda r=resp: self.ch.client.drop(r))
+        return response(self.first, self.ch) if resp.final else None
 
 
 def _final(answers: queue.SimpleQueue, ch: bls.BlsChannel, rid: int) -> InferenceResponse:
-    first = None
-    cancelled = False
+    call = _Unary(ch, rid)
     while True:
         try:
             resp = ch.wait(answers, POLL_S)
         except queue.Empty:
-            if not cancelled and _callers_cancelled():
-                cancelled = True
-                ch.cancel(rid)
+            call.idle()
             continue
-        first = _keep_first(first, resp, ch)
-        if resp.final:
-            return response(first, ch)
+        if (answer := call.take(resp)) is not None:
+            return answer
 
 
 def _responses(answers: queue.SimpleQueue, ch: bls.BlsChannel):
@@ -196,18 +206,14 @@ async def execute_async(pb, decoupled: bool = False):
     try:
         if decoupled:
             return _async_responses(answers, ch)
-        first = None
-        cancelled = False
+        call = _Unary(ch, rid)
         while True:
             resp = await _next(answers)
             if resp is None:
-                if not cancelled and _callers_cancelled():
-                    cancelled = True
-                    ch.cancel(rid)
+                call.idle()
                 continue
-            first = _keep_first(first, resp, ch)
-            if resp.final:
-                return response(first, ch)
+            if (answer := call.take(resp)) is not None:
+                return answer
     except asyncio.CancelledError:
         ch.cancel(rid)
         raise
