@@ -1,4 +1,4 @@
-"""Build, bind and start the frontend's ``grpc.aio`` server."""
+"""Build, bind and start the frontend's gRPC server (``engine.CoreServer``)."""
 from __future__ import annotations
 
 import grpc
@@ -6,6 +6,7 @@ import grpc
 from tritond.options import Options
 
 from . import tls
+from .engine import CoreServer
 from .servicer import InferenceServicer, generic_handlers
 
 _MAX_MESSAGE = 2**31 - 1          # INT32_MAX, as Triton and tritonclient set it
@@ -29,7 +30,7 @@ _KEEPALIVE = {
 
 
 def server_options(options: Options) -> list[tuple[str, object]]:
-    """The channel arguments for ``grpc.aio.server`` derived from tritond options."""
+    """The server's channel arguments derived from tritond options."""
     level = options.grpc_infer_response_compression_level
     if level not in COMPRESSION_LEVELS:
         raise ValueError(f"invalid gRPC response compression level '{level}', expected one "
@@ -60,15 +61,15 @@ def bind_address(options: Options) -> str:
     return f"{host}:{port}"
 
 
-async def serve_grpc(core, options: Options) -> grpc.aio.Server:
+async def serve_grpc(core, options: Options) -> CoreServer:
     """Start the gRPC frontend over ``core``; the caller stops it (``await server.stop(g)``).
 
     The bound port (useful with ``grpc_port=0``) is set on the returned server
     as ``server.tritond_port``. Raises OSError naming the address when the
     bind fails.
     """
-    server = grpc.aio.server(options=server_options(options))
-    server.add_generic_rpc_handlers(generic_handlers(InferenceServicer(core), options))
+    server = CoreServer(server_options(options),
+                        generic_handlers(InferenceServicer(core), options))
     address = bind_address(options)
     try:
         port = (server.add_secure_port(address, tls.server_credentials(options))

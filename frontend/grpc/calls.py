@@ -1,0 +1,164 @@
+"""One RPC on :class:`~.engine.CoreServer`: its context, unary and streaming bodies.
+
+The handlers are grpc's own ``RpcMethodHandler`` objects (built by
+``servicer.generic_handlers``) and see the same two context methods they use
+under grpc.aio: ``invocation_metadata()`` and ``await abort(code, details)``
+(which answers the call and raises). Every completion-queue tag is a plain
+callable the engine calls on the event loop with the event.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import aclosing
+
+import grpc
+from grpc._cython import cygrpc
+
+_log = logging.getLogger("tritond.frontend.grpc")
+_OK = grpc.StatusCode.OK.value[0]
+_UNKNOWN = grpc.StatusCode.UNKNOWN.value[0]
+
+
+class Aborted(Exception):
+    """Raised by ``Context.abort`` once the status is sent (grpc.aio's AbortError)."""
+
+
+def _setter(future: asyncio.Future):
+    """A tag that completes ``future`` with its event (unless its waiter left)."""
+    def fire(event) -> None:
+        if not future.done():
+            future.set_result(event)
+    return fire
+
+
+class Context:
+    """The servicer context: what tritond's handlers use of grpc.aio's."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: "Call"):
+        self._call = call
+
+    def invocation_metadata(self):
+        return self._call.metadata
+
+    def peer(self) -> str:
+        return self._call.call.peer().decode()
+
+    async def abort(self, code: grpc.StatusCode, details: str = ""):
+        self._call.finish(code.value[0], details)
+        raise Aborted(details)
+
+
+class Call:
+    """State of one server call; ``on_close`` is its receive-close tag."""
+
+    __slots__ = ("call", "metadata", "handler", "loop", "task", "status_sent",
+                 "metadata_sent", "cancelled")
+
+    def __init__(self, call, metadata, handler, loop):
+        self.call = call
+        self.metadata = metadata
+        self.handler = handler
+        self.loop = loop
+        self.task: asyncio.Task | None = None
+        self.status_sent = False
+        self.metadata_sent = False
+        self.cancelled = False
+
+    # --------------------------------------------------------------- start
+    def start(self) -> None:
+        """Ask core for the close notice, then the request (unary) or run the stream."""
+        self.call.start_server_batch((cygrpc.ReceiveCloseOnServerOperation(0),), self.on_close)
+        if self.handler.request_streaming:
+            self.task = self.loop.create_task(self._stream())
+        else:
+            self.call.start_server_batch((cygrpc.ReceiveMessageOperation(0),), self.on_request)
+
+    def on_close(self, event) -> None:
+        """The call is over for core: cancelled (client gone, deadline, shutdown) or done."""
+        if event.batch_operations[0].cancelled() and not self.status_sent:
+            self.cancelled = True
+            if self.task is not None:
+                self.task.cancel()
+
+    def on_request(self, event) -> None:
+        raw = event.batch_operations[0].message()
+        if raw is None or self.cancelled:      # no message: the client cancelled or half-closed
+            if not self.cancelled:
+                self.finish(grpc.StatusCode.INTERNAL.value[0], "no request message")
+            return
+        self.task = self.loop.create_task(self._unary(raw))
+
+    # ------------------------------------------------------------- answers
+    def finish(self, code: int, details: str, message: bytes | None = None) -> None:
+        """Send the status (with initial metadata and ``message`` when due); once."""
+        if self.status_sent:
+            return
+        self.status_sent = True
+        ops = (cygrpc.SendStatusFromServerOperation((), code, details, 0),)
+        if message is not None:
+            ops = (cygrpc.SendMessageOperation(message, 0),) + ops
+        if not self.metadata_sent:
+            self.metadata_sent = True
+            ops = (cygrpc.SendInitialMetadataOperation((), 0),) + ops
+        self.call.start_server_batch(ops, None)
+
+    async def send(self, message: bytes) -> bool:
+        """Write one stream message and wait until core took it (one write at a time)."""
+        ops = (cygrpc.SendMessageOperation(message, 0),)
+        if not self.metadata_sent:
+            self.metadata_sent = True
+            ops = (cygrpc.SendInitialMetadataOperation((), 0),) + ops
+        done = self.loop.create_future()
+        self.call.start_server_batch(ops, _setter(done))
+        return (await done).success
+
+    def failed(self, exc: Exception) -> None:
+        """A handler bug: UNKNOWN with the exception, as grpc.aio answers it."""
+        _log.error("Unexpected %s raised by a gRPC handler", type(exc).__name__, exc_info=exc)
+        self.finish(_UNKNOWN, f"Unexpected {type(exc)}: {exc}")
+
+    # -------------------------------------------------------------- bodies
+    async def _unary(self, raw: bytes) -> None:
+        handler = self.handler
+        try:
+            request = handler.request_deserializer(raw) if handler.request_deserializer else raw
+            response = await handler.unary_unary(request, Context(self))
+            if handler.response_serializer is not None:
+                response = handler.response_serializer(response)
+            self.finish(_OK, "", response)
+        except Aborted:
+            pass
+        except asyncio.CancelledError:
+            pass                      # the client left: core already ended the call
+        except Exception as exc:      # noqa: BLE001 - any handler bug answers UNKNOWN
+            self.failed(exc)
+
+    async def _requests(self):
+        """The client's messages, one receive in flight at a time, until it half-closes."""
+        deserialize = self.handler.request_deserializer
+        while True:
+            got = self.loop.create_future()
+            self.call.start_server_batch((cygrpc.ReceiveMessageOperation(0),), _setter(got))
+            raw = (await got).batch_operations[0].message()
+            if raw is None:
+                return
+            yield deserialize(raw) if deserialize else raw
+
+    async def _stream(self) -> None:
+        handler = self.handler
+        serialize = handler.response_serializer
+        try:
+            async with aclosing(handler.stream_stream(self._requests(), Context(self))) as out:
+                async for response in out:
+                    if not await self.send(serialize(response) if serialize else response):
+                        return                 # the call ended under us (client gone)
+            self.finish(_OK, "")
+        except Aborted:
+            pass
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:      # noqa: BLE001
+            self.failed(exc)
