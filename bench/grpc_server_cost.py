@@ -18,7 +18,10 @@ Variants (``NAME[+knob...]``): ``aio`` (grpc.aio generic handler, as tritond
 today), ``aioreg`` (``add_registered_method_handlers``), ``uvloop`` (grpc.aio on
 uvloop), ``syncN`` (``grpc.server`` with a ThreadPoolExecutor of N threads),
 ``syncinline`` (``grpc.server`` running handlers in its polling thread), ``rawcq``
-(the floor: one Python thread driving cygrpc's completion queue directly).
+(the floor: one Python thread driving cygrpc's completion queue directly),
+``rawloop`` (that queue polled by a thread that wakes the asyncio loop once per
+batch of events; ``+uv`` on uvloop), ``engine`` (tritond's ``CoreServer``, which
+is ``rawloop`` made whole, on uvloop as the frontend runs it).
 Knobs: ``nochannelz`` (grpc.enable_channelz 0), ``nobdp`` (grpc.http2.bdp_probe 0),
 ``mcr`` (maximum_concurrent_rpcs=1000), ``exp=a:b`` (GRPC_EXPERIMENTS), ``poll``
 (GRPC_POLL_STRATEGY=poll).
@@ -154,6 +157,25 @@ def serve_raw_loop(port_file: str, knobs: list[str]) -> None:
     asyncio.run(main())
 
 
+def serve_engine(port_file: str, knobs: list[str]) -> None:
+    """tritond's own server class (frontend/grpc/engine.py) on uvloop, as the frontend runs it."""
+    import grpc
+    import uvloop
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    from tritond.frontend.grpc.engine import CoreServer
+
+    async def main():
+        handler = grpc.unary_unary_rpc_method_handler(_aecho)
+        server = CoreServer(_options(knobs), [grpc.method_handlers_generic_handler(
+            "inference.GRPCInferenceService", {"ModelInfer": handler})])
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        pathlib.Path(port_file).write_text(str(port))
+        await asyncio.Event().wait()
+    import asyncio
+    uvloop.run(main())
+
+
 def serve(variant: str, port_file: str) -> None:
     import grpc
     name, *knobs = variant.split("+")
@@ -163,6 +185,9 @@ def serve(variant: str, port_file: str) -> None:
         return
     if name == "rawloop":
         serve_raw_loop(port_file, knobs)
+        return
+    if name == "engine":
+        serve_engine(port_file, knobs)
         return
     if name.startswith("sync"):
         from concurrent import futures
