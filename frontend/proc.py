@@ -1,4 +1,4 @@
-"""FrontendProc: the frontend process shell around FrontendCore (uvicorn + grpc.aio on one loop).
+"""FrontendProc: the frontend process shell around FrontendCore (uvicorn + the gRPC engine on one loop).
 
 Start: bind the inbox, say Hello, wait for Setup, build the core, bind the HTTP
 socket ourselves (so a busy port is one clear log line and exit code 3), serve.

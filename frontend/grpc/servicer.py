@@ -52,9 +52,9 @@ class InferenceServicer:
 
     def __init__(self, core):
         self.core = core
-        # grpc.aio only streams from a handler that *is* an async generator
-        # function; a partial of one passes its inspect check without the
-        # extra generator hop a wrapping method would add per response.
+        # The engine iterates the handler's async generator (calls.Call._stream);
+        # a partial of serve_stream skips the generator hop a wrapping method
+        # would add per response.
         self.ModelStreamInfer = functools.partial(serve_stream, core)
 
     # ----------------------------------------------------------- inference
@@ -88,7 +88,7 @@ class InferenceServicer:
         finally:
             result.release()
             if trace is not None:
-                # grpc.aio writes the returned bytes after this: SEND_END is the hand-over
+                # the engine writes the returned bytes after this: SEND_END is the hand-over
                 trace.stamp("GRPC_SEND_END")
                 tracer.finish(trace)
 
@@ -209,7 +209,7 @@ def _gated(name: str, rpc, rules: dict):
     rule = rules.get(restrict.GRPC_METHODS[name])
     if rule is None:
         return rpc
-    if name == "ModelStreamInfer":       # grpc.aio streams only from an async generator
+    if name == "ModelStreamInfer":       # a stream handler is an async generator
         async def stream(requests, context):
             if not restrict.grpc_allowed(context.invocation_metadata(), rule):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, restrict.grpc_denial(rule))
@@ -225,7 +225,7 @@ def _gated(name: str, rpc, rules: dict):
 
 
 def generic_handlers(servicer: InferenceServicer, options=None) -> list:
-    """The two generic handlers to pass to ``grpc.aio.Server.add_generic_rpc_handlers``;
+    """The two generic handlers ``engine.CoreServer`` serves;
     ``options`` (--grpc-restricted-protocol) gates methods by category."""
     rules = restrict.grpc_restrictions(options) if options is not None else {}
     methods = {

@@ -6,7 +6,7 @@ responses per request, each with ``triton_final_response``; a decoupled
 model's bare final flag reaches the client only when the request set
 ``triton_enable_empty_final_response``) and responses are written as they
 come, their output slots released once written (backpressure); a
-single writer (this async generator) keeps grpc.aio's one-write-at-a-time
+single writer (this async generator) keeps gRPC's one-write-at-a-time
 rule. Requests and responses are raw bytes handled by ``wire`` as unary
 ModelInfer's are (``parse_request``, ``encode_stream``), so each tensor is
 copied once per direction on streams too. An error becomes an in-stream ``error_message``
@@ -43,7 +43,7 @@ def start_trace(tracer, model: str, context, received: int):
     """Sample one gRPC request, unary or of a stream (asked only when tracing may be on)."""
     trace = tracer.start(model, dict(context.invocation_metadata() or ()))
     if trace is not None:
-        # grpc.aio hands the handler a whole message: its reading ended as the call began
+        # the server hands the handler a whole message: its reading ended as the call began
         trace.stamp("GRPC_WAITREAD_START", received)
         trace.stamp("GRPC_WAITREAD_END", received)
     return trace
@@ -61,7 +61,7 @@ def _sent(tracer, trace, release):
 async def serve_stream(core, request_iterator, context):
     """Async generator of ModelStreamInferResponse for one ModelStreamInfer call.
 
-    When the call ends early (client gone, deadline), grpc.aio cancels this
+    When the call ends early (client gone, deadline), the engine cancels this
     generator; the ``finally`` cancels the request tasks, whose cancelled
     ``core.infer_stream`` iterators post Cancel to the scheduler.
     """

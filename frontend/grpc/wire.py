@@ -1,6 +1,6 @@
 """ModelInfer and ModelStreamInfer as raw bytes: tensor payloads go around protobuf.
 
-grpc.aio hands a raw-bytes handler the message as one ``bytes``. Parsing it
+The server hands a raw-bytes handler the message as one ``bytes``. Parsing it
 with protobuf copies each ``raw_input_contents`` entry twice more (into the
 upb arena, then into a new ``bytes`` on access); serialising a response
 copies each output three times (``bytes(view)``, into the message, into the
