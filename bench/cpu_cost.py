@@ -1,6 +1,7 @@
 """CPU time per request of every server process, at fixed concurrencies.
 
-    python bench/cpu_cost.py [--triton | --server CMD...] [--conc 1,8,64] [--seconds 5] [--binary]
+    python bench/cpu_cost.py [--triton | --server CMD...] [--conc 1,8,64] [--seconds 5]
+                             [--binary | --grpc]
 
 Throughput on a shared 2-core host swings by 10 % between runs; CPU time per
 request moves far less, and on 2 cores it *is* throughput. This starts a server
@@ -13,7 +14,9 @@ the server and every process it started, user+system CPU (``/proc/<pid>/stat``)
 and voluntary + involuntary context switches (``/proc/<pid>/status``) before and
 after; divided by the requests the server counted (statistics extension).
 Roles come from each process's listening sockets (tritond's ``@tritond-*-<role>``)
-or its command line. Loopback only; each load run is bounded by ``--seconds``.
+or its command line. ``--grpc`` loads gRPC ModelInfer instead, with h2load (one
+HTTP/2 connection, ``-m`` concurrent streams, as bench/vs_triton.sh's scenario
+c; ``{grpc}`` in ``--server`` is the gRPC port then). Loopback only; each load run is bounded by ``--seconds``.
 
 Syscalls and wake-ups per request come from ``perf stat -e
 raw_syscalls:sys_enter,context-switches -p <pid>`` attached to each process
@@ -72,6 +75,30 @@ def bodies(tmp: pathlib.Path, binary: bool) -> tuple[pathlib.Path, str]:
     head = json.dumps(doc).encode()
     (tmp / "body").write_bytes(head + struct.pack("<16f", *a) + struct.pack("<16f", *b))
     return tmp / "body", str(len(head))
+
+
+def grpc_body(tmp: pathlib.Path) -> pathlib.Path:
+    """add_sub's ModelInfer (two FP32[16] in raw_input_contents), gRPC-framed for h2load."""
+    import struct
+    from tritond.protos import grpc_service_pb2 as pb
+    req = pb.ModelInferRequest(model_name="add_sub")
+    for name, data in (("INPUT0", range(16)), ("INPUT1", [1.0] * 16)):
+        req.inputs.add(name=name, datatype="FP32", shape=[16])
+        req.raw_input_contents.append(struct.pack("<16f", *data))
+    msg = req.SerializeToString()
+    (tmp / "body.grpc").write_bytes(struct.pack(">BI", 0, len(msg)) + msg)
+    return tmp / "body.grpc"
+
+
+def h2load(grpc_port: int, body, conc: int, seconds: int) -> None:
+    """One HTTP/2 connection with ``conc`` concurrent ModelInfer calls for ``seconds``."""
+    cmd = ["h2load", "-c1", f"-m{conc}", "-t1", "-D", str(seconds), "-d", str(body),
+           "-H", "content-type: application/grpc", "-H", "te: trailers",
+           f"http://127.0.0.1:{grpc_port}/inference.GRPCInferenceService/ModelInfer"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    m = re.search(r"(\d+) succeeded, (\d+) failed, (\d+) errored", out)
+    if not m or int(m.group(2)) or int(m.group(3)):
+        raise SystemExit(f"h2load failed: {out[-400:]}")
 
 
 def model_inputs(port: int, model: str) -> list[tuple[str, list]]:
@@ -149,7 +176,7 @@ def usage(pid: int) -> tuple[float, int, float]:
         return 0.0, 0, 0.0
 
 
-def triton_command(repository: str, port: int) -> list[str]:
+def triton_command(repository: str, port: int, grpc_port: int) -> list[str]:
     """Triton 2.51 (pytriton's build) as the anchors harness starts it."""
     env_root = pathlib.Path(os.environ.get("ANCHORS_ENV", "/tmp/anchors-env")) / "triton"
     py = env_root / "bin/python"
@@ -165,7 +192,7 @@ def triton_command(repository: str, port: int) -> list[str]:
             f"{ts}/bin/tritonserver", f"--model-repository={repository}",
             f"--backend-directory={ts}/backends", f"--cache-directory={ts}/caches",
             "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1",
-            f"--http-port={port}", f"--grpc-port={free_port()}", f"--metrics-port={free_port()}",
+            f"--http-port={port}", f"--grpc-port={grpc_port}", f"--metrics-port={free_port()}",
             "--allow-gpu-metrics=false", "--log-verbose=0"]
 
 
@@ -251,18 +278,24 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
 
 
 def measure(port: int, pids: list[int], conc: int, seconds: float, body, hlen, lua, model,
-            counters: Counters) -> dict:
+            counters: Counters, grpc_port: int | None = None) -> dict:
     env = dict(os.environ, BODY=str(body), HDR_LEN=hlen)
     url = f"http://127.0.0.1:{port}/v2/models/{model}/infer"
     wrk = ["wrk", "-t1", f"-c{conc}", "-s", str(lua), url]
-    subprocess.run(wrk[:3] + ["-d1s"] + wrk[3:], env=env, capture_output=True, timeout=60)
+
+    def load(secs: int) -> None:
+        if grpc_port is not None:
+            h2load(grpc_port, body, conc, secs)
+            return
+        done = subprocess.run(wrk[:3] + [f"-d{secs}s"] + wrk[3:], env=env, capture_output=True,
+                              text=True, timeout=secs + 60)
+        if done.returncode != 0 or "Non-2xx" in done.stdout:
+            raise SystemExit(f"wrk failed: {done.stdout[-400:]} {done.stderr[-400:]}")
+    load(1)                                   # warm-up
     counters.start()
     before = {p: usage(p) for p in pids}
     (n0, e0), t0 = served(port, model, True), time.monotonic()
-    done = subprocess.run(wrk[:3] + [f"-d{int(seconds)}s"] + wrk[3:], env=env, capture_output=True,
-                          text=True, timeout=seconds + 60)
-    if done.returncode != 0 or "Non-2xx" in done.stdout:
-        raise SystemExit(f"wrk failed: {done.stdout[-400:]} {done.stderr[-400:]}")
+    load(int(seconds))
     n, e = served(port, model, True)
     n, e = n - n0, e - e0
     wall = time.monotonic() - t0
@@ -287,6 +320,8 @@ def main() -> int:
     ap.add_argument("--conc", default="1,8,64")
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--binary", action="store_true")
+    ap.add_argument("--grpc", action="store_true",
+                    help="gRPC ModelInfer for add_sub with h2load instead of HTTP with wrk")
     ap.add_argument("--model", default="add_sub",
                     help="model to load; other than add_sub: a JSON body from its metadata "
                     "(FP32 inputs), e.g. an ensemble or a BLS model")
@@ -299,23 +334,29 @@ def main() -> int:
     ap.add_argument("--server", nargs=argparse.REMAINDER,
                     help="server command (HTTP port given as {port}); default: this tritond")
     args = ap.parse_args()
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is needed (apt-get install wrk)")
+    tool = "h2load" if args.grpc else "wrk"
+    if not shutil.which(tool):
+        raise SystemExit(f"{tool} is needed (apt-get install {'nghttp2-client' if args.grpc else 'wrk'})")
     port = free_port()
+    grpc_port = free_port()
     if args.triton:
-        cmd = triton_command(args.repository, port)
+        cmd = triton_command(args.repository, port, grpc_port)
     elif args.server:
-        # {port}: the HTTP port measured; {free}: another free port each (gRPC, metrics)
-        cmd = [c.replace("{port}", str(port)).replace("{free}", str(free_port()))
-               for c in args.server]
+        # {port}: the HTTP port; {grpc}: the gRPC port (--grpc); {free}: another free port each
+        cmd = [c.replace("{port}", str(port)).replace("{grpc}", str(grpc_port))
+               .replace("{free}", str(free_port())) for c in args.server]
     else:
         cmd = [
         str(ROOT / ".venv/bin/tritond"), "--model-repository", args.repository,
             "--http-address", "127.0.0.1", "--grpc-address", "127.0.0.1",
             "--metrics-address", "127.0.0.1", f"--http-port={port}",
-            f"--grpc-port={free_port()}", f"--metrics-port={free_port()}"]
+            f"--grpc-port={grpc_port}", f"--metrics-port={free_port()}"]
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="cpu-cost-"))
     body, hlen = bodies(tmp, args.binary)
+    if args.grpc:
+        if args.model != "add_sub" or args.body or args.binary:
+            raise SystemExit("--grpc is built for add_sub only")
+        body = grpc_body(tmp)
     if args.body:
         body = pathlib.Path(args.body)
         hfile = pathlib.Path(args.body + ".hlen")
@@ -334,14 +375,15 @@ def main() -> int:
         roles = {p: role(p) for p in pids}
         counters = Counters(pids, tmp, args.strace)
         name = "tritonserver" if args.triton else os.path.basename(cmd[0])
-        print(f"server: {name}  model {args.model}, "
-              f"{'binary' if args.binary else 'JSON'}, {args.seconds:g} s per concurrency")
+        kind = "gRPC (h2load)" if args.grpc else "binary" if args.binary else "JSON"
+        print(f"server: {name}  model {args.model}, {kind}, {args.seconds:g} s per concurrency")
         extra = " top syscalls |" if args.strace else ""
         print(f"| conc | req/s | process | CPU µs/req (of it kernel) | syscalls/req | ctx switches/req "
               f"(all threads) | main-thread switches/req |{extra}")
         print("|---:|---:|---|---:|---:|---:|---:|" + ("---|" if args.strace else ""))
         for conc in [int(c) for c in args.conc.split(",")]:
-            r = measure(port, pids, conc, args.seconds, body, hlen, lua, args.model, counters)
+            r = measure(port, pids, conc, args.seconds, body, hlen, lua, args.model, counters,
+                        grpc_port if args.grpc else None)
             rows = r["per_pid"].values()
             total = [sum(row[i] for row in rows) for i in (0, 2, 3, 5)]
             for p, (cpu, sw, calls, wakes, top, sys_us) in sorted(r["per_pid"].items(),
