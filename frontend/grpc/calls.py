@@ -1,9 +1,9 @@
 """One RPC on :class:`~.engine.CoreServer`: its context, unary and streaming bodies.
 
 The handlers are grpc's own ``RpcMethodHandler`` objects (built by
-``servicer.generic_handlers``) and see the same two context methods they use
-under grpc.aio: ``invocation_metadata()`` and ``await abort(code, details)``
-(which answers the call and raises). Every completion-queue tag is a plain
+``servicer.generic_handlers``); their context is the ``Call`` itself, with the
+two context methods they use under grpc.aio: ``invocation_metadata()`` and
+``await abort(code, details)`` (which answers the call and raises). Every completion-queue tag is a plain
 callable the engine calls on the event loop with the event.
 """
 from __future__ import annotations
@@ -32,27 +32,11 @@ def _setter(future: asyncio.Future):
     return fire
 
 
-class Context:
-    """The servicer context: what tritond's handlers use of grpc.aio's."""
-
-    __slots__ = ("_call",)
-
-    def __init__(self, call: "Call"):
-        self._call = call
-
-    def invocation_metadata(self):
-        return self._call.metadata
-
-    def peer(self) -> str:
-        return self._call.call.peer().decode()
-
-    async def abort(self, code: grpc.StatusCode, details: str = ""):
-        self._call.finish(code.value[0], details)
-        raise Aborted(details)
-
-
 class Call:
-    """State of one server call; ``on_close`` is its receive-close tag."""
+    """State of one server call, and its handlers' context (one object less per call).
+
+    ``on_close`` is its receive-close tag, ``on_request`` a unary call's message tag.
+    """
 
     __slots__ = ("call", "metadata", "handler", "loop", "task", "status_sent",
                  "metadata_sent", "cancelled")
@@ -66,6 +50,15 @@ class Call:
         self.status_sent = False
         self.metadata_sent = False
         self.cancelled = False
+
+    # ------------------------------------------------- the servicer context
+    def invocation_metadata(self):
+        return self.metadata
+
+    async def abort(self, code: grpc.StatusCode, details: str = ""):
+        """Answer the call with ``code`` and ``details``, then raise (as grpc.aio does)."""
+        self.finish(code.value[0], details)
+        raise Aborted(details)
 
     # --------------------------------------------------------------- start
     def start(self) -> None:
@@ -125,7 +118,7 @@ class Call:
         handler = self.handler
         try:
             request = handler.request_deserializer(raw) if handler.request_deserializer else raw
-            response = await handler.unary_unary(request, Context(self))
+            response = await handler.unary_unary(request, self)
             if handler.response_serializer is not None:
                 response = handler.response_serializer(response)
             self.finish(_OK, "", response)
@@ -151,7 +144,7 @@ class Call:
         handler = self.handler
         serialize = handler.response_serializer
         try:
-            async with aclosing(handler.stream_stream(self._requests(), Context(self))) as out:
+            async with aclosing(handler.stream_stream(self._requests(), self)) as out:
                 async for response in out:
                     if not await self.send(serialize(response) if serialize else response):
                         return                 # the call ended under us (client gone)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import threading
 
 import grpc
@@ -26,6 +27,7 @@ from grpc._cython import cygrpc
 
 from .calls import Call
 
+_log = logging.getLogger("tritond.frontend.grpc")
 _UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED.value[0]
 _OP_COMPLETE = cygrpc.CompletionType.operation_complete
 
@@ -125,7 +127,10 @@ class CoreServer:
             event = events.popleft()
             tag = event.tag
             if tag is not None:
-                tag(event)
+                try:
+                    tag(event)
+                except Exception:  # noqa: BLE001 - one call's failure must not stall the rest
+                    _log.exception("gRPC completion handler failed")
 
     def _accept(self, event) -> None:
         """A new call (tag of ``request_call``): ask for the next one, start this one."""
