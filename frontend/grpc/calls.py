@@ -35,7 +35,9 @@ def _setter(future: asyncio.Future):
 class Call:
     """State of one server call, and its handlers' context (one object less per call).
 
-    ``on_close`` is its receive-close tag, ``on_request`` a unary call's message tag.
+    The call itself is its receive-close tag (``__call__``; the engine's poller
+    drops a close that was not a cancellation without waking the loop),
+    ``on_request`` a unary call's message tag.
     """
 
     __slots__ = ("call", "metadata", "handler", "loop", "task", "status_sent",
@@ -63,13 +65,13 @@ class Call:
     # --------------------------------------------------------------- start
     def start(self) -> None:
         """Ask core for the close notice, then the request (unary) or run the stream."""
-        self.call.start_server_batch((cygrpc.ReceiveCloseOnServerOperation(0),), self.on_close)
+        self.call.start_server_batch((cygrpc.ReceiveCloseOnServerOperation(0),), self)
         if self.handler.request_streaming:
             self.task = self.loop.create_task(self._stream())
         else:
             self.call.start_server_batch((cygrpc.ReceiveMessageOperation(0),), self.on_request)
 
-    def on_close(self, event) -> None:
+    def __call__(self, event) -> None:
         """The call is over for core: cancelled (client gone, deadline, shutdown) or done."""
         if event.batch_operations[0].cancelled() and not self.status_sent:
             self.cancelled = True

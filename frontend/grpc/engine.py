@@ -100,6 +100,11 @@ class CoreServer:
             event = self._cq.poll()
             if event.completion_type != _OP_COMPLETE:
                 break                 # the queue's shutdown (no deadline given: no timeout)
+            tag = event.tag
+            # Nothing to do on the loop for a sent answer (tag None) or a call that
+            # ended without a cancellation: no wake-up for them.
+            if tag is None or (type(tag) is Call and not event.batch_operations[0].cancelled()):
+                continue
             events.append(event)
             if not self._armed:
                 self._armed = True
@@ -125,12 +130,10 @@ class CoreServer:
         events = self._events
         while events:
             event = events.popleft()
-            tag = event.tag
-            if tag is not None:
-                try:
-                    tag(event)
-                except Exception:  # noqa: BLE001 - one call's failure must not stall the rest
-                    _log.exception("gRPC completion handler failed")
+            try:
+                event.tag(event)
+            except Exception:  # noqa: BLE001 - one call's failure must not stall the rest
+                _log.exception("gRPC completion handler failed")
 
     def _accept(self, event) -> None:
         """A new call (tag of ``request_call``): ask for the next one, start this one."""

@@ -21,6 +21,7 @@ class Handlers:
     """The test service; ``cancelled`` and ``release`` cross from the loop's thread."""
 
     def __init__(self):
+        self.started = threading.Event()
         self.cancelled = threading.Event()
         self.release: asyncio.Event | None = None
 
@@ -37,6 +38,7 @@ class Handlers:
         return dict(context.invocation_metadata())["k"].encode()
 
     async def hang(self, request, context):
+        self.started.set()
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
@@ -130,7 +132,7 @@ def test_deadline_cancels_the_handler(srv):
 
 def test_client_cancel_cancels_the_handler(srv):
     future = srv.channel.unary_unary(f"/{SERVICE}/Hang").future(b"")
-    srv.unary("Echo")                      # the Hang call reached the server before it
+    assert srv.handlers.started.wait(10)
     future.cancel()
     assert srv.handlers.cancelled.wait(10)
 
@@ -167,7 +169,7 @@ def test_stop_now_cancels_calls_in_flight():
     running = Running()
     try:
         pending = running.channel.unary_unary(f"/{SERVICE}/Hang").future(b"")
-        running.unary("Echo")
+        assert running.handlers.started.wait(10)
         running.call(running.server.stop(None))
         assert running.handlers.cancelled.wait(10)
         assert pending.exception(10).code() in (grpc.StatusCode.CANCELLED,
