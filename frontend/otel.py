@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 
-_TOP = ("HTTP_", "GRPC_")
+_TOP = ("HTTP_", "GRPC_", "INFER_RESPONSE_COMPLETE")    # the root span's events
 _MODEL = ("REQUEST_START", "QUEUE_START", "REQUEST_END")
 _COMPUTE = ("COMPUTE_START", "COMPUTE_INPUT_END", "COMPUTE_OUTPUT_START", "COMPUTE_END")
 # The bsp_* settings -> BatchSpanProcessor arguments (unset: the SDK reads OTEL_BSP_*).

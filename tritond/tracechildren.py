@@ -60,7 +60,7 @@ class Children:
         children, renumbered under it."""
         stamps = [("REQUEST_START", start_ns), *zip(stamp_names(resp.trace), resp.trace),
                   ("REQUEST_END", end_ns)]
-        version = resp.model_version or version
+        version = resp.model_version or max(version, 0)     # -1: never resolved
         self.items.append(TraceChild(ref, 0, model, version, text(request_id), stamps))
         if resp.children:
             self.adopt(resp.children, ref)

@@ -39,7 +39,7 @@ def watch(pb, req: messages.Request, callback):
 
     def traced(resp: messages.Response) -> None:
         if resp.final:
-            kids.add(ref, model, max(version, 0), request_id, start, resp, time.monotonic_ns())
+            kids.add(ref, model, version, request_id, start, resp, time.monotonic_ns())
         callback(resp)
 
     return traced
