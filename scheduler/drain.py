@@ -59,7 +59,7 @@ class Retirement:
         if inst.address not in self._listed:
             return False
         if inst.busy is None and not inst.ahead:
-            out.append(self.drained(instance_key(inst.address)))
+            out.append(self._drained(instance_key(inst.address)))
         else:
             self.retiring[inst.address] = inst
         return True
@@ -78,7 +78,7 @@ class Retirement:
         if inst.busy is not None:
             return out
         del retiring[msg.instance]
-        return out + [self.drained(instance_key(inst.address))]
+        return out + [self._drained(instance_key(inst.address))]
 
     def release(self, msg: messages.Release) -> list:
         """Slots of a retiring instance go back at once (no next Execute carries them)."""
@@ -106,10 +106,10 @@ class Retirement:
             unloading.append(key)
             if key not in told and not model.policy.count:
                 told.add(key)
-                out.append(self.drained(model_key(*key)))
+                out.append(self._drained(model_key(*key)))
         told.intersection_update(unloading)   # a version loaded again may unload again
         self.unloading = bool(unloading)
         return out
 
-    def drained(self, name: str) -> Notify:
+    def _drained(self, name: str) -> Notify:
         return Notify(self.parent, messages.Drained(name))
