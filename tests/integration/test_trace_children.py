@@ -18,6 +18,7 @@ from tests.server import REPO, Server
 COMPUTE = ["COMPUTE_START", "COMPUTE_INPUT_END", "COMPUTE_OUTPUT_START", "COMPUTE_END"]
 MODEL = ["REQUEST_START", "QUEUE_START", *COMPUTE, "REQUEST_END"]
 HTTP_IN, HTTP_OUT = ["HTTP_RECV_START", "HTTP_RECV_END"], ["HTTP_SEND_START", "HTTP_SEND_END"]
+DONE = "INFER_RESPONSE_COMPLETE"
 TRACE_ON = ("--trace-config=level=TIMESTAMPS", "--trace-config=rate=1")
 
 # A Python model calling ``target`` through BLS twice: traced (trace=request.trace(), as
@@ -110,7 +111,7 @@ def test_generate_and_generate_stream_are_traced(tmp_path):
     for t in traces.values():
         assert t["head"] == {"id": t["head"]["id"], "model_name": "simple", "model_version": 1,
                              "request_id": "gen-1"}
-        assert _names(t) == [*HTTP_IN, *MODEL, "INFER_RESPONSE_COMPLETE", *HTTP_OUT]
+        assert _names(t) == [*HTTP_IN, *MODEL, DONE, *HTTP_OUT]
 
 
 # ------------------------------------------------------------------ (b) cache hits
@@ -134,12 +135,13 @@ def test_a_cache_hit_is_traced_without_compute(tmp_path):
     finally:
         assert srv.stop() == 0
     by_id = {t["head"]["request_id"]: t for t in _read(path).values()}
-    assert _names(by_id["miss"]) == [*HTTP_IN, *MODEL, *HTTP_OUT]
+    assert _names(by_id["miss"]) == [*HTTP_IN, *MODEL, DONE, *HTTP_OUT]
     assert _names(by_id["hit"]) == [*HTTP_IN, "REQUEST_START", "QUEUE_START", "REQUEST_END",
-                                    *HTTP_OUT]
+                                    DONE, *HTTP_OUT]
     assert _names(by_id["grpc-hit"]) == ["GRPC_WAITREAD_START", "GRPC_WAITREAD_END",
                                          "REQUEST_START", "QUEUE_START", "REQUEST_END",
-                                         "GRPC_SEND_START", "GRPC_SEND_END"]
+                                         "INFER_RESPONSE_COMPLETE", "GRPC_SEND_START",
+                                         "GRPC_SEND_END"]
     assert by_id["hit"]["head"]["model_version"] == 1
 
 
@@ -173,7 +175,8 @@ def test_ensemble_steps_are_child_traces(tmp_path, pipelines):
     chain = next(t for t in traces.values() if t["head"]["request_id"] == "ens")
     assert "parent_id" not in chain["head"]
     # the ensemble: no compute of its own (Triton), its QUEUE_START from the scheduler
-    assert _names(chain) == [*HTTP_IN, "REQUEST_START", "QUEUE_START", "REQUEST_END", *HTTP_OUT]
+    assert _names(chain) == [*HTTP_IN, "REQUEST_START", "QUEUE_START", "REQUEST_END", DONE,
+                             *HTTP_OUT]
     steps = [t for t in traces.values() if t["head"].get("parent_id") == chain["head"]["id"]]
     assert [s["head"]["model_name"] for s in steps] == ["add_sub", "add_sub"]
     for s in steps:
@@ -215,7 +218,7 @@ def test_bls_calls_with_the_request_trace_are_child_traces(tmp_path, pipelines):
     assert _names(ens) == ["REQUEST_START", "QUEUE_START", "REQUEST_END"]
     assert [t["head"]["parent_id"] for t in models["add_sub"]] == [ens["head"]["id"]] * 2
     assert sum("parent_id" in t["head"] for t in traces.values()) == 3
-    assert _names(bls) == [*HTTP_IN, *MODEL, *HTTP_OUT]
+    assert _names(bls) == [*HTTP_IN, *MODEL, DONE, *HTTP_OUT]
     at = dict(bls["stamps"])
     child = dict(ens["stamps"])
     assert at["COMPUTE_START"] < child["REQUEST_START"] < child["REQUEST_END"] < \
