@@ -14,11 +14,10 @@ per request (``/proc/<pid>/stat``, all threads) plus its context switches per
 request (``/proc/<pid>/task/*/status``). Variants run interleaved, ``--pairs``
 rounds, because the host is shared: compare within a round.
 
-Variants (``NAME[+knob...]``): ``aio`` (grpc.aio generic handler, as tritond
-today), ``aioreg`` (``add_registered_method_handlers``), ``uvloop`` (grpc.aio on
+Variants (``NAME[+knob...]``): ``aio`` (grpc.aio generic handler, tritond's
+server before frontend/grpc/engine.py), ``aioreg`` (``add_registered_method_handlers``), ``uvloop`` (grpc.aio on
 uvloop), ``syncN`` (``grpc.server`` with a ThreadPoolExecutor of N threads),
-``syncinline`` (``grpc.server`` running handlers in its polling thread), ``rawcq``
-(the floor: one Python thread driving cygrpc's completion queue directly),
+``rawcq`` (the floor: one Python thread driving cygrpc's completion queue directly),
 ``rawloop`` (that queue polled by a thread that wakes the asyncio loop once per
 batch of events; ``+uv`` on uvloop), ``engine`` (tritond's ``CoreServer``, which
 is ``rawloop`` made whole, on uvloop as the frontend runs it).
@@ -60,16 +59,6 @@ def _options(knobs: list[str]) -> list:
     return opts
 
 
-class _Inline:
-    """An executor that runs the handler in the sync server's own polling thread."""
-
-    def submit(self, fn, *args, **kwargs):
-        from concurrent import futures
-        future = futures.Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
-
-
 def serve_raw(port_file: str, knobs: list[str]) -> None:
     """The floor: grpcio's core driven by one Python thread on cygrpc's completion
     queue (what both grpc.server and grpc.aio are built on), no executor, no loop."""
@@ -103,7 +92,6 @@ def serve_raw_loop(port_file: str, knobs: list[str]) -> None:
     the loop runs an ``async`` handler in a task per call and answers from there."""
     import asyncio
     import threading
-    import time as _time
     from grpc._cython import cygrpc
     if "uv" in knobs:
         import uvloop
@@ -191,8 +179,7 @@ def serve(variant: str, port_file: str) -> None:
         return
     if name.startswith("sync"):
         from concurrent import futures
-        pool = _Inline() if name == "syncinline" else futures.ThreadPoolExecutor(int(name[4:]))
-        server = grpc.server(pool, options=_options(knobs), maximum_concurrent_rpcs=mcr)
+        server = grpc.server(futures.ThreadPoolExecutor(int(name[4:])), options=_options(knobs), maximum_concurrent_rpcs=mcr)
         handler = grpc.unary_unary_rpc_method_handler(_echo)
         server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
             "inference.GRPCInferenceService", {"ModelInfer": handler})])
