@@ -57,6 +57,7 @@ class CoreServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drained: asyncio.Future | None = None
         self._thread: threading.Thread | None = None
+        self._accept_tag = self._accept      # one bound method: the poller compares by identity
 
     def add_insecure_port(self, address: str) -> int:
         return self._server.add_http2_port(address.encode())
@@ -69,7 +70,7 @@ class CoreServer:
         self._drained = self._loop.create_future()
         self._server.start(backup_queue=False)
         self._running = True
-        self._server.request_call(self._cq, self._cq, self._accept)
+        self._server.request_call(self._cq, self._cq, self._accept_tag)
         self._thread = threading.Thread(target=self._poll, name="grpc-cq", daemon=True)
         self._thread.start()
 
@@ -101,6 +102,9 @@ class CoreServer:
             if event.completion_type != _OP_COMPLETE:
                 break                 # the queue's shutdown (no deadline given: no timeout)
             tag = event.tag
+            if tag is self._accept_tag:
+                self._accept(event)   # here: a unary call needs the loop only for its message
+                continue
             # Nothing to do on the loop for a sent answer (tag None) or a call that
             # ended without a cancellation: no wake-up for them.
             if tag is None or (type(tag) is Call and not event.batch_operations[0].cancelled()):
@@ -135,12 +139,26 @@ class CoreServer:
             except Exception:  # noqa: BLE001 - one call's failure must not stall the rest
                 _log.exception("gRPC completion handler failed")
 
+    # ---------------------------------------------------------- poller side
     def _accept(self, event) -> None:
-        """A new call (tag of ``request_call``): ask for the next one, start this one."""
+        """A new call (runs in the poller): ask for the next one, start this one.
+
+        Only core calls here (thread-safe), no loop state: a unary call's batches
+        start from this thread; a stream's task is created on the loop.
+        """
+        try:
+            self._accept_call(event)
+        except Exception:  # noqa: BLE001 - the poller must keep polling
+            _log.exception("gRPC call setup failed")
+
+    def _accept_call(self, event) -> None:
         if not event.success:         # the server is shutting down
             return
         if self._running:
-            self._server.request_call(self._cq, self._cq, self._accept)
+            try:
+                self._server.request_call(self._cq, self._cq, self._accept_tag)
+            except ValueError:        # stop() began shutting the server down meanwhile
+                pass
         call = event.call
         method = event.call_details.method.decode()
         handler = self._handler(method, event.invocation_metadata)
@@ -150,7 +168,11 @@ class CoreServer:
                 cygrpc.SendStatusFromServerOperation((), _UNIMPLEMENTED, "Method not found!", 0),
             ), None)
             return
-        Call(call, event.invocation_metadata, handler, self._loop).start()
+        served = Call(call, event.invocation_metadata, handler, self._loop)
+        if handler.request_streaming:
+            self._loop.call_soon_threadsafe(served.start)
+        else:
+            served.start()
 
     def _handler(self, method: str, metadata):
         handler = self._methods.get(method)
