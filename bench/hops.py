@@ -17,8 +17,9 @@ moment its peer is put on a CPU: an idle CPU leaving its halt, or the peer
 waiting behind whatever runs there; zero if the peer was running already) and a
 *work* segment (from then to the peer's own first write: its CPU work, plus any
 time it was preempted meanwhile). Printed as p50 / mean / p90 in µs, with how
-often the peer was put on an idle CPU and how often a process was preempted
-inside its work segment. The worker's Executed and each process's work after its
+often the peer was put on an idle CPU, how long the sender itself still ran
+after its send before the peer started (on a shared CPU: part of the wait), and
+how often a process was preempted inside its work segment. The worker's Executed and each process's work after its
 send run beside the chain, not in it.
 Needs ``perf`` with tracepoint access (root) and ``wrk``.
 """
@@ -83,11 +84,14 @@ def chains(events):
     segs = [[] for _ in LABELS]
     idle = [0] * len(LABELS)
     cuts = [0] * len(LABELS)
+    held = [[] for _ in LABELS]   # wake segments: how long the sender itself still ran
     cycles, dropped = [], 0
     oncpu = {r: False for r in (CLIENT, FRONTEND, SCHEDULER, WORKER)}
     stamps: list = []          # the current request's segment boundaries
     flags: list = []
+    holds: list = []
     preempted = False
+    left = None                   # when the sender left its CPU after its send
     for t, kind, who, detail in events:
         step = len(stamps)     # even: waiting for ORDER[step//2] to send; odd: for a wakee
         if kind == "in":
@@ -96,7 +100,10 @@ def chains(events):
             oncpu[who] = False
         if step % 2 == 1:      # the previous sender's peer must get a CPU
             peer = ORDER[step // 2 + 1]
+            if kind == "out" and who == ORDER[step // 2] and left is None:
+                left = t
             if kind == "in" and who == peer:
+                holds.append((left if left is not None else t) - stamps[-1])
                 stamps.append(t)
                 flags.append(detail)
                 preempted = False
@@ -106,7 +113,7 @@ def chains(events):
         if kind != "send":
             continue
         if who == CLIENT and step != 0 and step != len(ORDER) * 2 - 2:
-            stamps, flags, dropped = [], [], dropped + 1    # lost track: start again
+            stamps, flags, holds, dropped = [], [], [], dropped + 1   # lost track: restart
             step = 0
         if who != ORDER[step // 2]:
             continue
@@ -119,28 +126,34 @@ def chains(events):
                 idle[s] += f
             for s, f in zip(range(1, len(LABELS), 2), flags[1::2]):
                 cuts[s] += f
-            stamps, flags = [], []
+            for s, h in zip(range(0, len(LABELS), 2), holds):
+                held[s].append(h)
+            stamps, flags, holds = [], [], []
             step = 0
         if step:
             flags.append(preempted)
         stamps.append(t)
+        left = None
         peer = ORDER[step // 2 + 1]
         if oncpu[peer]:          # already running (e.g. finishing its last turn): no wait
             stamps.append(t)
             flags.append(False)
+            holds.append(0.0)
             preempted = False
-    return segs, idle, cuts, cycles, dropped
+    return segs, (idle, held), cuts, cycles, dropped
 
 
-def report(segs, idle, cuts, cycles, dropped) -> None:
+def report(segs, wakes_info, cuts, cycles, dropped) -> None:
+    idle, held = wakes_info
     n = len(cycles)
     print(f"requests traced: {n} (left out, track lost: {dropped})\n")
-    print("| segment | p50 µs | mean µs | p90 µs | wake: put on an idle CPU; "
-          "work: preempted in it |")
-    print("|---|---:|---:|---:|---:|")
+    print("| segment | p50 µs | mean µs | p90 µs | wake: put on an idle CPU; sender still "
+          "running after its send, p50 / mean µs; work: preempted in it |")
+    print("|---|---:|---:|---:|---|")
     q = lambda v, f: sorted(v)[min(int(f * len(v)), len(v) - 1)]
     for s, (label, v) in enumerate(zip(LABELS, segs)):
-        note = (f"{100 * idle[s] / n:.0f} % idle" if s % 2 == 0
+        note = (f"{100 * idle[s] / n:.0f} % idle; {statistics.median(held[s]):.0f} / "
+                f"{statistics.mean(held[s]):.0f}" if s % 2 == 0
                 else f"{100 * cuts[s] / n:.0f} % preempted")
         print(f"| {label} | {statistics.median(v):.0f} | {statistics.mean(v):.0f} | "
               f"{q(v, .9):.0f} | {note} |")

@@ -42,12 +42,14 @@ def one_request(t0: float) -> list[str]:
 
 def test_segments_of_each_request() -> None:
     lines = one_request(1000) + one_request(1265) + [send(W, 1530)]
-    segs, idle, cuts, cycles, dropped = hops.chains(hops.parse("\n".join(lines), TIDS))
+    segs, (idle, held), cuts, cycles, dropped = hops.chains(hops.parse("\n".join(lines), TIDS))
     assert dropped == 0
     assert cycles == pytest.approx([265, 265])
     assert [v[0] for v in segs] == pytest.approx([5, 60, 10, 20, 8, 70, 12, 50, 20, 10])
     assert idle[0] == 2 and idle[2] == 0          # the frontend woke on an idle CPU
     assert cuts[5] == 2 and cuts[1] == 0          # the worker was preempted in its work
+    # the frontend ran 10 µs after sending its Request, the worker 12 after its Response
+    assert [v[0] for v in held[0::2]] == pytest.approx([1, 10, 8, 12, 20])
 
 
 def test_a_peer_already_running_has_no_wake_latency() -> None:
