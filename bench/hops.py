@@ -19,14 +19,13 @@ waiting behind whatever runs there; zero if the peer was running already) and a
 time it was preempted meanwhile). Printed as p50 / mean / p90 in µs, with how
 often the peer was put on an idle CPU, how long the sender itself still ran
 after its send before the peer started (on a shared CPU: part of the wait), and
-how often a process was preempted inside its work segment. The worker's Executed and each process's work after its
-send run beside the chain, not in it.
+how often a process was preempted inside its work segment. The worker's
+Executed and each process's work after its send run beside the chain, not in it.
 Needs ``perf`` with tracepoint access (root) and ``wrk``.
 """
 from __future__ import annotations
 
 import argparse
-import collections
 import os
 import pathlib
 import re
