@@ -1,7 +1,7 @@
 """The scheduler core's view of the model table: adopt, move, drop, fail instances."""
 from __future__ import annotations
 
-from tritond import messages
+from tritond import messages, namespaces
 from tritond.errors import Code, TritonError
 
 from .config import SchedConfig
@@ -38,9 +38,25 @@ class TableMixin(RetireMixin):
             if key not in new:
                 self._drop(model, out, reasons.get(key, ""))
         self._models = new
+        # --model-namespacing: bare names (a BLS request names its model) -> keys
+        self._by_name = namespaces.index(k for k, _ in new) if any(
+            "/" in k for k, _ in new) else {}
         self._instances = {a: i for m in new.values() for a, i in m.router.instances.items()}
         out.extend(self.unloading_drained())
         return out
+
+    def named(self, req) -> list[Output]:
+        """Give a request naming a model by its bare name the model's key (namespaces.py);
+        Triton's ambiguity error when several namespaces serve that name."""
+        if not getattr(self, "_by_name", None) or "/" in req.model:
+            return []
+        try:
+            key = namespaces.resolve(req.model, self._by_name)
+        except TritonError as exc:
+            return [_error(req, exc.code, exc.message)]
+        if key is not None:
+            req.model = key
+        return []
 
     def _adopt(self, model: Model | None, entry: messages.ModelEntry, out: list) -> Model:
         """The Model for ``entry``: the existing one, or a new one on a config change."""

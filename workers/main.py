@@ -24,7 +24,7 @@ from typing import Optional
 
 import msgspec
 
-from tritond import loglevels, messages
+from tritond import loglevels, messages, namespaces
 from tritond.endpoint import SyncEndpoint
 from tritond.errors import Code, TritonError
 from tritond.procutil import Bootstrap, child_start, quiet_gc
@@ -205,7 +205,7 @@ class WorkerProc:
             raise TritonError(Code.INVALID_ARG,
                               f"model '{load.model}': config names no backend "
                               f"(platform '{spec.platform}')")
-        ctx = LoadContext(load.model, load.version, load.instance, load.kind, load.device_id,
+        ctx = LoadContext(namespaces.name_of(load.model), load.version, load.instance, load.kind, load.device_id,
                           load.model_dir, load.repository, self.setup.options)
         self.backend = backend_class(spec.backend)(ctx)
         if load.auto_complete:
