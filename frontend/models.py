@@ -140,7 +140,9 @@ class Models:
             if ready:
                 latest[name] = max(ready, key=lambda v: v.version)
         self._versions, self._latest, self._names = versions, latest, sorted(names)
-        self._by_name = namespaces.index(versions) if self._namespacing else {}
+        # Triton's global map drops an unloaded model (a failed one stays in it)
+        self._by_name = namespaces.index(k for k, by_version in versions.items() if any(
+            v.reason != "unloaded" for v in by_version.values())) if self._namespacing else {}
         self.server_ready = table.server_ready
 
     def key(self, name: str) -> str:

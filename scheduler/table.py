@@ -61,7 +61,10 @@ class TableMixin(RetireMixin):
     def _adopt(self, model: Model | None, entry: messages.ModelEntry, out: list) -> Model:
         """The Model for ``entry``: the existing one, or a new one on a config change."""
         config_json = entry.spec.config_json if entry.spec is not None else ""
-        if model is None or model.config_json != config_json:
+        # An ensemble's steps name their models' keys, which the config JSON does not
+        # show (namespaces.py): a step relinked to another namespace is a new config too.
+        if model is None or model.config_json != config_json or (
+                entry.spec is not None and model.cfg.spec.steps != entry.spec.steps):
             cfg = SchedConfig(entry.spec)
             fresh = Model(entry.name, entry.version, config_json, cfg, self.make_policy(cfg),
                           self._pipeline)

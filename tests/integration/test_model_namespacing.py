@@ -173,3 +173,103 @@ def test_metrics_carry_the_namespace_of_each_model_and_copy(server, http):
         assert (f'nv_inference_count{{model="composing_model",namespace="{repo}",'
                 f'version="1"}}') in text
     assert "/composing_model" not in text        # keys never leak into labels
+
+
+# ---------------------------------------------------------------- model control
+
+def wait(pred, timeout=60.0, what="condition"):
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if pred():
+                return
+        except InferenceServerException:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def rows_of(client, name):
+    return [r for r in client.get_model_repository_index() if r["name"] == name]
+
+
+def test_explicit_load_and_unload_act_on_every_namespace_copy(tmp_path):
+    """Triton's ModelNamespaceExplicit: loading an ensemble loads its own namespace's
+    composing model; a name is loaded / unloaded in every namespace holding it."""
+    addsub_repo, subadd_repo = namespace_repo.write(tmp_path)
+    srv = Server([addsub_repo, subadd_repo], "--model-namespacing=true",
+                 "--model-control-mode=explicit")
+    client = httpclient.InferenceServerClient(srv.url)
+    try:
+        assert rows_of(client, "composing_model") == [{"name": "composing_model"}] * 2
+        client.load_model("simple_addsub")
+        assert infer(client, "simple_addsub") == addsub(origin(addsub_repo))
+        # only one copy loaded: the name is not ambiguous (Triton's global map)
+        assert infer(client, "composing_model") == addsub(origin(addsub_repo))
+        client.load_model("simple_subadd")
+        assert infer(client, "simple_subadd") == subadd(origin(subadd_repo))
+        assert infer(client, "simple_addsub") == addsub(origin(addsub_repo))
+        with pytest.raises(InferenceServerException) as exc:
+            infer(client, "composing_model")
+        assert exc.value.message() == AMBIGUOUS.format("composing_model")
+
+        client.load_model("simple_ensemble")          # both copies, each with its step
+        assert [r["state"] for r in rows_of(client, "simple_ensemble")] == ["READY"] * 2
+        assert infer(client, "composing_addsub")[0] == (A + B).tolist()
+        assert infer(client, "composing_subadd")[0] == (A - B).tolist()
+        with pytest.raises(InferenceServerException) as exc:
+            infer(client, "simple_ensemble")
+        assert exc.value.message() == AMBIGUOUS.format("simple_ensemble")
+
+        client.load_model("composing_model")          # reloads both copies
+        assert [r["state"] for r in rows_of(client, "composing_model")] == ["READY"] * 2
+        client.unload_model("composing_model", unload_dependents=True)
+        assert [r["state"] for r in rows_of(client, "composing_model")] == ["UNAVAILABLE"] * 2
+        assert not client.is_model_ready("simple_addsub")
+        assert not client.is_model_ready("simple_subadd")
+
+        # Triton's test_dynamic_resolution: without its own copy, an ensemble links
+        # the only one left; with it back, its own again.
+        shutil.move(addsub_repo / "composing_model", tmp_path / "composing_model")
+        client.load_model("simple_addsub")
+        assert infer(client, "simple_addsub") == subadd(origin(subadd_repo))
+        assert infer(client, "composing_model") == subadd(origin(subadd_repo))
+        shutil.move(tmp_path / "composing_model", addsub_repo / "composing_model")
+        client.load_model("simple_addsub")
+        assert infer(client, "simple_addsub") == addsub(origin(addsub_repo))
+        with pytest.raises(InferenceServerException) as exc:
+            infer(client, "composing_model")
+        assert exc.value.message() == AMBIGUOUS.format("composing_model")
+    finally:
+        client.close()
+        srv.stop()
+
+
+def test_poll_mode_relinks_ensembles_when_a_copy_goes_and_comes_back(tmp_path):
+    """Triton's ModelNamespacePoll.test_dynamic_resolution."""
+    addsub_repo, subadd_repo = namespace_repo.write(tmp_path)
+    srv = Server([addsub_repo, subadd_repo], "--model-namespacing=true",
+                 "--model-control-mode=poll", "--repository-poll-secs=1")
+    client = httpclient.InferenceServerClient(srv.url)
+    try:
+        assert infer(client, "simple_addsub") == addsub(origin(addsub_repo))
+        shutil.move(addsub_repo / "composing_model", tmp_path / "composing_model")
+        wait(lambda: infer(client, "simple_addsub") == subadd(origin(subadd_repo)),
+             what="simple_addsub linked to subadd's composing_model")
+        assert rows_of(client, "composing_model") == [
+            {"name": "composing_model", "version": "1", "state": "READY"}]
+        assert infer(client, "composing_model") == subadd(origin(subadd_repo))
+        assert infer(client, "simple_subadd") == subadd(origin(subadd_repo))
+
+        shutil.move(tmp_path / "composing_model", addsub_repo / "composing_model")
+        wait(lambda: infer(client, "simple_addsub") == addsub(origin(addsub_repo)),
+             what="simple_addsub linked to its own composing_model again")
+        assert infer(client, "simple_subadd") == subadd(origin(subadd_repo))
+        with pytest.raises(InferenceServerException) as exc:
+            infer(client, "composing_model")
+        assert exc.value.message() == AMBIGUOUS.format("composing_model")
+    finally:
+        client.close()
+        srv.stop()

@@ -98,7 +98,7 @@ class Poller:
         for name in added + modified:
             log.info("poll: '%s' %s: loading", name, "is new" if name in added else "changed")
         await asyncio.gather(*(self.load(n) for n in added + modified))
-        if self.options.model_namespacing and (added or removed):
+        if self.options.model_namespacing and (added or removed or modified):
             await self.relink()
 
     async def load(self, name: str) -> None:
