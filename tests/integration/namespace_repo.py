@@ -8,7 +8,8 @@ qa/L0_model_namespacing layouts (our own models): ``addsub`` and ``subadd``.
 - ``simple_ensemble`` is in both (an ensemble of ``composing_addsub`` in addsub, of
   ``composing_subadd`` in subadd, each unique).
 - ``bls`` (addsub) calls the model named by its NAME input through BLS and answers its
-  OUTPUT0, or the BLS error's text in ERROR.
+  OUTPUT0, or the BLS error's text in ERROR (``ready:<name>``: what
+  ``pb_utils.is_model_ready`` says, or its exception's text).
 """
 from __future__ import annotations
 
@@ -53,6 +54,15 @@ class TritonPythonModel:
         out = []
         for r in requests:
             name = pb_utils.get_input_tensor_by_name(r, "NAME").as_numpy()[0].decode()
+            if name.startswith("ready:"):        # pb_utils.is_model_ready(<name>)
+                try:
+                    text = str(pb_utils.is_model_ready(name[len("ready:"):]))
+                except Exception as exc:  # noqa: BLE001 - the test reads the message
+                    text = str(exc)
+                out.append(pb_utils.InferenceResponse([
+                    pb_utils.Tensor("OUTPUT0", np.zeros(4, np.int32)),
+                    pb_utils.Tensor("ERROR", np.array([text.encode()], dtype=object))]))
+                continue
             a = np.arange(4, dtype=np.int32)
             answer = pb_utils.InferenceRequest(
                 model_name=name, requested_output_names=["OUTPUT0"],

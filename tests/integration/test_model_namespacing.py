@@ -138,6 +138,8 @@ def test_bls_by_an_ambiguous_name_fails_by_a_unique_name_runs(http):
     assert call("composing_subadd") == ((A - A).tolist(), "")
     _, error = call("composing_model")
     assert error == AMBIGUOUS.format("composing_model")
+    assert call("ready:composing_addsub")[1] == "True"
+    assert AMBIGUOUS.format("composing_model") in call("ready:composing_model")[1]
 
 
 def test_a_unique_name_is_served(http, grpc):

@@ -106,6 +106,7 @@ class ModelControl:
         """The keys a query's name stands for (namespaces.py): its copy in every repository
         (load) or every loaded copy (unload); the name itself when there is none."""
         if type(msg) is messages.LoadQuery:
+            check_model_name(msg.name)           # a client's name: never a path
             return self.names.on_disk(msg.name) or [msg.name]
         return self.names.loaded(msg.name) or [msg.name]
 

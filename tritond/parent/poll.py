@@ -52,6 +52,11 @@ def snapshot(repositories: list[str]) -> dict[str, tuple]:
     return out
 
 
+def _changed(old: tuple, new: tuple) -> set[str]:
+    """The repositories (stripped as in a key) whose copy of a model is new or changed."""
+    return {repo.rstrip("/") for repo, fp in new if (repo, fp) not in old}
+
+
 def changes(old: dict, new: dict) -> tuple[list[str], list[str], list[str]]:
     """(added, removed, modified) model names."""
     added = sorted(set(new) - set(old))
@@ -91,25 +96,29 @@ class Poller:
         loop = asyncio.get_running_loop()
         new = await loop.run_in_executor(None, snapshot, self.options.model_repository)
         added, removed, modified = changes(self.seen, new)
-        self.seen = new
+        old, self.seen = self.seen, new
         for name in removed:
             log.info("poll: '%s' was removed from the repository: unloading", name)
             await self.remove(name)
         for name in added + modified:
             log.info("poll: '%s' %s: loading", name, "is new" if name in added else "changed")
-        await asyncio.gather(*(self.load(n) for n in added + modified))
+        await asyncio.gather(*(self.load(n, _changed(old.get(n, ()), new[n]))
+                               for n in added + modified))
         if self.options.model_namespacing and (added or removed or modified):
             await self.relink()
 
-    async def load(self, name: str) -> None:
-        """(Re)load ``name`` after its directory appeared or changed: each namespace's
-        copy; a copy whose directory is gone is removed."""
+    async def load(self, name: str, repos: set[str] | None = None) -> None:
+        """(Re)load ``name`` after its directory appeared or changed: each namespace's copy
+        (with namespacing only those in ``repos``, the changed ones); a copy whose
+        directory is gone is removed."""
         control, names = self.control, self.control.names
         keys = names.on_disk(name) or [name]
         for key in sorted(set(names.loaded(name)) | self._known(name)):
             if key not in keys:
                 await control.apply_change(key, lambda key=key: control.forget_key(key))
         control.registry.known.update(keys)
+        if self.options.model_namespacing and repos is not None:
+            keys = [k for k in keys if namespaces.namespace_of(k) in repos]
         await asyncio.gather(*(control.apply_change(key, lambda key=key: control.load_key(key))
                                for key in keys))
 
