@@ -146,16 +146,20 @@ class Models:
         self.server_ready = table.server_ready
 
     def key(self, name: str) -> str:
-        """The key of a client's model name; Triton's ambiguity error (INVALID_ARG) when
-        several namespaces serve it (--model-namespacing; tritond/namespaces.py)."""
+        """The key of a client's model name (--model-namespacing; tritond/namespaces.py):
+        Triton's INVALID_ARG when no namespace serves it (a key is no client's name) or
+        when several do (the ambiguity error)."""
         if not self._namespacing:
             return name
-        found = namespaces.resolve(name, self._by_name)
-        return name if found is None else found
+        found = namespaces.resolve(name, self._by_name) if "/" not in name else None
+        if found is None:
+            raise self._unknown_error(f"Request for unknown model: '{name}' is not found")
+        return found
 
-    def resolve(self, name: str, version: str = "") -> ModelVersion:
-        """The READY version a request runs on; NOT_FOUND / UNAVAILABLE / INVALID_ARG otherwise."""
-        name = self.key(name)
+    def resolve(self, name: str, version: str = "", by_key: bool = False) -> ModelVersion:
+        """The READY version a request runs on; NOT_FOUND / UNAVAILABLE / INVALID_ARG otherwise.
+        ``by_key``: ``name`` is already a key (an ensemble step's)."""
+        name = name if by_key else self.key(name)
         if not version:
             mv = self._latest.get(name)
             if mv is not None:

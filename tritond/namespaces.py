@@ -50,11 +50,11 @@ def ambiguous(name: str, count: int):
 
 
 def resolve(name: str, by_name: dict[str, list[str]]) -> str | None:
-    """The one key ``name`` (a bare name or already a key) stands for; None when unknown;
-    the ambiguity error when several namespaces serve it."""
+    """The one key the bare ``name`` stands for; None when unknown; the ambiguity error
+    when several namespaces serve it."""
     keys = by_name.get(name)
     if not keys:
-        return name if name in by_name.get(name_of(name), ()) else None
+        return None
     if len(keys) > 1:
         raise ambiguous(name, len(keys))
     return keys[0]

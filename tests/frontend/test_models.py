@@ -79,3 +79,11 @@ def test_a_name_two_namespaces_serve_is_ambiguous_a_unique_one_resolves():
         else:
             raise AssertionError("an ambiguous name was resolved")
     assert [r["name"] for r in models.index()] == ["a", "a", "b", "c"]
+    try:                                  # a client cannot name a key
+        models.resolve("/r2/b")
+    except TritonError as exc:
+        assert exc.code == Code.INVALID_ARG
+        assert exc.message == "Request for unknown model: '/r2/b' is not found"
+    else:
+        raise AssertionError("a key was resolved for a client")
+    assert models.resolve("/r2/b", by_key=True) is mv        # an ensemble step's key

@@ -92,7 +92,7 @@ def test_each_ensemble_runs_its_own_namespace_copy(server, http, grpc):
             origin(subadd_repo, "composing_subadd"))
 
 
-def test_an_ambiguous_name_is_invalid_arg_for_every_model_api(http, grpc):
+def test_an_ambiguous_name_is_invalid_arg_for_every_model_api(server, http, grpc):
     name = "composing_model"
     want = AMBIGUOUS.format(name)
     http_calls = (lambda: infer(http, name), lambda: http.get_model_metadata(name),
@@ -114,6 +114,10 @@ def test_an_ambiguous_name_is_invalid_arg_for_every_model_api(http, grpc):
     with pytest.raises(InferenceServerException) as exc:       # the ensemble name too
         infer(http, "simple_ensemble")
     assert exc.value.message() == AMBIGUOUS.format("simple_ensemble")
+    key = f"{server.repos[0]}/composing_model"     # tritond's internal key is no name
+    with pytest.raises(InferenceServerException) as exc:
+        infer(grpc, key)
+    assert exc.value.message() == f"Request for unknown model: '{key}' is not found"
     assert infer(http, "simple_addsub")[0] == (A + B).tolist()   # the server keeps going
 
 

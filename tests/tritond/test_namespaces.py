@@ -18,7 +18,7 @@ def test_resolve_follows_find_model_identifier():
     by_name = namespaces.index(["/r2/a", "/r1/a", "/r1/b"])
     assert by_name == {"a": ["/r1/a", "/r2/a"], "b": ["/r1/b"]}
     assert namespaces.resolve("b", by_name) == "/r1/b"
-    assert namespaces.resolve("/r1/b", by_name) == "/r1/b"      # already a key
+    assert namespaces.resolve("/r1/b", by_name) is None          # a key is no name
     assert namespaces.resolve("nope", by_name) is None
     assert namespaces.resolve("/r9/b", by_name) is None
     with pytest.raises(TritonError) as exc:

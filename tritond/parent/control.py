@@ -108,7 +108,7 @@ class ModelControl:
         if type(msg) is messages.LoadQuery:
             check_model_name(msg.name)           # a client's name: never a path
             return self.names.on_disk(msg.name) or [msg.name]
-        return self.names.loaded(msg.name) or [msg.name]
+        return self.names.loaded(msg.name) or ([msg.name] if "/" not in msg.name else [])
 
     async def _apply(self, key: str, msg) -> None:
         async with self._locks.setdefault(key, asyncio.Lock()):
