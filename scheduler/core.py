@@ -27,13 +27,14 @@ from tritond.errors import Code, TritonError
 from tritond.shm.arena import is_oneoff
 
 from .config import SchedConfig
+from .drain import Retirement
 from .ensembles import Ensembles
 from .model import Model
 from .policy import Policy, make_policy
 from .outputs import Dispatch, Notify, Output, Reply, _error
 from .router import Batch, Instance
 from .stats import CANCELED, REJECTED, stats_json
-from .table import SERVED_STATES, TableMixin
+from .table import SERVED_STATES, ModelTable
 from .wire import ExecuteView, RequestView, dims_decode
 
 __all__ = ["Dispatch", "Notify", "Output", "Reply", "SERVED_STATES", "SchedulerCore"]
@@ -44,7 +45,7 @@ def _batch_of(req) -> int:
     return inputs[0].shape[0] if inputs and inputs[0].shape else 1
 
 
-class SchedulerCore(TableMixin):
+class SchedulerCore:
     """Queues, batches and routes requests for every served model version.
 
     ``epoch_offset_ns`` converts the caller's monotonic ``now_ns`` to wall
@@ -66,11 +67,11 @@ class SchedulerCore(TableMixin):
         self._queued: dict[tuple[str, int], tuple[Model, object]] = {}  # (frontend, rid)
         self._active: dict[Model, None] = {}           # models with queued requests (ordered)
         self._batch_id = 0
-        self._exits: dict[str, str] = {}               # address -> how it ended (parent's words)
         self.limiter = None                             # ratelimit.RateLimiter (--rate-limit)
         self.summary_quantiles = None                   # summary_latencies=true: ((q, err), ...)
         self.cache_on = False                           # --cache-config sized a response cache
-        self._init_drain()                              # drain.py: retiring workers
+        self.retirement = Retirement(self._steps_executed, epoch_offset_ns)  # drain.py
+        self.table = ModelTable(self._queued, self._active, self.retirement, settings=self)
 
     @property
     def pipeline(self) -> bool:
@@ -141,7 +142,7 @@ class SchedulerCore(TableMixin):
                     if req.rid == rid and req.frontend == frontend:
                         return [Notify(inst.address, messages.CancelRunning(
                             batch.batch_id, [(frontend, rid)]))]
-        held = self.retiring_holds(frontend, rid) if self._retiring else None
+        held = self.retirement.holding(frontend, rid) if self.retirement.retiring else None
         if held is not None:
             return [Notify(held[0].address, messages.CancelRunning(
                 held[1].batch_id, [(frontend, rid)]))]
@@ -156,7 +157,7 @@ class SchedulerCore(TableMixin):
         """
         inst = self._instances.get(msg.instance)
         if inst is None:
-            return self.retired_release(msg)
+            return self.retirement.release(msg)
         big = []
         keep = inst.releases
         for slot in msg.slots:
@@ -173,7 +174,7 @@ class SchedulerCore(TableMixin):
         """A batch finished: free the instance and account statistics."""
         inst = self._instances.get(msg.instance)
         if inst is None:         # retiring, or dropped with its requests already failed
-            return self.retired_executed(msg, now_ns)
+            return self.retirement.executed(msg, now_ns)
         batch = inst.busy
         if batch is None or batch.batch_id != msg.batch_id:
             return []            # stale or duplicate notice
@@ -220,7 +221,9 @@ class SchedulerCore(TableMixin):
             out.extend(self.step(now_ns))
 
     def set_models(self, table: messages.ModelTable) -> list[Output]:
-        out = TableMixin.set_models(self, table)
+        out = self.table.set_models(table)
+        # The table's dicts, aliased: every request reads them, without an indirection.
+        self._models, self._instances = self.table.models, self.table.instances
         self.ensembles.table_changed(self._models)
         return out
 
@@ -247,8 +250,8 @@ class SchedulerCore(TableMixin):
                 idle.append(model)
         for model in idle:
             del self._active[model]
-        if self._unloading:
-            out.extend(self.unloading_drained())
+        if self.retirement.unloading:
+            out.extend(self.retirement.unloading_drained(self._models))
         return out
 
     def _expired(self, model: Model, entries: list, now_ns: int, out: list) -> None:
@@ -297,7 +300,7 @@ class SchedulerCore(TableMixin):
 
     def worker_addresses(self) -> list[str]:
         """Every worker this scheduler sends to (serving or retiring)."""
-        return [*self._instances, *self._retiring]
+        return [*self._instances, *self.retirement.retiring]
 
     def metrics(self, now_ns: int = 0) -> list[messages.ModelMetrics]:
         """Pending requests, failures per reason and (when on) latency summaries of every

@@ -14,6 +14,8 @@ parent ``Drained("model:<name>:<version>")`` and the parent removes it.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from tritond import messages
 
 from .outputs import Notify
@@ -27,67 +29,78 @@ def model_key(name: str, version: int) -> str:
     return f"model:{name}:{version}"
 
 
-class RetireMixin:
-    """Retiring instances and draining UNLOADING versions (state of SchedulerCore)."""
+class Retirement:
+    """Retiring instances and draining UNLOADING versions (held by SchedulerCore).
 
-    parent = ""          # the parent's address (set by the process shell)
+    ``steps_executed(batch, msg, now_ns)`` is the core's hook for the ensemble step
+    requests a retiring instance ran; ``parent`` is where Drained notices go (set by
+    the process shell).
+    """
 
-    def _init_drain(self) -> None:
-        self._retiring: dict = {}            # address -> router.Instance still executing
-        self._told_drained: set = set()      # UNLOADING versions already reported drained
-        self._unloading = False              # some version is UNLOADING (step checks it)
-        self._retire_set: set = set()
+    def __init__(self, steps_executed: Callable[..., list], epoch_offset_ns: int = 0) -> None:
+        self.parent = ""
+        self.retiring: dict = {}            # address -> router.Instance still executing
+        self.unloading = False              # some version is UNLOADING (the core's step checks it)
+        self._told_drained: set = set()     # UNLOADING versions already reported drained
+        self._listed: set = set()           # addresses the parent lists as retiring
+        self._steps_executed = steps_executed
+        self._epoch_offset_ns = epoch_offset_ns
 
-    def _retire(self, inst, out: list) -> None:
-        """``inst`` left the table alive: let it finish its batches, then say so."""
+    def relist(self, addresses: list) -> list:
+        """Take the parent's new list of retiring workers; returns the retiring instances it
+        no longer lists (one died, or the wait timed out): what they still hold must fail
+        now rather than never being answered."""
+        self._listed = set(addresses)
+        return [self.retiring.pop(a) for a in list(self.retiring) if a not in self._listed]
+
+    def retire(self, inst, out: list) -> bool:
+        """``inst`` left the table: if it is alive (listed as retiring) let it finish its
+        batches, then say so, and return True; False: it is dead, the caller fails it."""
+        if inst.address not in self._listed:
+            return False
         if inst.busy is None and not inst.ahead:
             out.append(self._drained(instance_key(inst.address)))
         else:
-            self._retiring[inst.address] = inst
+            self.retiring[inst.address] = inst
+        return True
 
-    def _forget_retired(self, out: list) -> None:
-        """Retiring workers the parent no longer lists (one died, or the wait timed out):
-        what they still held fails now rather than never being answered."""
-        for address in [a for a in self._retiring if a not in self._retire_set]:
-            self._fail_instance(self._retiring.pop(address), out)
-
-    def retired_executed(self, msg: messages.Executed, now_ns: int) -> list:
+    def executed(self, msg: messages.Executed, now_ns: int) -> list:
         """Executed from a retiring instance: account it; Drained when it holds nothing."""
-        retiring = self._retiring
+        retiring = self.retiring
         inst = retiring.get(msg.instance)
         if inst is None or inst.busy is None or inst.busy.batch_id != msg.batch_id:
             return []            # stale, or an instance dropped as dead
         batch = inst.busy
         inst.busy = inst.ahead.popleft() if inst.ahead else None
         inst.model.stats.batch_done(batch, msg.stats, msg.failed, now_ns,
-                                    (now_ns + self.epoch_offset_ns) // 1_000_000)
+                                    (now_ns + self._epoch_offset_ns) // 1_000_000)
         out = self._steps_executed(batch, msg, now_ns)     # ensemble steps it ran
         if inst.busy is not None:
             return out
         del retiring[msg.instance]
         return out + [self._drained(instance_key(inst.address))]
 
-    def retired_release(self, msg: messages.Release) -> list:
+    def release(self, msg: messages.Release) -> list:
         """Slots of a retiring instance go back at once (no next Execute carries them)."""
-        if msg.instance not in self._retiring:
+        if msg.instance not in self.retiring:
             return []
         return [Notify(msg.instance, messages.Release(msg.instance, list(msg.slots)))]
 
-    def retiring_holds(self, frontend: str, rid: int):
+    def holding(self, frontend: str, rid: int):
         """The retiring instance running request (frontend, rid), if any (cancellation)."""
-        for inst in self._retiring.values():
+        for inst in self.retiring.values():
             for batch in (inst.busy, *inst.ahead):
                 if batch is not None and any(e.req.rid == rid and e.req.frontend == frontend
                                              for e in batch.entries):
                     return inst, batch
         return None
 
-    def unloading_drained(self) -> list:
-        """Drained notices for UNLOADING versions whose queue just became empty."""
+    def unloading_drained(self, models: dict) -> list:
+        """Drained notices for UNLOADING versions of ``models`` whose queue just became empty."""
         told = self._told_drained
         out = []
         unloading = []
-        for key, model in self._models.items():
+        for key, model in models.items():
             if model.ready or model.policy.ensemble:
                 continue
             unloading.append(key)
@@ -95,7 +108,7 @@ class RetireMixin:
                 told.add(key)
                 out.append(self._drained(model_key(*key)))
         told.intersection_update(unloading)   # a version loaded again may unload again
-        self._unloading = bool(unloading)
+        self.unloading = bool(unloading)
         return out
 
     def _drained(self, name: str) -> Notify:

@@ -38,7 +38,7 @@ class SchedulerProc:
         self.log = log
         self.core = SchedulerCore(epoch_offset_ns=time.time_ns() - time.monotonic_ns(),
                                   address=boot.address)
-        self.core.parent = boot.parent          # Drained notices (drain.py)
+        self.core.retirement.parent = boot.parent   # Drained notices (drain.py)
         self.options = Options()
         self._done: asyncio.Future | None = None
         self._outbox: AsyncOutbox | None = None
@@ -73,7 +73,7 @@ class SchedulerProc:
             try:
                 kind = type(msg)
                 if kind is RequestView:
-                    rejected = core.named(msg) or core.add(msg, now)
+                    rejected = core.table.named(msg) or core.add(msg, now)
                     if rejected:
                         out.extend(rejected)
                 elif kind is messages.Executed:

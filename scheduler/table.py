@@ -5,7 +5,7 @@ from tritond import messages, namespaces
 from tritond.errors import Code, TritonError
 
 from .config import SchedConfig
-from .drain import RetireMixin
+from .drain import Retirement
 from .model import Model
 from .outputs import Output, _error, _merge
 from .router import Instance
@@ -14,18 +14,34 @@ from .summary import Summaries
 SERVED_STATES = ("READY", "UNLOADING")   # UNLOADING: drain what is queued, accept nothing new
 
 
-class TableMixin(RetireMixin):
-    """Model-table handling of :class:`scheduler.core.SchedulerCore` (same state)."""
+class ModelTable:
+    """The served model versions and their instances (held by SchedulerCore).
+
+    ``queued`` and ``active`` are the core's request bookkeeping (shared dicts: moved
+    and failed requests leave them here). ``settings`` is what the process shell sets
+    on the core and new versions take: ``make_policy``, ``pipeline``, ``limiter``,
+    ``summary_quantiles`` and ``cache_on``.
+    """
+
+    def __init__(self, queued: dict, active: dict, retirement: Retirement, settings) -> None:
+        self.models: dict[tuple[str, int], Model] = {}
+        self.instances: dict[str, Instance] = {}        # address -> instance
+        self._exits: dict[str, str] = {}               # address -> how it ended (parent's words)
+        self._queued = queued
+        self._active = active
+        self._retirement = retirement
+        self._settings = settings
+        self._by_name: dict[str, list[str]] = {}      # name -> keys (namespacing only)
 
     def set_models(self, table: messages.ModelTable) -> list[Output]:
         """Adopt a new model table; fail what can no longer be served."""
         out: list[Output] = []
-        old = self._models
+        old = self.models
         new: dict[tuple[str, int], Model] = {}
         # How dead instances ended, so that their requests' errors can say it.
         self._exits = {a: how for e in table.models if e.exited for a, how in e.exited.items()}
-        self._retire_set = set(table.retiring)
-        self._forget_retired(out)
+        for inst in self._retirement.relist(table.retiring):
+            self._fail_instance(inst, out)
         for entry in table.models:
             if entry.state not in SERVED_STATES:
                 continue
@@ -37,18 +53,18 @@ class TableMixin(RetireMixin):
         for key, model in old.items():
             if key not in new:
                 self._drop(model, out, reasons.get(key, ""))
-        self._models = new
+        self.models = new
         # --model-namespacing: bare names (a BLS request names its model) -> keys
         self._by_name = namespaces.index(k for k, _ in new) if any(
             "/" in k for k, _ in new) else {}
-        self._instances = {a: i for m in new.values() for a, i in m.router.instances.items()}
-        out.extend(self.unloading_drained())
+        self.instances = {a: i for m in new.values() for a, i in m.router.instances.items()}
+        out.extend(self._retirement.unloading_drained(new))
         return out
 
     def named(self, req) -> list[Output]:
         """Give a request naming a model by its bare name the model's key (namespaces.py);
         Triton's ambiguity error when several namespaces serve that name."""
-        if not getattr(self, "_by_name", None) or "/" in req.model:
+        if not self._by_name or "/" in req.model:
             return []
         try:
             key = namespaces.resolve(req.model, self._by_name)
@@ -61,25 +77,24 @@ class TableMixin(RetireMixin):
     def _adopt(self, model: Model | None, entry: messages.ModelEntry, out: list) -> Model:
         """The Model for ``entry``: the existing one, or a new one on a config change."""
         config_json = entry.spec.config_json if entry.spec is not None else ""
+        settings = self._settings
         # An ensemble's steps name their models' keys, which the config JSON does not
         # show (namespaces.py): a step relinked to another namespace is a new config too.
         if model is None or model.config_json != config_json or (
                 entry.spec is not None and model.cfg.spec.steps != entry.spec.steps):
             cfg = SchedConfig(entry.spec)
-            fresh = Model(entry.name, entry.version, config_json, cfg, self.make_policy(cfg),
-                          self._pipeline)
+            fresh = Model(entry.name, entry.version, config_json, cfg, settings.make_policy(cfg),
+                          settings.pipeline)
             if model is not None:
                 self._move(model, fresh, out)
             model = fresh
-        model.router.limiter = self.limiter
-        if self.summary_quantiles is not None and model.stats.summary is None:
+        model.router.limiter = settings.limiter
+        if settings.summary_quantiles is not None and model.stats.summary is None:
             model.stats.summary = Summaries()
             # Triton leaves out the request summary of a model whose responses are cached
-            model.stats.summary.cached = self.cache_on and _cached(config_json)
+            model.stats.summary.cached = settings.cache_on and _cached(config_json)
         for inst in model.router.set_instances(entry.instances, model):
-            if inst.address in self._retire_set:
-                self._retire(inst, out)
-            else:
+            if not self._retirement.retire(inst, out):
                 self._fail_instance(inst, out, requeue=True)
             self._fail_queued(model, model.policy.on_instance_removed(inst), inst, out)
         return model
@@ -111,9 +126,7 @@ class TableMixin(RetireMixin):
             out.append(_error(req, Code.UNAVAILABLE, message, model.version))
         for inst in model.router.instances.values():
             inst.gone = True
-            if inst.address in self._retire_set:
-                self._retire(inst, out)
-            else:
+            if not self._retirement.retire(inst, out):
                 self._fail_instance(inst, out)
 
     def _fail_instance(self, inst: Instance, out: list, requeue: bool = False) -> None:

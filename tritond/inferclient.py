@@ -21,7 +21,7 @@ Buffer ownership: input slots are ours until the request's *final* Response
 of kind SERVER_SHM belongs to ``Response.instance`` and goes back to it with
 a ``Release`` through the scheduler, which hands it over with that worker's
 next ``Execute``. Releases wait for this client's next Request (one frame) or
-``linger_s``; one-off (big) segments go at once.
+``linger_s``; one-off (big) segments go at once (``tritond/releases.py``).
 """
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ from typing import Callable, Optional
 
 from tritond import messages
 from tritond.errors import Code
+from tritond.releases import OutputReleases
 from tritond.responsestream import ResponseStream
-from tritond.shm.arena import ArenaPool, is_oneoff
+from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
 log = logging.getLogger("tritond.inferclient")
@@ -52,19 +53,15 @@ class InferClient:
         self._post = post
         # post_many(addr, msgs): several messages as one frame (AsyncOutbox.post_many)
         self.post_many: Optional[Callable[[str, list], None]] = None
-        # None: no timer (a process without an event loop); releases then
-        # ride on the next Request or wait for the owner's flush_releases().
-        self._linger = linger_s
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.pending: dict[int, tuple] = {}       # rid -> (future | ResponseStream, input slots)
-        self.unreleased = 0                        # answers whose outputs are not released yet
+        # linger_s None: no timer (a process without an event loop); releases then
+        # ride on the next Request or wait for the owner's flush_releases().
+        self.releases = OutputReleases(post, scheduler, cache, self.event_loop, linger_s)
         # Called as finished(rid, response) when a request's final Response came
         # (the frontend's client shm registrations wait for it).
         self.finished: Optional[Callable[[int, messages.Response], None]] = None
         self._next_rid = 1
-        self._held: dict[str, list] = {}          # instance -> output slots to release
-        self._direct: dict[str, list] = {}        # ... of non-final Responses: straight to it
-        self._timer = None
         # rid -> the worker answering it after its execute returned (decoupled
         # models, response senders): cancels go there, its death fails the request.
         self.answering: dict[int, str] = {}
@@ -111,7 +108,7 @@ class InferClient:
         req.rid = rid
         req.frontend = self.address
         self.pending[rid] = (fut, slots)
-        if self._held:
+        if self.releases.held:
             self._post_with_releases(req)
         else:
             self._post(self.scheduler, req)
@@ -131,7 +128,7 @@ class InferClient:
         req.rid = rid
         req.frontend = self.address
         self.pending[rid] = (sink, slots)
-        if self._held:
+        if self.releases.held:
             self._post_with_releases(req)
         else:
             self._post(self.scheduler, req)
@@ -146,11 +143,11 @@ class InferClient:
         wake-ups of the scheduler per request at one connection.
         """
         post_many = self.post_many
-        if post_many is None or self._direct:
-            self.flush_releases()
+        if post_many is None or self.releases.direct:
+            self.releases.flush()
             self._post(self.scheduler, req)
             return
-        msgs = self.take_held()
+        msgs = self.releases.take_held()
         msgs.append(req)
         post_many(self.scheduler, msgs)
 
@@ -163,7 +160,7 @@ class InferClient:
             if worker is not None:   # its execute returned: the scheduler no longer knows it
                 self._post(worker, messages.CancelRunning(-1, [(self.address, rid)]))
         elif fut is not None and fut.done() and not fut.cancelled():
-            self.drop(fut.result())
+            self.releases.drop(fut.result())
 
     # ------------------------------------------------------------ receiving
 
@@ -176,7 +173,7 @@ class InferClient:
             if resp.empty and not final:
                 return                         # a marker for a request answered already
             log.warning("Response for unknown request %d", rid)
-            self.drop(resp)
+            self.releases.drop(resp)
             return
         sink, slots = entry
         if final:
@@ -196,7 +193,7 @@ class InferClient:
         elif final and not sink.done():
             sink.set_result(resp)
         else:                  # cancelled, or a non-final answer to a unary caller
-            self.drop(resp)
+            self.releases.drop(resp)
 
     def _answered_by(self, rid: int, instance: str, sink) -> None:
         self.answering[rid] = instance
@@ -218,99 +215,24 @@ class InferClient:
 
     def releaser(self, resp: messages.Response) -> Optional[Callable[[], None]]:
         """A one-shot callable handing ``resp``'s output slots back (None: nothing to hand back)."""
-        instance = resp.instance
-        if not instance or not resp.outputs:
-            return None
-        if resp.owners:
-            return self._owners_releaser(resp)
-        slots = [(r.region, r.offset) for r in resp.outputs if r.kind == messages.SERVER_SHM]
-        if not slots:
-            return None
-        self.unreleased += 1
-        direct = not resp.final
-
-        def release() -> None:
-            self.unreleased -= 1
-            self._release(instance, slots, direct)
-        return release
-
-    def _owners_releaser(self, resp: messages.Response) -> Optional[Callable[[], None]]:
-        """releaser() of a Response whose outputs belong to several workers (ensembles)."""
-        owned = _by_owner(resp)
-        if not owned:
-            return None
-        self.unreleased += 1
-
-        def release() -> None:
-            self.unreleased -= 1
-            for instance, slots in owned.items():
-                self._release(instance, slots)
-        return release
+        return self.releases.releaser(resp)
 
     def drop(self, resp: messages.Response) -> None:
         """Hand an unread Response's output slots back to its worker."""
-        if resp.outputs and resp.instance:
-            # A non-final response's slots go straight to its worker (decoupled).
-            for instance, slots in _by_owner(resp).items():
-                self._release(instance, slots, not resp.final)
-
-    def _release(self, instance: str, slots: list, direct: bool = False) -> None:
-        """Queue output slots for their worker (via the scheduler, on its next Execute).
-
-        They wait for this client's next Request so that both travel in one
-        frame: a Release of its own would wake the scheduler once more per
-        request, which at low load costs as much as the request. An idle
-        client sends them after ``linger_s``; one-off (big) segments go now,
-        so /dev/shm returns to its baseline, and their mapping here is dropped.
-        Slots of non-final Responses (``direct``) go straight to the worker:
-        a model streaming responses waits for them (workers/streams.py), and no
-        Execute may come to carry them.
-        """
-        now = False
-        for region, _ in slots:
-            if is_oneoff(region):
-                self.cache.forget(region)
-                now = True
-        (self._direct if direct else self._held).setdefault(instance, []).extend(slots)
-        if now:
-            self.flush_releases()
-        elif self._timer is None and self._linger is not None:
-            self._timer = self.event_loop().call_later(self._linger, self.flush_releases)
+        self.releases.drop(resp)
 
     def flush_releases(self, held: bool = True) -> None:
-        """Send every held output slot now (one Release per worker); ``held=False``: only
-        the slots that go straight to their worker (see :meth:`take_held`)."""
-        if self._direct:
-            direct, self._direct = self._direct, {}
-            for instance, slots in direct.items():
-                self._post(instance, messages.Release(instance, slots))
-        if held:
-            for release in self.take_held():
-                self._post(self.scheduler, release)
+        """Send the held output slots now (``held=False``: only those going straight to a
+        worker, see :meth:`OutputReleases.flush`)."""
+        self.releases.flush(held)
 
     def take_held(self) -> list:
-        """The held slots as Releases for the scheduler, taken out for a caller that
-        sends them in a frame it writes to the scheduler anyway (a BLS caller's Executed)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if not self._held:
-            return []
-        held, self._held = self._held, {}
-        return [messages.Release(instance, slots) for instance, slots in held.items()]
+        """The held slots as Releases, for a caller that sends them in its own frame to
+        the scheduler (a BLS caller's Executed)."""
+        return self.releases.take_held()
 
     @property
     def in_flight(self) -> int:
         """Requests awaiting their final Response plus answers not yet released."""
-        return len(self.pending) + self.unreleased
-
-
-def _by_owner(resp: messages.Response) -> dict[str, list]:
-    """Output slots of kind SERVER_SHM by owning instance (``Response.owners``, else ``instance``)."""
-    owners = resp.owners or [resp.instance] * len(resp.outputs)
-    owned: dict[str, list] = {}
-    for ref, owner in zip(resp.outputs, owners):
-        if ref.kind == messages.SERVER_SHM and owner:
-            owned.setdefault(owner, []).append((ref.region, ref.offset))
-    return owned
+        return len(self.pending) + self.releases.unreleased
 

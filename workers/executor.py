@@ -1,8 +1,8 @@
 """One ``Execute`` descriptor, start to finish: map inputs, run, write outputs.
 
 Pure of sockets: :meth:`Executor.run` returns the ``Response`` messages (with
-their frontend addresses) and the ``Executed`` summary; the process shell in
-``workers/main.py`` posts them. A model exception fails only this batch's
+their frontend addresses) and the ``Executed`` summary;
+``workers/runner.py`` posts them. A model exception fails only this batch's
 requests; the worker keeps serving.
 """
 from __future__ import annotations

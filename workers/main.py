@@ -11,11 +11,11 @@ Life cycle (all typed messages, ``tritond.messages``)::
 
 Each ``recv()`` drains everything waiting; releases are applied before any
 execution in that batch of messages, and each Execute's messages are flushed
-together (one frame per destination).
+together (one frame per destination). This module is the process shell; the
+backend's load is ``workers/loader.py``, an Execute's run ``workers/runner.py``.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -24,7 +24,7 @@ from typing import Optional
 
 import msgspec
 
-from tritond import loglevels, messages, namespaces
+from tritond import loglevels, messages
 from tritond.endpoint import SyncEndpoint
 from tritond.errors import Code, TritonError
 from tritond.procutil import Bootstrap, child_start, quiet_gc
@@ -32,11 +32,11 @@ from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
 from .answers import EnsembleAnswers
-from .backend import LoadContext, backend_class
 from .cancel import CancelWatch, install
 from .executor import Executor
+from .loader import load_backend
 from .outputs import OutputWriter
-from .python.bls import held_releases
+from .runner import BatchRunner
 from .sequence import sequence_io
 from .shapes import ModelIO
 from .streams import StreamHub
@@ -45,26 +45,6 @@ FLUSH_AFTER_S = 0.0005      # batches quicker than this share one flush with the
 STATS_EVERY_S = 0.05        # response statistics of decoupled models: one message per this
 
 INBOX = messages.TO_WORKER
-
-
-def _finalize(config: dict, load: messages.Load):
-    """Normalise and validate an auto-completed config, as the parent would.
-
-    The first instance of a model owns auto-complete (only the backend can read
-    the model file), so it also applies the control plane's normalisation and
-    validation before initialising: ``initialize(args)`` then sees the final
-    config, and the parent starts the other instances with exactly that.
-    """
-    from tritond.repository import modelconfig
-    from tritond import repository
-
-    cfg = modelconfig.from_dict(config)
-    repository.normalize(cfg, gpus=load.gpus)
-    repository.validate(cfg, load.model_dir)
-    return repository.spec_from_config(cfg, load.version)
-
-
-_VERBOSE1 = loglevels.verbose(1)
 
 
 class WorkerProc:
@@ -79,6 +59,7 @@ class WorkerProc:
         self.pool: Optional[ArenaPool] = None
         self.writer: Optional[OutputWriter] = None
         self.executor: Optional[Executor] = None
+        self.runner: Optional[BatchRunner] = None    # the data path, once a model is loaded
         self.backend = None
         self.hub: Optional[StreamHub] = None
         self._stats_at = 0.0
@@ -153,7 +134,10 @@ class WorkerProc:
                 return
             if isinstance(msg, messages.Execute):
                 t0 = time.perf_counter()
-                self._execute(msg, cancels)
+                if self.runner is None:
+                    self._reject(msg, "no model is loaded in this worker")
+                else:
+                    self.runner.run(msg, cancels)
                 # A pipelined Execute may be waiting right behind this one.
                 # After a quick batch its answers leave with the next batch's
                 # (one frame per peer, fewer syscalls); a slow one answers now.
@@ -200,20 +184,7 @@ class WorkerProc:
     def _load_backend(self, load: messages.Load):
         if self.setup is None:
             raise TritonError(Code.INTERNAL, "Load received before Setup")
-        spec = load.spec
-        if not spec.backend:
-            raise TritonError(Code.INVALID_ARG,
-                              f"model '{load.model}': config names no backend "
-                              f"(platform '{spec.platform}')")
-        ctx = LoadContext(namespaces.name_of(load.model), load.version, load.instance, load.kind, load.device_id,
-                          load.model_dir, load.repository, self.setup.options)
-        self.backend = backend_class(spec.backend)(ctx)
-        if load.auto_complete:
-            # The backends' auto-complete works on Triton's JSON dict (the
-            # Python backend hands it to the model as pb_utils.ModelConfig).
-            config = json.loads(spec.config_json) if spec.config_json else {}
-            spec = _finalize(self.backend.auto_complete(config), load)
-        self.backend.load(spec)
+        self.backend, spec = load_backend(load, self.setup.options)
         io = ModelIO(spec)
         self.writer.bf16 = {t.name for t in spec.outputs if t.datatype == "BF16"}
         self.executor = Executor(self.backend, io, self.cache, self.writer,
@@ -225,6 +196,9 @@ class WorkerProc:
         self.hub.pump = self._pump
         self.ep.add_waker(self.hub.fileno(), self.hub.on_wake)
         self.backend.streams = self.watch.streams = self.hub
+        self.runner = BatchRunner(self.executor, self.hub, self.watch, self.answers, self.ep.post,
+                                  self.setup.scheduler, self.boot.address, self.boot.title,
+                                  self.log)
         return spec
 
     def _pump(self, timeout: float) -> None:
@@ -243,61 +217,6 @@ class WorkerProc:
                 self.watch.backlog.append(msg)
 
     # ---------------------------------------------------------- data path
-
-
-    def _execute(self, ex: messages.Execute, cancels: list) -> None:
-        if self.executor is None:
-            self._reject(ex, "no model is loaded in this worker")
-            return
-        watch = self.watch
-        for msg in cancels:
-            watch.note(msg)
-        early = watch.start(ex.batch_id)
-        direct = self.answers.note(ex.requests)
-        skipped = []
-        if early:        # cancelled while it waited behind the previous batch: never run
-            skipped = [r for r in ex.requests if (r.frontend, r.rid) in early]
-            if ex.slots:     # a sequence batch keeps its rows (row i is slot i): run them not ready
-                ex.slots = [messages.SequenceSlot(s.slot, False) if (r.frontend, r.rid) in early
-                            else s for r, s in zip(ex.requests, ex.slots)]
-            else:
-                ex = messages.Execute(ex.batch_id, [r for r in ex.requests
-                                                    if (r.frontend, r.rid) not in early],
-                                      ex.releases)
-        if self.log.isEnabledFor(_VERBOSE1):      # --log-verbose=1, Triton's backend line
-            self.log.log(_VERBOSE1, "TRITONBACKEND_ModelInstanceExecute: instance %s, "
-                         "executing %d requests", self.boot.title, len(ex.requests))
-        try:
-            responses, executed = self.executor.run(ex) if ex.requests else ([], None)
-        finally:
-            watch.stop()
-            if self.hub is not None:
-                self.hub.drain()
-                self.hub.after_execute()
-        if executed is None:
-            executed = messages.Executed(self.boot.address, ex.batch_id,
-                                         messages.ExecStats(0, 0, 0, 0, 0, 0), [])
-        if skipped:
-            executed.failed.extend(r.rid for r in skipped)
-        if direct:
-            # Queued before the caller's answer (the scheduler's frame leaves first when it
-            # is the first this turn): the ensemble's statistics are counted by then. No
-            # flush of its own: quick batches still share one frame per peer.
-            self._executed(executed)
-        post = self.answers.post
-        for frontend, response in responses:
-            post(frontend, response)
-        for req in skipped:
-            post(req.frontend, messages.Response(
-                req.rid, error=messages.ErrorInfo(int(Code.CANCELLED), "Request was cancelled"),
-                instance=self.boot.address))
-        if not direct:
-            self._executed(executed)
-
-    def _executed(self, executed: messages.Executed) -> None:
-        for release in held_releases():     # BLS outputs dropped in execute: same frame
-            self.ep.post(self.setup.scheduler, release)
-        self.ep.post(self.setup.scheduler, executed)
 
     def _reject(self, ex: messages.Execute, why: str) -> None:
         err = messages.ErrorInfo(int(Code.UNAVAILABLE), why)

@@ -18,7 +18,7 @@ def retiring(tbl: messages.ModelTable, *addresses: str) -> messages.ModelTable:
 def test_retired_instance_finishes_its_batch_then_reports():
     cfg = config()
     core = core_with(cfg)
-    core.parent = "parent"
+    core.retirement.parent = "parent"
     core.add(request(0), 0)
     core.add(request(1), 0)
     (d,) = dispatches(core.step(0))

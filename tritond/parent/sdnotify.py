@@ -7,6 +7,7 @@ the period in ``$WATCHDOG_USEC`` (and the pid it expects pings from in
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 
@@ -43,6 +44,22 @@ class Notifier:
             except OSError:
                 return False
         return True
+
+    def start_watchdog(self) -> None:
+        """Send WATCHDOG=1 every ``watchdog_s`` from the running loop (if WatchdogSec= is on).
+
+        On the control loop on purpose: a stuck loop stops the pings and
+        systemd's WatchdogSec= then restarts the service.
+        """
+        interval = self.watchdog_s
+        if not interval:
+            return
+        loop = asyncio.get_running_loop()
+
+        def beat() -> None:
+            self.notify("WATCHDOG=1")
+            loop.call_later(interval, beat)
+        beat()
 
 
 def notify(state: str, environ: dict[str, str] | None = None) -> bool:

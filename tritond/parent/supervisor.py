@@ -4,8 +4,9 @@ It spawns the scheduler, the frontend and one worker per model instance, and
 shuts everything down in a fixed order. Its parts are members with explicit
 dependencies: the model :class:`~tritond.parent.models.Registry`, the
 :class:`~tritond.parent.loader.Loader` (loads models, restarts dead workers),
-the :class:`~tritond.parent.control.ModelControl` (load/unload API) and the
-:class:`~tritond.parent.publisher.Publisher` (model tables). It never touches
+the :class:`~tritond.parent.control.ModelControl` (load/unload API), the
+:class:`~tritond.parent.publisher.Publisher` (model tables) and the
+:class:`~tritond.parent.spawner.Spawner` (starts children). It never touches
 tensor bytes. Failure and shutdown policy: docs/internals.md "Failures and
 shutdown" (a dead worker is restarted in place; a dead scheduler or frontend
 stops the server with exit code 1: they hold every queue and connection).
@@ -17,13 +18,12 @@ import contextlib
 import logging
 import os
 import secrets
-import signal
 import sys
 
 from tritond import channel, messages
 from tritond.options import Options
 from . import preflight, readiness, sdnotify
-from .children import Child, ChildError, kill, spawn, stop_group, unlink_segments
+from .children import Child, ChildError, kill, stop_group, unlink_segments
 from .clientshm import ClientShmRegistry
 from .control import ModelControl
 from .levels import LogLevelRelay
@@ -32,8 +32,10 @@ from .models import Phase, Registry, format_table
 from .progress import LoadProgress
 from .poll import Poller, snapshot
 from .publisher import Publisher
-from tritond.procutil import Bootstrap, set_name, setup_logging
+from tritond.procutil import set_name, setup_logging
 from .shmcheck import arena_space_warning
+from .signals import StopSignals
+from .spawner import Spawner
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -57,21 +59,22 @@ class Supervisor:
         self.phase = Phase()
         self.fatal = ""                                # role of a core process that died
         self.exit_code = 0
-        self._worker_seq = 0
-        self.cache_segment = ""                       # the shared response cache (shm/lru.py)
         self._stop_event: asyncio.Event | None = None
-        self._signals = 0
         # Read once, and hidden from the children (see Notifier).
         self.systemd = sdnotify.Notifier(unset=True)
 
     def _compose(self) -> None:
         """The parts (they need the outbox, made on the running loop)."""
+        self.levels = LogLevelRelay(self.options, self.outbox, self.address, self.children,
+                                    self.drained, scheduler=lambda: self.scheduler)
+        self.spawner = Spawner(self.options, self.server_id, self.address, self.children,
+                               self.levels, self._on_child_exit)
         self.publisher = Publisher(
             self.options, self.registry, self.phase, self.outbox,
             readers=lambda: [c for c in [self.scheduler, *self.frontends] if c is not None],
             frontends=lambda: self.frontends)
         self.loader = Loader(self.options, self.registry, self.phase, self.outbox,
-                             start_worker=self._start_worker, send_setup=self._send_setup,
+                             start_worker=self.spawner.worker, send_setup=self._send_setup,
                              publish=self.publisher.publish)
         self.control = ModelControl(self.options, self.registry, self.phase, self.loader,
                                     self.outbox, publish=self.publisher.publish,
@@ -80,8 +83,6 @@ class Supervisor:
         self.progress = LoadProgress(self.registry)
         self.client_shm = ClientShmRegistry(self.outbox, frontends=lambda: self.frontends)
         self.poller = Poller(self.options, self.control)
-        self.levels = LogLevelRelay(self.options, self.outbox, self.address, self.children,
-                                    self.drained, scheduler=lambda: self.scheduler)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -90,9 +91,9 @@ class Supervisor:
 
         loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._on_signal, sig)
-        self._start_watchdog()
+        StopSignals(self.options, self._stop_event, self.children,
+                    self._unlink_segments).install(loop)
+        self.systemd.start_watchdog()
         for name in region.reap_orphans():
             log.info("removed orphaned shared-memory segment %s", name)
         self.outbox = channel.AsyncOutbox()
@@ -151,80 +152,23 @@ class Supervisor:
             log.log(*readiness.startup_line(self.options, self.registry,
                                             self.publisher.server_ready(), applied))
 
-    def _on_signal(self, sig: int) -> None:
-        self._signals += 1
-        if self._signals > 1:
-            log.warning("second %s: forcing exit", signal.Signals(sig).name)
-            for child in list(self.children.values()):
-                kill(child)
-            for child in list(self.children.values()):
-                child.process.join(2)
-            self._unlink_segments()
-            os._exit(1)
-        log.info("received %s: draining (up to --exit-timeout-secs=%s; a second signal forces "
-                 "exit)", signal.Signals(sig).name, self.options.exit_timeout_secs)
-        self._stop_event.set()
-
-    def _start_watchdog(self) -> None:
-        interval = self.systemd.watchdog_s
-        if not interval:
-            return
-        loop = asyncio.get_running_loop()
-
-        # On the control loop on purpose: a stuck loop stops the pings and
-        # systemd's WatchdogSec= then restarts the service.
-        def beat() -> None:
-            self.systemd.notify("WATCHDOG=1")
-            loop.call_later(interval, beat)
-        beat()
-
     # ------------------------------------------------------------- children
 
-    def _boot(self, role: str, name: str, title: str = "") -> Bootstrap:
-        return Bootstrap(role=role, name=name, address=channel.address(self.server_id, name),
-                         parent=self.address, server_id=self.server_id, parent_pid=os.getpid(),
-                         log_verbose=self.levels.current.verbose, title=title,
-                         log_file=self.options.log_file, log_format=self.options.log_format,
-                         log_info=self.levels.current.info,
-                         log_warning=self.levels.current.warning,
-                         log_error=self.levels.current.error)
-
-    def _spawn(self, role: str, name: str, title: str = "") -> Child:
-        child = spawn(self._boot(role, name, title), self._on_child_exit)
-        self.children[child.boot.address] = child
-        return child
-
-    def _start_worker(self, title: str = "") -> Child:
-        self._worker_seq += 1
-        return self._spawn("worker", f"w{self._worker_seq}", title)
-
     async def _start_core_processes(self) -> None:
-        self._create_cache()
-        self.scheduler = self._spawn("scheduler", "scheduler")
-        self.frontends = [self._spawn("frontend", f"frontend-{n}")
+        self.spawner.create_cache()
+        self.scheduler = self.spawner.spawn("scheduler", "scheduler")
+        self.frontends = [self.spawner.spawn("frontend", f"frontend-{n}")
                           for n in range(self.options.frontend_processes)]
         for child in [self.scheduler, *self.frontends]:
             await asyncio.wait_for(child.hello, HELLO_TIMEOUT_S)
             self._send_setup(child)
-
-    def _create_cache(self) -> None:
-        """The response cache every frontend maps (tritond.shm.lru), before they start;
-        unlinked with the server's other segments at shutdown."""
-        from tritond.options import cache_bytes
-        from tritond.shm import lru, region
-
-        self.cache_segment = ""
-        if size := cache_bytes(self.options.cache_config):
-            name = region.segment_name(self.server_id, "cache")
-            lru.create(name, size).close()
-            self.cache_segment = name
 
     def _send_setup(self, child: Child) -> None:
         self.outbox.post(child.boot.address, messages.Setup(
             options=self.options, server_id=self.server_id, parent=self.address,
             scheduler=self.scheduler.boot.address,
             frontends=[f.boot.address for f in self.frontends],
-            cache=self.cache_segment if child.boot.role == "frontend" else ""))
+            cache=self.spawner.cache_segment if child.boot.role == "frontend" else ""))
 
     def _on_child_exit(self, child: Child) -> None:
         child.stopped = True

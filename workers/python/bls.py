@@ -161,7 +161,7 @@ class BlsChannel:
         with self.lock:
             release()
             hold = _holding()
-            if hold and not self.client._direct:  # noqa: SLF001 - nothing to send now
+            if hold and not self.client.releases.direct:     # nothing to send now
                 return
             self.client.flush_releases(held=not hold)
             self._flush()
