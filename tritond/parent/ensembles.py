@@ -149,13 +149,14 @@ def _live(mv: ModelVersion, registry: Registry, depth: int = 0) -> bool:
 
 def expand(wanted: set[str], sources: list) -> set[str]:
     """The keys of ``wanted`` (explicit mode's --load-model: names, every namespace's
-    copy) plus what their ensembles need, transitively."""
+    copy) plus what their ensembles need, transitively; a name found nowhere stays as it
+    is (the caller reports it)."""
     from tritond import namespaces
 
     configs = {s.name: s.config for s in sources if not s.error and s.config is not None}
     index = namespaces.index(s.name for s in sources)
     todo = [k for n in wanted for k in index.get(n, ())]
-    out = set(todo)
+    out = set(todo) | {n for n in wanted if n not in index}
     while todo:
         key = todo.pop()
         cfg = configs.get(key)

@@ -24,7 +24,6 @@ import time
 from typing import Callable
 
 from tritond import gpus, messages
-from tritond.namespaces import name_of
 from tritond.spec import ModelSpec
 from . import ensembles
 from .children import Child, ChildError, kill
@@ -98,7 +97,7 @@ class Loader:
                 self.registry.versions[(src.name, version)] = mv
                 loads.append(self.load_version(mv, src))
         if wanted:
-            for name in sorted(self._wanted_models() - {name_of(s.name) for s in sources}):
+            for name in sorted(wanted - {s.name for s in sources}):
                 self.registry.failed[name] = f"model '{name}' not found in any model repository"
                 log.error("failed to load '%s': not found in any model repository", name)
         self.publish()

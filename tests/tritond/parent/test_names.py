@@ -53,4 +53,4 @@ def test_expand_takes_every_copy_and_each_ensembles_own_step():
     sources += [ModelSource(k, k, k.rsplit("/", 1)[0], parse_pbtxt('name: "x"', "c"))
                 for k in ("/r1/x", "/r2/x", "/r3/x")]
     assert ensembles.expand({"ens"}, sources) == {"/r1/ens", "/r2/ens", "/r1/x", "/r2/x"}
-    assert ensembles.expand({"x"}, sources) == {"/r1/x", "/r2/x", "/r3/x"}
+    assert ensembles.expand({"x", "nope"}, sources) == {"/r1/x", "/r2/x", "/r3/x", "nope"}
