@@ -39,6 +39,7 @@ from tritond.options import cache_bytes
 from tritond.scheduler.summary import Window
 from tritond.shm import dtypes, lru, region
 
+from . import tracepoints
 from .params import request_fields
 from .types import InferRequest, InferResult, OutputTensor
 
@@ -159,6 +160,7 @@ class ResponseCache:
         key = None if mv.preserve_ordering else request_key(mv, req, core.shm.read_input)
         if key is None:
             return await core.infer(req, mv, False)
+        lookup = time.monotonic_ns()
         blob = self.store.get(key)
         looked = time.monotonic_ns()
         counts = self.counts.setdefault((mv.name, mv.version_str), [0, 0, 0, 0, 0])
@@ -169,6 +171,8 @@ class ResponseCache:
             counts[1] += looked - start
             counts[4] += end - start
             self._observe(mv, "hit", looked - start, end)
+            if req.trace is not None:   # Triton's trace of a hit: no COMPUTE_*
+                tracepoints.cache_hit(core, mv, req, result, start, lookup)
             return result
         result = await core.infer(req, mv, False)
         insert = time.monotonic_ns()

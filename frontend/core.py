@@ -126,7 +126,7 @@ class FrontendCore:
             raise
         if trace is None:
             return self._result(mv, req, resp)
-        trace.worker(resp.trace)
+        trace.worker(resp.trace, resp.children)
         trace.stamp("REQUEST_END")
         result = self._result(mv, req, resp)
         if trace.tensors is not None:
@@ -173,7 +173,7 @@ class FrontendCore:
         try:
             async for resp in stream:
                 if trace is not None and resp.final:
-                    trace.worker(resp.trace)
+                    trace.worker(resp.trace, resp.children)
                     trace.stamp("REQUEST_END")
                 if first:
                     first = False
@@ -212,7 +212,7 @@ class FrontendCore:
         refs, slots = self._stage(req, sizes, used)
         # rid and frontend are the InferClient's to fill in.
         return messages.Request(
-            0, "", mv.name, mv.version, refs, outputs, batch, req.id, priority, timeout, corr,
+            0, "", mv.key, mv.version, refs, outputs, batch, req.id, priority, timeout, corr,
             flags, custom, time.monotonic_ns()), slots, used
 
     def _sent(self, mv: ModelVersion, rid: int, used: list) -> None:

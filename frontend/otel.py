@@ -7,12 +7,17 @@ Spans go through the SDK's batch span processor to an OTLP/HTTP (protobuf) endpo
 the export runs on the SDK's own thread, never on the event loop. A W3C
 ``traceparent`` header (HTTP) or metadata key (gRPC) makes the root span its child,
 and such a request is always traced (Triton's rule). Needs the ``trace`` extra.
+
+Child traces (ensemble steps, BLS calls: ``Trace.children``) are model spans of
+their own, each a child of its parent's model span (Triton's span stack: the
+parent trace's request span), with ``triton.trace_parent_id`` set and their own
+``compute`` span.
 """
 from __future__ import annotations
 
 import time
 
-_TOP = ("HTTP_", "GRPC_")
+_TOP = ("HTTP_", "GRPC_", "INFER_RESPONSE_COMPLETE")    # the root span's events
 _MODEL = ("REQUEST_START", "QUEUE_START", "REQUEST_END")
 _COMPUTE = ("COMPUTE_START", "COMPUTE_INPUT_END", "COMPUTE_OUTPUT_START", "COMPUTE_END")
 # The bsp_* settings -> BatchSpanProcessor arguments (unset: the SDK reads OTEL_BSP_*).
@@ -66,17 +71,36 @@ class Exporter:
             if name.startswith(_TOP):
                 root.add_event(name, timestamp=ns + self.offset)
         if "REQUEST_START" in at:
-            self._model_span(api.set_span_in_context(root), trace, at)
+            model = self._model_span(api.set_span_in_context(root), trace.model,
+                                     trace.version, trace.id, 0, trace.request_id, at)
+            if trace.children:
+                self._children(trace, model)
         root.end(end_time=stamps[-1][1] + self.offset)
 
-    def _model_span(self, ctx, trace, at: dict) -> None:
+    def _children(self, trace, model) -> None:
         from opentelemetry import trace as api
 
-        attrs = {"triton.model_name": trace.model, "triton.model_version": trace.version,
-                 "triton.trace_id": trace.id, "triton.trace_parent_id": 0}
-        if trace.request_id:
-            attrs["triton.request_id"] = trace.request_id
-        span = self.tracer.start_span(trace.model, context=ctx, attributes=attrs,
+        from .tracetree import parent_id
+
+        spans = {0: model}
+        for child in trace.children:
+            at = {name: ns + self.offset for name, ns in child.stamps}
+            if "REQUEST_START" not in at:
+                continue
+            ctx = api.set_span_in_context(spans.get(child.parent, model))
+            spans[child.ref] = self._model_span(ctx, child.model, child.version,
+                                                trace.ids[child.ref],
+                                                parent_id(trace, child), child.request_id, at)
+
+    def _model_span(self, ctx, model: str, version: int, trace_id: int, parent: int,
+                    request_id: str, at: dict):
+        from opentelemetry import trace as api
+
+        attrs = {"triton.model_name": model, "triton.model_version": version,
+                 "triton.trace_id": trace_id, "triton.trace_parent_id": parent}
+        if request_id:
+            attrs["triton.request_id"] = request_id
+        span = self.tracer.start_span(model, context=ctx, attributes=attrs,
                                       start_time=at["REQUEST_START"])
         for name in _MODEL:
             if name in at:
@@ -89,6 +113,7 @@ class Exporter:
                     compute.add_event(name, timestamp=at[name])
             compute.end(end_time=at.get("COMPUTE_END", at["COMPUTE_START"]))
         span.end(end_time=at.get("REQUEST_END", at["REQUEST_START"]))
+        return span
 
     def shutdown(self) -> None:
         self.provider.shutdown()        # flushes the spans still queued

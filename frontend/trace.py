@@ -7,7 +7,10 @@ scheduler and worker add theirs as data: a traced ``messages.Request`` carries
 ``Response.trace`` (QUEUE_START, COMPUTE_START, COMPUTE_INPUT_END,
 COMPUTE_OUTPUT_START, COMPUTE_END). Every process stamps with CLOCK_MONOTONIC,
 one clock system-wide, as Triton's steady clock. Untraced requests carry nothing
-(``Request.trace`` is empty and never encoded).
+(``Request.trace`` is empty and never encoded). The requests a traced request
+spawned (ensemble steps, BLS calls) come back as ``Response.children``; they get
+trace ids here and are written in the same trace with ``parent_id``
+(tritond/tracechildren.py, frontend/tracetree.py).
 
 Settings follow Triton's TraceManager: a global setting, per-model overrides
 falling back to it, each setting with its own counters; replacing a setting
@@ -24,14 +27,13 @@ import time
 from typing import Optional
 
 from tritond import traceconfig
+from tritond.tracechildren import stamp_names
 
+from . import tracetree
 from .tracetensors import tensor_object
 
 log = logging.getLogger("tritond.frontend.trace")
 
-# Response.trace, in order (see workers/executor.Executor._stamps).
-WORKER_STAMPS = ("QUEUE_START", "COMPUTE_START", "COMPUTE_INPUT_END", "COMPUTE_OUTPUT_START",
-                 "COMPUTE_END")
 _KEYS = ("trace_level", "trace_rate", "trace_count", "log_frequency", "trace_file",
          "trace_mode")
 
@@ -40,7 +42,7 @@ class Trace:
     """One sampled request: its id, model and timestamps (name, ns)."""
 
     __slots__ = ("id", "setting", "model", "version", "request_id", "stamps", "context",
-                 "tensors")
+                 "tensors", "children", "ids")
 
     def __init__(self, trace_id: int, setting: "Setting", model: str, context=None):
         self.id = trace_id
@@ -53,6 +55,8 @@ class Trace:
         # level TENSORS (triton mode): the tensor objects, else None
         self.tensors: list[str] | None = (
             [] if "TENSORS" in setting.level and setting.mode == "triton" else None)
+        self.children: list = []        # messages.TraceChild: ensemble steps, BLS calls
+        self.ids: dict[int, int] = {}   # child ref -> its trace id (Tracer.finish)
 
     def tensor(self, activity: str, name: str, datatype: str, shape: list, data) -> None:
         self.tensors.append(tensor_object(self.id, activity, name, datatype, shape, data))
@@ -60,10 +64,12 @@ class Trace:
     def stamp(self, name: str, ns: int | None = None) -> None:
         self.stamps.append((name, time.monotonic_ns() if ns is None else ns))
 
-    def worker(self, stamps: list[int]) -> None:
-        """Add the scheduler's and worker's timestamps from ``Response.trace``."""
-        names = WORKER_STAMPS if len(stamps) == len(WORKER_STAMPS) else WORKER_STAMPS[1:]
-        self.stamps.extend(zip(names, stamps))
+    def worker(self, stamps: list[int], children: list = ()) -> None:
+        """Add the scheduler's and worker's timestamps from ``Response.trace`` and the
+        child traces of ``Response.children``."""
+        self.stamps.extend(zip(stamp_names(stamps), stamps))
+        if children:
+            self.children = children
 
     def json_objects(self) -> list[str]:
         """Triton's objects for this trace: the model line, then one per timestamp."""
@@ -76,6 +82,8 @@ class Trace:
                 out.append(f'{{"id":{self.id},"timestamps":[{{"name":"{name}","ns":{ns}}}]}}')
         if self.tensors:
             out.extend(self.tensors)
+        if self.children:
+            out.extend(tracetree.child_objects(self))
         return out
 
 
@@ -206,6 +214,8 @@ class Tracer:
 
     def finish(self, trace: Trace) -> None:
         """The response was sent: write (triton) or export (opentelemetry) the trace."""
+        if trace.children:          # Triton numbers children from the same counter
+            self.next_id = tracetree.number(trace, self.next_id)
         if trace.setting.mode == "triton":
             trace.setting.write(trace)
         elif self.exporter is not None:

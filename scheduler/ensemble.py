@@ -131,7 +131,7 @@ class Run:
 
     __slots__ = ("model", "req", "graph", "tensors", "missing", "uses", "pending", "error",
                  "wanted", "dests", "limiter", "waiting", "fresh", "compute", "due",
-                 "early", "done", "mapped", "shm", "direct", "submitted")
+                 "early", "done", "mapped", "shm", "direct", "submitted", "trace")
 
     def __init__(self, model, req, graph: Graph, wanted: list[str], dests: dict) -> None:
         self.model = model                  # the ensemble's scheduler Model
@@ -155,6 +155,7 @@ class Run:
         self.shm = False                    # it names client shared memory
         self.direct = 0                     # step rid whose worker answers the requester
         self.submitted = 0                  # step requests submitted
+        self.trace = None                   # RunTrace (enstrace.py): set by Ensembles.start
 
     def store(self, tensor: str, it: int, ref, owner: str) -> None:
         self.tensors[(tensor, it)] = (ref, owner)

@@ -7,21 +7,18 @@ address as the requester. Workers answer those to the scheduler; their
 ``Response`` s (and the core's own error replies, looped back by
 ``SchedulerCore.settle``) come to :meth:`Ensembles.on_response`.
 
-Tensors pass by reference: a step's output ``TensorRef`` s go unchanged (only
-renamed) into the next steps' requests, so no byte is copied by the server.
-Each worker-owned intermediate tensor is released to its worker (``core.release``:
-it rides on that worker's next Execute) after its last consumer finished;
-requested ensemble outputs go to the requester in a Response whose ``owners``
-name the worker of each output (the requester releases them). A non-decoupled
-ensemble answers once, when no step is in flight any more (workers may read the
-requester's input slots until then, docs/internals.md). A decoupled one (a
-decoupled step) answers once per iteration whose outputs are all there, then
-the final flag when no step is in flight (Triton's ensemble_scheduler.cc).
+Tensors pass by reference (renamed ``TensorRef`` s): no byte is copied. Each
+worker-owned intermediate is released to its worker (``core.release``: with its
+next Execute) after its last consumer finished; requested outputs go to the
+requester in a Response whose ``owners`` name each output's worker (the requester
+releases them). A non-decoupled ensemble answers once, when no step is in flight
+(workers may read the requester's input slots until then). A decoupled one
+answers once per iteration whose outputs are all there, then the final flag
+when no step is in flight (Triton's ensemble_scheduler.cc).
 
-A non-decoupled request's final step, submitted when nothing else of it is in
-flight, carries ``Request.answer``: its worker answers the requester directly
-(workers/answers.py) and its Executed ends the run here (``_answered``);
-docs/internals.md "The final step answers the caller directly".
+A non-decoupled request's final step (nothing else of it in flight) carries
+``Request.answer``: its worker answers the requester (workers/answers.py), its
+Executed ends the run (``_answered``). A traced request: scheduler/enstrace.py.
 """
 from __future__ import annotations
 
@@ -31,6 +28,7 @@ from tritond import messages
 from tritond.errors import Code
 
 from .ensemble import Run, Step
+from .enstrace import UNTRACED, RunTrace
 from .outputs import Reply
 
 _replace = msgspec.structs.replace
@@ -74,6 +72,7 @@ class Ensembles:
         specs = _decoded(req.outputs, _specs)
         wanted = [o.name for o in specs] or graph.outputs
         run = Run(model, req, graph, wanted, {o.name: o.dest for o in specs if o.dest})
+        run.trace = RunTrace(now_ns) if req.trace else UNTRACED
         self.clients[(req.frontend, req.rid)] = run
         ready: list[Step] = []
         for ref in _decoded(req.inputs, _refs):
@@ -110,6 +109,7 @@ class Ensembles:
             [messages.OutputSpec(o, run.dests.get(t)) for o, t in step.outputs.items()],
             batch, req.request_id, req.priority, req.timeout_us, req.correlation_id, req.flags,
             req.parameters, now_ns)
+        run.trace.submit(sub, now_ns)      # traced: a child trace per step (enstrace.py)
         decoupled = target is not None and target.cfg.spec.decoupled
         run.submitted += 1
         if (not decoupled and target is not None and version and not target.policy.ensemble
@@ -126,10 +126,9 @@ class Ensembles:
 
     @staticmethod
     def _final_step(run: Run, step: Step, it: int) -> bool:
-        """``step`` is the last of a non-decoupled ensemble's request: it makes every
-        requested output, and no other step is in flight, waiting or still to come."""
+        """``step`` is a non-decoupled untraced request's last: nothing else to come."""
         return (step is run.graph.last and it == 0 and not run.model.policy.decoupled
-                and not run.pending and not run.waiting and run.error is None
+                and not run.pending and not run.waiting and run.error is None and not run.trace
                 and run.submitted == len(run.graph.steps)
                 and all(t in step.made for t in run.wanted))
 
@@ -156,6 +155,7 @@ class Ensembles:
             self._release(_owned(resp), out)
             return out
         step, it, decoupled = run.pending[resp.rid]
+        run.trace.answered(resp, now_ns)
         if resp.instance:
             run.mapped.add(resp.instance)
         if resp.mapped:                    # a nested ensemble's workers
@@ -263,11 +263,11 @@ class Ensembles:
             model.stats.failed(1, now_ns - (req.arrival_ns or now_ns))
         self._release(list(run.tensors.values()), out)
         run.tensors.clear()
+        run.trace.attach(resp)
         out.append(Reply(req.frontend, resp))
 
     def _last(self, run: Run, out: list, decoupled: bool) -> messages.Response:
-        """The final Response: the outputs (non-decoupled), the last answer made final, or
-        the bare final flag (decoupled)."""
+        """The final Response: outputs, the last answer made final, or a bare final flag."""
         req = run.req
         if decoupled:
             if out and type(out[-1]) is Reply and out[-1].response.rid == req.rid \

@@ -25,8 +25,8 @@ from .spec import ModelSpec
 # structs; 5: Execute.slots and Execute.ended (sequence batching); 6: several frontends
 # (Setup.cache, FrontendStatsQuery, SettingsUpdate, the client shm registry: ShmTable
 # and its queries); 7: Request.trace / Response.trace, LogLevels, Shutdown.linger,
-# ModelMetrics.summaries
-PROTOCOL_VERSION = 7
+# ModelMetrics.summaries; 8: Response.children (TraceChild: ensemble step and BLS traces)
+PROTOCOL_VERSION = 8
 
 # ---------------------------------------------------------------- data plane
 
@@ -162,6 +162,20 @@ class CancelRunning(msgspec.Struct, tag=11, array_like=True):
     requests: list[tuple[str, int]]
 
 
+class TraceChild(msgspec.Struct, array_like=True, omit_defaults=True):
+    """The trace of a request a traced request spawned (an ensemble step, a BLS call), as
+    Triton's child traces: ``ref`` numbers it within the Response that carries it,
+    ``parent`` is 0 for that Response's own request, else another child's ``ref``. The
+    frontend gives it a trace id when it writes the trace (tritond/tracechildren.py)."""
+
+    ref: int
+    parent: int
+    model: str
+    version: int
+    request_id: str = ""
+    stamps: list[tuple[str, int]] = []     # (Triton activity name, monotonic ns)
+
+
 class Response(msgspec.Struct, tag=20, array_like=True, omit_defaults=True):
     """Worker (or scheduler, for rejections) -> requester: a result of ``rid`` (one of N
     for a decoupled model; the last one has ``final``)."""
@@ -187,6 +201,8 @@ class Response(msgspec.Struct, tag=20, array_like=True, omit_defaults=True):
     # A traced request's timestamps (monotonic ns) seen by the scheduler and the worker:
     # QUEUE_START, COMPUTE_START, COMPUTE_INPUT_END, COMPUTE_OUTPUT_START, COMPUTE_END.
     trace: list[int] = []
+    # A traced request's child traces (its ensemble steps, its BLS calls), nested ones too.
+    children: list[TraceChild] = []
 
 
 class ResponseStats(msgspec.Struct, tag=60, array_like=True):

@@ -18,7 +18,7 @@ from tritond.errors import Code, TritonError
 from tritond.messages import ErrorInfo, Execute, Response
 from tritond.shm.cuda import is_device_array
 
-from . import sequence_rows
+from . import childtraces, sequence_rows
 from .backend import Backend, WorkRequest, WorkResult
 from .outputs import OutputWriter, as_output
 from .shapes import ModelIO
@@ -71,6 +71,8 @@ class Executor:
         for _, resp in responses:
             if resp.trace is _TRACED:
                 resp.trace = self._stamps(ex, resp.rid, start, t_in, t_infer, end)
+        if childtraces.OPEN:        # a traced request made BLS calls (workers/childtraces.py)
+            childtraces.attach(ex.requests, responses)
         stats = messages.ExecStats(
             batch_size=sum(max(r.batch, 1) for r in ex.requests),
             compute_input_ns=t_in - start, compute_infer_ns=t_infer - t_in,

@@ -79,9 +79,11 @@ class InferenceServicer:
             result = await self.core.infer(req)
         except TritonError as exc:
             if trace is not None and trace.version:     # it reached its model: traced
+                trace.stamp("INFER_RESPONSE_COMPLETE")
                 tracer.finish(trace)
             await context.abort(STATUS[exc.code], exc.message)
         if trace is not None:
+            trace.stamp("INFER_RESPONSE_COMPLETE")
             trace.stamp("GRPC_SEND_START")
         try:
             return wire.encode(result)

@@ -93,6 +93,7 @@ async def serve_stream(core, request_iterator, context):
                     if result.empty and not empty_final:
                         continue        # a bare final flag reaches the client only on request
                     if trace is not None and result.final:
+                        trace.stamp("INFER_RESPONSE_COMPLETE")
                         trace.stamp("GRPC_SEND_START")
                     try:
                         data = wire.encode_stream(result)

@@ -55,6 +55,8 @@ async def _serve(core, scope, receive, send, model: str, version: str) -> None:
     if trace is None:
         await response(scope, receive, send)
         return
+    if trace.version:       # a model answered (Triton stamps it in its response callback)
+        trace.stamp("INFER_RESPONSE_COMPLETE")
     trace.stamp("HTTP_SEND_START")
     try:
         await response(scope, receive, send)

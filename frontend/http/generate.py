@@ -28,6 +28,7 @@ from starlette.responses import StreamingResponse
 from tritond.errors import TritonError, invalid_arg
 from tritond.shm import dtypes
 
+from .. import tracepoints
 from ..types import InferRequest, InputTensor
 from .codec import encode_json, parse_json
 from .rawstring import json_string
@@ -50,15 +51,21 @@ async def generate_stream(request: Request):
 async def _serve(request: Request, streaming: bool):
     core = _core(request)
     model, version = _model(request)
+    trace = tracepoints.start(core, request, model)     # traced: frontend/tracepoints.py
     if request.headers.get("content-encoding", "identity") != "identity":
         raise invalid_arg("Unsupported content-encoding, only 'identity' is supported.")
     body = await read_body(request, core.options.http_max_input_size)
+    if trace is not None:
+        trace.stamp("HTTP_RECV_END")
     doc = parse_json(body) if body.strip() else {}
     if not isinstance(doc, dict):
         raise invalid_arg("generate request must be a JSON object")
     mv = core.models.resolve(model, version)
     req = to_request(doc, mv, model, version)
+    req.trace = trace
     results = core.infer_stream(req, mv)
+    if trace is not None:
+        results = tracepoints.results(results, trace)
     # The first response decides the status (Triton); a failure before it is a
     # plain JSON error.
     try:
@@ -71,8 +78,13 @@ async def _serve(request: Request, streaming: bool):
         await results.aclose()
         raise first.error
     if not streaming:
-        return await _one(results, first)
-    return StreamingResponse(_events(results, first), media_type=SSE)
+        response = await _one(results, first)
+        return response if trace is None else tracepoints.SentResponse(response, trace,
+                                                                       core.tracer)
+    body = _events(results, first)
+    if trace is not None:
+        body = tracepoints.events(body, trace, core.tracer)
+    return StreamingResponse(body, media_type=SSE)
 
 
 async def _next(results):

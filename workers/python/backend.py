@@ -22,7 +22,7 @@ from tritond.shm.dtypes import DTYPES
 from tritond.spec import ModelSpec
 
 from ..backend import Backend, LoadContext, WorkRequest, WorkResult
-from . import failures, pb_utils
+from . import blstrace, failures, pb_utils
 
 MODULE_NAME = "triton_python_backend_utils"
 
@@ -176,7 +176,8 @@ class PythonBackend(Backend):
         pb = pb_utils.InferenceRequest(
             request_id=req.request_id, correlation_id=req.correlation_id, inputs=tensors,
             requested_output_names=w.outputs, model_name=self.ctx.model,
-            model_version=req.version, flags=req.flags, timeout=req.timeout_us)
+            model_version=req.version, flags=req.flags, timeout=req.timeout_us,
+            trace=blstrace.trace_of(req) if req.trace else None)
         pb._parameters = dict(req.parameters)  # already validated by the frontend
         pb._cancel_key = (req.frontend, req.rid)
         if self.spec is not None and self.spec.decoupled:

@@ -18,7 +18,7 @@ import numpy as np
 from tritond import messages
 from tritond.shm import dtypes
 
-from . import bls
+from . import bls, blstrace
 from .inference import (TRITONSERVER_MEMORY_CPU, TRITONSERVER_MEMORY_CPU_PINNED,
                         TRITONSERVER_MEMORY_GPU, InferenceResponse, TritonError,
                         TritonModelException)
@@ -143,7 +143,7 @@ def execute(pb, decoupled: bool = False):
     answers: queue.SimpleQueue = queue.SimpleQueue()
     if decoupled:
         ch.start_reader()           # the iterator may be left unfinished: a thread reads
-    rid = ch.send(req, slots, answers.put)
+    rid = ch.send(req, slots, blstrace.watch(pb, req, answers.put))
     if decoupled:
         return _responses(answers, ch)
     return _final(answers, ch, rid)
@@ -202,7 +202,8 @@ async def execute_async(pb, decoupled: bool = False):
     loop = asyncio.get_running_loop()
     req, slots = build(pb, ch)
     answers: asyncio.Queue = asyncio.Queue()
-    rid = ch.send(req, slots, lambda resp: loop.call_soon_threadsafe(answers.put_nowait, resp))
+    rid = ch.send(req, slots, blstrace.watch(
+        pb, req, lambda resp: loop.call_soon_threadsafe(answers.put_nowait, resp)))
     try:
         if decoupled:
             return _async_responses(answers, ch)

@@ -98,10 +98,13 @@ class InferenceResponse:
 
 
 class InferenceTrace:
-    """Placeholder: tracing is not wired yet; ``get_context()`` says so with None."""
+    """``request.trace()``: pass it to a BLS ``InferenceRequest(trace=...)`` to trace that
+    call as a child of the request (workers/python/blstrace.py). ``get_context()`` is
+    None: no OpenTelemetry context is handed to models."""
 
     def __init__(self, context: Optional[str] = None) -> None:
         self._context = context
+        self._children = None       # a traced request's tritond.tracechildren.Children
 
     def get_context(self) -> Optional[str]:
         return self._context
