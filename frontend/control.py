@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from tritond import messages
+from tritond.namespaces import name_of
 from tritond.errors import TritonError, invalid_arg, unavailable
 
 from .models import parse_version
@@ -129,8 +130,10 @@ class ControlPlane:
             if not ok:
                 what = f"'{name}'" if not version else f"'{name}' version {version}"
                 raise invalid_arg(f"requested model {what} is not available")
-        answer = await self._query(self._scheduler, messages.StatsQuery, name=name,
-                                   version=version)
+        answer = await self._query(self._scheduler, messages.StatsQuery,
+                                   name=self.models.key(name) if name else "", version=version)
+        for entry in answer.stats.get("model_stats", ()):    # keys -> names (namespaces.py)
+            entry["name"] = name_of(entry["name"])
         return await self._with_cache(answer.stats)
 
     async def _with_cache(self, stats: dict, peers: tuple | None = None) -> dict:

@@ -212,7 +212,7 @@ class FrontendCore:
         refs, slots = self._stage(req, sizes, used)
         # rid and frontend are the InferClient's to fill in.
         return messages.Request(
-            0, "", mv.name, mv.version, refs, outputs, batch, req.id, priority, timeout, corr,
+            0, "", mv.key, mv.version, refs, outputs, batch, req.id, priority, timeout, corr,
             flags, custom, time.monotonic_ns()), slots, used
 
     def _sent(self, mv: ModelVersion, rid: int, used: list) -> None:

@@ -251,7 +251,7 @@ def build_app(core):
                      exception_handlers={404: not_found})
 
 
-def with_namespaces(fams: list[Metric], namespaces: dict[str, str]) -> None:
+def with_namespaces(fams: list[Metric], namespaces: dict[str, tuple[str, str]]) -> None:
     """Add Triton's ``namespace`` label (the model's repository) to every per-model
     sample; Triton adds it only with --model-namespacing (metric_model_reporter.cc).
     Labels stay in sorted order, as prometheus-cpp writes them."""
@@ -259,11 +259,15 @@ def with_namespaces(fams: list[Metric], namespaces: dict[str, str]) -> None:
         fam.samples = [_namespaced(sample, namespaces) for sample in fam.samples]
 
 
-def _namespaced(sample, namespaces: dict[str, str]):
-    repo = namespaces.get(sample.labels.get("model"))
-    if repo is None:
+def _namespaced(sample, namespaces: dict[str, tuple[str, str]]):
+    """The ``model`` label is the scheduler's key (tritond/namespaces.py) or a name
+    only one namespace serves: it becomes the name and its repository."""
+    found = namespaces.get(sample.labels.get("model"))
+    if found is None:
         return sample
-    return sample._replace(labels=dict(sorted({**sample.labels, "namespace": repo}.items())))
+    name, repo = found
+    labels = {**sample.labels, "model": name, "namespace": repo}
+    return sample._replace(labels=dict(sorted(labels.items())))
 
 
 def counter_latencies(settings: list[str]) -> bool:

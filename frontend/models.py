@@ -11,7 +11,7 @@ import os
 import re
 from typing import Optional
 
-from tritond import messages
+from tritond import messages, namespaces
 from tritond import spec as ts
 from tritond.errors import TritonError, invalid_arg, not_found, unavailable
 from tritond.shm import dtypes
@@ -49,13 +49,14 @@ _NO_SPEC = ts.ModelSpec("")
 class ModelVersion:
     """One version of one model: state plus everything the infer path needs."""
 
-    __slots__ = ("name", "version", "version_str", "state", "reason", "spec", "max_batch_size",
+    __slots__ = ("name", "key", "version", "version_str", "state", "reason", "spec", "max_batch_size",
                  "load_seconds",
                  "inputs", "required", "outputs", "decoupled", "platform", "instances", "metadata",
                  "live", "preserve_ordering", "labels", "response_cache")
 
     def __init__(self, entry: messages.ModelEntry):
-        self.name = entry.name
+        self.key = entry.name           # the scheduler's key (tritond/namespaces.py)
+        self.name = namespaces.name_of(entry.name)
         self.version = entry.version
         self.version_str = str(entry.version)
         self.state = entry.state
@@ -98,6 +99,8 @@ class Models:
         # --model-namespacing: Triton answers an unknown name INVALID_ARG (its lookup
         # across namespaces fails before any model is asked), otherwise NOT_FOUND.
         self._unknown_error = invalid_arg if namespacing else not_found
+        self._namespacing = namespacing
+        self._by_name: dict[str, list[str]] = {}       # name -> keys with a version
         self._dirs: dict[str, str] = {}                # name -> model directory
         self.server_ready = False
         self._versions: dict[str, dict[int, ModelVersion]] = {}
@@ -108,7 +111,7 @@ class Models:
 
     def load_seconds(self) -> dict[tuple[str, str], float]:
         """(name, version) -> load duration of every READY version (/metrics)."""
-        return {(mv.name, mv.version_str): mv.load_seconds
+        return {(mv.key, mv.version_str): mv.load_seconds
                 for by_version in self._versions.values() for mv in by_version.values()
                 if mv.state == READY}
 
@@ -137,10 +140,26 @@ class Models:
             if ready:
                 latest[name] = max(ready, key=lambda v: v.version)
         self._versions, self._latest, self._names = versions, latest, sorted(names)
+        # Triton's global map drops an unloaded model (a failed one stays in it)
+        self._by_name = namespaces.index(k for k, by_version in versions.items() if any(
+            v.reason != "unloaded" for v in by_version.values())) if self._namespacing else {}
         self.server_ready = table.server_ready
 
-    def resolve(self, name: str, version: str = "") -> ModelVersion:
-        """The READY version a request runs on; NOT_FOUND / UNAVAILABLE / INVALID_ARG otherwise."""
+    def key(self, name: str) -> str:
+        """The key of a client's model name (--model-namespacing; tritond/namespaces.py):
+        Triton's INVALID_ARG when no namespace serves it (a key is no client's name) or
+        when several do (the ambiguity error)."""
+        if not self._namespacing:
+            return name
+        found = namespaces.resolve(name, self._by_name) if "/" not in name else None
+        if found is None:
+            raise self._unknown_error(f"Request for unknown model: '{name}' is not found")
+        return found
+
+    def resolve(self, name: str, version: str = "", by_key: bool = False) -> ModelVersion:
+        """The READY version a request runs on; NOT_FOUND / UNAVAILABLE / INVALID_ARG otherwise.
+        ``by_key``: ``name`` is already a key (an ensemble step's)."""
+        name = name if by_key else self.key(name)
         if not version:
             mv = self._latest.get(name)
             if mv is not None:
@@ -156,7 +175,7 @@ class Models:
 
     def lookup(self, name: str, version: str) -> ModelVersion:
         """A named version in any state (NOT_FOUND if absent)."""
-        by_version = self._versions.get(name)
+        by_version = self._versions.get(self.key(name))
         if by_version is None:
             raise self._unknown_error(f"Request for unknown model: '{name}' is not found")
         v = parse_version(version)
@@ -165,16 +184,22 @@ class Models:
             raise not_found(f"Request for unknown model: '{name}' version {v} is not found")
         return mv
 
-    def namespaces(self, repositories: list[str]) -> dict[str, str]:
-        """Model name -> the repository (namespace) its directory is in."""
+    def namespaces(self, repositories: list[str]) -> dict[str, tuple[str, str]]:
+        """Metrics ``model`` label (a key, or a name only one namespace serves) ->
+        (model name, the repository its directory is in)."""
         out = {}
-        for name, model_dir in self._dirs.items():
+        for key, model_dir in self._dirs.items():
+            name = namespaces.name_of(key)
             repo = next((r for r in repositories if os.path.join(r, name) == model_dir), None)
-            out[name] = repo if repo is not None else os.path.dirname(model_dir)
+            out[key] = (name, repo if repo is not None else os.path.dirname(model_dir))
+        for name, keys in namespaces.index(self._dirs).items():
+            if len(keys) == 1:
+                out.setdefault(name, out[keys[0]])
         return out
 
     def is_ready(self, name: str, version: str = "") -> bool:
         """False for a known model that is not ready; NOT_FOUND for an unknown one."""
+        name = self.key(name)
         if name not in self._versions:
             raise self._unknown_error(f"Request for unknown model: '{name}' is not found")
         if not version:
@@ -186,10 +211,10 @@ class Models:
 
     def names(self) -> dict:
         """Names with at least one loaded (or failed) version."""
-        return self._versions
+        return self._by_name if self._namespacing else self._versions
 
     def ready_versions(self, name: str) -> list[ModelVersion]:
-        return sorted((v for v in self._versions.get(name, {}).values() if v.state == READY),
+        return sorted((v for v in self._versions.get(self.key(name), {}).values() if v.state == READY),
                       key=lambda v: v.version)
 
     def all_versions(self) -> list[ModelVersion]:
@@ -202,14 +227,14 @@ class Models:
             by_version = self._versions.get(name)
             if not by_version:
                 if not ready_only:
-                    rows.append({"name": name})
+                    rows.append({"name": namespaces.name_of(name)})
                 continue
             for v in sorted(by_version):
                 mv = by_version[v]
                 state = mv.state if mv.live else "UNAVAILABLE"
                 if ready_only and state != READY:
                     continue
-                row = {"name": name, "version": mv.version_str, "state": state}
+                row = {"name": mv.name, "version": mv.version_str, "state": state}
                 if mv.reason:
                     row["reason"] = mv.reason
                 rows.append(row)

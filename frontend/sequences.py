@@ -65,7 +65,7 @@ def _idle_us(mv, models, depth: int = 0):
     for step in spec.steps:
         try:
             sub = models.resolve(step.model_name, str(step.model_version)
-                                 if step.model_version > 0 else "")
+                                 if step.model_version > 0 else "", by_key=True)
         except Exception:  # noqa: BLE001 - not loaded: the request fails on its own
             continue
         idle = _idle_us(sub, models, depth + 1)

@@ -73,7 +73,7 @@ class SchedulerProc:
             try:
                 kind = type(msg)
                 if kind is RequestView:
-                    rejected = core.add(msg, now)
+                    rejected = core.table.named(msg) or core.add(msg, now)
                     if rejected:
                         out.extend(rejected)
                 elif kind is messages.Executed:

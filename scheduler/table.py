@@ -1,7 +1,7 @@
 """The scheduler core's view of the model table: adopt, move, drop, fail instances."""
 from __future__ import annotations
 
-from tritond import messages
+from tritond import messages, namespaces
 from tritond.errors import Code, TritonError
 
 from .config import SchedConfig
@@ -31,6 +31,7 @@ class ModelTable:
         self._active = active
         self._retirement = retirement
         self._settings = settings
+        self._by_name: dict[str, list[str]] = {}      # name -> keys (namespacing only)
 
     def set_models(self, table: messages.ModelTable) -> list[Output]:
         """Adopt a new model table; fail what can no longer be served."""
@@ -53,15 +54,34 @@ class ModelTable:
             if key not in new:
                 self._drop(model, out, reasons.get(key, ""))
         self.models = new
+        # --model-namespacing: bare names (a BLS request names its model) -> keys
+        self._by_name = namespaces.index(k for k, _ in new) if any(
+            "/" in k for k, _ in new) else {}
         self.instances = {a: i for m in new.values() for a, i in m.router.instances.items()}
         out.extend(self._retirement.unloading_drained(new))
         return out
+
+    def named(self, req) -> list[Output]:
+        """Give a request naming a model by its bare name the model's key (namespaces.py);
+        Triton's ambiguity error when several namespaces serve that name."""
+        if not self._by_name or "/" in req.model:
+            return []
+        try:
+            key = namespaces.resolve(req.model, self._by_name)
+        except TritonError as exc:
+            return [_error(req, exc.code, exc.message)]
+        if key is not None:
+            req.model = key
+        return []
 
     def _adopt(self, model: Model | None, entry: messages.ModelEntry, out: list) -> Model:
         """The Model for ``entry``: the existing one, or a new one on a config change."""
         config_json = entry.spec.config_json if entry.spec is not None else ""
         settings = self._settings
-        if model is None or model.config_json != config_json:
+        # An ensemble's steps name their models' keys, which the config JSON does not
+        # show (namespaces.py): a step relinked to another namespace is a new config too.
+        if model is None or model.config_json != config_json or (
+                entry.spec is not None and model.cfg.spec.steps != entry.spec.steps):
             cfg = SchedConfig(entry.spec)
             fresh = Model(entry.name, entry.version, config_json, cfg, settings.make_policy(cfg),
                           settings.pipeline)

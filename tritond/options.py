@@ -261,9 +261,10 @@ OPTIONS: tuple[Option, ...] = (
            "Times a model version whose load failed is loaded again before it stays "
            "UNAVAILABLE (Triton's semantics; default 0)."),
     Option("model_namespacing", False, parse_bool,
-           "Model namespacing: each repository is a namespace (metrics gain a 'namespace' "
-           "label; an unknown model name is INVALID_ARG). A name found in several "
-           "repositories is not served yet: those models fail to load with a reason."),
+           "Model namespacing: each repository is a namespace; a name found in several "
+           "repositories is loaded once per repository and a request by that name is "
+           "ambiguous (INVALID_ARG); ensemble steps use their own repository's model "
+           "(metrics gain a 'namespace' label; an unknown model name is INVALID_ARG)."),
     Option("model_retry_interval", 30, parse_nonneg,
            "Seconds between reload attempts of a model whose instances crashed too often."),
     Option("allow_grpc", True, parse_bool, "Serve gRPC."),

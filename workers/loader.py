@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from tritond import messages
+from tritond import messages, namespaces
 from tritond.errors import Code, TritonError
 from tritond.options import Options
 from tritond.spec import ModelSpec
@@ -18,8 +18,8 @@ def load_backend(load: messages.Load, options: Options) -> tuple[Backend, ModelS
         raise TritonError(Code.INVALID_ARG,
                           f"model '{load.model}': config names no backend "
                           f"(platform '{spec.platform}')")
-    ctx = LoadContext(load.model, load.version, load.instance, load.kind, load.device_id,
-                      load.model_dir, load.repository, options)
+    ctx = LoadContext(namespaces.name_of(load.model), load.version, load.instance, load.kind,
+                      load.device_id, load.model_dir, load.repository, options)
     backend = backend_class(spec.backend)(ctx)
     if load.auto_complete:
         # The backends' auto-complete works on Triton's JSON dict (the

@@ -109,7 +109,7 @@ def test_cache_summaries_merge_every_frontends_windows():
 
 def test_namespace_label_on_every_per_model_sample():
     fams = metrics.families({"model_stats": [stats_entry()]}, rows(BACKEND=2))
-    metrics.with_namespaces(fams, {"simple": "/models/a"})
+    metrics.with_namespaces(fams, {"simple": ("simple", "/models/a")})
     text = promtext.render(fams).decode()
     assert 'nv_inference_count{model="simple",namespace="/models/a",version="1"} 10' in text
     assert ('nv_inference_request_failure{model="simple",namespace="/models/a",'
@@ -117,3 +117,14 @@ def test_namespace_label_on_every_per_model_sample():
     per_model = [line for line in text.splitlines() if 'model="simple"' in line]
     assert per_model and all('namespace="/models/a"' in line for line in per_model)
     assert "nv_pinned_memory_pool_total_bytes 0" in text       # not per model: unchanged
+
+
+def test_namespace_label_turns_each_key_into_its_name_and_repository():
+    twin = {**stats_entry(), "name": "/models/b/simple", "inference_count": 3}
+    fams = metrics.families({"model_stats": [{**stats_entry(), "name": "/models/a/simple"},
+                                             twin]}, [])
+    metrics.with_namespaces(fams, {"/models/a/simple": ("simple", "/models/a"),
+                                   "/models/b/simple": ("simple", "/models/b")})
+    text = promtext.render(fams).decode()
+    assert 'nv_inference_count{model="simple",namespace="/models/a",version="1"} 10' in text
+    assert 'nv_inference_count{model="simple",namespace="/models/b",version="1"} 3' in text

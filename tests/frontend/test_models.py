@@ -47,7 +47,43 @@ def test_namespaces_are_the_repositories_of_the_model_directories():
 
     models = Models(True)
     models.update(messages.ModelTable([
-        messages.ModelEntry("a", 1, "READY", model_dir="/r1/a"),
-        messages.ModelEntry("b", 1, "READY", model_dir="/r2/b"),
-        messages.ModelEntry("c", -1, "UNKNOWN")], True))
-    assert models.namespaces(["/r1", "/r2"]) == {"a": "/r1", "b": "/r2"}
+        messages.ModelEntry("/r1/a", 1, "READY", model_dir="/r1/a"),
+        messages.ModelEntry("/r2/b", 1, "READY", model_dir="/r2/b"),
+        messages.ModelEntry("/r2/a", 1, "READY", model_dir="/r2/a"),
+        messages.ModelEntry("/r2/c", -1, "UNKNOWN")], True))
+    # keys and the names only one namespace serves -> (name, namespace)
+    assert models.namespaces(["/r1", "/r2"]) == {
+        "/r1/a": ("a", "/r1"), "/r2/a": ("a", "/r2"), "/r2/b": ("b", "/r2"),
+        "b": ("b", "/r2")}
+
+
+def test_a_name_two_namespaces_serve_is_ambiguous_a_unique_one_resolves():
+    from tritond.errors import Code, TritonError
+    from tritond.frontend.models import Models
+
+    models = Models(True)
+    models.update(messages.ModelTable([
+        messages.ModelEntry("/r1/a", 1, "READY"), messages.ModelEntry("/r2/a", 1, "READY"),
+        messages.ModelEntry("/r2/b", 1, "READY"), messages.ModelEntry("/r2/c", -1, "UNKNOWN")],
+        True))
+    mv = models.resolve("b")
+    assert (mv.key, mv.name, mv.metadata["name"]) == ("/r2/b", "b", "b")
+    for call in (models.resolve, lambda n: models.lookup(n, "1"), models.is_ready,
+                 models.ready_versions):
+        try:
+            call("a")
+        except TritonError as exc:
+            assert exc.code == Code.INVALID_ARG
+            assert exc.message == ("There are 2 identifiers of model 'a' in global map, model "
+                                   "namespace must be provided to resolve ambiguity.")
+        else:
+            raise AssertionError("an ambiguous name was resolved")
+    assert [r["name"] for r in models.index()] == ["a", "a", "b", "c"]
+    try:                                  # a client cannot name a key
+        models.resolve("/r2/b")
+    except TritonError as exc:
+        assert exc.code == Code.INVALID_ARG
+        assert exc.message == "Request for unknown model: '/r2/b' is not found"
+    else:
+        raise AssertionError("a key was resolved for a client")
+    assert models.resolve("/r2/b", by_key=True) is mv        # an ensemble step's key

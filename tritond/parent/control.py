@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Awaitable, Callable
 
 from tritond import messages
 from tritond.errors import Code, TritonError, invalid_arg, unavailable, unsupported
+from tritond.namespaces import ambiguous, name_of
 from tritond.repository.paths import check_model_name
 from . import ensembles, overrides
 from .drain import Drainer, instance_key, model_key
 from .loader import Loader
+from .names import Names
 from .models import READY, UNAVAILABLE, UNLOADED, UNLOADING, ModelVersion, Phase, Registry
 
 log = logging.getLogger("tritond.supervisor")
@@ -54,6 +55,7 @@ class ModelControl:
         self.publish_and_wait = publish_and_wait
         self._locks: dict[str, asyncio.Lock] = {}
         self.drainer = Drainer(options, registry, {} if drained is None else drained)
+        self.names = Names(options, registry)
 
     def on_query(self, msg) -> None:
         """Start answering a LoadQuery / UnloadQuery (a task: loading takes seconds, the
@@ -67,10 +69,13 @@ class ModelControl:
         if version and not version.lstrip("-").isdigit():
             answer = messages.Answer(msg.qid, error=messages.ErrorInfo(
                 int(Code.INVALID_ARG), f"failed to parse model version '{version}'"))
+        elif len(keys := self.names.loaded(msg.name) or [msg.name]) > 1:
+            exc = ambiguous(msg.name, len(keys))
+            answer = messages.Answer(msg.qid, error=messages.ErrorInfo(int(exc.code), exc.message))
         else:
             answer = messages.Answer(msg.qid, ready=any(
                 ensembles.is_live(mv, self.registry)
-                for mv in self.registry.versions_of(msg.name)
+                for mv in self.registry.versions_of(keys[0])
                 if not version or int(version) <= 0 or mv.version == int(version)))
         self.outbox.post(msg.frontend, answer)
 
@@ -80,18 +85,14 @@ class ModelControl:
                 raise unavailable(POLLING)
             if not self.phase.started or self.phase.stopping:
                 raise unavailable("the server is starting or stopping; try again")
-            name = msg.name
-            async with self._locks.setdefault(name, asyncio.Lock()):
+            errors = []
+            for key in self._keys(msg):     # Triton loads / unloads every namespace's copy
                 try:
-                    if type(msg) is messages.LoadQuery:
-                        await self._load_model(name, msg)
-                    else:
-                        await self._unload_model(name)
-                        if msg.unload_dependents:
-                            for dependent in self._dependents(name):
-                                await self._unload_model(dependent)
-                finally:        # a failed load is in the table (index reason) too
-                    await self.publish_and_wait()
+                    await self._apply(key, msg)
+                except TritonError as exc:
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
             answer = messages.Answer(msg.qid)
         except TritonError as exc:
             answer = messages.Answer(msg.qid, error=messages.ErrorInfo(int(exc.code), exc.message))
@@ -101,11 +102,32 @@ class ModelControl:
                 int(Code.INTERNAL), f"{type(exc).__name__}: {exc}"))
         self.outbox.post(msg.frontend, answer)
 
+    def _keys(self, msg) -> list[str]:
+        """The keys a query's name stands for (namespaces.py): its copy in every repository
+        (load) or every loaded copy (unload); the name itself when there is none."""
+        if type(msg) is messages.LoadQuery:
+            check_model_name(msg.name)           # a client's name: never a path
+            return self.names.on_disk(msg.name) or [msg.name]
+        return self.names.loaded(msg.name) or ([msg.name] if "/" not in msg.name else [])
+
+    async def _apply(self, key: str, msg) -> None:
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            try:
+                if type(msg) is messages.LoadQuery:
+                    await self._load_model(key, msg)
+                else:
+                    await self._unload_model(key)
+                    if msg.unload_dependents:
+                        for dependent in self._dependents(key):
+                            await self._unload_model(dependent)
+            finally:        # a failed load is in the table (index reason) too
+                await self.publish_and_wait()
+
     # ------------------------------------------------------------------ load
 
     async def _load_model(self, name: str, query: messages.LoadQuery,
                           visiting: frozenset = frozenset()) -> None:
-        check_model_name(name)                   # before the name meets the file system
+        check_model_name(name_of(name))          # before the name meets the file system
         if query.files:
             problem = overrides.file_problem(query.files, query.config)
             if problem:
@@ -139,7 +161,7 @@ class ModelControl:
     async def _load_composing(self, name: str, cfg, visiting: frozenset) -> None:
         """Load the models an ensemble needs that are not loaded yet (as Triton does)."""
         visiting = visiting | {name}
-        for dep in ensembles.composing(cfg):
+        for dep in [self.names.composing_on_disk(name, n) for n in ensembles.composing(cfg)]:
             if dep in visiting or any(mv.state == READY for mv in self.registry.versions_of(dep)):
                 continue                         # a cycle fails the ensemble's own load
             async with self._locks.setdefault(dep, asyncio.Lock()):
@@ -161,18 +183,15 @@ class ModelControl:
     def _read_source(self, name: str, config):
         from tritond import repository
         from tritond.repository.modelconfig import from_json
-        from tritond.repository.scan import NAMESPACED_DUPLICATE, read_config
+        from tritond.repository.scan import read_config
 
-        places = [(repo, os.path.join(repo, name)) for repo in self.options.model_repository
-                  if name and os.path.isdir(os.path.join(repo, name))]
+        places = self.names.directory(name)
         if not places:
             raise overrides.poll_failure(name, "model not found in any model repository.")
-        if len(places) > 1:
+        if len(places) > 1:             # (with namespacing a key has one directory)
             repos = ", ".join(f"'{repo}'" for repo, _ in places)
-            reason = f"not unique across all model repositories: {repos}"
-            if self.options.model_namespacing:
-                reason += f"; {NAMESPACED_DUPLICATE}"
-            raise overrides.poll_failure(name, reason)
+            raise overrides.poll_failure(
+                name, f"not unique across all model repositories: {repos}")
         try:
             override = from_json(config) if config is not None else None
         except TritonError as exc:
@@ -184,9 +203,11 @@ class ModelControl:
                             strict=self.options.disable_auto_complete_config)
             except TritonError as exc:
                 raise overrides.poll_failure(name, exc.message) from None
-        return repository.load_source(
+        src = repository.load_source(
             model_dir, repo, model_config_name=self.options.model_config_name,
             strict=self.options.disable_auto_complete_config, config=override)
+        src.name = name
+        return src
 
     async def _switch(self, name: str, old: list[ModelVersion], new: list[ModelVersion]) -> None:
         """Publish ``new`` in place of ``old``; finalize the old workers once idle.
@@ -220,31 +241,27 @@ class ModelControl:
 
     # ------------------------------------------------------------------ poll mode
 
-    async def poll_load(self, name: str) -> None:
-        """(Re)load ``name`` after its directory appeared or changed (poll.py)."""
-        self.registry.known.add(name)
-        await self._poll_change(name, lambda: self._load_model(
-            name, messages.LoadQuery(0, "", name)))
-
-    async def poll_remove(self, name: str) -> None:
-        """Unload ``name`` and forget it: its directory is gone (poll.py)."""
-        async def remove() -> None:
-            await self._unload_model(name)
-            for key in [k for k in self.registry.versions if k[0] == name]:
-                del self.registry.versions[key]
-            self.registry.known.discard(name)
-        await self._poll_change(name, remove)
-
-    async def _poll_change(self, name: str, change) -> None:
+    async def apply_change(self, key: str, change) -> None:
+        """Run a poll's ``change`` of ``key`` under its lock; errors are logged (poll.py)."""
         if self.phase.stopping:
             return
-        async with self._locks.setdefault(name, asyncio.Lock()):
+        async with self._locks.setdefault(key, asyncio.Lock()):
             try:
                 await change()
             except TritonError as exc:
                 log.error("poll: %s", exc.message)
             finally:
                 await self.publish_and_wait()
+
+    async def load_key(self, key: str) -> None:
+        await self._load_model(key, messages.LoadQuery(0, "", key))
+
+    async def forget_key(self, key: str) -> None:
+        """Unload ``key`` and forget it: its directory is gone."""
+        await self._unload_model(key)
+        for version in [k for k in self.registry.versions if k[0] == key]:
+            del self.registry.versions[version]
+        self.registry.known.discard(key)
 
     # ------------------------------------------------------------------ unload
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
+
 from tritond import messages
 from tritond.errors import TritonError
+from . import names as names_mod
 from .models import LOADING, READY, ModelVersion, Registry
 
 WAIT_S = 0.02
@@ -41,7 +44,13 @@ async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
     except TritonError as exc:
         return loader._fail(mv, exc.message)
     registry: Registry = loader.registry
-    names = composing(cfg)
+    index = names_mod.known_index(registry)
+    keys = {n: names_mod.step(mv.name, n, index) for n in composing(cfg)}
+    ambiguous = [n for n, k in keys.items() if k == n and len(index.get(n, ())) > 1]
+    if ambiguous:       # Triton's DependencyGraph message
+        return loader._fail(mv, f"ensemble {mv.name} contains models that are not available "
+                                f"or ambiguous: {', '.join(ambiguous)}")
+    names = list(dict.fromkeys(keys.values()))
     waiting = _waiting
     waiting[mv.name] = names
     try:
@@ -59,20 +68,28 @@ async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
         waiting.pop(mv.name, None)
     specs = {}
     for step in cfg.ensemble_scheduling.step:
-        name = step.model_name
+        name = keys[step.model_name]
         found = _version(registry, name, step.model_version)
         if found is None:
             return loader._fail(mv, _missing(registry, mv.name, name, step.model_version))
-        specs[name] = found.spec
+        specs[step.model_name] = found.spec
     try:
         # Triton's rule: an ensemble is decoupled exactly when a step is (the
         # served config says so too).
         cfg.model_transaction_policy.decoupled = check_steps(cfg, specs)
-        mv.spec = repository.spec_from_config(cfg, mv.version)
+        mv.spec = _keyed(repository.spec_from_config(cfg, mv.version), keys)
     except TritonError as exc:
         return loader._fail(mv, exc.message)
     mv.state = READY
     loader.log_loaded(mv)
+
+
+def _keyed(spec, keys: dict[str, str]):
+    """``spec`` with each step naming the key of its model (what the scheduler and the
+    registry look up; the served config keeps the names)."""
+    steps = tuple(msgspec.structs.replace(s, model_name=keys.get(s.model_name, s.model_name))
+                  for s in spec.steps)
+    return msgspec.structs.replace(spec, steps=steps)
 
 
 def _reaches(waiting: dict, start: str, target: str) -> bool:
@@ -131,15 +148,23 @@ def _live(mv: ModelVersion, registry: Registry, depth: int = 0) -> bool:
 
 
 def expand(wanted: set[str], sources: list) -> set[str]:
-    """``wanted`` (explicit mode's --load-model) plus what its ensembles need, transitively."""
+    """The keys of ``wanted`` (explicit mode's --load-model: names, every namespace's
+    copy) plus what their ensembles need, transitively; a name found nowhere stays as it
+    is (the caller reports it)."""
+    from tritond import namespaces
+
     configs = {s.name: s.config for s in sources if not s.error and s.config is not None}
-    todo, out = list(wanted), set(wanted)
+    index = namespaces.index(s.name for s in sources)
+    todo = [k for n in wanted for k in index.get(n, ())]
+    out = set(todo) | {n for n in wanted if n not in index}
     while todo:
-        cfg = configs.get(todo.pop())
+        key = todo.pop()
+        cfg = configs.get(key)
         if cfg is None or not is_ensemble(cfg):
             continue
         for name in composing(cfg):
-            if name not in out:
-                out.add(name)
-                todo.append(name)
+            dep = names_mod.step(key, name, index)
+            if dep not in out:
+                out.add(dep)
+                todo.append(dep)
     return out

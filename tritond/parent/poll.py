@@ -14,6 +14,10 @@ import asyncio
 import logging
 import os
 
+from tritond import namespaces
+from . import names as names_mod
+from .models import UNLOADED
+
 log = logging.getLogger("tritond.supervisor")
 
 
@@ -46,6 +50,11 @@ def snapshot(repositories: list[str]) -> dict[str, tuple]:
             if os.path.isdir(path):
                 out[name] = out.get(name, ()) + ((repo, fingerprint(path)),)
     return out
+
+
+def _changed(old: tuple, new: tuple) -> set[str]:
+    """The repositories (stripped as in a key) whose copy of a model is new or changed."""
+    return {repo.rstrip("/") for repo, fp in new if (repo, fp) not in old}
 
 
 def changes(old: dict, new: dict) -> tuple[list[str], list[str], list[str]]:
@@ -87,10 +96,51 @@ class Poller:
         loop = asyncio.get_running_loop()
         new = await loop.run_in_executor(None, snapshot, self.options.model_repository)
         added, removed, modified = changes(self.seen, new)
-        self.seen = new
+        old, self.seen = self.seen, new
         for name in removed:
             log.info("poll: '%s' was removed from the repository: unloading", name)
-            await self.control.poll_remove(name)
+            await self.remove(name)
         for name in added + modified:
             log.info("poll: '%s' %s: loading", name, "is new" if name in added else "changed")
-        await asyncio.gather(*(self.control.poll_load(n) for n in added + modified))
+        await asyncio.gather(*(self.load(n, _changed(old.get(n, ()), new[n]))
+                               for n in added + modified))
+        if self.options.model_namespacing and (added or removed or modified):
+            await self.relink()
+
+    async def load(self, name: str, repos: set[str] | None = None) -> None:
+        """(Re)load ``name`` after its directory appeared or changed: each namespace's copy
+        (with namespacing only those in ``repos``, the changed ones); a copy whose
+        directory is gone is removed."""
+        control, names = self.control, self.control.names
+        keys = names.on_disk(name) or [name]
+        for key in sorted(set(names.loaded(name)) | self._known(name)):
+            if key not in keys:
+                await control.apply_change(key, lambda key=key: control.forget_key(key))
+        control.registry.known.update(keys)
+        if self.options.model_namespacing and repos is not None:
+            keys = [k for k in keys if namespaces.namespace_of(k) in repos]
+        await asyncio.gather(*(control.apply_change(key, lambda key=key: control.load_key(key))
+                               for key in keys))
+
+    async def remove(self, name: str) -> None:
+        """Unload ``name`` (every namespace's copy) and forget it: its directory is gone."""
+        control = self.control
+        for key in sorted(set(control.names.loaded(name)) | self._known(name) or {name}):
+            await control.apply_change(key, lambda key=key: control.forget_key(key))
+
+    def _known(self, name: str) -> set[str]:
+        return {k for k in self.control.registry.known if namespaces.name_of(k) == name}
+
+    async def relink(self) -> None:
+        """Reload each ensemble whose steps now resolve to another namespace's model: Triton
+        reconnects them when a model of a step's name appears or goes (test_dynamic_resolution
+        of Triton's L0_model_namespacing)."""
+        registry = self.control.registry
+        index = names_mod.known_index(registry)
+        stale = sorted({key for (key, _), mv in registry.versions.items()
+                        if mv.ensemble and mv.reason != UNLOADED and any(
+                            names_mod.step(key, namespaces.name_of(s.model_name), index)
+                            != s.model_name for s in mv.spec.steps)})
+        for key in stale:
+            log.info("poll: ensemble '%s' links to other models now: reloading", key)
+            await self.control.apply_change(key, lambda key=key: self.control.load_key(key))

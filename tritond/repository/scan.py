@@ -12,6 +12,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from tritond import namespaces
 from tritond.repository.autofill import autofill, check_model_files
 from tritond.repository.paths import check_model_paths
 from tritond.errors import TritonError, invalid_arg, unsupported
@@ -25,10 +26,6 @@ __all__ = ["ModelSource", "scan", "load_source", "normalize", "validate", "load_
            "read_labels"]
 
 CONFIG_FILE = "config.pbtxt"
-# Triton with --model-namespacing serves such a name once per repository; tritond keys
-# every model by its name alone (scheduler, workers, stats), so it refuses them at load.
-NAMESPACED_DUPLICATE = ("serving one model name from several namespaces "
-                        "(--model-namespacing) is not supported by tritond yet")
 
 
 @dataclass
@@ -59,7 +56,8 @@ def scan(repositories: list[str], *, model_config_name: str = "",
     inputs/outputs at once. backend_config is accepted for the CLI's
     --backend-config; backend-specific auto-complete runs in the worker.
     A model name found in several repositories is returned once per
-    repository, each with an error (namespacing only changes its reason).
+    repository, each with an error, unless ``namespacing``: then every source
+    is named by its key ``<repository>/<name>`` (tritond/namespaces.py).
     """
     del backend_config  # consumed by the worker-side auto-complete
     found: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -69,12 +67,14 @@ def scan(repositories: list[str], *, model_config_name: str = "",
     sources = []
     for name in sorted(found):
         places = found[name]
-        if len(places) > 1:
-            sources.extend(_duplicate(name, places, namespacing))
+        if len(places) > 1 and not namespacing:
+            sources.extend(_duplicate(name, places))
             continue
-        repo, model_dir = places[0]
-        sources.append(load_source(model_dir, repo, model_config_name=model_config_name,
-                                   strict=strict))
+        for repo, model_dir in places:
+            source = load_source(model_dir, repo, model_config_name=model_config_name,
+                                 strict=strict)
+            source.name = namespaces.key(repo, name, namespacing)
+            sources.append(source)
     return sources
 
 
@@ -182,11 +182,8 @@ def _check_name(cfg: ModelConfig, dir_name: str) -> None:
             f"directory name must equal model name")
 
 
-def _duplicate(name: str, places: list[tuple[str, str]],
-               namespacing: bool = False) -> list[ModelSource]:
+def _duplicate(name: str, places: list[tuple[str, str]]) -> list[ModelSource]:
     repos = ", ".join(f"'{repo}'" for repo, _ in places)
     reason = f"model '{name}' appears in multiple model repositories: {repos}"
-    if namespacing:
-        reason += "; " + NAMESPACED_DUPLICATE
     return [ModelSource(name, model_dir, repo, ModelConfig(), error=reason)
             for repo, model_dir in places]

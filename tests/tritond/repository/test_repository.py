@@ -423,14 +423,16 @@ def test_missing_label_file(tmp_path):
     assert info.value.code == Code.INVALID_ARG and "none.txt" in info.value.message
 
 
-def test_duplicate_with_namespacing_says_it_is_not_supported_yet(tmp_path):
+def test_duplicate_with_namespacing_is_one_source_per_repository(tmp_path):
     first, second = tmp_path / "r1", tmp_path / "r2"
     make_model(first, "dup", PY_CONFIG.format(name="dup"))
     make_model(second, "dup", PY_CONFIG.format(name="dup"))
+    make_model(second, "solo", PY_CONFIG.format(name="solo"))
     sources = repo_mod.scan([str(first), str(second)], namespacing=True)
-    assert len(sources) == 2
-    for s in sources:
-        assert "multiple model repositories" in s.error
-        assert "several namespaces (--model-namespacing) is not supported by tritond yet" in s.error
+    assert [(s.name, s.repository, s.error) for s in sources] == [
+        (f"{first}/dup", str(first), None), (f"{second}/dup", str(second), None),
+        (f"{second}/solo", str(second), None)]
+    assert {s.config.name for s in sources} == {"dup", "solo"}   # the served name
     plain = repo_mod.scan([str(first), str(second)])
-    assert all("namespaces" not in s.error for s in plain)
+    assert [s.name for s in plain] == ["dup", "dup", "solo"]
+    assert all("multiple model repositories" in s.error for s in plain[:2])
