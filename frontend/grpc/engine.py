@@ -126,25 +126,6 @@ class CoreServer:
         except RuntimeError:
             pass
 
-    def _finished(self) -> None:
-        self._dispatch()
-        if not self._drained.done():
-            self._drained.set_result(None)
-
-    # ------------------------------------------------------------ loop side
-    def _dispatch(self) -> None:
-        # Disarm before draining: an event appended from here on schedules a
-        # new dispatch, or is popped by this one; none is left behind.
-        self._armed = False
-        events = self._events
-        while events:
-            event = events.popleft()
-            try:
-                event.tag(event)
-            except Exception:  # noqa: BLE001 - one call's failure must not stall the rest
-                _log.exception("gRPC completion handler failed")
-
-    # ---------------------------------------------------------- poller side
     def _accept(self, event) -> None:
         """A new call (runs in the poller): ask for the next one, start this one.
 
@@ -189,3 +170,21 @@ class CoreServer:
                     self._methods[method] = handler    # only served paths: bounded
                     break
         return handler
+
+    # ------------------------------------------------------------ loop side
+    def _dispatch(self) -> None:
+        # Disarm before draining: an event appended from here on schedules a
+        # new dispatch, or is popped by this one; none is left behind.
+        self._armed = False
+        events = self._events
+        while events:
+            event = events.popleft()
+            try:
+                event.tag(event)
+            except Exception:  # noqa: BLE001 - one call's failure must not stall the rest
+                _log.exception("gRPC completion handler failed")
+
+    def _finished(self) -> None:
+        self._dispatch()
+        if not self._drained.done():
+            self._drained.set_result(None)
