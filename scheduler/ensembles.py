@@ -17,8 +17,9 @@ answers once per iteration whose outputs are all there, then the final flag
 when no step is in flight (Triton's ensemble_scheduler.cc).
 
 A non-decoupled request's final step (nothing else of it in flight) carries
-``Request.answer``: its worker answers the requester (workers/answers.py), its
-Executed ends the run (``_answered``). A traced request: scheduler/enstrace.py.
+``Request.answer`` (scheduler/direct.py): its worker answers the requester
+(workers/answers.py), its Executed ends the run (``_answered``). Statistics:
+scheduler/ensemble_stats.py. A traced request: scheduler/enstrace.py.
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ import msgspec
 from tritond import messages
 from tritond.errors import Code
 
+from . import ensemble_replies as replies, ensemble_stats as stats
+from .direct import DirectAnswers
 from .ensemble import Run, Step
 from .enstrace import UNTRACED, RunTrace
 from .outputs import Reply
@@ -51,8 +54,8 @@ class Ensembles:
         self.unexecuted: dict[int, Run] = {}            # answered step rid -> run (stats)
         self._rid = 0
         self._latest: dict[str, int] = {}
-        # (name, version) -> requests whose final step's worker answered the requester
-        self.direct: dict[tuple[str, int], int] = {}
+        self.answers = DirectAnswers()      # final steps answering the requester (direct.py)
+        self.direct = self.answers.counts   # (name, version) -> requests answered so
 
     def table_changed(self, models: dict) -> None:
         """Latest ready version per model name (steps with model_version -1)."""
@@ -112,9 +115,8 @@ class Ensembles:
         run.trace.submit(sub, now_ns)      # traced: a child trace per step (enstrace.py)
         decoupled = target is not None and target.cfg.spec.decoupled
         run.submitted += 1
-        if (not decoupled and target is not None and version and not target.policy.ensemble
-                and req.frontend != core.address and self._final_step(run, step, it)):
-            self._direct(run, step, sub)
+        if version and self.answers.eligible(run, step, it, target, core.address):
+            self.answers.mark(run, step, sub)
         run.pending[rid] = (step, it, decoupled)
         self.steps[rid] = run
         if version == 0:
@@ -123,27 +125,6 @@ class Ensembles:
                 "available versions"))))
             return
         out.extend(core.add(sub, now_ns))
-
-    @staticmethod
-    def _final_step(run: Run, step: Step, it: int) -> bool:
-        """``step`` is a non-decoupled untraced request's last: nothing else to come."""
-        return (step is run.graph.last and it == 0 and not run.model.policy.decoupled
-                and not run.pending and not run.waiting and run.error is None and not run.trace
-                and run.submitted == len(run.graph.steps)
-                and all(t in step.made for t in run.wanted))
-
-    def _direct(self, run: Run, step: Step, sub: messages.Request) -> None:
-        """Its worker answers the ensemble's requester (workers/answers.py), naming the
-        requested outputs as the ensemble does; its Executed ends the run."""
-        req = run.req
-        made = step.made
-        sub.outputs = [messages.OutputSpec(made[t], run.dests.get(t)) for t in run.wanted]
-        sub.answer = messages.EnsembleAnswer(
-            req.frontend, req.rid, run.model.name, run.model.version,
-            {made[t]: t for t in run.wanted}, run.shm, sorted(run.mapped))
-        run.direct = sub.rid
-        key = (run.model.name, run.model.version)
-        self.direct[key] = self.direct.get(key, 0) + 1
 
     # ------------------------------------------------------------- answers
 
@@ -196,7 +177,7 @@ class Ensembles:
         if run.error is None and run.model.policy.decoupled:
             for at in {produced, it} - {None}:
                 if run.outputs_ready(at):
-                    self._answer(run, at, out)
+                    out.append(replies.iteration(run, at))
         if not run.pending and not run.waiting:
             self._finish(run, now_ns, out)
         return out
@@ -231,15 +212,6 @@ class Ensembles:
                 run.limiter.purge(run)
                 return
 
-    def _answer(self, run: Run, it: int, out: list) -> None:
-        """A decoupled ensemble's response for iteration ``it`` (not the final one)."""
-        refs, owners = run.take_outputs(it)
-        req = run.req
-        instance = next((o for o in owners if o), "")
-        out.append(Reply(req.frontend, messages.Response(
-            req.rid, outputs=refs, instance=instance, model_version=run.model.version,
-            final=False, owners=owners if any(o != instance for o in owners) else [])))
-
     def _finish(self, run: Run, now_ns: int, out: list) -> None:
         req = run.req
         self.clients.pop((req.frontend, req.rid), None)
@@ -252,7 +224,7 @@ class Ensembles:
                 f"in ensemble '{model.name}', no step produced output '{missing[0]}'"))
         mapped = sorted(run.mapped) if run.shm else []
         if run.error is None:
-            resp = self._last(run, out, decoupled)
+            resp = replies.final(run, out, decoupled)
             resp.mapped = mapped
             run.done = True
             if not run.due:
@@ -260,27 +232,11 @@ class Ensembles:
         else:
             resp = messages.Response(req.rid, error=run.error, model_version=model.version,
                                      mapped=mapped)
-            model.stats.failed(1, now_ns - (req.arrival_ns or now_ns))
+            stats.record_failure(run, now_ns)
         self._release(list(run.tensors.values()), out)
         run.tensors.clear()
         run.trace.attach(resp)
         out.append(Reply(req.frontend, resp))
-
-    def _last(self, run: Run, out: list, decoupled: bool) -> messages.Response:
-        """The final Response: outputs, the last answer made final, or a bare final flag."""
-        req = run.req
-        if decoupled:
-            if out and type(out[-1]) is Reply and out[-1].response.rid == req.rid \
-                    and out[-1].frontend == req.frontend and not out[-1].response.final:
-                resp = out.pop().response      # answered in this same turn: it is the last
-                resp.final = True
-                return resp
-            return messages.Response(req.rid, model_version=run.model.version, empty=True)
-        refs, owners = run.take_outputs(0)
-        instance = next((o for o in owners if o), "")
-        return messages.Response(req.rid, outputs=refs, instance=instance,
-                                 model_version=run.model.version,
-                                 owners=owners if any(o != instance for o in owners) else [])
 
     # ---------------------------------------------------------- statistics
 
@@ -289,7 +245,7 @@ class Ensembles:
         out: list = []
         run = self.steps.get(rid)
         if run is not None and run.direct == rid:
-            self._compute(run, st)
+            stats.add_compute(run, st)
             self._answered(run, rid, failed, now_ns, out)
             return out
         if run is not None:                # a decoupled step still answering
@@ -299,17 +255,10 @@ class Ensembles:
             if run is None:
                 return out
             run.due.discard(rid)
-        self._compute(run, st)
+        stats.add_compute(run, st)
         if run.done and not run.due:
             self.record(run, now_ns)
         return out
-
-    @staticmethod
-    def _compute(run: Run, st: messages.ExecStats) -> None:
-        compute = run.compute
-        compute[0] += st.compute_input_ns
-        compute[1] += st.compute_infer_ns
-        compute[2] += st.compute_output_ns
 
     def _answered(self, run: Run, rid: int, failed: bool, now_ns: int, out: list) -> None:
         """The final step's worker answered the requester itself: end the run (its
@@ -324,20 +273,13 @@ class Ensembles:
         req = run.req
         self.clients.pop((req.frontend, req.rid), None)
         if failed:
-            run.model.stats.failed(1, now_ns - (req.arrival_ns or now_ns))
+            stats.record_failure(run, now_ns)
         else:
             self.record(run, now_ns)
 
     def record(self, run: Run, now_ns: int) -> None:
-        """Triton's statistics of a successful ensemble request: one execution, the
-        request's whole time, and its steps' compute times summed (the composing
-        models count their own executions as usual)."""
-        req = run.req
-        ci, cf, co = run.compute
-        run.model.stats.executed(max(1, req.batch), 1, 0, now_ns - (req.arrival_ns or now_ns),
-                                 ci, cf, co,
-                                 (now_ns + self.core.epoch_offset_ns) // 1_000_000)
-        run.done = False
+        """A successful request: counted (ensemble_stats.py)."""
+        stats.record_success(run, now_ns, self.core.epoch_offset_ns)
 
     # -------------------------------------------------------------- cancel
 
