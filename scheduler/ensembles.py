@@ -18,7 +18,7 @@ when no step is in flight (Triton's ensemble_scheduler.cc).
 
 A non-decoupled request's final step (nothing else of it in flight) carries
 ``Request.answer`` (scheduler/direct.py): its worker answers the requester
-(workers/answers.py), its Executed ends the run (``_answered``). Statistics:
+(workers/answers.py), its receipt ends the run (``DirectAnswers.ended``). Statistics:
 scheduler/ensemble_stats.py. A traced request: scheduler/enstrace.py.
 """
 from __future__ import annotations
@@ -38,6 +38,8 @@ _replace = msgspec.structs.replace
 _refs = msgspec.msgpack.Decoder(list[messages.TensorRef]).decode
 _specs = msgspec.msgpack.Decoder(list[messages.OutputSpec]).decode
 SERVER_SHM = messages.SERVER_SHM
+_CANCEL = int(Code.CANCELLED)
+_CANCELLED = messages.ErrorInfo(_CANCEL, "Request was cancelled")
 
 
 def _decoded(value, decode):
@@ -54,7 +56,7 @@ class Ensembles:
         self.unexecuted: dict[int, Run] = {}            # answered step rid -> run (stats)
         self._rid = 0
         self._latest: dict[str, int] = {}
-        self.answers = DirectAnswers()      # final steps answering the requester (direct.py)
+        self.answers = DirectAnswers(self)  # final steps answering the requester (direct.py)
         self.direct = self.answers.counts   # (name, version) -> requests answered so
 
     def table_changed(self, models: dict) -> None:
@@ -133,7 +135,10 @@ class Ensembles:
         out: list = []
         run = self.steps.get(resp.rid)
         if run is None:                    # answered already (a late partial answer)
-            self._release(_owned(resp), out)
+            self.release(_owned(resp), out)
+            return out
+        if worker and run.direct == resp.rid and resp.empty:   # a direct answer's receipt
+            self.answers.ended(run, resp, now_ns, out)
             return out
         step, it, decoupled = run.pending[resp.rid]
         run.trace.answered(resp, now_ns)
@@ -155,25 +160,26 @@ class Ensembles:
         if resp.error is not None or run.error is not None:
             freed.extend(_owned(resp))
             if run.error is None:          # Triton names the ensemble in the message
-                self._fail(run, messages.ErrorInfo(
-                    resp.error.code, f"in ensemble '{run.model.name}', {resp.error.message}"),
-                    now_ns, out)
+                self._fail(run, _CANCELLED if run.cancelled and resp.error.code == _CANCEL
+                           else messages.ErrorInfo(resp.error.code, (
+                               f"in ensemble '{run.model.name}', {resp.error.message}")),
+                           now_ns, out)
         elif resp.outputs or (not resp.empty and not decoupled):
             if decoupled:                  # each response of a decoupled step: a new iteration
                 run.fresh += 1
                 produced = run.fresh
             else:
                 produced = it
-            self._store(run, step, produced, resp, freed)
+            run.store_outputs(step, produced, resp, freed)
         if final:
             freed.extend(run.consumed(step, it))
         if run.error is None and produced is not None:
             for tensor in step.outputs.values():
                 for ready in run.provide(tensor, produced):
                     self._submit(run, ready, produced, now_ns, out)
-        self._release(freed, out)
+        self.release(freed, out)
         if final:
-            self._next_backlogged(run, step, now_ns, out)
+            self.next_backlogged(run, step, now_ns, out)
         if run.error is None and run.model.policy.decoupled:
             for at in {produced, it} - {None}:
                 if run.outputs_ready(at):
@@ -182,7 +188,7 @@ class Ensembles:
             self._finish(run, now_ns, out)
         return out
 
-    def _next_backlogged(self, run: Run, step: Step, now_ns: int, out: list) -> None:
+    def next_backlogged(self, run: Run, step: Step, now_ns: int, out: list) -> None:
         """A request of ``step`` is done: its slot goes to the oldest backlogged one."""
         limiter = run.limiter
         limiter.done(step.index)
@@ -191,26 +197,6 @@ class Ensembles:
             other, waiting_step, it = backlog.popleft()
             other.waiting -= 1
             self._submit(other, waiting_step, it, now_ns, out)
-
-    def _store(self, run: Run, step: Step, it: int, resp: messages.Response, freed: list):
-        owners = resp.owners
-        produced = set()
-        graph = run.graph
-        for i, ref in enumerate(resp.outputs):
-            owner = (owners[i] if owners else resp.instance) if ref.kind == SERVER_SHM else ""
-            tensor = step.outputs.get(ref.name)
-            if tensor is None or (tensor not in graph.consumers and tensor not in run.wanted):
-                freed.append((ref, owner))     # not needed by anyone
-                continue
-            produced.add(tensor)
-            run.store(tensor, it, _replace(ref, name=tensor), owner)
-        for output, tensor in step.outputs.items():
-            if tensor not in produced and (tensor in graph.consumers or tensor in run.wanted):
-                run.error = messages.ErrorInfo(int(Code.INTERNAL), (
-                    f"in ensemble '{run.model.name}', step {step.index} ('{step.model}') "
-                    f"returned no output '{output}' (tensor '{tensor}')"))
-                run.limiter.purge(run)
-                return
 
     def _finish(self, run: Run, now_ns: int, out: list) -> None:
         req = run.req
@@ -233,49 +219,27 @@ class Ensembles:
             resp = messages.Response(req.rid, error=run.error, model_version=model.version,
                                      mapped=mapped)
             stats.record_failure(run, now_ns)
-        self._release(list(run.tensors.values()), out)
+        self.release(list(run.tensors.values()), out)
         run.tensors.clear()
         run.trace.attach(resp)
         out.append(Reply(req.frontend, resp))
 
     # ---------------------------------------------------------- statistics
 
-    def executed(self, rid: int, st: messages.ExecStats, failed: bool, now_ns: int) -> list:
+    def executed(self, rid: int, st: messages.ExecStats, now_ns: int) -> list:
         """A step request's execution finished (its batch's Executed)."""
-        out: list = []
         run = self.steps.get(rid)
-        if run is not None and run.direct == rid:
-            stats.add_compute(run, st)
-            self._answered(run, rid, failed, now_ns, out)
-            return out
-        if run is not None:                # a decoupled step still answering
+        if run is not None:                # still answering (a sender), or a direct step
             run.early.add(rid)             # its final Response needs no Executed now
         else:
             run = self.unexecuted.pop(rid, None)
             if run is None:
-                return out
+                return []
             run.due.discard(rid)
         stats.add_compute(run, st)
         if run.done and not run.due:
             self.record(run, now_ns)
-        return out
-
-    def _answered(self, run: Run, rid: int, failed: bool, now_ns: int, out: list) -> None:
-        """The final step's worker answered the requester itself: end the run (its
-        inputs' releases, the limiter's slot, the statistics) without a Reply."""
-        step, it, _ = run.pending.pop(rid)
-        del self.steps[rid]
-        freed = run.consumed(step, it)
-        freed.extend(run.tensors.values())
-        run.tensors.clear()
-        self._release(freed, out)
-        self._next_backlogged(run, step, now_ns, out)
-        req = run.req
-        self.clients.pop((req.frontend, req.rid), None)
-        if failed:
-            stats.record_failure(run, now_ns)
-        else:
-            self.record(run, now_ns)
+        return []
 
     def record(self, run: Run, now_ns: int) -> None:
         """A successful request: counted (ensemble_stats.py)."""
@@ -284,16 +248,28 @@ class Ensembles:
     # -------------------------------------------------------------- cancel
 
     def cancel(self, frontend: str, rid: int, now_ns: int):
-        """Cancel an ensemble request (None: ``rid`` is not one)."""
+        """Cancel an ensemble request (None: ``rid`` is not one).
+
+        Triton checks a cancel between steps: a request with a step still to start
+        fails CANCELLED; once every step was submitted, their answers stand (a model
+        that ignores the cancel and succeeds: its outputs). The steps in flight are
+        told either way (queued: dropped; running: ``is_cancelled()``).
+        """
         run = self.clients.get((frontend, rid))
         if run is None:
             return None
         out: list = []
-        if run.error is None:
-            self._fail(run, messages.ErrorInfo(int(Code.CANCELLED), "Request was cancelled"),
-                       now_ns, out)
+        if run.error is not None or run.cancelled:
+            return out
+        run.cancelled = True
+        if run.waiting or run.model.policy.decoupled or run.submitted < len(run.graph.steps):
+            self._fail(run, _CANCELLED, now_ns, out)
             if not run.pending:            # every step was still in the backlog
                 self._finish(run, now_ns, out)
+            return out
+        core = self.core
+        for step_rid in list(run.pending):
+            out.extend(core.cancel(core.address, step_rid, now_ns))
         return out
 
     def _fail(self, run: Run, error, now_ns: int, out: list) -> None:
@@ -305,7 +281,7 @@ class Ensembles:
 
     # ------------------------------------------------------------ releases
 
-    def _release(self, items: list, out: list) -> None:
+    def release(self, items: list, out: list) -> None:
         """Give worker-owned tensors back to their workers (with their next Execute)."""
         by_owner: dict[str, list] = {}
         for ref, owner in items:
