@@ -7,12 +7,32 @@ registries; anything else is the process's (``FrontendCore.on_control``).
 from __future__ import annotations
 
 import logging
+import re
 
 from tritond import messages
 
-from .models import dead_worker_regions
-
 log = logging.getLogger("tritond.frontend")
+
+_WORKER_REGION = re.compile(r"^/?tritond-[^-]+-\d+-(w\d+)(?:-x\d+)?$")
+
+
+def dead_worker_regions(regions: list[str], table: messages.ModelTable) -> list[str]:
+    """The mapped ``regions`` that belong to workers no longer live in ``table``.
+
+    A worker's address ends with its name (``...-w3``), which is also the tag
+    of its segments. Forgetting a live worker's region by mistake would only
+    cost a re-map on the next use.
+    """
+    live = {inst.address.rsplit("-", 1)[-1] for entry in table.models for inst in entry.instances}
+    # A retiring worker is alive and its last answers may still be on their way here:
+    # its outputs must stay readable until it is gone from the table altogether.
+    live.update(address.rsplit("-", 1)[-1] for address in table.retiring)
+    dead = []
+    for region in regions:
+        m = _WORKER_REGION.match(region)
+        if m is not None and m.group(1) not in live:
+            dead.append(region)
+    return dead
 
 
 class Inbox:
