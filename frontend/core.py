@@ -3,9 +3,9 @@
 HTTP routes and gRPC servicers convert wire formats to ``types.InferRequest``
 and back; everything else happens here: model lookup and §8.1 validation, the
 inputs staged (one copy each) through the process's ``InferClient``, and
-zero-copy output views over the worker's shm slots. The control plane, the
-client shm registry and response ordering are member objects
-(``control``, ``shm``, ``ordering``).
+zero-copy output views over the worker's shm slots (``results``). The control
+plane, the client shm registry, response ordering and the inbox handler are
+member objects (``control``, ``shm``, ``ordering``, ``inbox``).
 
 Buffer ownership (ARCHITECTURE.md invariant 3) is the InferClient's: input
 slots are freed at the request's final ``Response``, never earlier (a worker
@@ -28,18 +28,19 @@ from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
 from .cache import ResponseCache, open_store
-from .classification import classify
 from .clientshm import ClientShm
 from .control import ControlPlane
 from .firstresponse import FirstResponse
 from .memory import release_free_memory
-from .models import Models, ModelVersion, dead_worker_regions
+from .inbox import Inbox
+from .models import Models, ModelVersion
 from .ordering import Ordering
 from .params import request_fields
+from .results import Results
 from .sequences import LiveSequences
 from .settings import TraceSettings
 from .trace import Tracer
-from .types import InferRequest, InferResult, OutputTensor
+from .types import InferRequest, InferResult
 from .validate import check_inputs, check_outputs
 
 _NO_PARAMS = (0, 0, 0, 0, {})
@@ -58,8 +59,8 @@ class FrontendCore:
         self.options = options
         self.address = address
         self.models = Models(options.model_namespacing)
-        self._post = outbox.post
-        self._parent = parent_address
+        self.post = outbox.post
+        self.parent = parent_address
         if tag is None:      # "in-<n>" from the address "...-frontend-<n>"
             tag = "in-" + (address.rsplit("-", 1)[-1] if address[-1:].isdigit() else "0")
         arena = ArenaPool(server_id, tag, options.input_arena_byte_size)
@@ -69,6 +70,8 @@ class FrontendCore:
         self.shm = ClientShm(options, outbox.post, self.cache)
         self.client.finished = self.shm.answered
         self.ordering = Ordering()
+        self.results = Results(self.client, self.cache)
+        self.inbox = Inbox(self)
         store, self._own_cache = open_store(options, server_id, tag, cache_segment)
         # summary_latencies=true: the cache's hit/miss summaries too
         self.responses = ResponseCache(
@@ -125,10 +128,10 @@ class FrontendCore:
             client.cancel(rid, fut)           # the slots stay ours until the final Response
             raise
         if trace is None:
-            return self._result(mv, req, resp)
+            return self.results.result(mv, req, resp)
         trace.worker(resp.trace, resp.children)
         trace.stamp("REQUEST_END")
-        result = self._result(mv, req, resp)
+        result = self.results.result(mv, req, resp)
         if trace.tensors is not None:
             self._traced_outputs(trace, result)
         return result
@@ -184,7 +187,7 @@ class FrontendCore:
                     yield InferResult(mv.name, mv.version_str, req.id, {}, [], None, False,
                                       error=TritonError(resp.error.code, resp.error.message))
                     continue
-                result = self._result(mv, req, resp)
+                result = self.results.result(mv, req, resp)
                 result.empty = resp.empty
                 if trace is not None and trace.tensors is not None:
                     self._traced_outputs(trace, result)
@@ -236,47 +239,6 @@ class FrontendCore:
             raise
         return refs, slots
 
-    def _result(self, mv: ModelVersion, req: InferRequest, resp: messages.Response) -> InferResult:
-        """Map output refs (zero copy) and apply classification; Release on any failure."""
-        release = self.client.releaser(resp)
-        try:
-            if resp.error is not None:
-                raise TritonError(resp.error.code, resp.error.message)
-            outputs = self._outputs(mv, req, resp.outputs)
-        except BaseException:
-            if release is not None:
-                release()
-            raise
-        version = str(resp.model_version) if resp.model_version else mv.version_str
-        return InferResult(mv.name, version, req.id, resp.parameters, outputs, release,
-                           resp.final)
-
-    def _outputs(self, mv: ModelVersion, req: InferRequest, refs: list) -> list[OutputTensor]:
-        buffer = self.cache.buffer
-        requested = {o.name: o for o in req.outputs} if req.outputs else None
-        outs = []
-        for ref in refs:
-            want = requested.get(ref.name) if requested is not None else None
-            if requested is not None and want is None:
-                continue                       # a backend that returned extra outputs
-            data = buffer(ref.region, ref.offset, ref.nbytes) if ref.kind == messages.SERVER_SHM \
-                else None
-            out = OutputTensor(ref.name, ref.dtype, ref.shape, data, want)
-            if want is not None and want.classification:
-                out = self._classify(mv, out, want.classification)
-            outs.append(out)
-        if requested is not None and len(outs) > 1:
-            order = {name: i for i, name in enumerate(requested)}
-            outs.sort(key=lambda o: order[o.name])
-        return outs
-
-    def _classify(self, mv: ModelVersion, out: OutputTensor, k: int) -> OutputTensor:
-        spec = mv.outputs.get(out.name)
-        batching = mv.max_batch_size > 0 and bool(spec is None or spec.dims)
-        data, shape = classify(out.name, out.datatype, out.as_numpy(), k, batching,
-                               mv.labels.get(out.name))
-        return OutputTensor(out.name, "BYTES", shape, memoryview(data), out.requested)
-
     def event_loop(self) -> asyncio.AbstractEventLoop:
         """The loop this core serves on (the running one, looked up once)."""
         return self.client.event_loop()
@@ -284,54 +246,9 @@ class FrontendCore:
     # ------------------------------------------------------------------ inbox
 
     def on_messages(self, msgs: list) -> None:
-        """Inbox handler: Responses, Answers and model tables; the rest goes to ``on_control``.
-
-        One message that fails to apply is logged and skipped: raising here
-        would drop the rest of the frame and leave those requests waiting.
-        """
-        for msg in msgs:
-            try:
-                self._on_message(msg)
-            except Exception:  # noqa: BLE001 - see above
-                log.exception("failed to handle %s", type(msg).__name__)
-
-    def _on_message(self, msg) -> None:
-        kind = type(msg)
-        if kind is messages.Response:
-            order = self.ordering.of
-            if order and msg.final and msg.rid in order:       # preserve_ordering
-                for resp in self.ordering.release(msg):
-                    self.client.on_response(resp)
-            else:
-                self.client.on_response(msg)
-        elif kind in messages.ANSWERS:
-            self.control.on_answer(msg)
-        elif kind is messages.ShmTable:
-            self.shm.apply(msg)
-            if self._parent:
-                self._post(self._parent, messages.ShmApplied(self.address, msg.seq))
-        elif kind is messages.SettingsUpdate:
-            self._post(msg.frontend, self.control.apply_settings(msg))
-        elif kind is messages.FrontendStatsQuery:
-            self._post(msg.frontend, messages.FrontendStatsAnswer(
-                msg.qid, self.responses.rows(), self.first_response.rows_list(),
-                summaries=self.responses.summary_rows()))
-        elif kind is messages.ModelTable:
-            self.models.update(msg)
-            # A dead worker's arenas are unlinked by the parent; only
-            # unmapping them here gives the memory back.
-            for region in dead_worker_regions(self.cache.server_regions(), msg):
-                self.cache.forget(region)
-            if self.client.answering:     # requests a dead worker was still answering
-                self.client.fail_gone(
-                    {i.address for e in msg.models for i in e.instances},
-                    {a: how for e in msg.models if e.exited for a, how in e.exited.items()})
-            if msg.seq and self._parent:     # the parent waits for this before READY=1
-                self._post(self._parent, messages.TableApplied(self.address, msg.seq))
-        elif kind is messages.LogLevels:     # the logging API, through the parent
-            self.control.logs.applied(msg)
-        else:
-            self.on_control(msg)
+        """Inbox handler: Responses, Answers and model tables (``inbox.py``); the rest
+        goes to ``on_control``."""
+        self.inbox.on_messages(msgs)
 
     @property
     def in_flight(self) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from typing import Optional
 
 from tritond import messages, namespaces
@@ -272,28 +271,6 @@ def _read_labels(mv: ModelVersion, model_dir: str) -> dict[str, list[str]]:
 
 
 # Worker output arenas: /tritond-<server id>-<pid>-w<N>[-x<k> for one-off overflow segments].
-_WORKER_REGION = re.compile(r"^/?tritond-[^-]+-\d+-(w\d+)(?:-x\d+)?$")
-
-
-def dead_worker_regions(regions: list[str], table: messages.ModelTable) -> list[str]:
-    """The mapped ``regions`` that belong to workers no longer live in ``table``.
-
-    A worker's address ends with its name (``...-w3``), which is also the tag
-    of its segments. Forgetting a live worker's region by mistake would only
-    cost a re-map on the next use.
-    """
-    live = {inst.address.rsplit("-", 1)[-1] for entry in table.models for inst in entry.instances}
-    # A retiring worker is alive and its last answers may still be on their way here:
-    # its outputs must stay readable until it is gone from the table altogether.
-    live.update(address.rsplit("-", 1)[-1] for address in table.retiring)
-    dead = []
-    for region in regions:
-        m = _WORKER_REGION.match(region)
-        if m is not None and m.group(1) not in live:
-            dead.append(region)
-    return dead
-
-
 def parse_version(version: str) -> int:
     """A version string as Triton parses it (stol; negative is INVALID_ARG)."""
     try:

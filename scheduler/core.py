@@ -195,8 +195,7 @@ class SchedulerCore:
         for entry in batch.entries:
             req = entry.req
             if req.frontend == address:
-                out.extend(self.ensembles.executed(req.rid, msg.stats, req.rid in msg.failed,
-                                                   now_ns))
+                out.extend(self.ensembles.executed(req.rid, msg.stats, now_ns))
         return out
 
     # -------------------------------------------------------------- ensembles

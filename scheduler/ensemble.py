@@ -18,11 +18,16 @@ from __future__ import annotations
 from collections import deque
 from typing import Optional
 
+import msgspec
+
 from tritond.errors import Code, TritonError
+from tritond.messages import SERVER_SHM, ErrorInfo
 from tritond.spec import EnsembleStep
 
 from .policy import Policy
 from .router import Batch, InstanceRouter
+
+_replace = msgspec.structs.replace
 
 
 class Step:
@@ -131,7 +136,7 @@ class Run:
 
     __slots__ = ("model", "req", "graph", "tensors", "missing", "uses", "pending", "error",
                  "wanted", "dests", "limiter", "waiting", "fresh", "compute", "due",
-                 "early", "done", "mapped", "shm", "direct", "submitted", "trace")
+                 "early", "done", "mapped", "shm", "direct", "submitted", "trace", "cancelled")
 
     def __init__(self, model, req, graph: Graph, wanted: list[str], dests: dict) -> None:
         self.model = model                  # the ensemble's scheduler Model
@@ -156,10 +161,33 @@ class Run:
         self.direct = 0                     # step rid whose worker answers the requester
         self.submitted = 0                  # step requests submitted
         self.trace = None                   # RunTrace (enstrace.py): set by Ensembles.start
+        self.cancelled = False              # its requester cancelled it
 
     def store(self, tensor: str, it: int, ref, owner: str) -> None:
         self.tensors[(tensor, it)] = (ref, owner)
         self.uses[(tensor, it)] = self.graph.uses.get(tensor, 0)
+
+    def store_outputs(self, step: Step, it: int, resp, freed: list) -> None:
+        """A step's Response at ``it``: keep the outputs someone reads (renamed to their
+        tensors), put the rest in ``freed``; a missing needed output fails the run."""
+        owners = resp.owners
+        produced = set()
+        graph = self.graph
+        for i, ref in enumerate(resp.outputs):
+            owner = (owners[i] if owners else resp.instance) if ref.kind == SERVER_SHM else ""
+            tensor = step.outputs.get(ref.name)
+            if tensor is None or (tensor not in graph.consumers and tensor not in self.wanted):
+                freed.append((ref, owner))     # not needed by anyone
+                continue
+            produced.add(tensor)
+            self.store(tensor, it, _replace(ref, name=tensor), owner)
+        for output, tensor in step.outputs.items():
+            if tensor not in produced and (tensor in graph.consumers or tensor in self.wanted):
+                self.error = ErrorInfo(int(Code.INTERNAL), (
+                    f"in ensemble '{self.model.name}', step {step.index} ('{step.model}') "
+                    f"returned no output '{output}' (tensor '{tensor}')"))
+                self.limiter.purge(self)
+                return
 
     def provide(self, tensor: str, it: int) -> list[Step]:
         """``tensor`` exists now at ``it`` (or is known absent): the steps that became ready."""

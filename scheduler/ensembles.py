@@ -17,8 +17,9 @@ answers once per iteration whose outputs are all there, then the final flag
 when no step is in flight (Triton's ensemble_scheduler.cc).
 
 A non-decoupled request's final step (nothing else of it in flight) carries
-``Request.answer``: its worker answers the requester (workers/answers.py), its
-Executed ends the run (``_answered``). A traced request: scheduler/enstrace.py.
+``Request.answer`` (scheduler/direct.py): its worker answers the requester
+(workers/answers.py), its receipt ends the run (``DirectAnswers.ended``). Statistics:
+scheduler/ensemble_stats.py. A traced request: scheduler/enstrace.py.
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ import msgspec
 from tritond import messages
 from tritond.errors import Code
 
+from . import ensemble_replies as replies, ensemble_stats as stats
+from .direct import DirectAnswers
 from .ensemble import Run, Step
 from .enstrace import UNTRACED, RunTrace
 from .outputs import Reply
@@ -35,6 +38,8 @@ _replace = msgspec.structs.replace
 _refs = msgspec.msgpack.Decoder(list[messages.TensorRef]).decode
 _specs = msgspec.msgpack.Decoder(list[messages.OutputSpec]).decode
 SERVER_SHM = messages.SERVER_SHM
+_CANCEL = int(Code.CANCELLED)
+_CANCELLED = messages.ErrorInfo(_CANCEL, "Request was cancelled")
 
 
 def _decoded(value, decode):
@@ -51,8 +56,8 @@ class Ensembles:
         self.unexecuted: dict[int, Run] = {}            # answered step rid -> run (stats)
         self._rid = 0
         self._latest: dict[str, int] = {}
-        # (name, version) -> requests whose final step's worker answered the requester
-        self.direct: dict[tuple[str, int], int] = {}
+        self.answers = DirectAnswers(self)  # final steps answering the requester (direct.py)
+        self.direct = self.answers.counts   # (name, version) -> requests answered so
 
     def table_changed(self, models: dict) -> None:
         """Latest ready version per model name (steps with model_version -1)."""
@@ -112,9 +117,8 @@ class Ensembles:
         run.trace.submit(sub, now_ns)      # traced: a child trace per step (enstrace.py)
         decoupled = target is not None and target.cfg.spec.decoupled
         run.submitted += 1
-        if (not decoupled and target is not None and version and not target.policy.ensemble
-                and req.frontend != core.address and self._final_step(run, step, it)):
-            self._direct(run, step, sub)
+        if version and self.answers.eligible(run, step, it, target, core.address):
+            self.answers.mark(run, step, sub)
         run.pending[rid] = (step, it, decoupled)
         self.steps[rid] = run
         if version == 0:
@@ -124,27 +128,6 @@ class Ensembles:
             return
         out.extend(core.add(sub, now_ns))
 
-    @staticmethod
-    def _final_step(run: Run, step: Step, it: int) -> bool:
-        """``step`` is a non-decoupled untraced request's last: nothing else to come."""
-        return (step is run.graph.last and it == 0 and not run.model.policy.decoupled
-                and not run.pending and not run.waiting and run.error is None and not run.trace
-                and run.submitted == len(run.graph.steps)
-                and all(t in step.made for t in run.wanted))
-
-    def _direct(self, run: Run, step: Step, sub: messages.Request) -> None:
-        """Its worker answers the ensemble's requester (workers/answers.py), naming the
-        requested outputs as the ensemble does; its Executed ends the run."""
-        req = run.req
-        made = step.made
-        sub.outputs = [messages.OutputSpec(made[t], run.dests.get(t)) for t in run.wanted]
-        sub.answer = messages.EnsembleAnswer(
-            req.frontend, req.rid, run.model.name, run.model.version,
-            {made[t]: t for t in run.wanted}, run.shm, sorted(run.mapped))
-        run.direct = sub.rid
-        key = (run.model.name, run.model.version)
-        self.direct[key] = self.direct.get(key, 0) + 1
-
     # ------------------------------------------------------------- answers
 
     def on_response(self, resp: messages.Response, now_ns: int, worker: bool = False) -> list:
@@ -152,7 +135,10 @@ class Ensembles:
         out: list = []
         run = self.steps.get(resp.rid)
         if run is None:                    # answered already (a late partial answer)
-            self._release(_owned(resp), out)
+            self.release(_owned(resp), out)
+            return out
+        if worker and run.direct == resp.rid and resp.empty:   # a direct answer's receipt
+            self.answers.ended(run, resp, now_ns, out)
             return out
         step, it, decoupled = run.pending[resp.rid]
         run.trace.answered(resp, now_ns)
@@ -174,34 +160,35 @@ class Ensembles:
         if resp.error is not None or run.error is not None:
             freed.extend(_owned(resp))
             if run.error is None:          # Triton names the ensemble in the message
-                self._fail(run, messages.ErrorInfo(
-                    resp.error.code, f"in ensemble '{run.model.name}', {resp.error.message}"),
-                    now_ns, out)
+                self._fail(run, _CANCELLED if run.cancelled and resp.error.code == _CANCEL
+                           else messages.ErrorInfo(resp.error.code, (
+                               f"in ensemble '{run.model.name}', {resp.error.message}")),
+                           now_ns, out)
         elif resp.outputs or (not resp.empty and not decoupled):
             if decoupled:                  # each response of a decoupled step: a new iteration
                 run.fresh += 1
                 produced = run.fresh
             else:
                 produced = it
-            self._store(run, step, produced, resp, freed)
+            run.store_outputs(step, produced, resp, freed)
         if final:
             freed.extend(run.consumed(step, it))
         if run.error is None and produced is not None:
             for tensor in step.outputs.values():
                 for ready in run.provide(tensor, produced):
                     self._submit(run, ready, produced, now_ns, out)
-        self._release(freed, out)
+        self.release(freed, out)
         if final:
-            self._next_backlogged(run, step, now_ns, out)
+            self.next_backlogged(run, step, now_ns, out)
         if run.error is None and run.model.policy.decoupled:
             for at in {produced, it} - {None}:
                 if run.outputs_ready(at):
-                    self._answer(run, at, out)
+                    out.append(replies.iteration(run, at))
         if not run.pending and not run.waiting:
             self._finish(run, now_ns, out)
         return out
 
-    def _next_backlogged(self, run: Run, step: Step, now_ns: int, out: list) -> None:
+    def next_backlogged(self, run: Run, step: Step, now_ns: int, out: list) -> None:
         """A request of ``step`` is done: its slot goes to the oldest backlogged one."""
         limiter = run.limiter
         limiter.done(step.index)
@@ -210,35 +197,6 @@ class Ensembles:
             other, waiting_step, it = backlog.popleft()
             other.waiting -= 1
             self._submit(other, waiting_step, it, now_ns, out)
-
-    def _store(self, run: Run, step: Step, it: int, resp: messages.Response, freed: list):
-        owners = resp.owners
-        produced = set()
-        graph = run.graph
-        for i, ref in enumerate(resp.outputs):
-            owner = (owners[i] if owners else resp.instance) if ref.kind == SERVER_SHM else ""
-            tensor = step.outputs.get(ref.name)
-            if tensor is None or (tensor not in graph.consumers and tensor not in run.wanted):
-                freed.append((ref, owner))     # not needed by anyone
-                continue
-            produced.add(tensor)
-            run.store(tensor, it, _replace(ref, name=tensor), owner)
-        for output, tensor in step.outputs.items():
-            if tensor not in produced and (tensor in graph.consumers or tensor in run.wanted):
-                run.error = messages.ErrorInfo(int(Code.INTERNAL), (
-                    f"in ensemble '{run.model.name}', step {step.index} ('{step.model}') "
-                    f"returned no output '{output}' (tensor '{tensor}')"))
-                run.limiter.purge(run)
-                return
-
-    def _answer(self, run: Run, it: int, out: list) -> None:
-        """A decoupled ensemble's response for iteration ``it`` (not the final one)."""
-        refs, owners = run.take_outputs(it)
-        req = run.req
-        instance = next((o for o in owners if o), "")
-        out.append(Reply(req.frontend, messages.Response(
-            req.rid, outputs=refs, instance=instance, model_version=run.model.version,
-            final=False, owners=owners if any(o != instance for o in owners) else [])))
 
     def _finish(self, run: Run, now_ns: int, out: list) -> None:
         req = run.req
@@ -252,7 +210,7 @@ class Ensembles:
                 f"in ensemble '{model.name}', no step produced output '{missing[0]}'"))
         mapped = sorted(run.mapped) if run.shm else []
         if run.error is None:
-            resp = self._last(run, out, decoupled)
+            resp = replies.final(run, out, decoupled)
             resp.mapped = mapped
             run.done = True
             if not run.due:
@@ -260,98 +218,58 @@ class Ensembles:
         else:
             resp = messages.Response(req.rid, error=run.error, model_version=model.version,
                                      mapped=mapped)
-            model.stats.failed(1, now_ns - (req.arrival_ns or now_ns))
-        self._release(list(run.tensors.values()), out)
+            stats.record_failure(run, now_ns)
+        self.release(list(run.tensors.values()), out)
         run.tensors.clear()
         run.trace.attach(resp)
         out.append(Reply(req.frontend, resp))
 
-    def _last(self, run: Run, out: list, decoupled: bool) -> messages.Response:
-        """The final Response: outputs, the last answer made final, or a bare final flag."""
-        req = run.req
-        if decoupled:
-            if out and type(out[-1]) is Reply and out[-1].response.rid == req.rid \
-                    and out[-1].frontend == req.frontend and not out[-1].response.final:
-                resp = out.pop().response      # answered in this same turn: it is the last
-                resp.final = True
-                return resp
-            return messages.Response(req.rid, model_version=run.model.version, empty=True)
-        refs, owners = run.take_outputs(0)
-        instance = next((o for o in owners if o), "")
-        return messages.Response(req.rid, outputs=refs, instance=instance,
-                                 model_version=run.model.version,
-                                 owners=owners if any(o != instance for o in owners) else [])
-
     # ---------------------------------------------------------- statistics
 
-    def executed(self, rid: int, st: messages.ExecStats, failed: bool, now_ns: int) -> list:
+    def executed(self, rid: int, st: messages.ExecStats, now_ns: int) -> list:
         """A step request's execution finished (its batch's Executed)."""
-        out: list = []
         run = self.steps.get(rid)
-        if run is not None and run.direct == rid:
-            self._compute(run, st)
-            self._answered(run, rid, failed, now_ns, out)
-            return out
-        if run is not None:                # a decoupled step still answering
+        if run is not None:                # still answering (a sender), or a direct step
             run.early.add(rid)             # its final Response needs no Executed now
         else:
             run = self.unexecuted.pop(rid, None)
             if run is None:
-                return out
+                return []
             run.due.discard(rid)
-        self._compute(run, st)
+        stats.add_compute(run, st)
         if run.done and not run.due:
             self.record(run, now_ns)
-        return out
-
-    @staticmethod
-    def _compute(run: Run, st: messages.ExecStats) -> None:
-        compute = run.compute
-        compute[0] += st.compute_input_ns
-        compute[1] += st.compute_infer_ns
-        compute[2] += st.compute_output_ns
-
-    def _answered(self, run: Run, rid: int, failed: bool, now_ns: int, out: list) -> None:
-        """The final step's worker answered the requester itself: end the run (its
-        inputs' releases, the limiter's slot, the statistics) without a Reply."""
-        step, it, _ = run.pending.pop(rid)
-        del self.steps[rid]
-        freed = run.consumed(step, it)
-        freed.extend(run.tensors.values())
-        run.tensors.clear()
-        self._release(freed, out)
-        self._next_backlogged(run, step, now_ns, out)
-        req = run.req
-        self.clients.pop((req.frontend, req.rid), None)
-        if failed:
-            run.model.stats.failed(1, now_ns - (req.arrival_ns or now_ns))
-        else:
-            self.record(run, now_ns)
+        return []
 
     def record(self, run: Run, now_ns: int) -> None:
-        """Triton's statistics of a successful ensemble request: one execution, the
-        request's whole time, and its steps' compute times summed (the composing
-        models count their own executions as usual)."""
-        req = run.req
-        ci, cf, co = run.compute
-        run.model.stats.executed(max(1, req.batch), 1, 0, now_ns - (req.arrival_ns or now_ns),
-                                 ci, cf, co,
-                                 (now_ns + self.core.epoch_offset_ns) // 1_000_000)
-        run.done = False
+        """A successful request: counted (ensemble_stats.py)."""
+        stats.record_success(run, now_ns, self.core.epoch_offset_ns)
 
     # -------------------------------------------------------------- cancel
 
     def cancel(self, frontend: str, rid: int, now_ns: int):
-        """Cancel an ensemble request (None: ``rid`` is not one)."""
+        """Cancel an ensemble request (None: ``rid`` is not one).
+
+        Triton checks a cancel between steps: a request with a step still to start
+        fails CANCELLED; once every step was submitted, their answers stand (a model
+        that ignores the cancel and succeeds: its outputs). The steps in flight are
+        told either way (queued: dropped; running: ``is_cancelled()``).
+        """
         run = self.clients.get((frontend, rid))
         if run is None:
             return None
         out: list = []
-        if run.error is None:
-            self._fail(run, messages.ErrorInfo(int(Code.CANCELLED), "Request was cancelled"),
-                       now_ns, out)
+        if run.error is not None or run.cancelled:
+            return out
+        run.cancelled = True
+        if run.waiting or run.model.policy.decoupled or run.submitted < len(run.graph.steps):
+            self._fail(run, _CANCELLED, now_ns, out)
             if not run.pending:            # every step was still in the backlog
                 self._finish(run, now_ns, out)
+            return out
+        core = self.core
+        for step_rid in list(run.pending):
+            out.extend(core.cancel(core.address, step_rid, now_ns))
         return out
 
     def _fail(self, run: Run, error, now_ns: int, out: list) -> None:
@@ -363,7 +281,7 @@ class Ensembles:
 
     # ------------------------------------------------------------ releases
 
-    def _release(self, items: list, out: list) -> None:
+    def release(self, items: list, out: list) -> None:
         """Give worker-owned tensors back to their workers (with their next Execute)."""
         by_owner: dict[str, list] = {}
         for ref, owner in items:

@@ -25,8 +25,9 @@ from .spec import ModelSpec
 # structs; 5: Execute.slots and Execute.ended (sequence batching); 6: several frontends
 # (Setup.cache, FrontendStatsQuery, SettingsUpdate, the client shm registry: ShmTable
 # and its queries); 7: Request.trace / Response.trace, LogLevels, Shutdown.linger,
-# ModelMetrics.summaries; 8: Response.children (TraceChild: ensemble step and BLS traces)
-PROTOCOL_VERSION = 8
+# ModelMetrics.summaries; 8: Response.children (TraceChild: ensemble step and BLS traces);
+# 9: a worker answering an ensemble's caller directly sends the scheduler a receipt
+PROTOCOL_VERSION = 9
 
 # ---------------------------------------------------------------- data plane
 

@@ -6,7 +6,9 @@ The scheduler marks the step request of a non-decoupled ensemble's final step
 answer would: the caller's rid, the ensemble's version and output names, step
 errors prefixed "in ensemble '<name>', " (a cancel reads "Request was cancelled",
 as when the scheduler fails the request), and ``mapped`` for client shared memory.
-The worker's Executed still tells the scheduler the step finished.
+The worker's Executed still tells the scheduler the step finished, and a bare
+final Response (a receipt: no outputs, the step's error if any) to the scheduler
+after the caller's answer ends the ensemble request there with its outcome.
 """
 from __future__ import annotations
 
@@ -46,9 +48,17 @@ class EnsembleAnswers:
             key = (frontend, msg.rid)
             answer = self.open.get(key)
             if answer is not None:
+                receipt = None
                 if msg.final:
                     del self.open[key]
-                frontend, msg = answer.frontend, self._as_ensemble(answer, msg)
+                    # The scheduler ends the run on this receipt: its error is the
+                    # request's outcome for the ensemble's statistics.
+                    receipt = messages.Response(msg.rid, error=msg.error,
+                                                instance=self.instance, empty=True)
+                self._post(answer.frontend, self._as_ensemble(answer, msg))
+                if receipt is not None:
+                    self._post(frontend, receipt)
+                return
         self._post(frontend, msg)
 
     def _as_ensemble(self, answer: messages.EnsembleAnswer,

@@ -154,6 +154,41 @@ def test_cancel_waits_for_running_steps_then_answers_cancelled():
     assert sorted(core._instances["w0"].releases) == [("/s", 0), ("/s", 64)]
 
 
+def test_a_cancel_once_every_step_was_submitted_answers_what_the_steps_answer():
+    # Triton checks a cancel between steps: with none left to start, the running
+    # ones' answers stand (each is told; these ignore it and succeed)
+    core = _core()
+    out = _run(core, core.add(_ensemble_request(model="fanout"), 0))
+    d = dispatches(out)[0]
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/a", [0, 64]))
+    steps = dispatches(out)
+    assert len(steps) == 2 and all(r.answer is None for x in steps for r in x.execute.requests)
+    out = _run(core, core.cancel("fe", 1, 0))
+    assert not replies(out)
+    assert sorted(o.address for o in out if type(o.message) is messages.CancelRunning) == \
+        ["w8", "w9"]
+    out = _done(core, steps[0], _answer(steps[0].execute.requests[0], steps[0].address, "/b", [0]))
+    out += _done(core, steps[1], _answer(steps[1].execute.requests[0], steps[1].address, "/c", [0]))
+    (reply,) = replies(out)
+    assert reply.response.error is None and len(reply.response.outputs) == 2
+    st = core.stats_json("fanout")["model_stats"][0]["inference_stats"]
+    assert (st["success"]["count"], st["fail"]["count"]) == (1, 0)
+
+
+def test_a_cancel_with_a_step_still_to_come_fails_when_a_running_step_succeeds_anyway():
+    core = _core()
+    out = _run(core, core.add(_ensemble_request(model="fanout"), 0))
+    d = dispatches(out)[0]
+    _run(core, core.cancel("fe", 1, 0))
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/a", [0, 64]))
+    (reply,) = replies(out)
+    assert reply.response.error == messages.ErrorInfo(int(Code.CANCELLED),
+                                                      "Request was cancelled")
+    assert not dispatches(out)
+    st = core.stats_json("fanout")["model_stats"][0]["inference_stats"]
+    assert (st["success"]["count"], st["fail"]["count"]) == (0, 1)
+
+
 def test_a_crashed_composing_worker_fails_only_the_requests_in_that_step():
     core = _core(workers=("w0", "w1"))
     out = _run(core, core.add(_ensemble_request(1), 0) + core.add(_ensemble_request(2), 0))
@@ -312,52 +347,6 @@ def test_ensemble_statistics_sum_the_steps_compute_times():
     assert not core.ensembles.unexecuted
 
 
-# ------------------------------------------------- the final step answers directly
-
-
-def test_the_final_step_is_marked_to_answer_the_requester_and_its_executed_ends_the_run():
-    core = _core()
-    out = _run(core, core.add(_ensemble_request(), 0))
-    d = dispatches(out)[0]
-    assert d.execute.requests[0].answer is None            # not the last step
-    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [0, 64]))
-    (d,) = dispatches(out)
-    last = d.execute.requests[0]
-    assert last.frontend == ME                              # the core still tracks it
-    assert last.answer == messages.EnsembleAnswer(
-        "fe", 1, "chain", 1, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"}, False, ["w0"])
-    assert [o.name for o in last.outputs] == ["OUTPUT0", "OUTPUT1"]
-    # the worker answered "fe" itself: its Executed alone ends the run, with no Reply
-    out = _run(core, core.executed(executed(d, compute=(1, 2, 3)), 9))
-    assert not replies(out)
-    assert not core.ensembles.clients and not core.ensembles.steps
-    assert sorted(core._instances["w0"].releases) == [("/s", 0), ("/s", 64)]
-    stats = core.stats_json("chain")["model_stats"][0]
-    assert stats["execution_count"] == 1
-    assert stats["inference_stats"]["compute_infer"] == {"count": 1, "ns": 100 + 2}
-    assert core.ensembles.direct == {("chain", 1): 1}
-    (row,) = [m for m in core.metrics() if m.name == "chain"]
-    assert row.direct == 1
-
-
-def test_a_failed_direct_step_counts_a_failure_and_a_requested_subset_is_all_it_asks():
-    core = _core()
-    req = full_request(1, model="chain", inputs=("INPUT0", "INPUT1"))
-    req.outputs = [messages.OutputSpec("OUT1")]
-    out = _run(core, core.add(req, 0))
-    d = dispatches(out)[0]
-    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [0, 64]))
-    (d,) = dispatches(out)
-    last = d.execute.requests[0]
-    assert [o.name for o in last.outputs] == ["OUTPUT1"]
-    assert last.answer.renames == {"OUTPUT1": "OUT1"}
-    out = _run(core, core.executed(executed(d, failed=[last.rid]), 9))
-    assert not replies(out) and not core.ensembles.clients
-    stats = core.stats_json("chain")["model_stats"][0]
-    assert stats["inference_stats"]["fail"]["count"] == 1
-    assert stats["execution_count"] == 0
-
-
 def test_steps_still_in_flight_keep_the_forwarded_path():
     core = _core()
     out = _run(core, core.add(_ensemble_request(model="fanout"), 0))
@@ -365,19 +354,3 @@ def test_steps_still_in_flight_keep_the_forwarded_path():
     out = _done(core, d, _answer(d.execute.requests[0], "w0", "/a", [0, 64]))
     # two identity steps each make one output: neither makes all of them
     assert all(r.answer is None for x in dispatches(out) for r in x.execute.requests)
-
-
-def test_a_cancel_while_the_direct_step_runs_reaches_its_worker_which_answers():
-    core = _core()
-    out = _run(core, core.add(_ensemble_request(), 0))
-    d = dispatches(out)[0]
-    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [0, 64]))
-    (d,) = dispatches(out)
-    last = d.execute.requests[0]
-    out = _run(core, core.cancel("fe", 1, 0))
-    assert not replies(out)                 # the worker answers the requester
-    (note,) = [o for o in out if type(o.message) is messages.CancelRunning]
-    assert note.address == "w0" and note.message.requests == [(ME, last.rid)]
-    out = _run(core, core.executed(executed(d, failed=[last.rid]), 9))
-    assert not replies(out) and not core.ensembles.clients and not core.ensembles.steps
-    assert core.stats_json("chain")["model_stats"][0]["inference_stats"]["fail"]["count"] == 1

@@ -1,0 +1,138 @@
+"""How an ensemble request ends when its last step's outcome is not the plain one, on both
+paths: ``gate_chain`` asked by a client (its last step answers directly) and the same
+chain inside ``wrapped_gate`` (the scheduler asks it: the forwarded path).
+
+``gate`` (add_sub's interface) answers through its response sender. On SUM[0] == -4 it
+marks itself started and waits for a ``go`` file, ignoring cancellation; on -5 it
+answers an error from a thread after ``execute`` returned (so its Executed reports no
+failure).
+"""
+from __future__ import annotations
+
+import queue
+import time
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from tests.integration.pipeline_repo import ADD_SUB_IN, PYTHON, _IO2, _step, ensemble, write_repo
+from tests.server import Server
+
+GATE_PY = '''
+import pathlib, threading, time
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+HERE = pathlib.Path(__file__).parent
+FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        for r in requests:
+            a = pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy()
+            b = pb_utils.get_input_tensor_by_name(r, "INPUT1").as_numpy()
+            sender = r.get_response_sender()
+            if a[0] == -5:
+                threading.Thread(target=self.refuse, args=(sender,)).start()
+                continue
+            if a[0] == -4:
+                (HERE / "started").touch()
+                end = time.monotonic() + 60
+                while not (HERE / "go").exists() and time.monotonic() < end:
+                    time.sleep(0.01)
+            sender.send(pb_utils.InferenceResponse([
+                pb_utils.Tensor("OUTPUT0", (a + b).astype(np.float32)),
+                pb_utils.Tensor("OUTPUT1", (a - b).astype(np.float32))]), flags=FINAL)
+        return None
+
+    def refuse(self, sender):
+        time.sleep(0.2)          # after execute returned: the answer comes later
+        sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError("gate refuses -5")),
+                    flags=FINAL)
+'''
+
+GATE_CHAIN = ensemble("gate_chain", [
+    _step("add_sub", ADD_SUB_IN, {"OUTPUT0": "SUM", "OUTPUT1": "DIFF"}),
+    _step("gate", {"INPUT0": "SUM", "INPUT1": "DIFF"}, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})])
+WRAPPED_GATE = ensemble("wrapped_gate", [
+    _step("gate_chain", ADD_SUB_IN, {"OUT0": "OUT0", "OUT1": "OUT1"})])
+B = np.array([10, 20, 30, 40], np.float32)
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    repo = write_repo(tmp_path_factory.mktemp("outcomes"), with_invalid=False)
+    (repo / "gate" / "1").mkdir(parents=True)
+    (repo / "gate" / "1" / "model.py").write_text(GATE_PY)
+    (repo / "gate" / "config.pbtxt").write_text(PYTHON.format(
+        name="gate", io=_IO2.format(o0="OUTPUT0", o1="OUTPUT1"), count=1, extra=""))
+    for name, text in (("gate_chain", GATE_CHAIN), ("wrapped_gate", WRAPPED_GATE)):
+        (repo / name / "1").mkdir(parents=True)
+        (repo / name / "config.pbtxt").write_text(text)
+    server = Server([repo])
+    server.gate = repo / "gate" / "1"
+    yield server
+    server.stop()
+
+
+def _inputs(first_sum: float):
+    a = np.array([first_sum - B[0], 2, 3, 4], np.float32)    # add_sub's SUM[0] = first_sum
+    ins = [grpcclient.InferInput("INPUT0", [4], "FP32"), grpcclient.InferInput("INPUT1", [4], "FP32")]
+    ins[0].set_data_from_numpy(a)
+    ins[1].set_data_from_numpy(B)
+    return ins
+
+
+def _counts(http, model: str) -> tuple[int, int]:
+    st = http.get_inference_statistics(model)["model_stats"][0]["inference_stats"]
+    return st["success"]["count"], st["fail"]["count"]
+
+
+def _wait(what, until, timeout=30.0):
+    end = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < end, what
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("model", ["gate_chain", "wrapped_gate"])
+def test_a_cancel_while_the_last_step_runs_lets_its_success_stand_as_in_triton(srv, model):
+    # Triton checks a cancel between steps (ensemble_scheduler.cc): with no step left to
+    # start, the ensemble ends with what its running step answers and counts a success
+    http = httpclient.InferenceServerClient(srv.url)
+    grpc = grpcclient.InferenceServerClient(srv.grpc_url)
+    for name in ("started", "go"):
+        (srv.gate / name).unlink(missing_ok=True)
+    before = {m: _counts(http, m) for m in (model, "gate_chain", "gate")}
+    results: queue.Queue = queue.Queue()
+    call = grpc.async_infer(model, _inputs(-4), lambda result, error: results.put(error))
+    _wait("the last step started", (srv.gate / "started").exists)
+    call.cancel()                              # the gRPC client cancels the call
+    error = results.get(timeout=30)
+    assert error is not None and "CANCELLED" in str(error.status()).upper()
+    (srv.gate / "go").touch()                  # the model ignored the cancel: it succeeds
+    ok, failed = before[model]
+    _wait("the request counted", lambda: sum(_counts(http, model)) == ok + failed + 1)
+    assert _counts(http, model) == (ok + 1, failed)
+    ok, failed = before["gate_chain"]          # wrapped_gate's step too
+    assert _counts(http, "gate_chain") == (ok + 1, failed)
+    assert _counts(http, "gate")[1] == before["gate"][1]
+    result = grpc.infer(model, _inputs(1.0))   # the server goes on
+    np.testing.assert_array_equal(result.as_numpy("OUT0")[1:], [4, 6, 8])
+
+
+@pytest.mark.parametrize("model", ["gate_chain", "wrapped_gate"])
+def test_a_senders_later_error_in_the_last_step_counts_a_failure(srv, model):
+    http = httpclient.InferenceServerClient(srv.url)
+    grpc = grpcclient.InferenceServerClient(srv.grpc_url)
+    ok, failed = _counts(http, model)
+    with pytest.raises(InferenceServerException) as err:
+        grpc.infer(model, _inputs(-5))
+    prefix = "in ensemble 'wrapped_gate', " if model == "wrapped_gate" else ""
+    assert err.value.message() == prefix + "in ensemble 'gate_chain', gate refuses -5"
+    _wait("the request counted", lambda: sum(_counts(http, model)) == ok + failed + 1)
+    assert _counts(http, model) == (ok, failed + 1)

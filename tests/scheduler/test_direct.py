@@ -1,0 +1,109 @@
+"""The final step answers the requester directly (scheduler/direct.py): the worker's
+receipt (a bare final Response to the scheduler) ends the run with its outcome."""
+from __future__ import annotations
+
+from tritond import messages
+from tritond.errors import Code
+
+from tests.scheduler.helpers import dispatches, executed, full_request, replies
+from tests.scheduler.test_ensembles import ME, _answer, _core, _done, _ensemble_request, _run
+
+
+def _receipt(req, error=None):
+    """What workers/answers.py sends the scheduler after answering the requester."""
+    err = None if error is None else messages.ErrorInfo(int(error[0]), error[1])
+    return messages.Response(req.rid, error=err, instance="w0", empty=True)
+
+
+def _last_step(core, req=None):
+    out = _run(core, core.add(req or _ensemble_request(), 0))
+    d = dispatches(out)[0]
+    assert d.execute.requests[0].answer is None            # not the last step
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [0, 64]))
+    (d,) = dispatches(out)
+    return d, d.execute.requests[0]
+
+
+def _counts(core, model="chain"):
+    st = core.stats_json(model)["model_stats"][0]
+    return st["inference_stats"]["success"]["count"], st["inference_stats"]["fail"]["count"]
+
+
+def test_the_final_step_is_marked_and_its_receipt_and_executed_end_the_run():
+    core = _core()
+    d, last = _last_step(core)
+    assert last.frontend == ME                              # the core still tracks it
+    assert last.answer == messages.EnsembleAnswer(
+        "fe", 1, "chain", 1, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"}, False, ["w0"])
+    assert [o.name for o in last.outputs] == ["OUTPUT0", "OUTPUT1"]
+    # the worker answered "fe" itself: Executed, then its receipt, with no Reply
+    out = _run(core, core.executed(executed(d, compute=(1, 2, 3)), 9))
+    assert core.ensembles.clients and _counts(core) == (0, 0)   # the outcome is still to come
+    out += _run(core, core.response(_receipt(last), 9))
+    assert not replies(out)
+    assert not core.ensembles.clients and not core.ensembles.steps
+    assert sorted(core._instances["w0"].releases) == [("/s", 0), ("/s", 64)]
+    stats = core.stats_json("chain")["model_stats"][0]
+    assert stats["execution_count"] == 1
+    assert stats["inference_stats"]["compute_infer"] == {"count": 1, "ns": 100 + 2}
+    assert core.ensembles.direct == {("chain", 1): 1}
+    (row,) = [m for m in core.metrics() if m.name == "chain"]
+    assert row.direct == 1
+
+
+def test_a_receipt_before_the_executed_counts_the_success_at_the_executed():
+    core = _core()
+    d, last = _last_step(core)
+    assert not replies(_run(core, core.response(_receipt(last), 9)))
+    assert not core.ensembles.clients and _counts(core) == (0, 0)
+    _run(core, core.executed(executed(d, compute=(1, 2, 3)), 9))
+    assert _counts(core) == (1, 0) and not core.ensembles.unexecuted
+
+
+def test_a_failed_direct_step_counts_a_failure_and_a_requested_subset_is_all_it_asks():
+    core = _core()
+    req = full_request(1, model="chain", inputs=("INPUT0", "INPUT1"))
+    req.outputs = [messages.OutputSpec("OUT1")]
+    d, last = _last_step(core, req)
+    assert [o.name for o in last.outputs] == ["OUTPUT1"]
+    assert last.answer.renames == {"OUTPUT1": "OUT1"}
+    out = _run(core, core.executed(executed(d, failed=[last.rid]), 9))
+    out += _run(core, core.response(_receipt(last, (Code.INVALID_ARG, "no")), 9))
+    assert not replies(out) and not core.ensembles.clients
+    stats = core.stats_json("chain")["model_stats"][0]
+    assert stats["inference_stats"]["fail"]["count"] == 1
+    assert stats["execution_count"] == 0
+
+
+def test_a_response_senders_later_error_counts_a_failure_though_execute_succeeded():
+    # a non-decoupled model answering through its sender after execute returned: its
+    # Executed reports no failure, the receipt of its error answer does
+    core = _core()
+    d, last = _last_step(core)
+    _run(core, core.executed(executed(d), 9))
+    out = _run(core, core.response(_receipt(last, (Code.INTERNAL, "late")), 9))
+    assert not replies(out) and not core.ensembles.clients and not core.ensembles.unexecuted
+    assert _counts(core) == (0, 1)
+
+
+def test_a_cancel_while_the_direct_step_runs_reaches_its_worker_whose_answer_stands():
+    core = _core()
+    d, last = _last_step(core)
+    out = _run(core, core.cancel("fe", 1, 0))
+    assert not replies(out)                 # the worker answers the requester
+    (note,) = [o for o in out if type(o.message) is messages.CancelRunning]
+    assert note.address == "w0" and note.message.requests == [(ME, last.rid)]
+    assert not replies(_run(core, core.cancel("fe", 1, 0)))     # a second cancel: nothing
+    # the model ignored it and succeeded: a success, as in Triton (no step was left)
+    out = _run(core, core.executed(executed(d), 9) + core.response(_receipt(last), 9))
+    assert not replies(out) and not core.ensembles.clients and not core.ensembles.steps
+    assert _counts(core) == (1, 0)
+
+
+def test_a_cancel_the_direct_step_honours_counts_a_failure():
+    core = _core()
+    d, last = _last_step(core)
+    _run(core, core.cancel("fe", 1, 0))
+    _run(core, core.executed(executed(d, failed=[last.rid]), 9))
+    _run(core, core.response(_receipt(last, (Code.CANCELLED, "Request was cancelled")), 9))
+    assert not core.ensembles.clients and _counts(core) == (0, 1)
