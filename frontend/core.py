@@ -7,7 +7,7 @@ zero-copy output views over the worker's shm slots (``results``). The control
 plane, the client shm registry, response ordering and the inbox handler are
 member objects (``control``, ``shm``, ``ordering``, ``inbox``).
 
-Buffer ownership (ARCHITECTURE.md invariant 3) is the InferClient's: input
+Buffer ownership (docs/architecture.md invariant 3) is the InferClient's: input
 slots are freed at the request's final ``Response``, never earlier (a worker
 may still be reading them, even after a Cancel); output slots belong to the
 worker and go back with one ``Release`` when the transport calls

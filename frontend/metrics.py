@@ -169,7 +169,7 @@ def cache_summary_families(entries: list, rows, quantiles) -> list[Metric]:
     return out
 def _direct_answers(rows) -> Metric:
     """tritond's own: ensemble requests whose final step's worker answered the caller
-    directly (one hop less than through the scheduler; scheduler/ensembles.py)."""
+    directly (one hop less than through the scheduler; scheduler/direct.py)."""
     name = "tritond_ensemble_direct_answers"
     fam = Metric(name, "Ensemble requests answered by the final step's worker directly",
                  "counter")

@@ -63,7 +63,7 @@ class Graph:
 
     def _last(self) -> Optional[Step]:
         """The step that makes every ensemble output and feeds no step, if there is one:
-        its worker may answer the ensemble's caller directly (scheduler/ensembles.py)."""
+        its worker may answer the ensemble's caller directly (scheduler/direct.py)."""
         wanted = set(self.outputs)
         for step in self.steps:
             made = set(step.outputs.values())

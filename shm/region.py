@@ -1,7 +1,7 @@
 """POSIX shared-memory segments: create, attach, unlink, reap orphans, check free space.
 
 Our segments are named ``/tritond-<server_id>-<pid>-<tag>`` so that a crash of
-the owning process can be detected from the name alone (ARCHITECTURE.md
+the owning process can be detected from the name alone (docs/architecture.md
 invariant 3): :func:`reap_orphans` unlinks every segment whose owner is dead.
 """
 from __future__ import annotations

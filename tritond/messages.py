@@ -2,7 +2,7 @@
 
 Messages are msgspec structs encoded as compact msgpack arrays with an integer
 tag. A frame on a channel carries a *list* of messages (one frame per
-destination per loop turn: see ARCHITECTURE.md invariant 5). Tensors travel as
+destination per loop turn: see docs/architecture.md invariant 5). Tensors travel as
 :class:`TensorRef` (a reference into shared memory), never as bytes.
 
 Each receiving role accepts one closed set (``TO_FRONTEND``, ``TO_SCHEDULER``,
@@ -77,7 +77,8 @@ class EnsembleAnswer(msgspec.Struct, array_like=True, omit_defaults=True):
     caller directly (rid ``rid`` at ``frontend``), as the ensemble ``model`` version
     ``version`` would: outputs renamed by ``renames`` (model output -> ensemble output),
     errors prefixed "in ensemble '<model>', ", ``mapped`` (+ itself) on the final Response
-    when ``shm`` (the request names client shared memory). scheduler/ensembles.py."""
+    when ``shm`` (the request names client shared memory). scheduler/direct.py,
+    workers/answers.py."""
 
     frontend: str
     rid: int
@@ -534,7 +535,8 @@ class Unknown(msgspec.Struct, tag=99, array_like=True):
 TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, StatsAnswer,
                     FrontendStatsQuery, FrontendStatsAnswer, ShmTable, SettingsUpdate, LogLevels,
                     Unknown]
-# Response: answers to the step requests of ensembles (scheduler/ensembles.py).
+# Response: answers to the step requests of ensembles (scheduler/ensembles.py), and the
+# receipts of direct answers (scheduler/direct.py).
 TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, StatsQuery,
                      Response, ResponseStats, LogLevels, Unknown]
 TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, LogLevels,

@@ -8,8 +8,9 @@ sampled on their own). In tritond the spawning process (the scheduler for an
 ensemble, the worker for BLS) collects each child's timestamps as data
 (``messages.TraceChild``) and hands them back in the Response of the request
 that spawned them; the frontend that sampled the request gives them trace ids
-and writes them (frontend/trace.py). A child's own children come back inside
-its Response and are renumbered here, so any depth of nesting arrives flat.
+and writes them (frontend/trace.py, frontend/tracetree.py). A child's own
+children come back inside its Response and are renumbered here, so any depth
+of nesting arrives flat.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Step requests that answer an ensemble's caller directly (``Request.answer``).
 
 The scheduler marks the step request of a non-decoupled ensemble's final step
-(scheduler/ensembles.py): its Response goes straight to the ensemble's caller
+(scheduler/direct.py): its Response goes straight to the ensemble's caller
 (one hop less than worker -> scheduler -> caller) and reads as the ensemble's
 answer would: the caller's rid, the ensemble's version and output names, step
 errors prefixed "in ensemble '<name>', " (a cancel reads "Request was cancelled",

@@ -5,8 +5,9 @@ shuts everything down in a fixed order. Its parts are members with explicit
 dependencies: the model :class:`~tritond.parent.models.Registry`, the
 :class:`~tritond.parent.loader.Loader` (loads models, restarts dead workers),
 the :class:`~tritond.parent.control.ModelControl` (load/unload API), the
-:class:`~tritond.parent.publisher.Publisher` (model tables) and the
-:class:`~tritond.parent.spawner.Spawner` (starts children). It never touches
+:class:`~tritond.parent.publisher.Publisher` (model tables), the
+:class:`~tritond.parent.spawner.Spawner` (starts children), and ``LogLevelRelay``,
+``Poller`` and ``StopSignals`` (levels.py, poll.py, signals.py). It never touches
 tensor bytes. Failure and shutdown policy: docs/internals.md "Failures and
 shutdown" (a dead worker is restarted in place; a dead scheduler or frontend
 stops the server with exit code 1: they hold every queue and connection).
