@@ -1,4 +1,4 @@
-"""The classification extension (protocol.md §1.11): top-k "value:index[:label]" strings.
+"""The classification extension: top-k "value:index[:label]" strings.
 
 Applied by the core on the output array, so HTTP and gRPC return the same
 BYTES tensor.

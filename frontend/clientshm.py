@@ -1,4 +1,4 @@
-"""Client shared memory: the registry of regions (protocol.md §1.2, §1.10).
+"""Client shared memory: the registry of regions.
 
 A registration is bookkeeping only: the frontend checks the key and bounds once
 (shm_open + fstat, like Triton) and keeps no mapping of its own except to

@@ -95,7 +95,7 @@ class ControlPlane:
 
     def server_metadata(self) -> dict:
         ext = list(EXTENSIONS)
-        at = ext.index("model_configuration") + 1     # Triton's order (protocol.md §1.2)
+        at = ext.index("model_configuration") + 1     # Triton's order
         ext[at:at] = self.shm.extensions()
         return {"name": self.options.id, "version": TRITON_VERSION,
                 "extensions": ext}

@@ -1,7 +1,7 @@
 """FrontendCore: the transport-neutral infer path (contract: docs/frontend-core.md).
 
 HTTP routes and gRPC servicers convert wire formats to ``types.InferRequest``
-and back; everything else happens here: model lookup and §8.1 validation, the
+and back; everything else happens here: model lookup and validation, the
 inputs staged (one copy each) through the process's ``InferClient``, and
 zero-copy output views over the worker's shm slots (``results``). The control
 plane, the client shm registry, response ordering and the inbox handler are

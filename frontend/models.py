@@ -92,7 +92,7 @@ class ModelVersion:
 
 
 class Models:
-    """Name/version lookup with Triton's lookup errors (protocol.md §1.1)."""
+    """Name/version lookup with Triton's lookup errors."""
 
     def __init__(self, namespacing: bool = False) -> None:
         # --model-namespacing: Triton answers an unknown name INVALID_ARG (its lookup
@@ -220,7 +220,7 @@ class Models:
         return [v for n in sorted(self._versions) for _, v in sorted(self._versions[n].items())]
 
     def index(self, ready_only: bool = False) -> list[dict]:
-        """Repository index rows (§1.13): name-only rows for models never loaded."""
+        """Repository index rows: name-only rows for models never loaded."""
         rows = []
         for name in self._names:
             by_version = self._versions.get(name)

@@ -1,4 +1,4 @@
-"""``preserve_ordering: true`` (§8.3): answer a model's requests in arrival order.
+"""``preserve_ordering: true``: answer a model's requests in arrival order.
 
 Responses travel worker -> frontend directly, and with several instances a
 later request can finish first, so the order is restored where the answers

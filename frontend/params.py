@@ -1,4 +1,4 @@
-"""Request-level parameters (protocol.md §1.9) -> ``messages.Request`` fields."""
+"""Request-level parameters -> ``messages.Request`` fields."""
 from __future__ import annotations
 
 from tritond.errors import invalid_arg, unsupported

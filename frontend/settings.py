@@ -1,4 +1,4 @@
-"""Logging and trace settings extensions (protocol.md §1.15): Triton's shapes and checks;
+"""Logging and trace settings extensions: Triton's shapes and checks;
 with several frontends an update is applied by all of them before it is answered
 (``ControlPlane._tell_peers``, ``messages.SettingsUpdate``).
 

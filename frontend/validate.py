@@ -1,4 +1,4 @@
-"""Config-level request checks (protocol.md §8.1) with Triton's error texts.
+"""Config-level request checks with Triton's error texts.
 
 Everything here runs per request, so each check is a dict lookup or a tuple
 compare against the tables :class:`tritond.frontend.models.ModelVersion`
@@ -154,7 +154,7 @@ def check_bytes(model: str, name: str, data, count: int) -> None:
 
 
 def check_outputs(mv: ModelVersion, req: InferRequest) -> None:
-    """Requested outputs must exist and be unique (§8.1)."""
+    """Requested outputs must exist and be unique."""
     outputs = req.outputs
     if not outputs:
         return

@@ -1,4 +1,4 @@
-"""Dynamic batch formation (§8.3), following Triton's GetDynamicBatch.
+"""Dynamic batch formation, following Triton's GetDynamicBatch.
 
 Walk the queue in service order, accumulating requests while they fit in
 max_batch_size and share the first request's input shapes and dtypes.

@@ -15,7 +15,7 @@ DELAY = TIMEOUT_DELAY
 
 
 class Policy:
-    """One priority level's ModelQueuePolicy (§3.9)."""
+    """One priority level's ModelQueuePolicy."""
 
     __slots__ = ("timeout_action", "timeout_ns", "allow_override", "max_queue_size")
 

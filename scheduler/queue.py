@@ -1,4 +1,4 @@
-"""Priority queues with Triton's per-level queue policies (§8.3).
+"""Priority queues with Triton's per-level queue policies.
 
 One :class:`PolicyQueue` per model version holds one :class:`Level` per
 priority level. Each level has a main FIFO and a *delayed* FIFO (requests

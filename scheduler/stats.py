@@ -1,4 +1,4 @@
-"""Per model-version statistics in Triton's shape (§1.14).
+"""Per model-version statistics in Triton's shape.
 
 Counters are plain ints on a slotted object (no dicts on the hot path). A
 duration stat is a ``[count, ns]`` list. Following Triton, ``queue`` and the

@@ -1,7 +1,7 @@
 """Protocol datatypes: strings <-> numpy dtypes <-> config enums, and BYTES (de)serialisation.
 
-Every fixed-size type is stored little-endian, row-major, unpadded (protocol.md
-§1.5), so the numpy dtypes below carry an explicit ``<``. BF16 has no numpy
+Every fixed-size type is stored little-endian, row-major, unpadded (as the
+KServe v2 protocol says), so the numpy dtypes below carry an explicit ``<``. BF16 has no numpy
 type: it is stored and viewed as raw ``<u2`` words. BYTES tensors are always
 kept serialised: per element a 4-byte little-endian length, then the bytes.
 """
@@ -23,7 +23,7 @@ class DType(NamedTuple):
     numpy: np.dtype              # storage dtype (explicit little-endian)
     size: Optional[int]          # bytes per element; None for BYTES
     config: str                  # model_config enum name, e.g. "TYPE_FP32"
-    enum: int                    # model_config enum number (protocol.md §3.1)
+    enum: int                    # model_config enum number
 
 
 def _d(name: str, np_type, size, config: str, enum: int) -> DType:

@@ -1,6 +1,6 @@
 """The ONNX Runtime backend: one InferenceSession per worker process.
 
-Auto-complete follows Triton's onnxruntime backend (protocol.md §4.4): IO names,
+Auto-complete follows Triton's onnxruntime backend: IO names,
 types and dims from the model, ``max_batch_size`` when every IO has a dynamic
 leading dim, ``dynamic_batching {}`` when it batches. GPU instances use the
 CUDA / TensorRT execution providers (workers/ortproviders.py) and keep tensors
@@ -107,7 +107,7 @@ class OnnxRuntimeBackend(Backend):
     # ------------------------------------------------------ auto-complete
 
     def auto_complete(self, config: dict) -> dict:
-        """Fill IO, max_batch_size and dynamic_batching from the ONNX model (§4.4)."""
+        """Fill IO, max_batch_size and dynamic_batching from the ONNX model."""
         if config.get("input") and config.get("output"):
             return config
         if self.session is None:

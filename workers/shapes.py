@@ -2,8 +2,7 @@
 
 A config ``reshape`` changes the shape the backend sees (inputs) or produces
 (outputs) without touching the bytes, so translating is only arithmetic on
-shapes: variable (-1) dimensions are carried across in order, as Triton does
-(protocol.md §8.1 "Reshape").
+shapes: variable (-1) dimensions are carried across in order, as Triton does.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ModelInferRequest -> :class:`InferRequest` (protocol.md §2.3).
+"""ModelInferRequest -> :class:`InferRequest`.
 
 Tensor bytes are never copied here: ``raw_input_contents`` entries are the
 ``bytes`` protobuf made (or, for big requests, memoryview slices of the

@@ -1,4 +1,4 @@
-"""Typed ``InferTensorContents`` -> raw little-endian bytes (protocol.md §1.5, §2.3).
+"""Typed ``InferTensorContents`` -> raw little-endian bytes.
 
 Clients that do not use ``raw_input_contents`` send values in the repeated
 field matching the datatype (``fp32_contents`` for FP32, ``int_contents`` for

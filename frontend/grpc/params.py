@@ -1,9 +1,9 @@
 """gRPC ``InferParameter`` maps <-> Python values, with Triton's type rules.
 
 Request-level keys follow ``SetInferenceRequestMetadata`` in Triton's
-grpc/infer_handler.cc (protocol.md §1.9); tensor-level shared-memory and
+grpc/infer_handler.cc; tensor-level shared-memory and
 classification keys follow ``ParseSharedMemoryParams`` and
-``ParseClassificationParams`` (§1.10, §1.11). Every message below is Triton's,
+``ParseClassificationParams``. Every message below is Triton's,
 word for word, because clients and tests match on them.
 """
 from __future__ import annotations

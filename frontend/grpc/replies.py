@@ -1,7 +1,7 @@
 """FrontendCore's JSON-shaped dicts -> gRPC response messages (and back for settings).
 
-The core speaks Triton's HTTP JSON shapes (protocol.md §1.3, §1.13-1.15,
-§3.14); these functions only re-dress them as the messages of §2.2.
+The core speaks Triton's HTTP JSON shapes (metadata, repository, settings,
+model config); these functions only re-dress them as the gRPC messages.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def model_config(text: str) -> pb.ModelConfigResponse:
 
 
 def model_statistics(d: dict) -> pb.ModelStatisticsResponse:
-    """The §1.14 statistics JSON; its keys are the proto's field names."""
+    """Triton's statistics JSON; its keys are the proto's field names."""
     return json_format.ParseDict(d, pb.ModelStatisticsResponse(), ignore_unknown_fields=True)
 
 

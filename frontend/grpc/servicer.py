@@ -2,7 +2,7 @@
 
 Each RPC converts its message, calls one :class:`FrontendCore` method and
 converts the answer back; a :class:`TritonError` ends the call with the
-mapped gRPC status and Triton's message (protocol.md §2.1, §2.3). Our protos
+mapped gRPC status and Triton's message. Our protos
 live in package ``tritond.inference``, so the method paths are registered by
 hand under Triton's service names.
 """
@@ -48,7 +48,7 @@ def _no_repository_name(name: str) -> None:
 
 
 class InferenceServicer:
-    """All RPCs of §2.1 over one FrontendCore (one per frontend process)."""
+    """All RPCs of the service over one FrontendCore (one per frontend process)."""
 
     def __init__(self, core):
         self.core = core

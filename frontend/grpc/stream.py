@@ -11,8 +11,7 @@ rule. Requests and responses are raw bytes handled by ``wire`` as unary
 ModelInfer's are (``parse_request``, ``encode_stream``), so each tensor is
 copied once per direction on streams too. An error becomes an in-stream ``error_message``
 and the stream stays open, unless the client opened it with metadata
-``triton_grpc_error: true``, in which case the stream ends with that status
-(protocol.md §2.3).
+``triton_grpc_error: true``, in which case the stream ends with that status.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Starlette app of the HTTP/REST endpoint (routes: protocol.md §1.2)."""
+"""The Starlette app of the HTTP/REST endpoint."""
 from __future__ import annotations
 
 from starlette.applications import Starlette

@@ -1,4 +1,4 @@
-"""HTTP/REST infer body <-> ``types.InferRequest`` / ``types.InferResult`` (protocol.md §1.4-1.6).
+"""HTTP/REST infer body <-> ``types.InferRequest`` / ``types.InferResult``.
 
 Binary inputs are carved as zero-copy memoryview slices of the body (the core
 makes the one copy into shm); binary outputs are returned as the shm views

@@ -1,4 +1,4 @@
-"""HTTP body compression (protocol.md §1.8): gzip / deflate / identity, both directions."""
+"""HTTP body compression: gzip / deflate / identity, both directions."""
 from __future__ import annotations
 
 import zlib

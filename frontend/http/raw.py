@@ -1,4 +1,4 @@
-"""Raw binary infer requests (protocol.md §1.7): ``Inference-Header-Content-Length: 0``.
+"""Raw binary infer requests: ``Inference-Header-Content-Length: 0``.
 
 The whole body is the data of the model's only input; there is no JSON, so
 the name, datatype and shape come from the model config, as Triton's core

@@ -19,7 +19,7 @@ def json_response(doc, status: int = 200) -> Response:
 
 
 def empty_response(status: int = 200) -> Response:
-    """Health answers: an empty body and no JSON content type (protocol.md §1.1)."""
+    """Health answers: an empty body and no JSON content type."""
     return Response(b"", status)
 
 

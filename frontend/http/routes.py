@@ -1,4 +1,4 @@
-"""Route handlers of the HTTP/REST endpoint (protocol.md §1.2): convert, call the core, convert.
+"""Route handlers of the HTTP/REST endpoint: convert, call the core, convert.
 
 Every handler may raise ``TritonError``; the app turns it into ``{"error": msg}``
 with the status from ``tritond.errors.http_status``.

@@ -1,4 +1,4 @@
-"""JSON ``data`` <-> raw tensor bytes (protocol.md §1.5), with Triton's JSON typing rules.
+"""JSON ``data`` <-> raw tensor bytes, with Triton's JSON typing rules.
 
 Integers must be JSON integers (``1.0`` is rejected), BOOL must be true/false,
 FP16/BF16 are refused in JSON both ways, BYTES elements are strings.

@@ -1,4 +1,4 @@
-"""FrontendCore: §8.1 validation texts and the full Request -> Response -> Release path."""
+"""FrontendCore: validation texts and the full Request -> Response -> Release path."""
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,4 @@
-"""Dynamic batching, priorities and queue policies through real processes (§8.3).
+"""Dynamic batching, priorities and queue policies through real processes.
 
 One tritond serves a repository written by this module (see ``sched_repo``);
 models report the batch they executed and an execution sequence number, so

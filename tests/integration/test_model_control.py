@@ -1,4 +1,4 @@
-"""Explicit model control (protocol.md §1.13, §4.7) on a real tritond, over HTTP and gRPC."""
+"""Explicit model control on a real tritond, over HTTP and gRPC."""
 import json
 import shutil
 import subprocess

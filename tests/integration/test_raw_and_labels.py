@@ -1,4 +1,4 @@
-"""Raw binary requests (§1.7), classification labels (§1.11/§4.6) and the start-up
+"""Raw binary requests, classification labels and the start-up
 /dev/shm check, on one real tritond whose input arena cannot fit in /dev/shm."""
 import http.client
 import json

@@ -1,4 +1,4 @@
-"""Logging and trace settings extensions (protocol.md §1.15) over HTTP and gRPC, real tritond."""
+"""Logging and trace settings extensions over HTTP and gRPC, real tritond."""
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient

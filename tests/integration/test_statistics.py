@@ -1,4 +1,4 @@
-"""Model statistics (§1.14) as the scheduler counts them, under real concurrent load.
+"""Model statistics as the scheduler counts them, under real concurrent load.
 
 HTTP ``/v2/models/<m>/stats`` and gRPC ``ModelStatistics`` both answer from the
 scheduler, so both must show the same batching: fewer executions than

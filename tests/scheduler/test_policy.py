@@ -1,4 +1,4 @@
-"""Priority levels, queue policies, timeouts and cancellation (§8.3); the dispatch
+"""Priority levels, queue policies, timeouts and cancellation; the dispatch
 policies (default, dynamic) on their own, and a policy of our own through the seam."""
 
 import pytest

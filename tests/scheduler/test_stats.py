@@ -1,4 +1,4 @@
-"""Statistics in Triton's JSON shape (§1.14)."""
+"""Statistics in Triton's JSON shape."""
 import pytest
 
 from tritond.errors import Code, TritonError

@@ -1,4 +1,4 @@
-"""Explicit model control (protocol.md §1.13, §4.7): the repository load/unload API.
+"""Explicit model control: the repository load/unload API.
 
 A member of :class:`tritond.parent.supervisor.Supervisor`, next to the
 :class:`tritond.parent.loader.Loader` whose ``load_version`` it reuses. A frontend

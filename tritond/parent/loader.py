@@ -118,7 +118,7 @@ class Loader:
             repository.normalize(cfg, gpus=gpus.count())
             support.check(cfg)   # before a worker is spawned for a feature we lack
             # The frontend reads the labels; a label_filename escaping the model
-            # dir (UNSUPPORTED) or unreadable fails the load here (protocol.md §4.6).
+            # dir (UNSUPPORTED) or unreadable fails the load here.
             repository.load_labels(mv.model_dir, cfg)
         except Exception as exc:  # noqa: BLE001 - reported as the model's reason
             return self._fail(mv, str(getattr(exc, "message", exc)))

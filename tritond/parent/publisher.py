@@ -92,4 +92,4 @@ class Publisher:
         if not self.options.strict_readiness:
             return True
         return not self.registry.failed and all(
-            m.ready or m.reason == UNLOADED for m in self.registry.versions.values())  # §4.7
+            m.ready or m.reason == UNLOADED for m in self.registry.versions.values())

@@ -1,6 +1,6 @@
 """Server-side auto-fill of backend, platform and model file name.
 
-This mirrors Triton's ``AutoCompleteBackendFields`` (protocol.md 4.2, 4.3):
+This mirrors Triton's ``AutoCompleteBackendFields``:
 it always runs, even with auto-complete disabled, and inspects only the
 first version directory.
 """

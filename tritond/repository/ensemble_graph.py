@@ -1,4 +1,4 @@
-"""Ensemble step graph checks: every tensor connected, no cycles (protocol.md 3.13)."""
+"""Ensemble step graph checks: every tensor connected, no cycles."""
 from __future__ import annotations
 
 from collections import defaultdict

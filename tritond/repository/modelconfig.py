@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 # Paths (as key lists; "*" = every list item or map value) whose 64-bit
-# integers Triton turns back into JSON numbers (protocol.md 3.14). Everything
+# integers Triton turns back into JSON numbers. Everything
 # else 64-bit stays a JSON string, as protobuf writes it; that includes
 # sequence_batching.state[].initial_state[].dims, which Triton's converter
 # misses.
@@ -71,7 +71,7 @@ def to_pbtxt(cfg: ModelConfig) -> str:
 
 
 def to_json_dict(cfg: ModelConfig) -> dict[str, Any]:
-    """Triton's JSON rendering of a config, as a dict (protocol.md 3.14)."""
+    """Triton's JSON rendering of a config, as a dict."""
     data = json_format.MessageToDict(
         cfg,
         preserving_proto_field_name=True,

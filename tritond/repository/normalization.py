@@ -1,4 +1,4 @@
-"""Config normalisation that always runs before validation (protocol.md 3.3, 4.4)."""
+"""Config normalisation that always runs before validation."""
 from __future__ import annotations
 
 from tritond.repository.autofill import ENSEMBLE
@@ -42,7 +42,7 @@ def _batching_defaults(cfg: ModelConfig) -> None:
 
 def _instance_groups(cfg: ModelConfig, gpus: int) -> None:
     if not cfg.instance_group:
-        # The auto-created group is named after the model (protocol.md 3.3).
+        # The auto-created group is named after the model.
         cfg.instance_group.add(name=cfg.name)
     for index, group in enumerate(cfg.instance_group):
         if not group.name:

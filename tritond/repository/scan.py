@@ -1,4 +1,4 @@
-"""The model repository: scan directories into model sources (protocol.md 4).
+"""The model repository: scan directories into model sources.
 
 ``scan`` reads configs, fills backend/platform/file name, applies the version
 policy and checks that the model files exist. It does not normalise: the

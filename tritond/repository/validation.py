@@ -1,4 +1,4 @@
-"""Model config validation after auto-complete and normalisation (protocol.md 3.13).
+"""Model config validation after auto-complete and normalisation.
 
 Every failure is INVALID_ARG with a message that names the model and the
 offending field.

@@ -1,4 +1,4 @@
-"""Model version directories and the version policy (protocol.md 4.1, 4.5)."""
+"""Model version directories and the version policy."""
 from __future__ import annotations
 
 import os

@@ -113,7 +113,7 @@ class PythonBackend(Backend):
             raise _load_error(self.ctx, "initialize", exc) from exc
 
     def _args(self, spec: ModelSpec) -> dict:
-        """Exactly Triton's ``initialize`` args (protocol.md §5.1a), all strings."""
+        """Exactly Triton's ``initialize`` args, all strings."""
         ctx = self.ctx
         return {
             "model_config": spec.config_json,
@@ -254,7 +254,7 @@ class PythonBackend(Backend):
     # ------------------------------------------------------ non-decoupled
 
     def _results(self, requests, pb_requests, responses) -> list[WorkResult]:
-        """Check the model's return value (§5.5) and convert each response."""
+        """Check the model's return value and convert each response."""
         if responses is None:  # every request must then have used its response sender
             out = [self._sent(w, r) for w, r in zip(requests, pb_requests)]
             if any(r is None for r in out):

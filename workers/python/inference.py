@@ -1,5 +1,5 @@
 """``pb_utils`` request/response classes: InferenceRequest, InferenceResponse,
-InferenceResponseSender, TritonError, TritonModelException (protocol.md §5.4).
+InferenceResponseSender, TritonError, TritonModelException.
 
 Plain Python objects: the worker builds one InferenceRequest per request from
 shared-memory views and reads the model's InferenceResponse back.

@@ -1,4 +1,4 @@
-"""``pb_utils.ModelConfig``: the auto-complete helper (protocol.md §5.2).
+"""``pb_utils.ModelConfig``: the auto-complete helper.
 
 The rules and error texts are Triton's, so an ``auto_complete_config`` that
 works (or fails) under Triton behaves the same here.

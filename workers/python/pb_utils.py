@@ -2,8 +2,8 @@
 
 The Python backend installs this module under Triton's name before importing a
 ``model.py``, so models written for Triton run unchanged. The classes live in
-small modules next to this one; this module is the public surface (protocol.md
-§5.2-§5.4) plus the small helpers Triton defines in Python.
+small modules next to this one; this module is the public surface
+plus the small helpers Triton defines in Python.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``pb_utils.Logger`` and ``pb_utils.MetricFamily``/``Metric`` (protocol.md §5.4).
+"""``pb_utils.Logger`` and ``pb_utils.MetricFamily``/``Metric``.
 
 Logger writes to the worker's logging (the same Triton-like lines as every
 tritond process). Metrics are kept locally for now: values are tracked and

@@ -1,6 +1,6 @@
 """``pb_utils.Tensor`` and the datatype helpers of ``triton_python_backend_utils``.
 
-Behaviour follows Triton's python_backend (protocol.md §5.3, §5.4): the type
+Behaviour follows Triton's python_backend: the type
 enum is the model_config ``DataType`` number, BYTES are numpy object arrays of
 ``bytes``, and ``Tensor`` wraps a numpy array without copying it (inputs are
 zero-copy views of shared memory; they are valid only during ``execute``).

@@ -1,7 +1,7 @@
 """gRPC codec: InferParameter rules for requests, tensors and requested outputs.
 
 Reserved request keys, custom keys, shared-memory and classification
-parameters, with Triton's exact messages (protocol.md §1.9-1.11).
+parameters, with Triton's exact messages.
 """
 import numpy as np
 import pytest
