@@ -154,6 +154,17 @@ def test_a_unique_name_is_served(http, grpc):
     assert http.get_model_config("simple")["name"] == "simple"
 
 
+def test_a_version_of_a_unique_name_is_served_and_errors_never_show_a_repository(http, grpc):
+    a = np.arange(16, dtype=np.int32).reshape(1, 16)
+    result = http.infer("simple", simple_inputs(a, a), model_version="1")
+    assert (result.as_numpy("OUTPUT0") == 2 * a).all()
+    assert grpc.is_model_ready("simple", "1")
+    assert http.get_model_metadata("simple", "1")["versions"] == ["1"]
+    with pytest.raises(InferenceServerException) as exc:
+        http.infer("simple", simple_inputs(a, a), model_version="7")
+    assert exc.value.message() == "Request for unknown model: 'simple' version 7 is not found"
+
+
 def test_an_unknown_name_is_invalid_arg_over_http_and_grpc(http, grpc):
     a = np.ones((1, 16), np.int32)
     with pytest.raises(InferenceServerException) as exc:
