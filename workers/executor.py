@@ -63,10 +63,12 @@ class Executor:
         t_infer = time.monotonic_ns()
         if slots and self.seq is not None:
             sequence_rows.keep_states(self.seq, ex, results, _Share)
-            sequence_rows.skip_not_ready(ex, errors)
-        responses = self._respond(ex.requests, work, results, errors)
-        if slots:
-            responses = sequence_rows.answered(self.writer, responses, slots)
+            quiet = sequence_rows.skip_not_ready(ex, errors)
+            responses = self._respond(ex.requests, work, results, errors, quiet)
+        else:
+            responses = self._respond(ex.requests, work, results, errors)
+            if slots:
+                responses = sequence_rows.answered(self.writer, responses, slots)
         end = time.monotonic_ns()
         for _, resp in responses:
             if resp.trace is _TRACED:
@@ -199,8 +201,11 @@ class Executor:
 
     # ------------------------------------------------------------ outputs
 
-    def _respond(self, requests, work, results, errors) -> list[tuple[str, Response]]:
-        """Write outputs into shm and build one Response per request."""
+    def _respond(self, requests, work, results, errors,
+                 quiet=frozenset()) -> list[tuple[str, Response]]:
+        """Write outputs into shm and build one Response per request, except the
+        ``quiet`` ones (a sequence batch's not-ready rows: nobody waits for them, so no
+        Response is made for them only to be dropped; their outputs are discarded)."""
         refs: dict[int, list] = {rid: [] for rid in work}
         shares = [w for w in work.values() if isinstance(results.get(w.request.rid), _Share)]
         if shares:
@@ -217,7 +222,9 @@ class Executor:
         for req in requests:
             err = errors.get(req.rid)
             if err is not None:
-                self.writer.discard(refs.get(req.rid, []))
+                self.writer.discard(refs.get(req.rid, ()))
+                if req.rid in quiet:
+                    continue
                 out.append((req.frontend, Response(req.rid, error=err, instance=self.instance,
                                                    model_version=req.version)))
                 continue

@@ -74,16 +74,21 @@ def keep_states(seq, ex, results: dict, share_type) -> None:
 NOT_READY = ErrorInfo(int(Code.UNAVAILABLE), "not-ready sequence slot")
 
 
-def skip_not_ready(ex, errors: dict) -> None:
-    """Not-ready rows' outputs are never written: they count as failed rows (their
-    error Responses are dropped by ``answered``; they name no frontend, so no statistics)."""
+def skip_not_ready(ex, errors: dict) -> set:
+    """Not-ready rows' outputs are never written: they count as failed rows (they name
+    no frontend, so no statistics). Returns their rids: the executor makes no Response
+    for them (``Executor._respond``'s ``quiet``)."""
+    quiet = set()
     for req, slot in zip(ex.requests, ex.slots):
         if not slot.ready:
             errors[req.rid] = NOT_READY
+            quiet.add(req.rid)
+    return quiet
 
 
 def answered(writer, responses: list, slots) -> list:
-    """The responses of the ready rows; a not-ready row's outputs go back to the arena."""
+    """The responses of the ready rows; a not-ready row's outputs go back to the arena
+    (an Execute with slots for a model the worker runs without ``SequenceIO``)."""
     out = []
     for item, slot in zip(responses, slots):
         if slot.ready:

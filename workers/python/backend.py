@@ -172,14 +172,18 @@ class PythonBackend(Backend):
             tensor._ref = ref        # BLS passes it on by reference (bls_call.py)
         if len(w.inputs) > len(tensors):   # sequence control and state inputs (workers/sequence.py)
             own = {ref.name for ref in req.inputs}
-            tensors += [self._sequence_tensor(n, a) for n, a in w.inputs.items() if n not in own]
-        pb = pb_utils.InferenceRequest(
-            request_id=req.request_id, correlation_id=req.correlation_id, inputs=tensors,
-            requested_output_names=w.outputs, model_name=self.ctx.model,
-            model_version=req.version, flags=req.flags, timeout=req.timeout_us,
-            trace=blstrace.trace_of(req) if req.trace else None)
-        pb._parameters = dict(req.parameters)  # already validated by the frontend
-        pb._cancel_key = (req.frontend, req.rid)
+            kept = self._sequence_tensors
+            for n, a in w.inputs.items():
+                if n not in own:
+                    t = kept.get((n, id(a)))    # _sequence_tensor's cache, looked up inline
+                    tensors.append(t[1] if t is not None and t[0] is a
+                                   else self._sequence_tensor(n, a))
+        # Parameters were validated by the frontend; the lists are this request's own.
+        pb = pb_utils.InferenceRequest._received(
+            req.request_id, req.correlation_id, tensors, list(w.outputs), self.ctx.model,
+            req.version, req.flags, req.timeout_us,
+            blstrace.trace_of(req) if req.trace else None, dict(req.parameters),
+            (req.frontend, req.rid))
         if self.spec is not None and self.spec.decoupled:
             pb._decoupled = True
             hub = self.streams
@@ -312,7 +316,7 @@ class PythonBackend(Backend):
         if resp.has_error():
             err = resp.error()
             return WorkResult.failed(err.code(), err.message())
-        outputs = {t.name(): t._array for t in resp.output_tensors()}   # numpy or cupy
+        outputs = {t._name: t._array for t in resp.output_tensors()}   # numpy or cupy
         # _parameters was checked (str -> bool/int/str) when the response was built:
         # no JSON round trip through parameters() per response.
         return WorkResult(outputs=outputs, parameters=resp._parameters)

@@ -141,6 +141,32 @@ class InferenceRequest:
         self._decoupled = False
         self._cancel_key: Optional[tuple[str, int]] = None   # (frontend, rid), set by the worker
 
+    @classmethod
+    def _received(cls, request_id: str, correlation_id, inputs: list, requested: list,
+                  model_name: str, model_version: int, flags: int, timeout: int, trace,
+                  parameters: dict, cancel_key) -> "InferenceRequest":
+        """A request the worker hands to ``execute`` (workers/python/backend.py): the
+        same object as ``__init__`` makes, without its checks and copies, since every
+        field was checked upstream and ``inputs``/``requested`` are the request's own
+        lists (a sequence batch builds 32 of these per step, not-ready rows included)."""
+        pb = cls.__new__(cls)
+        pb._request_id = request_id
+        pb._correlation_id = correlation_id
+        pb._inputs = inputs
+        pb._requested = requested
+        pb.model_name = model_name
+        pb.model_version = model_version
+        pb._flags = flags
+        pb._timeout = timeout
+        pb._preferred_memory = PreferredMemory()
+        pb._trace = trace or InferenceTrace()
+        pb._parameters = parameters
+        pb._release_flags = 1  # TRITONSERVER_REQUEST_RELEASE_ALL
+        pb._sender = None
+        pb._decoupled = False
+        pb._cancel_key = cancel_key
+        return pb
+
     def inputs(self) -> list:
         return self._inputs
 

@@ -53,7 +53,7 @@ def get_model_dir() -> Optional[str]:
 def get_input_tensor_by_name(inference_request, name: str):
     """The input Tensor called ``name``, or None."""
     for tensor in inference_request.inputs():
-        if tensor.name() == name:
+        if tensor._name == name:     # name()'s field: called per input per row, per step
             return tensor
     return None
 
