@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 
+import msgspec
 import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -76,7 +77,9 @@ def main() -> int:
                                          "seq_accum", 1, [ref], [], 1,
                                          correlation_id=1000 + i if live else 0))
             slots.append(messages.SequenceSlot(i, live))
-        batch = messages.Execute(1, rows, slots=slots)
+        # As the worker gets it: decoded from the wire (no objects shared between rows).
+        batch = msgspec.msgpack.decode(msgspec.msgpack.encode(messages.Execute(1, rows, slots=slots)),
+                                       type=messages.Execute)
         try:
             for _ in range(50):
                 _run(ex, writer, batch)
