@@ -10,7 +10,10 @@ Each kind is started on 127.0.0.1 with the same temporary repository (one Python
 an accumulator per batch row), warmed up, then loaded by ``--sequences`` asyncio clients
 (tritonclient.grpc.aio or .http.aio), each sending sequences of ``--steps`` requests one after
 the other until ``--duration`` seconds have passed; every answer is checked. Prints one
-Markdown row per kind (steps/s, p50 and p99 per step, errors) and the tritond/Triton ratio. Triton comes from the
+Markdown row per kind (steps/s, p50 and p99 per step, errors) and the tritond/Triton ratio;
+``--cpu`` adds, per kind, the CPU µs per step of each server process and of this load
+generator (user+system from ``/proc/<pid>/stat`` around the measured run) and the rows per
+execution (statistics extension). Triton comes from the
 anchors environment (/tmp/anchors-env/triton, ``anchors/setup.sh``); tritond from this
 checkout's .venv (or TRITOND_CHECKOUT).
 """
@@ -164,6 +167,37 @@ async def load(url: str, sequences: int, steps: int, duration: float, protocol: 
             "p99_ms": float(np.percentile(lat, 99)), "errors": errors, "steps": len(latencies)}
 
 
+def cpu_ticks(root: int) -> dict[str, int]:
+    """user+system clock ticks of ``root`` and every process below it, by "pid name"."""
+    kids: dict[int, list[int]] = {}
+    stats = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                raw = pathlib.Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            name, rest = raw[raw.index("(") + 1:raw.rindex(")")], raw[raw.rindex(")") + 2:].split()
+            kids.setdefault(int(rest[1]), []).append(int(d))
+            stats[int(d)] = (name, int(rest[11]) + int(rest[12]))
+    out, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            out[f"{pid} {stats[pid][0]}"] = stats[pid][1]
+        todo += kids.get(pid, [])
+    return out
+
+
+def exec_counts(port: int) -> tuple[int, int]:
+    """(inferences, executions) of seq_accum so far (statistics extension)."""
+    import json
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/seq_accum/stats",
+                                timeout=5) as r:
+        st = json.load(r)["model_stats"][0]
+    return int(st["inference_count"]), int(st["execution_count"])
+
+
 def run_kind(kind: str, repo: pathlib.Path, port: int, args) -> dict:
     cmd, env = command(kind, repo, port)
     log = open(repo.parent / f"{kind}.log", "wb")
@@ -174,7 +208,16 @@ def run_kind(kind: str, repo: pathlib.Path, port: int, args) -> dict:
         url = f"127.0.0.1:{port + 1 if args.protocol == 'grpc' else port}"
         shape = (args.sequences, args.steps)
         asyncio.run(load(url, *shape, min(2.0, args.duration), args.protocol))   # warm-up
-        return asyncio.run(load(url, *shape, args.duration, args.protocol))
+        if not args.cpu:
+            return asyncio.run(load(url, *shape, args.duration, args.protocol))
+        before, counts = {**cpu_ticks(proc.pid), **cpu_ticks(os.getpid())}, exec_counts(port)
+        row = asyncio.run(load(url, *shape, args.duration, args.protocol))
+        after, (infers, execs) = {**cpu_ticks(proc.pid), **cpu_ticks(os.getpid())}, exec_counts(port)
+        steps = max(infers - counts[0], 1)
+        hz = os.sysconf("SC_CLK_TCK")
+        row["cpu_us"] = {k: (after[k] - before.get(k, 0)) / hz * 1e6 / steps for k in after}
+        row["rows_per_exec"] = steps / max(execs - counts[1], 1)
+        return row
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -191,6 +234,8 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--port", type=int, default=18300)
     ap.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
+    ap.add_argument("--cpu", action="store_true",
+                    help="also print CPU µs per step per process and rows per execution")
     args = ap.parse_args()
     rows = {}
     with tempfile.TemporaryDirectory(prefix="tritond-seqbench-") as tmp:
@@ -203,6 +248,11 @@ def main() -> int:
     for kind, r in rows.items():
         print(f"| {kind} | {r['steps_per_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
               f"| {r['errors']} |")
+    for kind, r in rows.items():
+        if "cpu_us" in r:
+            procs = ", ".join(f"{k}: {v:.0f}" for k, v in r["cpu_us"].items() if v >= 0.5)
+            print(f"\n{kind}: CPU µs per step ({procs}); "
+                  f"{r['rows_per_exec']:.1f} rows per execution")
     if "triton" in rows and "tritond" in rows and rows["triton"]["steps_per_s"]:
         print(f"\ntritond/Triton throughput: "
               f"{rows['tritond']['steps_per_s'] / rows['triton']['steps_per_s']:.2f}x")
