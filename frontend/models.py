@@ -159,31 +159,32 @@ class Models:
         """The READY version a request runs on; NOT_FOUND / UNAVAILABLE / INVALID_ARG otherwise.
         ``by_key``: ``name`` is already a key (an ensemble step's)."""
         key = name if by_key else self.key(name)
-        shown = namespaces.name_of(key)        # never the repository path a key carries
         if not version:
             mv = self._latest.get(key)
             if mv is not None:
                 return mv
+            shown = namespaces.name_of(key)    # never the repository path a key carries
             if key not in self._versions:
                 raise self._unknown_error(f"Request for unknown model: '{shown}' is not found")
             raise not_found(f"Request for unknown model: '{shown}' has no available versions")
         mv = self.lookup(key, version, by_key=True)
         if mv.state != READY:
             raise unavailable(
-                f"Request for unknown model: '{shown}' version {version} is not at ready state")
+                f"Request for unknown model: '{namespaces.name_of(key)}' version {version} is not at ready state")
         return mv
 
     def lookup(self, name: str, version: str, by_key: bool = False) -> ModelVersion:
         """A named version in any state (NOT_FOUND if absent)."""
         key = name if by_key else self.key(name)
         by_version = self._versions.get(key)
-        shown = namespaces.name_of(key)
         if by_version is None:
-            raise self._unknown_error(f"Request for unknown model: '{shown}' is not found")
+            raise self._unknown_error(
+                f"Request for unknown model: '{namespaces.name_of(key)}' is not found")
         v = parse_version(version)
         mv = by_version.get(v)
         if mv is None:
-            raise not_found(f"Request for unknown model: '{shown}' version {v} is not found")
+            raise not_found(f"Request for unknown model: '{namespaces.name_of(key)}' "
+                            f"version {v} is not found")
         return mv
 
     def namespaces(self, repositories: list[str]) -> dict[str, tuple[str, str]]:
