@@ -24,6 +24,35 @@ class Aborted(Exception):
     """Raised by ``Context.abort`` once the status is sent (grpc.aio's AbortError)."""
 
 
+class Answers:
+    """The answer batches of one loop turn, started together at its end.
+
+    The answers of one scheduler frame resume their calls in one turn; started
+    back to back (no encode or release between two core writes) they leave in
+    fewer, closer TCP writes, and the client wakes for fewer bursts
+    (bench/RESULTS.md, grpccost).
+    """
+
+    __slots__ = ("loop", "pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.pending: list = []
+
+    def add(self, call, ops: tuple) -> None:
+        if not self.pending:
+            self.loop.call_soon(self.flush)    # after the callbacks already ready
+        self.pending.append((call, ops))
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        for call, ops in pending:
+            try:
+                call.start_server_batch(ops, None)
+            except Exception:  # noqa: BLE001 - one call's failure must not drop the rest
+                _log.exception("gRPC answer failed")
+
+
 def _setter(future: asyncio.Future):
     """A tag that completes ``future`` with its event (unless its waiter left)."""
     def fire(event) -> None:
@@ -40,18 +69,22 @@ class Call:
     ``on_request`` a unary call's message tag.
     """
 
-    __slots__ = ("call", "metadata", "handler", "loop", "task", "status_sent",
-                 "metadata_sent", "cancelled")
+    __slots__ = ("call", "metadata", "handler", "loop", "answers", "task", "status_sent",
+                 "metadata_sent", "cancelled", "coro", "waiting", "must_cancel")
 
-    def __init__(self, call, metadata, handler, loop):
+    def __init__(self, call, metadata, handler, answers: Answers):
         self.call = call
         self.metadata = metadata
         self.handler = handler
-        self.loop = loop
+        self.loop = answers.loop
+        self.answers = answers
         self.task: asyncio.Task | None = None
         self.status_sent = False
         self.metadata_sent = False
         self.cancelled = False
+        self.coro = None              # a unary handler's coroutine, driven by _advance
+        self.waiting: asyncio.Future | None = None    # the future it awaits
+        self.must_cancel = False
 
     # ------------------------------------------------- the servicer context
     def invocation_metadata(self):
@@ -77,6 +110,8 @@ class Call:
             self.cancelled = True
             if self.task is not None:
                 self.task.cancel()
+            elif self.coro is not None:
+                self._cancel_unary()
 
     def on_request(self, event) -> None:
         raw = event.batch_operations[0].message()
@@ -84,7 +119,14 @@ class Call:
             if not self.cancelled:
                 self.finish(grpc.StatusCode.INTERNAL.value[0], "no request message")
             return
-        self.task = self.loop.create_task(self._unary(raw))
+        handler = self.handler
+        try:
+            request = handler.request_deserializer(raw) if handler.request_deserializer else raw
+            self.coro = handler.unary_unary(request, self)
+        except Exception as exc:      # noqa: BLE001 - any handler bug answers UNKNOWN
+            self.failed(exc)
+            return
+        self._advance()
 
     # ------------------------------------------------------------- answers
     def finish(self, code: int, details: str, message: bytes | None = None) -> None:
@@ -98,7 +140,7 @@ class Call:
         if not self.metadata_sent:
             self.metadata_sent = True
             ops = (cygrpc.SendInitialMetadataOperation((), 0),) + ops
-        self.call.start_server_batch(ops, None)
+        self.answers.add(self.call, ops)
 
     async def send(self, message: bytes) -> bool:
         """Write one stream message and wait until core took it (one write at a time)."""
@@ -116,20 +158,63 @@ class Call:
         self.finish(_UNKNOWN, f"Unexpected {type(exc)}: {exc}")
 
     # -------------------------------------------------------------- bodies
-    async def _unary(self, raw: bytes) -> None:
-        handler = self.handler
+    # ------------------------------------------------- the unary driver
+    # A unary handler's coroutine is stepped here instead of in an asyncio.Task
+    # (bench/RESULTS.md, grpccost): no Task, no first-step hop through the
+    # loop's ready queue (the handler starts inside the dispatch that got its
+    # message), one done-callback per awaited future. It follows Task's
+    # protocol for what it supports: the coroutine yields the future it awaits
+    # (``_asyncio_future_blocking``) or None (``asyncio.sleep(0)``); a
+    # cancellation cancels the awaited future, or is thrown in at the next step.
+    def _advance(self, _future=None) -> None:
+        """Done-callback of the awaited future (and the first step): step the coroutine."""
+        self._step(None)
+
+    def _step(self, exc: BaseException | None) -> None:
+        """Run the coroutine to its next wait, or to its end and the answer."""
+        self.waiting = None
+        if self.must_cancel:
+            self.must_cancel = False
+            exc = asyncio.CancelledError()
         try:
-            request = handler.request_deserializer(raw) if handler.request_deserializer else raw
-            response = await handler.unary_unary(request, self)
-            if handler.response_serializer is not None:
-                response = handler.response_serializer(response)
-            self.finish(_OK, "", response)
-        except Aborted:
-            pass
-        except asyncio.CancelledError:
-            pass                      # the client left: core already ended the call
-        except Exception as exc:      # noqa: BLE001 - any handler bug answers UNKNOWN
+            waited = self.coro.send(None) if exc is None else self.coro.throw(exc)
+        except StopIteration as stop:
+            self.coro = None
+            self._answer(stop.value)
+            return
+        except (Aborted, asyncio.CancelledError):
+            self.coro = None          # answered by abort(), or the client left (core ended it)
+            return
+        except Exception as err:      # noqa: BLE001 - any handler bug answers UNKNOWN
+            self.coro = None
+            self.failed(err)
+            return
+        if waited is None:            # a bare yield (asyncio.sleep(0)): again next turn
+            self.loop.call_soon(self._advance)
+        elif getattr(waited, "_asyncio_future_blocking", None):
+            waited._asyncio_future_blocking = False
+            self.waiting = waited
+            waited.add_done_callback(self._advance)
+        else:                         # what a Task refuses too
+            self.loop.call_soon(self._step, RuntimeError(
+                f"gRPC handler yielded {waited!r}, not a future"))
+
+    def _cancel_unary(self) -> None:
+        """Cancel the awaited future (its callback steps the coroutine), or mark the
+        coroutine to get CancelledError at its next step, as ``Task.cancel`` does."""
+        waiting = self.waiting
+        if waiting is None or not waiting.cancel():
+            self.must_cancel = True
+
+    def _answer(self, response) -> None:
+        serialize = self.handler.response_serializer
+        try:
+            if serialize is not None:
+                response = serialize(response)
+        except Exception as exc:      # noqa: BLE001
             self.failed(exc)
+            return
+        self.finish(_OK, "", response)
 
     async def _requests(self):
         """The client's messages, one receive in flight at a time, until it half-closes."""
