@@ -24,35 +24,6 @@ class Aborted(Exception):
     """Raised by ``Context.abort`` once the status is sent (grpc.aio's AbortError)."""
 
 
-class Answers:
-    """The answer batches of one loop turn, started together at its end.
-
-    The answers of one scheduler frame resume their calls in one turn; started
-    back to back (no encode or release between two core writes) they leave in
-    fewer, closer TCP writes, and the client wakes for fewer bursts
-    (bench/RESULTS.md, grpccost).
-    """
-
-    __slots__ = ("loop", "pending")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop):
-        self.loop = loop
-        self.pending: list = []
-
-    def add(self, call, ops: tuple) -> None:
-        if not self.pending:
-            self.loop.call_soon(self.flush)    # after the callbacks already ready
-        self.pending.append((call, ops))
-
-    def flush(self) -> None:
-        pending, self.pending = self.pending, []
-        for call, ops in pending:
-            try:
-                call.start_server_batch(ops, None)
-            except Exception:  # noqa: BLE001 - one call's failure must not drop the rest
-                _log.exception("gRPC answer failed")
-
-
 def _setter(future: asyncio.Future):
     """A tag that completes ``future`` with its event (unless its waiter left)."""
     def fire(event) -> None:
@@ -69,15 +40,14 @@ class Call:
     ``on_request`` a unary call's message tag.
     """
 
-    __slots__ = ("call", "metadata", "handler", "loop", "answers", "task", "status_sent",
+    __slots__ = ("call", "metadata", "handler", "loop", "task", "status_sent",
                  "metadata_sent", "cancelled", "coro", "waiting", "must_cancel")
 
-    def __init__(self, call, metadata, handler, answers: Answers):
+    def __init__(self, call, metadata, handler, loop):
         self.call = call
         self.metadata = metadata
         self.handler = handler
-        self.loop = answers.loop
-        self.answers = answers
+        self.loop = loop
         self.task: asyncio.Task | None = None
         self.status_sent = False
         self.metadata_sent = False
@@ -140,7 +110,7 @@ class Call:
         if not self.metadata_sent:
             self.metadata_sent = True
             ops = (cygrpc.SendInitialMetadataOperation((), 0),) + ops
-        self.answers.add(self.call, ops)
+        self.call.start_server_batch(ops, None)
 
     async def send(self, message: bytes) -> bool:
         """Write one stream message and wait until core took it (one write at a time)."""

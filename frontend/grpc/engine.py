@@ -30,7 +30,7 @@ import threading
 import grpc
 from grpc._cython import cygrpc
 
-from .calls import Answers, Call
+from .calls import Call
 
 _log = logging.getLogger("tritond.frontend.grpc")
 _UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED.value[0]
@@ -60,7 +60,6 @@ class CoreServer:
         self._armed = False
         self._running = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._answers: Answers | None = None
         self._drained: asyncio.Future | None = None
         self._thread: threading.Thread | None = None
         self._accept_tag = self._accept      # one bound method: the poller compares by identity
@@ -73,7 +72,6 @@ class CoreServer:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._answers = Answers(self._loop)
         self._drained = self._loop.create_future()
         self._server.start(backup_queue=False)
         self._running = True
@@ -156,7 +154,7 @@ class CoreServer:
                 cygrpc.SendStatusFromServerOperation((), _UNIMPLEMENTED, "Method not found!", 0),
             ), None)
             return
-        served = Call(call, event.invocation_metadata, handler, self._answers)
+        served = Call(call, event.invocation_metadata, handler, self._loop)
         if handler.request_streaming:
             self._loop.call_soon_threadsafe(served.start)
         else:

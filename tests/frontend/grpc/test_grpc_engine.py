@@ -232,9 +232,9 @@ def test_cancel_between_bare_yields_reaches_the_handler(srv):
     assert srv.unary("Echo", b"after") == b"after"
 
 
-def test_answers_of_one_turn_each_reach_their_call(srv):
-    # 32 calls released by one event resume in one loop turn; their answers
-    # are started together at its end (calls.Answers), each on its own call
+def test_calls_resumed_in_one_turn_each_get_their_answer(srv):
+    # 32 calls released by one event resume in one loop turn (as the answers of
+    # one scheduler frame do), with other calls arriving meanwhile
     held = srv.channel.unary_unary(f"/{SERVICE}/Held")
     echo = srv.channel.unary_unary(f"/{SERVICE}/Echo")
     pending = [held.future(b"") for _ in range(32)]
