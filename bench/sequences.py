@@ -13,9 +13,10 @@ the other until ``--duration`` seconds have passed; every answer is checked. Pri
 Markdown row per kind (steps/s, p50 and p99 per step, errors) and the tritond/Triton ratio;
 ``--cpu`` adds, per kind, the CPU µs per step of each server process and of this load
 generator (user+system from ``/proc/<pid>/stat`` around the measured run), the load
-generator's context switches per step (all its threads) and the rows per execution (statistics extension). Triton comes from the
-anchors environment (/tmp/anchors-env/triton, ``anchors/setup.sh``); tritond from this
-checkout's .venv (or TRITOND_CHECKOUT).
+generator's context switches per step (all its threads) and the rows per execution
+(statistics extension). Triton comes from the anchors environment
+(/tmp/anchors-env/triton, ``anchors/setup.sh``); tritond from this checkout's .venv (or
+TRITOND_CHECKOUT).
 """
 from __future__ import annotations
 
