@@ -137,7 +137,9 @@ class Call:
     # less per call at one stream). It keeps Task's protocol for coroutines:
     # one yields the future it awaits (``_asyncio_future_blocking``) or None
     # (``asyncio.sleep(0)``); a cancellation cancels the awaited future, or is
-    # thrown in at the next step when there is none.
+    # thrown in at the next step when there is none. There is no current task
+    # inside a unary handler (``asyncio.current_task()`` is None, so no
+    # ``asyncio.timeout``); nothing on the gRPC infer path needs one.
     def _advance(self, _future=None) -> None:
         """Done-callback of the awaited future (and the first step): step the coroutine."""
         self._step(None)
