@@ -20,6 +20,10 @@ from grpc._cython import cygrpc
 _log = logging.getLogger("tritond.frontend.grpc")
 _OK = grpc.StatusCode.OK.value[0]
 _UNKNOWN = grpc.StatusCode.UNKNOWN.value[0]
+# The one method whose handler is stepped without a Task: the hot path, which needs no
+# current task. Every other handler (control calls use ``asyncio.wait_for``, which on
+# Python >= 3.12 requires a current task) runs in a Task.
+TASKLESS = frozenset({"/inference.GRPCInferenceService/ModelInfer"})
 
 
 class Aborted(Exception):
@@ -43,9 +47,9 @@ class Call:
     """
 
     __slots__ = ("call", "metadata", "handler", "loop", "task", "status_sent",
-                 "metadata_sent", "cancelled", "coro", "waiting", "must_cancel")
+                 "metadata_sent", "cancelled", "coro", "waiting", "must_cancel", "taskless")
 
-    def __init__(self, call, metadata, handler, loop):
+    def __init__(self, call, metadata, handler, loop, taskless: bool = False):
         self.call = call
         self.metadata = metadata
         self.handler = handler
@@ -57,6 +61,7 @@ class Call:
         self.coro = None              # a unary handler's coroutine, stepped by _step
         self.waiting: asyncio.Future | None = None    # the future it awaits
         self.must_cancel = False
+        self.taskless = taskless      # step the unary handler here (TASKLESS), else a Task
 
     # ------------------------------------------------- the servicer context
     def invocation_metadata(self):
@@ -94,11 +99,26 @@ class Call:
         handler = self.handler
         try:
             request = handler.request_deserializer(raw) if handler.request_deserializer else raw
-            self.coro = handler.unary_unary(request, self)
+            coro = handler.unary_unary(request, self)
         except Exception as exc:      # noqa: BLE001 - any handler bug answers UNKNOWN
             self.failed(exc)
             return
+        if not self.taskless:
+            self.task = self.loop.create_task(self._unary(coro))
+            return
+        self.coro = coro
         self._advance()
+
+    async def _unary(self, coro) -> None:
+        """A unary handler that runs in a Task (every method but TASKLESS)."""
+        try:
+            response = await coro
+        except (Aborted, asyncio.CancelledError):
+            return
+        except Exception as exc:      # noqa: BLE001 - any handler bug answers UNKNOWN
+            self.failed(exc)
+            return
+        self._answer(response)
 
     # ------------------------------------------------------------- answers
     def finish(self, code: int, details: str, message: bytes | None = None) -> None:

@@ -98,12 +98,16 @@ class _Odd:
 class Running:
     """A CoreServer on an event loop in a background thread."""
 
-    def __init__(self):
+    def __init__(self, stepped: bool = True):
         self.handlers = Handlers()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.server = CoreServer([], self.handlers.generic())
+        # stepped: every unary method but Echo is stepped without a Task, as tritond's
+        # ModelInfer is (calls.TASKLESS); else all run in Tasks, as its other methods do.
+        names = ("Fail", "Abort", "Meta", "Hang", "Held", "Spin", "Yields", "Odd")
+        self.server = CoreServer([], self.handlers.generic(), taskless=frozenset(
+            f"/{SERVICE}/{m}" for m in names) if stepped else frozenset())
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.call(self.server.start())
         self.handlers.release = self.call(self._event())
@@ -127,9 +131,9 @@ class Running:
         self.loop.close()
 
 
-@pytest.fixture
-def srv():
-    running = Running()
+@pytest.fixture(params=["stepped", "task"])
+def srv(request):
+    running = Running(stepped=request.param == "stepped")
     yield running
     running.close()
 
