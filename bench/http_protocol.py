@@ -64,7 +64,7 @@ class _Core:
         self.tracer = _Tracer()
 
 
-async def _infer(core, headers, receive, model, version, trace=None):
+async def _infer(core, headers, receive, model, version, trace=None, watched=False):
     await fastpath.read_body(headers.get(b"content-length"), receive, 1 << 20)
     return InferResponse(ANSWER, [], _Result(), None)
 

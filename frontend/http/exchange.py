@@ -11,9 +11,16 @@ keep-alive, pipelining, flow control and disconnect handling run unchanged,
 and it offers the infer handler (``fastpath._serve``) the same ASGI
 ``receive``/``send`` with a small scope. The response's head and body leave
 in one write. Our infer responses always carry a Content-Length.
+
+A client that goes away cancels its request at once: uvicorn marks the cycle
+``disconnected`` and the exchange cancels its task (the core then posts
+Cancel), where the ASGI path needs a timer per request and a watcher
+(``disconnect.py``). The scope's ``tritond.cancels_on_disconnect`` tells the
+handler so.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
@@ -65,7 +72,7 @@ class InferExchange:
     """The duck-typed cycle of one infer request (see the module doc)."""
 
     __slots__ = ("core", "model", "version", "scope", "transport", "flow", "default_headers",
-                 "message_event", "on_response", "disconnected", "keep_alive",
+                 "message_event", "on_response", "_gone", "_task", "keep_alive",
                  "waiting_for_100_continue", "body", "more_body", "response_started",
                  "response_complete", "_head", "_left")
 
@@ -74,13 +81,14 @@ class InferExchange:
         self.model = model
         self.version = version
         self.scope = {"type": "http", "method": "POST", "headers": protocol.headers,
-                      "extensions": protocol.extensions}
+                      "extensions": protocol.exchange_extensions}
         self.transport = protocol.transport
         self.flow = protocol.flow
         self.default_headers = protocol.server_state.default_headers
         self.message_event = Signal(protocol.loop)
         self.on_response = protocol.on_response_complete
-        self.disconnected = False
+        self._gone = False
+        self._task: asyncio.Task | None = None     # while the handler runs
         self.keep_alive = keep_alive
         self.waiting_for_100_continue = protocol.expect_100_continue
         self.body: list = []          # the body's chunks not yet received by the handler
@@ -89,6 +97,17 @@ class InferExchange:
         self.response_complete = False
         self._head = b""
         self._left = 0                # Content-Length bytes not yet written
+
+    @property
+    def disconnected(self) -> bool:
+        return self._gone
+
+    @disconnected.setter
+    def disconnected(self, gone: bool) -> None:
+        """uvicorn's ``connection_lost`` sets it while the response is incomplete."""
+        self._gone = gone
+        if gone and self._task is not None:
+            self._task.cancel()
 
     def add_body(self, chunk: bytes) -> None:
         """httptools' ``on_body``: keep the chunk, pause reading past the high-water mark."""
@@ -102,9 +121,14 @@ class InferExchange:
 
     async def run_asgi(self, app=None) -> None:
         """What uvicorn starts as the request's task (its pipeline calls it by this name)."""
+        self._task = asyncio.current_task()
         try:
             await fastpath._serve(self.core, self.scope, self.receive, self.send,  # noqa: SLF001
                                   self.model, self.version)
+        except asyncio.CancelledError:
+            if not self._gone:
+                raise                    # not ours (shutdown): let it propagate
+            self._task.uncancel()        # the client left: nobody to answer
         except BaseException as exc:  # noqa: BLE001 - as uvicorn: log, answer 500 or close
             log.error("infer on '%s' failed", self.model, exc_info=exc)
             if not self.response_started and not self.disconnected:
@@ -119,6 +143,7 @@ class InferExchange:
                 log.error("infer on '%s' did not complete its response", self.model)
                 self.transport.close()
         finally:
+            self._task = None
             self.on_response = _noop
 
     async def receive(self) -> dict:

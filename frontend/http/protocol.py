@@ -20,7 +20,7 @@ import re
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .deadline import ReadDeadline
+from .deadline import IdleTimer, ReadDeadline
 from .exchange import InferExchange
 from .halfclose import PeerProbe
 
@@ -109,11 +109,14 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(CorkedTransport(transport, self.loop))
         self.deadline = ReadDeadline(self.loop, self.header_timeout, transport.close)
         self.deadline.headers()
+        self.idle = IdleTimer(self.loop, self.timeout_keep_alive, self.timeout_keep_alive_handler)
         self.extensions = {"tritond.after_sent": self.transport.after_sent}
+        self.exchange_extensions = {**self.extensions, "tritond.cancels_on_disconnect": True}
 
     def connection_lost(self, exc) -> None:  # type: ignore[override]
         corked = self.transport
         self.deadline.close()
+        self.idle.close()
         super().connection_lost(exc)
         corked.lost = True
         corked._check_sent()      # noqa: SLF001 - queued bytes were dropped with the socket
@@ -182,6 +185,22 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self.deadline.stop()
         super().on_message_complete()
+
+    # uvicorn's keep-alive timeout, on one timer per connection (deadline.IdleTimer).
+    def _unset_keepalive_if_required(self) -> None:
+        self.idle.busy()
+
+    def on_response_complete(self) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.idle.busy()
+        self.flow.resume_reading()
+        if self.pipeline:                      # the next pipelined request, in arrival order
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self.idle.idle()
 
 
 def with_direct_infer(protocol: type, core) -> type:
