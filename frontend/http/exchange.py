@@ -40,6 +40,15 @@ def _noop() -> None:
     pass
 
 
+_DEFAULTS: list = [None, b""]     # uvicorn's default headers (a new list each second), rendered
+
+
+def _default_headers(headers: list) -> bytes:
+    if _DEFAULTS[0] is not headers:
+        _DEFAULTS[:] = headers, b"".join(b"%s: %s\r\n" % pair for pair in headers)
+    return _DEFAULTS[1]
+
+
 class Signal:
     """``asyncio.Event``'s set/wait/clear for one waiter, without its per-instance cost."""
 
@@ -191,9 +200,9 @@ class InferExchange:
             raise RuntimeError(f"expected 'http.response.start', got {message['type']!r}")
         self.response_started = True
         self.waiting_for_100_continue = False
-        parts = [STATUS_LINE[message["status"]]]
+        parts = [STATUS_LINE[message["status"]], _default_headers(self.default_headers)]
         length = None
-        for name, value in (*self.default_headers, *message.get("headers", ())):
+        for name, value in message.get("headers", ()):
             if name == b"content-length":
                 length = int(value)
             parts += (name, b": ", value, b"\r\n")
