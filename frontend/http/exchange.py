@@ -52,10 +52,10 @@ def _default_headers(headers: list) -> bytes:
 class Signal:
     """``asyncio.Event``'s set/wait/clear for one waiter, without its per-instance cost."""
 
-    __slots__ = ("_loop", "_flag", "_waiter")
+    __slots__ = ("loop", "_flag", "_waiter")
 
     def __init__(self, loop) -> None:
-        self._loop = loop
+        self.loop = loop
         self._flag = False
         self._waiter = None
 
@@ -70,7 +70,7 @@ class Signal:
 
     async def wait(self) -> None:
         while not self._flag:
-            self._waiter = self._loop.create_future()
+            self._waiter = self.loop.create_future()
             try:
                 await self._waiter
             finally:
@@ -130,7 +130,8 @@ class InferExchange:
 
     async def run_asgi(self, app=None) -> None:
         """What uvicorn starts as the request's task (its pipeline calls it by this name)."""
-        self._task = asyncio.current_task()
+        # With the loop given: asyncio's own lookup of the running loop costs a getpid syscall.
+        self._task = asyncio.current_task(self.message_event.loop)
         try:
             await fastpath._serve(self.core, self.scope, self.receive, self.send,  # noqa: SLF001
                                   self.model, self.version)
