@@ -31,6 +31,7 @@ from . import fastpath
 log = logging.getLogger("tritond.frontend.http")
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_JOIN = 64 * 1024       # as protocol.CorkedTransport: below this a join is cheaper
 _CLOSE = b"connection: close\r\n"
 _SERVER_ERROR = (b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\n"
                  b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error")
@@ -187,7 +188,11 @@ class InferExchange:
         if self._left < 0:
             raise RuntimeError("Response content longer than Content-Length")
         if self._head:
-            self.transport.write(self._head + body)
+            if len(body) < _JOIN:
+                self.transport.write(self._head + body)
+            else:       # a large body is written from the worker's slot, never copied
+                self.transport.write(self._head)
+                self.transport.write(body)
             self._head = b""
         else:
             self.transport.write(body)
