@@ -26,6 +26,10 @@ _UNKNOWN = grpc.StatusCode.UNKNOWN.value[0]
 TASKLESS = frozenset({"/inference.GRPCInferenceService/ModelInfer"})
 
 
+def _nothing() -> None:
+    pass
+
+
 class Aborted(Exception):
     """Raised by ``Context.abort`` once the status is sent (grpc.aio's AbortError)."""
 
@@ -47,9 +51,10 @@ class Call:
     """
 
     __slots__ = ("call", "metadata", "handler", "loop", "task", "status_sent",
-                 "metadata_sent", "cancelled", "coro", "waiting", "must_cancel", "taskless")
+                 "metadata_sent", "cancelled", "coro", "waiting", "must_cancel", "taskless",
+                 "reap")
 
-    def __init__(self, call, metadata, handler, loop, taskless: bool = False):
+    def __init__(self, call, metadata, handler, loop, taskless: bool = False, reap=None):
         self.call = call
         self.metadata = metadata
         self.handler = handler
@@ -62,6 +67,9 @@ class Call:
         self.waiting: asyncio.Future | None = None    # the future it awaits
         self.must_cancel = False
         self.taskless = taskless      # step the unary handler here (TASKLESS), else a Task
+        # The engine's zero-deadline poll, run after each batch the loop starts
+        # (not on the poller's thread: Call.start of a unary call runs there).
+        self.reap = reap or _nothing
 
     # ------------------------------------------------- the servicer context
     def invocation_metadata(self):
@@ -133,6 +141,7 @@ class Call:
             self.metadata_sent = True
             ops = (cygrpc.SendInitialMetadataOperation((), 0),) + ops
         self.call.start_server_batch(ops, None)
+        self.reap()
 
     async def send(self, message: bytes) -> bool:
         """Write one stream message and wait until core took it (one write at a time)."""
@@ -142,6 +151,7 @@ class Call:
             ops = (cygrpc.SendInitialMetadataOperation((), 0),) + ops
         done = self.loop.create_future()
         self.call.start_server_batch(ops, _setter(done))
+        self.reap()
         return (await done).success
 
     def failed(self, exc: Exception) -> None:
@@ -217,6 +227,7 @@ class Call:
         while True:
             got = self.loop.create_future()
             self.call.start_server_batch((cygrpc.ReceiveMessageOperation(0),), _setter(got))
+            self.reap()
             raw = (await got).batch_operations[0].message()
             if raw is None:
                 return

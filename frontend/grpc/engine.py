@@ -13,7 +13,12 @@ and hands the other events to the loop with one ``call_soon_threadsafe`` per
 *batch*: those arriving while a dispatch is already scheduled ride along with
 it, and those with nothing to do there (a sent answer, a call that closed
 uncancelled) are dropped. A unary call wakes the loop for its message only.
-Core does the rest as it
+The loop, right after it starts a batch (an answer, a stream's write or read),
+takes what core finished meanwhile itself with a zero-deadline poll (``reap``):
+core completes an answer's batch and the call's close inline, so these leave
+the queue before the poller gets the GIL, and a stream's write completes without
+a hand-off through the poller and the loop's self-pipe (bench/RESULTS.md,
+2026-11-30 04:50). Core does the rest as it
 does for grpc.aio and ``grpc.server`` (HTTP/2, TLS, deadlines, keepalive,
 message limits, compression): the same ``cygrpc`` objects both are built on.
 
@@ -35,6 +40,13 @@ from .calls import TASKLESS, Call
 _log = logging.getLogger("tritond.frontend.grpc")
 _UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED.value[0]
 _OP_COMPLETE = cygrpc.CompletionType.operation_complete
+
+
+def _needed(event) -> bool:
+    """Whether the loop has work for ``event``: not for a sent answer (tag None)
+    or a call that ended without a cancellation."""
+    tag = event.tag
+    return not (tag is None or (type(tag) is Call and not event.batch_operations[0].cancelled()))
 
 
 class _Details:
@@ -61,6 +73,7 @@ class CoreServer:
         self._events: collections.deque = collections.deque()
         self._armed = False
         self._running = False
+        self._open = False                   # the queue takes polls (reap) until its shutdown
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drained: asyncio.Future | None = None
         self._thread: threading.Thread | None = None
@@ -77,6 +90,7 @@ class CoreServer:
         self._drained = self._loop.create_future()
         self._server.start(backup_queue=False)
         self._running = True
+        self._open = True
         self._server.request_call(self._cq, self._cq, self._accept_tag)
         self._thread = threading.Thread(target=self._poll, name="grpc-cq", daemon=True)
         self._thread.start()
@@ -95,6 +109,7 @@ class CoreServer:
                 pass
         self._server.cancel_all_calls()
         await done
+        self._open = False           # no reap from here: the queue's end is the poller's
         self._cq.shutdown()          # the poller delivers what is left, then returns
         await self._drained
         self._server.destroy()
@@ -108,13 +123,10 @@ class CoreServer:
             event = self._cq.poll()
             if event.completion_type != _OP_COMPLETE:
                 break                 # the queue's shutdown (no deadline given: no timeout)
-            tag = event.tag
-            if tag is self._accept_tag:
+            if event.tag is self._accept_tag:
                 self._accept(event)   # here: a unary call needs the loop only for its message
                 continue
-            # Nothing to do on the loop for a sent answer (tag None) or a call that
-            # ended without a cancellation: no wake-up for them.
-            if tag is None or (type(tag) is Call and not event.batch_operations[0].cancelled()):
+            if not _needed(event):
                 continue
             events.append(event)
             if not self._armed:
@@ -157,7 +169,7 @@ class CoreServer:
             ), None)
             return
         served = Call(call, event.invocation_metadata, handler, self._loop,
-                      taskless=method in self._taskless)
+                      taskless=method in self._taskless, reap=self.reap)
         if handler.request_streaming:
             self._loop.call_soon_threadsafe(served.start)
         else:
@@ -175,6 +187,27 @@ class CoreServer:
         return handler
 
     # ------------------------------------------------------------ loop side
+    def reap(self) -> None:
+        """Loop side, after starting a batch: take the events core has ready.
+
+        A zero-deadline poll returns at once. Those needing the loop (a new
+        call, a message, a write done, a cancellation) run in a dispatch on the
+        next turn, not here: this runs inside a handler's step.
+        """
+        if not self._open:
+            return
+        cq = self._cq
+        while True:
+            event = cq.poll(0)
+            if event.completion_type != _OP_COMPLETE:
+                return                # nothing ready (the queue is open: not its shutdown)
+            if not _needed(event):
+                continue
+            self._events.append(event)
+            if not self._armed:
+                self._armed = True
+                self._loop.call_soon(self._dispatch)
+
     def _dispatch(self) -> None:
         # Disarm before draining: an event appended from here on schedules a
         # new dispatch, or is popped by this one; none is left behind.
