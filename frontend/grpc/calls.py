@@ -26,7 +26,7 @@ _UNKNOWN = grpc.StatusCode.UNKNOWN.value[0]
 TASKLESS = frozenset({"/inference.GRPCInferenceService/ModelInfer"})
 
 
-def _nothing() -> None:
+def _nothing(_call) -> None:
     pass
 
 
@@ -67,8 +67,8 @@ class Call:
         self.waiting: asyncio.Future | None = None    # the future it awaits
         self.must_cancel = False
         self.taskless = taskless      # step the unary handler here (TASKLESS), else a Task
-        # The engine's zero-deadline poll, run after each batch the loop starts
-        # (not on the poller's thread: Call.start of a unary call runs there).
+        # The engine's zero-deadline polls for this call's last events, run on
+        # the loop once the answer is started (CoreServer.reap)
         self.reap = reap or _nothing
 
     # ------------------------------------------------- the servicer context
@@ -140,8 +140,10 @@ class Call:
         if not self.metadata_sent:
             self.metadata_sent = True
             ops = (cygrpc.SendInitialMetadataOperation((), 0),) + ops
-        self.call.start_server_batch(ops, None)
-        self.reap()
+        # tagged with the core call: nothing to do when it completes (the engine
+        # drops it), but reap can tell this call's from the others'
+        self.call.start_server_batch(ops, self.call)
+        self.reap(self)
 
     async def send(self, message: bytes) -> bool:
         """Write one stream message and wait until core took it (one write at a time)."""
@@ -151,7 +153,6 @@ class Call:
             ops = (cygrpc.SendInitialMetadataOperation((), 0),) + ops
         done = self.loop.create_future()
         self.call.start_server_batch(ops, _setter(done))
-        self.reap()
         return (await done).success
 
     def failed(self, exc: Exception) -> None:
@@ -227,7 +228,6 @@ class Call:
         while True:
             got = self.loop.create_future()
             self.call.start_server_batch((cygrpc.ReceiveMessageOperation(0),), _setter(got))
-            self.reap()
             raw = (await got).batch_operations[0].message()
             if raw is None:
                 return

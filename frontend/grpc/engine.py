@@ -13,12 +13,11 @@ and hands the other events to the loop with one ``call_soon_threadsafe`` per
 *batch*: those arriving while a dispatch is already scheduled ride along with
 it, and those with nothing to do there (a sent answer, a call that closed
 uncancelled) are dropped. A unary call wakes the loop for its message only.
-The loop, right after it starts a batch (an answer, a stream's write or read),
-takes what core finished meanwhile itself with a zero-deadline poll (``reap``):
-core completes an answer's batch and the call's close inline, so these leave
-the queue before the poller gets the GIL, and a stream's write completes without
-a hand-off through the poller and the loop's self-pipe (bench/RESULTS.md,
-2026-11-30 04:50). Core does the rest as it
+Right after it starts a call's answer, the loop takes that call's two last
+events (the answer sent, the close) itself with zero-deadline polls (``reap``):
+core completes both inline, in that thread, so they leave the queue before the
+woken poller gets there, and the poller sleeps on (bench/RESULTS.md,
+2026-11-30 04:40-05:10). Core does the rest as it
 does for grpc.aio and ``grpc.server`` (HTTP/2, TLS, deadlines, keepalive,
 message limits, compression): the same ``cygrpc`` objects both are built on.
 
@@ -40,13 +39,17 @@ from .calls import TASKLESS, Call
 _log = logging.getLogger("tritond.frontend.grpc")
 _UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED.value[0]
 _OP_COMPLETE = cygrpc.CompletionType.operation_complete
+_CoreCall = cygrpc.Call              # the tag of an answer's batch (Call.finish)
+_REAP_POLLS = 4                      # at most per answer: other calls' events come between
 
 
 def _needed(event) -> bool:
     """Whether the loop has work for ``event``: not for a sent answer (tag None)
     or a call that ended without a cancellation."""
     tag = event.tag
-    return not (tag is None or (type(tag) is Call and not event.batch_operations[0].cancelled()))
+    kind = type(tag)
+    return not (tag is None or kind is _CoreCall
+                or (kind is Call and not event.batch_operations[0].cancelled()))
 
 
 class _Details:
@@ -74,6 +77,7 @@ class CoreServer:
         self._armed = False
         self._running = False
         self._open = False                   # the queue takes polls (reap) until its shutdown
+        self._parked = False                 # the poller is blocked in poll() (reap's cue)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drained: asyncio.Future | None = None
         self._thread: threading.Thread | None = None
@@ -120,7 +124,9 @@ class CoreServer:
         events = self._events
         loop = self._loop
         while True:
+            self._parked = True
             event = self._cq.poll()
+            self._parked = False
             if event.completion_type != _OP_COMPLETE:
                 break                 # the queue's shutdown (no deadline given: no timeout)
             if event.tag is self._accept_tag:
@@ -187,26 +193,37 @@ class CoreServer:
         return handler
 
     # ------------------------------------------------------------ loop side
-    def reap(self) -> None:
-        """Loop side, after starting a batch: take the events core has ready.
+    def reap(self, served: Call) -> None:
+        """Loop side, once ``served``'s answer is started: take its last events.
 
-        A zero-deadline poll returns at once. Those needing the loop (a new
-        call, a message, a write done, a cancellation) run in a dispatch on the
+        Core posts the answer's completion and the call's close in this thread,
+        kicking the poller; a zero-deadline poll here takes them first (the poller
+        finds the queue empty and sleeps on, without the GIL or any Python). Only
+        while the poller is parked in ``poll`` (awake, it takes them anyway), and
+        it stops at this call's two events: an empty zero-deadline poll is dear
+        while another thread waits on the queue (~80 µs of a timed wait in core,
+        bench/RESULTS.md). Other events met on the way run in a dispatch on the
         next turn, not here: this runs inside a handler's step.
         """
-        if not self._open:
+        if not (self._open and self._parked):
             return
         cq = self._cq
-        while True:
+        sent = served.call
+        left = 1 if served.cancelled else 2      # a cancelled close was delivered already
+        for _ in range(_REAP_POLLS):
             event = cq.poll(0)
             if event.completion_type != _OP_COMPLETE:
                 return                # nothing ready (the queue is open: not its shutdown)
-            if not _needed(event):
-                continue
-            self._events.append(event)
-            if not self._armed:
-                self._armed = True
-                self._loop.call_soon(self._dispatch)
+            tag = event.tag
+            if tag is sent or tag is served:
+                left -= 1
+            if _needed(event):
+                self._events.append(event)
+                if not self._armed:
+                    self._armed = True
+                    self._loop.call_soon(self._dispatch)
+            if not left:
+                return
 
     def _dispatch(self) -> None:
         # Disarm before draining: an event appended from here on schedules a
