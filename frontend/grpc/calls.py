@@ -26,10 +26,6 @@ _UNKNOWN = grpc.StatusCode.UNKNOWN.value[0]
 TASKLESS = frozenset({"/inference.GRPCInferenceService/ModelInfer"})
 
 
-def _nothing(_call) -> None:
-    pass
-
-
 class Aborted(Exception):
     """Raised by ``Context.abort`` once the status is sent (grpc.aio's AbortError)."""
 
@@ -51,10 +47,9 @@ class Call:
     """
 
     __slots__ = ("call", "metadata", "handler", "loop", "task", "status_sent",
-                 "metadata_sent", "cancelled", "coro", "waiting", "must_cancel", "taskless",
-                 "reap")
+                 "metadata_sent", "cancelled", "coro", "waiting", "must_cancel", "taskless")
 
-    def __init__(self, call, metadata, handler, loop, taskless: bool = False, reap=None):
+    def __init__(self, call, metadata, handler, loop, taskless: bool = False):
         self.call = call
         self.metadata = metadata
         self.handler = handler
@@ -67,9 +62,6 @@ class Call:
         self.waiting: asyncio.Future | None = None    # the future it awaits
         self.must_cancel = False
         self.taskless = taskless      # step the unary handler here (TASKLESS), else a Task
-        # The engine's zero-deadline polls for this call's last events, run on
-        # the loop once the answer is started (CoreServer.reap)
-        self.reap = reap or _nothing
 
     # ------------------------------------------------- the servicer context
     def invocation_metadata(self):
@@ -140,10 +132,7 @@ class Call:
         if not self.metadata_sent:
             self.metadata_sent = True
             ops = (cygrpc.SendInitialMetadataOperation((), 0),) + ops
-        # tagged with the core call: nothing to do when it completes (the engine
-        # drops it), but reap can tell this call's from the others'
-        self.call.start_server_batch(ops, self.call)
-        self.reap(self)
+        self.call.start_server_batch(ops, None)
 
     async def send(self, message: bytes) -> bool:
         """Write one stream message and wait until core took it (one write at a time)."""

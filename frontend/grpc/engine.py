@@ -13,11 +13,7 @@ and hands the other events to the loop with one ``call_soon_threadsafe`` per
 *batch*: those arriving while a dispatch is already scheduled ride along with
 it, and those with nothing to do there (a sent answer, a call that closed
 uncancelled) are dropped. A unary call wakes the loop for its message only.
-Right after it starts a call's answer, the loop takes that call's two last
-events (the answer sent, the close) itself with zero-deadline polls (``reap``):
-core completes both inline, in that thread, so they leave the queue before the
-woken poller gets there, and the poller sleeps on (bench/RESULTS.md,
-2026-11-30 04:40-05:10). Core does the rest as it
+Core does the rest as it
 does for grpc.aio and ``grpc.server`` (HTTP/2, TLS, deadlines, keepalive,
 message limits, compression): the same ``cygrpc`` objects both are built on.
 
@@ -39,17 +35,6 @@ from .calls import TASKLESS, Call
 _log = logging.getLogger("tritond.frontend.grpc")
 _UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED.value[0]
 _OP_COMPLETE = cygrpc.CompletionType.operation_complete
-_CoreCall = cygrpc.Call              # the tag of an answer's batch (Call.finish)
-_REAP_POLLS = 4                      # at most per answer: other calls' events come between
-
-
-def _needed(event) -> bool:
-    """Whether the loop has work for ``event``: not for a sent answer (tag None)
-    or a call that ended without a cancellation."""
-    tag = event.tag
-    kind = type(tag)
-    return not (tag is None or kind is _CoreCall
-                or (kind is Call and not event.batch_operations[0].cancelled()))
 
 
 class _Details:
@@ -76,8 +61,6 @@ class CoreServer:
         self._events: collections.deque = collections.deque()
         self._armed = False
         self._running = False
-        self._open = False                   # the queue takes polls (reap) until its shutdown
-        self._parked = False                 # the poller is blocked in poll() (reap's cue)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._drained: asyncio.Future | None = None
         self._thread: threading.Thread | None = None
@@ -94,7 +77,6 @@ class CoreServer:
         self._drained = self._loop.create_future()
         self._server.start(backup_queue=False)
         self._running = True
-        self._open = True
         self._server.request_call(self._cq, self._cq, self._accept_tag)
         self._thread = threading.Thread(target=self._poll, name="grpc-cq", daemon=True)
         self._thread.start()
@@ -113,7 +95,6 @@ class CoreServer:
                 pass
         self._server.cancel_all_calls()
         await done
-        self._open = False           # no reap from here: the queue's end is the poller's
         self._cq.shutdown()          # the poller delivers what is left, then returns
         await self._drained
         self._server.destroy()
@@ -124,15 +105,16 @@ class CoreServer:
         events = self._events
         loop = self._loop
         while True:
-            self._parked = True
             event = self._cq.poll()
-            self._parked = False
             if event.completion_type != _OP_COMPLETE:
                 break                 # the queue's shutdown (no deadline given: no timeout)
-            if event.tag is self._accept_tag:
+            tag = event.tag
+            if tag is self._accept_tag:
                 self._accept(event)   # here: a unary call needs the loop only for its message
                 continue
-            if not _needed(event):
+            # Nothing to do on the loop for a sent answer (tag None) or a call that
+            # ended without a cancellation: no wake-up for them.
+            if tag is None or (type(tag) is Call and not event.batch_operations[0].cancelled()):
                 continue
             events.append(event)
             if not self._armed:
@@ -175,7 +157,7 @@ class CoreServer:
             ), None)
             return
         served = Call(call, event.invocation_metadata, handler, self._loop,
-                      taskless=method in self._taskless, reap=self.reap)
+                      taskless=method in self._taskless)
         if handler.request_streaming:
             self._loop.call_soon_threadsafe(served.start)
         else:
@@ -193,38 +175,6 @@ class CoreServer:
         return handler
 
     # ------------------------------------------------------------ loop side
-    def reap(self, served: Call) -> None:
-        """Loop side, once ``served``'s answer is started: take its last events.
-
-        Core posts the answer's completion and the call's close in this thread,
-        kicking the poller; a zero-deadline poll here takes them first (the poller
-        finds the queue empty and sleeps on, without the GIL or any Python). Only
-        while the poller is parked in ``poll`` (awake, it takes them anyway), and
-        it stops at this call's two events: an empty zero-deadline poll is dear
-        while another thread waits on the queue (~80 µs of a timed wait in core,
-        bench/RESULTS.md). Other events met on the way run in a dispatch on the
-        next turn, not here: this runs inside a handler's step.
-        """
-        if not (self._open and self._parked):
-            return
-        cq = self._cq
-        sent = served.call
-        left = 1 if served.cancelled else 2      # a cancelled close was delivered already
-        for _ in range(_REAP_POLLS):
-            event = cq.poll(0)
-            if event.completion_type != _OP_COMPLETE:
-                return                # nothing ready (the queue is open: not its shutdown)
-            tag = event.tag
-            if tag is sent or tag is served:
-                left -= 1
-            if _needed(event):
-                self._events.append(event)
-                if not self._armed:
-                    self._armed = True
-                    self._loop.call_soon(self._dispatch)
-            if not left:
-                return
-
     def _dispatch(self) -> None:
         # Disarm before draining: an event appended from here on schedules a
         # new dispatch, or is popped by this one; none is left behind.

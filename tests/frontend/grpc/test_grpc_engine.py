@@ -11,7 +11,6 @@ import threading
 
 import grpc
 import pytest
-from grpc._cython import cygrpc
 
 from tritond.frontend.grpc.engine import CoreServer
 
@@ -99,7 +98,7 @@ class _Odd:
 class Running:
     """A CoreServer on an event loop in a background thread."""
 
-    def __init__(self, stepped: bool = True, server_class=CoreServer):
+    def __init__(self, stepped: bool = True):
         self.handlers = Handlers()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -107,7 +106,7 @@ class Running:
         # stepped: every unary method but Echo is stepped without a Task, as tritond's
         # ModelInfer is (calls.TASKLESS); else all run in Tasks, as its other methods do.
         names = ("Fail", "Abort", "Meta", "Hang", "Held", "Spin", "Yields", "Odd")
-        self.server = server_class([], self.handlers.generic(), taskless=frozenset(
+        self.server = CoreServer([], self.handlers.generic(), taskless=frozenset(
             f"/{SERVICE}/{m}" for m in names) if stepped else frozenset())
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.call(self.server.start())
@@ -248,54 +247,3 @@ def test_calls_resumed_in_one_turn_each_get_their_answer(srv):
     echoes = [echo.future(bytes([i])) for i in range(32)]
     assert [p.result(10) for p in pending] == [b"released"] * 32
     assert [e.result(10) for e in echoes] == [bytes([i]) for i in range(32)]
-
-
-
-class _StuckPoller(CoreServer):
-    """A CoreServer whose poller, given a call while ``stuck`` is set, waits in its
-    accept until ``go``: the queue has no other reader meanwhile."""
-
-    def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
-        self.stuck = threading.Event()
-        self.waiting = threading.Event()
-        self.go = threading.Event()
-
-    def _accept(self, event) -> None:
-        if self.stuck.is_set():
-            self._parked = True       # out of the queue, as if blocked in poll()
-            self.waiting.set()
-            self.go.wait(30)
-            self._parked = False
-        super()._accept(event)
-
-
-def test_the_loop_takes_an_answers_last_events_itself():
-    # CoreServer.reap: once a call's answer is started, the loop polls the queue
-    # (zero deadline) for that answer's completion and the call's close, which
-    # core posts inline, instead of the poller waking for them. Here the poller
-    # is held out of the queue while the answer is sent: both events must be
-    # gone from the queue when the client has its answer.
-    running = Running(server_class=_StuckPoller)
-    server = running.server
-    try:
-        held = running.channel.unary_unary(f"/{SERVICE}/Held").future(b"", timeout=30)
-        assert running.unary("Echo", b"in", timeout=10) == b"in"     # Held is in by now
-        server.stuck.set()
-        echo = running.channel.unary_unary(f"/{SERVICE}/Echo").future(b"late", timeout=30)
-        assert server.waiting.wait(10)                    # the poller is held now
-        running.loop.call_soon_threadsafe(running.handlers.release.set)
-        assert held.result(10) == b"released"
-        left = running.call(_poll_now(server))
-        assert left == cygrpc.CompletionType.queue_timeout, "an answer's event was left"
-    finally:
-        server.go.set()
-    try:
-        assert echo.result(10) == b"late"                 # the poller goes on as before
-        assert running.unary("Echo", b"after", timeout=10) == b"after"
-    finally:
-        running.close()
-
-
-async def _poll_now(server: CoreServer):
-    return server._cq.poll(0).completion_type
