@@ -22,11 +22,16 @@ def run(make_coro, between=None):
 
         stepper = Stepper(wrapped(), loop, lambda v: ended.set_result(("result", v)),
                           lambda e: ended.set_result(("error", e)))
-        stepper.start()
-        assert seen == [None]              # the first step ran now, and in no Task
-        if between is not None:
-            between(stepper)
+
+        def begin():                       # as the protocol does: in a loop callback
+            stepper.start()
+            started.append(list(seen))     # the first step ran now
+            if between is not None:
+                between(stepper)
+        started = []
+        loop.call_soon(begin)
         outcome = await ended
+        assert started == [[None]]         # ... and in no Task
         assert stepper.done() and not stepper.cancel()
         return outcome
     return asyncio.run(body())
