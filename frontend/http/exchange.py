@@ -15,8 +15,9 @@ in one write. Our infer responses always carry a Content-Length.
 The handler runs without an asyncio Task: a ``Stepper`` (``../stepping.py``)
 steps it, started by the protocol inside the parser callback that completed
 the request (``its_turn``/``start``), so it does not wait a loop turn for a
-Task's first step. It starts earlier when the body must flow to it (a
-``100-continue`` client, or a body past the high-water mark). The Stepper sits
+Task's first step. It starts at the headers when the body must flow to it or may
+be refused unread (a ``100-continue`` client, a body declared past the
+high-water mark, or one without a Content-Length). The Stepper sits
 in uvicorn's ``server_state.tasks`` while it runs, so a graceful shutdown
 waits for it.
 
@@ -59,6 +60,14 @@ def _default_headers(headers: list) -> bytes:
     return _DEFAULTS[1]
 
 
+def _small(headers: list) -> bool:
+    """A Content-Length up to the high-water mark (the body comes whole, unpaused)."""
+    for name, value in headers:
+        if name == b"content-length":
+            return value.isdigit() and int(value) <= HIGH_WATER_LIMIT
+    return False
+
+
 class Signal:
     """``asyncio.Event``'s set/wait/clear for one waiter, without its per-instance cost."""
 
@@ -91,7 +100,7 @@ class InferExchange:
     """The duck-typed cycle of one infer request (see the module doc)."""
 
     __slots__ = ("core", "model", "version", "scope", "transport", "flow", "default_headers",
-                 "message_event", "on_response", "_gone", "_stepper", "tasks", "turn", "keep_alive",
+                 "message_event", "on_response", "_gone", "_stepper", "tasks", "turn", "early", "keep_alive",
                  "waiting_for_100_continue", "body", "more_body", "response_started",
                  "response_complete", "_head", "_left")
 
@@ -110,6 +119,9 @@ class InferExchange:
         self._stepper: Stepper | None = None    # once the handler started
         self.tasks = protocol.tasks     # uvicorn's server_state.tasks
         self.turn = False               # answered before it: it may start
+        # Start before the body is whole: the client waits for 100 Continue, or the
+        # body is large or unsized (the handler may refuse it by its Content-Length).
+        self.early = protocol.expect_100_continue or not _small(protocol.headers)
         self.keep_alive = keep_alive
         self.waiting_for_100_continue = protocol.expect_100_continue
         self.body: list = []          # the body's chunks not yet received by the handler
@@ -134,7 +146,7 @@ class InferExchange:
         """Every request before it on the connection was answered: start the handler
         once the request is whole, or now if the body must flow to it."""
         self.turn = True
-        if not self.more_body or self.waiting_for_100_continue:
+        if not self.more_body or self.early:
             self.start()
 
     def start(self) -> None:
