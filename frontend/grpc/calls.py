@@ -5,8 +5,8 @@ The handlers are grpc's own ``RpcMethodHandler`` objects (built by
 two context methods they use under grpc.aio: ``invocation_metadata()`` and
 ``await abort(code, details)`` (which answers the call and raises). Every
 completion-queue tag is a plain callable the engine calls on the event loop with
-the event. A ModelInfer handler's coroutine is stepped by a ``Stepper`` (no
-asyncio Task); every other handler runs in a Task.
+the event. A unary handler's coroutine is stepped by the call itself (no
+asyncio Task); a stream runs in a Task.
 """
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from contextlib import aclosing
 
 import grpc
 from grpc._cython import cygrpc
-
-from ..stepping import Stepper
 
 _log = logging.getLogger("tritond.frontend.grpc")
 _OK = grpc.StatusCode.OK.value[0]
@@ -49,7 +47,7 @@ class Call:
     """
 
     __slots__ = ("call", "metadata", "handler", "loop", "task", "status_sent",
-                 "metadata_sent", "cancelled", "stepper", "taskless")
+                 "metadata_sent", "cancelled", "coro", "waiting", "must_cancel", "taskless")
 
     def __init__(self, call, metadata, handler, loop, taskless: bool = False):
         self.call = call
@@ -60,7 +58,9 @@ class Call:
         self.status_sent = False
         self.metadata_sent = False
         self.cancelled = False
-        self.stepper: Stepper | None = None    # runs a TASKLESS unary handler
+        self.coro = None              # a unary handler's coroutine, stepped by _step
+        self.waiting: asyncio.Future | None = None    # the future it awaits
+        self.must_cancel = False
         self.taskless = taskless      # step the unary handler here (TASKLESS), else a Task
 
     # ------------------------------------------------- the servicer context
@@ -87,8 +87,8 @@ class Call:
             self.cancelled = True
             if self.task is not None:
                 self.task.cancel()
-            elif self.stepper is not None:
-                self.stepper.cancel()
+            elif self.coro is not None:
+                self._cancel_unary()
 
     def on_request(self, event) -> None:
         raw = event.batch_operations[0].message()
@@ -106,8 +106,8 @@ class Call:
         if not self.taskless:
             self.task = self.loop.create_task(self._unary(coro))
             return
-        self.stepper = Stepper(coro, self.loop, self._answer, self._raised)
-        self.stepper.start()
+        self.coro = coro
+        self._advance()
 
     async def _unary(self, coro) -> None:
         """A unary handler that runs in a Task (every method but TASKLESS)."""
@@ -150,15 +150,55 @@ class Call:
         self.finish(_UNKNOWN, f"Unexpected {type(exc)}: {exc}")
 
     # -------------------------------------------------------- unary body
-    # A TASKLESS handler's coroutine is stepped by a Stepper (../stepping.py;
-    # bench/RESULTS.md, 2026-11-30 04:00): no Task object, and it starts inside
-    # the dispatch that delivered its message (one loop iteration and ~4
-    # syscalls less per call at one stream). Nothing on the gRPC infer path
-    # needs a current task.
-    def _raised(self, exc: BaseException) -> None:
-        """The stepped handler ended with ``exc``."""
-        if not isinstance(exc, (Aborted, asyncio.CancelledError)):
-            self.failed(exc)   # else: answered by abort(), or the client left (core ended it)
+    # A unary handler's coroutine is stepped here, not in an asyncio.Task
+    # (bench/RESULTS.md, 2026-11-30 04:00): no Task object and no first step
+    # deferred through the loop's ready queue (the handler starts inside the
+    # dispatch that delivered its message: one loop iteration and ~4 syscalls
+    # less per call at one stream). It keeps Task's protocol for coroutines:
+    # one yields the future it awaits (``_asyncio_future_blocking``) or None
+    # (``asyncio.sleep(0)``); a cancellation cancels the awaited future, or is
+    # thrown in at the next step when there is none. There is no current task
+    # inside a unary handler (``asyncio.current_task()`` is None, so no
+    # ``asyncio.timeout``); nothing on the gRPC infer path needs one.
+    def _advance(self, _future=None) -> None:
+        """Done-callback of the awaited future (and the first step): step the coroutine."""
+        self._step(None)
+
+    def _step(self, exc: BaseException | None) -> None:
+        """Run the coroutine to its next wait, or to its end and the answer."""
+        self.waiting = None
+        if self.must_cancel:
+            self.must_cancel = False
+            exc = asyncio.CancelledError()
+        try:
+            waited = self.coro.send(None) if exc is None else self.coro.throw(exc)
+        except StopIteration as stop:
+            self.coro = None
+            self._answer(stop.value)
+            return
+        except (Aborted, asyncio.CancelledError):
+            self.coro = None          # answered by abort(), or the client left (core ended it)
+            return
+        except Exception as err:      # noqa: BLE001 - any handler bug answers UNKNOWN
+            self.coro = None
+            self.failed(err)
+            return
+        if waited is None:            # a bare yield (asyncio.sleep(0)): again next turn
+            self.loop.call_soon(self._advance)
+        elif getattr(waited, "_asyncio_future_blocking", None):
+            waited._asyncio_future_blocking = False
+            self.waiting = waited
+            waited.add_done_callback(self._advance)
+        else:                         # what a Task refuses too
+            self.loop.call_soon(self._step, RuntimeError(
+                f"gRPC handler yielded {waited!r}, not a future"))
+
+    def _cancel_unary(self) -> None:
+        """Cancel the awaited future (its callback steps the coroutine), or mark the
+        coroutine to get CancelledError at its next step, as ``Task.cancel`` does."""
+        waiting = self.waiting
+        if waiting is None or not waiting.cancel():
+            self.must_cancel = True
 
     def _answer(self, response) -> None:
         serialize = self.handler.response_serializer

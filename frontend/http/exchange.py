@@ -12,17 +12,8 @@ and it offers the infer handler (``fastpath._serve``) the same ASGI
 ``receive``/``send`` with a small scope. The response's head and body leave
 in one write. Our infer responses always carry a Content-Length.
 
-The handler runs without an asyncio Task: a ``Stepper`` (``../stepping.py``)
-steps it, started by the protocol inside the parser callback that completed
-the request (``its_turn``/``start``), so it does not wait a loop turn for a
-Task's first step. It starts at the headers when the body must flow to it or may
-be refused unread (a ``100-continue`` client, a body declared past the
-high-water mark, or one without a Content-Length). The Stepper sits
-in uvicorn's ``server_state.tasks`` while it runs, so a graceful shutdown
-waits for it.
-
 A client that goes away cancels its request at once: uvicorn marks the cycle
-``disconnected`` and the exchange cancels its stepper (the core then posts
+``disconnected`` and the exchange cancels its task (the core then posts
 Cancel), where the ASGI path needs a timer per request and a watcher
 (``disconnect.py``). The scope's ``tritond.cancels_on_disconnect`` tells the
 handler so.
@@ -35,7 +26,6 @@ import logging
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
-from ..stepping import Stepper
 from . import fastpath
 
 log = logging.getLogger("tritond.frontend.http")
@@ -47,7 +37,7 @@ _SERVER_ERROR = (b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plai
                  b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error")
 
 
-def _noop(*_args) -> None:
+def _noop() -> None:
     pass
 
 
@@ -58,14 +48,6 @@ def _default_headers(headers: list) -> bytes:
     if _DEFAULTS[0] is not headers:
         _DEFAULTS[:] = headers, b"".join(b"%s: %s\r\n" % pair for pair in headers)
     return _DEFAULTS[1]
-
-
-def _small(headers: list) -> bool:
-    """A Content-Length up to the high-water mark (the body comes whole, unpaused)."""
-    for name, value in headers:
-        if name == b"content-length":
-            return value.isdigit() and int(value) <= HIGH_WATER_LIMIT
-    return False
 
 
 class Signal:
@@ -100,7 +82,7 @@ class InferExchange:
     """The duck-typed cycle of one infer request (see the module doc)."""
 
     __slots__ = ("core", "model", "version", "scope", "transport", "flow", "default_headers",
-                 "message_event", "on_response", "_gone", "_stepper", "tasks", "turn", "early", "keep_alive",
+                 "message_event", "on_response", "_gone", "_task", "keep_alive",
                  "waiting_for_100_continue", "body", "more_body", "response_started",
                  "response_complete", "_head", "_left")
 
@@ -116,12 +98,7 @@ class InferExchange:
         self.message_event = Signal(protocol.loop)
         self.on_response = protocol.on_response_complete
         self._gone = False
-        self._stepper: Stepper | None = None    # once the handler started
-        self.tasks = protocol.tasks     # uvicorn's server_state.tasks
-        self.turn = False               # answered before it: it may start
-        # Start before the body is whole: the client waits for 100 Continue, or the
-        # body is large or unsized (the handler may refuse it by its Content-Length).
-        self.early = protocol.expect_100_continue or not _small(protocol.headers)
+        self._task: asyncio.Task | None = None     # while the handler runs
         self.keep_alive = keep_alive
         self.waiting_for_100_continue = protocol.expect_100_continue
         self.body: list = []          # the body's chunks not yet received by the handler
@@ -139,29 +116,8 @@ class InferExchange:
     def disconnected(self, gone: bool) -> None:
         """uvicorn's ``connection_lost`` sets it while the response is incomplete."""
         self._gone = gone
-        if gone and self._stepper is not None:
-            self._stepper.cancel()
-
-    def its_turn(self) -> None:
-        """Every request before it on the connection was answered: start the handler
-        once the request is whole, or now if the body must flow to it."""
-        self.turn = True
-        if not self.more_body or self.early:
-            self.start()
-
-    def start(self) -> None:
-        """Step the handler (once), tracked in uvicorn's tasks while it runs."""
-        if self._stepper is not None or not self.turn:
-            return
-        stepper = self._stepper = Stepper(self.run_asgi(), self.message_event.loop,
-                                          self._ended, self._ended)
-        self.tasks.add(stepper)
-        stepper.start()
-
-    def _ended(self, _outcome=None) -> None:
-        # run_asgi handles everything but a CancelledError that is not the client's
-        # (uvicorn's graceful-shutdown timeout): that one just ends the handler.
-        self.tasks.discard(self._stepper)
+        if gone and self._task is not None:
+            self._task.cancel()
 
     def add_body(self, chunk: bytes) -> None:
         """httptools' ``on_body``: keep the chunk, pause reading past the high-water mark."""
@@ -171,18 +127,19 @@ class InferExchange:
         body.append(chunk)
         if len(body) > 1 and sum(map(len, body)) > HIGH_WATER_LIMIT:
             self.flow.pause_reading()
-            self.start()              # its receive() resumes reading
         self.message_event.set()
 
     async def run_asgi(self, app=None) -> None:
-        """The handler, stepped by ``start``."""
+        """What uvicorn starts as the request's task (its pipeline calls it by this name)."""
+        # With the loop given: asyncio's own lookup of the running loop costs a getpid syscall.
+        self._task = asyncio.current_task(self.message_event.loop)
         try:
             await fastpath._serve(self.core, self.scope, self.receive, self.send,  # noqa: SLF001
                                   self.model, self.version)
         except asyncio.CancelledError:
             if not self._gone:
                 raise                    # not ours (shutdown): let it propagate
-            # the client left: nobody to answer
+            self._task.uncancel()        # the client left: nobody to answer
         except BaseException as exc:  # noqa: BLE001 - as uvicorn: log, answer 500 or close
             log.error("infer on '%s' failed", self.model, exc_info=exc)
             if not self.response_started and not self.disconnected:
@@ -197,6 +154,7 @@ class InferExchange:
                 log.error("infer on '%s' did not complete its response", self.model)
                 self.transport.close()
         finally:
+            self._task = None
             self.on_response = _noop
 
     async def receive(self) -> dict:

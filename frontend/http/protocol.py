@@ -163,7 +163,7 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
                                  "" if version is None else version.decode("ascii"), keep_alive)
         previous, self.cycle = self.cycle, exchange
         if previous is None or previous.response_complete:
-            exchange.its_turn()   # starts at on_message_complete (or now: 100-continue)
+            self._start_asgi_task(exchange, None)
         else:                     # pipelined behind an unanswered request (uvicorn's queue)
             self.flow.pause_reading()
             self.pipeline.appendleft((exchange, None))
@@ -185,19 +185,6 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self.deadline.stop()
         super().on_message_complete()
-        if type(self.cycle) is InferExchange:
-            # The whole request is here: its handler runs now, inside this parser
-            # callback, and reads the body without waiting (exchange.py).
-            self.cycle.start()
-
-    def _start_asgi_task(self, cycle, app) -> None:
-        """uvicorn's pipeline starts the next request: an InferExchange without a Task."""
-        if type(cycle) is InferExchange:
-            # Next loop turn, as a Task's first step: started here, answers that
-            # complete at once would nest one pipelined request inside another.
-            self.loop.call_soon(cycle.its_turn)
-        else:
-            super()._start_asgi_task(cycle, app)
 
     # uvicorn's keep-alive timeout, on one timer per connection (deadline.IdleTimer).
     def _unset_keepalive_if_required(self) -> None:
