@@ -202,8 +202,14 @@ class Counters:
     def __init__(self, pids: list[int], tmp: pathlib.Path, strace: bool) -> None:
         self.pids, self.tmp, self.strace = pids, tmp, strace
         self.procs: dict[int, subprocess.Popen] = {}
+        self.profiles = None            # bench/pyspy.Profiles (--profile)
+        self.roles: dict[int, str] = {}
+        self.window = 0
 
     def start(self) -> None:
+        self.window += 1
+        if self.profiles is not None:
+            self.profiles.start(self.roles, f"w{self.window}")
         for p in self.pids:
             out = self.tmp / f"count-{p}.txt"
             if self.strace:
@@ -230,6 +236,8 @@ class Counters:
                 proc.kill()
             text = (self.tmp / f"count-{p}.txt").read_text() if (self.tmp / f"count-{p}.txt").exists() else ""
             out[p] = _strace(text) if self.strace else _perf(text)
+        if self.profiles is not None:
+            self.profiles.stop()
         return out
 
 
@@ -331,6 +339,11 @@ def main() -> int:
     ap.add_argument("--triton", action="store_true", help="measure Triton 2.51 (anchors env)")
     ap.add_argument("--strace", action="store_true",
                     help="strace -c instead of perf: top syscalls by name (slows the server)")
+    ap.add_argument("--profile", metavar="ROLES", help="py-spy the processes whose role "
+                    "starts with one of these (comma-separated, e.g. scheduler,w) during "
+                    "each window; prints their hottest functions (bench/pyspy.py)")
+    ap.add_argument("--profile-dir", default="/tmp/cpu-cost-profiles",
+                    help="where --profile keeps py-spy's raw stacks")
     ap.add_argument("--server", nargs=argparse.REMAINDER,
                     help="server command (HTTP port given as {port}); default: this tritond")
     args = ap.parse_args()
@@ -374,6 +387,10 @@ def main() -> int:
         pids = process_tree(proc.pid)
         roles = {p: role(p) for p in pids}
         counters = Counters(pids, tmp, args.strace)
+        if args.profile:
+            from pyspy import Profiles      # bench/pyspy.py, next to this script
+            counters.profiles = Profiles(args.profile, pathlib.Path(args.profile_dir))
+            counters.roles = roles
         name = "tritonserver" if args.triton else os.path.basename(cmd[0])
         kind = "gRPC (h2load)" if args.grpc else "binary" if args.binary else "JSON"
         print(f"server: {name}  model {args.model}, {kind}, {args.seconds:g} s per concurrency")
@@ -395,6 +412,8 @@ def main() -> int:
                           f"{_n(wakes)} | {sw:.2f} |{tail}")
             print(f"| {conc} | {r['rps']:,.0f} | **all** | **{total[0]:.1f}** ({total[3]:.0f}) | **{_n(total[1])}** "
                   f"| **{_n(total[2])}** | avg batch {r['batch']:.1f} |" + (" |" if args.strace else ""))
+        if counters.profiles is not None:
+            print("\n".join(counters.profiles.reports))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)

@@ -34,22 +34,28 @@ class DirectAnswers:
         ``target`` is the step's model (None: unknown); a request the scheduler
         itself made (a nested ensemble) is answered through it.
         """
-        return (target is not None and not target.cfg.spec.decoupled
+        graph = run.graph
+        # the cheap tests that fail for every other step come first
+        return (step is graph.last and not run.pending and it == 0 and target is not None
+                and run.submitted == len(graph.steps) and not run.waiting
+                and run.error is None and not target.cfg.spec.decoupled
                 and not target.policy.ensemble and run.req.frontend != scheduler
-                and step is run.graph.last and it == 0 and not run.model.policy.decoupled
-                and not run.pending and not run.waiting and run.error is None
-                and not run.trace and run.submitted == len(run.graph.steps)
-                and all(t in step.made for t in run.wanted))
+                and not run.model.policy.decoupled and not run.trace
+                and (run.wanted is graph.outputs or all(t in step.made for t in run.wanted)))
 
     def mark(self, run: Run, step: Step, sub: messages.Request) -> None:
         """Its worker answers the ensemble's requester, naming the requested outputs
         as the ensemble does; its receipt ends the run (``ended``)."""
         req = run.req
         made = step.made
-        sub.outputs = [messages.OutputSpec(made[t], run.dests.get(t)) for t in run.wanted]
+        if run.wanted is run.graph.outputs and not run.dests:    # built once (ensemble.py)
+            sub.outputs, renames = run.graph.answer
+        else:
+            sub.outputs = [messages.OutputSpec(made[t], run.dests.get(t)) for t in run.wanted]
+            renames = {made[t]: t for t in run.wanted}
         sub.answer = messages.EnsembleAnswer(
-            req.frontend, req.rid, run.model.name, run.model.version,
-            {made[t]: t for t in run.wanted}, run.shm, sorted(run.mapped))
+            req.frontend, req.rid, run.model.name, run.model.version, renames, run.shm,
+            sorted(run.mapped) if run.shm else [])
         run.direct = sub.rid
         key = (run.model.name, run.model.version)
         self.counts[key] = self.counts.get(key, 0) + 1

@@ -109,9 +109,11 @@ class Ensembles:
         self._rid += 1
         rid = self._rid
         req = run.req
+        dests = run.dests
         sub = messages.Request(
             rid, core.address, step.model, version, inputs,
-            [messages.OutputSpec(o, run.dests.get(t)) for o, t in step.outputs.items()],
+            [messages.OutputSpec(o, dests.get(t)) for o, t in step.outputs.items()]
+            if dests else step.specs,
             batch, req.request_id, req.priority, req.timeout_us, req.correlation_id, req.flags,
             req.parameters, now_ns)
         run.trace.submit(sub, now_ns)      # traced: a child trace per step (enstrace.py)
@@ -142,10 +144,11 @@ class Ensembles:
             return out
         step, it, decoupled = run.pending[resp.rid]
         run.trace.answered(resp, now_ns)
-        if resp.instance:
-            run.mapped.add(resp.instance)
-        if resp.mapped:                    # a nested ensemble's workers
-            run.mapped.update(resp.mapped)
+        if run.shm:                        # client shared memory: Forget goes to these
+            if resp.instance:
+                run.mapped.add(resp.instance)
+            if resp.mapped:                # a nested ensemble's workers
+                run.mapped.update(resp.mapped)
         final = resp.final
         if final:
             del self.steps[resp.rid]

@@ -34,7 +34,7 @@ def test_the_final_step_is_marked_and_its_receipt_and_executed_end_the_run():
     d, last = _last_step(core)
     assert last.frontend == ME                              # the core still tracks it
     assert last.answer == messages.EnsembleAnswer(
-        "fe", 1, "chain", 1, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"}, False, ["w0"])
+        "fe", 1, "chain", 1, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"}, False, [])
     assert [o.name for o in last.outputs] == ["OUTPUT0", "OUTPUT1"]
     # the worker answered "fe" itself: Executed, then its receipt, with no Reply
     out = _run(core, core.executed(executed(d, compute=(1, 2, 3)), 9))
@@ -107,3 +107,14 @@ def test_a_cancel_the_direct_step_honours_counts_a_failure():
     _run(core, core.executed(executed(d, failed=[last.rid]), 9))
     _run(core, core.response(_receipt(last, (Code.CANCELLED, "Request was cancelled")), 9))
     assert not core.ensembles.clients and _counts(core) == (0, 1)
+
+
+def test_with_client_shared_memory_the_answer_names_the_workers_that_ran_steps():
+    # the caller sends Forget to each (unregistered regions); without shm none is kept
+    core = _core()
+    req = full_request(1, model="chain", inputs=("INPUT0", "INPUT1"))
+    req.outputs = [messages.OutputSpec("OUT0", messages.TensorRef("OUT0", "FP32", [4], "client", 0, 16, kind=messages.CLIENT_SHM))]
+    d, last = _last_step(core, req)
+    assert last.answer.shm and last.answer.mapped == ["w0"]
+    assert last.answer.renames == {"OUTPUT0": "OUT0"}
+    assert [(o.name, o.dest) for o in last.outputs] == [("OUTPUT0", req.outputs[0].dest)]
