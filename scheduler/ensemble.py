@@ -98,7 +98,10 @@ class StepLimiter:
         self.backlog: list[deque] = [deque() for _ in range(steps)]
 
     def admit(self, index: int) -> bool:
-        if self.limit and self.inflight[index] >= self.limit:
+        limit = self.limit
+        if not limit:
+            return True                 # no limit: nothing to count
+        if self.inflight[index] >= limit:
             return False
         self.inflight[index] += 1
         return True

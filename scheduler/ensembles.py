@@ -194,6 +194,8 @@ class Ensembles:
     def next_backlogged(self, run: Run, step: Step, now_ns: int, out: list) -> None:
         """A request of ``step`` is done: its slot goes to the oldest backlogged one."""
         limiter = run.limiter
+        if not limiter.limit:
+            return                         # unlimited: nothing counted, nothing backlogged
         limiter.done(step.index)
         backlog = limiter.backlog[step.index]
         while backlog and (limiter.limit == 0 or limiter.inflight[step.index] < limiter.limit):
@@ -286,6 +288,8 @@ class Ensembles:
 
     def release(self, items: list, out: list) -> None:
         """Give worker-owned tensors back to their workers (with their next Execute)."""
+        if not items:
+            return
         by_owner: dict[str, list] = {}
         for ref, owner in items:
             if owner and ref.kind == SERVER_SHM:
