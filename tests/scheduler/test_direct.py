@@ -193,3 +193,16 @@ def test_a_nested_run_that_cannot_answer_directly_answers_through_the_outer_run(
         "'ghost' has no available versions")
     assert not core.ensembles.clients and not core.ensembles.steps
     assert not core.ensembles.direct and _counts(core, "wrapped_ghost") == (0, 1)
+
+
+def test_a_cancel_of_the_outer_request_reaches_the_nested_final_steps_worker():
+    core = _nested_core()
+    d, last = _nested_last_step(core)
+    out = _run(core, core.cancel("fe", 1, 0))
+    assert not replies(out)                 # the worker answers the caller
+    (note,) = [o for o in out if type(o.message) is messages.CancelRunning]
+    assert note.address == "w0" and note.message.requests == [(ME, last.rid)]
+    _run(core, core.executed(executed(d, failed=[last.rid]), 9))
+    _run(core, core.response(_receipt(last, (Code.CANCELLED, "Request was cancelled")), 9))
+    assert not core.ensembles.clients and not core.ensembles.steps
+    assert _counts(core, "wrapped") == (0, 1) and _counts(core, "chain") == (0, 1)
