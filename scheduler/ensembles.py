@@ -109,11 +109,10 @@ class Ensembles:
         self._rid += 1
         rid = self._rid
         req = run.req
-        dests = run.dests
         sub = messages.Request(
             rid, core.address, step.model, version, inputs,
-            [messages.OutputSpec(o, dests.get(t)) for o, t in step.outputs.items()]
-            if dests else step.specs,
+            [messages.OutputSpec(o, run.dests.get(t)) for o, t in step.outputs.items()]
+            if run.dests else step.specs,
             batch, req.request_id, req.priority, req.timeout_us, req.correlation_id, req.flags,
             req.parameters, now_ns)
         run.trace.submit(sub, now_ns)      # traced: a child trace per step (enstrace.py)
@@ -198,7 +197,7 @@ class Ensembles:
             return                         # unlimited: nothing counted, nothing backlogged
         limiter.done(step.index)
         backlog = limiter.backlog[step.index]
-        while backlog and (limiter.limit == 0 or limiter.inflight[step.index] < limiter.limit):
+        while backlog and limiter.inflight[step.index] < limiter.limit:
             other, waiting_step, it = backlog.popleft()
             other.waiting -= 1
             self._submit(other, waiting_step, it, now_ns, out)
@@ -288,8 +287,6 @@ class Ensembles:
 
     def release(self, items: list, out: list) -> None:
         """Give worker-owned tensors back to their workers (with their next Execute)."""
-        if not items:
-            return
         by_owner: dict[str, list] = {}
         for ref, owner in items:
             if owner and ref.kind == SERVER_SHM:
