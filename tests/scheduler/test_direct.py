@@ -206,3 +206,23 @@ def test_a_cancel_of_the_outer_request_reaches_the_nested_final_steps_worker():
     _run(core, core.response(_receipt(last, (Code.CANCELLED, "Request was cancelled")), 9))
     assert not core.ensembles.clients and not core.ensembles.steps
     assert _counts(core, "wrapped") == (0, 1) and _counts(core, "chain") == (0, 1)
+
+
+def test_three_levels_compose_into_one_answer_and_one_receipt_ends_all_three():
+    outer = spec('name: "outer" platform: "ensemble"' + IO2 % ("X0", "X1")
+                 + "ensemble_scheduling { step [ "
+                 + _step("wrapped", IN, {"W0": "X0", "W1": "X1"}) + " ] }")
+    core = _nested_core()
+    core.set_models(table(("add_sub", 1, ADD_SUB, ["w0"]), ("chain", 1, CHAIN, []),
+                          ("wrapped", 1, WRAPPED, []), ("outer", 1, outer, [])))
+    out = _run(core, core.add(request(1, model="outer", inputs=("INPUT0", "INPUT1")), 0))
+    (d,) = dispatches(out)
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [0, 64]))
+    (d,) = dispatches(out)
+    last = d.execute.requests[0]
+    assert last.answer == messages.EnsembleAnswer(
+        "fe", 1, "outer", 1, {"OUTPUT0": "X0", "OUTPUT1": "X1"}, False, [], ["wrapped", "chain"])
+    out = _run(core, core.executed(executed(d), 9) + core.response(_receipt(last), 9))
+    assert not replies(out) and not core.ensembles.clients and not core.ensembles.steps
+    assert [_counts(core, m) for m in ("outer", "wrapped", "chain")] == [(1, 0)] * 3
+    assert core.ensembles.direct == {("outer", 1): 1}
