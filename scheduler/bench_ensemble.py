@@ -53,22 +53,22 @@ def _worker_frame(address: str, ex: messages.Execute, offset: int) -> bytes:
     """What a worker sends the scheduler after ``ex``: step answers and Executed."""
     msgs: list = []
     stats = messages.ExecStats(len(ex.requests), 1, 1, 1, 0, 0)
-    for req in ex.requests:
-        outs = [messages.TensorRef(o.name, "FP32", [16], f"/tritond-0123abcd-{address[-2:]}",
-                                   offset + 64 * k, 64) for k, o in enumerate(req.outputs)]
+    for req in ex.requests:               # one request per batch here (no batching)
         if req.frontend == FE:
             continue                      # a plain request: answered to its frontend
         if req.answer is not None:        # answered to the ensemble's caller: a receipt
             msgs.append(messages.Executed(address, ex.batch_id, stats))
             msgs.append(messages.Response(req.rid, instance=address, empty=True))
             return messages.encode(msgs)
+        outs = [messages.TensorRef(o.name, "FP32", [16], f"/tritond-0123abcd-{address[-2:]}",
+                                   offset + 64 * k, 64) for k, o in enumerate(req.outputs)]
         msgs.append(messages.Response(req.rid, outputs=outs, instance=address))
     msgs.append(messages.Executed(address, ex.batch_id, stats))
     return messages.encode(msgs)
 
 
-def handle(core: SchedulerCore, frame: bytes, now: int) -> list[bytes]:
-    """SchedulerProc.handle less the sockets: the frames it would write."""
+def handle(core: SchedulerCore, frame: bytes, now: int) -> list[tuple[str, bytes]]:
+    """SchedulerProc.handle less the sockets: (destination, frame) it would write."""
     out: list = []
     for msg in _inbox(frame):
         kind = type(msg)
