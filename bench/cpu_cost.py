@@ -247,8 +247,14 @@ class Counters:
     def __init__(self, pids: list[int], tmp: pathlib.Path, strace: bool) -> None:
         self.pids, self.tmp, self.strace = pids, tmp, strace
         self.procs: dict[int, subprocess.Popen] = {}
+        self.profiles = None            # bench/pyspy.Profiles (--profile)
+        self.roles: dict[int, str] = {}
+        self.window = 0
 
     def start(self) -> None:
+        self.window += 1
+        if self.profiles is not None:
+            self.profiles.start(self.roles, f"w{self.window}")
         for p in self.pids:
             out = self.tmp / f"count-{p}.txt"
             if self.strace:
@@ -275,6 +281,8 @@ class Counters:
                 proc.kill()
             text = (self.tmp / f"count-{p}.txt").read_text() if (self.tmp / f"count-{p}.txt").exists() else ""
             out[p] = _strace(text) if self.strace else _perf(text)
+        if self.profiles is not None:
+            self.profiles.stop()
         return out
 
 
@@ -380,6 +388,11 @@ def main() -> int:
     ap.add_argument("--triton", action="store_true", help="measure Triton 2.51 (anchors env)")
     ap.add_argument("--strace", action="store_true",
                     help="strace -c instead of perf: top syscalls by name (slows the server)")
+    ap.add_argument("--profile", metavar="ROLES", help="py-spy the processes whose role "
+                    "starts with one of these (comma-separated, e.g. scheduler,w) during "
+                    "each window; prints their hottest functions (bench/pyspy.py)")
+    ap.add_argument("--profile-dir", default="/tmp/cpu-cost-profiles",
+                    help="where --profile keeps py-spy's raw stacks")
     ap.add_argument("--threads", action="store_true",
                     help="also print each frontend's CPU per request by thread (event loop, "
                     "other Python threads, grpcio core's event_engine threads)")
@@ -426,6 +439,10 @@ def main() -> int:
         pids = process_tree(proc.pid)
         roles = {p: role(p) for p in pids}
         counters = Counters(pids, tmp, args.strace)
+        if args.profile:
+            from pyspy import Profiles      # bench/pyspy.py, next to this script
+            counters.profiles = Profiles(args.profile, pathlib.Path(args.profile_dir))
+            counters.roles = roles
         name = "tritonserver" if args.triton else os.path.basename(cmd[0])
         kind = "gRPC (h2load)" if args.grpc else "binary" if args.binary else "JSON"
         print(f"server: {name}  model {args.model}, {kind}, {args.seconds:g} s per concurrency")
@@ -453,6 +470,8 @@ def main() -> int:
             threads_seen.extend((conc, roles[p], text) for p, text in r["threads"].items())
         for conc, who, text in threads_seen:
             print(f"\nconc {conc}, {who} by thread, per request: {text}")
+        if counters.profiles is not None:
+            print("\n".join(counters.profiles.reports))
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)

@@ -21,7 +21,7 @@ from typing import Optional
 import msgspec
 
 from tritond.errors import Code, TritonError
-from tritond.messages import SERVER_SHM, ErrorInfo
+from tritond.messages import SERVER_SHM, ErrorInfo, OutputSpec
 from tritond.spec import EnsembleStep
 
 from .policy import Policy
@@ -33,7 +33,7 @@ _replace = msgspec.structs.replace
 class Step:
     """One step: composing model, (model input, tensor) and (model output, tensor) pairs."""
 
-    __slots__ = ("index", "model", "version", "inputs", "outputs", "tensors_in", "made")
+    __slots__ = ("index", "model", "version", "inputs", "outputs", "tensors_in", "made", "specs")
 
     def __init__(self, index: int, spec: EnsembleStep) -> None:
         self.index = index
@@ -43,12 +43,15 @@ class Step:
         self.outputs = dict(sorted(spec.output_map.items()))   # model output -> tensor
         self.tensors_in = frozenset(spec.input_map.values())
         self.made = {t: o for o, t in self.outputs.items()}       # tensor -> model output
+        # Its requested outputs when no ensemble output goes to client shared memory:
+        # built once, shared by every step request (encoded, never changed).
+        self.specs = [OutputSpec(o) for o in self.outputs]
 
 
 class Graph:
     """Steps, and for each tensor the steps that read it."""
 
-    __slots__ = ("steps", "consumers", "uses", "outputs", "inputs", "last")
+    __slots__ = ("steps", "consumers", "uses", "outputs", "inputs", "last", "answer")
 
     def __init__(self, spec) -> None:
         self.steps = [Step(i, s) for i, s in enumerate(spec.steps)]
@@ -60,6 +63,11 @@ class Graph:
         self.outputs = [o.name for o in spec.outputs]
         self.inputs = [i.name for i in spec.inputs]
         self.last = self._last()
+        # The last step's requested outputs and renames when a request asks for every
+        # ensemble output (the usual case: scheduler/direct.py builds them otherwise).
+        self.answer = None if self.last is None else (
+            [OutputSpec(self.last.made[t]) for t in self.outputs],
+            {self.last.made[t]: t for t in self.outputs})
 
     def _last(self) -> Optional[Step]:
         """The step that makes every ensemble output and feeds no step, if there is one:
@@ -90,7 +98,10 @@ class StepLimiter:
         self.backlog: list[deque] = [deque() for _ in range(steps)]
 
     def admit(self, index: int) -> bool:
-        if self.limit and self.inflight[index] >= self.limit:
+        limit = self.limit
+        if not limit:
+            return True                 # no limit: nothing to count
+        if self.inflight[index] >= limit:
             return False
         self.inflight[index] += 1
         return True
@@ -156,7 +167,7 @@ class Run:
         self.due: set[int] = set()          # answered steps whose Executed is still to come
         self.early: set[int] = set()        # steps whose Executed came before their final
         self.done = False                   # answered; stats wait for ``due``
-        self.mapped: set[str] = set()       # workers that ran a step (client shm: Forget)
+        self.mapped: set[str] = set()       # workers that ran a step (kept if ``shm``: Forget)
         self.shm = False                    # it names client shared memory
         self.direct = 0                     # step rid whose worker answers the requester
         self.submitted = 0                  # step requests submitted

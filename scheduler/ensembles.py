@@ -111,7 +111,8 @@ class Ensembles:
         req = run.req
         sub = messages.Request(
             rid, core.address, step.model, version, inputs,
-            [messages.OutputSpec(o, run.dests.get(t)) for o, t in step.outputs.items()],
+            [messages.OutputSpec(o, run.dests.get(t)) for o, t in step.outputs.items()]
+            if run.dests else step.specs,
             batch, req.request_id, req.priority, req.timeout_us, req.correlation_id, req.flags,
             req.parameters, now_ns)
         run.trace.submit(sub, now_ns)      # traced: a child trace per step (enstrace.py)
@@ -142,10 +143,11 @@ class Ensembles:
             return out
         step, it, decoupled = run.pending[resp.rid]
         run.trace.answered(resp, now_ns)
-        if resp.instance:
-            run.mapped.add(resp.instance)
-        if resp.mapped:                    # a nested ensemble's workers
-            run.mapped.update(resp.mapped)
+        if run.shm:                        # client shared memory: Forget goes to these
+            if resp.instance:
+                run.mapped.add(resp.instance)
+            if resp.mapped:                # a nested ensemble's workers
+                run.mapped.update(resp.mapped)
         final = resp.final
         if final:
             del self.steps[resp.rid]
@@ -191,9 +193,11 @@ class Ensembles:
     def next_backlogged(self, run: Run, step: Step, now_ns: int, out: list) -> None:
         """A request of ``step`` is done: its slot goes to the oldest backlogged one."""
         limiter = run.limiter
+        if not limiter.limit:
+            return                         # unlimited: nothing counted, nothing backlogged
         limiter.done(step.index)
         backlog = limiter.backlog[step.index]
-        while backlog and (limiter.limit == 0 or limiter.inflight[step.index] < limiter.limit):
+        while backlog and limiter.inflight[step.index] < limiter.limit:
             other, waiting_step, it = backlog.popleft()
             other.waiting -= 1
             self._submit(other, waiting_step, it, now_ns, out)

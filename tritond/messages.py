@@ -26,8 +26,9 @@ from .spec import ModelSpec
 # (Setup.cache, FrontendStatsQuery, SettingsUpdate, the client shm registry: ShmTable
 # and its queries); 7: Request.trace / Response.trace, LogLevels, Shutdown.linger,
 # ModelMetrics.summaries; 8: Response.children (TraceChild: ensemble step and BLS traces);
-# 9: a worker answering an ensemble's caller directly sends the scheduler a receipt
-PROTOCOL_VERSION = 9
+# 9: a worker answering an ensemble's caller directly sends the scheduler a receipt;
+# 10: EnsembleAnswer.within (a nested ensemble's final step answers the outer's caller)
+PROTOCOL_VERSION = 10
 
 # ---------------------------------------------------------------- data plane
 
@@ -76,9 +77,10 @@ class EnsembleAnswer(msgspec.Struct, array_like=True, omit_defaults=True):
     """On the step request of an ensemble's final step: its worker answers the ensemble's
     caller directly (rid ``rid`` at ``frontend``), as the ensemble ``model`` version
     ``version`` would: outputs renamed by ``renames`` (model output -> ensemble output),
-    errors prefixed "in ensemble '<model>', ", ``mapped`` (+ itself) on the final Response
-    when ``shm`` (the request names client shared memory). scheduler/direct.py,
-    workers/answers.py."""
+    errors prefixed "in ensemble '<model>', " (then "in ensemble '<name>', " for each
+    nested ensemble in ``within``, outermost first: the step belongs to the innermost),
+    ``mapped`` (+ itself) on the final Response when ``shm`` (the request names client
+    shared memory). scheduler/direct.py, workers/answers.py."""
 
     frontend: str
     rid: int
@@ -87,6 +89,7 @@ class EnsembleAnswer(msgspec.Struct, array_like=True, omit_defaults=True):
     renames: dict[str, str]
     shm: bool = False
     mapped: list[str] = []
+    within: list[str] = []
 
 
 class Request(msgspec.Struct, tag=1, array_like=True, omit_defaults=True):

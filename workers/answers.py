@@ -4,7 +4,8 @@ The scheduler marks the step request of a non-decoupled ensemble's final step
 (scheduler/direct.py): its Response goes straight to the ensemble's caller
 (one hop less than worker -> scheduler -> caller) and reads as the ensemble's
 answer would: the caller's rid, the ensemble's version and output names, step
-errors prefixed "in ensemble '<name>', " (a cancel reads "Request was cancelled",
+errors prefixed "in ensemble '<name>', " (once per level when the step is a nested
+ensemble's: ``EnsembleAnswer.within``; a cancel reads "Request was cancelled",
 as when the scheduler fails the request), and ``mapped`` for client shared memory.
 The worker's Executed still tells the scheduler the step finished, and a bare
 final Response (a receipt: no outputs, the step's error if any) to the scheduler
@@ -70,8 +71,9 @@ class EnsembleAnswers:
         if err is not None:
             resp.instance = ""
             if err.code != _CANCELLED:
-                resp.error = messages.ErrorInfo(
-                    err.code, f"in ensemble '{answer.model}', {err.message}")
+                names = [answer.model, *answer.within]    # as each level would prefix it
+                resp.error = messages.ErrorInfo(err.code, "".join(
+                    f"in ensemble '{name}', " for name in names) + err.message)
         if resp.outputs:
             renames = answer.renames
             resp.outputs = [_replace(ref, name=renames.get(ref.name, ref.name))

@@ -97,3 +97,83 @@ def test_restricted_inference_goes_through_the_asgi_wrapper(harness):
             writer.close()
             await stop(server, task)
     asyncio.run(body())
+
+
+def test_uvicorn_tracks_the_request_while_it_runs(harness):
+    async def body():
+        async with harness() as h:
+            server, task, port = await serve(h)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(HEAD + b"\r\n" + BODY)
+            req = await h.next_request()
+            (running,) = server.server_state.tasks     # what a graceful shutdown waits on
+            assert not running.done()
+            h.respond(req.rid, [h.output("OUTPUT0", h.cache.array(req.inputs[0]))])
+            head, _ = await answer(reader)
+            assert head.startswith(b"HTTP/1.1 200 ")
+            await asyncio.sleep(0)                      # its done-callback
+            assert running.done() and not server.server_state.tasks
+            writer.close()
+            await stop(server, task)
+    asyncio.run(body())
+
+
+def test_a_client_that_leaves_mid_body_starts_nothing(harness):
+    async def body():
+        async with harness() as h:
+            server, task, port = await serve(h)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(HEAD + b"\r\n" + BODY[:10])
+            await writer.drain()
+            writer.close()
+            while server.server_state.connections:
+                await asyncio.sleep(0.01)
+            assert not server.server_state.tasks
+            sched = asyncio.create_task(echo_scheduler(h, 1))   # the next request is the
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)   # first to come
+            writer.write(HEAD + b"\r\n" + BODY)
+            head, _ = await answer(reader)
+            await sched
+            assert head.startswith(b"HTTP/1.1 200 ")
+            writer.close()
+            await stop(server, task)
+    asyncio.run(body())
+
+
+def test_shutdown_waits_for_a_request_in_flight(harness):
+    async def body():
+        async with harness() as h:
+            server, task, port = await serve(h)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(HEAD + b"\r\n" + BODY)
+            req = await h.next_request()
+            server.should_exit = True
+            await asyncio.sleep(0.3)              # past uvicorn's first look at its tasks
+            assert not task.done()
+            h.respond(req.rid, [h.output("OUTPUT0", h.cache.array(req.inputs[0]))])
+            head, _ = await answer(reader)
+            assert head.startswith(b"HTTP/1.1 200 ") and b"connection: close" in head
+            await task
+    asyncio.run(body())
+
+
+def test_graceful_shutdown_timeout_cancels_the_request(harness):
+    async def body():
+        async with harness() as h:
+            port = free_port()
+            server = uvicorn.Server(uvicorn.Config(
+                build_app(h.core), host="127.0.0.1", port=port, loop="none",
+                http=build_protocol(h.core), lifespan="off", access_log=False,
+                log_level="critical", timeout_graceful_shutdown=0.2))
+            task = asyncio.create_task(server.serve())
+            while not server.started:
+                await asyncio.sleep(0.01)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(HEAD + b"\r\n" + BODY)
+            req = await h.next_request()
+            server.should_exit = True
+            cancel = await h.next_request()
+            assert type(cancel) is messages.Cancel and cancel.rid == req.rid
+            await task
+            writer.close()
+    asyncio.run(body())

@@ -1,9 +1,12 @@
 """The worker of an ensemble's final step answers the caller directly (no scheduler hop).
 
 ``chain`` (add_sub -> add_sub) asked by a client takes the direct path; the same
-``chain`` as the one step of ``wrapped_chain`` is asked by the scheduler itself and
-answers through it (the forwarded path). Both must give the same outputs and errors;
-``tritond_ensemble_direct_answers`` on /metrics counts the direct ones.
+``chain`` as the one step of ``wrapped_chain`` is a nested ensemble: its final step's
+worker answers wrapped_chain's caller, both levels composed (renames, both names
+prefixing an error). Both must give the outputs and errors the forwarded path gives
+(tests/scheduler/test_direct.py, test_ensembles.py);
+``tritond_ensemble_direct_answers`` on /metrics counts the direct ones, per model the
+client asked.
 """
 from __future__ import annotations
 
@@ -50,14 +53,17 @@ def _inputs(a, b, mod):
 
 
 @pytest.mark.parametrize("mod", [httpclient, grpcclient])
-def test_the_last_step_answers_directly_with_the_forwarded_paths_outputs(srv, mod):
+def test_the_last_step_answers_directly_and_a_nested_ensembles_too(srv, mod):
     client = mod.InferenceServerClient(srv.url if mod is httpclient else srv.grpc_url)
     before = direct_answers(srv, "chain")
+    before_wrapped = direct_answers(srv, "wrapped_chain")
     for i in range(5):
         direct = client.infer("chain", _inputs(A + i, B, mod))
-        forwarded = client.infer("wrapped_chain", _inputs(A + i, B, mod))
+        nested = client.infer("wrapped_chain", _inputs(A + i, B, mod))
         for name in ("OUT0", "OUT1"):
-            np.testing.assert_array_equal(direct.as_numpy(name), forwarded.as_numpy(name))
+            np.testing.assert_array_equal(direct.as_numpy(name), nested.as_numpy(name))
+        assert nested.get_response().model_name == "wrapped_chain" if mod is grpcclient else \
+            nested.get_response()["model_name"] == "wrapped_chain"
         np.testing.assert_array_equal(direct.as_numpy("OUT0"), 2 * (A + i))
         assert direct.get_response().model_name == "chain" if mod is grpcclient else \
             direct.get_response()["model_name"] == "chain"
@@ -65,9 +71,10 @@ def test_the_last_step_answers_directly_with_the_forwarded_paths_outputs(srv, mo
                             outputs=[mod.InferRequestedOutput("OUT1")])
         assert only.as_numpy("OUT0") is None
         np.testing.assert_array_equal(only.as_numpy("OUT1"), 2 * B)
-    # 10 client requests of chain took the direct path; wrapped_chain's never
+    # 10 client requests of chain took the direct path, and the 5 of wrapped_chain
+    # (counted for wrapped_chain only: chain inside it answered wrapped_chain's caller)
     assert direct_answers(srv, "chain") == before + 10
-    assert direct_answers(srv, "wrapped_chain") == 0
+    assert direct_answers(srv, "wrapped_chain") == before_wrapped + 5
     stats = client.get_inference_statistics("chain", as_json=True) if mod is grpcclient \
         else client.get_inference_statistics("chain")
     ok = stats["model_stats"][0]["inference_stats"]["success"]["count"]
@@ -75,23 +82,24 @@ def test_the_last_step_answers_directly_with_the_forwarded_paths_outputs(srv, mo
 
 
 @pytest.mark.parametrize("mod", [httpclient, grpcclient])
-def test_an_error_of_the_last_step_reads_as_on_the_forwarded_path(srv, mod):
+def test_an_error_of_the_last_step_reads_as_on_the_forwarded_path_at_each_level(srv, mod):
     client = mod.InferenceServerClient(srv.url if mod is httpclient else srv.grpc_url)
     before = direct_answers(srv, "chain")
     a = A.copy()
     a[0] = -1 - B[0]                      # the first step passes, the last sees -1
     with pytest.raises(InferenceServerException) as direct:
         client.infer("chain", _inputs(a, B, mod))
-    with pytest.raises(InferenceServerException) as forwarded:
+    with pytest.raises(InferenceServerException) as nested:
         client.infer("wrapped_chain", _inputs(a, B, mod))
     assert direct.value.message() == "in ensemble 'chain', add_sub refuses -1"
-    assert forwarded.value.message() == PREFIX + direct.value.message()
-    assert direct.value.status() == forwarded.value.status()
+    assert nested.value.message() == PREFIX + direct.value.message()    # both levels
+    assert direct.value.status() == nested.value.status()
     assert direct_answers(srv, "chain") == before + 1
     client.infer("chain", _inputs(A, B, mod))     # the server goes on
 
 
-def test_client_shm_outputs_are_written_by_the_last_worker_and_forgotten(srv):
+@pytest.mark.parametrize("model", ["chain", "wrapped_chain"])
+def test_client_shm_outputs_are_written_by_the_last_worker_and_forgotten(srv, model):
     from tests.integration.test_client_shm import mapped_by
     from tests.integration.sched_repo import wait_for
 
@@ -108,9 +116,9 @@ def test_client_shm_outputs_are_written_by_the_last_worker_and_forgotten(srv):
         outs = [httpclient.InferRequestedOutput("OUT0"), httpclient.InferRequestedOutput("OUT1")]
         outs[0].set_shared_memory("direct_io", 16, offset=32)
         outs[1].set_shared_memory("direct_io", 16, offset=48)
-        before = direct_answers(srv, "chain")
-        result = client.infer("chain", ins, outputs=outs)
-        assert direct_answers(srv, "chain") == before + 1
+        before = direct_answers(srv, model)
+        result = client.infer(model, ins, outputs=outs)
+        assert direct_answers(srv, model) == before + 1
         assert "data" not in result.get_output("OUT0")
         np.testing.assert_array_equal(
             shm.get_contents_as_numpy(handle, np.float32, [4], offset=32), 2 * A)

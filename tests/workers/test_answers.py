@@ -42,3 +42,14 @@ def test_a_non_final_marker_goes_to_the_caller_alone_and_others_pass_through():
     answers.post("@fe2", messages.Response(9))
     assert [(addr, m.rid) for addr, m in sent] == [("@fe", 3), ("@fe2", 9)]
     assert answers.open
+
+
+def test_a_nested_ensembles_step_prefixes_an_error_once_per_level_outermost_first():
+    answers, sent = _answers()
+    answers.open[("@sched", 7)].within = ["inner", "innermost"]
+    err = messages.ErrorInfo(int(Code.INVALID_ARG), "no")
+    answers.post("@sched", messages.Response(7, error=err, instance="@w1"))
+    (_, answer), (_, receipt) = sent
+    assert answer.error.message == (
+        "in ensemble 'chain', in ensemble 'inner', in ensemble 'innermost', no")
+    assert answer.error.code == Code.INVALID_ARG and receipt.error == err
