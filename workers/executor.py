@@ -79,8 +79,7 @@ class Executor:
             batch_size=sum(max(r.batch, 1) for r in ex.requests),
             compute_input_ns=t_in - start, compute_infer_ns=t_infer - t_in,
             compute_output_ns=end - t_infer, start_ns=start, end_ns=end)
-        failed = [r.rid for r in ex.requests if r.rid in errors and r.frontend]
-        return responses, messages.Executed(self.instance, ex.batch_id, stats, failed)
+        return responses, sequence_rows.executed(self.instance, ex, stats, errors, results)
 
     # ------------------------------------------------------------- inputs
 

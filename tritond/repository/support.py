@@ -26,12 +26,9 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
     elif cfg.platform == "torch_aoti":
         # the pytorch backend here runs TorchScript (model.pt) only
         found.append("platform 'torch_aoti' (AOTInductor packages)")
-    if cfg.HasField("sequence_batching") and cfg.sequence_batching.iterative_sequence:
-        found.append("sequence_batching iterative_sequence")
-    if any(st.use_same_buffer_for_input_output or st.use_growable_memory
-           for st in cfg.sequence_batching.state):
-        found.append("sequence_batching state use_same_buffer_for_input_output / "
-                     "use_growable_memory")
+    if any(st.use_growable_memory for st in cfg.sequence_batching.state):
+        # KIND_GPU only (validation.py): Triton grows a CUDA virtual-memory reservation
+        found.append("sequence_batching state use_growable_memory (growable CUDA state buffers)")
     if cfg.batch_input:
         found.append("batch_input")
     if cfg.batch_output:
