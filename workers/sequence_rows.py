@@ -107,5 +107,5 @@ def executed(instance: str, ex, stats, errors: dict, results: dict) -> Executed:
     if not ex.slots:
         return Executed(instance, ex.batch_id, stats, failed)
     again = [(r.frontend, r.rid) for r in ex.requests
-             if getattr(results.get(r.rid), "rescheduled", False)]
+             if r.frontend and getattr(results.get(r.rid), "rescheduled", False)]
     return Executed(instance, ex.batch_id, stats, failed, again)

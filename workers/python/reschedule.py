@@ -111,8 +111,15 @@ def decoupled(backend, pb_requests, out: list[WorkResult]) -> list[WorkResult]:
 def sink(hub, req, outputs):
     """Where ``req``'s response sender sends: its stream in the worker's hub. A
     rescheduled request keeps the stream it had (its responses go on in order, and
-    its frontend already knows this worker answers it)."""
+    its frontend already knows this worker answers it). A sequence batch's not-ready
+    row answers nobody: what the model sends for it is dropped."""
+    if not req.frontend:
+        return _drop
     stream = hub.streams.get((req.frontend, req.rid))
     if stream is None or stream.closed:
         stream = hub.open(req, outputs)
     return partial(hub.submit, stream)
+
+
+def _drop(response, final: bool) -> None:
+    """The sink of a not-ready row (scheduler's null_row)."""
