@@ -14,6 +14,12 @@ idle timeout only forget the slot (its buffers serve the next sequence). A not-r
 row of a slot gets the initial state in that slot's other buffer (free until the
 slot's next step writes it), so a model writing into its input touches no live state.
 
+A state with ``use_same_buffer_for_input_output`` has one buffer per slot (both
+parities are the same array) and one scratch buffer for not-ready rows: the state
+output is written over the state input once the step is done (a copy; ONNX Runtime
+gets no binding there, since an output aliasing an input is not safe mid-run). It
+halves the state memory at the cost of that copy, as Triton's single buffer does.
+
 Why the worker's own segment: the state never leaves the instance (a sequence stays
 on its slot), so one owner and one release point (invariant 3) come for free; a
 worker crash loses the state, but it fails the slot's sequences anyway.
@@ -36,27 +42,33 @@ class SlotStates:
     """The two buffers of every slot for the fixed-size states (see module docstring)."""
 
     def __init__(self, initial: dict, names: list, slot_count: int, server_id: str,
-                 tag: str) -> None:
+                 tag: str, single=frozenset()) -> None:
         self.names = names                          # state input names with buffers
+        self.single = frozenset(single) & set(names)   # one buffer per slot (same buffer)
         self.slot_count = slot_count
         sizes = [(n, initial[n].shape, initial[n].dtype) for n in names]
-        per = sum(_aligned(int(np.prod(s)) * d.itemsize) for _, s, d in sizes)
+        size = {n: _aligned(int(np.prod(s)) * d.itemsize) for n, s, d in sizes}
+        one = sum(size[n] for n in self.single)
+        per = sum(size.values()) * 2 - one
         self.segment = Segment.create(segment_name(server_id, f"{tag}-state"),
-                                      max(per * 2 * slot_count, 1), reserve=True)
+                                      max(per * slot_count + one, 1), reserve=True)
         buf = self.segment.buf
+        off = [0]
+
+        def carve(shape, dtype) -> np.ndarray:
+            n = int(np.prod(shape)) * dtype.itemsize
+            view = np.frombuffer(buf, np.uint8, n, off[0]).view(dtype).reshape(shape)
+            off[0] += _aligned(n)
+            return view
         # views[slot][parity][name] -> the buffer, as an array of the state's shape
         self.views: list[tuple[dict, dict]] = []
-        off = 0
         for _ in range(slot_count):
-            pair = []
-            for _p in range(2):
-                views = {}
-                for name, shape, dtype in sizes:
-                    n = int(np.prod(shape)) * dtype.itemsize
-                    views[name] = np.frombuffer(buf, np.uint8, n, off).view(dtype).reshape(shape)
-                    off += _aligned(n)
-                pair.append(views)
-            self.views.append(tuple(pair))
+            first = {name: carve(shape, dtype) for name, shape, dtype in sizes}
+            second = {name: first[name] if name in self.single else carve(shape, dtype)
+                      for name, shape, dtype in sizes}
+            self.views.append((first, second))
+        self._scratch = {name: carve(shape, dtype) for name, shape, dtype in sizes
+                         if name in self.single}     # not-ready rows of same-buffer states
         self.parity = [0] * slot_count
         self.copies = 0        # state outputs copied in (a backend that binds outputs: none)
 
@@ -73,7 +85,7 @@ class SlotStates:
 
     def scratch(self, slot: int, initial: dict) -> dict:
         """A not-ready row of ``slot``: the initial state in the slot's other buffers."""
-        nxt = self.views[slot][1 - self.parity[slot]]
+        nxt = {**self.views[slot][1 - self.parity[slot]], **self._scratch}
         for name in self.names:
             np.copyto(nxt[name], initial[name])
         return nxt
@@ -84,6 +96,12 @@ class SlotStates:
     def next(self, slot: int) -> dict:
         """{state input: the writable buffer the state output of this step goes to}."""
         return self.views[slot][1 - self.parity[slot]]
+
+    def bindable(self, slot: int) -> dict:
+        """The next buffers a backend may write the state outputs into while it runs
+        (not a same-buffer state's: that one is the step's input)."""
+        nxt = self.views[slot][1 - self.parity[slot]]
+        return {n: a for n, a in nxt.items() if n not in self.single} if self.single else nxt
 
     def take(self, slot: int, name: str, arr: np.ndarray) -> np.ndarray | None:
         """Put the state output ``arr`` of ``name`` into the slot's next buffer (no copy
