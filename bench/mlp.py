@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -24,7 +25,8 @@ import tempfile
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ANCHORS = pathlib.Path("/work/shared/anchors")
+# As bench/vs_triton.sh: $ANCHORS, else the shared folder beside the checkout.
+ANCHORS = pathlib.Path(os.environ.get("ANCHORS", ROOT.parent / "shared" / "anchors"))
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ANCHORS / "lib"))
 

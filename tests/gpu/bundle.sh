@@ -14,7 +14,7 @@ python3 -m pip wheel -q --no-deps -w "$W" .
 plat=""
 for n in 1 2014 _2_17 _2_24 _2_27 _2_28 _2_31 _2_34; do plat="$plat --platform manylinux${n}_x86_64"; done
 # versions tritonclient 2.73 asks for (installed with --no-deps there, so pinned here)
-for pk in msgspec posix-ipc starlette uvicorn httptools "protobuf>=6.31,<7" "grpcio>=1.81.1" \
+for pk in msgspec posix-ipc starlette uvicorn httptools "protobuf>=6.31,<7" "grpcio>=1.81.1,<1.86" \
           setproctitle "tritonclient>=2.73" python-rapidjson geventhttpclient gevent \
           "greenlet<3.4.0" "ml-dtypes<=0.5.4" zope.event zope.interface brotli pytest-timeout \
           ${EXTRA:-}; do

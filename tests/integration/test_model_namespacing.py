@@ -290,3 +290,25 @@ def test_poll_mode_relinks_ensembles_when_a_copy_goes_and_comes_back(tmp_path):
     finally:
         client.close()
         srv.stop()
+
+
+def test_a_copy_that_failed_to_load_still_makes_the_name_ambiguous(tmp_path):
+    """Triton keeps a model that failed to load in its global map, so the name stays
+    ambiguous while the other namespace's copy is READY."""
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    shutil.copytree(REPO / "simple", good / "dup")
+    cfg = good / "dup" / "config.pbtxt"
+    cfg.write_text(cfg.read_text().replace('name: "simple"', 'name: "dup"'))
+    (bad / "dup" / "1").mkdir(parents=True)
+    (bad / "dup" / "config.pbtxt").write_text('name: "dup"\nbackend: "nonesuch"\n')
+    srv = Server([good, bad], "--model-namespacing=true", "--strict-readiness=false")
+    client = httpclient.InferenceServerClient(srv.url)
+    try:
+        assert sorted(r["state"] for r in rows_of(client, "dup")) == ["READY", "UNAVAILABLE"]
+        with pytest.raises(InferenceServerException) as exc:
+            client.get_model_metadata("dup")
+        assert exc.value.message() == AMBIGUOUS.format("dup")
+        assert exc.value.status() == "400"
+    finally:
+        client.close()
+        srv.stop()

@@ -25,16 +25,9 @@ def writer(server_id, conn):
         pool.close()
 
 
-def orphan(server_id, conn):
-    """Create a segment and exit without unlinking it, as a crashed process would."""
-    seg = Segment.create(segment_name(server_id, "orphan"), 4096)
-    conn.send(seg.name)
-    os._exit(0)
-
-
-def holder(server_id, conn):
+def holder(server_id, tag, conn):
     """Create a segment, wait until told to go, then exit without unlinking."""
-    seg = Segment.create(segment_name(server_id, "held"), 4096)
+    seg = Segment.create(segment_name(server_id, tag), 4096)
     conn.send(seg.name)
     conn.recv()
     os._exit(0)
