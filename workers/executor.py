@@ -19,6 +19,7 @@ from tritond.messages import ErrorInfo, Execute, Response
 from tritond.shm.cuda import is_device_array
 
 from . import childtraces, sequence_rows
+from .adjacent import joined, joined_dests
 from .backend import Backend, WorkRequest, WorkResult
 from .outputs import OutputWriter, as_output
 from .shapes import ModelIO
@@ -46,6 +47,7 @@ class Executor:
         self.writer = writer
         self.instance = instance     # this worker's address (Response.instance)
         self.seq = seq               # workers.sequence.SequenceIO of a sequence model
+        self.states = seq.state_outputs if seq is not None else ()   # fused: bound in place
 
     def run(self, ex: Execute) -> tuple[list[tuple[str, Response]], messages.Executed]:
         """Execute one batch; returns ([(frontend, Response)], Executed)."""
@@ -162,7 +164,7 @@ class Executor:
                     return None
             inputs[n] = span
         wanted = list(dict.fromkeys(n for w in items for n in w.outputs))
-        return WorkRequest(items[0].request, inputs, wanted)
+        return WorkRequest(items[0].request, inputs, wanted, joined_dests(items, self.states))
 
     def _span(self, name: str, items: list[WorkRequest], arrays: list) -> Optional[np.ndarray]:
         """One view over input ``name`` of every request, if their bytes are adjacent."""
@@ -305,7 +307,8 @@ def _concatenate(arrays: list):
     if any(is_device_array(a) for a in arrays):
         import cupy
         return cupy.concatenate([cupy.asarray(a) for a in arrays])
-    return np.concatenate(arrays)
+    whole = joined(arrays)            # already back to back (slot states): a view
+    return np.concatenate(arrays) if whole is None else whole
 
 
 class _Share:

@@ -47,27 +47,32 @@ class SlotStates:
         self.single = frozenset(single) & set(names)   # one buffer per slot (same buffer)
         self.slot_count = slot_count
         sizes = [(n, initial[n].shape, initial[n].dtype) for n in names]
-        size = {n: _aligned(int(np.prod(s)) * d.itemsize) for n, s, d in sizes}
-        one = sum(size[n] for n in self.single)
-        per = sum(size.values()) * 2 - one
+        row = {n: int(np.prod(s)) * d.itemsize for n, s, d in sizes}
+        total = sum(_aligned(row[n] * slot_count) * (1 if n in self.single else 2)
+                    + (_aligned(row[n]) if n in self.single else 0) for n in names)
         self.segment = Segment.create(segment_name(server_id, f"{tag}-state"),
-                                      max(per * slot_count + one, 1), reserve=True)
+                                      max(total, 1), reserve=True)
         buf = self.segment.buf
         off = [0]
 
-        def carve(shape, dtype) -> np.ndarray:
-            n = int(np.prod(shape)) * dtype.itemsize
-            view = np.frombuffer(buf, np.uint8, n, off[0]).view(dtype).reshape(shape)
+        def carve(shape, dtype, count: int) -> np.ndarray:
+            """``count`` buffers of ``shape``, back to back: slot i's is row i."""
+            n = int(np.prod(shape)) * dtype.itemsize * count
+            block = np.frombuffer(buf, np.uint8, n, off[0]).view(dtype).reshape((count, *shape))
             off[0] += _aligned(n)
-            return view
-        # views[slot][parity][name] -> the buffer, as an array of the state's shape
-        self.views: list[tuple[dict, dict]] = []
-        for _ in range(slot_count):
-            first = {name: carve(shape, dtype) for name, shape, dtype in sizes}
-            second = {name: first[name] if name in self.single else carve(shape, dtype)
-                      for name, shape, dtype in sizes}
-            self.views.append((first, second))
-        self._scratch = {name: carve(shape, dtype) for name, shape, dtype in sizes
+            return block
+        # Per state and parity one block of every slot's buffer, slot i after slot i-1, so
+        # the rows of a direct batch (slot i in row i, same parity) join without a copy
+        # (workers/adjacent.py). views[slot][parity][name] -> that slot's buffer.
+        blocks = {}
+        for name, shape, dtype in sizes:
+            first = carve(shape, dtype, slot_count)
+            blocks[name] = (first, first if name in self.single else carve(shape, dtype,
+                                                                           slot_count))
+        self.views: list[tuple[dict, dict]] = [
+            tuple({name: blocks[name][p][i] for name in names} for p in (0, 1))
+            for i in range(slot_count)]
+        self._scratch = {name: carve(shape, dtype, 1)[0] for name, shape, dtype in sizes
                          if name in self.single}     # not-ready rows of same-buffer states
         self.parity = [0] * slot_count
         self.copies = 0        # state outputs copied in (a backend that binds outputs: none)
