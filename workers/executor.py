@@ -19,7 +19,6 @@ from tritond.messages import ErrorInfo, Execute, Response
 from tritond.shm.cuda import is_device_array
 
 from . import childtraces, sequence_rows
-from .adjacent import joined, joined_dests
 from .backend import Backend, WorkRequest, WorkResult
 from .outputs import OutputWriter, as_output
 from .shapes import ModelIO
@@ -47,7 +46,6 @@ class Executor:
         self.writer = writer
         self.instance = instance     # this worker's address (Response.instance)
         self.seq = seq               # workers.sequence.SequenceIO of a sequence model
-        self.states = seq.state_outputs if seq is not None else ()   # fused: bound in place
 
     def run(self, ex: Execute) -> tuple[list[tuple[str, Response]], messages.Executed]:
         """Execute one batch; returns ([(frontend, Response)], Executed)."""
@@ -159,12 +157,12 @@ class Executor:
             span = self._span(n, items, arrays)
             if span is None:
                 try:
-                    span = _concatenate(arrays)
+                    span = _concatenate(arrays, self.seq)
                 except ValueError:  # differing non-batch dims (ragged): run them one by one
                     return None
             inputs[n] = span
         wanted = list(dict.fromkeys(n for w in items for n in w.outputs))
-        return WorkRequest(items[0].request, inputs, wanted, joined_dests(items, self.states))
+        return WorkRequest(items[0].request, inputs, wanted)
 
     def _span(self, name: str, items: list[WorkRequest], arrays: list) -> Optional[np.ndarray]:
         """One view over input ``name`` of every request, if their bytes are adjacent."""
@@ -301,13 +299,13 @@ class Executor:
                 refs[w.request.rid].append(ref)
 
 
-def _concatenate(arrays: list):
-    """The arrays joined along the batch dim: on the device when any lies there
-    (client CUDA shm inputs of a device backend), else on the host."""
+def _concatenate(arrays: list, seq=None):
+    """The arrays joined along the batch dim: on the device when any lies there (client CUDA
+    shm inputs of a device backend), a view of adjacent slot states, else on the host."""
     if any(is_device_array(a) for a in arrays):
         import cupy
         return cupy.concatenate([cupy.asarray(a) for a in arrays])
-    whole = joined(arrays)            # already back to back (slot states): a view
+    whole = seq.joined(arrays) if seq is not None else None      # sequence_state.py
     return np.concatenate(arrays) if whole is None else whole
 
 

@@ -225,6 +225,11 @@ class SequenceIO:
         for name in carried:
             state[name] = cur[name]
 
+    def joined(self, arrays: list):
+        """A fused batch's state input rows as one view of the slots' block, if they are
+        consecutive slots at one parity (sequence_state.SlotStates.joined), else None."""
+        return self.buffers.joined(arrays) if self.buffers is not None else None
+
     def ended(self, slots: list[int]) -> None:
         """Slots whose sequence was force-ended (idle timeout): drop their state."""
         for slot in slots:

@@ -72,6 +72,11 @@ class SlotStates:
         self.views: list[tuple[dict, dict]] = [
             tuple({name: blocks[name][p][i] for name in names} for p in (0, 1))
             for i in range(slot_count)]
+        self._blocks = blocks
+        # id(view) -> (name, parity, slot): the views live as long as this object, so
+        # their ids are theirs; a lookup is cheaper than comparing data pointers.
+        self._where = {id(v[p][name]): (name, p, i) for i, v in enumerate(self.views)
+                       for p in (0, 1) for name in names}
         self._scratch = {name: carve(shape, dtype, 1)[0] for name, shape, dtype in sizes
                          if name in self.single}     # not-ready rows of same-buffer states
         self.parity = [0] * slot_count
@@ -101,6 +106,22 @@ class SlotStates:
     def next(self, slot: int) -> dict:
         """{state input: the writable buffer the state output of this step goes to}."""
         return self.views[slot][1 - self.parity[slot]]
+
+    def joined(self, arrays: list) -> np.ndarray | None:
+        """The state buffers ``arrays`` of consecutive slots at one parity (the rows of a
+        direct batch whose sequences stepped together) as one view of their block, rows
+        joined along dim 0; None for anything else (the caller copies)."""
+        where = self._where
+        first = where.get(id(arrays[0]))
+        if first is None or len(arrays) < 2:
+            return None
+        name, parity, slot = first
+        for k, a in enumerate(arrays):
+            if where.get(id(a)) != (name, parity, slot + k) or \
+                    self.views[slot + k][parity][name] is not a:
+                return None
+        block = self._blocks[name][parity][slot:slot + len(arrays)]
+        return block.reshape((-1, *block.shape[2:])) if block.ndim > 2 else block
 
     def bindable(self, slot: int) -> dict:
         """The next buffers a backend may write the state outputs into while it runs
