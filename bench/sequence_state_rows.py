@@ -69,8 +69,8 @@ class _Counting:
     def __init__(self, inner):
         self.inner, self.rows = inner, 0
 
-    def __call__(self, arrays):
-        whole = self.inner(arrays)
+    def __call__(self, arrays, *rest):
+        whole = self.inner(arrays, *rest)
         if not np.shares_memory(whole, arrays[0]):      # joined in place: no copy
             self.rows += len(arrays)
         return whole
