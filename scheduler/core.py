@@ -89,8 +89,7 @@ class SchedulerCore:
     def add(self, req: RequestView, now_ns: int) -> list[Output]:
         """Queue ``req``; returns an immediate rejection if it cannot be queued.
 
-        ``req.version`` is the resolved version: the frontend resolves "latest".
-        """
+        ``req.version`` is resolved (the frontend resolves "latest"; BLS: -1, below)."""
         model = self._models.get((req.model, req.version))
         if model is None and req.version < 0:      # BLS: the latest ready version
             req.version = self.ensembles.latest(req.model)

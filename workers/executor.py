@@ -300,8 +300,7 @@ class Executor:
 
 
 def _concatenate(arrays: list, seq=None):
-    """The arrays joined along the batch dim: on the device when any lies there (client CUDA
-    shm inputs of a device backend), a view of adjacent slot states, else on the host."""
+    """Joined along dim 0: on the device if any is (cupy), adjacent slot states as a view."""
     if any(is_device_array(a) for a in arrays):
         import cupy
         return cupy.concatenate([cupy.asarray(a) for a in arrays])

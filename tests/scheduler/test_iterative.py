@@ -110,3 +110,31 @@ def test_a_failed_step_ends_its_sequence():
     core.executed(executed(d, failed=[1]), 1)
     (d,) = dispatches(core.step(1))
     assert seen(d) == [(2, 2, START, 0)]
+
+
+def test_a_rescheduled_request_of_a_retiring_instance_fails_unavailable():
+    from tritond.scheduler.core import Notify
+    from .helpers import table
+    cfg = it_config(max_batch_size=1)
+    core = core_with(cfg)
+    core.add(req(1), 0)
+    (d,) = dispatches(core.step(0))
+    tbl = table(("m", 1, cfg, ["w1"]))
+    tbl.retiring = ["w0"]                            # a reload: w0 finishes what it runs
+    core.set_models(tbl)
+    out = core.executed(again(d, 1), 1)
+    (r,) = replies(out)
+    assert (r.response.rid, r.response.error.code) == (1, Code.UNAVAILABLE)
+    assert "is unloading; the request cannot be rescheduled" in r.response.error.message
+    assert any(isinstance(o, Notify) for o in out)   # and w0 reports drained
+
+
+def test_an_unloading_model_answers_a_reschedule_unavailable():
+    from .helpers import table
+    cfg = it_config(max_batch_size=1)
+    core = core_with(cfg)
+    core.add(req(1), 0)
+    (d,) = dispatches(core.step(0))
+    core.set_models(table(("m", 1, cfg, ["w0"], "UNLOADING")))
+    (r,) = replies(core.executed(again(d, 1), 1))
+    assert r.response.error.code == Code.UNAVAILABLE
