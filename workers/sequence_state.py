@@ -63,15 +63,18 @@ class SlotStates:
             return block
         # Per state and parity one block of every slot's buffer, slot i after slot i-1, so
         # the rows of a direct batch (slot i in row i, same parity) join without a copy
-        # (workers/adjacent.py). views[slot][parity][name] -> that slot's buffer.
+        # (``joined``). views[slot][parity][name] -> that slot's buffer (a same-buffer
+        # state's two parities are one object).
         blocks = {}
         for name, shape, dtype in sizes:
             first = carve(shape, dtype, slot_count)
             blocks[name] = (first, first if name in self.single else carve(shape, dtype,
                                                                            slot_count))
-        self.views: list[tuple[dict, dict]] = [
-            tuple({name: blocks[name][p][i] for name in names} for p in (0, 1))
-            for i in range(slot_count)]
+        self.views: list[tuple[dict, dict]] = []
+        for i in range(slot_count):
+            first = {name: blocks[name][0][i] for name in names}
+            self.views.append((first, {name: first[name] if name in self.single
+                                       else blocks[name][1][i] for name in names}))
         self._blocks = blocks
         # id(view) -> (name, parity, slot): the views live as long as this object, so
         # their ids are theirs; a lookup is cheaper than comparing data pointers.

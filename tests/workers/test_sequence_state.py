@@ -85,3 +85,13 @@ def test_not_ready_rows_use_a_scratch_buffer_not_the_live_state(ios):
     idle[:] = 99                                                  # a model scribbling on it
     assert io.inputs(request(), Slot(0))["IS"][0, 0] == 8.0
     assert io.inputs(request(START), Slot(0))["IS"][0, 0] == 0.0  # START resets in place
+
+
+def test_a_same_buffer_state_is_one_object_and_never_copied_onto_itself(ios):
+    io = ios[True]
+    cur = io.buffers.current(0)["IS"]
+    assert io.buffers.next(0)["IS"] is cur
+    io.inputs(request(START), Slot(0))
+    copies = io.buffers.copies
+    io.keep(Slot(0), START, {"PS": np.ones((1, 256), np.float32)})   # IS not produced
+    assert io.buffers.copies == copies + 1 and io.buffers.current(0)["IS"] is cur
