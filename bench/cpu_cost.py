@@ -23,7 +23,10 @@ raw_syscalls:sys_enter,context-switches -p <pid>`` attached to each process
 (all its threads) for the measured window (cheap: in-kernel counters); where
 perf cannot attach, the columns say "n/a". ``--strace`` adds each process's
 three most frequent syscalls from ``strace -c -f`` (it slows the server a
-lot: its CPU figures are then not comparable). ``--triton`` starts Triton 2.51
+lot: its CPU figures are then not comparable). ``--threads`` adds each frontend's (or
+tritonserver's) CPU and context switches per request by thread: the main
+thread (a frontend's event loop), other Python threads (the gRPC queue poller)
+and grpcio core's ``event_engine`` threads. ``--triton`` starts Triton 2.51
 from the anchors environment (``$ANCHORS_ENV``, default /tmp/anchors-env) on
 ``--repository`` instead, so its server and Python stub processes get the same rows.
 """
@@ -176,6 +179,48 @@ def usage(pid: int) -> tuple[float, int, float]:
         return 0.0, 0, 0.0
 
 
+def thread_usage(pid: int) -> dict[int, tuple[str, float, int]]:
+    """tid -> (kind, CPU µs, context switches) of every thread of ``pid`` so far.
+
+    kind: "main" for the main thread (the event loop in a frontend), else the
+    thread's name (``comm``): grpcio core's threads are "event_engine"; a
+    Python thread (the gRPC queue poller) keeps the process's name, "other".
+    """
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    proc_name = pathlib.Path(f"/proc/{pid}/comm").read_text().strip() if tids else ""
+    for tid in tids:
+        try:
+            base = pathlib.Path(f"/proc/{pid}/task/{tid}")
+            stat = (base / "stat").read_bytes()
+            fields = stat[stat.rindex(b")") + 2:].split()
+            status = (base / "status").read_text()
+            name = (base / "comm").read_text().strip()
+        except OSError:
+            continue
+        kind = "main" if int(tid) == pid else "other" if name == proc_name else name
+        out[int(tid)] = (kind, (int(fields[11]) + int(fields[12])) * TICK_US,
+                         sum(int(v) for v in re.findall(r"ctxt_switches:\s+(\d+)", status)))
+    return out
+
+
+def thread_summary(before: dict, after: dict, n: int) -> str:
+    """CPU µs and context switches per request of each kind of thread, busiest first."""
+    kinds: dict[str, list] = {}
+    for tid, (kind, cpu, sw) in after.items():
+        _, cpu0, sw0 = before.get(tid, (kind, 0.0, 0))
+        k = kinds.setdefault(kind, [0.0, 0, 0])
+        k[0] += (cpu - cpu0) / max(n, 1)
+        k[1] += (sw - sw0) / max(n, 1)
+        k[2] += 1
+    rows = sorted(kinds.items(), key=lambda kv: -kv[1][0])
+    return ", ".join(f"{kind}{f' ×{c}' if c > 1 else ''} {cpu:.1f} µs ({sw:.2f} sw)"
+                     for kind, (cpu, sw, c) in rows if cpu >= 0.5 or sw >= 0.05)
+
+
 def triton_command(repository: str, port: int, grpc_port: int) -> list[str]:
     """Triton 2.51 (pytriton's build) as the anchors harness starts it."""
     env_root = pathlib.Path(os.environ.get("ANCHORS_ENV", "/tmp/anchors-env")) / "triton"
@@ -278,7 +323,7 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
 
 
 def measure(port: int, pids: list[int], conc: int, seconds: float, body, hlen, lua, model,
-            counters: Counters, grpc_port: int | None = None) -> dict:
+            counters: Counters, grpc_port: int | None = None, threads: tuple = ()) -> dict:
     env = dict(os.environ, BODY=str(body), HDR_LEN=hlen)
     url = f"http://127.0.0.1:{port}/v2/models/{model}/infer"
     wrk = ["wrk", "-t1", f"-c{conc}", "-s", str(lua), url]
@@ -294,12 +339,14 @@ def measure(port: int, pids: list[int], conc: int, seconds: float, body, hlen, l
     load(1)                                   # warm-up
     counters.start()
     before = {p: usage(p) for p in pids}
+    threads_before = {p: thread_usage(p) for p in threads}
     (n0, e0), t0 = served(port, model, True), time.monotonic()
     load(int(seconds))
     n, e = served(port, model, True)
     n, e = n - n0, e - e0
     wall = time.monotonic() - t0
     after = {p: usage(p) for p in pids}
+    threads_after = {p: thread_usage(p) for p in threads}
     counted = counters.stop()
     rows = {}
     for p in pids:
@@ -308,7 +355,9 @@ def measure(port: int, pids: list[int], conc: int, seconds: float, body, hlen, l
         # /proc's switch counts cover the main thread only; perf's cover every thread.
         rows[p] = ((cpu1 - cpu0) / max(n, 1), (sw1 - sw0) / max(n, 1),
                    calls / max(n, 1), wakes / max(n, 1), top, (sys1 - sys0) / max(n, 1))
-    return {"requests": n, "rps": n / wall, "per_pid": rows, "batch": n / max(e, 1)}
+    per_thread = {p: thread_summary(threads_before[p], threads_after[p], n) for p in threads}
+    return {"requests": n, "rps": n / wall, "per_pid": rows, "batch": n / max(e, 1),
+            "threads": per_thread}
 
 
 def _n(x: float) -> str:
@@ -331,6 +380,9 @@ def main() -> int:
     ap.add_argument("--triton", action="store_true", help="measure Triton 2.51 (anchors env)")
     ap.add_argument("--strace", action="store_true",
                     help="strace -c instead of perf: top syscalls by name (slows the server)")
+    ap.add_argument("--threads", action="store_true",
+                    help="also print each frontend's CPU per request by thread (event loop, "
+                    "other Python threads, grpcio core's event_engine threads)")
     ap.add_argument("--server", nargs=argparse.REMAINDER,
                     help="server command (HTTP port given as {port}); default: this tritond")
     args = ap.parse_args()
@@ -381,9 +433,12 @@ def main() -> int:
         print(f"| conc | req/s | process | CPU µs/req (of it kernel) | syscalls/req | ctx switches/req "
               f"(all threads) | main-thread switches/req |{extra}")
         print("|---:|---:|---|---:|---:|---:|---:|" + ("---|" if args.strace else ""))
+        threads_seen: list = []
         for conc in [int(c) for c in args.conc.split(",")]:
             r = measure(port, pids, conc, args.seconds, body, hlen, lua, args.model, counters,
-                        grpc_port if args.grpc else None)
+                        grpc_port if args.grpc else None,
+                        tuple(p for p in pids if args.threads and
+                              roles[p].startswith(("frontend", "tritonserver"))))
             rows = r["per_pid"].values()
             total = [sum(row[i] for row in rows) for i in (0, 2, 3, 5)]
             for p, (cpu, sw, calls, wakes, top, sys_us) in sorted(r["per_pid"].items(),
@@ -395,6 +450,9 @@ def main() -> int:
                           f"{_n(wakes)} | {sw:.2f} |{tail}")
             print(f"| {conc} | {r['rps']:,.0f} | **all** | **{total[0]:.1f}** ({total[3]:.0f}) | **{_n(total[1])}** "
                   f"| **{_n(total[2])}** | avg batch {r['batch']:.1f} |" + (" |" if args.strace else ""))
+            threads_seen.extend((conc, roles[p], text) for p, text in r["threads"].items())
+        for conc, who, text in threads_seen:
+            print(f"\nconc {conc}, {who} by thread, per request: {text}")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)

@@ -12,10 +12,11 @@ an accumulator per batch row), warmed up, then loaded by ``--sequences`` asyncio
 the other until ``--duration`` seconds have passed; every answer is checked. Prints one
 Markdown row per kind (steps/s, p50 and p99 per step, errors) and the tritond/Triton ratio;
 ``--cpu`` adds, per kind, the CPU µs per step of each server process and of this load
-generator (user+system from ``/proc/<pid>/stat`` around the measured run) and the rows per
-execution (statistics extension). Triton comes from the
-anchors environment (/tmp/anchors-env/triton, ``anchors/setup.sh``); tritond from this
-checkout's .venv (or TRITOND_CHECKOUT).
+generator (user+system from ``/proc/<pid>/stat`` around the measured run), the load
+generator's context switches per step (all its threads) and the rows per execution
+(statistics extension). Triton comes from the anchors environment
+(/tmp/anchors-env/triton, ``anchors/setup.sh``); tritond from this checkout's .venv (or
+TRITOND_CHECKOUT).
 """
 from __future__ import annotations
 
@@ -189,6 +190,19 @@ def cpu_ticks(root: int) -> dict[str, int]:
     return out
 
 
+def switches(pid: int) -> int:
+    """Voluntary + involuntary context switches of all threads of ``pid``."""
+    total = 0
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        try:
+            for line in (task / "status").read_text().splitlines():
+                if "ctxt_switches:" in line:
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
 def exec_counts(port: int) -> tuple[int, int]:
     """(inferences, executions) of seq_accum so far (statistics extension)."""
     import json
@@ -211,12 +225,15 @@ def run_kind(kind: str, repo: pathlib.Path, port: int, args) -> dict:
         if not args.cpu:
             return asyncio.run(load(url, *shape, args.duration, args.protocol))
         before, counts = {**cpu_ticks(proc.pid), **cpu_ticks(os.getpid())}, exec_counts(port)
+        sw0 = switches(os.getpid())
         row = asyncio.run(load(url, *shape, args.duration, args.protocol))
+        sw1 = switches(os.getpid())
         after, (infers, execs) = {**cpu_ticks(proc.pid), **cpu_ticks(os.getpid())}, exec_counts(port)
         steps = max(infers - counts[0], 1)
         hz = os.sysconf("SC_CLK_TCK")
         row["cpu_us"] = {k: (after[k] - before.get(k, 0)) / hz * 1e6 / steps for k in after}
         row["rows_per_exec"] = steps / max(execs - counts[1], 1)
+        row["client_switches"] = (sw1 - sw0) / steps
         return row
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -252,7 +269,8 @@ def main() -> int:
         if "cpu_us" in r:
             procs = ", ".join(f"{k}: {v:.0f}" for k, v in r["cpu_us"].items() if v >= 0.5)
             print(f"\n{kind}: CPU µs per step ({procs}); "
-                  f"{r['rows_per_exec']:.1f} rows per execution")
+                  f"{r['rows_per_exec']:.1f} rows per execution; load generator "
+                  f"{r['client_switches']:.2f} context switches per step")
     if "triton" in rows and "tritond" in rows and rows["triton"]["steps_per_s"]:
         print(f"\ntritond/Triton throughput: "
               f"{rows['tritond']['steps_per_s'] / rows['triton']['steps_per_s']:.2f}x")

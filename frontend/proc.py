@@ -100,15 +100,12 @@ class FrontendProc:
     async def start_http(self, opts: dict) -> None:
         import uvicorn
 
-        from .http.app import build_app
-        from .http.deadline import with_header_timeout
-        from .http.protocol import CorkedHttpToolsProtocol
+        from .http.app import build_app, build_protocol
         host, port = opts.http_address, opts.http_port
         sock = bind(host, port, self.log, "HTTP", reuse_port=opts.frontend_processes > 1)
         # proxy_headers off: Triton does not read X-Forwarded-*, and uvicorn's
         # middleware for them wraps every request (~3% of a small request's CPU).
-        protocol = with_header_timeout(CorkedHttpToolsProtocol, opts.http_header_timeout)
-        config = uvicorn.Config(build_app(self.core), loop="none", http=protocol,
+        config = uvicorn.Config(build_app(self.core), loop="none", http=build_protocol(self.core),
                                 lifespan="off", access_log=False, log_level="warning",
                                 proxy_headers=False,
                                 timeout_keep_alive=opts.http_keepalive_s)

@@ -30,7 +30,7 @@ import threading
 import grpc
 from grpc._cython import cygrpc
 
-from .calls import Call
+from .calls import TASKLESS, Call
 
 _log = logging.getLogger("tritond.frontend.grpc")
 _UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED.value[0]
@@ -50,7 +50,9 @@ class _Details:
 class CoreServer:
     """The subset of ``grpc.aio.Server`` tritond uses: ports, start, stop."""
 
-    def __init__(self, options: list[tuple[str, object]], generic_handlers: list):
+    def __init__(self, options: list[tuple[str, object]], generic_handlers: list,
+                 taskless: frozenset[str] = TASKLESS):
+        self._taskless = taskless            # unary methods stepped without a Task (calls.py)
         self._server = cygrpc.Server(tuple(options), False)
         self._cq = cygrpc.CompletionQueue()
         self._server.register_completion_queue(self._cq)
@@ -154,7 +156,8 @@ class CoreServer:
                 cygrpc.SendStatusFromServerOperation((), _UNIMPLEMENTED, "Method not found!", 0),
             ), None)
             return
-        served = Call(call, event.invocation_metadata, handler, self._loop)
+        served = Call(call, event.invocation_metadata, handler, self._loop,
+                      taskless=method in self._taskless)
         if handler.request_streaming:
             self._loop.call_soon_threadsafe(served.start)
         else:

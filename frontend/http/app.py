@@ -11,7 +11,9 @@ from tritond.errors import TritonError
 from ..core import FrontendCore
 from ..restrict import http_restrictions, with_restrictions
 from . import routes as r
+from .deadline import with_header_timeout
 from .fastpath import with_fast_infer
+from .protocol import CorkedHttpToolsProtocol, with_direct_infer
 from .generate import generate, generate_stream
 from .responses import error_response, json_response
 
@@ -93,3 +95,14 @@ def build_app(core: FrontendCore):
         TritonError: _triton_error, HTTPException: _http_error})
     app.state.core = core
     return with_restrictions(with_fast_infer(app, core), http_restrictions(core.options))
+
+
+def build_protocol(core: FrontendCore) -> type:
+    """uvicorn's ``http=`` class: infer requests are served by the protocol itself
+    (exchange.py) unless the inference API is restricted (then the restriction's
+    ASGI wrapper must see them)."""
+    opts = core.options
+    protocol = with_header_timeout(CorkedHttpToolsProtocol, opts.http_header_timeout)
+    if "inference" in http_restrictions(opts):
+        return protocol
+    return with_direct_infer(protocol, core)

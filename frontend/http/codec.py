@@ -96,9 +96,12 @@ def _inputs(req: InferRequest, items, view: memoryview, pos: int, has_header: bo
         params = item.get("parameters") or {}
         if type(params) is not dict:
             raise invalid_arg("Unable to parse 'parameters'")
-        _content_type(item, params)
+        if params or "data" not in item:      # plain JSON data needs no content-type check
+            _content_type(item, params)
         t = InputTensor(name, datatype, shape, parameters=params)
-        if "binary_data_size" in params:
+        if not params:
+            t.data = json_to_bytes(name, datatype, shape, item["data"])
+        elif "binary_data_size" in params:
             size = params["binary_data_size"]
             if type(size) is not int or size < 0:
                 raise invalid_arg("Unable to parse 'binary_data_size'")

@@ -8,6 +8,9 @@ still waiting after ``WATCH_AFTER_S``: a fast request pays one timer (armed
 and cancelled), no task. On a disconnect the handler task is cancelled, so
 ``FrontendCore.infer`` posts ``Cancel`` to the scheduler (a queued request is
 dropped, a running one is flagged for ``is_cancelled()``).
+
+Infer requests served by the protocol itself (``exchange.py``) do not need
+this: the exchange cancels its task when uvicorn marks it disconnected.
 """
 from __future__ import annotations
 

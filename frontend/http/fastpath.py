@@ -45,8 +45,10 @@ async def _serve(core, scope, receive, send, model: str, version: str) -> None:
     trace = core.tracer.start(model, headers) if core.tracer.maybe else None
     if trace is not None:
         trace.stamp("HTTP_RECV_START")
+    # exchange.py cancels the task itself when the client leaves: no watcher needed.
+    watched = "tritond.cancels_on_disconnect" in scope.get("extensions", ())
     try:
-        response = await infer(core, headers, receive, model, version, trace)
+        response = await infer(core, headers, receive, model, version, trace, watched)
     except TritonError as exc:
         response = error_response(exc)
     except Exception as exc:  # noqa: BLE001 - a bug must still answer, as JSON
@@ -67,8 +69,9 @@ async def _serve(core, scope, receive, send, model: str, version: str) -> None:
 
 
 async def infer(core, headers: dict, receive, model: str, version: str,
-                trace=None) -> InferResponse:
-    """One inference: headers are the raw ASGI (lower-case bytes) pairs as a dict."""
+                trace=None, watched: bool = False) -> InferResponse:
+    """One inference: headers are the raw ASGI (lower-case bytes) pairs as a dict;
+    ``watched``: the server cancels this task if the client disconnects."""
     limit = core.options.http_max_input_size
     encoding = check_encoding(_text(headers.get(b"content-encoding")))
     header_len = headers.get(b"inference-header-content-length")
@@ -95,7 +98,10 @@ async def infer(core, headers: dict, receive, model: str, version: str,
                 ((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers.items()),
                 req.parameters)
     req.trace = trace
-    result = await infer_unless_disconnected(core, req, receive, mv)
+    if watched:
+        result = await core.infer(req, mv)
+    else:
+        result = await infer_unless_disconnected(core, req, receive, mv)
     try:
         header, blobs = codec.encode_result(result, default_binary)
     except BaseException:

@@ -16,10 +16,16 @@ from __future__ import annotations
 
 import asyncio
 
+import re
+
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .deadline import ReadDeadline
+from .deadline import IdleTimer, ReadDeadline
+from .exchange import InferExchange
 from .halfclose import PeerProbe
+
+# The infer route as it arrives (no query, no %-escapes: those take uvicorn's path).
+_INFER = re.compile(rb"/v2/models/([^/?%#]+)(?:/versions/([0-9]+))?/infer")
 
 _JOIN_LIMIT = 64 * 1024   # below this, joining is cheaper than a vectored write
 _POLL_FIRST_S = 0.001      # then doubling up to _POLL_MAX_S while a client reads slowly
@@ -94,18 +100,23 @@ class CorkedTransport:
 
 
 class CorkedHttpToolsProtocol(HttpToolsProtocol):
-    """``uvicorn.Config(http=CorkedHttpToolsProtocol)``."""
+    """``uvicorn.Config(http=CorkedHttpToolsProtocol)``; ``with_direct_infer`` adds the core."""
 
     header_timeout = 0.0      # --http-header-timeout (deadline.with_header_timeout)
+    core = None               # FrontendCore: infer requests become InferExchanges
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CorkedTransport(transport, self.loop))
         self.deadline = ReadDeadline(self.loop, self.header_timeout, transport.close)
         self.deadline.headers()
+        self.idle = IdleTimer(self.loop, self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        self.extensions = {"tritond.after_sent": self.transport.after_sent}
+        self.exchange_extensions = {**self.extensions, "tritond.cancels_on_disconnect": True}
 
     def connection_lost(self, exc) -> None:  # type: ignore[override]
         corked = self.transport
         self.deadline.close()
+        self.idle.close()
         super().connection_lost(exc)
         corked.lost = True
         corked._check_sent()      # noqa: SLF001 - queued bytes were dropped with the socket
@@ -128,14 +139,70 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
         super().data_received(data)
 
     def on_message_begin(self) -> None:
+        # uvicorn's scope is built only for requests that go to the ASGI app
+        # (_asgi_scope): an infer request does not need it.
         self.deadline.headers()
-        super().on_message_begin()
-        self.scope["extensions"] = {"tritond.after_sent": self.transport.after_sent}
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
 
     def on_headers_complete(self) -> None:
         self.deadline.body()
-        super().on_headers_complete()
+        parser = self.parser
+        m = None
+        if self.core is not None and parser.get_method() == b"POST" and not parser.should_upgrade() \
+                and self.limit_concurrency is None:
+            m = _INFER.fullmatch(self.url)
+        if m is None:
+            self._asgi_scope()
+            super().on_headers_complete()
+            return
+        version = m.group(2)
+        keep_alive = parser.should_keep_alive() and parser.get_http_version() != "1.0"
+        exchange = InferExchange(self, m.group(1).decode("ascii"),
+                                 "" if version is None else version.decode("ascii"), keep_alive)
+        previous, self.cycle = self.cycle, exchange
+        if previous is None or previous.response_complete:
+            self._start_asgi_task(exchange, None)
+        else:                     # pipelined behind an unanswered request (uvicorn's queue)
+            self.flow.pause_reading()
+            self.pipeline.appendleft((exchange, None))
+
+    def _asgi_scope(self) -> None:
+        """uvicorn's own scope, over the URL and headers parsed so far."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.headers, self.expect_100_continue = url, headers, expect
+        self.scope["headers"] = headers
+        self.scope["extensions"] = self.extensions
+
+    def on_body(self, body: bytes) -> None:
+        if type(self.cycle) is InferExchange:
+            self.cycle.add_body(body)
+        else:
+            super().on_body(body)
 
     def on_message_complete(self) -> None:
         self.deadline.stop()
         super().on_message_complete()
+
+    # uvicorn's keep-alive timeout, on one timer per connection (deadline.IdleTimer).
+    def _unset_keepalive_if_required(self) -> None:
+        self.idle.busy()
+
+    def on_response_complete(self) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.idle.busy()
+        self.flow.resume_reading()
+        if self.pipeline:                      # the next pipelined request, in arrival order
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self.idle.idle()
+
+
+def with_direct_infer(protocol: type, core) -> type:
+    """``protocol`` serving infer requests itself over ``core`` (no inference restriction)."""
+    return type(protocol.__name__, (protocol,), {"core": core})

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import struct
+import sys
+from array import array
 
 import numpy as np
 
@@ -21,6 +23,23 @@ _INT_KINDS = frozenset({int})
 _BOOL_KINDS = frozenset({bool})
 _NUMBER_KINDS = frozenset({int, float})
 _SHAPE_ERR = "Unable to parse 'data': Shape does not match true shape of 'data' field"
+
+
+
+
+def _codes(table: dict) -> dict:
+    """Datatype -> ``array``/``memoryview`` format of the same little-endian layout, where
+    this host has one: for small tensors they convert lists 2-4x faster than numpy."""
+    if sys.byteorder != "little":
+        return {}
+    return {dt: code for dt, code in table.items()
+            if array(code.replace("?", "B")).itemsize == dtypes.np_dtype(dt).itemsize}
+
+
+_NUM = {"INT8": "b", "UINT8": "B", "INT16": "h", "UINT16": "H", "INT32": "i", "UINT32": "I",
+        "INT64": "q", "UINT64": "Q", "FP32": "f", "FP64": "d"}
+_TO_BYTES = _codes({**_NUM, "BOOL": "B"})
+_TO_JSON = _codes({**_NUM, "BOOL": "?"})
 
 
 MAX_NESTING = 100      # Triton's HTTP_MAX_JSON_NESTING_DEPTH
@@ -77,6 +96,12 @@ def json_to_bytes(name: str, datatype: str, shape: list[int], data) -> bytes:
             _check_all(flat, lambda x: type(x) is bool, "a boolean")
     elif not kinds <= _NUMBER_KINDS:
         _check_all(flat, lambda x: type(x) is float or type(x) is int, "a number")
+    code = _TO_BYTES.get(datatype)
+    if code is not None:
+        try:
+            return array(code, flat).tobytes()
+        except OverflowError:
+            pass                 # out of range: numpy's message below names the type
     try:
         return np.array(flat, dtype=dtypes.np_dtype(datatype)).tobytes()
     except (OverflowError, ValueError) as e:
@@ -117,4 +142,10 @@ def bytes_to_json(name: str, datatype: str, shape: list[int], data) -> list:
     dt = dtypes.np_dtype(datatype)
     if len(data) != count * dt.itemsize:
         raise internal(f"output tensor shape does not match size of output for '{name}'")
+    code = _TO_JSON.get(datatype)
+    if code is not None:
+        try:
+            return memoryview(data).cast("B").cast(code).tolist()
+        except TypeError:
+            pass                 # a view memoryview cannot recast: numpy reads it
     return np.frombuffer(data, dtype=dt).tolist()

@@ -174,3 +174,30 @@ def test_bytes_output_not_utf8_written_verbatim():
     items = bytes_to_json("s", "BYTES", [3], raw)
     assert items[0] == "ok" and items[2] == "é"
     assert codec.encode_json(items) == b'["ok","\xff\\u0000\\"","\xc3\xa9"]'
+
+
+@pytest.mark.parametrize("datatype", ["INT8", "UINT8", "INT16", "UINT16", "INT32", "UINT32",
+                                      "INT64", "UINT64", "FP32", "FP64", "BOOL"])
+def test_fast_conversions_match_numpy(datatype):
+    # tensors.py converts small JSON lists with array/memoryview: same bytes and values as numpy.
+    from tritond.shm import dtypes
+    dt = dtypes.np_dtype(datatype)
+    if datatype == "BOOL":
+        vals = [True, False, True, True, False, False]
+    elif datatype.startswith("FP"):
+        vals = [0.1, -2.5, 3, 1e30, -0.0, 7.25]
+    else:
+        info = np.iinfo(dt)
+        vals = [int(info.min), int(info.max), 0, 1, int(info.max) // 3, int(info.min) // 5]
+    data = json_to_bytes("x", datatype, [2, 3], [vals[:3], vals[3:]])
+    assert data == np.array(vals, dtype=dt).tobytes()
+    for buf in (data, memoryview(bytearray(data))[0:len(data)]):
+        out = bytes_to_json("x", datatype, [6], buf)
+        ref = np.frombuffer(data, dtype=dt).tolist()
+        assert out == ref and [type(v) for v in out] == [type(v) for v in ref]
+
+
+def test_out_of_range_integer_names_the_type():
+    from tritond.frontend.http.tensors import json_to_bytes
+    with pytest.raises(TritonError, match="out of bounds for uint8"):
+        json_to_bytes("x", "UINT8", [1], [-1])

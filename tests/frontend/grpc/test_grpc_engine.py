@@ -49,6 +49,26 @@ class Handlers:
         await self.release.wait()
         return b"released"
 
+    async def spin(self, request, context):
+        """Only bare yields (asyncio.sleep(0)): a cancellation lands between steps."""
+        self.started.set()
+        try:
+            while True:
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+    async def yields(self, request, context):
+        """Bare yields, a task and a shielded future awaited, then the answer."""
+        for _ in range(3):
+            await asyncio.sleep(0)
+        doubled = await asyncio.get_running_loop().create_task(_twice(request))
+        return await asyncio.shield(_twice(doubled))
+
+    async def odd(self, request, context):
+        await _Odd()
+
     async def chat(self, requests, context):
         async for request in requests:
             if request == b"abort":
@@ -57,20 +77,37 @@ class Handlers:
 
     def generic(self):
         unary = {name: grpc.unary_unary_rpc_method_handler(getattr(self, name.lower()))
-                 for name in ("Echo", "Fail", "Abort", "Meta", "Hang", "Held")}
+                 for name in ("Echo", "Fail", "Abort", "Meta", "Hang", "Held", "Spin",
+                              "Yields", "Odd")}
         unary["Chat"] = grpc.stream_stream_rpc_method_handler(self.chat)
         return [grpc.method_handlers_generic_handler(SERVICE, unary)]
+
+
+async def _twice(data: bytes) -> bytes:
+    await asyncio.sleep(0)
+    return data * 2
+
+
+class _Odd:
+    """An awaitable that yields what no asyncio Task accepts."""
+
+    def __await__(self):
+        yield 42
 
 
 class Running:
     """A CoreServer on an event loop in a background thread."""
 
-    def __init__(self):
+    def __init__(self, stepped: bool = True):
         self.handlers = Handlers()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.server = CoreServer([], self.handlers.generic())
+        # stepped: every unary method but Echo is stepped without a Task, as tritond's
+        # ModelInfer is (calls.TASKLESS); else all run in Tasks, as its other methods do.
+        names = ("Fail", "Abort", "Meta", "Hang", "Held", "Spin", "Yields", "Odd")
+        self.server = CoreServer([], self.handlers.generic(), taskless=frozenset(
+            f"/{SERVICE}/{m}" for m in names) if stepped else frozenset())
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.call(self.server.start())
         self.handlers.release = self.call(self._event())
@@ -94,9 +131,9 @@ class Running:
         self.loop.close()
 
 
-@pytest.fixture
-def srv():
-    running = Running()
+@pytest.fixture(params=["stepped", "task"])
+def srv(request):
+    running = Running(stepped=request.param == "stepped")
     yield running
     running.close()
 
@@ -176,3 +213,37 @@ def test_stop_now_cancels_calls_in_flight():
                                                 grpc.StatusCode.UNAVAILABLE)
     finally:
         running.close()
+
+
+def test_unary_handler_steps_bare_yields_tasks_and_shields(srv):
+    # unary handlers run without a Task (calls.Call._step): every way a
+    # coroutine can wait under asyncio resumes it
+    assert srv.unary("Yields", b"ab") == b"abababab"
+
+
+def test_unary_handler_yielding_a_non_future_is_unknown(srv):
+    code, details = _status(lambda: srv.unary("Odd"))
+    assert code == grpc.StatusCode.UNKNOWN and "RuntimeError" in details and "42" in details
+    assert srv.unary("Echo", b"after") == b"after"
+
+
+def test_cancel_between_bare_yields_reaches_the_handler(srv):
+    # no future to cancel: the CancelledError is thrown in at the next step
+    future = srv.channel.unary_unary(f"/{SERVICE}/Spin").future(b"")
+    assert srv.handlers.started.wait(10)
+    future.cancel()
+    assert srv.handlers.cancelled.wait(10)
+    assert srv.unary("Echo", b"after") == b"after"
+
+
+def test_calls_resumed_in_one_turn_each_get_their_answer(srv):
+    # 32 calls released by one event resume in one loop turn (as the answers of
+    # one scheduler frame do), with other calls arriving meanwhile
+    held = srv.channel.unary_unary(f"/{SERVICE}/Held")
+    echo = srv.channel.unary_unary(f"/{SERVICE}/Echo")
+    pending = [held.future(b"") for _ in range(32)]
+    assert srv.unary("Echo") == b"x"           # the held calls are in by now
+    srv.loop.call_soon_threadsafe(srv.handlers.release.set)
+    echoes = [echo.future(bytes([i])) for i in range(32)]
+    assert [p.result(10) for p in pending] == [b"released"] * 32
+    assert [e.result(10) for e in echoes] == [bytes([i]) for i in range(32)]
