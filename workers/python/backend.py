@@ -22,7 +22,7 @@ from tritond.shm.dtypes import DTYPES
 from tritond.spec import ModelSpec
 
 from ..backend import Backend, LoadContext, WorkRequest, WorkResult
-from . import blstrace, failures, pb_utils
+from . import blstrace, failures, pb_utils, reschedule
 
 MODULE_NAME = "triton_python_backend_utils"
 
@@ -154,14 +154,14 @@ class PythonBackend(Backend):
         pb_utils._executing = pb_requests        # BLS calls follow their cancellation
         try:
             if self.spec is not None and self.spec.decoupled:
-                return self._execute_decoupled(pb_requests)
+                return reschedule.decoupled(self, pb_requests, self._execute_decoupled(pb_requests))
             responses = self._call(self.model.execute, pb_requests)
         except Exception as exc:  # noqa: BLE001 - the model's exception, as Triton reports it
             failures.report(self._failure(failures.describe(exc)), exc)
             return self._all_failed(pb_requests, failures.describe(exc))
         finally:
             pb_utils._executing = []
-        return self._results(requests, pb_requests, responses)
+        return reschedule.results(self, requests, pb_requests, responses)   # or _results
 
     def _request(self, w: WorkRequest) -> pb_utils.InferenceRequest:
         req = w.request
@@ -188,7 +188,7 @@ class PythonBackend(Backend):
             pb._decoupled = True
             hub = self.streams
             if hub is not None:   # every response goes through the worker's hub
-                pb.get_response_sender().attach(partial(hub.submit, hub.open(req, w.outputs)))
+                pb.get_response_sender().attach(reschedule.sink(hub, req, w.outputs))
         return pb
 
     def _sequence_tensor(self, name: str, arr) -> pb_utils.Tensor:
