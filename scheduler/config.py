@@ -49,7 +49,7 @@ class SchedConfig:
 
     __slots__ = ("max_batch_size", "batching", "preferred", "max_preferred", "delay_ns",
                  "levels", "default_level", "policies", "preserve_ordering", "sequence",
-                 "pipelinable", "ragged", "spec", "name", "seq")
+                 "pipelinable", "ragged", "spec", "name", "seq", "iterative")
 
     def __init__(self, spec: Optional[ModelSpec] = None) -> None:
         spec = spec or _NO_SPEC
@@ -73,6 +73,7 @@ class SchedConfig:
         self.policies = self._policies(dyn)
         self.sequence = spec.sequence_batching is not None
         self.seq = spec.sequence_batching      # read by scheduler/sequence.py
+        self.iterative = self.sequence and self.seq.iterative   # scheduler/iterative.py
         self.name = spec.name
         self.ragged = frozenset(i.name for i in spec.inputs if i.allow_ragged_batch)
         # A request pipelined into a worker's socket can no longer be overtaken

@@ -26,6 +26,7 @@ from tritond import messages
 from tritond.errors import Code, TritonError
 from tritond.shm.arena import is_oneoff
 
+from . import iterative
 from .config import SchedConfig
 from .drain import Retirement
 from .ensembles import Ensembles
@@ -88,8 +89,7 @@ class SchedulerCore:
     def add(self, req: RequestView, now_ns: int) -> list[Output]:
         """Queue ``req``; returns an immediate rejection if it cannot be queued.
 
-        ``req.version`` is the resolved version: the frontend resolves "latest".
-        """
+        ``req.version`` is resolved (the frontend resolves "latest"; BLS: -1, below)."""
         model = self._models.get((req.model, req.version))
         if model is None and req.version < 0:      # BLS: the latest ready version
             req.version = self.ensembles.latest(req.model)
@@ -171,7 +171,7 @@ class SchedulerCore:
             inst.model.stats.responses_sent(msg.rows)
 
     def executed(self, msg: messages.Executed, now_ns: int) -> list[Output]:
-        """A batch finished: free the instance and account statistics."""
+        """A batch finished: free the instance, account statistics, requeue rescheduled."""
         inst = self._instances.get(msg.instance)
         if inst is None:         # retiring, or dropped with its requests already failed
             return self.retirement.executed(msg, now_ns)
@@ -183,13 +183,13 @@ class SchedulerCore:
         model.policy.on_executed(batch, now_ns)
         model.stats.batch_done(batch, msg.stats, msg.failed, now_ns,
                                (now_ns + self.epoch_offset_ns) // 1_000_000)
+        out = iterative.executed(self, model, batch, msg, now_ns) if model.cfg.iterative else []
         if self.ensembles.clients or self.ensembles.unexecuted:
-            return self._steps_executed(batch, msg, now_ns)
-        return []
+            return out + self._steps_executed(batch, msg, now_ns)
+        return out
 
     def _steps_executed(self, batch, msg: messages.Executed, now_ns: int) -> list[Output]:
-        """Ensemble step requests in ``batch``: their compute times count for the ensemble
-        (and a final step answered by its worker ends its ensemble request)."""
+        """Ensemble steps in ``batch``: compute times count, a final step ends its request."""
         address = self.address
         out: list[Output] = []
         for entry in batch.entries:
@@ -201,7 +201,7 @@ class SchedulerCore:
     # -------------------------------------------------------------- ensembles
 
     def response(self, resp: messages.Response, now_ns: int) -> list[Output]:
-        """A worker answered a step request of an ensemble (sent to our own address)."""
+        """A worker answered an ensemble step request (sent to our own address)."""
         return self.ensembles.on_response(resp, now_ns, worker=True)
 
     def settle(self, out: list[Output], now_ns: int) -> list[Output]:

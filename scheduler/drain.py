@@ -18,6 +18,7 @@ from typing import Callable
 
 from tritond import messages
 
+from .iterative import unanswered
 from .outputs import Notify
 
 
@@ -75,6 +76,8 @@ class Retirement:
         inst.model.stats.batch_done(batch, msg.stats, msg.failed, now_ns,
                                     (now_ns + self._epoch_offset_ns) // 1_000_000)
         out = self._steps_executed(batch, msg, now_ns)     # ensemble steps it ran
+        if msg.rescheduled:
+            out += unanswered(batch, msg)
         if inst.busy is not None:
             return out
         del retiring[msg.instance]

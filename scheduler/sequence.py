@@ -31,6 +31,7 @@ from tritond.errors import Code, TritonError
 
 from .batcher import shape_key
 from .config import SchedConfig
+from .iterative import IterativeSequencer
 from .queue import DONE, MAIN, Entry
 from .router import Batch, Instance, InstanceRouter
 from .sequence_slots import Home, Sequence, null_row
@@ -47,7 +48,7 @@ class SequencePolicy:
     sequences are is its ``SlotTable``'s (sequence_table.py)."""
 
     __slots__ = ("cfg", "name", "oldest", "max_batch", "delay_ns", "preferred", "max_preferred",
-                 "table", "count", "depth", "wait_until", "_n", "held")
+                 "table", "count", "depth", "wait_until", "_n", "held", "iterative")
 
     ensemble = False     # the Policy interface's flag (scheduler/policy.py)
 
@@ -73,6 +74,7 @@ class SequencePolicy:
         self.wait_until = 0
         self._n = 0
         self.held: list[Entry] = []            # requeued by a removed instance: they fail
+        self.iterative = IterativeSequencer(self.table) if seq.iterative else None
 
     # ------------------------------------------------------------ requests
 
@@ -81,6 +83,8 @@ class SequencePolicy:
             raise TritonError(Code.INVALID_ARG, f"inference request to model '{self.name}' must "
                               "specify batch-size 1 due to requirements of sequence batcher")
         corrid = req.correlation_id
+        if not corrid and self.iterative is not None:
+            corrid = self.iterative.assign(req, START)
         if not corrid:
             raise TritonError(Code.INVALID_ARG, f"inference request to model '{self.name}' must "
                               "specify a non-zero or non-empty correlation ID")
@@ -119,6 +123,8 @@ class SequencePolicy:
             return False
         entry.state = DONE
         self.count -= 1
+        if self.iterative is not None:      # a cancelled step ends its iterative sequence
+            self.iterative.released(entry.req)
         return True
 
     def expire(self, now_ns: int):

@@ -27,8 +27,9 @@ from .spec import ModelSpec
 # and its queries); 7: Request.trace / Response.trace, LogLevels, Shutdown.linger,
 # ModelMetrics.summaries; 8: Response.children (TraceChild: ensemble step and BLS traces);
 # 9: a worker answering an ensemble's caller directly sends the scheduler a receipt;
-# 10: EnsembleAnswer.within (a nested ensemble's final step answers the outer's caller)
-PROTOCOL_VERSION = 10
+# 10: EnsembleAnswer.within (a nested ensemble's final step answers the outer's caller);
+# 11: Executed.rescheduled (iterative sequences)
+PROTOCOL_VERSION = 11
 
 # ---------------------------------------------------------------- data plane
 
@@ -236,6 +237,10 @@ class Executed(msgspec.Struct, tag=21, array_like=True):
     batch_id: int
     stats: ExecStats
     failed: list[int] = []     # rids that failed (for statistics)
+    # (frontend, rid) of the requests the model released with
+    # TRITONSERVER_REQUEST_RELEASE_RESCHEDULE (iterative sequences): the scheduler
+    # queues them again in their sequence's slot, unanswered (scheduler/iterative.py).
+    rescheduled: list[tuple[str, int]] = []
 
 
 # ------------------------------------------------------------- control plane

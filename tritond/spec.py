@@ -85,6 +85,9 @@ class SequenceState(_Spec):
     # under <model_dir>/initial_state/; no initial_state: zeros, -1 dims as 1 (Triton).
     initial_dims: Optional[tuple[int, ...]] = None
     initial_file: str = ""
+    # use_same_buffer_for_input_output: one buffer per slot, the output state is
+    # written over the input state after the step (workers/sequence_state.py).
+    same_buffer: bool = False
 
 
 class SequenceBatching(_Spec):
@@ -96,6 +99,7 @@ class SequenceBatching(_Spec):
     preserve_ordering: bool = False        # oldest
     controls: tuple[SequenceControl, ...] = ()
     states: tuple[SequenceState, ...] = ()
+    iterative: bool = False                # iterative_sequence (scheduler/iterative.py)
 
 
 class InstanceGroup(_Spec):

@@ -73,6 +73,9 @@ class WorkResult:
     # True: the request is answered through the worker's StreamHub (a response
     # sender), now or later; the worker posts no Response for it.
     streamed: bool = False
+    # True (with streamed): the model rescheduled the request (iterative sequences);
+    # it is reported in Executed.rescheduled and runs again later.
+    rescheduled: bool = False
 
     @classmethod
     def failed(cls, code: int, message: str) -> "WorkResult":

@@ -79,8 +79,7 @@ class Executor:
             batch_size=sum(max(r.batch, 1) for r in ex.requests),
             compute_input_ns=t_in - start, compute_infer_ns=t_infer - t_in,
             compute_output_ns=end - t_infer, start_ns=start, end_ns=end)
-        failed = [r.rid for r in ex.requests if r.rid in errors and r.frontend]
-        return responses, messages.Executed(self.instance, ex.batch_id, stats, failed)
+        return responses, sequence_rows.executed(self.instance, ex, stats, errors, results)
 
     # ------------------------------------------------------------- inputs
 
@@ -158,7 +157,7 @@ class Executor:
             span = self._span(n, items, arrays)
             if span is None:
                 try:
-                    span = _concatenate(arrays)
+                    span = _concatenate(arrays, self.seq)
                 except ValueError:  # differing non-batch dims (ragged): run them one by one
                     return None
             inputs[n] = span
@@ -300,13 +299,13 @@ class Executor:
                 refs[w.request.rid].append(ref)
 
 
-def _concatenate(arrays: list):
-    """The arrays joined along the batch dim: on the device when any lies there
-    (client CUDA shm inputs of a device backend), else on the host."""
+def _concatenate(arrays: list, seq=None):
+    """Joined along dim 0: on the device if any is (cupy), adjacent slot states as a view."""
     if any(is_device_array(a) for a in arrays):
         import cupy
         return cupy.concatenate([cupy.asarray(a) for a in arrays])
-    return np.concatenate(arrays)
+    whole = seq.joined(arrays) if seq is not None else None      # sequence_state.py
+    return np.concatenate(arrays) if whole is None else whole
 
 
 class _Share:

@@ -69,7 +69,8 @@ class SequenceIO:
         self.buffers: SlotStates | None = None
         shm_states = [st.input_name for st in seq.states if fixed_size(st)]
         if shm_states and server_id:     # unit tests without a server keep plain arrays
-            self.buffers = SlotStates(self.initial, shm_states, slot_count(spec), server_id, tag)
+            self.buffers = SlotStates(self.initial, shm_states, slot_count(spec), server_id, tag,
+                                      {st.input_name for st in seq.states if st.same_buffer})
         self._outputs_of = {st.input_name: st.output_name for st in seq.states}
         self._controls: dict[tuple, dict] = {}     # (START|END flags, ready) -> control inputs
         self._ids: dict[int, tuple] = {}           # slot -> (correlation id, CORRID tensor)
@@ -146,7 +147,7 @@ class SequenceIO:
         if buffers is None or not slot.ready or not buffers.has(slot.slot):
             return {}
         return {self._outputs_of[n]: memoryview(a.reshape(-1).view(np.uint8))
-                for n, a in buffers.next(slot.slot).items()}
+                for n, a in buffers.bindable(slot.slot).items()}
 
     def _initial(self, st, model_dir: str) -> np.ndarray:
         np_dtype = dtypes.DTYPES[st.datatype].numpy
@@ -216,13 +217,18 @@ class SequenceIO:
         """The next buffers become the current ones; a buffered state the model did not
         produce this step is carried over (one copy) so that it survives the swap."""
         nxt, cur = buffers.next(slot), buffers.current(slot)
-        carried = [n for n in buffers.names if state[n] is cur[n]]
+        carried = [n for n in buffers.names if state[n] is cur[n] and nxt[n] is not cur[n]]
         for name in carried:
             np.copyto(nxt[name], cur[name])
         buffers.flip(slot)
         cur = buffers.current(slot)
         for name in carried:
             state[name] = cur[name]
+
+    def joined(self, arrays: list):
+        """A fused batch's state input rows as one view of the slots' block, if they are
+        consecutive slots at one parity (sequence_state.SlotStates.joined), else None."""
+        return self.buffers.joined(arrays) if self.buffers is not None else None
 
     def ended(self, slots: list[int]) -> None:
         """Slots whose sequence was force-ended (idle timeout): drop their state."""

@@ -3,7 +3,7 @@ control and state inputs in, state outputs kept, not-ready rows never answered."
 from __future__ import annotations
 
 from tritond.errors import Code
-from tritond.messages import ErrorInfo
+from tritond.messages import ErrorInfo, Executed
 
 from .backend import WorkRequest
 
@@ -98,3 +98,14 @@ def answered(writer, responses: list, slots) -> list:
         else:
             writer.discard(item[1].outputs)
     return out
+
+
+def executed(instance: str, ex, stats, errors: dict, results: dict) -> Executed:
+    """The batch's Executed: its failed rows (statistics) and, for an iterative
+    sequence model, the requests the model rescheduled (scheduler/iterative.py)."""
+    failed = [r.rid for r in ex.requests if r.rid in errors and r.frontend]
+    if not ex.slots:
+        return Executed(instance, ex.batch_id, stats, failed)
+    again = [(r.frontend, r.rid) for r in ex.requests
+             if r.frontend and getattr(results.get(r.rid), "rescheduled", False)]
+    return Executed(instance, ex.batch_id, stats, failed, again)

@@ -14,6 +14,12 @@ idle timeout only forget the slot (its buffers serve the next sequence). A not-r
 row of a slot gets the initial state in that slot's other buffer (free until the
 slot's next step writes it), so a model writing into its input touches no live state.
 
+A state with ``use_same_buffer_for_input_output`` has one buffer per slot (both
+parities are the same array) and one scratch buffer for not-ready rows: the state
+output is written over the state input once the step is done (a copy; ONNX Runtime
+gets no binding there, since an output aliasing an input is not safe mid-run). It
+halves the state memory at the cost of that copy, as Triton's single buffer does.
+
 Why the worker's own segment: the state never leaves the instance (a sequence stays
 on its slot), so one owner and one release point (invariant 3) come for free; a
 worker crash loses the state, but it fails the slot's sequences anyway.
@@ -36,27 +42,46 @@ class SlotStates:
     """The two buffers of every slot for the fixed-size states (see module docstring)."""
 
     def __init__(self, initial: dict, names: list, slot_count: int, server_id: str,
-                 tag: str) -> None:
+                 tag: str, single=frozenset()) -> None:
         self.names = names                          # state input names with buffers
+        self.single = frozenset(single) & set(names)   # one buffer per slot (same buffer)
         self.slot_count = slot_count
         sizes = [(n, initial[n].shape, initial[n].dtype) for n in names]
-        per = sum(_aligned(int(np.prod(s)) * d.itemsize) for _, s, d in sizes)
+        row = {n: int(np.prod(s)) * d.itemsize for n, s, d in sizes}
+        total = sum(_aligned(row[n] * slot_count) * (1 if n in self.single else 2)
+                    + (_aligned(row[n]) if n in self.single else 0) for n in names)
         self.segment = Segment.create(segment_name(server_id, f"{tag}-state"),
-                                      max(per * 2 * slot_count, 1), reserve=True)
+                                      max(total, 1), reserve=True)
         buf = self.segment.buf
-        # views[slot][parity][name] -> the buffer, as an array of the state's shape
+        off = [0]
+
+        def carve(shape, dtype, count: int) -> np.ndarray:
+            """``count`` buffers of ``shape``, back to back: slot i's is row i."""
+            n = int(np.prod(shape)) * dtype.itemsize * count
+            block = np.frombuffer(buf, np.uint8, n, off[0]).view(dtype).reshape((count, *shape))
+            off[0] += _aligned(n)
+            return block
+        # Per state and parity one block of every slot's buffer, slot i after slot i-1, so
+        # the rows of a direct batch (slot i in row i, same parity) join without a copy
+        # (``joined``). views[slot][parity][name] -> that slot's buffer (a same-buffer
+        # state's two parities are one object).
+        blocks = {}
+        for name, shape, dtype in sizes:
+            first = carve(shape, dtype, slot_count)
+            blocks[name] = (first, first if name in self.single else carve(shape, dtype,
+                                                                           slot_count))
         self.views: list[tuple[dict, dict]] = []
-        off = 0
-        for _ in range(slot_count):
-            pair = []
-            for _p in range(2):
-                views = {}
-                for name, shape, dtype in sizes:
-                    n = int(np.prod(shape)) * dtype.itemsize
-                    views[name] = np.frombuffer(buf, np.uint8, n, off).view(dtype).reshape(shape)
-                    off += _aligned(n)
-                pair.append(views)
-            self.views.append(tuple(pair))
+        for i in range(slot_count):
+            first = {name: blocks[name][0][i] for name in names}
+            self.views.append((first, {name: first[name] if name in self.single
+                                       else blocks[name][1][i] for name in names}))
+        self._blocks = blocks
+        # id(view) -> (name, parity, slot): the views live as long as this object, so
+        # their ids are theirs; a lookup is cheaper than comparing data pointers.
+        self._where = {id(v[p][name]): (name, p, i) for i, v in enumerate(self.views)
+                       for p in (0, 1) for name in names}
+        self._scratch = {name: carve(shape, dtype, 1)[0] for name, shape, dtype in sizes
+                         if name in self.single}     # not-ready rows of same-buffer states
         self.parity = [0] * slot_count
         self.copies = 0        # state outputs copied in (a backend that binds outputs: none)
 
@@ -73,7 +98,7 @@ class SlotStates:
 
     def scratch(self, slot: int, initial: dict) -> dict:
         """A not-ready row of ``slot``: the initial state in the slot's other buffers."""
-        nxt = self.views[slot][1 - self.parity[slot]]
+        nxt = {**self.views[slot][1 - self.parity[slot]], **self._scratch}
         for name in self.names:
             np.copyto(nxt[name], initial[name])
         return nxt
@@ -84,6 +109,28 @@ class SlotStates:
     def next(self, slot: int) -> dict:
         """{state input: the writable buffer the state output of this step goes to}."""
         return self.views[slot][1 - self.parity[slot]]
+
+    def joined(self, arrays: list) -> np.ndarray | None:
+        """The state buffers ``arrays`` of consecutive slots at one parity (the rows of a
+        direct batch whose sequences stepped together) as one view of their block, rows
+        joined along dim 0; None for anything else (the caller copies)."""
+        where = self._where
+        first = where.get(id(arrays[0]))
+        if first is None or len(arrays) < 2:
+            return None
+        name, parity, slot = first
+        for k, a in enumerate(arrays):
+            if where.get(id(a)) != (name, parity, slot + k) or \
+                    self.views[slot + k][parity][name] is not a:
+                return None
+        block = self._blocks[name][parity][slot:slot + len(arrays)]
+        return block.reshape((-1, *block.shape[2:])) if block.ndim > 2 else block
+
+    def bindable(self, slot: int) -> dict:
+        """The next buffers a backend may write the state outputs into while it runs
+        (not a same-buffer state's: that one is the step's input)."""
+        nxt = self.views[slot][1 - self.parity[slot]]
+        return {n: a for n, a in nxt.items() if n not in self.single} if self.single else nxt
 
     def take(self, slot: int, name: str, arr: np.ndarray) -> np.ndarray | None:
         """Put the state output ``arr`` of ``name`` into the slot's next buffer (no copy

@@ -96,8 +96,10 @@ def _model(repo: pathlib.Path, name: str, config: str, model_py: str | None = No
         (d / "1" / "model.py").write_text(model_py)
 
 
-def write(repo: pathlib.Path, idle_us: int = 5_000_000, count: int = 1) -> pathlib.Path:
-    """The sequence models; ``idle_us`` for seq_direct and seq_one, instances of seq_direct."""
+def write(repo: pathlib.Path, idle_us: int = 5_000_000, count: int = 1,
+          state_option: str = "") -> pathlib.Path:
+    """The sequence models; ``idle_us`` for seq_direct and seq_one, instances of seq_direct;
+    ``state_option`` is added to the states of seq_state_py and seq_state_onnx."""
     _model(repo, "seq_direct", f'''backend: "python"
 max_batch_size: 4
 sequence_batching {{
@@ -127,10 +129,10 @@ sequence_batching {{
              'data_type: TYPE_INT32 dims: [ 1 ] %s } ]')
     _model(repo, "seq_state_py", f'''backend: "python"
 max_batch_size: 4
-sequence_batching {{ {state % ""} }}
+sequence_batching {{ {state % state_option} }}
 {IO}''', STATE_PY)
     initial = ('initial_state: { data_type: TYPE_INT32 dims: [ 1 ] name: "hundred" '
-               'data_file: "hundred.bin" }')
+               'data_file: "hundred.bin" } ' + state_option)
     _model(repo, "seq_state_onnx", f'''backend: "onnxruntime"
 max_batch_size: 4
 sequence_batching {{ {state % initial} }}

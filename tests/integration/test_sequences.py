@@ -220,5 +220,12 @@ def test_not_ready_rows_are_neither_answered_nor_counted(srv):
     assert infer(client, "seq_direct", 2, 7001, start=True) == 2
     assert infer(client, "seq_direct", 3, 7001, end=True) == 5 + 7001
     assert infer(client, "seq_direct", 4, 7000, end=True) == 5 + 7000
-    after = client.get_inference_statistics("seq_direct")["model_stats"][0]
+    # the answer leaves the worker before the scheduler counts its execution: wait for
+    # the count to reach +4, then check it did not go past (no not-ready row counted)
+    deadline = time.monotonic() + 30
+    while True:
+        after = client.get_inference_statistics("seq_direct")["model_stats"][0]
+        if after["inference_count"] >= before["inference_count"] + 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert after["inference_count"] == before["inference_count"] + 4

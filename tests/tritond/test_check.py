@@ -34,7 +34,9 @@ def _bad_repo(repo: pathlib.Path) -> pathlib.Path:
                           'dims: [ 16 ] }\n')
     _onnx(repo, "unknown_field", "max_batch_size: 8\nmax_batch: 3\n")
     _onnx(repo, "seq",
-          f"max_batch_size: 8\nsequence_batching {{ iterative_sequence: true }}\n{_IO}")
+          f"max_batch_size: 8\nsequence_batching {{ state [ {{ input_name: \"S\" "
+          f"output_name: \"S_OUT\" data_type: TYPE_INT32 dims: [ 1 ] "
+          f"use_growable_memory: true }} ] }}\n{_IO}")
     (repo / "nofile" / "1").mkdir(parents=True)
     (repo / "nofile" / "config.pbtxt").write_text(f'name: "nofile"\nbackend: "onnxruntime"\n{_IO}')
     (repo / "ens" / "1").mkdir(parents=True)
@@ -67,8 +69,8 @@ def test_one_line_per_problem_and_exit_1(tmp_path):
     assert any(line.startswith(f"{syntax}:5:1: ") for line in lines), lines
     assert any(line.startswith(f"{repo / 'unknown_field' / 'config.pbtxt'}:4:1: ")
                and "max_batch" in line for line in lines), lines
-    assert by_model["seq"] == ("seq: model 'seq': sequence_batching iterative_sequence is not "
-                               "supported by tritond yet")
+    assert by_model["seq"] == ("seq: In order to 'use_growable_memory', you must also enable "
+                               "'use_single_buffer' for state input name 'S'.")
     assert "nofile" in by_model and "not found" in by_model["nofile"]
     ens = [line for line in lines if line.startswith("ens:")]
     assert any("names model 'missing', which is not in the repository" in line for line in ens)

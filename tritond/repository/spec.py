@@ -92,7 +92,9 @@ def _sequence(cfg: ModelConfig) -> s.SequenceBatching:
                           tuple(c.bool_false_true))
         for ci in q.control_input for c in ci.control)
     states = tuple(s.SequenceState(st.input_name, st.output_name, datatype(st.data_type),
-                                   tuple(st.dims), *_initial(st)) for st in q.state)
+                                   tuple(st.dims), *_initial(st),
+                                   same_buffer=st.use_same_buffer_for_input_output)
+                   for st in q.state)
     return s.SequenceBatching(
         strategy="oldest" if oldest else "direct",
         max_sequence_idle_us=q.max_sequence_idle_microseconds,
@@ -100,7 +102,7 @@ def _sequence(cfg: ModelConfig) -> s.SequenceBatching:
         max_candidate_sequences=q.oldest.max_candidate_sequences if oldest else 0,
         preferred_batch_size=tuple(q.oldest.preferred_batch_size) if oldest else (),
         preserve_ordering=q.oldest.preserve_ordering if oldest else False,
-        controls=controls, states=states)
+        controls=controls, states=states, iterative=q.iterative_sequence)
 
 
 def _initial(st) -> tuple:

@@ -9,7 +9,7 @@ table a user reads; tests/tritond/repository/test_support.py keeps both true.
 from __future__ import annotations
 
 from tritond.errors import unsupported
-from tritond.protos.model_config_pb2 import ModelConfig
+from tritond.protos.model_config_pb2 import ModelConfig, ModelInstanceGroup
 
 BACKENDS = ("onnxruntime", "python", "pytorch", "tensorrt")
 """Backends tritond runs (workers/backend.py REGISTRY)."""
@@ -26,12 +26,12 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
     elif cfg.platform == "torch_aoti":
         # the pytorch backend here runs TorchScript (model.pt) only
         found.append("platform 'torch_aoti' (AOTInductor packages)")
-    if cfg.HasField("sequence_batching") and cfg.sequence_batching.iterative_sequence:
-        found.append("sequence_batching iterative_sequence")
-    if any(st.use_same_buffer_for_input_output or st.use_growable_memory
-           for st in cfg.sequence_batching.state):
-        found.append("sequence_batching state use_same_buffer_for_input_output / "
-                     "use_growable_memory")
+    if any(st.use_growable_memory and st.use_same_buffer_for_input_output
+           for st in cfg.sequence_batching.state) and \
+            all(g.kind == ModelInstanceGroup.KIND_GPU for g in cfg.instance_group):
+        # Triton's rules refuse it elsewhere (validation.py); on GPU Triton grows a
+        # CUDA virtual-memory reservation, which tritond does not have.
+        found.append("sequence_batching state use_growable_memory (growable CUDA state buffers)")
     if cfg.batch_input:
         found.append("batch_input")
     if cfg.batch_output:

@@ -11,7 +11,7 @@ from tritond.repository.autofill import ENSEMBLE
 from tritond.repository.ensemble_graph import check_graph
 from tritond.errors import invalid_arg
 from tritond.protos.model_config_pb2 import (
-    DataType, ModelConfig, ModelQueuePolicy, ModelSequenceBatching)
+    DataType, ModelConfig, ModelInstanceGroup, ModelQueuePolicy, ModelSequenceBatching)
 
 # Known backends and the platforms each accepts; other backends accept any.
 BACKEND_PLATFORMS = {
@@ -189,6 +189,21 @@ def _sequence_batching(cfg: ModelConfig) -> None:
             _control(cfg.name, control_input.name, control)
     for state in cfg.sequence_batching.state:
         _initial_state(state)
+        if state.use_growable_memory:
+            _growable(cfg, state)
+
+
+def _growable(cfg: ModelConfig, state) -> None:
+    """Triton's checks of use_growable_memory (SequenceStates::Initialize, where Triton
+    makes them when a sequence starts; here the model fails to load instead)."""
+    name = state.input_name
+    if not state.use_same_buffer_for_input_output:
+        raise invalid_arg("In order to 'use_growable_memory', you must also enable "
+                          f"'use_single_buffer' for state input name '{name}'.")
+    if any(g.kind != ModelInstanceGroup.KIND_GPU for g in cfg.instance_group):
+        raise invalid_arg("'use_growable_memory' can only work with KIND_GPU model instances "
+                          "right now. Please either change the instance type to KIND_GPU or "
+                          f"set 'use_growable_memory' to false for state input '{name}'.")
 
 
 def _initial_state(state) -> None:

@@ -1,38 +1,23 @@
 """The Python backend: runs a Triton ``model.py`` (``class TritonPythonModel``) unchanged.
 
 Triton runs each instance in a stub process; here the worker process is that
-stub. The model is imported as module ``<version>.<file stem>`` with the model
-directory (so ``<version>`` is a namespace package, as in Triton), the version
-directory and the repository on ``sys.path``.
+stub. The model file is imported as ``<version>.<file stem>`` (``modelfile.py``:
+``<version>`` is a namespace package, as in Triton).
 """
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
 import json
-import os
-import sys
 import threading
 from functools import partial
 
 from tritond.errors import Code, TritonError
-from tritond.repository.paths import model_file
 from tritond.shm.dtypes import DTYPES
 from tritond.spec import ModelSpec
 
 from ..backend import Backend, LoadContext, WorkRequest, WorkResult
-from . import blstrace, failures, pb_utils
-
-MODULE_NAME = "triton_python_backend_utils"
-
-
-def _load_error(ctx: LoadContext, what: str, exc: BaseException) -> TritonError:
-    if isinstance(exc, TritonError):
-        return exc
-    message = f"{what} for model '{ctx.model}' failed: {failures.describe(exc)}"
-    failures.report(message, exc)
-    return TritonError(Code.INTERNAL, message)
+from . import blstrace, failures, modelfile, pb_utils, reschedule
 
 
 class PythonBackend(Backend):
@@ -48,37 +33,10 @@ class PythonBackend(Backend):
         self._bg: asyncio.AbstractEventLoop | None = None     # decoupled async execute
         self._sequence_tensors: dict = {}     # (name, id(array)) -> (array, Tensor)
 
-    # ------------------------------------------------------------- import
-
     def _import(self, filename: str):
-        """Import ``<version>/model.py`` (or default_model_filename) once."""
-        if self.module is not None:
-            return self.module
-        ctx = self.ctx
-        filename = filename or "model.py"
-        version_dir = os.path.join(ctx.model_dir, str(ctx.version))
-        path = model_file(ctx.model_dir, ctx.version, filename)   # no escape from the version dir
-        if not os.path.isfile(path):
-            raise TritonError(Code.NOT_FOUND, f"unable to load model '{ctx.model}': "
-                                              f"Python model file '{path}' does not exist")
-        sys.modules[MODULE_NAME] = pb_utils
-        pb_utils._model_dir = ctx.model_dir
-        for entry in (ctx.repository, version_dir, ctx.model_dir):
-            if entry not in sys.path:
-                sys.path.insert(0, entry)
-        package = str(ctx.version)
-        # Another model of the same version number imported in this process
-        # (tests) must not shadow ours: forget the namespace package first.
-        for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
-            del sys.modules[name]
-        importlib.invalidate_caches()
-        try:
-            self.module = importlib.import_module(f"{package}.{os.path.splitext(filename)[0]}")
-        except Exception as exc:  # noqa: BLE001 - any import failure is a load failure
-            raise _load_error(ctx, f"importing '{path}'", exc) from exc
-        if not hasattr(self.module, "TritonPythonModel"):
-            raise TritonError(Code.INVALID_ARG,
-                              f"'{path}' does not define class TritonPythonModel")
+        """Import the model file once."""
+        if self.module is None:
+            self.module = modelfile.import_model(self.ctx, filename)
         return self.module
 
     # ------------------------------------------------------ auto-complete
@@ -92,7 +50,7 @@ class PythonBackend(Backend):
         try:
             result = hook(pb_utils.ModelConfig(json.dumps(config)))
         except Exception as exc:  # noqa: BLE001 - the model's ValueError etc.
-            raise _load_error(self.ctx, "auto_complete_config", exc) from exc
+            raise modelfile.load_error(self.ctx, "auto_complete_config", exc) from exc
         if not isinstance(result, pb_utils.ModelConfig):
             raise TritonError(Code.INTERNAL,
                               f"auto_complete_config function in model '{self.ctx.model}' must "
@@ -103,27 +61,14 @@ class PythonBackend(Backend):
 
     def load(self, spec: ModelSpec) -> None:
         self.spec = spec
-        self.device_arrays = _device_inputs(self.ctx, spec)
+        self.device_arrays = modelfile.device_inputs(self.ctx, spec)
         cls = self._import(spec.default_model_filename).TritonPythonModel
         try:
             self.model = cls()
             if hasattr(self.model, "initialize"):
-                self._call(self.model.initialize, self._args(spec))
+                self._call(self.model.initialize, modelfile.initialize_args(self.ctx, spec))
         except Exception as exc:  # noqa: BLE001
-            raise _load_error(self.ctx, "initialize", exc) from exc
-
-    def _args(self, spec: ModelSpec) -> dict:
-        """Exactly Triton's ``initialize`` args, all strings."""
-        ctx = self.ctx
-        return {
-            "model_config": spec.config_json,
-            "model_instance_kind": ctx.kind,
-            "model_instance_name": ctx.instance,
-            "model_instance_device_id": str(ctx.device_id),
-            "model_repository": ctx.model_dir,
-            "model_version": str(ctx.version),
-            "model_name": ctx.model,
-        }
+            raise modelfile.load_error(self.ctx, "initialize", exc) from exc
 
     def _call(self, fn, *args):
         """Call a model method; ``async def`` ones run on this backend's event loop."""
@@ -154,14 +99,14 @@ class PythonBackend(Backend):
         pb_utils._executing = pb_requests        # BLS calls follow their cancellation
         try:
             if self.spec is not None and self.spec.decoupled:
-                return self._execute_decoupled(pb_requests)
+                return reschedule.decoupled(self, pb_requests, self._execute_decoupled(pb_requests))
             responses = self._call(self.model.execute, pb_requests)
         except Exception as exc:  # noqa: BLE001 - the model's exception, as Triton reports it
             failures.report(self._failure(failures.describe(exc)), exc)
             return self._all_failed(pb_requests, failures.describe(exc))
         finally:
             pb_utils._executing = []
-        return self._results(requests, pb_requests, responses)
+        return reschedule.results(self, requests, pb_requests, responses)   # or _results
 
     def _request(self, w: WorkRequest) -> pb_utils.InferenceRequest:
         req = w.request
@@ -188,7 +133,7 @@ class PythonBackend(Backend):
             pb._decoupled = True
             hub = self.streams
             if hub is not None:   # every response goes through the worker's hub
-                pb.get_response_sender().attach(partial(hub.submit, hub.open(req, w.outputs)))
+                pb.get_response_sender().attach(reschedule.sink(hub, req, w.outputs))
         return pb
 
     def _sequence_tensor(self, name: str, arr) -> pb_utils.Tensor:
@@ -320,13 +265,3 @@ class PythonBackend(Backend):
         # _parameters was checked (str -> bool/int/str) when the response was built:
         # no JSON round trip through parameters() per response.
         return WorkResult(outputs=outputs, parameters=resp._parameters)
-
-
-def _device_inputs(ctx, spec: ModelSpec) -> bool:
-    """Triton's FORCE_CPU_ONLY_INPUT_TENSORS: "yes" (default) copies CUDA shared-memory
-    inputs to the host; "no" hands them to the model on the GPU (``is_cpu()`` False)."""
-    value = spec.parameters.get("FORCE_CPU_ONLY_INPUT_TENSORS", "yes")
-    if value not in ("yes", "no"):
-        raise TritonError(Code.INVALID_ARG, f"unable to load model '{ctx.model}': Incorrect "
-                          f"value for FORCE_CPU_ONLY_INPUT_TENSORS: '{value}'")
-    return value == "no"

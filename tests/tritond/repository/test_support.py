@@ -18,8 +18,6 @@ _IO = ('input [ { name: "IN0" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
 
 # model name -> (feature named in the error and in docs/compatibility.md, config extra)
 FEATURES = {
-    "seq": ("sequence_batching iterative_sequence",
-            'max_batch_size: 4\nsequence_batching { iterative_sequence: true }\n'),
     "warm": ("model_warmup", 'model_warmup [ { name: "w" batch_size: 1 inputs { key: "IN0" '
                              'value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } } ]\n'),
     "envpath": ("EXECUTION_ENV_PATH", 'parameters { key: "EXECUTION_ENV_PATH" value: '
@@ -63,6 +61,26 @@ def test_each_feature_is_named_by_the_check(tmp_path):
         assert err.value.code == Code.UNSUPPORTED
         assert f"{feature}" in err.value.message
         assert err.value.message.endswith("is not supported by tritond yet")
+
+
+_STATE = ('sequence_batching { state [ { input_name: "S" output_name: "S_OUT" '
+          'data_type: TYPE_FP32 dims: [ 1 ] %s } ] }\n')
+
+
+def test_growable_state_memory_is_refused_on_gpu_and_state_options_pass():
+    """use_growable_memory needs KIND_GPU (Triton's rule, validation.py) and growable CUDA
+    buffers (not built); use_same_buffer_for_input_output and iterative_sequence are built."""
+    gpu = modelconfig.parse_pbtxt(
+        'name: "g" backend: "python" max_batch_size: 4 instance_group [ { kind: KIND_GPU } ]\n'
+        + _STATE % "use_same_buffer_for_input_output: true use_growable_memory: true", "g")
+    assert support.unsupported_features(gpu) == [
+        "sequence_batching state use_growable_memory (growable CUDA state buffers)"]
+    for extra in ("use_same_buffer_for_input_output: true", ""):
+        cfg = modelconfig.parse_pbtxt('name: "s" backend: "python" max_batch_size: 4\n'
+                                      + _STATE % extra, "s")
+        assert support.unsupported_features(cfg) == []
+    it = 'name: "i" backend: "python" sequence_batching { iterative_sequence: true }'
+    assert support.unsupported_features(modelconfig.parse_pbtxt(it, "i")) == []
 
 
 def test_supported_configs_pass():
@@ -114,10 +132,9 @@ def test_explicit_load_answers_the_reason(tmp_path):
     try:
         client = httpclient.InferenceServerClient(srv.url)
         with pytest.raises(InferenceServerException) as err:
-            client.load_model("seq")
-        assert "model 'seq': sequence_batching iterative_sequence is not supported by " \
-            "tritond yet" in \
+            client.load_model("warm")
+        assert "model 'warm': model_warmup is not supported by tritond yet" in \
             err.value.message()
-        assert not client.is_model_ready("seq")
+        assert not client.is_model_ready("warm")
     finally:
         srv.stop()

@@ -1,0 +1,85 @@
+"""Iterative sequences (``sequence_batching { iterative_sequence: true }``), Triton's way.
+
+A model releases a request with ``TRITONSERVER_REQUEST_RELEASE_RESCHEDULE``
+(Python: ``request.set_release_flags(pb_utils.TRITONSERVER_REQUEST_RELEASE_RESCHEDULE)``)
+to run it again later, in the same sequence slot, with the same inputs; a
+decoupled model streams a response per step. What Triton's ``IterativeSequencer``
+(core/src/sequence_batch_scheduler/sequence_utils.*) does, and so do we:
+
+- a request without a correlation id gets one from a per-model counter and the
+  START flag: every client request is a sequence of its own;
+- a rescheduled request is queued again with flags 0 (neither START nor END) and
+  keeps its slot, so its implicit state carries over; if its sequence was reaped
+  meanwhile (idle past ``max_sequence_idle_microseconds``) it fails as any
+  request without START for an unknown sequence does;
+- a request released without the flag (answered, failed, cancelled) ends its
+  sequence: the slot is freed and the worker drops its state.
+
+The worker reports the rescheduled requests in ``Executed.rescheduled``; they
+got no Response and their frontend keeps waiting (and keeps their inputs).
+"""
+from __future__ import annotations
+
+from tritond.errors import Code
+
+from .outputs import _error
+from .sequence_table import SlotTable
+
+
+class IterativeSequencer:
+    """The per-model part of iterative sequences inside ``SequencePolicy``."""
+
+    __slots__ = ("table", "next_id")
+
+    def __init__(self, table: SlotTable) -> None:
+        self.table = table
+        self.next_id = 1            # Triton's counter starts at 1
+
+    def assign(self, req, start: int) -> int:
+        """A request without a correlation id starts a sequence of its own."""
+        live = self.table.live
+        corrid = self.next_id
+        while corrid in live:       # a client's own id in use: skip it
+            corrid += 1
+        self.next_id = corrid + 1
+        req.correlation_id = corrid
+        req.flags = start
+        return corrid
+
+    def released(self, req) -> None:
+        """``req`` left for good: its sequence ends unless more of its requests wait."""
+        seq = self.table.live.get(req.correlation_id)
+        if seq is not None and seq.home is not None and seq.head() is None:
+            self.table.timeout(seq)     # frees the slot; the next Execute drops its state
+
+
+def executed(core, model, batch, msg, now_ns: int) -> list:
+    """After a batch of an iterative model: queue its rescheduled requests again
+    (through ``core.add``: an unloading model or a reaped sequence answers them with
+    the error); every other request ends its sequence."""
+    again = {(f, r) for f, r in msg.rescheduled} if msg.rescheduled else ()
+    sequencer = model.policy.iterative
+    out: list = []
+    for entry in batch.entries:
+        req = entry.req
+        if (req.frontend, req.rid) in again:
+            req.flags = 0               # a continuing step (IterativeSequencer::RescheduleRequest)
+            failed = core.add(req, now_ns)
+            if not failed:
+                continue
+            out += failed
+        sequencer.released(req)
+    return out
+
+
+def unanswered(batch, msg) -> list:
+    """Errors for the rescheduled requests of a batch whose instance is retiring
+    (unload or reload): it runs nothing new, so they cannot run again."""
+    if not msg.rescheduled:
+        return []
+    again = {(f, r) for f, r in msg.rescheduled}
+    return [_error(e.req, Code.UNAVAILABLE, f"model '{e.req.model}' version {e.req.version}: "
+                   "the instance running iterative sequence "
+                   f"{e.req.correlation_id} is unloading; the request cannot be rescheduled",
+                   e.req.version)
+            for e in batch.entries if (e.req.frontend, e.req.rid) in again]

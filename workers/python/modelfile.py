@@ -1,0 +1,77 @@
+"""A Triton ``model.py`` as a file: its import (``<version>.<file stem>``, with the model
+directory, the version directory and the repository on ``sys.path``), the load errors,
+the ``initialize`` args and the parameters read before it runs."""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from tritond.errors import Code, TritonError
+from tritond.repository.paths import model_file
+from tritond.spec import ModelSpec
+
+from ..backend import LoadContext
+from . import failures, pb_utils
+
+MODULE_NAME = "triton_python_backend_utils"
+
+
+def load_error(ctx: LoadContext, what: str, exc: BaseException) -> TritonError:
+    if isinstance(exc, TritonError):
+        return exc
+    message = f"{what} for model '{ctx.model}' failed: {failures.describe(exc)}"
+    failures.report(message, exc)
+    return TritonError(Code.INTERNAL, message)
+
+
+def import_model(ctx: LoadContext, filename: str):
+    """Import ``<version>/model.py`` (or default_model_filename) for ``ctx``'s model."""
+    filename = filename or "model.py"
+    version_dir = os.path.join(ctx.model_dir, str(ctx.version))
+    path = model_file(ctx.model_dir, ctx.version, filename)   # no escape from the version dir
+    if not os.path.isfile(path):
+        raise TritonError(Code.NOT_FOUND, f"unable to load model '{ctx.model}': "
+                                          f"Python model file '{path}' does not exist")
+    sys.modules[MODULE_NAME] = pb_utils
+    pb_utils._model_dir = ctx.model_dir
+    for entry in (ctx.repository, version_dir, ctx.model_dir):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    package = str(ctx.version)
+    # Another model of the same version number imported in this process
+    # (tests) must not shadow ours: forget the namespace package first.
+    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+    try:
+        module = importlib.import_module(f"{package}.{os.path.splitext(filename)[0]}")
+    except Exception as exc:  # noqa: BLE001 - any import failure is a load failure
+        raise load_error(ctx, f"importing '{path}'", exc) from exc
+    if not hasattr(module, "TritonPythonModel"):
+        raise TritonError(Code.INVALID_ARG,
+                          f"'{path}' does not define class TritonPythonModel")
+    return module
+
+
+def initialize_args(ctx: LoadContext, spec: ModelSpec) -> dict:
+    """Exactly Triton's ``initialize`` args, all strings."""
+    return {
+        "model_config": spec.config_json,
+        "model_instance_kind": ctx.kind,
+        "model_instance_name": ctx.instance,
+        "model_instance_device_id": str(ctx.device_id),
+        "model_repository": ctx.model_dir,
+        "model_version": str(ctx.version),
+        "model_name": ctx.model,
+    }
+
+
+def device_inputs(ctx, spec: ModelSpec) -> bool:
+    """Triton's FORCE_CPU_ONLY_INPUT_TENSORS: "yes" (default) copies CUDA shared-memory
+    inputs to the host; "no" hands them to the model on the GPU (``is_cpu()`` False)."""
+    value = spec.parameters.get("FORCE_CPU_ONLY_INPUT_TENSORS", "yes")
+    if value not in ("yes", "no"):
+        raise TritonError(Code.INVALID_ARG, f"unable to load model '{ctx.model}': Incorrect "
+                          f"value for FORCE_CPU_ONLY_INPUT_TENSORS: '{value}'")
+    return value == "no"
