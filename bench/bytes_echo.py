@@ -129,8 +129,7 @@ def grpc_run(port: int, n: int, seconds: int) -> dict:
 def run_server(kind: str, repo: pathlib.Path, args, tmp: pathlib.Path) -> dict:
     port, gport = cpu_cost.free_port(), cpu_cost.free_port()
     if kind == "triton":
-        cmd = cpu_cost.triton_command(str(repo), port)
-        cmd = [c for c in cmd if not c.startswith("--grpc-port=")] + [f"--grpc-port={gport}"]
+        cmd = cpu_cost.triton_command(str(repo), port, gport)
     else:   # "tritond" (this checkout) or "LABEL=PATH/TO/tritond" (e.g. another checkout's)
         binary = kind.split("=", 1)[1] if "=" in kind else str(cpu_cost.ROOT / ".venv/bin/tritond")
         cmd = [binary, "--model-repository", str(repo),
