@@ -51,7 +51,7 @@ class ModelVersion:
     __slots__ = ("name", "key", "version", "version_str", "state", "reason", "spec", "max_batch_size",
                  "load_seconds",
                  "inputs", "required", "outputs", "decoupled", "platform", "instances", "metadata",
-                 "live", "preserve_ordering", "labels", "response_cache")
+                 "live", "preserve_ordering", "labels", "response_cache", "signatures")
 
     def __init__(self, entry: messages.ModelEntry):
         self.key = entry.name           # the scheduler's key (tritond/namespaces.py)
@@ -78,6 +78,9 @@ class ModelVersion:
         self.platform = spec.platform or spec.backend
         self.response_cache = '"response_cache"' in spec.config_json and _cache_enabled(spec)
         self.labels: dict[str, list[str]] = {}     # classification labels per output
+        # Input signatures that passed validation (frontend/validate.py): a new
+        # ModelVersion per model table, so a reload starts with none.
+        self.signatures: dict[tuple, tuple] = {}
         batching = self.max_batch_size > 0
         self.metadata = {
             "name": self.name, "versions": [self.version_str], "platform": self.platform,

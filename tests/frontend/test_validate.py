@@ -1,0 +1,102 @@
+"""The validated-signature cache of frontend/validate.py: what it skips, what it never skips."""
+from __future__ import annotations
+
+import asyncio
+import copy
+
+import pytest
+
+from tests.frontend.harness import CONFIGS, int_input
+from tests.specs import spec_from_dict
+from tritond import messages
+from tritond.errors import Code, TritonError
+from tritond.frontend.models import ModelVersion
+from tritond.frontend.types import InferRequest, InputTensor
+from tritond.frontend.validate import SIGNATURES, check_inputs
+
+
+def version(name="simple", config=None):
+    spec = spec_from_dict(config or CONFIGS[name])
+    return ModelVersion(messages.ModelEntry(name, 1, "READY", spec=spec))
+
+
+def simple(*inputs):
+    return InferRequest("simple", inputs=list(inputs))
+
+
+def failure(mv, req) -> TritonError:
+    with pytest.raises(TritonError) as e:
+        check_inputs(mv, req)
+    assert e.value.code == Code.INVALID_ARG
+    return e.value
+
+
+def test_a_passing_signature_is_remembered_and_gives_the_same_answer():
+    mv = version()
+    req = simple(int_input("INPUT0", batch=2), int_input("INPUT1", batch=2))
+    assert check_inputs(mv, req) == (2, [128, 128])
+    assert list(mv.signatures.values()) == [(2, ((4, 32), (4, 32)))]
+    assert check_inputs(mv, req) == (2, [128, 128])
+    assert len(mv.signatures) == 1
+
+
+def test_byte_sizes_are_still_checked_for_a_known_signature():
+    mv = version()
+    check_inputs(mv, simple(int_input("INPUT0"), int_input("INPUT1")))
+    bad = InputTensor("INPUT1", "INT32", [1, 16], bytes(60))
+    err = failure(mv, simple(int_input("INPUT0"), bad))
+    assert err.message == ("input byte size mismatch for input 'INPUT1' for model 'simple'. "
+                           "Expected 64, got 60")
+    none = InputTensor("INPUT1", "INT32", [1, 16], None)
+    assert "Expected 64, got 0" in failure(mv, simple(int_input("INPUT0"), none)).message
+
+
+def test_bytes_inputs_are_walked_for_a_known_signature():
+    mv = version("strings")
+    good = InputTensor("IN", "BYTES", [2], b"\x01\x00\x00\x00a\x02\x00\x00\x00bc")
+    assert check_inputs(mv, InferRequest("strings", inputs=[good])) == (0, [11])
+    bad = InputTensor("IN", "BYTES", [2], b"\x03\x00\x00\x00abc\x09\x00\x00\x00x")
+    err = failure(mv, InferRequest("strings", inputs=[bad]))
+    assert "incomplete string for inference input 'IN' for model 'strings'" in err.message
+
+
+def test_failed_signatures_are_not_remembered():
+    mv = version()
+    dup = simple(int_input("INPUT0"), int_input("INPUT0"))
+    for _ in range(2):
+        assert "input 'INPUT0' already exists in request" in failure(mv, dup).message
+    too_big = simple(int_input("INPUT0", batch=9), int_input("INPUT1", batch=9))
+    for _ in range(2):
+        assert "batch-size must be <= 8" in failure(mv, too_big).message
+    assert mv.signatures == {}
+
+
+def test_the_cache_is_bounded():
+    mv = version("strings")
+    for n in range(SIGNATURES + 5):
+        data = b"\x00\x00\x00\x00" * n
+        check_inputs(mv, InferRequest("strings", inputs=[InputTensor("IN", "BYTES", [n], data)]))
+    assert 0 < len(mv.signatures) <= SIGNATURES
+
+
+def test_a_reloaded_model_checks_against_its_new_config(harness):
+    # The model table makes new ModelVersions, so the old config's signatures go with it.
+    narrow = copy.deepcopy(CONFIGS["simple"])
+    for io in narrow["input"]:
+        io["dims"] = [8]
+
+    async def body():
+        async with harness() as h:
+            mv = h.core.models.resolve("simple", "")
+            check_inputs(mv, simple(int_input("INPUT0"), int_input("INPUT1")))
+            assert mv.signatures
+            h.core.on_messages([messages.ModelTable([messages.ModelEntry(
+                "simple", 1, "READY", spec=spec_from_dict(narrow))], True)])
+            with pytest.raises(TritonError) as e:
+                await h.core.infer(simple(int_input("INPUT0"), int_input("INPUT1")))
+            assert h.sched.empty()
+            return e.value
+    err = asyncio.run(body())
+    assert err.code == Code.INVALID_ARG
+    assert "unexpected shape for input 'INPUT0' for model 'simple'. Expected [-1,8], got [1,16]" \
+        in err.message
