@@ -69,3 +69,28 @@ def test_nothing_to_release_gives_no_releaser():
     assert rel.releaser(messages.Response(1, outputs=[_ref("key", 0, kind=messages.CLIENT_SHM)],
                                           instance="w0")) is None
     assert rel.unreleased == 0
+
+
+def test_the_linger_timer_sends_what_is_held_when_it_fires_and_nothing_twice():
+    # take_held (a Request's frame) leaves the timer armed; when it fires it
+    # sends only what was held since, and a timer firing on nothing sends nothing.
+    import asyncio
+
+    async def body():
+        loop = asyncio.get_running_loop()
+        sent: list = []
+        rel = OutputReleases(lambda addr, msg: sent.append((addr, msg)), SCHED,
+                             SegmentCache(writable=False), event_loop=lambda: loop,
+                             linger_s=0.01)
+        rel.releaser(messages.Response(1, outputs=[_ref("/w0-a", 0)], instance="w0"))()
+        assert rel.take_held() == [messages.Release("w0", [("/w0-a", 0)])]
+        rel.releaser(messages.Response(2, outputs=[_ref("/w0-a", 64)], instance="w0"))()
+        while not sent:
+            await asyncio.sleep(0.005)
+        assert sent == [(SCHED, messages.Release("w0", [("/w0-a", 64)]))]
+        rel.releaser(messages.Response(3, outputs=[_ref("/w0-a", 128)], instance="w0"))()
+        while len(sent) < 2:                # the timer is armed again for the new slots
+            await asyncio.sleep(0.005)
+        assert sent[1] == (SCHED, messages.Release("w0", [("/w0-a", 128)]))
+        assert rel.take_held() == []
+    asyncio.run(body())
