@@ -40,6 +40,7 @@ class OutputReleases:
         self.direct: dict[str, list] = {}         # ... of non-final Responses: straight to it
         self.unreleased = 0                        # answers whose outputs are not released yet
         self._timer = None
+        self._since = 0.0                          # loop time the waiting slots were first held
 
     def releaser(self, resp: messages.Response) -> Optional[Callable[[], None]]:
         """A one-shot callable handing ``resp``'s output slots back (None: nothing to hand back)."""
@@ -86,15 +87,28 @@ class OutputReleases:
             if is_oneoff(region):
                 self._cache.forget(region)
                 now = True
+        waiting = self.held or self.direct
         (self.direct if direct else self.held).setdefault(instance, []).extend(slots)
         if now:
             self.flush()
-        elif self._timer is None and self._linger is not None:
-            self._timer = self._event_loop().call_later(self._linger, self._lingered)
+        elif not waiting and self._linger is not None:
+            loop = self._event_loop()
+            self._since = loop.time()           # the oldest slots waiting were held now
+            if self._timer is None:
+                self._timer = loop.call_later(self._linger, self._lingered)
 
     def _lingered(self) -> None:
+        """The linger timer: flush what waited ``linger_s``; slots held after a Request
+        took the earlier ones wait for the rest of theirs (not a lone Release early)."""
         self._timer = None
-        self.flush()
+        if not (self.held or self.direct):
+            return
+        loop = self._event_loop()
+        left = self._since + self._linger - loop.time()
+        if left > 0:
+            self._timer = loop.call_later(left, self._lingered)
+        else:
+            self.flush()
 
     def flush(self, held: bool = True) -> None:
         """Send every held output slot now (one Release per worker); ``held=False``: only

@@ -94,3 +94,28 @@ def test_the_linger_timer_sends_what_is_held_when_it_fires_and_nothing_twice():
         assert sent[1] == (SCHED, messages.Release("w0", [("/w0-a", 128)]))
         assert rel.take_held() == []
     asyncio.run(body())
+
+
+def test_slots_held_after_a_request_took_the_others_wait_their_own_linger():
+    # The timer armed for slot 0 fires (called here at once) after a Request
+    # took slot 0 and slot 64 came: slot 64 has not waited linger_s yet, so
+    # nothing is sent and the timer is armed for the rest of its wait.
+    import asyncio
+
+    async def body():
+        loop = asyncio.get_running_loop()
+        sent: list = []
+        rel = OutputReleases(lambda addr, msg: sent.append((addr, msg)), SCHED,
+                             SegmentCache(writable=False), event_loop=lambda: loop, linger_s=60)
+        rel.releaser(messages.Response(1, outputs=[_ref("/w0-a", 0)], instance="w0"))()
+        first = rel._timer
+        assert rel.take_held() == [messages.Release("w0", [("/w0-a", 0)])]
+        rel.releaser(messages.Response(2, outputs=[_ref("/w0-a", 64)], instance="w0"))()
+        assert rel._timer is first                 # still armed: not cancelled per Request
+        first.cancel()
+        rel._lingered()
+        assert sent == [] and rel._timer is not None and rel._timer is not first
+        rel.flush()
+        assert sent == [(SCHED, messages.Release("w0", [("/w0-a", 64)]))]
+        rel._timer.cancel()
+    asyncio.run(body())
