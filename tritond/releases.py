@@ -87,7 +87,7 @@ class OutputReleases:
             if is_oneoff(region):
                 self._cache.forget(region)
                 now = True
-        waiting = self.held or self.direct
+        waiting = bool(self.held or self.direct)     # before these slots join them
         (self.direct if direct else self.held).setdefault(instance, []).extend(slots)
         if now:
             self.flush()
