@@ -32,17 +32,37 @@ log = logging.getLogger("tritond.workers.outputs")
 Key = tuple[str, int]
 
 
+# Native-order fixed-size numpy dtype -> protocol datatype, filled as outputs are
+# written: the per-output ``dtypes.from_numpy`` checks run once per dtype, and a
+# hit also says the array's bytes are already in protocol order (little-endian).
+_NATIVE: dict = {}
+
+
+def _protocol_dtype(dt) -> tuple[str, bool]:
+    """(protocol datatype, whether ``dt`` is cached as native fixed-size)."""
+    name = _NATIVE.get(dt)
+    if name is not None:
+        return name, True
+    name = dtypes.from_numpy(dt)
+    if name != "BYTES" and dt.isnative:
+        _NATIVE[dt] = name
+    return name, False
+
+
 class Encoded:
     """An output ready to be copied: protocol dtype plus bytes (BYTES) or the array."""
 
-    __slots__ = ("dtype", "array", "data", "nbytes")
+    __slots__ = ("dtype", "array", "data", "nbytes", "plain")
 
     def __init__(self, arr: np.ndarray, bf16: bool = False) -> None:
+        name, native = _protocol_dtype(arr.dtype)
         # numpy has no bfloat16: BF16 outputs are their 16-bit patterns (uint16).
-        self.dtype = "BF16" if bf16 and arr.dtype.itemsize == 2 else dtypes.from_numpy(arr.dtype)
+        self.dtype = "BF16" if bf16 and arr.dtype.itemsize == 2 else name
         self.array = arr
+        # A host array of native fixed-size elements: copied as raw bytes when C-ordered.
+        self.plain = native and type(arr) is np.ndarray
         # BYTES are stored serialised; their size is only known once encoded.
-        self.data: Optional[bytes] = dtypes.serialize_bytes(arr) if self.dtype == "BYTES" else None
+        self.data: Optional[bytes] = dtypes.serialize_bytes(arr) if name == "BYTES" else None
         self.nbytes = len(self.data) if self.data is not None else arr.nbytes
 
     def copy_into(self, view: memoryview) -> None:
@@ -50,6 +70,10 @@ class Encoded:
             view[:self.nbytes] = self.data
         elif not self.nbytes:
             return
+        elif self.plain and self.array.flags.c_contiguous:
+            # one memcpy, without write_array's dtype and layout checks (done above);
+            # a length mismatch still raises ValueError
+            view[:] = memoryview(self.array).cast("B")
         elif type(self.array) is not np.ndarray and is_device_array(self.array):
             # the one device-to-host copy, into the slot itself
             host = np.frombuffer(view[:self.nbytes], self.array.dtype).reshape(self.array.shape)
@@ -89,7 +113,7 @@ class OutputWriter:
         self._cache = cache          # tritond.shm.views.SegmentCache (client regions)
         self._slot_of: dict[Key, Key] = {}   # slice (region, offset) -> slot key
         self._refs: dict[Key, int] = {}      # slot key -> live slices
-        self._keys: dict[Key, list[Key]] = {}  # slot key -> its slice keys
+        self._keys: dict[Key, list[Key]] = {}  # slot key -> its slice keys (batch slots only)
         self.bf16: set[str] = set()              # outputs the model config declares TYPE_BF16
 
     # ------------------------------------------------------------ writing
@@ -102,7 +126,10 @@ class OutputWriter:
             return self._to_client(name, enc, shape, dest)
         slot = self._pool.alloc(enc.nbytes)
         enc.copy_into(slot.view)
-        self._hold((slot.region, slot.offset), [(slot.region, slot.offset)])
+        key = (slot.region, slot.offset)
+        # a fresh slot with one slice: it is its own slice key and has no _keys list
+        self._slot_of[key] = key
+        self._refs[key] = 1
         return TensorRef(name, enc.dtype, list(shape), slot.region, slot.offset, enc.nbytes)
 
     def write_batch(self, name: str, arr: np.ndarray, rows: Sequence[int],
@@ -177,8 +204,12 @@ class OutputWriter:
             self._refs[slot] = left
             return True
         del self._refs[slot]
-        for key in self._keys.pop(slot):
-            self._slot_of.pop(key, None)
+        keys = self._keys.pop(slot, None)
+        if keys is None:            # a single-slice slot (write): the slice is the slot
+            del self._slot_of[slot]
+        else:
+            for key in keys:
+                self._slot_of.pop(key, None)
         self._pool.free(*slot)
         return True
 
