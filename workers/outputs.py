@@ -39,14 +39,15 @@ _NATIVE: dict = {}
 
 
 def _protocol_dtype(dt) -> tuple[str, bool]:
-    """(protocol datatype, whether ``dt`` is cached as native fixed-size)."""
+    """(protocol datatype, whether ``dt`` is a native-order fixed-size dtype)."""
     name = _NATIVE.get(dt)
     if name is not None:
         return name, True
     name = dtypes.from_numpy(dt)
-    if name != "BYTES" and dt.isnative:
+    native = name != "BYTES" and dt.isnative
+    if native:
         _NATIVE[dt] = name
-    return name, False
+    return name, native
 
 
 class Encoded:
