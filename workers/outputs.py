@@ -16,7 +16,7 @@ intermediate host buffer, so no pinned staging pool is needed).
 from __future__ import annotations
 
 import logging
-from typing import Optional, Sequence, Union
+from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from tritond import messages
 from tritond.errors import Code
 from tritond.messages import CLIENT_SHM, CUDA_SHM, ErrorInfo, TensorRef
 from tritond.shm import dtypes
+from tritond.shm.arena import ALIGN
 from tritond.shm.cuda import is_device_array
 from tritond.shm.views import write_array
 
@@ -125,6 +126,48 @@ class OutputWriter:
         enc = Encoded(arr, name in self.bf16)
         if dest is not None:
             return self._to_client(name, enc, shape, dest)
+        return self._write_slot(name, enc, shape)
+
+    def write_all(self, outs: Iterable[tuple]) -> Union[list[TensorRef], ErrorInfo]:
+        """Write one request's outputs, ``(name, array, client shape, dest)`` each, in order.
+
+        Outputs bound for this worker's arena share ONE slot (one alloc and one
+        free per request instead of one per output), each at a 64-byte-aligned
+        position of it and with its own slice key for ``release``. The first
+        output that fails stops the request (ErrorInfo, or the exception raised
+        while producing ``outs``); nothing has been allocated by then.
+        """
+        refs: list = []
+        mine = []                       # (index in refs, name, Encoded, shape, position)
+        total = 0
+        bf16 = self.bf16
+        for name, arr, shape, dest in outs:
+            enc = Encoded(arr, name in bf16)
+            if dest is not None:
+                ref = self._to_client(name, enc, shape, dest)
+                if type(ref) is ErrorInfo:
+                    return ref
+                refs.append(ref)
+                continue
+            mine.append((len(refs), name, enc, shape, total))
+            refs.append(None)
+            # every slice gets its own aligned offset, a zero-byte one included
+            total += (enc.nbytes + ALIGN - 1) & -ALIGN or ALIGN
+        if len(mine) == 1:
+            i, name, enc, shape, _ = mine[0]
+            refs[i] = self._write_slot(name, enc, shape)
+        elif mine:
+            slot = self._pool.alloc(total)
+            region, base, view = slot.region, slot.offset, slot.view
+            keys = []
+            for i, name, enc, shape, pos in mine:
+                enc.copy_into(view[pos:pos + enc.nbytes])
+                refs[i] = TensorRef(name, enc.dtype, list(shape), region, base + pos, enc.nbytes)
+                keys.append((region, base + pos))
+            self._hold((region, base), keys)
+        return refs
+
+    def _write_slot(self, name: str, enc: Encoded, shape: Sequence[int]) -> TensorRef:
         slot = self._pool.alloc(enc.nbytes)
         enc.copy_into(slot.view)
         key = (slot.region, slot.offset)

@@ -6,6 +6,7 @@ import uuid
 import numpy as np
 import pytest
 
+from tritond.messages import CLIENT_SHM, SERVER_SHM, ErrorInfo, TensorRef
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 from tritond.workers.outputs import Encoded, OutputWriter
@@ -86,3 +87,54 @@ def test_oneoff_slot_single_release(writer):
     assert np.array_equal(_read(writer, ref), big)
     assert writer.release(ref.region, ref.offset)
     assert writer.live_slots == 0 and not writer.release(ref.region, ref.offset)
+
+
+def test_write_all_shares_one_aligned_slot(writer):
+    outs = [("FLAGS", np.array([True, False, True]), (3,), None),      # 3 bytes
+            ("EMPTY", np.zeros((0, 2), np.float32), (0, 2), None),
+            ("VALUES", np.arange(20, dtype=np.float64), (20,), None)]
+    refs = writer.write_all(outs)
+    assert [r.name for r in refs] == ["FLAGS", "EMPTY", "VALUES"]
+    assert len({r.region for r in refs}) == 1 and writer.live_slots == 1
+    base = refs[0].offset
+    assert [r.offset - base for r in refs] == [0, 64, 128]   # aligned, each its own offset
+    assert [r.nbytes for r in refs] == [3, 0, 160]
+    for ref, (_, arr, _, _) in zip(refs, outs):
+        assert np.array_equal(_read(writer, ref), arr)
+    for ref in refs:
+        assert writer.live_slots == 1 and writer._pool.stats()["live"] == 1
+        assert writer.release(ref.region, ref.offset)
+    assert writer.live_slots == 0 and writer._pool.stats()["live"] == 0
+    assert writer._slot_of == {} and writer._keys == {}
+
+
+def test_write_all_single_output_and_nothing(writer):
+    (ref,) = writer.write_all([("OUT", np.ones(2, np.int8), (1, 2), None)])
+    assert list(ref.shape) == [1, 2] and writer._keys == {}
+    assert writer.release(ref.region, ref.offset) and writer.live_slots == 0
+    assert writer.write_all([]) == []
+
+
+def test_write_all_client_region_and_its_error(writer):
+    client = ArenaPool(uuid.uuid4().hex, "c", 4096)   # stands in for a client region
+    try:
+        spot = client.alloc(64)
+        dest = TensorRef("B", "FP32", [4], spot.region, spot.offset, 64, kind=CLIENT_SHM)
+        refs = writer.write_all([("A", np.ones(4, np.float32), (4,), None),
+                                 ("B", np.full(4, 2, np.float32), (4,), dest),
+                                 ("C", np.ones(1, np.int16), (1,), None)])
+        assert [r.kind for r in refs] == [SERVER_SHM, CLIENT_SHM, SERVER_SHM]
+        assert np.frombuffer(spot.view[:16], np.float32).tolist() == [2, 2, 2, 2]
+        assert refs[2].offset - refs[0].offset == 64 and writer.live_slots == 1
+        small = TensorRef("B", "FP32", [4], spot.region, spot.offset, 8, kind=CLIENT_SHM)
+        err = writer.write_all([("A", np.ones(4, np.float32), (4,), None),
+                                ("B", np.ones(4, np.float32), (4,), small),
+                                ("C", np.ones(4, object), (4,), None)])
+        assert isinstance(err, ErrorInfo) and "'B' (8 bytes)" in err.message
+        assert writer.live_slots == 1                  # nothing allocated for the failure
+        with pytest.raises(Exception, match="complex64"):  # the writer's caller reports it
+            writer.write_all([("A", np.ones(4, np.float32), (4,), None),
+                              ("Z", np.ones(2, np.complex64), (2,), None)])
+        assert writer.live_slots == 1
+    finally:
+        client.close()
