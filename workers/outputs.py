@@ -2,8 +2,10 @@
 
 Every output is written exactly once. A batched execution writes each batch
 output into ONE slot and hands every request a :class:`TensorRef` to its slice
-of that slot; the slot goes back to the arena when the last slice is released
-(refcount). The frontend names slices by ``(region, offset)`` in ``Release``.
+of that slot; a single request's outputs likewise share one slot (one arena
+alloc and free per request, not per output). A slot goes back to the arena when
+its last slice is released (refcount). The frontend names slices by
+``(region, offset)`` in ``Release``.
 
 When a request's ``OutputSpec.dest`` names a client-registered region the bytes
 go straight there (no arena slot, nothing to release).
