@@ -250,10 +250,10 @@ class Executor:
     def _write_one(self, w: WorkRequest, res: WorkResult, refs, errors) -> None:
         outs, later = [], None
         try:
-            got = res.outputs
+            produced = res.outputs
             dests = {o.name: o.dest for o in w.request.outputs if o.dest is not None}
             for name in w.outputs:
-                arr = got.get(name)
+                arr = produced.get(name)
                 if arr is None:
                     continue  # Python models may omit outputs; Triton returns what exists
                 arr = as_output(arr)
