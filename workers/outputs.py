@@ -117,7 +117,7 @@ class OutputWriter:
         self._cache = cache          # tritond.shm.views.SegmentCache (client regions)
         self._slot_of: dict[Key, Key] = {}   # slice (region, offset) -> slot key
         self._refs: dict[Key, int] = {}      # slot key -> live slices
-        self._keys: dict[Key, list[Key]] = {}  # slot key -> its slice keys (batch slots only)
+        self._keys: dict[Key, list[Key]] = {}  # slot key -> its slice keys (multi-slice slots only)
         self.bf16: set[str] = set()              # outputs the model config declares TYPE_BF16
 
     # ------------------------------------------------------------ writing
@@ -136,8 +136,8 @@ class OutputWriter:
         Outputs bound for this worker's arena share ONE slot (one alloc and one
         free per request instead of one per output), each at a 64-byte-aligned
         position of it and with its own slice key for ``release``. The first
-        output that fails stops the request (ErrorInfo, or the exception raised
-        while producing ``outs``); nothing has been allocated by then.
+        output that fails stops the request (an ErrorInfo returned, or an
+        exception such as an unsupported dtype); no slot is allocated by then.
         """
         refs: list = []
         mine = []                       # (index in refs, name, Encoded, shape, position)
