@@ -15,6 +15,8 @@ import numpy as np
 
 from tritond.errors import invalid_arg
 
+from . import parsed
+
 
 class DType(NamedTuple):
     """One protocol datatype and everything the server needs to know about it."""
@@ -152,7 +154,10 @@ def serialize_bytes(arr: np.ndarray) -> bytes:
     """Serialise an array as BYTES: a 4-byte LE length then the bytes, per element in C order."""
     flat = np.asarray(arr).ravel(order="C")
     if flat.dtype == object and flat.size >= _VECTOR_MIN:
-        data = _serialize_vector(flat.tolist())
+        items = flat.tolist()
+        data = parsed.lookup(items)          # the very elements of a parsed input: its bytes
+        if data is None:
+            data = _serialize_vector(items)
         if data is not None:
             return data
     pack = _LEN.pack
@@ -227,6 +232,8 @@ def deserialize_bytes(buf, count: Optional[int] = None) -> np.ndarray:
         if items is not None:
             out = np.empty(count, dtype=object)
             out[:] = items
+            if count >= parsed.MIN_ELEMENTS:
+                parsed.remember(out, items, data)
             return out
     unpack = _LEN.unpack_from
     items = []
