@@ -72,3 +72,21 @@ def test_round_trip_with_and_without_changes(items, where, change):
         arr[i] = want[i] = b"changed"
     assert D.serialize_bytes(arr) == _serialise(want)
     assert list(D.deserialize_bytes(D.serialize_bytes(arr), len(items))) == want
+
+
+class _Sized:
+    """Not bytes-like, with a len() too big for a 4-byte prefix: serialised as str()."""
+
+    def __len__(self):
+        return 2 ** 32
+
+    def __str__(self):
+        return "sized"
+
+
+def test_vector_path_leaves_odd_elements_to_the_per_element_path():
+    items = [b"ab"] * 40
+    arr = np.array(items + [_Sized()], dtype=object)
+    assert D.serialize_bytes(arr) == _serialise(items + [b"sized"])
+    arr = np.array(items + [7, "é"], dtype=object)
+    assert D.serialize_bytes(arr) == _serialise(items + [b"7", "é".encode()])
