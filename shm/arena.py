@@ -72,9 +72,15 @@ class Arena:
         key = by_size.pop(i)
         start, size = key & _LOW, key >> _SHIFT
         del self._free_at[start]
-        del self._free_end[start + size]
         if size > need:
-            self._add_free(start + need, size - need)
+            # the remainder keeps the block's end: _add_free inlined (the hot path),
+            # its end entry overwritten in place
+            rest = start + need
+            insort(by_size, (size - need) << _SHIFT | rest)
+            self._free_at[rest] = size - need
+            self._free_end[start + size] = rest
+        else:
+            del self._free_end[start + size]
         self._live[start] = need
         self.used += need
         return start
@@ -87,15 +93,18 @@ class Arena:
             raise ValueError(f"offset {offset!r} is not allocated in this arena") from None
         self.used -= size
         start, end = offset, offset + size
-        nxt = self._free_at.get(end)
+        free_at, free_end = self._free_at, self._free_end
+        nxt = free_at.get(end)
         if nxt is not None:                    # merge with the free block after
             self._remove_free(end, nxt)
             end += nxt
-        prev = self._free_end.get(start)
+        prev = free_end.get(start)
         if prev is not None:                   # merge with the free block before
             self._remove_free(prev, start - prev)
             start = prev
-        self._add_free(start, end - start)
+        insort(self._by_size, (end - start) << _SHIFT | start)     # _add_free, inlined
+        free_at[start] = end - start
+        free_end[end] = start
 
     def _add_free(self, start: int, size: int) -> None:
         insort(self._by_size, size << _SHIFT | start)

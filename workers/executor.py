@@ -248,22 +248,29 @@ class Executor:
         return []
 
     def _write_one(self, w: WorkRequest, res: WorkResult, refs, errors) -> None:
-        dests = {o.name: o.dest for o in w.request.outputs}
-        rid = w.request.rid
-        for name in w.outputs:
-            arr = res.outputs.get(name)
-            if arr is None:
-                continue  # Python models may omit outputs; Triton returns what exists
-            try:
+        outs, later = [], None
+        try:
+            produced = res.outputs
+            dests = {o.name: o.dest for o in w.request.outputs if o.dest is not None}
+            for name in w.outputs:
+                arr = produced.get(name)
+                if arr is None:
+                    continue  # Python models may omit outputs; Triton returns what exists
                 arr = as_output(arr)
-                ref = self.writer.write(name, arr, self.io.client_shape(name, arr.shape),
-                                        dests.get(name))
-            except Exception as exc:  # noqa: BLE001 - e.g. an unsupported dtype
-                ref = _error(exc)
-            if isinstance(ref, ErrorInfo):
-                errors[rid] = ref
-                return
-            refs[rid].append(ref)
+                outs.append((name, arr, self.io.client_shape(name, arr.shape), dests.get(name)))
+        except Exception as exc:  # noqa: BLE001 - e.g. an unsupported array type
+            later = _error(exc)
+        try:
+            # the outputs before a failing one are still written: an error of
+            # theirs comes first (the writer stops at the first); _respond discards them
+            got = self.writer.write_all(outs)
+        except Exception as exc:  # noqa: BLE001 - e.g. an unsupported dtype
+            got = _error(exc)
+        if type(got) is list:
+            refs[w.request.rid].extend(got)
+            got = later
+        if got is not None:
+            errors[w.request.rid] = got
 
     def _write_fused(self, shares: list[WorkRequest], results, refs, errors) -> None:
         batch = results[shares[0].request.rid].result

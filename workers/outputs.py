@@ -2,8 +2,10 @@
 
 Every output is written exactly once. A batched execution writes each batch
 output into ONE slot and hands every request a :class:`TensorRef` to its slice
-of that slot; the slot goes back to the arena when the last slice is released
-(refcount). The frontend names slices by ``(region, offset)`` in ``Release``.
+of that slot; a single request's outputs likewise share one slot (one arena
+alloc and free per request, not per output). A slot goes back to the arena when
+its last slice is released (refcount). The frontend names slices by
+``(region, offset)`` in ``Release``.
 
 When a request's ``OutputSpec.dest`` names a client-registered region the bytes
 go straight there (no arena slot, nothing to release).
@@ -16,7 +18,7 @@ intermediate host buffer, so no pinned staging pool is needed).
 from __future__ import annotations
 
 import logging
-from typing import Optional, Sequence, Union
+from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from tritond import messages
 from tritond.errors import Code
 from tritond.messages import CLIENT_SHM, CUDA_SHM, ErrorInfo, TensorRef
 from tritond.shm import dtypes
+from tritond.shm.arena import ALIGN
 from tritond.shm.cuda import is_device_array
 from tritond.shm.views import write_array
 
@@ -32,17 +35,38 @@ log = logging.getLogger("tritond.workers.outputs")
 Key = tuple[str, int]
 
 
+# Native-order fixed-size numpy dtype -> protocol datatype, filled as outputs are
+# written: the per-output ``dtypes.from_numpy`` checks run once per dtype, and a
+# hit also says the array's bytes are already in protocol order (little-endian).
+_NATIVE: dict = {}
+
+
+def _protocol_dtype(dt) -> tuple[str, bool]:
+    """(protocol datatype, whether ``dt`` is a native-order fixed-size dtype)."""
+    name = _NATIVE.get(dt)
+    if name is not None:
+        return name, True
+    name = dtypes.from_numpy(dt)
+    native = name != "BYTES" and dt.isnative
+    if native:
+        _NATIVE[dt] = name
+    return name, native
+
+
 class Encoded:
     """An output ready to be copied: protocol dtype plus bytes (BYTES) or the array."""
 
-    __slots__ = ("dtype", "array", "data", "nbytes")
+    __slots__ = ("dtype", "array", "data", "nbytes", "plain")
 
     def __init__(self, arr: np.ndarray, bf16: bool = False) -> None:
+        name, native = _protocol_dtype(arr.dtype)
         # numpy has no bfloat16: BF16 outputs are their 16-bit patterns (uint16).
-        self.dtype = "BF16" if bf16 and arr.dtype.itemsize == 2 else dtypes.from_numpy(arr.dtype)
+        self.dtype = "BF16" if bf16 and arr.dtype.itemsize == 2 else name
         self.array = arr
+        # A host array of native fixed-size elements: copied as raw bytes when C-ordered.
+        self.plain = native and type(arr) is np.ndarray
         # BYTES are stored serialised; their size is only known once encoded.
-        self.data: Optional[bytes] = dtypes.serialize_bytes(arr) if self.dtype == "BYTES" else None
+        self.data: Optional[bytes] = dtypes.serialize_bytes(arr) if name == "BYTES" else None
         self.nbytes = len(self.data) if self.data is not None else arr.nbytes
 
     def copy_into(self, view: memoryview) -> None:
@@ -50,6 +74,10 @@ class Encoded:
             view[:self.nbytes] = self.data
         elif not self.nbytes:
             return
+        elif self.plain and self.array.flags.c_contiguous:
+            # one memcpy, without write_array's dtype and layout checks (done above);
+            # a length mismatch still raises ValueError
+            view[:] = memoryview(self.array).cast("B")
         elif type(self.array) is not np.ndarray and is_device_array(self.array):
             # the one device-to-host copy, into the slot itself
             host = np.frombuffer(view[:self.nbytes], self.array.dtype).reshape(self.array.shape)
@@ -89,7 +117,7 @@ class OutputWriter:
         self._cache = cache          # tritond.shm.views.SegmentCache (client regions)
         self._slot_of: dict[Key, Key] = {}   # slice (region, offset) -> slot key
         self._refs: dict[Key, int] = {}      # slot key -> live slices
-        self._keys: dict[Key, list[Key]] = {}  # slot key -> its slice keys
+        self._keys: dict[Key, list[Key]] = {}  # slot key -> its slice keys (multi-slice slots only)
         self.bf16: set[str] = set()              # outputs the model config declares TYPE_BF16
 
     # ------------------------------------------------------------ writing
@@ -100,9 +128,54 @@ class OutputWriter:
         enc = Encoded(arr, name in self.bf16)
         if dest is not None:
             return self._to_client(name, enc, shape, dest)
+        return self._write_slot(name, enc, shape)
+
+    def write_all(self, outs: Iterable[tuple]) -> Union[list[TensorRef], ErrorInfo]:
+        """Write one request's outputs, ``(name, array, client shape, dest)`` each, in order.
+
+        Outputs bound for this worker's arena share ONE slot (one alloc and one
+        free per request instead of one per output), each at a 64-byte-aligned
+        position of it and with its own slice key for ``release``. The first
+        output that fails stops the request (an ErrorInfo returned, or an
+        exception such as an unsupported dtype); no slot is allocated by then.
+        """
+        refs: list = []
+        mine = []                       # (index in refs, name, Encoded, shape, position)
+        total = 0
+        bf16 = self.bf16
+        for name, arr, shape, dest in outs:
+            enc = Encoded(arr, name in bf16)
+            if dest is not None:
+                ref = self._to_client(name, enc, shape, dest)
+                if type(ref) is ErrorInfo:
+                    return ref
+                refs.append(ref)
+                continue
+            mine.append((len(refs), name, enc, shape, total))
+            refs.append(None)
+            # every slice gets its own aligned offset, a zero-byte one included
+            total += (enc.nbytes + ALIGN - 1) & -ALIGN or ALIGN
+        if len(mine) == 1:
+            i, name, enc, shape, _ = mine[0]
+            refs[i] = self._write_slot(name, enc, shape)
+        elif mine:
+            slot = self._pool.alloc(total)
+            region, base, view = slot.region, slot.offset, slot.view
+            keys = []
+            for i, name, enc, shape, pos in mine:
+                enc.copy_into(view[pos:pos + enc.nbytes])
+                refs[i] = TensorRef(name, enc.dtype, list(shape), region, base + pos, enc.nbytes)
+                keys.append((region, base + pos))
+            self._hold((region, base), keys)
+        return refs
+
+    def _write_slot(self, name: str, enc: Encoded, shape: Sequence[int]) -> TensorRef:
         slot = self._pool.alloc(enc.nbytes)
         enc.copy_into(slot.view)
-        self._hold((slot.region, slot.offset), [(slot.region, slot.offset)])
+        key = (slot.region, slot.offset)
+        # a fresh slot with one slice: it is its own slice key and has no _keys list
+        self._slot_of[key] = key
+        self._refs[key] = 1
         return TensorRef(name, enc.dtype, list(shape), slot.region, slot.offset, enc.nbytes)
 
     def write_batch(self, name: str, arr: np.ndarray, rows: Sequence[int],
@@ -177,8 +250,12 @@ class OutputWriter:
             self._refs[slot] = left
             return True
         del self._refs[slot]
-        for key in self._keys.pop(slot):
-            self._slot_of.pop(key, None)
+        keys = self._keys.pop(slot, None)
+        if keys is None:            # a single-slice slot (write): the slice is the slot
+            del self._slot_of[slot]
+        else:
+            for key in keys:
+                self._slot_of.pop(key, None)
         self._pool.free(*slot)
         return True
 

@@ -16,6 +16,23 @@ def _need(n):
     return max(ALIGN, -(-n // ALIGN) * ALIGN)
 
 
+def _check_free_lists(arena):
+    """The three free-block indexes agree, blocks are coalesced, and with the live
+    blocks they tile the capacity exactly (alloc/free update them inline)."""
+    by_size = arena._by_size
+    assert by_size == sorted(by_size)
+    blocks = {key & ((1 << 48) - 1): key >> 48 for key in by_size}
+    assert len(blocks) == len(by_size) and blocks == arena._free_at
+    assert arena._free_end == {start + size: start for start, size in blocks.items()}
+    assert not set(arena._free_end) & set(blocks)          # no two free blocks touch
+    spans = sorted([*blocks.items(), *arena._live.items()])
+    pos = 0
+    for start, size in spans:
+        assert start == pos and size > 0
+        pos += size
+    assert pos == arena.capacity
+
+
 @settings(max_examples=300)
 @given(st.integers(0, 20000), ops, st.randoms(use_true_random=False))
 def test_arena_never_overlaps_and_recovers(capacity, script, rnd):
@@ -37,10 +54,12 @@ def test_arena_never_overlaps_and_recovers(capacity, script, rnd):
             arena.free(off)
             del live[off]
         assert arena.used == sum(live.values()) and len(arena) == len(live)
+        _check_free_lists(arena)
     order = list(live)
     rnd.shuffle(order)
     for off in order:
         arena.free(off)
+        _check_free_lists(arena)
     assert arena.used == 0
     assert arena.free_blocks == (1 if cap else 0)
     if cap:

@@ -74,8 +74,13 @@ def test_single_request_outputs_and_release(repo, frontend, make_worker):
     np.testing.assert_array_equal(out["OUTPUT1"], a - b)
     assert executed.batch_id == 1 and executed.failed == [] and executed.stats.batch_size == 2
     assert executed.stats.compute_infer_ns > 0
-    assert w.writer.live_slots == 2
-    w.release(resp)
+    # both outputs share one arena slot, each at its own 64-byte-aligned offset
+    assert w.writer.live_slots == 1 and w.pool.stats()["live"] == 1
+    first, second = resp.outputs
+    assert first.region == second.region and second.offset - first.offset == 128
+    assert w.writer.release(first.region, first.offset)
+    assert w.writer.live_slots == 1          # the slot lives while a slice is unreleased
+    assert w.writer.release(second.region, second.offset)
     assert w.writer.live_slots == 0 and w.pool.stats()["live"] == 0
 
 
