@@ -169,6 +169,26 @@ def check_bytes(model: str, name: str, data, count: int) -> None:
     end = len(buf) if type(buf) is not memoryview else buf.nbytes
     if uniform_elements(buf, count) is not None:     # fixed-width strings: one numpy check
         return
+    if _walk(buf, count) != end:
+        _check_walk(model, name, buf, end, count)
+
+
+def _walk(buf, count: int) -> int:
+    """Where ``count`` elements end, with no per-element bounds checks (-1: a prefix
+    lies past the end). Offsets only grow, so a length that ran past the end shows as
+    an unreadable next prefix or a final offset past the end: the caller compares it
+    with the buffer's end and only then walks again, checked, for the error's words."""
+    pos = 0
+    try:
+        for _ in range(count):
+            (n,) = _LEN(buf, pos)
+            pos += 4 + n
+    except struct.error:
+        return -1
+    return pos
+
+
+def _check_walk(model: str, name: str, buf, end: int, count: int) -> None:
     pos = 0
     for i in range(count):
         if end - pos < 4:

@@ -15,6 +15,8 @@ import numpy as np
 
 from tritond.errors import invalid_arg
 
+from . import parsed
+
 
 class DType(NamedTuple):
     """One protocol datatype and everything the server needs to know about it."""
@@ -152,7 +154,10 @@ def serialize_bytes(arr: np.ndarray) -> bytes:
     """Serialise an array as BYTES: a 4-byte LE length then the bytes, per element in C order."""
     flat = np.asarray(arr).ravel(order="C")
     if flat.dtype == object and flat.size >= _VECTOR_MIN:
-        data = _serialize_vector(flat.tolist())
+        items = flat.tolist()
+        data = parsed.lookup(items)          # the very elements of a parsed input: its bytes
+        if data is None:
+            data = _serialize_vector(items)
         if data is not None:
             return data
     pack = _LEN.pack
@@ -163,29 +168,27 @@ def _serialize_vector(items: list) -> Optional[bytes]:
     """Bytes-like elements serialised with C loops only (None: some element is not
     bytes-like, e.g. a str, and needs the per-element path).
 
-    The payload is one ``b"".join`` (it raises on a non bytes-like element); the
-    lengths go to their 4-byte slots and the payload to every other byte, in two
-    numpy scatters.
+    The packed lengths and the elements are interleaved in one list and joined once
+    (``b"".join`` raises on a non bytes-like element): each byte is copied once.
     """
+    n = len(items)
     try:
-        payload = b"".join(items)
+        lens = list(map(len, items))
+    except TypeError:                       # an int or another element without len()
+        return None
+    parts = [None] * (2 * n)
+    try:
+        parts[::2] = map(_LEN.pack, lens)
+    except struct.error:                    # > 4 GiB, or a len() that is no byte count:
+        return None                         # the per-element path tells them apart
+    parts[1::2] = items
+    try:
+        data = b"".join(parts)
     except TypeError:
         return None
-    n = len(items)
-    lens = np.fromiter(map(len, items), np.int64, count=n)
-    if int(lens.sum()) != len(payload):     # a memoryview of wider items: len() is not bytes
+    if len(data) != 4 * n + sum(lens):      # a memoryview of wider items: len() is not bytes
         return None
-    if int(lens.max()) > _MAX_ELEMENT:
-        raise invalid_arg("an element of BYTES tensor is more than 4 GiB")
-    out = np.empty(4 * n + len(payload), np.uint8)
-    starts = np.zeros(n, np.int64)
-    np.cumsum(lens[:-1] + 4, out=starts[1:])
-    slots = (starts[:, None] + np.arange(4)).ravel()
-    mask = np.ones(len(out), bool)
-    mask[slots] = False
-    out[slots] = lens.astype("<u4").view(np.uint8)
-    out[mask] = np.frombuffer(payload, np.uint8)
-    return out.tobytes()
+    return data
 
 
 def uniform_elements(buf, count: int) -> Optional[np.ndarray]:
@@ -227,6 +230,8 @@ def deserialize_bytes(buf, count: Optional[int] = None) -> np.ndarray:
         if items is not None:
             out = np.empty(count, dtype=object)
             out[:] = items
+            if count >= parsed.MIN_ELEMENTS:
+                parsed.remember(out, items, data)
             return out
     unpack = _LEN.unpack_from
     items = []
@@ -265,10 +270,9 @@ def _fast_elements(data: bytes, count: int) -> Optional[list]:
     pos = 0
     try:
         for i in range(count):
-            (n,) = unpack(data, pos)
-            pos += 4
-            items[i] = data[pos:pos + n]
-            pos += n
+            start = pos + 4
+            pos = start + unpack(data, pos)[0]
+            items[i] = data[start:pos]
     except struct.error:          # a length prefix ran past the end
         return None
     # Offsets only grow: ending exactly at the end means no slice was cut short.

@@ -180,9 +180,12 @@ def test_a_worker_crash_mid_way_fails_unavailable_and_leaves_no_shm(tmp_path):
     srv = Server([write(tmp_path, names=["iterative_one"])])
     try:
         s = Stream(srv)
+        # the owners of segments before the request, too: on a loaded host the worker can be
+        # killed and its segments reaped before the first answer is read
+        before = {int(n.split("-")[2]) for n in segments_of(srv.proc.pid)}
         s.send("iterative_one", 2003)                   # killed at its second step
         assert s.get()[0] == 2
-        before = {int(n.split("-")[2]) for n in segments_of(srv.proc.pid)}
+        before |= {int(n.split("-")[2]) for n in segments_of(srv.proc.pid)}
         err = s.get()
         assert isinstance(err, InferenceServerException), err
         assert "killed by signal SIGKILL while" in err.message(), err.message()
