@@ -172,6 +172,23 @@ def test_a_cancel_mid_way_ends_the_sequence_and_frees_its_slot(served):
         other.close()
 
 
+def _workers_of(parent: int, model: str) -> list[int]:
+    """Pids of the server's worker processes of ``model`` (their process titles)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+            title = open(f"/proc/{entry}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and f"worker {model}_" in title:
+            found.append(int(entry))
+    return found
+
+
 def _alive(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}")
 
@@ -180,12 +197,12 @@ def test_a_worker_crash_mid_way_fails_unavailable_and_leaves_no_shm(tmp_path):
     srv = Server([write(tmp_path, names=["iterative_one"])])
     try:
         s = Stream(srv)
-        # the owners of segments before the request, too: on a loaded host the worker can be
-        # killed and its segments reaped before the first answer is read
-        before = {int(n.split("-")[2]) for n in segments_of(srv.proc.pid)}
+        # the worker's pid from the process table before the request: on a loaded host it
+        # can be killed and its segments reaped before the first answer is read
+        before = set(_workers_of(srv.proc.pid, "iterative_one"))
+        assert before
         s.send("iterative_one", 2003)                   # killed at its second step
         assert s.get()[0] == 2
-        before |= {int(n.split("-")[2]) for n in segments_of(srv.proc.pid)}
         err = s.get()
         assert isinstance(err, InferenceServerException), err
         assert "killed by signal SIGKILL while" in err.message(), err.message()
