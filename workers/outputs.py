@@ -162,17 +162,26 @@ class OutputWriter:
             slot = self._pool.alloc(total)
             region, base, view = slot.region, slot.offset, slot.view
             keys = []
-            for i, name, enc, shape, pos in mine:
-                enc.copy_into(view[pos:pos + enc.nbytes])
-                refs[i] = TensorRef(name, enc.dtype, list(shape), region, base + pos, enc.nbytes)
-                keys.append((region, base + pos))
+            try:
+                for i, name, enc, shape, pos in mine:
+                    enc.copy_into(view[pos:pos + enc.nbytes])
+                    refs[i] = TensorRef(name, enc.dtype, list(shape), region, base + pos,
+                                        enc.nbytes)
+                    keys.append((region, base + pos))
+            except BaseException:       # a failed copy (e.g. a device array): no slot leaks
+                self._pool.free(region, base)
+                raise
             self._hold((region, base), keys)
         return refs
 
     def _write_slot(self, name: str, enc: Encoded, shape: Sequence[int]) -> TensorRef:
         slot = self._pool.alloc(enc.nbytes)
-        enc.copy_into(slot.view)
         key = (slot.region, slot.offset)
+        try:
+            enc.copy_into(slot.view)
+        except BaseException:           # a failed copy: the slot goes back, not leaks
+            self._pool.free(*key)
+            raise
         # a fresh slot with one slice: it is its own slice key and has no _keys list
         self._slot_of[key] = key
         self._refs[key] = 1
