@@ -20,18 +20,17 @@ IDLE, HEADERS, BODY = 0, 1, 2
 
 
 class ReadDeadline:
-    """Calls ``expire()`` when a request is not read in time (one timer per connection)."""
+    """Calls ``expire()`` when a request is not read in time (one timer per connection:
+    an :class:`IdleTimer` whose clock starts at the headers and restarts per body byte)."""
 
-    __slots__ = ("_loop", "_timeout", "_expire", "_handle", "_phase", "_since")
+    __slots__ = ("_timeout", "_expire", "_timer", "_phase")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float,
                  expire: Callable[[], None]) -> None:
-        self._loop = loop
         self._timeout = timeout
         self._expire = expire
-        self._handle: asyncio.TimerHandle | None = None
+        self._timer = IdleTimer(loop, timeout, self._lapsed)
         self._phase = IDLE
-        self._since = 0.0
 
     def headers(self) -> None:
         """A request (or a connection) began: its headers must be complete in time."""
@@ -44,39 +43,29 @@ class ReadDeadline:
     def touch(self) -> None:
         """Bytes arrived (restarts the silence clock of a body)."""
         if self._phase == BODY:
-            self._since = self._loop.time()
+            self._timer.idle()
 
     def stop(self) -> None:
         """The request is complete. The timer stays armed: on a keep-alive connection
-        the next request reuses it (``_check`` re-arms or lets it lapse), instead of
-        one timer made and cancelled per request."""
+        the next request reuses it (it re-arms or lets itself lapse), instead of one
+        timer made and cancelled per request."""
         self._phase = IDLE
+        self._timer.busy()
 
     def close(self) -> None:
         """The connection is gone."""
         self._phase = IDLE
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        self._timer.close()
 
     def _enter(self, phase: int) -> None:
         if self._timeout <= 0:
             return
         self._phase = phase
-        self._since = self._loop.time()
-        if self._handle is None:
-            self._handle = self._loop.call_at(self._since + self._timeout, self._check)
+        self._timer.idle()          # the clock starts now
 
-    def _check(self) -> None:
-        self._handle = None
-        if self._phase == IDLE:
-            return
-        due = self._since + self._timeout
-        if self._loop.time() >= due:
-            self._phase = IDLE
-            self._expire()
-        else:
-            self._handle = self._loop.call_at(due, self._check)
+    def _lapsed(self) -> None:
+        self._phase = IDLE
+        self._expire()
 
 
 def with_header_timeout(protocol: type, timeout: float) -> type:
