@@ -233,7 +233,7 @@ class FrontendCore:
                 if t.shm is not None:
                     refs.append(self.shm.input_ref(req.model, t, used))
                 else:
-                    refs.append(stage(t.name, t.datatype, t.shape, t.data, n, slots))
+                    refs.append(stage(t.name, t.datatype, t.shape, t.data, n, slots, t.lengths))
         except BaseException:
             self.client.free(slots)
             raise

@@ -34,6 +34,9 @@ class InputTensor:
     data: bytes | bytearray | memoryview | None = None
     shm: ShmRef | None = None
     parameters: dict = field(default_factory=dict)
+    # BYTES only: the element length table the validation walk read (shm/lengths.py),
+    # staged after the payload so that the worker needs no walk of its own.
+    lengths: bytes | None = None
 
 
 @dataclass(slots=True)

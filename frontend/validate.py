@@ -10,6 +10,7 @@ import math
 import struct
 
 from tritond.errors import invalid_arg
+from tritond.shm import lengths
 from tritond.shm.dtypes import uniform_elements
 
 from .models import ModelVersion
@@ -152,7 +153,7 @@ def _check_size(mv: ModelVersion, t: InputTensor, elem_size, count: int) -> int:
     data = t.data
     nbytes = 0 if data is None else (data.nbytes if type(data) is memoryview else len(data))
     if elem_size is None:
-        check_bytes(mv.name, t.name, data, count)
+        t.lengths = check_bytes(mv.name, t.name, data, count)
     elif nbytes != count * elem_size:
         _size_error(mv, t, count * elem_size, nbytes)
     return nbytes
@@ -163,14 +164,24 @@ def _size_error(mv: ModelVersion, t: InputTensor, expected: int, got: int) -> No
                       f"Expected {expected}, got {got}")
 
 
-def check_bytes(model: str, name: str, data, count: int) -> None:
-    """Walk the 4-byte length prefixes of a serialised BYTES tensor (no element copies)."""
+def check_bytes(model: str, name: str, data, count: int) -> bytes | None:
+    """Walk the 4-byte length prefixes of a serialised BYTES tensor (no element copies).
+
+    Returns the length table the walk read (``shm.lengths``) when the worker's split
+    pays for it (many elements, not all of one length), else None.
+    """
     buf = b"" if data is None else data
     end = len(buf) if type(buf) is not memoryview else buf.nbytes
     if uniform_elements(buf, count) is not None:     # fixed-width strings: one numpy check
-        return
-    if _walk(buf, count) != end:
+        return None
+    if count < lengths.MIN_ELEMENTS:
+        if _walk(buf, count) != end:
+            _check_walk(model, name, buf, end, count)
+        return None
+    sizes = [0] * count
+    if _walk_lengths(buf, sizes) != end:
         _check_walk(model, name, buf, end, count)
+    return lengths.table(sizes)
 
 
 def _walk(buf, count: int) -> int:
@@ -182,6 +193,19 @@ def _walk(buf, count: int) -> int:
     try:
         for _ in range(count):
             (n,) = _LEN(buf, pos)
+            pos += 4 + n
+    except struct.error:
+        return -1
+    return pos
+
+
+def _walk_lengths(buf, sizes: list) -> int:
+    """:func:`_walk` that also keeps each element's length in ``sizes``."""
+    pos = 0
+    try:
+        for i in range(len(sizes)):
+            (n,) = _LEN(buf, pos)
+            sizes[i] = n
             pos += 4 + n
     except struct.error:
         return -1

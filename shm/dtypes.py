@@ -15,7 +15,7 @@ import numpy as np
 
 from tritond.errors import invalid_arg
 
-from . import parsed
+from . import lengths, parsed
 
 
 class DType(NamedTuple):
@@ -204,8 +204,8 @@ def uniform_elements(buf, count: int) -> Optional[np.ndarray]:
     if end != count * (4 + n):
         return None
     rec = np.frombuffer(buf, np.dtype([("n", "<u4"), ("b", f"V{n}")]) if n else "<u4")
-    lengths = rec["n"] if n else rec
-    return rec if (lengths == n).all() else None
+    sizes = rec["n"] if n else rec
+    return rec if (sizes == n).all() else None
 
 
 def serialized_size(arr: np.ndarray) -> int:
@@ -214,19 +214,22 @@ def serialized_size(arr: np.ndarray) -> int:
     return 4 * len(els) + sum(map(len, els))
 
 
-def deserialize_bytes(buf, count: Optional[int] = None) -> np.ndarray:
+def deserialize_bytes(buf, count: Optional[int] = None, table=None) -> np.ndarray:
     """Parse a serialised BYTES buffer into a 1-D object array of ``bytes``.
 
     With ``count`` exactly that many elements must be present. Raises
     INVALID_ARG when a length runs past the end, bytes are left over, or the
-    element count differs from ``count``.
+    element count differs from ``count``. ``table``: the frontend's length table
+    of ``buf`` (``shm.lengths``), a hint used only when it matches ``buf`` exactly.
     """
     # One memcpy of the whole buffer lets each element be a plain bytes slice
     # (one allocation) instead of a memoryview slice plus tobytes() (two).
     data = buf if isinstance(buf, bytes) else memoryview(buf).cast("B").tobytes()
     end = len(data)
     if count is not None:
-        items = _fast_elements(data, count)
+        items = lengths.split(data, count, table) if table is not None else None
+        if items is None:
+            items = _fast_elements(data, count)
         if items is not None:
             out = np.empty(count, dtype=object)
             out[:] = items

@@ -14,7 +14,7 @@ from tritond.errors import invalid_arg
 
 from .dtypes import (_NP, _SIZE, deserialize_bytes, element_size, num_elements, serialize_bytes,
                      serialized_size)
-from tritond.messages import CUDA_SHM
+from tritond.messages import CUDA_SHM, SERVER_SHM
 
 from .arena import is_oneoff
 from .region import SHM_DIR, Segment, label
@@ -82,6 +82,10 @@ class SegmentCache:
         count = num_elements(shape)
         size = _SIZE.get(ref.dtype, 0)
         if size is None:                       # BYTES
+            at = ref.lengths_at
+            if at and at >= ref.nbytes and ref.kind == SERVER_SHM:   # the frontend's length table
+                buf = self.buffer(ref.region, ref.offset, at + 4 * count, ref.gen)
+                return deserialize_bytes(buf[:ref.nbytes], count, buf[at:]).reshape(shape)
             buf = self.buffer(ref.region, ref.offset, ref.nbytes, ref.gen)
             return deserialize_bytes(buf, count).reshape(shape)
         if size == 0:

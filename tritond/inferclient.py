@@ -77,8 +77,14 @@ class InferClient:
     # ------------------------------------------------------------ inputs
 
     def stage(self, name: str, dtype: str, shape: list, data, nbytes: int,
-              slots: list) -> messages.TensorRef:
-        """Copy ``data`` (``nbytes`` raw bytes) once into the arena; its slot joins ``slots``."""
+              slots: list, lengths: bytes | None = None) -> messages.TensorRef:
+        """Copy ``data`` (``nbytes`` raw bytes) once into the arena; its slot joins ``slots``.
+
+        ``lengths``: a BYTES input's length table (``shm.lengths``), written after
+        the payload at a 4-byte boundary so that the worker splits it without a walk.
+        """
+        if lengths is not None:
+            return self._stage_with_table(name, dtype, shape, data, nbytes, slots, lengths)
         slot = self.arena.alloc(nbytes)
         slots.append((slot.region, slot.offset))
         if nbytes:
@@ -86,6 +92,19 @@ class InferClient:
                 data = data.cast("B")
             slot.view[:] = data
         return slot.ref(name, dtype, shape)
+
+    def _stage_with_table(self, name: str, dtype: str, shape: list, data, nbytes: int,
+                          slots: list, lengths: bytes) -> messages.TensorRef:
+        at = (nbytes + 3) & ~3
+        slot = self.arena.alloc(at + len(lengths))
+        slots.append((slot.region, slot.offset))
+        view = slot.view
+        if type(data) is memoryview and (data.format != "B" or data.ndim != 1):
+            data = data.cast("B")
+        view[:nbytes] = data
+        view[at:] = lengths
+        return messages.TensorRef(name, dtype, shape, slot.region, slot.offset, nbytes,
+                                  messages.SERVER_SHM, lengths_at=at)
 
     def free(self, slots: list) -> None:
         """Give input slots back (a request that was never sent, or its final answer)."""

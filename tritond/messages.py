@@ -28,8 +28,8 @@ from .spec import ModelSpec
 # ModelMetrics.summaries; 8: Response.children (TraceChild: ensemble step and BLS traces);
 # 9: a worker answering an ensemble's caller directly sends the scheduler a receipt;
 # 10: EnsembleAnswer.within (a nested ensemble's final step answers the outer's caller);
-# 11: Executed.rescheduled (iterative sequences)
-PROTOCOL_VERSION = 11
+# 11: Executed.rescheduled (iterative sequences); 12: TensorRef.lengths_at (BYTES length tables)
+PROTOCOL_VERSION = 12
 
 # ---------------------------------------------------------------- data plane
 
@@ -58,6 +58,10 @@ class TensorRef(msgspec.Struct, array_like=True, omit_defaults=True):
     # mappings by (region, gen), so a key unregistered and registered again
     # (maybe a new segment under the old name) never reuses a stale mapping.
     gen: int = 0
+    # BYTES staged by the frontend only: the element length table (one LE uint32
+    # per element, shm/lengths.py) starts this many bytes after ``offset``, past
+    # the payload; 0: none. A hint the worker checks against the payload.
+    lengths_at: int = 0
 
 
 class OutputSpec(msgspec.Struct, array_like=True, omit_defaults=True):

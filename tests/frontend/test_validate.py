@@ -18,6 +18,7 @@ from tritond.errors import Code, TritonError
 from tritond.frontend.models import ModelVersion
 from tritond.frontend.types import InferRequest, InputTensor
 from tritond.frontend.validate import SIGNATURES, _check_walk, check_bytes, check_inputs
+from tritond.shm import lengths
 
 
 def _outcome(fn, *args):
@@ -147,3 +148,23 @@ def test_a_reloaded_model_checks_against_its_new_config(harness):
     assert err.code == Code.INVALID_ARG
     assert "unexpected shape for input 'INPUT0' for model 'simple'. Expected [-1,8], got [1,16]" \
         in err.message
+
+
+def test_check_bytes_returns_the_length_table_it_read():
+    """Many elements of several lengths: the walk's lengths come back for the worker;
+    one length (numpy's check) or few elements: no table."""
+    items = [b"element-%d\x00" % i for i in range(50)]
+    table = check_bytes("m", "IN", memoryview(_serialise(items)), 50)
+    assert table == lengths.table([len(b) for b in items])
+    assert check_bytes("m", "IN", _serialise([b"same"] * 50), 50) is None
+    assert check_bytes("m", "IN", _serialise(items[:lengths.MIN_ELEMENTS - 1]),
+                       lengths.MIN_ELEMENTS - 1) is None
+
+
+def test_check_inputs_keeps_the_table_on_the_input():
+    mv = version("strings")
+    items = [b"e%d" % i for i in range(40)]
+    for _ in range(2):          # a new signature, then a known one
+        t = InputTensor("IN", "BYTES", [40], _serialise(items))
+        check_inputs(mv, InferRequest("strings", inputs=[t]))
+        assert t.lengths == lengths.table([len(b) for b in items])

@@ -8,8 +8,9 @@ import pytest
 
 from tests.shm import shm_children
 from tritond.errors import Code, TritonError
-from tritond.messages import TensorRef
+from tritond.messages import CLIENT_SHM, TensorRef
 from tritond.shm import dtypes as D
+from tritond.shm import lengths
 from tritond.shm.arena import ArenaPool
 from tritond.shm.region import Segment, segment_name
 from tritond.shm.views import SegmentCache, array_nbytes, write_array
@@ -201,3 +202,42 @@ def test_unlinked_oneoff_mappings_are_dropped(server_id, cache):
         assert cache.drop_unlinked() == 2 and not cache.has_oneoffs and len(cache) == 0
     finally:
         owner.close()
+
+
+def _staged_with_table(pool, items, table):
+    payload = b"".join(len(b).to_bytes(4, "little") + b for b in items)
+    at = (len(payload) + 3) & ~3
+    slot = pool.alloc(at + len(table))
+    slot.view[:len(payload)] = payload
+    slot.view[at:] = table
+    return slot, TensorRef("t", "BYTES", [len(items)], slot.region, slot.offset, len(payload),
+                           lengths_at=at)
+
+
+def test_bytes_with_the_frontends_length_table(pool, cache):
+    items = [b"x\x00", b"", b"element\x00\x00"] * 20
+    _, ref = _staged_with_table(pool, items, lengths.table([len(b) for b in items]))
+    out = cache.array(ref)
+    assert list(out) == items and all(type(e) is bytes for e in out)
+
+
+def test_a_wrong_length_table_changes_nothing(pool, cache):
+    """The table is a hint: a stale or corrupted one gives the same elements (or the
+    same error) as the walk."""
+    items = [b"element-%d" % i for i in range(40)]
+    wrong = lengths.table([len(b) + (i == 7) - (i == 8) for i, b in enumerate(items)])
+    _, ref = _staged_with_table(pool, items, wrong)
+    assert list(cache.array(ref)) == items
+    short = TensorRef("t", "BYTES", [41], ref.region, ref.offset, ref.nbytes,
+                      lengths_at=ref.lengths_at)
+    with pytest.raises(TritonError, match="holds 40 elements, expected 41"):
+        cache.array(short)
+
+
+def test_a_length_table_in_a_client_region_is_not_read(pool, cache):
+    """Only the server's own arena carries tables: a client region's ref never uses one."""
+    items = [b"element-%d" % i for i in range(40)]
+    _, ref = _staged_with_table(pool, items, b"\xff" * 160)
+    client = TensorRef("t", "BYTES", [40], ref.region, ref.offset, ref.nbytes, CLIENT_SHM,
+                       lengths_at=ref.lengths_at)
+    assert list(cache.array(client)) == items

@@ -15,6 +15,7 @@ import pytest
 from tritond import messages
 from tritond.inferclient import InferClient
 from tritond.responsestream import ResponseStream
+from tritond.shm import lengths
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
@@ -357,3 +358,25 @@ def test_marker_names_the_worker_for_cancels_and_crashes(world):
                                                    empty=True))
         assert world.sent[-1] == (WORKER, messages.CancelRunning(-1, [(ME, req.rid)]))
     asyncio.run(body())
+
+
+def test_a_bytes_length_table_is_staged_after_the_payload(world):
+    """The payload keeps its own size in the ref; the table lies 4-byte aligned behind it
+    in the same slot, so one free gives both back."""
+    items = [b"e%d" % i for i in range(40)] + [b"odd"]     # 4*41 + 117 bytes: not aligned
+    payload = b"".join(len(b).to_bytes(4, "little") + b for b in items)
+    table = lengths.table([len(b) for b in items])
+    slots: list = []
+    ref = world.client.stage("IN", "BYTES", [41], memoryview(payload), len(payload), slots,
+                             table)
+    assert ref.nbytes == len(payload) and ref.lengths_at == (len(payload) + 3) & ~3
+    assert ref.lengths_at > len(payload) and len(slots) == 1
+    reader = SegmentCache(writable=False)
+    try:
+        whole = reader.buffer(ref.region, ref.offset, ref.lengths_at + len(table))
+        assert bytes(whole[:ref.nbytes]) == payload and bytes(whole[ref.lengths_at:]) == table
+        assert list(reader.array(ref)) == items
+    finally:
+        reader.close()
+    world.client.free(slots)
+    assert world.live_inputs() == 0

@@ -1,0 +1,110 @@
+"""Many-element BYTES through a Python model (the frontend's length table path,
+shm/lengths.py): every element arrives as the client's exact ``bytes`` (trailing
+NULs, empty and long elements included) over HTTP binary, JSON and gRPC, and a
+malformed tensor is still refused by the frontend with Triton's words."""
+import http.client
+import json
+import struct
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+
+from tests.server import Server
+
+ECHO = '''
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for r in requests:
+            arr = pb_utils.get_input_tensor_by_name(r, "IN0").as_numpy()
+            if arr.dtype != object or any(type(e) is not bytes for e in arr.ravel()):
+                raise pb_utils.TritonModelException("elements are not bytes")
+            # OUT1: new objects (an echo's output reuses the input's bytes as they came)
+            flipped = np.array([e[::-1] for e in arr.ravel()], dtype=object)
+            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUT0", arr),
+                                                   pb_utils.Tensor("OUT1", flipped)]))
+        return out
+'''
+CONFIG = ('name: "strings"\nbackend: "python"\nmax_batch_size: 0\n'
+          'input [ { name: "IN0" data_type: TYPE_STRING dims: [ -1 ] } ]\n'
+          'output [ { name: "OUT0" data_type: TYPE_STRING dims: [ -1 ] },\n'
+          '         { name: "OUT1" data_type: TYPE_STRING dims: [ -1 ] } ]\n'
+          'instance_group [ { kind: KIND_CPU count: 1 } ]\n')
+AWKWARD = np.array([b"a\x00", b"", b"\x00\x00", b"x" * 300, b"\xff\xfe", b"tail\x00"] * 20
+                   + [b"element-%d" % i for i in range(100)], dtype=object)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("repo")
+    (repo / "strings" / "1").mkdir(parents=True)
+    (repo / "strings" / "1" / "model.py").write_text(ECHO)
+    (repo / "strings" / "config.pbtxt").write_text(CONFIG)
+    srv = Server([repo])
+    yield srv
+    srv.stop()
+
+
+def _http(server, sample, binary=True):
+    c = httpclient.InferenceServerClient(server.url)
+    inp = httpclient.InferInput("IN0", [len(sample)], "BYTES")
+    inp.set_data_from_numpy(sample, binary_data=binary)
+    res = c.infer("strings", [inp], outputs=[httpclient.InferRequestedOutput("OUT0"),
+                                             httpclient.InferRequestedOutput("OUT1")])
+    return _checked(res, sample)
+
+
+def _grpc(server, sample):
+    c = grpcclient.InferenceServerClient(server.grpc_url)
+    inp = grpcclient.InferInput("IN0", [len(sample)], "BYTES")
+    inp.set_data_from_numpy(sample)
+    res = c.infer("strings", [inp], outputs=[grpcclient.InferRequestedOutput("OUT0"),
+                                             grpcclient.InferRequestedOutput("OUT1")])
+    c.close()
+    return _checked(res, sample)
+
+
+def _checked(res, sample):
+    """OUT0 (the echo); OUT1 must be what the model computed from the right elements."""
+    assert list(res.as_numpy("OUT1")) == [e[::-1] for e in sample]
+    return list(res.as_numpy("OUT0"))
+
+
+def test_http_binary_keeps_every_byte(server):
+    for _ in range(3):        # the second and third take the known-signature path
+        assert _http(server, AWKWARD) == list(AWKWARD)
+
+
+def test_grpc_keeps_every_byte(server):
+    assert _grpc(server, AWKWARD) == list(AWKWARD)
+
+
+def test_more_elements_than_one_struct_format(server):
+    sample = np.array([b"e%d\x00" % i for i in range(9000)], dtype=object)
+    assert _grpc(server, sample) == list(sample)
+
+
+def test_json_strings(server):
+    sample = np.array([b"s%d" % i for i in range(64)], dtype=object)
+    assert _http(server, sample, binary=False) == list(sample)
+
+
+def test_truncated_prefixes_are_refused_by_the_frontend(server):
+    raw = b"".join(struct.pack("<I", len(e)) + e for e in AWKWARD)
+    for cut, words in ((3, "expecting string of length 10 but only 7 bytes available"),
+                       (len(b"element-99") + 2, "expecting 4 bytes but only 2 bytes available")):
+        head = json.dumps({"inputs": [{"name": "IN0", "shape": [len(AWKWARD)], "datatype": "BYTES",
+                                       "parameters": {"binary_data_size": len(raw) - cut}}]})
+        conn = http.client.HTTPConnection(server.url)
+        conn.request("POST", "/v2/models/strings/infer", head.encode() + raw[:-cut],
+                     {"Inference-Header-Content-Length": str(len(head))})
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+        assert resp.status == 400 and words in body["error"], body
+    assert _http(server, AWKWARD) == list(AWKWARD)       # the server keeps going

@@ -1,0 +1,88 @@
+"""shm/lengths.py: a length table splits exactly what the sequential walk would, and any
+table that does not describe the payload exactly is refused (the walk then decides)."""
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tritond.errors import TritonError
+from tritond.shm import dtypes, lengths
+
+
+def _serialise(items):
+    return b"".join(struct.pack("<I", len(b)) + b for b in items)
+
+
+def _table(items):
+    return lengths.table([len(b) for b in items])
+
+
+@given(st.lists(st.binary(max_size=300), min_size=1, max_size=80))
+def test_splits_exactly(items):
+    data = _serialise(items)
+    got = lengths.split(data, len(items), _table(items))
+    assert list(got) == items
+    assert all(type(e) is bytes for e in got)
+
+
+def test_trailing_nuls_and_empty_elements_survive():
+    items = [b"a\x00", b"", b"\x00\x00", b"x" * 300, b"\x00", b"end\x00\x00"] * 10
+    assert list(lengths.split(_serialise(items), len(items), _table(items))) == items
+
+
+def test_more_elements_than_one_format_holds():
+    items = [b"e%d\x00" % i for i in range(3 * lengths._CHUNK + 5)]
+    data = _serialise(items)
+    assert list(lengths.split(data, len(items), _table(items))) == items
+    # A wrong length in the last chunk, or a byte missing at the end, is refused.
+    bad = _table(items[:-1] + [items[-1] + b"x"])
+    assert lengths.split(data, len(items), bad) is None
+    assert lengths.split(data[:-1], len(items), _table(items)) is None
+    assert lengths.split(data + b"\x00", len(items), _table(items)) is None
+
+
+@settings(max_examples=200)
+@given(st.lists(st.binary(max_size=20), min_size=1, max_size=50), st.data())
+def test_any_wrong_table_is_refused(items, data):
+    """A table that is not the payload's own lengths never splits it."""
+    buf = _serialise(items)
+    true = [len(b) for b in items]
+    wrong = data.draw(st.lists(st.integers(0, 40), min_size=len(items), max_size=len(items)))
+    got = lengths.split(buf, len(items), lengths.table(wrong))
+    if wrong == true:
+        assert list(got) == items
+    else:
+        assert got is None
+
+
+@pytest.mark.parametrize("tab", [b"", b"\x01\x00\x00", b"\x00" * 12])
+def test_a_table_of_the_wrong_size_is_refused(tab):
+    items = [b"ab", b"c"]
+    assert lengths.split(_serialise(items), 2, tab) is None
+
+
+def test_prefixes_that_disagree_with_a_consistent_table():
+    # Same total size, lengths swapped between the table and the prefixes.
+    data = _serialise([b"abc", b"d"])
+    assert lengths.split(data, 2, lengths.table([1, 3])) is None
+
+
+def test_deserialize_bytes_falls_back_to_the_checked_walk():
+    items = [b"element-%d" % i for i in range(40)]
+    data = _serialise(items)
+    wrong = lengths.table([len(b) + 1 for b in items])
+    got = dtypes.deserialize_bytes(data, 40, wrong)
+    assert list(got) == items and got.dtype == object
+    # A payload the walk refuses is refused with its words, whatever the table says.
+    with pytest.raises(TritonError, match="element 39 of BYTES tensor claims 10 bytes but only 9 remain"):
+        dtypes.deserialize_bytes(data[:-1], 40, _table(items))
+
+
+def test_the_parsed_array_is_remembered_for_an_echo():
+    items = [b"element-%d" % i for i in range(40)]
+    data = _serialise(items)
+    arr = dtypes.deserialize_bytes(data, 40, _table(items))
+    assert dtypes.serialize_bytes(arr) is data        # the parsed input's own bytes
+    assert isinstance(arr, np.ndarray) and arr.shape == (40,)
