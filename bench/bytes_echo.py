@@ -1,6 +1,7 @@
 """An empty Python model with 1,000-element BYTES input and output: latency at 1 connection.
 
     python bench/bytes_echo.py [--servers tritond,triton] [--seconds 6] [--elements 1000] [--fixed]
+                               [--processes]
     python bench/bytes_echo.py --write-repo DIR        # only write the model repository
 
 Triton's most-reported Python-backend complaint is the cost of string tensors
@@ -10,7 +11,9 @@ server on it in turn (this checkout's tritond; Triton 2.51 from the anchors
 environment as ``bench/cpu_cost.py --triton`` does), and measures one connection:
 HTTP with the binary tensor extension (wrk -c1, p50/p99 from wrk) and gRPC
 (tritonclient.grpc, one request at a time, p50/p99 over the run). Each server's
-CPU µs per request (all its processes, /proc) is printed with it. The last table
+CPU µs per request (all its processes, /proc) is printed with it; ``--processes``
+also prints it per process (``--threads``: per thread kind), and ``--profile ROLES``
+py-spies those processes during each run (``bench/pyspy.py``). The last table
 is tritond ÷ Triton for each p50 (goal ≤ 0.5).
 """
 from __future__ import annotations
@@ -30,6 +33,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import cpu_cost  # noqa: E402  (a sibling script: server start, /proc readings)
+import pyspy  # noqa: E402  (py-spy recorders, --profile)
 
 MODEL_PY = '''import triton_python_backend_utils as pb_utils
 
@@ -113,17 +117,19 @@ def grpc_run(port: int, n: int, seconds: int) -> dict:
     for _ in range(50):
         client.infer("bytes_echo", [inp], outputs=outs)
     lat = []
+    cpu0 = time.process_time()
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         t0 = time.perf_counter()
         result = client.infer("bytes_echo", [inp], outputs=outs)
         lat.append(time.perf_counter() - t0)
+    client_us = (time.process_time() - cpu0) / len(lat) * 1e6    # this process: the client
     if result.as_numpy("OUTPUT0")[-1] != data[-1]:
         raise SystemExit("gRPC echo returned other data")
     client.close()
     lat.sort()
     return {"p50_ms": statistics.median(lat) * 1e3, "p99_ms": lat[int(len(lat) * 0.99)] * 1e3,
-            "rps": len(lat) / seconds}
+            "rps": len(lat) / seconds, "client_us": client_us}
 
 
 def run_server(kind: str, repo: pathlib.Path, args, tmp: pathlib.Path) -> dict:
@@ -141,14 +147,28 @@ def run_server(kind: str, repo: pathlib.Path, args, tmp: pathlib.Path) -> dict:
     try:
         cpu_cost.wait_ready(port, proc)
         pids = cpu_cost.process_tree(proc.pid)
+        roles = {p: cpu_cost.role(p) for p in pids}
+        profiles = (pyspy.Profiles(args.profile, pathlib.Path(args.profile_dir))
+                    if args.profile else None)
         out = {}
         for name, fn in (("HTTP", lambda: http_run(port, tmp, args.elements, args.seconds)),
                          ("gRPC", lambda: grpc_run(gport, args.elements, args.seconds))):
-            cpu0 = sum(cpu_cost.usage(p)[0] for p in pids)
+            cpu0 = {p: cpu_cost.usage(p)[0] for p in pids}
             n0 = cpu_cost.served(port, "bytes_echo")
+            threads0 = {p: cpu_cost.thread_usage(p) for p in pids} if args.threads else {}
+            if profiles is not None:
+                profiles.start(roles, f"{kind.split('=')[0]}-{name}")
             out[name] = fn()
-            n = cpu_cost.served(port, "bytes_echo") - n0
-            out[name]["cpu_us"] = (sum(cpu_cost.usage(p)[0] for p in pids) - cpu0) / max(n, 1)
+            if profiles is not None:
+                profiles.stop()
+            n = max(cpu_cost.served(port, "bytes_echo") - n0, 1)
+            per = {p: (cpu_cost.usage(p)[0] - cpu0[p]) / n for p in pids}
+            out[name]["cpu_us"] = sum(per.values())
+            out[name]["per_process"] = {f"{roles[p]} ({p})": us for p, us in per.items() if us}
+            out[name]["threads"] = {roles[p]: cpu_cost.thread_summary(t0, cpu_cost.thread_usage(p), n)
+                                    for p, t0 in threads0.items()}
+        if profiles is not None:
+            print("\n".join(profiles.reports))
         return out
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -162,6 +182,11 @@ def main() -> int:
     ap.add_argument("--elements", type=int, default=1000)
     ap.add_argument("--fixed", action="store_true", help="fixed-width elements (14 bytes each)")
     ap.add_argument("--write-repo", help="write the model repository here and exit")
+    ap.add_argument("--processes", action="store_true", help="CPU per request of each process")
+    ap.add_argument("--threads", action="store_true", help="with --processes: per thread kind")
+    ap.add_argument("--profile", metavar="ROLES", help="py-spy these roles during each run "
+                    "(bench/pyspy.py; e.g. frontend,w)")
+    ap.add_argument("--profile-dir", default="/tmp/bytes-echo-profiles")
     args = ap.parse_args()
     if args.write_repo:
         print(write_repo(pathlib.Path(args.write_repo)))
@@ -183,6 +208,15 @@ def main() -> int:
         for proto, r in res.items():
             print(f"| {kind} | {proto} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
                   f"{r['rps']:,.0f} | {r['cpu_us']:.0f} |")
+    if args.processes:
+        for kind, res in results.items():
+            for proto, r in res.items():
+                print(f"{kind} {proto} CPU µs/req: " + ", ".join(
+                    f"{k} {v:.0f}" for k, v in sorted(r["per_process"].items(), key=lambda kv: -kv[1])))
+                if "client_us" in r:
+                    print(f"  client (tritonclient.grpc, this process): {r['client_us']:.0f}")
+                for role, text in r.get("threads", {}).items():
+                    print(f"  {role}: {text}")
     if "triton" in results:
         for kind in (k for k in results if k != "triton"):
             for proto in ("HTTP", "gRPC"):
