@@ -10,12 +10,13 @@ import struct
 import sys
 from array import array
 
+import msgspec
 import numpy as np
 
 from tritond.errors import internal, invalid_arg
 from tritond.shm import dtypes
 
-from .rawstring import json_string
+from .rawstring import json_array, json_string
 
 _LEN = struct.Struct("<I")
 _INTS = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
@@ -126,8 +127,9 @@ def _strings(flat: list) -> bytes:
     return b"".join(parts)
 
 
-def bytes_to_json(name: str, datatype: str, shape: list[int], data) -> list:
-    """A flat JSON list for one output (FP32 becomes doubles, BYTES strings)."""
+def bytes_to_json(name: str, datatype: str, shape: list[int], data) -> list | msgspec.Raw:
+    """A flat JSON list for one output (FP32 becomes doubles, BYTES strings; many BYTES
+    elements that need no escapes: the whole array as one ``msgspec.Raw``)."""
     if datatype in ("FP16", "BF16"):
         raise invalid_arg(f"sending {datatype} data via JSON is not supported. Please use the "
                           "binary data format for output")
@@ -138,7 +140,9 @@ def bytes_to_json(name: str, datatype: str, shape: list[int], data) -> list:
         except Exception:  # noqa: BLE001 - a malformed worker output is a server error
             raise internal(f"output tensor shape does not match size of output for '{name}'")
         # Triton copies the bytes verbatim into the JSON string, UTF-8 or not.
-        return [json_string(b) for b in items.tolist()]
+        flat = items.tolist()
+        whole = json_array(flat)         # one join, not a decode per element
+        return whole if whole is not None else [json_string(b) for b in flat]
     dt = dtypes.np_dtype(datatype)
     if len(data) != count * dt.itemsize:
         raise internal(f"output tensor shape does not match size of output for '{name}'")

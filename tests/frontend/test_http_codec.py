@@ -8,6 +8,8 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tritond.errors import Code, TritonError
 from tritond.frontend.http import codec, compression
@@ -201,3 +203,17 @@ def test_out_of_range_integer_names_the_type():
     from tritond.frontend.http.tensors import json_to_bytes
     with pytest.raises(TritonError, match="out of bounds for uint8"):
         json_to_bytes("x", "UINT8", [1], [-1])
+
+
+@given(st.lists(st.binary(max_size=12) | st.text(max_size=6).map(str.encode), min_size=32,
+                max_size=80))
+def test_many_bytes_elements_in_json_match_the_per_element_path(items):
+    """Many elements with no byte to escape are one raw array (one join); its bytes are
+    exactly what the per-element path writes, and elements needing escapes still take it."""
+    from tritond.frontend.http.rawstring import json_string
+    raw = b"".join(struct.pack("<I", len(b)) + b for b in items)
+    got = bytes_to_json("s", "BYTES", [len(items)], memoryview(raw))
+    want = codec.encode_json([json_string(b) for b in items])
+    assert codec.encode_json(got) == want
+    special = any(c in b"".join(items) for c in b'"\\' + bytes(range(32)))
+    assert isinstance(got, list) == special
