@@ -28,7 +28,7 @@ def test_splits_exactly(items):
 
 
 def test_trailing_nuls_and_empty_elements_survive():
-    items = [b"a\x00", b"", b"\x00\x00", b"x" * 300, b"\x00", b"end\x00\x00"] * 10
+    items = [b"a\x00", b"", b"\x00\x00", b"x" * 300, b"\x00", b"end\x00\x00", b"y" * 2000] * 10
     assert list(lengths.split(_serialise(items), len(items), _table(items))) == items
 
 
