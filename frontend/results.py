@@ -7,6 +7,8 @@ ever hold the result that would release them.
 """
 from __future__ import annotations
 
+import math
+
 from tritond import messages
 from tritond.errors import TritonError
 
@@ -50,6 +52,8 @@ class Results:
             data = buffer(ref.region, ref.offset, ref.nbytes) if ref.kind == messages.SERVER_SHM \
                 else None
             out = OutputTensor(ref.name, ref.dtype, ref.shape, data, want)
+            if ref.lengths_at and data is not None:
+                out.lengths = _table(buffer, ref)
             if want is not None and want.classification:
                 out = _classified(mv, out, want.classification)
             outs.append(out)
@@ -57,6 +61,15 @@ class Results:
             order = {name: i for i, name in enumerate(requested)}
             outs.sort(key=lambda o: order[o.name])
         return outs
+
+
+def _table(buffer, ref: messages.TensorRef) -> memoryview | None:
+    """The length table the worker staged after a BYTES output (None when it does not
+    fit the segment: it is only a hint, the parse walks then)."""
+    try:
+        return buffer(ref.region, ref.offset + ref.lengths_at, 4 * math.prod(ref.shape))
+    except TritonError:
+        return None
 
 
 def _classified(mv: ModelVersion, out: OutputTensor, k: int) -> OutputTensor:

@@ -72,6 +72,8 @@ class OutputTensor:
     shape: list[int]
     data: memoryview | None
     requested: RequestedOutput | None
+    # BYTES only: the worker's length table of ``data`` (shm/lengths.py), a hint for parsing.
+    lengths: memoryview | None = None
 
     def as_numpy(self) -> np.ndarray:
         """Zero-copy view for fixed-size types; an object array of bytes for BYTES."""
@@ -81,7 +83,7 @@ class OutputTensor:
             n = 1
             for d in self.shape:
                 n *= d
-            return dtypes.deserialize_bytes(self.data, n).reshape(self.shape)
+            return dtypes.deserialize_bytes(self.data, n, self.lengths).reshape(self.shape)
         return np.frombuffer(self.data, dtype=dtypes.np_dtype(self.datatype)).reshape(self.shape)
 
 

@@ -152,21 +152,35 @@ _VECTOR_MIN = 32
 
 def serialize_bytes(arr: np.ndarray) -> bytes:
     """Serialise an array as BYTES: a 4-byte LE length then the bytes, per element in C order."""
+    return _serialize(arr, False)[0]
+
+
+def serialize_bytes_table(arr: np.ndarray) -> tuple[bytes, Optional[bytes]]:
+    """:func:`serialize_bytes` plus the result's length table (``shm.lengths``) when it
+    has many elements (None otherwise): a worker stages it after an output for whoever
+    parses the output next (a JSON answer, an ensemble's next step)."""
+    return _serialize(arr, True)
+
+
+def _serialize(arr: np.ndarray, table: bool) -> tuple[bytes, Optional[bytes]]:
     flat = np.asarray(arr).ravel(order="C")
     if flat.dtype == object and flat.size >= _VECTOR_MIN:
         items = flat.tolist()
-        data = parsed.lookup(items)          # the very elements of a parsed input: its bytes
-        if data is None:
-            data = _serialize_vector(items)
-        if data is not None:
-            return data
+        found = parsed.find(items)           # the very elements of a parsed input: its bytes
+        if found is not None:
+            return found if table else (found[0], None)
+        vector = _serialize_vector(items)
+        if vector is not None:
+            data, lens = vector
+            return data, (lengths.table(lens) if table and len(lens) >= lengths.MIN_ELEMENTS
+                          else None)
     pack = _LEN.pack
-    return b"".join([part for b in _elements(flat) for part in (pack(len(b)), b)])
+    return b"".join([part for b in _elements(flat) for part in (pack(len(b)), b)]), None
 
 
-def _serialize_vector(items: list) -> Optional[bytes]:
-    """Bytes-like elements serialised with C loops only (None: some element is not
-    bytes-like, e.g. a str, and needs the per-element path).
+def _serialize_vector(items: list) -> Optional[tuple[bytes, list]]:
+    """Bytes-like elements serialised with C loops only, with their lengths (None: some
+    element is not bytes-like, e.g. a str, and needs the per-element path).
 
     The packed lengths and the elements are interleaved in one list and joined once
     (``b"".join`` raises on a non bytes-like element): each byte is copied once.
@@ -188,7 +202,7 @@ def _serialize_vector(items: list) -> Optional[bytes]:
         return None
     if len(data) != 4 * n + sum(lens):      # a memoryview of wider items: len() is not bytes
         return None
-    return data
+    return data, lens
 
 
 def uniform_elements(buf, count: int) -> Optional[np.ndarray]:
@@ -227,14 +241,19 @@ def deserialize_bytes(buf, count: Optional[int] = None, table=None) -> np.ndarra
     data = buf if isinstance(buf, bytes) else memoryview(buf).cast("B").tobytes()
     end = len(data)
     if count is not None:
-        items = lengths.split(data, count, table) if table is not None else None
+        items = None
+        if table is not None:
+            table = bytes(table)            # kept with the parsed array (parsed.remember)
+            items = lengths.split(data, count, table)
+            if items is None:
+                table = None                # not this payload's table
         if items is None:
             items = _fast_elements(data, count)
         if items is not None:
             out = np.empty(count, dtype=object)
             out[:] = items
             if count >= parsed.MIN_ELEMENTS:
-                parsed.remember(out, items, data)
+                parsed.remember(out, items, data, table)
             return out
     unpack = _LEN.unpack_from
     items = []

@@ -46,8 +46,9 @@ def split(data: bytes, count: int, tab) -> Optional[Sequence[bytes]]:
     using the length table ``tab``; None unless the table describes ``data`` exactly."""
     if count == 0 or len(tab) != 4 * count:
         return None
-    # A private copy: the format and the check below must use the very same numbers.
-    lengths = np.frombuffer(bytes(tab), "<u4", count)
+    # A private copy (none for bytes): the format and the check below must use the
+    # very same numbers.
+    lengths = np.frombuffer(tab if type(tab) is bytes else bytes(tab), "<u4", count)
     if count <= _CHUNK:
         values = _unpack(data, 0, lengths, len(data))
         return None if values is None else values[1::2]

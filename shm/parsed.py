@@ -19,16 +19,17 @@ import numpy as np
 # Below this many elements serialising is cheaper than looking an entry up.
 MIN_ELEMENTS = 32
 
-# id(first element) -> (items, serialised bytes, weakref to the parsed array).
+# id(first element) -> (items, serialised bytes, weakref to the parsed array, length table).
 # Keyed by the first element: a different first element can never match anyway.
 _ENTRIES: dict[int, tuple] = {}
 
 
-def remember(arr: np.ndarray, items: list, data: bytes) -> None:
-    """Record that ``arr`` (1-D, object) holds ``items``, parsed from ``data``."""
+def remember(arr: np.ndarray, items, data: bytes, table: Optional[bytes] = None) -> None:
+    """Record that ``arr`` (1-D, object) holds ``items``, parsed from ``data`` (whose
+    length table, ``shm.lengths``, is ``table`` when the parse had one)."""
     key = id(items[0])
     ref = weakref.ref(arr, lambda r, key=key: _drop(key, r))
-    _ENTRIES[key] = (items, data, ref)
+    _ENTRIES[key] = (items, data, ref, table)
 
 
 def _drop(key: int, ref) -> None:
@@ -40,16 +41,22 @@ def _drop(key: int, ref) -> None:
 def lookup(items: list) -> Optional[bytes]:
     """The serialised bytes of ``items`` (a C-order element list) when they are exactly
     the elements of a parsed input still alive, else None."""
+    found = find(items)
+    return None if found is None else found[0]
+
+
+def find(items: list) -> Optional[tuple]:
+    """:func:`lookup`'s answer as (serialised bytes, length table or None)."""
     if not _ENTRIES or not items:
         return None
     entry = _ENTRIES.get(id(items[0]))
     if entry is None:
         return None
-    parsed, data, ref = entry
+    parsed, data, ref, table = entry
     if ref() is None or len(parsed) != len(items):
         return None
     # The first item's id matched, but it could be a new object at an old address
     # only if the old one died: parsed holds it, so it cannot have. Check them all.
     if all(map(operator.is_, items, parsed)):
-        return data
+        return data, table
     return None

@@ -54,11 +54,17 @@ def _protocol_dtype(dt) -> tuple[str, bool]:
 
 
 class Encoded:
-    """An output ready to be copied: protocol dtype plus bytes (BYTES) or the array."""
+    """An output ready to be copied: protocol dtype plus bytes (BYTES) or the array.
 
-    __slots__ = ("dtype", "array", "data", "nbytes", "plain")
+    A BYTES output bound for this worker's arena (``table``) also has its length
+    table (``shm.lengths``): ``span`` bytes in all, the table ``lengths_at`` bytes
+    in (0: none), so that whoever parses it next (a JSON answer, an ensemble's
+    next step) needs no walk of the prefixes. Client regions get the payload only.
+    """
 
-    def __init__(self, arr: np.ndarray, bf16: bool = False) -> None:
+    __slots__ = ("dtype", "array", "data", "nbytes", "plain", "table", "lengths_at", "span")
+
+    def __init__(self, arr: np.ndarray, bf16: bool = False, table: bool = False) -> None:
         name, native = _protocol_dtype(arr.dtype)
         # numpy has no bfloat16: BF16 outputs are their 16-bit patterns (uint16).
         self.dtype = "BF16" if bf16 and arr.dtype.itemsize == 2 else name
@@ -66,12 +72,27 @@ class Encoded:
         # A host array of native fixed-size elements: copied as raw bytes when C-ordered.
         self.plain = native and type(arr) is np.ndarray
         # BYTES are stored serialised; their size is only known once encoded.
-        self.data: Optional[bytes] = dtypes.serialize_bytes(arr) if name == "BYTES" else None
+        self.table: Optional[bytes] = None
+        if name != "BYTES":
+            self.data: Optional[bytes] = None
+        elif table:
+            self.data, self.table = dtypes.serialize_bytes_table(arr)
+        else:
+            self.data = dtypes.serialize_bytes(arr)
         self.nbytes = len(self.data) if self.data is not None else arr.nbytes
+        if self.table is None:
+            self.lengths_at, self.span = 0, self.nbytes
+        else:
+            self.lengths_at = (self.nbytes + 3) & ~3
+            self.span = self.lengths_at + len(self.table)
 
     def copy_into(self, view: memoryview) -> None:
+        """The payload into ``view`` (and the length table, when there is one, at
+        ``lengths_at``: ``view`` is then ``span`` bytes long)."""
         if self.data is not None:
             view[:self.nbytes] = self.data
+            if self.table is not None:
+                view[self.lengths_at:self.span] = self.table
         elif not self.nbytes:
             return
         elif self.plain and self.array.flags.c_contiguous:
@@ -125,7 +146,7 @@ class OutputWriter:
     def write(self, name: str, arr: np.ndarray, shape: Sequence[int],
               dest: Optional[TensorRef]) -> Union[TensorRef, ErrorInfo]:
         """Write one request's output; ``shape`` is what the client is told."""
-        enc = Encoded(arr, name in self.bf16)
+        enc = Encoded(arr, name in self.bf16, dest is None)
         if dest is not None:
             return self._to_client(name, enc, shape, dest)
         return self._write_slot(name, enc, shape)
@@ -144,7 +165,7 @@ class OutputWriter:
         total = 0
         bf16 = self.bf16
         for name, arr, shape, dest in outs:
-            enc = Encoded(arr, name in bf16)
+            enc = Encoded(arr, name in bf16, dest is None)
             if dest is not None:
                 ref = self._to_client(name, enc, shape, dest)
                 if type(ref) is ErrorInfo:
@@ -154,7 +175,7 @@ class OutputWriter:
             mine.append((len(refs), name, enc, shape, total))
             refs.append(None)
             # every slice gets its own aligned offset, a zero-byte one included
-            total += (enc.nbytes + ALIGN - 1) & -ALIGN or ALIGN
+            total += (enc.span + ALIGN - 1) & -ALIGN or ALIGN
         if len(mine) == 1:
             i, name, enc, shape, _ = mine[0]
             refs[i] = self._write_slot(name, enc, shape)
@@ -164,9 +185,9 @@ class OutputWriter:
             keys = []
             try:
                 for i, name, enc, shape, pos in mine:
-                    enc.copy_into(view[pos:pos + enc.nbytes])
+                    enc.copy_into(view[pos:pos + enc.span])
                     refs[i] = TensorRef(name, enc.dtype, list(shape), region, base + pos,
-                                        enc.nbytes)
+                                        enc.nbytes, lengths_at=enc.lengths_at)
                     keys.append((region, base + pos))
             except BaseException:       # a failed copy (e.g. a device array): no slot leaks
                 self._pool.free(region, base)
@@ -175,7 +196,7 @@ class OutputWriter:
         return refs
 
     def _write_slot(self, name: str, enc: Encoded, shape: Sequence[int]) -> TensorRef:
-        slot = self._pool.alloc(enc.nbytes)
+        slot = self._pool.alloc(enc.span)
         key = (slot.region, slot.offset)
         try:
             enc.copy_into(slot.view)
@@ -185,7 +206,8 @@ class OutputWriter:
         # a fresh slot with one slice: it is its own slice key and has no _keys list
         self._slot_of[key] = key
         self._refs[key] = 1
-        return TensorRef(name, enc.dtype, list(shape), slot.region, slot.offset, enc.nbytes)
+        return TensorRef(name, enc.dtype, list(shape), slot.region, slot.offset, enc.nbytes,
+                         lengths_at=enc.lengths_at)
 
     def write_batch(self, name: str, arr: np.ndarray, rows: Sequence[int],
                     shapes: Sequence[Optional[Sequence[int]]],

@@ -206,7 +206,8 @@ def encode_result(result: InferResult, default_binary: bool) -> tuple[bytes, lis
             entry["parameters"] = {"binary_data_size": len(out.data)}
             blobs.append(out.data)            # a 0-byte blob still makes the body binary
         else:
-            entry["data"] = bytes_to_json(out.name, out.datatype, out.shape, out.data)
+            entry["data"] = bytes_to_json(out.name, out.datatype, out.shape, out.data,
+                                          out.lengths)
         outs.append(entry)
     doc = {}
     if result.id:

@@ -127,16 +127,18 @@ def _strings(flat: list) -> bytes:
     return b"".join(parts)
 
 
-def bytes_to_json(name: str, datatype: str, shape: list[int], data) -> list | msgspec.Raw:
+def bytes_to_json(name: str, datatype: str, shape: list[int], data,
+                  table=None) -> list | msgspec.Raw:
     """A flat JSON list for one output (FP32 becomes doubles, BYTES strings; many BYTES
-    elements that need no escapes: the whole array as one ``msgspec.Raw``)."""
+    elements that need no escapes: the whole array as one ``msgspec.Raw``). ``table``:
+    a BYTES output's length table from the worker (``shm.lengths``), a parsing hint."""
     if datatype in ("FP16", "BF16"):
         raise invalid_arg(f"sending {datatype} data via JSON is not supported. Please use the "
                           "binary data format for output")
     count = math.prod(shape)
     if datatype == "BYTES":
         try:
-            items = dtypes.deserialize_bytes(data, count)
+            items = dtypes.deserialize_bytes(data, count, table)
         except Exception:  # noqa: BLE001 - a malformed worker output is a server error
             raise internal(f"output tensor shape does not match size of output for '{name}'")
         # Triton copies the bytes verbatim into the JSON string, UTF-8 or not.

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from tritond.messages import CLIENT_SHM, SERVER_SHM, ErrorInfo, TensorRef
+from tritond.shm import dtypes as D
+from tritond.shm import lengths
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 from tritond.workers.outputs import Encoded, OutputWriter
@@ -136,5 +138,51 @@ def test_write_all_client_region_and_its_error(writer):
             writer.write_all([("A", np.ones(4, np.float32), (4,), None),
                               ("Z", np.ones(2, np.complex64), (2,), None)])
         assert writer.live_slots == 1
+    finally:
+        client.close()
+
+
+def _strings(n, tail=b""):
+    return np.array([b"s%d%s" % (i, tail) for i in range(n)], dtype=object)
+
+
+def test_bytes_outputs_carry_their_length_table(writer):
+    """Arena BYTES outputs of 32+ elements have the table behind the payload (4-byte
+    aligned, inside the output's own span of the slot); the next output starts after it."""
+    arr = _strings(40, b"\x00")
+    refs = writer.write_all([("S", arr, (40,), None), ("F", np.ones(3, np.float32), (3,), None)])
+    s, f = refs
+    assert s.lengths_at == (s.nbytes + 3) & ~3 and f.lengths_at == 0
+    table = writer._cache.buffer(s.region, s.offset + s.lengths_at, 160).tobytes()
+    assert table == lengths.table([len(e) for e in arr])
+    assert f.offset - s.offset >= s.lengths_at + 160
+    assert list(_read(writer, s)) == list(arr) and np.array_equal(_read(writer, f), np.ones(3))
+    (one,) = writer.write_all([("S", arr, (40,), None)])      # a slot of its own
+    assert one.lengths_at and list(_read(writer, one)) == list(arr)
+    assert writer.write("S", _strings(5), (5,), None).lengths_at == 0     # few: no table
+
+
+def test_an_echoed_input_passes_its_table_on(writer):
+    arr = _strings(40)
+    data = b"".join(len(e).to_bytes(4, "little") + e for e in arr)
+    table = lengths.table([len(e) for e in arr])
+    parsed_arr = D.deserialize_bytes(data, 40, table)
+    ref = writer.write("S", parsed_arr, (40,), None)
+    assert writer._cache.buffer(ref.region, ref.offset, ref.lengths_at + 160).tobytes() \
+        [ref.lengths_at:] == table
+
+
+def test_client_regions_and_batches_get_the_payload_only(writer):
+    client = ArenaPool(uuid.uuid4().hex, "c", 4096)
+    try:
+        arr = _strings(40)
+        need = D.serialized_size(arr)
+        spot = client.alloc(need)
+        dest = TensorRef("S", "BYTES", [40], spot.region, spot.offset, need, kind=CLIENT_SHM)
+        (ref,) = writer.write_all([("S", arr, (40,), dest)])
+        assert ref.lengths_at == 0 and ref.nbytes == need
+        batch = writer.write_batch("S", np.stack([arr, arr]), [1, 1], [(1, 40), (1, 40)],
+                                   [None, None])
+        assert [r.lengths_at for r in batch] == [0, 0]
     finally:
         client.close()

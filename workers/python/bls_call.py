@@ -86,21 +86,23 @@ def _input(tensor, ch: bls.BlsChannel, slots: list) -> messages.TensorRef:
     if ref is not None and list(arr.shape) == list(ref.shape) \
             and ref.kind == messages.SERVER_SHM:
         return messages.TensorRef(tensor.name(), ref.dtype, ref.shape, ref.region, ref.offset,
-                                  ref.nbytes, ref.kind, ref.device, ref.gen)
+                                  ref.nbytes, ref.kind, ref.device, ref.gen, ref.lengths_at)
     if not tensor.is_cpu():
         arr = arr.get()                     # a GPU tensor the model made: staged via the host
     datatype = _BY_ENUM.get(tensor.triton_dtype())
     if datatype is None:
         raise TritonModelException(f"BLS: tensor '{tensor.name()}' has an unknown datatype")
+    table = None
     if datatype == "BYTES":
-        data = dtypes.serialize_bytes(arr)
+        data, table = dtypes.serialize_bytes_table(arr)     # the callee splits with the table
         nbytes = len(data)
     else:
         arr = np.ascontiguousarray(arr)
         data = memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else b""
         nbytes = arr.nbytes
     with ch.lock:
-        return ch.client.stage(tensor.name(), datatype, list(arr.shape), data, nbytes, slots)
+        return ch.client.stage(tensor.name(), datatype, list(arr.shape), data, nbytes, slots,
+                               table)
 
 
 class _Lease:
