@@ -178,6 +178,9 @@ def check_bytes(model: str, name: str, data, count: int) -> bytes | None:
         if _walk(buf, count) != end:
             _check_walk(model, name, buf, end, count)
         return None
+    table = lengths.short_table(buf, count)          # short elements: numpy, no walk
+    if table is not None:
+        return table
     sizes = [0] * count
     if _walk_lengths(buf, sizes) != end:
         _check_walk(model, name, buf, end, count)

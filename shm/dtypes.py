@@ -242,6 +242,8 @@ def deserialize_bytes(buf, count: Optional[int] = None, table=None) -> np.ndarra
     end = len(data)
     if count is not None:
         items = None
+        if table is None and count >= lengths.MIN_ELEMENTS:
+            table = lengths.short_table(data, count)     # short elements: found with numpy
         if table is not None:
             table = bytes(table)            # kept with the parsed array (parsed.remember)
             items = lengths.split(data, count, table)

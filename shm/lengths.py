@@ -28,6 +28,8 @@ MIN_ELEMENTS = 32
 # Format pieces for elements under 1 KiB (~60 KiB of strings); longer ones are formatted
 # with % (~3x slower, but then copying the elements costs more than the format).
 _SHORT = 1024
+# short_table scans buffers up to this size (its masks take ~4 bytes per byte).
+_SHORT_SCAN = 4 << 20
 # Elements per struct format: its compiled codes take ~64 bytes per element.
 _CHUNK = 4096
 _PIECES = np.array([f"I{n}s" for n in range(_SHORT)], dtype=object)
@@ -39,6 +41,38 @@ def table(lengths: list[int]) -> bytes:
     if t.itemsize != 4 or not np.little_endian:
         return np.asarray(lengths, "<u4").tobytes()
     return t.tobytes()
+
+
+def short_table(buf, count: int) -> Optional[bytes]:
+    """The length table of ``buf`` (serialised BYTES, ``count`` elements) found with numpy,
+    when every element is 1 to 255 bytes long (words, tokens, labels, ids); None when the
+    buffer is not exactly that (some element empty or longer, or malformed): the caller's
+    walk decides then.
+
+    A prefix of such an element is a non-zero byte and three zero bytes. Every position
+    that looks like one is taken as a prefix, and the result is accepted only if those
+    positions are exactly the walk's chain: the first is 0, each one's length leads to the
+    next, the last ends the buffer, and there are ``count`` of them. By induction from 0
+    that *is* the walk, so a false look-alike (three zero bytes inside an element) can only
+    make it refuse, never accept a wrong split.
+    """
+    b = np.frombuffer(buf, np.uint8)
+    end = b.size
+    if end < 4 or end > _SHORT_SCAN or not b[0] or b[1] or b[2] or b[3]:
+        return None
+    zero = b == 0
+    look = zero[1:-2] & zero[2:-1]
+    look &= zero[3:]
+    look &= ~zero[:-3]
+    pos = np.flatnonzero(look)
+    if pos.size != count:
+        return None
+    sizes = b[pos]                      # the other three bytes of each prefix are zero
+    nxt = pos + 4
+    nxt += sizes
+    if nxt[-1] != end or not np.array_equal(nxt[:-1], pos[1:]):
+        return None
+    return sizes.astype("<u4").tobytes()
 
 
 def split(data: bytes, count: int, tab) -> Optional[Sequence[bytes]]:

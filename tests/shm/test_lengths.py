@@ -86,3 +86,43 @@ def test_the_parsed_array_is_remembered_for_an_echo():
     arr = dtypes.deserialize_bytes(data, 40, _table(items))
     assert dtypes.serialize_bytes(arr) is data        # the parsed input's own bytes
     assert isinstance(arr, np.ndarray) and arr.shape == (40,)
+
+
+def _walked(buf, count):
+    """The sequential walk's lengths, or None when it fails (the reference)."""
+    pos, out = 0, []
+    for _ in range(count):
+        if pos + 4 > len(buf):
+            return None
+        n = int.from_bytes(buf[pos:pos + 4], "little")
+        out.append(n)
+        pos += 4 + n
+    return out if pos == len(buf) else None
+
+
+@settings(max_examples=300)
+@given(st.lists(st.binary(max_size=300), min_size=1, max_size=60), st.binary(max_size=8),
+       st.integers(0, 12), st.integers(-2, 2))
+def test_short_table_is_the_walk_or_nothing(items, junk, cut, dcount):
+    """Any buffer, well formed or not, zero bytes inside elements or not: the numpy scan
+    gives exactly the walk's lengths or None, never anything else."""
+    good = _serialise(items)
+    for buf in (good, good + junk, good[:max(0, len(good) - cut)], junk + good):
+        count = max(1, len(items) + dcount)
+        got = lengths.short_table(buf, count)
+        if got is not None:
+            assert np.frombuffer(got, "<u4").tolist() == _walked(buf, count)
+
+
+@given(st.lists(st.binary(min_size=1, max_size=255).filter(lambda b: b"\x00" not in b),
+                min_size=1, max_size=60))
+def test_short_text_elements_are_found(items):
+    assert lengths.short_table(_serialise(items), len(items)) == _table(items)
+
+
+def test_short_table_declines_what_it_cannot_see():
+    words = [b"w%d" % i for i in range(40)]
+    for other in (b"", b"x" * 256, b"a\x00\x00\x00b", b"\x07\x00\x00\x00"):
+        items = words + [other] + words
+        assert lengths.short_table(_serialise(items), len(items)) is None
+        assert list(dtypes.deserialize_bytes(_serialise(items), len(items))) == items
