@@ -5,8 +5,8 @@
 Times, best of 7 repeats of 200, the three per-element steps a BYTES request pays:
 the frontend's framing check (``frontend.validate.check_bytes``, which also returns the
 length table), the worker's parse into an object array (``shm.dtypes.deserialize_bytes``
-with that table, as a staged input has it; "parse, no table" is the walk a client shm
-input still pays, not in the total) and the output's serialisation
+with that table, as a staged input has it; "parse, no table" is what a client shm
+input pays: ``short_table`` or the walk, then the split; not in the total) and the output's serialisation
 (``shm.dtypes.serialize_bytes``) of new elements; "serialise echo" (not in the total)
 serialises the parsed input array itself, as an echo model's output does. Run it under two checkouts' venvs to compare them
 (issue 15 item 5); elements are ``element-<i>`` (9-12 bytes) or, with ``--fixed``, 14 bytes,

@@ -14,6 +14,9 @@ when the format consumes the payload exactly and every prefix it read equals the
 table's length, i.e. exactly what the sequential walk would have produced. Any
 other table (stale, short, corrupted) gives None and the caller's checked walk
 decides, so a wrong table can never change what a model sees.
+
+:func:`short_table` finds the table with numpy instead of a walk when every element
+is 1 to 255 bytes long (the frontend's check and a parse that got no table try it).
 """
 from __future__ import annotations
 
