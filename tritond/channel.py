@@ -151,7 +151,7 @@ class AsyncOutbox:
 
         A lone message still goes at once; the rest of the turn is not cut into
         ``frame_limit``-message frames (each cut hands the batcher part of the turn,
-        which it dispatches as a batch of its own: bench/RESULTS.md, 2026-11-30 06:40),
+        which it dispatches as a batch of its own: bench/RESULTS.md, 2026-11-30 06:30),
         only bounded by ``batched_limit``.
         """
         q = self._queued.get(addr)
