@@ -73,7 +73,8 @@ class ModelControl:
             exc = ambiguous(msg.name, len(keys))
             answer = messages.Answer(msg.qid, error=messages.ErrorInfo(int(exc.code), exc.message))
         else:
-            answer = messages.Answer(msg.qid, ready=any(
+            # A name, never a key (namespaces.py): a "/" name is no model, as in Triton.
+            answer = messages.Answer(msg.qid, ready="/" not in msg.name and any(
                 ensembles.is_live(mv, self.registry)
                 for mv in self.registry.versions_of(keys[0])
                 if not version or int(version) <= 0 or mv.version == int(version)))
