@@ -73,7 +73,8 @@ class ModelTable:
                 return []
             # A model name never holds a "/", so no model answers to it: Triton's
             # FindModelIdentifier miss, never the namespaced model whose key it spells.
-            return [_error(req, Code.INVALID_ARG, f"Request for unknown model: '{name}' is not found")]
+            return [_error(req, Code.INVALID_ARG,
+                           f"Request for unknown model: '{name}' is not found")]
         try:
             key = namespaces.resolve(name, self._by_name)
         except TritonError as exc:

@@ -19,6 +19,7 @@ import numpy as np
 from tritond import messages
 from tritond.errors import Code, TritonError
 from tritond.messages import ErrorInfo, Execute, Response
+from tritond.namespaces import identifier
 from tritond.shm.cuda import is_device_array
 
 from . import childtraces, sequence_rows
@@ -132,7 +133,7 @@ class Executor:
                 raise TritonError(Code.INTERNAL,
                                   f"backend returned {got} for {len(items)} requests")
         except Exception as exc:  # noqa: BLE001 - a model exception fails only this batch
-            log.warning("execute failed for model '%s': %s", self.backend.ctx.model, exc)
+            log.warning("execute failed for model '%s': %s", identifier(self.backend.ctx.model), exc)
             err = error_of(exc)
             return {w.request.rid: WorkResult(error=err) for w in items}
         return {w.request.rid: r for w, r in zip(items, results)}

@@ -163,6 +163,18 @@ def test_bls_by_an_internal_key_is_an_unknown_model(server, http):
     assert call("ready:composing_addsub")[1] == "True"
 
 
+def test_logs_name_each_copy_as_tritons_do(server, http):
+    """Triton logs a namespaced model as ``<repository>::<name>`` (ModelIdentifier);
+    tritond's internal key (``<repository>/<name>``) never shows."""
+    text = server.output()
+    for repo in server.repos:
+        assert f"successfully loaded '{repo}::composing_model' version 1" in text     # parent
+        assert f"loaded '{repo}::composing_model' version 1 instance composing_model_0" in text
+        assert f"| {repo}::composing_model " in text                               # the table
+        assert f"{repo}/composing_model" not in text
+    assert "| simple " not in text and f"| {server.repos[0]}::simple " in text
+
+
 def test_a_unique_name_is_served(http, grpc):
     a = np.arange(16, dtype=np.int32).reshape(1, 16)
     result = http.infer("simple", simple_inputs(a, a))
