@@ -187,9 +187,9 @@ class InferExchange:
         header, blobs = response.header, response.blobs
         try:
             if not blobs:
-                self.transport.write(head + header)
+                self.transport.write_now(head + header)
             elif total < _JOIN:
-                self.transport.write(b"".join((head, header, *blobs)))
+                self.transport.write_now(b"".join((head, header, *blobs)))
             else:       # large outputs are written from the worker's slots, never copied
                 self.transport.write(head + header)
                 for blob in blobs:
