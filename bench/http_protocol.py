@@ -74,8 +74,9 @@ class _Core:
         self.tracer = _Tracer()
 
 
-async def _infer(core, headers, receive, model, version, trace=None, watched=False):
-    await fastpath.read_body(headers.get(b"content-length"), receive, 1 << 20)
+async def _infer(core, headers, receive, model, version, trace=None, watched=False, whole=None):
+    if whole is None:         # an exchange hands over a body it holds in full (whole)
+        await fastpath.read_body(headers.get(b"content-length"), receive, 1 << 20)
     return InferResponse(ANSWER, [], _Result(), None)
 
 
