@@ -46,8 +46,8 @@ USUAL = [
     (_json(_in(datatype="FP64", data=[1, 2, 3.25, 4])), None),        # integers in a float tensor
     (_json(_in(), _in(name="IN2", parameters={}), id="r1", parameters={"priority": 2},
            outputs=[{"name": "O1"}, {"name": "O2", "parameters": {"binary_data": True}}]), None),
-    (_json(_in(), parameters={"binary_data_output": True}, outputs=[{"name": "O", "parameters": {}}]),
-     None),
+    (_json(_in(), parameters={"binary_data_output": True},
+           outputs=[{"name": "O", "parameters": {}}]), None),
     _binary(),
     _binary([{"name": "O", "parameters": {"binary_data": False}}]),
 ]
