@@ -10,7 +10,10 @@ instead: it has the attributes and methods uvicorn's protocol uses on a cycle
 keep-alive, pipelining, flow control and disconnect handling run unchanged,
 and it offers the infer handler (``fastpath._serve``) the same ASGI
 ``receive``/``send`` with a small scope. The response's head and body leave
-in one write. Our infer responses always carry a Content-Length.
+in one write. Our infer responses always carry a Content-Length. On the usual
+path the handler skips even those: a body that arrived whole is taken with
+``whole_body`` and an ``InferResponse`` is written by ``respond`` (no message
+dicts, no header tuples); errors and compressed answers keep ``send``.
 
 A client that goes away cancels its request at once: uvicorn marks the cycle
 ``disconnected`` and the exchange cancels its task (the core then posts
