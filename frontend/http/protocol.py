@@ -77,6 +77,15 @@ class CorkedTransport:
             self._scheduled = True
             self._loop.call_soon(self.flush)
 
+    def write_now(self, data) -> None:
+        """``write``, but at once when nothing waits for the end of the turn: an infer
+        answer leaves in one write (exchange.py), so corking it buys no syscall and
+        costs a loop callback."""
+        if self._scheduled or self._transport.is_closing():
+            self.write(data)
+        else:
+            self._transport.write(data)
+
     def flush(self) -> None:
         self._scheduled = False
         buf, self._buf = self._buf, []
