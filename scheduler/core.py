@@ -22,7 +22,7 @@ from typing import Callable
 
 import msgspec
 
-from tritond import messages
+from tritond import messages, namespaces
 from tritond.errors import Code, TritonError
 from tritond.shm.arena import is_oneoff
 
@@ -88,15 +88,31 @@ class SchedulerCore:
 
     # --------------------------------------------------------------- requests
 
+    def _unknown(self, req: RequestView, asked: int) -> Output:
+        """A BLS request for no served version: core's ``ModelLifeCycle::GetModel`` errors
+        (a frontend's request names a version it resolved, so it never gets here)."""
+        if not any(m == req.model for m, _ in self._models):     # the name as the model gave it
+            return _error(req, Code.NOT_FOUND,
+                          f"Request for unknown model: '{req.model}' is not found")
+        name = namespaces.name_of(req.model)                      # a key: its model's name
+        if asked < 0:
+            return _error(req, Code.NOT_FOUND,
+                          f"Request for unknown model: '{name}' has no available versions")
+        return _error(req, Code.NOT_FOUND,
+                      f"Request for unknown model: '{name}' version {asked} is not found")
+
     def add(self, req: RequestView, now_ns: int) -> list[Output]:
         """Queue ``req``; returns an immediate rejection if it cannot be queued.
 
         ``req.version`` is resolved (the frontend resolves "latest"; BLS: -1, below)."""
         model = self._models.get((req.model, req.version))
-        if model is None and req.version < 0:      # BLS: the latest ready version
+        asked = req.version
+        if model is None and asked < 0:            # BLS: the latest ready version
             req.version = self.ensembles.latest(req.model)
             model = self._models.get((req.model, req.version))
-        if req.batch < 0 and model is not None:    # BLS: the scheduler knows if it batches
+        if req.batch < 0:                          # BLS: the scheduler knows if it batches
+            if model is None:
+                return [self._unknown(req, asked)]
             req.batch = _batch_of(req) if model.cfg.max_batch_size > 0 else 0
         if model is None or not model.ready:
             return [_error(req, Code.UNAVAILABLE, f"Request for unknown model: '{req.model}' "
