@@ -16,9 +16,7 @@ import asyncio
 from typing import Callable, Optional
 
 from tritond import messages
-# The lazy re-arming timer, written once; it lives with the HTTP frontend's
-# keep-alive and read deadlines (frontend/http/deadline.py, no imports of its own).
-from tritond.frontend.http.deadline import IdleTimer
+from tritond.idletimer import IdleTimer
 from tritond.shm.arena import is_oneoff
 from tritond.shm.views import SegmentCache
 

@@ -20,7 +20,9 @@ import re
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .deadline import IdleTimer, ReadDeadline
+from tritond.idletimer import IdleTimer
+
+from .deadline import ReadDeadline
 from .exchange import InferExchange
 from .halfclose import PeerProbe
 
@@ -195,7 +197,7 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
         self.deadline.stop()
         super().on_message_complete()
 
-    # uvicorn's keep-alive timeout, on one timer per connection (deadline.IdleTimer).
+    # uvicorn's keep-alive timeout, on one timer per connection (tritond/idletimer.py).
     def _unset_keepalive_if_required(self) -> None:
         self.idle.busy()
 
