@@ -139,7 +139,7 @@ class ModelControl:
         if src.error:
             if not self.registry.versions_of(name):      # shown UNAVAILABLE with the reason
                 self.registry.failed[name] = src.error
-            raise invalid_arg(f"failed to load '{name}': {src.error}")
+            raise invalid_arg(f"failed to load '{identifier(name)}': {src.error}")
         if ensembles.is_ensemble(src.config):
             await self._load_composing(name, src.config, visiting)
         old = self.registry.versions_of(name)
@@ -156,7 +156,7 @@ class ModelControl:
             await self._switch(name, old, new)
         if failed:
             mv = failed[0]
-            raise invalid_arg(f"load failed for model '{name}': version {mv.version} is at "
+            raise invalid_arg(f"load failed for model '{identifier(name)}': version {mv.version} is at "
                               f"UNAVAILABLE state: {mv.reason};")
 
     async def _load_composing(self, name: str, cfg, visiting: frozenset) -> None:
