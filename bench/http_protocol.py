@@ -2,6 +2,7 @@
 """The HTTP frontend's in-process cost per infer request, without the model (issue 15).
 
     <venv>/bin/python bench/http_protocol.py [--requests 5000] [--rounds 5] [--profile] [--core]
+                                             [--conns N]
 
 Drives the frontend's uvicorn protocol class (as ``frontend/proc.py`` builds it)
 over an in-memory transport on uvloop: each request's bytes go to
@@ -19,12 +20,20 @@ real channels (``tests/frontend/harness.py``), the script playing scheduler
 and worker in the same process (it decodes each Request and answers
 OUTPUT0/OUTPUT1 from shm). The figure then includes that stand-in's cost too,
 the same on both sides of an A/B.
+
+``--conns N`` (default 1) serves N keep-alive connections at once, as a loaded
+server's loop turn does when epoll reports N readable sockets: each round hands
+one request to every connection, then runs the loop until all N answers are
+written. With ``--core`` the stand-in then answers every Request of a frame in
+one frame of its own, with the same two output slots each time (no numpy, no
+allocation: its cost per request falls, so the frontend's own share shows).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import cProfile
+import functools
 import pathlib
 import pstats
 import sys
@@ -34,6 +43,7 @@ import uvicorn
 import uvloop
 from uvicorn.server import ServerState
 
+from tritond import messages
 from tritond.frontend.http import app as http_app
 from tritond.frontend.http import fastpath
 from tritond.frontend.http.responses import InferResponse
@@ -64,22 +74,28 @@ class _Core:
         self.tracer = _Tracer()
 
 
-async def _infer(core, headers, receive, model, version, trace=None, watched=False):
-    await fastpath.read_body(headers.get(b"content-length"), receive, 1 << 20)
+async def _infer(core, headers, receive, model, version, trace=None, watched=False, whole=None):
+    if whole is None:         # an exchange hands over a body it holds in full (whole)
+        await fastpath.read_body(headers.get(b"content-length"), receive, 1 << 20)
     return InferResponse(ANSWER, [], _Result(), None)
 
 
 class _Transport(asyncio.Transport):
-    def __init__(self) -> None:
+    def __init__(self, done=None) -> None:
         super().__init__()
         self.waiter = None
         self.first = None
+        self.done = done            # --conns: counts answers of the round
 
     def write(self, data) -> None:
         if self.first is None:
             self.first = bytes(data)
-        if self.waiter is not None and data.endswith(b"}"):
+        if not data.endswith(b"}"):
+            return
+        if self.waiter is not None:
             self.waiter.set_result(None)
+        elif self.done is not None:
+            self.done()
 
     def get_extra_info(self, name, default=None):
         return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 40000)}.get(name, default)
@@ -116,18 +132,79 @@ async def _responder(h) -> None:
         h.respond(req.rid, [h.output("OUTPUT0", a + b), h.output("OUTPUT1", a - b)])
 
 
-async def _round(n: int, real: bool) -> float:
+async def _batch_responder(h) -> None:
+    """--conns: every Request waiting is answered at once, from two fixed output slots."""
+    import numpy as np
+    outputs = [h.output(name, np.arange(16, dtype=np.int32).reshape(1, 16))
+               for name in ("OUTPUT0", "OUTPUT1")]
+    while True:
+        req = await h.next_request()
+        h.respond(req.rid, outputs)
+        while not h.sched.empty():
+            msg = h.sched.get_nowait()
+            if type(msg) is not messages.Release:
+                h.respond(msg.rid, outputs)
+
+
+async def _round(n: int, real: bool, conns: int = 1) -> float:
+    measure = _measure if conns == 1 else functools.partial(_measure_many, conns=conns)
     if not real:
-        return await _measure(_Core(), n)
+        return await measure(_Core(), n)
     from tests.frontend.harness import Harness
     h = Harness()
     await h.start()
-    responder = asyncio.ensure_future(_responder(h))
+    responder = asyncio.ensure_future(_responder(h) if conns == 1 else _batch_responder(h))
     try:
-        return await _measure(h.core, n)
+        return await measure(h.core, n)
     finally:
         responder.cancel()
         h.close()
+
+
+async def _measure_many(core, n: int, conns: int) -> float:
+    loop = asyncio.get_running_loop()
+    config = uvicorn.Config(http_app.build_app(core), loop="none", lifespan="off",
+                            access_log=False, log_level="warning", proxy_headers=False)
+    config.load()
+    cls = _protocol_class(core)
+    state = ServerState()
+    left = [0, None]
+
+    def done() -> None:
+        left[0] -= 1
+        if left[0] == 0:
+            left[1].set_result(None)
+
+    protos = []
+    for _ in range(conns):
+        proto = cls(config=config, server_state=state, app_state={}, _loop=loop)
+        proto.connection_made(_Transport(done))
+        protos.append(proto)
+    rounds = max(1, n // conns)
+    _quiet_gc()
+    start = time.process_time()
+    for _ in range(rounds):
+        left[0], left[1] = conns, loop.create_future()
+        for proto in protos:
+            proto.data_received(REQUEST)
+        await left[1]
+        await asyncio.sleep(0)        # the tasks' ends and uvicorn's on_response
+    spent = time.process_time() - start
+    first = protos[0].transport._transport.first       # noqa: SLF001 - under the corked one
+    if not first.startswith(b"HTTP/1.1 200 "):
+        raise SystemExit(f"the server answered {first[:300]!r}")
+    for proto in protos:
+        proto.connection_lost(None)
+    return spent / (rounds * conns) * 1e6
+
+
+def _quiet_gc() -> None:
+    """The collector as a frontend process sets it after start-up (procutil.quiet_gc)."""
+    try:
+        from tritond.procutil import quiet_gc
+    except ImportError:
+        return
+    quiet_gc()
 
 
 async def _measure(core, n: int) -> float:
@@ -139,6 +216,7 @@ async def _measure(core, n: int) -> float:
                                   _loop=loop)
     transport = _Transport()
     proto.connection_made(transport)
+    _quiet_gc()
     start = time.process_time()
     for _ in range(n):
         transport.waiter = loop.create_future()
@@ -158,14 +236,17 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--core", action="store_true", help="the real inference path (see above)")
+    ap.add_argument("--conns", type=int, default=1, help="connections served at once")
     args = ap.parse_args()
     if not args.core:
         fastpath.infer = _infer
-    best = min(uvloop.run(_round(args.requests, args.core)) for _ in range(args.rounds))
-    print(f"{best:.1f} µs per request (best of {args.rounds} × {args.requests})")
+    best = min(uvloop.run(_round(args.requests, args.core, args.conns))
+               for _ in range(args.rounds))
+    print(f"{best:.1f} µs per request (best of {args.rounds} × {args.requests}, "
+          f"{args.conns} connection{'s' if args.conns > 1 else ''})")
     if args.profile:
         prof = cProfile.Profile()
-        prof.runcall(uvloop.run, _round(args.requests, args.core))
+        prof.runcall(uvloop.run, _round(args.requests, args.core, args.conns))
         pstats.Stats(prof).sort_stats("tottime").print_stats(20)
     return 0
 

@@ -44,6 +44,9 @@ from .types import InferRequest, InferResult
 from .validate import check_inputs, check_outputs
 
 _NO_PARAMS = (0, 0, 0, 0, {})
+# Inputs of one request up to this many bytes in all share one arena slot (one
+# allocation and one free per request; bigger tensors are dominated by their copy).
+TOGETHER_BELOW = 64 << 10
 # Triton's answer to a unary call (gRPC ModelInfer) for a decoupled model; HTTP
 # infer says it its own way (frontend/http/fastpath.py), as Triton does.
 DECOUPLED = "ModelInfer RPC doesn't support models with decoupled transaction policy"
@@ -229,8 +232,12 @@ class FrontendCore:
         """Copy each input once into the arena (client shm inputs: none); free all on failure."""
         refs, slots = [], []
         stage = self.client.stage
+        inputs = req.inputs
         try:
-            for t, n in zip(req.inputs, sizes):
+            if len(inputs) > 1 and sum(sizes) <= TOGETHER_BELOW \
+                    and all(t.shm is None for t in inputs):
+                return self.client.stage_together(inputs, sizes, slots), slots
+            for t, n in zip(inputs, sizes):
                 if t.shm is not None:
                     refs.append(self.shm.input_ref(req.model, t, used))
                 else:

@@ -13,6 +13,7 @@ from tritond import messages
 
 log = logging.getLogger("tritond.frontend")
 
+_RESPONSE = messages.Response
 _WORKER_REGION = re.compile(r"^/?tritond-[^-]+-\d+-(w\d+)(?:-x\d+)?$")
 
 
@@ -46,9 +47,17 @@ class Inbox:
     def on_messages(self, msgs: list) -> None:
         """One message that fails to apply is logged and skipped: raising here
         would drop the rest of the frame and leave those requests waiting."""
+        core = self.core
+        on_response = core.client.on_response
+        ordering = core.ordering
         for msg in msgs:
             try:
-                self._on_message(msg)
+                # Responses are nearly every message: straight to the client, unless a
+                # preserve_ordering model's requests are in flight.
+                if type(msg) is _RESPONSE and not ordering.of:
+                    on_response(msg)
+                else:
+                    self._on_message(msg)
             except Exception:  # noqa: BLE001 - see above
                 log.exception("failed to handle %s", type(msg).__name__)
 

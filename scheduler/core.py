@@ -22,11 +22,12 @@ from typing import Callable
 
 import msgspec
 
-from tritond import messages
+from tritond import messages, namespaces
 from tritond.errors import Code, TritonError
 from tritond.shm.arena import is_oneoff
 
 from . import iterative
+from .cancels import Cancels
 from .config import SchedConfig
 from .drain import Retirement
 from .ensembles import Ensembles
@@ -34,7 +35,7 @@ from .model import Model
 from .policy import Policy, make_policy
 from .outputs import Dispatch, Notify, Output, Reply, _error
 from .router import Batch, Instance
-from .stats import CANCELED, REJECTED, stats_json
+from .stats import REJECTED, stats_json
 from .table import SERVED_STATES, ModelTable
 from .wire import ExecuteView, RequestView, dims_decode
 
@@ -73,6 +74,7 @@ class SchedulerCore:
         self.cache_on = False                           # --cache-config sized a response cache
         self.retirement = Retirement(self._steps_executed, epoch_offset_ns)  # drain.py
         self.table = ModelTable(self._queued, self._active, self.retirement, settings=self)
+        self.cancels = Cancels(self)                    # cancels.py: where a request is, stop it
 
     @property
     def pipeline(self) -> bool:
@@ -86,15 +88,31 @@ class SchedulerCore:
 
     # --------------------------------------------------------------- requests
 
+    def _unknown(self, req: RequestView, asked: int) -> Output:
+        """A BLS request for no served version: core's ``ModelLifeCycle::GetModel`` errors
+        (a frontend's request names a version it resolved, so it never gets here)."""
+        if not any(m == req.model for m, _ in self._models):     # the name as the model gave it
+            return _error(req, Code.NOT_FOUND,
+                          f"Request for unknown model: '{req.model}' is not found")
+        name = namespaces.name_of(req.model)                      # a key: its model's name
+        if asked < 0:
+            return _error(req, Code.NOT_FOUND,
+                          f"Request for unknown model: '{name}' has no available versions")
+        return _error(req, Code.NOT_FOUND,
+                      f"Request for unknown model: '{name}' version {asked} is not found")
+
     def add(self, req: RequestView, now_ns: int) -> list[Output]:
         """Queue ``req``; returns an immediate rejection if it cannot be queued.
 
         ``req.version`` is resolved (the frontend resolves "latest"; BLS: -1, below)."""
         model = self._models.get((req.model, req.version))
-        if model is None and req.version < 0:      # BLS: the latest ready version
+        asked = req.version
+        if model is None and asked < 0:            # BLS: the latest ready version
             req.version = self.ensembles.latest(req.model)
             model = self._models.get((req.model, req.version))
-        if req.batch < 0 and model is not None:    # BLS: the scheduler knows if it batches
+        if req.batch < 0:                          # BLS: the scheduler knows if it batches
+            if model is None:
+                return [self._unknown(req, asked)]
             req.batch = _batch_of(req) if model.cfg.max_batch_size > 0 else 0
         if model is None or not model.ready:
             return [_error(req, Code.UNAVAILABLE, f"Request for unknown model: '{req.model}' "
@@ -113,40 +131,9 @@ class SchedulerCore:
         return []
 
     def cancel(self, frontend: str, rid: int, now_ns: int) -> list[Output]:
-        """Drop a still-queued request with CANCELLED; tell the worker running it otherwise.
-
-        A running request still answers (the model may finish it or fail it
-        after seeing ``is_cancelled()``), so only the worker is told.
-        """
-        item = self._queued.pop((frontend, rid), None)
-        if item is None:
-            if self.ensembles.clients:
-                out = self.ensembles.cancel(frontend, rid, now_ns)
-                if out is not None:
-                    return out
-            return self._cancel_running(frontend, rid)
-        model, entry = item
-        model.policy.remove(entry)
-        model.stats.failed(1, now_ns - (entry.req.arrival_ns or entry.enqueue_ns), CANCELED)
-        return [_error(entry.req, Code.CANCELLED, "Request was cancelled", model.version)]
-
-    def _cancel_running(self, frontend: str, rid: int) -> list[Output]:
-        # A linear scan of the busy batches: cancels are rare, and an index
-        # (frontend, rid) -> instance would cost every dispatch and completion.
-        for inst in self._instances.values():
-            for batch in (inst.busy, *inst.ahead):
-                if batch is None:
-                    continue
-                for entry in batch.entries:
-                    req = entry.req
-                    if req.rid == rid and req.frontend == frontend:
-                        return [Notify(inst.address, messages.CancelRunning(
-                            batch.batch_id, [(frontend, rid)]))]
-        held = self.retirement.holding(frontend, rid) if self.retirement.retiring else None
-        if held is not None:
-            return [Notify(held[0].address, messages.CancelRunning(
-                held[1].batch_id, [(frontend, rid)]))]
-        return []            # already answered, or unknown
+        """Drop a still-queued request with CANCELLED; tell the worker running it
+        otherwise (a running request still answers: ``cancels.py``)."""
+        return self.cancels.cancel(frontend, rid, now_ns)
 
     def release(self, msg: messages.Release) -> list[Output]:
         """Output slots the frontend is done with: piggybacked on the next Execute.

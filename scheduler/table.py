@@ -62,12 +62,21 @@ class ModelTable:
         return out
 
     def named(self, req) -> list[Output]:
-        """Give a request naming a model by its bare name the model's key (namespaces.py);
-        Triton's ambiguity error when several namespaces serve that name."""
-        if not self._by_name or "/" in req.model:
+        """Give a worker's BLS request, which names its model by a model name, the model's
+        key (namespaces.py); Triton's ambiguity error when several namespaces serve that
+        name. A frontend's Request carries a key already (frontend/models.py)."""
+        if not self._by_name:
             return []
+        name = req.model
+        if "/" in name:
+            if req.batch >= 0:      # a frontend's key (a BLS request's batch is -1: bls_call.py)
+                return []
+            # A model name never holds a "/", so no model answers to it: Triton's
+            # FindModelIdentifier miss, never the namespaced model whose key it spells.
+            return [_error(req, Code.INVALID_ARG,
+                           f"Request for unknown model: '{name}' is not found")]
         try:
-            key = namespaces.resolve(req.model, self._by_name)
+            key = namespaces.resolve(name, self._by_name)
         except TritonError as exc:
             return [_error(req, exc.code, exc.message)]
         if key is not None:

@@ -33,7 +33,7 @@ from tritond import messages
 from tritond.errors import Code
 from tritond.releases import OutputReleases
 from tritond.responsestream import ResponseStream
-from tritond.shm.arena import ArenaPool
+from tritond.shm.arena import ALIGN, ArenaPool
 from tritond.shm.views import SegmentCache
 
 log = logging.getLogger("tritond.inferclient")
@@ -108,6 +108,36 @@ class InferClient:
         view[at:] = lengths
         return messages.TensorRef(name, dtype, shape, slot.region, slot.offset, nbytes,
                                   messages.SERVER_SHM, lengths_at=at)
+
+    def stage_together(self, tensors: list, sizes: list[int], slots: list) -> list:
+        """``stage`` for several small inputs of one request (objects with ``name``,
+        ``datatype``, ``shape``, ``data``), in one slot: one allocation and one free
+        instead of one per input. Each input starts ``ALIGN``-aligned in it."""
+        ends = []
+        end = 0
+        for t, n in zip(tensors, sizes):
+            ends.append(end)
+            table = getattr(t, "lengths", None)        # a BYTES input's length table
+            span = ((n + 3) & ~3) + len(table) if table is not None else n
+            end += (span + ALIGN - 1) & -ALIGN or ALIGN
+        slot = self.arena.alloc(end)
+        region, base, view = slot.region, slot.offset, slot.view
+        slots.append((region, base))
+        refs = []
+        for t, n, at in zip(tensors, sizes, ends):
+            if n:
+                data = t.data
+                if type(data) is memoryview and (data.format != "B" or data.ndim != 1):
+                    data = data.cast("B")
+                view[at:at + n] = data
+            table = getattr(t, "lengths", None)
+            lengths_at = 0
+            if table is not None:
+                lengths_at = (n + 3) & ~3
+                view[at + lengths_at:at + lengths_at + len(table)] = table
+            refs.append(messages.TensorRef(t.name, t.datatype, t.shape, region, base + at, n,
+                                           messages.SERVER_SHM, lengths_at=lengths_at))
+        return refs
 
     def free(self, slots: list) -> None:
         """Give input slots back (a request that was never sent, or its final answer)."""

@@ -11,7 +11,8 @@ statistics). With namespacing that key is ``<repository>/<name>``: a model name 
 directory name, so it never holds a ``/`` and the key of a namespaced model never
 equals a bare name; without namespacing the key is the bare name and nothing changes.
 Everything a client sees shows :func:`name_of` (and :func:`namespace_of` as the
-``namespace`` metrics label).
+``namespace`` metrics label); logs and load-failure reasons show :func:`identifier`,
+``<repository>::<name>``, as Triton's do.
 """
 from __future__ import annotations
 
@@ -28,6 +29,15 @@ def key(repository: str, name: str, namespacing: bool) -> str:
 def name_of(key: str) -> str:
     """The model name a client sees."""
     return key.rsplit("/", 1)[-1]
+
+
+def identifier(key: str) -> str:
+    """A model as Triton's logs and load reasons name it: ``<repository>::<name>`` for a
+    namespaced key (core's ``ModelIdentifier::str()``), so that two copies of a name
+    tell apart; the name itself without namespacing."""
+    if "/" not in key:
+        return key
+    return f"{namespace_of(key)}::{name_of(key)}"
 
 
 def namespace_of(key: str) -> str:

@@ -16,6 +16,7 @@ import asyncio
 from typing import Callable, Optional
 
 from tritond import messages
+from tritond.idletimer import IdleTimer
 from tritond.shm.arena import is_oneoff
 from tritond.shm.views import SegmentCache
 
@@ -39,8 +40,7 @@ class OutputReleases:
         self.held: dict[str, list] = {}           # instance -> output slots to release
         self.direct: dict[str, list] = {}         # ... of non-final Responses: straight to it
         self.unreleased = 0                        # answers whose outputs are not released yet
-        self._timer = None
-        self._since = 0.0                          # loop time the waiting slots were first held
+        self._timer: Optional[IdleTimer] = None    # made at the first slots held (on a loop)
 
     def releaser(self, resp: messages.Response) -> Optional[Callable[[], None]]:
         """A one-shot callable handing ``resp``'s output slots back (None: nothing to hand back)."""
@@ -92,23 +92,13 @@ class OutputReleases:
         if now:
             self.flush()
         elif not waiting and self._linger is not None:
-            loop = self._event_loop()
-            self._since = loop.time()           # the oldest slots waiting were held now
-            if self._timer is None:
-                self._timer = loop.call_later(self._linger, self._lingered)
-
-    def _lingered(self) -> None:
-        """The linger timer: flush what waited ``linger_s``; slots held after a Request
-        took the earlier ones wait for the rest of theirs (not a lone Release early)."""
-        self._timer = None
-        if not (self.held or self.direct):
-            return
-        loop = self._event_loop()
-        left = self._since + self._linger - loop.time()
-        if left > 0:
-            self._timer = loop.call_later(left, self._lingered)
-        else:
-            self.flush()
+            # The oldest slots waiting were held now. The timer stays armed across
+            # take_held: when it fires it flushes what waited linger_s, and re-arms for
+            # slots held after a Request took the earlier ones (not a lone Release early).
+            timer = self._timer
+            if timer is None:
+                timer = self._timer = IdleTimer(self._event_loop(), self._linger, self.flush)
+            timer.idle()
 
     def flush(self, held: bool = True) -> None:
         """Send every held output slot now (one Release per worker); ``held=False``: only

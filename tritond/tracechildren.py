@@ -20,7 +20,7 @@ import msgspec
 
 from tritond.messages import Response, TraceChild
 
-# Response.trace, in order (workers/executor.Executor._stamps); an ensemble answers
+# Response.trace, in order (workers/responses.stamps); an ensemble answers
 # only its QUEUE_START.
 WORKER_STAMPS = ("QUEUE_START", "COMPUTE_START", "COMPUTE_INPUT_END", "COMPUTE_OUTPUT_START",
                  "COMPUTE_END")

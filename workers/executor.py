@@ -1,5 +1,8 @@
 """One ``Execute`` descriptor, start to finish: map inputs, run, write outputs.
 
+The inputs and the run are here; the outputs and Responses are
+``workers/responses.py``'s :class:`~workers.responses.Responses`.
+
 Pure of sockets: :meth:`Executor.run` returns the ``Response`` messages (with
 their frontend addresses) and the ``Executed`` summary;
 ``workers/runner.py`` posts them. A model exception fails only this batch's
@@ -16,23 +19,16 @@ import numpy as np
 from tritond import messages
 from tritond.errors import Code, TritonError
 from tritond.messages import ErrorInfo, Execute, Response
+from tritond.namespaces import identifier
 from tritond.shm.cuda import is_device_array
 
 from . import childtraces, sequence_rows
 from .backend import Backend, WorkRequest, WorkResult
-from .outputs import OutputWriter, as_output
+from .outputs import OutputWriter
+from .responses import TRACED, Responses, Share, error_of, stamps
 from .shapes import ModelIO
 
 log = logging.getLogger("tritond.workers.executor")
-
-
-def _error(exc: BaseException) -> ErrorInfo:
-    if isinstance(exc, TritonError):
-        return ErrorInfo(int(exc.code), exc.message)
-    return ErrorInfo(int(Code.INTERNAL), str(exc) or type(exc).__name__)
-
-
-_TRACED = [0]      # marks a traced request's Response until run() knows the batch's end
 
 
 class Executor:
@@ -46,6 +42,7 @@ class Executor:
         self.writer = writer
         self.instance = instance     # this worker's address (Response.instance)
         self.seq = seq               # workers.sequence.SequenceIO of a sequence model
+        self.responses = Responses(io, writer, instance)
 
     def run(self, ex: Execute) -> tuple[list[tuple[str, Response]], messages.Executed]:
         """Execute one batch; returns ([(frontend, Response)], Executed)."""
@@ -62,17 +59,17 @@ class Executor:
         results = self._execute(work)
         t_infer = time.monotonic_ns()
         if slots and self.seq is not None:
-            sequence_rows.keep_states(self.seq, ex, results, _Share)
+            sequence_rows.keep_states(self.seq, ex, results, Share)
             quiet = sequence_rows.skip_not_ready(ex, errors)
-            responses = self._respond(ex.requests, work, results, errors, quiet)
+            responses = self.responses.build(ex.requests, work, results, errors, quiet)
         else:
-            responses = self._respond(ex.requests, work, results, errors)
+            responses = self.responses.build(ex.requests, work, results, errors)
             if slots:
                 responses = sequence_rows.answered(self.writer, responses, slots)
         end = time.monotonic_ns()
         for _, resp in responses:
-            if resp.trace is _TRACED:
-                resp.trace = self._stamps(ex, resp.rid, start, t_in, t_infer, end)
+            if resp.trace is TRACED:
+                resp.trace = stamps(ex, resp.rid, start, t_in, t_infer, end)
         if childtraces.OPEN:        # a traced request made BLS calls (workers/childtraces.py)
             childtraces.attach(ex.requests, responses)
         stats = messages.ExecStats(
@@ -90,7 +87,7 @@ class Executor:
             try:
                 inputs = {ref.name: self._view(ref) for ref in req.inputs}
             except Exception as exc:  # noqa: BLE001 - reported to the client as data
-                errors[req.rid] = _error(exc)
+                errors[req.rid] = error_of(exc)
                 continue
             names = self.io.requested([o.name for o in req.outputs])
             work[req.rid] = WorkRequest(req, inputs, names, self._dests(req))
@@ -136,8 +133,8 @@ class Executor:
                 raise TritonError(Code.INTERNAL,
                                   f"backend returned {got} for {len(items)} requests")
         except Exception as exc:  # noqa: BLE001 - a model exception fails only this batch
-            log.warning("execute failed for model '%s': %s", self.backend.ctx.model, exc)
-            err = _error(exc)
+            log.warning("execute failed for model '%s': %s", identifier(self.backend.ctx.model), exc)
+            err = error_of(exc)
             return {w.request.rid: WorkResult(error=err) for w in items}
         return {w.request.rid: r for w, r in zip(items, results)}
 
@@ -196,114 +193,7 @@ class Executor:
         if result.error is not None:
             return {w.request.rid: result for w in items}
         # Marks each per-request result as a share of ``result`` (split on write).
-        return {w.request.rid: _Share(result, i) for i, w in enumerate(items)}
-
-    # ------------------------------------------------------------ outputs
-
-    def _respond(self, requests, work, results, errors,
-                 quiet=frozenset()) -> list[tuple[str, Response]]:
-        """Write outputs into shm and build one Response per request, except the
-        ``quiet`` ones (a sequence batch's not-ready rows: nobody waits for them, so no
-        Response is made for them only to be dropped; their outputs are discarded)."""
-        refs: dict[int, list] = {rid: [] for rid in work}
-        shares = [w for w in work.values() if isinstance(results.get(w.request.rid), _Share)]
-        if shares:
-            self._write_fused(shares, results, refs, errors)
-        for rid, w in work.items():
-            res = results[rid]
-            if isinstance(res, _Share) or rid in errors or res.streamed:
-                continue
-            if res.error is not None:
-                errors[rid] = res.error
-                continue
-            self._write_one(w, res, refs, errors)
-        out = []
-        for req in requests:
-            err = errors.get(req.rid)
-            if err is not None:
-                self.writer.discard(refs.get(req.rid, ()))
-                if req.rid in quiet:
-                    continue
-                out.append((req.frontend, Response(req.rid, error=err, instance=self.instance,
-                                                   model_version=req.version)))
-                continue
-            res = results[req.rid]
-            if not isinstance(res, _Share) and res.streamed:
-                continue                    # its response sender answers (workers/streams.py)
-            params = res.result.parameters if isinstance(res, _Share) else res.parameters
-            resp = Response(req.rid, outputs=refs[req.rid], parameters=params,
-                            instance=self.instance, model_version=req.version)
-            if req.trace:           # stamped by run() once the batch's end is known
-                resp.trace = _TRACED
-            out.append((req.frontend, resp))
-        return out
-
-    @staticmethod
-    def _stamps(ex: Execute, rid: int, start: int, t_in: int, t_infer: int, end: int) -> list:
-        """A traced request's Response.trace: the scheduler's QUEUE_START, then the
-        batch's compute timestamps (every request of a batch shares them, as in Triton)."""
-        for req in ex.requests:
-            if req.rid == rid:
-                return [*req.trace[1:2], start, t_in, t_infer, end]
-        return []
-
-    def _write_one(self, w: WorkRequest, res: WorkResult, refs, errors) -> None:
-        outs, later = [], None
-        try:
-            produced = res.outputs
-            dests = {o.name: o.dest for o in w.request.outputs if o.dest is not None}
-            for name in w.outputs:
-                arr = produced.get(name)
-                if arr is None:
-                    continue  # Python models may omit outputs; Triton returns what exists
-                arr = as_output(arr)
-                outs.append((name, arr, self.io.client_shape(name, arr.shape), dests.get(name)))
-        except Exception as exc:  # noqa: BLE001 - e.g. an unsupported array type
-            later = _error(exc)
-        try:
-            # the outputs before a failing one are still written: an error of
-            # theirs comes first (the writer stops at the first); _respond discards them
-            got = self.writer.write_all(outs)
-        except Exception as exc:  # noqa: BLE001 - e.g. an unsupported dtype
-            got = _error(exc)
-        if type(got) is list:
-            refs[w.request.rid].extend(got)
-            got = later
-        if got is not None:
-            errors[w.request.rid] = got
-
-    def _write_fused(self, shares: list[WorkRequest], results, refs, errors) -> None:
-        batch = results[shares[0].request.rid].result
-        rows = [next(iter(w.inputs.values())).shape[0] for w in shares]
-        names = dict.fromkeys(n for w in shares for n in w.outputs)
-        for name in names:
-            arr = batch.outputs.get(name)
-            if arr is None:
-                continue
-            arr = as_output(arr)
-            if arr.ndim == 0 or arr.shape[0] != sum(rows):
-                err = ErrorInfo(int(Code.INTERNAL), f"output '{name}' has shape {list(arr.shape)}, "
-                                f"expected a batch of {sum(rows)}")
-                for w in shares:
-                    errors.setdefault(w.request.rid, err)
-                continue
-            try:
-                self._slice(name, arr, shares, rows, refs, errors)
-            except Exception as exc:  # noqa: BLE001 - e.g. an unsupported dtype
-                for w in shares:
-                    errors.setdefault(w.request.rid, _error(exc))
-
-    def _slice(self, name, arr, shares, rows, refs, errors) -> None:
-        shapes, dests = [], []
-        for w, n in zip(shares, rows):
-            want = name in w.outputs and w.request.rid not in errors
-            shapes.append(self.io.client_shape(name, (n, *arr.shape[1:])) if want else None)
-            dests.append(next((o.dest for o in w.request.outputs if o.name == name), None))
-        for w, ref in zip(shares, self.writer.write_batch(name, arr, rows, shapes, dests)):
-            if isinstance(ref, ErrorInfo):
-                errors[w.request.rid] = ref
-            elif ref is not None:
-                refs[w.request.rid].append(ref)
+        return {w.request.rid: Share(result, i) for i, w in enumerate(items)}
 
 
 def _concatenate(arrays: list, seq=None):
@@ -313,13 +203,3 @@ def _concatenate(arrays: list, seq=None):
         return cupy.concatenate([cupy.asarray(a) for a in arrays])
     whole = seq.joined(arrays) if seq is not None else None      # sequence_state.py
     return np.concatenate(arrays) if whole is None else whole
-
-
-class _Share:
-    """Request ``index``'s part of a fused batch ``result``."""
-
-    __slots__ = ("result", "index")
-
-    def __init__(self, result: WorkResult, index: int) -> None:
-        self.result = result
-        self.index = index

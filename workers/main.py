@@ -27,6 +27,7 @@ import msgspec
 from tritond import loglevels, messages
 from tritond.endpoint import SyncEndpoint
 from tritond.errors import Code, TritonError
+from tritond.namespaces import identifier
 from tritond.procutil import Bootstrap, child_start, quiet_gc
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
@@ -168,8 +169,8 @@ class WorkerProc:
         except Exception as exc:  # noqa: BLE001 - every load failure is reported as data
             err = exc if isinstance(exc, TritonError) else TritonError(
                 Code.INTERNAL, f"{type(exc).__name__}: {exc}")
-            self.log.error("failed to load '%s' instance %s: %s", load.model, load.instance,
-                           err.message)
+            self.log.error("failed to load '%s' instance %s: %s", identifier(load.model),
+                           load.instance, err.message)
             self.ep.send_now(self.boot.parent, [messages.LoadFailed(
                 load.instance, messages.ErrorInfo(int(err.code), err.message),
                 load.model, load.version)])
@@ -179,7 +180,8 @@ class WorkerProc:
         quiet_gc()
         self.ep.send_now(self.boot.parent, [messages.Loaded(load.instance, spec.config_json,
                                                                load.model, load.version)])
-        self.log.info("loaded '%s' version %d instance %s", load.model, load.version, load.instance)
+        self.log.info("loaded '%s' version %d instance %s", identifier(load.model), load.version,
+                      load.instance)
 
     def _load_backend(self, load: messages.Load):
         if self.setup is None:

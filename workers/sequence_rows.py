@@ -79,7 +79,7 @@ NOT_READY = ErrorInfo(int(Code.UNAVAILABLE), "not-ready sequence slot")
 def skip_not_ready(ex, errors: dict) -> set:
     """Not-ready rows' outputs are never written: they count as failed rows (they name
     no frontend, so no statistics). Returns their rids: the executor makes no Response
-    for them (``Executor._respond``'s ``quiet``)."""
+    for them (``Responses.build``'s ``quiet``)."""
     quiet = set()
     for req, slot in zip(ex.requests, ex.slots):
         if not slot.ready:

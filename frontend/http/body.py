@@ -32,11 +32,23 @@ def too_large(n: int, limit: int) -> TritonError:
                        f"{limit} bytes. Use --http-max-input-size to increase the limit.")
 
 
-async def read_body(content_length: bytes | None, receive, limit: int):
-    """The whole body, refusing more than ``limit`` bytes before and while reading it."""
+def _declared(content_length: bytes | None, limit: int) -> int | None:
     size = int(content_length) if content_length is not None and content_length.isdigit() else None
     if size is not None and size > limit:
         raise TooLarge(size, limit)
+    return size
+
+
+def whole_body(content_length: bytes | None, body, limit: int):
+    """A body the server already holds in full, checked as ``read_body`` checks one."""
+    if _declared(content_length, limit) is None and len(body) > limit:
+        raise too_large(len(body), limit)
+    return body
+
+
+async def read_body(content_length: bytes | None, receive, limit: int):
+    """The whole body, refusing more than ``limit`` bytes before and while reading it."""
+    size = _declared(content_length, limit)
     msg = await receive()
     first = msg.get("body", b"")
     more = msg.get("more_body", False)

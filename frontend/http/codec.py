@@ -10,6 +10,7 @@ import msgspec
 
 from tritond.errors import invalid_arg
 
+from . import fastdecode
 from ..types import InferRequest, InferResult, InputTensor, RequestedOutput, ShmRef
 from .tensors import NESTING, bytes_to_json, json_to_bytes
 
@@ -46,6 +47,9 @@ def decode_request(body: bytes, hlen: int | None, model: str, version: str
                    ) -> tuple[InferRequest, bool]:
     """(request, binary_data_output default) from an infer body with a JSON header
     (raw binary requests, ``hlen == 0``, are decoded by ``raw.decode_raw``)."""
+    usual = fastdecode.decode(body, hlen, model, version)
+    if usual is not None:
+        return usual
     view = memoryview(body)
     doc = parse_json(view if hlen is None else view[:hlen])
     if type(doc) is not dict:

@@ -10,7 +10,10 @@ instead: it has the attributes and methods uvicorn's protocol uses on a cycle
 keep-alive, pipelining, flow control and disconnect handling run unchanged,
 and it offers the infer handler (``fastpath._serve``) the same ASGI
 ``receive``/``send`` with a small scope. The response's head and body leave
-in one write. Our infer responses always carry a Content-Length.
+in one write. Our infer responses always carry a Content-Length. On the usual
+path the handler skips even those: a body that arrived whole is taken with
+``whole_body`` and an ``InferResponse`` is written by ``respond`` (no message
+dicts, no header tuples); errors and compressed answers keep ``send``.
 
 A client that goes away cancels its request at once: uvicorn marks the cycle
 ``disconnected`` and the exchange cancels its task (the core then posts
@@ -27,12 +30,16 @@ from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
 from . import fastpath
+from .responses import InferResponse
 
 log = logging.getLogger("tritond.frontend.http")
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _JOIN = 64 * 1024       # as protocol.CorkedTransport: below this a join is cheaper
 _CLOSE = b"connection: close\r\n"
+_OK = STATUS_LINE[200]
+_END = b"\r\n"
+_CLOSE_END = _CLOSE + _END
 _SERVER_ERROR = (b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\n"
                  b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error")
 
@@ -135,7 +142,7 @@ class InferExchange:
         self._task = asyncio.current_task(self.message_event.loop)
         try:
             await fastpath._serve(self.core, self.scope, self.receive, self.send,  # noqa: SLF001
-                                  self.model, self.version)
+                                  self.model, self.version, self)
         except asyncio.CancelledError:
             if not self._gone:
                 raise                    # not ours (shutdown): let it propagate
@@ -156,6 +163,44 @@ class InferExchange:
         finally:
             self._task = None
             self.on_response = _noop
+
+    def whole_body(self):
+        """The body, when it all arrived before the handler ran (the usual case): no
+        ``receive`` round trip. None: read it with ``receive``."""
+        if self.more_body or self.waiting_for_100_continue or self._gone \
+                or self.response_complete:
+            return None
+        self.flow.resume_reading()
+        body = self.body
+        self.body = []
+        return body[0] if len(body) == 1 else b"".join(body)
+
+    def respond(self, response) -> bool:
+        """Write an ``InferResponse``'s head and body now, without ASGI messages. False:
+        not one this writes (an error body, a compressed one, a paused or gone
+        connection), the caller sends it the ASGI way."""
+        if type(response) is not InferResponse or response.encoding is not None \
+                or self.response_started or self._gone or self.flow.write_paused:
+            return False
+        fields, total = response.fields()
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        head = b"".join((_OK, _default_headers(self.default_headers), fields,
+                         _END if self.keep_alive else _CLOSE_END))
+        header, blobs = response.header, response.blobs
+        try:
+            if not blobs:
+                self.transport.write_now(head + header)
+            elif total < _JOIN:
+                self.transport.write_now(b"".join((head, header, *blobs)))
+            else:       # large outputs are written from the worker's slots, never copied
+                self.transport.write(head + header)
+                for blob in blobs:
+                    self.transport.write(blob)
+            self._complete()
+        finally:
+            self.transport.after_sent(response.result.release)
+        return True
 
     async def receive(self) -> dict:
         if self.waiting_for_100_continue and not self.transport.is_closing():

@@ -13,7 +13,7 @@ import re
 from tritond.errors import TritonError, internal, unsupported
 
 from . import codec, raw
-from .body import read_body, too_large  # noqa: F401 - routes use them from here
+from .body import read_body, too_large, whole_body  # noqa: F401 - routes use them from here
 from .compression import check_encoding, decompress, response_encoding
 from ..forward import forward
 from .disconnect import infer_unless_disconnected
@@ -40,22 +40,28 @@ def with_fast_infer(app, core):
     return asgi
 
 
-async def _serve(core, scope, receive, send, model: str, version: str) -> None:
+async def _serve(core, scope, receive, send, model: str, version: str,
+                 exchange=None) -> None:
+    """``exchange``: the ``InferExchange`` serving this request (exchange.py), which
+    hands over a body it holds in full and writes an infer answer itself."""
     headers = dict(scope["headers"])
     trace = core.tracer.start(model, headers) if core.tracer.maybe else None
     if trace is not None:
         trace.stamp("HTTP_RECV_START")
     # exchange.py cancels the task itself when the client leaves: no watcher needed.
-    watched = "tritond.cancels_on_disconnect" in scope.get("extensions", ())
+    watched = exchange is not None or "tritond.cancels_on_disconnect" in scope.get(
+        "extensions", ())
+    body = exchange.whole_body() if exchange is not None else None
     try:
-        response = await infer(core, headers, receive, model, version, trace, watched)
+        response = await infer(core, headers, receive, model, version, trace, watched, body)
     except TritonError as exc:
         response = error_response(exc)
     except Exception as exc:  # noqa: BLE001 - a bug must still answer, as JSON
         log.exception("infer on '%s' failed", model)
         response = error_response(internal(f"{type(exc).__name__}: {exc}"))
     if trace is None:
-        await response(scope, receive, send)
+        if exchange is None or not exchange.respond(response):
+            await response(scope, receive, send)
         return
     if trace.version:       # a model answered (Triton stamps it in its response callback)
         trace.stamp("INFER_RESPONSE_COMPLETE")
@@ -69,16 +75,20 @@ async def _serve(core, scope, receive, send, model: str, version: str) -> None:
 
 
 async def infer(core, headers: dict, receive, model: str, version: str,
-                trace=None, watched: bool = False) -> InferResponse:
+                trace=None, watched: bool = False, whole=None) -> InferResponse:
     """One inference: headers are the raw ASGI (lower-case bytes) pairs as a dict;
-    ``watched``: the server cancels this task if the client disconnects."""
+    ``watched``: the server cancels this task if the client disconnects; ``whole``: the
+    body, when the server already holds all of it (else it is read with ``receive``)."""
     limit = core.options.http_max_input_size
     encoding = check_encoding(_text(headers.get(b"content-encoding")))
     header_len = headers.get(b"inference-header-content-length")
     # --http-max-input-size bounds the whole body (a declared one over it is a
     # 413 before any byte is read), and again the JSON header, a raw input and
     # a decompressed body.
-    body = await read_body(headers.get(b"content-length"), receive, limit)
+    if whole is None:
+        body = await read_body(headers.get(b"content-length"), receive, limit)
+    else:
+        body = whole_body(headers.get(b"content-length"), whole, limit)
     if trace is not None:
         trace.stamp("HTTP_RECV_END")
     if encoding is not None:

@@ -20,7 +20,9 @@ import re
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .deadline import IdleTimer, ReadDeadline
+from tritond.idletimer import IdleTimer
+
+from .deadline import ReadDeadline
 from .exchange import InferExchange
 from .halfclose import PeerProbe
 
@@ -76,6 +78,15 @@ class CorkedTransport:
         if not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self.flush)
+
+    def write_now(self, data) -> None:
+        """``write``, but at once when nothing waits for the end of the turn: an infer
+        answer leaves in one write (exchange.py), so corking it buys no syscall and
+        costs a loop callback."""
+        if self._scheduled or self._transport.is_closing():
+            self.write(data)
+        else:
+            self._transport.write(data)
 
     def flush(self) -> None:
         self._scheduled = False
@@ -186,7 +197,7 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
         self.deadline.stop()
         super().on_message_complete()
 
-    # uvicorn's keep-alive timeout, on one timer per connection (deadline.IdleTimer).
+    # uvicorn's keep-alive timeout, on one timer per connection (tritond/idletimer.py).
     def _unset_keepalive_if_required(self) -> None:
         self.idle.busy()
 

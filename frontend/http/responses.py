@@ -12,6 +12,9 @@ from .compression import UnsupportedEncoding, compress
 JOIN_BELOW = 64 << 10    # smaller bodies go out as one write; bigger ones as separate chunks
 _JSON = (b"content-type", b"application/json")
 _OCTET = (b"content-type", b"application/octet-stream")
+_JSON_FIELDS = b"content-type: application/json\r\ncontent-length: %d\r\n"
+_OCTET_FIELDS = (b"content-type: application/octet-stream\r\ninference-header-content-length: %d"
+                 b"\r\ncontent-length: %d\r\n")
 
 
 def json_response(doc, status: int = 200) -> Response:
@@ -57,6 +60,15 @@ class InferResponse:
                 self.result.release()
             else:
                 after_sent(self.result.release)
+
+    def fields(self) -> tuple[bytes, int]:
+        """(the head's header lines, body length) of an answer without ``encoding``:
+        the lines ``_send`` gives as ASGI headers, in the same order."""
+        header, blobs = self.header, self.blobs
+        if not blobs:
+            return _JSON_FIELDS % len(header), len(header)
+        total = len(header) + sum(map(len, blobs))
+        return _OCTET_FIELDS % (len(header), total), total
 
     async def _send(self, send) -> None:
         header, blobs = self.header, self.blobs

@@ -10,6 +10,7 @@ import pytest
 from tests.specs import spec_from_dict
 from tests.frontend.harness import CONFIGS, int_input, leaked_segments, table
 from tritond import messages
+from tritond.frontend.core import TOGETHER_BELOW
 from tritond.errors import Code, TritonError
 from tritond.frontend.types import InferRequest, InputTensor, RequestedOutput
 
@@ -220,12 +221,39 @@ def test_cancel_posts_cancel_and_frees_only_on_response(harness):
                 await task
             cancel = await h.next_request()
             assert cancel == messages.Cancel(h.core.address, msg.rid)
-            assert h.core.client.arena.stats()["live"] == 2        # a worker may still read them
+            assert h.core.client.arena.stats()["live"] == 1        # a worker may still read it
             ref = h.output("OUTPUT0", np.zeros(16, np.int32))
             h.respond(msg.rid, [ref])
             rel = await asyncio.wait_for(h.sched.get(), 5)    # nobody will read: released
             assert rel.slots == [(ref.region, ref.offset)]
             assert h.core.client.arena.stats()["live"] == 0 and h.core.in_flight == 0
+    run(body())
+
+
+def test_small_inputs_of_a_request_share_one_slot_and_big_ones_do_not(harness):
+    async def body():
+        async with harness() as h:
+            a, b = int_input("INPUT0", start=1), int_input("INPUT1", start=100)
+            task = asyncio.create_task(h.core.infer(simple(a, b)))
+            msg = await h.next_request()
+            assert h.core.client.arena.stats()["live"] == 1
+            r0, r1 = msg.inputs
+            assert r0.region == r1.region and r1.offset == r0.offset + 64
+            assert r0.offset % 64 == 0 and (r0.nbytes, r1.nbytes) == (64, 64)
+            assert bytes(h.cache.buffer(r0.region, r0.offset, r0.nbytes)) == a.data
+            assert bytes(h.cache.buffer(r1.region, r1.offset, r1.nbytes)) == b.data
+            h.respond(msg.rid, [h.output("OUTPUT0", np.zeros(16, np.int32))])
+            (await task).release()
+            assert h.core.client.arena.stats()["live"] == 0
+            wide = TOGETHER_BELOW // 8 + 16         # FP32 [2, wide]: past the shared slot's limit
+            task = asyncio.create_task(h.core.infer(InferRequest("strings", inputs=[
+                InputTensor("IN", "BYTES", [0], b""),
+                InputTensor("OPT", "FP32", [2, wide], bytes(8 * wide))])))
+            msg = await h.next_request()
+            assert h.core.client.arena.stats()["live"] == 2
+            h.respond(msg.rid)
+            (await task).release()
+            assert h.core.client.arena.stats()["live"] == 0
     run(body())
 
 
@@ -360,8 +388,8 @@ def test_stream_results_then_final_and_ordering_on_the_final(harness):
                 final=False))                                             # a's first: passes
             await asyncio.sleep(0.05)
             assert got == [("a", 2, False)]
-            # a's inputs until its final; b's until its held final is delivered
-            assert h.core.client.arena.stats()["live"] == 4
+            # a's inputs until its final; b's until its held final is delivered (one slot each)
+            assert h.core.client.arena.stats()["live"] == 2
             h.respond(msg_a.rid, [h.output("OUTPUT0", out + 3)])
             await asyncio.wait_for(asyncio.gather(first, second), 5)
             assert got == [("a", 2, False), ("a", 3, True), ("b", 1, True)]

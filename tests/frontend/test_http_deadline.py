@@ -1,7 +1,8 @@
 """frontend/http/deadline.py: slow clients are cut off, complete requests are not."""
 import asyncio
 
-from tritond.frontend.http.deadline import IdleTimer, ReadDeadline
+from tritond.frontend.http.deadline import ReadDeadline
+from tritond.idletimer import IdleTimer
 
 
 def _run(script, timeout=0.2):

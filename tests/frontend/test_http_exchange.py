@@ -177,3 +177,44 @@ def test_graceful_shutdown_timeout_cancels_the_request(harness):
             await task
             writer.close()
     asyncio.run(body())
+
+
+BINARY_OUT = json.dumps({"inputs": json.loads(BODY)["inputs"], "outputs": [
+    {"name": "OUTPUT0", "parameters": {"binary_data": True}}, {"name": "OUTPUT1"}]}).encode()
+
+
+async def _answers(h, extra: bytes) -> list:
+    """Heads (without the date line) and bodies of a JSON and a binary-output answer."""
+    server, task, port = await serve(h)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    got = []
+    for body in (BODY, BINARY_OUT):
+        sched = asyncio.create_task(echo_scheduler(h, 1))
+        writer.write(b"POST /v2/models/simple/infer HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d"
+                     b"\r\n\r\n%s" % (extra, len(body), body))
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = head.split(b"\r\ncontent-length: ")[1].split(b"\r\n")[0]
+        data = await reader.readexactly(int(length))
+        await sched
+        got.append((b"\r\n".join(line for line in head.split(b"\r\n")
+                                 if not line.startswith(b"date: ")), data))
+    writer.close()
+    await stop(server, task)
+    return got
+
+
+def test_the_exchange_writes_the_answer_the_asgi_path_writes(harness):
+    async def body():
+        async with harness() as h:
+            exchange = await _answers(h, b"")
+        async with harness({"http_restricted_api": ["inference:k=v"]}) as h:
+            asgi = await _answers(h, b"k: v\r\n")
+        assert exchange == asgi
+        (json_head, _), (binary_head, binary) = exchange
+        assert json_head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"content-type: application/octet-stream\r\ninference-header-content-length: " \
+            in binary_head
+        hlen = int(binary_head.split(b"inference-header-content-length: ")[1].split(b"\r\n")[0])
+        assert json.loads(binary[:hlen])["outputs"][0]["parameters"] == {"binary_data_size": 64}
+        assert len(binary) == hlen + 64
+    asyncio.run(body())

@@ -146,6 +146,35 @@ def test_bls_by_an_ambiguous_name_fails_by_a_unique_name_runs(http):
     assert AMBIGUOUS.format("composing_model") in call("ready:composing_model")[1]
 
 
+def test_bls_by_an_internal_key_is_an_unknown_model(server, http):
+    """A BLS model name is a model name: tritond's key of a namespaced model
+    (``<repository>/<name>``) is no name, so it is Triton's unknown model, not that model."""
+    def call(name):
+        inp = httpclient.InferInput("NAME", [1], "BYTES")
+        inp.set_data_from_numpy(np.array([name.encode()], dtype=object))
+        result = http.infer("bls", [inp])
+        return result.as_numpy("OUTPUT0").tolist(), result.as_numpy("ERROR")[0].decode()
+
+    for key in (f"{server.repos[0]}/composing_addsub", f"{server.repos[1]}/composing_model",
+                "addsub_repo/composing_addsub"):
+        assert call(key) == ([0] * 4, f"Request for unknown model: '{key}' is not found")
+        assert call(f"ready:{key}")[1] == "False"
+    assert call("composing_addsub") == ((A + A).tolist(), "")   # the name still runs
+    assert call("ready:composing_addsub")[1] == "True"
+
+
+def test_logs_name_each_copy_as_tritons_do(server, http):
+    """Triton logs a namespaced model as ``<repository>::<name>`` (ModelIdentifier);
+    tritond's internal key (``<repository>/<name>``) never shows."""
+    text = server.output()
+    for repo in server.repos:
+        assert f"successfully loaded '{repo}::composing_model' version 1" in text     # parent
+        assert f"loaded '{repo}::composing_model' version 1 instance composing_model_0" in text
+        assert f"| {repo}::composing_model " in text                               # the table
+        assert f"{repo}/composing_model" not in text
+    assert "| simple " not in text and f"| {server.repos[0]}::simple " in text
+
+
 def test_a_unique_name_is_served(http, grpc):
     a = np.arange(16, dtype=np.int32).reshape(1, 16)
     result = http.infer("simple", simple_inputs(a, a))

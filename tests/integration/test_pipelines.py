@@ -198,7 +198,8 @@ def test_bls_errors_come_back_as_the_response_error(client):
     assert "BLS call failed: add_sub refuses -1" in err.value.message()
     with pytest.raises(InferenceServerException) as err:
         _infer(client, "bls", parameters={"target": "ghost"})
-    assert "BLS call failed: Request for unknown model: 'ghost'" in err.value.message()
+    # core's GetModel: an unknown name is NOT_FOUND "... is not found" (no version in it)
+    assert "BLS call failed: Request for unknown model: 'ghost' is not found" in err.value.message()
 
 
 def test_bls_async_calls_run_concurrently(client):

@@ -48,6 +48,27 @@ def test_unknown_model_rejected():
     assert "nope" in reply.response.error.message
 
 
+def test_bls_requests_for_no_served_version_get_cores_not_found_errors():
+    # A BLS request (batch -1, version -1 for "latest") as core's ModelLifeCycle::GetModel
+    # answers it; a frontend's request names a version it resolved (UNAVAILABLE above).
+    core = core_with(config())
+    core.set_models(table(("m", 2, config(), ["w2"])))
+
+    def error(**kw):
+        (reply,) = core.add(request(0, batch=-1, **kw), 0)
+        return reply.response.error.code, reply.response.error.message
+
+    assert error(model="ghost", version=-1) == (
+        Code.NOT_FOUND, "Request for unknown model: 'ghost' is not found")
+    assert error(model="m", version=7) == (
+        Code.NOT_FOUND, "Request for unknown model: 'm' version 7 is not found")
+    core.set_models(table(("m", 2, config(), ["w2"], "UNLOADING")))
+    assert error(model="m", version=-1) == (
+        Code.NOT_FOUND, "Request for unknown model: 'm' has no available versions")
+    assert error(model="m", version=2) == (
+        Code.UNAVAILABLE, "Request for unknown model: 'm' version 2 is not at ready state")
+
+
 def test_requests_name_their_resolved_version():
     # The frontend resolves "latest" (one lookup per request): the scheduler
     # routes by the exact version and has no fallback of its own.

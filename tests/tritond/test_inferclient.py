@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tritond import messages
+from tritond.frontend.types import InputTensor
 from tritond.inferclient import InferClient
 from tritond.responsestream import ResponseStream
 from tritond.shm import lengths
@@ -407,3 +408,26 @@ def test_batched_requests_go_through_post_batched(world):
         world.client.submit(req4, slots4)
         assert world.kinds() == ["Request"] and world.sent[0][1] is req4
     asyncio.run(body())
+
+
+def test_inputs_staged_together_keep_a_bytes_length_table(world):
+    """Small inputs of one request share a slot; a BYTES one keeps its table behind its
+    payload inside its own aligned span, and the next input starts after that."""
+    items = [b"e%d" % i for i in range(40)] + [b"odd"]
+    payload = b"".join(len(b).to_bytes(4, "little") + b for b in items)
+    table = lengths.table([len(b) for b in items])
+    words = InputTensor("IN", "BYTES", [41], memoryview(payload), lengths=table)
+    ints = InputTensor("N", "INT32", [1, 16], np.arange(16, dtype=np.int32).tobytes())
+    slots: list = []
+    s, n = world.client.stage_together([words, ints], [len(payload), 64], slots)
+    assert len(slots) == 1 and s.lengths_at == (len(payload) + 3) & ~3 and n.lengths_at == 0
+    assert n.offset - s.offset >= s.lengths_at + len(table)
+    reader = SegmentCache(writable=False)
+    try:
+        assert list(reader.array(s)) == items
+        assert bytes(reader.buffer(s.region, s.offset + s.lengths_at, len(table))) == table
+        assert reader.array(n).tolist() == [list(range(16))]
+    finally:
+        reader.close()
+    world.client.free(slots)
+    assert world.live_inputs() == 0

@@ -36,3 +36,10 @@ def test_an_ensemble_step_prefers_its_own_namespace_else_the_only_copy():
     assert namespaces.prefer("/r3", "x", by_name) is None        # ambiguous
     assert namespaces.prefer("/r1", "z", by_name) is None
     assert namespaces.prefer("", "m", namespaces.index(["m"])) == "m"   # no namespacing
+
+
+def test_identifier_is_tritons_model_identifier_in_logs():
+    # core's ModelIdentifier::str(): "<namespace>::<name>", the bare name without namespacing
+    assert namespaces.identifier("/repos/a/composing_model") == "/repos/a::composing_model"
+    assert namespaces.identifier(namespaces.key("/repos/b/", "m", True)) == "/repos/b::m"
+    assert namespaces.identifier("composing_model") == "composing_model"

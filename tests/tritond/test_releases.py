@@ -108,14 +108,15 @@ def test_slots_held_after_a_request_took_the_others_wait_their_own_linger():
         rel = OutputReleases(lambda addr, msg: sent.append((addr, msg)), SCHED,
                              SegmentCache(writable=False), event_loop=lambda: loop, linger_s=60)
         rel.releaser(messages.Response(1, outputs=[_ref("/w0-a", 0)], instance="w0"))()
-        first = rel._timer
+        first = rel._timer._handle                 # the IdleTimer's armed TimerHandle
         assert rel.take_held() == [messages.Release("w0", [("/w0-a", 0)])]
         rel.releaser(messages.Response(2, outputs=[_ref("/w0-a", 64)], instance="w0"))()
-        assert rel._timer is first                 # still armed: not cancelled per Request
+        assert rel._timer._handle is first         # still armed: not cancelled per Request
         first.cancel()
-        rel._lingered()
-        assert sent == [] and rel._timer is not None and rel._timer is not first
+        rel._timer._check()                        # as if it fired now
+        again = rel._timer._handle
+        assert sent == [] and again is not None and again is not first
         rel.flush()
         assert sent == [(SCHED, messages.Release("w0", [("/w0-a", 64)]))]
-        rel._timer.cancel()
+        rel._timer.close()
     asyncio.run(body())

@@ -26,7 +26,7 @@ from typing import Awaitable, Callable
 
 from tritond import messages
 from tritond.errors import Code, TritonError, invalid_arg, unavailable, unsupported
-from tritond.namespaces import ambiguous, name_of
+from tritond.namespaces import ambiguous, identifier, name_of
 from tritond.repository.paths import check_model_name
 from . import ensembles, overrides
 from .drain import Drainer, instance_key, model_key
@@ -73,7 +73,8 @@ class ModelControl:
             exc = ambiguous(msg.name, len(keys))
             answer = messages.Answer(msg.qid, error=messages.ErrorInfo(int(exc.code), exc.message))
         else:
-            answer = messages.Answer(msg.qid, ready=any(
+            # A name, never a key (namespaces.py): a "/" name is no model, as in Triton.
+            answer = messages.Answer(msg.qid, ready="/" not in msg.name and any(
                 ensembles.is_live(mv, self.registry)
                 for mv in self.registry.versions_of(keys[0])
                 if not version or int(version) <= 0 or mv.version == int(version)))
@@ -138,12 +139,12 @@ class ModelControl:
         if src.error:
             if not self.registry.versions_of(name):      # shown UNAVAILABLE with the reason
                 self.registry.failed[name] = src.error
-            raise invalid_arg(f"failed to load '{name}': {src.error}")
+            raise invalid_arg(f"failed to load '{identifier(name)}': {src.error}")
         if ensembles.is_ensemble(src.config):
             await self._load_composing(name, src.config, visiting)
         old = self.registry.versions_of(name)
         new = [ModelVersion(name, v, src.model_dir, src.repository) for v in src.versions]
-        log.info("loading '%s' (versions %s)%s", name, [mv.version for mv in new],
+        log.info("loading '%s' (versions %s)%s", identifier(name), [mv.version for mv in new],
                  " to replace the loaded one" if old else "")
         with self.registry.loading_now(new, self.publish):     # the index shows LOADING
             await asyncio.gather(*(self.loader.load_version(mv, src) for mv in new))
@@ -155,7 +156,7 @@ class ModelControl:
             await self._switch(name, old, new)
         if failed:
             mv = failed[0]
-            raise invalid_arg(f"load failed for model '{name}': version {mv.version} is at "
+            raise invalid_arg(f"load failed for model '{identifier(name)}': version {mv.version} is at "
                               f"UNAVAILABLE state: {mv.reason};")
 
     async def _load_composing(self, name: str, cfg, visiting: frozenset) -> None:
@@ -229,12 +230,12 @@ class ModelControl:
             self.registry.versions[(name, mv.version)] = mv
         keys = [model_key(name, mv.version) for mv in draining]
         waits = self.drainer.expect(keys)
-        await self._retire(replaced, f"reloading '{name}'")  # routed to the new instances now
+        await self._retire(replaced, f"reloading '{identifier(name)}'")  # routed to the new instances now
         for mv in replaced:
             self.loader.stop_instances(mv, "reloaded")
         if dropped:
-            await self.drainer.wait(keys, waits, f"reloading '{name}'")
-            await self._retire(dropped, f"reloading '{name}'")
+            await self.drainer.wait(keys, waits, f"reloading '{identifier(name)}'")
+            await self._retire(dropped, f"reloading '{identifier(name)}'")
             for mv in dropped:
                 mv.state = UNAVAILABLE
                 self.loader.stop_instances(mv, UNLOADED)
@@ -276,13 +277,13 @@ class ModelControl:
         keys = [model_key(mv.name, mv.version) for mv in serving]
         waits = self.drainer.expect(keys)
         self.publish()      # new requests are refused; the queued ones still run
-        await self.drainer.wait(keys, waits, f"unloading '{name}'")
-        await self._retire(versions, f"unloading '{name}'")   # still UNLOADING meanwhile
+        await self.drainer.wait(keys, waits, f"unloading '{identifier(name)}'")
+        await self._retire(versions, f"unloading '{identifier(name)}'")   # still UNLOADING meanwhile
         for mv in serving:
             mv.state = UNAVAILABLE
         for mv in versions:
             self.loader.stop_instances(mv, UNLOADED)
-        log.info("unloaded '%s'", name)
+        log.info("unloaded '%s'", identifier(name))
 
     async def _retire(self, versions: list[ModelVersion], what: str) -> None:
         """Publish the table without ``versions``' workers; wait until they are idle."""

@@ -14,6 +14,7 @@ import msgspec
 
 from tritond import messages
 from tritond.errors import TritonError
+from tritond.namespaces import identifier      # how Triton's reasons name a model
 from . import names as names_mod
 from .models import LOADING, READY, ModelVersion, Registry
 
@@ -112,11 +113,12 @@ def _version(registry: Registry, name: str, version: int):
 
 
 def _missing(registry: Registry, ensemble: str, name: str, version: int) -> str:
+    ensemble, shown = identifier(ensemble), identifier(name)
     if name not in registry.known and not registry.versions_of(name):
-        return f"ensemble '{ensemble}' depends on '{name}' which is not valid"
+        return f"ensemble '{ensemble}' depends on '{shown}' which is not valid"
     if version > 0:
-        return f"ensemble '{ensemble}' depends on '{name}' whose version {version} is not loaded"
-    return f"ensemble '{ensemble}' depends on '{name}' which has no loaded version"
+        return f"ensemble '{ensemble}' depends on '{shown}' whose version {version} is not loaded"
+    return f"ensemble '{ensemble}' depends on '{shown}' which has no loaded version"
 
 
 def entry(mv: ModelVersion, registry: Registry) -> messages.ModelEntry:

@@ -24,6 +24,7 @@ import time
 from typing import Callable
 
 from tritond import gpus, messages
+from tritond.namespaces import identifier
 from tritond.spec import ModelSpec
 from . import ensembles
 from .children import Child, ChildError, kill
@@ -89,7 +90,7 @@ class Loader:
             if wanted is not None and src.name not in wanted:
                 continue
             if src.error:
-                log.error("failed to load '%s': %s", src.name, src.error)
+                log.error("failed to load '%s': %s", identifier(src.name), src.error)
                 self.registry.failed[src.name] = src.error
                 continue
             for version in src.versions:
@@ -98,8 +99,10 @@ class Loader:
                 loads.append(self.load_version(mv, src))
         if wanted:
             for name in sorted(wanted - {s.name for s in sources}):
-                self.registry.failed[name] = f"model '{name}' not found in any model repository"
-                log.error("failed to load '%s': not found in any model repository", name)
+                self.registry.failed[name] = (f"model '{identifier(name)}' not found in any "
+                                              "model repository")
+                log.error("failed to load '%s': not found in any model repository",
+                          identifier(name))
         self.publish()
         await asyncio.gather(*loads)
 
@@ -134,7 +137,7 @@ class Loader:
                 await self._load_workers(mv, cfg, last)
             if mv.state != LOADING:          # READY, or UNAVAILABLE after the last try
                 return
-            log.info("retrying the load of '%s' version %d (retry %d of %d)", mv.name,
+            log.info("retrying the load of '%s' version %d (retry %d of %d)", mv.identifier,
                      mv.version, attempt + 1, retries)
             mv.reason = ""
 
@@ -172,7 +175,7 @@ class Loader:
 
     def log_loaded(self, mv: ModelVersion) -> None:
         mv.load_seconds = time.monotonic() - mv.load_started
-        log.info("successfully loaded '%s' version %d (%d instance%s)", mv.name, mv.version,
+        log.info("successfully loaded '%s' version %d (%d instance%s)", mv.identifier, mv.version,
                  len(mv.instances), "" if len(mv.instances) == 1 else "s")
         self.publish()      # during start-up too: the index shows each model as it loads
 
@@ -221,7 +224,7 @@ class Loader:
 
     def _attempt_failed(self, mv: ModelVersion, reason: str) -> None:
         """A load that --model-load-retry-count tries again: stays LOADING."""
-        log.error("loading '%s' version %d failed: %s", mv.name, mv.version, reason)
+        log.error("loading '%s' version %d failed: %s", mv.identifier, mv.version, reason)
         mv.reason = reason
         self.stop_instances(mv, reason)
 
@@ -229,7 +232,7 @@ class Loader:
         """Make ``mv`` UNAVAILABLE with ``reason`` and stop its remaining workers."""
         mv.state = UNAVAILABLE
         mv.reason = reason
-        log.error("model '%s' version %d is UNAVAILABLE: %s", mv.name, mv.version, reason)
+        log.error("model '%s' version %d is UNAVAILABLE: %s", mv.identifier, mv.version, reason)
         self.stop_instances(mv, reason)
         self.publish()
 
@@ -252,7 +255,7 @@ class Loader:
                 if inst.child is child:
                     was_loaded = inst.loaded
                     what = inst.died(child)
-                    log.error("model '%s' version %d: %s", mv.name, mv.version, what)
+                    log.error("model '%s' version %d: %s", mv.identifier, mv.version, what)
                     if was_loaded and mv.state == READY and not self.phase.stopping:
                         self._schedule_restart(mv, inst, what)  # may make mv UNAVAILABLE
                     if self.phase.started:
@@ -266,7 +269,7 @@ class Loader:
             retry = self.options.model_retry_interval
             self._fail(mv, mv.crash_reason(why, retry))
             return self._later(retry, self._retry(mv))
-        log.info("restarting instance %s of '%s' in %.1fs", inst.name, mv.name, delay)
+        log.info("restarting instance %s of '%s' in %.1fs", inst.name, mv.identifier, delay)
         self._later(delay, self._respawn(mv, inst))
 
     def _later(self, delay: float, coro) -> None:
@@ -277,7 +280,7 @@ class Loader:
         """Start every instance of ``mv`` again after its crash limit (while it is current)."""
         if not self._current(mv) or mv.state != UNAVAILABLE:
             return
-        log.info("reloading '%s' version %d after its crashes", mv.name, mv.version)
+        log.info("reloading '%s' version %d after its crashes", mv.identifier, mv.version)
         results = await asyncio.gather(*(self._start_instance(mv, inst, mv.spec, False)
                                          for inst in mv.instances))
         errors = [text for ok, text in results if not ok]
@@ -290,7 +293,7 @@ class Loader:
             return
         mv.state, mv.reason = READY, ""
         mv.crashes.clear()
-        log.info("model '%s' version %d is READY again", mv.name, mv.version)
+        log.info("model '%s' version %d is READY again", mv.identifier, mv.version)
         self.publish()
 
     def _current(self, mv: ModelVersion) -> bool:
@@ -304,9 +307,10 @@ class Loader:
         if self.phase.stopping:
             return
         if ok:
-            log.info("restarted instance %s of '%s' version %d", inst.name, mv.name, mv.version)
+            log.info("restarted instance %s of '%s' version %d", inst.name, mv.identifier,
+                     mv.version)
         else:
-            log.error("restarting instance %s of '%s' failed: %s", inst.name, mv.name, result)
+            log.error("restarting instance %s of '%s' failed: %s", inst.name, mv.identifier, result)
             inst.exit = f"instance '{inst.name}' failed to restart: {result}"
             if mv.state == READY:
                 self._schedule_restart(mv, inst, inst.exit)

@@ -7,7 +7,7 @@ import dataclasses
 import time
 from typing import Optional
 
-from tritond import messages
+from tritond import messages, namespaces
 from tritond.spec import InstanceGroup, ModelSpec
 from .children import Child
 
@@ -61,6 +61,11 @@ class ModelVersion:
     load_started: float = dataclasses.field(default_factory=time.monotonic)
     load_seconds: float = 0.0
     crashes: collections.deque = dataclasses.field(default_factory=collections.deque)
+
+    @property
+    def identifier(self) -> str:
+        """How logs name this model (``name`` is the key): namespaces.identifier."""
+        return namespaces.identifier(self.name)
 
     def live_entries(self) -> list[messages.InstanceEntry]:
         return [messages.InstanceEntry(i.address, i.name, i.kind, i.device_id)
@@ -162,9 +167,10 @@ def instance_plan(spec: ModelSpec) -> list[tuple[str, str, int]]:
 
 def format_table(models: list[ModelVersion], failed: dict[str, str]) -> str:
     """Triton's start-up model table (Model | Version | Status)."""
-    rows = [(m.name, str(m.version), m.state + (f": {m.reason}" if m.reason else ""))
+    rows = [(m.identifier, str(m.version), m.state + (f": {m.reason}" if m.reason else ""))
             for m in sorted(models, key=lambda m: (m.name, m.version))]
-    rows += [(n, "-", f"UNAVAILABLE: {r}") for n, r in sorted(failed.items())]
+    rows += [(namespaces.identifier(n), "-", f"UNAVAILABLE: {r}")
+             for n, r in sorted(failed.items())]
     if not rows:
         return ""
     heads = ("Model", "Version", "Status")

@@ -142,5 +142,6 @@ class Poller:
                             names_mod.step(key, namespaces.name_of(s.model_name), index)
                             != s.model_name for s in mv.spec.steps)})
         for key in stale:
-            log.info("poll: ensemble '%s' links to other models now: reloading", key)
+            log.info("poll: ensemble '%s' links to other models now: reloading",
+                     namespaces.identifier(key))
             await self.control.apply_change(key, lambda key=key: self.control.load_key(key))

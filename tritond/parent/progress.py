@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 
+from tritond.namespaces import identifier
 from .models import LOADING, ModelVersion, Registry
 
 log = logging.getLogger("tritond.supervisor")
@@ -63,7 +64,7 @@ class LoadProgress:
             parts.append(f"version {mv.version}" + (
                 f": waiting for instance{'s' if len(waiting) > 1 else ''} {', '.join(waiting)}"
                 if waiting else ""))
-        return f"model '{name}' is still loading after {seconds:.0f}s ({'; '.join(parts)})"
+        return f"model '{identifier(name)}' is still loading after {seconds:.0f}s ({'; '.join(parts)})"
 
     async def run(self) -> None:
         while True:

@@ -1,7 +1,8 @@
 """The parent's model registry and instance plans (from the ModelSpec)."""
 from __future__ import annotations
 
-from tritond.parent.models import READY, UNAVAILABLE, UNLOADED, ModelVersion, Registry, instance_plan
+from tritond.parent.models import (READY, UNAVAILABLE, UNLOADED, ModelVersion, Registry,
+                                   format_table, instance_plan)
 from tritond.spec import InstanceGroup, ModelSpec
 
 from tests.specs import spec
@@ -27,3 +28,14 @@ def test_instance_plan_without_groups_is_one_cpu_instance():
     assert instance_plan(ModelSpec("e")) == [("e_0_0", "CPU", 0)]
     assert instance_plan(spec('name: "m" backend: "onnxruntime"')) == [
         ("m_0", "CPU", 0), ("m_1", "CPU", 0)]       # normalize: ORT CPU groups count 2
+
+
+def test_the_start_up_table_names_namespaced_copies_as_triton_does():
+    # --model-namespacing keys ("<repository>/<name>") show as Triton's "<repository>::<name>"
+    ready = ModelVersion("/r/a/m", 1, "/r/a/m", "/r/a", state=READY)
+    other = ModelVersion("/r/b/m", 1, "/r/b/m", "/r/b", state=READY)
+    plain = ModelVersion("simple", 2, "/r/a/simple", "/r/a", state=READY)
+    text = format_table([other, ready, plain], {"/r/b/bad": "no such backend"})
+    rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")]
+    assert rows == ["Model", "/r/a::m", "/r/b::m", "simple", "/r/b::bad"]
+    assert "/r/a/m" not in text and "/r/b/bad" not in text

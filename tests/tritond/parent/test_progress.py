@@ -48,3 +48,10 @@ def test_api_loads_count_and_a_reload_starts_over():
         assert progress.lines(205.5) == [
             "model 'm' is still loading after 5s (version 1: waiting for instance m_0)"]
     assert reg.loading == {}
+
+
+def test_a_namespaced_copy_is_named_as_triton_logs_it():
+    reg = Registry()
+    reg.versions[("/r/a/slow", 1)] = version("/r/a/slow", 1)
+    assert LoadProgress(reg).lines(105.0) == [
+        "model '/r/a::slow' is still loading after 5s (version 1: waiting for instance m_0)"]

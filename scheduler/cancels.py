@@ -1,0 +1,57 @@
+"""Cancels: finding a request wherever it is and stopping it.
+
+A cancel names ``(frontend, rid)``; the request may be queued (dropped with
+CANCELLED), an ensemble's (``ensembles.py`` cancels its steps), running on an
+instance or held by a retiring one (the worker is told: ``CancelRunning``, the
+model sees ``is_cancelled()`` and still answers). Cancels are rare, so this
+searches rather than keeping an index that every dispatch would pay for.
+"""
+from __future__ import annotations
+
+from tritond import messages
+from tritond.errors import Code
+
+from .outputs import Notify, Output, _error
+from .stats import CANCELED
+
+
+class Cancels:
+    """The cancel path of a :class:`~scheduler.core.SchedulerCore` (``core``)."""
+
+    def __init__(self, core) -> None:
+        self.core = core
+
+    def cancel(self, frontend: str, rid: int, now_ns: int) -> list[Output]:
+        """Drop a still-queued request with CANCELLED; tell the worker running it otherwise."""
+        core = self.core
+        item = core._queued.pop((frontend, rid), None)     # noqa: SLF001 - our core
+        if item is None:
+            if core.ensembles.clients:
+                out = core.ensembles.cancel(frontend, rid, now_ns)
+                if out is not None:
+                    return out
+            return self._running(frontend, rid)
+        model, entry = item
+        model.policy.remove(entry)
+        model.stats.failed(1, now_ns - (entry.req.arrival_ns or entry.enqueue_ns), CANCELED)
+        return [_error(entry.req, Code.CANCELLED, "Request was cancelled", model.version)]
+
+    def _running(self, frontend: str, rid: int) -> list[Output]:
+        # A linear scan of the busy batches: an index (frontend, rid) -> instance
+        # would cost every dispatch and completion.
+        core = self.core
+        for inst in core._instances.values():               # noqa: SLF001 - our core
+            for batch in (inst.busy, *inst.ahead):
+                if batch is None:
+                    continue
+                for entry in batch.entries:
+                    req = entry.req
+                    if req.rid == rid and req.frontend == frontend:
+                        return [Notify(inst.address, messages.CancelRunning(
+                            batch.batch_id, [(frontend, rid)]))]
+        retirement = core.retirement
+        held = retirement.holding(frontend, rid) if retirement.retiring else None
+        if held is not None:
+            return [Notify(held[0].address, messages.CancelRunning(
+                held[1].batch_id, [(frontend, rid)]))]
+        return []            # already answered, or unknown

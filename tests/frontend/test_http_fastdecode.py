@@ -1,0 +1,108 @@
+"""frontend/http/fastdecode.py: the typed decode of a usual infer body gives what the
+dict walk gives, and every other body is left to the dict walk (same answers, same errors)."""
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from tritond.errors import TritonError
+from tritond.frontend.http import codec, fastdecode
+
+
+def _json(*inputs, **doc) -> bytes:
+    return json.dumps({"inputs": list(inputs), **doc}).encode()
+
+
+def _in(name="IN", datatype="FP32", shape=(4,), data=(1.0, 2.5, -3.0, 4.0), **extra):
+    item = {"name": name, "datatype": datatype, "shape": list(shape), **extra}
+    if data is not None:
+        item["data"] = list(data)
+    return item
+
+
+def _binary(outputs=None, **doc) -> tuple[bytes, int]:
+    head = json.dumps({"inputs": [
+        {"name": "A", "datatype": "FP32", "shape": [2], "parameters": {"binary_data_size": 8}},
+        {"name": "B", "datatype": "INT32", "shape": [1], "parameters": {"binary_data_size": 4}}],
+        **({"outputs": outputs} if outputs is not None else {}), **doc}).encode()
+    return head + struct.pack("<2f", 1.5, 2.5) + struct.pack("<i", 7), len(head)
+
+
+def _walk(body, hlen, monkeypatch):
+    """What the dict walk alone answers (the typed decode turned off)."""
+    with monkeypatch.context() as m:
+        m.setattr(fastdecode, "decode", lambda *args: None)
+        return codec.decode_request(body, hlen, "m", "1")
+
+
+USUAL = [
+    (_json(_in()), None),
+    (_json(_in(datatype="INT32", data=[1, -2, 3, 2**31 - 1])), None),
+    (_json(_in(datatype="INT64", shape=[2, 2], data=[1, 2, 3, -(2**63)])), None),
+    (_json(_in(datatype="UINT8", data=[0, 1, 255, 7])), None),
+    (_json(_in(datatype="BOOL", data=[True, False, True, True])), None),
+    (_json(_in(datatype="FP64", data=[1, 2, 3.25, 4])), None),        # integers in a float tensor
+    (_json(_in(), _in(name="IN2", parameters={}), id="r1", parameters={"priority": 2},
+           outputs=[{"name": "O1"}, {"name": "O2", "parameters": {"binary_data": True}}]), None),
+    (_json(_in(), parameters={"binary_data_output": True},
+           outputs=[{"name": "O", "parameters": {}}]), None),
+    _binary(),
+    _binary([{"name": "O", "parameters": {"binary_data": False}}]),
+]
+
+
+@pytest.mark.parametrize("body,hlen", USUAL)
+def test_a_usual_body_is_decoded_typed_as_the_dict_walk_decodes_it(body, hlen, monkeypatch):
+    typed = fastdecode.decode(body, hlen, "m", "1")
+    assert typed is not None
+    assert typed == _walk(body, hlen, monkeypatch)
+    assert codec.decode_request(body, hlen, "m", "1") == typed
+
+
+DECLINED = [
+    _json(_in(datatype="BYTES", data=["a", "b", "c", "d"])),
+    _json(_in(shape=[2, 2], data=[[1.0, 2.0], [3.0, 4.0]])),          # nested data
+    _json(_in(datatype="FP16")),
+    _json(_in(shape=[0], data=[])),
+    _json(_in(data=None)),                                              # no data at all
+    _json(_in(data=None, parameters={"shared_memory_region": "r", "shared_memory_byte_size": 16})),
+    _json(_in(), outputs=[{"name": "O", "parameters": {"classification": 2}}]),
+    _json(_in(), id=5),
+    _json(_in(), parameters={"triton_x": 1}),
+    _json(_in(), parameters={"binary_data_output": 1}),
+    _json(_in(datatype="INT32", data=[1, 2, 3, True])),
+    _json(_in(datatype="INT32", data=[1, 2, 3, 4.0])),
+    _json(_in(datatype="INT8", data=[1, 2, 3, 300])),
+    _json(_in(data=[1.0, 2.0, 3.0])),                                   # shape says 4
+    _json(_in(shape=[-4])),
+    _json(_in(data=[1.0, 2.0, 3.0, 4.0], parameters={"binary_data_size": 16})),
+    b'{"inputs": [}',
+    b"[1, 2]",
+]
+
+
+@pytest.mark.parametrize("body", DECLINED)
+def test_any_other_body_is_the_dict_walks_with_its_answer(body, monkeypatch):
+    assert fastdecode.decode(body, None, "m", "1") is None
+    try:
+        expected = _walk(body, None, monkeypatch)
+    except TritonError as exc:
+        with pytest.raises(TritonError) as got:
+            codec.decode_request(body, None, "m", "1")
+        assert (got.value.code, got.value.message) == (exc.code, exc.message)
+    else:
+        assert codec.decode_request(body, None, "m", "1") == expected
+
+
+def test_binary_sizes_that_do_not_add_up_are_the_dict_walks(monkeypatch):
+    body, hlen = _binary()
+    for cut in (body[:-1], body + b"x"):
+        assert fastdecode.decode(cut, hlen, "m", "1") is None
+        with pytest.raises(TritonError) as walk:
+            _walk(cut, hlen, monkeypatch)
+        with pytest.raises(TritonError) as got:
+            codec.decode_request(cut, hlen, "m", "1")
+        assert got.value.message == walk.value.message
+    assert fastdecode.decode(body, None, "m", "1") is None   # sizes without the header length
