@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from functools import partial
 
-from tritond.errors import Code
+from tritond.errors import RESCHEDULE_NOT_CONFIGURED, Code
 
 from ..backend import WorkResult
 
 RESCHEDULE = 2      # TRITONSERVER_REQUEST_RELEASE_RESCHEDULE
 
-NOT_CONFIGURED = ("Request is released with TRITONSERVER_REQUEST_RELEASE_RESCHEDULE, while "
-                  "the model is not configured to handle such a flag.")
+NOT_CONFIGURED = RESCHEDULE_NOT_CONFIGURED
 CANCELLED = "Request was cancelled"
 
 
