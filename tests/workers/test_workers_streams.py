@@ -113,3 +113,20 @@ def test_marker_for_open_requests_with_nothing_sent_and_response_stats():
     assert hub.take_stats() == []
     hub.close()
     pool.close()
+
+
+def test_a_cancel_drops_a_parked_stream_only():
+    """A rescheduled request's stream waits for its next step (workers/python/reschedule.py):
+    a cancel meanwhile drops it, since the scheduler answers the cancel and nothing will
+    send on it; a stream whose model may still send is only flagged."""
+    from tritond.workers.python import reschedule
+    hub, posted, pool = _hub()
+    parked = hub.open(request(1, outputs=["Y"]), ["Y"])
+    running = hub.open(request(2, outputs=["Y"]), ["Y"])
+    reschedule.park(hub, parked.key)
+    hub.cancel([parked.key, running.key])
+    assert list(hub.streams) == [running.key] and running.cancelled
+    again = reschedule.sink(hub, request(2, outputs=["Y"]), ["Y"])   # its next step
+    assert again.args[0] is running and not running.parked
+    hub.close()
+    pool.close()

@@ -97,6 +97,7 @@ def decoupled(backend, pb_requests, out: list[WorkResult]) -> list[WorkResult]:
             refused = (Code.CANCELLED, CANCELLED)
         if refused is None:
             out[i] = WorkResult(streamed=True, rescheduled=True)
+            park(backend.streams, pb._cancel_key)
             continue
         error = pb_utils.TritonError(refused[1], refused[0])
         try:
@@ -117,7 +118,19 @@ def sink(hub, req, outputs):
     stream = hub.streams.get((req.frontend, req.rid))
     if stream is None or stream.closed:
         stream = hub.open(req, outputs)
+    stream.parked = False
     return partial(hub.submit, stream)
+
+
+def park(hub, key) -> None:
+    """``key``'s stream waits for its next step in the scheduler: until that step runs
+    here, a cancel (the client's, or the frontend's when someone else answered the
+    request: a refused reschedule) drops it, since nothing will send on it again."""
+    stream = hub.streams.get(key) if hub is not None else None
+    if stream is not None:
+        stream.parked = True
+        if stream.cancelled:         # cancelled after the model's last look
+            del hub.streams[key]
 
 
 def _drop(response, final: bool) -> None:
