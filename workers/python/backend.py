@@ -17,7 +17,7 @@ from tritond.shm.dtypes import DTYPES
 from tritond.spec import ModelSpec
 
 from ..backend import Backend, LoadContext, WorkRequest, WorkResult
-from . import blstrace, failures, modelfile, pb_utils, reschedule
+from . import blstrace, decoupled_state, failures, modelfile, pb_utils, reschedule
 
 
 class PythonBackend(Backend):
@@ -32,6 +32,7 @@ class PythonBackend(Backend):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._bg: asyncio.AbstractEventLoop | None = None     # decoupled async execute
         self._sequence_tensors: dict = {}     # (name, id(array)) -> (array, Tensor)
+        self._stray: dict = {}     # state outputs a decoupled model may not send (Triton)
 
     def _import(self, filename: str):
         """Import the model file once."""
@@ -61,6 +62,7 @@ class PythonBackend(Backend):
 
     def load(self, spec: ModelSpec) -> None:
         self.spec = spec
+        self._stray = decoupled_state.stray(spec, self.ctx.model)
         self.device_arrays = modelfile.device_inputs(self.ctx, spec)
         cls = self._import(spec.default_model_filename).TritonPythonModel
         try:
@@ -133,7 +135,10 @@ class PythonBackend(Backend):
             pb._decoupled = True
             hub = self.streams
             if hub is not None:   # every response goes through the worker's hub
-                pb.get_response_sender().attach(reschedule.sink(hub, req, w.outputs))
+                sink = reschedule.sink(hub, req, w.outputs)
+                if self._stray:
+                    sink = decoupled_state.guard(sink, self._stray)
+                pb.get_response_sender().attach(sink)
         return pb
 
     def _sequence_tensor(self, name: str, arr) -> pb_utils.Tensor:
