@@ -183,8 +183,8 @@ class InferClient:
                 self.finished(rid, resp)
             if self.answering:
                 worker = self.answering.pop(rid, None)
-                if worker is not None and worker != resp.instance:
-                    # answered elsewhere (the scheduler refused an iterative request's
+                if worker is not None and resp.error is not None and worker != resp.instance:
+                    # failed elsewhere (the scheduler refused an iterative request's
                     # reschedule): the worker that streamed it drops its stream
                     self._post(worker, messages.CancelRunning(-1, [(self.address, rid)]))
         elif resp.instance:
