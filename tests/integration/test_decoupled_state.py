@@ -1,7 +1,7 @@
 """State outputs in a decoupled Python model's streamed responses (issue 11), as Triton:
-its Python backend never updates implicit state, and a decoupled response naming an
-output that is not in the model config fails with core's "unexpected inference output"
-(workers/python/decoupled_state.py). A real tritond and the real tritonclient.
+its Python backend never updates implicit state, and its response sender prunes each
+response to the requested outputs (workers/python/decoupled_state.py). A real tritond
+and the real tritonclient.
 
 Each request gets two responses: OUT = the state input it saw, then (final) the next
 state in STATE_OUT (with OUT = state + IN)."""
@@ -98,13 +98,17 @@ def _run(srv, model, outputs=None):
         client.close()
 
 
-def test_a_state_output_in_a_decoupled_response_fails_it_and_keeps_no_state(served):
-    error = "unexpected inference output 'STATE_OUT' for model 'decoupled_state'"
+def test_a_state_output_in_a_decoupled_response_is_dropped_and_keeps_no_state(served):
     # every step sees the initial state (7): no response updated it
-    assert _run(served, "decoupled_state") == [(7, None), error] * 3
+    assert _run(served, "decoupled_state") == [(7, None), (8, None), (7, None), (9, None),
+                                               (7, None), (10, None)]
 
 
-def test_a_state_output_listed_as_an_output_is_sent_and_still_keeps_no_state(served):
-    outputs = [grpcclient.InferRequestedOutput(n) for n in ("OUT", "STATE_OUT")]
-    assert _run(served, "decoupled_state_listed", outputs) == [
-        (7, None), (8, 8), (7, None), (9, 9), (7, None), (10, 10)]
+def test_a_state_output_listed_as_an_output_is_sent_if_requested_and_keeps_no_state(served):
+    both = [grpcclient.InferRequestedOutput(n) for n in ("OUT", "STATE_OUT")]
+    sent = [(7, None), (8, 8), (7, None), (9, 9), (7, None), (10, 10)]
+    assert _run(served, "decoupled_state_listed", both) == sent
+    assert _run(served, "decoupled_state_listed") == sent      # none named: every output
+    only = [grpcclient.InferRequestedOutput("OUT")]
+    assert _run(served, "decoupled_state_listed", only) == [
+        (7, None), (8, None), (7, None), (9, None), (7, None), (10, None)]

@@ -1,47 +1,33 @@
-"""A decoupled Python model's state outputs (workers/python/decoupled_state.py): which
-names are refused, and the response that names one becomes Triton's error; through a
+"""A decoupled Python model with implicit state answers with its requested outputs only
+(workers/python/decoupled_state.py), as Triton's response sender prunes them; through a
 server: tests/integration/test_decoupled_state.py."""
 from __future__ import annotations
 
-import numpy as np
-
-from tritond.workers.python import decoupled_state, pb_utils
+from tritond import messages
+from tritond.workers.python import decoupled_state
 
 from tests.specs import spec_from_dict
 
 
-def _spec(decoupled=True, listed=False, states=True):
-    outputs = [{"name": "OUT", "data_type": "TYPE_INT32", "dims": [1]}]
-    if listed:
-        outputs.append({"name": "S_OUT", "data_type": "TYPE_INT32", "dims": [1]})
+def _spec(decoupled=True, states=True):
     seq = {"state": [{"input_name": "S_IN", "output_name": "S_OUT", "data_type": "TYPE_INT32",
                       "dims": [1]}]} if states else {}
     return spec_from_dict({
         "name": "m", "backend": "python", "max_batch_size": 0,
-        "input": [{"name": "IN", "data_type": "TYPE_INT32", "dims": [1]}], "output": outputs,
+        "input": [{"name": "IN", "data_type": "TYPE_INT32", "dims": [1]}],
+        "output": [{"name": "A", "data_type": "TYPE_INT32", "dims": [1]},
+                   {"name": "B", "data_type": "TYPE_INT32", "dims": [1]}],
         "model_transaction_policy": {"decoupled": decoupled}, "sequence_batching": seq})
 
 
-def test_only_unlisted_state_outputs_of_a_decoupled_model_are_refused():
-    assert decoupled_state.stray(_spec(), "m") == {
-        "S_OUT": "unexpected inference output 'S_OUT' for model 'm'"}
-    assert decoupled_state.stray(_spec(decoupled=False), "m") == {}
-    assert decoupled_state.stray(_spec(listed=True), "m") == {}
-    assert decoupled_state.stray(_spec(states=False), "m") == {}
+def test_only_decoupled_models_with_state_are_pruned():
+    assert decoupled_state.pruned(_spec())
+    assert not decoupled_state.pruned(_spec(decoupled=False))
+    assert not decoupled_state.pruned(_spec(states=False))
 
 
-def test_a_response_naming_a_state_output_is_replaced_by_its_error():
-    sent = []
-    send = decoupled_state.guard(lambda r, final: sent.append((r, final)),
-                                 decoupled_state.stray(_spec(), "m"))
-    one = np.array([1], np.int32)
-    plain = pb_utils.InferenceResponse([pb_utils.Tensor("OUT", one)])
-    send(plain, False)
-    send(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", one),
-                                     pb_utils.Tensor("S_OUT", one)]), True)
-    send(None, True)
-    assert sent[0] == (plain, False) and sent[2] == (None, True)
-    bad, final = sent[1]
-    assert final and bad.has_error() and bad.output_tensors() == []
-    assert bad.error().code() == pb_utils.TritonError.INVALID_ARG
-    assert bad.error().message() == "unexpected inference output 'S_OUT' for model 'm'"
+def test_the_requested_outputs_are_those_named_else_every_config_output():
+    req = messages.Request(1, "fe", "m", 1, [], outputs=[messages.OutputSpec("B")])
+    assert decoupled_state.requested(req, _spec()) == ["B"]
+    req.outputs = []
+    assert decoupled_state.requested(req, _spec()) == ["A", "B"]     # never S_OUT
