@@ -20,7 +20,8 @@ decoupled model streams a response per step. What Triton's ``IterativeSequencer`
   worker drops the state) once none of them is left;
 - a request carrying END (the client's) cannot be rescheduled: Triton gives it
   no iterative release callback, so its reschedule fails with core's
-  INVALID_ARG "not configured" error (Triton logs it and never answers; we answer).
+  INVALID_ARG "not configured" error (Triton's Python backend only logs a failed
+  reschedule; its QA backend answers it, and so do we).
 
 The worker reports the rescheduled requests in ``Executed.rescheduled``; they
 got no Response and their frontend keeps waiting (and keeps their inputs).
