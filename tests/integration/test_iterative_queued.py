@@ -96,7 +96,8 @@ def test_unary_requests_of_one_id_and_a_request_with_end(served):
     done: queue.Queue = queue.Queue()
     try:
         for n, rid, start in ((2, "a", True), (3, "b", False)):
-            client.async_infer(model, _inputs(n), lambda result, error, rid=rid: done.put((rid, result, error)),
+            client.async_infer(model, _inputs(n),
+                               lambda result, error, rid=rid: done.put((rid, result, error)),
                                request_id=rid, sequence_id=42, sequence_start=start)
         got = dict((rid, (r, e)) for rid, r, e in (done.get(timeout=30) for _ in range(2)))
         result, error = got["a"]
