@@ -186,7 +186,8 @@ class InferClient:
                 if worker is not None and resp.error is not None and worker != resp.instance:
                     # failed elsewhere (the scheduler refused an iterative request's
                     # reschedule): the worker that streamed it drops its stream
-                    self._post(worker, messages.CancelRunning(-1, [(self.address, rid)]))
+                    self._post(worker, messages.CancelRunning(messages.ANSWERED,
+                                                              [(self.address, rid)]))
         elif resp.instance:
             if self.answering.get(rid) != resp.instance:
                 self._answered_by(rid, resp.instance, sink)

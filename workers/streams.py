@@ -142,15 +142,16 @@ class StreamHub:
         stream = self.streams.get(key)
         return stream is not None and stream.cancelled
 
-    def cancel(self, keys) -> None:
-        """Requests the client gave up on: their senders' is_cancelled() turns true."""
+    def cancel(self, keys, answered: bool = False) -> None:
+        """Requests the client gave up on: their senders' is_cancelled() turns true;
+        ``answered`` (their final answer came from elsewhere): a parked one is dropped."""
         with self._cond:
             hit = False
             for key in keys:
                 stream = self.streams.get(tuple(key))
                 if stream is not None:
                     stream.cancelled = hit = True
-                    if stream.parked:    # the scheduler holds it and answers the cancel
+                    if answered and stream.parked:     # nothing will send on it again
                         del self.streams[stream.key]
             if hit:
                 self._cond.notify_all()

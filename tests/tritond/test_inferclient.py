@@ -369,7 +369,8 @@ def test_a_final_answer_from_elsewhere_tells_the_streaming_worker_to_drop_it(wor
         world.client.on_response(world.response(req.rid, 1, final=False))
         assert world.client.answering == {req.rid: WORKER}
         world.client.on_response(messages.Response(req.rid, messages.ErrorInfo(3, "no START")))
-        assert world.sent[-1] == (WORKER, messages.CancelRunning(-1, [(ME, req.rid)]))
+        assert world.sent[-1] == (WORKER, messages.CancelRunning(messages.ANSWERED,
+                                                                 [(ME, req.rid)]))
         assert [r.final for r in [r async for r in stream]] == [False, True]
         for last in (world.response, None):
             req, slots = world.request()

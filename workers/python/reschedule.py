@@ -123,14 +123,14 @@ def sink(hub, req, outputs):
 
 
 def park(hub, key) -> None:
-    """``key``'s stream waits for its next step in the scheduler: until that step runs
-    here, a cancel (the client's, or the frontend's when someone else answered the
-    request: a refused reschedule) drops it, since nothing will send on it again."""
+    """``key``'s stream waits for its next step in the scheduler. A cancel meanwhile only
+    flags it (the scheduler may run the step anyway: a cancel that met the request in
+    flight; the step then sees is_cancelled and ends); once the frontend got the
+    request's final answer from elsewhere (the scheduler answered the cancel or refused
+    the reschedule) it says so (CancelRunning ANSWERED) and the stream is dropped."""
     stream = hub.streams.get(key) if hub is not None else None
     if stream is not None:
         stream.parked = True
-        if stream.cancelled:         # cancelled after the model's last look
-            del hub.streams[key]
 
 
 def _drop(response, final: bool) -> None:
