@@ -67,6 +67,7 @@ class FrontendCore:
         self.cache = SegmentCache(writable=False)
         self.client = InferClient(outbox.post, address, scheduler_address, arena, self.cache)
         self.client.post_many = getattr(outbox, "post_many", None)   # tests: loopback outboxes
+        self.client.post_batched = getattr(outbox, "post_batched", None)
         self.shm = ClientShm(options, outbox.post, self.cache)
         self.client.finished = self.shm.answered
         self.ordering = Ordering()
@@ -116,7 +117,7 @@ class FrontendCore:
         if trace is not None:
             self._traced(trace, mv, req, request)
         client = self.client
-        fut = client.submit(request, slots)   # a bare future: no task, no generator
+        fut = client.submit(request, slots, mv.sequence)   # a bare future: no task, no generator
         rid = request.rid
         if used:
             self.shm.sent(rid, used)
@@ -170,7 +171,7 @@ class FrontendCore:
         trace = req.trace
         if trace is not None:
             self._traced(trace, mv, req, request)
-        stream = self.client.stream(request, slots)
+        stream = self.client.stream(request, slots, batched=mv.sequence)
         self._sent(mv, stream.rid, used)
         first = True
         try:

@@ -51,7 +51,8 @@ class ModelVersion:
     __slots__ = ("name", "key", "version", "version_str", "state", "reason", "spec", "max_batch_size",
                  "load_seconds",
                  "inputs", "required", "outputs", "decoupled", "platform", "instances", "metadata",
-                 "live", "preserve_ordering", "labels", "response_cache", "signatures")
+                 "live", "preserve_ordering", "labels", "response_cache", "signatures",
+                 "sequence")
 
     def __init__(self, entry: messages.ModelEntry):
         self.key = entry.name           # the scheduler's key (tritond/namespaces.py)
@@ -75,6 +76,9 @@ class ModelVersion:
         seq = spec.sequence_batching    # (oldest strategy's preserve_ordering)
         self.preserve_ordering = (dyn is not None and dyn.preserve_ordering) or (
             seq is not None and seq.preserve_ordering)
+        # its requests are batched by the sequence batcher: they ride their turn's
+        # frame to the scheduler whole (InferClient.submit's ``batched``)
+        self.sequence = seq is not None
         self.platform = spec.platform or spec.backend
         self.response_cache = '"response_cache"' in spec.config_json and _cache_enabled(spec)
         self.labels: dict[str, list[str]] = {}     # classification labels per output

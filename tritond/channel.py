@@ -26,6 +26,9 @@ from .decoding import Bad, InboxDecoder, report
 from .framing import MAX_FRAME, FrameBuffer, address, frame, printable, role_of  # noqa: F401
 
 FRAME_MESSAGES = 8            # a frame is written once this many messages wait for a peer
+# ... or this many, when the last was posted as ``batched`` (a step its receiver batches
+# with the rest of the turn): a bound on the frame, not a hand-off point.
+FRAME_BATCHED_MESSAGES = 256
 
 
 # --------------------------------------------------------------------- async
@@ -125,6 +128,7 @@ class AsyncOutbox:
         self._loop = asyncio.get_running_loop()
         self.on_link_error: Callable[[str, Exception], None] = lambda addr, exc: None
         self.frame_limit = FRAME_MESSAGES
+        self.batched_limit = FRAME_BATCHED_MESSAGES
 
     def post(self, addr: str, msg) -> None:
         q = self._queued.get(addr)
@@ -141,18 +145,37 @@ class AsyncOutbox:
             q.append(msg)
         self._after_queueing(addr, q)
 
-    def post_many(self, addr: str, msgs: list) -> None:
+    def post_batched(self, addr: str, msg) -> None:
+        """``post`` for a message its receiver batches with the others it reads at once
+        (a sequence step: the sequence batcher forms one batch of the ready slots).
+
+        A lone message still goes at once; the rest of the turn is not cut into
+        ``frame_limit``-message frames (each cut hands the batcher part of the turn,
+        which it dispatches as a batch of its own: bench/RESULTS.md, 2026-11-30 06:30),
+        only bounded by ``batched_limit``.
+        """
+        q = self._queued.get(addr)
+        if q is None and not self._scheduled:
+            self.post(addr, msg)
+            return
+        if q is None:
+            self._queued[addr] = q = [msg]
+        else:
+            q.append(msg)
+        self._after_queueing(addr, q, self.batched_limit)
+
+    def post_many(self, addr: str, msgs: list, batched: bool = False) -> None:
         """Queue ``msgs`` for ``addr``: they leave together in the turn's frame, never
         the first alone at once (posted one by one, the first would go by itself
-        and wake the peer once more)."""
+        and wake the peer once more). ``batched``: as ``post_batched``'s messages."""
         q = self._queued.get(addr)
         if q is None:
             self._queued[addr] = q = []
         q.extend(msgs)
-        self._after_queueing(addr, q)
+        self._after_queueing(addr, q, self.batched_limit if batched else self.frame_limit)
 
-    def _after_queueing(self, addr: str, q: list) -> None:
-        if len(q) >= self.frame_limit:
+    def _after_queueing(self, addr: str, q: list, limit: int = 0) -> None:
+        if len(q) >= (limit or self.frame_limit):
             # A loop turn that handles dozens of requests would otherwise
             # hand them over all at once, at its very end: the receiver
             # then idles, and downstream work moves in lock-step.

@@ -52,7 +52,10 @@ class InferClient:
         self.cache = cache
         self._post = post
         # post_many(addr, msgs): several messages as one frame (AsyncOutbox.post_many)
-        self.post_many: Optional[Callable[[str, list], None]] = None
+        self.post_many: Optional[Callable[..., None]] = None
+        # post_batched(addr, msg): a sequence step, not cut from its turn's frame
+        # (AsyncOutbox.post_batched); None: posted as any request
+        self.post_batched: Optional[Callable[[str, object], None]] = None
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.pending: dict[int, tuple] = {}       # rid -> (future | ResponseStream, input slots)
         # linger_s None: no timer (a process without an event loop); releases then
@@ -95,10 +98,12 @@ class InferClient:
 
     # ------------------------------------------------------------ sending
 
-    def submit(self, req: messages.Request, slots: list) -> asyncio.Future:
+    def submit(self, req: messages.Request, slots: list, batched: bool = False) -> asyncio.Future:
         """Send ``req``; the future gets its first final Response (non-final ones are released).
 
         ``req.rid`` and ``req.frontend`` are set here. Cancelling: :meth:`cancel`.
+        ``batched``: a step the scheduler batches with the turn's others (a sequence
+        model's): it rides the turn's frame whole (``post_batched``).
         """
         loop = self.loop
         fut = (loop if loop is not None else self.event_loop()).create_future()
@@ -109,31 +114,37 @@ class InferClient:
         req.frontend = self.address
         self.pending[rid] = (fut, slots)
         if self.releases.held:
-            self._post_with_releases(req)
+            self._post_with_releases(req, batched)
+        elif batched and self.post_batched is not None:
+            self.post_batched(self.scheduler, req)
         else:
             self._post(self.scheduler, req)
         return fut
 
     def stream(self, req: messages.Request, slots: list,
-               callback: Optional[Callable[[messages.Response], None]] = None) -> "ResponseStream":
-        """Send ``req``; its Responses come as a :class:`ResponseStream` (or to ``callback``)."""
+               callback: Optional[Callable[[messages.Response], None]] = None,
+               batched: bool = False) -> "ResponseStream":
+        """Send ``req``; its Responses come as a :class:`ResponseStream` (or to ``callback``).
+        ``batched``: as :meth:`submit`'s."""
         stream = ResponseStream(self, callback)
-        self._send(req, stream, slots)
+        self._send(req, stream, slots, batched)
         stream.rid = req.rid
         return stream
 
-    def _send(self, req: messages.Request, sink, slots: list) -> None:
+    def _send(self, req: messages.Request, sink, slots: list, batched: bool = False) -> None:
         rid = self._next_rid
         self._next_rid = rid + 1
         req.rid = rid
         req.frontend = self.address
         self.pending[rid] = (sink, slots)
         if self.releases.held:
-            self._post_with_releases(req)
+            self._post_with_releases(req, batched)
+        elif batched and self.post_batched is not None:
+            self.post_batched(self.scheduler, req)
         else:
             self._post(self.scheduler, req)
 
-    def _post_with_releases(self, req: messages.Request) -> None:
+    def _post_with_releases(self, req: messages.Request, batched: bool = False) -> None:
         """Held output slots ride in the same frame as this Request.
 
         With ``post_many`` (the frontend's outbox) the group waits for the end of
@@ -149,7 +160,10 @@ class InferClient:
             return
         msgs = self.releases.take_held()
         msgs.append(req)
-        post_many(self.scheduler, msgs)
+        if batched:
+            post_many(self.scheduler, msgs, batched=True)
+        else:
+            post_many(self.scheduler, msgs)
 
     def cancel(self, rid: int, fut: Optional[asyncio.Future] = None) -> None:
         """The caller gave up on ``rid``: Cancel it if unanswered; a result ``fut``

@@ -383,3 +383,38 @@ def test_stream_closed_early_cancels(harness):
             await asyncio.sleep(0.05)
             assert h.core.client.arena.stats()["live"] == 0 and h.core.in_flight == 0
     run(body())
+
+
+def test_a_sequence_models_requests_of_one_turn_leave_as_one_frame(harness):
+    """A sequence model's steps (ModelVersion.sequence) go through post_batched: of the
+    requests started in one turn, the first goes at once and the rest in one frame,
+    not cut at frame_limit (each cut would reach the sequence batcher as a batch of its
+    own); a model without sequence batching keeps the cut."""
+    seq = messages.ModelEntry("seq", 1, "READY", spec=spec_from_dict({
+        **CONFIGS["simple"], "name": "seq", "sequence_batching": {"direct": {}}}))
+
+    async def frames_for(h, model, n):
+        sched = h.sched_addr
+        written = []
+        real = h.outbox._write
+        h.outbox._write = lambda a, data: (written.append(data) if a == sched else None,
+                                           real(a, data))
+        tasks = [asyncio.create_task(h.core.infer(InferRequest(
+            model, inputs=[int_input("INPUT0"), int_input("INPUT1")],
+            parameters={"sequence_id": i + 1, "sequence_start": True}))) for i in range(n)]
+        got = [await h.next_request() for _ in range(n)]
+        for msg in got:
+            h.respond(msg.rid)
+        await asyncio.gather(*tasks)
+        h.outbox._write = real
+        return len(written), sorted(m.correlation_id for m in got)
+
+    async def body():
+        async with harness() as h:
+            h.core.on_messages([table(extra=[seq])])
+            assert h.core.models.resolve("seq", 0).sequence
+            assert not h.core.models.resolve("simple", 0).sequence
+            h.outbox.frame_limit = 2
+            assert await frames_for(h, "seq", 7) == (2, list(range(1, 8)))
+            assert await frames_for(h, "simple", 7) == (4, list(range(1, 8)))   # 1 + 2+2+2
+    run(body())

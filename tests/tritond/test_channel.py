@@ -107,3 +107,42 @@ def test_post_many_leaves_as_one_frame_at_the_end_of_the_turn():
         asyncio.run(main())
     finally:
         ep.close()
+
+
+def test_batched_messages_ride_the_turns_frame_whole():
+    """post_batched: a lone message still goes at once; the rest of the turn is not cut
+    at frame_limit (a sequence batcher would dispatch each cut as a batch of its own),
+    only at batched_limit; order is kept, plain posts still cut the frame."""
+    addr = channel.address(f"t{os.getpid()}", "batched")
+    ep = SyncEndpoint(addr, messages.TO_WORKER)
+
+    async def main():
+        out = channel.AsyncOutbox()
+        out.frame_limit, out.batched_limit = 2, 5
+        written = []
+        real = out._write
+        out._write = lambda a, data: (written.append(data), real(a, data))
+        out.post_batched(addr, messages.Shutdown("0"))      # alone in its turn: at once
+        assert len(written) == 1 and addr not in out._queued
+        for i in range(1, 5):
+            out.post_batched(addr, messages.Shutdown(str(i)))
+        assert len(written) == 1 and len(out._queued[addr]) == 4   # past frame_limit: held
+        out.post_batched(addr, messages.Shutdown("5"))
+        assert len(written) == 2 and addr not in out._queued        # batched_limit: written
+        out.post_batched(addr, messages.Shutdown("6"))
+        out.post(addr, messages.Shutdown("7"))                      # a plain post cuts at 2
+        assert len(written) == 3 and addr not in out._queued
+        out.post_many(addr, [messages.Shutdown("8"), messages.Shutdown("9")], batched=True)
+        assert len(out._queued[addr]) == 2                          # held to the turn's end
+        await asyncio.sleep(0.05)
+        assert len(written) == 4
+        got = []
+        while len(got) < 10:
+            got += await asyncio.get_running_loop().run_in_executor(None, ep.recv, 2.0)
+        assert [m.reason for m in got] == [str(i) for i in range(10)]
+        out.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        ep.close()

@@ -384,3 +384,30 @@ def test_a_final_answer_from_elsewhere_tells_the_streaming_worker_to_drop_it(wor
             assert "CancelRunning" not in world.kinds()[sent:]
             assert world.client.answering == {}
     asyncio.run(body())
+
+
+def test_batched_requests_go_through_post_batched(world):
+    """A sequence step (``batched``) is handed to post_batched, with held Releases to
+    post_many(batched=True); other requests keep the plain post."""
+    batched: list = []
+    groups: list = []
+    world.client.post_batched = lambda addr, msg: batched.append((addr, msg))
+    world.client.post_many = lambda addr, msgs, batched=False: groups.append((list(msgs), batched))
+
+    async def body():
+        req, slots = world.request()
+        fut = world.client.submit(req, slots, batched=True)
+        assert batched == [(SCHED, req)] and world.kinds() == []
+        world.client.on_response(world.response(req.rid, 1))
+        world.client.releaser(await fut)()
+        req2, slots2 = world.request()
+        world.client.submit(req2, slots2, batched=True)
+        assert [([type(m).__name__ for m in msgs], b) for msgs, b in groups] == [
+            (["Release", "Request"], True)]
+        req3, slots3 = world.request()
+        world.client.stream(req3, slots3, batched=True)
+        assert batched[-1] == (SCHED, req3)
+        req4, slots4 = world.request()
+        world.client.submit(req4, slots4)
+        assert world.kinds() == ["Request"] and world.sent[0][1] is req4
+    asyncio.run(body())

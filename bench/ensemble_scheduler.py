@@ -1,6 +1,6 @@
 """Micro-benchmark of the scheduler's cost per ensemble request, in process.
 
-Run: ``python -m tritond.scheduler.bench_ensemble [--repository DIR --model NAME]``
+Run: ``.venv/bin/python bench/ensemble_scheduler.py [--repository DIR --model NAME]``
 (default: bench/pipelines/models' ``pipeline``, preprocess -> identity, against
 its first step's model alone). Everything the scheduler process does for a
 request but the socket calls: decode the frontend's frame, ``handle`` each
@@ -8,7 +8,8 @@ worker's frame (step Response + Executed, decoded from msgpack as the inbox
 does), step, settle, encode each Execute. The workers are simulated: each
 answers every output of its step request from a fresh slot, and a marked final
 step (``Request.answer``) sends its receipt as workers/answers.py does. One
-request per loop turn (a lone request: the costliest case, no coalescing).
+request per loop turn (a lone request: the costliest case, no coalescing). Printed: µs per request in
+all and per frame in order (the request / step 1's answer and Executed / ...).
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ import time
 from tritond import messages, repository
 from tritond.repository.modelconfig import parse_pbtxt
 
-from . import wire
-from .core import Dispatch, Reply, SchedulerCore
+from tritond.scheduler import wire
+from tritond.scheduler.core import Dispatch, Reply, SchedulerCore
 
 ME = "\0tritond-0123abcd-scheduler"
 FE = "\0tritond-0123abcd-frontend-0"
@@ -86,20 +87,27 @@ def handle(core: SchedulerCore, frame: bytes, now: int) -> list[tuple[str, bytes
             (o.address, messages.encode([o.message])) for o in out]
 
 
-def run(model: str, table, specs: dict, total: int) -> float:
-    """ns per request of the scheduler (the simulated workers' encoding excluded)."""
+def run(model: str, table, specs: dict, total: int) -> list[float]:
+    """ns per request of the scheduler (the simulated workers' encoding excluded): in
+    all, then per frame it handles in order (the request, each worker's answer)."""
     core = SchedulerCore(address=ME)
     core.set_models(table)
-    spent = 0
+    spent = [0]
     clock = time.thread_time_ns     # CPU time: the host is shared
     for rid in range(1, total + 1):
         frame = _request_frame(specs[model], rid)
         todo = [frame]
         offset = 0
+        k = 0
         while todo:
             t0 = clock()
             written = handle(core, todo.pop(), rid)
-            spent += clock() - t0
+            took = clock() - t0
+            k += 1
+            if k == len(spent):
+                spent.append(0)
+            spent[0] += took
+            spent[k] += took
             for address, data in written:
                 if address == FE:
                     continue
@@ -107,7 +115,7 @@ def run(model: str, table, specs: dict, total: int) -> float:
                 if type(msg) is messages.Execute:
                     offset += 256
                     todo.append(_worker_frame(address, msg, offset))
-    return spent / total
+    return [s / total for s in spent]
 
 
 def main() -> None:
@@ -123,8 +131,13 @@ def main() -> None:
     for _ in range(args.rounds):
         ens = run(args.model, table, specs, args.requests)
         one = run(args.single, table, specs, args.requests)
-        print(f"{args.model}: {ens / 1000:.1f} µs/req   {args.single} alone: {one / 1000:.1f} "
-              f"µs/req   ensemble extra: {(ens - one) / 1000:.1f} µs/req")
+        print(f"{args.model}: {ens[0] / 1000:.1f} µs/req ({_frames(ens)})   {args.single} "
+              f"alone: {one[0] / 1000:.1f} µs/req ({_frames(one)})   ensemble extra: "
+              f"{(ens[0] - one[0]) / 1000:.1f} µs/req")
+
+
+def _frames(spent: list[float]) -> str:
+    return " / ".join(f"{s / 1000:.1f}" for s in spent[1:])
 
 
 if __name__ == "__main__":
