@@ -13,14 +13,23 @@ decoupled model streams a response per step. What Triton's ``IterativeSequencer`
   meanwhile (idle past ``max_sequence_idle_microseconds``) it fails as any
   request without START for an unknown sequence does;
 - a request released without the flag (answered, failed, cancelled) ends its
-  sequence: the slot is freed and the worker drops its state.
+  sequence at once, as Triton's cancelled null END request does: a later request
+  of that id without START fails (so does the reschedule of any other request of
+  it), while the requests the client had already queued under that id run in
+  order with their own flags and the slot's state; the slot is freed (and the
+  worker drops the state) once none of them is left;
+- a request carrying END (the client's) cannot be rescheduled: Triton gives it
+  no iterative release callback, so its reschedule fails with core's
+  INVALID_ARG "not configured" error (Triton's Python backend only logs a failed
+  reschedule; its QA backend answers it, and so do we).
 
 The worker reports the rescheduled requests in ``Executed.rescheduled``; they
 got no Response and their frontend keeps waiting (and keeps their inputs).
 """
 from __future__ import annotations
 
-from tritond.errors import Code
+from tritond.errors import RESCHEDULE_NOT_CONFIGURED, Code
+from tritond.messages import SEQUENCE_END as END
 
 from .outputs import _error
 from .sequence_table import SlotTable
@@ -46,16 +55,23 @@ class IterativeSequencer:
         req.flags = start
         return corrid
 
-    def released(self, req) -> None:
-        """``req`` left for good: its sequence ends unless more of its requests wait."""
-        seq = self.table.live.get(req.correlation_id)
-        if seq is not None and seq.home is not None and seq.head() is None:
-            self.table.timeout(seq)     # frees the slot; the next Execute drops its state
+    def released(self, entry) -> None:
+        """``entry``'s request left for good: its sequence ends (Triton's
+        IterativeSequencer enqueues a cancelled END null request behind the queued
+        ones: the id is forgotten now, the slot once the queue ahead of it ran)."""
+        seq = entry.owner
+        if seq is None:
+            return
+        table = self.table
+        if table.live.get(seq.corrid) is seq:
+            del table.live[seq.corrid]      # no step of it without START from now on
+        if seq.home is not None and seq.head() is None:
+            table.timeout(seq)              # frees the slot; the next Execute drops its state
 
 
 def executed(core, model, batch, msg, now_ns: int) -> list:
     """After a batch of an iterative model: queue its rescheduled requests again
-    (through ``core.add``: an unloading model or a reaped sequence answers them with
+    (through ``core.add``: an unloading model or an ended sequence answers them with
     the error); every other request ends its sequence."""
     again = {(f, r) for f, r in msg.rescheduled} if msg.rescheduled else ()
     sequencer = model.policy.iterative
@@ -63,12 +79,15 @@ def executed(core, model, batch, msg, now_ns: int) -> list:
     for entry in batch.entries:
         req = entry.req
         if (req.frontend, req.rid) in again:
+            if req.flags & END:         # no release callback in Triton: core's outermost one
+                out.append(_error(req, Code.INVALID_ARG, RESCHEDULE_NOT_CONFIGURED, req.version))
+                continue
             req.flags = 0               # a continuing step (IterativeSequencer::RescheduleRequest)
             failed = core.add(req, now_ns)
             if not failed:
                 continue
             out += failed
-        sequencer.released(req)
+        sequencer.released(entry)
     return out
 
 

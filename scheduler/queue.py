@@ -27,7 +27,7 @@ DONE = 2       # dispatched, rejected or cancelled (still physically queued: laz
 class Entry:
     """One queued request and what the scheduler needs to know about it."""
 
-    __slots__ = ("req", "size", "enqueue_ns", "state", "level", "seq", "shape")
+    __slots__ = ("req", "size", "enqueue_ns", "state", "level", "seq", "shape", "owner")
 
     def __init__(self, req, size: int, enqueue_ns: int, level: int, seq: int):
         self.req = req               # a wire.RequestView
@@ -37,6 +37,7 @@ class Entry:
         self.level = level
         self.seq = seq
         self.shape = None             # batching key, computed lazily by the batcher
+        self.owner = None             # the sequence batcher's Sequence it belongs to
 
 
 class Level:

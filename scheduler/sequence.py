@@ -109,6 +109,7 @@ class SequencePolicy:
                 table.backlog.append(seq)
         self._n += 1
         entry = Entry(req, 1, now_ns, 0, self._n)
+        entry.owner = seq
         seq.entries.append(entry)
         seq.last_ns = now_ns
         if seq.home is None and req.timeout_us:   # a backlogged sequence expires as a whole
@@ -124,7 +125,7 @@ class SequencePolicy:
         entry.state = DONE
         self.count -= 1
         if self.iterative is not None:      # a cancelled step ends its iterative sequence
-            self.iterative.released(entry.req)
+            self.iterative.released(entry)
         return True
 
     def expire(self, now_ns: int):

@@ -89,3 +89,11 @@ def already_exists(msg: str) -> TritonError:
 
 def cancelled(msg: str) -> TritonError:
     return TritonError(Code.CANCELLED, msg)
+
+
+# Triton core's error for a request released with TRITONSERVER_REQUEST_RELEASE_RESCHEDULE
+# that nothing may reschedule (infer_request.cc's outermost release callback): used by
+# the Python backend's worker and by the scheduler's iterative sequences.
+RESCHEDULE_NOT_CONFIGURED = (
+    "Request is released with TRITONSERVER_REQUEST_RELEASE_RESCHEDULE, while the model is "
+    "not configured to handle such a flag.")

@@ -245,7 +245,12 @@ class InferClient:
             if self.finished is not None:
                 self.finished(rid, resp)
             if self.answering:
-                self.answering.pop(rid, None)
+                worker = self.answering.pop(rid, None)
+                if worker is not None and resp.error is not None and worker != resp.instance:
+                    # failed elsewhere (the scheduler refused an iterative request's
+                    # reschedule): the worker that streamed it drops its stream
+                    self._post(worker, messages.CancelRunning(messages.ANSWERED,
+                                                              [(self.address, rid)]))
         elif resp.instance:
             if self.answering.get(rid) != resp.instance:
                 self._answered_by(rid, resp.instance, sink)
@@ -271,6 +276,7 @@ class InferClient:
             if instance in live:
                 continue
             reason = how.get(instance) or "the model instance became unavailable"
+            del self.answering[rid]            # nothing to tell a dead worker
             self.on_response(messages.Response(rid, error=messages.ErrorInfo(
                 int(Code.UNAVAILABLE), f"{reason} while sending the responses of the request")))
 

@@ -28,8 +28,9 @@ from .spec import ModelSpec
 # ModelMetrics.summaries; 8: Response.children (TraceChild: ensemble step and BLS traces);
 # 9: a worker answering an ensemble's caller directly sends the scheduler a receipt;
 # 10: EnsembleAnswer.within (a nested ensemble's final step answers the outer's caller);
-# 11: Executed.rescheduled (iterative sequences); 12: TensorRef.lengths_at (BYTES length tables)
-PROTOCOL_VERSION = 12
+# 11: Executed.rescheduled (iterative sequences); 12: CancelRunning.batch_id ANSWERED;
+# 13: TensorRef.lengths_at (BYTES length tables)
+PROTOCOL_VERSION = 13
 
 # ---------------------------------------------------------------- data plane
 
@@ -166,10 +167,16 @@ class Execute(msgspec.Struct, tag=10, array_like=True, omit_defaults=True):
 
 class CancelRunning(msgspec.Struct, tag=11, array_like=True):
     """Scheduler -> worker: requests [(frontend, rid)] of the running batch ``batch_id``
-    were cancelled; a model sees it through ``request.is_cancelled()``."""
+    were cancelled; a model sees it through ``request.is_cancelled()``. From a frontend:
+    ``batch_id`` -1 (its client gave up on requests the worker answers after execute
+    returned) or ANSWERED (someone else gave their final answer: the worker forgets
+    their streams that wait for a next step, workers/python/reschedule.py)."""
 
     batch_id: int
     requests: list[tuple[str, int]]
+
+
+ANSWERED = -2        # CancelRunning.batch_id: the requests were answered elsewhere
 
 
 class TraceChild(msgspec.Struct, array_like=True, omit_defaults=True):

@@ -52,7 +52,7 @@ class CancelWatch:
         """Remember a CancelRunning for the running or a later batch (a stale one is dropped)."""
         keys = [(frontend, rid) for frontend, rid in msg.requests]
         if self.streams is not None:
-            self.streams.cancel(keys)
+            self.streams.cancel(keys, msg.batch_id == messages.ANSWERED)
         if msg.batch_id == self.batch_id:
             self.cancelled.update(keys)
         elif msg.batch_id > self.last_batch:

@@ -128,7 +128,7 @@ class WorkerProc:
             elif type(msg) is messages.CancelRunning:
                 cancels.append(msg)      # may arrive together with its Execute
                 if self.hub is not None:  # requests answered after execute returned
-                    self.hub.cancel(msg.requests)
+                    self.hub.cancel(msg.requests, msg.batch_id == messages.ANSWERED)
         last_execute = next((m for m in reversed(batch) if isinstance(m, messages.Execute)), None)
         for msg in batch:
             if not self.running:

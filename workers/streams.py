@@ -45,7 +45,7 @@ class Stream:
     """One request answered through its response sender."""
 
     __slots__ = ("key", "rid", "frontend", "version", "outputs", "sent", "closed",
-                 "cancelled", "held", "held_bytes", "index", "last_ns")
+                 "cancelled", "held", "held_bytes", "index", "last_ns", "parked")
 
     def __init__(self, req: messages.Request, outputs: list[str]) -> None:
         self.key = (req.frontend, req.rid)
@@ -60,6 +60,7 @@ class Stream:
         self.held_bytes = 0
         self.index = 0                   # responses posted (the response_stats key)
         self.last_ns = time.monotonic_ns()   # execute start, then the last response
+        self.parked = False              # rescheduled: queued in the scheduler (reschedule.py)
 
 
 class _Credit:
@@ -141,14 +142,17 @@ class StreamHub:
         stream = self.streams.get(key)
         return stream is not None and stream.cancelled
 
-    def cancel(self, keys) -> None:
-        """Requests the client gave up on: their senders' is_cancelled() turns true."""
+    def cancel(self, keys, answered: bool = False) -> None:
+        """Requests the client gave up on: their senders' is_cancelled() turns true;
+        ``answered`` (their final answer came from elsewhere): a parked one is dropped."""
         with self._cond:
             hit = False
             for key in keys:
                 stream = self.streams.get(tuple(key))
                 if stream is not None:
                     stream.cancelled = hit = True
+                    if answered and stream.parked:     # nothing will send on it again
+                        del self.streams[stream.key]
             if hit:
                 self._cond.notify_all()
 
@@ -300,8 +304,8 @@ class StreamHub:
             stream.held -= 1
             stream.held_bytes -= nbytes
             self._cond.notify_all()
-        if stream.closed and not stream.held:
-            self.streams.pop(stream.key, None)
+        if stream.closed and not stream.held and self.streams.get(stream.key) is stream:
+            del self.streams[stream.key]
 
     def close(self) -> None:
         with self._cond:     # a model thread must never write to a reused fd number

@@ -12,6 +12,11 @@ tests/integration/test_iterative_sequences.py, on the interface of Triton's QA m
 - ``reschedule_addsub`` (not decoupled): add/sub of INPUT0/INPUT1, each request
   rescheduled once (None in the returned list), the answer's parameter ``executions``
   is 2; with parameter BAD it returns a response for the rescheduled request instead.
+- ``iterative_queue`` (decoupled) / ``iterative_queue_unary`` (not decoupled), one
+  slot, START and END control inputs: counts per request id (several requests of one
+  client-chosen correlation id share the sequence), IN = n steps with a 0.3 s sleep
+  each, rescheduled between; each step's response (decoupled) or the last one says
+  OUT (steps left), CORRID, STARTED and ENDED (the flags that step saw).
 - ``reschedule_plain`` / ``reschedule_direct``: the decoupled model without
   iterative_sequence (no sequence batching / a direct sequence batcher): rescheduling
   is refused with Triton's message.
@@ -104,6 +109,61 @@ class TritonPythonModel:
         return responses
 '''
 
+QUEUE_PY = '''
+import json
+import time
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+def value(request, name):
+    return int(pb_utils.get_input_tensor_by_name(request, name).as_numpy().flat[0])
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        self.decoupled = pb_utils.using_decoupled_model_transaction_policy(config)
+        self.left = {}       # request id -> steps still to run
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            key = request.request_id()
+            left = self.left.get(key, value(request, "IN")) - 1
+            time.sleep(0.3)
+            seen = [left, request.correlation_id(), value(request, "START"),
+                    value(request, "END")]
+            response = pb_utils.InferenceResponse(output_tensors=[
+                pb_utils.Tensor(n, np.array([v], dt)) for n, v, dt in zip(
+                    ("OUT", "CORRID", "STARTED", "ENDED"), seen,
+                    (np.int32, np.uint64, np.int32, np.int32))])
+            if left > 0:
+                self.left[key] = left
+                request.set_release_flags(pb_utils.TRITONSERVER_REQUEST_RELEASE_RESCHEDULE)
+            else:
+                self.left.pop(key, None)
+            if not self.decoupled:
+                responses.append(response if left <= 0 else None)
+            elif left > 0:
+                request.get_response_sender().send(response)
+            else:
+                request.get_response_sender().send(
+                    response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return responses if not self.decoupled else None
+'''
+
+_QUEUE_IO = (
+    'input [ { name: "IN" data_type: TYPE_INT32 dims: [ 1 ] } ]\n'
+    'output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] },'
+    ' { name: "CORRID" data_type: TYPE_UINT64 dims: [ 1 ] },'
+    ' { name: "STARTED" data_type: TYPE_INT32 dims: [ 1 ] },'
+    ' { name: "ENDED" data_type: TYPE_INT32 dims: [ 1 ] } ]\n'
+    'sequence_batching { iterative_sequence: true control_input [ { name: "START" control [ '
+    '{ kind: CONTROL_SEQUENCE_START int32_false_true: [ 0, 1 ] } ] }, { name: "END" control [ '
+    '{ kind: CONTROL_SEQUENCE_END int32_false_true: [ 0, 1 ] } ] } ] }\n')
+
 _COUNTDOWN_IO = (
     'input [ { name: "IN" data_type: TYPE_INT32 dims: [ 1 ] } ]\n'
     'output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] },'
@@ -137,6 +197,9 @@ MODELS = {   # name -> (code, config body)
                           f"sequence_batching {{ iterative_sequence: true {_START} }}\n"),
     "reschedule_addsub_bad": (ADDSUB_PY, "max_batch_size: 0\n" + _ADDSUB_IO + _param("BAD", "1")
                               + f"sequence_batching {{ iterative_sequence: true {_START} }}\n"),
+    "iterative_queue": (QUEUE_PY, "max_batch_size: 0\n" + _QUEUE_IO +
+                        "model_transaction_policy { decoupled: true }\n"),
+    "iterative_queue_unary": (QUEUE_PY, "max_batch_size: 0\n" + _QUEUE_IO),
     "reschedule_plain": (COUNTDOWN_PY, "max_batch_size: 0\n" + _COUNTDOWN_IO),
     "reschedule_direct": (COUNTDOWN_PY, "max_batch_size: 1\n" + _COUNTDOWN_IO +
                           f"sequence_batching {{ direct {{ }} {_START} }}\n"),

@@ -138,3 +138,56 @@ def test_an_unloading_model_answers_a_reschedule_unavailable():
     core.set_models(table(("m", 1, cfg, ["w0"], "UNLOADING")))
     (r,) = replies(core.executed(again(d, 1), 1))
     assert r.response.error.code == Code.UNAVAILABLE
+
+
+START_ERROR = ("inference request for sequence 42 to model 'm' must specify the START flag on "
+               "the first request of the sequence")
+
+
+def test_a_finished_request_ends_its_sequence_while_queued_ones_of_its_id_still_run():
+    """Triton's IterativeSequencer: the release enqueues a cancelled END null request
+    behind the queue; the id is forgotten at once, the queued requests still run."""
+    core = core_with(it_config(max_batch_size=1))
+    core.add(req(1, 42, START), 0)
+    core.add(req(2, 42), 0)                          # the client's second request of 42
+    (d,) = dispatches(core.step(0))
+    assert seen(d) == [(1, 42, START, 0)]
+    core.executed(again(d, 1), 1)                    # goes behind 2 (Enqueue appends)
+    (d,) = dispatches(core.step(1))
+    assert seen(d) == [(2, 42, 0, 0)]
+    assert replies(core.executed(executed(d), 2)) == []   # 2 answered: the sequence ends ...
+    (r,) = replies(core.add(req(3, 42), 3))          # ... no step of 42 without START
+    assert (r.response.rid, r.response.error.message) == (3, START_ERROR)
+    (d,) = dispatches(core.step(3))
+    assert seen(d) == [(1, 42, 0, 0)] and not d.execute.ended   # 1 still runs, in the slot
+    (r,) = replies(core.executed(again(d, 1), 4))    # and cannot run again
+    assert (r.response.rid, r.response.error.code) == (1, Code.INVALID_ARG)
+    assert r.response.error.message == START_ERROR
+    core.add(req(4, 7, START), 5)                    # the slot is free now
+    (d,) = dispatches(core.step(5))
+    assert seen(d) == [(4, 7, START, 0)] and d.execute.ended == [0]
+
+
+def test_a_new_start_of_an_ending_id_takes_another_slot():
+    core = core_with(it_config(max_batch_size=2))
+    core.add(req(1, 42, START), 0)
+    core.add(req(2, 42), 0)
+    (d,) = dispatches(core.step(0))
+    core.executed(executed(d), 1)                    # 1 answered: 42 ends, 2 still queued
+    core.add(req(3, 42, START), 2)                   # a new sequence 42
+    (d,) = dispatches(core.step(2))
+    assert seen(d) == [(2, 42, 0, 0), (3, 42, START, 1)]
+
+
+def test_a_request_with_end_cannot_be_rescheduled():
+    core = core_with(it_config(max_batch_size=1))
+    core.add(req(1, 42, START | END), 0)
+    (d,) = dispatches(core.step(0))
+    (r,) = replies(core.executed(again(d, 1), 1))
+    assert (r.response.rid, r.response.error.code) == (1, Code.INVALID_ARG)
+    assert r.response.error.message == (
+        "Request is released with TRITONSERVER_REQUEST_RELEASE_RESCHEDULE, while the model "
+        "is not configured to handle such a flag.")
+    core.add(req(2, 42, START), 2)
+    (d,) = dispatches(core.step(2))
+    assert seen(d) == [(2, 42, START, 0)]

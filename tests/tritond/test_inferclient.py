@@ -383,6 +383,33 @@ def test_a_bytes_length_table_is_staged_after_the_payload(world):
     assert world.live_inputs() == 0
 
 
+def test_a_final_answer_from_elsewhere_tells_the_streaming_worker_to_drop_it(world):
+    """A refused reschedule (iterative sequences) is answered by the scheduler: the worker
+    that streamed the request's earlier responses forgets its stream; a dead worker is
+    told nothing, nor is the worker that answers the final response itself."""
+    async def body():
+        req, slots = world.request()
+        stream = world.client.stream(req, slots)
+        world.client.on_response(world.response(req.rid, 1, final=False))
+        assert world.client.answering == {req.rid: WORKER}
+        world.client.on_response(messages.Response(req.rid, messages.ErrorInfo(3, "no START")))
+        assert world.sent[-1] == (WORKER, messages.CancelRunning(messages.ANSWERED,
+                                                                 [(ME, req.rid)]))
+        assert [r.final for r in [r async for r in stream]] == [False, True]
+        for last in (world.response, None):
+            req, slots = world.request()
+            world.client.stream(req, slots)
+            world.client.on_response(world.response(req.rid, 2, final=False))
+            sent = len(world.sent)
+            if last is None:
+                world.client.fail_gone(set(), {})
+            else:
+                world.client.on_response(last(req.rid, 3))
+            assert "CancelRunning" not in world.kinds()[sent:]
+            assert world.client.answering == {}
+    asyncio.run(body())
+
+
 def test_batched_requests_go_through_post_batched(world):
     """A sequence step (``batched``) is handed to post_batched, with held Releases to
     post_many(batched=True); other requests keep the plain post."""

@@ -113,3 +113,26 @@ def test_marker_for_open_requests_with_nothing_sent_and_response_stats():
     assert hub.take_stats() == []
     hub.close()
     pool.close()
+
+
+def test_a_parked_stream_is_dropped_once_answered_elsewhere_only():
+    """A rescheduled request's stream waits for its next step (workers/python/reschedule.py).
+    A plain cancel only flags it: the scheduler may still run that step (a cancel that met
+    the request in flight), which then sees is_cancelled. Once the frontend says another
+    process gave the final answer, a parked stream is dropped; a running one is kept (its
+    model may still send)."""
+    from tritond.workers.python import reschedule
+    hub, posted, pool = _hub()
+    parked = hub.open(request(1, outputs=["Y"]), ["Y"])
+    running = hub.open(request(2, outputs=["Y"]), ["Y"])
+    reschedule.park(hub, parked.key)
+    hub.cancel([parked.key, running.key])
+    assert set(hub.streams) == {parked.key, running.key}
+    assert parked.cancelled and running.cancelled
+    again = reschedule.sink(hub, request(1, outputs=["Y"]), ["Y"])   # its next step runs
+    assert again.args[0] is parked and not parked.parked and hub.is_cancelled(parked.key)
+    reschedule.park(hub, parked.key)
+    hub.cancel([parked.key, running.key], answered=True)
+    assert list(hub.streams) == [running.key]
+    hub.close()
+    pool.close()

@@ -17,7 +17,7 @@ from tritond.shm.dtypes import DTYPES
 from tritond.spec import ModelSpec
 
 from ..backend import Backend, LoadContext, WorkRequest, WorkResult
-from . import blstrace, failures, modelfile, pb_utils, reschedule
+from . import blstrace, decoupled_state, failures, modelfile, pb_utils, reschedule
 
 
 class PythonBackend(Backend):
@@ -32,6 +32,7 @@ class PythonBackend(Backend):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._bg: asyncio.AbstractEventLoop | None = None     # decoupled async execute
         self._sequence_tensors: dict = {}     # (name, id(array)) -> (array, Tensor)
+        self._pruned = False       # decoupled with implicit state: decoupled_state.py
 
     def _import(self, filename: str):
         """Import the model file once."""
@@ -61,6 +62,7 @@ class PythonBackend(Backend):
 
     def load(self, spec: ModelSpec) -> None:
         self.spec = spec
+        self._pruned = decoupled_state.pruned(spec)
         self.device_arrays = modelfile.device_inputs(self.ctx, spec)
         cls = self._import(spec.default_model_filename).TritonPythonModel
         try:
@@ -124,8 +126,9 @@ class PythonBackend(Backend):
                     tensors.append(t[1] if t is not None and t[0] is a
                                    else self._sequence_tensor(n, a))
         # Parameters were validated by the frontend; the lists are this request's own.
+        outputs = decoupled_state.requested(req, self.spec) if self._pruned else w.outputs
         pb = pb_utils.InferenceRequest._received(
-            req.request_id, req.correlation_id, tensors, list(w.outputs), self.ctx.model,
+            req.request_id, req.correlation_id, tensors, list(outputs), self.ctx.model,
             req.version, req.flags, req.timeout_us,
             blstrace.trace_of(req) if req.trace else None, dict(req.parameters),
             (req.frontend, req.rid))
@@ -133,7 +136,7 @@ class PythonBackend(Backend):
             pb._decoupled = True
             hub = self.streams
             if hub is not None:   # every response goes through the worker's hub
-                pb.get_response_sender().attach(reschedule.sink(hub, req, w.outputs))
+                pb.get_response_sender().attach(reschedule.sink(hub, req, outputs))
         return pb
 
     def _sequence_tensor(self, name: str, arr) -> pb_utils.Tensor:

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 from functools import partial
 
-from tritond.errors import Code
+from tritond.errors import RESCHEDULE_NOT_CONFIGURED, Code
 
 from ..backend import WorkResult
 
 RESCHEDULE = 2      # TRITONSERVER_REQUEST_RELEASE_RESCHEDULE
 
-NOT_CONFIGURED = ("Request is released with TRITONSERVER_REQUEST_RELEASE_RESCHEDULE, while "
-                  "the model is not configured to handle such a flag.")
+NOT_CONFIGURED = RESCHEDULE_NOT_CONFIGURED
 CANCELLED = "Request was cancelled"
 
 
@@ -98,6 +97,7 @@ def decoupled(backend, pb_requests, out: list[WorkResult]) -> list[WorkResult]:
             refused = (Code.CANCELLED, CANCELLED)
         if refused is None:
             out[i] = WorkResult(streamed=True, rescheduled=True)
+            park(backend.streams, pb._cancel_key)
             continue
         error = pb_utils.TritonError(refused[1], refused[0])
         try:
@@ -118,7 +118,19 @@ def sink(hub, req, outputs):
     stream = hub.streams.get((req.frontend, req.rid))
     if stream is None or stream.closed:
         stream = hub.open(req, outputs)
+    stream.parked = False
     return partial(hub.submit, stream)
+
+
+def park(hub, key) -> None:
+    """``key``'s stream waits for its next step in the scheduler. A cancel meanwhile only
+    flags it (the scheduler may run the step anyway: a cancel that met the request in
+    flight; the step then sees is_cancelled and ends); once the frontend got the
+    request's final answer from elsewhere (the scheduler answered the cancel or refused
+    the reschedule) it says so (CancelRunning ANSWERED) and the stream is dropped."""
+    stream = hub.streams.get(key) if hub is not None else None
+    if stream is not None:
+        stream.parked = True
 
 
 def _drop(response, final: bool) -> None:
