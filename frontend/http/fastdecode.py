@@ -62,8 +62,8 @@ def decode(body, hlen: Optional[int], model: str, version: str
     view = memoryview(body)
     try:
         doc = _REQUEST.decode(view if hlen is None else view[:hlen])
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        return None
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None             # (too deep: the dict walk's nesting error, a 400)
     req = InferRequest(model, version)
     if doc.id is not None:
         req.id = doc.id
@@ -118,7 +118,7 @@ def _data(datatype: str, shape: list, raw) -> Optional[bytes]:
     decoder, code = how
     try:
         flat = decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return None
     count = math.prod(shape)
     if count == 0 or len(flat) != count:

@@ -9,6 +9,7 @@ import pytest
 
 from tritond.errors import TritonError
 from tritond.frontend.http import codec, fastdecode
+from tritond.frontend.http.tensors import NESTING
 
 
 def _json(*inputs, **doc) -> bytes:
@@ -94,6 +95,33 @@ def test_any_other_body_is_the_dict_walks_with_its_answer(body, monkeypatch):
         assert (got.value.code, got.value.message) == (exc.code, exc.message)
     else:
         assert codec.decode_request(body, None, "m", "1") == expected
+
+
+def _deep(body: bytes, depth: int = 5000) -> bytes:
+    """``body`` with its "DEEP" string replaced by arrays nested ``depth`` deep."""
+    return body.replace(b'"DEEP"', b"[" * depth + b"]" * depth)
+
+
+# Nested past msgspec's recursion limit where the typed decode still recurses (an untyped
+# ``parameters`` value, a raw ``data``): the dict walk's 400, never a RecursionError (500).
+TOO_DEEP = [
+    _deep(_json(_in(), parameters={"a": "DEEP"})),
+    _deep(_json(_in(data=None, parameters={"x": "DEEP"}))),
+    _deep(_json(_in(), outputs=[{"name": "O", "parameters": {"a": "DEEP"}}])),
+    _deep(_json(_in(data=None, datatype="INT32", shape=[1], data2="DEEP")).replace(
+        b'"data2"', b'"data"')),
+]
+
+
+@pytest.mark.parametrize("body", TOO_DEEP)
+def test_a_body_nested_too_deep_is_the_dict_walks_nesting_error(body, monkeypatch):
+    assert fastdecode.decode(body, None, "m", "1") is None
+    with pytest.raises(TritonError) as got:
+        codec.decode_request(body, None, "m", "1")
+    assert got.value.message == NESTING
+    with pytest.raises(TritonError) as walk:
+        _walk(body, None, monkeypatch)
+    assert (got.value.code, got.value.message) == (walk.value.code, walk.value.message)
 
 
 def test_binary_sizes_that_do_not_add_up_are_the_dict_walks(monkeypatch):

@@ -439,6 +439,13 @@ def test_deep_json_is_400(hard):
     assert "JSON nesting depth exceeds maximum allowed limit (100)" in data
     data = _post(hard, b"[" * 200000 + b"]" * 200000)
     assert data.startswith("HTTP/1.1 400"), data[:200]
+    # deep enough that the typed decode of a usual body (fastdecode.py) recurses too far
+    for field in ('"data":', '"parameters":{"x":'):
+        doc = ('{"inputs":[{"name":"INPUT0","shape":[1],"datatype":"FP32",' + field
+               + "[" * 5000 + "]" * 5000 + ("}" if "{" in field else "") + "}]}")
+        data = _post(hard, doc.encode())
+        assert data.startswith("HTTP/1.1 400"), data[:200]
+        assert "JSON nesting depth exceeds maximum allowed limit (100)" in data
 
 
 def test_garbage_to_every_grpc_method_is_invalid_argument(hard):
