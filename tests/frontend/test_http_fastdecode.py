@@ -3,6 +3,7 @@ dict walk gives, and every other body is left to the dict walk (same answers, sa
 from __future__ import annotations
 
 import json
+import random
 import struct
 
 import pytest
@@ -134,3 +135,68 @@ def test_binary_sizes_that_do_not_add_up_are_the_dict_walks(monkeypatch):
             codec.decode_request(cut, hlen, "m", "1")
         assert got.value.message == walk.value.message
     assert fastdecode.decode(body, None, "m", "1") is None   # sizes without the header length
+
+
+# A seeded corpus of odd bodies (wrong types, duplicate keys, every kind of parameters,
+# zero dims, out-of-range numbers, -0, binary tails): both decoders give the same
+# request, or the typed one declines and the dict walk answers alone.
+_VALUES = [0, 1, -1, 255, 256, -129, 2**31, 2**63, 2**64, 1.5, 1e39, True, None, "a", [1], {}]
+_PARAMS = [None, {}, {"binary_data_size": 4}, {"binary_data_size": 0}, {"binary_data_size": True},
+           {"x": 1}, [], 0, {"binary_data": True}, {"binary_data": 1}, {"classification": 0},
+           {"binary_data_output": True}, {"triton_x": 1},
+           {"shared_memory_region": "r", "shared_memory_byte_size": 4},
+           {"binary_data": False, "classification": 1}, {"binary_data_size": 4, "x": 1}]
+_TYPES = ["FP32", "FP64", "INT8", "UINT8", "INT16", "UINT32", "INT64", "UINT64", "BOOL", "BYTES",
+          "FP16", "XX"]
+
+
+def _odd_item(rng) -> dict:
+    shape = rng.choice([[4], [2, 2], [0], [1], [True], [2.0], [-1], [2**70]])
+    n = 4 if shape in ([4], [2, 2]) else 1
+    item = {"name": rng.choice(["A", "A", 5]), "datatype": rng.choice(_TYPES), "shape": shape}
+    if rng.random() < .8:
+        item["data"] = rng.choice([[rng.choice([0, 1, 3]) for _ in range(n)], [True] * n,
+                                   [1.5] * n, [rng.choice(_VALUES) for _ in range(n)], None])
+    if rng.random() < .5:
+        item["parameters"] = rng.choice(_PARAMS)
+    return item
+
+
+def _odd_body(rng) -> tuple[bytes, int | None]:
+    doc = {"inputs": [_odd_item(rng) for _ in range(rng.choice([0, 1, 2, 3]))]}
+    if rng.random() < .3:
+        doc["id"] = rng.choice(["x", "", 5, None])
+    if rng.random() < .4:
+        doc["parameters"] = rng.choice(_PARAMS)
+    if rng.random() < .5:
+        doc["outputs"] = [{"name": "O", "parameters": rng.choice(_PARAMS)}]
+    text = json.dumps(doc)
+    for old, new in (('"data": [', '"data": [-0, '), ('"data": [', '"data": [1E2, '),
+                     ('"name"', '"name": "Z", "name"'), ('"inputs"', '"inputs": [], "inputs"')):
+        if rng.random() < .05:
+            text = text.replace(old, new, 1)
+    head = text.encode()
+    if rng.random() < .5:
+        return head + bytes(rng.choice([0, 4, 8, 12])), len(head)
+    return head, None
+
+
+def test_a_generated_corpus_of_odd_bodies_decodes_as_the_dict_walk(monkeypatch):
+    rng = random.Random(15)
+    typed_ones = 0
+    for _ in range(3000):
+        body, hlen = _odd_body(rng)
+        typed = fastdecode.decode(body, hlen, "m", "1")
+        try:
+            walked = _walk(body, hlen, monkeypatch)
+        except TritonError as exc:
+            assert typed is None, body
+            with pytest.raises(TritonError) as got:
+                codec.decode_request(body, hlen, "m", "1")
+            assert (got.value.code, got.value.message) == (exc.code, exc.message)
+            continue
+        if typed is not None:
+            typed_ones += 1
+            assert typed == walked, body
+        assert codec.decode_request(body, hlen, "m", "1") == walked
+    assert typed_ones > 100          # the corpus does reach the typed decode
