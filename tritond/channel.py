@@ -130,7 +130,7 @@ class AsyncOutbox:
         self.frame_limit = FRAME_MESSAGES
         self.batched_limit = FRAME_BATCHED_MESSAGES
 
-    def post(self, addr: str, msg) -> None:
+    def post(self, addr: str, msg, limit: int = 0) -> None:
         q = self._queued.get(addr)
         if q is None:
             if not self._scheduled:
@@ -143,7 +143,7 @@ class AsyncOutbox:
             self._queued[addr] = q = [msg]
         else:
             q.append(msg)
-        self._after_queueing(addr, q)
+        self._after_queueing(addr, q, limit)
 
     def post_batched(self, addr: str, msg) -> None:
         """``post`` for a message its receiver batches with the others it reads at once
@@ -154,15 +154,7 @@ class AsyncOutbox:
         which it dispatches as a batch of its own: bench/RESULTS.md, 2026-11-30 06:30),
         only bounded by ``batched_limit``.
         """
-        q = self._queued.get(addr)
-        if q is None and not self._scheduled:
-            self.post(addr, msg)
-            return
-        if q is None:
-            self._queued[addr] = q = [msg]
-        else:
-            q.append(msg)
-        self._after_queueing(addr, q, self.batched_limit)
+        self.post(addr, msg, self.batched_limit)
 
     def post_many(self, addr: str, msgs: list, batched: bool = False) -> None:
         """Queue ``msgs`` for ``addr``: they leave together in the turn's frame, never
