@@ -98,14 +98,9 @@ class InferClient:
 
     def _stage_with_table(self, name: str, dtype: str, shape: list, data, nbytes: int,
                           slots: list, lengths: bytes) -> messages.TensorRef:
-        at = (nbytes + 3) & ~3
-        slot = self.arena.alloc(at + len(lengths))
+        slot = self.arena.alloc(_span(nbytes, lengths))
         slots.append((slot.region, slot.offset))
-        view = slot.view
-        if type(data) is memoryview and (data.format != "B" or data.ndim != 1):
-            data = data.cast("B")
-        view[:nbytes] = data
-        view[at:] = lengths
+        at = _place(slot.view, 0, data, nbytes, lengths)
         return messages.TensorRef(name, dtype, shape, slot.region, slot.offset, nbytes,
                                   messages.SERVER_SHM, lengths_at=at)
 
@@ -113,28 +108,17 @@ class InferClient:
         """``stage`` for several small inputs of one request (objects with ``name``,
         ``datatype``, ``shape``, ``data``), in one slot: one allocation and one free
         instead of one per input. Each input starts ``ALIGN``-aligned in it."""
-        ends = []
+        starts = []
         end = 0
         for t, n in zip(tensors, sizes):
-            ends.append(end)
-            table = getattr(t, "lengths", None)        # a BYTES input's length table
-            span = ((n + 3) & ~3) + len(table) if table is not None else n
-            end += (span + ALIGN - 1) & -ALIGN or ALIGN
+            starts.append(end)
+            end += (_span(n, getattr(t, "lengths", None)) + ALIGN - 1) & -ALIGN or ALIGN
         slot = self.arena.alloc(end)
         region, base, view = slot.region, slot.offset, slot.view
         slots.append((region, base))
         refs = []
-        for t, n, at in zip(tensors, sizes, ends):
-            if n:
-                data = t.data
-                if type(data) is memoryview and (data.format != "B" or data.ndim != 1):
-                    data = data.cast("B")
-                view[at:at + n] = data
-            table = getattr(t, "lengths", None)
-            lengths_at = 0
-            if table is not None:
-                lengths_at = (n + 3) & ~3
-                view[at + lengths_at:at + lengths_at + len(table)] = table
+        for t, n, at in zip(tensors, sizes, starts):
+            lengths_at = _place(view, at, t.data, n, getattr(t, "lengths", None))
             refs.append(messages.TensorRef(t.name, t.datatype, t.shape, region, base + at, n,
                                            messages.SERVER_SHM, lengths_at=lengths_at))
         return refs
@@ -305,3 +289,22 @@ class InferClient:
         """Requests awaiting their final Response plus answers not yet released."""
         return len(self.pending) + self.releases.unreleased
 
+
+def _span(nbytes: int, table) -> int:
+    """Bytes a staged input takes: its payload, and a BYTES length table (``shm.lengths``)
+    after it at a 4-byte boundary."""
+    return nbytes if table is None else ((nbytes + 3) & ~3) + len(table)
+
+
+def _place(view: memoryview, at: int, data, nbytes: int, table) -> int:
+    """Write ``data`` (``nbytes`` raw bytes) at ``at`` in ``view``, and ``table`` after it
+    as ``_span`` lays it out; returns the table's offset from ``at`` (0: no table)."""
+    if nbytes:
+        if type(data) is memoryview and (data.format != "B" or data.ndim != 1):
+            data = data.cast("B")
+        view[at:at + nbytes] = data
+    if table is None:
+        return 0
+    lengths_at = (nbytes + 3) & ~3
+    view[at + lengths_at:at + lengths_at + len(table)] = table
+    return lengths_at

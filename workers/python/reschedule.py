@@ -23,7 +23,6 @@ from ..backend import WorkResult
 
 RESCHEDULE = 2      # TRITONSERVER_REQUEST_RELEASE_RESCHEDULE
 
-NOT_CONFIGURED = RESCHEDULE_NOT_CONFIGURED
 CANCELLED = "Request was cancelled"
 
 
@@ -74,7 +73,7 @@ def results(backend, requests, pb_requests, responses) -> list[WorkResult]:
     for i, pb in enumerate(pb_requests):
         if out[i] is None:
             if not iterative:
-                out[i] = WorkResult.failed(Code.INVALID_ARG, NOT_CONFIGURED)
+                out[i] = WorkResult.failed(Code.INVALID_ARG, RESCHEDULE_NOT_CONFIGURED)
             else:
                 out[i] = _refused(pb) or WorkResult(streamed=True, rescheduled=True)
     return out
@@ -92,7 +91,7 @@ def decoupled(backend, pb_requests, out: list[WorkResult]) -> list[WorkResult]:
         sender = pb.get_response_sender()
         if sender.closed:
             continue             # it sent FINAL: nothing left to run
-        refused = None if iterative else (Code.INVALID_ARG, NOT_CONFIGURED)
+        refused = None if iterative else (Code.INVALID_ARG, RESCHEDULE_NOT_CONFIGURED)
         if refused is None and pb.is_cancelled():
             refused = (Code.CANCELLED, CANCELLED)
         if refused is None:
