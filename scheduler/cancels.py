@@ -1,7 +1,8 @@
 """Cancels: finding a request wherever it is and stopping it.
 
 A cancel names ``(frontend, rid)``; the request may be queued (dropped with
-CANCELLED), an ensemble's (``ensembles.py`` cancels its steps), running on an
+CANCELLED; a sequence's keeps its place and is answered, with the requests behind
+it, once its slot reaches it, as in Triton: ``SlotTable.hold``), an ensemble's (``ensembles.py`` cancels its steps), running on an
 instance or held by a retiring one (the worker is told: ``CancelRunning``, the
 model sees ``is_cancelled()`` and still answers). Cancels are rare, so this
 searches rather than keeping an index that every dispatch would pay for.
@@ -13,6 +14,8 @@ from tritond.errors import Code
 
 from .outputs import Notify, Output, _error
 from .stats import CANCELED
+
+CANCELLED_MESSAGE = "Request was cancelled"
 
 
 class Cancels:
@@ -32,9 +35,27 @@ class Cancels:
                     return out
             return self._running(frontend, rid)
         model, entry = item
-        model.policy.remove(entry)
+        policy = model.policy
+        if policy.holds_cancels:
+            policy.hold(entry)
+            core._queued[(frontend, rid)] = item            # noqa: SLF001 - still queued
+            return []
+        policy.remove(entry)
         model.stats.failed(1, now_ns - (entry.req.arrival_ns or entry.enqueue_ns), CANCELED)
-        return [_error(entry.req, Code.CANCELLED, "Request was cancelled", model.version)]
+        return [_error(entry.req, Code.CANCELLED, CANCELLED_MESSAGE, model.version)]
+
+    def dropped(self, model, entries: list, now_ns: int) -> list[Output]:
+        """CANCELLED for ``entries``, a sequence's requests taken out with the cancelled
+        one its slot reached (Triton answers them CANCELLED with no message; ours reads
+        as every cancel's)."""
+        queued = self.core._queued                          # noqa: SLF001 - our core
+        out: list[Output] = []
+        for entry in entries:
+            req = entry.req
+            queued.pop((req.frontend, req.rid), None)
+            model.stats.failed(1, now_ns - (req.arrival_ns or entry.enqueue_ns), CANCELED)
+            out.append(_error(req, Code.CANCELLED, CANCELLED_MESSAGE, model.version))
+        return out
 
     def _running(self, frontend: str, rid: int) -> list[Output]:
         # A linear scan of the busy batches: an index (frontend, rid) -> instance

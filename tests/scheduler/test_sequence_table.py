@@ -1,0 +1,184 @@
+"""A client's cancel of a queued sequence request (scheduler/sequence_table.py), as Triton's
+sequence batcher does it (core sequence_batch_scheduler.cc): the cancelled request keeps its
+place; once its slot reaches it, it and every request queued behind it are answered
+CANCELLED, the slot is freed and the id forgotten. A backlogged sequence with a cancelled
+request is cancelled as a whole when a slot could take it."""
+import pytest
+
+from tritond import messages
+from tritond.errors import Code
+
+from .helpers import core_with, dispatches, executed, replies, request, rids, table
+
+START, END = messages.SEQUENCE_START, messages.SEQUENCE_END
+START_ERROR = ("inference request for sequence 100 to model 'm' must specify the START flag "
+               "on the first request of the sequence")
+STRATEGIES = [{"direct": {}}, {"oldest": {"max_candidate_sequences": 1}}]
+
+
+def seq_config(max_batch_size=1, strategy=None, **extra):
+    sb = {"max_sequence_idle_microseconds": 1_000_000}
+    sb.update(strategy or {"direct": {}})
+    sb.update(extra)
+    from .helpers import config
+    return config(max_batch_size, sequence_batching=sb)
+
+
+def req(rid, corrid, flags=0):
+    return request(rid, batch=1, shape=(1,), correlation_id=corrid, flags=flags)
+
+
+def answers(out):
+    return sorted((r.response.rid, r.response.error.code, r.response.error.message)
+                  for r in replies(out))
+
+
+def cancelled(*rids_):
+    return [(rid, Code.CANCELLED, "Request was cancelled") for rid in rids_]
+
+
+def canceled_count(core):
+    (m,) = core.metrics()
+    return m.failures["CANCELED"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES, ids=["direct", "oldest"])
+def test_a_cancelled_request_and_those_behind_it_are_cancelled_when_its_slot_reaches_it(
+        strategy):
+    core = core_with(seq_config(strategy=strategy))
+    core.add(req(1, 100, START), 0)
+    (d,) = dispatches(core.step(0))
+    core.add(req(2, 100), 1)
+    core.add(req(3, 100), 1)
+    assert core.cancel("fe", 2, 2) == []               # held in its place: nothing yet
+    assert core.step(2) == []                          # the instance is busy with 1
+    core.add(req(4, 100), 3)                           # still queued behind the cancelled one
+    assert core.cancel("fe", 2, 3) == []               # a second cancel changes nothing
+    assert core.metrics()[0].pending == 3
+    assert core.executed(executed(d), 4) == []
+    out = core.step(4)                                 # its slot reaches it
+    assert dispatches(out) == [] and answers(out) == cancelled(2, 3, 4)
+    assert canceled_count(core) == 3 and core.metrics()[0].pending == 0
+    assert answers(core.add(req(5, 100), 5)) == [(5, Code.INVALID_ARG, START_ERROR)]
+    core.add(req(6, 100, START), 6)                    # the slot is free: a new START runs
+    (d,) = dispatches(core.step(6))
+    assert rids(d) == [6] and d.execute.ended == [0]   # the worker drops the old state
+    assert core.cancel("fe", 3, 7) == [] and core.step(7) == []   # answered already
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES, ids=["direct", "oldest"])
+def test_requests_ahead_of_the_cancelled_one_still_run(strategy):
+    core = core_with(seq_config(strategy=strategy))
+    core.add(req(1, 100, START), 0)
+    (d,) = dispatches(core.step(0))
+    core.add(req(2, 100), 1)
+    core.add(req(3, 100), 1)
+    core.add(req(4, 100, END), 1)
+    assert core.cancel("fe", 3, 2) == []
+    core.executed(executed(d), 3)
+    (d,) = dispatches(core.step(3))                    # 2 was ahead of it: it runs
+    assert rids(d) == [2]
+    assert answers(core.step(3)) == []
+    core.executed(executed(d), 4)
+    out = core.step(4)
+    assert dispatches(out) == [] and answers(out) == cancelled(3, 4)
+
+
+def test_a_cancelled_head_of_an_idle_slot_is_answered_at_once():
+    core = core_with(seq_config(max_batch_size=2))
+    core.add(req(1, 100, START), 0)
+    (d,) = dispatches(core.step(0))
+    core.executed(executed(d), 1)
+    core.add(req(2, 100), 2)
+    core.add(req(3, 100), 2)
+    core.add(req(9, 200, START), 2)
+    assert core.cancel("fe", 2, 2) == []
+    out = core.step(2)                                 # 2 heads slot 0: cancelled with 3
+    assert answers(out) == cancelled(2, 3)
+    (d,) = dispatches(out)                             # slot 0 is free now: a not-ready row
+    assert [(s.slot, s.ready) for s in d.execute.slots] == [(0, False), (1, True)]
+    assert rids(d)[1] == 9 and d.execute.ended == [0]
+
+
+def test_a_backlogged_sequence_with_a_cancelled_request_is_cancelled_when_a_slot_frees():
+    core = core_with(seq_config())
+    core.add(req(1, 100, START), 0)
+    (d,) = dispatches(core.step(0))
+    core.add(req(2, 200, START), 1)                    # backlog: the only slot is 100's
+    core.add(req(3, 200), 1)
+    core.add(req(4, 300, START | END), 1)              # backlog too, behind 200
+    assert core.cancel("fe", 3, 2) == []               # not the first: all of 200 goes
+    core.executed(executed(d), 3)
+    assert answers(core.step(3)) == []                 # no slot frees: nothing yet
+    core.add(req(5, 100, END), 4)
+    out = core.step(4)               # 100's END frees the slot: 200 is cancelled, 300 seated
+    assert answers(out) == cancelled(2, 3)
+    (d,) = dispatches(out)
+    assert rids(d) == [5]
+    core.executed(executed(d), 5)
+    (d,) = dispatches(core.step(5))
+    assert rids(d) == [4]
+    assert answers(core.add(req(6, 200), 6))[0][1] == Code.INVALID_ARG
+
+
+def test_a_pipelined_instance_reaches_a_cancelled_head_while_busy():
+    """direct pipelines one batch ahead: a busy instance that keeps running another
+    slot still reaches the cancelled request when it forms that slot's next batch."""
+    from tritond.scheduler.core import SchedulerCore
+    core = SchedulerCore(pipeline=True)
+    core.set_models(table(("m", 1, seq_config(max_batch_size=2), ["w0"])))
+    core.add(req(1, 100, START), 0)
+    core.add(req(2, 200, START), 0)
+    (d,) = dispatches(core.step(0))
+    core.add(req(3, 200), 1)
+    core.add(req(4, 200), 1)
+    assert core.cancel("fe", 3, 1) == []
+    core.add(req(5, 100), 1)
+    out = core.step(1)
+    assert answers(out) == cancelled(3, 4)
+    (ahead,) = dispatches(out)
+    assert [(s.slot, s.ready) for s in ahead.execute.slots] == [(0, True)]
+    assert rids(ahead) == [5] and ahead.execute.ended == [1]
+
+
+def test_a_lost_instance_answers_a_held_cancel_once():
+    core = core_with(seq_config(), instances=("w0", "w1"))
+    core.add(req(1, 100, START), 0)
+    (d,) = dispatches(core.step(0))
+    core.add(req(2, 100), 1)
+    core.cancel("fe", 2, 1)
+    live = "w1" if d.address == "w0" else "w0"
+    out = core.set_models(table(("m", 1, seq_config(), [live])))
+    assert sorted(r.response.rid for r in replies(out)) == [1, 2]
+    assert core.step(2) == [] and core.cancel("fe", 2, 2) == []
+
+
+def test_a_config_change_answers_a_held_cancel_cancelled():
+    core = core_with(seq_config())
+    core.add(req(1, 100, START), 0)
+    (d,) = dispatches(core.step(0))
+    core.add(req(2, 100), 1)
+    core.cancel("fe", 2, 1)
+    out = core.set_models(table(("m", 1, seq_config(max_sequence_idle_microseconds=5), ["w0"])))
+    assert (2, Code.CANCELLED, "Request was cancelled") in answers(out)
+    assert core.step(2) == []
+
+
+def test_an_iterative_sequence_cancels_its_rescheduled_request_queued_behind():
+    """Triton's IterativeSequencer re-enqueues a rescheduled request at the tail: a
+    client's cancelled request ahead of it takes it along."""
+    core = core_with(seq_config(iterative_sequence=True))
+    core.add(req(1, 100, START), 0)
+    (d,) = dispatches(core.step(0))
+    core.add(req(2, 100), 1)
+    core.add(req(3, 100), 1)
+    msg = executed(d)
+    msg.rescheduled = [("fe", 1)]
+    assert core.executed(msg, 2) == []                 # 1 goes behind 3
+    assert core.cancel("fe", 2, 3) == []
+    out = core.step(3)
+    assert dispatches(out) == [] and answers(out) == cancelled(1, 2, 3)
+    assert answers(core.add(req(4, 100), 4)) == [(4, Code.INVALID_ARG, START_ERROR)]
+    core.add(req(5, 100, START), 5)
+    (d,) = dispatches(core.step(5))
+    assert rids(d) == [5] and d.execute.ended == [0]
