@@ -44,6 +44,7 @@ class Cancels:
         model.stats.failed(1, now_ns - (entry.req.arrival_ns or entry.enqueue_ns), CANCELED)
         return [_error(entry.req, Code.CANCELLED, CANCELLED_MESSAGE, model.version)]
 
+
     def dropped(self, model, entries: list, now_ns: int) -> list[Output]:
         """CANCELLED for ``entries``, a sequence's requests taken out with the cancelled
         one its slot reached (Triton answers them CANCELLED with no message; ours reads
@@ -68,6 +69,8 @@ class Cancels:
                 for entry in batch.entries:
                     req = entry.req
                     if req.rid == rid and req.frontend == frontend:
+                        if batch is not inst.busy and inst.model.policy.holds_cancels:
+                            inst.model.policy.table.skipped(entry)   # not run yet: it ends its sequence
                         return [Notify(inst.address, messages.CancelRunning(
                             batch.batch_id, [(frontend, rid)]))]
         retirement = core.retirement

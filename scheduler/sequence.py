@@ -175,6 +175,8 @@ class SequencePolicy:
 
     def _direct(self, home: Home) -> Batch | None:
         heads = [seq.head() if seq is not None else None for seq in home.slots]
+        if self.table.cancelled:    # a cancelled head waits for its slot's step in flight
+            heads = [e if e is None or e.state == MAIN else None for e in heads]
         last = max((i for i, e in enumerate(heads) if e is not None), default=-1)
         if last < 0:
             return None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from .queue import CANCELLED, DONE, Entry
+from .queue import CANCELLED, DONE, MAIN, Entry
 from .wire import RequestView
 
 
@@ -31,6 +31,11 @@ class Sequence:
     def cancelled(self) -> bool:
         """Whether a request of it was cancelled (Triton's IsAnyRequestCancelled)."""
         return any(e.state == CANCELLED for e in self.entries)
+
+    def cancelled_head(self) -> bool:
+        """Whether its next request is a cancelled one (or the mark of one skipped)."""
+        head = self.head()
+        return head is not None and head.state != MAIN
 
 
 class Home:

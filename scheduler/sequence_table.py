@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from .queue import CANCELLED, DONE, MAIN, Entry
+from .queue import CANCELLED, DONE, MAIN, SKIPPED, Entry
 from .sequence_slots import Home, Sequence
 
 NEVER = 1 << 62
@@ -100,21 +100,34 @@ class SlotTable:
             entry.state = CANCELLED
             self.cancelled.append(entry)
 
+    def skipped(self, entry: Entry) -> None:
+        """``entry`` was dispatched behind its instance's running batch (direct
+        pipelining) and cancelled before it ran: its worker skips it and answers it.
+        In Triton it would still head its slot's queue, so it marks the head (``SKIPPED``):
+        the sequence is cancelled as above."""
+        seq = entry.owner
+        if seq is not None and seq.home is not None:
+            entry.state = SKIPPED
+            seq.entries.appendleft(entry)
+            self.cancelled.append(entry)
+
     def reach(self, idle) -> None:
-        """The slots of the instances ``idle`` (those that may take a batch now: where
-        Triton's batcher looks at each slot's next request, when its instance finished
-        a batch; direct pipelines one batch ahead, so its busy instances count) whose
-        next request is a cancelled one: their sequences are cancelled."""
+        """The slots of the instances ``idle`` (those that may take a batch now) whose
+        next request is a cancelled one and that have no request in flight: their
+        sequences are cancelled. Triton's batcher looks at each slot's next request when
+        its instance finished its batch (a rescheduled request is queued by then, behind
+        the cancelled one); direct pipelines one batch ahead, so a busy instance's slots
+        with nothing in flight count too."""
         homes = self.homes
         for inst in idle:
             home = homes.get(inst.address)
             if home is None:
                 continue
-            for seq in home.slots:
-                if seq is not None:
-                    head = seq.head()
-                    if head is not None and head.state == CANCELLED:
-                        self.cancel(seq)
+            busy = {s.slot for b in (inst.busy, *inst.ahead) if b is not None
+                    for s in b.slots or () if s.ready}
+            for i, seq in enumerate(home.slots):
+                if seq is not None and i not in busy and seq.cancelled_head():
+                    self.cancel(seq)
 
     def cancel(self, seq: Sequence) -> None:
         """Triton's release of a cancelled sequence's slot: its queued requests go to
@@ -131,7 +144,7 @@ class SlotTable:
 
     def take_all(self, seq: Sequence) -> list[Entry]:
         """Every queued request of ``seq``, taken out (a held cancel keeps its state:
-        ``table._move`` answers it rather than queue it again)."""
+        ``table._move`` answers it rather than queue it again; a skipped one's mark goes)."""
         out = [e for e in seq.entries if e.state == MAIN or e.state == CANCELLED]
         for entry in out:
             if entry.state == MAIN:

@@ -121,24 +121,30 @@ def test_a_backlogged_sequence_with_a_cancelled_request_is_cancelled_when_a_slot
     assert answers(core.add(req(6, 200), 6))[0][1] == Code.INVALID_ARG
 
 
-def test_a_pipelined_instance_reaches_a_cancelled_head_while_busy():
-    """direct pipelines one batch ahead: a busy instance that keeps running another
-    slot still reaches the cancelled request when it forms that slot's next batch."""
+def test_a_pipelined_instance_reaches_a_cancelled_head_once_its_slot_has_nothing_in_flight():
+    """direct pipelines one batch ahead: an instance kept busy by another slot still
+    reaches the cancelled request, once its own slot's step has run (Triton looks when
+    the batch finished, so that a rescheduled request is queued behind by then)."""
     from tritond.scheduler.core import SchedulerCore
     core = SchedulerCore(pipeline=True)
     core.set_models(table(("m", 1, seq_config(max_batch_size=2), ["w0"])))
     core.add(req(1, 100, START), 0)
     core.add(req(2, 200, START), 0)
-    (d,) = dispatches(core.step(0))
+    (d,) = dispatches(core.step(0))                    # slots 0 and 1 in flight
     core.add(req(3, 200), 1)
     core.add(req(4, 200), 1)
     assert core.cancel("fe", 3, 1) == []
     core.add(req(5, 100), 1)
     out = core.step(1)
+    assert answers(out) == []                          # 200's step 2 is still running
+    (ahead,) = dispatches(out)                         # slot 1 waits: not in the batch
+    assert rids(ahead) == [5] and [(s.slot, s.ready) for s in ahead.execute.slots] == [(0, True)]
+    core.executed(executed(d), 2)                      # busy with 5 now, slot 1 idle
+    core.add(req(6, 100), 2)
+    out = core.step(2)
     assert answers(out) == cancelled(3, 4)
-    (ahead,) = dispatches(out)
-    assert [(s.slot, s.ready) for s in ahead.execute.slots] == [(0, True)]
-    assert rids(ahead) == [5] and ahead.execute.ended == [1]
+    (d,) = dispatches(out)
+    assert rids(d) == [6] and d.execute.ended == [1]
 
 
 def test_a_lost_instance_answers_a_held_cancel_once():
@@ -182,3 +188,50 @@ def test_an_iterative_sequence_cancels_its_rescheduled_request_queued_behind():
     core.add(req(5, 100, START), 5)
     (d,) = dispatches(core.step(5))
     assert rids(d) == [5] and d.execute.ended == [0]
+
+
+def test_a_cancel_of_a_request_pipelined_behind_the_running_batch_ends_its_sequence():
+    """direct pipelining sent 2 to the worker behind 1: the worker skips it (told by
+    CancelRunning) and, as in Triton where 2 would still head its slot's queue, the
+    requests behind it are cancelled and the sequence ends."""
+    from tritond.scheduler.core import Notify, SchedulerCore
+    core = SchedulerCore(pipeline=True)
+    core.set_models(table(("m", 1, seq_config(), ["w0"])))
+    core.add(req(1, 100, START), 0)
+    (d1,) = dispatches(core.step(0))
+    core.add(req(2, 100), 1)
+    (d2,) = dispatches(core.step(1))                   # ahead of the running batch
+    core.add(req(3, 100), 2)
+    core.add(req(4, 100), 2)
+    (note,) = core.cancel("fe", 2, 3)
+    assert isinstance(note, Notify) and note.message.batch_id == d2.execute.batch_id
+    assert note.message.requests == [("fe", 2)]
+    core.add(req(5, 100), 4)                           # queued behind the cancelled one too
+    core.executed(executed(d1), 5)
+    assert core.step(5) == []                          # 2 is in flight: its worker skips it
+    core.executed(executed(d2, failed=[2]), 6)         # (and answers it)
+    assert answers(core.step(6)) == cancelled(3, 4, 5)     # 2 is not answered twice
+    assert answers(core.add(req(7, 100), 7)) == [(7, Code.INVALID_ARG, START_ERROR)]
+    core.add(req(8, 100, START), 8)
+    (d,) = dispatches(core.step(8))
+    assert rids(d) == [8] and d.execute.ended == [0]
+
+
+def test_a_pipelined_iterative_sequence_cancels_the_rescheduled_request_too():
+    """As above with pipelining: 2 went to the worker behind 1 and is cancelled there;
+    1 comes back rescheduled behind 3, and all that is queued is cancelled once the
+    slot has nothing in flight (not a START error for 1)."""
+    from tritond.scheduler.core import SchedulerCore
+    core = SchedulerCore(pipeline=True)
+    core.set_models(table(("m", 1, seq_config(iterative_sequence=True), ["w0"])))
+    core.add(req(1, 100, START), 0)
+    (d1,) = dispatches(core.step(0))
+    core.add(req(2, 100), 1)
+    (d2,) = dispatches(core.step(1))
+    core.add(req(3, 100), 1)
+    assert len(core.cancel("fe", 2, 2)) == 1           # the worker is told
+    msg = executed(d1)
+    msg.rescheduled = [("fe", 1)]
+    assert core.executed(msg, 3) == [] and core.step(3) == []
+    core.executed(executed(d2, failed=[2]), 4)
+    assert answers(core.step(4)) == cancelled(1, 3)
