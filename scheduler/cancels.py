@@ -13,6 +13,7 @@ from tritond import messages
 from tritond.errors import Code
 
 from .outputs import Notify, Output, _error
+from .queue import SKIPPED
 from .stats import CANCELED
 
 CANCELLED_MESSAGE = "Request was cancelled"
@@ -45,6 +46,15 @@ class Cancels:
         return [_error(entry.req, Code.CANCELLED, CANCELLED_MESSAGE, model.version)]
 
 
+    @staticmethod
+    def _skipped(policy, entry) -> None:
+        """``entry`` waits in its worker behind the running batch (pipelining): counted
+        CANCELED when its batch is reported (stats.batch_done); a sequence's ends its
+        sequence as if it were still queued (``SlotTable.skipped``)."""
+        entry.state = SKIPPED
+        if policy.holds_cancels:
+            policy.table.skipped(entry)
+
     def dropped(self, model, entries: list, now_ns: int) -> list[Output]:
         """CANCELLED for ``entries``, a sequence's requests taken out with the cancelled
         one its slot reached (Triton answers them CANCELLED with no message; ours reads
@@ -69,8 +79,8 @@ class Cancels:
                 for entry in batch.entries:
                     req = entry.req
                     if req.rid == rid and req.frontend == frontend:
-                        if batch is not inst.busy and inst.model.policy.holds_cancels:
-                            inst.model.policy.table.skipped(entry)   # not run yet: it ends its sequence
+                        if batch is not inst.busy:      # not started: its worker skips it
+                            self._skipped(inst.model.policy, entry)
                         return [Notify(inst.address, messages.CancelRunning(
                             batch.batch_id, [(frontend, rid)]))]
         retirement = core.retirement

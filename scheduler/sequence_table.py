@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from .queue import CANCELLED, DONE, MAIN, SKIPPED, Entry
+from .queue import CANCELLED, DONE, MAIN, Entry
 from .sequence_slots import Home, Sequence
 
 NEVER = 1 << 62
@@ -101,13 +101,12 @@ class SlotTable:
             self.cancelled.append(entry)
 
     def skipped(self, entry: Entry) -> None:
-        """``entry`` was dispatched behind its instance's running batch (direct
-        pipelining) and cancelled before it ran: its worker skips it and answers it.
-        In Triton it would still head its slot's queue, so it marks the head (``SKIPPED``):
-        the sequence is cancelled as above."""
+        """``entry`` (``SKIPPED``) was dispatched behind its instance's running batch
+        (direct pipelining) and cancelled before it ran: its worker skips it and answers
+        it. In Triton it would still head its slot's queue, so it marks the head: the
+        sequence is cancelled as above."""
         seq = entry.owner
         if seq is not None and seq.home is not None:
-            entry.state = SKIPPED
             seq.entries.appendleft(entry)
             self.cancelled.append(entry)
 

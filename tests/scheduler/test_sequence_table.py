@@ -211,6 +211,7 @@ def test_a_cancel_of_a_request_pipelined_behind_the_running_batch_ends_its_seque
     assert core.step(5) == []                          # 2 is in flight: its worker skips it
     core.executed(executed(d2, failed=[2]), 6)         # (and answers it)
     assert answers(core.step(6)) == cancelled(3, 4, 5)     # 2 is not answered twice
+    assert canceled_count(core) == 4                   # 2 counts as CANCELED, as in Triton
     assert answers(core.add(req(7, 100), 7)) == [(7, Code.INVALID_ARG, START_ERROR)]
     core.add(req(8, 100, START), 8)
     (d,) = dispatches(core.step(8))
