@@ -13,7 +13,7 @@ from tritond import messages
 from tritond.errors import Code
 
 from .outputs import Notify, Output, _error
-from .queue import SKIPPED
+from .queue import CANCELLED, SKIPPED
 from .stats import CANCELED
 
 CANCELLED_MESSAGE = "Request was cancelled"
@@ -81,6 +81,8 @@ class Cancels:
                     if req.rid == rid and req.frontend == frontend:
                         if batch is not inst.busy:      # not started: its worker skips it
                             self._skipped(inst.model.policy, entry)
+                        elif inst.model.cfg.iterative:  # its reschedule is queued cancelled
+                            entry.state = CANCELLED     # (iterative.executed)
                         return [Notify(inst.address, messages.CancelRunning(
                             batch.batch_id, [(frontend, rid)]))]
         retirement = core.retirement

@@ -84,14 +84,17 @@ _CONTROLS = (
     'control_input [ { name: "START" control [ { kind: CONTROL_SEQUENCE_START '
     'int32_false_true: [ 0, 1 ] } ] }, { name: "END" control [ { kind: CONTROL_SEQUENCE_END '
     'int32_false_true: [ 0, 1 ] } ] } ]')
-_SEQ = "sequence_batching {{ max_sequence_idle_microseconds: 60000000 {} " + _CONTROLS + " }}\n"
+
+
+def _seq(strategy: str) -> str:
+    return f"sequence_batching {{ max_sequence_idle_microseconds: 60000000 {strategy} {_CONTROLS} }}\n"
+
 
 MODELS = {   # name -> config body
-    "gated_direct": "max_batch_size: 1\n" + _IO + _SEQ.format("direct { }"),
-    "gated_oldest": "max_batch_size: 1\n" + _IO + _SEQ.format(
-        "oldest { max_candidate_sequences: 1 }"),
-    "gated_iterative": "max_batch_size: 0\n" + _IO + _SEQ.format("iterative_sequence: true"),
-    "gated_iterative_stream": ("max_batch_size: 0\n" + _IO + _SEQ.format(
+    "gated_direct": "max_batch_size: 1\n" + _IO + _seq("direct { }"),
+    "gated_oldest": "max_batch_size: 1\n" + _IO + _seq("oldest { max_candidate_sequences: 1 }"),
+    "gated_iterative": "max_batch_size: 0\n" + _IO + _seq("iterative_sequence: true"),
+    "gated_iterative_stream": ("max_batch_size: 0\n" + _IO + _seq(
         "iterative_sequence: true") + "model_transaction_policy { decoupled: true }\n"),
 }
 

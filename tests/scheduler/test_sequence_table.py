@@ -236,3 +236,24 @@ def test_a_pipelined_iterative_sequence_cancels_the_rescheduled_request_too():
     assert core.executed(msg, 3) == [] and core.step(3) == []
     core.executed(executed(d2, failed=[2]), 4)
     assert answers(core.step(4)) == cancelled(1, 3)
+
+
+def test_a_running_iterative_request_cancelled_and_rescheduled_is_queued_cancelled():
+    """Triton enqueues a cancelled rescheduled request like any other: behind what was
+    queued (which still runs), and when its slot reaches it, it ends the sequence."""
+    core = core_with(seq_config(iterative_sequence=True))
+    core.add(req(1, 100, START), 0)
+    (d,) = dispatches(core.step(0))
+    core.add(req(2, 100), 1)
+    (note,) = core.cancel("fe", 1, 2)                  # running: the worker is told
+    assert note.message.requests == [("fe", 1)]
+    msg = executed(d)
+    msg.rescheduled = [("fe", 1)]                      # the model rescheduled it anyway
+    assert core.executed(msg, 3) == []
+    (d,) = dispatches(core.step(3))                    # 2 was ahead of it: it runs
+    assert rids(d) == [2]
+    core.add(req(3, 100), 4)                           # queued behind 1
+    core.executed(executed(d), 5)                      # 2 answered: the id is forgotten
+    out = core.step(5)
+    assert dispatches(out) == [] and answers(out) == cancelled(1, 3)
+    assert answers(core.add(req(4, 100), 6))[0][1] == Code.INVALID_ARG
