@@ -198,21 +198,20 @@ def test_a_cancelled_stream_frees_the_slot_of_its_iterative_sequence(served):
         assert result is None and error.status() == "StatusCode.CANCELLED"   # the client's
         wait_for(lambda: _metric(srv, "nv_inference_request_failure", model, "CANCELED") ==
                  cancelled_before + 3, what="a, b and c counted CANCELED")
-        calls = Calls(srv, model, corrid)
-        try:
-            assert calls.infer(1) == ("StatusCode.INVALID_ARGUMENT",
-                                      START_ERROR.format(corrid, model))
-        finally:
-            calls.client.close()
         again = grpcclient.InferenceServerClient(srv.grpc_url)
         fresh: queue.Queue = queue.Queue()
         again.start_stream(callback=lambda result, error: fresh.put((result, error)))
-        again.async_stream_infer(model, _inputs(2, model), sequence_id=corrid,
-                                 sequence_start=True)
-        assert [_seen(fresh.get(timeout=30)[0]) for _ in range(2)] == [
-            (1, corrid, 1, 0), (0, corrid, 0, 0)]
-        again.stop_stream()
-        again.close()
+        try:
+            again.async_stream_infer(model, _inputs(1, model), sequence_id=corrid)
+            result, error = fresh.get(timeout=30)      # the id is forgotten
+            assert result is None and error.message() == START_ERROR.format(corrid, model)
+            again.async_stream_infer(model, _inputs(2, model), sequence_id=corrid,
+                                     sequence_start=True)
+            assert [_seen(fresh.get(timeout=30)[0]) for _ in range(2)] == [
+                (1, corrid, 1, 0), (0, corrid, 0, 0)]        # the one slot is free
+        finally:
+            again.stop_stream()
+            again.close()
         wait_for(lambda: _no_input_segments(srv), what="the input segments to go")
     finally:
         client.close()
