@@ -252,7 +252,8 @@ class SequencePolicy:
         return best or None
 
     def on_executed(self, batch: Batch, now_ns: int) -> None:
-        pass
+        if self.table.cancelled:    # a request of it the worker skipped (cancelled ahead)
+            self.table.ran(batch)
 
     # ----------------------------------------------------------- instances
 

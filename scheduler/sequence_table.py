@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from .queue import CANCELLED, DONE, MAIN, Entry
+from .queue import CANCELLED, DONE, MAIN, SKIPPED, Entry
 from .sequence_slots import Home, Sequence
 
 NEVER = 1 << 62
@@ -109,6 +109,16 @@ class SlotTable:
         if seq is not None and seq.home is not None:
             seq.entries.appendleft(entry)
             self.cancelled.append(entry)
+
+    def ran(self, batch) -> None:
+        """``batch`` was executed: a sequence whose request in it was skipped has nothing
+        in flight now, so it is cancelled (its queued requests are answered at the core's
+        next step; the model is active while any is queued)."""
+        for entry in batch.entries:
+            if entry.state == SKIPPED:
+                seq = entry.owner
+                if seq is not None and seq.home is not None and seq.head() is entry:
+                    self.cancel(seq)
 
     def reach(self, idle) -> None:
         """The slots of the instances ``idle`` (those that may take a batch now) whose

@@ -4,11 +4,13 @@ place; once its slot reaches it, it and every request queued behind it are answe
 CANCELLED, the slot is freed and the id forgotten. A backlogged sequence with a cancelled
 request is cancelled as a whole when a slot could take it."""
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from tritond import messages
 from tritond.errors import Code
 
-from .helpers import core_with, dispatches, executed, replies, request, rids, table
+from .helpers import US, core_with, dispatches, executed, replies, request, rids, table
 
 START, END = messages.SEQUENCE_START, messages.SEQUENCE_END
 START_ERROR = ("inference request for sequence 100 to model 'm' must specify the START flag "
@@ -257,3 +259,79 @@ def test_a_running_iterative_request_cancelled_and_rescheduled_is_queued_cancell
     out = core.step(5)
     assert dispatches(out) == [] and answers(out) == cancelled(1, 3)
     assert answers(core.add(req(4, 100), 6))[0][1] == Code.INVALID_ARG
+
+
+seq_ops = st.lists(st.one_of(
+    st.tuples(st.just("add"), st.integers(1, 4), st.sampled_from([0, START, END, START | END])),
+    st.tuples(st.just("cancel"), st.integers(0, 4)),     # how far back from the last added
+    st.tuples(st.just("done"), st.integers(0, 1)),
+    st.tuples(st.just("tick"), st.integers(0, 3)),
+), max_size=50)
+
+
+@settings(max_examples=200, deadline=None)
+@example(ops=[("add", 1, START), ("add", 1, 0), ("cancel", 0)], oldest=False, pipeline=True,
+         slots=1, n_inst=1)      # cancelled while pipelined, nothing behind it
+@given(ops=seq_ops, oldest=st.booleans(), pipeline=st.booleans(), slots=st.integers(1, 3),
+       n_inst=st.integers(1, 2))
+def test_every_sequence_request_gets_exactly_one_outcome_with_cancels(ops, oldest, pipeline,
+                                                                      slots, n_inst):
+    """Random sequences, cancels anywhere (queued, pipelined, running, backlogged, twice)
+    and executions: every request is answered or run exactly once, a request the worker
+    skips (cancelled while pipelined) is not answered by the scheduler too, and nothing
+    is left once every sequence went idle."""
+    from tritond.scheduler.core import Notify, SchedulerCore
+    strategy = {"oldest": {"max_candidate_sequences": slots}} if oldest else {"direct": {}}
+    core = SchedulerCore(pipeline=pipeline)
+    core.set_models(table(("m", 1, seq_config(slots, strategy, max_sequence_idle_microseconds=
+                                              1000), [f"w{i}" for i in range(n_inst)])))
+    outcomes: dict[int, int] = {}
+    busy: dict[str, list] = {}
+    skip: set = set()            # cancelled while pipelined: the worker answers them
+    now, added = 0, 0
+
+    def absorb(out):
+        for o in out:
+            if isinstance(o, Notify):
+                d = next(d for d in busy[o.address]
+                         if d.execute.batch_id == o.message.batch_id)
+                if d is not busy[o.address][0]:
+                    skip.update(rid for _, rid in o.message.requests)
+            elif hasattr(o, "response"):
+                outcomes[o.response.rid] = outcomes.get(o.response.rid, 0) + 1
+            else:
+                busy.setdefault(o.address, []).append(o)
+                for r, s in zip(o.execute.requests, o.execute.slots):
+                    if s.ready:
+                        outcomes[r.rid] = outcomes.get(r.rid, 0) + 1
+
+    def finish(addr):
+        d = busy[addr].pop(0)
+        if not busy[addr]:
+            del busy[addr]
+        failed = [r.rid for r in d.execute.requests if r.rid in skip]
+        absorb(core.executed(executed(d, failed=failed), now))
+
+    for op in ops:
+        if op[0] == "add":
+            absorb(core.add(req(added, op[1], op[2]), now))
+            added += 1
+        elif op[0] == "cancel":
+            absorb(core.cancel("fe", max(added - 1 - op[1], 0), now))
+        elif op[0] == "done" and busy:
+            finish(sorted(busy)[op[1] % len(busy)])
+        elif op[0] == "tick":
+            now += op[1] * 500 * US
+        absorb(core.step(now))
+    for _ in range(added + 3):          # drain: run everything, let every sequence go idle
+        for addr in list(busy):
+            while addr in busy:
+                finish(addr)
+        now += 2000 * US
+        absorb(core.step(now))
+    assert outcomes == {rid: 1 for rid in range(added)}
+    assert core.metrics()[0].pending == 0
+    table_ = core._models[("m", 1)].policy.table      # no cancel left holding a slot
+    assert not table_.cancelled and not any(
+        seq is not None and seq.cancelled_head() for h in table_.homes.values()
+        for seq in h.slots)
