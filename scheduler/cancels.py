@@ -2,10 +2,11 @@
 
 A cancel names ``(frontend, rid)``; the request may be queued (dropped with
 CANCELLED; a sequence's keeps its place and is answered, with the requests behind
-it, once its slot reaches it, as in Triton: ``SlotTable.hold``), an ensemble's (``ensembles.py`` cancels its steps), running on an
-instance or held by a retiring one (the worker is told: ``CancelRunning``, the
-model sees ``is_cancelled()`` and still answers). Cancels are rare, so this
-searches rather than keeping an index that every dispatch would pay for.
+it, once its slot reaches it, as in Triton: ``SlotTable.hold``), an ensemble's
+(``ensembles.py`` cancels its steps), running on an instance or held by a retiring
+one (the worker is told: ``CancelRunning``, the model sees ``is_cancelled()`` and
+still answers). Cancels are rare, so this searches rather than keeping an index that
+every dispatch would pay for.
 """
 from __future__ import annotations
 
@@ -44,7 +45,6 @@ class Cancels:
         policy.remove(entry)
         model.stats.failed(1, now_ns - (entry.req.arrival_ns or entry.enqueue_ns), CANCELED)
         return [_error(entry.req, Code.CANCELLED, CANCELLED_MESSAGE, model.version)]
-
 
     @staticmethod
     def _skipped(policy, entry) -> None:

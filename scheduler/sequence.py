@@ -20,6 +20,10 @@ in order, one at a time, on its instance.
 - **oldest**: the ready sequences of an idle instance, oldest request first, form
   a dynamic batch (``preferred_batch_size``, ``max_queue_delay_microseconds``).
 
+A client's cancel of a queued request is Triton's: it keeps its place, and once its
+slot reaches it, it and the requests behind it are answered CANCELLED and the
+sequence ends (``SlotTable.hold``; the core answers ``dropped`` after ``next_batch``).
+
 The Execute carries a ``messages.SequenceSlot`` per row; the worker makes the
 control tensors and the slot's implicit state from it (workers/sequence.py).
 Errors and their texts are Triton's (sequence_batch_scheduler.cc).

@@ -22,7 +22,8 @@ class Sequence:
 
     def head(self) -> Entry | None:
         """The next request of the slot (dispatched ones are dropped on the way); a
-        cancelled one (``CANCELLED``) stays until its slot reaches it (sequence_table.py)."""
+        cancelled one (``CANCELLED``, or a skipped one's mark, ``SKIPPED``) stays until
+        its slot reaches it (sequence_table.py)."""
         entries = self.entries
         while entries and entries[0].state == DONE:
             entries.popleft()

@@ -87,7 +87,8 @@ _CONTROLS = (
 
 
 def _seq(strategy: str) -> str:
-    return f"sequence_batching {{ max_sequence_idle_microseconds: 60000000 {strategy} {_CONTROLS} }}\n"
+    return (f"sequence_batching {{ max_sequence_idle_microseconds: 60000000 {strategy} "
+            f"{_CONTROLS} }}\n")
 
 
 MODELS = {   # name -> config body
