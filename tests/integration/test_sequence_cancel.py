@@ -107,9 +107,31 @@ def _cancel(srv, calls, name):
     wait_for(lambda: _cancels_seen(srv) > before, what="the scheduler to get the cancel")
 
 
+@pytest.fixture(scope="module")
+def unpipelined(tmp_path_factory):
+    """direct without instance pipelining: b waits in the scheduler, as in Triton."""
+    root = tmp_path_factory.mktemp("seqcancel-unpipelined")
+    gate = root / "gate"
+    gate.mkdir()
+    srv = Server([write(root / "models", gate)], "--log-verbose=1",
+                 "--input-arena-byte-size=0", "--instance-pipelining=false")
+    yield srv, gate
+    srv.stop()
+
+
 @pytest.mark.parametrize("model,corrid", [("gated_direct", 71), ("gated_oldest", 72)])
 def test_a_cancelled_queued_request_takes_those_behind_it(served, model, corrid):
-    srv, gate = served
+    # direct pipelines b behind a (in the worker: skipped there); oldest keeps it queued
+    _queued_cancel(*served, model, corrid, queued=3 if model == "gated_direct" else 4)
+
+
+def test_a_cancelled_queued_request_of_a_direct_batcher_without_pipelining(unpipelined):
+    _queued_cancel(*unpipelined, "gated_direct", 75, queued=4)
+
+
+def _queued_cancel(srv, gate, model, corrid, queued):
+    """a runs (gated), b, c and d of its sequence queue behind it, e (another sequence)
+    waits in the backlog; b is cancelled: c and d are cancelled with it, e gets the slot."""
     calls = Calls(srv, model, corrid)
     other = Calls(srv, model, corrid + 100)
     cancelled_before = _metric(srv, "nv_inference_request_failure", model, "CANCELED")
@@ -120,8 +142,6 @@ def test_a_cancelled_queued_request_takes_those_behind_it(served, model, corrid)
         calls.send("c", 2)
         calls.send("d", 3, sequence_end=True)
         other.send("e", 4, sequence_start=True, sequence_end=True)   # backlog: one slot
-        # direct pipelines b behind a (in the worker); oldest keeps it queued
-        queued = 3 if model == "gated_direct" else 4
         wait_for(lambda: _metric(srv, "nv_inference_pending_request_count", model) == queued,
                  what=f"{queued} requests queued")
         _cancel(srv, calls, "b")
