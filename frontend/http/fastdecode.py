@@ -175,6 +175,6 @@ def _data(datatype: str, shape: list, data) -> Optional[bytes]:
 
 @lru_cache(maxsize=64)
 def _packer(code: str, count: int):
-    """``struct``'s packer of ``count`` little-endian ``code`` elements (the codes are
-    ``tensors._TO_BYTES``'s, which only lists types of the same size here)."""
+    """``struct``'s packer of ``count`` little-endian ``code`` elements (``tensors._TO_BYTES``'s
+    codes; with ``<`` struct uses the standard sizes, each the tensor type's)."""
     return struct.Struct(f"<{count}{code}").pack
