@@ -27,6 +27,7 @@ from .summary import quantiles_of
 from .ratelimit import RateLimiter, parse_overrides
 
 _monotonic_ns = time.monotonic_ns
+_VERBOSE1 = loglevels.verbose(1)
 RequestView = wire.RequestView
 
 
@@ -79,6 +80,9 @@ class SchedulerProc:
                 elif kind is messages.Executed:
                     out.extend(core.executed(msg, now))
                 elif kind is messages.Cancel:
+                    if self.log.isEnabledFor(_VERBOSE1):    # Triton logs its cancels at 1
+                        self.log.log(_VERBOSE1, "cancel of request %d of %s", msg.rid,
+                                     printable(msg.frontend))
                     out.extend(core.cancel(msg.frontend, msg.rid, now))
                 elif kind is messages.Release:
                     out.extend(core.release(msg))
