@@ -18,6 +18,9 @@ def test_the_users_value_wins():
     env = {"GRPC_EXPERIMENTS": "event_engine_listener"}
     assert not iomgr.prefer_iomgr(env, {})
     assert env == {"GRPC_EXPERIMENTS": "event_engine_listener"}
+    empty = {"GRPC_EXPERIMENTS": ""}         # README: keeps grpcio's own defaults
+    assert not iomgr.prefer_iomgr(empty, {})
+    assert empty == {"GRPC_EXPERIMENTS": ""}
 
 
 def test_too_late_once_grpc_is_loaded():
