@@ -135,13 +135,11 @@ def loop_turn(model_dir: pathlib.Path, spec, fe: ArenaPool, wire: bytes):
     boot = Bootstrap(role="worker", name="w1", address=channel.address(sid, "w1"),
                      parent=channel.address(sid, "parent"), server_id=sid, parent_pid=0)
     ep = SyncEndpoint(boot.address, INBOX)
-    releases = []
+    sent = []
 
     def send_now(addr, msgs) -> None:    # framed and encoded as for the socket, not written
-        msgs = list(msgs)
-        frame(messages.encode(msgs))
-        releases.extend((o.region, o.offset) for m in msgs if isinstance(m, messages.Response)
-                        for o in m.outputs)
+        frame(messages.encode(msgs if type(msgs) is list else list(msgs)))
+        sent.append(msgs)
     ep.send_now = send_now
     proc = WorkerProc(boot, ep, logging.getLogger("bench"))
     proc._setup(messages.Setup(options=Options(), server_id=sid, parent=boot.parent,
@@ -150,14 +148,18 @@ def loop_turn(model_dir: pathlib.Path, spec, fe: ArenaPool, wire: bytes):
     proc._load(messages.Load("add_sub", 1, "add_sub_0_0", "CPU", 0, spec, str(model_dir),
                              str(model_dir.parent)))
     decoder = InboxDecoder(messages.TO_WORKER, "worker")
+    response = messages.Response
 
     def turn() -> None:
         batch = decoder.decode(wire)
         proc._handle(batch)
         proc._streamed()
         ep.flush()
-        proc._release(releases)       # the frontend's Release, as the next Execute carries it
-        releases.clear()
+        for msgs in sent:      # the frontend's Release (the next Execute carries it)
+            for m in msgs:
+                if type(m) is response:
+                    proc._release([(o.region, o.offset) for o in m.outputs])
+        sent.clear()
 
     def close() -> None:
         proc._close()
