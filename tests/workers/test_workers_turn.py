@@ -18,7 +18,9 @@ from tritond.endpoint import SyncEndpoint
 from tritond.framing import FrameBuffer
 from tritond.options import Options
 from tritond.procutil import Bootstrap
+from tritond.workers import cancel
 from tritond.workers import main as worker_main
+from tritond.workers.python import bls, pb_utils
 from tritond.workers.main import INBOX, WorkerProc
 
 from tests.specs import spec_from_dict
@@ -60,7 +62,11 @@ class Wire:
 
 
 @pytest.fixture
-def turn(repo, frontend):
+def turn(repo, frontend, monkeypatch):
+    # A WorkerProc installs process-wide state a worker process owns alone: put it back.
+    monkeypatch.setattr(cancel, "_watch", None)
+    monkeypatch.setattr(bls, "_config", None)
+    monkeypatch.setattr(pb_utils, "_model_dir", None)
     sid = frontend.server_id
     boot = Bootstrap(role="worker", name="w1", address=channel.address(sid, "w1"),
                      parent=channel.address(sid, "parent"), server_id=sid,
