@@ -44,6 +44,7 @@ class SchedulerProc:
         self._done: asyncio.Future | None = None
         self._outbox: AsyncOutbox | None = None
         self._alarm: Alarm | None = None
+        self._queries: list = []         # StatsQuery, answered at the end of the turn
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -95,6 +96,8 @@ class SchedulerProc:
         out.extend(core.step(now))
         self._post(core.settle(out, now))
         self._alarm.set(core.next_deadline_ns())
+        if self._queries:
+            self._answer_queries()
 
     def _control(self, msg) -> list:
         """Rare messages: table, queries, lifecycle."""
@@ -105,7 +108,7 @@ class SchedulerProc:
             self.core.responses_sent(msg)
             return []
         if kind is messages.StatsQuery:
-            self._outbox.post(msg.frontend, self._answer(msg))
+            self._queries.append(msg)
         elif kind is messages.Setup:
             self.options = msg.options
             self.core.pipeline = msg.options.instance_pipelining
@@ -128,6 +131,15 @@ class SchedulerProc:
         elif kind is messages.Unknown:
             self.log.warning("a peer could not decode our frame: %s", msg.detail)
         return []
+
+    def _answer_queries(self) -> None:
+        """Statistics are answered after everything else that arrived in the same read: an
+        Executed read together with a query is in its answer (a client that has its response
+        and then asks sees that execution counted, unless the worker's Executed is still
+        unsent: it follows the response by one write)."""
+        queries, self._queries = self._queries, []
+        for query in queries:
+            self._outbox.post(query.frontend, self._answer(query))
 
     def _answer(self, query: messages.StatsQuery) -> messages.StatsAnswer:
         try:
