@@ -165,10 +165,10 @@ def serialize_bytes_table(arr: np.ndarray) -> tuple[bytes, Optional[bytes]]:
 def _serialize(arr: np.ndarray, table: bool) -> tuple[bytes, Optional[bytes]]:
     flat = np.asarray(arr).ravel(order="C")
     if flat.dtype == object and flat.size >= _VECTOR_MIN:
-        items = flat.tolist()
-        found = parsed.find(items)           # the very elements of a parsed input: its bytes
+        found = parsed.find(flat)            # the very elements of a parsed input: its bytes
         if found is not None:
             return found if table else (found[0], None)
+        items = flat.tolist()
         vector = _serialize_vector(items)
         if vector is not None:
             data, lens = vector
@@ -241,21 +241,10 @@ def deserialize_bytes(buf, count: Optional[int] = None, table=None) -> np.ndarra
     data = buf if isinstance(buf, bytes) else memoryview(buf).cast("B").tobytes()
     end = len(data)
     if count is not None:
-        items = None
-        if table is None and count >= lengths.MIN_ELEMENTS:
-            table = lengths.short_table(data, count)     # short elements: found with numpy
-        if table is not None:
-            table = bytes(table)            # kept with the parsed array (parsed.remember)
-            items = lengths.split(data, count, table)
-            if items is None:
-                table = None                # not this payload's table
-        if items is None:
-            items = _fast_elements(data, count)
-        if items is not None:
-            out = np.empty(count, dtype=object)
-            out[:] = items
+        out, table = _parse_fast(data, count, table)
+        if out is not None:
             if count >= parsed.MIN_ELEMENTS:
-                parsed.remember(out, items, data, table)
+                parsed.remember(out, data, table)
             return out
     unpack = _LEN.unpack_from
     items = []
@@ -278,6 +267,30 @@ def deserialize_bytes(buf, count: Optional[int] = None, table=None) -> np.ndarra
         pos = nxt
         found += 1
     _check_end(len(items), count, end - pos)
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def _parse_fast(data: bytes, count: int, table) -> tuple[Optional[np.ndarray], Optional[bytes]]:
+    """The ``count`` elements of a well-formed buffer as an object array, with the
+    length table that split it (None: no table did); (None, None) when the buffer is
+    not well formed (the checked walk then names the problem)."""
+    if table is None and count >= lengths.MIN_ELEMENTS:
+        table = lengths.short_table(data, count)     # short elements: found with numpy
+    if table is not None:
+        table = bytes(table)            # kept with the parsed array (parsed.remember)
+        out = lengths.rows(data, count, table)       # short elements: numpy rows
+        if out is not None:
+            return out, table
+        items = lengths.split(data, count, table)
+        if items is not None:
+            return _objects(items), table
+    items = _fast_elements(data, count)
+    return (None, None) if items is None else (_objects(items), None)
+
+
+def _objects(items) -> np.ndarray:
     out = np.empty(len(items), dtype=object)
     out[:] = items
     return out

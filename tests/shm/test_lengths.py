@@ -126,3 +126,69 @@ def test_short_table_declines_what_it_cannot_see():
         items = words + [other] + words
         assert lengths.short_table(_serialise(items), len(items)) is None
         assert list(dtypes.deserialize_bytes(_serialise(items), len(items))) == items
+
+
+def _rows(items):
+    return lengths.rows(_serialise(items), len(items), _table(items))
+
+
+@settings(max_examples=300)
+@given(st.lists(st.binary(max_size=lengths.ROWS_WIDTH), min_size=lengths.MIN_ELEMENTS,
+                max_size=120))
+def test_rows_are_the_elements_or_nothing(items):
+    """Any elements (empty, NUL bytes anywhere, non-UTF-8): numpy's rows give exactly the
+    elements as ``bytes``, or None (an element ends with a NUL, or rows would be too wide)."""
+    got = _rows(items)
+    if got is not None:
+        assert got.dtype == object and got.shape == (len(items),)
+        assert got.tolist() == items and all(type(e) is bytes for e in got)
+    elif all(not e.endswith(b"\x00") for e in items):
+        longest = max(map(len, items))
+        assert not longest or len(items) * (longest + 4) > 2 * len(_serialise(items)) + 4096
+
+
+@pytest.mark.parametrize("width", [1, 255, 256])
+def test_rows_at_the_edges_of_their_widths(width):
+    long = [b"\xff" * width, b"\x01" * (width - 1), b"\x00" * (width - 1) + b"z", b"\x80" * width]
+    items = [e for e in long + [b"", b"\x00a", "é".encode()] if len(e) <= width] * 20
+    assert _rows(items).tolist() == items
+    assert dtypes.deserialize_bytes(_serialise(items), len(items), _table(items)).tolist() == items
+
+
+def test_rows_decline_and_the_other_ways_split():
+    words = [b"w%d" % i for i in range(40)]
+    for items in (words + [b"x" * (lengths.ROWS_WIDTH + 1)],          # too long
+                  words + [b"end\x00"],                              # ends with a NUL
+                  [b""] * 40,                                         # all empty
+                  [b"a" * 200] + [b"b"] * 40):                        # too uneven
+        assert _rows(items) is None
+        got = dtypes.deserialize_bytes(_serialise(items), len(items), _table(items))
+        assert got.tolist() == items and all(type(e) is bytes for e in got)
+    assert lengths.rows(_serialise(words[:31]), 31, _table(words[:31])) is None   # few
+
+
+def test_rows_refuse_a_wrong_table():
+    items = [b"element-%d" % i for i in range(40)]
+    data = _serialise(items)
+    swapped = [len(e) for e in items]
+    swapped[0], swapped[1] = swapped[1] - 1, swapped[0] + 1      # same total, other lengths
+    for tab in (lengths.table(swapped), _table(items)[:-4], _table(items[:-1] + [b"x"])):
+        assert lengths.rows(data, 40, tab) is None
+    assert lengths.rows(data[:-1], 40, _table(items)) is None
+    assert lengths.rows(data + b"a", 40, _table(items)) is None
+    assert lengths.rows(data, 40, _table(items)).tolist() == items
+
+
+@settings(max_examples=200)
+@given(st.lists(st.binary(max_size=20), min_size=lengths.MIN_ELEMENTS, max_size=60), st.data())
+def test_rows_any_wrong_table_is_refused(items, data):
+    buf = _serialise(items)
+    wrong = data.draw(st.lists(st.integers(0, 40), min_size=len(items), max_size=len(items)))
+    got = lengths.rows(buf, len(items), lengths.table(wrong))
+    if got is not None:
+        assert wrong == [len(b) for b in items] and got.tolist() == items
+
+
+def test_rows_past_one_chunk():
+    items = [b"e%d" % i for i in range(lengths._CHUNK + 7)]
+    assert _rows(items).tolist() == items
