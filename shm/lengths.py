@@ -20,7 +20,8 @@ is 1 to 255 bytes long (the frontend's check and a parse that got no table try i
 
 :func:`rows` is cheaper than :func:`split` when no element is long: numpy copies each
 element into a fixed-width row and converts the rows to ``bytes`` objects in one C
-loop, with no format to build and compile (~20 of split's ~40 µs per 1,000 elements).
+loop, with no format to build and compile: ~30 instead of ~50 µs for 1,000 elements of
+~10 bytes, when there are many (``ROWS_MIN``) and all are short (``ROWS_WIDTH``).
 """
 from __future__ import annotations
 
@@ -40,10 +41,12 @@ _SHORT_SCAN = 4 << 20
 # Elements per struct format: its compiled codes take ~64 bytes per element.
 _CHUNK = 4096
 _PIECES = np.array([f"I{n}s" for n in range(_SHORT)], dtype=object)
-# rows() takes elements up to this long: past it, copying the padded rows costs more
-# than split's format (bench/RESULTS.md, 2026-11-30 bytes7).
-ROWS_WIDTH = 256
-# Row masks by width (see _mask): (w + 1) * (w + 4) bytes each, under 6 MiB for all widths.
+# rows() pays from this many elements on, with elements up to this long: below, split's
+# format is cheaper (fewer elements) or copying the padded rows costs more (longer ones;
+# bench/RESULTS.md, 2026-11-30 bytes7).
+ROWS_MIN = 256
+ROWS_WIDTH = 48
+# Row masks by width (see _mask): (w + 1) * (w + 4) bytes each.
 _MASKS: dict[int, np.ndarray] = {}
 # 4, 8, 12, ...: the prefixes' share of each element's end offset.
 _STEPS = np.arange(4, 4 * _CHUNK + 1, 4, dtype=np.intp)
@@ -135,8 +138,8 @@ def _unpack(data: bytes, pos: int, lengths: np.ndarray, end: int) -> Optional[tu
 def rows(data: bytes, count: int, tab) -> Optional[np.ndarray]:
     """:func:`split`'s answer as a 1-D object array, made with numpy alone; None when
     the table does not describe ``data`` exactly or when this way does not fit (then
-    :func:`split` does): an element longer than ``ROWS_WIDTH`` or ending with a NUL
-    byte, or lengths so uneven that the rows would take over twice the payload.
+    :func:`split` does): fewer than ``ROWS_MIN`` elements, or an element longer than
+    ``ROWS_WIDTH`` or ending with a NUL byte.
 
     Each element is copied with its prefix into a row of ``w + 4`` bytes (``w``: the
     longest element), the bytes past its own end are zeroed, and numpy's conversion of
@@ -145,14 +148,14 @@ def rows(data: bytes, count: int, tab) -> Optional[np.ndarray]:
     table's running sum, so a table accepted here (the last element ends the payload,
     every prefix read equals its length) is the sequential walk itself.
     """
-    if count < MIN_ELEMENTS or len(tab) != 4 * count:
+    if count < ROWS_MIN or len(tab) != 4 * count:
         return None
     lens = np.frombuffer(tab if type(tab) is bytes else bytes(tab), "<u4", count)
     w = int(lens.max())
-    size = len(data)
-    if not 0 < w <= ROWS_WIDTH or count * (w + 4) > 2 * size + 4096:
+    if not 0 < w <= ROWS_WIDTH:
         return None
-    ends = np.cumsum(lens, dtype=np.intp)
+    size = len(data)
+    ends = lens.cumsum(dtype=np.intp)
     ends += _STEPS[:count] if count <= _CHUNK else np.arange(4, 4 * count + 1, 4)
     if ends[-1] != size:
         return None
