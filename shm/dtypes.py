@@ -8,6 +8,7 @@ kept serialised: per element a 4-byte little-endian length, then the bytes.
 from __future__ import annotations
 
 import math
+import operator
 import struct
 from typing import NamedTuple, Optional, Sequence
 
@@ -148,6 +149,8 @@ def _elements(arr: np.ndarray) -> list[bytes]:
 
 # Below this many elements a Python loop beats numpy's fixed costs.
 _VECTOR_MIN = 32
+# The 4-byte prefix of each length under 1 KiB, made once.
+_PREFIXES = [struct.pack("<I", n) for n in range(1024)]
 
 
 def serialize_bytes(arr: np.ndarray) -> bytes:
@@ -191,10 +194,13 @@ def _serialize_vector(items: list) -> Optional[tuple[bytes, list]]:
     except TypeError:                       # an int or another element without len()
         return None
     parts = [None] * (2 * n)
-    try:
-        parts[::2] = map(_LEN.pack, lens)
-    except struct.error:                    # > 4 GiB, or a len() that is no byte count:
-        return None                         # the per-element path tells them apart
+    try:            # the prefixes of short elements: one C call picks them from a table
+        parts[::2] = operator.itemgetter(*lens)(_PREFIXES)
+    except IndexError:                      # some element of 1 KiB or more: packed
+        try:
+            parts[::2] = map(_LEN.pack, lens)
+        except struct.error:                # > 4 GiB, or a len() that is no byte count:
+            return None                     # the per-element path tells them apart
     parts[1::2] = items
     try:
         data = b"".join(parts)
