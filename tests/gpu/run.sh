@@ -7,9 +7,10 @@
 #   env.txt        nvidia-smi, versions, what tritond.gpus counts
 #   gpu_tests.log  tests/gpu (-rs: every skip says why)          + gpu_tests.xml (JUnit)
 #   bench.log      bench/gpu.py (identity through CUDA shm, CNN)  + gpu_bench.json
+#   scaling.log    bench/scaling.py: --frontend-processes 1..4 on the host's cores (issue 15 item 4)
 #   suite.log      the whole suite on the GPU host (tests/protos, tests/deploy left out:
 #                  they need grpcio-tools / hadolint, not a GPU)  + suite.xml
-# SUITE=0 skips the whole suite. These 7 files come back ($OUT: at most 8).
+# SUITE=0 skips the whole suite. These 8 files come back ($OUT: at most 8).
 # The tests run from a copy of the tree without its tritond/ folder, so that the installed
 # package (with its frontend/, workers/ ... mapped in) is the one imported.
 set -u
@@ -63,6 +64,10 @@ echo "== bench/gpu.py"
 timeout "$(left 320)" "$PY" bench/gpu.py --seconds 1.5 --json "$OUT/gpu_bench.json" \
   > "$OUT/bench.log" 2>&1
 echo "bench rc=$?"; cat "$OUT/bench.log" | tail -n 20
+
+echo "== bench/scaling.py"
+timeout "$(left 400)" "$PY" bench/scaling.py --seconds 4 > "$OUT/scaling.log" 2>&1
+echo "scaling rc=$?"; cat "$OUT/scaling.log"
 
 [ "${SUITE:-1}" = 0 ] && exit 0          # SUITE=0: the GPU tests and the benchmark only
 echo "== whole suite ($(left 570) s left)"
