@@ -286,9 +286,6 @@ def _parse_fast(data: bytes, count: int, table) -> tuple[Optional[np.ndarray], O
         table = lengths.short_table(data, count)     # short elements: found with numpy
     if table is not None:
         table = bytes(table)            # kept with the parsed array (parsed.remember)
-        out = lengths.rows(data, count, table)       # short elements: numpy rows
-        if out is not None:
-            return out, table
         items = lengths.split(data, count, table)
         if items is not None:
             return _objects(items), table

@@ -17,11 +17,6 @@ decides, so a wrong table can never change what a model sees.
 
 :func:`short_table` finds the table with numpy instead of a walk when every element
 is 1 to 255 bytes long (the frontend's check and a parse that got no table try it).
-
-:func:`rows` is cheaper than :func:`split` when no element is long: numpy copies each
-element into a fixed-width row and converts the rows to ``bytes`` objects in one C
-loop, with no format to build and compile: ~30 instead of ~50 µs for 1,000 elements of
-~10 bytes, when there are many (``ROWS_MIN``) and all are short (``ROWS_WIDTH``).
 """
 from __future__ import annotations
 
@@ -41,15 +36,6 @@ _SHORT_SCAN = 4 << 20
 # Elements per struct format: its compiled codes take ~64 bytes per element.
 _CHUNK = 4096
 _PIECES = np.array([f"I{n}s" for n in range(_SHORT)], dtype=object)
-# rows() pays from this many elements on, with elements up to this long: below, split's
-# format is cheaper (fewer elements) or copying the padded rows costs more (longer ones;
-# bench/RESULTS.md, 2026-11-30 bytes7).
-ROWS_MIN = 256
-ROWS_WIDTH = 48
-# Row masks by width (see _mask): (w + 1) * (w + 4) bytes each.
-_MASKS: dict[int, np.ndarray] = {}
-# 4, 8, 12, ...: the prefixes' share of each element's end offset.
-_STEPS = np.arange(4, 4 * _CHUNK + 1, 4, dtype=np.intp)
 
 
 def table(lengths: list[int]) -> bytes:
@@ -133,53 +119,3 @@ def _unpack(data: bytes, pos: int, lengths: np.ndarray, end: int) -> Optional[tu
     if values[0::2] != tuple(lengths.tolist()):    # every prefix read is the table's
         return None
     return values
-
-
-def rows(data: bytes, count: int, tab) -> Optional[np.ndarray]:
-    """:func:`split`'s answer as a 1-D object array, made with numpy alone; None when
-    the table does not describe ``data`` exactly or when this way does not fit (then
-    :func:`split` does): fewer than ``ROWS_MIN`` elements, or an element longer than
-    ``ROWS_WIDTH`` or ending with a NUL byte.
-
-    Each element is copied with its prefix into a row of ``w + 4`` bytes (``w``: the
-    longest element), the bytes past its own end are zeroed, and numpy's conversion of
-    fixed-width bytes (``S{w}``) to objects makes each row's ``bytes`` without its
-    trailing NULs: exactly the element, since none ends with a NUL. The offsets are the
-    table's running sum, so a table accepted here (the last element ends the payload,
-    every prefix read equals its length) is the sequential walk itself.
-    """
-    if count < ROWS_MIN or len(tab) != 4 * count:
-        return None
-    lens = np.frombuffer(tab if type(tab) is bytes else bytes(tab), "<u4", count)
-    w = int(lens.max())
-    if not 0 < w <= ROWS_WIDTH:
-        return None
-    size = len(data)
-    ends = lens.cumsum(dtype=np.intp)
-    ends += _STEPS[:count] if count <= _CHUNK else np.arange(4, 4 * count + 1, 4)
-    if ends[-1] != size:
-        return None
-    buf = data + bytes(w + 4)                   # the last rows read past the payload
-    last = np.frombuffer(buf, np.uint8)[ends - 1]   # (an empty element's: its prefix's top byte)
-    if not last.all() and not ((last != 0) | (lens == 0)).all():
-        return None                              # some element ends with a NUL
-    ends -= lens
-    ends -= 4                                    # now where each prefix starts
-    # Rows overlap in ``buf`` (one byte apart), so taking them is one copy of each.
-    row = np.ndarray((size,), f"V{w + 4}", buf, 0, (1,))[ends]
-    row8 = row.view(np.uint8).reshape(count, w + 4)
-    np.bitwise_and(row8, _mask(w)[lens].view(np.uint8).reshape(count, w + 4), out=row8)
-    rec = row.view([("n", "<u4"), ("b", f"S{w}")])
-    if not (rec["n"] == lens).all():             # every prefix read is the table's
-        return None
-    return rec["b"].astype(object)
-
-
-def _mask(w: int) -> np.ndarray:
-    """Row ``n`` keeps a prefix and ``n`` bytes of a ``w + 4``-byte row (0xff), zeroes
-    the rest: one ``V{w + 4}`` item per length 0..w."""
-    m = _MASKS.get(w)
-    if m is None:
-        keep = np.arange(w + 4) < np.arange(4, w + 5)[:, None]
-        m = _MASKS[w] = (keep * np.uint8(0xff)).view(f"V{w + 4}").ravel()
-    return m

@@ -65,7 +65,8 @@ MUTATE_CONFIG = ('name: "mutate"\nbackend: "python"\nmax_batch_size: 0\n'
                  '         { name: "OUT1" data_type: TYPE_STRING dims: [ -1 ] },\n'
                  '         { name: "OUT2" data_type: TYPE_STRING dims: [ -1 ] } ]\n'
                  'instance_group [ { kind: KIND_CPU count: 1 } ]\n')
-# Many short elements (shm/lengths.py's numpy rows), non-UTF-8 and empty ones among them.
+# Many short elements (the frontend's table, the worker's one-format split), non-UTF-8 and
+# empty ones among them.
 WORDS = np.array([b"element-%d" % i for i in range(1000)] + [b"\xff\xfe\x80", b"", b"\x00z"] * 20,
                  dtype=object)
 AWKWARD = np.array([b"a\x00", b"", b"\x00\x00", b"x" * 300, b"\xff\xfe", b"tail\x00"] * 20

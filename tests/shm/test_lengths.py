@@ -128,43 +128,6 @@ def test_short_table_declines_what_it_cannot_see():
         assert list(dtypes.deserialize_bytes(_serialise(items), len(items))) == items
 
 
-def _rows(items):
-    return lengths.rows(_serialise(items), len(items), _table(items))
-
-
-@settings(max_examples=200)
-@given(st.lists(st.binary(max_size=lengths.ROWS_WIDTH), min_size=lengths.ROWS_MIN,
-                max_size=lengths.ROWS_MIN + 40))
-def test_rows_are_the_elements_or_nothing(items):
-    """Any elements (empty, NUL bytes anywhere, non-UTF-8): numpy's rows give exactly the
-    elements as ``bytes``, or None only when some element ends with a NUL (or all are empty)."""
-    got = _rows(items)
-    if got is not None:
-        assert got.dtype == object and got.shape == (len(items),)
-        assert got.tolist() == items and all(type(e) is bytes for e in got)
-    else:
-        assert any(e.endswith(b"\x00") for e in items) or not any(items)
-
-
-@pytest.mark.parametrize("width", [1, lengths.ROWS_WIDTH - 1, lengths.ROWS_WIDTH])
-def test_rows_at_the_edges_of_their_widths(width):
-    long = [b"\xff" * width, b"\x01" * (width - 1), b"\x00" * (width - 1) + b"z", b"\x80" * width]
-    items = [e for e in long + [b"", b"\x00a", "é".encode()] if len(e) <= width] * 60
-    assert _rows(items).tolist() == items
-    assert dtypes.deserialize_bytes(_serialise(items), len(items), _table(items)).tolist() == items
-
-
-def test_rows_decline_and_the_other_ways_split():
-    words = [b"w%d" % i for i in range(lengths.ROWS_MIN)]
-    for items in (words + [b"x" * (lengths.ROWS_WIDTH + 1)],          # too long
-                  words + [b"end\x00"],                              # ends with a NUL
-                  [b""] * lengths.ROWS_MIN,                           # all empty
-                  words[:-1]):                                        # too few
-        assert _rows(items) is None
-        got = dtypes.deserialize_bytes(_serialise(items), len(items), _table(items))
-        assert got.tolist() == items and all(type(e) is bytes for e in got)
-
-
 @pytest.mark.parametrize("size", [255, 256])
 @pytest.mark.parametrize("with_table", [True, False])
 def test_elements_of_255_and_256_bytes(size, with_table):
@@ -174,34 +137,3 @@ def test_elements_of_255_and_256_bytes(size, with_table):
     got = dtypes.deserialize_bytes(data, len(items), _table(items) if with_table else None)
     assert got.tolist() == items and all(type(e) is bytes for e in got)
     assert (lengths.short_table(data[:-(4 + size + 4)], 300) is not None) == (size == 255)
-
-
-def test_rows_refuse_a_wrong_table():
-    items = [b"element-%d" % i for i in range(300)]
-    data = _serialise(items)
-    swapped = [len(e) for e in items]
-    swapped[0], swapped[1] = swapped[1] - 1, swapped[0] + 1      # same total, other lengths
-    for tab in (lengths.table(swapped), _table(items)[:-4], _table(items[:-1] + [b"x"])):
-        assert lengths.rows(data, 300, tab) is None
-    assert lengths.rows(data[:-1], 300, _table(items)) is None
-    assert lengths.rows(data + b"a", 300, _table(items)) is None
-    assert lengths.rows(data, 300, _table(items)).tolist() == items
-
-
-@settings(max_examples=100)
-@given(st.lists(st.binary(max_size=20), min_size=lengths.ROWS_MIN, max_size=lengths.ROWS_MIN + 20),
-       st.data())
-def test_rows_any_wrong_table_is_refused(items, data):
-    buf = _serialise(items)
-    true = [len(b) for b in items]
-    wrong = list(true)
-    for i in data.draw(st.lists(st.integers(0, len(items) - 1), min_size=1, max_size=4)):
-        wrong[i] = data.draw(st.integers(0, 40))
-    got = lengths.rows(buf, len(items), lengths.table(wrong))
-    if got is not None:
-        assert wrong == true and got.tolist() == items
-
-
-def test_rows_past_one_chunk():
-    items = [b"e%d" % i for i in range(lengths._CHUNK + 7)]
-    assert _rows(items).tolist() == items
