@@ -200,3 +200,75 @@ def test_a_generated_corpus_of_odd_bodies_decodes_as_the_dict_walk(monkeypatch):
             assert typed == walked, body
         assert codec.decode_request(body, hlen, "m", "1") == walked
     assert typed_ones > 100          # the corpus does reach the typed decode
+
+
+# The one-pass decode of numeric data (``_NUMBERS``: ints and floats as written, packed by
+# struct): each body's bytes as the dict walk makes them, or declined to it.
+NUMERIC = [
+    _json(_in(data=[1e39, -1e39, 3.5e38, 1])),            # beyond FP32: inf, as array stores it
+    _json(_in(data=[-0, -0.0, 0, 1E2])),                   # -0 is an integer zero, -0.0 is not
+    _json(_in(data=[100000000000000000000, 16777217, 2**53 + 1, 0.1])),   # big ints round once
+    _json(_in(datatype="FP64", data=[2**63, -1, 0.1, 1e308])),
+    _json(_in(datatype="UINT64", data=[2**64 - 1, 0, 2**63, 1])),
+    _json(_in(datatype="INT16", data=[-32768, 32767, 0, -1])),
+    _json(_in(datatype="UINT32", data=[2**32 - 1, 0, 1, 2])),
+    _json(_in(datatype="BOOL", data=[True, False, False, True]), _in(name="IN2")),  # raw pass
+]
+
+
+@pytest.mark.parametrize("body", NUMERIC)
+def test_numeric_data_is_packed_to_the_dict_walks_bytes(body, monkeypatch):
+    typed = fastdecode.decode(body, None, "m", "1")
+    assert typed is not None
+    assert typed == _walk(body, None, monkeypatch)
+
+
+NUMERIC_DECLINED = [
+    _json(_in(datatype="INT32", data=[1, 2, 3, 2**31])),       # out of range for struct
+    _json(_in(datatype="UINT8", data=[1, 2, 3, -1])),
+    _json(_in(datatype="INT64", data=[1, 2, 3, 2**63])),
+    _json(_in(datatype="UINT16", data=[1, 2, 3, 4.5])),         # a float for an integer type
+    _json(_in(datatype="BOOL", data=[1, 0, 1, 0])),             # numbers are not true/false
+    _json(_in(data=[1.0, 2.0, 3.0, 10**400])),                  # beyond a double
+    _json(_in(datatype="FP64", data=[1.0, 2.0, 3.0, 10**400])),
+    _json(_in(data=[1.0, None, 3.0, 4.0])),
+    _json(_in(datatype="FP16", data=[1.0, 2.0, 3.0, 4.0])),
+]
+
+
+@pytest.mark.parametrize("body", NUMERIC_DECLINED)
+def test_numbers_a_type_cannot_hold_are_left_to_the_dict_walk(body, monkeypatch):
+    assert fastdecode.decode(body, None, "m", "1") is None
+    try:
+        expected = _walk(body, None, monkeypatch)
+    except TritonError as exc:
+        with pytest.raises(TritonError) as got:
+            codec.decode_request(body, None, "m", "1")
+        assert (got.value.code, got.value.message) == (exc.code, exc.message)
+    else:
+        assert codec.decode_request(body, None, "m", "1") == expected
+
+
+@pytest.mark.parametrize("datatype,value", [("FP32", 0.1), ("INT32", -7), ("FP64", 1e300),
+                                            ("INT32", 2**31)])
+def test_a_tensor_past_the_struct_limit_is_converted_by_array_alike(datatype, value,
+                                                                    monkeypatch):
+    count = fastdecode._PACK_MAX + 1
+    body = _json(_in(datatype=datatype, shape=[count], data=[value] * count))
+    typed = fastdecode.decode(body, None, "m", "1")
+    if datatype == "INT32" and value == 2**31:
+        assert typed is None
+        return
+    assert typed == _walk(body, None, monkeypatch)
+
+
+def test_the_anchors_mlp_body_takes_the_one_pass_decode(monkeypatch):
+    data = [((i * 7919) % 1000 - 500) / 317.0 for i in range(256)]
+    body = _json(_in(name="INPUT0", shape=[1, 256], data=data))
+    calls = []
+    real = fastdecode._REQUEST.decode
+    monkeypatch.setattr(fastdecode, "_REQUEST", type("D", (), {
+        "decode": staticmethod(lambda b: calls.append(b) or real(b))}))
+    typed = fastdecode.decode(body, None, "m", "1")
+    assert calls == []              # no second, raw pass
+    assert typed[0].inputs[0].data == struct.pack("<256f", *data)
