@@ -10,10 +10,17 @@ request except its poll and its socket calls. Prints the best of 5 x 5,000
 requests in microseconds; ``--profile`` adds cProfile's top functions.
 No server, no sockets: a steady measure of the worker's Python per request on a
 host where whole-server CPU figures swing.
+
+``--loop`` also times the worker's loop turn around it: the real
+``WorkerProc`` (its ``_handle``, the batch runner, the end-of-turn flush with
+one frame per peer) on a real endpoint whose sends are only framed and
+encoded, never written: the per-request Python the first figure skips, still
+without the poll and the socket calls (``bench/worker_loop.py`` has those).
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import cProfile
 import pathlib
 import pstats
@@ -41,6 +48,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repository", default="/tmp/tritond-anchors/models/triton")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--loop", action="store_true", help="also time WorkerProc's loop turn")
     args = ap.parse_args()
     model_dir = pathlib.Path(args.repository) / "add_sub"
     cfg = parse_pbtxt((model_dir / "config.pbtxt").read_text(), "add_sub config")
@@ -83,6 +91,15 @@ def main() -> int:
                 one()
             best = min(best, time.perf_counter() - t0)
         print(f"decode + execute + encode + release: {best / 5000 * 1e6:.1f} us per request")
+        if args.loop:
+            turn, close = loop_turn(model_dir, spec, fe, wire)
+            try:
+                bare, looped = alternate(one, turn)
+            finally:
+                close()
+            print(f"alternating, thread CPU, best of 40 x 1,000: path {bare * 1e6:.1f} us, "
+                  f"worker loop turn (decode, WorkerProc._handle, flush) {looped * 1e6:.1f} us, "
+                  f"loop's own {(looped - bare) * 1e6:.1f} us per request")
         if args.profile:
             prof = cProfile.Profile()
             prof.runcall(lambda: [one() for _ in range(5000)])
@@ -92,6 +109,64 @@ def main() -> int:
         pool.close()
         cache.close()
     return 0
+
+
+def alternate(one, turn, blocks: int = 40, n: int = 1000) -> tuple[float, float]:
+    """Best thread-CPU seconds per call of ``one`` and of ``turn``, blocks taken in turn
+    (a neighbour's burst then slows both alike instead of one of them)."""
+    best = [float("inf"), float("inf")]
+    for _ in range(blocks):
+        for k, fn in enumerate((one, turn)):
+            t0 = time.thread_time()
+            for _ in range(n):
+                fn()
+            best[k] = min(best[k], (time.thread_time() - t0) / n)
+    return best[0], best[1]
+
+
+def loop_turn(model_dir: pathlib.Path, spec, fe: ArenaPool, wire: bytes):
+    """The real worker's turn (decode, handle, flush) as a callable, and its closer."""
+    from tritond import channel
+    from tritond.endpoint import SyncEndpoint
+    from tritond.procutil import Bootstrap
+    from tritond.workers.main import INBOX, WorkerProc
+
+    sid = "b" + uuid.uuid4().hex[:10]
+    boot = Bootstrap(role="worker", name="w1", address=channel.address(sid, "w1"),
+                     parent=channel.address(sid, "parent"), server_id=sid, parent_pid=0)
+    ep = SyncEndpoint(boot.address, INBOX)
+    sent = []
+
+    def send_now(addr, msgs) -> None:    # framed and encoded as for the socket, not written
+        frame(messages.encode(msgs if type(msgs) is list else list(msgs)))
+        sent.append(msgs)
+    ep.send_now = send_now
+    proc = WorkerProc(boot, ep, logging.getLogger("bench"))
+    proc._setup(messages.Setup(options=Options(), server_id=sid, parent=boot.parent,
+                               scheduler=channel.address(sid, "scheduler"),
+                               frontends=[channel.address(sid, "frontend-0")]))
+    proc._load(messages.Load("add_sub", 1, "add_sub_0_0", "CPU", 0, spec, str(model_dir),
+                             str(model_dir.parent)))
+    decoder = InboxDecoder(messages.TO_WORKER, "worker")
+    response = messages.Response
+
+    def turn() -> None:
+        batch = decoder.decode(wire)
+        proc._handle(batch)
+        proc._streamed()
+        ep.flush()
+        for msgs in sent:      # the frontend's Release (the next Execute carries it)
+            for m in msgs:
+                if type(m) is response:
+                    proc._release([(o.region, o.offset) for o in m.outputs])
+        sent.clear()
+
+    def close() -> None:
+        proc._close()
+        ep.close()
+    for _ in range(200):
+        turn()
+    return turn, close
 
 
 if __name__ == "__main__":

@@ -3,9 +3,20 @@
 Run: ``python -m tritond.scheduler.bench``. Simulates a loaded server: each
 "loop turn" N requests arrive, step() forms batches for the free instances,
 and the previous turn's batches finish.
+
+``--shell``: the process shell around the core at one connection, as the
+scheduler runs it (``SchedulerProc.handle`` fed through the inbox protocol's
+``data_received``, on uvloop when installed, the outbox's socket writes
+stubbed): thread CPU of a Request's turn (its Execute posted) and of an
+Executed's turn, each including one loop iteration. The rest of the
+scheduler's CPU per request in a server is its wake-ups (bench/RESULTS.md).
 """
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import sys
 import time
 
 from tritond import messages, repository
@@ -81,7 +92,72 @@ def run(label: str, max_batch: int, dynamic: dict | None, instances: int,
     return spent / n
 
 
+def shell(blocks: int = 30, n: int = 1000) -> tuple[float, float]:
+    """Best µs of thread CPU of a Request's turn and of an Executed's turn (see module doc)."""
+    from tritond import channel
+    from tritond.procutil import Bootstrap
+
+    from .alarm import Alarm
+    from .proc import SchedulerProc, _new_loop
+
+    loop = _new_loop()
+    sid = "b" + os.urandom(5).hex()
+    boot = Bootstrap(role="scheduler", name="scheduler",
+                     address=channel.address(sid, "scheduler"),
+                     parent=channel.address(sid, "parent"), server_id=sid,
+                     parent_pid=os.getpid())
+    frontend = channel.address(sid, "frontend-0")
+    refs = [messages.TensorRef(name, "FP32", [16], f"/tritond-{sid}-1-frontend-0", 4096, 64)
+            for name in ("INPUT0", "INPUT1")]
+    stats = messages.ExecStats(1, 1, 1, 1, 0, 0)
+
+    async def measure() -> tuple[float, float]:
+        proc = SchedulerProc(boot, logging.getLogger("bench"))
+        proc._outbox = out = channel.AsyncOutbox()
+        writes = []
+        out._write = lambda addr, data: writes.append(addr)   # framed and encoded, not written
+        proc._alarm = Alarm(loop, proc._tick)
+        inbox = channel.AsyncInbox(boot.address, wire.TO_SCHEDULER, proc.handle, outbox=out)
+        from_frontend, from_worker = channel._InboxProtocol(inbox), channel._InboxProtocol(inbox)
+        proc.core.set_models(_table(0, None, 1))
+        proc.core.pipeline = True
+        clock = time.thread_time_ns
+        best = [float("inf"), float("inf")]
+        rid = 0
+        for _ in range(blocks):
+            spent = [0, 0]
+            for _ in range(n):
+                rid += 1
+                request = channel.frame(messages.encode([messages.Request(
+                    rid, frontend, "m", 1, refs, arrival_ns=time.monotonic_ns())]))
+                executed = channel.frame(messages.encode([messages.Executed("w0", rid, stats)]))
+                t0 = clock()
+                from_frontend.data_received(request)
+                await asyncio.sleep(0)                  # the turn ends: the outbox settles
+                t1 = clock()
+                from_worker.data_received(executed)
+                await asyncio.sleep(0)
+                t2 = clock()
+                spent[0] += t1 - t0
+                spent[1] += t2 - t1
+            best = [min(b, s / n / 1000) for b, s in zip(best, spent)]
+        proc._alarm.close()
+        if writes != ["w0"] * (blocks * n):     # every Request dispatched, nothing else sent
+            raise RuntimeError(f"expected {blocks * n} Executes to w0, got {len(writes)} writes")
+        return best[0], best[1]
+
+    try:
+        return loop.run_until_complete(measure())
+    finally:
+        loop.close()
+
+
 def main() -> None:
+    if "--shell" in sys.argv[1:]:
+        request, executed = shell()
+        print(f"scheduler shell, one connection: Request turn {request:.1f} us, "
+              f"Executed turn {executed:.1f} us (thread CPU, best of 30 x 1,000)")
+        return
     run("default scheduler, 1 instance, 1 req/turn", 0, None, 1, 1)
     run("default scheduler, 4 instances, 4 req/turn", 8, None, 4, 4)
     run("dynamic, mbs 8, 2 inst, 16 req/turn", 8, {}, 2, 16)

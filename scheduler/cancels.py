@@ -1,10 +1,12 @@
 """Cancels: finding a request wherever it is and stopping it.
 
 A cancel names ``(frontend, rid)``; the request may be queued (dropped with
-CANCELLED), an ensemble's (``ensembles.py`` cancels its steps), running on an
-instance or held by a retiring one (the worker is told: ``CancelRunning``, the
-model sees ``is_cancelled()`` and still answers). Cancels are rare, so this
-searches rather than keeping an index that every dispatch would pay for.
+CANCELLED; a sequence's keeps its place and is answered, with the requests behind
+it, once its slot reaches it, as in Triton: ``SlotTable.hold``), an ensemble's
+(``ensembles.py`` cancels its steps), running on an instance or held by a retiring
+one (the worker is told: ``CancelRunning``, the model sees ``is_cancelled()`` and
+still answers). Cancels are rare, so this searches rather than keeping an index that
+every dispatch would pay for.
 """
 from __future__ import annotations
 
@@ -12,7 +14,10 @@ from tritond import messages
 from tritond.errors import Code
 
 from .outputs import Notify, Output, _error
+from .queue import CANCELLED, SKIPPED
 from .stats import CANCELED
+
+CANCELLED_MESSAGE = "Request was cancelled"
 
 
 class Cancels:
@@ -32,9 +37,36 @@ class Cancels:
                     return out
             return self._running(frontend, rid)
         model, entry = item
-        model.policy.remove(entry)
+        policy = model.policy
+        if policy.holds_cancels:
+            policy.hold(entry)
+            core._queued[(frontend, rid)] = item            # noqa: SLF001 - still queued
+            return []
+        policy.remove(entry)
         model.stats.failed(1, now_ns - (entry.req.arrival_ns or entry.enqueue_ns), CANCELED)
-        return [_error(entry.req, Code.CANCELLED, "Request was cancelled", model.version)]
+        return [_error(entry.req, Code.CANCELLED, CANCELLED_MESSAGE, model.version)]
+
+    @staticmethod
+    def _skipped(policy, entry) -> None:
+        """``entry`` waits in its worker behind the running batch (pipelining): counted
+        CANCELED when its batch is reported (stats.batch_done); a sequence's ends its
+        sequence as if it were still queued (``SlotTable.skipped``)."""
+        entry.state = SKIPPED
+        if policy.holds_cancels:
+            policy.table.skipped(entry)
+
+    def dropped(self, model, entries: list, now_ns: int) -> list[Output]:
+        """CANCELLED for ``entries``, a sequence's requests taken out with the cancelled
+        one its slot reached (Triton answers them CANCELLED with no message; ours reads
+        as every cancel's)."""
+        queued = self.core._queued                          # noqa: SLF001 - our core
+        out: list[Output] = []
+        for entry in entries:
+            req = entry.req
+            queued.pop((req.frontend, req.rid), None)
+            model.stats.failed(1, now_ns - (req.arrival_ns or entry.enqueue_ns), CANCELED)
+            out.append(_error(req, Code.CANCELLED, CANCELLED_MESSAGE, model.version))
+        return out
 
     def _running(self, frontend: str, rid: int) -> list[Output]:
         # A linear scan of the busy batches: an index (frontend, rid) -> instance
@@ -47,6 +79,10 @@ class Cancels:
                 for entry in batch.entries:
                     req = entry.req
                     if req.rid == rid and req.frontend == frontend:
+                        if batch is not inst.busy:      # not started: its worker skips it
+                            self._skipped(inst.model.policy, entry)
+                        elif inst.model.cfg.iterative:  # its reschedule is queued cancelled
+                            entry.state = CANCELLED     # (iterative.executed)
                         return [Notify(inst.address, messages.CancelRunning(
                             batch.batch_id, [(frontend, rid)]))]
         retirement = core.retirement

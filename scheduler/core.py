@@ -75,6 +75,8 @@ class SchedulerCore:
         self.retirement = Retirement(self._steps_executed, epoch_offset_ns)  # drain.py
         self.table = ModelTable(self._queued, self._active, self.retirement, settings=self)
         self.cancels = Cancels(self)                    # cancels.py: where a request is, stop it
+        # cancel(frontend, rid, now_ns) -> outputs: a queued, held or running request
+        self.cancel: Callable[[str, int, int], list[Output]] = self.cancels.cancel
 
     @property
     def pipeline(self) -> bool:
@@ -129,11 +131,6 @@ class SchedulerCore:
         self._queued[(req.frontend, req.rid)] = (model, entry)
         self._active[model] = None
         return []
-
-    def cancel(self, frontend: str, rid: int, now_ns: int) -> list[Output]:
-        """Drop a still-queued request with CANCELLED; tell the worker running it
-        otherwise (a running request still answers: ``cancels.py``)."""
-        return self.cancels.cancel(frontend, rid, now_ns)
 
     def release(self, msg: messages.Release) -> list[Output]:
         """Output slots the frontend is done with: piggybacked on the next Execute.
@@ -216,7 +213,7 @@ class SchedulerCore:
     # ------------------------------------------------------------- scheduling
 
     def step(self, now_ns: int) -> list[Output]:
-        """Fail expired requests and dispatch what each model's policy forms."""
+        """Fail expired requests, dispatch what each model's policy forms."""
         out: list[Output] = []
         if not self._active:
             return out
@@ -232,6 +229,8 @@ class SchedulerCore:
             while batch is not None:
                 self._dispatch(model, batch, now_ns, out)
                 batch = next_batch(now_ns, router)
+            if policy.dropped:               # a sequence's, cancelled (sequence_table.py)
+                out += self.cancels.dropped(model, policy.take_dropped(), now_ns)
             if not policy.count:
                 idle.append(model)
         for model in idle:

@@ -12,12 +12,16 @@ decoupled model streams a response per step. What Triton's ``IterativeSequencer`
   keeps its slot, so its implicit state carries over; if its sequence was reaped
   meanwhile (idle past ``max_sequence_idle_microseconds``) it fails as any
   request without START for an unknown sequence does;
-- a request released without the flag (answered, failed, cancelled) ends its
+- a request released without the flag (answered, failed) ends its
   sequence at once, as Triton's cancelled null END request does: a later request
   of that id without START fails (so does the reschedule of any other request of
   it), while the requests the client had already queued under that id run in
   order with their own flags and the slot's state; the slot is freed (and the
   worker drops the state) once none of them is left;
+- a client's cancel of a queued request (or of a running one, which the model then
+  reschedules) leaves it in its place; once its slot reaches it, it and the requests
+  behind it are answered CANCELLED and the sequence ends (sequence_table.py's ``hold``,
+  as Triton core's batcher does with a cancelled request in a slot's queue);
 - a request carrying END (the client's) cannot be rescheduled: Triton gives it
   no iterative release callback, so its reschedule fails with core's
   INVALID_ARG "not configured" error (Triton's Python backend only logs a failed
@@ -32,6 +36,7 @@ from tritond.errors import RESCHEDULE_NOT_CONFIGURED, Code
 from tritond.messages import SEQUENCE_END as END
 
 from .outputs import _error
+from .queue import CANCELLED
 from .sequence_table import SlotTable
 
 
@@ -85,6 +90,8 @@ def executed(core, model, batch, msg, now_ns: int) -> list:
             req.flags = 0               # a continuing step (IterativeSequencer::RescheduleRequest)
             failed = core.add(req, now_ns)
             if not failed:
+                if entry.state == CANCELLED:    # cancelled while it ran (cancels.py)
+                    model.policy.hold(core._queued[(req.frontend, req.rid)][1])  # noqa: SLF001
                 continue
             out += failed
         sequencer.released(entry)

@@ -78,6 +78,8 @@ class Policy:
 
     __slots__ = ("cfg", "queue", "depth")
     ensemble = False     # EnsemblePolicy: the core starts its requests (scheduler/ensembles.py)
+    holds_cancels = False   # SequencePolicy: a cancelled request keeps its place (``hold``)
+    dropped: tuple = ()     # SequencePolicy: requests to answer CANCELLED (``take_dropped``)
 
     def __init__(self, cfg: SchedConfig, depth: int) -> None:
         self.cfg = cfg

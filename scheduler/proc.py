@@ -27,6 +27,7 @@ from .summary import quantiles_of
 from .ratelimit import RateLimiter, parse_overrides
 
 _monotonic_ns = time.monotonic_ns
+_VERBOSE1 = loglevels.verbose(1)
 RequestView = wire.RequestView
 
 
@@ -43,6 +44,7 @@ class SchedulerProc:
         self._done: asyncio.Future | None = None
         self._outbox: AsyncOutbox | None = None
         self._alarm: Alarm | None = None
+        self._queries: list = []         # StatsQuery, answered at the end of the turn
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -79,6 +81,9 @@ class SchedulerProc:
                 elif kind is messages.Executed:
                     out.extend(core.executed(msg, now))
                 elif kind is messages.Cancel:
+                    if self.log.isEnabledFor(_VERBOSE1):    # Triton logs its cancels at 1
+                        self.log.log(_VERBOSE1, "cancel of request %d of %s", msg.rid,
+                                     printable(msg.frontend))
                     out.extend(core.cancel(msg.frontend, msg.rid, now))
                 elif kind is messages.Release:
                     out.extend(core.release(msg))
@@ -91,6 +96,8 @@ class SchedulerProc:
         out.extend(core.step(now))
         self._post(core.settle(out, now))
         self._alarm.set(core.next_deadline_ns())
+        if self._queries:
+            self._answer_queries()
 
     def _control(self, msg) -> list:
         """Rare messages: table, queries, lifecycle."""
@@ -101,7 +108,7 @@ class SchedulerProc:
             self.core.responses_sent(msg)
             return []
         if kind is messages.StatsQuery:
-            self._outbox.post(msg.frontend, self._answer(msg))
+            self._queries.append(msg)
         elif kind is messages.Setup:
             self.options = msg.options
             self.core.pipeline = msg.options.instance_pipelining
@@ -124,6 +131,15 @@ class SchedulerProc:
         elif kind is messages.Unknown:
             self.log.warning("a peer could not decode our frame: %s", msg.detail)
         return []
+
+    def _answer_queries(self) -> None:
+        """Statistics are answered after everything else that arrived in the same read: an
+        Executed read together with a query is in its answer (a client that has its response
+        and then asks sees that execution counted, unless the worker's Executed is still
+        unsent: it follows the response by one write)."""
+        queries, self._queries = self._queries, []
+        for query in queries:
+            self._outbox.post(query.frontend, self._answer(query))
 
     def _answer(self, query: messages.StatsQuery) -> messages.StatsAnswer:
         try:

@@ -22,6 +22,9 @@ from .config import DELAY, Policy, SchedConfig
 MAIN = 0       # waiting in its level's main FIFO
 DELAYED = 1    # timed out under DELAY: waiting in the delayed FIFO
 DONE = 2       # dispatched, rejected or cancelled (still physically queued: lazy removal)
+CANCELLED = 3  # a sequence's request the client cancelled: it keeps its place (sequence_table.py)
+SKIPPED = 4    # a sequence's dispatched request cancelled before it ran: its worker answers it,
+               # the entry marks where it was (sequence_table.py)
 
 
 class Entry:

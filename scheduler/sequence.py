@@ -20,6 +20,10 @@ in order, one at a time, on its instance.
 - **oldest**: the ready sequences of an idle instance, oldest request first, form
   a dynamic batch (``preferred_batch_size``, ``max_queue_delay_microseconds``).
 
+A client's cancel of a queued request is Triton's: it keeps its place, and once its
+slot reaches it, it and the requests behind it are answered CANCELLED and the
+sequence ends (``SlotTable.hold``; the core answers ``dropped`` after ``next_batch``).
+
 The Execute carries a ``messages.SequenceSlot`` per row; the worker makes the
 control tensors and the slot's implicit state from it (workers/sequence.py).
 Errors and their texts are Triton's (sequence_batch_scheduler.cc).
@@ -48,9 +52,10 @@ class SequencePolicy:
     sequences are is its ``SlotTable``'s (sequence_table.py)."""
 
     __slots__ = ("cfg", "name", "oldest", "max_batch", "delay_ns", "preferred", "max_preferred",
-                 "table", "count", "depth", "wait_until", "_n", "held", "iterative")
+                 "table", "count", "depth", "wait_until", "_n", "held", "iterative", "dropped")
 
-    ensemble = False     # the Policy interface's flag (scheduler/policy.py)
+    ensemble = False     # the Policy interface's flags (scheduler/policy.py)
+    holds_cancels = True
 
     # Triton's error for the requests of a backlogged sequence whose timeout passed.
     expired_message = "timeout of the corresponding sequence has been expired"
@@ -75,6 +80,7 @@ class SequencePolicy:
         self._n = 0
         self.held: list[Entry] = []            # requeued by a removed instance: they fail
         self.iterative = IterativeSequencer(self.table) if seq.iterative else None
+        self.dropped = self.table.dropped      # cancelled with a cancelled request ahead
 
     # ------------------------------------------------------------ requests
 
@@ -119,14 +125,17 @@ class SequencePolicy:
         self.count += 1
         return entry
 
-    def remove(self, entry: Entry) -> bool:
-        if entry.state != MAIN:
-            return False
-        entry.state = DONE
-        self.count -= 1
-        if self.iterative is not None:      # a cancelled step ends its iterative sequence
-            self.iterative.released(entry)
-        return True
+    def hold(self, entry: Entry) -> None:
+        """A client cancelled ``entry``: it keeps its place until its slot reaches it,
+        then it and the requests behind it are cancelled (``SlotTable.hold``)."""
+        self.table.hold(entry)
+
+    def take_dropped(self) -> list[Entry]:
+        """The requests to answer CANCELLED (``dropped``), taken out."""
+        out = self.dropped[:]
+        self.dropped.clear()
+        self.count -= len(out)
+        return out
 
     def expire(self, now_ns: int):
         """Requests of backlogged sequences whose timeout passed (the whole sequence)."""
@@ -146,6 +155,8 @@ class SequencePolicy:
             table.sync(router)
         if now_ns >= table.reap_at:
             table.reap(now_ns)
+        if table.cancelled:     # where a batch may form, a cancelled next request ends its sequence
+            table.reach(router.free if self.oldest else (*router.free, *router.second))
         if table.backlog:
             table.fill(now_ns)
         for inst in router.free:
@@ -168,6 +179,8 @@ class SequencePolicy:
 
     def _direct(self, home: Home) -> Batch | None:
         heads = [seq.head() if seq is not None else None for seq in home.slots]
+        if self.table.cancelled:    # a cancelled head waits for its slot's step in flight
+            heads = [e if e is None or e.state == MAIN else None for e in heads]
         last = max((i for i, e in enumerate(heads) if e is not None), default=-1)
         if last < 0:
             return None
@@ -243,7 +256,8 @@ class SequencePolicy:
         return best or None
 
     def on_executed(self, batch: Batch, now_ns: int) -> None:
-        pass
+        if self.table.cancelled:    # a request of it the worker skipped (cancelled ahead)
+            self.table.ran(batch)
 
     # ----------------------------------------------------------- instances
 

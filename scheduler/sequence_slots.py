@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from .queue import MAIN, Entry
+from .queue import CANCELLED, DONE, MAIN, Entry
 from .wire import RequestView
 
 
@@ -21,11 +21,22 @@ class Sequence:
         self.expires = 0            # in the backlog: its requests' earliest timeout (0: none)
 
     def head(self) -> Entry | None:
-        """The next request to run (cancelled ones are dropped on the way)."""
+        """The next request of the slot (dispatched ones are dropped on the way); a
+        cancelled one (``CANCELLED``, or a skipped one's mark, ``SKIPPED``) stays until
+        its slot reaches it (sequence_table.py)."""
         entries = self.entries
-        while entries and entries[0].state != MAIN:
+        while entries and entries[0].state == DONE:
             entries.popleft()
         return entries[0] if entries else None
+
+    def cancelled(self) -> bool:
+        """Whether a request of it was cancelled (Triton's IsAnyRequestCancelled)."""
+        return any(e.state == CANCELLED for e in self.entries)
+
+    def cancelled_head(self) -> bool:
+        """Whether its next request is a cancelled one (or the mark of one skipped)."""
+        head = self.head()
+        return head is not None and head.state != MAIN
 
 
 class Home:

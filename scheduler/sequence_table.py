@@ -4,13 +4,14 @@
 the batches): live sequences by correlation id, each instance's slots
 (``sequence_slots.Home``), the backlog of sequences waiting for a slot, the idle
 timeout (reaped lazily: see ``reap_at``), backlog timeouts, and the sequences lost
-with a dead instance. Pure, like the policy.
+with a dead instance, and the requests clients cancelled while queued (Triton's way:
+see ``hold``). Pure, like the policy.
 """
 from __future__ import annotations
 
 from collections import deque
 
-from .queue import DONE, MAIN, Entry
+from .queue import CANCELLED, DONE, MAIN, SKIPPED, Entry
 from .sequence_slots import Home, Sequence
 
 NEVER = 1 << 62
@@ -21,7 +22,7 @@ class SlotTable:
     """Slots, backlog and timeouts of one model version's sequences."""
 
     __slots__ = ("name", "slot_count", "idle_ns", "live", "backlog", "homes", "lost",
-                 "reap_at", "expires")
+                 "reap_at", "expires", "cancelled", "dropped")
 
     def __init__(self, name: str, slot_count: int, idle_ns: int) -> None:
         self.name = name
@@ -33,6 +34,8 @@ class SlotTable:
         self.lost: dict = {}                   # correlation id -> why (its instance died)
         self.reap_at = NEVER                   # when an idle sequence may next be due
         self.expires = NEVER                   # earliest backlog timeout
+        self.cancelled: list[Entry] = []       # cancelled, held in their place (``hold``)
+        self.dropped: list[Entry] = []         # to answer CANCELLED (the policy's ``dropped``)
 
     def sync(self, router) -> None:
         """Give each new instance its slots (gone ones left through ``lose``)."""
@@ -67,16 +70,98 @@ class SlotTable:
         return best
 
     def fill(self, now_ns: int) -> None:
-        """Seat backlogged sequences, oldest first, while slots are free."""
+        """Seat backlogged sequences, oldest first, while slots are free. One with a
+        cancelled request is cancelled as a whole instead, when a slot could take it
+        (Triton's ReleaseSequenceSlot: ``IsAnyRequestCancelled`` of the backlog)."""
         backlog = self.backlog
         while backlog:
             seq = backlog[0]
             if seq.head() is None and self.live.get(seq.corrid) is not seq:
-                backlog.popleft()            # every request of it was cancelled
+                backlog.popleft()            # nothing left of it
+                continue
+            if self.cancelled and seq.cancelled():
+                if self._free_slot() is None:
+                    return
+                backlog.popleft()
+                self.cancel(seq)
                 continue
             if not self.seat(seq, now_ns):
                 return
             backlog.popleft()
+
+    # ------------------------------------------------------------- cancels
+
+    def hold(self, entry: Entry) -> None:
+        """A client cancelled ``entry`` while queued. As in Triton it keeps its place:
+        once its slot reaches it (``reach``) it and every request queued behind it are
+        cancelled and the sequence ends; a backlogged sequence is cancelled as a whole
+        when a slot could take it (``fill``)."""
+        if entry.state == MAIN:
+            entry.state = CANCELLED
+            self.cancelled.append(entry)
+
+    def skipped(self, entry: Entry) -> None:
+        """``entry`` (``SKIPPED``) was dispatched behind its instance's running batch
+        (direct pipelining) and cancelled before it ran: its worker skips it and answers
+        it. In Triton it would still head its slot's queue, so it marks the head: the
+        sequence is cancelled as above."""
+        seq = entry.owner
+        if seq is not None and seq.home is not None:
+            seq.entries.appendleft(entry)
+            self.cancelled.append(entry)
+
+    def ran(self, batch) -> None:
+        """``batch`` was executed: a sequence whose request in it was skipped has nothing
+        in flight now, so it is cancelled (its queued requests are answered at the core's
+        next step; the model is active while any is queued)."""
+        for entry in batch.entries:
+            if entry.state == SKIPPED:
+                seq = entry.owner
+                if seq is not None and seq.home is not None and seq.head() is entry:
+                    self.cancel(seq)
+
+    def reach(self, idle) -> None:
+        """The slots of the instances ``idle`` (those that may take a batch now) whose
+        next request is a cancelled one and that have no request in flight: their
+        sequences are cancelled. Triton's batcher looks at each slot's next request when
+        its instance finished its batch (a rescheduled request is queued by then, behind
+        the cancelled one); direct pipelines one batch ahead, so a busy instance's slots
+        with nothing in flight count too."""
+        homes = self.homes
+        for inst in idle:
+            home = homes.get(inst.address)
+            if home is None:
+                continue
+            busy = {s.slot for b in (inst.busy, *inst.ahead) if b is not None
+                    for s in b.slots or () if s.ready}
+            for i, seq in enumerate(home.slots):
+                if seq is not None and i not in busy and seq.cancelled_head():
+                    self.cancel(seq)
+
+    def cancel(self, seq: Sequence) -> None:
+        """Triton's release of a cancelled sequence's slot: its queued requests go to
+        ``dropped`` (answered CANCELLED), the slot is free (the worker drops its state)
+        and the id forgotten: a later request of it without START fails."""
+        home = seq.home
+        if home is not None:
+            home.slots[seq.slot] = None
+            home.ended.append(seq.slot)
+            seq.home = None
+        if self.live.get(seq.corrid) is seq:
+            del self.live[seq.corrid]
+        self.dropped += self.take_all(seq)
+
+    def take_all(self, seq: Sequence) -> list[Entry]:
+        """Every queued request of ``seq``, taken out (a held cancel keeps its state:
+        ``table._move`` answers it rather than queue it again; a skipped one's mark goes)."""
+        out = [e for e in seq.entries if e.state == MAIN or e.state == CANCELLED]
+        for entry in out:
+            if entry.state == MAIN:
+                entry.state = DONE
+        seq.entries.clear()
+        if self.cancelled:
+            self.cancelled = [e for e in self.cancelled if e.owner is not seq]
+        return out
 
     # ------------------------------------------------------------ timeouts
 
@@ -117,7 +202,7 @@ class SlotTable:
         out, keep, self.expires = [], deque(), NEVER
         for seq in self.backlog:
             if seq.expires and seq.expires <= now_ns:
-                out += _take_all(seq)
+                out += self.take_all(seq)
                 if self.live.get(seq.corrid) is seq:
                     del self.live[seq.corrid]
                 continue
@@ -139,7 +224,7 @@ class SlotTable:
         for seq in home.slots:
             if seq is None:
                 continue
-            failed += _take_all(seq)
+            failed += self.take_all(seq)
             seq.home = None
             if self.live.get(seq.corrid) is seq:
                 del self.live[seq.corrid]
@@ -154,17 +239,10 @@ class SlotTable:
     def clear(self) -> list[Entry]:
         """Every queued request, taken out; no sequence is left."""
         seqs = [s for h in self.homes.values() for s in h.slots if s is not None]
-        out = [e for s in (*seqs, *self.backlog) for e in _take_all(s)]
+        out = [e for s in (*seqs, *self.backlog) for e in self.take_all(s)]
         self.backlog.clear()
         self.live.clear()
         for home in self.homes.values():
             home.slots = [None] * len(home.slots)
         return out
 
-
-def _take_all(seq: Sequence) -> list[Entry]:
-    out = [e for e in seq.entries if e.state == MAIN]
-    for entry in out:
-        entry.state = DONE
-    seq.entries.clear()
-    return out

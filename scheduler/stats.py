@@ -11,6 +11,8 @@ from typing import Any
 
 from tritond.errors import invalid_arg
 
+from .queue import SKIPPED
+
 # Triton's failure reasons (label ``reason`` of nv_inference_request_failure), by index.
 OTHER, REJECTED, CANCELED, BACKEND = range(4)
 FAILURE_REASONS = ("OTHER", "REJECTED", "CANCELED", "BACKEND")
@@ -112,14 +114,18 @@ class ModelStats:
         failed = set(failed) if failed else ()
         ok = 0
         arrivals = 0
+        skipped = 0
         for entry in entries:
             req = entry.req
             if req.rid in failed:
+                skipped += entry.state == SKIPPED
                 continue
             ok += 1
             arrivals += req.arrival_ns or entry.enqueue_ns
-        if ok < len(entries):
-            self.failed(len(entries) - ok, 0, BACKEND)     # the model answered an error
+        if ok < len(entries):     # the model answered an error, or the worker skipped it
+            self.failed(len(entries) - ok - skipped, 0, BACKEND)
+            if skipped:           # cancelled before it ran (cancels.py)
+                self.failed(skipped, 0, CANCELED)
         if self.summary is not None and ok:
             self._observe(entries, failed, batch.dispatch_ns, end_ns, st, now_ns)
         self.executed(batch.size, ok, ok * batch.dispatch_ns - arrivals, ok * end_ns - arrivals,

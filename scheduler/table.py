@@ -8,6 +8,7 @@ from .config import SchedConfig
 from .drain import Retirement
 from .model import Model
 from .outputs import Output, _error, _merge
+from .queue import CANCELLED
 from .router import Instance
 from .summary import Summaries
 
@@ -115,6 +116,10 @@ class ModelTable:
         self._active.pop(old, None)
         for entry in old.policy.drain():
             req = entry.req
+            if entry.state == CANCELLED:     # a sequence's cancelled request, held: done now
+                self._queued.pop((req.frontend, req.rid), None)
+                out.append(_error(req, Code.CANCELLED, "Request was cancelled", new.version))
+                continue
             try:
                 moved = new.policy.add(req, entry.enqueue_ns)
             except TritonError as exc:   # e.g. the new config has a smaller max_queue_size

@@ -146,9 +146,15 @@ class SyncEndpoint:
             pass
 
     def post(self, addr: str, msg) -> None:
-        self._queued.setdefault(addr, []).append(msg)
+        q = self._queued.get(addr)
+        if q is None:
+            self._queued[addr] = [msg]
+        else:
+            q.append(msg)
 
     def flush(self) -> None:
+        if not self._queued:        # the loop flushes every turn, mostly with nothing queued
+            return
         queued, self._queued = self._queued, {}
         for addr, msgs in queued.items():
             self.send_now(addr, msgs)
@@ -160,7 +166,7 @@ class SyncEndpoint:
             sock.connect(addr)
             self._out[addr] = sock
         try:
-            sock.sendall(frame(messages.encode(list(msgs))))
+            sock.sendall(frame(messages.encode(msgs if type(msgs) is list else list(msgs))))
         except OSError:
             self._out.pop(addr, None)
             sock.close()

@@ -36,9 +36,12 @@ class CancelWatch:
         self.streams = None                          # StreamHub, when the worker has one
         self._main = threading.get_ident()
 
-    def start(self, batch_id: int) -> set[tuple[str, int]]:
+    def start(self, batch_id: int) -> "set[tuple[str, int]] | frozenset":
         """A batch starts executing; returns its requests cancelled before it started."""
         self.batch_id = self.last_batch = batch_id
+        if not self.ahead:        # the usual turn: no cancel came ahead of its batch
+            self.cancelled = set()
+            return _NONE
         self.cancelled = self.ahead.pop(batch_id, set())
         for old in [b for b in self.ahead if b < batch_id]:
             del self.ahead[old]
@@ -81,10 +84,13 @@ class CancelWatch:
 
     def take(self) -> list:
         """The messages read while a model ran, oldest first (the loop handles them next)."""
-        backlog, self.backlog = self.backlog, []
+        backlog = self.backlog
+        if backlog:
+            self.backlog = []
         return backlog
 
 
+_NONE: frozenset = frozenset()
 _watch: CancelWatch | None = None
 
 

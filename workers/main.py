@@ -46,6 +46,8 @@ FLUSH_AFTER_S = 0.0005      # batches quicker than this share one flush with the
 STATS_EVERY_S = 0.05        # response statistics of decoupled models: one message per this
 
 INBOX = messages.TO_WORKER
+Execute = messages.Execute
+_perf_counter = time.perf_counter
 
 
 class WorkerProc:
@@ -114,43 +116,55 @@ class WorkerProc:
                              messages.ResponseStats(self.boot.address, hub.take_stats()))
 
     def _handle(self, batch: list) -> None:
+        # One pass sorts the turn: releases, log levels and cancels take effect at once
+        # (slots are free before this turn's executions); Executes and lifecycle
+        # messages run next, in their order. Exact types: the inbox decodes no subclasses.
         cancels = []
-        for msg in batch:  # releases first: slots are free before this turn's executions
-            if isinstance(msg, messages.Execute) and msg.releases:
-                self._release(msg.releases)
-            elif isinstance(msg, messages.Release):
+        runs = []
+        last_execute = None
+        for msg in batch:
+            kind = type(msg)
+            if kind is Execute:
+                if msg.releases:
+                    self._release(msg.releases)
+                runs.append(msg)
+                last_execute = msg
+            elif kind is messages.Release:
                 self._release(msg.slots)
-            elif isinstance(msg, messages.Forget):   # unregistered client regions, now unused
+            elif kind is messages.Forget:   # unregistered client regions, now unused
                 for region, gen in msg.regions:
                     self.cache.forget(region, gen)
-            elif isinstance(msg, messages.LogLevels):  # before this turn's executions too
+            elif kind is messages.LogLevels:
                 loglevels.from_message(msg)
-            elif type(msg) is messages.CancelRunning:
+            elif kind is messages.CancelRunning:
                 cancels.append(msg)      # may arrive together with its Execute
                 if self.hub is not None:  # requests answered after execute returned
                     self.hub.cancel(msg.requests, msg.batch_id == messages.ANSWERED)
-        last_execute = next((m for m in reversed(batch) if isinstance(m, messages.Execute)), None)
-        for msg in batch:
+            else:
+                runs.append(msg)
+        for msg in runs:
             if not self.running:
                 return
-            if isinstance(msg, messages.Execute):
-                t0 = time.perf_counter()
+            kind = type(msg)
+            if kind is Execute:
+                # A pipelined Execute may be waiting right behind this one.
+                # After a quick batch its answers leave with the next batch's
+                # (one frame per peer, fewer syscalls); a slow one answers now.
+                # The turn's last Execute always flushes: no clock read for it.
+                t0 = 0.0 if msg is last_execute else _perf_counter()
                 if self.runner is None:
                     self._reject(msg, "no model is loaded in this worker")
                 else:
                     self.runner.run(msg, cancels)
-                # A pipelined Execute may be waiting right behind this one.
-                # After a quick batch its answers leave with the next batch's
-                # (one frame per peer, fewer syscalls); a slow one answers now.
-                if time.perf_counter() - t0 > FLUSH_AFTER_S or msg is last_execute:
+                if msg is last_execute or _perf_counter() - t0 > FLUSH_AFTER_S:
                     self.ep.flush()
-            elif isinstance(msg, messages.Setup):
+            elif kind is messages.Setup:
                 self._setup(msg)
-            elif isinstance(msg, messages.Load):
+            elif kind is messages.Load:
                 self._load(msg)
-            elif isinstance(msg, messages.Shutdown):
+            elif kind is messages.Shutdown:
                 self._shutdown(msg)
-            elif isinstance(msg, messages.Unknown):
+            elif kind is messages.Unknown:
                 self.log.error("a peer could not decode our message: %s", msg.detail)
 
     # -------------------------------------------------------------- setup

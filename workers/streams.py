@@ -282,7 +282,10 @@ class StreamHub:
         """``execute`` returned: requests opened by it that are still open with nothing
         sent get a marker, so their frontend knows which worker answers them
         (its cancels come here directly; a crash of this worker fails them)."""
-        new, self._new = self._new, []
+        new = self._new
+        if not new:
+            return
+        self._new = []
         for stream in new:
             if not stream.sent and not stream.closed:
                 self._post(stream.frontend, Response(stream.rid, instance=self.instance,

@@ -84,11 +84,12 @@ def test_a_cancelled_rescheduled_request_ends_its_sequence():
     core.add(req(1), 0)
     (d,) = dispatches(core.step(0))
     core.executed(again(d, 1), 1)                    # queued again ...
-    (r,) = replies(core.cancel(d.execute.requests[0].frontend, 1, 2))
-    assert r.response.error.code == Code.CANCELLED
-    core.add(req(2), 3)                              # ... and its slot is free
-    (d,) = dispatches(core.step(3))
-    assert seen(d) == [(2, 2, START, 0)]
+    assert core.cancel(d.execute.requests[0].frontend, 1, 2) == []   # held in its place
+    core.add(req(2), 3)                              # waits in the backlog
+    out = core.step(3)                               # its slot reaches it: answered ...
+    (r,), (d,) = replies(out), dispatches(out)
+    assert (r.response.rid, r.response.error.code) == (1, Code.CANCELLED)
+    assert seen(d) == [(2, 2, START, 0)] and d.execute.ended == [0]   # ... and the slot freed
 
 
 def test_a_sequence_reaped_while_running_fails_its_reschedule_as_triton_does():

@@ -71,6 +71,16 @@ def test_scheduler_process_round_trip():
         bad = receive(frontend, messages.StatsAnswer)
         assert bad.qid == 2 and bad.error.code == Code.INVALID_ARG
 
+        # a query read together with an Executed behind it is answered after it
+        frontend.send_now(sched, [request(10, batch=1, frontend=addr["frontend-0"],
+                                          arrival_ns=time.monotonic_ns())])
+        execute = receive(worker, messages.Execute)
+        stats = messages.ExecStats(1, 10, 20, 30, time.monotonic_ns(), time.monotonic_ns())
+        worker.send_now(sched, [messages.StatsQuery(qid=3, frontend=addr["frontend-0"], name="m"),
+                                messages.Executed(addr["w0"], execute.batch_id, stats)])
+        answer = receive(frontend, messages.StatsAnswer)
+        assert answer.qid == 3 and answer.stats["model_stats"][0]["execution_count"] == 2
+
         # a delay window closes with no further message: the shell's alarm fires
         sent = time.monotonic_ns()
         # every field set: what the scheduler does not read reaches the worker as sent,

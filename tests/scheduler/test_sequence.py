@@ -199,19 +199,6 @@ def test_direct_rows_of_another_shape_wait_for_the_next_batch():
     assert slots(d) == [(0, False), (1, True)] and rids(d)[1] == 2
 
 
-def test_cancelled_request_is_skipped_and_its_sequence_goes_on():
-    core = core_with(seq_config(max_batch_size=1))
-    core.add(req(1, 100, START), 0)
-    (d,) = dispatches(core.step(0))
-    core.add(req(2, 100), 1)
-    core.add(req(3, 100), 1)
-    (r,) = core.cancel("fe", 2, 2)
-    assert r.response.error.code == Code.CANCELLED
-    core.executed(executed(d), 3)
-    (d,) = dispatches(core.step(3))
-    assert rids(d) == [3]
-
-
 def test_backlogged_sequence_times_out_as_a_whole():
     core = core_with(seq_config(max_batch_size=1))
     core.add(req(1, 100, START), 0)

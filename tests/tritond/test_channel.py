@@ -146,3 +146,39 @@ def test_batched_messages_ride_the_turns_frame_whole():
         asyncio.run(main())
     finally:
         ep.close()
+
+
+def test_sync_endpoint_posts_leave_as_one_frame_per_peer_and_an_empty_flush_sends_nothing():
+    import socket
+
+    sid = f"t{os.getpid()}"
+    ep = SyncEndpoint(channel.address(sid, "w"), messages.TO_WORKER)
+    peer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    peer.bind(channel.address(sid, "peer"))
+    peer.listen(1)
+    peer.settimeout(5)
+    try:
+        ep.flush()                             # nothing queued: no connection is made
+        peer.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            peer.accept()
+        peer.settimeout(5)
+        ep.post(channel.address(sid, "peer"), messages.Stopped("a"))
+        ep.post(channel.address(sid, "peer"), messages.Stopped("b"))
+        ep.flush()
+        ep.flush()                             # already sent: nothing more
+        conn, _ = peer.accept()
+        conn.settimeout(5)
+        fb, frames = channel.FrameBuffer(), []
+        while not frames:
+            frames += fb.feed(conn.recv(4096))
+        conn.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            conn.recv(4096)                    # one frame, nothing behind it
+        assert len(frames) == 1
+        assert messages.decoder(messages.TO_PARENT).decode(frames[0]) == [
+            messages.Stopped("a"), messages.Stopped("b")]
+        conn.close()
+    finally:
+        peer.close()
+        ep.close()

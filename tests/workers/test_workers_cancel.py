@@ -39,3 +39,23 @@ def test_request_outside_a_worker_is_never_cancelled():
     req._cancel_key = ("fe", 1)
     assert req.is_cancelled() is False
     assert req.get_response_sender().is_cancelled() is False
+
+
+def test_cancels_ahead_of_a_batch_wait_for_it_and_a_plain_start_stays_open():
+    worker = SyncEndpoint(address(f"ca{os.getpid():x}", "w0"), messages.TO_WORKER)
+    try:
+        watch = CancelWatch(worker)
+        assert watch.start(3) == set()        # nothing came ahead: the quick path
+        watch.note(messages.CancelRunning(3, [("fe", 1)]))       # the running batch
+        watch.note(messages.CancelRunning(5, [("fe", 7)]))       # a pipelined one, not started
+        watch.note(messages.CancelRunning(2, [("fe", 9)]))       # stale: dropped
+        assert watch.is_cancelled(("fe", 1)) and not watch.is_cancelled(("fe", 7))
+        watch.stop()
+        assert watch.start(4) == set() and not watch.is_cancelled(("fe", 1))
+        watch.stop()
+        assert watch.start(5) == {("fe", 7)}
+        assert watch.is_cancelled(("fe", 7))
+        watch.stop()
+        assert watch.ahead == {} and watch.take() == []
+    finally:
+        worker.close()

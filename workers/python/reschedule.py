@@ -11,7 +11,9 @@ A model reschedules a request to run it again later with the same inputs
   worker's hub carries on at the next step); one that already sent FINAL is done;
 - a model without ``iterative_sequence`` gets Triton core's INVALID_ARG for that
   request (Triton logs it and drops the request; we answer the client);
-- a request the client cancelled meanwhile is answered CANCELLED, not rescheduled.
+- a request the client cancelled meanwhile is rescheduled all the same (python_backend
+  does not look): the scheduler knows the cancel, queues it as a cancelled request, and
+  its sequence ends when its slot reaches it (Triton core's way: scheduler/iterative.py).
 """
 from __future__ import annotations
 
@@ -22,8 +24,6 @@ from tritond.errors import RESCHEDULE_NOT_CONFIGURED, Code
 from ..backend import WorkResult
 
 RESCHEDULE = 2      # TRITONSERVER_REQUEST_RELEASE_RESCHEDULE
-
-CANCELLED = "Request was cancelled"
 
 
 def wanted(pb_requests) -> bool:
@@ -37,13 +37,6 @@ def wanted(pb_requests) -> bool:
 def _again(spec) -> bool:
     seq = spec.sequence_batching if spec is not None else None
     return seq is not None and seq.iterative
-
-
-def _refused(pb) -> WorkResult | None:
-    """The error for a rescheduled request that cannot run again (None: it may)."""
-    if pb.is_cancelled():
-        return WorkResult.failed(Code.CANCELLED, CANCELLED)
-    return None
 
 
 def results(backend, requests, pb_requests, responses) -> list[WorkResult]:
@@ -75,7 +68,7 @@ def results(backend, requests, pb_requests, responses) -> list[WorkResult]:
             if not iterative:
                 out[i] = WorkResult.failed(Code.INVALID_ARG, RESCHEDULE_NOT_CONFIGURED)
             else:
-                out[i] = _refused(pb) or WorkResult(streamed=True, rescheduled=True)
+                out[i] = WorkResult(streamed=True, rescheduled=True)
     return out
 
 
@@ -91,14 +84,11 @@ def decoupled(backend, pb_requests, out: list[WorkResult]) -> list[WorkResult]:
         sender = pb.get_response_sender()
         if sender.closed:
             continue             # it sent FINAL: nothing left to run
-        refused = None if iterative else (Code.INVALID_ARG, RESCHEDULE_NOT_CONFIGURED)
-        if refused is None and pb.is_cancelled():
-            refused = (Code.CANCELLED, CANCELLED)
-        if refused is None:
+        if iterative:
             out[i] = WorkResult(streamed=True, rescheduled=True)
             park(backend.streams, pb._cancel_key)
             continue
-        error = pb_utils.TritonError(refused[1], refused[0])
+        error = pb_utils.TritonError(RESCHEDULE_NOT_CONFIGURED, Code.INVALID_ARG)
         try:
             sender.send(pb_utils.InferenceResponse(error=error),
                         flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
@@ -123,10 +113,10 @@ def sink(hub, req, outputs):
 
 def park(hub, key) -> None:
     """``key``'s stream waits for its next step in the scheduler. A cancel meanwhile only
-    flags it (the scheduler may run the step anyway: a cancel that met the request in
-    flight; the step then sees is_cancelled and ends); once the frontend got the
-    request's final answer from elsewhere (the scheduler answered the cancel or refused
-    the reschedule) it says so (CancelRunning ANSWERED) and the stream is dropped."""
+    flags it (the scheduler holds a cancelled step and answers it CANCELLED when its
+    slot reaches it); once the frontend got the request's final answer from elsewhere
+    (the scheduler answered the cancel or refused the reschedule) it says so
+    (CancelRunning ANSWERED) and the stream is dropped."""
     stream = hub.streams.get(key) if hub is not None else None
     if stream is not None:
         stream.parked = True
