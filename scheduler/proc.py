@@ -23,6 +23,7 @@ from tritond.procutil import Bootstrap, child_start, quiet_gc
 from . import wire
 from .alarm import Alarm
 from .core import Dispatch, Notify, SchedulerCore
+from .statsqueries import WAIT_NS, StatsQueries
 from .summary import quantiles_of
 from .ratelimit import RateLimiter, parse_overrides
 
@@ -44,7 +45,7 @@ class SchedulerProc:
         self._done: asyncio.Future | None = None
         self._outbox: AsyncOutbox | None = None
         self._alarm: Alarm | None = None
-        self._queries: list = []         # StatsQuery, answered at the end of the turn
+        self._queries = StatsQueries()   # answered once the batches they wait for are in
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -97,7 +98,7 @@ class SchedulerProc:
         self._post(core.settle(out, now))
         self._alarm.set(core.next_deadline_ns())
         if self._queries:
-            self._answer_queries()
+            self._answer_queries(now)
 
     def _control(self, msg) -> list:
         """Rare messages: table, queries, lifecycle."""
@@ -108,7 +109,9 @@ class SchedulerProc:
             self.core.responses_sent(msg)
             return []
         if kind is messages.StatsQuery:
-            self._queries.append(msg)
+            if self._queries.add(msg, self.core.table.instances, _monotonic_ns()):
+                asyncio.get_running_loop().call_later(
+                    WAIT_NS / 1e9, lambda: self._answer_queries(_monotonic_ns()))
         elif kind is messages.Setup:
             self.options = msg.options
             self.core.pipeline = msg.options.instance_pipelining
@@ -132,13 +135,10 @@ class SchedulerProc:
             self.log.warning("a peer could not decode our frame: %s", msg.detail)
         return []
 
-    def _answer_queries(self) -> None:
-        """Statistics are answered after everything else that arrived in the same read: an
-        Executed read together with a query is in its answer (a client that has its response
-        and then asks sees that execution counted, unless the worker's Executed is still
-        unsent: it follows the response by one write)."""
-        queries, self._queries = self._queries, []
-        for query in queries:
+    def _answer_queries(self, now_ns: int) -> None:
+        """Statistics are answered after everything else that arrived in the same read, and
+        once the batches executing when they were asked are reported (statsqueries.py)."""
+        for query in self._queries.due(self.core.table.instances, now_ns):
             self._outbox.post(query.frontend, self._answer(query))
 
     def _answer(self, query: messages.StatsQuery) -> messages.StatsAnswer:

@@ -81,6 +81,19 @@ def test_scheduler_process_round_trip():
         answer = receive(frontend, messages.StatsAnswer)
         assert answer.qid == 3 and answer.stats["model_stats"][0]["execution_count"] == 2
 
+        # a query asked while a batch executes waits for its Executed (the client may
+        # already have that batch's response: the worker writes it first)
+        frontend.send_now(sched, [request(11, batch=1, frontend=addr["frontend-0"],
+                                          arrival_ns=time.monotonic_ns())])
+        execute = receive(worker, messages.Execute)
+        frontend.send_now(sched, [messages.StatsQuery(qid=4, frontend=addr["frontend-0"],
+                                                      name="m")])
+        time.sleep(0.02)
+        assert not frontend.recv(timeout=0.02)      # held: it would count 2 executions
+        worker.send_now(sched, [messages.Executed(addr["w0"], execute.batch_id, stats)])
+        answer = receive(frontend, messages.StatsAnswer)
+        assert answer.qid == 4 and answer.stats["model_stats"][0]["execution_count"] == 3
+
         # a delay window closes with no further message: the shell's alarm fires
         sent = time.monotonic_ns()
         # every field set: what the scheduler does not read reaches the worker as sent,
