@@ -112,8 +112,8 @@ class SlotTable:
 
     def ran(self, batch) -> None:
         """``batch`` was executed: a sequence whose request in it was skipped has nothing
-        in flight now, so it is cancelled (its queued requests are answered at the core's
-        next step; the model is active while any is queued)."""
+        in flight now, so it is cancelled (its queued requests are answered by the core's
+        ``executed`` at once: a ModelTable in the same read drains the policy)."""
         for entry in batch.entries:
             if entry.state == SKIPPED:
                 seq = entry.owner

@@ -211,8 +211,9 @@ def test_a_cancel_of_a_request_pipelined_behind_the_running_batch_ends_its_seque
     core.add(req(5, 100), 4)                           # queued behind the cancelled one too
     core.executed(executed(d1), 5)
     assert core.step(5) == []                          # 2 is in flight: its worker skips it
-    core.executed(executed(d2, failed=[2]), 6)         # (and answers it)
-    assert answers(core.step(6)) == cancelled(3, 4, 5)     # 2 is not answered twice
+    out = core.executed(executed(d2, failed=[2]), 6)   # (and answers it)
+    assert answers(out) == cancelled(3, 4, 5)          # 2 is not answered twice
+    assert core.step(6) == []
     assert canceled_count(core) == 4                   # 2 counts as CANCELED, as in Triton
     assert answers(core.add(req(7, 100), 7)) == [(7, Code.INVALID_ARG, START_ERROR)]
     core.add(req(8, 100, START), 8)
@@ -236,8 +237,8 @@ def test_a_pipelined_iterative_sequence_cancels_the_rescheduled_request_too():
     msg = executed(d1)
     msg.rescheduled = [("fe", 1)]
     assert core.executed(msg, 3) == [] and core.step(3) == []
-    core.executed(executed(d2, failed=[2]), 4)
-    assert answers(core.step(4)) == cancelled(1, 3)
+    assert answers(core.executed(executed(d2, failed=[2]), 4)) == cancelled(1, 3)
+    assert core.step(4) == []
 
 
 def test_a_running_iterative_request_cancelled_and_rescheduled_is_queued_cancelled():
@@ -335,3 +336,33 @@ def test_every_sequence_request_gets_exactly_one_outcome_with_cancels(ops, oldes
     assert not table_.cancelled and not any(
         seq is not None and seq.cancelled_head() for h in table_.homes.values()
         for seq in h.slots)
+
+
+@pytest.mark.parametrize("change", ["reload", "unload"])
+def test_a_sequence_ended_by_a_skipped_request_is_answered_before_a_model_change(change):
+    """The Executed of the batch whose cancelled request the worker skipped ends its
+    sequence; a ModelTable read in the same turn (a config change, an unload) must not
+    lose the requests that were queued behind it: each is answered once."""
+    from tritond.scheduler.core import SchedulerCore
+    core = SchedulerCore(pipeline=True)
+    core.set_models(table(("m", 1, seq_config(), ["w0"])))
+    core.add(req(1, 100, START), 0)
+    (d1,) = dispatches(core.step(0))
+    core.add(req(2, 100), 1)
+    (d2,) = dispatches(core.step(1))                   # pipelined behind 1
+    core.add(req(3, 100), 2)
+    core.add(req(4, 100), 2)
+    core.cancel("fe", 2, 3)                            # the worker will skip 2
+    core.executed(executed(d1), 4)
+    assert core.step(4) == []
+    out = core.executed(executed(d2, failed=[2]), 5)   # the same read as the ModelTable:
+    if change == "reload":
+        out += core.set_models(table(("m", 1, seq_config(max_sequence_idle_microseconds=7),
+                                      ["w0"])))
+    else:
+        out += core.set_models(table())
+    out += core.step(5)
+    assert answers(out) == cancelled(3, 4)
+    if change == "reload":
+        assert canceled_count(core) == 3               # 2 (the worker's) and 3, 4
+    assert core.cancel("fe", 3, 6) == [] and core.step(6) == []
