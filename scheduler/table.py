@@ -10,6 +10,7 @@ from .model import Model
 from .outputs import Output, _error, _merge
 from .queue import CANCELLED
 from .router import Instance
+from .stats import CANCELED
 from .summary import Summaries
 
 SERVED_STATES = ("READY", "UNLOADING")   # UNLOADING: drain what is queued, accept nothing new
@@ -114,10 +115,15 @@ class ModelTable:
         new.stats = old.stats
         new.router.adopt(old.router, new)
         self._active.pop(old, None)
+        ended = set()      # sequences with a held cancel: what is queued behind it goes too
         for entry in old.policy.drain():
             req = entry.req
-            if entry.state == CANCELLED:     # a sequence's cancelled request, held: done now
+            # A sequence's cancelled request, held, and those behind it (in order from
+            # drain): the old batcher would cancel them all once its slot reached them.
+            if entry.state == CANCELLED or (ended and entry.owner in ended):
+                ended.add(entry.owner)
                 self._queued.pop((req.frontend, req.rid), None)
+                new.stats.failed(1, 0, CANCELED)
                 out.append(_error(req, Code.CANCELLED, "Request was cancelled", new.version))
                 continue
             try:

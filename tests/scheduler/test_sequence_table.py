@@ -366,3 +366,25 @@ def test_a_sequence_ended_by_a_skipped_request_is_answered_before_a_model_change
     if change == "reload":
         assert canceled_count(core) == 3               # 2 (the worker's) and 3, 4
     assert core.cancel("fe", 3, 6) == [] and core.step(6) == []
+
+
+@pytest.mark.parametrize("flags", [0, START], ids=["continuing", "started-again"])
+def test_a_config_change_cancels_the_requests_queued_behind_a_held_cancel(flags):
+    """The old version's batcher would have cancelled them with the held one once its
+    slot reached it (Triton keeps serving the old version's queue): a config change
+    answers them CANCELLED too (counted CANCELED), rather than queue them on the new
+    version (where a START for the id would run, and a continuing request fail)."""
+    core = core_with(seq_config())
+    core.add(req(1, 100, START), 0)
+    (d,) = dispatches(core.step(0))
+    core.add(req(2, 100), 1)
+    core.add(req(3, 100, flags), 1)
+    core.cancel("fe", 2, 1)
+    core.add(req(4, 200, START), 1)                    # another sequence: moved, it runs
+    out = core.set_models(table(("m", 1, seq_config(max_sequence_idle_microseconds=5), ["w0"])))
+    assert answers(out) == cancelled(2, 3)
+    assert canceled_count(core) == 2
+    core.executed(executed(d), 2)
+    (d,) = dispatches(core.step(2))
+    assert rids(d) == [4]
+    assert core.cancel("fe", 3, 3) == [] and core.step(3) == []
