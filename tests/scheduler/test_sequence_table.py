@@ -388,3 +388,109 @@ def test_a_config_change_cancels_the_requests_queued_behind_a_held_cancel(flags)
     (d,) = dispatches(core.step(2))
     assert rids(d) == [4]
     assert core.cancel("fe", 3, 3) == [] and core.step(3) == []
+
+
+life_ops = st.lists(st.one_of(
+    st.tuples(st.just("add"), st.integers(1, 3), st.sampled_from([0, START, END, START | END])),
+    st.tuples(st.just("cancel"), st.integers(0, 4)),
+    # (reschedule: iterative; no step after it: the next op is in the same read)
+    st.tuples(st.just("done"), st.integers(0, 1), st.booleans(), st.booleans()),
+    st.tuples(st.just("tick"), st.integers(0, 3)),
+    st.tuples(st.just("reload"), st.integers(0, 1)),     # a config change (same read as ops)
+    st.tuples(st.just("kill"), st.integers(0, 1)),       # an instance dies and restarts
+), max_size=40)
+
+
+@settings(max_examples=500, deadline=None)
+@example(ops=[("add", 1, START), ("add", 1, 0), ("add", 1, 0), ("cancel", 1),
+              ("done", 0, False, False), ("done", 0, False, True), ("reload", 0)],
+         oldest=False, pipeline=True, iterative=False, n_inst=1)   # skipped, then a reload
+@given(ops=life_ops, oldest=st.booleans(), pipeline=st.booleans(), iterative=st.booleans(),
+       n_inst=st.integers(1, 2))
+def test_every_sequence_request_gets_one_outcome_through_reloads_deaths_and_reschedules(
+        ops, oldest, pipeline, iterative, n_inst):
+    """As above, with config changes, instance deaths and iterative reschedules among
+    the cancels: every request is answered or run exactly once (a rescheduled one runs
+    again, so its run does not count), and nothing is left queued or held."""
+    from tritond.scheduler.core import Notify, SchedulerCore
+    strategy = {"oldest": {"max_candidate_sequences": 2}} if oldest else {"direct": {}}
+    extra = {"iterative_sequence": True} if iterative else {}
+    addrs = [f"w{i}" for i in range(n_inst)]
+
+    def model_table(idle_us, live=addrs):
+        return table(("m", 1, seq_config(2, strategy, max_sequence_idle_microseconds=idle_us,
+                                         **extra), list(live)))
+
+    core = SchedulerCore(pipeline=pipeline)
+    idle_us = 1000
+    core.set_models(model_table(idle_us))
+    outcomes: dict[int, int] = {}
+    busy: dict[str, list] = {}
+    skip: set = set()
+    now, added = 0, 0
+
+    def count(rid, n):
+        outcomes[rid] = outcomes.get(rid, 0) + n
+
+    def absorb(out):
+        for o in out:
+            if isinstance(o, Notify):
+                d = next((d for d in busy.get(o.address, ())
+                          if d.execute.batch_id == o.message.batch_id), None)
+                if d is not None and d is not busy[o.address][0]:
+                    skip.update(rid for _, rid in o.message.requests)
+            elif hasattr(o, "response"):
+                count(o.response.rid, 1)
+            else:
+                busy.setdefault(o.address, []).append(o)
+                for r, s in zip(o.execute.requests, o.execute.slots):
+                    if s.ready:
+                        count(r.rid, 1)
+
+    def finish(addr, reschedule=False):
+        d = busy[addr].pop(0)
+        if not busy[addr]:
+            del busy[addr]
+        failed = [r.rid for r in d.execute.requests if r.rid in skip]
+        msg = executed(d, failed=failed)
+        if iterative and reschedule:
+            again = [r for r, s in zip(d.execute.requests, d.execute.slots)
+                     if s.ready and r.rid not in skip and not r.flags & END]
+            msg.rescheduled = [("fe", r.rid) for r in again]
+            for r in again:
+                count(r.rid, -1)          # it runs (or is answered) again
+        absorb(core.executed(msg, now))
+
+    for op in ops:
+        if op[0] == "add":
+            absorb(core.add(req(added, op[1], op[2]), now))
+            added += 1
+        elif op[0] == "cancel":
+            absorb(core.cancel("fe", max(added - 1 - op[1], 0), now))
+        elif op[0] == "done" and busy:
+            finish(sorted(busy)[op[1] % len(busy)], op[2])
+        elif op[0] == "tick":
+            now += op[1] * 500 * US
+        elif op[0] == "reload":
+            idle_us += 1
+            absorb(core.set_models(model_table(idle_us)))
+        elif op[0] == "kill":
+            dead = addrs[op[1] % len(addrs)]
+            for d in busy.pop(dead, []):          # never answered by the dead worker
+                for r, s in zip(d.execute.requests, d.execute.slots):
+                    if s.ready:
+                        count(r.rid, -1)
+            absorb(core.set_models(model_table(idle_us, [a for a in addrs if a != dead])))
+            absorb(core.set_models(model_table(idle_us)))
+        if not (op[0] == "done" and op[3]):
+            absorb(core.step(now))
+    for _ in range(3 * added + 3):
+        for addr in list(busy):
+            while addr in busy:
+                finish(addr)
+        now += 2000 * US
+        absorb(core.step(now))
+    assert outcomes == {rid: 1 for rid in range(added)}
+    assert core.metrics()[0].pending == 0
+    table_ = core._models[("m", 1)].policy.table
+    assert not table_.cancelled and not table_.dropped
