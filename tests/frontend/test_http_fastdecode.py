@@ -303,7 +303,7 @@ def _number_body(draw) -> bytes:
     return json.dumps({"inputs": items}).encode()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(_number_body())
 def test_numeric_data_decodes_as_the_dict_walk_fuzzed(body):
     typed = fastdecode.decode(body, None, "m", "1")
@@ -318,3 +318,16 @@ def test_numeric_data_decodes_as_the_dict_walk_fuzzed(body):
         fastdecode.decode = original
     if typed is not None:
         assert typed == walked, body[:300]
+
+
+def test_a_bool_json_input_with_a_binary_one_is_decoded_typed(monkeypatch):
+    """A body the numbers-only pass refuses (BOOL's true/false) is decoded again with
+    raw ``data``: an input without ``data`` there (binary) is still a usual one."""
+    head = json.dumps({"inputs": [
+        {"name": "B", "datatype": "BOOL", "shape": [2], "data": [True, False]},
+        {"name": "A", "datatype": "FP32", "shape": [2], "parameters": {"binary_data_size": 8}}],
+    }).encode()
+    body = head + struct.pack("<2f", 1.5, 2.5)
+    typed = fastdecode.decode(body, len(head), "m", "1")
+    assert typed is not None
+    assert typed == _walk(body, len(head), monkeypatch)
