@@ -8,6 +8,7 @@ kept serialised: per element a 4-byte little-endian length, then the bytes.
 from __future__ import annotations
 
 import math
+import operator
 import struct
 from typing import NamedTuple, Optional, Sequence
 
@@ -148,6 +149,8 @@ def _elements(arr: np.ndarray) -> list[bytes]:
 
 # Below this many elements a Python loop beats numpy's fixed costs.
 _VECTOR_MIN = 32
+# The 4-byte prefix of each length under 1 KiB, made once.
+_PREFIXES = [struct.pack("<I", n) for n in range(1024)]
 
 
 def serialize_bytes(arr: np.ndarray) -> bytes:
@@ -165,10 +168,10 @@ def serialize_bytes_table(arr: np.ndarray) -> tuple[bytes, Optional[bytes]]:
 def _serialize(arr: np.ndarray, table: bool) -> tuple[bytes, Optional[bytes]]:
     flat = np.asarray(arr).ravel(order="C")
     if flat.dtype == object and flat.size >= _VECTOR_MIN:
-        items = flat.tolist()
-        found = parsed.find(items)           # the very elements of a parsed input: its bytes
+        found = parsed.find(flat)            # the very elements of a parsed input: its bytes
         if found is not None:
             return found if table else (found[0], None)
+        items = flat.tolist()
         vector = _serialize_vector(items)
         if vector is not None:
             data, lens = vector
@@ -191,10 +194,13 @@ def _serialize_vector(items: list) -> Optional[tuple[bytes, list]]:
     except TypeError:                       # an int or another element without len()
         return None
     parts = [None] * (2 * n)
-    try:
-        parts[::2] = map(_LEN.pack, lens)
-    except struct.error:                    # > 4 GiB, or a len() that is no byte count:
-        return None                         # the per-element path tells them apart
+    try:            # the prefixes of short elements: one C call picks them from a table
+        parts[::2] = operator.itemgetter(*lens)(_PREFIXES)
+    except IndexError:                      # some element of 1 KiB or more: packed
+        try:
+            parts[::2] = map(_LEN.pack, lens)
+        except struct.error:                # > 4 GiB, or a len() that is no byte count:
+            return None                     # the per-element path tells them apart
     parts[1::2] = items
     try:
         data = b"".join(parts)
@@ -241,21 +247,10 @@ def deserialize_bytes(buf, count: Optional[int] = None, table=None) -> np.ndarra
     data = buf if isinstance(buf, bytes) else memoryview(buf).cast("B").tobytes()
     end = len(data)
     if count is not None:
-        items = None
-        if table is None and count >= lengths.MIN_ELEMENTS:
-            table = lengths.short_table(data, count)     # short elements: found with numpy
-        if table is not None:
-            table = bytes(table)            # kept with the parsed array (parsed.remember)
-            items = lengths.split(data, count, table)
-            if items is None:
-                table = None                # not this payload's table
-        if items is None:
-            items = _fast_elements(data, count)
-        if items is not None:
-            out = np.empty(count, dtype=object)
-            out[:] = items
+        out, table = _parse_fast(data, count, table)
+        if out is not None:
             if count >= parsed.MIN_ELEMENTS:
-                parsed.remember(out, items, data, table)
+                parsed.remember(out, data, table)
             return out
     unpack = _LEN.unpack_from
     items = []
@@ -278,9 +273,28 @@ def deserialize_bytes(buf, count: Optional[int] = None, table=None) -> np.ndarra
         pos = nxt
         found += 1
     _check_end(len(items), count, end - pos)
-    out = np.empty(len(items), dtype=object)
-    out[:] = items
-    return out
+    return _objects(items)
+
+
+def _parse_fast(data: bytes, count: int, table) -> tuple[Optional[np.ndarray], Optional[bytes]]:
+    """The ``count`` elements of a well-formed buffer as an object array, with the
+    length table that split it (None: no table did); (None, None) when the buffer is
+    not well formed (the checked walk then names the problem)."""
+    if table is None and count >= lengths.MIN_ELEMENTS:
+        table = lengths.short_table(data, count)     # short elements: found with numpy
+    if table is not None:
+        table = bytes(table)            # kept with the parsed array (parsed.remember)
+        items = lengths.split(data, count, table)
+        if items is not None:
+            return _objects(items), table
+    items = _fast_elements(data, count)
+    return (None, None) if items is None else (_objects(items), None)
+
+
+def _objects(items) -> np.ndarray:
+    """A 1-D object array of ``items`` (bytes): ``fromiter`` stores each as it is, ~25 %
+    cheaper than assigning the sequence to an empty array."""
+    return np.fromiter(items, dtype=object, count=len(items))
 
 
 def _fast_elements(data: bytes, count: int) -> Optional[list]:

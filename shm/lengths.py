@@ -66,14 +66,14 @@ def short_table(buf, count: int) -> Optional[bytes]:
     zero = b == 0
     look = zero[1:-2] & zero[2:-1]
     look &= zero[3:]
-    look &= ~zero[:-3]
-    pos = np.flatnonzero(look)
+    np.greater(look, zero[:-3], out=look)     # and a non-zero byte first (bools: a > b)
+    pos = look.nonzero()[0]
     if pos.size != count:
         return None
     sizes = b[pos]                      # the other three bytes of each prefix are zero
     nxt = pos + 4
     nxt += sizes
-    if nxt[-1] != end or not np.array_equal(nxt[:-1], pos[1:]):
+    if nxt[-1] != end or not (nxt[:-1] == pos[1:]).all():
         return None
     return sizes.astype("<u4").tobytes()
 

@@ -36,6 +36,39 @@ CONFIG = ('name: "strings"\nbackend: "python"\nmax_batch_size: 0\n'
           'output [ { name: "OUT0" data_type: TYPE_STRING dims: [ -1 ] },\n'
           '         { name: "OUT1" data_type: TYPE_STRING dims: [ -1 ] } ]\n'
           'instance_group [ { kind: KIND_CPU count: 1 } ]\n')
+# Mutates its input array in place and returns it (OUT0), returns its elements reversed
+# (OUT1: another array of the same objects) and a copy (OUT2: the same objects in order).
+MUTATE = '''
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for r in requests:
+            arr = pb_utils.get_input_tensor_by_name(r, "IN0").as_numpy()
+            same = arr.copy()
+            backwards = arr[::-1]
+            if arr.size:
+                backwards = backwards.copy()
+                arr[0] = b"changed\\x00"
+                arr[-1] = arr[-1] + b"!"
+            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUT0", arr),
+                                                   pb_utils.Tensor("OUT1", backwards),
+                                                   pb_utils.Tensor("OUT2", same)]))
+        return out
+'''
+MUTATE_CONFIG = ('name: "mutate"\nbackend: "python"\nmax_batch_size: 0\n'
+                 'input [ { name: "IN0" data_type: TYPE_STRING dims: [ -1 ] } ]\n'
+                 'output [ { name: "OUT0" data_type: TYPE_STRING dims: [ -1 ] },\n'
+                 '         { name: "OUT1" data_type: TYPE_STRING dims: [ -1 ] },\n'
+                 '         { name: "OUT2" data_type: TYPE_STRING dims: [ -1 ] } ]\n'
+                 'instance_group [ { kind: KIND_CPU count: 1 } ]\n')
+# Many short elements (the frontend's table, the worker's one-format split), non-UTF-8 and
+# empty ones among them.
+WORDS = np.array([b"element-%d" % i for i in range(1000)] + [b"\xff\xfe\x80", b"", b"\x00z"] * 20,
+                 dtype=object)
 AWKWARD = np.array([b"a\x00", b"", b"\x00\x00", b"x" * 300, b"\xff\xfe", b"tail\x00"] * 20
                    + [b"element-%d" % i for i in range(100)], dtype=object)
 
@@ -46,6 +79,9 @@ def server(tmp_path_factory):
     (repo / "strings" / "1").mkdir(parents=True)
     (repo / "strings" / "1" / "model.py").write_text(ECHO)
     (repo / "strings" / "config.pbtxt").write_text(CONFIG)
+    (repo / "mutate" / "1").mkdir(parents=True)
+    (repo / "mutate" / "1" / "model.py").write_text(MUTATE)
+    (repo / "mutate" / "config.pbtxt").write_text(MUTATE_CONFIG)
     srv = Server([repo])
     yield srv
     srv.stop()
@@ -116,3 +152,49 @@ def test_truncated_prefixes_are_refused_by_the_frontend(server):
         body = json.loads(resp.read())
         assert resp.status == 400 and words in body["error"], body
     assert _http(server, AWKWARD) == list(AWKWARD)       # the server keeps going
+
+
+@pytest.mark.parametrize("sample", [
+    WORDS,
+    np.array([bytes([i % 250 + 1]) * 255 for i in range(300)], dtype=object),   # 255 bytes each
+    np.array([bytes([i % 250 + 1]) * 256 for i in range(300)], dtype=object),   # 256 bytes each
+    np.array([b"w%d" % i for i in range(400)] + [b"\x01" * 255, b"\x02" * 256], dtype=object),
+    np.array([b"huge" * 300_000] + [b"s%d" % i for i in range(300)], dtype=object),
+    np.array([b""] * 300, dtype=object),
+    np.array([], dtype=object),
+], ids=["words", "255", "256", "mixed-255-256", "huge", "all-empty", "none"])
+def test_many_short_or_odd_elements_every_way(server, sample):
+    want = list(sample)
+    assert _http(server, sample) == want
+    assert _grpc(server, sample) == want
+    try:
+        text = [e.decode() for e in want]
+    except UnicodeDecodeError:
+        return                                              # JSON carries text only
+    assert _http(server, sample, binary=False) == [t.encode() for t in text]
+
+
+def _mutate(server, sample, protocol):
+    client = httpclient if protocol == "http" else grpcclient
+    c = client.InferenceServerClient(server.url if protocol == "http" else server.grpc_url)
+    inp = client.InferInput("IN0", [len(sample)], "BYTES")
+    inp.set_data_from_numpy(sample)
+    res = c.infer("mutate", [inp], outputs=[client.InferRequestedOutput(n) for n in
+                                            ("OUT0", "OUT1", "OUT2")])
+    return [list(res.as_numpy(n)) for n in ("OUT0", "OUT1", "OUT2")]
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+@pytest.mark.parametrize("sample", [WORDS, AWKWARD, np.array([], dtype=object)],
+                         ids=["words", "awkward", "none"])
+def test_a_model_that_changes_or_reorders_its_input(server, sample, protocol):
+    """An array changed in place, or another array of the input's objects, is answered with
+    its own elements (never the input's bytes reused where they differ)."""
+    for _ in range(2):
+        changed, backwards, same = _mutate(server, sample, protocol)
+        want = list(sample)
+        if want:
+            want[0], want[-1] = b"changed\x00", want[-1] + b"!"
+        assert changed == want
+        assert backwards == list(sample)[::-1]
+        assert same == list(sample)

@@ -126,3 +126,14 @@ def test_short_table_declines_what_it_cannot_see():
         items = words + [other] + words
         assert lengths.short_table(_serialise(items), len(items)) is None
         assert list(dtypes.deserialize_bytes(_serialise(items), len(items))) == items
+
+
+@pytest.mark.parametrize("size", [255, 256])
+@pytest.mark.parametrize("with_table", [True, False])
+def test_elements_of_255_and_256_bytes(size, with_table):
+    """255 is short_table's longest element, 256 the first it declines; both parse."""
+    items = [bytes([i % 251 + 1]) * size for i in range(300)] + [b"", b"\x00" * size]
+    data = _serialise(items)
+    got = dtypes.deserialize_bytes(data, len(items), _table(items) if with_table else None)
+    assert got.tolist() == items and all(type(e) is bytes for e in got)
+    assert (lengths.short_table(data[:-(4 + size + 4)], 300) is not None) == (size == 255)

@@ -150,3 +150,14 @@ def test_long_malformed_named_as_before(tail, words):
     with pytest.raises(TritonError) as e:
         D.deserialize_bytes(buf, 40)      # uniform prefix, then trailing bytes
     assert "unexpected trailing bytes" in e.value.message
+
+
+@pytest.mark.parametrize("sizes", [[1023] * 40, [1024] * 40, [5] * 39 + [1024], [0, 1023, 1024, 70_000] * 10])
+def test_new_elements_either_side_of_the_prefix_table(sizes):
+    """Prefixes of elements under 1 KiB come from a table, longer ones are packed: the same
+    bytes either way, with the length table that matches."""
+    items = [bytes([i % 250 + 1]) * n for i, n in enumerate(sizes)]
+    want = b"".join(len(e).to_bytes(4, "little") + e for e in items)
+    data, table = D.serialize_bytes_table(np.array(items, dtype=object))
+    assert data == want
+    assert np.frombuffer(table, "<u4").tolist() == sizes
