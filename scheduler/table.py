@@ -115,13 +115,11 @@ class ModelTable:
         new.stats = old.stats
         new.router.adopt(old.router, new)
         self._active.pop(old, None)
-        ended = set()      # sequences with a held cancel: what is queued behind it goes too
         for entry in old.policy.drain():
             req = entry.req
-            # A sequence's cancelled request, held, and those behind it (in order from
-            # drain): the old batcher would cancel them all once its slot reached them.
-            if entry.state == CANCELLED or (ended and entry.owner in ended):
-                ended.add(entry.owner)
+            # A sequence's cancelled request, held, and those behind it (``SlotTable.take_all``):
+            # the old batcher would cancel them all once its slot reached them.
+            if entry.state == CANCELLED:
                 self._queued.pop((req.frontend, req.rid), None)
                 new.stats.failed(1, 0, CANCELED)
                 out.append(_error(req, Code.CANCELLED, "Request was cancelled", new.version))

@@ -494,3 +494,24 @@ def test_every_sequence_request_gets_one_outcome_through_reloads_deaths_and_resc
     assert core.metrics()[0].pending == 0
     table_ = core._models[("m", 1)].policy.table
     assert not table_.cancelled and not table_.dropped
+
+
+def test_a_config_change_cancels_the_requests_behind_a_skipped_one():
+    """2 was cancelled while pipelined (its worker skips it; it marks its sequence's
+    head): a config change before that batch's Executed answers 3 and 4, queued behind
+    it, CANCELLED, as the old batcher would once 2's batch was done."""
+    from tritond.scheduler.core import SchedulerCore
+    core = SchedulerCore(pipeline=True)
+    core.set_models(table(("m", 1, seq_config(), ["w0"])))
+    core.add(req(1, 100, START), 0)
+    (d1,) = dispatches(core.step(0))
+    core.add(req(2, 100), 1)
+    (d2,) = dispatches(core.step(1))
+    core.add(req(3, 100), 2)
+    core.add(req(4, 100, START), 2)
+    core.cancel("fe", 2, 3)
+    out = core.set_models(table(("m", 1, seq_config(max_sequence_idle_microseconds=9), ["w0"])))
+    assert answers(out) == cancelled(3, 4)
+    core.executed(executed(d1), 4)
+    out = core.executed(executed(d2, failed=[2]), 5) + core.step(5)
+    assert answers(out) == [] and dispatches(out) == []
