@@ -18,6 +18,7 @@ from tritond.errors import Code
 from tritond.procutil import Bootstrap, child_start, quiet_gc
 
 from .core import FrontendCore
+from .grpc.iomgr import prefer_iomgr
 from .memory import keep_freed_memory
 
 EXIT_BIND = 3
@@ -212,6 +213,7 @@ def bind(host: str, port: int, log, what: str, reuse_port: bool = False) -> sock
 
 def main(boot: Bootstrap) -> None:
     """Process entry point (spawned by the parent)."""
+    prefer_iomgr()                  # before anything imports grpc (grpc/iomgr.py)
     log = child_start(boot)
     keep_freed_memory()
 
