@@ -88,6 +88,11 @@ class Cancels:
         retirement = core.retirement
         held = retirement.holding(frontend, rid) if retirement.retiring else None
         if held is not None:
-            return [Notify(held[0].address, messages.CancelRunning(
-                held[1].batch_id, [(frontend, rid)]))]
+            inst, batch = held
+            if batch is not inst.busy:      # not started: its worker skips it (counted
+                for entry in batch.entries:     # CANCELED); the retiring instance's
+                    if entry.req.rid == rid and entry.req.frontend == frontend:
+                        entry.state = SKIPPED   # sequences end with it: no mark
+            return [Notify(inst.address, messages.CancelRunning(
+                batch.batch_id, [(frontend, rid)]))]
         return []            # already answered, or unknown

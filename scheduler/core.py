@@ -164,10 +164,14 @@ class SchedulerCore:
             return []            # stale or duplicate notice
         model = inst.model
         model.router.finished(inst)
-        model.policy.on_executed(batch, now_ns)
+        policy = model.policy
+        policy.on_executed(batch, now_ns)
         model.stats.batch_done(batch, msg.stats, msg.failed, now_ns,
                                (now_ns + self.epoch_offset_ns) // 1_000_000)
         out = iterative.executed(self, model, batch, msg, now_ns) if model.cfg.iterative else []
+        if policy.dropped:       # a sequence ended by a request its worker skipped: answered
+            # now, not at the next step (a ModelTable in the same read would drain it first)
+            out += self.cancels.dropped(model, policy.take_dropped(), now_ns)
         if self.ensembles.clients or self.ensembles.unexecuted:
             return out + self._steps_executed(batch, msg, now_ns)
         return out

@@ -112,8 +112,8 @@ class SlotTable:
 
     def ran(self, batch) -> None:
         """``batch`` was executed: a sequence whose request in it was skipped has nothing
-        in flight now, so it is cancelled (its queued requests are answered at the core's
-        next step; the model is active while any is queued)."""
+        in flight now, so it is cancelled (its queued requests are answered by the core's
+        ``executed`` at once: a ModelTable in the same read drains the policy)."""
         for entry in batch.entries:
             if entry.state == SKIPPED:
                 seq = entry.owner
@@ -152,12 +152,22 @@ class SlotTable:
         self.dropped += self.take_all(seq)
 
     def take_all(self, seq: Sequence) -> list[Entry]:
-        """Every queued request of ``seq``, taken out (a held cancel keeps its state:
-        ``table._move`` answers it rather than queue it again; a skipped one's mark goes)."""
-        out = [e for e in seq.entries if e.state == MAIN or e.state == CANCELLED]
-        for entry in out:
-            if entry.state == MAIN:
-                entry.state = DONE
+        """Every queued request of ``seq``, taken out. A held cancel keeps its state, and
+        the requests behind it (or behind a skipped one's mark, which goes) take it: the
+        batcher would cancel them all once their slot reached it, so ``table._move``
+        answers them CANCELLED rather than queue them on a new version."""
+        out = []
+        behind = False
+        for entry in seq.entries:
+            state = entry.state
+            if state == MAIN:
+                entry.state = CANCELLED if behind else DONE
+            elif state == CANCELLED:
+                behind = True
+            else:
+                behind = behind or state == SKIPPED
+                continue
+            out.append(entry)
         seq.entries.clear()
         if self.cancelled:
             self.cancelled = [e for e in self.cancelled if e.owner is not seq]

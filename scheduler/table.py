@@ -8,8 +8,9 @@ from .config import SchedConfig
 from .drain import Retirement
 from .model import Model
 from .outputs import Output, _error, _merge
-from .queue import CANCELLED
+from .queue import CANCELLED, SKIPPED
 from .router import Instance
+from .stats import CANCELED
 from .summary import Summaries
 
 SERVED_STATES = ("READY", "UNLOADING")   # UNLOADING: drain what is queued, accept nothing new
@@ -116,8 +117,11 @@ class ModelTable:
         self._active.pop(old, None)
         for entry in old.policy.drain():
             req = entry.req
-            if entry.state == CANCELLED:     # a sequence's cancelled request, held: done now
+            # A sequence's cancelled request, held, and those behind it (``SlotTable.take_all``):
+            # the old batcher would cancel them all once its slot reached them.
+            if entry.state == CANCELLED:
                 self._queued.pop((req.frontend, req.rid), None)
+                new.stats.failed(1, 0, CANCELED)
                 out.append(_error(req, Code.CANCELLED, "Request was cancelled", new.version))
                 continue
             try:
@@ -155,7 +159,8 @@ class ModelTable:
         inst.ahead.clear()
         model = inst.model
         if pending:
-            if requeue:
+            pending = self._skipped(model, pending, out)
+            if pending and requeue:
                 self._requeue(model, [e for b in pending for e in b.entries])
             else:
                 for b in pending:
@@ -167,6 +172,22 @@ class ModelTable:
         for entry in batch.entries:
             out.append(_error(entry.req, Code.UNAVAILABLE, message, model.version))
         model.stats.failed(len(batch.entries), 0)
+
+    def _skipped(self, model: Model, pending: list, out: list) -> list:
+        """``pending`` less the requests a client cancelled while they waited (SKIPPED:
+        the dead worker would have skipped them): answered CANCELLED, never run again."""
+        kept = []
+        for b in pending:
+            if any(e.state == SKIPPED for e in b.entries):
+                for entry in [e for e in b.entries if e.state == SKIPPED]:
+                    out.append(_error(entry.req, Code.CANCELLED, "Request was cancelled",
+                                      model.version))
+                    model.stats.failed(1, 0, CANCELED)
+                b.entries = [e for e in b.entries if e.state != SKIPPED]
+                if not b.entries:
+                    continue
+            kept.append(b)
+        return kept
 
     def _fail_queued(self, model: Model, entries: list, inst: Instance, out: list) -> None:
         """Queued requests that needed the removed ``inst`` (e.g. its sequences)."""

@@ -15,9 +15,20 @@ REPO = ROOT / "model_repository"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports: their sockets are held open together (one at a time,
+    the kernel may hand the same port out twice: "HTTP and gRPC cannot share port")."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 class Server:
@@ -27,7 +38,7 @@ class Server:
                  wait_ready: bool = True, timeout: float = 90.0,
                  module: str = "tritond.cli") -> None:
         self.args = args
-        self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
+        self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
         cmd = [sys.executable, "-m", module]
         for repo in repos:
             cmd += ["--model-repository", str(repo)]

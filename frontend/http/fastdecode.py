@@ -112,6 +112,8 @@ def decode(body, hlen: Optional[int], model: str, version: str
     for item in doc.inputs:
         params = item.parameters
         raw = item.data
+        if raw is _NO_DATA:      # the raw pass's "no data" (the numbers pass's is UNSET)
+            raw = UNSET
         if not params:
             data = _data(item.datatype, item.shape, raw) if raw is not UNSET else None
             if data is None:

@@ -7,6 +7,8 @@ import random
 import struct
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tritond.errors import TritonError
 from tritond.frontend.http import codec, fastdecode
@@ -272,3 +274,60 @@ def test_the_anchors_mlp_body_takes_the_one_pass_decode(monkeypatch):
     typed = fastdecode.decode(body, None, "m", "1")
     assert calls == []              # no second, raw pass
     assert typed[0].inputs[0].data == struct.pack("<256f", *data)
+
+
+# Hypothesis: numeric ``data`` (ints of any size, floats of any magnitude, nested or flat,
+# counts that match the shape or not, either side of the struct/array switch) decodes
+# to the dict walk's bytes, or is declined and the dict walk answers alone.
+_NUMBER = st.one_of(st.integers(), st.integers(-2**64, 2**64), st.floats(allow_nan=False,
+                    allow_infinity=False), st.sampled_from([0, -0.0, 1e39, -1e39, 2**63, -2**63,
+                                                            2**64 - 1, 5e-324, True]))
+_NUM_TYPES = ["FP32", "FP64", "INT8", "UINT8", "INT16", "UINT16", "INT32", "UINT32", "INT64",
+              "UINT64", "BOOL"]
+
+
+@st.composite
+def _number_body(draw) -> bytes:
+    items = []
+    for i in range(draw(st.integers(1, 3))):
+        flat = draw(st.lists(_NUMBER, min_size=1, max_size=8))
+        if draw(st.booleans()):          # past _PACK_MAX: the ``array`` conversion
+            flat = flat * (fastdecode._PACK_MAX // len(flat) + 1)
+        shape = [len(flat) + draw(st.sampled_from([0, 0, 0, 1, -1]))]
+        data = flat
+        if draw(st.integers(0, 3)) == 0 and len(flat) % 2 == 0:   # nested rows
+            data = [flat[j:j + 2] for j in range(0, len(flat), 2)]
+            shape = draw(st.sampled_from([[len(flat) // 2, 2], shape]))
+        items.append({"name": f"I{i}", "datatype": draw(st.sampled_from(_NUM_TYPES)),
+                      "shape": shape, "data": data})
+    return json.dumps({"inputs": items}).encode()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(_number_body())
+def test_numeric_data_decodes_as_the_dict_walk_fuzzed(body):
+    typed = fastdecode.decode(body, None, "m", "1")
+    original = fastdecode.decode
+    fastdecode.decode = lambda *args: None
+    try:
+        walked = codec.decode_request(body, None, "m", "1")
+    except TritonError:
+        assert typed is None, body[:300]
+        return
+    finally:
+        fastdecode.decode = original
+    if typed is not None:
+        assert typed == walked, body[:300]
+
+
+def test_a_bool_json_input_with_a_binary_one_is_decoded_typed(monkeypatch):
+    """A body the numbers-only pass refuses (BOOL's true/false) is decoded again with
+    raw ``data``: an input without ``data`` there (binary) is still a usual one."""
+    head = json.dumps({"inputs": [
+        {"name": "B", "datatype": "BOOL", "shape": [2], "data": [True, False]},
+        {"name": "A", "datatype": "FP32", "shape": [2], "parameters": {"binary_data_size": 8}}],
+    }).encode()
+    body = head + struct.pack("<2f", 1.5, 2.5)
+    typed = fastdecode.decode(body, len(head), "m", "1")
+    assert typed is not None
+    assert typed == _walk(body, len(head), monkeypatch)

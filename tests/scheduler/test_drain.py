@@ -81,3 +81,24 @@ def test_retiring_instance_no_longer_listed_fails_what_it_held():
     assert r.response.rid == 0
     assert r.response.error.message == ("model 'm' version 1: instance 'm_0' became "
                                         "unavailable while executing the request")
+
+
+def test_a_retiring_instances_pipelined_request_cancelled_counts_canceled():
+    """Cancelled while it waited behind the retiring instance's running batch: its worker
+    skips it and answers it; the scheduler counts it CANCELED, as it does for a live
+    instance (cancels.py), not as the model's (BACKEND) failure."""
+    from tritond.scheduler.core import SchedulerCore
+    cfg = config(1)
+    core = SchedulerCore(pipeline=True)
+    core.set_models(table(("m", 1, cfg, ["w0"])))
+    core.add(request(1, batch=1), 0)
+    (d1,) = dispatches(core.step(0))
+    core.add(request(2, batch=1), 1)
+    (d2,) = dispatches(core.step(1))
+    core.set_models(retiring(table(("m", 1, cfg, ["w1"])), "w0"))
+    (note,) = core.cancel("fe", 2, 2)
+    assert note.address == "w0" and note.message.batch_id == d2.execute.batch_id
+    core.executed(executed(d1), 3)
+    core.executed(executed(d2, failed=[2]), 4)
+    failures = core.metrics()[0].failures
+    assert failures["CANCELED"] == 1 and failures["BACKEND"] == 0

@@ -354,3 +354,33 @@ def test_steps_still_in_flight_keep_the_forwarded_path():
     out = _done(core, d, _answer(d.execute.requests[0], "w0", "/a", [0, 64]))
     # two identity steps each make one output: neither makes all of them
     assert all(r.answer is None for x in dispatches(out) for r in x.execute.requests)
+
+
+def test_a_cancelled_ensemble_whose_sequence_step_is_queued_answers_once_its_slot_reaches_it():
+    """A sequence model's step keeps its place when its ensemble is cancelled (the
+    batcher's way); the ensemble's CANCELLED answer comes when the step's slot reaches
+    it, once, and the request queued behind it in the sequence is cancelled with it."""
+    seq_model = spec('name: "add_sub" backend: "python" max_batch_size: 1 '
+                     'sequence_batching { direct { } }' + IO2 % ("OUTPUT0", "OUTPUT1"))
+    chain = spec('name: "one" platform: "ensemble" max_batch_size: 1' + IO2 % ("OUT0", "OUT1")
+                 + "ensemble_scheduling { step [ " + _step(
+                     "add_sub", IN, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"}) + " ] }")
+    core = SchedulerCore(address=ME)
+    core.set_models(table(("add_sub", 1, seq_model, ["w0"]), ("one", 1, chain, [])))
+
+    def ens(rid, flags=0):
+        return request(rid, model="one", batch=1, inputs=("INPUT0", "INPUT1"),
+                       correlation_id=7, flags=flags)
+
+    (d,) = dispatches(_run(core, core.add(ens(1, messages.SEQUENCE_START), 0)))
+    out = _run(core, core.add(ens(2), 0) + core.add(ens(3), 0))
+    assert not dispatches(out) and not replies(out)    # queued behind the running step
+    out = _run(core, core.cancel("fe", 2, 0))
+    assert not replies(out)                            # held in its place
+    out = _done(core, d, _answer(d.execute.requests[0], "w0", "/s", [0, 64]))
+    got = sorted((r.frontend, r.response.rid, r.response.error and r.response.error.code)
+                 for r in replies(out))
+    assert got == [("fe", 1, None), ("fe", 2, Code.CANCELLED), ("fe", 3, Code.CANCELLED)]
+    assert not dispatches(out)
+    assert not core.ensembles.clients and not core.ensembles.steps
+    assert _run(core, core.cancel("fe", 2, 1)) == []

@@ -211,8 +211,9 @@ def test_a_cancel_of_a_request_pipelined_behind_the_running_batch_ends_its_seque
     core.add(req(5, 100), 4)                           # queued behind the cancelled one too
     core.executed(executed(d1), 5)
     assert core.step(5) == []                          # 2 is in flight: its worker skips it
-    core.executed(executed(d2, failed=[2]), 6)         # (and answers it)
-    assert answers(core.step(6)) == cancelled(3, 4, 5)     # 2 is not answered twice
+    out = core.executed(executed(d2, failed=[2]), 6)   # (and answers it)
+    assert answers(out) == cancelled(3, 4, 5)          # 2 is not answered twice
+    assert core.step(6) == []
     assert canceled_count(core) == 4                   # 2 counts as CANCELED, as in Triton
     assert answers(core.add(req(7, 100), 7)) == [(7, Code.INVALID_ARG, START_ERROR)]
     core.add(req(8, 100, START), 8)
@@ -236,8 +237,8 @@ def test_a_pipelined_iterative_sequence_cancels_the_rescheduled_request_too():
     msg = executed(d1)
     msg.rescheduled = [("fe", 1)]
     assert core.executed(msg, 3) == [] and core.step(3) == []
-    core.executed(executed(d2, failed=[2]), 4)
-    assert answers(core.step(4)) == cancelled(1, 3)
+    assert answers(core.executed(executed(d2, failed=[2]), 4)) == cancelled(1, 3)
+    assert core.step(4) == []
 
 
 def test_a_running_iterative_request_cancelled_and_rescheduled_is_queued_cancelled():
@@ -335,3 +336,182 @@ def test_every_sequence_request_gets_exactly_one_outcome_with_cancels(ops, oldes
     assert not table_.cancelled and not any(
         seq is not None and seq.cancelled_head() for h in table_.homes.values()
         for seq in h.slots)
+
+
+@pytest.mark.parametrize("change", ["reload", "unload"])
+def test_a_sequence_ended_by_a_skipped_request_is_answered_before_a_model_change(change):
+    """The Executed of the batch whose cancelled request the worker skipped ends its
+    sequence; a ModelTable read in the same turn (a config change, an unload) must not
+    lose the requests that were queued behind it: each is answered once."""
+    from tritond.scheduler.core import SchedulerCore
+    core = SchedulerCore(pipeline=True)
+    core.set_models(table(("m", 1, seq_config(), ["w0"])))
+    core.add(req(1, 100, START), 0)
+    (d1,) = dispatches(core.step(0))
+    core.add(req(2, 100), 1)
+    (d2,) = dispatches(core.step(1))                   # pipelined behind 1
+    core.add(req(3, 100), 2)
+    core.add(req(4, 100), 2)
+    core.cancel("fe", 2, 3)                            # the worker will skip 2
+    core.executed(executed(d1), 4)
+    assert core.step(4) == []
+    out = core.executed(executed(d2, failed=[2]), 5)   # the same read as the ModelTable:
+    if change == "reload":
+        out += core.set_models(table(("m", 1, seq_config(max_sequence_idle_microseconds=7),
+                                      ["w0"])))
+    else:
+        out += core.set_models(table())
+    out += core.step(5)
+    assert answers(out) == cancelled(3, 4)
+    if change == "reload":
+        assert canceled_count(core) == 3               # 2 (the worker's) and 3, 4
+    assert core.cancel("fe", 3, 6) == [] and core.step(6) == []
+
+
+@pytest.mark.parametrize("flags", [0, START], ids=["continuing", "started-again"])
+def test_a_config_change_cancels_the_requests_queued_behind_a_held_cancel(flags):
+    """The old version's batcher would have cancelled them with the held one once its
+    slot reached it (Triton keeps serving the old version's queue): a config change
+    answers them CANCELLED too (counted CANCELED), rather than queue them on the new
+    version (where a START for the id would run, and a continuing request fail)."""
+    core = core_with(seq_config())
+    core.add(req(1, 100, START), 0)
+    (d,) = dispatches(core.step(0))
+    core.add(req(2, 100), 1)
+    core.add(req(3, 100, flags), 1)
+    core.cancel("fe", 2, 1)
+    core.add(req(4, 200, START), 1)                    # another sequence: moved, it runs
+    out = core.set_models(table(("m", 1, seq_config(max_sequence_idle_microseconds=5), ["w0"])))
+    assert answers(out) == cancelled(2, 3)
+    assert canceled_count(core) == 2
+    core.executed(executed(d), 2)
+    (d,) = dispatches(core.step(2))
+    assert rids(d) == [4]
+    assert core.cancel("fe", 3, 3) == [] and core.step(3) == []
+
+
+life_ops = st.lists(st.one_of(
+    st.tuples(st.just("add"), st.integers(1, 3), st.sampled_from([0, START, END, START | END])),
+    st.tuples(st.just("cancel"), st.integers(0, 4)),
+    # (reschedule: iterative; no step after it: the next op is in the same read)
+    st.tuples(st.just("done"), st.integers(0, 1), st.booleans(), st.booleans()),
+    st.tuples(st.just("tick"), st.integers(0, 3)),
+    st.tuples(st.just("reload"), st.integers(0, 1)),     # a config change (same read as ops)
+    st.tuples(st.just("kill"), st.integers(0, 1)),       # an instance dies and restarts
+), max_size=40)
+
+
+@settings(max_examples=500, deadline=None)
+@example(ops=[("add", 1, START), ("add", 1, 0), ("add", 1, 0), ("cancel", 1),
+              ("done", 0, False, False), ("done", 0, False, True), ("reload", 0)],
+         oldest=False, pipeline=True, iterative=False, n_inst=1)   # skipped, then a reload
+@given(ops=life_ops, oldest=st.booleans(), pipeline=st.booleans(), iterative=st.booleans(),
+       n_inst=st.integers(1, 2))
+def test_every_sequence_request_gets_one_outcome_through_reloads_deaths_and_reschedules(
+        ops, oldest, pipeline, iterative, n_inst):
+    """As above, with config changes, instance deaths and iterative reschedules among
+    the cancels: every request is answered or run exactly once (a rescheduled one runs
+    again, so its run does not count), and nothing is left queued or held."""
+    from tritond.scheduler.core import Notify, SchedulerCore
+    strategy = {"oldest": {"max_candidate_sequences": 2}} if oldest else {"direct": {}}
+    extra = {"iterative_sequence": True} if iterative else {}
+    addrs = [f"w{i}" for i in range(n_inst)]
+
+    def model_table(idle_us, live=addrs):
+        return table(("m", 1, seq_config(2, strategy, max_sequence_idle_microseconds=idle_us,
+                                         **extra), list(live)))
+
+    core = SchedulerCore(pipeline=pipeline)
+    idle_us = 1000
+    core.set_models(model_table(idle_us))
+    outcomes: dict[int, int] = {}
+    busy: dict[str, list] = {}
+    skip: set = set()
+    now, added = 0, 0
+
+    def count(rid, n):
+        outcomes[rid] = outcomes.get(rid, 0) + n
+
+    def absorb(out):
+        for o in out:
+            if isinstance(o, Notify):
+                d = next((d for d in busy.get(o.address, ())
+                          if d.execute.batch_id == o.message.batch_id), None)
+                if d is not None and d is not busy[o.address][0]:
+                    skip.update(rid for _, rid in o.message.requests)
+            elif hasattr(o, "response"):
+                count(o.response.rid, 1)
+            else:
+                busy.setdefault(o.address, []).append(o)
+                for r, s in zip(o.execute.requests, o.execute.slots):
+                    if s.ready:
+                        count(r.rid, 1)
+
+    def finish(addr, reschedule=False):
+        d = busy[addr].pop(0)
+        if not busy[addr]:
+            del busy[addr]
+        failed = [r.rid for r in d.execute.requests if r.rid in skip]
+        msg = executed(d, failed=failed)
+        if iterative and reschedule:
+            again = [r for r, s in zip(d.execute.requests, d.execute.slots)
+                     if s.ready and r.rid not in skip and not r.flags & END]
+            msg.rescheduled = [("fe", r.rid) for r in again]
+            for r in again:
+                count(r.rid, -1)          # it runs (or is answered) again
+        absorb(core.executed(msg, now))
+
+    for op in ops:
+        if op[0] == "add":
+            absorb(core.add(req(added, op[1], op[2]), now))
+            added += 1
+        elif op[0] == "cancel":
+            absorb(core.cancel("fe", max(added - 1 - op[1], 0), now))
+        elif op[0] == "done" and busy:
+            finish(sorted(busy)[op[1] % len(busy)], op[2])
+        elif op[0] == "tick":
+            now += op[1] * 500 * US
+        elif op[0] == "reload":
+            idle_us += 1
+            absorb(core.set_models(model_table(idle_us)))
+        elif op[0] == "kill":
+            dead = addrs[op[1] % len(addrs)]
+            for d in busy.pop(dead, []):          # never answered by the dead worker
+                for r, s in zip(d.execute.requests, d.execute.slots):
+                    if s.ready:
+                        count(r.rid, -1)
+            absorb(core.set_models(model_table(idle_us, [a for a in addrs if a != dead])))
+            absorb(core.set_models(model_table(idle_us)))
+        if not (op[0] == "done" and op[3]):
+            absorb(core.step(now))
+    for _ in range(3 * added + 3):
+        for addr in list(busy):
+            while addr in busy:
+                finish(addr)
+        now += 2000 * US
+        absorb(core.step(now))
+    assert outcomes == {rid: 1 for rid in range(added)}
+    assert core.metrics()[0].pending == 0
+    table_ = core._models[("m", 1)].policy.table
+    assert not table_.cancelled and not table_.dropped
+
+
+def test_a_config_change_cancels_the_requests_behind_a_skipped_one():
+    """2 was cancelled while pipelined (its worker skips it; it marks its sequence's
+    head): a config change before that batch's Executed answers 3 and 4, queued behind
+    it, CANCELLED, as the old batcher would once 2's batch was done."""
+    from tritond.scheduler.core import SchedulerCore
+    core = SchedulerCore(pipeline=True)
+    core.set_models(table(("m", 1, seq_config(), ["w0"])))
+    core.add(req(1, 100, START), 0)
+    (d1,) = dispatches(core.step(0))
+    core.add(req(2, 100), 1)
+    (d2,) = dispatches(core.step(1))
+    core.add(req(3, 100), 2)
+    core.add(req(4, 100, START), 2)
+    core.cancel("fe", 2, 3)
+    out = core.set_models(table(("m", 1, seq_config(max_sequence_idle_microseconds=9), ["w0"])))
+    assert answers(out) == cancelled(3, 4)
+    core.executed(executed(d1), 4)
+    out = core.executed(executed(d2, failed=[2]), 5) + core.step(5)
+    assert answers(out) == [] and dispatches(out) == []

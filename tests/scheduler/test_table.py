@@ -58,3 +58,28 @@ def test_without_namespacing_names_are_keys_and_nothing_is_resolved():
     assert core.table.named(req) == [] and req.model == "a/b"
     (reply,) = replies(core.add(req, 0))         # the core's unknown-model error
     assert "Request for unknown model: 'a/b'" in reply.response.error.message
+
+
+def test_a_dead_instances_pipelined_request_the_client_cancelled_is_not_run_again():
+    """A request cancelled while it waited behind its instance's running batch (the
+    worker would have skipped it) is answered CANCELLED when that instance dies,
+    counted CANCELED, rather than requeued and run on the restarted instance."""
+    from tests.scheduler.helpers import dispatches
+    core = SchedulerCore(pipeline=True)
+    core.set_models(table(("m", 1, config(1), ["w0"])))
+    core.add(request(1, batch=1), 0)
+    (d1,) = dispatches(core.step(0))
+    core.add(request(2, batch=1), 1)
+    (d2,) = dispatches(core.step(1))                   # 2 waits in the worker behind 1
+    assert [r.rid for r in d2.execute.requests] == [2]
+    assert len(core.cancel("fe", 2, 2)) == 1           # the worker is told: it would skip 2
+    out = core.set_models(table(("m", 1, config(1), [])))      # w0 died
+    out += core.set_models(table(("m", 1, config(1), ["w0"])))  # and restarts
+    codes = {r.response.rid: r.response.error.code for r in replies(out)}
+    assert codes == {1: Code.UNAVAILABLE, 2: Code.CANCELLED}
+    core.add(request(3, batch=1), 3)
+    runs = [r.rid for o in (out, core.step(3)) for d in dispatches(o)
+            for r in d.execute.requests]
+    assert runs == [3]
+    (m,) = core.metrics()
+    assert m.failures["CANCELED"] == 1
