@@ -37,20 +37,8 @@ import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-MODEL_PY = '''import numpy as np
-import triton_python_backend_utils as pb_utils
-
-
-class TritonPythonModel:
-    def execute(self, requests):
-        out = []
-        for r in requests:
-            a = pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy()
-            b = pb_utils.get_input_tensor_by_name(r, "INPUT1").as_numpy()
-            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", a + b),
-                                                   pb_utils.Tensor("OUTPUT1", a - b)]))
-        return out
-'''
+# the anchors' add_sub interface, the model the pipelines benchmark already carries
+MODEL_PY = ROOT / "bench" / "pipelines" / "models" / "add_sub" / "1" / "model.py"
 
 CONFIG = '''name: "add_sub"
 backend: "python"
@@ -66,7 +54,7 @@ instance_group [ {{ kind: KIND_CPU count: {instances} }} ]
 def write_repository(root: pathlib.Path, instances: int) -> pathlib.Path:
     model = root / "add_sub"
     (model / "1").mkdir(parents=True)
-    (model / "1" / "model.py").write_text(MODEL_PY)
+    shutil.copy(MODEL_PY, model / "1" / "model.py")
     (model / "config.pbtxt").write_text(CONFIG.format(instances=instances))
     return root
 
