@@ -23,7 +23,7 @@ from tritond.procutil import Bootstrap, child_start, quiet_gc
 from . import wire
 from .alarm import Alarm
 from .core import Dispatch, Notify, SchedulerCore
-from .statsqueries import WAIT_NS, StatsQueries
+from .statsqueries import StatsQueries
 from .summary import quantiles_of
 from .ratelimit import RateLimiter, parse_overrides
 
@@ -46,6 +46,7 @@ class SchedulerProc:
         self._outbox: AsyncOutbox | None = None
         self._alarm: Alarm | None = None
         self._queries = StatsQueries()   # answered once the batches they wait for are in
+        self._query_timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -109,9 +110,7 @@ class SchedulerProc:
             self.core.responses_sent(msg)
             return []
         if kind is messages.StatsQuery:
-            if self._queries.add(msg, self.core.table.instances, _monotonic_ns()):
-                asyncio.get_running_loop().call_later(
-                    WAIT_NS / 1e9, lambda: self._answer_queries(_monotonic_ns()))
+            self._queries.add(msg, self.core.table.instances, _monotonic_ns())
         elif kind is messages.Setup:
             self.options = msg.options
             self.core.pipeline = msg.options.instance_pipelining
@@ -140,6 +139,19 @@ class SchedulerProc:
         once the batches executing when they were asked are reported (statsqueries.py)."""
         for query in self._queries.due(self.core.table.instances, now_ns):
             self._outbox.post(query.frontend, self._answer(query))
+        self._arm_queries()
+
+    def _arm_queries(self) -> None:
+        """A timer for the oldest waiting query's bound (a loop timer may fire a little
+        early: re-armed until the bound has passed)."""
+        if self._query_timer is not None:
+            self._query_timer.cancel()
+            self._query_timer = None
+        deadline = self._queries.next_deadline_ns()
+        if deadline is not None:
+            delay = max(deadline - _monotonic_ns(), 0) / 1e9 + 0.001
+            self._query_timer = asyncio.get_running_loop().call_later(
+                delay, lambda: self._answer_queries(_monotonic_ns()))
 
     def _answer(self, query: messages.StatsQuery) -> messages.StatsAnswer:
         try:

@@ -43,6 +43,10 @@ class StatsQueries:
         self._pending = keep
         return ready
 
+    def next_deadline_ns(self) -> int | None:
+        """When the oldest waiting query is answered regardless (None: none waits)."""
+        return min((d for _, _, d in self._pending), default=None)
+
 
 def _running(instances: dict, name: str) -> set[int]:
     """Ids of the batches executing on instances of model ``name`` (every model if empty)."""

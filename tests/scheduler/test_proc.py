@@ -94,6 +94,16 @@ def test_scheduler_process_round_trip():
         answer = receive(frontend, messages.StatsAnswer)
         assert answer.qid == 4 and answer.stats["model_stats"][0]["execution_count"] == 3
 
+        # ... but no longer than its bound: a batch that runs on is not waited for
+        frontend.send_now(sched, [request(12, batch=1, frontend=addr["frontend-0"],
+                                          arrival_ns=time.monotonic_ns())])
+        execute = receive(worker, messages.Execute)
+        frontend.send_now(sched, [messages.StatsQuery(qid=5, frontend=addr["frontend-0"],
+                                                      name="m")])
+        answer = receive(frontend, messages.StatsAnswer)
+        assert answer.qid == 5 and answer.stats["model_stats"][0]["execution_count"] == 3
+        worker.send_now(sched, [messages.Executed(addr["w0"], execute.batch_id, stats)])
+
         # a delay window closes with no further message: the shell's alarm fires
         sent = time.monotonic_ns()
         # every field set: what the scheduler does not read reaches the worker as sent,

@@ -41,8 +41,10 @@ def test_a_long_execution_holds_a_query_no_longer_than_the_bound():
     query = NS(name="m")
     running = instances(w0=("m", 1))
     q.add(query, running, 100)
+    assert q.next_deadline_ns() == 100 + WAIT_NS
     assert q.due(running, 100 + WAIT_NS - 1) == []
     assert q.due(running, 100 + WAIT_NS) == [query]
+    assert q.next_deadline_ns() is None
 
 
 def test_queries_are_answered_in_arrival_order():
