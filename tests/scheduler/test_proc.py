@@ -71,23 +71,25 @@ def test_scheduler_process_round_trip():
         bad = receive(frontend, messages.StatsAnswer)
         assert bad.qid == 2 and bad.error.code == Code.INVALID_ARG
 
+        def dispatched(rid: int) -> messages.Execute:
+            frontend.send_now(sched, [request(rid, batch=1, frontend=addr["frontend-0"],
+                                              arrival_ns=time.monotonic_ns())])
+            return receive(worker, messages.Execute)
+
+        def query(qid: int) -> messages.StatsQuery:
+            return messages.StatsQuery(qid=qid, frontend=addr["frontend-0"], name="m")
+
         # a query read together with an Executed behind it is answered after it
-        frontend.send_now(sched, [request(10, batch=1, frontend=addr["frontend-0"],
-                                          arrival_ns=time.monotonic_ns())])
-        execute = receive(worker, messages.Execute)
+        execute = dispatched(10)
         stats = messages.ExecStats(1, 10, 20, 30, time.monotonic_ns(), time.monotonic_ns())
-        worker.send_now(sched, [messages.StatsQuery(qid=3, frontend=addr["frontend-0"], name="m"),
-                                messages.Executed(addr["w0"], execute.batch_id, stats)])
+        worker.send_now(sched, [query(3), messages.Executed(addr["w0"], execute.batch_id, stats)])
         answer = receive(frontend, messages.StatsAnswer)
         assert answer.qid == 3 and answer.stats["model_stats"][0]["execution_count"] == 2
 
         # a query asked while a batch executes waits for its Executed (the client may
         # already have that batch's response: the worker writes it first)
-        frontend.send_now(sched, [request(11, batch=1, frontend=addr["frontend-0"],
-                                          arrival_ns=time.monotonic_ns())])
-        execute = receive(worker, messages.Execute)
-        frontend.send_now(sched, [messages.StatsQuery(qid=4, frontend=addr["frontend-0"],
-                                                      name="m")])
+        execute = dispatched(11)
+        frontend.send_now(sched, [query(4)])
         time.sleep(0.02)
         assert not frontend.recv(timeout=0.02)      # held: it would count 2 executions
         worker.send_now(sched, [messages.Executed(addr["w0"], execute.batch_id, stats)])
@@ -95,11 +97,8 @@ def test_scheduler_process_round_trip():
         assert answer.qid == 4 and answer.stats["model_stats"][0]["execution_count"] == 3
 
         # ... but no longer than its bound: a batch that runs on is not waited for
-        frontend.send_now(sched, [request(12, batch=1, frontend=addr["frontend-0"],
-                                          arrival_ns=time.monotonic_ns())])
-        execute = receive(worker, messages.Execute)
-        frontend.send_now(sched, [messages.StatsQuery(qid=5, frontend=addr["frontend-0"],
-                                                      name="m")])
+        execute = dispatched(12)
+        frontend.send_now(sched, [query(5)])
         answer = receive(frontend, messages.StatsAnswer)
         assert answer.qid == 5 and answer.stats["model_stats"][0]["execution_count"] == 3
         worker.send_now(sched, [messages.Executed(addr["w0"], execute.batch_id, stats)])
