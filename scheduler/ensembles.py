@@ -249,6 +249,21 @@ class Ensembles:
         """A successful request: counted (ensemble_stats.py)."""
         stats.record_success(run, now_ns, self.core.epoch_offset_ns)
 
+    def uncounted(self, name: str) -> set[tuple]:
+        """Keys of the requests of ensemble ``name`` (every one if empty) whose answer may
+        have reached their client while their success is not counted yet: answered and
+        waiting for a step's Executed, or with a final step whose worker answers the
+        client itself (its receipt has not come). A statistics query waits for them
+        (scheduler/statsqueries.py)."""
+        keys = set()
+        for run in self.unexecuted.values():
+            if run.done and (not name or run.model.name == name):
+                keys.add(("ensemble", run.req.frontend, run.req.rid))
+        for run in self.clients.values():
+            if run.direct and (not name or run.model.name == name):
+                keys.add(("ensemble", run.req.frontend, run.req.rid))
+        return keys
+
     # -------------------------------------------------------------- cancel
 
     def cancel(self, frontend: str, rid: int, now_ns: int):
