@@ -145,10 +145,59 @@ def execute(pb, decoupled: bool = False):
     answers: queue.SimpleQueue = queue.SimpleQueue()
     if decoupled:
         ch.start_reader()           # the iterator may be left unfinished: a thread reads
+        sink = _Unread(ch, answers.put, _drain_queue(answers))
+        ch.send(req, slots, blstrace.watch(pb, req, sink.put))
+        return _responses(answers, ch, sink.token())
     rid = ch.send(req, slots, blstrace.watch(pb, req, answers.put))
-    if decoupled:
-        return _responses(answers, ch)
     return _final(answers, ch, rid)
+
+
+class _Unread:
+    """The responses of a decoupled call nobody will read: once its iterator is gone
+    (dropped unfinished, or never started), those queued and those still to come are
+    released to their worker at once, as Triton's ResponseIterator frees them when it
+    is destroyed; else the callee's output slots were held for good."""
+
+    __slots__ = ("ch", "_put", "_drain", "abandoned", "__weakref__")
+
+    def __init__(self, ch: bls.BlsChannel, put, drain) -> None:
+        self.ch, self._put, self._drain, self.abandoned = ch, put, drain, False
+
+    def put(self, resp) -> None:
+        """A Response of the call (the BLS thread, under ``ch.lock``)."""
+        if self.abandoned:
+            self.ch.client.drop(resp)
+        else:
+            self._put(resp)
+
+    def token(self) -> object:
+        """An object for the iterator's frame to hold: its end abandons the rest."""
+        token = _Token()
+        weakref.finalize(token, self.abandon)
+        return token
+
+    def abandon(self) -> None:
+        self.ch.release(self._abandon)
+
+    def _abandon(self) -> None:
+        self.abandoned = True
+        for resp in self._drain():
+            self.ch.client.drop(resp)
+
+
+class _Token:
+    __slots__ = ("__weakref__",)
+
+
+def _drain_queue(answers: queue.SimpleQueue):
+    def drain() -> list:
+        items = []
+        while True:
+            try:
+                items.append(answers.get_nowait())
+            except queue.Empty:
+                return items
+    return drain
 
 
 class _Unary:
@@ -186,8 +235,9 @@ def _final(answers: queue.SimpleQueue, ch: bls.BlsChannel, rid: int) -> Inferenc
             return answer
 
 
-def _responses(answers: queue.SimpleQueue, ch: bls.BlsChannel):
-    """exec(decoupled=True): every response in order; an empty final one ends it."""
+def _responses(answers: queue.SimpleQueue, ch: bls.BlsChannel, token: object):
+    """exec(decoupled=True): every response in order; an empty final one ends it.
+    ``token`` lives as long as this generator's frame (``_Unread``)."""
     while True:
         resp = answers.get()
         if resp.final and not resp.outputs and resp.error is None:
@@ -204,11 +254,14 @@ async def execute_async(pb, decoupled: bool = False):
     loop = asyncio.get_running_loop()
     req, slots = build(pb, ch)
     answers: asyncio.Queue = asyncio.Queue()
+    if decoupled:
+        sink = _Unread(ch, lambda resp: loop.call_soon_threadsafe(_arrived, sink, answers, resp),
+                       _drain_async(answers))
+        ch.send(req, slots, blstrace.watch(pb, req, sink.put))
+        return _async_responses(answers, ch, sink.token())
     rid = ch.send(req, slots, blstrace.watch(
         pb, req, lambda resp: loop.call_soon_threadsafe(answers.put_nowait, resp)))
     try:
-        if decoupled:
-            return _async_responses(answers, ch)
         call = _Unary(ch, rid)
         while True:
             resp = await _next(answers)
@@ -237,7 +290,26 @@ async def _next(answers: asyncio.Queue):
         return None
 
 
-async def _async_responses(answers: asyncio.Queue, ch: bls.BlsChannel):
+def _arrived(sink: _Unread, answers: asyncio.Queue, resp) -> None:
+    """On the caller's loop: a Response queued, or released if its iterator is gone."""
+    with sink.ch.lock:              # not while ``sink.abandon`` drains the queue
+        if not sink.abandoned:
+            answers.put_nowait(resp)
+            return
+    sink.ch.release(lambda: sink.ch.client.drop(resp))
+
+
+def _drain_async(answers: asyncio.Queue):
+    def drain() -> list:
+        items = []
+        while not answers.empty():
+            items.append(answers.get_nowait())
+        return items
+    return drain
+
+
+async def _async_responses(answers: asyncio.Queue, ch: bls.BlsChannel, token: object):
+    """async_exec(decoupled=True): as ``_responses``."""
     while True:
         resp = await answers.get()
         if resp.final and not resp.outputs and resp.error is None:
