@@ -4,6 +4,7 @@ Python model in a real tritond, driven by the real tritonclient."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -68,11 +69,55 @@ instance_group [ { kind: KIND_CPU count: 1 } ]
 '''
 
 
+# ``phases`` tries a BLS call (exec and async_exec) in initialize and one (exec) in finalize,
+# which writes what happened to finalize.txt in its model directory; execute answers what
+# initialize saw and whether a call from execute worked.
+PHASES_PY = '''
+import asyncio
+import os
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+def call():
+    x = np.array([1, 2, 3, 4], np.float32)
+    return pb_utils.InferenceRequest(
+        model_name="add_sub", requested_output_names=["OUTPUT0"],
+        inputs=[pb_utils.Tensor("INPUT0", x), pb_utils.Tensor("INPUT1", x)])
+
+
+def attempt(fn):
+    try:
+        resp = fn()
+        return "error: " + resp.error().message() if resp.has_error() else "ok"
+    except pb_utils.TritonModelException as exc:
+        return exc.message()
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.dir = args["model_repository"]
+        self.seen = [attempt(lambda: call().exec()),
+                     attempt(lambda: asyncio.run(call().async_exec()))]
+
+    def execute(self, requests):
+        status = "|".join(self.seen + [attempt(lambda: call().exec())])
+        return [pb_utils.InferenceResponse([
+            pb_utils.Tensor("STATUS", np.array([status.encode()], dtype=object))])
+            for _ in requests]
+
+    def finalize(self):
+        with open(os.path.join(self.dir, "finalize.txt"), "w") as f:
+            f.write(attempt(lambda: call().exec()))
+'''
+
+
 def _repo(tmp_path):
     repo = write_repo(tmp_path, with_invalid=False)
-    (repo / "manager" / "1").mkdir(parents=True)
-    (repo / "manager" / "1" / "model.py").write_text(MANAGER_PY)
-    (repo / "manager" / "config.pbtxt").write_text(CONFIG)
+    for name, code in (("manager", MANAGER_PY), ("phases", PHASES_PY)):
+        (repo / name / "1").mkdir(parents=True)
+        (repo / name / "1" / "model.py").write_text(code)
+        (repo / name / "config.pbtxt").write_text(CONFIG.replace("manager", name))
     return repo
 
 
@@ -140,5 +185,28 @@ def test_model_control_outside_explicit_mode_is_refused(tmp_path):
         assert client.is_model_ready("identity")
         with pytest.raises(InferenceServerException):
             client.unload_model("identity")
+    finally:
+        s.stop()
+
+
+def test_bls_in_initialize_and_finalize_raises_as_in_triton(tmp_path):
+    """Triton's stub refuses BLS outside execute (InferRequest::Exec): the call raises
+    TritonModelException, before any request is sent."""
+    repo = _repo(tmp_path)
+    s = Server([repo], "--model-control-mode=explicit", "--load-model=add_sub",
+               "--load-model=phases")
+    try:
+        client = httpclient.InferenceServerClient(s.url)
+        t = httpclient.InferInput("IN", [1], "FP32")
+        t.set_data_from_numpy(np.zeros(1, np.float32))
+        status = client.infer("phases", [t]).as_numpy("STATUS")[0].decode()
+        refused = "BLS is only supported during the 'execute' function."
+        assert status == f"{refused}|{refused}|ok"
+        client.unload_model("phases")
+        done = repo / "phases" / "finalize.txt"
+        end = time.monotonic() + 30
+        while not done.exists() and time.monotonic() < end:
+            time.sleep(0.1)
+        assert done.read_text() == refused
     finally:
         s.stop()

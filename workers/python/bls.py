@@ -49,6 +49,7 @@ INBOX = Union[messages.Response, messages.Answer, messages.Unknown]
 _config: Optional[tuple] = None
 _channel: Optional["BlsChannel"] = None
 _start_lock = threading.Lock()
+_serving = False     # between the model's initialize and its finalize (check_serving)
 
 
 def configure(setup: messages.Setup, name: str, parent: str = "") -> None:
@@ -70,6 +71,20 @@ def channel() -> "BlsChannel":
                     raise TritonModelException("BLS is only available inside a tritond worker")
                 _channel = BlsChannel(*_config)
     return _channel
+
+
+def serving(on: bool) -> None:
+    """The model's ``initialize`` returned (True) or its ``finalize`` starts (False)."""
+    global _serving
+    _serving = on
+
+
+def check_serving() -> None:
+    """BLS outside ``initialize`` and ``finalize`` only, as in Triton's stub (its
+    ``InferRequest::Exec``): a call from either raises its exception."""
+    if not _serving:
+        from .inference import TritonModelException
+        raise TritonModelException("BLS is only supported during the 'execute' function.")
 
 
 def held_releases() -> list:

@@ -141,6 +141,7 @@ def execute(pb, decoupled: bool = False):
     """``exec()``: block this thread until the answer comes (reading it here, or from
     the BLS thread once one runs)."""
     ch = bls.channel()
+    bls.check_serving()
     req, slots = build(pb, ch)
     answers: queue.SimpleQueue = queue.SimpleQueue()
     if decoupled:
@@ -250,6 +251,7 @@ def _responses(answers: queue.SimpleQueue, ch: bls.BlsChannel, token: object):
 async def execute_async(pb, decoupled: bool = False):
     """``async_exec()``: the answer resolves a future on the caller's event loop."""
     ch = bls.channel()
+    bls.check_serving()
     ch.start_reader()
     loop = asyncio.get_running_loop()
     req, slots = build(pb, ch)
