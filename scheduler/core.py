@@ -42,6 +42,13 @@ from .wire import ExecuteView, RequestView, dims_decode
 __all__ = ["Dispatch", "Notify", "Output", "Reply", "SERVED_STATES", "SchedulerCore"]
 
 
+# python_backend's request_executor.cc, word for word (its trailing quote included)
+_UNARY_DECOUPLED = ("Model %s is using the decoupled. The current BLS request call doesn't "
+                    "support models using the decoupled transaction policy. Please use "
+                    "'decoupled=True' argument to the 'exec' or 'async_exec' calls for "
+                    "decoupled models.'")
+
+
 def _batch_of(req) -> int:
     inputs = dims_decode(req.inputs) if type(req.inputs) is msgspec.Raw else req.inputs
     return inputs[0].shape[0] if inputs and inputs[0].shape else 1
@@ -115,6 +122,8 @@ class SchedulerCore:
         if req.batch < 0:                          # BLS: the scheduler knows if it batches
             if model is None:
                 return [self._unknown(req, asked)]
+            if req.unary and model.ready and model.cfg.spec.decoupled:
+                return [_error(req, Code.INTERNAL, _UNARY_DECOUPLED % req.model)]
             req.batch = _batch_of(req) if model.cfg.max_batch_size > 0 else 0
         if model is None or not model.ready:
             return [_error(req, Code.UNAVAILABLE, f"Request for unknown model: '{req.model}' "

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
 
 from tests.integration.ensemble_stream_repo import REPEAT_PY
 from tests.server import Server, segments_of
@@ -34,6 +35,13 @@ class TritonPythonModel:
         call = pb_utils.InferenceRequest(model_name="repeat", requested_output_names=["OUT"],
                                          inputs=[pb_utils.Tensor("IN", x.copy())])
         take = p.get("take", -1)
+        if p.get("mode") in ("unary", "unary_async"):   # exec() without decoupled=True
+            resp = call.exec() if p["mode"] == "unary" else asyncio.run(call.async_exec())
+            if resp.has_error():
+                raise pb_utils.TritonModelException(resp.error().message())
+            return pb_utils.InferenceResponse([
+                pb_utils.Tensor("OUT", pb_utils.get_output_tensor_by_name(resp, "OUT").as_numpy()),
+                pb_utils.Tensor("COUNT", np.array([1], np.int32))])
         if p.get("mode") == "async":
             total, count = asyncio.run(self.read_async(call, take))
         else:
@@ -133,3 +141,18 @@ def test_an_unfinished_decoupled_bls_iterator_releases_the_callees_outputs(srv, 
             break
         time.sleep(0.2)
     assert not left, left
+
+
+@pytest.mark.parametrize("mode", ["unary", "unary_async"])
+def test_a_bls_call_without_decoupled_to_a_decoupled_model_is_refused(srv, mode):
+    """Triton's python_backend (request_executor.cc) refuses it before sending it: the call's
+    response has this error (here raised by the caller, so the client sees it)."""
+    client = httpclient.InferenceServerClient(srv.url)
+    with pytest.raises(InferenceServerException) as err:
+        _call(client, 3, mode=mode)
+    assert ("Model repeat is using the decoupled. The current BLS request call doesn't "
+            "support models using the decoupled transaction policy. Please use "
+            "'decoupled=True' argument to the 'exec' or 'async_exec' calls for "
+            "decoupled models.'") in err.value.message()
+    x, total, count = _call(client, 2)             # the server goes on
+    assert count == 2

@@ -41,8 +41,9 @@ def _callers_cancelled() -> bool:
     return bool(callers) and all(r.is_cancelled() for r in callers)
 
 
-def build(pb, ch: bls.BlsChannel) -> tuple[messages.Request, list]:
-    """The ``messages.Request`` of a BLS ``pb_utils.InferenceRequest`` (inputs staged)."""
+def build(pb, ch: bls.BlsChannel, decoupled: bool = False) -> tuple[messages.Request, list]:
+    """The ``messages.Request`` of a BLS ``pb_utils.InferenceRequest`` (inputs staged);
+    ``decoupled``: the caller iterates the responses (else a decoupled model refuses it)."""
     if not pb.model_name:
         raise TritonModelException("BLS: InferenceRequest needs a model_name")
     _check_memory(pb._preferred_memory)
@@ -61,6 +62,7 @@ def build(pb, ch: bls.BlsChannel) -> tuple[messages.Request, list]:
         [messages.OutputSpec(n) for n in pb.requested_output_names()], batch,
         pb.request_id(), 0, int(pb.timeout() or 0), pb.correlation_id(), pb.flags(),
         dict(pb._parameters))
+    req.unary = not decoupled
     return req, slots
 
 
@@ -142,7 +144,7 @@ def execute(pb, decoupled: bool = False):
     the BLS thread once one runs)."""
     ch = bls.channel()
     bls.check_serving()
-    req, slots = build(pb, ch)
+    req, slots = build(pb, ch, decoupled)
     answers: queue.SimpleQueue = queue.SimpleQueue()
     if decoupled:
         ch.start_reader()           # the iterator may be left unfinished: a thread reads
@@ -254,7 +256,7 @@ async def execute_async(pb, decoupled: bool = False):
     bls.check_serving()
     ch.start_reader()
     loop = asyncio.get_running_loop()
-    req, slots = build(pb, ch)
+    req, slots = build(pb, ch, decoupled)
     answers: asyncio.Queue = asyncio.Queue()
     if decoupled:
         sink = _Unread(ch, lambda resp: loop.call_soon_threadsafe(_arrived, sink, answers, resp),
