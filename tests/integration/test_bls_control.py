@@ -31,6 +31,8 @@ class TritonPythonModel:
                 status = self.act(r, p)
             except pb_utils.TritonModelException as exc:
                 status = "raised: " + exc.message()
+            except TypeError as exc:
+                status = "type error: " + str(exc)
             out.append(pb_utils.InferenceResponse([
                 pb_utils.Tensor("STATUS", np.array([status.encode()], dtype=object))]))
         return out
@@ -58,6 +60,13 @@ class TritonPythonModel:
                 return "error: " + resp.error().message()
             t = pb_utils.get_output_tensor_by_name(resp, "OUTPUT0")
             return f"{t.as_numpy().tolist()} cpu={t.is_cpu()}"
+        if action == "args":          # BLS with p["kwargs"] given to InferenceRequest
+            x = np.array([1, 2, 3, 4], np.float32)
+            kw = dict(model_name="add_sub", requested_output_names=["OUTPUT0"],
+                      inputs=[pb_utils.Tensor("INPUT0", x), pb_utils.Tensor("INPUT1", x)])
+            kw.update(json.loads(p["kwargs"]))
+            resp = pb_utils.InferenceRequest(**kw).exec()
+            return "error: " + resp.error().message() if resp.has_error() else "ok"
         raise ValueError(action)
 '''
 
@@ -208,5 +217,28 @@ def test_bls_in_initialize_and_finalize_raises_as_in_triton(tmp_path):
         while not done.exists() and time.monotonic() < end:
             time.sleep(0.1)
         assert done.read_text() == refused
+    finally:
+        s.stop()
+
+
+def test_bls_request_arguments_are_checked_as_by_triton(tmp_path):
+    """Arguments python_backend's InferenceRequest binding refuses are refused when the
+    request is made (a value that could not cross the wire hung the call for good)."""
+    s = Server([_repo(tmp_path)])
+    try:
+        client = httpclient.InferenceServerClient(s.url, network_timeout=30)
+
+        def call(**kwargs):
+            return _ask(client, action="args", kwargs=json.dumps(kwargs))
+
+        assert call() == "ok"
+        assert call(correlation_id="abc", request_id="r", flags=0, timeout=10**9) == "ok"
+        assert call(correlation_id=1.5) == "raised: Correlation ID must be integer or string"
+        for name, value in (("request_id", 5), ("flags", "x"), ("flags", -1),
+                            ("timeout", -1), ("model_version", "1"), ("model_name", 3),
+                            ("requested_output_names", [5]), ("inputs", [7])):
+            got = call(**{name: value})
+            assert got.startswith("type error: ") and f"'{name}'" in got, (name, got)
+        assert call() == "ok"                       # the worker goes on
     finally:
         s.stop()
