@@ -75,12 +75,68 @@ class TritonPythonModel:
 '''
 
 
+# ``slow``: OUT = IN after 100 ms (it ignores cancellation). ``gives_up`` calls it with
+# async_exec() under asyncio.wait_for with a 20 ms limit (slow is running by then; the
+# parameter ``limit`` sets another), on its own event loop (``async def
+# execute``) or, with the parameter ``run``, in asyncio.run (a loop closed when the late
+# answer comes); COUNT: how many calls timed out.
+SLOW_PY = '''
+import time
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        time.sleep(0.1)
+        return [pb_utils.InferenceResponse([pb_utils.Tensor(
+            "OUT", pb_utils.get_input_tensor_by_name(r, "IN").as_numpy().copy())])
+            for r in requests]
+'''
+
+GIVES_UP_PY = '''
+import asyncio
+import json
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+async def attempt(r, limit):
+    x = pb_utils.get_input_tensor_by_name(r, "IN").as_numpy()
+    call = pb_utils.InferenceRequest(model_name="slow", requested_output_names=["OUT"],
+                                     inputs=[pb_utils.Tensor("IN", x.copy())])
+    try:
+        await asyncio.wait_for(call.async_exec(), limit)
+        return 0
+    except asyncio.TimeoutError:
+        return 1
+
+
+class TritonPythonModel:
+    async def execute(self, requests):
+        out = []
+        for r in requests:
+            p = json.loads(r.parameters())
+            limit = p.get("limit", 0.02)
+            if "run" in p:
+                n = await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: asyncio.run(attempt(r, limit)))
+            else:
+                n = await attempt(r, limit)
+            out.append(pb_utils.InferenceResponse([
+                pb_utils.Tensor("OUT", np.zeros(4, np.float32)),
+                pb_utils.Tensor("COUNT", np.array([n], np.int32))]))
+        return out
+'''
+
+
 def _python(name: str, io: str, extra: str = "") -> str:
     return (f'name: "{name}"\nbackend: "python"\n{io}'
             f'instance_group [ {{ kind: KIND_CPU count: 1 }} ]\n{extra}')
 
 
 IN = 'input [ { name: "IN" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
+OUT_COUNT = ('output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] },'
+             ' { name: "COUNT" data_type: TYPE_INT32 dims: [ 1 ] } ]\n')
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +146,10 @@ def srv(tmp_path_factory):
         "repeat": (REPEAT_PY, _python(
             "repeat", IN + 'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] } ]\n',
             "model_transaction_policy { decoupled: true }")),
-        "caller": (CALLER_PY, _python(
-            "caller", IN + 'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] },'
-            ' { name: "COUNT" data_type: TYPE_INT32 dims: [ 1 ] } ]\n')),
+        "caller": (CALLER_PY, _python("caller", IN + OUT_COUNT)),
+        "slow": (SLOW_PY, _python(
+            "slow", IN + 'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] } ]\n')),
+        "gives_up": (GIVES_UP_PY, _python("gives_up", IN + OUT_COUNT)),
     }
     for name, (code, config) in models.items():
         (repo / name / "1").mkdir(parents=True)
@@ -100,7 +157,7 @@ def srv(tmp_path_factory):
         (repo / name / "config.pbtxt").write_text(config)
     # A tiny output arena: ``repeat``'s slots that were never released would overflow it
     # into one-off segments, which stay for as long as they are held.
-    server = Server([repo], "--output-arena-byte-size=4096")
+    server = Server([repo], "--output-arena-byte-size=1024")
     yield server
     server.stop()
 
@@ -132,8 +189,12 @@ def test_an_unfinished_decoupled_bls_iterator_releases_the_callees_outputs(srv, 
                                                  np.zeros(4, np.float32)))
     x, total, count = _call(client, 3, mode=mode)   # the calls after them work
     assert count == 3
-    # every response of every call was released: repeat's one-off segments (made while
-    # its arena was full) are freed, and unlinked after 1 s idle (spares)
+    _no_oneoff_left(srv)
+
+
+def _no_oneoff_left(srv) -> None:
+    """Every response of every call was released: the callee's one-off segments (made
+    while its arena was full) are freed, and unlinked after 1 s idle (spares)."""
     end = time.monotonic() + 10
     while time.monotonic() < end:
         left = [n for n in segments_of(srv.proc.pid) if is_oneoff(n)]
@@ -156,3 +217,30 @@ def test_a_bls_call_without_decoupled_to_a_decoupled_model_is_refused(srv, mode)
             "decoupled models.'") in err.value.message()
     x, total, count = _call(client, 2)             # the server goes on
     assert count == 2
+
+
+@pytest.mark.parametrize("run", [False, True])
+def test_an_async_bls_call_given_up_releases_its_late_answer(srv, run):
+    """``asyncio.wait_for`` cancels the call: its answer comes later (slow ignores the
+    cancel), to a queue nobody reads (``async def execute``'s loop) or to a loop already
+    closed (asyncio.run). Released either way, and the BLS thread goes on."""
+    client = httpclient.InferenceServerClient(srv.url, network_timeout=60)
+    t = httpclient.InferInput("IN", [4], "FP32")
+    t.set_data_from_numpy(np.ones(4, np.float32))
+    params = {"run": 1} if run else {}
+
+    def slow_ran() -> int:
+        st = client.get_inference_statistics("slow")["model_stats"][0]["inference_stats"]
+        return st["success"]["count"]
+
+    for _ in range(24):                # more answers than slow's arena holds (16 slots)
+        ran = slow_ran()
+        result = client.infer("gives_up", [t], parameters=params)
+        assert int(result.as_numpy("COUNT")[0]) == 1
+        end = time.monotonic() + 10    # slow answers after 100 ms: one call at a time
+        while slow_ran() == ran and time.monotonic() < end:
+            time.sleep(0.02)
+    # gives_up's BLS thread still reads: a call given time is answered
+    result = client.infer("gives_up", [t], parameters={**params, "limit": 10})
+    assert int(result.as_numpy("COUNT")[0]) == 0
+    _no_oneoff_left(srv)

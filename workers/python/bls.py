@@ -220,16 +220,23 @@ class BlsChannel:
     def _deliver(self, msgs: list) -> None:
         with self.lock:
             for msg in msgs:
-                if type(msg) is messages.Response:
-                    self.client.on_response(msg)
-                elif type(msg) is messages.Answer:
-                    waiting = self._answers.get(msg.qid)
-                    if waiting is not None:
-                        waiting.put(msg)
-                else:
-                    log.error("a peer could not decode a BLS message: %s", msg)
+                try:
+                    self._deliver_one(msg)
+                except Exception:  # noqa: BLE001 - one caller's failure: the others still
+                    # wait for theirs, and the BLS thread must go on reading
+                    log.exception("BLS channel: delivering %s failed", type(msg).__name__)
             self.client.flush_releases(held=not _holding())
             self._flush()
+
+    def _deliver_one(self, msg) -> None:
+        if type(msg) is messages.Response:
+            self.client.on_response(msg)
+        elif type(msg) is messages.Answer:
+            waiting = self._answers.get(msg.qid)
+            if waiting is not None:
+                waiting.put(msg)
+        else:
+            log.error("a peer could not decode a BLS message: %s", msg)
 
     def close(self) -> None:
         self.pool.close()

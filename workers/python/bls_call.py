@@ -156,10 +156,11 @@ def execute(pb, decoupled: bool = False):
 
 
 class _Unread:
-    """The responses of a decoupled call nobody will read: once its iterator is gone
-    (dropped unfinished, or never started), those queued and those still to come are
-    released to their worker at once, as Triton's ResponseIterator frees them when it
-    is destroyed; else the callee's output slots were held for good."""
+    """The responses of a call nobody will read: once a decoupled call's iterator is gone
+    (dropped unfinished, or never started) or an ``async_exec`` was given up, those
+    queued and those still to come are released to their worker at once, as Triton's
+    ResponseIterator frees them when it is destroyed; else the callee's output slots
+    were held for good."""
 
     __slots__ = ("ch", "_put", "_drain", "abandoned", "__weakref__")
 
@@ -258,13 +259,10 @@ async def execute_async(pb, decoupled: bool = False):
     loop = asyncio.get_running_loop()
     req, slots = build(pb, ch, decoupled)
     answers: asyncio.Queue = asyncio.Queue()
+    sink = _Unread(ch, lambda resp: _to_loop(loop, sink, answers, resp), _drain_async(answers))
+    rid = ch.send(req, slots, blstrace.watch(pb, req, sink.put))
     if decoupled:
-        sink = _Unread(ch, lambda resp: loop.call_soon_threadsafe(_arrived, sink, answers, resp),
-                       _drain_async(answers))
-        ch.send(req, slots, blstrace.watch(pb, req, sink.put))
         return _async_responses(answers, ch, sink.token())
-    rid = ch.send(req, slots, blstrace.watch(
-        pb, req, lambda resp: loop.call_soon_threadsafe(answers.put_nowait, resp)))
     try:
         call = _Unary(ch, rid)
         while True:
@@ -274,8 +272,9 @@ async def execute_async(pb, decoupled: bool = False):
                 continue
             if (answer := call.take(resp)) is not None:
                 return answer
-    except asyncio.CancelledError:
+    except asyncio.CancelledError:       # given up (asyncio.wait_for, a cancelled task)
         ch.cancel(rid)
+        sink.abandon()                   # its answers, queued or still to come: released
         raise
 
 
@@ -292,6 +291,15 @@ async def _next(answers: asyncio.Queue):
         return await getter        # it may have completed while being cancelled
     except asyncio.CancelledError:
         return None
+
+
+def _to_loop(loop, sink: _Unread, answers: asyncio.Queue, resp) -> None:
+    """On the BLS thread: hand ``resp`` to the caller's loop; a loop already closed
+    (``asyncio.run`` returned) has nobody to read it."""
+    try:
+        loop.call_soon_threadsafe(_arrived, sink, answers, resp)
+    except RuntimeError:
+        sink.ch.client.drop(resp)
 
 
 def _arrived(sink: _Unread, answers: asyncio.Queue, resp) -> None:
