@@ -204,7 +204,7 @@ class SchedulerCore:
     def settle(self, out: list[Output], now_ns: int) -> list[Output]:
         """Hand replies addressed to ourselves (errors of ensemble step requests) to
         the ensembles, and dispatch the steps that follows; call after ``step``."""
-        if not self.ensembles.steps:
+        if not self.ensembles.steps and not self.ensembles.unexecuted:
             return out
         address = self.address
         while True:

@@ -137,6 +137,11 @@ class Ensembles:
         run = self.steps.get(resp.rid)
         if run is None:                    # answered already (a late partial answer)
             self.release(_owned(resp), out)
+            late = self.unexecuted.pop(resp.rid, None)
+            if late is not None:           # the core failed its dead worker's batch: the
+                late.due.discard(resp.rid)     # step's answer stands, no Executed will come
+                if late.done and not late.due:
+                    self.record(late, now_ns)
             return out
         if worker and run.direct == resp.rid and resp.empty:   # a direct answer's receipt
             self.answers.ended(run, resp, now_ns, out)
