@@ -164,6 +164,7 @@ class Ensembles:
                 self.unexecuted[resp.rid] = run
         freed: list = []
         produced = None
+        made: list = []
         if resp.error is not None or run.error is not None:
             freed.extend(_owned(resp))
             if run.error is None:          # Triton names the ensemble in the message
@@ -177,11 +178,11 @@ class Ensembles:
                 produced = run.fresh
             else:
                 produced = it
-            run.store_outputs(step, produced, resp, freed)
+            made = run.store_outputs(step, produced, resp, freed)
         if final:
             freed.extend(run.consumed(step, it))
         if run.error is None and produced is not None:
-            for tensor in step.outputs.values():
+            for tensor in made:
                 for ready in run.provide(tensor, produced):
                     self._submit(run, ready, produced, now_ns, out)
         self.release(freed, out)
@@ -214,9 +215,11 @@ class Ensembles:
         decoupled = model.policy.decoupled
         missing = [n for n in run.wanted if (n, 0) not in run.tensors] \
             if run.error is None and not decoupled else ()
-        if missing:
-            run.error = messages.ErrorInfo(int(Code.INTERNAL), (
-                f"in ensemble '{model.name}', no step produced output '{missing[0]}'"))
+        if missing:                        # a step left a tensor out: Triton's words
+            run.error = messages.ErrorInfo(int(Code.INVALID_ARG), (
+                f"in ensemble '{model.name}', [request id: {_request_id(req)}] unexpected "
+                "deadlock, at least one output is not set while no more ensemble steps "
+                "can be made"))
         mapped = sorted(run.mapped) if run.shm else []
         if run.error is None:
             resp = replies.final(run, out, decoupled)
@@ -313,6 +316,14 @@ class Ensembles:
                 by_owner.setdefault(owner, []).append((ref.region, ref.offset))
         for owner, slots in by_owner.items():
             out.extend(self.core.release(messages.Release(owner, slots)))
+
+
+def _request_id(req) -> str:
+    """The request's id as Triton's LogRequest shows it."""
+    rid = req.request_id
+    if type(rid) is msgspec.Raw:
+        rid = msgspec.msgpack.decode(rid)
+    return rid or "<id_unknown>"
 
 
 def _owned(resp: messages.Response) -> list:

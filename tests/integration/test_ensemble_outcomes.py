@@ -39,6 +39,10 @@ class TritonPythonModel:
             if a[0] == -5:
                 threading.Thread(target=self.refuse, args=(sender,)).start()
                 continue
+            if a[0] == -6:           # leaves OUTPUT1 out
+                sender.send(pb_utils.InferenceResponse([
+                    pb_utils.Tensor("OUTPUT0", (a + b).astype(np.float32))]), flags=FINAL)
+                continue
             if a[0] == -4:
                 (HERE / "started").touch()
                 end = time.monotonic() + 60
@@ -60,6 +64,9 @@ GATE_CHAIN = ensemble("gate_chain", [
     _step("gate", {"INPUT0": "SUM", "INPUT1": "DIFF"}, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})])
 WRAPPED_GATE = ensemble("wrapped_gate", [
     _step("gate_chain", ADD_SUB_IN, {"OUT0": "OUT0", "OUT1": "OUT1"})])
+GATE_FIRST = ensemble("gate_first", [
+    _step("gate", ADD_SUB_IN, {"OUTPUT0": "SUM", "OUTPUT1": "DIFF"}),
+    _step("add_sub", {"INPUT0": "SUM", "INPUT1": "DIFF"}, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})])
 B = np.array([10, 20, 30, 40], np.float32)
 
 
@@ -70,7 +77,8 @@ def srv(tmp_path_factory):
     (repo / "gate" / "1" / "model.py").write_text(GATE_PY)
     (repo / "gate" / "config.pbtxt").write_text(PYTHON.format(
         name="gate", io=_IO2.format(o0="OUTPUT0", o1="OUTPUT1"), count=1, extra=""))
-    for name, text in (("gate_chain", GATE_CHAIN), ("wrapped_gate", WRAPPED_GATE)):
+    for name, text in (("gate_chain", GATE_CHAIN), ("wrapped_gate", WRAPPED_GATE),
+                       ("gate_first", GATE_FIRST)):
         (repo / name / "1").mkdir(parents=True)
         (repo / name / "config.pbtxt").write_text(text)
     server = Server([repo])
@@ -136,3 +144,32 @@ def test_a_senders_later_error_in_the_last_step_counts_a_failure(srv, model):
     assert err.value.message() == prefix + "in ensemble 'gate_chain', gate refuses -5"
     _wait("the request counted", lambda: sum(_counts(http, model)) == ok + failed + 1)
     assert _counts(http, model) == (ok, failed + 1)
+
+
+DEADLOCK = ("[request id: {id}] unexpected deadlock, at least one output is not set while "
+            "no more ensemble steps can be made")
+
+
+@pytest.mark.parametrize("model", ["gate_chain", "wrapped_gate", "gate_first"])
+def test_a_step_that_leaves_an_output_out_fails_as_triton_deadlocks(srv, model):
+    # Triton never schedules what the missing tensor feeds and, with no step left, fails the
+    # request INVALID_ARG (ensemble_scheduler.cc FinishEnsemble); last step or not, direct
+    # answer or forwarded, and counted a failure
+    http = httpclient.InferenceServerClient(srv.url)
+    grpc = grpcclient.InferenceServerClient(srv.grpc_url)
+    ok, failed = _counts(http, model)
+    if model == "gate_first":
+        ins = _inputs(0.0)
+        ins[0].set_data_from_numpy(np.array([-6, 2, 3, 4], np.float32))
+    else:
+        ins = _inputs(-6.0)
+    for request_id, shown in (("", "<id_unknown>"), ("r-6", "r-6")):
+        with pytest.raises(InferenceServerException) as err:
+            grpc.infer(model, ins, request_id=request_id)
+        inner = "gate_first" if model == "gate_first" else "gate_chain"
+        prefix = "in ensemble 'wrapped_gate', " if model == "wrapped_gate" else ""
+        assert err.value.message() == (prefix + f"in ensemble '{inner}', "
+                                       + DEADLOCK.format(id=shown))
+        assert err.value.status() == "StatusCode.INVALID_ARGUMENT"
+    _wait("the requests counted", lambda: sum(_counts(http, model)) == ok + failed + 2)
+    assert _counts(http, model) == (ok, failed + 2)
