@@ -64,6 +64,13 @@ GATE_CHAIN = ensemble("gate_chain", [
     _step("gate", {"INPUT0": "SUM", "INPUT1": "DIFF"}, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})])
 WRAPPED_GATE = ensemble("wrapped_gate", [
     _step("gate_chain", ADD_SUB_IN, {"OUT0": "OUT0", "OUT1": "OUT1"})])
+# INPUT1 optional in the ensemble, required by add_sub; add_sub_opt's own INPUT1 is optional
+_OPT_IO = ('input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] },\n'
+           '        { name: "INPUT1" data_type: TYPE_FP32 dims: [ 4 ] optional: true } ]\n'
+           'output [ { name: "OUT0" data_type: TYPE_FP32 dims: [ 4 ] },\n'
+           '         { name: "OUT1" data_type: TYPE_FP32 dims: [ 4 ] } ]\n')
+OPTIONAL_IN = ensemble("optional_in", [
+    _step("add_sub", ADD_SUB_IN, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})], io=_OPT_IO)
 GATE_FIRST = ensemble("gate_first", [
     _step("gate", ADD_SUB_IN, {"OUTPUT0": "SUM", "OUTPUT1": "DIFF"}),
     _step("add_sub", {"INPUT0": "SUM", "INPUT1": "DIFF"}, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})])
@@ -78,7 +85,7 @@ def srv(tmp_path_factory):
     (repo / "gate" / "config.pbtxt").write_text(PYTHON.format(
         name="gate", io=_IO2.format(o0="OUTPUT0", o1="OUTPUT1"), count=1, extra=""))
     for name, text in (("gate_chain", GATE_CHAIN), ("wrapped_gate", WRAPPED_GATE),
-                       ("gate_first", GATE_FIRST)):
+                       ("gate_first", GATE_FIRST), ("optional_in", OPTIONAL_IN)):
         (repo / name / "1").mkdir(parents=True)
         (repo / name / "config.pbtxt").write_text(text)
     server = Server([repo])
@@ -173,3 +180,23 @@ def test_a_step_that_leaves_an_output_out_fails_as_triton_deadlocks(srv, model):
         assert err.value.status() == "StatusCode.INVALID_ARGUMENT"
     _wait("the requests counted", lambda: sum(_counts(http, model)) == ok + failed + 2)
     assert _counts(http, model) == (ok, failed + 2)
+
+
+def test_an_optional_ensemble_input_left_out_that_a_step_requires_fails_that_step(srv):
+    # Triton's step request fails its composing model's input check (InferenceRequest::
+    # Normalize), named by the ensemble: the model never runs without the input
+    http = httpclient.InferenceServerClient(srv.url)
+    ok, failed = _counts(http, "add_sub")
+    t = httpclient.InferInput("INPUT0", [4], "FP32")
+    t.set_data_from_numpy(np.ones(4, np.float32))
+    with pytest.raises(InferenceServerException) as err:
+        http.infer("optional_in", [t])
+    assert err.value.message() == (
+        "in ensemble 'optional_in', expected 2 inputs but got 1 inputs for model 'add_sub'. "
+        "Got input(s) ['INPUT0'], but missing required input(s) ['INPUT1']. "
+        "Please provide all required input(s).")
+    assert err.value.status() == "400"
+    assert _counts(http, "add_sub") == (ok, failed)    # add_sub never saw it
+    both = [t, httpclient.InferInput("INPUT1", [4], "FP32")]
+    both[1].set_data_from_numpy(np.ones(4, np.float32))
+    np.testing.assert_array_equal(http.infer("optional_in", both).as_numpy("OUT0"), [2] * 4)
