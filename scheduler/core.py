@@ -189,10 +189,12 @@ class SchedulerCore:
         """Ensemble steps in ``batch``: compute times count, a final step ends its request."""
         address = self.address
         out: list[Output] = []
+        again = msg.rescheduled
         for entry in batch.entries:
             req = entry.req
             if req.frontend == address:
-                out.extend(self.ensembles.executed(req.rid, msg.stats, now_ns))
+                answering = "" if again and (address, req.rid) in again else msg.instance
+                out.extend(self.ensembles.executed(req.rid, msg.stats, now_ns, answering))
         return out
 
     # -------------------------------------------------------------- ensembles
@@ -221,6 +223,8 @@ class SchedulerCore:
         # The table's dicts, aliased: every request reads them, without an indirection.
         self._models, self._instances = self.table.models, self.table.instances
         self.ensembles.table_changed(self._models)
+        if self.ensembles.answering:
+            out.extend(self.ensembles.workers_gone(table))
         return out
 
     # ------------------------------------------------------------- scheduling

@@ -54,6 +54,9 @@ class Ensembles:
         self.clients: dict[tuple[str, int], Run] = {}   # (frontend, rid) of the request
         self.steps: dict[int, Run] = {}                 # step request rid -> its run
         self.unexecuted: dict[int, Run] = {}            # answered step rid -> run (stats)
+        # step rid -> the worker still answering it after its batch's Executed (a response
+        # sender): the core no longer tracks it, so its death is noticed here (workers_gone)
+        self.answering: dict[int, str] = {}
         self._rid = 0
         self._latest: dict[str, int] = {}
         self.answers = DirectAnswers(self)  # final steps answering the requester (direct.py)
@@ -149,6 +152,8 @@ class Ensembles:
                     self.record(late, now_ns)
             return out
         if worker and run.direct == resp.rid and resp.empty:   # a direct answer's receipt
+            if self.answering:
+                self.answering.pop(resp.rid, None)
             self.answers.ended(run, resp, now_ns, out)
             return out
         step, it, decoupled = run.pending[resp.rid]
@@ -162,6 +167,8 @@ class Ensembles:
         if final:
             del self.steps[resp.rid]
             del run.pending[resp.rid]
+            if self.answering:
+                self.answering.pop(resp.rid, None)
             if resp.rid in run.early:
                 run.early.discard(resp.rid)    # a decoupled step's late final: counted
             elif worker:
@@ -243,11 +250,14 @@ class Ensembles:
 
     # ---------------------------------------------------------- statistics
 
-    def executed(self, rid: int, st: messages.ExecStats, now_ns: int) -> list:
-        """A step request's execution finished (its batch's Executed)."""
+    def executed(self, rid: int, st: messages.ExecStats, now_ns: int,
+                 instance: str = "") -> list:
+        """A step request's execution finished (its batch's Executed on ``instance``)."""
         run = self.steps.get(rid)
         if run is not None:                # still answering (a sender), or a direct step
             run.early.add(rid)             # its final Response needs no Executed now
+            if instance:
+                self.answering[rid] = instance
         else:
             run = self.unexecuted.pop(rid, None)
             if run is None:
@@ -257,6 +267,23 @@ class Ensembles:
         if run.done and not run.due:
             self.record(run, now_ns)
         return []
+
+    def workers_gone(self, table: messages.ModelTable) -> list:
+        """Step requests whose worker was answering them after their Executed and is no
+        longer in the table: they fail as the frontend fails its own such requests
+        (InferClient.fail_gone); the error ends the ensemble request (settle)."""
+        live = {i.address for e in table.models for i in e.instances}
+        live.update(table.retiring)
+        how = {a: h for e in table.models if e.exited for a, h in e.exited.items()}
+        out = []
+        for rid, instance in list(self.answering.items()):
+            if instance in live:
+                continue
+            del self.answering[rid]
+            reason = how.get(instance) or "the model instance became unavailable"
+            out.append(Reply(self.core.address, messages.Response(rid, error=messages.ErrorInfo(
+                int(Code.UNAVAILABLE), f"{reason} while sending the responses of the request"))))
+        return out
 
     def record(self, run: Run, now_ns: int) -> None:
         """A successful request: counted (ensemble_stats.py)."""
