@@ -87,3 +87,29 @@ def test_the_compatibility_table_names_every_flag_and_every_refused_one():
     missing = sorted(f for f in _help_flags() | set(LACKING)
                      if f not in ("-h", "--help") and f not in named)
     assert missing == []
+
+
+def test_frontend_core_contract_matches_the_code():
+    """docs/frontend-core.md's classes: every method it shows exists with those parameters."""
+    import importlib
+    import inspect
+    modules = [importlib.import_module(m) for m in (
+        "tritond.frontend.types", "tritond.frontend.core", "tritond.frontend.control",
+        "tritond.frontend.clientshm", "tritond.inferclient", "tritond.responsestream")]
+    text = (ROOT / "docs" / "frontend-core.md").read_text()
+    drift, cls = [], None
+    for block in re.findall(r"```python\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            if (m := re.match(r"class (\w+)", line)):
+                cls = next((getattr(mod, m[1]) for mod in modules if hasattr(mod, m[1])), None)
+                assert cls is not None, m[1]
+                continue
+            for name, params in re.findall(r"def (\w+)\(([^)]*)\)", line):
+                shown = [p.split(":")[0].split("=")[0].strip() for p in params.split(",")]
+                shown = [p for p in shown if p and p != "self"]
+                real = getattr(cls, name, None)
+                if real is None:
+                    drift.append(f"{cls.__name__}.{name}: missing")
+                elif shown != [p for p in inspect.signature(real).parameters if p != "self"]:
+                    drift.append(f"{cls.__name__}.{name}{tuple(shown)}")
+    assert drift == []
