@@ -164,13 +164,16 @@ class InferenceRequest:
                  requested_output_names=None, model_name: str = "", model_version: int = -1,
                  flags: int = 0, timeout: int = 0, preferred_memory=None, trace=None,
                  parameters=None) -> None:
+        inputs = list(inputs or [])            # once: a generator is read here only
+        requested_output_names = list(requested_output_names or []) \
+            if not isinstance(requested_output_names, str) else requested_output_names
         model_version, flags, timeout = _check_request_args(
             request_id, correlation_id, inputs, requested_output_names, model_name,
             model_version, flags, timeout)
         self._request_id = request_id
         self._correlation_id = correlation_id
-        self._inputs = list(inputs or [])
-        self._requested = list(requested_output_names or [])
+        self._inputs = inputs
+        self._requested = list(requested_output_names)
         self.model_name = model_name
         self.model_version = model_version
         self._flags = flags
