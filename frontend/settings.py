@@ -57,7 +57,7 @@ class LogSettings:
                 raise invalid_arg(f"expect the value of '{key}' to be a boolean")
             return value
         if key == "log_verbose_level":
-            if type(value) is not int or value < 0:
+            if type(value) is not int or not 0 <= value < 1 << 64:     # Triton's AsUInt
                 raise invalid_arg("expect the value of 'log_verbose_level' to be an unsigned integer")
             return value
         if key == "log_format":
