@@ -168,7 +168,8 @@ async def shm_register(request: Request):
     if request.path_params["kind"] == "system":
         await shm.register_system_shm(region, doc.get("key"), doc.get("offset", 0), doc.get("byte_size"))
     else:
-        handle = (doc.get("raw_handle") or {}).get("b64")
+        raw = doc.get("raw_handle")             # Triton: {"b64": "<base64>"}, else invalid
+        handle = raw.get("b64") if isinstance(raw, dict) else None
         await shm.register_cuda_shm(region, handle, doc.get("device_id"), doc.get("byte_size"))
     return empty_response(200)
 
