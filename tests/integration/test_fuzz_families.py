@@ -353,6 +353,26 @@ def test_sequence_controls_wrong_http(srv):
         "parameters": {"sequence_id": 1.5}}, 400, "Unable to parse 'sequence_id'")
 
 
+def test_grpc_sequence_id_is_uint64(srv):
+    """Triton's gRPC frontend hands an int64 ``sequence_id`` to SetCorrelationId(uint64):
+    -5 is sequence 2**64 - 5 (how a C++ client sends an id of 2**63 or more). It was
+    refused with HTTP's "Unable to parse 'sequence_id'"."""
+    def step(value, start):
+        r = _seq(f"s{value}", sequence_id=("int64_param", -5))
+        r.raw_input_contents[0] = np.array([value], np.int32).tobytes()
+        if start:
+            r.parameters["sequence_start"].bool_param = True
+        return r
+    replies = _stream(srv, [step(1, True), step(2, False)])
+    assert [r.error_message for r in replies] == ["", ""], replies
+    assert [np.frombuffer(r.infer_response.raw_output_contents[0], np.int32)[0]
+            for r in replies] == [1, 3]
+    doc = _expect(srv, "POST", "/v2/models/seq_direct/infer", {   # the same sequence
+        "inputs": [{"name": "INPUT", "shape": [1, 1], "datatype": "INT32", "data": [4]}],
+        "parameters": {"sequence_id": 2 ** 64 - 5}}, 200)
+    assert doc["outputs"][0]["data"] == [7]      # (left to end at its idle timeout)
+
+
 def test_request_parameters_beyond_64_bits_http(srv):
     """priority / timeout must fit uint64 (Triton: MemberAsUInt, "Unable to parse"); a
     custom integer beyond int64 is a double parameter there. Neither may reach the
