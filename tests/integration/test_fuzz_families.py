@@ -62,6 +62,10 @@ sequence_batching {{
   {seq_repo._controls("TYPE_UINT64")}
 }}
 {seq_repo.IO}''', seq_repo.ACCUMULATOR_PY)
+    seq_repo._model(repo, "seq_str", f'''backend: "python"
+max_batch_size: 1
+sequence_batching {{ {seq_repo._controls("TYPE_STRING")} }}
+{seq_repo.IO}''', seq_repo.ACCUMULATOR_PY)
     decoupled_repo.decoupled_repo(repo, names=["repeat_int32"])
     for dt in DTYPES:
         seq_repo._model(repo, f"id_{dt.lower()}", f'''backend: "python"
@@ -351,6 +355,29 @@ def test_sequence_controls_wrong_http(srv):
     _expect(srv, "POST", "/v2/models/chain/infer", {
         "inputs": [_fp32("INPUT0", [1.0] * 4), _fp32("INPUT1", [1.0] * 4)],
         "parameters": {"sequence_id": 1.5}}, 400, "Unable to parse 'sequence_id'")
+
+
+def test_sequence_id_type_must_suit_corrid(srv):
+    """Triton's ValidateCorrelationId: a string id for an integer CORRID control, or an
+    integer id for a string one, is INVALID_ARG naming the control. A string id reached
+    a UINT64 CORRID as 0 (or as its digits); an integer one a STRING CORRID as digits."""
+    one = [{"name": "INPUT", "shape": [1, 1], "datatype": "INT32", "data": [1]}]
+    flags = {"sequence_start": True, "sequence_end": True}
+    for model, seq_id, got, want in (("seq_direct", "abc", "BYTES", "UINT64"),
+                                     ("seq_direct", "12", "BYTES", "UINT64"),
+                                     ("seq_str", 12, "UINT64", "BYTES")):
+        _expect(srv, "POST", f"/v2/models/{model}/infer",
+                {"inputs": one, "parameters": {"sequence_id": seq_id, **flags}}, 400,
+                f"sequence batching control 'CORRID' data-type is '{got}', but model "
+                f"'{model}' expects '{want}'")
+    r = _seq("str-id", sequence_id=("string_param", "abc"), sequence_start=("bool_param", True),
+             sequence_end=("bool_param", True))
+    code, details = _grpc_call(srv, "ModelInfer", r)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, details)
+    assert "data-type is 'BYTES', but model 'seq_direct' expects 'UINT64'" in details
+    doc = _expect(srv, "POST", "/v2/models/seq_str/infer",       # the right kinds still work
+                  {"inputs": one, "parameters": {"sequence_id": "12", **flags}}, 200)
+    assert doc["outputs"][0]["data"] == [13]
 
 
 def test_grpc_sequence_id_is_uint64(srv):
