@@ -630,3 +630,32 @@ def test_json_edge_values(srv, dtype, data, shape, status, words):
         sent = json.loads(data)
         flat = np.array(sent, dtype=object).reshape(-1).tolist() if sent else []
         assert doc["outputs"][0]["data"] == flat
+
+
+GENERATE_CASES = [
+    # (model, the generate body, status, words)
+    ("id_fp32", {"IN": [1.0, 2]}, 200, ""),
+    ("id_fp32", {"IN": [True]}, 400, "expected a number, got True"),
+    ("id_fp32", {"IN": None}, 400, "expected a number, got None"),
+    ("id_fp32", {"IN": ["1.5"]}, 400, "expected a number, got '1.5'"),
+    ("id_fp32", {"IN": [[1.0], [2.0, 3.0]]}, 400, "Shape does not match true shape"),
+    ("id_string", {"IN": ["a", "b"]}, 200, ""),
+    ("id_string", {"IN": [1.0, 2.0]}, 400, "expected a string, got 1.0"),
+    ("id_string", {"IN": {"a": 1}}, 400, "expected a string, got {'a': 1}"),
+    ("id_string", {"IN": None}, 400, "expected a string, got None"),
+    ("id_bool", {"IN": [1]}, 400, "expected a boolean, got 1"),
+    ("id_int8", {"IN": [128]}, 400, "out of bounds for int8"),
+    ("id_int64", {"IN": [1.5]}, 400, "expected an integer, got 1.5"),
+    ("id_fp16", {"IN": [1.0]}, 400, "receiving FP16 data via JSON is not supported"),
+]
+
+
+@pytest.mark.parametrize("model,body,status,words", GENERATE_CASES)
+def test_generate_values_follow_json_data_rules(srv, model, body, status, words):
+    """Triton's generate reads each input with ReadDataFromJson, infer's JSON rules: a
+    number for a BYTES input, a bool for FP32, null are errors. They were converted
+    (str(1.0), 1.0 for true, NaN for null) and the model ran on them."""
+    doc = _expect(srv, "POST", f"/v2/models/{model}/generate", body, status, words)
+    if status == 200:
+        want = body["IN"]
+        assert doc["OUT"] == (want[0] if len(want) == 1 else want)
