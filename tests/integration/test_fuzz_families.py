@@ -461,6 +461,25 @@ def test_model_control_bad_bodies(srv):
     assert _http(srv, "GET", "/v2/models/add_sub/ready")[0] == 200
 
 
+def _states(srv) -> dict:
+    return {m["name"]: m["state"] for m in _http(srv, "POST", "/v2/repository/index", {})[1]}
+
+
+@pytest.mark.parametrize("flag", ["false", "yes", 1, None])
+def test_unload_dependents_must_be_a_bool_http(srv, flag):
+    """Triton reads ``unload_dependents`` with AsBool: anything but a JSON bool leaves it
+    false (its parse error is overwritten by the unload's answer: 200). It was Python
+    truthiness: the string "false" unloaded the ensembles using the model, which then
+    stayed unloaded when the model came back."""
+    _expect(srv, "POST", "/v2/repository/models/add_sub/unload",
+            {"parameters": {"unload_dependents": flag}}, 200)
+    assert _states(srv)["add_sub"] == "UNAVAILABLE"
+    _expect(srv, "POST", "/v2/repository/models/add_sub/load", None, 200)
+    srv.pids = set(srv.children())               # add_sub's worker was replaced, on purpose
+    states = _states(srv)
+    assert (states["add_sub"], states["chain"]) == ("READY", "READY"), states
+
+
 def test_log_settings_beyond_64_bits(srv):
     """log_verbose_level must be a uint64 (Triton's AsUInt). 2**64 was a 500 and stayed
     stored, so every later log update answered 500 too."""
