@@ -190,6 +190,8 @@ async def logging_settings(request: Request):
     update = await _json_body(request) if request.method == "POST" else None
     if update is not None and not isinstance(update, dict):
         raise invalid_arg("Unable to parse the logging settings")
+    if update:                      # Triton's HTTP handler skips a null setting
+        update = {key: value for key, value in update.items() if value is not None}
     return json_response(await _core(request).control.log_settings(update))
 
 

@@ -496,6 +496,19 @@ def test_log_settings_beyond_64_bits(srv):
             "log file location can not be updated through network protocol")
 
 
+def test_log_settings_null_is_no_change_http(srv):
+    """Triton's HTTP logging endpoint skips a null setting (``if (!IsNull())``), as
+    tritonclient sends a settings dict it was given; they were 400 (503 for log_format)."""
+    before = _http(srv, "GET", "/v2/logging")[1]
+    doc = _expect(srv, "POST", "/v2/logging", {"log_info": None, "log_warning": None,
+                                               "log_error": None, "log_verbose_level": None,
+                                               "log_format": None, "log_file": None}, 200)
+    assert doc == before
+    doc = _expect(srv, "POST", "/v2/logging", {"log_info": None, "log_verbose_level": 1}, 200)
+    assert doc == {**before, "log_verbose_level": 1}
+    _expect(srv, "POST", "/v2/logging", {"log_verbose_level": before["log_verbose_level"]}, 200)
+
+
 @pytest.mark.parametrize("key", ["trace_rate", "trace_count", "log_frequency"])
 def test_trace_settings_out_of_range(srv, key):
     """Triton parses these with std::stoi: beyond int32 is "value is out of range"
