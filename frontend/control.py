@@ -171,8 +171,10 @@ class ControlPlane:
                                   files=sorted(k for k in parameters if k.startswith("file:")))
 
     async def unload_model(self, name: str, parameters: dict) -> None:
+        # Only a JSON true (Triton's AsBool; gRPC checks the bool_param on its side):
+        # "false" is no request to unload the ensembles using the model.
         await self._model_control(messages.UnloadQuery, name=name,
-                                  unload_dependents=bool(parameters.get("unload_dependents")))
+                                  unload_dependents=parameters.get("unload_dependents") is True)
 
     async def _model_control(self, kind: type, **fields) -> None:
         if self.options.model_control_mode != "explicit":

@@ -35,16 +35,23 @@ def request_fields(params: dict) -> tuple[int, int, object, int, dict]:
             flags |= SEQUENCE_END if _bool(key, value) else 0
         elif key in _TRANSPORT_KEYS or key.startswith("triton_"):
             continue
-        elif type(value) in (str, int, bool, float):
+        elif type(value) is int:
+            # Triton keeps an int64 as an int parameter, any other number as a double
+            # (and msgpack could not carry a Python int beyond 64 bits to the model).
+            custom[key] = value if _INT64_MIN <= value <= _INT64_MAX else float(value)
+        elif type(value) in (str, bool, float):
             custom[key] = value
         else:
-            raise invalid_arg(f"parameter '{key}' has an unsupported type "
-                              f"'{type(value).__name__}'")
+            raise invalid_arg(f"parameter '{key}' has invalid type. It should be either "
+                              "'int', 'bool', or 'string'.")
     return priority, timeout, corr, flags, custom
 
 
+_INT64_MIN, _INT64_MAX, _UINT64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
+
+
 def _uint(key: str, value) -> int:
-    if type(value) is not int or value < 0:
+    if type(value) is not int or not 0 <= value <= _UINT64_MAX:   # Triton's MemberAsUInt
         raise invalid_arg(f"Unable to parse '{key}'")
     return value
 

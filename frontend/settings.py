@@ -14,6 +14,11 @@ from tritond.errors import invalid_arg, unavailable, unsupported
 
 _LEVELS = {"OFF", "TIMESTAMPS", "TENSORS"}
 _INT_KEYS = ("trace_rate", "trace_count", "log_frequency")
+_INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
+# The range Triton's out-of-range message quotes for each (its text, not the int32
+# bound its std::stoi enforces).
+_RANGES = {"trace_rate": (0, (1 << 32) - 1), "trace_count": (-1, _INT32_MAX),
+           "log_frequency": (0, (1 << 32) - 1)}
 
 
 class LogSettings:
@@ -57,7 +62,7 @@ class LogSettings:
                 raise invalid_arg(f"expect the value of '{key}' to be a boolean")
             return value
         if key == "log_verbose_level":
-            if type(value) is not int or value < 0:
+            if type(value) is not int or not 0 <= value < 1 << 64:     # Triton's AsUInt
                 raise invalid_arg("expect the value of 'log_verbose_level' to be an unsigned integer")
             return value
         if key == "log_format":
@@ -103,6 +108,10 @@ class TraceSettings:
                 n = int(value)
             except ValueError:
                 raise invalid_arg(f"unable to parse '{key}', got: {value}") from None
+            if not _INT32_MIN <= n <= _INT32_MAX:    # Triton parses them with std::stoi
+                low, high = _RANGES[key]
+                raise invalid_arg(f"Unable to parse '{key}', value is out of range "
+                                  f"[ {low}, {high} ], got: {value}")
             if n < (-1 if key == "trace_count" else 0):
                 raise invalid_arg(f"invalid value for '{key}', got: {value}")
             return value

@@ -14,6 +14,7 @@ The blocking endpoint used by workers lives in ``tritond.endpoint``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 
@@ -24,6 +25,8 @@ import msgspec
 from . import messages, peers
 from .decoding import Bad, InboxDecoder, report
 from .framing import MAX_FRAME, FrameBuffer, address, frame, printable, role_of  # noqa: F401
+
+log = logging.getLogger("tritond.channel")
 
 FRAME_MESSAGES = 8            # a frame is written once this many messages wait for a peer
 # ... or this many, when the last was posted as ``batched`` (a step its receiver batches
@@ -118,6 +121,24 @@ class _Link:
         self.connecting = False
 
 
+def _frame_of(msgs: list) -> bytes:
+    """One frame of queued ``msgs``. One msgpack cannot encode (an int beyond 64 bits
+    that slipped past a check) is logged and dropped alone: raising here would lose the
+    rest of the frame and, in a flush, the turn's frames to every other peer."""
+    try:
+        return frame(messages.encode(msgs))
+    except (OverflowError, TypeError, ValueError):
+        good = []
+        for msg in msgs:
+            try:
+                messages.encode([msg])
+            except (OverflowError, TypeError, ValueError) as exc:
+                log.error("dropped a %s that cannot be encoded: %s", type(msg).__name__, exc)
+            else:
+                good.append(msg)
+        return frame(messages.encode(good))
+
+
 class AsyncOutbox:
     """Queues messages per destination and writes one frame each per loop turn."""
 
@@ -172,7 +193,7 @@ class AsyncOutbox:
             # hand them over all at once, at its very end: the receiver
             # then idles, and downstream work moves in lock-step.
             del self._queued[addr]
-            self._write(addr, frame(messages.encode(q)))
+            self._write(addr, _frame_of(q))
             return
         if not self._scheduled:
             self._scheduled = True
@@ -187,7 +208,7 @@ class AsyncOutbox:
         self._scheduled = False
         queued, self._queued = self._queued, {}
         for addr, msgs in queued.items():
-            self._write(addr, frame(messages.encode(msgs)))
+            self._write(addr, _frame_of(msgs))
 
     def _write(self, addr: str, data: bytes) -> None:
         link = self._links.get(addr)

@@ -16,6 +16,7 @@ _ALLOWED_TRITON_KEYS = ("triton_enable_empty_final_response",)
 _RESERVED_MSG = (
     "parameter keys starting with 'triton_' are reserved for Triton usage. Only the "
     "following keys starting with 'triton_' are allowed: " + " ".join(_ALLOWED_TRITON_KEYS))
+_UINT64_MASK = (1 << 64) - 1
 _SHM_KEYS = ("shared_memory_region", "shared_memory_offset", "shared_memory_byte_size")
 
 
@@ -41,7 +42,11 @@ def _sequence_id(p):
     if which not in ("int64_param", "string_param"):
         raise invalid_arg("invalid value type for 'sequence_id' parameter, expected "
                           "int64_param or string_param.")
-    return getattr(p, which)
+    if which == "int64_param":
+        # Triton passes it to SetCorrelationId(uint64): a negative int64 is how a client
+        # sends an id of 2**63 or more.
+        return p.int64_param & _UINT64_MASK
+    return p.string_param
 
 
 def _priority(p):

@@ -116,6 +116,8 @@ def trace_update(settings) -> dict | None:
             update[key] = None
         elif key == "trace_level":
             update[key] = values
+        elif len(values) > 1 and key in ("trace_rate", "trace_count", "log_frequency"):
+            raise invalid_arg(f"expect only 1 value for '{key}'")      # as Triton's
         else:
             update[key] = values[0]
     return update

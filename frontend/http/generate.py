@@ -21,12 +21,10 @@ from __future__ import annotations
 
 from contextlib import aclosing
 
-import numpy as np
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from tritond.errors import TritonError, invalid_arg
-from tritond.shm import dtypes
 
 from .. import tracepoints
 from ..types import InferRequest, InputTensor
@@ -34,6 +32,7 @@ from .codec import encode_json, parse_json
 from .rawstring import json_string
 from .responses import error_response, json_response
 from .routes import _core, _model, read_body
+from .tensors import json_to_bytes
 
 ONE = ("generate expects model to produce exactly 1 response, use generate stream for "
        "model that generates various number of responses")
@@ -171,16 +170,8 @@ def _tensor(name: str, value, mv) -> InputTensor:
     values = value if isinstance(value, list) else [value]
     shape = _shape(name, len(values), spec.metadata(mv.max_batch_size > 0)["shape"])
     dtype = spec.datatype
-    try:
-        if dtype == "BYTES":
-            arr = np.array([v.encode() if isinstance(v, str) else v for v in values],
-                           dtype=np.object_)
-            data = dtypes.serialize_bytes(arr)
-        else:
-            data = np.array(values, dtype=dtypes.np_dtype(dtype)).tobytes()
-    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise invalid_arg(f"unable to convert input '{name}' to {dtype}: {exc}") from None
-    return InputTensor(name, dtype, shape, data)
+    # Triton reads a generate input with ReadDataFromJson: infer's JSON data rules.
+    return InputTensor(name, dtype, shape, json_to_bytes(name, dtype, shape, values))
 
 
 def _shape(name: str, count: int, shape: list) -> list:

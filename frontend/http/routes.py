@@ -168,7 +168,8 @@ async def shm_register(request: Request):
     if request.path_params["kind"] == "system":
         await shm.register_system_shm(region, doc.get("key"), doc.get("offset", 0), doc.get("byte_size"))
     else:
-        handle = (doc.get("raw_handle") or {}).get("b64")
+        raw = doc.get("raw_handle")             # Triton: {"b64": "<base64>"}, else invalid
+        handle = raw.get("b64") if isinstance(raw, dict) else None
         await shm.register_cuda_shm(region, handle, doc.get("device_id"), doc.get("byte_size"))
     return empty_response(200)
 
@@ -189,6 +190,8 @@ async def logging_settings(request: Request):
     update = await _json_body(request) if request.method == "POST" else None
     if update is not None and not isinstance(update, dict):
         raise invalid_arg("Unable to parse the logging settings")
+    if update:                      # Triton's HTTP handler skips a null setting
+        update = {key: value for key, value in update.items() if value is not None}
     return json_response(await _core(request).control.log_settings(update))
 
 

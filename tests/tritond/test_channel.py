@@ -182,3 +182,39 @@ def test_sync_endpoint_posts_leave_as_one_frame_per_peer_and_an_empty_flush_send
     finally:
         peer.close()
         ep.close()
+
+
+def test_an_unencodable_message_loses_only_itself():
+    """A message msgpack cannot carry (an int beyond 64 bits that slipped past a check)
+    is dropped and logged alone: the rest of its frame and the turn's frames to every
+    other peer still go (the whole turn was lost, requests left unanswered)."""
+    a = channel.address(f"t{os.getpid()}", "enc-a")
+    b = channel.address(f"t{os.getpid()}", "enc-b")
+    ep_a, ep_b = SyncEndpoint(a, messages.TO_WORKER), SyncEndpoint(b, messages.TO_WORKER)
+
+    async def main():
+        out = channel.AsyncOutbox()
+        out.frame_limit = 3
+        out.post(b, messages.Shutdown("lone"))                 # written at once
+        out.post(a, messages.Shutdown("0"))
+        out.post(a, messages.Shutdown(1 << 70))                # not a str, not encodable
+        out.post(b, messages.Shutdown("1"))
+        out.post(a, messages.Shutdown("2"))                    # frame_limit: written now
+        out.post(a, messages.Shutdown("3"))
+        out.post(a, messages.Shutdown(1 << 70))
+        await asyncio.sleep(0.05)                              # the turn's flush
+        recv = asyncio.get_running_loop().run_in_executor
+        got_a = [m.reason for m in await recv(None, ep_a.recv, 2.0)]
+        while len(got_a) < 3:
+            got_a += [m.reason for m in await recv(None, ep_a.recv, 2.0)]
+        got_b = [m.reason for m in await recv(None, ep_b.recv, 2.0)]
+        while len(got_b) < 2:
+            got_b += [m.reason for m in await recv(None, ep_b.recv, 2.0)]
+        assert (got_a, got_b) == (["0", "2", "3"], ["lone", "1"])
+        out.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        ep_a.close()
+        ep_b.close()
