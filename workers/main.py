@@ -28,7 +28,9 @@ from tritond import loglevels, messages
 from tritond.endpoint import SyncEndpoint
 from tritond.errors import Code, TritonError
 from tritond.namespaces import identifier
+from tritond.framing import printable
 from tritond.procutil import Bootstrap, child_start, quiet_gc
+from tritond.releases import by_owner
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
@@ -71,6 +73,8 @@ class WorkerProc:
         install(self.watch)
         # Responses of an ensemble's final step go to the ensemble's caller (answers.py).
         self.answers = EnsembleAnswers(boot.address, endpoint.post)
+        endpoint.on_undelivered = self._undelivered
+        self._unreachable: set[str] = set()
 
     # --------------------------------------------------------------- loop
 
@@ -254,6 +258,20 @@ class WorkerProc:
                 self.log.debug("release of unknown slot (%s, %d)", region, offset)
             elif hub is not None:
                 hub.released(region, offset)
+
+    def _undelivered(self, addr: str, msgs: list, exc: OSError) -> None:
+        """A peer died before our messages to it left (a BLS caller killed while this
+        worker ran its call): drop them, and take back the output slots of its Responses,
+        which it can no longer release."""
+        if addr not in self._unreachable:      # a stream to it would log every turn
+            self._unreachable.add(addr)
+            self.log.warning("cannot reach %s (its messages are dropped): %s",
+                             printable(addr), exc)
+        for msg in msgs:
+            if type(msg) is messages.Response and msg.outputs:
+                mine = by_owner(msg).get(self.boot.address)
+                if mine:
+                    self._release(mine)
 
     # ----------------------------------------------------------- shutdown
 
