@@ -302,3 +302,63 @@ def test_a_bls_callers_death_leaves_its_callee_serving(tmp_path):
         children = srv.children()
         assert srv.stop() == 0
     _assert_clean(srv, children)
+
+
+HOLD_SPAWNS = '''
+import os, sys, time
+# Test hook: a process spawned by tritond waits here, before it can say hello, while
+# the file HOLD exists (a minute at most), after writing its pid to HOLD + ".held".
+if "--multiprocessing-fork" in sys.argv and os.path.exists(HOLD):
+    with open(HOLD + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(HOLD + ".tmp", HOLD + ".held")
+    for _ in range(3000):
+        if not os.path.exists(HOLD):
+            break
+        time.sleep(0.02)
+'''
+
+
+def _workers_of(srv: Server, model: str) -> list[int]:
+    out = []
+    for pid in srv.children():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().startswith(f"tritond: worker {model}_".encode()):
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def test_an_unload_during_a_restart_leaves_no_worker_behind(tmp_path):
+    """A worker died and its restart is on the way when the model is unloaded: the
+    new worker must not outlive the unload (its Shutdown went to an address it had not
+    bound yet, and it loaded and served nothing for ever: an orphan process)."""
+    repo = write_repo(tmp_path / "repo", with_simple=False)
+    hold = tmp_path / "hold"
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(f"HOLD = {str(hold)!r}\n" + HOLD_SPAWNS)
+    path = os.pathsep.join(p for p in (str(tmp_path / "site"), os.environ.get("PYTHONPATH")) if p)
+    srv = Server([repo], "--model-control-mode=explicit", "--load-model=crashy",
+                 env={"PYTHONPATH": path})
+    c = httpclient.InferenceServerClient(srv.url, network_timeout=60)
+    try:
+        pid = int(_infer(c, 0).get_result().as_numpy("OUT")[0])
+        hold.write_text("")
+        os.kill(pid, signal.SIGKILL)
+        _wait(lambda: (tmp_path / "hold.held").exists(), what="the restart spawned")
+        restarted = int((tmp_path / "hold.held").read_text())
+        c.unload_model("crashy")
+        hold.unlink()                       # the new worker may say hello now
+        _wait(lambda: not alive(restarted), timeout=30, what="the restarted worker gone")
+        assert _workers_of(srv, "crashy") == []
+        c.load_model("crashy")              # and the model loads again, one worker
+        assert int(_infer(c, 0).get_result().as_numpy("OUT")[0]) > 0
+        assert len(_workers_of(srv, "crashy")) == 1
+    finally:
+        hold.unlink(missing_ok=True)
+        c.close()
+        children = srv.children()
+        assert srv.stop() == 0
+    _assert_clean(srv, children)
