@@ -277,18 +277,52 @@ class WorkerProc:
 
     def _shutdown(self, msg: messages.Shutdown) -> None:
         if self.hub is not None:
+            if msg.linger and self.setup is not None:     # retired: unload or reload
+                self._finish_streams(float(self.setup.options.exit_timeout_secs))
             self.hub.stop_blocking()     # finalize may join threads waiting for credits
         try:
             if self.backend is not None:
                 self.backend.unload()
         except Exception as exc:  # noqa: BLE001 - still stop cleanly
             self.log.error("unload failed: %s", exc)
+        if self.hub is not None:         # what finalize's joined threads sent
+            self.hub.drain()
+            self.ep.flush()
         self._close(linger=msg.linger)
         try:
             self.ep.send_now(self.boot.parent, [messages.Stopped(self.boot.name)])
         except OSError as exc:  # the parent may already be gone
             self.log.debug("could not send Stopped: %s", exc)
         self.running = False
+
+    def _finish_streams(self, within: float) -> None:
+        """Requests a decoupled model still answers from its own threads after execute
+        returned finish before the model goes (Triton unloads a model only once its
+        response senders are done), for at most ``within`` seconds: the scheduler saw
+        this worker idle, the frontends still wait for these answers."""
+        hub = self.hub
+        end = time.monotonic() + within
+        while any(not s.closed and not s.parked for s in hub.streams.values()):
+            left = end - time.monotonic()
+            if left <= 0:
+                self.log.warning("%d request(s) still being answered after %gs: stopping",
+                                 sum(not s.closed for s in hub.streams.values()), within)
+                return
+            for msg in self.ep.recv(min(left, 0.05)):
+                kind = type(msg)
+                if kind is messages.Release:        # the readers' credits
+                    self._release(msg.slots)
+                elif kind is messages.CancelRunning:
+                    hub.cancel(msg.requests, msg.batch_id == messages.ANSWERED)
+                elif kind is messages.Forget:
+                    for region, gen in msg.regions:
+                        self.cache.forget(region, gen)
+                elif kind is Execute:       # not expected once retiring: never lost
+                    self._reject(msg, "the model instance is shutting down")
+            hub.drain()
+            self.ep.flush()
+        hub.drain()
+        self.ep.flush()
 
     def _close(self, linger: bool = False) -> None:
         """Unlink this worker's segments and unmap everything mapped (``linger``: output
