@@ -27,8 +27,8 @@ import msgspec
 from tritond import loglevels, messages
 from tritond.endpoint import SyncEndpoint
 from tritond.errors import Code, TritonError
-from tritond.namespaces import identifier
 from tritond.framing import printable
+from tritond.namespaces import identifier
 from tritond.procutil import Bootstrap, child_start, quiet_gc
 from tritond.releases import by_owner
 from tritond.shm.arena import ArenaPool
@@ -39,6 +39,7 @@ from .cancel import CancelWatch, install
 from .executor import Executor
 from .loader import load_backend
 from .outputs import OutputWriter
+from .retire import finish_streams
 from .runner import BatchRunner
 from .sequence import sequence_io
 from .shapes import ModelIO
@@ -278,7 +279,8 @@ class WorkerProc:
     def _shutdown(self, msg: messages.Shutdown) -> None:
         if self.hub is not None:
             if msg.linger and self.setup is not None:     # retired: unload or reload
-                self._finish_streams(float(self.setup.options.exit_timeout_secs))
+                finish_streams(self.hub, self.ep, float(self.setup.options.exit_timeout_secs),
+                               self._release, self.cache.forget, self._reject, self.log)
             self.hub.stop_blocking()     # finalize may join threads waiting for credits
         try:
             if self.backend is not None:
@@ -294,35 +296,6 @@ class WorkerProc:
         except OSError as exc:  # the parent may already be gone
             self.log.debug("could not send Stopped: %s", exc)
         self.running = False
-
-    def _finish_streams(self, within: float) -> None:
-        """Requests a decoupled model still answers from its own threads after execute
-        returned finish before the model goes (Triton unloads a model only once its
-        response senders are done), for at most ``within`` seconds: the scheduler saw
-        this worker idle, the frontends still wait for these answers."""
-        hub = self.hub
-        end = time.monotonic() + within
-        while any(not s.closed and not s.parked for s in hub.streams.values()):
-            left = end - time.monotonic()
-            if left <= 0:
-                self.log.warning("%d request(s) still being answered after %gs: stopping",
-                                 sum(not s.closed for s in hub.streams.values()), within)
-                return
-            for msg in self.ep.recv(min(left, 0.05)):
-                kind = type(msg)
-                if kind is messages.Release:        # the readers' credits
-                    self._release(msg.slots)
-                elif kind is messages.CancelRunning:
-                    hub.cancel(msg.requests, msg.batch_id == messages.ANSWERED)
-                elif kind is messages.Forget:
-                    for region, gen in msg.regions:
-                        self.cache.forget(region, gen)
-                elif kind is Execute:       # not expected once retiring: never lost
-                    self._reject(msg, "the model instance is shutting down")
-            hub.drain()
-            self.ep.flush()
-        hub.drain()
-        self.ep.flush()
 
     def _close(self, linger: bool = False) -> None:
         """Unlink this worker's segments and unmap everything mapped (``linger``: output
