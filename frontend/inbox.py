@@ -99,8 +99,8 @@ class Inbox:
             core.cache.forget(region)
         client = core.client
         if client.answering:     # requests a dead worker was still answering
-            client.fail_gone(
-                {i.address for e in msg.models for i in e.instances},
+            client.fail_gone(     # (a retiring one is alive: it finishes them first)
+                {i.address for e in msg.models for i in e.instances} | set(msg.retiring),
                 {a: how for e in msg.models if e.exited for a, how in e.exited.items()})
         if msg.seq and core.parent:     # the parent waits for this before READY=1
             core.post(core.parent, messages.TableApplied(core.address, msg.seq))

@@ -6,16 +6,19 @@ per destination.
 """
 from __future__ import annotations
 
+import logging
 import select
 import socket
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 import msgspec
 
 from . import messages, peers
 from .decoding import Bad, InboxDecoder, report
 from .framing import FrameBuffer, frame, printable, role_of
+
+log = logging.getLogger("tritond.endpoint")
 
 
 class SyncEndpoint:
@@ -41,6 +44,8 @@ class SyncEndpoint:
         self._rbuf = bytearray(256 * 1024)
         self._rview = memoryview(self._rbuf)
         self._woken = False
+        # flush(): what happens to the messages of a peer that cannot be reached.
+        self.on_undelivered: Callable[[str, list, OSError], None] = _log_undelivered
 
     def add_waker(self, fd: int, on_wake) -> None:
         """Watch ``fd`` too (e.g. an eventfd other threads write): when it is readable
@@ -157,7 +162,12 @@ class SyncEndpoint:
             return
         queued, self._queued = self._queued, {}
         for addr, msgs in queued.items():
-            self.send_now(addr, msgs)
+            # A peer that died (a BLS caller killed while its callee runs) must cost
+            # neither this process nor the messages queued for the others.
+            try:
+                self.send_now(addr, msgs)
+            except OSError as exc:
+                self.on_undelivered(addr, msgs, exc)
 
     def send_now(self, addr: str, msgs: Iterable) -> None:
         sock = self._out.get(addr)
@@ -179,3 +189,7 @@ class SyncEndpoint:
             except OSError:
                 pass
         self._ep.close()
+
+
+def _log_undelivered(addr: str, msgs: list, exc: OSError) -> None:
+    log.warning("cannot reach %s (%d message(s) dropped): %s", printable(addr), len(msgs), exc)

@@ -27,8 +27,10 @@ import msgspec
 from tritond import loglevels, messages
 from tritond.endpoint import SyncEndpoint
 from tritond.errors import Code, TritonError
+from tritond.framing import printable
 from tritond.namespaces import identifier
 from tritond.procutil import Bootstrap, child_start, quiet_gc
+from tritond.releases import by_owner
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
@@ -37,6 +39,7 @@ from .cancel import CancelWatch, install
 from .executor import Executor
 from .loader import load_backend
 from .outputs import OutputWriter
+from .retire import finish_streams
 from .runner import BatchRunner
 from .sequence import sequence_io
 from .shapes import ModelIO
@@ -71,6 +74,8 @@ class WorkerProc:
         install(self.watch)
         # Responses of an ensemble's final step go to the ensemble's caller (answers.py).
         self.answers = EnsembleAnswers(boot.address, endpoint.post)
+        endpoint.on_undelivered = self._undelivered
+        self._unreachable: set[str] = set()
 
     # --------------------------------------------------------------- loop
 
@@ -255,16 +260,36 @@ class WorkerProc:
             elif hub is not None:
                 hub.released(region, offset)
 
+    def _undelivered(self, addr: str, msgs: list, exc: OSError) -> None:
+        """A peer died before our messages to it left (a BLS caller killed while this
+        worker ran its call): drop them, and take back the output slots of its Responses,
+        which it can no longer release."""
+        if addr not in self._unreachable:      # a stream to it would log every turn
+            self._unreachable.add(addr)
+            self.log.warning("cannot reach %s (its messages are dropped): %s",
+                             printable(addr), exc)
+        for msg in msgs:
+            if type(msg) is messages.Response and msg.outputs:
+                mine = by_owner(msg).get(self.boot.address)
+                if mine:
+                    self._release(mine)
+
     # ----------------------------------------------------------- shutdown
 
     def _shutdown(self, msg: messages.Shutdown) -> None:
         if self.hub is not None:
+            if msg.linger and self.setup is not None:     # retired: unload or reload
+                finish_streams(self.hub, self.ep, float(self.setup.options.exit_timeout_secs),
+                               self._release, self.cache.forget, self._reject, self.log)
             self.hub.stop_blocking()     # finalize may join threads waiting for credits
         try:
             if self.backend is not None:
                 self.backend.unload()
         except Exception as exc:  # noqa: BLE001 - still stop cleanly
             self.log.error("unload failed: %s", exc)
+        if self.hub is not None:         # what finalize's joined threads sent
+            self.hub.drain()
+            self.ep.flush()
         self._close(linger=msg.linger)
         try:
             self.ep.send_now(self.boot.parent, [messages.Stopped(self.boot.name)])

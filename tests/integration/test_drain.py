@@ -170,3 +170,82 @@ def test_a_version_dropped_by_a_new_version_policy_drains(server):
     finally:
         httpclient.InferenceServerClient(server.url).unload_model("slow")
         shutil.rmtree(server.repo / "slow" / "2")
+
+
+THREADED_STREAM = '''
+import threading, time
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    """Triton's decoupled examples' way: execute returns at once, a thread answers."""
+
+    def execute(self, requests):
+        for request in requests:
+            n = int(pb_utils.get_input_tensor_by_name(request, "N").as_numpy()[0])
+            sender = request.get_response_sender()
+
+            def run(sender=sender, n=n):
+                for i in range(n):
+                    time.sleep(0.1)
+                    sender.send(pb_utils.InferenceResponse(
+                        [pb_utils.Tensor("OUT", np.array([i], np.int32))]))
+                sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            threading.Thread(target=run, daemon=True).start()
+        return None
+'''
+
+
+@pytest.mark.parametrize("change", ["unload", "reload"])
+def test_a_decoupled_models_threads_finish_their_streams_before_it_goes(tmp_path, change):
+    """Unload (or reload) while a decoupled model's own thread is still answering a
+    request: every response and the final flag still reach the client, as in Triton
+    (a model goes only once its response senders are done). Before, the worker was
+    shut down as soon as execute had returned, cutting the stream with
+    "the model instance became unavailable while sending the responses"."""
+    import queue
+
+    import tritonclient.grpc as grpcclient
+
+    (tmp_path / "stream" / "1").mkdir(parents=True)
+    (tmp_path / "stream" / "1" / "model.py").write_text(THREADED_STREAM)
+    (tmp_path / "stream" / "config.pbtxt").write_text(
+        'backend: "python"\nmodel_transaction_policy { decoupled: true }\n'
+        'input [ { name: "N" data_type: TYPE_INT32 dims: [ 1 ] } ]\n'
+        'output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] } ]\n')
+    srv = Server([tmp_path], "--model-control-mode=explicit", "--load-model=stream",
+                 "--exit-timeout-secs=60")
+    got = queue.Queue()
+    c = grpcclient.InferenceServerClient(srv.grpc_url)
+    try:
+        c.start_stream(callback=lambda result, error: got.put((result, error)))
+        n = grpcclient.InferInput("N", [1], "INT32")
+        n.set_data_from_numpy(np.array([20], np.int32))
+        c.async_stream_infer("stream", [n], enable_empty_final_response=True)
+        first, error = got.get(timeout=30)
+        assert error is None and first.as_numpy("OUT").tolist() == [0]
+        control = httpclient.InferenceServerClient(srv.url, network_timeout=60)
+        if change == "unload":
+            control.unload_model("stream")
+        else:
+            control.load_model("stream", config=json.dumps(
+                {"backend": "python", "parameters": {"generation": {"string_value": "2"}}}))
+        values = [0]
+        while True:
+            result, error = got.get(timeout=30)
+            assert error is None, error
+            if result.get_response().parameters["triton_final_response"].bool_param:
+                break
+            values.append(int(result.as_numpy("OUT")[0]))
+        assert values == list(range(20))
+        c.stop_stream()
+        if change == "reload":
+            assert control.get_model_config("stream")["parameters"]["generation"] == {
+                "string_value": "2"}
+        else:
+            assert not control.is_model_ready("stream")
+    finally:
+        c.close()
+        assert srv.stop() == 0

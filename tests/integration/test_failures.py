@@ -218,3 +218,147 @@ def test_core_process_death_stops_the_server(tmp_path, victim):
         load.stop()
         srv.stop()
     _assert_clean(srv, children)
+
+
+GATED_CALLEE = '''
+import os, pathlib, time
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        here = pathlib.Path(__file__).resolve().parents[1]
+        if int(pb_utils.get_input_tensor_by_name(requests[0], "MODE").as_numpy()[0]):
+            (here / "started").write_text("")
+            for _ in range(3000):            # a minute at most: a test that never opens fails
+                if (here / "gate").exists():
+                    break
+                time.sleep(0.02)
+        pid = np.array([os.getpid()], np.int32)
+        return [pb_utils.InferenceResponse([pb_utils.Tensor("OUT", pid)]) for _ in requests]
+'''
+
+BLS_CALLER = '''
+import os, pathlib
+
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        (pathlib.Path(__file__).resolve().parents[1] / "pid").write_text(str(os.getpid()))
+
+    def execute(self, requests):
+        out = []
+        for r in requests:
+            resp = pb_utils.InferenceRequest(
+                model_name="callee", requested_output_names=["OUT"],
+                inputs=[pb_utils.get_input_tensor_by_name(r, "MODE")]).exec()
+            out.append(pb_utils.InferenceResponse(
+                resp.output_tensors(), error=resp.error() if resp.has_error() else None))
+        return out
+'''
+
+
+def _pid_model(root, name, code):
+    (root / name / "1").mkdir(parents=True)
+    (root / name / "1" / "model.py").write_text(code)
+    (root / name / "config.pbtxt").write_text(f'''name: "{name}"
+backend: "python"
+input [ {{ name: "MODE" data_type: TYPE_INT32 dims: [ 1 ] }} ]
+output [ {{ name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] }} ]
+instance_group [ {{ kind: KIND_CPU count: 1 }} ]
+''')
+    return root / name
+
+
+def test_a_bls_callers_death_leaves_its_callee_serving(tmp_path):
+    """A BLS caller killed while its callee executes: the callee's answer has nowhere to
+    go, and the callee must drop it and keep serving (it died of a BrokenPipeError
+    before, failing whatever else it was running and counting a crash)."""
+    callee = _pid_model(tmp_path, "callee", GATED_CALLEE)
+    caller = _pid_model(tmp_path, "caller", BLS_CALLER)
+    srv = Server([tmp_path])
+    c = httpclient.InferenceServerClient(srv.url, concurrency=4, network_timeout=60)
+    try:
+        callee_pid = int(c.infer("callee", mode_input(httpclient, 0)).as_numpy("OUT")[0])
+        assert int(c.infer("caller", mode_input(httpclient, 0)).as_numpy("OUT")[0]) == callee_pid
+        gated = c.async_infer("caller", mode_input(httpclient, 1))
+        _wait(lambda: (callee / "started").exists(), what="the callee runs the BLS call")
+        caller_pid = int((caller / "pid").read_text())
+        (caller / "pid").unlink()
+        os.kill(caller_pid, signal.SIGKILL)
+        assert "killed by signal SIGKILL" in _error(gated)
+        _wait(lambda: (caller / "pid").exists(), what="the caller restarted")
+        (callee / "gate").write_text("")     # the callee answers the dead caller now
+        # The callee's next request is served by the same process: it did not die.
+        assert int(c.infer("callee", mode_input(httpclient, 0)).as_numpy("OUT")[0]) == callee_pid
+        assert int(c.infer("caller", mode_input(httpclient, 0)).as_numpy("OUT")[0]) == callee_pid
+        assert "instance 'callee_0_0'" not in srv.output()
+    finally:
+        c.close()
+        children = srv.children()
+        assert srv.stop() == 0
+    _assert_clean(srv, children)
+
+
+HOLD_SPAWNS = '''
+import os, sys, time
+# Test hook: a process spawned by tritond waits here, before it can say hello, while
+# the file HOLD exists (a minute at most), after writing its pid to HOLD + ".held".
+if "--multiprocessing-fork" in sys.argv and os.path.exists(HOLD):
+    with open(HOLD + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(HOLD + ".tmp", HOLD + ".held")
+    for _ in range(3000):
+        if not os.path.exists(HOLD):
+            break
+        time.sleep(0.02)
+'''
+
+
+def _workers_of(srv: Server, model: str) -> list[int]:
+    out = []
+    for pid in srv.children():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read().startswith(f"tritond: worker {model}_".encode()):
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def test_an_unload_during_a_restart_leaves_no_worker_behind(tmp_path):
+    """A worker died and its restart is on the way when the model is unloaded: the
+    new worker must not outlive the unload (its Shutdown went to an address it had not
+    bound yet, and it loaded and served nothing for ever: an orphan process)."""
+    repo = write_repo(tmp_path / "repo", with_simple=False)
+    hold = tmp_path / "hold"
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(f"HOLD = {str(hold)!r}\n" + HOLD_SPAWNS)
+    path = os.pathsep.join(p for p in (str(tmp_path / "site"), os.environ.get("PYTHONPATH")) if p)
+    srv = Server([repo], "--model-control-mode=explicit", "--load-model=crashy",
+                 env={"PYTHONPATH": path})
+    c = httpclient.InferenceServerClient(srv.url, network_timeout=60)
+    try:
+        pid = int(_infer(c, 0).get_result().as_numpy("OUT")[0])
+        hold.write_text("")
+        os.kill(pid, signal.SIGKILL)
+        _wait(lambda: (tmp_path / "hold.held").exists(), what="the restart spawned")
+        restarted = int((tmp_path / "hold.held").read_text())
+        c.unload_model("crashy")
+        hold.unlink()                       # the new worker may say hello now
+        _wait(lambda: not alive(restarted), timeout=30, what="the restarted worker gone")
+        assert _workers_of(srv, "crashy") == []
+        c.load_model("crashy")              # and the model loads again, one worker
+        assert int(_infer(c, 0).get_result().as_numpy("OUT")[0]) > 0
+        assert len(_workers_of(srv, "crashy")) == 1
+    finally:
+        hold.unlink(missing_ok=True)
+        c.close()
+        children = srv.children()
+        assert srv.stop() == 0
+    _assert_clean(srv, children)

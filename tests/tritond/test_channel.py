@@ -218,3 +218,41 @@ def test_an_unencodable_message_loses_only_itself():
     finally:
         ep_a.close()
         ep_b.close()
+
+
+def test_sync_endpoint_flush_drops_a_gone_peers_messages_and_still_sends_the_others():
+    """A worker answering a peer that died (a killed BLS caller) must not raise out of
+    its loop, nor lose what it queued for the living: the dead peer's messages go to
+    ``on_undelivered`` (the worker takes its output slots back there)."""
+    import socket
+
+    sid = f"u{os.getpid()}"
+    ep = SyncEndpoint(channel.address(sid, "w"), messages.TO_WORKER)
+    dropped = []
+    ep.on_undelivered = lambda addr, msgs, exc: dropped.append((addr, msgs, type(exc)))
+    peer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    peer.bind(channel.address(sid, "peer"))
+    peer.listen(1)
+    peer.settimeout(5)
+    gone = channel.address(sid, "gone")
+    try:
+        ep.post(gone, messages.Stopped("lost"))
+        ep.post(channel.address(sid, "peer"), messages.Stopped("kept"))
+        ep.flush()
+        assert dropped == [(gone, [messages.Stopped("lost")], ConnectionRefusedError)]
+        conn, _ = peer.accept()
+        conn.settimeout(5)
+        fb, frames = channel.FrameBuffer(), []
+        while not frames:
+            frames += fb.feed(conn.recv(4096))
+        assert messages.decoder(messages.TO_PARENT).decode(frames[0]) == [messages.Stopped("kept")]
+        conn.close()
+        # A peer that died after we connected: the broken pipe is the same drop.
+        for _ in range(3):
+            ep.post(channel.address(sid, "peer"), messages.Stopped("late"))
+            ep.flush()
+        assert [d[0] for d in dropped[1:]] == [channel.address(sid, "peer")] * len(dropped[1:])
+        assert len(dropped) > 1
+    finally:
+        peer.close()
+        ep.close()

@@ -142,3 +142,19 @@ def test_lifecycle_messages_run_in_their_order(turn):
     proc._handle([messages.Shutdown("test"), execute(1, x)])
     assert not proc.running and proc.runner is not None
     assert fe.conn is None and sched.conn is None     # nothing was sent to either
+
+
+def test_an_answer_to_a_gone_caller_is_dropped_and_its_slot_comes_back(turn, frontend):
+    """The requester died (a BLS caller killed while this worker ran its call): the
+    worker goes on, the scheduler still hears Executed, and the output slot nobody will
+    release returns to the arena at once."""
+    proc, execute, fe, sched = turn
+    x = np.ones(4, dtype=np.float32)
+    gone = channel.address(frontend.server_id, "w9-bls")        # nobody listens there
+    ex = execute(1, x)
+    ex.requests[0].frontend = gone
+    proc._handle([ex])                   # raised ConnectionRefusedError out of the loop before
+    assert [m.batch_id for f in sched.read(1) for m in f] == [1]
+    assert proc.writer.live_slots == 0
+    proc._handle([execute(2, x)])        # and the next request is answered as usual
+    assert [m.rid for f in fe.read(1) for m in f] == [2]

@@ -293,4 +293,6 @@ class ModelControl:
         try:
             await self.drainer.wait([instance_key(a) for a in addresses], waits, what)
         finally:
-            self.drainer.retired(addresses)
+            # A drained worker stays listed until it exits (Drainer.lost): a decoupled
+            # model's threads may still be answering requests its frontends keep open.
+            self.drainer.retired([a for a, fut in zip(addresses, waits) if not fut.done()])

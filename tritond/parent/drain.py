@@ -62,8 +62,9 @@ class Drainer:
         self.registry.retiring.difference_update(addresses)
 
     def lost(self, address: str) -> bool:
-        """A retiring worker died: stop waiting for it; True when the table must be
-        published (the scheduler then fails what it held)."""
+        """A retiring worker exited (died, or stopped after its Shutdown: a drained one
+        stays listed until then, see ModelControl._retire): stop waiting for it; True when
+        the table must be published (the scheduler, the frontends fail what it held)."""
         if address not in self.registry.retiring:
             return False
         self.registry.retiring.discard(address)

@@ -239,11 +239,19 @@ class Loader:
     def stop_instances(self, mv: ModelVersion, why: str) -> None:
         """Finalize ``mv``'s workers (an expected exit: no restart)."""
         for inst in mv.instances:
-            inst.loaded = False
-            child = inst.child
-            if child is not None and not child.stopped:
-                child.expected_exit = True
-                self.outbox.post(child.boot.address, messages.Shutdown(why, linger=True))
+            self._stop(inst, why)
+
+    def _stop(self, inst: Instance, why: str) -> None:
+        inst.loaded = False
+        child = inst.child
+        if child is not None and not child.stopped:
+            child.expected_exit = True
+            if not child.hello.done():
+                # Not listening yet (a restart on its way): a Shutdown would be lost
+                # and the worker would load and live on. It holds nothing yet.
+                kill(child)
+                return
+            self.outbox.post(child.boot.address, messages.Shutdown(why, linger=True))
 
     # ------------------------------------------------------------ restarts
 
@@ -301,10 +309,15 @@ class Loader:
             and mv.reason != "unloaded"
 
     async def _respawn(self, mv: ModelVersion, inst: Instance) -> None:
-        if self.phase.stopping or mv.state != READY:
+        if not self._current(mv) or mv.state != READY:
             return
         ok, result = await self._start_instance(mv, inst, mv.spec, False)
         if self.phase.stopping:
+            return
+        if not self._current(mv):        # unloaded or replaced while it started
+            log.info("instance %s of '%s' version %d was restarting when the version was "
+                     "unloaded or replaced: stopped", inst.name, mv.identifier, mv.version)
+            self._stop(inst, "unloaded")
             return
         if ok:
             log.info("restarted instance %s of '%s' version %d", inst.name, mv.identifier,
