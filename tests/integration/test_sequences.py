@@ -151,6 +151,32 @@ def test_triton_errors(srv):
     assert "string correlation ID cannot be longer than 128 characters" in err.value.message()
 
 
+def test_a_correlation_id_of_the_wrong_type_is_refused_as_triton(srv):
+    """L0_sequence_corrid_batcher test_corrid_data_type: a string id to a model whose CORRID
+    is an integer (and a uint64 id to a TYPE_STRING one) fails INVALID_ARG with Triton's
+    text, on HTTP and gRPC."""
+    client = httpclient.InferenceServerClient(srv.url)
+    for model, cid, got, want in (("seq_direct", "5100", "BYTES", "UINT64"),
+                                  ("seq_oldest", 5101, "UINT64", "BYTES")):
+        with pytest.raises(InferenceServerException) as err:
+            infer(client, model, 1, cid, start=True)
+        assert err.value.status() == "400"
+        assert f"sequence batching control 'CORRID' data-type is '{got}', but model " \
+               f"'{model}' expects '{want}'" in err.value.message()
+    gclient = grpcclient.InferenceServerClient(srv.grpc_url)
+    inp = grpcclient.InferInput("INPUT", [1, 1], "INT32")
+    inp.set_data_from_numpy(np.full((1, 1), 1, np.int32))
+    with pytest.raises(InferenceServerException) as err:
+        gclient.infer("seq_oldest", [inp], sequence_id=5102, sequence_start=True)
+    assert err.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert "data-type is 'UINT64', but model 'seq_oldest' expects 'BYTES'" in err.value.message()
+    # a request without an id is a uint64 0 to Triton: the type error comes first
+    with pytest.raises(InferenceServerException) as err:
+        gclient.infer("seq_oldest", [inp], sequence_start=True)
+    assert "data-type is 'UINT64', but model 'seq_oldest' expects 'BYTES'" in err.value.message()
+    assert send(client, "seq_oldest", [3, 4], "5103") == [3, 7 + 5103]    # right types run
+
+
 def test_idle_sequence_times_out(srv):
     client = httpclient.InferenceServerClient(srv.url)
     assert infer(client, "seq_direct", 5, 3000, start=True) == 5
