@@ -4,7 +4,9 @@ timeout, Triton's errors, and implicit state in Python and ONNX models (seq_repo
 from __future__ import annotations
 
 import queue
+import re
 import threading
+import urllib.request
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -175,6 +177,36 @@ def test_a_correlation_id_of_the_wrong_type_is_refused_as_triton(srv):
         gclient.infer("seq_oldest", [inp], sequence_start=True)
     assert "data-type is 'UINT64', but model 'seq_oldest' expects 'BYTES'" in err.value.message()
     assert send(client, "seq_oldest", [3, 4], "5103") == [3, 7 + 5103]    # right types run
+
+
+def _failures(srv, model) -> tuple[int, dict]:
+    """(the statistics' fail count, nv_inference_request_failure per reason) of ``model``."""
+    stats = httpclient.InferenceServerClient(srv.url).get_inference_statistics(model)
+    fail = int(stats["model_stats"][0]["inference_stats"]["fail"]["count"])
+    with urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics") as r:
+        text = r.read().decode()
+    reasons = {m.group(1): float(m.group(2)) for m in re.finditer(
+        r'nv_inference_request_failure\{model="%s",reason="(\w+)",version="1"\} (\S+)' % model,
+        text)}
+    return fail, reasons
+
+
+def test_requests_the_sequence_batcher_refuses_are_not_counted_as_failures(srv):
+    """Triton's SequenceBatchScheduler::Enqueue returns these errors to the caller before
+    the request is queued (InferenceRequest::Run: FAILED_ENQUEUE): neither the statistics'
+    fail count nor nv_inference_request_failure counts them."""
+    client = httpclient.InferenceServerClient(srv.url)
+    before = _failures(srv, "seq_direct")
+    with pytest.raises(InferenceServerException, match="must specify the START flag"):
+        infer(client, "seq_direct", 1, 5200)
+    with pytest.raises(InferenceServerException, match="non-zero or non-empty correlation"):
+        infer(client, "seq_direct", 1, 0, start=True)
+    two = httpclient.InferInput("INPUT", [2, 1], "INT32")
+    two.set_data_from_numpy(np.full((2, 1), 1, np.int32))
+    with pytest.raises(InferenceServerException, match="must specify batch-size 1"):
+        client.infer("seq_direct", [two], sequence_id=5201, sequence_start=True)
+    assert len(before[1]) == 4      # every reason is on /metrics
+    assert _failures(srv, "seq_direct") == before
 
 
 def test_idle_sequence_times_out(srv):
