@@ -41,7 +41,7 @@ from .sequences import LiveSequences
 from .settings import TraceSettings
 from .trace import Tracer
 from .types import InferRequest, InferResult
-from .validate import check_corrid, check_inputs, check_outputs
+from .validate import check_inputs, check_outputs
 
 _NO_PARAMS = (0, 0, 0, 0, {})
 # Inputs of one request up to this many bytes in all share one arena slot (one
@@ -211,8 +211,6 @@ class FrontendCore:
         check_outputs(mv, req)
         priority, timeout, corr, flags, custom = (
             request_fields(req.parameters) if req.parameters else _NO_PARAMS)
-        if mv.corrid_type is not None:
-            check_corrid(mv, corr)
         if corr:
             self.sequences.note(mv, corr, flags, self.models)
         used: list = []        # client shm registrations this request uses

@@ -119,25 +119,6 @@ def _check_new(mv: ModelVersion, req: InferRequest, key: tuple) -> tuple[int, li
     return batch, sizes
 
 
-_CORRID_INTS = frozenset({"UINT64", "INT64", "UINT32", "INT32"})
-
-
-def check_corrid(mv: ModelVersion, corrid) -> None:
-    """Triton's ValidateCorrelationId: a string id needs a BYTES CORRID control, a uint64
-    id (0, no id, too) an integer one."""
-    want = mv.corrid_type
-    if type(corrid) is str:
-        if want == "BYTES":
-            return
-        got = "BYTES"
-    elif want in _CORRID_INTS:
-        return
-    else:
-        got = "UINT64"
-    raise invalid_arg(f"sequence batching control 'CORRID' data-type is '{got}', but model "
-                      f"'{mv.name}' expects '{want}'")
-
-
 def _dims_match(expected: tuple, wildcard: bool, got) -> bool:
     if not wildcard:
         return expected == tuple(got)
