@@ -270,6 +270,29 @@ def test_state_outputs_are_not_returned(srv):
     assert [o["name"] for o in result.get_response()["outputs"]] == ["OUTPUT"]
 
 
+def test_batch_statistics_count_the_not_ready_rows_as_tritons(srv):
+    """Triton hands the backend a null request per not-ready row, and the backend reports
+    its whole batch (python_backend's total_batch_size): B alone in slot 1 is an execution
+    of batch size 2 in batch_stats, while inference_count counts B only."""
+    client = httpclient.InferenceServerClient(srv.url)
+
+    def counts():
+        st = client.get_inference_statistics("seq_direct")["model_stats"][0]
+        return st["execution_count"], st["inference_count"], {
+            int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in st["batch_stats"]}
+    before = counts()
+    assert infer(client, "seq_direct", 1, 7100, start=True) == 1     # slot 0: one row
+    assert infer(client, "seq_direct", 2, 7101, start=True) == 2     # slot 1: rows 0 and 1
+    assert infer(client, "seq_direct", 3, 7101, end=True) == 5 + 7101
+    assert infer(client, "seq_direct", 4, 7100, end=True) == 5 + 7100
+    deadline = time.monotonic() + 30
+    while (after := counts())[0] < before[0] + 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert after[:2] == (before[0] + 4, before[1] + 4)
+    grown = {n: c - before[2].get(n, 0) for n, c in after[2].items() if c != before[2].get(n, 0)}
+    assert grown == {1: 2, 2: 2}
+
+
 def test_not_ready_rows_are_neither_answered_nor_counted(srv):
     """B alone in slot 1 runs with a not-ready row for idle slot 0 (A waits for its END)."""
     client = httpclient.InferenceServerClient(srv.url)
