@@ -174,6 +174,10 @@ class CancelRunning(msgspec.Struct, tag=11, array_like=True):
 
     batch_id: int
     requests: list[tuple[str, int]]
+    # The scheduler counts ``batch_id`` as running (not pipelined behind it): if the worker
+    # has not started it yet, the model still runs the requests and sees is_cancelled()
+    # (False: a pipelined batch's, skipped by the worker if it did not start).
+    running: bool = False
 
 
 ANSWERED = -2        # CancelRunning.batch_id: the requests were answered elsewhere
