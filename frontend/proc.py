@@ -152,6 +152,7 @@ class FrontendProc:
         except OSError as exc:       # a bind failure, or unreadable TLS files (grpc/tls.py)
             self.log.error("%s", exc)
             raise
+        self.log.info("Started GRPCInferenceService at %s:%d", opts.grpc_address, opts.grpc_port)
 
     async def drain(self, deadline_s: float) -> None:
         """Refuse new inference; answer Drained once idle or at the deadline."""

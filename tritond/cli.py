@@ -15,6 +15,35 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+# tritonserver flags (server src/command_line_parser.cc, 2.51 and later) tritond does not
+# implement, with why: a Triton command line using one stops naming it, never runs without it.
+LACKING = {
+    "--http-thread-count": "one asyncio loop per frontend process; scale with --frontend-processes",
+    "--grpc-infer-thread-count": "grpcio's core serves gRPC in each frontend process",
+    "--grpc-infer-allocation-pool-size": "grpcio's core serves gRPC in each frontend process",
+    "--grpc-max-response-pool-size": "grpcio's core serves gRPC in each frontend process",
+    "--backend-directory": "its backends (onnxruntime, python, pytorch, tensorrt) are built in",
+    "--repoagent-directory": "no repository agents",
+    "--cache-directory": "only the local response cache (--cache-config local,size=N)",
+    "--response-cache-byte-size": "use --cache-config local,size=N",
+    "--host-policy": "no host policies",
+    "--buffer-manager-thread-count": "no buffer manager threads",
+    "--allow-sagemaker": "no SageMaker endpoint",
+    "--sagemaker-port": "no SageMaker endpoint",
+    "--sagemaker-safe-port-range": "no SageMaker endpoint",
+    "--sagemaker-thread-count": "no SageMaker endpoint",
+    "--allow-vertex-ai": "no Vertex AI endpoint",
+    "--vertex-ai-port": "no Vertex AI endpoint",
+    "--vertex-ai-thread-count": "no Vertex AI endpoint",
+    "--vertex-ai-default-model": "no Vertex AI endpoint",
+    "--reuse-http-port": "only its own frontends share the HTTP port, with --frontend-processes",
+    "--cuda-virtual-address-size": "no growable CUDA memory",
+    "--enable-peer-access": "no CUDA peer access setting",
+    "--min-supported-compute-capability": "fixed at 6.0",
+    "--model-load-gpu-limit": "no GPU memory limit on model loads",
+}
+
+
 class _Help(argparse.HelpFormatter):
     def _split_lines(self, text: str, width: int) -> list[str]:
         # Never split a flag or a TRITOND_* name: users search the help for them.
@@ -47,7 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_options(argv: list[str], environ: dict[str, str]) -> "config.Options":
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    ns, unknown = parser.parse_known_args(argv)
+    for arg in unknown:
+        flag = arg.split("=", 1)[0]
+        if flag in LACKING:
+            parser.error(f"{flag} is a tritonserver flag tritond does not support: "
+                         f"{LACKING[flag]} (docs/compatibility.md)")
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         options = config.resolve(vars(ns), environ)
     except config.OptionError as exc:

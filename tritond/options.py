@@ -381,7 +381,8 @@ OPTIONS: tuple[Option, ...] = (
            "traces (0: write <file> at exit)."),
     Option("trace_file", "", str, "Deprecated (--trace-config triton,file=PATH): trace file."),
     Option("trace_mode", "triton", choice("triton", "opentelemetry"),
-           "Deprecated (--trace-config mode=...): triton or opentelemetry."),
+           "tritond's shorthand for --trace-config mode=...: triton or opentelemetry "
+           "(tritonserver has no --trace-mode)."),
     # Accepted so that a tritonserver command line keeps working. tritond has no staging
     # pools to size: a device output is copied once, straight into its shared-memory slot
     # or the client's CUDA region (docs/compatibility.md), so neither value is used.

@@ -109,11 +109,14 @@ sequence_batching {{
 }}
 instance_group [ {{ kind: KIND_CPU count: {count} }} ]
 {IO}''', ACCUMULATOR_PY)
-    # One slot in all: a second sequence waits in the backlog.
-    _model(repo, "seq_one", f'''backend: "python"
+    # One slot in all: a second sequence waits in the backlog. seq_one_quick idles out after
+    # 400 ms for the idle-timeout tests; the others keep ``idle_us``, long enough that a loaded
+    # host's pause between two steps of a test does not end its sequence.
+    for name, idle in (("seq_one", idle_us), ("seq_one_quick", 400_000)):
+        _model(repo, name, f'''backend: "python"
 max_batch_size: 1
 sequence_batching {{
-  max_sequence_idle_microseconds: {idle_us}
+  max_sequence_idle_microseconds: {idle}
   {_controls("TYPE_UINT64")}
 }}
 {IO}''', ACCUMULATOR_PY)

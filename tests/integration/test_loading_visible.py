@@ -164,3 +164,13 @@ def test_a_busy_port_fails_at_once(flag):
     assert proc.stderr == (f"tritond: error: cannot serve {what} on 127.0.0.1:{ports[flag]} "
                            f"({flag}): the address is already in use\n")
     assert took < 2.0
+
+
+def test_each_endpoint_logs_tritons_started_line(server):
+    """Triton's three start-up lines, which scripts and log watchers wait for (the gRPC one was
+    missing: grpc_server.cc logs "Started GRPCInferenceService at <address>")."""
+    out = server.output()
+    for line in (f"Started HTTPService at 127.0.0.1:{server.http_port}",
+                 f"Started GRPCInferenceService at 127.0.0.1:{server.grpc_port}",
+                 f"Started Metrics Service at 127.0.0.1:{server.metrics_port}"):
+        assert line in out, line
