@@ -29,8 +29,8 @@ from .spec import ModelSpec
 # 9: a worker answering an ensemble's caller directly sends the scheduler a receipt;
 # 10: EnsembleAnswer.within (a nested ensemble's final step answers the outer's caller);
 # 11: Executed.rescheduled (iterative sequences); 12: CancelRunning.batch_id ANSWERED;
-# 13: TensorRef.lengths_at (BYTES length tables)
-PROTOCOL_VERSION = 13
+# 13: TensorRef.lengths_at (BYTES length tables); 14: CancelRunning.running
+PROTOCOL_VERSION = 14
 
 # ---------------------------------------------------------------- data plane
 
