@@ -92,12 +92,12 @@ class SequencePolicy:
     # ------------------------------------------------------------ requests
 
     def add(self, req, now_ns: int) -> Entry:
+        corrid = req.correlation_id
+        if self.corrid_type is not None:     # Triton's Normalize, before its Enqueue
+            _check_corrid(self.name, self.corrid_type, corrid)
         if req.batch > 1:
             raise TritonError(Code.INVALID_ARG, f"inference request to model '{self.name}' must "
                               "specify batch-size 1 due to requirements of sequence batcher")
-        corrid = req.correlation_id
-        if self.corrid_type is not None:
-            _check_corrid(self.name, self.corrid_type, corrid)
         if not corrid and self.iterative is not None:
             corrid = self.iterative.assign(req, START)
         if not corrid:

@@ -64,6 +64,8 @@ def test_a_correlation_id_must_have_the_type_of_the_corrid_control():
         Code.INVALID_ARG, "sequence batching control 'CORRID' data-type is 'BYTES', but model "
         "'m' expects 'UINT32'")
     assert core.add(req(2, 7, START), 0) == []
+    two = request(3, batch=2, shape=(1,), correlation_id="7", flags=START)
+    assert "data-type is 'BYTES'" in error(core.add(two, 0))[1]      # checked first, as Triton
     core = core_with(corrid_config("TYPE_STRING"))
     for rid, corrid in ((1, 7), (2, 0)):
         assert error(core.add(req(rid, corrid, START), 0)) == (
