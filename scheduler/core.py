@@ -42,6 +42,13 @@ from .wire import ExecuteView, RequestView, dims_decode
 __all__ = ["Dispatch", "Notify", "Output", "Reply", "SERVED_STATES", "SchedulerCore"]
 
 
+# python_backend's request_executor.cc, word for word (its trailing quote included)
+_UNARY_DECOUPLED = ("Model %s is using the decoupled. The current BLS request call doesn't "
+                    "support models using the decoupled transaction policy. Please use "
+                    "'decoupled=True' argument to the 'exec' or 'async_exec' calls for "
+                    "decoupled models.'")
+
+
 def _batch_of(req) -> int:
     inputs = dims_decode(req.inputs) if type(req.inputs) is msgspec.Raw else req.inputs
     return inputs[0].shape[0] if inputs and inputs[0].shape else 1
@@ -115,6 +122,8 @@ class SchedulerCore:
         if req.batch < 0:                          # BLS: the scheduler knows if it batches
             if model is None:
                 return [self._unknown(req, asked)]
+            if req.unary and model.ready and model.cfg.spec.decoupled:
+                return [_error(req, Code.INTERNAL, _UNARY_DECOUPLED % req.model)]
             req.batch = _batch_of(req) if model.cfg.max_batch_size > 0 else 0
         if model is None or not model.ready:
             return [_error(req, Code.UNAVAILABLE, f"Request for unknown model: '{req.model}' "
@@ -181,10 +190,12 @@ class SchedulerCore:
         """Ensemble steps in ``batch``: compute times count, a final step ends its request."""
         address = self.address
         out: list[Output] = []
+        again = msg.rescheduled
         for entry in batch.entries:
             req = entry.req
             if req.frontend == address:
-                out.extend(self.ensembles.executed(req.rid, msg.stats, now_ns))
+                answering = "" if again and (address, req.rid) in again else msg.instance
+                out.extend(self.ensembles.executed(req.rid, msg.stats, now_ns, answering))
         return out
 
     # -------------------------------------------------------------- ensembles
@@ -196,7 +207,7 @@ class SchedulerCore:
     def settle(self, out: list[Output], now_ns: int) -> list[Output]:
         """Hand replies addressed to ourselves (errors of ensemble step requests) to
         the ensembles, and dispatch the steps that follows; call after ``step``."""
-        if not self.ensembles.steps:
+        if not self.ensembles.steps and not self.ensembles.unexecuted:
             return out
         address = self.address
         while True:
@@ -213,6 +224,8 @@ class SchedulerCore:
         # The table's dicts, aliased: every request reads them, without an indirection.
         self._models, self._instances = self.table.models, self.table.instances
         self.ensembles.table_changed(self._models)
+        if self.ensembles.answering:
+            out.extend(self.ensembles.workers_gone(table))
         return out
 
     # ------------------------------------------------------------- scheduling

@@ -21,7 +21,7 @@ from typing import Optional
 import msgspec
 
 from tritond.errors import Code, TritonError
-from tritond.messages import SERVER_SHM, ErrorInfo, OutputSpec
+from tritond.messages import SERVER_SHM, OutputSpec
 from tritond.spec import EnsembleStep
 
 from .policy import Policy
@@ -178,11 +178,13 @@ class Run:
         self.tensors[(tensor, it)] = (ref, owner)
         self.uses[(tensor, it)] = self.graph.uses.get(tensor, 0)
 
-    def store_outputs(self, step: Step, it: int, resp, freed: list) -> None:
+    def store_outputs(self, step: Step, it: int, resp, freed: list) -> list[str]:
         """A step's Response at ``it``: keep the outputs someone reads (renamed to their
-        tensors), put the rest in ``freed``; a missing needed output fails the run."""
+        tensors), put the rest in ``freed``; returns the tensors it made. A tensor left
+        out is never made: what it feeds never runs, as in Triton (``Ensembles._finish``
+        then fails a non-decoupled request)."""
         owners = resp.owners
-        produced = set()
+        produced = []
         graph = self.graph
         for i, ref in enumerate(resp.outputs):
             owner = (owners[i] if owners else resp.instance) if ref.kind == SERVER_SHM else ""
@@ -190,15 +192,9 @@ class Run:
             if tensor is None or (tensor not in graph.consumers and tensor not in self.wanted):
                 freed.append((ref, owner))     # not needed by anyone
                 continue
-            produced.add(tensor)
+            produced.append(tensor)
             self.store(tensor, it, _replace(ref, name=tensor), owner)
-        for output, tensor in step.outputs.items():
-            if tensor not in produced and (tensor in graph.consumers or tensor in self.wanted):
-                self.error = ErrorInfo(int(Code.INTERNAL), (
-                    f"in ensemble '{self.model.name}', step {step.index} ('{step.model}') "
-                    f"returned no output '{output}' (tensor '{tensor}')"))
-                self.limiter.purge(self)
-                return
+        return produced
 
     def provide(self, tensor: str, it: int) -> list[Step]:
         """``tensor`` exists now at ``it`` (or is known absent): the steps that became ready."""

@@ -54,6 +54,9 @@ class Ensembles:
         self.clients: dict[tuple[str, int], Run] = {}   # (frontend, rid) of the request
         self.steps: dict[int, Run] = {}                 # step request rid -> its run
         self.unexecuted: dict[int, Run] = {}            # answered step rid -> run (stats)
+        # step rid -> the worker still answering it after its batch's Executed (a response
+        # sender): the core no longer tracks it, so its death is noticed here (workers_gone)
+        self.answering: dict[int, str] = {}
         self._rid = 0
         self._latest: dict[str, int] = {}
         self.answers = DirectAnswers(self)  # final steps answering the requester (direct.py)
@@ -127,6 +130,11 @@ class Ensembles:
                 int(Code.UNAVAILABLE), f"Request for unknown model: '{step.model}' has no "
                 "available versions"))))
             return
+        if len(inputs) < len(step.inputs) and target is not None:   # an optional one left out
+            missing = _missing_inputs(target.cfg.spec, inputs)
+            if missing is not None:        # the model's own input check, as Triton's step has
+                out.append(Reply(core.address, messages.Response(rid, error=missing)))
+                return
         out.extend(core.add(sub, now_ns))
 
     # ------------------------------------------------------------- answers
@@ -137,8 +145,15 @@ class Ensembles:
         run = self.steps.get(resp.rid)
         if run is None:                    # answered already (a late partial answer)
             self.release(_owned(resp), out)
+            late = self.unexecuted.pop(resp.rid, None)
+            if late is not None:           # the core failed its dead worker's batch: the
+                late.due.discard(resp.rid)     # step's answer stands, no Executed will come
+                if late.done and not late.due:
+                    self.record(late, now_ns)
             return out
         if worker and run.direct == resp.rid and resp.empty:   # a direct answer's receipt
+            if self.answering:
+                self.answering.pop(resp.rid, None)
             self.answers.ended(run, resp, now_ns, out)
             return out
         step, it, decoupled = run.pending[resp.rid]
@@ -152,6 +167,8 @@ class Ensembles:
         if final:
             del self.steps[resp.rid]
             del run.pending[resp.rid]
+            if self.answering:
+                self.answering.pop(resp.rid, None)
             if resp.rid in run.early:
                 run.early.discard(resp.rid)    # a decoupled step's late final: counted
             elif worker:
@@ -159,6 +176,7 @@ class Ensembles:
                 self.unexecuted[resp.rid] = run
         freed: list = []
         produced = None
+        made: list = []
         if resp.error is not None or run.error is not None:
             freed.extend(_owned(resp))
             if run.error is None:          # Triton names the ensemble in the message
@@ -172,11 +190,11 @@ class Ensembles:
                 produced = run.fresh
             else:
                 produced = it
-            run.store_outputs(step, produced, resp, freed)
+            made = run.store_outputs(step, produced, resp, freed)
         if final:
             freed.extend(run.consumed(step, it))
         if run.error is None and produced is not None:
-            for tensor in step.outputs.values():
+            for tensor in made:
                 for ready in run.provide(tensor, produced):
                     self._submit(run, ready, produced, now_ns, out)
         self.release(freed, out)
@@ -209,9 +227,11 @@ class Ensembles:
         decoupled = model.policy.decoupled
         missing = [n for n in run.wanted if (n, 0) not in run.tensors] \
             if run.error is None and not decoupled else ()
-        if missing:
-            run.error = messages.ErrorInfo(int(Code.INTERNAL), (
-                f"in ensemble '{model.name}', no step produced output '{missing[0]}'"))
+        if missing:                        # a step left a tensor out: Triton's words
+            run.error = messages.ErrorInfo(int(Code.INVALID_ARG), (
+                f"in ensemble '{model.name}', [request id: {_request_id(req)}] unexpected "
+                "deadlock, at least one output is not set while no more ensemble steps "
+                "can be made"))
         mapped = sorted(run.mapped) if run.shm else []
         if run.error is None:
             resp = replies.final(run, out, decoupled)
@@ -230,11 +250,14 @@ class Ensembles:
 
     # ---------------------------------------------------------- statistics
 
-    def executed(self, rid: int, st: messages.ExecStats, now_ns: int) -> list:
-        """A step request's execution finished (its batch's Executed)."""
+    def executed(self, rid: int, st: messages.ExecStats, now_ns: int,
+                 instance: str = "") -> list:
+        """A step request's execution finished (its batch's Executed on ``instance``)."""
         run = self.steps.get(rid)
         if run is not None:                # still answering (a sender), or a direct step
             run.early.add(rid)             # its final Response needs no Executed now
+            if instance:
+                self.answering[rid] = instance
         else:
             run = self.unexecuted.pop(rid, None)
             if run is None:
@@ -245,9 +268,41 @@ class Ensembles:
             self.record(run, now_ns)
         return []
 
+    def workers_gone(self, table: messages.ModelTable) -> list:
+        """Step requests whose worker was answering them after their Executed and is no
+        longer in the table: they fail as the frontend fails its own such requests
+        (InferClient.fail_gone); the error ends the ensemble request (settle)."""
+        live = {i.address for e in table.models for i in e.instances}
+        live.update(table.retiring)
+        how = {a: h for e in table.models if e.exited for a, h in e.exited.items()}
+        out = []
+        for rid, instance in list(self.answering.items()):
+            if instance in live:
+                continue
+            del self.answering[rid]
+            reason = how.get(instance) or "the model instance became unavailable"
+            out.append(Reply(self.core.address, messages.Response(rid, error=messages.ErrorInfo(
+                int(Code.UNAVAILABLE), f"{reason} while sending the responses of the request"))))
+        return out
+
     def record(self, run: Run, now_ns: int) -> None:
         """A successful request: counted (ensemble_stats.py)."""
         stats.record_success(run, now_ns, self.core.epoch_offset_ns)
+
+    def uncounted(self, name: str) -> set[tuple]:
+        """Keys of the requests of ensemble ``name`` (every one if empty) whose answer may
+        have reached their client while their success is not counted yet: answered and
+        waiting for a step's Executed, or with a final step whose worker answers the
+        client itself (its receipt has not come). A statistics query waits for them
+        (scheduler/statsqueries.py)."""
+        keys = set()
+        for run in self.unexecuted.values():
+            if run.done and (not name or run.model.name == name):
+                keys.add(("ensemble", run.req.frontend, run.req.rid))
+        for run in self.clients.values():
+            if run.direct and (not name or run.model.name == name):
+                keys.add(("ensemble", run.req.frontend, run.req.rid))
+        return keys
 
     # -------------------------------------------------------------- cancel
 
@@ -293,6 +348,34 @@ class Ensembles:
                 by_owner.setdefault(owner, []).append((ref.region, ref.offset))
         for owner, slots in by_owner.items():
             out.extend(self.core.release(messages.Release(owner, slots)))
+
+
+def _missing_inputs(spec, inputs: list):
+    """The INVALID_ARG a step request without a required input of its model gets (the
+    frontend's words for a client's request, frontend/validate.py), or None."""
+    got = [ref.name for ref in inputs]
+    required = sorted(t.name for t in spec.inputs if not t.optional and t.name not in got)
+    if not required:
+        return None
+    n_all, n_req = len(spec.inputs), sum(1 for t in spec.inputs if not t.optional)
+    detail = (f"Got input(s) {_names(got)}, but missing required input(s) {_names(required)}. "
+              "Please provide all required input(s).")
+    expected = (f"{n_all} inputs" if n_all == n_req else
+                f"number of inputs between {n_req} and {n_all}")
+    return messages.ErrorInfo(int(Code.INVALID_ARG), (
+        f"expected {expected} but got {len(got)} inputs for model '{spec.name}'. {detail}"))
+
+
+def _names(names) -> str:
+    return "[" + ",".join(f"'{n}'" for n in names) + "]"
+
+
+def _request_id(req) -> str:
+    """The request's id as Triton's LogRequest shows it."""
+    rid = req.request_id
+    if type(rid) is msgspec.Raw:
+        rid = msgspec.msgpack.decode(rid)
+    return rid or "<id_unknown>"
 
 
 def _owned(resp: messages.Response) -> list:

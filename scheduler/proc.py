@@ -110,7 +110,8 @@ class SchedulerProc:
             self.core.responses_sent(msg)
             return []
         if kind is messages.StatsQuery:
-            self._queries.add(msg, self.core.table.instances, _monotonic_ns())
+            self._queries.add(msg, self.core.table.instances, _monotonic_ns(),
+                             self.core.ensembles)
         elif kind is messages.Setup:
             self.options = msg.options
             self.core.pipeline = msg.options.instance_pipelining
@@ -137,7 +138,8 @@ class SchedulerProc:
     def _answer_queries(self, now_ns: int) -> None:
         """Statistics are answered after everything else that arrived in the same read, and
         once the batches executing when they were asked are reported (statsqueries.py)."""
-        for query in self._queries.due(self.core.table.instances, now_ns):
+        for query in self._queries.due(self.core.table.instances, now_ns,
+                                       self.core.ensembles):
             self._outbox.post(query.frontend, self._answer(query))
         self._arm_queries()
 

@@ -55,6 +55,7 @@ class RequestView(msgspec.Struct, tag=1, array_like=True, omit_defaults=True):
     arrival_ns: int = 0
     trace: list[int] = []              # traced requests only (QUEUE_START appended here)
     answer: msgspec.Raw = _NIL         # Optional[EnsembleAnswer] (set by the scheduler)
+    unary: bool = False                # BLS exec() without decoupled=True
 
 
 class ExecuteView(msgspec.Struct, tag=10, array_like=True, omit_defaults=True):

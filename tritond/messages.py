@@ -119,6 +119,9 @@ class Request(msgspec.Struct, tag=1, array_like=True, omit_defaults=True):
     # scheduler appends QUEUE_START (monotonic ns, one clock for every process).
     trace: list[int] = []
     answer: Optional[EnsembleAnswer] = None    # an ensemble's final step: answer its caller
+    # A BLS exec()/async_exec() without decoupled=True: it takes one response, so a
+    # decoupled model refuses it (Triton's python_backend does, before sending it).
+    unary: bool = False
 
 
 class Cancel(msgspec.Struct, tag=2, array_like=True):

@@ -52,6 +52,11 @@ class EnsembleAnswers:
                 receipt = None
                 if msg.final:
                     del self.open[key]
+                    if msg.error is None and _lacks(msg, answer):
+                        # an output left out: the scheduler ends the request as Triton's
+                        # ensemble does (its "unexpected deadlock"), as for any step
+                        self._post(frontend, msg)
+                        return
                     # The scheduler ends the run on this receipt: its error is the
                     # request's outcome for the ensemble's statistics.
                     receipt = messages.Response(msg.rid, error=msg.error,
@@ -81,3 +86,11 @@ class EnsembleAnswers:
         if resp.final and answer.shm:
             resp.mapped = sorted(set(answer.mapped) | {self.instance})
         return resp
+
+
+def _lacks(resp: messages.Response, answer: messages.EnsembleAnswer) -> bool:
+    """Whether ``resp`` lacks one of the outputs the ensemble's caller asked for."""
+    if len(resp.outputs) >= len(answer.renames):
+        names = {ref.name for ref in resp.outputs}
+        return any(name not in names for name in answer.renames)
+    return True

@@ -3,7 +3,8 @@
 ``repeat`` is a decoupled Python model: for IN (FP32 [4]) it sends int(IN[0])
 responses OUT = IN + k (k = 0, 1, ...), then the final flag alone, or, with a
 negative IN[0], one response carrying the final flag with its data, or, with
-IN[0] == 99, an error after one response. ``double`` (OUT = 2 * IN) is a plain
+IN[0] == 99, an error after one response, or, with IN[0] == 77, one response and then its
+worker's death (SIGKILL). ``double`` (OUT = 2 * IN) is a plain
 Python model; ``gate`` copies IN to OUT once the file named by its ``gate``
 parameter exists (it writes ``<gate>.started`` first), so a test holds a step
 without any timing.
@@ -32,6 +33,11 @@ class TritonPythonModel:
             sender.send(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", x.copy())]),
                         flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
             return
+        if n == 77:                  # dies after one response, execute long returned
+            sender.send(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", x.copy())]))
+            import os, signal, time
+            time.sleep(0.2)
+            os.kill(os.getpid(), signal.SIGKILL)
         if n == 99:
             sender.send(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", x.copy())]))
             sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError("repeat gave up")),

@@ -4,6 +4,7 @@ Python model in a real tritond, driven by the real tritonclient."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -30,6 +31,8 @@ class TritonPythonModel:
                 status = self.act(r, p)
             except pb_utils.TritonModelException as exc:
                 status = "raised: " + exc.message()
+            except TypeError as exc:
+                status = "type error: " + str(exc)
             out.append(pb_utils.InferenceResponse([
                 pb_utils.Tensor("STATUS", np.array([status.encode()], dtype=object))]))
         return out
@@ -57,6 +60,13 @@ class TritonPythonModel:
                 return "error: " + resp.error().message()
             t = pb_utils.get_output_tensor_by_name(resp, "OUTPUT0")
             return f"{t.as_numpy().tolist()} cpu={t.is_cpu()}"
+        if action == "args":          # BLS with p["kwargs"] given to InferenceRequest
+            x = np.array([1, 2, 3, 4], np.float32)
+            kw = dict(model_name="add_sub", requested_output_names=["OUTPUT0"],
+                      inputs=[pb_utils.Tensor("INPUT0", x), pb_utils.Tensor("INPUT1", x)])
+            kw.update(json.loads(p["kwargs"]))
+            resp = pb_utils.InferenceRequest(**kw).exec()
+            return "error: " + resp.error().message() if resp.has_error() else "ok"
         raise ValueError(action)
 '''
 
@@ -68,11 +78,55 @@ instance_group [ { kind: KIND_CPU count: 1 } ]
 '''
 
 
+# ``phases`` tries a BLS call (exec and async_exec) in initialize and one (exec) in finalize,
+# which writes what happened to finalize.txt in its model directory; execute answers what
+# initialize saw and whether a call from execute worked.
+PHASES_PY = '''
+import asyncio
+import os
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+def call():
+    x = np.array([1, 2, 3, 4], np.float32)
+    return pb_utils.InferenceRequest(
+        model_name="add_sub", requested_output_names=["OUTPUT0"],
+        inputs=[pb_utils.Tensor("INPUT0", x), pb_utils.Tensor("INPUT1", x)])
+
+
+def attempt(fn):
+    try:
+        resp = fn()
+        return "error: " + resp.error().message() if resp.has_error() else "ok"
+    except pb_utils.TritonModelException as exc:
+        return exc.message()
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.dir = args["model_repository"]
+        self.seen = [attempt(lambda: call().exec()),
+                     attempt(lambda: asyncio.run(call().async_exec()))]
+
+    def execute(self, requests):
+        status = "|".join(self.seen + [attempt(lambda: call().exec())])
+        return [pb_utils.InferenceResponse([
+            pb_utils.Tensor("STATUS", np.array([status.encode()], dtype=object))])
+            for _ in requests]
+
+    def finalize(self):
+        with open(os.path.join(self.dir, "finalize.txt"), "w") as f:
+            f.write(attempt(lambda: call().exec()))
+'''
+
+
 def _repo(tmp_path):
     repo = write_repo(tmp_path, with_invalid=False)
-    (repo / "manager" / "1").mkdir(parents=True)
-    (repo / "manager" / "1" / "model.py").write_text(MANAGER_PY)
-    (repo / "manager" / "config.pbtxt").write_text(CONFIG)
+    for name, code in (("manager", MANAGER_PY), ("phases", PHASES_PY)):
+        (repo / name / "1").mkdir(parents=True)
+        (repo / name / "1" / "model.py").write_text(code)
+        (repo / name / "config.pbtxt").write_text(CONFIG.replace("manager", name))
     return repo
 
 
@@ -140,5 +194,51 @@ def test_model_control_outside_explicit_mode_is_refused(tmp_path):
         assert client.is_model_ready("identity")
         with pytest.raises(InferenceServerException):
             client.unload_model("identity")
+    finally:
+        s.stop()
+
+
+def test_bls_in_initialize_and_finalize_raises_as_in_triton(tmp_path):
+    """Triton's stub refuses BLS outside execute (InferRequest::Exec): the call raises
+    TritonModelException, before any request is sent."""
+    repo = _repo(tmp_path)
+    s = Server([repo], "--model-control-mode=explicit", "--load-model=add_sub",
+               "--load-model=phases")
+    try:
+        client = httpclient.InferenceServerClient(s.url)
+        t = httpclient.InferInput("IN", [1], "FP32")
+        t.set_data_from_numpy(np.zeros(1, np.float32))
+        status = client.infer("phases", [t]).as_numpy("STATUS")[0].decode()
+        refused = "BLS is only supported during the 'execute' function."
+        assert status == f"{refused}|{refused}|ok"
+        client.unload_model("phases")
+        done = repo / "phases" / "finalize.txt"
+        end = time.monotonic() + 30
+        while not done.exists() and time.monotonic() < end:
+            time.sleep(0.1)
+        assert done.read_text() == refused
+    finally:
+        s.stop()
+
+
+def test_bls_request_arguments_are_checked_as_by_triton(tmp_path):
+    """Arguments python_backend's InferenceRequest binding refuses are refused when the
+    request is made (a value that could not cross the wire hung the call for good)."""
+    s = Server([_repo(tmp_path)])
+    try:
+        client = httpclient.InferenceServerClient(s.url, network_timeout=30)
+
+        def call(**kwargs):
+            return _ask(client, action="args", kwargs=json.dumps(kwargs))
+
+        assert call() == "ok"
+        assert call(correlation_id="abc", request_id="r", flags=0, timeout=10**9) == "ok"
+        assert call(correlation_id=1.5) == "raised: Correlation ID must be integer or string"
+        for name, value in (("request_id", 5), ("flags", "x"), ("flags", -1),
+                            ("timeout", -1), ("model_version", "1"), ("model_name", 3),
+                            ("requested_output_names", [5]), ("inputs", [7])):
+            got = call(**{name: value})
+            assert got.startswith("type error: ") and f"'{name}'" in got, (name, got)
+        assert call() == "ok"                       # the worker goes on
     finally:
         s.stop()

@@ -39,6 +39,10 @@ class TritonPythonModel:
             if a[0] == -5:
                 threading.Thread(target=self.refuse, args=(sender,)).start()
                 continue
+            if a[0] == -6:           # leaves OUTPUT1 out
+                sender.send(pb_utils.InferenceResponse([
+                    pb_utils.Tensor("OUTPUT0", (a + b).astype(np.float32))]), flags=FINAL)
+                continue
             if a[0] == -4:
                 (HERE / "started").touch()
                 end = time.monotonic() + 60
@@ -60,6 +64,16 @@ GATE_CHAIN = ensemble("gate_chain", [
     _step("gate", {"INPUT0": "SUM", "INPUT1": "DIFF"}, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})])
 WRAPPED_GATE = ensemble("wrapped_gate", [
     _step("gate_chain", ADD_SUB_IN, {"OUT0": "OUT0", "OUT1": "OUT1"})])
+# INPUT1 optional in the ensemble, required by add_sub; add_sub_opt's own INPUT1 is optional
+_OPT_IO = ('input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] },\n'
+           '        { name: "INPUT1" data_type: TYPE_FP32 dims: [ 4 ] optional: true } ]\n'
+           'output [ { name: "OUT0" data_type: TYPE_FP32 dims: [ 4 ] },\n'
+           '         { name: "OUT1" data_type: TYPE_FP32 dims: [ 4 ] } ]\n')
+OPTIONAL_IN = ensemble("optional_in", [
+    _step("add_sub", ADD_SUB_IN, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})], io=_OPT_IO)
+GATE_FIRST = ensemble("gate_first", [
+    _step("gate", ADD_SUB_IN, {"OUTPUT0": "SUM", "OUTPUT1": "DIFF"}),
+    _step("add_sub", {"INPUT0": "SUM", "INPUT1": "DIFF"}, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})])
 B = np.array([10, 20, 30, 40], np.float32)
 
 
@@ -70,7 +84,8 @@ def srv(tmp_path_factory):
     (repo / "gate" / "1" / "model.py").write_text(GATE_PY)
     (repo / "gate" / "config.pbtxt").write_text(PYTHON.format(
         name="gate", io=_IO2.format(o0="OUTPUT0", o1="OUTPUT1"), count=1, extra=""))
-    for name, text in (("gate_chain", GATE_CHAIN), ("wrapped_gate", WRAPPED_GATE)):
+    for name, text in (("gate_chain", GATE_CHAIN), ("wrapped_gate", WRAPPED_GATE),
+                       ("gate_first", GATE_FIRST), ("optional_in", OPTIONAL_IN)):
         (repo / name / "1").mkdir(parents=True)
         (repo / name / "config.pbtxt").write_text(text)
     server = Server([repo])
@@ -136,3 +151,52 @@ def test_a_senders_later_error_in_the_last_step_counts_a_failure(srv, model):
     assert err.value.message() == prefix + "in ensemble 'gate_chain', gate refuses -5"
     _wait("the request counted", lambda: sum(_counts(http, model)) == ok + failed + 1)
     assert _counts(http, model) == (ok, failed + 1)
+
+
+DEADLOCK = ("[request id: {id}] unexpected deadlock, at least one output is not set while "
+            "no more ensemble steps can be made")
+
+
+@pytest.mark.parametrize("model", ["gate_chain", "wrapped_gate", "gate_first"])
+def test_a_step_that_leaves_an_output_out_fails_as_triton_deadlocks(srv, model):
+    # Triton never schedules what the missing tensor feeds and, with no step left, fails the
+    # request INVALID_ARG (ensemble_scheduler.cc FinishEnsemble); last step or not, direct
+    # answer or forwarded, and counted a failure
+    http = httpclient.InferenceServerClient(srv.url)
+    grpc = grpcclient.InferenceServerClient(srv.grpc_url)
+    ok, failed = _counts(http, model)
+    if model == "gate_first":
+        ins = _inputs(0.0)
+        ins[0].set_data_from_numpy(np.array([-6, 2, 3, 4], np.float32))
+    else:
+        ins = _inputs(-6.0)
+    for request_id, shown in (("", "<id_unknown>"), ("r-6", "r-6")):
+        with pytest.raises(InferenceServerException) as err:
+            grpc.infer(model, ins, request_id=request_id)
+        inner = "gate_first" if model == "gate_first" else "gate_chain"
+        prefix = "in ensemble 'wrapped_gate', " if model == "wrapped_gate" else ""
+        assert err.value.message() == (prefix + f"in ensemble '{inner}', "
+                                       + DEADLOCK.format(id=shown))
+        assert err.value.status() == "StatusCode.INVALID_ARGUMENT"
+    _wait("the requests counted", lambda: sum(_counts(http, model)) == ok + failed + 2)
+    assert _counts(http, model) == (ok, failed + 2)
+
+
+def test_an_optional_ensemble_input_left_out_that_a_step_requires_fails_that_step(srv):
+    # Triton's step request fails its composing model's input check (InferenceRequest::
+    # Normalize), named by the ensemble: the model never runs without the input
+    http = httpclient.InferenceServerClient(srv.url)
+    ok, failed = _counts(http, "add_sub")
+    t = httpclient.InferInput("INPUT0", [4], "FP32")
+    t.set_data_from_numpy(np.ones(4, np.float32))
+    with pytest.raises(InferenceServerException) as err:
+        http.infer("optional_in", [t])
+    assert err.value.message() == (
+        "in ensemble 'optional_in', expected 2 inputs but got 1 inputs for model 'add_sub'. "
+        "Got input(s) ['INPUT0'], but missing required input(s) ['INPUT1']. "
+        "Please provide all required input(s).")
+    assert err.value.status() == "400"
+    assert _counts(http, "add_sub") == (ok, failed)    # add_sub never saw it
+    both = [t, httpclient.InferInput("INPUT1", [4], "FP32")]
+    both[1].set_data_from_numpy(np.ones(4, np.float32))
+    np.testing.assert_array_equal(http.infer("optional_in", both).as_numpy("OUT0"), [2] * 4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -225,3 +226,16 @@ def test_unregistering_drops_the_mappings_of_every_composing_worker(srv, proto):
     finally:
         shm.destroy_shared_memory_region(handle)
         client.close()
+
+
+def test_a_decoupled_step_whose_worker_dies_while_it_answers_fails_the_request(srv):
+    # repeat's execute returned long before (it answers from a thread): the scheduler no
+    # longer tracks the step, yet the worker's death must end the stream (keep last: repeat
+    # restarts after it)
+    out = _stream(srv, "fan", [77, 1, 2, 3])
+    (first, none), (result, error) = out
+    assert none is None and error is not None
+    np.testing.assert_array_equal(first.as_numpy("OUT"), [154, 2, 4, 6])
+    assert re.fullmatch(r"in ensemble 'fan', instance 'repeat_0_0' \(pid \d+\) killed by "
+                        r"signal SIGKILL while sending the responses of the request",
+                        error.message()), error.message()

@@ -69,6 +69,25 @@ def test_bls_requests_for_no_served_version_get_cores_not_found_errors():
         Code.UNAVAILABLE, "Request for unknown model: 'm' version 2 is not at ready state")
 
 
+def test_a_unary_bls_request_to_a_decoupled_model_is_refused_as_by_python_backend():
+    core = core_with(config(model_transaction_policy={"decoupled": True}))
+
+    def bls(rid, unary):
+        req = request(rid, batch=-1, version=-1)
+        req.unary = unary
+        return core.add(req, 0)
+
+    (reply,) = bls(0, True)                 # exec(): one response expected
+    assert reply.response.error.code == Code.INTERNAL
+    assert reply.response.error.message.startswith(
+        "Model m is using the decoupled. The current BLS request call doesn't support")
+    assert bls(1, False) == []              # exec(decoupled=True): queued
+    plain = core_with(config())
+    req = request(2, batch=-1, version=-1)
+    req.unary = True
+    assert plain.add(req, 0) == []          # a model that is not decoupled takes it
+
+
 def test_requests_name_their_resolved_version():
     # The frontend resolves "latest" (one lookup per request): the scheduler
     # routes by the exact version and has no fallback of its own.

@@ -62,6 +62,22 @@ def test_a_receipt_before_the_executed_counts_the_success_at_the_executed():
     assert _counts(core) == (1, 0) and not core.ensembles.unexecuted
 
 
+def test_a_worker_that_dies_after_its_answer_and_before_its_executed_leaves_no_run_behind():
+    # The requester has the answer (the receipt came); no Executed will: the request
+    # counts its success when the core fails the dead worker's batch, and nothing of it
+    # stays (a statistics query would wait for it: Ensembles.uncounted)
+    core = _core()
+    d, last = _last_step(core)
+    _run(core, core.response(_receipt(last), 9))
+    assert core.ensembles.uncounted("chain")
+    after = table(("add_sub", 1, ADD_SUB, []), ("chain", 1, CHAIN, []))
+    after.models[0].exited = {"w0": "instance 'add_sub_0' (pid 7) killed by signal SIGKILL"}
+    out = _run(core, core.set_models(after))
+    assert not replies(out)
+    assert not core.ensembles.unexecuted and not core.ensembles.uncounted("")
+    assert _counts(core) == (1, 0)
+
+
 def test_a_failed_direct_step_counts_a_failure_and_a_requested_subset_is_all_it_asks():
     core = _core()
     req = full_request(1, model="chain", inputs=("INPUT0", "INPUT1"))

@@ -290,6 +290,30 @@ def test_each_response_of_a_decoupled_step_runs_the_next_step_and_answers_once()
     assert not core.ensembles.clients and not core.ensembles.steps
 
 
+def test_a_step_whose_worker_dies_while_it_answers_after_execute_returned_fails_the_request():
+    # the batch is over (Executed), the decoupled model still sends from its thread: the
+    # core no longer tracks it, so the worker's death must still end the request
+    core = _pair_core(decoupled=True)
+    (d,) = dispatches(_run(core, core.add(request(1, model="pair", inputs=("IN",)), 0)))
+    step0 = d.execute.requests[0]
+    _run(core, core.executed(executed(d), 0))
+    after = table(("repeat", 1, REPEAT, ["wr2"]), ("identity", 1, IDENTITY, ["wi", "wj"]),
+                  ("pair", 1, _pair("pair", "repeat", "identity", decoupled=True), []))
+    after.models[0].exited = {"wr": "instance 'repeat_0' (pid 7) killed by signal SIGKILL"}
+    (reply,) = replies(_run(core, core.set_models(after)))
+    assert reply.frontend == "fe" and reply.response.rid == 1 and reply.response.final
+    assert reply.response.error == messages.ErrorInfo(int(Code.UNAVAILABLE), (
+        "in ensemble 'pair', instance 'repeat_0' (pid 7) killed by signal SIGKILL while "
+        "sending the responses of the request"))
+    assert not core.ensembles.clients and not core.ensembles.steps
+    assert step0.rid not in core.ensembles.answering
+    # a worker that lives on (a table change of another kind) ends nothing
+    (d,) = dispatches(_run(core, core.add(request(2, model="pair", inputs=("IN",)), 0)))
+    _run(core, core.executed(executed(d), 0))
+    assert not replies(_run(core, core.set_models(after)))
+    assert core.ensembles.clients
+
+
 def test_a_decoupled_ensemble_with_no_step_answer_sends_the_bare_final_flag():
     core = _pair_core(decoupled=True)
     (d,) = dispatches(_run(core, core.add(request(1, model="pair", inputs=("IN",)), 0)))

@@ -166,3 +166,71 @@ def test_scheduler_answers_unknown_and_keeps_the_good_message():
         child.join(10)
         parent.close()
         frontend.close()
+
+
+def test_an_ensemble_query_waits_for_the_requests_answered_but_not_yet_counted():
+    """An ensemble has no instance: its success counts at its final step's Executed,
+    after the client has the answer (the step's worker answers it directly, then sends
+    the scheduler its receipt). A query on the ensemble asked meanwhile waits for it."""
+    from tests.specs import spec
+
+    sid = uuid.uuid4().hex[:8]
+    addr = {role: channel.address(sid, role) for role in ("parent", "scheduler", "frontend-0", "w0")}
+    parent = SyncEndpoint(addr["parent"], messages.TO_PARENT)
+    frontend = SyncEndpoint(addr["frontend-0"], messages.TO_FRONTEND)
+    worker = SyncEndpoint(addr["w0"], messages.TO_WORKER)
+    boot = Bootstrap(role="scheduler", name="scheduler", address=addr["scheduler"],
+                     parent=addr["parent"], server_id=sid, parent_pid=os.getpid())
+    io = ('input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] } ] '
+          'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] } ]')
+    ident = spec('name: "ident" backend: "python" ' + io)
+    pipe = spec('name: "pipe" platform: "ensemble" ' + io + ' ensemble_scheduling { step [ '
+                '{ model_name: "ident" model_version: -1 input_map { key: "INPUT0" value: '
+                '"INPUT0" } output_map { key: "OUT" value: "OUT" } } ] }')
+    child = multiprocessing.get_context("spawn").Process(target=proc.main, args=(boot,))
+    child.start()
+    try:
+        sched = receive(parent, messages.Hello).address
+        parent.send_now(sched, [
+            messages.Setup(options=Options(), server_id=sid, parent=addr["parent"],
+                           scheduler=sched, frontends=[addr["frontend-0"]]),
+            table(("ident", 1, ident, [addr["w0"]]), ("pipe", 1, pipe, []))])
+
+        def query(qid: int) -> messages.StatsQuery:
+            return messages.StatsQuery(qid=qid, frontend=addr["frontend-0"], name="pipe")
+
+        def successes(answer) -> int:
+            (s,) = answer.stats["model_stats"]
+            return s["inference_stats"]["success"]["count"]
+
+        stats = messages.ExecStats(1, 10, 20, 30, time.monotonic_ns(), time.monotonic_ns())
+        for rid, query_first in ((1, True), (2, False)):
+            frontend.send_now(sched, [request(rid, model="pipe", version=1,
+                                              frontend=addr["frontend-0"],
+                                              arrival_ns=time.monotonic_ns())])
+            execute = receive(worker, messages.Execute)
+            (step,) = execute.requests
+            assert step.answer is not None and step.answer.rid == rid   # answers the client
+            receipt = messages.Response(step.rid, instance=addr["w0"], empty=True)
+            # the worker answered the client; the client asks before (1) or after (2)
+            # the scheduler has the receipt, and before it has the step's Executed
+            if query_first:
+                frontend.send_now(sched, [query(rid)])
+                worker.send_now(sched, [receipt])
+            else:
+                worker.send_now(sched, [receipt])
+                frontend.send_now(sched, [query(rid)])
+            time.sleep(0.02)
+            assert not frontend.recv(timeout=0.02)   # held: it would count rid - 1
+            worker.send_now(sched, [messages.Executed(addr["w0"], execute.batch_id, stats)])
+            answer = receive(frontend, messages.StatsAnswer)
+            assert answer.qid == rid and successes(answer) == rid
+
+        parent.send_now(sched, [messages.Shutdown(reason="test")])
+        assert receive(parent, messages.Stopped).name == "scheduler"
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join(10)
+        for endpoint in (parent, frontend, worker):
+            endpoint.close()

@@ -53,3 +53,13 @@ def test_queries_are_answered_in_arrival_order():
     q.add(first, instances(w0=("m", 1)), 0)
     q.add(second, instances(w0=("m", 1)), 0)
     assert q.due(instances(w0=None), 1) == [first, second]
+
+
+def test_a_query_waits_for_the_ensemble_requests_still_to_be_counted_when_it_came():
+    q = StatsQueries()
+    query = NS(name="ens")
+    uncounted = {"ens": {("ensemble", "fe", 1)}}
+    ens = NS(uncounted=lambda name: uncounted.get(name, set()))
+    assert q.add(query, instances(w0=None), 0, ens)
+    uncounted["ens"] = {("ensemble", "fe", 2)}      # a later request does not hold it
+    assert q.due(instances(w0=None), 1, ens) == [query]

@@ -53,3 +53,13 @@ def test_a_nested_ensembles_step_prefixes_an_error_once_per_level_outermost_firs
     assert answer.error.message == (
         "in ensemble 'chain', in ensemble 'inner', in ensemble 'innermost', no")
     assert answer.error.code == Code.INVALID_ARG and receipt.error == err
+
+
+def test_an_answer_that_leaves_a_requested_output_out_goes_to_the_scheduler_as_it_is():
+    # the scheduler ends the request as Triton's ensemble does (its "unexpected deadlock")
+    answers, sent = _answers()
+    other = messages.TensorRef("OUTPUT1", "FP32", [4], "/w1", 64, 16)
+    resp = messages.Response(7, outputs=[other], instance="@w1")
+    answers.post("@sched", resp)
+    assert sent == [("@sched", resp)] and resp.rid == 7 and resp.outputs[0].name == "OUTPUT1"
+    assert not answers.open

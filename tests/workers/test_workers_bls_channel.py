@@ -103,3 +103,20 @@ def test_outputs_dropped_elsewhere_go_at_once(chan, monkeypatch, where):
     got = sched.recv(5.0)
     assert [(m.instance, m.slots) for m in got] == [(callee.addr, [("/seg", 64)])]
     assert bls.held_releases() == []
+
+
+def test_a_callers_failing_callback_neither_ends_the_thread_nor_loses_other_answers(chan):
+    ch, _, callee = chan
+    ch.start_reader()
+
+    def fails(resp):
+        raise RuntimeError("Event loop is closed")     # e.g. a closed loop's callback
+
+    ch.client.pending[5] = (_Sink(fails), [])
+    rid, answers = _pending(ch)
+    callee.send_now(ch.address, [messages.Response(5), messages.Response(rid)])   # one frame
+    assert ch.wait(answers, 5.0).rid == rid
+    assert ch._thread.is_alive()
+    ch.client.pending[rid] = (_Sink(answers.put), [])
+    _answer(ch, callee, rid)                           # and later ones still come
+    assert ch.wait(answers, 5.0).rid == rid

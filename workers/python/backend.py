@@ -17,7 +17,7 @@ from tritond.shm.dtypes import DTYPES
 from tritond.spec import ModelSpec
 
 from ..backend import Backend, LoadContext, WorkRequest, WorkResult
-from . import blstrace, decoupled_state, failures, modelfile, pb_utils, reschedule
+from . import bls, blstrace, decoupled_state, failures, modelfile, pb_utils, reschedule
 
 
 class PythonBackend(Backend):
@@ -71,6 +71,7 @@ class PythonBackend(Backend):
                 self._call(self.model.initialize, modelfile.initialize_args(self.ctx, spec))
         except Exception as exc:  # noqa: BLE001
             raise modelfile.load_error(self.ctx, "initialize", exc) from exc
+        bls.serving(True)
 
     def _call(self, fn, *args):
         """Call a model method; ``async def`` ones run on this backend's event loop."""
@@ -82,6 +83,7 @@ class PythonBackend(Backend):
         return result
 
     def unload(self) -> None:
+        bls.serving(False)
         try:
             if self.model is not None and hasattr(self.model, "finalize"):
                 self._call(self.model.finalize)

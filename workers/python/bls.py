@@ -49,6 +49,7 @@ INBOX = Union[messages.Response, messages.Answer, messages.Unknown]
 _config: Optional[tuple] = None
 _channel: Optional["BlsChannel"] = None
 _start_lock = threading.Lock()
+_serving = False     # between the model's initialize and its finalize (check_serving)
 
 
 def configure(setup: messages.Setup, name: str, parent: str = "") -> None:
@@ -70,6 +71,20 @@ def channel() -> "BlsChannel":
                     raise TritonModelException("BLS is only available inside a tritond worker")
                 _channel = BlsChannel(*_config)
     return _channel
+
+
+def serving(on: bool) -> None:
+    """The model's ``initialize`` returned (True) or its ``finalize`` starts (False)."""
+    global _serving
+    _serving = on
+
+
+def check_serving() -> None:
+    """BLS outside ``initialize`` and ``finalize`` only, as in Triton's stub (its
+    ``InferRequest::Exec``): a call from either raises its exception."""
+    if not _serving:
+        from .inference import TritonModelException
+        raise TritonModelException("BLS is only supported during the 'execute' function.")
 
 
 def held_releases() -> list:
@@ -205,16 +220,23 @@ class BlsChannel:
     def _deliver(self, msgs: list) -> None:
         with self.lock:
             for msg in msgs:
-                if type(msg) is messages.Response:
-                    self.client.on_response(msg)
-                elif type(msg) is messages.Answer:
-                    waiting = self._answers.get(msg.qid)
-                    if waiting is not None:
-                        waiting.put(msg)
-                else:
-                    log.error("a peer could not decode a BLS message: %s", msg)
+                try:
+                    self._deliver_one(msg)
+                except Exception:  # noqa: BLE001 - one caller's failure: the others still
+                    # wait for theirs, and the BLS thread must go on reading
+                    log.exception("BLS channel: delivering %s failed", type(msg).__name__)
             self.client.flush_releases(held=not _holding())
             self._flush()
+
+    def _deliver_one(self, msg) -> None:
+        if type(msg) is messages.Response:
+            self.client.on_response(msg)
+        elif type(msg) is messages.Answer:
+            waiting = self._answers.get(msg.qid)
+            if waiting is not None:
+                waiting.put(msg)
+        else:
+            log.error("a peer could not decode a BLS message: %s", msg)
 
     def close(self) -> None:
         self.pool.close()

@@ -41,8 +41,9 @@ def _callers_cancelled() -> bool:
     return bool(callers) and all(r.is_cancelled() for r in callers)
 
 
-def build(pb, ch: bls.BlsChannel) -> tuple[messages.Request, list]:
-    """The ``messages.Request`` of a BLS ``pb_utils.InferenceRequest`` (inputs staged)."""
+def build(pb, ch: bls.BlsChannel, decoupled: bool = False) -> tuple[messages.Request, list]:
+    """The ``messages.Request`` of a BLS ``pb_utils.InferenceRequest`` (inputs staged);
+    ``decoupled``: the caller iterates the responses (else a decoupled model refuses it)."""
     if not pb.model_name:
         raise TritonModelException("BLS: InferenceRequest needs a model_name")
     _check_memory(pb._preferred_memory)
@@ -61,6 +62,7 @@ def build(pb, ch: bls.BlsChannel) -> tuple[messages.Request, list]:
         [messages.OutputSpec(n) for n in pb.requested_output_names()], batch,
         pb.request_id(), 0, int(pb.timeout() or 0), pb.correlation_id(), pb.flags(),
         dict(pb._parameters))
+    req.unary = not decoupled
     return req, slots
 
 
@@ -141,14 +143,65 @@ def execute(pb, decoupled: bool = False):
     """``exec()``: block this thread until the answer comes (reading it here, or from
     the BLS thread once one runs)."""
     ch = bls.channel()
-    req, slots = build(pb, ch)
+    bls.check_serving()
+    req, slots = build(pb, ch, decoupled)
     answers: queue.SimpleQueue = queue.SimpleQueue()
     if decoupled:
         ch.start_reader()           # the iterator may be left unfinished: a thread reads
+        sink = _Unread(ch, answers.put, _drain_queue(answers))
+        ch.send(req, slots, blstrace.watch(pb, req, sink.put))
+        return _responses(answers, ch, sink.token())
     rid = ch.send(req, slots, blstrace.watch(pb, req, answers.put))
-    if decoupled:
-        return _responses(answers, ch)
     return _final(answers, ch, rid)
+
+
+class _Unread:
+    """The responses of a call nobody will read: once a decoupled call's iterator is gone
+    (dropped unfinished, or never started) or an ``async_exec`` was given up, those
+    queued and those still to come are released to their worker at once, as Triton's
+    ResponseIterator frees them when it is destroyed; else the callee's output slots
+    were held for good."""
+
+    __slots__ = ("ch", "_put", "_drain", "abandoned", "__weakref__")
+
+    def __init__(self, ch: bls.BlsChannel, put, drain) -> None:
+        self.ch, self._put, self._drain, self.abandoned = ch, put, drain, False
+
+    def put(self, resp) -> None:
+        """A Response of the call (the BLS thread, under ``ch.lock``)."""
+        if self.abandoned:
+            self.ch.client.drop(resp)
+        else:
+            self._put(resp)
+
+    def token(self) -> object:
+        """An object for the iterator's frame to hold: its end abandons the rest."""
+        token = _Token()
+        weakref.finalize(token, self.abandon)
+        return token
+
+    def abandon(self) -> None:
+        self.ch.release(self._abandon)
+
+    def _abandon(self) -> None:
+        self.abandoned = True
+        for resp in self._drain():
+            self.ch.client.drop(resp)
+
+
+class _Token:
+    __slots__ = ("__weakref__",)
+
+
+def _drain_queue(answers: queue.SimpleQueue):
+    def drain() -> list:
+        items = []
+        while True:
+            try:
+                items.append(answers.get_nowait())
+            except queue.Empty:
+                return items
+    return drain
 
 
 class _Unary:
@@ -186,8 +239,9 @@ def _final(answers: queue.SimpleQueue, ch: bls.BlsChannel, rid: int) -> Inferenc
             return answer
 
 
-def _responses(answers: queue.SimpleQueue, ch: bls.BlsChannel):
-    """exec(decoupled=True): every response in order; an empty final one ends it."""
+def _responses(answers: queue.SimpleQueue, ch: bls.BlsChannel, token: object):
+    """exec(decoupled=True): every response in order; an empty final one ends it.
+    ``token`` lives as long as this generator's frame (``_Unread``)."""
     while True:
         resp = answers.get()
         if resp.final and not resp.outputs and resp.error is None:
@@ -200,15 +254,16 @@ def _responses(answers: queue.SimpleQueue, ch: bls.BlsChannel):
 async def execute_async(pb, decoupled: bool = False):
     """``async_exec()``: the answer resolves a future on the caller's event loop."""
     ch = bls.channel()
+    bls.check_serving()
     ch.start_reader()
     loop = asyncio.get_running_loop()
-    req, slots = build(pb, ch)
+    req, slots = build(pb, ch, decoupled)
     answers: asyncio.Queue = asyncio.Queue()
-    rid = ch.send(req, slots, blstrace.watch(
-        pb, req, lambda resp: loop.call_soon_threadsafe(answers.put_nowait, resp)))
+    sink = _Unread(ch, lambda resp: _to_loop(loop, sink, answers, resp), _drain_async(answers))
+    rid = ch.send(req, slots, blstrace.watch(pb, req, sink.put))
+    if decoupled:
+        return _async_responses(answers, ch, sink.token())
     try:
-        if decoupled:
-            return _async_responses(answers, ch)
         call = _Unary(ch, rid)
         while True:
             resp = await _next(answers)
@@ -217,8 +272,9 @@ async def execute_async(pb, decoupled: bool = False):
                 continue
             if (answer := call.take(resp)) is not None:
                 return answer
-    except asyncio.CancelledError:
+    except asyncio.CancelledError:       # given up (asyncio.wait_for, a cancelled task)
         ch.cancel(rid)
+        sink.abandon()                   # its answers, queued or still to come: released
         raise
 
 
@@ -237,7 +293,35 @@ async def _next(answers: asyncio.Queue):
         return None
 
 
-async def _async_responses(answers: asyncio.Queue, ch: bls.BlsChannel):
+def _to_loop(loop, sink: _Unread, answers: asyncio.Queue, resp) -> None:
+    """On the BLS thread: hand ``resp`` to the caller's loop; a loop already closed
+    (``asyncio.run`` returned) has nobody to read it."""
+    try:
+        loop.call_soon_threadsafe(_arrived, sink, answers, resp)
+    except RuntimeError:
+        sink.ch.client.drop(resp)
+
+
+def _arrived(sink: _Unread, answers: asyncio.Queue, resp) -> None:
+    """On the caller's loop: a Response queued, or released if its iterator is gone."""
+    with sink.ch.lock:              # not while ``sink.abandon`` drains the queue
+        if not sink.abandoned:
+            answers.put_nowait(resp)
+            return
+    sink.ch.release(lambda: sink.ch.client.drop(resp))
+
+
+def _drain_async(answers: asyncio.Queue):
+    def drain() -> list:
+        items = []
+        while not answers.empty():
+            items.append(answers.get_nowait())
+        return items
+    return drain
+
+
+async def _async_responses(answers: asyncio.Queue, ch: bls.BlsChannel, token: object):
+    """async_exec(decoupled=True): as ``_responses``."""
     while True:
         resp = await answers.get()
         if resp.final and not resp.outputs and resp.error is None:

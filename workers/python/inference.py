@@ -7,6 +7,7 @@ shared-memory views and reads the model's InferenceResponse back.
 from __future__ import annotations
 
 import json
+import operator
 from typing import Any, Optional
 
 from .. import cancel as _cancel
@@ -71,6 +72,44 @@ def _check_parameters(parameters) -> dict:
     return dict(parameters)
 
 
+_U32, _U64, _I64 = (0, 2**32 - 1), (0, 2**64 - 1), (-2**63, 2**63 - 1)
+
+
+def _check_request_args(request_id, correlation_id, inputs, requested, model_name,
+                        model_version, flags, timeout) -> tuple[int, int, int]:
+    """What python_backend's ``InferenceRequest`` binding refuses: its argument types
+    (TypeError, as pybind11 raises) and a correlation id neither integer nor string (its
+    own exception). A value that passed here but not the wire would leave a BLS call
+    waiting for good (the scheduler cannot decode it, so nobody answers). Returns
+    model_version, flags and timeout as ints (a numpy integer is taken, as by pybind11)."""
+    from .tensor import Tensor
+    for name, value in (("request_id", request_id), ("model_name", model_name)):
+        if not isinstance(value, str):
+            raise TypeError(f"InferenceRequest: '{name}' must be a str, not "
+                            f"{type(value).__name__}")
+    ints = []
+    for name, value, (low, high) in (("model_version", model_version, _I64),
+                                     ("flags", flags, _U32), ("timeout", timeout, _U64)):
+        try:
+            number = operator.index(value)
+        except TypeError:
+            number = None
+        if number is None or not low <= number <= high:
+            raise TypeError(f"InferenceRequest: '{name}' must be an integer in "
+                            f"[{low}, {high}], not {value!r}")
+        ints.append(int(number))
+    if not isinstance(correlation_id, str) and (
+            not isinstance(correlation_id, int) or not 0 <= correlation_id < 2**64):
+        raise TritonModelException("Correlation ID must be integer or string")
+    for name, items, kind in (("inputs", inputs, Tensor),
+                              ("requested_output_names", requested, str)):
+        if items is not None and (isinstance(items, (str, bytes)) or
+                                  not all(isinstance(i, kind) for i in items)):
+            raise TypeError(f"InferenceRequest: '{name}' must be a list of "
+                            f"{kind.__name__}")
+    return ints[0], ints[1], ints[2]
+
+
 class InferenceResponse:
     """``InferenceResponse(output_tensors=[], error=None, parameters=None)``."""
 
@@ -125,10 +164,16 @@ class InferenceRequest:
                  requested_output_names=None, model_name: str = "", model_version: int = -1,
                  flags: int = 0, timeout: int = 0, preferred_memory=None, trace=None,
                  parameters=None) -> None:
+        inputs = list(inputs or [])            # once: a generator is read here only
+        requested_output_names = list(requested_output_names or []) \
+            if not isinstance(requested_output_names, str) else requested_output_names
+        model_version, flags, timeout = _check_request_args(
+            request_id, correlation_id, inputs, requested_output_names, model_name,
+            model_version, flags, timeout)
         self._request_id = request_id
         self._correlation_id = correlation_id
-        self._inputs = list(inputs or [])
-        self._requested = list(requested_output_names or [])
+        self._inputs = inputs
+        self._requested = list(requested_output_names)
         self.model_name = model_name
         self.model_version = model_version
         self._flags = flags
