@@ -84,7 +84,7 @@ class Cancels:
                         elif inst.model.cfg.iterative:  # its reschedule is queued cancelled
                             entry.state = CANCELLED     # (iterative.executed)
                         return [Notify(inst.address, messages.CancelRunning(
-                            batch.batch_id, [(frontend, rid)]))]
+                            batch.batch_id, [(frontend, rid)], batch is inst.busy))]
         retirement = core.retirement
         held = retirement.holding(frontend, rid) if retirement.retiring else None
         if held is not None:
@@ -94,5 +94,5 @@ class Cancels:
                     if entry.req.rid == rid and entry.req.frontend == frontend:
                         entry.state = SKIPPED   # sequences end with it: no mark
             return [Notify(inst.address, messages.CancelRunning(
-                batch.batch_id, [(frontend, rid)]))]
+                batch.batch_id, [(frontend, rid)], batch is inst.busy))]
         return []            # already answered, or unknown

@@ -135,7 +135,8 @@ class SchedulerCore:
         try:
             entry = model.policy.add(req, now_ns)
         except TritonError as exc:
-            model.stats.failed(1, 0, REJECTED)
+            if model.policy.counts_refusals:
+                model.stats.failed(1, 0, REJECTED)
             return [_error(req, exc.code, exc.message, model.version)]
         self._queued[(req.frontend, req.rid)] = (model, entry)
         self._active[model] = None

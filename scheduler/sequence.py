@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from tritond import messages
 from tritond.errors import Code, TritonError
+from tritond.spec import CONTROL_CORRID
 
 from .batcher import shape_key
 from .config import SchedConfig
@@ -52,10 +53,14 @@ class SequencePolicy:
     sequences are is its ``SlotTable``'s (sequence_table.py)."""
 
     __slots__ = ("cfg", "name", "oldest", "max_batch", "delay_ns", "preferred", "max_preferred",
-                 "table", "count", "depth", "wait_until", "_n", "held", "iterative", "dropped")
+                 "table", "count", "depth", "wait_until", "_n", "held", "iterative", "dropped",
+                 "corrid_type")
 
     ensemble = False     # the Policy interface's flags (scheduler/policy.py)
     holds_cancels = True
+    # Its refusals (no START, no id, batch > 1, a lost sequence) are Triton's Enqueue
+    # errors, which never reach the statistics: not counted as failures.
+    counts_refusals = False
 
     # Triton's error for the requests of a backlogged sequence whose timeout passed.
     expired_message = "timeout of the corresponding sequence has been expired"
@@ -81,14 +86,18 @@ class SequencePolicy:
         self.held: list[Entry] = []            # requeued by a removed instance: they fail
         self.iterative = IterativeSequencer(self.table) if seq.iterative else None
         self.dropped = self.table.dropped      # cancelled with a cancelled request ahead
+        self.corrid_type = next((c.datatype for c in seq.controls
+                                 if c.kind == CONTROL_CORRID), None)
 
     # ------------------------------------------------------------ requests
 
     def add(self, req, now_ns: int) -> Entry:
+        corrid = req.correlation_id
+        if self.corrid_type is not None:     # Triton's Normalize, before its Enqueue
+            _check_corrid(self.name, self.corrid_type, corrid)
         if req.batch > 1:
             raise TritonError(Code.INVALID_ARG, f"inference request to model '{self.name}' must "
                               "specify batch-size 1 due to requirements of sequence batcher")
-        corrid = req.correlation_id
         if not corrid and self.iterative is not None:
             corrid = self.iterative.assign(req, START)
         if not corrid:
@@ -280,3 +289,22 @@ class SequencePolicy:
     def drain(self) -> list[Entry]:
         self.count = 0
         return self.table.clear()
+
+
+_CORRID_INTS = frozenset({"UINT64", "INT64", "UINT32", "INT32"})
+
+
+def _check_corrid(model: str, want: str, corrid) -> None:
+    """Triton's ValidateCorrelationId (every request it normalizes: a client's, an ensemble
+    step's, a BLS call's): a string id needs a BYTES CORRID control, a uint64 one (also 0,
+    no id) an integer one."""
+    if type(corrid) is str:
+        if want == "BYTES":
+            return
+        got = "BYTES"
+    elif want in _CORRID_INTS:
+        return
+    else:
+        got = "UINT64"
+    raise TritonError(Code.INVALID_ARG, f"sequence batching control 'CORRID' data-type is "
+                      f"'{got}', but model '{model}' expects '{want}'")

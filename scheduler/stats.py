@@ -71,17 +71,20 @@ class ModelStats:
         return dict(zip(FAILURE_REASONS, self.reasons))
 
     def executed(self, batch_size: int, ok: int, queue_ns: int, total_ns: int,
-                 ci_ns: int, cf_ns: int, co_ns: int, now_ms: int) -> None:
+                 ci_ns: int, cf_ns: int, co_ns: int, now_ms: int, rows: int = 0) -> None:
         """One execution of ``batch_size`` finished; ``ok`` of its requests succeeded.
 
-        ``queue_ns`` and ``total_ns`` are sums over the successful requests.
+        ``queue_ns`` and ``total_ns`` are sums over the successful requests. ``rows``: the
+        batch_stats size when the batch had more rows than requests (a sequence batch's
+        not-ready rows, which Triton's backends count in the batch they report).
         """
         self.inference_count += batch_size
         self.execution_count += 1
         self.last_inference_ms = now_ms
-        batch = self.batches.get(batch_size)
+        rows = rows or batch_size
+        batch = self.batches.get(rows)
         if batch is None:
-            batch = self.batches[batch_size] = [0, 0, 0, 0, 0, 0]
+            batch = self.batches[rows] = [0, 0, 0, 0, 0, 0]
         batch[0] += 1
         batch[1] += ci_ns
         batch[2] += 1
@@ -129,7 +132,8 @@ class ModelStats:
         if self.summary is not None and ok:
             self._observe(entries, failed, batch.dispatch_ns, end_ns, st, now_ns)
         self.executed(batch.size, ok, ok * batch.dispatch_ns - arrivals, ok * end_ns - arrivals,
-                      st.compute_input_ns, st.compute_infer_ns, st.compute_output_ns, now_ms)
+                      st.compute_input_ns, st.compute_infer_ns, st.compute_output_ns, now_ms,
+                      len(batch.rows) if batch.rows is not None else 0)
 
     def _observe(self, entries, failed, dispatch_ns: int, end_ns: int, st, now_ns: int) -> None:
         """Each successful request's latencies into the summaries (microseconds, as Triton)."""

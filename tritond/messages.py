@@ -29,8 +29,8 @@ from .spec import ModelSpec
 # 9: a worker answering an ensemble's caller directly sends the scheduler a receipt;
 # 10: EnsembleAnswer.within (a nested ensemble's final step answers the outer's caller);
 # 11: Executed.rescheduled (iterative sequences); 12: CancelRunning.batch_id ANSWERED;
-# 13: TensorRef.lengths_at (BYTES length tables)
-PROTOCOL_VERSION = 13
+# 13: TensorRef.lengths_at (BYTES length tables); 14: CancelRunning.running
+PROTOCOL_VERSION = 14
 
 # ---------------------------------------------------------------- data plane
 
@@ -177,6 +177,10 @@ class CancelRunning(msgspec.Struct, tag=11, array_like=True):
 
     batch_id: int
     requests: list[tuple[str, int]]
+    # The scheduler counts ``batch_id`` as running (not pipelined behind it): if the worker
+    # has not started it yet, the model still runs the requests and sees is_cancelled()
+    # (False: a pipelined batch's, skipped by the worker if it did not start).
+    running: bool = False
 
 
 ANSWERED = -2        # CancelRunning.batch_id: the requests were answered elsewhere

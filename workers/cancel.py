@@ -30,6 +30,9 @@ class CancelWatch:
         # A pipelined batch waits behind the running one: its cancels can
         # arrive before it starts, so they are kept by batch id until then.
         self.ahead: dict[int, set[tuple[str, int]]] = {}
+        # Cancels of the batch the scheduler counts as running that came before its
+        # Execute was read: the model sees them, the requests still run (not skipped).
+        self.told: dict[int, set[tuple[str, int]]] = {}
         self.backlog: list = []
         # Requests answered after execute returned (workers/streams.py) are
         # cancelled whatever batch a CancelRunning names; the hub keeps those.
@@ -39,13 +42,16 @@ class CancelWatch:
     def start(self, batch_id: int) -> "set[tuple[str, int]] | frozenset":
         """A batch starts executing; returns its requests cancelled before it started."""
         self.batch_id = self.last_batch = batch_id
-        if not self.ahead:        # the usual turn: no cancel came ahead of its batch
+        if not self.ahead and not self.told:   # the usual turn: no cancel came ahead of it
             self.cancelled = set()
             return _NONE
         self.cancelled = self.ahead.pop(batch_id, set())
-        for old in [b for b in self.ahead if b < batch_id]:
-            del self.ahead[old]
-        return set(self.cancelled)
+        early = set(self.cancelled)
+        self.cancelled |= self.told.pop(batch_id, set())
+        for kept in (self.ahead, self.told):
+            for old in [b for b in kept if b < batch_id]:
+                del kept[old]
+        return early
 
     def stop(self) -> None:
         self.batch_id = -1
@@ -59,7 +65,8 @@ class CancelWatch:
         if msg.batch_id == self.batch_id:
             self.cancelled.update(keys)
         elif msg.batch_id > self.last_batch:
-            self.ahead.setdefault(msg.batch_id, set()).update(keys)
+            kept = self.told if msg.running else self.ahead
+            kept.setdefault(msg.batch_id, set()).update(keys)
 
     def is_cancelled(self, key: tuple[str, int]) -> bool:
         """Whether request ``key`` = (frontend, rid) was cancelled; polls the inbox once."""

@@ -121,9 +121,13 @@ class SequenceIO:
             arr = np.empty(self.shape, dtype=object)
             arr.fill(str(corrid).encode() if corrid else b"")
             return arr
-        if isinstance(corrid, str):      # a string id given to an integer CORRID
+        if isinstance(corrid, str):      # (the scheduler refuses a string id here)
             corrid = int(corrid) if corrid.isdigit() else 0
-        return np.full(self.shape, corrid, dtype=dtypes.DTYPES[dtype].numpy)
+        np_dtype = np.dtype(dtypes.DTYPES[dtype].numpy)
+        # Triton copies the id's first bytes (little-endian uint64) into the tensor: an id
+        # too wide for the type keeps its low bytes instead of failing the batch.
+        low = (corrid % (1 << 64)).to_bytes(8, "little")[:np_dtype.itemsize]
+        return np.full(self.shape, np.frombuffer(low, np_dtype)[0], dtype=np_dtype)
 
     def _state(self, slot: int, ready: bool, start: int) -> dict:
         if not ready:

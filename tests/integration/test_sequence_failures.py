@@ -11,7 +11,7 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tests.integration.seq_repo import write_pid_model
+from tests.integration.seq_repo import ACCUMULATOR_PY, IO, _controls, _model, write_pid_model
 from tests.server import Server
 
 
@@ -48,6 +48,38 @@ def test_a_crashed_instance_fails_its_sequences_only(tmp_path):
         assert infer(client, 2, end=True) == pid_b
         assert infer(client, 1, start=True) not in (pid_a,)   # a new START is served again
         assert infer(client, 1, end=True) != pid_a
+    finally:
+        assert srv.stop() == 0
+
+
+def test_a_correlation_id_too_wide_for_an_int32_corrid_does_not_kill_the_instance(tmp_path):
+    """A client's id past 2**31 to a CORRID of TYPE_INT32 (past 2**63 for TYPE_INT64) runs
+    with the id's low bytes, as Triton's memcpy gives them; it killed the worker (numpy's
+    OverflowError), failing the sequences of every client on that instance."""
+    for name, dtype in (("seq_i32", "TYPE_INT32"), ("seq_i64", "TYPE_INT64")):
+        _model(tmp_path, name, f"""backend: "python"
+max_batch_size: 4
+sequence_batching {{
+  direct {{ }}
+  {_controls(dtype)}
+}}
+{IO}""", ACCUMULATOR_PY)
+    srv = Server([tmp_path])
+    try:
+        client = httpclient.InferenceServerClient(srv.url)
+
+        def step(model, value, cid, start=False, end=False):
+            inp = httpclient.InferInput("INPUT", [1, 1], "INT32")
+            inp.set_data_from_numpy(np.full((1, 1), value, np.int32))
+            result = client.infer(model, [inp], sequence_id=cid, sequence_start=start,
+                                  sequence_end=end)
+            return int(result.as_numpy("OUTPUT")[0][0])
+        assert step("seq_i32", 1, 3, start=True) == 1                 # another client's
+        assert step("seq_i32", 2, 2**40 + 5, start=True) == 2
+        assert step("seq_i32", 3, 2**40 + 5, end=True) == 5 + 5       # the model saw 5
+        assert step("seq_i32", 4, 3, end=True) == 5 + 3               # still in its slot
+        assert step("seq_i64", 1, 2**63 + 1, start=True) == 1
+        assert step("seq_i64", 2, 2**63 + 1) == 3    # (its END would add -2**63 + 1)
     finally:
         assert srv.stop() == 0
 

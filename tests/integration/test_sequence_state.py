@@ -143,3 +143,15 @@ def test_ensemble_sequence_errors_are_the_sequence_models(ens):
     with pytest.raises(InferenceServerException) as err:
         ens_infer(c, "ens_seq", 1, 0, start=True)        # no correlation id
     assert "must specify a non-zero or non-empty correlation ID" in err.value.message()
+
+
+def test_a_step_checks_the_type_of_the_correlation_id_as_triton(ens):
+    """Triton normalizes each step request, so its ValidateCorrelationId applies to a
+    step's model: a string id reaching seq_direct (CORRID TYPE_UINT64) through an ensemble
+    fails with Triton's text instead of running as id 0."""
+    c = httpclient.InferenceServerClient(ens.url)
+    with pytest.raises(InferenceServerException) as err:
+        ens_infer(c, "ens_direct", 1, "77", start=True)
+    assert "sequence batching control 'CORRID' data-type is 'BYTES', but model 'seq_direct' " \
+           "expects 'UINT64'" in err.value.message()
+    assert ens_infer(c, "ens_seq", 1, "s-77", start=True, end=True) == 2   # no CORRID: any id

@@ -4,6 +4,7 @@ timeout, Triton's errors, and implicit state in Python and ONNX models (seq_repo
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 import urllib.request
@@ -165,6 +166,62 @@ def test_triton_errors(srv):
     assert "string correlation ID cannot be longer than 128 characters" in err.value.message()
 
 
+def test_a_correlation_id_of_the_wrong_type_is_refused_as_triton(srv):
+    """L0_sequence_corrid_batcher test_corrid_data_type: a string id to a model whose CORRID
+    is an integer (and a uint64 id to a TYPE_STRING one) fails INVALID_ARG with Triton's
+    text, on HTTP and gRPC."""
+    client = httpclient.InferenceServerClient(srv.url)
+    for model, cid, got, want in (("seq_direct", "5100", "BYTES", "UINT64"),
+                                  ("seq_oldest", 5101, "UINT64", "BYTES")):
+        with pytest.raises(InferenceServerException) as err:
+            infer(client, model, 1, cid, start=True)
+        assert err.value.status() == "400"
+        assert f"sequence batching control 'CORRID' data-type is '{got}', but model " \
+               f"'{model}' expects '{want}'" in err.value.message()
+    gclient = grpcclient.InferenceServerClient(srv.grpc_url)
+    inp = grpcclient.InferInput("INPUT", [1, 1], "INT32")
+    inp.set_data_from_numpy(np.full((1, 1), 1, np.int32))
+    with pytest.raises(InferenceServerException) as err:
+        gclient.infer("seq_oldest", [inp], sequence_id=5102, sequence_start=True)
+    assert err.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert "data-type is 'UINT64', but model 'seq_oldest' expects 'BYTES'" in err.value.message()
+    # a request without an id is a uint64 0 to Triton: the type error comes first
+    with pytest.raises(InferenceServerException) as err:
+        gclient.infer("seq_oldest", [inp], sequence_start=True)
+    assert "data-type is 'UINT64', but model 'seq_oldest' expects 'BYTES'" in err.value.message()
+    assert send(client, "seq_oldest", [3, 4], "5103") == [3, 7 + 5103]    # right types run
+
+
+def _failures(srv, model) -> tuple[int, dict]:
+    """(the statistics' fail count, nv_inference_request_failure per reason) of ``model``."""
+    stats = httpclient.InferenceServerClient(srv.url).get_inference_statistics(model)
+    fail = int(stats["model_stats"][0]["inference_stats"]["fail"]["count"])
+    with urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics") as r:
+        text = r.read().decode()
+    reasons = {m.group(1): float(m.group(2)) for m in re.finditer(
+        r'nv_inference_request_failure\{model="%s",reason="(\w+)",version="1"\} (\S+)' % model,
+        text)}
+    return fail, reasons
+
+
+def test_requests_the_sequence_batcher_refuses_are_not_counted_as_failures(srv):
+    """Triton's SequenceBatchScheduler::Enqueue returns these errors to the caller before
+    the request is queued (InferenceRequest::Run: FAILED_ENQUEUE): neither the statistics'
+    fail count nor nv_inference_request_failure counts them."""
+    client = httpclient.InferenceServerClient(srv.url)
+    before = _failures(srv, "seq_direct")
+    with pytest.raises(InferenceServerException, match="must specify the START flag"):
+        infer(client, "seq_direct", 1, 5200)
+    with pytest.raises(InferenceServerException, match="non-zero or non-empty correlation"):
+        infer(client, "seq_direct", 1, 0, start=True)
+    two = httpclient.InferInput("INPUT", [2, 1], "INT32")
+    two.set_data_from_numpy(np.full((2, 1), 1, np.int32))
+    with pytest.raises(InferenceServerException, match="must specify batch-size 1"):
+        client.infer("seq_direct", [two], sequence_id=5201, sequence_start=True)
+    assert len(before[1]) == 4      # every reason is on /metrics
+    assert _failures(srv, "seq_direct") == before
+
+
 def test_idle_sequence_times_out(srv):
     client = httpclient.InferenceServerClient(srv.url)
     assert infer(client, "seq_one_quick", 5, 3000, start=True) == 5
@@ -225,6 +282,30 @@ def test_state_outputs_are_not_returned(srv):
     result = client.infer("seq_state_onnx", [inp], sequence_id=6000, sequence_start=True,
                           sequence_end=True)
     assert [o["name"] for o in result.get_response()["outputs"]] == ["OUTPUT"]
+
+
+def test_batch_statistics_count_the_not_ready_rows_as_tritons(srv):
+    """Triton hands the backend a null request per not-ready row, and the backend reports
+    its whole batch (python_backend's total_batch_size): B alone in slot 1 is an execution
+    of batch size 2 in batch_stats, while inference_count counts B only."""
+    client = httpclient.InferenceServerClient(srv.url)
+
+    def counts():
+        st = client.get_inference_statistics("seq_direct")["model_stats"][0]
+        return st["execution_count"], st["inference_count"], {
+            int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in st["batch_stats"]}
+    before = counts()
+    assert infer(client, "seq_direct", 1, 7100, start=True) == 1     # slot 0: one row
+    assert infer(client, "seq_direct", 2, 7101, start=True) == 2     # slot 1: rows 0 and 1
+    assert infer(client, "seq_direct", 3, 7101, end=True) == 5 + 7101
+    assert infer(client, "seq_direct", 4, 7100, end=True) == 5 + 7100
+    deadline = time.monotonic() + 30
+    while (after := counts())[0] < before[0] + 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert after[:2] == (before[0] + 4, before[1] + 4)
+    grown = {n: c - before[2].get(n, 0) for n, c in after[2].items() if c != before[2].get(n, 0)}
+    assert sum(grown.values()) == 4       # (slots 0 and 1 when no other sequence is live)
+    assert sum(c for n, c in grown.items() if n >= 2) >= 2, grown     # B's two, padded
 
 
 def test_not_ready_rows_are_neither_answered_nor_counted(srv):

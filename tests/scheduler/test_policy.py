@@ -134,7 +134,8 @@ def test_cancel_executing_request_notifies_its_worker():
     core, d = busy_core({})
     (n,) = core.cancel(d.execute.requests[0].frontend, 1000, 1)
     assert type(n) is Notify and n.address == d.address
-    assert n.message == messages.CancelRunning(d.execute.batch_id, [("fe", 1000)])
+    # running: its worker may not have read the Execute yet, but must run it (see below)
+    assert n.message == messages.CancelRunning(d.execute.batch_id, [("fe", 1000)], True)
     assert replies(core.step(1)) == []
     core.executed(executed(d), 2)
     assert core.cancel("fe", 1000, 3) == []       # answered by now: nothing to tell

@@ -52,6 +52,30 @@ def test_batch_size_above_one_is_refused():
                                             "batch-size 1 due to requirements of sequence batcher")
 
 
+def test_a_correlation_id_must_have_the_type_of_the_corrid_control():
+    """Triton's ValidateCorrelationId: string ids for TYPE_STRING, uint64 (and none) for
+    the integer types; models without a CORRID control take either."""
+    def corrid_config(dtype):
+        control = {"name": "CORRID", "control": [
+            {"kind": "CONTROL_SEQUENCE_CORRID", "data_type": dtype}]}
+        return config(2, sequence_batching={"direct": {}, "control_input": [control]})
+    core = core_with(corrid_config("TYPE_UINT32"))
+    assert error(core.add(req(1, "7", START), 0)) == (
+        Code.INVALID_ARG, "sequence batching control 'CORRID' data-type is 'BYTES', but model "
+        "'m' expects 'UINT32'")
+    assert core.add(req(2, 7, START), 0) == []
+    two = request(3, batch=2, shape=(1,), correlation_id="7", flags=START)
+    assert "data-type is 'BYTES'" in error(core.add(two, 0))[1]      # checked first, as Triton
+    core = core_with(corrid_config("TYPE_STRING"))
+    for rid, corrid in ((1, 7), (2, 0)):
+        assert error(core.add(req(rid, corrid, START), 0)) == (
+            Code.INVALID_ARG, "sequence batching control 'CORRID' data-type is 'UINT64', but "
+            "model 'm' expects 'BYTES'")
+    assert core.add(req(3, "7", START), 0) == []
+    core = core_with(seq_config())
+    assert core.add(req(1, "7", START), 0) == [] and core.add(req(2, 8, START), 0) == []
+
+
 def test_direct_rows_are_slots_and_requests_run_in_order():
     core = core_with(seq_config(max_batch_size=4))
     core.add(req(1, 100, START), 0)

@@ -59,3 +59,23 @@ def test_cancels_ahead_of_a_batch_wait_for_it_and_a_plain_start_stays_open():
         assert watch.ahead == {} and watch.take() == []
     finally:
         worker.close()
+
+
+def test_a_cancel_of_the_batch_the_scheduler_runs_is_seen_but_never_skips_it():
+    """The scheduler sent the Execute and then a cancel for its running batch; both reach
+    the worker before it starts the batch (one read). The batch runs whole and its model
+    sees is_cancelled(), as a Triton backend that got the request would: only a pipelined
+    batch's cancel (running False) skips the request."""
+    worker = SyncEndpoint(address(f"cr{os.getpid():x}", "w0"), messages.TO_WORKER)
+    try:
+        watch = CancelWatch(worker)
+        watch.note(messages.CancelRunning(4, [("fe", 1)], True))
+        watch.note(messages.CancelRunning(6, [("fe", 2)], True))
+        assert watch.start(4) == set()              # nothing skipped
+        assert watch.is_cancelled(("fe", 1)) and not watch.is_cancelled(("fe", 2))
+        watch.stop()
+        assert watch.start(6) == set() and watch.is_cancelled(("fe", 2))
+        watch.stop()
+        assert watch.start(7) == set() and not watch.is_cancelled(("fe", 2))
+    finally:
+        worker.close()

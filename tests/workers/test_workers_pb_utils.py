@@ -198,6 +198,23 @@ def test_response_sender_rules_are_tritons():
     assert err.value.message() == "Unable to send response. Response sender has been closed."
 
 
+def test_a_send_of_something_else_than_a_response_is_a_type_error_that_changes_nothing():
+    """python_backend's send is a pybind method taking an InferenceResponse (or None) and
+    an int: anything else raises TypeError before the sender counts it, so the model can
+    still send its final response. Here the worker's hub failed on it after the sender had
+    closed: the request never got its final response."""
+    FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+    sender = pb_utils.InferenceResponseSender(decoupled=True)
+    got = []
+    sender.attach(lambda r, final: got.append((r, final)))
+    for response, flags in (("oops", FINAL), ({"OUT": 1}, 0), (None, 1.0)):
+        with pytest.raises(TypeError, match=r"send\(\): incompatible function arguments"):
+            sender.send(response, flags=flags)
+    assert got == [] and not sender.closed and sender.sent == 0
+    sender.send(pb_utils.InferenceResponse([]), flags=FINAL)
+    assert [final for _, final in got] == [True]
+
+
 def test_non_decoupled_sender_hands_over_its_one_response_at_the_final_flag():
     sender = pb_utils.InferenceResponseSender()
     got = []

@@ -60,6 +60,19 @@ def test_string_correlation_id():
     assert got.dtype == object and got[0, 0] == b"abc"
 
 
+def test_a_correlation_id_wider_than_its_corrid_type_keeps_its_low_bytes_as_triton():
+    """Triton copies the first bytes of the uint64 id into a narrower CORRID tensor; an id
+    that does not fit (a client's choice) must not fail the batch or the worker."""
+    for dtype, corrid, want in (("TYPE_INT32", 2**40 + 5, 5),
+                                ("TYPE_INT32", 2**31 + 5, -2**31 + 5),
+                                ("TYPE_UINT32", 2**32 + 7, 7),
+                                ("TYPE_INT64", 2**63 + 5, -2**63 + 5),
+                                ("TYPE_UINT64", 2**64 - 1, 2**64 - 1),
+                                ("TYPE_INT32", 12, 12)):
+        got = SequenceIO(model(extra=dtype)).inputs(request(corrid=corrid), Slot(0))["C"]
+        assert got.shape == (1, 1) and int(got[0, 0]) == want, (dtype, corrid)
+
+
 def state_model(initial=""):
     return spec(f'''name: "m" backend: "onnxruntime" max_batch_size: 2
 input [ {{ name: "INPUT" data_type: TYPE_INT32 dims: [ 1 ] }} ]

@@ -16,6 +16,11 @@ import threading
 from typing import Callable, Optional
 
 TRITONSERVER_RESPONSE_COMPLETE_FINAL = 1
+_SIGNATURE = (
+    "send(): incompatible function arguments. The following argument types are supported:\n"
+    "    1. (self: triton_python_backend_utils.InferenceResponseSender, response: "
+    "triton_python_backend_utils.InferenceResponse = None, flags: int = 0) -> None\n\n"
+    "Invoked with: a %s, a %s")
 
 
 class InferenceResponseSender:
@@ -41,7 +46,11 @@ class InferenceResponseSender:
             return True
 
     def send(self, response=None, flags: int = 0) -> None:
-        from .inference import TritonModelException
+        from .inference import InferenceResponse, TritonModelException
+        if not (response is None or isinstance(response, InferenceResponse)) \
+                or not hasattr(type(flags), "__index__"):
+            # python_backend's send is a pybind method: wrong types never reach the sender
+            raise TypeError(_SIGNATURE % (type(response).__name__, type(flags).__name__))
         if flags not in (0, TRITONSERVER_RESPONSE_COMPLETE_FINAL):
             raise TritonModelException("Unable to send response. Unsupported flag provided.")
         if flags == 0 and response is None:
