@@ -41,7 +41,7 @@ from .sequences import LiveSequences
 from .settings import TraceSettings
 from .trace import Tracer
 from .types import InferRequest, InferResult
-from .validate import check_corrid, check_inputs, check_outputs
+from .validate import check_inputs, check_outputs
 
 _NO_PARAMS = (0, 0, 0, 0, {})
 # Inputs of one request up to this many bytes in all share one arena slot (one
@@ -212,7 +212,6 @@ class FrontendCore:
         priority, timeout, corr, flags, custom = (
             request_fields(req.parameters) if req.parameters else _NO_PARAMS)
         if corr:
-            check_corrid(mv, corr)
             self.sequences.note(mv, corr, flags, self.models)
         used: list = []        # client shm registrations this request uses
         outputs = [messages.OutputSpec(o.name, self.shm.output_dest(o, used) if o.shm else None)

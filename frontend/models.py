@@ -51,7 +51,7 @@ class ModelVersion:
     __slots__ = ("name", "key", "version", "version_str", "state", "reason", "spec", "max_batch_size",
                  "load_seconds",
                  "inputs", "required", "outputs", "decoupled", "platform", "instances", "metadata",
-                 "live", "preserve_ordering", "labels", "response_cache", "signatures", "corrid",
+                 "live", "preserve_ordering", "labels", "response_cache", "signatures",
                  "sequence")
 
     def __init__(self, entry: messages.ModelEntry):
@@ -79,9 +79,6 @@ class ModelVersion:
         # its requests are batched by the sequence batcher: they ride their turn's
         # frame to the scheduler whole (InferClient.submit's ``batched``)
         self.sequence = seq is not None
-        # the CORRID control (input, datatype) a correlation id's type must suit
-        self.corrid = next(((c.input, c.datatype) for c in seq.controls
-                            if c.kind == ts.CONTROL_CORRID), None) if seq is not None else None
         self.platform = spec.platform or spec.backend
         self.response_cache = '"response_cache"' in spec.config_json and _cache_enabled(spec)
         self.labels: dict[str, list[str]] = {}     # classification labels per output

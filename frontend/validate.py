@@ -234,25 +234,6 @@ def _check_walk(model: str, name: str, buf, end: int, count: int) -> None:
                           f"model '{model}', got more ({end - pos} trailing bytes)")
 
 
-def check_corrid(mv: ModelVersion, corrid) -> None:
-    """Triton's ValidateCorrelationId: a string id needs a string CORRID control, an
-    integer one an integer control (the worker would make 0 or digits of the other)."""
-    control = mv.corrid
-    if control is None:
-        return
-    name, datatype = control
-    if type(corrid) is str:
-        if datatype == "BYTES":
-            return
-        got = "BYTES"
-    elif datatype != "BYTES":
-        return
-    else:
-        got = "UINT64"
-    raise invalid_arg(f"sequence batching control '{name}' data-type is '{got}', but model "
-                      f"'{mv.name}' expects '{datatype}'")
-
-
 def check_outputs(mv: ModelVersion, req: InferRequest) -> None:
     """Requested outputs must exist and be unique."""
     outputs = req.outputs

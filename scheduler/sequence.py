@@ -54,7 +54,7 @@ class SequencePolicy:
 
     __slots__ = ("cfg", "name", "oldest", "max_batch", "delay_ns", "preferred", "max_preferred",
                  "table", "count", "depth", "wait_until", "_n", "held", "iterative", "dropped",
-                 "corrid_type")
+                 "corrid")
 
     ensemble = False     # the Policy interface's flags (scheduler/policy.py)
     holds_cancels = True
@@ -86,15 +86,15 @@ class SequencePolicy:
         self.held: list[Entry] = []            # requeued by a removed instance: they fail
         self.iterative = IterativeSequencer(self.table) if seq.iterative else None
         self.dropped = self.table.dropped      # cancelled with a cancelled request ahead
-        self.corrid_type = next((c.datatype for c in seq.controls
-                                 if c.kind == CONTROL_CORRID), None)
+        self.corrid = next(((c.input, c.datatype) for c in seq.controls
+                            if c.kind == CONTROL_CORRID), None)
 
     # ------------------------------------------------------------ requests
 
     def add(self, req, now_ns: int) -> Entry:
         corrid = req.correlation_id
-        if self.corrid_type is not None:     # Triton's Normalize, before its Enqueue
-            _check_corrid(self.name, self.corrid_type, corrid)
+        if self.corrid is not None:          # Triton's Normalize, before its Enqueue
+            _check_corrid(self.name, self.corrid, corrid)
         if req.batch > 1:
             raise TritonError(Code.INVALID_ARG, f"inference request to model '{self.name}' must "
                               "specify batch-size 1 due to requirements of sequence batcher")
@@ -294,10 +294,11 @@ class SequencePolicy:
 _CORRID_INTS = frozenset({"UINT64", "INT64", "UINT32", "INT32"})
 
 
-def _check_corrid(model: str, want: str, corrid) -> None:
+def _check_corrid(model: str, control: tuple[str, str], corrid) -> None:
     """Triton's ValidateCorrelationId (every request it normalizes: a client's, an ensemble
     step's, a BLS call's): a string id needs a BYTES CORRID control, a uint64 one (also 0,
-    no id) an integer one."""
+    no id) an integer one. The message names the control's tensor, as Triton's does."""
+    name, want = control
     if type(corrid) is str:
         if want == "BYTES":
             return
@@ -306,5 +307,5 @@ def _check_corrid(model: str, want: str, corrid) -> None:
         return
     else:
         got = "UINT64"
-    raise TritonError(Code.INVALID_ARG, f"sequence batching control 'CORRID' data-type is "
+    raise TritonError(Code.INVALID_ARG, f"sequence batching control '{name}' data-type is "
                       f"'{got}', but model '{model}' expects '{want}'")
