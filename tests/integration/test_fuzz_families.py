@@ -330,7 +330,11 @@ SEQ_ID_ERRORS = [(-5, "Unable to parse 'sequence_id'"), (1.5, "Unable to parse '
                  (True, "Unable to parse 'sequence_id'"), ([1], "Unable to parse 'sequence_id'"),
                  (None, "Unable to parse 'sequence_id'"), ({}, "Unable to parse 'sequence_id'"),
                  (0, "must specify a non-zero or non-empty correlation ID"),
-                 ("", "must specify a non-zero or non-empty correlation ID")]
+                 # "" is a string id (Triton's HTTP frontend sets it as one), and Triton's
+                 # Normalize checks its type against the CORRID control before the batcher
+                 # looks at its value
+                 ("", "sequence batching control 'CORRID' data-type is 'BYTES', but model "
+                      "'seq_direct' expects 'UINT64'")]
 
 
 @pytest.mark.parametrize("seq_id,words", SEQ_ID_ERRORS)
