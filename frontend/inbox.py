@@ -97,10 +97,6 @@ class Inbox:
         # unmapping them here gives the memory back.
         for region in dead_worker_regions(core.cache.server_regions(), msg):
             core.cache.forget(region)
-        client = core.client
-        if client.answering:     # requests a dead worker was still answering
-            client.fail_gone(     # (a retiring one is alive: it finishes them first)
-                {i.address for e in msg.models for i in e.instances} | set(msg.retiring),
-                {a: how for e in msg.models if e.exited for a, how in e.exited.items()})
+        core.client.fail_gone_in(msg)     # requests a dead worker was still answering
         if msg.seq and core.parent:     # the parent waits for this before READY=1
             core.post(core.parent, messages.TableApplied(core.address, msg.seq))

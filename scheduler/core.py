@@ -79,6 +79,7 @@ class SchedulerCore:
         self.limiter = None                             # ratelimit.RateLimiter (--rate-limit)
         self.summary_quantiles = None                   # summary_latencies=true: ((q, err), ...)
         self.cache_on = False                           # --cache-config sized a response cache
+        self.bls_callers: set[str] = set()              # BLS channels seen (proc forwards tables)
         self.retirement = Retirement(self._steps_executed, epoch_offset_ns)  # drain.py
         self.table = ModelTable(self._queued, self._active, self.retirement, settings=self)
         self.cancels = Cancels(self)                    # cancels.py: where a request is, stop it
@@ -120,6 +121,7 @@ class SchedulerCore:
             req.version = self.ensembles.latest(req.model)
             model = self._models.get((req.model, req.version))
         if req.batch < 0:                          # BLS: the scheduler knows if it batches
+            self.bls_callers.add(req.frontend)
             if model is None:
                 return [self._unknown(req, asked)]
             if req.unary and model.ready and model.cfg.spec.decoupled:

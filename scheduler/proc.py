@@ -17,6 +17,7 @@ from tritond import loglevels, messages
 
 from tritond.channel import AsyncInbox, AsyncOutbox, printable
 from tritond.errors import TritonError
+from tritond.framing import BLS_SUFFIX
 from tritond.options import Options
 from tritond.procutil import Bootstrap, child_start, quiet_gc
 
@@ -46,6 +47,7 @@ class SchedulerProc:
         self._outbox: AsyncOutbox | None = None
         self._alarm: Alarm | None = None
         self._queries = StatsQueries()   # answered once the batches they wait for are in
+        self._workers: set[str] = set()   # live workers of the last table (_tell_bls_callers)
         self._query_timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> int:
@@ -105,7 +107,9 @@ class SchedulerProc:
         """Rare messages: table, queries, lifecycle."""
         kind = type(msg)
         if kind is messages.ModelTable:
-            return self.core.set_models(msg)
+            out = self.core.set_models(msg)
+            self._tell_bls_callers(msg)
+            return out
         if kind is messages.ResponseStats:       # decoupled models' responses
             self.core.responses_sent(msg)
             return []
@@ -174,6 +178,22 @@ class SchedulerProc:
         now = _monotonic_ns()
         self._post(core.settle(core.step(now), now))
         self._alarm.set(core.next_deadline_ns())
+
+    def _tell_bls_callers(self, table: messages.ModelTable) -> None:
+        """Forward the table to every BLS channel seen whose worker lives: a decoupled callee
+        that died after its Executed fails the calls it was still answering there, as a
+        frontend fails its own (only frontends hear from the parent)."""
+        live = {i.address for e in table.models for i in e.instances}
+        live.update(table.retiring)
+        gone, self._workers = self._workers - live, live
+        callers = self.core.bls_callers
+        if not (gone and callers):       # only a worker that left can fail a call
+            return
+        for caller in list(callers):
+            if caller[:-len(BLS_SUFFIX)] in live:       # the channel's worker
+                self._outbox.post(caller, table)
+            else:
+                callers.discard(caller)
 
     def _post(self, out: list) -> None:
         post = self._outbox.post

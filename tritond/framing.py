@@ -11,6 +11,11 @@ _LEN = struct.Struct("<I")
 MAX_FRAME = 1 << 30
 
 
+# A worker's BLS channel listens at its worker's address plus this (workers/python/bls.py);
+# the scheduler finds the worker of a BLS caller by it.
+BLS_SUFFIX = "-bls"
+
+
 def address(server_id: str, role: str) -> str:
     """An abstract-namespace address; unique per server run and role."""
     return f"\0tritond-{server_id}-{role}"

@@ -253,6 +253,14 @@ class InferClient:
         if gone:                               # cancelled before its worker was known
             self._post(instance, messages.CancelRunning(-1, [(self.address, rid)]))
 
+    def fail_gone_in(self, table: messages.ModelTable) -> None:
+        """:meth:`fail_gone` for the workers ``table`` no longer lists (a retiring one is
+        alive: it finishes what it answers first)."""
+        if self.answering:
+            self.fail_gone(
+                {i.address for e in table.models for i in e.instances} | set(table.retiring),
+                {a: how for e in table.models if e.exited for a, how in e.exited.items()})
+
     def fail_gone(self, live: set, how: dict) -> None:
         """Workers not in ``live`` died: their requests answered after execute returned
         get a final UNAVAILABLE error (the scheduler had already let them go)."""

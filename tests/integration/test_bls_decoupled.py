@@ -67,6 +67,8 @@ class TritonPythonModel:
         if take == 0:
             return total, count
         async for resp in responses:
+            if resp.has_error():
+                raise pb_utils.TritonModelException(resp.error().message())
             total = total + pb_utils.get_output_tensor_by_name(resp, "OUT").as_numpy()
             count += 1
             if count == take:
@@ -244,3 +246,25 @@ def test_an_async_bls_call_given_up_releases_its_late_answer(srv, run):
     result = client.infer("gives_up", [t], parameters={**params, "limit": 10})
     assert int(result.as_numpy("COUNT")[0]) == 0
     _no_oneoff_left(srv)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_decoupled_bls_call_whose_callee_dies_mid_stream_ends_with_its_error(srv, mode):
+    """``repeat`` (IN[0] == 77) sends one response, then its worker is killed, long after
+    its execute returned. The caller's iterator gets the UNAVAILABLE error a frontend gives
+    its own client in that case (the scheduler forwards the model table to BLS callers); it
+    waited for good before."""
+    client = httpclient.InferenceServerClient(srv.url, network_timeout=60)
+    with pytest.raises(InferenceServerException) as err:
+        _call(client, 77, mode=mode)
+    assert "while sending the responses of the request" in err.value.message(), err.value
+    end = time.monotonic() + 60          # the parent restarts repeat's worker
+    while True:
+        try:
+            x, total, count = _call(client, 2, mode=mode)
+            break
+        except InferenceServerException:
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.2)
+    assert count == 2

@@ -36,14 +36,17 @@ from typing import Optional, Union
 
 from tritond import messages
 from tritond.endpoint import SyncEndpoint
-from tritond.framing import address
+from tritond.framing import BLS_SUFFIX, address
 from tritond.inferclient import InferClient
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
 log = logging.getLogger("tritond.worker.bls")
 
-INBOX = Union[messages.Response, messages.Answer, messages.Unknown]
+# The scheduler forwards each ModelTable to the BLS callers it has seen: a decoupled callee
+# that dies after its execute returned fails the calls it was still answering, as a
+# frontend's own (InferClient.fail_gone).
+INBOX = Union[messages.Response, messages.Answer, messages.ModelTable, messages.Unknown]
 
 # (server_id, worker name, scheduler address, arena size, parent address, load timeout)
 _config: Optional[tuple] = None
@@ -116,7 +119,7 @@ class BlsChannel:
 
     def __init__(self, server_id: str, name: str, scheduler: str, arena_size: int,
                  parent: str = "", load_timeout_s: float = 600.0) -> None:
-        self.address = address(server_id, f"{name}-bls")
+        self.address = address(server_id, name + BLS_SUFFIX)
         self.parent = parent
         self.load_timeout_s = load_timeout_s
         self._qids = itertools.count(1)
@@ -235,6 +238,8 @@ class BlsChannel:
             waiting = self._answers.get(msg.qid)
             if waiting is not None:
                 waiting.put(msg)
+        elif type(msg) is messages.ModelTable:
+            self.client.fail_gone_in(msg)
         else:
             log.error("a peer could not decode a BLS message: %s", msg)
 
