@@ -26,6 +26,7 @@ from __future__ import annotations
 import msgspec
 
 from tritond import messages
+from tritond.departures import exit_reasons, gone, live_workers
 from tritond.errors import Code
 
 from . import ensemble_replies as replies, ensemble_stats as stats
@@ -271,19 +272,9 @@ class Ensembles:
     def workers_gone(self, table: messages.ModelTable) -> list:
         """Step requests whose worker was answering them after their Executed and is no
         longer in the table: they fail as the frontend fails its own such requests
-        (InferClient.fail_gone); the error ends the ensemble request (settle)."""
-        live = {i.address for e in table.models for i in e.instances}
-        live.update(table.retiring)
-        how = {a: h for e in table.models if e.exited for a, h in e.exited.items()}
-        out = []
-        for rid, instance in list(self.answering.items()):
-            if instance in live:
-                continue
-            del self.answering[rid]
-            reason = how.get(instance) or "the model instance became unavailable"
-            out.append(Reply(self.core.address, messages.Response(rid, error=messages.ErrorInfo(
-                int(Code.UNAVAILABLE), f"{reason} while sending the responses of the request"))))
-        return out
+        (tritond/departures.py); the error ends the ensemble request (settle)."""
+        return [Reply(self.core.address, messages.Response(rid, error=error)) for rid, error
+                in gone(self.answering, live_workers(table), exit_reasons(table))]
 
     def record(self, run: Run, now_ns: int) -> None:
         """A successful request: counted (ensemble_stats.py)."""

@@ -17,6 +17,7 @@ from tritond import loglevels, messages
 
 from tritond.channel import AsyncInbox, AsyncOutbox, printable
 from tritond.errors import TritonError
+from tritond.departures import live_workers
 from tritond.framing import BLS_SUFFIX
 from tritond.options import Options
 from tritond.procutil import Bootstrap, child_start, quiet_gc
@@ -183,8 +184,7 @@ class SchedulerProc:
         """Forward the table to every BLS channel seen whose worker lives: a decoupled callee
         that died after its Executed fails the calls it was still answering there, as a
         frontend fails its own (only frontends hear from the parent)."""
-        live = {i.address for e in table.models for i in e.instances}
-        live.update(table.retiring)
+        live = live_workers(table)
         gone, self._workers = self._workers - live, live
         callers = self.core.bls_callers
         if not (gone and callers):       # only a worker that left can fail a call

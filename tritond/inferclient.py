@@ -30,7 +30,7 @@ import logging
 from typing import Callable, Optional
 
 from tritond import messages
-from tritond.errors import Code
+from tritond.departures import exit_reasons, gone, live_workers
 from tritond.releases import OutputReleases
 from tritond.responsestream import ResponseStream
 from tritond.shm.arena import ALIGN, ArenaPool
@@ -254,23 +254,15 @@ class InferClient:
             self._post(instance, messages.CancelRunning(-1, [(self.address, rid)]))
 
     def fail_gone_in(self, table: messages.ModelTable) -> None:
-        """:meth:`fail_gone` for the workers ``table`` no longer lists (a retiring one is
-        alive: it finishes what it answers first)."""
+        """:meth:`fail_gone` for the workers ``table`` no longer lists (departures.py)."""
         if self.answering:
-            self.fail_gone(
-                {i.address for e in table.models for i in e.instances} | set(table.retiring),
-                {a: how for e in table.models if e.exited for a, how in e.exited.items()})
+            self.fail_gone(live_workers(table), exit_reasons(table))
 
     def fail_gone(self, live: set, how: dict) -> None:
         """Workers not in ``live`` died: their requests answered after execute returned
         get a final UNAVAILABLE error (the scheduler had already let them go)."""
-        for rid, instance in list(self.answering.items()):
-            if instance in live:
-                continue
-            reason = how.get(instance) or "the model instance became unavailable"
-            del self.answering[rid]            # nothing to tell a dead worker
-            self.on_response(messages.Response(rid, error=messages.ErrorInfo(
-                int(Code.UNAVAILABLE), f"{reason} while sending the responses of the request")))
+        for rid, error in gone(self.answering, live, how):   # nothing to tell a dead worker
+            self.on_response(messages.Response(rid, error=error))
 
     # ------------------------------------------------------------ releases
 
