@@ -11,13 +11,11 @@ every dispatch would pay for.
 from __future__ import annotations
 
 from tritond import messages
-from tritond.errors import Code
+from tritond.errors import REQUEST_CANCELLED, Code
 
 from .outputs import Notify, Output, _error
 from .queue import CANCELLED, SKIPPED
 from .stats import CANCELED
-
-CANCELLED_MESSAGE = "Request was cancelled"
 
 
 class Cancels:
@@ -44,7 +42,7 @@ class Cancels:
             return []
         policy.remove(entry)
         model.stats.failed(1, now_ns - (entry.req.arrival_ns or entry.enqueue_ns), CANCELED)
-        return [_error(entry.req, Code.CANCELLED, CANCELLED_MESSAGE, model.version)]
+        return [_error(entry.req, Code.CANCELLED, REQUEST_CANCELLED, model.version)]
 
     @staticmethod
     def _skipped(policy, entry) -> None:
@@ -65,7 +63,7 @@ class Cancels:
             req = entry.req
             queued.pop((req.frontend, req.rid), None)
             model.stats.failed(1, now_ns - (req.arrival_ns or entry.enqueue_ns), CANCELED)
-            out.append(_error(req, Code.CANCELLED, CANCELLED_MESSAGE, model.version))
+            out.append(_error(req, Code.CANCELLED, REQUEST_CANCELLED, model.version))
         return out
 
     def _running(self, frontend: str, rid: int) -> list[Output]:

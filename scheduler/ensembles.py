@@ -27,7 +27,7 @@ import msgspec
 
 from tritond import messages
 from tritond.departures import exit_reasons, gone, live_workers
-from tritond.errors import Code
+from tritond.errors import REQUEST_CANCELLED, Code
 
 from . import ensemble_replies as replies, ensemble_stats as stats
 from .direct import DirectAnswers
@@ -40,7 +40,7 @@ _refs = msgspec.msgpack.Decoder(list[messages.TensorRef]).decode
 _specs = msgspec.msgpack.Decoder(list[messages.OutputSpec]).decode
 SERVER_SHM = messages.SERVER_SHM
 _CANCEL = int(Code.CANCELLED)
-_CANCELLED = messages.ErrorInfo(_CANCEL, "Request was cancelled")
+_CANCELLED = messages.ErrorInfo(_CANCEL, REQUEST_CANCELLED)
 
 
 def _decoded(value, decode):

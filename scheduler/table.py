@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tritond import messages, namespaces
-from tritond.errors import Code, TritonError
+from tritond.errors import REQUEST_CANCELLED, Code, TritonError
 
 from .config import SchedConfig
 from .drain import Retirement
@@ -122,7 +122,7 @@ class ModelTable:
             if entry.state == CANCELLED:
                 self._queued.pop((req.frontend, req.rid), None)
                 new.stats.failed(1, 0, CANCELED)
-                out.append(_error(req, Code.CANCELLED, "Request was cancelled", new.version))
+                out.append(_error(req, Code.CANCELLED, REQUEST_CANCELLED, new.version))
                 continue
             try:
                 moved = new.policy.add(req, entry.enqueue_ns)
@@ -180,7 +180,7 @@ class ModelTable:
         for b in pending:
             if any(e.state == SKIPPED for e in b.entries):
                 for entry in [e for e in b.entries if e.state == SKIPPED]:
-                    out.append(_error(entry.req, Code.CANCELLED, "Request was cancelled",
+                    out.append(_error(entry.req, Code.CANCELLED, REQUEST_CANCELLED,
                                       model.version))
                     model.stats.failed(1, 0, CANCELED)
                 b.entries = [e for e in b.entries if e.state != SKIPPED]

@@ -91,6 +91,10 @@ def cancelled(msg: str) -> TritonError:
     return TritonError(Code.CANCELLED, msg)
 
 
+# What a cancelled request is answered (CANCELLED): the scheduler's queues, the worker's
+# skipped requests, ensemble steps. Triton's own text is empty (docs/compatibility.md).
+REQUEST_CANCELLED = "Request was cancelled"
+
 # Triton core's error for a request released with TRITONSERVER_REQUEST_RELEASE_RESCHEDULE
 # that nothing may reschedule (infer_request.cc's outermost release callback): used by
 # the Python backend's worker and by the scheduler's iterative sequences.

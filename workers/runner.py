@@ -12,7 +12,7 @@ import logging
 from typing import Callable
 
 from tritond import loglevels, messages
-from tritond.errors import Code
+from tritond.errors import REQUEST_CANCELLED, Code
 
 from .answers import EnsembleAnswers
 from .cancel import CancelWatch
@@ -73,7 +73,7 @@ class BatchRunner:
             post(frontend, response)
         for req in skipped:
             post(req.frontend, messages.Response(
-                req.rid, error=messages.ErrorInfo(int(Code.CANCELLED), "Request was cancelled"),
+                req.rid, error=messages.ErrorInfo(int(Code.CANCELLED), REQUEST_CANCELLED),
                 instance=self.address))
         if not direct:
             self._executed(executed)
