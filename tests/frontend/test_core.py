@@ -286,7 +286,10 @@ def test_draining_refuses_and_stats_query(harness):
                 await h.core.control.model_statistics("nope")
             assert e.value.message == "requested model 'nope' is not available"
             h.core.control.draining = True
-            assert not h.core.control.server_ready()
+            for probe in (h.core.control.server_ready, h.core.control.server_live):
+                with pytest.raises(TritonError) as e:     # Triton's IsReady/IsLive in a stop
+                    probe()
+                assert (e.value.code, e.value.message) == (Code.UNAVAILABLE, "Server exiting")
             with pytest.raises(TritonError) as e:
                 await h.core.infer(simple())
             assert e.value.code == Code.UNAVAILABLE
