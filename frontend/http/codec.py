@@ -6,6 +6,8 @@ themselves so the route can write them without joining them into one buffer.
 """
 from __future__ import annotations
 
+import json
+
 import msgspec
 
 from tritond.errors import invalid_arg
@@ -25,6 +27,14 @@ def parse_json(data) -> object:
     try:
         return _decode(data)
     except msgspec.DecodeError as e:
+        # Triton's parser takes NaN and infinities (rapidjson kParseNanAndInfFlag);
+        # msgspec does not, Python's json does: the rare body holding them goes there.
+        raw = bytes(data)                # a failed parse only: the copy is no cost
+        if b"NaN" in raw or b"Infinity" in raw:
+            try:
+                return json.loads(raw)
+            except (ValueError, RecursionError):
+                pass
         raise invalid_arg(f"failed to parse the request JSON buffer: {e}") from None
     except RecursionError:           # nested deeper than the decoder recurses: a client error
         raise invalid_arg(NESTING) from None

@@ -149,9 +149,27 @@ def bytes_to_json(name: str, datatype: str, shape: list[int], data,
     if len(data) != count * dt.itemsize:
         raise internal(f"output tensor shape does not match size of output for '{name}'")
     code = _TO_JSON.get(datatype)
+    values = None
     if code is not None:
         try:
-            return memoryview(data).cast("B").cast(code).tolist()
+            values = memoryview(data).cast("B").cast(code).tolist()
         except TypeError:
             pass                 # a view memoryview cannot recast: numpy reads it
-    return np.frombuffer(data, dtype=dt).tolist()
+    if values is None:
+        values = np.frombuffer(data, dtype=dt).tolist()
+    # A NaN or infinity makes the sum non-finite (one C pass); msgspec would write null.
+    if datatype in _FLOATS and not math.isfinite(sum(values)):
+        return msgspec.Raw(b"[" + b",".join(map(_float_token, values)) + b"]")
+    return values
+
+
+_FLOATS = frozenset({"FP32", "FP64"})
+_encode = msgspec.json.encode
+_NON_FINITE = {math.inf: b"Infinity", -math.inf: b"-Infinity"}
+
+
+def _float_token(x: float) -> bytes:
+    """Triton's JSON writer's token (rapidjson kWriteNanAndInfFlag) for one double."""
+    if x != x:
+        return b"NaN"
+    return _NON_FINITE.get(x) or _encode(x)

@@ -217,3 +217,26 @@ def test_many_bytes_elements_in_json_match_the_per_element_path(items):
     assert codec.encode_json(got) == want
     special = any(c in b"".join(items) for c in b'"\\' + bytes(range(32)))
     assert isinstance(got, list) == special
+
+
+def test_nan_and_infinity_round_trip_in_json():
+    """Triton's JSON writer and parser take NaN and infinities (rapidjson's
+    kWriteNanAndInfFlag / kParseNanAndInfFlag, qa/L0_nan_inf): an FP32/FP64 output holding
+    them is written NaN, Infinity, -Infinity (not null, which loses the value), and a JSON
+    input may hold them."""
+    for dt in (np.float32, np.float64):
+        a = np.array([np.nan, np.inf, -np.inf, 1, 2.5], dtype=dt)
+        name = "FP32" if dt == np.float32 else "FP64"
+        head, _ = codec.encode_result(result(OutputTensor("A", name, [5], memoryview(a.tobytes()),
+                                                          None)), False)
+        assert b"[NaN,Infinity,-Infinity,1.0,2.5]" in head
+        got = json.loads(head)["outputs"][0]["data"]          # Python's json reads them
+        np.testing.assert_array_equal(np.array(got, dt), a)
+        data = (b'{"inputs":[{"name":"A","datatype":"%s","shape":[5],'
+                b'"data":[NaN,Infinity,-Infinity,1,2.5]}]}' % name.encode())
+        req, _ = codec.decode_request(data, None, "m", "")
+        np.testing.assert_array_equal(np.frombuffer(req.inputs[0].data, dt), a)
+    assert "expected an integer" in err(codec.decode_request, (
+        b'{"inputs":[{"name":"A","datatype":"INT32","shape":[1],"data":[NaN]}]}'), None, "m", "")
+    assert "failed to parse the request JSON buffer" in err(
+        codec.decode_request, b'{"inputs": NaNa}', None, "m", "")
