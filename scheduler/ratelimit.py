@@ -139,11 +139,8 @@ class RateLimiter:
         self.executions.setdefault(inst.address, 0)
 
     def _capacity(self, key: tuple[str, int], asked: int) -> int:
-        name, device = key
-        for k in ((name, device), (name, None)):
-            if k in self.overrides:
-                return self.overrides[k]
-        return asked
+        # with flags given, what they allow (a model needing more was refused at load)
+        return explicit_count(key, self.overrides) if self.overrides else asked
 
     def forget(self, inst) -> None:
         self.release(inst)

@@ -115,3 +115,9 @@ def test_load_error_follows_tritons_registration_checks():
         'Resource "G" is present as both global and device-specific resource in the model '
         'configuration.')
     assert load_error([(("H", 0), 1)], needs, {}) is None
+
+
+def test_a_global_resources_capacity_is_the_largest_flag_of_its_name():
+    limiter = RateLimiter(parse_overrides(["G:1:0", "G:3:5"]))
+    router(limiter, Model([group("m_0", ("G", 1, True))]), ["w0"], "m_0")
+    assert limiter.capacity == {("G", -1): 3}
