@@ -23,6 +23,7 @@ _INTS = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64
 _INT_KINDS = frozenset({int})
 _BOOL_KINDS = frozenset({bool})
 _NUMBER_KINDS = frozenset({int, float})
+_INT64_MAX = (1 << 63) - 1
 _SHAPE_ERR = "Unable to parse 'data': Shape does not match true shape of 'data' field"
 
 
@@ -77,7 +78,7 @@ def json_to_bytes(name: str, datatype: str, shape: list[int], data) -> bytes:
                           f"binary data format for input {name}")
     if not dtypes.is_valid(datatype):
         raise invalid_arg(f"invalid datatype for input {name}")
-    count = math.prod(shape)
+    count = element_count(name, datatype, shape)
     if count == 0:
         return b""
     if type(data) is not list:
@@ -107,6 +108,34 @@ def json_to_bytes(name: str, datatype: str, shape: list[int], data) -> bytes:
         return np.array(flat, dtype=dtypes.np_dtype(datatype)).tobytes()
     except (OverflowError, ValueError) as e:
         raise invalid_arg(f"Unable to parse 'data': {e}") from None
+
+
+def element_count(name: str, datatype: str, shape: list[int]) -> int:
+    """The element count of a JSON input's shape, refused as Triton's GetElementCount and
+    byte-size check refuse it (dims read as int64, dim by dim: a negative one, a count past
+    INT64_MAX), and its byte size past INT64_MAX."""
+    dims = [d - (1 << 64) if d > _INT64_MAX else d for d in shape]   # Triton's int64 view
+    count = 1
+    for d in dims:
+        if d < 0:
+            raise invalid_arg(f"invalid shape for input '{name}': shape {_dims(dims)} contains "
+                              f"one or more invalid dimensions")
+        if d == 0:
+            return 0
+        if count > _INT64_MAX // d:
+            raise invalid_arg(f"invalid shape for input '{name}': shape {_dims(dims)} causes "
+                              f"total element count to exceed maximum size of {_INT64_MAX}")
+        count *= d
+    size = 1 if datatype == "BYTES" else dtypes.np_dtype(datatype).itemsize
+    if size > 1 and count > _INT64_MAX // size:
+        raise invalid_arg(f"byte size overflow for input '{name}': element count ({count}) * "
+                          f"data type size ({size}) exceeds maximum allowed size ({_INT64_MAX})")
+    return count
+
+
+def _dims(dims: list[int]) -> str:
+    """Triton's ShapeToString: ``[2,3]``."""
+    return "[" + ",".join(map(str, dims)) + "]"
 
 
 def _check_all(flat: list, ok, what: str) -> None:
