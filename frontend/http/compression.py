@@ -33,8 +33,8 @@ def decompress(data: bytes, encoding: str, limit: int) -> bytes:
     except zlib.error as e:
         raise invalid_arg(f"failed to decompress the request body ({encoding}): {e}") from None
     if len(out) > limit:
-        raise invalid_arg(f"decompressed request body exceeds the maximum input size of "
-                          f"{limit} bytes")
+        raise invalid_arg(f"Decompressed data size exceeds the maximum allowed value of {limit} "
+                          f"bytes. Use --http-max-input-size to increase the limit.")
     return out
 
 

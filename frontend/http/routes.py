@@ -31,7 +31,7 @@ def _model(request: Request) -> tuple[str, str]:
 async def read_body(request: Request, limit: int):
     """The whole body, refusing more than ``limit`` bytes (see fastpath.read_body)."""
     return await fastpath.read_body(request.headers.get("content-length", "").encode() or None,
-                                    request.receive, limit)
+                                    request.receive, limit, fastpath.too_large)
 
 
 def _too_large(n: int, limit: int):

@@ -128,17 +128,35 @@ def test_bytes_element_running_past_buffer(server):
     assert status == 400 and json.loads(data)["error"]
 
 
-def test_oversized_body(server):
+LIMIT = 64 << 20
+JSON_TOO_LARGE = (f"request JSON size of {LIMIT + 1} bytes exceeds the maximum allowed input "
+                  f"size of {LIMIT} bytes. Use --http-max-input-size to increase the limit.")
+
+
+@pytest.mark.parametrize("path,headers,status,text", [
+    # All JSON or all raw input: Triton's 400 and texts (QA L0_http http_input_size_limit_test).
+    ("/v2/models/simple/infer", {}, 400, JSON_TOO_LARGE),
+    ("/v2/models/simple/generate", {}, 400, JSON_TOO_LARGE),
+    ("/v2/repository/index", {}, 400, JSON_TOO_LARGE),
+    ("/v2/models/identity_fp32/infer", {"Inference-Header-Content-Length": "0"}, 400,
+     f"Raw input has a byte_size ({LIMIT + 1} bytes) that exceeds the maximum allowed value of "
+     f"{LIMIT} bytes. Use --http-max-input-size to increase the limit."),
+    # Binary tensors, which Triton does not bound: tritond's 413.
+    ("/v2/models/simple/infer", {"Inference-Header-Content-Length": "10"}, 413,
+     f"request body of {LIMIT + 1} bytes exceeds the maximum allowed input size of "
+     f"{LIMIT} bytes. Use --http-max-input-size to increase the limit."),
+])
+def test_oversized_body(server, path, headers, status, text):
     # Content-Length alone is enough for the server to refuse (64 MiB default limit).
     import http.client
     conn = http.client.HTTPConnection(server.url, timeout=10)
-    conn.putrequest("POST", "/v2/models/simple/infer")
-    conn.putheader("Content-Length", str((64 << 20) + 1))
+    conn.putrequest("POST", path)
+    conn.putheader("Content-Length", str(LIMIT + 1))
+    for k, v in headers.items():
+        conn.putheader(k, v)
     conn.endheaders()
     resp = conn.getresponse()
-    assert resp.status == 413 and json.loads(resp.read())["error"] == (
-        f"request body of {(64 << 20) + 1} bytes exceeds the maximum allowed input size of "
-        f"{64 << 20} bytes. Use --http-max-input-size to increase the limit.")
+    assert (resp.status, json.loads(resp.read())["error"]) == (status, text)
     conn.close()
 
 
@@ -168,8 +186,8 @@ def test_unsupported_content_encoding(server):
 
 
 def test_max_input_size_bounds_the_body_and_the_json(tmp_path):
-    """--http-max-input-size bounds the whole body (declared larger: 413 at once) and
-    the JSON header (400, Triton's text)."""
+    """--http-max-input-size bounds the whole body (declared larger: refused at once; all
+    JSON: Triton's 400 and text)."""
     from tests.server import REPO, Server
     srv = Server([REPO], "--http-max-input-size=20000")
     try:
@@ -181,7 +199,8 @@ def test_max_input_size_bounds_the_body_and_the_json(tmp_path):
         inp.set_data_from_numpy(x, binary_data=False)      # the same as JSON: too large
         with pytest.raises(InferenceServerException) as exc:
             c.infer("identity_fp32", [inp])
-        assert exc.value.status() == "413" and "--http-max-input-size" in exc.value.message()
+        assert exc.value.status() == "400" and exc.value.message().startswith(
+            "request JSON size of ") and "--http-max-input-size" in exc.value.message()
         c.close()
     finally:
         srv.stop()
