@@ -118,6 +118,10 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CorkedTransport(transport, self.loop))
+        # A request with both Transfer-Encoding: chunked and Content-Length is read by its
+        # chunks (RFC 9112 6.1, as Triton's libevhtp reads it; llhttp would refuse it), and
+        # its connection closes after the answer, so no second request can hide in it.
+        self.parser.set_dangerous_leniencies(lenient_chunked_length=True)
         self.deadline = ReadDeadline(self.loop, self.header_timeout, transport.close)
         self.deadline.headers()
         self.idle = IdleTimer(self.loop, self.timeout_keep_alive, self.timeout_keep_alive_handler)
@@ -167,9 +171,12 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
         if m is None:
             self._asgi_scope()
             super().on_headers_complete()
+            if self._length_and_chunked():
+                self.cycle.keep_alive = False
             return
         version = m.group(2)
-        keep_alive = parser.should_keep_alive() and parser.get_http_version() != "1.0"
+        keep_alive = parser.should_keep_alive() and parser.get_http_version() != "1.0" \
+            and not self._length_and_chunked()
         exchange = InferExchange(self, m.group(1).decode("ascii"),
                                  "" if version is None else version.decode("ascii"), keep_alive)
         previous, self.cycle = self.cycle, exchange
@@ -178,6 +185,10 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
         else:                     # pipelined behind an unanswered request (uvicorn's queue)
             self.flow.pause_reading()
             self.pipeline.appendleft((exchange, None))
+
+    def _length_and_chunked(self) -> bool:
+        names = {name for name, _ in self.headers}
+        return b"transfer-encoding" in names and b"content-length" in names
 
     def _asgi_scope(self) -> None:
         """uvicorn's own scope, over the URL and headers parsed so far."""

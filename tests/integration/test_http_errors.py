@@ -204,3 +204,37 @@ def test_max_input_size_bounds_the_body_and_the_json(tmp_path):
         c.close()
     finally:
         srv.stop()
+
+
+def _read_until_closed(sock) -> bytes:
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+@pytest.mark.parametrize("path,head,body,answer", [
+    # QA L0_http test_content_encoding_chunked_manually: `requests` adds Content-Length
+    # to a body the caller chunk-encoded itself.
+    ("/v2/models/identity_fp32/infer", b"Inference-Header-Content-Length: 0\r\n",
+     np.arange(8, dtype=np.float32).tobytes(), np.arange(8, dtype=np.float32).tobytes()),
+    ("/v2/repository/index", b"", b'{"ready": true}', b'"name":"simple"'),
+])
+def test_chunked_body_with_a_content_length_is_read_by_its_chunks(server, path, head, body,
+                                                                  answer):
+    """Transfer-Encoding wins over Content-Length (RFC 9112 6.1, Triton reads it so); the
+    connection then closes, so a request hidden after it is never served."""
+    import socket
+    chunked = b"%X\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    hidden = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+    host, port = server.url.split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + head +
+                  b"Transfer-Encoding: chunked\r\nContent-Length: %d\r\n\r\n" % len(chunked) +
+                  chunked + hidden)
+        reply = _read_until_closed(s)
+    assert reply.startswith(b"HTTP/1.1 200 "), reply[:200]
+    assert reply.count(b"HTTP/1.1") == 1 and answer in reply
+    assert b"connection: close" in reply.lower()
