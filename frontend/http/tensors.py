@@ -24,6 +24,12 @@ _INT_KINDS = frozenset({int})
 _BOOL_KINDS = frozenset({bool})
 _NUMBER_KINDS = frozenset({int, float})
 _INT64_MAX = (1 << 63) - 1
+# Triton's reader (TritonJson) names what it wanted in these words; ours add the value.
+_UNSIGNED = "attempt to access JSON non-unsigned-integer as unsigned-integer"
+_SIGNED = "attempt to access JSON non-signed-integer as signed-integer"
+_BOOLEAN = "attempt to access JSON non-boolean as boolean"
+_DOUBLE = "attempt to access JSON non-number as double"
+_STRING = "attempt to access JSON non-string as string"
 _SHAPE_ERR = "Unable to parse 'data': Shape does not match true shape of 'data' field"
 
 
@@ -92,12 +98,13 @@ def json_to_bytes(name: str, datatype: str, shape: list[int], data) -> bytes:
     kinds = set(map(type, flat))
     if datatype in _INTS:
         if not kinds <= _INT_KINDS:
-            _check_all(flat, lambda x: type(x) is int, "an integer")
+            _check_all(flat, lambda x: type(x) is int, "an integer",
+                       _UNSIGNED if datatype[0] == "U" else _SIGNED)
     elif datatype == "BOOL":
         if not kinds <= _BOOL_KINDS:
-            _check_all(flat, lambda x: type(x) is bool, "a boolean")
+            _check_all(flat, lambda x: type(x) is bool, "a boolean", _BOOLEAN)
     elif not kinds <= _NUMBER_KINDS:
-        _check_all(flat, lambda x: type(x) is float or type(x) is int, "a number")
+        _check_all(flat, lambda x: type(x) is float or type(x) is int, "a number", _DOUBLE)
     code = _TO_BYTES.get(datatype)
     if code is not None:
         try:
@@ -138,10 +145,10 @@ def _dims(dims: list[int]) -> str:
     return "[" + ",".join(map(str, dims)) + "]"
 
 
-def _check_all(flat: list, ok, what: str) -> None:
+def _check_all(flat: list, ok, what: str, reason: str) -> None:
     if not all(map(ok, flat)):
         bad = next(x for x in flat if not ok(x))
-        raise invalid_arg(f"Unable to parse 'data': expected {what}, got {bad!r}")
+        raise invalid_arg(f"Unable to parse 'data': expected {what}, got {bad!r}: {reason}")
 
 
 def _strings(flat: list) -> bytes:
@@ -149,7 +156,7 @@ def _strings(flat: list) -> bytes:
     parts = []
     for s in flat:
         if type(s) is not str:
-            raise invalid_arg(f"Unable to parse 'data': expected a string, got {s!r}")
+            raise invalid_arg(f"Unable to parse 'data': expected a string, got {s!r}: {_STRING}")
         b = s.encode()
         parts.append(pack(len(b)))
         parts.append(b)

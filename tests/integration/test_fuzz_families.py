@@ -686,6 +686,26 @@ GENERATE_CASES = [
 ]
 
 
+_ROW = json.dumps(list(range(16)))
+
+
+@pytest.mark.parametrize("model,body,status,words", [
+    # QA L0_http generate_endpoint_test test_invalid_input_types: TritonJson's words.
+    ("id_string", '{"IN": 123}', 400, "attempt to access JSON non-string as string"),
+    ("id_bool", '{"IN": "false"}', 400, "attempt to access JSON non-boolean as boolean"),
+    ("id_int8", '{"IN": 1.5}', 400, "non-signed-integer as signed-integer"),
+    ("id_uint8", '{"IN": -1.5}', 400, "non-unsigned-integer as unsigned-integer"),
+    ("id_fp32", '{"IN": "x"}', 400, "attempt to access JSON non-number as double"),
+    # test_duplicate_inputs: a key written twice that names an input, the first repeat.
+    ("id_fp32", '{"IN": [1.0], "IN": [2.0]}', 400, "input 'IN' already exists in request"),
+    ("simple", '{"INPUT0": %s, "INPUT1": %s, "INPUT1": %s, "INPUT0": %s}' % ((_ROW,) * 4), 400,
+     "input 'INPUT1' already exists in request"),
+    ("id_fp32", '{"k": 1, "k": 2, "IN": [1.0]}', 200, ""),      # a repeated parameter
+])
+def test_generate_names_tritonjson_reasons_and_repeated_inputs(srv, model, body, status, words):
+    _expect(srv, "POST", f"/v2/models/{model}/generate", body, status, words)
+
+
 @pytest.mark.parametrize("model,body,status,words", GENERATE_CASES)
 def test_generate_values_follow_json_data_rules(srv, model, body, status, words):
     """Triton's generate reads each input with ReadDataFromJson, infer's JSON rules: a
