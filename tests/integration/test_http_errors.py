@@ -238,3 +238,44 @@ def test_chunked_body_with_a_content_length_is_read_by_its_chunks(server, path, 
     assert reply.startswith(b"HTTP/1.1 200 "), reply[:200]
     assert reply.count(b"HTTP/1.1") == 1 and answer in reply
     assert b"connection: close" in reply.lower()
+
+
+def _send_chunks(server, count: int) -> bytes:
+    """A raw request to 'simple' whose body is ``count`` one-byte chunks, sent in a few
+    large writes; the reply (or what came before the server closed)."""
+    import socket
+    host, port = server.url.split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as s:
+        s.sendall(b"POST /v2/models/simple/infer HTTP/1.1\r\nHost: x\r\n"
+                  b"Inference-Header-Content-Length: 0\r\nTransfer-Encoding: chunked\r\n"
+                  b"Connection: close\r\n\r\n")
+        try:
+            for start in range(0, count, 8192):
+                s.sendall(b"1\r\nA\r\n" * min(8192, count - start))
+            s.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        reply = b""
+        try:
+            while chunk := s.recv(65536):
+                reply += chunk
+        except ConnectionResetError:
+            pass
+        return reply
+
+
+@pytest.mark.parametrize("count,text", [
+    (1 << 16, "Raw request must only have 1 input (found 1) to be deduced but got 2 inputs in "
+              "'simple' model configuration"),
+    ((1 << 16) + 1, "Chunked request body exceeds maximum of 65536 non-empty chunks. Send fewer "
+                    "or larger HTTP chunks."),
+    (1 << 20, "Chunked request body exceeds maximum of 65536 non-empty chunks."),
+])
+def test_many_chunks(server, count, text):
+    """QA L0_http http_request_many_chunks: at most 65536 non-empty chunks are read (that
+    request then fails on its own merits); one more is Triton's 400 and the connection
+    closes."""
+    reply = _send_chunks(server, count)
+    assert reply.startswith(b"HTTP/1.1 400 "), reply[:300]
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert json.loads(body)["error"].startswith(text)
