@@ -64,6 +64,25 @@ class Registration:
         return {"name": self.name, "device_id": self.device_id, "byte_size": self.byte_size}
 
 
+_SIZE_SPAN = 1 << 64
+_SIZE_MAX = _SIZE_SPAN - 1
+_RESERVED = "triton_python_backend_shm_region_"    # Triton's kTritonSharedMemoryRegionPrefix
+
+
+def _triton_key_rules(name: str, key) -> None:
+    """Triton's ValidateSharedMemoryKey, before ours (``check_key``): a key of slashes only,
+    or one whose name starts with the prefix of Triton's Python backend regions."""
+    if type(key) is not str:
+        return                                  # check_key's "Unable to parse 'key'"
+    bare = key.lstrip("/")
+    if not bare:
+        raise invalid_arg(f"cannot register shared memory region '{name}' - invalid shm key "
+                          f"'{key}'")
+    if bare.startswith(_RESERVED):
+        raise invalid_arg(f"cannot register shared memory region '{name}' with key '{key}' as "
+                          f"the key contains the reserved prefix '{_RESERVED}'")
+
+
 def _uint(value, field: str) -> int:
     if type(value) is not int or value < 0:
         raise invalid_arg(f"Unable to parse '{field}'")
@@ -130,6 +149,7 @@ class ClientShm:
     async def register_system_shm(self, name: str, key: str, offset: int,
                                   byte_size: int) -> None:
         self._shm_enabled()
+        _triton_key_rules(name, key)
         posix_name = check_key(key)          # before any system call sees it
         offset, byte_size = _uint(offset, "offset"), _uint(byte_size, "byte_size")
         if name in self._regions:
@@ -221,11 +241,14 @@ class ClientShm:
         reg = self._regions.get(shm.region)
         if reg is None:
             raise not_found(f"Unable to find shared memory region: '{shm.region}'")
-        offset, size = shm.offset, shm.byte_size
-        if offset < 0 or (reg.byte_size and offset >= reg.byte_size) or \
-                (not reg.byte_size and offset > 0):
+        # As Triton's size_t: a negative gRPC int64 is a huge offset or size.
+        offset, size = shm.offset % _SIZE_SPAN, shm.byte_size % _SIZE_SPAN
+        if (reg.byte_size and offset >= reg.byte_size) or (not reg.byte_size and offset > 0):
             raise invalid_arg(f"Invalid offset for shared memory region: '{shm.region}'")
-        if size < 0 or size > reg.byte_size - offset:
+        if size > _SIZE_MAX - offset:
+            raise invalid_arg(f"Integer overflow detected: byte_size ({size}) + offset ({offset}) "
+                              f"exceeds maximum value ({_SIZE_MAX}) for region '{shm.region}'")
+        if size > reg.byte_size - offset:
             raise invalid_arg(
                 f"Invalid offset + byte size for shared memory region: '{shm.region}'")
         used.append(reg)

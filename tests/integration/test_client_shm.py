@@ -264,6 +264,32 @@ def test_request_range_errors(srv, regions):
            "should be at least 64 bytes to hold the results")
 
 
+def test_triton_key_rules_and_range_overflow(srv, regions):
+    """QA L0_shared_memory test_register_reserved_names, test_register_invalid_shm_key,
+    test_infer_integer_overflow: Triton's texts, the key checked before it is opened."""
+    c = regions.client
+    prefix = "triton_python_backend_shm_region_"
+    for key in (f"{prefix}_k", f"/{prefix}_k", f"///{prefix}_k"):
+        raises(lambda: c.register_system_shared_memory("n", key, 10000), "400",
+               f"cannot register shared memory region 'n' with key '{key}' as the key "
+               f"contains the reserved prefix '{prefix}'")
+    for key in ("/", "///"):
+        raises(lambda: c.register_system_shared_memory("n", key, 10000), "400",
+               f"cannot register shared memory region 'n' - invalid shm key '{key}'")
+    regions.create("ovf", 256)
+    h = httpclient.InferenceServerClient(srv.url)
+    run = lambda mod, cl, size: cl.infer("identity_fp32", [shm_input(mod, "INPUT0", 4, "ovf")],
+                                         outputs=[shm_output(mod, "OUTPUT0", "ovf", size, 32)])
+    raises(lambda: run(httpclient, h, 2 ** 64 - 32), "400",
+           "Integer overflow detected: byte_size (18446744073709551584) + offset (32) exceeds "
+           "maximum value (18446744073709551615) for region 'ovf'")
+    # gRPC's int64: a negative size is Triton's size_t, as huge.
+    g = grpcclient.InferenceServerClient(srv.grpc_url)
+    raises(lambda: run(grpcclient, g, -32), "StatusCode.INVALID_ARGUMENT",
+           "Integer overflow detected: byte_size (18446744073709551584) + offset (32)")
+    assert [r["name"] for r in c.get_system_shared_memory_status()] == ["ovf"]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("cupy") is not None,
                     reason="cupy is installed: tests/gpu covers CUDA shared memory")
 def test_cuda_registration_without_gpu(srv):
