@@ -27,6 +27,8 @@ def check_encoding(value: str | None) -> str | None:
 
 def decompress(data: bytes, encoding: str, limit: int) -> bytes:
     """Inflate a request body; more than ``limit`` bytes out is INVALID_ARG."""
+    if not len(data):
+        raise invalid_arg("nothing to be decompressed")          # Triton's DecompressData
     d = zlib.decompressobj(_WBITS[encoding])
     try:
         out = d.decompress(data, limit + 1)

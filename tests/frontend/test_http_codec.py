@@ -206,6 +206,7 @@ def test_compression_both_ways():
     assert err(compression.decompress, gzip.compress(raw), "gzip", 100) == (
         "Decompressed data size exceeds the maximum allowed value of 100 bytes. Use "
         "--http-max-input-size to increase the limit.")
+    assert err(compression.decompress, b"", "gzip", 100) == "nothing to be decompressed"
     assert err(compression.check_encoding, "br", code=Code.UNSUPPORTED) == \
         "Unsupported compression type"
     assert compression.check_encoding("identity") is None
