@@ -97,6 +97,10 @@ class ClientShm:
         self._post = post
         self._cache = cache                # the frontend's mappings (BYTES input checks)
         self._regions: dict[str, Registration] = {}
+        # Unregistered while requests still use them: as in Triton (awaiting_unregister_)
+        # still listed and usable by new requests until the last use here ends. Unlike
+        # Triton the name is free at once: a region registered under it shadows this one.
+        self._dying: dict[str, Registration] = {}
         self._uses: dict[int, list[Registration]] = {}   # rid -> registrations it uses
         # ``query(kind, **fields)`` asks the parent's registry (FrontendCore sets it);
         # without a parent this frontend's own registry stands in.
@@ -143,6 +147,8 @@ class ClientShm:
                 reg.dead = True
                 if reg.uses == 0:
                     self._retire(reg)
+                elif reg.name not in new:
+                    self._dying[reg.name] = reg
 
     # ------------------------------------------------------------ system
 
@@ -218,14 +224,18 @@ class ClientShm:
 
     def _status(self, kind: str, name: str) -> list[dict]:
         if name:
-            reg = self._regions.get(name)
+            reg = self._regions.get(name) or self._dying.get(name)
             if reg is None or reg.kind != kind:
                 raise not_found(f"Unable to find {kind} shared memory region: '{name}'")
             return [reg.status()]
-        return [r.status() for r in self._regions.values() if r.kind == kind]
+        regs = [*self._regions.values(),
+                *(r for n, r in self._dying.items() if n not in self._regions)]
+        return [r.status() for r in regs if r.kind == kind]
 
     def _retire(self, reg: Registration) -> None:
         """Nobody uses ``reg`` any more: every process that mapped it drops the mapping."""
+        if self._dying.get(reg.name) is reg:
+            del self._dying[reg.name]
         region = (reg.key, reg.gen)
         for instance in reg.instances:
             self._post(instance, messages.Forget([region]))
@@ -238,7 +248,7 @@ class ClientShm:
         """The TensorRef of a tensor in a registered region; checks the range (Triton's texts)."""
         if not self.options.allow_client_shm:
             raise unsupported(SHM_DISABLED)
-        reg = self._regions.get(shm.region)
+        reg = self._regions.get(shm.region) or self._dying.get(shm.region)
         if reg is None:
             raise not_found(f"Unable to find shared memory region: '{shm.region}'")
         # As Triton's size_t: a negative gRPC int64 is a huge offset or size.

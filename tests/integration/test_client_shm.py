@@ -346,6 +346,40 @@ def test_unregister_while_in_use(srv, regions):
     wait_unmapped(srv, regions.key("busy_out"))
 
 
+def test_unregistered_while_in_use_stays_listed_and_usable_until_done(srv, regions):
+    """QA L0_shared_memory TestSharedMemoryUnregister: Triton marks a region in use as
+    awaiting unregistration: still listed, still usable by a new request; it goes once the
+    last request using it is answered."""
+    n = 64
+    x = np.arange(n, dtype=np.float32)
+    shm.set_shared_memory_region(regions.create("d_in", n * 4), [x])
+    regions.create("d_out", n * 4)
+    names = lambda: sorted(r["name"] for r in regions.client.get_system_shared_memory_status())
+    results = []
+
+    def run():
+        c = httpclient.InferenceServerClient(srv.url, network_timeout=30)
+        try:
+            results.append(c.infer("shm_slow", [shm_input(httpclient, "INPUT0", n, "d_in")],
+                                   outputs=[shm_output(httpclient, "OUTPUT0", "d_out", n * 4)]))
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            results.append(exc)
+    first = threading.Thread(target=run)
+    first.start()
+    time.sleep(0.5)                       # the model is sleeping with the regions in use
+    regions.client.unregister_system_shared_memory()
+    assert names() == ["d_in", "d_out"]
+    assert regions.client.get_system_shared_memory_status("d_in")[0]["name"] == "d_in"
+    second = threading.Thread(target=run)
+    second.start()
+    first.join(30)
+    second.join(30)
+    assert len(results) == 2 and not any(isinstance(r, Exception) for r in results), results
+    assert names() == []
+    raises(lambda: regions.client.get_system_shared_memory_status("d_in"), "404",
+           "Unable to find system shared memory region: 'd_in'")
+
+
 def test_reregistered_key_is_a_new_segment(srv, regions):
     """Same key, new segment of the same size: the worker must not reuse the old mapping."""
     n = 64
