@@ -31,6 +31,7 @@ _BOOLEAN = "attempt to access JSON non-boolean as boolean"
 _DOUBLE = "attempt to access JSON non-number as double"
 _STRING = "attempt to access JSON non-string as string"
 _SHAPE_ERR = "Unable to parse 'data': Shape does not match true shape of 'data' field"
+_SHORT_ERR = "Failed to parse 'data' field: shape does not match true shape"
 
 
 
@@ -90,8 +91,8 @@ def json_to_bytes(name: str, datatype: str, shape: list[int], data) -> bytes:
     if type(data) is not list:
         raise invalid_arg("Unable to parse 'data'")
     flat = flatten(data)
-    if len(flat) != count:
-        raise invalid_arg(_SHAPE_ERR)
+    if len(flat) != count:         # Triton's two texts: it overran, or it fell short
+        raise invalid_arg(_SHAPE_ERR if len(flat) > count else _SHORT_ERR)
     if datatype == "BYTES":
         return _strings(flat)
     # One C-level pass over the element types (bool is not int here: type() is exact).

@@ -627,8 +627,9 @@ JSON_CASES = [
     ("FP32", '["1.5"]', [1], 400, _NUM),
     ("FP32", "[true]", [1], 400, _NUM),
     ("FP32", "[null]", [1], 400, _NUM),
-    ("FP32", "[[1,2],[3]]", [2, 2], 400, "Shape does not match true shape of 'data' field"),
-    ("FP32", "[[]]", [1], 400, "Shape does not match true shape of 'data' field"),
+    ("FP32", "[[1,2],[3]]", [2, 2], 400, "Failed to parse 'data' field: shape does not match "
+                                         "true shape"),
+    ("FP32", "[[]]", [1], 400, "Failed to parse 'data' field: shape does not match true shape"),
     ("FP32", "{}", [1], 400, "Unable to parse 'data'"),
     ("FP32", "[[[1]],[[2]]]", [2], 200, ""),           # Triton flattens any nesting
     ("FP16", "[-0.0]", [1], 400, "receiving FP16 data via JSON is not supported"),
