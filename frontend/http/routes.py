@@ -101,11 +101,10 @@ def _no_repository_name(request: Request) -> None:
 async def repository_index(request: Request):
     _no_repository_name(request)
     doc = await _json_body(request)
-    ready = False
-    if doc is not None:
-        ready = doc.get("ready", False) if isinstance(doc, dict) else None
-        if type(ready) is not bool:
-            raise invalid_arg("Unable to parse 'ready'")
+    # Triton looks 'ready' up only in an object (anything else: not given).
+    ready = doc.get("ready", False) if isinstance(doc, dict) else False
+    if type(ready) is not bool:
+        raise invalid_arg("Invalid value for 'ready': expected a boolean")
     return json_response(_core(request).control.repository_index(ready))
 
 
