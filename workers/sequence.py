@@ -184,10 +184,13 @@ class SequenceIO:
 
     # ------------------------------------------------------------ outputs
 
-    def keep(self, slot: messages.SequenceSlot, flags: int, outputs: dict) -> None:
+    def keep(self, slot: messages.SequenceSlot, flags: int, outputs: dict,
+             shown=()) -> None:
         """Take the state outputs of a finished row out of ``outputs`` (they are not
-        the client's) and keep them as the slot's next state inputs."""
-        produced = [(st, outputs.pop(st.output_name, None)) for st in self.states]
+        the client's, except those in ``shown``: also config outputs the request
+        asks for) and keep them as the slot's next state inputs."""
+        produced = [(st, outputs.get(st.output_name) if st.output_name in shown
+                     else outputs.pop(st.output_name, None)) for st in self.states]
         if not slot.ready:
             return
         if flags & END:

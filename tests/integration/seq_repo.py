@@ -144,14 +144,34 @@ sequence_batching {{ {state % initial} }}
     d = repo / "seq_state_onnx"
     (d / "initial_state").mkdir()
     (d / "initial_state" / "hundred.bin").write_bytes(np.array([100], np.int32).tobytes())
+    _state_graph(d)
+    return repo
+
+
+def _state_graph(d: pathlib.Path) -> None:
+    """OUTPUT = INPUT + INPUT_STATE, OUTPUT_STATE = OUTPUT (batched), in ``d``/1."""
     graph = helper.make_graph(
         [helper.make_node("Add", ["INPUT", "INPUT_STATE"], ["OUTPUT"]),
-         helper.make_node("Identity", ["OUTPUT"], ["OUTPUT_STATE"])], "seq_state_onnx",
+         helper.make_node("Identity", ["OUTPUT"], ["OUTPUT_STATE"])], d.name,
         [_vi("INPUT", TensorProto.INT32, ["batch", 1]),
          _vi("INPUT_STATE", TensorProto.INT32, ["batch", 1])],
         [_vi("OUTPUT", TensorProto.INT32, ["batch", 1]),
          _vi("OUTPUT_STATE", TensorProto.INT32, ["batch", 1])])
     _save(graph, d / "1" / "model.onnx")
+
+
+def write_state_outputs(repo: pathlib.Path) -> pathlib.Path:
+    """``seq_state_out_py`` / ``seq_state_out_onnx``: seq_state_py / seq_state_onnx (from
+    zero) whose state output is also a config output (Triton QA's
+    ``*_nobatch_sequence_int32_output``): a client may ask for it like any output."""
+    state = ('state [ { input_name: "INPUT_STATE" output_name: "OUTPUT_STATE" '
+             'data_type: TYPE_INT32 dims: [ 1 ] } ]')
+    also = 'output [ { name: "OUTPUT_STATE" data_type: TYPE_INT32 dims: [ 1 ] } ]'
+    for name, backend, model_py in (("seq_state_out_py", "python", STATE_PY),
+                                    ("seq_state_out_onnx", "onnxruntime", None)):
+        _model(repo, name, f'backend: "{backend}"\nmax_batch_size: 4\n'
+               f'sequence_batching {{ {state} }}\n{IO}{also}', model_py)
+    _state_graph(repo / "seq_state_out_onnx")
     return repo
 
 

@@ -17,7 +17,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tests.integration.seq_repo import write
+from tests.integration.seq_repo import write, write_state_outputs
 from tests.server import Server
 
 VALUES = [11, 7, 5, 3, 2, 0, 1]
@@ -25,7 +25,7 @@ VALUES = [11, 7, 5, 3, 2, 0, 1]
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    server = Server([write(tmp_path_factory.mktemp("seq"))])
+    server = Server([write_state_outputs(write(tmp_path_factory.mktemp("seq")))])
     yield server
     server.stop()
 
@@ -282,6 +282,26 @@ def test_state_outputs_are_not_returned(srv):
     result = client.infer("seq_state_onnx", [inp], sequence_id=6000, sequence_start=True,
                           sequence_end=True)
     assert [o["name"] for o in result.get_response()["outputs"]] == ["OUTPUT"]
+
+
+@pytest.mark.parametrize("model", ["seq_state_out_py", "seq_state_out_onnx"])
+def test_a_state_output_that_is_also_a_config_output_is_returned(srv, model):
+    """Triton QA's test_request_output: a state output listed among the config outputs is
+    an output like any other (all outputs by default, or when named), and still the state."""
+    client = httpclient.InferenceServerClient(srv.url)
+
+    def step(value, outputs, **flags):
+        inp = httpclient.InferInput("INPUT", [1, 1], "INT32")
+        inp.set_data_from_numpy(np.full((1, 1), value, np.int32))
+        wanted = [httpclient.InferRequestedOutput(n) for n in outputs] or None
+        result = client.infer(model, [inp], outputs=wanted, sequence_id=6100, **flags)
+        return {o["name"]: int(result.as_numpy(o["name"])[0][0])
+                for o in result.get_response()["outputs"]}
+
+    assert step(1, [], sequence_start=True) == {"OUTPUT": 1, "OUTPUT_STATE": 1}
+    assert step(2, ["OUTPUT_STATE", "OUTPUT"]) == {"OUTPUT_STATE": 3, "OUTPUT": 3}
+    assert step(3, ["OUTPUT"]) == {"OUTPUT": 6}
+    assert step(4, ["OUTPUT_STATE"], sequence_end=True) == {"OUTPUT_STATE": 10}
 
 
 def test_batch_statistics_count_the_not_ready_rows_as_tritons(srv):
