@@ -243,3 +243,19 @@ ensemble_scheduling {{ step [
     input_map {{ key: "INPUT" value: "twice" }} output_map {{ key: "OUTPUT" value: "OUT" }} }}
 ] }}''')
     return repo
+
+
+def write_slot_utilization(repo: pathlib.Path) -> pathlib.Path:
+    """``seq_util`` / ``seq_util_quick``: the accumulator, ``direct`` with two slots, waiting
+    for both (``minimum_slot_utilization: 1``) up to ``max_queue_delay_microseconds`` (30 s,
+    far longer than any test waits; 200 ms for the quick one), as Triton QA's
+    queue_delay_models."""
+    for name, delay in (("seq_util", 30_000_000), ("seq_util_quick", 200_000)):
+        _model(repo, name, f'''backend: "python"
+max_batch_size: 2
+sequence_batching {{
+  direct {{ max_queue_delay_microseconds: {delay} minimum_slot_utilization: 1.0 }}
+  {_controls("TYPE_UINT64")}
+}}
+{IO}''', ACCUMULATOR_PY)
+    return repo

@@ -17,7 +17,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tests.integration.seq_repo import write, write_state_outputs
+from tests.integration.seq_repo import write, write_slot_utilization, write_state_outputs
 from tests.server import Server
 
 VALUES = [11, 7, 5, 3, 2, 0, 1]
@@ -25,7 +25,8 @@ VALUES = [11, 7, 5, 3, 2, 0, 1]
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    server = Server([write_state_outputs(write(tmp_path_factory.mktemp("seq")))])
+    repo = write(tmp_path_factory.mktemp("seq"))
+    server = Server([write_slot_utilization(write_state_outputs(repo))])
     yield server
     server.stop()
 
@@ -345,3 +346,33 @@ def test_not_ready_rows_are_neither_answered_nor_counted(srv):
             break
         time.sleep(0.02)
     assert after["inference_count"] == before["inference_count"] + 4
+
+
+def _batch_sizes(client, model):
+    st = client.get_inference_statistics(model)["model_stats"][0]
+    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in st["batch_stats"]}
+
+
+def test_direct_waits_for_its_minimum_slot_utilization(srv):
+    """Triton QA's test_queue_delay_full_min_util, without timing: with
+    ``minimum_slot_utilization: 1`` a lone sequence's request waits (up to the queue delay,
+    30 s here) until the other slot has one too, and both run as one batch of two."""
+    client = httpclient.InferenceServerClient(srv.url, concurrency=2)
+
+    def send(value, corrid, **flags):
+        inp = httpclient.InferInput("INPUT", [1, 1], "INT32")
+        inp.set_data_from_numpy(np.full((1, 1), value, np.int32))
+        return client.async_infer("seq_util", [inp], sequence_id=corrid, **flags)
+
+    first = send(1, 8001, sequence_start=True, sequence_end=True)
+    wait_pending(srv, "seq_util", 1)
+    second = send(11, 8002, sequence_start=True, sequence_end=True)
+    assert int(first.get_result().as_numpy("OUTPUT")[0][0]) == 1 + 8001
+    assert int(second.get_result().as_numpy("OUTPUT")[0][0]) == 11 + 8002
+    assert _batch_sizes(client, "seq_util") == {2: 1}
+
+
+def test_direct_runs_below_its_slot_utilization_once_the_queue_delay_passed(srv):
+    client = httpclient.InferenceServerClient(srv.url)
+    assert infer(client, "seq_util_quick", 3, 8101, start=True, end=True) == 3 + 8101
+    assert _batch_sizes(client, "seq_util_quick") == {1: 1}
