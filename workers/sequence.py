@@ -25,6 +25,7 @@ import numpy as np
 from tritond import messages
 from tritond.errors import Code, TritonError
 from tritond.shm import dtypes
+from tritond.shm.cuda import is_device_array
 from tritond.spec import CONTROL_CORRID, CONTROL_END, CONTROL_READY, CONTROL_START, ModelSpec
 
 from .sequence_state import SlotStates, fixed_size
@@ -207,7 +208,8 @@ class SequenceIO:
             name = st.input_name
             if arr is None:
                 continue
-            arr = np.asarray(arr)
+            # a GPU instance's state output (cupy) comes to the slot's host buffers once
+            arr = arr.get() if is_device_array(arr) else np.asarray(arr)
             shape = self.initial[name].shape
             if self.batched and arr.ndim == len(shape) - 1:
                 arr = arr.reshape((1, *arr.shape))

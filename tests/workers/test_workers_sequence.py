@@ -96,6 +96,23 @@ def test_state_starts_at_zero_is_kept_and_reset():
     assert io.inputs(request(), Slot(0, ready=False))["IS"][0, 0] == 0
 
 
+def test_a_device_state_output_is_kept_in_host_memory(shm_io):
+    """A GPU instance's state output is a cupy array: it comes to the slot's host buffer once
+    (numpy cannot read device memory); here a stand-in with cupy's module and ``get``."""
+    class DeviceArray:
+        __module__ = "cupy._core.core"
+
+        def __init__(self, host):
+            self.host = host
+
+        def get(self):
+            return self.host
+
+    shm_io.inputs(request(flags=START), Slot(0))
+    shm_io.keep(Slot(0), START, {"OS": DeviceArray(np.full((1, 2), 4, np.float32))})
+    assert shm_io.inputs(request(), Slot(0))["IS"].tolist() == [[4.0, 4.0]]
+
+
 def test_end_and_force_end_drop_the_state():
     io = SequenceIO(state_model())
     io.inputs(request(flags=START), Slot(0))
