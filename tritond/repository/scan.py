@@ -90,7 +90,6 @@ def load_source(model_dir: str, repository: str, *, model_config_name: str = "",
     try:
         source.config = config if config is not None else read_config(
             model_dir, model_config_name=model_config_name, strict=strict)
-        _check_name(source.config, name)
         source.available = list_versions(model_dir)
         first = source.available[0] if source.available else None
         autofill(source.config, model_dir, first)
@@ -191,13 +190,6 @@ def _model_dirs(repo: str) -> list[str]:
         raise invalid_arg(f"failed to open model repository '{repo}': "
                           f"{exc.strerror}") from None
     return [name for name in entries if os.path.isdir(os.path.join(repo, name))]
-
-
-def _check_name(cfg: ModelConfig, dir_name: str) -> None:
-    if cfg.name and cfg.name != dir_name:
-        raise invalid_arg(
-            f"unexpected directory name '{dir_name}' for model '{cfg.name}', "
-            f"directory name must equal model name")
 
 
 def _duplicate(name: str, places: list[tuple[str, str]]) -> list[ModelSource]:

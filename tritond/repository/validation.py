@@ -33,8 +33,6 @@ _Control = ModelSequenceBatching.Control
 def validate(cfg: ModelConfig, model_dir: str) -> None:
     """Raise INVALID_ARG if the (normalised, auto-completed) config is not servable."""
     validate_config(cfg, model_dir)
-    if cfg.platform == ENSEMBLE:
-        check_graph(cfg)     # at the ensemble's load, where its steps' errors are reported
     validate_io(cfg)
 
 
@@ -239,7 +237,7 @@ def _corrid(model: str, control, kind_name: str) -> None:
 
 
 def _ensemble(cfg: ModelConfig) -> None:
-    """Triton's ValidateEnsembleSchedulingConfig, up to the step graph (``check_graph``)."""
+    """Triton's ValidateEnsembleSchedulingConfig."""
     if not cfg.HasField("ensemble_scheduling"):
         if cfg.platform == ENSEMBLE:
             raise invalid_arg(f"ensemble scheduling must be set for ensemble {cfg.name} "
@@ -257,3 +255,4 @@ def _ensemble(cfg: ModelConfig) -> None:
         raise invalid_arg(f"model_warmup can not be specified for ensemble '{cfg.name}'")
     if not cfg.ensemble_scheduling.step:
         raise invalid_arg(f"must specify 'step' for ensemble '{cfg.name}'")
+    check_graph(cfg)

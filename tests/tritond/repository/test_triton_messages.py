@@ -104,3 +104,22 @@ def test_ensemble_platform_without_scheduling(tmp_path):
     (tmp_path / "e" / "config.pbtxt").write_text('name: "e" platform: "ensemble"')
     assert repo_mod.scan([str(tmp_path)])[0].error == \
         "ensemble scheduling must be set for ensemble e whose platform is ensemble"
+
+
+def test_an_ensembles_graph_is_checked_when_its_config_is_read(tmp_path):
+    """Before its composing models are looked for (Triton's poll), and before the name of
+    its directory is compared."""
+    (tmp_path / "e" / "1").mkdir(parents=True)
+    (tmp_path / "e" / "config.pbtxt").write_text(
+        'name: "e" platform: "ensemble" '
+        'input [ { name: "IN" data_type: TYPE_FP32 dims: [ 4 ] }, '
+        '        { name: "SPARE" data_type: TYPE_FP32 dims: [ 4 ] } ] '
+        'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] } ] '
+        'ensemble_scheduling { step [ { model_name: "absent" '
+        'input_map { key: "X" value: "IN" } output_map { key: "Y" value: "OUT" } } ] }')
+    assert repo_mod.scan([str(tmp_path)])[0].error == \
+        "ensemble input 'SPARE' for ensemble e' is not used"
+    (tmp_path / "d" / "1").mkdir(parents=True)
+    (tmp_path / "d" / "config.pbtxt").write_text('name: "d_other" platform: "ensemble"')
+    assert repo_mod.scan([str(tmp_path)])[0].error == \
+        "ensemble scheduling must be set for ensemble d_other whose platform is ensemble"
