@@ -48,6 +48,9 @@ def input_positions(model: str, names: list[str], arguments: list[str]) -> dict[
 
 def output_positions(model: str, names: list[str]) -> dict[str, int]:
     """Config output name -> index into forward()'s result."""
+    if not names:    # PyTorch has no auto-complete: nothing would ever be answered
+        raise TritonError(Code.INVALID_ARG, "model configuration must contain at least one "
+                          "output, none were specified")
     indices = _indices(names)
     if indices is None:
         return {n: i for i, n in enumerate(names)}

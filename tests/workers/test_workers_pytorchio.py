@@ -46,3 +46,12 @@ def test_flags():
     assert pytorchio.flag({"X": "true"}, "X", False) is True
     with pytest.raises(TritonError, match="parameter 'X' must be 'true' or 'false', got 'maybe'"):
         pytorchio.flag({"X": "maybe"}, "X", False)
+
+
+def test_a_config_without_outputs_fails_the_load():
+    # L0_model_config autofill_noplatform/pytorch/too_few_outputs: Triton's text (the model
+    # loaded READY here and answered nothing)
+    with pytest.raises(TritonError) as err:
+        pytorchio.output_positions("m", [])
+    assert err.value.message == ("model configuration must contain at least one output, none "
+                                 "were specified")
