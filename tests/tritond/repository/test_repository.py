@@ -84,8 +84,10 @@ def test_missing_config_allowed_unless_strict(tmp_path):
 def test_autofill_from_files(tmp_path, filename, backend, platform):
     make_model(tmp_path, "m", 'max_batch_size: 2', files=(filename,))
     cfg = repo_mod.scan([str(tmp_path)])[0].config
+    # Triton leaves a TorchScript model's file name unset (L0_model_config no_name_platform)
+    served_filename = "" if backend == "pytorch" else filename
     assert (cfg.backend, cfg.platform, cfg.default_model_filename) == \
-        (backend, platform, filename)
+        (backend, platform, served_filename)
 
 
 def test_autofill_from_backend_or_platform(tmp_path):
@@ -96,6 +98,7 @@ def test_autofill_from_backend_or_platform(tmp_path):
     sources = repo_mod.scan([str(tmp_path)])
     assert one(sources, "a").config.platform == "onnxruntime_onnx"
     assert one(sources, "b").config.backend == "pytorch"
+    assert one(sources, "b").config.default_model_filename == ""     # as Triton
     assert one(sources, "c").config.platform == "tensorrt_plan"
     assert one(sources, "c").config.default_model_filename == "x.plan"
     assert all(s.error is None for s in sources)
@@ -103,8 +106,11 @@ def test_autofill_from_backend_or_platform(tmp_path):
 
 def test_undetectable_backend(tmp_path):
     make_model(tmp_path, "m", "max_batch_size: 0", files=("weights.bin",))
-    assert "unable to determine the backend of model 'm'" in \
-        repo_mod.scan([str(tmp_path)])[0].error
+    assert repo_mod.scan([str(tmp_path)])[0].error == (
+        "Invalid model name: Could not determine backend for model 'm' with no backend in "
+        "model configuration. Expected model name of the form 'model.<backend_name>'.")
+    make_model(tmp_path, "p", 'backend: "pytorch"', files=("model.pt",))
+    assert one(repo_mod.scan([str(tmp_path)]), "p").config.default_model_filename == "model.pt"
 
 
 def test_name_mismatch(tmp_path):
