@@ -120,9 +120,16 @@ def _has(model_dir: str, version: int | None, filename: str) -> bool:
 def _detect(cfg: ModelConfig, model_dir: str, first_version: int | None) -> None:
     """Infer backend/platform from the files in the first version directory."""
     for filename, backend, platform in _PROBES:
-        if _has(model_dir, first_version, filename):
-            cfg.backend, cfg.platform = backend, platform
+        # A configured file name or platform is kept (Triton's order): a misspelt
+        # platform then fails validation instead of being replaced by the file's.
+        if cfg.default_model_filename == filename or (
+                not cfg.default_model_filename and not cfg.platform
+                and _has(model_dir, first_version, filename)):
+            cfg.backend = backend
+            cfg.platform = cfg.platform or platform
             return
+    if cfg.platform or cfg.default_model_filename:
+        return          # no backend: validation names the platform (Triton's order)
     _, dot, suffix = cfg.name.rpartition(".")
     if dot and suffix:
         cfg.backend = suffix  # custom backend: model "x.<backend>"

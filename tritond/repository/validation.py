@@ -52,11 +52,25 @@ def validate_config(cfg: ModelConfig, model_dir: str) -> None:
     if cfg.model_transaction_policy.decoupled and cfg.response_cache.enable:
         raise invalid_arg(f"Response Cache does not currently support model {cfg.name} with "
                           f"'decoupled' transaction policy. Please disable the response cache.")
+    _model_metrics(cfg)
     expected = os.path.basename(os.path.normpath(model_dir))
     if cfg.name != expected:
         raise invalid_arg(
             f"unexpected directory name '{expected}' for model '{cfg.name}', "
             f"directory name must equal model name")
+
+
+def _model_metrics(cfg: ModelConfig) -> None:
+    """Triton's ValidateModelMetrics (tritond keeps the default buckets: docs/compatibility.md)."""
+    for control in cfg.model_metrics.metric_control:
+        if not control.HasField("metric_identifier"):
+            raise invalid_arg("metric control must specify 'metric_identifier'")
+        if not control.metric_identifier.family:
+            raise invalid_arg("metric identifier must specify non-empty 'family'")
+        if not control.HasField("histogram_options"):
+            raise invalid_arg("metric control must specify 'histogram_options'")
+        if not control.histogram_options.buckets:
+            raise invalid_arg("histogram options must specify non-empty 'buckets'")
 
 
 def _backend_platform(cfg: ModelConfig) -> None:

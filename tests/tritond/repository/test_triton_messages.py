@@ -123,3 +123,33 @@ def test_an_ensembles_graph_is_checked_when_its_config_is_read(tmp_path):
     (tmp_path / "d" / "config.pbtxt").write_text('name: "d_other" platform: "ensemble"')
     assert repo_mod.scan([str(tmp_path)])[0].error == \
         "ensemble scheduling must be set for ensemble d_other whose platform is ensemble"
+
+
+METRICS = ('max_batch_size: 2 ' + IO % ("4", "") + ' model_metrics { metric_control [ { %s } ] }')
+HIST = 'histogram_options { buckets: [ 1, 2 ] }'
+
+
+@pytest.mark.parametrize("control,message", [
+    (HIST, "metric control must specify 'metric_identifier'"),
+    ('metric_identifier { } ' + HIST, "metric identifier must specify non-empty 'family'"),
+    ('metric_identifier { family: "f" }', "metric control must specify 'histogram_options'"),
+    ('metric_identifier { family: "f" } histogram_options { }',
+     "histogram options must specify non-empty 'buckets'"),
+])
+def test_model_metrics_are_checked(tmp_path, control, message):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.pbtxt").write_text(
+        'name: "m" platform: "onnxruntime_onnx" ' + METRICS % control)
+    assert repo_mod.scan([str(tmp_path)])[0].error == message
+
+
+def test_a_misspelt_platform_is_not_replaced_by_the_files(tmp_path):
+    """L0_model_config special_cases/invalid_platform: the file names the backend."""
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    (tmp_path / "m" / "1" / "model.onnx").write_bytes(b"")
+    (tmp_path / "m" / "config.pbtxt").write_text(
+        'name: "m" platform: "onnxruntim" default_model_filename: "model.onnx" ')
+    assert repo_mod.scan([str(tmp_path)])[0].error == \
+        "unexpected 'platform' and 'backend' pair, got:onnxruntim, onnxruntime"
+    (tmp_path / "m" / "config.pbtxt").write_text('name: "m" platform: "onnxruntim"')
+    assert repo_mod.scan([str(tmp_path)])[0].error == "unexpected platform type 'onnxruntim' for m"
