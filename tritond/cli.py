@@ -101,6 +101,8 @@ def parse_options(argv: list[str], environ: dict[str, str]) -> "config.Options":
     except config.OptionError as exc:
         parser.error(str(exc))
     _deprecations(vars(ns))
+    if vars(ns).get("model_config_name") == "":      # tritonserver refuses it too
+        parser.error("empty argument for --model-config-name")
     if not options.model_repository:
         parser.error("--model-repository is required")
     from tritond.frontend import restrict     # a category in two groups: Triton's error

@@ -129,3 +129,13 @@ def test_strict_model_config_warns_as_tritonserver(capsys):
     assert capsys.readouterr().err.splitlines()[1] == (
         "Warning: Overriding deprecated '--strict-model-config' from False to True in favor of "
         "'--disable-auto-complete-config'!")
+
+
+def test_empty_model_config_name_stops_the_start(capsys):
+    # L0_custom_model_config: `--model-config-name=` must not start (tritonserver's rule)
+    with pytest.raises(SystemExit) as stop:
+        parse_options(["--model-repository", "/r", "--model-config-name="], {})
+    assert stop.value.code == 2
+    assert "empty argument for --model-config-name" in capsys.readouterr().err
+    assert parse_options(["--model-repository", "/r", "--model-config-name=h100"],
+                         {}).model_config_name == "h100"
