@@ -123,9 +123,7 @@ class PyTorchBackend(Backend):
         outputs = {}
         for name in w.outputs:
             index = self._outputs[name]
-            if index >= len(values) or not isinstance(values[index], torch.Tensor):
-                raise TritonError(Code.INTERNAL, f"model '{self.ctx.model}' returned "
-                                  f"{len(values)} results; output '{name}' wants result {index}")
+            pytorchio.check_output(self.ctx.model, name, index, values, self._dtypes[name])
             outputs[name] = self._output(values[index].detach())
         return WorkResult(outputs=outputs)
 
