@@ -181,8 +181,9 @@ class Run:
     def store_outputs(self, step: Step, it: int, resp, freed: list) -> list[str]:
         """A step's Response at ``it``: keep the outputs someone reads (renamed to their
         tensors), put the rest in ``freed``; returns the tensors it made. A tensor left
-        out is never made: what it feeds never runs, as in Triton (``Ensembles._finish``
-        then fails a non-decoupled request)."""
+        out is never made: what it feeds never runs (``Ensembles._finish`` then fails a
+        non-decoupled request; newer Triton passes it on as absent to optional inputs:
+        docs/compatibility.md)."""
         owners = resp.owners
         produced = []
         graph = self.graph

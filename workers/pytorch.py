@@ -150,9 +150,8 @@ class PyTorchBackend(Backend):
         outputs = {}
         for name in w.outputs:
             index = self._outputs[name]
-            if index >= len(values) or not isinstance(values[index], torch.Tensor):
-                raise TritonError(Code.INTERNAL, f"model '{self.ctx.model}' returned "
-                                  f"{len(values)} results; output '{name}' wants result {index}")
+            # a state's output is not checked here: its slot buffer takes it as it comes
+            pytorchio.check_output(self.ctx.model, name, index, values, self._dtypes.get(name))
             outputs[name] = self._output(values[index].detach())
         return WorkResult(outputs=outputs)
 

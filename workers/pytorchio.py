@@ -28,6 +28,31 @@ TORCH_DTYPES = {
 }
 
 
+
+def config_type(torch_dtype) -> str:
+    """Triton's config name of a torch dtype (``torch.float32`` -> ``TYPE_FP32``)."""
+    name = str(torch_dtype).removeprefix("torch.")
+    found = next((k for k, v in TORCH_DTYPES.items() if v == name), None)
+    return f"TYPE_{found}" if found else name
+
+
+def check_output(model: str, name: str, index: int, values: list, want) -> None:
+    """Triton's libtorch checks of one result against its config output (at inference:
+    only then does the model say what it returns)."""
+    if index >= len(values):
+        raise TritonError(Code.INVALID_ARG, f"The output {name} in the model configuration "
+                          f"refers to an output index which doesn't exist. This model has "
+                          f"{len(values)} outputs")
+    got = values[index]
+    if not hasattr(got, "dtype") or not hasattr(got, "detach"):
+        raise TritonError(Code.INTERNAL, f"model '{model}' returned {type(got).__name__} "
+                          f"for output '{name}' (result {index}); expected a tensor")
+    if want is not None and got.dtype != want:
+        raise TritonError(Code.INVALID_ARG, f"configuration expects datatype "
+                          f"{config_type(want)} for output '{name}', model provides "
+                          f"{config_type(got.dtype)}")
+
+
 def _indices(names: list[str]) -> list[int] | None:
     found = [_INDEXED.match(n) for n in names]
     if not all(found):
@@ -93,6 +118,9 @@ def checked_inputs(model: str, positions: dict[str, int], count: int) -> dict[st
 
 def output_positions(model: str, names: list[str]) -> dict[str, int]:
     """Config output name -> index into forward()'s result."""
+    if not names:    # PyTorch has no auto-complete: nothing would ever be answered
+        raise TritonError(Code.INVALID_ARG, "model configuration must contain at least one "
+                          "output, none were specified")
     indices = _indices(names)
     if indices is None:
         return {n: i for i, n in enumerate(names)}

@@ -85,3 +85,27 @@ def test_a_control_input_without_an_index_suffix_is_refused_as_triton():
     with pytest.raises(TritonError) as err:
         pytorchio.control_positions("m", ["START"])
     assert err.value.message == "input 'START' does not follow <name>__<index> naming convention."
+
+
+def test_a_config_without_outputs_fails_the_load():
+    # L0_model_config autofill_noplatform/pytorch/too_few_outputs: Triton's text (the model
+    # loaded READY here and answered nothing)
+    with pytest.raises(TritonError) as err:
+        pytorchio.output_positions("m", [])
+    assert err.value.message == ("model configuration must contain at least one output, none "
+                                 "were specified")
+
+
+def test_results_are_checked_against_the_config_as_triton():
+    # L0_output_validation: Triton's texts; a wrong datatype was answered as it came
+    torch = pytest.importorskip("torch")
+    values = [torch.zeros(1, dtype=torch.float32)]
+    pytorchio.check_output("m", "OUTPUT__0", 0, values, torch.float32)
+    with pytest.raises(TritonError) as err:
+        pytorchio.check_output("m", "OUTPUT__0", 0, values, torch.int32)
+    assert err.value.message == ("configuration expects datatype TYPE_INT32 for output "
+                                 "'OUTPUT__0', model provides TYPE_FP32")
+    with pytest.raises(TritonError) as err:
+        pytorchio.check_output("m", "OUTPUT__1", 1, values, torch.float32)
+    assert err.value.message == ("The output OUTPUT__1 in the model configuration refers to an "
+                                 "output index which doesn't exist. This model has 1 outputs")
