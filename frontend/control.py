@@ -132,11 +132,12 @@ class ControlPlane:
 
     async def model_statistics(self, name: str = "", version: str = "") -> dict:
         if name:
-            ok = (self.models.is_ready(name, version) if name in self.models.names()
-                  else False)
-            if not ok:
-                what = f"'{name}'" if not version else f"'{name}' version {version}"
-                raise invalid_arg(f"requested model {what} is not available")
+            # Triton's two texts: no ready version at all, else the named one not ready
+            known = name in self.models.names()
+            if not (known and self.models.is_ready(name)):
+                raise invalid_arg(f"requested model '{name}' is not available")
+            if version and not self.models.is_ready(name, version):
+                raise invalid_arg(f"requested model version is not available for model '{name}'")
         answer = await self._query(self._scheduler, messages.StatsQuery,
                                    name=self.models.key(name) if name else "", version=version)
         for entry in answer.stats.get("model_stats", ()):    # keys -> names (namespaces.py)
