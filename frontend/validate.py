@@ -100,9 +100,9 @@ def _check_new(mv: ModelVersion, req: InferRequest, key: tuple) -> tuple[int, li
             dims = shape[1:]
         if not _dims_match(spec.dims, spec.wildcard, dims):
             expected = (-1, *spec.dims) if batching and not spec.shape_tensor else spec.dims
-            note = " " + _BATCH_NOTE if batching else ""
+            note = _BATCH_NOTE if batching else ""     # Triton: ". " then the note, if any
             raise invalid_arg(f"unexpected shape for input '{t.name}' for model '{mv.name}'. "
-                              f"Expected {dims_str(expected)}, got {dims_str(shape)}.{note}")
+                              f"Expected {dims_str(expected)}, got {dims_str(shape)}. {note}")
         count = math.prod(shape)
         expect.append((spec.elem_size, count))
         sizes.append(_check_size(mv, t, spec.elem_size, count))
