@@ -65,6 +65,10 @@ def _check_new(mv: ModelVersion, req: InferRequest, key: tuple) -> tuple[int, li
     """The full check of a signature not seen yet; remembered once it passed."""
     inputs = req.inputs
     specs = mv.inputs
+    names = [t.name for t in inputs]
+    if len(set(names)) != len(names):       # Triton refuses it as it reads the request
+        dup = next(n for i, n in enumerate(names) if n in names[:i])
+        raise invalid_arg(f"input '{dup}' already exists in request")
     if len(inputs) > len(specs) or len(inputs) < len(mv.required):
         _count_error(mv, inputs)
     batching = mv.max_batch_size > 0
@@ -76,8 +80,6 @@ def _check_new(mv: ModelVersion, req: InferRequest, key: tuple) -> tuple[int, li
         spec = specs.get(t.name)
         if spec is None:
             raise invalid_arg(f"unexpected inference input '{t.name}' for model '{mv.name}'")
-        if t.name in seen:
-            raise invalid_arg(f"input '{t.name}' already exists in request")
         seen.add(t.name)
         if t.datatype != spec.datatype:
             raise invalid_arg(f"inference input '{t.name}' data-type is '{t.datatype}', but model "
