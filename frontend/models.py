@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Optional
 
 from tritond import messages, namespaces
@@ -281,14 +282,18 @@ def _read_labels(mv: ModelVersion, model_dir: str) -> dict[str, list[str]]:
         return {}
 
 
+_STOL = re.compile(r"\s*([+-]?[0-9]+)")     # what std::stol reads: leading digits
+
+
 # Worker output arenas: /tritond-<server id>-<pid>-w<N>[-x<k> for one-off overflow segments].
 def parse_version(version: str) -> int:
-    """A version string as Triton parses it (stol; negative is INVALID_ARG)."""
-    try:
-        v = int(version)
-    except (TypeError, ValueError):
-        raise invalid_arg(f"failed to get model version from specified version string '{version}'"
-                          ) from None
+    """A version string as Triton parses it (std::stol, then negative is INVALID_ARG)."""
+    m = _STOL.match(version) if isinstance(version, str) else None
+    v = int(m.group(1)) if m else None
+    if v is None or not -2**63 <= v < 2**63:          # stol's invalid_argument / out_of_range
+        raise invalid_arg(f"failed to get model version from specified version string "
+                          f"'{version}' (details: stol), version should be an integral value > 0")
     if v < 0:
-        raise invalid_arg(f"invalid model version {version}")
+        raise invalid_arg(f"invalid model version specified '{version}' , version should be an "
+                          f"integral value > 0")
     return v

@@ -94,7 +94,8 @@ def test_model_ready_with_a_bad_version_string(client, server):
     else:
         err = error_of(client.is_model_ready, "simple", "x")
         assert err.status() == "StatusCode.INVALID_ARGUMENT"
-        assert err.message() == "failed to get model version from specified version string 'x'"
+        assert err.message() == ("failed to get model version from specified version string 'x' "
+                                 "(details: stol), version should be an integral value > 0")
 
 
 def test_loading_a_model_that_does_not_exist(client):

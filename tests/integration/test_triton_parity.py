@@ -109,3 +109,17 @@ def test_duplicate_input_named_before_the_count(srv):
             400, {"error": "input 'INPUT0' already exists in request"})
     finally:
         conn.close()
+
+
+def test_version_string_texts(srv):
+    # Triton's GetModelVersionFromString: std::stol's failure, then the rule.
+    e = _grpc_error(srv, "get_model_metadata", "add", "x")
+    assert (e.status(), e.message()) == (
+        "StatusCode.INVALID_ARGUMENT", "failed to get model version from specified version "
+        "string 'x' (details: stol), version should be an integral value > 0")
+    e = _grpc_error(srv, "get_inference_statistics", "add", "x")
+    assert e.message().endswith("(details: stol), version should be an integral value > 0")
+    e = _grpc_error(srv, "get_model_config", "add", "-2")
+    assert (e.status(), e.message()) == (
+        "StatusCode.INVALID_ARGUMENT",
+        "invalid model version specified '-2' , version should be an integral value > 0")

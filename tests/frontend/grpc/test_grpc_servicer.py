@@ -64,7 +64,8 @@ def test_model_ready(client):
     assert not client.is_model_ready("identity", "7")
     assert status_of(client.is_model_ready, "identity", "x") == (
         "StatusCode.INVALID_ARGUMENT",
-        "failed to get model version from specified version string 'x'")
+        "failed to get model version from specified version string 'x' (details: stol), "
+        "version should be an integral value > 0")
 
 
 def test_server_metadata(client):
