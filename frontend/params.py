@@ -26,7 +26,7 @@ def request_fields(params: dict) -> tuple[int, int, object, int, dict]:
             if type(value) is int and 0 <= value < 1 << 64 or type(value) is str:
                 corr = value
             else:
-                raise invalid_arg("Unable to parse 'sequence_id'")
+                raise invalid_arg(f"Unable to parse 'sequence_id': {json_reason(str)}")
             if type(value) is str and len(value) > 128:
                 raise unsupported("string correlation ID cannot be longer than 128 characters")
         elif key == "sequence_start":
@@ -47,16 +47,28 @@ def request_fields(params: dict) -> tuple[int, int, object, int, dict]:
     return priority, timeout, corr, flags, custom
 
 
+# TritonJson's reasons, which Triton appends to its "Unable to parse '<key>'" texts
+_JSON_KINDS = {str: "string as string", bool: "boolean as boolean", list: "array as array",
+               "uint": "unsigned-integer as unsigned-integer"}
+
+
+def json_reason(kind, missing: str = "") -> str:
+    """TritonJson's words for a member that is absent (``missing``) or not of ``kind``."""
+    if missing:
+        return f"attempt to access non-existing object member '{missing}'"
+    return f"attempt to access JSON non-{_JSON_KINDS[kind]}"
+
+
 _INT64_MIN, _INT64_MAX, _UINT64_MAX = -(1 << 63), (1 << 63) - 1, (1 << 64) - 1
 
 
 def _uint(key: str, value) -> int:
     if type(value) is not int or not 0 <= value <= _UINT64_MAX:   # Triton's MemberAsUInt
-        raise invalid_arg(f"Unable to parse '{key}'")
+        raise invalid_arg(f"Unable to parse '{key}': {json_reason('uint')}")
     return value
 
 
 def _bool(key: str, value) -> bool:
     if type(value) is not bool:
-        raise invalid_arg(f"Unable to parse '{key}'")
+        raise invalid_arg(f"Unable to parse '{key}': {json_reason(bool)}")
     return value

@@ -13,6 +13,7 @@ import msgspec
 from tritond.errors import invalid_arg
 
 from . import fastdecode
+from ..params import json_reason
 from ..types import InferRequest, InferResult, InputTensor, RequestedOutput, ShmRef
 from .tensors import NESTING, bytes_to_json, json_to_bytes
 
@@ -72,7 +73,7 @@ def decode_request(body: bytes, hlen: int | None, model: str, version: str
     rid = doc.get("id")
     if rid is not None:
         if type(rid) is not str:
-            raise invalid_arg("Unable to parse 'id'")
+            raise invalid_arg(f"Unable to parse 'id': {json_reason(str)}")
         req.id = rid
     default_binary = False
     params = doc.get("parameters")
@@ -91,20 +92,21 @@ def decode_request(body: bytes, hlen: int | None, model: str, version: str
 
 def _request_params(params) -> bool:
     if type(params) is not dict:
-        raise invalid_arg("failed to get request params.")
+        raise invalid_arg("failed to get request params.: attempt to get members for non-object")
     for key in params:
         if key.startswith("triton_"):
             raise invalid_arg("parameter keys starting with 'triton_' are reserved for Triton "
                               "usage and should not be specified.")
     bdo = params.get("binary_data_output", False)
     if type(bdo) is not bool:
-        raise invalid_arg("Unable to parse 'binary_data_output'")
+        raise invalid_arg(f"Unable to parse 'binary_data_output': {json_reason(bool)}")
     return bdo
 
 
 def _inputs(req: InferRequest, items, view: memoryview, pos: int, has_header: bool) -> int:
     if type(items) is not list:
-        raise invalid_arg("Unable to parse 'inputs'")
+        why = json_reason(list, "inputs" if items is None else "")
+        raise invalid_arg(f"Unable to parse 'inputs': {why}")
     end = len(view)
     for item in items:
         if type(item) is not dict:
@@ -141,7 +143,8 @@ def _inputs(req: InferRequest, items, view: memoryview, pos: int, has_header: bo
 def _field(item: dict, key: str, kind):
     value = item.get(key)
     if type(value) is not kind:
-        raise invalid_arg(f"Unable to parse '{key}'")
+        why = json_reason(kind, "" if key in item else key)
+        raise invalid_arg(f"Unable to parse '{key}': {why}")
     return value
 
 
@@ -187,7 +190,7 @@ def shm_ref(params: dict) -> ShmRef:
 
 def _outputs(items, default_binary: bool) -> list[RequestedOutput]:
     if type(items) is not list:
-        raise invalid_arg("Unable to parse 'outputs'")
+        raise invalid_arg(f"Unable to parse 'outputs': {json_reason(list)}")
     outs = []
     for item in items:
         if type(item) is not dict:
@@ -199,12 +202,12 @@ def _outputs(items, default_binary: bool) -> list[RequestedOutput]:
         out = RequestedOutput(name, default_binary, parameters=params)
         if "binary_data" in params:
             if type(params["binary_data"]) is not bool:
-                raise invalid_arg("Unable to parse 'binary_data'")
+                raise invalid_arg(f"Unable to parse 'binary_data': {json_reason(bool)}")
             out.binary = params["binary_data"]
         if "classification" in params:
             k = params["classification"]
             if type(k) is not int or k < 0:
-                raise invalid_arg("Unable to set 'classification'")
+                raise invalid_arg(f"Unable to set 'classification': {json_reason('uint')}")
             out.classification = k
         if "shared_memory_region" in params:
             if out.classification:

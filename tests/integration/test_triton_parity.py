@@ -123,3 +123,60 @@ def test_version_string_texts(srv):
     assert (e.status(), e.message()) == (
         "StatusCode.INVALID_ARGUMENT",
         "invalid model version specified '-2' , version should be an integral value > 0")
+
+
+def _post(srv, path, body) -> tuple[int, dict]:
+    import http.client
+    host, port = srv.url.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("POST", path, body=body if isinstance(body, str) else json.dumps(body))
+        r = conn.getresponse()
+        return r.status, json.loads(r.read())
+    finally:
+        conn.close()
+
+
+def _good(**top):
+    return {"inputs": [{"name": n, "datatype": "FP32", "shape": [4], "data": [1, 2, 3, 4]}
+                       for n in ("INPUT0", "INPUT1")], **top}
+
+
+def _one(**fields):
+    body = _good()
+    body["inputs"][0].update(fields)
+    body["inputs"][0] = {k: v for k, v in body["inputs"][0].items() if v is not None}
+    return body
+
+
+NON = "attempt to access JSON non-"
+JSON_REASONS = [       # (body, Triton 2.51's text; its code is 500, ours 400: compatibility.md)
+    ({"inputs": "x"}, f"Unable to parse 'inputs': {NON}array as array"),
+    ({}, "Unable to parse 'inputs': attempt to access non-existing object member 'inputs'"),
+    (_one(name=None), "Unable to parse 'name': attempt to access non-existing object member "
+                      "'name'"),
+    (_one(name=5), f"Unable to parse 'name': {NON}string as string"),
+    (_good(id=5), f"Unable to parse 'id': {NON}string as string"),
+    (_good(outputs="x"), f"Unable to parse 'outputs': {NON}array as array"),
+    (_good(outputs=[{}]), "Unable to parse 'name': attempt to access non-existing object "
+                          "member 'name'"),
+    (_good(outputs=[{"name": "OUTPUT0", "parameters": {"binary_data": "x"}}]),
+     f"Unable to parse 'binary_data': {NON}boolean as boolean"),
+    (_good(outputs=[{"name": "OUTPUT0", "parameters": {"classification": "x"}}]),
+     f"Unable to set 'classification': {NON}unsigned-integer as unsigned-integer"),
+    (_good(parameters={"binary_data_output": "yes"}),
+     f"Unable to parse 'binary_data_output': {NON}boolean as boolean"),
+    (_good(parameters={"priority": "x"}),
+     f"Unable to parse 'priority': {NON}unsigned-integer as unsigned-integer"),
+    (_good(parameters={"timeout": -1}),
+     f"Unable to parse 'timeout': {NON}unsigned-integer as unsigned-integer"),
+    (_good(parameters={"sequence_id": 1.5}), f"Unable to parse 'sequence_id': {NON}string as "
+                                             "string"),
+    (_good(parameters="x"), "failed to get request params.: attempt to get members for "
+                            "non-object"),
+]
+
+
+@pytest.mark.parametrize("body,text", JSON_REASONS, ids=[t[:40] for _, t in JSON_REASONS])
+def test_json_errors_name_tritonjsons_reason(srv, body, text):
+    assert _post(srv, "/v2/models/add/infer", body) == (400, {"error": text})
