@@ -73,8 +73,8 @@ class LogSettings:
 
 
 class TraceSettings:
-    """``/v2/trace/setting`` and per-model overrides (``null`` clears an override), checked
-    here and applied to the frontend's :class:`frontend.trace.Tracer`."""
+    """``/v2/trace/setting`` and per-model overrides (``null`` clears a model's override,
+    or a global setting back to its value at start, as Triton), checked here and applied to the frontend's :class:`frontend.trace.Tracer`."""
 
     def __init__(self, tracer):
         self.tracer = tracer
@@ -86,8 +86,6 @@ class TraceSettings:
         if update:
             checked = {key: None if value is None else self._check(key, value)
                        for key, value in update.items()}
-            if not model and any(v is None for v in checked.values()):
-                checked = {k: v for k, v in checked.items() if v is not None}
             self.tracer.apply(model, checked)
         return self.get(model)
 

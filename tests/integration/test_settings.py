@@ -97,3 +97,32 @@ def test_trace_settings_grpc(grpc):
     upd = json_format.MessageToDict(grpc.update_trace_settings(settings={"trace_rate": "9"}))
     assert upd["settings"]["trace_rate"]["value"] == ["9"]
     grpc.update_trace_settings(settings={"trace_rate": "1000"})
+
+
+@pytest.mark.parametrize("via", ["http", "grpc"])
+def test_clearing_a_global_trace_setting_restores_its_start_value(http, grpc, via):
+    """Triton's TraceManager: a null clears a global setting back to its value at start
+    (global_default_), and a model's override falls back to the global one (QA L0_trace
+    trace_endpoint_test test_*_clear_settings)."""
+    start = http.get_trace_settings()
+    http.update_trace_settings("simple", {"trace_rate": "12", "log_frequency": "34"})
+    http.update_trace_settings(settings={"trace_rate": "56", "trace_count": "78",
+                                         "trace_level": ["OFF"]})
+    try:
+        if via == "http":
+            glob = http.update_trace_settings(settings={"trace_rate": None, "trace_count": None})
+        else:
+            glob = {k: v if k == "trace_level" else v[0] for k, v in _grpc_dict(
+                grpc.update_trace_settings(settings={"trace_rate": None,
+                                                     "trace_count": None})).items()}
+        assert glob == {**start, "trace_level": ["OFF"]}
+        model = http.get_trace_settings("simple")
+        assert (model["trace_rate"], model["log_frequency"]) == ("12", "34")
+        assert model["trace_count"] == start["trace_count"]
+        model = http.update_trace_settings("simple", {"trace_rate": None, "trace_level": None})
+        assert model == {**start, "trace_level": ["OFF"], "log_frequency": "34"}
+    finally:
+        http.update_trace_settings("simple", {"log_frequency": None})
+        http.update_trace_settings(settings={k: None for k in ("trace_rate", "trace_count",
+                                                               "trace_level")})
+    assert http.get_trace_settings() == start
