@@ -209,7 +209,6 @@ def build_app(core):
 
     opts = core.control.options
     latencies = counter_latencies(opts.metrics_config)
-    histograms = setting(opts.metrics_config, "histogram_latencies", False)
     quantiles = quantiles_of(opts.metrics_config)      # None unless summary_latencies=true
     cpu = CpuSampler() if opts.allow_cpu_metrics else None
     gpu = gpumetrics.sampler() if opts.allow_gpu_metrics else None
@@ -225,8 +224,8 @@ def build_app(core):
                         cached=core.control.cached_versions(),
                         load_seconds=core.models.load_seconds(), quantiles=quantiles,
                         cache_summaries=cache_rows)
-        if histograms:          # Triton: histograms only with histogram_latencies=true
-            fams += core.first_response.families(first)
+        if core.first_response.on:      # Triton: only with histogram_latencies=true
+            fams += core.first_response.families(first, core.models.ready())
         if gpu is not None:
             fams += gpu.families()
         if opts.model_namespacing:
@@ -254,7 +253,7 @@ def build_app(core):
 def with_namespaces(fams: list[Metric], namespaces: dict[str, tuple[str, str]]) -> None:
     """Add Triton's ``namespace`` label (the model's repository) to every per-model
     sample; Triton adds it only with --model-namespacing (metric_model_reporter.cc).
-    Labels stay in sorted order, as prometheus-cpp writes them."""
+    Labels stay in prometheus-cpp's order: sorted, then ``le`` or ``quantile``."""
     for fam in fams:
         fam.samples = [_namespaced(sample, namespaces) for sample in fam.samples]
 
@@ -267,7 +266,12 @@ def _namespaced(sample, namespaces: dict[str, tuple[str, str]]):
         return sample
     name, repo = found
     labels = {**sample.labels, "model": name, "namespace": repo}
-    return sample._replace(labels=dict(sorted(labels.items())))
+    # prometheus-cpp writes a bucket's le (a quantile's quantile) after the sorted labels
+    return sample._replace(labels=dict(sorted(labels.items(), key=_label_order)))
+
+
+def _label_order(item) -> tuple:
+    return (item[0] in ("le", "quantile"), item[0])
 
 
 def counter_latencies(settings: list[str]) -> bool:
