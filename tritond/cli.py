@@ -92,6 +92,7 @@ def parse_options(argv: list[str], environ: dict[str, str]) -> "config.Options":
                          f"{LACKING[flag]} (docs/compatibility.md)")
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    _warn_deprecated(values)
     try:
         options = config.resolve(values, environ)
     except config.OptionError as exc:
@@ -108,6 +109,25 @@ def parse_options(argv: list[str], environ: dict[str, str]) -> "config.Options":
     if "*" in options.load_model and len(options.load_model) > 1:
         parser.error("--load-model=* must be the only --load-model")   # as tritonserver
     return options
+
+
+# tritonserver's deprecated trace flags: the --trace-config setting each one's warning names
+DEPRECATED = {"trace_file": ("--trace-file", "triton,file=<filepath>"),
+              "trace_level": ("--trace-level", "level=<OFF|TIMESTAMPS|TENSORS>"),
+              "trace_rate": ("--trace-rate", "rate=<rate value>"),
+              "trace_count": ("--trace-count", "count=<count value>"),
+              "trace_log_frequency": ("--trace-log-frequency",
+                                      "triton,log-frequency=<log frequency value>")}
+
+
+def _warn_deprecated(values: dict) -> None:
+    """tritonserver's warning on stderr, once per deprecated flag given (its words)."""
+    for name, (flag, setting) in DEPRECATED.items():
+        given = values.get(name)
+        for _ in (given if isinstance(given, list) else [given] if given is not None else []):
+            sys.stderr.write(f"Warning: '{flag}' has been deprecated and will be removed in "
+                             f"future releases. Please use '--trace-config {setting} "
+                             f"instead.\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,3 +61,18 @@ def test_a_prefix_of_a_lacking_flag_or_an_ambiguous_one_is_refused(arg, says, ca
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and says in err[0], err
+
+
+def test_deprecated_trace_flags_warn_as_tritonserver(capsys):
+    """QA L0_cmdline_trace counts one "Warning: '--trace-<x>' has been deprecated" line per
+    deprecated flag, on stderr."""
+    parse_options(["--model-repository", "/r", "--trace-file=/tmp/t.json", "--trace-rate=100",
+                   "--trace-level=TIMESTAMPS", "--trace-log-frequency=50",
+                   "--trace-count=100"], {})
+    err = capsys.readouterr().err
+    for flag in ("--trace-file", "--trace-rate", "--trace-level", "--trace-log-frequency",
+                 "--trace-count"):
+        assert err.count(f"Warning: '{flag}' has been deprecated") == 1, err
+    assert "Please use '--trace-config rate=<rate value> instead." in err
+    parse_options(["--model-repository", "/r", "--trace-config=rate=5"], {})
+    assert capsys.readouterr().err == ""
