@@ -14,6 +14,7 @@ from tritond.scheduler.summary import quantiles_from, quantiles_of
 
 from . import gpumetrics
 from .hostmetrics import CpuSampler, pinned_pool
+from .metriclabels import with_namespaces, with_tags  # noqa: F401 - tests import them here
 from .promtext import CONTENT_TYPE, render
 
 # The per-request counters: name, HELP (Triton r26.06's words), how to read one model_stats
@@ -228,6 +229,7 @@ def build_app(core):
             fams += core.first_response.families(first, core.models.ready())
         if gpu is not None:
             fams += gpu.families()
+        with_tags(fams, core.models.ready())
         if opts.model_namespacing:
             with_namespaces(fams, core.models.namespaces(opts.model_repository))
         return Response(render(fams), media_type=CONTENT_TYPE)
@@ -248,30 +250,6 @@ def build_app(core):
 
     return Starlette(routes=[Route("/metrics", metrics), Route("/metrics/", metrics)],
                      exception_handlers={404: not_found})
-
-
-def with_namespaces(fams: list[Metric], namespaces: dict[str, tuple[str, str]]) -> None:
-    """Add Triton's ``namespace`` label (the model's repository) to every per-model
-    sample; Triton adds it only with --model-namespacing (metric_model_reporter.cc).
-    Labels stay in prometheus-cpp's order: sorted, then ``le`` or ``quantile``."""
-    for fam in fams:
-        fam.samples = [_namespaced(sample, namespaces) for sample in fam.samples]
-
-
-def _namespaced(sample, namespaces: dict[str, tuple[str, str]]):
-    """The ``model`` label is the scheduler's key (tritond/namespaces.py) or a name
-    only one namespace serves: it becomes the name and its repository."""
-    found = namespaces.get(sample.labels.get("model"))
-    if found is None:
-        return sample
-    name, repo = found
-    labels = {**sample.labels, "model": name, "namespace": repo}
-    # prometheus-cpp writes a bucket's le (a quantile's quantile) after the sorted labels
-    return sample._replace(labels=dict(sorted(labels.items(), key=_label_order)))
-
-
-def _label_order(item) -> tuple:
-    return (item[0] in ("le", "quantile"), item[0])
 
 
 def counter_latencies(settings: list[str]) -> bool:

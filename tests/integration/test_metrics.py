@@ -313,3 +313,23 @@ def test_no_first_response_histogram_unless_enabled(tmp_path):
     finally:
         srv.stop()
     assert FIRST not in types
+
+
+def test_metric_tags_become_labels_of_the_models_metrics(tmp_path):
+    """Triton (metric_model_reporter.cc GetMetricLabels) adds each ``metric_tags`` entry of a
+    model's config as a label ``_<key>`` of every per-model metric; they were dropped."""
+    tags = 'metric_tags { key: "team" value: "vision" } metric_tags { key: "tier" value: "gold" }'
+    srv = Server([write_repo(tmp_path, {"tagged": {"scheduling": tags}, "plain": {}})],
+                 "--allow-gpu-metrics=false", "--metrics-config=summary_latencies=true")
+    try:
+        http_infer(srv, "tagged")
+        with urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics") as r:
+            text = r.read().decode()
+    finally:
+        srv.stop()
+    assert 'nv_inference_count{_team="vision",_tier="gold",model="tagged",version="1"} 1' in text
+    assert ('nv_inference_request_failure{_team="vision",_tier="gold",model="tagged",'
+            'reason="BACKEND",version="1"} 0') in text
+    assert ('nv_inference_queue_summary_us{_team="vision",_tier="gold",model="tagged",'
+            'version="1",quantile="0.5"}') in text
+    assert 'nv_inference_count{model="plain",version="1"} 0' in text
