@@ -82,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
 _LACKING_DEST = "lacking:"
 
 
+def _deprecations(cli: dict) -> None:
+    """tritonserver's warnings for --strict-model-config (on stderr, before logging starts)."""
+    if cli.get("strict_model_config") is None:
+        return
+    print("Warning: '--strict-model-config' has been deprecated! Please use "
+          "'--disable-auto-complete-config' instead.", file=sys.stderr)
+    if cli.get("disable_auto_complete_config") and \
+            not config.parse_bool(cli["strict_model_config"]):
+        print("Warning: Overriding deprecated '--strict-model-config' from False to True in "
+              "favor of '--disable-auto-complete-config'!", file=sys.stderr)
+
+
 def parse_options(argv: list[str], environ: dict[str, str]) -> "config.Options":
     parser = build_parser()
     ns, unknown = parser.parse_known_args(argv)
@@ -97,6 +109,9 @@ def parse_options(argv: list[str], environ: dict[str, str]) -> "config.Options":
         options = config.resolve(values, environ)
     except config.OptionError as exc:
         parser.error(str(exc))
+    _deprecations(vars(ns))
+    if vars(ns).get("model_config_name") == "":      # tritonserver refuses it too
+        parser.error("empty argument for --model-config-name")
     if not options.model_repository:
         parser.error("--model-repository is required")
     from tritond.frontend import restrict     # a category in two groups: Triton's error
