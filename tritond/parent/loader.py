@@ -25,8 +25,9 @@ from typing import Callable
 
 from tritond import gpus, messages
 from tritond.namespaces import identifier
+from tritond.repository import timestamps
 from tritond.spec import ModelSpec
-from . import ensembles
+from . import ensembles, reloads
 from .children import Child, ChildError, kill
 from .models import (LOADING, READY, UNAVAILABLE, Instance, ModelVersion, Phase, Registry,
                      instance_plan)
@@ -117,8 +118,10 @@ class Loader:
         from tritond.repository import support
 
         cfg = src.config
+        mv.stamps = timestamps.read(mv.model_dir)     # what a reload compares (reloads.py)
         try:
             repository.normalize(cfg, gpus=gpus.count())
+            mv.basis = reloads.basis(cfg)
             support.check(cfg)   # before a worker is spawned for a feature we lack
             # The frontend reads the labels; a label_filename escaping the model
             # dir (UNSUPPORTED) or unreadable fails the load here.
@@ -217,6 +220,13 @@ class Loader:
         kill(child)
         return False, (f"instance {inst.name}: worker {child.exit_description()} while loading"
                        if done else f"instance {inst.name}: load timed out after {LOAD_TIMEOUT_S:.0f}s")
+
+    async def start_instance(self, mv: ModelVersion, inst: Instance, spec: ModelSpec) -> tuple[bool, str]:
+        """Start one more instance of a served version (reloads.py): as _start_instance."""
+        return await self._start_instance(mv, inst, spec, False)
+
+    def stop_instance(self, inst: Instance, why: str) -> None:
+        self._stop(inst, why)
 
     async def _exited(self, child: Child) -> None:
         while not child.stopped:
