@@ -1,10 +1,16 @@
 """Model version directories and the version policy."""
 from __future__ import annotations
 
+import logging
 import os
 
 from tritond.errors import invalid_arg
 from tritond.protos.model_config_pb2 import ModelVersionPolicy
+
+log = logging.getLogger("tritond.repository")
+# Model directory entries Triton never takes for versions (warmup data, initial
+# sequence states, custom configs).
+NOT_VERSIONS = ("warmup", "initial_state", "configs")
 
 
 def list_versions(model_dir: str) -> list[int]:
@@ -18,11 +24,18 @@ def list_versions(model_dir: str) -> list[int]:
     except OSError as exc:
         raise invalid_arg(f"failed to list model directory '{model_dir}': "
                           f"{exc.strerror}") from None
-    versions = [
-        int(name) for name in entries
-        if name.isascii() and name.isdigit() and not name.startswith("0")
-        and os.path.isdir(os.path.join(model_dir, name))
-    ]
+    versions = []
+    for name in entries:
+        if not os.path.isdir(os.path.join(model_dir, name)) or name in NOT_VERSIONS:
+            continue
+        if name.isascii() and name.isdigit() and not name.startswith("0"):
+            versions.append(int(name))
+        elif len(name) > 1 and name.startswith("0"):     # Triton's warnings, its texts
+            log.warning("ignore version directory '%s' which contains leading zeros in its "
+                        "directory name", name)
+        elif name != "0":
+            log.warning("ignore version directory '%s' which fails to convert to integral "
+                        "number", name)
     return sorted(versions)
 
 

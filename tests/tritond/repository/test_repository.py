@@ -436,3 +436,14 @@ def test_duplicate_with_namespacing_is_one_source_per_repository(tmp_path):
     plain = repo_mod.scan([str(first), str(second)])
     assert [s.name for s in plain] == ["dup", "dup", "solo"]
     assert all("multiple model repositories" in s.error for s in plain[:2])
+
+
+def test_ignored_version_directories_are_logged_as_triton_does(tmp_path, caplog):
+    model = make_model(tmp_path, "m", PY_CONFIG.format(name="m"), versions=(1,))
+    for name in ("003", "abc", "configs", "warmup"):
+        (model / name).mkdir()
+    with caplog.at_level("WARNING", logger="tritond.repository"):
+        assert list_versions(str(model)) == [1]
+    assert sorted(r.getMessage() for r in caplog.records) == [
+        "ignore version directory '003' which contains leading zeros in its directory name",
+        "ignore version directory 'abc' which fails to convert to integral number"]
