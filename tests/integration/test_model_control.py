@@ -133,6 +133,7 @@ def test_load_errors(explicit, http, grpc):
         "failed to load 'ghost', failed to poll from model repository")
     err = error_of(http.load_model, "broken")
     assert err.status() == "400" and "model.onnx" in err.message()
+    assert err.message().startswith("load failed for model 'broken': ")    # Triton's words
     row = index(http)["broken"]
     assert row["state"] == "UNAVAILABLE" and "model.onnx" in row["reason"]
     http.unload_model("broken")                      # readiness back for the next tests

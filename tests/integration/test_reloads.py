@@ -57,7 +57,11 @@ def srv(tmp_path_factory):
     log.write_text("")
     _model(repo, "vers", (1, 2, 3), log, "version_policy: { specific: { versions: [1, 2] } }\n")
     _model(repo, "inst", (1,), log, "instance_group [{ count: 3 kind: KIND_CPU }]\n")
-    s = Server([repo], "--model-control-mode=explicit", "--load-model=*")
+    over = _model(repo, "over", (1, 2, 3), log, "")
+    for v in (1, 3):                    # only version 2 can load (L0_lifecycle's set-up)
+        (over / str(v) / "model.py").unlink()
+    s = Server([repo], "--model-control-mode=explicit", "--load-model=vers",
+               "--load-model=inst")
     s.repo, s.log_file = repo, log
     yield s
     s.stop()
@@ -81,14 +85,20 @@ def _version_events(srv, model="vers"):
     return collections.Counter((event, v) for event, name, v, _ in lines if name == model)
 
 
-def _touch_later(path, seconds):
-    """Make ``path`` newer than anything written so far (no wait for the clock)."""
-    t = time.time() + seconds
-    os.utime(path, (t, t))
+def _later():
+    """Let the file system clock move on (its mtimes are coarse, a few ms): what is written
+    next is newer than what a load saw (the QA tests sleep 0.1 s for this)."""
+    time.sleep(0.03)
+
+
+def _touch(path):
+    _later()
+    os.utime(path)
 
 
 def _set_policy(srv, versions):
     cfg = srv.repo / "vers" / "config.pbtxt"
+    _later()
     text = cfg.read_text().split("version_policy")[0]
     cfg.write_text(text + f"version_policy: {{ specific: {{ versions: [{versions}] }} }}\n")
 
@@ -102,14 +112,14 @@ def test_a_reload_loads_only_new_and_modified_versions(srv, client):
     ready = lambda: [client.is_model_ready("vers", str(v)) for v in (1, 2, 3, 4)]  # noqa: E731
     assert ready() == [True, True, False, False] and _inits(srv) == [1, 1, 0, 0]
     d = srv.repo / "vers"
-    _touch_later(d / "2" / "model.py", 5)                 # version 2 modified
+    _touch(d / "2" / "model.py")                          # version 2 modified
     (d / "4").mkdir()
     (d / "4" / "model.py").write_text((d / "3" / "model.py").read_text())
     _set_policy(srv, "1, 2, 3, 4")
     client.load_model("vers")
     assert ready() == [True] * 4 and _inits(srv) == [1, 2, 1, 1]
+    _later()
     (d / "dummy_dependency.py").write_text("")            # beside the versions: all reload
-    _touch_later(d / "dummy_dependency.py", 10)
     client.load_model("vers")
     assert ready() == [True] * 4 and _inits(srv) == [2, 3, 2, 2]
     _set_policy(srv, "4")                                 # a policy change reloads nothing
@@ -124,6 +134,7 @@ def test_a_reload_loads_only_new_and_modified_versions(srv, client):
 
 def _set_groups(srv, groups):
     cfg = srv.repo / "inst" / "config.pbtxt"
+    _later()
     cfg.write_text(cfg.read_text().split("instance_group")[0] + f"instance_group [ {groups} ]\n")
 
 
@@ -187,3 +198,24 @@ def test_instance_group_changes_update_the_instances_in_place(srv, client):
     client.unload_model("inst")
     _wait_for(lambda: _events(srv)["fini"] == 7)
     assert _events(srv)["init"] == 7
+
+
+def test_a_load_after_a_config_override_keeps_the_override(srv, client):
+    """L0_lifecycle test_config_override: nothing changed on disk since the override,
+    so a load without one leaves the model as the override made it."""
+    ready = lambda: [client.is_model_ready("over", str(v)) for v in (1, 2, 3)]  # noqa: E731
+    with pytest.raises(grpcclient.InferenceServerException) as exc:
+        client.load_model("over")                      # latest = 3, which has no model.py
+    assert "load failed for model 'over'" in exc.value.message()
+    override = {"backend": "python", "version_policy": {"specific": {"versions": [2]}},
+                "input": [{"name": "IN", "data_type": "TYPE_FP32", "dims": [-1]}],
+                "output": [{"name": "OUT", "data_type": "TYPE_FP32", "dims": [-1]}]}
+    client.load_model("over", config=json.dumps(override))
+    assert ready() == [False, True, False] and _version_events(srv, "over")[("init", "2")] == 1
+    client.load_model("over")
+    assert ready() == [False, True, False] and _version_events(srv, "over")[("init", "2")] == 1
+    _touch(srv.repo / "over" / "config.pbtxt")             # now the disk config counts
+    with pytest.raises(grpcclient.InferenceServerException):
+        client.load_model("over")
+    assert ready() == [False, True, False]                 # a failed reload keeps it
+    client.unload_model("over")

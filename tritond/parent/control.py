@@ -136,14 +136,18 @@ class ModelControl:
             raise unsupported("loading model files from 'file:' parameters is not supported by "
                               "tritond: put the files in the model repository and load again")
         src = self._read_source(name, query.config or None)
+        old = self.registry.versions_of(name)
+        if not query.config and reloads.unmodified(old, src):
+            return                  # as Triton: nothing on disk changed since the last load
         if src.error:
             if not self.registry.versions_of(name):      # shown UNAVAILABLE with the reason
                 self.registry.failed[name] = src.error
-            raise invalid_arg(f"failed to load '{identifier(name)}': {src.error}")
+            # Triton meets these (model files, versions) loading the model: its
+            # LoadModelByDependency text (poll failures are raised by _read_source)
+            raise invalid_arg(f"load failed for model '{identifier(name)}': {src.error}")
         if ensembles.is_ensemble(src.config):
             await self._load_composing(name, src.config, visiting)
-        old = self.registry.versions_of(name)
-        cfg, stamps, kept = reloads.kept(old, src)      # served versions that stay
+        cfg, stamps, kept = reloads.kept(old, src, overridden=bool(query.config))
         new = [kept.get(v) or ModelVersion(name, v, src.model_dir, src.repository)
                for v in src.versions]
         fresh = [mv for mv in new if mv.version not in kept]
@@ -161,7 +165,7 @@ class ModelControl:
         else:
             problems = [(v, await reloads.apply(kept[v], u, self.loader, self.drainer,
                                                 self.publish)) for v, u in updates.items()]
-            for mv in kept.values():
+            for mv in new:                       # what the next load compares
                 mv.stamps = stamps
             await self._switch(name, old, new)
             if any(reason for _, reason in problems):

@@ -18,6 +18,7 @@ import asyncio
 import collections
 import dataclasses
 import logging
+import time
 
 from tritond.protos.model_config_pb2 import ModelConfig
 from tritond.repository import timestamps
@@ -36,10 +37,26 @@ def basis(cfg: ModelConfig) -> bytes:
     return rest.SerializeToString(deterministic=True)
 
 
-def kept(old: list[ModelVersion], src) -> tuple[ModelConfig | None, dict, dict]:
+def unmodified(old: list[ModelVersion], src) -> bool:
+    """Whether every version of a served model is READY and nothing in its directory is
+    newer than at its last load (Triton then leaves the model as it is, with the config
+    an override gave it). Ensembles always reload: their steps may link to another
+    namespace's model now (namespaces.py), and they have no workers to restart."""
+    return bool(old) and all(mv.state == READY and mv.model_dir == src.model_dir and mv.stamps
+                             and not mv.ensemble for mv in old) and not timestamps.modified(
+        old[0].stamps, timestamps.read(src.model_dir))
+
+
+def kept(old: list[ModelVersion], src, overridden: bool = False
+         ) -> tuple[ModelConfig | None, dict, dict]:
     """The new normalized config, the directory's timestamps and {version: served
-    version} of the versions in ``old`` that keep serving under ``src``."""
+    version} of the versions in ``old`` that keep serving under ``src``.
+
+    A config override stamps the config as written now (as Triton does): the next
+    load without it leaves the model alone until a file changes."""
     cfg, stamps = normalized(src.config), timestamps.read(src.model_dir)
+    if overridden:
+        stamps = {**stamps, timestamps.CONFIG_ENTRIES[0]: time.time_ns()}
     return cfg, stamps, {mv.version: mv for mv in old if cfg is not None and
                          mv.model_dir == src.model_dir and mv.version in src.versions and
                          keeps(mv, cfg, stamps)}

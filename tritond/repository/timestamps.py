@@ -17,9 +17,18 @@ def read(model_dir: str) -> dict[str, int]:
     """{entry name: newest mtime (ns) under it}; {} when the directory cannot be read
     (every time then counts as 0: nothing looks modified, as in Triton)."""
     try:
-        return {entry: _newest(os.path.join(model_dir, entry)) for entry in os.listdir(model_dir)}
+        stamps = {entry: _newest(os.path.join(model_dir, entry))
+                  for entry in os.listdir(model_dir)}
+        stamps[""] = os.stat(model_dir).st_mtime_ns    # the directory itself: a removal
     except OSError:
         return {}
+    return stamps
+
+
+def modified(old: dict[str, int], new: dict[str, int]) -> bool:
+    """Whether anything in the model directory is newer in ``new`` than in ``old``
+    (Triton's ``ModelTimestamp::IsModified``: an unmodified model is not reloaded)."""
+    return max(new.values(), default=0) > max(old.values(), default=0)
 
 
 def version_modified(old: dict[str, int], new: dict[str, int], version: int) -> bool:
@@ -30,7 +39,7 @@ def version_modified(old: dict[str, int], new: dict[str, int], version: int) -> 
 
 def _version_time(stamps: dict[str, int], version: int) -> int:
     beside = (t for entry, t in stamps.items()
-              if not entry.isdigit() and entry not in CONFIG_ENTRIES)
+              if entry and not entry.isdigit() and entry not in CONFIG_ENTRIES)
     return max(stamps.get(str(version), 0), *beside, 0)
 
 
