@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
+from tests.integration import seq_repo
+from tests.integration.test_sequences import infer as seq_infer
 from tests.server import Server
 
 MODEL_PY = '''
@@ -60,8 +62,9 @@ def srv(tmp_path_factory):
     over = _model(repo, "over", (1, 2, 3), log, "")
     for v in (1, 3):                    # only version 2 can load (L0_lifecycle's set-up)
         (over / str(v) / "model.py").unlink()
+    seq_repo.write(repo, count=2)
     s = Server([repo], "--model-control-mode=explicit", "--load-model=vers",
-               "--load-model=inst")
+               "--load-model=inst", "--load-model=seq_direct")
     s.repo, s.log_file = repo, log
     yield s
     s.stop()
@@ -219,3 +222,20 @@ def test_a_load_after_a_config_override_keeps_the_override(srv, client):
         client.load_model("over")
     assert ready() == [False, True, False]                 # a failed reload keeps it
     client.unload_model("over")
+
+
+def test_sequences_in_flight_go_on_over_a_load_that_keeps_the_model(srv, client):
+    """A load that leaves a sequence model's instances as they are (nothing changed, or
+    only its config file's time) keeps its sequences in flight, as Triton."""
+    import tritonclient.http as httpclient
+
+    http = httpclient.InferenceServerClient(srv.url)
+    try:
+        assert seq_infer(http, "seq_direct", 5, 71, start=True) == 5
+        client.load_model("seq_direct")                       # nothing changed
+        assert seq_infer(http, "seq_direct", 2, 71) == 7
+        _touch(srv.repo / "seq_direct" / "config.pbtxt")      # same config, newer file
+        client.load_model("seq_direct")
+        assert seq_infer(http, "seq_direct", 1, 71, end=True) == 8 + 71
+    finally:
+        http.close()

@@ -8,9 +8,9 @@ version keeps serving, and a changed ``instance_group`` is applied in place
 name and count, on its device) is still wanted keep running untouched, the missing ones
 start, the extra ones drain and stop. Loading an unchanged model does nothing.
 
-tritond also reloads sequence models in full (a sequence's slot is bound to an instance
-in the scheduler; a reload hands the queued requests over as before) and, as Triton,
-ensembles.
+tritond reloads a sequence model whose instance groups changed in full (a sequence's slot
+is bound to an instance in the scheduler; Triton keeps a removed instance until its
+sequences end), so its sequences in flight end; and, as Triton, ensembles.
 """
 from __future__ import annotations
 
@@ -59,7 +59,8 @@ def kept(old: list[ModelVersion], src, overridden: bool = False
         stamps = {**stamps, timestamps.CONFIG_ENTRIES[0]: time.time_ns()}
     return cfg, stamps, {mv.version: mv for mv in old if cfg is not None and
                          mv.model_dir == src.model_dir and mv.version in src.versions and
-                         keeps(mv, cfg, stamps)}
+                         keeps(mv, cfg, stamps) and not (
+                             mv.spec.sequence_batching is not None and instance_update(mv, cfg))}
 
 
 def normalized(cfg: ModelConfig) -> ModelConfig | None:
@@ -79,7 +80,7 @@ def normalized(cfg: ModelConfig) -> ModelConfig | None:
 def keeps(mv: ModelVersion, cfg: ModelConfig, stamps: dict) -> bool:
     """Whether the served ``mv`` keeps serving under the new normalized ``cfg``."""
     return (mv.state == READY and not mv.ensemble and mv.spec is not None and bool(mv.basis)
-            and mv.spec.sequence_batching is None and mv.basis == basis(cfg)
+            and mv.basis == basis(cfg)
             and not timestamps.version_modified(mv.stamps, stamps, mv.version))
 
 
