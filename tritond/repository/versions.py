@@ -43,8 +43,8 @@ def select_versions(policy: ModelVersionPolicy, available: list[int], *,
                     model: str) -> list[int]:
     """The versions to serve under policy (no policy set means latest 1).
 
-    Raises INVALID_ARG when a specific version has no directory, or when the
-    policy leaves nothing to serve.
+    Raises INVALID_ARG when the policy leaves nothing to serve (a specific version
+    without a directory is logged and left out, as Triton does).
     """
     choice = policy.WhichOneof("policy_choice")
     ordered = sorted(available)
@@ -63,10 +63,9 @@ def select_versions(policy: ModelVersionPolicy, available: list[int], *,
 
 
 def _specific(wanted, available: list[int], model: str) -> list[int]:
-    missing = sorted(set(wanted) - set(available))
-    if missing:
-        raise invalid_arg(
-            f"version policy of model '{model}' requests version(s) "
-            f"{', '.join(map(str, missing))}, but the model directory only has "
-            f"version(s) [{', '.join(map(str, available))}]")
-    return sorted(set(wanted))
+    """The wanted versions that have a directory; as Triton (VersionsToLoad), a missing
+    one is logged and the others load (none left: the caller's "at least one" error)."""
+    for v in sorted(set(wanted) - set(available)):
+        log.error("version %d is specified for model '%s', but the version directory is "
+                  "not present", v, model)
+    return sorted(set(wanted) & set(available))
