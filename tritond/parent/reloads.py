@@ -152,10 +152,17 @@ async def apply(mv: ModelVersion, update: InstanceUpdate, loader, drainer, publi
     """Start the added instances, publish the new spec and instances, then drain and
     stop the removed ones; "" or, when an added instance fails to load, the reason
     (the version keeps its old instances and spec)."""
+    needs = loader.rate_needs.get((mv.name, mv.version))
+    try:
+        loader.check_rate_limits(mv, update.spec)     # more instances may ask too much
+    except ValueError as exc:
+        return str(exc)
     results = await asyncio.gather(*(loader.start_instance(mv, inst, update.spec)
                                      for inst in update.added))
     errors = [text for ok, text in results if not ok]
     if errors:
+        if needs is not None:
+            loader.rate_needs[(mv.name, mv.version)] = needs
         for inst in update.added:
             loader.stop_instance(inst, "instance update failed")
         return errors[0]
