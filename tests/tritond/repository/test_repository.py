@@ -168,7 +168,7 @@ def test_duplicate_model_in_two_repositories(tmp_path):
     sources = repo_mod.scan([str(first), str(second)])
     dups = [s for s in sources if s.name == "dup"]
     assert len(dups) == 2 and {s.repository for s in dups} == {str(first), str(second)}
-    assert all("multiple model repositories" in s.error for s in dups)
+    assert all(s.error == "model appears in two or more repositories" for s in dups)
     assert one(sources, "solo").error is None
 
 
@@ -437,7 +437,7 @@ def test_duplicate_with_namespacing_is_one_source_per_repository(tmp_path):
     assert {s.config.name for s in sources} == {"dup", "solo"}   # the served name
     plain = repo_mod.scan([str(first), str(second)])
     assert [s.name for s in plain] == ["dup", "dup", "solo"]
-    assert all("multiple model repositories" in s.error for s in plain[:2])
+    assert all(s.error == "model appears in two or more repositories" for s in plain[:2])
 
 
 def test_ignored_version_directories_are_logged_as_triton_does(tmp_path, caplog):
