@@ -13,7 +13,7 @@ import re
 from tritond.errors import TritonError, internal, unsupported
 
 from . import codec, raw
-from .body import read_body, too_large, whole_body  # noqa: F401 - routes use them from here
+from .body import TooLarge, raw_too_large, read_body, too_large, whole_body  # noqa: F401 - routes use them from here
 from .compression import check_encoding, decompress, response_encoding
 from ..forward import forward
 from .disconnect import infer_unless_disconnected
@@ -74,6 +74,11 @@ async def _serve(core, scope, receive, send, model: str, version: str,
             core.tracer.finish(trace)
 
 
+# A declared body over the limit, by its Inference-Header-Content-Length: all JSON (none),
+# all raw input ("0"): Triton's 400 texts; else binary tensors, which Triton does not bound.
+_REFUSE = {None: too_large, b"0": raw_too_large}
+
+
 async def infer(core, headers: dict, receive, model: str, version: str,
                 trace=None, watched: bool = False, whole=None) -> InferResponse:
     """One inference: headers are the raw ASGI (lower-case bytes) pairs as a dict;
@@ -82,13 +87,14 @@ async def infer(core, headers: dict, receive, model: str, version: str,
     limit = core.options.http_max_input_size
     encoding = check_encoding(_text(headers.get(b"content-encoding")))
     header_len = headers.get(b"inference-header-content-length")
-    # --http-max-input-size bounds the whole body (a declared one over it is a
-    # 413 before any byte is read), and again the JSON header, a raw input and
-    # a decompressed body.
+    # --http-max-input-size bounds the whole body (a declared one over it is
+    # refused before any byte is read), and again the JSON header, a raw input
+    # and a decompressed body.
+    refuse = _REFUSE.get(header_len, TooLarge)
     if whole is None:
-        body = await read_body(headers.get(b"content-length"), receive, limit)
+        body = await read_body(headers.get(b"content-length"), receive, limit, refuse)
     else:
-        body = whole_body(headers.get(b"content-length"), whole, limit)
+        body = whole_body(headers.get(b"content-length"), whole, limit, refuse)
     if trace is not None:
         trace.stamp("HTTP_RECV_END")
     if encoding is not None:
@@ -97,8 +103,10 @@ async def infer(core, headers: dict, receive, model: str, version: str,
     if mv.decoupled:
         raise unsupported(DECOUPLED)
     hlen = codec.header_length(_text(header_len), len(body))
-    if (hlen if hlen else len(body)) > limit:
-        raise too_large(hlen if hlen else len(body), limit)
+    if hlen == 0 and len(body) > limit:
+        raise raw_too_large(len(body), limit)
+    if (hlen or len(body)) > limit:
+        raise too_large(hlen or len(body), limit)
     if hlen == 0:           # raw binary request: the body is the only input's data
         req, default_binary = raw.decode_raw(body, mv, model, version)
     else:
