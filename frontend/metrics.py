@@ -12,7 +12,7 @@ from prometheus_client.metrics_core import Metric
 
 from tritond.scheduler.summary import quantiles_from, quantiles_of
 
-from . import gpumetrics
+from . import custommetrics, gpumetrics
 from .hostmetrics import CpuSampler, pinned_pool
 from .promtext import CONTENT_TYPE, render
 
@@ -225,6 +225,7 @@ def build_app(core):
                         cached=core.control.cached_versions(),
                         load_seconds=core.models.load_seconds(), quantiles=quantiles,
                         cache_summaries=cache_rows)
+        fams += custommetrics.families(core.server_id)     # Python models' MetricFamily
         if histograms:          # Triton: histograms only with histogram_latencies=true
             fams += core.first_response.families(first)
         if gpu is not None:

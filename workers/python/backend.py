@@ -17,7 +17,8 @@ from tritond.shm.dtypes import DTYPES
 from tritond.spec import ModelSpec
 
 from ..backend import Backend, LoadContext, WorkRequest, WorkResult
-from . import bls, blstrace, decoupled_state, failures, modelfile, pb_utils, reschedule
+from . import (bls, blstrace, custom_metrics, decoupled_state, failures, modelfile, pb_utils,
+               reschedule)
 
 
 class PythonBackend(Backend):
@@ -89,6 +90,7 @@ class PythonBackend(Backend):
                 self._call(self.model.finalize)
         finally:
             self.model = None
+            custom_metrics.close()       # its series leave /metrics with the model
             if self._loop is not None:
                 self._loop.close()
                 self._loop = None
