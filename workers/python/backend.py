@@ -12,7 +12,8 @@ import json
 import threading
 from functools import partial
 
-from tritond.errors import Code, TritonError
+from tritond.errors import Code, TritonError, unsupported
+from tritond.repository import support
 from tritond.shm.dtypes import DTYPES
 from tritond.spec import ModelSpec
 
@@ -66,6 +67,10 @@ class PythonBackend(Backend):
         self._pruned = decoupled_state.pruned(spec)
         self.device_arrays = modelfile.device_inputs(self.ctx, spec)
         cls = self._import(spec.default_model_filename).TritonPythonModel
+        if callable(getattr(cls, "is_ready", None)):
+            # Triton asks it on every readiness check; ours would answer READY regardless.
+            raise unsupported(support.message(self.ctx.model, "a user-defined is_ready() in "
+                              "model.py (readiness checks that ask the model)"))
         try:
             self.model = cls()
             if hasattr(self.model, "initialize"):
