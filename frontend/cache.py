@@ -16,7 +16,7 @@ bypasses the cache (counted neither hit nor miss). A miss runs the request and
 inserts a copy of its outputs (an output written into a client's region is read
 back from it); a hit writes such an output into the region the request names.
 The least recently used entries are evicted to stay within ``size`` bytes (an
-entry bigger than that is not kept). Statistics follow Triton's
+entry bigger than that is not kept: logged as Triton's "Failed to insert key"). Statistics follow Triton's
 UpdateSuccessCacheHit/Miss: a hit counts a success, its request duration and
 cache_hit; a miss counts cache_miss with the lookup + insertion time (also added
 to the request duration). Each frontend counts its own; statistics and
@@ -29,6 +29,7 @@ merges every frontend's live observations before reading the quantiles.
 from __future__ import annotations
 
 import hashlib
+import logging
 import struct
 import time
 
@@ -44,6 +45,7 @@ from .params import request_fields
 from .types import InferRequest, InferResult, OutputTensor
 
 cache_size = cache_bytes        # the name the tests and docs use
+log = logging.getLogger("tritond.frontend")
 _HEAD = struct.Struct("<I")
 
 
@@ -178,7 +180,10 @@ class ResponseCache:
         insert = time.monotonic_ns()
         outputs = output_bytes(result, core.shm)
         if outputs is not None:
-            self.store.put(key, encode(result, outputs))
+            blob = encode(result, outputs)
+            if not self.store.put(key, blob):   # Triton logs its failed insertions too
+                log.error("Failed to insert key [%s] into response cache: an entry of %d bytes "
+                          "does not fit the cache", key.hex(), len(blob))
         done = time.monotonic_ns()
         counts[3] += (looked - start) + (done - insert)
         counts[2] += 1

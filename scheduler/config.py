@@ -40,6 +40,26 @@ class Policy:
         return enqueue_ns + timeout_ns if timeout_ns else 0
 
 
+class LevelPolicies:
+    """Policy per level index (level L at index L-1): the ones the config names and the
+    default for every other. Not a list: ``priority_levels`` may be 2^64 - 1 (Triton's
+    qa/L0_model_queue), and Triton makes a level's queue only when a request needs it."""
+
+    __slots__ = ("default", "named")
+
+    def __init__(self, dyn: DynamicBatching) -> None:
+        self.default = Policy(dyn.default_queue_policy)
+        self.named = {level - 1: Policy(p) for level, p in dyn.priority_queue_policy.items()}
+
+    def __getitem__(self, index: int) -> Policy:
+        return self.named.get(index, self.default)
+
+    def __iter__(self):
+        """Every distinct policy (the default first)."""
+        yield self.default
+        yield from self.named.values()
+
+
 class SchedConfig:
     """How one model version is scheduled.
 
@@ -82,12 +102,8 @@ class SchedConfig:
         self.pipelinable = (self.levels <= 1 and not self.sequence
                             and not any(p.timeout_ns or p.max_queue_size for p in self.policies))
 
-    def _policies(self, dyn: DynamicBatching) -> list[Policy]:
-        """Policy per level index (level L at index L-1); one shared level when unset."""
-        default = dyn.default_queue_policy
-        per_level = dyn.priority_queue_policy
-        count = max(self.levels, 1)
-        return [Policy(per_level.get(i + 1, default)) for i in range(count)]
+    def _policies(self, dyn: DynamicBatching) -> LevelPolicies:
+        return LevelPolicies(dyn)
 
     def level_index(self, priority: int) -> int:
         """Queue index for a request priority: 0 or > levels means the default level."""

@@ -7,11 +7,17 @@ level's non-expired requests). Removal is lazy: a cancelled, rejected or
 dispatched entry is only marked, and fronts are trimmed when walked, so
 ``cancel`` is O(1) and nothing shifts a deque in the middle.
 
+Levels are made when a request needs one (Triton's PriorityQueue does the same):
+``priority_levels`` may be 2^64 - 1, and a level made for a request's priority is
+dropped once empty, so clients' priorities cannot grow the queue. The default level
+and the levels the config gives a policy of their own stay.
+
 Timeouts live in one heap per queue keyed by deadline, so ``expire`` and
 ``next_timeout`` cost nothing for queues without timeouts.
 """
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import deque
 from typing import Iterator
@@ -46,9 +52,10 @@ class Entry:
 class Level:
     """One priority level: main + delayed FIFOs and its policy."""
 
-    __slots__ = ("main", "delayed", "count", "policy")
+    __slots__ = ("main", "delayed", "count", "policy", "index")
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, index: int = 0) -> None:
+        self.index = index            # priority level - 1
         self.main: deque[Entry] = deque()
         self.delayed: deque[Entry] = deque()
         self.count = 0                # live entries (MAIN or DELAYED)
@@ -67,10 +74,16 @@ class Level:
 class PolicyQueue:
     """All queued requests of one model version, in Triton's service order."""
 
-    __slots__ = ("levels", "count", "epoch", "timeouts", "_seq")
+    __slots__ = ("levels", "by_index", "policies", "kept", "count", "epoch", "timeouts", "_seq")
 
     def __init__(self, cfg: SchedConfig) -> None:
-        self.levels = [Level(p) for p in cfg.policies]
+        self.policies = cfg.policies
+        # level indexes that stay when empty: the default level and those with a policy
+        self.kept = {cfg.default_level - 1 if cfg.levels else 0, *cfg.policies.named}
+        self.levels: list[Level] = []         # the levels there are, in service order
+        self.by_index: dict[int, Level] = {}
+        for index in sorted(self.kept):
+            self._level(index)
         self.count = 0
         self.epoch = 0                # bumped on every removal or move (batcher cache key)
         # (deadline, seq, entry) heap; a due top (possibly stale) is the cheap
@@ -78,9 +91,22 @@ class PolicyQueue:
         self.timeouts: list[tuple[int, int, Entry]] = []
         self._seq = 0
 
+    def _level(self, index: int) -> Level:
+        level = self.by_index.get(index)
+        if level is None:
+            level = self.by_index[index] = Level(self.policies[index], index)
+            bisect.insort(self.levels, level, key=lambda lv: lv.index)
+        return level
+
+    def _drop_if_empty(self, level: Level) -> None:
+        if not level.count and level.index not in self.kept \
+                and self.by_index.get(level.index) is level:
+            del self.by_index[level.index]
+            self.levels.remove(level)
+
     def push(self, req, level_index: int, now_ns: int) -> Entry | None:
         """Queue ``req``; None when the level is full (max_queue_size)."""
-        level = self.levels[level_index]
+        level = self._level(level_index)
         policy = level.policy
         if policy.max_queue_size and level.count >= policy.max_queue_size:
             return None
@@ -107,9 +133,7 @@ class PolicyQueue:
         """
         for entry in reversed(entries):
             entry.state = MAIN
-            if entry.level >= len(self.levels):   # the config changed meanwhile
-                entry.level = len(self.levels) - 1
-            level = self.levels[entry.level]
+            level = self._level(entry.level)
             level.main.appendleft(entry)
             level.count += 1
             self.count += 1
@@ -121,8 +145,10 @@ class PolicyQueue:
             return False
         entry.state = DONE
         self.epoch += 1
-        self.levels[entry.level].count -= 1
+        level = self.by_index[entry.level]
+        level.count -= 1
         self.count -= 1
+        self._drop_if_empty(level)
         return True
 
     def pop(self) -> Entry | None:
@@ -142,12 +168,13 @@ class PolicyQueue:
                 level.count -= 1
                 self.count -= 1
                 self.epoch += 1
+                self._drop_if_empty(level)
                 return entry
         return None
 
     def take(self, entries: list[Entry]) -> int:
         """Take live ``entries`` (a batch just formed) out of the queue; their total size."""
-        levels = self.levels
+        levels = self.by_index
         size = 0
         for entry in entries:
             entry.state = DONE
@@ -155,6 +182,9 @@ class PolicyQueue:
             size += entry.size
         self.count -= len(entries)
         self.epoch += 1
+        if len(levels) > 1:
+            for level in {entry.level: levels[entry.level] for entry in entries}.values():
+                self._drop_if_empty(level)
         return size
 
     def expire(self, now_ns: int) -> list[Entry]:
@@ -166,7 +196,7 @@ class PolicyQueue:
             if entry.state != MAIN:
                 continue
             self.epoch += 1
-            level = self.levels[entry.level]
+            level = self.by_index[entry.level]
             if level.policy.timeout_action == DELAY:
                 entry.state = DELAYED
                 level.delayed.append(entry)
@@ -207,7 +237,7 @@ class PolicyQueue:
         entries = list(self.walk())
         for entry in entries:
             self.finish(entry)
-        for level in self.levels:
+        for level in list(self.levels):
             level.main.clear()
             level.delayed.clear()
         self.timeouts.clear()

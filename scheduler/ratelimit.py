@@ -13,6 +13,12 @@ Priority: as Triton's scaled priority (executions so far x ``max(priority, 1)``,
 first), among the idle instances of one model; across models, the scheduler serves the
 models with queued requests in turn.
 
+At load (``load_error``, called by the parent before a worker is spawned) a model is
+refused as Triton's RateLimiter::RegisterModelInstance refuses it: with
+``--rate-limit-resource`` given, a resource an instance asks for more of than those
+flags allow (none named: 0), or a resource both global and per device across the
+loaded models.
+
 Pure: no IO.
 """
 from __future__ import annotations
@@ -58,6 +64,47 @@ def group_resources(config_json: str) -> dict[str, tuple[list, int]]:
     return out
 
 
+def instance_needs(config_json: str, instances) -> list[tuple[tuple[str, int], int]]:
+    """((resource, device or GLOBAL), count) for each of ``instances`` ((name, device)) of a
+    model, as its config's groups ask."""
+    groups = group_resources(config_json)
+    out = []
+    for name, device in instances:
+        spec = groups.get(name.rsplit("_", 1)[0])
+        for res, count, is_global in spec[0] if spec else ():
+            out.append(((res, GLOBAL if is_global else device), count))
+    return out
+
+
+def explicit_count(key: tuple[str, int], overrides: dict) -> int:
+    """What ``--rate-limit-resource`` allows of ``key``: a global resource the largest entry
+    of its name on any device, a per-device one the largest of its device's and the
+    all-devices entry; 0 when none names it (core rate_limiter.cc)."""
+    name, device = key
+    if device == GLOBAL:
+        return max((c for (n, _), c in overrides.items() if n == name), default=0)
+    return max(overrides.get((name, device), 0), overrides.get((name, None), 0))
+
+
+def load_error(needs: list, others: list, overrides: dict) -> str | None:
+    """Triton's reason to refuse a model whose instances need ``needs`` (instance_needs)
+    while the loaded models need ``others``; None: it may load."""
+    if overrides:
+        for key, count in needs:
+            have = explicit_count(key, overrides)
+            if have < count:
+                return (f'Resource count for "{key[0]}" is limited to {have} which will '
+                        "prevent scheduling of one or more model instances, the minimum "
+                        f"required count is {count}")
+    every = [key for key, _ in needs] + [key for key, _ in others]
+    global_names = {name for name, device in every if device == GLOBAL}
+    for name, device in every:
+        if device != GLOBAL and name in global_names:
+            return (f'Resource "{name}" is present as both global and device-specific '
+                    "resource in the model configuration.")
+    return None
+
+
 class RateLimiter:
     """Resource capacities and holdings across every model's instances."""
 
@@ -92,11 +139,8 @@ class RateLimiter:
         self.executions.setdefault(inst.address, 0)
 
     def _capacity(self, key: tuple[str, int], asked: int) -> int:
-        name, device = key
-        for k in ((name, device), (name, None)):
-            if k in self.overrides:
-                return self.overrides[k]
-        return asked
+        # with flags given, what they allow (a model needing more was refused at load)
+        return explicit_count(key, self.overrides) if self.overrides else asked
 
     def forget(self, inst) -> None:
         self.release(inst)

@@ -28,6 +28,10 @@ MODELS = {
                "dynamic_batching { max_queue_delay_microseconds: 200000 }"},
     "prio": {"max_batch": 1, "sleep_ms": 300, "scheduling":
              "dynamic_batching { priority_levels: 2 default_priority_level: 2 }"},
+    # qa/L0_model_queue test_max_priority_levels: levels up to 2^64 - 1, default 2^32
+    "maxprio": {"max_batch": 8, "sleep_ms": 400, "scheduling":
+                "dynamic_batching { preferred_batch_size: [4, 8] "
+                "priority_levels: 18446744073709551615 default_priority_level: 4294967296 }"},
     "limited": {"max_batch": 1, "sleep_ms": 800, "scheduling":
                 "dynamic_batching { default_queue_policy { max_queue_size: 1 } }"},
     "timeouts": {"max_batch": 1, "sleep_ms": 2500, "scheduling":
@@ -145,6 +149,24 @@ def test_high_priority_served_before_earlier_low(env):
         first = _seq(blocker.result())
         assert _seq(high.result()) == first + 1
         assert sorted(_seq(f.result()) for f in low) == [first + 2, first + 3, first + 4]
+
+
+def test_the_largest_priority_levels_over_http_and_grpc(env):
+    # Default-level requests of 2 (HTTP) and 1 (gRPC, priority 2^32 named) rows, then 2
+    # rows at priority 1: that one goes first and makes the preferred 4 with the first.
+    srv, root = env
+    with ThreadPoolExecutor(4) as pool:
+        blocker = _start_blocker(srv, root, "maxprio", pool)
+        first = pool.submit(http_infer, srv, "maxprio", (2, 2), request_id="first")
+        time.sleep(0.03)
+        second = pool.submit(grpc_infer, srv, "maxprio", request_id="second",
+                             priority=2**32)
+        time.sleep(0.03)
+        high = pool.submit(grpc_infer, srv, "maxprio", (2, 2), request_id="high", priority=1)
+        after = _seq(blocker.result())
+        assert (_seq(high.result()), _batch(high.result())) == (after + 1, 4)
+        assert (_seq(first.result()), _batch(first.result())) == (after + 1, 4)
+        assert (_seq(second.result()), _batch(second.result())) == (after + 2, 1)
 
 
 def test_max_queue_size_rejects_at_once(env):

@@ -81,3 +81,17 @@ def test_bytes_outputs_come_back_byte_for_byte(env):
     assert first.tolist() == again.tolist()
     inf = stats(srv, "simple_string")["inference_stats"]
     assert inf["cache_hit"]["count"] == 1
+
+
+def test_an_answer_bigger_than_the_cache_is_never_kept(env):
+    # qa/L0_response_cache test_ensemble_cache_insertion_failure: two misses, no hit, and
+    # the failed insertion is logged as Triton logs it.
+    srv, root = env
+    before = stats(srv, "cached")["inference_stats"]
+    big = (1, 300_000)                      # 1.2 MB of FP32 out: more than the 1 MiB cache
+    for _ in range(2):
+        http_infer(srv, "cached", shape=big, value=6.0)
+    inf = stats(srv, "cached")["inference_stats"]
+    assert inf["cache_miss"]["count"] - before["cache_miss"]["count"] == 2
+    assert inf["cache_hit"]["count"] == before["cache_hit"]["count"]
+    assert srv.output().count("Failed to insert key [") == 2

@@ -42,6 +42,31 @@ def test_priority_levels_served_first():
     assert order == [3, 5, 2, 4, 1]
 
 
+def test_the_largest_priority_levels_are_made_as_requests_need_them():
+    # qa/L0_model_queue test_max_priority_levels: priority_levels 2^64 - 1, default level
+    # 2^32; a request of priority 1 goes first and forms a preferred batch of 4 with the
+    # first default one. No level is made per configured level, and the levels made for
+    # requests' priorities go once they are empty.
+    dyn = {"preferred_batch_size": [4, 8], "priority_levels": 2**64 - 1,
+           "default_priority_level": 2**32}
+    core, d = busy_core(dyn, max_batch_size=8)
+    core.add(request(1, batch=2, priority=0), 1)          # the default level, 2^32
+    core.add(request(2, batch=1, priority=2**32), 2)      # the default level named
+    core.add(request(3, batch=2, priority=1), 3)
+    queue = core.table.models[("m", 1)].policy.queue
+    assert [lv.index for lv in queue.levels] == [0, 2**32 - 1]
+    core.executed(executed(d), 10)
+    (d,) = dispatches(core.step(10))
+    assert rids(d) == [3, 1]
+    for rid, priority in ((4, 7), (5, 2**63), (6, 2**64 - 1)):
+        core.add(request(rid, batch=1, priority=priority), 11)
+    assert [lv.index for lv in queue.levels] == [6, 2**32 - 1, 2**63 - 1, 2**64 - 2]
+    core.executed(executed(d), 11)
+    (d,) = dispatches(core.step(11))
+    assert rids(d) == [4, 2, 5, 6]                        # 7, then 2^32 (default), ...
+    assert [lv.index for lv in queue.levels] == [2**32 - 1]
+
+
 def test_max_queue_size_rejects():
     core, _ = busy_core({"default_queue_policy": {"max_queue_size": 2}})
     assert core.add(request(1, batch=1), 1) == []

@@ -4,7 +4,8 @@ import json
 import pytest
 
 from tritond import messages
-from tritond.scheduler.ratelimit import RateLimiter, group_resources, parse_overrides
+from tritond.scheduler.ratelimit import (RateLimiter, group_resources, instance_needs,
+                                        load_error, parse_overrides)
 from tritond.scheduler.router import Batch, InstanceRouter
 
 
@@ -95,3 +96,28 @@ def test_priority_weights_the_choice_among_a_models_idle_instances():
         order.append(inst.address)
         r.finished(inst)
     assert order.count("f") == 6 and order.count("s") == 2      # 3 : 1, as Triton weighs them
+
+
+def test_load_error_follows_tritons_registration_checks():
+    needs = instance_needs(json.dumps({"instance_group": [group("m_0", ("R", 2, False),
+                                                                ("G", 3, True))]}),
+                           [("m_0_0", 0), ("m_0_1", 1)])
+    assert needs == [(("R", 0), 2), (("G", -1), 3), (("R", 1), 2), (("G", -1), 3)]
+    assert load_error(needs, [], {}) is None                 # no flags: the largest ask
+    assert load_error(needs, [], parse_overrides(["R:2", "G:1:0", "G:3:5"])) is None
+    # a per-device resource: its device's entry or the all-devices one, else 0
+    assert load_error(needs, [], parse_overrides(["R:2:0", "G:3"])) == (
+        'Resource count for "R" is limited to 0 which will prevent scheduling of one or '
+        'more model instances, the minimum required count is 2')
+    assert '"G" is limited to 1 ' in load_error(needs, [], parse_overrides(["R:2", "G:1"]))
+    # one name both global and per device, across the loaded models
+    assert load_error([(("G", 0), 1)], needs, {}) == (
+        'Resource "G" is present as both global and device-specific resource in the model '
+        'configuration.')
+    assert load_error([(("H", 0), 1)], needs, {}) is None
+
+
+def test_a_global_resources_capacity_is_the_largest_flag_of_its_name():
+    limiter = RateLimiter(parse_overrides(["G:1:0", "G:3:5"]))
+    router(limiter, Model([group("m_0", ("G", 1, True))]), ["w0"], "m_0")
+    assert limiter.capacity == {("G", -1): 3}

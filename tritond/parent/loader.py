@@ -25,6 +25,7 @@ from typing import Callable
 
 from tritond import gpus, messages
 from tritond.namespaces import identifier
+from tritond.scheduler import ratelimit
 from tritond.spec import ModelSpec
 from . import ensembles
 from .children import Child, ChildError, kill
@@ -59,6 +60,8 @@ class Loader:
         self.start_worker = start_worker     # spawns a worker process (not yet set up)
         self.send_setup = send_setup
         self.publish = publish
+        # (model, version) -> what its instances need of the rate limiter (_check_rate_limits)
+        self.rate_needs: dict[tuple[str, int], list] = {}
         # Loaded/LoadFailed by (model, version, instance): the versions of a model
         # load at once and their instances have the same names.
         self.pending: dict[tuple[str, int, str], asyncio.Future] = {}
@@ -123,6 +126,7 @@ class Loader:
             # The frontend reads the labels; a label_filename escaping the model
             # dir (UNSUPPORTED) or unreadable fails the load here.
             repository.load_labels(mv.model_dir, cfg)
+            self._check_rate_limits(mv, cfg)
         except Exception as exc:  # noqa: BLE001 - reported as the model's reason
             return self._fail(mv, str(getattr(exc, "message", exc)))
         if ensembles.is_ensemble(cfg):       # no worker: the scheduler runs it
@@ -140,6 +144,25 @@ class Loader:
             log.info("retrying the load of '%s' version %d (retry %d of %d)", mv.identifier,
                      mv.version, attempt + 1, retries)
             mv.reason = ""
+
+    def _check_rate_limits(self, mv: ModelVersion, cfg) -> None:
+        """Refuse ``mv`` as Triton's rate limiter refuses its instances (scheduler/ratelimit.py
+        load_error); remember what it needs for the models loaded after it."""
+        if self.options.rate_limit != "execution_count" or ensembles.is_ensemble(cfg):
+            return
+        from tritond import repository
+
+        spec = repository.spec_from_config(cfg, mv.version)
+        needs = ratelimit.instance_needs(spec.config_json,
+                                         [(n, d) for n, _, d in instance_plan(spec)])
+        others = [need for key, kept in self.rate_needs.items() if key != (mv.name, mv.version)
+                  and getattr(self.registry.versions.get(key), "state", None) in (LOADING, READY)
+                  for need in kept]
+        error = ratelimit.load_error(
+            needs, others, ratelimit.parse_overrides(self.options.rate_limit_resource))
+        if error:
+            raise ValueError(error)
+        self.rate_needs[(mv.name, mv.version)] = needs
 
     async def _load_workers(self, mv: ModelVersion, cfg, last: bool) -> None:
         """Start every instance of ``mv``: READY; or UNAVAILABLE with the reason after the
