@@ -7,6 +7,7 @@ stub. The model file is imported as ``<version>.<file stem>`` (``modelfile.py``:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import json
 import threading
@@ -17,9 +18,12 @@ from tritond.repository import support
 from tritond.shm.dtypes import DTYPES
 from tritond.spec import ModelSpec
 
+from .. import cancel
 from ..backend import Backend, LoadContext, WorkRequest, WorkResult
 from . import (bls, blstrace, custom_metrics, decoupled_state, failures, modelfile, pb_utils,
                reschedule)
+
+CANCEL_POLL_S = 0.02      # how often a wait for an async execute reads the inbox for cancels
 
 
 class PythonBackend(Backend):
@@ -78,13 +82,20 @@ class PythonBackend(Backend):
             raise modelfile.load_error(self.ctx, "initialize", exc) from exc
         bls.serving(True)
 
-    def _call(self, fn, *args):
+    def _call(self, fn, *args, watch: bool = False):
         """Call a model method; an ``async def`` one runs on the model's event loop, which
         keeps running after it returned (python_backend's stub loop): tasks it started
-        (``asyncio.create_task``, e.g. responses sent later) go on."""
+        (``asyncio.create_task``, e.g. responses sent later) go on. ``watch`` (execute):
+        meanwhile this thread reads the inbox for cancels, which the model's thread cannot
+        (``is_cancelled()`` and BLS calls' cancellation rely on it)."""
         result = fn(*args)
         if inspect.isawaitable(result):
-            result = asyncio.run_coroutine_threadsafe(result, self._async_loop()).result()
+            future = asyncio.run_coroutine_threadsafe(result, self._async_loop())
+            while True:
+                try:
+                    return future.result(timeout=CANCEL_POLL_S if watch else None)
+                except concurrent.futures.TimeoutError:
+                    cancel.poll()
         return result
 
     def _async_loop(self) -> asyncio.AbstractEventLoop:
@@ -116,7 +127,7 @@ class PythonBackend(Backend):
         try:
             if self.spec is not None and self.spec.decoupled:
                 return reschedule.decoupled(self, pb_requests, self._execute_decoupled(pb_requests))
-            responses = self._call(self.model.execute, pb_requests)
+            responses = self._call(self.model.execute, pb_requests, watch=True)
         except Exception as exc:  # noqa: BLE001 - the model's exception, as Triton reports it
             failures.report(self._failure(failures.describe(exc)), exc)
             return self._keep_sent(pb_requests, self._all_failed(pb_requests,
