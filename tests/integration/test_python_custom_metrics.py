@@ -4,6 +4,7 @@ histogram's ``_count``/``_sum``/cumulative ``_bucket`` lines, shared by the mode
 instances, and gone when the model unloads."""
 from __future__ import annotations
 
+import time
 import urllib.request
 
 import numpy as np
@@ -90,4 +91,7 @@ def test_series_reach_metrics_in_tritons_text(server):
 def test_series_leave_with_the_model(server):
     client = httpclient.InferenceServerClient(server.url)
     client.unload_model("metered")
+    end = time.monotonic() + 15      # the workers finish unloading after the API answered
+    while "qa_requests" in scrape(server) and time.monotonic() < end:
+        time.sleep(0.1)
     assert "qa_requests" not in scrape(server)
