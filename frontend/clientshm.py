@@ -64,6 +64,25 @@ class Registration:
         return {"name": self.name, "device_id": self.device_id, "byte_size": self.byte_size}
 
 
+_SIZE_SPAN = 1 << 64
+_SIZE_MAX = _SIZE_SPAN - 1
+_RESERVED = "triton_python_backend_shm_region_"    # Triton's kTritonSharedMemoryRegionPrefix
+
+
+def _triton_key_rules(name: str, key) -> None:
+    """Triton's ValidateSharedMemoryKey, before ours (``check_key``): a key of slashes only,
+    or one whose name starts with the prefix of Triton's Python backend regions."""
+    if type(key) is not str:
+        return                                  # check_key's "Unable to parse 'key'"
+    bare = key.lstrip("/")
+    if not bare:
+        raise invalid_arg(f"cannot register shared memory region '{name}' - invalid shm key "
+                          f"'{key}'")
+    if bare.startswith(_RESERVED):
+        raise invalid_arg(f"cannot register shared memory region '{name}' with key '{key}' as "
+                          f"the key contains the reserved prefix '{_RESERVED}'")
+
+
 def _uint(value, field: str) -> int:
     if type(value) is not int or value < 0:
         raise invalid_arg(f"Unable to parse '{field}'")
@@ -78,6 +97,10 @@ class ClientShm:
         self._post = post
         self._cache = cache                # the frontend's mappings (BYTES input checks)
         self._regions: dict[str, Registration] = {}
+        # Unregistered while requests still use them: as in Triton (awaiting_unregister_)
+        # still listed and usable by new requests until the last use here ends. Unlike
+        # Triton the name is free at once: a region registered under it shadows this one.
+        self._dying: dict[str, Registration] = {}
         self._uses: dict[int, list[Registration]] = {}   # rid -> registrations it uses
         # ``query(kind, **fields)`` asks the parent's registry (FrontendCore sets it);
         # without a parent this frontend's own registry stands in.
@@ -124,12 +147,15 @@ class ClientShm:
                 reg.dead = True
                 if reg.uses == 0:
                     self._retire(reg)
+                elif reg.name not in new:
+                    self._dying[reg.name] = reg
 
     # ------------------------------------------------------------ system
 
     async def register_system_shm(self, name: str, key: str, offset: int,
                                   byte_size: int) -> None:
         self._shm_enabled()
+        _triton_key_rules(name, key)
         posix_name = check_key(key)          # before any system call sees it
         offset, byte_size = _uint(offset, "offset"), _uint(byte_size, "byte_size")
         if name in self._regions:
@@ -198,14 +224,18 @@ class ClientShm:
 
     def _status(self, kind: str, name: str) -> list[dict]:
         if name:
-            reg = self._regions.get(name)
+            reg = self._regions.get(name) or self._dying.get(name)
             if reg is None or reg.kind != kind:
                 raise not_found(f"Unable to find {kind} shared memory region: '{name}'")
             return [reg.status()]
-        return [r.status() for r in self._regions.values() if r.kind == kind]
+        regs = [*self._regions.values(),
+                *(r for n, r in self._dying.items() if n not in self._regions)]
+        return [r.status() for r in regs if r.kind == kind]
 
     def _retire(self, reg: Registration) -> None:
         """Nobody uses ``reg`` any more: every process that mapped it drops the mapping."""
+        if self._dying.get(reg.name) is reg:
+            del self._dying[reg.name]
         region = (reg.key, reg.gen)
         for instance in reg.instances:
             self._post(instance, messages.Forget([region]))
@@ -218,14 +248,17 @@ class ClientShm:
         """The TensorRef of a tensor in a registered region; checks the range (Triton's texts)."""
         if not self.options.allow_client_shm:
             raise unsupported(SHM_DISABLED)
-        reg = self._regions.get(shm.region)
+        reg = self._regions.get(shm.region) or self._dying.get(shm.region)
         if reg is None:
             raise not_found(f"Unable to find shared memory region: '{shm.region}'")
-        offset, size = shm.offset, shm.byte_size
-        if offset < 0 or (reg.byte_size and offset >= reg.byte_size) or \
-                (not reg.byte_size and offset > 0):
+        # As Triton's size_t: a negative gRPC int64 is a huge offset or size.
+        offset, size = shm.offset % _SIZE_SPAN, shm.byte_size % _SIZE_SPAN
+        if (reg.byte_size and offset >= reg.byte_size) or (not reg.byte_size and offset > 0):
             raise invalid_arg(f"Invalid offset for shared memory region: '{shm.region}'")
-        if size < 0 or size > reg.byte_size - offset:
+        if size > _SIZE_MAX - offset:
+            raise invalid_arg(f"Integer overflow detected: byte_size ({size}) + offset ({offset}) "
+                              f"exceeds maximum value ({_SIZE_MAX}) for region '{shm.region}'")
+        if size > reg.byte_size - offset:
             raise invalid_arg(
                 f"Invalid offset + byte size for shared memory region: '{shm.region}'")
         used.append(reg)

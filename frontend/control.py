@@ -22,6 +22,8 @@ TRITON_VERSION = "2.51.0"     # the Triton release whose protocol tritond speaks
 EXTENSIONS = ["classification", "sequence", "model_repository", "model_repository(unload_dependents)",
               "schedule_policy", "model_configuration", "binary_tensor_data", "parameters",
               "statistics", "trace", "logging"]
+# Triton core's texts (server.cc) for a server that is stopping.
+SERVER_EXITING, SERVER_NOT_READY = "Server exiting", "Server not ready"
 _POLLING = "explicit model load / unload is not allowed if polling is enabled"
 
 
@@ -88,10 +90,15 @@ class ControlPlane:
             fut.set_result(msg)
 
     def server_live(self) -> bool:
+        """Triton's IsLive/IsReady once ServerStop ran (a drain): an UNAVAILABLE error."""
+        if self.draining:
+            raise unavailable(SERVER_EXITING)
         return True
 
     def server_ready(self) -> bool:
-        return self.models.server_ready and not self.draining
+        if self.draining:
+            raise unavailable(SERVER_EXITING)
+        return self.models.server_ready
 
     def server_metadata(self) -> dict:
         ext = list(EXTENSIONS)
@@ -107,7 +114,7 @@ class ControlPlane:
         if version:
             parse_version(version)
         if self.draining:
-            raise unavailable("Server not ready")
+            raise unavailable(SERVER_NOT_READY)
         if name not in self.models.names():
             return False
         return self.models.is_ready(name, version)
@@ -159,9 +166,13 @@ class ControlPlane:
                 peers[2])
 
     def repository_index(self, ready: bool = False) -> list[dict]:
+        if self.draining:          # Triton's RepositoryIndex checks the server state first
+            raise unavailable(SERVER_NOT_READY)
         return self.models.index(ready)
 
     async def load_model(self, name: str, parameters: dict) -> None:
+        if self.draining:          # before the mode: Triton's LoadModel order
+            raise unavailable(SERVER_NOT_READY)
         if self.options.model_control_mode != "explicit":
             raise unavailable(_POLLING)
         config = parameters.get("config")
@@ -173,6 +184,8 @@ class ControlPlane:
     async def unload_model(self, name: str, parameters: dict) -> None:
         # Only a JSON true (Triton's AsBool; gRPC checks the bool_param on its side):
         # "false" is no request to unload the ensembles using the model.
+        if self.draining:
+            raise unavailable(SERVER_NOT_READY)
         await self._model_control(messages.UnloadQuery, name=name,
                                   unload_dependents=parameters.get("unload_dependents") is True)
 

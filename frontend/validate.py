@@ -216,22 +216,28 @@ def _walk_lengths(buf, sizes: list) -> int:
 
 
 def _check_walk(model: str, name: str, buf, end: int, count: int) -> None:
-    pos = 0
-    for i in range(count):
+    """The error of a BYTES buffer that does not hold ``count`` elements, in the words of
+    Triton's core (ValidateBytesInputs), which walks it in the same order; a last element
+    running past the end is refused too (the core leaves it to the backend)."""
+    where = f"for inference input '{name}' for model '{model}'"
+    pos = checked = 0
+    while pos < end:
         if end - pos < 4:
             raise invalid_arg(
-                f"element byte size indicator exceeds the end of the buffer: incomplete string "
-                f"length for inference input '{name}' for model '{model}', expecting 4 bytes but "
-                f"only {end - pos} bytes available")
+                f"incomplete string length indicator {where}, expecting 4 bytes but only "
+                f"{end - pos} bytes available. Please make sure the string length indicator "
+                f"is in one buffer.")
         (n,) = _LEN(buf, pos)
+        checked += 1
+        if checked > count:
+            raise invalid_arg(f"unexpected number of string elements {checked} {where}, "
+                              f"expecting {count}")
         pos += 4 + n
         if pos > end:
-            raise invalid_arg(
-                f"incomplete string for inference input '{name}' for model '{model}', expecting "
-                f"string of length {n} but only {end - pos + n} bytes available")
-    if pos != end:
-        raise invalid_arg(f"expected {count} string elements for inference input '{name}' for "
-                          f"model '{model}', got more ({end - pos} trailing bytes)")
+            raise invalid_arg(f"incomplete string {where}, expecting string of length {n} but "
+                              f"only {end - pos + n} bytes available")
+    if checked != count:
+        raise invalid_arg(f"expected {count} string elements {where}, got {checked}")
 
 
 def check_outputs(mv: ModelVersion, req: InferRequest) -> None:

@@ -16,7 +16,9 @@ in order, one at a time, on its instance.
 - **direct**: a batch is the next request of every slot of an idle instance,
   row i being slot i; an idle slot below the last busy one gets a not-ready row
   (a copy of another row with READY false, never answered) so that a model
-  keeping per-row state sees each sequence in the same row every time.
+  keeping per-row state sees each sequence in the same row every time. With
+  ``minimum_slot_utilization`` and ``max_queue_delay_microseconds`` a batch waits until
+  that share of the slots has a request or its oldest request waited the delay (Triton's).
 - **oldest**: the ready sequences of an idle instance, oldest request first, form
   a dynamic batch (``preferred_batch_size``, ``max_queue_delay_microseconds``).
 
@@ -54,7 +56,7 @@ class SequencePolicy:
 
     __slots__ = ("cfg", "name", "oldest", "max_batch", "delay_ns", "preferred", "max_preferred",
                  "table", "count", "depth", "wait_until", "_n", "held", "iterative", "dropped",
-                 "corrid")
+                 "corrid", "min_util", "util_delay_ns")
 
     ensemble = False     # the Policy interface's flags (scheduler/policy.py)
     holds_cancels = True
@@ -75,6 +77,9 @@ class SequencePolicy:
         self.table = SlotTable(cfg.name, cand if cand > 0 else self.max_batch,
                                seq.max_sequence_idle_us * 1000)
         self.delay_ns = seq.max_queue_delay_us * 1000 if self.oldest else 0
+        # direct: a batch of fewer ready slots than this share waits up to the delay
+        self.min_util = seq.minimum_slot_utilization if not self.oldest else 0.0
+        self.util_delay_ns = seq.max_queue_delay_us * 1000 if self.min_util > 0 else 0
         preferred = [s for s in seq.preferred_batch_size if 0 < s <= self.max_batch]
         self.preferred = sorted(preferred)
         self.max_preferred = max(preferred) if preferred else self.max_batch
@@ -172,7 +177,7 @@ class SequencePolicy:
             home = homes.get(inst.address)
             if home is None:
                 continue
-            batch = self._oldest(home, now_ns) if self.oldest else self._direct(home)
+            batch = self._oldest(home, now_ns) if self.oldest else self._direct(home, now_ns)
             if batch is not None:
                 return batch
         # direct, pipelined: the ready slots of a busy instance go behind its running
@@ -181,17 +186,17 @@ class SequencePolicy:
         for inst in router.second:
             home = homes.get(inst.address)
             if home is not None:
-                batch = self._direct(home)
+                batch = self._direct(home, now_ns)
                 if batch is not None:
                     return batch
         return None
 
-    def _direct(self, home: Home) -> Batch | None:
+    def _direct(self, home: Home, now_ns: int) -> Batch | None:
         heads = [seq.head() if seq is not None else None for seq in home.slots]
         if self.table.cancelled:    # a cancelled head waits for its slot's step in flight
             heads = [e if e is None or e.state == MAIN else None for e in heads]
         last = max((i for i, e in enumerate(heads) if e is not None), default=-1)
-        if last < 0:
+        if last < 0 or (self.util_delay_ns and self._underused(heads, now_ns)):
             return None
         rep = next(e for e in heads if e is not None)
         key = shape_key(rep, self.cfg.ragged) if last else None
@@ -207,6 +212,19 @@ class SequencePolicy:
             rows.append(entry.req)
             slots.append(SequenceSlot(i))
         return self._batch(home, entries, rows, slots)
+
+    def _underused(self, heads: list, now_ns: int) -> bool:
+        """Triton's direct queue delay: fewer ready slots than ``minimum_slot_utilization``
+        of them wait until the oldest ready request has waited the delay."""
+        ready = [e for e in heads if e is not None]
+        if len(ready) / self.max_batch >= self.min_util:
+            return False
+        due = min(e.enqueue_ns for e in ready) + self.util_delay_ns
+        if now_ns >= due:
+            return False
+        if not self.wait_until or due < self.wait_until:
+            self.wait_until = due
+        return True
 
     def _oldest(self, home: Home, now_ns: int) -> Batch | None:
         ready = []

@@ -55,6 +55,39 @@ def identity(repo: pathlib.Path, name: str = "torch_identity", extra: str = "") 
                   IDENTITY_CONFIG.format(name=name, extra=extra))
 
 
+SEQUENCE_CONFIG = '''name: "{name}"
+backend: "pytorch"
+max_batch_size: 4
+sequence_batching {{
+  control_input [
+    {{ name: "START__1" control [ {{ kind: CONTROL_SEQUENCE_START fp32_false_true: [ 0, 1 ] }} ] }},
+    {{ name: "CORRID__2" control [ {{ kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_INT64 }} ] }}
+  ]
+  state [ {{ input_name: "STATE_IN__3" output_name: "STATE_OUT__1" data_type: TYPE_INT64
+             dims: [ 1 ] initial_state {{ name: "zero" data_type: TYPE_INT64 dims: [ 1 ]
+                                          zero_data: true }} }} ]
+}}
+input [ {{ name: "INPUT__0" data_type: TYPE_INT64 dims: [ 1 ] }} ]
+output [ {{ name: "OUTPUT__0" data_type: TYPE_INT64 dims: [ 1 ] }} ]
+{extra}'''
+
+
+def sequence(repo: pathlib.Path, name: str = "torch_sequence", extra: str = "") -> pathlib.Path:
+    """Triton QA's implicit-state PyTorch model, made to add up: forward(x, start, corrid,
+    state) -> (state' + corrid * 1000, state') with state' = x on START, else state + x;
+    control inputs and state bind by their ``__<index>`` suffix, as Triton's backend does."""
+    import torch
+
+    class Sequence(torch.nn.Module):
+        def forward(self, x: torch.Tensor, start: torch.Tensor, corrid: torch.Tensor,
+                    state: torch.Tensor):
+            new = torch.where(start > 0, x, state + x)
+            return new + corrid * 1000, new
+
+    return _write(repo, name, torch.jit.script(Sequence()),
+                  SEQUENCE_CONFIG.format(name=name, extra=extra))
+
+
 def _write(repo: pathlib.Path, name: str, module, config: str) -> pathlib.Path:
     model_dir = pathlib.Path(repo) / name
     (model_dir / "1").mkdir(parents=True, exist_ok=True)

@@ -64,8 +64,19 @@ def _model(src, model_config_name: str, strict: bool, known: set[str]) -> list[s
     """The problems of one model, in load order: ``<model>: <problem>`` or, for a config
     that does not parse, ``<path>:<line>:<column>: <problem>``."""
     if src.error:
-        return [_syntax(src.model_dir, model_config_name) or f"{src.name}: {src.error}"]
+        return [_syntax(src.model_dir, model_config_name) or f"{src.name}: {src.error}",
+                *(f"{src.name}: {text}" for text in _unknown_steps(src.config, known))]
     return [f"{src.name}: {text}" for text in _problems(src, strict, known)]
+
+
+def _unknown_steps(cfg, known: set[str]) -> list[str]:
+    """An ensemble's steps naming models the repository lacks (also reported when its own
+    config is refused: the two are independent fixes)."""
+    if cfg.platform != "ensemble":
+        return []
+    return [f"ensemble '{cfg.name}' step {i} names model '{s.model_name}', which is not in "
+            f"the repository" for i, s in enumerate(cfg.ensemble_scheduling.step)
+            if s.model_name and s.model_name not in known]
 
 
 def _problems(src, strict: bool, known: set[str]) -> list[str]:
@@ -78,11 +89,7 @@ def _problems(src, strict: bool, known: set[str]) -> list[str]:
     except TritonError as exc:
         return [exc.message]
     found = [support.message(cfg.name, f) for f in support.unsupported_features(cfg)]
-    if cfg.platform == "ensemble":
-        found += [f"ensemble '{cfg.name}' step {i} names model '{s.model_name}', which is "
-                  f"not in the repository"
-                  for i, s in enumerate(cfg.ensemble_scheduling.step)
-                  if s.model_name and s.model_name not in known]
+    found += _unknown_steps(cfg, known)
     if not src.versions:
         found.append(f"model '{cfg.name}' has no version directory to serve "
                      f"(available: {src.available or 'none'})")

@@ -90,10 +90,29 @@ def parse_positive(text: str | int) -> int:
     return value
 
 
+_RE2_FLAGS = re.compile(r"\(\?([ims]*)(?:-([ims]*))?\)")
+_FLAG_BITS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL}
+
+
+def header_regex(text: str) -> re.Pattern:
+    """A header-forward pattern as Triton compiles it: RE2 with ``(?i)`` put in front
+    (header names are case-insensitive), so a leading flag group such as ``(?-i)``
+    turns that off again. Python's ``re`` takes flags only at the start, as here."""
+    flags = re.IGNORECASE
+    lead = _RE2_FLAGS.match(text)
+    if lead:
+        for ch in lead.group(1):
+            flags |= _FLAG_BITS[ch]
+        for ch in lead.group(2) or "":
+            flags &= ~_FLAG_BITS[ch]
+        text = text[lead.end():]
+    return re.compile(text, flags)
+
+
 def regex(text: str) -> str:
-    """A regular expression (header forwarding): refused at start when it does not compile."""
+    """A header-forward pattern: refused at start when it does not compile."""
     try:
-        re.compile(text)
+        header_regex(text)
     except re.error as exc:
         raise OptionError(f"invalid regular expression '{text}': {exc}") from None
     return text
@@ -178,7 +197,10 @@ def address(text: str) -> str:
 
 
 def trace_level(text: str) -> str:
-    return choice("off", "timestamps", "tensors")(text).upper()
+    """Triton's level words (also its old ones: on/true/min/max, off/false)."""
+    from tritond.traceconfig import parse_level
+
+    return parse_level(text)
 
 
 trace_level.choices = ("OFF", "TIMESTAMPS", "TENSORS")
@@ -307,10 +329,12 @@ OPTIONS: tuple[Option, ...] = (
            "variable, entries are separated by ';').", repeat=True, sep=";"),
     Option("http_header_forward_pattern", "", regex,
            "HTTP headers whose name matches this regular expression become request "
-           "parameters (Triton's partial match)."),
+           "parameters (Triton's partial match, case-insensitive unless it starts with "
+           "(?-i))."),
     Option("grpc_header_forward_pattern", "", regex,
            "gRPC metadata whose key matches this regular expression become request "
-           "parameters (Triton's partial match)."),
+           "parameters (Triton's partial match, case-insensitive unless it starts with "
+           "(?-i))."),
     Option("grpc_use_ssl", False, parse_bool, "Serve gRPC over TLS (--grpc-server-cert/-key)."),
     Option("grpc_use_ssl_mutual", False, parse_bool,
            "Serve gRPC over mutual TLS: clients need a certificate signed by --grpc-root-cert "

@@ -100,6 +100,7 @@ class SequenceBatching(_Spec):
     controls: tuple[SequenceControl, ...] = ()
     states: tuple[SequenceState, ...] = ()
     iterative: bool = False                # iterative_sequence (scheduler/iterative.py)
+    minimum_slot_utilization: float = 0.0  # direct (with max_queue_delay_us)
 
 
 class InstanceGroup(_Spec):

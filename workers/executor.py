@@ -59,7 +59,7 @@ class Executor:
         results = self._execute(work)
         t_infer = time.monotonic_ns()
         if slots and self.seq is not None:
-            sequence_rows.keep_states(self.seq, ex, results, Share)
+            sequence_rows.keep_states(self.seq, ex, work, results, Share, self.io)
             quiet = sequence_rows.skip_not_ready(ex, errors)
             responses = self.responses.build(ex.requests, work, results, errors, quiet)
         else:

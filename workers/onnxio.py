@@ -52,7 +52,7 @@ def check(model: str, config: dict, inputs: list[Tensor], outputs: list[Tensor])
         for io in ios:
             tensor = by_name.get(io.get("name", ""))
             if tensor is None:
-                allowed = ",".join(sorted(by_name))
+                allowed = ", ".join(sorted(by_name))
                 raise _error(f"unexpected inference {kind} '{io.get('name', '')}', "
                              f"allowed {kind}s are: {allowed}")
             _check_type(model, kind, io, tensor)

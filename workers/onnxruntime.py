@@ -119,7 +119,7 @@ class OnnxRuntimeBackend(Backend):
             mbs = _default_max_batch(self.ctx.options)
         elif mbs > 0 and not capable:
             raise TritonError(Code.INVALID_ARG,
-                              f"unable to autofill for '{self.ctx.model}': model does not support "
+                              f"autofill failed for model '{self.ctx.model}': model does not support "
                               f"batching while non-zero max_batch_size is specified")
         config = dict(config, max_batch_size=mbs)
         if mbs > 1 and not any(k in config for k in _SCHEDULERS):

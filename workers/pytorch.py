@@ -82,10 +82,37 @@ class PyTorchBackend(Backend):
         self.module.eval()
         torch._C._set_graph_executor_optimize(optimized)
         arguments = [a.name for a in self.module.forward.schema.arguments[1:]]
-        self._inputs = pytorchio.input_positions(
-            self.ctx.model, [t.name for t in spec.inputs], arguments)
-        self._outputs = pytorchio.output_positions(self.ctx.model, [t.name for t in spec.outputs])
-        self._dtypes = {t.name: self._dtype(t) for t in (*spec.inputs, *spec.outputs)}
+        self._bind(spec, arguments)
+
+    def _bind(self, spec: ModelSpec, arguments: list[str]) -> None:
+        """Where each input, control input and state goes in forward() and its results
+        (Triton's rules, workers/pytorchio.py), and the torch dtype of each tensor."""
+        model = self.ctx.model
+        seq = spec.sequence_batching
+        controls = list(seq.controls) if seq is not None else []
+        states = list(seq.states) if seq is not None else []
+        for c in controls:
+            if c.datatype == "BYTES":
+                raise TritonError(Code.UNSUPPORTED, f"unable to load model '{model}': "
+                                  f"control input '{c.input}' has datatype BYTES, which the "
+                                  "PyTorch backend of tritond does not support yet")
+        at_control = pytorchio.control_positions(model, [c.input for c in controls])
+        inputs, outputs = [t.name for t in spec.inputs], [t.name for t in spec.outputs]
+        positions = pytorchio.input_positions(model, inputs, arguments,
+                                              len(controls) + len(states))
+        self._outputs = pytorchio.output_positions(model, outputs)
+        if states:
+            at_state, state_out = pytorchio.state_positions(
+                model, inputs, arguments, outputs,
+                [(st.input_name, st.output_name) for st in states])
+            positions.update(at_state)
+            self._outputs.update(state_out)
+        positions.update(at_control)
+        self._inputs = pytorchio.checked_inputs(model, positions, len(arguments))
+        self._dtypes = {t.name: self._dtype(t.name, t.datatype)
+                        for t in (*spec.inputs, *spec.outputs)}
+        for st in states:     # control inputs keep the dtype their config gives them
+            self._dtypes[st.input_name] = self._dtype(st.input_name, st.datatype)
 
     def _device(self) -> "torch.device":
         if self.ctx.kind != "GPU":
@@ -99,11 +126,11 @@ class PyTorchBackend(Backend):
         self.device_arrays = importlib.util.find_spec("cupy") is not None
         return torch.device("cuda", self.ctx.device_id)
 
-    def _dtype(self, tensor) -> "torch.dtype":
-        name = pytorchio.TORCH_DTYPES.get(tensor.datatype)
+    def _dtype(self, tensor: str, datatype: str) -> "torch.dtype":
+        name = pytorchio.TORCH_DTYPES.get(datatype)
         if name is None:
             raise TritonError(Code.UNSUPPORTED, f"unable to load model '{self.ctx.model}': "
-                              f"tensor '{tensor.name}' has datatype {tensor.datatype}, which "
+                              f"tensor '{tensor}' has datatype {datatype}, which "
                               f"the PyTorch backend of tritond does not support yet")
         return getattr(torch, name)
 
@@ -123,9 +150,8 @@ class PyTorchBackend(Backend):
         outputs = {}
         for name in w.outputs:
             index = self._outputs[name]
-            if index >= len(values) or not isinstance(values[index], torch.Tensor):
-                raise TritonError(Code.INTERNAL, f"model '{self.ctx.model}' returned "
-                                  f"{len(values)} results; output '{name}' wants result {index}")
+            # a state's output is not checked here: its slot buffer takes it as it comes
+            pytorchio.check_output(self.ctx.model, name, index, values, self._dtypes.get(name))
             outputs[name] = self._output(values[index].detach())
         return WorkResult(outputs=outputs)
 
@@ -144,6 +170,7 @@ class PyTorchBackend(Backend):
             tensor = torch.from_dlpack(array)
         else:
             tensor = torch.from_numpy(np.ascontiguousarray(array))   # a view of shm: no copy
-        if tensor.dtype != self._dtypes[name]:
-            tensor = tensor.to(self._dtypes[name])
+        want = self._dtypes.get(name)
+        if want is not None and tensor.dtype != want:
+            tensor = tensor.to(want)
         return tensor if self.device.type == "cpu" else tensor.to(self.device, non_blocking=False)

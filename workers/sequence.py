@@ -25,6 +25,7 @@ import numpy as np
 from tritond import messages
 from tritond.errors import Code, TritonError
 from tritond.shm import dtypes
+from tritond.shm.cuda import is_device_array
 from tritond.spec import CONTROL_CORRID, CONTROL_END, CONTROL_READY, CONTROL_START, ModelSpec
 
 from .sequence_state import SlotStates, fixed_size
@@ -184,10 +185,13 @@ class SequenceIO:
 
     # ------------------------------------------------------------ outputs
 
-    def keep(self, slot: messages.SequenceSlot, flags: int, outputs: dict) -> None:
+    def keep(self, slot: messages.SequenceSlot, flags: int, outputs: dict,
+             shown=()) -> None:
         """Take the state outputs of a finished row out of ``outputs`` (they are not
-        the client's) and keep them as the slot's next state inputs."""
-        produced = [(st, outputs.pop(st.output_name, None)) for st in self.states]
+        the client's, except those in ``shown``: also config outputs the request
+        asks for) and keep them as the slot's next state inputs."""
+        produced = [(st, outputs.get(st.output_name) if st.output_name in shown
+                     else outputs.pop(st.output_name, None)) for st in self.states]
         if not slot.ready:
             return
         if flags & END:
@@ -204,7 +208,8 @@ class SequenceIO:
             name = st.input_name
             if arr is None:
                 continue
-            arr = np.asarray(arr)
+            # a GPU instance's state output (cupy) comes to the slot's host buffers once
+            arr = arr.get() if is_device_array(arr) else np.asarray(arr)
             shape = self.initial[name].shape
             if self.batched and arr.ndim == len(shape) - 1:
                 arr = arr.reshape((1, *arr.shape))

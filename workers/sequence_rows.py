@@ -53,24 +53,32 @@ def _same_inputs(a, b) -> bool:
         for x, y in zip(ia, ib))
 
 
-def keep_states(seq, ex, results: dict, share_type) -> None:
-    """Each row's state outputs become its slot's next state (taken out of the
-    outputs the client gets); a fused batch's are split by row."""
+def keep_states(seq, ex, work: dict, results: dict, share_type, io) -> None:
+    """Each row's state outputs become its slot's next state; a fused batch's are
+    split by row. The client gets a state output only where it is also one of the
+    request's outputs (a config output, named or by default): Triton QA's
+    ``*_sequence_int32_output`` models; ``map_inputs`` added the others."""
+    if not seq.state_outputs:
+        return
     fused: dict[int, dict] = {}
     for req, slot in zip(ex.requests, ex.slots):
         res = results.get(req.rid)
         if res is None:
             continue
+        shown = io.requested([o.name for o in req.outputs])
+        w = work.get(req.rid)
+        if w is not None:
+            w.outputs = shown
         if isinstance(res, share_type):
             whole = res.result
             states = fused.get(id(whole))
             if states is None:
-                states = fused[id(whole)] = {n: whole.outputs.pop(n) for n in seq.state_outputs
+                states = fused[id(whole)] = {n: whole.outputs[n] for n in seq.state_outputs
                                              if n in whole.outputs}
             i = res.index
             seq.keep(slot, req.flags, {n: a[i:i + 1] for n, a in states.items()})
         else:
-            seq.keep(slot, req.flags, res.outputs if res.error is None else {})
+            seq.keep(slot, req.flags, res.outputs if res.error is None else {}, shown)
 
 
 NOT_READY = ErrorInfo(int(Code.UNAVAILABLE), "not-ready sequence slot")

@@ -88,7 +88,11 @@ def _check_count(tensor, model: str, count: int, nbytes: int) -> None:
     expected = math.prod(shape)
     if count == expected:
         return
-    if tensor.datatype == "BYTES":
+    if tensor.datatype == "BYTES":       # the core's words (validate._check_walk)
+        if count > expected:
+            raise invalid_arg(f"unexpected number of string elements {expected + 1} for "
+                              f"inference input '{tensor.name}' for model '{model}', "
+                              f"expecting {expected}")
         raise invalid_arg(f"expected {expected} string elements for inference input "
                           f"'{tensor.name}' for model '{model}', got {count}")
     size = nbytes // count

@@ -49,6 +49,12 @@ def _sequence_id(p):
     return p.string_param
 
 
+def _timeout(p) -> int:
+    # Triton passes it to SetTimeoutMicroseconds(uint64): a negative int64 wraps (-1 is
+    # 2**64 - 1 us, a timeout that never passes) instead of failing the request.
+    return _expect(p, "int64_param", "timeout", "int64_param") & _UINT64_MASK
+
+
 def _priority(p):
     which = p.WhichOneof("parameter_choice")
     if which == "int64_param":
@@ -66,7 +72,7 @@ _RESERVED = {
     "sequence_start": lambda p: _expect(p, "bool_param", "sequence_start", "bool_param"),
     "sequence_end": lambda p: _expect(p, "bool_param", "sequence_end", "bool_param"),
     "priority": _priority,
-    "timeout": lambda p: _expect(p, "int64_param", "timeout", "int64_param"),
+    "timeout": _timeout,
     "triton_enable_empty_final_response": lambda p: _expect(
         p, "bool_param", "triton_enable_empty_final_response", "bool_param"),
 }
@@ -77,7 +83,7 @@ def request_params(params) -> dict:
     """Request-level parameters as Python values, INVALID_ARG on a wrong oneof.
 
     Reserved keys keep their Triton meaning (sequence_id int or str, priority
-    from int64 >= 0 or uint64, timeout int64 only); custom keys may be int64,
+    from int64 >= 0 or uint64, timeout int64 only, taken as uint64); custom keys may be int64,
     bool, string or double, never uint64.
     """
     out = {}

@@ -87,10 +87,14 @@ async def serve_stream(core, request_iterator, context):
             async with aclosing(core.infer_stream(req)) as results:
                 async for result in results:
                     if result.error is not None:        # one failed response of many
-                        queue.put_nowait((result.error, msg.id))
+                        queue.put_nowait((result.error, (
+                            msg.id, msg.model_name, msg.model_version, False)))
                         continue
-                    if result.empty and not empty_final:
-                        continue        # a bare final flag reaches the client only on request
+                    if result.empty:
+                        if not empty_final:
+                            continue    # a bare final flag reaches the client only on request
+                        # Triton names the request's model and version (maybe "") here
+                        result.model_name, result.model_version = msg.model_name, msg.model_version
                     if trace is not None and result.final:
                         trace.stamp("INFER_RESPONSE_COMPLETE")
                         trace.stamp("GRPC_SEND_START")
@@ -107,9 +111,9 @@ async def serve_stream(core, request_iterator, context):
                         trace = None
                     queue.put_nowait((data, release))
         except TritonError as exc:
-            queue.put_nowait((exc, msg.id))
+            queue.put_nowait((exc, (msg.id,)))
         except Exception as exc:  # a bug must fail its request, not hang the stream
-            queue.put_nowait((internal(f"{type(exc).__name__}: {exc}"), msg.id))
+            queue.put_nowait((internal(f"{type(exc).__name__}: {exc}"), (msg.id,)))
         if trace is not None and trace.version:   # it failed after reaching its model
             core.tracer.finish(trace)
 
@@ -122,7 +126,7 @@ async def serve_stream(core, request_iterator, context):
                 try:
                     msg, raw = wire.parse_request(data)
                 except Exception:  # noqa: BLE001 - any parse failure
-                    queue.put_nowait((invalid_arg(BAD_MESSAGE), ""))
+                    queue.put_nowait((invalid_arg(BAD_MESSAGE), ("",)))
                     continue
                 state["open"] += 1
                 received = time.monotonic_ns() if core.tracer.maybe else 0
@@ -147,10 +151,10 @@ async def serve_stream(core, request_iterator, context):
                 finally:
                     second()
                 continue
-            exc, request_id = first, second
+            exc, head = first, second       # head: encode_stream_error's fields
             if close_on_error:
                 await context.abort(STATUS[exc.code], exc.message)
-            yield wire.encode_stream_error(exc.message, request_id)
+            yield wire.encode_stream_error(exc.message, *head)
         await read_task          # re-raise a reader failure, if any
     finally:
         read_task.cancel()

@@ -152,7 +152,12 @@ def encode_stream(result) -> bytes:
     return b"".join(parts)
 
 
-def encode_stream_error(message: str, request_id: str) -> bytes:
-    """An in-stream error: ``error_message`` plus an infer_response holding only the id."""
-    return _StreamResponse(error_message=message,
-                           infer_response=_Response(id=request_id)).SerializeToString()
+def encode_stream_error(message: str, request_id: str, model_name: str = "",
+                        model_version: str = "", final: bool | None = None) -> bytes:
+    """An in-stream error: ``error_message`` plus an infer_response holding the id (a
+    request that failed before it ran) or, for a model's failed response, Triton's
+    id, model name and version *of the request* and ``triton_final_response``."""
+    head = _Response(id=request_id, model_name=model_name, model_version=model_version)
+    if final is not None:
+        head.parameters["triton_final_response"].bool_param = final
+    return _StreamResponse(error_message=message, infer_response=head).SerializeToString()

@@ -1,7 +1,8 @@
 """Reading an HTTP request body with memory bounded by what the client really sent.
 
-A declared ``Content-Length`` over the limit is refused at once (413, before
-a byte of the body is read). Below it, the body is collected in the chunks
+A declared ``Content-Length`` over the limit is refused at once, before a byte
+of the body is read (with Triton's 400 where Triton bounds the whole body: JSON
+and raw bodies; 413 for a body carrying binary tensors). Below it, the body is collected in the chunks
 uvicorn hands over (it stops reading the socket while a chunk waits, so the
 client cannot run ahead), and the buffer of the declared size is reserved only
 once an eighth of it has arrived: a client that declares more than it sends
@@ -28,27 +29,36 @@ class TooLarge(TritonError):
 
 def too_large(n: int, limit: int) -> TritonError:
     """A JSON header or decompressed body over the limit (Triton's 400 and text)."""
-    return invalid_arg(f"Request JSON size of {n} bytes exceeds the maximum allowed value of "
-                       f"{limit} bytes. Use --http-max-input-size to increase the limit.")
+    return invalid_arg(f"request JSON size of {n} bytes exceeds the maximum allowed input size "
+                       f"of {limit} bytes. Use --http-max-input-size to increase the limit.")
 
 
-def _declared(content_length: bytes | None, limit: int) -> int | None:
+def raw_too_large(n: int, limit: int) -> TritonError:
+    """A raw binary request's body over the limit (Triton's 400 and text)."""
+    return invalid_arg(f"Raw input has a byte_size ({n} bytes) that exceeds the maximum allowed "
+                       f"value of {limit} bytes. Use --http-max-input-size to increase the limit.")
+
+
+def _declared(content_length: bytes | None, limit: int, refuse) -> int | None:
     size = int(content_length) if content_length is not None and content_length.isdigit() else None
     if size is not None and size > limit:
-        raise TooLarge(size, limit)
+        raise refuse(size, limit)
     return size
 
 
-def whole_body(content_length: bytes | None, body, limit: int):
+def whole_body(content_length: bytes | None, body, limit: int, refuse=TooLarge):
     """A body the server already holds in full, checked as ``read_body`` checks one."""
-    if _declared(content_length, limit) is None and len(body) > limit:
+    if _declared(content_length, limit, refuse) is None and len(body) > limit:
         raise too_large(len(body), limit)
     return body
 
 
-async def read_body(content_length: bytes | None, receive, limit: int):
-    """The whole body, refusing more than ``limit`` bytes before and while reading it."""
-    size = _declared(content_length, limit)
+async def read_body(content_length: bytes | None, receive, limit: int, refuse=TooLarge):
+    """The whole body, refusing more than ``limit`` bytes before and while reading it.
+    ``refuse(n, limit)``: the error for a declared length over the limit: a body that is
+    all JSON or all raw input gets Triton's 400 and text for that (``too_large``,
+    ``raw_too_large``); one with binary tensors a 413 (Triton bounds only their JSON)."""
+    size = _declared(content_length, limit, refuse)
     msg = await receive()
     first = msg.get("body", b"")
     more = msg.get("more_body", False)

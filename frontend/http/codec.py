@@ -6,6 +6,8 @@ themselves so the route can write them without joining them into one buffer.
 """
 from __future__ import annotations
 
+import json
+
 import msgspec
 
 from tritond.errors import invalid_arg
@@ -16,6 +18,7 @@ from .tensors import NESTING, bytes_to_json, json_to_bytes
 
 _decode = msgspec.json.decode
 encode_json = msgspec.json.encode
+_UINT64_MAX = (1 << 64) - 1
 _NO_HEADER = ("must specify valid 'Infer-Header-Content-Length' in request header and "
               "'binary_data_size' when passing inputs in binary data format")
 
@@ -25,6 +28,14 @@ def parse_json(data) -> object:
     try:
         return _decode(data)
     except msgspec.DecodeError as e:
+        # Triton's parser takes NaN and infinities (rapidjson kParseNanAndInfFlag);
+        # msgspec does not, Python's json does: the rare body holding them goes there.
+        raw = bytes(data)                # a failed parse only: the copy is no cost
+        if b"NaN" in raw or b"Infinity" in raw:
+            try:
+                return json.loads(raw)
+            except (ValueError, RecursionError):
+                pass
         raise invalid_arg(f"failed to parse the request JSON buffer: {e}") from None
     except RecursionError:           # nested deeper than the decoder recurses: a client error
         raise invalid_arg(NESTING) from None
@@ -38,6 +49,9 @@ def header_length(value: str | None, body_len: int) -> int | None:
         n = int(value)
     except ValueError:
         raise invalid_arg(f"Unable to parse Inference-Header-Content-Length, got: {value}") from None
+    if not -(1 << 31) <= n < 1 << 31:     # Triton parses it with std::stoi
+        raise invalid_arg("Unable to parse Inference-Header-Content-Length, value is out of range "
+                          f"[ {-(1 << 31)}, {(1 << 31) - 1} ], got: {value}")
     if n < 0 or n > body_len:
         raise invalid_arg(f"inference header size should be in range (0, {body_len}), got: {value}")
     return n
@@ -132,10 +146,18 @@ def _field(item: dict, key: str, kind):
 
 
 def _shape(item: dict) -> list[int]:
+    """Triton's text (TritonJson's reason appended); its code is TritonJson's INTERNAL (500),
+    ours INVALID_ARG: a client's malformed shape is no server fault (docs/compatibility.md)."""
     shape = item.get("shape")
-    if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
-        raise invalid_arg("Unable to parse 'shape'")
-    return shape
+    if type(shape) is list and all(type(d) is int and 0 <= d <= _UINT64_MAX for d in shape):
+        return shape
+    if "shape" not in item:
+        why = "attempt to access non-existing object member 'shape'"
+    elif type(shape) is not list:
+        why = "attempt to access JSON non-array as array"
+    else:
+        why = "attempt to access JSON non-unsigned-integer as unsigned-integer"
+    raise invalid_arg(f"Unable to parse 'shape': {why}")
 
 
 def _content_type(item: dict, params: dict) -> None:

@@ -27,14 +27,16 @@ def check_encoding(value: str | None) -> str | None:
 
 def decompress(data: bytes, encoding: str, limit: int) -> bytes:
     """Inflate a request body; more than ``limit`` bytes out is INVALID_ARG."""
+    if not len(data):
+        raise invalid_arg("nothing to be decompressed")          # Triton's DecompressData
     d = zlib.decompressobj(_WBITS[encoding])
     try:
         out = d.decompress(data, limit + 1)
     except zlib.error as e:
         raise invalid_arg(f"failed to decompress the request body ({encoding}): {e}") from None
     if len(out) > limit:
-        raise invalid_arg(f"decompressed request body exceeds the maximum input size of "
-                          f"{limit} bytes")
+        raise invalid_arg(f"Decompressed data size exceeds the maximum allowed value of {limit} "
+                          f"bytes. Use --http-max-input-size to increase the limit.")
     return out
 
 

@@ -91,7 +91,7 @@ class InferExchange:
     __slots__ = ("core", "model", "version", "scope", "transport", "flow", "default_headers",
                  "message_event", "on_response", "_gone", "_task", "keep_alive",
                  "waiting_for_100_continue", "body", "more_body", "response_started",
-                 "response_complete", "_head", "_left")
+                 "response_complete", "_head", "_left", "_held")
 
     def __init__(self, protocol, model: str, version: str, keep_alive: bool) -> None:
         self.core = protocol.core
@@ -109,6 +109,8 @@ class InferExchange:
         self.keep_alive = keep_alive
         self.waiting_for_100_continue = protocol.expect_100_continue
         self.body: list = []          # the body's chunks not yet received by the handler
+        self._held = 0                # their bytes (summed as they come: a chunked body of
+                                      # tiny chunks makes the list long)
         self.more_body = True
         self.response_started = False
         self.response_complete = False
@@ -132,7 +134,8 @@ class InferExchange:
             return
         body = self.body
         body.append(chunk)
-        if len(body) > 1 and sum(map(len, body)) > HIGH_WATER_LIMIT:
+        self._held += len(chunk)
+        if len(body) > 1 and self._held > HIGH_WATER_LIMIT:
             self.flow.pause_reading()
         self.message_event.set()
 
@@ -140,6 +143,9 @@ class InferExchange:
         """What uvicorn starts as the request's task (its pipeline calls it by this name)."""
         # With the loop given: asyncio's own lookup of the running loop costs a getpid syscall.
         self._task = asyncio.current_task(self.message_event.loop)
+        if fastpath.log.isEnabledFor(fastpath._VERBOSE1):      # noqa: SLF001
+            version = f"/versions/{self.version}" if self.version else ""
+            fastpath.log_request("POST", f"/v2/models/{self.model}{version}/infer")
         try:
             await fastpath._serve(self.core, self.scope, self.receive, self.send,  # noqa: SLF001
                                   self.model, self.version, self)
@@ -172,7 +178,7 @@ class InferExchange:
             return None
         self.flow.resume_reading()
         body = self.body
-        self.body = []
+        self.body, self._held = [], 0
         return body[0] if len(body) == 1 else b"".join(body)
 
     def respond(self, response) -> bool:
@@ -213,7 +219,7 @@ class InferExchange:
         if self.disconnected or self.response_complete:
             return {"type": "http.disconnect"}
         body = self.body
-        self.body = []
+        self.body, self._held = [], 0
         data = body[0] if len(body) == 1 else b"".join(body)
         return {"type": "http.request", "body": data, "more_body": self.more_body}
 

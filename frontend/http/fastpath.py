@@ -11,9 +11,10 @@ import logging
 import re
 
 from tritond.errors import TritonError, internal, unsupported
+from tritond.loglevels import verbose
 
 from . import codec, raw
-from .body import read_body, too_large, whole_body  # noqa: F401 - routes use them from here
+from .body import TooLarge, raw_too_large, read_body, too_large, whole_body  # noqa: F401 - routes use them from here
 from .compression import check_encoding, decompress, response_encoding
 from ..forward import forward
 from .disconnect import infer_unless_disconnected
@@ -24,12 +25,18 @@ log = logging.getLogger("tritond.frontend.http")
 _INFER = re.compile(r"/v2/models/([^/]+)(?:/versions/([0-9]+))?/infer")
 DEFAULT_MAX_INPUT = 64 << 20
 DECOUPLED = "HTTP end point doesn't support models with decoupled transaction policy"
+_VERBOSE1 = verbose(1)
+# libevhtp's htp_method numbers, which Triton's "HTTP request:" line prints
+_METHODS = {"GET": 0, "HEAD": 1, "POST": 2, "PUT": 3, "DELETE": 4, "OPTIONS": 8, "TRACE": 13,
+            "CONNECT": 14, "PATCH": 15}
 
 
 def with_fast_infer(app, core):
     """An ASGI app: infer requests handled here, the rest by ``app``."""
 
     async def asgi(scope, receive, send):
+        if log.isEnabledFor(_VERBOSE1) and scope["type"] == "http":
+            log_request(scope["method"], scope["path"])
         if scope["type"] == "http" and scope["method"] == "POST":
             m = _INFER.fullmatch(scope["path"])
             if m is not None:
@@ -38,6 +45,11 @@ def with_fast_infer(app, core):
         await app(scope, receive, send)
 
     return asgi
+
+
+def log_request(method: str, path: str) -> None:
+    """Triton's verbose line per HTTP request (its evhtp method number, the path)."""
+    log.log(_VERBOSE1, "HTTP request: %d %s", _METHODS.get(method, 16), path)
 
 
 async def _serve(core, scope, receive, send, model: str, version: str,
@@ -74,6 +86,11 @@ async def _serve(core, scope, receive, send, model: str, version: str,
             core.tracer.finish(trace)
 
 
+# A declared body over the limit, by its Inference-Header-Content-Length: all JSON (none),
+# all raw input ("0"): Triton's 400 texts; else binary tensors, which Triton does not bound.
+_REFUSE = {None: too_large, b"0": raw_too_large}
+
+
 async def infer(core, headers: dict, receive, model: str, version: str,
                 trace=None, watched: bool = False, whole=None) -> InferResponse:
     """One inference: headers are the raw ASGI (lower-case bytes) pairs as a dict;
@@ -82,13 +99,14 @@ async def infer(core, headers: dict, receive, model: str, version: str,
     limit = core.options.http_max_input_size
     encoding = check_encoding(_text(headers.get(b"content-encoding")))
     header_len = headers.get(b"inference-header-content-length")
-    # --http-max-input-size bounds the whole body (a declared one over it is a
-    # 413 before any byte is read), and again the JSON header, a raw input and
-    # a decompressed body.
+    # --http-max-input-size bounds the whole body (a declared one over it is
+    # refused before any byte is read), and again the JSON header, a raw input
+    # and a decompressed body.
+    refuse = _REFUSE.get(header_len, TooLarge)
     if whole is None:
-        body = await read_body(headers.get(b"content-length"), receive, limit)
+        body = await read_body(headers.get(b"content-length"), receive, limit, refuse)
     else:
-        body = whole_body(headers.get(b"content-length"), whole, limit)
+        body = whole_body(headers.get(b"content-length"), whole, limit, refuse)
     if trace is not None:
         trace.stamp("HTTP_RECV_END")
     if encoding is not None:
@@ -97,8 +115,10 @@ async def infer(core, headers: dict, receive, model: str, version: str,
     if mv.decoupled:
         raise unsupported(DECOUPLED)
     hlen = codec.header_length(_text(header_len), len(body))
-    if (hlen if hlen else len(body)) > limit:
-        raise too_large(hlen if hlen else len(body), limit)
+    if hlen == 0 and len(body) > limit:
+        raise raw_too_large(len(body), limit)
+    if (hlen or len(body)) > limit:
+        raise too_large(hlen or len(body), limit)
     if hlen == 0:           # raw binary request: the body is the only input's data
         req, default_binary = raw.decode_raw(body, mv, model, version)
     else:

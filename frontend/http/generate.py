@@ -19,6 +19,7 @@ iterator; ``FrontendCore.infer_stream`` then cancels the request).
 """
 from __future__ import annotations
 
+import json
 from contextlib import aclosing
 
 from starlette.requests import Request
@@ -60,6 +61,7 @@ async def _serve(request: Request, streaming: bool):
     if not isinstance(doc, dict):
         raise invalid_arg("generate request must be a JSON object")
     mv = core.models.resolve(model, version)
+    _no_repeated_input(body, mv)
     req = to_request(doc, mv, model, version)
     req.trace = trace
     results = core.infer_stream(req, mv)
@@ -145,6 +147,29 @@ def to_request(doc: dict, mv, model: str, version: str) -> InferRequest:
         req.id = doc["id"]          # the extension's documented echo of "id"
     req.parameters = params
     return req
+
+
+def _no_repeated_input(body, mv) -> None:
+    """Triton reads the request object member by member, so a key written twice that names
+    an input adds it twice: "input 'X' already exists in request" for the first repeat.
+    A dict keeps one of them, so the body is read again keeping every pair (``json``'s
+    object hook, called for the top-level object last; ``parse_json`` already refused a
+    malformed or too deep body)."""
+    repeats: list = []
+
+    def pairs(items: list) -> dict:
+        seen: set = set()
+        first = None
+        for key, _ in items:
+            if first is None and key in seen and key in mv.inputs:
+                first = key
+            seen.add(key)
+        repeats.append(first)
+        return dict(items)
+
+    json.loads(bytes(body), object_pairs_hook=pairs)
+    if repeats and repeats[-1] is not None:
+        raise invalid_arg(f"input '{repeats[-1]}' already exists in request")
 
 
 def _map(doc: dict, mv, req: InferRequest, params: dict, top: bool) -> None:

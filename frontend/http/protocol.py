@@ -29,6 +29,16 @@ from .halfclose import PeerProbe
 # The infer route as it arrives (no query, no %-escapes: those take uvicorn's path).
 _INFER = re.compile(rb"/v2/models/([^/?%#]+)(?:/versions/([0-9]+))?/infer")
 
+# Triton's kMaxChunkedChunks: a chunked body of many tiny chunks costs a Python object each.
+MAX_CHUNKS = 1 << 16
+TOO_MANY_CHUNKS = (f"Chunked request body exceeds maximum of {MAX_CHUNKS} non-empty chunks. "
+                   "Send fewer or larger HTTP chunks.")
+
+
+class _TooManyChunks(Exception):
+    """Raised in a parser callback: httptools stops and uvicorn answers 400 (ours below)."""
+
+
 _JOIN_LIMIT = 64 * 1024   # below this, joining is cheaper than a vectored write
 _POLL_FIRST_S = 0.001      # then doubling up to _POLL_MAX_S while a client reads slowly
 _POLL_MAX_S = 0.05
@@ -118,6 +128,11 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CorkedTransport(transport, self.loop))
+        # A request with both Transfer-Encoding: chunked and Content-Length is read by its
+        # chunks (RFC 9112 6.1, as Triton's libevhtp reads it; llhttp would refuse it), and
+        # its connection closes after the answer, so no second request can hide in it.
+        self.parser.set_dangerous_leniencies(lenient_chunked_length=True)
+        self.chunks = 0           # chunk headers of the current request (on_chunk_header)
         self.deadline = ReadDeadline(self.loop, self.header_timeout, transport.close)
         self.deadline.headers()
         self.idle = IdleTimer(self.loop, self.timeout_keep_alive, self.timeout_keep_alive_handler)
@@ -153,6 +168,7 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
         # uvicorn's scope is built only for requests that go to the ASGI app
         # (_asgi_scope): an infer request does not need it.
         self.deadline.headers()
+        self.chunks = 0
         self.url = b""
         self.expect_100_continue = False
         self.headers = []
@@ -167,9 +183,12 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
         if m is None:
             self._asgi_scope()
             super().on_headers_complete()
+            if self._length_and_chunked():
+                self.cycle.keep_alive = False
             return
         version = m.group(2)
-        keep_alive = parser.should_keep_alive() and parser.get_http_version() != "1.0"
+        keep_alive = parser.should_keep_alive() and parser.get_http_version() != "1.0" \
+            and not self._length_and_chunked()
         exchange = InferExchange(self, m.group(1).decode("ascii"),
                                  "" if version is None else version.decode("ascii"), keep_alive)
         previous, self.cycle = self.cycle, exchange
@@ -178,6 +197,10 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
         else:                     # pipelined behind an unanswered request (uvicorn's queue)
             self.flow.pause_reading()
             self.pipeline.appendleft((exchange, None))
+
+    def _length_and_chunked(self) -> bool:
+        names = {name for name, _ in self.headers}
+        return b"transfer-encoding" in names and b"content-length" in names
 
     def _asgi_scope(self) -> None:
         """uvicorn's own scope, over the URL and headers parsed so far."""
@@ -192,6 +215,27 @@ class CorkedHttpToolsProtocol(HttpToolsProtocol):
             self.cycle.add_body(body)
         else:
             super().on_body(body)
+
+    def on_chunk_header(self) -> None:
+        # Every chunk but the zero-size last one is non-empty, so the header after the
+        # (MAX_CHUNKS + 1)-th chunk is the first proof of one chunk too many.
+        self.chunks += 1
+        if self.chunks > MAX_CHUNKS + 1:
+            raise _TooManyChunks
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request the parser refused; Triton's JSON error when it was
+        refused for its chunk count (and nothing if its answer already started)."""
+        if not self.chunks > MAX_CHUNKS + 1:
+            super().send_400_response(msg)
+            return
+        cycle = self.cycle
+        if cycle is None or not cycle.response_started:
+            body = b'{"error":"' + TOO_MANY_CHUNKS.encode() + b'"}'
+            self.transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+                                 b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+                                 % (len(body), body))
+        self.transport.close()
 
     def on_message_complete(self) -> None:
         self.deadline.stop()

@@ -31,7 +31,7 @@ def _model(request: Request) -> tuple[str, str]:
 async def read_body(request: Request, limit: int):
     """The whole body, refusing more than ``limit`` bytes (see fastpath.read_body)."""
     return await fastpath.read_body(request.headers.get("content-length", "").encode() or None,
-                                    request.receive, limit)
+                                    request.receive, limit, fastpath.too_large)
 
 
 def _too_large(n: int, limit: int):
@@ -101,11 +101,10 @@ def _no_repository_name(request: Request) -> None:
 async def repository_index(request: Request):
     _no_repository_name(request)
     doc = await _json_body(request)
-    ready = False
-    if doc is not None:
-        ready = doc.get("ready", False) if isinstance(doc, dict) else None
-        if type(ready) is not bool:
-            raise invalid_arg("Unable to parse 'ready'")
+    # Triton looks 'ready' up only in an object (anything else: not given).
+    ready = doc.get("ready", False) if isinstance(doc, dict) else False
+    if type(ready) is not bool:
+        raise invalid_arg("Invalid value for 'ready': expected a boolean")
     return json_response(_core(request).control.repository_index(ready))
 
 

@@ -23,7 +23,15 @@ _INTS = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64
 _INT_KINDS = frozenset({int})
 _BOOL_KINDS = frozenset({bool})
 _NUMBER_KINDS = frozenset({int, float})
+_INT64_MAX = (1 << 63) - 1
+# Triton's reader (TritonJson) names what it wanted in these words; ours add the value.
+_UNSIGNED = "attempt to access JSON non-unsigned-integer as unsigned-integer"
+_SIGNED = "attempt to access JSON non-signed-integer as signed-integer"
+_BOOLEAN = "attempt to access JSON non-boolean as boolean"
+_DOUBLE = "attempt to access JSON non-number as double"
+_STRING = "attempt to access JSON non-string as string"
 _SHAPE_ERR = "Unable to parse 'data': Shape does not match true shape of 'data' field"
+_SHORT_ERR = "Failed to parse 'data' field: shape does not match true shape"
 
 
 
@@ -77,26 +85,27 @@ def json_to_bytes(name: str, datatype: str, shape: list[int], data) -> bytes:
                           f"binary data format for input {name}")
     if not dtypes.is_valid(datatype):
         raise invalid_arg(f"invalid datatype for input {name}")
-    count = math.prod(shape)
+    count = element_count(name, datatype, shape)
     if count == 0:
         return b""
     if type(data) is not list:
         raise invalid_arg("Unable to parse 'data'")
     flat = flatten(data)
-    if len(flat) != count:
-        raise invalid_arg(_SHAPE_ERR)
+    if len(flat) != count:         # Triton's two texts: it overran, or it fell short
+        raise invalid_arg(_SHAPE_ERR if len(flat) > count else _SHORT_ERR)
     if datatype == "BYTES":
         return _strings(flat)
     # One C-level pass over the element types (bool is not int here: type() is exact).
     kinds = set(map(type, flat))
     if datatype in _INTS:
         if not kinds <= _INT_KINDS:
-            _check_all(flat, lambda x: type(x) is int, "an integer")
+            _check_all(flat, lambda x: type(x) is int, "an integer",
+                       _UNSIGNED if datatype[0] == "U" else _SIGNED)
     elif datatype == "BOOL":
         if not kinds <= _BOOL_KINDS:
-            _check_all(flat, lambda x: type(x) is bool, "a boolean")
+            _check_all(flat, lambda x: type(x) is bool, "a boolean", _BOOLEAN)
     elif not kinds <= _NUMBER_KINDS:
-        _check_all(flat, lambda x: type(x) is float or type(x) is int, "a number")
+        _check_all(flat, lambda x: type(x) is float or type(x) is int, "a number", _DOUBLE)
     code = _TO_BYTES.get(datatype)
     if code is not None:
         try:
@@ -109,10 +118,38 @@ def json_to_bytes(name: str, datatype: str, shape: list[int], data) -> bytes:
         raise invalid_arg(f"Unable to parse 'data': {e}") from None
 
 
-def _check_all(flat: list, ok, what: str) -> None:
+def element_count(name: str, datatype: str, shape: list[int]) -> int:
+    """The element count of a JSON input's shape, refused as Triton's GetElementCount and
+    byte-size check refuse it (dims read as int64, dim by dim: a negative one, a count past
+    INT64_MAX), and its byte size past INT64_MAX."""
+    dims = [d - (1 << 64) if d > _INT64_MAX else d for d in shape]   # Triton's int64 view
+    count = 1
+    for d in dims:
+        if d < 0:
+            raise invalid_arg(f"invalid shape for input '{name}': shape {_dims(dims)} contains "
+                              f"one or more invalid dimensions")
+        if d == 0:
+            return 0
+        if count > _INT64_MAX // d:
+            raise invalid_arg(f"invalid shape for input '{name}': shape {_dims(dims)} causes "
+                              f"total element count to exceed maximum size of {_INT64_MAX}")
+        count *= d
+    size = 1 if datatype == "BYTES" else dtypes.np_dtype(datatype).itemsize
+    if size > 1 and count > _INT64_MAX // size:
+        raise invalid_arg(f"byte size overflow for input '{name}': element count ({count}) * "
+                          f"data type size ({size}) exceeds maximum allowed size ({_INT64_MAX})")
+    return count
+
+
+def _dims(dims: list[int]) -> str:
+    """Triton's ShapeToString: ``[2,3]``."""
+    return "[" + ",".join(map(str, dims)) + "]"
+
+
+def _check_all(flat: list, ok, what: str, reason: str) -> None:
     if not all(map(ok, flat)):
         bad = next(x for x in flat if not ok(x))
-        raise invalid_arg(f"Unable to parse 'data': expected {what}, got {bad!r}")
+        raise invalid_arg(f"Unable to parse 'data': expected {what}, got {bad!r}: {reason}")
 
 
 def _strings(flat: list) -> bytes:
@@ -120,7 +157,7 @@ def _strings(flat: list) -> bytes:
     parts = []
     for s in flat:
         if type(s) is not str:
-            raise invalid_arg(f"Unable to parse 'data': expected a string, got {s!r}")
+            raise invalid_arg(f"Unable to parse 'data': expected a string, got {s!r}: {_STRING}")
         b = s.encode()
         parts.append(pack(len(b)))
         parts.append(b)
@@ -149,9 +186,27 @@ def bytes_to_json(name: str, datatype: str, shape: list[int], data,
     if len(data) != count * dt.itemsize:
         raise internal(f"output tensor shape does not match size of output for '{name}'")
     code = _TO_JSON.get(datatype)
+    values = None
     if code is not None:
         try:
-            return memoryview(data).cast("B").cast(code).tolist()
+            values = memoryview(data).cast("B").cast(code).tolist()
         except TypeError:
             pass                 # a view memoryview cannot recast: numpy reads it
-    return np.frombuffer(data, dtype=dt).tolist()
+    if values is None:
+        values = np.frombuffer(data, dtype=dt).tolist()
+    # A NaN or infinity makes the sum non-finite (one C pass); msgspec would write null.
+    if datatype in _FLOATS and not math.isfinite(sum(values)):
+        return msgspec.Raw(b"[" + b",".join(map(_float_token, values)) + b"]")
+    return values
+
+
+_FLOATS = frozenset({"FP32", "FP64"})
+_encode = msgspec.json.encode
+_NON_FINITE = {math.inf: b"Infinity", -math.inf: b"-Infinity"}
+
+
+def _float_token(x: float) -> bytes:
+    """Triton's JSON writer's token (rapidjson kWriteNanAndInfFlag) for one double."""
+    if x != x:
+        return b"NaN"
+    return _NON_FINITE.get(x) or _encode(x)

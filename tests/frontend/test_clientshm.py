@@ -70,8 +70,11 @@ def test_refs_and_forget_after_last_use(harness, segment):
                 assert (dest.region, dest.offset, dest.nbytes, dest.gen) == (
                     segment, 1024 + 512, 64, ref.gen)
                 await h.core.shm.unregister_system_shm("r")
-                assert h.core.shm.system_shm_status() == []
-                await h.core.shm.register_system_shm("r", segment, 0, 64)      # the name is free again
+                # Still listed while in use (Triton's awaiting unregistration), but the
+                # name is free again: the new registration shadows it.
+                assert [r["name"] for r in h.core.shm.system_shm_status()] == ["r"]
+                await h.core.shm.register_system_shm("r", segment, 0, 64)
+                assert h.core.shm.system_shm_status()[0]["byte_size"] == 64
                 assert h.core.shm._regions["r"].gen != ref.gen
                 await asyncio.sleep(0.2)
                 assert got.empty()                                  # still in use

@@ -100,7 +100,8 @@ def test_bytes_parse_error(harness):
 def test_bytes_count_error(harness):
     bad = InputTensor("IN", "BYTES", [1], b"\x01\x00\x00\x00a\x01\x00\x00\x00b")
     expect_error(harness, InferRequest("strings", inputs=[bad]), Code.INVALID_ARG,
-                 "expected 1 string elements for inference input 'IN'")
+                 "unexpected number of string elements 2 for inference input 'IN' for model "
+                 "'strings', expecting 1")
 
 
 def test_long_fixed_width_bytes_checked_like_any_other():
@@ -115,7 +116,7 @@ def test_long_fixed_width_bytes_checked_like_any_other():
     assert "incomplete string for inference input 'IN'" in e.value.message
     with pytest.raises(TritonError) as e:
         check_bytes("strings", "IN", good, 39)
-    assert "expected 39 string elements" in e.value.message
+    assert "unexpected number of string elements 40 for inference input 'IN'" in e.value.message
 
 
 def test_unknown_output(harness):
@@ -286,7 +287,10 @@ def test_draining_refuses_and_stats_query(harness):
                 await h.core.control.model_statistics("nope")
             assert e.value.message == "requested model 'nope' is not available"
             h.core.control.draining = True
-            assert not h.core.control.server_ready()
+            for probe in (h.core.control.server_ready, h.core.control.server_live):
+                with pytest.raises(TritonError) as e:     # Triton's IsReady/IsLive in a stop
+                    probe()
+                assert (e.value.code, e.value.message) == (Code.UNAVAILABLE, "Server exiting")
             with pytest.raises(TritonError) as e:
                 await h.core.infer(simple())
             assert e.value.code == Code.UNAVAILABLE

@@ -59,7 +59,9 @@ def test_fp32_written_as_double():
     ("BOOL", [1, 0], "Unable to parse 'data'"),
     ("FP32", [True, 1.0], "Unable to parse 'data'"),
     ("BYTES", ["a", 3], "Unable to parse 'data'"),
-    ("INT32", [1, 2, 3], "Shape does not match true shape of 'data' field"),
+    ("INT32", [1, 2, 3], "Unable to parse 'data': Shape does not match true shape of 'data' field"),
+    # QA L0_http test.sh: fewer elements than the shape, Triton's other text.
+    ("INT32", [1], "Failed to parse 'data' field: shape does not match true shape"),
     ("FP16", [1.0, 2.0], "receiving FP16 data via JSON is not supported"),
     ("BF16", [1.0, 2.0], "receiving BF16 data via JSON is not supported"),
 ])
@@ -114,6 +116,50 @@ def test_header_length_and_json_errors():
     assert "Unable to parse 'inputs'" in err(codec.decode_request, b"{}", None, "m", "")
 
 
+def test_header_length_out_of_int32_range():
+    """Triton reads the header with std::stoi (QA L0_http
+    test_inference_header_content_length_out_of_range)."""
+    assert err(codec.header_length, "99999999999", 10) == (
+        "Unable to parse Inference-Header-Content-Length, value is out of range "
+        "[ -2147483648, 2147483647 ], got: 99999999999")
+    assert "should be in range (0, 10), got: -5" in err(codec.header_length, "-5", 10)
+
+
+@pytest.mark.parametrize("shape,words", [
+    ([2, -5], "attempt to access JSON non-unsigned-integer as unsigned-integer"),
+    ([2, 1.0], "attempt to access JSON non-unsigned-integer as unsigned-integer"),
+    ([2, 1 << 64], "attempt to access JSON non-unsigned-integer as unsigned-integer"),
+    ("x", "attempt to access JSON non-array as array"),
+    (None, "attempt to access non-existing object member 'shape'"),
+])
+def test_shape_errors_name_tritonjson_reason(shape, words):
+    """QA L0_http test_negative_dimensions: Triton's text (its 500 is a 400 here, see
+    docs/compatibility.md)."""
+    item = {"name": "A", "datatype": "FP32", "data": [1.0]}
+    if shape is not None:
+        item["shape"] = shape
+    data, _ = body({"inputs": [item]})
+    assert err(codec.decode_request, data, None, "m", "") == \
+        f"Unable to parse 'shape': {words}"
+
+
+@pytest.mark.parametrize("dt,shape,text", [
+    ("FP32", [2 ** 4, 2 ** 60 + 2], "invalid shape for input 'A': shape [16,1152921504606846978] "
+     "causes total element count to exceed maximum size of 9223372036854775807"),
+    ("FP32", [2 ** 2, 2 ** 60 + 2], "byte size overflow for input 'A': element count "
+     "(4611686018427387912) * data type size (4) exceeds maximum allowed size "
+     "(9223372036854775807)"),
+    ("INT8", [2 ** 63], "invalid shape for input 'A': shape [-9223372036854775808] contains "
+     "one or more invalid dimensions"),
+    ("BYTES", [2 ** 62, 2 ** 62, 0], "causes total element count to exceed maximum size"),
+])
+def test_json_shape_overflow_named_before_the_data(dt, shape, text):
+    """QA L0_http test_buffer_size_overflow: the shape's overflow is reported, not a
+    mismatch with the one element of 'data'."""
+    data, _ = body({"inputs": [inp("A", dt, shape, data=[1])]})
+    assert text in err(codec.decode_request, data, None, "m", "")
+
+
 def test_content_type_exactly_one():
     doc = {"inputs": [inp("A", "UINT8", [1], data=[1], parameters={"binary_data_size": 1})]}
     data, hlen = body(doc, b"x")
@@ -159,8 +205,10 @@ def test_compression_both_ways():
     raw = b"x" * 1000
     assert compression.decompress(gzip.compress(raw), "gzip", 1 << 20) == raw
     assert compression.decompress(zlib.compress(raw), "deflate", 1 << 20) == raw
-    assert "exceeds the maximum input size" in err(
-        compression.decompress, gzip.compress(raw), "gzip", 100)
+    assert err(compression.decompress, gzip.compress(raw), "gzip", 100) == (
+        "Decompressed data size exceeds the maximum allowed value of 100 bytes. Use "
+        "--http-max-input-size to increase the limit.")
+    assert err(compression.decompress, b"", "gzip", 100) == "nothing to be decompressed"
     assert err(compression.check_encoding, "br", code=Code.UNSUPPORTED) == \
         "Unsupported compression type"
     assert compression.check_encoding("identity") is None
@@ -217,3 +265,26 @@ def test_many_bytes_elements_in_json_match_the_per_element_path(items):
     assert codec.encode_json(got) == want
     special = any(c in b"".join(items) for c in b'"\\' + bytes(range(32)))
     assert isinstance(got, list) == special
+
+
+def test_nan_and_infinity_round_trip_in_json():
+    """Triton's JSON writer and parser take NaN and infinities (rapidjson's
+    kWriteNanAndInfFlag / kParseNanAndInfFlag, qa/L0_nan_inf): an FP32/FP64 output holding
+    them is written NaN, Infinity, -Infinity (not null, which loses the value), and a JSON
+    input may hold them."""
+    for dt in (np.float32, np.float64):
+        a = np.array([np.nan, np.inf, -np.inf, 1, 2.5], dtype=dt)
+        name = "FP32" if dt == np.float32 else "FP64"
+        head, _ = codec.encode_result(result(OutputTensor("A", name, [5], memoryview(a.tobytes()),
+                                                          None)), False)
+        assert b"[NaN,Infinity,-Infinity,1.0,2.5]" in head
+        got = json.loads(head)["outputs"][0]["data"]          # Python's json reads them
+        np.testing.assert_array_equal(np.array(got, dt), a)
+        data = (b'{"inputs":[{"name":"A","datatype":"%s","shape":[5],'
+                b'"data":[NaN,Infinity,-Infinity,1,2.5]}]}' % name.encode())
+        req, _ = codec.decode_request(data, None, "m", "")
+        np.testing.assert_array_equal(np.frombuffer(req.inputs[0].data, dt), a)
+    assert "expected an integer" in err(codec.decode_request, (
+        b'{"inputs":[{"name":"A","datatype":"INT32","shape":[1],"data":[NaN]}]}'), None, "m", "")
+    assert "failed to parse the request JSON buffer" in err(
+        codec.decode_request, b'{"inputs": NaNa}', None, "m", "")

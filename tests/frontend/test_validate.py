@@ -48,13 +48,19 @@ def test_agrees_with_the_checked_walk(items, junk, cut, dcount):
 def test_each_error_named():
     long = _serialise([b"element-%d" % i for i in range(100)])
     cases = [
-        (long + b"\x01", 101, "incomplete string length for inference input 'IN' for model 'm', "
-                              "expecting 4 bytes but only 1 bytes available"),
+        # Triton core's words (QA L0_input_validation test_input_string_shape_validation).
+        (long + b"\x01", 101, "incomplete string length indicator for inference input 'IN' for "
+                              "model 'm', expecting 4 bytes but only 1 bytes available. Please "
+                              "make sure the string length indicator is in one buffer."),
         (long + b"\x09\x00\x00\x00abc", 101, "expecting string of length 9 but only 3 bytes"),
         (long[:-3], 100, "expecting string of length 10 but only 7 bytes available"),
-        (long + b"xy", 100, "expected 100 string elements for inference input 'IN' for model "
-                            "'m', got more (2 trailing bytes)"),
-        (None, 1, "expecting 4 bytes but only 0 bytes available"),
+        (long + b"xy", 100, "incomplete string length indicator for inference input 'IN' for "
+                            "model 'm', expecting 4 bytes but only 2 bytes available"),
+        (long + b"\x00\x00\x00\x00", 100, "unexpected number of string elements 101 for "
+                                          "inference input 'IN' for model 'm', expecting 100"),
+        (long, 102, "expected 102 string elements for inference input 'IN' for model 'm', "
+                    "got 100"),
+        (None, 1, "expected 1 string elements for inference input 'IN' for model 'm', got 0"),
     ]
     for buf, count, words in cases:
         msg = _outcome(check_bytes, "m", "IN", buf, count)

@@ -190,16 +190,17 @@ FANOUT = ensemble("fanout", [
     _step("add_sub", {"INPUT0": "X", "INPUT1": "Y"}, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})])
 
 # A Python preprocessing step feeding an ONNX model (model_repository/identity_fp32);
-# add_sub's OUTPUT1 is read by no step: released as soon as it arrives.
+# add_sub's OUTPUT1 is left unmapped (a mapped tensor that no step reads is refused at
+# load, as Triton: "ensemble tensor ... is unused").
 PRE_ONNX = ensemble("pre_onnx", [
-    _step("add_sub", ADD_SUB_IN, {"OUTPUT0": "SUM", "OUTPUT1": "UNUSED"}),
+    _step("add_sub", ADD_SUB_IN, {"OUTPUT0": "SUM"}),
     _step("identity_fp32", {"INPUT0": "SUM"}, {"OUTPUT0": "OUT"})],
     io=_IO2.format(o0="OUT", o1="X").split("output")[0]
     + 'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] } ]\n')
 
 # add_sub's SUM read by ``where``: in the add_sub worker's output arena (by reference).
 WHERE_CHAIN = ensemble("where_chain", [
-    _step("add_sub", ADD_SUB_IN, {"OUTPUT0": "SUM", "OUTPUT1": "DIFF"}),
+    _step("add_sub", ADD_SUB_IN, {"OUTPUT0": "SUM"}),
     _step("where", {"INPUT0": "SUM"}, {"WHERE": "WHERE"})],
     io=_IO2.format(o0="X", o1="Y").split("output")[0]
     + 'output [ { name: "WHERE" data_type: TYPE_STRING dims: [ 1 ] } ]\n')
@@ -213,6 +214,11 @@ BAD_TYPES = ensemble("bad_types", [
 
 UNKNOWN_MODEL = ensemble("needs_ghost", [
     _step("ghost", ADD_SUB_IN, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})])
+
+# add_sub serves version 1 only.
+NEEDS_V2 = ensemble("needs_v2", [
+    _step("add_sub", ADD_SUB_IN, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"}).replace(
+        "model_version: -1", "model_version: 2")])
 
 
 # ``chain`` as the one step of another ensemble: the scheduler itself requests it, so its
@@ -249,7 +255,8 @@ def write_repo(root: pathlib.Path, with_invalid: bool = True) -> pathlib.Path:
     ensembles = {"chain": CHAIN, "wrapped_chain": WRAPPED, "fanout": FANOUT, "pre_onnx": PRE_ONNX,
                  "where_chain": WHERE_CHAIN}
     if with_invalid:
-        ensembles.update(bad_types=BAD_TYPES, needs_ghost=UNKNOWN_MODEL, **LOOP)
+        ensembles.update(bad_types=BAD_TYPES, needs_ghost=UNKNOWN_MODEL, needs_v2=NEEDS_V2,
+                         **LOOP)
     for name, text in ensembles.items():
         (repo / name / "1").mkdir(parents=True)
         (repo / name / "config.pbtxt").write_text(text)

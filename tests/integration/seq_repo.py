@@ -144,14 +144,34 @@ sequence_batching {{ {state % initial} }}
     d = repo / "seq_state_onnx"
     (d / "initial_state").mkdir()
     (d / "initial_state" / "hundred.bin").write_bytes(np.array([100], np.int32).tobytes())
+    _state_graph(d)
+    return repo
+
+
+def _state_graph(d: pathlib.Path) -> None:
+    """OUTPUT = INPUT + INPUT_STATE, OUTPUT_STATE = OUTPUT (batched), in ``d``/1."""
     graph = helper.make_graph(
         [helper.make_node("Add", ["INPUT", "INPUT_STATE"], ["OUTPUT"]),
-         helper.make_node("Identity", ["OUTPUT"], ["OUTPUT_STATE"])], "seq_state_onnx",
+         helper.make_node("Identity", ["OUTPUT"], ["OUTPUT_STATE"])], d.name,
         [_vi("INPUT", TensorProto.INT32, ["batch", 1]),
          _vi("INPUT_STATE", TensorProto.INT32, ["batch", 1])],
         [_vi("OUTPUT", TensorProto.INT32, ["batch", 1]),
          _vi("OUTPUT_STATE", TensorProto.INT32, ["batch", 1])])
     _save(graph, d / "1" / "model.onnx")
+
+
+def write_state_outputs(repo: pathlib.Path) -> pathlib.Path:
+    """``seq_state_out_py`` / ``seq_state_out_onnx``: seq_state_py / seq_state_onnx (from
+    zero) whose state output is also a config output (Triton QA's
+    ``*_nobatch_sequence_int32_output``): a client may ask for it like any output."""
+    state = ('state [ { input_name: "INPUT_STATE" output_name: "OUTPUT_STATE" '
+             'data_type: TYPE_INT32 dims: [ 1 ] } ]')
+    also = 'output [ { name: "OUTPUT_STATE" data_type: TYPE_INT32 dims: [ 1 ] } ]'
+    for name, backend, model_py in (("seq_state_out_py", "python", STATE_PY),
+                                    ("seq_state_out_onnx", "onnxruntime", None)):
+        _model(repo, name, f'backend: "{backend}"\nmax_batch_size: 4\n'
+               f'sequence_batching {{ {state} }}\n{IO}{also}', model_py)
+    _state_graph(repo / "seq_state_out_onnx")
     return repo
 
 
@@ -222,4 +242,20 @@ ensemble_scheduling {{ step [
   {{ model_name: "{target}" model_version: -1
     input_map {{ key: "INPUT" value: "twice" }} output_map {{ key: "OUTPUT" value: "OUT" }} }}
 ] }}''')
+    return repo
+
+
+def write_slot_utilization(repo: pathlib.Path) -> pathlib.Path:
+    """``seq_util`` / ``seq_util_quick``: the accumulator, ``direct`` with two slots, waiting
+    for both (``minimum_slot_utilization: 1``) up to ``max_queue_delay_microseconds`` (30 s,
+    far longer than any test waits; 200 ms for the quick one), as Triton QA's
+    queue_delay_models."""
+    for name, delay in (("seq_util", 30_000_000), ("seq_util_quick", 200_000)):
+        _model(repo, name, f'''backend: "python"
+max_batch_size: 2
+sequence_batching {{
+  direct {{ max_queue_delay_microseconds: {delay} minimum_slot_utilization: 1.0 }}
+  {_controls("TYPE_UINT64")}
+}}
+{IO}''', ACCUMULATOR_PY)
     return repo

@@ -264,6 +264,32 @@ def test_request_range_errors(srv, regions):
            "should be at least 64 bytes to hold the results")
 
 
+def test_triton_key_rules_and_range_overflow(srv, regions):
+    """QA L0_shared_memory test_register_reserved_names, test_register_invalid_shm_key,
+    test_infer_integer_overflow: Triton's texts, the key checked before it is opened."""
+    c = regions.client
+    prefix = "triton_python_backend_shm_region_"
+    for key in (f"{prefix}_k", f"/{prefix}_k", f"///{prefix}_k"):
+        raises(lambda: c.register_system_shared_memory("n", key, 10000), "400",
+               f"cannot register shared memory region 'n' with key '{key}' as the key "
+               f"contains the reserved prefix '{prefix}'")
+    for key in ("/", "///"):
+        raises(lambda: c.register_system_shared_memory("n", key, 10000), "400",
+               f"cannot register shared memory region 'n' - invalid shm key '{key}'")
+    regions.create("ovf", 256)
+    h = httpclient.InferenceServerClient(srv.url)
+    run = lambda mod, cl, size: cl.infer("identity_fp32", [shm_input(mod, "INPUT0", 4, "ovf")],
+                                         outputs=[shm_output(mod, "OUTPUT0", "ovf", size, 32)])
+    raises(lambda: run(httpclient, h, 2 ** 64 - 32), "400",
+           "Integer overflow detected: byte_size (18446744073709551584) + offset (32) exceeds "
+           "maximum value (18446744073709551615) for region 'ovf'")
+    # gRPC's int64: a negative size is Triton's size_t, as huge.
+    g = grpcclient.InferenceServerClient(srv.grpc_url)
+    raises(lambda: run(grpcclient, g, -32), "StatusCode.INVALID_ARGUMENT",
+           "Integer overflow detected: byte_size (18446744073709551584) + offset (32)")
+    assert [r["name"] for r in c.get_system_shared_memory_status()] == ["ovf"]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("cupy") is not None,
                     reason="cupy is installed: tests/gpu covers CUDA shared memory")
 def test_cuda_registration_without_gpu(srv):
@@ -318,6 +344,40 @@ def test_unregister_while_in_use(srv, regions):
     np.testing.assert_array_equal(shm.get_contents_as_numpy(out, np.float32, [n]), x)
     wait_unmapped(srv, regions.key("busy"))
     wait_unmapped(srv, regions.key("busy_out"))
+
+
+def test_unregistered_while_in_use_stays_listed_and_usable_until_done(srv, regions):
+    """QA L0_shared_memory TestSharedMemoryUnregister: Triton marks a region in use as
+    awaiting unregistration: still listed, still usable by a new request; it goes once the
+    last request using it is answered."""
+    n = 64
+    x = np.arange(n, dtype=np.float32)
+    shm.set_shared_memory_region(regions.create("d_in", n * 4), [x])
+    regions.create("d_out", n * 4)
+    names = lambda: sorted(r["name"] for r in regions.client.get_system_shared_memory_status())
+    results = []
+
+    def run():
+        c = httpclient.InferenceServerClient(srv.url, network_timeout=30)
+        try:
+            results.append(c.infer("shm_slow", [shm_input(httpclient, "INPUT0", n, "d_in")],
+                                   outputs=[shm_output(httpclient, "OUTPUT0", "d_out", n * 4)]))
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            results.append(exc)
+    first = threading.Thread(target=run)
+    first.start()
+    time.sleep(0.5)                       # the model is sleeping with the regions in use
+    regions.client.unregister_system_shared_memory()
+    assert names() == ["d_in", "d_out"]
+    assert regions.client.get_system_shared_memory_status("d_in")[0]["name"] == "d_in"
+    second = threading.Thread(target=run)
+    second.start()
+    first.join(30)
+    second.join(30)
+    assert len(results) == 2 and not any(isinstance(r, Exception) for r in results), results
+    assert names() == []
+    raises(lambda: regions.client.get_system_shared_memory_status("d_in"), "404",
+           "Unable to find system shared memory region: 'd_in'")
 
 
 def test_reregistered_key_is_a_new_segment(srv, regions):

@@ -304,3 +304,44 @@ def test_response_statistics_and_first_response_histogram(tmp_path):
         assert "# TYPE nv_inference_first_response_histogram_ms histogram" in text
     finally:
         srv.stop()
+
+
+def _raw_stream(served, requests):
+    """Every ModelStreamInferResponse of ``requests`` over one raw gRPC stream (so the
+    infer_response of an error response is visible, which tritonclient hides)."""
+    import grpc
+    from tritond.protos import grpc_service_pb2 as pb
+    with grpc.insecure_channel(served.grpc_url) as ch:
+        call = ch.stream_stream("/inference.GRPCInferenceService/ModelStreamInfer",
+                                request_serializer=pb.ModelInferRequest.SerializeToString,
+                                response_deserializer=pb.ModelStreamInferResponse.FromString)
+        return list(call(iter(requests), timeout=20))
+
+
+def _raw_request(model, version, rid, name, arr):
+    from tritond.protos import grpc_service_pb2 as pb
+    req = pb.ModelInferRequest(model_name=model, model_version=version, id=rid)
+    req.inputs.add(name=name, datatype="INT32", shape=list(arr.shape))
+    req.raw_input_contents.append(arr.astype(np.int32).tobytes())
+    req.parameters["triton_enable_empty_final_response"].bool_param = True
+    return req
+
+
+def test_empty_final_and_failed_responses_carry_the_requests_metadata(served):
+    """Triton's stream handler fills an empty final response and a model's error response
+    with the *request's* id, model_name and model_version (stream_infer_handler.cc), so a
+    request naming no version gets "" there; responses with outputs carry the model's."""
+    for version in ("", "1"):
+        got = _raw_stream(served, [_raw_request("square_int32", version, "q", "IN",
+                                                np.array([1]))])
+        assert [r.error_message for r in got] == ["", ""]
+        data, final = (r.infer_response for r in got)
+        assert (data.model_name, data.model_version, data.id) == ("square_int32", "1", "q")
+        assert (final.model_name, final.model_version, final.id) == ("square_int32", version, "q")
+        assert final.parameters["triton_final_response"].bool_param and not final.outputs
+    got = _raw_stream(served, [_raw_request("misuse", "", "m", "MODE", np.array([2]))])
+    assert [r.error_message for r in got] == ["", "bad second response", ""]
+    failed = got[1].infer_response
+    assert (failed.model_name, failed.model_version, failed.id) == ("misuse", "", "m")
+    assert failed.parameters["triton_final_response"].bool_param is False
+    assert "triton_final_response" in failed.parameters

@@ -458,8 +458,10 @@ def test_model_control_bad_bodies(srv):
             "Load parameter 'config' must be specified for model file override")
     _expect(srv, "POST", load.format(".."), None, 400, "path traversal")
     _expect(srv, "POST", "/v2/repository/models/ghost/unload", None, 200)
-    for body in ({"ready": "yes"}, {"ready": 1}, {"ready": None}, []):
-        _expect(srv, "POST", "/v2/repository/index", body, 400, "Unable to parse 'ready'")
+    for body in ({"ready": "yes"}, {"ready": 1}, {"ready": None}):     # Triton's text
+        _expect(srv, "POST", "/v2/repository/index", body, 400,
+                "Invalid value for 'ready': expected a boolean")
+    _expect(srv, "POST", "/v2/repository/index", [], 200)     # Triton finds no 'ready' in it
     _expect(srv, "POST", "/v2/repository/index", b"{bad", 400, "JSON is malformed")
     # the model the bad overrides named is untouched
     assert _http(srv, "GET", "/v2/models/add_sub/ready")[0] == 200
@@ -486,16 +488,17 @@ def test_unload_dependents_must_be_a_bool_http(srv, flag):
 
 def test_log_settings_beyond_64_bits(srv):
     """log_verbose_level must be a uint64 (Triton's AsUInt). 2**64 was a 500 and stayed
-    stored, so every later log update answered 500 too."""
+    stored, so every later log update answered 500 too. The answers are Triton's
+    (triton_json's INTERNAL errors for a value of the wrong JSON type)."""
     for value in (-1, 1.5, "1", 2 ** 64):
-        _expect(srv, "POST", "/v2/logging", {"log_verbose_level": value}, 400,
-                "expect the value of 'log_verbose_level' to be an unsigned integer")
+        _expect(srv, "POST", "/v2/logging", {"log_verbose_level": value}, 500,
+                "attempt to access JSON non-unsigned-integer as unsigned-integer")
     doc = _expect(srv, "POST", "/v2/logging", {"log_info": True}, 200)
     assert doc["log_verbose_level"] == 0
-    _expect(srv, "POST", "/v2/logging", {"log_info": "yes"}, 400,
-            "expect the value of 'log_info' to be a boolean")
+    _expect(srv, "POST", "/v2/logging", {"log_info": "yes"}, 500,
+            "attempt to access JSON non-boolean as boolean")
     _expect(srv, "POST", "/v2/logging", {"log_format": "xml"}, 503,
-            "invalid argument for log_format, got: xml")
+            "invalid argument for --log_format, got: xml")
     _expect(srv, "POST", "/v2/logging", {"log_file": "/tmp/x"}, 501,
             "log file location can not be updated through network protocol")
 
@@ -534,7 +537,8 @@ def test_trace_settings_out_of_range(srv, key):
     assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT,
                                f"expect only 1 value for '{key}'")
     _expect(srv, "POST", "/v2/trace/setting", {key: "abc"}, 400, "got: abc")
-    _expect(srv, "POST", "/v2/trace/setting", {key: 5}, 400, "to be a string")
+    _expect(srv, "POST", "/v2/trace/setting", {key: 5}, 500,      # Triton's AsString
+            "attempt to access JSON non-string as string")
     assert _http(srv, "GET", "/v2/trace/setting")[1] == before
 
 
@@ -619,16 +623,19 @@ def test_shm_unregister_all_while_in_use(srv):
 _NUM = "Unable to parse 'data': expected a number"
 JSON_CASES = [
     # (model dtype, JSON data text, shape, status, words)
-    ("FP32", "[NaN]", [1], 400, "JSON is malformed"),
-    ("FP32", "[Infinity]", [1], 400, "JSON is malformed"),
-    ("FP32", "[-Infinity]", [1], 400, "JSON is malformed"),
+    # Triton's parser takes NaN and infinities (rapidjson kParseNanAndInfFlag, L0_nan_inf)
+    ("FP32", "[NaN]", [1], 200, ""),
+    ("FP32", "[Infinity]", [1], 200, ""),
+    ("FP32", "[-Infinity]", [1], 200, ""),
+    ("FP32", "[NaNa]", [1], 400, "JSON is malformed"),
     ("FP32", "[1e400]", [1], 400, "Number out of range"),
     ("FP32", "[-0.0]", [1], 200, ""),
     ("FP32", '["1.5"]', [1], 400, _NUM),
     ("FP32", "[true]", [1], 400, _NUM),
     ("FP32", "[null]", [1], 400, _NUM),
-    ("FP32", "[[1,2],[3]]", [2, 2], 400, "Shape does not match true shape of 'data' field"),
-    ("FP32", "[[]]", [1], 400, "Shape does not match true shape of 'data' field"),
+    ("FP32", "[[1,2],[3]]", [2, 2], 400, "Failed to parse 'data' field: shape does not match "
+                                         "true shape"),
+    ("FP32", "[[]]", [1], 400, "Failed to parse 'data' field: shape does not match true shape"),
     ("FP32", "{}", [1], 400, "Unable to parse 'data'"),
     ("FP32", "[[[1]],[[2]]]", [2], 200, ""),           # Triton flattens any nesting
     ("FP16", "[-0.0]", [1], 400, "receiving FP16 data via JSON is not supported"),
@@ -665,7 +672,9 @@ def test_json_edge_values(srv, dtype, data, shape, status, words):
     if status == 200:
         sent = json.loads(data)
         flat = np.array(sent, dtype=object).reshape(-1).tolist() if sent else []
-        assert doc["outputs"][0]["data"] == flat
+        def same(values):            # NaN == NaN for this comparison
+            return ["NaN" if x != x else x for x in values]
+        assert same(doc["outputs"][0]["data"]) == same(flat)
 
 
 GENERATE_CASES = [
@@ -684,6 +693,26 @@ GENERATE_CASES = [
     ("id_int64", {"IN": [1.5]}, 400, "expected an integer, got 1.5"),
     ("id_fp16", {"IN": [1.0]}, 400, "receiving FP16 data via JSON is not supported"),
 ]
+
+
+_ROW = json.dumps(list(range(16)))
+
+
+@pytest.mark.parametrize("model,body,status,words", [
+    # QA L0_http generate_endpoint_test test_invalid_input_types: TritonJson's words.
+    ("id_string", '{"IN": 123}', 400, "attempt to access JSON non-string as string"),
+    ("id_bool", '{"IN": "false"}', 400, "attempt to access JSON non-boolean as boolean"),
+    ("id_int8", '{"IN": 1.5}', 400, "non-signed-integer as signed-integer"),
+    ("id_uint8", '{"IN": -1.5}', 400, "non-unsigned-integer as unsigned-integer"),
+    ("id_fp32", '{"IN": "x"}', 400, "attempt to access JSON non-number as double"),
+    # test_duplicate_inputs: a key written twice that names an input, the first repeat.
+    ("id_fp32", '{"IN": [1.0], "IN": [2.0]}', 400, "input 'IN' already exists in request"),
+    ("simple", '{"INPUT0": %s, "INPUT1": %s, "INPUT1": %s, "INPUT0": %s}' % ((_ROW,) * 4), 400,
+     "input 'INPUT1' already exists in request"),
+    ("id_fp32", '{"k": 1, "k": 2, "IN": [1.0]}', 200, ""),      # a repeated parameter
+])
+def test_generate_names_tritonjson_reasons_and_repeated_inputs(srv, model, body, status, words):
+    _expect(srv, "POST", f"/v2/models/{model}/generate", body, status, words)
 
 
 @pytest.mark.parametrize("model,body,status,words", GENERATE_CASES)

@@ -56,6 +56,12 @@ def test_infer_python_and_bytes(client):
     assert client.infer("simple_string", [inp]).as_numpy("OUTPUT0").tolist() == s.tolist()
 
 
+def test_negative_timeout_is_taken_as_uint64(client):
+    a = np.arange(16, dtype=np.int32).reshape(1, 16)
+    r = client.infer("simple", simple_inputs(a, a), timeout=-1)   # Triton: 2**64 - 1 us
+    assert r.as_numpy("OUTPUT0").sum() == 2 * a.sum()
+
+
 def test_large_tensor_and_compression(client):
     x = np.random.rand(1 << 20).astype(np.float32)
     inp = grpcclient.InferInput("INPUT0", list(x.shape), "FP32")

@@ -71,3 +71,18 @@ def test_partial_match_and_the_triton_prefix():
     assert params == {"a-fwd": "1"}
     with pytest.raises(Exception, match="'triton_x' is reserved"):
         forward("x", [("triton_x", "1")], {})
+
+
+def test_patterns_are_case_insensitive_unless_they_start_with_minus_i():
+    """QA L0_parameters test_headers / test_grpc_header_forward_pattern_case_sensitive: Triton
+    compiles the pattern as "(?i)" + pattern (RE2), so "MY_HEADER.*" forwards the lower-cased
+    "my_header_1" and "(?-i)MY_HEADER.*" (which Python's re refuses as written) does not."""
+    from tritond.frontend.forward import forward
+    from tritond.options import regex
+    pairs = [("my_header_1", "a"), ("MY_HEADER_2", "b"), ("header_1", "c")]
+    params = {}
+    forward("MY_HEADER.*", pairs, params)
+    assert params == {"my_header_1": "a", "MY_HEADER_2": "b"}
+    params = {}
+    forward(regex("(?-i)MY_HEADER.*"), pairs, params)      # the option accepts it
+    assert params == {"MY_HEADER_2": "b"}

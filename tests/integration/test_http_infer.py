@@ -113,3 +113,17 @@ def test_gzip_body_raw(server):
                             {"Content-Encoding": "gzip", "Accept-Encoding": "deflate"})
     assert status == 200
     assert json.loads(zlib.decompress(data))["outputs"][0]["data"][1] == 2
+
+
+def test_nan_and_infinity_pass_through_json(server):
+    """qa/L0_nan_inf: Triton reads and writes NaN, Infinity, -Infinity in JSON tensors."""
+    conn = http.client.HTTPConnection(server.url, timeout=30)
+    body = (b'{"inputs":[{"name":"INPUT0","datatype":"FP32","shape":[4],'
+            b'"data":[NaN,Infinity,-Infinity,1.5]}]}')
+    conn.request("POST", "/v2/models/identity_fp32/infer", body)
+    resp = conn.getresponse()
+    raw = resp.read()
+    assert resp.status == 200, raw
+    assert b'"data":[NaN,Infinity,-Infinity,1.5]' in raw
+    got = json.loads(raw)["outputs"][0]["data"]
+    np.testing.assert_array_equal(np.array(got), [np.nan, np.inf, -np.inf, 1.5])

@@ -32,6 +32,7 @@ def srv(tmp_path_factory):
     torch_models.add_sub(repo, delay=300_000)   # long enough for concurrent requests to batch
     torch_models.add_sub(repo, "torch_named", in0="y", in1="x")
     torch_models.identity(repo)
+    torch_models.sequence(repo)
     server = Server([repo])
     yield server
     server.stop()
@@ -81,6 +82,26 @@ def test_identity_variable_length(srv):
 
 
 @pytest.mark.skipif(gpus.count() > 0, reason="this host has GPUs")
+def test_sequence_controls_and_implicit_state(srv):
+    """Triton QA's L0_request_cancellation implicit-state PyTorch model: START and CORRID
+    control inputs and a state bind by their ``__<index>`` suffix; each sequence keeps its
+    own state, also when concurrent sequences share a batch."""
+    client = httpclient.InferenceServerClient(srv.url, concurrency=3)
+
+    def step(corrid, value, **flags):
+        t = httpclient.InferInput("INPUT__0", [1, 1], "INT64")
+        t.set_data_from_numpy(np.full((1, 1), value, np.int64))
+        return client.async_infer("torch_sequence", [t], sequence_id=corrid, **flags)
+
+    values = {1: [5, 1, 2], 2: [10, 20, 30], 3: [-1, -1, -1]}
+    for i in range(3):
+        pending = {c: step(c, v[i], sequence_start=i == 0, sequence_end=i == 2)
+                   for c, v in values.items()}
+        for c, handle in pending.items():
+            got = int(handle.get_result().as_numpy("OUTPUT__0")[0, 0])
+            assert got == sum(values[c][:i + 1]) + c * 1000, (c, i)
+
+
 def test_gpu_models_on_a_host_without_gpus(tmp_path):
     echo_model(tmp_path, "auto", "TYPE_FP32", "[ 4 ]")
     cfg = tmp_path / "auto" / "config.pbtxt"

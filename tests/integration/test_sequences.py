@@ -17,7 +17,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tests.integration.seq_repo import write
+from tests.integration.seq_repo import write, write_slot_utilization, write_state_outputs
 from tests.server import Server
 
 VALUES = [11, 7, 5, 3, 2, 0, 1]
@@ -25,7 +25,8 @@ VALUES = [11, 7, 5, 3, 2, 0, 1]
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    server = Server([write(tmp_path_factory.mktemp("seq"))])
+    repo = write(tmp_path_factory.mktemp("seq"))
+    server = Server([write_slot_utilization(write_state_outputs(repo))])
     yield server
     server.stop()
 
@@ -284,6 +285,26 @@ def test_state_outputs_are_not_returned(srv):
     assert [o["name"] for o in result.get_response()["outputs"]] == ["OUTPUT"]
 
 
+@pytest.mark.parametrize("model", ["seq_state_out_py", "seq_state_out_onnx"])
+def test_a_state_output_that_is_also_a_config_output_is_returned(srv, model):
+    """Triton QA's test_request_output: a state output listed among the config outputs is
+    an output like any other (all outputs by default, or when named), and still the state."""
+    client = httpclient.InferenceServerClient(srv.url)
+
+    def step(value, outputs, **flags):
+        inp = httpclient.InferInput("INPUT", [1, 1], "INT32")
+        inp.set_data_from_numpy(np.full((1, 1), value, np.int32))
+        wanted = [httpclient.InferRequestedOutput(n) for n in outputs] or None
+        result = client.infer(model, [inp], outputs=wanted, sequence_id=6100, **flags)
+        return {o["name"]: int(result.as_numpy(o["name"])[0][0])
+                for o in result.get_response()["outputs"]}
+
+    assert step(1, [], sequence_start=True) == {"OUTPUT": 1, "OUTPUT_STATE": 1}
+    assert step(2, ["OUTPUT_STATE", "OUTPUT"]) == {"OUTPUT_STATE": 3, "OUTPUT": 3}
+    assert step(3, ["OUTPUT"]) == {"OUTPUT": 6}
+    assert step(4, ["OUTPUT_STATE"], sequence_end=True) == {"OUTPUT_STATE": 10}
+
+
 def test_batch_statistics_count_the_not_ready_rows_as_tritons(srv):
     """Triton hands the backend a null request per not-ready row, and the backend reports
     its whole batch (python_backend's total_batch_size): B alone in slot 1 is an execution
@@ -325,3 +346,33 @@ def test_not_ready_rows_are_neither_answered_nor_counted(srv):
             break
         time.sleep(0.02)
     assert after["inference_count"] == before["inference_count"] + 4
+
+
+def _batch_sizes(client, model):
+    st = client.get_inference_statistics(model)["model_stats"][0]
+    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in st["batch_stats"]}
+
+
+def test_direct_waits_for_its_minimum_slot_utilization(srv):
+    """Triton QA's test_queue_delay_full_min_util, without timing: with
+    ``minimum_slot_utilization: 1`` a lone sequence's request waits (up to the queue delay,
+    30 s here) until the other slot has one too, and both run as one batch of two."""
+    client = httpclient.InferenceServerClient(srv.url, concurrency=2)
+
+    def send(value, corrid, **flags):
+        inp = httpclient.InferInput("INPUT", [1, 1], "INT32")
+        inp.set_data_from_numpy(np.full((1, 1), value, np.int32))
+        return client.async_infer("seq_util", [inp], sequence_id=corrid, **flags)
+
+    first = send(1, 8001, sequence_start=True, sequence_end=True)
+    wait_pending(srv, "seq_util", 1)
+    second = send(11, 8002, sequence_start=True, sequence_end=True)
+    assert int(first.get_result().as_numpy("OUTPUT")[0][0]) == 1 + 8001
+    assert int(second.get_result().as_numpy("OUTPUT")[0][0]) == 11 + 8002
+    assert _batch_sizes(client, "seq_util") == {2: 1}
+
+
+def test_direct_runs_below_its_slot_utilization_once_the_queue_delay_passed(srv):
+    client = httpclient.InferenceServerClient(srv.url)
+    assert infer(client, "seq_util_quick", 3, 8101, start=True, end=True) == 3 + 8101
+    assert _batch_sizes(client, "seq_util_quick") == {1: 1}

@@ -176,6 +176,33 @@ def test_oldest_batches_ready_sequences_oldest_first():
     assert rids(d) == [3] and slots(d) == [(2, True)]
 
 
+def test_direct_waits_for_its_minimum_slot_utilization_up_to_the_queue_delay():
+    """Triton's direct queue delay: with half the slots required, one ready slot of four
+    waits until a second one is ready or its request waited the delay."""
+    strategy = {"direct": {"max_queue_delay_microseconds": 1000,
+                           "minimum_slot_utilization": 0.5}}
+    core = core_with(seq_config(max_batch_size=4, strategy=strategy))
+    core.add(req(1, 100, START), 0)
+    assert dispatches(core.step(0)) == []
+    assert core.next_deadline_ns() == 1000 * US
+    core.add(req(2, 200, START), 10)
+    (d,) = dispatches(core.step(10))                   # 2 of 4 slots: half, it goes
+    assert rids(d) == [1, 2] and slots(d) == [(0, True), (1, True)]
+    core.executed(executed(d), 20)
+    core.add(req(3, 100, END), 30)
+    assert dispatches(core.step(30)) == []
+    (d,) = dispatches(core.step(1000 * US + 30))       # alone once the delay passed
+    assert rids(d) == [3] and slots(d) == [(0, True)]
+
+
+def test_direct_without_a_queue_delay_ignores_the_slot_utilization():
+    strategy = {"direct": {"minimum_slot_utilization": 1.0}}
+    core = core_with(seq_config(max_batch_size=4, strategy=strategy))
+    core.add(req(1, 100, START), 0)
+    (d,) = dispatches(core.step(0))
+    assert rids(d) == [1]
+
+
 def test_oldest_never_runs_two_requests_of_one_sequence_together():
     strategy = {"oldest": {"max_candidate_sequences": 4}}
     core = core_with(seq_config(max_batch_size=4, strategy=strategy))

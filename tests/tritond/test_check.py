@@ -74,7 +74,7 @@ def test_one_line_per_problem_and_exit_1(tmp_path):
     assert "nofile" in by_model and "not found" in by_model["nofile"]
     ens = [line for line in lines if line.startswith("ens:")]
     assert any("names model 'missing', which is not in the repository" in line for line in ens)
-    assert any("ensemble output 'OUT' is not produced by any step" in line for line in ens)
+    assert any("ensemble output 'OUT' for ensemble ens' is not used" in line for line in ens)
     assert len(lines) == 7 and "8 models checked, 7 problems" in done.stderr, lines
 
 

@@ -113,3 +113,29 @@ def test_tritonserver_pool_flags_are_accepted_and_checked():
     for bad in ("268435456", "x:1", "0:-1"):
         with pytest.raises(SystemExit):
             parse_options(["--model-repository", "/r", "--cuda-memory-pool-byte-size", bad], {})
+
+
+def test_strict_model_config_warns_as_tritonserver(capsys):
+    # L0_model_config cli_messages: tritonserver's texts on stderr
+    parse_options(["--model-repository", "/r"], {"TRITOND_STRICT_MODEL_CONFIG": "true"})
+    assert capsys.readouterr().err == ""          # not a command-line flag: no warning
+    got = parse_options(["--model-repository", "/r", "--strict-model-config=true"], {})
+    assert got.disable_auto_complete_config
+    assert capsys.readouterr().err == ("Warning: '--strict-model-config' has been deprecated! "
+                                       "Please use '--disable-auto-complete-config' instead.\n")
+    got = parse_options(["--model-repository", "/r", "--disable-auto-complete-config",
+                         "--strict-model-config=false"], {})
+    assert got.disable_auto_complete_config
+    assert capsys.readouterr().err.splitlines()[1] == (
+        "Warning: Overriding deprecated '--strict-model-config' from False to True in favor of "
+        "'--disable-auto-complete-config'!")
+
+
+def test_empty_model_config_name_stops_the_start(capsys):
+    # L0_custom_model_config: `--model-config-name=` must not start (tritonserver's rule)
+    with pytest.raises(SystemExit) as stop:
+        parse_options(["--model-repository", "/r", "--model-config-name="], {})
+    assert stop.value.code == 2
+    assert "empty argument for --model-config-name" in capsys.readouterr().err
+    assert parse_options(["--model-repository", "/r", "--model-config-name=h100"],
+                         {}).model_config_name == "h100"

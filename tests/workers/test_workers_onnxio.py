@@ -31,7 +31,7 @@ def _config(mbs=8, inputs=None, outputs=None):
 # case -> (config, message the load error must contain)
 CASES = {
     "bad_name": (_config(inputs=[_io("INPUT0"), _io("INPUTX")]),
-                 "unexpected inference input 'INPUTX', allowed inputs are: INPUT0,INPUT1"),
+                 "unexpected inference input 'INPUTX', allowed inputs are: INPUT0, INPUT1"),
     "bad_dtype": (_config(inputs=[_io("INPUT0", "TYPE_FP32"), _io("INPUT1")]),
                   "configuration expects datatype TYPE_FP32 for input 'INPUT0', "
                   "model provides TYPE_INT32"),
@@ -49,7 +49,7 @@ CASES = {
     "missing_input": (_config(inputs=[_io("INPUT0")]),
                       "configuration expects 1 inputs, model provides 2"),
     "bad_out_name": (_config(outputs=[_io("OUTPUT0"), _io("OUT9")]),
-                     "unexpected inference output 'OUT9', allowed outputs are: OUTPUT0,OUTPUT1"),
+                     "unexpected inference output 'OUT9', allowed outputs are: OUTPUT0, OUTPUT1"),
 }
 
 

@@ -108,6 +108,16 @@ def test_auto_complete_conflict_is_a_load_error(repo):
     assert "configuration specified max_batch_size 16" in err.value.message
 
 
+def test_auto_complete_config_returning_nothing_is_tritons_error(repo):
+    # L0_model_config autofill_noplatform/python/no_return: python_backend's text
+    model = models.python_model(repo, "no_return", AUTO.replace(
+        "        return auto_complete_model_config\n", "        pass\n"))
+    with pytest.raises(TritonError) as err:
+        PythonBackend(context(model)).auto_complete({"name": "no_return"})
+    assert err.value.message == ("auto_complete_config function in model 'no_return' must "
+                                 "return a valid pb.ModelConfig object.")
+
+
 ERRORS = '''
 import triton_python_backend_utils as pb_utils
 import numpy as np

@@ -1,5 +1,7 @@
 """SequenceIO (workers/sequence.py): control tensors as Triton makes them, and a slot's
 implicit state (initial, kept without copying, reset on START, dropped at END)."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -94,6 +96,23 @@ def test_state_starts_at_zero_is_kept_and_reset():
     assert io.inputs(request(), Slot(0, ready=False))["IS"][0, 0] == 0
 
 
+def test_a_device_state_output_is_kept_in_host_memory(shm_io):
+    """A GPU instance's state output is a cupy array: it comes to the slot's host buffer once
+    (numpy cannot read device memory); here a stand-in with cupy's module and ``get``."""
+    class DeviceArray:
+        __module__ = "cupy._core.core"
+
+        def __init__(self, host):
+            self.host = host
+
+        def get(self):
+            return self.host
+
+    shm_io.inputs(request(flags=START), Slot(0))
+    shm_io.keep(Slot(0), START, {"OS": DeviceArray(np.full((1, 2), 4, np.float32))})
+    assert shm_io.inputs(request(), Slot(0))["IS"].tolist() == [[4.0, 4.0]]
+
+
 def test_end_and_force_end_drop_the_state():
     io = SequenceIO(state_model())
     io.inputs(request(flags=START), Slot(0))
@@ -120,9 +139,10 @@ def test_missing_initial_state_file_fails_the_load(tmp_path):
     assert "nope.bin" in err.value.message
 
 
-def test_executor_runs_sequence_rows_with_state_through_a_fused_onnx_batch(repo, frontend):
-    """Rows carry their slot's state in and out of one fused ONNX run; a not-ready row
-    runs but is never answered, and state outputs never reach the client."""
+@contextlib.contextmanager
+def acc_executor(repo, frontend, extra_output=""):
+    """An Executor of ``acc`` (ONNX, state IS/OS, OUTPUT = INPUT + IS, OS = OUTPUT) and a
+    ``run(rows, slots)`` giving {rid: {output: value}} of the answered rows."""
     import msgspec
 
     from onnx import TensorProto, helper
@@ -147,16 +167,17 @@ def test_executor_runs_sequence_rows_with_state_through_a_fused_onnx_batch(repo,
 input [ { name: "INPUT" data_type: TYPE_INT32 dims: [ 1 ] } ]
 output [ { name: "OUTPUT" data_type: TYPE_INT32 dims: [ 1 ] } ]
 sequence_batching { state [ { input_name: "IS" output_name: "OS" data_type: TYPE_INT32
-                              dims: [ 1 ] } ] }''')
+                              dims: [ 1 ] } ] }''' + extra_output)
     backend = OnnxRuntimeBackend(context(repo / "acc"))
     backend.load(s)
     pool, cache = ArenaPool(frontend.server_id, "w1", 1 << 20), SegmentCache()
     writer = OutputWriter(pool, cache)
     executor = Executor(backend, ModelIO(s), cache, writer, "@w1", SequenceIO(s))
 
-    def row(rid, value, corrid, flags=0):
+    def row(rid, value, corrid, flags=0, outputs=()):
         req = frontend.request(rid, {"INPUT": np.array([[value]], np.int32)}, batch=1)
-        return msgspec.structs.replace(req, correlation_id=corrid, flags=flags)
+        wanted = [messages.OutputSpec(n) for n in outputs]
+        return msgspec.structs.replace(req, correlation_id=corrid, flags=flags, outputs=wanted)
 
     def run(rows, slots):
         ex = messages.Execute(1, rows, slots=slots)
@@ -164,25 +185,48 @@ sequence_batching { state [ { input_name: "IS" output_name: "OS" data_type: TYPE
         out = {}
         for _, r in responses:
             assert r.error is None, r.error
-            assert [o.name for o in r.outputs] == ["OUTPUT"]
-            out[r.rid] = int(frontend.read(r.outputs[0])[0, 0])
+            out[r.rid] = {o.name: int(frontend.read(o)[0, 0]) for o in r.outputs}
             for ref in r.outputs:
                 writer.release(ref.region, ref.offset)
         return out, executed
 
     try:
-        out, _ = run([row(1, 5, 100, START), row(2, 7, 200, START)], [Slot(0), Slot(1)])
-        assert out == {1: 5, 2: 7}
-        null = msgspec.structs.replace(row(3, 1000, 0), rid=-1, frontend="")
-        out, executed = run([null, row(4, 3, 200)], [Slot(0, ready=False), Slot(1)])
-        assert out == {4: 10} and executed.failed == []
-        out, _ = run([row(5, 1, 100, END), row(6, 1, 200, END)], [Slot(0), Slot(1)])
-        assert out == {5: 6, 6: 11}
-        assert executor.seq.slots == {}                    # END dropped both states
-        assert writer.live_slots == 0
+        yield executor, writer, row, run
     finally:
         cache.close()
         pool.close()
+
+
+def test_executor_runs_sequence_rows_with_state_through_a_fused_onnx_batch(repo, frontend):
+    """Rows carry their slot's state in and out of one fused ONNX run; a not-ready row
+    runs but is never answered, and state outputs never reach the client."""
+    import msgspec
+
+    with acc_executor(repo, frontend) as (executor, writer, row, run):
+        out, _ = run([row(1, 5, 100, START), row(2, 7, 200, START)], [Slot(0), Slot(1)])
+        assert out == {1: {"OUTPUT": 5}, 2: {"OUTPUT": 7}}
+        null = msgspec.structs.replace(row(3, 1000, 0), rid=-1, frontend="")
+        out, executed = run([null, row(4, 3, 200)], [Slot(0, ready=False), Slot(1)])
+        assert out == {4: {"OUTPUT": 10}} and executed.failed == []
+        out, _ = run([row(5, 1, 100, END), row(6, 1, 200, END)], [Slot(0), Slot(1)])
+        assert out == {5: {"OUTPUT": 6}, 6: {"OUTPUT": 11}}
+        assert executor.seq.slots == {}                    # END dropped both states
+        assert writer.live_slots == 0
+
+
+def test_a_state_output_that_is_a_config_output_reaches_the_rows_asking_for_it(repo, frontend):
+    """Triton QA's test_request_output, through a fused batch: OS is also a config output,
+    so a row gets it by default or when it names it, not when it names OUTPUT only; it
+    stays each slot's state either way."""
+    extra = '\noutput [ { name: "OS" data_type: TYPE_INT32 dims: [ 1 ] } ]'
+    with acc_executor(repo, frontend, extra) as (executor, writer, row, run):
+        out, _ = run([row(1, 5, 100, START), row(2, 7, 200, START, ["OUTPUT"])],
+                     [Slot(0), Slot(1)])
+        assert out == {1: {"OUTPUT": 5, "OS": 5}, 2: {"OUTPUT": 7}}
+        out, _ = run([row(3, 1, 100, END, ["OS"]), row(4, 1, 200, END, ["OS", "OUTPUT"])],
+                     [Slot(0), Slot(1)])
+        assert out == {3: {"OS": 6}, 4: {"OS": 8, "OUTPUT": 8}}
+        assert executor.seq.slots == {} and writer.live_slots == 0
 
 
 def fixed_state_model(strategy=""):

@@ -85,7 +85,7 @@ class ModelControl:
             if self.options.model_control_mode != "explicit":
                 raise unavailable(POLLING)
             if not self.phase.started or self.phase.stopping:
-                raise unavailable("the server is starting or stopping; try again")
+                raise unavailable("Server not ready")     # Triton's text (server.cc)
             errors = []
             for key in self._keys(msg):     # Triton loads / unloads every namespace's copy
                 try:

@@ -20,6 +20,7 @@ from .models import LOADING, READY, ModelVersion, Registry
 
 WAIT_S = 0.02
 _waiting: dict[str, list[str]] = {}    # ensemble loading now -> the models it waits for
+_in_cycle: dict[str, str] = {}         # ensemble -> its circular dependency error, found by another
 
 
 def composing(cfg) -> list[str]:
@@ -47,11 +48,14 @@ async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
     registry: Registry = loader.registry
     index = names_mod.known_index(registry)
     keys = {n: names_mod.step(mv.name, n, index) for n in composing(cfg)}
-    ambiguous = [n for n, k in keys.items() if k == n and len(index.get(n, ())) > 1]
-    if ambiguous:       # Triton's DependencyGraph message
+    unavailable = [n for n, k in keys.items() if (k == n and len(index.get(n, ())) > 1)
+                   or (k not in registry.known and not registry.versions_of(k))]
+    if unavailable:       # Triton's DependencyGraph message
         return loader._fail(mv, f"ensemble {mv.name} contains models that are not available "
-                                f"or ambiguous: {', '.join(ambiguous)}")
+                                f"or ambiguous: {', '.join(unavailable)}")
     names = list(dict.fromkeys(keys.values()))
+    if mv.name in names:
+        return loader._fail(mv, _circular(mv.name, mv.name))
     waiting = _waiting
     waiting[mv.name] = names
     try:
@@ -62,11 +66,13 @@ async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
                 break
             cycle = next((n for n in loading if _reaches(waiting, n, mv.name)), None)
             if cycle is not None:
-                return loader._fail(mv, f"ensemble '{mv.name}' depends on '{cycle}', which "
-                                        f"depends on '{mv.name}': circular dependency")
+                _in_cycle[cycle] = _circular(cycle, mv.name)   # it fails with the same text
+                return loader._fail(mv, _circular(mv.name, cycle))
             await asyncio.sleep(WAIT_S)
     finally:
         waiting.pop(mv.name, None)
+    if mv.name in _in_cycle:
+        return loader._fail(mv, _in_cycle.pop(mv.name))
     specs = {}
     for step in cfg.ensemble_scheduling.step:
         name = keys[step.model_name]
@@ -93,6 +99,12 @@ def _keyed(spec, keys: dict[str, str]):
     return msgspec.structs.replace(spec, steps=steps)
 
 
+def _circular(ensemble: str, last: str) -> str:
+    """Triton's text; ``last`` is the ensemble in the loop that depends on ``ensemble``."""
+    ensemble, last = identifier(ensemble), identifier(last)
+    return f"circular dependency between ensembles: {ensemble} -> ... -> {last} -> {ensemble}"
+
+
 def _reaches(waiting: dict, start: str, target: str) -> bool:
     """Whether ensemble ``start`` (transitively) waits for ``target``."""
     todo, seen = [start], set()
@@ -117,8 +129,9 @@ def _missing(registry: Registry, ensemble: str, name: str, version: int) -> str:
     if name not in registry.known and not registry.versions_of(name):
         return f"ensemble '{ensemble}' depends on '{shown}' which is not valid"
     if version > 0:
-        return f"ensemble '{ensemble}' depends on '{shown}' whose version {version} is not loaded"
-    return f"ensemble '{ensemble}' depends on '{shown}' which has no loaded version"
+        return (f"ensemble '{ensemble}' depends on '{shown}' whose required version {version} "
+                f"is not loaded.")
+    return f"ensemble '{ensemble}' depends on '{shown}' which has no loaded version."
 
 
 def entry(mv: ModelVersion, registry: Registry) -> messages.ModelEntry:

@@ -69,6 +69,7 @@ def autofill(cfg: ModelConfig, model_dir: str, first_version: int | None) -> Non
     name = os.path.basename(os.path.normpath(model_dir))
     if not cfg.name:
         cfg.name = name
+    named_backend_only = bool(cfg.backend) and not cfg.platform
     if cfg.platform and not cfg.backend:
         cfg.backend = PLATFORM_BACKEND.get(cfg.platform, "")
     if cfg.backend and not cfg.platform:
@@ -78,7 +79,10 @@ def autofill(cfg: ModelConfig, model_dir: str, first_version: int | None) -> Non
             cfg.platform = "torch_aoti"
     if not cfg.backend and cfg.platform != ENSEMBLE:
         _detect(cfg, model_dir, first_version)
-    if not cfg.default_model_filename and cfg.platform != ENSEMBLE:
+    if not cfg.default_model_filename and cfg.platform != ENSEMBLE and (
+            cfg.backend != "pytorch" or named_backend_only or cfg.platform == "torch_aoti"):
+        # Triton leaves a TorchScript model's file name unset when the platform was given
+        # or found from the file (the served config shows it so); model.pt is still used.
         cfg.default_model_filename = default_filename(cfg)
 
 
@@ -116,16 +120,21 @@ def _has(model_dir: str, version: int | None, filename: str) -> bool:
 def _detect(cfg: ModelConfig, model_dir: str, first_version: int | None) -> None:
     """Infer backend/platform from the files in the first version directory."""
     for filename, backend, platform in _PROBES:
-        if _has(model_dir, first_version, filename):
-            cfg.backend, cfg.platform = backend, platform
+        # A configured file name or platform is kept (Triton's order): a misspelt
+        # platform then fails validation instead of being replaced by the file's.
+        if cfg.default_model_filename == filename or (
+                not cfg.default_model_filename and not cfg.platform
+                and _has(model_dir, first_version, filename)):
+            cfg.backend = backend
+            cfg.platform = cfg.platform or platform
             return
+    if cfg.platform or cfg.default_model_filename:
+        return          # no backend: validation names the platform (Triton's order)
     _, dot, suffix = cfg.name.rpartition(".")
     if dot and suffix:
         cfg.backend = suffix  # custom backend: model "x.<backend>"
         return
-    where = (os.path.join(model_dir, str(first_version)) if first_version is not None
-             else model_dir)
-    raise invalid_arg(
-        f"unable to determine the backend of model '{cfg.name}': config sets no "
-        f"'backend' or 'platform' and '{where}' holds none of "
-        f"{', '.join(f for f, _, _ in _PROBES)}")
+    raise invalid_arg(   # Triton's text; a name "x.<backend>" names a custom backend
+        f"Invalid model name: Could not determine backend for model '{cfg.name}' with no "
+        f"backend in model configuration. Expected model name of the form "
+        f"'model.<backend_name>'.")

@@ -79,8 +79,28 @@ def to_json_dict(cfg: ModelConfig) -> dict[str, Any]:
     )
     for path in _INT64_AS_NUMBER:
         _numbers_at(data, path)
-    # protobuf lists set fields first; declaration order reads like Triton's.
-    return {f.name: data[f.name] for f in cfg.DESCRIPTOR.fields if f.name in data}
+    # protobuf lists set fields first; Triton's (C++) JSON keeps declaration order, at
+    # every level (Triton's L0_config_json greps nested objects as text).
+    return _declared_order(data, cfg.DESCRIPTOR)
+
+
+def _declared_order(data: dict[str, Any], desc) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field in desc.fields:
+        if field.name not in data:
+            continue
+        value = data[field.name]
+        if field.message_type is not None:
+            if field.message_type.GetOptions().map_entry:
+                inner = field.message_type.fields_by_name["value"].message_type
+                if inner is not None:
+                    value = {k: _declared_order(v, inner) for k, v in value.items()}
+            elif isinstance(value, list):
+                value = [_declared_order(v, field.message_type) for v in value]
+            elif isinstance(value, dict):
+                value = _declared_order(value, field.message_type)
+        out[field.name] = value
+    return out
 
 
 def to_json(cfg: ModelConfig) -> str:

@@ -12,14 +12,15 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from tritond import namespaces
+from tritond import gpus, namespaces
 from tritond.repository.autofill import autofill, check_model_files
 from tritond.repository.paths import check_model_paths
 from tritond.errors import TritonError, invalid_arg, unsupported
 from tritond.repository.modelconfig import parse_pbtxt
 from tritond.repository.normalization import normalize
 from tritond.protos.model_config_pb2 import ModelConfig
-from tritond.repository.validation import validate, validate_io
+from tritond.repository.iovalidation import validate_io
+from tritond.repository.validation import validate, validate_config
 from tritond.repository.versions import list_versions, select_versions
 
 __all__ = ["ModelSource", "scan", "load_source", "normalize", "validate", "load_labels",
@@ -89,20 +90,36 @@ def load_source(model_dir: str, repository: str, *, model_config_name: str = "",
     try:
         source.config = config if config is not None else read_config(
             model_dir, model_config_name=model_config_name, strict=strict)
-        _check_name(source.config, name)
         source.available = list_versions(model_dir)
         first = source.available[0] if source.available else None
         autofill(source.config, model_dir, first)
+        _validate_read_config(source.config, model_dir, strict)
         source.versions = select_versions(source.config.version_policy,
                                           source.available, model=name)
         check_model_paths(source.config, model_dir, source.versions)   # before any stat
         check_model_files(source.config, model_dir, source.versions)
-        if strict:
-            validate_io(source.config)
     except TritonError as exc:
         source.versions = []
         source.error = exc.message
     return source
+
+
+def _validate_read_config(cfg: ModelConfig, model_dir: str, strict: bool) -> None:
+    """What Triton checks when it reads a config, before its versions and files: the
+    normalised config (a copy: the backend's auto-complete comes first at load), and its
+    inputs/outputs when auto-complete is disabled (nothing may complete them)."""
+    normalized = ModelConfig()
+    normalized.CopyFrom(cfg)
+    groups_error = None
+    try:
+        normalize(normalized, gpus=gpus.count())
+    except TritonError as exc:   # bad instance groups: Triton finds them when it creates
+        groups_error = exc       # the model, after the config's other checks
+    validate_config(normalized, model_dir)
+    if strict:
+        validate_io(normalized)
+    if groups_error is not None:
+        raise groups_error
 
 
 def read_config(model_dir: str, *, model_config_name: str = "",
@@ -173,13 +190,6 @@ def _model_dirs(repo: str) -> list[str]:
         raise invalid_arg(f"failed to open model repository '{repo}': "
                           f"{exc.strerror}") from None
     return [name for name in entries if os.path.isdir(os.path.join(repo, name))]
-
-
-def _check_name(cfg: ModelConfig, dir_name: str) -> None:
-    if cfg.name and cfg.name != dir_name:
-        raise invalid_arg(
-            f"unexpected directory name '{dir_name}' for model '{cfg.name}', "
-            f"directory name must equal model name")
 
 
 def _duplicate(name: str, places: list[tuple[str, str]]) -> list[ModelSource]:

@@ -102,7 +102,8 @@ def _sequence(cfg: ModelConfig) -> s.SequenceBatching:
         max_candidate_sequences=q.oldest.max_candidate_sequences if oldest else 0,
         preferred_batch_size=tuple(q.oldest.preferred_batch_size) if oldest else (),
         preserve_ordering=q.oldest.preserve_ordering if oldest else False,
-        controls=controls, states=states, iterative=q.iterative_sequence)
+        controls=controls, states=states, iterative=q.iterative_sequence,
+        minimum_slot_utilization=0.0 if oldest else q.direct.minimum_slot_utilization)
 
 
 def _initial(st) -> tuple:

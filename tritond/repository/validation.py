@@ -1,7 +1,10 @@
-"""Model config validation after auto-complete and normalisation.
+"""Model config validation (after normalisation).
 
-Every failure is INVALID_ARG with a message that names the model and the
-offending field.
+Every failure is INVALID_ARG with Triton's text where Triton has the check (they name
+the model and the offending field; Triton's QA greps them). ``validate_config`` is what
+Triton checks when it reads a config, so the repository runs it before looking for
+version directories or model files; ``validate`` adds the inputs and outputs once a
+backend's auto-complete may have filled them.
 """
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import os
 
 from tritond.repository.autofill import ENSEMBLE
 from tritond.repository.ensemble_graph import check_graph
+from tritond.repository.iovalidation import validate_io
 from tritond.errors import invalid_arg
 from tritond.protos.model_config_pb2 import (
     DataType, ModelConfig, ModelInstanceGroup, ModelQueuePolicy, ModelSequenceBatching)
@@ -27,111 +31,58 @@ _Control = ModelSequenceBatching.Control
 
 
 def validate(cfg: ModelConfig, model_dir: str) -> None:
-    """Raise INVALID_ARG if the (normalised) config is not servable."""
-    expected = os.path.basename(os.path.normpath(model_dir))
+    """Raise INVALID_ARG if the (normalised, auto-completed) config is not servable."""
+    validate_config(cfg, model_dir)
+    validate_io(cfg)
+
+
+def validate_config(cfg: ModelConfig, model_dir: str) -> None:
+    """Triton's ValidateModelConfig, in its order and with its texts, then tritond's own
+    checks. Inputs and outputs are not looked at (a backend may still complete them)."""
     if not cfg.name:
-        raise invalid_arg(f"model configuration in '{model_dir}' must specify 'name'")
+        raise invalid_arg("model configuration must specify 'name'")
+    _backend_platform(cfg)
+    if cfg.max_batch_size < 0:
+        raise invalid_arg(f"'max_batch_size' must be non-negative value for {cfg.name}")
+    if not cfg.HasField("version_policy"):
+        raise invalid_arg(f"must specify 'version policy' for {cfg.name}")
+    _dynamic_batching(cfg)
+    _sequence_batching(cfg)
+    _ensemble(cfg)
+    if cfg.model_transaction_policy.decoupled and cfg.response_cache.enable:
+        raise invalid_arg(f"Response Cache does not currently support model {cfg.name} with "
+                          f"'decoupled' transaction policy. Please disable the response cache.")
+    _model_metrics(cfg)
+    expected = os.path.basename(os.path.normpath(model_dir))
     if cfg.name != expected:
         raise invalid_arg(
             f"unexpected directory name '{expected}' for model '{cfg.name}', "
             f"directory name must equal model name")
-    _backend_platform(cfg)
-    if cfg.max_batch_size < 0:
-        raise invalid_arg(f"max_batch_size must be >= 0 for {cfg.name}, "
-                          f"got {cfg.max_batch_size}")
-    if not cfg.HasField("version_policy"):
-        raise invalid_arg(f"must specify 'version_policy' for {cfg.name}")
-    _dynamic_batching(cfg)
-    _response_cache(cfg)
-    _sequence_batching(cfg)
-    _ensemble(cfg)
-    validate_io(cfg)
 
 
-def _response_cache(cfg: ModelConfig) -> None:
-    """Models whose responses cannot be cached (Triton's texts)."""
-    if not cfg.response_cache.enable:
-        return
-    if cfg.HasField("sequence_batching"):
-        raise invalid_arg(f"Response Cache does not currently support model {cfg.name} with "
-                          f"sequence batching scheduler. Please disable the response cache.")
-    if cfg.model_transaction_policy.decoupled:
-        raise invalid_arg(f"Response Cache does not currently support model {cfg.name} with "
-                          f"'decoupled' transaction policy. Please disable the response cache.")
-
-
-def validate_io(cfg: ModelConfig) -> None:
-    """Check every input and output: name, data_type, dims, reshape, uniqueness."""
-    for kind, tensors in (("input", cfg.input), ("output", cfg.output)):
-        seen: set[str] = set()
-        for tensor in tensors:
-            _tensor(cfg.name, kind, tensor)
-            if tensor.name in seen:
-                raise invalid_arg(
-                    f"model {kind} '{tensor.name}' is specified more than once "
-                    f"in the configuration of {cfg.name}")
-            seen.add(tensor.name)
+def _model_metrics(cfg: ModelConfig) -> None:
+    """Triton's ValidateModelMetrics (the buckets: frontend/firstresponse.py)."""
+    for control in cfg.model_metrics.metric_control:
+        if not control.HasField("metric_identifier"):
+            raise invalid_arg("metric control must specify 'metric_identifier'")
+        if not control.metric_identifier.family:
+            raise invalid_arg("metric identifier must specify non-empty 'family'")
+        if not control.HasField("histogram_options"):
+            raise invalid_arg("metric control must specify 'histogram_options'")
+        if not control.histogram_options.buckets:
+            raise invalid_arg("histogram options must specify non-empty 'buckets'")
 
 
 def _backend_platform(cfg: ModelConfig) -> None:
-    if cfg.platform == ENSEMBLE:
-        if cfg.backend:
-            raise invalid_arg(f"ensemble model '{cfg.name}' must not specify a "
-                              f"backend, got '{cfg.backend}'")
-        return
-    if not cfg.backend:
-        raise invalid_arg(f"unexpected platform type '{cfg.platform}' for {cfg.name}: "
-                          f"'backend' must be set unless platform is 'ensemble'")
+    if not cfg.backend and cfg.platform != ENSEMBLE:
+        raise invalid_arg(f"unexpected platform type '{cfg.platform}' for {cfg.name}")
+    if cfg.backend and cfg.platform == ENSEMBLE:
+        raise invalid_arg(f"Ensemble model '{cfg.name}' must have platform type "
+                          f"'{cfg.platform}' and empty backend type")
     allowed = BACKEND_PLATFORMS.get(cfg.backend)
     if allowed and cfg.platform and cfg.platform not in allowed:
-        raise invalid_arg(
-            f"unexpected platform type '{cfg.platform}' for backend '{cfg.backend}' "
-            f"of {cfg.name}, expected {' or '.join(allowed)}")
-
-
-def _tensor(model: str, kind: str, tensor) -> None:
-    if not tensor.name:
-        raise invalid_arg(f"model {kind} of {model} must specify 'name'")
-    where = f"model {kind} '{tensor.name}' of {model}"
-    if tensor.data_type == DataType.TYPE_INVALID:
-        raise invalid_arg(f"{where} must specify a valid 'data_type'")
-    if not tensor.dims:
-        raise invalid_arg(f"{where} must specify 'dims' with at least one dimension "
-                          f"(use reshape: {{ shape: [ ] }} for a scalar)")
-    _check_dims(where, "dims", tensor.dims)
-    if tensor.HasField("reshape"):
-        _check_dims(where, "reshape", tensor.reshape.shape)
-        _check_reshape(where, list(tensor.dims), list(tensor.reshape.shape))
-
-
-def _check_dims(where: str, field: str, dims) -> None:
-    for dim in dims:
-        if dim < 1 and dim != -1:
-            raise invalid_arg(
-                f"{where} has {field} {list(dims)}: each dimension must be an integer "
-                f">= 1, or -1 to indicate a variable-size dimension")
-
-
-def _check_reshape(where: str, dims: list[int], shape: list[int]) -> None:
-    """Same number of -1s, and equal element counts between consecutive -1s."""
-    if dims.count(-1) != shape.count(-1):
-        raise invalid_arg(f"{where} has dims {dims} and reshape {shape}: a variable-size "
-                          f"dimension (-1) must appear in both as often")
-    if _segments(dims) != _segments(shape):
-        raise invalid_arg(f"{where} has different element counts for dims {dims} "
-                          f"and reshape {shape}")
-
-
-def _segments(dims: list[int]) -> list[int]:
-    """Products of the fixed dimensions between variable-size (-1) dimensions."""
-    products, current = [], 1
-    for dim in dims:
-        if dim == -1:
-            products.append(current)
-            current = 1
-        else:
-            current *= dim
-    return [*products, current]
+        raise invalid_arg(f"unexpected 'platform' and 'backend' pair, got:{cfg.platform}, "
+                          f"{cfg.backend}")
 
 
 def _dynamic_batching(cfg: ModelConfig) -> None:
@@ -140,13 +91,11 @@ def _dynamic_batching(cfg: ModelConfig) -> None:
     db = cfg.dynamic_batching
     for size in db.preferred_batch_size:
         if size <= 0:
-            raise invalid_arg(f"dynamic batching preferred size must be positive "
-                              f"for {cfg.name}, got {size}")
+            raise invalid_arg(f"dynamic batching preferred size must be positive for "
+                              f"{cfg.name}")
         if size > cfg.max_batch_size:
-            raise invalid_arg(
-                f"dynamic batching preferred size must be <= max batch size for "
-                f"{cfg.name}, got preferred_batch_size {size} > max_batch_size "
-                f"{cfg.max_batch_size}")
+            raise invalid_arg(f"dynamic batching preferred size must be <= max batch size "
+                              f"for {cfg.name}")
     _priorities(cfg, db)
     if db.preserve_ordering:
         _preserve_ordering(cfg, db)
@@ -158,36 +107,47 @@ def _priorities(cfg: ModelConfig, db) -> None:
         return
     if not 1 <= db.default_priority_level <= levels:
         raise invalid_arg(f"default priority level must be in range [1, {levels}] for "
-                          f"{cfg.name}, got {db.default_priority_level}")
+                          f"{cfg.name}")
     for level in db.priority_queue_policy:
         if not 1 <= level <= levels:
             raise invalid_arg(f"priority queue policy must have priority level in "
-                              f"range [1, {levels}] for {cfg.name}, got {level}")
+                              f"range [1, {levels}] for {cfg.name}")
 
 
 def _preserve_ordering(cfg: ModelConfig, db) -> None:
     if db.priority_levels > 1:
-        raise invalid_arg(f"dynamic batching preserve_ordering of {cfg.name} cannot be "
-                          f"combined with priority_levels > 1")
-    policies = [db.default_queue_policy, *db.priority_queue_policy.values()]
-    for policy in policies:
+        raise invalid_arg(f"Only one priority level is allowed when 'preserve_ordering' is "
+                          f"true for {cfg.name}")
+    for policy in [db.default_queue_policy, *db.priority_queue_policy.values()]:
         if policy.timeout_action == ModelQueuePolicy.DELAY and \
                 policy.default_timeout_microseconds != 0:
-            raise invalid_arg(f"dynamic batching preserve_ordering of {cfg.name} cannot "
-                              f"be combined with a queue policy that DELAYs timed-out "
-                              f"requests")
+            raise invalid_arg(f"Queue policy can not have DELAY as timeout action when "
+                              f"'preserve_ordering' is true for {cfg.name}")
 
 
 def _sequence_batching(cfg: ModelConfig) -> None:
     if cfg.WhichOneof("scheduling_choice") != "sequence_batching":
         return
     if cfg.response_cache.enable:
-        raise invalid_arg(f"response cache is not supported for sequence batching "
-                          f"model {cfg.name}")
-    for control_input in cfg.sequence_batching.control_input:
-        for control in control_input.control:
-            _control(cfg.name, control_input.name, control)
-    for state in cfg.sequence_batching.state:
+        raise invalid_arg(f"Response Cache does not currently support model {cfg.name} with "
+                          f"sequence batching scheduler. Please disable the response cache.")
+    seq = cfg.sequence_batching
+    for kind in (_Control.CONTROL_SEQUENCE_START, _Control.CONTROL_SEQUENCE_END,
+                 _Control.CONTROL_SEQUENCE_READY, _Control.CONTROL_SEQUENCE_CORRID):
+        _controls_of(cfg.name, seq, kind)
+    strategy = seq.WhichOneof("strategy_choice")
+    if strategy == "oldest":
+        for size in seq.oldest.preferred_batch_size:
+            if size <= 0:
+                raise invalid_arg(f"sequence batching preferred batch size must be positive "
+                                  f"for {cfg.name}")
+            if size > cfg.max_batch_size:
+                raise invalid_arg(f"sequence batching preferred batch size must be <= max "
+                                  f"batch size for {cfg.name}")
+    elif strategy == "direct" and not 0.0 <= seq.direct.minimum_slot_utilization <= 1.0:
+        raise invalid_arg(f"sequence batching minimum slot utilization must be in range "
+                          f"(0.0, 1.0] for {cfg.name}")
+    for state in seq.state:
         _initial_state(state)
         if state.use_growable_memory:
             _growable(cfg, state)
@@ -236,31 +196,77 @@ def _initial_state(state) -> None:
         raise invalid_arg(f"initial_state setting expects state'{name}' to have state_data set")
 
 
-def _control(model: str, input_name: str, control) -> None:
-    where = (f"sequence batching control {_Control.Kind.Name(control.kind)} "
-             f"for input '{input_name}' of {model}")
-    if control.kind == _Control.CONTROL_SEQUENCE_CORRID:
-        if control.data_type not in _CORRID_TYPES:
-            raise invalid_arg(f"{where} must specify data_type TYPE_UINT64, TYPE_INT64, "
-                              f"TYPE_UINT32, TYPE_INT32 or TYPE_STRING")
-        return
-    lists = [lst for lst in (control.int32_false_true, control.fp32_false_true,
-                             control.bool_false_true) if lst]
-    if len(lists) != 1 or len(lists[0]) != 2:
-        raise invalid_arg(f"{where} must specify exactly one of int32_false_true, "
-                          f"fp32_false_true or bool_false_true, with 2 entries")
+def _controls_of(model: str, seq, kind) -> None:
+    """Triton's checks of the control inputs of one kind (Get{Boolean,Typed}Sequence-
+    ControlProperties): named, one tensor per kind and one kind per tensor, and the
+    values a boolean control needs (CORRID takes a data type instead)."""
+    kind_name = _Control.Kind.Name(kind)
+    seen_tensors: set[str] = set()
+    seen = False
+    for control_input in seq.control_input:
+        if not control_input.name:
+            raise invalid_arg(f"sequence batching control tensor must have a name for {model}")
+        if control_input.name in seen_tensors:
+            raise invalid_arg(f"sequence batching control tensor '{control_input.name}' is "
+                              f"specified for multiple control kinds for {model}")
+        seen_tensors.add(control_input.name)
+        for control in control_input.control:
+            if control.kind != kind:
+                continue
+            if seen:
+                raise invalid_arg(f"sequence batching specifies multiple {kind_name} tensors "
+                                  f"for {model}")
+            seen = True
+            if kind == _Control.CONTROL_SEQUENCE_CORRID:
+                _corrid(model, control, kind_name)
+            else:
+                _boolean(model, control, kind_name)
+
+
+_VALUE_LISTS = ("int32_false_true", "fp32_false_true", "bool_false_true")
+
+
+def _boolean(model: str, control, kind_name: str) -> None:
+    given = [name for name in _VALUE_LISTS if getattr(control, name)]
+    if not given:
+        raise invalid_arg(f"sequence batching must specify either 'int32_false_true', "
+                          f"'fp32_false_true' or 'bool_false_true' for {kind_name} for {model}")
+    if len(given) > 1:
+        raise invalid_arg(f"sequence batching specifies more than one from "
+                          f"'int32_false_true', 'fp32_false_true' and 'bool_false_true' for "
+                          f"{kind_name} for {model}")
+    if len(getattr(control, given[0])) != 2:
+        raise invalid_arg(f"sequence batching control '{given[0]}' must have exactly 2 "
+                          f"entries for {kind_name} for {model}")
+
+
+def _corrid(model: str, control, kind_name: str) -> None:
+    if any(getattr(control, name) for name in _VALUE_LISTS):
+        raise invalid_arg(f"sequence batching must not specify either 'int32_false_true', "
+                          f"'fp32_false_true' or 'bool_false_true' for {kind_name} for {model}")
+    if control.data_type not in _CORRID_TYPES:
+        raise invalid_arg(f"unexpected data type for control {kind_name} for {model}. Allowed "
+                          f"data types are TYPE_UINT64, TYPE_INT64, TYPE_UINT32, TYPE_INT32 "
+                          f"and TYPE_STRING")
 
 
 def _ensemble(cfg: ModelConfig) -> None:
-    if cfg.platform != ENSEMBLE:
+    """Triton's ValidateEnsembleSchedulingConfig."""
+    if not cfg.HasField("ensemble_scheduling"):
+        if cfg.platform == ENSEMBLE:
+            raise invalid_arg(f"ensemble scheduling must be set for ensemble {cfg.name} "
+                              f"whose platform is {ENSEMBLE}")
         return
+    if cfg.platform != ENSEMBLE:
+        raise invalid_arg(f"ensemble scheduling cannot be set for model '{cfg.name}' whose "
+                          f"platform is not {ENSEMBLE}")
     if cfg.instance_group:
         raise invalid_arg(f"instance group should not be specified for ensemble "
                           f"'{cfg.name}'")
+    if cfg.HasField("optimization"):
+        raise invalid_arg(f"optimization should not be specified for ensemble '{cfg.name}'")
     if cfg.model_warmup:
         raise invalid_arg(f"model_warmup can not be specified for ensemble '{cfg.name}'")
-    if cfg.WhichOneof("scheduling_choice") != "ensemble_scheduling" or \
-            not cfg.ensemble_scheduling.step:
-        raise invalid_arg(f"ensemble '{cfg.name}' must specify ensemble_scheduling "
-                          f"with at least one step")
+    if not cfg.ensemble_scheduling.step:
+        raise invalid_arg(f"must specify 'step' for ensemble '{cfg.name}'")
     check_graph(cfg)

@@ -60,7 +60,7 @@ class PythonBackend(Backend):
         if not isinstance(result, pb_utils.ModelConfig):
             raise TritonError(Code.INTERNAL,
                               f"auto_complete_config function in model '{self.ctx.model}' must "
-                              f"return a valid pb_utils.ModelConfig object.")
+                              f"return a valid pb.ModelConfig object.")   # python_backend's text
         return result.as_dict()
 
     # --------------------------------------------------------------- load

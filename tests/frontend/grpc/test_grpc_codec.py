@@ -183,6 +183,9 @@ def test_typed_element_count_checked():
         "input byte size mismatch for input 'X' for model 'm'. Expected 12, got 8")
     assert invalid(typed("BYTES", "bytes_contents", [b"a"], shape=[2, 1])) == (
         "expected 2 string elements for inference input 'X' for model 'm', got 1")
+    assert invalid(typed("BYTES", "bytes_contents", [b"a"] * 3, shape=[2])) == (
+        "unexpected number of string elements 3 for inference input 'X' for model 'm', "
+        "expecting 2")
 
 
 # -------------------------------------------------------------------- responses

@@ -23,6 +23,7 @@ class Handlers:
     def __init__(self):
         self.started = threading.Event()
         self.cancelled = threading.Event()
+        self.held_in = threading.Event()
         self.release: asyncio.Event | None = None
 
     async def echo(self, request, context):
@@ -46,6 +47,7 @@ class Handlers:
             raise
 
     async def held(self, request, context):
+        self.held_in.set()
         await self.release.wait()
         return b"released"
 
@@ -192,12 +194,15 @@ def test_stop_with_grace_lets_a_call_finish():
     running = Running()
     try:
         pending = running.channel.unary_unary(f"/{SERVICE}/Held").future(b"")
-        running.unary("Echo")                      # the Held call is in by now
+        # an Echo answered first does not prove the Held call reached the server under load
+        assert running.handlers.held_in.wait(10)
         stopping = asyncio.run_coroutine_threadsafe(running.server.stop(30), running.loop)
         running.loop.call_soon_threadsafe(running.handlers.release.set)
         assert pending.result(10) == b"released"
         stopping.result(10)
-        assert not running.server._thread.is_alive()     # the poller ended with the queue
+        # the poller ended with the queue (it signals the loop just before it returns)
+        running.server._thread.join(10)
+        assert not running.server._thread.is_alive()
     finally:
         running.close()
 

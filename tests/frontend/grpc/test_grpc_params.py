@@ -137,3 +137,14 @@ def test_classification_errors():
                              shared_memory_region={"string_param": "r"},
                              shared_memory_byte_size={"int64_param": 8})) == (
         "output can't set both 'shared_memory_region' and 'classification'")
+
+
+def test_negative_timeout_wraps_to_uint64():
+    """Triton hands the int64 to TRITONSERVER_InferenceRequestSetTimeoutMicroseconds,
+    a uint64_t: -1 becomes 2**64 - 1 (no timeout that could ever pass), not an error."""
+    from tritond.frontend.params import request_fields
+    req = codec.decode_request(with_param("timeout", int64_param=-1))
+    assert req.parameters == {"timeout": 2**64 - 1}
+    assert request_fields(req.parameters)[1] == 2**64 - 1
+    req = codec.decode_request(with_param("timeout", int64_param=-(2**63)))
+    assert req.parameters == {"timeout": 2**63}

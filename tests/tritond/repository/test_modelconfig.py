@@ -307,3 +307,20 @@ def test_dtype_helpers():
     assert _error(mc.protocol_dtype, "FP32").code == Code.INVALID_ARG
     assert _error(mc.config_dtype, "FLOAT").code == Code.INVALID_ARG
     assert _error(mc.config_dtype, "INVALID").code == Code.INVALID_ARG
+
+
+def test_nested_objects_keep_declaration_order():
+    """Triton's L0_config_json greps the JSON text: every object in proto field order."""
+    cfg = mc.parse_pbtxt(
+        'name: "m" dynamic_batching { priority_levels: 18446744073709551615 '
+        'default_priority_level: 4294967295 priority_queue_policy [ { key: 4294967296 value { '
+        'max_queue_size: 10 allow_timeout_override: true '
+        'default_timeout_microseconds: 18446744073709551615 timeout_action: REJECT } } ] }',
+        "c")
+    text = mc.to_json(cfg)
+    assert ('"4294967296":{"timeout_action":"REJECT","default_timeout_microseconds":'
+            '18446744073709551615,"allow_timeout_override":true,"max_queue_size":10}') in text
+    assert '"priority_levels":18446744073709551615' in text
+    assert '"default_priority_level":4294967295' in text
+    db = mc.to_json_dict(cfg)["dynamic_batching"]
+    assert list(db) == [f.name for f in pb.ModelDynamicBatching.DESCRIPTOR.fields if f.name in db]

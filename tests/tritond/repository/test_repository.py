@@ -84,8 +84,10 @@ def test_missing_config_allowed_unless_strict(tmp_path):
 def test_autofill_from_files(tmp_path, filename, backend, platform):
     make_model(tmp_path, "m", 'max_batch_size: 2', files=(filename,))
     cfg = repo_mod.scan([str(tmp_path)])[0].config
+    # Triton leaves a TorchScript model's file name unset (L0_model_config no_name_platform)
+    served_filename = "" if backend == "pytorch" else filename
     assert (cfg.backend, cfg.platform, cfg.default_model_filename) == \
-        (backend, platform, filename)
+        (backend, platform, served_filename)
 
 
 def test_autofill_from_backend_or_platform(tmp_path):
@@ -96,6 +98,7 @@ def test_autofill_from_backend_or_platform(tmp_path):
     sources = repo_mod.scan([str(tmp_path)])
     assert one(sources, "a").config.platform == "onnxruntime_onnx"
     assert one(sources, "b").config.backend == "pytorch"
+    assert one(sources, "b").config.default_model_filename == ""     # as Triton
     assert one(sources, "c").config.platform == "tensorrt_plan"
     assert one(sources, "c").config.default_model_filename == "x.plan"
     assert all(s.error is None for s in sources)
@@ -103,8 +106,11 @@ def test_autofill_from_backend_or_platform(tmp_path):
 
 def test_undetectable_backend(tmp_path):
     make_model(tmp_path, "m", "max_batch_size: 0", files=("weights.bin",))
-    assert "unable to determine the backend of model 'm'" in \
-        repo_mod.scan([str(tmp_path)])[0].error
+    assert repo_mod.scan([str(tmp_path)])[0].error == (
+        "Invalid model name: Could not determine backend for model 'm' with no backend in "
+        "model configuration. Expected model name of the form 'model.<backend_name>'.")
+    make_model(tmp_path, "p", 'backend: "pytorch"', files=("model.pt",))
+    assert one(repo_mod.scan([str(tmp_path)]), "p").config.default_model_filename == "model.pt"
 
 
 def test_name_mismatch(tmp_path):
@@ -191,7 +197,7 @@ def test_strict_validates_io_at_scan(tmp_path):
     bad = PY_CONFIG.format(name="m").replace("dims: [ 16 ]", "dims: [ 0 ]", 1)
     make_model(tmp_path, "m", bad)
     assert repo_mod.scan([str(tmp_path)])[0].error is None
-    assert "each dimension must be" in repo_mod.scan([str(tmp_path)], strict=True)[0].error
+    assert "model input 'INPUT0' dimension must be integer >= 1" in repo_mod.scan([str(tmp_path)], strict=True)[0].error
 
 
 def test_missing_repository_is_an_error(tmp_path):
@@ -275,23 +281,24 @@ def test_validate_accepts_valid_configs():
 
 
 @pytest.mark.parametrize("old,new,expected", [
-    ('max_batch_size: 8', 'max_batch_size: -1', "max_batch_size must be >= 0"),
-    ('[ 4, 8 ]', '[ 4, 16 ]', "preferred size must be <= max batch size"),
-    ('[ 4, 8 ]', '[ 0 ]', "preferred size must be positive"),
-    ('dims: [ -1, 4 ]', 'dims: [ 0, 4 ]', "each dimension must be an integer >= 1"),
+    ('max_batch_size: 8', 'max_batch_size: -1', "'max_batch_size' must be non-negative value for m"),
+    ('[ 4, 8 ]', '[ 4, 16 ]', "preferred size must be <= max batch size for m"),
+    ('[ 4, 8 ]', '[ 0 ]', "preferred size must be positive for m"),
+    ('dims: [ -1, 4 ]', 'dims: [ 0, 4 ]', "model input 'I' dimension must be integer >= 1"),
     ('dims: [ -1, 4 ]', 'dims: [ -2, 4 ]', "-1 to indicate a variable-size dimension"),
     ('dims: [ 4 ]', 'dims: [ ]', "must specify 'dims'"),
-    ('[ -1, 2, 2 ]', '[ -1, 3 ]', "different element counts"),
-    ('[ -1, 2, 2 ]', '[ 8 ]', "must appear in both as often"),
-    ('[ -1, 2, 2 ]', '[ 2, -1, 2 ]', "different element counts"),
+    ('[ -1, 2, 2 ]', '[ -1, 3 ]', "model input 'I' has different size for dims and reshape for m"),
+    ('[ -1, 2, 2 ]', '[ 8 ]', "model input 'I' has different size for dims and reshape for m"),
+    ('[ -1, 2, 2 ]', '[ 2, -1, 2 ]', "'I' has different size for dims and reshape"),
+    ('[ -1, 2, 2 ]', '[ -1, 2, -1 ]', "'I' has different number of variable-size dimensions"),
     ('[ -1, 2, 2 ]', '[ -1, 1, 4, 1 ]', None),
-    ('data_type: TYPE_FP32 dims: [ 4 ]', 'dims: [ 4 ]', "valid 'data_type'"),
-    ('name: "O"', 'name: ""', "model output of m must specify 'name'"),
+    ('data_type: TYPE_FP32 dims: [ 4 ]', 'dims: [ 4 ]', "model output 'O' must specify 'data_type'"),
+    ('name: "O"', 'name: ""', "model output must specify 'name' for m"),
     ('name: "O"', 'name: "I"', None),  # an output may share an input's name
     ('platform: "onnxruntime_onnx"', 'platform: "tensorrt_plan"',
-     "unexpected platform type 'tensorrt_plan' for backend 'onnxruntime'"),
+     "unexpected 'platform' and 'backend' pair, got:tensorrt_plan, onnxruntime"),
     ('backend: "onnxruntime" platform: "onnxruntime_onnx"', 'platform: "custom"',
-     "unexpected platform type 'custom'"),
+     "unexpected platform type 'custom' for m"),
 ])
 def test_validate_errors(old, new, expected):
     assert old in VALID
@@ -312,33 +319,36 @@ def test_validate_duplicate_and_name():
 
 def test_validate_priorities_and_ordering():
     base = VALID.replace("dynamic_batching {", "dynamic_batching { priority_levels: 2 ")
-    assert "default priority level must be in range [1, 2]" in invalid(base)
+    assert "default priority level must be in range [1, 2] for m" in invalid(base)
     bad_key = base.replace("priority_levels: 2", "priority_levels: 2 default_priority_level: 1 "
                            "priority_queue_policy { key: 3 value {} }")
-    assert "priority level in range [1, 2]" in invalid(bad_key)
+    assert "priority queue policy must have priority level in range [1, 2] for m" in invalid(bad_key)
     ordered = base.replace("priority_levels: 2", "priority_levels: 2 default_priority_level: 1 "
                            "preserve_ordering: true")
-    assert "priority_levels > 1" in invalid(ordered)
+    assert "Only one priority level is allowed when 'preserve_ordering' is true for m" in \
+        invalid(ordered)
     delay = VALID.replace("dynamic_batching {", "dynamic_batching { preserve_ordering: true "
                           "default_queue_policy { timeout_action: DELAY "
                           "default_timeout_microseconds: 10 }")
-    assert "DELAY" in invalid(delay)
+    assert "Queue policy can not have DELAY as timeout action when 'preserve_ordering' is " \
+        "true for m" in invalid(delay)
 
 
 def test_validate_sequence_controls():
     seq = ('name: "m" backend: "python" max_batch_size: 1 '
            'input [ { name: "I" data_type: TYPE_FP32 dims: [1] } ] '
            'sequence_batching { control_input [ { name: "S" control [ { %s } ] } ] } %s')
-    assert "exactly one of int32_false_true" in invalid(
+    assert "control 'int32_false_true' must have exactly 2 entries for " \
+        "CONTROL_SEQUENCE_START for m" in invalid(
         seq % ("kind: CONTROL_SEQUENCE_START int32_false_true: [0]", ""))
-    assert "exactly one of" in invalid(seq % (
+    assert "specifies more than one from 'int32_false_true'" in invalid(seq % (
         "kind: CONTROL_SEQUENCE_END int32_false_true: [0, 1] bool_false_true: [false, true]", ""))
-    assert "TYPE_UINT64" in invalid(
+    assert "unexpected data type for control CONTROL_SEQUENCE_CORRID for m. Allowed" in invalid(
         seq % ("kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_FP32", ""))
     cfg = parse_pbtxt(seq % ("kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_STRING", ""), "c")
     repo_mod.normalize(cfg)
     repo_mod.validate(cfg, "/repo/m")   # string correlation ids (Triton allows TYPE_STRING)
-    assert "response cache" in invalid(
+    assert "Response Cache does not currently support model m with sequence" in invalid(
         seq % ("kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_UINT64",
                "response_cache { enable: true }"))
 
@@ -381,16 +391,17 @@ def test_validate_ensembles():
     cfg = parse_pbtxt(ENS, "c")
     repo_mod.normalize(cfg)
     repo_mod.validate(cfg, "/repo/e")
-    assert "must not specify a backend" in invalid(
+    assert "Ensemble model 'e' must have platform type 'ensemble' and empty backend" in invalid(
         ENS.replace('platform: "ensemble"', 'platform: "ensemble" backend: "python"'), "/r/e")
-    assert "neither an ensemble input" in invalid(ENS.replace('value: "RAW"', 'value: "NOPE"'),
-                                                  "/r/e")
-    assert "'OUT' is not produced" in invalid(ENS.replace('value: "OUT"', 'value: "Z"'), "/r/e")
+    assert "ensemble input 'RAW' for ensemble e' is not used" in invalid(
+        ENS.replace('value: "RAW"', 'value: "NOPE"'), "/r/e")
+    assert "ensemble output 'OUT' for ensemble e' is not used" in invalid(
+        ENS.replace('value: "OUT"', 'value: "Z"'), "/r/e")
     cyclic = ENS.replace('key: "x" value: "RAW"', 'key: "x" value: "OUT"')
-    assert "contains a cycle" in invalid(cyclic, "/r/e")
+    assert "ensemble input 'RAW' for ensemble e' is not used" in invalid(cyclic, "/r/e")
     assert "instance group should not be specified" in invalid(
         ENS + "instance_group [ { kind: KIND_CPU } ]", "/r/e")
-    assert "model_warmup" in invalid(ENS + 'model_warmup [ { name: "w" } ]', "/r/e")
+    assert "model_warmup can not be specified for ensemble 'e'" in invalid(ENS + 'model_warmup [ { name: "w" } ]', "/r/e")
 
 
 # ---- labels ----
