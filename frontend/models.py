@@ -116,6 +116,11 @@ class Models:
         # Label files per (model dir, config JSON): read once per load, not per table.
         self._labels: dict[tuple[str, str], dict[str, list[str]]] = {}
 
+    def ready(self) -> list[ModelVersion]:
+        """Every READY version (/metrics)."""
+        return [mv for by_version in self._versions.values() for mv in by_version.values()
+                if mv.state == READY]
+
     def load_seconds(self) -> dict[tuple[str, str], float]:
         """(name, version) -> load duration of every READY version (/metrics)."""
         return {(mv.key, mv.version_str): mv.load_seconds
@@ -245,7 +250,10 @@ class Models:
                 state = mv.state if mv.live else "UNAVAILABLE"
                 if ready_only and state != READY:
                     continue
-                row = {"name": mv.name, "version": mv.version_str, "state": state}
+                row = {"name": mv.name}
+                if mv.version > 0:      # 0: the model failed before any version (Triton: none)
+                    row["version"] = mv.version_str
+                row["state"] = state
                 if mv.reason:
                     row["reason"] = mv.reason
                 rows.append(row)

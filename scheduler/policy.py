@@ -70,6 +70,8 @@ PIPELINE_AHEAD_SINGLE = 3
 
 _NONE: tuple = ()
 
+QUEUE_FULL = "Exceeds maximum queue size"      # Triton's words
+
 
 class Policy:
     """Base of the policies that serve requests from a :class:`PolicyQueue`
@@ -97,7 +99,7 @@ class Policy:
         cfg = self.cfg
         entry = self.queue.push(req, cfg.level_index(req.priority) if cfg.levels else 0, now_ns)
         if entry is None:
-            raise TritonError(Code.UNAVAILABLE, "Exceeds maximum queue size")
+            raise TritonError(Code.UNAVAILABLE, QUEUE_FULL)
         return entry
 
     def remove(self, entry: Entry) -> bool:
