@@ -27,7 +27,7 @@ import msgspec
 
 from tritond import messages
 from tritond.departures import exit_reasons, gone, live_workers
-from tritond.errors import REQUEST_CANCELLED, Code
+from tritond.errors import REQUEST_CANCELLED, Code, request_tag
 
 from . import ensemble_replies as replies, ensemble_stats as stats
 from .direct import DirectAnswers
@@ -132,7 +132,7 @@ class Ensembles:
                 "available versions"))))
             return
         if len(inputs) < len(step.inputs) and target is not None:   # an optional one left out
-            missing = _missing_inputs(target.cfg.spec, inputs)
+            missing = _missing_inputs(target.cfg.spec, inputs, sub.request_id)
             if missing is not None:        # the model's own input check, as Triton's step has
                 out.append(Reply(core.address, messages.Response(rid, error=missing)))
                 return
@@ -230,7 +230,7 @@ class Ensembles:
             if run.error is None and not decoupled else ()
         if missing:                        # a step left a tensor out: Triton's words
             run.error = messages.ErrorInfo(int(Code.INVALID_ARG), (
-                f"in ensemble '{model.name}', [request id: {_request_id(req)}] unexpected "
+                f"in ensemble '{model.name}', {request_tag(req.request_id)}unexpected "
                 "deadlock, at least one output is not set while no more ensemble steps "
                 "can be made"))
         mapped = sorted(run.mapped) if run.shm else []
@@ -341,9 +341,10 @@ class Ensembles:
             out.extend(self.core.release(messages.Release(owner, slots)))
 
 
-def _missing_inputs(spec, inputs: list):
+def _missing_inputs(spec, inputs: list, request_id):
     """The INVALID_ARG a step request without a required input of its model gets (the
-    frontend's words for a client's request, frontend/validate.py), or None."""
+    frontend's words for a client's request, frontend/validate.py), or None. The step
+    carries the ensemble request's id, which Triton's core puts in front."""
     got = [ref.name for ref in inputs]
     required = sorted(t.name for t in spec.inputs if not t.optional and t.name not in got)
     if not required:
@@ -354,19 +355,12 @@ def _missing_inputs(spec, inputs: list):
     expected = (f"{n_all} inputs" if n_all == n_req else
                 f"number of inputs between {n_req} and {n_all}")
     return messages.ErrorInfo(int(Code.INVALID_ARG), (
-        f"expected {expected} but got {len(got)} inputs for model '{spec.name}'. {detail}"))
+        f"{request_tag(request_id)}expected {expected} but got {len(got)} inputs for model "
+        f"'{spec.name}'. {detail}"))
 
 
 def _names(names) -> str:
     return "[" + ",".join(f"'{n}'" for n in names) + "]"
-
-
-def _request_id(req) -> str:
-    """The request's id as Triton's LogRequest shows it."""
-    rid = req.request_id
-    if type(rid) is msgspec.Raw:
-        rid = msgspec.msgpack.decode(rid)
-    return rid or "<id_unknown>"
 
 
 def _owned(resp: messages.Response) -> list:

@@ -55,7 +55,7 @@ Planned policies plug in here without touching ``SchedulerCore.step``:
 """
 from __future__ import annotations
 
-from tritond.errors import Code, TritonError
+from tritond.errors import Code, TritonError, request_tag
 
 from . import batcher
 from .config import SchedConfig
@@ -97,7 +97,8 @@ class Policy:
         cfg = self.cfg
         entry = self.queue.push(req, cfg.level_index(req.priority) if cfg.levels else 0, now_ns)
         if entry is None:
-            raise TritonError(Code.UNAVAILABLE, "Exceeds maximum queue size")
+            raise TritonError(Code.UNAVAILABLE,
+                              f"{request_tag(req.request_id)}Exceeds maximum queue size")
         return entry
 
     def remove(self, entry: Entry) -> bool:
