@@ -42,8 +42,8 @@ def decode_raw(body, mv: ModelVersion, model: str, version: str) -> tuple[InferR
         data = struct.pack("<I", len(body)) + bytes(body)
     else:
         if dims.count(-1) > 1:
-            raise invalid_arg(f"{_NO_ID}The shape of the raw input '{spec.name}' can not be deduced "
-                              f"because there are more than one variable-sized dimension")
+            raise invalid_arg(f"{_NO_ID}The shape of the raw input '{spec.name}' can not be "
+                              f"deduced because there are more than one variable-sized dimension")
         if -1 in dims:
             fixed = math.prod(d for d in dims if d != -1) * (spec.elem_size or 1)
             dims[dims.index(-1)] = len(body) // fixed if fixed else 0

@@ -41,7 +41,8 @@ def srv(tmp_path_factory):
     server.stop()
 
 
-def _call(srv, protocol: str, model: str, inputs: list, request_id: str) -> InferenceServerException:
+def _call(srv, protocol: str, model: str, inputs: list,
+          request_id: str) -> InferenceServerException:
     """The error of ``model`` asked with ``inputs`` [(name, datatype, array)]."""
     lib = httpclient if protocol == "http" else grpcclient
     client = (lib.InferenceServerClient(srv.url) if protocol == "http"
