@@ -30,7 +30,7 @@ from tritond.shm.views import SegmentCache
 from .cache import ResponseCache, open_store
 from .clientshm import ClientShm
 from .control import ControlPlane
-from .firstresponse import FirstResponse
+from .firstresponse import FirstResponse, histograms_on
 from .memory import release_free_memory
 from .inbox import Inbox
 from .models import Models, ModelVersion
@@ -80,7 +80,9 @@ class FrontendCore:
         # summary_latencies=true: the cache's hit/miss summaries too
         self.responses = ResponseCache(
             store, quantiles_of(getattr(options, "metrics_config", [])) is not None)
-        self.first_response = FirstResponse()     # nv_inference_first_response_histogram_ms
+        # nv_inference_first_response_histogram_ms, with histogram_latencies=true
+        self.first_response = FirstResponse(
+            histograms_on(getattr(options, "metrics_config", [])))
         self.control = ControlPlane(options, self.models, outbox.post, address,
                                     scheduler_address, parent_address, self.shm,
                                     self.responses, self.first_response,
@@ -131,6 +133,8 @@ class FrontendCore:
         except asyncio.CancelledError:
             client.cancel(rid, fut)           # the slots stay ours until the final Response
             raise
+        if self.first_response.on:
+            self.first_response.observe(mv, time.monotonic_ns() - request.arrival_ns)
         if trace is None:
             return self.results.result(mv, req, resp)
         trace.worker(resp.trace, resp.children)
@@ -184,8 +188,9 @@ class FrontendCore:
                     trace.stamp("REQUEST_END")
                 if first:
                     first = False
-                    self.first_response.observe(mv.name, mv.version_str, (
-                        time.monotonic_ns() - request.arrival_ns) / 1e6)
+                    if self.first_response.on:
+                        self.first_response.observe(
+                            mv, time.monotonic_ns() - request.arrival_ns)
                 if resp.error is not None and not resp.final:
                     # One failed response of many: the stream goes on (Triton).
                     yield InferResult(mv.name, mv.version_str, req.id, {}, [], None, False,

@@ -14,6 +14,7 @@ from tritond.scheduler.summary import quantiles_from, quantiles_of
 
 from . import gpumetrics
 from .hostmetrics import CpuSampler, pinned_pool
+from .metriclabels import with_namespaces, with_tags  # noqa: F401 - tests import them here
 from .promtext import CONTENT_TYPE, render
 
 # The per-request counters: name, HELP (Triton r26.06's words), how to read one model_stats
@@ -209,7 +210,6 @@ def build_app(core):
 
     opts = core.control.options
     latencies = counter_latencies(opts.metrics_config)
-    histograms = setting(opts.metrics_config, "histogram_latencies", False)
     quantiles = quantiles_of(opts.metrics_config)      # None unless summary_latencies=true
     cpu = CpuSampler() if opts.allow_cpu_metrics else None
     gpu = gpumetrics.sampler() if opts.allow_gpu_metrics else None
@@ -225,10 +225,11 @@ def build_app(core):
                         cached=core.control.cached_versions(),
                         load_seconds=core.models.load_seconds(), quantiles=quantiles,
                         cache_summaries=cache_rows)
-        if histograms:          # Triton: histograms only with histogram_latencies=true
-            fams += core.first_response.families(first)
+        if core.first_response.on:      # Triton: only with histogram_latencies=true
+            fams += core.first_response.families(first, core.models.ready())
         if gpu is not None:
             fams += gpu.families()
+        with_tags(fams, core.models.ready())
         if opts.model_namespacing:
             with_namespaces(fams, core.models.namespaces(opts.model_repository))
         return Response(render(fams), media_type=CONTENT_TYPE)
@@ -249,25 +250,6 @@ def build_app(core):
 
     return Starlette(routes=[Route("/metrics", metrics), Route("/metrics/", metrics)],
                      exception_handlers={404: not_found})
-
-
-def with_namespaces(fams: list[Metric], namespaces: dict[str, tuple[str, str]]) -> None:
-    """Add Triton's ``namespace`` label (the model's repository) to every per-model
-    sample; Triton adds it only with --model-namespacing (metric_model_reporter.cc).
-    Labels stay in sorted order, as prometheus-cpp writes them."""
-    for fam in fams:
-        fam.samples = [_namespaced(sample, namespaces) for sample in fam.samples]
-
-
-def _namespaced(sample, namespaces: dict[str, tuple[str, str]]):
-    """The ``model`` label is the scheduler's key (tritond/namespaces.py) or a name
-    only one namespace serves: it becomes the name and its repository."""
-    found = namespaces.get(sample.labels.get("model"))
-    if found is None:
-        return sample
-    name, repo = found
-    labels = {**sample.labels, "model": name, "namespace": repo}
-    return sample._replace(labels=dict(sorted(labels.items())))
 
 
 def counter_latencies(settings: list[str]) -> bool:

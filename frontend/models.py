@@ -115,6 +115,11 @@ class Models:
         # Label files per (model dir, config JSON): read once per load, not per table.
         self._labels: dict[tuple[str, str], dict[str, list[str]]] = {}
 
+    def ready(self) -> list[ModelVersion]:
+        """Every READY version (/metrics)."""
+        return [mv for by_version in self._versions.values() for mv in by_version.values()
+                if mv.state == READY]
+
     def load_seconds(self) -> dict[tuple[str, str], float]:
         """(name, version) -> load duration of every READY version (/metrics)."""
         return {(mv.key, mv.version_str): mv.load_seconds

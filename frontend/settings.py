@@ -7,18 +7,28 @@ to every process (``tritond.loglevels``).
 """
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 from tritond import loglevels, messages
-from tritond.errors import invalid_arg, unavailable, unsupported
+from tritond.errors import internal, invalid_arg, unavailable, unsupported
 
-_LEVELS = {"OFF", "TIMESTAMPS", "TENSORS"}
 _INT_KEYS = ("trace_rate", "trace_count", "log_frequency")
 _INT32_MIN, _INT32_MAX = -(1 << 31), (1 << 31) - 1
 # The range Triton's out-of-range message quotes for each (its text, not the int32
 # bound its std::stoi enforces).
 _RANGES = {"trace_rate": (0, (1 << 32) - 1), "trace_count": (-1, _INT32_MAX),
            "log_frequency": (0, (1 << 32) - 1)}
+# What Triton's HTTP server answers for a value of the wrong JSON type (triton_json's
+# words, as INTERNAL errors) and for a log_file or trace_file update.
+NOT_BOOL = "attempt to access JSON non-boolean as boolean"
+NOT_UINT = "attempt to access JSON non-unsigned-integer as unsigned-integer"
+NOT_STRING = "attempt to access JSON non-string as string"
+NOT_ARRAY = "attempt to access JSON non-array as array"
+LOG_FILE_FIXED = "log file location can not be updated through network protocol"
+TRACE_FILE_FIXED = "trace file location can not be updated through network protocol"
+_IGNORED = object()        # a key or value Triton reads past
+_STOI = re.compile(r"\s*[+-]?\d+")     # the number std::stoi reads at the front
 
 
 class LogSettings:
@@ -36,10 +46,15 @@ class LogSettings:
         }
 
     def update(self, update: Optional[dict]) -> dict:
+        """Triton's HandleLogging: the known keys are read (a null is passed over), every
+        value checked before any is applied."""
         if update:
             new = dict(self.values)
             for key, value in update.items():
-                new[key] = self._check(key, value)
+                if key in new and key != "log_file" and value is not None:
+                    new[key] = self._check(key, value)
+                elif key == "log_file" and value is not None:
+                    raise unsupported(LOG_FILE_FIXED)
             self.values = new
             levels = messages.LogLevels(new["log_info"], new["log_warning"], new["log_error"],
                                         new["log_verbose_level"])
@@ -52,29 +67,26 @@ class LogSettings:
         self.values.update(log_info=levels.info, log_warning=levels.warning,
                            log_error=levels.error, log_verbose_level=levels.verbose)
 
-    def _check(self, key: str, value):
-        if key == "log_file":
-            if value is not None:
-                raise unsupported("log file location can not be updated through network protocol")
-            return self.values["log_file"]
+    @staticmethod
+    def _check(key: str, value):
         if key in ("log_info", "log_warning", "log_error"):
             if type(value) is not bool:
-                raise invalid_arg(f"expect the value of '{key}' to be a boolean")
+                raise internal(NOT_BOOL)
             return value
         if key == "log_verbose_level":
             if type(value) is not int or not 0 <= value < 1 << 64:     # Triton's AsUInt
-                raise invalid_arg("expect the value of 'log_verbose_level' to be an unsigned integer")
+                raise internal(NOT_UINT)
             return value
-        if key == "log_format":
-            if value not in ("default", "ISO8601"):
-                raise unavailable(f"invalid argument for log_format, got: {value}")
-            return value
-        raise invalid_arg(f"unknown logging setting '{key}'")
+        if not isinstance(value, str):                                  # log_format
+            raise internal(NOT_STRING)
+        if value not in ("default", "ISO8601"):
+            raise unavailable(f"invalid argument for --log_format, got: {value}")
+        return value
 
 
 class TraceSettings:
-    """``/v2/trace/setting`` and per-model overrides (``null`` clears an override), checked
-    here and applied to the frontend's :class:`frontend.trace.Tracer`."""
+    """``/v2/trace/setting`` and per-model overrides (``null`` clears a model's override,
+    or a global setting back to its value at start, as Triton), checked here and applied to the frontend's :class:`frontend.trace.Tracer`."""
 
     def __init__(self, tracer):
         self.tracer = tracer
@@ -83,38 +95,55 @@ class TraceSettings:
         return self.tracer.get(model)
 
     def update(self, model: str, update: Optional[dict]) -> dict:
+        """Triton's HandleTrace: trace_file refused, null clears, the other known keys
+        checked (every one before any is applied), the rest passed over."""
         if update:
-            checked = {key: None if value is None else self._check(key, value)
-                       for key, value in update.items()}
-            if not model and any(v is None for v in checked.values()):
-                checked = {k: v for k, v in checked.items() if v is not None}
-            self.tracer.apply(model, checked)
+            checked = {}
+            for key, value in update.items():
+                if key == "trace_file":
+                    raise unsupported(TRACE_FILE_FIXED)
+                if key not in _KNOWN:
+                    continue
+                value = None if value is None else self._check(key, value)
+                if value is not _IGNORED:
+                    checked[key] = value
+            if checked:
+                self.tracer.apply(model, checked)
         return self.get(model)
 
     @staticmethod
     def _check(key: str, value):
-        if key == "trace_file":
-            raise unsupported("trace file location can not be updated through network protocol")
         if key == "trace_level":
-            if not isinstance(value, list) or any(v not in _LEVELS for v in value):
-                raise invalid_arg("expect the value of 'trace_level' to be an array of "
-                                  "'OFF', 'TIMESTAMPS' or 'TENSORS'")
-            on = [v for v in ("TIMESTAMPS", "TENSORS") if v in value]
-            return on or ["OFF"]
-        if key in _INT_KEYS:
-            if type(value) is not str:
-                raise invalid_arg(f"expect the value of '{key}' to be a string")
-            try:
-                n = int(value)
-            except ValueError:
-                raise invalid_arg(f"unable to parse '{key}', got: {value}") from None
-            if not _INT32_MIN <= n <= _INT32_MAX:    # Triton parses them with std::stoi
-                low, high = _RANGES[key]
-                raise invalid_arg(f"Unable to parse '{key}', value is out of range "
-                                  f"[ {low}, {high} ], got: {value}")
-            if n < (-1 if key == "trace_count" else 0):
-                raise invalid_arg(f"invalid value for '{key}', got: {value}")
-            return value
-        if key == "trace_mode":
-            raise unsupported("trace mode can not be updated through network protocol")
-        raise invalid_arg(f"unknown trace setting '{key}'")
+            if not isinstance(value, list):
+                raise internal(NOT_ARRAY)
+            on = []
+            for level in value:
+                if not isinstance(level, str):
+                    raise internal(NOT_STRING)
+                if level == "OFF":
+                    if len(value) > 1:
+                        raise invalid_arg("Expect only one trace level 'OFF' is specified")
+                    return ["OFF"]
+                if level in ("TIMESTAMPS", "TENSORS") and level not in on:
+                    on.append(level)
+            # unknown levels are passed over; none known: no change
+            return [v for v in ("TIMESTAMPS", "TENSORS") if v in on] or _IGNORED
+        if type(value) is not str:
+            raise internal(NOT_STRING)
+        found = _STOI.match(value)
+        if found is None:
+            raise invalid_arg(f"Unable to parse '{key}', got: {value}")
+        n = int(found.group())
+        if not _INT32_MIN <= n <= _INT32_MAX:    # Triton parses them with std::stoi
+            low, high = _RANGES[key]
+            raise invalid_arg(f"Unable to parse '{key}', value is out of range "
+                              f"[ {low}, {high} ], got: {value}")
+        if key == "trace_count" and n < -1:
+            raise invalid_arg(f"Unable to parse 'trace_count'. Expecting value >= -1, "
+                              f"got:{value}")
+        if n < 0:        # Triton would wrap it into an unsigned rate: refused here
+            raise invalid_arg(f"invalid value for '{key}', got: {value}")
+        return str(n)
+
+
+_KNOWN = ("trace_level", *_INT_KEYS)

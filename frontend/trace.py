@@ -178,6 +178,7 @@ class Tracer:
         self.global_ = {"trace_level": cfg.level, "trace_rate": str(cfg.rate),
                         "trace_count": str(cfg.count), "log_frequency": str(cfg.log_frequency),
                         "trace_file": cfg.file, "trace_mode": cfg.mode}
+        self.start_values = dict(self.global_)     # what a cleared global setting returns to
         self.overrides: dict[str, dict] = {}
         self.files: dict[str, TraceFile] = {}
         self.next_id = 1
@@ -256,9 +257,8 @@ class Tracer:
                 del self.overrides[model]
             self._refresh([model])
             return
-        for key, value in update.items():
-            if value is not None:
-                self.global_[key] = value
+        for key, value in update.items():     # null: the value at start (Triton's default)
+            self.global_[key] = self.start_values[key] if value is None else value
         self.default.close()
         self.default = self._setting(self.global_)
         self._refresh(list(self.models))     # the overrides fall back to the new values

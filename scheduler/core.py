@@ -32,7 +32,7 @@ from .config import SchedConfig
 from .drain import Retirement
 from .ensembles import Ensembles
 from .model import Model
-from .policy import Policy, make_policy
+from .policy import Policy, QueueFull, make_policy
 from .outputs import Dispatch, Notify, Output, Reply, _error
 from .router import Batch, Instance
 from .stats import REJECTED, stats_json
@@ -134,15 +134,36 @@ class SchedulerCore:
             return self.ensembles.start(model, req, now_ns)
         if req.trace:                              # a traced request: QUEUE_START
             req.trace.append(now_ns)
+        out: list[Output] = []
         try:
             entry = model.policy.add(req, now_ns)
         except TritonError as exc:
-            if model.policy.counts_refusals:
-                model.stats.failed(1, 0, REJECTED)
-            return [_error(req, exc.code, exc.message, model.version)]
+            # A full queue: first send what its batcher would have taken out already (the
+            # requests of one frame are queued before step() runs; Triton's batcher takes
+            # a full batch for a free instance at once), then try again.
+            if isinstance(exc, QueueFull):
+                out = self._dispatch_ready(model, now_ns)
+            try:
+                entry = model.policy.add(req, now_ns) if out else None
+            except TritonError:
+                entry = None
+            if entry is None:
+                if model.policy.counts_refusals:
+                    model.stats.failed(1, 0, REJECTED)
+                out.append(_error(req, exc.code, exc.message, model.version))
+                return out
         self._queued[(req.frontend, req.rid)] = (model, entry)
         self._active[model] = None
-        return []
+        return out
+
+    def _dispatch_ready(self, model: Model, now_ns: int) -> list[Output]:
+        """The batches ``model``'s policy forms now (step() for one model)."""
+        out: list[Output] = []
+        batch = model.policy.next_batch(now_ns, model.router)
+        while batch is not None:
+            self._dispatch(model, batch, now_ns, out)
+            batch = model.policy.next_batch(now_ns, model.router)
+        return out
 
     def release(self, msg: messages.Release) -> list[Output]:
         """Output slots the frontend is done with: piggybacked on the next Execute.
@@ -312,8 +333,10 @@ class SchedulerCore:
         READY version (/metrics)."""
         qs = self.summary_quantiles
         direct = self.ensembles.direct
+        # pending: queued, or pipelined behind a running batch (not executing either)
         return [messages.ModelMetrics(
-                    m.stats.name, m.stats.version, m.policy.count, m.stats.failures(),
+                    m.stats.name, m.stats.version, m.policy.count + m.router.waiting(),
+                    m.stats.failures(),
                     m.stats.summary.rows(qs, now_ns) if m.stats.summary is not None else {},
                     direct.get((m.stats.name, m.stats.version), 0))
                 for m in self._models.values() if m.ready]

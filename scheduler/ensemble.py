@@ -147,7 +147,8 @@ class Run:
 
     __slots__ = ("model", "req", "graph", "tensors", "missing", "uses", "pending", "error",
                  "wanted", "dests", "limiter", "waiting", "fresh", "compute", "due",
-                 "early", "done", "mapped", "shm", "direct", "submitted", "trace", "cancelled")
+                 "early", "done", "mapped", "shm", "direct", "submitted", "trace", "cancelled",
+                 "absent")
 
     def __init__(self, model, req, graph: Graph, wanted: list[str], dests: dict) -> None:
         self.model = model                  # the ensemble's scheduler Model
@@ -173,6 +174,7 @@ class Run:
         self.submitted = 0                  # step requests submitted
         self.trace = None                   # RunTrace (enstrace.py): set by Ensembles.start
         self.cancelled = False              # its requester cancelled it
+        self.absent: set[tuple] = set()     # (tensor, it) a step's answer left out
 
     def store(self, tensor: str, it: int, ref, owner: str) -> None:
         self.tensors[(tensor, it)] = (ref, owner)
@@ -180,10 +182,10 @@ class Run:
 
     def store_outputs(self, step: Step, it: int, resp, freed: list) -> list[str]:
         """A step's Response at ``it``: keep the outputs someone reads (renamed to their
-        tensors), put the rest in ``freed``; returns the tensors it made. A tensor left
-        out is never made: what it feeds never runs (``Ensembles._finish`` then fails a
-        non-decoupled request; newer Triton passes it on as absent to optional inputs:
-        docs/compatibility.md)."""
+        tensors), put the rest in ``freed``; returns the tensors it made. A mapped output
+        the answer left out is made absent, as Triton's placeholder: a step reading it runs
+        without it (fine for an optional input, its input check fails otherwise) and the
+        ensemble's answer omits it."""
         owners = resp.owners
         produced = []
         graph = self.graph
@@ -195,6 +197,11 @@ class Run:
                 continue
             produced.append(tensor)
             self.store(tensor, it, _replace(ref, name=tensor), owner)
+        if len(produced) < len(step.outputs):
+            for tensor in step.outputs.values():
+                if tensor not in produced and (tensor in graph.consumers or tensor in self.wanted):
+                    self.absent.add((tensor, it))
+                    produced.append(tensor)
         return produced
 
     def provide(self, tensor: str, it: int) -> list[Step]:
@@ -229,13 +236,17 @@ class Run:
 
     def outputs_ready(self, it: int) -> bool:
         """Every requested output exists at ``it`` and no step still reads it."""
-        return all((name, it) in self.tensors and not self.uses.get((name, it))
-                   for name in self.wanted)
+        return all(((name, it) in self.tensors or (name, it) in self.absent)
+                   and not self.uses.get((name, it)) for name in self.wanted)
 
     def take_outputs(self, it: int) -> tuple[list, list]:
         refs, owners = [], []
         for name in self.wanted:
-            ref, owner = self.tensors.pop((name, it))
+            item = self.tensors.pop((name, it), None)
+            if item is None:                # left out by its step: the answer omits it
+                self.absent.discard((name, it))
+                continue
+            ref, owner = item
             self.uses.pop((name, it), None)
             refs.append(ref)
             owners.append(owner)

@@ -226,7 +226,8 @@ class Ensembles:
         self.clients.pop((req.frontend, req.rid), None)
         model = run.model
         decoupled = model.policy.decoupled
-        missing = [n for n in run.wanted if (n, 0) not in run.tensors] \
+        missing = [n for n in run.wanted if (n, 0) not in run.tensors
+                   and (n, 0) not in run.absent] \
             if run.error is None and not decoupled else ()
         if missing:                        # a step left a tensor out: Triton's words
             run.error = messages.ErrorInfo(int(Code.INVALID_ARG), (

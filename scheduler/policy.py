@@ -70,6 +70,13 @@ PIPELINE_AHEAD_SINGLE = 3
 
 _NONE: tuple = ()
 
+QUEUE_FULL = "Exceeds maximum queue size"      # Triton's words
+
+
+class QueueFull(TritonError):
+    """A full queue's refusal (Triton's words after the request's id): the core first
+    dispatches what the batcher would have taken out, then tries again."""
+
 
 class Policy:
     """Base of the policies that serve requests from a :class:`PolicyQueue`
@@ -97,8 +104,7 @@ class Policy:
         cfg = self.cfg
         entry = self.queue.push(req, cfg.level_index(req.priority) if cfg.levels else 0, now_ns)
         if entry is None:
-            raise TritonError(Code.UNAVAILABLE,
-                              f"{request_tag(req.request_id)}Exceeds maximum queue size")
+            raise QueueFull(Code.UNAVAILABLE, request_tag(req.request_id) + QUEUE_FULL)
         return entry
 
     def remove(self, entry: Entry) -> bool:

@@ -141,6 +141,10 @@ class InstanceRouter:
             second.append(inst)
         return batch
 
+    def waiting(self) -> int:
+        """Requests dispatched behind a running batch (pipelined): not executing yet."""
+        return sum(len(b.entries) for inst in self.instances.values() for b in inst.ahead)
+
     def set_depth(self, depth: int) -> None:
         """Change how many batches an instance may hold ahead (pipelining on/off)."""
         self.depth = depth

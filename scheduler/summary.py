@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 MAX_AGE_NS = 60 * 10**9          # prometheus-cpp's default max_age
 AGE_BUCKETS = 5                  # ... and age_buckets
@@ -32,7 +33,7 @@ def parse_quantiles(text: str) -> tuple[tuple[float, float], ...]:
             raise ValueError(f"Invalid option: [{pair}]. No ':' delimiter found. Expected "
                              f"format is <quantile>:<error>")
         try:
-            qv, ev = float(q), float(err)
+            qv, ev = _stod(q), _stod(err)
         except ValueError:
             raise ValueError(f"Invalid option: [{pair}]: not numbers") from None
         if not (0.0 <= qv <= 1.0 and 0.0 <= ev <= 1.0):
@@ -51,6 +52,18 @@ def quantiles_of(settings: list[str]) -> tuple[tuple[float, float], ...] | None:
         elif key == "summary_quantiles":
             quantiles = parse_quantiles(value.strip('"'))
     return quantiles if on else None
+
+
+# The decimal number at the front of a string, as C++'s std::stod reads it (Triton parses
+# the quantiles with it: "0.0.1" is 0.0, "0.5x" is 0.5).
+_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _stod(text: str) -> float:
+    found = _NUMBER.match(text)
+    if found is None:
+        raise ValueError(text)
+    return float(found.group())
 
 
 class Window:

@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Triton-compatible inference server (KServe v2 HTTP/gRPC) in Python.",
         epilog="Every option also reads the environment variable TRITOND_<OPTION_NAME>, "
                "e.g. TRITOND_HTTP_PORT=9000.",
-        allow_abbrev=False)
+        allow_abbrev=True)    # tritonserver's getopt_long takes unique prefixes (--log-warn)
     for opt in config.OPTIONS:
         flags = opt.flags or (opt.flag,)
         help_text = f"{opt.help} [env {opt.env}; default {opt.default!r}]"
@@ -71,7 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             parser.add_argument(*flags, dest=opt.name, metavar="VALUE", help=help_text)
     parser.add_argument("--version", action="version", version="tritond 0.1.0 (Triton API 2.51.0)")
+    # Known too, so that a prefix is matched against every tritonserver flag: one of these
+    # is refused by name, one ambiguous among them is refused as getopt_long refuses it.
+    for flag in LACKING:
+        parser.add_argument(flag, dest=_LACKING_DEST + flag, nargs="?", const="",
+                            help=argparse.SUPPRESS)
     return parser
+
+
+_LACKING_DEST = "lacking:"
 
 
 def _deprecations(cli: dict) -> None:
@@ -89,15 +97,16 @@ def _deprecations(cli: dict) -> None:
 def parse_options(argv: list[str], environ: dict[str, str]) -> "config.Options":
     parser = build_parser()
     ns, unknown = parser.parse_known_args(argv)
-    for arg in unknown:
-        flag = arg.split("=", 1)[0]
-        if flag in LACKING:
+    values = vars(ns)
+    for flag in LACKING:
+        if values.pop(_LACKING_DEST + flag) is not None:
             parser.error(f"{flag} is a tritonserver flag tritond does not support: "
                          f"{LACKING[flag]} (docs/compatibility.md)")
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    _warn_deprecated(values)
     try:
-        options = config.resolve(vars(ns), environ)
+        options = config.resolve(values, environ)
     except config.OptionError as exc:
         parser.error(str(exc))
     _deprecations(vars(ns))
@@ -115,6 +124,25 @@ def parse_options(argv: list[str], environ: dict[str, str]) -> "config.Options":
     if "*" in options.load_model and len(options.load_model) > 1:
         parser.error("--load-model=* must be the only --load-model")   # as tritonserver
     return options
+
+
+# tritonserver's deprecated trace flags: the --trace-config setting each one's warning names
+DEPRECATED = {"trace_file": ("--trace-file", "triton,file=<filepath>"),
+              "trace_level": ("--trace-level", "level=<OFF|TIMESTAMPS|TENSORS>"),
+              "trace_rate": ("--trace-rate", "rate=<rate value>"),
+              "trace_count": ("--trace-count", "count=<count value>"),
+              "trace_log_frequency": ("--trace-log-frequency",
+                                      "triton,log-frequency=<log frequency value>")}
+
+
+def _warn_deprecated(values: dict) -> None:
+    """tritonserver's warning on stderr, once per deprecated flag given (its words)."""
+    for name, (flag, setting) in DEPRECATED.items():
+        given = values.get(name)
+        for _ in (given if isinstance(given, list) else [given] if given is not None else []):
+            sys.stderr.write(f"Warning: '{flag}' has been deprecated and will be removed in "
+                             f"future releases. Please use '--trace-config {setting} "
+                             f"instead.\n")
 
 
 def main(argv: list[str] | None = None) -> int:

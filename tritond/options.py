@@ -197,7 +197,10 @@ def address(text: str) -> str:
 
 
 def trace_level(text: str) -> str:
-    return choice("off", "timestamps", "tensors")(text).upper()
+    """Triton's level words (also its old ones: on/true/min/max, off/false)."""
+    from tritond.traceconfig import parse_level
+
+    return parse_level(text)
 
 
 trace_level.choices = ("OFF", "TIMESTAMPS", "TENSORS")

@@ -86,7 +86,7 @@ def entry(text: str) -> str:
         parse_mode(value)
     elif setting in ("rate", "log-frequency", "bsp_max_queue_size", "bsp_schedule_delay",
                      "bsp_max_export_batch_size"):
-        _int(value, setting, 0)
+        _int(value, f"{mode},{setting}" if mode else setting, 0)    # Triton names the mode
     elif setting == "count":
         _int(value, setting, -1)
     elif setting == "resource" and "=" not in value:
@@ -162,10 +162,28 @@ def problems(cfg: TraceConfig) -> list[str]:
         except ImportError:
             out.append("--trace-config mode=opentelemetry needs the OpenTelemetry SDK and "
                        "its OTLP/HTTP exporter: pip install 'tritond[trace]'")
+    if cfg.mode == "opentelemetry":
+        out.extend(_bsp_variables(cfg))
     if cfg.mode == "triton" and "OFF" not in cfg.level and cfg.file:
         try:
             with open(cfg.file, "a"):
                 pass
         except OSError as exc:
             out.append(f"failed to open trace file '{cfg.file}': {exc.strerror}")
+    return out
+
+
+def _bsp_variables(cfg: TraceConfig) -> list[str]:
+    """Triton reads OTEL_BSP_* for the batch span processor settings no flag gave, and
+    stops at start when one is not a number (its "Bad option" line)."""
+    import os
+
+    out = []
+    for setting in MODE_SETTINGS["opentelemetry"]:
+        if not setting.startswith("bsp_") or setting in cfg.bsp:
+            continue
+        name = "OTEL_" + setting.upper()
+        value = os.environ.get(name)
+        if value is not None and not value.strip().isdigit():
+            out.append(f'Bad option: "{name}": expected an integer, got \'{value}\'')
     return out

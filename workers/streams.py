@@ -246,12 +246,16 @@ class StreamHub:
         self._post(stream.frontend, Response(
             stream.rid, error=error, outputs=refs, parameters=params, instance=self.instance,
             model_version=stream.version, final=final, empty=response is None))
-        self._account(stream, response is None, error is not None, t0)
+        self._account(stream, response is None, error, t0)
         if final and not stream.held:
             self.streams.pop(stream.key, None)
 
-    def _account(self, stream: Stream, empty: bool, failed: bool, t0: int) -> None:
-        """Triton's response_stats at this response's index (see ResponseStats)."""
+    def _account(self, stream: Stream, empty: bool, error: Optional[ErrorInfo],
+                 t0: int) -> None:
+        """Triton's response_stats at this response's index (see ResponseStats), counted
+        as its InferenceStatsAggregator counts them: an empty response is compute_infer
+        and empty_response, a cancelled one (the client's cancel, or an error response
+        with code CANCELLED) only cancel, each with its duration."""
         t1 = time.monotonic_ns()
         infer, output = t0 - stream.last_ns, t1 - t0
         stream.last_ns = t1
@@ -259,17 +263,20 @@ class StreamHub:
         if row is None:
             row = self.stats[stream.index] = [0] * 12
         stream.index += 1
-        if stream.cancelled:
+        if stream.cancelled or (error is not None and error.code == int(Code.CANCELLED)):
             row[10] += 1
+            row[11] += infer + output
         elif empty:
+            row[0] += 1
+            row[1] += infer + output
             row[8] += 1
-            row[9] += infer
+            row[9] += infer + output
         else:
             row[0] += 1
             row[1] += infer
             row[2] += 1
             row[3] += output
-            k = 6 if failed else 4
+            k = 4 if error is None else 6
             row[k] += 1
             row[k + 1] += infer + output
 

@@ -5,9 +5,12 @@ model config); these functions only re-dress them as the gRPC messages.
 """
 from __future__ import annotations
 
+import re
+
 from google.protobuf import json_format
 
-from tritond.errors import invalid_arg
+from tritond.errors import invalid_arg, unsupported
+from tritond.frontend.settings import LOG_FILE_FIXED
 from tritond.protos import grpc_service_pb2 as pb
 from tritond.protos import model_config_pb2 as mc
 
@@ -120,6 +123,9 @@ def trace_update(settings) -> dict | None:
             raise invalid_arg(f"expect only 1 value for '{key}'")      # as Triton's
         else:
             update[key] = values[0]
+    count = update.get("trace_count")
+    if count is not None and re.fullmatch(r"\s*-\d+", count) and -(1 << 31) <= int(count) < -1:
+        raise invalid_arg(f"Unable to parse 'trace_count'. Expecting value >= -1, got: {count}")
     return update
 
 
@@ -132,14 +138,30 @@ def trace_settings(d: dict) -> pb.TraceSettingResponse:
     return resp
 
 
+# Triton's gRPC LogSettings: the kind each setting's value must be (grpc_server.cc)
+_LOG_KINDS = {"log_info": ("bool_param", "boolean"), "log_warning": ("bool_param", "boolean"),
+              "log_error": ("bool_param", "boolean"),
+              "log_verbose_level": ("uint32_param", "int32"),
+              "log_format": ("string_param", "string")}
+
+
 def log_update(settings) -> dict | None:
-    """LogSettingsRequest.settings -> the core's update dict (None: just read)."""
+    """LogSettingsRequest.settings -> the core's update dict (None: just read), checked
+    as Triton's gRPC server checks them; unknown settings are passed over."""
     if not settings:
         return None
     out = {}
     for key, sv in settings.items():
-        which = sv.WhichOneof("parameter_choice")
-        out[key] = None if which is None else getattr(sv, which)
+        if key == "log_file":
+            raise unsupported(LOG_FILE_FIXED)
+        kind = _LOG_KINDS.get(key)
+        if kind is None:
+            continue
+        if sv.WhichOneof("parameter_choice") != kind[0]:
+            raise invalid_arg(f"expect {kind[1]} for '{key}'")
+        out[key] = getattr(sv, kind[0])
+        if key == "log_format" and out[key] not in ("default", "ISO8601"):
+            raise invalid_arg(f"invalid argument for log_format, got: {out[key]}")
     return out
 
 

@@ -143,6 +143,9 @@ class InferExchange:
         """What uvicorn starts as the request's task (its pipeline calls it by this name)."""
         # With the loop given: asyncio's own lookup of the running loop costs a getpid syscall.
         self._task = asyncio.current_task(self.message_event.loop)
+        if fastpath.log.isEnabledFor(fastpath._VERBOSE1):      # noqa: SLF001
+            version = f"/versions/{self.version}" if self.version else ""
+            fastpath.log_request("POST", f"/v2/models/{self.model}{version}/infer")
         try:
             await fastpath._serve(self.core, self.scope, self.receive, self.send,  # noqa: SLF001
                                   self.model, self.version, self)

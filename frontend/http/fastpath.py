@@ -11,6 +11,7 @@ import logging
 import re
 
 from tritond.errors import TritonError, internal, unsupported
+from tritond.loglevels import verbose
 
 from . import codec, raw
 from .body import TooLarge, raw_too_large, read_body, too_large, whole_body  # noqa: F401 - routes use them from here
@@ -24,12 +25,18 @@ log = logging.getLogger("tritond.frontend.http")
 _INFER = re.compile(r"/v2/models/([^/]+)(?:/versions/([0-9]+))?/infer")
 DEFAULT_MAX_INPUT = 64 << 20
 DECOUPLED = "HTTP end point doesn't support models with decoupled transaction policy"
+_VERBOSE1 = verbose(1)
+# libevhtp's htp_method numbers, which Triton's "HTTP request:" line prints
+_METHODS = {"GET": 0, "HEAD": 1, "POST": 2, "PUT": 3, "DELETE": 4, "OPTIONS": 8, "TRACE": 13,
+            "CONNECT": 14, "PATCH": 15}
 
 
 def with_fast_infer(app, core):
     """An ASGI app: infer requests handled here, the rest by ``app``."""
 
     async def asgi(scope, receive, send):
+        if log.isEnabledFor(_VERBOSE1) and scope["type"] == "http":
+            log_request(scope["method"], scope["path"])
         if scope["type"] == "http" and scope["method"] == "POST":
             m = _INFER.fullmatch(scope["path"])
             if m is not None:
@@ -38,6 +45,11 @@ def with_fast_infer(app, core):
         await app(scope, receive, send)
 
     return asgi
+
+
+def log_request(method: str, path: str) -> None:
+    """Triton's verbose line per HTTP request (its evhtp method number, the path)."""
+    log.log(_VERBOSE1, "HTTP request: %d %s", _METHODS.get(method, 16), path)
 
 
 async def _serve(core, scope, receive, send, model: str, version: str,

@@ -69,11 +69,14 @@ def test_label_escaping():
 def test_first_response_histogram_sums_the_other_frontends_rows():
     from tritond.frontend.firstresponse import FirstResponse
 
-    mine, other = FirstResponse(), FirstResponse()
-    mine.observe("m", "1", 50.0)
-    other.observe("m", "1", 700.0)
-    other.observe("n", "1", 10.0)
-    (fam,) = mine.families(other.rows_list())
+    from types import SimpleNamespace
+
+    m, n = (SimpleNamespace(key=k, version=1, version_str="1", spec=None) for k in "mn")
+    mine, other = FirstResponse(True), FirstResponse(True)
+    mine.observe(m, 50_000_000)                # ns
+    other.observe(m, 700_900_000)              # whole milliseconds, as Triton: 700
+    other.observe(n, 10_000_000)
+    (fam,) = mine.families(other.rows_list(), [m, n])
     got = {(s.name, s.labels["model"], s.labels.get("le")): s.value for s in fam.samples}
     assert got[("nv_inference_first_response_histogram_ms_count", "m", None)] == 2
     assert got[("nv_inference_first_response_histogram_ms_bucket", "m", "100")] == 1
@@ -128,3 +131,18 @@ def test_namespace_label_turns_each_key_into_its_name_and_repository():
     text = promtext.render(fams).decode()
     assert 'nv_inference_count{model="simple",namespace="/models/a",version="1"} 10' in text
     assert 'nv_inference_count{model="simple",namespace="/models/b",version="1"} 3' in text
+
+
+def test_namespaced_buckets_and_quantiles_keep_le_and_quantile_last():
+    """prometheus-cpp writes a bucket's ``le`` after the model's sorted labels."""
+    from prometheus_client.metrics_core import Metric
+
+    from tritond.frontend.metrics import with_namespaces
+
+    fam = Metric("h", "help", "histogram")
+    fam.add_sample("h_bucket", {"model": "m", "version": "1", "le": "100"}, 1)
+    summary = Metric("s", "help", "summary")
+    summary.add_sample("s", {"model": "m", "version": "1", "quantile": "0.5"}, 1)
+    with_namespaces([fam, summary], {"m": ("m", "/repo")})
+    assert list(fam.samples[0].labels) == ["model", "namespace", "version", "le"]
+    assert list(summary.samples[0].labels) == ["model", "namespace", "version", "quantile"]

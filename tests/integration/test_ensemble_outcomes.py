@@ -71,6 +71,30 @@ _OPT_IO = ('input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] },\n'
            '         { name: "OUT1" data_type: TYPE_FP32 dims: [ 4 ] } ]\n')
 OPTIONAL_IN = ensemble("optional_in", [
     _step("add_sub", ADD_SUB_IN, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})], io=_OPT_IO)
+OPT_ADD_PY = '''
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for r in requests:
+            a = pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy()
+            b = pb_utils.get_input_tensor_by_name(r, "INPUT1")
+            b = b.as_numpy() if b is not None else np.zeros_like(a)
+            out.append(pb_utils.InferenceResponse([
+                pb_utils.Tensor("OUTPUT0", (a + b).astype(np.float32)),
+                pb_utils.Tensor("OUTPUT1", (a - b).astype(np.float32))]))
+        return out
+'''
+_OPT_ADD_IO = ('input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] },\n'
+               '        { name: "INPUT1" data_type: TYPE_FP32 dims: [ 4 ] optional: true } ]\n'
+               'output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 4 ] },\n'
+               '         { name: "OUTPUT1" data_type: TYPE_FP32 dims: [ 4 ] } ]\n')
+GATE_OPT = ensemble("gate_opt", [
+    _step("gate", ADD_SUB_IN, {"OUTPUT0": "SUM", "OUTPUT1": "DIFF"}),
+    _step("opt_add", {"INPUT0": "SUM", "INPUT1": "DIFF"}, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})])
 GATE_FIRST = ensemble("gate_first", [
     _step("gate", ADD_SUB_IN, {"OUTPUT0": "SUM", "OUTPUT1": "DIFF"}),
     _step("add_sub", {"INPUT0": "SUM", "INPUT1": "DIFF"}, {"OUTPUT0": "OUT0", "OUTPUT1": "OUT1"})])
@@ -84,8 +108,13 @@ def srv(tmp_path_factory):
     (repo / "gate" / "1" / "model.py").write_text(GATE_PY)
     (repo / "gate" / "config.pbtxt").write_text(PYTHON.format(
         name="gate", io=_IO2.format(o0="OUTPUT0", o1="OUTPUT1"), count=1, extra=""))
+    (repo / "opt_add" / "1").mkdir(parents=True)
+    (repo / "opt_add" / "1" / "model.py").write_text(OPT_ADD_PY)
+    (repo / "opt_add" / "config.pbtxt").write_text(PYTHON.format(
+        name="opt_add", io=_OPT_ADD_IO, count=1, extra=""))
     for name, text in (("gate_chain", GATE_CHAIN), ("wrapped_gate", WRAPPED_GATE),
-                       ("gate_first", GATE_FIRST), ("optional_in", OPTIONAL_IN)):
+                       ("gate_first", GATE_FIRST), ("optional_in", OPTIONAL_IN),
+                       ("gate_opt", GATE_OPT)):
         (repo / name / "1").mkdir(parents=True)
         (repo / name / "config.pbtxt").write_text(text)
     server = Server([repo])
@@ -153,33 +182,57 @@ def test_a_senders_later_error_in_the_last_step_counts_a_failure(srv, model):
     assert _counts(http, model) == (ok, failed + 1)
 
 
-DEADLOCK = ("[request id: {id}] unexpected deadlock, at least one output is not set while "
-            "no more ensemble steps can be made")
+def _gate_inputs(model: str):
+    if model in ("gate_first", "gate_opt"):
+        ins = _inputs(0.0)
+        ins[0].set_data_from_numpy(np.array([-6, 2, 3, 4], np.float32))
+        return ins
+    return _inputs(-6.0)
 
 
-@pytest.mark.parametrize("model", ["gate_chain", "wrapped_gate", "gate_first"])
-def test_a_step_that_leaves_an_output_out_fails_as_triton_deadlocks(srv, model):
-    # Triton never schedules what the missing tensor feeds and, with no step left, fails the
-    # request INVALID_ARG (ensemble_scheduler.cc FinishEnsemble); last step or not, direct
-    # answer or forwarded, and counted a failure
+@pytest.mark.parametrize("model", ["gate_chain", "wrapped_gate"])
+def test_an_ensemble_output_a_step_left_out_is_omitted_from_the_answer(srv, model):
+    # Triton (2.41+, checked on 2.51) puts a placeholder for every mapped output a step's
+    # response lacks, so the ensemble still answers, without that output; last step or not,
+    # direct answer or forwarded
     http = httpclient.InferenceServerClient(srv.url)
     grpc = grpcclient.InferenceServerClient(srv.grpc_url)
     ok, failed = _counts(http, model)
-    if model == "gate_first":
-        ins = _inputs(0.0)
-        ins[0].set_data_from_numpy(np.array([-6, 2, 3, 4], np.float32))
-    else:
-        ins = _inputs(-6.0)
-    for request_id, shown in (("", "<id_unknown>"), ("r-6", "r-6")):
-        with pytest.raises(InferenceServerException) as err:
-            grpc.infer(model, ins, request_id=request_id)
-        inner = "gate_first" if model == "gate_first" else "gate_chain"
-        prefix = "in ensemble 'wrapped_gate', " if model == "wrapped_gate" else ""
-        assert err.value.message() == (prefix + f"in ensemble '{inner}', "
-                                       + DEADLOCK.format(id=shown))
-        assert err.value.status() == "StatusCode.INVALID_ARGUMENT"
+    asked = [grpcclient.InferRequestedOutput("OUT0"), grpcclient.InferRequestedOutput("OUT1")]
+    for outputs in (None, asked):
+        result = grpc.infer(model, _gate_inputs(model), outputs=outputs)
+        assert [o.name for o in result.get_response().outputs] == ["OUT0"]
+        np.testing.assert_array_equal(result.as_numpy("OUT0")[1:], [4, 6, 8])    # 2 * INPUT0
     _wait("the requests counted", lambda: sum(_counts(http, model)) == ok + failed + 2)
-    assert _counts(http, model) == (ok, failed + 2)
+    assert _counts(http, model) == (ok + 2, failed)
+    np.testing.assert_array_equal(grpc.infer(model, _inputs(1.0)).as_numpy("OUT1")[1:],
+                                  [40, 60, 80])    # the same model, nothing left out
+
+
+def test_a_left_out_tensor_a_later_step_requires_fails_that_steps_input_check(srv):
+    http = httpclient.InferenceServerClient(srv.url)
+    grpc = grpcclient.InferenceServerClient(srv.grpc_url)
+    ok, failed = _counts(http, "gate_first")
+    with pytest.raises(InferenceServerException) as err:
+        grpc.infer("gate_first", _gate_inputs("gate_first"))
+    assert err.value.message() == (
+        "in ensemble 'gate_first', expected 2 inputs but got 1 inputs for model 'add_sub'. "
+        "Got input(s) ['INPUT0'], but missing required input(s) ['INPUT1']. "
+        "Please provide all required input(s).")
+    assert err.value.status() == "StatusCode.INVALID_ARGUMENT"
+    # one failure per request (Triton 2.51 counts this one twice on the ensemble)
+    _wait("the request counted", lambda: sum(_counts(http, "gate_first")) == ok + failed + 1)
+    assert _counts(http, "gate_first") == (ok, failed + 1)
+
+
+def test_a_left_out_tensor_read_as_an_optional_input_runs_the_step_without_it(srv):
+    # Triton's L0_optional_input optional_connecting_tensor: add_sub_opt runs with INPUT1
+    # absent (it then subtracts nothing)
+    grpc = grpcclient.InferenceServerClient(srv.grpc_url)
+    result = grpc.infer("gate_opt", _gate_inputs("gate_opt"))
+    np.testing.assert_array_equal(result.as_numpy("OUT0"), [-6 + 10, 22, 33, 44])
+    result = grpc.infer("gate_opt", _inputs(1.0))
+    np.testing.assert_array_equal(result.as_numpy("OUT0")[1:], [22 + -18, 33 + -27, 44 + -36])
 
 
 def test_an_optional_ensemble_input_left_out_that_a_step_requires_fails_that_step(srv):

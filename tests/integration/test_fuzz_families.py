@@ -488,16 +488,17 @@ def test_unload_dependents_must_be_a_bool_http(srv, flag):
 
 def test_log_settings_beyond_64_bits(srv):
     """log_verbose_level must be a uint64 (Triton's AsUInt). 2**64 was a 500 and stayed
-    stored, so every later log update answered 500 too."""
+    stored, so every later log update answered 500 too. The answers are Triton's
+    (triton_json's INTERNAL errors for a value of the wrong JSON type)."""
     for value in (-1, 1.5, "1", 2 ** 64):
-        _expect(srv, "POST", "/v2/logging", {"log_verbose_level": value}, 400,
-                "expect the value of 'log_verbose_level' to be an unsigned integer")
+        _expect(srv, "POST", "/v2/logging", {"log_verbose_level": value}, 500,
+                "attempt to access JSON non-unsigned-integer as unsigned-integer")
     doc = _expect(srv, "POST", "/v2/logging", {"log_info": True}, 200)
     assert doc["log_verbose_level"] == 0
-    _expect(srv, "POST", "/v2/logging", {"log_info": "yes"}, 400,
-            "expect the value of 'log_info' to be a boolean")
+    _expect(srv, "POST", "/v2/logging", {"log_info": "yes"}, 500,
+            "attempt to access JSON non-boolean as boolean")
     _expect(srv, "POST", "/v2/logging", {"log_format": "xml"}, 503,
-            "invalid argument for log_format, got: xml")
+            "invalid argument for --log_format, got: xml")
     _expect(srv, "POST", "/v2/logging", {"log_file": "/tmp/x"}, 501,
             "log file location can not be updated through network protocol")
 
@@ -536,7 +537,8 @@ def test_trace_settings_out_of_range(srv, key):
     assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT,
                                f"expect only 1 value for '{key}'")
     _expect(srv, "POST", "/v2/trace/setting", {key: "abc"}, 400, "got: abc")
-    _expect(srv, "POST", "/v2/trace/setting", {key: 5}, 400, "to be a string")
+    _expect(srv, "POST", "/v2/trace/setting", {key: 5}, 500,      # Triton's AsString
+            "attempt to access JSON non-string as string")
     assert _http(srv, "GET", "/v2/trace/setting")[1] == before
 
 

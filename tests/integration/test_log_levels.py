@@ -74,3 +74,23 @@ def test_logging_api_switches_info_lines_off_everywhere(tmp_path):
         assert not re.search(r"^I\d{4} ", after, re.M), after[:500]
     finally:
         srv.kill()
+
+
+def test_verbose_http_request_lines_and_the_exit_line_are_tritons(tmp_path):
+    """Triton's HTTP server logs "HTTP request: <evhtp method> <path>" at --log-verbose=1,
+    and its exit "Waiting for in-flight requests to complete." (QA L0_logging counts both)."""
+    log = tmp_path / "h.log"
+    srv = Server([REPO], f"--log-file={log}", "--log-verbose=1")
+    try:
+        h = httpclient.InferenceServerClient(srv.url)
+        h.get_log_settings()
+        _infer(srv)
+        assert log.read_text().count("HTTP request: 0 /v2/logging") == 1       # GET
+        assert "HTTP request: 2 /v2/models/simple/infer" in log.read_text()    # POST
+        h.update_log_settings({"log_verbose_level": 0})     # logged: verbose was still 1
+        h.get_log_settings()                                # not logged
+        assert log.read_text().count("/v2/logging") == 2
+        h.close()
+    finally:
+        srv.stop()
+    assert log.read_text().count("Waiting for in-flight requests to complete.") == 1

@@ -262,3 +262,74 @@ def test_cache_summaries_with_tritons_names_labels_and_help(tmp_path):
     requests = {dict(labels)["model"] for n, labels in samples
                 if n == "nv_inference_request_summary_us_count"}
     assert requests == {"plain"}
+
+
+# A model's own buckets for Triton's first-response histogram (QA L0_metrics
+# histogram_metrics_test test_buckets_override).
+CUSTOM_BUCKETS = ('model_metrics { metric_control [ { metric_identifier { family: '
+                  '"nv_inference_first_response_histogram_ms" } histogram_options { '
+                  'buckets: [ -1, 0.0, 1, 2.5 ] } } ] }')
+FIRST = "nv_inference_first_response_histogram_ms"
+
+
+def test_first_response_histogram_for_every_model_from_its_load(tmp_path):
+    """Triton (histogram_latencies=true) creates the histogram of every model version at
+    load, observes the first response of every request, decoupled or not, in whole
+    milliseconds, and takes a model's model_metrics buckets."""
+    repo = write_repo(tmp_path, {"slow": {"sleep_ms": 120}, "custom": {"scheduling": CUSTOM_BUCKETS}})
+    srv = Server([repo], "--metrics-config=histogram_latencies=true", "--allow-gpu-metrics=false")
+    try:
+        types, before = scrape(srv)
+        http_infer(srv, "slow")
+        grpc_infer(srv, "slow")
+        _, after = scrape(srv)
+        with urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics") as r:
+            text = r.read().decode()
+    finally:
+        srv.stop()
+    assert types[FIRST] == "histogram"
+    assert value(before, FIRST + "_count", model="slow", version="1") == 0
+    assert value(before, FIRST + "_count", model="custom", version="1") == 0
+    assert sorted(dict(labels)["le"] for n, labels in before
+                  if n == FIRST + "_bucket" and dict(labels)["model"] == "custom") == \
+        sorted(["-1", "0", "1", "2.5", "+Inf"])
+    assert text.count(f'{FIRST}_bucket{{model="custom",version="1",le="2.5"}} 0') == 1
+    # two unary requests (HTTP, gRPC) to a model that is not decoupled, each >= 120 ms
+    assert value(after, FIRST + "_count", model="slow", version="1") == 2
+    assert value(after, FIRST + "_bucket", model="slow", version="1", le="100") == 0
+    assert value(after, FIRST + "_bucket", model="slow", version="1", le="+Inf") == 2
+    assert value(after, FIRST + "_sum", model="slow", version="1") >= 240
+    for line in text.splitlines():       # whole milliseconds, as Triton observes them
+        if line.startswith(FIRST):
+            int(line.rsplit(" ", 1)[1])
+
+
+def test_no_first_response_histogram_unless_enabled(tmp_path):
+    srv = Server([write_repo(tmp_path, {"custom": {"scheduling": CUSTOM_BUCKETS}})],
+                 "--allow-gpu-metrics=false")
+    try:
+        http_infer(srv, "custom")
+        types, _ = scrape(srv)
+    finally:
+        srv.stop()
+    assert FIRST not in types
+
+
+def test_metric_tags_become_labels_of_the_models_metrics(tmp_path):
+    """Triton (metric_model_reporter.cc GetMetricLabels) adds each ``metric_tags`` entry of a
+    model's config as a label ``_<key>`` of every per-model metric; they were dropped."""
+    tags = 'metric_tags { key: "team" value: "vision" } metric_tags { key: "tier" value: "gold" }'
+    srv = Server([write_repo(tmp_path, {"tagged": {"scheduling": tags}, "plain": {}})],
+                 "--allow-gpu-metrics=false", "--metrics-config=summary_latencies=true")
+    try:
+        http_infer(srv, "tagged")
+        with urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics") as r:
+            text = r.read().decode()
+    finally:
+        srv.stop()
+    assert 'nv_inference_count{_team="vision",_tier="gold",model="tagged",version="1"} 1' in text
+    assert ('nv_inference_request_failure{_team="vision",_tier="gold",model="tagged",'
+            'reason="BACKEND",version="1"} 0') in text
+    assert ('nv_inference_queue_summary_us{_team="vision",_tier="gold",model="tagged",'
+            'version="1",quantile="0.5"}') in text
+    assert 'nv_inference_count{model="plain",version="1"} 0' in text

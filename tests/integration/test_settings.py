@@ -42,13 +42,44 @@ def test_log_settings_http(http):
     http.update_log_settings({"log_verbose_level": 0})
 
 
-@pytest.mark.parametrize("update,status", [
-    ({"log_file": "/tmp/x"}, "501"), ({"log_info": 1}, "400"), ({"log_verbose_level": -1}, "400"),
-    ({"log_format": "yaml"}, "503"), ({"bogus": True}, "400")])
-def test_log_settings_errors_http(http, update, status):
+# Triton's HTTP answers (http_server.cc HandleLogging; a value of the wrong JSON type is
+# triton_json's INTERNAL error); QA L0_logging sends these.
+@pytest.mark.parametrize("update,status,message", [
+    ({"log_file": "/tmp/x"}, "501", "log file location can not be updated through network "
+                                    "protocol"),
+    ({"log_info": 1}, "500", "attempt to access JSON non-boolean as boolean"),
+    ({"log_warning": "false"}, "500", "attempt to access JSON non-boolean as boolean"),
+    ({"log_verbose_level": -1}, "500",
+     "attempt to access JSON non-unsigned-integer as unsigned-integer"),
+    ({"log_verbose_level": "1"}, "500",
+     "attempt to access JSON non-unsigned-integer as unsigned-integer"),
+    ({"log_format": 1}, "500", "attempt to access JSON non-string as string"),
+    ({"log_format": "yaml"}, "503", "invalid argument for --log_format, got: yaml")])
+def test_log_settings_errors_http(http, update, status, message):
     with pytest.raises(InferenceServerException) as exc:
         http.update_log_settings(update)
-    assert exc.value.status() == status
+    assert (exc.value.status(), exc.value.message()) == (status, message)
+
+
+def test_log_settings_ignore_nulls_and_unknown_keys_http(http):
+    """Triton's HandleLogging reads the keys it knows and skips a null."""
+    before = http.get_log_settings()
+    assert http.update_log_settings({"bogus": True, "log_info": None, "log_file": None}) == before
+
+
+@pytest.mark.parametrize("update,message", [
+    ({"log_file": "x"}, "log file location can not be updated through network protocol"),
+    ({"log_file": None}, "log file location can not be updated through network protocol"),
+    ({"log_info": None}, "expect boolean for 'log_info'"),
+    ({"log_verbose_level": None}, "expect int32 for 'log_verbose_level'"),
+    ({"log_format": None}, "expect string for 'log_format'"),
+    ({"log_format": "yaml"}, "invalid argument for log_format, got: yaml")])
+def test_log_settings_errors_grpc(grpc, update, message):
+    """Triton's gRPC LogSettings checks each value's kind (grpc_server.cc)."""
+    with pytest.raises(InferenceServerException) as exc:
+        grpc.update_log_settings(update)
+    code = "StatusCode.UNIMPLEMENTED" if "log_file" in update else "StatusCode.INVALID_ARGUMENT"
+    assert (exc.value.status(), exc.value.message()) == (code, message)
 
 
 def test_log_settings_grpc(grpc):
@@ -72,13 +103,39 @@ def test_trace_settings_http(http):
     http.update_trace_settings(settings={"trace_rate": "1000", "trace_level": ["OFF"]})
 
 
-@pytest.mark.parametrize("update,status", [
-    ({"trace_rate": 5}, "400"), ({"trace_file": "/tmp/t"}, "501"),
-    ({"trace_count": "-2"}, "400"), ({"trace_level": ["LOUD"]}, "400")])
-def test_trace_settings_errors_http(http, update, status):
+# Triton's HTTP answers (http_server.cc HandleTrace).
+@pytest.mark.parametrize("update,status,message", [
+    ({"trace_rate": 5}, "500", "attempt to access JSON non-string as string"),
+    ({"trace_file": "/tmp/t"}, "501", "trace file location can not be updated through "
+                                      "network protocol"),
+    ({"trace_file": None}, "501", "trace file location can not be updated through "
+                                  "network protocol"),
+    ({"trace_count": "-2"}, "400", "Unable to parse 'trace_count'. Expecting value >= -1, "
+                                   "got:-2"),
+    ({"trace_rate": "abc"}, "400", "Unable to parse 'trace_rate', got: abc"),
+    ({"trace_level": ["OFF", "TIMESTAMPS"]}, "400",
+     "Expect only one trace level 'OFF' is specified"),
+    ({"trace_level": "TIMESTAMPS"}, "500", "attempt to access JSON non-array as array")])
+def test_trace_settings_errors_http(http, update, status, message):
     with pytest.raises(InferenceServerException) as exc:
         http.update_trace_settings(settings=update)
-    assert exc.value.status() == status
+    assert (exc.value.status(), exc.value.message()) == (status, message)
+
+
+def test_trace_settings_as_triton_reads_them_http(http, grpc):
+    """Unknown keys, trace_mode and unknown levels are passed over; numbers are read as
+    std::stoi reads them (the number at the front)."""
+    before = http.get_trace_settings()
+    assert http.update_trace_settings(settings={"bogus": "1", "trace_mode": "opentelemetry",
+                                                "trace_level": ["LOUD"]}) == before
+    try:
+        assert http.update_trace_settings(settings={"trace_rate": "12abc"})["trace_rate"] == "12"
+        with pytest.raises(InferenceServerException) as exc:
+            grpc.update_trace_settings(settings={"trace_count": "-2"})
+        assert exc.value.message() == ("Unable to parse 'trace_count'. Expecting value >= -1, "
+                                       "got: -2")
+    finally:
+        http.update_trace_settings(settings={"trace_rate": None})
 
 
 def test_trace_settings_unknown_model(http, grpc):
@@ -97,3 +154,32 @@ def test_trace_settings_grpc(grpc):
     upd = json_format.MessageToDict(grpc.update_trace_settings(settings={"trace_rate": "9"}))
     assert upd["settings"]["trace_rate"]["value"] == ["9"]
     grpc.update_trace_settings(settings={"trace_rate": "1000"})
+
+
+@pytest.mark.parametrize("via", ["http", "grpc"])
+def test_clearing_a_global_trace_setting_restores_its_start_value(http, grpc, via):
+    """Triton's TraceManager: a null clears a global setting back to its value at start
+    (global_default_), and a model's override falls back to the global one (QA L0_trace
+    trace_endpoint_test test_*_clear_settings)."""
+    start = http.get_trace_settings()
+    http.update_trace_settings("simple", {"trace_rate": "12", "log_frequency": "34"})
+    http.update_trace_settings(settings={"trace_rate": "56", "trace_count": "78",
+                                         "trace_level": ["OFF"]})
+    try:
+        if via == "http":
+            glob = http.update_trace_settings(settings={"trace_rate": None, "trace_count": None})
+        else:
+            glob = {k: v if k == "trace_level" else v[0] for k, v in _grpc_dict(
+                grpc.update_trace_settings(settings={"trace_rate": None,
+                                                     "trace_count": None})).items()}
+        assert glob == {**start, "trace_level": ["OFF"]}
+        model = http.get_trace_settings("simple")
+        assert (model["trace_rate"], model["log_frequency"]) == ("12", "34")
+        assert model["trace_count"] == start["trace_count"]
+        model = http.update_trace_settings("simple", {"trace_rate": None, "trace_level": None})
+        assert model == {**start, "trace_level": ["OFF"], "log_frequency": "34"}
+    finally:
+        http.update_trace_settings("simple", {"log_frequency": None})
+        http.update_trace_settings(settings={k: None for k in ("trace_rate", "trace_count",
+                                                               "trace_level")})
+    assert http.get_trace_settings() == start

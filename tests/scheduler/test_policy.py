@@ -363,3 +363,38 @@ def test_a_new_policy_plugs_in_without_changing_the_core():
         "model 'm' version 1: instance 'm_1' became unavailable while executing the request",
         "model 'm' version 1: instance 'm_1' became unavailable"}
     assert core.cancel("fe", 3, 12) == []                   # answered: gone from the index
+
+
+def test_a_full_batch_leaves_the_queue_before_max_queue_size_refuses():
+    """QA L0_metrics test_fail_max_queue_size: 10 requests reach an idle instance
+    (max_batch_size 4, max_queue_size 4) at once: Triton's batcher takes a full batch
+    out of the queue as soon as it has one, so 4 run, 4 wait and 2 are refused. The
+    scheduler reads the 10 in one frame: it must not refuse 6."""
+    core = core_with(config(4, {"max_queue_delay_microseconds": 100_000,
+                                "default_queue_policy": {"max_queue_size": 4}}))
+    out = []
+    for rid in range(1, 11):
+        out += core.add(request(rid, batch=1), 0)
+    out += core.step(0)
+    (d,) = dispatches(out)
+    assert rids(d) == [1, 2, 3, 4]
+    assert sorted(r.response.rid for r in replies(out)) == [9, 10]
+    assert core.metrics()[0].pending == 4
+    assert core.metrics()[0].failures["REJECTED"] == 2
+
+
+def test_requests_pipelined_behind_a_running_batch_are_pending():
+    """nv_inference_pending_request_count counts every request not executing yet (QA
+    metrics_queue_size_test): those tritond pipelined into a busy worker wait too."""
+    core = SchedulerCore(pipeline=True)
+    assert core.set_models(table(("m", 1, config(4, {}), ["w0"]))) == []
+    core.add(request(1, batch=1), 0)
+    (running,) = dispatches(core.step(0))
+    for rid in range(2, 10):
+        core.add(request(rid, batch=1), 1)
+    (ahead,) = dispatches(core.step(1))              # one batch of 4 behind the running one
+    assert len(rids(ahead)) == 4
+    assert core.metrics()[0].pending == 8            # 4 pipelined + 4 queued
+    core.executed(executed(running), 2)
+    core.step(2)
+    assert core.metrics()[0].pending == 4            # the pipelined batch runs now

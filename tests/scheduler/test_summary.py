@@ -52,3 +52,13 @@ def test_settings():
     for bad in ("0.5", "x:0.1", "1.5:0.1"):
         with pytest.raises(ValueError):
             parse_quantiles(bad)
+
+
+def test_numbers_are_read_as_tritons_std_stod_reads_them():
+    """QA L0_metrics starts Triton with summary_quantiles=0.1:0.0.1,...: std::stod reads
+    the longest number at the front ("0.0.1" is 0.0), so those quantiles are served."""
+    assert parse_quantiles("0.1:0.0.1,0.7:0.01,0.75:0.01") == ((0.1, 0.0), (0.7, 0.01),
+                                                               (0.75, 0.01))
+    assert parse_quantiles(" 0.5x:1e-2") == ((0.5, 0.01),)
+    from tritond.options import metrics_setting
+    assert metrics_setting("summary_quantiles=0.1:0.0.1") == "summary_quantiles=0.1:0.0.1"

@@ -39,3 +39,40 @@ def test_a_flag_triton_does_not_have_either_stays_unrecognized(capsys):
     assert exc.value.code == 2
     assert capsys.readouterr().err == "tritond: error: unrecognized arguments: --no-such-flag=1\n"
 
+
+
+def test_a_unique_prefix_of_a_flag_is_that_flag_as_tritonservers_getopt_long():
+    """QA L0_logging starts tritonserver with --log-warn=false (getopt_long takes any
+    unambiguous prefix of a long option)."""
+    options = parse_options(["--model-repository", "/r", "--log-warn=false",
+                             "--metrics-interval=250"], {})
+    assert options.log_warning is False and options.metrics_interval_ms == 250
+
+
+@pytest.mark.parametrize("arg,says", [
+    # a prefix of a flag tritond lacks is refused by that flag's name
+    ("--http-thread=4", "--http-thread-count is a tritonserver flag tritond does not support"),
+    # ambiguous among tritonserver's flags (tritond has one of the three): as getopt_long
+    ("--grpc-infer=2", "ambiguous option: --grpc-infer=2 could match --grpc-infer-response"),
+])
+def test_a_prefix_of_a_lacking_flag_or_an_ambiguous_one_is_refused(arg, says, capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse_options(["--model-repository", "/r", arg], {})
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and says in err[0], err
+
+
+def test_deprecated_trace_flags_warn_as_tritonserver(capsys):
+    """QA L0_cmdline_trace counts one "Warning: '--trace-<x>' has been deprecated" line per
+    deprecated flag, on stderr."""
+    parse_options(["--model-repository", "/r", "--trace-file=/tmp/t.json", "--trace-rate=100",
+                   "--trace-level=TIMESTAMPS", "--trace-log-frequency=50",
+                   "--trace-count=100"], {})
+    err = capsys.readouterr().err
+    for flag in ("--trace-file", "--trace-rate", "--trace-level", "--trace-log-frequency",
+                 "--trace-count"):
+        assert err.count(f"Warning: '{flag}' has been deprecated") == 1, err
+    assert "Please use '--trace-config rate=<rate value> instead." in err
+    parse_options(["--model-repository", "/r", "--trace-config=rate=5"], {})
+    assert capsys.readouterr().err == ""

@@ -48,3 +48,36 @@ def test_problems(tmp_path):
     assert traceconfig.problems(resolve("level=TIMESTAMPS",
                                         f"triton,file={tmp_path}/no/such/dir/t.json"))
     assert traceconfig.problems(resolve("level=TIMESTAMPS", f"triton,file={tmp_path}/t")) == []
+
+
+def test_bad_bsp_settings_name_their_mode_and_variable_as_triton(monkeypatch):
+    """QA L0_cmdline_trace: tritonserver stops with 'Bad option: "--trace-config
+    opentelemetry,bsp_max_queue_size"' and, for a bad OTEL_BSP_* variable when the flag
+    does not set that setting, 'Bad option: "OTEL_BSP_MAX_QUEUE_SIZE"'."""
+    for setting in ("bsp_max_queue_size", "bsp_schedule_delay", "bsp_max_export_batch_size"):
+        with pytest.raises(OptionError, match=f'Bad option: "--trace-config '
+                                              f'opentelemetry,{setting}"'):
+            traceconfig.entry(f"opentelemetry,{setting}=bad_value")
+    with pytest.raises(OptionError, match='Bad option: "--trace-config triton,log-frequency"'):
+        traceconfig.entry("triton,log-frequency=x")
+    for var in ("OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_SCHEDULE_DELAY",
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"):
+        monkeypatch.setenv(var, "bad_value")
+        found = traceconfig.problems(resolve("mode=opentelemetry"))
+        assert any(f'Bad option: "{var}"' in p for p in found), found
+        setting = var[len("OTEL_"):].lower()
+        assert not any(var in p for p in traceconfig.problems(
+            resolve("mode=opentelemetry", f"opentelemetry,{setting}=5")))   # the flag wins
+        assert not any(var in p for p in traceconfig.problems(resolve()))   # triton mode
+        monkeypatch.delenv(var)
+
+
+def test_deprecated_trace_level_takes_tritons_old_words():
+    """QA L0_cmdline_trace runs --trace-level=MIN and --trace-level=MAX."""
+    from tritond.cli import parse_options
+
+    for word in ("MIN", "max", "on", "true"):
+        assert traceconfig.resolve(parse_options(
+            ["--model-repository", "/r", f"--trace-level={word}"], {})).level == ["TIMESTAMPS"]
+    assert traceconfig.resolve(parse_options(
+        ["--model-repository", "/r", "--trace-level=false"], {})).level == ["OFF"]

@@ -56,7 +56,7 @@ def test_a_nested_ensembles_step_prefixes_an_error_once_per_level_outermost_firs
 
 
 def test_an_answer_that_leaves_a_requested_output_out_goes_to_the_scheduler_as_it_is():
-    # the scheduler ends the request as Triton's ensemble does (its "unexpected deadlock")
+    # the scheduler passes the missing output on as absent, as Triton's ensemble does
     answers, sent = _answers()
     other = messages.TensorRef("OUTPUT1", "FP32", [4], "/w1", 64, 16)
     resp = messages.Response(7, outputs=[other], instance="@w1")

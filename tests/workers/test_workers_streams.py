@@ -107,10 +107,36 @@ def test_marker_for_open_requests_with_nothing_sent_and_response_stats():
     bad = pb_utils.InferenceResponse(error=pb_utils.TritonError("no"))
     hub.submit(busy, bad, True)
     rows = dict(hub.take_stats())
-    assert rows[0][0] == 1 and rows[0][4] == 1         # busy's first: success
+    # busy's first (success) and quiet's bare final (empty) both count compute_infer
+    assert rows[0][0] == 2 and rows[0][4] == 1         # busy's first: success
     assert rows[0][8] == 1                            # quiet's bare final: empty_response
     assert rows[1][6] == 1                            # busy's second: fail
     assert hub.take_stats() == []
+    hub.close()
+    pool.close()
+
+
+def test_response_stats_of_empty_and_cancelled_responses_are_tritons():
+    """Triton's InferenceStatsAggregator (QA L0_response_statistics): an empty response
+    counts compute_infer too, a cancelled one counts cancel with its duration, and an error
+    response with code CANCELLED is a cancel, not a fail."""
+    hub, posted, pool = _hub()
+    a, b, c = (hub.open(request(i), ["Y"]) for i in (1, 2, 3))
+    hub.submit(a, None, True)                                          # index 0: empty
+    hub.submit(b, _resp(1), False)                                     # index 0: success
+    hub.cancel([b.key])
+    time.sleep(0.002)
+    hub.submit(b, _resp(2), True)                                      # index 1: cancel
+    hub.submit(c, _resp(1), False)                                     # index 0: success
+    gone = pb_utils.TritonError("stopped", pb_utils.TritonError.CANCELLED)
+    hub.submit(c, pb_utils.InferenceResponse(error=gone), True)        # index 1: cancel
+    rows = dict(hub.take_stats())
+    ci, ci_ns, co, _, ok, _, fail, _, empty, empty_ns, cancel, cancel_ns = rows[0]
+    assert (ci, co, ok, fail, empty, cancel) == (3, 2, 2, 0, 1, 0)
+    assert ci_ns >= empty_ns > 0
+    ci, _, co, _, ok, _, fail, _, empty, _, cancel, cancel_ns = rows[1]
+    assert (ci, co, ok, fail, empty, cancel) == (0, 0, 0, 0, 0, 2)
+    assert cancel_ns >= 2_000_000                     # b's waited 2 ms since its first
     hub.close()
     pool.close()
 

@@ -46,4 +46,5 @@ class StopSignals:
             os._exit(1)
         log.info("received %s: draining (up to --exit-timeout-secs=%s; a second signal forces "
                  "exit)", signal.Signals(sig).name, self.options.exit_timeout_secs)
+        log.info("Waiting for in-flight requests to complete.")     # Triton's words
         self.stop.set()

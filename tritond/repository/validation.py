@@ -61,7 +61,7 @@ def validate_config(cfg: ModelConfig, model_dir: str) -> None:
 
 
 def _model_metrics(cfg: ModelConfig) -> None:
-    """Triton's ValidateModelMetrics (tritond keeps the default buckets: docs/compatibility.md)."""
+    """Triton's ValidateModelMetrics (the buckets: frontend/firstresponse.py)."""
     for control in cfg.model_metrics.metric_control:
         if not control.HasField("metric_identifier"):
             raise invalid_arg("metric control must specify 'metric_identifier'")
