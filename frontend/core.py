@@ -60,6 +60,7 @@ class FrontendCore:
                  scheduler_address: str, parent_address: str = "", tag: str | None = None,
                  peers: list[str] = (), cache_segment: str = ""):
         self.options = options
+        self.server_id = server_id       # names the workers' /dev/shm files (custommetrics)
         self.address = address
         self.models = Models(options.model_namespacing)
         self.post = outbox.post

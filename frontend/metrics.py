@@ -12,7 +12,7 @@ from prometheus_client.metrics_core import Metric
 
 from tritond.scheduler.summary import quantiles_from, quantiles_of
 
-from . import gpumetrics
+from . import custommetrics, gpumetrics
 from .hostmetrics import CpuSampler, pinned_pool
 from .metriclabels import with_namespaces, with_tags  # noqa: F401 - tests import them here
 from .promtext import CONTENT_TYPE, render
@@ -232,6 +232,7 @@ def build_app(core):
         with_tags(fams, core.models.ready())
         if opts.model_namespacing:
             with_namespaces(fams, core.models.namespaces(opts.model_repository))
+        fams += custommetrics.families(core.server_id)    # Python models' MetricFamily, as made
         return Response(render(fams), media_type=CONTENT_TYPE)
 
     async def not_found(request, exc):

@@ -249,7 +249,10 @@ class Models:
                 state = mv.state if mv.live else "UNAVAILABLE"
                 if ready_only and state != READY:
                     continue
-                row = {"name": mv.name, "version": mv.version_str, "state": state}
+                row = {"name": mv.name}
+                if mv.version > 0:      # 0: the model failed before any version (Triton: none)
+                    row["version"] = mv.version_str
+                row["state"] = state
                 if mv.reason:
                     row["reason"] = mv.reason
                 rows.append(row)

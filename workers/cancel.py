@@ -77,17 +77,23 @@ class CancelWatch:
             return True
         if threading.get_ident() != self._main:
             return False        # a model's own thread: only the loop reads the socket
+        self.poll()
+        return key in self.cancelled or (streams is not None and streams.is_cancelled(key))
+
+    def poll(self) -> None:
+        """Read the inbox once without blocking (the loop's own thread): cancels are noted,
+        the rest kept for the loop. Also called while the loop's thread waits for an
+        ``async def execute`` running on the model's event loop thread."""
         try:
             msgs = self.ep.recv(0)
         except msgspec.MsgspecError as exc:
             log.error("undecodable message frame: %s", exc)
-            return False
+            return
         for msg in msgs:
             if type(msg) is messages.CancelRunning:
                 self.note(msg)
             else:
                 self.backlog.append(msg)
-        return key in self.cancelled or (streams is not None and streams.is_cancelled(key))
 
     def take(self) -> list:
         """The messages read while a model ran, oldest first (the loop handles them next)."""
@@ -105,6 +111,13 @@ def install(watch: CancelWatch | None) -> None:
     """Make ``watch`` the process-wide one (the worker main does this once)."""
     global _watch
     _watch = watch
+
+
+def poll() -> None:
+    """Read the worker's inbox for cancels once (no-op outside a worker)."""
+    watch = _watch
+    if watch is not None:
+        watch.poll()
 
 
 def is_cancelled(key: tuple[str, int]) -> bool:

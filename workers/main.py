@@ -180,6 +180,8 @@ class WorkerProc:
         self.writer = OutputWriter(self.pool, self.cache)
         from .python import bls       # BLS calls of a Python model (started on first use)
         bls.configure(setup, self.boot.name, self.boot.parent)
+        from .python import custom_metrics     # a Python model's metrics, for /metrics
+        custom_metrics.configure(setup.server_id)
 
     def _load(self, load: messages.Load) -> None:
         """Instantiate, auto-complete and load the backend; reply Loaded or LoadFailed."""

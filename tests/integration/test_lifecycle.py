@@ -101,3 +101,29 @@ def test_help_lists_every_option():
                          capture_output=True, text=True, timeout=30).stdout
     for opt in config.OPTIONS:
         assert opt.flag in out and opt.env in out
+
+
+def test_a_model_in_two_repositories_is_indexed_as_triton_does(tmp_path):
+    """L0_lifecycle test_model_repository_index: the duplicate's row has no version, state
+    UNAVAILABLE and Triton's reason, over HTTP and gRPC."""
+    import shutil
+
+    import tritonclient.grpc as grpcclient
+    for repo in ("a", "b"):
+        shutil.copytree(REPO / "simple", tmp_path / repo / "simple")
+    shutil.copytree(REPO / "identity_fp32", tmp_path / "a" / "identity_fp32")
+    srv = Server([tmp_path / "a", tmp_path / "b"], wait_ready=False)
+    try:
+        srv.wait("/v2/health/live")
+        c = httpclient.InferenceServerClient(srv.url)
+        _wait_for(lambda: c.is_model_ready("identity_fp32"))
+        row = {"name": "simple", "state": "UNAVAILABLE",
+               "reason": "model appears in two or more repositories"}
+        assert [r for r in c.get_model_repository_index() if r["name"] == "simple"] == [row]
+        g = grpcclient.InferenceServerClient(srv.grpc_url)
+        (got,) = [m for m in g.get_model_repository_index().models if m.name == "simple"]
+        assert (got.version, got.state, got.reason) == ("", row["state"], row["reason"])
+        c.close()
+        g.close()
+    finally:
+        srv.stop()

@@ -108,3 +108,30 @@ def test_a_version_policy_change_drains_the_dropped_version(tmp_path):
         client.close()
     finally:
         srv.stop()
+
+
+def test_a_removed_or_added_version_leaves_the_other_versions_serving(env, tmp_path):
+    """L0_lifecycle test_dynamic_version_load_unload: only the version whose directory
+    went or came loads or unloads; the others keep their workers (not re-initialized)."""
+    import collections
+
+    from tests.integration.test_reloads import _model
+    srv, client, repo = env
+    log = tmp_path / "events.txt"
+    staged = _model(tmp_path, "multi", (1, 2, 3), log, "version_policy: { all { } }\n")
+    d = shutil.move(staged, repo / "multi")        # whole, never half-written to a poll
+    ready = lambda: [client.is_model_ready("multi", str(v)) for v in (1, 2, 3, 7)]  # noqa: E731
+    inits = lambda: collections.Counter(  # noqa: E731
+        line.split()[2] for line in log.read_text().splitlines() if line.startswith("init"))
+    wait(lambda: ready() == [True, True, True, False], what="multi loaded")
+    assert inits() == {"1": 1, "2": 1, "3": 1}
+    shutil.move(d / "1", tmp_path / "gone")      # atomic: a poll never sees it half gone
+    wait(lambda: ready() == [False, True, True, False], what="version 1 unloaded")
+    shutil.copytree(d / "2", tmp_path / "7")
+    shutil.move(tmp_path / "7", d / "7")
+    wait(lambda: ready() == [False, True, True, True], what="version 7 loaded")
+    assert inits() == {"1": 1, "2": 1, "3": 1, "7": 1}
+    rows = {r["version"]: r for r in client.get_model_repository_index() if r["name"] == "multi"}
+    assert rows["1"]["state"] == "UNAVAILABLE" and rows["1"]["reason"] == "unloaded"
+    shutil.rmtree(d)
+    wait(lambda: "multi" not in names(client), what="multi gone")

@@ -163,11 +163,14 @@ def test_metrics_keep_values():
         m.increment(-1)
     with pytest.raises(pb_utils.TritonModelException):
         m.set(1)
-    gauge = pb_utils.MetricFamily("g", "gauge", pb_utils.MetricFamily.GAUGE).Metric()
+    # Each family is held: a Metric dies with its MetricFamily (Triton's lifetime rule)
+    gauges = pb_utils.MetricFamily("g", "gauge", pb_utils.MetricFamily.GAUGE)
+    gauge = gauges.Metric()
     gauge.set(7)
     gauge.increment(-2)
     assert gauge.value() == 5
-    hist = pb_utils.MetricFamily("h", "hist", pb_utils.MetricFamily.HISTOGRAM).Metric(buckets=[1, 10])
+    hists = pb_utils.MetricFamily("h", "hist", pb_utils.MetricFamily.HISTOGRAM)
+    hist = hists.Metric(buckets=[1, 10])
     for v in (0.5, 5, 50):
         hist.observe(v)
     assert (hist.count, hist.sum, hist.counts) == (3, 55.5, [1, 1, 1])

@@ -279,3 +279,27 @@ def test_decoupled_model_answers_through_its_senders(repo):
     be.unload()
 
 
+
+
+USER_READINESS = '''
+class TritonPythonModel:
+    def execute(self, requests):
+        return []
+
+    def is_ready(self):
+        return False
+'''
+
+
+def test_user_defined_is_ready_is_refused_at_load(repo):
+    # Triton (python_backend is_ready) asks the model on every readiness check; tritond's
+    # readiness would ignore it and answer READY, so the model must not load.
+    cfg = {"name": "self_ready", "backend": "python",
+           "input": [{"name": "X", "data_type": "TYPE_FP32", "dims": [2]}],
+           "output": [{"name": "Y", "data_type": "TYPE_FP32", "dims": [2]}]}
+    with pytest.raises(TritonError) as err:
+        loaded(models.python_model(repo, "self_ready", USER_READINESS), cfg)
+    assert err.value.code == Code.UNSUPPORTED
+    assert err.value.message == ("model 'self_ready': a user-defined is_ready() in model.py "
+                                 "(readiness checks that ask the model) is not supported "
+                                 "by tritond yet")

@@ -28,7 +28,7 @@ from tritond import messages
 from tritond.errors import Code, TritonError, invalid_arg, unavailable, unsupported
 from tritond.namespaces import ambiguous, identifier, name_of
 from tritond.repository.paths import check_model_name
-from . import ensembles, overrides
+from . import ensembles, overrides, reloads
 from .drain import Drainer, instance_key, model_key
 from .loader import Loader
 from .names import Names
@@ -136,24 +136,42 @@ class ModelControl:
             raise unsupported("loading model files from 'file:' parameters is not supported by "
                               "tritond: put the files in the model repository and load again")
         src = self._read_source(name, query.config or None)
+        old = self.registry.versions_of(name)
+        if not query.config and reloads.unmodified(old, src):
+            return                  # as Triton: nothing on disk changed since the last load
         if src.error:
             if not self.registry.versions_of(name):      # shown UNAVAILABLE with the reason
                 self.registry.failed[name] = src.error
-            raise invalid_arg(f"failed to load '{identifier(name)}': {src.error}")
+            # Triton meets these (model files, versions) loading the model: its
+            # LoadModelByDependency text (poll failures are raised by _read_source)
+            raise invalid_arg(f"load failed for model '{identifier(name)}': {src.error}")
         if ensembles.is_ensemble(src.config):
             await self._load_composing(name, src.config, visiting)
-        old = self.registry.versions_of(name)
-        new = [ModelVersion(name, v, src.model_dir, src.repository) for v in src.versions]
-        log.info("loading '%s' (versions %s)%s", identifier(name), [mv.version for mv in new],
+        cfg, stamps, kept = reloads.kept(old, src, overridden=bool(query.config))
+        new = [kept.get(v) or ModelVersion(name, v, src.model_dir, src.repository)
+               for v in src.versions]
+        fresh = [mv for mv in new if mv.version not in kept]
+        updates = {v: u for v, mv in kept.items() if (u := reloads.instance_update(mv, cfg))}
+        if not fresh and not updates and len(kept) == len(old):
+            return                  # nothing changed: as Triton, nothing is reloaded
+        log.info("loading '%s' (versions %s)%s", identifier(name), [mv.version for mv in fresh],
                  " to replace the loaded one" if old else "")
-        with self.registry.loading_now(new, self.publish):     # the index shows LOADING
-            await asyncio.gather(*(self.loader.load_version(mv, src) for mv in new))
-        failed = [mv for mv in new if mv.state != READY]
+        with self.registry.loading_now(fresh, self.publish):     # the index shows LOADING
+            await asyncio.gather(*(self.loader.load_version(mv, src) for mv in fresh))
+        failed = [mv for mv in fresh if mv.state != READY]
         if failed and any(mv.state == READY for mv in old):
-            for mv in new:                       # keep serving the old versions
+            for mv in fresh:                     # keep serving the old versions
                 self.loader.stop_instances(mv, "reload failed")
         else:
+            problems = [(v, await reloads.apply(kept[v], u, self.loader, self.drainer,
+                                                self.publish)) for v, u in updates.items()]
+            for mv in new:                       # what the next load compares
+                mv.stamps = stamps
             await self._switch(name, old, new)
+            if any(reason for _, reason in problems):
+                v, reason = next((v, r) for v, r in problems if r)
+                raise invalid_arg(f"load failed for model '{identifier(name)}': version {v} "
+                                  f"failed to update its instances: {reason}")
         if failed:
             mv = failed[0]
             raise invalid_arg(f"load failed for model '{identifier(name)}': version {mv.version} is at "
@@ -218,7 +236,7 @@ class ModelControl:
         the scheduler says it is empty, then its workers retire."""
         self.registry.failed.pop(name, None)
         kept = {mv.version for mv in new}
-        replaced = [mv for mv in old if mv.version in kept]
+        replaced = [mv for mv in old if mv.version in kept and all(mv is not n for n in new)]
         dropped = [mv for mv in old if mv.version not in kept]
         draining = [mv for mv in dropped if mv.state == READY and not mv.ensemble]
         for mv in old:

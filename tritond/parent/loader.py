@@ -25,9 +25,10 @@ from typing import Callable
 
 from tritond import gpus, messages
 from tritond.namespaces import identifier
+from tritond.repository import timestamps
 from tritond.scheduler import ratelimit
 from tritond.spec import ModelSpec
-from . import ensembles
+from . import ensembles, reloads
 from .children import Child, ChildError, kill
 from .models import (LOADING, READY, UNAVAILABLE, Instance, ModelVersion, Phase, Registry,
                      instance_plan)
@@ -120,8 +121,10 @@ class Loader:
         from tritond.repository import support
 
         cfg = src.config
+        mv.stamps = timestamps.read(mv.model_dir)     # what a reload compares (reloads.py)
         try:
             repository.normalize(cfg, gpus=gpus.count())
+            mv.basis = reloads.basis(cfg)
             support.check(cfg)   # before a worker is spawned for a feature we lack
             # The frontend reads the labels; a label_filename escaping the model
             # dir (UNSUPPORTED) or unreadable fails the load here.
@@ -152,7 +155,13 @@ class Loader:
             return
         from tritond import repository
 
-        spec = repository.spec_from_config(cfg, mv.version)
+        self.check_rate_limits(mv, repository.spec_from_config(cfg, mv.version))
+
+    def check_rate_limits(self, mv: ModelVersion, spec: ModelSpec) -> None:
+        """_check_rate_limits for the instances of ``spec`` (also a served version's new
+        instance groups, reloads.py); ValueError with Triton's text when refused."""
+        if self.options.rate_limit != "execution_count":
+            return
         needs = ratelimit.instance_needs(spec.config_json,
                                          [(n, d) for n, _, d in instance_plan(spec)])
         others = [need for key, kept in self.rate_needs.items() if key != (mv.name, mv.version)
@@ -240,6 +249,13 @@ class Loader:
         kill(child)
         return False, (f"instance {inst.name}: worker {child.exit_description()} while loading"
                        if done else f"instance {inst.name}: load timed out after {LOAD_TIMEOUT_S:.0f}s")
+
+    async def start_instance(self, mv: ModelVersion, inst: Instance, spec: ModelSpec) -> tuple[bool, str]:
+        """Start one more instance of a served version (reloads.py): as _start_instance."""
+        return await self._start_instance(mv, inst, spec, False)
+
+    def stop_instance(self, inst: Instance, why: str) -> None:
+        self._stop(inst, why)
 
     async def _exited(self, child: Child) -> None:
         while not child.stopped:

@@ -61,6 +61,10 @@ class ModelVersion:
     load_started: float = dataclasses.field(default_factory=time.monotonic)
     load_seconds: float = 0.0
     crashes: collections.deque = dataclasses.field(default_factory=collections.deque)
+    # What a reload compares (reloads.py): the normalized config less instance_group and
+    # version_policy, and the model directory's timestamps, both as of the last load.
+    basis: bytes = b""
+    stamps: dict = dataclasses.field(default_factory=dict)
 
     @property
     def identifier(self) -> str:
@@ -155,13 +159,19 @@ class Registry:
 
 def instance_plan(spec: ModelSpec) -> list[tuple[str, str, int]]:
     """(instance name, kind, device) for every instance the config asks for."""
+    return [(name, kind, dev) for name, kind, dev, _ in group_plan(spec)]
+
+
+def group_plan(spec: ModelSpec) -> list[tuple[str, str, int, int]]:
+    """instance_plan with the index of each instance's group in ``instance_group``."""
     plan = []
-    for group in spec.instance_groups or (InstanceGroup(f"{spec.name}_0"),):
+    groups = spec.instance_groups or (InstanceGroup(f"{spec.name}_0"),)
+    for index, group in enumerate(groups):
         devices = (group.gpus or (0,)) if group.kind == "GPU" else (0,)
         for dev in devices:
             for i in range(group.count):
                 name = f"{group.name}_{len(plan)}" if len(devices) > 1 else f"{group.name}_{i}"
-                plan.append((name, group.kind, int(dev)))
+                plan.append((name, group.kind, int(dev), index))
     return plan
 
 

@@ -192,8 +192,9 @@ def _model_dirs(repo: str) -> list[str]:
     return [name for name in entries if os.path.isdir(os.path.join(repo, name))]
 
 
+DUPLICATE = "model appears in two or more repositories"   # Triton's index reason, verbatim
+
+
 def _duplicate(name: str, places: list[tuple[str, str]]) -> list[ModelSource]:
-    repos = ", ".join(f"'{repo}'" for repo, _ in places)
-    reason = f"model '{name}' appears in multiple model repositories: {repos}"
-    return [ModelSource(name, model_dir, repo, ModelConfig(), error=reason)
+    return [ModelSource(name, model_dir, repo, ModelConfig(), error=DUPLICATE)
             for repo, model_dir in places]

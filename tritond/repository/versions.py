@@ -1,10 +1,16 @@
 """Model version directories and the version policy."""
 from __future__ import annotations
 
+import logging
 import os
 
 from tritond.errors import invalid_arg
 from tritond.protos.model_config_pb2 import ModelVersionPolicy
+
+log = logging.getLogger("tritond.repository")
+# Model directory entries Triton never takes for versions (warmup data, initial
+# sequence states, custom configs).
+NOT_VERSIONS = ("warmup", "initial_state", "configs")
 
 
 def list_versions(model_dir: str) -> list[int]:
@@ -18,11 +24,18 @@ def list_versions(model_dir: str) -> list[int]:
     except OSError as exc:
         raise invalid_arg(f"failed to list model directory '{model_dir}': "
                           f"{exc.strerror}") from None
-    versions = [
-        int(name) for name in entries
-        if name.isascii() and name.isdigit() and not name.startswith("0")
-        and os.path.isdir(os.path.join(model_dir, name))
-    ]
+    versions = []
+    for name in entries:
+        if not os.path.isdir(os.path.join(model_dir, name)) or name in NOT_VERSIONS:
+            continue
+        if name.isascii() and name.isdigit() and not name.startswith("0"):
+            versions.append(int(name))
+        elif len(name) > 1 and name.startswith("0"):     # Triton's warnings, its texts
+            log.warning("ignore version directory '%s' which contains leading zeros in its "
+                        "directory name", name)
+        elif name != "0":
+            log.warning("ignore version directory '%s' which fails to convert to integral "
+                        "number", name)
     return sorted(versions)
 
 
@@ -30,8 +43,8 @@ def select_versions(policy: ModelVersionPolicy, available: list[int], *,
                     model: str) -> list[int]:
     """The versions to serve under policy (no policy set means latest 1).
 
-    Raises INVALID_ARG when a specific version has no directory, or when the
-    policy leaves nothing to serve.
+    Raises INVALID_ARG when the policy leaves nothing to serve (a specific version
+    without a directory is logged and left out, as Triton does).
     """
     choice = policy.WhichOneof("policy_choice")
     ordered = sorted(available)
@@ -50,10 +63,9 @@ def select_versions(policy: ModelVersionPolicy, available: list[int], *,
 
 
 def _specific(wanted, available: list[int], model: str) -> list[int]:
-    missing = sorted(set(wanted) - set(available))
-    if missing:
-        raise invalid_arg(
-            f"version policy of model '{model}' requests version(s) "
-            f"{', '.join(map(str, missing))}, but the model directory only has "
-            f"version(s) [{', '.join(map(str, available))}]")
-    return sorted(set(wanted))
+    """The wanted versions that have a directory; as Triton (VersionsToLoad), a missing
+    one is logged and the others load (none left: the caller's "at least one" error)."""
+    for v in sorted(set(wanted) - set(available)):
+        log.error("version %d is specified for model '%s', but the version directory is "
+                  "not present", v, model)
+    return sorted(set(wanted) & set(available))

@@ -7,17 +7,23 @@ stub. The model file is imported as ``<version>.<file stem>`` (``modelfile.py``:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import json
 import threading
 from functools import partial
 
-from tritond.errors import Code, TritonError
+from tritond.errors import Code, TritonError, unsupported
+from tritond.repository import support
 from tritond.shm.dtypes import DTYPES
 from tritond.spec import ModelSpec
 
+from .. import cancel
 from ..backend import Backend, LoadContext, WorkRequest, WorkResult
-from . import bls, blstrace, decoupled_state, failures, modelfile, pb_utils, reschedule
+from . import (bls, blstrace, custom_metrics, decoupled_state, failures, modelfile, pb_utils,
+               reschedule)
+
+CANCEL_POLL_S = 0.02      # how often a wait for an async execute reads the inbox for cancels
 
 
 class PythonBackend(Backend):
@@ -29,8 +35,7 @@ class PythonBackend(Backend):
         super().__init__(ctx)
         self.module = None
         self.model = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._bg: asyncio.AbstractEventLoop | None = None     # decoupled async execute
+        self._bg: asyncio.AbstractEventLoop | None = None     # async def methods run here
         self._sequence_tensors: dict = {}     # (name, id(array)) -> (array, Tensor)
         self._pruned = False       # decoupled with implicit state: decoupled_state.py
 
@@ -65,6 +70,10 @@ class PythonBackend(Backend):
         self._pruned = decoupled_state.pruned(spec)
         self.device_arrays = modelfile.device_inputs(self.ctx, spec)
         cls = self._import(spec.default_model_filename).TritonPythonModel
+        if callable(getattr(cls, "is_ready", None)):
+            # Triton asks it on every readiness check; ours would answer READY regardless.
+            raise unsupported(support.message(self.ctx.model, "a user-defined is_ready() in "
+                              "model.py (readiness checks that ask the model)"))
         try:
             self.model = cls()
             if hasattr(self.model, "initialize"):
@@ -73,14 +82,30 @@ class PythonBackend(Backend):
             raise modelfile.load_error(self.ctx, "initialize", exc) from exc
         bls.serving(True)
 
-    def _call(self, fn, *args):
-        """Call a model method; ``async def`` ones run on this backend's event loop."""
+    def _call(self, fn, *args, watch: bool = False):
+        """Call a model method; an ``async def`` one runs on the model's event loop, which
+        keeps running after it returned (python_backend's stub loop): tasks it started
+        (``asyncio.create_task``, e.g. responses sent later) go on. ``watch`` (execute):
+        meanwhile this thread reads the inbox for cancels, which the model's thread cannot
+        (``is_cancelled()`` and BLS calls' cancellation rely on it)."""
         result = fn(*args)
         if inspect.isawaitable(result):
-            if self._loop is None:
-                self._loop = asyncio.new_event_loop()
-            result = self._loop.run_until_complete(result)
+            future = asyncio.run_coroutine_threadsafe(result, self._async_loop())
+            while True:
+                try:
+                    return future.result(timeout=CANCEL_POLL_S if watch else None)
+                except concurrent.futures.TimeoutError:
+                    cancel.poll()
         return result
+
+    def _async_loop(self) -> asyncio.AbstractEventLoop:
+        """The model's one event loop, in a thread of its own (started on first use)."""
+        if self._bg is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="model-asyncio",
+                             daemon=True).start()
+            self._bg = loop
+        return self._bg
 
     def unload(self) -> None:
         bls.serving(False)
@@ -89,9 +114,7 @@ class PythonBackend(Backend):
                 self._call(self.model.finalize)
         finally:
             self.model = None
-            if self._loop is not None:
-                self._loop.close()
-                self._loop = None
+            custom_metrics.close()       # its series leave /metrics with the model
             if self._bg is not None:
                 self._bg.call_soon_threadsafe(self._bg.stop)
                 self._bg = None
@@ -104,13 +127,15 @@ class PythonBackend(Backend):
         try:
             if self.spec is not None and self.spec.decoupled:
                 return reschedule.decoupled(self, pb_requests, self._execute_decoupled(pb_requests))
-            responses = self._call(self.model.execute, pb_requests)
+            responses = self._call(self.model.execute, pb_requests, watch=True)
         except Exception as exc:  # noqa: BLE001 - the model's exception, as Triton reports it
             failures.report(self._failure(failures.describe(exc)), exc)
-            return self._all_failed(pb_requests, failures.describe(exc))
+            return self._keep_sent(pb_requests, self._all_failed(pb_requests,
+                                                                 failures.describe(exc)))
         finally:
             pb_utils._executing = []
-        return reschedule.results(self, requests, pb_requests, responses)   # or _results
+        return self._keep_sent(pb_requests,
+                               reschedule.results(self, requests, pb_requests, responses))
 
     def _request(self, w: WorkRequest) -> pb_utils.InferenceRequest:
         req = w.request
@@ -191,43 +216,64 @@ class PythonBackend(Backend):
                     pass                 # closed by a model thread meanwhile
 
     def _background(self, coro, pb_requests) -> None:
-        """Run a decoupled ``async def execute`` on a loop in its own thread."""
-        if self._bg is None:
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="decoupled-execute",
-                             daemon=True).start()
-            self._bg = loop
+        """Run a decoupled ``async def execute`` on the model's loop, not waiting for it."""
 
         def done(fut) -> None:
             try:
                 self._check_none(fut.result())
             except BaseException as exc:  # noqa: BLE001 - reported as the requests' error
                 self._fail_open(pb_requests, exc)
-        asyncio.run_coroutine_threadsafe(coro, self._bg).add_done_callback(done)
+        asyncio.run_coroutine_threadsafe(coro, self._async_loop()).add_done_callback(done)
 
     # ------------------------------------------------------ non-decoupled
 
     def _results(self, requests, pb_requests, responses) -> list[WorkResult]:
-        """Check the model's return value and convert each response."""
-        if responses is None:  # every request must then have used its response sender
-            out = [self._sent(w, r) for w, r in zip(requests, pb_requests)]
-            if any(r is None for r in out):
-                return self._all_failed(pb_requests, "execute returned None for a request "
-                                        "that did not send its response through the "
-                                        "response sender")
-            return out
-        if not isinstance(responses, (list, tuple)):
-            return self._all_failed(pb_requests, "Expected a list in the execute return, got "
-                                    f"{type(responses).__name__}")
+        """Check the model's return value (python_backend's rules and texts) and convert
+        it. None, or None in the list, for a request answered through its sender."""
+        if responses is None:
+            responses = [None] * len(pb_requests)
+        elif not isinstance(responses, (list, tuple)):
+            return self._all_failed(pb_requests, "Expected a list in the execute return, "
+                                    f"found type '{type(responses)}'.")
         if len(responses) != len(pb_requests):
             return self._all_failed(
                 pb_requests, "Number of InferenceResponse objects do not match the number of "
                 f"InferenceRequest objects. InferenceRequest(s) size is:{len(pb_requests)}, "
-                f"and InferenceResponse(s) size is:{len(responses)}")
-        if any(r is None for r in responses):
-            return self._all_failed(pb_requests, "execute returned None for a request that did "
-                                    "not send its response through the response sender")
-        return [self._result(r) for r in responses]
+                f"and InferenceResponse(s) size is:{len(responses)}\n")
+        through_senders = False
+        for pb, resp in zip(pb_requests, responses):
+            if resp is None:
+                through_senders = True
+            elif not isinstance(resp, pb_utils.InferenceResponse):
+                return self._all_failed(pb_requests, "Expected an 'InferenceResponse' object "
+                                        "in the execute function return list, found type "
+                                        f"'{type(resp)}'.")
+            elif pb._sender is not None and pb._sender.sent:
+                # python_backend sends a returned response through the sender: a second one
+                return self._all_failed(pb_requests, "Unable to send response. Non-decoupled "
+                                        "model cannot send more than one response.")
+        if not through_senders:
+            return [self._result(r) for r in responses]
+        out = []
+        for w, pb, resp in zip(requests, pb_requests, responses):
+            res = self._result(resp) if resp is not None else self._sent(w, pb)
+            if res is None:           # run in-process, without the worker's hub
+                return self._all_failed(pb_requests, "execute returned None for a request "
+                                        "that did not send its response through the "
+                                        "response sender")
+            out.append(res)
+        return out
+
+    def _keep_sent(self, pb_requests, out: list[WorkResult]) -> list[WorkResult]:
+        """A response a request's sender already sent during ``execute`` reached its client
+        in Triton, whatever ``execute`` then returned or raised: it stays the answer (the
+        sender closes, as python_backend closes them after a failed execute)."""
+        for i, pb in enumerate(pb_requests):
+            sender = pb._sender
+            if sender is not None and sender.response is not None and not out[i].streamed:
+                sender.closed = True
+                out[i] = self._result(sender.response)
+        return out
 
     def _sent(self, w: WorkRequest, pb) -> WorkResult | None:
         """The result of a request answered through its sender (None: not answered).

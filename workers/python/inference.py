@@ -73,6 +73,24 @@ def _check_parameters(parameters) -> dict:
 
 
 _U32, _U64, _I64 = (0, 2**32 - 1), (0, 2**64 - 1), (-2**63, 2**63 - 1)
+_OMITTED = ()     # an argument left out (tritond lets inputs etc. default to empty)
+
+
+def _refuse_none(**args) -> None:
+    """python_backend's binding declares these ``.none(false)``: pybind11 raises TypeError
+    for an explicit None (``inputs=None``; leaving the argument out is tritond's leniency)."""
+    for name, value in args.items():
+        if value is None:
+            raise TypeError(f"InferenceRequest: '{name}' must not be None")
+
+
+def _check_tensors(inputs: list, request_id: str, model_name: str) -> None:
+    """python_backend's own checks once the arguments converted (TritonModelException)."""
+    for t in inputs:
+        if t is None:
+            raise TritonModelException(
+                f"Input tensor for request with id '{request_id}' and model name "
+                f"'{model_name}' should not be empty.")
 
 
 def _check_request_args(request_id, correlation_id, inputs, requested, model_name,
@@ -98,27 +116,40 @@ def _check_request_args(request_id, correlation_id, inputs, requested, model_nam
             raise TypeError(f"InferenceRequest: '{name}' must be an integer in "
                             f"[{low}, {high}], not {value!r}")
         ints.append(int(number))
+    if correlation_id is None:           # pybind11's .none(false), before the binding's check
+        raise TypeError("InferenceRequest: 'correlation_id' must not be None")
     if not isinstance(correlation_id, str) and (
             not isinstance(correlation_id, int) or not 0 <= correlation_id < 2**64):
         raise TritonModelException("Correlation ID must be integer or string")
     for name, items, kind in (("inputs", inputs, Tensor),
                               ("requested_output_names", requested, str)):
-        if items is not None and (isinstance(items, (str, bytes)) or
-                                  not all(isinstance(i, kind) for i in items)):
+        if items is not None and (isinstance(items, (str, bytes)) or not all(
+                isinstance(i, kind) or (i is None and kind is Tensor) for i in items)):
             raise TypeError(f"InferenceRequest: '{name}' must be a list of "
                             f"{kind.__name__}")
+    for name in requested or ():
+        if name == "":
+            raise TritonModelException(
+                f"Requested output name for request with id '{request_id}' and model name "
+                f"'{model_name}' should not be empty.")
     return ints[0], ints[1], ints[2]
 
 
 class InferenceResponse:
     """``InferenceResponse(output_tensors=[], error=None, parameters=None)``."""
 
-    def __init__(self, output_tensors=None, error: Optional[TritonError] = None,
+    def __init__(self, output_tensors=_OMITTED, error: Optional[TritonError] = None,
                  parameters=None) -> None:
-        if output_tensors is None:
+        if output_tensors is _OMITTED:
             output_tensors = []
+        elif output_tensors is None:      # pybind11: None is no list of Tensor
+            raise TypeError("InferenceResponse: 'output_tensors' must be a list of Tensor, "
+                            "not None")
         if not isinstance(output_tensors, list):
             raise TritonModelException('"output_tensors" must be a list.')
+        if None in output_tensors:
+            raise TritonModelException(
+                "Output tensor for inference response should not be empty.")
         self._outputs = output_tensors
         self._error = error
         self._parameters = _check_parameters(parameters)
@@ -160,10 +191,13 @@ class PreferredMemory:
 class InferenceRequest:
     """A request handed to ``TritonPythonModel.execute`` (or built for BLS)."""
 
-    def __init__(self, request_id: str = "", correlation_id: Any = 0, inputs=None,
-                 requested_output_names=None, model_name: str = "", model_version: int = -1,
-                 flags: int = 0, timeout: int = 0, preferred_memory=None, trace=None,
-                 parameters=None) -> None:
+    def __init__(self, request_id: str = "", correlation_id: Any = 0, inputs=_OMITTED,
+                 requested_output_names=_OMITTED, model_name: str = "",
+                 model_version: int = -1, flags: int = 0, timeout: int = 0,
+                 preferred_memory=_OMITTED, trace=_OMITTED, parameters=None) -> None:
+        _refuse_none(inputs=inputs,
+                     requested_output_names=requested_output_names,
+                     preferred_memory=preferred_memory, trace=trace)
         inputs = list(inputs or [])            # once: a generator is read here only
         requested_output_names = list(requested_output_names or []) \
             if not isinstance(requested_output_names, str) else requested_output_names
@@ -180,6 +214,7 @@ class InferenceRequest:
         self._timeout = timeout
         self._preferred_memory = preferred_memory or PreferredMemory()
         self._trace = trace or InferenceTrace()
+        _check_tensors(inputs, request_id, model_name)
         self._parameters = _check_parameters(parameters)
         self._release_flags = 1  # TRITONSERVER_REQUEST_RELEASE_ALL
         self._sender: Optional[InferenceResponseSender] = None

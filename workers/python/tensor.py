@@ -145,7 +145,7 @@ class Tensor:
 
     def __init__(self, name: str, numpy_array, triton_dtype=None) -> None:
         if triton_dtype is None and type(numpy_array) is np.ndarray \
-                and numpy_array.flags.c_contiguous:
+                and numpy_array.flags.c_contiguous and type(name) is str:
             # The common case (a model's contiguous numpy output): the dtype's enum in
             # one lookup; other dtypes (object, bytes, byte-swapped) take the full path.
             dtype = _NUMPY_TO_ENUM.get(numpy_array.dtype)
@@ -155,6 +155,10 @@ class Tensor:
                 self._dtype = dtype
                 self._cpu = True
                 return
+        if not isinstance(name, str) or numpy_array is None:
+            # pybind11's conversion of python_backend's (str, numpy array) arguments
+            raise TypeError(f"Tensor: expected a str name and a numpy array, got "
+                            f"{type(name).__name__} and {type(numpy_array).__name__}")
         xp = _cupy() if _on_device(numpy_array) else np
         arr = xp.asarray(numpy_array)               # cupy: a view over the same device memory
         if arr.dtype.kind in "UV":
@@ -228,6 +232,14 @@ class Tensor:
 
         CPU memory becomes a numpy array, CUDA memory a cupy array (no copy either way).
         """
+        if name == "":
+            raise TritonModelException("Tensor name cannot be an empty string.")
+        if type(capsule_or_obj).__name__ != "PyCapsule" and not (
+                hasattr(capsule_or_obj, "__dlpack__")
+                and hasattr(capsule_or_obj, "__dlpack_device__")):
+            raise TritonModelException(
+                "Provided tensor is not supported. Tensor must be a DLPack capsule or have "
+                "`__dlpack__` and `__dlpack_device__` attributes")
         src = capsule_or_obj if hasattr(capsule_or_obj, "__dlpack__") else _Capsule(capsule_or_obj)
         kind = src.__dlpack_device__()[0] if hasattr(src, "__dlpack_device__") else _KDLCPU
         if kind in (_KDLCUDA, _KDLCUDAMANAGED):

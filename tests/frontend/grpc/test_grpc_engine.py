@@ -200,7 +200,9 @@ def test_stop_with_grace_lets_a_call_finish():
         running.loop.call_soon_threadsafe(running.handlers.release.set)
         assert pending.result(10) == b"released"
         stopping.result(10)
-        assert not running.server._thread.is_alive()     # the poller ended with the queue
+        # the poller ended with the queue (it signals the loop just before it returns)
+        running.server._thread.join(10)
+        assert not running.server._thread.is_alive()
     finally:
         running.close()
 

@@ -149,9 +149,11 @@ def test_version_policies(tmp_path):
     assert select_versions(policy("latest { num_versions: 10 }"), avail, model="m") == avail
     assert select_versions(policy("all {}"), avail, model="m") == avail
     assert select_versions(policy("specific { versions: [5, 1] }"), avail, model="m") == [1, 5]
+    # Triton's VersionsToLoad: a specific version without a directory is logged, not loaded
+    assert select_versions(policy("specific { versions: [1, 3] }"), avail, model="m") == [1]
     with pytest.raises(TritonError) as info:
-        select_versions(policy("specific { versions: [1, 3] }"), avail, model="m")
-    assert "requests version(s) 3" in info.value.message
+        select_versions(policy("specific { versions: [3, 4] }"), avail, model="m")
+    assert "at least one version must be available" in info.value.message
     with pytest.raises(TritonError) as info:
         select_versions(policy("latest { num_versions: 0 }"), avail, model="m")
     assert "at least one version" in info.value.message
@@ -161,7 +163,7 @@ def test_bad_version_policy_in_repository(tmp_path):
     config = PY_CONFIG.format(name="m") + "version_policy { specific { versions: [ 4 ] } }"
     make_model(tmp_path, "m", config, versions=(1, 2))
     error = repo_mod.scan([str(tmp_path)])[0].error
-    assert "version policy of model 'm' requests version(s) 4" in error
+    assert error == "at least one version must be available under the version policy of model 'm'"
 
 
 def test_duplicate_model_in_two_repositories(tmp_path):
@@ -172,7 +174,7 @@ def test_duplicate_model_in_two_repositories(tmp_path):
     sources = repo_mod.scan([str(first), str(second)])
     dups = [s for s in sources if s.name == "dup"]
     assert len(dups) == 2 and {s.repository for s in dups} == {str(first), str(second)}
-    assert all("multiple model repositories" in s.error for s in dups)
+    assert all(s.error == "model appears in two or more repositories" for s in dups)
     assert one(sources, "solo").error is None
 
 
@@ -446,4 +448,25 @@ def test_duplicate_with_namespacing_is_one_source_per_repository(tmp_path):
     assert {s.config.name for s in sources} == {"dup", "solo"}   # the served name
     plain = repo_mod.scan([str(first), str(second)])
     assert [s.name for s in plain] == ["dup", "dup", "solo"]
-    assert all("multiple model repositories" in s.error for s in plain[:2])
+    assert all(s.error == "model appears in two or more repositories" for s in plain[:2])
+
+
+def test_ignored_version_directories_are_logged_as_triton_does(tmp_path, caplog):
+    model = make_model(tmp_path, "m", PY_CONFIG.format(name="m"), versions=(1,))
+    for name in ("003", "abc", "configs", "warmup"):
+        (model / name).mkdir()
+    with caplog.at_level("WARNING", logger="tritond.repository"):
+        assert list_versions(str(model)) == [1]
+    assert sorted(r.getMessage() for r in caplog.records) == [
+        "ignore version directory '003' which contains leading zeros in its directory name",
+        "ignore version directory 'abc' which fails to convert to integral number"]
+
+
+def test_a_missing_specific_version_is_logged_and_the_others_load(tmp_path, caplog):
+    config = PY_CONFIG.format(name="m") + "version_policy { specific { versions: [ 2, 4 ] } }"
+    make_model(tmp_path, "m", config, versions=(1, 2))
+    with caplog.at_level("ERROR", logger="tritond.repository"):
+        source = repo_mod.scan([str(tmp_path)])[0]
+    assert source.error is None and source.versions == [2]
+    assert [r.getMessage() for r in caplog.records] == [
+        "version 4 is specified for model 'm', but the version directory is not present"]

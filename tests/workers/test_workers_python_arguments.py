@@ -1,0 +1,77 @@
+"""pb_utils' constructors and Logger refuse bad arguments as python_backend's binding does
+(QA ``argument_validation``): TypeError where pybind11 cannot convert an argument (None,
+an int log level), TritonModelException for python_backend's own checks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tritond.workers.python import pb_utils
+
+TME = pb_utils.TritonModelException
+X = [pb_utils.Tensor("INPUT0", np.asarray([1, 2], dtype=np.int32))]
+
+
+def request(**kw):
+    return pb_utils.InferenceRequest(**({"inputs": X, "model_name": "m",
+                                         "requested_output_names": ["out"]} | kw))
+
+
+@pytest.mark.parametrize("field", ["inputs", "requested_output_names", "model_name",
+                                   "correlation_id", "request_id", "model_version", "flags",
+                                   "preferred_memory", "trace"])
+def test_request_argument_none_is_a_type_error(field):
+    with pytest.raises(TypeError):
+        request(**{field: None})
+
+
+def test_request_none_input_or_empty_output_name_is_the_backends_error():
+    with pytest.raises(TME) as err:
+        request(inputs=[None], request_id="r1")
+    assert err.value.message() == ("Input tensor for request with id 'r1' and model name 'm' "
+                                   "should not be empty.")
+    with pytest.raises(TME, match="Requested output name for request with id '' and model "
+                                  "name 'm' should not be empty."):
+        request(requested_output_names=[""])
+    with pytest.raises(TypeError):
+        request(requested_output_names=[None])
+
+
+def test_request_accepts_what_triton_accepts():
+    assert request(correlation_id=5).correlation_id() == 5
+    assert request(correlation_id="test_str_id-5").correlation_id() == "test_str_id-5"
+    assert request().correlation_id() == 0
+    request(inputs=[], requested_output_names=[])
+
+
+def test_response_arguments():
+    with pytest.raises(TME, match="Output tensor for inference response should not be empty."):
+        pb_utils.InferenceResponse(output_tensors=[None])
+    with pytest.raises(TypeError):
+        pb_utils.InferenceResponse(output_tensors=None)
+    pb_utils.InferenceResponse(output_tensors=[])
+    pb_utils.InferenceResponse(X)
+    assert pb_utils.InferenceResponse().output_tensors() == []
+
+
+def test_tensor_arguments():
+    arr = np.asarray([1, 2], dtype=np.int32)
+    for name, value in ((None, arr), ("OUTPUT0", None), ("", None)):
+        with pytest.raises(TypeError):
+            pb_utils.Tensor(name, value)
+    with pytest.raises(TME, match="Provided tensor is not supported"):
+        pb_utils.Tensor.from_dlpack("OUTPUT0", None)
+    with pytest.raises(TME, match="Tensor name cannot be an empty string."):
+        pb_utils.Tensor.from_dlpack("", None)
+
+
+def test_logger_levels_are_an_enum():
+    log = pb_utils.Logger
+    for call in (lambda: log.log("x", None), lambda: log.log("x", 1), lambda: log.log_info(None),
+                 lambda: log.log_warn(None), lambda: log.log_error(None),
+                 lambda: log.log_verbose(None)):
+        with pytest.raises(TypeError):
+            call()
+    log.log("Level unspecified")
+    log.log("warned", log.WARNING)
+    assert int(log.VERBOSE) == 3 and log.LogLevel.ERROR is log.ERROR

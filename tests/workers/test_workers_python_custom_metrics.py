@@ -1,0 +1,107 @@
+"""pb_utils.MetricFamily / Metric: the registry rules of Triton's custom metrics
+(python_backend's QA model ``custom_metrics``), and what a worker publishes."""
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from tritond.workers.python import custom_metrics
+from tritond.workers.python import pb_utils
+
+MF = pb_utils.MetricFamily
+
+
+def test_same_labels_are_one_series():
+    fam = MF("t_dup_metric", "dup metric", MF.COUNTER)
+    one, two = fam.Metric(labels={"a": "1"}), fam.Metric(labels={"a": "1"})
+    one.increment(7.5)
+    assert one.value() == two.value() == 7.5
+    empty1, empty2 = fam.Metric(), fam.Metric(labels={})
+    empty1.increment(1)
+    assert empty2.value() == 1
+
+
+def test_a_family_asked_for_twice_is_the_first():
+    first = MF("t_dup_desc", "first description", MF.COUNTER)
+    second = MF("t_dup_desc", "second description", MF.COUNTER)
+    metric = second.Metric()
+    first.Metric().increment(3)           # the same series: no labels
+    del first                             # second still holds its own metric
+    assert metric.value() == 3
+    assert custom_metrics._registry["t_dup_desc"].description == "first description"
+    with pytest.raises(pb_utils.TritonModelException, match="already exists with different type"):
+        MF("t_dup_desc", "x", MF.GAUGE)
+
+
+def test_kind_rules_and_messages():
+    counters = MF("t_kinds_c", "c", MF.COUNTER)
+    c = counters.Metric()
+    with pytest.raises(pb_utils.TritonModelException) as err:
+        c.increment(-23.5)
+    assert err.value.message() == (
+        "Failed to increment metric value: TRITONSERVER_METRIC_KIND_COUNTER can only be "
+        "incremented monotonically by non-negative values.")
+    for call in (lambda: c.set(1), lambda: c.observe(0.05)):
+        with pytest.raises(pb_utils.TritonModelException):
+            call()
+    gauges = MF("t_kinds_g", "g", MF.GAUGE)
+    g = gauges.Metric()
+    g.increment(2023.0)
+    g.increment(-23.5)
+    assert g.value() == 1999.5
+    g.set(999.9)
+    assert g.value() == 999.9
+    with pytest.raises(pb_utils.TritonModelException, match="GAUGE does not support Observe"):
+        g.observe(0.05)
+    hists = MF("t_kinds_h", "h", MF.HISTOGRAM)
+    h = hists.Metric(labels={}, buckets=[0.1, 1.0, 2.5, 5.0, 10.0])
+    for call, what in ((h.value, "Value"), (lambda: h.increment(1), "Increment"),
+                       (lambda: h.set(1), "Set")):
+        with pytest.raises(pb_utils.TritonModelException, match=f"does not support {what}"):
+            call()
+    for v in (0.05, 1.5, 6.0):
+        h.observe(v)
+    assert (h.count, h.sum, h.counts) == (3, 7.55, [1, 0, 1, 0, 1, 0])
+
+
+def test_metric_arguments_are_checked_as_by_triton():
+    hists = MF("t_hist_args", "h", MF.HISTOGRAM)
+    with pytest.raises(pb_utils.TritonModelException, match="Missing required buckets"):
+        hists.Metric(labels={})
+    for bad in ([2.5, 0.1, 1.0, 10.0, 5.0], [1, 1, 2, 5, 5]):
+        with pytest.raises(pb_utils.TritonModelException, match="strictly sorted"):
+            hists.Metric(labels={}, buckets=bad)
+    hists.Metric(labels={}, buckets=[])             # only +Inf
+    counters = MF("t_counter_args", "c", MF.COUNTER)
+    with pytest.raises(pb_utils.TritonModelException, match="Unexpected buckets found"):
+        counters.Metric(buckets=[1.0])
+    with pytest.raises(pb_utils.TritonModelException, match="Labels must be a dictionary"):
+        counters.Metric(labels=["a"])
+
+
+def test_a_metric_outliving_its_family_is_refused():
+    for kind, name in ((MF.COUNTER, "t_life_c"), (MF.GAUGE, "t_life_g")):
+        fam = MF(name, "lifetime", kind)
+        metric = fam.Metric(labels={"example1": "counter_label1"})
+        del fam
+        text = "Invalid metric operation as the corresponding 'MetricFamily' has been deleted."
+        for call in (lambda: metric.increment(10), metric.value) + (
+                (lambda: metric.set(10),) if kind == MF.GAUGE else ()):
+            with pytest.raises(pb_utils.TritonModelException, match=text):
+                call()
+
+
+def test_a_worker_publishes_its_series(tmp_path, monkeypatch):
+    path = tmp_path / "metrics"
+    monkeypatch.setattr(custom_metrics, "_path", str(path))
+    fam = MF("t_published", "published", MF.GAUGE)
+    metric = fam.Metric(labels={"b": "2", "a": "1"})
+    metric.set(4.5)
+    families = msgspec.json.decode(path.read_bytes(), type=list[custom_metrics.Family])
+    mine = [f for f in families if f.name == "t_published"]
+    assert len(mine) == 1 and mine[0].kind == MF.GAUGE
+    (series,) = mine[0].series.values()
+    assert (series.labels, series.value) == ({"a": "1", "b": "2"}, 4.5)
+    del fam, metric                        # its last maker went: the series leaves
+    families = msgspec.json.decode(path.read_bytes(), type=list[custom_metrics.Family])
+    assert "t_published" not in [f.name for f in families]
