@@ -37,6 +37,7 @@ from .outputs import Dispatch, Notify, Output, Reply, _error
 from .router import Batch, Instance
 from .stats import REJECTED, stats_json
 from .table import SERVED_STATES, ModelTable
+from .inputcheck import input_error
 from .wire import ExecuteView, RequestView, dims_decode
 
 __all__ = ["Dispatch", "Notify", "Output", "Reply", "SERVED_STATES", "SchedulerCore"]
@@ -126,6 +127,13 @@ class SchedulerCore:
                 return [self._unknown(req, asked)]
             if req.unary and model.ready and model.cfg.spec.decoupled:
                 return [_error(req, Code.INTERNAL, _UNARY_DECOUPLED % req.model)]
+            if model.ready:                        # Triton normalizes BLS requests too
+                inputs = dims_decode(req.inputs) if type(req.inputs) is msgspec.Raw \
+                    else req.inputs
+                wrong = input_error(model.cfg.spec, model.cfg.max_batch_size, inputs,
+                                    req.request_id)
+                if wrong is not None:
+                    return [_error(req, Code(wrong.code), wrong.message)]
             req.batch = _batch_of(req) if model.cfg.max_batch_size > 0 else 0
         if model is None or not model.ready:
             return [_error(req, Code.UNAVAILABLE, f"Request for unknown model: '{req.model}' "

@@ -33,6 +33,7 @@ from . import ensemble_replies as replies, ensemble_stats as stats
 from .direct import DirectAnswers
 from .ensemble import Run, Step
 from .enstrace import UNTRACED, RunTrace
+from .inputcheck import input_error
 from .outputs import Reply
 
 _replace = msgspec.structs.replace
@@ -131,10 +132,11 @@ class Ensembles:
                 int(Code.UNAVAILABLE), f"Request for unknown model: '{step.model}' has no "
                 "available versions"))))
             return
-        if len(inputs) < len(step.inputs) and target is not None:   # an optional one left out
-            missing = _missing_inputs(target.cfg.spec, inputs, sub.request_id)
-            if missing is not None:        # the model's own input check, as Triton's step has
-                out.append(Reply(core.address, messages.Response(rid, error=missing)))
+        if target is not None:             # the model's own input check, as Triton's step has
+            wrong = input_error(target.cfg.spec, target.cfg.max_batch_size, inputs,
+                                sub.request_id)
+            if wrong is not None:
+                out.append(Reply(core.address, messages.Response(rid, error=wrong)))
                 return
         out.extend(core.add(sub, now_ns))
 
@@ -340,28 +342,6 @@ class Ensembles:
                 by_owner.setdefault(owner, []).append((ref.region, ref.offset))
         for owner, slots in by_owner.items():
             out.extend(self.core.release(messages.Release(owner, slots)))
-
-
-def _missing_inputs(spec, inputs: list, request_id):
-    """The INVALID_ARG a step request without a required input of its model gets (the
-    frontend's words for a client's request, frontend/validate.py), or None. The step
-    carries the ensemble request's id, which Triton's core puts in front."""
-    got = [ref.name for ref in inputs]
-    required = sorted(t.name for t in spec.inputs if not t.optional and t.name not in got)
-    if not required:
-        return None
-    n_all, n_req = len(spec.inputs), sum(1 for t in spec.inputs if not t.optional)
-    detail = (f"Got input(s) {_names(got)}, but missing required input(s) {_names(required)}. "
-              "Please provide all required input(s).")
-    expected = (f"{n_all} inputs" if n_all == n_req else
-                f"number of inputs between {n_req} and {n_all}")
-    return messages.ErrorInfo(int(Code.INVALID_ARG), (
-        f"{request_tag(request_id)}expected {expected} but got {len(got)} inputs for model "
-        f"'{spec.name}'. {detail}"))
-
-
-def _names(names) -> str:
-    return "[" + ",".join(f"'{n}'" for n in names) + "]"
 
 
 def _owned(resp: messages.Response) -> list:
