@@ -321,8 +321,8 @@ def test_control_plane_answers(harness):
                           "outputs": [{"name": "OUTPUT0", "datatype": "INT32", "shape": [-1, 16]},
                                       {"name": "OUTPUT1", "datatype": "INT32", "shape": [-1, 16]}]}
             assert json.loads(core.control.model_config("simple"))["max_batch_size"] == 8
-            assert core.control.model_ready("simple")
-            assert not core.control.model_ready("simple", "3")
+            assert await core.control.model_ready("simple")
+            assert not await core.control.model_ready("simple", "3")
             assert core.control.server_metadata()["version"] == "2.51.0"
             assert core.control.repository_index() == [
                 {"name": "simple", "version": "1", "state": "READY"},
