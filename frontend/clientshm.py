@@ -266,15 +266,16 @@ class ClientShm:
         return messages.TensorRef(name, dtype, shape, reg.key, reg.offset + offset, size, kind,
                                   reg.device_id, reg.gen)
 
-    def input_ref(self, model: str, t, used: list) -> messages.TensorRef:
-        """An input in client shm: a reference only (BYTES framing checked in place)."""
+    def input_ref(self, model: str, t, used: list, request_id: str = "") -> messages.TensorRef:
+        """An input in client shm: a reference only (BYTES framing checked in place; its
+        errors name the request's id, as Triton's core does)."""
         ref = self._shm_tensor(t.name, t.datatype, t.shape, t.shm, used)
         if t.datatype == "BYTES":
             if ref.kind != messages.CLIENT_SHM:
                 raise unsupported("BYTES inputs in CUDA shared memory are not supported")
             # pread, not a mapping: a region shrunk by its client cannot SIGBUS the frontend.
             data = self._cache.read(ref.region, ref.offset, ref.nbytes, ref.gen)
-            check_bytes(model, t.name, memoryview(data), math.prod(t.shape))
+            check_bytes(model, t.name, memoryview(data), math.prod(t.shape), request_id)
         return ref
 
     def output_dest(self, out, used: list) -> messages.TensorRef:

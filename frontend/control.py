@@ -12,7 +12,7 @@ from tritond import messages
 from tritond.namespaces import name_of
 from tritond.errors import TritonError, invalid_arg, unavailable
 
-from .models import parse_version
+from .models import READY, parse_version
 from .settings import LogSettings
 
 TRITON_VERSION = "2.51.0"     # the Triton release whose protocol tritond speaks
@@ -100,6 +100,24 @@ class ControlPlane:
             raise unavailable(SERVER_EXITING)
         return self.models.server_ready
 
+    async def server_ready_asked(self) -> bool:
+        """The health endpoints' answer: with --strict-readiness Triton also asks every
+        READY model's runtime readiness, so a Python model's own ``is_ready()`` saying no
+        makes the server not ready (only models that define it cost a round trip)."""
+        if not self.server_ready() or not self.options.strict_readiness:
+            return self.models.server_ready
+        asked = [mv for mv in self.models.all_versions()
+                 if mv.state == READY and any(i.user_ready for i in mv.instances)]
+        if not asked:
+            return True
+        answers = await asyncio.gather(*(self._user_ready(mv) for mv in asked))
+        return all(answers)
+
+    async def _user_ready(self, mv) -> bool:
+        answer = await self._query(self._scheduler, messages.UserReadyQuery,
+                                   name=mv.key, version=mv.version)
+        return answer.ready
+
     def server_metadata(self) -> dict:
         ext = list(EXTENSIONS)
         at = ext.index("model_configuration") + 1     # Triton's order
@@ -107,17 +125,21 @@ class ControlPlane:
         return {"name": self.options.id, "version": TRITON_VERSION,
                 "extensions": ext}
 
-    def model_ready(self, name: str, version: str = "") -> bool:
+    async def model_ready(self, name: str, version: str = "") -> bool:
         """Triton's ModelIsReady (releases up to r26.06): an unknown, never loaded or
         unloaded model is simply not ready (gRPC OK with ready=false, HTTP 400); only a
-        bad version string or a server shutting down is an error."""
+        bad version string or a server shutting down is an error. A Python model that
+        defines ``is_ready()`` is also asked, every instance (scheduler/userready.py)."""
         if version:
             parse_version(version)
         if self.draining:
             raise unavailable(SERVER_NOT_READY)
-        if name not in self.models.names():
+        if name not in self.models.names() or not self.models.is_ready(name, version):
             return False
-        return self.models.is_ready(name, version)
+        mv = self.models.resolve(name, version)
+        if not any(i.user_ready for i in mv.instances):
+            return True
+        return await self._user_ready(mv)
 
     def model_metadata(self, name: str, version: str = "") -> dict:
         mv = self.models.resolve(name, version)

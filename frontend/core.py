@@ -245,7 +245,7 @@ class FrontendCore:
                 return self.client.stage_together(inputs, sizes, slots), slots
             for t, n in zip(inputs, sizes):
                 if t.shm is not None:
-                    refs.append(self.shm.input_ref(req.model, t, used))
+                    refs.append(self.shm.input_ref(req.model, t, used, req.id))
                 else:
                     refs.append(stage(t.name, t.datatype, t.shape, t.data, n, slots, t.lengths))
         except BaseException:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import struct
 
-from tritond.errors import invalid_arg
+from tritond.errors import invalid_arg, request_tag
 from tritond.shm import lengths
 from tritond.shm.dtypes import uniform_elements
 
@@ -54,23 +54,25 @@ def check_inputs(mv: ModelVersion, req: InferRequest) -> tuple[int, list[int]]:
         if t.shm is None and elem_size is not None and data is not None:
             nbytes = data.nbytes if type(data) is memoryview else len(data)
             if nbytes != count * elem_size:
-                _size_error(mv, t, count * elem_size, nbytes)
+                _size_error(mv, req, t, count * elem_size, nbytes)
             sizes.append(nbytes)
         else:
-            sizes.append(_check_size(mv, t, elem_size, count))
+            sizes.append(_check_size(mv, req, t, elem_size, count))
     return batch, sizes
 
 
 def _check_new(mv: ModelVersion, req: InferRequest, key: tuple) -> tuple[int, list[int]]:
-    """The full check of a signature not seen yet; remembered once it passed."""
+    """The full check of a signature not seen yet; remembered once it passed. Triton's
+    core prefixes its errors with the request's id (``request_tag``); the model's own
+    name checks (model.cc) have none."""
     inputs = req.inputs
     specs = mv.inputs
     names = [t.name for t in inputs]
     if len(set(names)) != len(names):       # Triton refuses it as it reads the request
         dup = next(n for i, n in enumerate(names) if n in names[:i])
-        raise invalid_arg(f"input '{dup}' already exists in request")
+        raise invalid_arg(f"{request_tag(req.id)}input '{dup}' already exists in request")
     if len(inputs) > len(specs) or len(inputs) < len(mv.required):
-        _count_error(mv, inputs)
+        _count_error(mv, req)
     batching = mv.max_batch_size > 0
     batch = -1
     sizes = []
@@ -82,37 +84,39 @@ def _check_new(mv: ModelVersion, req: InferRequest, key: tuple) -> tuple[int, li
             raise invalid_arg(f"unexpected inference input '{t.name}' for model '{mv.name}'")
         seen.add(t.name)
         if t.datatype != spec.datatype:
-            raise invalid_arg(f"inference input '{t.name}' data-type is '{t.datatype}', but model "
-                              f"'{mv.name}' expects '{spec.datatype}'")
+            raise invalid_arg(f"{request_tag(req.id)}inference input '{t.name}' data-type is "
+                              f"'{t.datatype}', but model '{mv.name}' expects '{spec.datatype}'")
         shape = t.shape
         for d in shape:
             if d < 0:
-                raise invalid_arg(f"All input dimensions should be specified for input '{t.name}' "
-                                  f"for model '{mv.name}', got {dims_str(shape)}")
+                raise invalid_arg(f"{request_tag(req.id)}All input dimensions should be specified "
+                                  f"for input '{t.name}' for model '{mv.name}', got "
+                                  f"{dims_str(shape)}")
         dims = shape
         if batching and not spec.shape_tensor:
             if not shape:
-                raise invalid_arg(f"input '{t.name}' has no shape but model requires batch "
-                                  f"dimension for '{mv.name}'")
+                raise invalid_arg(f"{request_tag(req.id)}input '{t.name}' has no shape but model "
+                                  f"requires batch dimension for '{mv.name}'")
             if batch < 0:
                 batch = shape[0]
             elif shape[0] != batch:
-                raise invalid_arg(f"input '{t.name}' batch size does not match other inputs "
-                                  f"for '{mv.name}'")
+                raise invalid_arg(f"{request_tag(req.id)}input '{t.name}' batch size does not "
+                                  f"match other inputs for '{mv.name}'")
             dims = shape[1:]
         if not _dims_match(spec.dims, spec.wildcard, dims):
             expected = (-1, *spec.dims) if batching and not spec.shape_tensor else spec.dims
-            note = _BATCH_NOTE if batching else ""     # Triton: ". " then the note, if any
-            raise invalid_arg(f"unexpected shape for input '{t.name}' for model '{mv.name}'. "
-                              f"Expected {dims_str(expected)}, got {dims_str(shape)}. {note}")
+            note = _BATCH_NOTE if batching else ""      # Triton's ". " stays without one
+            raise invalid_arg(f"{request_tag(req.id)}unexpected shape for input '{t.name}' for "
+                              f"model '{mv.name}'. Expected {dims_str(expected)}, got "
+                              f"{dims_str(shape)}. {note}")
         count = math.prod(shape)
         expect.append((spec.elem_size, count))
-        sizes.append(_check_size(mv, t, spec.elem_size, count))
+        sizes.append(_check_size(mv, req, t, spec.elem_size, count))
     if missing := mv.required.difference(seen):
-        _count_error(mv, inputs, missing)
+        _count_error(mv, req, missing)
     if batching and batch > mv.max_batch_size:
-        raise invalid_arg(f"inference request batch-size must be <= {mv.max_batch_size} "
-                          f"for '{mv.name}'")
+        raise invalid_arg(f"{request_tag(req.id)}inference request batch-size must be <= "
+                          f"{mv.max_batch_size} for '{mv.name}'")
     batch = max(batch, 0) if batching else 0
     signatures = mv.signatures
     if len(signatures) >= SIGNATURES:     # many shapes (no batching, odd sizes): start over
@@ -132,41 +136,44 @@ def _dims_match(expected: tuple, wildcard: bool, got) -> bool:
     return True
 
 
-def _count_error(mv: ModelVersion, inputs: list[InputTensor], missing=None) -> None:
-    got = [t.name for t in inputs]
+def _count_error(mv: ModelVersion, req: InferRequest, missing=None) -> None:
+    got = [t.name for t in req.inputs]
     if missing is None:
         missing = mv.required.difference(got)
     n_all, n_req = len(mv.inputs), len(mv.required)
     detail = (f"Got input(s) {names_str(got)}, but missing required input(s) "
               f"{names_str(sorted(missing))}. Please provide all required input(s).")
+    tag = request_tag(req.id)
     if n_all == n_req:
-        raise invalid_arg(f"expected {n_all} inputs but got {len(got)} inputs for model "
+        raise invalid_arg(f"{tag}expected {n_all} inputs but got {len(got)} inputs for model "
                           f"'{mv.name}'. {detail}")
-    raise invalid_arg(f"expected number of inputs between {n_req} and {n_all} but got "
+    raise invalid_arg(f"{tag}expected number of inputs between {n_req} and {n_all} but got "
                       f"{len(got)} inputs for model '{mv.name}'. {detail}")
 
 
-def _check_size(mv: ModelVersion, t: InputTensor, elem_size, count: int) -> int:
+def _check_size(mv: ModelVersion, req: InferRequest, t: InputTensor, elem_size,
+                count: int) -> int:
     if t.shm is not None:
         nbytes = t.shm.byte_size
         if elem_size is not None and nbytes != count * elem_size:
-            _size_error(mv, t, count * elem_size, nbytes)
+            _size_error(mv, req, t, count * elem_size, nbytes)
         return nbytes
     data = t.data
     nbytes = 0 if data is None else (data.nbytes if type(data) is memoryview else len(data))
     if elem_size is None:
-        t.lengths = check_bytes(mv.name, t.name, data, count)
+        t.lengths = check_bytes(mv.name, t.name, data, count, req.id)
     elif nbytes != count * elem_size:
-        _size_error(mv, t, count * elem_size, nbytes)
+        _size_error(mv, req, t, count * elem_size, nbytes)
     return nbytes
 
 
-def _size_error(mv: ModelVersion, t: InputTensor, expected: int, got: int) -> None:
-    raise invalid_arg(f"input byte size mismatch for input '{t.name}' for model '{mv.name}'. "
-                      f"Expected {expected}, got {got}")
+def _size_error(mv: ModelVersion, req: InferRequest, t: InputTensor, expected: int,
+                got: int) -> None:
+    raise invalid_arg(f"{request_tag(req.id)}input byte size mismatch for input '{t.name}' for "
+                      f"model '{mv.name}'. Expected {expected}, got {got}")
 
 
-def check_bytes(model: str, name: str, data, count: int) -> bytes | None:
+def check_bytes(model: str, name: str, data, count: int, request_id: str = "") -> bytes | None:
     """Walk the 4-byte length prefixes of a serialised BYTES tensor (no element copies).
 
     Returns the length table the walk read (``shm.lengths``) when the worker's split
@@ -178,14 +185,14 @@ def check_bytes(model: str, name: str, data, count: int) -> bytes | None:
         return None
     if count < lengths.MIN_ELEMENTS:
         if _walk(buf, count) != end:
-            _check_walk(model, name, buf, end, count)
+            _check_walk(model, name, buf, end, count, request_id)
         return None
     table = lengths.short_table(buf, count)          # short elements: numpy, no walk
     if table is not None:
         return table
     sizes = [0] * count
     if _walk_lengths(buf, sizes) != end:
-        _check_walk(model, name, buf, end, count)
+        _check_walk(model, name, buf, end, count, request_id)
     return lengths.table(sizes)
 
 
@@ -217,29 +224,32 @@ def _walk_lengths(buf, sizes: list) -> int:
     return pos
 
 
-def _check_walk(model: str, name: str, buf, end: int, count: int) -> None:
+def _check_walk(model: str, name: str, buf, end: int, count: int,
+                request_id: str = "") -> None:
     """The error of a BYTES buffer that does not hold ``count`` elements, in the words of
     Triton's core (ValidateBytesInputs), which walks it in the same order; a last element
-    running past the end is refused too (the core leaves it to the backend)."""
+    running past the end is refused too (the core leaves it to the backend, so that one
+    has no request id)."""
+    tag = request_tag(request_id)
     where = f"for inference input '{name}' for model '{model}'"
     pos = checked = 0
     while pos < end:
         if end - pos < 4:
             raise invalid_arg(
-                f"incomplete string length indicator {where}, expecting 4 bytes but only "
+                f"{tag}incomplete string length indicator {where}, expecting 4 bytes but only "
                 f"{end - pos} bytes available. Please make sure the string length indicator "
                 f"is in one buffer.")
         (n,) = _LEN(buf, pos)
         checked += 1
         if checked > count:
-            raise invalid_arg(f"unexpected number of string elements {checked} {where}, "
+            raise invalid_arg(f"{tag}unexpected number of string elements {checked} {where}, "
                               f"expecting {count}")
         pos += 4 + n
         if pos > end:
             raise invalid_arg(f"incomplete string {where}, expecting string of length {n} but "
                               f"only {end - pos + n} bytes available")
     if checked != count:
-        raise invalid_arg(f"expected {count} string elements {where}, got {checked}")
+        raise invalid_arg(f"{tag}expected {count} string elements {where}, got {checked}")
 
 
 def check_outputs(mv: ModelVersion, req: InferRequest) -> None:
@@ -253,7 +263,8 @@ def check_outputs(mv: ModelVersion, req: InferRequest) -> None:
         if o.name not in specs:
             raise invalid_arg(f"unexpected inference output '{o.name}' for model '{mv.name}'")
         if o.name in seen:
-            raise invalid_arg(f"output '{o.name}' already exists in request")   # Triton's words
+            raise invalid_arg(f"{request_tag(req.id)}output '{o.name}' already exists in "
+                              "request")   # Triton's words
         seen.add(o.name)
         if o.classification and o.shm is not None:
             raise invalid_arg("Output can't set both 'shared_memory_region' and 'classification'")

@@ -32,11 +32,12 @@ from .config import SchedConfig
 from .drain import Retirement
 from .ensembles import Ensembles
 from .model import Model
-from .policy import QUEUE_FULL, Policy, make_policy
+from .policy import Policy, QueueFull, make_policy
 from .outputs import Dispatch, Notify, Output, Reply, _error
 from .router import Batch, Instance
 from .stats import REJECTED, stats_json
 from .table import SERVED_STATES, ModelTable
+from .inputcheck import input_error
 from .wire import ExecuteView, RequestView, dims_decode
 
 __all__ = ["Dispatch", "Notify", "Output", "Reply", "SERVED_STATES", "SchedulerCore"]
@@ -126,6 +127,13 @@ class SchedulerCore:
                 return [self._unknown(req, asked)]
             if req.unary and model.ready and model.cfg.spec.decoupled:
                 return [_error(req, Code.INTERNAL, _UNARY_DECOUPLED % req.model)]
+            if model.ready:                        # Triton normalizes BLS requests too
+                inputs = dims_decode(req.inputs) if type(req.inputs) is msgspec.Raw \
+                    else req.inputs
+                wrong = input_error(model.cfg.spec, model.cfg.max_batch_size, inputs,
+                                    req.request_id)
+                if wrong is not None:
+                    return [_error(req, Code(wrong.code), wrong.message)]
             req.batch = _batch_of(req) if model.cfg.max_batch_size > 0 else 0
         if model is None or not model.ready:
             return [_error(req, Code.UNAVAILABLE, f"Request for unknown model: '{req.model}' "
@@ -141,7 +149,7 @@ class SchedulerCore:
             # A full queue: first send what its batcher would have taken out already (the
             # requests of one frame are queued before step() runs; Triton's batcher takes
             # a full batch for a free instance at once), then try again.
-            if exc.message == QUEUE_FULL:
+            if isinstance(exc, QueueFull):
                 out = self._dispatch_ready(model, now_ns)
             try:
                 entry = model.policy.add(req, now_ns) if out else None

@@ -27,12 +27,13 @@ import msgspec
 
 from tritond import messages
 from tritond.departures import exit_reasons, gone, live_workers
-from tritond.errors import REQUEST_CANCELLED, Code
+from tritond.errors import REQUEST_CANCELLED, Code, request_tag
 
 from . import ensemble_replies as replies, ensemble_stats as stats
 from .direct import DirectAnswers
 from .ensemble import Run, Step
 from .enstrace import UNTRACED, RunTrace
+from .inputcheck import input_error
 from .outputs import Reply
 
 _replace = msgspec.structs.replace
@@ -131,10 +132,11 @@ class Ensembles:
                 int(Code.UNAVAILABLE), f"Request for unknown model: '{step.model}' has no "
                 "available versions"))))
             return
-        if len(inputs) < len(step.inputs) and target is not None:   # an optional one left out
-            missing = _missing_inputs(target.cfg.spec, inputs)
-            if missing is not None:        # the model's own input check, as Triton's step has
-                out.append(Reply(core.address, messages.Response(rid, error=missing)))
+        if target is not None:             # the model's own input check, as Triton's step has
+            wrong = input_error(target.cfg.spec, target.cfg.max_batch_size, inputs,
+                                sub.request_id)
+            if wrong is not None:
+                out.append(Reply(core.address, messages.Response(rid, error=wrong)))
                 return
         out.extend(core.add(sub, now_ns))
 
@@ -231,7 +233,7 @@ class Ensembles:
             if run.error is None and not decoupled else ()
         if missing:                        # a step left a tensor out: Triton's words
             run.error = messages.ErrorInfo(int(Code.INVALID_ARG), (
-                f"in ensemble '{model.name}', [request id: {_request_id(req)}] unexpected "
+                f"in ensemble '{model.name}', {request_tag(req.request_id)}unexpected "
                 "deadlock, at least one output is not set while no more ensemble steps "
                 "can be made"))
         mapped = sorted(run.mapped) if run.shm else []
@@ -340,34 +342,6 @@ class Ensembles:
                 by_owner.setdefault(owner, []).append((ref.region, ref.offset))
         for owner, slots in by_owner.items():
             out.extend(self.core.release(messages.Release(owner, slots)))
-
-
-def _missing_inputs(spec, inputs: list):
-    """The INVALID_ARG a step request without a required input of its model gets (the
-    frontend's words for a client's request, frontend/validate.py), or None."""
-    got = [ref.name for ref in inputs]
-    required = sorted(t.name for t in spec.inputs if not t.optional and t.name not in got)
-    if not required:
-        return None
-    n_all, n_req = len(spec.inputs), sum(1 for t in spec.inputs if not t.optional)
-    detail = (f"Got input(s) {_names(got)}, but missing required input(s) {_names(required)}. "
-              "Please provide all required input(s).")
-    expected = (f"{n_all} inputs" if n_all == n_req else
-                f"number of inputs between {n_req} and {n_all}")
-    return messages.ErrorInfo(int(Code.INVALID_ARG), (
-        f"expected {expected} but got {len(got)} inputs for model '{spec.name}'. {detail}"))
-
-
-def _names(names) -> str:
-    return "[" + ",".join(f"'{n}'" for n in names) + "]"
-
-
-def _request_id(req) -> str:
-    """The request's id as Triton's LogRequest shows it."""
-    rid = req.request_id
-    if type(rid) is msgspec.Raw:
-        rid = msgspec.msgpack.decode(rid)
-    return rid or "<id_unknown>"
 
 
 def _owned(resp: messages.Response) -> list:

@@ -55,7 +55,7 @@ Planned policies plug in here without touching ``SchedulerCore.step``:
 """
 from __future__ import annotations
 
-from tritond.errors import Code, TritonError
+from tritond.errors import Code, TritonError, request_tag
 
 from . import batcher
 from .config import SchedConfig
@@ -71,6 +71,11 @@ PIPELINE_AHEAD_SINGLE = 3
 _NONE: tuple = ()
 
 QUEUE_FULL = "Exceeds maximum queue size"      # Triton's words
+
+
+class QueueFull(TritonError):
+    """A full queue's refusal (Triton's words after the request's id): the core first
+    dispatches what the batcher would have taken out, then tries again."""
 
 
 class Policy:
@@ -99,7 +104,7 @@ class Policy:
         cfg = self.cfg
         entry = self.queue.push(req, cfg.level_index(req.priority) if cfg.levels else 0, now_ns)
         if entry is None:
-            raise TritonError(Code.UNAVAILABLE, QUEUE_FULL)
+            raise QueueFull(Code.UNAVAILABLE, request_tag(req.request_id) + QUEUE_FULL)
         return entry
 
     def remove(self, entry: Entry) -> bool:

@@ -26,6 +26,7 @@ from . import wire
 from .alarm import Alarm
 from .core import Dispatch, Notify, SchedulerCore
 from .statsqueries import StatsQueries
+from .userready import UserReadiness
 from .summary import quantiles_of
 from .ratelimit import RateLimiter, parse_overrides
 
@@ -50,6 +51,8 @@ class SchedulerProc:
         self._queries = StatsQueries()   # answered once the batches they wait for are in
         self._workers: set[str] = set()   # live workers of the last table (_tell_bls_callers)
         self._query_timer: asyncio.TimerHandle | None = None
+        self._ready = UserReadiness(boot.address)    # models' own is_ready() (userready.py)
+        self._ready_timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -114,7 +117,9 @@ class SchedulerProc:
         if kind is messages.ResponseStats:       # decoupled models' responses
             self.core.responses_sent(msg)
             return []
-        if kind is messages.StatsQuery:
+        if kind is messages.UserReadyQuery or kind is messages.UserReadyReply:
+            self._user_ready(msg)
+        elif kind is messages.StatsQuery:
             self._queries.add(msg, self.core.table.instances, _monotonic_ns(),
                              self.core.ensembles)
         elif kind is messages.Setup:
@@ -159,6 +164,29 @@ class SchedulerProc:
             delay = max(deadline - _monotonic_ns(), 0) / 1e9 + 0.001
             self._query_timer = asyncio.get_running_loop().call_later(
                 delay, lambda: self._answer_queries(_monotonic_ns()))
+
+    def _user_ready(self, msg) -> None:
+        """A model-ready query of a model defining is_ready(), or an instance's reply."""
+        if type(msg) is messages.UserReadyQuery:
+            model = self.core.table.models.get((msg.name, msg.version))
+            live = [i.address for i in model.router.instances.values()
+                    if not i.gone] if model is not None and model.ready else []
+            posts = self._ready.ask(msg, live, _monotonic_ns())
+        else:
+            posts = self._ready.reply(msg)
+        self._ready_posts(posts)
+
+    def _ready_posts(self, posts: list) -> None:
+        for address, out in posts:
+            self._outbox.post(address, out)
+        if self._ready_timer is not None:
+            self._ready_timer.cancel()
+            self._ready_timer = None
+        deadline = self._ready.next_deadline_ns()
+        if deadline is not None:
+            delay = max(deadline - _monotonic_ns(), 0) / 1e9 + 0.001
+            self._ready_timer = asyncio.get_running_loop().call_later(
+                delay, lambda: self._ready_posts(self._ready.due(_monotonic_ns())))
 
     def _answer(self, query: messages.StatsQuery) -> messages.StatsAnswer:
         try:

@@ -33,7 +33,7 @@ Errors and their texts are Triton's (sequence_batch_scheduler.cc).
 from __future__ import annotations
 
 from tritond import messages
-from tritond.errors import Code, TritonError
+from tritond.errors import Code, TritonError, request_tag
 from tritond.spec import CONTROL_CORRID
 
 from .batcher import shape_key
@@ -99,7 +99,7 @@ class SequencePolicy:
     def add(self, req, now_ns: int) -> Entry:
         corrid = req.correlation_id
         if self.corrid is not None:          # Triton's Normalize, before its Enqueue
-            _check_corrid(self.name, self.corrid, corrid)
+            _check_corrid(self.name, self.corrid, corrid, req.request_id)
         if req.batch > 1:
             raise TritonError(Code.INVALID_ARG, f"inference request to model '{self.name}' must "
                               "specify batch-size 1 due to requirements of sequence batcher")
@@ -312,7 +312,7 @@ class SequencePolicy:
 _CORRID_INTS = frozenset({"UINT64", "INT64", "UINT32", "INT32"})
 
 
-def _check_corrid(model: str, control: tuple[str, str], corrid) -> None:
+def _check_corrid(model: str, control: tuple[str, str], corrid, request_id) -> None:
     """Triton's ValidateCorrelationId (every request it normalizes: a client's, an ensemble
     step's, a BLS call's): a string id needs a BYTES CORRID control, a uint64 one (also 0,
     no id) an integer one. The message names the control's tensor, as Triton's does."""
@@ -325,5 +325,5 @@ def _check_corrid(model: str, control: tuple[str, str], corrid) -> None:
         return
     else:
         got = "UINT64"
-    raise TritonError(Code.INVALID_ARG, f"sequence batching control '{name}' data-type is "
-                      f"'{got}', but model '{model}' expects '{want}'")
+    raise TritonError(Code.INVALID_ARG, f"{request_tag(request_id)}sequence batching control "
+                      f"'{name}' data-type is '{got}', but model '{model}' expects '{want}'")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 
+import msgspec
+
 
 class Code(enum.IntEnum):
     """TRITONSERVER_Error_Code values (pb_utils.TritonError uses the same)."""
@@ -101,3 +103,14 @@ REQUEST_CANCELLED = "Request was cancelled"
 RESCHEDULE_NOT_CONFIGURED = (
     "Request is released with TRITONSERVER_REQUEST_RELEASE_RESCHEDULE, while the model is "
     "not configured to handle such a flag.")
+
+
+def request_tag(request_id) -> str:
+    """Triton core's ``InferenceRequest::LogRequest()``: the prefix of the errors its core
+    gives a request it holds (validation, queueing), ``[request id: <id>] `` or, for a
+    request without one, ``[request id: <id_unknown>] ``. An ensemble's step request
+    carries the ensemble request's id, so its errors show that one. The scheduler holds
+    ids undecoded (msgpack, scheduler/wire.py): decoded here, on the error path only."""
+    if type(request_id) is msgspec.Raw:
+        request_id = msgspec.msgpack.decode(request_id)
+    return f"[request id: {request_id or '<id_unknown>'}] "

@@ -14,6 +14,8 @@ MAX_FRAME = 1 << 30
 # A worker's BLS channel listens at its worker's address plus this (workers/python/bls.py);
 # the scheduler finds the worker of a BLS caller by it.
 BLS_SUFFIX = "-bls"
+# A Python model's is_ready() channel (workers/python/readiness.py)
+READY_SUFFIX = "-ready"
 
 
 def address(server_id: str, role: str) -> str:

@@ -29,8 +29,9 @@ from .spec import ModelSpec
 # 9: a worker answering an ensemble's caller directly sends the scheduler a receipt;
 # 10: EnsembleAnswer.within (a nested ensemble's final step answers the outer's caller);
 # 11: Executed.rescheduled (iterative sequences); 12: CancelRunning.batch_id ANSWERED;
-# 13: TensorRef.lengths_at (BYTES length tables); 14: CancelRunning.running
-PROTOCOL_VERSION = 14
+# 13: TensorRef.lengths_at (BYTES length tables); 14: CancelRunning.running; 15: a
+# Python model's own is_ready() (Loaded/InstanceEntry.user_ready, UserReady* messages)
+PROTOCOL_VERSION = 15
 
 # ---------------------------------------------------------------- data plane
 
@@ -292,6 +293,9 @@ class InstanceEntry(msgspec.Struct, array_like=True):
     name: str                  # Triton's instance name, e.g. "simple_0_1"
     kind: str                  # "CPU" | "GPU" | "MODEL"
     device_id: int
+    # A Python model defining is_ready(): a model-ready query asks the instance
+    # (workers/python/readiness.py); False: answered from the table alone.
+    user_ready: bool = False
 
 
 class ModelEntry(msgspec.Struct, array_like=True, omit_defaults=True):
@@ -349,6 +353,7 @@ class Loaded(msgspec.Struct, tag=44, array_like=True):
     config: str
     model: str = ""      # with version: instance names repeat across versions and models
     version: int = 0
+    user_ready: bool = False   # the model defines is_ready() (InstanceEntry.user_ready)
 
 
 class LoadFailed(msgspec.Struct, tag=45, array_like=True):
@@ -441,6 +446,33 @@ class ReadyQuery(msgspec.Struct, tag=56, array_like=True, omit_defaults=True):
     frontend: str
     name: str
     version: str = ""          # "" = any version
+
+
+class UserReadyQuery(msgspec.Struct, tag=66, array_like=True, omit_defaults=True):
+    """Frontend -> scheduler: is model ``name`` version ``version`` ready by its own
+    ``is_ready()`` (every instance asked, scheduler/userready.py); -> Answer."""
+
+    qid: int
+    frontend: str
+    name: str
+    version: int
+
+
+class UserReadyCheck(msgspec.Struct, tag=67, array_like=True):
+    """Scheduler -> a worker's readiness channel: call the model's is_ready(); -> UserReadyReply."""
+
+    qid: int
+    scheduler: str
+
+
+class UserReadyReply(msgspec.Struct, tag=68, array_like=True, omit_defaults=True):
+    """Worker -> scheduler: what ``is_ready()`` said for check ``qid`` (an exception or a
+    non-bool: ``error``, which makes the model not ready)."""
+
+    instance: str
+    qid: int
+    ready: bool = False
+    error: Optional[ErrorInfo] = None
 
 
 class Answer(msgspec.Struct, tag=51, array_like=True, omit_defaults=True):
@@ -564,7 +596,9 @@ TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, StatsA
 # Response: answers to the step requests of ensembles (scheduler/ensembles.py), and the
 # receipts of direct answers (scheduler/direct.py).
 TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, StatsQuery,
-                     Response, ResponseStats, LogLevels, Unknown]
+                     Response, ResponseStats, LogLevels, UserReadyQuery, UserReadyReply, Unknown]
+# A Python model's readiness channel (workers/python/readiness.py).
+TO_READINESS = Union[UserReadyCheck, Unknown]
 TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, LogLevels,
                   Unknown]
 TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, LoadQuery, UnloadQuery,
@@ -574,7 +608,8 @@ ANY = Union[Request, Cancel, Release, Forget, Execute, CancelRunning, Response, 
             Setup, ModelTable, Load, Loaded, LoadFailed, Drain, Drained, Shutdown, Stopped,
             StatsQuery, LoadQuery, UnloadQuery, ReadyQuery, Answer, StatsAnswer, TableApplied,
             ResponseStats, FrontendStatsQuery, FrontendStatsAnswer, ShmRegisterQuery,
-            ShmUnregisterQuery, ShmTable, ShmApplied, SettingsUpdate, LogLevels, Unknown]
+            ShmUnregisterQuery, ShmTable, ShmApplied, SettingsUpdate, LogLevels, UserReadyQuery,
+            UserReadyCheck, UserReadyReply, Unknown]
 """Every message: what an inbox tries when its own set fails, to name the mistake."""
 
 ANSWERS = (Answer, StatsAnswer, FrontendStatsAnswer)
@@ -584,7 +619,8 @@ SENDER = {Request: "frontend", Cancel: "frontend", StatsQuery: "frontend",
           LoadQuery: "frontend", UnloadQuery: "frontend", Hello: "address",
           TableApplied: "address", FrontendStatsQuery: "frontend",
           ShmRegisterQuery: "frontend", ShmUnregisterQuery: "frontend", ShmApplied: "address",
-          SettingsUpdate: "frontend",
+          SettingsUpdate: "frontend", UserReadyQuery: "frontend", UserReadyCheck: "scheduler",
+          UserReadyReply: "instance",
           Executed: "instance", Response: "instance",
           Setup: "parent"}
 

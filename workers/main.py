@@ -39,6 +39,7 @@ from .cancel import CancelWatch, install
 from .executor import Executor
 from .loader import load_backend
 from .outputs import OutputWriter
+from .python.readiness import ReadinessChannel
 from .retire import finish_streams
 from .runner import BatchRunner
 from .sequence import sequence_io
@@ -67,6 +68,7 @@ class WorkerProc:
         self.executor: Optional[Executor] = None
         self.runner: Optional[BatchRunner] = None    # the data path, once a model is loaded
         self.backend = None
+        self.readiness: Optional[ReadinessChannel] = None
         self.hub: Optional[StreamHub] = None
         self._stats_at = 0.0
         self.running = True
@@ -198,9 +200,13 @@ class WorkerProc:
             self._close()
             self.running = False
             return
+        check = getattr(self.backend, "user_ready", None)
+        if check is not None:     # the model defines is_ready(): asked on its own thread
+            self.readiness = ReadinessChannel(self.boot.address, load.instance, check)
         quiet_gc()
         self.ep.send_now(self.boot.parent, [messages.Loaded(load.instance, spec.config_json,
-                                                               load.model, load.version)])
+                                                               load.model, load.version,
+                                                               check is not None)])
         self.log.info("loaded '%s' version %d instance %s", identifier(load.model), load.version,
                       load.instance)
 
@@ -279,6 +285,9 @@ class WorkerProc:
     # ----------------------------------------------------------- shutdown
 
     def _shutdown(self, msg: messages.Shutdown) -> None:
+        if self.readiness is not None:
+            self.readiness.close()
+            self.readiness = None
         if self.hub is not None:
             if msg.linger and self.setup is not None:     # retired: unload or reload
                 finish_streams(self.hub, self.ep, float(self.setup.options.exit_timeout_secs),

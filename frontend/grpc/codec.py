@@ -41,7 +41,7 @@ def decode_request(msg: pb.ModelInferRequest, raw=None) -> InferRequest:
             if nraw:
                 raise invalid_arg("contents field must not be specified when using "
                                   f"raw_input_contents for '{t.name}' for model '{model}'")
-            data = contents.to_bytes(t, model)
+            data = contents.to_bytes(t, model, msg.id)
         elif used < nraw:
             data = raw[used]
             used += 1

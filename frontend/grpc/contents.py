@@ -14,7 +14,7 @@ import struct
 
 import numpy as np
 
-from tritond.errors import invalid_arg
+from tritond.errors import invalid_arg, request_tag
 
 # field -> (the datatype Triton reports for it, {datatype: numpy storage dtype})
 _FIELDS = (
@@ -35,12 +35,12 @@ _CARRIER = {"int_contents": np.dtype("<i4"), "uint_contents": np.dtype("<u4")}
 _LEN = struct.Struct("<I").pack
 
 
-def to_bytes(tensor, model: str) -> bytes:
+def to_bytes(tensor, model: str, request_id: str = "") -> bytes:
     """Raw bytes of one input tensor's typed ``contents``, checked against its shape.
 
     INVALID_ARG, with Triton's messages, when a field does not match the
     datatype, when two fields are set, or when the element count differs from
-    the shape's.
+    the shape's (the core's check: its words start with the request's id).
     """
     contents = tensor.contents
     name, datatype = tensor.name, tensor.datatype
@@ -61,7 +61,7 @@ def to_bytes(tensor, model: str) -> bytes:
         count = len(values)
     if data is None:
         return b""
-    _check_count(tensor, model, count, len(data))
+    _check_count(tensor, model, count, len(data), request_id)
     return data
 
 
@@ -81,20 +81,21 @@ def _bytes(values) -> bytes:
     return b"".join(parts)
 
 
-def _check_count(tensor, model: str, count: int, nbytes: int) -> None:
+def _check_count(tensor, model: str, count: int, nbytes: int, request_id: str) -> None:
     shape = tensor.shape
     if any(d < 0 for d in shape):
         return  # the core reports the unspecified dimension itself
     expected = math.prod(shape)
     if count == expected:
         return
+    tag = request_tag(request_id)
     if tensor.datatype == "BYTES":       # the core's words (validate._check_walk)
         if count > expected:
-            raise invalid_arg(f"unexpected number of string elements {expected + 1} for "
+            raise invalid_arg(f"{tag}unexpected number of string elements {expected + 1} for "
                               f"inference input '{tensor.name}' for model '{model}', "
                               f"expecting {expected}")
-        raise invalid_arg(f"expected {expected} string elements for inference input "
+        raise invalid_arg(f"{tag}expected {expected} string elements for inference input "
                           f"'{tensor.name}' for model '{model}', got {count}")
     size = nbytes // count
-    raise invalid_arg(f"input byte size mismatch for input '{tensor.name}' for model "
+    raise invalid_arg(f"{tag}input byte size mismatch for input '{tensor.name}' for model "
                       f"'{model}'. Expected {expected * size}, got {nbytes}")

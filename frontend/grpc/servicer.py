@@ -101,11 +101,11 @@ class InferenceServicer:
 
     @_converts_errors
     async def ServerReady(self, request, context):
-        return pb.ServerReadyResponse(ready=self.core.control.server_ready())
+        return pb.ServerReadyResponse(ready=await self.core.control.server_ready_asked())
 
     @_converts_errors
     async def ModelReady(self, request, context):
-        ready = self.core.control.model_ready(request.name, request.version)
+        ready = await self.core.control.model_ready(request.name, request.version)
         return pb.ModelReadyResponse(ready=ready)
 
     @_converts_errors
@@ -193,7 +193,7 @@ class InferenceServicer:
     @_converts_errors
     async def Check(self, request, context):
         """grpc.health.v1 Check: SERVING exactly when the server is ready (as Triton)."""
-        ready = self.core.control.server_ready()
+        ready = await self.core.control.server_ready_asked()
         return health_pb2.HealthCheckResponse(status=_SERVING if ready else _NOT_SERVING)
 
 

@@ -25,7 +25,7 @@ from contextlib import aclosing
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
-from tritond.errors import TritonError, invalid_arg
+from tritond.errors import TritonError, invalid_arg, request_tag
 
 from .. import tracepoints
 from ..types import InferRequest, InputTensor
@@ -61,7 +61,7 @@ async def _serve(request: Request, streaming: bool):
     if not isinstance(doc, dict):
         raise invalid_arg("generate request must be a JSON object")
     mv = core.models.resolve(model, version)
-    _no_repeated_input(body, mv)
+    _no_repeated_input(body, mv, doc)
     req = to_request(doc, mv, model, version)
     req.trace = trace
     results = core.infer_stream(req, mv)
@@ -149,7 +149,7 @@ def to_request(doc: dict, mv, model: str, version: str) -> InferRequest:
     return req
 
 
-def _no_repeated_input(body, mv) -> None:
+def _no_repeated_input(body, mv, doc: dict) -> None:
     """Triton reads the request object member by member, so a key written twice that names
     an input adds it twice: "input 'X' already exists in request" for the first repeat.
     A dict keeps one of them, so the body is read again keeping every pair (``json``'s
@@ -169,7 +169,8 @@ def _no_repeated_input(body, mv) -> None:
 
     json.loads(bytes(body), object_pairs_hook=pairs)
     if repeats and repeats[-1] is not None:
-        raise invalid_arg(f"input '{repeats[-1]}' already exists in request")
+        rid = doc.get("id") if isinstance(doc.get("id"), str) and "id" not in mv.inputs else ""
+        raise invalid_arg(f"{request_tag(rid)}input '{repeats[-1]}' already exists in request")
 
 
 def _map(doc: dict, mv, req: InferRequest, params: dict, top: bool) -> None:

@@ -17,7 +17,10 @@ from __future__ import annotations
 import math
 import struct
 
-from tritond.errors import invalid_arg
+from tritond.errors import invalid_arg, request_tag
+
+# A raw body has no JSON header and so no request id: Triton's core says so in front.
+_NO_ID = request_tag("")
 
 from ..models import ModelVersion
 from ..types import InferRequest, InputTensor
@@ -27,20 +30,20 @@ def decode_raw(body, mv: ModelVersion, model: str, version: str) -> tuple[InferR
     """(request, binary_data_output default = True) for a raw body sent to ``mv``."""
     if len(mv.inputs) != 1:
         raise invalid_arg(
-            f"Raw request must only have 1 input (found 1) to be deduced but got "
+            f"{_NO_ID}Raw request must only have 1 input (found 1) to be deduced but got "
             f"{len(mv.inputs)} inputs in '{mv.name}' model configuration")
     spec = next(iter(mv.inputs.values()))
     dims = list(spec.dims)
     if spec.datatype == "BYTES":
         if dims != [1]:
-            raise invalid_arg(f"For BYTE datatype raw input '{spec.name}', the model must have "
-                              f"input shape [1]")
+            raise invalid_arg(f"{_NO_ID}For BYTE datatype raw input '{spec.name}', the model "
+                              f"must have input shape [1]")
         # One copy of a (rare, small) BYTES body: the serialised form the core expects.
         data = struct.pack("<I", len(body)) + bytes(body)
     else:
         if dims.count(-1) > 1:
-            raise invalid_arg(f"The shape of the raw input '{spec.name}' can not be deduced "
-                              f"because there are more than one variable-sized dimension")
+            raise invalid_arg(f"{_NO_ID}The shape of the raw input '{spec.name}' can not be "
+                              f"deduced because there are more than one variable-sized dimension")
         if -1 in dims:
             fixed = math.prod(d for d in dims if d != -1) * (spec.elem_size or 1)
             dims[dims.index(-1)] = len(body) // fixed if fixed else 0

@@ -61,7 +61,7 @@ async def live(request: Request):
 
 
 async def ready(request: Request):
-    return empty_response(200 if _core(request).control.server_ready() else 400)
+    return empty_response(200 if await _core(request).control.server_ready_asked() else 400)
 
 
 async def server_metadata(request: Request):
@@ -73,7 +73,7 @@ async def model_metadata(request: Request):
 
 
 async def model_ready(request: Request):
-    if _core(request).control.model_ready(*_model(request)):
+    if await _core(request).control.model_ready(*_model(request)):
         return empty_response(200)
     return json_response({"error": "Model version not ready"}, 400)
 

@@ -99,8 +99,8 @@ def test_byte_sizes_are_still_checked_for_a_known_signature():
     check_inputs(mv, simple(int_input("INPUT0"), int_input("INPUT1")))
     bad = InputTensor("INPUT1", "INT32", [1, 16], bytes(60))
     err = failure(mv, simple(int_input("INPUT0"), bad))
-    assert err.message == ("input byte size mismatch for input 'INPUT1' for model 'simple'. "
-                           "Expected 64, got 60")
+    assert err.message == ("[request id: <id_unknown>] input byte size mismatch for input "
+                           "'INPUT1' for model 'simple'. Expected 64, got 60")
     none = InputTensor("INPUT1", "INT32", [1, 16], None)
     assert "Expected 64, got 0" in failure(mv, simple(int_input("INPUT0"), none)).message
 

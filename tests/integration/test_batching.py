@@ -177,14 +177,14 @@ def test_max_queue_size_rejects_at_once(env):
         time.sleep(0.15)              # let "queued" reach the scheduler's queue
         t0 = time.monotonic()
         with pytest.raises(InferenceServerException) as http_err:
-            http_infer(srv, "limited")
+            http_infer(srv, "limited", request_id="full")
         with pytest.raises(InferenceServerException) as grpc_err:
             grpc_infer(srv, "limited")
         elapsed = time.monotonic() - t0
         assert http_err.value.status() == "503"
-        assert "Exceeds maximum queue size" in http_err.value.message()
+        assert http_err.value.message() == "[request id: full] Exceeds maximum queue size"
         assert grpc_err.value.status() == "StatusCode.UNAVAILABLE"
-        assert "Exceeds maximum queue size" in grpc_err.value.message()
+        assert grpc_err.value.message() == "[request id: <id_unknown>] Exceeds maximum queue size"
         assert elapsed < 0.5          # not after the 800 ms execution ahead of them
         blocker.result()
         queued.result()

@@ -216,7 +216,8 @@ def test_a_left_out_tensor_a_later_step_requires_fails_that_steps_input_check(sr
     with pytest.raises(InferenceServerException) as err:
         grpc.infer("gate_first", _gate_inputs("gate_first"))
     assert err.value.message() == (
-        "in ensemble 'gate_first', expected 2 inputs but got 1 inputs for model 'add_sub'. "
+        "in ensemble 'gate_first', [request id: <id_unknown>] expected 2 inputs but got 1 "
+        "inputs for model 'add_sub'. "
         "Got input(s) ['INPUT0'], but missing required input(s) ['INPUT1']. "
         "Please provide all required input(s).")
     assert err.value.status() == "StatusCode.INVALID_ARGUMENT"
@@ -245,7 +246,8 @@ def test_an_optional_ensemble_input_left_out_that_a_step_requires_fails_that_ste
     with pytest.raises(InferenceServerException) as err:
         http.infer("optional_in", [t])
     assert err.value.message() == (
-        "in ensemble 'optional_in', expected 2 inputs but got 1 inputs for model 'add_sub'. "
+        "in ensemble 'optional_in', [request id: <id_unknown>] expected 2 inputs but got 1 "
+        "inputs for model 'add_sub'. "
         "Got input(s) ['INPUT0'], but missing required input(s) ['INPUT1']. "
         "Please provide all required input(s).")
     assert err.value.status() == "400"

@@ -265,8 +265,8 @@ def _send_chunks(server, count: int) -> bytes:
 
 
 @pytest.mark.parametrize("count,text", [
-    (1 << 16, "Raw request must only have 1 input (found 1) to be deduced but got 2 inputs in "
-              "'simple' model configuration"),
+    (1 << 16, "[request id: <id_unknown>] Raw request must only have 1 input (found 1) to be "
+              "deduced but got 2 inputs in 'simple' model configuration"),
     ((1 << 16) + 1, "Chunked request body exceeds maximum of 65536 non-empty chunks. Send fewer "
                     "or larger HTTP chunks."),
     (1 << 20, "Chunked request body exceeds maximum of 65536 non-empty chunks."),

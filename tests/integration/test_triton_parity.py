@@ -106,7 +106,7 @@ def test_duplicate_input_named_before_the_count(srv):
         conn.request("POST", "/v2/models/add/infer", body=json.dumps(body))
         r = conn.getresponse()
         assert (r.status, json.loads(r.read())) == (
-            400, {"error": "input 'INPUT0' already exists in request"})
+            400, {"error": "[request id: <id_unknown>] input 'INPUT0' already exists in request"})
     finally:
         conn.close()
 

@@ -43,7 +43,7 @@ def full_request(rid: int, model: str = "m", version: int = 1, batch: int = 0,
                  shape: tuple = (4,), dtype: str = "FP32", priority: int = 0,
                  timeout_us: int = 0, arrival_ns: int = 0, frontend: str = "fe",
                  inputs: tuple = ("INPUT0",), correlation_id: int | str = 0,
-                 flags: int = 0) -> messages.Request:
+                 flags: int = 0, request_id: str = "") -> messages.Request:
     """A request as a frontend sends it: each input of ``[batch, *shape]`` (or ``shape``)."""
     dims = [batch, *shape] if batch else list(shape)
     refs = [messages.TensorRef(name=name, dtype=dtype, shape=dims, region="r", offset=0,
@@ -51,7 +51,7 @@ def full_request(rid: int, model: str = "m", version: int = 1, batch: int = 0,
     return messages.Request(rid=rid, frontend=frontend, model=model, version=version,
                             inputs=refs, batch=batch, priority=priority,
                             timeout_us=timeout_us, correlation_id=correlation_id, flags=flags,
-                            arrival_ns=arrival_ns)
+                            arrival_ns=arrival_ns, request_id=request_id)
 
 
 _view = msgspec.msgpack.Decoder(wire.RequestView).decode

@@ -70,7 +70,8 @@ def test_bls_requests_for_no_served_version_get_cores_not_found_errors():
 
 
 def test_a_unary_bls_request_to_a_decoupled_model_is_refused_as_by_python_backend():
-    core = core_with(config(model_transaction_policy={"decoupled": True}))
+    io = {"input": [{"name": "INPUT0", "data_type": "TYPE_FP32", "dims": [-1, 4]}]}
+    core = core_with(config(model_transaction_policy={"decoupled": True}, **io))
 
     def bls(rid, unary):
         req = request(rid, batch=-1, version=-1)
@@ -82,7 +83,7 @@ def test_a_unary_bls_request_to_a_decoupled_model_is_refused_as_by_python_backen
     assert reply.response.error.message.startswith(
         "Model m is using the decoupled. The current BLS request call doesn't support")
     assert bls(1, False) == []              # exec(decoupled=True): queued
-    plain = core_with(config())
+    plain = core_with(config(**io))
     req = request(2, batch=-1, version=-1)
     req.unary = True
     assert plain.add(req, 0) == []          # a model that is not decoupled takes it

@@ -74,7 +74,9 @@ def test_max_queue_size_rejects():
     (r,) = core.add(request(3, batch=1), 1)
     assert r.response.rid == 3
     assert (r.response.error.code, r.response.error.message) == (
-        Code.UNAVAILABLE, "Exceeds maximum queue size")
+        Code.UNAVAILABLE, "[request id: <id_unknown>] Exceeds maximum queue size")
+    (r,) = core.add(request(4, batch=1, request_id="r4"), 1)     # Triton's LogRequest()
+    assert r.response.error.message == "[request id: r4] Exceeds maximum queue size"
 
 
 def test_max_queue_size_per_level():
@@ -237,7 +239,8 @@ def test_queue_full_is_a_rejection_with_triton_message():
     policy.add(request(0, batch=1), 0)
     with pytest.raises(TritonError) as err:
         policy.add(request(1, batch=1), 0)
-    assert (err.value.code, err.value.message) == (Code.UNAVAILABLE, "Exceeds maximum queue size")
+    assert (err.value.code, err.value.message) == (
+        Code.UNAVAILABLE, "[request id: <id_unknown>] Exceeds maximum queue size")
 
 
 def test_expire_returns_timed_out_entries_once():

@@ -61,16 +61,16 @@ def test_a_correlation_id_must_have_the_type_of_the_corrid_control():
         return config(2, sequence_batching={"direct": {}, "control_input": [control]})
     core = core_with(corrid_config("TYPE_UINT32"))
     assert error(core.add(req(1, "7", START), 0)) == (
-        Code.INVALID_ARG, "sequence batching control 'CORRID' data-type is 'BYTES', but model "
-        "'m' expects 'UINT32'")
+        Code.INVALID_ARG, "[request id: <id_unknown>] sequence batching control 'CORRID' "
+        "data-type is 'BYTES', but model 'm' expects 'UINT32'")
     assert core.add(req(2, 7, START), 0) == []
     two = request(3, batch=2, shape=(1,), correlation_id="7", flags=START)
     assert "data-type is 'BYTES'" in error(core.add(two, 0))[1]      # checked first, as Triton
     core = core_with(corrid_config("TYPE_STRING"))
     for rid, corrid in ((1, 7), (2, 0)):
         assert error(core.add(req(rid, corrid, START), 0)) == (
-            Code.INVALID_ARG, "sequence batching control 'CORRID' data-type is 'UINT64', but "
-            "model 'm' expects 'BYTES'")
+            Code.INVALID_ARG, "[request id: <id_unknown>] sequence batching control 'CORRID' "
+            "data-type is 'UINT64', but model 'm' expects 'BYTES'")
     assert core.add(req(3, "7", START), 0) == []
     core = core_with(seq_config())
     assert core.add(req(1, "7", START), 0) == [] and core.add(req(2, 8, START), 0) == []

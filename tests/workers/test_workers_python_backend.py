@@ -282,24 +282,56 @@ def test_decoupled_model_answers_through_its_senders(repo):
 
 
 USER_READINESS = '''
+import asyncio
+
 class TritonPythonModel:
+    def initialize(self, args):
+        self.answer = args["model_name"]
+
     def execute(self, requests):
         return []
 
     def is_ready(self):
-        return False
+        if self.answer not in ("t", "f", "n"):
+            raise ValueError("not today")
+        return {"t": True, "f": False, "n": 1}[self.answer]
 '''
 
+ASYNC_READINESS = '''
+import asyncio
 
-def test_user_defined_is_ready_is_refused_at_load(repo):
-    # Triton (python_backend is_ready) asks the model on every readiness check; tritond's
-    # readiness would ignore it and answer READY, so the model must not load.
-    cfg = {"name": "self_ready", "backend": "python",
-           "input": [{"name": "X", "data_type": "TYPE_FP32", "dims": [2]}],
-           "output": [{"name": "Y", "data_type": "TYPE_FP32", "dims": [2]}]}
-    with pytest.raises(TritonError) as err:
-        loaded(models.python_model(repo, "self_ready", USER_READINESS), cfg)
-    assert err.value.code == Code.UNSUPPORTED
-    assert err.value.message == ("model 'self_ready': a user-defined is_ready() in model.py "
-                                 "(readiness checks that ask the model) is not supported "
-                                 "by tritond yet")
+class TritonPythonModel:
+    def execute(self, requests):
+        return []
+
+    async def is_ready(self):
+        await asyncio.sleep(0)
+        return True
+'''
+
+READINESS_CFG = {"backend": "python",
+                 "input": [{"name": "X", "data_type": "TYPE_FP32", "dims": [2]}],
+                 "output": [{"name": "Y", "data_type": "TYPE_FP32", "dims": [2]}]}
+
+
+def _instance(repo, name: str, source: str) -> PythonBackend:
+    be = PythonBackend(context(models.python_model(repo, name, source)))
+    be.load(spec_from_dict(be.auto_complete({**READINESS_CFG, "name": name})))
+    return be
+
+
+def test_user_defined_is_ready_is_called(repo):
+    # python_backend calls is_ready() on every model-ready query: a bool is the answer,
+    # an exception or another type an error (the model is then not ready).
+    assert _instance(repo, "t", USER_READINESS).user_ready() is True
+    assert _instance(repo, "f", USER_READINESS).user_ready() is False
+    with pytest.raises(TritonError, match="is_ready\\(\\) must return a boolean value"):
+        _instance(repo, "n", USER_READINESS).user_ready()
+    with pytest.raises(ValueError, match="not today"):
+        _instance(repo, "e", USER_READINESS).user_ready()
+    coroutine = _instance(repo, "c", ASYNC_READINESS)
+    try:
+        assert coroutine.user_ready() is True      # run on the model's event loop
+    finally:
+        coroutine.unload()
+    assert PythonBackend(context(repo)).user_ready is None   # no model: the table answers

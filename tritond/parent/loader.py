@@ -240,6 +240,7 @@ class Loader:
             msg = fut.result()
             if isinstance(msg, messages.Loaded):
                 inst.loaded = True
+                inst.user_ready = msg.user_ready
                 inst.exit = inst.exit_address = ""
                 return True, msg.config
             child.expected_exit = True

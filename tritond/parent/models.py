@@ -31,6 +31,7 @@ class Instance:
     loaded: bool = False
     exit: str = ""             # how the last worker ended, until a new one is loaded
     exit_address: str = ""     # that worker's address
+    user_ready: bool = False   # its model defines is_ready() (Loaded.user_ready)
 
     @property
     def address(self) -> str:
@@ -72,7 +73,7 @@ class ModelVersion:
         return namespaces.identifier(self.name)
 
     def live_entries(self) -> list[messages.InstanceEntry]:
-        return [messages.InstanceEntry(i.address, i.name, i.kind, i.device_id)
+        return [messages.InstanceEntry(i.address, i.name, i.kind, i.device_id, i.user_ready)
                 for i in self.instances if i.live]
 
     @property

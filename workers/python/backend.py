@@ -13,8 +13,7 @@ import json
 import threading
 from functools import partial
 
-from tritond.errors import Code, TritonError, unsupported
-from tritond.repository import support
+from tritond.errors import Code, TritonError
 from tritond.shm.dtypes import DTYPES
 from tritond.spec import ModelSpec
 
@@ -70,10 +69,6 @@ class PythonBackend(Backend):
         self._pruned = decoupled_state.pruned(spec)
         self.device_arrays = modelfile.device_inputs(self.ctx, spec)
         cls = self._import(spec.default_model_filename).TritonPythonModel
-        if callable(getattr(cls, "is_ready", None)):
-            # Triton asks it on every readiness check; ours would answer READY regardless.
-            raise unsupported(support.message(self.ctx.model, "a user-defined is_ready() in "
-                              "model.py (readiness checks that ask the model)"))
         try:
             self.model = cls()
             if hasattr(self.model, "initialize"):
@@ -81,6 +76,22 @@ class PythonBackend(Backend):
         except Exception as exc:  # noqa: BLE001
             raise modelfile.load_error(self.ctx, "initialize", exc) from exc
         bls.serving(True)
+
+    @property
+    def user_ready(self):
+        """The model's own readiness check when it defines ``is_ready()`` (python_backend
+        asks it on every model-ready query: workers/python/readiness.py), else None."""
+        return self._is_ready if callable(getattr(self.model, "is_ready", None)) else None
+
+    def _is_ready(self) -> bool:
+        """Call ``is_ready()`` on the readiness thread, beside ``execute``; an ``async def``
+        one on the model's event loop. python_backend accepts only a bool."""
+        result = self.model.is_ready()
+        if inspect.isawaitable(result):
+            result = asyncio.run_coroutine_threadsafe(result, self._async_loop()).result()
+        if not isinstance(result, bool):
+            raise TritonError(Code.INTERNAL, "is_ready() must return a boolean value")
+        return result
 
     def _call(self, fn, *args, watch: bool = False):
         """Call a model method; an ``async def`` one runs on the model's event loop, which

@@ -180,12 +180,14 @@ def test_two_typed_fields():
 
 def test_typed_element_count_checked():
     assert invalid(typed("FP32", "fp32_contents", [1.0, 2.0], shape=[3])) == (
-        "input byte size mismatch for input 'X' for model 'm'. Expected 12, got 8")
+        "[request id: <id_unknown>] input byte size mismatch for input 'X' for model 'm'. "
+        "Expected 12, got 8")
     assert invalid(typed("BYTES", "bytes_contents", [b"a"], shape=[2, 1])) == (
-        "expected 2 string elements for inference input 'X' for model 'm', got 1")
+        "[request id: <id_unknown>] expected 2 string elements for inference input 'X' for "
+        "model 'm', got 1")
     assert invalid(typed("BYTES", "bytes_contents", [b"a"] * 3, shape=[2])) == (
-        "unexpected number of string elements 3 for inference input 'X' for model 'm', "
-        "expecting 2")
+        "[request id: <id_unknown>] unexpected number of string elements 3 for inference "
+        "input 'X' for model 'm', expecting 2")
 
 
 # -------------------------------------------------------------------- responses
