@@ -246,3 +246,10 @@ def test_cpu_tensor_is_cpu_and_converts_to_numpy():
     t = pb_utils.Tensor("x", np.zeros(3, np.float16))
     assert t.is_cpu() and t.as_numpy().dtype == np.float16
     assert "cpu" in repr(t)
+
+
+def test_error_codes_print_as_python_backends_enum_and_equal_their_numbers():
+    E = pb_utils.TritonError
+    code = E("m", E.CANCELLED).code()
+    assert str(code) == "__ErrorCode.CANCELLED" and code == 7 and code == E.CANCELLED
+    assert str(E("m").code()) == "__ErrorCode.INTERNAL"
