@@ -185,7 +185,7 @@ class InferenceResponse:
         return self._error
 
     def parameters(self) -> str:
-        return json.dumps(self._parameters)
+        return json.dumps(self._parameters, separators=(",", ":"))   # TritonJson's compact form
 
 
 class InferenceTrace:
@@ -287,13 +287,13 @@ class InferenceRequest:
         return self._timeout
 
     def parameters(self) -> str:
-        return json.dumps(self._parameters)
+        return json.dumps(self._parameters, separators=(",", ":"))   # TritonJson's compact form
 
     def trace(self) -> InferenceTrace:
         return self._trace
 
-    def requested_output_names(self) -> list:
-        return self._requested
+    def requested_output_names(self) -> set:
+        return set(self._requested)         # python_backend's binding returns a set
 
     def get_response_sender(self) -> InferenceResponseSender:
         if self._sender is None:
