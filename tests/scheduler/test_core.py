@@ -48,9 +48,9 @@ def test_unknown_model_rejected():
     assert "nope" in reply.response.error.message
 
 
-def test_bls_requests_for_no_served_version_get_cores_not_found_errors():
-    # A BLS request (batch -1, version -1 for "latest") as core's ModelLifeCycle::GetModel
-    # answers it; a frontend's request names a version it resolved (UNAVAILABLE above).
+def test_bls_requests_for_no_ready_version_get_python_backends_refusal():
+    # A BLS request (batch -1, version -1 for "latest"): python_backend's request executor
+    # asks ModelIsReady first and words the refusal (checked against Triton 2.51)
     core = core_with(config())
     core.set_models(table(("m", 2, config(), ["w2"])))
 
@@ -58,15 +58,15 @@ def test_bls_requests_for_no_served_version_get_cores_not_found_errors():
         (reply,) = core.add(request(0, batch=-1, **kw), 0)
         return reply.response.error.code, reply.response.error.message
 
-    assert error(model="ghost", version=-1) == (
-        Code.NOT_FOUND, "Request for unknown model: 'ghost' is not found")
-    assert error(model="m", version=7) == (
-        Code.NOT_FOUND, "Request for unknown model: 'm' version 7 is not found")
+    def refusal(name):
+        return (Code.INTERNAL, f"Model {name} - Error when running inference: Failed for "
+                f"execute the inference request. Model '{name}' is not ready.")
+
+    assert error(model="ghost", version=-1) == refusal("ghost")
+    assert error(model="m", version=7) == refusal("m")
     core.set_models(table(("m", 2, config(), ["w2"], "UNLOADING")))
-    assert error(model="m", version=-1) == (
-        Code.NOT_FOUND, "Request for unknown model: 'm' has no available versions")
-    assert error(model="m", version=2) == (
-        Code.UNAVAILABLE, "Request for unknown model: 'm' version 2 is not at ready state")
+    assert error(model="m", version=-1) == refusal("m")
+    assert error(model="m", version=2) == refusal("m")
 
 
 def test_a_unary_bls_request_to_a_decoupled_model_is_refused_as_by_python_backend():
@@ -81,7 +81,8 @@ def test_a_unary_bls_request_to_a_decoupled_model_is_refused_as_by_python_backen
     (reply,) = bls(0, True)                 # exec(): one response expected
     assert reply.response.error.code == Code.INTERNAL
     assert reply.response.error.message.startswith(
-        "Model m is using the decoupled. The current BLS request call doesn't support")
+        "Model m - Error when running inference: Model m is using the decoupled. The current "
+        "BLS request call doesn't support")
     assert bls(1, False) == []              # exec(decoupled=True): queued
     plain = core_with(config(**io))
     req = request(2, batch=-1, version=-1)

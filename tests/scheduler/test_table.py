@@ -56,8 +56,8 @@ def test_without_namespacing_names_are_keys_and_nothing_is_resolved():
     core.set_models(table(("simple", 1, config(), ["w0"])))
     req = request(1, model="a/b", version=-1, batch=-1, frontend="@bls")
     assert core.table.named(req) == [] and req.model == "a/b"
-    (reply,) = replies(core.add(req, 0))         # the core's unknown-model error
-    assert "Request for unknown model: 'a/b'" in reply.response.error.message
+    (reply,) = replies(core.add(req, 0))         # python_backend's not-ready refusal
+    assert "Model 'a/b' is not ready." in reply.response.error.message
 
 
 def test_a_dead_instances_pipelined_request_the_client_cancelled_is_not_run_again():

@@ -55,9 +55,9 @@ def test_request_and_response_objects():
                                     parameters={"a": 1, "b": "x"})
     assert pb_utils.get_input_tensor_by_name(req, "IN") is t
     assert pb_utils.get_input_tensor_by_name(req, "NOPE") is None
-    assert json.loads(req.parameters()) == {"a": 1, "b": "x"}
+    assert req.parameters() == '{"a":1,"b":"x"}'     # TritonJson's compact text
     assert (req.request_id(), req.correlation_id(), req.requested_output_names()) == \
-        ("r1", 7, ["OUT"])
+        ("r1", 7, {"OUT"})                          # a set, as python_backend's binding
     assert req.is_cancelled() is False and req.trace().get_context() is None
     with pytest.raises(pb_utils.TritonModelException, match="only available inside a tritond worker"):
         req.exec()
@@ -246,3 +246,10 @@ def test_cpu_tensor_is_cpu_and_converts_to_numpy():
     t = pb_utils.Tensor("x", np.zeros(3, np.float16))
     assert t.is_cpu() and t.as_numpy().dtype == np.float16
     assert "cpu" in repr(t)
+
+
+def test_error_codes_print_as_python_backends_enum_and_equal_their_numbers():
+    E = pb_utils.TritonError
+    code = E("m", E.CANCELLED).code()
+    assert str(code) == "__ErrorCode.CANCELLED" and code == 7 and code == E.CANCELLED
+    assert str(E("m").code()) == "__ErrorCode.INTERNAL"

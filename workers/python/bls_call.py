@@ -59,7 +59,7 @@ def build(pb, ch: bls.BlsChannel, decoupled: bool = False) -> tuple[messages.Req
     version = int(pb.model_version) if pb.model_version not in (None, "") else -1
     req = messages.Request(
         0, "", pb.model_name, version, refs,
-        [messages.OutputSpec(n) for n in pb.requested_output_names()], batch,
+        [messages.OutputSpec(n) for n in pb._requested], batch,   # noqa: SLF001 - in order
         pb.request_id(), 0, int(pb.timeout() or 0), pb.correlation_id(), pb.flags(),
         dict(pb._parameters))
     req.unary = not decoupled

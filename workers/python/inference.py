@@ -6,6 +6,7 @@ shared-memory views and reads the model's InferenceResponse back.
 """
 from __future__ import annotations
 
+import enum
 import json
 import operator
 from typing import Any, Optional
@@ -28,8 +29,9 @@ class TritonModelException(Exception):
         return self._msg
 
 
-class TritonError:
-    """A per-response error: ``TritonError(message, code=TritonError.INTERNAL)``."""
+class _ErrorCode(enum.IntEnum):
+    """python_backend's ``TritonError.__ErrorCode`` (a pybind11 enum): models print it, so it
+    prints as that enum does; it compares equal to the plain numbers too."""
 
     UNKNOWN = 0
     INTERNAL = 1
@@ -40,9 +42,28 @@ class TritonError:
     ALREADY_EXISTS = 6
     CANCELLED = 7
 
+    def __str__(self) -> str:
+        return f"__ErrorCode.{self.name}"
+
+    def __repr__(self) -> str:
+        return f"<__ErrorCode.{self.name}: {self.value}>"
+
+
+class TritonError:
+    """A per-response error: ``TritonError(message, code=TritonError.INTERNAL)``."""
+
+    UNKNOWN = _ErrorCode.UNKNOWN
+    INTERNAL = _ErrorCode.INTERNAL
+    NOT_FOUND = _ErrorCode.NOT_FOUND
+    INVALID_ARG = _ErrorCode.INVALID_ARG
+    UNAVAILABLE = _ErrorCode.UNAVAILABLE
+    UNSUPPORTED = _ErrorCode.UNSUPPORTED
+    ALREADY_EXISTS = _ErrorCode.ALREADY_EXISTS
+    CANCELLED = _ErrorCode.CANCELLED
+
     def __init__(self, message: str, code: int = INTERNAL) -> None:
         self._msg = message
-        self._code = int(code)
+        self._code = _ErrorCode(int(code)) if 0 <= int(code) <= 7 else int(code)
 
     def code(self) -> int:
         return self._code
@@ -164,7 +185,7 @@ class InferenceResponse:
         return self._error
 
     def parameters(self) -> str:
-        return json.dumps(self._parameters)
+        return json.dumps(self._parameters, separators=(",", ":"))   # TritonJson's compact form
 
 
 class InferenceTrace:
@@ -266,13 +287,13 @@ class InferenceRequest:
         return self._timeout
 
     def parameters(self) -> str:
-        return json.dumps(self._parameters)
+        return json.dumps(self._parameters, separators=(",", ":"))   # TritonJson's compact form
 
     def trace(self) -> InferenceTrace:
         return self._trace
 
-    def requested_output_names(self) -> list:
-        return self._requested
+    def requested_output_names(self) -> set:
+        return set(self._requested)         # python_backend's binding returns a set
 
     def get_response_sender(self) -> InferenceResponseSender:
         if self._sender is None:
