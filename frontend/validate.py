@@ -9,28 +9,14 @@ from __future__ import annotations
 import math
 import struct
 
-from tritond.errors import invalid_arg, request_tag
+from tritond.errors import BATCH_NOTE as _BATCH_NOTE, dims_str, invalid_arg, names_str, request_tag
 from tritond.shm import lengths
 from tritond.shm.dtypes import uniform_elements
 
 from .models import ModelVersion
 from .types import InferRequest, InputTensor
 
-_BATCH_NOTE = (
-    "NOTE: Setting a non-zero max_batch_size in the model config requires a batch dimension to be "
-    "prepended to each input shape. If you want to specify the full shape including the batch dim "
-    "in your input dims config, try setting max_batch_size to zero. See the model configuration "
-    "docs for more info on max_batch_size.")
 _LEN = struct.Struct("<I").unpack_from
-
-
-def dims_str(dims) -> str:
-    """Triton's DimsListToString: ``[-1,16]``."""
-    return "[" + ",".join(str(d) for d in dims) + "]"
-
-
-def names_str(names) -> str:
-    return "[" + ",".join(f"'{n}'" for n in names) + "]"
 
 
 SIGNATURES = 64     # validated input signatures kept per model version

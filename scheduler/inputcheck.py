@@ -10,15 +10,10 @@ pays one dict lookup per request.
 from __future__ import annotations
 
 from tritond import messages
-from tritond.errors import Code, request_tag
+from tritond.errors import BATCH_NOTE, Code, dims_str, names_str, request_tag
 
 _PASSED: dict[tuple, None] = {}
 _KEEP = 4096            # signatures remembered over all models (then start over)
-_BATCH_NOTE = (
-    "NOTE: Setting a non-zero max_batch_size in the model config requires a batch dimension to be "
-    "prepended to each input shape. If you want to specify the full shape including the batch dim "
-    "in your input dims config, try setting max_batch_size to zero. See the model configuration "
-    "docs for more info on max_batch_size.")
 
 
 def input_error(spec, max_batch_size: int, refs: list, request_id) -> messages.ErrorInfo | None:
@@ -74,8 +69,8 @@ def _problem(spec, max_batch_size: int, refs: list) -> str | None:
         if not cfg.allow_ragged_batch and not _fits(cfg.dims, dims):
             expected = [-1, *cfg.dims] if batching and not cfg.is_shape_tensor else cfg.dims
             return (f"unexpected shape for input '{ref.name}' for model '{spec.name}'. "
-                    f"Expected {_dims(expected)}, got {_dims(shape)}. "
-                    f"{_BATCH_NOTE if batching else ''}")
+                    f"Expected {dims_str(expected)}, got {dims_str(shape)}. "
+                    f"{BATCH_NOTE if batching else ''}")
     if batching and batch > max_batch_size:
         return f"inference request batch-size must be <= {max_batch_size} for '{spec.name}'"
     return None
@@ -86,17 +81,9 @@ def _count_text(spec, got: list, required: list) -> str:
     expected = (f"{n_all} inputs" if n_all == n_req else
                 f"number of inputs between {n_req} and {n_all}")
     return (f"expected {expected} but got {len(got)} inputs for model '{spec.name}'. "
-            f"Got input(s) {_names(got)}, but missing required input(s) {_names(required)}. "
+            f"Got input(s) {names_str(got)}, but missing required input(s) {names_str(required)}. "
             "Please provide all required input(s).")
 
 
 def _fits(expected, got) -> bool:
     return len(expected) == len(got) and all(e == -1 or e == g for e, g in zip(expected, got))
-
-
-def _dims(dims) -> str:
-    return "[" + ",".join(str(d) for d in dims) + "]"
-
-
-def _names(names) -> str:
-    return "[" + ",".join(f"'{n}'" for n in names) + "]"

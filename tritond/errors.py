@@ -114,3 +114,22 @@ def request_tag(request_id) -> str:
     if type(request_id) is msgspec.Raw:
         request_id = msgspec.msgpack.decode(request_id)
     return f"[request id: {request_id or '<id_unknown>'}] "
+
+
+# Texts Triton's core builds into request errors; the frontend's checks of client requests
+# and the scheduler's checks of ensemble steps and BLS calls both use them.
+BATCH_NOTE = (
+    "NOTE: Setting a non-zero max_batch_size in the model config requires a batch dimension to be "
+    "prepended to each input shape. If you want to specify the full shape including the batch dim "
+    "in your input dims config, try setting max_batch_size to zero. See the model configuration "
+    "docs for more info on max_batch_size.")
+
+
+def dims_str(dims) -> str:
+    """Triton's DimsListToString / ShapeToString: ``[-1,16]``."""
+    return "[" + ",".join(map(str, dims)) + "]"
+
+
+def names_str(names) -> str:
+    """A list of tensor names as Triton's input-count error writes it: ``['A','B']``."""
+    return "[" + ",".join(f"'{n}'" for n in names) + "]"

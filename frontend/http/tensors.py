@@ -13,7 +13,7 @@ from array import array
 import msgspec
 import numpy as np
 
-from tritond.errors import internal, invalid_arg
+from tritond.errors import dims_str, internal, invalid_arg
 from tritond.shm import dtypes
 
 from .rawstring import json_array, json_string
@@ -126,12 +126,12 @@ def element_count(name: str, datatype: str, shape: list[int]) -> int:
     count = 1
     for d in dims:
         if d < 0:
-            raise invalid_arg(f"invalid shape for input '{name}': shape {_dims(dims)} contains "
+            raise invalid_arg(f"invalid shape for input '{name}': shape {dims_str(dims)} contains "
                               f"one or more invalid dimensions")
         if d == 0:
             return 0
         if count > _INT64_MAX // d:
-            raise invalid_arg(f"invalid shape for input '{name}': shape {_dims(dims)} causes "
+            raise invalid_arg(f"invalid shape for input '{name}': shape {dims_str(dims)} causes "
                               f"total element count to exceed maximum size of {_INT64_MAX}")
         count *= d
     size = 1 if datatype == "BYTES" else dtypes.np_dtype(datatype).itemsize
@@ -141,9 +141,6 @@ def element_count(name: str, datatype: str, shape: list[int]) -> int:
     return count
 
 
-def _dims(dims: list[int]) -> str:
-    """Triton's ShapeToString: ``[2,3]``."""
-    return "[" + ",".join(map(str, dims)) + "]"
 
 
 def _check_all(flat: list, ok, what: str, reason: str) -> None:

@@ -4,7 +4,7 @@ and its steps against their composing models' final configs (``check_steps``, Tr
 ValidateEnsembleConfig: run once they are loaded)."""
 from __future__ import annotations
 
-from tritond.errors import invalid_arg
+from tritond.errors import dims_str, invalid_arg
 from tritond.protos.model_config_pb2 import ModelConfig
 
 
@@ -157,8 +157,8 @@ def _agree(ensemble: str, tensor: str, known: dict, t, batching: bool, model: st
                           f"model {seen_model} while {_type(t.datatype)} is inferred from "
                           f"model {model}")
     if not _same(seen_dims, dims) and not _same(seen_full, mine[2]):
-        raise invalid_arg(f"{where}inconsistent shape: {_dims(seen_full)} is inferred from "
-                          f"model {seen_model} while {_dims(mine[2])} is inferred from model "
+        raise invalid_arg(f"{where}inconsistent shape: {dims_str(seen_full)} is inferred from "
+                          f"model {seen_model} while {dims_str(mine[2])} is inferred from model "
                           f"{model}")
 
 
@@ -195,8 +195,6 @@ def _same(a: list, b: list) -> bool:
     return len(a) == len(b) and all(x == y or -1 in (x, y) for x, y in zip(a, b))
 
 
-def _dims(dims: list) -> str:
-    return "[" + ",".join(str(d) for d in dims) + "]"
 
 
 def _type(dtype: str) -> str:
