@@ -549,6 +549,9 @@ class ShmRegion(msgspec.Struct, array_like=True):
     byte_size: int
     device_id: int
     gen: int                   # registration number, never reused (mapping caches key on it)
+    # Unregistered while some frontend's requests still use it (Triton's awaiting
+    # unregistration): listed and usable everywhere until every frontend said ShmIdle.
+    awaiting: bool = False
 
 
 class ShmRegisterQuery(msgspec.Struct, tag=58, array_like=True):
@@ -583,6 +586,14 @@ class ShmApplied(msgspec.Struct, tag=62, array_like=True):
     seq: int
 
 
+class ShmIdle(msgspec.Struct, tag=69, array_like=True):
+    """Frontend -> parent: no request of this frontend uses awaiting registration ``gen``
+    (sent once per frontend and registration); the last one lets the parent drop it."""
+
+    address: str
+    gen: int
+
+
 class Unknown(msgspec.Struct, tag=99, array_like=True):
     """Sent back to the sender of a message the receiver could not decode or does
     not accept (when the sender is known; it is logged either way)."""
@@ -603,13 +614,13 @@ TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown
                   Unknown]
 TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, LoadQuery, UnloadQuery,
                   ReadyQuery, TableApplied, ShmRegisterQuery, ShmUnregisterQuery, ShmApplied,
-                  LogLevels, Unknown]
+                  ShmIdle, LogLevels, Unknown]
 ANY = Union[Request, Cancel, Release, Forget, Execute, CancelRunning, Response, Executed, Hello,
             Setup, ModelTable, Load, Loaded, LoadFailed, Drain, Drained, Shutdown, Stopped,
             StatsQuery, LoadQuery, UnloadQuery, ReadyQuery, Answer, StatsAnswer, TableApplied,
             ResponseStats, FrontendStatsQuery, FrontendStatsAnswer, ShmRegisterQuery,
-            ShmUnregisterQuery, ShmTable, ShmApplied, SettingsUpdate, LogLevels, UserReadyQuery,
-            UserReadyCheck, UserReadyReply, Unknown]
+            ShmUnregisterQuery, ShmTable, ShmApplied, ShmIdle, SettingsUpdate, LogLevels,
+            UserReadyQuery, UserReadyCheck, UserReadyReply, Unknown]
 """Every message: what an inbox tries when its own set fails, to name the mistake."""
 
 ANSWERS = (Answer, StatsAnswer, FrontendStatsAnswer)

@@ -31,7 +31,8 @@ from tests.server import REPO, Server, segments_of, socket_inodes
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("frontends")
-    repo = write_repo(root, {"cached": {"scheduling": "response_cache { enable: true }"}})
+    repo = write_repo(root, {"cached": {"scheduling": "response_cache { enable: true }"},
+                             "slow": {"input_sleep": True, "count": 2}})
     for name in ("identity_fp32", "simple_string"):
         shutil.copytree(REPO / name, repo / name)
     cfg = repo / "simple_string" / "config.pbtxt"
@@ -167,6 +168,47 @@ def test_system_shm_registered_through_one_frontend_is_used_through_the_other(en
         with pytest.raises(InferenceServerException, match="already in manager"):
             pair[0].register_system_shared_memory(name, key, 64)
         pair[0].unregister_system_shared_memory()
+    finally:
+        close(pair)
+        shm.destroy_shared_memory_region(handle)
+
+
+def test_a_region_unregistered_while_the_other_frontend_uses_it_stays_listed_everywhere(env):
+    """Triton's awaiting unregistration, server-wide: a region one frontend's request
+    still uses is listed, and usable, through every connection until that request ends."""
+    import queue
+
+    srv, root = env
+    pair = grpc_pair(srv)
+    key, name = f"/fe_await_{uuid.uuid4().hex[:8]}", "awaited"
+    handle = shm.create_shared_memory_region(name, key, 32)
+    done: queue.Queue = queue.Queue()
+    try:
+        shm.set_shared_memory_region(handle, [np.array([[3000, 1, 2, 3], [0, 5, 6, 7]],
+                                                       np.float32)])
+        pair[0].register_system_shared_memory(name, key, 32)
+
+        def rows(offset):
+            inp = grpcclient.InferInput("INPUT0", [1, 4], "FP32")
+            inp.set_shared_memory(name, 16, offset=offset)
+            return [inp]
+        pair[1].async_infer("slow", rows(0),
+                            callback=lambda result, error: done.put((result, error)))
+        wait_for(lambda: [e for e in events(root, "slow") if e["event"] == "exec"],
+                 what="the slow model to run")       # it sleeps its first input: 3 s
+        pair[0].unregister_system_shared_memory(name)
+        for c in pair.values():
+            assert list(c.get_system_shared_memory_status().regions) == [name]
+            assert c.get_system_shared_memory_status(name).regions[name].byte_size == 32
+        # usable through the frontend that has no request using it
+        out = pair[0].infer("slow", rows(16)).as_numpy("OUTPUT0")
+        assert out.tolist() == [[0, 5, 6, 7]]
+        result, error = done.get(timeout=60)
+        assert error is None and result.as_numpy("OUTPUT0").tolist() == [[3000, 1, 2, 3]]
+        wait_for(lambda: all(not c.get_system_shared_memory_status().regions
+                             for c in pair.values()), what="the region to leave")
+        with pytest.raises(InferenceServerException, match="Unable to find shared memory"):
+            pair[1].infer("slow", rows(16))
     finally:
         close(pair)
         shm.destroy_shared_memory_region(handle)
