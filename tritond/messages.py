@@ -594,6 +594,25 @@ class ShmIdle(msgspec.Struct, tag=69, array_like=True):
     gen: int
 
 
+class SequenceNote(msgspec.Struct, array_like=True):
+    """One live sequence a frontend saw: its last request (CLOCK_MONOTONIC ns, the same in
+    every process of the host), its idle timeout (ns, 0 = none), or its END."""
+
+    model: str
+    corrid: Union[int, str]
+    last_ns: int
+    idle_ns: int
+    ended: bool = False
+
+
+class SequenceNotes(msgspec.Struct, tag=70, array_like=True):
+    """Frontend -> the other frontends while draining: the sequences it saw go on or end,
+    so a sequence continued through another connection is served there too."""
+
+    frontend: str
+    notes: list[SequenceNote]
+
+
 class Unknown(msgspec.Struct, tag=99, array_like=True):
     """Sent back to the sender of a message the receiver could not decode or does
     not accept (when the sender is known; it is logged either way)."""
@@ -603,7 +622,7 @@ class Unknown(msgspec.Struct, tag=99, array_like=True):
 
 TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, StatsAnswer,
                     FrontendStatsQuery, FrontendStatsAnswer, ShmTable, SettingsUpdate, LogLevels,
-                    Unknown]
+                    SequenceNotes, Unknown]
 # Response: answers to the step requests of ensembles (scheduler/ensembles.py), and the
 # receipts of direct answers (scheduler/direct.py).
 TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, StatsQuery,
@@ -620,7 +639,7 @@ ANY = Union[Request, Cancel, Release, Forget, Execute, CancelRunning, Response, 
             StatsQuery, LoadQuery, UnloadQuery, ReadyQuery, Answer, StatsAnswer, TableApplied,
             ResponseStats, FrontendStatsQuery, FrontendStatsAnswer, ShmRegisterQuery,
             ShmUnregisterQuery, ShmTable, ShmApplied, ShmIdle, SettingsUpdate, LogLevels,
-            UserReadyQuery, UserReadyCheck, UserReadyReply, Unknown]
+            UserReadyQuery, UserReadyCheck, UserReadyReply, SequenceNotes, Unknown]
 """Every message: what an inbox tries when its own set fails, to name the mistake."""
 
 ANSWERS = (Answer, StatsAnswer, FrontendStatsAnswer)

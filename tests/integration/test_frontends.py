@@ -358,3 +358,37 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_sequences_go_on_through_either_frontend_while_draining(tmp_path):
+    """SIGTERM: a sequence another frontend saw start is served on this one, and a sequence
+    ended through one frontend is not waited for by the other (idle timeout 120 s)."""
+    from tests.integration.seq_repo import IO, PID_PY, _model
+
+    _model(tmp_path, "seq_long", f'''backend: "python"
+max_batch_size: 1
+sequence_batching {{ max_sequence_idle_microseconds: 120000000 }}
+instance_group [ {{ kind: KIND_CPU count: 2 }} ]
+{IO}''', PID_PY)
+    srv = Server([tmp_path], "--frontend-processes=2", "--exit-timeout-secs=120")
+
+    def step(client, cid, start=False, end=False):
+        inp = httpclient.InferInput("INPUT", [1, 1], "INT32")
+        inp.set_data_from_numpy(np.zeros((1, 1), np.int32))
+        return int(client.infer("seq_long", [inp], sequence_id=cid, sequence_start=start,
+                                sequence_end=end).as_numpy("OUTPUT")[0][0])
+    try:
+        pair = http_pair(srv)
+        pids = {step(pair[0], 5, start=True), step(pair[1], 6, start=True)}
+        srv.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "received SIGTERM" in srv.output(), what="the SIGTERM")
+        time.sleep(0.3)                       # the frontends heard of it
+        for c in pair.values():
+            with pytest.raises(InferenceServerException, match="shutting down"):
+                step(c, 7, start=True)        # no new sequence
+        assert {step(pair[1], 5), step(pair[0], 6)} == pids      # crossed over
+        assert {step(pair[1], 5, end=True), step(pair[0], 6, end=True)} == pids
+        assert srv.proc.wait(60) == 0         # nobody waits 120 s for an ended sequence
+    finally:
+        close(pair) if "pair" in locals() else None
+        srv.stop()
