@@ -25,6 +25,7 @@ import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException
 
 from tests.integration.sched_repo import events, wait_for, write_repo
+from tests.integration.seq_repo import write_pid_model
 from tests.server import REPO, Server, segments_of, socket_inodes
 
 
@@ -37,8 +38,9 @@ def env(tmp_path_factory):
         shutil.copytree(REPO / name, repo / name)
     cfg = repo / "simple_string" / "config.pbtxt"
     cfg.write_text(cfg.read_text() + "response_cache { enable: true }\n")
+    write_pid_model(repo)
     srv = Server([repo], "--frontend-processes=2", "--cache-config=local,size=1048576",
-                 "--allow-client-shm=true")
+                 "--allow-client-shm=true", "--model-control-mode=explicit", "--load-model=*")
     yield srv, root
     srv.stop()
 
@@ -228,6 +230,67 @@ def test_settings_updated_through_one_frontend_read_the_same_through_the_other(e
         close(pair)
 
 
+def test_model_control_through_one_frontend_is_seen_through_the_other_at_once(env):
+    srv, _ = env
+    pair = http_pair(srv)
+    try:
+        pair[0].unload_model("identity_fp32")
+        assert not pair[1].is_model_ready("identity_fp32")
+        index = {m["name"]: m.get("state") for m in pair[1].get_model_repository_index()}
+        assert index["identity_fp32"] == "UNAVAILABLE"
+        with pytest.raises(InferenceServerException, match="identity_fp32"):
+            pair[1].infer("identity_fp32", [fp32(httpclient, [1.0])])
+        pair[1].load_model("identity_fp32")
+        assert pair[0].is_model_ready("identity_fp32")
+        assert pair[0].infer("identity_fp32", [fp32(httpclient, [4.0])]).as_numpy(
+            "OUTPUT0").tolist() == [4.0]
+    finally:
+        pair[0].load_model("identity_fp32")
+        close(pair)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_sequence_started_on_one_frontend_goes_on_through_the_other(env, protocol):
+    srv, _ = env
+    make_pair, mod = PAIRS[protocol]
+    pair = make_pair(srv)
+
+    def step(c, **flags):
+        inp = mod.InferInput("INPUT", [1, 1], "INT32")
+        inp.set_data_from_numpy(np.zeros((1, 1), np.int32))
+        cid = 41 if protocol == "http" else 42
+        return int(c.infer("seq_pid", [inp], sequence_id=cid, **flags).as_numpy("OUTPUT")[0][0])
+    try:
+        pid = step(pair[0], sequence_start=True)
+        assert step(pair[1]) == pid            # the same slot, whichever frontend
+        assert step(pair[0]) == pid
+        assert step(pair[1], sequence_end=True) == pid
+        with pytest.raises(InferenceServerException, match="START"):
+            step(pair[0])                      # ended through the other frontend
+    finally:
+        close(pair)
+
+
+def test_grpc_streams_on_both_frontends(env):
+    import queue
+
+    srv, _ = env
+    pair = grpc_pair(srv)
+    try:
+        for n, c in pair.items():
+            got: queue.Queue = queue.Queue()
+            c.start_stream(callback=lambda result, error: got.put((result, error)))
+            for i in range(3):
+                c.async_stream_infer("identity_fp32", [fp32(grpcclient, [n, i])],
+                                     request_id=str(i))
+            answers = [got.get(timeout=30) for _ in range(3)]
+            c.stop_stream()
+            assert sorted(r.as_numpy("OUTPUT0").tolist()[1] for r, e in answers
+                          if e is None) == [0, 1, 2]
+    finally:
+        close(pair)
+
+
 def _execs(root) -> int:
     return len([e for e in events(root, "cached") if e["event"] == "exec"])
 
@@ -386,6 +449,7 @@ instance_group [ {{ kind: KIND_CPU count: 2 }} ]
         for c in pair.values():
             with pytest.raises(InferenceServerException, match="shutting down"):
                 step(c, 7, start=True)        # no new sequence
+            assert not c.is_server_live() and not c.is_server_ready()   # Server exiting
         assert {step(pair[1], 5), step(pair[0], 6)} == pids      # crossed over
         assert {step(pair[1], 5, end=True), step(pair[0], 6, end=True)} == pids
         assert srv.proc.wait(60) == 0         # nobody waits 120 s for an ended sequence
