@@ -183,6 +183,7 @@ def test_a_region_unregistered_while_the_other_frontend_uses_it_stays_listed_eve
     srv, root = env
     pair = grpc_pair(srv)
     key, name = f"/fe_await_{uuid.uuid4().hex[:8]}", "awaited"
+    key2, handle2 = f"/fe_await2_{uuid.uuid4().hex[:8]}", None
     handle = shm.create_shared_memory_region(name, key, 32)
     done: queue.Queue = queue.Queue()
     try:
@@ -205,15 +206,30 @@ def test_a_region_unregistered_while_the_other_frontend_uses_it_stays_listed_eve
         # usable through the frontend that has no request using it
         out = pair[0].infer("slow", rows(16)).as_numpy("OUTPUT0")
         assert out.tolist() == [[0, 5, 6, 7]]
+        # The name is free at once: a new region registered under it shadows the awaiting
+        # one on every frontend, while the running request keeps its own mapping.
+        handle2 = shm.create_shared_memory_region(name + "2", key2, 32)
+        shm.set_shared_memory_region(handle2, [np.full((2, 4), 8, np.float32)])
+        pair[1].register_system_shared_memory(name, key2, 32)
+        for c in pair.values():
+            assert c.get_system_shared_memory_status(name).regions[name].key == key2
+        assert pair[0].infer("slow", rows(16)).as_numpy("OUTPUT0").tolist() == [[8] * 4]
         result, error = done.get(timeout=60)
         assert error is None and result.as_numpy("OUTPUT0").tolist() == [[3000, 1, 2, 3]]
-        wait_for(lambda: all(not c.get_system_shared_memory_status().regions
-                             for c in pair.values()), what="the region to leave")
+
+        def keys():
+            return [[r.key for r in c.get_system_shared_memory_status().regions.values()]
+                    for c in pair.values()]
+        wait_for(lambda: keys() == [[key2], [key2]], what="the awaiting region to leave")
+        pair[1].unregister_system_shared_memory(name)
+        wait_for(lambda: keys() == [[], []], what="the region to leave")
         with pytest.raises(InferenceServerException, match="Unable to find shared memory"):
             pair[1].infer("slow", rows(16))
     finally:
         close(pair)
         shm.destroy_shared_memory_region(handle)
+        if handle2 is not None:
+            shm.destroy_shared_memory_region(handle2)
 
 
 def test_settings_updated_through_one_frontend_read_the_same_through_the_other(env):
