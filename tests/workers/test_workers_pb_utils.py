@@ -253,3 +253,13 @@ def test_error_codes_print_as_python_backends_enum_and_equal_their_numbers():
     code = E("m", E.CANCELLED).code()
     assert str(code) == "__ErrorCode.CANCELLED" and code == 7 and code == E.CANCELLED
     assert str(E("m").code()) == "__ErrorCode.INTERNAL"
+
+
+def test_the_module_names_the_imports_tritons_does():
+    # Triton's triton_python_backend_utils imports json, struct and numpy as np at its
+    # top, so model code written against it may reach them as pb_utils.<name>
+    import json
+    import struct
+
+    import numpy
+    assert (pb_utils.json, pb_utils.struct, pb_utils.np) == (json, struct, numpy)
