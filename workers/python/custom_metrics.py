@@ -118,7 +118,7 @@ def read(path: str, attempts: int = 3) -> list[Family]:
             return families
     for fam in families:
         fam.series = {k: s for k, s in fam.series.items() if s not in stale}
-    return families
+    return [fam for fam in families if fam.series]     # (a worker just closing its files)
 
 
 _decode_families = msgspec.json.Decoder(list[Family]).decode
