@@ -86,11 +86,17 @@ class LineSink(logging.Handler):
 
     def __init__(self, log_file: str = "") -> None:
         super().__init__()
-        self.file = open(log_file, "a", encoding="utf-8") if log_file else None
+        self.path = log_file
+        self.file = self._open()
+
+    def _open(self):
+        return open(self.path, "a", encoding="utf-8") if self.path else None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record) + "\n"
+            if self.path and self.file is None:
+                self.file = self._open()
             stream = self.file or (sys.stdout if record.levelno < logging.WARNING
                                    else sys.stderr)
             stream.write(line)
@@ -99,6 +105,9 @@ class LineSink(logging.Handler):
             self.handleError(record)
 
     def close(self) -> None:
+        """Closed, the sink opens its file again at the next line, as logging's FileHandler
+        does (uvicorn's logging set-up closes every handler there is)."""
         if self.file is not None:
             self.file.close()
+            self.file = None
         super().close()

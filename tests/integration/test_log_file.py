@@ -21,6 +21,7 @@ def test_every_process_appends_iso8601_lines_to_the_log_file(tmp_path):
     writers = {int(ISO_LINE.match(line).group(1)) for line in lines}
     assert srv.proc.pid in writers and len(writers & pids) >= 3   # parent, frontend, ...
     assert any("successfully loaded 'simple'" in line for line in lines)
+    assert any("Started HTTPService" in line for line in lines)          # the frontend's
     assert "successfully loaded" not in srv.output()        # nothing on stderr
 
 

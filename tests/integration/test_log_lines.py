@@ -13,6 +13,8 @@ from tests.server import Server
 FORGED = "a\nI1130 forged] x \"q\""
 DEFAULT = re.compile(r'^(?P<level>[IWE])\d{4} \d\d:\d\d:\d\d\.\d{6} (?P<pid>\d+) '
                      r'(?P<file>[\w.]+):(?P<line>\d+)\] (?P<message>".*")?$')
+ISO8601 = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (?P<level>[IWE]) (?P<pid>\d+) '
+                     r'(?P<file>[\w.]+):(?P<line>\d+)\] (?P<message>".*")$')
 MODEL = textwrap.dedent('''\
     import numpy as np
     import triton_python_backend_utils as pb_utils
@@ -67,6 +69,8 @@ def escaped(tmp_path_factory):
         c = httpclient.InferenceServerClient(srv.url)
         with pytest.raises(Exception, match="unknown model"):
             c.get_model_metadata("nosuch\nI1130 forged-name] z")
+        assert c.update_log_settings({"log_format": "ISO8601"})["log_format"] == "ISO8601"
+        _log_forged(srv)        # every process writes the new shape, the worker too
         c.close()
     finally:
         srv.stop()
@@ -78,8 +82,8 @@ def test_no_line_is_forged_and_every_line_has_tritons_shape(escaped):
     assert not [line for line in lines if line.startswith("I1130 forged")]
     assert [line for line in lines if "forged" in line]     # they were logged
     # Only the start-up model table (+/| lines after a line with no message) is raw.
-    assert [line for line in lines if line and line[0] not in "+|" and not DEFAULT.match(line)] \
-        == []
+    assert [line for line in lines if line and line[0] not in "+|"
+            and not DEFAULT.match(line) and not ISO8601.match(line)] == []
 
 
 def test_a_models_log_lines_name_its_model_py_line(escaped):
@@ -87,6 +91,17 @@ def test_a_models_log_lines_name_its_model_py_line(escaped):
            if m and m["message"] == r'"a\nI1130 forged] x \"q\""']
     assert got == [("I", "model.py", "10"), ("W", "model.py", "11"), ("E", "model.py", "12"),
                    ("I", "model.py", "13"), ("I", "model.py", "14")]
+
+
+def test_the_logging_api_changes_the_format_of_every_process(escaped):
+    switch = escaped.index("HTTP request: 2 /v2/logging")
+    after = escaped[switch:].splitlines()[1:]
+    assert after and [line for line in after if not ISO8601.match(line)] == []
+    got = [(m["level"], m["line"]) for m in map(ISO8601.match, after)
+           if m and m["file"] == "model.py"]
+    assert got == [("I", "10"), ("W", "11"), ("E", "12"), ("I", "13"), ("I", "14")]
+    assert {"fastpath.py", "runner.py", "signals.py", "supervisor.py", "proc.py"} <= \
+        {ISO8601.match(line)["file"] for line in after}
 
 
 def test_a_load_error_and_a_request_path_are_escaped(escaped):

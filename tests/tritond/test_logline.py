@@ -109,3 +109,14 @@ def test_a_log_file_gets_every_line(tmp_path):
     sink.close()
     lines = path.read_text().splitlines()
     assert lines[0] == "before" and [line[0] for line in lines[1:]] == ["I", "E"]
+
+
+def test_a_closed_file_sink_opens_its_file_again(tmp_path):
+    """uvicorn's logging set-up (dictConfig) closes every handler there is."""
+    path = tmp_path / "x.log"
+    sink = logline.LineSink(str(path))
+    sink.setFormatter(logline.LineFormat(escaped=True))
+    sink.close()
+    sink.emit(_record("after close"))
+    sink.close()
+    assert path.read_text().endswith('] "after close"\n')
