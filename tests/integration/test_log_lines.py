@@ -2,6 +2,7 @@
 TRITON_SERVER_ESCAPE_LOG_MESSAGES, on unless it is 0): a newline in a model's
 ``pb_utils.Logger`` text, a model's load error or a request's path cannot forge a line."""
 import re
+import socket
 import textwrap
 
 import numpy as np
@@ -66,6 +67,9 @@ def escaped(tmp_path_factory):
                  "--strict-readiness=false")
     try:
         _log_forged(srv)
+        with socket.create_connection(("127.0.0.1", srv.http_port)) as raw:
+            raw.sendall(b"NOT HTTP\r\n\r\n")    # uvicorn's own warning, in our lines too
+            raw.recv(1024)
         c = httpclient.InferenceServerClient(srv.url)
         with pytest.raises(Exception, match="unknown model"):
             c.get_model_metadata("nosuch\nI1130 forged-name] z")
@@ -81,6 +85,7 @@ def test_no_line_is_forged_and_every_line_has_tritons_shape(escaped):
     lines = escaped.splitlines()
     assert not [line for line in lines if line.startswith("I1130 forged")]
     assert [line for line in lines if "forged" in line]     # they were logged
+    assert [line for line in lines if re.match(r'W.*\] "Invalid HTTP request received\."$', line)]
     # Only the start-up model table (+/| lines after a line with no message) is raw.
     assert [line for line in lines if line and line[0] not in "+|"
             and not DEFAULT.match(line) and not ISO8601.match(line)] == []
