@@ -109,10 +109,11 @@ def test_the_logging_api_changes_the_format_of_every_process(escaped):
         {ISO8601.match(line)["file"] for line in after}
 
 
-def test_a_load_error_and_a_request_path_are_escaped(escaped):
+def test_a_load_error_is_escaped_and_a_request_path_is_as_sent(escaped):
     assert re.search(r'^E\d{4} .*\] "failed to load \'badload\'.*bad\\nI1130 forged-load\] y',
                      escaped, re.M)
-    assert re.search(r'^I\d{4} .*\] "HTTP request: 0 /v2/models/nosuch\\nI1130 forged-name\] z"$',
+    # As Triton, the path as sent: percent-encoded.
+    assert re.search(r'^I\d{4} .*\] "HTTP request: 0 /v2/models/nosuch%0AI1130%20forged-name%5D%20z"$',
                      escaped, re.M)
 
 
