@@ -162,3 +162,37 @@ def test_close_removes_both_files(tmp_path, monkeypatch):
     custom_metrics.close()
     metric.set(2)                          # a model's stale object: harmless
     assert not path.exists() and not os.path.exists(str(path) + ".values")
+
+
+def test_a_family_collected_while_the_shape_is_written_publishes_after_it(tmp_path,
+                                                                          monkeypatch):
+    """The garbage collector may delete a MetricFamily (its __del__ publishes) in the middle
+    of a publication, on the same thread: the nested one must not pull the file away."""
+    import gc
+
+    path = tmp_path / "metrics"
+    monkeypatch.setattr(custom_metrics, "_path", str(path))
+    calls = []
+
+    def open_collecting(name, mode="r"):
+        f = open(name, mode)
+        calls.append(name)
+        if len(calls) == 1:
+            gc.collect()                   # t_doomed's __del__ publishes now
+        return f
+    gc.collect()
+    gc.disable()                           # no collection but the one the test makes
+    try:
+        doomed = MF("t_doomed", "collected mid-write", MF.COUNTER)
+        doomed_metric = doomed.Metric()
+        doomed_metric.increment(1)
+        doomed.cycle = doomed              # only the cycle collector frees it
+        del doomed, doomed_metric
+        monkeypatch.setattr(custom_metrics, "open", open_collecting, raising=False)
+        family = MF("t_kept", "kept", MF.GAUGE)
+        kept = family.Metric()             # publishes: the collection happens inside
+        kept.set(3)
+    finally:
+        gc.enable()
+    names = [f.name for f in custom_metrics.read(str(path))]
+    assert "t_kept" in names and "t_doomed" not in names and len(calls) >= 2

@@ -80,10 +80,30 @@ def close() -> None:
         _publish()
 
 
+_publishing = _again = False
+
+
 def _publish() -> None:
-    """The registry's shape changed (a series came or went). Under _lock."""
+    """The registry's shape changed (a series came or went). Under _lock (an RLock: a
+    MetricFamily collected by the garbage collector while we write publishes from its
+    ``__del__`` on this very thread, so that nested call only asks for one more round)."""
+    global _publishing, _again
     if _path is None:
         return
+    if _publishing:
+        _again = True
+        return
+    _publishing = True
+    try:
+        _again = True
+        while _again:
+            _again = False
+            _write_shape()
+    finally:
+        _publishing = False
+
+
+def _write_shape() -> None:
     live = [f for f in _registry.values() if f.series]
     if not live:                 # nothing to show (the model unloaded): no files left
         _values.close()
