@@ -35,6 +35,7 @@ def import_model(ctx: LoadContext, filename: str):
                                           f"Python model file '{path}' does not exist")
     sys.modules[MODULE_NAME] = pb_utils
     pb_utils._model_dir = ctx.model_dir
+    pb_utils._instance_name = ctx.instance
     for entry in (ctx.repository, version_dir, ctx.model_dir):
         if entry not in sys.path:
             sys.path.insert(0, entry)
