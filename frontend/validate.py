@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from tritond.errors import invalid_arg, request_tag
+from tritond.errors import TritonError, invalid_arg, request_tag
 from tritond.inputrules import SIGNATURES  # noqa: F401 (the cache's bound, for its tests)
 from tritond.shm import lengths
 from tritond.shm.dtypes import uniform_elements
@@ -30,10 +30,7 @@ def check_inputs(mv: ModelVersion, req: InferRequest) -> tuple[int, list[int]]:
     key = tuple([(t.name, t.datatype, *t.shape) for t in inputs])
     known = mv.signatures.get(key)
     if known is None:
-        sizes = []
-        batch, _ = mv.rules.check(key, req.id, lambda i, elem_size, count: sizes.append(
-            _check_size(mv, req, inputs[i], elem_size, count)))
-        return batch, sizes
+        known = _check_new(mv, req, key)
     batch, expect = known
     sizes = []
     for t, (elem_size, count) in zip(inputs, expect):
@@ -46,6 +43,20 @@ def check_inputs(mv: ModelVersion, req: InferRequest) -> tuple[int, list[int]]:
         else:
             sizes.append(_check_size(mv, req, t, elem_size, count))
     return batch, sizes
+
+
+def _check_new(mv: ModelVersion, req: InferRequest, key: tuple) -> tuple:
+    """The rules for a signature not seen yet (remembered once it passed); the byte sizes
+    are then checked as for a known one. Triton checks each input's byte size right after
+    that input's own checks, so when the rules refuse the request they run again with the
+    sizes checked in that place: an earlier input's size error comes first."""
+    try:
+        return mv.rules.check(key, req.id)
+    except TritonError:
+        inputs = req.inputs
+        mv.rules.check(key, req.id, lambda i, elem_size, count: _check_size(
+            mv, req, inputs[i], elem_size, count))
+        raise
 
 
 def _check_size(mv: ModelVersion, req: InferRequest, t: InputTensor, elem_size,

@@ -10,10 +10,12 @@ passes a ``sized`` callback, called once per input right after that input's own 
 (Triton checks each input's byte size there too), and checks the sizes of a remembered
 signature itself.
 
-The order of the checks (a request with several faults gets the first one's text):
-repeated names, the input count, unknown names, missing required inputs (these four look
-at names only), then per input its datatype, specified dims, batch dimension and shape,
-then its sizes (``sized``), and last the request's batch size.
+The order of the checks is Triton's (a request with several faults gets the first one's
+text; checked against Triton 2.51): repeated names, the input count, then per input its
+name and (the model batches) its batch dimension, then the batch size, then per input its
+datatype, specified dims and shape, and its sizes (``sized``). Last, tritond's own check: a
+request whose optional input stands in a required one's place passes Triton's count check
+and reaches the backend; it is refused here, in the count check's words.
 """
 from __future__ import annotations
 
@@ -30,12 +32,13 @@ SIGNATURES = 64     # passed signatures kept per model (then start over)
 class InputRule:
     """One config input, pre-digested for the checks."""
 
-    __slots__ = ("datatype", "dims", "wildcard", "shape_tensor", "elem_size")
+    __slots__ = ("datatype", "dims", "wildcard", "shape_tensor", "elem_size", "count")
 
     def __init__(self, spec: ts.TensorSpec):
         self.datatype: str = spec.datatype
         self.dims: tuple = tuple(spec.dims)
         self.wildcard: bool = -1 in self.dims       # False: compare tuples directly
+        self.count: int = math.prod(self.dims)      # elements per batch row, without -1s
         self.shape_tensor: bool = spec.is_shape_tensor
         # None: BYTES. The loader refused any other datatype a protocol lacks (a request
         # can name none of those either), so an unknown one never gets past the type check.
@@ -68,10 +71,10 @@ class InputRules:
         known = self.passed.get(signature)
         if known is not None:
             return known
-        self._check_names(signature, request_id)
+        batch = self._check_batch(signature, request_id)
         inputs = self.inputs
-        batching = self.max_batch_size > 0
-        batch = -1
+        batched = self.max_batch_size > 0
+        odd = batch < 0             # a negative batch dimension (gRPC): refused below
         expect = []
         for i, sig in enumerate(signature):
             name = sig[0]
@@ -80,58 +83,82 @@ class InputRules:
                 raise invalid_arg(f"{request_tag(request_id)}inference input '{name}' data-type "
                                   f"is '{sig[1]}', but model '{self.model}' expects "
                                   f"'{rule.datatype}'")
-            shape = sig[2:]
-            for d in shape:
-                if d < 0:
-                    raise invalid_arg(f"{request_tag(request_id)}All input dimensions should be "
-                                      f"specified for input '{name}' for model '{self.model}', "
-                                      f"got {dims_str(shape)}")
-            dims = shape
-            if batching and not rule.shape_tensor:
-                if not shape:
-                    raise invalid_arg(f"{request_tag(request_id)}input '{name}' has no shape but "
-                                      f"model requires batch dimension for '{self.model}'")
-                if batch < 0:
-                    batch = shape[0]
-                elif shape[0] != batch:
-                    raise invalid_arg(f"{request_tag(request_id)}input '{name}' batch size does "
-                                      f"not match other inputs for '{self.model}'")
-                dims = shape[1:]
-            if dims != rule.dims and not (rule.wildcard and _fits(rule.dims, dims)):
-                expected = (-1, *rule.dims) if batching and not rule.shape_tensor else rule.dims
-                note = BATCH_NOTE if batching else ""      # Triton's ". " stays without one
-                raise invalid_arg(f"{request_tag(request_id)}unexpected shape for input '{name}' "
-                                  f"for model '{self.model}'. Expected {dims_str(expected)}, got "
-                                  f"{dims_str(shape)}. {note}")
-            count = math.prod(shape)
+            rows = batched and not rule.shape_tensor
+            dims = sig[3:] if rows else sig[2:]
+            if dims == rule.dims and not rule.wildcard and not odd:    # the usual: no -1s
+                count = rule.count * sig[2] if rows else rule.count
+            else:
+                count = self._check_shape(sig, rule, rows, dims, request_id)
             expect.append((rule.elem_size, count))
             if sized is not None:
                 sized(i, rule.elem_size, count)
-        if batching and batch > self.max_batch_size:
-            raise invalid_arg(f"{request_tag(request_id)}inference request batch-size must be <= "
-                              f"{self.max_batch_size} for '{self.model}'")
-        known = (max(batch, 0) if batching else 0, tuple(expect))
+        if len(signature) < len(inputs) and not self.required.issubset(s[0] for s in signature):
+            # an optional input in a required one's place: Triton's count check lets it by
+            # (the backend then fails it); refused here in that check's words
+            self._count_error(signature, request_id)
+        known = (max(batch, 0), tuple(expect))      # 0: the model does not batch
         if len(self.passed) >= SIGNATURES:     # many shapes (no batching, odd sizes): start over
             self.passed.clear()
         self.passed[signature] = known
         return known
 
-    def _check_names(self, signature: tuple, request_id) -> None:
+    def _check_shape(self, sig: tuple, rule: InputRule, rows: bool, dims: tuple,
+                     request_id) -> int:
+        """An input's dims against its config's (``rows``: less the batch dimension); its
+        element count."""
+        shape = sig[2:]
+        name = sig[0]
+        for d in shape:
+            if d < 0:
+                raise invalid_arg(f"{request_tag(request_id)}All input dimensions should be "
+                                  f"specified for input '{name}' for model '{self.model}', "
+                                  f"got {dims_str(shape)}")
+        if dims != rule.dims and not (rule.wildcard and _fits(rule.dims, dims)):
+            batching = self.max_batch_size > 0
+            expected = (-1, *rule.dims) if rows else rule.dims
+            note = BATCH_NOTE if batching else ""      # Triton's ". " stays without one
+            raise invalid_arg(f"{request_tag(request_id)}unexpected shape for input '{name}' "
+                              f"for model '{self.model}'. Expected {dims_str(expected)}, got "
+                              f"{dims_str(shape)}. {note}")
+        return math.prod(shape)
+
+    def _check_batch(self, signature: tuple, request_id) -> int:
+        """The checks before any input's datatype, in Triton's order: repeated names (as it
+        reads the request), the input count (ValidateRequestInputs), then per input its
+        name and, when the model batches, its batch dimension; then the batch size. Returns
+        the batch size (0 when the model does not batch)."""
         inputs = self.inputs
         n = len(signature)
-        names = {s[0] for s in signature}
-        if len(names) != n:                     # Triton refuses it as it reads the request
+        if len({s[0] for s in signature}) != n:
             seen = set()
             dup = next(s[0] for s in signature if s[0] in seen or seen.add(s[0]))
             raise invalid_arg(f"{request_tag(request_id)}input '{dup}' already exists in request")
         if n > len(inputs) or n < len(self.required):
             self._count_error(signature, request_id)
+        batching = self.max_batch_size > 0
+        batch = None
         for s in signature:
-            if s[0] not in inputs:
-                raise invalid_arg(f"unexpected inference input '{s[0]}' for model "
+            name = s[0]
+            rule = inputs.get(name)
+            if rule is None:
+                raise invalid_arg(f"unexpected inference input '{name}' for model "
                                   f"'{self.model}'")
-        if n < len(inputs) and not self.required.issubset(names):   # an optional one in a
-            self._count_error(signature, request_id)                # required one's place
+            if not batching or rule.shape_tensor:
+                continue
+            if len(s) == 2:
+                raise invalid_arg(f"{request_tag(request_id)}input '{name}' has no shape but "
+                                  f"model requires batch dimension for '{self.model}'")
+            if batch is None:
+                batch = s[2]
+            elif s[2] != batch:
+                raise invalid_arg(f"{request_tag(request_id)}input '{name}' batch size does "
+                                  f"not match other inputs for '{self.model}'")
+        if batch is None:
+            return 0
+        if batch > self.max_batch_size:
+            raise invalid_arg(f"{request_tag(request_id)}inference request batch-size must be <= "
+                              f"{self.max_batch_size} for '{self.model}'")
+        return batch
 
     def _count_error(self, signature: tuple, request_id) -> None:
         got = [s[0] for s in signature]

@@ -44,15 +44,26 @@ CASES = [
     # every name before any input's contents; model.cc's text has no request id
     (BATCHED, [("A", "FP32", 1, 16), ("B", "FP32", 1, 4, 2), ("X", "INT32", 1)],
      "unexpected inference input 'X' for model 'b'"),
-    (OPTIONAL, [("C", "INT32", 3)],
+    (OPTIONAL, [("C", "FP32", 3)],
      f"{TAG}expected number of inputs between 1 and 2 but got 1 inputs for model 'o'. Got "
      "input(s) ['C'], but missing required input(s) ['A']. Please provide all required "
      "input(s)."),
+    # Triton's order (checked against 2.51): each input's name and batch dimension, then
+    # the batch size, before any input's datatype and shape; the missing one last
+    (BATCHED, [("A", "FP32", 1, 16), ("B", "FP32", 2, 4, 2), ("S", "INT32", 1)],
+     f"{TAG}input 'B' batch size does not match other inputs for 'b'"),
+    (BATCHED, [("A", "INT32", 9, 15), ("B", "FP32", 9, 4, 2), ("S", "INT32", 1)],
+     f"{TAG}inference request batch-size must be <= 8 for 'b'"),
+    (OPTIONAL, [("C", "INT32", 3)],
+     f"{TAG}inference input 'C' data-type is 'INT32', but model 'o' expects 'FP32'"),
     (BATCHED, [("A", "FP32", 1, 16), ("B", "FP32", 1, 4, 2), ("S", "INT32", 1)],
      f"{TAG}inference input 'A' data-type is 'FP32', but model 'b' expects 'INT32'"),
     (BATCHED, [("A", "INT32", 1, 16), ("B", "FP32", 1, -1, 2), ("S", "INT32", 1)],
      f"{TAG}All input dimensions should be specified for input 'B' for model 'b', got "
      "[1,-1,2]"),
+    (BATCHED, [("A", "INT32", -1, 16), ("B", "FP32", -1, 4, 2), ("S", "INT32", 1)],
+     f"{TAG}All input dimensions should be specified for input 'A' for model 'b', got "
+     "[-1,16]"),
     (BATCHED, [("A", "INT32"), ("B", "FP32", 1, 4, 2), ("S", "INT32", 1)],
      f"{TAG}input 'A' has no shape but model requires batch dimension for 'b'"),
     (BATCHED, [("A", "INT32", 1, 16), ("B", "FP32", 2, 4, 2), ("S", "INT32", 1)],
@@ -133,3 +144,18 @@ def test_the_remembered_signatures_are_bounded():
     for n in range(SIGNATURES + 5):
         rules.check((("A", "INT32", 1, 16), ("B", "FP32", 1, n, 2), ("S", "INT32", 1)), "")
     assert 0 < len(rules.passed) <= SIGNATURES
+
+
+def test_the_frontend_names_an_earlier_inputs_byte_size_first():
+    """Triton checks each input's byte size right after its datatype and shape: input A's
+    short payload comes before input B's wrong datatype, for a new signature as for a
+    remembered one."""
+    mv = ModelVersion(messages.ModelEntry("b", 1, "READY", spec=spec_from_dict(BATCHED)))
+    short = InputTensor("A", "INT32", [1, 16], bytes(60))
+    wrong = InputTensor("B", "INT32", [1, 4, 2], bytes(32))
+    s = InputTensor("S", "INT32", [1], bytes(4))
+    with pytest.raises(TritonError) as e:
+        check_inputs(mv, InferRequest("b", inputs=[short, wrong, s], id="r7"))
+    assert e.value.message == (f"{TAG}input byte size mismatch for input 'A' for model 'b'. "
+                               "Expected 64, got 60")
+    assert mv.signatures == {}
