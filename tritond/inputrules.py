@@ -6,9 +6,9 @@ call (the scheduler checks those). Both ask :meth:`InputRules.check` over a neut
 the request's *signature*: per input ``(name, datatype, *shape)``. Names, datatypes and
 shapes decide every rule but the byte sizes, so a signature that passed is remembered and
 the next request with it pays one dict lookup. Only the frontend sees tensor bytes: it
-passes a ``sized`` callback, called once per input right after that input's own checks
-(Triton checks each input's byte size there too), and checks the sizes of a remembered
-signature itself.
+checks them after the rules pass, and when the rules refuse a request it asks again with
+a ``sized`` callback, called once per input right after that input's own checks (where
+Triton checks each input's byte size), so that an earlier input's size error comes first.
 
 The order of the checks is Triton's (a request with several faults gets the first one's
 text; checked against Triton 2.51): repeated names, the input count, then per input its
@@ -38,7 +38,7 @@ class InputRule:
         self.datatype: str = spec.datatype
         self.dims: tuple = tuple(spec.dims)
         self.wildcard: bool = -1 in self.dims       # False: compare tuples directly
-        self.count: int = math.prod(self.dims)      # elements per batch row, without -1s
+        self.count: int = math.prod(self.dims)      # elements per batch row (no -1s only)
         self.shape_tensor: bool = spec.is_shape_tensor
         # None: BYTES. The loader refused any other datatype a protocol lacks (a request
         # can name none of those either), so an unknown one never gets past the type check.
