@@ -40,6 +40,16 @@ from .tensor import (  # noqa: F401
     triton_to_numpy_type,
 )
 
+# python_backend's C++ classes live in its ``c_python_backend_utils`` module, and
+# models print their types (python_backend's own messages do: "found type '<class
+# 'c_python_backend_utils.InferenceResponse'>'"): ours read the same (modelfile.py
+# installs that module name too, so pickling by reference finds them).
+C_MODULE = "c_python_backend_utils"
+for _cls in (InferenceRequest, InferenceResponse, InferenceResponseSender, InferenceTrace,
+             PreferredMemory, TritonError, TritonModelException, Logger, Metric,
+             MetricFamily, Tensor):
+    _cls.__module__ = C_MODULE
+
 TRITONSERVER_REQUEST_FLAG_SEQUENCE_START = messages.SEQUENCE_START
 TRITONSERVER_REQUEST_FLAG_SEQUENCE_END = messages.SEQUENCE_END
 TRITONSERVER_REQUEST_RELEASE_ALL = 1
