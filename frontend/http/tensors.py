@@ -6,7 +6,6 @@ FP16/BF16 are refused in JSON both ways, BYTES elements are strings.
 from __future__ import annotations
 
 import math
-import struct
 import sys
 from array import array
 
@@ -18,7 +17,6 @@ from tritond.shm import dtypes
 
 from .rawstring import json_array, json_string
 
-_LEN = struct.Struct("<I")
 _INTS = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
 _INT_KINDS = frozenset({int})
 _BOOL_KINDS = frozenset({bool})
@@ -58,10 +56,7 @@ NESTING = f"JSON nesting depth exceeds maximum allowed limit ({MAX_NESTING})"
 def flatten(data: list) -> list:
     """Row-major flattening of nested lists (ragged nesting is counted, like Triton)."""
     if not data or type(data[0]) is not list:
-        for x in data:
-            if type(x) is list:
-                break
-        else:
+        if list not in set(map(type, data)):       # flat already (one C loop)
             return data
     out: list = []
     stack = [iter(data)]
@@ -150,15 +145,17 @@ def _check_all(flat: list, ok, what: str, reason: str) -> None:
 
 
 def _strings(flat: list) -> bytes:
-    pack = _LEN.pack
-    parts = []
-    for s in flat:
-        if type(s) is not str:
-            raise invalid_arg(f"Unable to parse 'data': expected a string, got {s!r}: {_STRING}")
-        b = s.encode()
-        parts.append(pack(len(b)))
-        parts.append(b)
-    return b"".join(parts)
+    """JSON strings as serialised BYTES (UTF-8), in C loops: ``str.encode`` refuses any
+    element that is not a str, and then the loop below names it."""
+    try:
+        items = list(map(str.encode, flat))
+    except TypeError:
+        for s in flat:
+            if type(s) is not str:
+                raise invalid_arg(f"Unable to parse 'data': expected a string, got {s!r}: "
+                                  f"{_STRING}") from None
+        raise
+    return dtypes.pack_elements(items)[0]
 
 
 def bytes_to_json(name: str, datatype: str, shape: list[int], data,

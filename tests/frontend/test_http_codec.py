@@ -288,3 +288,19 @@ def test_nan_and_infinity_round_trip_in_json():
         b'{"inputs":[{"name":"A","datatype":"INT32","shape":[1],"data":[NaN]}]}'), None, "m", "")
     assert "failed to parse the request JSON buffer" in err(
         codec.decode_request, b'{"inputs": NaNa}', None, "m", "")
+
+
+@pytest.mark.parametrize("n", [1, 40, 20_000])
+def test_json_strings_to_bytes(n):
+    """BYTES from JSON strings: UTF-8, empty, NUL and non-ASCII elements, nested or flat, in
+    C loops; a non-string anywhere is named."""
+    pool = ["", "\u0000", "a\u0000b", "é", "\U0001f600", "word"]
+    items = [pool[i % len(pool)] + str(i % 5) * (i % 2) for i in range(n)]
+    want = b"".join(len(s.encode()).to_bytes(4, "little") + s.encode() for s in items)
+    assert json_to_bytes("IN", "BYTES", [n], items) == want
+    if n % 2 == 0:
+        rows = [items[i:i + 2] for i in range(0, n, 2)]
+        assert json_to_bytes("IN", "BYTES", [n // 2, 2], rows) == want
+    bad = items[:-1] + [7]
+    with pytest.raises(TritonError, match="expected a string, got 7"):
+        json_to_bytes("IN", "BYTES", [n], bad)
