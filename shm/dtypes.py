@@ -278,10 +278,10 @@ def deserialize_bytes(buf, count: Optional[int] = None, table=None) -> np.ndarra
     data = buf if isinstance(buf, bytes) else memoryview(buf).cast("B").tobytes()
     end = len(data)
     if count is not None:
-        out, table = _parse_fast(data, count, table)
+        out, table, items = _parse_fast(data, count, table)
         if out is not None:
             if count >= parsed.MIN_ELEMENTS:
-                parsed.remember(out, data, table)
+                parsed.remember(out, data, table, items)
             return out
     unpack = _LEN.unpack_from
     items = []
@@ -307,19 +307,20 @@ def deserialize_bytes(buf, count: Optional[int] = None, table=None) -> np.ndarra
     return _objects(items)
 
 
-def _parse_fast(data: bytes, count: int, table) -> tuple[Optional[np.ndarray], Optional[bytes]]:
+def _parse_fast(data: bytes, count: int, table) -> tuple:
     """The ``count`` elements of a well-formed buffer as an object array, with the
-    length table that split it (None: no table did); (None, None) when the buffer is
-    not well formed (the checked walk then names the problem)."""
+    length table that split it (None: no table did) and the sequence of elements it was
+    made from; (None, None, None) when the buffer is not well formed (the checked walk
+    then names the problem)."""
     if table is None and count >= lengths.MIN_ELEMENTS:
         table = lengths.short_table(data, count)     # short elements: found with numpy
     if table is not None:
         table = bytes(table)            # kept with the parsed array (parsed.remember)
         items = lengths.split(data, count, table)
         if items is not None:
-            return _objects(items), table
+            return _objects(items), table, items
     items = _fast_elements(data, count)
-    return (None, None) if items is None else (_objects(items), None)
+    return (None, None, None) if items is None else (_objects(items), None, items)
 
 
 def _objects(items) -> np.ndarray:
