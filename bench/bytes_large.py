@@ -16,7 +16,7 @@ request's decode (``ModelInferRequest`` bytes -> tritond's input bytes, both enc
 the frontend's BYTES check, the Python backend's ``as_numpy()`` (parse into an object
 array) and ``pb_utils.Tensor(name, np.array(..., dtype=object))`` serialisation of fresh
 elements, and the HTTP JSON answer's encoding. Elements are 1 to 16 bytes (a cycle of
-lengths, every byte value, empty strings included with ``--empty``).
+lengths, every byte value; 0 to 15 bytes, empty strings included, with ``--empty``).
 """
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def cpu_seconds(sid: int | None) -> dict:
 
 
 def end_to_end(a) -> None:
-    print(f"{'case':<14} {'elements':>9} runs: wall s [server CPU s: frontend/worker/other]")
+    print(f"{'case':<14} {'elements':>9} runs: wall s [CPU s: frontend/worker/other server processes, client]")
     for n in a.sizes:
         for case in a.cases:
             els = elements(n, text=case == "http-json")
@@ -176,14 +176,16 @@ def end_to_end(a) -> None:
             try:
                 for i in range(a.runs):
                     before = cpu_seconds(a.sid)
-                    t0 = time.perf_counter()
+                    c0, t0 = time.process_time(), time.perf_counter()
                     call(i == 0)
                     times.append(time.perf_counter() - t0)
+                    client = time.process_time() - c0
                     after = cpu_seconds(a.sid)
                     if after:
                         used = {k: v - before.get(k, 0.0) for k, v in after.items()}
                         fe, wk = used.pop("frontend", 0.0), used.pop("worker", 0.0)
-                        times[-1] = f"{times[-1]:.3f} [{fe:.2f}/{wk:.2f}/{sum(used.values()):.2f}]"
+                        times[-1] = (f"{times[-1]:.3f} [{fe:.2f}/{wk:.2f}/"
+                                     f"{sum(used.values()):.2f} client {client:.2f}]")
             except Exception as exc:  # noqa: BLE001
                 times.append(f"FAILED: {type(exc).__name__}: {str(exc)[:120]}")
             finally:
@@ -194,12 +196,14 @@ def end_to_end(a) -> None:
 
 # ------------------------------------------------------------------ in process
 
-def _best(fn, runs: int) -> float:
+def _best(fn, runs: int, number: int) -> float:
+    """Seconds per call of ``fn``: the best of ``runs`` timings of ``number`` calls each."""
     ts = []
     for _ in range(runs):              # CPU time: steadier than the wall on a shared host
         t0 = time.thread_time()
-        fn()
-        ts.append(time.thread_time() - t0)
+        for _ in range(number):
+            fn()
+        ts.append((time.thread_time() - t0) / number)
     return min(ts)
 
 
@@ -208,10 +212,10 @@ def in_process(a) -> None:
     from tritond.frontend.grpc import wire
     from tritond.frontend.validate import check_bytes
     from tritond.shm import dtypes
-    from tritond.frontend.http.tensors import bytes_to_json
-    print(f"{'step':<30} {'elements':>9} best of {a.runs} (CPU s)")
+    from tritond.frontend.http.tensors import bytes_to_json, json_to_bytes
+    print(f"{'step':<30} {'elements':>9} CPU ms per call (best of {a.runs} x {a.number})")
     for n in a.sizes:
-        els = elements(n, empty=True)
+        els = elements(n, empty=a.empty)
         raw = serialized(els)
         steps = {}
         for label, use_raw in (("grpc decode raw", True), ("grpc decode contents", False)):
@@ -231,9 +235,11 @@ def in_process(a) -> None:
         text = elements(n, text=True)
         traw = serialized(text)
         steps["http json answer"] = lambda: bytes_to_json("OUTPUT0", "BYTES", [n], traw)
+        strs = [e.decode() for e in text]
+        steps["http json request"] = lambda: json_to_bytes("INPUT0", "BYTES", [n], strs)
         for name, fn in steps.items():
             try:
-                print(f"{name:<30} {n:>9} {_best(fn, a.runs):.4f}", flush=True)
+                print(f"{name:<30} {n:>9} {_best(fn, a.runs, a.number) * 1e3:.4f}", flush=True)
             except Exception as exc:  # noqa: BLE001
                 print(f"{name:<30} {n:>9} FAILED: {type(exc).__name__}: {exc}"[:200], flush=True)
 
@@ -246,6 +252,10 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--inprocess", action="store_true")
+    ap.add_argument("--number", type=int, default=1,
+                    help="--inprocess: calls per timing (e.g. 2000 for 1-element tensors)")
+    ap.add_argument("--empty", action="store_true",
+                    help="--inprocess: elements of 0 to 15 bytes (empty ones too)")
     a = ap.parse_args()
     a.sizes = [int(s) for s in a.sizes.split(",")]
     a.cases = a.cases.split(",")

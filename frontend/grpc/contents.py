@@ -10,6 +10,7 @@ does (it copies the low bytes of each int32/uint32).
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 
@@ -32,6 +33,8 @@ _FIELDS = (
 # The carrier dtype of each repeated field: numpy reads the proto values into
 # it first, then narrows (wrapping like Triton's byte copy).
 _CARRIER = {"int_contents": np.dtype("<i4"), "uint_contents": np.dtype("<u4")}
+_LEN = struct.Struct("<I").pack
+_VECTOR_MIN = 32
 
 
 def to_bytes(tensor, model: str, request_id: str = "") -> bytes:
@@ -74,6 +77,8 @@ def _fixed(values, field: str, dtype: np.dtype) -> bytes:
 def _bytes(values) -> bytes:
     """BYTES elements serialised as a 4-byte little-endian length then the bytes (C loops
     only: a 10M-element tensor is sent this way too)."""
+    if len(values) < _VECTOR_MIN:       # a loop costs less than the vector path's set-up
+        return b"".join([p for v in values for p in (_LEN(len(v)), v)])
     return dtypes.pack_elements(list(values))[0]       # protobuf's elements are bytes
 
 

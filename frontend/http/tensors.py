@@ -6,6 +6,7 @@ FP16/BF16 are refused in JSON both ways, BYTES elements are strings.
 from __future__ import annotations
 
 import math
+import struct
 import sys
 from array import array
 
@@ -17,6 +18,8 @@ from tritond.shm import dtypes, lengths
 
 from .rawstring import json_array, json_array_of, json_string
 
+_LEN = struct.Struct("<I")
+_VECTOR_MIN = 32
 _INTS = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
 _INT_KINDS = frozenset({int})
 _BOOL_KINDS = frozenset({bool})
@@ -145,8 +148,19 @@ def _check_all(flat: list, ok, what: str, reason: str) -> None:
 
 
 def _strings(flat: list) -> bytes:
-    """JSON strings as serialised BYTES (UTF-8), in C loops: ``str.encode`` refuses any
+    """JSON strings as serialised BYTES (UTF-8); many in C loops: ``str.encode`` refuses any
     element that is not a str, and then the loop below names it."""
+    if len(flat) < _VECTOR_MIN:        # a loop costs less than the vector path's set-up
+        pack = _LEN.pack
+        parts = []
+        for s in flat:
+            if type(s) is not str:
+                raise invalid_arg(f"Unable to parse 'data': expected a string, got {s!r}: "
+                                  f"{_STRING}")
+            b = s.encode()
+            parts.append(pack(len(b)))
+            parts.append(b)
+        return b"".join(parts)
     try:
         items = list(map(str.encode, flat))
     except TypeError:
