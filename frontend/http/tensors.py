@@ -175,8 +175,8 @@ def _strings(flat: list) -> bytes:
 def bytes_to_json(name: str, datatype: str, shape: list[int], data,
                   table=None) -> list | msgspec.Raw:
     """A flat JSON list for one output (FP32 becomes doubles, BYTES strings; many BYTES
-    elements that need no escapes: the whole array as one ``msgspec.Raw``). ``table``:
-    a BYTES output's length table from the worker (``shm.lengths``), a parsing hint."""
+    elements without escapes, or 4,096 and more: the whole array as one ``msgspec.Raw``).
+    ``table``: a BYTES output's length table from the worker (``shm.lengths``), a hint."""
     if datatype in ("FP16", "BF16"):
         raise invalid_arg(f"sending {datatype} data via JSON is not supported. Please use the "
                           "binary data format for output")
@@ -215,9 +215,9 @@ _NUMPY_ARRAY_MIN = 4096
 
 
 def _bytes_array(data, count: int, table) -> msgspec.Raw | None:
-    """Many BYTES elements that need no escapes as one raw JSON array, made from the bytes
-    with numpy (no ``bytes`` per element); None: the per-element path decides (it costs
-    less below a few thousand elements: numpy's passes have fixed costs)."""
+    """Many BYTES elements as one raw JSON array, made from the serialised bytes with numpy
+    (``rawstring.json_array_of``: no ``bytes`` per element); None: the per-element path
+    decides (below a few thousand elements it costs less: numpy's passes have fixed costs)."""
     if count < _NUMPY_ARRAY_MIN:
         return None
     if table is None:
