@@ -34,9 +34,9 @@ def test_quickstart_installs_the_client_before_the_snippet():
 
 READERS = [ROOT / "README.md", ROOT / "SECURITY.md", *sorted((ROOT / "docs").glob("*.md"))]
 CODE_DIRS = "docs|deploy|bench|model_repository|tests|tritond|scheduler|frontend|workers|shm|protos"
-# flags of other programs the pages show (docker, useradd, systemctl, kubernetes-validate) and
+# flags of other programs the pages show (docker run/stop, useradd, systemctl, kubernetes-validate) and
 # the architecture diagram's "--descriptors-->" arrow
-FOREIGN = {"--shm-size", "--rm", "--system", "--home", "--now", "--strict", "--descriptors"}
+FOREIGN = {"--shm-size", "--stop-timeout", "--rm", "--system", "--home", "--now", "--strict", "--descriptors"}
 
 
 def _defined(module: str, name: str) -> bool:
