@@ -113,3 +113,17 @@ def test_frontend_core_contract_matches_the_code():
                 elif shown != [p for p in inspect.signature(real).parameters if p != "self"]:
                     drift.append(f"{cls.__name__}.{name}{tuple(shown)}")
     assert drift == []
+
+
+
+def test_every_environment_variable_the_docs_name_is_an_options():
+    """`TRITOND_HTTP_PORT` and the like: each is the variable of an option. TRITOND_ARGS is
+    the systemd unit's own (the flags its ExecStart line passes), named only with the unit."""
+    from tritond.options import OPTIONS
+    known = {opt.env for opt in OPTIONS}
+    unit = {ROOT / "docs" / "operations.md", *(ROOT / "deploy" / "systemd").iterdir()}
+    files = [*READERS, ROOT / "Dockerfile", *sorted((ROOT / "deploy").rglob("*.*"))]
+    unknown = [f"{path.name}: {name}" for path in files
+               for name in sorted(set(re.findall(r"\bTRITOND_[A-Z0-9_]*[A-Z0-9]", path.read_text())))
+               if name not in known and not (name == "TRITOND_ARGS" and path in unit)]
+    assert unknown == []
