@@ -319,5 +319,5 @@ class InferenceRequest:
 
     async def async_exec(self, decoupled: bool = False):
         """BLS without blocking the model's event loop; many may be in flight."""
-        from . import bls_call
-        return await bls_call.execute_async(self, decoupled)
+        from . import bls_async_call
+        return await bls_async_call.execute_async(self, decoupled)
