@@ -127,3 +127,26 @@ def test_every_environment_variable_the_docs_name_is_an_options():
                for name in sorted(set(re.findall(r"\bTRITOND_[A-Z0-9_]*[A-Z0-9]", path.read_text())))
                if name not in known and not (name == "TRITOND_ARGS" and path in unit)]
     assert unknown == []
+
+
+def _as_default(text: str):
+    """A default as the pages write it: "64 MiB", "30 s", "false", "on", "15"."""
+    number = re.fullmatch(r"(\d+)(?: (MiB|s))?", text)
+    if number:
+        return int(number[1]) * (1 << 20 if number[2] == "MiB" else 1)
+    return {"true": True, "on": True, "false": False, "off": False}.get(text, text)
+
+
+def test_every_default_the_pages_state_is_the_options():
+    """"`--exit-timeout-secs` ... default 30": the value tritond really uses."""
+    from tritond.options import OPTIONS
+    defaults = {flag: opt.default for opt in OPTIONS for flag in (opt.flags or (opt.flag,))}
+    stated, wrong = 0, []
+    for page in READERS:
+        for flag, value in re.findall(r"`(--[a-z0-9-]+)`[^`\n]{0,40}?\(?default(?:s to)? "
+                                      r"(\w+(?: MiB| s)?)", page.read_text()):
+            if flag in defaults:
+                stated += 1
+                if _as_default(value) != defaults[flag]:
+                    wrong.append(f"{page.name}: {flag} default {value}")
+    assert stated >= 10 and wrong == []
