@@ -31,7 +31,7 @@ MIN_ELEMENTS = 32
 # Format pieces for elements under 1 KiB (~60 KiB of strings); longer ones are formatted
 # with % (~3x slower, but then copying the elements costs more than the format).
 _SHORT = 1024
-# short_table scans buffers up to this size (its masks take ~4 bytes per byte).
+# short_table scans a buffer this many bytes at a time (its masks take ~4 bytes per byte).
 _SHORT_SCAN = 4 << 20
 # Elements per struct format: its compiled codes take ~64 bytes per element.
 _CHUNK = 4096
@@ -61,13 +61,20 @@ def short_table(buf, count: int) -> Optional[bytes]:
     """
     b = np.frombuffer(buf, np.uint8)
     end = b.size
-    if end < 4 or end > _SHORT_SCAN or not b[0] or b[1] or b[2] or b[3]:
+    if end < 4 or not b[0] or b[1] or b[2] or b[3]:
         return None
-    zero = b == 0
-    look = zero[1:-2] & zero[2:-1]
-    look &= zero[3:]
-    np.greater(look, zero[:-3], out=look)     # and a non-zero byte first (bools: a > b)
-    pos = look.nonzero()[0]
+    # Scanned a slice at a time so that the masks stay small whatever the buffer's size
+    # (a 10M-element tensor is ~100 MiB); each slice overlaps the next by 3 bytes.
+    found = []
+    total = 0
+    for lo in range(0, end - 3, _SHORT_SCAN):
+        hi = min(lo + _SHORT_SCAN, end - 3)
+        pos = _looks(b[lo:hi + 3])
+        total += pos.size
+        if total > count:
+            return None
+        found.append(pos + lo if lo else pos)
+    pos = found[0] if len(found) == 1 else np.concatenate(found)
     if pos.size != count:
         return None
     sizes = b[pos]                      # the other three bytes of each prefix are zero
@@ -76,6 +83,40 @@ def short_table(buf, count: int) -> Optional[bytes]:
     if nxt[-1] != end or not (nxt[:-1] == pos[1:]).all():
         return None
     return sizes.astype("<u4").tobytes()
+
+
+def starts(data, count: int, tab) -> Optional[np.ndarray]:
+    """Where each of the ``count`` elements of ``data`` (serialised BYTES) begins (its
+    prefix), computed from the length table ``tab``; None unless the table describes
+    ``data`` exactly (the same test as :func:`split`, made with numpy)."""
+    b = np.frombuffer(data, np.uint8)
+    if count == 0 or len(tab) != 4 * count:
+        return None
+    sizes = np.frombuffer(tab, "<u4", count)
+    ends = np.cumsum(sizes, dtype=np.int64)
+    ends += np.arange(4, 4 * count + 1, 4)
+    if ends[-1] != b.size:
+        return None
+    at = ends - sizes
+    at -= 4
+    read = b[at].astype(np.uint32)          # each prefix's four bytes, little-endian
+    for shift in (8, 16, 24):
+        at += 1
+        byte = b[at].astype(np.uint32)
+        byte <<= shift
+        read |= byte
+    at -= 3
+    return at if (read == sizes).all() else None
+
+
+def _looks(b: np.ndarray) -> np.ndarray:
+    """Positions ``p`` of ``b`` (up to ``b.size - 4``) where a non-zero byte is followed
+    by three zero bytes: every prefix of a 1 to 255 byte element, and look-alikes."""
+    zero = b == 0
+    look = zero[1:-2] & zero[2:-1]
+    look &= zero[3:]
+    np.greater(look, zero[:-3], out=look)     # and a non-zero byte first (bools: a > b)
+    return look.nonzero()[0]
 
 
 def split(data: bytes, count: int, tab) -> Optional[Sequence[bytes]]:

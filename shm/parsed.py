@@ -7,8 +7,9 @@ the *same object* as the parsed element at that position (bytes are immutable, s
 identical objects serialise identically); an input array the model changed in
 place no longer matches. Identity is compared as the arrays' raw element pointers
 (``ndarray.tobytes`` of an object array: one memcmp, not a Python step per
-element). That is exact because the entry keeps its own copy of the parsed array,
-which holds a reference to every parsed element: none of them can be freed, so no
+element). That is exact because the entry keeps its own copy of the parsed array
+(or the list the parse made it from), which holds a reference to every parsed element
+the array held when it was parsed: none of them can be freed, so no
 other object can have any of their addresses while the entry lives. An entry lives
 only as long as the parsed array does (a weak reference drops it), so no request's
 data outlives the request here.
@@ -31,13 +32,17 @@ _POINTER = np.dtype(object).itemsize
 _ENTRIES: dict[bytes, tuple] = {}
 
 
-def remember(arr: np.ndarray, data: bytes, table: Optional[bytes] = None) -> None:
+def remember(arr: np.ndarray, data: bytes, table: Optional[bytes] = None,
+             items=None) -> None:
     """Record that ``arr`` (1-D, object) was parsed from ``data`` (whose length table,
-    ``shm.lengths``, is ``table`` when the parse had one)."""
+    ``shm.lengths``, is ``table`` when the parse had one). ``items``: the list or tuple
+    ``arr`` was made from, if the caller has it: it holds the very same elements, so the
+    entry keeps it instead of copying ``arr`` (a pass over every element of a 10M-element
+    tensor)."""
     pointers = arr.tobytes()
     key = pointers[:_POINTER]
     ref = weakref.ref(arr, lambda r, key=key: _drop(key, r))
-    _ENTRIES[key] = (pointers, arr.copy(), data, ref, table)
+    _ENTRIES[key] = (pointers, arr.copy() if items is None else items, data, ref, table)
 
 
 def _drop(key: bytes, ref) -> None:

@@ -5,11 +5,11 @@ import grpc
 
 from tritond.options import Options
 
-from . import tls
+from . import tls, wire
 from .engine import CoreServer
 from .servicer import InferenceServicer, generic_handlers
 
-_MAX_MESSAGE = 2**31 - 1          # INT32_MAX, as Triton and tritonclient set it
+_MAX_MESSAGE = wire.MAX_MESSAGE   # INT32_MAX, as Triton and tritonclient set it
 
 # --grpc-infer-response-compression-level -> grpc_compression_level (core's enum).
 COMPRESSION_LEVELS = {"none": 0, "low": 1, "medium": 2, "high": 3}

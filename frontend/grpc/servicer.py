@@ -87,6 +87,8 @@ class InferenceServicer:
             trace.stamp("GRPC_SEND_START")
         try:
             return wire.encode(result)
+        except TritonError as exc:       # a response gRPC cannot carry (over 2 GiB)
+            await context.abort(STATUS[exc.code], exc.message)
         finally:
             result.release()
             if trace is not None:

@@ -14,7 +14,9 @@ serialised string). Instead:
   by protobuf and the field-6 entries are appended by hand straight from the
   shared-memory views, in one ``join`` (the only copy). ``ModelStreamInfer``
   requests are split the same way, and its responses are the same bytes
-  behind a field-2 header (``encode_stream``): one encoder for both RPCs.
+  behind a field-2 header (``encode_stream``): one encoder for both RPCs. A
+  response over gRPC's 2 GiB limit is refused as Triton refuses it (INVALID_ARG,
+  its words) before any bytes are joined.
 
 Protobuf accepts fields in any order and repeated fields split anywhere, so
 both are the same messages a protobuf round trip would give. Small messages
@@ -23,11 +25,13 @@ the copies it saves.
 """
 from __future__ import annotations
 
+from tritond.errors import invalid_arg
 from tritond.protos import grpc_service_pb2 as pb
 
 from . import codec, params
 
 SPLIT_MIN = 64 << 10
+MAX_MESSAGE = 2**31 - 1           # INT32_MAX: gRPC's limit, Triton's MAX_GRPC_MESSAGE_SIZE
 _RAW_INPUT = 7                    # ModelInferRequest.raw_input_contents
 _RAW_OUTPUT_TAG = b"\x32"         # ModelInferResponse.raw_output_contents: (6 << 3) | 2
 _INFER_RESPONSE_TAG = b"\x12"     # ModelStreamInferResponse.infer_response: (2 << 3) | 2
@@ -135,6 +139,9 @@ def _parts(result, final=None) -> tuple[list, int]:
         parts.append(tag)
         parts.append(data)
         size += len(tag) + n
+    if size > MAX_MESSAGE:       # checked before the join: never build what cannot be sent
+        raise invalid_arg(f"Response has byte size {size} which exceeds gRPC's byte size "
+                          f"limit {MAX_MESSAGE}.")
     return parts, size
 
 

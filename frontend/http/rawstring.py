@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 import msgspec
+import numpy as np
 
 # JSON's mandatory escapes: '"', '\\' and the C0 controls.
 _ESCAPES = {0x22: b'\\"', 0x5C: b"\\\\", 0x08: b"\\b", 0x0C: b"\\f", 0x0A: b"\\n",
@@ -32,6 +33,47 @@ def json_array(items: list) -> msgspec.Raw | None:
     if len(items) < ARRAY_MIN or _SPECIAL.search(b"".join(items)):
         return None
     return msgspec.Raw(b'["' + b'","'.join(items) + b'"]')
+
+
+_MUST_ESCAPE = np.zeros(256, bool)
+_MUST_ESCAPE[list(range(0x20)) + [0x22, 0x5C]] = True
+# Each byte's escape as (bytes inserted before it, the byte that replaces it): '"' -> '\\' and
+# '"', 0x01 -> '\\u000' and '1'.
+_LAST = np.array([t[-1] for t in _TABLE], np.uint8)
+_INSERTED = np.array([len(t) - 1 for t in _TABLE], np.int64)
+_HEAD = np.zeros((256, 5), np.uint8)
+for _b, _t in enumerate(_TABLE):
+    _HEAD[_b, :len(_t) - 1] = list(_t[:-1])
+_QUOTE_COMMA_QUOTE = np.frombuffer(b'","', np.uint8)
+
+
+def json_array_of(data, starts: np.ndarray) -> msgspec.Raw | None:
+    """The elements of serialised BYTES ``data`` whose prefixes begin at ``starts``
+    (``shm.lengths.starts``) as one raw JSON array of strings, the bytes :func:`json_string`
+    per element would give (msgspec escapes a str's characters as ``_TABLE`` does their
+    bytes), made with numpy passes over the bytes instead of a ``bytes`` object per element:
+    each 4-byte prefix becomes ``","`` (the first one ``"``), and each byte JSON must
+    escape gets its escape's head inserted before it and its last character in its place."""
+    n = starts.size
+    if n < ARRAY_MIN:
+        return None
+    b = np.frombuffer(data, np.uint8)
+    keep = np.ones(b.size, bool)
+    keep[starts] = False                            # one byte less per prefix...
+    out = b[keep]
+    at = starts - np.arange(n)
+    special = _MUST_ESCAPE[out]
+    for k in range(3):                              # ...and '","' in the other three
+        out[at + k] = _QUOTE_COMMA_QUOTE[k]
+        special[at + k] = False
+    where = special.nonzero()[0]
+    if where.size:
+        found = out[where]
+        out[where] = _LAST[found]
+        count = _INSERTED[found]
+        heads = _HEAD[found][np.arange(5) < count[:, None]]       # row by row: in order
+        out = np.insert(out, np.repeat(where, count), heads)
+    return msgspec.Raw(b"[" + out[2:].tobytes() + b'"]')
 
 
 def json_string(value: bytes) -> str | msgspec.Raw:

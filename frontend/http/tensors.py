@@ -14,11 +14,12 @@ import msgspec
 import numpy as np
 
 from tritond.errors import dims_str, internal, invalid_arg
-from tritond.shm import dtypes
+from tritond.shm import dtypes, lengths
 
-from .rawstring import json_array, json_string
+from .rawstring import json_array, json_array_of, json_string
 
 _LEN = struct.Struct("<I")
+_VECTOR_MIN = 32
 _INTS = {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
 _INT_KINDS = frozenset({int})
 _BOOL_KINDS = frozenset({bool})
@@ -58,10 +59,7 @@ NESTING = f"JSON nesting depth exceeds maximum allowed limit ({MAX_NESTING})"
 def flatten(data: list) -> list:
     """Row-major flattening of nested lists (ragged nesting is counted, like Triton)."""
     if not data or type(data[0]) is not list:
-        for x in data:
-            if type(x) is list:
-                break
-        else:
+        if list not in set(map(type, data)):       # flat already (one C loop)
             return data
     out: list = []
     stack = [iter(data)]
@@ -150,27 +148,43 @@ def _check_all(flat: list, ok, what: str, reason: str) -> None:
 
 
 def _strings(flat: list) -> bytes:
-    pack = _LEN.pack
-    parts = []
-    for s in flat:
-        if type(s) is not str:
-            raise invalid_arg(f"Unable to parse 'data': expected a string, got {s!r}: {_STRING}")
-        b = s.encode()
-        parts.append(pack(len(b)))
-        parts.append(b)
-    return b"".join(parts)
+    """JSON strings as serialised BYTES (UTF-8); many in C loops: ``str.encode`` refuses any
+    element that is not a str, and then the loop below names it."""
+    if len(flat) < _VECTOR_MIN:        # a loop costs less than the vector path's set-up
+        pack = _LEN.pack
+        parts = []
+        for s in flat:
+            if type(s) is not str:
+                raise invalid_arg(f"Unable to parse 'data': expected a string, got {s!r}: "
+                                  f"{_STRING}")
+            b = s.encode()
+            parts.append(pack(len(b)))
+            parts.append(b)
+        return b"".join(parts)
+    try:
+        items = list(map(str.encode, flat))
+    except TypeError:
+        for s in flat:
+            if type(s) is not str:
+                raise invalid_arg(f"Unable to parse 'data': expected a string, got {s!r}: "
+                                  f"{_STRING}") from None
+        raise
+    return dtypes.pack_elements(items)[0]
 
 
 def bytes_to_json(name: str, datatype: str, shape: list[int], data,
                   table=None) -> list | msgspec.Raw:
     """A flat JSON list for one output (FP32 becomes doubles, BYTES strings; many BYTES
-    elements that need no escapes: the whole array as one ``msgspec.Raw``). ``table``:
-    a BYTES output's length table from the worker (``shm.lengths``), a parsing hint."""
+    elements without escapes, or 4,096 and more: the whole array as one ``msgspec.Raw``).
+    ``table``: a BYTES output's length table from the worker (``shm.lengths``), a hint."""
     if datatype in ("FP16", "BF16"):
         raise invalid_arg(f"sending {datatype} data via JSON is not supported. Please use the "
                           "binary data format for output")
     count = math.prod(shape)
     if datatype == "BYTES":
+        whole = _bytes_array(data, count, table)
+        if whole is not None:
+            return whole
         try:
             items = dtypes.deserialize_bytes(data, count, table)
         except Exception:  # noqa: BLE001 - a malformed worker output is a server error
@@ -195,6 +209,21 @@ def bytes_to_json(name: str, datatype: str, shape: list[int], data,
     if datatype in _FLOATS and not math.isfinite(sum(values)):
         return msgspec.Raw(b"[" + b",".join(map(_float_token, values)) + b"]")
     return values
+
+
+_NUMPY_ARRAY_MIN = 4096
+
+
+def _bytes_array(data, count: int, table) -> msgspec.Raw | None:
+    """Many BYTES elements as one raw JSON array, made from the serialised bytes with numpy
+    (``rawstring.json_array_of``: no ``bytes`` per element); None: the per-element path
+    decides (below a few thousand elements it costs less: numpy's passes have fixed costs)."""
+    if count < _NUMPY_ARRAY_MIN:
+        return None
+    if table is None:
+        table = lengths.short_table(data, count)
+    at = None if table is None else lengths.starts(data, count, table)
+    return None if at is None else json_array_of(data, at)
 
 
 _FLOATS = frozenset({"FP32", "FP64"})

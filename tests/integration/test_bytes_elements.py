@@ -198,3 +198,53 @@ def test_a_model_that_changes_or_reorders_its_input(server, sample, protocol):
         assert changed == want
         assert backwards == list(sample)[::-1]
         assert same == list(sample)
+
+
+# Large tensors (the vectorised paths: the frontend's sliced table scan, 16k-element joins,
+# the JSON answer written with numpy) at a size that still runs in a second or two.
+_POOL = [b"", b"\x00", b"a\x00b", b"\xff\xfe\x80", b"tok", b"x" * 300, b'q"\\\n\x01', b"\xc3\xa9"]
+LARGE = np.array([_POOL[i % len(_POOL)] + b"%d" % (i % 97) * (i % 3) for i in range(200_000)],
+                 dtype=object)
+LARGE_SHORT = np.array([b"w%d\xff" % (i % 5000) for i in range(200_000)], dtype=object)
+
+
+@pytest.mark.parametrize("sample", [LARGE, LARGE_SHORT], ids=["awkward", "short"])
+def test_large_bytes_over_grpc_raw_and_http_binary(server, sample):
+    want = list(sample)
+    assert _grpc(server, sample) == want
+    assert _http(server, sample) == want
+
+
+@pytest.mark.parametrize("sample", [LARGE, LARGE_SHORT], ids=["awkward", "short"])
+def test_large_bytes_in_grpc_bytes_contents(server, sample):
+    """``contents.bytes_contents`` (typed elements, not raw bytes), as a client may send."""
+    import grpc
+    from tritonclient.grpc import service_pb2
+    req = service_pb2.ModelInferRequest(model_name="strings")
+    t = req.inputs.add(name="IN0", datatype="BYTES")
+    t.shape.append(len(sample))
+    t.contents.bytes_contents.extend(list(sample))
+    req.outputs.add(name="OUT0")
+    req.outputs.add(name="OUT1")
+    with grpc.insecure_channel(server.grpc_url,
+                               options=[("grpc.max_receive_message_length", 1 << 30)]) as ch:
+        data = ch.unary_unary("/inference.GRPCInferenceService/ModelInfer")(
+            req.SerializeToString(), timeout=120)
+    resp = service_pb2.ModelInferResponse.FromString(data)
+    serialized = b"".join(struct.pack("<I", len(e)) + e for e in sample)
+    flipped = b"".join(struct.pack("<I", len(e)) + e[::-1] for e in sample)
+    assert [o.name for o in resp.outputs] == ["OUT0", "OUT1"]
+    assert list(resp.raw_output_contents) == [serialized, flipped]
+
+
+def test_large_bytes_as_json_text(server):
+    """JSON both ways with ~150k strings: quotes, backslashes, controls, NULs, non-ASCII (OUT0
+    only: OUT1's reversed UTF-8 is no text)."""
+    sample = np.array([e for e in LARGE if e.isascii() or e.startswith(b"\xc3\xa9")],
+                      dtype=object)
+    c = httpclient.InferenceServerClient(server.url)
+    inp = httpclient.InferInput("IN0", [len(sample)], "BYTES")
+    inp.set_data_from_numpy(sample, binary_data=False)
+    res = c.infer("strings", [inp],
+                  outputs=[httpclient.InferRequestedOutput("OUT0", binary_data=False)])
+    assert [e.encode() for e in res.as_numpy("OUT0")] == list(sample)

@@ -137,3 +137,22 @@ def test_elements_of_255_and_256_bytes(size, with_table):
     got = dtypes.deserialize_bytes(data, len(items), _table(items) if with_table else None)
     assert got.tolist() == items and all(type(e) is bytes for e in got)
     assert (lengths.short_table(data[:-(4 + size + 4)], 300) is not None) == (size == 255)
+
+
+@pytest.mark.parametrize("slice_bytes", [4, 5, 7, 64])
+def test_short_table_across_scan_slices(monkeypatch, slice_bytes):
+    """A buffer larger than one scan slice (a 10M-element tensor is ~100 MiB) is scanned a
+    slice at a time: prefixes that straddle a slice's end are found once, look-alikes that
+    straddle one still refuse."""
+    monkeypatch.setattr(lengths, "_SHORT_SCAN", slice_bytes)
+    items = [bytes([i % 255 + 1]) * (i % 9 + 1) for i in range(50)]
+    data = _serialise(items)
+    assert lengths.short_table(data, len(items)) == _table(items)
+    assert lengths.short_table(data, len(items) + 1) is None
+    fooled = items[:20] + [b"a\x00\x00\x00b"] + items[20:]
+    assert lengths.short_table(_serialise(fooled), len(fooled)) is None
+
+
+def test_short_table_of_a_buffer_over_4_mib():
+    items = [b"t%d" % (i % 1000) for i in range(1_000_000)]       # ~7.9 MB
+    assert lengths.short_table(_serialise(items), len(items)) == _table(items)

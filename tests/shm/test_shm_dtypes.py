@@ -161,3 +161,25 @@ def test_new_elements_either_side_of_the_prefix_table(sizes):
     data, table = D.serialize_bytes_table(np.array(items, dtype=object))
     assert data == want
     assert np.frombuffer(table, "<u4").tolist() == sizes
+
+
+@pytest.mark.parametrize("n", [0, 1, 31, 32, 16384, 16385, 40_000])
+@pytest.mark.parametrize("kind", ["bytes", "str"])
+def test_many_elements_packed_in_chunks(n, kind):
+    """Tensors of more than one join chunk (10M-element ones) serialise to the same bytes
+    as one element at a time, empty, NUL-holding, non-UTF-8 and long elements included."""
+    pool = [b"", b"\x00", b"a\x00b", b"\xff\xfe", b"x" * 1500, b"tok"]
+    items = [pool[i % len(pool)] + b"%d" % (i % 7) * (i % 3) for i in range(n)]
+    if kind == "str":
+        items = [b.decode("latin-1") for b in items]
+    want = b"".join(len(e).to_bytes(4, "little") + e
+                    for e in (s.encode() if kind == "str" else s for s in items))
+    data, table = D.serialize_bytes_table(_obj(items))
+    assert data == want
+    if n >= 32:
+        assert table == np.array([len(s.encode() if kind == "str" else s) for s in items],
+                                 "<u4").tobytes()
+    if kind == "bytes":
+        assert D.pack_elements(items) == (want, [len(b) for b in items])
+    assert D.deserialize_bytes(data, n).tolist() == [
+        s.encode() if kind == "str" else s for s in items]

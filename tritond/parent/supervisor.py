@@ -29,6 +29,7 @@ from .clientshm import ClientShmRegistry
 from .control import ModelControl
 from .levels import LogLevelRelay
 from .loader import HELLO_TIMEOUT_S, Loader
+from .modelready import ModelReady
 from .models import Phase, Registry, format_table
 from .progress import LoadProgress
 from .poll import Poller, snapshot
@@ -81,6 +82,8 @@ class Supervisor:
                                     self.outbox, publish=self.publisher.publish,
                                     publish_and_wait=self.publisher.publish_and_wait,
                                     drained=self.drained)
+        self.model_ready = ModelReady(self.registry, self.control.names, self.outbox,
+                                      scheduler=lambda: self.scheduler)
         self.progress = LoadProgress(self.registry)
         self.client_shm = ClientShmRegistry(self.outbox, frontends=lambda: self.frontends)
         self.poller = Poller(self.options, self.control)
@@ -232,7 +235,7 @@ class Supervisor:
             elif kind is messages.ShmApplied:
                 self.client_shm.on_applied(msg)
             elif kind is messages.ReadyQuery:     # a Python model's pb_utils.is_model_ready
-                self.control.on_ready(msg)
+                self.model_ready.on_query(msg)
             elif kind is messages.Unknown:
                 log.error("a child could not decode or did not expect our message: %s",
                           msg.detail)

@@ -87,3 +87,25 @@ def test_stream_encode_wraps_the_same_response(final):
     assert list(got.infer_response.raw_output_contents) == raws
     inner = got.infer_response.SerializeToString()
     assert data[:1] == b"\x12" and len(data) == 1 + len(wire.varint(len(inner))) + len(inner)
+
+
+@pytest.mark.parametrize("encode", [wire.encode, wire.encode_stream])
+def test_a_response_over_grpcs_limit_is_refused_before_the_join(encode):
+    """Triton's check (InferResponseCompleteCommon): over INT32_MAX bytes is INVALID_ARG, in
+    its words; nothing is joined (the 2 GiB output below is one byte, broadcast)."""
+    from tritond.errors import Code, TritonError
+    huge = memoryview(np.broadcast_to(np.uint8(7), (wire.MAX_MESSAGE,)))
+    res = InferResult("m", "1", "", {}, [OutputTensor("B", "UINT8", [huge.nbytes], huge, None)])
+    res.final = True
+    with pytest.raises(TritonError) as exc:
+        encode(res)
+    head = pb.ModelInferResponse(model_name="m", model_version="1", outputs=[
+        pb.ModelInferResponse.InferOutputTensor(name="B", datatype="UINT8", shape=[huge.nbytes])])
+    if encode is wire.encode_stream:      # a stream response carries triton_final_response
+        head.parameters["triton_final_response"].bool_param = True
+    size = len(head.SerializeToString()) + 1 + len(wire.varint(huge.nbytes)) + huge.nbytes
+    assert exc.value.code == Code.INVALID_ARG and exc.value.message == (
+        f"Response has byte size {size} which exceeds gRPC's byte size limit 2147483647.")
+    just = memoryview(np.full(1000, 7, np.uint8))
+    res.outputs[0] = OutputTensor("B", "UINT8", [1000], just, None)
+    assert len(encode(res)) < 2000
