@@ -8,7 +8,8 @@ from tritond.frontend.types import InferRequest, InferResult, InputTensor, Outpu
 
 
 class MV:
-    name, version, version_str, response_cache, preserve_ordering = "m", 1, "1", True, False
+    name, key, version, version_str, response_cache, preserve_ordering = "m", "m", 1, "1", True, False
+    outputs = {"OUT": None, "S": None}
 
 
 def request(data=b"\1\0\0\0", **kw) -> InferRequest:
@@ -132,3 +133,24 @@ def test_open_store_maps_the_parents_segment_or_makes_its_own():
         for seg in (parent, own):
             seg.unlink()
             seg.close()
+
+
+def test_asking_for_every_output_plainly_keys_as_asking_for_none():
+    # An ensemble step maps the outputs it uses; one that maps them all shares the entry
+    # of a client request naming none (tritond/cacheentry.py), in any order.
+    base = cache.request_key(MV, request())
+    both = [RequestedOutput("S"), RequestedOutput("OUT")]
+    assert cache.request_key(MV, request(outputs=both)) == base
+    assert cache.request_key(MV, request(outputs=[RequestedOutput("OUT")])) != base
+    assert cache.request_key(MV, request(outputs=[RequestedOutput("S"), RequestedOutput(
+        "OUT", classification=1)])) != base
+
+
+def test_a_hit_answers_in_the_order_the_request_asks():
+    res = InferResult("m", "1", "", {}, [
+        OutputTensor("OUT", "INT32", [1], memoryview(b"\7\0\0\0"), None),
+        OutputTensor("S", "BYTES", [1], memoryview(b"\1\0\0\0a"), None)])
+    blob = cache.encode(res, cache.output_bytes(res, Shm()))
+    got = cache.decode(blob, MV, request(outputs=[RequestedOutput("S"), RequestedOutput("OUT")]),
+                       Shm())
+    assert [o.name for o in got.outputs] == ["S", "OUT"]
