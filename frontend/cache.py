@@ -228,4 +228,7 @@ class ResponseCache:
             inf["cache_miss"] = {"count": miss["count"] + misses, "ns": miss["ns"] + miss_ns}
             inf["success"] = {"count": inf["success"]["count"] + hits,
                               "ns": inf["success"]["ns"] + hit_request_ns + miss_ns}
+            # Triton's UpdateSuccessCacheHit counts a queue duration too (from enqueue to
+            # the lookup: nothing here, a frontend looks up before anything is queued)
+            inf["queue"] = {"count": inf["queue"]["count"] + hits, "ns": inf["queue"]["ns"]}
         return stats

@@ -101,11 +101,27 @@ def test_statistics_sum_every_frontends_rows_as_triton_counts_hits_and_misses():
     other = [["m", "1", 1, 1000, 0, 0, 3000]]         # another frontend's FrontendStatsAnswer
     d = lambda c, ns: {"count": c, "ns": ns}
     stats = {"model_stats": [{"name": "m", "version": "1", "inference_stats": {
-        "success": d(1, 10_000), "cache_hit": d(0, 0), "cache_miss": d(0, 0)}}]}
+        "success": d(1, 10_000), "queue": d(1, 100), "cache_hit": d(0, 0),
+        "cache_miss": d(0, 0)}}]}
     rc.merge(stats, {("m", "1")}, rc.rows() + other)
     inf = stats["model_stats"][0]["inference_stats"]
     assert inf["cache_hit"] == d(3, 3000) and inf["cache_miss"] == d(1, 500)
     assert inf["success"] == d(4, 10_000 + 10_000 + 500)
+    assert inf["queue"] == d(4, 100)        # a hit counts a queue duration (Triton)
+
+
+def test_statistics_add_to_the_workers_lookups_of_steps_and_bls_calls():
+    # The scheduler's own cache counts are the workers' (workers/cachelookup.py).
+    rc = cache.ResponseCache(None)
+    rc.counts[("m", "1")] = [1, 100, 1, 200, 300]
+    d = lambda c, ns: {"count": c, "ns": ns}
+    stats = {"model_stats": [{"name": "m", "version": "1", "inference_stats": {
+        "success": d(3, 9000), "queue": d(3, 30), "cache_hit": d(1, 50),
+        "cache_miss": d(1, 70)}}]}
+    rc.merge(stats, {("m", "1")})
+    inf = stats["model_stats"][0]["inference_stats"]
+    assert inf["cache_hit"] == d(2, 150) and inf["cache_miss"] == d(2, 270)
+    assert inf["success"] == d(4, 9000 + 300 + 200)
 
 
 def test_open_store_maps_the_parents_segment_or_makes_its_own():
