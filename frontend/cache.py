@@ -68,8 +68,8 @@ def decode(blob, mv, req: InferRequest, shm) -> InferResult | None:
             shm.write_output(want.shm, data)
             data = None
         outs.append(OutputTensor(name, dtype, shape, data, want))
-    if requested and len(outs) > 1:     # in the order asked, as an answer that ran
-        order = {name: i for i, name in enumerate(requested)}
+    if len(outs) > 1:       # in the order asked (else the model's), as an answer that ran
+        order = {name: i for i, name in enumerate(requested or mv.outputs)}
         outs.sort(key=lambda o: order.get(o.name, len(order)))
     return InferResult(mv.name, version, req.id, parameters, outs)
 

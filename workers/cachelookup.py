@@ -52,10 +52,10 @@ class Visit:
 class CacheLookup:
     """The lookups of one worker whose model has ``response_cache { enable: true }``."""
 
-    def __init__(self, segment: str, every: frozenset, segments, writer: OutputWriter,
+    def __init__(self, segment: str, every: tuple, segments, writer: OutputWriter,
                  instance: str) -> None:
         self.segment = segment       # Setup.cache: the parent's store
-        self.every = every           # the model's output names (cacheentry.key)
+        self.every = every           # the model's output names, in order (cacheentry.key)
         self.segments = segments     # tritond.shm.views.SegmentCache: the inputs' regions
         self.writer = writer
         self.instance = instance
@@ -74,7 +74,7 @@ class CacheLookup:
                 return None
         except (ValueError, AttributeError):
             return None
-        return cls(segment, frozenset(o.name for o in spec.outputs), segments, writer, instance)
+        return cls(segment, tuple(o.name for o in spec.outputs), segments, writer, instance)
 
     @property
     def store(self) -> lru.SharedLru:
@@ -159,8 +159,9 @@ class CacheLookup:
     def _answer(self, req: messages.Request, blob, ns: int, visit: Visit) -> Response:
         version, parameters, outs = cacheentry.decode(blob)
         dests = {o.name: o.dest for o in req.outputs if o.dest is not None}
-        if len(req.outputs) > 1:        # in the order asked, as an answer that ran
-            order = {o.name: i for i, o in enumerate(req.outputs)}
+        if len(outs) > 1:       # in the order asked (else the model's), as an answer that ran
+            names = [o.name for o in req.outputs] if req.outputs else self.every
+            order = {name: i for i, name in enumerate(names)}
             outs.sort(key=lambda o: order.get(o[0], len(order)))
         try:
             got = self.writer.write_all(
