@@ -174,5 +174,8 @@ class CacheLookup:
             return Response(req.rid, error=got, instance=self.instance,
                             model_version=req.version)
         visit.hits.append((req.rid, ns))
-        return Response(req.rid, outputs=got, parameters=parameters, instance=self.instance,
+        resp = Response(req.rid, outputs=got, parameters=parameters, instance=self.instance,
                         model_version=int(version) if version.isdigit() else req.version)
+        if req.trace:       # Triton's trace of a hit: its QUEUE_START, no COMPUTE_*
+            resp.trace = req.trace[1:2]
+        return resp

@@ -154,6 +154,8 @@ def infer(srv, model: str, name: str, x: np.ndarray, out: str, **kw) -> np.ndarr
 def test_ensemble_steps_are_answered_from_their_models_cache(env):
     srv, root = env
     x = np.array([[1, 2, 3, 4]], np.float32)
+    # the first test of the module: the statistics below are this test's only
+    assert (execs(root, "double"), execs(root, "inc")) == (0, 0)
     first = infer(srv, "pipe", "IN", x, "OUT")
     again = infer(srv, "pipe", "IN", x, "OUT")
     np.testing.assert_array_equal(first, x * 2 + 1)
@@ -172,12 +174,14 @@ def test_ensemble_steps_are_answered_from_their_models_cache(env):
 def test_bytes_steps_feeding_the_next_step_come_back_byte_for_byte(env):
     srv, root = env
     x = np.array(["é".encode(), b"", b"a\x00b", b"\xff\xfe"], dtype=object)
+    ran, before = execs(root, "words"), stats(srv, "words")["inference_stats"]
     first = infer(srv, "shout", "IN", x, "OUT")
     again = infer(srv, "shout", "IN", x, "OUT")
     assert first.tolist() == again.tolist() == [b"<<" + v + b">>" for v in x]
-    assert execs(root, "words") == 2            # each step ran once (two keys), then hit
+    assert execs(root, "words") == ran + 2      # each step ran once (two keys), then hit
     inf = stats(srv, "words")["inference_stats"]
-    assert (inf["cache_miss"]["count"], inf["cache_hit"]["count"]) == (2, 2)
+    assert inf["cache_miss"]["count"] - before["cache_miss"]["count"] == 2
+    assert inf["cache_hit"]["count"] - before["cache_hit"]["count"] == 2
 
 
 @pytest.mark.parametrize("decoupled", [False, True])
@@ -237,3 +241,31 @@ def test_client_shm_input_and_output_of_an_ensemble_whose_steps_hit(env):
     # the first request ran each step once; the second's steps (inputs read from the
     # client's region) both hit, and its final step's hit wrote into the region
     assert (execs(root, "double"), execs(root, "inc")) == (ran[0] + 1, ran[1] + 1)
+
+
+def test_a_step_answered_from_the_cache_is_traced_without_compute(env, tmp_path):
+    # Triton's trace of a hit: REQUEST_START, QUEUE_START, REQUEST_END (no COMPUTE_*), here
+    # as the step's child trace under the ensemble's.
+    from tests.integration.test_trace_children import MODEL, TRACE_ON, _names, _read
+
+    _, root = env
+    path = tmp_path / "t.json"
+    srv = Server([root / "models"], "--cache-config=local,size=1048576",
+                 f"--trace-config=triton,file={path}", *TRACE_ON)
+    try:
+        x = np.array([[40, 41]], np.float32)
+        for rid in ("miss", "hit"):
+            c = httpclient.InferenceServerClient(srv.url)
+            inp = httpclient.InferInput("IN", [1, 2], "FP32")
+            inp.set_data_from_numpy(x)
+            c.infer("pipe", [inp], request_id=rid)
+            c.close()
+    finally:
+        assert srv.stop() == 0
+    traces = _read(path).values()
+    for rid, names in (("miss", MODEL), ("hit", ["REQUEST_START", "QUEUE_START", "REQUEST_END"])):
+        top = next(t for t in traces if t["head"].get("request_id") == rid
+                   and "parent_id" not in t["head"])
+        steps = [t for t in traces if t["head"].get("parent_id") == top["head"]["id"]]
+        assert [s["head"]["model_name"] for s in steps] == ["double", "inc"]
+        assert [_names(s) for s in steps] == [names, names]
