@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tritonclient.http as httpclient
 import tritonclient.utils.shared_memory as shm
+from tritonclient.utils import InferenceServerException
 
 from tests.server import Server
 
@@ -269,3 +270,38 @@ def test_a_step_answered_from_the_cache_is_traced_without_compute(env, tmp_path)
         steps = [t for t in traces if t["head"].get("parent_id") == top["head"]["id"]]
         assert [s["head"]["model_name"] for s in steps] == ["double", "inc"]
         assert [_names(s) for s in steps] == [names, names]
+
+
+DECOUPLED_PY = '''
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        for r in requests:
+            r.get_response_sender().send(
+                pb_utils.InferenceResponse([pb_utils.get_input_tensor_by_name(r, "INPUT0")]),
+                flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return None
+'''
+
+
+def test_a_cached_ensemble_with_a_decoupled_step_fails_to_load(tmp_path):
+    # qa/L0_response_cache ensemble_cache_composing_decoupled: the step makes the ensemble
+    # decoupled, which Triton 2.51 then refuses to cache (checked with the oracle).
+    repo = tmp_path / "models"
+    _model(repo, "dec", OP_CONFIG.format(name="dec", op="", batch=0, dtype="TYPE_FP32", log="")
+           .replace("response_cache { enable: true }",
+                    "model_transaction_policy { decoupled: true }"), DECOUPLED_PY)
+    _model(repo, "ens", ENSEMBLE.format(name="ens", batch=0, dtype="TYPE_FP32", first="dec",
+                                        second="dec") + "response_cache { enable: true }\n")
+    srv = Server([repo], "--cache-config=local,size=1048576", "--model-control-mode=explicit")
+    c = httpclient.InferenceServerClient(srv.url)
+    try:
+        with pytest.raises(InferenceServerException, match="Response Cache does not currently "
+                           "support model ens with 'decoupled' transaction policy"):
+            c.load_model("ens")
+        assert c.is_model_ready("dec") and not c.is_model_ready("ens")
+    finally:
+        c.close()
+        srv.stop()
