@@ -12,8 +12,8 @@ the same store (``workers/cachelookup.py``).
 Key (``tritond/cacheentry.py``, shared with the workers): a BLAKE2b digest of
 the model key, version, each input (name, datatype, shape,
 bytes; BYTES tensors in their serialised form; an input in client shared memory
-is read with ``pread``), the requested outputs (names, classification) and the
-parameters the model sees. Every request of a ``preserve_ordering`` model
+is read with ``pread``), the requested outputs (names, classification; every output
+asked for plainly keys as none) and the parameters the model sees. Every request of a ``preserve_ordering`` model
 bypasses the cache (counted neither hit nor miss). A miss runs the request and
 inserts a copy of its outputs (an output written into a client's region is read
 back from it); a hit writes such an output into the region the request names.
