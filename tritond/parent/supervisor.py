@@ -21,7 +21,7 @@ import os
 import secrets
 import sys
 
-from tritond import channel, messages
+from tritond import channel, logline, messages
 from tritond.options import Options
 from . import preflight, readiness, sdnotify
 from .children import Child, ChildError, kill, stop_group, unlink_segments
@@ -140,7 +140,10 @@ class Supervisor:
                      "device outputs once to where they go and stages nothing")
         applied = await self.publisher.publish_and_wait()
         text = format_table(list(versions.values()), self.registry.failed)
-        log.info("%s", "\n" + text if text else "no models loaded")
+        if text:                # Triton's LOG_TABLE_INFO: lines of "+" and "|", unescaped
+            log.info("%s", "\n" + text + "\n", extra=logline.UNESCAPED)
+        else:
+            log.info("no models loaded")
         failed = [m for m in versions.values() if m.state != "READY"] or self.registry.failed
         if failed and self.options.exit_on_error:
             log.error("exiting: some models failed to load and --exit-on-error is set")
