@@ -135,6 +135,7 @@ class SchedulerCore:
             if wrong is not None:
                 return [_error(req, Code(wrong.code), wrong.message)]
             req.batch = _batch_of(req) if model.cfg.max_batch_size > 0 else 0
+            req.cache = model.cached       # no frontend looked it up: its worker does
         if model is None or not model.ready:
             return [_error(req, Code.UNAVAILABLE, f"Request for unknown model: '{req.model}' "
                            f"version {req.version} is not at ready state")]
@@ -208,7 +209,8 @@ class SchedulerCore:
         policy = model.policy
         policy.on_executed(batch, now_ns)
         model.stats.batch_done(batch, msg.stats, msg.failed, now_ns,
-                               (now_ns + self.epoch_offset_ns) // 1_000_000)
+                               (now_ns + self.epoch_offset_ns) // 1_000_000,
+                               msg.hits, msg.misses)
         out = iterative.executed(self, model, batch, msg, now_ns) if model.cfg.iterative else []
         if policy.dropped:       # a sequence ended by a request its worker skipped: answered
             # now, not at the next step (a ModelTable in the same read would drain it first)

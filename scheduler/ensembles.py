@@ -129,6 +129,7 @@ class Ensembles:
             req.parameters, now_ns)
         run.trace.submit(sub, now_ns)      # traced: a child trace per step (enstrace.py)
         decoupled = target is not None and target.cfg.spec.decoupled
+        sub.cache = target is not None and target.cached   # its worker looks it up
         run.submitted += 1
         if version and self.answers.eligible(run, step, it, target, core.address):
             self.answers.mark(run, step, sub)
