@@ -1,0 +1,196 @@
+"""Answers checked against the real Triton 2.51 binary (differential probes, session 10):
+``generate`` / ``generate_stream`` bodies, BLS calls from an ``async def execute``, client
+shared memory through an ensemble and the HTTP shared-memory register request.
+
+Each case is a request whose answer tritond gave differently from tritonserver 2.51 on
+the same repository (the newest Triton sources agree unless a case says otherwise); the
+expected text is Triton's.
+"""
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+import tritonclient.utils.shared_memory as shm
+from tritonclient.utils import InferenceServerException
+
+from tests.server import Server
+
+IO = '''input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] },
+        { name: "INPUT1" data_type: TYPE_FP32 dims: [ 4 ] } ]
+output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 4 ] },
+         { name: "OUTPUT1" data_type: TYPE_FP32 dims: [ 4 ] } ]
+'''
+ADD_PY = '''
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for r in requests:
+            a = pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy()
+            b = pb_utils.get_input_tensor_by_name(r, "INPUT1").as_numpy()
+            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", a + b),
+                                                   pb_utils.Tensor("OUTPUT1", a - b)]))
+        return out
+'''
+RAISER_PY = '''
+class TritonPythonModel:
+    def execute(self, requests):
+        raise ValueError("boom from raiser")
+'''
+# Decoupled: ``count`` responses with a NaN and two infinities.
+GEN_PY = '''
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        for r in requests:
+            word = pb_utils.get_input_tensor_by_name(r, "text_input").as_numpy().flatten()[0]
+            n = int(pb_utils.get_input_tensor_by_name(r, "count").as_numpy().flatten()[0])
+            s = r.get_response_sender()
+            for i in range(n):
+                s.send(pb_utils.InferenceResponse(
+                    [pb_utils.Tensor("text_output", np.array([word + b"-%d" % i], dtype=object)),
+                     pb_utils.Tensor("val", np.array([np.nan, np.inf, -np.inf, 1.5], np.float32)),
+                     pb_utils.Tensor("A_first", np.array([7], np.int32))]))
+            s.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return None
+'''
+GEN_CFG = '''backend: "python"
+input [ { name: "text_input" data_type: TYPE_STRING dims: [ 1 ] },
+        { name: "count" data_type: TYPE_INT32 dims: [ 1 ] } ]
+output [ { name: "text_output" data_type: TYPE_STRING dims: [ -1 ] },
+         { name: "val" data_type: TYPE_FP32 dims: [ -1 ] },
+         { name: "A_first" data_type: TYPE_INT32 dims: [ 1 ] } ]
+model_transaction_policy { decoupled: true }
+'''
+ENS_CFG = '''platform: "ensemble"
+input [ { name: "A" data_type: TYPE_FP32 dims: [ 4 ] }, { name: "B" data_type: TYPE_FP32 dims: [ 4 ] } ]
+output [ { name: "S" data_type: TYPE_FP32 dims: [ 4 ] }, { name: "D" data_type: TYPE_FP32 dims: [ 4 ] } ]
+ensemble_scheduling { step [ { model_name: "add" model_version: -1
+  input_map { key: "INPUT0" value: "A" } input_map { key: "INPUT1" value: "B" }
+  output_map { key: "OUTPUT0" value: "S" } output_map { key: "OUTPUT1" value: "D" } } ] }
+'''
+# BLS from an async execute: MODE names the call; OUT describes each answer.
+BLS_PY = '''
+import asyncio
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+def _ab():
+    return [pb_utils.Tensor("INPUT0", np.ones(4, np.float32)),
+            pb_utils.Tensor("INPUT1", np.ones(4, np.float32))]
+
+
+def _desc(resp):
+    if resp.has_error():
+        return "ERR %d %s" % (int(resp.error().code()), resp.error().message())
+    return "OK " + ",".join(sorted(t.name() for t in resp.output_tensors()))
+
+
+class TritonPythonModel:
+    async def execute(self, requests):
+        out = []
+        for r in requests:
+            mode = pb_utils.get_input_tensor_by_name(r, "MODE").as_numpy().flatten()[0].decode()
+            names = {"badout": ["NOPE"], "gather": ["OUTPUT0"]}[mode]
+            calls = [pb_utils.InferenceRequest(model_name="add", inputs=_ab(),
+                                               requested_output_names=names)
+                     for _ in range(3 if mode == "gather" else 1)]
+            answers = await asyncio.gather(*[c.async_exec() for c in calls])
+            lines = np.array([_desc(a).encode() for a in answers], dtype=object)
+            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", lines)]))
+        return out
+'''
+BLS_CFG = '''backend: "python"
+input [ { name: "MODE" data_type: TYPE_STRING dims: [ 1 ] } ]
+output [ { name: "OUT" data_type: TYPE_STRING dims: [ -1 ] } ]
+'''
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    root = tmp_path_factory.mktemp("parity2")
+    models = {"add": (f'backend: "python"\n{IO}', ADD_PY),
+              "raiser": (f'backend: "python"\n{IO}', RAISER_PY),
+              "gen": (GEN_CFG, GEN_PY), "bls": (BLS_CFG, BLS_PY), "ens": (ENS_CFG, None)}
+    for name, (cfg, code) in models.items():
+        (root / name / "1").mkdir(parents=True)
+        (root / name / "config.pbtxt").write_text(cfg)
+        if code is not None:
+            (root / name / "1" / "model.py").write_text(code)
+    server = Server([root], "--allow-client-shm=true")
+    yield server
+    server.stop()
+
+
+def _post(srv, path: str, body) -> tuple[int, str, bytes]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(f"http://{srv.url}{path}", data=data,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, r.headers.get("Content-Type"), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read()
+
+
+# ------------------------------------------------------------------ generate
+
+
+def test_generate_writes_nan_and_infinities_and_sorted_keys(srv):
+    # Triton's generate response is a std::map written by TritonJson (rapidjson with
+    # kWriteNanAndInfFlag): keys in byte order, NaN / Infinity / -Infinity as tokens.
+    status, ctype, body = _post(srv, "/v2/models/gen/generate",
+                                {"text_input": "hi", "count": 1})
+    assert (status, ctype) == (200, "application/json")
+    assert body == (b'{"A_first":7,"model_name":"gen","model_version":"1",'
+                    b'"text_output":"hi-0","val":[NaN,Infinity,-Infinity,1.5]}')
+    doc = json.loads(body)                  # Python's json reads the tokens back
+    assert math.isnan(doc["val"][0]) and doc["val"][1:] == [math.inf, -math.inf, 1.5]
+
+
+def test_generate_stream_events_write_nan_and_sorted_keys(srv):
+    status, ctype, body = _post(srv, "/v2/models/gen/generate_stream",
+                                {"text_input": "hi", "count": 2})
+    assert (status, ctype) == (200, "text/event-stream; charset=utf-8")
+    assert body == b"".join(
+        b'data: {"A_first":7,"model_name":"gen","model_version":"1","text_output":"hi-%d",'
+        b'"val":[NaN,Infinity,-Infinity,1.5]}\n\n' % i for i in range(2))
+
+
+def test_generate_stream_failing_first_response_is_an_event(srv):
+    # Triton starts the chunked reply with the first response, error or not: the stream's
+    # content type and a `data:` event (the status is the error's).
+    status, ctype, body = _post(srv, "/v2/models/raiser/generate_stream",
+                                {"INPUT0": [1, 2, 3, 4], "INPUT1": [1, 1, 1, 1]})
+    assert ctype == "text/event-stream; charset=utf-8"
+    assert body.startswith(b'data: {"error":"Failed to process the request(s) for model '
+                           b"'raiser_0', message: ValueError: boom from raiser")
+    assert body.endswith(b'"}\n\n')
+    status, ctype, body = _post(srv, "/v2/models/raiser/generate",
+                                {"INPUT0": [1, 2, 3, 4], "INPUT1": [1, 1, 1, 1]})
+    assert ctype == "application/json" and body.startswith(b'{"error":"Failed to process')
+
+
+@pytest.mark.parametrize("params, text", [
+    ({"a": [1]}, "Converting keyword: 'parameters': parameter 'a' has invalid type. It "
+                 "should be either 'int', 'bool', or 'string'."),
+    (5, "Expected JSON object for keyword: 'parameters': attempt to access JSON "
+        "non-object as object"),
+])
+def test_generate_bad_parameters_object(srv, params, text):
+    status, _, body = _post(srv, "/v2/models/gen/generate",
+                            {"text_input": "hi", "count": 1, "parameters": params})
+    assert status == 400 and json.loads(body) == {"error": text}
