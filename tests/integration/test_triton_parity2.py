@@ -194,3 +194,28 @@ def test_generate_bad_parameters_object(srv, params, text):
     status, _, body = _post(srv, "/v2/models/gen/generate",
                             {"text_input": "hi", "count": 1, "parameters": params})
     assert status == 400 and json.loads(body) == {"error": text}
+
+
+# ------------------------------------------------------------------ BLS from async execute
+
+
+def _bls(srv, mode: str) -> list[str]:
+    c = httpclient.InferenceServerClient(srv.url)
+    try:
+        i = httpclient.InferInput("MODE", [1], "BYTES")
+        i.set_data_from_numpy(np.array([mode.encode()], dtype=object))
+        return [x.decode() for x in c.infer("bls", [i]).as_numpy("OUT")]
+    finally:
+        c.close()
+
+
+def test_bls_async_exec_gathered(srv):
+    assert _bls(srv, "gather") == ["OK OUTPUT0"] * 3
+
+
+def test_bls_unknown_requested_output_fails_the_call(srv):
+    # Triton core refuses the request (INVALID_ARG), python_backend's executor words it
+    # (INTERNAL); tritond answered OK with no outputs.
+    assert _bls(srv, "badout") == [
+        "ERR 1 Model add - Error when running inference: unexpected inference output 'NOPE' "
+        "for model 'add'"]
