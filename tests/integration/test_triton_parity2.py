@@ -219,3 +219,30 @@ def test_bls_unknown_requested_output_fails_the_call(srv):
     assert _bls(srv, "badout") == [
         "ERR 1 Model add - Error when running inference: unexpected inference output 'NOPE' "
         "for model 'add'"]
+
+
+# ------------------------------------------------------------------ client shm, ensembles
+
+
+def test_ensemble_output_region_too_small_names_the_ensemble_output(srv):
+    region = shm.create_shared_memory_region("p2small", "/p2small", 8)
+    c = httpclient.InferenceServerClient(srv.url)
+    try:
+        c.register_system_shared_memory("p2small", "/p2small", 8)
+        inputs = []
+        for n in ("A", "B"):
+            i = httpclient.InferInput(n, [4], "FP32")
+            i.set_data_from_numpy(np.ones(4, np.float32))
+            inputs.append(i)
+        out = httpclient.InferRequestedOutput("S", binary_data=True)
+        out.set_shared_memory("p2small", 8)
+        with pytest.raises(InferenceServerException) as e:
+            c.infer("ens", inputs, outputs=[out])
+        # Triton names the ensemble's output ('S'), not its step model's ('OUTPUT0').
+        assert e.value.message() == (
+            "in ensemble 'ens', shared memory size specified with the request for output "
+            "'S' (8 bytes) should be at least 16 bytes to hold the results")
+    finally:
+        c.unregister_system_shared_memory("p2small")
+        c.close()
+        shm.destroy_shared_memory_region(region)
