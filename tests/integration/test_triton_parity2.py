@@ -246,3 +246,48 @@ def test_ensemble_output_region_too_small_names_the_ensemble_output(srv):
         c.unregister_system_shared_memory("p2small")
         c.close()
         shm.destroy_shared_memory_region(region)
+
+
+_REG = "/v2/systemsharedmemory/region/p2r/register"
+
+
+@pytest.mark.parametrize("body, text", [
+    ({"key": "/p2reg", "offset": 0}, "Shared memory register request has no 'byte_size' field"),
+    ({"byte_size": 16}, "Shared memory register request has no 'key' field"),
+    ({}, "Shared memory register request has no 'key' field"),
+    (b"", "Shared memory register request has no 'key' field"),
+    (b"[1]", "Shared memory register request has no 'key' field"),
+    # A value of the wrong JSON type: tritond's words, then TritonJson's (Triton's whole
+    # text, which it answers 500 where tritond answers a client's mistake 400).
+    ({"key": 5, "byte_size": 16},
+     "Unable to parse 'key': attempt to access JSON non-string as string"),
+    ({"key": "/p2reg", "byte_size": "16"},
+     "Unable to parse 'byte_size': attempt to access JSON non-unsigned-integer as "
+     "unsigned-integer"),
+])
+def test_system_shm_register_body_fields(srv, body, text):
+    status, ctype, got = _post(srv, _REG, body)
+    assert (status, ctype, json.loads(got)) == (400, "application/json", {"error": text})
+
+
+@pytest.mark.parametrize("body, text", [
+    ({"device_id": 0, "byte_size": 16},
+     "Shared memory register request has no 'raw_handle' field"),
+    ({"raw_handle": {}, "device_id": 0, "byte_size": 16},
+     "Unable to parse 'raw_handle': attempt to access non-existing object member 'b64'"),
+])
+def test_cuda_shm_register_body_fields(srv, body, text):
+    status, _, got = _post(srv, "/v2/cudasharedmemory/region/p2c/register", body)
+    assert (status, json.loads(got)) == (400, {"error": text})
+
+
+def test_shm_register_and_unregister_answer_json(srv):
+    # Triton sets the JSON content type on every shared-memory answer, an empty 200 too.
+    region = shm.create_shared_memory_region("p2ok", "/p2ok", 16)
+    try:
+        assert _post(srv, "/v2/systemsharedmemory/region/p2ok/register",
+                     {"key": "/p2ok", "byte_size": 16}) == (200, "application/json", b"")
+        assert _post(srv, "/v2/systemsharedmemory/region/p2ok/unregister", b"") == (
+            200, "application/json", b"")
+    finally:
+        shm.destroy_shared_memory_region(region)
