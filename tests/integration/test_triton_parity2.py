@@ -123,13 +123,16 @@ output [ { name: "OUT" data_type: TYPE_STRING dims: [ -1 ] } ]
 def srv(tmp_path_factory):
     root = tmp_path_factory.mktemp("parity2")
     models = {"add": (f'backend: "python"\n{IO}', ADD_PY),
+              "v0": (f'backend: "python"\n{IO}', ADD_PY),           # only version 0
+              "ens0": (ENS_CFG.replace('"add"', '"v0"'), None),
               "raiser": (f'backend: "python"\n{IO}', RAISER_PY),
               "gen": (GEN_CFG, GEN_PY), "bls": (BLS_CFG, BLS_PY), "ens": (ENS_CFG, None)}
     for name, (cfg, code) in models.items():
-        (root / name / "1").mkdir(parents=True)
+        version = root / name / ("0" if name == "v0" else "1")
+        version.mkdir(parents=True)
         (root / name / "config.pbtxt").write_text(cfg)
         if code is not None:
-            (root / name / "1" / "model.py").write_text(code)
+            (version / "model.py").write_text(code)
     server = Server([root], "--allow-client-shm=true")
     yield server
     server.stop()
@@ -291,3 +294,33 @@ def test_shm_register_and_unregister_answer_json(srv):
             200, "application/json", b"")
     finally:
         shm.destroy_shared_memory_region(region)
+
+
+# ------------------------------------------------------------------ version directory 0
+
+
+def test_version_directory_zero_is_served(srv):
+    # Triton (2.51 binary and the newest core) takes a directory named "0" for version 0;
+    # only names with a leading zero and more digits are ignored. tritond ignored "0" and
+    # left the model UNAVAILABLE ("at least one version must be available ...").
+    c = httpclient.InferenceServerClient(srv.url)
+    try:
+        assert c.is_model_ready("v0") and c.is_model_ready("v0", "0")
+        assert c.get_model_metadata("v0")["versions"] == ["0"]
+        inputs = []
+        for n in ("INPUT0", "INPUT1"):
+            i = httpclient.InferInput(n, [4], "FP32")
+            i.set_data_from_numpy(np.full(4, 2, np.float32))
+            inputs.append(i)
+        res = c.infer("v0", inputs)
+        assert res.get_response()["model_version"] == "0"
+        assert res.as_numpy("OUTPUT0").tolist() == [4.0] * 4
+        c.infer("v0", inputs, model_version="0")
+        stats = c.get_inference_statistics("v0")["model_stats"]
+        assert [(s["version"], s["inference_count"]) for s in stats] == [("0", 2)]
+        for n, i in zip(("A", "B"), inputs):        # an ensemble step on version 0 (latest)
+            i._name = n
+        res = c.infer("ens0", inputs)
+        assert res.as_numpy("S").tolist() == [4.0] * 4
+    finally:
+        c.close()
