@@ -10,11 +10,11 @@ import base64
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tritond.errors import internal, invalid_arg, unsupported
+from tritond.errors import TritonError, http_status, internal, invalid_arg, unsupported
 
 from ..core import FrontendCore
 from . import codec, fastpath, shmregister
-from .responses import empty_response, json_response
+from .responses import empty_response, json_response, plain_error
 
 DEFAULT_MAX_INPUT = 64 << 20
 
@@ -73,9 +73,11 @@ async def model_metadata(request: Request):
 
 
 async def model_ready(request: Request):
-    if await _core(request).control.model_ready(*_model(request)):
-        return empty_response(200)
-    return json_response({"error": "Model version not ready"}, 400)
+    try:
+        ready = await _core(request).control.model_ready(*_model(request))
+    except TritonError as exc:          # as every answer of Triton's health handlers
+        return plain_error(exc.message, http_status(exc.code))
+    return empty_response(200) if ready else plain_error("Model version not ready", 400)
 
 
 async def model_config(request: Request):

@@ -324,3 +324,33 @@ def test_version_directory_zero_is_served(srv):
         assert res.as_numpy("S").tolist() == [4.0] * 4
     finally:
         c.close()
+
+
+# ------------------------------------------------------------------ content types
+
+
+def _request(srv, method: str, path: str) -> tuple[int, str, bytes]:
+    req = urllib.request.Request(f"http://{srv.url}{path}", method=method,
+                                 data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, r.headers.get("Content-Type"), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read()
+
+
+@pytest.mark.parametrize("method, path, answer", [
+    # Triton's health handlers and its unknown-route answer set no content type (its HTTP
+    # library then says text/plain), the JSON error body notwithstanding.
+    ("GET", "/v2/health/live", (200, "text/plain", b"")),
+    ("GET", "/v2/health/ready", (200, "text/plain", b"")),
+    ("GET", "/v2/models/add/ready", (200, "text/plain", b"")),
+    ("GET", "/v2/models/nope/ready", (400, "text/plain", b'{"error":"Model version not ready"}')),
+    ("GET", "/v2/bogus", (404, "text/plain", b'{"error":"Not Found"}')),
+    ("GET", "/v2/models/add/bogus", (404, "text/plain", b'{"error":"Not Found"}')),
+    ("POST", "/v2/health/live", (405, "text/plain", b'{"error":"Method Not Allowed"}')),
+    # The other handlers set JSON first.
+    ("DELETE", "/v2/models/add", (405, "application/json", b'{"error":"Method Not Allowed"}')),
+])
+def test_content_types_of_health_and_route_errors(srv, method, path, answer):
+    assert _request(srv, method, path) == answer
