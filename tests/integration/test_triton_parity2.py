@@ -81,6 +81,15 @@ ensemble_scheduling { step [ { model_name: "add" model_version: -1
   input_map { key: "INPUT0" value: "A" } input_map { key: "INPUT1" value: "B" }
   output_map { key: "OUTPUT0" value: "S" } output_map { key: "OUTPUT1" value: "D" } } ] }
 '''
+INIT_RAISES_PY = '''
+def _helper():
+    raise RuntimeError("init went wrong")
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        _helper()
+'''
 # BLS from an async execute: MODE names the call; OUT describes each answer.
 BLS_PY = '''
 import asyncio
@@ -104,6 +113,8 @@ class TritonPythonModel:
         out = []
         for r in requests:
             mode = pb_utils.get_input_tensor_by_name(r, "MODE").as_numpy().flatten()[0].decode()
+            if mode == "raise":
+                await self._fail()
             names = {"badout": ["NOPE"], "gather": ["OUTPUT0"]}[mode]
             calls = [pb_utils.InferenceRequest(model_name="add", inputs=_ab(),
                                                requested_output_names=names)
@@ -112,6 +123,9 @@ class TritonPythonModel:
             lines = np.array([_desc(a).encode() for a in answers], dtype=object)
             out.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", lines)]))
         return out
+
+    async def _fail(self):
+        raise ValueError("plain value error")
 '''
 BLS_CFG = '''backend: "python"
 input [ { name: "MODE" data_type: TYPE_STRING dims: [ 1 ] } ]
@@ -125,6 +139,9 @@ def srv(tmp_path_factory):
     models = {"add": (f'backend: "python"\n{IO}', ADD_PY),
               "v0": (f'backend: "python"\n{IO}', ADD_PY),           # only version 0
               "ens0": (ENS_CFG.replace('"add"', '"v0"'), None),
+              "initraise": (f'backend: "python"\n{IO}', INIT_RAISES_PY),
+              "syntax": (f'backend: "python"\n{IO}', "class TritonPythonModel:\n    def f(:\n"),
+              "importerr": (f'backend: "python"\n{IO}', "import no_such_module_xyz\n"),
               "raiser": (f'backend: "python"\n{IO}', RAISER_PY),
               "gen": (GEN_CFG, GEN_PY), "bls": (BLS_CFG, BLS_PY), "ens": (ENS_CFG, None)}
     for name, (cfg, code) in models.items():
@@ -133,7 +150,10 @@ def srv(tmp_path_factory):
         (root / name / "config.pbtxt").write_text(cfg)
         if code is not None:
             (version / "model.py").write_text(code)
-    server = Server([root], "--allow-client-shm=true")
+    # explicit: the load API answers; not strict: the broken models leave the server ready
+    server = Server([root], "--allow-client-shm=true", "--model-control-mode=explicit",
+                    "--load-model=*", "--strict-readiness=false")
+    server.root = root
     yield server
     server.stop()
 
@@ -214,6 +234,17 @@ def _bls(srv, mode: str) -> list[str]:
 
 def test_bls_async_exec_gathered(srv):
     assert _bls(srv, "gather") == ["OK OUTPUT0"] * 3
+
+
+def test_async_execute_failure_names_the_innermost_coroutine_only(srv):
+    # pybind11 walks the innermost frame's callers: an awaited coroutine that raised has
+    # returned, so Triton names it alone (tritond added execute and concurrent.futures').
+    line = BLS_PY.splitlines().index('        raise ValueError("plain value error")') + 1
+    with pytest.raises(InferenceServerException) as e:
+        _bls(srv, "raise")
+    assert e.value.message() == (
+        "Failed to process the request(s) for model 'bls_0', message: ValueError: plain "
+        f"value error\n\nAt:\n  {srv.root}/bls/1/model.py({line}): _fail\n")
 
 
 def test_bls_unknown_requested_output_fails_the_call(srv):
@@ -354,3 +385,35 @@ def _request(srv, method: str, path: str) -> tuple[int, str, bytes]:
 ])
 def test_content_types_of_health_and_route_errors(srv, method, path, answer):
     assert _request(srv, method, path) == answer
+
+
+# ------------------------------------------------------------------ Python load failures
+
+
+def test_python_load_failure_reasons(srv):
+    # Triton's reason is its Status text ("Internal: " first) of the stub's what(): the
+    # frames from the innermost up its callers; a SyntaxError has none (the import strips
+    # importlib's frames), a failed import inside model.py shows importlib's up to the load.
+    rows = {r["name"]: r for r in httpclient.InferenceServerClient(srv.url)
+            .get_model_repository_index()}
+    model_py = f"{srv.root}/initraise/1/model.py"
+    assert rows["initraise"]["reason"] == (
+        f"Internal: RuntimeError: init went wrong\n\nAt:\n  {model_py}(3): _helper\n"
+        f"  {model_py}(8): initialize\n")
+    assert rows["syntax"]["reason"] == ("Internal: SyntaxError: invalid syntax (model.py, "
+                                        "line 2)")
+    reason = rows["importerr"]["reason"]
+    assert reason.startswith("Internal: ModuleNotFoundError: No module named "
+                             "'no_such_module_xyz'\n\nAt:\n  "
+                             f"{srv.root}/importerr/1/model.py(1): <module>\n")
+    frames = [line.rsplit(": ", 1)[1] for line in reason.splitlines()[4:]]
+    assert frames == ["_call_with_frames_removed", "exec_module", "_load_unlocked",
+                      "_find_and_load_unlocked", "_find_and_load"]
+
+
+def test_load_failure_answer_ends_each_model_with_a_newline(srv):
+    status, _, body = _post(srv, "/v2/repository/models/syntax/load", {})
+    assert status == 400
+    assert json.loads(body)["error"] == (
+        "load failed for model 'syntax': version 1 is at UNAVAILABLE state: Internal: "
+        "SyntaxError: invalid syntax (model.py, line 2);\n")

@@ -175,7 +175,7 @@ class ModelControl:
         if failed:
             mv = failed[0]
             raise invalid_arg(f"load failed for model '{identifier(name)}': version {mv.version} is at "
-                              f"UNAVAILABLE state: {mv.reason};")
+                              f"UNAVAILABLE state: {mv.reason};\n")   # Triton's, per model
 
     async def _load_composing(self, name: str, cfg, visiting: frozenset) -> None:
         """Load the models an ensemble needs that are not loaded yet (as Triton does)."""
