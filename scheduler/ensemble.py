@@ -148,7 +148,7 @@ class Run:
     __slots__ = ("model", "req", "graph", "tensors", "missing", "uses", "pending", "error",
                  "wanted", "dests", "limiter", "waiting", "fresh", "compute", "due",
                  "early", "done", "mapped", "shm", "direct", "submitted", "trace", "cancelled",
-                 "absent")
+                 "absent", "seq", "stepseq")
 
     def __init__(self, model, req, graph: Graph, wanted: list[str], dests: dict) -> None:
         self.model = model                  # the ensemble's scheduler Model
@@ -175,17 +175,23 @@ class Run:
         self.trace = None                   # RunTrace (enstrace.py): set by Ensembles.start
         self.cancelled = False              # its requester cancelled it
         self.absent: set[tuple] = set()     # (tensor, it) a step's answer left out
+        # Sequence parameters other than the request's (tritond/sequenceparams.py), kept
+        # only once a step's response overrode them: (tensor, it) -> (correlation id,
+        # flags), and step rid -> those its request was submitted with.
+        self.seq: dict[tuple, tuple] | None = None
+        self.stepseq: dict[int, tuple] | None = None
 
     def store(self, tensor: str, it: int, ref, owner: str) -> None:
         self.tensors[(tensor, it)] = (ref, owner)
         self.uses[(tensor, it)] = self.graph.uses.get(tensor, 0)
 
-    def store_outputs(self, step: Step, it: int, resp, freed: list) -> list[str]:
+    def store_outputs(self, step: Step, it: int, resp, freed: list, seq=None) -> list[str]:
         """A step's Response at ``it``: keep the outputs someone reads (renamed to their
         tensors), put the rest in ``freed``; returns the tensors it made. A mapped output
         the answer left out is made absent, as Triton's placeholder: a step reading it runs
         without it (fine for an optional input, its input check fails otherwise) and the
-        ensemble's answer omits it."""
+        ensemble's answer omits it. ``seq``: the (correlation id, flags) the tensors carry
+        when not the request's."""
         owners = resp.owners
         produced = []
         graph = self.graph
@@ -202,7 +208,22 @@ class Run:
                 if tensor not in produced and (tensor in graph.consumers or tensor in self.wanted):
                     self.absent.add((tensor, it))
                     produced.append(tensor)
+        if seq is not None:
+            if self.seq is None:
+                self.seq = {}
+            for tensor in produced:
+                self.seq[(tensor, it)] = seq
         return produced
+
+    def sequence(self, names, it: int) -> tuple:
+        """The (correlation id, flags) tensors ``names`` at ``it`` carry: the request's,
+        unless a step's response overrode them (the last name's override wins)."""
+        req = self.req
+        found = (req.correlation_id, req.flags)
+        if self.seq:
+            for name in names:
+                found = self.seq.get((name, it), found)
+        return found
 
     def provide(self, tensor: str, it: int) -> list[Step]:
         """``tensor`` exists now at ``it`` (or is known absent): the steps that became ready."""

@@ -6,6 +6,7 @@ Outputs go by reference: ``owners`` names each output's worker when they differ
 from __future__ import annotations
 
 from tritond import messages
+from tritond.sequenceparams import response_parameters
 
 from .ensemble import Run
 from .outputs import Reply
@@ -13,12 +14,14 @@ from .outputs import Reply
 
 def iteration(run: Run, it: int) -> Reply:
     """A decoupled ensemble's response for iteration ``it`` (not the final one)."""
+    seq = run.sequence(run.wanted, it)
     refs, owners = run.take_outputs(it)
     req = run.req
     instance = next((o for o in owners if o), "")
     return Reply(req.frontend, messages.Response(
         req.rid, outputs=refs, instance=instance, model_version=run.model.version,
-        final=False, owners=owners if any(o != instance for o in owners) else []))
+        final=False, owners=owners if any(o != instance for o in owners) else [],
+        parameters=response_parameters(*seq) if refs else {}))
 
 
 def final(run: Run, out: list, decoupled: bool) -> messages.Response:
@@ -31,8 +34,10 @@ def final(run: Run, out: list, decoupled: bool) -> messages.Response:
             resp.final = True
             return resp
         return messages.Response(req.rid, model_version=run.model.version, empty=True)
+    seq = run.sequence(run.wanted, 0)
     refs, owners = run.take_outputs(0)
     instance = next((o for o in owners if o), "")
     return messages.Response(req.rid, outputs=refs, instance=instance,
                              model_version=run.model.version,
-                             owners=owners if any(o != instance for o in owners) else [])
+                             owners=owners if any(o != instance for o in owners) else [],
+                             parameters=response_parameters(*seq) if refs else {})

@@ -28,6 +28,7 @@ import msgspec
 from tritond import messages
 from tritond.departures import exit_reasons, gone, live_workers
 from tritond.errors import REQUEST_CANCELLED, Code, request_tag
+from tritond.sequenceparams import override
 
 from . import ensemble_replies as replies, ensemble_stats as stats
 from .direct import DirectAnswers
@@ -115,11 +116,17 @@ class Ensembles:
         self._rid += 1
         rid = self._rid
         req = run.req
+        corrid, flags = req.correlation_id, req.flags
+        if run.seq:                        # a step's response overrode them (Triton's)
+            corrid, flags = run.sequence([tensor for _, tensor in step.inputs], it)
+            if run.stepseq is None:
+                run.stepseq = {}
+            run.stepseq[rid] = (corrid, flags)
         sub = messages.Request(
             rid, core.address, step.model, version, inputs,
             [messages.OutputSpec(o, run.dests.get(t)) for o, t in step.outputs.items()]
             if run.dests else step.specs,
-            batch, req.request_id, req.priority, req.timeout_us, req.correlation_id, req.flags,
+            batch, req.request_id, req.priority, req.timeout_us, corrid, flags,
             req.parameters, now_ns)
         run.trace.submit(sub, now_ns)      # traced: a child trace per step (enstrace.py)
         decoupled = target is not None and target.cfg.spec.decoupled
@@ -194,7 +201,15 @@ class Ensembles:
                 produced = run.fresh
             else:
                 produced = it
-            made = run.store_outputs(step, produced, resp, freed)
+            seq = self._sequence(run, resp)
+            if type(seq) is str:
+                freed.extend(_owned(resp))
+                produced = None
+                self._fail(run, messages.ErrorInfo(int(Code.INVALID_ARG), seq), now_ns, out)
+            else:
+                made = run.store_outputs(step, produced, resp, freed, seq)
+        if final and run.stepseq:
+            run.stepseq.pop(resp.rid, None)
         if final:
             freed.extend(run.consumed(step, it))
         if run.error is None and produced is not None:
@@ -211,6 +226,18 @@ class Ensembles:
         if not run.pending and not run.waiting:
             self._finish(run, now_ns, out)
         return out
+
+    @staticmethod
+    def _sequence(run: Run, resp: messages.Response):
+        """The (correlation id, flags) a step's outputs carry when not the request's
+        (its response's override, else its own request's), or an override's error text."""
+        base = run.stepseq.get(resp.rid) if run.stepseq else None
+        if resp.parameters:
+            found = override(resp.parameters,
+                             base[0] if base else run.req.correlation_id)
+            if found is not None:
+                return found
+        return base
 
     def next_backlogged(self, run: Run, step: Step, now_ns: int, out: list) -> None:
         """A request of ``step`` is done: its slot goes to the oldest backlogged one."""

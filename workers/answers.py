@@ -19,6 +19,7 @@ import msgspec
 
 from tritond import messages
 from tritond.errors import Code
+from tritond.sequenceparams import override, response_parameters
 
 from .outputs import renamed_dest_error
 
@@ -34,14 +35,16 @@ class EnsembleAnswers:
     def __init__(self, instance: str, post: Callable[[str, object], None]) -> None:
         self.instance = instance
         self._post = post
-        self.open: dict[tuple[str, int], messages.EnsembleAnswer] = {}
+        # (step requester, step rid) -> (answer, the step's correlation id and flags)
+        self.open: dict[tuple[str, int], tuple] = {}
 
     def note(self, requests) -> bool:
         """Remember the marked requests of a batch; True if there is one."""
         found = False
         for req in requests:
             if req.answer is not None:
-                self.open[(req.frontend, req.rid)] = req.answer
+                self.open[(req.frontend, req.rid)] = (req.answer, req.correlation_id,
+                                                      req.flags)
                 found = True
         return found
 
@@ -49,31 +52,37 @@ class EnsembleAnswers:
         """``Endpoint.post``, sending the Response of a marked request to its caller."""
         if self.open and type(msg) is messages.Response:
             key = (frontend, msg.rid)
-            answer = self.open.get(key)
-            if answer is not None:
+            item = self.open.get(key)
+            if item is not None:
+                answer = item[0]
                 receipt = None
                 if msg.final:
                     del self.open[key]
-                    if msg.error is None and _lacks(msg, answer):
-                        # an output left out: the scheduler ends the request as Triton's
-                        # ensemble does (its "unexpected deadlock"), as for any step
+                    if msg.error is None and (_lacks(msg, answer) or type(
+                            override(msg.parameters, item[1])) is str):
+                        # an output left out, or a sequence parameter of the wrong type:
+                        # the scheduler ends the request as Triton's ensemble does, as
+                        # for any step
                         self._post(frontend, msg)
                         return
                     # The scheduler ends the run on this receipt: its error is the
                     # request's outcome for the ensemble's statistics.
                     receipt = messages.Response(msg.rid, error=msg.error,
                                                 instance=self.instance, empty=True)
-                self._post(answer.frontend, self._as_ensemble(answer, msg))
+                self._post(answer.frontend, self._as_ensemble(item, msg))
                 if receipt is not None:
                     self._post(frontend, receipt)
                 return
         self._post(frontend, msg)
 
-    def _as_ensemble(self, answer: messages.EnsembleAnswer,
-                     resp: messages.Response) -> messages.Response:
+    def _as_ensemble(self, item: tuple, resp: messages.Response) -> messages.Response:
+        answer, corrid, flags = item
         resp.rid = answer.rid
         resp.model_version = answer.version
-        resp.parameters = {}
+        # a wrong override went to the scheduler instead (``post``)
+        seq = override(resp.parameters, corrid) if resp.outputs else None
+        resp.parameters = response_parameters(*(seq or (corrid, flags))) \
+            if resp.outputs else {}
         err = resp.error
         if err is not None:
             resp.instance = ""

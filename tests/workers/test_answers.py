@@ -46,7 +46,7 @@ def test_a_non_final_marker_goes_to_the_caller_alone_and_others_pass_through():
 
 def test_a_nested_ensembles_step_prefixes_an_error_once_per_level_outermost_first():
     answers, sent = _answers()
-    answers.open[("@sched", 7)].within = ["inner", "innermost"]
+    answers.open[("@sched", 7)][0].within = ["inner", "innermost"]
     err = messages.ErrorInfo(int(Code.INVALID_ARG), "no")
     answers.post("@sched", messages.Response(7, error=err, instance="@w1"))
     (_, answer), (_, receipt) = sent

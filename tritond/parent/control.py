@@ -139,12 +139,14 @@ class ModelControl:
         old = self.registry.versions_of(name)
         if not query.config and reloads.unmodified(old, src):
             return                  # as Triton: nothing on disk changed since the last load
+        if src.error and src.polled:    # Triton reads and checks the config polling
+            raise overrides.poll_failure(name, src.error)
         if src.error:
             if not self.registry.versions_of(name):      # shown UNAVAILABLE with the reason
                 self.registry.failed[name] = src.error
             # Triton meets these (model files, versions) loading the model: its
             # LoadModelByDependency text (poll failures are raised by _read_source)
-            raise invalid_arg(f"load failed for model '{identifier(name)}': {src.error}")
+            raise invalid_arg(f"load failed for model '{identifier(name)}': {src.error}\n")
         if ensembles.is_ensemble(src.config):
             await self._load_composing(name, src.config, visiting)
         cfg, stamps, kept = reloads.kept(old, src, overridden=bool(query.config))
@@ -171,11 +173,11 @@ class ModelControl:
             if any(reason for _, reason in problems):
                 v, reason = next((v, r) for v, r in problems if r)
                 raise invalid_arg(f"load failed for model '{identifier(name)}': version {v} "
-                                  f"failed to update its instances: {reason}")
+                                  f"failed to update its instances: {reason}\n")
         if failed:
             mv = failed[0]
             raise invalid_arg(f"load failed for model '{identifier(name)}': version {mv.version} is at "
-                              f"UNAVAILABLE state: {mv.reason};\n")   # Triton's, per model
+                              f"UNAVAILABLE state: {mv.reason};\n")
 
     async def _load_composing(self, name: str, cfg, visiting: frozenset) -> None:
         """Load the models an ensemble needs that are not loaded yet (as Triton does)."""

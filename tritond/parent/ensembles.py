@@ -16,7 +16,7 @@ from tritond import messages
 from tritond.errors import TritonError
 from tritond.namespaces import identifier      # how Triton's reasons name a model
 from . import names as names_mod
-from .models import LOADING, READY, ModelVersion, Registry
+from .models import LOADING, READY, UNAVAILABLE, ModelVersion, Registry
 
 WAIT_S = 0.02
 _waiting: dict[str, list[str]] = {}    # ensemble loading now -> the models it waits for
@@ -135,17 +135,37 @@ def _missing(registry: Registry, ensemble: str, name: str, version: int) -> str:
 
 
 def entry(mv: ModelVersion, registry: Registry) -> messages.ModelEntry:
-    """``mv.entry()`` of an ensemble: live only while every composing model is ready."""
+    """``mv.entry()`` of an ensemble: live only while every composing model is ready.
+
+    One whose composing model has no loaded version (unloaded, or gone from a polled
+    repository) reads as unloaded, as Triton's dependency graph unloads it then (and
+    loads it again with that model): index row UNAVAILABLE "unloaded", requests and
+    metadata answered "has no available versions". A composing model that is loaded
+    but not live (its instances restarting) only makes it not ready."""
     e = mv.entry()
     if mv.state != READY or mv.spec is None:
         return e
+    if _unlinked(mv, registry):
+        e.state, e.reason, e.live = UNAVAILABLE, "unloaded", False
+        return e
     for step in mv.spec.steps:
         found = _version(registry, step.model_name, step.model_version)
-        if found is None or not _live(found, registry):
+        if not _live(found, registry):
             e.live = False
             e.reason = f"composing model '{step.model_name}' is not ready"
             break
     return e
+
+
+def _unlinked(mv: ModelVersion, registry: Registry, depth: int = 0) -> bool:
+    """Whether a step of ensemble ``mv`` (or of a nested one) names a model with no
+    loaded version it accepts."""
+    for step in mv.spec.steps:
+        found = _version(registry, step.model_name, step.model_version)
+        if found is None or (found.spec.steps and depth < 16
+                             and _unlinked(found, registry, depth + 1)):
+            return True
+    return False
 
 
 def is_live(mv: ModelVersion, registry: Registry) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from tritond import gpus, namespaces
 from tritond.repository.autofill import autofill, check_model_files
 from tritond.repository.paths import check_model_paths
-from tritond.errors import TritonError, invalid_arg, unsupported
+from tritond.errors import TritonError, internal, invalid_arg, unsupported
 from tritond.repository.modelconfig import parse_pbtxt
 from tritond.repository.normalization import normalize
 from tritond.protos.model_config_pb2 import ModelConfig
@@ -46,6 +46,10 @@ class ModelSource:
     versions: list[int] = field(default_factory=list)
     available: list[int] = field(default_factory=list)
     error: str | None = None
+    # The error came from reading or checking the config, which Triton does when it
+    # polls the model (InitializeModelInfo), not when it loads it: the load API then
+    # answers "failed to poll from model repository".
+    polled: bool = False
 
 
 def scan(repositories: list[str], *, model_config_name: str = "",
@@ -88,12 +92,16 @@ def load_source(model_dir: str, repository: str, *, model_config_name: str = "",
     name = os.path.basename(os.path.normpath(model_dir))
     source = ModelSource(name, model_dir, repository, ModelConfig())
     try:
+        source.polled = True
         source.config = config if config is not None else read_config(
             model_dir, model_config_name=model_config_name, strict=strict)
         source.available = list_versions(model_dir)
         first = source.available[0] if source.available else None
         autofill(source.config, model_dir, first)
-        _validate_read_config(source.config, model_dir, strict)
+        groups_error = _validate_read_config(source.config, model_dir, strict)
+        source.polled = False
+        if groups_error is not None:    # Triton finds them when it creates the model
+            raise groups_error
         source.versions = select_versions(source.config.version_policy,
                                           source.available, model=name)
         check_model_paths(source.config, model_dir, source.versions)   # before any stat
@@ -104,10 +112,12 @@ def load_source(model_dir: str, repository: str, *, model_config_name: str = "",
     return source
 
 
-def _validate_read_config(cfg: ModelConfig, model_dir: str, strict: bool) -> None:
+def _validate_read_config(cfg: ModelConfig, model_dir: str,
+                          strict: bool) -> TritonError | None:
     """What Triton checks when it reads a config, before its versions and files: the
     normalised config (a copy: the backend's auto-complete comes first at load), and its
-    inputs/outputs when auto-complete is disabled (nothing may complete them)."""
+    inputs/outputs when auto-complete is disabled (nothing may complete them). Returns
+    the instance groups' error, which Triton meets later, creating the model."""
     normalized = ModelConfig()
     normalized.CopyFrom(cfg)
     groups_error = None
@@ -118,8 +128,7 @@ def _validate_read_config(cfg: ModelConfig, model_dir: str, strict: bool) -> Non
     validate_config(normalized, model_dir)
     if strict:
         validate_io(normalized)
-    if groups_error is not None:
-        raise groups_error
+    return groups_error
 
 
 def read_config(model_dir: str, *, model_config_name: str = "",
@@ -167,18 +176,20 @@ def read_labels(model_dir: str, model: str,
     for name, filename in outputs:
         if not filename:
             continue
+        shown = os.path.join(model_dir, filename)     # Triton's texts name the joined path
         path = os.path.realpath(os.path.join(root, filename))
         if os.path.commonpath([root, path]) != root:
-            raise unsupported(
-                f"label_filename '{filename}' of output '{name}' "
-                f"of model '{model}' points outside the model directory '{model_dir}'")
+            raise unsupported(f"label file path '{shown}' for output '{name}' in model "
+                              f"'{model}' is outside model directory")
         try:
             with open(path, encoding="utf-8") as handle:
                 labels[name] = handle.read().splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise invalid_arg(
-                f"failed to read label file '{path}' of output '{name}' of "
-                f"model '{model}': {exc}") from None
+        except OSError as exc:
+            raise internal(f"failed to open text file for read {shown}: "
+                           f"{exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise invalid_arg(f"failed to read label file '{shown}' of output '{name}' of "
+                              f"model '{model}': {exc}") from None
     return labels
 
 

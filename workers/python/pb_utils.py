@@ -7,7 +7,11 @@ plus the small helpers Triton defines in Python.
 """
 from __future__ import annotations
 
+import json  # noqa: F401 - Triton's module has these names; model code may reach them
+import struct  # noqa: F401   through it (pb_utils.np, pb_utils.json)
 from typing import Optional
+
+import numpy as np  # noqa: F401
 
 from tritond import messages
 

@@ -121,6 +121,8 @@ def _capsule_device(capsule) -> tuple[int, int]:
     return device[0], device[1]
 
 
+_UNSUPPORTED = "NumPy dtype is not supported."   # python_backend's pb_stub_utils text
+
 class _Capsule:
     """Lets ``np.from_dlpack`` / ``cupy.from_dlpack`` import a bare DLPack capsule."""
 
@@ -162,9 +164,7 @@ class Tensor:
         xp = _cupy() if _on_device(numpy_array) else np
         arr = xp.asarray(numpy_array)               # cupy: a view over the same device memory
         if arr.dtype.kind in "UV":
-            raise TritonModelException(
-                "Tensor dtype used for numpy_array is not support by Python backend. "
-                "Please use np.object_ instead.")
+            raise TritonModelException(_UNSUPPORTED)
         want = triton_to_numpy_type(triton_dtype) if triton_dtype is not None else None
         if want is not None and want is not np.object_ and arr.dtype != want:
             # Reinterpret the bytes, as Triton's helper does (BF16 stays raw uint16 words).
@@ -173,7 +173,7 @@ class Tensor:
             arr = xp.ascontiguousarray(arr)
         dtype = numpy_to_triton_type(arr.dtype) if triton_dtype is None else triton_dtype
         if dtype is None:
-            raise TritonModelException(f"tensor '{name}': numpy dtype {arr.dtype} is not supported")
+            raise TritonModelException(_UNSUPPORTED)
         self._name = name
         self._array = arr
         self._dtype = dtype

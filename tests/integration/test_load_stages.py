@@ -1,0 +1,68 @@
+"""The load API's answer depends on where Triton meets a model's problem (checked against
+Triton 2.51 and core's newest model repository manager): a config that fails its checks
+is met polling the repository (INTERNAL "failed to poll from model repository", the model
+stays out of the index's states), a file the model needs is met loading it (INVALID_ARG
+"load failed for model ...", the version UNAVAILABLE with the reason). Each message ends
+with the newline Triton's load status puts after each model."""
+from __future__ import annotations
+
+import pytest
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from tests.server import Server
+
+_IO = ('input [ { name: "X" data_type: TYPE_INT32 dims: [ 1 ] } ]\n'
+       'output [ { name: "Y" data_type: TYPE_INT32 dims: [ 1 ] %s } ]\n')
+MODELS = {
+    "badcfg": 'backend: "python"\nmax_batch_size: 4\n' + _IO % ""
+              + "dynamic_batching { preferred_batch_size: [ 8 ] }\n",
+    "nolabels": 'backend: "python"\nmax_batch_size: 0\n' + _IO % 'label_filename: "nope.txt"',
+}
+MODEL_PY = '''
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        return [pb_utils.InferenceResponse([pb_utils.get_input_tensor_by_name(r, "X")])
+                for r in requests]
+'''
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("stages") / "repo"
+    for name, config in MODELS.items():
+        (repo / name / "1").mkdir(parents=True)
+        (repo / name / "config.pbtxt").write_text(config)
+        (repo / name / "1" / "model.py").write_text(MODEL_PY)
+    srv = Server([repo], "--model-control-mode=explicit")
+    srv.repo = repo
+    yield srv, httpclient.InferenceServerClient(srv.url)
+    srv.stop()
+
+
+def _load_error(client, name):
+    with pytest.raises(InferenceServerException) as exc:
+        client.load_model(name)
+    return exc.value.status(), exc.value.message()
+
+
+def test_a_config_that_fails_its_checks_fails_polling(server):
+    srv, client = server
+    assert _load_error(client, "badcfg") == ("500", (
+        "failed to load 'badcfg', failed to poll from model repository: dynamic batching "
+        "preferred size must be <= max batch size for badcfg"))
+    assert {"name": "badcfg"} in client.get_model_repository_index()    # no state
+    assert client.is_server_ready()
+
+
+def test_a_missing_label_file_fails_loading_with_tritons_text(server):
+    srv, client = server
+    path = srv.repo / "nolabels" / "nope.txt"
+    assert _load_error(client, "nolabels") == ("400", (
+        "load failed for model 'nolabels': version 1 is at UNAVAILABLE state: failed to "
+        f"open text file for read {path}: No such file or directory;\n"))
+    row = next(r for r in client.get_model_repository_index() if r["name"] == "nolabels")
+    assert row["state"] == "UNAVAILABLE" and row["reason"].startswith("failed to open text")
