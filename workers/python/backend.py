@@ -202,20 +202,20 @@ class PythonBackend(Backend):
             if inspect.isawaitable(returned):
                 self._background(returned, pb_requests)    # Triton does not wait for it
                 returned = None
-            self._check_none(returned)
         except Exception as exc:  # noqa: BLE001 - the model's exception, as Triton reports it
-            self._fail_open(pb_requests, exc)
+            self._fail_open(pb_requests, self._failure(failures.describe(exc)), exc)
+            returned = None
+        self._check_none(returned, pb_requests)
         return [WorkResult(streamed=True) for _ in pb_requests]
 
-    def _check_none(self, returned) -> None:
-        if returned is not None:
-            raise pb_utils.TritonModelException(
+    def _check_none(self, returned, pb_requests) -> None:
+        if returned is not None:       # the stub's own words: no exception type, no trace
+            self._fail_open(pb_requests, self._failure(
                 f"Python model '{self.ctx.instance}' is using the decoupled mode and the "
-                "execute function must return None.")
+                "execute function must return None."))
 
-    def _fail_open(self, pb_requests, exc: BaseException) -> None:
+    def _fail_open(self, pb_requests, message: str, exc: BaseException | None = None) -> None:
         """After a failed execute: requests whose sender is still open get the error, final."""
-        message = self._failure(failures.describe(exc))
         failures.report(message, exc)
         response = pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
         for pb in pb_requests:
@@ -231,9 +231,11 @@ class PythonBackend(Backend):
 
         def done(fut) -> None:
             try:
-                self._check_none(fut.result())
+                returned = fut.result()
             except BaseException as exc:  # noqa: BLE001 - reported as the requests' error
-                self._fail_open(pb_requests, exc)
+                self._fail_open(pb_requests, self._failure(failures.describe(exc)), exc)
+                return
+            self._check_none(returned, pb_requests)
         asyncio.run_coroutine_threadsafe(coro, self._async_loop()).add_done_callback(done)
 
     # ------------------------------------------------------ non-decoupled

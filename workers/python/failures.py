@@ -48,7 +48,10 @@ def _ours(frame) -> bool:
     return os.path.abspath(frame.f_code.co_filename).startswith(_OURS)
 
 
-def report(message: str, exc: BaseException) -> None:
-    """Log ``message`` and the traceback of ``exc`` at error level."""
+def report(message: str, exc: BaseException | None = None) -> None:
+    """Log ``message`` and the traceback of ``exc`` (if any) at error level."""
+    if exc is None:
+        log.error("%s", message)
+        return
     trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     log.error("%s\n%s", message, trace.rstrip())
