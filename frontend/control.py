@@ -230,7 +230,8 @@ class ControlPlane:
             if self._parent:
                 await self._query(self._parent, messages.LogLevels, info=values["log_info"],
                                   warning=values["log_warning"], error=values["log_error"],
-                                  verbose=values["log_verbose_level"])
+                                  verbose=values["log_verbose_level"],
+                                  format=values["log_format"])
         return values
 
     async def trace_settings(self, model: str = "", update: dict | None = None) -> dict:

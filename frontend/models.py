@@ -14,6 +14,7 @@ from typing import Optional
 from tritond import messages, namespaces
 from tritond import spec as ts
 from tritond.errors import TritonError, invalid_arg, not_found, unavailable
+from tritond.inputrules import InputRules
 from tritond.shm import dtypes
 
 READY = "READY"
@@ -51,7 +52,7 @@ class ModelVersion:
 
     __slots__ = ("name", "key", "version", "version_str", "state", "reason", "spec", "max_batch_size",
                  "load_seconds",
-                 "inputs", "required", "outputs", "decoupled", "platform", "instances", "metadata",
+                 "inputs", "rules", "outputs", "decoupled", "platform", "instances", "metadata",
                  "live", "preserve_ordering", "labels", "response_cache", "signatures",
                  "sequence")
 
@@ -70,7 +71,7 @@ class ModelVersion:
         spec = self.spec = entry.spec or _NO_SPEC
         self.max_batch_size = spec.max_batch_size
         self.inputs = {i.name: TensorSpec(i) for i in spec.inputs}
-        self.required = frozenset(n for n, s in self.inputs.items() if not s.optional)
+        self.rules = InputRules(spec)  # the input checks' tables (frontend/validate.py)
         self.outputs = {o.name: TensorSpec(o) for o in spec.outputs}
         self.decoupled = spec.decoupled
         dyn = spec.dynamic_batching     # preserve_ordering: enforced by frontend/ordering.py
@@ -85,7 +86,7 @@ class ModelVersion:
         self.labels: dict[str, list[str]] = {}     # classification labels per output
         # Input signatures that passed validation (frontend/validate.py): a new
         # ModelVersion per model table, so a reload starts with none.
-        self.signatures: dict[tuple, tuple] = {}
+        self.signatures: dict[tuple, tuple] = self.rules.passed
         batching = self.max_batch_size > 0
         self.metadata = {
             "name": self.name, "versions": [self.version_str], "platform": self.platform,

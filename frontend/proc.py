@@ -108,6 +108,7 @@ class FrontendProc:
         # middleware for them wraps every request (~3% of a small request's CPU).
         config = uvicorn.Config(build_app(self.core), loop="none", http=build_protocol(self.core),
                                 lifespan="off", access_log=False, log_level="warning",
+                                log_config=None,     # its lines are ours (tritond.logline)
                                 proxy_headers=False,
                                 timeout_keep_alive=opts.http_keepalive_s)
         self.http = uvicorn.Server(config)
@@ -135,7 +136,8 @@ class FrontendProc:
         except OSError:
             return
         config = uvicorn.Config(build_metrics(self.core), loop="none", http="httptools",
-                                lifespan="off", access_log=False, log_level="warning")
+                                lifespan="off", access_log=False, log_level="warning",
+                                log_config=None)
         self.metrics = uvicorn.Server(config)
         self.metrics.install_signal_handlers = lambda: None
         asyncio.get_running_loop().create_task(self.metrics.serve(sockets=[sock]))

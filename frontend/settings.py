@@ -42,7 +42,8 @@ class LogSettings:
             "log_warning": options.log_warning,
             "log_error": options.log_error,
             "log_verbose_level": options.log_verbose,
-            "log_format": options.log_format,
+            # Triton's words: --log-format is read without regard to case here
+            "log_format": "ISO8601" if options.log_format == "iso8601" else "default",
         }
 
     def update(self, update: Optional[dict]) -> dict:
@@ -57,7 +58,7 @@ class LogSettings:
                     raise unsupported(LOG_FILE_FIXED)
             self.values = new
             levels = messages.LogLevels(new["log_info"], new["log_warning"], new["log_error"],
-                                        new["log_verbose_level"])
+                                        new["log_verbose_level"], format=new["log_format"])
             loglevels.from_message(levels)
         return dict(self.values)
 
@@ -66,6 +67,8 @@ class LogSettings:
         loglevels.from_message(levels)
         self.values.update(log_info=levels.info, log_warning=levels.warning,
                            log_error=levels.error, log_verbose_level=levels.verbose)
+        if levels.format:
+            self.values["log_format"] = levels.format
 
     @staticmethod
     def _check(key: str, value):

@@ -6,10 +6,10 @@ precomputed when the model table changed.
 """
 from __future__ import annotations
 
-import math
 import struct
 
-from tritond.errors import BATCH_NOTE as _BATCH_NOTE, dims_str, invalid_arg, names_str, request_tag
+from tritond.errors import TritonError, invalid_arg, request_tag
+from tritond.inputrules import SIGNATURES  # noqa: F401 (the cache's bound, for its tests)
 from tritond.shm import lengths
 from tritond.shm.dtypes import uniform_elements
 
@@ -19,20 +19,18 @@ from .types import InferRequest, InputTensor
 _LEN = struct.Struct("<I").unpack_from
 
 
-SIGNATURES = 64     # validated input signatures kept per model version
-
-
 def check_inputs(mv: ModelVersion, req: InferRequest) -> tuple[int, list[int]]:
     """Validate every input; returns (batch size or 0, byte size per input).
 
-    Names, datatypes and shapes decide every check but the byte sizes, so a
-    signature seen before (``mv.signatures``) skips straight to those.
+    Names, datatypes and shapes decide every check but the byte sizes
+    (``tritond.inputrules``, shared with the scheduler's checks of ensemble steps and BLS
+    calls), so a signature seen before skips straight to those.
     """
     inputs = req.inputs
     key = tuple([(t.name, t.datatype, *t.shape) for t in inputs])
     known = mv.signatures.get(key)
     if known is None:
-        return _check_new(mv, req, key)
+        known = _check_new(mv, req, key)
     batch, expect = known
     sizes = []
     for t, (elem_size, count) in zip(inputs, expect):
@@ -47,94 +45,18 @@ def check_inputs(mv: ModelVersion, req: InferRequest) -> tuple[int, list[int]]:
     return batch, sizes
 
 
-def _check_new(mv: ModelVersion, req: InferRequest, key: tuple) -> tuple[int, list[int]]:
-    """The full check of a signature not seen yet; remembered once it passed. Triton's
-    core prefixes its errors with the request's id (``request_tag``); the model's own
-    name checks (model.cc) have none."""
-    inputs = req.inputs
-    specs = mv.inputs
-    names = [t.name for t in inputs]
-    if len(set(names)) != len(names):       # Triton refuses it as it reads the request
-        dup = next(n for i, n in enumerate(names) if n in names[:i])
-        raise invalid_arg(f"{request_tag(req.id)}input '{dup}' already exists in request")
-    if len(inputs) > len(specs) or len(inputs) < len(mv.required):
-        _count_error(mv, req)
-    batching = mv.max_batch_size > 0
-    batch = -1
-    sizes = []
-    expect = []
-    seen = set()
-    for t in inputs:
-        spec = specs.get(t.name)
-        if spec is None:
-            raise invalid_arg(f"unexpected inference input '{t.name}' for model '{mv.name}'")
-        seen.add(t.name)
-        if t.datatype != spec.datatype:
-            raise invalid_arg(f"{request_tag(req.id)}inference input '{t.name}' data-type is "
-                              f"'{t.datatype}', but model '{mv.name}' expects '{spec.datatype}'")
-        shape = t.shape
-        for d in shape:
-            if d < 0:
-                raise invalid_arg(f"{request_tag(req.id)}All input dimensions should be specified "
-                                  f"for input '{t.name}' for model '{mv.name}', got "
-                                  f"{dims_str(shape)}")
-        dims = shape
-        if batching and not spec.shape_tensor:
-            if not shape:
-                raise invalid_arg(f"{request_tag(req.id)}input '{t.name}' has no shape but model "
-                                  f"requires batch dimension for '{mv.name}'")
-            if batch < 0:
-                batch = shape[0]
-            elif shape[0] != batch:
-                raise invalid_arg(f"{request_tag(req.id)}input '{t.name}' batch size does not "
-                                  f"match other inputs for '{mv.name}'")
-            dims = shape[1:]
-        if not _dims_match(spec.dims, spec.wildcard, dims):
-            expected = (-1, *spec.dims) if batching and not spec.shape_tensor else spec.dims
-            note = _BATCH_NOTE if batching else ""      # Triton's ". " stays without one
-            raise invalid_arg(f"{request_tag(req.id)}unexpected shape for input '{t.name}' for "
-                              f"model '{mv.name}'. Expected {dims_str(expected)}, got "
-                              f"{dims_str(shape)}. {note}")
-        count = math.prod(shape)
-        expect.append((spec.elem_size, count))
-        sizes.append(_check_size(mv, req, t, spec.elem_size, count))
-    if missing := mv.required.difference(seen):
-        _count_error(mv, req, missing)
-    if batching and batch > mv.max_batch_size:
-        raise invalid_arg(f"{request_tag(req.id)}inference request batch-size must be <= "
-                          f"{mv.max_batch_size} for '{mv.name}'")
-    batch = max(batch, 0) if batching else 0
-    signatures = mv.signatures
-    if len(signatures) >= SIGNATURES:     # many shapes (no batching, odd sizes): start over
-        signatures.clear()
-    signatures[key] = (batch, tuple(expect))
-    return batch, sizes
-
-
-def _dims_match(expected: tuple, wildcard: bool, got) -> bool:
-    if not wildcard:
-        return expected == tuple(got)
-    if len(expected) != len(got):
-        return False
-    for e, g in zip(expected, got):
-        if e != -1 and e != g:
-            return False
-    return True
-
-
-def _count_error(mv: ModelVersion, req: InferRequest, missing=None) -> None:
-    got = [t.name for t in req.inputs]
-    if missing is None:
-        missing = mv.required.difference(got)
-    n_all, n_req = len(mv.inputs), len(mv.required)
-    detail = (f"Got input(s) {names_str(got)}, but missing required input(s) "
-              f"{names_str(sorted(missing))}. Please provide all required input(s).")
-    tag = request_tag(req.id)
-    if n_all == n_req:
-        raise invalid_arg(f"{tag}expected {n_all} inputs but got {len(got)} inputs for model "
-                          f"'{mv.name}'. {detail}")
-    raise invalid_arg(f"{tag}expected number of inputs between {n_req} and {n_all} but got "
-                      f"{len(got)} inputs for model '{mv.name}'. {detail}")
+def _check_new(mv: ModelVersion, req: InferRequest, key: tuple) -> tuple:
+    """The rules for a signature not seen yet (remembered once it passed); the byte sizes
+    are then checked as for a known one. Triton checks each input's byte size right after
+    that input's own checks, so when the rules refuse the request they run again with the
+    sizes checked in that place: an earlier input's size error comes first."""
+    try:
+        return mv.rules.check(key, req.id)
+    except TritonError:
+        inputs = req.inputs
+        mv.rules.check(key, req.id, lambda i, elem_size, count: _check_size(
+            mv, req, inputs[i], elem_size, count))
+        raise
 
 
 def _check_size(mv: ModelVersion, req: InferRequest, t: InputTensor, elem_size,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from tritond.inputrules import InputRules
 from tritond.spec import TIMEOUT_DELAY, TIMEOUT_REJECT, DynamicBatching, ModelSpec, QueuePolicy
 
 REJECT = TIMEOUT_REJECT
@@ -69,7 +70,7 @@ class SchedConfig:
 
     __slots__ = ("max_batch_size", "batching", "preferred", "max_preferred", "delay_ns",
                  "levels", "default_level", "policies", "preserve_ordering", "sequence",
-                 "pipelinable", "ragged", "spec", "name", "seq", "iterative")
+                 "pipelinable", "ragged", "spec", "name", "seq", "iterative", "rules")
 
     def __init__(self, spec: Optional[ModelSpec] = None) -> None:
         spec = spec or _NO_SPEC
@@ -96,6 +97,7 @@ class SchedConfig:
         self.iterative = self.sequence and self.seq.iterative   # scheduler/iterative.py
         self.name = spec.name
         self.ragged = frozenset(i.name for i in spec.inputs if i.allow_ragged_batch)
+        self.rules = InputRules(spec)    # steps' and BLS calls' input checks (inputcheck.py)
         # A request pipelined into a worker's socket can no longer be overtaken
         # by a higher priority, expire or count toward max_queue_size: models
         # that use those rules (or sequences) keep one batch per instance.

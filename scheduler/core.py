@@ -131,8 +131,8 @@ class SchedulerCore:
             if req.unary and model.cfg.spec.decoupled:
                 return [_error(req, Code.INTERNAL, _UNARY_DECOUPLED % req.model)]
             inputs = dims_decode(req.inputs) if type(req.inputs) is msgspec.Raw else req.inputs
-            wrong = input_error(model.cfg.spec, model.cfg.max_batch_size, inputs,
-                                req.request_id)      # Triton normalizes BLS requests too
+            # Triton normalizes BLS requests too
+            wrong = input_error(model.cfg.rules, inputs, req.request_id)
             if wrong is None and type(req.outputs) is msgspec.Raw:
                 wrong = output_error(model.cfg.spec, req.outputs)
             if wrong is not None:

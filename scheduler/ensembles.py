@@ -141,8 +141,7 @@ class Ensembles:
                 "available versions"))))
             return
         if target is not None:             # the model's own input check, as Triton's step has
-            wrong = input_error(target.cfg.spec, target.cfg.max_batch_size, inputs,
-                                sub.request_id)
+            wrong = input_error(target.cfg.rules, inputs, sub.request_id)
             if wrong is not None:
                 out.append(Reply(core.address, messages.Response(rid, error=wrong)))
                 return

@@ -13,6 +13,8 @@ import os
 import sys
 import time
 
+import msgspec
+
 from tritond import loglevels, messages
 
 from tritond.channel import AsyncInbox, AsyncOutbox, printable
@@ -137,7 +139,7 @@ class SchedulerProc:
         elif kind is messages.LogLevels:
             loglevels.from_message(msg)
             if msg.qid:      # the parent's: pass it on to every worker, ahead of any Execute
-                plain = messages.LogLevels(msg.info, msg.warning, msg.error, msg.verbose)
+                plain = msgspec.structs.replace(msg, qid=0, frontend="")
                 for address in self.core.worker_addresses():
                     self._outbox.post(address, plain)
                 self._outbox.post(msg.frontend, messages.Drained(f"loglevels:{msg.qid}"))

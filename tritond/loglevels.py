@@ -1,5 +1,6 @@
 """What tritond logs: Triton's --log-info/--log-warning/--log-error switches and the
---log-verbose level, the same in every process and changed live by ``/v2/logging``.
+--log-verbose level and the --log-format, the same in every process and changed live
+by ``/v2/logging``.
 
 Verbose level N enables Python levels down to ``11 - N`` (1: DEBUG, 2: 9, ...), so a
 line logged with ``log.log(verbose(2), ...)`` shows from --log-verbose=2 on, as
@@ -10,6 +11,8 @@ frontend -> parent -> every other process as one ``messages.LogLevels``.
 from __future__ import annotations
 
 import logging
+
+from . import logline
 
 
 def verbose(n: int) -> int:
@@ -32,9 +35,14 @@ _switches = _Switches()
 
 
 def apply(info: bool = True, warning: bool = True, error: bool = True,
-          verbose_level: int = 0) -> None:
-    """Set this process's logging (root logger level and the switches filter)."""
+          verbose_level: int = 0, log_format: str = "") -> None:
+    """Set this process's logging (root logger level, the switches filter and, when
+    ``log_format`` is given, the line format)."""
     root = logging.getLogger()
+    if log_format:
+        for handler in root.handlers:
+            if isinstance(handler.formatter, logline.LineFormat):
+                handler.setFormatter(logline.LineFormat(log_format, handler.formatter.escaped))
     root.setLevel(verbose(verbose_level) if verbose_level > 0 else logging.INFO)
     _switches.off = {lvl for lvl, on in ((logging.INFO, info), (logging.WARNING, warning),
                                          (logging.ERROR, error)) if not on}
@@ -45,4 +53,4 @@ def apply(info: bool = True, warning: bool = True, error: bool = True,
 
 def from_message(msg) -> None:
     """Apply a ``messages.LogLevels``."""
-    apply(msg.info, msg.warning, msg.error, msg.verbose)
+    apply(msg.info, msg.warning, msg.error, msg.verbose, msg.format)

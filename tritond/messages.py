@@ -505,6 +505,7 @@ class LogLevels(msgspec.Struct, tag=65, array_like=True, omit_defaults=True):
     verbose: int
     qid: int = 0
     frontend: str = ""
+    format: str = ""        # the log line's format ("default", "ISO8601"); "" = unchanged
 
 
 class FrontendStatsQuery(msgspec.Struct, tag=64, array_like=True):

@@ -367,7 +367,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("log_error", True, parse_bool, "Log errors."),
     Option("log_format", "default", choice("default", "iso8601"), "Log line format."),
     Option("log_file", "", str, "Append every process's log lines to this file (default: "
-           "stderr); reported by /v2/logging."),
+           "info lines on stdout, warnings and errors on stderr); reported by /v2/logging."),
     Option("model_load_timeout_s", 600, parse_nonneg,
            "Seconds a frontend waits for the parent to answer a model load/unload request."),
     Option("http_keepalive_s", 30, parse_nonneg, "Seconds an idle HTTP connection is kept open."),

@@ -6,10 +6,8 @@ import dataclasses
 import logging
 import os
 import signal
-import sys
-import time
 
-from . import loglevels, peers
+from . import loglevels, logline, peers
 
 PR_SET_PDEATHSIG = 1
 
@@ -52,23 +50,12 @@ def die_with_parent(parent_pid: int) -> None:
 def setup_logging(name: str, verbose: int = 0, log_file: str = "",
                   log_format: str = "default", info: bool = True, warning: bool = True,
                   error: bool = True) -> logging.Logger:
-    """One log format for every process: Triton-like 'I1121 ...' lines on stderr, or
-    appended to ``log_file``; ``iso8601``: '2026-11-29T22:29:37Z I <pid> <name>] ...'
-    (UTC, Triton's --log-format ISO8601)."""
+    """One log line for every process: Triton's (``tritond.logline``), on stdout/stderr
+    or appended to ``log_file``."""
     root = logging.getLogger()
     if not root.handlers:
-        # Every process appends whole lines (O_APPEND): one file, interleaved by line.
-        handler = logging.FileHandler(log_file, "a") if log_file else \
-            logging.StreamHandler(sys.stderr)
-        if log_format == "iso8601":
-            fmt = logging.Formatter(f"%(asctime)s %(levelname).1s {os.getpid()} {name}] "
-                                    f"%(message)s", datefmt="%Y-%m-%dT%H:%M:%SZ")
-            fmt.converter = time.gmtime
-        else:
-            fmt = logging.Formatter(
-                f"%(levelname).1s%(asctime)s.%(msecs)03d {os.getpid()} {name}] %(message)s",
-                datefmt="%m%d %H:%M:%S")
-        handler.setFormatter(fmt)
+        handler = logline.LineSink(log_file)
+        handler.setFormatter(logline.LineFormat(log_format))
         root.addHandler(handler)
     loglevels.apply(info, warning, error, verbose)
     return logging.getLogger(f"tritond.{name}")

@@ -36,7 +36,9 @@ def with_fast_infer(app, core):
 
     async def asgi(scope, receive, send):
         if log.isEnabledFor(_VERBOSE1) and scope["type"] == "http":
-            log_request(scope["method"], scope["path"])
+            # Triton logs the path as sent (evhtp's, not percent-decoded)
+            raw = scope.get("raw_path")
+            log_request(scope["method"], raw.decode("latin-1") if raw else scope["path"])
         if scope["type"] == "http" and scope["method"] == "POST":
             m = _INFER.fullmatch(scope["path"])
             if m is not None:

@@ -168,8 +168,10 @@ def test_load_errors_raise_in_the_model_and_the_server_goes_on(explicit):
     bad = json.dumps({"backend": "python", "max_batch_size": -3})
     assert _ask(client, action="load", config=bad).startswith("raised: ")
     assert "file" in _ask(client, action="load_files")          # file: overrides refused
-    assert _ask(client, action="ready", version="x") == \
-        "raised: failed to parse model version 'x'"
+    assert _ask(client, action="ready", version="x") == (    # python_backend's words
+        "raised: Failed to check model readiness: Failed to process the request for model "
+        "'manager_0_0', message: failed to get model version from specified version string "
+        "'x' (details: stol), version should be an integral value > 0")
     assert client.is_server_live() and _ask(client, action="ready", model="manager") == "True"
 
 

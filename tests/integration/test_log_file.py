@@ -5,26 +5,31 @@ import sys
 
 from tests.server import REPO, Server
 
-ISO_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ [IWEDC] \d+ [\w.-]+\] ")
+# Triton's shapes (qa/L0_logging): a Python source file and line where Triton has its .cc.
+ISO_LINE = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ [IWE] (\d+) [\w.]+\.py:\d+\] (".*")?$')   # none: a table follows
 
 
 def test_every_process_appends_iso8601_lines_to_the_log_file(tmp_path):
     log = tmp_path / "tritond.log"
     srv = Server([REPO], f"--log-file={log}", "--log-format=ISO8601")
+    pids = {srv.proc.pid, *srv.children()}
     srv.stop()
-    # The start-up model table continues one record over several lines, as Triton's does.
-    lines = [line for line in log.read_text().splitlines() if line[:1] not in ("+", "|")]
+    # The start-up model table continues one record over several lines (and a blank one),
+    # as Triton's does.
+    lines = [line for line in log.read_text().splitlines() if line[:1] not in ("+", "|", "")]
     assert lines and [line for line in lines if not ISO_LINE.match(line)] == []
-    names = {line.split("] ")[0].split()[-1] for line in lines}
-    assert {"tritond", "frontend-0", "scheduler"} <= names
+    writers = {int(ISO_LINE.match(line).group(1)) for line in lines}
+    assert srv.proc.pid in writers and len(writers & pids) >= 3   # parent, frontend, ...
     assert any("successfully loaded 'simple'" in line for line in lines)
+    assert any("Started HTTPService" in line for line in lines)          # the frontend's
     assert "successfully loaded" not in srv.output()        # nothing on stderr
 
 
-def test_default_format_on_stderr(tmp_path):
+def test_default_format_on_the_console(tmp_path):
     srv = Server([REPO])
     srv.stop()
-    assert re.search(r"^I\d{4} \d\d:\d\d:\d\d\.\d{3} \d+ tritond\] ", srv.output(), re.M)
+    assert re.search(rf'^I\d{{4}} \d\d:\d\d:\d\d\.\d{{6}} {srv.proc.pid} supervisor\.py:\d+\] "',
+                     srv.output(), re.M)
 
 
 def test_unwritable_log_file_stops_the_start(tmp_path):

@@ -81,9 +81,10 @@ def test_log_has_the_traceback_at_error_level(server):
     with pytest.raises(InferenceServerException):
         client.infer("raises", [inp])
     log = server.output()
-    assert f'File "{server.model_py}", line 11, in check' in log
     line = next(l for l in log.splitlines() if "Failed to process the request(s)" in l)
     assert line.startswith("E"), line      # Triton's log prefix: E = error
+    # One escaped record (Triton's JSON-string message): the traceback is inside the line.
+    assert f'File \\"{server.model_py}\\", line 11, in check' in line
 
 
 def test_initialize_failure_names_type_and_line(server):
@@ -98,4 +99,4 @@ def test_initialize_failure_names_type_and_line(server):
     assert rows["init_raises"]["state"] == "UNAVAILABLE"
     assert "ModuleNotFoundError: No module named 'no_such_module_here'" in reason
     assert f"{server.init_py}(4): initialize" in reason
-    assert f'File "{server.init_py}", line 4, in initialize' in server.output()
+    assert f'File \\"{server.init_py}\\", line 4, in initialize' in server.output()  # escaped

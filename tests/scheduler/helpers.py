@@ -44,8 +44,9 @@ def full_request(rid: int, model: str = "m", version: int = 1, batch: int = 0,
                  timeout_us: int = 0, arrival_ns: int = 0, frontend: str = "fe",
                  inputs: tuple = ("INPUT0",), correlation_id: int | str = 0,
                  flags: int = 0, request_id: str = "") -> messages.Request:
-    """A request as a frontend sends it: each input of ``[batch, *shape]`` (or ``shape``)."""
-    dims = [batch, *shape] if batch else list(shape)
+    """A request as a frontend sends it: each input of ``[batch, *shape]`` (or ``shape``;
+    a BLS call's ``batch=-1`` marks it for the scheduler to batch, it is no dimension)."""
+    dims = [batch, *shape] if batch > 0 else list(shape)
     refs = [messages.TensorRef(name=name, dtype=dtype, shape=dims, region="r", offset=0,
                                nbytes=0) for name in inputs]
     return messages.Request(rid=rid, frontend=frontend, model=model, version=version,

@@ -74,7 +74,7 @@ def test_a_unary_bls_request_to_a_decoupled_model_is_refused_as_by_python_backen
     core = core_with(config(model_transaction_policy={"decoupled": True}, **io))
 
     def bls(rid, unary):
-        req = request(rid, batch=-1, version=-1)
+        req = request(rid, batch=-1, version=-1, shape=(2, 4))
         req.unary = unary
         return core.add(req, 0)
 
@@ -85,7 +85,7 @@ def test_a_unary_bls_request_to_a_decoupled_model_is_refused_as_by_python_backen
         "BLS request call doesn't support")
     assert bls(1, False) == []              # exec(decoupled=True): queued
     plain = core_with(config(**io))
-    req = request(2, batch=-1, version=-1)
+    req = request(2, batch=-1, version=-1, shape=(2, 4))
     req.unary = True
     assert plain.add(req, 0) == []          # a model that is not decoupled takes it
 

@@ -136,6 +136,12 @@ class TritonPythonModel:
                 return out  # wrong length
             elif mode == 4:
                 out.append(None)
+            elif mode == 5:
+                return tuple(out)
+            elif mode == 6:
+                return pb_utils.InferenceResponse([])
+            elif mode == 7:
+                out.append(pb_utils.InferenceResponse(error="plain string"))
             else:
                 out.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", np.array([mode]))]))
         return out
@@ -188,6 +194,25 @@ def test_initialize_exception_keeps_type_and_line(repo, caplog):
     assert err.value.message == (f"Internal: KeyError: "     # Triton's reason (its Status)
                                  f"'missing'\n\nAt:\n  {model_py}(4): initialize\n")
     assert f'File "{model_py}", line 4, in initialize' in caplog.text
+
+
+@pytest.mark.parametrize("bad_mode,found", [(5, "tuple"),
+                                            (6, "c_python_backend_utils.InferenceResponse")])
+def test_a_return_that_is_no_list_fails_every_request_in_the_stubs_words(repo, bad_mode, found):
+    # python_backend checks for a list (a tuple too fails) and prints the type as Python
+    # does, its own classes as c_python_backend_utils's (checked against Triton 2.51)
+    be = loaded(models.python_model(repo, "errors", ERRORS), ERRORS_CONFIG)
+    results = be.execute(modes(0, bad_mode))
+    assert [r.error.message for r in results] == [
+        f"Failed to process the request(s) for model '{be.ctx.instance}', message: Expected "
+        f"a list in the execute return, found type '<class '{found}'>'."] * 2
+
+
+def test_an_error_that_is_no_triton_error_fails_constructing_the_response(repo):
+    be = loaded(models.python_model(repo, "errors", ERRORS), ERRORS_CONFIG)
+    results = be.execute(modes(7))
+    assert "TypeError: InferenceResponse: 'error' must be a TritonError, not str" in \
+        results[0].error.message
 
 
 @pytest.mark.parametrize("bad_mode", [3, 4])

@@ -26,7 +26,7 @@ from typing import Awaitable, Callable
 
 from tritond import messages
 from tritond.errors import Code, TritonError, invalid_arg, unavailable, unsupported
-from tritond.namespaces import ambiguous, identifier, name_of
+from tritond.namespaces import identifier, name_of
 from tritond.repository.paths import check_model_name
 from . import ensembles, overrides, reloads
 from .drain import Drainer, instance_key, model_key
@@ -61,24 +61,6 @@ class ModelControl:
         """Start answering a LoadQuery / UnloadQuery (a task: loading takes seconds, the
         inbox must not wait)."""
         asyncio.get_running_loop().create_task(self._answer(msg))
-
-    def on_ready(self, msg: messages.ReadyQuery) -> None:
-        """Answer at once whether a model (version) is ready, as the table says (an
-        ensemble only while its composing models are)."""
-        version = msg.version
-        if version and not version.lstrip("-").isdigit():
-            answer = messages.Answer(msg.qid, error=messages.ErrorInfo(
-                int(Code.INVALID_ARG), f"failed to parse model version '{version}'"))
-        elif len(keys := self.names.loaded(msg.name) or [msg.name]) > 1:
-            exc = ambiguous(msg.name, len(keys))
-            answer = messages.Answer(msg.qid, error=messages.ErrorInfo(int(exc.code), exc.message))
-        else:
-            # A name, never a key (namespaces.py): a "/" name is no model, as in Triton.
-            answer = messages.Answer(msg.qid, ready="/" not in msg.name and any(
-                ensembles.is_live(mv, self.registry)
-                for mv in self.registry.versions_of(keys[0])
-                if not version or int(version) <= 0 or mv.version == int(version)))
-        self.outbox.post(msg.frontend, answer)
 
     async def _answer(self, msg) -> None:
         try:

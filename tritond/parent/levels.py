@@ -1,4 +1,4 @@
-"""The logging API's log levels, applied here and passed on to every child.
+"""The logging API's log levels and line format, applied here and passed on to every child.
 
 What is logged now is kept for the children started later (their Bootstrap).
 A change is answered only once the scheduler has passed it on to its workers.
@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Callable
+
+import msgspec
 
 from tritond import loglevels, messages
 
@@ -23,7 +25,8 @@ class LogLevelRelay:
                  scheduler: Callable[[], object]) -> None:
         # what is logged now (the flags, then the logging API's changes)
         self.current = messages.LogLevels(options.log_info, options.log_warning,
-                                          options.log_error, options.log_verbose)
+                                          options.log_error, options.log_verbose,
+                                          format=options.log_format)
         self._seq = 0
         self._outbox = outbox
         self._address = address
@@ -34,7 +37,7 @@ class LogLevelRelay:
     def apply(self, msg: messages.LogLevels) -> None:
         """The logging API changed what is logged: here, in every child, and in the
         children started later (their Bootstrap)."""
-        levels = messages.LogLevels(msg.info, msg.warning, msg.error, msg.verbose)
+        levels = msgspec.structs.replace(msg, qid=0, frontend="")
         self.current = levels
         loglevels.from_message(levels)
         for address in list(self._children):
@@ -52,9 +55,8 @@ class LogLevelRelay:
         scheduler = self._scheduler()
         try:
             if scheduler is not None:
-                self._outbox.post(scheduler.boot.address, messages.LogLevels(
-                    levels.info, levels.warning, levels.error, levels.verbose,
-                    self._seq, self._address))
+                self._outbox.post(scheduler.boot.address, msgspec.structs.replace(
+                    levels, qid=self._seq, frontend=self._address))
                 await asyncio.wait_for(fut, LEVELS_TIMEOUT_S)
         except asyncio.TimeoutError:
             log.warning("the scheduler did not pass the log levels on within %gs",

@@ -185,9 +185,26 @@ def format_table(models: list[ModelVersion], failed: dict[str, str]) -> str:
     if not rows:
         return ""
     heads = ("Model", "Version", "Status")
-    w = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
+    w = [max(len(h), *(len(part) for r in rows for part in _lines(r[i])))
+         for i, h in enumerate(heads)]
     line = "+" + "+".join("-" * (x + 2) for x in w) + "+"
     out = [line, "| " + " | ".join(h.ljust(x) for h, x in zip(heads, w)) + " |", line]
-    out += ["| " + " | ".join(c.ljust(x) for c, x in zip(r, w)) + " |" for r in rows]
+    for row in rows:
+        out += ["| " + " | ".join(c.ljust(x) for c, x in zip(cells, w)) + " |"
+                for cells in _physical_rows(row)]
     out.append(line)
     return "\n".join(out)
+
+
+def _physical_rows(row: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """A cell's lines go one under the other, as Triton's table printer writes them:
+    the table is logged unescaped, and a line of it must still start with ``|``."""
+    cells = [_lines(c) for c in row]
+    height = max(len(c) for c in cells)
+    return [tuple(c[i] if i < len(c) else "" for c in cells) for i in range(height)]
+
+
+def _lines(cell: str) -> list[str]:
+    """A cell's lines as std::getline reads them (a last newline ends a line, no more)."""
+    parts = cell.split("\n")
+    return parts[:-1] if len(parts) > 1 and not parts[-1] else parts

@@ -37,7 +37,8 @@ class Spawner:
         return Bootstrap(role=role, name=name, address=channel.address(self.server_id, name),
                          parent=self.parent, server_id=self.server_id, parent_pid=os.getpid(),
                          log_verbose=levels.verbose, title=title,
-                         log_file=self.options.log_file, log_format=self.options.log_format,
+                         log_file=self.options.log_file,
+                         log_format=levels.format or self.options.log_format,
                          log_info=levels.info, log_warning=levels.warning,
                          log_error=levels.error)
 

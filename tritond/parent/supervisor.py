@@ -21,7 +21,7 @@ import os
 import secrets
 import sys
 
-from tritond import channel, messages
+from tritond import channel, logline, messages
 from tritond.options import Options
 from . import preflight, readiness, sdnotify
 from .children import Child, ChildError, kill, stop_group, unlink_segments
@@ -29,6 +29,7 @@ from .clientshm import ClientShmRegistry
 from .control import ModelControl
 from .levels import LogLevelRelay
 from .loader import HELLO_TIMEOUT_S, Loader
+from .modelready import ModelReady
 from .models import Phase, Registry, format_table
 from .progress import LoadProgress
 from .poll import Poller, snapshot
@@ -81,6 +82,8 @@ class Supervisor:
                                     self.outbox, publish=self.publisher.publish,
                                     publish_and_wait=self.publisher.publish_and_wait,
                                     drained=self.drained)
+        self.model_ready = ModelReady(self.registry, self.control.names, self.outbox,
+                                      scheduler=lambda: self.scheduler)
         self.progress = LoadProgress(self.registry)
         self.client_shm = ClientShmRegistry(self.outbox, frontends=lambda: self.frontends)
         self.poller = Poller(self.options, self.control)
@@ -140,7 +143,10 @@ class Supervisor:
                      "device outputs once to where they go and stages nothing")
         applied = await self.publisher.publish_and_wait()
         text = format_table(list(versions.values()), self.registry.failed)
-        log.info("%s", "\n" + text if text else "no models loaded")
+        if text:                # Triton's LOG_TABLE_INFO: lines of "+" and "|", unescaped
+            log.info("%s", "\n" + text + "\n", extra=logline.UNESCAPED)
+        else:
+            log.info("no models loaded")
         failed = [m for m in versions.values() if m.state != "READY"] or self.registry.failed
         if failed and self.options.exit_on_error:
             log.error("exiting: some models failed to load and --exit-on-error is set")
@@ -229,7 +235,7 @@ class Supervisor:
             elif kind is messages.ShmApplied:
                 self.client_shm.on_applied(msg)
             elif kind is messages.ReadyQuery:     # a Python model's pb_utils.is_model_ready
-                self.control.on_ready(msg)
+                self.model_ready.on_query(msg)
             elif kind is messages.Unknown:
                 log.error("a child could not decode or did not expect our message: %s",
                           msg.detail)

@@ -245,7 +245,7 @@ class PythonBackend(Backend):
         it. None, or None in the list, for a request answered through its sender."""
         if responses is None:
             responses = [None] * len(pb_requests)
-        elif not isinstance(responses, (list, tuple)):
+        elif not isinstance(responses, list):       # a tuple too, as the stub checks it
             return self._all_failed(pb_requests, "Expected a list in the execute return, "
                                     f"found type '{type(responses)}'.")
         if len(responses) != len(pb_requests):

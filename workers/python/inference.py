@@ -171,6 +171,10 @@ class InferenceResponse:
         if None in output_tensors:
             raise TritonModelException(
                 "Output tensor for inference response should not be empty.")
+        if error is not None and not isinstance(error, TritonError):
+            # pybind11 refuses it constructing the response (was met sending it)
+            raise TypeError(f"InferenceResponse: 'error' must be a TritonError, "
+                            f"not {type(error).__name__}")
         self._outputs = output_tensors
         self._error = error
         self._parameters = _check_parameters(parameters)

@@ -35,7 +35,9 @@ def import_model(ctx: LoadContext, filename: str):
         raise TritonError(Code.NOT_FOUND, f"unable to load model '{ctx.model}': "
                                           f"Python model file '{path}' does not exist")
     sys.modules[MODULE_NAME] = pb_utils
+    sys.modules.setdefault(pb_utils.C_MODULE, pb_utils)
     pb_utils._model_dir = ctx.model_dir
+    pb_utils._instance_name = ctx.instance
     for entry in (ctx.repository, version_dir, ctx.model_dir):
         if entry not in sys.path:
             sys.path.insert(0, entry)

@@ -40,12 +40,23 @@ from .tensor import (  # noqa: F401
     triton_to_numpy_type,
 )
 
+# python_backend's C++ classes live in its ``c_python_backend_utils`` module, and
+# models print their types (python_backend's own messages do: "found type '<class
+# 'c_python_backend_utils.InferenceResponse'>'"): ours read the same (modelfile.py
+# installs that module name too, so pickling by reference finds them).
+C_MODULE = "c_python_backend_utils"
+for _cls in (InferenceRequest, InferenceResponse, InferenceResponseSender, InferenceTrace,
+             PreferredMemory, TritonError, TritonModelException, Logger, Metric,
+             MetricFamily, Tensor):
+    _cls.__module__ = C_MODULE
+
 TRITONSERVER_REQUEST_FLAG_SEQUENCE_START = messages.SEQUENCE_START
 TRITONSERVER_REQUEST_FLAG_SEQUENCE_END = messages.SEQUENCE_END
 TRITONSERVER_REQUEST_RELEASE_ALL = 1
 TRITONSERVER_REQUEST_RELEASE_RESCHEDULE = 2
 
 _model_dir: Optional[str] = None
+_instance_name = ""        # Triton's instance name (python_backend's stub names it in errors)
 _executing: list = []      # the requests in execute(): BLS calls follow their cancellation
 
 
@@ -110,7 +121,38 @@ def unload_model(model_name: str, unload_dependents: bool = False) -> None:
     _control(messages.UnloadQuery, name=model_name, unload_dependents=bool(unload_dependents))
 
 
-def is_model_ready(model_name: str, model_version: str = "") -> bool:
-    """Whether ``model_name`` (``model_version``: "" for any) is ready to serve."""
-    return _control(messages.ReadyQuery, 30.0, name=model_name,
-                    version=str(model_version)).ready
+def is_model_ready(*args, **kwargs) -> bool:
+    """``is_model_ready(model_name: str, model_version: str = "") -> bool``: whether the
+    model (version; "" for its latest ready one) is ready to serve. As python_backend, the
+    core's ModelIsReady answers (tritond/parent/modelready.py): a model that defines
+    ``is_ready()`` is asked too. Errors raise in python_backend's words."""
+    model_name, model_version = _ready_args(args, kwargs)
+    from . import bls
+    ch = bls.channel()
+    answer = ch.ask(messages.ReadyQuery, 30.0, name=model_name, version=model_version)
+    if answer.error is not None:
+        raise TritonModelException(
+            "Failed to check model readiness: Failed to process the request for model "
+            f"'{_instance_name}', message: {answer.error.message}")
+    return answer.ready
+
+
+_READY_SIGNATURE = (
+    "is_model_ready(): incompatible function arguments. The following argument types are "
+    "supported:\n    1. (model_name: str, model_version: str = '') -> bool\n\nInvoked with: ")
+
+
+def _ready_args(args: tuple, kwargs: dict) -> tuple[str, str]:
+    """The binding's arguments, checked as pybind11 checks them (TypeError, its text)."""
+    names = ("model_name", "model_version")
+    bound = dict(zip(names, args))
+    fits = len(args) <= 2 and not (set(kwargs) - set(names)) and not (set(kwargs) & set(bound))
+    bound.update(kwargs)
+    bound.setdefault("model_version", "")
+    if not fits or not isinstance(bound.get("model_name"), str) or \
+            not isinstance(bound["model_version"], str):
+        invoked = ", ".join(repr(a) for a in args)
+        if kwargs:
+            invoked += "; kwargs: " + ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise TypeError(_READY_SIGNATURE + invoked)
+    return bound["model_name"], bound["model_version"]

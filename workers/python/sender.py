@@ -18,8 +18,8 @@ from typing import Callable, Optional
 TRITONSERVER_RESPONSE_COMPLETE_FINAL = 1
 _SIGNATURE = (
     "send(): incompatible function arguments. The following argument types are supported:\n"
-    "    1. (self: triton_python_backend_utils.InferenceResponseSender, response: "
-    "triton_python_backend_utils.InferenceResponse = None, flags: int = 0) -> None\n\n"
+    "    1. (self: c_python_backend_utils.InferenceResponseSender, response: "
+    "c_python_backend_utils.InferenceResponse = None, flags: int = 0) -> None\n\n"
     "Invoked with: a %s, a %s")
 
 

@@ -1,7 +1,7 @@
 """``pb_utils.Logger`` (and the custom metrics of custom_metrics.py, re-exported).
 
-Logger writes to the worker's logging (the same Triton-like lines as every
-tritond process).
+Logger writes to the worker's logging (Triton's log line, ``tritond.logline``, as
+every tritond process), with the calling model.py line as the line's source.
 """
 from __future__ import annotations
 
@@ -42,23 +42,29 @@ class Logger:
 
     @staticmethod
     def log(message, level: LogLevel = LogLevel.INFO) -> None:
-        if not isinstance(message, str) or not isinstance(level, LogLevel):
-            raise TypeError(f"Logger.log(): expected (str, Logger.LogLevel), got "
-                            f"({type(message).__name__}, {type(level).__name__})")
-        _log.log(Logger._LEVELS[level], "%s", message)
+        Logger._write(message, level)
 
     @staticmethod
     def log_info(message) -> None:
-        Logger.log(message, Logger.INFO)
+        Logger._write(message, Logger.INFO)
 
     @staticmethod
     def log_warn(message) -> None:
-        Logger.log(message, Logger.WARNING)
+        Logger._write(message, Logger.WARNING)
 
     @staticmethod
     def log_error(message) -> None:
-        Logger.log(message, Logger.ERROR)
+        Logger._write(message, Logger.ERROR)
 
     @staticmethod
     def log_verbose(message) -> None:
-        Logger.log(message, Logger.VERBOSE)
+        Logger._write(message, Logger.VERBOSE)
+
+    @staticmethod
+    def _write(message, level) -> None:
+        """Log with the model's own file and line as the line's source (python_backend
+        reads the caller's frame): 3 frames up, past this and the public method."""
+        if not isinstance(message, str) or not isinstance(level, LogLevel):
+            raise TypeError(f"Logger.log(): expected (str, Logger.LogLevel), got "
+                            f"({type(message).__name__}, {type(level).__name__})")
+        _log.log(Logger._LEVELS[level], "%s", message, stacklevel=3)

@@ -39,3 +39,14 @@ def test_the_start_up_table_names_namespaced_copies_as_triton_does():
     rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")]
     assert rows == ["Model", "/r/a::m", "/r/b::m", "simple", "/r/b::bad"]
     assert "/r/a/m" not in text and "/r/b/bad" not in text
+
+
+def test_a_multi_line_status_continues_on_rows_of_its_own():
+    """The table is logged unescaped (Triton's LOG_TABLE_INFO): a reason's lines go one
+    under the other, each inside the table's borders, as Triton's table printer does."""
+    bad = ModelVersion("bad", 1, "/r/bad", "/r", state="UNAVAILABLE",
+                       reason="ValueError: x\nI1130 forged] y\n")
+    lines = format_table([bad], {}).splitlines()
+    assert all(line[:1] in "+|" for line in lines)
+    assert lines[3:5] == ["| bad   | 1       | UNAVAILABLE: ValueError: x |",
+                          "|       |         | I1130 forged] y            |"]
