@@ -38,6 +38,7 @@ from .router import Batch, Instance
 from .stats import REJECTED, stats_json
 from .table import SERVED_STATES, ModelTable
 from .inputcheck import input_error
+from .outputcheck import output_error
 from .wire import ExecuteView, RequestView, dims_decode
 
 __all__ = ["Dispatch", "Notify", "Output", "Reply", "SERVED_STATES", "SchedulerCore"]
@@ -132,6 +133,8 @@ class SchedulerCore:
             inputs = dims_decode(req.inputs) if type(req.inputs) is msgspec.Raw else req.inputs
             # Triton normalizes BLS requests too
             wrong = input_error(model.cfg.rules, inputs, req.request_id)
+            if wrong is None and type(req.outputs) is msgspec.Raw:
+                wrong = output_error(model.cfg.spec, req.outputs)
             if wrong is not None:
                 return [_error(req, Code(wrong.code), wrong.message)]
             req.batch = _batch_of(req) if model.cfg.max_batch_size > 0 else 0

@@ -134,10 +134,22 @@ def _in_place(enc: Encoded, view: memoryview) -> bool:
     return arr.ctypes.data == np.frombuffer(view, np.uint8).ctypes.data
 
 
+_DEST_SMALL = "shared memory size specified with the request for output '"
+
+
 def _dest_error(name: str, have: int, need: int) -> ErrorInfo:
     return ErrorInfo(int(Code.INVALID_ARG),     # the client's region: a client error (400)
-                     f"shared memory size specified with the request for output '{name}' "
-                     f"({have} bytes) should be at least {need} bytes to hold the results")
+                     f"{_DEST_SMALL}{name}' ({have} bytes) should be at least {need} bytes "
+                     "to hold the results")
+
+
+def renamed_dest_error(message: str, renames: dict) -> str:
+    """``message`` naming the output as the client asked for it (an ensemble's output:
+    ``renames`` maps the step model's names to the ensemble's), as Triton names it."""
+    if not message.startswith(_DEST_SMALL):
+        return message
+    name, rest = message[len(_DEST_SMALL):].split("'", 1)
+    return f"{_DEST_SMALL}{renames.get(name, name)}'{rest}"
 
 
 class OutputWriter:
