@@ -1,6 +1,6 @@
 # tritond: a Triton-compatible inference server (KServe v2 HTTP/gRPC) in Python.
 #   docker build -t tritond .
-#   docker run --rm --shm-size=1g -p 8000-8002:8000-8002 \
+#   docker run --rm --shm-size=1g --stop-timeout=40 -p 8000-8002:8000-8002 \
 #       -v "$PWD/model_repository:/models:ro" tritond
 FROM python:3.12-slim
 
@@ -31,7 +31,8 @@ USER 10001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request as u; sys.exit(0 if u.urlopen('http://127.0.0.1:8000/v2/health/ready', timeout=2).status == 200 else 1)"]
 
-# SIGTERM (docker stop) drains in-flight requests for --exit-timeout-secs, then exits 0.
+# SIGTERM (docker stop) drains in-flight requests for --exit-timeout-secs (30 s), then
+# exits 0: docker stop kills after 10 s unless the container runs with --stop-timeout=40.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["tritond"]
 CMD ["--model-repository=/models"]

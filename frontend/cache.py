@@ -1,17 +1,19 @@
 """The response cache: ``response_cache { enable: true }`` with ``--cache-config local,size=N``.
 
 Where: in the frontends, in front of the InferClient, over one store in shared
-memory (``tritond.shm.lru``: created by the parent, mapped by every frontend),
-so an answer one frontend cached is a hit on all of them. A frontend holds a
-request's input bytes before they are staged and its outputs once they come
-back, so a hit is answered from here: no input is copied to shared memory, no
-message reaches the scheduler or a worker. (Triton caches in its scheduler; ours
-sees only shared-memory references and would have to map and hash every input.)
+memory (``tritond.shm.lru``: created by the parent, mapped by every frontend and
+by the workers of cached models), so an answer one frontend cached is a hit on
+all of them. A frontend holds a request's input bytes before they are staged and
+its outputs once they come back, so a hit is answered from here: no input is
+copied to shared memory, no message reaches the scheduler or a worker. Ensemble
+steps and BLS calls never pass a frontend: the callee's worker looks them up in
+the same store (``workers/cachelookup.py``).
 
-Key: a BLAKE2b digest of the model, version, each input (name, datatype, shape,
+Key (``tritond/cacheentry.py``, shared with the workers): a BLAKE2b digest of
+the model key, version, each input (name, datatype, shape,
 bytes; BYTES tensors in their serialised form; an input in client shared memory
-is read with ``pread``), the requested outputs (names, classification) and the
-parameters the model sees. Every request of a ``preserve_ordering`` model
+is read with ``pread``), the requested outputs (names, classification; every output
+asked for plainly keys as none) and the parameters the model sees. Every request of a ``preserve_ordering`` model
 bypasses the cache (counted neither hit nor miss). A miss runs the request and
 inserts a copy of its outputs (an output written into a client's region is read
 back from it); a hit writes such an output into the region the request names.
@@ -28,13 +30,10 @@ merges every frontend's live observations before reading the quantiles.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import struct
 import time
 
-import msgspec
-
+from tritond import cacheentry
 from tritond.errors import TritonError
 from tritond.options import cache_bytes
 from tritond.scheduler.summary import Window
@@ -46,62 +45,56 @@ from .types import InferRequest, InferResult, OutputTensor
 
 cache_size = cache_bytes        # the name the tests and docs use
 log = logging.getLogger("tritond.frontend")
-_HEAD = struct.Struct("<I")
 
 
 def encode(result: InferResult, outputs: list[bytes]) -> bytes:
-    """An entry: header length, msgpack header (version, parameters, per output name,
-    datatype, shape, byte size), then the outputs' bytes back to back."""
-    head = msgspec.msgpack.encode([
-        result.model_version, result.parameters,
-        [[o.name, o.datatype, list(o.shape), len(b)] for o, b in zip(result.outputs, outputs)]])
-    return b"".join([_HEAD.pack(len(head)), head, *outputs])
+    """An entry (tritond/cacheentry.py) of ``result`` whose outputs' bytes are ``outputs``."""
+    return cacheentry.encode(result.model_version, result.parameters,
+                             [(o.name, o.datatype, o.shape, b)
+                              for o, b in zip(result.outputs, outputs)])
 
 
 def decode(blob, mv, req: InferRequest, shm) -> InferResult | None:
     """The result a hit answers; an output the request wants in client shared memory is
     written there (None when it does not fit: the uncached path reports that)."""
-    n = _HEAD.unpack_from(blob)[0]
-    version, parameters, metas = msgspec.msgpack.decode(memoryview(blob)[4:4 + n])
+    version, parameters, metas = cacheentry.decode(blob)
     requested = {o.name: o for o in req.outputs} if req.outputs else {}
-    view, pos, outs = memoryview(blob), 4 + n, []
-    for name, dtype, shape, size in metas:
-        data = view[pos:pos + size]
-        pos += size
+    outs = []
+    for name, dtype, shape, data in metas:
         want = requested.get(name)
         if want is not None and want.shm is not None:
-            if size > want.shm.byte_size:
+            if len(data) > want.shm.byte_size:
                 return None
             shm.write_output(want.shm, data)
             data = None
         outs.append(OutputTensor(name, dtype, shape, data, want))
+    if len(outs) > 1:       # in the order asked (else the model's), as an answer that ran
+        order = {name: i for i, name in enumerate(requested or mv.outputs)}
+        outs.sort(key=lambda o: order.get(o.name, len(order)))
     return InferResult(mv.name, version, req.id, parameters, outs)
 
 
 def request_key(mv, req: InferRequest, read=None) -> bytes | None:
-    """The cache key of ``req`` on ``mv``; None when it cannot be cached: an input in client
+    """The cache key of ``req`` on ``mv`` (tritond/cacheentry.py: a worker keys an ensemble
+    step or BLS call the same way); None when it cannot be cached: an input in client
     shared memory without ``read`` (ShmRef -> bytes), or parameters that fail to parse."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{mv.name}\0{mv.version}\0".encode())
-    for t in sorted(req.inputs, key=lambda t: t.name):
+    inputs = []
+    for t in req.inputs:
         if t.shm is not None:
             if read is None:
                 return None
-            data = read(t.shm)
+            inputs.append((t.name, t.datatype, t.shape, read(t.shm)))
         else:
-            data = t.data
-        h.update(f"{t.name}\0{t.datatype}\0{t.shape}\0{len(data)}\0".encode())
-        h.update(data)
-    for o in req.outputs or ():
-        h.update(f"out\0{o.name}\0{o.classification}\0".encode())
+            inputs.append((t.name, t.datatype, t.shape, t.data))
+    custom = None
     if req.parameters:      # only what reaches the model (not binary_data_output, priority...)
         try:
             custom = request_fields(req.parameters)[4]
         except TritonError:
             return None         # the uncached path answers the error
-        if custom:
-            h.update(repr(sorted(custom.items())).encode())
-    return h.digest()
+    return cacheentry.key(mv.key, mv.version, inputs,
+                          [(o.name, o.classification) for o in req.outputs or ()], mv.outputs,
+                          custom)
 
 
 def output_bytes(result: InferResult, shm) -> list[bytes] | None:
@@ -228,8 +221,14 @@ class ResponseCache:
                 continue
             hits, hit_ns, misses, miss_ns, hit_request_ns = totals.get(key, (0,) * 5)
             inf = s["inference_stats"]
-            inf["cache_hit"] = {"count": hits, "ns": hit_ns}
-            inf["cache_miss"] = {"count": misses, "ns": miss_ns}
+            # added to the scheduler's own counts: the workers' lookups of ensemble steps
+            # and BLS calls (workers/cachelookup.py), success included there already
+            hit, miss = inf["cache_hit"], inf["cache_miss"]
+            inf["cache_hit"] = {"count": hit["count"] + hits, "ns": hit["ns"] + hit_ns}
+            inf["cache_miss"] = {"count": miss["count"] + misses, "ns": miss["ns"] + miss_ns}
             inf["success"] = {"count": inf["success"]["count"] + hits,
                               "ns": inf["success"]["ns"] + hit_request_ns + miss_ns}
+            # Triton's UpdateSuccessCacheHit counts a queue duration too (from enqueue to
+            # the lookup: nothing here, a frontend looks up before anything is queued)
+            inf["queue"] = {"count": inf["queue"]["count"] + hits, "ns": inf["queue"]["ns"]}
         return stats

@@ -120,6 +120,8 @@ class ClientShm:
         if not self.options.allow_client_shm:
             raise unsupported(SHM_DISABLED)
 
+    check_enabled = _shm_enabled     # the HTTP route's first check (before the body)
+
     async def _add(self, name: str, kind: str, key: str, offset: int, byte_size: int,
                    device_id: int) -> None:
         if name in self._regions:

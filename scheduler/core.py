@@ -38,6 +38,7 @@ from .router import Batch, Instance
 from .stats import REJECTED, stats_json
 from .table import SERVED_STATES, ModelTable
 from .inputcheck import input_error
+from .outputcheck import output_error
 from .wire import ExecuteView, RequestView, dims_decode
 
 __all__ = ["Dispatch", "Notify", "Output", "Reply", "SERVED_STATES", "SchedulerCore"]
@@ -132,9 +133,12 @@ class SchedulerCore:
             inputs = dims_decode(req.inputs) if type(req.inputs) is msgspec.Raw else req.inputs
             # Triton normalizes BLS requests too
             wrong = input_error(model.cfg.rules, inputs, req.request_id)
+            if wrong is None and type(req.outputs) is msgspec.Raw:
+                wrong = output_error(model.cfg.spec, req.outputs)
             if wrong is not None:
                 return [_error(req, Code(wrong.code), wrong.message)]
             req.batch = _batch_of(req) if model.cfg.max_batch_size > 0 else 0
+            req.cache = model.cached       # no frontend looked it up: its worker does
         if model is None or not model.ready:
             return [_error(req, Code.UNAVAILABLE, f"Request for unknown model: '{req.model}' "
                            f"version {req.version} is not at ready state")]
@@ -208,7 +212,8 @@ class SchedulerCore:
         policy = model.policy
         policy.on_executed(batch, now_ns)
         model.stats.batch_done(batch, msg.stats, msg.failed, now_ns,
-                               (now_ns + self.epoch_offset_ns) // 1_000_000)
+                               (now_ns + self.epoch_offset_ns) // 1_000_000,
+                               msg.hits, msg.misses)
         out = iterative.executed(self, model, batch, msg, now_ns) if model.cfg.iterative else []
         if policy.dropped:       # a sequence ended by a request its worker skipped: answered
             # now, not at the next step (a ModelTable in the same read would drain it first)

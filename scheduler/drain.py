@@ -74,7 +74,8 @@ class Retirement:
         batch = inst.busy
         inst.busy = inst.ahead.popleft() if inst.ahead else None
         inst.model.stats.batch_done(batch, msg.stats, msg.failed, now_ns,
-                                    (now_ns + self._epoch_offset_ns) // 1_000_000)
+                                    (now_ns + self._epoch_offset_ns) // 1_000_000,
+                                    msg.hits, msg.misses)
         out = self._steps_executed(batch, msg, now_ns)     # ensemble steps it ran
         if msg.rescheduled:
             out += unanswered(batch, msg)

@@ -105,7 +105,8 @@ class Ensembles:
             run.waiting += 1
             return
         core = self.core
-        version = step.version if step.version > 0 else self._latest.get(step.model, 0)
+        # -1: no ready version (a model's only version may be 0, as in Triton)
+        version = step.version if step.version > 0 else self._latest.get(step.model, -1)
         inputs = [_replace(item[0], name=name) for name, tensor in step.inputs
                   if (item := run.tensors.get((tensor, it))) is not None]
         target = core._models.get((step.model, version))   # noqa: SLF001 - our core
@@ -129,12 +130,13 @@ class Ensembles:
             req.parameters, now_ns)
         run.trace.submit(sub, now_ns)      # traced: a child trace per step (enstrace.py)
         decoupled = target is not None and target.cfg.spec.decoupled
+        sub.cache = target is not None and target.cached   # its worker looks it up
         run.submitted += 1
-        if version and self.answers.eligible(run, step, it, target, core.address):
+        if version >= 0 and self.answers.eligible(run, step, it, target, core.address):
             self.answers.mark(run, step, sub)
         run.pending[rid] = (step, it, decoupled)
         self.steps[rid] = run
-        if version == 0:
+        if version < 0:
             out.append(Reply(core.address, messages.Response(rid, error=messages.ErrorInfo(
                 int(Code.UNAVAILABLE), f"Request for unknown model: '{step.model}' has no "
                 "available versions"))))

@@ -10,7 +10,8 @@ from .stats import ModelStats
 class Model:
     """One model version: what it dispatches (``policy``) and where (``router``)."""
 
-    __slots__ = ("name", "version", "config_json", "cfg", "policy", "router", "stats", "ready")
+    __slots__ = ("name", "version", "config_json", "cfg", "policy", "router", "stats", "ready",
+                 "cached")
 
     def __init__(self, name: str, version: int, config_json: str, cfg: SchedConfig,
                  policy: Policy, pipeline: bool = False) -> None:
@@ -22,6 +23,8 @@ class Model:
         self.router = InstanceRouter(self.policy.depth if pipeline else 0)
         self.stats = ModelStats(name, version)
         self.ready = True            # accepts new requests (False while UNLOADING)
+        # response_cache under --cache-config: its steps and BLS calls carry Request.cache
+        self.cached = False
 
     def set_pipeline(self, on: bool) -> None:
         self.router.set_depth(self.policy.depth if on else 0)

@@ -250,6 +250,8 @@ class SlotTable:
         """Every queued request, taken out; no sequence is left."""
         seqs = [s for h in self.homes.values() for s in h.slots if s is not None]
         out = [e for s in (*seqs, *self.backlog) for e in self.take_all(s)]
+        for seq in seqs:        # homeless: a request of it still in flight that is
+            seq.home = None     # cancelled later (``skipped``) leaves nothing held here
         self.backlog.clear()
         self.live.clear()
         for home in self.homes.values():

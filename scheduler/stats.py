@@ -109,12 +109,19 @@ class ModelStats:
             pair[0] += ok
             pair[1] += ok * co_ns
 
-    def batch_done(self, batch, st, failed: list[int], now_ns: int, now_ms: int) -> None:
+    def batch_done(self, batch, st, failed: list[int], now_ns: int, now_ms: int,
+                   hits=(), misses=()) -> None:
         """Account a finished ``batch`` (model.Batch) from its worker's ExecStats ``st``;
-        ``failed`` lists the rids that failed (a model error, a cancel)."""
+        ``failed`` lists the rids that failed (a model error, a cancel); ``hits`` and
+        ``misses`` the worker's response-cache lookups ((rid, ns) each, Executed)."""
         end_ns = st.end_ns or now_ns
         entries = batch.entries
         failed = set(failed) if failed else ()
+        size = batch.size
+        if hits or misses:
+            entries, size = self._cache_done(batch, hits, misses, end_ns)
+            if not entries:
+                return              # every request answered from the cache: no execution
         ok = 0
         arrivals = 0
         skipped = 0
@@ -131,9 +138,38 @@ class ModelStats:
                 self.failed(skipped, 0, CANCELED)
         if self.summary is not None and ok:
             self._observe(entries, failed, batch.dispatch_ns, end_ns, st, now_ns)
-        self.executed(batch.size, ok, ok * batch.dispatch_ns - arrivals, ok * end_ns - arrivals,
+        self.executed(size, ok, ok * batch.dispatch_ns - arrivals, ok * end_ns - arrivals,
                       st.compute_input_ns, st.compute_infer_ns, st.compute_output_ns, now_ms,
                       len(batch.rows) if batch.rows is not None else 0)
+
+    def _cache_done(self, batch, hits, misses, end_ns: int) -> tuple[list, int]:
+        """Triton's UpdateSuccessCacheHit/Miss for a worker's lookups; returns the entries
+        that ran and their batch size. A hit is a success (its request and queue time:
+        it waited for an instance as any request) but no inference or execution; a miss
+        adds its lookup + insertion time to cache_miss and to the request duration."""
+        for _, ns in misses:
+            self.cache_miss[0] += 1
+            self.cache_miss[1] += ns
+            self.success[1] += ns
+        if not hits:
+            return batch.entries, batch.size
+        hit = dict(hits)
+        ran, size = [], batch.size
+        for entry in batch.entries:
+            req = entry.req
+            ns = hit.get(req.rid)
+            if ns is None:
+                ran.append(entry)
+                continue
+            size -= max(req.batch, 1)
+            arrival = req.arrival_ns or entry.enqueue_ns
+            self.success[0] += 1
+            self.success[1] += end_ns - arrival
+            self.queue[0] += 1
+            self.queue[1] += batch.dispatch_ns - arrival
+            self.cache_hit[0] += 1
+            self.cache_hit[1] += ns
+        return ran, size
 
     def _observe(self, entries, failed, dispatch_ns: int, end_ns: int, st, now_ns: int) -> None:
         """Each successful request's latencies into the summaries (microseconds, as Triton)."""

@@ -96,6 +96,7 @@ class ModelTable:
             cfg = SchedConfig(entry.spec)
             fresh = Model(entry.name, entry.version, config_json, cfg, settings.make_policy(cfg),
                           settings.pipeline)
+            fresh.cached = settings.cache_on and _cached(config_json)
             if model is not None:
                 self._move(model, fresh, out)
             model = fresh

@@ -56,6 +56,7 @@ class RequestView(msgspec.Struct, tag=1, array_like=True, omit_defaults=True):
     trace: list[int] = []              # traced requests only (QUEUE_START appended here)
     answer: msgspec.Raw = _NIL         # Optional[EnsembleAnswer] (set by the scheduler)
     unary: bool = False                # BLS exec() without decoupled=True
+    cache: bool = False                # a step or BLS call of a cached model (set here)
 
 
 class ExecuteView(msgspec.Struct, tag=10, array_like=True, omit_defaults=True):

@@ -34,9 +34,9 @@ def test_quickstart_installs_the_client_before_the_snippet():
 
 READERS = [ROOT / "README.md", ROOT / "SECURITY.md", *sorted((ROOT / "docs").glob("*.md"))]
 CODE_DIRS = "docs|deploy|bench|model_repository|tests|tritond|scheduler|frontend|workers|shm|protos"
-# flags of other programs the pages show (docker, useradd, systemctl, kubernetes-validate) and
+# flags of other programs the pages show (docker run/stop, useradd, systemctl, kubernetes-validate) and
 # the architecture diagram's "--descriptors-->" arrow
-FOREIGN = {"--shm-size", "--rm", "--system", "--home", "--now", "--strict", "--descriptors"}
+FOREIGN = {"--shm-size", "--stop-timeout", "--rm", "--system", "--home", "--now", "--strict", "--descriptors"}
 
 
 def _defined(module: str, name: str) -> bool:
@@ -113,3 +113,40 @@ def test_frontend_core_contract_matches_the_code():
                 elif shown != [p for p in inspect.signature(real).parameters if p != "self"]:
                     drift.append(f"{cls.__name__}.{name}{tuple(shown)}")
     assert drift == []
+
+
+
+def test_every_environment_variable_the_docs_name_is_an_options():
+    """`TRITOND_HTTP_PORT` and the like: each is the variable of an option. TRITOND_ARGS is
+    the systemd unit's own (the flags its ExecStart line passes), named only with the unit."""
+    from tritond.options import OPTIONS
+    known = {opt.env for opt in OPTIONS}
+    unit = {ROOT / "docs" / "operations.md", *(ROOT / "deploy" / "systemd").iterdir()}
+    files = [*READERS, ROOT / "Dockerfile", *sorted((ROOT / "deploy").rglob("*.*"))]
+    unknown = [f"{path.name}: {name}" for path in files
+               for name in sorted(set(re.findall(r"\bTRITOND_[A-Z0-9_]*[A-Z0-9]", path.read_text())))
+               if name not in known and not (name == "TRITOND_ARGS" and path in unit)]
+    assert unknown == []
+
+
+def _as_default(text: str):
+    """A default as the pages write it: "64 MiB", "30 s", "false", "on", "15"."""
+    number = re.fullmatch(r"(\d+)(?: (MiB|s))?", text)
+    if number:
+        return int(number[1]) * (1 << 20 if number[2] == "MiB" else 1)
+    return {"true": True, "on": True, "false": False, "off": False}.get(text, text)
+
+
+def test_every_default_the_pages_state_is_the_options():
+    """"`--exit-timeout-secs` ... default 30": the value tritond really uses."""
+    from tritond.options import OPTIONS
+    defaults = {flag: opt.default for opt in OPTIONS for flag in (opt.flags or (opt.flag,))}
+    stated, wrong = 0, []
+    for page in READERS:
+        for flag, value in re.findall(r"`(--[a-z0-9-]+)`[^`\n]{0,40}?\(?default(?:s to)? "
+                                      r"(\w+(?: MiB| s)?)", page.read_text()):
+            if flag in defaults:
+                stated += 1
+                if _as_default(value) != defaults[flag]:
+                    wrong.append(f"{page.name}: {flag} default {value}")
+    assert stated >= 10 and wrong == []

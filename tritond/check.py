@@ -25,7 +25,8 @@ def main(argv: list[str]) -> int:
         prog="tritond check", description="Validate a Triton model repository: one line "
         "per problem, exit code 1 if there is any.")
     parser.add_argument("repository", help="model repository path")
-    parser.add_argument("models", nargs="*", metavar="MODEL", help="only these models")
+    # default=[]: argparse otherwise lists an absent "*" positional as required
+    parser.add_argument("models", nargs="*", default=[], metavar="MODEL", help="only these models")
     parser.add_argument("--model-config-name", default="",
                         help="use <model>/configs/<name>.pbtxt when it exists")
     parser.add_argument("--strict-model-config", action="store_true",

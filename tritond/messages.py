@@ -123,6 +123,9 @@ class Request(msgspec.Struct, tag=1, array_like=True, omit_defaults=True):
     # A BLS exec()/async_exec() without decoupled=True: it takes one response, so a
     # decoupled model refuses it (Triton's python_backend does, before sending it).
     unary: bool = False
+    # Set by the scheduler on the ensemble steps and BLS calls of a model with
+    # response_cache (they never passed a frontend's lookup): its worker looks them up.
+    cache: bool = False
 
 
 class Cancel(msgspec.Struct, tag=2, array_like=True):
@@ -249,7 +252,7 @@ class ExecStats(msgspec.Struct, array_like=True):
     end_ns: int
 
 
-class Executed(msgspec.Struct, tag=21, array_like=True):
+class Executed(msgspec.Struct, tag=21, array_like=True, omit_defaults=True):
     """Worker -> scheduler: batch ``batch_id`` finished; the instance is free again."""
 
     instance: str
@@ -260,6 +263,11 @@ class Executed(msgspec.Struct, tag=21, array_like=True):
     # TRITONSERVER_REQUEST_RELEASE_RESCHEDULE (iterative sequences): the scheduler
     # queues them again in their sequence's slot, unanswered (scheduler/iterative.py).
     rescheduled: list[tuple[str, int]] = []
+    # Response-cache lookups of Request.cache requests (workers/cachelookup.py): (rid,
+    # lookup ns) of each hit (answered from the cache, not run) and (rid, lookup +
+    # insertion ns) of each miss that was inserted.
+    hits: list[tuple[int, int]] = []
+    misses: list[tuple[int, int]] = []
 
 
 # ------------------------------------------------------------- control plane
@@ -283,7 +291,7 @@ class Setup(msgspec.Struct, tag=41, array_like=True):
     parent: str                # parent's address
     scheduler: str             # scheduler's address
     frontends: list[str]
-    cache: str = ""            # frontends: the response cache's segment ("" = no cache)
+    cache: str = ""            # frontends, workers: the response cache's segment ("" = none)
 
 
 class InstanceEntry(msgspec.Struct, array_like=True):

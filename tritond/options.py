@@ -34,6 +34,13 @@ def parse_bool(text: str | bool) -> bool:
     raise OptionError(f"expected a boolean (true/false), got '{text}'")
 
 
+def parse_bool01(text: str | int) -> int:
+    """A tritonserver boolean that gRPC takes as 0/1 (--grpc-keepalive-permit-without-calls)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)
+    return int(parse_bool(text))
+
+
 def parse_int(text: str | int) -> int:
     if isinstance(text, int):
         return text
@@ -376,8 +383,8 @@ OPTIONS: tuple[Option, ...] = (
     # gRPC keepalive: passed to the gRPC server only when set (Triton's flags and units).
     Option("grpc_keepalive_time", None, parse_nonneg, "gRPC keepalive time, ms."),
     Option("grpc_keepalive_timeout", None, parse_nonneg, "gRPC keepalive timeout, ms."),
-    Option("grpc_keepalive_permit_without_calls", None, parse_nonneg,
-           "gRPC: allow keepalive pings without calls (0/1)."),
+    Option("grpc_keepalive_permit_without_calls", None, parse_bool01,
+           "gRPC: allow keepalive pings without calls (true/false, 1/0)."),
     Option("grpc_http2_max_pings_without_data", None, parse_nonneg,
            "gRPC: pings allowed without data."),
     Option("grpc_http2_min_recv_ping_interval_without_data", None, parse_nonneg,

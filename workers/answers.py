@@ -21,6 +21,8 @@ from tritond import messages
 from tritond.errors import Code
 from tritond.sequenceparams import override, response_parameters
 
+from .outputs import renamed_dest_error
+
 _replace = msgspec.structs.replace
 _CANCELLED = int(Code.CANCELLED)
 
@@ -87,7 +89,8 @@ class EnsembleAnswers:
             if err.code != _CANCELLED:
                 names = [answer.model, *answer.within]    # as each level would prefix it
                 resp.error = messages.ErrorInfo(err.code, "".join(
-                    f"in ensemble '{name}', " for name in names) + err.message)
+                    f"in ensemble '{name}', " for name in names)
+                    + renamed_dest_error(err.message, answer.renames))
         if resp.outputs:
             renames = answer.renames
             resp.outputs = [_replace(ref, name=renames.get(ref.name, ref.name))

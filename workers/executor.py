@@ -35,7 +35,7 @@ class Executor:
     """Runs Execute batches for one loaded backend instance."""
 
     def __init__(self, backend: Backend, io: ModelIO, cache, writer: OutputWriter,
-                 instance: str, seq=None) -> None:
+                 instance: str, seq=None, lookup=None) -> None:
         self.backend = backend
         self.io = io
         self.cache = cache
@@ -43,18 +43,23 @@ class Executor:
         self.instance = instance     # this worker's address (Response.instance)
         self.seq = seq               # workers.sequence.SequenceIO of a sequence model
         self.responses = Responses(io, writer, instance)
+        # workers.cachelookup.CacheLookup of a cached model (else None: one test a batch)
+        self.lookup = lookup
 
     def run(self, ex: Execute) -> tuple[list[tuple[str, Response]], messages.Executed]:
         """Execute one batch; returns ([(frontend, Response)], Executed)."""
         start = time.monotonic_ns()
         errors: dict[int, ErrorInfo] = {}
         slots = ex.slots
+        requests, visit = ex.requests, None
+        if self.lookup is not None and not slots:   # ensemble steps, BLS calls: hits not run
+            requests, visit = self.lookup.find(requests)
         if slots and self.seq is not None:
             if ex.ended:
                 self.seq.ended(ex.ended)
             work = sequence_rows.map_inputs(self, ex, errors)
         else:
-            work = self._map_inputs(ex.requests, errors)
+            work = self._map_inputs(requests, errors)
         t_in = time.monotonic_ns()
         results = self._execute(work)
         t_infer = time.monotonic_ns()
@@ -63,9 +68,11 @@ class Executor:
             quiet = sequence_rows.skip_not_ready(ex, errors)
             responses = self.responses.build(ex.requests, work, results, errors, quiet)
         else:
-            responses = self.responses.build(ex.requests, work, results, errors)
+            responses = self.responses.build(requests, work, results, errors)
             if slots:
                 responses = sequence_rows.answered(self.writer, responses, slots)
+        if visit is not None:
+            responses = self.lookup.finish(visit, responses)
         end = time.monotonic_ns()
         for _, resp in responses:
             if resp.trace is TRACED:
@@ -76,7 +83,11 @@ class Executor:
             batch_size=sum(max(r.batch, 1) for r in ex.requests),
             compute_input_ns=t_in - start, compute_infer_ns=t_infer - t_in,
             compute_output_ns=end - t_infer, start_ns=start, end_ns=end)
-        return responses, sequence_rows.executed(self.instance, ex, stats, errors, results)
+        executed = sequence_rows.executed(self.instance, ex, stats, errors, results)
+        if visit is not None:
+            executed.hits, executed.misses = visit.hits, visit.misses
+            executed.failed.extend(visit.failed)
+        return responses, executed
 
     # ------------------------------------------------------------- inputs
 

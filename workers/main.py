@@ -35,6 +35,7 @@ from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
 from .answers import EnsembleAnswers
+from .cachelookup import CacheLookup
 from .cancel import CancelWatch, install
 from .executor import Executor
 from .loader import load_backend
@@ -219,7 +220,9 @@ class WorkerProc:
         self.executor = Executor(self.backend, io, self.cache, self.writer,
                                  self.boot.address,
                                  sequence_io(spec, load.model_dir, self.setup.server_id,
-                                             self.boot.name))
+                                             self.boot.name),
+                                 CacheLookup.open(self.setup.cache, spec, self.cache,
+                                                  self.writer, self.boot.address))
         self.hub = StreamHub(self.boot.address, self.writer, io, self.answers.post,
                              self.ep.flush)
         self.hub.pump = self._pump
@@ -316,6 +319,8 @@ class WorkerProc:
             self.hub = None
         if self.executor is not None and self.executor.seq is not None:
             self.executor.seq.close()        # the slots' state segment
+        if self.executor is not None and self.executor.lookup is not None:
+            self.executor.lookup.close()     # the response cache's mapping
         if self.pool is not None:
             # Outputs a frontend has not released may not be mapped there yet (their
             # Response still on its way): leave them linked; the parent unlinks them soon.

@@ -86,6 +86,16 @@ class Encoded:
             self.lengths_at = (self.nbytes + 3) & ~3
             self.span = self.lengths_at + len(self.table)
 
+    @classmethod
+    def raw(cls, dtype: str, data) -> "Encoded":
+        """Bytes already in the protocol's layout (a response-cache entry: BYTES
+        serialised), copied as they are, so a hit is byte-identical to the miss."""
+        enc = cls.__new__(cls)
+        enc.dtype, enc.array, enc.data, enc.plain, enc.table = dtype, None, data, False, None
+        enc.nbytes = enc.span = len(data)
+        enc.lengths_at = 0
+        return enc
+
     def copy_into(self, view: memoryview) -> None:
         """The payload into ``view`` (and the length table, when there is one, at
         ``lengths_at``: ``view`` is then ``span`` bytes long)."""
@@ -124,10 +134,22 @@ def _in_place(enc: Encoded, view: memoryview) -> bool:
     return arr.ctypes.data == np.frombuffer(view, np.uint8).ctypes.data
 
 
+_DEST_SMALL = "shared memory size specified with the request for output '"
+
+
 def _dest_error(name: str, have: int, need: int) -> ErrorInfo:
     return ErrorInfo(int(Code.INVALID_ARG),     # the client's region: a client error (400)
-                     f"shared memory size specified with the request for output '{name}' "
-                     f"({have} bytes) should be at least {need} bytes to hold the results")
+                     f"{_DEST_SMALL}{name}' ({have} bytes) should be at least {need} bytes "
+                     "to hold the results")
+
+
+def renamed_dest_error(message: str, renames: dict) -> str:
+    """``message`` naming the output as the client asked for it (an ensemble's output:
+    ``renames`` maps the step model's names to the ensemble's), as Triton names it."""
+    if not message.startswith(_DEST_SMALL):
+        return message
+    name, rest = message[len(_DEST_SMALL):].split("'", 1)
+    return f"{_DEST_SMALL}{renames.get(name, name)}'{rest}"
 
 
 class OutputWriter:
@@ -152,7 +174,8 @@ class OutputWriter:
         return self._write_slot(name, enc, shape)
 
     def write_all(self, outs: Iterable[tuple]) -> Union[list[TensorRef], ErrorInfo]:
-        """Write one request's outputs, ``(name, array, client shape, dest)`` each, in order.
+        """Write one request's outputs, ``(name, array or Encoded, client shape, dest)``
+        each, in order.
 
         Outputs bound for this worker's arena share ONE slot (one alloc and one
         free per request instead of one per output), each at a 64-byte-aligned
@@ -165,7 +188,8 @@ class OutputWriter:
         total = 0
         bf16 = self.bf16
         for name, arr, shape, dest in outs:
-            enc = Encoded(arr, name in bf16, dest is None)
+            # an Encoded already: a response-cache hit's bytes (workers/cachelookup.py)
+            enc = arr if type(arr) is Encoded else Encoded(arr, name in bf16, dest is None)
             if dest is not None:
                 ref = self._to_client(name, enc, shape, dest)
                 if type(ref) is ErrorInfo:

@@ -15,7 +15,7 @@ from .deadline import with_header_timeout
 from .fastpath import with_fast_infer
 from .protocol import CorkedHttpToolsProtocol, with_direct_infer
 from .generate import generate, generate_stream
-from .responses import error_response, json_response
+from .responses import error_response, json_response, plain_error
 
 
 class _Digits(Convertor):
@@ -85,8 +85,15 @@ async def _triton_error(request, exc: TritonError):
 
 
 async def _http_error(request, exc: HTTPException):
-    # Triton's framework errors: {"error":"Not Found"} / {"error":"Method Not Allowed"}.
+    # Triton's framework errors: {"error":"Not Found"} / {"error":"Method Not Allowed"},
+    # text/plain where Triton sets no content type: an unknown route, a health handler.
+    if exc.status_code == 404 or _health(request.url.path):
+        return plain_error(exc.detail, exc.status_code)
     return json_response({"error": exc.detail}, exc.status_code)
+
+
+def _health(path: str) -> bool:
+    return path.startswith("/v2/health/") or path.endswith("/ready")
 
 
 def build_app(core: FrontendCore):

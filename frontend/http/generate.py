@@ -23,9 +23,9 @@ import json
 from contextlib import aclosing
 
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
-from tritond.errors import TritonError, invalid_arg, request_tag
+from tritond.errors import Code, TritonError, http_status, invalid_arg, request_tag
 
 from .. import tracepoints
 from ..types import InferRequest, InputTensor
@@ -33,11 +33,12 @@ from .codec import encode_json, parse_json
 from .rawstring import json_string
 from .responses import error_response, json_response
 from .routes import _core, _model, read_body
-from .tensors import json_to_bytes
+from .tensors import float_value, float_values, json_to_bytes
 
 ONE = ("generate expects model to produce exactly 1 response, use generate stream for "
        "model that generates various number of responses")
 SSE = "text/event-stream; charset=utf-8"
+_FLOATS = frozenset({"FP32", "FP64"})
 
 
 async def generate(request: Request):
@@ -71,13 +72,23 @@ async def _serve(request: Request, streaming: bool):
     # plain JSON error.
     try:
         first = await _next(results)
+        if first is not None and first.error is not None:
+            first.release()
+            raise first.error
+    except TritonError as exc:
+        await results.aclose()
+        if not streaming or exc.code != Code.INTERNAL:
+            raise
+        # Triton starts the chunked reply with the first response, a failed one too: the
+        # stream's content type and one ``data:`` event, with the error's status. A request
+        # Triton refuses before it runs (a bad input, an unknown model, a full queue) is a
+        # plain JSON error there; tritond tells the two apart by the code: a model's failure
+        # is INTERNAL, a refusal is not.
+        return Response(b"data: " + encode_json({"error": exc.message}) + b"\n\n",
+                        http_status(exc.code), media_type=SSE)
     except BaseException:
         await results.aclose()
         raise
-    if first is not None and first.error is not None:
-        first.release()
-        await results.aclose()
-        raise first.error
     if not streaming:
         response = await _one(results, first)
         return response if trace is None else tracepoints.SentResponse(response, trace,
@@ -180,8 +191,13 @@ def _map(doc: dict, mv, req: InferRequest, params: dict, top: bool) -> None:
                 raise invalid_arg("Keyword 'parameters' for nested schema also given as input "
                                   "tensor name")
             if not isinstance(value, dict):
-                raise invalid_arg("Expected JSON object for keyword: 'parameters'")
-            _map(value, mv, req, params, top=False)
+                raise invalid_arg("Expected JSON object for keyword: 'parameters': attempt "
+                                  "to access JSON non-object as object")   # TritonJson's
+            try:
+                _map(value, mv, req, params, top=False)
+            except TritonError as exc:      # Triton's RETURN_MSG_IF_ERR on the nested object
+                raise TritonError(exc.code, f"Converting keyword: 'parameters': "
+                                            f"{exc.message}") from None
         elif key in mv.inputs:
             req.inputs.append(_tensor(key, value, mv))
         elif isinstance(value, (str, bool, int, float)):
@@ -218,7 +234,10 @@ def _shape(name: str, count: int, shape: list) -> list:
 
 
 def to_json(result) -> dict:
-    """A generate response object (Triton's ConvertGenerateResponse)."""
+    """A generate response object (Triton's ConvertGenerateResponse): a std::map there, so
+    the keys come in byte order and of two equal keys the first added stays (``id``,
+    ``model_name``, ``model_version``, then parameters, then outputs); FP32/FP64 values
+    as Triton's JSON writer writes them (NaN, Infinity, -Infinity)."""
     doc = {}
     if result.id:
         doc["id"] = result.id
@@ -226,14 +245,17 @@ def to_json(result) -> dict:
     doc["model_version"] = result.model_version
     for key, value in result.parameters.items():
         if key != "triton_final_response":
-            doc[key] = value
+            doc.setdefault(key, value)
     for out in result.outputs:
-        if out.data is None:
+        if out.data is None or out.name in doc:
             continue
         arr = out.as_numpy().reshape(-1)
         if out.datatype == "BYTES":
             items = [json_string(v) if isinstance(v, bytes) else str(v) for v in arr]
         else:
             items = arr.tolist()
-        doc[out.name] = items[0] if len(items) == 1 else items
-    return doc
+        if len(items) == 1:
+            doc[out.name] = float_value(items[0]) if out.datatype in _FLOATS else items[0]
+        else:
+            doc[out.name] = float_values(items) if out.datatype in _FLOATS else items
+    return dict(sorted(doc.items()))

@@ -21,9 +21,19 @@ def json_response(doc, status: int = 200) -> Response:
     return Response(encode_json(doc), status, media_type="application/json")
 
 
+# Triton's health handlers and its unknown-route answer set no content type; its HTTP
+# library (libevhtp) then sends text/plain, whatever the body (a JSON error too).
+PLAIN = {"content-type": "text/plain"}
+
+
 def empty_response(status: int = 200) -> Response:
-    """Health answers: an empty body and no JSON content type."""
-    return Response(b"", status)
+    """Health answers: an empty body, text/plain (Triton's)."""
+    return Response(b"", status, headers=PLAIN)
+
+
+def plain_error(message: str, status: int) -> Response:
+    """Triton's error object where Triton sets no content type (``PLAIN``)."""
+    return Response(encode_json({"error": message}), status, headers=PLAIN)
 
 
 def error_response(exc: TritonError) -> Response:

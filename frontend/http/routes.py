@@ -10,11 +10,11 @@ import base64
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tritond.errors import internal, invalid_arg, unsupported
+from tritond.errors import TritonError, http_status, internal, invalid_arg, unsupported
 
 from ..core import FrontendCore
-from . import codec, fastpath
-from .responses import empty_response, json_response
+from . import codec, fastpath, shmregister
+from .responses import empty_response, json_response, plain_error
 
 DEFAULT_MAX_INPUT = 64 << 20
 
@@ -73,9 +73,11 @@ async def model_metadata(request: Request):
 
 
 async def model_ready(request: Request):
-    if await _core(request).control.model_ready(*_model(request)):
-        return empty_response(200)
-    return json_response({"error": "Model version not ready"}, 400)
+    try:
+        ready = await _core(request).control.model_ready(*_model(request))
+    except TritonError as exc:          # as every answer of Triton's health handlers
+        return plain_error(exc.message, http_status(exc.code))
+    return empty_response(200) if ready else plain_error("Model version not ready", 400)
 
 
 async def model_config(request: Request):
@@ -161,16 +163,13 @@ async def shm_status(request: Request):
 
 async def shm_register(request: Request):
     shm, region = _core(request).shm, request.path_params["region"]
+    shm.check_enabled()                         # before the body, as Triton
     doc = await _json_body(request)
-    if not isinstance(doc, dict):
-        raise invalid_arg("Unable to parse the shared memory register request")
     if request.path_params["kind"] == "system":
-        await shm.register_system_shm(region, doc.get("key"), doc.get("offset", 0), doc.get("byte_size"))
+        await shm.register_system_shm(region, *shmregister.system_fields(doc))
     else:
-        raw = doc.get("raw_handle")             # Triton: {"b64": "<base64>"}, else invalid
-        handle = raw.get("b64") if isinstance(raw, dict) else None
-        await shm.register_cuda_shm(region, handle, doc.get("device_id"), doc.get("byte_size"))
-    return empty_response(200)
+        await shm.register_cuda_shm(region, *shmregister.cuda_fields(doc))
+    return _shm_done()
 
 
 async def shm_unregister(request: Request):
@@ -179,7 +178,12 @@ async def shm_unregister(request: Request):
         await shm.unregister_system_shm(region)
     else:
         await shm.unregister_cuda_shm(region)
-    return empty_response(200)
+    return _shm_done()
+
+
+def _shm_done():
+    """Triton sets the JSON content type on every shared-memory answer, an empty one too."""
+    return Response(b"", 200, media_type="application/json")
 
 
 # ------------------------------------------------------------------ settings

@@ -205,8 +205,14 @@ def bytes_to_json(name: str, datatype: str, shape: list[int], data,
             pass                 # a view memoryview cannot recast: numpy reads it
     if values is None:
         values = np.frombuffer(data, dtype=dt).tolist()
-    # A NaN or infinity makes the sum non-finite (one C pass); msgspec would write null.
-    if datatype in _FLOATS and not math.isfinite(sum(values)):
+    return float_values(values) if datatype in _FLOATS else values
+
+
+def float_values(values: list) -> list | msgspec.Raw:
+    """``values`` (floats) as a JSON array: itself, or with a NaN or an infinity the array
+    written as Triton's JSON writer writes it (msgspec would write null)."""
+    # A NaN or infinity makes the sum non-finite (one C pass).
+    if not math.isfinite(sum(values)):
         return msgspec.Raw(b"[" + b",".join(map(_float_token, values)) + b"]")
     return values
 
@@ -224,6 +230,11 @@ def _bytes_array(data, count: int, table) -> msgspec.Raw | None:
         table = lengths.short_table(data, count)
     at = None if table is None else lengths.starts(data, count, table)
     return None if at is None else json_array_of(data, at)
+
+
+def float_value(x: float) -> float | msgspec.Raw:
+    """One double as Triton's JSON writer writes it."""
+    return x if math.isfinite(x) else msgspec.Raw(_float_token(x))
 
 
 _FLOATS = frozenset({"FP32", "FP64"})

@@ -8,7 +8,8 @@ from tritond.frontend.types import InferRequest, InferResult, InputTensor, Outpu
 
 
 class MV:
-    name, version, version_str, response_cache, preserve_ordering = "m", 1, "1", True, False
+    name, key, version, version_str, response_cache, preserve_ordering = "m", "m", 1, "1", True, False
+    outputs = {"OUT": None, "S": None}
 
 
 def request(data=b"\1\0\0\0", **kw) -> InferRequest:
@@ -100,11 +101,27 @@ def test_statistics_sum_every_frontends_rows_as_triton_counts_hits_and_misses():
     other = [["m", "1", 1, 1000, 0, 0, 3000]]         # another frontend's FrontendStatsAnswer
     d = lambda c, ns: {"count": c, "ns": ns}
     stats = {"model_stats": [{"name": "m", "version": "1", "inference_stats": {
-        "success": d(1, 10_000), "cache_hit": d(0, 0), "cache_miss": d(0, 0)}}]}
+        "success": d(1, 10_000), "queue": d(1, 100), "cache_hit": d(0, 0),
+        "cache_miss": d(0, 0)}}]}
     rc.merge(stats, {("m", "1")}, rc.rows() + other)
     inf = stats["model_stats"][0]["inference_stats"]
     assert inf["cache_hit"] == d(3, 3000) and inf["cache_miss"] == d(1, 500)
     assert inf["success"] == d(4, 10_000 + 10_000 + 500)
+    assert inf["queue"] == d(4, 100)        # a hit counts a queue duration (Triton)
+
+
+def test_statistics_add_to_the_workers_lookups_of_steps_and_bls_calls():
+    # The scheduler's own cache counts are the workers' (workers/cachelookup.py).
+    rc = cache.ResponseCache(None)
+    rc.counts[("m", "1")] = [1, 100, 1, 200, 300]
+    d = lambda c, ns: {"count": c, "ns": ns}
+    stats = {"model_stats": [{"name": "m", "version": "1", "inference_stats": {
+        "success": d(3, 9000), "queue": d(3, 30), "cache_hit": d(1, 50),
+        "cache_miss": d(1, 70)}}]}
+    rc.merge(stats, {("m", "1")})
+    inf = stats["model_stats"][0]["inference_stats"]
+    assert inf["cache_hit"] == d(2, 150) and inf["cache_miss"] == d(2, 270)
+    assert inf["success"] == d(4, 9000 + 300 + 200)
 
 
 def test_open_store_maps_the_parents_segment_or_makes_its_own():
@@ -132,3 +149,24 @@ def test_open_store_maps_the_parents_segment_or_makes_its_own():
         for seg in (parent, own):
             seg.unlink()
             seg.close()
+
+
+def test_asking_for_every_output_plainly_keys_as_asking_for_none():
+    # An ensemble step maps the outputs it uses; one that maps them all shares the entry
+    # of a client request naming none (tritond/cacheentry.py), in any order.
+    base = cache.request_key(MV, request())
+    both = [RequestedOutput("S"), RequestedOutput("OUT")]
+    assert cache.request_key(MV, request(outputs=both)) == base
+    assert cache.request_key(MV, request(outputs=[RequestedOutput("OUT")])) != base
+    assert cache.request_key(MV, request(outputs=[RequestedOutput("S"), RequestedOutput(
+        "OUT", classification=1)])) != base
+
+
+def test_a_hit_answers_in_the_order_the_request_asks():
+    res = InferResult("m", "1", "", {}, [
+        OutputTensor("OUT", "INT32", [1], memoryview(b"\7\0\0\0"), None),
+        OutputTensor("S", "BYTES", [1], memoryview(b"\1\0\0\0a"), None)])
+    blob = cache.encode(res, cache.output_bytes(res, Shm()))
+    got = cache.decode(blob, MV, request(outputs=[RequestedOutput("S"), RequestedOutput("OUT")]),
+                       Shm())
+    assert [o.name for o in got.outputs] == ["S", "OUT"]

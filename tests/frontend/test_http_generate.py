@@ -43,12 +43,15 @@ def test_keys_become_inputs_or_parameters():
     assert req.id == "9"
     with pytest.raises(TritonError) as err:
         to_request({"parameters": 3}, _MV(), "m", "")
-    assert err.value.message == "Expected JSON object for keyword: 'parameters'"
+    assert err.value.message == ("Expected JSON object for keyword: 'parameters': attempt to "
+                                 "access JSON non-object as object")
 
 
 def test_response_object():
     text = OutputTensor("text_output", "BYTES", [1], memoryview(b"\x02\x00\x00\x00ok"), None)
     nums = OutputTensor("n", "INT32", [2], memoryview(np.array([3, 4], np.int32).tobytes()), None)
     res = InferResult("m", "1", "", {"p": 1}, [text, nums])
-    assert to_json(res) == {"model_name": "m", "model_version": "1", "p": 1,
-                            "text_output": "ok", "n": [3, 4]}
+    doc = to_json(res)
+    assert doc == {"model_name": "m", "model_version": "1", "p": 1,
+                   "text_output": "ok", "n": [3, 4]}
+    assert list(doc) == ["model_name", "model_version", "n", "p", "text_output"]  # std::map

@@ -560,7 +560,7 @@ def test_shm_registration_bad_bodies(srv):
                             ({"key": key, "offset": 4000, "byte_size": 200}, "'r'"),
                             ({"key": 5, "byte_size": 64}, "'key'"),
                             ({"byte_size": 64}, "'key'"),
-                            ([1], "Unable to parse the shared memory register request")):
+                            ([1], "Shared memory register request has no 'key' field")):
             _expect(srv, "POST", reg.format("r"), body, 400, words)
         _expect(srv, "POST", reg.format("r"), {"key": key, "byte_size": 64}, 200)
         _expect(srv, "POST", reg.format("r"), {"key": key, "byte_size": 64}, 400,

@@ -51,6 +51,7 @@ def test_a_repeated_request_is_answered_from_the_cache(env):
     inf = stats(srv, "cached")["inference_stats"]  # the miss's Executed is awaited
     assert inf["cache_hit"]["count"] == 2 and inf["cache_miss"]["count"] == 2
     assert inf["success"]["count"] == 4
+    assert inf["queue"]["count"] == 4                      # a hit counts one, as Triton's
     assert stats(srv, "cached")["inference_count"] == 2    # executions only, as Triton
     with urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics") as r:
         text = r.read().decode()

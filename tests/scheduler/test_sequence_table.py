@@ -405,6 +405,8 @@ life_ops = st.lists(st.one_of(
 @example(ops=[("add", 1, START), ("add", 1, 0), ("add", 1, 0), ("cancel", 1),
               ("done", 0, False, False), ("done", 0, False, True), ("reload", 0)],
          oldest=False, pipeline=True, iterative=False, n_inst=1)   # skipped, then a reload
+@example(ops=[("add", 1, START), ("add", 1, 0), ("reload", 0), ("cancel", 0), ("kill", 0)],
+         oldest=False, pipeline=True, iterative=False, n_inst=1)   # cancelled, then a death
 @given(ops=life_ops, oldest=st.booleans(), pipeline=st.booleans(), iterative=st.booleans(),
        n_inst=st.integers(1, 2))
 def test_every_sequence_request_gets_one_outcome_through_reloads_deaths_and_reschedules(

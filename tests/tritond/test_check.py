@@ -110,7 +110,10 @@ def test_reports_every_unsupported_feature_as_the_server_does(tmp_path):
 def test_usage_errors_exit_2(tmp_path):
     done = tritond("check", str(tmp_path / "absent"))
     assert done.returncode == 2 and "is not a directory" in done.stderr
-    assert tritond("check").returncode == 2
+    bare = tritond("check")
+    # MODEL is optional: only the repository is missing
+    assert bare.returncode == 2 and bare.stderr.rstrip().endswith(
+        "the following arguments are required: repository"), bare.stderr
 
 
 def test_flags_still_work_without_the_subcommand():

@@ -30,6 +30,8 @@ def sample(opt: options.Option) -> tuple[str, object]:
         return text, opt.parse(text)
     if opt.parse is options.parse_bool:
         return str(not opt.default).lower(), not opt.default
+    if opt.parse is options.parse_bool01:
+        return "true", 1
     if opt.parse in (options.parse_int, options.parse_nonneg, options.parse_port,
                      options.parse_positive):
         return "7", 7
@@ -139,3 +141,22 @@ def test_empty_model_config_name_stops_the_start(capsys):
     assert "empty argument for --model-config-name" in capsys.readouterr().err
     assert parse_options(["--model-repository", "/r", "--model-config-name=h100"],
                          {}).model_config_name == "h100"
+
+
+@pytest.mark.parametrize("text,value", [("true", 1), ("ON", 1), ("1", 1), ("false", 0),
+                                        ("off", 0), ("0", 0)])
+def test_keepalive_permit_without_calls_is_a_boolean_as_in_tritonserver(text, value):
+    """tritonserver declares it ArgBool (true/on/1, false/off/0); gRPC takes it as 0/1."""
+    got = parse_options(["--model-repository=/r", f"--grpc-keepalive-permit-without-calls={text}"],
+                        {})
+    assert got.grpc_keepalive_permit_without_calls == value
+    setup = messages.Setup(options=got, server_id="s", parent="p", scheduler="q", frontends=[])
+    (back,) = messages.decoder(messages.TO_WORKER).decode(messages.encode([setup]))
+    assert back.options.grpc_keepalive_permit_without_calls == value
+
+
+def test_keepalive_permit_without_calls_refuses_a_non_boolean(capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse_options(["--model-repository=/r", "--grpc-keepalive-permit-without-calls=2"], {})
+    assert exc.value.code == 2
+    assert "--grpc-keepalive-permit-without-calls" in capsys.readouterr().err

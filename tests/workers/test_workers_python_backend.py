@@ -191,7 +191,7 @@ def test_initialize_exception_keeps_type_and_line(repo, caplog):
     with caplog.at_level("ERROR", logger="tritond.model"), pytest.raises(TritonError) as err:
         loaded(model_dir, ERRORS_CONFIG | {"name": "init_raises"})
     model_py = model_dir / "1" / "model.py"
-    assert err.value.message == (f"initialize for model 'init_raises' failed: KeyError: "
+    assert err.value.message == (f"Internal: KeyError: "     # Triton's reason (its Status)
                                  f"'missing'\n\nAt:\n  {model_py}(4): initialize\n")
     assert f'File "{model_py}", line 4, in initialize' in caplog.text
 

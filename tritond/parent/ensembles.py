@@ -40,6 +40,7 @@ async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
     """Make ``mv`` READY (or UNAVAILABLE with the reason) once its steps can be checked."""
     from tritond import repository
     from tritond.repository.ensemble_graph import check_steps
+    from tritond.repository.validation import check_response_cache
 
     try:
         repository.validate(cfg, mv.model_dir)   # steps connected, acyclic (ensemble_graph)
@@ -84,6 +85,7 @@ async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
         # Triton's rule: an ensemble is decoupled exactly when a step is (the
         # served config says so too).
         cfg.model_transaction_policy.decoupled = check_steps(cfg, specs)
+        check_response_cache(cfg)       # a decoupled step makes a cached ensemble fail
         mv.spec = _keyed(repository.spec_from_config(cfg, mv.version), keys)
     except TritonError as exc:
         return loader._fail(mv, exc.message)

@@ -4,22 +4,12 @@ A member of :class:`tritond.parent.supervisor.Supervisor`; what it needs of the
 rest of the parent is passed in explicitly (the model registry, the server's
 phase, the outbox, a way to start a worker and to publish the table).
 
-Restart policy: when a loaded worker dies, its instance is restarted in place
-after a backoff (0.1 s doubling per recent crash, at most 5 s). A restart that
-fails to load counts as a crash too. After ``RESTART_LIMIT`` crashes of a
-version's instances within ``RESTART_WINDOW_S`` the version becomes
-UNAVAILABLE (reason in the repository index), its other instances are stopped
-and the scheduler fails what was queued for it; then every
-``--model-retry-interval`` seconds all its instances are started again until
-they load (requests can crash a worker: a model is never given up for good).
-A worker killed by SIGBUS (a client region shrunk under it) is restarted
-without counting. Nothing restarts once the server is stopping.
+Restarts of dead workers: restarts.py.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from typing import Callable
 
@@ -28,7 +18,7 @@ from tritond.namespaces import identifier
 from tritond.repository import timestamps
 from tritond.scheduler import ratelimit
 from tritond.spec import ModelSpec
-from . import ensembles, reloads
+from . import ensembles, reloads, restarts
 from .children import Child, ChildError, kill
 from .models import (LOADING, READY, UNAVAILABLE, Instance, ModelVersion, Phase, Registry,
                      instance_plan)
@@ -296,75 +286,5 @@ class Loader:
     # ------------------------------------------------------------ restarts
 
     def on_worker_death(self, child: Child) -> None:
-        """A worker died on its own: publish at once (the scheduler fails only what it
-        was executing), then restart it unless the server is stopping."""
-        for mv in self.registry.versions.values():
-            for inst in mv.instances:
-                if inst.child is child:
-                    was_loaded = inst.loaded
-                    what = inst.died(child)
-                    log.error("model '%s' version %d: %s", mv.identifier, mv.version, what)
-                    if was_loaded and mv.state == READY and not self.phase.stopping:
-                        self._schedule_restart(mv, inst, what)  # may make mv UNAVAILABLE
-                    if self.phase.started:
-                        self.publish()
-                    return  # a worker that died while loading is handled by _start_instance
-
-    def _schedule_restart(self, mv: ModelVersion, inst: Instance, why: str) -> None:
-        code = inst.child.process.exitcode if inst.child is not None else None
-        delay = mv.record_crash(time.monotonic(), counted=code != -signal.SIGBUS)
-        if delay is None:
-            retry = self.options.model_retry_interval
-            self._fail(mv, mv.crash_reason(why, retry))
-            return self._later(retry, self._retry(mv))
-        log.info("restarting instance %s of '%s' in %.1fs", inst.name, mv.identifier, delay)
-        self._later(delay, self._respawn(mv, inst))
-
-    def _later(self, delay: float, coro) -> None:
-        loop = asyncio.get_running_loop()
-        loop.call_later(delay, lambda: loop.create_task(coro))
-
-    async def _retry(self, mv: ModelVersion) -> None:
-        """Start every instance of ``mv`` again after its crash limit (while it is current)."""
-        if not self._current(mv) or mv.state != UNAVAILABLE:
-            return
-        log.info("reloading '%s' version %d after its crashes", mv.identifier, mv.version)
-        results = await asyncio.gather(*(self._start_instance(mv, inst, mv.spec, False)
-                                         for inst in mv.instances))
-        errors = [text for ok, text in results if not ok]
-        if errors or not self._current(mv):      # unloaded or replaced meanwhile: stop them
-            retry = self.options.model_retry_interval
-            reason = mv.reason if not self._current(mv) else mv.crash_reason(errors[0], retry)
-            self._fail(mv, reason)
-            if self._current(mv):
-                self._later(retry, self._retry(mv))
-            return
-        mv.state, mv.reason = READY, ""
-        mv.crashes.clear()
-        log.info("model '%s' version %d is READY again", mv.identifier, mv.version)
-        self.publish()
-
-    def _current(self, mv: ModelVersion) -> bool:
-        return not self.phase.stopping and self.registry.versions.get((mv.name, mv.version)) is mv \
-            and mv.reason != "unloaded"
-
-    async def _respawn(self, mv: ModelVersion, inst: Instance) -> None:
-        if not self._current(mv) or mv.state != READY:
-            return
-        ok, result = await self._start_instance(mv, inst, mv.spec, False)
-        if self.phase.stopping:
-            return
-        if not self._current(mv):        # unloaded or replaced while it started
-            log.info("instance %s of '%s' version %d was restarting when the version was "
-                     "unloaded or replaced: stopped", inst.name, mv.identifier, mv.version)
-            self._stop(inst, "unloaded")
-            return
-        if ok:
-            log.info("restarted instance %s of '%s' version %d", inst.name, mv.identifier,
-                     mv.version)
-        else:
-            log.error("restarting instance %s of '%s' failed: %s", inst.name, mv.identifier, result)
-            inst.exit = f"instance '{inst.name}' failed to restart: {result}"
-            if mv.state == READY:
-                self._schedule_restart(mv, inst, inst.exit)
-        self.publish()
+        """A worker died on its own (restarts.py)."""
+        restarts.on_worker_death(self, child)

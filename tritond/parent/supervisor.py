@@ -175,7 +175,7 @@ class Supervisor:
             options=self.options, server_id=self.server_id, parent=self.address,
             scheduler=self.scheduler.boot.address,
             frontends=[f.boot.address for f in self.frontends],
-            cache=self.spawner.cache_segment if child.boot.role == "frontend" else ""))
+            cache=self.spawner.cache_segment if child.boot.role != "scheduler" else ""))
 
     def _on_child_exit(self, child: Child) -> None:
         child.stopped = True

@@ -99,8 +99,21 @@ def _declared_order(data: dict[str, Any], desc) -> dict[str, Any]:
                 value = [_declared_order(v, field.message_type) for v in value]
             elif isinstance(value, dict):
                 value = _declared_order(value, field.message_type)
+        elif field.type in _FLOATS:
+            value = [_whole(v) for v in value] if isinstance(value, list) else _whole(value)
         out[field.name] = value
     return out
+
+
+# Triton's (C++) protobuf JSON printer writes a whole float without a fraction (0, not
+# 0.0; "%g": from 1e6 on it writes an exponent, left as Python writes it here).
+_FLOATS = (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE)
+
+
+def _whole(value):
+    if type(value) is float and value.is_integer() and abs(value) < 1e6:
+        return int(value)
+    return value
 
 
 def to_json(cfg: ModelConfig) -> str:

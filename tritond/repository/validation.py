@@ -49,9 +49,7 @@ def validate_config(cfg: ModelConfig, model_dir: str) -> None:
     _dynamic_batching(cfg)
     _sequence_batching(cfg)
     _ensemble(cfg)
-    if cfg.model_transaction_policy.decoupled and cfg.response_cache.enable:
-        raise invalid_arg(f"Response Cache does not currently support model {cfg.name} with "
-                          f"'decoupled' transaction policy. Please disable the response cache.")
+    check_response_cache(cfg)
     _model_metrics(cfg)
     expected = os.path.basename(os.path.normpath(model_dir))
     if cfg.name != expected:
@@ -248,6 +246,14 @@ def _corrid(model: str, control, kind_name: str) -> None:
         raise invalid_arg(f"unexpected data type for control {kind_name} for {model}. Allowed "
                           f"data types are TYPE_UINT64, TYPE_INT64, TYPE_UINT32, TYPE_INT32 "
                           f"and TYPE_STRING")
+
+
+def check_response_cache(cfg: ModelConfig) -> None:
+    """Triton refuses to cache a decoupled model's responses; an ensemble is checked again
+    once its steps made it decoupled (parent/ensembles.py), as Triton's is."""
+    if cfg.model_transaction_policy.decoupled and cfg.response_cache.enable:
+        raise invalid_arg(f"Response Cache does not currently support model {cfg.name} with "
+                          f"'decoupled' transaction policy. Please disable the response cache.")
 
 
 def _ensemble(cfg: ModelConfig) -> None:

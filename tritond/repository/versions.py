@@ -16,8 +16,8 @@ NOT_VERSIONS = ("warmup", "initial_state", "configs")
 def list_versions(model_dir: str) -> list[int]:
     """Sorted version numbers found under model_dir.
 
-    Only directories named by a decimal number count, and names starting
-    with "0" (including "0" itself) are ignored, as Triton does.
+    Only directories named by a decimal number count; a name with a leading zero is
+    ignored, as Triton does ("0" itself is version 0: Triton 2.51 serves it).
     """
     try:
         entries = os.listdir(model_dir)
@@ -28,12 +28,12 @@ def list_versions(model_dir: str) -> list[int]:
     for name in entries:
         if not os.path.isdir(os.path.join(model_dir, name)) or name in NOT_VERSIONS:
             continue
-        if name.isascii() and name.isdigit() and not name.startswith("0"):
+        if name.isascii() and name.isdigit() and (name == "0" or not name.startswith("0")):
             versions.append(int(name))
         elif len(name) > 1 and name.startswith("0"):     # Triton's warnings, its texts
             log.warning("ignore version directory '%s' which contains leading zeros in its "
                         "directory name", name)
-        elif name != "0":
+        else:
             log.warning("ignore version directory '%s' which fails to convert to integral "
                         "number", name)
     return sorted(versions)

@@ -11,7 +11,6 @@ import concurrent.futures
 import inspect
 import json
 import threading
-from functools import partial
 
 from tritond.errors import Code, TritonError
 from tritond.shm.dtypes import DTYPES
@@ -20,7 +19,7 @@ from tritond.spec import ModelSpec
 from .. import cancel
 from ..backend import Backend, LoadContext, WorkRequest, WorkResult
 from . import (bls, blstrace, custom_metrics, decoupled_state, failures, modelfile, pb_utils,
-               reschedule)
+               reschedule, returns)
 
 CANCEL_POLL_S = 0.02      # how often a wait for an async execute reads the inbox for cancels
 
@@ -140,13 +139,13 @@ class PythonBackend(Backend):
                 return reschedule.decoupled(self, pb_requests, self._execute_decoupled(pb_requests))
             responses = self._call(self.model.execute, pb_requests, watch=True)
         except Exception as exc:  # noqa: BLE001 - the model's exception, as Triton reports it
-            failures.report(self._failure(failures.describe(exc)), exc)
-            return self._keep_sent(pb_requests, self._all_failed(pb_requests,
-                                                                 failures.describe(exc)))
+            failures.report(returns.failure(self, failures.describe(exc)), exc)
+            return returns.keep_sent(pb_requests, returns.all_failed(self, pb_requests,
+                                                                     failures.describe(exc)))
         finally:
             pb_utils._executing = []
-        return self._keep_sent(pb_requests,
-                               reschedule.results(self, requests, pb_requests, responses))
+        return returns.keep_sent(pb_requests,
+                                 reschedule.results(self, requests, pb_requests, responses))
 
     def _request(self, w: WorkRequest) -> pb_utils.InferenceRequest:
         req = w.request
@@ -203,15 +202,15 @@ class PythonBackend(Backend):
                 self._background(returned, pb_requests)    # Triton does not wait for it
                 returned = None
         except Exception as exc:  # noqa: BLE001 - the model's exception, as Triton reports it
-            self._fail_open(pb_requests, self._failure(failures.describe(exc)), exc)
+            self._fail_open(pb_requests, returns.failure(self, failures.describe(exc)), exc)
             returned = None
         self._check_none(returned, pb_requests)
         return [WorkResult(streamed=True) for _ in pb_requests]
 
     def _check_none(self, returned, pb_requests) -> None:
         if returned is not None:       # the stub's own words: no exception type, no trace
-            self._fail_open(pb_requests, self._failure(
-                f"Python model '{self.ctx.instance}' is using the decoupled mode and the "
+            self._fail_open(pb_requests, returns.failure(
+                self, f"Python model '{self.ctx.instance}' is using the decoupled mode and the "
                 "execute function must return None."))
 
     def _fail_open(self, pb_requests, message: str, exc: BaseException | None = None) -> None:
@@ -233,99 +232,7 @@ class PythonBackend(Backend):
             try:
                 returned = fut.result()
             except BaseException as exc:  # noqa: BLE001 - reported as the requests' error
-                self._fail_open(pb_requests, self._failure(failures.describe(exc)), exc)
+                self._fail_open(pb_requests, returns.failure(self, failures.describe(exc)), exc)
                 return
             self._check_none(returned, pb_requests)
         asyncio.run_coroutine_threadsafe(coro, self._async_loop()).add_done_callback(done)
-
-    # ------------------------------------------------------ non-decoupled
-
-    def _results(self, requests, pb_requests, responses) -> list[WorkResult]:
-        """Check the model's return value (python_backend's rules and texts) and convert
-        it. None, or None in the list, for a request answered through its sender."""
-        if responses is None:
-            responses = [None] * len(pb_requests)
-        elif not isinstance(responses, list):       # a tuple too, as the stub checks it
-            return self._all_failed(pb_requests, "Expected a list in the execute return, "
-                                    f"found type '{type(responses)}'.")
-        if len(responses) != len(pb_requests):
-            return self._all_failed(
-                pb_requests, "Number of InferenceResponse objects do not match the number of "
-                f"InferenceRequest objects. InferenceRequest(s) size is:{len(pb_requests)}, "
-                f"and InferenceResponse(s) size is:{len(responses)}\n")
-        through_senders = False
-        for pb, resp in zip(pb_requests, responses):
-            if resp is None:
-                through_senders = True
-            elif not isinstance(resp, pb_utils.InferenceResponse):
-                return self._all_failed(pb_requests, "Expected an 'InferenceResponse' object "
-                                        "in the execute function return list, found type "
-                                        f"'{type(resp)}'.")
-            elif pb._sender is not None and pb._sender.sent:
-                # python_backend sends a returned response through the sender: a second one
-                return self._all_failed(pb_requests, "Unable to send response. Non-decoupled "
-                                        "model cannot send more than one response.")
-        if not through_senders:
-            return [self._result(r) for r in responses]
-        out = []
-        for w, pb, resp in zip(requests, pb_requests, responses):
-            res = self._result(resp) if resp is not None else self._sent(w, pb)
-            if res is None:           # run in-process, without the worker's hub
-                return self._all_failed(pb_requests, "execute returned None for a request "
-                                        "that did not send its response through the "
-                                        "response sender")
-            out.append(res)
-        return out
-
-    def _keep_sent(self, pb_requests, out: list[WorkResult]) -> list[WorkResult]:
-        """A response a request's sender already sent during ``execute`` reached its client
-        in Triton, whatever ``execute`` then returned or raised: it stays the answer (the
-        sender closes, as python_backend closes them after a failed execute)."""
-        for i, pb in enumerate(pb_requests):
-            sender = pb._sender
-            if sender is not None and sender.response is not None and not out[i].streamed:
-                sender.closed = True
-                out[i] = self._result(sender.response)
-        return out
-
-    def _sent(self, w: WorkRequest, pb) -> WorkResult | None:
-        """The result of a request answered through its sender (None: not answered).
-
-        Sent and closed inside execute: converted here. Still open: its one
-        response comes later, from a model thread, through the worker's hub.
-        """
-        sender = pb._sender
-        hub = self.streams
-        if sender is None:
-            if hub is None:
-                return None
-            sender = pb.get_response_sender()   # a model thread may take it later (Triton)
-        if sender.closed:
-            return self._result(sender.response)
-        if hub is None:
-            return None
-        stream = hub.open(w.request, w.outputs)
-        if sender.attach(partial(hub.submit, stream), if_open=True):
-            return WorkResult(streamed=True)
-        hub.streams.pop(stream.key, None)     # closed by a model thread meanwhile
-        return self._result(sender.response)
-
-    def _all_failed(self, pb_requests, message: str) -> list[WorkResult]:
-        return [WorkResult.failed(Code.INTERNAL, self._failure(message)) for _ in pb_requests]
-
-    def _failure(self, message: str) -> str:
-        # Triton's stub names the instance ("add_sub_0_0"), not the model.
-        return f"Failed to process the request(s) for model '{self.ctx.instance}', message: {message}"
-
-    @staticmethod
-    def _result(resp) -> WorkResult:
-        if not isinstance(resp, pb_utils.InferenceResponse):
-            return WorkResult.failed(Code.INTERNAL, f"execute returned a {type(resp).__name__}, "
-                                                    f"expected pb_utils.InferenceResponse")
-        if resp.has_error():
-            err = resp.error()
-            return WorkResult.failed(err.code(), err.message())
-        outputs = {t._name: t._array for t in resp.output_tensors()}   # numpy or cupy
-        # _parameters was checked (str -> bool/int/str) when the response was built:
-        # no JSON round trip through parameters() per response.
-        return WorkResult(outputs=outputs, parameters=resp._parameters)

@@ -1,4 +1,5 @@
-"""BLS calls: ``pb_utils.InferenceRequest.exec()`` / ``async_exec()`` over the BLS channel.
+"""BLS calls: ``pb_utils.InferenceRequest.exec()`` over the BLS channel (``async_exec()``:
+``bls_async_call.py``, on the same pieces).
 
 Inputs: a tensor the model received (its shm ``TensorRef`` is attached by the
 backend) passes by reference when it lives in the server's shared memory; any
@@ -9,7 +10,6 @@ to that worker when the ``InferenceResponse`` and its tensors are dropped.
 """
 from __future__ import annotations
 
-import asyncio
 import queue
 import weakref
 
@@ -244,86 +244,6 @@ def _responses(answers: queue.SimpleQueue, ch: bls.BlsChannel, token: object):
     ``token`` lives as long as this generator's frame (``_Unread``)."""
     while True:
         resp = answers.get()
-        if resp.final and not resp.outputs and resp.error is None:
-            return
-        yield response(resp, ch)
-        if resp.final:
-            return
-
-
-async def execute_async(pb, decoupled: bool = False):
-    """``async_exec()``: the answer resolves a future on the caller's event loop."""
-    ch = bls.channel()
-    bls.check_serving()
-    ch.start_reader()
-    loop = asyncio.get_running_loop()
-    req, slots = build(pb, ch, decoupled)
-    answers: asyncio.Queue = asyncio.Queue()
-    sink = _Unread(ch, lambda resp: _to_loop(loop, sink, answers, resp), _drain_async(answers))
-    rid = ch.send(req, slots, blstrace.watch(pb, req, sink.put))
-    if decoupled:
-        return _async_responses(answers, ch, sink.token())
-    try:
-        call = _Unary(ch, rid)
-        while True:
-            resp = await _next(answers)
-            if resp is None:
-                call.idle()
-                continue
-            if (answer := call.take(resp)) is not None:
-                return answer
-    except asyncio.CancelledError:       # given up (asyncio.wait_for, a cancelled task)
-        ch.cancel(rid)
-        sink.abandon()                   # its answers, queued or still to come: released
-        raise
-
-
-async def _next(answers: asyncio.Queue):
-    """The next Response, or None after POLL_S without one."""
-    if not answers.empty():
-        return answers.get_nowait()
-    getter = asyncio.ensure_future(answers.get())
-    done, _ = await asyncio.wait((getter,), timeout=POLL_S)
-    if done:
-        return getter.result()
-    getter.cancel()
-    try:
-        return await getter        # it may have completed while being cancelled
-    except asyncio.CancelledError:
-        return None
-
-
-def _to_loop(loop, sink: _Unread, answers: asyncio.Queue, resp) -> None:
-    """On the BLS thread: hand ``resp`` to the caller's loop; a loop already closed
-    (``asyncio.run`` returned) has nobody to read it."""
-    try:
-        loop.call_soon_threadsafe(_arrived, sink, answers, resp)
-    except RuntimeError:
-        sink.ch.client.drop(resp)
-
-
-def _arrived(sink: _Unread, answers: asyncio.Queue, resp) -> None:
-    """On the caller's loop: a Response queued, or released if its iterator is gone."""
-    with sink.ch.lock:              # not while ``sink.abandon`` drains the queue
-        if not sink.abandoned:
-            answers.put_nowait(resp)
-            return
-    sink.ch.release(lambda: sink.ch.client.drop(resp))
-
-
-def _drain_async(answers: asyncio.Queue):
-    def drain() -> list:
-        items = []
-        while not answers.empty():
-            items.append(answers.get_nowait())
-        return items
-    return drain
-
-
-async def _async_responses(answers: asyncio.Queue, ch: bls.BlsChannel, token: object):
-    """async_exec(decoupled=True): as ``_responses``."""
-    while True:
-        resp = await answers.get()
         if resp.final and not resp.outputs and resp.error is None:
             return
         yield response(resp, ch)

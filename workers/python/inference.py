@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import enum
 import json
-import operator
 from typing import Any, Optional
 
 from .. import cancel as _cancel
+from .request_args import check_parameters, check_request_args, check_tensors, refuse_none
 from .sender import TRITONSERVER_RESPONSE_COMPLETE_FINAL, InferenceResponseSender  # noqa: F401
 TRITONSERVER_MEMORY_CPU = 0
 TRITONSERVER_MEMORY_CPU_PINNED = 1
@@ -78,82 +78,7 @@ class TritonError:
         return f"TritonError({self._msg!r}, code={self._code})"
 
 
-def _check_parameters(parameters) -> dict:
-    """Request/response parameters: a dict of str -> bool/int/str."""
-    if parameters is None:
-        return {}
-    if isinstance(parameters, str):  # Triton also accepts the JSON form
-        parameters = json.loads(parameters)
-    if not isinstance(parameters, dict):
-        raise TritonModelException("parameters must be a dictionary")
-    for key, value in parameters.items():
-        if not isinstance(key, str) or not isinstance(value, (bool, int, str)):
-            raise TritonModelException(
-                f"parameter '{key}' must map a string to a bool, int or string value")
-    return dict(parameters)
-
-
-_U32, _U64, _I64 = (0, 2**32 - 1), (0, 2**64 - 1), (-2**63, 2**63 - 1)
 _OMITTED = ()     # an argument left out (tritond lets inputs etc. default to empty)
-
-
-def _refuse_none(**args) -> None:
-    """python_backend's binding declares these ``.none(false)``: pybind11 raises TypeError
-    for an explicit None (``inputs=None``; leaving the argument out is tritond's leniency)."""
-    for name, value in args.items():
-        if value is None:
-            raise TypeError(f"InferenceRequest: '{name}' must not be None")
-
-
-def _check_tensors(inputs: list, request_id: str, model_name: str) -> None:
-    """python_backend's own checks once the arguments converted (TritonModelException)."""
-    for t in inputs:
-        if t is None:
-            raise TritonModelException(
-                f"Input tensor for request with id '{request_id}' and model name "
-                f"'{model_name}' should not be empty.")
-
-
-def _check_request_args(request_id, correlation_id, inputs, requested, model_name,
-                        model_version, flags, timeout) -> tuple[int, int, int]:
-    """What python_backend's ``InferenceRequest`` binding refuses: its argument types
-    (TypeError, as pybind11 raises) and a correlation id neither integer nor string (its
-    own exception). A value that passed here but not the wire would leave a BLS call
-    waiting for good (the scheduler cannot decode it, so nobody answers). Returns
-    model_version, flags and timeout as ints (a numpy integer is taken, as by pybind11)."""
-    from .tensor import Tensor
-    for name, value in (("request_id", request_id), ("model_name", model_name)):
-        if not isinstance(value, str):
-            raise TypeError(f"InferenceRequest: '{name}' must be a str, not "
-                            f"{type(value).__name__}")
-    ints = []
-    for name, value, (low, high) in (("model_version", model_version, _I64),
-                                     ("flags", flags, _U32), ("timeout", timeout, _U64)):
-        try:
-            number = operator.index(value)
-        except TypeError:
-            number = None
-        if number is None or not low <= number <= high:
-            raise TypeError(f"InferenceRequest: '{name}' must be an integer in "
-                            f"[{low}, {high}], not {value!r}")
-        ints.append(int(number))
-    if correlation_id is None:           # pybind11's .none(false), before the binding's check
-        raise TypeError("InferenceRequest: 'correlation_id' must not be None")
-    if not isinstance(correlation_id, str) and (
-            not isinstance(correlation_id, int) or not 0 <= correlation_id < 2**64):
-        raise TritonModelException("Correlation ID must be integer or string")
-    for name, items, kind in (("inputs", inputs, Tensor),
-                              ("requested_output_names", requested, str)):
-        if items is not None and (isinstance(items, (str, bytes)) or not all(
-                isinstance(i, kind) or (i is None and kind is Tensor) for i in items)):
-            raise TypeError(f"InferenceRequest: '{name}' must be a list of "
-                            f"{kind.__name__}")
-    for name in requested or ():
-        if name == "":
-            raise TritonModelException(
-                f"Requested output name for request with id '{request_id}' and model name "
-                f"'{model_name}' should not be empty.")
-    return ints[0], ints[1], ints[2]
 
 
 class InferenceResponse:
@@ -177,7 +102,7 @@ class InferenceResponse:
                             f"not {type(error).__name__}")
         self._outputs = output_tensors
         self._error = error
-        self._parameters = _check_parameters(parameters)
+        self._parameters = check_parameters(parameters)
 
     def output_tensors(self) -> list:
         return self._outputs
@@ -220,13 +145,13 @@ class InferenceRequest:
                  requested_output_names=_OMITTED, model_name: str = "",
                  model_version: int = -1, flags: int = 0, timeout: int = 0,
                  preferred_memory=_OMITTED, trace=_OMITTED, parameters=None) -> None:
-        _refuse_none(inputs=inputs,
+        refuse_none(inputs=inputs,
                      requested_output_names=requested_output_names,
                      preferred_memory=preferred_memory, trace=trace)
         inputs = list(inputs or [])            # once: a generator is read here only
         requested_output_names = list(requested_output_names or []) \
             if not isinstance(requested_output_names, str) else requested_output_names
-        model_version, flags, timeout = _check_request_args(
+        model_version, flags, timeout = check_request_args(
             request_id, correlation_id, inputs, requested_output_names, model_name,
             model_version, flags, timeout)
         self._request_id = request_id
@@ -239,8 +164,8 @@ class InferenceRequest:
         self._timeout = timeout
         self._preferred_memory = preferred_memory or PreferredMemory()
         self._trace = trace or InferenceTrace()
-        _check_tensors(inputs, request_id, model_name)
-        self._parameters = _check_parameters(parameters)
+        check_tensors(inputs, request_id, model_name)
+        self._parameters = check_parameters(parameters)
         self._release_flags = 1  # TRITONSERVER_REQUEST_RELEASE_ALL
         self._sender: Optional[InferenceResponseSender] = None
         self._decoupled = False
@@ -323,5 +248,5 @@ class InferenceRequest:
 
     async def async_exec(self, decoupled: bool = False):
         """BLS without blocking the model's event loop; many may be in flight."""
-        from . import bls_call
-        return await bls_call.execute_async(self, decoupled)
+        from . import bls_async_call
+        return await bls_async_call.execute_async(self, decoupled)

@@ -20,9 +20,10 @@ MODULE_NAME = "triton_python_backend_utils"
 def load_error(ctx: LoadContext, what: str, exc: BaseException) -> TritonError:
     if isinstance(exc, TritonError):
         return exc
-    message = f"{what} for model '{ctx.model}' failed: {failures.describe(exc)}"
-    failures.report(message, exc)
-    return TritonError(Code.INTERNAL, message)
+    message = failures.describe(exc)
+    failures.report(f"{what} for model '{ctx.model}' failed: {message}", exc)
+    # The version's reason as Triton's (its Status text: the code's name first).
+    return TritonError(Code.INTERNAL, f"Internal: {message}")
 
 
 def import_model(ctx: LoadContext, filename: str):
@@ -46,8 +47,12 @@ def import_model(ctx: LoadContext, filename: str):
     for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
         del sys.modules[name]
     importlib.invalidate_caches()
+    name = f"{package}.{os.path.splitext(filename)[0]}"
     try:
-        module = importlib.import_module(f"{package}.{os.path.splitext(filename)[0]}")
+        # The C import (as the stub's): it strips importlib's frames from what fails
+        # inside, as Triton's load failure shows them.
+        __import__(name)
+        module = sys.modules[name]
     except Exception as exc:  # noqa: BLE001 - any import failure is a load failure
         raise load_error(ctx, f"importing '{path}'", exc) from exc
     if not hasattr(module, "TritonPythonModel"):

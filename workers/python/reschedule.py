@@ -22,6 +22,7 @@ from functools import partial
 from tritond.errors import RESCHEDULE_NOT_CONFIGURED, Code
 
 from ..backend import WorkResult
+from . import returns
 
 RESCHEDULE = 2      # TRITONSERVER_REQUEST_RELEASE_RESCHEDULE
 
@@ -41,24 +42,25 @@ def _again(spec) -> bool:
 
 def results(backend, requests, pb_requests, responses) -> list[WorkResult]:
     """The results of a non-decoupled ``execute`` that returned ``responses``
-    (``backend._results`` when it rescheduled nothing)."""
+    (``returns.results`` when it rescheduled nothing)."""
     if not wanted(pb_requests):
-        return backend._results(requests, pb_requests, responses)
+        return returns.results(backend, requests, pb_requests, responses)
     if isinstance(responses, (list, tuple)) and len(responses) == len(pb_requests):
         for pb, resp in zip(pb_requests, responses):
             if pb._release_flags == RESCHEDULE and resp is not None:
-                return backend._all_failed(
-                    pb_requests, "Expected a None object in the execute function return list "
+                return returns.all_failed(
+                    backend, pb_requests,
+                    "Expected a None object in the execute function return list "
                     f"for reschduled request, found type '{type(resp)}'.")
     keep = [i for i, pb in enumerate(pb_requests) if pb._release_flags != RESCHEDULE]
     if isinstance(responses, (list, tuple)) and len(responses) == len(pb_requests):
-        rest = backend._results([requests[i] for i in keep], [pb_requests[i] for i in keep],
-                                [responses[i] for i in keep])
+        rest = returns.results(backend, [requests[i] for i in keep],
+                               [pb_requests[i] for i in keep], [responses[i] for i in keep])
     elif responses is None:
-        rest = backend._results([requests[i] for i in keep], [pb_requests[i] for i in keep],
-                                None)
-    else:                        # not a list of the right length: _results says so
-        return backend._results(requests, pb_requests, responses)
+        rest = returns.results(backend, [requests[i] for i in keep],
+                               [pb_requests[i] for i in keep], None)
+    else:                        # not a list of the right length: results says so
+        return returns.results(backend, requests, pb_requests, responses)
     out: list = [None] * len(pb_requests)
     for i, res in zip(keep, rest):
         out[i] = res

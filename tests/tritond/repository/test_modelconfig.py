@@ -324,3 +324,14 @@ def test_nested_objects_keep_declaration_order():
     assert '"default_priority_level":4294967295' in text
     db = mc.to_json_dict(cfg)["dynamic_batching"]
     assert list(db) == [f.name for f in pb.ModelDynamicBatching.DESCRIPTOR.fields if f.name in db]
+
+
+def test_json_whole_floats_print_as_integers():
+    # Triton's protobuf JSON printer (C++) writes a float that is a whole number without a
+    # fraction ("fp32_false_true":[0,1], checked on the 2.51 binary); Python's writes 0.0.
+    cfg = mc.parse_pbtxt('''sequence_batching { control_input [ { name: "S" control [ {
+        kind: CONTROL_SEQUENCE_START fp32_false_true: [ 0, 1 ] } ] },
+        { name: "R" control [ { kind: CONTROL_SEQUENCE_READY fp32_false_true: [ -2, 0.5 ] } ] } ] }
+        ''', "c")
+    text = mc.to_json(cfg)
+    assert '"fp32_false_true":[0,1]' in text and '"fp32_false_true":[-2,0.5]' in text

@@ -54,14 +54,14 @@ def test_scan_python_model(tmp_path):
 def test_only_directories_and_numeric_versions(tmp_path):
     model = make_model(tmp_path, "m", PY_CONFIG.format(name="m"), versions=(1, 2, 10))
     (tmp_path / "README.md").write_text("not a model")
-    for ignored in ("0", "007", "v3", "1a", "３"):
+    for ignored in ("0", "007", "v3", "1a", "３"):     # "0" is version 0, as in Triton
         (model / ignored).mkdir()
         (model / ignored / "model.py").write_text("")
     (model / "11").write_text("a file, not a version dir")
-    assert list_versions(str(model)) == [1, 2, 10]
+    assert list_versions(str(model)) == [0, 1, 2, 10]
     sources = repo_mod.scan([str(tmp_path)])
     assert [s.name for s in sources] == ["m"]
-    assert sources[0].versions == [10] and sources[0].available == [1, 2, 10]
+    assert sources[0].versions == [10] and sources[0].available == [0, 1, 2, 10]
 
 
 def test_missing_config_allowed_unless_strict(tmp_path):
