@@ -12,12 +12,16 @@ applied the new ``ShmTable``; so a region registered through one connection is
 usable at once through any other, whichever frontend the kernel gave it, and
 status lists the same set everywhere.
 
-Lifetime: unregistering removes the name at once (new requests get NOT_FOUND)
-but the registration lives on in each frontend until the last request that
-frontend sent with it has its Response; only then are the workers that mapped
-it for that frontend told to ``Forget`` it, so a mapping is never dropped under
-a running model and never outlives its region. (A worker that forgot a region
-another frontend still uses maps it again on that request's Execute.)
+Lifetime: unregistering frees the name at once (a new registration under it
+shadows the old one), but while requests on any frontend still use the region it
+stays *awaiting* in the parent's table: listed by status and usable by new
+requests on every frontend, as in Triton. Each frontend says ``ShmIdle`` once
+none of its own requests uses it; when all did, the parent drops it from the
+table and each frontend tells the workers that mapped it for it to ``Forget``
+it, so a mapping is never dropped under a running model and never outlives its
+region. (A request that started on a frontend after it said idle keeps the
+registration there until its Response; a worker that forgot a region another
+frontend still uses maps it again on that request's Execute.)
 """
 from __future__ import annotations
 
@@ -48,14 +52,16 @@ class Registration:
     """One registered region and the requests still using it."""
 
     __slots__ = ("name", "kind", "key", "offset", "byte_size", "device_id", "gen", "uses",
-                 "instances", "dead")
+                 "instances", "awaiting", "said_idle", "dead")
 
     def __init__(self, name, kind, key, offset, byte_size, device_id, gen):
         self.name, self.kind, self.key = name, kind, key     # key: POSIX name or b64 handle
         self.offset, self.byte_size, self.device_id, self.gen = offset, byte_size, device_id, gen
         self.uses = 0                  # requests sent and not yet answered
         self.instances: set[str] = set()   # workers that may hold a mapping of it
-        self.dead = False              # unregistered; retired when uses drops to 0
+        self.awaiting = False          # unregistered; the parent waits for every frontend
+        self.said_idle = False         # this frontend sent ShmIdle for it
+        self.dead = False              # out of the table; retired when uses drops to 0
 
     def status(self) -> dict:
         if self.kind == SYSTEM:
@@ -97,14 +103,17 @@ class ClientShm:
         self._post = post
         self._cache = cache                # the frontend's mappings (BYTES input checks)
         self._regions: dict[str, Registration] = {}
-        # Unregistered while requests still use them: as in Triton (awaiting_unregister_)
-        # still listed and usable by new requests until the last use here ends. Unlike
-        # Triton the name is free at once: a region registered under it shadows this one.
-        self._dying: dict[str, Registration] = {}
+        # Unregistered while requests still use them, by gen: as in Triton
+        # (awaiting_unregister_) still listed and usable by new requests until the last
+        # use anywhere ends. Unlike Triton the name is free at once: a region registered
+        # under it shadows this one.
+        self._dying: dict[int, Registration] = {}
         self._uses: dict[int, list[Registration]] = {}   # rid -> registrations it uses
-        # ``query(kind, **fields)`` asks the parent's registry (FrontendCore sets it);
-        # without a parent this frontend's own registry stands in.
+        # ``query(kind, **fields)`` asks the parent's registry and ``idle(gen)`` tells it
+        # ShmIdle (FrontendCore sets both); without a parent this frontend's own
+        # registry stands in.
         self.query = None
+        self.idle = None
         self._local = ShmRegistry()
 
     def _shm_enabled(self) -> None:
@@ -135,22 +144,45 @@ class ClientShm:
 
     def apply(self, table: messages.ShmTable) -> None:
         """The registry's new table: keep the registrations still listed (their uses),
-        add the new ones, retire the removed ones after their last use here."""
-        old, new = self._regions, {}
+        add the new ones, say idle for the awaiting ones unused here, retire the removed
+        ones after their last use here."""
+        old = {r.gen: r for r in self._regions.values()}
+        old.update(self._dying)
+        regions, dying, idle = {}, {}, []
         for r in table.regions:
-            reg = old.get(r.name)
-            if reg is None or reg.gen != r.gen:
-                reg = Registration(r.name, r.kind, r.key, r.offset, r.byte_size,
-                                   r.device_id, r.gen)
-            new[r.name] = reg
-        self._regions = new
-        for reg in old.values():
-            if new.get(reg.name) is not reg:
-                reg.dead = True
-                if reg.uses == 0:
-                    self._retire(reg)
-                elif reg.name not in new:
-                    self._dying[reg.name] = reg
+            reg = old.pop(r.gen, None) or Registration(
+                r.name, r.kind, r.key, r.offset, r.byte_size, r.device_id, r.gen)
+            if r.awaiting:
+                reg.awaiting = True
+                dying[r.gen] = reg
+                if reg.uses == 0 and not reg.said_idle:
+                    idle.append(reg)
+            else:
+                regions[r.name] = reg
+        self._regions, self._dying = regions, dying
+        for reg in old.values():                  # out of the table
+            reg.dead = True
+            if reg.uses == 0:
+                self._retire(reg)
+            else:                                 # a request here still uses it
+                dying[reg.gen] = reg
+        for reg in idle:
+            self._say_idle(reg)
+
+    def _say_idle(self, reg: Registration) -> None:
+        reg.said_idle = True
+        if self.idle is not None:
+            self.idle(reg.gen)
+        elif self._local.idle(reg.gen, "", [""]):
+            self.apply(self._local.table())
+
+    def _find(self, name: str) -> Registration | None:
+        """The registration ``name`` means: the live one, else the newest awaiting one."""
+        reg = self._regions.get(name)
+        if reg is None and self._dying:
+            named = [r for r in self._dying.values() if r.name == name]
+            reg = max(named, key=lambda r: r.gen) if named else None
+        return reg
 
     # ------------------------------------------------------------ system
 
@@ -226,18 +258,18 @@ class ClientShm:
 
     def _status(self, kind: str, name: str) -> list[dict]:
         if name:
-            reg = self._regions.get(name) or self._dying.get(name)
+            reg = self._find(name)
             if reg is None or reg.kind != kind:
                 raise not_found(f"Unable to find {kind} shared memory region: '{name}'")
             return [reg.status()]
-        regs = [*self._regions.values(),
-                *(r for n, r in self._dying.items() if n not in self._regions)]
+        names = dict.fromkeys([*self._regions, *(r.name for r in self._dying.values())])
+        regs = [self._find(n) for n in names]
         return [r.status() for r in regs if r.kind == kind]
 
     def _retire(self, reg: Registration) -> None:
         """Nobody uses ``reg`` any more: every process that mapped it drops the mapping."""
-        if self._dying.get(reg.name) is reg:
-            del self._dying[reg.name]
+        if self._dying.get(reg.gen) is reg:
+            del self._dying[reg.gen]
         region = (reg.key, reg.gen)
         for instance in reg.instances:
             self._post(instance, messages.Forget([region]))
@@ -250,7 +282,7 @@ class ClientShm:
         """The TensorRef of a tensor in a registered region; checks the range (Triton's texts)."""
         if not self.options.allow_client_shm:
             raise unsupported(SHM_DISABLED)
-        reg = self._regions.get(shm.region) or self._dying.get(shm.region)
+        reg = self._regions.get(shm.region) or self._find(shm.region)
         if reg is None:
             raise not_found(f"Unable to find shared memory region: '{shm.region}'")
         # As Triton's size_t: a negative gRPC int64 is a huge offset or size.
@@ -332,8 +364,11 @@ class ClientShm:
                 reg.instances.add(instance)
             if resp.mapped:
                 reg.instances.update(resp.mapped)
-            if reg.dead and reg.uses == 0:
-                self._retire(reg)
+            if reg.uses == 0:
+                if reg.dead:
+                    self._retire(reg)
+                elif reg.awaiting and not reg.said_idle:
+                    self._say_idle(reg)
 
     def extensions(self) -> list[str]:
         if not self.options.allow_client_shm:

@@ -91,6 +91,8 @@ class FrontendCore:
         if parent_address:      # the parent owns the client shm registry (tritond/shmtable.py)
             self.shm.query = lambda query_type, /, **fields: self.control.query(
                 parent_address, query_type, **fields)
+            self.shm.idle = lambda gen: outbox.post(
+                parent_address, messages.ShmIdle(self.address, gen))
         # a second frontend writes its own trace files (<file>.frontend<n>)
         index = address.rsplit("-", 1)[-1]
         self.tracer = Tracer(options, "" if index in ("0", address) else f".frontend{index}")

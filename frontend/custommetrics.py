@@ -1,7 +1,8 @@
 """The custom metrics of Python models (``pb_utils.MetricFamily``) on ``/metrics``.
 
-Each Python worker publishes its registry as a file in /dev/shm
-(workers/python/custom_metrics.py); a scrape reads them all. Triton holds one
+Each Python worker publishes its registry's shape as a file in /dev/shm and the
+numbers in place in a file next to it (workers/python/custom_metrics.py); a scrape
+reads them all (``custom_metrics.read``). Triton holds one
 registry for the server, so instances of a model (one worker each) that make the
 same family and labels share one series: here counters and histograms of the same
 series add up across workers and a gauge shows the value set last. A family name
@@ -16,9 +17,7 @@ import msgspec
 from prometheus_client.metrics_core import Metric
 
 from tritond.shm import region
-from tritond.workers.python.custom_metrics import KIND_NAMES, Family, Series
-
-_decode = msgspec.json.Decoder(list[Family]).decode
+from tritond.workers.python.custom_metrics import KIND_NAMES, Family, Series, read
 
 
 def families(server_id: str) -> list[Metric]:
@@ -27,8 +26,7 @@ def families(server_id: str) -> list[Metric]:
         if not name.endswith("-metrics"):
             continue
         try:
-            with open(os.path.join(region.SHM_DIR, name.lstrip("/")), "rb") as f:
-                published = _decode(f.read())
+            published = read(os.path.join(region.SHM_DIR, name.lstrip("/")))
         except (OSError, msgspec.DecodeError):
             continue                 # its worker is just leaving
         for fam in published:

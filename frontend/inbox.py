@@ -83,6 +83,8 @@ class Inbox:
             core.post(msg.frontend, messages.FrontendStatsAnswer(
                 msg.qid, core.responses.rows(), core.first_response.rows_list(),
                 summaries=core.responses.summary_rows()))
+        elif kind is messages.SequenceNotes:
+            core.sequences.merge(msg.notes)
         elif kind is messages.ModelTable:
             self._table(msg)
         elif kind is messages.LogLevels:     # the logging API, through the parent

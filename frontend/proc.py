@@ -160,6 +160,9 @@ class FrontendProc:
         """Refuse new inference; answer Drained once idle or at the deadline."""
         core = self.core
         core.control.draining = True
+        if peers := core.control.peers:      # sequences continued on another frontend
+            core.sequences.start_sharing(lambda notes: [
+                self.outbox.post(p, messages.SequenceNotes(core.address, notes)) for p in peers])
         loop = asyncio.get_running_loop()
         end = loop.time() + max(0.0, deadline_s)
         # Live sequences go on until they end (or idle out): frontend/sequences.py.

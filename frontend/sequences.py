@@ -4,12 +4,19 @@ On SIGTERM the frontend refuses new inference (UNAVAILABLE), but a sequence that
 started before goes on until its END, its idle timeout, or ``--exit-timeout-secs``:
 its requests without START are still accepted, and the drain waits for it as for
 an in-flight request. Only sequence models' requests with a correlation id are noted.
+
+With ``--frontend-processes N`` a client's connections land on any frontend, so
+a sequence may go on through another frontend than the one that saw it start.
+Once draining (and only then: serving pays nothing), each frontend sends the
+others what it knows (``SequenceNotes``: a snapshot at the Drain, then each
+request that continues or ends a sequence), so every frontend accepts the
+sequence's next request and none waits for a sequence another one saw end.
 """
 from __future__ import annotations
 
 import time
 
-from tritond.messages import SEQUENCE_END, SEQUENCE_START
+from tritond.messages import SEQUENCE_END, SEQUENCE_START, SequenceNote
 
 PRUNE_AT = 10_000            # entries before idle ones are dropped while serving
 
@@ -17,10 +24,11 @@ PRUNE_AT = 10_000            # entries before idle ones are dropped while servin
 class LiveSequences:
     """(model name, correlation id) -> (last request, idle timeout), in ns."""
 
-    __slots__ = ("live",)
+    __slots__ = ("live", "share")
 
     def __init__(self) -> None:
         self.live: dict[tuple[str, object], tuple[int, int]] = {}
+        self.share = None        # draining with peers: tell(list[SequenceNote])
 
     def note(self, mv, corrid, flags: int, models=None) -> None:
         """A request of ``mv`` with ``corrid`` and ``flags`` is being sent (``models``, the
@@ -30,11 +38,30 @@ class LiveSequences:
             return
         key = (mv.name, corrid)
         if flags & SEQUENCE_END:
-            self.live.pop(key, None)
+            if self.live.pop(key, None) is not None and self.share is not None:
+                self.share([SequenceNote(mv.name, corrid, 0, 0, True)])
         elif flags & SEQUENCE_START or key in self.live:
-            self.live[key] = (time.monotonic_ns(), idle_us * 1000)
+            self.live[key] = entry = (time.monotonic_ns(), idle_us * 1000)
             if len(self.live) > PRUNE_AT:
                 self.count()
+            if self.share is not None:
+                self.share([SequenceNote(mv.name, corrid, *entry)])
+
+    def start_sharing(self, tell) -> None:
+        """Draining with other frontends: tell them every live sequence, then each change."""
+        self.share = tell
+        self.count()
+        tell([SequenceNote(m, c, t, idle) for (m, c), (t, idle) in self.live.items()])
+
+    def merge(self, notes: list) -> None:
+        """Another frontend's notes: its sequences are live here too, until it saw END."""
+        live = self.live
+        for n in notes:
+            key = (n.model, n.corrid)
+            if n.ended:
+                live.pop(key, None)
+            elif key not in live or live[key][0] < n.last_ns:
+                live[key] = (n.last_ns, n.idle_ns)
 
     def continues(self, req) -> bool:
         """Whether ``req`` (an InferRequest) continues a live sequence (no START)."""

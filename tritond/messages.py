@@ -558,6 +558,9 @@ class ShmRegion(msgspec.Struct, array_like=True):
     byte_size: int
     device_id: int
     gen: int                   # registration number, never reused (mapping caches key on it)
+    # Unregistered while some frontend's requests still use it (Triton's awaiting
+    # unregistration): listed and usable everywhere until every frontend said ShmIdle.
+    awaiting: bool = False
 
 
 class ShmRegisterQuery(msgspec.Struct, tag=58, array_like=True):
@@ -592,6 +595,33 @@ class ShmApplied(msgspec.Struct, tag=62, array_like=True):
     seq: int
 
 
+class ShmIdle(msgspec.Struct, tag=69, array_like=True):
+    """Frontend -> parent: no request of this frontend uses awaiting registration ``gen``
+    (sent once per frontend and registration); the last one lets the parent drop it."""
+
+    address: str
+    gen: int
+
+
+class SequenceNote(msgspec.Struct, array_like=True):
+    """One live sequence a frontend saw: its last request (CLOCK_MONOTONIC ns, the same in
+    every process of the host), its idle timeout (ns, 0 = none), or its END."""
+
+    model: str
+    corrid: Union[int, str]
+    last_ns: int
+    idle_ns: int
+    ended: bool = False
+
+
+class SequenceNotes(msgspec.Struct, tag=70, array_like=True):
+    """Frontend -> the other frontends while draining: the sequences it saw go on or end,
+    so a sequence continued through another connection is served there too."""
+
+    frontend: str
+    notes: list[SequenceNote]
+
+
 class Unknown(msgspec.Struct, tag=99, array_like=True):
     """Sent back to the sender of a message the receiver could not decode or does
     not accept (when the sender is known; it is logged either way)."""
@@ -601,7 +631,7 @@ class Unknown(msgspec.Struct, tag=99, array_like=True):
 
 TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, StatsAnswer,
                     FrontendStatsQuery, FrontendStatsAnswer, ShmTable, SettingsUpdate, LogLevels,
-                    Unknown]
+                    SequenceNotes, Unknown]
 # Response: answers to the step requests of ensembles (scheduler/ensembles.py), and the
 # receipts of direct answers (scheduler/direct.py).
 TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, StatsQuery,
@@ -612,13 +642,13 @@ TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown
                   Unknown]
 TO_PARENT = Union[Hello, Loaded, LoadFailed, Drained, Stopped, LoadQuery, UnloadQuery,
                   ReadyQuery, TableApplied, ShmRegisterQuery, ShmUnregisterQuery, ShmApplied,
-                  LogLevels, Unknown]
+                  ShmIdle, LogLevels, Unknown]
 ANY = Union[Request, Cancel, Release, Forget, Execute, CancelRunning, Response, Executed, Hello,
             Setup, ModelTable, Load, Loaded, LoadFailed, Drain, Drained, Shutdown, Stopped,
             StatsQuery, LoadQuery, UnloadQuery, ReadyQuery, Answer, StatsAnswer, TableApplied,
             ResponseStats, FrontendStatsQuery, FrontendStatsAnswer, ShmRegisterQuery,
-            ShmUnregisterQuery, ShmTable, ShmApplied, SettingsUpdate, LogLevels, UserReadyQuery,
-            UserReadyCheck, UserReadyReply, Unknown]
+            ShmUnregisterQuery, ShmTable, ShmApplied, ShmIdle, SettingsUpdate, LogLevels,
+            UserReadyQuery, UserReadyCheck, UserReadyReply, SequenceNotes, Unknown]
 """Every message: what an inbox tries when its own set fails, to name the mistake."""
 
 ANSWERS = (Answer, StatsAnswer, FrontendStatsAnswer)

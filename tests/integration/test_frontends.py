@@ -25,19 +25,22 @@ import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException
 
 from tests.integration.sched_repo import events, wait_for, write_repo
+from tests.integration.seq_repo import write_pid_model
 from tests.server import REPO, Server, segments_of, socket_inodes
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("frontends")
-    repo = write_repo(root, {"cached": {"scheduling": "response_cache { enable: true }"}})
+    repo = write_repo(root, {"cached": {"scheduling": "response_cache { enable: true }"},
+                             "slow": {"input_sleep": True, "count": 2}})
     for name in ("identity_fp32", "simple_string"):
         shutil.copytree(REPO / name, repo / name)
     cfg = repo / "simple_string" / "config.pbtxt"
     cfg.write_text(cfg.read_text() + "response_cache { enable: true }\n")
+    write_pid_model(repo)
     srv = Server([repo], "--frontend-processes=2", "--cache-config=local,size=1048576",
-                 "--allow-client-shm=true")
+                 "--allow-client-shm=true", "--model-control-mode=explicit", "--load-model=*")
     yield srv, root
     srv.stop()
 
@@ -172,6 +175,63 @@ def test_system_shm_registered_through_one_frontend_is_used_through_the_other(en
         shm.destroy_shared_memory_region(handle)
 
 
+def test_a_region_unregistered_while_the_other_frontend_uses_it_stays_listed_everywhere(env):
+    """Triton's awaiting unregistration, server-wide: a region one frontend's request
+    still uses is listed, and usable, through every connection until that request ends."""
+    import queue
+
+    srv, root = env
+    pair = grpc_pair(srv)
+    key, name = f"/fe_await_{uuid.uuid4().hex[:8]}", "awaited"
+    key2, handle2 = f"/fe_await2_{uuid.uuid4().hex[:8]}", None
+    handle = shm.create_shared_memory_region(name, key, 32)
+    done: queue.Queue = queue.Queue()
+    try:
+        shm.set_shared_memory_region(handle, [np.array([[3000, 1, 2, 3], [0, 5, 6, 7]],
+                                                       np.float32)])
+        pair[0].register_system_shared_memory(name, key, 32)
+
+        def rows(offset):
+            inp = grpcclient.InferInput("INPUT0", [1, 4], "FP32")
+            inp.set_shared_memory(name, 16, offset=offset)
+            return [inp]
+        pair[1].async_infer("slow", rows(0),
+                            callback=lambda result, error: done.put((result, error)))
+        wait_for(lambda: [e for e in events(root, "slow") if e["event"] == "exec"],
+                 what="the slow model to run")       # it sleeps its first input: 3 s
+        pair[0].unregister_system_shared_memory(name)
+        for c in pair.values():
+            assert list(c.get_system_shared_memory_status().regions) == [name]
+            assert c.get_system_shared_memory_status(name).regions[name].byte_size == 32
+        # usable through the frontend that has no request using it
+        out = pair[0].infer("slow", rows(16)).as_numpy("OUTPUT0")
+        assert out.tolist() == [[0, 5, 6, 7]]
+        # The name is free at once: a new region registered under it shadows the awaiting
+        # one on every frontend, while the running request keeps its own mapping.
+        handle2 = shm.create_shared_memory_region(name + "2", key2, 32)
+        shm.set_shared_memory_region(handle2, [np.full((2, 4), 8, np.float32)])
+        pair[1].register_system_shared_memory(name, key2, 32)
+        for c in pair.values():
+            assert c.get_system_shared_memory_status(name).regions[name].key == key2
+        assert pair[0].infer("slow", rows(16)).as_numpy("OUTPUT0").tolist() == [[8] * 4]
+        result, error = done.get(timeout=60)
+        assert error is None and result.as_numpy("OUTPUT0").tolist() == [[3000, 1, 2, 3]]
+
+        def keys():
+            return [[r.key for r in c.get_system_shared_memory_status().regions.values()]
+                    for c in pair.values()]
+        wait_for(lambda: keys() == [[key2], [key2]], what="the awaiting region to leave")
+        pair[1].unregister_system_shared_memory(name)
+        wait_for(lambda: keys() == [[], []], what="the region to leave")
+        with pytest.raises(InferenceServerException, match="Unable to find shared memory"):
+            pair[1].infer("slow", rows(16))
+    finally:
+        close(pair)
+        shm.destroy_shared_memory_region(handle)
+        if handle2 is not None:
+            shm.destroy_shared_memory_region(handle2)
+
+
 def test_settings_updated_through_one_frontend_read_the_same_through_the_other(env):
     srv, _ = env
     pair = http_pair(srv)
@@ -183,6 +243,67 @@ def test_settings_updated_through_one_frontend_read_the_same_through_the_other(e
     finally:
         pair[0].update_log_settings({"log_verbose_level": 0})
         pair[0].update_trace_settings(settings={"trace_rate": "1000"})
+        close(pair)
+
+
+def test_model_control_through_one_frontend_is_seen_through_the_other_at_once(env):
+    srv, _ = env
+    pair = http_pair(srv)
+    try:
+        pair[0].unload_model("identity_fp32")
+        assert not pair[1].is_model_ready("identity_fp32")
+        index = {m["name"]: m.get("state") for m in pair[1].get_model_repository_index()}
+        assert index["identity_fp32"] == "UNAVAILABLE"
+        with pytest.raises(InferenceServerException, match="identity_fp32"):
+            pair[1].infer("identity_fp32", [fp32(httpclient, [1.0])])
+        pair[1].load_model("identity_fp32")
+        assert pair[0].is_model_ready("identity_fp32")
+        assert pair[0].infer("identity_fp32", [fp32(httpclient, [4.0])]).as_numpy(
+            "OUTPUT0").tolist() == [4.0]
+    finally:
+        pair[0].load_model("identity_fp32")
+        close(pair)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_sequence_started_on_one_frontend_goes_on_through_the_other(env, protocol):
+    srv, _ = env
+    make_pair, mod = PAIRS[protocol]
+    pair = make_pair(srv)
+
+    def step(c, **flags):
+        inp = mod.InferInput("INPUT", [1, 1], "INT32")
+        inp.set_data_from_numpy(np.zeros((1, 1), np.int32))
+        cid = 41 if protocol == "http" else 42
+        return int(c.infer("seq_pid", [inp], sequence_id=cid, **flags).as_numpy("OUTPUT")[0][0])
+    try:
+        pid = step(pair[0], sequence_start=True)
+        assert step(pair[1]) == pid            # the same slot, whichever frontend
+        assert step(pair[0]) == pid
+        assert step(pair[1], sequence_end=True) == pid
+        with pytest.raises(InferenceServerException, match="START"):
+            step(pair[0])                      # ended through the other frontend
+    finally:
+        close(pair)
+
+
+def test_grpc_streams_on_both_frontends(env):
+    import queue
+
+    srv, _ = env
+    pair = grpc_pair(srv)
+    try:
+        for n, c in pair.items():
+            got: queue.Queue = queue.Queue()
+            c.start_stream(callback=lambda result, error: got.put((result, error)))
+            for i in range(3):
+                c.async_stream_infer("identity_fp32", [fp32(grpcclient, [n, i])],
+                                     request_id=str(i))
+            answers = [got.get(timeout=30) for _ in range(3)]
+            c.stop_stream()
+            assert sorted(r.as_numpy("OUTPUT0").tolist()[1] for r, e in answers
+                          if e is None) == [0, 1, 2]
+    finally:
         close(pair)
 
 
@@ -316,3 +437,38 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_sequences_go_on_through_either_frontend_while_draining(tmp_path):
+    """SIGTERM: a sequence another frontend saw start is served on this one, and a sequence
+    ended through one frontend is not waited for by the other (idle timeout 120 s)."""
+    from tests.integration.seq_repo import IO, PID_PY, _model
+
+    _model(tmp_path, "seq_long", f'''backend: "python"
+max_batch_size: 1
+sequence_batching {{ max_sequence_idle_microseconds: 120000000 }}
+instance_group [ {{ kind: KIND_CPU count: 2 }} ]
+{IO}''', PID_PY)
+    srv = Server([tmp_path], "--frontend-processes=2", "--exit-timeout-secs=120")
+
+    def step(client, cid, start=False, end=False):
+        inp = httpclient.InferInput("INPUT", [1, 1], "INT32")
+        inp.set_data_from_numpy(np.zeros((1, 1), np.int32))
+        return int(client.infer("seq_long", [inp], sequence_id=cid, sequence_start=start,
+                                sequence_end=end).as_numpy("OUTPUT")[0][0])
+    try:
+        pair = http_pair(srv)
+        pids = {step(pair[0], 5, start=True), step(pair[1], 6, start=True)}
+        srv.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "received SIGTERM" in srv.output(), what="the SIGTERM")
+        time.sleep(0.3)                       # the frontends heard of it
+        for c in pair.values():
+            with pytest.raises(InferenceServerException, match="shutting down"):
+                step(c, 7, start=True)        # no new sequence
+            assert not c.is_server_live() and not c.is_server_ready()   # Server exiting
+        assert {step(pair[1], 5), step(pair[0], 6)} == pids      # crossed over
+        assert {step(pair[1], 5, end=True), step(pair[0], 6, end=True)} == pids
+        assert srv.proc.wait(60) == 0         # nobody waits 120 s for an ended sequence
+    finally:
+        close(pair) if "pair" in locals() else None
+        srv.stop()

@@ -41,6 +41,33 @@ class TritonPythonModel:
                 [pb_utils.Tensor("OUT", np.array([x], np.float32))]))
         return out
 '''
+SELF_READ = '''
+import re
+import urllib.request
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+MF = pb_utils.MetricFamily
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        self.family = MF("qa_self_read", "updated then read back in one execute", MF.COUNTER)
+        self.counter = self.family.Metric(labels={"m": "self"})
+
+    def execute(self, requests):
+        out = []
+        for request in requests:
+            port = int(pb_utils.get_input_tensor_by_name(request, "IN").as_numpy()[0])
+            self.counter.increment(1)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as r:
+                text = r.read().decode()
+            m = re.search(r'^qa_self_read{m="self"} (\\S+)$', text, re.M)
+            seen = float(m.group(1)) if m else -1.0
+            out.append(pb_utils.InferenceResponse(
+                [pb_utils.Tensor("OUT", np.array([seen], np.float32))]))
+        return out
+'''
 CONFIG = ('name: "metered"\nbackend: "python"\n'
           'input [ { name: "IN" data_type: TYPE_FP32 dims: [ 1 ] } ]\n'
           'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 1 ] } ]\n'
@@ -54,7 +81,12 @@ def server(tmp_path_factory):
     (repo / "metered" / "1").mkdir(parents=True)
     (repo / "metered" / "1" / "model.py").write_text(MODEL)
     (repo / "metered" / "config.pbtxt").write_text(CONFIG)
-    srv = Server([repo], "--model-control-mode=explicit", "--load-model=metered")
+    (repo / "self_read" / "1").mkdir(parents=True)
+    (repo / "self_read" / "1" / "model.py").write_text(SELF_READ)
+    (repo / "self_read" / "config.pbtxt").write_text(
+        CONFIG.replace('"metered"', '"self_read"').replace("count: 2", "count: 1"))
+    srv = Server([repo], "--model-control-mode=explicit", "--load-model=metered",
+                 "--load-model=self_read")
     yield srv
     srv.stop()
 
@@ -86,6 +118,15 @@ def test_series_reach_metrics_in_tritons_text(server):
     (total,) = [ln for ln in text.splitlines() if ln.startswith("qa_values_sum{")]
     assert float(total.rsplit(" ", 1)[1]) == pytest.approx(0.05 + 1.5 + 6.0, abs=1e-6)
     assert text.count("qa_values_bucket{") == 6
+
+
+def test_a_model_reads_back_its_update_in_the_same_execute(server):
+    """python_backend's QA custom_metrics: increment, then /metrics shows it at once."""
+    client = httpclient.InferenceServerClient(server.url)
+    for n in range(1, 6):
+        inp = httpclient.InferInput("IN", [1], "FP32")
+        inp.set_data_from_numpy(np.array([server.metrics_port], np.float32))
+        assert client.infer("self_read", [inp]).as_numpy("OUT").tolist() == [n]
 
 
 def test_series_leave_with_the_model(server):

@@ -39,3 +39,19 @@ def test_each_table_lists_everything_with_a_new_sequence():
     t2 = reg.table()
     assert t2.seq == t1.seq + 1 and [r.name for r in t2.regions] == ["a", "b"]
     assert messages.decoder(messages.TO_FRONTEND).decode(messages.encode([t2])) == [t2]
+
+
+def test_unregistered_regions_await_every_frontend_before_they_leave_the_table():
+    reg = ShmRegistry()
+    reg.register(region("a"))
+    gen = reg.regions["a"].gen
+    reg.unregister("system", "a")
+    assert "a" not in reg.regions                 # the name is free at once ...
+    listed = reg.table().regions                  # ... but every frontend still lists it
+    assert [(r.name, r.gen, r.awaiting) for r in listed] == [("a", gen, True)]
+    reg.register(region("a"))                     # a new one shadows it
+    assert len(reg.table().regions) == 2
+    assert reg.idle(gen, "fe-0", ["fe-0", "fe-1"]) is False
+    assert reg.idle(gen + 99, "fe-1", ["fe-0", "fe-1"]) is False     # unknown gen
+    assert reg.idle(gen, "fe-1", ["fe-0", "fe-1"]) is True
+    assert [(r.gen, r.awaiting) for r in reg.table().regions] == [(gen + 1, False)]

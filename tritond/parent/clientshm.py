@@ -4,7 +4,8 @@ Frontends check a registration (key rules, shm_open + fstat, bounds) and send
 it here; the registry (``tritond/shmtable.py``) names and numbers it, every
 frontend gets the new ``ShmTable``, and the asking frontend gets its ``Answer``
 only once all of them applied it: the client's next request may arrive on any
-frontend. The channel's SO_PEERCRED admission (``tritond/peers.py``) means only
+frontend. An unregistered region stays in the table (awaiting) until every
+frontend sent ``ShmIdle`` for it. The channel's SO_PEERCRED admission (``tritond/peers.py``) means only
 the server's own processes can send these queries.
 """
 from __future__ import annotations
@@ -47,18 +48,29 @@ class ClientShmRegistry:
         if error is not None:
             self.outbox.post(msg.frontend, messages.Answer(msg.qid, error))
             return
-        table = self.registry.table()
-        for fe in self.frontends():
-            if not fe.stopped:
-                self.outbox.post(fe.boot.address, table)
+        table = self._publish()
         self.pending.append((table.seq, msg, time.monotonic() + APPLY_TIMEOUT_S))
         asyncio.get_running_loop().call_later(APPLY_TIMEOUT_S, self._answer_ready)
+
+    def on_idle(self, msg: messages.ShmIdle) -> None:
+        """A frontend is done with an awaiting registration; the last one drops it."""
+        if self.registry.idle(msg.gen, msg.address, self._live()):
+            self._publish()
+
+    def _live(self) -> list[str]:
+        return [f.boot.address for f in self.frontends() if not f.stopped]
+
+    def _publish(self) -> messages.ShmTable:
+        table = self.registry.table()
+        for address in self._live():
+            self.outbox.post(address, table)
+        return table
 
     def _answer_ready(self) -> None:
         """Answer every query whose table all live frontends applied (or that waited
         APPLY_TIMEOUT_S: a frontend that stopped answering is being stopped anyway)."""
         now, keep = time.monotonic(), []
-        live = [f.boot.address for f in self.frontends() if not f.stopped]
+        live = self._live()
         for seq, msg, end in self.pending:
             if all(self.applied.get(a, 0) >= seq for a in live):
                 self.outbox.post(msg.frontend, messages.Answer(msg.qid))

@@ -234,6 +234,8 @@ class Supervisor:
                 self.client_shm.on_query(msg)
             elif kind is messages.ShmApplied:
                 self.client_shm.on_applied(msg)
+            elif kind is messages.ShmIdle:
+                self.client_shm.on_idle(msg)
             elif kind is messages.ReadyQuery:     # a Python model's pb_utils.is_model_ready
                 self.model_ready.on_query(msg)
             elif kind is messages.Unknown:

@@ -4,12 +4,14 @@ Triton keeps one registry in the server (prometheus-cpp's): a family asked for
 twice by name is the same family (the first description stays; another kind is
 refused), a metric asked for twice with the same labels is the same series, and a
 series leaves ``/metrics`` when the last ``MetricFamily`` object that made it is
-deleted. Here each worker keeps that registry for its own model and publishes it
-after every change as one small file in /dev/shm (``tritond-<server>-<pid>-metrics``,
-so the parent's clean-up of a worker's segments removes it too); the frontends read
-those files on each scrape (frontend/custommetrics.py). Publishing on every change,
-not on a timer, keeps Triton's guarantee that a value a model just set is what the
-next scrape shows.
+deleted. Here each worker keeps that registry for its own model and publishes its
+shape (families, labels, buckets, each series' slot) as one small file in /dev/shm
+(``tritond-<server>-<pid>-metrics``, so the parent's clean-up of a worker's segments
+removes it too) when a series comes or goes, and the numbers in place in a
+fixed-layout file next to it (``metricvalues.py``): an update is a few stores into a
+shared mapping, no file write. The frontends read both on each scrape
+(frontend/custommetrics.py, ``read``). Nothing is deferred, so Triton's guarantee
+holds: a value a model just set is what the next scrape shows.
 """
 from __future__ import annotations
 
@@ -17,11 +19,14 @@ import os
 import re
 import threading
 import time
+from bisect import bisect_left
 from typing import Optional
 
 import msgspec
 
+from . import metricvalues
 from .inference import TritonModelException
+from .metricvalues import COUNT, SUM, UPDATED, VALUE
 
 COUNTER, GAUGE, HISTOGRAM = 0, 1, 2
 KIND_NAMES = {COUNTER: "counter", GAUGE: "gauge", HISTOGRAM: "histogram"}
@@ -34,7 +39,9 @@ _DELETED = ("Invalid metric operation as the corresponding 'MetricFamily' has be
 
 
 class Series(msgspec.Struct, array_like=True):
-    """One labelled series as published: a histogram's ``counts`` per bucket (+Inf last)."""
+    """One labelled series: its shape as published, and where its numbers are (``slot``
+    of series ``uid`` in the values file); ``read`` fills in the numbers, a histogram's
+    ``counts`` per bucket (+Inf last)."""
     labels: dict
     value: float = 0.0
     buckets: Optional[list] = None
@@ -43,6 +50,8 @@ class Series(msgspec.Struct, array_like=True):
     count: int = 0
     updated_ns: int = 0          # a gauge set by two instances: the latest wins
     refs: int = 0
+    slot: int = -1
+    uid: int = 0
 
 
 class Family(msgspec.Struct, array_like=True):
@@ -55,6 +64,7 @@ class Family(msgspec.Struct, array_like=True):
 _lock = threading.RLock()
 _registry: dict[str, Family] = {}
 _path: Optional[str] = None      # set in a worker (configure): no file in unit tests
+_values = metricvalues.Values()  # every series' numbers (in a file once _path is set)
 
 
 def configure(server_id: str) -> None:
@@ -67,22 +77,82 @@ def close() -> None:
     """The model unloads: its series leave /metrics now (as its stub's exit does in Triton)."""
     with _lock:
         _registry.clear()
-        if _path is not None:
-            try:
-                os.unlink(_path)
-            except FileNotFoundError:
-                pass
+        _publish()
+
+
+_publishing = _again = False
 
 
 def _publish() -> None:
-    # Under _lock. Written whole and renamed: a scrape never reads half a file.
+    """The registry's shape changed (a series came or went). Under _lock (an RLock: a
+    MetricFamily collected by the garbage collector while we write publishes from its
+    ``__del__`` on this very thread, so that nested call only asks for one more round)."""
+    global _publishing, _again
     if _path is None:
         return
-    data = msgspec.json.encode([f for f in _registry.values() if f.series])
+    if _publishing:
+        _again = True
+        return
+    _publishing = True
+    try:
+        _again = True
+        while _again:
+            _again = False
+            _write_shape()
+    finally:
+        _publishing = False
+
+
+def _write_shape() -> None:
+    live = [f for f in _registry.values() if f.series]
+    if not live:                 # nothing to show (the model unloaded): no files left
+        _values.close()
+        _unlink(_path)
+        return
+    if _values.path != _path + metricvalues.SUFFIX:      # first publication: into the file
+        _values.to_file(_path + metricvalues.SUFFIX)
+    # Written whole and renamed: a scrape never reads half a file.
     tmp = _path + ".tmp"
     with open(tmp, "wb") as f:
-        f.write(data)
+        f.write(msgspec.json.encode(live))
     os.replace(tmp, _path)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def read(path: str, attempts: int = 3) -> list[Family]:
+    """A worker's published families with their numbers (the frontend's scrape). A slot
+    freed or reused since the shape was written names another uid: read both again;
+    a series that never matches is left out of this scrape."""
+    for attempt in range(attempts):
+        with open(path, "rb") as f:
+            families = _decode_families(f.read())
+        values = metricvalues.read(path + metricvalues.SUFFIX)
+        stale = [s for fam in families for s in fam.series.values() if not _fill(s, values)]
+        if not stale:
+            return families
+    for fam in families:
+        fam.series = {k: s for k, s in fam.series.items() if s not in stale}
+    return [fam for fam in families if fam.series]     # (a worker just closing its files)
+
+
+_decode_families = msgspec.json.Decoder(list[Family]).decode
+
+
+def _fill(s: Series, v) -> bool:
+    end = s.slot + metricvalues.width(s.buckets)
+    if s.slot < 0 or end > len(v) or v[s.slot] != s.uid:
+        return False
+    s.updated_ns, s.value = int(v[s.slot + UPDATED]), v[s.slot + VALUE]
+    s.sum, s.count = v[s.slot + SUM], int(v[s.slot + COUNT])
+    if s.buckets is not None:
+        s.counts = [int(n) for n in v[s.slot + metricvalues.HEAD:end]]
+    return True
 
 
 class Metric:
@@ -97,61 +167,61 @@ class Metric:
     # Read-only views of the series (tests and models that peek).
     labels = property(lambda self: dict(self._series.labels))
     buckets = property(lambda self: self._series.buckets)
-    counts = property(lambda self: self._series.counts)
-    sum = property(lambda self: self._series.sum)
-    count = property(lambda self: self._series.count)
 
-    def _apply(self, what: str, op: str, fn) -> None:
+    @property
+    def counts(self) -> Optional[list]:
+        s = self._series
+        if s.buckets is None:
+            return None
         with _lock:
-            if self._cleared:
-                raise TritonModelException(f"Failed to {what} metric value: {_DELETED}")
-            error = fn(self._series)
-            if error:
-                raise TritonModelException(
-                    f"Failed to {what} metric value: {_CORE_KIND[self._family.kind]} {error}")
-            self._series.updated_ns = time.time_ns()
-            _publish()
+            at = s.slot + metricvalues.HEAD
+            return [int(n) for n in _values.v[at:at + len(s.buckets) + 1]]
 
+    sum = property(lambda self: _values.v[self._series.slot + SUM])
+    count = property(lambda self: int(_values.v[self._series.slot + COUNT]))
+
+    def _refuse(self, what: str, error: str = "") -> None:
+        if self._cleared:
+            raise TritonModelException(f"Failed to {what} metric value: {_DELETED}")
+        if error:
+            raise TritonModelException(
+                f"Failed to {what} metric value: {_CORE_KIND[self._family.kind]} {error}")
+
+    # Each update: a few stores into the values file, in place (metricvalues.py).
     def increment(self, value: float) -> None:
         kind = self._family.kind
-
-        def inc(s: Series):
-            if kind == HISTOGRAM:
-                return "does not support Increment"
-            if kind == COUNTER and value < 0:
-                return "can only be incremented monotonically by non-negative values."
-            s.value += float(value)
-        self._apply("increment", "Increment", inc)
+        with _lock:
+            if self._cleared or kind == HISTOGRAM or (kind == COUNTER and value < 0):
+                self._refuse("increment", "does not support Increment" if kind == HISTOGRAM
+                             else "can only be incremented monotonically by non-negative "
+                                  "values.")
+            v, slot = _values.v, self._series.slot
+            v[slot + VALUE] += float(value)
+            v[slot + UPDATED] = time.time_ns()
 
     def set(self, value: float) -> None:
-        kind = self._family.kind
-
-        def put(s: Series):
-            if kind != GAUGE:
-                return "does not support Set"
-            s.value = float(value)
-        self._apply("set", "Set", put)
+        with _lock:
+            if self._cleared or self._family.kind != GAUGE:
+                self._refuse("set", "does not support Set")
+            v, slot = _values.v, self._series.slot
+            v[slot + VALUE] = float(value)
+            v[slot + UPDATED] = time.time_ns()
 
     def observe(self, value: float) -> None:
-        kind = self._family.kind
-
-        def obs(s: Series):
-            if kind != HISTOGRAM:
-                return "does not support Observe"
-            s.sum += float(value)
-            s.count += 1
-            i = next((i for i, b in enumerate(s.buckets) if value <= b), len(s.buckets))
-            s.counts[i] += 1
-        self._apply("observe", "Observe", obs)
+        with _lock:
+            if self._cleared or self._family.kind != HISTOGRAM:
+                self._refuse("observe", "does not support Observe")
+            v, slot = _values.v, self._series.slot
+            v[slot + metricvalues.HEAD + bisect_left(self._series.buckets, value)] += 1
+            v[slot + SUM] += float(value)
+            v[slot + COUNT] += 1
+            v[slot + UPDATED] = time.time_ns()
 
     def value(self) -> float:
         with _lock:
-            if self._cleared:
-                raise TritonModelException(f"Failed to get metric value: {_DELETED}")
-            if self._family.kind == HISTOGRAM:
-                raise TritonModelException(f"Failed to get metric value: "
-                                           f"{_CORE_KIND[HISTOGRAM]} does not support Value")
-            return self._series.value
+            if self._cleared or self._family.kind == HISTOGRAM:
+                self._refuse("get", "does not support Value")
+            return _values.v[self._series.slot + VALUE]
 
     def _clear(self) -> None:
         """Its MetricFamily object went: the series leaves with its last maker."""
@@ -160,8 +230,9 @@ class Metric:
             return
         self._cleared = True
         self._series.refs -= 1
-        if self._series.refs <= 0:
-            self._family.series.pop(self._key, None)
+        if self._series.refs <= 0 and self._family.series.get(self._key) is self._series:
+            del self._family.series[self._key]
+            _values.release(self._series.slot, metricvalues.width(self._series.buckets))
 
 
 class MetricFamily:
@@ -217,7 +288,7 @@ class MetricFamily:
                 series = Series(dict(sorted(labels.items())))
                 if self.kind == HISTOGRAM:
                     series.buckets = bounds
-                    series.counts = [0] * (len(bounds) + 1)
+                series.slot, series.uid = _values.allocate(metricvalues.width(series.buckets))
                 self._family.series[key] = series
             series.refs += 1
             metric = Metric(self._family, key, series)
