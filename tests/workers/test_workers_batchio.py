@@ -1,0 +1,108 @@
+"""Ragged batching in the worker: batch input values, flat ragged inputs, batch outputs
+scattered by the source input's shape (real shm, a real ONNX Runtime model)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tritond.errors import Code, TritonError
+from tritond.spec import BatchInput, TensorSpec
+from tritond.workers.batchio import scatter_shape, value
+from tritond.workers.onnxruntime import OnnxRuntimeBackend
+
+from . import models
+from .helpers import context
+from .test_workers_executor import make_worker  # noqa: F401 - fixture
+
+# the proto's examples: one batch-2 input of shape [2, 3, 1]... as Triton's backend computes
+SHAPES = [(1, 2), (1, 4), (1, 1), (1, 3)]     # qa/L0_batch_input's [2], [4], [1], [3]
+
+
+@pytest.mark.parametrize("kind, datatype, expected", [
+    ("BATCH_ELEMENT_COUNT", "INT32", [2, 4, 1, 3]),
+    ("BATCH_ACCUMULATED_ELEMENT_COUNT", "FP32", [2, 6, 7, 10]),
+    ("BATCH_ACCUMULATED_ELEMENT_COUNT_WITH_ZERO", "FP32", [0, 2, 6, 7, 10]),
+    ("BATCH_ITEM_SHAPE", "INT32", [[2], [4], [1], [3]]),
+    ("BATCH_ITEM_SHAPE_FLATTEN", "INT32", [2, 4, 1, 3]),
+])
+def test_batch_input_values(kind, datatype, expected):
+    got = value(BatchInput(kind, ("T",), datatype, "IN"), SHAPES)
+    assert got.dtype == (np.int32 if datatype == "INT32" else np.float32)
+    assert got.tolist() == expected
+
+
+def test_max_element_count_is_a_shape():
+    got = value(BatchInput("BATCH_MAX_ELEMENT_COUNT_AS_SHAPE", ("T",), "FP32", "IN"), SHAPES)
+    assert got.shape == (4,)
+
+
+def test_item_shape_repeats_per_batch_item():
+    # model_config.proto: a batch-2 [3, 1] and a batch-1 [2, 2] -> [[3, 1], [3, 1], [2, 2]]
+    shapes = [(2, 3, 1), (1, 2, 2)]
+    item = value(BatchInput("BATCH_ITEM_SHAPE", ("T",), "INT32", "IN"), shapes)
+    assert item.tolist() == [[3, 1], [3, 1], [2, 2]]
+    flat = value(BatchInput("BATCH_ITEM_SHAPE_FLATTEN", ("T",), "FP32", "IN"), shapes)
+    assert flat.tolist() == [3, 1, 3, 1, 2, 2]
+    # element counts are per request, not per item
+    count = value(BatchInput("BATCH_ELEMENT_COUNT", ("T",), "INT32", "IN"), shapes)
+    assert count.tolist() == [6, 4]
+
+
+def test_scatter_shape_takes_dynamic_dims_from_the_source():
+    out = TensorSpec("OUT", "FP32", (-1,))
+    assert scatter_shape(out, (1, 5), batched=True) == (1, 5)
+    assert scatter_shape(TensorSpec("OUT", "FP32", (2, -1)), (3, 7, 4), True) == (3, 2, 4)
+    with pytest.raises(TritonError) as err:
+        scatter_shape(TensorSpec("OUT", "FP32", (-1, -1)), (1, 5), True)
+    assert err.value.code == Code.INVALID_ARG
+
+
+def _ragged_worker(repo, make_worker):
+    config = models.ragged_batch_io(repo)
+    return make_worker(OnnxRuntimeBackend(context(repo / "ragged")), config)
+
+
+def _outputs(frontend, response):
+    return {o.name: frontend.read(o) for o in response.outputs}
+
+
+def test_one_batch_of_ragged_requests(repo, frontend, make_worker):
+    w = _ragged_worker(repo, make_worker)
+    xs = [np.arange(n, dtype=np.float32).reshape(1, n) + 10 * n for n in (2, 4, 1, 3)]
+    reqs = [frontend.request(i + 1, {"INPUT": x}, batch=1) for i, x in enumerate(xs)]
+    responses, executed = w.run(*reqs)
+    assert executed.stats.batch_size == 4
+    for x, resp in zip(xs, responses):
+        assert resp.error is None, resp.error
+        out = _outputs(frontend, resp)
+        np.testing.assert_array_equal(out["OUT"], 2 * x)       # scattered: its own shape
+        assert [o.shape for o in resp.outputs if o.name == "OUT"] == [list(x.shape)]
+        assert out["COUNT_OUT"].tolist() == [[2, 4, 1, 3]]
+        assert out["ACC_OUT"].tolist() == [[2, 6, 7, 10]]
+        assert out["ACC0_OUT"].tolist() == [[0, 2, 6, 7, 10]]
+        assert out["MAX_OUT"].tolist() == [[4]]
+        assert out["ITEM_OUT"].tolist() == [[2, 4, 1, 3]]
+        assert out["FLAT_OUT"].tolist() == [[2, 4, 1, 3]]
+
+
+def test_single_request_gets_its_batch_inputs(repo, frontend, make_worker):
+    w = _ragged_worker(repo, make_worker)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)      # a batch-2 request
+    (resp,), _ = w.run(frontend.request(1, {"INPUT": x}, batch=2))
+    assert resp.error is None, resp.error
+    out = _outputs(frontend, resp)
+    np.testing.assert_array_equal(out["OUT"], 2 * x)
+    assert out["COUNT_OUT"].tolist() == [[6], [6]]
+    assert out["ACC0_OUT"].tolist() == [[0, 6], [0, 6]]
+    assert out["ITEM_OUT"].tolist() == [[3, 3], [3, 3]]
+    assert out["MAX_OUT"].tolist() == [[6], [6]]
+
+
+def test_scattered_output_lies_in_one_slot(repo, frontend, make_worker):
+    w = _ragged_worker(repo, make_worker)
+    a, b = np.ones((1, 2), np.float32), np.ones((1, 5), np.float32)
+    r1, r2 = w.run(frontend.request(1, {"INPUT": a}, outputs=["OUT"], batch=1),
+                   frontend.request(2, {"INPUT": b}, outputs=["OUT"], batch=1))[0]
+    (o1,), (o2,) = r1.outputs, r2.outputs
+    assert (o1.shape, o2.shape) == ([1, 2], [1, 5])
+    assert o1.region == o2.region and o2.offset == o1.offset + o1.nbytes   # slices of one slot
