@@ -134,8 +134,11 @@ class Executor:
         if not work:
             return {}
         items = list(work.values())
-        if self.batchio.active and self.backend.fuses_batches and self.io.batched:
-            return self._run_batch_io(items)
+        if self.batchio.active and self.backend.fuses_batches:
+            if self.io.batched:
+                return self._run_batch_io(items)
+            # no batch dimension to join along: each request is its own batch
+            return {k: v for w in items for k, v in self._run_batch_io([w]).items()}
         if self.backend.fuses_batches and self.io.batched and len(items) > 1:
             fused = self._fuse(items)
             if fused is not None:

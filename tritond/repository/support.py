@@ -36,10 +36,13 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
         # Triton loads passive instances but never schedules to them (a backend of its
         # own uses them); tritond's scheduler would send them requests.
         found.append("instance_group passive (instances the scheduler does not use)")
-    if cfg.batch_input:
-        found.append("batch_input")
-    if cfg.batch_output:
-        found.append("batch_output")
+    for field in ("batch_input", "batch_output"):
+        if getattr(cfg, field) and cfg.backend in ("pytorch", "tensorrt"):
+            # made by the worker for ONNX Runtime (workers/batchio.py); these backends'
+            # input binding here knows only the config inputs
+            found.append(f"{field} for backend '{cfg.backend}'")
+        elif getattr(cfg, field) and cfg.HasField("sequence_batching"):
+            found.append(f"{field} with sequence_batching")
     if cfg.model_warmup:
         found.append("model_warmup")
     if cfg.model_transaction_policy.decoupled and cfg.backend != "python" \

@@ -24,8 +24,6 @@ FEATURES = {
                                       '{ string_value: "$$TRITON_MODEL_DIRECTORY/env.tar.gz" } }\n'),
     "passive": ("instance_group passive", 'instance_group [ { kind: KIND_CPU }, '
                                           '{ kind: KIND_CPU passive: true } ]\n'),
-    "ragged": ("batch_input", 'max_batch_size: 4\nbatch_input [ { kind: BATCH_ELEMENT_COUNT '
-                              'target_name: "N" data_type: TYPE_FP32 source_input: "IN0" } ]\n'),
 }
 # models of another backend or platform: (feature, config head, file in version 1)
 OTHERS = {
@@ -34,6 +32,10 @@ OTHERS = {
     "tf": ("backend 'tensorflow'", 'platform: "tensorflow_savedmodel"\n', None),
     "onnxstream": ("decoupled", 'backend: "onnxruntime"\n'
                    'model_transaction_policy { decoupled: true }\n', "model.onnx"),
+    # batch inputs are made for ONNX Runtime models only (Triton's pytorch backend has them)
+    "torchragged": ("batch_input for backend 'pytorch'", 'backend: "pytorch"\nmax_batch_size: 4\n'
+                    'batch_input [ { kind: BATCH_ELEMENT_COUNT target_name: "N" '
+                    'data_type: TYPE_FP32 source_input: "IN0" } ]\n', "model.pt"),
 }
 
 
