@@ -2,6 +2,8 @@
 scattered by the source input's shape (real shm, a real ONNX Runtime model)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -106,3 +108,22 @@ def test_scattered_output_lies_in_one_slot(repo, frontend, make_worker):
     (o1,), (o2,) = r1.outputs, r2.outputs
     assert (o1.shape, o2.shape) == ([1, 2], [1, 5])
     assert o1.region == o2.region and o2.offset == o1.offset + o1.nbytes   # slices of one slot
+
+
+def test_pytorch_model_gets_flat_ragged_input_and_batch_input(repo, frontend, make_worker):
+    pytest.importorskip("torch")
+    from tests import torch_models
+    from tritond.repository.modelconfig import parse_pbtxt, to_json
+    from tritond.workers.pytorch import PyTorchBackend
+
+    model = torch_models.ragged(repo)
+    config = json.loads(to_json(parse_pbtxt((model / "config.pbtxt").read_text(), "c")))
+    w = make_worker(PyTorchBackend(context(model)), config)
+    xs = [np.full((1, n), n, np.float32) for n in (3, 1, 2)]
+    responses, _ = w.run(*[frontend.request(i + 1, {"INPUT__0": x}, batch=1)
+                           for i, x in enumerate(xs)])
+    for x, resp in zip(xs, responses):
+        assert resp.error is None, resp.error
+        out = _outputs(frontend, resp)
+        np.testing.assert_array_equal(out["OUTPUT__0"], 2 * x)
+        assert out["OUTPUT__1"].tolist() == [[3, 4, 6]]

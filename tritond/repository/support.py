@@ -37,9 +37,9 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
         # own uses them); tritond's scheduler would send them requests.
         found.append("instance_group passive (instances the scheduler does not use)")
     for field in ("batch_input", "batch_output"):
-        if getattr(cfg, field) and cfg.backend in ("pytorch", "tensorrt"):
-            # made by the worker for ONNX Runtime (workers/batchio.py); these backends'
-            # input binding here knows only the config inputs
+        if getattr(cfg, field) and cfg.backend == "tensorrt":
+            # made by the worker for ONNX Runtime and PyTorch (workers/batchio.py); the
+            # TensorRT engine's bindings here know only the config inputs
             found.append(f"{field} for backend '{cfg.backend}'")
         elif getattr(cfg, field) and cfg.HasField("sequence_batching"):
             found.append(f"{field} with sequence_batching")

@@ -32,10 +32,10 @@ OTHERS = {
     "tf": ("backend 'tensorflow'", 'platform: "tensorflow_savedmodel"\n', None),
     "onnxstream": ("decoupled", 'backend: "onnxruntime"\n'
                    'model_transaction_policy { decoupled: true }\n', "model.onnx"),
-    # batch inputs are made for ONNX Runtime models only (Triton's pytorch backend has them)
-    "torchragged": ("batch_input for backend 'pytorch'", 'backend: "pytorch"\nmax_batch_size: 4\n'
-                    'batch_input [ { kind: BATCH_ELEMENT_COUNT target_name: "N" '
-                    'data_type: TYPE_FP32 source_input: "IN0" } ]\n', "model.pt"),
+    # batch inputs are made for ONNX Runtime and PyTorch models (Triton's tensorrt has them)
+    "trtragged": ("batch_input for backend 'tensorrt'", 'backend: "tensorrt"\nmax_batch_size: 4\n'
+                  'batch_input [ { kind: BATCH_ELEMENT_COUNT target_name: "N" '
+                  'data_type: TYPE_FP32 source_input: "IN0" } ]\n', "model.plan"),
 }
 
 
