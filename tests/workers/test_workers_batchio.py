@@ -9,11 +9,11 @@ import pytest
 
 from tritond.errors import Code, TritonError
 from tritond.spec import BatchInput, TensorSpec
-from tritond.workers.batchio import scatter_shape, value
+from tritond.workers.batchio import BatchIO, Unfusable, scatter_shape, value
 from tritond.workers.onnxruntime import OnnxRuntimeBackend
 
 from . import models
-from .helpers import context
+from .helpers import context, work
 from .test_workers_executor import make_worker  # noqa: F401 - fixture
 
 # the proto's examples: one batch-2 input of shape [2, 3, 1]... as Triton's backend computes
@@ -57,6 +57,40 @@ def test_scatter_shape_takes_dynamic_dims_from_the_source():
     with pytest.raises(TritonError) as err:
         scatter_shape(TensorSpec("OUT", "FP32", (-1, -1)), (1, 5), True)
     assert err.value.code == Code.INVALID_ARG
+
+
+def _batchio(flat=frozenset()):
+    from tests.specs import spec
+    return BatchIO(spec('''name: "m" backend: "onnxruntime" max_batch_size: 8
+        input [ { name: "X" data_type: TYPE_FP32 dims: [ -1 ] allow_ragged_batch: true },
+                { name: "Y" data_type: TYPE_FP32 dims: [ -1 ] optional: true } ]
+        output [ { name: "O" data_type: TYPE_FP32 dims: [ -1 ] } ]
+        batch_input [ { kind: BATCH_ELEMENT_COUNT target_name: "N" data_type: TYPE_INT32
+                        source_input: "Y" } ]'''), flat)
+
+
+def test_gather_joins_flat_and_batched_inputs():
+    io = _batchio(frozenset({"X"}))
+    a = work({"X": np.ones((1, 2), np.float32), "Y": np.zeros((1, 3), np.float32)}, ["O"])
+    b = work({"X": np.ones((2, 2), np.float32), "Y": np.ones((2, 3), np.float32)}, ["O"], 2)
+    joined = io.gather([a, b])
+    assert joined.inputs["X"].shape == (6,)          # flat: 2 + 4 elements
+    assert joined.inputs["Y"].shape == (3, 3)        # joined along the batch dim
+    assert joined.inputs["N"].tolist() == [3, 6]     # element count per request
+
+
+def test_gather_refuses_what_cannot_be_joined():
+    io = _batchio()
+    a = work({"X": np.ones((1, 2), np.float32), "Y": np.ones((1, 3), np.float32)}, ["O"])
+    no_y = work({"X": np.ones((1, 2), np.float32)}, ["O"], 2)
+    longer = work({"X": np.ones((1, 5), np.float32), "Y": np.ones((1, 3), np.float32)}, ["O"], 3)
+    with pytest.raises(Unfusable):
+        io.gather([a, no_y])          # different inputs: run one at a time
+    with pytest.raises(Unfusable):
+        io.gather([a, longer])        # X is not flat here: shapes differ
+    with pytest.raises(TritonError) as err:
+        io.gather([no_y])             # the batch input's source is missing
+    assert err.value.code == Code.INVALID_ARG and "'Y'" in err.value.message
 
 
 def _ragged_worker(repo, make_worker):
@@ -127,3 +161,14 @@ def test_pytorch_model_gets_flat_ragged_input_and_batch_input(repo, frontend, ma
         out = _outputs(frontend, resp)
         np.testing.assert_array_equal(out["OUTPUT__0"], 2 * x)
         assert out["OUTPUT__1"].tolist() == [[3, 4, 6]]
+
+
+def test_requests_that_cannot_be_joined_run_one_at_a_time(repo, frontend, make_worker):
+    w = _ragged_worker(repo, make_worker)
+    x = np.ones((1, 3), np.float32)
+    ok, bad = w.run(frontend.request(1, {"INPUT": x}, batch=1),
+                    frontend.request(2, {}, batch=1))[0]       # no source input at all
+    assert ok.error is None, ok.error
+    assert _outputs(frontend, ok)["COUNT_OUT"].tolist() == [[3]]    # a batch of its own
+    assert bad.error is not None and bad.error.code == int(Code.INVALID_ARG)
+    assert "needs input 'INPUT'" in bad.error.message
