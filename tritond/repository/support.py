@@ -41,7 +41,8 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
             # made by the worker for ONNX Runtime and PyTorch (workers/batchio.py); the
             # TensorRT engine's bindings here know only the config inputs
             found.append(f"{field} for backend '{cfg.backend}'")
-        elif getattr(cfg, field) and cfg.HasField("sequence_batching"):
+        elif getattr(cfg, field) and cfg.HasField("sequence_batching") \
+                and cfg.backend != "python":     # Python models ignore them (as Triton's)
             found.append(f"{field} with sequence_batching")
     if cfg.model_warmup:
         found.append("model_warmup")

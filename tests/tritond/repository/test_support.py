@@ -87,6 +87,21 @@ def test_growable_state_memory_is_refused_on_gpu_and_state_options_pass():
     assert support.unsupported_features(modelconfig.parse_pbtxt(it, "i")) == []
 
 
+def test_batch_io_is_refused_where_the_worker_does_not_make_it():
+    io = ('max_batch_size: 4 input [ { name: "X" data_type: TYPE_FP32 dims: [ -1 ] } ] '
+          'batch_input [ { kind: BATCH_ELEMENT_COUNT target_name: "N" data_type: TYPE_INT32 '
+          'source_input: "X" } ] ')
+    seq = 'sequence_batching { } '
+    cases = {'backend: "onnxruntime" ' + io: [],
+             'backend: "pytorch" ' + io: [],
+             'backend: "python" ' + io + seq: [],         # ignored, as Triton's Python backend
+             'backend: "tensorrt" ' + io: ["batch_input for backend 'tensorrt'"],
+             'backend: "onnxruntime" ' + io + seq: ["batch_input with sequence_batching"]}
+    for text, expected in cases.items():
+        cfg = modelconfig.parse_pbtxt(f'name: "b" {text}', "b")
+        assert support.unsupported_features(cfg) == expected, text
+
+
 def test_supported_configs_pass():
     for text in ('name: "a" backend: "onnxruntime" max_batch_size: 8 dynamic_batching { }',
                  'name: "b" backend: "python" instance_group [ { count: 2 } ]',
