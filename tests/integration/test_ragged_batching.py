@@ -4,7 +4,8 @@ Concurrent requests of different lengths form one dynamic batch of an ONNX
 model that takes the ragged input flat and one batch input of each kind
 (tests/workers/models.py ``ragged_batch_io``): every response carries the whole
 batch's batch-input values and its own slice of the scattered batch output,
-as Triton's qa/L0_batch_input expects. Configs Triton refuses fail to load
+as Triton's qa/L0_batch_input expects; a TorchScript model gets its ragged
+input flat and its batch input too. Configs Triton refuses fail to load
 with Triton's messages; a Python model loads and, as with Triton's Python
 backend, gets its requests without batch inputs.
 """
@@ -20,6 +21,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
+from tests import torch_models
 from tests.server import Server
 from tests.workers import models
 from tritond.repository.modelconfig import from_dict, to_pbtxt
@@ -84,6 +86,7 @@ def _repo(root):
           "output": [{"name": "OUT", "data_type": "TYPE_FP32", "dims": [-1]},
                      {"name": "SEEN", "data_type": "TYPE_FP32", "dims": [1]}],
           "batch_input": config["batch_input"][:2], "batch_output": config["batch_output"]}
+    torch_models.ragged(root)
     models.python_model(root, "pyragged", PY_MODEL)
     (root / "pyragged" / "config.pbtxt").write_text(to_pbtxt(from_dict(py)))
     return root
@@ -96,7 +99,7 @@ def srv(tmp_path_factory):
     client = httpclient.InferenceServerClient(server.url)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (
-            client.is_model_ready("ragged") and client.is_model_ready("pyragged")):
+            all(client.is_model_ready(m) for m in ("ragged", "pyragged", "torch_ragged"))):
         time.sleep(0.2)
     yield server
     server.stop()
@@ -169,3 +172,12 @@ def test_python_model_gets_no_batch_inputs(srv):
     res = client.infer("pyragged", inputs)
     np.testing.assert_array_equal(res.as_numpy("OUT"), x)
     assert res.as_numpy("SEEN").tolist() == [[1]]
+
+
+def test_pytorch_model_gets_flat_input_and_batch_input(srv):
+    client = grpcclient.InferenceServerClient(srv.grpc_url)
+    inp = grpcclient.InferInput("INPUT__0", [1, 5], "FP32")
+    inp.set_data_from_numpy(np.arange(5, dtype=np.float32).reshape(1, 5))
+    res = client.infer("torch_ragged", [inp])
+    np.testing.assert_array_equal(res.as_numpy("OUTPUT__0"), 2 * np.arange(5).reshape(1, 5))
+    assert res.as_numpy("OUTPUT__1").tolist() == [[5]]      # accumulated element count
