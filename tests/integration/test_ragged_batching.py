@@ -86,6 +86,7 @@ def _repo(root):
           "output": [{"name": "OUT", "data_type": "TYPE_FP32", "dims": [-1]},
                      {"name": "SEEN", "data_type": "TYPE_FP32", "dims": [1]}],
           "batch_input": config["batch_input"][:2], "batch_output": config["batch_output"]}
+    models.ragged_batch_io(root, "seqragged", delay_us=5_000_000, sequence=True)
     torch_models.ragged(root)
     models.python_model(root, "pyragged", PY_MODEL)
     (root / "pyragged" / "config.pbtxt").write_text(to_pbtxt(from_dict(py)))
@@ -99,7 +100,7 @@ def srv(tmp_path_factory):
     client = httpclient.InferenceServerClient(server.url)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (
-            all(client.is_model_ready(m) for m in ("ragged", "pyragged", "torch_ragged"))):
+            all(client.is_model_ready(m) for m in ("ragged", "pyragged", "torch_ragged", "seqragged"))):
         time.sleep(0.2)
     yield server
     server.stop()
@@ -181,3 +182,22 @@ def test_pytorch_model_gets_flat_input_and_batch_input(srv):
     res = client.infer("torch_ragged", [inp])
     np.testing.assert_array_equal(res.as_numpy("OUTPUT__0"), 2 * np.arange(5).reshape(1, 5))
     assert res.as_numpy("OUTPUT__1").tolist() == [[5]]      # accumulated element count
+
+
+def test_sequences_batched_in_their_slots_get_batch_inputs(srv):
+    """A direct sequence batch of two slots (minimum_slot_utilization 1): one batch."""
+    def one(corrid_n):
+        corrid, n = corrid_n
+        client = grpcclient.InferenceServerClient(srv.grpc_url)
+        x, inputs = _request(grpcclient, n)
+        return x, client.infer("seqragged", inputs, sequence_id=corrid, sequence_start=True,
+                               sequence_end=True, client_timeout=60)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(one, [(7, 2), (8, 3)]))
+    order = results[0][1].as_numpy("COUNT_OUT").tolist()[0]
+    assert sorted(order) == [2, 3]
+    for x, res in results:
+        np.testing.assert_array_equal(res.as_numpy("OUT"), 2 * x)
+        assert res.as_numpy("COUNT_OUT").tolist() == [order]
+        assert res.as_numpy("ACC0_OUT").tolist() == [[0, order[0], 5]]

@@ -144,12 +144,15 @@ _ONNX_TYPES = {"TYPE_INT32": TensorProto.INT32, "TYPE_FP32": TensorProto.FLOAT}
 
 
 def ragged_batch_io(repo: pathlib.Path, name: str = "ragged", delay_us: int = 0,
-                    preferred: int = 0) -> dict:
+                    preferred: int = 0, sequence: bool = False) -> dict:
     """Writes the model and its config.pbtxt; returns the config (Triton's JSON form).
 
     INPUT FP32 ragged (model [-1]) + the RAGGED_BATCH_INPUTS -> OUT = 2 * INPUT
     scattered back by INPUT's shape (batch_output), and <TARGET>_OUT: each batch
-    input repeated once per batch item ([items, len]; MAX_OUT: its length)."""
+    input repeated once per batch item ([items, len]; MAX_OUT: its length).
+
+    ``sequence``: a ``direct`` sequence model of two slots instead (a START control
+    input the graph ignores), whose batch waits for both slots up to ``delay_us``."""
     f = TensorProto.FLOAT
     nodes = [helper.make_node("Add", ["INPUT", "INPUT"], ["OUT"]),
              # items = the length of FLAT (one dim per item: INPUT is [batch, n])
@@ -178,18 +181,27 @@ def ragged_batch_io(repo: pathlib.Path, name: str = "ragged", delay_us: int = 0,
                   helper.make_node("Expand", [f"{target}_row", "rows"], [f"{target}_OUT"])]
         outputs.append(_vi(f"{target}_OUT", _ONNX_TYPES[dtype], ["n", "len"]))
         config_out.append({"name": f"{target}_OUT", "data_type": dtype, "dims": [-1]})
+    if sequence:
+        inputs.append(_vi("START", TensorProto.INT32, ["b", 1]))
     _save(helper.make_graph(nodes, name, inputs, outputs), repo / name / "1" / "model.onnx")
     dynamic = {"max_queue_delay_microseconds": delay_us}
     if preferred:
         dynamic["preferred_batch_size"] = [preferred]
     config = {
-        "name": name, "backend": "onnxruntime", "max_batch_size": 8,
+        "name": name, "backend": "onnxruntime", "max_batch_size": 2 if sequence else 8,
         "input": [{"name": "INPUT", "data_type": "TYPE_FP32", "dims": [-1],
                    "allow_ragged_batch": True}],
         "output": config_out, "batch_input": batch_input,
         "batch_output": [{"kind": "BATCH_SCATTER_WITH_INPUT_SHAPE", "target_name": ["OUT"],
                           "source_input": ["INPUT"]}],
-        "dynamic_batching": dynamic,
         "instance_group": [{"kind": "KIND_CPU", "count": 1}]}
+    if sequence:
+        config["sequence_batching"] = {
+            "direct": {"max_queue_delay_microseconds": delay_us,
+                       "minimum_slot_utilization": 1.0},
+            "control_input": [{"name": "START", "control": [
+                {"kind": "CONTROL_SEQUENCE_START", "int32_false_true": [0, 1]}]}]}
+    else:
+        config["dynamic_batching"] = dynamic
     (repo / name / "config.pbtxt").write_text(to_pbtxt(from_dict(config)))
     return config

@@ -37,13 +37,10 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
         # own uses them); tritond's scheduler would send them requests.
         found.append("instance_group passive (instances the scheduler does not use)")
     for field in ("batch_input", "batch_output"):
-        if getattr(cfg, field) and cfg.backend == "tensorrt":
+        if getattr(cfg, field) and "tensorrt" in (cfg.backend, cfg.platform.split("_")[0]):
             # made by the worker for ONNX Runtime and PyTorch (workers/batchio.py); the
             # TensorRT engine's bindings here know only the config inputs
-            found.append(f"{field} for backend '{cfg.backend}'")
-        elif getattr(cfg, field) and cfg.HasField("sequence_batching") \
-                and cfg.backend != "python":     # Python models ignore them (as Triton's)
-            found.append(f"{field} with sequence_batching")
+            found.append(f"{field} for backend 'tensorrt'")
     if cfg.model_warmup:
         found.append("model_warmup")
     if cfg.model_transaction_policy.decoupled and cfg.backend != "python" \

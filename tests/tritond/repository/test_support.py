@@ -96,7 +96,8 @@ def test_batch_io_is_refused_where_the_worker_does_not_make_it():
              'backend: "pytorch" ' + io: [],
              'backend: "python" ' + io + seq: [],         # ignored, as Triton's Python backend
              'backend: "tensorrt" ' + io: ["batch_input for backend 'tensorrt'"],
-             'backend: "onnxruntime" ' + io + seq: ["batch_input with sequence_batching"]}
+             'platform: "tensorrt_plan" ' + io: ["batch_input for backend 'tensorrt'"],
+             'backend: "onnxruntime" ' + io + seq: []}
     for text, expected in cases.items():
         cfg = modelconfig.parse_pbtxt(f'name: "b" {text}', "b")
         assert support.unsupported_features(cfg) == expected, text
