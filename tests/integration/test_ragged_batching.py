@@ -5,7 +5,8 @@ model that takes the ragged input flat and one batch input of each kind
 (tests/workers/models.py ``ragged_batch_io``): every response carries the whole
 batch's batch-input values and its own slice of the scattered batch output,
 as Triton's qa/L0_batch_input expects; a TorchScript model gets its ragged
-input flat and its batch input too. Configs Triton refuses fail to load
+input flat and its batch input too, and a direct sequence batch of two slots
+gets the batch inputs of its rows. Configs Triton refuses fail to load
 with Triton's messages; a Python model loads and, as with Triton's Python
 backend, gets its requests without batch inputs.
 """
