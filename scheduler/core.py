@@ -144,6 +144,11 @@ class SchedulerCore:
                            f"version {req.version} is not at ready state")]
         if model.policy.ensemble:
             return self.ensembles.start(model, req, now_ns)
+        if model.cfg.passive_only:
+            # Triton 2.51 crashes here (its rate limiter has no queue for the model);
+            # its INTERNAL "Unable to find the payload queue" is what it means to say.
+            return [_error(req, Code.INTERNAL, f"every instance of model '{req.model}' is "
+                           "passive: no instance executes its requests", model.version)]
         if req.trace:                              # a traced request: QUEUE_START
             req.trace.append(now_ns)
         out: list[Output] = []
