@@ -22,8 +22,6 @@ FEATURES = {
                              'value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } } ]\n'),
     "envpath": ("EXECUTION_ENV_PATH", 'parameters { key: "EXECUTION_ENV_PATH" value: '
                                       '{ string_value: "$$TRITON_MODEL_DIRECTORY/env.tar.gz" } }\n'),
-    "passive": ("instance_group passive", 'instance_group [ { kind: KIND_CPU }, '
-                                          '{ kind: KIND_CPU passive: true } ]\n'),
 }
 # models of another backend or platform: (feature, config head, file in version 1)
 OTHERS = {
