@@ -332,10 +332,11 @@ class SchedulerCore:
 
     # ------------------------------------------------------------- statistics
 
-    def stats_json(self, name: str = "", version: str = "") -> dict:
-        """Triton's ``{"model_stats": [...]}``; raises TritonError INVALID_ARG (see stats)."""
+    def stats_json(self, name: str = "", version: str = "", totals: bool = False) -> dict:
+        """Triton's ``{"model_stats": [...]}``; raises TritonError INVALID_ARG (see stats).
+        ``totals``: /metrics' counters, which a full reload does not restart."""
         ready = [m.stats for m in self._models.values() if m.ready]
-        return stats_json(ready, name, str(version) if version else "")
+        return stats_json(ready, name, str(version) if version else "", totals)
 
     def worker_addresses(self) -> list[str]:
         """Every worker this scheduler sends to (serving or retiring)."""
@@ -349,7 +350,7 @@ class SchedulerCore:
         # pending: queued, or pipelined behind a running batch (not executing either)
         return [messages.ModelMetrics(
                     m.stats.name, m.stats.version, m.policy.count + m.router.waiting(),
-                    m.stats.failures(),
+                    m.stats.failures(totals=True),
                     m.stats.summary.rows(qs, now_ns) if m.stats.summary is not None else {},
                     direct.get((m.stats.name, m.stats.version), 0))
                 for m in self._models.values() if m.ready]

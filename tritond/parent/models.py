@@ -4,6 +4,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import itertools
 import time
 from typing import Optional
 
@@ -49,6 +50,9 @@ class Instance:
         return self.exit
 
 
+_GENERATIONS = itertools.count(1)
+
+
 @dataclasses.dataclass
 class ModelVersion:
     name: str
@@ -66,6 +70,9 @@ class ModelVersion:
     # version_policy, and the model directory's timestamps, both as of the last load.
     basis: bytes = b""
     stamps: dict = dataclasses.field(default_factory=dict)
+    # One number per load of a version (a version kept by a reload keeps its own): the
+    # scheduler starts a re-created version's statistics anew, as Triton's new Model.
+    generation: int = dataclasses.field(default_factory=lambda: next(_GENERATIONS))
 
     @property
     def identifier(self) -> str:
@@ -114,7 +121,7 @@ class ModelVersion:
         exited = {i.exit_address: i.exit for i in self.instances if i.exit and not i.live}
         return messages.ModelEntry(self.name, self.version, self.state, reason, self.spec,
                                    live, self.model_dir, not restarting, exited,
-                                   round(self.load_seconds, 6))
+                                   round(self.load_seconds, 6), self.generation)
 
 
 @dataclasses.dataclass
