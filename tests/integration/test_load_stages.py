@@ -66,3 +66,55 @@ def test_a_missing_label_file_fails_loading_with_tritons_text(server):
         f"open text file for read {path}: No such file or directory;\n"))
     row = next(r for r in client.get_model_repository_index() if r["name"] == "nolabels")
     assert row["state"] == "UNAVAILABLE" and row["reason"].startswith("failed to open text")
+
+
+OK_CONFIG = 'backend: "python"\nmax_batch_size: 0\n' + _IO % ""
+
+
+def _unparsable_repo(root):
+    repo = root / "repo"
+    for name, config in (("ok", OK_CONFIG), ("garbled", 'backend: "python"\nthis is { not\n')):
+        (repo / name / "1").mkdir(parents=True)
+        (repo / name / "config.pbtxt").write_text(config)
+        (repo / name / "1" / "model.py").write_text(MODEL_PY)
+    return repo
+
+
+@pytest.mark.parametrize("args", [(), ("--model-control-mode=poll",),
+                                  ("--model-control-mode=explicit", "--load-model=garbled",
+                                   "--load-model=ok")])
+def test_a_config_that_does_not_parse_at_start_is_a_poll_failure(tmp_path, args):
+    """Triton 2.51 (an oracle run; core's PollModels at HEAD): a model directory whose
+    config does not parse fails polling, which gives the model no state: a name-only
+    index row, a strictly ready server, metadata "is not found", an error line "Poll
+    failed for model directory ..."; a later load answers the poll failure."""
+    srv = Server([_unparsable_repo(tmp_path)], "--strict-readiness=true", *args)
+    try:
+        client = httpclient.InferenceServerClient(srv.url)
+        assert client.is_server_ready()
+        index = client.get_model_repository_index()
+        assert {"name": "garbled"} in index and {"name": "ok", "version": "1",
+                                                 "state": "READY"} in index
+        assert not client.is_model_ready("garbled")
+        with pytest.raises(InferenceServerException) as exc:
+            client.get_model_metadata("garbled")
+        assert exc.value.message() == "Request for unknown model: 'garbled' is not found"
+        if "--model-control-mode=explicit" in args:
+            status, message = _load_error(client, "garbled")
+            assert status == "500" and message.startswith(
+                "failed to load 'garbled', failed to poll from model repository: failed to "
+                "parse model configuration")
+            assert {"name": "garbled"} in client.get_model_repository_index()
+        assert "Poll failed for model directory 'garbled': failed to parse model " \
+               "configuration" in srv.output()
+    finally:
+        srv.stop()
+
+
+def test_a_config_that_does_not_parse_stops_the_start_under_exit_on_error(tmp_path):
+    """Triton's default (--exit-on-error=true): the poll failure fails the start."""
+    srv = Server([_unparsable_repo(tmp_path)], "--exit-on-error=true", wait_ready=False)
+    try:
+        assert srv.proc.wait(timeout=90) == 1
+    finally:
+        srv.kill()

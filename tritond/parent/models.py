@@ -139,6 +139,9 @@ class Registry:
     versions: dict[tuple[str, int], ModelVersion] = dataclasses.field(default_factory=dict)
     failed: dict[str, str] = dataclasses.field(default_factory=dict)   # failed before any version
     known: set[str] = dataclasses.field(default_factory=set)   # every model in the repository
+    # Models whose config could not be read or checked at start-up, Triton's poll failures:
+    # name-only index rows, no readiness cost; --exit-on-error still stops the start.
+    unpolled: set[str] = dataclasses.field(default_factory=set)
     # Versions the load API is loading beside ``versions`` (they join it at the
     # switch): shown LOADING where no READY version of the same number serves.
     loading: dict[tuple[str, int], ModelVersion] = dataclasses.field(default_factory=dict)
