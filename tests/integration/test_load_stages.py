@@ -6,6 +6,7 @@ stays out of the index's states), a file the model needs is met loading it (INVA
 with the newline Triton's load status puts after each model."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
@@ -18,6 +19,8 @@ MODELS = {
     "badcfg": 'backend: "python"\nmax_batch_size: 4\n' + _IO % ""
               + "dynamic_batching { preferred_batch_size: [ 8 ] }\n",
     "nolabels": 'backend: "python"\nmax_batch_size: 0\n' + _IO % 'label_filename: "nope.txt"',
+    "optin": ('backend: "python"\nmax_batch_size: 0\n' + _IO % "" +
+              'input [ { name: "C" data_type: TYPE_INT32 dims: [ 1 ] optional: true } ]\n'),
 }
 MODEL_PY = '''
 import triton_python_backend_utils as pb_utils
@@ -25,8 +28,16 @@ import triton_python_backend_utils as pb_utils
 
 class TritonPythonModel:
     def execute(self, requests):
-        return [pb_utils.InferenceResponse([pb_utils.get_input_tensor_by_name(r, "X")])
-                for r in requests]
+        out = []
+        for r in requests:
+            x = pb_utils.get_input_tensor_by_name(r, "X")
+            if x is None:       # "optin" asked with C alone
+                c = pb_utils.get_input_tensor_by_name(r, "C")
+                out.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(
+                    f"no X; C is {c.as_numpy().tolist()}")))
+                continue
+            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("Y", x.as_numpy())]))
+        return out
 '''
 
 
@@ -118,3 +129,19 @@ def test_a_config_that_does_not_parse_stops_the_start_under_exit_on_error(tmp_pa
         assert srv.proc.wait(timeout=90) == 1
     finally:
         srv.kill()
+
+
+def test_an_optional_input_in_a_required_ones_place_reaches_the_model(server):
+    """Triton's input check (2.51 and core's ValidateRequestInputs at HEAD) counts the
+    inputs only: C (optional) given where X (required) is missing is within the bounds, and
+    the model meets the request without X."""
+    srv, client = server
+    client.load_model("optin")
+    c = httpclient.InferInput("C", [1], "INT32")
+    c.set_data_from_numpy(np.array([5], np.int32))
+    with pytest.raises(InferenceServerException) as exc:
+        client.infer("optin", [c])
+    assert exc.value.message() == "no X; C is [5]"
+    with pytest.raises(InferenceServerException) as exc:
+        client.infer("optin", [])
+    assert "expected number of inputs between 1 and 2 but got 0 inputs" in exc.value.message()
