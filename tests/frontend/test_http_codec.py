@@ -59,7 +59,7 @@ def test_fp32_written_as_double():
     ("INT8", [300, 1], "Unable to parse 'data'"),
     ("BOOL", [1, 0], "Unable to parse 'data'"),
     ("FP32", [True, 1.0], "Unable to parse 'data'"),
-    ("BYTES", ["a", 3], "Unable to parse 'data'"),
+    ("BYTES", ["a", 3], "Unable to parse JSON bytes array: attempt to access JSON non-string"),
     ("INT32", [1, 2, 3], "Unable to parse 'data': Shape does not match true shape of 'data' field"),
     # QA L0_http test.sh: fewer elements than the shape, Triton's other text.
     ("INT32", [1], "Failed to parse 'data' field: shape does not match true shape"),
@@ -324,7 +324,8 @@ def test_json_strings_to_bytes(n):
         rows = [items[i:i + 2] for i in range(0, n, 2)]
         assert json_to_bytes("IN", "BYTES", [n // 2, 2], rows) == want
     bad = items[:-1] + [7]
-    with pytest.raises(TritonError, match="expected a string, got 7"):
+    with pytest.raises(TritonError, match="^Unable to parse JSON bytes array: attempt to "
+                                          "access JSON non-string as string$"):
         json_to_bytes("IN", "BYTES", [n], bad)
 
 
