@@ -17,6 +17,7 @@ the default 0/1 specialisation then refuses a dim of 1).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from typing import Optional
 
@@ -34,6 +35,8 @@ except ImportError:     # backend_class reports it as "... is not available: ...
     raise ImportError(f"torch {torch.__version__} has no torch._inductor.aoti_load_package; "
                       "platform 'torch_aoti' needs torch 2.6 or newer") from None
 
+log = logging.getLogger("tritond.workers.aoti")
+
 
 class AotiBackend(PyTorchBackend):
     """Runs ``<model_dir>/<version>/<default_model_filename or model.pt2>``."""
@@ -41,6 +44,12 @@ class AotiBackend(PyTorchBackend):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self.runner = None
+
+    def auto_complete(self, config: dict) -> dict:
+        # Triton's backend says so and leaves the config as it is
+        log.warning("Auto-complete configuration is not supported for Inductor models. "
+                    "Skipping auto-complete for model \"%s\".", self.ctx.model)
+        return config
 
     def model_path(self, spec: ModelSpec) -> str:
         path = model_file(self.ctx.model_dir, self.ctx.version,
