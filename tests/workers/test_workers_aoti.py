@@ -102,3 +102,14 @@ def test_a_torch_without_aoti_load_package_is_refused_by_name():
         f"{torch.__version__} has no torch._inductor.aoti_load_package; platform 'torch_aoti' "
         "needs torch 2.6 or newer",
         "PyTorchBackend"]
+
+
+def test_a_file_that_is_no_package_fails_the_load(aoti_package, tmp_path):
+    model_dir = aoti_models.add_model(tmp_path, aoti_package, "garbage")
+    target = model_dir / "1" / "model.pt2"
+    target.unlink()                       # a hard link: replace it, not the shared package
+    target.write_bytes(b"not a zip archive")
+    with pytest.raises(TritonError) as err:
+        loaded(model_dir)
+    assert err.value.code == Code.INTERNAL
+    assert err.value.message.startswith(f"unable to load model 'garbage' from '{target}': ")
