@@ -23,9 +23,6 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
     elif cfg.backend and cfg.backend not in BACKENDS:
         platform = f" (platform '{cfg.platform}')" if cfg.platform else ""
         found.append(f"backend '{cfg.backend}'{platform}")
-    elif cfg.platform == "torch_aoti":
-        # the pytorch backend here runs TorchScript (model.pt) only
-        found.append("platform 'torch_aoti' (AOTInductor packages)")
     if any(st.use_growable_memory and st.use_same_buffer_for_input_output
            for st in cfg.sequence_batching.state) and \
             all(g.kind == ModelInstanceGroup.KIND_GPU for g in cfg.instance_group):
@@ -37,6 +34,9 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
             # made by the worker for ONNX Runtime and PyTorch (workers/batchio.py); the
             # TensorRT engine's bindings here know only the config inputs
             found.append(f"{field} for backend 'tensorrt'")
+        elif getattr(cfg, field) and cfg.platform == "torch_aoti":
+            # an AOTInductor package binds only the config inputs (workers/aoti.py)
+            found.append(f"{field} for platform 'torch_aoti'")
     if cfg.model_warmup:
         found.append("model_warmup")
     if cfg.model_transaction_policy.decoupled and cfg.backend != "python" \

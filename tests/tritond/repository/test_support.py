@@ -25,7 +25,6 @@ FEATURES = {
 }
 # models of another backend or platform: (feature, config head, file in version 1)
 OTHERS = {
-    "aoti": ("platform 'torch_aoti'", 'platform: "torch_aoti"\n', "model.pt2"),
     "ov": ("backend 'openvino'", 'backend: "openvino"\n', "model.xml"),
     "tf": ("backend 'tensorflow'", 'platform: "tensorflow_savedmodel"\n', None),
     "onnxstream": ("decoupled", 'backend: "onnxruntime"\n'
@@ -95,6 +94,7 @@ def test_batch_io_is_refused_where_the_worker_does_not_make_it():
              'backend: "python" ' + io + seq: [],         # ignored, as Triton's Python backend
              'backend: "tensorrt" ' + io: ["batch_input for backend 'tensorrt'"],
              'platform: "tensorrt_plan" ' + io: ["batch_input for backend 'tensorrt'"],
+             'platform: "torch_aoti" ' + io: ["batch_input for platform 'torch_aoti'"],
              'backend: "onnxruntime" ' + io + seq: []}
     for text, expected in cases.items():
         cfg = modelconfig.parse_pbtxt(f'name: "b" {text}', "b")
