@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -29,6 +30,9 @@ def _entry(boot: Bootstrap) -> None:
     # (blocked since the spawn) must find the handler, `ps` the role.
     ignore_group_signals()
     set_title(role_title(boot))
+    if boot.python_env:      # before the worker's imports: its numpy is the environment's
+        from tritond import execenv
+        execenv.activate(boot.python_env)
     module, _, func = ENTRY[boot.role].partition(":")
     getattr(importlib.import_module(module), func)(boot)
 
@@ -78,7 +82,7 @@ def spawn(boot: Bootstrap, on_exit: Callable[[Child], None]) -> Child:
     child_environment_defaults()
     loop = asyncio.get_running_loop()
     proc = _CTX.Process(target=_entry, args=(boot,), name=f"tritond-{boot.name}", daemon=False)
-    with spawning_blocked():
+    with spawning_blocked(), _spawn_environment(boot):
         proc.start()
     child = Child(boot=boot, process=proc, hello=loop.create_future())
     fd = proc.sentinel
@@ -95,6 +99,28 @@ def spawn(boot: Bootstrap, on_exit: Callable[[Child], None]) -> Child:
 
     loop.add_reader(fd, exited)
     return child
+
+
+@contextlib.contextmanager
+def _spawn_environment(boot: Bootstrap):
+    """os.environ as ``boot``'s child is spawned with (spawn execs with the parent's
+    environment; LD_LIBRARY_PATH counts only at exec), restored after the start."""
+    if not boot.python_env:
+        yield
+        return
+    from tritond import execenv
+
+    changes = execenv.spawn_environment(boot.python_env)
+    saved = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class ChildError(RuntimeError):

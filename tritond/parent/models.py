@@ -66,6 +66,7 @@ class ModelVersion:
     # version_policy, and the model directory's timestamps, both as of the last load.
     basis: bytes = b""
     stamps: dict = dataclasses.field(default_factory=dict)
+    python_env: str = ""      # its workers' execution environment (pythonenv.py), if any
 
     @property
     def identifier(self) -> str:

@@ -262,6 +262,7 @@ class Supervisor:
             kill(child)
             child.process.join(2)
         self._unlink_segments()
+        self.loader.envs.close()
         self.outbox.close()
         self.inbox.close()
         log.info("tritond stopped (exit code %d)", self.exit_code)
