@@ -105,3 +105,24 @@ def test_unpacked_environments_are_removed_at_shutdown(setup):
     assert _index(server)["tarenv"]["state"] == "READY"
     server.stop()
     assert not list(tmpdir.glob("tritond_python_env_*"))
+
+
+def test_reloads_unpack_again_only_when_the_archive_changed(tmp_path):
+    # Triton's qa/L0_backend_python/env: load; touch model.py, load; touch the archive, load:
+    # two extractions.
+    model = envs.model(tmp_path / "repo", "tarenv", "$$TRITON_MODEL_DIRECTORY/env.tar.gz")
+    archive = envs.pack(envs.venv(tmp_path / "venv"), model / "env.tar.gz")
+    server = Server([str(tmp_path / "repo")], "--model-control-mode=explicit",
+                    env={"TMPDIR": str(tmp_path)})
+    try:
+        client = httpclient.InferenceServerClient(server.url)
+        client.load_model("tarenv")
+        for touched in (model / "1" / "model.py", archive):
+            st = touched.stat()
+            os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+            client.load_model("tarenv")
+            assert _row(server, "tarenv") == [envs.MARKER, 0, 1, 1]
+        assert server.output().count("Extracting Python execution env") == 2
+    finally:
+        server.stop()
+    assert not list(tmp_path.glob("tritond_python_env_*"))
