@@ -81,21 +81,29 @@ def test_unpacked_directory_and_its_numpy(setup):
     assert _row(server, "direnv") == [7, 1, 1, 1]
 
 
+_WRITE = "Internal: archive_write_header() failed with error code = -25 error message is "
+
+
 @pytest.mark.parametrize("model, reason", [
-    ("missing", "Failed to get the canonical path for {repo}/missing/nope.tar.gz."),
-    ("corrupt", "Failed to extract Python execution env '{repo}/corrupt/env.tar.gz': "),
-    ("py39", "environment {repo}/py39/env.tar.gz is for python3.9 (lib/python3.9/site-packages), but tritond's Python worker "
-             f"runs {envs.PYTHON}: the environment's Python version must match"),
+    # Triton's texts (Status text first, as every Python load failure)
+    ("missing", "Internal: Failed to get the canonical path for {repo}/missing/nope.tar.gz."),
+    ("corrupt", "Internal: archive_read_open_filename() failed. "
+                "'{repo}/corrupt/env.tar.gz' is not a readable tar archive"),
+    ("dotdot", _WRITE + f"Path contains '..' ('../../{ESCAPED}')"),
+    ("absolute", _WRITE + f"Path is absolute ('/tmp/{ESCAPED}')"),
+    # tritond's own rules
+    ("py39", "Internal: the Python execution environment {repo}/py39/env.tar.gz is for "
+             "python3.9 (lib/python3.9/site-packages), but tritond's Python worker runs "
+             f"{envs.PYTHON}: the environment's Python version must match"),
     ("oldnumpy", "carries numpy 1.20; tritond's worker uses the environment's numpy and "
                  "needs numpy >= 1.24"),
-    ("dotdot", f"'../../{ESCAPED}': Path contains '..'"),
-    ("absolute", f"'/tmp/{ESCAPED}': Path is absolute"),
 ])
 def test_bad_environment_fails_the_load(setup, model, reason):
     server, repo, _ = setup
     row = _index(server)[model]
     assert row["state"] == "UNAVAILABLE"
     assert reason.format(repo=os.path.realpath(repo)) in row["reason"]
+    assert row["reason"].startswith("Internal: ")
     assert not pathlib.Path(f"/tmp/{ESCAPED}").exists()
     assert not list(repo.parent.rglob(ESCAPED))
 

@@ -5,8 +5,9 @@ As Triton's Python backend (pb_env.cc): ``$$TRITON_MODEL_DIRECTORY`` is the mode
 directory; a directory is used where it is; an archive (conda-pack's tar.gz) is
 unpacked once into ``<TMPDIR>/tritond_python_env_<random>/<n>`` and again into a
 new ``<n>`` when its modification time changes; the whole directory is removed at
-shutdown. Entries that would land outside it are refused with libarchive's texts
-("Path contains '..'", "Path is absolute"); links, device files and entries written
+shutdown. Entries that would land outside it are refused with libarchive's texts as
+Triton reports them ("archive_write_header() failed with error code = -25 error
+message is Path contains '..'", "... Path is absolute"); links, device files and entries written
 through a link are checked by tarfile's "data" filter (an absolute symlink, such as a
 venv's ``bin/python``, is kept, as Triton keeps it). The blocking work runs in a thread (``Loader`` awaits
 ``asyncio.to_thread(envs.prepare, ...)``): the parent's loop keeps serving.
@@ -25,7 +26,7 @@ import tempfile
 import threading
 
 from tritond import execenv
-from tritond.errors import TritonError, internal, unsupported
+from tritond.errors import Code, TritonError
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -66,7 +67,7 @@ class Environments:
         log.info("Using Python execution env %s", path)
         canonical = os.path.realpath(path)
         if not path or not os.path.exists(canonical):
-            raise internal(f"Failed to get the canonical path for {path}.")
+            raise failed(f"Failed to get the canonical path for {path}.")
         root = canonical if os.path.isdir(canonical) else self._unpack(canonical)
         check(root, path)
         return root
@@ -103,18 +104,35 @@ class Environments:
 
 def extract(archive: str, dst: str) -> None:
     """Unpack ``archive`` (tar, optionally gzip/bz2/xz) into ``dst``, refusing any
-    entry that would be written outside it."""
+    entry that would be written outside it (Triton's texts: libarchive's)."""
     try:
-        with tarfile.open(archive, "r:*") as tar:
+        tar = tarfile.open(archive, "r:*")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise failed(f"archive_read_open_filename() failed. '{archive}' is not a readable "
+                     "tar archive (tar, tar.gz, tar.bz2, tar.xz)") from exc
+    try:
+        with tar:
             members = tar.getmembers()
             for member in members:
                 _refuse_escape(member.name)
             tar.extractall(dst, members=members, filter=_filter)
-    except TritonError:
-        raise
+    except tarfile.FilterError as exc:
+        raise _refused(str(exc)) from exc
     except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
         text = " ".join(str(exc).split())
-        raise internal(f"Failed to extract Python execution env '{archive}': {text}") from exc
+        raise failed(f"Failed to extract Python execution env '{archive}': {text}") from exc
+
+
+def failed(message: str) -> TritonError:
+    """A load failure as Triton's Python backend reports it (INTERNAL, its Status text
+    first, as workers/python/modelfile.py)."""
+    return TritonError(Code.INTERNAL, f"Internal: {message}")
+
+
+def _refused(reason: str) -> TritonError:
+    # libarchive's archive_write_header() refusing an entry: ARCHIVE_FAILED
+    return failed(f"archive_write_header() failed with error code = -25 error message is "
+                  f"{reason}")
 
 
 def _filter(member: tarfile.TarInfo, dst: str) -> tarfile.TarInfo:
@@ -129,9 +147,9 @@ def _filter(member: tarfile.TarInfo, dst: str) -> tarfile.TarInfo:
 def _refuse_escape(name: str) -> None:
     # libarchive's ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS / _NODOTDOT, as Triton extracts
     if name.startswith("/"):
-        raise internal(f"Failed to extract Python execution env: '{name}': Path is absolute")
+        raise _refused(f"Path is absolute ('{name}')")
     if ".." in name.split("/"):
-        raise internal(f"Failed to extract Python execution env: '{name}': Path contains '..'")
+        raise _refused(f"Path contains '..' ('{name}')")
 
 
 def check(root: str, named: str) -> None:
@@ -140,7 +158,7 @@ def check(root: str, named: str) -> None:
     numpy older than tritond's own floor."""
     activate = os.path.join(root, "bin", "activate")
     if not os.path.isfile(activate):
-        raise internal(f"Path {activate} does not exist. The Python environment should "
+        raise failed(f"Path {activate} does not exist. The Python environment should "
                        "contain an 'activate' script.")
     want = execenv.python_dir()
     site = execenv.site_dir(root)
@@ -149,13 +167,13 @@ def check(root: str, named: str) -> None:
                        for p in glob.glob(os.path.join(root, "lib", "python*", "site-packages")))
         what = (f"is for {', '.join(found)} (lib/{found[0]}/site-packages)" if found
                 else "has no lib/python*/site-packages")
-        raise unsupported(
+        raise failed(
             f"the Python execution environment {named} {what}, but tritond's Python worker "
             f"runs {want}: the environment's Python version must match the worker's "
             f"(lib/{want}/site-packages)")
     numpy = _numpy_version(site)
     if numpy is not None and numpy < execenv.NUMPY_FLOOR:
-        raise unsupported(
+        raise failed(
             f"the Python execution environment {named} carries numpy "
             f"{'.'.join(map(str, numpy))}; tritond's worker uses the environment's numpy "
             f"and needs numpy >= {'.'.join(map(str, execenv.NUMPY_FLOOR))}")
