@@ -3,9 +3,9 @@ in the parent's load path, once for every instance and model naming the same arc
 
 As Triton's Python backend (pb_env.cc): ``$$TRITON_MODEL_DIRECTORY`` is the model's
 directory; a directory is used where it is; an archive (conda-pack's tar.gz) is
-unpacked once into ``<TMPDIR>/tritond_python_env_<random>/<n>`` and again into a
-new ``<n>`` when its modification time changes; the whole directory is removed at
-shutdown. Entries that would land outside it are refused with libarchive's texts as
+unpacked once into ``<TMPDIR>/tritond_python_env_<pid>_<random>/<n>`` and again into
+a new ``<n>`` when its modification time changes; the whole directory is removed at
+shutdown, or by the next server to unpack one if this one was killed. Entries that would land outside it are refused with libarchive's texts as
 Triton reports them ("archive_write_header() failed with error code = -25 error
 message is Path contains '..'", "... Path is absolute"); links, device files and entries written
 through a link are checked by tarfile's "data" filter (an absolute symlink, such as a
@@ -32,6 +32,7 @@ log = logging.getLogger("tritond.supervisor")
 
 PARAMETER = "EXECUTION_ENV_PATH"
 MODEL_DIRECTORY = "$$TRITON_MODEL_DIRECTORY"
+PREFIX = "tritond_python_env_"     # + <pid>_<random>, under TMPDIR
 
 
 def requested(cfg) -> str:
@@ -79,7 +80,8 @@ class Environments:
             if known is not None and known[0] == mtime:
                 return known[1]
             if not self._base:
-                self._base = tempfile.mkdtemp(prefix="tritond_python_env_")
+                reap_orphans(tempfile.gettempdir())
+                self._base = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}_")
             # A new directory, not the old one emptied: workers of the version being
             # replaced may still import from it until they stop (removed at shutdown).
             dst = os.path.join(self._base, str(len(os.listdir(self._base))))
@@ -94,12 +96,34 @@ class Environments:
             return dst
 
     def close(self) -> None:
-        """Remove every unpacked environment (at shutdown)."""
-        with self._lock:
-            if self._base:
-                shutil.rmtree(self._base, ignore_errors=True)
-            self._base = ""
-            self._unpacked.clear()
+        """Remove every unpacked environment (at shutdown; also from a forced exit's
+        signal handler, so without the lock an unpacking may hold)."""
+        base, self._base = self._base, ""
+        if base:
+            shutil.rmtree(base, ignore_errors=True)
+        self._unpacked.clear()
+
+
+def reap_orphans(tmp: str) -> list[str]:
+    """Remove the environments a server that died without its shutdown left in ``tmp``
+    (the directory names carry the server's pid); returns what was removed."""
+    removed = []
+    for path in glob.glob(os.path.join(tmp, f"{PREFIX}*_*")):
+        match = re.fullmatch(rf"{PREFIX}(\d+)_\w+", os.path.basename(path))
+        if match and not _alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def extract(archive: str, dst: str) -> None:

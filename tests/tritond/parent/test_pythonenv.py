@@ -101,3 +101,17 @@ def test_checks_name_what_is_missing(tmp_path):
     assert "environment cfg-path has no lib/python*/site-packages" in err.value.message
     ok = envs.fake_env(tmp_path / "ok", python=envs.PYTHON, numpy_version="1.24.0")
     pythonenv.check(str(ok), "cfg-path")                       # the floor itself passes
+
+
+def test_a_killed_server_s_environments_are_reaped_by_the_next(tmp_path):
+    import subprocess
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    stale = tmp_path / f"{pythonenv.PREFIX}{dead.stdout.strip()}_abc123"
+    live = tmp_path / f"{pythonenv.PREFIX}{os.getpid()}_def456"
+    other = tmp_path / "tritond_python_env_notapid"
+    for d in (stale, live, other):
+        (d / "0").mkdir(parents=True)
+    assert pythonenv.reap_orphans(str(tmp_path)) == [str(stale)]
+    assert live.exists() and other.exists() and not stale.exists()
