@@ -5,8 +5,11 @@ tritond's worker is the server's interpreter (it imports tritond), so an
 environment here is a directory whose ``lib/pythonX.Y/site-packages`` matches
 that interpreter's X.Y, placed ahead of the server's site-packages in the
 model's worker, with its ``bin`` first on PATH and its ``lib`` first on
-LD_LIBRARY_PATH (set when the worker is spawned: the dynamic loader reads
-LD_LIBRARY_PATH once, at exec).
+LD_LIBRARY_PATH for the programs the model starts. Not for the worker's own
+dynamic loader: the variables are set once the worker runs, because a conda
+environment's ``lib`` holds its own libpython3.X, and another build of it under
+the server's interpreter breaks it (``_ssl``: undefined symbol). Conda's
+packages find their libraries through their RPATH, pip's wheels carry theirs.
 
 numpy: one process holds one numpy, and the environment's packages were built
 against the environment's. When the environment carries numpy, the worker
@@ -33,8 +36,8 @@ def site_dir(root: str) -> str:
     return os.path.join(root, "lib", python_dir(), "site-packages")
 
 
-def spawn_environment(root: str, environ=os.environ) -> dict[str, str]:
-    """The variables a worker using ``root`` is spawned with (its differences to
+def variables(root: str, environ=os.environ) -> dict[str, str]:
+    """What the worker using ``root`` sets in its environment (its differences to
     ``environ``): Triton's activation (VIRTUAL_ENV, PATH, LD_LIBRARY_PATH)."""
     def first(name: str, path: str) -> str:
         rest = environ.get(name, "")
@@ -68,6 +71,7 @@ def activate(root: str) -> None:
     at = next((i for i, p in enumerate(kept) if "site-packages" in p or "dist-packages" in p),
               len(kept))
     sys.path[:] = kept[:at] + added + kept[at:]
+    os.environ.update(variables(root))
     # The running interpreter is set up; a Python the model starts is the environment's
     # (first on PATH) and must not inherit the server's home (Triton removes it too).
     os.environ.pop("PYTHONHOME", None)

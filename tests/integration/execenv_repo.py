@@ -49,6 +49,9 @@ def venv(root: pathlib.Path, value: int = MARKER) -> pathlib.Path:
     pkg = root / "lib" / PYTHON / "site-packages" / "envmarker"
     pkg.mkdir()
     (pkg / "__init__.py").write_text(f"VALUE = {value}\n")
+    # A conda environment's lib holds its own libpython (another build of this minor
+    # version): it must never replace the server's interpreter's (here: not even an ELF).
+    (root / "lib" / f"lib{PYTHON}.so.1.0").write_bytes(b"not a library\n")
     return root
 
 

@@ -1,4 +1,4 @@
-"""A worker's execution environment: its spawn variables and its place on sys.path."""
+"""A worker's execution environment: its variables and its place on sys.path."""
 from __future__ import annotations
 
 import json
@@ -8,25 +8,13 @@ import sys
 
 from tests.integration import execenv_repo as envs
 from tritond import execenv
-from tritond.parent import children
-from tritond.procutil import Bootstrap
 
 
-def test_spawn_environment_puts_bin_and_lib_first():
-    env = execenv.spawn_environment("/e", {"PATH": "/usr/bin", "LD_LIBRARY_PATH": ""})
+def test_variables_put_bin_and_lib_first():
+    env = execenv.variables("/e", {"PATH": "/usr/bin", "LD_LIBRARY_PATH": ""})
     assert env == {"VIRTUAL_ENV": "/e", "PATH": "/e/bin:/usr/bin", "LD_LIBRARY_PATH": "/e/lib"}
-    env = execenv.spawn_environment("/e", {"PATH": "/bin", "LD_LIBRARY_PATH": "/opt/lib"})
+    env = execenv.variables("/e", {"PATH": "/bin", "LD_LIBRARY_PATH": "/opt/lib"})
     assert env["LD_LIBRARY_PATH"] == "/e/lib:/opt/lib"
-
-
-def test_the_parent_s_environment_is_restored_after_the_spawn(monkeypatch):
-    monkeypatch.setenv("PATH", "/usr/bin")
-    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
-    boot = Bootstrap(role="worker", name="w1", address="a", parent="p", server_id="s",
-                     parent_pid=1, python_env="/e")
-    with children._spawn_environment(boot):
-        assert os.environ["PATH"] == "/e/bin:/usr/bin" and os.environ["VIRTUAL_ENV"] == "/e"
-    assert os.environ["PATH"] == "/usr/bin" and "VIRTUAL_ENV" not in os.environ
 
 
 _PROBE = """
@@ -35,7 +23,8 @@ from tritond import execenv
 execenv.activate(sys.argv[1])
 import envmarker, msgspec, os
 print(json.dumps({"path": sys.path, "marker": envmarker.__file__, "msgspec": msgspec.__file__,
-                  "home": os.environ.get("PYTHONHOME")}))
+                  "home": os.environ.get("PYTHONHOME"), "ld": os.environ["LD_LIBRARY_PATH"],
+                  "bin": os.environ["PATH"], "venv": os.environ["VIRTUAL_ENV"]}))
 """
 
 
@@ -56,3 +45,5 @@ def test_activate_goes_ahead_of_the_server_s_site_packages_only(tmp_path):
     assert out["marker"].startswith(site)
     assert not out["msgspec"].startswith(site)           # imported before activation
     assert out["home"] is None                           # a Python the model starts is the env's
+    assert out["venv"] == str(root) and out["bin"].startswith(f"{root}/bin:")
+    assert out["ld"].startswith(f"{root}/lib")

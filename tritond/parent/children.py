@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -82,7 +81,7 @@ def spawn(boot: Bootstrap, on_exit: Callable[[Child], None]) -> Child:
     child_environment_defaults()
     loop = asyncio.get_running_loop()
     proc = _CTX.Process(target=_entry, args=(boot,), name=f"tritond-{boot.name}", daemon=False)
-    with spawning_blocked(), _spawn_environment(boot):
+    with spawning_blocked():
         proc.start()
     child = Child(boot=boot, process=proc, hello=loop.create_future())
     fd = proc.sentinel
@@ -99,28 +98,6 @@ def spawn(boot: Bootstrap, on_exit: Callable[[Child], None]) -> Child:
 
     loop.add_reader(fd, exited)
     return child
-
-
-@contextlib.contextmanager
-def _spawn_environment(boot: Bootstrap):
-    """os.environ as ``boot``'s child is spawned with (spawn execs with the parent's
-    environment; LD_LIBRARY_PATH counts only at exec), restored after the start."""
-    if not boot.python_env:
-        yield
-        return
-    from tritond import execenv
-
-    changes = execenv.spawn_environment(boot.python_env)
-    saved = {name: os.environ.get(name) for name in changes}
-    os.environ.update(changes)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 class ChildError(RuntimeError):
