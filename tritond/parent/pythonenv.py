@@ -5,12 +5,14 @@ As Triton's Python backend (pb_env.cc): ``$$TRITON_MODEL_DIRECTORY`` is the mode
 directory; a directory is used where it is; an archive (conda-pack's tar.gz) is
 unpacked once into ``<TMPDIR>/tritond_python_env_<pid>_<random>/<n>`` and again into
 a new ``<n>`` when its modification time changes; the whole directory is removed at
-shutdown, or by the next server to unpack one if this one was killed. Entries that would land outside it are refused with libarchive's texts as
-Triton reports them ("archive_write_header() failed with error code = -25 error
-message is Path contains '..'", "... Path is absolute"); links, device files and entries written
-through a link are checked by tarfile's "data" filter (an absolute symlink, such as a
-venv's ``bin/python``, is kept, as Triton keeps it). The blocking work runs in a thread (``Loader`` awaits
-``asyncio.to_thread(envs.prepare, ...)``): the parent's loop keeps serving.
+shutdown, or by the next server to unpack one if this one was killed. Entries that
+would land outside it are refused with libarchive's texts as Triton reports them
+("archive_write_header() failed with error code = -25 error message is Path contains
+'..'", "... Path is absolute"); links, device files and entries written through a
+link are checked by tarfile's "data" filter (an absolute symlink, such as a venv's
+``bin/python``, is kept, as Triton keeps it). The blocking work runs in a thread
+(``Loader`` awaits ``asyncio.to_thread(envs.prepare, ...)``): the parent's loop keeps
+serving.
 
 How a worker then uses the environment, and the numpy rule: tritond/execenv.py.
 """
@@ -54,7 +56,8 @@ class Environments:
     def __init__(self) -> None:
         self._lock = threading.Lock()     # loads of several models run in threads at once
         self._base = ""
-        self._unpacked: dict[str, tuple[float, str]] = {}
+        self._unpacked: dict[str, tuple[int, str]] = {}
+        self._made = 0                    # directories made under base
 
     @property
     def base(self) -> str:
@@ -75,16 +78,18 @@ class Environments:
 
     def _unpack(self, archive: str) -> str:
         with self._lock:
-            mtime = os.stat(archive).st_mtime
+            mtime = os.stat(archive).st_mtime_ns
             known = self._unpacked.get(archive)
             if known is not None and known[0] == mtime:
                 return known[1]
             if not self._base:
                 reap_orphans(tempfile.gettempdir())
                 self._base = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}_")
+                self._made = 0
             # A new directory, not the old one emptied: workers of the version being
             # replaced may still import from it until they stop (removed at shutdown).
-            dst = os.path.join(self._base, str(len(os.listdir(self._base))))
+            dst = os.path.join(self._base, str(self._made))
+            self._made += 1
             os.mkdir(dst)
             log.info("Extracting Python execution env %s", archive)
             try:
@@ -129,6 +134,9 @@ def _alive(pid: int) -> bool:
 def extract(archive: str, dst: str) -> None:
     """Unpack ``archive`` (tar, optionally gzip/bz2/xz) into ``dst``, refusing any
     entry that would be written outside it (Triton's texts: libarchive's)."""
+    if not hasattr(tarfile, "data_filter"):     # added in 3.11.4 (PEP 706)
+        raise failed("unpacking a Python execution environment needs Python 3.11.4 or "
+                     "newer (tarfile's extraction filters)")
     try:
         tar = tarfile.open(archive, "r:*")
     except (tarfile.TarError, OSError, EOFError) as exc:
@@ -183,7 +191,7 @@ def check(root: str, named: str) -> None:
     activate = os.path.join(root, "bin", "activate")
     if not os.path.isfile(activate):
         raise failed(f"Path {activate} does not exist. The Python environment should "
-                       "contain an 'activate' script.")
+                     "contain an 'activate' script.")
     want = execenv.python_dir()
     site = execenv.site_dir(root)
     if not os.path.isdir(site):
