@@ -212,8 +212,9 @@ def check(root: str, named: str) -> None:
 
 
 def _numpy_version(site: str) -> tuple[int, ...] | None:
-    """numpy's version in ``site`` from its dist-info name (pip and conda both write one)."""
-    for info in glob.glob(os.path.join(site, "numpy-*.dist-info")):
+    """numpy's version in ``site`` from its dist-info name (pip and conda both write one;
+    older conda packages an egg-info)."""
+    for info in glob.glob(os.path.join(site, "numpy-*.*-info")):
         match = re.match(r"numpy-(\d+)\.(\d+)", os.path.basename(info))
         if match:
             return tuple(int(g) for g in match.groups())

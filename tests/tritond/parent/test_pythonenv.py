@@ -101,6 +101,13 @@ def test_checks_name_what_is_missing(tmp_path):
     assert "environment cfg-path has no lib/python*/site-packages" in err.value.message
     ok = envs.fake_env(tmp_path / "ok", python=envs.PYTHON, numpy_version="1.24.0")
     pythonenv.check(str(ok), "cfg-path")                       # the floor itself passes
+    old = envs.fake_env(tmp_path / "old", python=envs.PYTHON)
+    (old / "lib" / envs.PYTHON / "site-packages" / "numpy-1.21.6-py3.11.egg-info").mkdir()
+    with pytest.raises(TritonError) as err:
+        pythonenv.check(str(old), "cfg-path")
+    assert err.value.message == (
+        "Internal: the Python execution environment cfg-path carries numpy 1.21; tritond's "
+        "worker uses the environment's numpy and needs numpy >= 1.24")
 
 
 def test_a_killed_server_s_environments_are_reaped_by_the_next(tmp_path):
