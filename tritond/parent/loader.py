@@ -84,6 +84,14 @@ class Loader:
         for src in sources:
             if wanted is not None and src.name not in wanted:
                 continue
+            if src.error and src.polled:
+                # Triton meets a config it cannot read or check polling the repository
+                # (InitializeModelInfo): the model gets no state (a name-only index row)
+                # and leaves the server ready; the start fails only under --exit-on-error.
+                log.error("Poll failed for model directory '%s': %s", identifier(src.name),
+                          src.error)
+                self.registry.unpolled.add(src.name)
+                continue
             if src.error:
                 log.error("failed to load '%s': %s", identifier(src.name), src.error)
                 self.registry.failed[src.name] = src.error
