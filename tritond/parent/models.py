@@ -73,6 +73,7 @@ class ModelVersion:
     # version_policy, and the model directory's timestamps, both as of the last load.
     basis: bytes = b""
     stamps: dict = dataclasses.field(default_factory=dict)
+    python_env: str = ""      # its workers' execution environment (pythonenv.py), if any
     # One number per load of a version (a version kept by a reload keeps its own): the
     # scheduler starts a re-created version's statistics anew, as Triton's new Model.
     generation: int = dataclasses.field(default_factory=lambda: next(_GENERATIONS))
