@@ -88,6 +88,32 @@ def sequence(repo: pathlib.Path, name: str = "torch_sequence", extra: str = "") 
                   SEQUENCE_CONFIG.format(name=name, extra=extra))
 
 
+RAGGED_CONFIG = '''name: "{name}"
+backend: "pytorch"
+max_batch_size: 8
+input [ {{ name: "INPUT__0" data_type: TYPE_FP32 dims: [ -1 ] allow_ragged_batch: true }} ]
+output [ {{ name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ -1 ] }},
+         {{ name: "OUTPUT__1" data_type: TYPE_FP32 dims: [ -1 ] }} ]
+batch_input [ {{ kind: BATCH_ACCUMULATED_ELEMENT_COUNT target_name: "INDEX__1"
+                 data_type: TYPE_FP32 source_input: "INPUT__0" }} ]
+batch_output [ {{ kind: BATCH_SCATTER_WITH_INPUT_SHAPE target_name: "OUTPUT__0"
+                  source_input: "INPUT__0" }} ]
+{extra}'''
+
+
+def ragged(repo: pathlib.Path, name: str = "torch_ragged", extra: str = "") -> pathlib.Path:
+    """Ragged batching: forward(x flat, index) -> (2 * x, scattered back per request by
+    INPUT__0's shape; index, the accumulated element counts, once per request)."""
+    import torch
+
+    class Ragged(torch.nn.Module):
+        def forward(self, x: torch.Tensor, index: torch.Tensor):
+            return x * 2, index.unsqueeze(0).expand(index.shape[0], index.shape[0])
+
+    return _write(repo, name, torch.jit.script(Ragged()),
+                  RAGGED_CONFIG.format(name=name, extra=extra))
+
+
 def _write(repo: pathlib.Path, name: str, module, config: str) -> pathlib.Path:
     model_dir = pathlib.Path(repo) / name
     (model_dir / "1").mkdir(parents=True, exist_ok=True)

@@ -120,6 +120,24 @@ class EnsembleStep(_Spec):
     output_map: dict[str, str] = {}
 
 
+class BatchInput(_Spec):
+    """One config ``batch_input``: a tensor the worker makes from the formed batch
+    (workers/batchio.py). ``kind`` is the BatchInput.Kind name."""
+
+    kind: str
+    targets: tuple[str, ...]
+    datatype: str                          # "INT32" | "FP32"
+    source: str
+
+
+class BatchOutput(_Spec):
+    """One config ``batch_output`` (BATCH_SCATTER_WITH_INPUT_SHAPE): output ``targets``
+    are split per request by the shape of input ``source``, not by batch rows."""
+
+    targets: tuple[str, ...]
+    source: str
+
+
 class ModelSpec(_Spec):
     """Everything the frontend, the scheduler and the workers read of a model config."""
 
@@ -142,6 +160,8 @@ class ModelSpec(_Spec):
     config_json: str = ""                  # Triton's JSON rendering, computed once
     steps: tuple[EnsembleStep, ...] = ()   # ensemble_scheduling (scheduler/ensemble.py)
     max_inflight_requests: int = 0         # ensemble_scheduling's per-step limit (0: none)
+    batch_inputs: tuple[BatchInput, ...] = ()
+    batch_outputs: tuple[BatchOutput, ...] = ()
 
     @property
     def batching(self) -> bool:

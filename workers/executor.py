@@ -23,6 +23,7 @@ from tritond.namespaces import identifier
 from tritond.shm.cuda import is_device_array
 
 from . import childtraces, sequence_rows
+from .batchio import BatchIO, Unfusable
 from .backend import Backend, WorkRequest, WorkResult
 from .outputs import OutputWriter
 from .responses import TRACED, Responses, Share, error_of, stamps
@@ -45,6 +46,9 @@ class Executor:
         self.responses = Responses(io, writer, instance)
         # workers.cachelookup.CacheLookup of a cached model (else None: one test a batch)
         self.lookup = lookup
+        # batch inputs / flat ragged inputs / batch outputs (workers/batchio.py); the
+        # backend names the ragged inputs its model takes flat
+        self.batchio = BatchIO(io.spec, getattr(backend, "flat_inputs", frozenset()))
 
     def run(self, ex: Execute) -> tuple[list[tuple[str, Response]], messages.Executed]:
         """Execute one batch; returns ([(frontend, Response)], Executed)."""
@@ -130,11 +134,31 @@ class Executor:
         if not work:
             return {}
         items = list(work.values())
+        if self.batchio.active and self.backend.fuses_batches:
+            if self.io.batched:
+                return self._run_batch_io(items)
+            # no batch dimension to join along: each request is its own batch
+            return {k: v for w in items for k, v in self._run_batch_io([w]).items()}
         if self.backend.fuses_batches and self.io.batched and len(items) > 1:
             fused = self._fuse(items)
             if fused is not None:
                 return self._run_fused(items, fused)
         return self._run_list(items)
+
+    def _run_batch_io(self, items: list[WorkRequest]) -> dict[int, WorkResult]:
+        """Ragged batching: the batch joined with its batch inputs, even a batch of one;
+        requests that cannot be joined run one at a time, each its own batch."""
+        try:
+            return self._run_fused(items, self.batchio.gather(items))
+        except Unfusable:
+            pass
+        except Exception as exc:  # noqa: BLE001 - e.g. a missing source input: try each
+            if len(items) == 1:
+                return {items[0].request.rid: WorkResult(error=error_of(exc))}
+        results: dict[int, WorkResult] = {}
+        for w in items:
+            results.update(self._run_batch_io([w]))
+        return results
 
     def _run_list(self, items: list[WorkRequest]) -> dict[int, WorkResult]:
         try:

@@ -42,10 +42,12 @@ def check(model: str, config: dict, inputs: list[Tensor], outputs: list[Tensor])
     """Raise INVALID_ARG naming the tensor and both values at the first disagreement."""
     mbs = int(config.get("max_batch_size", 0) or 0)
     wanted = config.get("input") or []
-    expected = len(wanted) + _sequence_inputs(config)
+    batch_inputs = config.get("batch_input") or []
+    expected = len(wanted) + _sequence_inputs(config) + len(batch_inputs)
     if len(inputs) != expected:
         raise _error(f"unable to load model '{model}', configuration expects {expected} "
                      f"inputs, model provides {len(inputs)}")
+    scattered = {t for b in config.get("batch_output") or [] for t in b.get("target_name", [])}
     for kind, ios, tensors in (("input", wanted, inputs),
                                ("output", config.get("output") or [], outputs)):
         by_name = {t.name: t for t in tensors}
@@ -56,7 +58,12 @@ def check(model: str, config: dict, inputs: list[Tensor], outputs: list[Tensor])
                 raise _error(f"unexpected inference {kind} '{io.get('name', '')}', "
                              f"allowed {kind}s are: {allowed}")
             _check_type(model, kind, io, tensor)
-            _check_dims(model, io, tensor, mbs)
+            if kind == "input" and io.get("allow_ragged_batch") and mbs > 0 \
+                    and tensor.dims == [-1]:
+                _check_flat(model, io)      # fed flat (workers/batchio.py)
+            elif io.get("name") not in scattered:   # a batch output's shape is its own
+                _check_dims(model, io, tensor, mbs)
+    _check_batch_inputs(model, batch_inputs, {t.name: t for t in inputs})
 
 
 def _sequence_inputs(config: dict) -> int:
@@ -64,6 +71,24 @@ def _sequence_inputs(config: dict) -> int:
     if not isinstance(seq, dict):
         return 0
     return len(seq.get("control_input") or []) + len(seq.get("state") or [])
+
+
+def _check_flat(model: str, io: dict) -> None:
+    if io.get("optional"):
+        raise _error(f"unable to load model '{model}', configuration expects model provides "
+                     f"input with shape [-1] for ragged input '{io.get('name', '')}', which "
+                     f"is not supported for optional input")
+
+
+def _check_batch_inputs(model: str, batch_inputs: list, by_name: dict) -> None:
+    """Each batch input target is a model input of the batch input's type."""
+    for batch in batch_inputs:
+        for target in batch.get("target_name", []):
+            tensor = by_name.get(target)
+            if tensor is None:
+                allowed = ", ".join(sorted(by_name))
+                raise _error(f"unexpected batch input '{target}', allowed inputs are: {allowed}")
+            _check_type(model, "batch input", {"data_type": batch.get("data_type")}, tensor)
 
 
 def _check_type(model: str, kind: str, io: dict, tensor: Tensor) -> None:

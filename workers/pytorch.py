@@ -55,6 +55,7 @@ class PyTorchBackend(Backend):
         self._dtypes: dict[str, "torch.dtype"] = {}
         self._inference_mode = True
         self.device_arrays = False
+        self.flat_inputs: frozenset = frozenset()    # workers/batchio.py
 
     def model_path(self, spec: ModelSpec) -> str:
         path = model_file(self.ctx.model_dir, self.ctx.version,
@@ -98,8 +99,13 @@ class PyTorchBackend(Backend):
                                   "PyTorch backend of tritond does not support yet")
         at_control = pytorchio.control_positions(model, [c.input for c in controls])
         inputs, outputs = [t.name for t in spec.inputs], [t.name for t in spec.outputs]
-        positions = pytorchio.input_positions(model, inputs, arguments,
+        # batch inputs (workers/batchio.py) come after the config inputs, as in Triton
+        targets = [n for b in spec.batch_inputs for n in b.targets]
+        positions = pytorchio.input_positions(model, inputs + targets, arguments,
                                               len(controls) + len(states))
+        # Triton's pytorch backend feeds every ragged input flat ([total elements])
+        self.flat_inputs = frozenset(t.name for t in spec.inputs
+                                     if t.allow_ragged_batch and spec.batching)
         self._outputs = pytorchio.output_positions(model, outputs)
         if states:
             at_state, state_out = pytorchio.state_positions(
@@ -111,6 +117,8 @@ class PyTorchBackend(Backend):
         self._inputs = pytorchio.checked_inputs(model, positions, len(arguments))
         self._dtypes = {t.name: self._dtype(t.name, t.datatype)
                         for t in (*spec.inputs, *spec.outputs)}
+        for b in spec.batch_inputs:
+            self._dtypes.update((n, self._dtype(n, b.datatype)) for n in b.targets)
         for st in states:     # control inputs keep the dtype their config gives them
             self._dtypes[st.input_name] = self._dtype(st.input_name, st.datatype)
 

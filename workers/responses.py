@@ -7,11 +7,14 @@ that cannot be written fails only its own request.
 """
 from __future__ import annotations
 
+import math
+
 from tritond import messages
 from tritond.errors import Code, TritonError
 from tritond.messages import ErrorInfo, Execute, Response
 
 from .backend import WorkRequest, WorkResult
+from .batchio import scatter_shape
 from .outputs import OutputWriter, as_output
 from .shapes import ModelIO
 
@@ -57,8 +60,12 @@ class Responses:
         ``quiet`` ones (a sequence batch's not-ready rows: nobody waits for them, so no
         Response is made for them only to be dropped; their outputs are discarded)."""
         refs: dict[int, list] = {rid: [] for rid in work}
-        shares = [w for w in work.values() if isinstance(results.get(w.request.rid), Share)]
-        if shares:
+        batches: dict[int, list] = {}     # one fused result each (ragged: maybe several)
+        for w in work.values():
+            res = results.get(w.request.rid)
+            if isinstance(res, Share):
+                batches.setdefault(id(res.result), []).append(w)
+        for shares in batches.values():
             self._write_fused(shares, results, refs, errors)
         for rid, w in work.items():
             res = results[rid]
@@ -123,6 +130,9 @@ class Responses:
             if arr is None:
                 continue
             arr = as_output(arr)
+            if name in self.io.scatter:
+                self._scatter(name, arr, shares, refs, errors)
+                continue
             if arr.ndim == 0 or arr.shape[0] != sum(rows):
                 err = ErrorInfo(int(Code.INTERNAL), f"output '{name}' has shape {list(arr.shape)}, "
                                 f"expected a batch of {sum(rows)}")
@@ -135,11 +145,30 @@ class Responses:
                 for w in shares:
                     errors.setdefault(w.request.rid, error_of(exc))
 
-    def _slice(self, name, arr, shares, rows, refs, errors) -> None:
+    def _scatter(self, name, arr, shares, refs, errors) -> None:
+        """A batch output: each request's part is as many elements as the shape its
+        source input gives it (BATCH_SCATTER_WITH_INPUT_SHAPE), in request order."""
+        try:
+            source = self.io.scatter[name]
+            shapes = [scatter_shape(self.io.outputs[name], w.inputs[source].shape,
+                                    self.io.batched) for w in shares]
+            counts = [math.prod(s) for s in shapes]
+            if arr.size < sum(counts):
+                raise TritonError(Code.INTERNAL, f"batch output '{name}' has {arr.size} "
+                                  f"elements, the batch's inputs '{source}' need {sum(counts)}")
+            self._slice(name, arr.reshape(-1), shares, counts, refs, errors,
+                        [self.io.client_shape(name, s) for s in shapes])
+        except Exception as exc:  # noqa: BLE001 - fails this batch's requests
+            for w in shares:
+                errors.setdefault(w.request.rid, error_of(exc))
+
+    def _slice(self, name, arr, shares, rows, refs, errors, scattered=None) -> None:
         shapes, dests = [], []
-        for w, n in zip(shares, rows):
+        for i, (w, n) in enumerate(zip(shares, rows)):
             want = name in w.outputs and w.request.rid not in errors
-            shapes.append(self.io.client_shape(name, (n, *arr.shape[1:])) if want else None)
+            shape = (scattered[i] if scattered is not None
+                     else self.io.client_shape(name, (n, *arr.shape[1:])))
+            shapes.append(shape if want else None)
             dests.append(next((o.dest for o in w.request.outputs if o.name == name), None))
         for w, ref in zip(shares, self.writer.write_batch(name, arr, rows, shapes, dests)):
             if isinstance(ref, ErrorInfo):

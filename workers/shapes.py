@@ -46,6 +46,10 @@ class ModelIO:
         self.inputs: dict[str, TensorSpec] = {t.name: t for t in spec.inputs}
         self.outputs: dict[str, TensorSpec] = {t.name: t for t in spec.outputs}
         self.output_names = list(self.outputs)
+        self.spec = spec
+        # batch_output targets -> the input whose shape splits them (workers/batchio.py);
+        # Triton's backends scatter the first target of each
+        self.scatter = {b.targets[0]: b.source for b in spec.batch_outputs if b.targets}
 
     def _split(self, shape: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
         shape = tuple(shape)

@@ -7,7 +7,8 @@ completed. Nothing else turns a model config into what processes read.
 from __future__ import annotations
 
 from tritond import spec as s
-from tritond.protos.model_config_pb2 import (DataType, ModelConfig, ModelInstanceGroup,
+from tritond.protos.model_config_pb2 import (BatchInput, DataType, ModelConfig,
+                                             ModelInstanceGroup,
                                              ModelSequenceBatching)
 from tritond.repository.modelconfig import to_json
 
@@ -47,7 +48,20 @@ def spec_from_config(cfg: ModelConfig, version: int = 0) -> s.ModelSpec:
         steps=tuple(s.EnsembleStep(st.model_name, st.model_version, dict(st.input_map),
                                    dict(st.output_map))
                     for st in cfg.ensemble_scheduling.step),
-        max_inflight_requests=cfg.ensemble_scheduling.max_inflight_requests)
+        max_inflight_requests=cfg.ensemble_scheduling.max_inflight_requests,
+        batch_inputs=tuple(_batch_input(b) for b in cfg.batch_input),
+        batch_outputs=tuple(s.BatchOutput(tuple(b.target_name), _source(b))
+                            for b in cfg.batch_output))
+
+
+def _source(batch) -> str:
+    # validation requires exactly one; a partial (auto-complete) config may lack it
+    return batch.source_input[0] if batch.source_input else ""
+
+
+def _batch_input(b) -> s.BatchInput:
+    return s.BatchInput(BatchInput.Kind.Name(b.kind), tuple(b.target_name),
+                        datatype(b.data_type), _source(b))
 
 
 def _input(i) -> s.TensorSpec:

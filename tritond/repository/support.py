@@ -29,10 +29,14 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
         # Triton's rules refuse it elsewhere (validation.py); on GPU Triton grows a
         # CUDA virtual-memory reservation, which tritond does not have.
         found.append("sequence_batching state use_growable_memory (growable CUDA state buffers)")
-    if cfg.batch_input:
-        found.append("batch_input")
-    if cfg.batch_output:
-        found.append("batch_output")
+    for field in ("batch_input", "batch_output"):
+        if getattr(cfg, field) and "tensorrt" in (cfg.backend, cfg.platform.split("_")[0]):
+            # made by the worker for ONNX Runtime and PyTorch (workers/batchio.py); the
+            # TensorRT engine's bindings here know only the config inputs
+            found.append(f"{field} for backend 'tensorrt'")
+        elif getattr(cfg, field) and cfg.platform == "torch_aoti":
+            # an AOTInductor package binds only the config inputs (workers/aoti.py)
+            found.append(f"{field} for platform 'torch_aoti'")
     if cfg.model_warmup:
         found.append("model_warmup")
     if cfg.model_transaction_policy.decoupled and cfg.backend != "python" \

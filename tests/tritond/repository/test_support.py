@@ -20,8 +20,6 @@ _IO = ('input [ { name: "IN0" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
 FEATURES = {
     "warm": ("model_warmup", 'model_warmup [ { name: "w" batch_size: 1 inputs { key: "IN0" '
                              'value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } } ]\n'),
-    "ragged": ("batch_input", 'max_batch_size: 4\nbatch_input [ { kind: BATCH_ELEMENT_COUNT '
-                              'target_name: "N" data_type: TYPE_FP32 source_input: "IN0" } ]\n'),
 }
 # models of another backend or platform: (feature, config head, file in version 1)
 OTHERS = {
@@ -29,6 +27,10 @@ OTHERS = {
     "tf": ("backend 'tensorflow'", 'platform: "tensorflow_savedmodel"\n', None),
     "onnxstream": ("decoupled", 'backend: "onnxruntime"\n'
                    'model_transaction_policy { decoupled: true }\n', "model.onnx"),
+    # batch inputs are made for ONNX Runtime and PyTorch models (Triton's tensorrt has them)
+    "trtragged": ("batch_input for backend 'tensorrt'", 'backend: "tensorrt"\nmax_batch_size: 4\n'
+                  'batch_input [ { kind: BATCH_ELEMENT_COUNT target_name: "N" '
+                  'data_type: TYPE_FP32 source_input: "IN0" } ]\n', "model.plan"),
 }
 
 
@@ -78,6 +80,23 @@ def test_growable_state_memory_is_refused_on_gpu_and_state_options_pass():
         assert support.unsupported_features(cfg) == []
     it = 'name: "i" backend: "python" sequence_batching { iterative_sequence: true }'
     assert support.unsupported_features(modelconfig.parse_pbtxt(it, "i")) == []
+
+
+def test_batch_io_is_refused_where_the_worker_does_not_make_it():
+    io = ('max_batch_size: 4 input [ { name: "X" data_type: TYPE_FP32 dims: [ -1 ] } ] '
+          'batch_input [ { kind: BATCH_ELEMENT_COUNT target_name: "N" data_type: TYPE_INT32 '
+          'source_input: "X" } ] ')
+    seq = 'sequence_batching { } '
+    cases = {'backend: "onnxruntime" ' + io: [],
+             'backend: "pytorch" ' + io: [],
+             'backend: "python" ' + io + seq: [],         # ignored, as Triton's Python backend
+             'backend: "tensorrt" ' + io: ["batch_input for backend 'tensorrt'"],
+             'platform: "tensorrt_plan" ' + io: ["batch_input for backend 'tensorrt'"],
+             'platform: "torch_aoti" ' + io: ["batch_input for platform 'torch_aoti'"],
+             'backend: "onnxruntime" ' + io + seq: []}
+    for text, expected in cases.items():
+        cfg = modelconfig.parse_pbtxt(f'name: "b" {text}', "b")
+        assert support.unsupported_features(cfg) == expected, text
 
 
 def test_supported_configs_pass():
