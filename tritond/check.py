@@ -17,7 +17,7 @@ import sys
 from google.protobuf import text_format
 
 from tritond import gpus
-from tritond.errors import TritonError
+from tritond.errors import TritonError, status_text
 
 
 def main(argv: list[str]) -> int:
@@ -119,7 +119,7 @@ def _environment(cfg, model_dir: str) -> list[str]:
     try:
         envs.prepare(value, model_dir)
     except TritonError as exc:
-        return [exc.message]
+        return [status_text(exc.code, exc.message)]   # the server's reason, word for word
     finally:
         envs.close()
     return []

@@ -45,6 +45,25 @@ GRPC_STATUS = {
 }
 
 
+CODE_TEXT = {
+    Code.UNKNOWN: "Unknown",
+    Code.INTERNAL: "Internal",
+    Code.NOT_FOUND: "Not found",
+    Code.INVALID_ARG: "Invalid argument",
+    Code.UNAVAILABLE: "Unavailable",
+    Code.UNSUPPORTED: "Unsupported",
+    Code.ALREADY_EXISTS: "Already exists",
+    Code.CANCELLED: "Cancelled",
+}
+"""Triton's Status code names (core's Status::CodeString)."""
+
+
+def status_text(code: int, message: str) -> str:
+    """A failed model version's reason as Triton writes it (Status::AsString): the code's
+    name first, as in "Invalid argument: unknown source input name ..."."""
+    return f"{CODE_TEXT.get(Code(code), 'Unknown')}: {message}"
+
+
 def http_status(code: int) -> int:
     return HTTP_STATUS.get(Code(code), 400)
 

@@ -73,10 +73,10 @@ def test_a_missing_label_file_fails_loading_with_tritons_text(server):
     srv, client = server
     path = srv.repo / "nolabels" / "nope.txt"
     assert _load_error(client, "nolabels") == ("400", (
-        "load failed for model 'nolabels': version 1 is at UNAVAILABLE state: failed to "
+        "load failed for model 'nolabels': version 1 is at UNAVAILABLE state: Internal: failed to "
         f"open text file for read {path}: No such file or directory;\n"))
     row = next(r for r in client.get_model_repository_index() if r["name"] == "nolabels")
-    assert row["state"] == "UNAVAILABLE" and row["reason"].startswith("failed to open text")
+    assert row["state"] == "UNAVAILABLE" and row["reason"].startswith("Internal: failed to open text")
 
 
 OK_CONFIG = 'backend: "python"\nmax_batch_size: 0\n' + _IO % ""

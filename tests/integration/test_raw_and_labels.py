@@ -143,8 +143,8 @@ def test_label_file_outside_the_model_dir_fails_the_load(server):
     try:
         rows = {r["name"]: r for r in c.get_model_repository_index()}
         assert rows["escape"]["state"] == "UNAVAILABLE"
-        # Triton's text (core model.cc, newest; 2.51 read the file)
-        assert re.fullmatch(r"label file path '.*/escape/\.\./scores/labels\.txt' for output "
+        # Triton's text (core model.cc, newest; 2.51 read the file), its code's name first
+        assert re.fullmatch(r"Unsupported: label file path '.*/escape/\.\./scores/labels\.txt' for output "
                             r"'OUT0' in model 'escape' is outside model directory",
                             rows["escape"]["reason"]), rows["escape"]["reason"]
         assert not c.is_model_ready("escape") and c.is_model_ready("scores")

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from tritond.errors import Code, TritonError
+from tritond.errors import Code, TritonError, status_text
 from tritond.workers.backend import backend_class
 from tritond.workers.python.backend import PythonBackend
 
@@ -191,7 +191,8 @@ def test_initialize_exception_keeps_type_and_line(repo, caplog):
     with caplog.at_level("ERROR", logger="tritond.model"), pytest.raises(TritonError) as err:
         loaded(model_dir, ERRORS_CONFIG | {"name": "init_raises"})
     model_py = model_dir / "1" / "model.py"
-    assert err.value.message == (f"Internal: KeyError: "     # Triton's reason (its Status)
+    assert status_text(err.value.code, err.value.message) == (   # the version's reason
+        f"Internal: KeyError: "
                                  f"'missing'\n\nAt:\n  {model_py}(4): initialize\n")
     assert f'File "{model_py}", line 4, in initialize' in caplog.text
 

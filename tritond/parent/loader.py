@@ -14,6 +14,7 @@ import time
 from typing import Callable
 
 from tritond import gpus, messages
+from tritond.errors import TritonError, status_text
 from tritond.namespaces import identifier
 from tritond.repository import timestamps
 from tritond.scheduler import ratelimit
@@ -130,12 +131,12 @@ class Loader:
             repository.load_labels(mv.model_dir, cfg)
             self._check_rate_limits(mv, cfg)
         except Exception as exc:  # noqa: BLE001 - reported as the model's reason
-            return self._fail(mv, str(getattr(exc, "message", exc)))
+            return self._fail(mv, _reason(exc))
         if env := pythonenv.requested(cfg):
             try:     # unpacking an archive takes seconds: off the parent's loop
                 mv.python_env = await asyncio.to_thread(self.envs.prepare, env, mv.model_dir)
             except Exception as exc:  # noqa: BLE001 - reported as the model's reason
-                return self._fail(mv, str(getattr(exc, "message", exc)))
+                return self._fail(mv, _reason(exc))
         if ensembles.is_ensemble(cfg):       # no worker: the scheduler runs it
             await ensembles.load_ensemble(self, mv, cfg)
             if mv.state == READY and self.phase.started:
@@ -249,7 +250,7 @@ class Loader:
                 inst.exit = inst.exit_address = ""
                 return True, msg.config
             child.expected_exit = True
-            return False, msg.error.message
+            return False, status_text(msg.error.code, msg.error.message)
         self.pending.pop(key, None)
         child.expected_exit = True
         kill(child)
@@ -303,3 +304,10 @@ class Loader:
     def on_worker_death(self, child: Child) -> None:
         """A worker died on its own (restarts.py)."""
         restarts.on_worker_death(self, child)
+
+
+def _reason(exc: Exception) -> str:
+    """A version's failure reason: Triton's Status text for our errors."""
+    if isinstance(exc, TritonError):
+        return status_text(exc.code, exc.message)
+    return str(exc)

@@ -156,9 +156,9 @@ def extract(archive: str, dst: str) -> None:
 
 
 def failed(message: str) -> TritonError:
-    """A load failure as Triton's Python backend reports it (INTERNAL, its Status text
-    first, as workers/python/modelfile.py)."""
-    return TritonError(Code.INTERNAL, f"Internal: {message}")
+    """A load failure as Triton's Python backend reports it (INTERNAL; the version's reason
+    names the code first, tritond.errors.status_text)."""
+    return TritonError(Code.INTERNAL, message)
 
 
 def _refused(reason: str) -> TritonError:

@@ -22,8 +22,7 @@ def load_error(ctx: LoadContext, what: str, exc: BaseException) -> TritonError:
         return exc
     message = failures.describe(exc)
     failures.report(f"{what} for model '{ctx.model}' failed: {message}", exc)
-    # The version's reason as Triton's (its Status text: the code's name first).
-    return TritonError(Code.INTERNAL, f"Internal: {message}")
+    return TritonError(Code.INTERNAL, message)   # the reason gets "Internal: " (loader)
 
 
 def import_model(ctx: LoadContext, filename: str):

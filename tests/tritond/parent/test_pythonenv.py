@@ -11,7 +11,7 @@ import tarfile
 import pytest
 
 from tests.integration import execenv_repo as envs
-from tritond.errors import TritonError
+from tritond.errors import TritonError, status_text
 from tritond.parent import pythonenv
 from tritond.repository import modelconfig
 
@@ -80,7 +80,7 @@ def test_writing_through_a_link_out_of_the_destination_is_refused(tmp_path):
     (tmp_path / "dst").mkdir()
     with pytest.raises(TritonError) as err:
         pythonenv.extract(str(archive), str(tmp_path / "dst"))
-    assert err.value.message == (
+    assert status_text(err.value.code, err.value.message) == (
         "Internal: archive_write_header() failed with error code = -25 error message is "
         f"'lib/planted' would be extracted to '{outside}/planted', which is outside the "
         "destination")
@@ -92,7 +92,7 @@ def test_checks_name_what_is_missing(tmp_path):
     bare.mkdir()
     with pytest.raises(TritonError) as err:
         pythonenv.check(str(bare), "cfg-path")
-    assert err.value.message == (f"Internal: Path {bare}/bin/activate does not exist. The Python "
+    assert status_text(err.value.code, err.value.message) == (f"Internal: Path {bare}/bin/activate does not exist. The Python "
                                  "environment should contain an 'activate' script.")
     (bare / "bin").mkdir()
     (bare / "bin" / "activate").write_text("")
@@ -105,7 +105,7 @@ def test_checks_name_what_is_missing(tmp_path):
     (old / "lib" / envs.PYTHON / "site-packages" / "numpy-1.21.6-py3.11.egg-info").mkdir()
     with pytest.raises(TritonError) as err:
         pythonenv.check(str(old), "cfg-path")
-    assert err.value.message == (
+    assert status_text(err.value.code, err.value.message) == (
         "Internal: the Python execution environment cfg-path carries numpy 1.21; tritond's "
         "worker uses the environment's numpy and needs numpy >= 1.24")
 
