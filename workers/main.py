@@ -2,7 +2,7 @@
 
 Life cycle (all typed messages, ``tritond.messages``)::
 
-    spawn(Bootstrap) -> Hello -> Setup -> Load -> Loaded | LoadFailed (then exit 0)
+    spawn(Bootstrap) -> Hello -> Setup -> Load -> [warmup] -> Loaded | LoadFailed (then exit 0)
     loop: Execute -> Response per request (to its frontend) + Executed (to the scheduler)
           (a response sender's Responses: when sent, from any thread, workers/streams.py)
           Release -> output slots back to the arena
@@ -34,6 +34,7 @@ from tritond.releases import by_owner
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
+from . import warmup
 from .answers import EnsembleAnswers
 from .cachelookup import CacheLookup
 from .cancel import CancelWatch, install
@@ -223,6 +224,9 @@ class WorkerProc:
                                              self.boot.name),
                                  CacheLookup.open(self.setup.cache, spec, self.cache,
                                                   self.writer, self.boot.address))
+        # before Loaded and the hub: an instance serves only once warmed up (Triton's order)
+        warmup.warm_up(self.executor, spec, load.model_dir, identifier(load.model),
+                       load.version, load.instance, self.log)
         self.hub = StreamHub(self.boot.address, self.writer, io, self.answers.post,
                              self.ep.flush)
         self.hub.pump = self._pump

@@ -40,8 +40,6 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
         found.append("batch_input")
     if cfg.batch_output:
         found.append("batch_output")
-    if cfg.model_warmup:
-        found.append("model_warmup")
     if cfg.model_transaction_policy.decoupled and cfg.backend != "python" \
             and cfg.platform != "ensemble":    # an ensemble's flag is set from its steps
         # Triton's Python backend streams; other backends' decoupled modes do not exist here.
