@@ -29,10 +29,11 @@ def srv(tmp_path_factory):
     try:
         server.wait("/v2/health/live")
         client = httpclient.InferenceServerClient(server.url)
+        models = [d for d in repo.iterdir() if d.is_dir()]
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             rows = client.get_model_repository_index()
-            if len(rows) == 9 and all(r.get("state") in ("READY", "UNAVAILABLE") for r in rows):
+            if len(rows) == len(models) and all(r.get("state") in ("READY", "UNAVAILABLE") for r in rows):
                 break
             time.sleep(0.2)
         server.repo = repo
@@ -108,6 +109,21 @@ def test_an_onnx_model_warms_up_and_serves(srv):
         inputs[-1].set_data_from_numpy(a)
     result = httpclient.InferenceServerClient(srv.url).infer("onnx", inputs)
     assert (result.as_numpy("OUTPUT0") == 2 * a).all()
+
+
+def test_a_pytorch_model_warms_up_and_serves(srv):
+    pytest.importorskip("torch")
+    assert _rows(srv)["torch"]["state"] == "READY"
+    ran = re.findall(r"model 'torch' instance (\S+) is running warmup sample 'torch sample' "
+                     r"for iteration 2", srv.output())
+    assert ran and len(ran) == len(set(ran))
+    x = np.arange(4, dtype=np.float32).reshape(1, 4)
+    inputs = []
+    for name in ("INPUT__0", "INPUT__1"):
+        inputs.append(httpclient.InferInput(name, [1, 4], "FP32"))
+        inputs[-1].set_data_from_numpy(x)
+    result = httpclient.InferenceServerClient(srv.url).infer("torch", inputs)
+    assert (result.as_numpy("OUTPUT__0") == 2 * x).all()
 
 
 FAILED = {

@@ -119,4 +119,15 @@ def build(repo: pathlib.Path) -> pathlib.Path:
         '        { name: "INPUT1" data_type: TYPE_INT32 dims: [ 16 ] } ]\n'
         'output [ { name: "OUTPUT0" data_type: TYPE_INT32 dims: [ 16 ] },\n'
         '         { name: "OUTPUT1" data_type: TYPE_INT32 dims: [ 16 ] } ]\n' + ONNX_WARMUP)
+    try:
+        import torch  # noqa: F401 - the PyTorch backend's model only where torch is installed
+    except ImportError:
+        return repo
+    from tests import torch_models
+    torch_models.add_sub(repo, "torch", extra=TORCH_WARMUP)
     return repo
+
+
+TORCH_WARMUP = ('model_warmup [ { name: "torch sample" batch_size: 2 count: 2 '
+                + inp("INPUT__0", "TYPE_FP32", "[ 4 ]", "zero_data: true") + " "
+                + inp("INPUT__1", "TYPE_FP32", "[ 4 ]", "random_data: true") + " } ]\n")
