@@ -190,7 +190,7 @@ class WorkerProc:
     def _load(self, load: messages.Load) -> None:
         """Instantiate, auto-complete and load the backend; reply Loaded or LoadFailed."""
         try:
-            spec = self._load_backend(load)
+            spec, warmed = self._load_backend(load)
         except Exception as exc:  # noqa: BLE001 - every load failure is reported as data
             err = exc if isinstance(exc, TritonError) else TritonError(
                 Code.INTERNAL, f"{type(exc).__name__}: {exc}")
@@ -208,7 +208,7 @@ class WorkerProc:
         quiet_gc()
         self.ep.send_now(self.boot.parent, [messages.Loaded(load.instance, spec.config_json,
                                                                load.model, load.version,
-                                                               check is not None)])
+                                                               check is not None, warmed)])
         self.log.info("loaded '%s' version %d instance %s", identifier(load.model), load.version,
                       load.instance)
 
@@ -225,8 +225,8 @@ class WorkerProc:
                                  CacheLookup.open(self.setup.cache, spec, self.cache,
                                                   self.writer, self.boot.address))
         # before Loaded and the hub: an instance serves only once warmed up (Triton's order)
-        warmup.warm_up(self.executor, spec, load.model_dir, identifier(load.model),
-                       load.version, load.instance, self.log)
+        warmed = warmup.warm_up(self.executor, spec, load.model_dir, identifier(load.model),
+                                load.version, load.instance, self.log)
         self.hub = StreamHub(self.boot.address, self.writer, io, self.answers.post,
                              self.ep.flush)
         self.hub.pump = self._pump
@@ -235,7 +235,7 @@ class WorkerProc:
         self.runner = BatchRunner(self.executor, self.hub, self.watch, self.answers, self.ep.post,
                                   self.setup.scheduler, self.boot.address, self.boot.title,
                                   self.log)
-        return spec
+        return spec, warmed
 
     def _pump(self, timeout: float) -> None:
         """A send blocked on the loop's own thread (inside execute) waits for credits:

@@ -25,6 +25,7 @@ import math
 import os
 import struct
 import threading
+import time
 
 import numpy as np
 
@@ -46,13 +47,13 @@ _STATUS = {Code.INVALID_ARG: "Invalid argument", Code.INTERNAL: "Internal"}
 
 
 def warm_up(executor, spec: ModelSpec, model_dir: str, model: str, version: int,
-            instance: str, log: logging.Logger) -> None:
-    """Make and run ``spec``'s warmup samples on this instance; a TritonError fails its
-    load with Triton's reason text."""
+            instance: str, log: logging.Logger) -> list[messages.ExecStats]:
+    """Make and run ``spec``'s warmup samples on this instance: the statistics of each run
+    (Triton counts them in the model's); a TritonError fails its load with Triton's reason
+    text."""
     try:
         todo = samples(spec, model_dir, log)
-        if todo:
-            WarmUp(executor, model, version, instance, log).run(todo)
+        return WarmUp(executor, model, version, instance, log).run(todo) if todo else []
     except TritonError as exc:
         raise TritonError(exc.code, f"{_STATUS.get(exc.code, 'Internal')}: {exc.message}") \
             from None
@@ -228,18 +229,20 @@ class WarmUp:
         self.instance = instance       # Triton's instance name, e.g. "simple_0_0"
         self.log = log
 
-    def run(self, todo: list[Sample]) -> None:
-        """Every sample, ``count`` times; the first failing one raises (INVALID_ARG)."""
+    def run(self, todo: list[Sample]) -> list[messages.ExecStats]:
+        """Every sample, ``count`` times: the statistics of each run; the first failing
+        one raises (INVALID_ARG)."""
         backend = self.executor.backend
         sink = WarmupSink()
         backend.streams = sink         # the worker's hub replaces it after the warmup
+        runs = []
         try:
             for sample in todo:
                 for iteration in range(1, sample.count + 1):
                     self.log.log(_VERBOSE1, "model '%s' instance %s is running warmup "
                                  "sample '%s' for iteration %d", self.model, self.instance,
                                  sample.name, iteration)
-                    errors = self._once(sample, sink)
+                    errors = self._once(sample, sink, runs)
                     if errors:
                         self.log.log(_VERBOSE1, "model '%s' instance %s failed to run "
                                      "warmup sample '%s'", self.model, self.instance,
@@ -248,14 +251,17 @@ class WarmUp:
                                           + "".join(f"{e}; " for e in errors))
         finally:
             backend.streams = None
+        return runs
 
-    def _once(self, sample: Sample, sink: WarmupSink) -> list[str]:
-        """One run of ``sample``: the errors of its responses."""
+    def _once(self, sample: Sample, sink: WarmupSink, runs: list) -> list[str]:
+        """One run of ``sample``: the errors of its responses (its statistics go to
+        ``runs``: making the inputs, the backend's run, waiting for sent responses)."""
         io = self.executor.io
         limit = io.max_batch_size
         if sample.batch != 1 and sample.batch > limit:     # every backend's own check
             return [f"batch size {sample.batch} for '{self.instance}', max allowed is "
                     f"{limit}"] * sample.batch
+        start = time.monotonic_ns()
         work = {}
         for rid in range(sample.batch):
             req = messages.Request(rid, FRONTEND, self.model, self.version, [],
@@ -265,8 +271,13 @@ class WarmUp:
                       for n, a in sample.inputs.items()}
             work[rid] = WorkRequest(req, inputs, io.requested([]))
         sink.errors = []
+        t_in = time.monotonic_ns()
         results = self.executor.execute(work)
+        t_infer = time.monotonic_ns()
         sink.wait()
+        end = time.monotonic_ns()
+        runs.append(messages.ExecStats(sample.batch, t_in - start, t_infer - t_in,
+                                       end - t_infer, start, end))
         errors = [r.error.message for r in results.values()
                   if getattr(r, "error", None) is not None]
         return errors + sink.errors

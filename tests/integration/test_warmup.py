@@ -63,6 +63,15 @@ def _history(srv, model: str) -> list:
 
 def test_each_instance_runs_every_sample_before_ready(srv):
     assert _rows(srv)["recorder"]["state"] == "READY"
+    # Triton counts each warmup run as an execution of its requests (probed on 2.51): two
+    # instances, each three runs of 2 requests and two of 1, before any client request
+    client = httpclient.InferenceServerClient(srv.url)
+    (stats,) = client.get_inference_statistics("recorder")["model_stats"]
+    assert (stats["inference_count"], stats["execution_count"]) == (16, 10)
+    assert stats["inference_stats"]["success"]["count"] == 16
+    assert stats["inference_stats"]["fail"]["count"] == 0
+    assert {b["batch_size"]: b["compute_infer"]["count"] for b in stats["batch_stats"]} == \
+        {1: 4, 2: 6}
     calls = _history(srv, "recorder")
     # zeros: a batch of two one-row requests, three times; BYTES zero data: empty strings
     assert calls[:3] == [[{"IN0": ZERO, "IN1": EMPTY}] * 2] * 3

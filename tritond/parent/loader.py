@@ -170,6 +170,7 @@ class Loader:
 
         fail = self._fail if last else self._attempt_failed
         mv.instances = []           # a retry starts afresh (the failed ones were stopped)
+        mv.warmup = []
         partial = repository.spec_from_config(cfg, mv.version)
         first_name, kind, device = instance_plan(partial)[0]
         first = Instance(first_name, kind, device)
@@ -231,6 +232,7 @@ class Loader:
             if isinstance(msg, messages.Loaded):
                 inst.loaded = True
                 inst.user_ready = msg.user_ready
+                mv.warmup.extend(msg.warmup)
                 inst.exit = inst.exit_address = ""
                 return True, msg.config
             child.expected_exit = True

@@ -66,6 +66,9 @@ class ModelVersion:
     # version_policy, and the model directory's timestamps, both as of the last load.
     basis: bytes = b""
     stamps: dict = dataclasses.field(default_factory=dict)
+    # Its instances' warmup runs (Loaded.warmup), until the publisher hands them to the
+    # scheduler's statistics once the version serves (publisher.py).
+    warmup: list = dataclasses.field(default_factory=list)
 
     @property
     def identifier(self) -> str:
