@@ -103,7 +103,9 @@ def build(repo: pathlib.Path) -> pathlib.Path:
     files = {"floats": FLOATS, "strings": STRINGS}
     python(repo, "recorder", SAMPLES, files=files, count=2)
     python(repo, "again", f'{{ name: "first" batch_size: 1 {Z0} {ZS} }}')
-    python(repo, "streamer", f'{{ name: "decoupled sample" batch_size: 2 {Z0} {ZS} }}',
+    # START: not a config input (a sequence model's control input): passed on as it is
+    start = inp("START", "TYPE_INT32", "[ 1 ]", "zero_data: true")
+    python(repo, "streamer", f'{{ name: "decoupled sample" batch_size: 2 {Z0} {ZS} {start} }}',
            mode="decoupled", extra="model_transaction_policy { decoupled: true }\n")
     python(repo, "failing", f'{{ name: "zero sample" batch_size: 1 {Z0} {ZS} }}', mode="error")
     python(repo, "raising", f'{{ name: "zero sample" batch_size: 1 {Z0} {ZS} }}', mode="raise")
