@@ -8,8 +8,8 @@ batching model's inputs get a leading 1), executed together. Input data is zeros
 bytes (zeros for BYTES: each element empty) or the raw bytes of a file in the model's
 ``warmup/`` folder (BYTES: length-prefixed elements, as on the wire). The requests are
 checked as the core checks any request (``tritond.inputrules``, same texts); an input
-the config does not name is passed on as it is (Triton adds it as an override input: a
-sequence model's control inputs). Any error fails the instance's load, as in Triton.
+the config does not name is passed on unchecked (Triton adds it as an override input: a
+sequence model's control inputs), with the batch dimension of a batching model too. Any error fails the instance's load, as in Triton.
 
 Here it runs inside the worker between the backend's load and ``Loaded``, on the
 worker's own numpy arrays: nothing crosses a process, no output goes to the arena. What
@@ -93,8 +93,8 @@ def samples(spec: ModelSpec, model_dir: str, log: logging.Logger) -> list[Sample
 
 def _data(key: str, meta: dict, model_dir: str) -> bytes:
     """The bytes of one input of one request (BYTES: serialised elements)."""
-    datatype = config_to_protocol(meta.get("data_type", "TYPE_INVALID")) \
-        if meta.get("data_type", "TYPE_INVALID") != "TYPE_INVALID" else None
+    config_type = meta.get("data_type", "TYPE_INVALID")
+    datatype = config_to_protocol(config_type) if config_type != "TYPE_INVALID" else None
     dims = [int(d) for d in meta.get("dims", [])]
     count = math.prod(dims)
     size = DTYPES[datatype].size if datatype in DTYPES else 0
@@ -132,7 +132,8 @@ def _checked(spec: ModelSpec, inputs: dict, raw: dict) -> dict[str, np.ndarray]:
     for key, meta in inputs.items():
         types[key] = config_to_protocol(meta.get("data_type", "TYPE_INVALID"))
         dims = tuple(int(d) for d in meta.get("dims", []))
-        shapes[key] = (1, *dims) if batched and key in rules.inputs else dims
+        # Triton's override inputs get the batch dimension too (AddOverrideInput)
+        shapes[key] = (1, *dims) if batched else dims
     signature = tuple((k, types[k], *shapes[k]) for k in own)
 
     def sized(i: int, elem_size, count: int) -> None:

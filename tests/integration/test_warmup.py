@@ -102,8 +102,8 @@ def test_a_decoupled_model_warms_up_and_serves(srv):
         client.stop_stream()
     assert error is None, error
     # the warmup's responses went nowhere; its two requests ran once, together, with the
-    # input the config does not name as the sample gave it (no batch dimension added)
-    seen = {"IN0": ZERO, "IN1": EMPTY, "START": [[1], "int32", "zero"]}
+    # input the config does not name (Triton's override input: batch dimension added)
+    seen = {"IN0": ZERO, "IN1": EMPTY, "START": [[1, 1], "int32", "zero"]}
     assert json.loads(result.as_numpy("OUT").reshape(-1)[0]) == [[seen] * 2]
 
 

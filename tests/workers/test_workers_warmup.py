@@ -70,10 +70,13 @@ def test_zero_random_and_file_data(tmp_path):
 
 
 def test_a_model_without_batching_gets_no_batch_dim_and_unknown_inputs_pass(tmp_path):
-    (s,) = _samples(tmp_path, f'{{ name: "n" batch_size: 1 {inp("IN0")} {ZS} '
-                              f'{inp("START", "TYPE_INT32", "[ 1 ]")} }}', batch=0)
+    start = inp("START", "TYPE_INT32", "[ 1 ]")
+    (s,) = _samples(tmp_path, f'{{ name: "n" batch_size: 1 {inp("IN0")} {ZS} {start} }}',
+                    batch=0)
     assert s.inputs["IN0"].shape == (4,)
     assert s.inputs["START"].shape == (1,) and s.inputs["START"].dtype == np.int32
+    (s,) = _samples(tmp_path, f'{{ name: "b" batch_size: 1 {inp("IN0")} {ZS} {start} }}')
+    assert s.inputs["START"].shape == (1, 1)      # an override input's batch dim (Triton)
 
 
 @pytest.mark.parametrize("sample, files, code, message", [
