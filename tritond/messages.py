@@ -352,6 +352,7 @@ class Load(msgspec.Struct, tag=43, array_like=True, omit_defaults=True):
     repository: str
     auto_complete: bool = True
     gpus: int = 0              # usable GPUs (tritond.gpus): the worker's normalisation needs it
+    passive: bool = False      # instance_group passive: Triton warms up no passive instance
 
 
 class Loaded(msgspec.Struct, tag=44, array_like=True):

@@ -224,9 +224,11 @@ class WorkerProc:
                                              self.boot.name),
                                  CacheLookup.open(self.setup.cache, spec, self.cache,
                                                   self.writer, self.boot.address))
-        # before Loaded and the hub: an instance serves only once warmed up (Triton's order)
-        warmed = warmup.warm_up(self.executor, spec, load.model_dir, identifier(load.model),
-                                load.version, load.instance, self.log)
+        # before Loaded and the hub: an instance serves only once warmed up (Triton's order;
+        # a passive instance, never scheduled, is not warmed up either)
+        warmed = [] if load.passive else warmup.warm_up(
+            self.executor, spec, load.model_dir, identifier(load.model), load.version,
+            load.instance, self.log)
         self.hub = StreamHub(self.boot.address, self.writer, io, self.answers.post,
                              self.ep.flush)
         self.hub.pump = self._pump

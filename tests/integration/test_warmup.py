@@ -90,6 +90,19 @@ def test_each_instance_runs_every_sample_before_ready(srv):
     assert "failed to run warmup sample 'zeros'" not in log
 
 
+def test_a_passive_instance_is_not_warmed_up(srv):
+    # Triton generates warmup data for non-passive instances only
+    assert _rows(srv)["halfpassive"]["state"] == "READY"
+    log = srv.output()
+    assert ("model 'halfpassive' instance halfpassive_0_0 is running warmup sample "
+            "'active only' for iteration 1") in log
+    assert "instance halfpassive_1_0 is running warmup" not in log
+    assert "loaded 'halfpassive' version 1 instance halfpassive_1_0" in log
+    (stats,) = httpclient.InferenceServerClient(srv.url).get_inference_statistics(
+        "halfpassive")["model_stats"]
+    assert stats["inference_count"] == 1
+
+
 def test_a_decoupled_model_warms_up_and_serves(srv):
     assert _rows(srv)["streamer"]["state"] == "READY"
     answers: queue.Queue = queue.Queue()

@@ -80,13 +80,14 @@ SAMPLES = (f'{{ name: "zeros" batch_size: 2 count: 3 {Z0} {ZS} }},'
 
 
 def python(repo: pathlib.Path, name: str, samples: str, *, mode: str = "", batch: int = 4,
-           extra: str = "", files: dict | None = None, count: int = 1) -> None:
+           extra: str = "", files: dict | None = None, count: int = 1,
+           groups: str = "") -> None:
     d = repo / name / "1"
     d.mkdir(parents=True, exist_ok=True)
     (d / "model.py").write_text(RECORDER)
     (repo / name / "config.pbtxt").write_text(
         f'name: "{name}"\nbackend: "python"\nmax_batch_size: {batch}\n{IO}'
-        f'instance_group [ {{ kind: KIND_CPU count: {count} }} ]\n'
+        f'instance_group [ {groups or f"{{ kind: KIND_CPU count: {count} }}"} ]\n'
         f'parameters {{ key: "MODE" value {{ string_value: "{mode}" }} }}\n{extra}'
         f'model_warmup [ {samples} ]\n')
     for file, data in (files or {}).items():
@@ -103,6 +104,8 @@ def build(repo: pathlib.Path) -> pathlib.Path:
     files = {"floats": FLOATS, "strings": STRINGS}
     python(repo, "recorder", SAMPLES, files=files, count=2)
     python(repo, "again", f'{{ name: "first" batch_size: 1 {Z0} {ZS} }}')
+    python(repo, "halfpassive", f'{{ name: "active only" batch_size: 1 {Z0} {ZS} }}',
+           groups="{ kind: KIND_CPU }, { kind: KIND_CPU passive: true }")
     # START: not a config input (a sequence model's control input): passed on as it is
     start = inp("START", "TYPE_INT32", "[ 1 ]", "zero_data: true")
     python(repo, "streamer", f'{{ name: "decoupled sample" batch_size: 2 {Z0} {ZS} {start} }}',
