@@ -18,8 +18,6 @@ _IO = ('input [ { name: "IN0" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
 
 # model name -> (feature named in the error and in docs/compatibility.md, config extra)
 FEATURES = {
-    "envpath": ("EXECUTION_ENV_PATH", 'parameters { key: "EXECUTION_ENV_PATH" value: '
-                                      '{ string_value: "$$TRITON_MODEL_DIRECTORY/env.tar.gz" } }\n'),
     "ragged": ("batch_input", 'max_batch_size: 4\nbatch_input [ { kind: BATCH_ELEMENT_COUNT '
                               'target_name: "N" data_type: TYPE_FP32 source_input: "IN0" } ]\n'),
 }
@@ -85,7 +83,9 @@ def test_supported_configs_pass():
                  'name: "a" backend: "onnxruntime" max_batch_size: 8 dynamic_batching { }',
                  'name: "b" backend: "python" instance_group [ { count: 2 } ]',
                  'name: "c" backend: "python" response_cache { enable: false }',
-                 'name: "d" backend: "python" response_cache { enable: true }'):
+                 'name: "d" backend: "python" response_cache { enable: true }',
+                 'name: "e" backend: "python" parameters { key: "EXECUTION_ENV_PATH" '
+                 'value { string_value: "$$TRITON_MODEL_DIRECTORY/env.tar.gz" } }'):
         assert support.unsupported_features(modelconfig.parse_pbtxt(text, "x")) == []
 
 
