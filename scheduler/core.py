@@ -169,6 +169,18 @@ class SchedulerCore:
         if inst is not None:
             inst.model.stats.responses_sent(msg.rows)
 
+    def warmup_ran(self, msg: messages.WarmupStats, now_ns: int) -> None:
+        """A version's warmup runs: Triton counts each as an execution of its requests
+        (they reach the backend directly: no queue time)."""
+        model = self._models.get((msg.model, msg.version))
+        if model is None:
+            return
+        now_ms = (now_ns + self.epoch_offset_ns) // 1_000_000
+        for st in msg.runs:
+            n = st.batch_size
+            model.stats.executed(n, n, 0, n * (st.end_ns - st.start_ns), st.compute_input_ns,
+                                 st.compute_infer_ns, st.compute_output_ns, now_ms)
+
     def executed(self, msg: messages.Executed, now_ns: int) -> list[Output]:
         """A batch finished: free the instance, account statistics, requeue rescheduled."""
         inst = self._instances.get(msg.instance)

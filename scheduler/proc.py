@@ -119,6 +119,9 @@ class SchedulerProc:
         if kind is messages.ResponseStats:       # decoupled models' responses
             self.core.responses_sent(msg)
             return []
+        if kind is messages.WarmupStats:
+            self.core.warmup_ran(msg, _monotonic_ns())
+            return []
         if kind is messages.UserReadyQuery or kind is messages.UserReadyReply:
             self._user_ready(msg)
         elif kind is messages.StatsQuery:

@@ -354,6 +354,7 @@ class Load(msgspec.Struct, tag=43, array_like=True, omit_defaults=True):
     repository: str
     auto_complete: bool = True
     gpus: int = 0              # usable GPUs (tritond.gpus): the worker's normalisation needs it
+    passive: bool = False      # instance_group passive: Triton warms up no passive instance
 
 
 class Loaded(msgspec.Struct, tag=44, array_like=True):
@@ -364,6 +365,17 @@ class Loaded(msgspec.Struct, tag=44, array_like=True):
     model: str = ""      # with version: instance names repeat across versions and models
     version: int = 0
     user_ready: bool = False   # the model defines is_ready() (InstanceEntry.user_ready)
+    warmup: list[ExecStats] = []   # one per warmup run (workers/warmup.py): statistics
+
+
+class WarmupStats(msgspec.Struct, tag=71, array_like=True):
+    """Parent -> scheduler, right after the table that serves ``model`` ``version``: its
+    instances' warmup runs (Loaded.warmup), counted in its statistics as Triton counts
+    them (each run one execution of ``batch_size`` successful requests)."""
+
+    model: str
+    version: int
+    runs: list[ExecStats]
 
 
 class LoadFailed(msgspec.Struct, tag=45, array_like=True):
@@ -637,7 +649,8 @@ TO_FRONTEND = Union[Response, Setup, ModelTable, Drain, Shutdown, Answer, StatsA
 # Response: answers to the step requests of ensembles (scheduler/ensembles.py), and the
 # receipts of direct answers (scheduler/direct.py).
 TO_SCHEDULER = Union[Request, Cancel, Release, Executed, Setup, ModelTable, Shutdown, StatsQuery,
-                     Response, ResponseStats, LogLevels, UserReadyQuery, UserReadyReply, Unknown]
+                     Response, ResponseStats, LogLevels, UserReadyQuery, UserReadyReply,
+                     WarmupStats, Unknown]
 # A Python model's readiness channel (workers/python/readiness.py).
 TO_READINESS = Union[UserReadyCheck, Unknown]
 TO_WORKER = Union[Execute, CancelRunning, Release, Forget, Setup, Load, Shutdown, LogLevels,
@@ -650,7 +663,7 @@ ANY = Union[Request, Cancel, Release, Forget, Execute, CancelRunning, Response, 
             StatsQuery, LoadQuery, UnloadQuery, ReadyQuery, Answer, StatsAnswer, TableApplied,
             ResponseStats, FrontendStatsQuery, FrontendStatsAnswer, ShmRegisterQuery,
             ShmUnregisterQuery, ShmTable, ShmApplied, ShmIdle, SettingsUpdate, LogLevels,
-            UserReadyQuery, UserReadyCheck, UserReadyReply, SequenceNotes, Unknown]
+            UserReadyQuery, UserReadyCheck, UserReadyReply, SequenceNotes, WarmupStats, Unknown]
 """Every message: what an inbox tries when its own set fails, to name the mistake."""
 
 ANSWERS = (Answer, StatsAnswer, FrontendStatsAnswer)

@@ -129,6 +129,11 @@ class Executor:
 
     # ------------------------------------------------------------ execute
 
+    def execute(self, work: dict[int, WorkRequest]) -> dict:
+        """The backend run of requests already mapped (the warmup's, workers/warmup.py):
+        their results by rid (a fused batch's: ``Share`` parts), no Responses."""
+        return self._execute(work)
+
     def _execute(self, work: dict[int, WorkRequest]) -> dict[int, WorkResult]:
         """Run the backend: fused into one batch when it can, else as a list."""
         if not work:

@@ -2,7 +2,7 @@
 
 Life cycle (all typed messages, ``tritond.messages``)::
 
-    spawn(Bootstrap) -> Hello -> Setup -> Load -> Loaded | LoadFailed (then exit 0)
+    spawn(Bootstrap) -> Hello -> Setup -> Load -> [warmup] -> Loaded | LoadFailed (then exit 0)
     loop: Execute -> Response per request (to its frontend) + Executed (to the scheduler)
           (a response sender's Responses: when sent, from any thread, workers/streams.py)
           Release -> output slots back to the arena
@@ -34,6 +34,7 @@ from tritond.releases import by_owner
 from tritond.shm.arena import ArenaPool
 from tritond.shm.views import SegmentCache
 
+from . import warmup
 from .answers import EnsembleAnswers
 from .cachelookup import CacheLookup
 from .cancel import CancelWatch, install
@@ -189,7 +190,7 @@ class WorkerProc:
     def _load(self, load: messages.Load) -> None:
         """Instantiate, auto-complete and load the backend; reply Loaded or LoadFailed."""
         try:
-            spec = self._load_backend(load)
+            spec, warmed = self._load_backend(load)
         except Exception as exc:  # noqa: BLE001 - every load failure is reported as data
             err = exc if isinstance(exc, TritonError) else TritonError(
                 Code.INTERNAL, f"{type(exc).__name__}: {exc}")
@@ -207,7 +208,7 @@ class WorkerProc:
         quiet_gc()
         self.ep.send_now(self.boot.parent, [messages.Loaded(load.instance, spec.config_json,
                                                                load.model, load.version,
-                                                               check is not None)])
+                                                               check is not None, warmed)])
         self.log.info("loaded '%s' version %d instance %s", identifier(load.model), load.version,
                       load.instance)
 
@@ -223,6 +224,11 @@ class WorkerProc:
                                              self.boot.name),
                                  CacheLookup.open(self.setup.cache, spec, self.cache,
                                                   self.writer, self.boot.address))
+        # before Loaded and the hub: an instance serves only once warmed up (Triton's order;
+        # a passive instance, never scheduled, is not warmed up either)
+        warmed = [] if load.passive else warmup.warm_up(
+            self.executor, spec, load.model_dir, identifier(load.model), load.version,
+            load.instance, self.log)
         self.hub = StreamHub(self.boot.address, self.writer, io, self.answers.post,
                              self.ep.flush)
         self.hub.pump = self._pump
@@ -231,7 +237,7 @@ class WorkerProc:
         self.runner = BatchRunner(self.executor, self.hub, self.watch, self.answers, self.ep.post,
                                   self.setup.scheduler, self.boot.address, self.boot.title,
                                   self.log)
-        return spec
+        return spec, warmed
 
     def _pump(self, timeout: float) -> None:
         """A send blocked on the loop's own thread (inside execute) waits for credits:

@@ -84,6 +84,26 @@ def test_response_stats_from_workers():
     assert s["response_stats"]["1"]["success"] == {"count": 1, "ns": 12}
 
 
+def test_warmup_runs_count_as_executions():
+    """Triton counts a warmup run as one execution of its requests (workers/warmup.py)."""
+    from tritond import messages
+    core = batched_core()
+    runs = [messages.ExecStats(2, 10, 100, 1, 1000, 1500),
+            messages.ExecStats(2, 10, 100, 1, 2000, 2600),
+            messages.ExecStats(1, 5, 50, 1, 3000, 3100)]
+    core.warmup_ran(messages.WarmupStats("m", 1, runs), 30 * MS)
+    core.warmup_ran(messages.WarmupStats("gone", 1, runs), 30 * MS)     # ignored
+    (s,) = core.stats_json("m")["model_stats"]
+    assert s["inference_count"] == 5 and s["execution_count"] == 3
+    assert s["last_inference"] == 1_700_000_000_000 + 30
+    inf = s["inference_stats"]
+    assert inf["success"] == {"count": 5, "ns": 2 * 500 + 2 * 600 + 100}
+    assert inf["queue"] == {"count": 5, "ns": 0}     # straight to the backend
+    assert inf["compute_infer"] == {"count": 5, "ns": 4 * 100 + 50}
+    assert {b["batch_size"]: b["compute_infer"] for b in s["batch_stats"]} == {
+        1: {"count": 1, "ns": 50}, 2: {"count": 2, "ns": 200}}
+
+
 def test_a_restart_counts_anew_while_the_totals_carry_on():
     """A version loaded anew (ModelStats.restart): the stats API's counters start at zero,
     /metrics' (``totals``) keep adding, over two restarts."""

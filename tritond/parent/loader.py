@@ -186,6 +186,7 @@ class Loader:
 
         fail = self._fail if last else self._attempt_failed
         mv.instances = []           # a retry starts afresh (the failed ones were stopped)
+        mv.warmup = []
         partial = repository.spec_from_config(cfg, mv.version)
         first = planned_instances(partial)[0]
         mv.instances.append(first)
@@ -235,7 +236,8 @@ class Loader:
         self.outbox.post(child.boot.address, messages.Load(
             model=mv.name, version=mv.version, instance=inst.name, kind=inst.kind,
             device_id=inst.device_id, spec=spec, model_dir=mv.model_dir,
-            repository=mv.repository, auto_complete=auto_complete, gpus=gpus.count()))
+            repository=mv.repository, auto_complete=auto_complete, gpus=gpus.count(),
+            passive=inst.passive))
         exited = asyncio.get_running_loop().create_task(self._exited(child))
         try:
             done, _ = await asyncio.wait([fut, exited], timeout=LOAD_TIMEOUT_S,
@@ -247,6 +249,7 @@ class Loader:
             if isinstance(msg, messages.Loaded):
                 inst.loaded = True
                 inst.user_ready = msg.user_ready
+                mv.warmup.extend(msg.warmup)
                 inst.exit = inst.exit_address = ""
                 return True, msg.config
             child.expected_exit = True

@@ -77,6 +77,9 @@ class ModelVersion:
     # One number per load of a version (a version kept by a reload keeps its own): the
     # scheduler starts a re-created version's statistics anew, as Triton's new Model.
     generation: int = dataclasses.field(default_factory=lambda: next(_GENERATIONS))
+    # Its instances' warmup runs (Loaded.warmup), until the publisher hands them to the
+    # scheduler's statistics once the version serves (publisher.py).
+    warmup: list = dataclasses.field(default_factory=list)
 
     @property
     def identifier(self) -> str:

@@ -27,13 +27,15 @@ class Publisher:
 
     def __init__(self, options, registry: Registry, phase: Phase, outbox,
                  readers: Callable[[], list[Child]],
-                 frontends: Callable[[], list[Child]]) -> None:
+                 frontends: Callable[[], list[Child]],
+                 scheduler: Callable[[], Child | None] = lambda: None) -> None:
         self.options = options
         self.registry = registry
         self.phase = phase
         self.outbox = outbox
         self.readers = readers            # the scheduler and every frontend
         self.frontends = frontends
+        self.scheduler = scheduler
         self.applied: dict[str, int] = {}     # frontend address -> last table seq
         self._seq = 0
 
@@ -62,7 +64,19 @@ class Publisher:
         for child in self.readers():
             if not child.stopped:
                 self.outbox.post(child.boot.address, table)
+        self._warmups()
         return self._seq
+
+    def _warmups(self) -> None:
+        """The warmup runs of versions this table serves, to the scheduler's statistics
+        (after the table: the scheduler knows the version by then)."""
+        scheduler = self.scheduler()
+        for mv in self.registry.versions.values():
+            if mv.warmup and mv.state == READY:
+                if scheduler is not None and not scheduler.stopped:
+                    self.outbox.post(scheduler.boot.address,
+                                     messages.WarmupStats(mv.name, mv.version, mv.warmup))
+                mv.warmup = []
 
     def _loading(self) -> dict:
         """Versions the load API is loading where no READY version of that number serves

@@ -74,7 +74,7 @@ class Supervisor:
         self.publisher = Publisher(
             self.options, self.registry, self.phase, self.outbox,
             readers=lambda: [c for c in [self.scheduler, *self.frontends] if c is not None],
-            frontends=lambda: self.frontends)
+            frontends=lambda: self.frontends, scheduler=lambda: self.scheduler)
         self.loader = Loader(self.options, self.registry, self.phase, self.outbox,
                              start_worker=self.spawner.worker, send_setup=self._send_setup,
                              publish=self.publisher.publish)

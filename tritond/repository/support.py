@@ -37,8 +37,6 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
         elif getattr(cfg, field) and cfg.platform == "torch_aoti":
             # an AOTInductor package binds only the config inputs (workers/aoti.py)
             found.append(f"{field} for platform 'torch_aoti'")
-    if cfg.model_warmup:
-        found.append("model_warmup")
     if cfg.model_transaction_policy.decoupled and cfg.backend != "python" \
             and cfg.platform != "ensemble":    # an ensemble's flag is set from its steps
         # Triton's Python backend streams; other backends' decoupled modes do not exist here.

@@ -18,8 +18,6 @@ _IO = ('input [ { name: "IN0" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
 
 # model name -> (feature named in the error and in docs/compatibility.md, config extra)
 FEATURES = {
-    "warm": ("model_warmup", 'model_warmup [ { name: "w" batch_size: 1 inputs { key: "IN0" '
-                             'value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } } ]\n'),
 }
 # models of another backend or platform: (feature, config head, file in version 1)
 OTHERS = {
@@ -100,7 +98,8 @@ def test_batch_io_is_refused_where_the_worker_does_not_make_it():
 
 
 def test_supported_configs_pass():
-    for text in ('name: "a" backend: "onnxruntime" max_batch_size: 8 dynamic_batching { }',
+    for text in ('name: "w" backend: "python" model_warmup [ { name: "w" batch_size: 1 } ]',
+                 'name: "a" backend: "onnxruntime" max_batch_size: 8 dynamic_batching { }',
                  'name: "b" backend: "python" instance_group [ { count: 2 } ]',
                  'name: "c" backend: "python" response_cache { enable: false }',
                  'name: "d" backend: "python" response_cache { enable: true }',
@@ -150,9 +149,9 @@ def test_explicit_load_answers_the_reason(tmp_path):
     try:
         client = httpclient.InferenceServerClient(srv.url)
         with pytest.raises(InferenceServerException) as err:
-            client.load_model("warm")
-        assert "model 'warm': model_warmup is not supported by tritond yet" in \
+            client.load_model("ov")
+        assert "model 'ov': backend 'openvino' is not supported by tritond yet" in \
             err.value.message()
-        assert not client.is_model_ready("warm")
+        assert not client.is_model_ready("ov")
     finally:
         srv.stop()
