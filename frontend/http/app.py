@@ -77,7 +77,10 @@ def _routes() -> list[Route]:
         (_SHM + "/unregister", r.shm_unregister, POST),
         (_SHM + "/region/{region}/unregister", r.shm_unregister, POST),
     ]
-    return [Route(path, fn, methods=methods) for path, fn, methods in table]
+    routes = [Route(path, fn, methods=methods) for path, fn, methods in table]
+    for route in routes:
+        route.methods.discard("HEAD")   # Starlette adds it to GET; Triton answers HEAD 405
+    return routes
 
 
 async def _triton_error(request, exc: TritonError):
@@ -101,6 +104,9 @@ def build_app(core: FrontendCore):
     app = Starlette(routes=_routes(), exception_handlers={
         TritonError: _triton_error, HTTPException: _http_error})
     app.state.core = core
+    # Triton matches the path as sent: "/v2/health/live/" is an unknown route (404), not
+    # a redirect to the path without the slash
+    app.router.redirect_slashes = False
     return with_restrictions(with_fast_infer(app, core), http_restrictions(core.options))
 
 

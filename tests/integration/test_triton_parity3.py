@@ -197,3 +197,42 @@ def test_response_parameters_refused_in_python_backends_words(srv):
         "<class 'int'>",
         "TritonModelException: Expect N8pybind114dictE, got <class 'str'>"]
     assert json.loads(rows[3]) == {"s": "x", "i": -3, "b": False}
+
+
+# ------------------------------------------------------------------ HTTP edges
+
+
+@pytest.mark.parametrize("path", ["/v2/health/live", "/v2/models/add", "/v2/models/add/ready",
+                                  "/v2/models/add/infer"])
+def test_head_is_not_allowed(srv, path):
+    # Starlette answered HEAD on every GET route (200); Triton routes HEAD to no handler
+    assert _exchange(srv, "HEAD", path)[0] == 405
+
+
+@pytest.mark.parametrize("path", ["/v2/health/live/", "/v2/models/add/",
+                                  "/v2/models/add/versions/1/", "/v2/models/add/stats/"])
+def test_a_trailing_slash_is_an_unknown_route(srv, path):
+    # tritond redirected (307) to the path without the slash
+    assert _exchange(srv, "GET", path) == (404, b'{"error":"Not Found"}')
+
+
+RAW_TWO_INPUTS = ("[request id: <id_unknown>] Raw request must only have 1 input (found 1) "
+                  "to be deduced but got 2 inputs in 'add' model configuration")
+
+
+@pytest.mark.parametrize("headers, body, text", [
+    # no header and no body: the header length is the body's, 0: a raw request
+    ((), b"", RAW_TWO_INPUTS),
+    # std::stoi reads the leading number: " 5" is 5, "1.5" is 1 (then a bad JSON header)
+    (("Inference-Header-Content-Length: 1.5",), ADD_BODY, "failed to parse the request "
+     "JSON buffer: "),
+    (("Inference-Header-Content-Length:  5",), ADD_BODY, "failed to parse the request "
+     "JSON buffer: "),
+    (("Inference-Header-Content-Length: -0",), ADD_BODY, RAW_TWO_INPUTS),
+    (("Inference-Header-Content-Length: x5",), ADD_BODY, "Unable to parse "
+     "Inference-Header-Content-Length, got: x5"),
+])
+def test_inference_header_length_read_as_stoi(srv, headers, body, text):
+    status, answer = _exchange(srv, "POST", "/v2/models/add/infer", body, headers)
+    assert status == 400
+    assert json.loads(answer)["error"].startswith(text)
