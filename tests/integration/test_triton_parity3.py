@@ -12,6 +12,8 @@ import json
 import socket
 
 import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
 
 from tests.server import Server
 
@@ -236,3 +238,26 @@ def test_inference_header_length_read_as_stoi(srv, headers, body, text):
     status, answer = _exchange(srv, "POST", "/v2/models/add/infer", body, headers)
     assert status == 400
     assert json.loads(answer)["error"].startswith(text)
+
+
+# ------------------------------------------------------------------ statistics versions
+
+
+@pytest.mark.parametrize("version, text", [
+    ("abc", "failed to get model version from specified version string 'abc' (details: "
+            "stol), version should be an integral value > 0"),
+    ("-1", "invalid model version specified '-1' , version should be an integral value > 0")])
+def test_statistics_of_every_model_still_read_the_version(srv, version, text):
+    # tritond passed over the version when no model was named (OK, every model's)
+    client = grpcclient.InferenceServerClient(srv.grpc_url)
+    with pytest.raises(InferenceServerException) as e:
+        client.get_inference_statistics("", version)
+    assert (e.value.status(), e.value.message()) == ("StatusCode.INVALID_ARGUMENT", text)
+
+
+@pytest.mark.parametrize("version", ["01", " 1", "1.0"])
+def test_statistics_version_read_as_stol(srv, version):
+    # std::stol reads the leading number; tritond compared the text to "1" (not available)
+    stats = grpcclient.InferenceServerClient(srv.grpc_url).get_inference_statistics(
+        "add", version, as_json=True)
+    assert [(s["name"], s["version"]) for s in stats["model_stats"]] == [("add", "1")]
