@@ -90,7 +90,10 @@ async def _triton_error(request, exc: TritonError):
 async def _http_error(request, exc: HTTPException):
     # Triton's framework errors: {"error":"Not Found"} / {"error":"Method Not Allowed"},
     # text/plain where Triton sets no content type: an unknown route, a health handler.
-    if exc.status_code == 404 or _health(request.url.path):
+    # (an infer route's 405 too: Triton's infer handler refuses the method before it
+    # sets a content type)
+    if exc.status_code == 404 or _health(request.url.path) or \
+            request.url.path.endswith("/infer"):
         return plain_error(exc.detail, exc.status_code)
     return json_response({"error": exc.detail}, exc.status_code)
 

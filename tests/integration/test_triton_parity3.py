@@ -119,8 +119,9 @@ def srv(tmp_path_factory):
 
 
 def _exchange(srv, method: str, path: str, body: bytes = b"", headers=(),
-              length: bool = True) -> tuple[int, bytes]:
-    """(status, body) of one HTTP/1.1 exchange on a socket of its own (headers as sent)."""
+              length: bool = True, content_type: bool = False) -> tuple:
+    """(status, body) of one HTTP/1.1 exchange on a socket of its own (headers as sent);
+    (status, content types, body) with ``content_type``."""
     head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
     head += "".join(h + "\r\n" for h in headers)
     if length:
@@ -132,7 +133,12 @@ def _exchange(srv, method: str, path: str, body: bytes = b"", headers=(),
         while chunk := s.recv(65536):
             data += chunk
     status_line, _, rest = data.partition(b"\r\n")
-    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+    head, _, answer = rest.partition(b"\r\n\r\n")
+    if content_type:
+        types = [line.split(b":", 1)[1].strip().decode() for line in head.split(b"\r\n")
+                 if line.lower().startswith(b"content-type:")]
+        return int(status_line.split()[1]), types, answer
+    return int(status_line.split()[1]), answer
 
 
 def _case(srv, case: str) -> tuple[int, str]:
@@ -261,3 +267,25 @@ def test_statistics_version_read_as_stol(srv, version):
     stats = grpcclient.InferenceServerClient(srv.grpc_url).get_inference_statistics(
         "add", version, as_json=True)
     assert [(s["name"], s["version"]) for s in stats["model_stats"]] == [("add", "1")]
+
+
+@pytest.mark.parametrize("method, path, headers, status", [
+    ("POST", "/v2/models/nope/infer", (), 404),
+    ("POST", "/v2/models/add/versions/7/infer", (), 404),
+    ("POST", "/v2/models/add/versions/99999999999999999999/infer", (), 400),
+    ("POST", "/v2/models/add/infer", ("Content-Encoding: br",), 501),
+    ("POST", "/v2/models/add/infer", ("Inference-Header-Content-Length: 999",), 400),
+    ("GET", "/v2/models/add/infer", (), 405),
+])
+def test_infer_errors_before_the_request_is_built_are_plain_text(srv, method, path, headers,
+                                                                    status):
+    # Triton's infer handler sets application/json only once it has built the request
+    got = _exchange(srv, method, path, ADD_BODY if method == "POST" else b"", headers,
+                    content_type=True)
+    assert got[:2] == (status, ["text/plain"])
+    assert set(json.loads(got[2])) == {"error"}
+
+
+def test_infer_errors_after_the_request_is_built_stay_json(srv):
+    got = _exchange(srv, "POST", "/v2/models/add/infer", b"{bad", content_type=True)
+    assert got[:2] == (400, ["application/json"])
