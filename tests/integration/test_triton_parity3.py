@@ -91,6 +91,27 @@ class TritonPythonModel:
             out.append(pb_utils.InferenceResponse([t], error=error))
         return out
 '''
+# Decoupled: one answer, then a final response that failed.
+ANSWER_THEN_FAIL_PY = '''
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        E = pb_utils.TritonError
+        for r in requests:
+            s = r.get_response_sender()
+            s.send(pb_utils.InferenceResponse([pb_utils.Tensor("Y", np.array([1], np.int32))]))
+            s.send(pb_utils.InferenceResponse(error=E("not here", E.NOT_FOUND)),
+                   flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return None
+'''
+DEC_CFG = '''backend: "python"
+input [ { name: "X" data_type: TYPE_INT32 dims: [ 1 ] } ]
+output [ { name: "Y" data_type: TYPE_INT32 dims: [ 1 ] } ]
+model_transaction_policy { decoupled: true }
+'''
 CASES_CFG = '''backend: "python"
 input [ { name: "CASE" data_type: TYPE_STRING dims: [ 1 ] } ]
 output [ { name: "OUT" data_type: TYPE_STRING dims: [ 1 ] } ]
@@ -109,7 +130,8 @@ def srv(tmp_path_factory):
     root = tmp_path_factory.mktemp("parity3")
     for name, cfg, code in (("add", f'backend: "python"\n{IO}', ADD_PY),
                             ("spare", f'backend: "python"\n{IO}', ADD_PY),
-                            ("cases", CASES_CFG, CASES_PY)):
+                            ("cases", CASES_CFG, CASES_PY),
+                            ("dec", DEC_CFG, ANSWER_THEN_FAIL_PY)):
         (root / name / "1").mkdir(parents=True)
         (root / name / "config.pbtxt").write_text(cfg)
         (root / name / "1" / "model.py").write_text(code)
@@ -326,4 +348,15 @@ def test_repository_index_passes_over_a_repository_name(srv):
     # only load and unload refuse one (tritond refused it here too: 501)
     status, body = _exchange(srv, "POST", "/v2/repository/elsewhere/index", b"{}")
     assert status == 200
-    assert {row["name"] for row in json.loads(body)} == {"add", "cases", "spare"}
+    assert {row["name"] for row in json.loads(body)} == {"add", "cases", "dec", "spare"}
+
+
+# ------------------------------------------------------------------ generate
+
+
+def test_generate_counts_a_failed_second_response(srv):
+    # tritond answered the failure (404 "not here"); Triton counts it as a second response
+    status, body = _exchange(srv, "POST", "/v2/models/dec/generate", b'{"X": [0]}')
+    assert (status, json.loads(body)) == (200, {"error": (
+        "generate expects model to produce exactly 1 response, use generate stream for "
+        "model that generates various number of responses")})
