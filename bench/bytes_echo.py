@@ -46,7 +46,7 @@ class TritonPythonModel:
             "OUTPUT0", pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy())])
             for r in requests]
 '''
-CONFIG = '''name: "bytes_echo"
+CONFIG = '''name: "{name}"
 backend: "python"
 max_batch_size: 0
 input [ { name: "INPUT0" data_type: TYPE_STRING dims: [ -1 ] } ]
@@ -55,10 +55,11 @@ instance_group [ { kind: KIND_CPU count: 1 } ]
 '''
 
 
-def write_repo(root: pathlib.Path) -> pathlib.Path:
-    model = root / "bytes_echo"
+def write_repo(root: pathlib.Path, name: str = "bytes_echo") -> pathlib.Path:
+    """The echo model as ``name`` in repository ``root`` (bench/bytes_large.py's too)."""
+    model = root / name
     (model / "1").mkdir(parents=True, exist_ok=True)
-    (model / "config.pbtxt").write_text(CONFIG)
+    (model / "config.pbtxt").write_text(CONFIG.replace("{name}", name))
     (model / "1" / "model.py").write_text(MODEL_PY)
     return root
 

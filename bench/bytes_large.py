@@ -34,32 +34,10 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+import bytes_echo  # noqa: E402  (a sibling script: its echo model, written as bytes_identity)
 
 GRPC_MAX = (1 << 31) - 1
-MODEL_PY = '''import triton_python_backend_utils as pb_utils
-
-
-class TritonPythonModel:
-    def execute(self, requests):
-        return [pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(
-            "OUTPUT0", pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy())])
-            for r in requests]
-'''
-CONFIG = '''name: "bytes_identity"
-backend: "python"
-max_batch_size: 0
-input [ { name: "INPUT0" data_type: TYPE_STRING dims: [ -1 ] } ]
-output [ { name: "OUTPUT0" data_type: TYPE_STRING dims: [ -1 ] } ]
-instance_group [ { kind: KIND_CPU count: 1 } ]
-'''
-
-
-def write_repo(root: pathlib.Path) -> pathlib.Path:
-    model = root / "bytes_identity"
-    (model / "1").mkdir(parents=True, exist_ok=True)
-    (model / "config.pbtxt").write_text(CONFIG)
-    (model / "1" / "model.py").write_text(MODEL_PY)
-    return root
 
 
 def elements(n: int, empty: bool = False, text: bool = False) -> list[bytes]:
@@ -265,7 +243,8 @@ def main() -> None:
     server = a.sid = None
     if a.url is None:
         from tests.server import Server
-        repo = write_repo(pathlib.Path(tempfile.mkdtemp(prefix="bytes_large_")))
+        repo = bytes_echo.write_repo(pathlib.Path(tempfile.mkdtemp(prefix="bytes_large_")),
+                                     "bytes_identity")
         server = Server((repo,), f"--http-max-input-size={1 << 31}")
         a.url, a.grpc_url, a.sid = server.url, server.grpc_url, server.proc.pid
     try:

@@ -47,7 +47,12 @@ import time
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+# sibling scripts; their names stay importable here (cpu_cost.usage etc., other benches)
+from procstat import (process_tree, role, thread_summary,  # noqa: E402,F401
+                      thread_usage, usage)
+from syscounters import Counters  # noqa: E402
+
 LUA = """
 local f = assert(io.open(os.getenv("BODY"), "rb")); local body = f:read("*a"); f:close()
 wrk.method = "POST"; wrk.body = body
@@ -127,100 +132,6 @@ def json_body(tmp: pathlib.Path, inputs: list) -> pathlib.Path:
     return tmp / "body"
 
 
-def process_tree(root: int) -> list[int]:
-    """``root`` and every descendant."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = pathlib.Path(f"/proc/{entry}/stat").read_bytes()
-            except OSError:
-                continue
-            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
-
-
-def role(pid: int) -> str:
-    """tritond's role from the abstract socket the process listens on, else its command."""
-    unix = {}
-    for line in pathlib.Path("/proc/net/unix").read_text().splitlines()[1:]:
-        f = line.split()
-        if len(f) >= 8 and f[7].startswith("@tritond-"):
-            unix[f[6]] = f[7].split("-", 2)[-1]
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            m = re.match(r"socket:\[(\d+)\]", link)
-            if m and m.group(1) in unix:
-                return unix[m.group(1)]
-        cmd = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return "gone"
-    names = [os.path.basename(c.decode(errors="replace")) for c in cmd if c]
-    return " ".join(names[:2])[:40]
-
-
-def usage(pid: int) -> tuple[float, int, float]:
-    """(CPU µs, context switches, system-mode CPU µs) of ``pid`` so far."""
-    try:
-        stat = pathlib.Path(f"/proc/{pid}/stat").read_bytes()
-        fields = stat[stat.rindex(b")") + 2:].split()
-        cpu = (int(fields[11]) + int(fields[12])) * TICK_US
-        status = pathlib.Path(f"/proc/{pid}/status").read_text()
-        switches = sum(int(v) for v in re.findall(r"ctxt_switches:\s+(\d+)", status))
-        return cpu, switches, int(fields[12]) * TICK_US
-    except OSError:
-        return 0.0, 0, 0.0
-
-
-def thread_usage(pid: int) -> dict[int, tuple[str, float, int]]:
-    """tid -> (kind, CPU µs, context switches) of every thread of ``pid`` so far.
-
-    kind: "main" for the main thread (the event loop in a frontend), else the
-    thread's name (``comm``): grpcio core's threads are "event_engine"; a
-    Python thread (the gRPC queue poller) keeps the process's name, "other".
-    """
-    out = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    proc_name = pathlib.Path(f"/proc/{pid}/comm").read_text().strip() if tids else ""
-    for tid in tids:
-        try:
-            base = pathlib.Path(f"/proc/{pid}/task/{tid}")
-            stat = (base / "stat").read_bytes()
-            fields = stat[stat.rindex(b")") + 2:].split()
-            status = (base / "status").read_text()
-            name = (base / "comm").read_text().strip()
-        except OSError:
-            continue
-        kind = "main" if int(tid) == pid else "other" if name == proc_name else name
-        out[int(tid)] = (kind, (int(fields[11]) + int(fields[12])) * TICK_US,
-                         sum(int(v) for v in re.findall(r"ctxt_switches:\s+(\d+)", status)))
-    return out
-
-
-def thread_summary(before: dict, after: dict, n: int) -> str:
-    """CPU µs and context switches per request of each kind of thread, busiest first."""
-    kinds: dict[str, list] = {}
-    for tid, (kind, cpu, sw) in after.items():
-        _, cpu0, sw0 = before.get(tid, (kind, 0.0, 0))
-        k = kinds.setdefault(kind, [0.0, 0, 0])
-        k[0] += (cpu - cpu0) / max(n, 1)
-        k[1] += (sw - sw0) / max(n, 1)
-        k[2] += 1
-    rows = sorted(kinds.items(), key=lambda kv: -kv[1][0])
-    return ", ".join(f"{kind}{f' ×{c}' if c > 1 else ''} {cpu:.1f} µs ({sw:.2f} sw)"
-                     for kind, (cpu, sw, c) in rows if cpu >= 0.5 or sw >= 0.05)
-
-
 def triton_command(repository: str, port: int, grpc_port: int) -> list[str]:
     """Triton 2.51 (pytriton's build) as the anchors harness starts it."""
     env_root = pathlib.Path(os.environ.get("ANCHORS_ENV", "/tmp/anchors-env")) / "triton"
@@ -239,74 +150,6 @@ def triton_command(repository: str, port: int, grpc_port: int) -> list[str]:
             "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1",
             f"--http-port={port}", f"--grpc-port={grpc_port}", f"--metrics-port={free_port()}",
             "--allow-gpu-metrics=false", "--log-verbose=0"]
-
-
-class Counters:
-    """``perf stat`` (syscalls, context switches) or ``strace -c`` attached to each pid."""
-
-    def __init__(self, pids: list[int], tmp: pathlib.Path, strace: bool) -> None:
-        self.pids, self.tmp, self.strace = pids, tmp, strace
-        self.procs: dict[int, subprocess.Popen] = {}
-        self.profiles = None            # bench/pyspy.Profiles (--profile)
-        self.roles: dict[int, str] = {}
-        self.window = 0
-
-    def start(self) -> None:
-        self.window += 1
-        if self.profiles is not None:
-            self.profiles.start(self.roles, f"w{self.window}")
-        for p in self.pids:
-            out = self.tmp / f"count-{p}.txt"
-            if self.strace:
-                cmd = ["strace", "-c", "-f", "-q", "-o", str(out), "-p", str(p)]
-            else:
-                cmd = ["perf", "stat", "-x,", "-o", str(out), "-e",
-                       "raw_syscalls:sys_enter,context-switches", "-p", str(p)]
-            try:
-                self.procs[p] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                                 stderr=subprocess.DEVNULL)
-            except OSError:
-                pass
-        time.sleep(0.3)     # let them attach before the window opens
-
-    def stop(self) -> dict[int, tuple[float, float, str]]:
-        """pid -> (syscalls, context switches, top syscalls) over the window; NaN if unknown."""
-        for proc in self.procs.values():
-            proc.send_signal(signal.SIGINT)
-        out = {}
-        for p, proc in self.procs.items():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            text = (self.tmp / f"count-{p}.txt").read_text() if (self.tmp / f"count-{p}.txt").exists() else ""
-            out[p] = _strace(text) if self.strace else _perf(text)
-        if self.profiles is not None:
-            self.profiles.stop()
-        return out
-
-
-def _perf(text: str) -> tuple[float, float, str]:
-    vals = {}
-    for line in text.splitlines():
-        f = line.split(",")
-        if len(f) >= 3 and f[0].replace(".", "").isdigit():
-            vals[f[2]] = float(f[0])
-        elif len(f) >= 3 and f[0] == "<not counted>":     # it never ran in the window
-            vals[f[2]] = 0.0
-    return (vals.get("raw_syscalls:sys_enter", float("nan")),
-            vals.get("context-switches", float("nan")), "")
-
-
-def _strace(text: str) -> tuple[float, float, str]:
-    rows = []
-    for line in text.splitlines():
-        f = line.split()
-        if len(f) >= 5 and f[-1] != "total" and f[3].isdigit():
-            rows.append((int(f[3]), f[-1]))
-    rows.sort(reverse=True)
-    total = float(sum(n for n, _ in rows)) if rows or text else float("nan")  # attached, idle: 0
-    return total, float("nan"), " ".join(f"{name}:{n}" for n, name in rows[:3])
 
 
 def served(port: int, model: str, executions: bool = False):

@@ -70,7 +70,8 @@ class SchedConfig:
 
     __slots__ = ("max_batch_size", "batching", "preferred", "max_preferred", "delay_ns",
                  "levels", "default_level", "policies", "preserve_ordering", "sequence",
-                 "pipelinable", "ragged", "spec", "name", "seq", "iterative", "rules")
+                 "pipelinable", "ragged", "spec", "name", "seq", "iterative", "rules",
+                 "passive_only")
 
     def __init__(self, spec: Optional[ModelSpec] = None) -> None:
         spec = spec or _NO_SPEC
@@ -98,6 +99,9 @@ class SchedConfig:
         self.name = spec.name
         self.ragged = frozenset(i.name for i in spec.inputs if i.allow_ragged_batch)
         self.rules = InputRules(spec)    # steps' and BLS calls' input checks (inputcheck.py)
+        # every instance_group passive: no instance of this model ever executes
+        groups = spec.instance_groups
+        self.passive_only = bool(groups) and all(g.passive for g in groups)
         # A request pipelined into a worker's socket can no longer be overtaken
         # by a higher priority, expire or count toward max_queue_size: models
         # that use those rules (or sequences) keep one batch per instance.

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-import msgspec
-
-from tritond import messages, namespaces
+from tritond import messages
 from tritond.errors import Code, TritonError
 from tritond.shm.arena import is_oneoff
 
-from . import iterative
+from . import blscalls, iterative
 from .cancels import Cancels
 from .config import SchedConfig
 from .drain import Retirement
@@ -35,25 +33,11 @@ from .model import Model
 from .policy import Policy, QueueFull, make_policy
 from .outputs import Dispatch, Notify, Output, Reply, _error
 from .router import Batch, Instance
-from .stats import REJECTED, stats_json
+from .stats import REJECTED, model_metrics, stats_json
 from .table import SERVED_STATES, ModelTable
-from .inputcheck import input_error
-from .outputcheck import output_error
-from .wire import ExecuteView, RequestView, dims_decode
+from .wire import ExecuteView, RequestView
 
 __all__ = ["Dispatch", "Notify", "Output", "Reply", "SERVED_STATES", "SchedulerCore"]
-
-
-# python_backend's request_executor.cc, word for word (its trailing quote included)
-_UNARY_DECOUPLED = ("Model %s is using the decoupled. The current BLS request call doesn't "
-                    "support models using the decoupled transaction policy. Please use "
-                    "'decoupled=True' argument to the 'exec' or 'async_exec' calls for "
-                    "decoupled models.'")
-
-
-def _batch_of(req) -> int:
-    inputs = dims_decode(req.inputs) if type(req.inputs) is msgspec.Raw else req.inputs
-    return inputs[0].shape[0] if inputs and inputs[0].shape else 1
 
 
 class SchedulerCore:
@@ -103,19 +87,11 @@ class SchedulerCore:
     def add(self, req: RequestView, now_ns: int) -> list[Output]:
         """Queue ``req``; returns an immediate rejection if it cannot be queued.
 
-        ``req.version`` is resolved (the frontend resolves "latest"; BLS: -1, below).
-        A BLS call's immediate refusal is worded as python_backend's request executor
-        words what ``TRITONSERVER_ServerInferAsync`` refuses (INTERNAL, the model named)."""
+        ``req.version`` is resolved (the frontend resolves "latest"; BLS: -1, below,
+        its refusals worded by blscalls.py)."""
         if req.batch >= 0:
             return self._add(req, now_ns)
-        out = self._add(req, now_ns)
-        for o in out:
-            if type(o) is Reply and o.frontend == req.frontend and o.response.rid == req.rid \
-                    and o.response.error is not None:
-                o.response.error = messages.ErrorInfo(int(Code.INTERNAL), (
-                    f"Model {req.model} - Error when running inference: "
-                    f"{o.response.error.message}"))
-        return out
+        return blscalls.worded(self._add(req, now_ns), req)
 
     def _add(self, req: RequestView, now_ns: int) -> list[Output]:
         model = self._models.get((req.model, req.version))
@@ -125,25 +101,19 @@ class SchedulerCore:
             model = self._models.get((req.model, req.version))
         if req.batch < 0:                          # BLS: the scheduler knows if it batches
             self.bls_callers.add(req.frontend)
-            if model is None or not model.ready:   # python_backend asks ModelIsReady first
-                return [_error(req, Code.INTERNAL, "Failed for execute the inference request. "
-                               f"Model '{req.model}' is not ready.")]
-            if req.unary and model.cfg.spec.decoupled:
-                return [_error(req, Code.INTERNAL, _UNARY_DECOUPLED % req.model)]
-            inputs = dims_decode(req.inputs) if type(req.inputs) is msgspec.Raw else req.inputs
-            # Triton normalizes BLS requests too
-            wrong = input_error(model.cfg.rules, inputs, req.request_id)
-            if wrong is None and type(req.outputs) is msgspec.Raw:
-                wrong = output_error(model.cfg.spec, req.outputs)
-            if wrong is not None:
-                return [_error(req, Code(wrong.code), wrong.message)]
-            req.batch = _batch_of(req) if model.cfg.max_batch_size > 0 else 0
-            req.cache = model.cached       # no frontend looked it up: its worker does
+            refused = blscalls.admit(model, req)
+            if refused is not None:
+                return [refused]
         if model is None or not model.ready:
             return [_error(req, Code.UNAVAILABLE, f"Request for unknown model: '{req.model}' "
                            f"version {req.version} is not at ready state")]
         if model.policy.ensemble:
             return self.ensembles.start(model, req, now_ns)
+        if model.cfg.passive_only:
+            # Triton 2.51 crashes here (its rate limiter has no queue for the model);
+            # its INTERNAL "Unable to find the payload queue" is what it means to say.
+            return [_error(req, Code.INTERNAL, f"every instance of model '{req.model}' is "
+                           "passive: no instance executes its requests", model.version)]
         if req.trace:                              # a traced request: QUEUE_START
             req.trace.append(now_ns)
         out: list[Output] = []
@@ -344,12 +314,5 @@ class SchedulerCore:
     def metrics(self, now_ns: int = 0) -> list[messages.ModelMetrics]:
         """Pending requests, failures per reason and (when on) latency summaries of every
         READY version (/metrics)."""
-        qs = self.summary_quantiles
-        direct = self.ensembles.direct
-        # pending: queued, or pipelined behind a running batch (not executing either)
-        return [messages.ModelMetrics(
-                    m.stats.name, m.stats.version, m.policy.count + m.router.waiting(),
-                    m.stats.failures(),
-                    m.stats.summary.rows(qs, now_ns) if m.stats.summary is not None else {},
-                    direct.get((m.stats.name, m.stats.version), 0))
-                for m in self._models.values() if m.ready]
+        return model_metrics([m for m in self._models.values() if m.ready],
+                             self.summary_quantiles, self.ensembles.direct, now_ns)

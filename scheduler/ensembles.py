@@ -27,22 +27,21 @@ import msgspec
 
 from tritond import messages
 from tritond.departures import exit_reasons, gone, live_workers
-from tritond.errors import REQUEST_CANCELLED, Code, request_tag
+from tritond.errors import Code, request_tag
 from tritond.sequenceparams import override
 
-from . import ensemble_replies as replies, ensemble_stats as stats
+from . import ensemble_cancels as cancels, ensemble_replies as replies, ensemble_stats as stats
+from . import ensemble_steps as step_requests
+from .ensemble_cancels import CANCELLED as _CANCELLED
 from .direct import DirectAnswers
 from .ensemble import Run, Step
 from .enstrace import UNTRACED, RunTrace
-from .inputcheck import input_error
 from .outputs import Reply
 
-_replace = msgspec.structs.replace
 _refs = msgspec.msgpack.Decoder(list[messages.TensorRef]).decode
 _specs = msgspec.msgpack.Decoder(list[messages.OutputSpec]).decode
 SERVER_SHM = messages.SERVER_SHM
 _CANCEL = int(Code.CANCELLED)
-_CANCELLED = messages.ErrorInfo(_CANCEL, REQUEST_CANCELLED)
 
 
 def _decoded(value, decode):
@@ -100,53 +99,7 @@ class Ensembles:
         return out
 
     def _submit(self, run: Run, step: Step, it: int, now_ns: int, out: list) -> None:
-        if not run.limiter.admit(step.index):
-            run.limiter.backlog[step.index].append((run, step, it))
-            run.waiting += 1
-            return
-        core = self.core
-        # -1: no ready version (a model's only version may be 0, as in Triton)
-        version = step.version if step.version > 0 else self._latest.get(step.model, -1)
-        inputs = [_replace(item[0], name=name) for name, tensor in step.inputs
-                  if (item := run.tensors.get((tensor, it))) is not None]
-        target = core._models.get((step.model, version))   # noqa: SLF001 - our core
-        batch = 0
-        if target is not None and target.cfg.max_batch_size > 0:
-            batch = inputs[0].shape[0] if inputs and inputs[0].shape else 1
-        self._rid += 1
-        rid = self._rid
-        req = run.req
-        corrid, flags = req.correlation_id, req.flags
-        if run.seq:                        # a step's response overrode them (Triton's)
-            corrid, flags = run.sequence([tensor for _, tensor in step.inputs], it)
-            if run.stepseq is None:
-                run.stepseq = {}
-            run.stepseq[rid] = (corrid, flags)
-        sub = messages.Request(
-            rid, core.address, step.model, version, inputs,
-            [messages.OutputSpec(o, run.dests.get(t)) for o, t in step.outputs.items()]
-            if run.dests else step.specs,
-            batch, req.request_id, req.priority, req.timeout_us, corrid, flags,
-            req.parameters, now_ns)
-        run.trace.submit(sub, now_ns)      # traced: a child trace per step (enstrace.py)
-        decoupled = target is not None and target.cfg.spec.decoupled
-        sub.cache = target is not None and target.cached   # its worker looks it up
-        run.submitted += 1
-        if version >= 0 and self.answers.eligible(run, step, it, target, core.address):
-            self.answers.mark(run, step, sub)
-        run.pending[rid] = (step, it, decoupled)
-        self.steps[rid] = run
-        if version < 0:
-            out.append(Reply(core.address, messages.Response(rid, error=messages.ErrorInfo(
-                int(Code.UNAVAILABLE), f"Request for unknown model: '{step.model}' has no "
-                "available versions"))))
-            return
-        if target is not None:             # the model's own input check, as Triton's step has
-            wrong = input_error(target.cfg.rules, inputs, sub.request_id)
-            if wrong is not None:
-                out.append(Reply(core.address, messages.Response(rid, error=wrong)))
-                return
-        out.extend(core.add(sub, now_ns))
+        step_requests.submit(self, run, step, it, now_ns, out)
 
     # ------------------------------------------------------------- answers
 
@@ -329,36 +282,11 @@ class Ensembles:
     # -------------------------------------------------------------- cancel
 
     def cancel(self, frontend: str, rid: int, now_ns: int):
-        """Cancel an ensemble request (None: ``rid`` is not one).
-
-        Triton checks a cancel between steps: a request with a step still to start
-        fails CANCELLED; once every step was submitted, their answers stand (a model
-        that ignores the cancel and succeeds: its outputs). The steps in flight are
-        told either way (queued: dropped; running: ``is_cancelled()``).
-        """
-        run = self.clients.get((frontend, rid))
-        if run is None:
-            return None
-        out: list = []
-        if run.error is not None or run.cancelled:
-            return out
-        run.cancelled = True
-        if run.waiting or run.model.policy.decoupled or run.submitted < len(run.graph.steps):
-            self._fail(run, _CANCELLED, now_ns, out)
-            if not run.pending:            # every step was still in the backlog
-                self._finish(run, now_ns, out)
-            return out
-        core = self.core
-        for step_rid in list(run.pending):
-            out.extend(core.cancel(core.address, step_rid, now_ns))
-        return out
+        """Cancel an ensemble request (None: ``rid`` is not one): ensemble_cancels.py."""
+        return cancels.cancel(self, frontend, rid, now_ns)
 
     def _fail(self, run: Run, error, now_ns: int, out: list) -> None:
-        run.error = error
-        run.limiter.purge(run)
-        core = self.core
-        for rid in list(run.pending):
-            out.extend(core.cancel(core.address, rid, now_ns))
+        cancels.fail(self, run, error, now_ns, out)
 
     # ------------------------------------------------------------ releases
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tritond import messages
 from tritond.errors import invalid_arg
 
 from .queue import SKIPPED
@@ -219,3 +220,16 @@ def stats_json(ready: list[ModelStats], name: str = "", version: str = "") -> di
             raise invalid_arg(f"requested model '{name}' is not available")
     chosen = sorted(chosen, key=lambda s: (s.name, s.version))
     return {"model_stats": [s.to_json() for s in chosen]}
+
+
+def model_metrics(ready: list, quantiles, direct: dict, now_ns: int) -> list:
+    """messages.ModelMetrics of each model (scheduler.model.Model) in ``ready``: pending
+    requests, failures per reason, latency summaries (``quantiles``: when on) and the
+    requests a step's worker answered directly (``direct``, scheduler/direct.py)."""
+    # pending: queued, or pipelined behind a running batch (not executing either)
+    return [messages.ModelMetrics(
+                m.stats.name, m.stats.version, m.policy.count + m.router.waiting(),
+                m.stats.failures(),
+                m.stats.summary.rows(quantiles, now_ns) if m.stats.summary is not None else {},
+                direct.get((m.stats.name, m.stats.version), 0))
+            for m in ready]

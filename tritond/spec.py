@@ -108,6 +108,7 @@ class InstanceGroup(_Spec):
     kind: str = "CPU"                      # "CPU" | "GPU" | "MODEL"
     count: int = 1
     gpus: tuple[int, ...] = ()
+    passive: bool = False                  # loaded, never scheduled (Triton's passive)
 
 
 class EnsembleStep(_Spec):

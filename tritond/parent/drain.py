@@ -49,9 +49,10 @@ class Drainer:
                         what, len(pending), timeout)
 
     def live_addresses(self, versions: list[ModelVersion]) -> list[str]:
-        """Workers of ``versions`` that are alive and loaded (they may hold requests)."""
+        """Workers of ``versions`` that are alive and loaded (they may hold requests; a
+        passive one never does: the scheduler never knew it, so no Drained would come)."""
         return [inst.address for mv in versions for inst in mv.instances
-                if inst.live and inst.address]
+                if inst.live and inst.address and not inst.passive]
 
     def retire(self, addresses: list[str]) -> list[asyncio.Future]:
         """List ``addresses`` as retiring (the next table says so) and expect their Drained."""

@@ -21,7 +21,7 @@ from tritond.spec import ModelSpec
 from . import ensembles, reloads, restarts
 from .children import Child, ChildError, kill
 from .models import (LOADING, READY, UNAVAILABLE, Instance, ModelVersion, Phase, Registry,
-                     instance_plan)
+                     planned_instances)
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -152,8 +152,9 @@ class Loader:
         instance groups, reloads.py); ValueError with Triton's text when refused."""
         if self.options.rate_limit != "execution_count":
             return
-        needs = ratelimit.instance_needs(spec.config_json,
-                                         [(n, d) for n, _, d in instance_plan(spec)])
+        # a passive instance is never registered with Triton's rate limiter
+        needs = ratelimit.instance_needs(spec.config_json, [
+            (i.name, i.device_id) for i in planned_instances(spec) if not i.passive])
         others = [need for key, kept in self.rate_needs.items() if key != (mv.name, mv.version)
                   and getattr(self.registry.versions.get(key), "state", None) in (LOADING, READY)
                   for need in kept]
@@ -171,8 +172,7 @@ class Loader:
         fail = self._fail if last else self._attempt_failed
         mv.instances = []           # a retry starts afresh (the failed ones were stopped)
         partial = repository.spec_from_config(cfg, mv.version)
-        first_name, kind, device = instance_plan(partial)[0]
-        first = Instance(first_name, kind, device)
+        first = planned_instances(partial)[0]
         mv.instances.append(first)
         ok, result = await self._start_instance(
             mv, first, partial, auto_complete=not self.options.disable_auto_complete_config)
@@ -183,7 +183,7 @@ class Loader:
                 ok, result = False, f"completed config: {getattr(exc, 'message', exc)}"
         if not ok:
             return fail(mv, result)
-        rest = [Instance(n, k, d) for (n, k, d) in instance_plan(mv.spec)[1:]]
+        rest = planned_instances(mv.spec)[1:]
         mv.instances.extend(rest)
         results = await asyncio.gather(*(self._start_instance(mv, inst, mv.spec, False)
                                          for inst in rest))

@@ -32,6 +32,9 @@ class Instance:
     exit: str = ""             # how the last worker ended, until a new one is loaded
     exit_address: str = ""     # that worker's address
     user_ready: bool = False   # its model defines is_ready() (Loaded.user_ready)
+    # instance_group passive: loaded and kept alive, never in the scheduler's table
+    # (Triton starts no backend thread for it; rate_limiter.cc never sees it)
+    passive: bool = False
 
     @property
     def address(self) -> str:
@@ -74,7 +77,7 @@ class ModelVersion:
 
     def live_entries(self) -> list[messages.InstanceEntry]:
         return [messages.InstanceEntry(i.address, i.name, i.kind, i.device_id, i.user_ready)
-                for i in self.instances if i.live]
+                for i in self.instances if i.live and not i.passive]
 
     @property
     def ready(self) -> bool:
@@ -106,7 +109,8 @@ class ModelVersion:
     def entry(self) -> messages.ModelEntry:
         live = self.live_entries()
         reason = self.reason
-        restarting = self.state == READY and not live and not self.ensemble
+        restarting = self.state == READY and not self.ensemble and \
+            not any(i.live for i in self.instances)     # passive ones count: not in ``live``
         if restarting:
             # Not ready, yet still served: requests queue until an instance is back.
             last = next((i.exit for i in self.instances if i.exit), "")
@@ -156,6 +160,13 @@ class Registry:
         """The versions of ``name`` that are not unloaded."""
         return [mv for (n, _), mv in self.versions.items()
                 if n == name and mv.reason != UNLOADED]
+
+
+def planned_instances(spec: ModelSpec) -> list[Instance]:
+    """An Instance (not started) for every instance the config asks for, in plan order."""
+    groups = spec.instance_groups
+    return [Instance(name, kind, dev, passive=bool(groups) and groups[index].passive)
+            for name, kind, dev, index in group_plan(spec)]
 
 
 def instance_plan(spec: ModelSpec) -> list[tuple[str, str, int]]:

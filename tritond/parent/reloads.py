@@ -23,7 +23,7 @@ import time
 from tritond.protos.model_config_pb2 import ModelConfig
 from tritond.repository import timestamps
 from tritond.spec import ModelSpec
-from .models import READY, Instance, ModelVersion, group_plan
+from .models import READY, Instance, ModelVersion, group_plan, planned_instances
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -112,22 +112,22 @@ def instance_update(mv: ModelVersion, cfg: ModelConfig) -> InstanceUpdate | None
         spare[sig].append(inst)
     taken = set()
     wanted = []
-    for (name, kind, dev, _), sig in zip(group_plan(spec), _signatures(final, spec)):
+    for planned, sig in zip(planned_instances(spec), _signatures(final, spec)):
         inst = spare[sig].pop(0) if spare[sig] else None
-        wanted.append(inst or (name, kind, dev))
+        wanted.append(inst or planned)
         if inst is not None:
             taken.add(inst.name)
     order, added = [], []
-    for item in wanted:
-        if isinstance(item, Instance):
-            order.append(item)
+    kept = {id(inst) for inst in mv.instances}
+    for inst in wanted:
+        if id(inst) in kept:
+            order.append(inst)
             continue
-        name, kind, dev = item
-        unique, n = name, 1
+        unique, n = inst.name, 1
         while unique in taken:      # a kept instance has this name: never two alike
-            unique, n = f"{name}_{n}", n + 1
+            unique, n = f"{inst.name}_{n}", n + 1
         taken.add(unique)
-        inst = Instance(unique, kind, dev)
+        inst.name = unique
         order.append(inst)
         added.append(inst)
     removed = [inst for left in spare.values() for inst in left]
@@ -167,7 +167,8 @@ async def apply(mv: ModelVersion, update: InstanceUpdate, loader, drainer, publi
             loader.stop_instance(inst, "instance update failed")
         return errors[0]
     mv.spec, mv.instances = update.spec, update.order
-    addresses = [inst.address for inst in update.removed if inst.live and inst.address]
+    addresses = [inst.address for inst in update.removed   # a passive one holds nothing
+                 if inst.live and inst.address and not inst.passive]
     waits = drainer.retire(addresses)
     for inst in update.removed:
         inst.loaded = False        # out of the table now; restarts leave it alone

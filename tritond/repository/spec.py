@@ -116,4 +116,4 @@ def _initial(st) -> tuple:
 
 def _group(cfg: ModelConfig, index: int, g) -> s.InstanceGroup:
     return s.InstanceGroup(g.name or f"{cfg.name}_{index}", _KINDS.get(g.kind, "CPU"),
-                           g.count or 1, tuple(g.gpus))
+                           g.count or 1, tuple(g.gpus), g.passive)

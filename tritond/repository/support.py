@@ -32,10 +32,6 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
         # Triton's rules refuse it elsewhere (validation.py); on GPU Triton grows a
         # CUDA virtual-memory reservation, which tritond does not have.
         found.append("sequence_batching state use_growable_memory (growable CUDA state buffers)")
-    if any(g.passive for g in cfg.instance_group):
-        # Triton loads passive instances but never schedules to them (a backend of its
-        # own uses them); tritond's scheduler would send them requests.
-        found.append("instance_group passive (instances the scheduler does not use)")
     if cfg.batch_input:
         found.append("batch_input")
     if cfg.batch_output:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tritond.parent.models import (READY, UNAVAILABLE, UNLOADED, ModelVersion, Registry,
-                                   format_table, instance_plan)
+                                   format_table, instance_plan, planned_instances)
 from tritond.spec import InstanceGroup, ModelSpec
 
 from tests.specs import spec
@@ -28,6 +28,14 @@ def test_instance_plan_without_groups_is_one_cpu_instance():
     assert instance_plan(ModelSpec("e")) == [("e_0_0", "CPU", 0)]
     assert instance_plan(spec('name: "m" backend: "onnxruntime"')) == [
         ("m_0", "CPU", 0), ("m_1", "CPU", 0)]       # normalize: ORT CPU groups count 2
+
+
+def test_planned_instances_of_a_passive_group_are_passive():
+    got = ModelSpec("m", instance_groups=(InstanceGroup("a", "CPU", 1),
+                                          InstanceGroup("p", "CPU", 2, passive=True)))
+    assert [(i.name, i.passive) for i in planned_instances(got)] == [
+        ("a_0", False), ("p_0", True), ("p_1", True)]
+    assert [i.passive for i in planned_instances(ModelSpec("e"))] == [False]
 
 
 def test_the_start_up_table_names_namespaced_copies_as_triton_does():

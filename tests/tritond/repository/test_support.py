@@ -22,8 +22,6 @@ FEATURES = {
                              'value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } } ]\n'),
     "envpath": ("EXECUTION_ENV_PATH", 'parameters { key: "EXECUTION_ENV_PATH" value: '
                                       '{ string_value: "$$TRITON_MODEL_DIRECTORY/env.tar.gz" } }\n'),
-    "passive": ("instance_group passive", 'instance_group [ { kind: KIND_CPU }, '
-                                          '{ kind: KIND_CPU passive: true } ]\n'),
     "ragged": ("batch_input", 'max_batch_size: 4\nbatch_input [ { kind: BATCH_ELEMENT_COUNT '
                               'target_name: "N" data_type: TYPE_FP32 source_input: "IN0" } ]\n'),
 }
