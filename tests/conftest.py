@@ -4,3 +4,18 @@ must be chosen before anything imports grpc."""
 from tritond.frontend.grpc.iomgr import prefer_iomgr
 
 prefer_iomgr()
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def aoti_package(tmp_path_factory):
+    """The AOTInductor test package (tests/aoti_models.py), compiled once per session:
+    compiling takes tens of seconds, every torch_aoti test shares it."""
+    from tests import aoti_models
+
+    reason = aoti_models.missing()
+    if reason:
+        pytest.skip(reason)
+    return aoti_models.compile_package(tmp_path_factory.mktemp("aoti") / "add_sub.pt2")

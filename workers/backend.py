@@ -29,6 +29,11 @@ REGISTRY: dict[str, str] = {
 }
 """Backend name (config ``backend``) -> ``"module:Class"``."""
 
+PLATFORMS: dict[tuple[str, str], str] = {
+    ("pytorch", "torch_aoti"): "tritond.workers.aoti:AotiBackend",
+}
+"""(backend, platform) -> ``"module:Class"`` where one backend serves two model formats."""
+
 
 @dataclasses.dataclass(frozen=True)
 class LoadContext:
@@ -139,13 +144,13 @@ def provisional_spec(config: dict) -> ModelSpec:
     return spec_from_config(from_dict(config))
 
 
-def backend_class(name: str) -> type:
-    """Import and return the backend class registered as ``name``.
+def backend_class(name: str, platform: str = "") -> type:
+    """Import and return the backend class registered as ``name`` (and ``platform``).
 
     Raises TritonError(UNSUPPORTED) naming the backend when it is unknown or
     its module cannot be imported (e.g. an optional framework not installed).
     """
-    target = REGISTRY.get(name)
+    target = PLATFORMS.get((name, platform)) or REGISTRY.get(name)
     if target is None:
         known = ", ".join(sorted(REGISTRY))
         raise TritonError(Code.UNSUPPORTED,
@@ -154,6 +159,7 @@ def backend_class(name: str) -> type:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise TritonError(Code.UNSUPPORTED,
-                          f"backend '{name}' is not available: {exc}") from exc
+        what = f"backend '{name}'" + (f" (platform '{platform}')"
+                                      if (name, platform) in PLATFORMS else "")
+        raise TritonError(Code.UNSUPPORTED, f"{what} is not available: {exc}") from exc
     return getattr(module, cls_name)

@@ -20,7 +20,7 @@ def load_backend(load: messages.Load, options: Options) -> tuple[Backend, ModelS
                           f"(platform '{spec.platform}')")
     ctx = LoadContext(namespaces.name_of(load.model), load.version, load.instance, load.kind,
                       load.device_id, load.model_dir, load.repository, options)
-    backend = backend_class(spec.backend)(ctx)
+    backend = backend_class(spec.backend, spec.platform)(ctx)
     if load.auto_complete:
         # The backends' auto-complete works on Triton's JSON dict (the
         # Python backend hands it to the model as pb_utils.ModelConfig).

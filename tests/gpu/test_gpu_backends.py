@@ -150,3 +150,33 @@ def test_onnxruntime_gpu_with_cuda_shm_in_and_out(tmp_path):
             np.testing.assert_array_equal(result.as_numpy("OUTPUT1"), 0 * x)
     finally:
         srv.stop()
+
+
+def test_aoti_package_on_gpu(tmp_path):
+    """platform "torch_aoti" on a GPU instance: a package compiled for CUDA, loaded on
+    cuda:0, host inputs moved there, outputs back (written, not yet run on a GPU)."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("this torch build has no CUDA")
+    from tests import aoti_models
+    reason = aoti_models.missing()
+    if reason:
+        pytest.skip(reason)
+    package = aoti_models.compile_package(tmp_path / "add_sub.pt2", "cuda")
+    aoti_models.add_model(tmp_path / "repo", package, "aoti_gpu",
+                          extra='instance_group [ { kind: KIND_GPU } ]\n')
+    srv = Server([tmp_path / "repo"])
+    try:
+        client = httpclient.InferenceServerClient(srv.url)
+        a = np.arange(8, dtype=np.float32).reshape(2, 4)
+        b = np.full((2, 4), 3, np.float32)
+        ins = []
+        for name, arr in (("INPUT__0", a), ("INPUT__1", b)):
+            t = httpclient.InferInput(name, list(arr.shape), "FP32")
+            t.set_data_from_numpy(arr)
+            ins.append(t)
+        result = client.infer("aoti_gpu", ins)
+        np.testing.assert_array_equal(result.as_numpy("OUTPUT__0"), a + b)
+        np.testing.assert_array_equal(result.as_numpy("OUTPUT__1"), a - b)
+    finally:
+        srv.stop()

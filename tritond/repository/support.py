@@ -23,9 +23,6 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
     elif cfg.backend and cfg.backend not in BACKENDS:
         platform = f" (platform '{cfg.platform}')" if cfg.platform else ""
         found.append(f"backend '{cfg.backend}'{platform}")
-    elif cfg.platform == "torch_aoti":
-        # the pytorch backend here runs TorchScript (model.pt) only
-        found.append("platform 'torch_aoti' (AOTInductor packages)")
     if any(st.use_growable_memory and st.use_same_buffer_for_input_output
            for st in cfg.sequence_batching.state) and \
             all(g.kind == ModelInstanceGroup.KIND_GPU for g in cfg.instance_group):

@@ -27,7 +27,6 @@ FEATURES = {
 }
 # models of another backend or platform: (feature, config head, file in version 1)
 OTHERS = {
-    "aoti": ("platform 'torch_aoti'", 'platform: "torch_aoti"\n', "model.pt2"),
     "ov": ("backend 'openvino'", 'backend: "openvino"\n', "model.xml"),
     "tf": ("backend 'tensorflow'", 'platform: "tensorflow_savedmodel"\n', None),
     "onnxstream": ("decoupled", 'backend: "onnxruntime"\n'
