@@ -302,10 +302,11 @@ class SchedulerCore:
 
     # ------------------------------------------------------------- statistics
 
-    def stats_json(self, name: str = "", version: str = "") -> dict:
-        """Triton's ``{"model_stats": [...]}``; raises TritonError INVALID_ARG (see stats)."""
+    def stats_json(self, name: str = "", version: str = "", totals: bool = False) -> dict:
+        """Triton's ``{"model_stats": [...]}``; raises TritonError INVALID_ARG (see stats).
+        ``totals``: /metrics' counters, which a full reload does not restart."""
         ready = [m.stats for m in self._models.values() if m.ready]
-        return stats_json(ready, name, str(version) if version else "")
+        return stats_json(ready, name, str(version) if version else "", totals)
 
     def worker_addresses(self) -> list[str]:
         """Every worker this scheduler sends to (serving or retiring)."""

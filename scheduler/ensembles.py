@@ -148,7 +148,7 @@ class Ensembles:
                            else messages.ErrorInfo(resp.error.code, (
                                f"in ensemble '{run.model.name}', {resp.error.message}")),
                            now_ns, out)
-        elif resp.outputs or (not resp.empty and not decoupled):
+        elif resp.outputs or not resp.empty:     # a response without outputs: all absent
             if decoupled:                  # each response of a decoupled step: a new iteration
                 run.fresh += 1
                 produced = run.fresh

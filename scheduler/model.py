@@ -11,7 +11,7 @@ class Model:
     """One model version: what it dispatches (``policy``) and where (``router``)."""
 
     __slots__ = ("name", "version", "config_json", "cfg", "policy", "router", "stats", "ready",
-                 "cached")
+                 "cached", "generation")
 
     def __init__(self, name: str, version: int, config_json: str, cfg: SchedConfig,
                  policy: Policy, pipeline: bool = False) -> None:
@@ -25,6 +25,7 @@ class Model:
         self.ready = True            # accepts new requests (False while UNLOADING)
         # response_cache under --cache-config: its steps and BLS calls carry Request.cache
         self.cached = False
+        self.generation = 0          # the parent's load of this version (ModelEntry.generation)
 
     def set_pipeline(self, on: bool) -> None:
         self.router.set_depth(self.policy.depth if on else 0)

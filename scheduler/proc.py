@@ -192,7 +192,7 @@ class SchedulerProc:
 
     def _answer(self, query: messages.StatsQuery) -> messages.StatsAnswer:
         try:
-            stats = self.core.stats_json(query.name, query.version)
+            stats = self.core.stats_json(query.name, query.version, totals=query.metrics)
         except TritonError as exc:
             return messages.StatsAnswer(query.qid, error=messages.ErrorInfo(int(exc.code),
                                                                              exc.message))

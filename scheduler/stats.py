@@ -34,7 +34,7 @@ class ModelStats:
 
     __slots__ = ("name", "version", "last_inference_ms", "inference_count",
                  "execution_count", "batches", "reasons", "responses",
-                 "summary") + _REQUEST_FIELDS
+                 "summary", "base") + _REQUEST_FIELDS
 
     def __init__(self, name: str, version: int) -> None:
         self.name = name
@@ -50,6 +50,28 @@ class ModelStats:
         # response index -> 6 (count, ns) pairs in _RESPONSE_FIELDS order (decoupled models)
         self.responses: dict[int, list[int]] = {}
         self.summary = None     # summary.Summaries when summary_latencies=true
+        # What earlier loads of this version counted: /metrics adds it (restart())
+        self.base: ModelStats | None = None
+
+    def restart(self) -> "ModelStats":
+        """The statistics of this version loaded anew (a full reload): Triton's new Model
+        counts from zero in ``/v2/models/<m>/stats``, while its ``/metrics`` counters, kept
+        per model and version by the metrics reporter, carry on (``to_json(totals=True)``,
+        ``failures(totals=True)``). The latency summaries carry on too."""
+        fresh = ModelStats(self.name, self.version)
+        fresh.summary = self.summary
+        base = fresh.base = ModelStats(self.name, self.version)
+        for old in (self, self.base):
+            if old is None:
+                continue
+            base.inference_count += old.inference_count
+            base.execution_count += old.execution_count
+            for field in _REQUEST_FIELDS:
+                pair, add = getattr(base, field), getattr(old, field)
+                pair[0] += add[0]
+                pair[1] += add[1]
+            base.reasons = [a + b for a, b in zip(base.reasons, old.reasons)]
+        return fresh
 
     def responses_sent(self, rows) -> None:
         """Add a worker's ResponseStats rows."""
@@ -67,9 +89,13 @@ class ModelStats:
         self.fail[1] += ns
         self.reasons[reason] += count
 
-    def failures(self) -> dict[str, int]:
-        """Failures per Triton reason, every reason present (Triton pre-creates them)."""
-        return dict(zip(FAILURE_REASONS, self.reasons))
+    def failures(self, totals: bool = False) -> dict[str, int]:
+        """Failures per Triton reason, every reason present (Triton pre-creates them);
+        ``totals``: with earlier loads' (``restart``)."""
+        reasons = self.reasons
+        if totals and self.base is not None:
+            reasons = [a + b for a, b in zip(reasons, self.base.reasons)]
+        return dict(zip(FAILURE_REASONS, reasons))
 
     def executed(self, batch_size: int, ok: int, queue_ns: int, total_ns: int,
                  ci_ns: int, cf_ns: int, co_ns: int, now_ms: int, rows: int = 0) -> None:
@@ -184,15 +210,22 @@ class ModelStats:
             observe(now_ns, (end_ns - arrival) // 1000, (dispatch_ns - arrival) // 1000,
                     ci, cf, co)
 
-    def to_json(self) -> dict[str, Any]:
-        """One element of ``model_stats``."""
+    def to_json(self, totals: bool = False) -> dict[str, Any]:
+        """One element of ``model_stats``; ``totals``: the counters with earlier loads'
+        (``restart``), what ``/metrics`` shows."""
+        base = self.base if totals else None
+        inference_stats = {f: _duration(getattr(self, f)) for f in _REQUEST_FIELDS}
+        if base is not None:
+            inference_stats = {f: _duration([a + b for a, b in zip(getattr(self, f),
+                                                                  getattr(base, f))])
+                               for f in _REQUEST_FIELDS}
         return {
             "name": self.name,
             "version": str(self.version),
             "last_inference": self.last_inference_ms,
-            "inference_count": self.inference_count,
-            "execution_count": self.execution_count,
-            "inference_stats": {f: _duration(getattr(self, f)) for f in _REQUEST_FIELDS},
+            "inference_count": self.inference_count + (base.inference_count if base else 0),
+            "execution_count": self.execution_count + (base.execution_count if base else 0),
+            "inference_stats": inference_stats,
             "response_stats": {
                 str(i): {f: {"count": r[2 * k], "ns": r[2 * k + 1]}
                          for k, f in enumerate(_RESPONSE_FIELDS)}
@@ -207,8 +240,10 @@ class ModelStats:
         }
 
 
-def stats_json(ready: list[ModelStats], name: str = "", version: str = "") -> dict[str, Any]:
-    """``{"model_stats": [...]}`` for the READY versions in ``ready``, filtered as Triton does.
+def stats_json(ready: list[ModelStats], name: str = "", version: str = "",
+               totals: bool = False) -> dict[str, Any]:
+    """``{"model_stats": [...]}`` for the READY versions in ``ready``, filtered as Triton does
+    (``totals``: /metrics' counters, ``ModelStats.restart``).
 
     A named model (and version, if given) with no READY match raises INVALID_ARG.
     """
@@ -219,7 +254,7 @@ def stats_json(ready: list[ModelStats], name: str = "", version: str = "") -> di
         if not chosen:
             raise invalid_arg(f"requested model '{name}' is not available")
     chosen = sorted(chosen, key=lambda s: (s.name, s.version))
-    return {"model_stats": [s.to_json() for s in chosen]}
+    return {"model_stats": [s.to_json(totals) for s in chosen]}
 
 
 def model_metrics(ready: list, quantiles, direct: dict, now_ns: int) -> list:
@@ -229,7 +264,7 @@ def model_metrics(ready: list, quantiles, direct: dict, now_ns: int) -> list:
     # pending: queued, or pipelined behind a running batch (not executing either)
     return [messages.ModelMetrics(
                 m.stats.name, m.stats.version, m.policy.count + m.router.waiting(),
-                m.stats.failures(),
+                m.stats.failures(totals=True),
                 m.stats.summary.rows(quantiles, now_ns) if m.stats.summary is not None else {},
                 direct.get((m.stats.name, m.stats.version), 0))
             for m in ready]

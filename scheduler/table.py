@@ -97,9 +97,14 @@ class ModelTable:
             fresh = Model(entry.name, entry.version, config_json, cfg, settings.make_policy(cfg),
                           settings.pipeline)
             fresh.cached = settings.cache_on and _cached(config_json)
+            fresh.generation = entry.generation if model is None else model.generation
             if model is not None:
                 self._move(model, fresh, out)
             model = fresh
+        if model.generation != entry.generation:
+            # Loaded anew (not kept by the reload): Triton's new Model, new statistics.
+            model.generation = entry.generation
+            model.stats = model.stats.restart()
         model.router.limiter = settings.limiter
         if settings.summary_quantiles is not None and model.stats.summary is None:
             model.stats.summary = Summaries()

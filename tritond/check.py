@@ -3,7 +3,7 @@
 For CI pipelines of model repositories: every problem tritond would report when
 loading (config.pbtxt syntax with file:line, fields, versions, model files, ONNX
 inputs/outputs against the model, ensemble graphs, features tritond does not
-support yet) is printed as one line, and the exit code is 1 when there is any
+support yet, Python execution environments: unpacked into TMPDIR and removed) is printed as one line, and the exit code is 1 when there is any
 (2 for a usage error). Models are checked in this process: ONNX models open an
 onnxruntime session; Python models are not imported (their code runs only in a
 server).
@@ -94,6 +94,7 @@ def _problems(src, strict: bool, known: set[str]) -> list[str]:
     if not src.versions:
         found.append(f"model '{cfg.name}' has no version directory to serve "
                      f"(available: {src.available or 'none'})")
+    found += _environment(cfg, src.model_dir)
     try:
         if cfg.backend == "onnxruntime" and src.versions:
             for version in src.versions:
@@ -105,6 +106,23 @@ def _problems(src, strict: bool, known: set[str]) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - one broken model must not stop the others' check
         found.append(f"{type(exc).__name__}: {exc}")
     return found
+
+
+def _environment(cfg, model_dir: str) -> list[str]:
+    """A Python model's EXECUTION_ENV_PATH, found, unpacked (then removed) and checked as
+    the server's load does."""
+    from tritond.parent import pythonenv
+
+    if not (value := pythonenv.requested(cfg)):
+        return []
+    envs = pythonenv.Environments()
+    try:
+        envs.prepare(value, model_dir)
+    except TritonError as exc:
+        return [exc.message]
+    finally:
+        envs.close()
+    return []
 
 
 def _onnx(src, cfg, version: int, strict: bool) -> None:

@@ -13,9 +13,11 @@ Triton checks each input's byte size), so that an earlier input's size error com
 The order of the checks is Triton's (a request with several faults gets the first one's
 text; checked against Triton 2.51): repeated names, the input count, then per input its
 name and (the model batches) its batch dimension, then the batch size, then per input its
-datatype, specified dims and shape, and its sizes (``sized``). Last, tritond's own check: a
-request whose optional input stands in a required one's place passes Triton's count check
-and reaches the backend; it is refused here, in the count check's words.
+datatype, specified dims and shape, and its sizes (``sized``). As in Triton (2.51 and core's
+ValidateRequestInputs at HEAD), the input count is all that is checked of the required
+inputs: a request whose optional input stands in a required one's place passes, and the
+backend meets the missing input (a Python model finds no such tensor, the others fail the
+request with their runtime's error).
 """
 from __future__ import annotations
 
@@ -60,7 +62,7 @@ class InputRules:
         self.model: str = spec.name
         self.max_batch_size: int = spec.max_batch_size
         self.inputs = {t.name: InputRule(t) for t in spec.inputs}
-        self.required = frozenset(t.name for t in spec.inputs if not t.optional)
+        self.required = frozenset(t.name for t in spec.inputs if not t.optional)   # counted
         self.passed: dict[tuple, tuple] = {}
 
     def check(self, signature: tuple, request_id,
@@ -92,10 +94,6 @@ class InputRules:
             expect.append((rule.elem_size, count))
             if sized is not None:
                 sized(i, rule.elem_size, count)
-        if len(signature) < len(inputs) and not self.required.issubset(s[0] for s in signature):
-            # an optional input in a required one's place: Triton's count check lets it by
-            # (the backend then fails it); refused here in that check's words
-            self._count_error(signature, request_id)
         known = (max(batch, 0), tuple(expect))      # 0: the model does not batch
         if len(self.passed) >= SIGNATURES:     # many shapes (no batching, odd sizes): start over
             self.passed.clear()

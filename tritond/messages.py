@@ -325,6 +325,8 @@ class ModelEntry(msgspec.Struct, array_like=True, omit_defaults=True):
     # the requests that instance was executing.
     exited: dict[str, str] = {}
     load_seconds: float = 0.0  # how long the version took to load (nv_model_load_duration_secs)
+    # which load of the version this is: a new one (a full reload) restarts its statistics
+    generation: int = 0
 
 
 class ModelTable(msgspec.Struct, tag=42, array_like=True):

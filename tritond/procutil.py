@@ -33,6 +33,7 @@ class Bootstrap:
     log_info: bool = True       # --log-info/--log-warning/--log-error, as changed live
     log_warning: bool = True
     log_error: bool = True
+    python_env: str = ""        # a worker's execution environment root (tritond/execenv.py)
 
 
 def die_with_parent(parent_pid: int) -> None:

@@ -11,6 +11,7 @@ import re
 
 import msgspec
 
+from tritond import tritonjson
 from tritond.errors import invalid_arg
 
 from . import fastdecode
@@ -19,7 +20,7 @@ from ..types import InferRequest, InferResult, InputTensor, RequestedOutput, Shm
 from .tensors import NESTING, bytes_to_json, json_to_bytes
 
 _decode = msgspec.json.decode
-encode_json = msgspec.json.encode
+encode_json = tritonjson.encode       # Triton's spelling: \u001F, not msgspec's \u001f
 _UINT64_MAX = (1 << 64) - 1
 _NO_HEADER = ("must specify valid 'Infer-Header-Content-Length' in request header and "
               "'binary_data_size' when passing inputs in binary data format")

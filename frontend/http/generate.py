@@ -60,7 +60,7 @@ async def _serve(request: Request, streaming: bool):
         trace.stamp("HTTP_RECV_END")
     doc = parse_json(body) if body.strip() else {}
     if not isinstance(doc, dict):
-        raise invalid_arg("generate request must be a JSON object")
+        raise invalid_arg("attempt to get members for non-object")   # TritonJson's Members()
     mv = core.models.resolve(model, version)
     _no_repeated_input(body, mv, doc)
     req = to_request(doc, mv, model, version)

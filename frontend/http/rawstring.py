@@ -17,7 +17,7 @@ import numpy as np
 # JSON's mandatory escapes: '"', '\\' and the C0 controls.
 _ESCAPES = {0x22: b'\\"', 0x5C: b"\\\\", 0x08: b"\\b", 0x0C: b"\\f", 0x0A: b"\\n",
             0x0D: b"\\r", 0x09: b"\\t"}
-_TABLE = [_ESCAPES.get(i, b"\\u%04x" % i if i < 0x20 else bytes([i])) for i in range(256)]
+_TABLE = [_ESCAPES.get(i, b"\\u%04X" % i if i < 0x20 else bytes([i])) for i in range(256)]
 
 
 # A byte that a JSON string must escape; none in a whole tensor: one join writes it.

@@ -31,6 +31,9 @@ _SIGNED = "attempt to access JSON non-signed-integer as signed-integer"
 _BOOLEAN = "attempt to access JSON non-boolean as boolean"
 _DOUBLE = "attempt to access JSON non-number as double"
 _STRING = "attempt to access JSON non-string as string"
+# Triton sizes a BYTES input's JSON data first (JsonBytesArrayByteSize, infer and generate):
+# a non-string element fails there, with this text and no element named.
+_NOT_STRING = f"Unable to parse JSON bytes array: {_STRING}"
 _SHAPE_ERR = "Unable to parse 'data': Shape does not match true shape of 'data' field"
 _SHORT_ERR = "Failed to parse 'data' field: shape does not match true shape"
 
@@ -155,8 +158,7 @@ def _strings(flat: list) -> bytes:
         parts = []
         for s in flat:
             if type(s) is not str:
-                raise invalid_arg(f"Unable to parse 'data': expected a string, got {s!r}: "
-                                  f"{_STRING}")
+                raise invalid_arg(_NOT_STRING)
             b = s.encode()
             parts.append(pack(len(b)))
             parts.append(b)
@@ -166,8 +168,7 @@ def _strings(flat: list) -> bytes:
     except TypeError:
         for s in flat:
             if type(s) is not str:
-                raise invalid_arg(f"Unable to parse 'data': expected a string, got {s!r}: "
-                                  f"{_STRING}") from None
+                raise invalid_arg(_NOT_STRING) from None
         raise
     return dtypes.pack_elements(items)[0]
 

@@ -59,7 +59,7 @@ def test_fp32_written_as_double():
     ("INT8", [300, 1], "Unable to parse 'data'"),
     ("BOOL", [1, 0], "Unable to parse 'data'"),
     ("FP32", [True, 1.0], "Unable to parse 'data'"),
-    ("BYTES", ["a", 3], "Unable to parse 'data'"),
+    ("BYTES", ["a", 3], "Unable to parse JSON bytes array: attempt to access JSON non-string"),
     ("INT32", [1, 2, 3], "Unable to parse 'data': Shape does not match true shape of 'data' field"),
     # QA L0_http test.sh: fewer elements than the shape, Triton's other text.
     ("INT32", [1], "Failed to parse 'data' field: shape does not match true shape"),
@@ -227,6 +227,27 @@ def test_bytes_output_not_utf8_written_verbatim():
     assert codec.encode_json(items) == b'["ok","\xff\\u0000\\"","\xc3\xa9"]'
 
 
+def test_json_answer_spells_escapes_as_triton():
+    """Triton's JSON writer (rapidjson) writes a control character as \\u00XX with
+    upper-case hex and DEL, U+2028 and non-ASCII as they are; the bytes here are Triton
+    2.51's answer to the same output (an oracle run). Valid UTF-8 (a str, msgspec's
+    escapes mended) and not (raw bytes) give the same spelling; the text backslash-u001f
+    stays as it is."""
+    text = "a\x1fb\x01\x00c\x7f\u00e9\u2028\\u001f\"\n\t"
+    raw = text.encode()
+    want = (b'["a\\u001Fb\\u0001\\u0000c\x7f\xc3\xa9\xe2\x80\xa8\\\\u001f\\"\\n\\t",'
+            b'"\xff\\u001F"]')
+    blob = b"".join(struct.pack("<I", len(b)) + b for b in (raw, b"\xff\x1f"))
+    head, _ = codec.encode_result(result(OutputTensor("Y", "BYTES", [2], memoryview(blob), None)),
+                                  False)
+    assert want in head
+    items = [raw + bytes([i]) for i in range(40)]
+    blob = b"".join(struct.pack("<I", len(b)) + b for b in items)
+    got = codec.encode_json(bytes_to_json("Y", "BYTES", [40], memoryview(blob)))
+    assert b"\\u001f" not in got.replace(b"\\\\u001f", b"")
+    assert got.count(b"\\u001F") == 40 + 1 and json.loads(got) == [b.decode() for b in items]
+
+
 @pytest.mark.parametrize("datatype", ["INT8", "UINT8", "INT16", "UINT16", "INT32", "UINT32",
                                       "INT64", "UINT64", "FP32", "FP64", "BOOL"])
 def test_fast_conversions_match_numpy(datatype):
@@ -303,7 +324,8 @@ def test_json_strings_to_bytes(n):
         rows = [items[i:i + 2] for i in range(0, n, 2)]
         assert json_to_bytes("IN", "BYTES", [n // 2, 2], rows) == want
     bad = items[:-1] + [7]
-    with pytest.raises(TritonError, match="expected a string, got 7"):
+    with pytest.raises(TritonError, match="^Unable to parse JSON bytes array: attempt to "
+                                          "access JSON non-string as string$"):
         json_to_bytes("IN", "BYTES", [n], bad)
 
 
@@ -332,8 +354,8 @@ def _bytes_json_answer(items, with_table):
     data = b"".join(len(b).to_bytes(4, "little") + b for b in items)
     table = lengths.table([len(b) for b in items]) if with_table else None
     got = bytes_to_json("OUT", "BYTES", [len(items)], memoryview(data), table)
-    want = msgspec.json.encode([json_string(b) for b in items])
-    assert (msgspec.json.encode(got) if not isinstance(got, msgspec.Raw) else bytes(got)) == want
+    want = codec.encode_json([json_string(b) for b in items])
+    assert codec.encode_json(got) == want
 
 
 def test_bytes_json_answer_with_a_wrong_table_is_still_right():

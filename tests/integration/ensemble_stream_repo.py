@@ -4,7 +4,8 @@
 responses OUT = IN + k (k = 0, 1, ...), then the final flag alone, or, with a
 negative IN[0], one response carrying the final flag with its data, or, with
 IN[0] == 99, an error after one response, or, with IN[0] == 77, one response and then its
-worker's death (SIGKILL). ``double`` (OUT = 2 * IN) is a plain
+worker's death (SIGKILL), or, with IN[0] == 55, one response, a response without outputs
+and the final flag alone. ``double`` (OUT = 2 * IN) is a plain
 Python model; ``gate`` copies IN to OUT once the file named by its ``gate``
 parameter exists (it writes ``<gate>.started`` first), so a test holds a step
 without any timing.
@@ -38,6 +39,11 @@ class TritonPythonModel:
             import os, signal, time
             time.sleep(0.2)
             os.kill(os.getpid(), signal.SIGKILL)
+        if n == 55:
+            sender.send(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", x.copy())]))
+            sender.send(pb_utils.InferenceResponse([]))
+            sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            return
         if n == 99:
             sender.send(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", x.copy())]))
             sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError("repeat gave up")),
@@ -118,6 +124,9 @@ def write_repo(root: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
         (repo / name / "config.pbtxt").write_text(config)
     ensembles = {
         "fan": _chain("fan", "repeat", "double"),          # decoupled: one answer per repeat
+        "echo": ('name: "echo"\nplatform: "ensemble"\n' + IO + 'ensemble_scheduling { step [ '
+                 '{ model_name: "repeat" model_version: -1 input_map { key: "IN" value: "IN" }'
+                 ' output_map { key: "OUT" value: "OUT" } } ] }\n'),
         "pair": _chain("pair", "double", "double2"),       # two workers (client shm test)
         "stats_chain": _chain("stats_chain", "s1", "s2"),
         "limited": _chain("limited", "pre_l", "gate_l", "max_inflight_requests: 2"),

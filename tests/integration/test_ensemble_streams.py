@@ -99,6 +99,29 @@ def test_an_error_of_the_decoupled_step_fails_the_request_naming_the_ensemble(sr
     assert len(_data(responses)) <= 1
 
 
+def test_a_decoupled_steps_response_without_outputs_passes_them_on_as_absent(srv):
+    """Triton (ensemble_scheduler.cc ConsumeResponse, 2.51 and HEAD; an oracle run): a
+    decoupled step's response with no outputs (``send(InferenceResponse([]))``) makes each
+    of the step's mapped outputs absent for an iteration of its own. An ensemble output
+    absent: an answer without outputs; a later step reading one as a required input:
+    its input check fails the request."""
+    x = [55, 1, 2, 3]
+    responses = _stream(srv, "echo", x)
+    assert [e for _, e in responses] == [None] * 3
+    assert [[o["name"] for o in r.get_response(as_json=True).get("outputs", [])]
+            for r, _ in responses] == [["OUT"], [], []]
+    np.testing.assert_array_equal(responses[0][0].as_numpy("OUT"), x)
+    flags = [r.get_response(as_json=True)["parameters"]["triton_final_response"]["bool_param"]
+             for r, _ in responses]
+    assert flags == [False, False, True]
+    error = _stream(srv, "fan", x)[-1][1]
+    assert error is not None and error.message() == (
+        "in ensemble 'fan', [request id: <id_unknown>] expected 1 inputs but got 0 inputs "
+        "for model 'double'. Got "
+        "input(s) [], but missing required input(s) ['IN']. Please provide all required "
+        "input(s).")
+
+
 def test_the_ensemble_is_decoupled_and_refuses_unary_inference(srv):
     client = httpclient.InferenceServerClient(srv.url)
     config = client.get_model_config("fan")

@@ -6,6 +6,7 @@ stays out of the index's states), a file the model needs is met loading it (INVA
 with the newline Triton's load status puts after each model."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
@@ -18,6 +19,8 @@ MODELS = {
     "badcfg": 'backend: "python"\nmax_batch_size: 4\n' + _IO % ""
               + "dynamic_batching { preferred_batch_size: [ 8 ] }\n",
     "nolabels": 'backend: "python"\nmax_batch_size: 0\n' + _IO % 'label_filename: "nope.txt"',
+    "optin": ('backend: "python"\nmax_batch_size: 0\n' + _IO % "" +
+              'input [ { name: "C" data_type: TYPE_INT32 dims: [ 1 ] optional: true } ]\n'),
 }
 MODEL_PY = '''
 import triton_python_backend_utils as pb_utils
@@ -25,8 +28,16 @@ import triton_python_backend_utils as pb_utils
 
 class TritonPythonModel:
     def execute(self, requests):
-        return [pb_utils.InferenceResponse([pb_utils.get_input_tensor_by_name(r, "X")])
-                for r in requests]
+        out = []
+        for r in requests:
+            x = pb_utils.get_input_tensor_by_name(r, "X")
+            if x is None:       # "optin" asked with C alone
+                c = pb_utils.get_input_tensor_by_name(r, "C")
+                out.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(
+                    f"no X; C is {c.as_numpy().tolist()}")))
+                continue
+            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("Y", x.as_numpy())]))
+        return out
 '''
 
 
@@ -66,3 +77,71 @@ def test_a_missing_label_file_fails_loading_with_tritons_text(server):
         f"open text file for read {path}: No such file or directory;\n"))
     row = next(r for r in client.get_model_repository_index() if r["name"] == "nolabels")
     assert row["state"] == "UNAVAILABLE" and row["reason"].startswith("failed to open text")
+
+
+OK_CONFIG = 'backend: "python"\nmax_batch_size: 0\n' + _IO % ""
+
+
+def _unparsable_repo(root):
+    repo = root / "repo"
+    for name, config in (("ok", OK_CONFIG), ("garbled", 'backend: "python"\nthis is { not\n')):
+        (repo / name / "1").mkdir(parents=True)
+        (repo / name / "config.pbtxt").write_text(config)
+        (repo / name / "1" / "model.py").write_text(MODEL_PY)
+    return repo
+
+
+@pytest.mark.parametrize("args", [(), ("--model-control-mode=poll",),
+                                  ("--model-control-mode=explicit", "--load-model=garbled",
+                                   "--load-model=ok")])
+def test_a_config_that_does_not_parse_at_start_is_a_poll_failure(tmp_path, args):
+    """Triton 2.51 (an oracle run; core's PollModels at HEAD): a model directory whose
+    config does not parse fails polling, which gives the model no state: a name-only
+    index row, a strictly ready server, metadata "is not found", an error line "Poll
+    failed for model directory ..."; a later load answers the poll failure."""
+    srv = Server([_unparsable_repo(tmp_path)], "--strict-readiness=true", *args)
+    try:
+        client = httpclient.InferenceServerClient(srv.url)
+        assert client.is_server_ready()
+        index = client.get_model_repository_index()
+        assert {"name": "garbled"} in index and {"name": "ok", "version": "1",
+                                                 "state": "READY"} in index
+        assert not client.is_model_ready("garbled")
+        with pytest.raises(InferenceServerException) as exc:
+            client.get_model_metadata("garbled")
+        assert exc.value.message() == "Request for unknown model: 'garbled' is not found"
+        if "--model-control-mode=explicit" in args:
+            status, message = _load_error(client, "garbled")
+            assert status == "500" and message.startswith(
+                "failed to load 'garbled', failed to poll from model repository: failed to "
+                "parse model configuration")
+            assert {"name": "garbled"} in client.get_model_repository_index()
+        assert "Poll failed for model directory 'garbled': failed to parse model " \
+               "configuration" in srv.output()
+    finally:
+        srv.stop()
+
+
+def test_a_config_that_does_not_parse_stops_the_start_under_exit_on_error(tmp_path):
+    """Triton's default (--exit-on-error=true): the poll failure fails the start."""
+    srv = Server([_unparsable_repo(tmp_path)], "--exit-on-error=true", wait_ready=False)
+    try:
+        assert srv.proc.wait(timeout=90) == 1
+    finally:
+        srv.kill()
+
+
+def test_an_optional_input_in_a_required_ones_place_reaches_the_model(server):
+    """Triton's input check (2.51 and core's ValidateRequestInputs at HEAD) counts the
+    inputs only: C (optional) given where X (required) is missing is within the bounds, and
+    the model meets the request without X."""
+    srv, client = server
+    client.load_model("optin")
+    c = httpclient.InferInput("C", [1], "INT32")
+    c.set_data_from_numpy(np.array([5], np.int32))
+    with pytest.raises(InferenceServerException) as exc:
+        client.infer("optin", [c])
+    assert exc.value.message() == "no X; C is [5]"
+    with pytest.raises(InferenceServerException) as exc:
+        client.infer("optin", [])
+    assert "expected number of inputs between 1 and 2 but got 0 inputs" in exc.value.message()

@@ -59,6 +59,7 @@ def srv(tmp_path_factory):
     log.write_text("")
     _model(repo, "vers", (1, 2, 3), log, "version_policy: { specific: { versions: [1, 2] } }\n")
     _model(repo, "inst", (1,), log, "instance_group [{ count: 3 kind: KIND_CPU }]\n")
+    _model(repo, "stat", (1, 2), log, "version_policy: { specific: { versions: [1] } }\n")
     over = _model(repo, "over", (1, 2, 3), log, "")
     for v in (1, 3):                    # only version 2 can load (L0_lifecycle's set-up)
         (over / str(v) / "model.py").unlink()
@@ -239,3 +240,60 @@ def test_sequences_in_flight_go_on_over_a_load_that_keeps_the_model(srv, client)
         assert seq_infer(http, "seq_direct", 1, 71, end=True) == 8 + 71
     finally:
         http.close()
+
+
+def _counts(srv, client, model="stat"):
+    """{version: (stats API inference_count, /metrics nv_inference_count)}."""
+    import urllib.request
+    api = {s["version"]: int(s.get("inference_count", 0)) for s in
+           client.get_inference_statistics(model, as_json=True)["model_stats"]}
+    text = urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics").read().decode()
+    prefix = f'nv_inference_count{{model="{model}",version="'
+    metric = {line[len(prefix):].split('"')[0]: int(float(line.split()[-1]))
+              for line in text.splitlines() if line.startswith(prefix)}
+    return {v: (api[v], metric.get(v)) for v in api}
+
+
+def _infer_stat(client, version, n):
+    x = np.zeros(2, np.float32)
+    for _ in range(n):
+        i = grpcclient.InferInput("IN", [2], "FP32")
+        i.set_data_from_numpy(x)
+        client.infer("stat", [i], model_version=version)
+
+
+def test_a_version_loaded_anew_restarts_its_statistics_not_its_metrics(srv, client):
+    """Triton (2.51 and core's ModelLifeCycle::AsyncLoad at HEAD; an oracle run) re-creates
+    a version on a reload when its files or its config (other than instance_group and
+    version_policy) changed: its /v2/models/<m>/stats count from zero, while the
+    nv_inference_* counters of /metrics carry on. A version kept by the reload (an
+    instance_group or version_policy change, another version's files) keeps both."""
+    d = srv.repo / "stat"
+    client.load_model("stat")
+    _infer_stat(client, "1", 2)
+    assert _counts(srv, client) == {"1": (2, 2)}
+    cfg = (d / "config.pbtxt").read_text()
+    _later()
+    (d / "config.pbtxt").write_text(cfg + "instance_group [{ count: 2 kind: KIND_CPU }]\n")
+    client.load_model("stat")                       # an update in place: both kept
+    assert _counts(srv, client) == {"1": (2, 2)}
+    _infer_stat(client, "1", 1)
+    _later()
+    (d / "config.pbtxt").write_text(cfg.replace("[1]", "[1, 2]") +
+                                    "instance_group [{ count: 2 kind: KIND_CPU }]\n")
+    client.load_model("stat")                       # version 2 added, version 1 kept
+    _infer_stat(client, "2", 1)
+    assert _counts(srv, client) == {"1": (3, 3), "2": (1, 1)}
+    _touch(d / "2" / "model.py")                    # version 2 loaded anew, 1 kept
+    client.load_model("stat")
+    assert _counts(srv, client) == {"1": (3, 3), "2": (0, 1)}
+    _infer_stat(client, "2", 2)
+    _later()
+    (d / "config.pbtxt").write_text(cfg.replace("[1]", "[1, 2]") +
+                                    'parameters { key: "k" value { string_value: "v" } }\n')
+    client.load_model("stat")                       # a config change: both loaded anew
+    assert _counts(srv, client) == {"1": (0, 3), "2": (0, 3)}
+    _infer_stat(client, "1", 1)
+    assert _counts(srv, client) == {"1": (1, 4), "2": (0, 3)}
+    stats = client.get_inference_statistics("stat", "1", as_json=True)["model_stats"][0]
+    assert int(stats["execution_count"]) == 1 and len(stats["batch_stats"]) == 1

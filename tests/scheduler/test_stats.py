@@ -82,3 +82,25 @@ def test_response_stats_from_workers():
         "success": {"count": 2, "ns": 24}, "fail": {"count": 0, "ns": 0},
         "empty_response": {"count": 0, "ns": 0}, "cancel": {"count": 0, "ns": 0}}
     assert s["response_stats"]["1"]["success"] == {"count": 1, "ns": 12}
+
+
+def test_a_restart_counts_anew_while_the_totals_carry_on():
+    """A version loaded anew (ModelStats.restart): the stats API's counters start at zero,
+    /metrics' (``totals``) keep adding, over two restarts."""
+    from tritond.scheduler.stats import REJECTED, ModelStats
+    s = ModelStats("m", 1)
+    s.executed(2, 2, 10, 100, 1, 2, 3, now_ms=5)
+    s.failed(1, 7, REJECTED)
+    s = s.restart()
+    doc = s.to_json()
+    assert (doc["inference_count"], doc["execution_count"], doc["last_inference"]) == (0, 0, 0)
+    assert doc["inference_stats"]["success"] == {"count": 0, "ns": 0} and not doc["batch_stats"]
+    s.executed(1, 1, 10, 50, 1, 2, 3, now_ms=6)
+    s = s.restart()
+    s.executed(1, 1, 10, 50, 1, 2, 3, now_ms=7)
+    total = s.to_json(totals=True)
+    assert (total["inference_count"], total["execution_count"]) == (4, 3)
+    assert total["inference_stats"]["success"]["count"] == 4
+    assert total["inference_stats"]["fail"] == {"count": 1, "ns": 7}
+    assert s.failures(totals=True)["REJECTED"] == 1 and s.failures()["REJECTED"] == 0
+    assert s.to_json()["inference_count"] == 1

@@ -1,6 +1,7 @@
 """``tritond check REPO [MODEL...]`` run as a real command on good and bad repositories."""
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
 import subprocess
@@ -15,10 +16,11 @@ _IO = ('input [ { name: "INPUT0" data_type: TYPE_INT32 dims: [ 16 ] }, '
        '{ name: "OUTPUT1" data_type: TYPE_INT32 dims: [ 16 ] } ]\n')
 
 
-def tritond(*args: str) -> subprocess.CompletedProcess:
+def tritond(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     script = pathlib.Path(sys.executable).with_name("tritond")
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "tritond.cli"]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
 
 
 def _onnx(repo: pathlib.Path, name: str, config: str) -> None:
@@ -128,3 +130,25 @@ def test_strict_requires_complete_configs(tmp_path):
     done = tritond("check", "--strict-model-config", str(tmp_path))
     assert done.returncode == 1
     assert [line.split(":", 1)[0] for line in done.stdout.splitlines()] == ["autofilled"]
+
+
+def test_execution_environments_are_checked_as_the_server_loads_them(tmp_path):
+    from tests.integration import execenv_repo as envs
+
+    repo = tmp_path / "repo"
+    good = envs.model(repo, "good", "$$TRITON_MODEL_DIRECTORY/env.tar.gz")
+    envs.pack(envs.venv(tmp_path / "venv"), good / "env.tar.gz")
+    envs.model(repo, "missing", "$$TRITON_MODEL_DIRECTORY/nope.tar.gz")
+    old = envs.model(repo, "py39", "$$TRITON_MODEL_DIRECTORY/env")
+    envs.fake_env(old / "env")
+    (tmp_path / "tmp").mkdir()
+    done = tritond("check", str(repo), env={"TMPDIR": str(tmp_path / "tmp")})
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        f"missing: Internal: Failed to get the canonical path for {repo}/missing/nope.tar.gz.",
+        f"py39: Internal: the Python execution environment {old}/env is for python3.9 "
+        f"(lib/python3.9/site-packages), but tritond's Python worker runs {envs.PYTHON}: the "
+        f"environment's Python version must match the worker's "
+        f"(lib/{envs.PYTHON}/site-packages)"]
+    assert "3 models checked" in done.stderr
+    assert not list((tmp_path / "tmp").iterdir())          # the good archive, unpacked and gone

@@ -44,9 +44,9 @@ CASES = [
     # every name before any input's contents; model.cc's text has no request id
     (BATCHED, [("A", "FP32", 1, 16), ("B", "FP32", 1, 4, 2), ("X", "INT32", 1)],
      "unexpected inference input 'X' for model 'b'"),
-    (OPTIONAL, [("C", "FP32", 3)],
-     f"{TAG}expected number of inputs between 1 and 2 but got 1 inputs for model 'o'. Got "
-     "input(s) ['C'], but missing required input(s) ['A']. Please provide all required "
+    (OPTIONAL, [],
+     f"{TAG}expected number of inputs between 1 and 2 but got 0 inputs for model 'o'. Got "
+     "input(s) [], but missing required input(s) ['A']. Please provide all required "
      "input(s)."),
     # Triton's order (checked against 2.51): each input's name and batch dimension, then
     # the batch size, before any input's datatype and shape; the missing one last
@@ -126,6 +126,14 @@ def test_a_passing_signature_is_remembered_once_and_failures_never():
             with pytest.raises(TritonError):
                 rules.check(tuple(bad[1]), "")
     assert list(rules.passed) == [good]
+
+
+def test_an_optional_input_in_a_required_ones_place_passes_the_count_as_in_triton():
+    """Triton's ValidateRequestInputs (2.51 and core's HEAD) counts the inputs: one optional
+    input where the required one is missing is within the bounds and passes; the backend
+    meets the missing input."""
+    rules = InputRules(spec_from_dict(OPTIONAL))
+    assert rules.check((("C", "FP32", 3),), "") == (0, ((4, 3),))
 
 
 def test_sizes_are_asked_per_input_right_after_its_own_checks():

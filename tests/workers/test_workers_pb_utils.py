@@ -65,6 +65,15 @@ def test_request_and_response_objects():
         pb_utils.InferenceResponse(output_tensors=(t,))
 
 
+def test_parameters_text_is_tritonjsons():
+    """python_backend writes ``parameters()`` with TritonJson (rapidjson): a control
+    character as \\u00XX with upper-case hex, DEL and non-ASCII as they are (Triton 2.51's
+    text for these, an oracle run; Python's json would write \\u001f and \\u00e9)."""
+    req = pb_utils.InferenceRequest(inputs=[], requested_output_names=[], model_name="m",
+                                    parameters={"q\x1f": "a\x1fb\x01\x7f\u00e9"})
+    assert req.parameters() == '{"q\\u001F":"a\\u001Fb\\u0001\x7f\u00e9"}'
+
+
 def test_error_codes_match_tritonserver():
     E = pb_utils.TritonError
     assert [E.UNKNOWN, E.INTERNAL, E.NOT_FOUND, E.INVALID_ARG, E.UNAVAILABLE, E.UNSUPPORTED,

@@ -29,6 +29,9 @@ def _entry(boot: Bootstrap) -> None:
     # (blocked since the spawn) must find the handler, `ps` the role.
     ignore_group_signals()
     set_title(role_title(boot))
+    if boot.python_env:      # before the worker's imports: its numpy is the environment's
+        from tritond import execenv
+        execenv.activate(boot.python_env)
     module, _, func = ENTRY[boot.role].partition(":")
     getattr(importlib.import_module(module), func)(boot)
 

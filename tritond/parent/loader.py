@@ -18,7 +18,7 @@ from tritond.namespaces import identifier
 from tritond.repository import timestamps
 from tritond.scheduler import ratelimit
 from tritond.spec import ModelSpec
-from . import ensembles, reloads, restarts
+from . import ensembles, pythonenv, reloads, restarts
 from .children import Child, ChildError, kill
 from .models import (LOADING, READY, UNAVAILABLE, Instance, ModelVersion, Phase, Registry,
                      planned_instances)
@@ -42,7 +42,7 @@ class Loader:
     """Loads model versions, starts their instances and restarts dead ones."""
 
     def __init__(self, options, registry: Registry, phase: Phase, outbox,
-                 start_worker: Callable[[str], Child], send_setup: Callable[[Child], None],
+                 start_worker: Callable[[str, str], Child], send_setup: Callable[[Child], None],
                  publish: Callable[[], int]) -> None:
         self.options = options
         self.registry = registry
@@ -58,6 +58,7 @@ class Loader:
         self.pending: dict[tuple[str, int, str], asyncio.Future] = {}
         # --model-load-thread-count: versions whose workers load at the same time.
         self.slots = asyncio.Semaphore(options.model_load_thread_count)
+        self.envs = pythonenv.Environments()    # EXECUTION_ENV_PATH, unpacked once
 
     def on_load_result(self, msg) -> None:
         """A worker's Loaded or LoadFailed."""
@@ -82,6 +83,14 @@ class Loader:
         loads = []
         for src in sources:
             if wanted is not None and src.name not in wanted:
+                continue
+            if src.error and src.polled:
+                # Triton meets a config it cannot read or check polling the repository
+                # (InitializeModelInfo): the model gets no state (a name-only index row)
+                # and leaves the server ready; the start fails only under --exit-on-error.
+                log.error("Poll failed for model directory '%s': %s", identifier(src.name),
+                          src.error)
+                self.registry.unpolled.add(src.name)
                 continue
             if src.error:
                 log.error("failed to load '%s': %s", identifier(src.name), src.error)
@@ -122,6 +131,11 @@ class Loader:
             self._check_rate_limits(mv, cfg)
         except Exception as exc:  # noqa: BLE001 - reported as the model's reason
             return self._fail(mv, str(getattr(exc, "message", exc)))
+        if env := pythonenv.requested(cfg):
+            try:     # unpacking an archive takes seconds: off the parent's loop
+                mv.python_env = await asyncio.to_thread(self.envs.prepare, env, mv.model_dir)
+            except Exception as exc:  # noqa: BLE001 - reported as the model's reason
+                return self._fail(mv, str(getattr(exc, "message", exc)))
         if ensembles.is_ensemble(cfg):       # no worker: the scheduler runs it
             await ensembles.load_ensemble(self, mv, cfg)
             if mv.state == READY and self.phase.started:
@@ -204,7 +218,8 @@ class Loader:
     async def _start_instance(self, mv: ModelVersion, inst: Instance, spec: ModelSpec,
                               auto_complete: bool) -> tuple[bool, str]:
         """Spawn and load one instance: (True, final config JSON) or (False, reason)."""
-        child = self.start_worker(f"{inst.name} (version {mv.version})")   # its `ps` title
+        child = self.start_worker(f"{inst.name} (version {mv.version})",   # its `ps` title
+                                  mv.python_env)
         inst.child = child
         try:
             await asyncio.wait_for(child.hello, HELLO_TIMEOUT_S)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import itertools
 import time
 from typing import Optional
 
@@ -52,6 +53,9 @@ class Instance:
         return self.exit
 
 
+_GENERATIONS = itertools.count(1)
+
+
 @dataclasses.dataclass
 class ModelVersion:
     name: str
@@ -69,6 +73,10 @@ class ModelVersion:
     # version_policy, and the model directory's timestamps, both as of the last load.
     basis: bytes = b""
     stamps: dict = dataclasses.field(default_factory=dict)
+    python_env: str = ""      # its workers' execution environment (pythonenv.py), if any
+    # One number per load of a version (a version kept by a reload keeps its own): the
+    # scheduler starts a re-created version's statistics anew, as Triton's new Model.
+    generation: int = dataclasses.field(default_factory=lambda: next(_GENERATIONS))
 
     @property
     def identifier(self) -> str:
@@ -118,7 +126,7 @@ class ModelVersion:
         exited = {i.exit_address: i.exit for i in self.instances if i.exit and not i.live}
         return messages.ModelEntry(self.name, self.version, self.state, reason, self.spec,
                                    live, self.model_dir, not restarting, exited,
-                                   round(self.load_seconds, 6))
+                                   round(self.load_seconds, 6), self.generation)
 
 
 @dataclasses.dataclass
@@ -136,6 +144,9 @@ class Registry:
     versions: dict[tuple[str, int], ModelVersion] = dataclasses.field(default_factory=dict)
     failed: dict[str, str] = dataclasses.field(default_factory=dict)   # failed before any version
     known: set[str] = dataclasses.field(default_factory=set)   # every model in the repository
+    # Models whose config could not be read or checked at start-up, Triton's poll failures:
+    # name-only index rows, no readiness cost; --exit-on-error still stops the start.
+    unpolled: set[str] = dataclasses.field(default_factory=set)
     # Versions the load API is loading beside ``versions`` (they join it at the
     # switch): shown LOADING where no READY version of the same number serves.
     loading: dict[tuple[str, int], ModelVersion] = dataclasses.field(default_factory=dict)

@@ -31,7 +31,7 @@ class Spawner:
         self.cache_segment = ""                       # the shared response cache (shm/lru.py)
         self._worker_seq = 0
 
-    def boot(self, role: str, name: str, title: str = "") -> Bootstrap:
+    def boot(self, role: str, name: str, title: str = "", python_env: str = "") -> Bootstrap:
         # Log levels as they are now: a child started after a logging API change follows it.
         levels = self.levels.current
         return Bootstrap(role=role, name=name, address=channel.address(self.server_id, name),
@@ -40,17 +40,18 @@ class Spawner:
                          log_file=self.options.log_file,
                          log_format=levels.format or self.options.log_format,
                          log_info=levels.info, log_warning=levels.warning,
-                         log_error=levels.error)
+                         log_error=levels.error, python_env=python_env)
 
-    def spawn(self, role: str, name: str, title: str = "") -> Child:
-        child = spawn(self.boot(role, name, title), self.on_exit)
+    def spawn(self, role: str, name: str, title: str = "", python_env: str = "") -> Child:
+        child = spawn(self.boot(role, name, title, python_env), self.on_exit)
         self.children[child.boot.address] = child
         return child
 
-    def worker(self, title: str = "") -> Child:
-        """A new worker (``w1``, ``w2``, ...: names are never reused, nor their segments)."""
+    def worker(self, title: str = "", python_env: str = "") -> Child:
+        """A new worker (``w1``, ``w2``, ...: names are never reused, nor their segments),
+        in the execution environment rooted at ``python_env`` if any."""
         self._worker_seq += 1
-        return self.spawn("worker", f"w{self._worker_seq}", title)
+        return self.spawn("worker", f"w{self._worker_seq}", title, python_env)
 
     def create_cache(self) -> None:
         """The response cache every frontend maps (tritond.shm.lru), before they start;

@@ -96,7 +96,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         StopSignals(self.options, self._stop_event, self.children,
-                    self._unlink_segments).install(loop)
+                    self._left_behind).install(loop)
         self.systemd.start_watchdog()
         for name in region.reap_orphans():
             log.info("removed orphaned shared-memory segment %s", name)
@@ -147,7 +147,8 @@ class Supervisor:
             log.info("%s", "\n" + text + "\n", extra=logline.UNESCAPED)
         else:
             log.info("no models loaded")
-        failed = [m for m in versions.values() if m.state != "READY"] or self.registry.failed
+        failed = ([m for m in versions.values() if m.state != "READY"] or self.registry.failed
+                  or self.registry.unpolled)
         if failed and self.options.exit_on_error:
             log.error("exiting: some models failed to load and --exit-on-error is set")
             self.exit_code = 1
@@ -203,6 +204,12 @@ class Supervisor:
 
     def _unlink_segments(self, pid: int | None = None) -> None:
         unlink_segments(self.server_id, pid)
+
+    def _left_behind(self) -> None:
+        """At exit (also a forced one): the shm segments and unpacked environments."""
+        self._unlink_segments()
+        if getattr(self, "loader", None) is not None:
+            self.loader.envs.close()
 
     # ------------------------------------------------------------- messages
 
@@ -261,7 +268,7 @@ class Supervisor:
         for child in list(self.children.values()):
             kill(child)
             child.process.join(2)
-        self._unlink_segments()
+        self._left_behind()
         self.outbox.close()
         self.inbox.close()
         log.info("tritond stopped (exit code %d)", self.exit_code)

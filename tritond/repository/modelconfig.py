@@ -15,6 +15,7 @@ from typing import Any
 from google.protobuf import json_format, text_format
 from google.protobuf.descriptor import FieldDescriptor
 
+from tritond import tritonjson
 from tritond.errors import invalid_arg
 from tritond.protos.model_config_pb2 import ModelConfig
 
@@ -120,7 +121,7 @@ def to_json(cfg: ModelConfig) -> str:
     """Triton's JSON rendering of a config; an empty config renders as ''."""
     if cfg.ByteSize() == 0:
         return ""
-    return json.dumps(to_json_dict(cfg), separators=(",", ":"))
+    return tritonjson.dumps(to_json_dict(cfg))
 
 
 def from_json(text: str) -> ModelConfig:

@@ -20,7 +20,7 @@ from tritond.repository.modelconfig import parse_pbtxt
 from tritond.repository.normalization import normalize
 from tritond.protos.model_config_pb2 import ModelConfig
 from tritond.repository.iovalidation import validate_io
-from tritond.repository.validation import validate, validate_config
+from tritond.repository.validation import validate, validate_config, validate_states
 from tritond.repository.versions import list_versions, select_versions
 
 __all__ = ["ModelSource", "scan", "load_source", "normalize", "validate", "load_labels",
@@ -117,7 +117,8 @@ def _validate_read_config(cfg: ModelConfig, model_dir: str,
     """What Triton checks when it reads a config, before its versions and files: the
     normalised config (a copy: the backend's auto-complete comes first at load), and its
     inputs/outputs when auto-complete is disabled (nothing may complete them). Returns
-    the instance groups' error, which Triton meets later, creating the model."""
+    the instance groups' or implicit states' error, which Triton meets later, creating
+    the model."""
     normalized = ModelConfig()
     normalized.CopyFrom(cfg)
     groups_error = None
@@ -125,9 +126,14 @@ def _validate_read_config(cfg: ModelConfig, model_dir: str,
         normalize(normalized, gpus=gpus.count())
     except TritonError as exc:   # bad instance groups: Triton finds them when it creates
         groups_error = exc       # the model, after the config's other checks
-    validate_config(normalized, model_dir)
+    validate_config(normalized, model_dir, states=False)
     if strict:
         validate_io(normalized)
+    if groups_error is None:
+        try:
+            validate_states(normalized)     # met creating the model, as the groups
+        except TritonError as exc:
+            groups_error = exc
     return groups_error
 
 

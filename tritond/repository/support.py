@@ -39,8 +39,6 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
             and cfg.platform != "ensemble":    # an ensemble's flag is set from its steps
         # Triton's Python backend streams; other backends' decoupled modes do not exist here.
         found.append(f"decoupled (model_transaction_policy) for backend '{cfg.backend}'")
-    if "EXECUTION_ENV_PATH" in cfg.parameters:
-        found.append("EXECUTION_ENV_PATH (Python execution environments)")
     if cfg.model_repository_agents.agents:
         found.append("model_repository_agents")
     return found

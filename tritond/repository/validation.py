@@ -36,9 +36,11 @@ def validate(cfg: ModelConfig, model_dir: str) -> None:
     validate_io(cfg)
 
 
-def validate_config(cfg: ModelConfig, model_dir: str) -> None:
+def validate_config(cfg: ModelConfig, model_dir: str, states: bool = True) -> None:
     """Triton's ValidateModelConfig, in its order and with its texts, then tritond's own
-    checks. Inputs and outputs are not looked at (a backend may still complete them)."""
+    checks. Inputs and outputs are not looked at (a backend may still complete them).
+    ``states``: also the sequence states' checks (``validate_states``), which Triton makes
+    creating the model, not reading its config."""
     if not cfg.name:
         raise invalid_arg("model configuration must specify 'name'")
     _backend_platform(cfg)
@@ -48,6 +50,8 @@ def validate_config(cfg: ModelConfig, model_dir: str) -> None:
         raise invalid_arg(f"must specify 'version policy' for {cfg.name}")
     _dynamic_batching(cfg)
     _sequence_batching(cfg)
+    if states:
+        validate_states(cfg)
     _ensemble(cfg)
     check_response_cache(cfg)
     _model_metrics(cfg)
@@ -145,7 +149,15 @@ def _sequence_batching(cfg: ModelConfig) -> None:
     elif strategy == "direct" and not 0.0 <= seq.direct.minimum_slot_utilization <= 1.0:
         raise invalid_arg(f"sequence batching minimum slot utilization must be in range "
                           f"(0.0, 1.0] for {cfg.name}")
-    for state in seq.state:
+
+
+def validate_states(cfg: ModelConfig) -> None:
+    """The implicit states' checks: Triton makes them creating the model (the sequence
+    batcher's initial states) or starting a sequence (growable memory), so a failure is a
+    load failure (the version UNAVAILABLE with the reason), never a poll failure."""
+    if cfg.WhichOneof("scheduling_choice") != "sequence_batching":
+        return
+    for state in cfg.sequence_batching.state:
         _initial_state(state)
         if state.use_growable_memory:
             _growable(cfg, state)

@@ -7,8 +7,9 @@ shared-memory views and reads the model's InferenceResponse back.
 from __future__ import annotations
 
 import enum
-import json
 from typing import Any, Optional
+
+from tritond import tritonjson
 
 from .. import cancel as _cancel
 from .request_args import (check_parameters, check_request_args, check_tensors, invoked,
@@ -148,7 +149,7 @@ class InferenceResponse:
         return self._error
 
     def parameters(self) -> str:
-        return json.dumps(self._parameters, separators=(",", ":"))   # TritonJson's compact form
+        return tritonjson.dumps(self._parameters)   # TritonJson's compact form
 
 
 class InferenceTrace:
@@ -250,7 +251,7 @@ class InferenceRequest:
         return self._timeout
 
     def parameters(self) -> str:
-        return json.dumps(self._parameters, separators=(",", ":"))   # TritonJson's compact form
+        return tritonjson.dumps(self._parameters)   # TritonJson's compact form
 
     def trace(self) -> InferenceTrace:
         return self._trace

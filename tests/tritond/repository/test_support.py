@@ -20,8 +20,6 @@ _IO = ('input [ { name: "IN0" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
 FEATURES = {
     "warm": ("model_warmup", 'model_warmup [ { name: "w" batch_size: 1 inputs { key: "IN0" '
                              'value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } } ]\n'),
-    "envpath": ("EXECUTION_ENV_PATH", 'parameters { key: "EXECUTION_ENV_PATH" value: '
-                                      '{ string_value: "$$TRITON_MODEL_DIRECTORY/env.tar.gz" } }\n'),
     "ragged": ("batch_input", 'max_batch_size: 4\nbatch_input [ { kind: BATCH_ELEMENT_COUNT '
                               'target_name: "N" data_type: TYPE_FP32 source_input: "IN0" } ]\n'),
 }
@@ -86,7 +84,9 @@ def test_supported_configs_pass():
     for text in ('name: "a" backend: "onnxruntime" max_batch_size: 8 dynamic_batching { }',
                  'name: "b" backend: "python" instance_group [ { count: 2 } ]',
                  'name: "c" backend: "python" response_cache { enable: false }',
-                 'name: "d" backend: "python" response_cache { enable: true }'):
+                 'name: "d" backend: "python" response_cache { enable: true }',
+                 'name: "e" backend: "python" parameters { key: "EXECUTION_ENV_PATH" '
+                 'value { string_value: "$$TRITON_MODEL_DIRECTORY/env.tar.gz" } }'):
         assert support.unsupported_features(modelconfig.parse_pbtxt(text, "x")) == []
 
 
