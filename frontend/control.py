@@ -153,6 +153,10 @@ class ControlPlane:
         return self.models.resolve(name, version).config_json or "{}"
 
     async def model_statistics(self, name: str = "", version: str = "") -> dict:
+        if version:
+            # Triton reads it with std::stol ("01", " 1" and "1.0" are 1) before it looks
+            # at the name: a bad version string fails even for every model's statistics
+            version = str(parse_version(version))
         if name:
             # Triton's two texts: no ready version at all, else the named one not ready
             known = name in self.models.names()

@@ -130,8 +130,8 @@ class SchedulerCore:
             except TritonError:
                 entry = None
             if entry is None:
-                if model.policy.counts_refusals:
-                    model.stats.failed(1, 0, REJECTED)
+                # not counted as a failure: Triton's Enqueue errors (a full queue, a
+                # sequence batcher's refusals) never reach its statistics or metrics
                 out.append(_error(req, exc.code, exc.message, model.version))
                 return out
         self._queued[(req.frontend, req.rid)] = (model, entry)

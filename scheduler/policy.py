@@ -87,7 +87,6 @@ class Policy:
     ensemble = False     # EnsemblePolicy: the core starts its requests (scheduler/ensembles.py)
     holds_cancels = False   # SequencePolicy: a cancelled request keeps its place (``hold``)
     dropped: tuple = ()     # SequencePolicy: requests to answer CANCELLED (``take_dropped``)
-    counts_refusals = True  # a refused ``add`` counts as a REJECTED failure (queue full)
 
     def __init__(self, cfg: SchedConfig, depth: int) -> None:
         self.cfg = cfg

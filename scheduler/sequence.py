@@ -60,9 +60,6 @@ class SequencePolicy:
 
     ensemble = False     # the Policy interface's flags (scheduler/policy.py)
     holds_cancels = True
-    # Its refusals (no START, no id, batch > 1, a lost sequence) are Triton's Enqueue
-    # errors, which never reach the statistics: not counted as failures.
-    counts_refusals = False
 
     # Triton's error for the requests of a backlogged sequence whose timeout passed.
     expired_message = "timeout of the corresponding sequence has been expired"

@@ -77,7 +77,10 @@ def _routes() -> list[Route]:
         (_SHM + "/unregister", r.shm_unregister, POST),
         (_SHM + "/region/{region}/unregister", r.shm_unregister, POST),
     ]
-    return [Route(path, fn, methods=methods) for path, fn, methods in table]
+    routes = [Route(path, fn, methods=methods) for path, fn, methods in table]
+    for route in routes:
+        route.methods.discard("HEAD")   # Starlette adds it to GET; Triton answers HEAD 405
+    return routes
 
 
 async def _triton_error(request, exc: TritonError):
@@ -87,7 +90,10 @@ async def _triton_error(request, exc: TritonError):
 async def _http_error(request, exc: HTTPException):
     # Triton's framework errors: {"error":"Not Found"} / {"error":"Method Not Allowed"},
     # text/plain where Triton sets no content type: an unknown route, a health handler.
-    if exc.status_code == 404 or _health(request.url.path):
+    # (an infer route's 405 too: Triton's infer handler refuses the method before it
+    # sets a content type)
+    if exc.status_code == 404 or _health(request.url.path) or \
+            request.url.path.endswith("/infer"):
         return plain_error(exc.detail, exc.status_code)
     return json_response({"error": exc.detail}, exc.status_code)
 
@@ -101,6 +107,9 @@ def build_app(core: FrontendCore):
     app = Starlette(routes=_routes(), exception_handlers={
         TritonError: _triton_error, HTTPException: _http_error})
     app.state.core = core
+    # Triton matches the path as sent: "/v2/health/live/" is an unknown route (404), not
+    # a redirect to the path without the slash
+    app.router.redirect_slashes = False
     return with_restrictions(with_fast_infer(app, core), http_restrictions(core.options))
 
 

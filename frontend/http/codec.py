@@ -7,6 +7,7 @@ themselves so the route can write them without joining them into one buffer.
 from __future__ import annotations
 
 import json
+import re
 
 import msgspec
 
@@ -43,15 +44,22 @@ def parse_json(data) -> object:
         raise invalid_arg(NESTING) from None
 
 
+_STOI = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
+
+
 def header_length(value: str | None, body_len: int) -> int | None:
-    """The ``Inference-Header-Content-Length`` value, checked against the body size."""
+    """The ``Inference-Header-Content-Length`` value, checked against the body size and
+    read as Triton's ``std::stoi`` reads it: leading blanks and a sign, then the digits
+    up to the first other character (" 5" is 5, "1.5" is 1); no digits is unparsable.
+    Without the header an empty body is a raw request (Triton's header length defaults
+    to the body's, and 0 means raw)."""
     if value is None:
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise invalid_arg(f"Unable to parse Inference-Header-Content-Length, got: {value}") from None
-    if not -(1 << 31) <= n < 1 << 31:     # Triton parses it with std::stoi
+        return 0 if body_len == 0 else None
+    m = _STOI.match(value)
+    if m is None:
+        raise invalid_arg(f"Unable to parse Inference-Header-Content-Length, got: {value}")
+    n = int(m.group(1))
+    if not -(1 << 31) <= n < 1 << 31:
         raise invalid_arg("Unable to parse Inference-Header-Content-Length, value is out of range "
                           f"[ {-(1 << 31)}, {(1 << 31) - 1} ], got: {value}")
     if n < 0 or n > body_len:

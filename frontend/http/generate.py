@@ -119,7 +119,10 @@ async def _one(results, first):
             doc = to_json(first)
         finally:
             first.release()
-        extra = await _next(results)
+        try:
+            extra = await _next(results)
+        except TritonError:         # a failed second response is a second response too
+            return json_response({"error": ONE})
         if extra is not None:
             extra.release()
             return json_response({"error": ONE})

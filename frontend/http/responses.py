@@ -38,7 +38,10 @@ def plain_error(message: str, status: int) -> Response:
 
 def error_response(exc: TritonError) -> Response:
     status = getattr(exc, "http_status", 0) or http_status(exc.code)   # 413: body.TooLarge
-    resp = json_response({"error": exc.message}, status)
+    if getattr(exc, "plain", False):       # fastpath.before_request
+        resp = plain_error(exc.message, status)
+    else:
+        resp = json_response({"error": exc.message}, status)
     if isinstance(exc, UnsupportedEncoding):
         resp.headers["Accept-Encoding"] = "gzip, deflate"
     return resp

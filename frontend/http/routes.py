@@ -101,7 +101,7 @@ def _no_repository_name(request: Request) -> None:
 
 
 async def repository_index(request: Request):
-    _no_repository_name(request)
+    # Triton's index handler passes over a repository name (its load and unload refuse one)
     doc = await _json_body(request)
     # Triton looks 'ready' up only in an object (anything else: not given).
     ready = doc.get("ready", False) if isinstance(doc, dict) else False
@@ -110,11 +110,17 @@ async def repository_index(request: Request):
     return json_response(_core(request).control.repository_index(ready))
 
 
-async def _load_params(request: Request) -> dict:
+async def _load_params(request: Request, load: bool = True) -> dict:
+    """The body's 'parameters' as Triton finds them: only in an object (any other body
+    has none); a load reads their members (Triton's TritonJson text for a non-object,
+    400 here where Triton answers 500), an unload looks 'unload_dependents' up only in
+    an object."""
     doc = await _json_body(request)
-    params = (doc or {}).get("parameters", {}) if isinstance(doc or {}, dict) else None
+    params = doc.get("parameters", {}) if isinstance(doc, dict) else {}
     if not isinstance(params, dict):
-        raise invalid_arg("Unable to parse 'parameters'")
+        if load:
+            raise invalid_arg("attempt to get members for non-object")
+        params = {}
     return params
 
 
@@ -141,14 +147,20 @@ async def load(request: Request):
     _no_repository_name(request)
     params = _http_load_params(await _load_params(request))
     await _core(request).control.load_model(request.path_params["model"], params)
-    return empty_response(200)
+    return _control_done()
 
 
 async def unload(request: Request):
     _no_repository_name(request)
     await _core(request).control.unload_model(request.path_params["model"],
-                                              await _load_params(request))
-    return empty_response(200)
+                                              await _load_params(request, load=False))
+    return _control_done()
+
+
+def _control_done() -> Response:
+    """Triton's load/unload answer: an empty body typed application/json (its handler sets
+    the type first)."""
+    return Response(b"", 200, media_type="application/json")
 
 
 # ------------------------------------------------------------------ shared memory
@@ -192,7 +204,7 @@ def _shm_done():
 async def logging_settings(request: Request):
     update = await _json_body(request) if request.method == "POST" else None
     if update is not None and not isinstance(update, dict):
-        raise invalid_arg("Unable to parse the logging settings")
+        update = None           # Triton looks settings up only in an object: none
     if update:                      # Triton's HTTP handler skips a null setting
         update = {key: value for key, value in update.items() if value is not None}
     return json_response(await _core(request).control.log_settings(update))
@@ -201,6 +213,6 @@ async def logging_settings(request: Request):
 async def trace_settings(request: Request):
     update = await _json_body(request) if request.method == "POST" else None
     if update is not None and not isinstance(update, dict):
-        raise invalid_arg("Unable to parse the trace settings")
+        update = None           # Triton looks settings up only in an object: none
     model = request.path_params.get("model", "")
     return json_response(await _core(request).control.trace_settings(model, update))

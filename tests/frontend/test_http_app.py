@@ -105,7 +105,8 @@ def test_routes_errors_and_compression(harness):
                     "unknown": http(url + "/v2/models/nope/ready"),
                     "bad_json": http(url + "/v2/models/simple/infer", "POST", b"{x"),
                     "big": http(url + "/v2/models/simple/infer", "POST", b"x" * 2048),
-                    "repo": http(url + "/v2/repository/r1/index", "POST", b""),
+                    # a repository name: load/unload refuse it (Triton's index ignores it)
+                    "repo": http(url + "/v2/repository/r1/models/m/load", "POST", b""),
                     "index": http(url + "/v2/repository/index", "POST", b""),
                     "log": http(url + "/v2/logging"),
                 }

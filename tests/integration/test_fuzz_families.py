@@ -438,7 +438,7 @@ def test_model_control_bad_bodies(srv):
             "failed to load 'ghost', failed to poll from model repository")
     _expect(srv, "POST", load.format("add_sub"), b"{not json", 400, "JSON is malformed")
     _expect(srv, "POST", load.format("add_sub"), {"parameters": []}, 400,
-            "Unable to parse 'parameters'")
+            "attempt to get members for non-object")        # TritonJson's (Triton: 500)
     _expect(srv, "POST", load.format("add_sub"), {"parameters": {"config": "{bad"}}, 500,
             "Invalid config override: failed to parse model configuration JSON")
     _expect(srv, "POST", load.format("add_sub"), {"parameters": {"config": "[1, 2]"}}, 500,

@@ -117,7 +117,8 @@ def response(resp: messages.Response, ch: bls.BlsChannel) -> InferenceResponse:
     """A ``pb_utils.InferenceResponse`` over ``resp``'s outputs (views; released on drop)."""
     if resp.error is not None:
         ch.release(lambda: ch.client.drop(resp))
-        return InferenceResponse(error=TritonError(resp.error.message, resp.error.code))
+        code = TritonError.code_of(resp.error.code)
+        return InferenceResponse(error=TritonError(resp.error.message, code))
     lease = _Lease()
     with ch.lock:
         release = ch.client.releaser(resp)

@@ -12,7 +12,8 @@ from typing import Any, Optional
 from tritond import tritonjson
 
 from .. import cancel as _cancel
-from .request_args import check_parameters, check_request_args, check_tensors, refuse_none
+from .request_args import (check_parameters, check_request_args, check_tensors, invoked,
+                           refuse_none)
 from .sender import TRITONSERVER_RESPONSE_COMPLETE_FINAL, InferenceResponseSender  # noqa: F401
 TRITONSERVER_MEMORY_CPU = 0
 TRITONSERVER_MEMORY_CPU_PINNED = 1
@@ -50,6 +51,9 @@ class _ErrorCode(enum.IntEnum):
         return f"<__ErrorCode.{self.name}: {self.value}>"
 
 
+_ErrorCode.__name__ = _ErrorCode.__qualname__ = "__ErrorCode"   # type(code).__name__
+
+
 class TritonError:
     """A per-response error: ``TritonError(message, code=TritonError.INTERNAL)``."""
 
@@ -62,9 +66,13 @@ class TritonError:
     ALREADY_EXISTS = _ErrorCode.ALREADY_EXISTS
     CANCELLED = _ErrorCode.CANCELLED
 
-    def __init__(self, message: str, code: int = INTERNAL) -> None:
-        self._msg = message
-        self._code = _ErrorCode(int(code)) if 0 <= int(code) <= 7 else int(code)
+    def __init__(self, *args, **kwargs) -> None:
+        self._msg, self._code = _error_args(args, kwargs)
+
+    @staticmethod
+    def code_of(value: int) -> _ErrorCode:
+        """A TRITONSERVER_Error_Code number from tritond's messages as the model sees it."""
+        return _ErrorCode(value)
 
     def code(self) -> int:
         return self._code
@@ -77,6 +85,32 @@ class TritonError:
 
     def __repr__(self) -> str:
         return f"TritonError({self._msg!r}, code={self._code})"
+
+
+_ERROR_SIGNATURE = (
+    "__init__(): incompatible constructor arguments. The following argument types are "
+    "supported:\n    1. c_python_backend_utils.TritonError(message: str, code: "
+    "c_python_backend_utils.TritonError.__ErrorCode = <__ErrorCode.INTERNAL: 1>)\n\n"
+    "Invoked with: ")
+
+
+def _error_args(args: tuple, kwargs: dict) -> tuple[str, _ErrorCode]:
+    """``TritonError(message, code=INTERNAL)`` checked as its pybind11 constructor checks
+    it: the code must be one of ``TritonError``'s codes (a plain int, None or a number
+    outside them is a TypeError), the message a str (bytes decode, as pybind11's does)."""
+    bound = dict(zip(("message", "code"), args))
+    fits = len(args) <= 2 and not (set(kwargs) - {"message", "code"}) \
+        and not (set(kwargs) & set(bound))
+    bound.update(kwargs)
+    message, code = bound.get("message"), bound.get("code", _ErrorCode.INTERNAL)
+    if isinstance(message, bytes):
+        try:
+            message = message.decode()
+        except UnicodeDecodeError:
+            message = None
+    if not fits or not isinstance(message, str) or type(code) is not _ErrorCode:
+        raise TypeError(_ERROR_SIGNATURE + invoked(args, kwargs))
+    return message, code
 
 
 _OMITTED = ()     # an argument left out (tritond lets inputs etc. default to empty)

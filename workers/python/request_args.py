@@ -4,7 +4,6 @@ binding's own TritonModelException (its texts) for values it checks itself.
 """
 from __future__ import annotations
 
-import json
 import operator
 
 
@@ -16,18 +15,28 @@ def _refused(message: str) -> Exception:
 
 
 def check_parameters(parameters) -> dict:
-    """Request/response parameters: a dict of str -> bool/int/str."""
+    """Request/response parameters: a dict of str -> bool/int/str, refused in
+    python_backend's words (its ``PyDefaultArgumentToMutableType`` names the C++ type
+    by its mangled name; a JSON string is no dict there either)."""
     if parameters is None:
         return {}
-    if isinstance(parameters, str):  # Triton also accepts the JSON form
-        parameters = json.loads(parameters)
     if not isinstance(parameters, dict):
-        raise _refused("parameters must be a dictionary")
+        raise _refused(f"Expect N8pybind114dictE, got {type(parameters)}")
     for key, value in parameters.items():
-        if not isinstance(key, str) or not isinstance(value, (bool, int, str)):
-            raise _refused(
-                f"parameter '{key}' must map a string to a bool, int or string value")
+        if not isinstance(key, str):
+            raise _refused(f"Expect parameters keys to have type str, found type {type(key)}")
+        if not isinstance(value, (bool, int, str)):
+            raise _refused("Expect parameters values to have type bool/int/str, found type "
+                           f"{type(value)}")
     return dict(parameters)
+
+
+def invoked(args: tuple, kwargs: dict) -> str:
+    """The arguments as pybind11's "Invoked with: " line writes them."""
+    text = ", ".join(repr(a) for a in args)
+    if kwargs:
+        text += "; kwargs: " + ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    return text
 
 
 _U32, _U64, _I64 = (0, 2**32 - 1), (0, 2**64 - 1), (-2**63, 2**63 - 1)

@@ -90,7 +90,7 @@ def decoupled(backend, pb_requests, out: list[WorkResult]) -> list[WorkResult]:
             out[i] = WorkResult(streamed=True, rescheduled=True)
             park(backend.streams, pb._cancel_key)
             continue
-        error = pb_utils.TritonError(RESCHEDULE_NOT_CONFIGURED, Code.INVALID_ARG)
+        error = pb_utils.TritonError(RESCHEDULE_NOT_CONFIGURED, pb_utils.TritonError.INVALID_ARG)
         try:
             sender.send(pb_utils.InferenceResponse(error=error),
                         flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
