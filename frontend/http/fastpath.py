@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-from contextlib import contextmanager
 
 from tritond.errors import TritonError, internal, unsupported
 from tritond.loglevels import verbose
@@ -50,16 +49,14 @@ def with_fast_infer(app, core):
     return asgi
 
 
-@contextmanager
-def before_request():
-    """Errors Triton's infer handler answers before it builds the inference request (the
-    model and version, the transaction policy, decompression, the header length): it has
-    set no content type then, so they go out as text/plain (later ones as JSON)."""
-    try:
-        yield
-    except TritonError as exc:
-        exc.plain = True
-        raise
+def plain(exc: TritonError) -> TritonError:
+    """Mark an error Triton's infer handler answers before it builds the inference request
+    (the model and version, the transaction policy, decompression, the header length): it
+    has set no content type then, so they go out as text/plain (later ones as JSON). Plain
+    try/except at the call sites: zero cost when nothing is raised, where a context manager
+    cost ~1.5 µs per request on the hot path."""
+    exc.plain = True
+    return exc
 
 
 def log_request(method: str, path: str) -> None:
@@ -112,8 +109,10 @@ async def infer(core, headers: dict, receive, model: str, version: str,
     ``watched``: the server cancels this task if the client disconnects; ``whole``: the
     body, when the server already holds all of it (else it is read with ``receive``)."""
     limit = core.options.http_max_input_size
-    with before_request():
+    try:
         encoding = check_encoding(_text(headers.get(b"content-encoding")))
+    except TritonError as exc:
+        raise plain(exc)
     header_len = headers.get(b"inference-header-content-length")
     # --http-max-input-size bounds the whole body (a declared one over it is
     # refused before any byte is read), and again the JSON header, a raw input
@@ -125,13 +124,15 @@ async def infer(core, headers: dict, receive, model: str, version: str,
         body = whole_body(headers.get(b"content-length"), whole, limit, refuse)
     if trace is not None:
         trace.stamp("HTTP_RECV_END")
-    with before_request():
+    try:
         if encoding is not None:
             body = decompress(body, encoding, limit)
         mv = core.models.resolve(model, version)
         if mv.decoupled:
             raise unsupported(DECOUPLED)
         hlen = codec.header_length(_text(header_len), len(body))
+    except TritonError as exc:
+        raise plain(exc)
     if hlen == 0 and len(body) > limit:
         raise raw_too_large(len(body), limit)
     if (hlen or len(body)) > limit:

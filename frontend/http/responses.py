@@ -38,7 +38,7 @@ def plain_error(message: str, status: int) -> Response:
 
 def error_response(exc: TritonError) -> Response:
     status = getattr(exc, "http_status", 0) or http_status(exc.code)   # 413: body.TooLarge
-    if getattr(exc, "plain", False):       # fastpath.before_request
+    if getattr(exc, "plain", False):       # fastpath.plain
         resp = plain_error(exc.message, status)
     else:
         resp = json_response({"error": exc.message}, status)
