@@ -15,27 +15,9 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from tests.integration.test_triton_parity2 import ADD_PY, IO   # the same add_sub model
 from tests.server import Server
 
-IO = '''input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] },
-        { name: "INPUT1" data_type: TYPE_FP32 dims: [ 4 ] } ]
-output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 4 ] },
-         { name: "OUTPUT1" data_type: TYPE_FP32 dims: [ 4 ] } ]
-'''
-ADD_PY = '''
-import triton_python_backend_utils as pb_utils
-
-
-class TritonPythonModel:
-    def execute(self, requests):
-        out = []
-        for r in requests:
-            a = pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy()
-            b = pb_utils.get_input_tensor_by_name(r, "INPUT1").as_numpy()
-            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", a + b),
-                                                   pb_utils.Tensor("OUTPUT1", a - b)]))
-        return out
-'''
 # CASE (a string input) picks what the model does; its answer is one string.
 CASES_PY = '''
 import json

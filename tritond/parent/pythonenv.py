@@ -28,6 +28,7 @@ import tempfile
 import threading
 
 from tritond import execenv
+from tritond.channel import pid_alive
 from tritond.errors import Code, TritonError
 
 log = logging.getLogger("tritond.supervisor")
@@ -115,20 +116,10 @@ def reap_orphans(tmp: str) -> list[str]:
     removed = []
     for path in glob.glob(os.path.join(tmp, f"{PREFIX}*_*")):
         match = re.fullmatch(rf"{PREFIX}(\d+)_\w+", os.path.basename(path))
-        if match and not _alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def extract(archive: str, dst: str) -> None:
