@@ -11,6 +11,10 @@ Run on a GPU host only (it exits 0 with a note elsewhere):
 2. A small TorchScript CNN on a KIND_GPU instance at batch 1..64 through tritond
    (HTTP, binary input from the host) against the same module called in-process
    on the same host arrays (copy to the device, run, copy back). Goal: >= 0.9x.
+   Two tritond rows: one client calling back to back (each request pays its HTTP
+   round trip and body transfer, which the in-process call does not have), and
+   ``--cnn-clients`` client processes at once (what a server is for: the server's
+   work overlaps the clients'), each against one in-process caller.
 
 The lead records the figures in bench/RESULTS.md.
 """
@@ -136,26 +140,55 @@ def _rate(call, seconds: float) -> float:
     return count / (time.perf_counter() - start)
 
 
-def _cnn_rows(client, seconds: float) -> list[dict]:
-    """Inferences/s of torch_cnn through tritond and in-process, per batch size."""
+def _client_loop(url: str, batch: int, seconds: float) -> int:
+    """One client process of the concurrent rows: back-to-back CNN requests for ``seconds``."""
+    import tritonclient.http as httpclient
+    client = httpclient.InferenceServerClient(url)
+    x = np.random.default_rng(batch).random((batch, 3, 64, 64), dtype=np.float32)
+    inp = httpclient.InferInput("INPUT__0", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x, binary_data=True)
+    client.infer("torch_cnn", [inp])
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        client.infer("torch_cnn", [inp])
+        count += 1
+    return count
+
+
+def _concurrent(pool, url: str, clients: int, batch: int, seconds: float) -> float:
+    start = time.perf_counter()
+    counts = pool.starmap(_client_loop, [(url, batch, seconds)] * clients)
+    return sum(counts) * batch / (time.perf_counter() - start)
+
+
+def _cnn_rows(client, url: str, seconds: float, clients: int) -> list[dict]:
+    """Inferences/s of torch_cnn through tritond (one client, and ``clients`` client
+    processes at once) and in-process (one caller), per batch size."""
+    import multiprocessing
+
     import torch
     import tritonclient.http as httpclient
     module = _cnn_module().cuda()
     rows = []
-    for batch in BATCHES:
-        x = np.random.default_rng(batch).random((batch, 3, 64, 64), dtype=np.float32)
-        inp = httpclient.InferInput("INPUT__0", list(x.shape), "FP32")
-        inp.set_data_from_numpy(x, binary_data=True)
-        served = _rate(lambda: client.infer("torch_cnn", [inp]), seconds) * batch
+    # spawn: the clients must not inherit this process's CUDA context
+    with multiprocessing.get_context("spawn").Pool(clients) as pool:
+        for batch in BATCHES:
+            x = np.random.default_rng(batch).random((batch, 3, 64, 64), dtype=np.float32)
+            inp = httpclient.InferInput("INPUT__0", list(x.shape), "FP32")
+            inp.set_data_from_numpy(x, binary_data=True)
+            served = _rate(lambda: client.infer("torch_cnn", [inp]), seconds) * batch
+            many = _concurrent(pool, url, clients, batch, seconds)
 
-        def local():
-            with torch.inference_mode():
-                module(torch.from_numpy(x).cuda()).cpu().numpy()
-        inproc = _rate(local, seconds) * batch
-        rows.append({"batch": batch, "tritond_per_s": served, "in_process_per_s": inproc,
-                     "ratio": served / inproc})
-        print(f"torch_cnn batch {batch:2d}  tritond {served:9.1f}/s  in-process "
-              f"{inproc:9.1f}/s  ratio {served / inproc:5.2f}")
+            def local():
+                with torch.inference_mode():
+                    module(torch.from_numpy(x).cuda()).cpu().numpy()
+            inproc = _rate(local, seconds) * batch
+            rows.append({"batch": batch, "tritond_per_s": served, "in_process_per_s": inproc,
+                         "ratio": served / inproc, "clients": clients,
+                         "tritond_clients_per_s": many, "ratio_clients": many / inproc})
+            print(f"torch_cnn batch {batch:2d}  tritond {served:9.1f}/s  {clients} clients "
+                  f"{many:9.1f}/s  in-process {inproc:9.1f}/s  ratio {served / inproc:5.2f}"
+                  f"  with {clients} clients {many / inproc:5.2f}")
     return rows
 
 
@@ -164,6 +197,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--sizes-mib", default="1,16,64")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--cnn-clients", type=int, default=8,
+                        help="client processes of the concurrent CNN rows")
     args = parser.parse_args()
     from tritond import gpus
     if gpus.count() == 0:
@@ -187,7 +222,7 @@ def main() -> int:
                                                 "device_copy_gb_s": ceiling})
                     print(f"{model:16s} {mib:3d} MiB  {rate:8.2f} GB/s   (device copy "
                           f"{ceiling:8.1f} GB/s)")
-            results["cnn"] = _cnn_rows(client, args.seconds)
+            results["cnn"] = _cnn_rows(client, srv.url, args.seconds, args.cnn_clients)
         finally:
             srv.stop()
     if args.json:

@@ -22,6 +22,8 @@ import functools
 import importlib.util
 import logging
 import os
+import pathlib
+import re
 
 log = logging.getLogger("tritond.gpus")
 
@@ -83,6 +85,45 @@ def count() -> int:
     log.warning("an NVIDIA driver is present but no GPU package is installed "
                 "(pip install 'tritond[gpu-cuda12]' or '[gpu-cuda13]'): no GPU instances")
     return 0
+
+
+@functools.lru_cache(maxsize=None)
+def backend_runs_on_gpu(backend: str) -> bool:
+    """Whether KIND_AUTO may become KIND_GPU for ``backend`` in this install.
+
+    Triton's GPU containers always hold CUDA builds; a pip host may hold a CPU-only
+    onnxruntime or torch beside a GPU, and an AUTO model must then stay on the CPU
+    rather than fail its load. Read from the installed files: nothing is imported."""
+    if backend == "onnxruntime":
+        return onnxruntime_has_cuda(_package_dir("onnxruntime"))
+    if backend == "pytorch":
+        return torch_has_cuda(_package_dir("torch"))
+    return True
+
+
+def _package_dir(name: str) -> pathlib.Path | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return pathlib.Path(next(iter(spec.submodule_search_locations)))
+
+
+def onnxruntime_has_cuda(package: pathlib.Path | None) -> bool:
+    """onnxruntime-gpu ships the CUDA execution provider as a library beside the core."""
+    return package is not None and any((package / "capi").glob("libonnxruntime_providers_cuda*"))
+
+
+def torch_has_cuda(package: pathlib.Path | None) -> bool:
+    """torch/version.py names the CUDA it was built with, or None for a CPU build."""
+    try:
+        text = (package / "version.py").read_text() if package is not None else ""
+    except OSError:
+        return False
+    match = re.search(r"^cuda\s*(?::[^=\n]*)?=\s*(\S.*)$", text, re.MULTILINE)
+    return bool(match) and match.group(1).strip() != "None"
 
 
 def _nvml_count() -> int | None:

@@ -8,9 +8,9 @@
 #   gpu_tests.log  tests/gpu (-rs: every skip says why)          + gpu_tests.xml (JUnit)
 #   bench.log      bench/gpu.py (identity through CUDA shm, CNN)  + gpu_bench.json
 #   scaling.log    bench/scaling.py: --frontend-processes 1..4 on the host's cores (issue 15 item 4)
-#   suite.log      the whole suite on the GPU host (tests/protos, tests/deploy left out:
-#                  they need grpcio-tools / hadolint, not a GPU)  + suite.xml
-# SUITE=0 skips the whole suite. These 8 files come back ($OUT: at most 8).
+#   suite.log      the whole suite on the GPU host, beside tests/gpu (tests/protos and
+#                  tests/deploy left out: they need grpcio-tools / hadolint, not a GPU)
+# These files come back ($OUT: at most 8). Phase deadlines: below.
 # The tests run from a copy of the tree without its tritond/ folder, so that the installed
 # package (with its frontend/, workers/ ... mapped in) is the one imported.
 set -u
@@ -55,23 +55,60 @@ PY
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-echo "== tests/gpu"
-timeout "$(left 200)" "$PY" -m pytest -q -p no:cacheprovider --timeout=120 -rs tests/gpu \
-  --junitxml="$OUT/gpu_tests.xml" > "$OUT/gpu_tests.log" 2>&1
-echo "tests/gpu rc=$?"; tail -n 25 "$OUT/gpu_tests.log"
+# Each phase has a deadline in seconds from the start (env overrides; 0 skips it), so that
+# a first diagnostic run can stop early and leave device time for a second one:
+#   SUITE_T  the whole suite (xdist, SUITE_XDIST workers, default 12), started FIRST in the
+#            background beside tests/gpu (tests, not timings: the load does not matter), and
+#            waited for before the benchmarks, which then run on a quiet host; stopped with
+#            SIGINT at its deadline, so pytest still prints what failed among what ran
+#   GPU_T    tests/gpu
+#   CPU_T    only the CPU suite's files that touch CUDA, BF16 or device counts (xdist)
+#   BENCH_T  bench/gpu.py          SCALE_T  bench/scaling.py
+phase() { [ "${1}" -gt 0 ] && [ "$(left "$1")" -gt 10 ]; }
+stop_at() { timeout -s INT -k 20 "$(left "$1")" "${@:2}"; }
 
-echo "== bench/gpu.py"
-timeout "$(left 320)" "$PY" bench/gpu.py --seconds 1.5 --json "$OUT/gpu_bench.json" \
-  > "$OUT/bench.log" 2>&1
-echo "bench rc=$?"; cat "$OUT/bench.log" | tail -n 20
+suite_pid=""
+SUITE_T=${SUITE_T:-330}
+if phase "$SUITE_T"; then
+  echo "== whole suite in the background (until ${SUITE_T} s)"
+  stop_at "$SUITE_T" "$PY" -m pytest -q -p no:cacheprovider --timeout=120 -n "${SUITE_XDIST:-12}" --dist loadfile \
+    --ignore=tests/protos --ignore=tests/deploy --ignore=tests/gpu > "$OUT/suite.log" 2>&1 &
+  suite_pid=$!
+fi
 
-echo "== bench/scaling.py"
-timeout "$(left 400)" "$PY" bench/scaling.py --seconds 4 > "$OUT/scaling.log" 2>&1
-echo "scaling rc=$?"; cat "$OUT/scaling.log"
+if phase "${GPU_T:-200}"; then
+  echo "== tests/gpu"
+  stop_at "${GPU_T:-200}" "$PY" -m pytest -q -p no:cacheprovider --timeout=120 -rs \
+    tests/gpu --junitxml="$OUT/gpu_tests.xml" > "$OUT/gpu_tests.log" 2>&1
+  echo "tests/gpu rc=$?"; grep -v "^DEBUG" "$OUT/gpu_tests.log" | tail -n 40
+fi
 
-[ "${SUITE:-1}" = 0 ] && exit 0          # SUITE=0: the GPU tests and the benchmark only
-echo "== whole suite ($(left 570) s left)"
-timeout "$(left 570)" "$PY" -m pytest -q -p no:cacheprovider --timeout=90 \
-  --ignore=tests/protos --ignore=tests/deploy --junitxml="$OUT/suite.xml" > "$OUT/suite.log" 2>&1
-echo "suite rc=$? (124: out of time; the log has what ran)"; tail -n 30 "$OUT/suite.log"
+if phase "${CPU_T:-0}"; then
+  echo "== CPU-suite files that touch CUDA / BF16 / device counts"
+  files=$(grep -rlisE "cuda|KIND_GPU|bf16|gpus" tests --include='test_*.py' \
+          | grep -vE "^tests/(gpu|protos|deploy)/" | sort)
+  stop_at "${CPU_T}" "$PY" -m pytest -q -p no:cacheprovider --timeout=90 -n 8 --dist loadfile $files \
+    > "$OUT/cpu_gpuish.log" 2>&1
+  echo "cpu files rc=$?"; grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/cpu_gpuish.log" | tail -n 30
+fi
+
+if [ -n "$suite_pid" ]; then
+  wait "$suite_pid"; echo "suite rc=$? (124: stopped at its deadline; the log has what ran)"
+  # a suite stopped mid-way leaves its servers (own sessions): they must not load the benchmarks
+  pkill -f "tritond.cli" 2>/dev/null; sleep 3; pkill -9 -f "^tritond" 2>/dev/null; sleep 1
+  grep -E "^(FAILED|ERROR)" "$OUT/suite.log" | head -40; tail -n 3 "$OUT/suite.log"
+fi
+
+if phase "${BENCH_T:-420}"; then
+  echo "== bench/gpu.py"
+  stop_at "${BENCH_T:-420}" "$PY" bench/gpu.py --seconds 1.5 \
+    --json "$OUT/gpu_bench.json" > "$OUT/bench.log" 2>&1
+  echo "bench rc=$?"; tail -n 30 "$OUT/bench.log"
+fi
+
+if phase "${SCALE_T:-540}"; then
+  echo "== bench/scaling.py"
+  stop_at "${SCALE_T:-540}" "$PY" bench/scaling.py --seconds 4 > "$OUT/scaling.log" 2>&1
+  echo "scaling rc=$?"; cat "$OUT/scaling.log"
+fi
 echo "/dev/shm left: $(ls /dev/shm | head -20 | tr '\n' ' ')"

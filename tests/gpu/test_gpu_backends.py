@@ -152,6 +152,7 @@ def test_onnxruntime_gpu_with_cuda_shm_in_and_out(tmp_path):
         srv.stop()
 
 
+@pytest.mark.timeout(300)    # compiles a CUDA package first (over a minute on the H200 host)
 def test_aoti_package_on_gpu(tmp_path):
     """platform "torch_aoti" on a GPU instance: a package compiled for CUDA, loaded on
     cuda:0, host inputs moved there, outputs back (written, not yet run on a GPU)."""

@@ -111,7 +111,8 @@ def test_gpu_models_on_a_host_without_gpus(tmp_path):
     cfg.write_text(cfg.read_text().replace("KIND_CPU", "KIND_GPU"))
     torch_models.identity(tmp_path, "torch_gpu",
                           extra='instance_group [ { name: "tg" kind: KIND_GPU gpus: [ 0 ] } ]\n')
-    server = Server([tmp_path], wait_ready=False)
+    # CUDA_VISIBLE_DEVICES="" hides a GPU host's devices as CUDA does, so this runs anywhere
+    server = Server([tmp_path], wait_ready=False, env={"CUDA_VISIBLE_DEVICES": ""})
     try:
         server.wait("/v2/health/live")
         client = httpclient.InferenceServerClient(server.url)

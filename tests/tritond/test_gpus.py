@@ -47,3 +47,23 @@ def test_visible_indices_keep_cuda_order():
     assert gpus.visible_indices(uuids, None) == list(range(len(uuids)))
     assert gpus.visible_indices(uuids, "1,0") == [1, 0]
     assert gpus.visible_indices(uuids, "0,9,1") == [0]
+
+
+def test_torch_build_is_read_from_its_version_file(tmp_path):
+    (tmp_path / "version.py").write_text("__version__ = '2.11.0+cu130'\n"
+                                         "cuda: Optional[str] = '13.0'\nhip = None\n")
+    assert gpus.torch_has_cuda(tmp_path)
+    (tmp_path / "version.py").write_text("__version__ = '2.13.0+cpu'\n"
+                                         "cuda: Optional[str] = None\nhip = None\n")
+    assert not gpus.torch_has_cuda(tmp_path)
+    assert not gpus.torch_has_cuda(tmp_path / "missing")
+    assert not gpus.torch_has_cuda(None)
+
+
+def test_onnxruntime_gpu_is_known_by_its_cuda_provider_library(tmp_path):
+    (tmp_path / "capi").mkdir()
+    (tmp_path / "capi" / "libonnxruntime_providers_shared.so").write_bytes(b"")
+    assert not gpus.onnxruntime_has_cuda(tmp_path)
+    (tmp_path / "capi" / "libonnxruntime_providers_cuda.so").write_bytes(b"")
+    assert gpus.onnxruntime_has_cuda(tmp_path)
+    assert not gpus.onnxruntime_has_cuda(None)

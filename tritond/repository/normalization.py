@@ -1,6 +1,7 @@
 """Config normalisation that always runs before validation."""
 from __future__ import annotations
 
+from tritond import gpus as gpu_host
 from tritond.repository.autofill import ENSEMBLE
 from tritond.errors import invalid_arg
 from tritond.protos.model_config_pb2 import ModelConfig, ModelInstanceGroup
@@ -55,10 +56,11 @@ def _instance_groups(cfg: ModelConfig, gpus: int) -> None:
 
 
 def _resolve_kind(cfg: ModelConfig, group: ModelInstanceGroup, gpus: int) -> None:
-    """AUTO -> CPU/GPU; GPU groups get every GPU when they list none."""
+    """AUTO -> CPU/GPU; GPU groups get every GPU when they list none. AUTO stays on the
+    CPU where this install's onnxruntime or torch is a CPU build (see gpus.py)."""
     listed_missing = any(g < 0 or g >= gpus for g in group.gpus)
     if group.kind == ModelInstanceGroup.KIND_AUTO:
-        if gpus == 0 or listed_missing:
+        if gpus == 0 or listed_missing or not gpu_host.backend_runs_on_gpu(cfg.backend):
             group.kind = ModelInstanceGroup.KIND_CPU
             del group.gpus[:]
         else:

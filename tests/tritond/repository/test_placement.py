@@ -70,3 +70,14 @@ def test_kind_cpu_listing_gpus_is_tritons_error():
     err = _error('name: "m" backend: "python" '
                  'instance_group [{ name: "g" kind: KIND_CPU gpus: [0] }]', 1)
     assert err.message == "instance group g of model m has kind KIND_CPU but specifies one or more GPUs"
+
+
+def test_auto_stays_on_cpu_where_the_backend_has_no_cuda_build(monkeypatch):
+    # a pip host may hold a CPU-only onnxruntime or torch beside its GPUs
+    from tritond import gpus
+    monkeypatch.setattr(gpus, "backend_runs_on_gpu", lambda backend: backend == "python")
+    assert plan('name: "m" backend: "onnxruntime"', 1) == [("m_0", "CPU", 0), ("m_1", "CPU", 0)]
+    assert plan('name: "m" backend: "pytorch"', 1) == [("m_0", "CPU", 0)]
+    assert plan('name: "m" backend: "python"', 1) == [("m_0", "GPU", 0)]
+    gpu = 'name: "m" backend: "onnxruntime" instance_group [{ kind: KIND_GPU }]'
+    assert plan(gpu, 1) == [("m_0_0", "GPU", 0)]     # asked for: the backend says why it cannot
