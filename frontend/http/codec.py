@@ -17,7 +17,7 @@ from tritond.errors import invalid_arg
 from . import fastdecode
 from ..params import json_reason
 from ..types import InferRequest, InferResult, InputTensor, RequestedOutput, ShmRef
-from .tensors import NESTING, bytes_to_json, json_to_bytes
+from .tensors import NESTING, bytes_to_json, json_to_bytes, too_deep
 
 _decode = msgspec.json.decode
 encode_json = tritonjson.encode       # Triton's spelling: \u001F, not msgspec's \u001f
@@ -29,7 +29,7 @@ _NO_HEADER = ("must specify valid 'Infer-Header-Content-Length' in request heade
 def parse_json(data) -> object:
     """Decode JSON with a Triton-like INVALID_ARG on failure."""
     try:
-        return _decode(data)
+        doc = _decode(data)
     except msgspec.DecodeError as e:
         # Triton's parser takes NaN and infinities (rapidjson kParseNanAndInfFlag);
         # msgspec does not, Python's json does: the rare body holding them goes there.
@@ -42,6 +42,9 @@ def parse_json(data) -> object:
         raise invalid_arg(f"failed to parse the request JSON buffer: {e}") from None
     except RecursionError:           # nested deeper than the decoder recurses: a client error
         raise invalid_arg(NESTING) from None
+    if too_deep(doc):
+        raise invalid_arg(NESTING)
+    return doc
 
 
 _STOI = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")

@@ -103,6 +103,8 @@ def decode(body, hlen: Optional[int], model: str, version: str
     if params is not None:
         if any(key.startswith("triton_") for key in params):
             return None
+        if any(type(v) is list or type(v) is dict for v in params.values()):
+            return None         # nested: the dict walk checks its depth
         default_binary = params.get("binary_data_output", False)
         if type(default_binary) is not bool:
             return None

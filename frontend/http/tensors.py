@@ -59,6 +59,32 @@ MAX_NESTING = 100      # Triton's HTTP_MAX_JSON_NESTING_DEPTH
 NESTING = f"JSON nesting depth exceeds maximum allowed limit ({MAX_NESTING})"
 
 
+# Any JSON body nested deeper than this is refused with NESTING. Triton limits only
+# ``data`` (MAX_NESTING, in ``flatten``) and leaves the rest to rapidjson's recursion; on
+# Python 3.11 msgspec's recursion limit stopped such a body near 1000, from 3.12 it does
+# not, so the bound is explicit and the same on every Python.
+MAX_DOC_NESTING = 500
+
+
+def too_deep(doc) -> bool:
+    """Whether ``doc`` nests arrays and objects more than MAX_DOC_NESTING deep.
+
+    Level by level, and a level's values are looked at by type in one C loop, so a
+    flat ``data`` array costs one pass."""
+    level = [doc] if type(doc) in (list, dict) else []
+    for _ in range(MAX_DOC_NESTING):
+        below = []
+        for node in level:
+            values = node.values() if type(node) is dict else node
+            kinds = set(map(type, values))
+            if list in kinds or dict in kinds:
+                below.extend(v for v in values if type(v) is list or type(v) is dict)
+        if not below:
+            return False
+        level = below
+    return True
+
+
 def flatten(data: list) -> list:
     """Row-major flattening of nested lists (ragged nesting is counted, like Triton)."""
     if not data or type(data[0]) is not list:

@@ -7,6 +7,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from shm import cuda as shm_cuda
 from tests.server import REPO, Server
 
 POLL = "failed to poll from model repository"
@@ -171,7 +172,9 @@ def test_http_load_parameters_as_triton_reads_them(server):
 def test_server_extensions_in_tritons_order(client):
     md = client.get_server_metadata()
     ext = list(md["extensions"] if client.protocol == "http" else md.extensions)
+    cuda_shm = ["cuda_shared_memory"] if shm_cuda.available() else []   # a GPU host's
     assert ext == ["classification", "sequence", "model_repository",
                    "model_repository(unload_dependents)",
                    "schedule_policy", "model_configuration", "system_shared_memory",
+                   *cuda_shm,
                    "binary_tensor_data", "parameters", "statistics", "trace", "logging"]
