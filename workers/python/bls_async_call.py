@@ -81,12 +81,21 @@ def _drain_async(answers: asyncio.Queue):
     return drain
 
 
-async def _async_responses(answers: asyncio.Queue, ch: bls.BlsChannel, token: object):
+async def _async_responses(answers: asyncio.Queue, ch: bls.BlsChannel, token):
     """async_exec(decoupled=True): as ``_responses``."""
-    while True:
-        resp = await answers.get()
-        if resp.final and not resp.outputs and resp.error is None:
-            return
-        yield response(resp, ch)
-        if resp.final:
-            return
+    try:
+        while True:
+            resp = await answers.get()
+            if resp.final and not resp.outputs and resp.error is None:
+                return
+            yield response(resp, ch)
+            if resp.final:
+                return
+    finally:
+        # An iterator left unfinished is closed by its loop's asyncgen finalizer, which
+        # schedules aclose() as a task; ``asyncio.run`` cancels that task on its way out,
+        # so CancelledError is thrown in here. From Python 3.12 this frame then stays in a
+        # cycle (its f_back chain reaches ``_cancel_all_tasks``, whose list holds the task,
+        # its error, the error's traceback, this frame) that only the cyclic GC frees: the
+        # token's end alone would hold the callee's outputs until some collection ran.
+        token.end()

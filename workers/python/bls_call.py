@@ -175,10 +175,11 @@ class _Unread:
         else:
             self._put(resp)
 
-    def token(self) -> object:
-        """An object for the iterator's frame to hold: its end abandons the rest."""
+    def token(self) -> "_Token":
+        """An object for the iterator's frame to hold: its end abandons the rest, and so
+        does ``token.end()`` (once: the iterator's ``finally``)."""
         token = _Token()
-        weakref.finalize(token, self.abandon)
+        token.end = weakref.finalize(token, self.abandon)
         return token
 
     def abandon(self) -> None:
@@ -191,7 +192,7 @@ class _Unread:
 
 
 class _Token:
-    __slots__ = ("__weakref__",)
+    __slots__ = ("end", "__weakref__")
 
 
 def _drain_queue(answers: queue.SimpleQueue):
@@ -242,11 +243,15 @@ def _final(answers: queue.SimpleQueue, ch: bls.BlsChannel, rid: int) -> Inferenc
 
 def _responses(answers: queue.SimpleQueue, ch: bls.BlsChannel, token: object):
     """exec(decoupled=True): every response in order; an empty final one ends it.
-    ``token`` lives as long as this generator's frame (``_Unread``)."""
-    while True:
-        resp = answers.get()
-        if resp.final and not resp.outputs and resp.error is None:
-            return
-        yield response(resp, ch)
-        if resp.final:
-            return
+    ``token`` lives as long as this generator's frame (``_Unread``); one never started
+    has only that."""
+    try:
+        while True:
+            resp = answers.get()
+            if resp.final and not resp.outputs and resp.error is None:
+                return
+            yield response(resp, ch)
+            if resp.final:
+                return
+    finally:
+        token.end()         # as ``_async_responses``: not left to when the frame is freed
