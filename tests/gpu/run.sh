@@ -6,6 +6,7 @@
 # builds stay), then runs, each under its own time limit and each writing into $OUT:
 #   env.txt        nvidia-smi, versions, what tritond.gpus counts
 #   gpu_tests.log  tests/gpu (-rs: every skip says why)          + gpu_tests.xml (JUnit)
+#   gpu_servers.log the last lines of each tests/gpu server's log
 #   bench.log      bench/gpu.py (identity through CUDA shm, CNN)  + gpu_bench.json
 #   scaling.log    bench/scaling.py: --frontend-processes 1..4 on the host's cores (issue 15 item 4)
 #   suite.log      the whole suite on the GPU host, beside tests/gpu (tests/protos and
@@ -71,16 +72,26 @@ suite_pid=""
 SUITE_T=${SUITE_T:-330}
 if phase "$SUITE_T"; then
   echo "== whole suite in the background (until ${SUITE_T} s)"
-  stop_at "$SUITE_T" "$PY" -m pytest -q -p no:cacheprovider --timeout=120 -n "${SUITE_XDIST:-12}" --dist loadfile \
-    --ignore=tests/protos --ignore=tests/deploy --ignore=tests/gpu > "$OUT/suite.log" 2>&1 &
+  # SUITE_FILES: only these paths (a rerun of what failed); else the whole suite without
+  # tests/protos and tests/deploy (grpcio-tools, hadolint), tests/integration/test_older_clients.py
+  # (pip-installs old tritonclient releases: no network there) and tests/test_docs.py (checks
+  # paths under tritond/, which this copy of the tree leaves out on purpose)
+  stop_at "$SUITE_T" "$PY" -m pytest -q -p no:cacheprovider --timeout=120 -n "${SUITE_XDIST:-12}" \
+    --dist loadfile ${SUITE_FILES:---ignore=tests/protos --ignore=tests/deploy --ignore=tests/gpu \
+    --ignore=tests/integration/test_older_clients.py --ignore=tests/test_docs.py} \
+    > "$OUT/suite.log" 2>&1 &
   suite_pid=$!
 fi
 
 if phase "${GPU_T:-200}"; then
   echo "== tests/gpu"
-  stop_at "${GPU_T:-200}" "$PY" -m pytest -q -p no:cacheprovider --timeout=120 -rs \
-    tests/gpu --junitxml="$OUT/gpu_tests.xml" > "$OUT/gpu_tests.log" 2>&1
+  mkdir -p /tmp/gpulogs
+  TMPDIR=/tmp/gpulogs stop_at "${GPU_T:-200}" "$PY" -m pytest -q -p no:cacheprovider --timeout=120 \
+    -rs tests/gpu --junitxml="$OUT/gpu_tests.xml" > "$OUT/gpu_tests.log" 2>&1
   echo "tests/gpu rc=$?"; grep -v "^DEBUG" "$OUT/gpu_tests.log" | tail -n 40
+  for f in /tmp/gpulogs/tritond-test-*.log; do       # each tests/gpu server's last lines
+    [ -e "$f" ] && { echo "== $f"; tail -n 30 "$f"; }
+  done > "$OUT/gpu_servers.log" 2>&1
 fi
 
 if phase "${CPU_T:-0}"; then
@@ -108,7 +119,8 @@ fi
 
 if phase "${SCALE_T:-540}"; then
   echo "== bench/scaling.py"
-  stop_at "${SCALE_T:-540}" "$PY" bench/scaling.py --seconds 4 > "$OUT/scaling.log" 2>&1
+  stop_at "${SCALE_T:-540}" "$PY" bench/scaling.py --seconds "${SCALE_S:-4}" \
+    > "$OUT/scaling.log" 2>&1
   echo "scaling rc=$?"; cat "$OUT/scaling.log"
 fi
 echo "/dev/shm left: $(ls /dev/shm | head -20 | tr '\n' ' ')"
