@@ -152,23 +152,29 @@ def test_onnxruntime_gpu_with_cuda_shm_in_and_out(tmp_path):
         srv.stop()
 
 
-@pytest.mark.timeout(300)    # compiles a CUDA package first (over a minute on the H200 host)
-def test_aoti_package_on_gpu(tmp_path):
-    """platform "torch_aoti" on a GPU instance: a package compiled for CUDA, loaded on
-    cuda:0, host inputs moved there, outputs back (written, not yet run on a GPU)."""
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("this torch build has no CUDA")
+@pytest.mark.timeout(300)    # compiles a CPU package first (tens of seconds)
+def test_aoti_is_refused_on_gpu_instances_and_auto_runs_it_on_the_cpu(tmp_path):
+    """platform "torch_aoti": KIND_GPU is refused at load (its worker died of SIGSEGV in
+    aoti_load_package for a CUDA package on the H200 host, session 12); a model without
+    instance_group stays on the CPU there and serves."""
     from tests import aoti_models
     reason = aoti_models.missing()
     if reason:
         pytest.skip(reason)
-    package = aoti_models.compile_package(tmp_path / "add_sub.pt2", "cuda")
+    package = aoti_models.compile_package(tmp_path / "add_sub.pt2")
     aoti_models.add_model(tmp_path / "repo", package, "aoti_gpu",
                           extra='instance_group [ { kind: KIND_GPU } ]\n')
-    srv = Server([tmp_path / "repo"])
+    aoti_models.add_model(tmp_path / "repo", package, "aoti_auto")
+    srv = Server([tmp_path / "repo"], wait_ready=False)
     try:
+        srv.wait("/v2/models/aoti_auto/ready")
         client = httpclient.InferenceServerClient(srv.url)
+        rows = {r["name"]: r for r in client.get_model_repository_index()}
+        assert rows["aoti_gpu"]["state"] == "UNAVAILABLE"
+        assert "platform 'torch_aoti' on KIND_GPU instances is not supported by tritond yet" \
+            in rows["aoti_gpu"]["reason"]
+        kinds = [g["kind"] for g in client.get_model_config("aoti_auto")["instance_group"]]
+        assert kinds == ["KIND_CPU"]
         a = np.arange(8, dtype=np.float32).reshape(2, 4)
         b = np.full((2, 4), 3, np.float32)
         ins = []
@@ -176,7 +182,7 @@ def test_aoti_package_on_gpu(tmp_path):
             t = httpclient.InferInput(name, list(arr.shape), "FP32")
             t.set_data_from_numpy(arr)
             ins.append(t)
-        result = client.infer("aoti_gpu", ins)
+        result = client.infer("aoti_auto", ins)
         np.testing.assert_array_equal(result.as_numpy("OUTPUT__0"), a + b)
         np.testing.assert_array_equal(result.as_numpy("OUTPUT__1"), a - b)
     finally:

@@ -8,6 +8,9 @@ from tritond.protos.model_config_pb2 import ModelConfig, ModelInstanceGroup
 
 DEFAULT_SEQUENCE_IDLE_US = 1_000_000
 
+# Refused on GPU instances (repository/support.py): KIND_AUTO keeps them on the CPU.
+CPU_ONLY_PLATFORMS = ("torch_aoti",)
+
 # Backends whose CPU instance groups default to two instances.
 _CPU_COUNT_TWO = ("onnxruntime", "tensorflow")
 
@@ -60,7 +63,8 @@ def _resolve_kind(cfg: ModelConfig, group: ModelInstanceGroup, gpus: int) -> Non
     CPU where this install's onnxruntime or torch is a CPU build (see gpus.py)."""
     listed_missing = any(g < 0 or g >= gpus for g in group.gpus)
     if group.kind == ModelInstanceGroup.KIND_AUTO:
-        if gpus == 0 or listed_missing or not gpu_host.backend_runs_on_gpu(cfg.backend):
+        if gpus == 0 or listed_missing or not gpu_host.backend_runs_on_gpu(cfg.backend) \
+                or cfg.platform in CPU_ONLY_PLATFORMS:
             group.kind = ModelInstanceGroup.KIND_CPU
             del group.gpus[:]
         else:

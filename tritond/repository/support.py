@@ -37,6 +37,12 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
         elif getattr(cfg, field) and cfg.platform == "torch_aoti":
             # an AOTInductor package binds only the config inputs (workers/aoti.py)
             found.append(f"{field} for platform 'torch_aoti'")
+    if cfg.platform == "torch_aoti" and any(g.kind == ModelInstanceGroup.KIND_GPU
+                                            for g in cfg.instance_group):
+        # On the one GPU host it was tried on (H200, torch 2.11+cu130) the worker died of
+        # SIGSEGV inside aoti_load_package for a CUDA package: refused until understood
+        # (KIND_AUTO keeps such a model on the CPU, normalization.py)
+        found.append("platform 'torch_aoti' on KIND_GPU instances")
     if cfg.model_transaction_policy.decoupled and cfg.backend != "python" \
             and cfg.platform != "ensemble":    # an ensemble's flag is set from its steps
         # Triton's Python backend streams; other backends' decoupled modes do not exist here.

@@ -11,6 +11,7 @@ import tritonclient.http as httpclient
 from tests.integration.echo_repo import MODEL_PY
 from tests.server import ROOT, Server
 from tritond.errors import Code, TritonError
+from tritond.protos.model_config_pb2 import ModelInstanceGroup
 from tritond.repository import modelconfig, support
 
 _IO = ('input [ { name: "IN0" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
@@ -155,3 +156,15 @@ def test_explicit_load_answers_the_reason(tmp_path):
         assert not client.is_model_ready("ov")
     finally:
         srv.stop()
+
+
+def test_torch_aoti_is_refused_on_gpu_instances_and_auto_keeps_it_on_the_cpu():
+    # its worker crashed (SIGSEGV in aoti_load_package) on the GPU host it was tried on
+    from tritond.repository import normalize
+    gpu = modelconfig.parse_pbtxt('name: "a" platform: "torch_aoti" '
+                                  'instance_group [ { kind: KIND_GPU } ]', "a")
+    assert support.unsupported_features(gpu) == ["platform 'torch_aoti' on KIND_GPU instances"]
+    auto = modelconfig.parse_pbtxt('name: "a" platform: "torch_aoti" backend: "pytorch"', "a")
+    normalize(auto, gpus=1)
+    assert [g.kind for g in auto.instance_group] == [ModelInstanceGroup.KIND_CPU]
+    assert support.unsupported_features(auto) == []
