@@ -15,7 +15,6 @@ lifecycle sees it (``refuse``); the rest fails the version as any model's.
 from __future__ import annotations
 
 import asyncio
-
 import logging
 
 import msgspec
@@ -62,8 +61,8 @@ async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
     unavailable = [n for n, k in keys.items() if (k == n and len(index.get(n, ())) > 1)
                    or (k not in registry.known and not registry.versions_of(k))]
     if unavailable:       # Triton's DependencyGraph message
-        return refuse(mv, f"ensemble {identifier(mv.name)} contains models that are not available "
-                                f"or ambiguous: {', '.join(unavailable)}")
+        return refuse(mv, f"ensemble {identifier(mv.name)} contains models that are not "
+                          f"available or ambiguous: {', '.join(unavailable)}")
     names = list(dict.fromkeys(keys.values()))
     if mv.name in names:
         return refuse(mv, _circular(mv.name, mv.name))
