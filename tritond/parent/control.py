@@ -94,10 +94,11 @@ class ModelControl:
         return self.names.loaded(msg.name) or ([msg.name] if "/" not in msg.name else [])
 
     async def _apply(self, key: str, msg) -> None:
+        loaded = False
         async with self._locks.setdefault(key, asyncio.Lock()):
             try:
                 if type(msg) is messages.LoadQuery:
-                    await self._load_model(key, msg)
+                    loaded = await self._load_model(key, msg)
                 else:
                     await self._unload_model(key)
                     if msg.unload_dependents:
@@ -105,11 +106,28 @@ class ModelControl:
                             await self._unload_model(dependent)
             finally:        # a failed load is in the table (index reason) too
                 await self.publish_and_wait()
+        if loaded:          # outside ``key``'s lock: an ensemble's load may take it
+            await self._retry_refused(key)
+
+    async def _retry_refused(self, key: str) -> None:
+        """Load again the refused ensembles whose steps name the model just (re)loaded, as
+        Triton's dependency graph rechecks the nodes waiting for it; their failures are
+        only logged (the load asked for ``key``)."""
+        async def retry(ens: str) -> bool:
+            try:
+                return await self.load_key(ens)
+            except TritonError as exc:
+                log.error("%s", exc.message.rstrip("\n"))
+                return False
+        for ens, (_, steps) in list(self.registry.refused.items()):
+            if name_of(key) in steps:
+                await self.apply_change(ens, lambda ens=ens: retry(ens))
 
     # ------------------------------------------------------------------ load
 
     async def _load_model(self, name: str, query: messages.LoadQuery,
-                          visiting: frozenset = frozenset()) -> None:
+                          visiting: frozenset = frozenset()) -> bool:
+        """Load or reload ``name``; whether anything was loaded."""
         check_model_name(name_of(name))          # before the name meets the file system
         if query.files:
             problem = overrides.file_problem(query.files, query.config)
@@ -120,7 +138,7 @@ class ModelControl:
         src = self._read_source(name, query.config or None)
         old = self.registry.versions_of(name)
         if not query.config and reloads.unmodified(old, src):
-            return                  # as Triton: nothing on disk changed since the last load
+            return False            # as Triton: nothing on disk changed since the last load
         if src.error and src.polled:    # Triton reads and checks the config polling
             raise overrides.poll_failure(name, src.error)
         if src.error:
@@ -137,12 +155,17 @@ class ModelControl:
         fresh = [mv for mv in new if mv.version not in kept]
         updates = {v: u for v, mv in kept.items() if (u := reloads.instance_update(mv, cfg))}
         if not fresh and not updates and len(kept) == len(old):
-            return                  # nothing changed: as Triton, nothing is reloaded
+            return False            # nothing changed: as Triton, nothing is reloaded
         log.info("loading '%s' (versions %s)%s", identifier(name), [mv.version for mv in fresh],
                  " to replace the loaded one" if old else "")
         with self.registry.loading_now(fresh, self.publish):     # the index shows LOADING
             await asyncio.gather(*(self.loader.load_version(mv, src) for mv in fresh))
         failed = [mv for mv in fresh if mv.state != READY]
+        if refused := next((mv for mv in failed if mv.refused), None):
+            if old:                 # Triton unloads an ensemble its dependency graph refuses
+                await self._unload_model(name)
+            ensembles.forget_refused(self.registry, refused, src.config)
+            raise invalid_arg(f"load failed for model '{identifier(name)}': {refused.reason}\n")
         if failed and any(mv.state == READY for mv in old):
             for mv in fresh:                     # keep serving the old versions
                 self.loader.stop_instances(mv, "reload failed")
@@ -160,6 +183,7 @@ class ModelControl:
             mv = failed[0]
             raise invalid_arg(f"load failed for model '{identifier(name)}': version {mv.version} is at "
                               f"UNAVAILABLE state: {mv.reason};\n")
+        return True
 
     async def _load_composing(self, name: str, cfg, visiting: frozenset) -> None:
         """Load the models an ensemble needs that are not loaded yet (as Triton does)."""
@@ -167,8 +191,17 @@ class ModelControl:
         for dep in [self.names.composing_on_disk(name, n) for n in ensembles.composing(cfg)]:
             if dep in visiting or any(mv.state == READY for mv in self.registry.versions_of(dep)):
                 continue                         # a cycle fails the ensemble's own load
+            if not self.names.directory(dep):    # the ensemble is refused (Triton's log line)
+                log.error("failed to poll model '%s': model not found in any model repository.",
+                          identifier(dep))
+                continue
             async with self._locks.setdefault(dep, asyncio.Lock()):
-                await self._load_model(dep, messages.LoadQuery(0, "", dep), visiting)
+                try:
+                    await self._load_model(dep, messages.LoadQuery(0, "", dep), visiting)
+                except TritonError:
+                    if dep not in self.registry.refused:
+                        raise
+                    # as Triton's graph: the ensemble's own load names the refused one
 
     def _dependents(self, name: str) -> list[str]:
         """Loaded ensembles that use ``name``, transitively (unload_dependents)."""
@@ -219,6 +252,7 @@ class ModelControl:
         one: UNLOADING (no new requests, its queue still runs on its own workers) until
         the scheduler says it is empty, then its workers retire."""
         self.registry.failed.pop(name, None)
+        self.registry.refused.pop(name, None)
         kept = {mv.version for mv in new}
         replaced = [mv for mv in old if mv.version in kept and all(mv is not n for n in new)]
         dropped = [mv for mv in old if mv.version not in kept]
@@ -248,16 +282,19 @@ class ModelControl:
         """Run a poll's ``change`` of ``key`` under its lock; errors are logged (poll.py)."""
         if self.phase.stopping:
             return
+        loaded = False
         async with self._locks.setdefault(key, asyncio.Lock()):
             try:
-                await change()
+                loaded = await change() is True
             except TritonError as exc:
                 log.error("poll: %s", exc.message)
             finally:
                 await self.publish_and_wait()
+        if loaded:
+            await self._retry_refused(key)
 
-    async def load_key(self, key: str) -> None:
-        await self._load_model(key, messages.LoadQuery(0, "", key))
+    async def load_key(self, key: str) -> bool:
+        return await self._load_model(key, messages.LoadQuery(0, "", key))
 
     async def forget_key(self, key: str) -> None:
         """Unload ``key`` and forget it: its directory is gone."""
@@ -270,6 +307,7 @@ class ModelControl:
 
     async def _unload_model(self, name: str) -> None:
         versions = self.registry.versions_of(name)
+        self.registry.refused.pop(name, None)        # no longer waits for its models
         if not versions and name not in self.registry.failed:
             return              # never loaded or unknown: nothing to do (as Triton: OK)
         self.registry.failed.pop(name, None)

@@ -5,18 +5,27 @@ checks each step against the composing model's final config
 (``repository.ensemble_graph.check_steps``). The scheduler runs it
 (scheduler/ensembles.py). It is published live only while every composing
 model is ready; in explicit mode, loading it loads what it needs first.
+
+What Triton's dependency graph checks (composing models present and unambiguous,
+no cycle, their versions loaded, the steps' maps against their configs: core's
+model_repository_manager.cc ConnectDependencyGraph / CheckNode and
+ensemble_utils.cc ValidateEnsembleConfig) fails the ensemble before its model
+lifecycle sees it (``refuse``); the rest fails the version as any model's.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import msgspec
 
 from tritond import messages
-from tritond.errors import TritonError
+from tritond.errors import Code, TritonError, status_text
 from tritond.namespaces import identifier      # how Triton's reasons name a model
 from . import names as names_mod
 from .models import LOADING, READY, UNAVAILABLE, ModelVersion, Registry
+
+log = logging.getLogger("tritond.supervisor")
 
 WAIT_S = 0.02
 _waiting: dict[str, list[str]] = {}    # ensemble loading now -> the models it waits for
@@ -52,11 +61,11 @@ async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
     unavailable = [n for n, k in keys.items() if (k == n and len(index.get(n, ())) > 1)
                    or (k not in registry.known and not registry.versions_of(k))]
     if unavailable:       # Triton's DependencyGraph message
-        return loader._fail(mv, f"ensemble {mv.name} contains models that are not available "
-                                f"or ambiguous: {', '.join(unavailable)}")
+        return refuse(mv, f"ensemble {identifier(mv.name)} contains models that are not "
+                          f"available or ambiguous: {', '.join(unavailable)}")
     names = list(dict.fromkeys(keys.values()))
     if mv.name in names:
-        return loader._fail(mv, _circular(mv.name, mv.name))
+        return refuse(mv, _circular(mv.name, mv.name))
     waiting = _waiting
     waiting[mv.name] = names
     try:
@@ -68,29 +77,50 @@ async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
             cycle = next((n for n in loading if _reaches(waiting, n, mv.name)), None)
             if cycle is not None:
                 _in_cycle[cycle] = _circular(cycle, mv.name)   # it fails with the same text
-                return loader._fail(mv, _circular(mv.name, cycle))
+                return refuse(mv, _circular(mv.name, cycle))
             await asyncio.sleep(WAIT_S)
     finally:
         waiting.pop(mv.name, None)
     if mv.name in _in_cycle:
-        return loader._fail(mv, _in_cycle.pop(mv.name))
+        return refuse(mv, _in_cycle.pop(mv.name))
     specs = {}
     for step in cfg.ensemble_scheduling.step:
         name = keys[step.model_name]
         found = _version(registry, name, step.model_version)
         if found is None:
-            return loader._fail(mv, _missing(registry, mv.name, name, step.model_version))
+            return refuse(mv, _missing(registry, mv.name, name, step.model_version))
         specs[step.model_name] = found.spec
     try:
         # Triton's rule: an ensemble is decoupled exactly when a step is (the
         # served config says so too).
         cfg.model_transaction_policy.decoupled = check_steps(cfg, specs)
+    except TritonError as exc:
+        return refuse(mv, exc.message)
+    try:
         check_response_cache(cfg)       # a decoupled step makes a cached ensemble fail
         mv.spec = _keyed(repository.spec_from_config(cfg, mv.version), keys)
     except TritonError as exc:
         return loader._fail(mv, exc.message)
     mv.state = READY
     loader.log_loaded(mv)
+
+
+def refuse(mv: ModelVersion, reason: str) -> None:
+    """Fail ``mv`` as Triton's dependency graph does: the version never reaches the model
+    lifecycle, so it leaves the registry once its load ends (a name-only index row, no
+    cost to readiness); the reason is in the log, as Triton's LoadModelByDependency
+    writes it, and in the load API's answer."""
+    mv.state, mv.reason, mv.refused = UNAVAILABLE, reason, True
+    log.error("%s", status_text(Code.INVALID_ARG, reason))
+
+
+def forget_refused(registry: Registry, mv: ModelVersion, cfg) -> None:
+    """Take refused ``mv`` out of the versions: its index row is name-only, as Triton's;
+    loading a model its steps name tries it again (control.py)."""
+    if registry.versions.get((mv.name, mv.version)) is mv:
+        del registry.versions[(mv.name, mv.version)]
+    registry.failed.pop(mv.name, None)
+    registry.refused[mv.name] = (mv.reason, frozenset(composing(cfg)))
 
 
 def _keyed(spec, keys: dict[str, str]):
@@ -128,6 +158,11 @@ def _version(registry: Registry, name: str, version: int):
 
 def _missing(registry: Registry, ensemble: str, name: str, version: int) -> str:
     ensemble, shown = identifier(ensemble), identifier(name)
+    refused = registry.refused.get(name) or next(
+        ((v.reason,) for v in registry.versions_of(name) if v.refused), None)
+    if refused:
+        return (f"ensemble '{ensemble}' depends on '{shown}' which is not valid. Model "
+                f"'{shown}' failed with error: {refused[0]}")
     if name not in registry.known and not registry.versions_of(name):
         return f"ensemble '{ensemble}' depends on '{shown}' which is not valid"
     if version > 0:

@@ -77,7 +77,7 @@ class Loader:
             model_config_name=self.options.model_config_name,
             strict=self.options.disable_auto_complete_config,
             namespacing=self.options.model_namespacing)
-        wanted = self._wanted_models()
+        asked = wanted = self._wanted_models()
         if wanted:
             wanted = ensembles.expand(wanted, sources)   # an ensemble loads what it needs
         self.registry.known = {src.name for src in sources}   # index rows, even never loaded
@@ -103,12 +103,20 @@ class Loader:
                 loads.append(self.load_version(mv, src))
         if wanted:
             for name in sorted(wanted - {s.name for s in sources}):
+                if name not in asked:       # a step's model: its ensemble is refused
+                    log.error("failed to poll model '%s': model not found in any model "
+                              "repository.", identifier(name))
+                    continue
                 self.registry.failed[name] = (f"model '{identifier(name)}' not found in any "
                                               "model repository")
                 log.error("failed to load '%s': not found in any model repository",
                           identifier(name))
         self.publish()
         await asyncio.gather(*loads)
+        configs = {src.name: src.config for src in sources}
+        for mv in [mv for mv in self.registry.versions.values() if mv.refused]:
+            ensembles.forget_refused(self.registry, mv, configs[mv.name])
+        self.publish()
 
     def _wanted_models(self) -> set[str] | None:
         if self.options.model_control_mode != "explicit":

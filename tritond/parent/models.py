@@ -80,6 +80,9 @@ class ModelVersion:
     # Its instances' warmup runs (Loaded.warmup), until the publisher hands them to the
     # scheduler's statistics once the version serves (publisher.py).
     warmup: list = dataclasses.field(default_factory=list)
+    # An ensemble Triton's dependency graph refuses (ensembles.refuse): its model
+    # lifecycle never sees it, so the version leaves the registry once its load ends.
+    refused: bool = False
 
     @property
     def identifier(self) -> str:
@@ -150,6 +153,10 @@ class Registry:
     # Models whose config could not be read or checked at start-up, Triton's poll failures:
     # name-only index rows, no readiness cost; --exit-on-error still stops the start.
     unpolled: set[str] = dataclasses.field(default_factory=set)
+    # Ensembles the dependency graph refused (a composing model missing, a map its
+    # composing model cannot meet, ...) -> (reason, the model names their steps use):
+    # name-only index rows as in Triton; loading one of those models tries them again.
+    refused: dict[str, tuple[str, frozenset]] = dataclasses.field(default_factory=dict)
     # Versions the load API is loading beside ``versions`` (they join it at the
     # switch): shown LOADING where no READY version of the same number serves.
     loading: dict[tuple[str, int], ModelVersion] = dataclasses.field(default_factory=dict)

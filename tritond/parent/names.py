@@ -37,6 +37,7 @@ class Names:
         """The keys of ``name`` the registry knows a version (or a failed load) of."""
         keys = {k for (k, _), mv in self.registry.versions.items() if mv.reason != UNLOADED}
         keys.update(self.registry.failed)
+        keys.update(self.registry.refused)
         return sorted(k for k in keys if namespaces.name_of(k) == name)
 
     def composing_on_disk(self, ensemble: str, name: str) -> str:

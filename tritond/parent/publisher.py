@@ -57,7 +57,7 @@ class Publisher:
                     for name, reason in reg.failed.items() if name not in busy]
         listed = {name for name, _ in shown} | set(reg.failed)
         entries += [messages.ModelEntry(name, -1, "UNKNOWN")    # never loaded: name-only row
-                    for name in sorted(reg.known - listed)]
+                    for name in sorted((reg.known | set(reg.refused)) - listed)]
         self._seq += 1
         table = messages.ModelTable(entries, self.server_ready(), self._seq,
                                     sorted(reg.retiring))

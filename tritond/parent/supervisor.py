@@ -148,7 +148,7 @@ class Supervisor:
         else:
             log.info("no models loaded")
         failed = ([m for m in versions.values() if m.state != "READY"] or self.registry.failed
-                  or self.registry.unpolled)
+                  or self.registry.unpolled or self.registry.refused)
         if failed and self.options.exit_on_error:
             log.error("exiting: some models failed to load and --exit-on-error is set")
             self.exit_code = 1
