@@ -17,6 +17,12 @@ from .models import ModelVersion
 from .types import InferRequest, InferResult, OutputTensor
 
 
+class ResponseError(TritonError):
+    """An error response of a request the scheduler accepted (queued, then failed, timed
+    out or ran): Triton's error carried by a response, after ServerInferAsync succeeded;
+    a refusal (``Response.refused``) or the frontend's own checks raise TritonError."""
+
+
 class Results:
     """Builds results over the process's ``SegmentCache`` mappings."""
 
@@ -31,7 +37,8 @@ class Results:
         release = self.client.releaser(resp)
         try:
             if resp.error is not None:
-                raise TritonError(resp.error.code, resp.error.message)
+                raise (TritonError if resp.refused else ResponseError)(
+                    resp.error.code, resp.error.message)
             outputs = self._outputs(mv, req, resp.outputs)
         except BaseException:
             if release is not None:

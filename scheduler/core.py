@@ -31,7 +31,7 @@ from .drain import Retirement
 from .ensembles import Ensembles
 from .model import Model
 from .policy import Policy, QueueFull, make_policy
-from .outputs import Dispatch, Notify, Output, Reply, _error
+from .outputs import Dispatch, Notify, Output, Reply, _error, _refused
 from .router import Batch, Instance
 from .stats import REJECTED, model_metrics, stats_json
 from .table import SERVED_STATES, ModelTable
@@ -105,15 +105,15 @@ class SchedulerCore:
             if refused is not None:
                 return [refused]
         if model is None or not model.ready:
-            return [_error(req, Code.UNAVAILABLE, f"Request for unknown model: '{req.model}' "
-                           f"version {req.version} is not at ready state")]
+            return [_refused(req, Code.UNAVAILABLE, f"Request for unknown model: '{req.model}' "
+                             f"version {req.version} is not at ready state")]
         if model.policy.ensemble:
             return self.ensembles.start(model, req, now_ns)
         if model.cfg.passive_only:
             # Triton 2.51 crashes here (its rate limiter has no queue for the model);
             # its INTERNAL "Unable to find the payload queue" is what it means to say.
-            return [_error(req, Code.INTERNAL, f"every instance of model '{req.model}' is "
-                           "passive: no instance executes its requests", model.version)]
+            return [_refused(req, Code.INTERNAL, f"every instance of model '{req.model}' is "
+                             "passive: no instance executes its requests", model.version)]
         if req.trace:                              # a traced request: QUEUE_START
             req.trace.append(now_ns)
         out: list[Output] = []
@@ -131,8 +131,9 @@ class SchedulerCore:
                 entry = None
             if entry is None:
                 # not counted as a failure: Triton's Enqueue errors (a full queue, a
-                # sequence batcher's refusals) never reach its statistics or metrics
-                out.append(_error(req, exc.code, exc.message, model.version))
+                # sequence batcher's refusals) never reach its statistics or metrics;
+                # ServerInferAsync returns them, no response carries them (refused)
+                out.append(_refused(req, exc.code, exc.message, model.version))
                 return out
         self._queued[(req.frontend, req.rid)] = (model, entry)
         self._active[model] = None

@@ -48,3 +48,10 @@ def _error(req, code: Code, message: str, version: int = 0) -> Reply:
     return Reply(req.frontend, messages.Response(
         rid=req.rid, error=messages.ErrorInfo(int(code), message),
         model_version=version or req.version))
+
+
+def _refused(req, code: Code, message: str, version: int = 0) -> Reply:
+    """``req`` refused before it was queued (``Response.refused``)."""
+    reply = _error(req, code, message, version)
+    reply.response.refused = True
+    return reply

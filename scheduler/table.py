@@ -7,7 +7,7 @@ from tritond.errors import REQUEST_CANCELLED, Code, TritonError
 from .config import SchedConfig
 from .drain import Retirement
 from .model import Model
-from .outputs import Output, _error, _merge
+from .outputs import Output, _error, _merge, _refused
 from .queue import CANCELLED, SKIPPED
 from .router import Instance
 from .stats import CANCELED
@@ -75,12 +75,12 @@ class ModelTable:
                 return []
             # A model name never holds a "/", so no model answers to it: Triton's
             # FindModelIdentifier miss, never the namespaced model whose key it spells.
-            return [_error(req, Code.INVALID_ARG,
-                           f"Request for unknown model: '{name}' is not found")]
+            return [_refused(req, Code.INVALID_ARG,
+                             f"Request for unknown model: '{name}' is not found")]
         try:
             key = namespaces.resolve(name, self._by_name)
         except TritonError as exc:
-            return [_error(req, exc.code, exc.message)]
+            return [_refused(req, exc.code, exc.message)]
         if key is not None:
             req.model = key
         return []

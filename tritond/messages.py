@@ -30,8 +30,9 @@ from .spec import ModelSpec
 # 10: EnsembleAnswer.within (a nested ensemble's final step answers the outer's caller);
 # 11: Executed.rescheduled (iterative sequences); 12: CancelRunning.batch_id ANSWERED;
 # 13: TensorRef.lengths_at (BYTES length tables); 14: CancelRunning.running; 15: a
-# Python model's own is_ready() (Loaded/InstanceEntry.user_ready, UserReady* messages)
-PROTOCOL_VERSION = 15
+# Python model's own is_ready() (Loaded/InstanceEntry.user_ready, UserReady* messages);
+# 16: Response.refused
+PROTOCOL_VERSION = 16
 
 # ---------------------------------------------------------------- data plane
 
@@ -231,6 +232,10 @@ class Response(msgspec.Struct, tag=20, array_like=True, omit_defaults=True):
     trace: list[int] = []
     # A traced request's child traces (its ensemble steps, its BLS calls), nested ones too.
     children: list[TraceChild] = []
+    # The scheduler refused the request before queuing it (an unknown model, a full queue,
+    # a sequence batcher's refusal): Triton's TRITONSERVER_ServerInferAsync failing, which
+    # its HTTP generate_stream answers as plain JSON, not as a stream's first event.
+    refused: bool = False
 
 
 class ResponseStats(msgspec.Struct, tag=60, array_like=True):

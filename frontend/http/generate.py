@@ -9,8 +9,9 @@ the element count, the innermost wildcard takes the rest, other wildcards
 are 1); every other key is a request parameter. A response is an object
 with ``model_name``, ``model_version``, ``id`` when set, the response
 parameters and one key per output (one element: the value; more: a flat
-array; BYTES as text). Errors are ``{"error": msg}``: before the first
-response with its HTTP status; after it, an SSE event (the status is sent).
+array; BYTES as text). Errors are ``{"error": msg}``: a request refused before
+it runs, plain JSON with its HTTP status; a failed response, an SSE event (the
+first response, failed or not, sets the stream's status).
 
 Plain Starlette ``StreamingResponse`` (no sse-starlette dependency: its
 keep-alive pings and task per stream cost more than the few lines here). A
@@ -25,9 +26,10 @@ from contextlib import aclosing
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from tritond.errors import Code, TritonError, http_status, invalid_arg, request_tag
+from tritond.errors import TritonError, http_status, invalid_arg, request_tag
 
 from .. import tracepoints
+from ..results import ResponseError
 from ..types import InferRequest, InputTensor
 from .codec import encode_json, parse_json
 from .rawstring import json_string
@@ -68,27 +70,26 @@ async def _serve(request: Request, streaming: bool):
     results = core.infer_stream(req, mv)
     if trace is not None:
         results = tracepoints.results(results, trace)
-    # The first response decides the status (Triton); a failure before it is a
-    # plain JSON error.
+    # The first response decides the status (Triton). A request refused before it ran
+    # (the frontend's checks, the scheduler's refusals: Triton's ServerInferAsync failing)
+    # is a plain JSON error; a failed response of one that was accepted starts the stream.
     try:
         first = await _next(results)
-        if first is not None and first.error is not None:
-            first.release()
-            raise first.error
-    except TritonError as exc:
+    except ResponseError as exc:
         await results.aclose()
-        if not streaming or exc.code != Code.INTERNAL:
+        if not streaming:
             raise
-        # Triton starts the chunked reply with the first response, a failed one too: the
-        # stream's content type and one ``data:`` event, with the error's status. A request
-        # Triton refuses before it runs (a bad input, an unknown model, a full queue) is a
-        # plain JSON error there; tritond tells the two apart by the code: a model's failure
-        # is INTERNAL, a refusal is not.
-        return Response(b"data: " + encode_json({"error": exc.message}) + b"\n\n",
-                        http_status(exc.code), media_type=SSE)
+        return Response(_error_event(exc), http_status(exc.code), media_type=SSE)
     except BaseException:
         await results.aclose()
         raise
+    status = 200
+    if first is not None and first.error is not None:       # one failed response of many
+        if not streaming:
+            first.release()
+            await results.aclose()
+            raise first.error
+        status = http_status(first.error.code)              # the stream goes on (Triton)
     if not streaming:
         response = await _one(results, first)
         return response if trace is None else tracepoints.SentResponse(response, trace,
@@ -96,7 +97,7 @@ async def _serve(request: Request, streaming: bool):
     body = _events(results, first)
     if trace is not None:
         body = tracepoints.events(body, trace, core.tracer)
-    return StreamingResponse(body, media_type=SSE)
+    return StreamingResponse(body, status, media_type=SSE)
 
 
 async def _next(results):
@@ -137,8 +138,12 @@ async def _events(results, first):
             try:
                 result = await _next(results)
             except TritonError as exc:      # a failed final response: its event ends the stream
-                yield b"data: " + encode_json({"error": exc.message}) + b"\n\n"
+                yield _error_event(exc)
                 return
+
+
+def _error_event(exc: TritonError) -> bytes:
+    return b"data: " + encode_json({"error": exc.message}) + b"\n\n"
 
 
 def _event(result) -> bytes:
