@@ -56,6 +56,9 @@ class ModelControl:
         self._locks: dict[str, asyncio.Lock] = {}
         self.drainer = Drainer(options, registry, {} if drained is None else drained)
         self.names = Names(options, registry)
+        # Models loaded as an ensemble's steps, not yet rechecked against the refused
+        # ensembles (_retry_refused, once the locks of the load are released).
+        self._stepped: list[str] = []
 
     def on_query(self, msg) -> None:
         """Start answering a LoadQuery / UnloadQuery (a task: loading takes seconds, the
@@ -94,7 +97,7 @@ class ModelControl:
         return self.names.loaded(msg.name) or ([msg.name] if "/" not in msg.name else [])
 
     async def _apply(self, key: str, msg) -> None:
-        loaded = False
+        loaded, refused = False, dict(self.registry.refused)
         async with self._locks.setdefault(key, asyncio.Lock()):
             try:
                 if type(msg) is messages.LoadQuery:
@@ -106,12 +109,13 @@ class ModelControl:
                             await self._unload_model(dependent)
             finally:        # a failed load is in the table (index reason) too
                 await self.publish_and_wait()
-        if loaded:          # outside ``key``'s lock: an ensemble's load may take it
-            await self._retry_refused(key)
+        # outside the locks: an ensemble's load may take them
+        await self._retry_refused(key if loaded else None, refused)
 
-    async def _retry_refused(self, key: str) -> None:
-        """Load again the refused ensembles whose steps name the model just (re)loaded, as
-        Triton's dependency graph rechecks the nodes waiting for it; their failures are
+    async def _retry_refused(self, key: str | None, before: dict) -> None:
+        """Load again the ensembles refused ``before`` the load of ``key`` (and not by it)
+        whose steps name a model it (re)loaded (``key`` itself, an ensemble's steps), as
+        Triton's dependency graph rechecks the nodes waiting for them; their failures are
         only logged (the load asked for ``key``)."""
         async def retry(ens: str) -> bool:
             try:
@@ -119,8 +123,10 @@ class ModelControl:
             except TritonError as exc:
                 log.error("%s", exc.message.rstrip("\n"))
                 return False
-        for ens, (_, steps) in list(self.registry.refused.items()):
-            if name_of(key) in steps:
+        loaded = {name_of(k) for k in [key, *self._stepped] if k is not None}
+        self._stepped.clear()
+        for ens, entry in list(self.registry.refused.items()):
+            if loaded & entry[1] and before.get(ens) is entry is self.registry.refused.get(ens):
                 await self.apply_change(ens, lambda ens=ens: retry(ens))
 
     # ------------------------------------------------------------------ load
@@ -197,11 +203,13 @@ class ModelControl:
                 continue
             async with self._locks.setdefault(dep, asyncio.Lock()):
                 try:
-                    await self._load_model(dep, messages.LoadQuery(0, "", dep), visiting)
-                except TritonError:
-                    if dep not in self.registry.refused:
-                        raise
-                    # as Triton's graph: the ensemble's own load names the refused one
+                    if await self._load_model(dep, messages.LoadQuery(0, "", dep), visiting):
+                        self._stepped.append(dep)
+                except TritonError as exc:
+                    # As Triton's graph: the ensemble's own load names what failed. A
+                    # config that failed the poll (INTERNAL, logged) makes no graph node.
+                    if exc.code == Code.INTERNAL and not self.registry.versions_of(dep):
+                        self.registry.unpolled.add(dep)
 
     def _dependents(self, name: str) -> list[str]:
         """Loaded ensembles that use ``name``, transitively (unload_dependents)."""
@@ -253,6 +261,7 @@ class ModelControl:
         the scheduler says it is empty, then its workers retire."""
         self.registry.failed.pop(name, None)
         self.registry.refused.pop(name, None)
+        self.registry.unpolled.discard(name)
         kept = {mv.version for mv in new}
         replaced = [mv for mv in old if mv.version in kept and all(mv is not n for n in new)]
         dropped = [mv for mv in old if mv.version not in kept]
@@ -282,7 +291,7 @@ class ModelControl:
         """Run a poll's ``change`` of ``key`` under its lock; errors are logged (poll.py)."""
         if self.phase.stopping:
             return
-        loaded = False
+        loaded, refused = False, dict(self.registry.refused)
         async with self._locks.setdefault(key, asyncio.Lock()):
             try:
                 loaded = await change() is True
@@ -290,8 +299,7 @@ class ModelControl:
                 log.error("poll: %s", exc.message)
             finally:
                 await self.publish_and_wait()
-        if loaded:
-            await self._retry_refused(key)
+        await self._retry_refused(key if loaded else None, refused)
 
     async def load_key(self, key: str) -> bool:
         return await self._load_model(key, messages.LoadQuery(0, "", key))

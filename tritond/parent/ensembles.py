@@ -10,7 +10,9 @@ What Triton's dependency graph checks (composing models present and unambiguous,
 no cycle, their versions loaded, the steps' maps against their configs: core's
 model_repository_manager.cc ConnectDependencyGraph / CheckNode and
 ensemble_utils.cc ValidateEnsembleConfig) fails the ensemble before its model
-lifecycle sees it (``refuse``); the rest fails the version as any model's.
+lifecycle sees it (``refuse``); the rest fails the version as any model's. A composing
+model whose config failed the poll is no node of that graph (``unpolled``); one that
+failed to load is quoted with its load status (``load_error``).
 """
 from __future__ import annotations
 
@@ -59,7 +61,8 @@ async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
     index = names_mod.known_index(registry)
     keys = {n: names_mod.step(mv.name, n, index) for n in composing(cfg)}
     unavailable = [n for n, k in keys.items() if (k == n and len(index.get(n, ())) > 1)
-                   or (k not in registry.known and not registry.versions_of(k))]
+                   or (k not in registry.known and not registry.versions_of(k))
+                   or unpolled(registry, k)]
     if unavailable:       # Triton's DependencyGraph message
         return refuse(mv, f"ensemble {identifier(mv.name)} contains models that are not "
                           f"available or ambiguous: {', '.join(unavailable)}")
@@ -165,10 +168,30 @@ def _missing(registry: Registry, ensemble: str, name: str, version: int) -> str:
                 f"'{shown}' failed with error: {refused[0]}")
     if name not in registry.known and not registry.versions_of(name):
         return f"ensemble '{ensemble}' depends on '{shown}' which is not valid"
-    if version > 0:
+    if version > 0 and any(v.state == READY for v in registry.versions_of(name)):
         return (f"ensemble '{ensemble}' depends on '{shown}' whose required version {version} "
                 f"is not loaded.")
-    return f"ensemble '{ensemble}' depends on '{shown}' which has no loaded version."
+    text = f"ensemble '{ensemble}' depends on '{shown}' which has no loaded version."
+    if error := load_error(registry, name):
+        text += f" Model '{shown}' loading failed with error: {error}"
+    return text
+
+
+def unpolled(registry: Registry, name: str) -> bool:
+    """Whether ``name``'s config failed Triton's poll and no version of it is known: no
+    node of Triton's dependency graph, so an ensemble naming it is "not available"."""
+    return name in registry.unpolled and not registry.versions_of(name)
+
+
+def load_error(registry: Registry, name: str) -> str:
+    """The status of ``name``'s failed load as Triton's model lifecycle gives it (CheckNode
+    quotes it): the load's own error, or each failed version's
+    "version <v> is at UNAVAILABLE state: <reason>;" (ModelLifeCycle::OnLoadComplete)."""
+    if name in registry.failed:
+        return registry.failed[name]
+    return "".join(f"version {v.version} is at UNAVAILABLE state: {v.reason};"
+                   for v in sorted(registry.versions_of(name), key=lambda v: v.version)
+                   if v.state == UNAVAILABLE and v.reason and not v.refused)
 
 
 def entry(mv: ModelVersion, registry: Registry) -> messages.ModelEntry:
