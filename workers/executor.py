@@ -142,8 +142,9 @@ class Executor:
         if self.batchio.active and self.backend.fuses_batches:
             if self.io.batched:
                 return self._run_batch_io(items)
-            # no batch dimension to join along: each request is its own batch
-            return {k: v for w in items for k, v in self._run_batch_io([w]).items()}
+            # no batch dimension to join along: each request is its own batch, and
+            # its outputs all its own (no rows to split)
+            return {k: v for w in items for k, v in self._run_unbatched_io(w).items()}
         if self.backend.fuses_batches and self.io.batched and len(items) > 1:
             fused = self._fuse(items)
             if fused is not None:
@@ -164,6 +165,13 @@ class Executor:
         for w in items:
             results.update(self._run_batch_io([w]))
         return results
+
+    def _run_unbatched_io(self, w: WorkRequest) -> dict[int, WorkResult]:
+        try:
+            joined = self.batchio.gather([w])   # same request: results keyed by its rid
+        except Exception as exc:  # noqa: BLE001 - e.g. a missing source input
+            return {w.request.rid: WorkResult(error=error_of(exc))}
+        return self._run_list([joined])
 
     def _run_list(self, items: list[WorkRequest]) -> dict[int, WorkResult]:
         try:

@@ -58,9 +58,8 @@ def check(model: str, config: dict, inputs: list[Tensor], outputs: list[Tensor])
                 raise _error(f"unexpected inference {kind} '{io.get('name', '')}', "
                              f"allowed {kind}s are: {allowed}")
             _check_type(model, kind, io, tensor)
-            if kind == "input" and io.get("allow_ragged_batch") and mbs > 0 \
-                    and tensor.dims == [-1]:
-                _check_flat(model, io)      # fed flat (workers/batchio.py)
+            if kind == "input" and io.get("allow_ragged_batch"):
+                _check_flat(model, io, tensor)      # fed flat (workers/batchio.py)
             elif io.get("name") not in scattered:   # a batch output's shape is its own
                 _check_dims(model, io, tensor, mbs)
     _check_batch_inputs(model, batch_inputs, {t.name: t for t in inputs})
@@ -73,11 +72,19 @@ def _sequence_inputs(config: dict) -> int:
     return len(seq.get("control_input") or []) + len(seq.get("state") or [])
 
 
-def _check_flat(model: str, io: dict) -> None:
+def _check_flat(model: str, io: dict, tensor: Tensor) -> None:
+    """A ragged input is fed flat, so the model must take it as [-1] (Triton's
+    ValidateInputs, whatever max_batch_size; its config dims are not compared)."""
+    name = io.get("name", "")
     if io.get("optional"):
         raise _error(f"unable to load model '{model}', configuration expects model provides "
-                     f"input with shape [-1] for ragged input '{io.get('name', '')}', which "
+                     f"input with shape [-1] for ragged input '{name}', which "
                      f"is not supported for optional input")
+    if tensor.dims != [-1]:
+        # two spaces after "[-1]": Triton's message has them
+        raise _error(f"unable to load model '{model}', configuration expects model provides "
+                     f"input with shape [-1]  for ragged input '{name}', model provides "
+                     f"{_shape(tensor.dims)}")
 
 
 def _check_batch_inputs(model: str, batch_inputs: list, by_name: dict) -> None:

@@ -98,10 +98,9 @@ class OnnxRuntimeBackend(Backend):
                      onnxio.describe(self.session.get_outputs()))
         self._strings = {i.name for i in self.session.get_inputs() if i.type == "tensor(string)"}
         self._bf16 = bf16_names(self.session)
-        # Triton's ragged inputs: the model takes the batch's elements flat ([-1])
-        shapes = {t.name: t.dims for t in onnxio.describe(self.session.get_inputs())}
-        self.flat_inputs = frozenset(t.name for t in spec.inputs if t.allow_ragged_batch
-                                     and spec.batching and shapes.get(t.name) == [-1])
+        # Triton's ragged inputs: the model takes the batch's elements flat ([-1]);
+        # onnxio.check refused any other model shape
+        self.flat_inputs = frozenset(t.name for t in spec.inputs if t.allow_ragged_batch)
         # GPU instance: tensors stay on the device through IOBinding (workers/ortdevice.py)
         self.device_arrays = (self.ctx.kind == "GPU" and not self._strings and not self._bf16
                               and importlib.util.find_spec("cupy") is not None)

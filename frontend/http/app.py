@@ -110,7 +110,22 @@ def build_app(core: FrontendCore):
     # Triton matches the path as sent: "/v2/health/live/" is an unknown route (404), not
     # a redirect to the path without the slash
     app.router.redirect_slashes = False
-    return with_restrictions(with_fast_infer(app, core), http_restrictions(core.options))
+    return with_raw_path(with_restrictions(with_fast_infer(app, core),
+                                           http_restrictions(core.options)))
+
+
+def with_raw_path(app):
+    """Routes match the path as sent, %-escapes kept: Triton's regexes see evhtp's raw
+    ``uri->path->full``, so ``/v2/models/a%20b/ready`` names model "a%20b" (and a
+    region or repository name likewise). uvicorn's ``path`` is percent-decoded."""
+
+    async def asgi(scope, receive, send):
+        raw = scope.get("raw_path")
+        if raw and b"%" in raw:     # uvicorn decoded it from ASCII: it is ASCII
+            scope["path"] = raw.decode("ascii")
+        await app(scope, receive, send)
+
+    return asgi
 
 
 def build_protocol(core: FrontendCore) -> type:

@@ -26,8 +26,9 @@ from .deadline import ReadDeadline
 from .exchange import InferExchange
 from .halfclose import PeerProbe
 
-# The infer route as it arrives (no query, no %-escapes: those take uvicorn's path).
-_INFER = re.compile(rb"/v2/models/([^/?%#]+)(?:/versions/([0-9]+))?/infer")
+# The infer route as it arrives (no query: that takes uvicorn's path). %-escapes stay in
+# the model name, as in Triton (its regex sees evhtp's raw path).
+_INFER = re.compile(rb"/v2/models/([^/?#]+)(?:/versions/([0-9]+))?/infer")
 
 # Triton's kMaxChunkedChunks: a chunked body of many tiny chunks costs a Python object each.
 MAX_CHUNKS = 1 << 16

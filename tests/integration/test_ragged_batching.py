@@ -75,8 +75,20 @@ BAD = {
 }
 
 
+# a ragged input the ONNX model takes as [batch, n]: Triton refuses the model at load
+RAGGED_2D = ("unable to load model 'ragged_2d', configuration expects model provides input "
+             "with shape [-1]  for ragged input 'INPUT0', model provides [-1,-1]")
+
+
 def _repo(root):
     config = models.ragged_batch_io(root, "ragged", delay_us=5_000_000, preferred=len(LENGTHS))
+    models.identity_fp32(root, "ragged_2d")
+    (root / "ragged_2d" / "config.pbtxt").write_text(to_pbtxt(from_dict({
+        "name": "ragged_2d", "backend": "onnxruntime", "max_batch_size": 8,
+        "input": [{"name": "INPUT0", "data_type": "TYPE_FP32", "dims": [-1],
+                   "allow_ragged_batch": True}],
+        "output": [{"name": "OUTPUT0", "data_type": "TYPE_FP32", "dims": [-1]}],
+        "dynamic_batching": {}, "instance_group": [{"kind": "KIND_CPU", "count": 1}]})))
     for name, (change, _) in BAD.items():
         bad = json.loads(json.dumps(dict(config, name=name)))
         change(bad)
@@ -165,6 +177,20 @@ def test_configs_triton_refuses_fail_to_load(srv):
     for name, (_, text) in BAD.items():
         assert rows[name]["state"] == "UNAVAILABLE", rows[name]
         assert text in rows[name]["reason"], (name, rows[name]["reason"])
+
+
+def test_onnx_model_with_2d_ragged_input_is_refused(srv):
+    client = httpclient.InferenceServerClient(srv.url)
+    deadline = time.monotonic() + 60
+    while True:     # checked against the ONNX model in its worker
+        row = next(r for r in client.get_model_repository_index() if r["name"] == "ragged_2d")
+        if time.monotonic() > deadline or row.get("state") != "LOADING":
+            break
+        time.sleep(0.2)
+    assert row["state"] == "UNAVAILABLE", row
+    assert row["reason"].endswith(RAGGED_2D), row
+    assert not client.is_model_ready("ragged_2d")
+    assert client.is_model_ready("ragged")      # the others keep serving
 
 
 def test_python_model_gets_no_batch_inputs(srv):

@@ -172,3 +172,23 @@ def test_requests_that_cannot_be_joined_run_one_at_a_time(repo, frontend, make_w
     assert _outputs(frontend, ok)["COUNT_OUT"].tolist() == [[3]]    # a batch of its own
     assert bad.error is not None and bad.error.code == int(Code.INVALID_ARG)
     assert "needs input 'INPUT'" in bad.error.message
+
+
+def test_unbatched_model_gets_its_ragged_input_flat(repo, frontend, make_worker):
+    """Triton's onnxruntime backend feeds a ragged input flat whatever max_batch_size
+    (and does not compare its config dims with the model's [-1])."""
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Identity", ["X"], ["Y"])], "flat0",
+                              [models._vi("X", TensorProto.FLOAT, ["n"])],
+                              [models._vi("Y", TensorProto.FLOAT, ["n"])])
+    models._save(graph, repo / "flat0" / "1" / "model.onnx")
+    config = {"name": "flat0", "backend": "onnxruntime", "max_batch_size": 0,
+              "input": [{"name": "X", "data_type": "TYPE_FP32", "dims": [-1, -1],
+                         "allow_ragged_batch": True}],
+              "output": [{"name": "Y", "data_type": "TYPE_FP32", "dims": [-1]}]}
+    w = make_worker(OnnxRuntimeBackend(context(repo / "flat0")), config)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    (resp,), _ = w.run(frontend.request(1, {"X": x}))
+    assert resp.error is None, resp.error
+    assert resp.outputs[0].shape == [6]
+    np.testing.assert_array_equal(_outputs(frontend, resp)["Y"], x.reshape(-1))

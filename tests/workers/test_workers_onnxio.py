@@ -85,6 +85,26 @@ def test_scalar_model_tensor_accepts_only_ones():
         onnxio.check("m", {"input": [_io("X", "TYPE_FP32", (2,))]}, scalar, [])
 
 
+def _ragged(mbs=8, dims=(-1,)):
+    return {"max_batch_size": mbs,
+            "input": [dict(_io("X", "TYPE_FP32", dims), allow_ragged_batch=True)]}
+
+
+@pytest.mark.parametrize("mbs", [8, 0])
+def test_ragged_input_needs_model_shape_minus_one(mbs):
+    """Triton's ValidateInputs: a ragged input is fed flat, so the model must take
+    [-1] (whatever max_batch_size); the config's dims are not compared."""
+    onnxio.check("m", _ragged(mbs, dims=(-1, -1)), [Tensor("X", "tensor(float)", [-1])], [])
+    for shape in ([-1, -1], [4], [-1, 3]):
+        with pytest.raises(TritonError) as err:
+            onnxio.check("m", _ragged(mbs), [Tensor("X", "tensor(float)", shape)], [])
+        assert err.value.code == Code.INVALID_ARG
+        assert err.value.message == (
+            "unable to load model 'm', configuration expects model provides input with "
+            "shape [-1]  for ragged input 'X', model provides "
+            f"[{','.join(map(str, shape))}]")
+
+
 def _pbtxt(name: str, config: dict) -> str:
     def tensors(items):
         return ", ".join(f'{{ name: "{t["name"]}" data_type: {t["data_type"]} '
