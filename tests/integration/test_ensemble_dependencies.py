@@ -74,9 +74,15 @@ def explicit(tmp_path_factory):
     srv.stop()
 
 
-@pytest.mark.parametrize("model, text", [("ens", MISSING), ("ensbad", BAD_MAP)])
-def test_load_answers_invalid_arg_and_leaves_a_name_only_row(explicit, model, text):
-    srv, _ = explicit
+def _logged(srv: Server, reason: str) -> bool:
+    """Whether Triton's log line of ``reason`` is in the log (its first line: the log
+    escapes a reason's newlines)."""
+    return "Invalid argument: " + reason.split("\n")[0] in srv.output()
+
+
+def _refused(srv: Server, model: str, text: str) -> None:
+    """Loading ``model`` over HTTP and gRPC answers ``text``; it keeps a name-only row and
+    costs no readiness (a failed version of its step model does, as any failed model)."""
     r = requests.post(f"http://{srv.url}/v2/repository/models/{model}/load", timeout=60)
     assert (r.status_code, r.json()) == (400, {"error": text})
     err = _grpc_load_error(srv, model)
@@ -85,10 +91,17 @@ def test_load_answers_invalid_arg_and_leaves_a_name_only_row(explicit, model, te
     grpc_rows = grpcclient.InferenceServerClient(srv.grpc_url).get_model_repository_index(
         as_json=True)["models"]
     assert {"name": model} in grpc_rows
-    assert _rows(srv.url)["good"]["state"] == "READY"
-    assert _serves(srv.url, "good")
+    assert _rows(srv.url)["good"]["state"] == "READY" and _serves(srv.url, "good")
     client = httpclient.InferenceServerClient(srv.url)
-    assert client.is_server_ready() and not client.is_model_ready(model)
+    assert not client.is_model_ready(model)
+    assert _logged(srv, text.split("': ", 1)[1])
+
+
+@pytest.mark.parametrize("model, text", [("ens", MISSING), ("ensbad", BAD_MAP)])
+def test_load_answers_invalid_arg_and_leaves_a_name_only_row(explicit, model, text):
+    srv, _ = explicit
+    _refused(srv, model, text)
+    assert httpclient.InferenceServerClient(srv.url).is_server_ready()
     assert "Invalid argument: " + text.split("': ", 1)[1].rstrip("\n") in srv.output()
 
 

@@ -18,7 +18,7 @@ import tritonclient.http as httpclient
 
 from tests.integration.pipeline_repo import IDENTITY_PY, PYTHON
 from tests.integration.test_ensemble_dependencies import (
-    _IO, _add_python, _ensemble, _grpc_load_error, _rows, _serves)
+    _IO, _add_python, _ensemble, _logged, _refused, _rows, _serves)
 from tests.server import Server
 
 RAISING_PY = '''
@@ -58,29 +58,6 @@ def _fix(repo) -> None:
     (repo / "badcfg" / "config.pbtxt").write_text(
         PYTHON.format(name="badcfg", io=_IO, count=1, extra=""))
     (repo / "badload" / "1" / "model.py").write_text(IDENTITY_PY)
-
-
-def _refused(srv: Server, model: str, text: str) -> None:
-    """Loading ``model`` over HTTP and gRPC answers ``text``; it keeps a name-only row and
-    costs no readiness (a failed version of its step model does, as any failed model)."""
-    r = requests.post(f"http://{srv.url}/v2/repository/models/{model}/load", timeout=60)
-    assert (r.status_code, r.json()) == (400, {"error": text})
-    err = _grpc_load_error(srv, model)
-    assert (err.status(), err.message()) == ("StatusCode.INVALID_ARGUMENT", text)
-    assert _rows(srv.url)[model] == {"name": model}
-    grpc_rows = grpcclient.InferenceServerClient(srv.grpc_url).get_model_repository_index(
-        as_json=True)["models"]
-    assert {"name": model} in grpc_rows
-    assert _rows(srv.url)["good"]["state"] == "READY" and _serves(srv.url, "good")
-    client = httpclient.InferenceServerClient(srv.url)
-    assert not client.is_model_ready(model)
-    assert _logged(srv, text.split("': ", 1)[1])
-
-
-def _logged(srv: Server, reason: str) -> bool:
-    """Whether Triton's log line of ``reason`` is in the log (its first line: the log
-    escapes a reason's newlines)."""
-    return "Invalid argument: " + reason.split("\n")[0] in srv.output()
 
 
 def _badload_reason(url: str) -> str:
