@@ -19,3 +19,11 @@ def aoti_package(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     return aoti_models.compile_package(tmp_path_factory.mktemp("aoti") / "add_sub.pt2")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Servers' logs live in a folder of this process (each xdist worker has its own):
+    a run leaves none behind unless TRITOND_TEST_LOGS names where to keep them."""
+    from tests import server
+
+    server.remove_logs()

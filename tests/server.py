@@ -5,8 +5,10 @@ import os
 import pathlib
 import signal
 import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -31,6 +33,28 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+_LOG_DIR: pathlib.Path | None = None
+
+
+def log_dir() -> pathlib.Path:
+    """Where servers' logs go: ``TRITOND_TEST_LOGS`` (kept), else a folder of this
+    process's own that ``remove_logs`` deletes when the test session ends."""
+    global _LOG_DIR
+    if _LOG_DIR is None:
+        kept = os.environ.get("TRITOND_TEST_LOGS")
+        if kept:
+            _LOG_DIR = pathlib.Path(kept)
+            _LOG_DIR.mkdir(parents=True, exist_ok=True)
+        else:
+            _LOG_DIR = pathlib.Path(tempfile.mkdtemp(prefix="tritond-test-logs-"))
+    return _LOG_DIR
+
+
+def remove_logs() -> None:
+    if _LOG_DIR is not None and not os.environ.get("TRITOND_TEST_LOGS"):
+        shutil.rmtree(_LOG_DIR, ignore_errors=True)
+
+
 class Server:
     """A tritond child process; ``url``/``grpc_url`` for clients, ``stop()`` SIGTERMs it."""
 
@@ -46,7 +70,7 @@ class Server:
                 "--metrics-address", "127.0.0.1",
                 f"--http-port={self.http_port}", f"--grpc-port={self.grpc_port}",
                 f"--metrics-port={self.metrics_port}", *args]
-        self.log_path = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"tritond-test-{self.http_port}.log"
+        self.log_path = log_dir() / f"tritond-test-{self.http_port}.log"
         self.log = open(self.log_path, "w+b")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})}, start_new_session=True)
