@@ -44,6 +44,7 @@ class Child:
     process: multiprocessing.process.BaseProcess
     hello: asyncio.Future
     stopped: bool = False      # exited, and the parent has handled it
+    set_up: bool = False       # sent its Setup: it may be sent model tables
     expected_exit: bool = False
 
     @property

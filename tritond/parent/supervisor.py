@@ -73,7 +73,8 @@ class Supervisor:
                                self.levels, self._on_child_exit)
         self.publisher = Publisher(
             self.options, self.registry, self.phase, self.outbox,
-            readers=lambda: [c for c in [self.scheduler, *self.frontends] if c is not None],
+            readers=lambda: [c for c in [self.scheduler, *self.frontends]
+                             if c is not None and c.set_up],
             frontends=lambda: self.frontends, scheduler=lambda: self.scheduler)
         self.loader = Loader(self.options, self.registry, self.phase, self.outbox,
                              start_worker=self.spawner.worker, send_setup=self._send_setup,
@@ -126,7 +127,7 @@ class Supervisor:
             self.systemd.notify("STATUS=loading models")
             polling = self.options.model_control_mode == "poll"
             seen = snapshot(self.options.model_repository) if polling else None
-            await self.loader.load_all()
+            await both(self.loader.load_all(), self._set_up_frontends())
         except Exception as exc:  # noqa: BLE001 - any start-up failure stops the server
             log.error("start-up failed: %s", describe(exc))
             self.exit_code = 1
@@ -167,11 +168,20 @@ class Supervisor:
         self.scheduler = self.spawner.spawn("scheduler", "scheduler")
         self.frontends = [self.spawner.spawn("frontend", f"frontend-{n}")
                           for n in range(self.options.frontend_processes)]
-        for child in [self.scheduler, *self.frontends]:
+        await asyncio.wait_for(self.scheduler.hello, HELLO_TIMEOUT_S)
+        self._send_setup(self.scheduler)
+
+    async def _set_up_frontends(self) -> None:
+        # Models load while the frontends start: a frontend's imports take as long as a
+        # worker's, and on few cores the two overlapping shortens the start by a second.
+        # A frontend gets tables only after its Setup; the first is the current one.
+        for child in self.frontends:
             await asyncio.wait_for(child.hello, HELLO_TIMEOUT_S)
             self._send_setup(child)
+        self.publisher.publish()
 
     def _send_setup(self, child: Child) -> None:
+        child.set_up = True
         self.outbox.post(child.boot.address, messages.Setup(
             options=self.options, server_id=self.server_id, parent=self.address,
             scheduler=self.scheduler.boot.address,
@@ -289,6 +299,16 @@ class Supervisor:
         for child in children:
             self.outbox.post(child.boot.address, messages.Shutdown("server stopping"))
         await stop_group(children, STOP_TIMEOUT_S)
+
+
+async def both(*coros) -> None:
+    """Run ``coros`` together; the first failure cancels the others and is raised."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def describe(exc: BaseException) -> str:
