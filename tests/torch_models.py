@@ -114,6 +114,21 @@ def ragged(repo: pathlib.Path, name: str = "torch_ragged", extra: str = "") -> p
                   RAGGED_CONFIG.format(name=name, extra=extra))
 
 
+RAGGED_UNBATCHED_CONFIG = '''name: "{name}"
+backend: "pytorch"
+max_batch_size: 0
+input [ {{ name: "INPUT__0" data_type: TYPE_FP32 dims: [ -1, -1 ] allow_ragged_batch: true }} ]
+output [ {{ name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ -1 ] }} ]
+'''
+
+
+def ragged_unbatched(repo: pathlib.Path, name: str = "torch_ragged0") -> pathlib.Path:
+    """forward(x) -> x, max_batch_size 0 and a ragged input: the model sees it flat."""
+    torch, _, Identity = _modules()
+    return _write(repo, name, torch.jit.script(Identity()),
+                  RAGGED_UNBATCHED_CONFIG.format(name=name))
+
+
 def _write(repo: pathlib.Path, name: str, module, config: str) -> pathlib.Path:
     model_dir = pathlib.Path(repo) / name
     (model_dir / "1").mkdir(parents=True, exist_ok=True)

@@ -38,20 +38,30 @@ def describe(args: Iterable) -> list[Tensor]:
     return [Tensor(a.name, a.type, dims(a.shape)) for a in args]
 
 
-def check(model: str, config: dict, inputs: list[Tensor], outputs: list[Tensor]) -> None:
-    """Raise INVALID_ARG naming the tensor and both values at the first disagreement."""
+def check(model: str, config: dict, inputs: list[Tensor], outputs: list[Tensor],
+          initializers: list[Tensor] = ()) -> None:
+    """Raise INVALID_ARG naming the tensor and both values at the first disagreement.
+    ``initializers``: the model's overridable initializers, which ORT does not count
+    among its inputs but a request may override (Triton's optional inputs)."""
     mbs = int(config.get("max_batch_size", 0) or 0)
     wanted = config.get("input") or []
     batch_inputs = config.get("batch_input") or []
-    expected = len(wanted) + _sequence_inputs(config) + len(batch_inputs)
+    # Triton leaves optional inputs out of the count: it takes them for overridable
+    # initializers, so an optional plain graph input makes the count disagree
+    required = [io for io in wanted if not io.get("optional")]
+    expected = len(required) + _sequence_inputs(config) + len(batch_inputs)
     if len(inputs) != expected:
         raise _error(f"unable to load model '{model}', configuration expects {expected} "
                      f"inputs, model provides {len(inputs)}")
     scattered = {t for b in config.get("batch_output") or [] for t in b.get("target_name", [])}
-    for kind, ios, tensors in (("input", wanted, inputs),
+    for kind, ios, tensors in (("input", wanted, [*inputs, *initializers]),
                                ("output", config.get("output") or [], outputs)):
         by_name = {t.name: t for t in tensors}
         for io in ios:
+            if kind == "input" and io.get("optional") and mbs != 0:
+                raise _error(f"unable to load model '{model}', optional input "
+                             f"'{io.get('name', '')}' is not supported for models that "
+                             "support batching")
             tensor = by_name.get(io.get("name", ""))
             if tensor is None:
                 allowed = ", ".join(sorted(by_name))

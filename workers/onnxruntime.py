@@ -95,7 +95,8 @@ class OnnxRuntimeBackend(Backend):
         # Once per load: the checker reads Triton's JSON form (as `tritond check` does).
         onnxio.check(self.ctx.model, json.loads(spec.config_json),
                      onnxio.describe(self.session.get_inputs()),
-                     onnxio.describe(self.session.get_outputs()))
+                     onnxio.describe(self.session.get_outputs()),
+                     onnxio.describe(self.session.get_overridable_initializers()))
         self._strings = {i.name for i in self.session.get_inputs() if i.type == "tensor(string)"}
         self._bf16 = bf16_names(self.session)
         # Triton's ragged inputs: the model takes the batch's elements flat ([-1]);

@@ -103,9 +103,9 @@ class PyTorchBackend(Backend):
         targets = [n for b in spec.batch_inputs for n in b.targets]
         positions = pytorchio.input_positions(model, inputs + targets, arguments,
                                               len(controls) + len(states))
-        # Triton's pytorch backend feeds every ragged input flat ([total elements])
-        self.flat_inputs = frozenset(t.name for t in spec.inputs
-                                     if t.allow_ragged_batch and spec.batching)
+        # Triton's pytorch backend feeds every ragged input flat ([total elements]),
+        # whatever max_batch_size (IsInputRagged reads only the config's flag)
+        self.flat_inputs = frozenset(t.name for t in spec.inputs if t.allow_ragged_batch)
         self._outputs = pytorchio.output_positions(model, outputs)
         if states:
             at_state, state_out = pytorchio.state_positions(

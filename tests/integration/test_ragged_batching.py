@@ -69,9 +69,10 @@ BAD = {
     "target_dtype": (lambda c: c["batch_input"][1].update(data_type="TYPE_INT32"),
                      "configuration expects datatype TYPE_INT32 for batch input 'ACC', "
                      "model provides TYPE_FP32"),
+    # Triton counts the inputs less the optional ones before any other input check
+    # (its ragged-optional text needs max_batch_size 0: tests/workers/test_workers_onnxio.py)
     "optional_ragged": (lambda c: c["input"][0].update(optional=True),
-                        "configuration expects model provides input with shape [-1] for "
-                        "ragged input 'INPUT', which is not supported for optional input"),
+                        "configuration expects 6 inputs, model provides 7"),
 }
 
 
@@ -101,6 +102,7 @@ def _repo(root):
           "batch_input": config["batch_input"][:2], "batch_output": config["batch_output"]}
     models.ragged_batch_io(root, "seqragged", delay_us=5_000_000, sequence=True)
     torch_models.ragged(root)
+    torch_models.ragged_unbatched(root)
     models.python_model(root, "pyragged", PY_MODEL)
     (root / "pyragged" / "config.pbtxt").write_text(to_pbtxt(from_dict(py)))
     return root
@@ -113,7 +115,8 @@ def srv(tmp_path_factory):
     client = httpclient.InferenceServerClient(server.url)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (
-            all(client.is_model_ready(m) for m in ("ragged", "pyragged", "torch_ragged", "seqragged"))):
+            all(client.is_model_ready(m) for m in ("ragged", "pyragged", "torch_ragged", "torch_ragged0",
+                                                  "seqragged"))):
         time.sleep(0.2)
     yield server
     server.stop()
@@ -209,6 +212,17 @@ def test_pytorch_model_gets_flat_input_and_batch_input(srv):
     res = client.infer("torch_ragged", [inp])
     np.testing.assert_array_equal(res.as_numpy("OUTPUT__0"), 2 * np.arange(5).reshape(1, 5))
     assert res.as_numpy("OUTPUT__1").tolist() == [[5]]      # accumulated element count
+
+
+def test_unbatched_pytorch_model_gets_its_ragged_input_flat(srv):
+    """Triton's pytorch backend feeds a ragged input as [total elements] whatever
+    max_batch_size (src/pt/model_instance_state.cc, IsInputRagged)."""
+    client = httpclient.InferenceServerClient(srv.url)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    inp = httpclient.InferInput("INPUT__0", [2, 3], "FP32")
+    inp.set_data_from_numpy(x)
+    res = client.infer("torch_ragged0", [inp])
+    np.testing.assert_array_equal(res.as_numpy("OUTPUT__0"), x.reshape(-1))
 
 
 def test_sequences_batched_in_their_slots_get_batch_inputs(srv):

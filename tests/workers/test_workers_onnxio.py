@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import tritonclient.http as httpclient
 
@@ -135,5 +136,86 @@ def test_mismatched_models_are_unavailable_through_tritond(tmp_path):
             assert rows[case]["state"] == "UNAVAILABLE", rows[case]
             assert expected in rows[case]["reason"], rows[case]
         assert rows["good"]["state"] == "READY"
+    finally:
+        srv.stop()
+
+
+# Triton's onnxruntime backend counts the config's inputs less its optional ones (it
+# takes those for overridable initializers, which ORT does not list among the inputs)
+OPT_IN = [Tensor("X", "tensor(float)", [-1])]
+OPT_INIT = [Tensor("Y", "tensor(float)", [-1])]
+
+
+def _optional(mbs, ragged=False):
+    y = dict(_io("Y", "TYPE_FP32", (-1,)), optional=True)
+    if ragged:
+        y["allow_ragged_batch"] = True
+    return {"max_batch_size": mbs, "input": [_io("X", "TYPE_FP32", (-1,)), y],
+            "output": []}
+
+
+def test_optional_input_refused_for_a_batching_model():
+    """Triton's ValidateInputs: any optional input with max_batch_size > 0."""
+    with pytest.raises(TritonError) as err:
+        onnxio.check("m", _optional(8), [Tensor("X", "tensor(float)", [-1, -1])], [],
+                     OPT_INIT)
+    assert err.value.code == Code.INVALID_ARG
+    assert err.value.message == ("unable to load model 'm', optional input 'Y' is not "
+                                 "supported for models that support batching")
+
+
+def test_optional_input_is_an_overridable_initializer():
+    onnxio.check("m", _optional(0), OPT_IN, [], OPT_INIT)
+    # an optional plain graph input: the count disagrees, as in Triton
+    with pytest.raises(TritonError, match="configuration expects 1 inputs, model provides 2"):
+        onnxio.check("m", _optional(0), OPT_IN + OPT_INIT, [])
+    with pytest.raises(TritonError, match="for ragged input 'Y', which is not supported for "
+                                          "optional input"):
+        onnxio.check("m", _optional(0, ragged=True), OPT_IN, [], OPT_INIT)
+
+
+def _with_initializer(repo, name: str, mbs: int):
+    """Y = X + B, B an overridable initializer (a graph input with a default: [10])."""
+    from onnx import TensorProto, helper
+    dim = ["batch", "n"] if mbs else ["n"]
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["X", "B"], ["Y"])], name,
+        [models._vi("X", TensorProto.FLOAT, dim), models._vi("B", TensorProto.FLOAT, [1])],
+        [models._vi("Y", TensorProto.FLOAT, dim)],
+        initializer=[helper.make_tensor("B", TensorProto.FLOAT, [1], [10.0])])
+    models._save(graph, repo / name / "1" / "model.onnx")
+    (repo / name / "config.pbtxt").write_text(
+        f'name: "{name}"\nbackend: "onnxruntime"\nmax_batch_size: {mbs}\n'
+        'input [ { name: "X" data_type: TYPE_FP32 dims: [ -1 ] },\n'
+        '        { name: "B" data_type: TYPE_FP32 dims: [ 1 ] optional: true } ]\n'
+        'output [ { name: "Y" data_type: TYPE_FP32 dims: [ -1 ] } ]\n'
+        'instance_group [ { kind: KIND_CPU count: 1 } ]\n')
+
+
+def test_optional_input_with_batching_fails_to_load_through_tritond(tmp_path):
+    _with_initializer(tmp_path, "opt_batched", 8)
+    _with_initializer(tmp_path, "opt_plain", 0)
+    srv = Server([tmp_path], wait_ready=False)
+    try:
+        srv.wait("/v2/health/live")
+        client = httpclient.InferenceServerClient(srv.url)
+        deadline = time.monotonic() + 60
+        while any(r.get("state") not in ("READY", "UNAVAILABLE")
+                  for r in client.get_model_repository_index()):
+            assert time.monotonic() < deadline, srv.output()
+            time.sleep(0.2)
+        rows = {r["name"]: r for r in client.get_model_repository_index()}
+        assert rows["opt_batched"]["state"] == "UNAVAILABLE", rows
+        assert rows["opt_batched"]["reason"].endswith(
+            "unable to load model 'opt_batched', optional input 'B' is not supported for "
+            "models that support batching"), rows
+        assert rows["opt_plain"]["state"] == "READY", rows
+        x = httpclient.InferInput("X", [2], "FP32")
+        x.set_data_from_numpy(np.array([1, 2], np.float32))
+        res = client.infer("opt_plain", [x])            # the initializer's default
+        assert res.as_numpy("Y").tolist() == [11, 12]
+        b = httpclient.InferInput("B", [1], "FP32")
+        b.set_data_from_numpy(np.array([100], np.float32))
+        assert client.infer("opt_plain", [x, b]).as_numpy("Y").tolist() == [101, 102]
     finally:
         srv.stop()
