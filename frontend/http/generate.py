@@ -85,13 +85,9 @@ async def _serve(request: Request, streaming: bool):
         raise
     status = 200
     if first is not None and first.error is not None:       # one failed response of many
-        if not streaming:
-            first.release()
-            await results.aclose()
-            raise first.error
         status = http_status(first.error.code)              # the stream goes on (Triton)
     if not streaming:
-        response = await _one(results, first)
+        response = await _one(results, first, status)
         return response if trace is None else tracepoints.SentResponse(response, trace,
                                                                        core.tracer)
     body = _events(results, first)
@@ -110,24 +106,26 @@ async def _next(results):
     return None
 
 
-async def _one(results, first):
-    """Exactly one response; else Triton's error object, with the status the first
-    response (or the bare final flag) set: 200."""
+async def _one(results, first, status: int):
+    """Exactly one response (a failed one too: its error object); else Triton's error
+    object. Either way with the status the first response (or the bare final flag) set:
+    Triton's SendChunkResponse counts every response, failed ones included, only once
+    the final flag came, after StartResponse sent the first one's status."""
     async with aclosing(results):
         if first is None:
             return json_response({"error": ONE})
         try:
-            doc = to_json(first)
+            doc = {"error": first.error.message} if first.error is not None else to_json(first)
         finally:
             first.release()
         try:
             extra = await _next(results)
         except TritonError:         # a failed second response is a second response too
-            return json_response({"error": ONE})
+            return json_response({"error": ONE}, status)
         if extra is not None:
             extra.release()
-            return json_response({"error": ONE})
-    return json_response(doc)
+            return json_response({"error": ONE}, status)
+    return json_response(doc, status)
 
 
 async def _events(results, first):

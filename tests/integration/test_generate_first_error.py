@@ -163,6 +163,19 @@ def test_generate_keeps_the_failed_response_as_json(served):
         400, "application/json", b'{"error":"bad"}')
 
 
+ONE = (b'{"error":"generate expects model to produce exactly 1 response, use generate '
+       b'stream for model that generates various number of responses"}')
+
+
+def test_generate_counts_a_failed_first_response_among_several(served):
+    # Triton's SendChunkResponse: two responses (the failed one counted) -> its "exactly 1
+    # response" error, under the status the failed first response set (StartResponse).
+    assert _post(served, "/v2/models/dfails/generate", {"MODE": 0}) == (
+        400, "application/json", ONE)
+    assert _post(served, "/v2/models/dfails/generate", {"MODE": 1}) == (
+        400, "application/json", b'{"error":"bad"}')
+
+
 def test_a_full_queue_is_json_and_a_queue_timeout_an_event(served):
     # Triton's dynamic batcher: a full queue fails Enqueue (ServerInferAsync returns it),
     # a request timed out in the queue gets an error response (RespondIfError).

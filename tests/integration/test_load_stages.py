@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
@@ -40,6 +41,17 @@ class TritonPythonModel:
         return out
 '''
 
+OK_CONFIG = 'backend: "python"\nmax_batch_size: 0\n' + _IO % ""
+TWOFAIL_PY = '''
+import time
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        time.sleep(%s)
+        raise RuntimeError("version %d is broken")
+'''
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -48,6 +60,11 @@ def server(tmp_path_factory):
         (repo / name / "1").mkdir(parents=True)
         (repo / name / "config.pbtxt").write_text(config)
         (repo / name / "1" / "model.py").write_text(MODEL_PY)
+    for version, delay in ((1, 1.5), (2, 0)):       # version 2 fails first
+        (repo / "twofail" / str(version)).mkdir(parents=True)
+        (repo / "twofail" / str(version) / "model.py").write_text(TWOFAIL_PY % (delay, version))
+    (repo / "twofail" / "config.pbtxt").write_text(
+        OK_CONFIG + "version_policy { all {} }\n")
     srv = Server([repo], "--model-control-mode=explicit")
     srv.repo = repo
     yield srv, httpclient.InferenceServerClient(srv.url)
@@ -79,7 +96,29 @@ def test_a_missing_label_file_fails_loading_with_tritons_text(server):
     assert row["state"] == "UNAVAILABLE" and row["reason"].startswith("Internal: failed to open text")
 
 
-OK_CONFIG = 'backend: "python"\nmax_batch_size: 0\n' + _IO % ""
+
+
+def test_every_failed_version_is_in_the_load_status(server):
+    """core's ModelLifeCycle::OnLoadComplete adds "version <v> is at UNAVAILABLE state:
+    <reason>;" for each failed version as its load ends (no separator: each ends with
+    ';'); LoadModelByDependency puts "load failed for model '<m>': " before and "\\n" after.
+    The index keeps each version's own reason."""
+    srv, client = server
+    status, message = _load_error(client, "twofail")
+    rows = {r["version"]: r for r in client.get_model_repository_index()
+            if r["name"] == "twofail"}
+    assert status == "400" and set(rows) == {"1", "2"}
+    assert all(r["state"] == "UNAVAILABLE" for r in rows.values())
+    assert "version 1 is broken" in rows["1"]["reason"]
+    assert "version 2 is broken" in rows["2"]["reason"]
+    assert message == (
+        f"load failed for model 'twofail': version 2 is at UNAVAILABLE state: "
+        f"{rows['2']['reason']};version 1 is at UNAVAILABLE state: {rows['1']['reason']};\n")
+    with grpcclient.InferenceServerClient(srv.grpc_url) as grpc:    # loads it again
+        with pytest.raises(InferenceServerException) as exc:
+            grpc.load_model("twofail")
+    assert exc.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert exc.value.message() == message
 
 
 def _unparsable_repo(root):

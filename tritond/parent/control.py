@@ -32,7 +32,8 @@ from . import ensembles, overrides, reloads
 from .drain import Drainer, instance_key, model_key
 from .loader import Loader
 from .names import Names
-from .models import READY, UNAVAILABLE, UNLOADED, UNLOADING, ModelVersion, Phase, Registry
+from .models import (READY, UNAVAILABLE, UNLOADED, UNLOADING, ModelVersion, Phase, Registry,
+                     load_status)
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -185,10 +186,9 @@ class ModelControl:
                 v, reason = next((v, r) for v, r in problems if r)
                 raise invalid_arg(f"load failed for model '{identifier(name)}': version {v} "
                                   f"failed to update its instances: {reason}\n")
-        if failed:
-            mv = failed[0]
-            raise invalid_arg(f"load failed for model '{identifier(name)}': version {mv.version} is at "
-                              f"UNAVAILABLE state: {mv.reason};\n")
+        if failed:                  # every failed version's reason (Triton's load status)
+            raise invalid_arg(f"load failed for model '{identifier(name)}': "
+                              f"{load_status(failed)}\n")
         return True
 
     async def _load_composing(self, name: str, cfg, visiting: frozenset) -> None:

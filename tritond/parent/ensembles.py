@@ -25,7 +25,7 @@ from tritond import messages
 from tritond.errors import Code, TritonError, status_text
 from tritond.namespaces import identifier      # how Triton's reasons name a model
 from . import names as names_mod
-from .models import LOADING, READY, UNAVAILABLE, ModelVersion, Registry
+from .models import LOADING, READY, UNAVAILABLE, ModelVersion, Registry, load_status
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -186,12 +186,11 @@ def unpolled(registry: Registry, name: str) -> bool:
 def load_error(registry: Registry, name: str) -> str:
     """The status of ``name``'s failed load as Triton's model lifecycle gives it (CheckNode
     quotes it): the load's own error, or each failed version's
-    "version <v> is at UNAVAILABLE state: <reason>;" (ModelLifeCycle::OnLoadComplete)."""
+    "version <v> is at UNAVAILABLE state: <reason>;" (models.load_status)."""
     if name in registry.failed:
         return registry.failed[name]
-    return "".join(f"version {v.version} is at UNAVAILABLE state: {v.reason};"
-                   for v in sorted(registry.versions_of(name), key=lambda v: v.version)
-                   if v.state == UNAVAILABLE and v.reason and not v.refused)
+    return load_status([v for v in registry.versions_of(name)
+                        if v.state == UNAVAILABLE and v.reason and not v.refused])
 
 
 def entry(mv: ModelVersion, registry: Registry) -> messages.ModelEntry:

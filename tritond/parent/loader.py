@@ -22,7 +22,7 @@ from tritond.spec import ModelSpec
 from . import ensembles, pythonenv, reloads, restarts
 from .children import Child, ChildError, kill
 from .models import (LOADING, READY, UNAVAILABLE, Instance, ModelVersion, Phase, Registry,
-                     planned_instances)
+                     failed, planned_instances)
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -289,6 +289,7 @@ class Loader:
         """Make ``mv`` UNAVAILABLE with ``reason`` and stop its remaining workers."""
         mv.state = UNAVAILABLE
         mv.reason = reason
+        failed(mv)
         log.error("model '%s' version %d is UNAVAILABLE: %s", mv.identifier, mv.version, reason)
         self.stop_instances(mv, reason)
         self.publish()

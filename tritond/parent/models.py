@@ -54,6 +54,7 @@ class Instance:
 
 
 _GENERATIONS = itertools.count(1)
+_FAILURES = itertools.count(1)
 
 
 @dataclasses.dataclass
@@ -83,6 +84,9 @@ class ModelVersion:
     # An ensemble Triton's dependency graph refuses (ensembles.refuse): its model
     # lifecycle never sees it, so the version leaves the registry once its load ends.
     refused: bool = False
+    # When its load failed, among all failures (failed()): Triton's load status lists the
+    # failed versions in the order their loads ended.
+    failed_order: int = 0
 
     @property
     def identifier(self) -> str:
@@ -240,3 +244,16 @@ def _lines(cell: str) -> list[str]:
     """A cell's lines as std::getline reads them (a last newline ends a line, no more)."""
     parts = cell.split("\n")
     return parts[:-1] if len(parts) > 1 and not parts[-1] else parts
+
+
+def failed(mv: ModelVersion) -> None:
+    """Note that ``mv``'s load just failed (load_status orders by it)."""
+    mv.failed_order = next(_FAILURES)
+
+
+def load_status(versions: list[ModelVersion]) -> str:
+    """Triton's status of a load whose ``versions`` failed (core's
+    ModelLifeCycle::OnLoadComplete): "version <v> is at UNAVAILABLE state: <reason>;"
+    for each, joined as they failed, with nothing between them."""
+    return "".join(f"version {mv.version} is at UNAVAILABLE state: {mv.reason};"
+                   for mv in sorted(versions, key=lambda mv: (mv.failed_order, mv.version)))
