@@ -110,6 +110,8 @@ class FrontendProc:
                                 lifespan="off", access_log=False, log_level="warning",
                                 log_config=None,     # its lines are ours (tritond.logline)
                                 proxy_headers=False,
+                                # Triton names no server software; nor do we
+                                server_header=False,
                                 timeout_keep_alive=opts.http_keepalive_s)
         self.http = uvicorn.Server(config)
         self.http.install_signal_handlers = lambda: None    # the parent drives shutdown
@@ -137,7 +139,7 @@ class FrontendProc:
             return
         config = uvicorn.Config(build_metrics(self.core), loop="none", http="httptools",
                                 lifespan="off", access_log=False, log_level="warning",
-                                log_config=None)
+                                log_config=None, server_header=False)
         self.metrics = uvicorn.Server(config)
         self.metrics.install_signal_handlers = lambda: None
         asyncio.get_running_loop().create_task(self.metrics.serve(sockets=[sock]))

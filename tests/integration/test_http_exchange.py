@@ -74,6 +74,7 @@ def test_keep_alive_serves_many_requests_on_one_connection(server):
             assert status == 200 and sums(data) == k + 1
             assert headers.get("connection") != "close"
             assert "date" in headers and headers["content-type"] == "application/json"
+            assert "server" not in headers          # Triton names no server software
 
 
 def test_http_1_0_gets_its_answer_then_close(server):
