@@ -42,6 +42,8 @@ class TritonPythonModel:
             return pb_utils.InferenceResponse([
                 pb_utils.Tensor("OUT", pb_utils.get_output_tensor_by_name(resp, "OUT").as_numpy()),
                 pb_utils.Tensor("COUNT", np.array([1], np.int32))])
+        if p.get("mode") == "listed":        # every response the iterator yields
+            return self.listed(call, p["how"])
         if p.get("mode") == "async":
             total, count = asyncio.run(self.read_async(call, take))
         elif p.get("mode") == "awaited":     # Triton's form: a plain for on what was awaited
@@ -59,9 +61,29 @@ class TritonPythonModel:
                 break
             if resp.has_error():
                 raise pb_utils.TritonModelException(resp.error().message())
+            if not resp.output_tensors():     # the empty final response (as Triton's)
+                continue
             total = total + pb_utils.get_output_tensor_by_name(resp, "OUT").as_numpy()
             count += 1
         return total, count
+
+    def listed(self, call, how):
+        if how == "sync":
+            got = list(call.exec(decoupled=True))
+        elif how == "awaited":
+            got = asyncio.run(self.awaited_list(call))
+        else:
+            got = asyncio.run(self.async_list(call))
+        return pb_utils.InferenceResponse([
+            pb_utils.Tensor("OUT", np.array([len(g.output_tensors()) for g in got] + [0] * 4,
+                                            np.float32)[:4]),
+            pb_utils.Tensor("COUNT", np.array([len(got)], np.int32))])
+
+    async def awaited_list(self, call):
+        return list(await call.async_exec(decoupled=True))
+
+    async def async_list(self, call):
+        return [r async for r in await call.async_exec(decoupled=True)]
 
     async def read_awaited(self, call, take):
         return self.read(await call.async_exec(decoupled=True), take)
@@ -74,6 +96,8 @@ class TritonPythonModel:
         async for resp in responses:
             if resp.has_error():
                 raise pb_utils.TritonModelException(resp.error().message())
+            if not resp.output_tensors():     # the empty final response (as Triton's)
+                continue
             total = total + pb_utils.get_output_tensor_by_name(resp, "OUT").as_numpy()
             count += 1
             if count == take:
@@ -285,6 +309,22 @@ def _no_oneoff_left(srv) -> None:
             break
         time.sleep(0.2)
     assert not left, left
+
+
+@pytest.mark.parametrize("how", ["sync", "awaited", "async_for"])
+def test_a_decoupled_bls_iterator_yields_the_callees_final_response_even_empty(srv, how):
+    """python_backend's InferResponseComplete makes a response of every callback, the final
+    one without a response too (a callee's ``send(flags=FINAL)``): its ResponseIterator
+    yields it, empty (QA bls_async counts ``response_count - 1``). A final response with
+    outputs is the last one, with nothing after it."""
+    client = httpclient.InferenceServerClient(srv.url)
+    for n, count, outputs in ((3, 4, [1, 1, 1, 0]), (-1, 1, [1, 0, 0, 0])):
+        x = np.array([n, 0, 0, 0], np.float32)
+        t = httpclient.InferInput("IN", [4], "FP32")
+        t.set_data_from_numpy(x)
+        result = client.infer("caller", [t], parameters={"mode": "listed", "how": how})
+        assert int(result.as_numpy("COUNT")[0]) == count
+        assert result.as_numpy("OUT").tolist() == outputs
 
 
 @pytest.mark.parametrize("mode", ["sync", "awaited"])

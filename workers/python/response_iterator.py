@@ -19,7 +19,7 @@ from . import bls
 
 
 class ResponseIterator:
-    """Every response of a decoupled BLS call, in order; an empty final one ends it.
+    """Every response of a decoupled BLS call, in order, up to its final one.
 
     ``token`` (``bls_call._Unread.token``) lives as long as this iterator: dropped
     unfinished, the responses queued and still to come are released to their worker."""
@@ -68,10 +68,7 @@ class ResponseIterator:
             except queue.Empty:
                 await self._sleep()
                 continue
-            try:
-                return self._take(resp)
-            except StopIteration:
-                raise StopAsyncIteration from None
+            return self._take(resp)
 
     async def _sleep(self) -> None:
         """Until ``arrived`` (armed first, then the queue looked at again: no lost wake)."""
@@ -84,12 +81,13 @@ class ResponseIterator:
             self._wake = None
 
     def _take(self, resp):
+        """Every response is yielded, the final one too when it is empty (a callee's
+        ``send(flags=FINAL)``): python_backend's InferResponseComplete makes an empty
+        last response of that callback, and models written for Triton expect it."""
         from .bls_call import response
         if resp.final:
             self._done = True
             self._token.end()           # nothing more to come: not left to the collector
-            if not resp.outputs and resp.error is None:
-                raise StopIteration
         return response(resp, self._ch)
 
 
