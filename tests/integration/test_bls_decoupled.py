@@ -42,8 +42,12 @@ class TritonPythonModel:
             return pb_utils.InferenceResponse([
                 pb_utils.Tensor("OUT", pb_utils.get_output_tensor_by_name(resp, "OUT").as_numpy()),
                 pb_utils.Tensor("COUNT", np.array([1], np.int32))])
+        if p.get("mode") == "listed":        # every response the iterator yields
+            return self.listed(call, p["how"])
         if p.get("mode") == "async":
             total, count = asyncio.run(self.read_async(call, take))
+        elif p.get("mode") == "awaited":     # Triton's form: a plain for on what was awaited
+            total, count = asyncio.run(self.read_awaited(call, take))
         else:
             total, count = self.read(call.exec(decoupled=True), take)
         return pb_utils.InferenceResponse([
@@ -57,9 +61,32 @@ class TritonPythonModel:
                 break
             if resp.has_error():
                 raise pb_utils.TritonModelException(resp.error().message())
+            if not resp.output_tensors():     # the empty final response (as Triton's)
+                continue
             total = total + pb_utils.get_output_tensor_by_name(resp, "OUT").as_numpy()
             count += 1
         return total, count
+
+    def listed(self, call, how):
+        if how == "sync":
+            got = list(call.exec(decoupled=True))
+        elif how == "awaited":
+            got = asyncio.run(self.awaited_list(call))
+        else:
+            got = asyncio.run(self.async_list(call))
+        return pb_utils.InferenceResponse([
+            pb_utils.Tensor("OUT", np.array([len(g.output_tensors()) for g in got] + [0] * 4,
+                                            np.float32)[:4]),
+            pb_utils.Tensor("COUNT", np.array([len(got)], np.int32))])
+
+    async def awaited_list(self, call):
+        return list(await call.async_exec(decoupled=True))
+
+    async def async_list(self, call):
+        return [r async for r in await call.async_exec(decoupled=True)]
+
+    async def read_awaited(self, call, take):
+        return self.read(await call.async_exec(decoupled=True), take)
 
     async def read_async(self, call, take):
         total, count = np.zeros(4, np.float32), 0
@@ -69,6 +96,8 @@ class TritonPythonModel:
         async for resp in responses:
             if resp.has_error():
                 raise pb_utils.TritonModelException(resp.error().message())
+            if not resp.output_tensors():     # the empty final response (as Triton's)
+                continue
             total = total + pb_utils.get_output_tensor_by_name(resp, "OUT").as_numpy()
             count += 1
             if count == take:
@@ -131,6 +160,78 @@ class TritonPythonModel:
 '''
 
 
+# ``until_cancelled`` (decoupled): a response every 10 ms, IN[0] at most, until its request
+# is cancelled; then a CANCELLED error as its final response (QA's
+# response_sender_until_cancelled). ``canceller`` reads it with a plain ``for`` (after
+# ``exec`` or an awaited ``async_exec``, parameter ``mode``) and calls the iterator's
+# ``cancel()`` after two responses (QA decoupled_bls_cancel / decoupled_bls_async_cancel).
+# OUT[0]: 1 if the last response was the CANCELLED error; COUNT: responses with outputs.
+UNTIL_CANCELLED_PY = '''
+import threading
+import time
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        for r in requests:
+            threading.Thread(target=self.respond, args=(r,), daemon=True).start()
+
+    def respond(self, r):
+        sender = r.get_response_sender()
+        x = pb_utils.get_input_tensor_by_name(r, "IN").as_numpy()
+        for _ in range(int(x[0])):
+            if sender.is_cancelled():
+                sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(
+                    "cancelled", pb_utils.TritonError.CANCELLED)),
+                    flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+                return
+            sender.send(pb_utils.InferenceResponse([pb_utils.Tensor("OUT", x.copy())]))
+            time.sleep(0.01)
+        sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+'''
+
+CANCELLER_PY = '''
+import asyncio
+import json
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for r in requests:
+            x = pb_utils.get_input_tensor_by_name(r, "IN").as_numpy()
+            call = pb_utils.InferenceRequest(model_name="until_cancelled",
+                                             requested_output_names=["OUT"],
+                                             inputs=[pb_utils.Tensor("IN", x.copy())])
+            if json.loads(r.parameters()).get("mode") == "awaited":
+                cancelled, count = asyncio.run(self.awaited(call))
+            else:
+                cancelled, count = self.read(call.exec(decoupled=True))
+            out.append(pb_utils.InferenceResponse([
+                pb_utils.Tensor("OUT", np.array([cancelled, 0, 0, 0], np.float32)),
+                pb_utils.Tensor("COUNT", np.array([count], np.int32))]))
+        return out
+
+    async def awaited(self, call):
+        return self.read(await call.async_exec(decoupled=True))
+
+    def read(self, stream):
+        count, cancelled = 0, 0
+        for resp in stream:
+            if resp.has_error():
+                cancelled = int(resp.error().code() == pb_utils.TritonError.CANCELLED)
+                break
+            count += 1
+            if count == 2:
+                stream.cancel()
+        stream.cancel()           # after the end: nothing happens
+        return cancelled, count
+'''
+
+
 def _python(name: str, io: str, extra: str = "") -> str:
     return (f'name: "{name}"\nbackend: "python"\n{io}'
             f'instance_group [ {{ kind: KIND_CPU count: 1 }} ]\n{extra}')
@@ -152,6 +253,10 @@ def srv(tmp_path_factory):
         "slow": (SLOW_PY, _python(
             "slow", IN + 'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] } ]\n')),
         "gives_up": (GIVES_UP_PY, _python("gives_up", IN + OUT_COUNT)),
+        "until_cancelled": (UNTIL_CANCELLED_PY, _python(
+            "until_cancelled", IN + 'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] } ]\n',
+            "model_transaction_policy { decoupled: true }")),
+        "canceller": (CANCELLER_PY, _python("canceller", IN + OUT_COUNT)),
     }
     for name, (code, config) in models.items():
         (repo / name / "1").mkdir(parents=True)
@@ -174,13 +279,13 @@ def _call(client, n: int, **params):
 
 def test_a_decoupled_bls_call_reads_every_response_in_order(srv):
     client = httpclient.InferenceServerClient(srv.url)
-    for mode in ("sync", "async"):
+    for mode in ("sync", "async", "awaited"):
         x, total, count = _call(client, 5, mode=mode)
         assert count == 5
         np.testing.assert_array_equal(total, sum(x + k for k in range(5)))
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("mode", ["sync", "async", "awaited"])
 def test_an_unfinished_decoupled_bls_iterator_releases_the_callees_outputs(srv, mode):
     client = httpclient.InferenceServerClient(srv.url)
     for i in range(30):
@@ -204,6 +309,38 @@ def _no_oneoff_left(srv) -> None:
             break
         time.sleep(0.2)
     assert not left, left
+
+
+@pytest.mark.parametrize("how", ["sync", "awaited", "async_for"])
+def test_a_decoupled_bls_iterator_yields_the_callees_final_response_even_empty(srv, how):
+    """python_backend's InferResponseComplete makes a response of every callback, the final
+    one without a response too (a callee's ``send(flags=FINAL)``): its ResponseIterator
+    yields it, empty (QA bls_async counts ``response_count - 1``). A final response with
+    outputs is the last one, with nothing after it."""
+    client = httpclient.InferenceServerClient(srv.url)
+    for n, count, outputs in ((3, 4, [1, 1, 1, 0]), (-1, 1, [1, 0, 0, 0])):
+        x = np.array([n, 0, 0, 0], np.float32)
+        t = httpclient.InferInput("IN", [4], "FP32")
+        t.set_data_from_numpy(x)
+        result = client.infer("caller", [t], parameters={"mode": "listed", "how": how})
+        assert int(result.as_numpy("COUNT")[0]) == count
+        assert result.as_numpy("OUT").tolist() == outputs
+
+
+@pytest.mark.parametrize("mode", ["sync", "awaited"])
+def test_a_decoupled_bls_iterator_cancels_its_call(srv, mode):
+    """Triton's ResponseIterator.cancel(): the callee sees its request cancelled and ends
+    with its own final response, which the caller still reads; without the cancel the
+    callee would send 500 responses (5 s)."""
+    client = httpclient.InferenceServerClient(srv.url)
+    t = httpclient.InferInput("IN", [4], "FP32")
+    t.set_data_from_numpy(np.array([500, 0, 0, 0], np.float32))
+    started = time.monotonic()
+    result = client.infer("canceller", [t], parameters={"mode": mode})
+    assert result.as_numpy("OUT")[0] == 1                  # ended by the CANCELLED error
+    assert 2 <= int(result.as_numpy("COUNT")[0]) < 100
+    assert time.monotonic() - started < 4
+    _no_oneoff_left(srv)
 
 
 @pytest.mark.parametrize("mode", ["unary", "unary_async"])

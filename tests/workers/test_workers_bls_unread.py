@@ -10,8 +10,8 @@ import threading
 import pytest
 
 from tritond import messages
-from tritond.workers.python.bls_async_call import _async_responses, _drain_async
-from tritond.workers.python.bls_call import _drain_queue, _responses, _Unread
+from tritond.workers.python.bls_call import _drain_queue, _Unread
+from tritond.workers.python.response_iterator import ResponseIterator
 
 
 class _Channel:
@@ -45,11 +45,11 @@ def test_an_async_iterator_left_unfinished_in_asyncio_run_releases_the_rest(no_g
     ch = _Channel()
 
     async def read() -> _Unread:
-        answers: asyncio.Queue = asyncio.Queue()
-        sink = _Unread(ch, answers.put_nowait, _drain_async(answers))
+        answers: queue.SimpleQueue = queue.SimpleQueue()
+        sink = _Unread(ch, answers.put, _drain_queue(answers))
         for rid in range(4):
             sink.put(messages.Response(rid, final=False))
-        responses = _async_responses(answers, ch, sink.token())
+        responses = ResponseIterator(answers, ch, None, sink.token())
         if take:
             count = 0
             async for _ in responses:
@@ -72,7 +72,7 @@ def test_an_iterator_left_unfinished_releases_the_rest(no_gc, take):
     sink = _Unread(ch, answers.put, _drain_queue(answers))
     for rid in range(4):
         sink.put(messages.Response(rid, final=False))
-    responses = _responses(answers, ch, sink.token())
+    responses = ResponseIterator(answers, ch, None, sink.token())
     if take:
         for count, _ in enumerate(responses, 1):
             if count == take:

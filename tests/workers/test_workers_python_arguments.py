@@ -75,3 +75,13 @@ def test_logger_levels_are_an_enum():
     log.log("Level unspecified")
     log.log("warned", log.WARNING)
     assert int(log.VERBOSE) == 3 and log.LogLevel.ERROR is log.ERROR
+
+
+def test_an_empty_tensor_name_is_refused_as_by_pbtensor():
+    """python_backend's PbTensor constructor refuses "" (its model sees the exception);
+    the array is checked first (pybind11's TypeError for None, above)."""
+    for arr in (np.ones(2, np.float32), np.ones((2, 2), np.float32).T,
+                np.array([b"a"], dtype=object)):
+        with pytest.raises(TME) as err:
+            pb_utils.Tensor("", arr)
+        assert err.value.message() == "Tensor name cannot be an empty string."

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from . import bls, blstrace
-from .bls_call import POLL_S, _Unary, _Unread, build, response
+from .bls_call import POLL_S, _Unary, _Unread, build, stream
 
 
 async def execute_async(pb, decoupled: bool = False):
@@ -19,11 +19,11 @@ async def execute_async(pb, decoupled: bool = False):
     ch.start_reader()
     loop = asyncio.get_running_loop()
     req, slots = build(pb, ch, decoupled)
+    if decoupled:                   # Triton's (synchronous) ResponseIterator, as exec()'s
+        return stream(pb, ch, req, slots)
     answers: asyncio.Queue = asyncio.Queue()
     sink = _Unread(ch, lambda resp: _to_loop(loop, sink, answers, resp), _drain_async(answers))
     rid = ch.send(req, slots, blstrace.watch(pb, req, sink.put))
-    if decoupled:
-        return _async_responses(answers, ch, sink.token())
     try:
         call = _Unary(ch, rid)
         while True:
@@ -80,22 +80,3 @@ def _drain_async(answers: asyncio.Queue):
         return items
     return drain
 
-
-async def _async_responses(answers: asyncio.Queue, ch: bls.BlsChannel, token):
-    """async_exec(decoupled=True): as ``_responses``."""
-    try:
-        while True:
-            resp = await answers.get()
-            if resp.final and not resp.outputs and resp.error is None:
-                return
-            yield response(resp, ch)
-            if resp.final:
-                return
-    finally:
-        # An iterator left unfinished is closed by its loop's asyncgen finalizer, which
-        # schedules aclose() as a task; ``asyncio.run`` cancels that task on its way out,
-        # so CancelledError is thrown in here. From Python 3.12 this frame then stays in a
-        # cycle (its f_back chain reaches ``_cancel_all_tasks``, whose list holds the task,
-        # its error, the error's traceback, this frame) that only the cyclic GC frees: the
-        # token's end alone would hold the callee's outputs until some collection ran.
-        token.end()

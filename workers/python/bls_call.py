@@ -19,6 +19,7 @@ from tritond import messages
 from tritond.shm import dtypes
 
 from . import bls, blstrace
+from .response_iterator import ResponseIterator
 from .inference import (TRITONSERVER_MEMORY_CPU, TRITONSERVER_MEMORY_CPU_PINNED,
                         TRITONSERVER_MEMORY_GPU, InferenceResponse, TritonError,
                         TritonModelException)
@@ -146,14 +147,29 @@ def execute(pb, decoupled: bool = False):
     ch = bls.channel()
     bls.check_serving()
     req, slots = build(pb, ch, decoupled)
-    answers: queue.SimpleQueue = queue.SimpleQueue()
     if decoupled:
-        ch.start_reader()           # the iterator may be left unfinished: a thread reads
-        sink = _Unread(ch, answers.put, _drain_queue(answers))
-        ch.send(req, slots, blstrace.watch(pb, req, sink.put))
-        return _responses(answers, ch, sink.token())
+        return stream(pb, ch, req, slots)
+    answers: queue.SimpleQueue = queue.SimpleQueue()
     rid = ch.send(req, slots, blstrace.watch(pb, req, answers.put))
     return _final(answers, ch, rid)
+
+
+def stream(pb, ch: bls.BlsChannel, req: messages.Request, slots: list) -> ResponseIterator:
+    """Send a decoupled call; its ResponseIterator (for ``exec`` and ``async_exec``)."""
+    ch.start_reader()               # the iterator may be read on a blocked loop: a thread reads
+    answers: queue.SimpleQueue = queue.SimpleQueue()
+    reader = [lambda: None]         # the iterator, weakly: the sink must not keep it alive
+
+    def put(resp) -> None:
+        answers.put(resp)
+        if (it := reader[0]()) is not None:
+            it.arrived()
+
+    sink = _Unread(ch, put, _drain_queue(answers))
+    rid = ch.send(req, slots, blstrace.watch(pb, req, sink.put))
+    it = ResponseIterator(answers, ch, rid, sink.token())
+    reader[0] = weakref.ref(it)
+    return it
 
 
 class _Unread:
@@ -240,18 +256,3 @@ def _final(answers: queue.SimpleQueue, ch: bls.BlsChannel, rid: int) -> Inferenc
         if (answer := call.take(resp)) is not None:
             return answer
 
-
-def _responses(answers: queue.SimpleQueue, ch: bls.BlsChannel, token: object):
-    """exec(decoupled=True): every response in order; an empty final one ends it.
-    ``token`` lives as long as this generator's frame (``_Unread``); one never started
-    has only that."""
-    try:
-        while True:
-            resp = answers.get()
-            if resp.final and not resp.outputs and resp.error is None:
-                return
-            yield response(resp, ch)
-            if resp.final:
-                return
-    finally:
-        token.end()         # as ``_async_responses``: not left to when the frame is freed

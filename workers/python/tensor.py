@@ -122,6 +122,8 @@ def _capsule_device(capsule) -> tuple[int, int]:
 
 
 _UNSUPPORTED = "NumPy dtype is not supported."   # python_backend's pb_stub_utils text
+_EMPTY_NAME = "Tensor name cannot be an empty string."   # python_backend's PbTensor
+
 
 class _Capsule:
     """Lets ``np.from_dlpack`` / ``cupy.from_dlpack`` import a bare DLPack capsule."""
@@ -147,7 +149,7 @@ class Tensor:
 
     def __init__(self, name: str, numpy_array, triton_dtype=None) -> None:
         if triton_dtype is None and type(numpy_array) is np.ndarray \
-                and numpy_array.flags.c_contiguous and type(name) is str:
+                and numpy_array.flags.c_contiguous and type(name) is str and name:
             # The common case (a model's contiguous numpy output): the dtype's enum in
             # one lookup; other dtypes (object, bytes, byte-swapped) take the full path.
             dtype = _NUMPY_TO_ENUM.get(numpy_array.dtype)
@@ -161,6 +163,8 @@ class Tensor:
             # pybind11's conversion of python_backend's (str, numpy array) arguments
             raise TypeError(f"Tensor: expected a str name and a numpy array, got "
                             f"{type(name).__name__} and {type(numpy_array).__name__}")
+        if name == "":
+            raise TritonModelException(_EMPTY_NAME)
         xp = _cupy() if _on_device(numpy_array) else np
         arr = xp.asarray(numpy_array)               # cupy: a view over the same device memory
         if arr.dtype.kind in "UV":
@@ -233,7 +237,7 @@ class Tensor:
         CPU memory becomes a numpy array, CUDA memory a cupy array (no copy either way).
         """
         if name == "":
-            raise TritonModelException("Tensor name cannot be an empty string.")
+            raise TritonModelException(_EMPTY_NAME)
         if type(capsule_or_obj).__name__ != "PyCapsule" and not (
                 hasattr(capsule_or_obj, "__dlpack__")
                 and hasattr(capsule_or_obj, "__dlpack_device__")):
