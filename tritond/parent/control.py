@@ -16,7 +16,7 @@ already sees the change.
   strict readiness): no new requests, but what was accepted still runs; then
   UNAVAILABLE, and their workers are finalized once idle.
 
-Both drain before they swap (``drain.py``): no accepted request is lost.
+Both drain before they swap (``drain.py``, ``unloads.py``): no accepted request is lost.
 """
 from __future__ import annotations
 
@@ -29,11 +29,11 @@ from tritond.errors import Code, TritonError, invalid_arg, unavailable, unsuppor
 from tritond.namespaces import identifier, name_of
 from tritond.repository.paths import check_model_name
 from . import ensembles, overrides, reloads
-from .drain import Drainer, instance_key, model_key
+from .drain import Drainer
 from .loader import Loader
 from .names import Names
-from .models import (READY, UNAVAILABLE, UNLOADED, UNLOADING, ModelVersion, Phase, Registry,
-                     load_status)
+from .models import READY, ModelVersion, Phase, Registry, load_status
+from .unloads import Unloader
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -57,6 +57,7 @@ class ModelControl:
         self._locks: dict[str, asyncio.Lock] = {}
         self.drainer = Drainer(options, registry, {} if drained is None else drained)
         self.names = Names(options, registry)
+        self.unloader = Unloader(registry, loader, self.drainer, publish)
         # Models loaded as an ensemble's steps, not yet rechecked against the refused
         # ensembles (_retry_refused, once the locks of the load are released).
         self._stepped: list[str] = []
@@ -104,10 +105,10 @@ class ModelControl:
                 if type(msg) is messages.LoadQuery:
                     loaded = await self._load_model(key, msg)
                 else:
-                    await self._unload_model(key)
+                    await self.unloader.unload(key)
                     if msg.unload_dependents:
-                        for dependent in self._dependents(key):
-                            await self._unload_model(dependent)
+                        for dependent in self.unloader.dependents(key):
+                            await self.unloader.unload(dependent)
             finally:        # a failed load is in the table (index reason) too
                 await self.publish_and_wait()
         # outside the locks: an ensemble's load may take them
@@ -170,7 +171,7 @@ class ModelControl:
         failed = [mv for mv in fresh if mv.state != READY]
         if refused := next((mv for mv in failed if mv.refused), None):
             if old:                 # Triton unloads an ensemble its dependency graph refuses
-                await self._unload_model(name)
+                await self.unloader.unload(name)
             ensembles.forget_refused(self.registry, refused, src.config)
             raise invalid_arg(f"load failed for model '{identifier(name)}': {refused.reason}\n")
         if failed and any(mv.state == READY for mv in old):
@@ -181,7 +182,7 @@ class ModelControl:
                                                 self.publish)) for v, u in updates.items()]
             for mv in new:                       # what the next load compares
                 mv.stamps = stamps
-            await self._switch(name, old, new)
+            await self.unloader.switch(name, old, new)
             if any(reason for _, reason in problems):
                 v, reason = next((v, r) for v, r in problems if r)
                 raise invalid_arg(f"load failed for model '{identifier(name)}': version {v} "
@@ -210,19 +211,6 @@ class ModelControl:
                     # config that failed the poll (INTERNAL, logged) makes no graph node.
                     if exc.code == Code.INTERNAL and not self.registry.versions_of(dep):
                         self.registry.unpolled.add(dep)
-
-    def _dependents(self, name: str) -> list[str]:
-        """Loaded ensembles that use ``name``, transitively (unload_dependents)."""
-        found: list[str] = []
-        todo = [name]
-        while todo:
-            target = todo.pop()
-            for (ens, _), mv in list(self.registry.versions.items()):
-                if mv.ensemble and mv.reason != UNLOADED and ens not in found and \
-                        any(s.model_name == target for s in mv.spec.steps):
-                    found.append(ens)
-                    todo.append(ens)
-        return found
 
     def _read_source(self, name: str, config):
         from tritond import repository
@@ -253,38 +241,6 @@ class ModelControl:
         src.name = name
         return src
 
-    async def _switch(self, name: str, old: list[ModelVersion], new: list[ModelVersion]) -> None:
-        """Publish ``new`` in place of ``old``; finalize the old workers once idle.
-
-        A served version the new version policy no longer wants drains like an unloaded
-        one: UNLOADING (no new requests, its queue still runs on its own workers) until
-        the scheduler says it is empty, then its workers retire."""
-        self.registry.failed.pop(name, None)
-        self.registry.refused.pop(name, None)
-        self.registry.unpolled.discard(name)
-        kept = {mv.version for mv in new}
-        replaced = [mv for mv in old if mv.version in kept and all(mv is not n for n in new)]
-        dropped = [mv for mv in old if mv.version not in kept]
-        draining = [mv for mv in dropped if mv.state == READY and not mv.ensemble]
-        for mv in old:
-            del self.registry.versions[(name, mv.version)]
-        for mv in new:
-            self.registry.versions[(name, mv.version)] = mv
-        for mv in dropped:                       # versions the new policy dropped
-            mv.state, mv.reason = (UNLOADING if mv in draining else UNAVAILABLE), UNLOADED
-            self.registry.versions[(name, mv.version)] = mv
-        keys = [model_key(name, mv.version) for mv in draining]
-        waits = self.drainer.expect(keys)
-        await self._retire(replaced, f"reloading '{identifier(name)}'")  # routed to the new instances now
-        for mv in replaced:
-            self.loader.stop_instances(mv, "reloaded")
-        if dropped:
-            await self.drainer.wait(keys, waits, f"reloading '{identifier(name)}'")
-            await self._retire(dropped, f"reloading '{identifier(name)}'")
-            for mv in dropped:
-                mv.state = UNAVAILABLE
-                self.loader.stop_instances(mv, UNLOADED)
-
     # ------------------------------------------------------------------ poll mode
 
     async def apply_change(self, key: str, change) -> None:
@@ -306,41 +262,7 @@ class ModelControl:
 
     async def forget_key(self, key: str) -> None:
         """Unload ``key`` and forget it: its directory is gone."""
-        await self._unload_model(key)
+        await self.unloader.unload(key)
         for version in [k for k in self.registry.versions if k[0] == key]:
             del self.registry.versions[version]
         self.registry.known.discard(key)
-
-    # ------------------------------------------------------------------ unload
-
-    async def _unload_model(self, name: str) -> None:
-        versions = self.registry.versions_of(name)
-        self.registry.refused.pop(name, None)        # no longer waits for its models
-        if not versions and name not in self.registry.failed:
-            return              # never loaded or unknown: nothing to do (as Triton: OK)
-        self.registry.failed.pop(name, None)
-        serving = [mv for mv in versions if mv.state == READY and not mv.ensemble]
-        for mv in versions:
-            mv.state, mv.reason = (UNLOADING if mv in serving else UNAVAILABLE), UNLOADED
-        keys = [model_key(mv.name, mv.version) for mv in serving]
-        waits = self.drainer.expect(keys)
-        self.publish()      # new requests are refused; the queued ones still run
-        await self.drainer.wait(keys, waits, f"unloading '{identifier(name)}'")
-        await self._retire(versions, f"unloading '{identifier(name)}'")   # still UNLOADING meanwhile
-        for mv in serving:
-            mv.state = UNAVAILABLE
-        for mv in versions:
-            self.loader.stop_instances(mv, UNLOADED)
-        log.info("unloaded '%s'", identifier(name))
-
-    async def _retire(self, versions: list[ModelVersion], what: str) -> None:
-        """Publish the table without ``versions``' workers; wait until they are idle."""
-        addresses = self.drainer.live_addresses(versions)
-        waits = self.drainer.retire(addresses)
-        self.publish()
-        try:
-            await self.drainer.wait([instance_key(a) for a in addresses], waits, what)
-        finally:
-            # A drained worker stays listed until it exits (Drainer.lost): a decoupled
-            # model's threads may still be answering requests its frontends keep open.
-            self.drainer.retired([a for a, fut in zip(addresses, waits) if not fut.done()])

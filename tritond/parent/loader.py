@@ -4,7 +4,8 @@ A member of :class:`tritond.parent.supervisor.Supervisor`; what it needs of the
 rest of the parent is passed in explicitly (the model registry, the server's
 phase, the outbox, a way to start a worker and to publish the table).
 
-Restarts of dead workers: restarts.py.
+One instance's worker (start, load, stop): instances.py. Restarts of dead
+workers: restarts.py.
 """
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ import logging
 import time
 from typing import Callable
 
-from tritond import gpus, messages
+from tritond import gpus
 from tritond.errors import TritonError, status_text
 from tritond.namespaces import identifier
 from tritond.repository import timestamps
 from tritond.scheduler import ratelimit
 from tritond.spec import ModelSpec
 from . import ensembles, pythonenv, reloads, restarts
-from .children import Child, ChildError, kill
+from .children import Child
+from .instances import Instances
 from .models import (LOADING, READY, UNAVAILABLE, Instance, ModelVersion, Phase, Registry,
                      failed, planned_instances)
 
@@ -35,10 +37,6 @@ def final_spec(config_json: str, version: int) -> ModelSpec:
     return repository.spec_from_config(from_json(config_json), version)
 
 
-HELLO_TIMEOUT_S = 120.0
-LOAD_TIMEOUT_S = 600.0
-
-
 class Loader:
     """Loads model versions, starts their instances and restarts dead ones."""
 
@@ -48,24 +46,13 @@ class Loader:
         self.options = options
         self.registry = registry
         self.phase = phase
-        self.outbox = outbox
-        self.start_worker = start_worker     # spawns a worker process (not yet set up)
-        self.send_setup = send_setup
         self.publish = publish
+        self.instances = Instances(outbox, start_worker, send_setup)   # one worker each
         # (model, version) -> what its instances need of the rate limiter (_check_rate_limits)
         self.rate_needs: dict[tuple[str, int], list] = {}
-        # Loaded/LoadFailed by (model, version, instance): the versions of a model
-        # load at once and their instances have the same names.
-        self.pending: dict[tuple[str, int, str], asyncio.Future] = {}
         # --model-load-thread-count: versions whose workers load at the same time.
         self.slots = asyncio.Semaphore(options.model_load_thread_count)
         self.envs = pythonenv.Environments()    # EXECUTION_ENV_PATH, unpacked once
-
-    def on_load_result(self, msg) -> None:
-        """A worker's Loaded or LoadFailed."""
-        fut = self.pending.pop((msg.model, msg.version, msg.instance), None)
-        if fut is not None and not fut.done():
-            fut.set_result(msg)
 
     # ------------------------------------------------------------- loading
 
@@ -198,7 +185,7 @@ class Loader:
         partial = repository.spec_from_config(cfg, mv.version)
         first = planned_instances(partial)[0]
         mv.instances.append(first)
-        ok, result = await self._start_instance(
+        ok, result = await self.instances.start(
             mv, first, partial, auto_complete=not self.options.disable_auto_complete_config)
         if ok:
             try:
@@ -209,7 +196,7 @@ class Loader:
             return fail(mv, result)
         rest = planned_instances(mv.spec)[1:]
         mv.instances.extend(rest)
-        results = await asyncio.gather(*(self._start_instance(mv, inst, mv.spec, False)
+        results = await asyncio.gather(*(self.instances.start(mv, inst, mv.spec, False)
                                          for inst in rest))
         errors = [text for ok, text in results if not ok]
         if errors:
@@ -225,59 +212,13 @@ class Loader:
                  len(mv.instances), "" if len(mv.instances) == 1 else "s")
         self.publish()      # during start-up too: the index shows each model as it loads
 
-    async def _start_instance(self, mv: ModelVersion, inst: Instance, spec: ModelSpec,
-                              auto_complete: bool) -> tuple[bool, str]:
-        """Spawn and load one instance: (True, final config JSON) or (False, reason)."""
-        child = self.start_worker(f"{inst.name} (version {mv.version})",   # its `ps` title
-                                  mv.python_env)
-        inst.child = child
-        try:
-            await asyncio.wait_for(child.hello, HELLO_TIMEOUT_S)
-        except (ChildError, asyncio.TimeoutError) as exc:
-            child.expected_exit = True
-            kill(child)
-            return False, f"instance {inst.name}: worker failed to start: {exc}"
-        self.send_setup(child)
-        fut = asyncio.get_running_loop().create_future()
-        key = (mv.name, mv.version, inst.name)
-        self.pending[key] = fut
-        self.outbox.post(child.boot.address, messages.Load(
-            model=mv.name, version=mv.version, instance=inst.name, kind=inst.kind,
-            device_id=inst.device_id, spec=spec, model_dir=mv.model_dir,
-            repository=mv.repository, auto_complete=auto_complete, gpus=gpus.count(),
-            passive=inst.passive))
-        exited = asyncio.get_running_loop().create_task(self._exited(child))
-        try:
-            done, _ = await asyncio.wait([fut, exited], timeout=LOAD_TIMEOUT_S,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            exited.cancel()
-        if fut.done():
-            msg = fut.result()
-            if isinstance(msg, messages.Loaded):
-                inst.loaded = True
-                inst.user_ready = msg.user_ready
-                mv.warmup.extend(msg.warmup)
-                inst.exit = inst.exit_address = ""
-                return True, msg.config
-            child.expected_exit = True
-            return False, status_text(msg.error.code, msg.error.message)
-        self.pending.pop(key, None)
-        child.expected_exit = True
-        kill(child)
-        return False, (f"instance {inst.name}: worker {child.exit_description()} while loading"
-                       if done else f"instance {inst.name}: load timed out after {LOAD_TIMEOUT_S:.0f}s")
-
-    async def start_instance(self, mv: ModelVersion, inst: Instance, spec: ModelSpec) -> tuple[bool, str]:
-        """Start one more instance of a served version (reloads.py): as _start_instance."""
-        return await self._start_instance(mv, inst, spec, False)
+    async def start_instance(self, mv: ModelVersion, inst: Instance,
+                             spec: ModelSpec) -> tuple[bool, str]:
+        """Start one more instance of a served version (reloads.py, restarts.py)."""
+        return await self.instances.start(mv, inst, spec, False)
 
     def stop_instance(self, inst: Instance, why: str) -> None:
-        self._stop(inst, why)
-
-    async def _exited(self, child: Child) -> None:
-        while not child.stopped:
-            await asyncio.sleep(0.05)
+        self.instances.stop(inst, why)
 
     def _attempt_failed(self, mv: ModelVersion, reason: str) -> None:
         """A load that --model-load-retry-count tries again: stays LOADING."""
@@ -297,19 +238,7 @@ class Loader:
     def stop_instances(self, mv: ModelVersion, why: str) -> None:
         """Finalize ``mv``'s workers (an expected exit: no restart)."""
         for inst in mv.instances:
-            self._stop(inst, why)
-
-    def _stop(self, inst: Instance, why: str) -> None:
-        inst.loaded = False
-        child = inst.child
-        if child is not None and not child.stopped:
-            child.expected_exit = True
-            if not child.hello.done():
-                # Not listening yet (a restart on its way): a Shutdown would be lost
-                # and the worker would load and live on. It holds nothing yet.
-                kill(child)
-                return
-            self.outbox.post(child.boot.address, messages.Shutdown(why, linger=True))
+            self.instances.stop(inst, why)
 
     # ------------------------------------------------------------ restarts
 

@@ -37,7 +37,7 @@ def on_worker_death(loader, child: Child) -> None:
                     _schedule_restart(loader, mv, inst, what)  # may make mv UNAVAILABLE
                 if loader.phase.started:
                     loader.publish()
-                return  # a worker that died while loading is handled by _start_instance
+                return  # a worker that died while loading is handled by Instances.start
 
 
 def _schedule_restart(loader, mv: ModelVersion, inst: Instance, why: str) -> None:
@@ -61,7 +61,7 @@ async def _retry(loader, mv: ModelVersion) -> None:
     if not _current(loader, mv) or mv.state != UNAVAILABLE:
         return
     log.info("reloading '%s' version %d after its crashes", mv.identifier, mv.version)
-    results = await asyncio.gather(*(loader._start_instance(mv, inst, mv.spec, False)
+    results = await asyncio.gather(*(loader.start_instance(mv, inst, mv.spec)
                                      for inst in mv.instances))
     errors = [text for ok, text in results if not ok]
     if errors or not _current(loader, mv):      # unloaded or replaced meanwhile: stop them
@@ -85,13 +85,13 @@ def _current(loader, mv: ModelVersion) -> bool:
 async def _respawn(loader, mv: ModelVersion, inst: Instance) -> None:
     if not _current(loader, mv) or mv.state != READY:
         return
-    ok, result = await loader._start_instance(mv, inst, mv.spec, False)
+    ok, result = await loader.start_instance(mv, inst, mv.spec)
     if loader.phase.stopping:
         return
     if not _current(loader, mv):        # unloaded or replaced while it started
         log.info("instance %s of '%s' version %d was restarting when the version was "
                  "unloaded or replaced: stopped", inst.name, mv.identifier, mv.version)
-        loader._stop(inst, "unloaded")
+        loader.stop_instance(inst, "unloaded")
         return
     if ok:
         log.info("restarted instance %s of '%s' version %d", inst.name, mv.identifier,

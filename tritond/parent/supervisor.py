@@ -6,7 +6,8 @@ dependencies: the model :class:`~tritond.parent.models.Registry`, the
 :class:`~tritond.parent.loader.Loader` (loads models, restarts dead workers),
 the :class:`~tritond.parent.control.ModelControl` (load/unload API), the
 :class:`~tritond.parent.publisher.Publisher` (model tables), the
-:class:`~tritond.parent.spawner.Spawner` (starts children), and ``LogLevelRelay``,
+:class:`~tritond.parent.spawner.Spawner` (starts children), the
+:class:`~tritond.parent.startup.Startup` (the start-up sequence), and ``LogLevelRelay``,
 ``Poller`` and ``StopSignals`` (levels.py, poll.py, signals.py). It never touches
 tensor bytes. Failure and shutdown policy: docs/internals.md "Failures and
 shutdown" (a dead worker is restarted in place; a dead scheduler or frontend
@@ -17,27 +18,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 import sys
 
-from tritond import channel, logline, messages
+from tritond import channel, messages
 from tritond.options import Options
-from . import preflight, readiness, sdnotify
+from . import preflight, sdnotify
 from .children import Child, ChildError, kill, stop_group, unlink_segments
 from .clientshm import ClientShmRegistry
 from .control import ModelControl
 from .levels import LogLevelRelay
-from .loader import HELLO_TIMEOUT_S, Loader
+from .instances import HELLO_TIMEOUT_S
+from .loader import Loader
 from .modelready import ModelReady
-from .models import Phase, Registry, format_table
+from .models import Phase, Registry
 from .progress import LoadProgress
-from .poll import Poller, snapshot
+from .poll import Poller
 from .publisher import Publisher
 from tritond.procutil import set_name, setup_logging
-from .shmcheck import arena_space_warning
 from .signals import StopSignals
 from .spawner import Spawner
+from .startup import Startup
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -88,6 +89,10 @@ class Supervisor:
         self.progress = LoadProgress(self.registry)
         self.client_shm = ClientShmRegistry(self.outbox, frontends=lambda: self.frontends)
         self.poller = Poller(self.options, self.control)
+        self.startup = Startup(self.options, self.registry, self.phase, self.systemd, self.loader,
+                               self.publisher, self.poller, start_core=self._start_core_processes,
+                               frontends=lambda: self.frontends, send_setup=self._send_setup,
+                               stopped=lambda: self._stop_event.is_set())
 
     # ------------------------------------------------------------ lifecycle
 
@@ -121,45 +126,9 @@ class Supervisor:
         return self.exit_code
 
     async def _startup(self) -> None:
-        self.systemd.notify("STATUS=starting")
-        try:
-            await self._start_core_processes()
-            self.systemd.notify("STATUS=loading models")
-            polling = self.options.model_control_mode == "poll"
-            seen = snapshot(self.options.model_repository) if polling else None
-            await both(self.loader.load_all(), self._set_up_frontends())
-        except Exception as exc:  # noqa: BLE001 - any start-up failure stops the server
-            log.error("start-up failed: %s", describe(exc))
+        if not await self.startup.run():
             self.exit_code = 1
             self._stop_event.set()
-            return
-        self.phase.started = True
-        if seen is not None:        # changes made while loading are found by the first poll
-            self.poller.start_from(seen)
-        versions = self.registry.versions
-        if warning := arena_space_warning(self.options, len(self.frontends), versions):
-            log.warning("%s", warning)
-        if self.options.cuda_memory_pool_byte_size:
-            log.info("--cuda-memory-pool-byte-size is accepted and not used: tritond copies "
-                     "device outputs once to where they go and stages nothing")
-        applied = await self.publisher.publish_and_wait()
-        text = format_table(list(versions.values()), self.registry.failed)
-        if text:                # Triton's LOG_TABLE_INFO: lines of "+" and "|", unescaped
-            log.info("%s", "\n" + text + "\n", extra=logline.UNESCAPED)
-        else:
-            log.info("no models loaded")
-        failed = ([m for m in versions.values() if m.state != "READY"] or self.registry.failed
-                  or self.registry.unpolled or self.registry.refused)
-        if failed and self.options.exit_on_error:
-            log.error("exiting: some models failed to load and --exit-on-error is set")
-            self.exit_code = 1
-            self._stop_event.set()
-            return
-        self.systemd.notify(f"READY=1\nSTATUS=serving{' (some models failed)' if failed else ''}"
-                            f"\nMAINPID={os.getpid()}")
-        if not self._stop_event.is_set():     # a core process may have died meanwhile
-            log.log(*readiness.startup_line(self.options, self.registry,
-                                            self.publisher.server_ready(), applied))
 
     # ------------------------------------------------------------- children
 
@@ -170,15 +139,6 @@ class Supervisor:
                           for n in range(self.options.frontend_processes)]
         await asyncio.wait_for(self.scheduler.hello, HELLO_TIMEOUT_S)
         self._send_setup(self.scheduler)
-
-    async def _set_up_frontends(self) -> None:
-        # Models load while the frontends start: a frontend's imports take as long as a
-        # worker's, and on few cores the two overlapping shortens the start by a second.
-        # A frontend gets tables only after its Setup; the first is the current one.
-        for child in self.frontends:
-            await asyncio.wait_for(child.hello, HELLO_TIMEOUT_S)
-            self._send_setup(child)
-        self.publisher.publish()
 
     def _send_setup(self, child: Child) -> None:
         child.set_up = True
@@ -238,7 +198,7 @@ class Supervisor:
                     else:
                         child.hello.set_result(msg)
             elif kind is messages.Loaded or kind is messages.LoadFailed:
-                self.loader.on_load_result(msg)
+                self.loader.instances.on_load_result(msg)
             elif kind is messages.Drained:
                 fut = self.drained.get(msg.name)
                 if fut is not None and not fut.done():
@@ -299,26 +259,6 @@ class Supervisor:
         for child in children:
             self.outbox.post(child.boot.address, messages.Shutdown("server stopping"))
         await stop_group(children, STOP_TIMEOUT_S)
-
-
-async def both(*coros) -> None:
-    """Run ``coros`` together; the first failure cancels the others and is raised."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-
-
-def describe(exc: BaseException) -> str:
-    """An exception as one sentence for the log (a TritonError's message, not its repr)."""
-    if isinstance(exc, ChildError):
-        return str(exc)
-    message = getattr(exc, "message", None)
-    if isinstance(message, str):
-        return message
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def run(options: Options) -> int:

@@ -4,7 +4,7 @@ import logging
 from tritond.options import Options
 from tritond.parent.models import READY, UNAVAILABLE, UNLOADED, ModelVersion, Registry
 from tritond.parent.readiness import startup_line
-from tritond.parent.supervisor import describe
+from tritond.parent.startup import describe
 from tritond.errors import invalid_arg
 
 OPTS = Options(http_address="127.0.0.1", http_port=8000, grpc_address="127.0.0.1",
