@@ -9,8 +9,9 @@ already sees the change.
 - load: re-reads the model from the repository on disk (``config`` parameter:
   a JSON ModelConfig used instead of the file). A loaded model is reloaded:
   the new versions load beside the old ones, which keep serving; on success
-  the table switches and the old workers are finalized; on failure the old
-  versions stay and the error is returned. ``file:`` parameters are UNSUPPORTED
+  the table switches and the old workers are finalized; on failure of any
+  version the versions this load brought up are released too (``loadsets.py``),
+  the old versions stay and the error is returned. ``file:`` parameters are UNSUPPORTED
   (their paths are checked first, as Triton does; ``overrides.py``).
 - unload: the versions become UNLOADING with reason "unloaded" (ignored by
   strict readiness): no new requests, but what was accepted still runs; then
@@ -32,7 +33,7 @@ from . import ensembles, overrides, reloads
 from .drain import Drainer
 from .loader import Loader
 from .names import Names
-from .models import READY, ModelVersion, Phase, Registry, load_status
+from .models import READY, UNLOADED, ModelVersion, Phase, Registry, load_status
 from .unloads import Unloader
 
 log = logging.getLogger("tritond.supervisor")
@@ -167,16 +168,15 @@ class ModelControl:
         log.info("loading '%s' (versions %s)%s", identifier(name), [mv.version for mv in fresh],
                  " to replace the loaded one" if old else "")
         with self.registry.loading_now(fresh, self.publish):     # the index shows LOADING
-            await asyncio.gather(*(self.loader.load_version(mv, src) for mv in fresh))
-        failed = [mv for mv in fresh if mv.state != READY]
+            await self.loader.load_versions(fresh, src)     # one failing releases the rest
+        failed = [mv for mv in fresh if mv.state != READY and mv.reason != UNLOADED]
         if refused := next((mv for mv in failed if mv.refused), None):
             if old:                 # Triton unloads an ensemble its dependency graph refuses
                 await self.unloader.unload(name)
             ensembles.forget_refused(self.registry, refused, src.config)
             raise invalid_arg(f"load failed for model '{identifier(name)}': {refused.reason}\n")
         if failed and any(mv.state == READY for mv in old):
-            for mv in fresh:                     # keep serving the old versions
-                self.loader.stop_instances(mv, "reload failed")
+            self._keep_serving(name, old, fresh)
         else:
             problems = [(v, await reloads.apply(kept[v], u, self.loader, self.drainer,
                                                 self.publish)) for v, u in updates.items()]
@@ -191,6 +191,17 @@ class ModelControl:
             raise invalid_arg(f"load failed for model '{identifier(name)}': "
                               f"{load_status(failed)}\n")
         return True
+
+    def _keep_serving(self, name: str, old: list[ModelVersion],
+                      fresh: list[ModelVersion]) -> None:
+        """A failed reload: the old versions keep serving (their workers were never
+        replaced; the fresh ones were stopped). As in Triton's model lifecycle, a fresh
+        version whose number no READY old one serves takes that number's index row (its
+        reason, or "unloaded"); one loaded beside a serving version is dropped."""
+        serving = {mv.version for mv in old if mv.state == READY}
+        for mv in fresh:
+            if mv.version not in serving:
+                self.registry.versions[(name, mv.version)] = mv
 
     async def _load_composing(self, name: str, cfg, visiting: frozenset) -> None:
         """Load the models an ensemble needs that are not loaded yet (as Triton does)."""

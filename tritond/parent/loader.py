@@ -20,11 +20,11 @@ from tritond.namespaces import identifier
 from tritond.repository import timestamps
 from tritond.scheduler import ratelimit
 from tritond.spec import ModelSpec
-from . import ensembles, pythonenv, reloads, restarts
+from . import ensembles, loadsets, pythonenv, reloads, restarts
 from .children import Child
 from .instances import Instances
-from .models import (LOADING, READY, UNAVAILABLE, Instance, ModelVersion, Phase, Registry,
-                     failed, planned_instances)
+from .models import (LOADING, READY, UNAVAILABLE, UNLOADED, Instance, ModelVersion, Phase,
+                     Registry, failed, planned_instances)
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -84,10 +84,10 @@ class Loader:
                 log.error("failed to load '%s': %s", identifier(src.name), src.error)
                 self.registry.failed[src.name] = src.error
                 continue
-            for version in src.versions:
-                mv = ModelVersion(src.name, version, src.model_dir, src.repository)
-                self.registry.versions[(src.name, version)] = mv
-                loads.append(self.load_version(mv, src))
+            mvs = [ModelVersion(src.name, v, src.model_dir, src.repository) for v in src.versions]
+            for mv in mvs:
+                self.registry.versions[(src.name, mv.version)] = mv
+            loads.append(self.load_versions(mvs, src))
         if wanted:
             for name in sorted(wanted - {s.name for s in sources}):
                 if name not in asked:       # a step's model: its ensemble is refused
@@ -110,6 +110,22 @@ class Loader:
             return None
         names = set(self.options.load_model)
         return None if "*" in names else names
+
+    async def load_versions(self, versions: list[ModelVersion], src) -> None:
+        """Load ``versions`` of one model together: one failing releases the others
+        (loadsets.py)."""
+        await loadsets.load_together(versions, lambda mv: self.load_version(mv, src),
+                                     self.release)
+
+    def release(self, versions: list[ModelVersion]) -> None:
+        """Unload the ``versions`` a failed load of their model brought up (core's
+        OnLoadFinal): UNAVAILABLE "unloaded", their workers finalized."""
+        log.info("failed to load '%s'", versions[0].identifier)
+        for mv in versions:
+            mv.state, mv.reason = UNAVAILABLE, UNLOADED
+            self.stop_instances(mv, UNLOADED)
+            log.info("successfully unloaded '%s' version %d", mv.identifier, mv.version)
+        self.publish()
 
     async def load_version(self, mv: ModelVersion, src) -> None:
         from tritond import repository
