@@ -44,6 +44,8 @@ class TritonPythonModel:
                 pb_utils.Tensor("COUNT", np.array([1], np.int32))])
         if p.get("mode") == "listed":        # every response the iterator yields
             return self.listed(call, p["how"])
+        if p.get("mode") == "again":         # a second and third pass over the iterator
+            return self.again(call.exec(decoupled=True))
         if p.get("mode") == "async":
             total, count = asyncio.run(self.read_async(call, take))
         elif p.get("mode") == "awaited":     # Triton's form: a plain for on what was awaited
@@ -78,6 +80,20 @@ class TritonPythonModel:
             pb_utils.Tensor("OUT", np.array([len(g.output_tensors()) for g in got] + [0] * 4,
                                             np.float32)[:4]),
             pb_utils.Tensor("COUNT", np.array([len(got)], np.int32))])
+
+    def again(self, responses):
+        first = list(responses)
+        second = list(responses)
+        third = list(responses)
+        same = all(a is b for a, b in zip(first, second)) and len(first) == len(second)
+        total = sum((pb_utils.get_output_tensor_by_name(r, "OUT").as_numpy()
+                     for r in second if r.output_tensors()), np.zeros(4, np.float32))
+        texts = [r.parameters() for r in first]
+        flags = 4 * same + 2 * (texts[-1] == "") + (texts[0] == "{}")
+        return pb_utils.InferenceResponse([
+            pb_utils.Tensor("OUT", np.array([len(first), len(second), len(third), flags],
+                                            np.float32)),
+            pb_utils.Tensor("COUNT", np.array([int(total.sum())], np.int32))])
 
     async def awaited_list(self, call):
         return list(await call.async_exec(decoupled=True))
@@ -207,11 +223,11 @@ class TritonPythonModel:
                                              requested_output_names=["OUT"],
                                              inputs=[pb_utils.Tensor("IN", x.copy())])
             if json.loads(r.parameters()).get("mode") == "awaited":
-                cancelled, count = asyncio.run(self.awaited(call))
+                cancelled, count, again = asyncio.run(self.awaited(call))
             else:
-                cancelled, count = self.read(call.exec(decoupled=True))
+                cancelled, count, again = self.read(call.exec(decoupled=True))
             out.append(pb_utils.InferenceResponse([
-                pb_utils.Tensor("OUT", np.array([cancelled, 0, 0, 0], np.float32)),
+                pb_utils.Tensor("OUT", np.array([cancelled, *again], np.float32)),
                 pb_utils.Tensor("COUNT", np.array([count], np.int32))]))
         return out
 
@@ -228,7 +244,9 @@ class TritonPythonModel:
             if count == 2:
                 stream.cancel()
         stream.cancel()           # after the end: nothing happens
-        return cancelled, count
+        again = list(stream)      # a second pass: from the first response, the error too
+        return cancelled, count, (len(again), int(again[-1].has_error()),
+                                  int(again[-1].parameters() == ""))
 '''
 
 
@@ -327,6 +345,21 @@ def test_a_decoupled_bls_iterator_yields_the_callees_final_response_even_empty(s
         assert result.as_numpy("OUT").tolist() == outputs
 
 
+def test_a_finished_decoupled_bls_iterator_starts_over_at_the_next_for(srv):
+    """python_backend's ResponseIterator::Iter resets its index once a pass read the final
+    response: a second ``for`` yields the same responses (kept, their outputs still
+    readable) and so does a third. The empty final response's ``parameters()`` is ""
+    (request_executor.cc builds it without reading any), a real one's "{}"."""
+    client = httpclient.InferenceServerClient(srv.url)
+    x = np.array([3, 1, 2, 3], np.float32)
+    t = httpclient.InferInput("IN", [4], "FP32")
+    t.set_data_from_numpy(x)
+    result = client.infer("caller", [t], parameters={"mode": "again"})
+    assert result.as_numpy("OUT").tolist() == [4, 4, 4, 7]    # the same ones; "", "{}"
+    assert int(result.as_numpy("COUNT")[0]) == sum(x + k for k in range(3)).sum()
+    _no_oneoff_left(srv)
+
+
 @pytest.mark.parametrize("mode", ["sync", "awaited"])
 def test_a_decoupled_bls_iterator_cancels_its_call(srv, mode):
     """Triton's ResponseIterator.cancel(): the callee sees its request cancelled and ends
@@ -337,8 +370,13 @@ def test_a_decoupled_bls_iterator_cancels_its_call(srv, mode):
     t.set_data_from_numpy(np.array([500, 0, 0, 0], np.float32))
     started = time.monotonic()
     result = client.infer("canceller", [t], parameters={"mode": mode})
-    assert result.as_numpy("OUT")[0] == 1                  # ended by the CANCELLED error
-    assert 2 <= int(result.as_numpy("COUNT")[0]) < 100
+    out = result.as_numpy("OUT").tolist()
+    count = int(result.as_numpy("COUNT")[0])
+    assert out[0] == 1                                     # ended by the CANCELLED error
+    assert 2 <= count < 100
+    # Read again after the cancel (Triton's Iter restarts a finished iterator): every
+    # response, the CANCELLED error last, and an error response's parameters() is ""
+    assert out[1:] == [count + 1, 1, 1]
     assert time.monotonic() - started < 4
     _no_oneoff_left(srv)
 

@@ -80,3 +80,36 @@ def test_an_iterator_left_unfinished_releases_the_rest(no_gc, take):
     del responses
     assert sink.abandoned
     assert ch.dropped == list(range(take, 4))
+
+
+def _finished_stream(ch: _Channel, count: int) -> tuple[ResponseIterator, _Unread]:
+    answers: queue.SimpleQueue = queue.SimpleQueue()
+    sink = _Unread(ch, answers.put, _drain_queue(answers))
+    for rid in range(count):
+        sink.put(messages.Response(rid, final=rid == count - 1))
+    return ResponseIterator(answers, ch, None, sink.token()), sink
+
+
+def test_a_finished_iterator_starts_over_and_an_unfinished_pass_resumes():
+    """python_backend's ResponseIterator::Iter: once a pass read the final response, the
+    next ``for`` starts from the first one (the same objects, kept until the iterator
+    goes); a pass stopped midway is resumed by the next ``for``, in the first pass too."""
+    ch = _Channel()
+    responses, _ = _finished_stream(ch, 4)
+    first = []
+    for resp in responses:
+        first.append(resp)
+        break
+    first += list(responses)                    # the first pass resumes
+    assert len(first) == 4
+    for resp in responses:                      # a second pass, stopped after two
+        if resp is first[1]:
+            break
+    assert list(responses) == first[2:]         # resumed, not restarted
+    assert list(responses) == first             # then from the start again
+    assert asyncio.run(_collect(responses)) == first       # ``async for`` alike
+    assert ch.dropped == []                     # none released while the iterator lives
+
+
+async def _collect(responses) -> list:
+    return [r async for r in responses]

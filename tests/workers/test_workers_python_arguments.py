@@ -85,3 +85,33 @@ def test_an_empty_tensor_name_is_refused_as_by_pbtensor():
         with pytest.raises(TME) as err:
             pb_utils.Tensor("", arr)
         assert err.value.message() == "Tensor name cannot be an empty string."
+
+
+_TENSOR_SIGNATURE = (
+    "__init__(): incompatible constructor arguments. The following argument types are "
+    "supported:\n    1. c_python_backend_utils.Tensor(arg0: str, arg1: numpy.ndarray)\n\n"
+    "Invoked with: ")
+
+
+@pytest.mark.parametrize("args, kwargs, shown", [
+    (("X", [1, 2]), {}, "'X', [1, 2]"),
+    (("X", np.float32(1.5)), {}, f"'X', {np.float32(1.5)!r}"),   # numpy's own repr
+    (("X", np.ones(2, np.int32), 8), {}, "'X', array([1, 1], dtype=int32), 8"),
+    (("X",), {"numpy_array": np.zeros(1, np.int8)},
+     "'X'; kwargs: numpy_array=array([0], dtype=int8)"),
+    ((None, np.zeros(1, np.int8)), {}, "None, array([0], dtype=int8)"),
+    (("", None), {}, "'', None"),
+])
+def test_a_tensor_takes_a_name_and_a_numpy_array_only(args, kwargs, shown):
+    """python_backend binds ``py::init(&PbTensor::FromNumpy)`` over (std::string, py::array):
+    pybind11 refuses anything else with its TypeError (no list or numpy scalar is
+    converted, no third argument, no keywords: the arguments have no names)."""
+    with pytest.raises(TypeError) as err:
+        pb_utils.Tensor(*args, **kwargs)
+    assert str(err.value) == _TENSOR_SIGNATURE + shown
+
+
+def test_a_tensor_name_may_be_bytes_as_pybind11_converts_it():
+    t = pb_utils.Tensor(b"X", np.ones((2, 2), np.float32).T)
+    assert t.name() == "X" and t.shape() == [2, 2] and t.as_numpy().flags.c_contiguous
+    assert pb_utils.Tensor("Y", np.array(3, np.int64)).shape() == []    # a 0-d array is one

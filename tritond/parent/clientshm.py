@@ -33,7 +33,9 @@ class ClientShmRegistry:
         self.frontends = frontends
         self.registry = ShmRegistry()
         self.applied: dict[str, int] = {}      # frontend address -> last ShmTable seq
-        self.pending: list[tuple] = []         # (seq, query, give-up time) not answered yet
+        # (seq, query, give-up time, its timer) not answered yet; the timer is cancelled
+        # with the answer, else register/unregister churn kept thousands of them alive
+        self.pending: list[tuple] = []
 
     def on_applied(self, msg: messages.ShmApplied) -> None:
         self.applied[msg.address] = max(msg.seq, self.applied.get(msg.address, 0))
@@ -49,8 +51,8 @@ class ClientShmRegistry:
             self.outbox.post(msg.frontend, messages.Answer(msg.qid, error))
             return
         table = self._publish()
-        self.pending.append((table.seq, msg, time.monotonic() + APPLY_TIMEOUT_S))
-        asyncio.get_running_loop().call_later(APPLY_TIMEOUT_S, self._answer_ready)
+        timer = asyncio.get_running_loop().call_later(APPLY_TIMEOUT_S, self._answer_ready)
+        self.pending.append((table.seq, msg, time.monotonic() + APPLY_TIMEOUT_S, timer))
 
     def on_idle(self, msg: messages.ShmIdle) -> None:
         """A frontend is done with an awaiting registration; the last one drops it."""
@@ -71,7 +73,8 @@ class ClientShmRegistry:
         APPLY_TIMEOUT_S: a frontend that stopped answering is being stopped anyway)."""
         now, keep = time.monotonic(), []
         live = self._live()
-        for seq, msg, end in self.pending:
+        for entry in self.pending:
+            seq, msg, end, timer = entry
             if all(self.applied.get(a, 0) >= seq for a in live):
                 self.outbox.post(msg.frontend, messages.Answer(msg.qid))
             elif now >= end:
@@ -79,5 +82,7 @@ class ClientShmRegistry:
                             APPLY_TIMEOUT_S)
                 self.outbox.post(msg.frontend, messages.Answer(msg.qid))
             else:
-                keep.append((seq, msg, end))
+                keep.append(entry)
+                continue
+            timer.cancel()
         self.pending = keep

@@ -119,7 +119,7 @@ def response(resp: messages.Response, ch: bls.BlsChannel) -> InferenceResponse:
     if resp.error is not None:
         ch.release(lambda: ch.client.drop(resp))
         code = TritonError.code_of(resp.error.code)
-        return InferenceResponse(error=TritonError(resp.error.message, code))
+        return _unread(InferenceResponse(error=TritonError(resp.error.message, code)))
     lease = _Lease()
     with ch.lock:
         release = ch.client.releaser(resp)
@@ -128,16 +128,26 @@ def response(resp: messages.Response, ch: bls.BlsChannel) -> InferenceResponse:
         except Exception as exc:  # noqa: BLE001 - a mapping failure fails this call only
             if release is not None:
                 release()
-            return InferenceResponse(error=TritonError(f"BLS: cannot read outputs: {exc}"))
+            return _unread(InferenceResponse(
+                error=TritonError(f"BLS: cannot read outputs: {exc}")))
     tensors = []
     for ref, arr in zip(resp.outputs, arrays):
-        t = Tensor(ref.name, arr, dtypes.DTYPES[ref.dtype].enum)
+        t = Tensor._typed(ref.name, arr, dtypes.DTYPES[ref.dtype].enum)
         t._lease = lease
         tensors.append(t)
     out = InferenceResponse(output_tensors=tensors, parameters=dict(resp.parameters))
     out._lease = lease
+    if resp.empty:                  # the callee's bare FINAL flag: no response to read
+        _unread(out)
     if release is not None:
         weakref.finalize(lease, ch.release, release)
+    return out
+
+
+def _unread(out: InferenceResponse) -> InferenceResponse:
+    """``parameters()`` is "" (python_backend reads a response's parameters only when it
+    has no error, and there are none to read without a response)."""
+    out._unread = True
     return out
 
 

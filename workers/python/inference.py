@@ -148,7 +148,13 @@ class InferenceResponse:
     def error(self) -> Optional[TritonError]:
         return self._error
 
+    # A BLS response Triton made without reading any parameters: an error response, or the
+    # empty final one of a decoupled call (python_backend's request_executor.cc passes "")
+    _unread = False
+
     def parameters(self) -> str:
+        if self._unread:
+            return ""
         return tritonjson.dumps(self._parameters)   # TritonJson's compact form
 
 

@@ -125,6 +125,27 @@ _UNSUPPORTED = "NumPy dtype is not supported."   # python_backend's pb_stub_util
 _EMPTY_NAME = "Tensor name cannot be an empty string."   # python_backend's PbTensor
 
 
+# pybind11's TypeError for python_backend's ``py::init(&PbTensor::FromNumpy)``, which
+# takes (const std::string&, py::array&): a str (or bytes) and a numpy.ndarray, by position
+_SIGNATURE = (
+    "__init__(): incompatible constructor arguments. The following argument types are "
+    "supported:\n    1. c_python_backend_utils.Tensor(arg0: str, arg1: numpy.ndarray)\n\n"
+    "Invoked with: ")
+
+
+def _converted(args: tuple, kwargs: dict) -> tuple[str, np.ndarray]:
+    """(name, array) as pybind11 converts them, else its TypeError: no list, numpy scalar,
+    cupy array (that is ``from_dlpack``'s) or third argument; a bytes name is taken."""
+    if len(args) == 2 and not kwargs and isinstance(args[1], np.ndarray):
+        name = args[0]
+        if isinstance(name, str):
+            return name, args[1]
+        if isinstance(name, (bytes, bytearray)):
+            return bytes(name).decode("utf-8"), args[1]
+    from .request_args import invoked
+    raise TypeError(_SIGNATURE + invoked(args, kwargs))
+
+
 class _Capsule:
     """Lets ``np.from_dlpack`` / ``cupy.from_dlpack`` import a bare DLPack capsule."""
 
@@ -147,22 +168,22 @@ class Tensor:
     by ``from_dlpack`` of a CUDA tensor (torch, cupy). Either way it is not copied.
     """
 
-    def __init__(self, name: str, numpy_array, triton_dtype=None) -> None:
-        if triton_dtype is None and type(numpy_array) is np.ndarray \
-                and numpy_array.flags.c_contiguous and type(name) is str and name:
-            # The common case (a model's contiguous numpy output): the dtype's enum in
-            # one lookup; other dtypes (object, bytes, byte-swapped) take the full path.
-            dtype = _NUMPY_TO_ENUM.get(numpy_array.dtype)
-            if dtype is not None:
-                self._name = name
-                self._array = numpy_array
-                self._dtype = dtype
-                self._cpu = True
-                return
-        if not isinstance(name, str) or numpy_array is None:
-            # pybind11's conversion of python_backend's (str, numpy array) arguments
-            raise TypeError(f"Tensor: expected a str name and a numpy array, got "
-                            f"{type(name).__name__} and {type(numpy_array).__name__}")
+    def __init__(self, *args, **kwargs) -> None:
+        if len(args) == 2 and not kwargs:
+            name, arr = args
+            if type(arr) is np.ndarray and arr.flags.c_contiguous and type(name) is str \
+                    and name:
+                # The common case (a model's contiguous numpy output): the dtype's enum in
+                # one lookup; other dtypes (object, bytes, byte-swapped) take the full path.
+                dtype = _NUMPY_TO_ENUM.get(arr.dtype)
+                if dtype is not None:
+                    self._name, self._array, self._dtype, self._cpu = name, arr, dtype, True
+                    return
+        self._set(*_converted(args, kwargs), None)
+
+    def _set(self, name: str, numpy_array, triton_dtype) -> None:
+        """Any array: numpy of any layout, cupy (``from_dlpack``, GPU inputs), and
+        ``triton_dtype`` to reinterpret the bytes as (BLS outputs)."""
         if name == "":
             raise TritonModelException(_EMPTY_NAME)
         xp = _cupy() if _on_device(numpy_array) else np
@@ -184,11 +205,19 @@ class Tensor:
         self._cpu = xp is np
 
     @classmethod
+    def _typed(cls, name: str, arr, triton_dtype) -> "Tensor":
+        """A Tensor the worker makes itself, of arrays a model could not pass to
+        ``Tensor(name, array)`` (cupy) or with the datatype given (None: the array's)."""
+        t = cls.__new__(cls)
+        t._set(name, arr, triton_dtype)
+        return t
+
+    @classmethod
     def _of(cls, name: str, arr, triton_dtype: int) -> "Tensor":
         """A request input the worker mapped itself (numpy of the declared dtype,
-        C order): no checks. Anything else goes through ``Tensor(...)``."""
+        C order): no checks. Anything else goes through ``_typed``."""
         if type(arr) is not np.ndarray:
-            return cls(name, arr, triton_dtype)
+            return cls._typed(name, arr, triton_dtype)
         t = cls.__new__(cls)
         t._name = name
         t._array = arr
@@ -254,7 +283,7 @@ class Tensor:
             raise TritonModelException(
                 f"tensor '{name}': DLPack tensor is not contiguous. Only contiguous DLPack "
                 f"tensors that are stored in C-Order are supported.")
-        return Tensor(name, arr)
+        return Tensor._typed(name, arr, None)
 
     def __repr__(self) -> str:
         where = "cpu" if self._cpu else f"cuda:{self._array.device.id}"

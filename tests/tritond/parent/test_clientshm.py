@@ -61,3 +61,46 @@ def test_register_is_answered_after_every_frontend_applied_the_table():
             sup.outbox.close()
 
     asyncio.run(body())
+
+
+def _live_timers(sup: Supervisor) -> int:
+    """The registry's apply timers still scheduled on the running loop (not cancelled)."""
+    loop = asyncio.get_running_loop()
+    return sum(1 for h in loop._scheduled       # noqa: SLF001 - the loop's own timer heap
+               if not h.cancelled() and getattr(h._callback, "__self__", None) is sup.client_shm)
+
+
+def test_an_answered_query_leaves_no_apply_timer_behind():
+    """Each query arms a 10 s timer for frontends that never apply its table; answered, the
+    timer goes too (register/unregister churn kept thousands of them alive)."""
+    async def body():
+        sup = Supervisor(Options())
+        sup.outbox = channel.AsyncOutbox()
+        sup._compose()
+        sup.inbox = channel.AsyncInbox(sup.address, messages.TO_PARENT, sup.on_messages,
+                                       outbox=sup.outbox)
+        await sup.inbox.start()
+        sid = "t" + uuid.uuid4().hex[:8]
+        addr = channel.address(sid, "frontend-0")
+        ep = SyncEndpoint(addr, messages.TO_FRONTEND)
+        sup.frontends = [Child(Bootstrap("frontend", "frontend-0", addr, sup.address, sid, 0),
+                               None, None)]
+        run = asyncio.get_running_loop().run_in_executor
+        try:
+            reg = messages.ShmRegion("r", "system", "/key", 0, 64, -1, 0)
+            for qid in range(20):
+                query = (messages.ShmRegisterQuery(qid, addr, reg) if qid % 2 == 0 else
+                         messages.ShmUnregisterQuery(qid, addr, "system", "r"))
+                ep.send_now(sup.address, [query])
+                (table,) = await run(None, collect, ep, 1)
+                assert _live_timers(sup) == 1               # armed while it waits
+                ep.send_now(sup.address, [messages.ShmApplied(addr, table.seq)])
+                (answer,) = await run(None, collect, ep, 1)
+                assert answer == messages.Answer(qid)
+                assert _live_timers(sup) == 0
+        finally:
+            ep.close()
+            sup.inbox.close()
+            sup.outbox.close()
+
+    asyncio.run(body())
