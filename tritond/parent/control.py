@@ -169,28 +169,37 @@ class ModelControl:
                  " to replace the loaded one" if old else "")
         with self.registry.loading_now(fresh, self.publish):     # the index shows LOADING
             await self.loader.load_versions(fresh, src)     # one failing releases the rest
-        failed = [mv for mv in fresh if mv.state != READY and mv.reason != UNLOADED]
-        if refused := next((mv for mv in failed if mv.refused), None):
-            if old:                 # Triton unloads an ensemble its dependency graph refuses
-                await self.unloader.unload(name)
-            ensembles.forget_refused(self.registry, refused, src.config)
-            raise invalid_arg(f"load failed for model '{identifier(name)}': {refused.reason}\n")
-        if failed and any(mv.state == READY for mv in old):
-            self._keep_serving(name, old, fresh)
-        else:
-            problems = [(v, await reloads.apply(kept[v], u, self.loader, self.drainer,
-                                                self.publish)) for v, u in updates.items()]
-            for mv in new:                       # what the next load compares
-                mv.stamps = stamps
-            await self.unloader.switch(name, old, new)
-            if any(reason for _, reason in problems):
-                v, reason = next((v, r) for v, r in problems if r)
-                raise invalid_arg(f"load failed for model '{identifier(name)}': version {v} "
-                                  f"failed to update its instances: {reason}\n")
+            # until the switch, even READY ones show LOADING (publisher._loading)
+            failed = await self._settle(name, src.config, old, new, kept, updates, stamps)
         if failed:                  # every failed version's reason (Triton's load status)
             raise invalid_arg(f"load failed for model '{identifier(name)}': "
                               f"{load_status(failed)}\n")
         return True
+
+    async def _settle(self, name: str, cfg, old: list[ModelVersion], new: list[ModelVersion],
+                      kept: dict, updates: dict, stamps: dict) -> list[ModelVersion]:
+        """After the fresh versions' load: update the kept ones in place and switch to
+        ``new``, or keep the old versions serving; the fresh versions that failed."""
+        fresh = [mv for mv in new if mv.version not in kept]
+        failed = [mv for mv in fresh if mv.state != READY and mv.reason != UNLOADED]
+        if refused := next((mv for mv in failed if mv.refused), None):
+            if old:                 # Triton unloads an ensemble its dependency graph refuses
+                await self.unloader.unload(name)
+            ensembles.forget_refused(self.registry, refused, cfg)
+            raise invalid_arg(f"load failed for model '{identifier(name)}': {refused.reason}\n")
+        if failed and any(mv.state == READY for mv in old):
+            self._keep_serving(name, old, fresh)
+            return failed
+        status = await reloads.apply_all(kept, updates, self.loader, self.drainer, self.publish)
+        if status:          # the load failed: its fresh versions go, the old ones stay
+            self._keep_serving(name, old, fresh)         # their rows: "unloaded"
+            if loaded := [mv for mv in fresh if mv.state == READY]:
+                self.loader.release(loaded)
+            raise invalid_arg(f"load failed for model '{identifier(name)}': {status}\n")
+        for mv in new:                           # what the next load compares
+            mv.stamps = stamps
+        await self.unloader.switch(name, old, new)
+        return failed
 
     def _keep_serving(self, name: str, old: list[ModelVersion],
                       fresh: list[ModelVersion]) -> None:

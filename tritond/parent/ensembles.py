@@ -25,7 +25,7 @@ from tritond import messages
 from tritond.errors import Code, TritonError, status_text
 from tritond.namespaces import identifier      # how Triton's reasons name a model
 from . import names as names_mod
-from .models import LOADING, READY, UNAVAILABLE, ModelVersion, Registry, load_status
+from .models import LOADED, LOADING, READY, UNAVAILABLE, ModelVersion, Registry, load_status
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -48,7 +48,7 @@ def is_ensemble(cfg) -> bool:
 
 
 async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
-    """Make ``mv`` READY (or UNAVAILABLE with the reason) once its steps can be checked."""
+    """Make ``mv`` LOADED (or UNAVAILABLE with the reason) once its steps can be checked."""
     from tritond import repository
     from tritond.repository.ensemble_graph import check_steps
     from tritond.repository.validation import check_response_cache
@@ -74,7 +74,7 @@ async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
     try:
         while True:
             loading = [n for n in names for v in registry.versions_of(n)
-                       if v.state == LOADING and v is not mv]
+                       if v.state in (LOADING, LOADED) and v is not mv]
             if not loading:
                 break
             cycle = next((n for n in loading if _reaches(waiting, n, mv.name)), None)
@@ -104,7 +104,7 @@ async def load_ensemble(loader, mv: ModelVersion, cfg) -> None:
         mv.spec = _keyed(repository.spec_from_config(cfg, mv.version), keys)
     except TritonError as exc:
         return loader._fail(mv, exc.message)
-    mv.state = READY
+    mv.state = LOADED          # READY with its load's other versions (loadsets.py)
     loader.log_loaded(mv)
 
 

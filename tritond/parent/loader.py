@@ -23,8 +23,8 @@ from tritond.spec import ModelSpec
 from . import ensembles, loadsets, pythonenv, reloads, restarts
 from .children import Child
 from .instances import Instances
-from .models import (LOADING, READY, UNAVAILABLE, UNLOADED, Instance, ModelVersion, Phase,
-                     Registry, failed, planned_instances)
+from .models import (LOADED, LOADING, READY, UNAVAILABLE, UNLOADED, Instance, ModelVersion,
+                     Phase, Registry, failed, planned_instances)
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -112,10 +112,16 @@ class Loader:
         return None if "*" in names else names
 
     async def load_versions(self, versions: list[ModelVersion], src) -> None:
-        """Load ``versions`` of one model together: one failing releases the others
-        (loadsets.py)."""
+        """Load ``versions`` of one model together: they become READY when all loaded;
+        one failing releases the others (loadsets.py)."""
         await loadsets.load_together(versions, lambda mv: self.load_version(mv, src),
-                                     self.release)
+                                     self.serve, self.release)
+
+    def serve(self, versions: list[ModelVersion]) -> None:
+        """Make the versions of a load that succeeded READY at once (core's OnLoadFinal)."""
+        for mv in versions:
+            mv.state, mv.reason = READY, ""
+        self.publish()
 
     def release(self, versions: list[ModelVersion]) -> None:
         """Unload the ``versions`` a failed load of their model brought up (core's
@@ -149,16 +155,13 @@ class Loader:
             except Exception as exc:  # noqa: BLE001 - reported as the model's reason
                 return self._fail(mv, _reason(exc))
         if ensembles.is_ensemble(cfg):       # no worker: the scheduler runs it
-            await ensembles.load_ensemble(self, mv, cfg)
-            if mv.state == READY and self.phase.started:
-                self.publish()
-            return
+            return await ensembles.load_ensemble(self, mv, cfg)
         retries = self.options.model_load_retry_count
         for attempt in range(retries + 1):
             last = attempt == retries or self.phase.stopping
             async with self.slots:
                 await self._load_workers(mv, cfg, last)
-            if mv.state != LOADING:          # READY, or UNAVAILABLE after the last try
+            if mv.state != LOADING:          # LOADED, or UNAVAILABLE after the last try
                 return
             log.info("retrying the load of '%s' version %d (retry %d of %d)", mv.identifier,
                      mv.version, attempt + 1, retries)
@@ -181,8 +184,9 @@ class Loader:
         # a passive instance is never registered with Triton's rate limiter
         needs = ratelimit.instance_needs(spec.config_json, [
             (i.name, i.device_id) for i in planned_instances(spec) if not i.passive])
+        held = (LOADING, LOADED, READY)
         others = [need for key, kept in self.rate_needs.items() if key != (mv.name, mv.version)
-                  and getattr(self.registry.versions.get(key), "state", None) in (LOADING, READY)
+                  and getattr(self.registry.versions.get(key), "state", None) in held
                   for need in kept]
         error = ratelimit.load_error(
             needs, others, ratelimit.parse_overrides(self.options.rate_limit_resource))
@@ -191,8 +195,9 @@ class Loader:
         self.rate_needs[(mv.name, mv.version)] = needs
 
     async def _load_workers(self, mv: ModelVersion, cfg, last: bool) -> None:
-        """Start every instance of ``mv``: READY; or UNAVAILABLE with the reason after the
-        ``last`` try (still LOADING after another)."""
+        """Start every instance of ``mv``: LOADED (READY once its load's other versions
+        are, loadsets.py); or UNAVAILABLE with the reason after the ``last`` try (still
+        LOADING after another)."""
         from tritond import repository
 
         fail = self._fail if last else self._attempt_failed
@@ -217,10 +222,8 @@ class Loader:
         errors = [text for ok, text in results if not ok]
         if errors:
             return fail(mv, errors[0])
-        mv.state = READY
+        mv.state = LOADED
         self.log_loaded(mv)
-        if self.phase.started:
-            self.publish()
 
     def log_loaded(self, mv: ModelVersion) -> None:
         mv.load_seconds = time.monotonic() - mv.load_started

@@ -14,6 +14,10 @@ from .children import Child
 
 READY, LOADING, UNAVAILABLE, UNLOADING = "READY", "LOADING", "UNAVAILABLE", "UNLOADING"
 UNLOADED = "unloaded"      # the reason of a version unloaded on purpose
+# Internal only, shown as LOADING: the version's own load ended well, but other versions of
+# the same load are still loading. Triton keeps such a version LOADING (not servable) until
+# its load's OnLoadFinal makes them all READY at once, or releases them (loadsets.py).
+LOADED = "LOADED"
 
 RESTART_LIMIT = 5          # crashes of one model version's instances ...
 RESTART_WINDOW_S = 60.0    # ... within this window make the version UNAVAILABLE for a while
@@ -134,7 +138,8 @@ class ModelVersion:
             last = next((i.exit for i in self.instances if i.exit), "")
             reason = f"no live instance ({last}); restarting" if last else "no live instance"
         exited = {i.exit_address: i.exit for i in self.instances if i.exit and not i.live}
-        return messages.ModelEntry(self.name, self.version, self.state, reason, self.spec,
+        state = LOADING if self.state == LOADED else self.state
+        return messages.ModelEntry(self.name, self.version, state, reason, self.spec,
                                    live, self.model_dir, not restarting, exited,
                                    round(self.load_seconds, 6), self.generation)
 

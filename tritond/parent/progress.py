@@ -13,7 +13,7 @@ import logging
 import time
 
 from tritond.namespaces import identifier
-from .models import LOADING, ModelVersion, Registry
+from .models import LOADED, LOADING, ModelVersion, Registry
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -30,12 +30,12 @@ class LoadProgress:
         self._said: dict[tuple[str, float], int] = {}   # (model, load start) -> lines said
 
     def loading(self) -> dict[str, list[ModelVersion]]:
-        """The versions in state LOADING, by model name."""
+        """The versions still loading (LOADING or LOADED), by model name."""
         out: dict[str, list[ModelVersion]] = {}
         seen: set[int] = set()
         reg = self.registry
         for mv in [*reg.versions.values(), *reg.loading.values()]:
-            if mv.state == LOADING and id(mv) not in seen:
+            if mv.state in (LOADING, LOADED) and id(mv) not in seen:
                 seen.add(id(mv))
                 out.setdefault(mv.name, []).append(mv)
         return out

@@ -15,7 +15,7 @@ from typing import Callable
 from tritond import messages
 from . import ensembles
 from .children import Child
-from .models import LOADING, READY, UNAVAILABLE, UNLOADED, Phase, Registry
+from .models import LOADED, LOADING, READY, UNAVAILABLE, UNLOADED, Phase, Registry
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -49,6 +49,9 @@ class Publisher:
         shown = {**reg.versions, **loading}
         entries = [ensembles.entry(m, reg) if m.ensemble else m.entry()
                    for m in shown.values()]
+        for e in entries:
+            if (e.name, e.version) in loading:
+                e.state = LOADING       # not served before the switch (control.py)
         if reg.retiring:        # leaving workers get nothing new (parent/drain.py)
             for e in entries:
                 e.instances = [i for i in e.instances if i.address not in reg.retiring]
@@ -80,9 +83,12 @@ class Publisher:
 
     def _loading(self) -> dict:
         """Versions the load API is loading where no READY version of that number serves
-        (a reload of a served version stays READY until the switch, as in Triton)."""
+        (a reload of a served version stays READY until the switch, as in Triton). They
+        show LOADING until the switch, even once READY: Triton makes them READY at the
+        end of the load (OnLoadFinal), which for tritond ends with the in-place instance
+        updates (reloads.apply_all) and may still release them."""
         reg = self.registry
-        return {key: mv for key, mv in reg.loading.items() if mv.state == LOADING
+        return {key: mv for key, mv in reg.loading.items() if mv.state in (LOADING, LOADED, READY)
                 and (key not in reg.versions or reg.versions[key].state != READY)}
 
     async def publish_and_wait(self) -> bool:

@@ -184,3 +184,19 @@ async def apply(mv: ModelVersion, update: InstanceUpdate, loader, drainer, publi
              mv.identifier, mv.version, len(update.added), len(update.removed),
              len(update.order))
     return ""
+
+
+async def apply_all(kept: dict[int, ModelVersion], updates: dict[int, InstanceUpdate],
+                    loader, drainer, publish) -> str:
+    """``apply`` each update; Triton's load status of those that failed (core's
+    ModelLifeCycle::OnLoadComplete for an update: "version <v> is at READY state:
+    <reason>;"). A failed version keeps serving with its old instances and, as Triton's
+    ModelInfo, keeps the reason (the index shows it beside READY) until its next update."""
+    status = ""
+    for mv in kept.values():
+        mv.reason = ""      # Triton's UpdateModelConfig clears it before trying
+    for version, update in updates.items():
+        if reason := await apply(kept[version], update, loader, drainer, publish):
+            kept[version].reason = reason
+            status += f"version {version} is at READY state: {reason};"
+    return status

@@ -9,7 +9,9 @@ and the scheduler fails what was queued for it; then every
 ``--model-retry-interval`` seconds all its instances are started again until
 they load (requests can crash a worker: a model is never given up for good).
 A worker killed by SIGBUS (a client region shrunk under it) is restarted
-without counting. Nothing restarts once the server is stopping.
+without counting. Nothing restarts once the server is stopping. A worker of a version
+that loaded but waits for the other versions of its load (LOADED) is not restarted:
+that version's load fails (loadsets.py).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import signal
 import time
 
 from .children import Child
-from .models import READY, UNAVAILABLE, Instance, ModelVersion
+from .models import LOADED, READY, UNAVAILABLE, Instance, ModelVersion
 
 log = logging.getLogger("tritond.supervisor")
 
@@ -35,6 +37,9 @@ def on_worker_death(loader, child: Child) -> None:
                 log.error("model '%s' version %d: %s", mv.identifier, mv.version, what)
                 if was_loaded and mv.state == READY and not loader.phase.stopping:
                     _schedule_restart(loader, mv, inst, what)  # may make mv UNAVAILABLE
+                elif was_loaded and mv.state == LOADED:
+                    # never served: its load fails (and releases its siblings, loadsets.py)
+                    loader._fail(mv, what)
                 if loader.phase.started:
                     loader.publish()
                 return  # a worker that died while loading is handled by Instances.start
