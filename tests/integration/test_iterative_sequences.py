@@ -23,7 +23,8 @@ NOT_CONFIGURED = ("Request is released with TRITONSERVER_REQUEST_RELEASE_RESCHED
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    srv = Server([write(tmp_path_factory.mktemp("iterative"))])
+    # tests leave sequences live (no END): a stop would wait the whole exit timeout for them
+    srv = Server([write(tmp_path_factory.mktemp("iterative"))], "--exit-timeout-secs=2")
     yield srv
     srv.stop()
 

@@ -35,8 +35,9 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("seqcancel")
     gate = root / "gate"
     gate.mkdir()
+    # tests leave sequences live (no END): a stop would wait the whole exit timeout for them
     srv = Server([write(root / "models", gate)], "--log-verbose=1",
-                 "--input-arena-byte-size=0")
+                 "--input-arena-byte-size=0", "--exit-timeout-secs=2")
     yield srv, gate
     srv.stop()
 
@@ -114,7 +115,8 @@ def unpipelined(tmp_path_factory):
     gate = root / "gate"
     gate.mkdir()
     srv = Server([write(root / "models", gate)], "--log-verbose=1",
-                 "--input-arena-byte-size=0", "--instance-pipelining=false")
+                 "--input-arena-byte-size=0", "--instance-pipelining=false",
+                 "--exit-timeout-secs=2")
     yield srv, gate
     srv.stop()
 
