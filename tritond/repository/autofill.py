@@ -72,6 +72,8 @@ def autofill(cfg: ModelConfig, model_dir: str, first_version: int | None) -> Non
     named_backend_only = bool(cfg.backend) and not cfg.platform
     if cfg.platform and not cfg.backend:
         cfg.backend = PLATFORM_BACKEND.get(cfg.platform, "")
+    if cfg.backend == "tensorflow" and not cfg.platform:
+        cfg.platform = _tensorflow_platform(cfg, model_dir, first_version)
     if cfg.backend and not cfg.platform:
         cfg.platform = BACKEND_PLATFORM.get(cfg.backend, "")
         if cfg.backend == "pytorch" and _has(model_dir, first_version, "model.pt2") \
@@ -109,6 +111,24 @@ def check_model_files(cfg: ModelConfig, model_dir: str, versions: list[int]) -> 
             raise invalid_arg(
                 f"model file '{path}' not found for version {version} of model "
                 f"'{cfg.name}' (backend '{cfg.backend}')")
+
+
+def _tensorflow_platform(cfg: ModelConfig, model_dir: str, first_version: int | None) -> str:
+    """Triton's TensorFlow rule (the platform is required): from the configured file name,
+    else a ``model.savedmodel`` directory or a ``model.graphdef`` file (graphdef wins)."""
+    for platform, filename in (("tensorflow_savedmodel", "model.savedmodel"),
+                               ("tensorflow_graphdef", "model.graphdef")):
+        if cfg.default_model_filename == filename:
+            return platform
+    if cfg.default_model_filename or first_version is None:
+        return ""
+    version_dir = os.path.join(model_dir, str(first_version))
+    found = ""
+    if os.path.isdir(os.path.join(version_dir, "model.savedmodel")):
+        found = "tensorflow_savedmodel"
+    if os.path.isfile(os.path.join(version_dir, "model.graphdef")):
+        found = "tensorflow_graphdef"
+    return found
 
 
 def _has(model_dir: str, version: int | None, filename: str) -> bool:

@@ -24,6 +24,12 @@ FEATURES = {
 OTHERS = {
     "ov": ("backend 'openvino'", 'backend: "openvino"\n', "model.xml"),
     "tf": ("backend 'tensorflow'", 'platform: "tensorflow_savedmodel"\n', None),
+    # backend only: Triton finds the platform from the version's files (savedmodel dir,
+    # graphdef file), so the model is refused as TensorFlow, not for a missing file
+    "tfsaved": ("backend 'tensorflow' (platform 'tensorflow_savedmodel')",
+                'backend: "tensorflow"\n', None),
+    "tfgraph": ("backend 'tensorflow' (platform 'tensorflow_graphdef')",
+                'backend: "tensorflow"\n', "model.graphdef"),
     "onnxstream": ("decoupled", 'backend: "onnxruntime"\n'
                    'model_transaction_policy { decoupled: true }\n', "model.onnx"),
     # batch inputs are made for ONNX Runtime and PyTorch models (Triton's tensorrt has them)
@@ -48,6 +54,7 @@ def _repo(repo: pathlib.Path) -> pathlib.Path:
     for name, (_, head, file) in OTHERS.items():
         _write(repo, name, head, file)
     (repo / "tf" / "1" / "model.savedmodel").mkdir()
+    (repo / "tfsaved" / "1" / "model.savedmodel").mkdir()
     return repo
 
 
