@@ -181,7 +181,7 @@ class ModelControl:
         """After the fresh versions' load: update the kept ones in place and switch to
         ``new``, or keep the old versions serving; the fresh versions that failed."""
         fresh = [mv for mv in new if mv.version not in kept]
-        failed = [mv for mv in fresh if mv.state != READY and mv.reason != UNLOADED]
+        failed = _failed(fresh)
         if refused := next((mv for mv in failed if mv.refused), None):
             if old:                 # Triton unloads an ensemble its dependency graph refuses
                 await self.unloader.unload(name)
@@ -189,17 +189,31 @@ class ModelControl:
             raise invalid_arg(f"load failed for model '{identifier(name)}': {refused.reason}\n")
         if failed and any(mv.state == READY for mv in old):
             self._keep_serving(name, old, fresh)
+            self._release(fresh)
             return failed
         status = await reloads.apply_all(kept, updates, self.loader, self.drainer, self.publish)
         if status:          # the load failed: its fresh versions go, the old ones stay
             self._keep_serving(name, old, fresh)         # their rows: "unloaded"
-            if loaded := [mv for mv in fresh if mv.state == READY]:
-                self.loader.release(loaded)
+            self._release(fresh)
             raise invalid_arg(f"load failed for model '{identifier(name)}': {status}\n")
+        # A fresh version's worker may have died since its load ended (restarts.py
+        # failed that version): the load fails, nothing it brought up serves.
+        if (failed := _failed(fresh)) and any(mv.state == READY for mv in old):
+            self._keep_serving(name, old, fresh)
+            self._release(fresh)
+            return failed
+        if failed:              # a first load: the failed rows are switched in
+            self._release(fresh)
         for mv in new:                           # what the next load compares
             mv.stamps = stamps
         await self.unloader.switch(name, old, new)
         return failed
+
+    def _release(self, fresh: list[ModelVersion]) -> None:
+        """Release the versions of a failed load that still stand READY (one failed after
+        they all became READY: a worker of it died)."""
+        if loaded := [mv for mv in fresh if mv.state == READY]:
+            self.loader.release(loaded)
 
     def _keep_serving(self, name: str, old: list[ModelVersion],
                       fresh: list[ModelVersion]) -> None:
@@ -286,3 +300,8 @@ class ModelControl:
         for version in [k for k in self.registry.versions if k[0] == key]:
             del self.registry.versions[version]
         self.registry.known.discard(key)
+
+
+def _failed(fresh: list[ModelVersion]) -> list[ModelVersion]:
+    """The versions of a load that failed (not released with the others)."""
+    return [mv for mv in fresh if mv.state != READY and mv.reason != UNLOADED]

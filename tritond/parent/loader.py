@@ -219,7 +219,10 @@ class Loader:
         mv.instances.extend(rest)
         results = await asyncio.gather(*(self.instances.start(mv, inst, mv.spec, False)
                                          for inst in rest))
-        errors = [text for ok, text in results if not ok]
+        # an instance that loaded may have died while the others loaded (restarts.py
+        # logged it): the version must not end LOADED with a dead instance
+        errors = [text for ok, text in results if not ok] + \
+            [inst.exit for inst in mv.instances if inst.exit and not inst.live]
         if errors:
             return fail(mv, errors[0])
         mv.state = LOADED

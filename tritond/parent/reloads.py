@@ -159,7 +159,7 @@ async def apply(mv: ModelVersion, update: InstanceUpdate, loader, drainer, publi
         return str(exc)
     results = await asyncio.gather(*(loader.start_instance(mv, inst, update.spec)
                                      for inst in update.added))
-    errors = [text for ok, text in results if not ok]
+    errors = [text for ok, text in results if not ok] + _dead(mv, update.added)
     if errors:
         if needs is not None:
             loader.rate_needs[(mv.name, mv.version)] = needs
@@ -184,6 +184,18 @@ async def apply(mv: ModelVersion, update: InstanceUpdate, loader, drainer, publi
              mv.identifier, mv.version, len(update.added), len(update.removed),
              len(update.order))
     return ""
+
+
+def _dead(mv: ModelVersion, added: list[Instance]) -> list[str]:
+    """Added instances that loaded and died while the others loaded: not in
+    ``mv.instances`` yet, so restarts.py did not see them (logged here)."""
+    dead = []
+    for inst in added:
+        child = inst.child
+        if inst.loaded and child is not None and child.process.exitcode is not None:
+            dead.append(inst.died(child))
+            log.error("model '%s' version %d: %s", mv.identifier, mv.version, dead[-1])
+    return dead
 
 
 async def apply_all(kept: dict[int, ModelVersion], updates: dict[int, InstanceUpdate],

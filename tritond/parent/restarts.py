@@ -10,8 +10,10 @@ and the scheduler fails what was queued for it; then every
 they load (requests can crash a worker: a model is never given up for good).
 A worker killed by SIGBUS (a client region shrunk under it) is restarted
 without counting. Nothing restarts once the server is stopping. A worker of a version
-that loaded but waits for the other versions of its load (LOADED) is not restarted:
-that version's load fails (loadsets.py).
+that has not served yet is not restarted: one whose load is still running (LOADING)
+fails when the load ends; one that loaded but waits for the other versions of its load
+(LOADED), or that the load API has not switched in yet, fails its load (loadsets.py,
+control.py), and the load's other new versions are released.
 """
 from __future__ import annotations
 
@@ -28,21 +30,42 @@ log = logging.getLogger("tritond.supervisor")
 
 def on_worker_death(loader, child: Child) -> None:
     """A worker died on its own: publish at once (the scheduler fails only what it
-    was executing), then restart it unless the server is stopping."""
-    for mv in loader.registry.versions.values():
-        for inst in mv.instances:
-            if inst.child is child:
-                was_loaded = inst.loaded
-                what = inst.died(child)
-                log.error("model '%s' version %d: %s", mv.identifier, mv.version, what)
-                if was_loaded and mv.state == READY and not loader.phase.stopping:
-                    _schedule_restart(loader, mv, inst, what)  # may make mv UNAVAILABLE
-                elif was_loaded and mv.state == LOADED:
-                    # never served: its load fails (and releases its siblings, loadsets.py)
-                    loader._fail(mv, what)
-                if loader.phase.started:
-                    loader.publish()
-                return  # a worker that died while loading is handled by Instances.start
+    was executing), then restart it unless the server is stopping.
+
+    The versions the load API is loading (``registry.loading``) are searched too: a
+    worker of one of them that dies before the switch fails that version's load."""
+    found = _owner(loader, child)
+    if found is None:
+        return
+    mv, inst, served = found
+    was_loaded = inst.loaded
+    what = inst.died(child)
+    log.error("model '%s' version %d: %s", mv.identifier, mv.version, what)
+    if was_loaded and served and mv.state == READY:
+        if not loader.phase.stopping:
+            _schedule_restart(loader, mv, inst, what)  # may make mv UNAVAILABLE
+    elif was_loaded and mv.state in (LOADED, READY):
+        # never served: its load fails (and releases its siblings: loadsets.py at
+        # start-up, ModelControl._settle for the load API)
+        loader._fail(mv, what)
+    # LOADING: the end of its load sees the dead instance (Loader._load_workers); a
+    # worker that died while loading is handled by Instances.start
+    if loader.phase.started:
+        loader.publish()
+
+
+def _owner(loader, child: Child) -> tuple[ModelVersion, Instance, bool] | None:
+    """The version and instance ``child`` serves, and whether that version is in the
+    served table (not one the load API has yet to switch in)."""
+    reg = loader.registry
+    for versions, served in ((reg.versions, True), (reg.loading, False)):
+        for mv in list(versions.values()):
+            if not served and reg.versions.get((mv.name, mv.version)) is mv:
+                continue            # switched in: found above
+            for inst in mv.instances:
+                if inst.child is child:
+                    return mv, inst, served
+    return None
 
 
 def _schedule_restart(loader, mv: ModelVersion, inst: Instance, why: str) -> None:
