@@ -300,7 +300,7 @@ def _number_body(draw) -> bytes:
     return json.dumps({"inputs": items}).encode()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(_number_body())
 def test_numeric_data_decodes_as_the_dict_walk_fuzzed(body):
     typed = fastdecode.decode(body, None, "m", "1")
