@@ -1,6 +1,7 @@
 """Start and stop a real ``tritond`` for tests (loopback, free ports)."""
 from __future__ import annotations
 
+import atexit
 import os
 import pathlib
 import signal
@@ -47,6 +48,7 @@ def log_dir() -> pathlib.Path:
             _LOG_DIR.mkdir(parents=True, exist_ok=True)
         else:
             _LOG_DIR = pathlib.Path(tempfile.mkdtemp(prefix="tritond-test-logs-"))
+            atexit.register(remove_logs)    # bench scripts use Server outside pytest too
     return _LOG_DIR
 
 
