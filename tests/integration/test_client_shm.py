@@ -375,6 +375,11 @@ def test_unregistered_while_in_use_stays_listed_and_usable_until_done(srv, regio
     first.join(30)
     second.join(30)
     assert len(results) == 2 and not any(isinstance(r, Exception) for r in results), results
+    # the region goes when the frontend's idle notice reaches the parent and the parent's
+    # new table is applied: moments after the last answer, not before the client reads it
+    deadline = time.monotonic() + 10
+    while names() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert names() == []
     raises(lambda: regions.client.get_system_shared_memory_status("d_in"), "404",
            "Unable to find system shared memory region: 'd_in'")
