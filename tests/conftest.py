@@ -18,7 +18,26 @@ def aoti_package(tmp_path_factory):
     reason = aoti_models.missing()
     if reason:
         pytest.skip(reason)
-    return aoti_models.compile_package(tmp_path_factory.mktemp("aoti") / "add_sub.pt2")
+    return _compiled_once(tmp_path_factory, aoti_models.compile_package)
+
+
+def _compiled_once(tmp_path_factory, compile_package):
+    """One compile per run, not per xdist worker: the workers share their base folder's
+    parent, and the first to take the lock compiles while the others wait for it."""
+    import fcntl
+    import os
+
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "aoti-shared"
+    shared.mkdir(exist_ok=True)
+    target = shared / "add_sub.pt2"
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.exists():
+            partial = shared / "partial" / "add_sub.pt2"
+            partial.parent.mkdir(exist_ok=True)
+            os.replace(compile_package(partial), target)
+    return target
 
 
 def pytest_sessionfinish(session, exitstatus):
