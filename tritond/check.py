@@ -18,6 +18,7 @@ from google.protobuf import text_format
 
 from tritond import gpus
 from tritond.errors import TritonError, status_text
+from tritond.repository.backends import DEFAULT_DIRECTORY
 
 
 def main(argv: list[str]) -> int:
@@ -31,13 +32,15 @@ def main(argv: list[str]) -> int:
                         help="use <model>/configs/<name>.pbtxt when it exists")
     parser.add_argument("--strict-model-config", action="store_true",
                         help="require complete configs (no auto-complete), as the server flag")
+    parser.add_argument("--backend-directory", default=DEFAULT_DIRECTORY,
+                        help="where Python-based backends lie, as the server flag")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.repository):
         print(f"tritond check: error: model repository '{args.repository}' is not a directory",
               file=sys.stderr)
         return 2
     problems, checked = check(args.repository, args.models, args.model_config_name,
-                              args.strict_model_config)
+                              args.strict_model_config, args.backend_directory)
     for line in problems:
         print(line)
     print(f"tritond check: {checked} model{'s' if checked != 1 else ''} checked, "
@@ -46,7 +49,8 @@ def main(argv: list[str]) -> int:
 
 
 def check(repository: str, names: list[str], model_config_name: str = "",
-          strict: bool = False) -> tuple[list[str], int]:
+          strict: bool = False,
+          backend_directory: str = DEFAULT_DIRECTORY) -> tuple[list[str], int]:
     """(problem lines, number of models checked)."""
     from tritond import repository as repo
 
@@ -57,17 +61,19 @@ def check(repository: str, names: list[str], model_config_name: str = "",
     chosen = [sources[n] for n in (names or sorted(sources)) if n in sources]
     for src in chosen:
         problems += [_one_line(text) for text in _model(src, model_config_name, strict,
-                                                        set(sources))]
+                                                        set(sources), backend_directory)]
     return problems, len(chosen)
 
 
-def _model(src, model_config_name: str, strict: bool, known: set[str]) -> list[str]:
+def _model(src, model_config_name: str, strict: bool, known: set[str],
+           backend_directory: str) -> list[str]:
     """The problems of one model, in load order: ``<model>: <problem>`` or, for a config
     that does not parse, ``<path>:<line>:<column>: <problem>``."""
     if src.error:
         return [_syntax(src.model_dir, model_config_name) or f"{src.name}: {src.error}",
                 *(f"{src.name}: {text}" for text in _unknown_steps(src.config, known))]
-    return [f"{src.name}: {text}" for text in _problems(src, strict, known)]
+    return [f"{src.name}: {text}" for text in _problems(src, strict, known,
+                                                         backend_directory)]
 
 
 def _unknown_steps(cfg, known: set[str]) -> list[str]:
@@ -80,13 +86,15 @@ def _unknown_steps(cfg, known: set[str]) -> list[str]:
             if s.model_name and s.model_name not in known]
 
 
-def _problems(src, strict: bool, known: set[str]) -> list[str]:
+def _problems(src, strict: bool, known: set[str], backend_directory: str) -> list[str]:
     from tritond import repository as repo
-    from tritond.repository import support
+    from tritond.repository import backends, support
 
     cfg = src.config
     try:
         repo.normalize(cfg, gpus=gpus.count())
+        for version in src.versions[:1]:      # the server resolves it at each load
+            backends.resolve(cfg, src.model_dir, version, backend_directory)
     except TritonError as exc:
         return [exc.message]
     found = [support.message(cfg.name, f) for f in support.unsupported_features(cfg)]

@@ -22,7 +22,6 @@ LACKING = {
     "--grpc-infer-thread-count": "grpcio's core serves gRPC in each frontend process",
     "--grpc-infer-allocation-pool-size": "grpcio's core serves gRPC in each frontend process",
     "--grpc-max-response-pool-size": "grpcio's core serves gRPC in each frontend process",
-    "--backend-directory": "its backends (onnxruntime, python, pytorch, tensorrt) are built in",
     "--repoagent-directory": "no repository agents",
     "--cache-directory": "only the local response cache (--cache-config local,size=N)",
     "--response-cache-byte-size": "use --cache-config local,size=N",

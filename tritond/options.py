@@ -60,6 +60,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("backend_config", [], str,
            "<backend>,<setting>=<value> or <setting>=<value>, e.g. onnxruntime,default-max-batch-size=8.",
            repeat=True),
+    Option("backend_directory", "/opt/tritonserver/backends", str,
+           "The global backend directory (tritonserver's default): a model whose config "
+           "names backend '<name>', not one built in, runs <dir>/<name>/model.py as a "
+           "Python-based backend."),
     Option("strict_readiness", True, parse_bool,
            "Server is ready only when every model asked to load is ready."),
     Option("exit_on_error", False, parse_bool,

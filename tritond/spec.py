@@ -162,6 +162,7 @@ class ModelSpec(_Spec):
     max_inflight_requests: int = 0         # ensemble_scheduling's per-step limit (0: none)
     batch_inputs: tuple[BatchInput, ...] = ()
     batch_outputs: tuple[BatchOutput, ...] = ()
+    runtime: str = ""                      # "model.py": a Python-based backend's (backends.py)
 
     @property
     def batching(self) -> bool:

@@ -47,6 +47,8 @@ class LoadContext:
     model_dir: str             # <repository>/<model>
     repository: str
     options: Any = dataclasses.field(default_factory=Options)   # tritond.options.Options
+    # A Python-based backend's directory (its model.py); "" for a model's own code
+    runtime_dir: str = ""
 
 
 @dataclasses.dataclass

@@ -6,6 +6,7 @@ import json
 from tritond import messages, namespaces
 from tritond.errors import Code, TritonError
 from tritond.options import Options
+from tritond.repository import backends
 from tritond.spec import ModelSpec
 
 from .backend import Backend, LoadContext, backend_class
@@ -18,9 +19,12 @@ def load_backend(load: messages.Load, options: Options) -> tuple[Backend, ModelS
         raise TritonError(Code.INVALID_ARG,
                           f"model '{load.model}': config names no backend "
                           f"(platform '{spec.platform}')")
+    # A Python-based backend runs in the Python backend, as in Triton (backends.py)
+    runtime_dir = backends.backend_dir(options.backend_directory, spec.backend) \
+        if spec.runtime == backends.PYTHON_FILE else ""
     ctx = LoadContext(namespaces.name_of(load.model), load.version, load.instance, load.kind,
-                      load.device_id, load.model_dir, load.repository, options)
-    backend = backend_class(spec.backend, spec.platform)(ctx)
+                      load.device_id, load.model_dir, load.repository, options, runtime_dir)
+    backend = backend_class("python" if runtime_dir else spec.backend, spec.platform)(ctx)
     if load.auto_complete:
         # The backends' auto-complete works on Triton's JSON dict (the
         # Python backend hands it to the model as pb_utils.ModelConfig).

@@ -152,3 +152,18 @@ def test_execution_environments_are_checked_as_the_server_loads_them(tmp_path):
         f"(lib/{envs.PYTHON}/site-packages)"]
     assert "3 models checked" in done.stderr
     assert not list((tmp_path / "tmp").iterdir())          # the good archive, unpacked and gone
+
+
+def test_python_based_backends_are_resolved_in_the_backend_directory(tmp_path):
+    repo, backends = tmp_path / "repo", tmp_path / "backends"
+    (backends / "mine").mkdir(parents=True)
+    (backends / "mine" / "model.py").write_text("")
+    for name in ("uses_mine", "uses_gone"):
+        (repo / name / "1").mkdir(parents=True)
+    (repo / "uses_mine" / "config.pbtxt").write_text('backend: "mine"\n')
+    (repo / "uses_gone" / "config.pbtxt").write_text('backend: "gone"\n')
+    result = tritond("check", str(repo), f"--backend-directory={backends}")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "uses_gone: unable to find backend library for backend 'gone', try specifying "
+        "runtime on the model configuration."]

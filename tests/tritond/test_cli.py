@@ -9,7 +9,7 @@ from tritond.cli import parse_options
 # implement: each must stop the start, never be accepted and ignored.
 LACKING = [
     "--http-thread-count=4", "--grpc-infer-thread-count=2", "--grpc-infer-allocation-pool-size=8",
-    "--grpc-max-response-pool-size=4", "--backend-directory=/opt/tritonserver/backends",
+    "--grpc-max-response-pool-size=4",
     "--repoagent-directory=/r", "--cache-directory=/c", "--host-policy=numa,cpu-cores=0",
     "--buffer-manager-thread-count=2", "--response-cache-byte-size=1024",
     "--allow-sagemaker=true", "--sagemaker-port=8080", "--sagemaker-safe-port-range=8000-9000",
@@ -76,3 +76,11 @@ def test_deprecated_trace_flags_warn_as_tritonserver(capsys):
     assert "Please use '--trace-config rate=<rate value> instead." in err
     parse_options(["--model-repository", "/r", "--trace-config=rate=5"], {})
     assert capsys.readouterr().err == ""
+
+
+def test_backend_directory_is_accepted_with_tritonservers_default():
+    # Python-based backends live there (tritond/repository/backends.py)
+    assert parse_options(["--model-repository", "/r"], {}).backend_directory == \
+        "/opt/tritonserver/backends"
+    assert parse_options(["--model-repository", "/r", "--backend-directory", "/b"],
+                         {}).backend_directory == "/b"

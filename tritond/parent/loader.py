@@ -135,13 +135,14 @@ class Loader:
 
     async def load_version(self, mv: ModelVersion, src) -> None:
         from tritond import repository
-        from tritond.repository import support
+        from tritond.repository import backends, support
 
         cfg = src.config
         mv.stamps = timestamps.read(mv.model_dir)     # what a reload compares (reloads.py)
         try:
             repository.normalize(cfg, gpus=gpus.count())
             mv.basis = reloads.basis(cfg)
+            backends.resolve(cfg, mv.model_dir, mv.version, self.options.backend_directory)
             support.check(cfg)   # before a worker is spawned for a feature we lack
             # The frontend reads the labels; a label_filename escaping the model
             # dir (UNSUPPORTED) or unreadable fails the load here.

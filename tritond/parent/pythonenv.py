@@ -39,9 +39,10 @@ PREFIX = "tritond_python_env_"     # + <pid>_<random>, under TMPDIR
 
 
 def requested(cfg) -> str:
-    """The ``EXECUTION_ENV_PATH`` a Python model asks for ("" if none; other
-    backends ignore the parameter, as in Triton)."""
-    if cfg.backend != "python" or PARAMETER not in cfg.parameters:
+    """The ``EXECUTION_ENV_PATH`` a Python model or a Python-based backend's model asks
+    for ("" if none; other backends ignore the parameter, as in Triton)."""
+    if (cfg.backend != "python" and cfg.runtime != "model.py") or \
+            PARAMETER not in cfg.parameters:
         return ""
     return cfg.parameters[PARAMETER].string_value
 

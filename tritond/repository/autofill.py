@@ -89,18 +89,20 @@ def autofill(cfg: ModelConfig, model_dir: str, first_version: int | None) -> Non
 
 
 def default_filename(cfg: ModelConfig) -> str:
-    """The model file expected in each version dir when none is configured."""
+    """The model file expected in each version dir when none is configured ("" for a
+    backend Triton fills no file name for: a custom one named in the config, which may
+    be a Python-based backend needing no file, repository/backends.py)."""
     if cfg.platform in PLATFORM_FILE:
         return PLATFORM_FILE[cfg.platform]
-    return BACKEND_FILE.get(cfg.backend, f"model.{cfg.backend}")
+    return BACKEND_FILE.get(cfg.backend, "")
 
 
 def model_file_path(cfg: ModelConfig, model_dir: str, version: int) -> str | None:
-    """Path of the model file for version, or None for ensembles."""
+    """Path of the model file for version, or None for ensembles and custom backends."""
     if cfg.platform == ENSEMBLE:
         return None
     filename = cfg.default_model_filename or default_filename(cfg)
-    return os.path.join(model_dir, str(version), filename)
+    return os.path.join(model_dir, str(version), filename) if filename else None
 
 
 def check_model_files(cfg: ModelConfig, model_dir: str, versions: list[int]) -> None:
@@ -153,6 +155,7 @@ def _detect(cfg: ModelConfig, model_dir: str, first_version: int | None) -> None
     _, dot, suffix = cfg.name.rpartition(".")
     if dot and suffix:
         cfg.backend = suffix  # custom backend: model "x.<backend>"
+        cfg.default_model_filename = f"model.{suffix}"
         return
     raise invalid_arg(   # Triton's text; a name "x.<backend>" names a custom backend
         f"Invalid model name: Could not determine backend for model '{cfg.name}' with no "

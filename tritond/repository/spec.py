@@ -51,7 +51,8 @@ def spec_from_config(cfg: ModelConfig, version: int = 0) -> s.ModelSpec:
         max_inflight_requests=cfg.ensemble_scheduling.max_inflight_requests,
         batch_inputs=tuple(_batch_input(b) for b in cfg.batch_input),
         batch_outputs=tuple(s.BatchOutput(tuple(b.target_name), _source(b))
-                            for b in cfg.batch_output))
+                            for b in cfg.batch_output),
+        runtime=cfg.runtime)
 
 
 def _source(batch) -> str:

@@ -9,10 +9,11 @@ table a user reads; tests/tritond/repository/test_support.py keeps both true.
 from __future__ import annotations
 
 from tritond.errors import unsupported
+from tritond.repository import backends
 from tritond.protos.model_config_pb2 import ModelConfig, ModelInstanceGroup
 
-BACKENDS = ("onnxruntime", "python", "pytorch", "tensorrt")
-"""Backends tritond runs (workers/backend.py REGISTRY)."""
+BACKENDS = backends.BUILT_IN
+"""Backends tritond runs (workers/backend.py REGISTRY); Python-based ones besides."""
 
 
 def unsupported_features(cfg: ModelConfig) -> list[str]:
@@ -20,7 +21,7 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
     found = []
     if cfg.platform == "ensemble" or cfg.HasField("ensemble_scheduling"):
         pass                     # run by the scheduler (scheduler/ensembles.py)
-    elif cfg.backend and cfg.backend not in BACKENDS:
+    elif cfg.backend and cfg.backend not in BACKENDS and not backends.python_based(cfg):
         platform = f" (platform '{cfg.platform}')" if cfg.platform else ""
         found.append(f"backend '{cfg.backend}'{platform}")
     if any(st.use_growable_memory and st.use_same_buffer_for_input_output
@@ -44,6 +45,7 @@ def unsupported_features(cfg: ModelConfig) -> list[str]:
         # (KIND_AUTO keeps such a model on the CPU, normalization.py)
         found.append("platform 'torch_aoti' on KIND_GPU instances")
     if cfg.model_transaction_policy.decoupled and cfg.backend != "python" \
+            and not backends.python_based(cfg) \
             and cfg.platform != "ensemble":    # an ensemble's flag is set from its steps
         # Triton's Python backend streams; other backends' decoupled modes do not exist here.
         found.append(f"decoupled (model_transaction_policy) for backend '{cfg.backend}'")

@@ -1,9 +1,11 @@
 """A Triton ``model.py`` as a file: its import (``<version>.<file stem>``, with the model
-directory, the version directory and the repository on ``sys.path``), the load errors,
+directory, the version directory and the repository on ``sys.path``; a Python-based
+backend's as ``model``, from its backend directory), the load errors,
 the ``initialize`` args and the parameters read before it runs."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 
@@ -26,17 +28,21 @@ def load_error(ctx: LoadContext, what: str, exc: BaseException) -> TritonError:
 
 
 def import_model(ctx: LoadContext, filename: str):
-    """Import ``<version>/model.py`` (or default_model_filename) for ``ctx``'s model."""
+    """Import ``<version>/model.py`` (or default_model_filename) for ``ctx``'s model, or
+    a Python-based backend's ``model.py``."""
     filename = filename or "model.py"
     version_dir = os.path.join(ctx.model_dir, str(ctx.version))
+    sys.modules[MODULE_NAME] = pb_utils
+    sys.modules.setdefault(pb_utils.C_MODULE, pb_utils)
+    # The stub's model directory: where <version>/<file> lies, whether or not it exists
+    pb_utils._model_dir = version_dir
+    pb_utils._instance_name = ctx.instance
+    if ctx.runtime_dir:
+        return _import_backend(ctx)
     path = model_file(ctx.model_dir, ctx.version, filename)   # no escape from the version dir
     if not os.path.isfile(path):
         raise TritonError(Code.NOT_FOUND, f"unable to load model '{ctx.model}': "
                                           f"Python model file '{path}' does not exist")
-    sys.modules[MODULE_NAME] = pb_utils
-    sys.modules.setdefault(pb_utils.C_MODULE, pb_utils)
-    pb_utils._model_dir = ctx.model_dir
-    pb_utils._instance_name = ctx.instance
     for entry in (ctx.repository, version_dir, ctx.model_dir):
         if entry not in sys.path:
             sys.path.insert(0, entry)
@@ -54,6 +60,29 @@ def import_model(ctx: LoadContext, filename: str):
         module = sys.modules[name]
     except Exception as exc:  # noqa: BLE001 - any import failure is a load failure
         raise load_error(ctx, f"importing '{path}'", exc) from exc
+    return _checked(module, path)
+
+
+def _import_backend(ctx: LoadContext):
+    """A Python-based backend's ``<backend-directory>/<name>/model.py``, imported as the
+    stub imports it: module ``model``, its directory on ``sys.path`` (for the modules it
+    ships beside it). The model's own version directory needs no file."""
+    path = os.path.join(ctx.runtime_dir, "model.py")
+    if ctx.runtime_dir not in sys.path:
+        sys.path.append(ctx.runtime_dir)
+    try:
+        # By its path: a "model" module elsewhere on sys.path must not stand in for it
+        spec = importlib.util.spec_from_file_location("model", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["model"] = module
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - any import failure is a load failure
+        sys.modules.pop("model", None)
+        raise load_error(ctx, f"importing '{path}'", exc) from exc
+    return _checked(module, path)
+
+
+def _checked(module, path: str):
     if not hasattr(module, "TritonPythonModel"):
         raise TritonError(Code.INVALID_ARG,
                           f"'{path}' does not define class TritonPythonModel")

@@ -61,7 +61,9 @@ _executing: list = []      # the requests in execute(): BLS calls follow their c
 
 
 def get_model_dir() -> Optional[str]:
-    """The directory of the model being served (set by the backend at load)."""
+    """The model's version directory, ``<repository>/<model>/<version>`` (python_backend's
+    stub: the directory of the model file path it was started with, a Python-based
+    backend's model too; set by the backend at load)."""
     return _model_dir
 
 
