@@ -4,6 +4,7 @@ that cannot be served stops the start as a busy HTTP or gRPC port does, and
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +24,20 @@ def tritond(repo, http: int, grpc: int, metrics: int) -> subprocess.Popen:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
+def finish(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """Its output once it exits; a server still running then (a failing test) is killed."""
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        kill(proc)
+
+
+def kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+
+
 def shm_entries(marker: str) -> list[str]:
     return [e for e in os.listdir("/dev/shm") if e.startswith("tritond-") and marker in e]
 
@@ -38,7 +53,7 @@ def test_a_busy_metrics_port_stops_the_start_before_anything_runs(tmp_path):
     http, grpc, metrics = free_ports(3)
     with listening(metrics):
         proc = tritond(tmp_path, http, grpc, metrics)
-        out, err = proc.communicate(timeout=30)
+        out, err = finish(proc, 30)
     assert proc.returncode == 1
     assert err == (f"tritond: error: cannot serve metrics on 127.0.0.1:{metrics} "
                    "(--metrics-port): the address is already in use\n")
@@ -55,12 +70,11 @@ def test_a_metrics_port_taken_after_the_check_stops_the_server(tmp_path):
         # The parent's channel exists only after the preflight; the frontend binds
         # after its own start and Setup (a second or so later).
         server_id = wait_for(lambda: _server_id(proc), 30, "the parent's channel")
-        with listening(metrics):
-            out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 9)
-            proc.wait()
+    except BaseException:
+        kill(proc)
+        raise
+    with listening(metrics):
+        out, err = finish(proc, 60)
     assert proc.returncode == 1, out + err
     assert (f"failed to start Metrics service at 127.0.0.1:{metrics}: "
             "Address already in use") in err
@@ -103,7 +117,7 @@ def test_two_servers_share_the_http_port_with_reuse_http_port(tmp_path):
         assert _names(port, 10) == {"b"}
         # Without the flag a second server is refused as before (preflight binds plainly).
         proc = tritond(tmp_path / "a", port, *free_ports(2))
-        _, err = proc.communicate(timeout=30)
+        _, err = finish(proc, 30)
         assert proc.returncode == 1
         assert f"cannot serve HTTP on 127.0.0.1:{port} (--http-port)" in err
     finally:
