@@ -1,7 +1,7 @@
 """FrontendProc: the frontend process shell around FrontendCore (uvicorn + the gRPC engine on one loop).
 
 Start: bind the inbox, say Hello, wait for Setup, build the core, bind the HTTP
-socket ourselves (so a busy port is one clear log line and exit code 3), serve.
+and metrics sockets ourselves (so a busy port is one clear log line and exit code 3), serve.
 Drain: refuse new inference, wait for in-flight work (bounded), answer Drained.
 Shutdown: stop the servers, unlink the input arena, answer Stopped, exit 0.
 """
@@ -37,13 +37,17 @@ class FrontendProc:
         self.http = None
         self.grpc = None
         self.metrics = None
-        self.early: list = []          # data-plane messages that beat Setup
+        self.serving = False           # every endpoint is bound
+        self.early: list = []          # data-plane messages that came before that
 
     def on_messages(self, msgs: list) -> None:
-        if self.core is not None:
+        if self.serving:
             self.core.on_messages(msgs)
             return
-        for msg in msgs:               # before Setup, keep the rest for the core
+        # Until the endpoints are bound, keep the rest for the core: the parent's
+        # "tritond ready" waits for each frontend's TableApplied, which must not come
+        # from a frontend whose port turns out to be busy.
+        for msg in msgs:
             kind = type(msg)
             if kind is messages.Setup and not self.setup.done():
                 self.setup.set_result(msg)
@@ -76,22 +80,23 @@ class FrontendProc:
                                  setup.scheduler, setup.parent, peers=setup.frontends,
                                  cache_segment=setup.cache)
         self.core.on_control = self.on_control
-        early, self.early = self.early, []
-        if early:
-            self.core.on_messages(early)
         try:
             if opts.allow_http:
                 await self.start_http(opts)
             if opts.allow_grpc:
                 await self.start_grpc(opts)
+            # One /metrics for the server: frontend 0 serves it, summed over every
+            # frontend (ControlPlane.peer_stats), so a scrape never depends on which
+            # process the kernel picked.
+            if opts.allow_metrics and self.boot.name == "frontend-0":
+                await self.start_metrics(opts)
         except OSError:
             self.core.close()
             return EXIT_BIND
-        # One /metrics for the server: frontend 0 serves it, summed over every
-        # frontend (ControlPlane.peer_stats), so a scrape never depends on which
-        # process the kernel picked.
-        if opts.allow_metrics and self.boot.name == "frontend-0":
-            await self.start_metrics(opts)
+        self.serving = True
+        early, self.early = self.early, []
+        if early:       # before any request: no await since the servers started
+            self.core.on_messages(early)
         self._trim_timer()
         quiet_gc()
         code = await self.done
@@ -103,7 +108,8 @@ class FrontendProc:
 
         from .http.app import build_app, build_protocol
         host, port = opts.http_address, opts.http_port
-        sock = bind(host, port, self.log, "HTTP", reuse_port=opts.frontend_processes > 1)
+        sock = bind(host, port, self.log, "HTTP",
+                    reuse_port=opts.reuse_http_port or opts.frontend_processes > 1)
         # proxy_headers off: Triton does not read X-Forwarded-*, and uvicorn's
         # middleware for them wraps every request (~3% of a small request's CPU).
         config = uvicorn.Config(build_app(self.core), loop="none", http=build_protocol(self.core),
@@ -128,15 +134,14 @@ class FrontendProc:
         loop.call_later(1.0, tick)
 
     async def start_metrics(self, opts: dict) -> None:
-        """Metrics are an aid, not the service: a busy port is logged, not fatal."""
+        """A port that cannot be bound stops the server, as tritonserver's StartEndpoints
+        ("failed to start Metrics service", exit 1): the parent's preflight checked it,
+        so this is a port taken since."""
         import uvicorn
 
         from .metrics import build_app as build_metrics
         host, port = opts.metrics_address, opts.metrics_port
-        try:
-            sock = bind(host, port, self.log, "metrics")
-        except OSError:
-            return
+        sock = bind(host, port, self.log, "Metrics")
         config = uvicorn.Config(build_metrics(self.core), loop="none", http="httptools",
                                 lifespan="off", access_log=False, log_level="warning",
                                 log_config=None, server_header=False)
@@ -201,7 +206,9 @@ def bind(host: str, port: int, log, what: str, reuse_port: bool = False) -> sock
 
     ``reuse_port`` (--frontend-processes > 1): every frontend binds the same port
     and the kernel spreads new connections over them. The parent's preflight
-    binds without it, so a port some other program holds is still refused.
+    binds without it, so a port some other program holds is still refused;
+    with --reuse-http-port it skips that check and another server that sets
+    SO_REUSEPORT too shares the port, as tritonserver's evhtp REUSEPORT flag.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

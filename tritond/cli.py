@@ -35,7 +35,6 @@ LACKING = {
     "--vertex-ai-port": "no Vertex AI endpoint",
     "--vertex-ai-thread-count": "no Vertex AI endpoint",
     "--vertex-ai-default-model": "no Vertex AI endpoint",
-    "--reuse-http-port": "only its own frontends share the HTTP port, with --frontend-processes",
     "--cuda-virtual-address-size": "no growable CUDA memory",
     "--enable-peer-access": "no CUDA peer access setting",
     "--min-supported-compute-capability": "fixed at 6.0",

@@ -172,6 +172,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("model_load_timeout_s", 600, parse_nonneg,
            "Seconds a frontend waits for the parent to answer a model load/unload request."),
     Option("http_keepalive_s", 30, parse_nonneg, "Seconds an idle HTTP connection is kept open."),
+    Option("reuse_http_port", False, parse_bool,
+           "Let several servers bind the HTTP port (SO_REUSEPORT) when every one of them "
+           "sets this; the kernel spreads connections over them, so serve the same models."),
     Option("reuse_grpc_port", False, parse_bool,
            "Let several servers bind the gRPC port (SO_REUSEPORT)."),
     # gRPC keepalive: passed to the gRPC server only when set (Triton's flags and units).

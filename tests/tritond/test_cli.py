@@ -14,7 +14,7 @@ LACKING = [
     "--buffer-manager-thread-count=2", "--response-cache-byte-size=1024",
     "--allow-sagemaker=true", "--sagemaker-port=8080", "--sagemaker-safe-port-range=8000-9000",
     "--sagemaker-thread-count=2", "--allow-vertex-ai=true", "--vertex-ai-port=8080",
-    "--vertex-ai-thread-count=2", "--vertex-ai-default-model=m", "--reuse-http-port=true",
+    "--vertex-ai-thread-count=2", "--vertex-ai-default-model=m",
     "--cuda-virtual-address-size=0:1024", "--enable-peer-access=false",
     "--min-supported-compute-capability=7.0", "--model-load-gpu-limit=0:0.5",
 ]
@@ -84,3 +84,13 @@ def test_backend_directory_is_accepted_with_tritonservers_default():
         "/opt/tritonserver/backends"
     assert parse_options(["--model-repository", "/r", "--backend-directory", "/b"],
                          {}).backend_directory == "/b"
+
+
+def test_reuse_http_port_is_taken_as_tritonservers():
+    """server src/command_line_parser.cc: --reuse-http-port is a bool flag (default off)."""
+    assert parse_options(["--model-repository", "/r"], {}).reuse_http_port is False
+    assert parse_options(["--model-repository", "/r", "--reuse-http-port"], {}).reuse_http_port
+    assert parse_options(["--model-repository", "/r", "--reuse-http-port=true"],
+                         {}).reuse_http_port is True
+    assert parse_options(["--model-repository", "/r"],
+                         {"TRITOND_REUSE_HTTP_PORT": "1"}).reuse_http_port is True

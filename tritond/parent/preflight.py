@@ -56,20 +56,37 @@ WILDCARDS = {"0.0.0.0", "::", ""}
 
 
 def port_problems(options) -> list[str]:
-    """HTTP and gRPC ports that cannot be bound (the metrics port is an aid: a busy one
-    is logged by the frontend and the server runs without it)."""
-    wanted = []
+    """Enabled HTTP, gRPC and metrics ports that cannot be bound (tritonserver's
+    StartEndpoints stops the server when any of the three fails to start)."""
+    wanted = []     # (what, flag, host, port, shared on purpose: --reuse-*-port)
     if options.allow_http:
-        wanted.append(("HTTP", "--http-port", options.http_address, options.http_port))
-    if options.allow_grpc and not options.reuse_grpc_port:   # shared on purpose
-        wanted.append(("gRPC", "--grpc-port", options.grpc_address, options.grpc_port))
+        wanted.append(("HTTP", "--http-port", options.http_address, options.http_port,
+                       options.reuse_http_port))
+    if options.allow_grpc:
+        wanted.append(("gRPC", "--grpc-port", options.grpc_address, options.grpc_port,
+                       options.reuse_grpc_port))
+    if options.allow_metrics:
+        wanted.append(("metrics", "--metrics-port", options.metrics_address,
+                       options.metrics_port, False))
+    if clash := collisions(wanted):
+        return clash
     out = []
-    if len(wanted) == 2 and wanted[0][3] and wanted[0][3] == wanted[1][3] and (
-            wanted[0][2] == wanted[1][2] or {wanted[0][2], wanted[1][2]} & WILDCARDS):
-        return [f"HTTP and gRPC cannot share port {wanted[0][3]} (--http-port, --grpc-port)"]
-    for what, flag, host, port in wanted:
-        if port and (reason := bind_problem(host, port)):
+    for what, flag, host, port, shared in wanted:
+        # A shared port may be held by another server that shares it too: the bind
+        # itself (frontend/proc.py, with SO_REUSEPORT) is the check.
+        if port and not shared and (reason := bind_problem(host, port)):
             out.append(f"cannot serve {what} on {host}:{port} ({flag}): {reason}")
+    return out
+
+
+def collisions(wanted: list[tuple]) -> list[str]:
+    """Two of our own endpoints on one port (with SO_REUSEPORT on both, the kernel
+    would spread connections between them; without, the second bind fails)."""
+    out = []
+    for i, (what, flag, host, port, _) in enumerate(wanted):
+        for other, oflag, ohost, oport, _ in wanted[i + 1:]:
+            if port and port == oport and (host == ohost or {host, ohost} & WILDCARDS):
+                out.append(f"{what} and {other} cannot share port {port} ({flag}, {oflag})")
     return out
 
 

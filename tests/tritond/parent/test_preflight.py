@@ -24,15 +24,17 @@ def test_busy_ports_are_named_with_their_flag():
     with listening() as http, listening() as grpc:
         hp, gp = http.getsockname()[1], grpc.getsockname()[1]
         opts = Options(model_repository=["/"], http_address="127.0.0.1", http_port=hp,
-                       grpc_address="127.0.0.1", grpc_port=gp)
+                       grpc_address="127.0.0.1", grpc_port=gp, metrics_port=0)
         assert preflight.problems(opts) == [
             f"cannot serve HTTP on 127.0.0.1:{hp} (--http-port): the address is already in use",
             f"cannot serve gRPC on 127.0.0.1:{gp} (--grpc-port): the address is already in use"]
         # Disabled endpoints, a shared gRPC port and port 0 are not checked.
         assert preflight.port_problems(Options(allow_http=False, grpc_address="127.0.0.1",
-                                               grpc_port=gp, reuse_grpc_port=True)) == []
+                                               grpc_port=gp, reuse_grpc_port=True,
+                                               allow_metrics=False)) == []
         assert preflight.port_problems(Options(http_address="127.0.0.1", http_port=0,
-                                               grpc_address="127.0.0.1", grpc_port=0)) == []
+                                               grpc_address="127.0.0.1", grpc_port=0,
+                                               metrics_port=0)) == []
 
 
 def test_an_address_this_host_does_not_have():
@@ -54,6 +56,55 @@ def test_a_port_another_server_shares_with_so_reuseport_is_still_busy():
         other.listen()
         port = other.getsockname()[1]
         opts = Options(model_repository=["/"], http_address="127.0.0.1", http_port=port,
-                       grpc_address="127.0.0.1", grpc_port=0, frontend_processes=2)
+                       grpc_address="127.0.0.1", grpc_port=0, metrics_port=0,
+                       frontend_processes=2)
         assert preflight.problems(opts) == [
             f"cannot serve HTTP on 127.0.0.1:{port} (--http-port): the address is already in use"]
+
+
+def test_a_busy_metrics_port_is_refused_only_when_metrics_are_served():
+    """tritonserver's StartEndpoints stops on "failed to start Metrics service" as on HTTP's."""
+    with listening() as metrics:
+        mp = metrics.getsockname()[1]
+        opts = dict(http_address="127.0.0.1", http_port=0, grpc_address="127.0.0.1",
+                    grpc_port=0, metrics_address="127.0.0.1", metrics_port=mp)
+        assert preflight.port_problems(Options(**opts)) == [
+            f"cannot serve metrics on 127.0.0.1:{mp} (--metrics-port): "
+            "the address is already in use"]
+        assert preflight.port_problems(Options(**opts, allow_metrics=False)) == []
+        assert preflight.port_problems(Options(**{**opts, "metrics_port": 0})) == []
+
+
+def test_reuse_http_port_skips_the_http_bind_check():
+    """Another server holding the port with SO_REUSEPORT is the point of --reuse-http-port:
+    the frontend's own bind (with SO_REUSEPORT) decides."""
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        opts = Options(http_address="127.0.0.1", http_port=port, grpc_address="127.0.0.1",
+                       grpc_port=0, allow_metrics=False, reuse_http_port=True)
+        assert preflight.port_problems(opts) == []
+
+
+def test_metrics_on_the_http_or_grpc_port():
+    opts = Options(http_address="127.0.0.1", http_port=9000, grpc_address="127.0.0.1",
+                   grpc_port=9001, metrics_address="0.0.0.0", metrics_port=9000)
+    assert preflight.port_problems(opts) == [
+        "HTTP and metrics cannot share port 9000 (--http-port, --metrics-port)"]
+    opts = Options(http_port=9000, grpc_port=9001, metrics_port=9001)
+    assert preflight.port_problems(opts) == [
+        "gRPC and metrics cannot share port 9001 (--grpc-port, --metrics-port)"]
+    # other hosts, or metrics off: no clash
+    assert preflight.collisions([("HTTP", "--http-port", "127.0.0.1", 9000, False),
+                                 ("metrics", "--metrics-port", "127.0.0.2", 9000, False)]) == []
+
+
+def test_our_own_endpoints_cannot_share_a_port_even_when_reuse_is_asked():
+    """With SO_REUSEPORT on both, HTTP and gRPC would both bind it and the kernel would hand
+    each connection to either protocol's listener."""
+    opts = Options(http_port=9000, grpc_port=9000, reuse_http_port=True, reuse_grpc_port=True,
+                   allow_metrics=False)
+    assert preflight.port_problems(opts) == [
+        "HTTP and gRPC cannot share port 9000 (--http-port, --grpc-port)"]
