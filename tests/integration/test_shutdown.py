@@ -4,6 +4,7 @@ Clients are threads with a request count and a time limit; the model sleeps
 0.3 s per request on two instances, so at the signal some requests execute
 and some wait in the scheduler's queue: both kinds must finish.
 """
+import re
 import signal
 import threading
 import time
@@ -135,3 +136,45 @@ def test_second_signal_forces_exit(tmp_path):
         srv.stop()
     assert "forcing exit" in srv.output()
     _assert_clean(srv, children)
+
+
+SLOW_LOAD = '''
+import time
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        open(args["model_repository"] + "/loading", "w").close()
+        time.sleep(300)      # a load the stop must not wait for
+
+    def execute(self, requests):
+        return []
+'''
+
+
+def test_a_stop_during_a_load_does_not_wait_for_the_load(tmp_path):
+    model = tmp_path / "slow_load"
+    (model / "1").mkdir(parents=True)
+    (model / "1" / "model.py").write_text(SLOW_LOAD)
+    (model / "config.pbtxt").write_text(
+        'backend: "python"\ninput [{ name: "IN" data_type: TYPE_FP32 dims: [1] }]\n'
+        'output [{ name: "OUT" data_type: TYPE_FP32 dims: [1] }]\n')
+    srv = Server([tmp_path], wait_ready=False)
+    try:
+        srv.wait("/v2/health/live")
+        end = time.monotonic() + 60
+        while not (model / "loading").exists() and time.monotonic() < end:
+            time.sleep(0.05)
+        children = srv.children()
+        srv.proc.send_signal(signal.SIGTERM)
+        code = srv.proc.wait(60)
+    finally:
+        srv.stop()
+    log = srv.output()
+    assert re.search(r"w\d+ is still loading instance slow_load_0: stopping it without waiting",
+                     log), log
+    assert "did not stop within" not in log, log
+    assert code == 0
+    _assert_clean(srv, children)
+

@@ -46,6 +46,7 @@ class Child:
     stopped: bool = False      # exited, and the parent has handled it
     set_up: bool = False       # sent its Setup: it may be sent model tables
     expected_exit: bool = False
+    loading: str = ""          # the instance it is loading (Load sent, no answer yet)
 
     @property
     def pid(self) -> int:

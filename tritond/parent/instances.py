@@ -59,11 +59,15 @@ class Instances:
             repository=mv.repository, auto_complete=auto_complete, gpus=gpus.count(),
             passive=inst.passive))
         exited = asyncio.get_running_loop().create_task(_exited(child))
+        # Cleared only when the wait ends: a start-up cancelled by a stop leaves it set,
+        # so the stop knows the worker is still inside its load.
+        child.loading = f"instance {inst.name}"
         try:
             done, _ = await asyncio.wait([fut, exited], timeout=LOAD_TIMEOUT_S,
                                          return_when=asyncio.FIRST_COMPLETED)
         finally:
             exited.cancel()
+        child.loading = ""
         if fut.done():
             msg = fut.result()
             if isinstance(msg, messages.Loaded):

@@ -15,7 +15,14 @@ import socket
 def problems(options) -> list[str]:
     """One sentence per problem that would stop the server; empty when it can start."""
     return [*repository_problems(options.model_repository), *port_problems(options),
-            *log_file_problems(options.log_file), *trace_problems(options)]
+            *log_file_problems(options.log_file), *trace_problems(options),
+            *tls_problems(options)]
+
+
+def tls_problems(options) -> list[str]:
+    from tritond.frontend.grpc import tls
+
+    return tls.problems(options)
 
 
 def trace_problems(options) -> list[str]:

@@ -257,6 +257,15 @@ class Supervisor:
 
     async def _stop(self, children: list[Child]) -> None:
         for child in children:
+            if (child.loading or not child.hello.done()) and not child.stopped:
+                # A load runs to its end before the worker reads its inbox (and one not
+                # yet listening would lose the Shutdown); such an instance serves nothing
+                # yet: waiting for it would only delay the stop.
+                log.info("%s is still %s: stopping it without waiting", child.boot.name,
+                         f"loading {child.loading}" if child.loading else "starting")
+                child.expected_exit = True
+                kill(child)
+                continue
             self.outbox.post(child.boot.address, messages.Shutdown("server stopping"))
         await stop_group(children, STOP_TIMEOUT_S)
 

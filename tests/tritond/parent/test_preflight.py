@@ -108,3 +108,19 @@ def test_our_own_endpoints_cannot_share_a_port_even_when_reuse_is_asked():
                    allow_metrics=False)
     assert preflight.port_problems(opts) == [
         "HTTP and gRPC cannot share port 9000 (--http-port, --grpc-port)"]
+
+
+def test_grpc_tls_files_are_read_before_anything_starts(tmp_path):
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    cert.write_text("cert")
+    key.write_text("key")
+    missing = tmp_path / "nope.pem"
+    ok = dict(grpc_use_ssl=True, grpc_server_cert=str(cert), grpc_server_key=str(key))
+    assert preflight.tls_problems(Options(**ok)) == []
+    assert preflight.tls_problems(Options(**{**ok, "grpc_server_key": str(missing)})) == [
+        f"gRPC SSL: cannot read --grpc-server-key '{missing}': No such file or directory"]
+    # mutual TLS needs the root certificate too; without gRPC (or TLS) nothing is read
+    assert preflight.tls_problems(Options(**ok, grpc_use_ssl_mutual=True)) == [
+        "gRPC SSL needs --grpc-root-cert"]
+    assert preflight.tls_problems(Options(grpc_use_ssl=True, allow_grpc=False)) == []
+    assert preflight.tls_problems(Options(grpc_server_cert=str(missing))) == []
