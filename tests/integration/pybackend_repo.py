@@ -58,6 +58,39 @@ PLAIN_PY = BACKEND_PY.replace("from helper import SIGN     # a module shipped be
 DECOY_PY = "raise RuntimeError('the decoy python/model.py was imported')\n"
 
 
+# Backends whose load fails, and their models (checked against Triton 2.51)
+NO_CLASS_PY = "class NotIt:\n    pass\n"
+SYNTAX_PY = "class TritonPythonModel:\n    def initialize(self, args)\n        pass\n"
+BOOM_PY = 'def f():\n    raise RuntimeError("boom at import")\n\nf()\n'   # as run under Triton
+
+# A decoupled backend: three responses a request, then the final flag alone
+STREAM_PY = '''
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        for request in requests:
+            x = pb_utils.get_input_tensor_by_name(request, "IN0").as_numpy()
+            sender = request.get_response_sender()
+            for i in range(3):
+                sender.send(pb_utils.InferenceResponse(
+                    [pb_utils.Tensor("OUT0", (x * (i + 1)).astype(np.float32))]))
+            sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return None
+'''
+
+IO = ('input { name: "IN0" data_type: TYPE_FP32 dims: [4] }\n'
+      'output { name: "OUT0" data_type: TYPE_FP32 dims: [4] }\n')
+
+
+def source(directory: pathlib.Path, name: str, text: str) -> None:
+    """A one-file backend ``<directory>/<name>/model.py``."""
+    (directory / name).mkdir(parents=True)
+    (directory / name / "model.py").write_text(text)
+
+
 def backend(directory: pathlib.Path, name: str, sign: int = 1) -> pathlib.Path:
     d = directory / name
     d.mkdir(parents=True)

@@ -5,6 +5,8 @@ Triton's; the bundled Python backend is unaffected."""
 from __future__ import annotations
 
 import json
+import queue
+import re
 
 import numpy as np
 import pytest
@@ -33,6 +35,19 @@ def setup(tmp_path_factory):
     pb.model(repo, "plain", 'backend: "python"\n', {1: 5}, model_py=pb.PLAIN_PY)
     pb.model(repo, "nosuch", 'backend: "nosuch"\n', {1: 1})
     pb.model(repo, "noruntime", 'backend: "gone"\nruntime: "model.py"\n', {1: 1})
+    # the backend's model.py wins over one in the version directory (Triton 2.51)
+    pb.model(repo, "ownfile", 'backend: "scale"\n', {1: 4}, model_py=pb.DECOY_PY)
+    for name, text in (("noclass", pb.NO_CLASS_PY), ("syntax", pb.SYNTAX_PY),
+                       ("boom", pb.BOOM_PY), ("stream", pb.STREAM_PY)):
+        pb.source(backends, name, text)
+        pb.model(repo, name, f'backend: "{name}"\n' + pb.IO, {1: 1})
+    (repo / "stream" / "config.pbtxt").write_text(
+        'backend: "stream"\nmodel_transaction_policy { decoupled: true }\n' + pb.IO)
+    pb.model(repo, "plainnoclass", 'backend: "python"\n' + pb.IO, {1: 1},
+             model_py=pb.NO_CLASS_PY)
+    # Triton 2.51 resolves a Python-based backend's --backend-config under "python": its
+    # backend table shows "probe" with python's settings only, "probe,key=value" reaches
+    # nothing. tritond accepts the flag the same way.
     server = Server([str(repo)], f"--backend-directory={backends}",
                     "--backend-config=scale,some-setting=1", "--strict-readiness=false")
     try:
@@ -122,3 +137,65 @@ def test_backend_directory_override_and_default(setup):
                "on the model configuration." in err.value.message()
     finally:
         server.stop()
+
+
+def test_a_model_py_in_the_version_directory_is_not_used(setup):
+    # Triton 2.51 runs the backend's model.py; the version's own file is never imported
+    server, _, backends, _ = setup
+    out, args = _infer(server.url, "ownfile", "1")
+    assert out == [0.0, 4.0, 8.0, 12.0]
+    assert args["file"] == str(backends / "scale" / "model.py") and args["module"] == "model"
+
+
+def _reasons(url: str) -> dict[str, str]:
+    rows = httpclient.InferenceServerClient(url).get_model_repository_index()
+    assert all(r["state"] == "UNAVAILABLE" for r in rows if "reason" in r)
+    return {r["name"]: r.get("reason", "") for r in rows}
+
+
+def test_a_broken_backend_file_fails_the_load_as_the_stub_reports_it(setup):
+    # Texts checked against Triton 2.51: the stub imports the file (C import: importlib's
+    # frames are stripped from a SyntaxError) and then reads its TritonPythonModel.
+    server, _, backends, _ = setup
+    reasons = _reasons(server.url)
+    assert reasons["noclass"] == \
+        "Internal: AttributeError: module 'model' has no attribute 'TritonPythonModel'"
+    assert reasons["plainnoclass"] == \
+        "Internal: AttributeError: module '1.model' has no attribute 'TritonPythonModel'"
+    assert reasons["syntax"] == "Internal: SyntaxError: expected ':' (model.py, line 2)"
+    # Triton 2.51: "Internal: RuntimeError: boom at import\n\nAt:\n  <file>(2): f\n
+    # <file>(4): <module>\n" then importlib's frames up to _find_and_load (their line
+    # numbers are the Python build's)
+    head, _, frames = reasons["boom"].partition("\n\nAt:\n")
+    assert head == "Internal: RuntimeError: boom at import"
+    at = re.findall(r"  (.+)\((\d+)\): (.+)\n", frames)
+    path = str(backends / "boom" / "model.py")
+    assert at[:2] == [(path, "2", "f"), (path, "4", "<module>")]
+    assert [f for _, _, f in at[2:]] == ["_call_with_frames_removed", "exec_module",
+                                        "_load_unlocked", "_find_and_load_unlocked",
+                                        "_find_and_load"]
+
+
+def test_a_decoupled_backend_streams_over_grpc(setup):
+    server = setup[0]
+    responses: queue.Queue = queue.Queue()
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    assert client.get_model_config("stream").config.runtime == "model.py"
+    client.start_stream(callback=lambda result, error: responses.put((result, error)))
+    try:
+        inp = grpcclient.InferInput("IN0", [4], "FP32")
+        inp.set_data_from_numpy(np.arange(4, dtype=np.float32))
+        client.async_stream_infer("stream", [inp], request_id="r1",
+                                  enable_empty_final_response=True)
+        seen = []
+        while True:
+            result, error = responses.get(timeout=30)
+            assert error is None
+            response = result.get_response()
+            if response.parameters["triton_final_response"].bool_param:
+                assert not response.outputs          # the final flag alone, as in Triton
+                break
+            seen.append(result.as_numpy("OUT0").tolist())
+    finally:
+        client.stop_stream()
+    assert seen == [[0.0, 1.0, 2.0, 3.0], [0.0, 2.0, 4.0, 6.0], [0.0, 3.0, 6.0, 9.0]]

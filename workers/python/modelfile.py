@@ -65,27 +65,48 @@ def import_model(ctx: LoadContext, filename: str):
 
 def _import_backend(ctx: LoadContext):
     """A Python-based backend's ``<backend-directory>/<name>/model.py``, imported as the
-    stub imports it: module ``model``, its directory on ``sys.path`` (for the modules it
-    ships beside it). The model's own version directory needs no file."""
+    stub imports it: module ``model`` by the C import (so a failure shows the frames
+    Triton's does), its directory appended to ``sys.path`` (for the modules it ships
+    beside it). The model's own version directory needs no file."""
     path = os.path.join(ctx.runtime_dir, "model.py")
     if ctx.runtime_dir not in sys.path:
         sys.path.append(ctx.runtime_dir)
+    sys.modules.pop("model", None)
+    finder = _Only("model", path)
+    sys.meta_path.insert(0, finder)
     try:
-        # By its path: a "model" module elsewhere on sys.path must not stand in for it
-        spec = importlib.util.spec_from_file_location("model", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["model"] = module
-        spec.loader.exec_module(module)
+        __import__("model")
+        module = sys.modules["model"]
     except Exception as exc:  # noqa: BLE001 - any import failure is a load failure
         sys.modules.pop("model", None)
         raise load_error(ctx, f"importing '{path}'", exc) from exc
+    finally:
+        sys.meta_path.remove(finder)
     return _checked(module, path)
 
 
+class _Only:
+    """Finds ``name`` at ``path`` alone: a "model" module earlier on ``sys.path`` (the
+    stub appends the backend's directory) must not stand in for the backend's file."""
+
+    def __init__(self, name: str, path: str) -> None:
+        self.name, self.path = name, path
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        return importlib.util.spec_from_file_location(fullname, self.path)
+
+
 def _checked(module, path: str):
+    """The stub reads ``TritonPythonModel`` off the module: a file without it fails the
+    load with that AttributeError (Triton 2.51: "Internal: AttributeError: module
+    'model' has no attribute 'TritonPythonModel'")."""
     if not hasattr(module, "TritonPythonModel"):
-        raise TritonError(Code.INVALID_ARG,
-                          f"'{path}' does not define class TritonPythonModel")
+        message = f"AttributeError: module '{module.__name__}' has no attribute " \
+                  f"'TritonPythonModel'"
+        failures.report(f"'{path}' defines no class TritonPythonModel: {message}")
+        raise TritonError(Code.INTERNAL, message)
     return module
 
 
