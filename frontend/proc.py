@@ -1,7 +1,7 @@
 """FrontendProc: the frontend process shell around FrontendCore (uvicorn + the gRPC engine on one loop).
 
 Start: bind the inbox, say Hello, wait for Setup, build the core, bind the HTTP
-and metrics sockets ourselves (so a busy port is one clear log line and exit code 3), serve.
+and metrics sockets ourselves (so a busy port is tritonserver's log line and exit code 3), serve.
 Drain: refuse new inference, wait for in-flight work (bounded), answer Drained.
 Shutdown: stop the servers, unlink the input arena, answer Stopped, exit 0.
 """
@@ -12,7 +12,7 @@ import os
 import socket
 import sys
 
-from tritond import messages
+from tritond import messages, startfailure
 from tritond.channel import AsyncInbox, AsyncOutbox
 from tritond.errors import Code
 from tritond.procutil import Bootstrap, child_start, quiet_gc
@@ -141,7 +141,7 @@ class FrontendProc:
 
         from .metrics import build_app as build_metrics
         host, port = opts.metrics_address, opts.metrics_port
-        sock = bind(host, port, self.log, "Metrics")
+        sock = bind(host, port, self.log, "metrics")
         config = uvicorn.Config(build_metrics(self.core), loop="none", http="httptools",
                                 lifespan="off", access_log=False, log_level="warning",
                                 log_config=None, server_header=False)
@@ -152,14 +152,19 @@ class FrontendProc:
 
     async def start_grpc(self, opts: dict) -> None:
         try:
-            from .grpc.server import serve_grpc
+            from .grpc.server import BindError, serve_grpc
         except ImportError as e:
             self.log.error("gRPC endpoint unavailable: %s", e)
             return
         try:
             self.grpc = await serve_grpc(self.core, opts)
-        except OSError as exc:       # a bind failure, or unreadable TLS files (grpc/tls.py)
+        except BindError as exc:
+            self.log.error("%s", startfailure.bind_line("gRPC", opts.grpc_address,
+                                                        opts.grpc_port))
             self.log.error("%s", exc)
+            raise
+        except OSError as exc:       # unreadable TLS files (grpc/tls.py)
+            self.log.error("failed to start GRPC service: %s", exc)
             raise
         self.log.info("Started GRPCInferenceService at %s:%d", opts.grpc_address, opts.grpc_port)
 
@@ -220,7 +225,9 @@ def bind(host: str, port: int, log, what: str, reuse_port: bool = False) -> sock
         sock.listen(2048)
     except OSError as e:
         sock.close()
-        log.error("failed to start %s service at %s:%d: %s", what, host, port, e.strerror or e)
+        # tritonserver's line (any bind failure reads "already in use" there), then why
+        log.error("%s", startfailure.bind_line(what, host, port))
+        log.error("cannot bind %s:%d: %s", host, port, e.strerror or e)
         raise
     sock.set_inheritable(True)
     return sock

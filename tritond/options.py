@@ -74,7 +74,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("allow_http", True, parse_bool, "Serve HTTP/REST."),
     Option("http_port", 8000, parse_port, "HTTP port."),
     Option("http_address", "0.0.0.0", address, "HTTP bind address."),
-    Option("http_max_input_size", 64 * MiB, parse_nonneg, "Largest accepted HTTP request body, bytes."),
+    Option("http_max_input_size", 64 * MiB, parse_positive,
+           "Largest accepted HTTP request body, bytes (more than 0, as tritonserver)."),
     Option("http_header_timeout", 30, parse_nonneg,
            "Seconds a client may take to send a request's headers, or stay silent while "
            "sending its body, before the connection is closed (0: no limit)."),
@@ -97,7 +98,8 @@ OPTIONS: tuple[Option, ...] = (
            choice("none", "low", "medium", "high"), "gRPC response compression."),
     Option("allow_metrics", True, parse_bool, "Serve Prometheus metrics."),
     Option("metrics_port", 8002, parse_port, "Metrics port."),
-    Option("metrics_address", "0.0.0.0", address, "Metrics bind address."),
+    Option("metrics_address", "", address,
+           "Metrics bind address (default: --http-address, as tritonserver)."),
     Option("allow_cpu_metrics", True, parse_bool,
            "Report CPU utilization and memory (nv_cpu_*); ignored unless --allow-metrics."),
     Option("allow_gpu_metrics", True, parse_bool,
@@ -253,9 +255,27 @@ def resolve(cli: dict[str, Any], environ: dict[str, str]) -> Any:
             values[opt.name] = _parse(opt, given, f"${opt.env}")
         if cli.get(opt.name) is not None:
             values[opt.name] = _parse(opt, cli[opt.name], opt.flag)
+    derive(values)
+    return Options(**values)
+
+
+def derive(values: dict[str, Any]) -> None:
+    """Defaults that follow other flags, as tritonserver's post-parse step
+    (server src/command_line_parser.cc, "Step 3")."""
     if values.get("strict_model_config"):
         values["disable_auto_complete_config"] = True
-    return Options(**values)
+    if values.get("disable_auto_complete_config"):
+        values["strict_model_config"] = True
+    # Empty or unset: /metrics listens where HTTP does, so --http-address 127.0.0.1
+    # keeps it off the other interfaces too.
+    if not values.get("metrics_address"):
+        values["metrics_address"] = values.get("http_address", BY_NAME["http_address"].default)
+    if not values.get("allow_metrics", True):    # allow_{cpu,gpu}_metrics &= allow_metrics
+        values["allow_cpu_metrics"] = values["allow_gpu_metrics"] = False
+    # --grpc-use-ssl-mutual, whatever its value, turns SSL on (tritonserver sets use_ssl
+    # with it); a --grpc-use-ssl given too is left to decide.
+    if "grpc_use_ssl_mutual" in values and "grpc_use_ssl" not in values:
+        values["grpc_use_ssl"] = True
 
 
 def _parse(opt: Option, value: Any, where: str) -> Any:

@@ -52,6 +52,10 @@ def server_options(options: Options) -> list[tuple[str, object]]:
     return args
 
 
+class BindError(OSError):
+    """The gRPC port could not be bound (not a TLS file problem)."""
+
+
 def bind_address(options: Options) -> str:
     """``host:port`` from grpc_address/grpc_port; IPv6 hosts get brackets."""
     host = options.grpc_address
@@ -75,9 +79,9 @@ async def serve_grpc(core, options: Options) -> CoreServer:
         port = (server.add_secure_port(address, tls.server_credentials(options))
                 if tls.enabled(options) else server.add_insecure_port(address))
     except RuntimeError as exc:
-        raise OSError(f"failed to bind the gRPC server to {address}: {exc}") from None
+        raise BindError(f"failed to bind the gRPC server to {address}: {exc}") from None
     if not port:  # older grpcio reports a failed bind as port 0
-        raise OSError(f"failed to bind the gRPC server to {address}")
+        raise BindError(f"failed to bind the gRPC server to {address}")
     server.tritond_port = port
     await server.start()
     return server

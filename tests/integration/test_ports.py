@@ -16,11 +16,13 @@ from tests.integration.sched_repo import wait_for
 from tests.server import Server, free_ports, server_id_of
 
 
-def tritond(repo, http: int, grpc: int, metrics: int) -> subprocess.Popen:
+def tritond(repo, http: int, grpc: int, metrics: int, *extra: str,
+            metrics_address: bool = True) -> subprocess.Popen:
+    address = ["--metrics-address=127.0.0.1"] if metrics_address else []
     return subprocess.Popen(
         [sys.executable, "-m", "tritond", "--model-repository", str(repo),
-         "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1",
-         f"--http-port={http}", f"--grpc-port={grpc}", f"--metrics-port={metrics}"],
+         "--http-address=127.0.0.1", "--grpc-address=127.0.0.1", *address,
+         f"--http-port={http}", f"--grpc-port={grpc}", f"--metrics-port={metrics}", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
@@ -49,16 +51,49 @@ def listening(port: int) -> socket.socket:
     return sock
 
 
+# Checked against Triton 2.51 (tritonserver with one port held by another listener; every
+# line on stderr, exit code 1), after its "Started ..." lines:
+#   E1201 05:36:18.448626 1569 main.cc:257] "failed to start HTTP service: Unavailable -
+#     Socket '127.0.0.1:21000' already in use "
+#   E1201 05:38:35.702021 4956 main.cc:245] "failed to start GRPC service: Unavailable -
+#     Socket '127.0.0.1:23461' already in use "   (after grpc's chttp2_server.cc bind line)
+#   E1201 05:38:41.385522 5087 main.cc:293] "failed to start Metrics service: Unavailable -
+#     Socket '127.0.0.1:23472' already in use "
+# (one line each, the trailing space is Triton's). With --allow-metrics=false a busy
+# metrics port is not noticed.
+TRITON_LINE = '] "failed to start {} service: Unavailable - Socket \'127.0.0.1:{}\' already in use "\n'
+
+
 def test_a_busy_metrics_port_stops_the_start_before_anything_runs(tmp_path):
     http, grpc, metrics = free_ports(3)
     with listening(metrics):
         proc = tritond(tmp_path, http, grpc, metrics)
         out, err = finish(proc, 30)
     assert proc.returncode == 1
-    assert err == (f"tritond: error: cannot serve metrics on 127.0.0.1:{metrics} "
-                   "(--metrics-port): the address is already in use\n")
+    triton, ours = err.splitlines(keepends=True)
+    assert triton.startswith("E") and triton.endswith(TRITON_LINE.format("Metrics", metrics))
+    assert ours == (f"tritond: error: cannot serve metrics on 127.0.0.1:{metrics} "
+                    "(--metrics-port): the address is already in use\n")
     assert out == ""                                   # no child started, none logged
     assert shm_entries(f"-{proc.pid}-") == []
+
+
+def test_busy_http_and_grpc_ports_log_tritonservers_line_and_exit_1(tmp_path):
+    http, grpc, metrics = free_ports(3)
+    with listening(http):
+        proc = tritond(tmp_path, http, grpc, metrics)
+        out, err = finish(proc, 30)
+    assert proc.returncode == 1 and out == ""
+    assert err.splitlines(keepends=True)[0].endswith(TRITON_LINE.format("HTTP", http))
+    assert f"tritond: error: cannot serve HTTP on 127.0.0.1:{http} (--http-port)" in err
+    with listening(grpc), listening(http):
+        proc = tritond(tmp_path, http, grpc, metrics)
+        out, err = finish(proc, 30)
+    # tritonserver starts gRPC first and stops there: its one line names gRPC
+    assert proc.returncode == 1 and out == ""
+    triton, *ours = err.splitlines(keepends=True)
+    assert triton.endswith(TRITON_LINE.format("GRPC", grpc))
+    assert len(ours) == 2 and all(line.startswith("tritond: error: ") for line in ours)
 
 
 def test_a_metrics_port_taken_after_the_check_stops_the_server(tmp_path):
@@ -76,11 +111,52 @@ def test_a_metrics_port_taken_after_the_check_stops_the_server(tmp_path):
     with listening(metrics):
         out, err = finish(proc, 60)
     assert proc.returncode == 1, out + err
-    assert (f"failed to start Metrics service at 127.0.0.1:{metrics}: "
-            "Address already in use") in err
+    assert TRITON_LINE.format("Metrics", metrics) in err
+    assert f"cannot bind 127.0.0.1:{metrics}: Address already in use" in err
     assert "exited with code 3 unexpectedly: stopping the server (exit code 1)" in err
     assert "tritond ready" not in out + err
     assert shm_entries(server_id) == []
+
+
+def test_a_frontend_that_cannot_bind_grpc_logs_tritonservers_line(tmp_path):
+    """--reuse-grpc-port skips the preflight bind: the frontend's own bind fails on a port
+    another program holds without SO_REUSEPORT, and says so as tritonserver does."""
+    http, grpc, metrics = free_ports(3)
+    with listening(grpc):
+        proc = tritond(tmp_path, http, grpc, metrics, "--reuse-grpc-port=true")
+        out, err = finish(proc, 60)
+    assert proc.returncode == 1, out + err
+    assert TRITON_LINE.format("GRPC", grpc) in err
+    assert f"failed to bind the gRPC server to 127.0.0.1:{grpc}" in err
+    assert "tritond ready" not in out + err
+
+
+def test_metrics_listen_on_the_http_address_unless_told_otherwise(tmp_path):
+    """tritonserver's --metrics-address defaults to --http-address (command_line_parser.cc):
+    --http-address 127.0.0.1 keeps /metrics off every other address."""
+    http, grpc, metrics = free_ports(3)
+    proc = tritond(tmp_path, http, grpc, metrics, metrics_address=False)
+    try:
+        wait_for(lambda: _metrics_answer("127.0.0.1", metrics, proc), 60, "/metrics")
+        assert _metrics_answer("127.0.0.2", metrics, proc) is None    # 0.0.0.0 would answer
+    finally:
+        out, err = _stop(proc)
+    assert f"Started Metrics Service at 127.0.0.1:{metrics}" in out + err
+
+
+def _stop(proc: subprocess.Popen) -> tuple[str, str]:
+    proc.send_signal(signal.SIGTERM)
+    return finish(proc, 60)
+
+
+def _metrics_answer(host: str, port: int, proc: subprocess.Popen) -> int | None:
+    assert proc.poll() is None, proc.communicate()
+    try:
+        with socket.create_connection((host, port), timeout=2) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            return int(sock.recv(64).split()[1])
+    except OSError:
+        return None
 
 
 def _server_id(proc: subprocess.Popen) -> str | None:

@@ -160,3 +160,40 @@ def test_keepalive_permit_without_calls_refuses_a_non_boolean(capsys):
         parse_options(["--model-repository=/r", "--grpc-keepalive-permit-without-calls=2"], {})
     assert exc.value.code == 2
     assert "--grpc-keepalive-permit-without-calls" in capsys.readouterr().err
+
+
+def test_metrics_address_defaults_to_the_http_address():
+    """tritonserver's post-parse step (server src/command_line_parser.cc): an empty or unset
+    --metrics-address is --http-address; checked against Triton 2.51, whose
+    --http-address=127.0.0.1 logs "Started Metrics Service at 127.0.0.1:<port>"."""
+    assert options.resolve({}, {}).metrics_address == "0.0.0.0"
+    assert options.resolve({"http_address": "127.0.0.1"}, {}).metrics_address == "127.0.0.1"
+    assert options.resolve({}, {"TRITOND_HTTP_ADDRESS": "::1"}).metrics_address == "::1"
+    given = {"http_address": "127.0.0.1", "metrics_address": "127.0.0.2"}
+    assert options.resolve(given, {}).metrics_address == "127.0.0.2"
+    given = {"http_address": "127.0.0.1", "metrics_address": ""}
+    assert options.resolve(given, {}).metrics_address == "127.0.0.1"
+    # also without HTTP: tritonserver takes 0.0.0.0 only in a build without HTTP
+    given = {"http_address": "127.0.0.1", "allow_http": "false"}
+    assert options.resolve(given, {}).metrics_address == "127.0.0.1"
+
+
+def test_flags_adjusted_by_others_as_tritonserver():
+    """command_line_parser.cc: allow_{cpu,gpu}_metrics &= allow_metrics,
+    --disable-auto-complete-config sets strict_model_config, and --grpc-use-ssl-mutual
+    (whatever its value) sets use_ssl."""
+    off = options.resolve({"allow_metrics": "false"}, {})
+    assert (off.allow_cpu_metrics, off.allow_gpu_metrics) == (False, False)
+    on = options.resolve({}, {})
+    assert (on.allow_cpu_metrics, on.allow_gpu_metrics) == (True, True)
+    assert options.resolve({"disable_auto_complete_config": "true"}, {}).strict_model_config
+    assert options.resolve({"grpc_use_ssl_mutual": "false"}, {}).grpc_use_ssl
+    assert not options.resolve({"grpc_use_ssl_mutual": "true", "grpc_use_ssl": "false"},
+                               {}).grpc_use_ssl
+    assert not options.resolve({}, {}).grpc_use_ssl
+
+
+def test_http_max_input_size_must_be_positive():
+    """tritonserver: "Error: --http-max-input-size must be greater than 0."."""
+    with pytest.raises(options.OptionError, match="--http-max-input-size"):
+        options.resolve({"http_max_input_size": "0"}, {})

@@ -11,6 +11,8 @@ import errno
 import os
 import socket
 
+from tritond import startfailure
+
 
 def problems(options) -> list[str]:
     """One sentence per problem that would stop the server; empty when it can start."""
@@ -65,6 +67,21 @@ WILDCARDS = {"0.0.0.0", "::", ""}
 def port_problems(options) -> list[str]:
     """Enabled HTTP, gRPC and metrics ports that cannot be bound (tritonserver's
     StartEndpoints stops the server when any of the three fails to start)."""
+    return [sentence for sentence, _ in port_failures(options)]
+
+
+def triton_line(options) -> str:
+    """tritonserver's error line for the endpoint it would fail to start, or ``""``:
+    it starts gRPC, then HTTP, then metrics, and stops at the first that fails."""
+    failed = {what: (host, port) for _, (what, host, port) in port_failures(options)}
+    for what in startfailure.ORDER:
+        if what in failed:
+            return startfailure.bind_line(what, *failed[what])
+    return ""
+
+
+def port_failures(options) -> list[tuple[str, tuple[str, str, int]]]:
+    """(sentence, the endpoint that would fail: (what, host, port)) per problem."""
     wanted = []     # (what, flag, host, port, shared on purpose: --reuse-*-port)
     if options.allow_http:
         wanted.append(("HTTP", "--http-port", options.http_address, options.http_port,
@@ -75,25 +92,34 @@ def port_problems(options) -> list[str]:
     if options.allow_metrics:
         wanted.append(("metrics", "--metrics-port", options.metrics_address,
                        options.metrics_port, False))
-    if clash := collisions(wanted):
+    if clash := collision_failures(wanted):
         return clash
     out = []
     for what, flag, host, port, shared in wanted:
         # A shared port may be held by another server that shares it too: the bind
         # itself (frontend/proc.py, with SO_REUSEPORT) is the check.
         if port and not shared and (reason := bind_problem(host, port)):
-            out.append(f"cannot serve {what} on {host}:{port} ({flag}): {reason}")
+            out.append((f"cannot serve {what} on {host}:{port} ({flag}): {reason}",
+                        (what, host, port)))
     return out
 
 
 def collisions(wanted: list[tuple]) -> list[str]:
     """Two of our own endpoints on one port (with SO_REUSEPORT on both, the kernel
     would spread connections between them; without, the second bind fails)."""
+    return [sentence for sentence, _ in collision_failures(wanted)]
+
+
+def collision_failures(wanted: list[tuple]) -> list[tuple[str, tuple[str, str, int]]]:
     out = []
     for i, (what, flag, host, port, _) in enumerate(wanted):
         for other, oflag, ohost, oport, _ in wanted[i + 1:]:
             if port and port == oport and (host == ohost or {host, ohost} & WILDCARDS):
-                out.append(f"{what} and {other} cannot share port {port} ({flag}, {oflag})")
+                # tritonserver would start the first of the two and fail on the second
+                later = max((what, host), (other, ohost),
+                            key=lambda e: startfailure.ORDER.index(e[0]))
+                out.append((f"{what} and {other} cannot share port {port} ({flag}, {oflag})",
+                            (*later, port)))
     return out
 
 

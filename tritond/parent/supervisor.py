@@ -21,7 +21,7 @@ import logging
 import secrets
 import sys
 
-from tritond import channel, messages
+from tritond import channel, messages, startfailure
 from tritond.options import Options
 from . import preflight, sdnotify
 from .children import Child, ChildError, kill, stop_group, unlink_segments
@@ -273,14 +273,20 @@ class Supervisor:
 def run(options: Options) -> int:
     """Run the server until SIGTERM/SIGINT; returns the process exit code."""
     if problems := preflight.problems(options):    # before any child: one sentence each
+        if line := preflight.triton_line(options):    # what tritonserver logs for it
+            _logging(options).error("%s", line)
         for problem in problems:
             sys.stderr.write(f"tritond: error: {problem}\n")
-        return 1
+        return startfailure.EXIT_CODE
     set_name("tritond")     # `python -m tritond` would show as "python"; argv stays
-    setup_logging("tritond", options.log_verbose, options.log_file, options.log_format,
-                  options.log_info, options.log_warning, options.log_error)
+    _logging(options)
     try:
         import uvloop
     except ImportError:
         return asyncio.run(Supervisor(options).run())
     return uvloop.run(Supervisor(options).run())
+
+
+def _logging(options: Options):
+    return setup_logging("tritond", options.log_verbose, options.log_file, options.log_format,
+                         options.log_info, options.log_warning, options.log_error)

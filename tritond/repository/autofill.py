@@ -2,7 +2,7 @@
 
 This mirrors Triton's ``AutoCompleteBackendFields``:
 it always runs, even with auto-complete disabled, and inspects only the
-first version directory.
+first subdirectory of the model by name (:func:`first_subdir`).
 """
 from __future__ import annotations
 
@@ -48,8 +48,7 @@ BACKEND_FILE = {
     "pytorch": "model.pt",
     "openvino": "model.xml",
     "python": "model.py",
-    "dali": "model.dali",
-}
+}   # no other backend: Triton fills no file name for dali, fil, ... (the backend picks its own)
 
 # Detection order of section 4.3 (TensorFlow savedmodel/graphdef first).
 _PROBES = (
@@ -64,7 +63,19 @@ _PROBES = (
 )
 
 
-def autofill(cfg: ModelConfig, model_dir: str, first_version: int | None) -> None:
+def first_subdir(model_dir: str) -> str | None:
+    """The directory Triton inspects: the first of every subdirectory in byte order
+    (a ``std::set<std::string>``), so "10" before "9", and a hidden or non-numeric
+    directory counts too."""
+    try:
+        names = os.listdir(model_dir)
+    except OSError:
+        return None
+    subdirs = sorted(n for n in names if os.path.isdir(os.path.join(model_dir, n)))
+    return subdirs[0] if subdirs else None
+
+
+def autofill(cfg: ModelConfig, model_dir: str, first_version: str | None) -> None:
     """Fill name, backend, platform and default_model_filename in place."""
     name = os.path.basename(os.path.normpath(model_dir))
     if not cfg.name:
@@ -80,7 +91,7 @@ def autofill(cfg: ModelConfig, model_dir: str, first_version: int | None) -> Non
                 and not _has(model_dir, first_version, "model.pt"):
             cfg.platform = "torch_aoti"
     if not cfg.backend and cfg.platform != ENSEMBLE:
-        _detect(cfg, model_dir, first_version)
+        _detect(cfg, name, model_dir, first_version)
     if not cfg.default_model_filename and cfg.platform != ENSEMBLE and (
             cfg.backend != "pytorch" or named_backend_only or cfg.platform == "torch_aoti"):
         # Triton leaves a TorchScript model's file name unset when the platform was given
@@ -99,7 +110,10 @@ def default_filename(cfg: ModelConfig) -> str:
 
 def model_file_path(cfg: ModelConfig, model_dir: str, version: int) -> str | None:
     """Path of the model file for version, or None for ensembles and custom backends."""
-    if cfg.platform == ENSEMBLE:
+    if cfg.platform == ENSEMBLE or (cfg.backend not in BACKEND_FILE
+                                    and cfg.platform not in PLATFORM_FILE):
+        # A custom backend (named, or "m.<backend>") reads what it wants: Triton checks
+        # no file for it, and a Python-based one runs with empty version directories.
         return None
     filename = cfg.default_model_filename or default_filename(cfg)
     return os.path.join(model_dir, str(version), filename) if filename else None
@@ -115,7 +129,7 @@ def check_model_files(cfg: ModelConfig, model_dir: str, versions: list[int]) -> 
                 f"'{cfg.name}' (backend '{cfg.backend}')")
 
 
-def _tensorflow_platform(cfg: ModelConfig, model_dir: str, first_version: int | None) -> str:
+def _tensorflow_platform(cfg: ModelConfig, model_dir: str, first_version: str | None) -> str:
     """Triton's TensorFlow rule (the platform is required): from the configured file name,
     else a ``model.savedmodel`` directory or a ``model.graphdef`` file (graphdef wins)."""
     for platform, filename in (("tensorflow_savedmodel", "model.savedmodel"),
@@ -133,14 +147,15 @@ def _tensorflow_platform(cfg: ModelConfig, model_dir: str, first_version: int | 
     return found
 
 
-def _has(model_dir: str, version: int | None, filename: str) -> bool:
+def _has(model_dir: str, version: str | None, filename: str) -> bool:
     if version is None:
         return False
     return os.path.exists(os.path.join(model_dir, str(version), filename))
 
 
-def _detect(cfg: ModelConfig, model_dir: str, first_version: int | None) -> None:
-    """Infer backend/platform from the files in the first version directory."""
+def _detect(cfg: ModelConfig, name: str, model_dir: str, first_version: str | None) -> None:
+    """Infer backend/platform from the files in the first version directory, else a
+    custom backend from the model's directory ``name``."""
     for filename, backend, platform in _PROBES:
         # A configured file name or platform is kept (Triton's order): a misspelt
         # platform then fails validation instead of being replaced by the file's.
@@ -152,12 +167,15 @@ def _detect(cfg: ModelConfig, model_dir: str, first_version: int | None) -> None
             return
     if cfg.platform or cfg.default_model_filename:
         return          # no backend: validation names the platform (Triton's order)
-    _, dot, suffix = cfg.name.rpartition(".")
-    if dot and suffix:
-        cfg.backend = suffix  # custom backend: model "x.<backend>"
-        cfg.default_model_filename = f"model.{suffix}"
+    # Custom backend: Triton core (model_config_utils.cc AutoCompleteBackendFields) takes
+    # the text after the FIRST dot of the model's name, empty or dotted: "m.identity.v2"
+    # is backend "identity.v2", and "m." gets backend "" (then "unexpected platform type").
+    _, dot, backend = name.partition(".")
+    if dot:
+        cfg.backend = backend
+        cfg.default_model_filename = f"model.{backend}"
         return
     raise invalid_arg(   # Triton's text; a name "x.<backend>" names a custom backend
-        f"Invalid model name: Could not determine backend for model '{cfg.name}' with no "
+        f"Invalid model name: Could not determine backend for model '{name}' with no "
         f"backend in model configuration. Expected model name of the form "
         f"'model.<backend_name>'.")

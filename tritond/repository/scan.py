@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from tritond import gpus, namespaces
-from tritond.repository.autofill import autofill, check_model_files
+from tritond.repository.autofill import autofill, check_model_files, first_subdir
 from tritond.repository.paths import check_model_paths
 from tritond.errors import TritonError, internal, invalid_arg, unsupported
 from tritond.repository.modelconfig import parse_pbtxt
@@ -96,8 +96,7 @@ def load_source(model_dir: str, repository: str, *, model_config_name: str = "",
         source.config = config if config is not None else read_config(
             model_dir, model_config_name=model_config_name, strict=strict)
         source.available = list_versions(model_dir)
-        first = source.available[0] if source.available else None
-        autofill(source.config, model_dir, first)
+        autofill(source.config, model_dir, first_subdir(model_dir))
         groups_error = _validate_read_config(source.config, model_dir, strict)
         source.polled = False
         if groups_error is not None:    # Triton finds them when it creates the model

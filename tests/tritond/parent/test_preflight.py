@@ -124,3 +124,26 @@ def test_grpc_tls_files_are_read_before_anything_starts(tmp_path):
         "gRPC SSL needs --grpc-root-cert"]
     assert preflight.tls_problems(Options(grpc_use_ssl=True, allow_grpc=False)) == []
     assert preflight.tls_problems(Options(grpc_server_cert=str(missing))) == []
+
+
+def test_tritonservers_line_names_the_endpoint_it_would_fail_first():
+    """tritonserver starts gRPC, then HTTP, then metrics (src/main.cc StartEndpoints) and
+    logs "failed to start <GRPC|HTTP|Metrics> service: Unavailable - Socket '<address>:<port>'
+    already in use " for the first that fails (checked against Triton 2.51)."""
+    with listening() as http, listening() as grpc:
+        hp, gp = http.getsockname()[1], grpc.getsockname()[1]
+        opts = dict(http_address="127.0.0.1", http_port=hp, grpc_address="127.0.0.1",
+                    grpc_port=gp, metrics_port=0)
+        assert preflight.triton_line(Options(**opts)) == (
+            f"failed to start GRPC service: Unavailable - Socket '127.0.0.1:{gp}' "
+            "already in use ")
+        assert preflight.triton_line(Options(**{**opts, "allow_grpc": False})) == (
+            f"failed to start HTTP service: Unavailable - Socket '127.0.0.1:{hp}' "
+            "already in use ")
+    assert preflight.triton_line(Options(http_port=0, grpc_port=0, metrics_port=0)) == ""
+    # HTTP and metrics on one port: Triton starts HTTP, then fails to bind metrics
+    opts = Options(http_address="127.0.0.1", http_port=9000, grpc_port=9001,
+                   metrics_address="127.0.0.1", metrics_port=9000)
+    assert preflight.triton_line(opts) == (
+        "failed to start Metrics service: Unavailable - Socket '127.0.0.1:9000' "
+        "already in use ")

@@ -113,6 +113,46 @@ def test_undetectable_backend(tmp_path):
     assert one(repo_mod.scan([str(tmp_path)]), "p").config.default_model_filename == "model.pt"
 
 
+def test_custom_backend_from_the_name_after_its_first_dot(tmp_path):
+    """Triton core's AutoCompleteBackendFields (model_config_utils.cc): the backend is the
+    text after the FIRST dot of the model's name, and no model file is checked for it.
+    Checked against Triton 2.51 (Python-based backends of those names, empty version
+    directories): "m.identity.v2" serves backend "identity.v2", default_model_filename
+    "model.identity.v2"; "y.x" backend "x"; "z." fails to poll with "unexpected platform
+    type '' for z."."""
+    make_model(tmp_path, "m.identity.v2", files=())
+    make_model(tmp_path, "y.x", files=())
+    make_model(tmp_path, "z.", files=())
+    sources = repo_mod.scan([str(tmp_path)])
+    m, y, z = (one(sources, name) for name in ("m.identity.v2", "y.x", "z."))
+    assert (m.config.backend, m.config.default_model_filename, m.error) == \
+        ("identity.v2", "model.identity.v2", None)
+    assert (y.config.backend, y.config.default_model_filename, y.error) == \
+        ("x", "model.x", None)
+    assert m.versions == y.versions == [1]
+    assert z.error == "unexpected platform type '' for z."
+
+
+def test_no_file_name_is_filled_for_dali(tmp_path):
+    """Triton fills default_model_filename only for the backends it knows the file of
+    (TensorFlow, TensorRT, ONNX Runtime, OpenVINO, PyTorch, Python); checked against
+    Triton 2.51: backend "dali" (a Python-based one of that name) serves "" and loads
+    with an empty version directory."""
+    make_model(tmp_path, "d", 'backend: "dali"', files=())
+    [source] = repo_mod.scan([str(tmp_path)])
+    assert (source.config.default_model_filename, source.error) == ("", None)
+
+
+def test_auto_complete_inspects_the_first_subdirectory_by_name(tmp_path):
+    """Triton inspects ``*version_dirs.begin()`` of a std::set<std::string>: "10" comes
+    before "9" (checked against Triton 2.51: model.py only in 10/ serves backend python,
+    version 10)."""
+    make_model(tmp_path, "q", versions=(9, 10), files=())
+    (tmp_path / "q" / "10" / "model.py").write_text("")
+    [source] = repo_mod.scan([str(tmp_path)])
+    assert (source.config.backend, source.error, source.versions) == ("python", None, [10])
+
+
 def test_name_mismatch(tmp_path):
     make_model(tmp_path, "dir_name", PY_CONFIG.format(name="other"))
     source = repo_mod.scan([str(tmp_path)])[0]
