@@ -217,3 +217,17 @@ def _names(port: int, connections: int) -> set[str]:
             client.close()
         time.sleep(0.01)
     return names
+
+
+def test_a_bind_failure_while_models_load_stops_at_once(tmp_path):
+    """The frontend's bind fails while the workers still start or load: the stop does not
+    wait the 10 s stop bound for each of them (they serve nothing yet)."""
+    from tests.server import REPO
+
+    http, grpc, metrics = free_ports(3)
+    with listening(http):
+        proc = tritond(REPO, http, grpc, metrics, "--reuse-http-port=true")
+        out, err = finish(proc, 60)
+    assert proc.returncode == 1, out + err
+    assert TRITON_LINE.format("HTTP", http) in err
+    assert "did not stop within" not in out + err

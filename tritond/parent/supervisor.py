@@ -257,10 +257,10 @@ class Supervisor:
 
     async def _stop(self, children: list[Child]) -> None:
         for child in children:
-            if (child.loading or not child.hello.done()) and not child.stopped:
-                # A load runs to its end before the worker reads its inbox (and one not
-                # yet listening would lose the Shutdown); such an instance serves nothing
-                # yet: waiting for it would only delay the stop.
+            if (child.loading or not child.set_up) and not child.stopped:
+                # A load runs to its end before the worker reads its inbox, and one not yet
+                # set up may not be listening (a start-up cancelled while it awaited its
+                # hello); such an instance serves nothing yet: waiting would only delay the stop.
                 log.info("%s is still %s: stopping it without waiting", child.boot.name,
                          f"loading {child.loading}" if child.loading else "starting")
                 child.expected_exit = True
