@@ -4,6 +4,7 @@ from __future__ import annotations
 import atexit
 import os
 import pathlib
+import random
 import signal
 import socket
 import shutil
@@ -21,17 +22,46 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+# Ports for test servers come from below the kernel's ephemeral range (32768 and up), one
+# slice per xdist worker: a port the kernel handed out for bind(0) could be taken, before the
+# server binds it, by another worker's bind(0) or by any outgoing connection's local port
+# ("failed to start HTTP service ... already in use" in a run of the suite).
+_LOW, _HIGH = 10000, 32000
+_next_port: int | None = None
+
+
+def _slice() -> tuple[int, int]:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    span = (_HIGH - _LOW) // max(workers, 1)
+    return _LOW + index * span, _LOW + (index + 1) * span
+
+
 def free_ports(n: int) -> list[int]:
-    """``n`` distinct free ports: their sockets are held open together (one at a time,
-    the kernel may hand the same port out twice: "HTTP and gRPC cannot share port")."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """``n`` distinct ports nothing listens on or holds now, from this process's slice
+    (started at a random place in it: another suite may run on the host)."""
+    global _next_port
+    low, high = _slice()
+    if _next_port is None:
+        _next_port = random.randrange(low, high)
+    out: list[int] = []
+    for _ in range(high - low):
+        port, _next_port = _next_port, low + (_next_port + 1 - low) % (high - low)
+        if _bindable(port):
+            out.append(port)
+            if len(out) == n:
+                return out
+    raise RuntimeError(f"no {n} free ports in {low}..{high}")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 _LOG_DIR: pathlib.Path | None = None

@@ -87,7 +87,7 @@ if phase "${GPU_T:-200}"; then
   echo "== tests/gpu"
   mkdir -p /tmp/gpulogs
   TRITOND_TEST_LOGS=/tmp/gpulogs stop_at "${GPU_T:-200}" "$PY" -m pytest -q -p no:cacheprovider --timeout=120 \
-    -rs tests/gpu --junitxml="$OUT/gpu_tests.xml" > "$OUT/gpu_tests.log" 2>&1
+    -n 0 -rs tests/gpu --junitxml="$OUT/gpu_tests.xml" > "$OUT/gpu_tests.log" 2>&1
   echo "tests/gpu rc=$?"; grep -v "^DEBUG" "$OUT/gpu_tests.log" | tail -n 40
   for f in /tmp/gpulogs/tritond-test-*.log; do       # each tests/gpu server's last lines
     [ -e "$f" ] && { echo "== $f"; tail -n 30 "$f"; }
