@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import socket
 import urllib.error
 import urllib.request
 
@@ -14,13 +13,8 @@ from tritond import messages
 import tritonclient.http as httpclient
 import uvicorn
 
+from tests.server import free_port     # a port from this xdist worker's slice
 from tritond.frontend.http.app import build_app
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def serve(h):
