@@ -247,7 +247,10 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         waits = []
         for fe in self.frontends:
-            if fe.stopped:
+            # One never sent its Setup (a stop early in the start-up) serves nothing and has
+            # no core to drain: it would never answer, and the stop would wait the whole
+            # deadline for it. _stop kills it.
+            if fe.stopped or not fe.set_up:
                 continue
             self.drained[fe.boot.name] = loop.create_future()
             self.outbox.post(fe.boot.address, messages.Drain(deadline))
