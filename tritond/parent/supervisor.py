@@ -21,6 +21,8 @@ import logging
 import secrets
 import sys
 
+import msgspec
+
 from tritond import channel, messages, startfailure
 from tritond.options import Options
 from . import preflight, sdnotify
@@ -277,7 +279,10 @@ def run(options: Options) -> int:
     """Run the server until SIGTERM/SIGINT; returns the process exit code."""
     if problems := preflight.problems(options):    # before any child: one sentence each
         if line := preflight.triton_line(options):    # what tritonserver logs for it
-            _logging(options).error("%s", line)
+            # A --log-file that cannot be opened is one of the problems: then to stderr
+            usable = not preflight.log_file_problems(options.log_file)
+            _logging(options if usable else msgspec.structs.replace(options, log_file="")) \
+                .error("%s", line)
         for problem in problems:
             sys.stderr.write(f"tritond: error: {problem}\n")
         return startfailure.EXIT_CODE
