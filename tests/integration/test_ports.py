@@ -231,3 +231,21 @@ def test_a_bind_failure_while_models_load_stops_at_once(tmp_path):
     assert proc.returncode == 1, out + err
     assert TRITON_LINE.format("HTTP", http) in err
     assert "did not stop within" not in out + err
+
+
+def test_a_busy_port_and_a_log_file_that_cannot_be_opened_are_both_reported(tmp_path):
+    """tritonserver's line goes to stderr when --log-file is one of the problems (opening it
+    for that line raised a traceback instead of the start-up's error lines)."""
+    http, grpc, metrics = free_ports(3)
+    log_file = tmp_path / "missing" / "tritond.log"
+    with listening(http):
+        proc = tritond(tmp_path, http, grpc, metrics, f"--log-file={log_file}")
+        out, err = finish(proc, 30)
+    assert proc.returncode == 1 and out == "", err
+    assert "Traceback" not in err, err
+    triton, *ours = err.splitlines(keepends=True)
+    assert triton.endswith(TRITON_LINE.format("HTTP", http))
+    assert ours == [f"tritond: error: cannot serve HTTP on 127.0.0.1:{http} (--http-port): "
+                    "the address is already in use\n",
+                    f"tritond: error: failed to open log file '{log_file}' (--log-file): "
+                    "No such file or directory\n"]

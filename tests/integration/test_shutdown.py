@@ -17,7 +17,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tests.integration.crashmodel import SLOW, VERY_SLOW, alive, mode_input, write_repo
-from tests.server import Server, segments_of
+from tests.server import Server, segments_of, server_id_of
 
 
 class Client(threading.Thread):
@@ -178,3 +178,27 @@ def test_a_stop_during_a_load_does_not_wait_for_the_load(tmp_path):
     assert code == 0
     _assert_clean(srv, children)
 
+
+
+def test_a_stop_before_the_frontends_are_set_up_does_not_wait_for_their_drain(tmp_path):
+    """SIGTERM while the frontend still starts (no Setup sent yet): it has nothing to drain
+    and would never answer the Drain; the stop must not wait --exit-timeout-secs for it."""
+    srv = Server([tmp_path], "--exit-timeout-secs=30", wait_ready=False)
+    try:
+        end = time.monotonic() + 30
+        # the scheduler and the frontend spawned: their imports take longer than this poll
+        while len(srv.children()) < 2 and time.monotonic() < end:
+            time.sleep(0.005)
+        children = srv.children()
+        server_id_of(srv.proc.pid)          # its channel is bound before any child starts
+        srv.proc.send_signal(signal.SIGTERM)
+        start = time.monotonic()
+        code = srv.proc.wait(60)
+        took = time.monotonic() - start
+    finally:
+        srv.stop()
+    log = srv.output()
+    assert "did not report drained" not in log, log
+    assert took < 10, log
+    assert code == 0, log
+    _assert_clean(srv, children)

@@ -21,6 +21,8 @@ import logging
 import secrets
 import sys
 
+import msgspec
+
 from tritond import channel, messages, startfailure
 from tritond.options import Options
 from . import preflight, sdnotify
@@ -247,7 +249,10 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         waits = []
         for fe in self.frontends:
-            if fe.stopped:
+            # One never sent its Setup (a stop early in the start-up) serves nothing and has
+            # no core to drain: it would never answer, and the stop would wait the whole
+            # deadline for it. _stop kills it.
+            if fe.stopped or not fe.set_up:
                 continue
             self.drained[fe.boot.name] = loop.create_future()
             self.outbox.post(fe.boot.address, messages.Drain(deadline))
@@ -274,7 +279,10 @@ def run(options: Options) -> int:
     """Run the server until SIGTERM/SIGINT; returns the process exit code."""
     if problems := preflight.problems(options):    # before any child: one sentence each
         if line := preflight.triton_line(options):    # what tritonserver logs for it
-            _logging(options).error("%s", line)
+            # A --log-file that cannot be opened is one of the problems: then to stderr
+            usable = not preflight.log_file_problems(options.log_file)
+            _logging(options if usable else msgspec.structs.replace(options, log_file="")) \
+                .error("%s", line)
         for problem in problems:
             sys.stderr.write(f"tritond: error: {problem}\n")
         return startfailure.EXIT_CODE

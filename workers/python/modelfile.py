@@ -1,10 +1,11 @@
-"""A Triton ``model.py`` as a file: its import (``<version>.<file stem>``, with the model
-directory, the version directory and the repository on ``sys.path``; a Python-based
+"""A Triton ``model.py`` as a file: its import (``<version>.<file stem>``, with the version
+and model directories appended to ``sys.path``; a Python-based
 backend's as ``model``, from its backend directory), the load errors,
 the ``initialize`` args and the parameters read before it runs."""
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -43,15 +44,14 @@ def import_model(ctx: LoadContext, filename: str):
     if not os.path.isfile(path):
         raise TritonError(Code.NOT_FOUND, f"unable to load model '{ctx.model}': "
                                           f"Python model file '{path}' does not exist")
-    for entry in (ctx.repository, version_dir, ctx.model_dir):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
+    _append_model_folders(version_dir, ctx.model_dir)
     package = str(ctx.version)
     # Another model of the same version number imported in this process
     # (tests) must not shadow ours: forget the namespace package first.
     for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
         del sys.modules[name]
     importlib.invalidate_caches()
+    _pin_package(package, version_dir)
     name = f"{package}.{os.path.splitext(filename)[0]}"
     try:
         # The C import (as the stub's): it strips importlib's frames from what fails
@@ -61,6 +61,32 @@ def import_model(ctx: LoadContext, filename: str):
     except Exception as exc:  # noqa: BLE001 - any import failure is a load failure
         raise load_error(ctx, f"importing '{path}'", exc) from exc
     return _checked(module, path)
+
+
+def _pin_package(package: str, version_dir: str) -> None:
+    """``<version>`` as the namespace package of this model's version directory alone: with
+    the model's folders last on ``sys.path``, a ``<version>`` folder anywhere before them
+    (the working directory, the folders a spawning process had) must not hold the
+    ``<version>.model`` imported."""
+    spec = importlib.machinery.ModuleSpec(package, None, is_package=True)
+    spec.submodule_search_locations = [version_dir]
+    sys.modules[package] = importlib.util.module_from_spec(spec)
+
+
+_added: list[str] = []     # the folders a load put on sys.path (this process's model)
+
+
+def _append_model_folders(*folders: str) -> None:
+    """The stub (python_backend pb_stub.cc ModelContext::StubSetup) APPENDS the version and
+    model directories, so an installed or standard module wins over a file of the same name
+    shipped beside model.py; the repository is not added. A worker serves one model, but
+    a process that loads another (the in-process tests) must not find ``<version>.model``
+    in the first one's folders (``<version>`` is a namespace package over all of them)."""
+    for entry in _added:
+        if entry in sys.path:
+            sys.path.remove(entry)
+    _added[:] = [entry for entry in folders if entry not in sys.path]
+    sys.path.extend(_added)
 
 
 def _import_backend(ctx: LoadContext):
