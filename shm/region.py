@@ -190,13 +190,34 @@ def reap_orphans(prefix: str = "tritond-") -> list[str]:
     """
     prefix = prefix.lstrip("/")
     removed = []
+    live = live_servers()
     for name in list_segments():
         m = _NAME.match(name[1:])
         if not name[1:].startswith(prefix) or m is None:
             continue
+        # A running server unlinks its own dead workers' segments, some on purpose only
+        # seconds later (a retired worker's outputs still being read): not ours to take.
+        if m.group(1) in live:
+            continue
         if not _owner_alive(int(m.group(2)), name) and unlink(name):
             removed.append(name)
     return removed
+
+
+def live_servers() -> set[str]:
+    """Ids of the servers running in this network namespace: their parent listens on
+    ``@tritond-<id>-parent`` (tritond/framing.py ``address``)."""
+    try:
+        with open("/proc/net/unix") as table:
+            lines = table.read().splitlines()[1:]
+    except OSError:
+        return set()
+    out = set()
+    for line in lines:
+        path = line.rsplit(None, 1)[-1]
+        if path.startswith("@tritond-") and path.endswith("-parent"):
+            out.add(path[len("@tritond-"):-len("-parent")])
+    return out
 
 
 def _owner_alive(pid: int, name: str) -> bool:

@@ -7,8 +7,8 @@ import pytest
 
 from tests.shm import shm_children
 from tritond.errors import Code, TritonError
-from tritond.shm.region import (Segment, check_space, list_segments, reap_orphans, segment_name,
-                                shm_free_bytes)
+from tritond.shm.region import (Segment, check_space, list_segments, live_servers, reap_orphans,
+                                segment_name, shm_free_bytes)
 
 spawn = multiprocessing.get_context("spawn")
 
@@ -84,6 +84,28 @@ def test_reap_orphans(server_id):
     finally:
         mine.unlink()
         mine.close()
+
+
+def test_a_running_servers_segments_are_left_to_it(server_id):
+    """Its parent listening on @tritond-<id>-parent means the server runs: a dead owner's
+    segment is its to unlink (later, on purpose), not another starting server's."""
+    import socket
+
+    parent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        parent.bind(f"\0tritond-{server_id}-parent")     # first: a server starting on this
+        parent.listen()                                  # host meanwhile must leave it too
+        first, first_conn = _spawn(shm_children.holder, server_id, "retired")
+        orphan = first_conn.recv()
+        first_conn.send("go")
+        first.join(30)
+        assert server_id in live_servers()
+        assert reap_orphans(f"tritond-{server_id}-") == []
+        assert orphan in list_segments(server_id)
+    finally:
+        parent.close()
+    assert reap_orphans(f"tritond-{server_id}-") in ([orphan], [])   # or another start took it
+    assert orphan not in list_segments(server_id)
 
 
 def test_reap_recycled_pid(server_id):
