@@ -29,13 +29,18 @@ class Instances:
         self.send_setup = send_setup
         # Loaded/LoadFailed by (model, version, instance): the versions of a model
         # load at once and their instances have the same names.
-        self.pending: dict[tuple[str, int, str], asyncio.Future] = {}
+        self.pending: dict[tuple[str, int, str], tuple[asyncio.Future, Child]] = {}
 
     def on_load_result(self, msg) -> None:
         """A worker's Loaded or LoadFailed."""
-        fut = self.pending.pop((msg.model, msg.version, msg.instance), None)
-        if fut is not None and not fut.done():
-            fut.set_result(msg)
+        entry = self.pending.pop((msg.model, msg.version, msg.instance), None)
+        if entry is not None:
+            fut, child = entry
+            # At once, not when start() resumes: a stop in between must see a loaded
+            # worker (to finalize), not one still loading (to kill).
+            child.loading = ""
+            if not fut.done():
+                fut.set_result(msg)
 
     async def start(self, mv: ModelVersion, inst: Instance, spec: ModelSpec,
                     auto_complete: bool) -> tuple[bool, str]:
@@ -52,15 +57,15 @@ class Instances:
         self.send_setup(child)
         fut = asyncio.get_running_loop().create_future()
         key = (mv.name, mv.version, inst.name)
-        self.pending[key] = fut
+        self.pending[key] = (fut, child)
         self.outbox.post(child.boot.address, messages.Load(
             model=mv.name, version=mv.version, instance=inst.name, kind=inst.kind,
             device_id=inst.device_id, spec=spec, model_dir=mv.model_dir,
             repository=mv.repository, auto_complete=auto_complete, gpus=gpus.count(),
             passive=inst.passive))
         exited = asyncio.get_running_loop().create_task(_exited(child))
-        # Cleared only when the wait ends: a start-up cancelled by a stop leaves it set,
-        # so the stop knows the worker is still inside its load.
+        # Cleared by its answer (on_load_result) or when the wait ends: a start-up
+        # cancelled by a stop leaves it set, so the stop knows the worker is still loading.
         child.loading = f"instance {inst.name}"
         try:
             done, _ = await asyncio.wait([fut, exited], timeout=LOAD_TIMEOUT_S,
