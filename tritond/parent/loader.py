@@ -142,6 +142,10 @@ class Loader:
         try:
             repository.normalize(cfg, gpus=gpus.count())
             mv.basis = reloads.basis(cfg)
+            # Resolved per version (Triton resolves each version's backend library) on a
+            # copy: a runtime filled in for one version must not reach the config the
+            # next version's basis is taken from (a reload would then see it changed)
+            cfg = _own_copy(cfg)
             backends.resolve(cfg, mv.model_dir, mv.version, self.options.backend_directory)
             support.check(cfg)   # before a worker is spawned for a feature we lack
             # The frontend reads the labels; a label_filename escaping the model
@@ -275,3 +279,9 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, TritonError):
         return status_text(exc.code, exc.message)
     return str(exc)
+
+
+def _own_copy(cfg):
+    copy = type(cfg)()
+    copy.CopyFrom(cfg)
+    return copy
