@@ -170,7 +170,9 @@ async def shm_status(request: Request):
     shm, region = _core(request).shm, request.path_params.get("region", "")
     kind = request.path_params["kind"]
     status = shm.system_shm_status(region) if kind == "system" else shm.cuda_shm_status(region)
-    return json_response(status)
+    # Triton's manager keeps regions in a std::map, so its JSON array comes in name order,
+    # not registration order (gRPC answers a protobuf map, whose order is unspecified).
+    return json_response(sorted(status, key=lambda r: r["name"]))
 
 
 async def shm_register(request: Request):
